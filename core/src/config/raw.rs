@@ -1,0 +1,379 @@
+//! The TOML shape of the configuration and its validation into [`Config`].
+//! Values that other values refer to are kept `Spanned`, so that a semantic
+//! error (an unknown queue, an overlapping range) can name its line.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::ops::Range;
+
+use chrono::{FixedOffset, NaiveDate};
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::calendar::{Calendar, DayRule, ExtraDay, Hours, MonthDayRange};
+use super::{
+    CallPolicy, Config, ConfigError, Counter, EstimateParams, Names, NumberRange, Office, Queue,
+    Section, Shape, Tag,
+};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    office: RawOffice,
+    #[serde(default)]
+    sections: Vec<RawSection>,
+    #[serde(default)]
+    queues: Vec<RawQueue>,
+    #[serde(default)]
+    counters: Vec<RawCounter>,
+    #[serde(default)]
+    tags: Vec<RawTag>,
+    calendar: RawCalendar,
+    #[serde(default)]
+    estimate: Option<RawEstimate>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawOffice {
+    name: Names,
+    utc_offset: Spanned<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSection {
+    id: Spanned<String>,
+    name: Names,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawQueue {
+    id: Spanned<String>,
+    name: Names,
+    numbers: Option<Spanned<NumberRange>>,
+    #[serde(default)]
+    stage: Option<Spanned<bool>>,
+    colour: Spanned<String>,
+    shape: Shape,
+    typical_service_minutes: Spanned<f64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCounter {
+    number: Spanned<u16>,
+    section: Spanned<String>,
+    serves: Spanned<Vec<Spanned<String>>>,
+    #[serde(default)]
+    policy: CallPolicy,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTag {
+    id: Spanned<String>,
+    name: Names,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCalendar {
+    #[serde(default)]
+    closed: Vec<Spanned<String>>,
+    #[serde(default)]
+    open: Vec<RawRule>,
+    #[serde(default)]
+    extra: Vec<RawExtra>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRule {
+    name: String,
+    on: Spanned<String>,
+    hours: Spanned<String>,
+    #[serde(default)]
+    except_holidays: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawExtra {
+    name: String,
+    date: Spanned<String>,
+    hours: Spanned<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEstimate {
+    alpha: Spanned<f64>,
+}
+
+struct Ctx<'a> {
+    text: &'a str,
+    file: &'a str,
+}
+
+impl Ctx<'_> {
+    fn line_of(&self, span: &Range<usize>) -> usize {
+        let end = span.start.min(self.text.len());
+        self.text.as_bytes()[..end]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count()
+            + 1
+    }
+
+    fn err(&self, span: &Range<usize>, message: impl Into<String>) -> ConfigError {
+        ConfigError {
+            file: self.file.to_string(),
+            line: self.line_of(span),
+            message: message.into(),
+        }
+    }
+}
+
+fn is_valid_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 32
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+}
+
+pub(super) fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
+    let cx = Ctx { text, file };
+    let raw: RawConfig = toml::from_str(text).map_err(|e| {
+        let line = e.span().map(|s| cx.line_of(&s)).unwrap_or(0);
+        // toml's message repeats the source excerpt; the first line says it.
+        let message = e.message().lines().next().unwrap_or("invalid TOML").to_string();
+        ConfigError {
+            file: file.to_string(),
+            line,
+            message,
+        }
+    })?;
+
+    let utc_offset: FixedOffset = raw.office.utc_offset.get_ref().parse().map_err(|_| {
+        cx.err(
+            &raw.office.utc_offset.span(),
+            format!(
+                "utc_offset {:?} is not an offset like \"+09:00\"",
+                raw.office.utc_offset.get_ref()
+            ),
+        )
+    })?;
+
+    let mut sections = Vec::new();
+    let mut section_ids = BTreeSet::new();
+    for s in raw.sections {
+        let id = s.id.get_ref();
+        if !is_valid_id(id) {
+            return Err(cx.err(&s.id.span(), format!("section id {id:?} must be 1–32 characters of a–z, 0–9, '_' or '-'")));
+        }
+        if !section_ids.insert(id.clone()) {
+            return Err(cx.err(&s.id.span(), format!("section id {id:?} is used twice")));
+        }
+        sections.push(Section {
+            id: id.clone(),
+            name: s.name,
+        });
+    }
+    if sections.is_empty() {
+        return Err(ConfigError {
+            file: file.to_string(),
+            line: 1,
+            message: "at least one [[sections]] entry is needed".into(),
+        });
+    }
+
+    let mut queues = Vec::new();
+    let mut queue_index = BTreeMap::new();
+    let mut ranges: Vec<(NumberRange, String)> = Vec::new();
+    for q in raw.queues {
+        let id = q.id.get_ref().clone();
+        if !is_valid_id(&id) {
+            return Err(cx.err(&q.id.span(), format!("queue id {id:?} must be 1–32 characters of a–z, 0–9, '_' or '-'")));
+        }
+        if queue_index.contains_key(&id) {
+            return Err(cx.err(&q.id.span(), format!("queue id {id:?} is used twice")));
+        }
+        let stage = q.stage.as_ref().is_some_and(|s| *s.get_ref());
+        let numbers = match (&q.numbers, stage) {
+            (Some(n), true) => {
+                return Err(cx.err(&n.span(), format!("queue {id:?} is a stage (stage = true), so it cannot have its own numbers: its tickets keep the number they were issued with")));
+            }
+            (None, false) => {
+                return Err(cx.err(&q.id.span(), format!("queue {id:?} needs either numbers = {{ from = …, to = … }} (a reception category) or stage = true")));
+            }
+            (None, true) => None,
+            (Some(n), false) => {
+                let r = *n.get_ref();
+                if r.from == 0 || r.from > r.to {
+                    return Err(cx.err(&n.span(), format!("queue {id:?}: numbers must satisfy 1 <= from <= to (got {}–{})", r.from, r.to)));
+                }
+                if let Some((_, other)) = ranges.iter().find(|(o, _)| o.from <= r.to && r.from <= o.to) {
+                    return Err(cx.err(&n.span(), format!("queue {id:?}: numbers {}–{} overlap those of queue {other:?}; numbers must be unique across categories", r.from, r.to)));
+                }
+                ranges.push((r, id.clone()));
+                Some(r)
+            }
+        };
+        let colour = q.colour.get_ref();
+        let colour_ok = colour.len() == 7
+            && colour.starts_with('#')
+            && colour[1..].bytes().all(|b| b.is_ascii_hexdigit());
+        if !colour_ok {
+            return Err(cx.err(&q.colour.span(), format!("queue {id:?}: colour {colour:?} must look like \"#1b7a3a\"")));
+        }
+        let minutes = *q.typical_service_minutes.get_ref();
+        if !(minutes > 0.0 && minutes <= 240.0) {
+            return Err(cx.err(&q.typical_service_minutes.span(), format!("queue {id:?}: typical_service_minutes must be between 0 and 240 (got {minutes})")));
+        }
+        queue_index.insert(id.clone(), queues.len());
+        queues.push(Queue {
+            id,
+            name: q.name,
+            numbers,
+            colour: colour.to_ascii_lowercase(),
+            shape: q.shape,
+            typical_service_secs: minutes * 60.0,
+        });
+    }
+    if !queues.iter().any(Queue::is_category) {
+        return Err(ConfigError {
+            file: file.to_string(),
+            line: 1,
+            message: "at least one queue with numbers (a reception category) is needed".into(),
+        });
+    }
+
+    let mut counters = Vec::new();
+    let mut counter_index = BTreeMap::new();
+    for c in raw.counters {
+        let number = *c.number.get_ref();
+        if number == 0 {
+            return Err(cx.err(&c.number.span(), "counter numbers start at 1"));
+        }
+        if counter_index.contains_key(&number) {
+            return Err(cx.err(&c.number.span(), format!("counter {number} is defined twice")));
+        }
+        if !section_ids.contains(c.section.get_ref()) {
+            return Err(cx.err(&c.section.span(), format!("counter {number}: unknown section {:?}", c.section.get_ref())));
+        }
+        if c.serves.get_ref().is_empty() {
+            return Err(cx.err(&c.serves.span(), format!("counter {number}: serves must name at least one queue")));
+        }
+        let mut serves = Vec::new();
+        for q in c.serves.into_inner() {
+            if !queue_index.contains_key(q.get_ref()) {
+                return Err(cx.err(&q.span(), format!("counter {number}: unknown queue {:?}", q.get_ref())));
+            }
+            if serves.contains(q.get_ref()) {
+                return Err(cx.err(&q.span(), format!("counter {number}: queue {:?} is listed twice", q.get_ref())));
+            }
+            serves.push(q.into_inner());
+        }
+        counter_index.insert(number, counters.len());
+        counters.push(Counter {
+            number,
+            section: c.section.into_inner(),
+            serves,
+            policy: c.policy,
+        });
+    }
+    for q in &queues {
+        if !counters.iter().any(|c| c.serves.contains(&q.id)) {
+            return Err(ConfigError {
+                file: file.to_string(),
+                line: 1,
+                message: format!("queue {:?} is served by no counter: its tickets could never be called", q.id),
+            });
+        }
+    }
+
+    let mut tags = Vec::new();
+    for t in raw.tags {
+        let id = t.id.get_ref();
+        if !is_valid_id(id) {
+            return Err(cx.err(&t.id.span(), format!("tag id {id:?} must be 1–32 characters of a–z, 0–9, '_' or '-'")));
+        }
+        if tags.iter().any(|o: &Tag| &o.id == id) {
+            return Err(cx.err(&t.id.span(), format!("tag id {id:?} is used twice")));
+        }
+        tags.push(Tag {
+            id: id.clone(),
+            name: t.name,
+        });
+    }
+
+    let calendar = parse_calendar(&cx, raw.calendar)?;
+
+    let alpha = match raw.estimate {
+        None => 0.2,
+        Some(e) => {
+            let a = *e.alpha.get_ref();
+            if !(a > 0.0 && a <= 1.0) {
+                return Err(cx.err(&e.alpha.span(), format!("estimate.alpha must be in (0, 1] (got {a})")));
+            }
+            a
+        }
+    };
+
+    Ok(Config {
+        office: Office {
+            name: raw.office.name,
+            utc_offset,
+        },
+        sections,
+        queues,
+        counters,
+        tags,
+        calendar,
+        estimate: EstimateParams { alpha },
+        source: text.to_string(),
+        queue_index,
+        counter_index,
+    })
+}
+
+fn parse_calendar(cx: &Ctx<'_>, raw: RawCalendar) -> Result<Calendar, ConfigError> {
+    let mut closed = Vec::new();
+    for c in raw.closed {
+        let r: MonthDayRange = c
+            .get_ref()
+            .parse()
+            .map_err(|e: String| cx.err(&c.span(), e))?;
+        closed.push(r);
+    }
+    let mut rules = Vec::new();
+    for r in raw.open {
+        let on = r.on.get_ref().parse().map_err(|e: String| cx.err(&r.on.span(), e))?;
+        let hours: Hours = r.hours.get_ref().parse().map_err(|e: String| cx.err(&r.hours.span(), e))?;
+        rules.push(DayRule {
+            name: r.name,
+            on,
+            hours,
+            except_holidays: r.except_holidays,
+        });
+    }
+    let mut extra = Vec::new();
+    for x in raw.extra {
+        let date = NaiveDate::parse_from_str(x.date.get_ref(), "%Y-%m-%d").map_err(|_| {
+            cx.err(&x.date.span(), format!("date {:?} must look like \"2027-01-09\"", x.date.get_ref()))
+        })?;
+        let hours: Hours = x.hours.get_ref().parse().map_err(|e: String| cx.err(&x.hours.span(), e))?;
+        extra.push(ExtraDay {
+            name: x.name,
+            date,
+            hours,
+        });
+    }
+    Ok(Calendar {
+        closed,
+        rules,
+        extra,
+    })
+}

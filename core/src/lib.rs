@@ -1,0 +1,2 @@
+//! madoguchi-core
+pub mod config;
