@@ -1,2 +1,5 @@
 //! madoguchi-core
 pub mod config;
+pub mod model;
+pub mod refusal;
+pub mod state;

@@ -1,0 +1,122 @@
+//! Why a command was refused. A refused command changes nothing; callers
+//! branch on the variant, the server shows `code()` with the Japanese and
+//! English messages.
+
+use chrono::NaiveDate;
+
+use crate::model::{CounterNo, Millis, Number};
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Refusal {
+    #[error("the business day is not open")]
+    DayNotOpen,
+    #[error("the business day {date} is already open")]
+    DayAlreadyOpen { date: NaiveDate },
+    #[error("the business day {date} must come after the last one, {last}")]
+    DayNotAfterLast { date: NaiveDate, last: NaiveDate },
+    #[error("there is no counter {counter}")]
+    UnknownCounter { counter: CounterNo },
+    #[error("there is no reception category {category:?}")]
+    UnknownCategory { category: String },
+    #[error("there is no queue {queue:?}")]
+    UnknownQueue { queue: String },
+    #[error("there is no procedure tag {tag:?}")]
+    UnknownTag { tag: String },
+    #[error("there is no ticket {number} today")]
+    UnknownTicket { number: Number },
+    #[error("counter {counter} is closed")]
+    CounterClosed { counter: CounterNo },
+    #[error("counter {counter} is already open")]
+    CounterAlreadyOpen { counter: CounterNo },
+    #[error("counter {counter} is busy with ticket {number}")]
+    CounterBusy { counter: CounterNo, number: Number },
+    #[error("counter {counter} has no ticket")]
+    CounterIdle { counter: CounterNo },
+    #[error("nobody is waiting for counter {counter}")]
+    NothingWaiting { counter: CounterNo },
+    #[error("ticket {number} is {status}, not waiting")]
+    NotWaiting { number: Number, status: &'static str },
+    #[error("ticket {number} is {status}, not absent")]
+    NotAbsent { number: Number, status: &'static str },
+    #[error("ticket {number} is {status}, not held")]
+    NotHeld { number: Number, status: &'static str },
+    #[error("ticket {number} is already being served at counter {counter}")]
+    AlreadyStarted { number: Number, counter: CounterNo },
+    #[error("ticket {number} is already finished ({status})")]
+    TicketFinished { number: Number, status: &'static str },
+    #[error("ticket {number} is already in queue {queue:?}")]
+    SameQueue { number: Number, queue: String },
+    #[error("category {category:?} has issued all its numbers today")]
+    NumbersExhausted { category: String },
+    #[error("time {now} is before the last recorded event at {last}")]
+    TimeWentBackwards { now: Millis, last: Millis },
+    #[error("{field} is longer than {max} characters")]
+    TooLong { field: &'static str, max: usize },
+}
+
+impl Refusal {
+    /// A stable machine-readable code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Refusal::DayNotOpen => "day_not_open",
+            Refusal::DayAlreadyOpen { .. } => "day_already_open",
+            Refusal::DayNotAfterLast { .. } => "day_not_after_last",
+            Refusal::UnknownCounter { .. } => "unknown_counter",
+            Refusal::UnknownCategory { .. } => "unknown_category",
+            Refusal::UnknownQueue { .. } => "unknown_queue",
+            Refusal::UnknownTag { .. } => "unknown_tag",
+            Refusal::UnknownTicket { .. } => "unknown_ticket",
+            Refusal::CounterClosed { .. } => "counter_closed",
+            Refusal::CounterAlreadyOpen { .. } => "counter_already_open",
+            Refusal::CounterBusy { .. } => "counter_busy",
+            Refusal::CounterIdle { .. } => "counter_idle",
+            Refusal::NothingWaiting { .. } => "nothing_waiting",
+            Refusal::NotWaiting { .. } => "not_waiting",
+            Refusal::NotAbsent { .. } => "not_absent",
+            Refusal::NotHeld { .. } => "not_held",
+            Refusal::AlreadyStarted { .. } => "already_started",
+            Refusal::TicketFinished { .. } => "ticket_finished",
+            Refusal::SameQueue { .. } => "same_queue",
+            Refusal::NumbersExhausted { .. } => "numbers_exhausted",
+            Refusal::TimeWentBackwards { .. } => "time_went_backwards",
+            Refusal::TooLong { .. } => "too_long",
+        }
+    }
+
+    /// The message in Japanese, for staff screens and kiosks.
+    pub fn message_ja(&self) -> String {
+        match self {
+            Refusal::DayNotOpen => "本日の業務が開始されていません".into(),
+            Refusal::DayAlreadyOpen { date } => format!("{date} の業務はすでに開始されています"),
+            Refusal::DayNotAfterLast { date, last } => {
+                format!("{date} は前回の業務日 {last} より後の日付にしてください")
+            }
+            Refusal::UnknownCounter { counter } => format!("{counter} 番窓口はありません"),
+            Refusal::UnknownCategory { category } => format!("受付区分「{category}」はありません"),
+            Refusal::UnknownQueue { queue } => format!("待ち列「{queue}」はありません"),
+            Refusal::UnknownTag { tag } => format!("業種「{tag}」はありません"),
+            Refusal::UnknownTicket { number } => format!("本日 {number} 番の番号札はありません"),
+            Refusal::CounterClosed { counter } => format!("{counter} 番窓口は閉じています"),
+            Refusal::CounterAlreadyOpen { counter } => format!("{counter} 番窓口はすでに開いています"),
+            Refusal::CounterBusy { counter, number } => {
+                format!("{counter} 番窓口は {number} 番の対応中です")
+            }
+            Refusal::CounterIdle { counter } => format!("{counter} 番窓口に対応中の番号はありません"),
+            Refusal::NothingWaiting { counter } => format!("{counter} 番窓口の待ち人数は 0 人です"),
+            Refusal::NotWaiting { number, .. } => format!("{number} 番は待ち状態ではありません"),
+            Refusal::NotAbsent { number, .. } => format!("{number} 番は不在ではありません"),
+            Refusal::NotHeld { number, .. } => format!("{number} 番は保留中ではありません"),
+            Refusal::AlreadyStarted { number, counter } => {
+                format!("{number} 番は {counter} 番窓口で対応中です")
+            }
+            Refusal::TicketFinished { number, .. } => format!("{number} 番はすでに終了しています"),
+            Refusal::SameQueue { number, .. } => format!("{number} 番はすでにその待ち列にいます"),
+            Refusal::NumbersExhausted { category } => {
+                format!("受付区分「{category}」の本日の番号がなくなりました。職員に声をおかけください")
+            }
+            Refusal::TimeWentBackwards { .. } => "時刻が前回の記録より前になっています".into(),
+            Refusal::TooLong { max, .. } => format!("入力が長すぎます（{max} 文字まで）"),
+        }
+    }
+}

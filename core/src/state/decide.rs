@@ -1,0 +1,330 @@
+//! Commands to events: every check a command must pass, in one place.
+
+use super::State;
+use crate::config::Config;
+use crate::model::{
+    Command, CounterNo, Event, Millis, Number, Status, Ticket, MAX_ID_CHARS, MAX_NOTE_CHARS,
+};
+use crate::refusal::Refusal;
+
+fn check_len(field: &'static str, value: Option<&String>, max: usize) -> Result<(), Refusal> {
+    match value {
+        Some(v) if v.chars().count() > max => Err(Refusal::TooLong { field, max }),
+        _ => Ok(()),
+    }
+}
+
+impl State {
+    /// The events `command` causes at `now`, or why it is refused. Changes
+    /// nothing.
+    pub fn decide(&self, config: &Config, now: Millis, command: &Command) -> Result<Vec<Event>, Refusal> {
+        if now < self.meta.last_at {
+            return Err(Refusal::TimeWentBackwards {
+                now,
+                last: self.meta.last_at,
+            });
+        }
+        if let Command::OpenDay { date } = command {
+            if let Some(day) = &self.meta.day {
+                if day.closed_at.is_none() {
+                    return Err(Refusal::DayAlreadyOpen { date: day.date });
+                }
+                if *date <= day.date {
+                    return Err(Refusal::DayNotAfterLast {
+                        date: *date,
+                        last: day.date,
+                    });
+                }
+            }
+            let special = config.calendar.opening(*date).is_none();
+            return Ok(vec![Event::DayOpened {
+                date: *date,
+                special,
+            }]);
+        }
+        if !self.day_is_open() {
+            return Err(Refusal::DayNotOpen);
+        }
+        let events = match command {
+            Command::OpenDay { .. } => unreachable!("handled above"),
+            Command::CloseDay => self.close_day(),
+            Command::OpenCounter { counter, staff } => {
+                check_len("staff", staff.as_ref(), MAX_ID_CHARS)?;
+                let c = self.counter_state(*counter)?;
+                if c.open {
+                    return Err(Refusal::CounterAlreadyOpen { counter: *counter });
+                }
+                vec![Event::CounterOpened {
+                    counter: *counter,
+                    staff: staff.clone(),
+                }]
+            }
+            Command::CloseCounter { counter } => {
+                let c = self.open_counter(*counter)?;
+                if let Some(number) = c.ticket {
+                    return Err(Refusal::CounterBusy {
+                        counter: *counter,
+                        number,
+                    });
+                }
+                vec![Event::CounterClosed { counter: *counter }]
+            }
+            Command::IssueTicket {
+                category,
+                kiosk,
+                request_id,
+            } => {
+                check_len("kiosk", kiosk.as_ref(), MAX_ID_CHARS)?;
+                check_len("request_id", request_id.as_ref(), MAX_ID_CHARS)?;
+                if let Some(r) = request_id {
+                    if self.requests.contains_key(r) {
+                        // Idempotent retry: the ticket exists, nothing happens.
+                        return Ok(Vec::new());
+                    }
+                }
+                let range = config
+                    .queue(category)
+                    .and_then(|q| q.numbers)
+                    .ok_or_else(|| Refusal::UnknownCategory {
+                        category: category.clone(),
+                    })?;
+                let start = self
+                    .meta
+                    .next_number
+                    .get(category)
+                    .copied()
+                    .unwrap_or(range.from)
+                    .max(range.from);
+                let number = (start..=range.to)
+                    .find(|n| !self.tickets.contains_key(n))
+                    .ok_or_else(|| Refusal::NumbersExhausted {
+                        category: category.clone(),
+                    })?;
+                let ahead = self.waiting_count(category);
+                let expected = self.wait_for_position(config, category, ahead);
+                vec![Event::TicketIssued {
+                    number,
+                    category: category.clone(),
+                    kiosk: kiosk.clone(),
+                    request_id: request_id.clone(),
+                    people_ahead: u32::try_from(ahead).unwrap_or(u32::MAX),
+                    expected_wait_s: expected,
+                }]
+            }
+            Command::CallNext { counter } => {
+                self.idle_counter(*counter)?;
+                let number = self
+                    .next_for(config, *counter)
+                    .ok_or(Refusal::NothingWaiting { counter: *counter })?;
+                vec![Event::Called {
+                    number,
+                    counter: *counter,
+                    out_of_order: false,
+                }]
+            }
+            Command::CallNumber { counter, number } => {
+                self.idle_counter(*counter)?;
+                let t = self.known_ticket(*number)?;
+                match t.status {
+                    Status::Waiting { .. } | Status::Absent { .. } => {}
+                    _ => {
+                        return Err(Refusal::NotWaiting {
+                            number: *number,
+                            status: t.status.name(),
+                        })
+                    }
+                }
+                let out_of_order = self.next_for(config, *counter) != Some(*number);
+                vec![Event::Called {
+                    number: *number,
+                    counter: *counter,
+                    out_of_order,
+                }]
+            }
+            Command::Recall { counter } => {
+                let t = self.ticket_at(*counter)?;
+                self.not_started(t, *counter)?;
+                vec![Event::Recalled {
+                    number: t.number,
+                    counter: *counter,
+                }]
+            }
+            Command::StartService { counter } => {
+                let t = self.ticket_at(*counter)?;
+                self.not_started(t, *counter)?;
+                vec![Event::Started {
+                    number: t.number,
+                    counter: *counter,
+                }]
+            }
+            Command::Complete { counter, tags } => {
+                let t = self.ticket_at(*counter)?;
+                check_tags(config, tags)?;
+                vec![Event::Completed {
+                    number: t.number,
+                    counter: *counter,
+                    tags: tags.clone(),
+                }]
+            }
+            Command::MarkAbsent { counter } => {
+                let t = self.ticket_at(*counter)?;
+                self.not_started(t, *counter)?;
+                vec![Event::Absent {
+                    number: t.number,
+                    counter: *counter,
+                }]
+            }
+            Command::ReturnAbsent { number } => {
+                let t = self.known_ticket(*number)?;
+                if !matches!(t.status, Status::Absent { .. }) {
+                    return Err(Refusal::NotAbsent {
+                        number: *number,
+                        status: t.status.name(),
+                    });
+                }
+                vec![Event::Returned { number: *number }]
+            }
+            Command::Transfer {
+                number,
+                to,
+                tags,
+                note,
+            } => {
+                check_len("note", note.as_ref(), MAX_NOTE_CHARS)?;
+                let t = self.unfinished_ticket(*number)?;
+                if config.queue(to).is_none() {
+                    return Err(Refusal::UnknownQueue { queue: to.clone() });
+                }
+                if matches!(t.status, Status::Waiting { .. }) && &t.queue == to {
+                    return Err(Refusal::SameQueue {
+                        number: *number,
+                        queue: to.clone(),
+                    });
+                }
+                check_tags(config, tags)?;
+                vec![Event::Transferred {
+                    number: *number,
+                    counter: t.status.counter(),
+                    to: to.clone(),
+                    tags: tags.clone(),
+                    note: note.clone(),
+                }]
+            }
+            Command::Hold { counter, note } => {
+                check_len("note", note.as_ref(), MAX_NOTE_CHARS)?;
+                let t = self.ticket_at(*counter)?;
+                vec![Event::Held {
+                    number: t.number,
+                    counter: *counter,
+                    note: note.clone(),
+                }]
+            }
+            Command::Resume { number, counter } => {
+                let t = self.known_ticket(*number)?;
+                if !matches!(t.status, Status::Held { .. }) {
+                    return Err(Refusal::NotHeld {
+                        number: *number,
+                        status: t.status.name(),
+                    });
+                }
+                self.idle_counter(*counter)?;
+                vec![Event::Resumed {
+                    number: *number,
+                    counter: *counter,
+                }]
+            }
+            Command::Cancel { number } => {
+                let t = self.unfinished_ticket(*number)?;
+                vec![Event::Cancelled {
+                    number: *number,
+                    counter: t.status.counter(),
+                }]
+            }
+        };
+        Ok(events)
+    }
+
+    fn close_day(&self) -> Vec<Event> {
+        let mut events: Vec<Event> = self
+            .tickets
+            .values()
+            .filter(|t| !t.status.is_finished())
+            .map(|t| Event::Unserved { number: t.number })
+            .collect();
+        events.extend(
+            self.meta
+                .counters
+                .iter()
+                .filter(|(_, c)| c.open)
+                .map(|(n, _)| Event::CounterClosed { counter: *n }),
+        );
+        if let Some(day) = &self.meta.day {
+            events.push(Event::DayClosed { date: day.date });
+        }
+        events
+    }
+
+    fn counter_state(&self, counter: CounterNo) -> Result<&super::CounterState, Refusal> {
+        self.meta
+            .counters
+            .get(&counter)
+            .ok_or(Refusal::UnknownCounter { counter })
+    }
+
+    fn open_counter(&self, counter: CounterNo) -> Result<&super::CounterState, Refusal> {
+        let c = self.counter_state(counter)?;
+        if !c.open {
+            return Err(Refusal::CounterClosed { counter });
+        }
+        Ok(c)
+    }
+
+    fn idle_counter(&self, counter: CounterNo) -> Result<(), Refusal> {
+        match self.open_counter(counter)?.ticket {
+            Some(number) => Err(Refusal::CounterBusy { counter, number }),
+            None => Ok(()),
+        }
+    }
+
+    fn ticket_at(&self, counter: CounterNo) -> Result<&Ticket, Refusal> {
+        let number = self
+            .open_counter(counter)?
+            .ticket
+            .ok_or(Refusal::CounterIdle { counter })?;
+        self.known_ticket(number)
+    }
+
+    fn not_started(&self, t: &Ticket, counter: CounterNo) -> Result<(), Refusal> {
+        match t.status {
+            Status::Serving { .. } => Err(Refusal::AlreadyStarted {
+                number: t.number,
+                counter,
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    fn known_ticket(&self, number: Number) -> Result<&Ticket, Refusal> {
+        self.tickets
+            .get(&number)
+            .ok_or(Refusal::UnknownTicket { number })
+    }
+
+    fn unfinished_ticket(&self, number: Number) -> Result<&Ticket, Refusal> {
+        let t = self.known_ticket(number)?;
+        if t.status.is_finished() {
+            return Err(Refusal::TicketFinished {
+                number,
+                status: t.status.name(),
+            });
+        }
+        Ok(t)
+    }
+}
+
+fn check_tags(config: &Config, tags: &[String]) -> Result<(), Refusal> {
+    match tags.iter().find(|t| config.tag(t).is_none()) {
+        Some(tag) => Err(Refusal::UnknownTag { tag: tag.clone() }),
+        None => Ok(()),
+    }
+}

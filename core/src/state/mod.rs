@@ -1,0 +1,490 @@
+//! The queue state machine of one office: the business day, counters, tickets
+//! and their queues (R1, R3, R8).
+//!
+//! [`State::decide`] checks a command against the state and returns the events
+//! it causes, or a [`Refusal`] — and never changes anything. [`State::apply`]
+//! changes the state by one event and is all a replay of the log needs.
+//!
+//! **Invariant:** a ticket is in at most one place: in one queue's waiting
+//! set, or at one counter, or set aside (absent, held), or finished.
+
+mod decide;
+mod estimate;
+
+pub use estimate::QueueEstimate;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::NaiveDate;
+use serde::{Deserialize, Serialize};
+
+use crate::config::Config;
+use crate::model::{CounterNo, Event, Millis, Number, Status, Step, StepKind, Ticket};
+
+/// A counter's state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct CounterState {
+    pub open: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub staff: Option<String>,
+    /// The ticket called to, or being served at, the counter.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ticket: Option<Number>,
+    /// When the current ticket came to the counter (its occupancy start).
+    #[serde(default)]
+    pub since: Millis,
+}
+
+/// The current (or, after closing, the last) business day.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Day {
+    pub date: NaiveDate,
+    pub opened_at: Millis,
+    /// Opened on a day the calendar does not list (臨時開庁).
+    pub special: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub closed_at: Option<Millis>,
+}
+
+/// The moving average of how long a ticket of a queue occupies a counter.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServiceTime {
+    pub mean_secs: f64,
+    pub samples: u64,
+}
+
+/// Everything but the tickets: small, written whole with every snapshot.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct Meta {
+    pub day: Option<Day>,
+    pub next_number: BTreeMap<String, Number>,
+    pub counters: BTreeMap<CounterNo, CounterState>,
+    pub service: BTreeMap<String, ServiceTime>,
+    pub last_at: Millis,
+}
+
+/// Order in a queue: returned absentees first, then by time joined.
+type WaitKey = (u8, Millis, Number);
+
+fn wait_key(t: &Ticket) -> Option<WaitKey> {
+    match t.status {
+        Status::Waiting { since, front } => Some((u8::from(!front), since, t.number)),
+        _ => None,
+    }
+}
+
+/// The whole state of the office.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct State {
+    pub meta: Meta,
+    /// The tickets of `meta.day`.
+    pub tickets: BTreeMap<Number, Ticket>,
+    /// Kiosk request ids of the day, for idempotent issuing.
+    pub requests: BTreeMap<String, Number>,
+    /// Derived from `tickets`: each queue's waiting tickets in call order.
+    waiting: BTreeMap<String, BTreeSet<WaitKey>>,
+}
+
+/// An event that does not fit the state it is applied to: the log it came
+/// from was not written by this state machine, or is damaged.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("event does not fit the state: {0}")]
+pub struct Inconsistent(pub String);
+
+impl State {
+    /// A new office with every configured counter closed.
+    pub fn new(config: &Config) -> State {
+        let mut s = State::default();
+        s.reconcile(config);
+        s
+    }
+
+    /// Rebuilds a state from its stored parts.
+    pub fn from_parts(
+        meta: Meta,
+        tickets: BTreeMap<Number, Ticket>,
+        requests: BTreeMap<String, Number>,
+    ) -> State {
+        let mut s = State {
+            meta,
+            tickets,
+            requests,
+            waiting: BTreeMap::new(),
+        };
+        s.rebuild_waiting();
+        s
+    }
+
+    fn rebuild_waiting(&mut self) {
+        self.waiting.clear();
+        for t in self.tickets.values() {
+            if let Some(k) = wait_key(t) {
+                self.waiting.entry(t.queue.clone()).or_default().insert(k);
+            }
+        }
+    }
+
+    /// Brings the counters in line with a (new) configuration: added counters
+    /// start closed; removed ones disappear (the engine refuses a change that
+    /// removes a counter in use).
+    fn reconcile(&mut self, config: &Config) {
+        let known: BTreeSet<CounterNo> = config.counters.iter().map(|c| c.number).collect();
+        self.meta.counters.retain(|n, _| known.contains(n));
+        for n in known {
+            self.meta.counters.entry(n).or_default();
+        }
+    }
+
+    pub fn day_is_open(&self) -> bool {
+        self.meta.day.as_ref().is_some_and(|d| d.closed_at.is_none())
+    }
+
+    pub fn ticket(&self, number: Number) -> Option<&Ticket> {
+        self.tickets.get(&number)
+    }
+
+    pub fn counter(&self, number: CounterNo) -> Option<&CounterState> {
+        self.meta.counters.get(&number)
+    }
+
+    /// The waiting tickets of `queue`, in the order they will be called.
+    pub fn waiting_in<'a>(&'a self, queue: &str) -> impl Iterator<Item = Number> + 'a {
+        self.waiting
+            .get(queue)
+            .into_iter()
+            .flat_map(|s| s.iter().map(|k| k.2))
+    }
+
+    pub fn waiting_count(&self, queue: &str) -> usize {
+        self.waiting.get(queue).map_or(0, BTreeSet::len)
+    }
+
+    /// The ticket `counter` would call next by its queues and policy.
+    pub fn next_for(&self, config: &Config, counter: CounterNo) -> Option<Number> {
+        let c = config.counter(counter)?;
+        let heads = c
+            .serves
+            .iter()
+            .filter_map(|q| self.waiting.get(q).and_then(|s| s.first()));
+        match c.policy {
+            crate::config::CallPolicy::Strict => heads.map(|k| k.2).next(),
+            crate::config::CallPolicy::LongestWait => heads.min().map(|k| k.2),
+        }
+    }
+
+    /// Checks the ticket-in-one-place invariant and the derived index; used
+    /// by tests and by `madoguchi audit verify`.
+    pub fn check_invariants(&self) -> Result<(), Inconsistent> {
+        let mut at_counter = BTreeMap::new();
+        for (n, c) in &self.meta.counters {
+            if let Some(t) = c.ticket {
+                if at_counter.insert(t, *n).is_some() {
+                    return Err(Inconsistent(format!("ticket {t} is at two counters")));
+                }
+                if !c.open {
+                    return Err(Inconsistent(format!("closed counter {n} holds ticket {t}")));
+                }
+            }
+        }
+        let mut rebuilt = self.clone();
+        rebuilt.rebuild_waiting();
+        if rebuilt.waiting != self.waiting {
+            return Err(Inconsistent("waiting index differs from the tickets".into()));
+        }
+        let mut seen = BTreeSet::new();
+        for set in self.waiting.values() {
+            for k in set {
+                if !seen.insert(k.2) {
+                    return Err(Inconsistent(format!("ticket {} waits in two queues", k.2)));
+                }
+            }
+        }
+        for t in self.tickets.values() {
+            let counter = t.status.counter();
+            if counter != at_counter.get(&t.number).copied() {
+                return Err(Inconsistent(format!(
+                    "ticket {} is {} but counters say {:?}",
+                    t.number,
+                    t.status.name(),
+                    at_counter.get(&t.number)
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies one event recorded at `at`.
+    pub fn apply(&mut self, config: &Config, at: Millis, event: &Event) -> Result<(), Inconsistent> {
+        self.meta.last_at = self.meta.last_at.max(at);
+        match event {
+            Event::ConfigApplied { .. } => self.reconcile(config),
+            Event::DayOpened { date, special } => {
+                self.tickets.clear();
+                self.requests.clear();
+                self.waiting.clear();
+                self.meta.next_number = config
+                    .categories()
+                    .filter_map(|q| q.numbers.map(|r| (q.id.clone(), r.from)))
+                    .collect();
+                self.meta.day = Some(Day {
+                    date: *date,
+                    opened_at: at,
+                    special: *special,
+                    closed_at: None,
+                });
+            }
+            Event::DayClosed { .. } => {
+                let day = self
+                    .meta
+                    .day
+                    .as_mut()
+                    .ok_or_else(|| Inconsistent("day closed while none is open".into()))?;
+                day.closed_at = Some(at);
+            }
+            Event::CounterOpened { counter, staff } => {
+                let c = self.counter_mut(*counter)?;
+                c.open = true;
+                c.staff.clone_from(staff);
+            }
+            Event::CounterClosed { counter } => {
+                let c = self.counter_mut(*counter)?;
+                if let Some(t) = c.ticket {
+                    return Err(Inconsistent(format!("counter {counter} closed with ticket {t}")));
+                }
+                c.open = false;
+                c.staff = None;
+            }
+            Event::TicketIssued {
+                number,
+                category,
+                request_id,
+                people_ahead,
+                expected_wait_s,
+                ..
+            } => {
+                let date = self
+                    .meta
+                    .day
+                    .as_ref()
+                    .map(|d| d.date)
+                    .ok_or_else(|| Inconsistent("ticket issued with no day".into()))?;
+                if self.tickets.contains_key(number) {
+                    return Err(Inconsistent(format!("ticket {number} issued twice")));
+                }
+                let t = Ticket {
+                    number: *number,
+                    date,
+                    category: category.clone(),
+                    queue: category.clone(),
+                    issued_at: at,
+                    people_ahead_at_issue: *people_ahead,
+                    expected_wait_s_at_issue: *expected_wait_s,
+                    status: Status::Waiting {
+                        since: at,
+                        front: false,
+                    },
+                    history: vec![Step {
+                        at,
+                        what: StepKind::Issued {
+                            queue: category.clone(),
+                        },
+                    }],
+                };
+                self.enqueue(&t);
+                self.tickets.insert(*number, t);
+                self.meta.next_number.insert(category.clone(), number + 1);
+                if let Some(r) = request_id {
+                    self.requests.insert(r.clone(), *number);
+                }
+            }
+            Event::Called {
+                number,
+                counter,
+                out_of_order,
+            } => {
+                self.leave_queue(*number)?;
+                self.to_counter(*number, *counter, at)?;
+                self.step(*number, at, StepKind::Called {
+                    counter: *counter,
+                    out_of_order: *out_of_order,
+                })?;
+            }
+            Event::Recalled { number, counter } => {
+                self.step(*number, at, StepKind::Recalled { counter: *counter })?;
+            }
+            Event::Started { number, counter } => {
+                self.ticket_mut(*number)?.status = Status::Serving {
+                    counter: *counter,
+                    since: at,
+                };
+                self.step(*number, at, StepKind::Started { counter: *counter })?;
+            }
+            Event::Completed {
+                number,
+                counter,
+                tags,
+            } => {
+                self.release_counter(config, *number, at, true)?;
+                self.ticket_mut(*number)?.status = Status::Done { at };
+                self.step(*number, at, StepKind::Completed {
+                    counter: *counter,
+                    tags: tags.clone(),
+                })?;
+            }
+            Event::Absent { number, counter } => {
+                self.release_counter(config, *number, at, true)?;
+                self.ticket_mut(*number)?.status = Status::Absent { at };
+                self.step(*number, at, StepKind::Absent { counter: *counter })?;
+            }
+            Event::Returned { number } => {
+                let t = self.ticket_mut(*number)?;
+                t.status = Status::Waiting {
+                    since: at,
+                    front: true,
+                };
+                let t = t.clone();
+                self.enqueue(&t);
+                self.step(*number, at, StepKind::Returned)?;
+            }
+            Event::Transferred {
+                number,
+                counter,
+                to,
+                tags,
+                note,
+            } => {
+                self.release_counter(config, *number, at, true)?;
+                self.leave_queue(*number)?;
+                let t = self.ticket_mut(*number)?;
+                let from = std::mem::replace(&mut t.queue, to.clone());
+                t.status = Status::Waiting {
+                    since: at,
+                    front: false,
+                };
+                let t = t.clone();
+                self.enqueue(&t);
+                self.step(*number, at, StepKind::Transferred {
+                    counter: *counter,
+                    from,
+                    to: to.clone(),
+                    tags: tags.clone(),
+                    note: note.clone(),
+                })?;
+            }
+            Event::Held {
+                number,
+                counter,
+                note,
+            } => {
+                self.release_counter(config, *number, at, true)?;
+                self.ticket_mut(*number)?.status = Status::Held {
+                    counter: *counter,
+                    at,
+                };
+                self.step(*number, at, StepKind::Held {
+                    counter: *counter,
+                    note: note.clone(),
+                })?;
+            }
+            Event::Resumed { number, counter } => {
+                self.to_counter(*number, *counter, at)?;
+                self.step(*number, at, StepKind::Resumed { counter: *counter })?;
+            }
+            Event::Cancelled { number, counter } => {
+                self.release_counter(config, *number, at, true)?;
+                self.leave_queue(*number)?;
+                self.ticket_mut(*number)?.status = Status::Cancelled { at };
+                self.step(*number, at, StepKind::Cancelled { counter: *counter })?;
+            }
+            Event::Unserved { number } => {
+                self.release_counter(config, *number, at, false)?;
+                self.leave_queue(*number)?;
+                self.ticket_mut(*number)?.status = Status::Unserved { at };
+                self.step(*number, at, StepKind::Unserved)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn counter_mut(&mut self, n: CounterNo) -> Result<&mut CounterState, Inconsistent> {
+        self.meta
+            .counters
+            .get_mut(&n)
+            .ok_or_else(|| Inconsistent(format!("no counter {n}")))
+    }
+
+    fn ticket_mut(&mut self, n: Number) -> Result<&mut Ticket, Inconsistent> {
+        self.tickets
+            .get_mut(&n)
+            .ok_or_else(|| Inconsistent(format!("no ticket {n}")))
+    }
+
+    fn step(&mut self, n: Number, at: Millis, what: StepKind) -> Result<(), Inconsistent> {
+        self.ticket_mut(n)?.history.push(Step { at, what });
+        Ok(())
+    }
+
+    fn enqueue(&mut self, t: &Ticket) {
+        if let Some(k) = wait_key(t) {
+            self.waiting.entry(t.queue.clone()).or_default().insert(k);
+        }
+    }
+
+    /// Takes the ticket out of its queue's waiting set, if it is waiting.
+    fn leave_queue(&mut self, n: Number) -> Result<(), Inconsistent> {
+        let t = self
+            .tickets
+            .get(&n)
+            .ok_or_else(|| Inconsistent(format!("no ticket {n}")))?;
+        if let Some(k) = wait_key(t) {
+            let removed = self.waiting.get_mut(&t.queue).is_some_and(|s| s.remove(&k));
+            if !removed {
+                return Err(Inconsistent(format!("ticket {n} missing from its queue")));
+            }
+        }
+        Ok(())
+    }
+
+    fn to_counter(&mut self, n: Number, counter: CounterNo, at: Millis) -> Result<(), Inconsistent> {
+        let c = self.counter_mut(counter)?;
+        if let Some(other) = c.ticket {
+            return Err(Inconsistent(format!("counter {counter} already has ticket {other}")));
+        }
+        c.ticket = Some(n);
+        c.since = at;
+        self.ticket_mut(n)?.status = Status::Called { counter, at };
+        Ok(())
+    }
+
+    /// Frees the counter holding ticket `n`, if one does, and (when `timed`)
+    /// feeds the time it spent there into its queue's service-time average.
+    fn release_counter(
+        &mut self,
+        config: &Config,
+        n: Number,
+        at: Millis,
+        timed: bool,
+    ) -> Result<(), Inconsistent> {
+        let t = self
+            .tickets
+            .get(&n)
+            .ok_or_else(|| Inconsistent(format!("no ticket {n}")))?;
+        let Some(counter) = t.status.counter() else {
+            return Ok(());
+        };
+        let queue = t.queue.clone();
+        let c = self.counter_mut(counter)?;
+        if c.ticket != Some(n) {
+            return Err(Inconsistent(format!("ticket {n} is not at counter {counter}")));
+        }
+        c.ticket = None;
+        let since = c.since;
+        if timed {
+            self.observe_service(config, &queue, f64::from(at.secs_since(since)));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;
