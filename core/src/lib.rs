@@ -4,3 +4,5 @@ pub mod model;
 pub mod refusal;
 pub mod state;
 pub mod log;
+pub mod engine;
+pub mod store;

@@ -1,0 +1,661 @@
+//! The engine: one office's state machine bound to its event log and its
+//! sled snapshot (R10, R14, R16).
+//!
+//! A command is decided against the in-memory state, its events are appended
+//! to the log and made durable (`sync_data`; one sync for a whole batch), and
+//! only then is the caller answered and the snapshot written to sled.
+//!
+//! On open, the engine loads the snapshot and replays the records after it,
+//! so start-up time depends on the records since the last snapshot, not on
+//! the length of the history. If sled is missing, damaged, from another
+//! format, ahead of the log or does not link to it, sled is cleared and
+//! rebuilt from the whole log.
+//!
+//! **Architecture Invariant:** the snapshot in sled always describes a prefix
+//! of the log: it is written only when the in-memory state equals the state
+//! after its recorded sequence number.
+
+mod import;
+mod shared;
+
+pub use import::{ImportError, ImportLine, ImportPhase, ImportReport};
+pub use shared::{EngineHandle, ExecError, SharedEngine};
+
+use std::collections::BTreeSet;
+use std::fs::{self, File};
+use std::path::{Path, PathBuf};
+
+use chrono::NaiveDate;
+use serde::{Deserialize, Serialize};
+
+use crate::config::{Config, ConfigError};
+use crate::log::{EventLog, Hash, LogError, LogOptions, Pos, Record};
+use crate::model::{Command, Event, Millis, Number, Ticket};
+use crate::refusal::Refusal;
+use crate::state::State;
+use crate::store::{hex, SnapshotMeta, Store, StoreError, STORE_FORMAT};
+
+/// The JSON payload of one log record: one accepted command's events.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecordBody {
+    pub at: Millis,
+    /// Who asked (a kiosk, a staff account), when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by: Option<String>,
+    pub events: Vec<Event>,
+}
+
+impl RecordBody {
+    pub fn decode(record: &Record) -> Result<RecordBody, EngineError> {
+        serde_json::from_slice(&record.payload).map_err(|e| EngineError::Corrupt {
+            seq: record.seq,
+            reason: format!("record payload is not valid: {e}"),
+        })
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum EngineError {
+    #[error(transparent)]
+    Log(#[from] LogError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("the event log is corrupt at record {seq}: {reason}")]
+    Corrupt { seq: u64, reason: String },
+    #[error("the data folder {0} is in use by another madoguchi process")]
+    InUse(PathBuf),
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the new configuration does not fit the office as it is now: {0}")]
+    ConfigConflict(String),
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+}
+
+/// Which configuration to run with.
+#[derive(Debug, Clone)]
+pub enum ConfigChoice {
+    /// The one recorded in the log; the embedded default for a new folder.
+    Stored,
+    /// This one: recorded in the log if it differs from the one in force.
+    Given(Config),
+}
+
+#[derive(Debug, Clone)]
+pub struct EngineOptions {
+    pub log: LogOptions,
+    /// During replay and import, records between sled snapshots.
+    pub replay_snapshot_every: u64,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        EngineOptions {
+            log: LogOptions::default(),
+            replay_snapshot_every: 20_000,
+        }
+    }
+}
+
+/// What opening the data folder found and did.
+#[derive(Debug, Clone, Default)]
+pub struct OpenReport {
+    pub torn_bytes_cut: u64,
+    /// Records replayed on top of the snapshot.
+    pub replayed: u64,
+    /// Why sled was rebuilt from the whole log, if it was.
+    pub rebuilt: Option<String>,
+    pub config_recorded: bool,
+}
+
+/// The result of one accepted command.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outcome {
+    /// The log record holding the events; `None` when nothing happened (a
+    /// retried kiosk request).
+    pub seq: Option<u64>,
+    pub events: Vec<Event>,
+    /// The ticket the command concerned, if any.
+    pub ticket: Option<Number>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Applied {
+    seq: u64,
+    hash: Hash,
+    next_pos: Pos,
+}
+
+#[derive(Debug)]
+pub struct Engine {
+    dir: PathBuf,
+    _lock: File,
+    config: Config,
+    /// The record holding the configuration in force (seq, position).
+    config_at: (u64, Pos),
+    fallback_config: Config,
+    state: State,
+    log: EventLog,
+    store: Store,
+    applied: Applied,
+    dirty: BTreeSet<(NaiveDate, Number)>,
+    dirty_requests: Vec<(NaiveDate, String, Number)>,
+    opts: EngineOptions,
+}
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> EngineError + '_ {
+    move |source| EngineError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+impl Engine {
+    /// Opens (creating if needed) the data folder `dir`.
+    pub fn open(
+        dir: &Path,
+        choice: ConfigChoice,
+        opts: EngineOptions,
+    ) -> Result<(Engine, OpenReport), EngineError> {
+        fs::create_dir_all(dir).map_err(io_err(dir))?;
+        let lock_path = dir.join("LOCK");
+        let lock = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(io_err(&lock_path))?;
+        if lock.try_lock().is_err() {
+            return Err(EngineError::InUse(dir.to_path_buf()));
+        }
+        let (log, log_report) = EventLog::open(&dir.join("log"), opts.log.clone())?;
+        let mut report = OpenReport {
+            torn_bytes_cut: log_report.truncated_bytes,
+            ..OpenReport::default()
+        };
+        let store_path = dir.join("state.sled");
+        let store = match Store::open(&store_path) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "snapshot store unreadable; rebuilding it from the event log");
+                report.rebuilt = Some(format!("snapshot store unreadable: {e}"));
+                fs::remove_dir_all(&store_path).map_err(io_err(&store_path))?;
+                Store::open(&store_path)?
+            }
+        };
+        let fallback_config = match &choice {
+            ConfigChoice::Given(c) => c.clone(),
+            ConfigChoice::Stored => Config::embedded_default(),
+        };
+        let mut engine = Engine {
+            dir: dir.to_path_buf(),
+            _lock: lock,
+            state: State::new(&fallback_config),
+            config: fallback_config.clone(),
+            config_at: (0, Pos { segment: 0, offset: 0 }),
+            fallback_config,
+            log,
+            store,
+            applied: Applied {
+                seq: 0,
+                hash: [0; 32],
+                next_pos: Pos { segment: 0, offset: 0 },
+            },
+            dirty: BTreeSet::new(),
+            dirty_requests: Vec::new(),
+            opts,
+        };
+        match engine.load() {
+            Ok(Ok(n)) => report.replayed = n,
+            Ok(Err(why)) => {
+                tracing::info!(reason = %why, "rebuilding the snapshot store from the event log");
+                report.replayed = engine.rebuild()?;
+                report.rebuilt.get_or_insert(why);
+            }
+            Err(e) => return Err(e),
+        }
+        let wanted = match choice {
+            ConfigChoice::Given(c) => Some(c),
+            ConfigChoice::Stored if engine.config_at.0 == 0 => Some(engine.fallback_config.clone()),
+            ConfigChoice::Stored => None,
+        };
+        if let Some(c) = wanted {
+            if engine.config_at.0 == 0 || c.source != engine.config.source {
+                engine.apply_config(c)?;
+                report.config_recorded = true;
+            }
+        }
+        engine.flush_store()?;
+        Ok((engine, report))
+    }
+
+    /// Loads the snapshot and replays the log after it. `Ok(Err(why))` means
+    /// the snapshot is unusable and the store must be rebuilt.
+    fn load(&mut self) -> Result<Result<u64, String>, EngineError> {
+        let (meta, state) = match self.store.load() {
+            Ok(Some(x)) => x,
+            Ok(None) => {
+                return Ok(if self.log.last_seq() == 0 {
+                    Ok(0)
+                } else {
+                    Err("no snapshot".into())
+                })
+            }
+            Err(e) => return Ok(Err(e.to_string())),
+        };
+        if meta.seq > self.log.last_seq() {
+            return Ok(Err(format!(
+                "snapshot at record {} is ahead of the log, which ends at {}",
+                meta.seq,
+                self.log.last_seq()
+            )));
+        }
+        let Some(hash) = parse_hex(&meta.hash) else {
+            return Ok(Err("snapshot hash unreadable".into()));
+        };
+        if meta.seq == self.log.last_seq() && hash != self.log.tail().last_hash {
+            return Ok(Err("snapshot does not match the end of the log".into()));
+        }
+        let config = match self.config_from_log(meta.config_seq, meta.config_pos) {
+            Ok(c) => c,
+            Err(e) => return Ok(Err(format!("configuration record unreadable: {e}"))),
+        };
+        self.config = config;
+        self.config_at = (meta.config_seq, meta.config_pos);
+        self.state = state;
+        self.applied = Applied {
+            seq: meta.seq,
+            hash,
+            next_pos: meta.next_pos,
+        };
+        let from = Some((meta.next_pos, meta.seq + 1, hash));
+        let mut replayed = 0;
+        for r in self.log.records(from) {
+            let (pos, record) = match r {
+                Ok(x) => x,
+                Err(e) => return Ok(Err(format!("snapshot does not lead into the log: {e}"))),
+            };
+            if let Err(e) = self.apply_record(pos, &record) {
+                return Ok(Err(format!("replay after the snapshot failed: {e}")));
+            }
+            replayed += 1;
+        }
+        if self.applied.seq != self.log.last_seq() {
+            return Ok(Err("replay did not reach the end of the log".into()));
+        }
+        Ok(Ok(replayed))
+    }
+
+    /// Clears sled and rebuilds everything from the first record.
+    fn rebuild(&mut self) -> Result<u64, EngineError> {
+        self.store.clear()?;
+        self.config = self.fallback_config.clone();
+        self.config_at = (0, Pos { segment: 0, offset: 0 });
+        self.state = State::new(&self.config);
+        self.dirty.clear();
+        self.dirty_requests.clear();
+        self.applied = Applied {
+            seq: 0,
+            hash: [0; 32],
+            next_pos: Pos { segment: 0, offset: 0 },
+        };
+        let mut count = 0;
+        for r in self.log.records(None) {
+            let (pos, record) = r?;
+            self.apply_record(pos, &record)?;
+            count += 1;
+            if count % self.opts.replay_snapshot_every == 0 {
+                self.flush_store()?;
+            }
+        }
+        self.flush_store()?;
+        Ok(count)
+    }
+
+    fn config_from_log(&self, seq: u64, pos: Pos) -> Result<Config, EngineError> {
+        if seq == 0 {
+            return Ok(self.fallback_config.clone());
+        }
+        let record = self.log.read_at(pos, seq)?;
+        let body = RecordBody::decode(&record)?;
+        for e in &body.events {
+            if let Event::ConfigApplied { source } = e {
+                return Ok(Config::parse(source, &format!("event log record {seq}"))?);
+            }
+        }
+        Err(EngineError::Corrupt {
+            seq,
+            reason: "no configuration in the record the snapshot names".into(),
+        })
+    }
+
+    /// Applies one record read from the log.
+    fn apply_record(&mut self, pos: Pos, record: &Record) -> Result<(), EngineError> {
+        let body = RecordBody::decode(record)?;
+        if body.events.iter().any(|e| matches!(e, Event::DayOpened { .. })) && !self.dirty.is_empty() {
+            // The closing day's tickets leave memory with this record.
+            self.flush_store()?;
+        }
+        for event in &body.events {
+            if let Event::ConfigApplied { source } = event {
+                self.config = Config::parse(source, &format!("event log record {}", record.seq))
+                    .map_err(|e| EngineError::Corrupt {
+                        seq: record.seq,
+                        reason: e.to_string(),
+                    })?;
+                self.config_at = (record.seq, pos);
+            }
+            self.apply_event(body.at, event).map_err(|e| EngineError::Corrupt {
+                seq: record.seq,
+                reason: e.to_string(),
+            })?;
+        }
+        self.applied = Applied {
+            seq: record.seq,
+            hash: record.hash(),
+            next_pos: Pos {
+                segment: pos.segment,
+                offset: pos.offset + record.framed_len(),
+            },
+        };
+        Ok(())
+    }
+
+    fn apply_event(&mut self, at: Millis, event: &Event) -> Result<(), crate::state::Inconsistent> {
+        self.state.apply(&self.config, at, event)?;
+        if let Some(n) = event.ticket() {
+            if let Some(day) = &self.state.meta.day {
+                self.dirty.insert((day.date, n));
+            }
+        }
+        if let Event::TicketIssued {
+            number,
+            request_id: Some(r),
+            ..
+        } = event
+        {
+            if let Some(day) = &self.state.meta.day {
+                self.dirty_requests.push((day.date, r.clone(), *number));
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes the snapshot as of the last applied record.
+    fn flush_store(&mut self) -> Result<(), EngineError> {
+        let meta = SnapshotMeta {
+            format: STORE_FORMAT,
+            seq: self.applied.seq,
+            hash: hex(&self.applied.hash),
+            next_pos: self.applied.next_pos,
+            config_seq: self.config_at.0,
+            config_pos: self.config_at.1,
+        };
+        let tickets = self
+            .dirty
+            .iter()
+            .filter_map(|(_, n)| self.state.tickets.get(n));
+        self.store
+            .write(&meta, &self.state, tickets, &self.dirty_requests)?;
+        self.dirty.clear();
+        self.dirty_requests.clear();
+        Ok(())
+    }
+
+    /// Records a new configuration, if it fits the office as it is now.
+    pub fn apply_config(&mut self, config: Config) -> Result<u64, EngineError> {
+        for (n, c) in &self.state.meta.counters {
+            if c.open && config.counter(*n).is_none() {
+                return Err(EngineError::ConfigConflict(format!(
+                    "counter {n} is open; close it before removing it"
+                )));
+            }
+        }
+        for t in self.state.tickets.values().filter(|t| !t.status.is_finished()) {
+            if config.queue(&t.queue).is_none() {
+                return Err(EngineError::ConfigConflict(format!(
+                    "ticket {} is still in queue {:?}",
+                    t.number, t.queue
+                )));
+            }
+        }
+        let wall = Millis(chrono::Utc::now().timestamp_millis());
+        let at = wall.max(self.state.meta.last_at);
+        let body = RecordBody {
+            at,
+            by: None,
+            events: vec![Event::ConfigApplied {
+                source: config.source.clone(),
+            }],
+        };
+        let payload = encode_body(&body);
+        let pos = self.log.append(std::slice::from_ref(&payload))?;
+        let seq = self.log.last_seq();
+        self.config = config;
+        self.config_at = (seq, pos);
+        for e in &body.events {
+            self.apply_event(at, e).map_err(|e| EngineError::Corrupt {
+                seq,
+                reason: e.to_string(),
+            })?;
+        }
+        self.mark_appended();
+        self.flush_store()?;
+        Ok(seq)
+    }
+
+    fn mark_appended(&mut self) {
+        let tail = self.log.tail();
+        self.applied = Applied {
+            seq: tail.next_seq - 1,
+            hash: tail.last_hash,
+            next_pos: tail.pos,
+        };
+    }
+
+    /// Executes one command at `now`, durably.
+    pub fn execute(&mut self, now: Millis, command: &Command) -> Result<Result<Outcome, Refusal>, EngineError> {
+        let mut out = self.execute_batch(&[(now, command.clone(), None)])?;
+        Ok(out.pop().unwrap_or(Err(Refusal::DayNotOpen)))
+    }
+
+    /// Executes commands in order, with one log sync for all of them (group
+    /// commit). Each gets its own outcome; a refused one changes nothing.
+    pub fn execute_batch(
+        &mut self,
+        items: &[(Millis, Command, Option<String>)],
+    ) -> Result<Vec<Result<Outcome, Refusal>>, EngineError> {
+        let mut results = Vec::with_capacity(items.len());
+        let mut payloads = Vec::new();
+        let first_seq = self.log.tail().next_seq;
+        for (now, command, by) in items {
+            let events = match self.state.decide(&self.config, *now, command) {
+                Ok(e) => e,
+                Err(r) => {
+                    results.push(Err(r));
+                    continue;
+                }
+            };
+            if events.is_empty() {
+                let ticket = match command {
+                    Command::IssueTicket {
+                        request_id: Some(r),
+                        ..
+                    } => self.state.requests.get(r).copied(),
+                    _ => None,
+                };
+                results.push(Ok(Outcome {
+                    seq: None,
+                    events,
+                    ticket,
+                }));
+                continue;
+            }
+            if matches!(command, Command::OpenDay { .. }) {
+                // The closing day's tickets must reach sled before they leave
+                // memory, and sled may only see what the log already holds.
+                self.commit(&mut payloads)?;
+                self.flush_store()?;
+            }
+            for e in &events {
+                if let Err(bad) = self.apply_event(*now, e) {
+                    // decide() produced an event apply() rejects: a defect.
+                    // Put memory back to what the log says and report it.
+                    self.recover()?;
+                    return Err(EngineError::Corrupt {
+                        seq: first_seq + payloads.len() as u64,
+                        reason: format!("internal inconsistency: {bad}"),
+                    });
+                }
+            }
+            let body = RecordBody {
+                at: *now,
+                by: by.clone(),
+                events,
+            };
+            payloads.push(encode_body(&body));
+            let ticket = body.events.iter().find_map(Event::ticket);
+            results.push(Ok(Outcome {
+                seq: Some(self.log.tail().next_seq + payloads.len() as u64 - 1),
+                events: body.events,
+                ticket,
+            }));
+        }
+        self.commit(&mut payloads)?;
+        if let Err(e) = self.flush_store() {
+            // The commands are durable in the log; sled catches up from it.
+            tracing::warn!(error = %e, "snapshot write failed; it will be rebuilt from the log");
+        }
+        Ok(results)
+    }
+
+    /// Appends pending payloads durably; on failure memory is reset to what
+    /// the log holds.
+    fn commit(&mut self, payloads: &mut Vec<Vec<u8>>) -> Result<(), EngineError> {
+        if payloads.is_empty() {
+            return Ok(());
+        }
+        if let Err(e) = self.log.append(payloads) {
+            payloads.clear();
+            self.recover()?;
+            return Err(e.into());
+        }
+        payloads.clear();
+        self.mark_appended();
+        Ok(())
+    }
+
+    /// Puts the in-memory state back to the log's (after a failed append).
+    fn recover(&mut self) -> Result<(), EngineError> {
+        self.dirty.clear();
+        self.dirty_requests.clear();
+        match self.load()? {
+            Ok(_) => Ok(()),
+            Err(_) => self.rebuild().map(|_| ()),
+        }
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    pub fn state(&self) -> &State {
+        &self.state
+    }
+
+    pub fn log(&self) -> &EventLog {
+        &self.log
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The last applied record's sequence number.
+    pub fn seq(&self) -> u64 {
+        self.applied.seq
+    }
+
+    /// A ticket with its history: today's from memory, another day's from
+    /// sled (R8).
+    pub fn ticket(&self, date: Option<NaiveDate>, number: Number) -> Result<Option<Ticket>, EngineError> {
+        let today = self.state.meta.day.as_ref().map(|d| d.date);
+        match date {
+            None => Ok(self.state.ticket(number).cloned()),
+            Some(d) if Some(d) == today => Ok(self.state.ticket(number).cloned()),
+            Some(d) => Ok(self.store.ticket(d, number)?),
+        }
+    }
+
+    /// Every ticket of a past or the current day.
+    pub fn tickets_of(&self, date: NaiveDate) -> Result<Vec<Ticket>, EngineError> {
+        if self.state.meta.day.as_ref().is_some_and(|d| d.date == date) {
+            return Ok(self.state.tickets.values().cloned().collect());
+        }
+        Ok(self.store.tickets_of(date)?)
+    }
+
+    /// Checks the whole hash chain, and that replaying the log from the
+    /// start gives exactly the state in memory. Returns the record count.
+    pub fn verify(&self) -> Result<u64, EngineError> {
+        let mut config = self.fallback_config.clone();
+        let mut state = State::new(&config);
+        let mut count = 0;
+        for r in self.log.records(None) {
+            let (_, record) = r?;
+            let body = RecordBody::decode(&record)?;
+            for e in &body.events {
+                if let Event::ConfigApplied { source } = e {
+                    config = Config::parse(source, "event log")?;
+                }
+                state.apply(&config, body.at, e).map_err(|x| EngineError::Corrupt {
+                    seq: record.seq,
+                    reason: x.to_string(),
+                })?;
+            }
+            count += 1;
+        }
+        state.check_invariants().map_err(|x| EngineError::Corrupt {
+            seq: count,
+            reason: x.to_string(),
+        })?;
+        if state != self.state {
+            return Err(EngineError::Corrupt {
+                seq: count,
+                reason: "the state rebuilt from the log differs from the snapshot".into(),
+            });
+        }
+        Ok(count)
+    }
+
+    /// Makes sled durable too, so the next start replays nothing.
+    pub fn close(self) -> Result<(), EngineError> {
+        self.store.flush()?;
+        Ok(())
+    }
+}
+
+fn encode_body(body: &RecordBody) -> Vec<u8> {
+    // Plain data to JSON cannot fail.
+    serde_json::to_vec(body).unwrap_or_default()
+}
+
+fn parse_hex(s: &str) -> Option<Hash> {
+    if s.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, b) in out.iter_mut().enumerate() {
+        *b = u8::from_str_radix(s.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests;

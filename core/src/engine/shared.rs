@@ -1,0 +1,174 @@
+//! An engine shared by many callers (kiosks, staff stations): one thread
+//! owns the engine; callers send commands over a channel and wait for their
+//! answer. Commands that arrive while a sync is under way are executed
+//! together with one sync (group commit), and since one thread decides them
+//! all, numbers stay unique however many kiosks issue at once.
+
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use super::{Engine, EngineError, Outcome};
+use crate::model::{Command, Millis};
+use crate::refusal::Refusal;
+
+/// Largest group commit.
+const MAX_BATCH: usize = 512;
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ExecError {
+    #[error(transparent)]
+    Refused(#[from] Refusal),
+    #[error(transparent)]
+    Engine(Arc<EngineError>),
+    #[error("the engine has stopped")]
+    Stopped,
+}
+
+type Reply = mpsc::SyncSender<Result<Outcome, ExecError>>;
+type ReadJob = Box<dyn FnOnce(&Engine) + Send>;
+
+enum Job {
+    Exec {
+        now: Option<Millis>,
+        command: Command,
+        by: Option<String>,
+        reply: Reply,
+    },
+    Read(ReadJob),
+}
+
+/// A handle to an engine running on its own thread. Clone the sender side
+/// with [`SharedEngine::handle`].
+#[derive(Debug)]
+pub struct SharedEngine {
+    tx: mpsc::Sender<Job>,
+    thread: Option<JoinHandle<Engine>>,
+}
+
+/// A cloneable handle for callers.
+#[derive(Debug, Clone)]
+pub struct EngineHandle {
+    tx: mpsc::Sender<Job>,
+}
+
+impl std::fmt::Debug for Job {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Job::Exec { command, .. } => write!(f, "Exec({})", command.name()),
+            Job::Read(_) => f.write_str("Read"),
+        }
+    }
+}
+
+impl SharedEngine {
+    /// Starts the engine thread. `clock` gives "now" for commands sent
+    /// without a time; it is kept from going behind the last event.
+    pub fn start(engine: Engine, clock: impl Fn() -> Millis + Send + 'static) -> SharedEngine {
+        let (tx, rx) = mpsc::channel::<Job>();
+        let thread = std::thread::Builder::new()
+            .name("madoguchi-engine".into())
+            .spawn(move || run(engine, rx, clock))
+            .ok();
+        SharedEngine { tx, thread }
+    }
+
+    pub fn handle(&self) -> EngineHandle {
+        EngineHandle {
+            tx: self.tx.clone(),
+        }
+    }
+
+    /// Stops the thread once every handle is dropped, and returns the engine.
+    pub fn shutdown(mut self) -> Option<Engine> {
+        let thread = self.thread.take();
+        drop(self);
+        thread.and_then(|t| t.join().ok())
+    }
+}
+
+impl EngineHandle {
+    /// Executes a command durably; `now: None` takes the engine's clock.
+    pub fn execute(&self, now: Option<Millis>, command: Command, by: Option<String>) -> Result<Outcome, ExecError> {
+        let (reply, answer) = mpsc::sync_channel(1);
+        self.tx
+            .send(Job::Exec {
+                now,
+                command,
+                by,
+                reply,
+            })
+            .map_err(|_| ExecError::Stopped)?;
+        answer.recv().map_err(|_| ExecError::Stopped)?
+    }
+
+    /// Runs `f` on the engine between commands and returns its result.
+    pub fn read<T: Send + 'static>(&self, f: impl FnOnce(&Engine) -> T + Send + 'static) -> Result<T, ExecError> {
+        let (reply, answer) = mpsc::sync_channel(1);
+        self.tx
+            .send(Job::Read(Box::new(move |e| {
+                let _ = reply.send(f(e));
+            })))
+            .map_err(|_| ExecError::Stopped)?;
+        answer.recv().map_err(|_| ExecError::Stopped)
+    }
+}
+
+fn run(mut engine: Engine, rx: mpsc::Receiver<Job>, clock: impl Fn() -> Millis) -> Engine {
+    let mut items = Vec::new();
+    let mut replies: Vec<Reply> = Vec::new();
+    while let Ok(first) = rx.recv() {
+        let mut jobs = vec![first];
+        while jobs.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(j) => jobs.push(j),
+                Err(_) => break,
+            }
+        }
+        for job in jobs {
+            match job {
+                Job::Exec {
+                    now,
+                    command,
+                    by,
+                    reply,
+                } => {
+                    let at = now.unwrap_or_else(|| clock().max(engine.state().meta.last_at));
+                    items.push((at, command, by));
+                    replies.push(reply);
+                }
+                Job::Read(f) => {
+                    flush(&mut engine, &mut items, &mut replies);
+                    f(&engine);
+                }
+            }
+        }
+        flush(&mut engine, &mut items, &mut replies);
+    }
+    engine
+}
+
+fn flush(
+    engine: &mut Engine,
+    items: &mut Vec<(Millis, Command, Option<String>)>,
+    replies: &mut Vec<Reply>,
+) {
+    if items.is_empty() {
+        return;
+    }
+    match engine.execute_batch(items) {
+        Ok(results) => {
+            for (r, reply) in results.into_iter().zip(replies.drain(..)) {
+                let _ = reply.send(r.map_err(ExecError::Refused));
+            }
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "group commit failed");
+            let e = Arc::new(e);
+            for reply in replies.drain(..) {
+                let _ = reply.send(Err(ExecError::Engine(e.clone())));
+            }
+        }
+    }
+    items.clear();
+}

@@ -1,0 +1,175 @@
+//! Snapshots and derived indexes in sled (pinned at 0.34.7): the state as of
+//! sequence N, every ticket of every day by date and number, and kiosk
+//! request ids. Everything here can be rebuilt from the event log, which is
+//! why sled's weaker flush (`sync_file_range`, not `fsync`) costs nothing.
+//!
+//! Keys (one tree, so a snapshot is one atomic `apply_batch`):
+//!
+//! | key | value |
+//! |---|---|
+//! | `meta` | [`SnapshotMeta`]: seq, hash and log position of the last applied record, where the configuration in force was recorded |
+//! | `state` | the state without tickets ([`Meta`]) |
+//! | `t/<date>/<number, 10 digits>` | a [`Ticket`] with its history |
+//! | `r/<date>/<request id>` | the ticket number a kiosk request got |
+//!
+//! Records are small JSON values; no blob is ever stored.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use chrono::NaiveDate;
+use serde::{Deserialize, Serialize};
+
+use crate::log::{Hash, Pos};
+use crate::model::{Number, Ticket};
+use crate::state::{Meta, State};
+
+/// Bump when the stored shape changes: an older store is rebuilt from the log.
+pub const STORE_FORMAT: u32 = 1;
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    #[error("snapshot store: {0}")]
+    Sled(#[from] sled::Error),
+    #[error("snapshot store holds a damaged value under {key}: {reason}")]
+    Damaged { key: String, reason: String },
+}
+
+/// Where the snapshot stands in the log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotMeta {
+    pub format: u32,
+    /// The last record applied.
+    pub seq: u64,
+    /// Its hash, hex.
+    pub hash: String,
+    /// Where the next record starts.
+    pub next_pos: Pos,
+    /// The record that holds the configuration in force, and where it is.
+    pub config_seq: u64,
+    pub config_pos: Pos,
+}
+
+pub fn hex(h: &Hash) -> String {
+    h.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn ticket_key(date: NaiveDate, number: Number) -> String {
+    format!("t/{date}/{number:010}")
+}
+
+#[derive(Debug)]
+pub struct Store {
+    db: sled::Db,
+}
+
+fn decode<T: for<'de> Deserialize<'de>>(key: &[u8], bytes: &[u8]) -> Result<T, StoreError> {
+    serde_json::from_slice(bytes).map_err(|e| StoreError::Damaged {
+        key: String::from_utf8_lossy(key).into_owned(),
+        reason: e.to_string(),
+    })
+}
+
+fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+    // Serializing our own plain structs to JSON cannot fail.
+    serde_json::to_vec(value).unwrap_or_default()
+}
+
+impl Store {
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        let db = sled::Config::new()
+            .path(path)
+            .cache_capacity(64 * 1024 * 1024)
+            .flush_every_ms(Some(1000))
+            .open()?;
+        Ok(Store { db })
+    }
+
+    /// Drops everything (before a rebuild from the log).
+    pub fn clear(&self) -> Result<(), StoreError> {
+        self.db.clear()?;
+        Ok(())
+    }
+
+    /// The snapshot, if there is a usable one.
+    pub fn load(&self) -> Result<Option<(SnapshotMeta, State)>, StoreError> {
+        let Some(raw) = self.db.get("meta")? else {
+            return Ok(None);
+        };
+        let meta: SnapshotMeta = decode(b"meta", &raw)?;
+        if meta.format != STORE_FORMAT {
+            return Ok(None);
+        }
+        let raw = self.db.get("state")?.ok_or_else(|| StoreError::Damaged {
+            key: "state".into(),
+            reason: "missing".into(),
+        })?;
+        let state_meta: Meta = decode(b"state", &raw)?;
+        let mut tickets = BTreeMap::new();
+        let mut requests = BTreeMap::new();
+        if let Some(day) = &state_meta.day {
+            for kv in self.db.scan_prefix(format!("t/{}/", day.date)) {
+                let (k, v) = kv?;
+                let t: Ticket = decode(&k, &v)?;
+                tickets.insert(t.number, t);
+            }
+            let prefix = format!("r/{}/", day.date);
+            for kv in self.db.scan_prefix(&prefix) {
+                let (k, v) = kv?;
+                let id = String::from_utf8_lossy(&k[prefix.len()..]).into_owned();
+                requests.insert(id, decode(&k, &v)?);
+            }
+        }
+        Ok(Some((meta, State::from_parts(state_meta, tickets, requests))))
+    }
+
+    /// Writes the snapshot as of `meta.seq`: the state's small part, the
+    /// tickets and the kiosk request ids that changed since the last one,
+    /// atomically.
+    pub fn write<'a>(
+        &self,
+        meta: &SnapshotMeta,
+        state: &State,
+        tickets: impl Iterator<Item = &'a Ticket>,
+        requests: &[(NaiveDate, String, Number)],
+    ) -> Result<(), StoreError> {
+        let mut batch = sled::Batch::default();
+        for t in tickets {
+            batch.insert(ticket_key(t.date, t.number).as_bytes(), encode(t));
+        }
+        for (date, id, n) in requests {
+            batch.insert(format!("r/{date}/{id}").as_bytes(), encode(n));
+        }
+        batch.insert("state", encode(&state.meta));
+        batch.insert("meta", encode(meta));
+        self.db.apply_batch(batch)?;
+        Ok(())
+    }
+
+    /// A ticket of any day, with its whole history (R8).
+    pub fn ticket(&self, date: NaiveDate, number: Number) -> Result<Option<Ticket>, StoreError> {
+        let key = ticket_key(date, number);
+        match self.db.get(&key)? {
+            Some(v) => Ok(Some(decode(key.as_bytes(), &v)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Every stored ticket of `date`, in number order.
+    pub fn tickets_of(&self, date: NaiveDate) -> Result<Vec<Ticket>, StoreError> {
+        let mut out = Vec::new();
+        for kv in self.db.scan_prefix(format!("t/{date}/")) {
+            let (k, v) = kv?;
+            out.push(decode(&k, &v)?);
+        }
+        Ok(out)
+    }
+
+    /// Makes everything written so far durable (used before a clean exit so
+    /// the next start has nothing to replay).
+    pub fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush()?;
+        Ok(())
+    }
+}
