@@ -1,1 +1,96 @@
-fn main() {}
+//! `madoguchi`: the office binary. Subcommands run the queue engine on a
+//! data folder; everything of substance lives in `madoguchi-core`.
+
+mod cmd;
+mod output;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Madoguchi (窓口) — counter reception and queue system for public offices.
+///
+/// Every subcommand works on one data folder (the event log and its
+/// snapshots). Only one process can use a data folder at a time.
+#[derive(Debug, Parser)]
+#[command(name = "madoguchi", version, about, long_about)]
+struct Cli {
+    /// The data folder; created on first use.
+    #[arg(
+        long,
+        global = true,
+        default_value = "./madoguchi-data",
+        value_name = "DIR"
+    )]
+    data: PathBuf,
+
+    /// Office configuration (TOML). Without it: the one recorded in the data
+    /// folder, or for a new folder the embedded default office.
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run one simulated business day of the office through the engine and
+    /// show how it went (a demo until the office server lands).
+    Demo(cmd::demo::Args),
+    /// Write simulated days of arrivals and service as an import file.
+    Simulate(cmd::simulate::Args),
+    /// Apply a file of timestamped commands (JSON Lines) to the data folder:
+    /// all of it, or — on the first bad line — none of it.
+    Import(cmd::import::Args),
+    /// Write the complete event log, configuration included, as JSON Lines.
+    Export(cmd::export::Args),
+    /// Execute commands read from standard input, one JSON object a line,
+    /// answering each on standard output once it is durable.
+    Apply(cmd::apply::Args),
+    /// Show the business day, the counters and the queues with their waits.
+    Status(cmd::status::Args),
+    /// Show a ticket's whole path through the office.
+    History(cmd::history::Args),
+    /// Audit the data folder.
+    #[command(subcommand)]
+    Audit(cmd::audit::Audit),
+    /// Print the embedded default configuration (a starting point for --config).
+    DefaultConfig,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_init();
+    let result = match cli.command {
+        Command::Demo(a) => cmd::demo::run(&cli.data, cli.config.as_deref(), a),
+        Command::Simulate(a) => cmd::simulate::run(cli.config.as_deref(), a),
+        Command::Import(a) => cmd::import::run(&cli.data, cli.config.as_deref(), a),
+        Command::Export(a) => cmd::export::run(&cli.data, cli.config.as_deref(), a),
+        Command::Apply(a) => cmd::apply::run(&cli.data, cli.config.as_deref(), a),
+        Command::Status(a) => cmd::status::run(&cli.data, cli.config.as_deref(), a),
+        Command::History(a) => cmd::history::run(&cli.data, cli.config.as_deref(), a),
+        Command::Audit(a) => cmd::audit::run(&cli.data, cli.config.as_deref(), a),
+        Command::DefaultConfig => {
+            print!("{}", madoguchi_core::config::DEFAULT_OFFICE_TOML);
+            Ok(())
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("madoguchi: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn tracing_init() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("MADOGUCHI_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}

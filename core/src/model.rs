@@ -20,7 +20,9 @@ pub type Number = u32;
 pub type CounterNo = u16;
 
 /// Milliseconds since the Unix epoch, UTC.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
+)]
 #[serde(transparent)]
 pub struct Millis(pub i64);
 
@@ -51,7 +53,9 @@ pub const MAX_ID_CHARS: usize = 64;
 #[serde(tag = "command", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Command {
     /// Open the business day; numbering restarts for every category.
-    OpenDay { date: NaiveDate },
+    OpenDay {
+        date: NaiveDate,
+    },
     /// Close the business day: anyone still waiting is recorded as unserved
     /// and every counter closes.
     CloseDay,
@@ -60,7 +64,9 @@ pub enum Command {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         staff: Option<String>,
     },
-    CloseCounter { counter: CounterNo },
+    CloseCounter {
+        counter: CounterNo,
+    },
     /// Issue a ticket in a reception category (a kiosk button, R1). A retried
     /// request with the same `request_id` gets the same ticket back.
     IssueTicket {
@@ -71,13 +77,22 @@ pub enum Command {
         request_id: Option<String>,
     },
     /// Call the next ticket by the counter's queues and policy.
-    CallNext { counter: CounterNo },
+    CallNext {
+        counter: CounterNo,
+    },
     /// Call a given number, in or out of order (recorded).
-    CallNumber { counter: CounterNo, number: Number },
+    CallNumber {
+        counter: CounterNo,
+        number: Number,
+    },
     /// Call the ticket at the counter again.
-    Recall { counter: CounterNo },
+    Recall {
+        counter: CounterNo,
+    },
     /// The visitor has arrived at the counter.
-    StartService { counter: CounterNo },
+    StartService {
+        counter: CounterNo,
+    },
     /// The ticket at the counter is done; `tags` are the procedures (業種).
     Complete {
         counter: CounterNo,
@@ -85,9 +100,13 @@ pub enum Command {
         tags: Vec<String>,
     },
     /// The called visitor did not come (不在).
-    MarkAbsent { counter: CounterNo },
+    MarkAbsent {
+        counter: CounterNo,
+    },
     /// An absent visitor came back: first in their queue again.
-    ReturnAbsent { number: Number },
+    ReturnAbsent {
+        number: Number,
+    },
     /// Move a ticket to another queue or stage, keeping its number (R8).
     Transfer {
         number: Number,
@@ -104,9 +123,14 @@ pub enum Command {
         note: Option<String>,
     },
     /// Take a held ticket back at a counter: it is called there.
-    Resume { number: Number, counter: CounterNo },
+    Resume {
+        number: Number,
+        counter: CounterNo,
+    },
     /// The visitor left or the ticket was issued by mistake.
-    Cancel { number: Number },
+    Cancel {
+        number: Number,
+    },
 }
 
 impl Command {
@@ -139,16 +163,25 @@ impl Command {
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Event {
     /// The configuration in force from here on; its text is in the record.
-    ConfigApplied { source: String },
+    ConfigApplied {
+        source: String,
+    },
     /// `special` is true when the calendar does not list the day (臨時開庁).
-    DayOpened { date: NaiveDate, special: bool },
-    DayClosed { date: NaiveDate },
+    DayOpened {
+        date: NaiveDate,
+        special: bool,
+    },
+    DayClosed {
+        date: NaiveDate,
+    },
     CounterOpened {
         counter: CounterNo,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         staff: Option<String>,
     },
-    CounterClosed { counter: CounterNo },
+    CounterClosed {
+        counter: CounterNo,
+    },
     /// `people_ahead` and `expected_wait_s` are what the visitor was shown,
     /// kept so that the estimate can be audited against the real wait.
     TicketIssued {
@@ -167,16 +200,27 @@ pub enum Event {
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         out_of_order: bool,
     },
-    Recalled { number: Number, counter: CounterNo },
-    Started { number: Number, counter: CounterNo },
+    Recalled {
+        number: Number,
+        counter: CounterNo,
+    },
+    Started {
+        number: Number,
+        counter: CounterNo,
+    },
     Completed {
         number: Number,
         counter: CounterNo,
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         tags: Vec<String>,
     },
-    Absent { number: Number, counter: CounterNo },
-    Returned { number: Number },
+    Absent {
+        number: Number,
+        counter: CounterNo,
+    },
+    Returned {
+        number: Number,
+    },
     Transferred {
         number: Number,
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -193,14 +237,19 @@ pub enum Event {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         note: Option<String>,
     },
-    Resumed { number: Number, counter: CounterNo },
+    Resumed {
+        number: Number,
+        counter: CounterNo,
+    },
     Cancelled {
         number: Number,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         counter: Option<CounterNo>,
     },
     /// Still in the office's hands when the day closed.
-    Unserved { number: Number },
+    Unserved {
+        number: Number,
+    },
 }
 
 impl Event {
@@ -234,14 +283,34 @@ impl Event {
 pub enum Status {
     /// In `Ticket::queue`. `front` is set for a returned absentee, who goes
     /// before everyone who has not been called yet.
-    Waiting { since: Millis, front: bool },
-    Called { counter: CounterNo, at: Millis },
-    Serving { counter: CounterNo, since: Millis },
-    Absent { at: Millis },
-    Held { counter: CounterNo, at: Millis },
-    Done { at: Millis },
-    Cancelled { at: Millis },
-    Unserved { at: Millis },
+    Waiting {
+        since: Millis,
+        front: bool,
+    },
+    Called {
+        counter: CounterNo,
+        at: Millis,
+    },
+    Serving {
+        counter: CounterNo,
+        since: Millis,
+    },
+    Absent {
+        at: Millis,
+    },
+    Held {
+        counter: CounterNo,
+        at: Millis,
+    },
+    Done {
+        at: Millis,
+    },
+    Cancelled {
+        at: Millis,
+    },
+    Unserved {
+        at: Millis,
+    },
 }
 
 impl Status {
@@ -285,20 +354,28 @@ pub struct Step {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "step", rename_all = "snake_case")]
 pub enum StepKind {
-    Issued { queue: String },
+    Issued {
+        queue: String,
+    },
     Called {
         counter: CounterNo,
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         out_of_order: bool,
     },
-    Recalled { counter: CounterNo },
-    Started { counter: CounterNo },
+    Recalled {
+        counter: CounterNo,
+    },
+    Started {
+        counter: CounterNo,
+    },
     Completed {
         counter: CounterNo,
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         tags: Vec<String>,
     },
-    Absent { counter: CounterNo },
+    Absent {
+        counter: CounterNo,
+    },
     Returned,
     Transferred {
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -315,7 +392,9 @@ pub enum StepKind {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         note: Option<String>,
     },
-    Resumed { counter: CounterNo },
+    Resumed {
+        counter: CounterNo,
+    },
     Cancelled {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         counter: Option<CounterNo>,

@@ -36,15 +36,27 @@ pub enum Refusal {
     #[error("nobody is waiting for counter {counter}")]
     NothingWaiting { counter: CounterNo },
     #[error("ticket {number} is {status}, not waiting")]
-    NotWaiting { number: Number, status: &'static str },
+    NotWaiting {
+        number: Number,
+        status: &'static str,
+    },
     #[error("ticket {number} is {status}, not absent")]
-    NotAbsent { number: Number, status: &'static str },
+    NotAbsent {
+        number: Number,
+        status: &'static str,
+    },
     #[error("ticket {number} is {status}, not held")]
-    NotHeld { number: Number, status: &'static str },
+    NotHeld {
+        number: Number,
+        status: &'static str,
+    },
     #[error("ticket {number} is already being served at counter {counter}")]
     AlreadyStarted { number: Number, counter: CounterNo },
     #[error("ticket {number} is already finished ({status})")]
-    TicketFinished { number: Number, status: &'static str },
+    TicketFinished {
+        number: Number,
+        status: &'static str,
+    },
     #[error("ticket {number} is already in queue {queue:?}")]
     SameQueue { number: Number, queue: String },
     #[error("category {category:?} has issued all its numbers today")]
@@ -98,11 +110,15 @@ impl Refusal {
             Refusal::UnknownTag { tag } => format!("業種「{tag}」はありません"),
             Refusal::UnknownTicket { number } => format!("本日 {number} 番の番号札はありません"),
             Refusal::CounterClosed { counter } => format!("{counter} 番窓口は閉じています"),
-            Refusal::CounterAlreadyOpen { counter } => format!("{counter} 番窓口はすでに開いています"),
+            Refusal::CounterAlreadyOpen { counter } => {
+                format!("{counter} 番窓口はすでに開いています")
+            }
             Refusal::CounterBusy { counter, number } => {
                 format!("{counter} 番窓口は {number} 番の対応中です")
             }
-            Refusal::CounterIdle { counter } => format!("{counter} 番窓口に対応中の番号はありません"),
+            Refusal::CounterIdle { counter } => {
+                format!("{counter} 番窓口に対応中の番号はありません")
+            }
             Refusal::NothingWaiting { counter } => format!("{counter} 番窓口の待ち人数は 0 人です"),
             Refusal::NotWaiting { number, .. } => format!("{number} 番は待ち状態ではありません"),
             Refusal::NotAbsent { number, .. } => format!("{number} 番は不在ではありません"),
@@ -113,7 +129,9 @@ impl Refusal {
             Refusal::TicketFinished { number, .. } => format!("{number} 番はすでに終了しています"),
             Refusal::SameQueue { number, .. } => format!("{number} 番はすでにその待ち列にいます"),
             Refusal::NumbersExhausted { category } => {
-                format!("受付区分「{category}」の本日の番号がなくなりました。職員に声をおかけください")
+                format!(
+                    "受付区分「{category}」の本日の番号がなくなりました。職員に声をおかけください"
+                )
             }
             Refusal::TimeWentBackwards { .. } => "時刻が前回の記録より前になっています".into(),
             Refusal::TooLong { max, .. } => format!("入力が長すぎます（{max} 文字まで）"),

@@ -121,7 +121,10 @@ impl Store {
                 requests.insert(id, decode(&k, &v)?);
             }
         }
-        Ok(Some((meta, State::from_parts(state_meta, tickets, requests))))
+        Ok(Some((
+            meta,
+            State::from_parts(state_meta, tickets, requests),
+        )))
     }
 
     /// Writes the snapshot as of `meta.seq`: the state's small part, the

@@ -57,9 +57,16 @@ pub enum DaySelector {
     /// Every such weekday.
     Every(Weekday),
     /// The n-th (1–5) such weekday of the month, optionally of one month only.
-    Nth { n: u8, weekday: Weekday, month: Option<u32> },
+    Nth {
+        n: u8,
+        weekday: Weekday,
+        month: Option<u32>,
+    },
     /// The last such weekday of the month, optionally of one month only.
-    Last { weekday: Weekday, month: Option<u32> },
+    Last {
+        weekday: Weekday,
+        month: Option<u32>,
+    },
 }
 
 const MONTHS: [&str; 12] = [
@@ -144,7 +151,9 @@ impl FromStr for Hours {
         let open = NaiveTime::parse_from_str(a.trim(), "%H:%M").map_err(|_| bad())?;
         let close = NaiveTime::parse_from_str(b.trim(), "%H:%M").map_err(|_| bad())?;
         if close <= open {
-            return Err(format!("hours {s:?}: closing time must be after opening time"));
+            return Err(format!(
+                "hours {s:?}: closing time must be after opening time"
+            ));
         }
         Ok(Hours { open, close })
     }
@@ -152,7 +161,12 @@ impl FromStr for Hours {
 
 impl fmt::Display for Hours {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}-{}", self.open.format("%H:%M"), self.close.format("%H:%M"))
+        write!(
+            f,
+            "{}-{}",
+            self.open.format("%H:%M"),
+            self.close.format("%H:%M")
+        )
     }
 }
 

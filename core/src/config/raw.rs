@@ -148,7 +148,12 @@ pub(super) fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
     let raw: RawConfig = toml::from_str(text).map_err(|e| {
         let line = e.span().map(|s| cx.line_of(&s)).unwrap_or(0);
         // toml's message repeats the source excerpt; the first line says it.
-        let message = e.message().lines().next().unwrap_or("invalid TOML").to_string();
+        let message = e
+            .message()
+            .lines()
+            .next()
+            .unwrap_or("invalid TOML")
+            .to_string();
         ConfigError {
             file: file.to_string(),
             line,
@@ -171,7 +176,10 @@ pub(super) fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
     for s in raw.sections {
         let id = s.id.get_ref();
         if !is_valid_id(id) {
-            return Err(cx.err(&s.id.span(), format!("section id {id:?} must be 1–32 characters of a–z, 0–9, '_' or '-'")));
+            return Err(cx.err(
+                &s.id.span(),
+                format!("section id {id:?} must be 1–32 characters of a–z, 0–9, '_' or '-'"),
+            ));
         }
         if !section_ids.insert(id.clone()) {
             return Err(cx.err(&s.id.span(), format!("section id {id:?} is used twice")));
@@ -195,7 +203,10 @@ pub(super) fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
     for q in raw.queues {
         let id = q.id.get_ref().clone();
         if !is_valid_id(&id) {
-            return Err(cx.err(&q.id.span(), format!("queue id {id:?} must be 1–32 characters of a–z, 0–9, '_' or '-'")));
+            return Err(cx.err(
+                &q.id.span(),
+                format!("queue id {id:?} must be 1–32 characters of a–z, 0–9, '_' or '-'"),
+            ));
         }
         if queue_index.contains_key(&id) {
             return Err(cx.err(&q.id.span(), format!("queue id {id:?} is used twice")));
@@ -212,9 +223,18 @@ pub(super) fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
             (Some(n), false) => {
                 let r = *n.get_ref();
                 if r.from == 0 || r.from > r.to {
-                    return Err(cx.err(&n.span(), format!("queue {id:?}: numbers must satisfy 1 <= from <= to (got {}–{})", r.from, r.to)));
+                    return Err(cx.err(
+                        &n.span(),
+                        format!(
+                            "queue {id:?}: numbers must satisfy 1 <= from <= to (got {}–{})",
+                            r.from, r.to
+                        ),
+                    ));
                 }
-                if let Some((_, other)) = ranges.iter().find(|(o, _)| o.from <= r.to && r.from <= o.to) {
+                if let Some((_, other)) = ranges
+                    .iter()
+                    .find(|(o, _)| o.from <= r.to && r.from <= o.to)
+                {
                     return Err(cx.err(&n.span(), format!("queue {id:?}: numbers {}–{} overlap those of queue {other:?}; numbers must be unique across categories", r.from, r.to)));
                 }
                 ranges.push((r, id.clone()));
@@ -226,7 +246,10 @@ pub(super) fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
             && colour.starts_with('#')
             && colour[1..].bytes().all(|b| b.is_ascii_hexdigit());
         if !colour_ok {
-            return Err(cx.err(&q.colour.span(), format!("queue {id:?}: colour {colour:?} must look like \"#1b7a3a\"")));
+            return Err(cx.err(
+                &q.colour.span(),
+                format!("queue {id:?}: colour {colour:?} must look like \"#1b7a3a\""),
+            ));
         }
         let minutes = *q.typical_service_minutes.get_ref();
         if !(minutes > 0.0 && minutes <= 240.0) {
@@ -258,21 +281,39 @@ pub(super) fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
             return Err(cx.err(&c.number.span(), "counter numbers start at 1"));
         }
         if counter_index.contains_key(&number) {
-            return Err(cx.err(&c.number.span(), format!("counter {number} is defined twice")));
+            return Err(cx.err(
+                &c.number.span(),
+                format!("counter {number} is defined twice"),
+            ));
         }
         if !section_ids.contains(c.section.get_ref()) {
-            return Err(cx.err(&c.section.span(), format!("counter {number}: unknown section {:?}", c.section.get_ref())));
+            return Err(cx.err(
+                &c.section.span(),
+                format!(
+                    "counter {number}: unknown section {:?}",
+                    c.section.get_ref()
+                ),
+            ));
         }
         if c.serves.get_ref().is_empty() {
-            return Err(cx.err(&c.serves.span(), format!("counter {number}: serves must name at least one queue")));
+            return Err(cx.err(
+                &c.serves.span(),
+                format!("counter {number}: serves must name at least one queue"),
+            ));
         }
         let mut serves = Vec::new();
         for q in c.serves.into_inner() {
             if !queue_index.contains_key(q.get_ref()) {
-                return Err(cx.err(&q.span(), format!("counter {number}: unknown queue {:?}", q.get_ref())));
+                return Err(cx.err(
+                    &q.span(),
+                    format!("counter {number}: unknown queue {:?}", q.get_ref()),
+                ));
             }
             if serves.contains(q.get_ref()) {
-                return Err(cx.err(&q.span(), format!("counter {number}: queue {:?} is listed twice", q.get_ref())));
+                return Err(cx.err(
+                    &q.span(),
+                    format!("counter {number}: queue {:?} is listed twice", q.get_ref()),
+                ));
             }
             serves.push(q.into_inner());
         }
@@ -289,7 +330,10 @@ pub(super) fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
             return Err(ConfigError {
                 file: file.to_string(),
                 line: 1,
-                message: format!("queue {:?} is served by no counter: its tickets could never be called", q.id),
+                message: format!(
+                    "queue {:?} is served by no counter: its tickets could never be called",
+                    q.id
+                ),
             });
         }
     }
@@ -298,7 +342,10 @@ pub(super) fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
     for t in raw.tags {
         let id = t.id.get_ref();
         if !is_valid_id(id) {
-            return Err(cx.err(&t.id.span(), format!("tag id {id:?} must be 1–32 characters of a–z, 0–9, '_' or '-'")));
+            return Err(cx.err(
+                &t.id.span(),
+                format!("tag id {id:?} must be 1–32 characters of a–z, 0–9, '_' or '-'"),
+            ));
         }
         if tags.iter().any(|o: &Tag| &o.id == id) {
             return Err(cx.err(&t.id.span(), format!("tag id {id:?} is used twice")));
@@ -316,7 +363,10 @@ pub(super) fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
         Some(e) => {
             let a = *e.alpha.get_ref();
             if !(a > 0.0 && a <= 1.0) {
-                return Err(cx.err(&e.alpha.span(), format!("estimate.alpha must be in (0, 1] (got {a})")));
+                return Err(cx.err(
+                    &e.alpha.span(),
+                    format!("estimate.alpha must be in (0, 1] (got {a})"),
+                ));
             }
             a
         }
@@ -350,8 +400,15 @@ fn parse_calendar(cx: &Ctx<'_>, raw: RawCalendar) -> Result<Calendar, ConfigErro
     }
     let mut rules = Vec::new();
     for r in raw.open {
-        let on = r.on.get_ref().parse().map_err(|e: String| cx.err(&r.on.span(), e))?;
-        let hours: Hours = r.hours.get_ref().parse().map_err(|e: String| cx.err(&r.hours.span(), e))?;
+        let on =
+            r.on.get_ref()
+                .parse()
+                .map_err(|e: String| cx.err(&r.on.span(), e))?;
+        let hours: Hours = r
+            .hours
+            .get_ref()
+            .parse()
+            .map_err(|e: String| cx.err(&r.hours.span(), e))?;
         rules.push(DayRule {
             name: r.name,
             on,
@@ -362,9 +419,16 @@ fn parse_calendar(cx: &Ctx<'_>, raw: RawCalendar) -> Result<Calendar, ConfigErro
     let mut extra = Vec::new();
     for x in raw.extra {
         let date = NaiveDate::parse_from_str(x.date.get_ref(), "%Y-%m-%d").map_err(|_| {
-            cx.err(&x.date.span(), format!("date {:?} must look like \"2027-01-09\"", x.date.get_ref()))
+            cx.err(
+                &x.date.span(),
+                format!("date {:?} must look like \"2027-01-09\"", x.date.get_ref()),
+            )
         })?;
-        let hours: Hours = x.hours.get_ref().parse().map_err(|e: String| cx.err(&x.hours.span(), e))?;
+        let hours: Hours = x
+            .hours
+            .get_ref()
+            .parse()
+            .map_err(|e: String| cx.err(&x.hours.span(), e))?;
         extra.push(ExtraDay {
             name: x.name,
             date,

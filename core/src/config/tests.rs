@@ -20,15 +20,33 @@ fn embedded_default_models_the_ward() {
     assert!(!stage.is_category());
     assert_eq!(stage.name.ja, "証明の交付");
     assert_eq!(c.office.utc_offset.local_minus_utc(), 9 * 3600);
-    assert_eq!(c.category_of_number(1001).map(|q| q.id.as_str()), Some("idou"));
+    assert_eq!(
+        c.category_of_number(1001).map(|q| q.id.as_str()),
+        Some("idou")
+    );
 }
 
 #[test]
 fn holidays_of_2026() {
     let expected = [
-        "2026-01-01", "2026-01-12", "2026-02-11", "2026-02-23", "2026-03-20", "2026-04-29",
-        "2026-05-03", "2026-05-04", "2026-05-05", "2026-05-06", "2026-07-20", "2026-08-11",
-        "2026-09-21", "2026-09-22", "2026-09-23", "2026-10-12", "2026-11-03", "2026-11-23",
+        "2026-01-01",
+        "2026-01-12",
+        "2026-02-11",
+        "2026-02-23",
+        "2026-03-20",
+        "2026-04-29",
+        "2026-05-03",
+        "2026-05-04",
+        "2026-05-05",
+        "2026-05-06",
+        "2026-07-20",
+        "2026-08-11",
+        "2026-09-21",
+        "2026-09-22",
+        "2026-09-23",
+        "2026-10-12",
+        "2026-11-03",
+        "2026-11-23",
     ];
     let found: Vec<String> = date("2026-01-01")
         .iter_days()
@@ -45,18 +63,46 @@ fn holidays_of_2026() {
 fn calendar_follows_the_specification() {
     let cal = Config::embedded_default().calendar;
     let hours = |d: &str| cal.opening(date(d)).map(|o| o.hours.to_string());
-    assert_eq!(hours("2026-11-24").as_deref(), Some("08:00-18:00"), "Tuesday");
-    assert_eq!(hours("2026-11-25").as_deref(), Some("08:00-20:00"), "Wednesday");
+    assert_eq!(
+        hours("2026-11-24").as_deref(),
+        Some("08:00-18:00"),
+        "Tuesday"
+    );
+    assert_eq!(
+        hours("2026-11-25").as_deref(),
+        Some("08:00-20:00"),
+        "Wednesday"
+    );
     assert_eq!(hours("2026-11-23"), None, "勤労感謝の日");
     assert_eq!(hours("2026-11-22"), None, "an ordinary Sunday");
-    assert_eq!(hours("2026-12-13").as_deref(), Some("08:30-18:00"), "2nd Sunday");
-    assert_eq!(hours("2026-11-28").as_deref(), Some("08:30-18:00"), "4th Saturday");
+    assert_eq!(
+        hours("2026-12-13").as_deref(),
+        Some("08:30-18:00"),
+        "2nd Sunday"
+    );
+    assert_eq!(
+        hours("2026-11-28").as_deref(),
+        Some("08:30-18:00"),
+        "4th Saturday"
+    );
     assert_eq!(hours("2026-11-21"), None, "3rd Saturday");
     assert_eq!(hours("2026-12-29"), None, "year-end closure");
     assert_eq!(hours("2027-01-04").as_deref(), Some("08:00-18:00"));
-    assert_eq!(hours("2027-03-28").as_deref(), Some("08:30-18:00"), "last Sunday of March");
-    assert_eq!(hours("2027-04-04").as_deref(), Some("08:30-18:00"), "1st Sunday of April");
-    assert_eq!(hours("2027-04-11").as_deref(), Some("08:30-18:00"), "2nd Sunday of April");
+    assert_eq!(
+        hours("2027-03-28").as_deref(),
+        Some("08:30-18:00"),
+        "last Sunday of March"
+    );
+    assert_eq!(
+        hours("2027-04-04").as_deref(),
+        Some("08:30-18:00"),
+        "1st Sunday of April"
+    );
+    assert_eq!(
+        hours("2027-04-11").as_deref(),
+        Some("08:30-18:00"),
+        "2nd Sunday of April"
+    );
     assert_eq!(hours("2027-04-18"), None);
     // A Wednesday that is a holiday stays closed.
     assert_eq!(hours("2026-04-29"), None, "昭和の日 on a Wednesday");
@@ -67,12 +113,32 @@ fn calendar_follows_the_specification() {
 fn config_errors_name_file_and_line() {
     let base = DEFAULT_OFFICE_TOML;
     let cases: &[(&str, &str, &str)] = &[
-        ("serves = [\"koseki\"]\n\n[[counters]]\nnumber = 2", "serves = [\"kosekii\"]\n\n[[counters]]\nnumber = 2", "unknown queue \"kosekii\""),
-        ("numbers = { from = 1001, to = 1999 }", "numbers = { from = 900, to = 1999 }", "overlap"),
+        (
+            "serves = [\"koseki\"]\n\n[[counters]]\nnumber = 2",
+            "serves = [\"kosekii\"]\n\n[[counters]]\nnumber = 2",
+            "unknown queue \"kosekii\"",
+        ),
+        (
+            "numbers = { from = 1001, to = 1999 }",
+            "numbers = { from = 900, to = 1999 }",
+            "overlap",
+        ),
         ("colour = \"#1b7a3a\"", "colour = \"green\"", "colour"),
-        ("hours = \"08:00-20:00\"", "hours = \"20:00-08:00\"", "closing time"),
-        ("on = \"2nd sun\"", "on = \"second sunday\"", "not a day rule"),
-        ("utc_offset = \"+09:00\"", "utc_offset = \"JST\"", "utc_offset"),
+        (
+            "hours = \"08:00-20:00\"",
+            "hours = \"20:00-08:00\"",
+            "closing time",
+        ),
+        (
+            "on = \"2nd sun\"",
+            "on = \"second sunday\"",
+            "not a day rule",
+        ),
+        (
+            "utc_offset = \"+09:00\"",
+            "utc_offset = \"JST\"",
+            "utc_offset",
+        ),
         ("number = 25\n", "number = 24\n", "defined twice"),
         ("shape = \"square\"", "shape = \"blob\"", "unknown variant"),
         ("alpha = 0.2", "beta = 1\nalpha = 0.2", "unknown field"),
@@ -89,13 +155,16 @@ fn config_errors_name_file_and_line() {
             err.line == line || err.line + 1 == line || err.line == line + 1,
             "{err}: expected near line {line}"
         );
-        assert!(err.to_string().starts_with(&format!("office.toml:{}: ", err.line)));
+        assert!(err
+            .to_string()
+            .starts_with(&format!("office.toml:{}: ", err.line)));
     }
 }
 
 #[test]
 fn a_queue_nobody_serves_is_refused() {
-    let text = DEFAULT_OFFICE_TOML.replace("serves = [\"koufu\"]", "serves = [\"koseki\"]")
+    let text = DEFAULT_OFFICE_TOML
+        .replace("serves = [\"koufu\"]", "serves = [\"koseki\"]")
         .replace("serves = [\"koufu\", \"koseki\"]", "serves = [\"koseki\"]");
     let err = Config::parse(&text, "x.toml").expect_err("koufu unserved");
     assert!(err.message.contains("served by no counter"), "{err}");

@@ -47,11 +47,14 @@ impl ImportLine {
         let time = obj
             .remove("time")
             .ok_or_else(|| bad("missing \"time\"".into()))?;
-        let time = time
-            .as_str()
-            .ok_or_else(|| bad("\"time\" must be a string like \"2026-11-25T08:30:00+09:00\"".into()))?;
-        let at = DateTime::parse_from_rfc3339(time)
-            .map_err(|e| bad(format!("\"time\" {time:?} is not an RFC 3339 time with offset: {e}")))?;
+        let time = time.as_str().ok_or_else(|| {
+            bad("\"time\" must be a string like \"2026-11-25T08:30:00+09:00\"".into())
+        })?;
+        let at = DateTime::parse_from_rfc3339(time).map_err(|e| {
+            bad(format!(
+                "\"time\" {time:?} is not an RFC 3339 time with offset: {e}"
+            ))
+        })?;
         let by = match obj.remove("by") {
             None | Some(Value::Null) => None,
             Some(Value::String(s)) => Some(s),
@@ -98,17 +101,18 @@ impl Engine {
         let mut count = 0u64;
         for item in source() {
             let l = item?;
-            let events = dry
-                .decide(&self.config, l.at, &l.command)
-                .map_err(|r| ImportError::Line {
-                    line: l.line,
-                    reason: format!("{} refused: {r}", l.command.name()),
-                })?;
+            let events =
+                dry.decide(&self.config, l.at, &l.command)
+                    .map_err(|r| ImportError::Line {
+                        line: l.line,
+                        reason: format!("{} refused: {r}", l.command.name()),
+                    })?;
             for e in &events {
-                dry.apply(&self.config, l.at, e).map_err(|x| ImportError::Line {
-                    line: l.line,
-                    reason: x.to_string(),
-                })?;
+                dry.apply(&self.config, l.at, e)
+                    .map_err(|x| ImportError::Line {
+                        line: l.line,
+                        reason: x.to_string(),
+                    })?;
             }
             count += 1;
             if count % 10_000 == 0 {

@@ -198,14 +198,23 @@ impl Engine {
             _lock: lock,
             state: State::new(&fallback_config),
             config: fallback_config.clone(),
-            config_at: (0, Pos { segment: 0, offset: 0 }),
+            config_at: (
+                0,
+                Pos {
+                    segment: 0,
+                    offset: 0,
+                },
+            ),
             fallback_config,
             log,
             store,
             applied: Applied {
                 seq: 0,
                 hash: [0; 32],
-                next_pos: Pos { segment: 0, offset: 0 },
+                next_pos: Pos {
+                    segment: 0,
+                    offset: 0,
+                },
             },
             dirty: BTreeSet::new(),
             dirty_requests: Vec::new(),
@@ -296,14 +305,23 @@ impl Engine {
     fn rebuild(&mut self) -> Result<u64, EngineError> {
         self.store.clear()?;
         self.config = self.fallback_config.clone();
-        self.config_at = (0, Pos { segment: 0, offset: 0 });
+        self.config_at = (
+            0,
+            Pos {
+                segment: 0,
+                offset: 0,
+            },
+        );
         self.state = State::new(&self.config);
         self.dirty.clear();
         self.dirty_requests.clear();
         self.applied = Applied {
             seq: 0,
             hash: [0; 32],
-            next_pos: Pos { segment: 0, offset: 0 },
+            next_pos: Pos {
+                segment: 0,
+                offset: 0,
+            },
         };
         let mut count = 0;
         for r in self.log.records(None) {
@@ -338,7 +356,12 @@ impl Engine {
     /// Applies one record read from the log.
     fn apply_record(&mut self, pos: Pos, record: &Record) -> Result<(), EngineError> {
         let body = RecordBody::decode(record)?;
-        if body.events.iter().any(|e| matches!(e, Event::DayOpened { .. })) && !self.dirty.is_empty() {
+        if body
+            .events
+            .iter()
+            .any(|e| matches!(e, Event::DayOpened { .. }))
+            && !self.dirty.is_empty()
+        {
             // The closing day's tickets leave memory with this record.
             self.flush_store()?;
         }
@@ -351,10 +374,11 @@ impl Engine {
                     })?;
                 self.config_at = (record.seq, pos);
             }
-            self.apply_event(body.at, event).map_err(|e| EngineError::Corrupt {
-                seq: record.seq,
-                reason: e.to_string(),
-            })?;
+            self.apply_event(body.at, event)
+                .map_err(|e| EngineError::Corrupt {
+                    seq: record.seq,
+                    reason: e.to_string(),
+                })?;
         }
         self.applied = Applied {
             seq: record.seq,
@@ -417,7 +441,12 @@ impl Engine {
                 )));
             }
         }
-        for t in self.state.tickets.values().filter(|t| !t.status.is_finished()) {
+        for t in self
+            .state
+            .tickets
+            .values()
+            .filter(|t| !t.status.is_finished())
+        {
             if config.queue(&t.queue).is_none() {
                 return Err(EngineError::ConfigConflict(format!(
                     "ticket {} is still in queue {:?}",
@@ -460,7 +489,11 @@ impl Engine {
     }
 
     /// Executes one command at `now`, durably.
-    pub fn execute(&mut self, now: Millis, command: &Command) -> Result<Result<Outcome, Refusal>, EngineError> {
+    pub fn execute(
+        &mut self,
+        now: Millis,
+        command: &Command,
+    ) -> Result<Result<Outcome, Refusal>, EngineError> {
         let mut out = self.execute_batch(&[(now, command.clone(), None)])?;
         Ok(out.pop().unwrap_or(Err(Refusal::DayNotOpen)))
     }
@@ -584,7 +617,11 @@ impl Engine {
 
     /// A ticket with its history: today's from memory, another day's from
     /// sled (R8).
-    pub fn ticket(&self, date: Option<NaiveDate>, number: Number) -> Result<Option<Ticket>, EngineError> {
+    pub fn ticket(
+        &self,
+        date: Option<NaiveDate>,
+        number: Number,
+    ) -> Result<Option<Ticket>, EngineError> {
         let today = self.state.meta.day.as_ref().map(|d| d.date);
         match date {
             None => Ok(self.state.ticket(number).cloned()),
@@ -614,10 +651,12 @@ impl Engine {
                 if let Event::ConfigApplied { source } = e {
                     config = Config::parse(source, "event log")?;
                 }
-                state.apply(&config, body.at, e).map_err(|x| EngineError::Corrupt {
-                    seq: record.seq,
-                    reason: x.to_string(),
-                })?;
+                state
+                    .apply(&config, body.at, e)
+                    .map_err(|x| EngineError::Corrupt {
+                        seq: record.seq,
+                        reason: x.to_string(),
+                    })?;
             }
             count += 1;
         }

@@ -89,7 +89,12 @@ impl SharedEngine {
 
 impl EngineHandle {
     /// Executes a command durably; `now: None` takes the engine's clock.
-    pub fn execute(&self, now: Option<Millis>, command: Command, by: Option<String>) -> Result<Outcome, ExecError> {
+    pub fn execute(
+        &self,
+        now: Option<Millis>,
+        command: Command,
+        by: Option<String>,
+    ) -> Result<Outcome, ExecError> {
         let (reply, answer) = mpsc::sync_channel(1);
         self.tx
             .send(Job::Exec {
@@ -103,7 +108,10 @@ impl EngineHandle {
     }
 
     /// Runs `f` on the engine between commands and returns its result.
-    pub fn read<T: Send + 'static>(&self, f: impl FnOnce(&Engine) -> T + Send + 'static) -> Result<T, ExecError> {
+    pub fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Engine) -> T + Send + 'static,
+    ) -> Result<T, ExecError> {
         let (reply, answer) = mpsc::sync_channel(1);
         self.tx
             .send(Job::Read(Box::new(move |e| {

@@ -176,7 +176,8 @@ impl EventLog {
                     .write(true)
                     .open(&path)
                     .map_err(|e| LogError::io(&path, e))?;
-                f.set_len(scan.valid_len).map_err(|e| LogError::io(&path, e))?;
+                f.set_len(scan.valid_len)
+                    .map_err(|e| LogError::io(&path, e))?;
                 f.sync_all().map_err(|e| LogError::io(&path, e))?;
                 report.truncated_bytes += scan.file_len - scan.valid_len;
                 tracing::warn!(

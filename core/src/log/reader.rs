@@ -56,8 +56,12 @@ pub(crate) fn scan_tail_segment(path: &Path, first: u64) -> Result<TailScan, Log
     let mut prev_of_first = [0; 32];
     while offset < bytes.len() {
         let problem = match frame::decode(&bytes[offset..]) {
-            Ok(r) if r.seq != expected => Some(format!("sequence {} where {expected} was due", r.seq)),
-            Ok(r) if last_hash.is_some_and(|h| h != r.prev) => Some("broken hash chain".to_string()),
+            Ok(r) if r.seq != expected => {
+                Some(format!("sequence {} where {expected} was due", r.seq))
+            }
+            Ok(r) if last_hash.is_some_and(|h| h != r.prev) => {
+                Some("broken hash chain".to_string())
+            }
             Ok(r) => {
                 if last_hash.is_none() {
                     prev_of_first = r.prev;
@@ -108,7 +112,8 @@ pub(crate) fn read_one(path: &Path, offset: u64, seq: u64) -> Result<Record, Log
         offset,
         reason,
     };
-    f.read_exact(&mut header).map_err(|_| corrupt("the record is cut short".into()))?;
+    f.read_exact(&mut header)
+        .map_err(|_| corrupt("the record is cut short".into()))?;
     let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]);
     if len > super::MAX_PAYLOAD {
         return Err(corrupt(Bad::Length(len).to_string()));
@@ -119,7 +124,10 @@ pub(crate) fn read_one(path: &Path, offset: u64, seq: u64) -> Result<Record, Log
         .map_err(|_| corrupt("the record is cut short".into()))?;
     let r = frame::decode(&buf).map_err(|b| corrupt(b.to_string()))?;
     if r.seq != seq {
-        return Err(corrupt(format!("sequence {} where {seq} was expected", r.seq)));
+        return Err(corrupt(format!(
+            "sequence {} where {seq} was expected",
+            r.seq
+        )));
     }
     Ok(r)
 }
@@ -143,7 +151,10 @@ impl Records {
     pub(crate) fn new(dir: PathBuf, segments: Vec<u64>, from: Option<(Pos, u64, Hash)>) -> Records {
         let (index, offset, expected, prev) = match from {
             Some((pos, seq, prev)) => (
-                segments.iter().position(|&s| s == pos.segment).unwrap_or(segments.len()),
+                segments
+                    .iter()
+                    .position(|&s| s == pos.segment)
+                    .unwrap_or(segments.len()),
                 pos.offset,
                 Some(seq),
                 Some(prev),
@@ -193,7 +204,10 @@ impl Records {
                 f.seek(std::io::SeekFrom::Start(self.offset))
                     .map_err(|e| LogError::io(&path, e))?;
                 self.reader = Some(BufReader::with_capacity(1 << 16, f));
-                if self.offset == MAGIC.len() as u64 && self.segments[self.index] != self.expected.unwrap_or(self.segments[self.index]) {
+                if self.offset == MAGIC.len() as u64
+                    && self.segments[self.index]
+                        != self.expected.unwrap_or(self.segments[self.index])
+                {
                     return Err(self.corrupt(format!(
                         "segment starts at {} but record {} was due",
                         self.segments[self.index],
@@ -234,7 +248,9 @@ impl Records {
                 return Err(self.corrupt(format!("sequence {} where {expected} was due", r.seq)));
             }
             if self.prev.is_some_and(|p| p != r.prev) {
-                return Err(self.corrupt("broken hash chain: the record does not link to the one before"));
+                return Err(
+                    self.corrupt("broken hash chain: the record does not link to the one before")
+                );
             }
             let pos = Pos {
                 segment: self.segments[self.index],

@@ -76,7 +76,11 @@ fn torn_tail_is_cut_off_and_appending_continues() {
         drop(log);
         let (reopened, report) = EventLog::open(dir.path(), small()).expect("reopen");
         log = reopened;
-        assert_eq!(report.truncated_bytes, cut.min(buf.len() - 1) as u64, "cut {cut}");
+        assert_eq!(
+            report.truncated_bytes,
+            cut.min(buf.len() - 1) as u64,
+            "cut {cut}"
+        );
         assert_eq!(log.tail(), good);
         log.append(&[payload(99)]).expect("append after repair");
         assert_eq!(log.verify().expect("verify").0, 11);

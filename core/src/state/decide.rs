@@ -17,7 +17,12 @@ fn check_len(field: &'static str, value: Option<&String>, max: usize) -> Result<
 impl State {
     /// The events `command` causes at `now`, or why it is refused. Changes
     /// nothing.
-    pub fn decide(&self, config: &Config, now: Millis, command: &Command) -> Result<Vec<Event>, Refusal> {
+    pub fn decide(
+        &self,
+        config: &Config,
+        now: Millis,
+        command: &Command,
+    ) -> Result<Vec<Event>, Refusal> {
         if now < self.meta.last_at {
             return Err(Refusal::TimeWentBackwards {
                 now,

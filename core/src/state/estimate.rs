@@ -47,7 +47,9 @@ pub struct QueueEstimate {
 impl State {
     pub(super) fn observe_service(&mut self, config: &Config, queue: &str, secs: f64) {
         let alpha = config.estimate.alpha;
-        let prior = config.queue(queue).map_or(600.0, |q| q.typical_service_secs);
+        let prior = config
+            .queue(queue)
+            .map_or(600.0, |q| q.typical_service_secs);
         let s = self
             .meta
             .service
@@ -63,7 +65,11 @@ impl State {
 
     fn occupancy_secs(&self, config: &Config, queue: &str) -> f64 {
         self.meta.service.get(queue).map_or_else(
-            || config.queue(queue).map_or(600.0, |q| q.typical_service_secs),
+            || {
+                config
+                    .queue(queue)
+                    .map_or(600.0, |q| q.typical_service_secs)
+            },
             |s| s.mean_secs,
         )
     }

@@ -136,7 +136,10 @@ impl State {
     }
 
     pub fn day_is_open(&self) -> bool {
-        self.meta.day.as_ref().is_some_and(|d| d.closed_at.is_none())
+        self.meta
+            .day
+            .as_ref()
+            .is_some_and(|d| d.closed_at.is_none())
     }
 
     pub fn ticket(&self, number: Number) -> Option<&Ticket> {
@@ -189,7 +192,9 @@ impl State {
         let mut rebuilt = self.clone();
         rebuilt.rebuild_waiting();
         if rebuilt.waiting != self.waiting {
-            return Err(Inconsistent("waiting index differs from the tickets".into()));
+            return Err(Inconsistent(
+                "waiting index differs from the tickets".into(),
+            ));
         }
         let mut seen = BTreeSet::new();
         for set in self.waiting.values() {
@@ -214,7 +219,12 @@ impl State {
     }
 
     /// Applies one event recorded at `at`.
-    pub fn apply(&mut self, config: &Config, at: Millis, event: &Event) -> Result<(), Inconsistent> {
+    pub fn apply(
+        &mut self,
+        config: &Config,
+        at: Millis,
+        event: &Event,
+    ) -> Result<(), Inconsistent> {
         self.meta.last_at = self.meta.last_at.max(at);
         match event {
             Event::ConfigApplied { .. } => self.reconcile(config),
@@ -249,7 +259,9 @@ impl State {
             Event::CounterClosed { counter } => {
                 let c = self.counter_mut(*counter)?;
                 if let Some(t) = c.ticket {
-                    return Err(Inconsistent(format!("counter {counter} closed with ticket {t}")));
+                    return Err(Inconsistent(format!(
+                        "counter {counter} closed with ticket {t}"
+                    )));
                 }
                 c.open = false;
                 c.staff = None;
@@ -304,10 +316,14 @@ impl State {
             } => {
                 self.leave_queue(*number)?;
                 self.to_counter(*number, *counter, at)?;
-                self.step(*number, at, StepKind::Called {
-                    counter: *counter,
-                    out_of_order: *out_of_order,
-                })?;
+                self.step(
+                    *number,
+                    at,
+                    StepKind::Called {
+                        counter: *counter,
+                        out_of_order: *out_of_order,
+                    },
+                )?;
             }
             Event::Recalled { number, counter } => {
                 self.step(*number, at, StepKind::Recalled { counter: *counter })?;
@@ -326,10 +342,14 @@ impl State {
             } => {
                 self.release_counter(config, *number, at, true)?;
                 self.ticket_mut(*number)?.status = Status::Done { at };
-                self.step(*number, at, StepKind::Completed {
-                    counter: *counter,
-                    tags: tags.clone(),
-                })?;
+                self.step(
+                    *number,
+                    at,
+                    StepKind::Completed {
+                        counter: *counter,
+                        tags: tags.clone(),
+                    },
+                )?;
             }
             Event::Absent { number, counter } => {
                 self.release_counter(config, *number, at, true)?;
@@ -363,13 +383,17 @@ impl State {
                 };
                 let t = t.clone();
                 self.enqueue(&t);
-                self.step(*number, at, StepKind::Transferred {
-                    counter: *counter,
-                    from,
-                    to: to.clone(),
-                    tags: tags.clone(),
-                    note: note.clone(),
-                })?;
+                self.step(
+                    *number,
+                    at,
+                    StepKind::Transferred {
+                        counter: *counter,
+                        from,
+                        to: to.clone(),
+                        tags: tags.clone(),
+                        note: note.clone(),
+                    },
+                )?;
             }
             Event::Held {
                 number,
@@ -381,10 +405,14 @@ impl State {
                     counter: *counter,
                     at,
                 };
-                self.step(*number, at, StepKind::Held {
-                    counter: *counter,
-                    note: note.clone(),
-                })?;
+                self.step(
+                    *number,
+                    at,
+                    StepKind::Held {
+                        counter: *counter,
+                        note: note.clone(),
+                    },
+                )?;
             }
             Event::Resumed { number, counter } => {
                 self.to_counter(*number, *counter, at)?;
@@ -437,18 +465,33 @@ impl State {
             .get(&n)
             .ok_or_else(|| Inconsistent(format!("no ticket {n}")))?;
         if let Some(k) = wait_key(t) {
-            let removed = self.waiting.get_mut(&t.queue).is_some_and(|s| s.remove(&k));
-            if !removed {
-                return Err(Inconsistent(format!("ticket {n} missing from its queue")));
+            let queue = t.queue.clone();
+            let set = self
+                .waiting
+                .get_mut(&queue)
+                .filter(|s| s.contains(&k))
+                .ok_or_else(|| Inconsistent(format!("ticket {n} missing from its queue")))?;
+            set.remove(&k);
+            if set.is_empty() {
+                // Keep the index equal to a fresh rebuild, which has no
+                // empty sets.
+                self.waiting.remove(&queue);
             }
         }
         Ok(())
     }
 
-    fn to_counter(&mut self, n: Number, counter: CounterNo, at: Millis) -> Result<(), Inconsistent> {
+    fn to_counter(
+        &mut self,
+        n: Number,
+        counter: CounterNo,
+        at: Millis,
+    ) -> Result<(), Inconsistent> {
         let c = self.counter_mut(counter)?;
         if let Some(other) = c.ticket {
-            return Err(Inconsistent(format!("counter {counter} already has ticket {other}")));
+            return Err(Inconsistent(format!(
+                "counter {counter} already has ticket {other}"
+            )));
         }
         c.ticket = Some(n);
         c.since = at;
@@ -475,7 +518,9 @@ impl State {
         let queue = t.queue.clone();
         let c = self.counter_mut(counter)?;
         if c.ticket != Some(n) {
-            return Err(Inconsistent(format!("ticket {n} is not at counter {counter}")));
+            return Err(Inconsistent(format!(
+                "ticket {n} is not at counter {counter}"
+            )));
         }
         c.ticket = None;
         let since = c.since;

@@ -1,0 +1,607 @@
+//! Realistic simulated days for the default office (demos, benchmarks and
+//! the wait estimate's evaluation): arrivals peak after opening and around
+//! lunch, staff call, serve, mark absentees, transfer 住民異動 tickets on to
+//! 証明の交付, hold, take lunch in shifts, and some visitors give up.
+//!
+//! The output is a list of timestamped commands, each of which the state
+//! machine accepted when the simulation made it, so it imports cleanly. The
+//! same seed gives the same days.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+
+use chrono::{Datelike, NaiveDate, NaiveDateTime, TimeZone};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use rand_distr::{Distribution, LogNormal};
+use serde::Serialize;
+
+use crate::config::{Config, OpenDay};
+use crate::model::{Command, CounterNo, Event, Millis, Number, Status, Ticket};
+use crate::state::State;
+
+/// One command at its time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TimedCommand {
+    pub at: Millis,
+    pub command: Command,
+}
+
+impl TimedCommand {
+    /// The import-file form: `{"time": …, "command": …, …}`.
+    pub fn to_json_line(&self, config: &Config) -> String {
+        let mut v = serde_json::to_value(&self.command).unwrap_or_default();
+        let time = self.at.to_datetime(config.office.utc_offset).to_rfc3339();
+        if let Some(obj) = v.as_object_mut() {
+            let mut line = serde_json::Map::new();
+            line.insert("time".into(), time.into());
+            line.extend(std::mem::take(obj));
+            return serde_json::Value::Object(line).to_string();
+        }
+        String::new()
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct SimOptions {
+    /// The first day considered; closed days are skipped.
+    pub start: NaiveDate,
+    /// Business days to simulate.
+    pub days: u32,
+    pub seed: u64,
+    /// Multiplies the number of visitors (1.0: about 600–1,200 a day).
+    pub volume: f64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Ev {
+    Arrive,
+    CounterReady(CounterNo),
+    Show(CounterNo, Number),
+    NoShow(CounterNo, Number, u8),
+    Finish(CounterNo, Number),
+    ComeBack(Number),
+    ResumeHeld(Number, CounterNo),
+    GiveUp(Number),
+    LunchStart(CounterNo),
+    LunchEnd(CounterNo),
+}
+
+/// The simulation: an iterator of days, each a list of commands.
+#[derive(Debug)]
+pub struct Simulator<'a> {
+    config: &'a Config,
+    opts: SimOptions,
+    rng: StdRng,
+    state: State,
+    next_date: NaiveDate,
+    done: u32,
+}
+
+struct DayRun<'s, 'a> {
+    sim: &'s mut Simulator<'a>,
+    out: Vec<TimedCommand>,
+    heap: BinaryHeap<Reverse<(Millis, u64, Ev)>>,
+    seq: u64,
+    close: Millis,
+    at_lunch: Vec<CounterNo>,
+    lunch_pending: Vec<CounterNo>,
+}
+
+const SEC: i64 = 1000;
+const MIN: i64 = 60 * SEC;
+
+impl<'a> Simulator<'a> {
+    pub fn new(config: &'a Config, opts: SimOptions) -> Simulator<'a> {
+        Simulator {
+            config,
+            rng: StdRng::seed_from_u64(opts.seed),
+            state: State::new(config),
+            next_date: opts.start,
+            done: 0,
+            opts,
+        }
+    }
+
+    /// The state after the days produced so far.
+    pub fn state(&self) -> &State {
+        &self.state
+    }
+
+    fn local(&self, date: NaiveDate, time: chrono::NaiveTime) -> Millis {
+        let naive = NaiveDateTime::new(date, time);
+        let t = self
+            .config
+            .office
+            .utc_offset
+            .from_local_datetime(&naive)
+            .single()
+            .map(|t| t.timestamp_millis())
+            .unwrap_or(0);
+        Millis(t)
+    }
+
+    fn visitors(&mut self, day: &OpenDay) -> usize {
+        let base = match day.date.weekday() {
+            chrono::Weekday::Mon => 1100.0,
+            chrono::Weekday::Tue => 900.0,
+            chrono::Weekday::Wed => 1000.0,
+            chrono::Weekday::Thu => 850.0,
+            chrono::Weekday::Fri => 1000.0,
+            _ => 650.0,
+        };
+        // The moving season (March–April) and month ends are busier.
+        let season = if matches!(day.date.month(), 3 | 4) {
+            1.1
+        } else {
+            1.0
+        };
+        let month_end = if day.date.day() >= 25 { 1.05 } else { 1.0 };
+        let noise = self.rng.random_range(0.9..1.1);
+        let n: f64 = base * season * month_end * noise * self.opts.volume;
+        n.clamp(0.0, 1300.0 * self.opts.volume.max(1.0)).round() as usize
+    }
+}
+
+impl Iterator for Simulator<'_> {
+    type Item = Vec<TimedCommand>;
+
+    fn next(&mut self) -> Option<Vec<TimedCommand>> {
+        if self.done >= self.opts.days {
+            return None;
+        }
+        let day = self.config.calendar.open_days_from(self.next_date).next()?;
+        self.next_date = day.date.succ_opt()?;
+        self.done += 1;
+        let mut run = DayRun {
+            close: self.local(day.date, day.hours.close),
+            sim: self,
+            out: Vec::new(),
+            heap: BinaryHeap::new(),
+            seq: 0,
+            at_lunch: Vec::new(),
+            lunch_pending: Vec::new(),
+        };
+        run.run(&day);
+        Some(run.out)
+    }
+}
+
+/// Time-of-day weight of arrivals: a rush after opening and at lunch.
+fn arrival_weight(minutes_after_open: i64, local_minutes: i64) -> f64 {
+    let lunch = (12 * 60..13 * 60 + 30).contains(&local_minutes);
+    if minutes_after_open < 60 {
+        1.8
+    } else if lunch {
+        1.4
+    } else if local_minutes >= 16 * 60 {
+        0.6
+    } else {
+        1.0
+    }
+}
+
+impl DayRun<'_, '_> {
+    fn push(&mut self, at: Millis, ev: Ev) {
+        self.seq += 1;
+        self.heap.push(Reverse((at, self.seq, ev)));
+    }
+
+    fn cmd(&mut self, at: Millis, command: Command) -> Option<Vec<Event>> {
+        let config = self.sim.config;
+        let events = self.sim.state.decide(config, at, &command).ok()?;
+        for e in &events {
+            // decide() and apply() come from the same state machine.
+            self.sim.state.apply(config, at, e).ok()?;
+        }
+        self.out.push(TimedCommand { at, command });
+        Some(events)
+    }
+
+    fn uniform_ms(&mut self, lo: i64, hi: i64) -> i64 {
+        self.sim.rng.random_range(lo..=hi)
+    }
+
+    fn chance(&mut self, p: f64) -> bool {
+        self.sim.rng.random_bool(p.clamp(0.0, 1.0))
+    }
+
+    fn run(&mut self, day: &OpenDay) {
+        let config = self.sim.config;
+        let open = self.sim.local(day.date, day.hours.open);
+        let close = self.close;
+        self.cmd(
+            Millis(open.0 - 30 * MIN),
+            Command::OpenDay { date: day.date },
+        );
+        for c in &config.counters {
+            let at = Millis(open.0 - 5 * MIN + i64::from(c.number) * SEC);
+            self.cmd(
+                at,
+                Command::OpenCounter {
+                    counter: c.number,
+                    staff: Some(format!("staff-{:02}", c.number)),
+                },
+            );
+        }
+        // Arrivals by thinning against the peak weight.
+        let n = self.sim.visitors(day);
+        let span = (close.0 - open.0 - 10 * MIN).max(MIN);
+        let offset_min = i64::from(config.office.utc_offset.local_minus_utc()) / 60;
+        let mut arrivals = Vec::with_capacity(n);
+        while arrivals.len() < n {
+            let t = open.0 + self.uniform_ms(0, span);
+            let local_minutes = ((t / MIN) + offset_min).rem_euclid(24 * 60);
+            let w = arrival_weight((t - open.0) / MIN, local_minutes);
+            if self.sim.rng.random_bool(w / 1.8) {
+                arrivals.push(t);
+            }
+        }
+        arrivals.sort_unstable();
+        for t in arrivals {
+            self.push(Millis(t), Ev::Arrive);
+        }
+        let long_day = close.0 - open.0 > 6 * 60 * MIN;
+        let noon = self.sim.local(
+            day.date,
+            chrono::NaiveTime::from_hms_opt(11, 45, 0).unwrap_or_default(),
+        );
+        for c in &config.counters {
+            if long_day {
+                let shift = if c.number % 2 == 0 { 0 } else { 45 * MIN };
+                self.push(Millis(noon.0 + shift), Ev::LunchStart(c.number));
+            }
+        }
+        while let Some(Reverse((at, _, ev))) = self.heap.pop() {
+            self.step(at, ev);
+            if at > close && self.finished() {
+                break;
+            }
+            if at.0 > close.0 + 3 * 60 * MIN {
+                break;
+            }
+        }
+        let end = self.sim.state.meta.last_at.max(close);
+        self.cmd(Millis(end.0 + MIN), Command::CloseDay);
+    }
+
+    /// After closing time: nobody waiting and no counter busy.
+    fn finished(&self) -> bool {
+        let s = &self.sim.state;
+        s.tickets.values().all(|t| {
+            !matches!(
+                t.status,
+                Status::Waiting { .. }
+                    | Status::Called { .. }
+                    | Status::Serving { .. }
+                    | Status::Held { .. }
+            )
+        })
+    }
+
+    fn poke_idle_counters(&mut self, at: Millis, queue: &str) {
+        let config = self.sim.config;
+        let idle: Vec<CounterNo> = config
+            .counters_serving(queue)
+            .filter(|c| {
+                self.sim
+                    .state
+                    .counter(c.number)
+                    .is_some_and(|s| s.open && s.ticket.is_none())
+            })
+            .map(|c| c.number)
+            .collect();
+        for c in idle {
+            let d = self.uniform_ms(2 * SEC, 20 * SEC);
+            self.push(Millis(at.0 + d), Ev::CounterReady(c));
+        }
+    }
+
+    fn service_ms(&mut self, queue: &str) -> i64 {
+        let mean = self
+            .sim
+            .config
+            .queue(queue)
+            .map_or(600.0, |q| q.typical_service_secs)
+            * 1000.0;
+        let sigma: f64 = 0.55;
+        let mu = mean.ln() - sigma * sigma / 2.0;
+        let d = LogNormal::new(mu, sigma).map_or(mean, |d| d.sample(&mut self.sim.rng));
+        (d as i64).clamp(30 * SEC, 90 * MIN)
+    }
+
+    fn ticket(&self, n: Number) -> Option<&Ticket> {
+        self.sim.state.ticket(n)
+    }
+
+    fn step(&mut self, at: Millis, ev: Ev) {
+        match ev {
+            Ev::Arrive => {
+                if at >= self.close {
+                    return;
+                }
+                let category = if self.chance(0.45) { "koseki" } else { "idou" };
+                let kiosk = Some(format!("kiosk-{}", self.uniform_ms(1, 3)));
+                let Some(events) = self.cmd(
+                    at,
+                    Command::IssueTicket {
+                        category: category.into(),
+                        kiosk,
+                        request_id: None,
+                    },
+                ) else {
+                    return;
+                };
+                if let Some(n) = events.iter().find_map(Event::ticket) {
+                    if self.chance(0.02) {
+                        let patience = self.uniform_ms(20 * MIN, 90 * MIN);
+                        self.push(Millis(at.0 + patience), Ev::GiveUp(n));
+                    }
+                }
+                self.poke_idle_counters(at, category);
+            }
+            Ev::CounterReady(c) => {
+                if self.lunch_pending.contains(&c) {
+                    self.lunch_pending.retain(|x| *x != c);
+                    if self.cmd(at, Command::CloseCounter { counter: c }).is_some() {
+                        self.at_lunch.push(c);
+                    }
+                    return;
+                }
+                let Some(events) = self.cmd(at, Command::CallNext { counter: c }) else {
+                    return;
+                };
+                let Some(n) = events.iter().find_map(Event::ticket) else {
+                    return;
+                };
+                if self.chance(0.04) {
+                    self.push(Millis(at.0 + MIN), Ev::NoShow(c, n, 0));
+                } else {
+                    let walk = self.uniform_ms(20 * SEC, 90 * SEC);
+                    self.push(Millis(at.0 + walk), Ev::Show(c, n));
+                }
+            }
+            Ev::Show(c, n) => {
+                if self.cmd(at, Command::StartService { counter: c }).is_some() {
+                    let queue = self.ticket(n).map(|t| t.queue.clone()).unwrap_or_default();
+                    let d = self.service_ms(&queue);
+                    self.push(Millis(at.0 + d), Ev::Finish(c, n));
+                }
+            }
+            Ev::NoShow(c, n, recalls) => {
+                if recalls == 0 {
+                    self.cmd(at, Command::Recall { counter: c });
+                    self.push(Millis(at.0 + MIN), Ev::NoShow(c, n, 1));
+                    return;
+                }
+                if self.cmd(at, Command::MarkAbsent { counter: c }).is_some() && self.chance(0.35) {
+                    let back = self.uniform_ms(10 * MIN, 40 * MIN);
+                    self.push(Millis(at.0 + back), Ev::ComeBack(n));
+                }
+                self.push(Millis(at.0 + 10 * SEC), Ev::CounterReady(c));
+            }
+            Ev::Finish(c, n) => self.finish(at, c, n),
+            Ev::ComeBack(n) => {
+                if self.cmd(at, Command::ReturnAbsent { number: n }).is_some() {
+                    let queue = self.ticket(n).map(|t| t.queue.clone()).unwrap_or_default();
+                    self.poke_idle_counters(at, &queue);
+                }
+            }
+            Ev::ResumeHeld(n, c) => {
+                let idle = self
+                    .sim
+                    .state
+                    .counter(c)
+                    .is_some_and(|s| s.open && s.ticket.is_none());
+                if idle
+                    && self
+                        .cmd(
+                            at,
+                            Command::Resume {
+                                number: n,
+                                counter: c,
+                            },
+                        )
+                        .is_some()
+                {
+                    let d = self.service_ms("koufu");
+                    self.push(Millis(at.0 + d), Ev::Finish(c, n));
+                } else if matches!(self.ticket(n).map(|t| &t.status), Some(Status::Held { .. })) {
+                    self.push(Millis(at.0 + MIN), Ev::ResumeHeld(n, c));
+                }
+            }
+            Ev::GiveUp(n) => {
+                if matches!(
+                    self.ticket(n).map(|t| &t.status),
+                    Some(Status::Waiting { .. })
+                ) {
+                    self.cmd(at, Command::Cancel { number: n });
+                }
+            }
+            Ev::LunchStart(c) => {
+                let busy = self
+                    .sim
+                    .state
+                    .counter(c)
+                    .is_some_and(|s| s.ticket.is_some());
+                if busy {
+                    self.lunch_pending.push(c);
+                } else if self.cmd(at, Command::CloseCounter { counter: c }).is_some() {
+                    self.at_lunch.push(c);
+                }
+                self.push(Millis(at.0 + 45 * MIN), Ev::LunchEnd(c));
+            }
+            Ev::LunchEnd(c) => {
+                self.lunch_pending.retain(|x| *x != c);
+                if self.at_lunch.contains(&c) {
+                    self.at_lunch.retain(|x| *x != c);
+                    self.cmd(
+                        at,
+                        Command::OpenCounter {
+                            counter: c,
+                            staff: Some(format!("staff-{c:02}")),
+                        },
+                    );
+                    self.push(Millis(at.0 + 5 * SEC), Ev::CounterReady(c));
+                }
+            }
+        }
+    }
+
+    fn finish(&mut self, at: Millis, c: CounterNo, n: Number) {
+        let queue = self.ticket(n).map(|t| t.queue.clone()).unwrap_or_default();
+        let pick = |sim: &mut DayRun<'_, '_>, tags: &[&str]| -> Vec<String> {
+            let i = sim.sim.rng.random_range(0..tags.len());
+            vec![tags[i].to_string()]
+        };
+        let done = if self.chance(0.015) && queue != "koufu" {
+            let r = self.cmd(
+                at,
+                Command::Hold {
+                    counter: c,
+                    note: Some("書類の確認待ち".into()),
+                },
+            );
+            if r.is_some() {
+                let back = self.uniform_ms(5 * MIN, 15 * MIN);
+                self.push(Millis(at.0 + back), Ev::ResumeHeld(n, c));
+            }
+            r
+        } else if queue == "idou" && self.chance(0.45) {
+            let tags = pick(self, &["tennyu", "tenshutsu", "tenkyo"]);
+            let r = self.cmd(
+                at,
+                Command::Transfer {
+                    number: n,
+                    to: "koufu".into(),
+                    tags,
+                    note: None,
+                },
+            );
+            self.poke_idle_counters(at, "koufu");
+            r
+        } else {
+            let tags = match queue.as_str() {
+                "koseki" => pick(
+                    self,
+                    &[
+                        "birth",
+                        "marriage",
+                        "death",
+                        "koseki_cert",
+                        "juminhyo",
+                        "inkan",
+                    ],
+                ),
+                "idou" => pick(self, &["tennyu", "tenshutsu", "tenkyo", "mynumber"]),
+                _ => pick(self, &["juminhyo", "inkan", "koseki_cert"]),
+            };
+            self.cmd(at, Command::Complete { counter: c, tags })
+        };
+        if done.is_some() {
+            let pause = self.uniform_ms(5 * SEC, 30 * SEC);
+            self.push(Millis(at.0 + pause), Ev::CounterReady(c));
+        }
+    }
+}
+
+/// How well the wait shown at issue matched the real wait (issue → first
+/// call), over the tickets that were called.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct EstimateAccuracy {
+    pub tickets: usize,
+    pub mean_actual_min: f64,
+    pub mean_expected_min: f64,
+    /// Mean of expected − actual (positive: we said longer than it was).
+    pub bias_min: f64,
+    pub mean_abs_error_min: f64,
+    pub median_abs_error_min: f64,
+    pub p90_abs_error_min: f64,
+}
+
+impl EstimateAccuracy {
+    pub fn of<'t>(tickets: impl IntoIterator<Item = &'t Ticket>) -> EstimateAccuracy {
+        let mut errors = Vec::new();
+        let (mut actual_sum, mut expected_sum) = (0.0, 0.0);
+        for t in tickets {
+            let called = t.history.iter().find_map(|s| match s.what {
+                crate::model::StepKind::Called { .. } => Some(s.at),
+                _ => None,
+            });
+            let Some(called) = called else { continue };
+            let actual = f64::from(called.secs_since(t.issued_at)) / 60.0;
+            let expected = f64::from(t.expected_wait_s_at_issue) / 60.0;
+            actual_sum += actual;
+            expected_sum += expected;
+            errors.push(expected - actual);
+        }
+        let n = errors.len();
+        if n == 0 {
+            return EstimateAccuracy::default();
+        }
+        let mut abs: Vec<f64> = errors.iter().map(|e| e.abs()).collect();
+        abs.sort_by(f64::total_cmp);
+        let nf = n as f64;
+        EstimateAccuracy {
+            tickets: n,
+            mean_actual_min: actual_sum / nf,
+            mean_expected_min: expected_sum / nf,
+            bias_min: errors.iter().sum::<f64>() / nf,
+            mean_abs_error_min: abs.iter().sum::<f64>() / nf,
+            median_abs_error_min: abs[n / 2],
+            p90_abs_error_min: abs[(n * 9 / 10).min(n - 1)],
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_simulated_day_is_realistic_and_deterministic() {
+        let config = Config::embedded_default();
+        let opts = SimOptions {
+            start: NaiveDate::from_ymd_opt(2026, 11, 24).unwrap_or_default(),
+            days: 2,
+            seed: 7,
+            volume: 1.0,
+        };
+        let a: Vec<Vec<TimedCommand>> = Simulator::new(&config, opts.clone()).collect();
+        let b: Vec<Vec<TimedCommand>> = Simulator::new(&config, opts).collect();
+        assert_eq!(a, b, "same seed, same days");
+        assert_eq!(a.len(), 2);
+        for day in &a {
+            let issued = day
+                .iter()
+                .filter(|c| matches!(c.command, Command::IssueTicket { .. }))
+                .count();
+            assert!((600..=1300).contains(&issued), "{issued} tickets");
+            assert!(matches!(
+                day.first().map(|c| &c.command),
+                Some(Command::OpenDay { .. })
+            ));
+            assert!(matches!(
+                day.last().map(|c| &c.command),
+                Some(Command::CloseDay)
+            ));
+            assert!(
+                day.windows(2).all(|w| w[0].at <= w[1].at),
+                "time runs forward"
+            );
+            for kind in [
+                "transfer",
+                "mark_absent",
+                "return_absent",
+                "hold",
+                "resume",
+                "recall",
+            ] {
+                assert!(
+                    day.iter().any(|c| c.command.name() == kind),
+                    "a day has {kind}"
+                );
+            }
+        }
+    }
+}

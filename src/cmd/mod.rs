@@ -1,0 +1,43 @@
+//! One module per subcommand, plus what they share: opening the engine.
+
+pub mod apply;
+pub mod audit;
+pub mod demo;
+pub mod export;
+pub mod history;
+pub mod import;
+pub mod simulate;
+pub mod status;
+
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use madoguchi_core::config::Config;
+use madoguchi_core::engine::{ConfigChoice, Engine, EngineOptions};
+
+/// Reads `--config` if given.
+pub fn load_config(config: Option<&Path>) -> Result<Option<Config>> {
+    config
+        .map(|p| Config::from_file(p).context("the configuration is not valid"))
+        .transpose()
+}
+
+/// Opens the data folder, telling the user what start-up repaired.
+pub fn open_engine(data: &Path, config: Option<&Path>) -> Result<Engine> {
+    let choice = match load_config(config)? {
+        Some(c) => ConfigChoice::Given(c),
+        None => ConfigChoice::Stored,
+    };
+    let (engine, report) = Engine::open(data, choice, EngineOptions::default())
+        .with_context(|| format!("cannot open the data folder {}", data.display()))?;
+    if report.torn_bytes_cut > 0 {
+        eprintln!(
+            "note: cut {} bytes of an unfinished record off the end of the event log (a crash mid-write; nothing acknowledged was lost)",
+            report.torn_bytes_cut
+        );
+    }
+    if let Some(why) = &report.rebuilt {
+        eprintln!("note: rebuilt the snapshots from the event log ({why})");
+    }
+    Ok(engine)
+}
