@@ -1,1 +1,350 @@
+//! Engine tests on real folders: sled, the log, reopen, rebuild, import.
 
+use std::path::Path;
+
+use chrono::NaiveDate;
+
+use super::*;
+use crate::simulate::{SimOptions, Simulator, TimedCommand};
+
+fn sim_days(cfg: &Config, days: u32, seed: u64) -> Vec<TimedCommand> {
+    Simulator::new(
+        cfg,
+        SimOptions {
+            start: NaiveDate::from_ymd_opt(2026, 11, 24).unwrap_or_default(),
+            days,
+            seed,
+            volume: 0.3,
+        },
+    )
+    .flatten()
+    .collect()
+}
+
+fn open(dir: &Path) -> (Engine, OpenReport) {
+    Engine::open(dir, ConfigChoice::Stored, EngineOptions::default()).expect("open")
+}
+
+fn run_all(engine: &mut Engine, cmds: &[TimedCommand]) {
+    for c in cmds {
+        engine
+            .execute(c.at, &c.command)
+            .expect("engine")
+            .unwrap_or_else(|r| panic!("{} refused: {r}", c.command.name()));
+    }
+}
+
+fn folder_bytes(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut files: Vec<_> = std::fs::read_dir(dir.join("log"))
+        .expect("log dir")
+        .map(|e| e.expect("entry").path())
+        .collect();
+    files.sort();
+    files
+        .into_iter()
+        .map(|p| (p.display().to_string(), std::fs::read(&p).expect("read")))
+        .collect()
+}
+
+#[test]
+fn a_new_folder_records_the_configuration_first() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let (engine, report) = open(dir.path());
+    assert!(report.config_recorded);
+    assert_eq!(engine.seq(), 1);
+    drop(engine);
+    let (engine, report) = open(dir.path());
+    assert!(!report.config_recorded, "same configuration: nothing new");
+    assert_eq!(engine.seq(), 1);
+}
+
+#[test]
+fn reopening_gives_the_same_state_with_or_without_a_clean_close() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let cfg = Config::embedded_default();
+    let cmds = sim_days(&cfg, 2, 3);
+    let (mut engine, _) = open(dir.path());
+    let half = cmds.len() * 3 / 4;
+    run_all(&mut engine, &cmds[..half]);
+    let state = engine.state().clone();
+    let seq = engine.seq();
+    engine.close().expect("close");
+    let (engine, report) = open(dir.path());
+    assert_eq!(report.replayed, 0, "a clean close leaves nothing to replay");
+    assert_eq!(engine.state(), &state);
+    assert_eq!(engine.seq(), seq);
+    assert_eq!(engine.verify().expect("verify"), seq);
+    drop(engine); // no clean close this time
+    let (mut engine, _) = open(dir.path());
+    assert_eq!(engine.state(), &state);
+    run_all(&mut engine, &cmds[half..]);
+    assert_eq!(engine.verify().expect("verify"), engine.seq());
+}
+
+#[test]
+fn a_missing_or_damaged_snapshot_is_rebuilt_from_the_log() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let cfg = Config::embedded_default();
+    let (mut engine, _) = open(dir.path());
+    run_all(&mut engine, &sim_days(&cfg, 2, 5));
+    let state = engine.state().clone();
+    let first_day = NaiveDate::from_ymd_opt(2026, 11, 24).unwrap_or_default();
+    let yesterday = engine.tickets_of(first_day).expect("history");
+    assert!(!yesterday.is_empty());
+    engine.close().expect("close");
+
+    std::fs::remove_dir_all(dir.path().join("state.sled")).expect("remove sled");
+    let (engine, report) = open(dir.path());
+    assert!(report.rebuilt.is_some());
+    assert_eq!(engine.state(), &state);
+    assert_eq!(engine.tickets_of(first_day).expect("history"), yesterday);
+    drop(engine);
+
+    // Garbage where sled keeps its files.
+    let sled_dir = dir.path().join("state.sled");
+    for entry in std::fs::read_dir(&sled_dir).expect("sled dir") {
+        let p = entry.expect("entry").path();
+        if p.is_file() {
+            std::fs::write(&p, b"not sled at all").expect("damage");
+        }
+    }
+    let (engine, report) = open(dir.path());
+    assert!(report.rebuilt.is_some(), "damaged sled noticed");
+    assert_eq!(engine.state(), &state);
+}
+
+#[test]
+fn a_snapshot_ahead_of_the_log_is_not_trusted() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let cfg = Config::embedded_default();
+    let cmds = sim_days(&cfg, 1, 9);
+    let (mut engine, _) = open(dir.path());
+    run_all(&mut engine, &cmds[..200]);
+    let mark = engine.log.tail();
+    let state_at_mark = engine.state().clone();
+    run_all(&mut engine, &cmds[200..400]);
+    // Lose the log's end (as a restore of an older log would) but keep sled.
+    engine.log.rollback_to(mark).expect("rollback");
+    engine.close().expect("close");
+    let (engine, report) = open(dir.path());
+    assert!(report.rebuilt.expect("rebuilt").contains("ahead"));
+    assert_eq!(engine.state(), &state_at_mark);
+}
+
+#[test]
+fn a_bad_import_line_leaves_the_folder_exactly_as_it_was() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let cfg = Config::embedded_default();
+    let cmds = sim_days(&cfg, 1, 11);
+    let (mut engine, _) = open(dir.path());
+    run_all(&mut engine, &cmds[..50]);
+    let before_state = engine.state().clone();
+    let before_bytes = folder_bytes(dir.path());
+    let mut lines: Vec<String> = cmds[50..].iter().map(|c| c.to_json_line(&cfg)).collect();
+    let bad_at = lines.len() - 3;
+    // Completing at a counter that has no ticket is refused by the state.
+    lines[bad_at] = lines[bad_at - 1].clone();
+    let err = engine
+        .import(
+            || {
+                lines
+                    .iter()
+                    .enumerate()
+                    .map(|(i, l)| ImportLine::parse(i + 1, l))
+            },
+            &mut |_, _| {},
+        )
+        .expect_err("refused");
+    match err {
+        ImportError::Line { line, .. } => assert_eq!(line, bad_at + 1),
+        other => panic!("unexpected {other}"),
+    }
+    assert_eq!(engine.state(), &before_state);
+    assert_eq!(folder_bytes(dir.path()), before_bytes);
+
+    // A malformed line is named too.
+    let err = ImportLine::parse(7, "{\"time\": \"yesterday\", \"command\": \"close_day\"}")
+        .expect_err("bad time");
+    assert!(err.to_string().starts_with("line 7: "), "{err}");
+    let err = ImportLine::parse(
+        8,
+        "{\"time\": \"2026-11-24T09:00:00+09:00\", \"command\": \"fly\"}",
+    )
+    .expect_err("bad command");
+    assert!(err.to_string().contains("line 8"), "{err}");
+
+    // The good file imports whole.
+    let good: Vec<String> = cmds[50..].iter().map(|c| c.to_json_line(&cfg)).collect();
+    let report = engine
+        .import(
+            || {
+                good.iter()
+                    .enumerate()
+                    .map(|(i, l)| ImportLine::parse(i + 1, l))
+            },
+            &mut |_, _| {},
+        )
+        .expect("import");
+    assert_eq!(report.commands as usize, good.len());
+    assert_eq!(engine.verify().expect("verify"), engine.seq());
+}
+
+#[test]
+fn many_kiosks_at_once_get_unique_numbers_with_group_commit() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let (mut engine, _) = open(dir.path());
+    let t0 = Millis(1_795_000_000_000);
+    engine
+        .execute(
+            t0,
+            &Command::OpenDay {
+                date: NaiveDate::from_ymd_opt(2026, 11, 24).unwrap_or_default(),
+            },
+        )
+        .expect("engine")
+        .expect("open day");
+    let clock = move || Millis(t0.0 + 1000);
+    let shared = SharedEngine::start(engine, clock);
+    let threads: Vec<_> = (0..8)
+        .map(|k| {
+            let h = shared.handle();
+            std::thread::spawn(move || {
+                (0..50)
+                    .map(|i| {
+                        h.execute(
+                            None,
+                            Command::IssueTicket {
+                                category: if i % 2 == 0 {
+                                    "koseki".into()
+                                } else {
+                                    "idou".into()
+                                },
+                                kiosk: Some(format!("kiosk-{k}")),
+                                request_id: Some(format!("{k}-{i}")),
+                            },
+                            None,
+                        )
+                        .expect("issued")
+                        .ticket
+                        .expect("number")
+                    })
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    let mut numbers: Vec<u32> = threads
+        .into_iter()
+        .flat_map(|t| t.join().expect("thread"))
+        .collect();
+    numbers.sort_unstable();
+    let mut expected: Vec<u32> = (1..=200).chain(1001..=1200).collect();
+    expected.sort_unstable();
+    assert_eq!(numbers, expected, "unique and without gaps");
+    // A retried request returns the same ticket and writes nothing.
+    let h = shared.handle();
+    let seq = h.read(|e| e.seq()).expect("read");
+    let again = h
+        .execute(
+            None,
+            Command::IssueTicket {
+                category: "koseki".into(),
+                kiosk: None,
+                request_id: Some("3-4".into()),
+            },
+            None,
+        )
+        .expect("retry");
+    assert_eq!(again.seq, None);
+    assert!(again.ticket.is_some());
+    assert_eq!(h.read(|e| e.seq()).expect("read"), seq);
+    drop(h);
+    let engine = shared.shutdown().expect("engine back");
+    assert_eq!(engine.verify().expect("verify"), 402);
+}
+
+#[test]
+fn a_new_configuration_is_recorded_unless_it_removes_what_is_in_use() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let (mut engine, _) = open(dir.path());
+    let t0 = Millis(1_795_000_000_000);
+    let date = NaiveDate::from_ymd_opt(2026, 11, 24).unwrap_or_default();
+    engine
+        .execute(t0, &Command::OpenDay { date })
+        .expect("e")
+        .expect("open");
+    engine
+        .execute(
+            t0,
+            &Command::OpenCounter {
+                counter: 25,
+                staff: None,
+            },
+        )
+        .expect("e")
+        .expect("open counter");
+    drop(engine);
+    let without_25 = crate::config::DEFAULT_OFFICE_TOML.replace(
+        "[[counters]]\nnumber = 25\nsection = \"service\"\nserves = [\"koufu\"]\n",
+        "",
+    );
+    let smaller = Config::parse(&without_25, "smaller.toml").expect("config");
+    let err = Engine::open(
+        dir.path(),
+        ConfigChoice::Given(smaller.clone()),
+        EngineOptions::default(),
+    )
+    .expect_err("counter 25 is open");
+    assert!(matches!(err, EngineError::ConfigConflict(_)), "{err}");
+    let (mut engine, _) = open(dir.path());
+    engine
+        .execute(t0, &Command::CloseCounter { counter: 25 })
+        .expect("e")
+        .expect("close");
+    drop(engine);
+    let (engine, report) = Engine::open(
+        dir.path(),
+        ConfigChoice::Given(smaller),
+        EngineOptions::default(),
+    )
+    .expect("open");
+    assert!(report.config_recorded);
+    assert!(engine.state().counter(25).is_none());
+    assert!(engine.config().counter(25).is_none());
+    drop(engine);
+    // The recorded configuration stays in force without --config.
+    let (engine, _) = open(dir.path());
+    assert!(engine.config().counter(25).is_none());
+    assert_eq!(engine.verify().expect("verify"), engine.seq());
+}
+
+#[test]
+fn a_second_process_cannot_open_the_same_folder() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let (_engine, _) = open(dir.path());
+    let err = Engine::open(dir.path(), ConfigChoice::Stored, EngineOptions::default())
+        .expect_err("locked");
+    assert!(matches!(err, EngineError::InUse(_)), "{err}");
+}
+
+#[test]
+fn small_segments_and_frequent_snapshots_replay_the_same() {
+    // Rare paths made common: rotation every few records, replay snapshots
+    // every 7 records.
+    let dir = tempfile::tempdir().expect("tmp");
+    let opts = EngineOptions {
+        log: LogOptions {
+            segment_bytes: 2048,
+        },
+        replay_snapshot_every: 7,
+    };
+    let cfg = Config::embedded_default();
+    let (mut engine, _) =
+        Engine::open(dir.path(), ConfigChoice::Stored, opts.clone()).expect("open");
+    run_all(&mut engine, &sim_days(&cfg, 2, 13));
+    let state = engine.state().clone();
+    drop(engine);
+    std::fs::remove_dir_all(dir.path().join("state.sled")).expect("rm");
+    let (engine, _) = Engine::open(dir.path(), ConfigChoice::Stored, opts).expect("reopen");
+    assert_eq!(engine.state(), &state);
+    assert_eq!(engine.verify().expect("verify"), engine.seq());
+}

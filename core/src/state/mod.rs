@@ -225,7 +225,11 @@ impl State {
         at: Millis,
         event: &Event,
     ) -> Result<(), Inconsistent> {
-        self.meta.last_at = self.meta.last_at.max(at);
+        if !matches!(event, Event::ConfigApplied { .. }) {
+            // A configuration is recorded at wall-clock time, which may be
+            // after the (imported, simulated) days still to come.
+            self.meta.last_at = self.meta.last_at.max(at);
+        }
         match event {
             Event::ConfigApplied { .. } => self.reconcile(config),
             Event::DayOpened { date, special } => {

@@ -44,7 +44,9 @@ impl Office {
         let at = Millis(self.now);
         let events = self.st.decide(&self.cfg, at, &c)?;
         for e in &events {
-            self.st.apply(&self.cfg, at, e).expect("decided events apply");
+            self.st
+                .apply(&self.cfg, at, e)
+                .expect("decided events apply");
         }
         self.st.check_invariants().expect("invariants");
         Ok(events)
@@ -52,7 +54,8 @@ impl Office {
 
     fn ok(&mut self, c: Command) -> Vec<Event> {
         let name = c.name();
-        self.try_cmd(c).unwrap_or_else(|r| panic!("{name} refused: {r}"))
+        self.try_cmd(c)
+            .unwrap_or_else(|r| panic!("{name} refused: {r}"))
     }
 
     /// Asserts the refusal and that nothing changed.
@@ -107,41 +110,110 @@ fn numbers_run_per_category_and_restart_each_day() {
 #[test]
 fn commands_that_do_not_fit_are_refused_and_change_nothing() {
     let mut o = Office::new(Config::embedded_default());
-    assert_eq!(o.refused(Command::CallNext { counter: 1 }), Refusal::DayNotOpen);
+    assert_eq!(
+        o.refused(Command::CallNext { counter: 1 }),
+        Refusal::DayNotOpen
+    );
     o.ok(Command::OpenDay { date: day(24) });
     assert_eq!(
         o.refused(Command::OpenDay { date: day(25) }),
         Refusal::DayAlreadyOpen { date: day(24) }
     );
-    assert_eq!(o.refused(Command::CallNext { counter: 1 }), Refusal::CounterClosed { counter: 1 });
-    assert_eq!(o.refused(Command::CallNext { counter: 99 }), Refusal::UnknownCounter { counter: 99 });
+    assert_eq!(
+        o.refused(Command::CallNext { counter: 1 }),
+        Refusal::CounterClosed { counter: 1 }
+    );
+    assert_eq!(
+        o.refused(Command::CallNext { counter: 99 }),
+        Refusal::UnknownCounter { counter: 99 }
+    );
     o.open(1);
-    assert_eq!(o.refused(Command::Complete { counter: 1, tags: vec![] }), Refusal::CounterIdle { counter: 1 });
-    assert_eq!(o.refused(Command::CallNext { counter: 1 }), Refusal::NothingWaiting { counter: 1 });
-    assert_eq!(o.refused(Command::CallNumber { counter: 1, number: 5 }), Refusal::UnknownTicket { number: 5 });
+    assert_eq!(
+        o.refused(Command::Complete {
+            counter: 1,
+            tags: vec![]
+        }),
+        Refusal::CounterIdle { counter: 1 }
+    );
+    assert_eq!(
+        o.refused(Command::CallNext { counter: 1 }),
+        Refusal::NothingWaiting { counter: 1 }
+    );
+    assert_eq!(
+        o.refused(Command::CallNumber {
+            counter: 1,
+            number: 5
+        }),
+        Refusal::UnknownTicket { number: 5 }
+    );
     assert!(matches!(
-        o.refused(Command::IssueTicket { category: "koufu".into(), kiosk: None, request_id: None }),
+        o.refused(Command::IssueTicket {
+            category: "koufu".into(),
+            kiosk: None,
+            request_id: None
+        }),
         Refusal::UnknownCategory { .. }
     ));
     let n = o.issue("koseki");
     o.call(1);
-    assert_eq!(o.refused(Command::CallNext { counter: 1 }), Refusal::CounterBusy { counter: 1, number: n });
-    assert_eq!(o.refused(Command::CloseCounter { counter: 1 }), Refusal::CounterBusy { counter: 1, number: n });
-    assert!(matches!(o.refused(Command::Complete { counter: 1, tags: vec!["nope".into()] }), Refusal::UnknownTag { .. }));
-    o.ok(Command::StartService { counter: 1 });
-    assert!(matches!(o.refused(Command::MarkAbsent { counter: 1 }), Refusal::AlreadyStarted { .. }));
-    o.ok(Command::Complete { counter: 1, tags: vec!["birth".into()] });
-    assert!(matches!(o.refused(Command::Cancel { number: n }), Refusal::TicketFinished { .. }));
-    assert!(matches!(o.refused(Command::ReturnAbsent { number: n }), Refusal::NotAbsent { .. }));
+    assert_eq!(
+        o.refused(Command::CallNext { counter: 1 }),
+        Refusal::CounterBusy {
+            counter: 1,
+            number: n
+        }
+    );
+    assert_eq!(
+        o.refused(Command::CloseCounter { counter: 1 }),
+        Refusal::CounterBusy {
+            counter: 1,
+            number: n
+        }
+    );
     assert!(matches!(
-        o.refused(Command::Transfer { number: 1, to: "nowhere".into(), tags: vec![], note: None }),
+        o.refused(Command::Complete {
+            counter: 1,
+            tags: vec!["nope".into()]
+        }),
+        Refusal::UnknownTag { .. }
+    ));
+    o.ok(Command::StartService { counter: 1 });
+    assert!(matches!(
+        o.refused(Command::MarkAbsent { counter: 1 }),
+        Refusal::AlreadyStarted { .. }
+    ));
+    o.ok(Command::Complete {
+        counter: 1,
+        tags: vec!["birth".into()],
+    });
+    assert!(matches!(
+        o.refused(Command::Cancel { number: n }),
+        Refusal::TicketFinished { .. }
+    ));
+    assert!(matches!(
+        o.refused(Command::ReturnAbsent { number: n }),
+        Refusal::NotAbsent { .. }
+    ));
+    assert!(matches!(
+        o.refused(Command::Transfer {
+            number: 1,
+            to: "nowhere".into(),
+            tags: vec![],
+            note: None
+        }),
         Refusal::TicketFinished { .. }
     ));
     o.tick(-1);
-    assert!(matches!(o.refused(Command::CloseCounter { counter: 1 }), Refusal::TimeWentBackwards { .. }));
+    assert!(matches!(
+        o.refused(Command::CloseCounter { counter: 1 }),
+        Refusal::TimeWentBackwards { .. }
+    ));
     o.tick(1);
     assert!(matches!(
-        o.refused(Command::OpenCounter { counter: 2, staff: Some("x".repeat(65)) }),
+        o.refused(Command::OpenCounter {
+            counter: 2,
+            staff: Some("x".repeat(65))
+        }),
         Refusal::TooLong { field: "staff", .. }
     ));
 }
@@ -157,7 +229,10 @@ fn strict_policy_takes_queues_in_order() {
         "t",
     )
     .expect("config");
-    assert_eq!(cfg.counter(4).map(|c| c.policy), Some(crate::config::CallPolicy::Strict));
+    assert_eq!(
+        cfg.counter(4).map(|c| c.policy),
+        Some(crate::config::CallPolicy::Strict)
+    );
     let mut o = Office::new(cfg);
     o.ok(Command::OpenDay { date: day(24) });
     o.open(4);
@@ -166,11 +241,19 @@ fn strict_policy_takes_queues_in_order() {
     o.tick(1);
     let i = o.issue("idou");
     assert_eq!(o.call(10), i);
-    o.ok(Command::Transfer { number: i, to: "koufu".into(), tags: vec![], note: None });
+    o.ok(Command::Transfer {
+        number: i,
+        to: "koufu".into(),
+        tags: vec![],
+        note: None,
+    });
     assert_eq!(o.status(i), "waiting");
     // koseki has waited longer, but counter 4 is strict: koufu first.
     assert_eq!(o.call(4), i);
-    o.ok(Command::Complete { counter: 4, tags: vec![] });
+    o.ok(Command::Complete {
+        counter: 4,
+        tags: vec![],
+    });
     assert_eq!(o.call(4), k);
 }
 
@@ -183,7 +266,12 @@ fn longest_wait_policy_crosses_queues() {
     o.tick(1);
     let i = o.issue("idou");
     o.call(10);
-    o.ok(Command::Transfer { number: i, to: "koufu".into(), tags: vec![], note: None });
+    o.ok(Command::Transfer {
+        number: i,
+        to: "koufu".into(),
+        tags: vec![],
+        note: None,
+    });
     assert_eq!(o.call(4), k, "koseki ticket waited longer");
 }
 
@@ -193,11 +281,34 @@ fn call_by_number_out_of_order_is_recorded() {
     o.open(1);
     let a = o.issue("koseki");
     let b = o.issue("koseki");
-    let e = o.ok(Command::CallNumber { counter: 1, number: b });
-    assert_eq!(e, vec![Event::Called { number: b, counter: 1, out_of_order: true }]);
-    o.ok(Command::Complete { counter: 1, tags: vec![] });
-    let e = o.ok(Command::CallNumber { counter: 1, number: a });
-    assert_eq!(e, vec![Event::Called { number: a, counter: 1, out_of_order: false }]);
+    let e = o.ok(Command::CallNumber {
+        counter: 1,
+        number: b,
+    });
+    assert_eq!(
+        e,
+        vec![Event::Called {
+            number: b,
+            counter: 1,
+            out_of_order: true
+        }]
+    );
+    o.ok(Command::Complete {
+        counter: 1,
+        tags: vec![],
+    });
+    let e = o.ok(Command::CallNumber {
+        counter: 1,
+        number: a,
+    });
+    assert_eq!(
+        e,
+        vec![Event::Called {
+            number: a,
+            counter: 1,
+            out_of_order: false
+        }]
+    );
 }
 
 #[test]
@@ -227,9 +338,17 @@ fn transfer_keeps_the_number_and_history_shows_the_path() {
     o.call(10);
     o.ok(Command::StartService { counter: 10 });
     o.tick(15);
-    o.ok(Command::Transfer { number: n, to: "koufu".into(), tags: vec!["tennyu".into()], note: Some("住民票2通".into()) });
+    o.ok(Command::Transfer {
+        number: n,
+        to: "koufu".into(),
+        tags: vec!["tennyu".into()],
+        note: Some("住民票2通".into()),
+    });
     assert_eq!(o.call(24), n);
-    o.ok(Command::Complete { counter: 24, tags: vec!["juminhyo".into()] });
+    o.ok(Command::Complete {
+        counter: 24,
+        tags: vec!["juminhyo".into()],
+    });
     let t = o.st.ticket(n).expect("ticket");
     let steps: Vec<&str> = t
         .history
@@ -243,12 +362,27 @@ fn transfer_keeps_the_number_and_history_shows_the_path() {
             _ => "other",
         })
         .collect();
-    assert_eq!(steps, ["issued", "called", "started", "transferred", "called", "completed"]);
+    assert_eq!(
+        steps,
+        [
+            "issued",
+            "called",
+            "started",
+            "transferred",
+            "called",
+            "completed"
+        ]
+    );
     assert_eq!(t.queue, "koufu");
     assert_eq!(t.category, "idou");
     let m = o.issue("idou");
     assert!(matches!(
-        o.refused(Command::Transfer { number: m, to: "idou".into(), tags: vec![], note: None }),
+        o.refused(Command::Transfer {
+            number: m,
+            to: "idou".into(),
+            tags: vec![],
+            note: None
+        }),
         Refusal::SameQueue { .. }
     ));
 }
@@ -260,12 +394,27 @@ fn hold_frees_the_counter_and_resume_calls_there() {
     let a = o.issue("koseki");
     let b = o.issue("koseki");
     o.call(1);
-    o.ok(Command::Hold { counter: 1, note: None });
+    o.ok(Command::Hold {
+        counter: 1,
+        note: None,
+    });
     assert_eq!(o.status(a), "held");
     assert_eq!(o.call(1), b);
-    assert!(matches!(o.refused(Command::Resume { number: a, counter: 1 }), Refusal::CounterBusy { .. }));
-    o.ok(Command::Complete { counter: 1, tags: vec![] });
-    o.ok(Command::Resume { number: a, counter: 1 });
+    assert!(matches!(
+        o.refused(Command::Resume {
+            number: a,
+            counter: 1
+        }),
+        Refusal::CounterBusy { .. }
+    ));
+    o.ok(Command::Complete {
+        counter: 1,
+        tags: vec![],
+    });
+    o.ok(Command::Resume {
+        number: a,
+        counter: 1,
+    });
     assert_eq!(o.status(a), "called");
     o.ok(Command::Cancel { number: a });
     assert_eq!(o.st.counter(1).and_then(|c| c.ticket), None);
@@ -286,14 +435,21 @@ fn a_retried_kiosk_request_gets_the_same_ticket() {
 
 #[test]
 fn an_exhausted_range_is_refused() {
-    let cfg = Config::parse(&DEFAULT_OFFICE_TOML.replace("from = 1, to = 999", "from = 1, to = 2"), "t")
-        .expect("config");
+    let cfg = Config::parse(
+        &DEFAULT_OFFICE_TOML.replace("from = 1, to = 999", "from = 1, to = 2"),
+        "t",
+    )
+    .expect("config");
     let mut o = Office::new(cfg);
     o.ok(Command::OpenDay { date: day(24) });
     o.issue("koseki");
     o.issue("koseki");
     assert!(matches!(
-        o.refused(Command::IssueTicket { category: "koseki".into(), kiosk: None, request_id: None }),
+        o.refused(Command::IssueTicket {
+            category: "koseki".into(),
+            kiosk: None,
+            request_id: None
+        }),
         Refusal::NumbersExhausted { .. }
     ));
 }
@@ -302,11 +458,20 @@ fn an_exhausted_range_is_refused() {
 fn opening_an_unlisted_day_is_special() {
     let mut o = Office::new(Config::embedded_default());
     let e = o.ok(Command::OpenDay { date: day(22) }); // a Sunday
-    assert_eq!(e, vec![Event::DayOpened { date: day(22), special: true }]);
+    assert_eq!(
+        e,
+        vec![Event::DayOpened {
+            date: day(22),
+            special: true
+        }]
+    );
     o.ok(Command::CloseDay);
     assert_eq!(
         o.refused(Command::OpenDay { date: day(22) }),
-        Refusal::DayNotAfterLast { date: day(22), last: day(22) }
+        Refusal::DayNotAfterLast {
+            date: day(22),
+            last: day(22)
+        }
     );
 }
 
@@ -316,17 +481,30 @@ fn wait_estimate_follows_the_documented_formula() {
     // koseki alone at counters 1..3 (4..9 closed): s = 8 min prior.
     o.open(1);
     let s = 8.0 * 60.0;
-    assert_eq!(o.st.wait_for_position(&o.cfg, "koseki", 0), 0, "idle counter");
+    assert_eq!(
+        o.st.wait_for_position(&o.cfg, "koseki", 0),
+        0,
+        "idle counter"
+    );
     o.issue("koseki");
     o.call(1);
     // One busy counter, nobody ahead: s / 2.
-    assert_eq!(o.st.estimate(&o.cfg, "koseki").expected_wait_s, (s / 2.0) as u32);
+    assert_eq!(
+        o.st.estimate(&o.cfg, "koseki").expected_wait_s,
+        (s / 2.0) as u32
+    );
     o.issue("koseki");
     // One ahead: s/2 + s.
-    assert_eq!(o.st.estimate(&o.cfg, "koseki").expected_wait_s, (s * 1.5) as u32);
+    assert_eq!(
+        o.st.estimate(&o.cfg, "koseki").expected_wait_s,
+        (s * 1.5) as u32
+    );
     // A completion after 4 minutes pulls the average: 0.2*240 + 0.8*480.
     o.tick(4);
-    o.ok(Command::Complete { counter: 1, tags: vec![] });
+    o.ok(Command::Complete {
+        counter: 1,
+        tags: vec![],
+    });
     let mean = 0.2 * 240.0 + 0.8 * s;
     assert!((o.st.estimate(&o.cfg, "koseki").service_secs - mean).abs() < 1e-9);
 }
@@ -348,7 +526,12 @@ fn close_day_closes_counters_and_records_the_unserved() {
             Event::DayClosed { date: day(24) },
         ]
     );
-    assert!(o.st.meta.counters.values().all(|c| !c.open && c.ticket.is_none()));
+    assert!(o
+        .st
+        .meta
+        .counters
+        .values()
+        .all(|c| !c.open && c.ticket.is_none()));
 }
 
 // ------------------------------------------------------------ properties
@@ -408,7 +591,12 @@ fn small() -> Config {
 fn arb_command() -> impl Strategy<Value = Command> {
     let counter = 0u16..=4; // 0 and 4 do not exist
     let number = prop_oneof![1u32..=6, 100u32..=106];
-    let queue = prop_oneof![Just("k".to_string()), Just("i".to_string()), Just("s".to_string()), Just("x".to_string())];
+    let queue = prop_oneof![
+        Just("k".to_string()),
+        Just("i".to_string()),
+        Just("s".to_string()),
+        Just("x".to_string())
+    ];
     prop_oneof![
         1 => (1u32..=3).prop_map(|d| Command::OpenDay { date: day(d + 20) }),
         1 => Just(Command::CloseDay),
@@ -437,8 +625,14 @@ fn drain(cfg: &Config, st: &mut State, mut now: Millis) -> usize {
     let waiting: usize = cfg.queues.iter().map(|q| st.waiting_count(&q.id)).sum();
     for c in &cfg.counters {
         let free = [
-            Command::OpenCounter { counter: c.number, staff: None },
-            Command::Complete { counter: c.number, tags: vec![] },
+            Command::OpenCounter {
+                counter: c.number,
+                staff: None,
+            },
+            Command::Complete {
+                counter: c.number,
+                tags: vec![],
+            },
         ];
         for cmd in free {
             if let Ok(events) = st.decide(cfg, now, &cmd) {
@@ -456,7 +650,16 @@ fn drain(cfg: &Config, st: &mut State, mut now: Millis) -> usize {
                 for e in &events {
                     st.apply(cfg, now, e).expect("apply");
                 }
-                let done = st.decide(cfg, now, &Command::Complete { counter: c.number, tags: vec![] }).expect("complete");
+                let done = st
+                    .decide(
+                        cfg,
+                        now,
+                        &Command::Complete {
+                            counter: c.number,
+                            tags: vec![],
+                        },
+                    )
+                    .expect("complete");
                 for e in &done {
                     st.apply(cfg, now, e).expect("apply");
                 }
