@@ -1,1 +1,6 @@
+//! End-to-end tests of the `madoguchi` binary: one test binary, modules per
+//! area, each test in its own temporary folder.
 
+mod cli;
+mod crash;
+mod util;
