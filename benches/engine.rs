@@ -33,18 +33,27 @@ fn main() {
     // 1. Durable apply latency: one command, one sync, one answer.
     {
         let dir = tmp.path().join("latency");
-        let (mut engine, _) = Engine::open(&dir, ConfigChoice::Stored, EngineOptions::default()).expect("open");
-        let day: Vec<_> = Simulator::new(&cfg, opts(NaiveDate::from_ymd_opt(2026, 11, 24), 1, 1)).flatten().collect();
+        let (mut engine, _) =
+            Engine::open(&dir, ConfigChoice::Stored, EngineOptions::default()).expect("open");
+        let day: Vec<_> = Simulator::new(&cfg, opts(NaiveDate::from_ymd_opt(2026, 11, 24), 1, 1))
+            .flatten()
+            .collect();
         let mut h = Histogram::<u64>::new(3).expect("hist");
         let started = Instant::now();
         for c in &day {
             let t = Instant::now();
-            engine.execute(c.at, &c.command).expect("engine").expect("accepted");
+            engine
+                .execute(c.at, &c.command)
+                .expect("engine")
+                .expect("accepted");
             h.record(t.elapsed().as_micros() as u64).expect("record");
         }
         let secs = started.elapsed().as_secs_f64();
         rows.push((
-            format!("durable command apply latency ({} commands of a simulated day, one fsync each)", day.len()),
+            format!(
+                "durable command apply latency ({} commands of a simulated day, one fsync each)",
+                day.len()
+            ),
             format!(
                 "p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms ({:.0} commands/s)",
                 h.value_at_quantile(0.5) as f64 / 1000.0,
@@ -78,12 +87,16 @@ fn main() {
     let file_mb = std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0) as f64 / 1e6;
     rows.push((
         format!("simulate {days} business days"),
-        format!("{commands} commands, {tickets_issued} tickets, {file_mb:.0} MB in {sim_secs:.1} s"),
+        format!(
+            "{commands} commands, {tickets_issued} tickets, {file_mb:.0} MB in {sim_secs:.1} s"
+        ),
     ));
-    let (mut engine, _) = Engine::open(&year_dir, ConfigChoice::Stored, EngineOptions::default()).expect("open");
+    let (mut engine, _) =
+        Engine::open(&year_dir, ConfigChoice::Stored, EngineOptions::default()).expect("open");
     let t = Instant::now();
     let lines = || {
-        let reader = std::io::BufReader::with_capacity(1 << 20, std::fs::File::open(&file).expect("open"));
+        let reader =
+            std::io::BufReader::with_capacity(1 << 20, std::fs::File::open(&file).expect("open"));
         std::io::BufRead::lines(reader)
             .enumerate()
             .map(|(i, l)| ImportLine::parse(i + 1, &l.expect("line")))
@@ -91,35 +104,54 @@ fn main() {
     let report = engine.import(lines, &mut |_, _| {}).expect("import");
     let import_secs = t.elapsed().as_secs_f64();
     rows.push((
-        format!("import of the simulated year ({} commands, {} events; check pass + write pass)", report.commands, report.events),
-        format!("{import_secs:.1} s — {:.0} events/s, {:.0} commands/s", report.events as f64 / import_secs, report.commands as f64 / import_secs),
+        format!(
+            "import of the simulated year ({} commands, {} events; check pass + write pass)",
+            report.commands, report.events
+        ),
+        format!(
+            "{import_secs:.1} s — {:.0} events/s, {:.0} commands/s",
+            report.events as f64 / import_secs,
+            report.commands as f64 / import_secs
+        ),
     ));
     engine.close().expect("close");
     let log_mb = dir_size(&year_dir.join("log")) as f64 / 1e6;
     let sled_mb = dir_size(&year_dir.join("state.sled")) as f64 / 1e6;
-    rows.push(("data folder after the year".into(), format!("event log {log_mb:.0} MB, sled {sled_mb:.0} MB")));
+    rows.push((
+        "data folder after the year".into(),
+        format!("event log {log_mb:.0} MB, sled {sled_mb:.0} MB"),
+    ));
 
     // 3. Start-up with a year of history: in-process open, and the whole
     // `madoguchi status` process (open + print) with its peak RSS.
     let mut opens = Vec::new();
     for _ in 0..5 {
         let t = Instant::now();
-        let (e, report) = Engine::open(&year_dir, ConfigChoice::Stored, EngineOptions::default()).expect("open");
+        let (e, report) =
+            Engine::open(&year_dir, ConfigChoice::Stored, EngineOptions::default()).expect("open");
         opens.push(t.elapsed());
         assert_eq!(report.replayed, 0);
         assert!(report.rebuilt.is_none());
         e.close().expect("close");
     }
     opens.sort();
-    rows.push(("start-up with a year of history (Engine::open, median of 5)".into(), ms(opens[2])));
+    rows.push((
+        "start-up with a year of history (Engine::open, median of 5)".into(),
+        ms(opens[2]),
+    ));
     let (wall, rss_kb) = run_status(&year_dir);
     rows.push((
         "`madoguchi status` process on the year: wall time; peak RSS of a process holding the open engine".into(),
         format!("{}, {:.1} MB", ms(wall), rss_kb as f64 / 1024.0),
     ));
 
-    let (e, _) = Engine::open(&year_dir, ConfigChoice::Stored, EngineOptions::default()).expect("open");
-    let acc = EstimateAccuracy::of(e.tickets_of(e.state().meta.day.as_ref().expect("day").date).expect("tickets").iter());
+    let (e, _) =
+        Engine::open(&year_dir, ConfigChoice::Stored, EngineOptions::default()).expect("open");
+    let acc = EstimateAccuracy::of(
+        e.tickets_of(e.state().meta.day.as_ref().expect("day").date)
+            .expect("tickets")
+            .iter(),
+    );
     drop(e);
     rows.push((
         "wait estimate on the last simulated day (shown at issue vs. real wait to first call)".into(),
@@ -131,15 +163,22 @@ fn main() {
 
     std::fs::remove_dir_all(year_dir.join("state.sled")).expect("rm sled");
     let t = Instant::now();
-    let (e, report) = Engine::open(&year_dir, ConfigChoice::Stored, EngineOptions::default()).expect("open");
+    let (e, report) =
+        Engine::open(&year_dir, ConfigChoice::Stored, EngineOptions::default()).expect("open");
     let rebuild = t.elapsed();
     rows.push((
-        format!("rebuild of sled from the whole log ({} records), for comparison", report.replayed),
+        format!(
+            "rebuild of sled from the whole log ({} records), for comparison",
+            report.replayed
+        ),
         format!("{:.1} s", rebuild.as_secs_f64()),
     ));
     let t = Instant::now();
     let count = e.verify().expect("verify");
-    rows.push((format!("`audit verify`: hash chain and replay of {count} records"), format!("{:.1} s", t.elapsed().as_secs_f64())));
+    rows.push((
+        format!("`audit verify`: hash chain and replay of {count} records"),
+        format!("{:.1} s", t.elapsed().as_secs_f64()),
+    ));
     e.close().expect("close");
 
     println!("| measure | result |");
@@ -192,19 +231,27 @@ fn run_status(data: &Path) -> (Duration, i64) {
         .output()
         .expect("run status");
     let wall = t.elapsed();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let me = std::env::current_exe().expect("exe");
     let out = Process::new(me)
         .env("MADOGUCHI_BENCH_CHILD_OPEN", data)
         .output()
         .expect("child");
-    let rss = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap_or(-1);
+    let rss = String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .unwrap_or(-1);
     (wall, rss)
 }
 
 /// In the child: open the engine, print peak RSS in KiB.
 fn child_open(data: &Path) {
-    let (engine, _) = Engine::open(data, ConfigChoice::Stored, EngineOptions::default()).expect("open");
+    let (engine, _) =
+        Engine::open(data, ConfigChoice::Stored, EngineOptions::default()).expect("open");
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     let hwm = status
         .lines()

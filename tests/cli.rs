@@ -187,3 +187,24 @@ fn madoguchi_default() -> String {
     let dir = tempfile::tempdir().expect("tmp");
     ok(dir.path(), &["default-config"])
 }
+
+/// The import example in README.md imports as written.
+#[test]
+fn the_readme_import_example_works() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).expect("README");
+    let block = readme
+        .split("```json\n")
+        .nth(1)
+        .and_then(|b| b.split("```").next())
+        .expect("json block");
+    let dir = tempfile::tempdir().expect("tmp");
+    let file = dir.path().join("example.jsonl");
+    std::fs::write(&file, block).expect("write");
+    let data = dir.path().join("data");
+    ok(&data, &["import", file.to_str().expect("path")]);
+    let t: serde_json::Value =
+        serde_json::from_str(&ok(&data, &["history", "1001", "--json"])).expect("json");
+    assert_eq!(t["queue"], "koufu");
+    assert_eq!(t["status"]["status"], "waiting");
+}

@@ -25,7 +25,7 @@ pub fn load_config(config: Option<&Path>) -> Result<Option<Config>> {
 /// Opens the data folder, telling the user what start-up repaired.
 pub fn open_engine(data: &Path, config: Option<&Path>) -> Result<Engine> {
     let choice = match load_config(config)? {
-        Some(c) => ConfigChoice::Given(c),
+        Some(c) => ConfigChoice::Given(Box::new(c)),
         None => ConfigChoice::Stored,
     };
     let (engine, report) = Engine::open(data, choice, EngineOptions::default())

@@ -115,7 +115,7 @@ impl Engine {
                     })?;
             }
             count += 1;
-            if count % 10_000 == 0 {
+            if count.is_multiple_of(10_000) {
                 progress(ImportPhase::Checking, count);
             }
         }

@@ -84,7 +84,7 @@ pub enum ConfigChoice {
     /// The one recorded in the log; the embedded default for a new folder.
     Stored,
     /// This one: recorded in the log if it differs from the one in force.
-    Given(Config),
+    Given(Box<Config>),
 }
 
 #[derive(Debug, Clone)]
@@ -190,7 +190,7 @@ impl Engine {
             }
         };
         let fallback_config = match &choice {
-            ConfigChoice::Given(c) => c.clone(),
+            ConfigChoice::Given(c) => (**c).clone(),
             ConfigChoice::Stored => Config::embedded_default(),
         };
         let mut engine = Engine {
@@ -230,7 +230,7 @@ impl Engine {
             Err(e) => return Err(e),
         }
         let wanted = match choice {
-            ConfigChoice::Given(c) => Some(c),
+            ConfigChoice::Given(c) => Some(*c),
             ConfigChoice::Stored if engine.config_at.0 == 0 => Some(engine.fallback_config.clone()),
             ConfigChoice::Stored => None,
         };
@@ -323,12 +323,12 @@ impl Engine {
                 offset: 0,
             },
         };
-        let mut count = 0;
+        let mut count: u64 = 0;
         for r in self.log.records(None) {
             let (pos, record) = r?;
             self.apply_record(pos, &record)?;
             count += 1;
-            if count % self.opts.replay_snapshot_every == 0 {
+            if count.is_multiple_of(self.opts.replay_snapshot_every) {
                 self.flush_store()?;
             }
         }

@@ -290,7 +290,7 @@ fn a_new_configuration_is_recorded_unless_it_removes_what_is_in_use() {
     let smaller = Config::parse(&without_25, "smaller.toml").expect("config");
     let err = Engine::open(
         dir.path(),
-        ConfigChoice::Given(smaller.clone()),
+        ConfigChoice::Given(Box::new(smaller.clone())),
         EngineOptions::default(),
     )
     .expect_err("counter 25 is open");
@@ -303,7 +303,7 @@ fn a_new_configuration_is_recorded_unless_it_removes_what_is_in_use() {
     drop(engine);
     let (engine, report) = Engine::open(
         dir.path(),
-        ConfigChoice::Given(smaller),
+        ConfigChoice::Given(Box::new(smaller)),
         EngineOptions::default(),
     )
     .expect("open");

@@ -319,7 +319,7 @@ impl State {
                 out_of_order,
             } => {
                 self.leave_queue(*number)?;
-                self.to_counter(*number, *counter, at)?;
+                self.seat_at_counter(*number, *counter, at)?;
                 self.step(
                     *number,
                     at,
@@ -419,7 +419,7 @@ impl State {
                 )?;
             }
             Event::Resumed { number, counter } => {
-                self.to_counter(*number, *counter, at)?;
+                self.seat_at_counter(*number, *counter, at)?;
                 self.step(*number, at, StepKind::Resumed { counter: *counter })?;
             }
             Event::Cancelled { number, counter } => {
@@ -485,7 +485,7 @@ impl State {
         Ok(())
     }
 
-    fn to_counter(
+    fn seat_at_counter(
         &mut self,
         n: Number,
         counter: CounterNo,
