@@ -41,3 +41,10 @@ pub fn open_engine(data: &Path, config: Option<&Path>) -> Result<Engine> {
     }
     Ok(engine)
 }
+
+/// "Now" for estimates: the wall clock, but never before the last event
+/// (a simulated day may lie in the future).
+pub fn now_for(engine: &Engine) -> madoguchi_core::model::Millis {
+    let wall = madoguchi_core::model::Millis(chrono::Utc::now().timestamp_millis());
+    wall.max(engine.state().meta.last_at)
+}

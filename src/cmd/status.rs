@@ -19,6 +19,7 @@ pub fn run(data: &Path, config: Option<&Path>, args: Args) -> Result<()> {
     let config = engine.config();
     let state = engine.state();
     let offset = config.office.utc_offset;
+    let now = super::now_for(&engine);
     if args.json {
         let queues: Vec<_> = config
             .queues
@@ -27,8 +28,8 @@ pub fn run(data: &Path, config: Option<&Path>, args: Args) -> Result<()> {
                 json!({
                     "queue": q.id,
                     "name": q.name,
-                    "estimate": state.estimate(config, &q.id),
-                    "waiting": state.waiting_with_estimates(config, &q.id)
+                    "estimate": state.estimate(config, &q.id, now),
+                    "waiting": state.waiting_with_estimates(config, &q.id, now)
                         .into_iter()
                         .map(|(n, s)| json!({"number": n, "expected_wait_s": s}))
                         .collect::<Vec<_>>(),
@@ -62,7 +63,7 @@ pub fn run(data: &Path, config: Option<&Path>, args: Args) -> Result<()> {
         "待ち列 queue", "待ち", "予想待ち時間"
     );
     for q in &config.queues {
-        let e = state.estimate(config, &q.id);
+        let e = state.estimate(config, &q.id, now);
         println!(
             "{:<28} {:>5}人 {:>10}",
             q.name.ja,

@@ -359,7 +359,7 @@ pub(super) fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
     let calendar = parse_calendar(&cx, raw.calendar)?;
 
     let alpha = match raw.estimate {
-        None => 0.2,
+        None => 0.02,
         Some(e) => {
             let a = *e.alpha.get_ref();
             if !(a > 0.0 && a <= 1.0) {

@@ -141,7 +141,7 @@ fn config_errors_name_file_and_line() {
         ),
         ("number = 25\n", "number = 24\n", "defined twice"),
         ("shape = \"square\"", "shape = \"blob\"", "unknown variant"),
-        ("alpha = 0.2", "beta = 1\nalpha = 0.2", "unknown field"),
+        ("alpha = 0.02", "beta = 1\nalpha = 0.02", "unknown field"),
     ];
     for (from, to, want) in cases {
         assert!(base.contains(from), "fixture {from:?}");

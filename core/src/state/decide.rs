@@ -106,7 +106,7 @@ impl State {
                         category: category.clone(),
                     })?;
                 let ahead = self.waiting_count(category);
-                let expected = self.wait_for_position(config, category, ahead);
+                let expected = self.wait_for_position(config, category, ahead, now);
                 vec![Event::TicketIssued {
                     number,
                     category: category.clone(),

@@ -476,37 +476,73 @@ fn opening_an_unlisted_day_is_special() {
 }
 
 #[test]
-fn wait_estimate_follows_the_documented_formula() {
+fn wait_estimate_follows_the_documented_method() {
     let mut o = Office::default_open();
-    // koseki alone at counters 1..3 (4..9 closed): s = 8 min prior.
+    // koseki alone at counter 1 (2..9 closed): s = 8 min prior.
     o.open(1);
-    let s = 8.0 * 60.0;
+    let s = 8 * 60;
+    let now = |o: &Office| Millis(o.now);
     assert_eq!(
-        o.st.wait_for_position(&o.cfg, "koseki", 0),
+        o.st.wait_for_position(&o.cfg, "koseki", 0, now(&o)),
         0,
         "idle counter"
     );
     o.issue("koseki");
     o.call(1);
-    // One busy counter, nobody ahead: s / 2.
+    o.tick(2);
+    // One busy counter, 2 minutes in: it frees in s - 2 min.
     assert_eq!(
-        o.st.estimate(&o.cfg, "koseki").expected_wait_s,
-        (s / 2.0) as u32
+        o.st.estimate(&o.cfg, "koseki", now(&o)).expected_wait_s,
+        s - 120
     );
     o.issue("koseki");
-    // One ahead: s/2 + s.
+    // One ahead: s - 2 min, then a whole s.
     assert_eq!(
-        o.st.estimate(&o.cfg, "koseki").expected_wait_s,
-        (s * 1.5) as u32
+        o.st.estimate(&o.cfg, "koseki", now(&o)).expected_wait_s,
+        2 * s - 120
     );
-    // A completion after 4 minutes pulls the average: 0.2*240 + 0.8*480.
-    o.tick(4);
+    // Far over time, the counter still needs a quarter of s.
+    o.tick(60);
+    assert_eq!(o.st.wait_for_position(&o.cfg, "koseki", 0, now(&o)), s / 4);
+    // A second counter halves the queue's wait.
+    o.open(2);
+    assert_eq!(
+        o.st.waiting_with_estimates(&o.cfg, "koseki", now(&o)),
+        vec![(2, 0)]
+    );
+    assert_eq!(o.st.wait_for_position(&o.cfg, "koseki", 1, now(&o)), s / 4);
+    // A completion pulls the average: alpha * 62 min + (1 - alpha) * s.
     o.ok(Command::Complete {
         counter: 1,
         tags: vec![],
     });
-    let mean = 0.2 * 240.0 + 0.8 * s;
-    assert!((o.st.estimate(&o.cfg, "koseki").service_secs - mean).abs() < 1e-9);
+    let alpha = o.cfg.estimate.alpha;
+    let mean = alpha * 62.0 * 60.0 + (1.0 - alpha) * f64::from(s);
+    assert!((o.st.estimate(&o.cfg, "koseki", now(&o)).service_secs - mean).abs() < 1e-9);
+}
+
+#[test]
+fn a_shared_counter_gives_each_queue_its_share_of_the_work() {
+    let mut o = Office::default_open();
+    o.open(4); // serves koufu and koseki
+    let s_koseki = 8 * 60;
+    o.issue("koseki");
+    o.issue("koseki");
+    let now = Millis(o.now);
+    // Only koseki waits: the counter is all koseki's.
+    assert_eq!(o.st.wait_for_position(&o.cfg, "koseki", 1, now), s_koseki);
+    // Work waiting in koufu takes a share of counter 4's time.
+    o.open(10);
+    let i = o.issue("idou");
+    o.call(10);
+    o.ok(Command::Transfer {
+        number: i,
+        to: "koufu".into(),
+        tags: vec![],
+        note: None,
+    });
+    let with_koufu = o.st.wait_for_position(&o.cfg, "koseki", 1, Millis(o.now));
+    assert!(with_koufu > s_koseki, "{with_koufu}");
 }
 
 #[test]
