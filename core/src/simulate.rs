@@ -605,29 +605,3 @@ mod tests {
         }
     }
 }
-
-/// The estimate's accuracy over simulated days: every ticket of `days`
-/// business days from `start` for each seed, in memory (no log).
-pub fn evaluate_estimates(
-    config: &Config,
-    start: NaiveDate,
-    days: u32,
-    seeds: &[u64],
-) -> EstimateAccuracy {
-    let mut all: Vec<Ticket> = Vec::new();
-    for &seed in seeds {
-        let mut sim = Simulator::new(
-            config,
-            SimOptions {
-                start,
-                days,
-                seed,
-                volume: 1.0,
-            },
-        );
-        while sim.next().is_some() {
-            all.extend(sim.state().tickets.values().cloned());
-        }
-    }
-    EstimateAccuracy::of(&all)
-}
