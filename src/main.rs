@@ -3,6 +3,7 @@
 
 mod cmd;
 mod output;
+mod server;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -36,6 +37,9 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the office server on the LAN: JSON API, kiosk, staff call
+    /// stations, settings. Prints the URL of every surface.
+    Serve(server::Args),
     /// Run one simulated business day of the office through the engine and
     /// show how it went (a demo until the office server lands).
     Demo(cmd::demo::Args),
@@ -64,6 +68,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_init();
     let result = match cli.command {
+        Command::Serve(a) => server::run(&cli.data, cli.config.as_deref(), a),
         Command::Demo(a) => cmd::demo::run(&cli.data, cli.config.as_deref(), a),
         Command::Simulate(a) => cmd::simulate::run(cli.config.as_deref(), a),
         Command::Import(a) => cmd::import::run(&cli.data, cli.config.as_deref(), a),

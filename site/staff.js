@@ -1,0 +1,151 @@
+// 呼出端末 (R8, R13): one key per action; every action shows its outcome.
+"use strict";
+(function () {
+  const M = window.Madoguchi;
+  const station = document.querySelector(".station");
+  const counter = Number(station.dataset.counter);
+  const panel = document.getElementById("panel");
+  const outcome = document.getElementById("outcome");
+  const history = document.getElementById("history");
+  let inFlight = false;
+
+  function say(text, bad) {
+    outcome.textContent = text;
+    outcome.classList.toggle("bad", !!bad);
+  }
+
+  function current() {
+    const el = document.getElementById("current-number");
+    return el && el.dataset.number ? Number(el.dataset.number) : null;
+  }
+
+  function numberInput() {
+    const v = document.getElementById("number-input").value.trim();
+    return /^[0-9]{1,6}$/.test(v) ? Number(v) : null;
+  }
+
+  function tags() {
+    return Array.from(document.querySelectorAll('input[name="tag"]:checked')).map((i) => i.value);
+  }
+
+  function today() {
+    const d = new Date();
+    const pad = (n) => String(n).padStart(2, "0");
+    return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}`;
+  }
+
+  function build(action, number) {
+    switch (action) {
+      case "call_next": case "recall": case "start_service": case "mark_absent":
+        return { command: action, counter };
+      case "complete": return { command: "complete", counter, tags: tags() };
+      case "hold": return { command: "hold", counter };
+      case "transfer": {
+        const n = current();
+        if (n === null) return "回付する番号がありません";
+        const note = document.getElementById("transfer-note").value.trim();
+        return { command: "transfer", number: n, to: document.getElementById("transfer-to").value, tags: tags(), note: note || undefined };
+      }
+      case "call_number": {
+        const n = numberInput();
+        return n === null ? "番号を入力してください" : { command: "call_number", counter, number: n };
+      }
+      case "return_absent": return { command: "return_absent", number };
+      case "resume": return { command: "resume", number, counter };
+      case "toggle_counter": {
+        const open = panel.querySelector(".current").dataset.open === "true";
+        return open ? { command: "close_counter", counter } : { command: "open_counter", counter };
+      }
+      case "open_day": return { command: "open_day", date: today() };
+      case "close_day": return confirm("本日の業務を終了しますか？ 待っている方は未対応になります。") ? { command: "close_day" } : null;
+    }
+    return null;
+  }
+
+  const done = {
+    call_next: (r) => `${r.ticket} 番を呼び出しました`,
+    call_number: (r) => `${r.ticket} 番を呼び出しました`,
+    recall: (r) => `${r.ticket} 番を再呼出しました`,
+    start_service: (r) => `${r.ticket} 番の対応を開始しました`,
+    complete: (r) => `${r.ticket} 番を完了しました`,
+    mark_absent: (r) => `${r.ticket} 番を不在にしました`,
+    hold: (r) => `${r.ticket} 番を保留にしました`,
+    transfer: (r) => `${r.ticket} 番を回付しました`,
+    return_absent: (r) => `${r.ticket} 番を待ち列に戻しました`,
+    resume: (r) => `${r.ticket} 番の保留を解除しました`,
+    open_counter: () => "窓口を開きました",
+    close_counter: () => "窓口を閉じました",
+    open_day: () => "業務を開始しました",
+    close_day: () => "業務を終了しました",
+  };
+
+  async function act(action, number) {
+    if (action === "search") return search();
+    if (inFlight) return; // a double press never sends twice
+    const body = build(action, number);
+    if (body === null) return;
+    if (typeof body === "string") { say(body, true); return; }
+    inFlight = true;
+    station.setAttribute("aria-busy", "true");
+    try {
+      const r = await M.post("/api/commands", body);
+      if (r.ok) {
+        say(done[body.command] ? done[body.command](r.body) : "完了しました");
+        if (body.command === "complete" || body.command === "transfer") {
+          document.querySelectorAll('input[name="tag"]').forEach((i) => { i.checked = false; });
+          document.getElementById("transfer-note").value = "";
+        }
+      } else {
+        say(M.message(r.body), true);
+      }
+      await M.swap(panel);
+    } catch (_) {
+      say("サーバーに接続できません。もう一度お試しください", true);
+    } finally {
+      inFlight = false;
+      station.removeAttribute("aria-busy");
+    }
+  }
+
+  async function search() {
+    const n = numberInput();
+    if (n === null) { say("番号を入力してください", true); return; }
+    const r = await fetch(`/api/tickets/${n}`, { credentials: "same-origin" });
+    const body = await r.json().catch(() => null);
+    if (!r.ok) { say(M.message(body), true); return; }
+    const labels = { issued: "発券", called: "呼出", recalled: "再呼出", started: "対応開始", completed: "完了", absent: "不在",
+      returned: "不在から復帰", transferred: "回付", held: "保留", resumed: "保留解除", cancelled: "取消", unserved: "未対応" };
+    const rows = body.history.map((s) => {
+      const t = new Date(s.at).toLocaleTimeString("ja-JP");
+      const where = s.counter ? `${s.counter} 番窓口` : (s.to ? `→ ${s.to}` : (s.queue || ""));
+      return `<li>${t} ${labels[s.step] || s.step} ${where}</li>`;
+    });
+    history.innerHTML = `<h2>${body.number} 番の履歴（${body.status.status}）</h2><ol>${rows.join("")}</ol>`;
+    history.hidden = false;
+    say(`${body.number} 番の履歴を表示しました`);
+  }
+
+  document.addEventListener("click", (ev) => {
+    const b = ev.target.closest("button[data-action]");
+    if (b) act(b.dataset.action, b.dataset.number ? Number(b.dataset.number) : undefined);
+  });
+
+  document.addEventListener("keydown", (ev) => {
+    if (ev.ctrlKey || ev.metaKey || ev.altKey) return;
+    const typing = ["INPUT", "SELECT", "TEXTAREA"].includes(document.activeElement.tagName);
+    if (typing && ev.key !== "Enter") return;
+    if (typing && ev.key === "Enter" && document.activeElement.id === "number-input") {
+      ev.preventDefault(); act("call_number"); return;
+    }
+    if (typing) return;
+    const b = document.querySelector(`button[data-key="${ev.key.toLowerCase()}"]`);
+    if (b) { ev.preventDefault(); act(b.dataset.action); }
+  });
+
+  document.getElementById("logout").addEventListener("click", async () => {
+    await M.post("/api/logout", {});
+    location.href = "/login";
+  });
+
+  setInterval(() => { if (!inFlight) M.swap(panel).catch(() => say("サーバーに接続できません", true)); }, 5000);
+})();

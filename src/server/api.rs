@@ -1,0 +1,242 @@
+//! The JSON API: every engine command (`POST /api/commands`) and every read
+//! (`GET /api/status`, `GET /api/tickets/{number}`), login and devices.
+//! Documented in docs/api.md; every error is [`ApiError`] JSON.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use chrono::NaiveDate;
+use madoguchi_core::model::{Command, Millis};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::auth::{Role, DEVICE_COOKIE, SESSION_COOKIE};
+use super::error::ApiError;
+use super::{views, App};
+
+const STAFF: &[Role] = &[Role::Staff, Role::Admin];
+const READERS: &[Role] = &[Role::Staff, Role::Admin, Role::Auditor, Role::Kiosk, Role::Display];
+
+/// Parses a JSON body ourselves, so that every failure is our JSON error.
+pub fn parse_body<T: for<'de> Deserialize<'de>>(body: Result<Bytes, BytesRejection>) -> Result<T, ApiError> {
+    let bytes = body.map_err(|r| {
+        if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::TooLarge
+        } else {
+            ApiError::BadRequest("the body could not be read".into())
+        }
+    })?;
+    serde_json::from_slice(&bytes).map_err(|e| ApiError::BadRequest(e.to_string()))
+}
+
+fn roles_for(command: &Command) -> &'static [Role] {
+    match command {
+        Command::IssueTicket { .. } => &[Role::Kiosk, Role::Staff, Role::Admin],
+        _ => STAFF,
+    }
+}
+
+/// `POST /api/commands`: one engine command, answered once it is durable.
+pub async fn command(
+    State(app): State<Arc<App>>,
+    method: Method,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Value>, ApiError> {
+    // Who asks comes first: an anonymous caller learns nothing, not even
+    // whether its body parses.
+    let caller = app
+        .auth
+        .require(&method, &headers, &[Role::Kiosk, Role::Staff, Role::Admin])?;
+    let command: Command = parse_body(body)?;
+    caller.allow(roles_for(&command))?;
+    let handle = app.engine.clone();
+    let is_issue = matches!(command, Command::IssueTicket { .. });
+    let outcome = tokio::task::spawn_blocking(move || handle.execute(None, command, Some(caller.name)))
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))??;
+    let mut answer = json!({
+        "ok": true,
+        "seq": outcome.seq,
+        "ticket": outcome.ticket,
+        "events": outcome.events,
+    });
+    if is_issue {
+        if let Some(n) = outcome.ticket {
+            answer["issued"] = app.printed_ticket(n).await?;
+        }
+    }
+    Ok(Json(answer))
+}
+
+/// `GET /api/status`: the day, every queue with its waits, every counter.
+pub async fn status(
+    State(app): State<Arc<App>>,
+    method: Method,
+    headers: HeaderMap,
+) -> Result<Json<views::StatusView>, ApiError> {
+    app.auth.require(&method, &headers, READERS)?;
+    Ok(Json(app.status().await?))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct DateQuery {
+    date: Option<NaiveDate>,
+}
+
+/// `GET /api/tickets/{number}?date=…`: a ticket's whole path (R8).
+pub async fn ticket(
+    State(app): State<Arc<App>>,
+    method: Method,
+    headers: HeaderMap,
+    Path(number): Path<u32>,
+    Query(q): Query<DateQuery>,
+) -> Result<Json<Value>, ApiError> {
+    app.auth
+        .require(&method, &headers, &[Role::Staff, Role::Admin, Role::Auditor])?;
+    let ticket = app
+        .engine
+        .read(move |e| e.ticket(q.date, number).map_err(|x| x.to_string()))
+        .map_err(ApiError::from)?
+        .map_err(ApiError::Internal)?
+        .ok_or(ApiError::NotFound)?;
+    Ok(Json(serde_json::to_value(ticket).map_err(|e| ApiError::Internal(e.to_string()))?))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Login {
+    username: String,
+    password: String,
+}
+
+fn session_cookie(token: &str) -> String {
+    format!("{SESSION_COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/")
+}
+
+/// `POST /api/login`: opens a session (cookie) and returns its CSRF token.
+pub async fn login(State(app): State<Arc<App>>, body: Result<Bytes, BytesRejection>) -> Result<Response, ApiError> {
+    let l: Login = parse_body(body)?;
+    let auth = app.clone();
+    let (token, caller) = tokio::task::spawn_blocking(move || auth.auth.login(&l.username, &l.password))
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))??;
+    let body = Json(json!({"username": caller.name, "role": caller.role, "csrf_token": caller.csrf()}));
+    Ok(([(header::SET_COOKIE, session_cookie(&token))], body).into_response())
+}
+
+/// `POST /api/logout`.
+pub async fn logout(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
+    app.auth.logout(&headers);
+    (
+        [(header::SET_COOKIE, format!("{SESSION_COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0"))],
+        Json(json!({"ok": true})),
+    )
+        .into_response()
+}
+
+/// `GET /api/me`: who the caller is, and the CSRF token to send back.
+pub async fn me(State(app): State<Arc<App>>, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
+    let c = app.auth.identify(&headers).ok_or(ApiError::Unauthenticated)?;
+    Ok(Json(json!({"name": c.name, "role": c.role, "csrf_token": c.csrf()})))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewDevice {
+    name: String,
+    role: Role,
+}
+
+/// `POST /api/devices` (admin): an enrolment link for a kiosk or display.
+pub async fn new_device(
+    State(app): State<Arc<App>>,
+    method: Method,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Value>, ApiError> {
+    app.auth.require(&method, &headers, &[Role::Admin])?;
+    let d: NewDevice = parse_body(body)?;
+    if !matches!(d.role, Role::Kiosk | Role::Display) || d.name.is_empty() || d.name.len() > 64 {
+        return Err(ApiError::BadRequest("a device is a kiosk or a display, with a name of 1–64 characters".into()));
+    }
+    let code = app.auth.new_enrolment(&d.name, d.role, std::time::Duration::from_secs(24 * 3600));
+    Ok(Json(json!({"enrol_url": format!("{}/enrol/{code}", app.base_url), "valid_hours": 24})))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewUser {
+    username: String,
+    role: Role,
+    password: String,
+}
+
+/// `POST /api/users` (admin): adds or replaces a staff account.
+pub async fn new_user(
+    State(app): State<Arc<App>>,
+    method: Method,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Value>, ApiError> {
+    app.auth.require(&method, &headers, &[Role::Admin])?;
+    let u: NewUser = parse_body(body)?;
+    let auth = app.clone();
+    tokio::task::spawn_blocking(move || auth.auth.set_user(&u.username, u.role, &u.password))
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))??;
+    Ok(Json(json!({"ok": true})))
+}
+
+/// `GET /enrol/{code}`: makes this browser the device the code was for.
+pub async fn enrol(State(app): State<Arc<App>>, Path(code): Path<String>) -> Result<Response, ApiError> {
+    let (token, role) = app.auth.enrol(&code)?;
+    let to = if role == Role::Kiosk { "/kiosk" } else { "/" };
+    let cookie = format!("{DEVICE_COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/; Max-Age=315360000");
+    Ok((
+        StatusCode::SEE_OTHER,
+        [(header::SET_COOKIE, cookie), (header::LOCATION, to.to_string())],
+    )
+        .into_response())
+}
+
+/// The command's time for views: the engine's clock.
+pub fn wall_now() -> Millis {
+    Millis(chrono::Utc::now().timestamp_millis())
+}
+
+/// What the kiosk shows and prints for an issued ticket.
+pub fn printed(engine: &madoguchi_core::engine::Engine, number: u32, base: &str) -> Option<Value> {
+    let t = engine.state().ticket(number)?;
+    let config = engine.config();
+    let q = config.queue(&t.category)?;
+    let offset = config.office.utc_offset;
+    let date = t.date;
+    let url = format!("{base}/m#{date}/{number}");
+    let qr = qrcode::QrCode::new(url.as_bytes())
+        .map(|c| {
+            c.render::<qrcode::render::svg::Color<'_>>()
+                .min_dimensions(140, 140)
+                .quiet_zone(true)
+                .build()
+        })
+        .unwrap_or_default();
+    let issued = t.history.first().map(|s| s.at).unwrap_or(t.issued_at);
+    Some(json!({
+        "number": number,
+        "category": q.id,
+        "category_name": q.name,
+        "colour": q.colour,
+        "date": date,
+        "time": issued.to_datetime(offset).format("%H:%M").to_string(),
+        "people_ahead": t.people_ahead_at_issue,
+        "expected_wait_min": t.expected_wait_s_at_issue.div_ceil(60),
+        "mobile_url": url,
+        "qr_svg": qr,
+    }))
+}

@@ -1,0 +1,168 @@
+//! `madoguchi serve`: the office server on the LAN — the one place where
+//! kiosks and staff send commands (R1, R8, R11, R13, R15). axum routes; the
+//! engine runs on its own thread behind a [`SharedEngine`] (group commit).
+
+mod api;
+mod auth;
+mod error;
+mod pages;
+mod views;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use axum::http::{header, HeaderValue};
+use axum::routing::{get, post};
+use axum::Router;
+use madoguchi_core::engine::{EngineHandle, SharedEngine};
+use serde_json::Value;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::set_header::SetResponseHeaderLayer;
+
+use self::auth::Auth;
+use self::error::ApiError;
+
+/// Largest request body: commands and settings are small.
+const MAX_BODY: usize = 64 * 1024;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Address to listen on (the LAN address in production).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// Minutes without activity after which a staff session ends.
+    #[arg(long, default_value_t = 30)]
+    pub idle_minutes: u64,
+    /// Base URL of the public mobile ticket page that ticket QR codes point
+    /// to (the internet relay); default: this server.
+    #[arg(long)]
+    pub public_url: Option<String>,
+}
+
+/// Everything a request handler can reach.
+#[derive(Debug)]
+pub struct App {
+    pub engine: EngineHandle,
+    pub auth: Auth,
+    pub base_url: String,
+    pub public_url: String,
+    pub pages: pages::Pages,
+}
+
+impl App {
+    pub async fn status(&self) -> Result<views::StatusView, ApiError> {
+        let handle = self.engine.clone();
+        tokio::task::spawn_blocking(move || handle.read(|e| views::status(e, api::wall_now().max(e.state().meta.last_at))))
+            .await
+            .map_err(|e| ApiError::Internal(e.to_string()))?
+            .map_err(ApiError::from)
+    }
+
+    pub async fn printed_ticket(&self, number: u32) -> Result<Value, ApiError> {
+        let handle = self.engine.clone();
+        let base = self.public_url.clone();
+        tokio::task::spawn_blocking(move || handle.read(move |e| api::printed(e, number, &base)))
+            .await
+            .map_err(|e| ApiError::Internal(e.to_string()))?
+            .map_err(ApiError::from)?
+            .ok_or(ApiError::NotFound)
+    }
+}
+
+fn router(app: Arc<App>) -> Router {
+    let csp = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+               connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
+    Router::new()
+        .route("/api/commands", post(api::command))
+        .route("/api/status", get(api::status))
+        .route("/api/tickets/{number}", get(api::ticket))
+        .route("/api/login", post(api::login))
+        .route("/api/logout", post(api::logout))
+        .route("/api/me", get(api::me))
+        .route("/api/devices", post(api::new_device))
+        .route("/api/users", post(api::new_user))
+        .route("/enrol/{code}", get(api::enrol))
+        .merge(pages::routes())
+        .fallback(|| async { ApiError::NotFound })
+        .layer(RequestBodyLimitLayer::new(MAX_BODY))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(csp),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_FRAME_OPTIONS,
+            HeaderValue::from_static("DENY"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("no-referrer"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("no-store"),
+        ))
+        .with_state(app)
+}
+
+pub fn run(data: &Path, config: Option<&Path>, args: Args) -> Result<()> {
+    let engine = crate::cmd::open_engine(data, config)?;
+    let (auth, first) = Auth::open(data, Duration::from_secs(args.idle_minutes * 60))?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let shared = SharedEngine::start(engine, api::wall_now);
+    let handle = shared.handle();
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(args.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", args.listen))?;
+        let addr = listener.local_addr().context("no local address")?;
+        let base_url = format!("http://{addr}");
+        let app = Arc::new(App {
+            engine: handle,
+            auth,
+            public_url: args.public_url.clone().unwrap_or_else(|| base_url.clone()),
+            base_url: base_url.clone(),
+            pages: pages::Pages::new()?,
+        });
+        print_urls(&base_url, data, first.as_ref());
+        axum::serve(listener, router(app))
+            .with_graceful_shutdown(async {
+                let _ = tokio::signal::ctrl_c().await;
+            })
+            .await
+            .context("the server stopped")
+    })?;
+    if let Some(engine) = shared.shutdown() {
+        engine.close().context("cannot flush the snapshots")?;
+    }
+    Ok(())
+}
+
+fn print_urls(base: &str, data: &Path, first: Option<&auth::FirstStart>) {
+    println!("Madoguchi office server — data folder {}", PathBuf::from(data).display());
+    println!("listening on {base}");
+    println!("  staff sign-in (職員ログイン):   {base}/login");
+    println!("  staff call station (呼出端末): {base}/staff?counter=1");
+    println!("  kiosk (番号発券機):            {base}/kiosk");
+    println!("  settings (設定):              {base}/settings");
+    println!("  API:                          {base}/api/status");
+    if let Some(f) = first {
+        println!();
+        println!("First start: an administrator account was created. Its password is shown only now:");
+        println!("  admin password: {}", f.admin_password);
+        println!("Enrol the first kiosk and display by opening these links on them (valid 24 hours):");
+        println!("  kiosk enrolment:   {base}/enrol/{}", f.kiosk_enrolment);
+        println!("  display enrolment: {base}/enrol/{}", f.display_enrolment);
+    }
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+}

@@ -1,0 +1,190 @@
+//! HTML pages and fragments from the minijinja layouts in `layouts/`, and
+//! the static assets in `site/`. Pages and their live updates come from the
+//! same templates: the browser fetches a server-rendered fragment and swaps
+//! it in; it never re-implements a layout.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, Method, StatusCode};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::get;
+use axum::Router;
+use minijinja::{context, Environment};
+use serde::Deserialize;
+
+use super::auth::Role;
+use super::error::ApiError;
+use super::App;
+
+/// The layouts, built into the binary.
+const LAYOUTS: &[(&str, &str)] = &[
+    ("base.html", include_str!("../../layouts/base.html")),
+    ("index.html", include_str!("../../layouts/index.html")),
+    ("login.html", include_str!("../../layouts/login.html")),
+    ("kiosk.html", include_str!("../../layouts/kiosk.html")),
+    ("kiosk_buttons.html", include_str!("../../layouts/kiosk_buttons.html")),
+    ("staff.html", include_str!("../../layouts/staff.html")),
+    ("staff_panel.html", include_str!("../../layouts/staff_panel.html")),
+];
+
+/// The static assets, built into the binary: (name, content type, body).
+const ASSETS: &[(&str, &str, &str)] = &[
+    ("style.css", "text/css; charset=utf-8", include_str!("../../site/style.css")),
+    ("common.js", "text/javascript; charset=utf-8", include_str!("../../site/common.js")),
+    ("login.js", "text/javascript; charset=utf-8", include_str!("../../site/login.js")),
+    ("kiosk.js", "text/javascript; charset=utf-8", include_str!("../../site/kiosk.js")),
+    ("staff.js", "text/javascript; charset=utf-8", include_str!("../../site/staff.js")),
+];
+
+#[derive(Debug)]
+pub struct Pages {
+    env: Environment<'static>,
+}
+
+impl Pages {
+    pub fn new() -> anyhow::Result<Pages> {
+        let mut env = Environment::new();
+        for (name, text) in LAYOUTS {
+            env.add_template(name, text)
+                .map_err(|e| anyhow::anyhow!("layout {name}: {e}"))?;
+        }
+        Ok(Pages { env })
+    }
+
+    fn render(&self, name: &str, ctx: minijinja::Value) -> Result<Html<String>, ApiError> {
+        self.env
+            .get_template(name)
+            .and_then(|t| t.render(ctx))
+            .map(Html)
+            .map_err(|e| ApiError::Internal(format!("layout {name}: {e:#}")))
+    }
+}
+
+pub fn routes() -> Router<Arc<App>> {
+    Router::new()
+        .route("/", get(index))
+        .route("/login", get(login))
+        .route("/kiosk", get(kiosk))
+        .route("/fragments/kiosk", get(kiosk_fragment))
+        .route("/staff", get(staff))
+        .route("/fragments/staff", get(staff_fragment))
+        .route("/queues.css", get(queues_css))
+        .route("/site/{file}", get(asset))
+}
+
+async fn index(State(app): State<Arc<App>>) -> Result<Html<String>, ApiError> {
+    let s = app.status().await?;
+    app.pages.render("index.html", context! { office => s.office.ja, counters => s.counters })
+}
+
+#[derive(Debug, Deserialize)]
+struct Next {
+    next: Option<String>,
+}
+
+async fn login(State(app): State<Arc<App>>, Query(q): Query<Next>) -> Result<Html<String>, ApiError> {
+    let s = app.status().await?;
+    // Only local paths, so the login page cannot send anyone elsewhere.
+    let next = q
+        .next
+        .filter(|n| n.starts_with('/') && !n.starts_with("//"))
+        .unwrap_or_else(|| "/staff?counter=1".into());
+    app.pages.render("login.html", context! { office => s.office.ja, next })
+}
+
+const KIOSK_ROLES: &[Role] = &[Role::Kiosk, Role::Staff, Role::Admin];
+
+async fn kiosk(State(app): State<Arc<App>>, method: Method, headers: HeaderMap) -> Result<Response, ApiError> {
+    let caller = match app.auth.require(&method, &headers, KIOSK_ROLES) {
+        Ok(c) => c,
+        Err(_) => {
+            let body = "<!doctype html><html lang=\"ja\"><meta charset=\"utf-8\"><title>番号発券機</title>\
+                <link rel=\"stylesheet\" href=\"/site/style.css\"><main class=\"page\"><h1>この端末は番号発券機として登録されていません</h1>\
+                <p>管理者から受け取った登録用リンクをこの端末で開いてください。</p>\
+                <p lang=\"en\">This device is not enrolled as a kiosk. Open the enrolment link from an administrator on it.</p></main></html>";
+            return Ok((StatusCode::FORBIDDEN, Html(body)).into_response());
+        }
+    };
+    let s = app.status().await?;
+    let page = app.pages.render(
+        "kiosk.html",
+        context! { office => s.office.ja, queues => s.queues, day_open => s.day_open, csrf => caller.csrf() },
+    )?;
+    Ok(page.into_response())
+}
+
+async fn kiosk_fragment(State(app): State<Arc<App>>, method: Method, headers: HeaderMap) -> Result<Html<String>, ApiError> {
+    app.auth.require(&method, &headers, KIOSK_ROLES)?;
+    let s = app.status().await?;
+    app.pages
+        .render("kiosk_buttons.html", context! { queues => s.queues, day_open => s.day_open })
+}
+
+#[derive(Debug, Deserialize)]
+struct CounterQuery {
+    counter: Option<u16>,
+}
+
+const STAFF_ROLES: &[Role] = &[Role::Staff, Role::Admin];
+
+fn staff_context(s: &super::views::StatusView, number: u16, extra: minijinja::Value) -> Result<minijinja::Value, ApiError> {
+    let counter = s
+        .counters
+        .iter()
+        .find(|c| c.number == number)
+        .ok_or(ApiError::Refused(madoguchi_core::refusal::Refusal::UnknownCounter { counter: number }))?;
+    let queue_names: BTreeMap<&str, &str> = s.queues.iter().map(|q| (q.id.as_str(), q.name.ja.as_str())).collect();
+    let held: Vec<u32> = s.held.iter().filter(|(_, c)| *c == number).map(|(n, _)| *n).collect();
+    Ok(context! {
+        office => s.office.ja,
+        counter => counter,
+        queues => s.queues,
+        queue_names => queue_names,
+        day_open => s.day_open,
+        now => s.now,
+        absent => s.absent,
+        held => held,
+        tags => s.tags,
+        ..extra
+    })
+}
+
+async fn staff(State(app): State<Arc<App>>, method: Method, headers: HeaderMap, Query(q): Query<CounterQuery>) -> Result<Response, ApiError> {
+    let number = q.counter.unwrap_or(1);
+    let caller = match app.auth.require(&method, &headers, STAFF_ROLES) {
+        Ok(c) => c,
+        Err(_) => return Ok(Redirect::to(&format!("/login?next=/staff%3Fcounter%3D{number}")).into_response()),
+    };
+    let s = app.status().await?;
+    let ctx = staff_context(&s, number, context! { user => caller.name, role => caller.role, csrf => caller.csrf() })?;
+    Ok(app.pages.render("staff.html", ctx)?.into_response())
+}
+
+async fn staff_fragment(State(app): State<Arc<App>>, method: Method, headers: HeaderMap, Query(q): Query<CounterQuery>) -> Result<Html<String>, ApiError> {
+    app.auth.require(&method, &headers, STAFF_ROLES)?;
+    let s = app.status().await?;
+    let ctx = staff_context(&s, q.counter.unwrap_or(1), context! {})?;
+    app.pages.render("staff_panel.html", ctx)
+}
+
+/// Each queue's colour as a class, so pages need no inline style (CSP).
+async fn queues_css(State(app): State<Arc<App>>) -> Result<Response, ApiError> {
+    let s = app.status().await?;
+    let css: String = s
+        .queues
+        .iter()
+        .map(|q| format!(".q-{} {{ --q: {}; }}\n", q.id, q.colour))
+        .collect();
+    Ok(([(header::CONTENT_TYPE, "text/css; charset=utf-8")], css).into_response())
+}
+
+async fn asset(Path(file): Path<String>) -> Result<Response, ApiError> {
+    let (_, kind, body) = ASSETS.iter().find(|(n, _, _)| *n == file).ok_or(ApiError::NotFound)?;
+    Ok((
+        [(header::CONTENT_TYPE, *kind), (header::CACHE_CONTROL, "no-cache")],
+        *body,
+    )
+        .into_response())
+}

@@ -1,0 +1,163 @@
+//! Read models: what the API and the pages show, built from the engine's
+//! state on its own thread (so a view is always one consistent moment).
+
+use madoguchi_core::config::Names;
+use madoguchi_core::engine::Engine;
+use madoguchi_core::model::{CounterNo, Millis, Number, Status};
+use serde::Serialize;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct WaitingTicket {
+    pub number: Number,
+    pub waiting_since: Millis,
+    pub expected_wait_s: u32,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct QueueView {
+    pub id: String,
+    pub name: Names,
+    /// A reception category (kiosk button), not a stage.
+    pub category: bool,
+    pub colour: String,
+    pub shape: String,
+    pub waiting: u32,
+    pub expected_wait_s: u32,
+    pub expected_wait_min: u32,
+    pub list: Vec<WaitingTicket>,
+    /// The latest calls of tickets in this queue: (number, counter).
+    pub called: Vec<(Number, CounterNo)>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CounterView {
+    pub number: CounterNo,
+    pub section: String,
+    pub section_name: String,
+    pub serves: Vec<String>,
+    pub open: bool,
+    pub staff: Option<String>,
+    pub ticket: Option<Number>,
+    pub ticket_status: Option<&'static str>,
+    pub ticket_queue: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct StatusView {
+    pub office: Names,
+    pub seq: u64,
+    pub now: Millis,
+    pub date: Option<chrono::NaiveDate>,
+    pub day_open: bool,
+    pub queues: Vec<QueueView>,
+    pub counters: Vec<CounterView>,
+    pub tags: Vec<(String, String)>,
+    /// Absent tickets, for "return".
+    pub absent: Vec<Number>,
+    /// Held tickets with the counter that held them, for "resume".
+    pub held: Vec<(Number, CounterNo)>,
+}
+
+fn shape_name(s: madoguchi_core::config::Shape) -> String {
+    serde_json::to_value(s)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
+pub fn status(engine: &Engine, now: Millis) -> StatusView {
+    let config = engine.config();
+    let state = engine.state();
+    let queues = config
+        .queues
+        .iter()
+        .map(|q| {
+            let e = state.estimate(config, &q.id, now);
+            let list = state
+                .waiting_with_estimates(config, &q.id, now)
+                .into_iter()
+                .map(|(number, expected_wait_s)| WaitingTicket {
+                    number,
+                    waiting_since: match state.ticket(number).map(|t| &t.status) {
+                        Some(Status::Waiting { since, .. }) => *since,
+                        _ => now,
+                    },
+                    expected_wait_s,
+                })
+                .collect();
+            let mut called: Vec<(Millis, Number, CounterNo)> = state
+                .tickets
+                .values()
+                .filter(|t| t.queue == q.id)
+                .filter_map(|t| match t.status {
+                    Status::Called { counter, at } | Status::Serving { counter, since: at } => {
+                        Some((at, t.number, counter))
+                    }
+                    _ => None,
+                })
+                .collect();
+            called.sort_by(|a, b| b.0.cmp(&a.0));
+            QueueView {
+                id: q.id.clone(),
+                name: q.name.clone(),
+                category: q.is_category(),
+                colour: q.colour.clone(),
+                shape: shape_name(q.shape),
+                waiting: e.waiting,
+                expected_wait_s: e.expected_wait_s,
+                expected_wait_min: e.expected_wait_s.div_ceil(60),
+                list,
+                called: called.into_iter().take(8).map(|(_, n, c)| (n, c)).collect(),
+            }
+        })
+        .collect();
+    let counters = config
+        .counters
+        .iter()
+        .map(|c| {
+            let s = state.counter(c.number);
+            let ticket = s.and_then(|s| s.ticket);
+            let t = ticket.and_then(|n| state.ticket(n));
+            CounterView {
+                number: c.number,
+                section: c.section.clone(),
+                section_name: config
+                    .sections
+                    .iter()
+                    .find(|x| x.id == c.section)
+                    .map(|x| x.name.ja.clone())
+                    .unwrap_or_default(),
+                serves: c.serves.clone(),
+                open: s.is_some_and(|s| s.open),
+                staff: s.and_then(|s| s.staff.clone()),
+                ticket,
+                ticket_status: t.map(|t| t.status.name()),
+                ticket_queue: t.map(|t| t.queue.clone()),
+            }
+        })
+        .collect();
+    StatusView {
+        office: config.office.name.clone(),
+        seq: engine.seq(),
+        now,
+        date: state.meta.day.as_ref().map(|d| d.date),
+        day_open: state.day_is_open(),
+        queues,
+        counters,
+        tags: config.tags.iter().map(|t| (t.id.clone(), t.name.ja.clone())).collect(),
+        absent: state
+            .tickets
+            .values()
+            .filter(|t| matches!(t.status, Status::Absent { .. }))
+            .map(|t| t.number)
+            .collect(),
+        held: state
+            .tickets
+            .values()
+            .filter_map(|t| match t.status {
+                Status::Held { counter, .. } => Some((t.number, counter)),
+                _ => None,
+            })
+            .collect(),
+    }
+}
