@@ -20,10 +20,18 @@ use super::error::ApiError;
 use super::{views, App};
 
 const STAFF: &[Role] = &[Role::Staff, Role::Admin];
-const READERS: &[Role] = &[Role::Staff, Role::Admin, Role::Auditor, Role::Kiosk, Role::Display];
+const READERS: &[Role] = &[
+    Role::Staff,
+    Role::Admin,
+    Role::Auditor,
+    Role::Kiosk,
+    Role::Display,
+];
 
 /// Parses a JSON body ourselves, so that every failure is our JSON error.
-pub fn parse_body<T: for<'de> Deserialize<'de>>(body: Result<Bytes, BytesRejection>) -> Result<T, ApiError> {
+pub fn parse_body<T: for<'de> Deserialize<'de>>(
+    body: Result<Bytes, BytesRejection>,
+) -> Result<T, ApiError> {
     let bytes = body.map_err(|r| {
         if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::TooLarge
@@ -57,9 +65,10 @@ pub async fn command(
     caller.allow(roles_for(&command))?;
     let handle = app.engine.clone();
     let is_issue = matches!(command, Command::IssueTicket { .. });
-    let outcome = tokio::task::spawn_blocking(move || handle.execute(None, command, Some(caller.name)))
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))??;
+    let outcome =
+        tokio::task::spawn_blocking(move || handle.execute(None, command, Some(caller.name)))
+            .await
+            .map_err(|e| ApiError::Internal(e.to_string()))??;
     let mut answer = json!({
         "ok": true,
         "seq": outcome.seq,
@@ -97,15 +106,20 @@ pub async fn ticket(
     Path(number): Path<u32>,
     Query(q): Query<DateQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    app.auth
-        .require(&method, &headers, &[Role::Staff, Role::Admin, Role::Auditor])?;
+    app.auth.require(
+        &method,
+        &headers,
+        &[Role::Staff, Role::Admin, Role::Auditor],
+    )?;
     let ticket = app
         .engine
         .read(move |e| e.ticket(q.date, number).map_err(|x| x.to_string()))
         .map_err(ApiError::from)?
         .map_err(ApiError::Internal)?
         .ok_or(ApiError::NotFound)?;
-    Ok(Json(serde_json::to_value(ticket).map_err(|e| ApiError::Internal(e.to_string()))?))
+    Ok(Json(
+        serde_json::to_value(ticket).map_err(|e| ApiError::Internal(e.to_string()))?,
+    ))
 }
 
 #[derive(Debug, Deserialize)]
@@ -120,13 +134,18 @@ fn session_cookie(token: &str) -> String {
 }
 
 /// `POST /api/login`: opens a session (cookie) and returns its CSRF token.
-pub async fn login(State(app): State<Arc<App>>, body: Result<Bytes, BytesRejection>) -> Result<Response, ApiError> {
+pub async fn login(
+    State(app): State<Arc<App>>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
     let l: Login = parse_body(body)?;
     let auth = app.clone();
-    let (token, caller) = tokio::task::spawn_blocking(move || auth.auth.login(&l.username, &l.password))
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))??;
-    let body = Json(json!({"username": caller.name, "role": caller.role, "csrf_token": caller.csrf()}));
+    let (token, caller) =
+        tokio::task::spawn_blocking(move || auth.auth.login(&l.username, &l.password))
+            .await
+            .map_err(|e| ApiError::Internal(e.to_string()))??;
+    let body =
+        Json(json!({"username": caller.name, "role": caller.role, "csrf_token": caller.csrf()}));
     Ok(([(header::SET_COOKIE, session_cookie(&token))], body).into_response())
 }
 
@@ -134,7 +153,10 @@ pub async fn login(State(app): State<Arc<App>>, body: Result<Bytes, BytesRejecti
 pub async fn logout(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
     app.auth.logout(&headers);
     (
-        [(header::SET_COOKIE, format!("{SESSION_COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0"))],
+        [(
+            header::SET_COOKIE,
+            format!("{SESSION_COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0"),
+        )],
         Json(json!({"ok": true})),
     )
         .into_response()
@@ -142,8 +164,13 @@ pub async fn logout(State(app): State<Arc<App>>, headers: HeaderMap) -> Response
 
 /// `GET /api/me`: who the caller is, and the CSRF token to send back.
 pub async fn me(State(app): State<Arc<App>>, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
-    let c = app.auth.identify(&headers).ok_or(ApiError::Unauthenticated)?;
-    Ok(Json(json!({"name": c.name, "role": c.role, "csrf_token": c.csrf()})))
+    let c = app
+        .auth
+        .identify(&headers)
+        .ok_or(ApiError::Unauthenticated)?;
+    Ok(Json(
+        json!({"name": c.name, "role": c.role, "csrf_token": c.csrf()}),
+    ))
 }
 
 #[derive(Debug, Deserialize)]
@@ -163,10 +190,16 @@ pub async fn new_device(
     app.auth.require(&method, &headers, &[Role::Admin])?;
     let d: NewDevice = parse_body(body)?;
     if !matches!(d.role, Role::Kiosk | Role::Display) || d.name.is_empty() || d.name.len() > 64 {
-        return Err(ApiError::BadRequest("a device is a kiosk or a display, with a name of 1–64 characters".into()));
+        return Err(ApiError::BadRequest(
+            "a device is a kiosk or a display, with a name of 1–64 characters".into(),
+        ));
     }
-    let code = app.auth.new_enrolment(&d.name, d.role, std::time::Duration::from_secs(24 * 3600));
-    Ok(Json(json!({"enrol_url": format!("{}/enrol/{code}", app.base_url), "valid_hours": 24})))
+    let code = app
+        .auth
+        .new_enrolment(&d.name, d.role, std::time::Duration::from_secs(24 * 3600));
+    Ok(Json(
+        json!({"enrol_url": format!("{}/enrol/{code}", app.base_url), "valid_hours": 24}),
+    ))
 }
 
 #[derive(Debug, Deserialize)]
@@ -194,13 +227,20 @@ pub async fn new_user(
 }
 
 /// `GET /enrol/{code}`: makes this browser the device the code was for.
-pub async fn enrol(State(app): State<Arc<App>>, Path(code): Path<String>) -> Result<Response, ApiError> {
+pub async fn enrol(
+    State(app): State<Arc<App>>,
+    Path(code): Path<String>,
+) -> Result<Response, ApiError> {
     let (token, role) = app.auth.enrol(&code)?;
     let to = if role == Role::Kiosk { "/kiosk" } else { "/" };
-    let cookie = format!("{DEVICE_COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/; Max-Age=315360000");
+    let cookie =
+        format!("{DEVICE_COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/; Max-Age=315360000");
     Ok((
         StatusCode::SEE_OTHER,
-        [(header::SET_COOKIE, cookie), (header::LOCATION, to.to_string())],
+        [
+            (header::SET_COOKIE, cookie),
+            (header::LOCATION, to.to_string()),
+        ],
     )
         .into_response())
 }

@@ -110,7 +110,9 @@ pub struct Auth {
 
 pub fn random_token(bytes: usize) -> String {
     let mut rng = rand::rng();
-    (0..bytes).map(|_| format!("{:02x}", rng.random::<u8>())).collect()
+    (0..bytes)
+        .map(|_| format!("{:02x}", rng.random::<u8>()))
+        .collect()
 }
 
 fn sha256_hex(s: &str) -> String {
@@ -140,7 +142,11 @@ pub fn hash_password(password: &str) -> Result<String, ApiError> {
 
 fn verify_password(password: &str, hash: &str) -> bool {
     PasswordHash::new(hash)
-        .map(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
+        .map(|h| {
+            Argon2::default()
+                .verify_password(password.as_bytes(), &h)
+                .is_ok()
+        })
         .unwrap_or(false)
 }
 
@@ -199,8 +205,10 @@ impl Auth {
                 hash,
             });
         })?;
-        let kiosk_enrolment = auth.new_enrolment("kiosk-1", Role::Kiosk, Duration::from_secs(24 * 3600));
-        let display_enrolment = auth.new_enrolment("display-1", Role::Display, Duration::from_secs(24 * 3600));
+        let kiosk_enrolment =
+            auth.new_enrolment("kiosk-1", Role::Kiosk, Duration::from_secs(24 * 3600));
+        let display_enrolment =
+            auth.new_enrolment("display-1", Role::Display, Duration::from_secs(24 * 3600));
         Ok((
             auth,
             Some(FirstStart {
@@ -214,18 +222,23 @@ impl Auth {
     /// Changes the accounts file and writes it atomically.
     fn with_file<T>(&self, f: impl FnOnce(&mut AccountsFile) -> T) -> anyhow::Result<T> {
         use anyhow::Context;
-        let mut file = self.file.lock().map_err(|_| anyhow::anyhow!("accounts lock poisoned"))?;
+        let mut file = self
+            .file
+            .lock()
+            .map_err(|_| anyhow::anyhow!("accounts lock poisoned"))?;
         let mut next = file.clone();
         let out = f(&mut next);
         let text = serde_json::to_vec_pretty(&next)?;
         let tmp = self.path.with_extension("json.tmp");
         {
             use std::io::Write;
-            let mut t = std::fs::File::create(&tmp).with_context(|| format!("cannot write {}", tmp.display()))?;
+            let mut t = std::fs::File::create(&tmp)
+                .with_context(|| format!("cannot write {}", tmp.display()))?;
             t.write_all(&text)?;
             t.sync_all()?;
         }
-        std::fs::rename(&tmp, &self.path).with_context(|| format!("cannot replace {}", self.path.display()))?;
+        std::fs::rename(&tmp, &self.path)
+            .with_context(|| format!("cannot replace {}", self.path.display()))?;
         if let Some(dir) = self.path.parent() {
             std::fs::File::open(dir).and_then(|d| d.sync_all()).ok();
         }
@@ -278,7 +291,10 @@ impl Auth {
     pub fn login(&self, username: &str, password: &str) -> Result<(String, Caller), ApiError> {
         let key = username.to_lowercase();
         {
-            let failures = self.failures.lock().map_err(|_| ApiError::Internal("lock".into()))?;
+            let failures = self
+                .failures
+                .lock()
+                .map_err(|_| ApiError::Internal("lock".into()))?;
             if let Some((n, until)) = failures.get(&key) {
                 if *n >= MAX_FAILURES && *until > Instant::now() {
                     return Err(ApiError::TooManyAttempts);
@@ -302,7 +318,10 @@ impl Auth {
             }
         };
         let Some(user) = user.filter(|_| ok) else {
-            let mut failures = self.failures.lock().map_err(|_| ApiError::Internal("lock".into()))?;
+            let mut failures = self
+                .failures
+                .lock()
+                .map_err(|_| ApiError::Internal("lock".into()))?;
             let entry = failures.entry(key).or_insert((0, Instant::now()));
             entry.0 += 1;
             if entry.0 >= MAX_FAILURES {
@@ -346,7 +365,9 @@ impl Auth {
     pub fn identify(&self, headers: &HeaderMap) -> Option<Caller> {
         if let Some(token) = cookie(headers, SESSION_COOKIE) {
             let mut sessions = self.sessions.lock().ok()?;
-            let expired = sessions.get(token).is_some_and(|s| s.last_seen.elapsed() > self.idle);
+            let expired = sessions
+                .get(token)
+                .is_some_and(|s| s.last_seen.elapsed() > self.idle);
             if expired {
                 sessions.remove(token);
             } else if let Some(s) = sessions.get_mut(token) {
@@ -381,7 +402,12 @@ impl Auth {
 
     /// The caller of a request that needs one of `roles`; for a
     /// state-changing method, also checks the CSRF token.
-    pub fn require(&self, method: &Method, headers: &HeaderMap, roles: &[Role]) -> Result<Caller, ApiError> {
+    pub fn require(
+        &self,
+        method: &Method,
+        headers: &HeaderMap,
+        roles: &[Role],
+    ) -> Result<Caller, ApiError> {
         let caller = self.identify(headers).ok_or(ApiError::Unauthenticated)?;
         caller.allow(roles)?;
         let safe = matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS);
@@ -399,7 +425,9 @@ impl Auth {
     /// Adds or replaces a staff account.
     pub fn set_user(&self, username: &str, role: Role, password: &str) -> Result<(), ApiError> {
         if !matches!(role, Role::Admin | Role::Staff | Role::Auditor) {
-            return Err(ApiError::BadRequest("a person's role is admin, staff or auditor".into()));
+            return Err(ApiError::BadRequest(
+                "a person's role is admin, staff or auditor".into(),
+            ));
         }
         if username.is_empty() || username.len() > 64 || password.chars().count() < 10 {
             return Err(ApiError::BadRequest(

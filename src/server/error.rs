@@ -27,7 +27,12 @@ pub enum ApiError {
 impl ApiError {
     fn parts(&self) -> (StatusCode, &'static str, String, String) {
         match self {
-            ApiError::Refused(r) => (StatusCode::CONFLICT, r.code(), r.message_ja(), r.to_string()),
+            ApiError::Refused(r) => (
+                StatusCode::CONFLICT,
+                r.code(),
+                r.message_ja(),
+                r.to_string(),
+            ),
             ApiError::BadRequest(why) => (
                 StatusCode::BAD_REQUEST,
                 "bad_request",

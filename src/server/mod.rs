@@ -19,7 +19,6 @@ use axum::routing::{get, post};
 use axum::Router;
 use madoguchi_core::engine::{EngineHandle, SharedEngine};
 use serde_json::Value;
-use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::set_header::SetResponseHeaderLayer;
 
 use self::auth::Auth;
@@ -55,10 +54,12 @@ pub struct App {
 impl App {
     pub async fn status(&self) -> Result<views::StatusView, ApiError> {
         let handle = self.engine.clone();
-        tokio::task::spawn_blocking(move || handle.read(|e| views::status(e, api::wall_now().max(e.state().meta.last_at))))
-            .await
-            .map_err(|e| ApiError::Internal(e.to_string()))?
-            .map_err(ApiError::from)
+        tokio::task::spawn_blocking(move || {
+            handle.read(|e| views::status(e, api::wall_now().max(e.state().meta.last_at)))
+        })
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?
+        .map_err(ApiError::from)
     }
 
     pub async fn printed_ticket(&self, number: u32) -> Result<Value, ApiError> {
@@ -87,7 +88,7 @@ fn router(app: Arc<App>) -> Router {
         .route("/enrol/{code}", get(api::enrol))
         .merge(pages::routes())
         .fallback(|| async { ApiError::NotFound })
-        .layer(RequestBodyLimitLayer::new(MAX_BODY))
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
         .layer(SetResponseHeaderLayer::overriding(
             header::CONTENT_SECURITY_POLICY,
             HeaderValue::from_static(csp),
@@ -148,7 +149,10 @@ pub fn run(data: &Path, config: Option<&Path>, args: Args) -> Result<()> {
 }
 
 fn print_urls(base: &str, data: &Path, first: Option<&auth::FirstStart>) {
-    println!("Madoguchi office server — data folder {}", PathBuf::from(data).display());
+    println!(
+        "Madoguchi office server — data folder {}",
+        PathBuf::from(data).display()
+    );
     println!("listening on {base}");
     println!("  staff sign-in (職員ログイン):   {base}/login");
     println!("  staff call station (呼出端末): {base}/staff?counter=1");
@@ -157,9 +161,13 @@ fn print_urls(base: &str, data: &Path, first: Option<&auth::FirstStart>) {
     println!("  API:                          {base}/api/status");
     if let Some(f) = first {
         println!();
-        println!("First start: an administrator account was created. Its password is shown only now:");
+        println!(
+            "First start: an administrator account was created. Its password is shown only now:"
+        );
         println!("  admin password: {}", f.admin_password);
-        println!("Enrol the first kiosk and display by opening these links on them (valid 24 hours):");
+        println!(
+            "Enrol the first kiosk and display by opening these links on them (valid 24 hours):"
+        );
         println!("  kiosk enrolment:   {base}/enrol/{}", f.kiosk_enrolment);
         println!("  display enrolment: {base}/enrol/{}", f.display_enrolment);
     }

@@ -24,18 +24,44 @@ const LAYOUTS: &[(&str, &str)] = &[
     ("index.html", include_str!("../../layouts/index.html")),
     ("login.html", include_str!("../../layouts/login.html")),
     ("kiosk.html", include_str!("../../layouts/kiosk.html")),
-    ("kiosk_buttons.html", include_str!("../../layouts/kiosk_buttons.html")),
+    (
+        "kiosk_buttons.html",
+        include_str!("../../layouts/kiosk_buttons.html"),
+    ),
     ("staff.html", include_str!("../../layouts/staff.html")),
-    ("staff_panel.html", include_str!("../../layouts/staff_panel.html")),
+    (
+        "staff_panel.html",
+        include_str!("../../layouts/staff_panel.html"),
+    ),
 ];
 
 /// The static assets, built into the binary: (name, content type, body).
 const ASSETS: &[(&str, &str, &str)] = &[
-    ("style.css", "text/css; charset=utf-8", include_str!("../../site/style.css")),
-    ("common.js", "text/javascript; charset=utf-8", include_str!("../../site/common.js")),
-    ("login.js", "text/javascript; charset=utf-8", include_str!("../../site/login.js")),
-    ("kiosk.js", "text/javascript; charset=utf-8", include_str!("../../site/kiosk.js")),
-    ("staff.js", "text/javascript; charset=utf-8", include_str!("../../site/staff.js")),
+    (
+        "style.css",
+        "text/css; charset=utf-8",
+        include_str!("../../site/style.css"),
+    ),
+    (
+        "common.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../site/common.js"),
+    ),
+    (
+        "login.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../site/login.js"),
+    ),
+    (
+        "kiosk.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../site/kiosk.js"),
+    ),
+    (
+        "staff.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../site/staff.js"),
+    ),
 ];
 
 #[derive(Debug)]
@@ -76,7 +102,10 @@ pub fn routes() -> Router<Arc<App>> {
 
 async fn index(State(app): State<Arc<App>>) -> Result<Html<String>, ApiError> {
     let s = app.status().await?;
-    app.pages.render("index.html", context! { office => s.office.ja, counters => s.counters })
+    app.pages.render(
+        "index.html",
+        context! { office => s.office.ja, counters => s.counters },
+    )
 }
 
 #[derive(Debug, Deserialize)]
@@ -84,19 +113,27 @@ struct Next {
     next: Option<String>,
 }
 
-async fn login(State(app): State<Arc<App>>, Query(q): Query<Next>) -> Result<Html<String>, ApiError> {
+async fn login(
+    State(app): State<Arc<App>>,
+    Query(q): Query<Next>,
+) -> Result<Html<String>, ApiError> {
     let s = app.status().await?;
     // Only local paths, so the login page cannot send anyone elsewhere.
     let next = q
         .next
         .filter(|n| n.starts_with('/') && !n.starts_with("//"))
         .unwrap_or_else(|| "/staff?counter=1".into());
-    app.pages.render("login.html", context! { office => s.office.ja, next })
+    app.pages
+        .render("login.html", context! { office => s.office.ja, next })
 }
 
 const KIOSK_ROLES: &[Role] = &[Role::Kiosk, Role::Staff, Role::Admin];
 
-async fn kiosk(State(app): State<Arc<App>>, method: Method, headers: HeaderMap) -> Result<Response, ApiError> {
+async fn kiosk(
+    State(app): State<Arc<App>>,
+    method: Method,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     let caller = match app.auth.require(&method, &headers, KIOSK_ROLES) {
         Ok(c) => c,
         Err(_) => {
@@ -115,11 +152,17 @@ async fn kiosk(State(app): State<Arc<App>>, method: Method, headers: HeaderMap) 
     Ok(page.into_response())
 }
 
-async fn kiosk_fragment(State(app): State<Arc<App>>, method: Method, headers: HeaderMap) -> Result<Html<String>, ApiError> {
+async fn kiosk_fragment(
+    State(app): State<Arc<App>>,
+    method: Method,
+    headers: HeaderMap,
+) -> Result<Html<String>, ApiError> {
     app.auth.require(&method, &headers, KIOSK_ROLES)?;
     let s = app.status().await?;
-    app.pages
-        .render("kiosk_buttons.html", context! { queues => s.queues, day_open => s.day_open })
+    app.pages.render(
+        "kiosk_buttons.html",
+        context! { queues => s.queues, day_open => s.day_open },
+    )
 }
 
 #[derive(Debug, Deserialize)]
@@ -129,14 +172,29 @@ struct CounterQuery {
 
 const STAFF_ROLES: &[Role] = &[Role::Staff, Role::Admin];
 
-fn staff_context(s: &super::views::StatusView, number: u16, extra: minijinja::Value) -> Result<minijinja::Value, ApiError> {
+fn staff_context(
+    s: &super::views::StatusView,
+    number: u16,
+    extra: minijinja::Value,
+) -> Result<minijinja::Value, ApiError> {
     let counter = s
         .counters
         .iter()
         .find(|c| c.number == number)
-        .ok_or(ApiError::Refused(madoguchi_core::refusal::Refusal::UnknownCounter { counter: number }))?;
-    let queue_names: BTreeMap<&str, &str> = s.queues.iter().map(|q| (q.id.as_str(), q.name.ja.as_str())).collect();
-    let held: Vec<u32> = s.held.iter().filter(|(_, c)| *c == number).map(|(n, _)| *n).collect();
+        .ok_or(ApiError::Refused(
+            madoguchi_core::refusal::Refusal::UnknownCounter { counter: number },
+        ))?;
+    let queue_names: BTreeMap<&str, &str> = s
+        .queues
+        .iter()
+        .map(|q| (q.id.as_str(), q.name.ja.as_str()))
+        .collect();
+    let held: Vec<u32> = s
+        .held
+        .iter()
+        .filter(|(_, c)| *c == number)
+        .map(|(n, _)| *n)
+        .collect();
     Ok(context! {
         office => s.office.ja,
         counter => counter,
@@ -151,18 +209,36 @@ fn staff_context(s: &super::views::StatusView, number: u16, extra: minijinja::Va
     })
 }
 
-async fn staff(State(app): State<Arc<App>>, method: Method, headers: HeaderMap, Query(q): Query<CounterQuery>) -> Result<Response, ApiError> {
+async fn staff(
+    State(app): State<Arc<App>>,
+    method: Method,
+    headers: HeaderMap,
+    Query(q): Query<CounterQuery>,
+) -> Result<Response, ApiError> {
     let number = q.counter.unwrap_or(1);
     let caller = match app.auth.require(&method, &headers, STAFF_ROLES) {
         Ok(c) => c,
-        Err(_) => return Ok(Redirect::to(&format!("/login?next=/staff%3Fcounter%3D{number}")).into_response()),
+        Err(_) => {
+            return Ok(
+                Redirect::to(&format!("/login?next=/staff%3Fcounter%3D{number}")).into_response(),
+            )
+        }
     };
     let s = app.status().await?;
-    let ctx = staff_context(&s, number, context! { user => caller.name, role => caller.role, csrf => caller.csrf() })?;
+    let ctx = staff_context(
+        &s,
+        number,
+        context! { user => caller.name, role => caller.role, csrf => caller.csrf() },
+    )?;
     Ok(app.pages.render("staff.html", ctx)?.into_response())
 }
 
-async fn staff_fragment(State(app): State<Arc<App>>, method: Method, headers: HeaderMap, Query(q): Query<CounterQuery>) -> Result<Html<String>, ApiError> {
+async fn staff_fragment(
+    State(app): State<Arc<App>>,
+    method: Method,
+    headers: HeaderMap,
+    Query(q): Query<CounterQuery>,
+) -> Result<Html<String>, ApiError> {
     app.auth.require(&method, &headers, STAFF_ROLES)?;
     let s = app.status().await?;
     let ctx = staff_context(&s, q.counter.unwrap_or(1), context! {})?;
@@ -181,9 +257,15 @@ async fn queues_css(State(app): State<Arc<App>>) -> Result<Response, ApiError> {
 }
 
 async fn asset(Path(file): Path<String>) -> Result<Response, ApiError> {
-    let (_, kind, body) = ASSETS.iter().find(|(n, _, _)| *n == file).ok_or(ApiError::NotFound)?;
+    let (_, kind, body) = ASSETS
+        .iter()
+        .find(|(n, _, _)| *n == file)
+        .ok_or(ApiError::NotFound)?;
     Ok((
-        [(header::CONTENT_TYPE, *kind), (header::CACHE_CONTROL, "no-cache")],
+        [
+            (header::CONTENT_TYPE, *kind),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
         *body,
     )
         .into_response())

@@ -96,7 +96,7 @@ pub fn status(engine: &Engine, now: Millis) -> StatusView {
                     _ => None,
                 })
                 .collect();
-            called.sort_by(|a, b| b.0.cmp(&a.0));
+            called.sort_by_key(|c| std::cmp::Reverse(c.0));
             QueueView {
                 id: q.id.clone(),
                 name: q.name.clone(),
@@ -144,7 +144,11 @@ pub fn status(engine: &Engine, now: Millis) -> StatusView {
         day_open: state.day_is_open(),
         queues,
         counters,
-        tags: config.tags.iter().map(|t| (t.id.clone(), t.name.ja.clone())).collect(),
+        tags: config
+            .tags
+            .iter()
+            .map(|t| (t.id.clone(), t.name.ja.clone()))
+            .collect(),
         absent: state
             .tickets
             .values()

@@ -1,0 +1,463 @@
+//! The office server over HTTP: the real binary on 127.0.0.1, port 0.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use reqwest::blocking::Client;
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+use crate::util::bin;
+
+pub struct Server {
+    child: Child,
+    pub base: String,
+    pub admin_password: String,
+    pub kiosk_enrol: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Server {
+    pub fn start() -> Server {
+        let dir = tempfile::tempdir().expect("tmp");
+        let mut child = Command::new(bin())
+            .arg("--data")
+            .arg(dir.path().join("data"))
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn serve");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let (mut base, mut pw, mut kiosk) = (None, None, None);
+        for line in lines.by_ref() {
+            let line = line.expect("line");
+            if let Some(b) = line.strip_prefix("listening on ") {
+                base = Some(b.trim().to_string());
+            } else if let Some(p) = line.trim().strip_prefix("admin password: ") {
+                pw = Some(p.to_string());
+            } else if let Some(k) = line.trim().strip_prefix("kiosk enrolment:") {
+                kiosk = Some(k.trim().to_string());
+            }
+            if base.is_some() && pw.is_some() && kiosk.is_some() {
+                break;
+            }
+        }
+        // Keep draining stdout so the server never blocks on it.
+        std::thread::spawn(move || for _ in lines {});
+        Server {
+            child,
+            base: base.expect("listening line"),
+            admin_password: pw.expect("admin password"),
+            kiosk_enrol: kiosk.expect("kiosk enrolment"),
+            _dir: dir,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub fn client() -> Client {
+        Client::builder()
+            .cookie_store(true)
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(Duration::from_secs(10))
+            .build()
+            .expect("client")
+    }
+
+    /// A logged-in admin client and its CSRF token.
+    pub fn admin(&self) -> (Client, String) {
+        let c = Server::client();
+        let r = c
+            .post(self.url("/api/login"))
+            .json(&json!({"username": "admin", "password": self.admin_password}))
+            .send()
+            .expect("login");
+        assert_eq!(r.status(), StatusCode::OK);
+        let set_cookie = r
+            .headers()
+            .get("set-cookie")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string();
+        assert!(
+            set_cookie.contains("HttpOnly") && set_cookie.contains("SameSite=Strict"),
+            "{set_cookie}"
+        );
+        let body: Value = r.json().expect("json");
+        (c, body["csrf_token"].as_str().expect("csrf").to_string())
+    }
+}
+
+pub fn cmd(c: &Client, s: &Server, csrf: &str, body: Value) -> (StatusCode, Value) {
+    let r = c
+        .post(s.url("/api/commands"))
+        .header("X-CSRF-Token", csrf)
+        .json(&body)
+        .send()
+        .expect("command");
+    let status = r.status();
+    (status, r.json().expect("json answer"))
+}
+
+fn seq(c: &Client, s: &Server) -> u64 {
+    let v: Value = c
+        .get(s.url("/api/status"))
+        .send()
+        .expect("status")
+        .json()
+        .expect("json");
+    v["seq"].as_u64().expect("seq")
+}
+
+fn today() -> String {
+    chrono::Utc::now()
+        .with_timezone(&chrono::FixedOffset::east_opt(9 * 3600).expect("jst"))
+        .date_naive()
+        .to_string()
+}
+
+/// An error answer: JSON, stable code, both languages, no internals.
+fn assert_error(status: StatusCode, body: &Value, want_status: StatusCode, want_code: &str) {
+    assert_eq!(status, want_status, "{body}");
+    assert_eq!(body["error"]["code"], want_code, "{body}");
+    assert!(body["error"]["message_ja"]
+        .as_str()
+        .is_some_and(|m| !m.is_empty()));
+    assert!(body["error"]["message_en"]
+        .as_str()
+        .is_some_and(|m| !m.is_empty()));
+    let text = body.to_string();
+    for leak in ["panicked", "src/", ".rs", "0.1.0", "/tmp", "backtrace"] {
+        assert!(!text.contains(leak), "{leak} leaked: {text}");
+    }
+}
+
+#[test]
+fn a_day_through_the_api() {
+    let s = Server::start();
+    let (c, csrf) = s.admin();
+    let ok = |body: Value| {
+        let (st, v) = cmd(&c, &s, &csrf, body.clone());
+        assert_eq!(st, StatusCode::OK, "{body} -> {v}");
+        v
+    };
+    ok(json!({"command": "open_day", "date": today()}));
+    ok(json!({"command": "open_counter", "counter": 10, "staff": "yamada"}));
+    ok(json!({"command": "open_counter", "counter": 24}));
+    let issued =
+        ok(json!({"command": "issue_ticket", "category": "idou", "request_id": "k1-0001"}));
+    assert_eq!(issued["ticket"], 1001);
+    assert_eq!(issued["issued"]["category_name"]["ja"], "住民異動の受付");
+    assert!(issued["issued"]["qr_svg"]
+        .as_str()
+        .is_some_and(|q| q.contains("<svg")));
+    // A retried kiosk request returns the same ticket and records nothing.
+    let before = seq(&c, &s);
+    let again = ok(json!({"command": "issue_ticket", "category": "idou", "request_id": "k1-0001"}));
+    assert_eq!(again["ticket"], 1001);
+    assert_eq!(seq(&c, &s), before);
+    ok(json!({"command": "call_next", "counter": 10}));
+    ok(json!({"command": "start_service", "counter": 10}));
+    ok(
+        json!({"command": "transfer", "number": 1001, "to": "koufu", "tags": ["tennyu"], "note": "住民票 2 通"}),
+    );
+    ok(json!({"command": "call_next", "counter": 24}));
+    ok(json!({"command": "complete", "counter": 24, "tags": ["juminhyo"]}));
+    let status: Value = c
+        .get(s.url("/api/status"))
+        .send()
+        .expect("status")
+        .json()
+        .expect("json");
+    assert_eq!(status["day_open"], true);
+    assert_eq!(status["queues"][1]["id"], "idou");
+    let history: Value = c
+        .get(s.url("/api/tickets/1001"))
+        .send()
+        .expect("history")
+        .json()
+        .expect("json");
+    let steps: Vec<&str> = history["history"]
+        .as_array()
+        .expect("steps")
+        .iter()
+        .filter_map(|x| x["step"].as_str())
+        .collect();
+    assert_eq!(
+        steps,
+        [
+            "issued",
+            "called",
+            "started",
+            "transferred",
+            "called",
+            "completed"
+        ]
+    );
+    let r = c.get(s.url("/api/tickets/999")).send().expect("missing");
+    let st = r.status();
+    assert_error(
+        st,
+        &r.json().expect("json"),
+        StatusCode::NOT_FOUND,
+        "not_found",
+    );
+}
+
+#[test]
+fn every_error_gets_its_status_and_changes_nothing() {
+    let s = Server::start();
+    let (c, csrf) = s.admin();
+    cmd(
+        &c,
+        &s,
+        &csrf,
+        json!({"command": "open_day", "date": today()}),
+    );
+    cmd(
+        &c,
+        &s,
+        &csrf,
+        json!({"command": "open_counter", "counter": 1}),
+    );
+    cmd(
+        &c,
+        &s,
+        &csrf,
+        json!({"command": "issue_ticket", "category": "koseki"}),
+    );
+    let base_seq = seq(&c, &s);
+
+    // Not logged in.
+    let anon = Server::client();
+    let (st, v) = cmd(&anon, &s, "", json!({"command": "call_next", "counter": 1}));
+    assert_error(st, &v, StatusCode::UNAUTHORIZED, "unauthenticated");
+    // Logged in, but without the CSRF token.
+    let (st, v) = cmd(
+        &c,
+        &s,
+        "wrong",
+        json!({"command": "call_next", "counter": 1}),
+    );
+    assert_error(st, &v, StatusCode::FORBIDDEN, "csrf");
+    // A kiosk may issue but not call.
+    let kiosk = Server::client();
+    let r = kiosk.get(&s.kiosk_enrol).send().expect("enrol");
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert!(r
+        .headers()
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|c| c.contains("HttpOnly")));
+    let page = kiosk.get(s.url("/kiosk")).send().expect("kiosk page");
+    assert_eq!(page.status(), StatusCode::OK);
+    let html = page.text().expect("html");
+    let kiosk_csrf = html
+        .split("name=\"csrf-token\" content=\"")
+        .nth(1)
+        .and_then(|x| x.split('"').next())
+        .expect("csrf meta")
+        .to_string();
+    let (st, v) = cmd(
+        &kiosk,
+        &s,
+        &kiosk_csrf,
+        json!({"command": "call_next", "counter": 1}),
+    );
+    assert_error(st, &v, StatusCode::FORBIDDEN, "forbidden");
+    let (st, v) = cmd(
+        &kiosk,
+        &s,
+        "",
+        json!({"command": "issue_ticket", "category": "koseki"}),
+    );
+    assert_error(st, &v, StatusCode::FORBIDDEN, "csrf");
+    assert_eq!(seq(&c, &s), base_seq, "nothing changed so far");
+    let (st, _) = cmd(
+        &kiosk,
+        &s,
+        &kiosk_csrf,
+        json!({"command": "issue_ticket", "category": "koseki"}),
+    );
+    assert_eq!(st, StatusCode::OK);
+    // The enrolment link works once.
+    assert_eq!(
+        Server::client()
+            .get(&s.kiosk_enrol)
+            .send()
+            .expect("again")
+            .status(),
+        StatusCode::NOT_FOUND
+    );
+    let base_seq = seq(&c, &s);
+    // Refused by the state machine.
+    let (st, v) = cmd(
+        &c,
+        &s,
+        &csrf,
+        json!({"command": "call_next", "counter": 99}),
+    );
+    assert_error(st, &v, StatusCode::CONFLICT, "unknown_counter");
+    // Double submit: the second call is refused, one ticket is called.
+    let (st, v) = cmd(&c, &s, &csrf, json!({"command": "call_next", "counter": 1}));
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let (st, v) = cmd(&c, &s, &csrf, json!({"command": "call_next", "counter": 1}));
+    assert_error(st, &v, StatusCode::CONFLICT, "counter_busy");
+    assert_eq!(seq(&c, &s), base_seq + 1);
+    // Malformed JSON, unknown command, oversized body.
+    for body in ["{not json", "{\"command\":\"fly\"}", "[]"] {
+        let r = c
+            .post(s.url("/api/commands"))
+            .header("X-CSRF-Token", &csrf)
+            .header("Content-Type", "application/json")
+            .body(body)
+            .send()
+            .expect("bad");
+        let st = r.status();
+        assert_error(
+            st,
+            &r.json().expect("json"),
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+        );
+    }
+    let huge = format!(
+        "{{\"command\":\"issue_ticket\",\"category\":\"{}\"}}",
+        "x".repeat(100_000)
+    );
+    let r = c
+        .post(s.url("/api/commands"))
+        .header("X-CSRF-Token", &csrf)
+        .header("Content-Type", "application/json")
+        .body(huge)
+        .send()
+        .expect("huge");
+    let st = r.status();
+    assert_error(
+        st,
+        &r.json().expect("json"),
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "too_large",
+    );
+    assert_eq!(seq(&c, &s), base_seq + 1, "errors changed nothing");
+    // Unknown paths are JSON errors too.
+    let r = c.get(s.url("/nowhere")).send().expect("404");
+    let st = r.status();
+    assert_error(
+        st,
+        &r.json().expect("json"),
+        StatusCode::NOT_FOUND,
+        "not_found",
+    );
+}
+
+#[test]
+fn logins_are_throttled_and_sessions_are_cookies() {
+    let s = Server::start();
+    let c = Server::client();
+    for _ in 0..5 {
+        let r = c
+            .post(s.url("/api/login"))
+            .json(&json!({"username": "admin", "password": "wrong-password"}))
+            .send()
+            .expect("login");
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    }
+    let r = c
+        .post(s.url("/api/login"))
+        .json(&json!({"username": "admin", "password": s.admin_password}))
+        .send()
+        .expect("login");
+    let st = r.status();
+    assert_error(
+        st,
+        &r.json().expect("json"),
+        StatusCode::TOO_MANY_REQUESTS,
+        "too_many_attempts",
+    );
+    // Pages: the staff station sends strangers to the login page; the kiosk
+    // page refuses an unenrolled browser; every page has the headers.
+    let r = c.get(s.url("/staff?counter=3")).send().expect("staff");
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert!(r.headers()["location"]
+        .to_str()
+        .is_ok_and(|l| l.starts_with("/login")));
+    let r = c.get(s.url("/kiosk")).send().expect("kiosk");
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let r = c.get(s.url("/login")).send().expect("login page");
+    let h = r.headers();
+    assert!(h["content-security-policy"]
+        .to_str()
+        .is_ok_and(|v| v.contains("script-src 'self'") && v.contains("frame-ancestors 'none'")));
+    assert_eq!(h["x-content-type-options"], "nosniff");
+    assert!(h.get("server").is_none(), "no server banner");
+}
+
+#[test]
+fn admins_add_staff_accounts_and_devices() {
+    let s = Server::start();
+    let (c, csrf) = s.admin();
+    let r = c
+        .post(s.url("/api/users"))
+        .header("X-CSRF-Token", &csrf)
+        .json(&json!({"username": "tanaka", "role": "staff", "password": "correct horse battery"}))
+        .send()
+        .expect("user");
+    assert_eq!(r.status(), StatusCode::OK);
+    let staff = Server::client();
+    let r = staff
+        .post(s.url("/api/login"))
+        .json(&json!({"username": "tanaka", "password": "correct horse battery"}))
+        .send()
+        .expect("login");
+    assert_eq!(r.status(), StatusCode::OK);
+    let staff_csrf = r.json::<Value>().expect("json")["csrf_token"]
+        .as_str()
+        .expect("csrf")
+        .to_string();
+    // Staff may not manage accounts.
+    let r = staff
+        .post(s.url("/api/users"))
+        .header("X-CSRF-Token", &staff_csrf)
+        .json(&json!({"username": "x", "role": "admin", "password": "0123456789ab"}))
+        .send()
+        .expect("user");
+    let st = r.status();
+    assert_error(
+        st,
+        &r.json().expect("json"),
+        StatusCode::FORBIDDEN,
+        "forbidden",
+    );
+    let r = c
+        .post(s.url("/api/devices"))
+        .header("X-CSRF-Token", &csrf)
+        .json(&json!({"name": "kiosk-2", "role": "kiosk"}))
+        .send()
+        .expect("device");
+    let url = r.json::<Value>().expect("json")["enrol_url"]
+        .as_str()
+        .expect("url")
+        .to_string();
+    let kiosk = Server::client();
+    assert_eq!(
+        kiosk.get(&url).send().expect("enrol").status(),
+        StatusCode::SEE_OTHER
+    );
+    assert_eq!(
+        kiosk.get(s.url("/kiosk")).send().expect("kiosk").status(),
+        StatusCode::OK
+    );
+}
