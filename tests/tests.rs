@@ -1,7 +1,9 @@
 //! End-to-end tests of the `madoguchi` binary: one test binary, modules per
 //! area, each test in its own temporary folder.
 
+mod browser;
 mod cli;
 mod crash;
 mod server;
 mod util;
+mod webdriver;

@@ -1,0 +1,284 @@
+//! A small W3C WebDriver client over HTTP for the browser tests: real
+//! Chromium through chromedriver, started on a free loopback port.
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use reqwest::blocking::Client;
+use serde_json::{json, Value};
+
+pub struct Driver {
+    child: Child,
+    base: String,
+    http: Client,
+    _profile: tempfile::TempDir,
+}
+
+pub struct Session<'d> {
+    d: &'d Driver,
+    id: String,
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+impl Driver {
+    pub fn start() -> Driver {
+        let exe = ["/usr/bin/chromedriver", "chromedriver"]
+            .into_iter()
+            .find(|p| Command::new(p).arg("--version").output().is_ok())
+            .expect("chromedriver is missing: install Debian's chromium and chromium-driver (./scripts/test does)");
+        let port = free_port();
+        let child = Command::new(exe)
+            .arg(format!("--port={port}"))
+            .arg("--allowed-ips=127.0.0.1")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start chromedriver");
+        let http = Client::builder()
+            .timeout(Duration::from_secs(60))
+            .build()
+            .expect("client");
+        let base = format!("http://127.0.0.1:{port}");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while http.get(format!("{base}/status")).send().is_err() {
+            assert!(Instant::now() < deadline, "chromedriver did not start");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Driver {
+            child,
+            base,
+            http,
+            _profile: tempfile::tempdir().expect("profile"),
+        }
+    }
+
+    pub fn session(&self) -> Session<'_> {
+        let profile = tempfile::tempdir().expect("profile").keep();
+        let caps = json!({"capabilities": {"alwaysMatch": {
+            "browserName": "chrome",
+            "goog:chromeOptions": {
+                "binary": "/usr/bin/chromium",
+                "args": [
+                    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                    "--disable-quic", "--no-first-run", "--disable-background-networking",
+                    "--disable-component-update", "--disable-sync", "--kiosk-printing",
+                    "--window-size=1280,1000", "--lang=ja",
+                    format!("--user-data-dir={}", profile.display()),
+                ]
+            }
+        }}});
+        let v = self.post("/session", &caps);
+        let id = v["sessionId"].as_str().expect("session id").to_string();
+        Session { d: self, id }
+    }
+
+    fn post(&self, path: &str, body: &Value) -> Value {
+        let r = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .json(body)
+            .send()
+            .expect("webdriver");
+        let v: Value = r.json().expect("webdriver json");
+        if let Some(err) = v["value"]["error"].as_str() {
+            panic!("webdriver {path}: {err}: {}", v["value"]["message"]);
+        }
+        v["value"].clone()
+    }
+}
+
+impl Session<'_> {
+    fn path(&self, p: &str) -> String {
+        format!("/session/{}{p}", self.id)
+    }
+
+    pub fn goto(&self, url: &str) {
+        self.d.post(&self.path("/url"), &json!({"url": url}));
+    }
+
+    /// Runs a script in the page and returns its value.
+    pub fn eval(&self, script: &str, args: Value) -> Value {
+        self.d.post(
+            &self.path("/execute/sync"),
+            &json!({"script": script, "args": args}),
+        )
+    }
+
+    pub fn eval_async(&self, script: &str, args: Value) -> Value {
+        self.d.post(
+            &self.path("/execute/async"),
+            &json!({"script": script, "args": args}),
+        )
+    }
+
+    pub fn find(&self, css: &str) -> String {
+        let v = self.d.post(
+            &self.path("/element"),
+            &json!({"using": "css selector", "value": css}),
+        );
+        v.as_object()
+            .and_then(|o| o.values().next())
+            .and_then(Value::as_str)
+            .expect("element id")
+            .to_string()
+    }
+
+    pub fn click(&self, css: &str) {
+        let el = self.find(css);
+        self.d
+            .post(&self.path(&format!("/element/{el}/click")), &json!({}));
+    }
+
+    pub fn type_into(&self, css: &str, text: &str) {
+        let el = self.find(css);
+        self.d.post(
+            &self.path(&format!("/element/{el}/value")),
+            &json!({"text": text}),
+        );
+    }
+
+    /// Presses keys on whatever has focus (the page's keyboard shortcuts).
+    pub fn keys(&self, text: &str) {
+        let actions: Vec<Value> = text
+            .chars()
+            .flat_map(|c| {
+                [
+                    json!({"type": "keyDown", "value": c.to_string()}),
+                    json!({"type": "keyUp", "value": c.to_string()}),
+                ]
+            })
+            .collect();
+        self.d.post(
+            &self.path("/actions"),
+            &json!({"actions": [{"type": "key", "id": "kb", "actions": actions}]}),
+        );
+    }
+
+    pub fn text(&self, css: &str) -> String {
+        self.eval(
+            "const e = document.querySelector(arguments[0]); return e ? e.textContent : null;",
+            json!([css]),
+        )
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+    }
+
+    /// Waits until the element's text contains `want`.
+    pub fn wait_text(&self, css: &str, want: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let t = self.text(css);
+            if t.contains(want) {
+                return t;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{css} never showed {want:?}; it shows {t:?}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    pub fn url(&self) -> String {
+        let r = self
+            .d
+            .http
+            .get(format!("{}{}", self.d.base, self.path("/url")))
+            .send()
+            .expect("url");
+        r.json::<Value>().expect("json")["value"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    }
+
+    /// A PNG of the viewport.
+    pub fn screenshot(&self) -> Vec<u8> {
+        let r = self
+            .d
+            .http
+            .get(format!("{}{}", self.d.base, self.path("/screenshot")))
+            .send()
+            .expect("shot");
+        let v: Value = r.json().expect("json");
+        decode_base64(v["value"].as_str().expect("png"))
+    }
+
+    /// A Chrome DevTools command (e.g. emulate print media).
+    pub fn cdp(&self, cmd: &str, params: Value) -> Value {
+        self.d.post(
+            &self.path("/goog/cdp/execute"),
+            &json!({"cmd": cmd, "params": params}),
+        )
+    }
+
+    /// Runs axe-core in the page; returns the serious and critical
+    /// violations as "id: help (n nodes)".
+    pub fn axe(&self) -> Vec<String> {
+        let axe = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/browser/node_modules/axe-core/axe.min.js"
+        ))
+        .expect("axe-core is missing: run npm ci --prefix tests/browser (./scripts/test does)");
+        self.eval(&axe, json!([]));
+        let v = self.eval_async(
+            "const done = arguments[0]; axe.run(document, {resultTypes: ['violations']}).then(r => done(r.violations.map(v => ({id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.length, html: v.nodes.slice(0, 2).map(n => n.html)}))));",
+            json!([]),
+        );
+        v.as_array()
+            .into_iter()
+            .flatten()
+            .filter(|x| matches!(x["impact"].as_str(), Some("serious") | Some("critical")))
+            .map(|x| {
+                format!(
+                    "{}: {} ({} nodes) {}",
+                    x["id"], x["help"], x["nodes"], x["html"]
+                )
+            })
+            .collect()
+    }
+}
+
+impl Drop for Session<'_> {
+    fn drop(&mut self) {
+        let _ = self
+            .d
+            .http
+            .delete(format!("{}{}", self.d.base, self.path("")))
+            .send();
+    }
+}
+
+fn decode_base64(s: &str) -> Vec<u8> {
+    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = Vec::with_capacity(s.len() * 3 / 4);
+    let mut buf = 0u32;
+    let mut bits = 0;
+    for c in s.bytes() {
+        let Some(v) = T.iter().position(|&t| t == c) else {
+            continue;
+        };
+        buf = (buf << 6) | v as u32;
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((buf >> bits) as u8);
+        }
+    }
+    out
+}
