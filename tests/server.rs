@@ -461,3 +461,94 @@ fn admins_add_staff_accounts_and_devices() {
         StatusCode::OK
     );
 }
+
+#[test]
+fn admins_change_settings_without_a_restart() {
+    let s = Server::start();
+    let (c, csrf) = s.admin();
+    let post = |path: &str, body: Value| {
+        let r = c
+            .post(s.url(path))
+            .header("X-CSRF-Token", &csrf)
+            .json(&body)
+            .send()
+            .expect("post");
+        let st = r.status();
+        (st, r.json::<Value>().expect("json"))
+    };
+    let toml = c
+        .get(s.url("/api/settings"))
+        .send()
+        .expect("get")
+        .json::<Value>()
+        .expect("json")["toml"]
+        .as_str()
+        .expect("toml")
+        .to_string();
+    // An error names its line, and nothing changes.
+    let broken = toml.replacen("serves = [\"idou\"]", "serves = [\"idoo\"]", 1);
+    let line = broken
+        .lines()
+        .position(|l| l.contains("idoo"))
+        .expect("line")
+        + 1;
+    for path in ["/api/settings/validate", "/api/settings"] {
+        let (st, v) = post(path, json!({"toml": broken}));
+        assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+        assert_eq!(v["error"]["line"], line);
+        assert!(
+            v["error"]["message_ja"]
+                .as_str()
+                .is_some_and(|m| m.contains("idoo")),
+            "{v}"
+        );
+    }
+    // A renamed category is in force at once.
+    let renamed = toml.replace("住民異動の受付", "住民異動（転入・転出・転居）の受付");
+    let (st, v) = post("/api/settings/validate", json!({"toml": renamed}));
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let (st, v) = post("/api/settings", json!({"toml": renamed}));
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert!(v["seq"].as_u64().is_some());
+    let status: Value = c
+        .get(s.url("/api/status"))
+        .send()
+        .expect("status")
+        .json()
+        .expect("json");
+    assert_eq!(
+        status["queues"][1]["name"]["ja"],
+        "住民異動（転入・転出・転居）の受付"
+    );
+    // Removing a counter that is open is refused while it is open.
+    cmd(
+        &c,
+        &s,
+        &csrf,
+        json!({"command": "open_day", "date": today()}),
+    );
+    cmd(
+        &c,
+        &s,
+        &csrf,
+        json!({"command": "open_counter", "counter": 25}),
+    );
+    let without_25 = renamed.replace(
+        "[[counters]]\nnumber = 25\nsection = \"service\"\nserves = [\"koufu\"]\n",
+        "",
+    );
+    assert_ne!(without_25, renamed);
+    let (st, v) = post("/api/settings", json!({"toml": without_25}));
+    assert_eq!(st, StatusCode::CONFLICT, "{v}");
+    assert_eq!(v["error"]["code"], "config_conflict");
+    // Only admins.
+    let staff = Server::client();
+    let r = staff.get(s.url("/api/settings")).send().expect("get");
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let r = staff.get(s.url("/settings")).send().expect("page");
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        c.get(s.url("/settings")).send().expect("page").status(),
+        StatusCode::OK
+    );
+}

@@ -6,6 +6,7 @@ mod api;
 mod auth;
 mod error;
 mod pages;
+mod settings;
 mod views;
 
 use std::net::SocketAddr;
@@ -86,6 +87,9 @@ fn router(app: Arc<App>) -> Router {
         .route("/api/devices", post(api::new_device))
         .route("/api/users", post(api::new_user))
         .route("/enrol/{code}", get(api::enrol))
+        .route("/api/settings", get(settings::get).post(settings::apply))
+        .route("/api/settings/validate", post(settings::validate))
+        .route("/settings", get(settings::page))
         .merge(pages::routes())
         .fallback(|| async { ApiError::NotFound })
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))

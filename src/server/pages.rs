@@ -33,6 +33,7 @@ const LAYOUTS: &[(&str, &str)] = &[
         "staff_panel.html",
         include_str!("../../layouts/staff_panel.html"),
     ),
+    ("settings.html", include_str!("../../layouts/settings.html")),
 ];
 
 /// The static assets, built into the binary: (name, content type, body).
@@ -62,6 +63,11 @@ const ASSETS: &[(&str, &str, &str)] = &[
         "text/javascript; charset=utf-8",
         include_str!("../../site/staff.js"),
     ),
+    (
+        "settings.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../site/settings.js"),
+    ),
 ];
 
 #[derive(Debug)]
@@ -79,7 +85,7 @@ impl Pages {
         Ok(Pages { env })
     }
 
-    fn render(&self, name: &str, ctx: minijinja::Value) -> Result<Html<String>, ApiError> {
+    pub fn render(&self, name: &str, ctx: minijinja::Value) -> Result<Html<String>, ApiError> {
         self.env
             .get_template(name)
             .and_then(|t| t.render(ctx))
@@ -269,4 +275,35 @@ async fn asset(Path(file): Path<String>) -> Result<Response, ApiError> {
         *body,
     )
         .into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every layout and asset in the folders is built in (a forgotten one
+    /// would be a page that fails only when opened).
+    #[test]
+    fn every_layout_and_asset_is_built_in() {
+        let root = env!("CARGO_MANIFEST_DIR");
+        for (dir, known) in [
+            ("layouts", LAYOUTS.iter().map(|l| l.0).collect::<Vec<_>>()),
+            ("site", ASSETS.iter().map(|a| a.0).collect::<Vec<_>>()),
+        ] {
+            for entry in std::fs::read_dir(format!("{root}/{dir}")).expect("dir") {
+                let name = entry
+                    .expect("entry")
+                    .file_name()
+                    .to_string_lossy()
+                    .into_owned();
+                if name.ends_with(".html") || name.ends_with(".js") || name.ends_with(".css") {
+                    assert!(
+                        known.contains(&name.as_str()),
+                        "{dir}/{name} is not built in"
+                    );
+                }
+            }
+        }
+        Pages::new().expect("every layout compiles");
+    }
 }

@@ -139,6 +139,24 @@ pub struct EstimateParams {
     pub alpha: f64,
 }
 
+/// What the displays show besides the queues, and how they rotate (R17).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Displays {
+    /// A message shown on guidance displays and the staff board.
+    pub message: Option<Names>,
+    /// Seconds each page of a rotating display stays up.
+    pub seconds_per_page: u32,
+}
+
+impl Default for Displays {
+    fn default() -> Self {
+        Displays {
+            message: None,
+            seconds_per_page: 10,
+        }
+    }
+}
+
 /// A validated office configuration.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
@@ -149,6 +167,7 @@ pub struct Config {
     pub tags: Vec<Tag>,
     pub calendar: Calendar,
     pub estimate: EstimateParams,
+    pub displays: Displays,
     /// The text this was parsed from: recorded in the event log so that a
     /// replay applies exactly the configuration that was in force (R14).
     pub source: String,

@@ -11,8 +11,8 @@ use toml::Spanned;
 
 use super::calendar::{Calendar, DayRule, ExtraDay, Hours, MonthDayRange};
 use super::{
-    CallPolicy, Config, ConfigError, Counter, EstimateParams, Names, NumberRange, Office, Queue,
-    Section, Shape, Tag,
+    CallPolicy, Config, ConfigError, Counter, Displays, EstimateParams, Names, NumberRange, Office,
+    Queue, Section, Shape, Tag,
 };
 
 #[derive(Deserialize)]
@@ -30,6 +30,16 @@ struct RawConfig {
     calendar: RawCalendar,
     #[serde(default)]
     estimate: Option<RawEstimate>,
+    #[serde(default)]
+    displays: Option<RawDisplays>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDisplays {
+    #[serde(default)]
+    message: Option<Names>,
+    seconds_per_page: Option<Spanned<u32>>,
 }
 
 #[derive(Deserialize)]
@@ -372,7 +382,31 @@ pub(super) fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
         }
     };
 
+    let displays = match raw.displays {
+        None => Displays::default(),
+        Some(d) => {
+            let seconds = match d.seconds_per_page {
+                None => Displays::default().seconds_per_page,
+                Some(s) => {
+                    let v = *s.get_ref();
+                    if !(3..=600).contains(&v) {
+                        return Err(cx.err(
+                            &s.span(),
+                            format!("displays.seconds_per_page must be 3–600 (got {v})"),
+                        ));
+                    }
+                    v
+                }
+            };
+            Displays {
+                message: d.message,
+                seconds_per_page: seconds,
+            }
+        }
+    };
+
     Ok(Config {
+        displays,
         office: Office {
             name: raw.office.name,
             utc_offset,

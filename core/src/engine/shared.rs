@@ -27,6 +27,7 @@ pub enum ExecError {
 
 type Reply = mpsc::SyncSender<Result<Outcome, ExecError>>;
 type ReadJob = Box<dyn FnOnce(&Engine) + Send>;
+type WriteJob = Box<dyn FnOnce(&mut Engine) + Send>;
 
 enum Job {
     Exec {
@@ -36,6 +37,7 @@ enum Job {
         reply: Reply,
     },
     Read(ReadJob),
+    Write(WriteJob),
 }
 
 /// A handle to an engine running on its own thread. Clone the sender side
@@ -57,6 +59,7 @@ impl std::fmt::Debug for Job {
         match self {
             Job::Exec { command, .. } => write!(f, "Exec({})", command.name()),
             Job::Read(_) => f.write_str("Read"),
+            Job::Write(_) => f.write_str("Write"),
         }
     }
 }
@@ -120,6 +123,21 @@ impl EngineHandle {
             .map_err(|_| ExecError::Stopped)?;
         answer.recv().map_err(|_| ExecError::Stopped)
     }
+
+    /// Runs `f` with the engine to itself (e.g. to record a new
+    /// configuration) between commands.
+    pub fn write<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Engine) -> T + Send + 'static,
+    ) -> Result<T, ExecError> {
+        let (reply, answer) = mpsc::sync_channel(1);
+        self.tx
+            .send(Job::Write(Box::new(move |e| {
+                let _ = reply.send(f(e));
+            })))
+            .map_err(|_| ExecError::Stopped)?;
+        answer.recv().map_err(|_| ExecError::Stopped)
+    }
 }
 
 fn run(mut engine: Engine, rx: mpsc::Receiver<Job>, clock: impl Fn() -> Millis) -> Engine {
@@ -148,6 +166,10 @@ fn run(mut engine: Engine, rx: mpsc::Receiver<Job>, clock: impl Fn() -> Millis) 
                 Job::Read(f) => {
                     flush(&mut engine, &mut items, &mut replies);
                     f(&engine);
+                }
+                Job::Write(f) => {
+                    flush(&mut engine, &mut items, &mut replies);
+                    f(&mut engine);
                 }
             }
         }

@@ -1,0 +1,131 @@
+//! Settings (R1, R17, R18): the admin edits the office configuration —
+//! categories, counters and the queues they serve, number ranges, display
+//! message and timings, opening days — in the browser. A change is
+//! validated (errors name the line), checked against the office as it is
+//! (no removing an open counter or a queue with people in it), recorded in
+//! the event log, and in force at once, without a restart.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, StatusCode};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::Json;
+use madoguchi_core::config::Config;
+use madoguchi_core::engine::EngineError;
+use minijinja::context;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::api::parse_body;
+use super::auth::Role;
+use super::error::ApiError;
+use super::App;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Settings {
+    toml: String,
+}
+
+const ADMIN: &[Role] = &[Role::Admin];
+
+fn invalid(e: &madoguchi_core::config::ConfigError) -> Response {
+    (
+        StatusCode::UNPROCESSABLE_ENTITY,
+        Json(json!({"error": {
+            "code": "config_invalid",
+            "line": e.line,
+            "message_ja": format!("{} 行目: {}", e.line, e.message),
+            "message_en": format!("line {}: {}", e.line, e.message),
+        }})),
+    )
+        .into_response()
+}
+
+async fn current(app: &App) -> Result<String, ApiError> {
+    let handle = app.engine.clone();
+    tokio::task::spawn_blocking(move || handle.read(|e| e.config().source.clone()))
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?
+        .map_err(ApiError::from)
+}
+
+/// `GET /api/settings`: the configuration in force, as TOML.
+pub async fn get(
+    State(app): State<Arc<App>>,
+    method: Method,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    app.auth.require(&method, &headers, ADMIN)?;
+    Ok(Json(json!({"toml": current(&app).await?})))
+}
+
+/// `POST /api/settings/validate`: checks a configuration without applying it.
+pub async fn validate(
+    State(app): State<Arc<App>>,
+    method: Method,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    app.auth.require(&method, &headers, ADMIN)?;
+    let s: Settings = parse_body(body)?;
+    Ok(match Config::parse(&s.toml, "settings") {
+        Ok(_) => Json(json!({"ok": true})).into_response(),
+        Err(e) => invalid(&e),
+    })
+}
+
+/// `POST /api/settings`: validates and applies a configuration.
+pub async fn apply(
+    State(app): State<Arc<App>>,
+    method: Method,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    app.auth.require(&method, &headers, ADMIN)?;
+    let s: Settings = parse_body(body)?;
+    let config = match Config::parse(&s.toml, "settings") {
+        Ok(c) => c,
+        Err(e) => return Ok(invalid(&e)),
+    };
+    let handle = app.engine.clone();
+    let result = tokio::task::spawn_blocking(move || handle.write(move |e| e.apply_config(config)))
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?
+        .map_err(ApiError::from)?;
+    match result {
+        Ok(seq) => Ok(Json(json!({"ok": true, "seq": seq})).into_response()),
+        Err(EngineError::ConfigConflict(why)) => Ok((
+            StatusCode::CONFLICT,
+            Json(json!({"error": {
+                "code": "config_conflict",
+                "message_ja": format!("いまの窓口の状態では適用できません: {why}"),
+                "message_en": format!("cannot apply while the office is in this state: {why}"),
+            }})),
+        )
+            .into_response()),
+        Err(e) => Err(ApiError::Internal(e.to_string())),
+    }
+}
+
+/// `GET /settings`: the settings page.
+pub async fn page(
+    State(app): State<Arc<App>>,
+    method: Method,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let caller = match app.auth.require(&method, &headers, ADMIN) {
+        Ok(c) => c,
+        Err(_) => return Ok(Redirect::to("/login?next=/settings").into_response()),
+    };
+    let s = app.status().await?;
+    let toml = current(&app).await?;
+    let html: Html<String> = app.pages.render(
+        "settings.html",
+        context! { office => s.office.ja, toml, user => caller.name, csrf => caller.csrf() },
+    )?;
+    Ok(html.into_response())
+}
