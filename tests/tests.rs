@@ -2,6 +2,7 @@
 //! area, each test in its own temporary folder.
 
 mod browser;
+mod api_doc;
 mod cli;
 mod crash;
 mod server;
