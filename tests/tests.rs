@@ -1,8 +1,8 @@
 //! End-to-end tests of the `madoguchi` binary: one test binary, modules per
 //! area, each test in its own temporary folder.
 
-mod browser;
 mod api_doc;
+mod browser;
 mod cli;
 mod crash;
 mod server;

@@ -4,6 +4,7 @@
 
 mod api;
 mod auth;
+mod demo;
 mod error;
 mod pages;
 mod settings;
@@ -40,6 +41,10 @@ pub struct Args {
     /// to (the internet relay); default: this server.
     #[arg(long)]
     pub public_url: Option<String>,
+    /// For a new data folder: record four weeks of simulated history and
+    /// open today with some counters and visitors (a demonstration office).
+    #[arg(long)]
+    pub demo: bool,
 }
 
 /// Everything a request handler can reach.
@@ -117,7 +122,10 @@ fn router(app: Arc<App>) -> Router {
 }
 
 pub fn run(data: &Path, config: Option<&Path>, args: Args) -> Result<()> {
-    let engine = crate::cmd::open_engine(data, config)?;
+    let mut engine = crate::cmd::open_engine(data, config)?;
+    if args.demo {
+        demo::seed(&mut engine)?;
+    }
     let (auth, first) = Auth::open(data, Duration::from_secs(args.idle_minutes * 60))?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

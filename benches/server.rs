@@ -1,0 +1,165 @@
+//! Office server benchmark: 50 concurrent staff stations, each doing
+//! call → start → complete cycles over HTTP against the real binary on
+//! loopback; p50/p99 response time and commands/s. Bounded in count and
+//! time. `cargo bench --bench server`.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Barrier};
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+use serde_json::{json, Value};
+
+const STATIONS: u16 = 50;
+const CYCLES: usize = 40;
+const TIME_LIMIT: Duration = Duration::from_secs(120);
+
+fn main() {
+    let dir = tempfile::tempdir().expect("tmp");
+    // The default office, with 50 counters serving 住民異動 and room for the
+    // numbers the run issues.
+    let mut toml = madoguchi_core::config::DEFAULT_OFFICE_TOML.replace(
+        "numbers = { from = 1001, to = 1999 }",
+        "numbers = { from = 1001, to = 99999 }",
+    );
+    for n in 26..=STATIONS {
+        toml.push_str(&format!(
+            "\n[[counters]]\nnumber = {n}\nsection = \"jumin\"\nserves = [\"idou\"]\n"
+        ));
+    }
+    // Counters 1–9 and 24–25 serve other queues: they call 住民異動 only by
+    // number, so the bench makes every counter serve idou alone.
+    let toml = toml
+        .replace("serves = [\"koseki\"]", "serves = [\"idou\", \"koseki\"]")
+        .replace(
+            "serves = [\"koufu\", \"koseki\"]",
+            "serves = [\"idou\", \"koufu\", \"koseki\"]",
+        )
+        .replace("serves = [\"koufu\"]", "serves = [\"idou\", \"koufu\"]");
+    let cfg = dir.path().join("office.toml");
+    std::fs::write(&cfg, toml).expect("config");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_madoguchi"))
+        .arg("--data")
+        .arg(dir.path().join("data"))
+        .arg("--config")
+        .arg(&cfg)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("serve");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let (mut base, mut pw) = (String::new(), String::new());
+    for line in lines.by_ref() {
+        let line = line.expect("line");
+        if let Some(b) = line.strip_prefix("listening on ") {
+            base = b.trim().to_string();
+        }
+        if let Some(p) = line.trim().strip_prefix("admin password: ") {
+            pw = p.to_string();
+            break;
+        }
+    }
+    std::thread::spawn(move || for _ in lines {});
+    // Shared by every station thread for the whole run.
+    let base: &'static str = Box::leak(base.into_boxed_str());
+
+    let login = || {
+        let c = reqwest::blocking::Client::builder()
+            .cookie_store(true)
+            .build()
+            .expect("client");
+        let v: Value = c
+            .post(format!("{base}/api/login"))
+            .json(&json!({"username": "admin", "password": pw}))
+            .send()
+            .expect("login")
+            .json()
+            .expect("json");
+        (c, v["csrf_token"].as_str().expect("csrf").to_string())
+    };
+    let (admin, csrf) = login();
+    let post = move |c: &reqwest::blocking::Client, csrf: &str, body: Value| -> (u16, Duration) {
+        let t = Instant::now();
+        let r = c
+            .post(format!("{base}/api/commands"))
+            .header("X-CSRF-Token", csrf)
+            .json(&body)
+            .send()
+            .expect("command");
+        let status = r.status().as_u16();
+        let _ = r.bytes();
+        (status, t.elapsed())
+    };
+    let today = chrono::Utc::now()
+        .with_timezone(&chrono::FixedOffset::east_opt(9 * 3600).expect("jst"))
+        .date_naive();
+    post(&admin, &csrf, json!({"command": "open_day", "date": today}));
+    let tickets = usize::from(STATIONS) * CYCLES;
+    for _ in 0..tickets {
+        post(
+            &admin,
+            &csrf,
+            json!({"command": "issue_ticket", "category": "idou"}),
+        );
+    }
+    let barrier = Arc::new(Barrier::new(usize::from(STATIONS)));
+    let started = Instant::now();
+    let threads: Vec<_> = (1..=STATIONS)
+        .map(|n| {
+            let (c, csrf) = login();
+            let barrier = barrier.clone();
+            let post = post.clone();
+            std::thread::spawn(move || {
+                let counter = n;
+                let mut h = Histogram::<u64>::new(3).expect("hist");
+                post(
+                    &c,
+                    &csrf,
+                    json!({"command": "open_counter", "counter": counter}),
+                );
+                barrier.wait();
+                let deadline = Instant::now() + TIME_LIMIT;
+                let mut refused = 0;
+                for _ in 0..CYCLES {
+                    if Instant::now() > deadline {
+                        break;
+                    }
+                    for body in [
+                        json!({"command": "call_next", "counter": counter}),
+                        json!({"command": "start_service", "counter": counter}),
+                        json!({"command": "complete", "counter": counter}),
+                    ] {
+                        let (status, d) = post(&c, &csrf, body);
+                        if status != 200 {
+                            refused += 1;
+                        }
+                        h.record(d.as_micros() as u64).expect("record");
+                    }
+                }
+                (h, refused)
+            })
+        })
+        .collect();
+    let mut all = Histogram::<u64>::new(3).expect("hist");
+    let mut refused = 0;
+    for t in threads {
+        let (h, r) = t.join().expect("station");
+        all.add(h).expect("add");
+        refused += r;
+    }
+    let secs = started.elapsed().as_secs_f64();
+    let _ = child.kill();
+    let _ = child.wait();
+    println!("| measure | result |");
+    println!("|---|---|");
+    println!(
+        "| {STATIONS} staff stations × {CYCLES} call/start/complete cycles over HTTP ({} commands, {refused} refused) | p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms; {:.0} commands/s |",
+        all.len(),
+        all.value_at_quantile(0.5) as f64 / 1000.0,
+        all.value_at_quantile(0.99) as f64 / 1000.0,
+        all.max() as f64 / 1000.0,
+        all.len() as f64 / secs
+    );
+}
