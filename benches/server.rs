@@ -110,7 +110,6 @@ fn main() {
         .map(|n| {
             let (c, csrf) = login();
             let barrier = barrier.clone();
-            let post = post.clone();
             std::thread::spawn(move || {
                 let counter = n;
                 let mut h = Histogram::<u64>::new(3).expect("hist");
