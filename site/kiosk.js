@@ -31,7 +31,15 @@
 
   function name(names) { return (names && (names[lang] || names.ja)) || ""; }
 
-  function show(t) {
+  function failed(body) {
+    const e = body && body.error;
+    const box = document.getElementById("kiosk-error");
+    box.textContent = e ? (lang === "ja" ? e.message_ja : e.message_en) : "エラーが起きました。職員に声をおかけください";
+    box.hidden = false;
+    setTimeout(() => { box.hidden = true; }, 15000);
+  }
+
+  function show(t, printedByNetwork) {
     const detail = {
       ja: `前に ${t.people_ahead} 人・約 ${t.expected_wait_min} 分`,
       en: `${t.people_ahead} ahead · about ${t.expected_wait_min} min`,
@@ -47,8 +55,9 @@
     document.getElementById("ticket-qr").innerHTML = t.qr_svg;
     dialog.hidden = false;
     document.getElementById("issued-close").focus();
-    // Dialog-free when the kiosk browser runs with --kiosk-printing.
-    window.print();
+    // Dialog-free when the kiosk browser runs with --kiosk-printing; a kiosk
+    // with a network printer has already printed.
+    if (!printedByNetwork) window.print();
     clearTimeout(closeTimer);
     closeTimer = setTimeout(close, 15000);
   }
@@ -72,8 +81,8 @@
       try {
         const r = await M.post("/api/commands", { command: "issue_ticket", category, request_id: requestId });
         offline.hidden = true;
-        if (r.ok && r.body.issued) { show(r.body.issued); return; }
-        alert(M.message(r.body));
+        if (r.ok && r.body.issued) { show(r.body.issued, r.body.printed === "network"); return; }
+        failed(r.body);
         break;
       } catch (_) {
         offline.hidden = false;

@@ -27,10 +27,20 @@ impl Drop for Server {
 
 impl Server {
     pub fn start() -> Server {
+        Server::start_with(None)
+    }
+
+    /// Starts the server, with an office configuration when given.
+    pub fn start_with(config: Option<&str>) -> Server {
         let dir = tempfile::tempdir().expect("tmp");
-        let mut child = Command::new(bin())
-            .arg("--data")
-            .arg(dir.path().join("data"))
+        let mut command = Command::new(bin());
+        command.arg("--data").arg(dir.path().join("data"));
+        if let Some(text) = config {
+            let path = dir.path().join("office.toml");
+            std::fs::write(&path, text).expect("config");
+            command.arg("--config").arg(path);
+        }
+        let mut child = command
             .args(["serve", "--listen", "127.0.0.1:0"])
             .stdout(Stdio::piped())
             .stderr(Stdio::null())

@@ -65,10 +65,10 @@ pub async fn command(
     caller.allow(roles_for(&command))?;
     let handle = app.engine.clone();
     let is_issue = matches!(command, Command::IssueTicket { .. });
-    let outcome =
-        tokio::task::spawn_blocking(move || handle.execute(None, command, Some(caller.name)))
-            .await
-            .map_err(|e| ApiError::Internal(e.to_string()))??;
+    let by = caller.name.clone();
+    let outcome = tokio::task::spawn_blocking(move || handle.execute(None, command, Some(by)))
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))??;
     let mut answer = json!({
         "ok": true,
         "seq": outcome.seq,
@@ -77,10 +77,79 @@ pub async fn command(
     });
     if is_issue {
         if let Some(n) = outcome.ticket {
-            answer["issued"] = app.printed_ticket(n).await?;
+            let issued = app.printed_ticket(n).await?;
+            let mut network = false;
+            if caller.role == Role::Kiosk && outcome.seq.is_some() {
+                network = print_on_network_printer(&app, &caller.name, n, &issued).await?;
+            }
+            answer["issued"] = issued;
+            answer["printed"] = if network {
+                "network".into()
+            } else {
+                "browser".into()
+            };
         }
     }
     Ok(Json(answer))
+}
+
+/// Prints a kiosk's new ticket on its network printer, if it has one. A
+/// failed print voids the ticket (cancelled, by the printer) and the
+/// visitor is told to ask staff: no phantom number waits in the queue.
+async fn print_on_network_printer(
+    app: &App,
+    kiosk: &str,
+    number: u32,
+    issued: &Value,
+) -> Result<bool, ApiError> {
+    let name = kiosk.to_string();
+    let printer = app
+        .engine
+        .read(move |e| {
+            e.config()
+                .printers
+                .iter()
+                .find(|p| p.kiosk == name)
+                .map(|p| p.address)
+        })
+        .map_err(ApiError::from)?;
+    let Some(address) = printer else {
+        return Ok(false);
+    };
+    let text = super::escpos::TicketText {
+        office: app.status().await?.office.ja,
+        category: issued["category_name"]["ja"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string(),
+        number,
+        meta: format!(
+            "{} {} 発券 ・ 前に {} 人 ・ 約 {} 分",
+            issued["date"].as_str().unwrap_or_default(),
+            issued["time"].as_str().unwrap_or_default(),
+            issued["people_ahead"],
+            issued["expected_wait_min"]
+        ),
+        url: issued["mobile_url"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string(),
+    };
+    let printed = tokio::task::spawn_blocking(move || super::escpos::print(address, &text))
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    if let Err(e) = printed {
+        tracing::warn!(kiosk, number, error = %e, "ticket not printed; voiding it");
+        let handle = app.engine.clone();
+        let by = format!("printer:{kiosk}");
+        tokio::task::spawn_blocking(move || {
+            handle.execute(None, Command::Cancel { number }, Some(by))
+        })
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))??;
+        return Err(ApiError::PrintFailed);
+    }
+    Ok(true)
 }
 
 /// `GET /api/status`: the day, every queue with its waits, every counter.

@@ -20,6 +20,8 @@ pub enum ApiError {
     CsrfMissing,
     NotFound,
     TooManyAttempts,
+    /// The kiosk's printer failed; the ticket was voided.
+    PrintFailed,
     /// Something failed inside; details are logged, not shown.
     Internal(String),
 }
@@ -74,6 +76,12 @@ impl ApiError {
                 "too_many_attempts",
                 "ログインの失敗が続いたため、しばらく待ってからやり直してください".into(),
                 "too many failed logins; wait a moment and try again".into(),
+            ),
+            ApiError::PrintFailed => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "print_failed",
+                "番号札を印刷できませんでした。職員に声をおかけください".into(),
+                "your ticket could not be printed; please ask a member of staff".into(),
             ),
             ApiError::Internal(_) => (
                 StatusCode::INTERNAL_SERVER_ERROR,

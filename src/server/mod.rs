@@ -6,6 +6,7 @@ mod api;
 mod auth;
 mod demo;
 mod error;
+mod escpos;
 mod pages;
 mod settings;
 mod views;

@@ -157,6 +157,15 @@ impl Default for Displays {
     }
 }
 
+/// A network thermal printer (ESC/POS on raw TCP, usually port 9100) that
+/// prints a kiosk's tickets instead of the browser (R1).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Printer {
+    /// The kiosk device's name.
+    pub kiosk: String,
+    pub address: std::net::SocketAddr,
+}
+
 /// A validated office configuration.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
@@ -168,6 +177,7 @@ pub struct Config {
     pub calendar: Calendar,
     pub estimate: EstimateParams,
     pub displays: Displays,
+    pub printers: Vec<Printer>,
     /// The text this was parsed from: recorded in the event log so that a
     /// replay applies exactly the configuration that was in force (R14).
     pub source: String,

@@ -12,7 +12,7 @@ use toml::Spanned;
 use super::calendar::{Calendar, DayRule, ExtraDay, Hours, MonthDayRange};
 use super::{
     CallPolicy, Config, ConfigError, Counter, Displays, EstimateParams, Names, NumberRange, Office,
-    Queue, Section, Shape, Tag,
+    Printer, Queue, Section, Shape, Tag,
 };
 
 #[derive(Deserialize)]
@@ -32,6 +32,15 @@ struct RawConfig {
     estimate: Option<RawEstimate>,
     #[serde(default)]
     displays: Option<RawDisplays>,
+    #[serde(default)]
+    printers: Vec<RawPrinter>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPrinter {
+    kiosk: String,
+    address: Spanned<String>,
 }
 
 #[derive(Deserialize)]
@@ -405,7 +414,25 @@ pub(super) fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
         }
     };
 
+    let mut printers = Vec::new();
+    for p in raw.printers {
+        let address = p.address.get_ref().parse().map_err(|_| {
+            cx.err(
+                &p.address.span(),
+                format!(
+                    "printer address {:?} must look like \"192.168.10.21:9100\"",
+                    p.address.get_ref()
+                ),
+            )
+        })?;
+        printers.push(Printer {
+            kiosk: p.kiosk,
+            address,
+        });
+    }
+
     Ok(Config {
+        printers,
         displays,
         office: Office {
             name: raw.office.name,

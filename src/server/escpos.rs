@@ -1,0 +1,152 @@
+//! Printing a ticket on a network thermal printer: ESC/POS over raw TCP
+//! (port 9100), Japanese text in Shift_JIS with the printer's kanji mode,
+//! the QR code with the printer's own QR command (R1, R2).
+//!
+//! The printer's status is asked before and after printing (DLE EOT, which
+//! printers answer in real time): offline, cover open or out of paper is a
+//! failed print, and the caller voids the ticket so that no phantom number
+//! waits in the queue.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::Duration;
+
+const TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Why a ticket did not print.
+#[derive(Debug, thiserror::Error)]
+pub enum PrintError {
+    #[error("the printer at {0} cannot be reached: {1}")]
+    Unreachable(SocketAddr, std::io::Error),
+    #[error("the printer is offline (status {0:#04x})")]
+    Offline(u8),
+    #[error("the printer is out of paper (status {0:#04x})")]
+    PaperOut(u8),
+    #[error("the printer stopped answering: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// What goes on the ticket.
+#[derive(Debug, Clone)]
+pub struct TicketText {
+    pub office: String,
+    pub category: String,
+    pub number: u32,
+    /// e.g. "2026-11-26 08:31 発券 ・ 前に 3 人 ・ 約 12 分"
+    pub meta: String,
+    pub url: String,
+}
+
+fn sjis(s: &str) -> Vec<u8> {
+    encoding_rs::SHIFT_JIS.encode(s).0.into_owned()
+}
+
+/// The ESC/POS bytes of a ticket (80 mm, centred).
+pub fn ticket_bytes(t: &TicketText) -> Vec<u8> {
+    let mut b = Vec::new();
+    b.extend_from_slice(&[0x1b, 0x40]); // ESC @: initialise
+    b.extend_from_slice(&[0x1c, 0x43, 0x01]); // FS C 1: Shift_JIS kanji
+    b.extend_from_slice(&[0x1c, 0x26]); // FS &: kanji mode on
+    b.extend_from_slice(&[0x1b, 0x61, 0x01]); // ESC a 1: centre
+    b.extend(sjis(&t.office));
+    b.extend_from_slice(b"\n\n");
+    b.extend_from_slice(&[0x1d, 0x21, 0x11]); // GS ! : double size
+    b.extend(sjis(&t.category));
+    b.extend_from_slice(b"\n");
+    b.extend_from_slice(&[0x1d, 0x21, 0x55]); // six times
+    b.extend(sjis(&t.number.to_string()));
+    b.extend_from_slice(b"\n");
+    b.extend_from_slice(&[0x1d, 0x21, 0x00]);
+    b.extend(sjis(&t.meta));
+    b.extend_from_slice(b"\n\n");
+    // QR code: model 2, module 6, error correction M, store, print.
+    b.extend_from_slice(&[0x1d, 0x28, 0x6b, 0x04, 0x00, 0x31, 0x41, 0x32, 0x00]);
+    b.extend_from_slice(&[0x1d, 0x28, 0x6b, 0x03, 0x00, 0x31, 0x43, 0x06]);
+    b.extend_from_slice(&[0x1d, 0x28, 0x6b, 0x03, 0x00, 0x31, 0x45, 0x31]);
+    let data = t.url.as_bytes();
+    let len = data.len() + 3;
+    b.extend_from_slice(&[
+        0x1d,
+        0x28,
+        0x6b,
+        (len & 0xff) as u8,
+        (len >> 8) as u8,
+        0x31,
+        0x50,
+        0x30,
+    ]);
+    b.extend_from_slice(data);
+    b.extend_from_slice(&[0x1d, 0x28, 0x6b, 0x03, 0x00, 0x31, 0x51, 0x30]);
+    b.extend_from_slice(b"\n");
+    b.extend(sjis("QRコードで待ち状況を確認できます"));
+    b.extend_from_slice(b"\n");
+    b.extend_from_slice(&[0x1c, 0x2e]); // FS .: kanji mode off
+    b.extend_from_slice(&[0x1d, 0x56, 0x42, 0x03]); // GS V B: feed and partial cut
+    b
+}
+
+/// Asks the real-time status (DLE EOT 1: printer, DLE EOT 4: paper).
+fn check(stream: &mut TcpStream) -> Result<(), PrintError> {
+    stream.write_all(&[0x10, 0x04, 0x01, 0x10, 0x04, 0x04])?;
+    let mut answer = [0u8; 2];
+    stream.read_exact(&mut answer)?;
+    if answer[0] & 0x08 != 0 {
+        return Err(PrintError::Offline(answer[0]));
+    }
+    if answer[1] & 0x60 != 0 {
+        return Err(PrintError::PaperOut(answer[1]));
+    }
+    Ok(())
+}
+
+/// Prints the ticket, checking the printer before and after.
+pub fn print(address: SocketAddr, t: &TicketText) -> Result<(), PrintError> {
+    let mut stream = TcpStream::connect_timeout(&address, TIMEOUT)
+        .map_err(|e| PrintError::Unreachable(address, e))?;
+    stream.set_read_timeout(Some(TIMEOUT))?;
+    stream.set_write_timeout(Some(TIMEOUT))?;
+    check(&mut stream)?;
+    stream.write_all(&ticket_bytes(t))?;
+    stream.flush()?;
+    check(&mut stream)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_ticket_is_shift_jis_with_a_qr_command() {
+        let bytes = ticket_bytes(&TicketText {
+            office: "区役所".into(),
+            category: "住民異動の受付".into(),
+            number: 1001,
+            meta: "前に 3 人".into(),
+            url: "https://example.jp/m#2026-11-26/1001".into(),
+        });
+        let sjis_category = encoding_rs::SHIFT_JIS
+            .encode("住民異動の受付")
+            .0
+            .into_owned();
+        assert!(bytes
+            .windows(sjis_category.len())
+            .any(|w| w == sjis_category.as_slice()));
+        let url = b"https://example.jp/m#2026-11-26/1001";
+        let store = [
+            0x1d,
+            0x28,
+            0x6b,
+            (url.len() + 3) as u8,
+            0x00,
+            0x31,
+            0x50,
+            0x30,
+        ];
+        let at = bytes
+            .windows(store.len())
+            .position(|w| w == store)
+            .expect("QR store command");
+        assert_eq!(&bytes[at + store.len()..at + store.len() + url.len()], url);
+        assert!(bytes.ends_with(&[0x1d, 0x56, 0x42, 0x03]), "cut at the end");
+    }
+}

@@ -1,0 +1,168 @@
+//! Kiosk tickets on a network thermal printer. No real printer is reachable
+//! here, so a loopback server speaks the printer's side of the protocol the
+//! office uses (DLE EOT status queries answered in real time, everything
+//! else taken as print data), with the status a test sets.
+
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::sync::{Arc, Mutex};
+
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+use crate::server::{cmd, Server};
+
+/// A printer answering `status` (printer byte, paper byte); returns its
+/// address and everything it received.
+fn printer(status: (u8, u8)) -> (String, Arc<Mutex<Vec<u8>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr").to_string();
+    let got = Arc::new(Mutex::new(Vec::new()));
+    let sink = got.clone();
+    std::thread::spawn(move || {
+        for conn in listener.incoming().take(8) {
+            let Ok(mut conn) = conn else { continue };
+            let mut buf = [0u8; 4096];
+            let mut pending: Vec<u8> = Vec::new();
+            while let Ok(n) = conn.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                pending.extend_from_slice(&buf[..n]);
+                // Answer DLE EOT n as it arrives.
+                let mut i = 0;
+                while i + 2 < pending.len() {
+                    if pending[i] == 0x10 && pending[i + 1] == 0x04 {
+                        let answer = if pending[i + 2] == 0x04 {
+                            status.1
+                        } else {
+                            status.0
+                        };
+                        let _ = conn.write_all(&[answer]);
+                        pending.drain(i..i + 3);
+                    } else {
+                        i += 1;
+                    }
+                }
+                sink.lock().expect("lock").extend_from_slice(&pending);
+                pending.clear();
+            }
+        }
+    });
+    (addr, got)
+}
+
+fn office_with_printer(addr: &str) -> String {
+    format!(
+        "{}\n[[printers]]\nkiosk = \"kiosk-1\"\naddress = \"{addr}\"\n",
+        madoguchi_core::config::DEFAULT_OFFICE_TOML
+    )
+}
+
+fn kiosk_issue(s: &Server) -> (StatusCode, Value) {
+    let kiosk = Server::client();
+    kiosk.get(&s.kiosk_enrol).send().expect("enrol");
+    let html = kiosk
+        .get(s.url("/kiosk"))
+        .send()
+        .expect("page")
+        .text()
+        .expect("html");
+    let csrf = html
+        .split("name=\"csrf-token\" content=\"")
+        .nth(1)
+        .and_then(|x| x.split('"').next())
+        .expect("csrf")
+        .to_string();
+    cmd(
+        &kiosk,
+        s,
+        &csrf,
+        json!({"command": "issue_ticket", "category": "idou", "request_id": "r-1"}),
+    )
+}
+
+fn open_day(s: &Server) -> (reqwest::blocking::Client, String) {
+    let (c, csrf) = s.admin();
+    let today = chrono::Utc::now()
+        .with_timezone(&chrono::FixedOffset::east_opt(9 * 3600).expect("jst"))
+        .date_naive();
+    cmd(&c, s, &csrf, json!({"command": "open_day", "date": today}));
+    (c, csrf)
+}
+
+#[test]
+fn a_ticket_prints_in_shift_jis_with_its_qr_code() {
+    let (addr, got) = printer((0x12, 0x12));
+    let s = Server::start_with(Some(&office_with_printer(&addr)));
+    open_day(&s);
+    let (st, v) = kiosk_issue(&s);
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(v["printed"], "network");
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let bytes = got.lock().expect("lock").clone();
+    let category = encoding_rs::SHIFT_JIS
+        .encode("住民異動の受付")
+        .0
+        .into_owned();
+    assert!(
+        bytes
+            .windows(category.len())
+            .any(|w| w == category.as_slice()),
+        "category in Shift_JIS"
+    );
+    let url = v["issued"]["mobile_url"]
+        .as_str()
+        .expect("url")
+        .as_bytes()
+        .to_vec();
+    assert!(
+        bytes.windows(url.len()).any(|w| w == url.as_slice()),
+        "QR data"
+    );
+    assert!(
+        bytes.windows(3).any(|w| w == [0x31, 0x51, 0x30]),
+        "QR print command"
+    );
+}
+
+#[test]
+fn a_failed_print_voids_the_ticket_and_tells_the_visitor() {
+    for status in [(0x1a, 0x12), (0x12, 0x72)] {
+        // offline; paper end
+        let (addr, got) = printer(status);
+        let s = Server::start_with(Some(&office_with_printer(&addr)));
+        let (c, _) = open_day(&s);
+        let (st, v) = kiosk_issue(&s);
+        assert_eq!(st, StatusCode::SERVICE_UNAVAILABLE, "{v}");
+        assert_eq!(v["error"]["code"], "print_failed");
+        assert!(v["error"]["message_ja"]
+            .as_str()
+            .is_some_and(|m| m.contains("職員に声をおかけください")));
+        assert!(got.lock().expect("lock").is_empty(), "nothing printed");
+        let status: Value = c
+            .get(s.url("/api/status"))
+            .send()
+            .expect("status")
+            .json()
+            .expect("json");
+        assert_eq!(status["queues"][1]["waiting"], 0, "no phantom number waits");
+        let t: Value = c
+            .get(s.url("/api/tickets/1001"))
+            .send()
+            .expect("t")
+            .json()
+            .expect("json");
+        assert_eq!(t["status"]["status"], "cancelled");
+    }
+    // A printer that is not there at all.
+    let unused = TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .to_string();
+    let s = Server::start_with(Some(&office_with_printer(&unused)));
+    open_day(&s);
+    let (st, v) = kiosk_issue(&s);
+    assert_eq!(st, StatusCode::SERVICE_UNAVAILABLE, "{v}");
+}
