@@ -16,6 +16,8 @@
       const start = lines.slice(0, line - 1).join("\n").length + (line > 1 ? 1 : 0);
       area.focus();
       area.setSelectionRange(start, start + (lines[line - 1] || "").length);
+      const lh = parseFloat(getComputedStyle(area).lineHeight) || 1.4 * parseFloat(getComputedStyle(area).fontSize);
+      area.scrollTop = Math.max(0, (line - 4) * lh);
     }
   }
 

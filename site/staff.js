@@ -7,7 +7,8 @@
   const panel = document.getElementById("panel");
   const outcome = document.getElementById("outcome");
   const history = document.getElementById("history");
-  let inFlight = false;
+  let inFlight = null; // the action being sent
+  let pending = null; // one different action pressed meanwhile
 
   function say(text, bad) {
     outcome.textContent = text;
@@ -81,11 +82,15 @@
 
   async function act(action, number) {
     if (action === "search") return search();
-    if (inFlight) return; // a double press never sends twice
+    if (inFlight) {
+      // A double press never sends twice; a different key waits its turn.
+      if (action !== inFlight) pending = [action, number];
+      return;
+    }
     const body = build(action, number);
     if (body === null) return;
     if (typeof body === "string") { say(body, true); return; }
-    inFlight = true;
+    inFlight = action;
     station.setAttribute("aria-busy", "true");
     try {
       const r = await M.post("/api/commands", body);
@@ -102,8 +107,13 @@
     } catch (_) {
       say("サーバーに接続できません。もう一度お試しください", true);
     } finally {
-      inFlight = false;
+      inFlight = null;
       station.removeAttribute("aria-busy");
+    }
+    if (pending) {
+      const [next, n] = pending;
+      pending = null;
+      act(next, n);
     }
   }
 

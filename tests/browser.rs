@@ -29,6 +29,7 @@ fn today() -> String {
 fn login(b: &Session<'_>, s: &Server, counter: u16) {
     b.goto(&s.url(&format!("/staff?counter={counter}")));
     assert!(b.url().contains("/login"), "sent to the login page");
+    save("login.png", &b.screenshot());
     b.type_into("#username", "admin");
     b.type_into("#password", &s.admin_password);
     b.click("button[type=submit]");
@@ -165,6 +166,16 @@ fn kiosk_to_staff_station_to_the_next_stage() {
     for step in ["発券", "呼出", "対応開始", "回付", "完了"] {
         assert!(history.contains(step), "{history}");
     }
+
+    // The settings page, with an error that names its line.
+    staff.goto(&s.url("/settings"));
+    staff.wait_text("h1", "設定");
+    let violations = staff.axe();
+    assert!(violations.is_empty(), "settings page: {violations:#?}");
+    staff.eval("const a = document.getElementById('config'); a.value = a.value.replace('serves = [\"idou\"]', 'serves = [\"idoo\"]');", json!([]));
+    staff.click("#validate");
+    staff.wait_text("#result", "行目");
+    save("settings.png", &staff.screenshot());
 
     // The server agrees: one ticket called at counter 10 after the double press.
     let status: serde_json::Value = c
