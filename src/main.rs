@@ -17,14 +17,10 @@ use clap::{Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(name = "madoguchi", version, about, long_about)]
 struct Cli {
-    /// The data folder; created on first use.
-    #[arg(
-        long,
-        global = true,
-        default_value = "./madoguchi-data",
-        value_name = "DIR"
-    )]
-    data: PathBuf,
+    /// The data folder; created on first use. Default: `[server] data` of
+    /// --config, else ./madoguchi-data.
+    #[arg(long, global = true, value_name = "DIR")]
+    data: Option<PathBuf>,
 
     /// Office configuration (TOML). Without it: the one recorded in the data
     /// folder, or for a new folder the embedded default office.
@@ -67,16 +63,23 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_init();
+    let data = match resolve_data(&cli) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("madoguchi: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    };
     let result = match cli.command {
-        Command::Serve(a) => server::run(&cli.data, cli.config.as_deref(), a),
-        Command::Demo(a) => cmd::demo::run(&cli.data, cli.config.as_deref(), a),
+        Command::Serve(a) => server::run(&data, cli.config.as_deref(), a),
+        Command::Demo(a) => cmd::demo::run(&data, cli.config.as_deref(), a),
         Command::Simulate(a) => cmd::simulate::run(cli.config.as_deref(), a),
-        Command::Import(a) => cmd::import::run(&cli.data, cli.config.as_deref(), a),
-        Command::Export(a) => cmd::export::run(&cli.data, cli.config.as_deref(), a),
-        Command::Apply(a) => cmd::apply::run(&cli.data, cli.config.as_deref(), a),
-        Command::Status(a) => cmd::status::run(&cli.data, cli.config.as_deref(), a),
-        Command::History(a) => cmd::history::run(&cli.data, cli.config.as_deref(), a),
-        Command::Audit(a) => cmd::audit::run(&cli.data, cli.config.as_deref(), a),
+        Command::Import(a) => cmd::import::run(&data, cli.config.as_deref(), a),
+        Command::Export(a) => cmd::export::run(&data, cli.config.as_deref(), a),
+        Command::Apply(a) => cmd::apply::run(&data, cli.config.as_deref(), a),
+        Command::Status(a) => cmd::status::run(&data, cli.config.as_deref(), a),
+        Command::History(a) => cmd::history::run(&data, cli.config.as_deref(), a),
+        Command::Audit(a) => cmd::audit::run(&data, cli.config.as_deref(), a),
         Command::DefaultConfig => {
             print!("{}", madoguchi_core::config::DEFAULT_OFFICE_TOML);
             Ok(())
@@ -89,6 +92,15 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `--data`, else the configuration's `[server] data`, else the default.
+fn resolve_data(cli: &Cli) -> anyhow::Result<PathBuf> {
+    if let Some(d) = &cli.data {
+        return Ok(d.clone());
+    }
+    let from_config = cmd::load_config(cli.config.as_deref())?.and_then(|c| c.server.data);
+    Ok(from_config.unwrap_or_else(|| PathBuf::from("./madoguchi-data")))
 }
 
 fn tracing_init() {

@@ -46,7 +46,7 @@ fn login(b: &Session<'_>, s: &Server, counter: u16) {
 
 #[test]
 fn kiosk_to_staff_station_to_the_next_stage() {
-    let s = Server::start();
+    let mut s = Server::start();
     let (c, csrf) = s.admin();
     cmd(
         &c,
@@ -211,4 +211,28 @@ fn kiosk_to_staff_station_to_the_next_stage() {
         .expect("json");
     assert_eq!(history["status"]["status"], "done");
     assert_eq!(history["queue"], "koufu");
+
+    // A kiosk that cannot reach the server says so, in the visitor's language.
+    // The buttons came back after the ticket (the fragment is the page's).
+    kiosk.wait_text("button[data-category=koseki]", "戸籍届出と証明発行の受付");
+    s.stop();
+    kiosk.click("button[data-set-lang=en]");
+    kiosk.click("button[data-category=koseki]");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while kiosk.eval(
+        "return document.getElementById('offline').hidden",
+        json!([]),
+    ) != false
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the kiosk never said it is offline"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(kiosk.text("#offline").contains("Cannot reach the server"));
+    assert!(
+        kiosk.eval("return document.getElementById('issued').hidden", json!([])) == true,
+        "no ticket shown"
+    );
 }

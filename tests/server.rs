@@ -32,16 +32,27 @@ impl Server {
 
     /// Starts the server, with an office configuration when given.
     pub fn start_with(config: Option<&str>) -> Server {
+        Server::start_args(config, &["--listen", "127.0.0.1:0"])
+    }
+
+    /// Starts the server with `serve_args`; without `--data` when the
+    /// configuration names its data folder.
+    pub fn start_args(config: Option<&str>, serve_args: &[&str]) -> Server {
         let dir = tempfile::tempdir().expect("tmp");
         let mut command = Command::new(bin());
-        command.arg("--data").arg(dir.path().join("data"));
+        let config = config.map(|c| c.replace("<tmp>", &dir.path().display().to_string()));
+        let config = config.as_deref();
+        if !config.is_some_and(|c| c.contains("[server]")) {
+            command.arg("--data").arg(dir.path().join("data"));
+        }
         if let Some(text) = config {
             let path = dir.path().join("office.toml");
             std::fs::write(&path, text).expect("config");
             command.arg("--config").arg(path);
         }
         let mut child = command
-            .args(["serve", "--listen", "127.0.0.1:0"])
+            .arg("serve")
+            .args(serve_args)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -71,6 +82,16 @@ impl Server {
             kiosk_enrol: kiosk.expect("kiosk enrolment"),
             _dir: dir,
         }
+    }
+
+    /// Stops the server (to see how clients behave without it).
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    pub fn data_dir(&self) -> &std::path::Path {
+        self._dir.path()
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -560,5 +581,81 @@ fn admins_change_settings_without_a_restart() {
     assert_eq!(
         c.get(s.url("/settings")).send().expect("page").status(),
         StatusCode::OK
+    );
+}
+
+#[test]
+fn a_kiosk_offers_the_categories_the_office_enables_for_it() {
+    let office = format!(
+        "{}\n[[kiosks]]\nname = \"kiosk-1\"\ncategories = [\"idou\"]\n",
+        madoguchi_core::config::DEFAULT_OFFICE_TOML
+    );
+    let s = Server::start_with(Some(&office));
+    let (c, csrf) = s.admin();
+    cmd(
+        &c,
+        &s,
+        &csrf,
+        json!({"command": "open_day", "date": today()}),
+    );
+    let kiosk = Server::client();
+    kiosk.get(&s.kiosk_enrol).send().expect("enrol");
+    let html = kiosk
+        .get(s.url("/kiosk"))
+        .send()
+        .expect("page")
+        .text()
+        .expect("html");
+    assert!(html.contains("data-category=\"idou\""));
+    assert!(
+        !html.contains("data-category=\"koseki\""),
+        "koseki is not offered here"
+    );
+    let kiosk_csrf = html
+        .split("name=\"csrf-token\" content=\"")
+        .nth(1)
+        .and_then(|x| x.split('"').next())
+        .expect("csrf")
+        .to_string();
+    let (st, v) = cmd(
+        &kiosk,
+        &s,
+        &kiosk_csrf,
+        json!({"command": "issue_ticket", "category": "koseki"}),
+    );
+    assert_error(st, &v, StatusCode::FORBIDDEN, "forbidden");
+    let (st, _) = cmd(
+        &kiosk,
+        &s,
+        &kiosk_csrf,
+        json!({"command": "issue_ticket", "category": "idou"}),
+    );
+    assert_eq!(st, StatusCode::OK);
+    // Staff at the kiosk page see every category.
+    let html = c
+        .get(s.url("/kiosk"))
+        .send()
+        .expect("page")
+        .text()
+        .expect("html");
+    assert!(html.contains("data-category=\"koseki\""));
+}
+
+#[test]
+fn the_configuration_names_the_listen_address_and_data_folder() {
+    let office = format!(
+        "{}\n[server]\nlisten = \"127.0.0.1:0\"\ndata = \"<tmp>/office-data\"\n",
+        madoguchi_core::config::DEFAULT_OFFICE_TOML
+    );
+    let s = Server::start_args(Some(&office), &[]);
+    assert!(s.base.starts_with("http://127.0.0.1:"), "{}", s.base);
+    let (c, _) = s.admin();
+    assert_eq!(
+        c.get(s.url("/api/status")).send().expect("status").status(),
+        StatusCode::OK
+    );
+    assert!(
+        s.data_dir().join("office-data/log").is_dir(),
+        "the data folder named in the configuration"
     );
 }

@@ -63,6 +63,16 @@ pub async fn command(
         .require(&method, &headers, &[Role::Kiosk, Role::Staff, Role::Admin])?;
     let command: Command = parse_body(body)?;
     caller.allow(roles_for(&command))?;
+    if let (Role::Kiosk, Command::IssueTicket { category, .. }) = (caller.role, &command) {
+        let (kiosk, category) = (caller.name.clone(), category.clone());
+        let offered = app
+            .engine
+            .read(move |e| e.config().kiosk_offers(&kiosk, &category))
+            .map_err(ApiError::from)?;
+        if !offered {
+            return Err(ApiError::Forbidden);
+        }
+    }
     let handle = app.engine.clone();
     let is_issue = matches!(command, Command::IssueTicket { .. });
     let by = caller.name.clone();

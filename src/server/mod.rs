@@ -32,9 +32,10 @@ const MAX_BODY: usize = 64 * 1024;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Address to listen on (the LAN address in production).
-    #[arg(long, default_value = "127.0.0.1:8080")]
-    pub listen: SocketAddr,
+    /// Address to listen on (the LAN address in production). Default:
+    /// `[server] listen` of the configuration, else 127.0.0.1:8080.
+    #[arg(long)]
+    pub listen: Option<SocketAddr>,
     /// Minutes without activity after which a staff session ends.
     #[arg(long, default_value_t = 30)]
     pub idle_minutes: u64,
@@ -127,6 +128,10 @@ pub fn run(data: &Path, config: Option<&Path>, args: Args) -> Result<()> {
     if args.demo {
         demo::seed(&mut engine)?;
     }
+    let listen = args
+        .listen
+        .or(engine.config().server.listen)
+        .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080)));
     let (auth, first) = Auth::open(data, Duration::from_secs(args.idle_minutes * 60))?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -135,9 +140,9 @@ pub fn run(data: &Path, config: Option<&Path>, args: Args) -> Result<()> {
     let shared = SharedEngine::start(engine, api::wall_now);
     let handle = shared.handle();
     runtime.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(args.listen)
+        let listener = tokio::net::TcpListener::bind(listen)
             .await
-            .with_context(|| format!("cannot listen on {}", args.listen))?;
+            .with_context(|| format!("cannot listen on {listen}"))?;
         let addr = listener.local_addr().context("no local address")?;
         let base_url = format!("http://{addr}");
         let app = Arc::new(App {

@@ -151,11 +151,26 @@ async fn kiosk(
         }
     };
     let s = app.status().await?;
+    let offered = offered(&app, &caller)?;
     let page = app.pages.render(
         "kiosk.html",
-        context! { office => s.office.ja, queues => s.queues, day_open => s.day_open, csrf => caller.csrf() },
+        context! { office => s.office.ja, queues => s.queues, day_open => s.day_open, csrf => caller.csrf(), offered },
     )?;
     Ok(page.into_response())
+}
+
+/// The categories this caller's kiosk offers (all, for staff).
+fn offered(app: &App, caller: &super::auth::Caller) -> Result<Vec<String>, ApiError> {
+    let (name, role) = (caller.name.clone(), caller.role);
+    app.engine
+        .read(move |e| {
+            e.config()
+                .categories()
+                .filter(|q| role != Role::Kiosk || e.config().kiosk_offers(&name, &q.id))
+                .map(|q| q.id.clone())
+                .collect()
+        })
+        .map_err(ApiError::from)
 }
 
 async fn kiosk_fragment(
@@ -163,11 +178,12 @@ async fn kiosk_fragment(
     method: Method,
     headers: HeaderMap,
 ) -> Result<Html<String>, ApiError> {
-    app.auth.require(&method, &headers, KIOSK_ROLES)?;
+    let caller = app.auth.require(&method, &headers, KIOSK_ROLES)?;
     let s = app.status().await?;
+    let offered = offered(&app, &caller)?;
     app.pages.render(
         "kiosk_buttons.html",
-        context! { queues => s.queues, day_open => s.day_open },
+        context! { queues => s.queues, day_open => s.day_open, offered },
     )
 }
 

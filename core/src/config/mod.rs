@@ -166,6 +166,22 @@ pub struct Printer {
     pub address: std::net::SocketAddr,
 }
 
+/// Which categories a kiosk device offers; kiosks without a rule offer
+/// every category (R1: any kiosk covers for a broken one).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KioskRule {
+    pub name: String,
+    pub categories: Vec<String>,
+}
+
+/// Where the office server listens and keeps its data, so that a spare
+/// machine takes over with the same file (R9). Command-line flags win.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ServerSettings {
+    pub listen: Option<std::net::SocketAddr>,
+    pub data: Option<std::path::PathBuf>,
+}
+
 /// A validated office configuration.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
@@ -178,6 +194,8 @@ pub struct Config {
     pub estimate: EstimateParams,
     pub displays: Displays,
     pub printers: Vec<Printer>,
+    pub kiosks: Vec<KioskRule>,
+    pub server: ServerSettings,
     /// The text this was parsed from: recorded in the event log so that a
     /// replay applies exactly the configuration that was in force (R14).
     pub source: String,
@@ -233,6 +251,14 @@ impl Config {
         self.counters
             .iter()
             .filter(move |c| c.serves.iter().any(|q| q == queue))
+    }
+
+    /// Whether kiosk device `kiosk` may issue in `category`.
+    pub fn kiosk_offers(&self, kiosk: &str, category: &str) -> bool {
+        self.kiosks
+            .iter()
+            .find(|k| k.name == kiosk)
+            .is_none_or(|k| k.categories.iter().any(|c| c == category))
     }
 
     /// The category whose range holds `number`, if any.

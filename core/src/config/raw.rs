@@ -11,8 +11,8 @@ use toml::Spanned;
 
 use super::calendar::{Calendar, DayRule, ExtraDay, Hours, MonthDayRange};
 use super::{
-    CallPolicy, Config, ConfigError, Counter, Displays, EstimateParams, Names, NumberRange, Office,
-    Printer, Queue, Section, Shape, Tag,
+    CallPolicy, Config, ConfigError, Counter, Displays, EstimateParams, KioskRule, Names,
+    NumberRange, Office, Printer, Queue, Section, ServerSettings, Shape, Tag,
 };
 
 #[derive(Deserialize)]
@@ -34,6 +34,24 @@ struct RawConfig {
     displays: Option<RawDisplays>,
     #[serde(default)]
     printers: Vec<RawPrinter>,
+    #[serde(default)]
+    kiosks: Vec<RawKiosk>,
+    #[serde(default)]
+    server: Option<RawServer>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawKiosk {
+    name: String,
+    categories: Vec<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawServer {
+    listen: Option<Spanned<String>>,
+    data: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -431,7 +449,52 @@ pub(super) fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
         });
     }
 
+    let mut kiosks = Vec::new();
+    for k in raw.kiosks {
+        let mut categories = Vec::new();
+        for c in k.categories {
+            if !queues
+                .iter()
+                .any(|q| q.id == *c.get_ref() && q.is_category())
+            {
+                return Err(cx.err(
+                    &c.span(),
+                    format!(
+                        "kiosk {:?}: {:?} is not a reception category",
+                        k.name,
+                        c.get_ref()
+                    ),
+                ));
+            }
+            categories.push(c.into_inner());
+        }
+        kiosks.push(KioskRule {
+            name: k.name,
+            categories,
+        });
+    }
+    let server = match raw.server {
+        None => ServerSettings::default(),
+        Some(s) => ServerSettings {
+            listen: match s.listen {
+                None => None,
+                Some(l) => Some(l.get_ref().parse().map_err(|_| {
+                    cx.err(
+                        &l.span(),
+                        format!(
+                            "server.listen {:?} must look like \"192.168.10.5:8080\"",
+                            l.get_ref()
+                        ),
+                    )
+                })?),
+            },
+            data: s.data.map(std::path::PathBuf::from),
+        },
+    };
+
     Ok(Config {
+        kiosks,
+        server,
         printers,
         displays,
         office: Office {
