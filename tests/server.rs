@@ -42,7 +42,7 @@ impl Server {
         let mut command = Command::new(bin());
         let config = config.map(|c| c.replace("<tmp>", &dir.path().display().to_string()));
         let config = config.as_deref();
-        if !config.is_some_and(|c| c.contains("[server]")) {
+        if !config.is_some_and(|c| c.lines().any(|l| l.trim() == "[server]")) {
             command.arg("--data").arg(dir.path().join("data"));
         }
         if let Some(text) = config {
@@ -58,10 +58,25 @@ impl Server {
             .spawn()
             .expect("spawn serve");
         let stdout = child.stdout.take().expect("stdout");
-        let mut lines = BufReader::new(stdout).lines();
+        // Read the start-up lines on a thread, so a server that never says
+        // them fails the test instead of hanging it.
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
         let (mut base, mut pw, mut kiosk) = (None, None, None);
-        for line in lines.by_ref() {
-            let line = line.expect("line");
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while base.is_none() || pw.is_none() || kiosk.is_none() {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            let Ok(line) = rx.recv_timeout(left) else {
+                let _ = child.kill();
+                panic!("the server did not print its start-up lines");
+            };
             if let Some(b) = line.strip_prefix("listening on ") {
                 base = Some(b.trim().to_string());
             } else if let Some(p) = line.trim().strip_prefix("admin password: ") {
@@ -69,12 +84,9 @@ impl Server {
             } else if let Some(k) = line.trim().strip_prefix("kiosk enrolment:") {
                 kiosk = Some(k.trim().to_string());
             }
-            if base.is_some() && pw.is_some() && kiosk.is_some() {
-                break;
-            }
         }
         // Keep draining stdout so the server never blocks on it.
-        std::thread::spawn(move || for _ in lines {});
+        std::thread::spawn(move || for _ in rx {});
         Server {
             child,
             base: base.expect("listening line"),
