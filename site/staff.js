@@ -51,8 +51,12 @@
         const n = numberInput();
         return n === null ? "番号を入力してください" : { command: "call_number", counter, number: n };
       }
-      case "return_absent": return { command: "return_absent", number };
-      case "resume": return { command: "resume", number, counter };
+      case "return_absent": case "resume": {
+        // From the list's button, or the number typed in the number field.
+        const n = number !== undefined ? number : numberInput();
+        if (n === null) return "番号を入力してください";
+        return action === "resume" ? { command: "resume", number: n, counter } : { command: "return_absent", number: n };
+      }
       case "toggle_counter": {
         const open = panel.querySelector(".current").dataset.open === "true";
         return open ? { command: "close_counter", counter } : { command: "open_counter", counter };

@@ -147,7 +147,17 @@ fn kiosk_to_staff_station_to_the_next_stage() {
         json!({"command": "issue_ticket", "category": "idou"}),
     );
     staff.eval("document.querySelector('button[data-action=call_next]').click(); document.querySelector('button[data-action=call_next]').click();", json!([]));
-    staff.wait_text("#outcome", "番を呼び出しました");
+    let called = staff.wait_text("#outcome", "番を呼び出しました");
+    let called = called.split(' ').next().expect("number").to_string();
+    // Absent, then back first in line by number, then called again.
+    staff.keys("a");
+    staff.wait_text("#outcome", &format!("{called} 番を不在にしました"));
+    staff.type_into("#number-input", &called);
+    staff.eval("document.activeElement.blur()", json!([]));
+    staff.keys("b");
+    staff.wait_text("#outcome", &format!("{called} 番を待ち列に戻しました"));
+    staff.keys("n");
+    staff.wait_text("#outcome", &format!("{called} 番を呼び出しました"));
 
     // 証明の交付 at counter 24.
     staff.goto(&s.url("/staff?counter=24"));
