@@ -177,15 +177,39 @@ fn kiosk_to_staff_station_to_the_next_stage() {
         assert!(history.contains(step), "{history}");
     }
 
-    // The settings page, with an error that names its line.
+    // The settings page: the form, then the TOML editor with an error that
+    // names its line.
     staff.goto(&s.url("/settings"));
     staff.wait_text("h1", "設定");
     let violations = staff.axe();
     assert!(violations.is_empty(), "settings page: {violations:#?}");
-    staff.eval("const a = document.getElementById('config'); a.value = a.value.replace('serves = [\"idou\"]', 'serves = [\"idoo\"]');", json!([]));
+    staff.eval("const i = document.querySelector('tr[data-queue=idou] [name=name_ja]'); i.value = '住民異動（転入・転出・転居）の受付';", json!([]));
+    staff.click("tr[data-counter='11'] input[name=serves][value=koufu]");
+    staff.click("#add-day");
+    staff.eval("const r = document.querySelector('#extra-days tbody tr:last-child'); r.querySelector('[name=date]').value = '2027-01-09';", json!([]));
+    save("settings.png", &staff.screenshot());
+    staff.click("#settings-form button[type=submit]");
+    staff.wait_text("#result", "保存して適用しました");
+    staff.eval("document.querySelector('details').open = true; const a = document.getElementById('config'); a.value = a.value.replace('serves = [\"idou\"]', 'serves = [\"idoo\"]');", json!([]));
     staff.click("#validate");
     staff.wait_text("#result", "行目");
-    save("settings.png", &staff.screenshot());
+    save("settings-toml.png", &staff.screenshot());
+    let cfg: serde_json::Value = c
+        .get(s.url("/api/settings"))
+        .send()
+        .expect("settings")
+        .json()
+        .expect("json");
+    let toml = cfg["toml"].as_str().expect("toml");
+    assert!(
+        toml.contains("住民異動（転入・転出・転居）の受付"),
+        "the form's change is in force"
+    );
+    assert!(toml.contains("2027-01-09"));
+    assert!(
+        toml.contains("# Madoguchi — embedded default configuration."),
+        "comments survive the form"
+    );
 
     // The server agrees: one ticket called at counter 10 after the double press.
     let status: serde_json::Value = c

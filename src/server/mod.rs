@@ -9,6 +9,7 @@ mod error;
 mod escpos;
 mod pages;
 mod settings;
+mod settings_form;
 mod views;
 
 use std::net::SocketAddr;
@@ -96,6 +97,7 @@ fn router(app: Arc<App>) -> Router {
         .route("/enrol/{code}", get(api::enrol))
         .route("/api/settings", get(settings::get).post(settings::apply))
         .route("/api/settings/validate", post(settings::validate))
+        .route("/api/settings/form", post(settings::apply_form))
         .route("/settings", get(settings::page))
         .merge(pages::routes())
         .fallback(|| async { ApiError::NotFound })

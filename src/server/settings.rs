@@ -22,6 +22,7 @@ use serde_json::{json, Value};
 use super::api::parse_body;
 use super::auth::Role;
 use super::error::ApiError;
+use super::settings_form::{self, SettingsForm};
 use super::App;
 
 #[derive(Debug, Deserialize)]
@@ -87,7 +88,26 @@ pub async fn apply(
 ) -> Result<Response, ApiError> {
     app.auth.require(&method, &headers, ADMIN)?;
     let s: Settings = parse_body(body)?;
-    let config = match Config::parse(&s.toml, "settings") {
+    apply_toml(&app, &s.toml).await
+}
+
+/// `POST /api/settings/form`: the settings form's values, written into the
+/// configuration in force, then validated and applied like the TOML.
+pub async fn apply_form(
+    State(app): State<Arc<App>>,
+    method: Method,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    app.auth.require(&method, &headers, ADMIN)?;
+    let form: SettingsForm = parse_body(body)?;
+    let toml = settings_form::apply(&current(&app).await?, &form).map_err(ApiError::BadRequest)?;
+    apply_toml(&app, &toml).await
+}
+
+/// Validates and applies configuration text.
+async fn apply_toml(app: &App, toml: &str) -> Result<Response, ApiError> {
+    let config = match Config::parse(toml, "settings") {
         Ok(c) => c,
         Err(e) => return Ok(invalid(&e)),
     };
@@ -123,9 +143,26 @@ pub async fn page(
     };
     let s = app.status().await?;
     let toml = current(&app).await?;
+    let (form, sections) = app
+        .engine
+        .read(|e| {
+            let c = e.config();
+            let sections: Vec<(String, String)> = c
+                .sections
+                .iter()
+                .map(|x| (x.id.clone(), x.name.ja.clone()))
+                .collect();
+            (SettingsForm::of(c), sections)
+        })
+        .map_err(ApiError::from)?;
+    let queue_names: Vec<(String, String)> = form
+        .queues
+        .iter()
+        .map(|q| (q.id.clone(), q.name_ja.clone()))
+        .collect();
     let html: Html<String> = app.pages.render(
         "settings.html",
-        context! { office => s.office.ja, toml, user => caller.name, csrf => caller.csrf() },
+        context! { office => s.office.ja, toml, form, sections, queue_names, user => caller.name, csrf => caller.csrf() },
     )?;
     Ok(html.into_response())
 }

@@ -11,7 +11,7 @@ mod calendar;
 mod holidays;
 mod raw;
 
-pub use calendar::{Calendar, DayRule, Hours, OpenDay, Weekday};
+pub use calendar::{Calendar, DayRule, ExtraDay, Hours, OpenDay, Weekday};
 pub use holidays::{holiday_name, is_holiday};
 
 use std::collections::BTreeMap;
