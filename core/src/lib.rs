@@ -40,4 +40,5 @@ pub mod model;
 pub mod refusal;
 pub mod simulate;
 pub mod state;
+pub mod stats;
 pub mod store;

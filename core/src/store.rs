@@ -11,6 +11,7 @@
 //! | `state` | the state without tickets ([`Meta`]) |
 //! | `t/<date>/<number, 10 digits>` | a [`Ticket`] with its history |
 //! | `r/<date>/<request id>` | the ticket number a kiosk request got |
+//! | `s/<h\|d\|m>/<bucket>/<dimension>` | a statistics [`Cell`] (see `stats`) |
 //!
 //! Records are small JSON values; no blob is ever stored.
 
@@ -23,9 +24,10 @@ use serde::{Deserialize, Serialize};
 use crate::log::{Hash, Pos};
 use crate::model::{Number, Ticket};
 use crate::state::{Meta, State};
+use crate::stats::Cell;
 
 /// Bump when the stored shape changes: an older store is rebuilt from the log.
-pub const STORE_FORMAT: u32 = 1;
+pub const STORE_FORMAT: u32 = 2;
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -136,8 +138,12 @@ impl Store {
         state: &State,
         tickets: impl Iterator<Item = &'a Ticket>,
         requests: &[(NaiveDate, String, Number)],
+        stats: &BTreeMap<String, Cell>,
     ) -> Result<(), StoreError> {
         let mut batch = sled::Batch::default();
+        for (k, cell) in stats {
+            batch.insert(k.as_bytes(), encode(cell));
+        }
         for t in tickets {
             batch.insert(ticket_key(t.date, t.number).as_bytes(), encode(t));
         }
@@ -148,6 +154,24 @@ impl Store {
         batch.insert("meta", encode(meta));
         self.db.apply_batch(batch)?;
         Ok(())
+    }
+
+    /// One statistics cell (zero when absent).
+    pub fn stats_cell(&self, key: &str) -> Result<Cell, StoreError> {
+        match self.db.get(key)? {
+            Some(v) => decode(key.as_bytes(), &v),
+            None => Ok(Cell::default()),
+        }
+    }
+
+    /// The statistics cells with keys in `[from, to)`.
+    pub fn stats_range(&self, from: &str, to: &str) -> Result<Vec<(String, Cell)>, StoreError> {
+        let mut out = Vec::new();
+        for kv in self.db.range(from.as_bytes()..to.as_bytes()) {
+            let (k, v) = kv?;
+            out.push((String::from_utf8_lossy(&k).into_owned(), decode(&k, &v)?));
+        }
+        Ok(out)
     }
 
     /// A ticket of any day, with its whole history (R8).

@@ -21,7 +21,7 @@ mod shared;
 pub use import::{ImportError, ImportLine, ImportPhase, ImportReport};
 pub use shared::{EngineHandle, ExecError, SharedEngine};
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
 
@@ -33,6 +33,7 @@ use crate::log::{EventLog, Hash, LogError, LogOptions, Pos, Record};
 use crate::model::{Command, Event, Millis, Number, Ticket};
 use crate::refusal::Refusal;
 use crate::state::State;
+use crate::stats::{self, Cell, Dim, Granularity};
 use crate::store::{hex, SnapshotMeta, Store, StoreError, STORE_FORMAT};
 
 /// The JSON payload of one log record: one accepted command's events.
@@ -146,6 +147,8 @@ pub struct Engine {
     applied: Applied,
     dirty: BTreeSet<(NaiveDate, Number)>,
     dirty_requests: Vec<(NaiveDate, String, Number)>,
+    /// Statistics cells changed since the last snapshot.
+    stats_pending: BTreeMap<String, Cell>,
     opts: EngineOptions,
 }
 
@@ -218,6 +221,7 @@ impl Engine {
             },
             dirty: BTreeSet::new(),
             dirty_requests: Vec::new(),
+            stats_pending: BTreeMap::new(),
             opts,
         };
         match engine.load() {
@@ -315,6 +319,7 @@ impl Engine {
         self.state = State::new(&self.config);
         self.dirty.clear();
         self.dirty_requests.clear();
+        self.stats_pending.clear();
         self.applied = Applied {
             seq: 0,
             hash: [0; 32],
@@ -392,7 +397,22 @@ impl Engine {
     }
 
     fn apply_event(&mut self, at: Millis, event: &Event) -> Result<(), crate::state::Inconsistent> {
+        let contributions = stats::observe(&self.config, &self.state, at, event);
         self.state.apply(&self.config, at, event)?;
+        if !contributions.is_empty() {
+            let store = &self.store;
+            stats::accumulate(
+                &self.config,
+                &contributions,
+                &mut self.stats_pending,
+                &mut |k| {
+                    store.stats_cell(k).unwrap_or_else(|e| {
+                    tracing::warn!(error = %e, key = k, "statistics cell unreadable; counting from zero");
+                    Cell::default()
+                })
+                },
+            );
+        }
         if let Some(n) = event.ticket() {
             if let Some(day) = &self.state.meta.day {
                 self.dirty.insert((day.date, n));
@@ -425,10 +445,16 @@ impl Engine {
             .dirty
             .iter()
             .filter_map(|(_, n)| self.state.tickets.get(n));
-        self.store
-            .write(&meta, &self.state, tickets, &self.dirty_requests)?;
+        self.store.write(
+            &meta,
+            &self.state,
+            tickets,
+            &self.dirty_requests,
+            &self.stats_pending,
+        )?;
         self.dirty.clear();
         self.dirty_requests.clear();
+        self.stats_pending.clear();
         Ok(())
     }
 
@@ -588,6 +614,7 @@ impl Engine {
     fn recover(&mut self) -> Result<(), EngineError> {
         self.dirty.clear();
         self.dirty_requests.clear();
+        self.stats_pending.clear();
         match self.load()? {
             Ok(_) => Ok(()),
             Err(_) => self.rebuild().map(|_| ()),
@@ -636,6 +663,28 @@ impl Engine {
             return Ok(self.state.tickets.values().cloned().collect());
         }
         Ok(self.store.tickets_of(date)?)
+    }
+
+    /// Statistics cells of `g` for the buckets from `from` to `to`
+    /// (inclusive dates), in report order. Reads the cells, never the log.
+    pub fn stats(
+        &self,
+        from: NaiveDate,
+        to: NaiveDate,
+        g: Granularity,
+    ) -> Result<Vec<(String, Dim, Cell)>, EngineError> {
+        let (start, end) = stats::key_range(g, from, to);
+        let mut cells: BTreeMap<String, Cell> =
+            self.store.stats_range(&start, &end)?.into_iter().collect();
+        for (k, c) in self.stats_pending.range(start..end) {
+            cells.insert(k.clone(), *c);
+        }
+        let mut rows: Vec<(String, Dim, Cell)> = cells
+            .into_iter()
+            .filter_map(|(k, c)| stats::parse_key(&k).map(|(b, d)| (b, d, c)))
+            .collect();
+        stats::sort_rows(&self.config, &mut rows);
+        Ok(rows)
     }
 
     /// Checks the whole hash chain, and that replaying the log from the

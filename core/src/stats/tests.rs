@@ -1,0 +1,386 @@
+//! Statistics against small days computed by hand.
+
+use chrono::{DateTime, NaiveDate};
+
+use super::*;
+use crate::engine::{ConfigChoice, Engine, EngineOptions};
+use crate::model::Command;
+
+fn at(s: &str) -> Millis {
+    Millis::from_datetime(&DateTime::parse_from_rfc3339(s).expect("time"))
+}
+
+fn run(engine: &mut Engine, steps: &[(&str, Command)]) {
+    for (t, c) in steps {
+        let name = c.name();
+        engine
+            .execute(at(t), c)
+            .expect("engine")
+            .unwrap_or_else(|r| panic!("{t} {name}: {r}"));
+    }
+}
+
+fn cell(rows: &[(String, Dim, Cell)], bucket: &str, dim: Dim) -> Cell {
+    rows.iter()
+        .find(|(b, d, _)| b == bucket && *d == dim)
+        .map(|r| r.2)
+        .unwrap_or_default()
+}
+
+fn date(s: &str) -> NaiveDate {
+    s.parse().expect("date")
+}
+
+fn tags(t: &[&str]) -> Vec<String> {
+    t.iter().map(|s| s.to_string()).collect()
+}
+
+#[test]
+fn a_small_day_by_hand() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let (mut e, _) =
+        Engine::open(dir.path(), ConfigChoice::Stored, EngineOptions::default()).expect("open");
+    use Command::*;
+    run(
+        &mut e,
+        &[
+            (
+                "2026-11-24T08:30:00+09:00",
+                OpenDay {
+                    date: date("2026-11-24"),
+                },
+            ),
+            (
+                "2026-11-24T08:55:00+09:00",
+                OpenCounter {
+                    counter: 10,
+                    staff: None,
+                },
+            ),
+            (
+                "2026-11-24T08:55:00+09:00",
+                OpenCounter {
+                    counter: 24,
+                    staff: None,
+                },
+            ),
+            (
+                "2026-11-24T08:55:00+09:00",
+                OpenCounter {
+                    counter: 1,
+                    staff: None,
+                },
+            ),
+            (
+                "2026-11-24T09:00:00+09:00",
+                IssueTicket {
+                    category: "idou".into(),
+                    kiosk: None,
+                    request_id: None,
+                },
+            ),
+            (
+                "2026-11-24T09:00:00+09:00",
+                IssueTicket {
+                    category: "koseki".into(),
+                    kiosk: None,
+                    request_id: None,
+                },
+            ),
+            ("2026-11-24T09:10:00+09:00", CallNext { counter: 10 }),
+            ("2026-11-24T09:12:00+09:00", StartService { counter: 10 }),
+            ("2026-11-24T09:20:00+09:00", CallNext { counter: 1 }),
+            ("2026-11-24T09:22:00+09:00", MarkAbsent { counter: 1 }),
+            (
+                "2026-11-24T09:27:00+09:00",
+                Transfer {
+                    number: 1001,
+                    to: "koufu".into(),
+                    tags: tags(&["tennyu"]),
+                    note: None,
+                },
+            ),
+            ("2026-11-24T09:30:00+09:00", CallNext { counter: 24 }),
+            ("2026-11-24T09:31:00+09:00", StartService { counter: 24 }),
+            (
+                "2026-11-24T09:35:00+09:00",
+                Complete {
+                    counter: 24,
+                    tags: tags(&["juminhyo"]),
+                },
+            ),
+            ("2026-11-24T09:40:00+09:00", ReturnAbsent { number: 1 }),
+            ("2026-11-24T09:41:00+09:00", CallNext { counter: 1 }),
+            (
+                "2026-11-24T09:45:00+09:00",
+                IssueTicket {
+                    category: "koseki".into(),
+                    kiosk: None,
+                    request_id: None,
+                },
+            ),
+            (
+                "2026-11-24T09:50:00+09:00",
+                Complete {
+                    counter: 1,
+                    tags: vec![],
+                },
+            ),
+            ("2026-11-24T10:05:00+09:00", Cancel { number: 2 }),
+            (
+                "2026-11-24T17:50:00+09:00",
+                IssueTicket {
+                    category: "koseki".into(),
+                    kiosk: None,
+                    request_id: None,
+                },
+            ),
+            ("2026-11-24T18:00:00+09:00", CloseDay),
+        ],
+    );
+    let day = e
+        .stats(date("2026-11-24"), date("2026-11-24"), Granularity::Day)
+        .expect("stats");
+    let d = "2026-11-24";
+    assert_eq!(
+        cell(&day, d, Dim::All),
+        Cell {
+            issued: 4,
+            waits: 3,
+            wait_sum_s: 1980,
+            wait_min_s: 180,
+            wait_max_s: 1200,
+            served: 3,
+            service_sum_s: 1680,
+            absent: 1,
+            transferred: 1,
+            cancelled: 1,
+            unserved: 1
+        }
+    );
+    assert_eq!(
+        cell(&day, d, Dim::Queue("idou".into())),
+        Cell {
+            issued: 1,
+            waits: 1,
+            wait_sum_s: 600,
+            wait_min_s: 600,
+            wait_max_s: 600,
+            served: 1,
+            service_sum_s: 900,
+            transferred: 1,
+            ..Cell::default()
+        }
+    );
+    assert_eq!(
+        cell(&day, d, Dim::Queue("koufu".into())),
+        Cell {
+            issued: 1,
+            waits: 1,
+            wait_sum_s: 180,
+            wait_min_s: 180,
+            wait_max_s: 180,
+            served: 1,
+            service_sum_s: 240,
+            ..Cell::default()
+        }
+    );
+    assert_eq!(
+        cell(&day, d, Dim::Queue("koseki".into())),
+        Cell {
+            issued: 3,
+            waits: 1,
+            wait_sum_s: 1200,
+            wait_min_s: 1200,
+            wait_max_s: 1200,
+            served: 1,
+            service_sum_s: 540,
+            absent: 1,
+            cancelled: 1,
+            unserved: 1,
+            ..Cell::default()
+        }
+    );
+    assert_eq!(
+        cell(&day, d, Dim::Section("jumin".into())),
+        Cell {
+            issued: 1,
+            waits: 1,
+            wait_sum_s: 600,
+            wait_min_s: 600,
+            wait_max_s: 600,
+            served: 1,
+            service_sum_s: 900,
+            transferred: 1,
+            ..Cell::default()
+        }
+    );
+    assert_eq!(
+        cell(&day, d, Dim::Section("service".into())),
+        Cell {
+            issued: 1,
+            waits: 1,
+            wait_sum_s: 180,
+            wait_min_s: 180,
+            wait_max_s: 180,
+            served: 1,
+            service_sum_s: 240,
+            ..Cell::default()
+        }
+    );
+    assert_eq!(
+        cell(&day, d, Dim::Section("koseki".into())),
+        Cell {
+            issued: 1,
+            waits: 1,
+            wait_sum_s: 1200,
+            wait_min_s: 1200,
+            wait_max_s: 1200,
+            served: 1,
+            service_sum_s: 540,
+            absent: 1,
+            ..Cell::default()
+        }
+    );
+    assert_eq!(
+        cell(&day, d, Dim::Tag("tennyu".into())),
+        Cell {
+            issued: 1,
+            served: 1,
+            service_sum_s: 900,
+            ..Cell::default()
+        }
+    );
+    assert_eq!(
+        cell(&day, d, Dim::Tag("juminhyo".into())),
+        Cell {
+            issued: 1,
+            served: 1,
+            service_sum_s: 240,
+            ..Cell::default()
+        }
+    );
+    // Hours: waits belong to the hour the leg began, counts to their moment.
+    let hours = e
+        .stats(date("2026-11-24"), date("2026-11-24"), Granularity::Hour)
+        .expect("stats");
+    let nine = cell(&hours, "2026-11-24 09:00", Dim::All);
+    assert_eq!(
+        (nine.issued, nine.waits, nine.wait_sum_s, nine.served),
+        (3, 3, 1980, 3)
+    );
+    assert_eq!(cell(&hours, "2026-11-24 17:00", Dim::All).issued, 1);
+    assert_eq!(cell(&hours, "2026-11-24 18:00", Dim::All).unserved, 1);
+    assert_eq!(cell(&hours, "2026-11-24 10:00", Dim::All).cancelled, 1);
+    // The month holds the same as its only day.
+    let month = e
+        .stats(date("2026-11-01"), date("2026-11-30"), Granularity::Month)
+        .expect("stats");
+    assert_eq!(cell(&month, "2026-11", Dim::All), cell(&day, d, Dim::All));
+    // Rebuilt from the log, the cells are the same.
+    let before = e
+        .stats(date("2026-11-01"), date("2026-11-30"), Granularity::Hour)
+        .expect("stats");
+    drop(e);
+    std::fs::remove_dir_all(dir.path().join("state.sled")).expect("rm");
+    let (e, _) =
+        Engine::open(dir.path(), ConfigChoice::Stored, EngineOptions::default()).expect("reopen");
+    assert_eq!(
+        e.stats(date("2026-11-01"), date("2026-11-30"), Granularity::Hour)
+            .expect("stats"),
+        before
+    );
+}
+
+#[test]
+fn a_ticket_issued_before_midnight_and_called_after() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let (mut e, _) =
+        Engine::open(dir.path(), ConfigChoice::Stored, EngineOptions::default()).expect("open");
+    use Command::*;
+    run(
+        &mut e,
+        &[
+            (
+                "2026-11-25T19:00:00+09:00",
+                OpenDay {
+                    date: date("2026-11-25"),
+                },
+            ),
+            (
+                "2026-11-25T19:00:00+09:00",
+                OpenCounter {
+                    counter: 10,
+                    staff: None,
+                },
+            ),
+            (
+                "2026-11-25T23:50:00+09:00",
+                IssueTicket {
+                    category: "idou".into(),
+                    kiosk: None,
+                    request_id: None,
+                },
+            ),
+            ("2026-11-26T00:10:00+09:00", CallNext { counter: 10 }),
+            (
+                "2026-11-26T00:30:00+09:00",
+                Complete {
+                    counter: 10,
+                    tags: vec![],
+                },
+            ),
+            ("2026-11-26T00:40:00+09:00", CloseDay),
+        ],
+    );
+    let days = e
+        .stats(date("2026-11-25"), date("2026-11-26"), Granularity::Day)
+        .expect("stats");
+    let eve = cell(&days, "2026-11-25", Dim::All);
+    assert_eq!(
+        (eve.issued, eve.waits, eve.wait_sum_s, eve.served),
+        (1, 1, 1200, 0),
+        "the wait belongs to the evening it began"
+    );
+    let after = cell(&days, "2026-11-26", Dim::All);
+    assert_eq!(
+        (after.served, after.service_sum_s),
+        (1, 1200),
+        "the service to the night it happened"
+    );
+}
+
+#[test]
+fn a_day_with_no_tickets_has_no_cells() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let (mut e, _) =
+        Engine::open(dir.path(), ConfigChoice::Stored, EngineOptions::default()).expect("open");
+    use Command::*;
+    run(
+        &mut e,
+        &[
+            (
+                "2026-11-24T08:30:00+09:00",
+                OpenDay {
+                    date: date("2026-11-24"),
+                },
+            ),
+            (
+                "2026-11-24T08:30:00+09:00",
+                OpenCounter {
+                    counter: 10,
+                    staff: None,
+                },
+            ),
+            ("2026-11-24T18:00:00+09:00", CloseDay),
+        ],
+    );
+    assert!(e
+        .stats(date("2026-11-24"), date("2026-11-24"), Granularity::Day)
+        .expect("stats")
+        .is_empty());
+    assert!(e
+        .stats(date("2026-11-01"), date("2026-11-30"), Granularity::Month)
+        .expect("stats")
+        .is_empty());
+}
