@@ -51,6 +51,8 @@ enum Command {
     Apply(cmd::apply::Args),
     /// Show the business day, the counters and the queues with their waits.
     Status(cmd::status::Args),
+    /// Write a statistics report (hour, day, month) as CSV or Excel.
+    Stats(cmd::stats::Args),
     /// Show a ticket's whole path through the office.
     History(cmd::history::Args),
     /// Audit the data folder.
@@ -78,6 +80,7 @@ fn main() -> ExitCode {
         Command::Export(a) => cmd::export::run(&data, cli.config.as_deref(), a),
         Command::Apply(a) => cmd::apply::run(&data, cli.config.as_deref(), a),
         Command::Status(a) => cmd::status::run(&data, cli.config.as_deref(), a),
+        Command::Stats(a) => cmd::stats::run(&data, cli.config.as_deref(), a),
         Command::History(a) => cmd::history::run(&data, cli.config.as_deref(), a),
         Command::Audit(a) => cmd::audit::run(&data, cli.config.as_deref(), a),
         Command::DefaultConfig => {

@@ -7,5 +7,6 @@ mod cli;
 mod crash;
 mod printer;
 mod server;
+mod stats;
 mod util;
 mod webdriver;

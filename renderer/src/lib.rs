@@ -1,7 +1,8 @@
-//! madoguchi-renderer: turns the office's snapshots into static HTML and
-//! JSON for every display surface, through the minijinja layouts in
-//! `layouts/`, and exports statistics (CSV, Excel).
+//! madoguchi-renderer: turns the office's snapshots into files people read.
 //!
-//! Not built yet: this crate is the place the renderer and displays issue
-//! and the statistics issue fill. It is in the workspace now so that the
-//! layout ARCHITECTURE.md describes is the layout of the code.
+//! Today: statistics exports ([`export`]) — CSV in UTF-8 with BOM (or
+//! Shift_JIS) and Excel workbooks with one sheet per granularity (R7).
+//! The static pages for every display surface (layouts/ through minijinja,
+//! regenerated on every change) are the renderer issue's, still to come.
+
+pub mod export;

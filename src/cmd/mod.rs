@@ -7,6 +7,7 @@ pub mod export;
 pub mod history;
 pub mod import;
 pub mod simulate;
+pub mod stats;
 pub mod status;
 
 use std::path::Path;
