@@ -72,7 +72,13 @@ fn main() {
     let mut commands = 0usize;
     {
         let mut out = std::io::BufWriter::new(std::fs::File::create(&file).expect("create"));
-        for day in Simulator::new(&cfg, SimOptions { volume: 1.1, ..opts(NaiveDate::from_ymd_opt(2025, 11, 4), days, 7) }) {
+        for day in Simulator::new(
+            &cfg,
+            SimOptions {
+                volume: 1.1,
+                ..opts(NaiveDate::from_ymd_opt(2025, 11, 4), days, 7)
+            },
+        ) {
             for c in &day {
                 if c.command.name() == "issue_ticket" {
                     tickets_issued += 1;
@@ -163,15 +169,22 @@ fn main() {
 
     // Statistics reports of the whole year, from the cells.
     {
-        let (e, _) = Engine::open(&year_dir, ConfigChoice::Stored, EngineOptions::default()).expect("open");
+        let (e, _) =
+            Engine::open(&year_dir, ConfigChoice::Stored, EngineOptions::default()).expect("open");
         let from = NaiveDate::from_ymd_opt(2025, 1, 1).expect("date");
         let to = NaiveDate::from_ymd_opt(2027, 12, 31).expect("date");
         let t = Instant::now();
         let mut sheets = Vec::new();
         let mut csv_bytes = 0;
         for g in madoguchi_core::stats::Granularity::ALL {
-            let rows = madoguchi_renderer::export::rows(e.config(), &e.stats(from, to, g).expect("stats"));
-            csv_bytes += madoguchi_renderer::export::csv(&rows, madoguchi_renderer::export::Encoding::Utf8Bom).expect("csv").len();
+            let rows =
+                madoguchi_renderer::export::rows(e.config(), &e.stats(from, to, g).expect("stats"));
+            csv_bytes += madoguchi_renderer::export::csv(
+                &rows,
+                madoguchi_renderer::export::Encoding::Utf8Bom,
+            )
+            .expect("csv")
+            .len();
             sheets.push((g, rows));
         }
         let csv_secs = t.elapsed().as_secs_f64();

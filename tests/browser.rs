@@ -211,6 +211,19 @@ fn kiosk_to_staff_station_to_the_next_stage() {
         "comments survive the form"
     );
 
+    // Statistics: a report is made while the page says it is working.
+    staff.goto(&s.url("/statistics"));
+    staff.wait_text("h1", "統計");
+    let violations = staff.axe();
+    assert!(violations.is_empty(), "statistics page: {violations:#?}");
+    assert!(
+        staff.text(".stats-table").contains("全体"),
+        "today's totals are previewed"
+    );
+    staff.click("#make");
+    staff.wait_text("#result", "を作成しました");
+    save("statistics.png", &staff.screenshot());
+
     // The server agrees: one ticket called at counter 10 after the double press.
     let status: serde_json::Value = c
         .get(s.url("/api/status"))

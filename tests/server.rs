@@ -671,3 +671,99 @@ fn the_configuration_names_the_listen_address_and_data_folder() {
         "the data folder named in the configuration"
     );
 }
+
+#[test]
+fn statistics_reports_for_admins_and_auditors_only() {
+    let s = Server::start();
+    let (c, csrf) = s.admin();
+    cmd(
+        &c,
+        &s,
+        &csrf,
+        json!({"command": "open_day", "date": today()}),
+    );
+    cmd(
+        &c,
+        &s,
+        &csrf,
+        json!({"command": "issue_ticket", "category": "idou"}),
+    );
+    let req = |client: &Client, token: &str, body: Value| {
+        client
+            .post(s.url("/api/statistics/report"))
+            .header("X-CSRF-Token", token)
+            .json(&body)
+            .send()
+            .expect("report")
+    };
+    let r = req(
+        &c,
+        &csrf,
+        json!({"from": today(), "to": today(), "by": "day", "format": "csv"}),
+    );
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(r.headers()["content-disposition"]
+        .to_str()
+        .is_ok_and(|d| d.contains("attachment")));
+    let bytes = r.bytes().expect("body");
+    assert!(bytes.starts_with(&[0xef, 0xbb, 0xbf]), "UTF-8 with BOM");
+    let text = String::from_utf8_lossy(&bytes[3..]).to_string();
+    assert!(
+        text.lines()
+            .nth(1)
+            .is_some_and(|l| l.contains("全体") && l.contains(",1,")),
+        "{text}"
+    );
+    let r = req(
+        &c,
+        &csrf,
+        json!({"from": today(), "to": today(), "by": "all", "format": "xlsx"}),
+    );
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(
+        r.bytes().expect("xlsx").starts_with(b"PK"),
+        "an xlsx is a zip"
+    );
+    let r = req(
+        &c,
+        &csrf,
+        json!({"from": today(), "to": today(), "by": "week", "format": "csv"}),
+    );
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    // An auditor may; staff may not.
+    for (name, role, want) in [
+        ("kansa", "auditor", StatusCode::OK),
+        ("tanaka", "staff", StatusCode::FORBIDDEN),
+    ] {
+        let r = c
+            .post(s.url("/api/users"))
+            .header("X-CSRF-Token", &csrf)
+            .json(&json!({"username": name, "role": role, "password": "correct horse battery"}))
+            .send()
+            .expect("user");
+        assert_eq!(r.status(), StatusCode::OK);
+        let u = Server::client();
+        let login: Value = u
+            .post(s.url("/api/login"))
+            .json(&json!({"username": name, "password": "correct horse battery"}))
+            .send()
+            .expect("login")
+            .json()
+            .expect("json");
+        let token = login["csrf_token"].as_str().expect("csrf").to_string();
+        assert_eq!(
+            req(
+                &u,
+                &token,
+                json!({"from": today(), "to": today(), "by": "day", "format": "csv"})
+            )
+            .status(),
+            want,
+            "{role}"
+        );
+    }
+    assert_eq!(
+        c.get(s.url("/statistics")).send().expect("page").status(),
+        StatusCode::OK
+    );
+}

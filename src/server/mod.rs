@@ -10,6 +10,7 @@ mod escpos;
 mod pages;
 mod settings;
 mod settings_form;
+mod statistics;
 mod views;
 
 use std::net::SocketAddr;
@@ -99,6 +100,8 @@ fn router(app: Arc<App>) -> Router {
         .route("/api/settings/validate", post(settings::validate))
         .route("/api/settings/form", post(settings::apply_form))
         .route("/settings", get(settings::page))
+        .route("/statistics", get(statistics::page))
+        .route("/api/statistics/report", post(statistics::make_report))
         .merge(pages::routes())
         .fallback(|| async { ApiError::NotFound })
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
@@ -178,6 +181,7 @@ fn print_urls(base: &str, data: &Path, first: Option<&auth::FirstStart>) {
     println!("  staff call station (呼出端末): {base}/staff?counter=1");
     println!("  kiosk (番号発券機):            {base}/kiosk");
     println!("  settings (設定):              {base}/settings");
+    println!("  statistics (統計):            {base}/statistics");
     println!("  API:                          {base}/api/status");
     if let Some(f) = first {
         println!();

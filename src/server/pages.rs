@@ -34,6 +34,10 @@ const LAYOUTS: &[(&str, &str)] = &[
         include_str!("../../layouts/staff_panel.html"),
     ),
     ("settings.html", include_str!("../../layouts/settings.html")),
+    (
+        "statistics.html",
+        include_str!("../../layouts/statistics.html"),
+    ),
 ];
 
 /// The static assets, built into the binary: (name, content type, body).
@@ -67,6 +71,11 @@ const ASSETS: &[(&str, &str, &str)] = &[
         "settings.js",
         "text/javascript; charset=utf-8",
         include_str!("../../site/settings.js"),
+    ),
+    (
+        "statistics.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../site/statistics.js"),
     ),
 ];
 

@@ -1,0 +1,152 @@
+//! The statistics page (R7, R15): admins and auditors pick a period and a
+//! granularity and download CSV or Excel; the page shows that it is working
+//! while the report is made, and previews the daily totals.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Query, State};
+use axum::http::{header, HeaderMap, Method};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use chrono::{Days, NaiveDate};
+use madoguchi_core::stats::{Dim, Granularity};
+use madoguchi_renderer::export::{self, Encoding};
+use minijinja::context;
+use serde::Deserialize;
+
+use super::api::parse_body;
+use super::auth::Role;
+use super::error::ApiError;
+use super::App;
+use crate::cmd::stats::{report, Format};
+
+const READERS: &[Role] = &[Role::Admin, Role::Auditor];
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReportRequest {
+    from: NaiveDate,
+    to: NaiveDate,
+    /// "hour", "day", "month", or "all" (xlsx: one sheet each).
+    by: String,
+    format: String,
+    #[serde(default)]
+    encoding: Option<String>,
+}
+
+/// `POST /api/statistics/report`: the report file.
+pub async fn make_report(
+    State(app): State<Arc<App>>,
+    method: Method,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    app.auth.require(&method, &headers, READERS)?;
+    let r: ReportRequest = parse_body(body)?;
+    let by = match r.by.as_str() {
+        "hour" => Some(Granularity::Hour),
+        "day" => Some(Granularity::Day),
+        "month" => Some(Granularity::Month),
+        "all" => None,
+        other => return Err(ApiError::BadRequest(format!("by {other:?}"))),
+    };
+    let format = match r.format.as_str() {
+        "csv" => Format::Csv,
+        "xlsx" => Format::Xlsx,
+        other => return Err(ApiError::BadRequest(format!("format {other:?}"))),
+    };
+    let encoding = match r.encoding.as_deref() {
+        None | Some("utf8") => Encoding::Utf8Bom,
+        Some("sjis") => Encoding::ShiftJis,
+        Some(other) => return Err(ApiError::BadRequest(format!("encoding {other:?}"))),
+    };
+    if r.from > r.to || (r.to - r.from).num_days() > 3 * 366 {
+        return Err(ApiError::BadRequest(
+            "the period must run forwards and be at most three years".into(),
+        ));
+    }
+    let handle = app.engine.clone();
+    let (from, to) = (r.from, r.to);
+    let bytes = tokio::task::spawn_blocking(move || {
+        handle.read(move |e| {
+            report(e, from, to, by, format, encoding, &mut |_| {}).map_err(|x| format!("{x:#}"))
+        })
+    })
+    .await
+    .map_err(|e| ApiError::Internal(e.to_string()))?
+    .map_err(ApiError::from)?
+    .map_err(ApiError::BadRequest)?;
+    let (kind, ext) = match format {
+        Format::Csv if encoding == Encoding::ShiftJis => ("text/csv; charset=Shift_JIS", "csv"),
+        Format::Csv => ("text/csv; charset=utf-8", "csv"),
+        Format::Xlsx => (
+            "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+            "xlsx",
+        ),
+    };
+    let name = format!("madoguchi-stats-{from}-{to}-{}.{ext}", r.by);
+    Ok((
+        [
+            (header::CONTENT_TYPE, kind.to_string()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{name}\""),
+            ),
+        ],
+        bytes,
+    )
+        .into_response())
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Period {
+    from: Option<NaiveDate>,
+    to: Option<NaiveDate>,
+}
+
+/// `GET /statistics`: the page.
+pub async fn page(
+    State(app): State<Arc<App>>,
+    method: Method,
+    headers: HeaderMap,
+    Query(p): Query<Period>,
+) -> Result<Response, ApiError> {
+    let caller = match app.auth.require(&method, &headers, READERS) {
+        Ok(c) => c,
+        Err(_) => return Ok(Redirect::to("/login?next=/statistics").into_response()),
+    };
+    let s = app.status().await?;
+    let today = s.date.unwrap_or_else(|| chrono::Utc::now().date_naive());
+    let to = p.to.unwrap_or(today);
+    let from = p
+        .from
+        .unwrap_or_else(|| to.checked_sub_days(Days::new(13)).unwrap_or(to));
+    let handle = app.engine.clone();
+    let preview = tokio::task::spawn_blocking(move || {
+        handle.read(move |e| {
+            e.stats(from, to, Granularity::Day).map(|cells| {
+                let keep: Vec<_> = cells
+                    .into_iter()
+                    .filter(|(_, d, _)| matches!(d, Dim::All | Dim::Queue(_)))
+                    .collect();
+                export::rows(e.config(), &keep)
+                    .into_iter()
+                    .map(|r| r.fields().to_vec())
+                    .collect::<Vec<_>>()
+            })
+        })
+    })
+    .await
+    .map_err(|e| ApiError::Internal(e.to_string()))?
+    .map_err(ApiError::from)?
+    .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let html: Html<String> = app.pages.render(
+        "statistics.html",
+        context! {
+            office => s.office.ja, user => caller.name, csrf => caller.csrf(),
+            from, to, headers => export::HEADERS, preview,
+        },
+    )?;
+    Ok(html.into_response())
+}
