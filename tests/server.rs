@@ -767,3 +767,49 @@ fn statistics_reports_for_admins_and_auditors_only() {
         StatusCode::OK
     );
 }
+
+#[test]
+fn closing_the_day_writes_its_reports() {
+    let s = Server::start();
+    let (c, csrf) = s.admin();
+    // 2026-11-30 is the last business day of November: the month's report too.
+    cmd(
+        &c,
+        &s,
+        &csrf,
+        json!({"command": "open_day", "date": "2026-11-30"}),
+    );
+    cmd(
+        &c,
+        &s,
+        &csrf,
+        json!({"command": "issue_ticket", "category": "idou"}),
+    );
+    let (st, v) = cmd(&c, &s, &csrf, json!({"command": "close_day"}));
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let reports = s.data_dir().join("data/reports");
+    let want = [
+        "daily/2026-11-30.xlsx",
+        "daily/2026-11-30.csv",
+        "monthly/2026-11.xlsx",
+        "monthly/2026-11.csv",
+    ];
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !want.iter().all(|f| reports.join(f).is_file()) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "reports missing in {}",
+            reports.display()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let csv = std::fs::read_to_string(reports.join("daily/2026-11-30.csv")).expect("csv");
+    // Rows are named by when things happened (the test runs today, not on
+    // the 30th), the file by the business day.
+    assert!(
+        csv.lines()
+            .nth(1)
+            .is_some_and(|l| l.contains(",全体,") && l.contains(",1,")),
+        "{csv}"
+    );
+}

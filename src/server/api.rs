@@ -79,6 +79,11 @@ pub async fn command(
     let outcome = tokio::task::spawn_blocking(move || handle.execute(None, command, Some(by)))
         .await
         .map_err(|e| ApiError::Internal(e.to_string()))??;
+    for e in &outcome.events {
+        if let madoguchi_core::model::Event::DayClosed { date } = e {
+            write_reports(&app, *date);
+        }
+    }
     let mut answer = json!({
         "ok": true,
         "seq": outcome.seq,
@@ -160,6 +165,20 @@ async fn print_on_network_printer(
         return Err(ApiError::PrintFailed);
     }
     Ok(true)
+}
+
+/// Writes the reports due after a day closed, in the background: closing
+/// the day does not wait for them.
+fn write_reports(app: &Arc<App>, date: NaiveDate) {
+    let handle = app.engine.clone();
+    let data = app.data.clone();
+    tokio::task::spawn_blocking(move || {
+        match handle.read(move |e| super::reports::after_close(e, &data, date)) {
+            Ok(Ok(files)) => tracing::info!(%date, files = files.len(), "reports written"),
+            Ok(Err(e)) => tracing::warn!(%date, error = %format!("{e:#}"), "reports not written"),
+            Err(e) => tracing::warn!(%date, error = %e, "reports not written"),
+        }
+    });
 }
 
 /// `GET /api/status`: the day, every queue with its waits, every counter.

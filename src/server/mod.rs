@@ -8,6 +8,7 @@ mod demo;
 mod error;
 mod escpos;
 mod pages;
+mod reports;
 mod settings;
 mod settings_form;
 mod statistics;
@@ -59,6 +60,8 @@ pub struct App {
     pub base_url: String,
     pub public_url: String,
     pub pages: pages::Pages,
+    /// The data folder (automatic reports go inside it).
+    pub data: PathBuf,
 }
 
 impl App {
@@ -156,6 +159,7 @@ pub fn run(data: &Path, config: Option<&Path>, args: Args) -> Result<()> {
             public_url: args.public_url.clone().unwrap_or_else(|| base_url.clone()),
             base_url: base_url.clone(),
             pages: pages::Pages::new()?,
+            data: data.to_path_buf(),
         });
         print_urls(&base_url, data, first.as_ref());
         axum::serve(listener, router(app))

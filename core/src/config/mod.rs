@@ -182,6 +182,27 @@ pub struct ServerSettings {
     pub data: Option<std::path::PathBuf>,
 }
 
+/// Reports written automatically after the day closes (R7).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reports {
+    /// Where; relative paths are inside the data folder.
+    pub folder: std::path::PathBuf,
+    /// Each day's report (hourly and daily sheets) when the day closes.
+    pub daily: bool,
+    /// The month's report (all three sheets) when its last business day closes.
+    pub monthly: bool,
+}
+
+impl Default for Reports {
+    fn default() -> Self {
+        Reports {
+            folder: std::path::PathBuf::from("reports"),
+            daily: true,
+            monthly: true,
+        }
+    }
+}
+
 /// A validated office configuration.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
@@ -196,6 +217,7 @@ pub struct Config {
     pub printers: Vec<Printer>,
     pub kiosks: Vec<KioskRule>,
     pub server: ServerSettings,
+    pub reports: Reports,
     /// The text this was parsed from: recorded in the event log so that a
     /// replay applies exactly the configuration that was in force (R14).
     pub source: String,

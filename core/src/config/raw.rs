@@ -12,7 +12,7 @@ use toml::Spanned;
 use super::calendar::{Calendar, DayRule, ExtraDay, Hours, MonthDayRange};
 use super::{
     CallPolicy, Config, ConfigError, Counter, Displays, EstimateParams, KioskRule, Names,
-    NumberRange, Office, Printer, Queue, Section, ServerSettings, Shape, Tag,
+    NumberRange, Office, Printer, Queue, Reports, Section, ServerSettings, Shape, Tag,
 };
 
 #[derive(Deserialize)]
@@ -38,6 +38,22 @@ struct RawConfig {
     kiosks: Vec<RawKiosk>,
     #[serde(default)]
     server: Option<RawServer>,
+    #[serde(default)]
+    reports: Option<RawReports>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawReports {
+    folder: Option<String>,
+    #[serde(default = "yes")]
+    daily: bool,
+    #[serde(default = "yes")]
+    monthly: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 #[derive(Deserialize)]
@@ -492,7 +508,19 @@ pub(super) fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
         },
     };
 
+    let reports = match raw.reports {
+        None => Reports::default(),
+        Some(r) => Reports {
+            folder: r
+                .folder
+                .map_or_else(|| Reports::default().folder, std::path::PathBuf::from),
+            daily: r.daily,
+            monthly: r.monthly,
+        },
+    };
+
     Ok(Config {
+        reports,
         kiosks,
         server,
         printers,
