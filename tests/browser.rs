@@ -224,6 +224,12 @@ fn kiosk_to_staff_station_to_the_next_stage() {
     staff.wait_text("#result", "を作成しました");
     save("statistics.png", &staff.screenshot());
 
+    // The congestion forecast is public and accessible.
+    staff.goto(&s.url("/forecast"));
+    staff.wait_text("h1", "混雑予想");
+    let violations = staff.axe();
+    assert!(violations.is_empty(), "forecast page: {violations:#?}");
+
     // The server agrees: one ticket called at counter 10 after the double press.
     let status: serde_json::Value = c
         .get(s.url("/api/status"))

@@ -813,3 +813,46 @@ fn closing_the_day_writes_its_reports() {
         "{csv}"
     );
 }
+
+#[test]
+fn the_forecast_is_public_and_reads_the_history() {
+    let s = Server::start();
+    let (c, csrf) = s.admin();
+    cmd(
+        &c,
+        &s,
+        &csrf,
+        json!({"command": "open_day", "date": today()}),
+    );
+    for _ in 0..3 {
+        cmd(
+            &c,
+            &s,
+            &csrf,
+            json!({"command": "issue_ticket", "category": "idou"}),
+        );
+    }
+    let anon = Server::client();
+    let f: Value = anon
+        .get(s.url("/forecast.json"))
+        .send()
+        .expect("json")
+        .json()
+        .expect("json");
+    let series = f.as_array().expect("series");
+    assert_eq!(series.len(), 1, "one kind of day seen: {f}");
+    let arrivals: f64 = series[0]["hours"]
+        .as_array()
+        .expect("hours")
+        .iter()
+        .filter_map(|h| h["arrivals"].as_f64())
+        .sum();
+    assert_eq!(arrivals, 3.0);
+    let page = anon.get(s.url("/forecast")).send().expect("page");
+    assert_eq!(page.status(), StatusCode::OK);
+    let html = page.text().expect("html");
+    assert!(
+        html.contains("<svg") && html.contains("role=\"img\"") && html.contains("<table"),
+        "chart and table"
+    );
+}

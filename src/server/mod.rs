@@ -7,6 +7,7 @@ mod auth;
 mod demo;
 mod error;
 mod escpos;
+mod forecast;
 mod pages;
 mod reports;
 mod settings;
@@ -104,6 +105,8 @@ fn router(app: Arc<App>) -> Router {
         .route("/api/settings/form", post(settings::apply_form))
         .route("/settings", get(settings::page))
         .route("/statistics", get(statistics::page))
+        .route("/forecast", get(forecast::page))
+        .route("/forecast.json", get(forecast::json))
         .route("/api/statistics/report", post(statistics::make_report))
         .merge(pages::routes())
         .fallback(|| async { ApiError::NotFound })
@@ -186,6 +189,7 @@ fn print_urls(base: &str, data: &Path, first: Option<&auth::FirstStart>) {
     println!("  kiosk (番号発券機):            {base}/kiosk");
     println!("  settings (設定):              {base}/settings");
     println!("  statistics (統計):            {base}/statistics");
+    println!("  forecast (混雑予想):          {base}/forecast");
     println!("  API:                          {base}/api/status");
     if let Some(f) = first {
         println!();

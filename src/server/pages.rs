@@ -18,65 +18,55 @@ use super::auth::Role;
 use super::error::ApiError;
 use super::App;
 
+macro_rules! layout {
+    ($name:literal) => {
+        (
+            concat!($name, ".html"),
+            include_str!(concat!("../../layouts/", $name, ".html")),
+        )
+    };
+}
+
+macro_rules! asset {
+    ($name:literal, css) => {
+        (
+            concat!($name, ".css"),
+            "text/css; charset=utf-8",
+            include_str!(concat!("../../site/", $name, ".css")),
+        )
+    };
+    ($name:literal, js) => {
+        (
+            concat!($name, ".js"),
+            "text/javascript; charset=utf-8",
+            include_str!(concat!("../../site/", $name, ".js")),
+        )
+    };
+}
+
 /// The layouts, built into the binary.
 const LAYOUTS: &[(&str, &str)] = &[
-    ("base.html", include_str!("../../layouts/base.html")),
-    ("index.html", include_str!("../../layouts/index.html")),
-    ("login.html", include_str!("../../layouts/login.html")),
-    ("kiosk.html", include_str!("../../layouts/kiosk.html")),
-    (
-        "kiosk_buttons.html",
-        include_str!("../../layouts/kiosk_buttons.html"),
-    ),
-    ("staff.html", include_str!("../../layouts/staff.html")),
-    (
-        "staff_panel.html",
-        include_str!("../../layouts/staff_panel.html"),
-    ),
-    ("settings.html", include_str!("../../layouts/settings.html")),
-    (
-        "statistics.html",
-        include_str!("../../layouts/statistics.html"),
-    ),
+    layout!("base"),
+    layout!("index"),
+    layout!("login"),
+    layout!("kiosk"),
+    layout!("kiosk_buttons"),
+    layout!("staff"),
+    layout!("staff_panel"),
+    layout!("settings"),
+    layout!("statistics"),
+    layout!("forecast"),
 ];
 
 /// The static assets, built into the binary: (name, content type, body).
 const ASSETS: &[(&str, &str, &str)] = &[
-    (
-        "style.css",
-        "text/css; charset=utf-8",
-        include_str!("../../site/style.css"),
-    ),
-    (
-        "common.js",
-        "text/javascript; charset=utf-8",
-        include_str!("../../site/common.js"),
-    ),
-    (
-        "login.js",
-        "text/javascript; charset=utf-8",
-        include_str!("../../site/login.js"),
-    ),
-    (
-        "kiosk.js",
-        "text/javascript; charset=utf-8",
-        include_str!("../../site/kiosk.js"),
-    ),
-    (
-        "staff.js",
-        "text/javascript; charset=utf-8",
-        include_str!("../../site/staff.js"),
-    ),
-    (
-        "settings.js",
-        "text/javascript; charset=utf-8",
-        include_str!("../../site/settings.js"),
-    ),
-    (
-        "statistics.js",
-        "text/javascript; charset=utf-8",
-        include_str!("../../site/statistics.js"),
-    ),
+    asset!("style", css),
+    asset!("common", js),
+    asset!("login", js),
+    asset!("kiosk", js),
+    asset!("staff", js),
+    asset!("settings", js),
+    asset!("statistics", js),
 ];
 
 #[derive(Debug)]

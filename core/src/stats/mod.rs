@@ -18,6 +18,8 @@
 //!   **unserved** (still in the office's hands at closing): counts at the
 //!   time they happen.
 
+pub mod forecast;
+
 use std::collections::BTreeMap;
 
 use chrono::{FixedOffset, NaiveDate};

@@ -1,0 +1,142 @@
+//! The congestion forecast page (混雑予想, R6): public numbers only — the
+//! expected number of people waiting, arrivals and wait per hour — as an
+//! SVG chart with a text table holding the same figures. The internet relay
+//! will serve the same file (relay issue).
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+use axum::extract::{Query, State};
+use axum::response::{Html, IntoResponse, Response};
+use axum::Json;
+use chrono::{Days, NaiveDate};
+use madoguchi_core::stats::forecast::{self, DayKind, Series};
+use minijinja::context;
+use serde::Deserialize;
+
+use super::error::ApiError;
+use super::App;
+
+async fn series(app: &App) -> Result<(Vec<Series>, NaiveDate), ApiError> {
+    let now = app.status().await?.now;
+    let handle = app.engine.clone();
+    tokio::task::spawn_blocking(move || {
+        handle.read(move |e| {
+            let today = now.to_datetime(e.config().office.utc_offset).date_naive();
+            let from = today.checked_sub_days(Days::new(365)).unwrap_or(today);
+            e.stats(from, today, forecast::SOURCE)
+                .map(|rows| (forecast::forecast(&rows), today))
+        })
+    })
+    .await
+    .map_err(|e| ApiError::Internal(e.to_string()))?
+    .map_err(ApiError::from)?
+    .map_err(|e| ApiError::Internal(e.to_string()))
+}
+
+/// An accessible bar chart of people waiting per hour.
+fn svg(s: &Series) -> String {
+    let (w, h, left, bottom, top) = (720.0, 300.0, 48.0, 36.0, 16.0);
+    let top_value = s.hours.iter().map(|x| x.waiting).fold(1.0_f64, f64::max);
+    // Round the scale up to a figure people read at a glance.
+    let step = if top_value > 40.0 {
+        20.0
+    } else if top_value > 10.0 {
+        5.0
+    } else {
+        1.0
+    };
+    let max = (top_value / step).ceil() * step;
+    let n = s.hours.len().max(1) as f64;
+    let bw = (w - left - 8.0) / n;
+    let scale = (h - bottom - top) / max;
+    let mut out = String::new();
+    let _ = write!(
+        out,
+        r#"<svg viewBox="0 0 {w} {h}" width="100%" role="img" aria-labelledby="chart-title chart-desc" class="chart"><title id="chart-title">{} の時間帯別の予想待ち人数</title><desc id="chart-desc">過去 {} 日の記録から。数値は下の表にあります。</desc>"#,
+        s.label_ja, s.days
+    );
+    for t in 0..=4 {
+        let v = max * f64::from(t) / 4.0;
+        let y = h - bottom - v * scale;
+        let _ = write!(
+            out,
+            r##"<line x1="{left}" x2="{}" y1="{y:.1}" y2="{y:.1}" class="grid"/><text x="{}" y="{:.1}" class="axis" text-anchor="end">{v:.0}人</text>"##,
+            w - 8.0,
+            left - 6.0,
+            y + 4.0
+        );
+    }
+    for (i, x) in s.hours.iter().enumerate() {
+        let bh = x.waiting * scale;
+        let bx = left + i as f64 * bw + 4.0;
+        let by = h - bottom - bh;
+        let _ = write!(
+            out,
+            r##"<g><title>{}時台: 予想待ち {:.0} 人、待ち時間 約 {:.0} 分、発券 {:.0} 枚</title><rect x="{bx:.1}" y="{by:.1}" width="{:.1}" height="{bh:.1}" class="bar"/><text x="{:.1}" y="{:.1}" class="axis" text-anchor="middle">{}時</text></g>"##,
+            x.hour,
+            x.waiting,
+            x.wait_min,
+            x.arrivals,
+            bw - 8.0,
+            bx + (bw - 8.0) / 2.0,
+            h - bottom + 18.0,
+            x.hour
+        );
+    }
+    out.push_str("</svg>");
+    out
+}
+
+#[derive(Debug, Deserialize)]
+pub struct KindQuery {
+    kind: Option<String>,
+}
+
+fn kind_key(k: DayKind) -> String {
+    serde_json::to_value(k)
+        .ok()
+        .map(|v| match v {
+            serde_json::Value::String(s) => s,
+            serde_json::Value::Object(o) => o.iter().map(|(k, v)| format!("{k}-{v}")).collect(),
+            other => other.to_string(),
+        })
+        .unwrap_or_default()
+}
+
+/// `GET /forecast`: the page (no sign-in: public figures only).
+pub async fn page(
+    State(app): State<Arc<App>>,
+    Query(q): Query<KindQuery>,
+) -> Result<Response, ApiError> {
+    let (all, today) = series(&app).await?;
+    let wanted = q
+        .kind
+        .clone()
+        .unwrap_or_else(|| kind_key(DayKind::of(today)));
+    let chosen = all
+        .iter()
+        .find(|s| kind_key(s.kind) == wanted)
+        .or_else(|| all.first());
+    let kinds: Vec<(String, String, bool)> = all
+        .iter()
+        .map(|s| {
+            (
+                kind_key(s.kind),
+                s.label_ja.clone(),
+                chosen.is_some_and(|c| c.kind == s.kind),
+            )
+        })
+        .collect();
+    let office = app.status().await?.office.ja;
+    let html: Html<String> = app.pages.render(
+        "forecast.html",
+        context! { office, kinds, series => chosen, chart => chosen.map(svg) },
+    )?;
+    Ok(html.into_response())
+}
+
+/// `GET /forecast.json`.
+pub async fn json(State(app): State<Arc<App>>) -> Result<Json<Vec<Series>>, ApiError> {
+    Ok(Json(series(&app).await?.0))
+}
