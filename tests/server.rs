@@ -15,6 +15,8 @@ pub struct Server {
     pub base: String,
     pub admin_password: String,
     pub kiosk_enrol: String,
+    pub display_enrol: String,
+    serve_args: Vec<String>,
     _dir: tempfile::TempDir,
 }
 
@@ -69,9 +71,9 @@ impl Server {
                 }
             }
         });
-        let (mut base, mut pw, mut kiosk) = (None, None, None);
+        let (mut base, mut pw, mut kiosk, mut display) = (None, None, None, None);
         let deadline = std::time::Instant::now() + Duration::from_secs(60);
-        while base.is_none() || pw.is_none() || kiosk.is_none() {
+        while base.is_none() || pw.is_none() || kiosk.is_none() || display.is_none() {
             let left = deadline.saturating_duration_since(std::time::Instant::now());
             let Ok(line) = rx.recv_timeout(left) else {
                 let _ = child.kill();
@@ -83,6 +85,8 @@ impl Server {
                 pw = Some(p.to_string());
             } else if let Some(k) = line.trim().strip_prefix("kiosk enrolment:") {
                 kiosk = Some(k.trim().to_string());
+            } else if let Some(k) = line.trim().strip_prefix("display enrolment:") {
+                display = Some(k.trim().to_string());
             }
         }
         // Keep draining stdout so the server never blocks on it.
@@ -92,6 +96,8 @@ impl Server {
             base: base.expect("listening line"),
             admin_password: pw.expect("admin password"),
             kiosk_enrol: kiosk.expect("kiosk enrolment"),
+            display_enrol: display.expect("display enrolment"),
+            serve_args: serve_args.iter().map(|a| a.to_string()).collect(),
             _dir: dir,
         }
     }
@@ -100,6 +106,44 @@ impl Server {
     pub fn stop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+
+    /// Starts the server again on the same address and data folder.
+    pub fn restart(&mut self) {
+        self.stop();
+        let addr = self.base.trim_start_matches("http://").to_string();
+        let mut args: Vec<String> = Vec::new();
+        let mut skip = false;
+        for a in &self.serve_args {
+            if skip {
+                skip = false;
+                continue;
+            }
+            if a == "--listen" {
+                skip = true;
+                continue;
+            }
+            args.push(a.clone());
+        }
+        let mut child = Command::new(bin())
+            .arg("--data")
+            .arg(self._dir.path().join("data"))
+            .arg("serve")
+            .args(&args)
+            .args(["--listen", &addr])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("restart");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        for line in lines.by_ref() {
+            if line.expect("line").starts_with("listening on ") {
+                break;
+            }
+        }
+        std::thread::spawn(move || for _ in lines {});
+        self.child = child;
     }
 
     pub fn data_dir(&self) -> &std::path::Path {

@@ -5,6 +5,7 @@ mod api_doc;
 mod browser;
 mod cli;
 mod crash;
+mod displays;
 mod printer;
 mod server;
 mod stats;

@@ -1,8 +1,11 @@
 //! madoguchi-renderer: turns the office's snapshots into files people read.
 //!
-//! Today: statistics exports ([`export`]) — CSV in UTF-8 with BOM (or
-//! Shift_JIS) and Excel workbooks with one sheet per granularity (R7).
-//! The static pages for every display surface (layouts/ through minijinja,
-//! regenerated on every change) are the renderer issue's, still to come.
+//! - [`surfaces`]: every display surface and its data, a pure function of
+//!   the configuration, the state and the time (R3, R4, R5, R6).
+//! - [`render`]: surfaces through the minijinja layouts in `layouts/` into
+//!   HTML pages, fragments and JSON, written atomically when they change.
+//! - [`export`]: statistics reports as CSV and Excel (R7).
 
 pub mod export;
+pub mod render;
+pub mod surfaces;

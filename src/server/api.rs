@@ -79,6 +79,9 @@ pub async fn command(
     let outcome = tokio::task::spawn_blocking(move || handle.execute(None, command, Some(by)))
         .await
         .map_err(|e| ApiError::Internal(e.to_string()))??;
+    if outcome.seq.is_some() {
+        app.displays.poke();
+    }
     for e in &outcome.events {
         if let madoguchi_core::model::Event::DayClosed { date } = e {
             write_reports(&app, *date);

@@ -5,6 +5,7 @@
 mod api;
 mod auth;
 mod demo;
+mod displays;
 mod error;
 mod escpos;
 mod forecast;
@@ -47,6 +48,14 @@ pub struct Args {
     /// to (the internet relay); default: this server.
     #[arg(long)]
     pub public_url: Option<String>,
+    /// Edit the display layouts live from this folder (designers): a saved
+    /// change reaches every screen within a second.
+    #[arg(long, value_name = "DIR")]
+    pub layouts: Option<PathBuf>,
+    /// Seconds without fresh data after which a display shows that its
+    /// connection is lost.
+    #[arg(long, default_value_t = 30)]
+    pub stale_after: u32,
     /// For a new data folder: record four weeks of simulated history and
     /// open today with some counters and visitors (a demonstration office).
     #[arg(long)]
@@ -63,6 +72,7 @@ pub struct App {
     pub pages: pages::Pages,
     /// The data folder (automatic reports go inside it).
     pub data: PathBuf,
+    pub displays: displays::Displays,
 }
 
 impl App {
@@ -105,6 +115,9 @@ fn router(app: Arc<App>) -> Router {
         .route("/api/settings/form", post(settings::apply_form))
         .route("/settings", get(settings::page))
         .route("/statistics", get(statistics::page))
+        .route("/displays/{*path}", get(displays::file))
+        .route("/ws", get(displays::ws))
+        .route("/preview", get(displays::preview))
         .route("/forecast", get(forecast::page))
         .route("/forecast.json", get(forecast::json))
         .route("/api/statistics/report", post(statistics::make_report))
@@ -163,7 +176,10 @@ pub fn run(data: &Path, config: Option<&Path>, args: Args) -> Result<()> {
             base_url: base_url.clone(),
             pages: pages::Pages::new()?,
             data: data.to_path_buf(),
+            displays: displays::Displays::new(data, args.layouts.clone(), args.stale_after)?,
         });
+        displays::spawn(app.clone());
+        let _watcher = displays::watch_layouts(&app);
         print_urls(&base_url, data, first.as_ref());
         axum::serve(listener, router(app))
             .with_graceful_shutdown(async {
@@ -190,6 +206,11 @@ fn print_urls(base: &str, data: &Path, first: Option<&auth::FirstStart>) {
     println!("  settings (設定):              {base}/settings");
     println!("  statistics (統計):            {base}/statistics");
     println!("  forecast (混雑予想):          {base}/forecast");
+    println!("  displays (表示機):             {base}/preview");
+    println!("    guidance 案内表示機:          {base}/displays/guidance/idou.html");
+    println!("    counter 個別表示機:           {base}/displays/counter/10.html");
+    println!("    staff board 職員用周知機:     {base}/displays/board.html");
+    println!("    public status:               {base}/displays/status.html");
     println!("  API:                          {base}/api/status");
     if let Some(f) = first {
         println!();

@@ -56,6 +56,7 @@ const LAYOUTS: &[(&str, &str)] = &[
     layout!("settings"),
     layout!("statistics"),
     layout!("forecast"),
+    layout!("preview"),
 ];
 
 /// The static assets, built into the binary: (name, content type, body).
@@ -67,6 +68,8 @@ const ASSETS: &[(&str, &str, &str)] = &[
     asset!("staff", js),
     asset!("settings", js),
     asset!("statistics", js),
+    asset!("display", js),
+    asset!("display", css),
 ];
 
 #[derive(Debug)]
@@ -302,7 +305,14 @@ mod tests {
     fn every_layout_and_asset_is_built_in() {
         let root = env!("CARGO_MANIFEST_DIR");
         for (dir, known) in [
-            ("layouts", LAYOUTS.iter().map(|l| l.0).collect::<Vec<_>>()),
+            (
+                "layouts",
+                LAYOUTS
+                    .iter()
+                    .map(|l| l.0)
+                    .chain(madoguchi_renderer::render::EMBEDDED.iter().map(|l| l.0))
+                    .collect::<Vec<_>>(),
+            ),
             ("site", ASSETS.iter().map(|a| a.0).collect::<Vec<_>>()),
         ] {
             for entry in std::fs::read_dir(format!("{root}/{dir}")).expect("dir") {

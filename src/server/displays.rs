@@ -1,0 +1,359 @@
+//! Displays on the LAN (R3, R4, R5, R17): on every change the surfaces are
+//! rendered (only those whose data changed are written, atomically, into
+//! `<data>/displays/`, JSON beside HTML), and pushed through the relay
+//! crate's hub to the displays subscribed over WebSocket. Designers who run
+//! the server with `--layouts DIR` see a saved layout on every screen within
+//! a second; a layout with an error keeps the last good output and shows the
+//! error on the preview page only.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{Path as UrlPath, Query, State};
+use axum::http::{header, HeaderMap, Method, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use madoguchi_relay::hub::Hub;
+use madoguchi_renderer::render::{LayoutError, Output, Renderer};
+use madoguchi_renderer::surfaces::{surfaces, Surface};
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+use tokio::sync::watch;
+
+use super::auth::Role;
+use super::error::ApiError;
+use super::App;
+
+const VIEWERS: &[Role] = &[Role::Display, Role::Staff, Role::Admin];
+const HEARTBEAT: Duration = Duration::from_secs(10);
+/// Waits grow with time even when nothing happens: re-render this often.
+const REFRESH: Duration = Duration::from_secs(30);
+
+#[derive(Debug)]
+pub struct Displays {
+    pub hub: Hub,
+    renderer: Mutex<Renderer>,
+    output: Mutex<Output>,
+    errors: Mutex<Vec<LayoutError>>,
+    changed: watch::Sender<u64>,
+    layouts: Option<PathBuf>,
+}
+
+impl Displays {
+    pub fn new(
+        data: &Path,
+        layouts: Option<PathBuf>,
+        stale_after_s: u32,
+    ) -> anyhow::Result<Displays> {
+        let mut renderer =
+            Renderer::new(layouts.as_deref()).map_err(|e| anyhow::anyhow!("layouts: {e}"))?;
+        renderer.stale_after_s = stale_after_s;
+        Ok(Displays {
+            hub: Hub::new(),
+            renderer: Mutex::new(renderer),
+            output: Mutex::new(Output::new(&data.join("displays"))),
+            errors: Mutex::new(Vec::new()),
+            changed: watch::channel(0).0,
+            layouts,
+        })
+    }
+
+    /// Wakes the renderer: the state changed.
+    pub fn poke(&self) {
+        self.changed.send_modify(|v| *v += 1);
+    }
+
+    fn out_dir(&self) -> PathBuf {
+        self.output
+            .lock()
+            .map(|o| o.dir().to_path_buf())
+            .unwrap_or_default()
+    }
+
+    /// Renders, writes and publishes the surfaces whose data changed.
+    fn render(&self, list: &[Surface]) {
+        let mut errors = Vec::new();
+        let rendered: Vec<_> = {
+            let Ok(r) = self.renderer.lock() else { return };
+            list.iter()
+                .filter_map(|s| r.render(s).map_err(|e| errors.push(e)).ok())
+                .collect()
+        };
+        if let Ok(mut out) = self.output.lock() {
+            for r in rendered {
+                match out.write(&r) {
+                    Ok(true) => {
+                        self.hub.publish(&r.topic, r.json);
+                    }
+                    Ok(false) => {}
+                    Err(e) => {
+                        tracing::warn!(topic = r.topic, error = %e, "display file not written")
+                    }
+                }
+            }
+        }
+        if let Ok(mut e) = self.errors.lock() {
+            // Keep a layout-load error until the layouts load again.
+            e.retain(|x| x.line == 0 && x.message.contains("load"));
+            e.extend(errors);
+        }
+    }
+
+    /// Reloads the layouts (after a designer saved one).
+    fn reload(&self) {
+        let Some(dir) = &self.layouts else { return };
+        match Renderer::new(Some(dir)) {
+            Ok(mut r) => {
+                if let (Ok(mut cur), Ok(mut out)) = (self.renderer.lock(), self.output.lock()) {
+                    r.stale_after_s = cur.stale_after_s;
+                    *cur = r;
+                    out.invalidate();
+                }
+                if let Ok(mut e) = self.errors.lock() {
+                    e.clear();
+                }
+                tracing::info!("layouts reloaded");
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "layout error; keeping the last good layouts");
+                if let Ok(mut errs) = self.errors.lock() {
+                    errs.clear();
+                    errs.push(LayoutError {
+                        message: format!("{} (load)", e.message),
+                        ..e
+                    });
+                }
+            }
+        }
+        self.poke();
+    }
+}
+
+/// The render loop: wakes on every change (and every half minute), reads
+/// the surfaces from the engine thread, renders what changed.
+pub fn spawn(app: Arc<App>) {
+    let mut rx = app.displays.changed.subscribe();
+    tokio::spawn(async move {
+        loop {
+            let handle = app.engine.clone();
+            let list = tokio::task::spawn_blocking(move || {
+                handle.read(|e| {
+                    surfaces(
+                        e.config(),
+                        e.state(),
+                        super::api::wall_now().max(e.state().meta.last_at),
+                    )
+                })
+            })
+            .await;
+            match list {
+                Ok(Ok(list)) => {
+                    let d = app.clone();
+                    let _ = tokio::task::spawn_blocking(move || d.displays.render(&list)).await;
+                }
+                _ => break, // the engine stopped
+            }
+            tokio::select! {
+                r = rx.changed() => if r.is_err() { break },
+                () = tokio::time::sleep(REFRESH) => {}
+            }
+        }
+    });
+}
+
+/// Watches the layouts folder for designers; returns the watcher, which
+/// must be kept alive.
+pub fn watch_layouts(app: &Arc<App>) -> Option<notify::RecommendedWatcher> {
+    use notify::{RecursiveMode, Watcher};
+    let dir = app.displays.layouts.clone()?;
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let mut watcher = notify::recommended_watcher(move |ev: notify::Result<notify::Event>| {
+        if let Ok(ev) = ev {
+            // Editors write temp files; only our layouts matter.
+            if ev
+                .paths
+                .iter()
+                .any(|p| p.extension().is_some_and(|x| x == "html"))
+            {
+                let _ = tx.send(());
+            }
+        }
+    })
+    .ok()?;
+    watcher.watch(&dir, RecursiveMode::NonRecursive).ok()?;
+    let app = app.clone();
+    tokio::spawn(async move {
+        while rx.recv().await.is_some() {
+            // Debounce: one reload for a burst of saves.
+            tokio::time::sleep(Duration::from_millis(150)).await;
+            while rx.try_recv().is_ok() {}
+            let d = app.clone();
+            let _ = tokio::task::spawn_blocking(move || d.displays.reload()).await;
+        }
+    });
+    Some(watcher)
+}
+
+fn public(topic: &str) -> bool {
+    topic == "status"
+}
+
+fn valid_topic(t: &str) -> bool {
+    !t.is_empty()
+        && t.len() <= 64
+        && !t.contains("..")
+        && t.bytes().all(|b| {
+            b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'/' || b == b'_' || b == b'-'
+        })
+}
+
+/// `GET /displays/{topic}.html|.json`: the rendered files, with ETags.
+pub async fn file(
+    State(app): State<Arc<App>>,
+    method: Method,
+    headers: HeaderMap,
+    UrlPath(path): UrlPath<String>,
+) -> Result<Response, ApiError> {
+    let (topic, kind) = if let Some(t) = path.strip_suffix(".json") {
+        (t, "application/json")
+    } else if let Some(t) = path.strip_suffix(".html") {
+        (t, "text/html; charset=utf-8")
+    } else {
+        return Err(ApiError::NotFound);
+    };
+    if !valid_topic(topic) {
+        return Err(ApiError::NotFound);
+    }
+    if !public(topic) {
+        app.auth.require(&method, &headers, VIEWERS)?;
+    }
+    let bytes = tokio::fs::read(app.displays.out_dir().join(&path))
+        .await
+        .map_err(|_| ApiError::NotFound)?;
+    let tag = format!(
+        "\"{}\"",
+        &Sha256::digest(&bytes)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()[..20]
+    );
+    let cache = [
+        (header::ETAG, tag.clone()),
+        (header::CACHE_CONTROL, "no-cache".to_string()),
+    ];
+    if headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        == Some(tag.as_str())
+    {
+        return Ok((StatusCode::NOT_MODIFIED, cache).into_response());
+    }
+    Ok((
+        [
+            (header::CONTENT_TYPE, kind.to_string()),
+            cache[0].clone(),
+            cache[1].clone(),
+        ],
+        bytes,
+    )
+        .into_response())
+}
+
+#[derive(Debug, Deserialize)]
+pub struct TopicQuery {
+    topic: String,
+}
+
+/// `GET /ws?topic=…`: the current payload at once, then every change, and
+/// a heartbeat so a display can tell a quiet office from a dead link. A
+/// display sends nothing: any data frame closes the connection.
+pub async fn ws(
+    State(app): State<Arc<App>>,
+    method: Method,
+    headers: HeaderMap,
+    Query(q): Query<TopicQuery>,
+    upgrade: WebSocketUpgrade,
+) -> Result<Response, ApiError> {
+    if !valid_topic(&q.topic) {
+        return Err(ApiError::NotFound);
+    }
+    if !public(&q.topic) {
+        app.auth.require(&method, &headers, VIEWERS)?;
+    }
+    Ok(upgrade.on_upgrade(move |socket| serve_socket(app, q.topic, socket)))
+}
+
+async fn serve_socket(app: Arc<App>, topic: String, mut socket: WebSocket) {
+    let mut sub = app.displays.hub.subscribe(&topic);
+    if let Some(p) = sub.current.take() {
+        if socket
+            .send(Message::text(p.body.to_string()))
+            .await
+            .is_err()
+        {
+            return;
+        }
+    }
+    let mut beat = tokio::time::interval(HEARTBEAT);
+    loop {
+        tokio::select! {
+            update = sub.updates.recv() => {
+                let payload = match update {
+                    Ok(p) => p,
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => match app.displays.hub.latest(&topic) {
+                        Some(p) => p,
+                        None => continue,
+                    },
+                    Err(_) => break,
+                };
+                if socket.send(Message::text(payload.body.to_string())).await.is_err() {
+                    break;
+                }
+            }
+            _ = beat.tick() => {
+                let msg = format!("{{\"heartbeat\":{}}}", super::api::wall_now().0);
+                if socket.send(Message::text(msg)).await.is_err() {
+                    break;
+                }
+            }
+            incoming = socket.recv() => match incoming {
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+                _ => break,
+            },
+        }
+    }
+}
+
+/// `GET /preview`: every surface, with layout errors (staff only).
+pub async fn preview(
+    State(app): State<Arc<App>>,
+    method: Method,
+    headers: HeaderMap,
+) -> Result<Html<String>, ApiError> {
+    app.auth
+        .require(&method, &headers, &[Role::Staff, Role::Admin])?;
+    let handle = app.engine.clone();
+    let topics: Vec<(String, String)> = tokio::task::spawn_blocking(move || {
+        handle.read(|e| {
+            surfaces(e.config(), e.state(), e.state().meta.last_at)
+                .into_iter()
+                .map(|s| (s.topic, s.title))
+                .collect()
+        })
+    })
+    .await
+    .map_err(|e| ApiError::Internal(e.to_string()))?
+    .map_err(ApiError::from)?;
+    let errors: Vec<String> = app
+        .displays
+        .errors
+        .lock()
+        .map(|e| e.iter().map(ToString::to_string).collect())
+        .unwrap_or_default();
+    let s = app.status().await?;
+    app.pages.render(
+        "preview.html",
+        minijinja::context! { office => s.office.ja, topics, errors, live => app.displays.layouts.is_some() },
+    )
+}

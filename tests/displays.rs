@@ -1,0 +1,146 @@
+//! Displays in real Chromium: a guidance display shows a call made through
+//! the API and announces it; it shows that it lost the connection when the
+//! server stops, and recovers when it comes back. Every surface passes
+//! axe-core.
+
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use crate::server::{cmd, Server};
+use crate::webdriver::{Driver, Session};
+
+fn save(name: &str, png: &[u8]) {
+    assert!(png.starts_with(b"\x89PNG"));
+    if std::env::var_os("MADOGUCHI_SCREENSHOTS").is_some() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/screenshots");
+        std::fs::write(format!("{dir}/{name}"), png).expect("write screenshot");
+    }
+}
+
+fn wait_for(b: &Session<'_>, script: &str, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while b.eval(script, json!([])) != true {
+        assert!(Instant::now() < deadline, "never: {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn today() -> String {
+    chrono::Utc::now()
+        .with_timezone(&chrono::FixedOffset::east_opt(9 * 3600).expect("jst"))
+        .date_naive()
+        .to_string()
+}
+
+#[test]
+fn a_guidance_display_follows_calls_and_shows_a_lost_connection() {
+    let mut s = Server::start_args(None, &["--listen", "127.0.0.1:0", "--stale-after", "4"]);
+    let (c, csrf) = s.admin();
+    cmd(
+        &c,
+        &s,
+        &csrf,
+        json!({"command": "open_day", "date": today()}),
+    );
+    cmd(
+        &c,
+        &s,
+        &csrf,
+        json!({"command": "open_counter", "counter": 10}),
+    );
+    cmd(
+        &c,
+        &s,
+        &csrf,
+        json!({"command": "open_counter", "counter": 11}),
+    );
+    let driver = Driver::start();
+    let d = driver.session();
+    d.goto(&s.display_enrol);
+    d.goto(&s.url("/displays/guidance/idou.html"));
+    d.wait_text("#surface", "住民異動の受付");
+    let v = d.axe();
+    assert!(v.is_empty(), "guidance display: {v:#?}");
+    // A call through the API appears and is announced.
+    cmd(
+        &c,
+        &s,
+        &csrf,
+        json!({"command": "issue_ticket", "category": "idou"}),
+    );
+    cmd(
+        &c,
+        &s,
+        &csrf,
+        json!({"command": "issue_ticket", "category": "idou"}),
+    );
+    cmd(
+        &c,
+        &s,
+        &csrf,
+        json!({"command": "call_next", "counter": 10}),
+    );
+    d.wait_text(".calls", "1001");
+    d.wait_text(
+        "#announce",
+        "受付番号 1001 番の方、10 番窓口へお越しください",
+    );
+    cmd(
+        &c,
+        &s,
+        &csrf,
+        json!({"command": "call_next", "counter": 11}),
+    );
+    d.wait_text(".calls", "1002");
+    save("display-guidance.png", &d.screenshot());
+    // The other surfaces, for accessibility and screenshots.
+    for (topic, shot, want) in [
+        ("counter/10", "display-counter.png", "1001"),
+        ("board", "display-board.png", "住民記録係"),
+        ("status", "display-status.png", "住民異動の受付"),
+    ] {
+        let o = driver.session();
+        o.goto(&s.display_enrol.replace("/enrol/", "/enrol/"));
+        o.goto(&s.url(&format!("/displays/{topic}.html")));
+        if topic != "status" {
+            // Enrolment links work once: this session signs in as staff.
+            o.goto(&s.url("/login"));
+            o.type_into("#username", "admin");
+            o.type_into("#password", &s.admin_password);
+            o.click("button[type=submit]");
+            std::thread::sleep(Duration::from_millis(800));
+            o.goto(&s.url(&format!("/displays/{topic}.html")));
+        }
+        o.wait_text("#surface", want);
+        let v = o.axe();
+        assert!(v.is_empty(), "{topic}: {v:#?}");
+        save(shot, &o.screenshot());
+    }
+    // Stop the server: the display says it is not up to date.
+    s.stop();
+    wait_for(&d, "return document.body.classList.contains('stale') && !document.getElementById('stale').hidden", "stale indicator");
+    assert!(d.text("#stale").contains("接続が切れています"));
+    // Back again: it reconnects and catches up.
+    s.restart();
+    wait_for(
+        &d,
+        "return !document.body.classList.contains('stale')",
+        "recovery",
+    );
+    let (c, csrf) = s.admin();
+    cmd(&c, &s, &csrf, json!({"command": "complete", "counter": 10}));
+    cmd(
+        &c,
+        &s,
+        &csrf,
+        json!({"command": "issue_ticket", "category": "idou"}),
+    );
+    cmd(
+        &c,
+        &s,
+        &csrf,
+        json!({"command": "call_next", "counter": 10}),
+    );
+    d.wait_text(".calls", "1003");
+}
