@@ -1,0 +1,72 @@
+//! Golden tests: every surface rendered from one fixed office state. A
+//! change to a layout shows up here as a reviewed snapshot diff.
+
+use madoguchi_core::config::Config;
+use madoguchi_core::model::{Command, Millis};
+use madoguchi_core::state::State;
+use madoguchi_renderer::render::Renderer;
+use madoguchi_renderer::surfaces::surfaces;
+
+const T0: i64 = 1_795_650_000_000; // 2026-11-26 (Thu) 05:40 JST
+
+fn fixed_office() -> (Config, State) {
+    let cfg = Config::embedded_default();
+    let mut st = State::new(&cfg);
+    let mut run = |min: i64, c: Command| {
+        let at = Millis(T0 + min * 60_000);
+        let events = st.decide(&cfg, at, &c).expect("accepted");
+        for e in &events {
+            st.apply(&cfg, at, e).expect("applies");
+        }
+    };
+    use Command::*;
+    run(0, OpenDay { date: "2026-11-26".parse().expect("date") });
+    for counter in [1, 4, 10, 11, 24] {
+        run(1, OpenCounter { counter, staff: None });
+    }
+    for (m, cat) in [(2, "idou"), (3, "koseki"), (4, "idou"), (5, "idou"), (6, "koseki")] {
+        run(m, IssueTicket { category: cat.into(), kiosk: None, request_id: None });
+    }
+    run(10, CallNext { counter: 10 });
+    run(11, CallNext { counter: 1 });
+    run(12, StartService { counter: 10 });
+    run(20, Transfer { number: 1001, to: "koufu".into(), tags: vec![], note: None });
+    run(21, CallNext { counter: 24 });
+    run(22, CallNext { counter: 10 });
+    (cfg, st)
+}
+
+#[test]
+fn every_surface_renders_as_reviewed() {
+    let (cfg, st) = fixed_office();
+    let r = Renderer::new(None).expect("layouts");
+    let all = surfaces(&cfg, &st, Millis(T0 + 30 * 60_000));
+    let wanted = ["counter/10", "counter/2", "guidance/idou", "guidance/koufu", "board", "status"];
+    for topic in wanted {
+        let s = all.iter().find(|s| s.topic == topic).expect("surface");
+        let out = r.render(s).expect("renders");
+        let name = topic.replace('/', "_");
+        insta::assert_snapshot!(format!("{name}_fragment"), out.fragment);
+        insta::assert_snapshot!(format!("{name}_json"), out.json);
+    }
+    // Every surface of the office renders, and the page wraps the fragment.
+    assert_eq!(all.len(), cfg.counters.len() + cfg.queues.len() + 2);
+    for s in &all {
+        let out = r.render(s).expect("renders");
+        assert!(out.page.contains(&out.fragment), "{}", s.topic);
+        assert!(out.page.contains(&format!("data-topic=\"{}\"", s.topic.replace('/', "&#x2f;"))));
+    }
+}
+
+#[test]
+fn a_broken_layout_is_reported_with_file_and_line() {
+    let dir = tempfile::tempdir().expect("tmp");
+    for (name, text) in madoguchi_renderer::render::EMBEDDED {
+        std::fs::write(dir.path().join(name), text).expect("copy");
+    }
+    std::fs::write(dir.path().join("display_guidance.html"), "<p>\n{% if %}\n</p>").expect("break");
+    let err = Renderer::new(Some(dir.path())).expect_err("broken");
+    assert_eq!(err.file, "display_guidance.html");
+    assert_eq!(err.line, 2);
+    assert!(!err.message.is_empty());
+}
