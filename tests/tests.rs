@@ -7,6 +7,7 @@ mod cli;
 mod crash;
 mod displays;
 mod printer;
+mod push;
 mod server;
 mod stats;
 mod util;

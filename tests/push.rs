@@ -1,0 +1,144 @@
+//! Push to displays over WebSocket: one subscriber per surface of the
+//! default office and a few more (40 in all) on the real server; a call
+//! through the HTTP API reaches every subscriber of the surfaces it changes
+//! and no other; after a restart they reconnect and catch up.
+
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use serde_json::{json, Value};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::server::{cmd, Server};
+
+type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+fn device_cookie(s: &Server) -> String {
+    let r = Server::client().get(&s.display_enrol).send().expect("enrol");
+    let c = r.headers()["set-cookie"].to_str().expect("cookie").to_string();
+    c.split(';').next().expect("pair").to_string()
+}
+
+async fn connect(base: &str, topic: &str, cookie: &str) -> Option<Ws> {
+    let url = format!("{}/ws?topic={topic}", base.replace("http://", "ws://"));
+    let mut req = url.into_client_request().ok()?;
+    req.headers_mut().insert("Cookie", cookie.parse().ok()?);
+    tokio_tungstenite::connect_async(req).await.ok().map(|(ws, _)| ws)
+}
+
+/// The next data message (heartbeats skipped), within `wait`.
+async fn next_data(ws: &mut Ws, wait: Duration) -> Option<Value> {
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        let msg = tokio::time::timeout_at(deadline, ws.next()).await.ok()??.ok()?;
+        if let Message::Text(t) = msg {
+            let v: Value = serde_json::from_str(&t).ok()?;
+            if v.get("heartbeat").is_none() {
+                return Some(v);
+            }
+        }
+    }
+}
+
+fn today() -> String {
+    chrono::Utc::now()
+        .with_timezone(&chrono::FixedOffset::east_opt(9 * 3600).expect("jst"))
+        .date_naive()
+        .to_string()
+}
+
+#[test]
+fn a_call_reaches_every_subscriber_of_the_surfaces_it_changes() {
+    let mut s = Server::start();
+    let (c, csrf) = s.admin();
+    cmd(&c, &s, &csrf, json!({"command": "open_day", "date": today()}));
+    cmd(&c, &s, &csrf, json!({"command": "open_counter", "counter": 10}));
+    cmd(&c, &s, &csrf, json!({"command": "issue_ticket", "category": "idou"}));
+    let cookie = device_cookie(&s);
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    let mut topics: Vec<String> = (1..=25).map(|n| format!("counter/{n}")).collect();
+    for q in ["koseki", "idou", "koufu"] {
+        for _ in 0..3 {
+            topics.push(format!("guidance/{q}"));
+        }
+    }
+    topics.extend(["board", "board", "status", "status", "status", "status"].map(String::from));
+    assert_eq!(topics.len(), 40);
+    let base = s.base.clone();
+    let mut subs: Vec<(String, Ws)> = rt.block_on(async {
+        let mut v = Vec::new();
+        for t in &topics {
+            let mut ws = connect(&base, t, &cookie).await.expect("connect");
+            // The current state comes at once.
+            let first = next_data(&mut ws, Duration::from_secs(5)).await.expect("current payload");
+            assert_eq!(first["topic"], t.as_str());
+            v.push((t.clone(), ws));
+        }
+        v
+    });
+    let started = Instant::now();
+    cmd(&c, &s, &csrf, json!({"command": "call_next", "counter": 10}));
+    let affected = |t: &str| matches!(t, "counter/10" | "guidance/idou" | "board" | "status");
+    rt.block_on(async {
+        for (t, ws) in subs.iter_mut() {
+            let wait = if affected(t) { Duration::from_secs(5) } else { Duration::from_millis(300) };
+            let got = next_data(ws, wait).await;
+            if affected(t) {
+                let got = got.unwrap_or_else(|| panic!("{t} got no update"));
+                if t != "board" {
+                    assert!(got["html"].as_str().is_some_and(|h| h.contains("1001")), "{t}: {got}");
+                }
+            } else {
+                assert!(got.is_none(), "{t} changed although the call did not touch it: {got:?}");
+            }
+        }
+    });
+    eprintln!("40 subscribers checked {:?} after the call", started.elapsed());
+    // Restart: every subscriber reconnects and gets the current state.
+    s.restart();
+    drop(subs);
+    rt.block_on(async {
+        for t in &topics {
+            let deadline = Instant::now() + Duration::from_secs(15);
+            let mut ws = loop {
+                if let Some(ws) = connect(&base, t, &cookie).await {
+                    break ws;
+                }
+                assert!(Instant::now() < deadline, "{t} could not reconnect");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            };
+            let first = next_data(&mut ws, Duration::from_secs(5)).await.expect("caught up");
+            if t == "counter/10" || t == "guidance/idou" {
+                assert!(first["html"].as_str().is_some_and(|h| h.contains("1001")), "{t} caught up: {first}");
+            }
+        }
+    });
+}
+
+#[test]
+fn a_display_may_not_send_and_strangers_may_not_listen() {
+    let s = Server::start();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    rt.block_on(async {
+        // No device cookie: refused (the public status page excepted).
+        assert!(connect(&s.base, "guidance/idou", "x=y").await.is_none());
+        assert!(connect(&s.base, "status", "x=y").await.is_some());
+        // A data frame from a display closes the connection.
+        let mut ws = connect(&s.base, "status", "x=y").await.expect("status");
+        let _ = next_data(&mut ws, Duration::from_secs(5)).await;
+        use futures_util::SinkExt;
+        ws.send(Message::text("hello")).await.expect("send");
+        let closed = tokio::time::timeout(Duration::from_secs(5), async {
+            loop {
+                match ws.next().await {
+                    None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return true,
+                    Some(Ok(_)) => {}
+                }
+            }
+        })
+        .await
+        .unwrap_or(false);
+        assert!(closed, "the server closed the connection");
+    });
+}
