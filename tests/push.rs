@@ -12,11 +12,18 @@ use tokio_tungstenite::tungstenite::Message;
 
 use crate::server::{cmd, Server};
 
-type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 fn device_cookie(s: &Server) -> String {
-    let r = Server::client().get(&s.display_enrol).send().expect("enrol");
-    let c = r.headers()["set-cookie"].to_str().expect("cookie").to_string();
+    let r = Server::client()
+        .get(&s.display_enrol)
+        .send()
+        .expect("enrol");
+    let c = r.headers()["set-cookie"]
+        .to_str()
+        .expect("cookie")
+        .to_string();
     c.split(';').next().expect("pair").to_string()
 }
 
@@ -24,14 +31,20 @@ async fn connect(base: &str, topic: &str, cookie: &str) -> Option<Ws> {
     let url = format!("{}/ws?topic={topic}", base.replace("http://", "ws://"));
     let mut req = url.into_client_request().ok()?;
     req.headers_mut().insert("Cookie", cookie.parse().ok()?);
-    tokio_tungstenite::connect_async(req).await.ok().map(|(ws, _)| ws)
+    tokio_tungstenite::connect_async(req)
+        .await
+        .ok()
+        .map(|(ws, _)| ws)
 }
 
 /// The next data message (heartbeats skipped), within `wait`.
 async fn next_data(ws: &mut Ws, wait: Duration) -> Option<Value> {
     let deadline = tokio::time::Instant::now() + wait;
     loop {
-        let msg = tokio::time::timeout_at(deadline, ws.next()).await.ok()??.ok()?;
+        let msg = tokio::time::timeout_at(deadline, ws.next())
+            .await
+            .ok()??
+            .ok()?;
         if let Message::Text(t) = msg {
             let v: Value = serde_json::from_str(&t).ok()?;
             if v.get("heartbeat").is_none() {
@@ -52,11 +65,29 @@ fn today() -> String {
 fn a_call_reaches_every_subscriber_of_the_surfaces_it_changes() {
     let mut s = Server::start();
     let (c, csrf) = s.admin();
-    cmd(&c, &s, &csrf, json!({"command": "open_day", "date": today()}));
-    cmd(&c, &s, &csrf, json!({"command": "open_counter", "counter": 10}));
-    cmd(&c, &s, &csrf, json!({"command": "issue_ticket", "category": "idou"}));
+    cmd(
+        &c,
+        &s,
+        &csrf,
+        json!({"command": "open_day", "date": today()}),
+    );
+    cmd(
+        &c,
+        &s,
+        &csrf,
+        json!({"command": "open_counter", "counter": 10}),
+    );
+    cmd(
+        &c,
+        &s,
+        &csrf,
+        json!({"command": "issue_ticket", "category": "idou"}),
+    );
     let cookie = device_cookie(&s);
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
     let mut topics: Vec<String> = (1..=25).map(|n| format!("counter/{n}")).collect();
     for q in ["koseki", "idou", "koufu"] {
         for _ in 0..3 {
@@ -71,30 +102,50 @@ fn a_call_reaches_every_subscriber_of_the_surfaces_it_changes() {
         for t in &topics {
             let mut ws = connect(&base, t, &cookie).await.expect("connect");
             // The current state comes at once.
-            let first = next_data(&mut ws, Duration::from_secs(5)).await.expect("current payload");
+            let first = next_data(&mut ws, Duration::from_secs(5))
+                .await
+                .expect("current payload");
             assert_eq!(first["topic"], t.as_str());
             v.push((t.clone(), ws));
         }
         v
     });
     let started = Instant::now();
-    cmd(&c, &s, &csrf, json!({"command": "call_next", "counter": 10}));
+    cmd(
+        &c,
+        &s,
+        &csrf,
+        json!({"command": "call_next", "counter": 10}),
+    );
     let affected = |t: &str| matches!(t, "counter/10" | "guidance/idou" | "board" | "status");
     rt.block_on(async {
         for (t, ws) in subs.iter_mut() {
-            let wait = if affected(t) { Duration::from_secs(5) } else { Duration::from_millis(300) };
+            let wait = if affected(t) {
+                Duration::from_secs(5)
+            } else {
+                Duration::from_millis(300)
+            };
             let got = next_data(ws, wait).await;
             if affected(t) {
                 let got = got.unwrap_or_else(|| panic!("{t} got no update"));
                 if t != "board" {
-                    assert!(got["html"].as_str().is_some_and(|h| h.contains("1001")), "{t}: {got}");
+                    assert!(
+                        got["html"].as_str().is_some_and(|h| h.contains("1001")),
+                        "{t}: {got}"
+                    );
                 }
             } else {
-                assert!(got.is_none(), "{t} changed although the call did not touch it: {got:?}");
+                assert!(
+                    got.is_none(),
+                    "{t} changed although the call did not touch it: {got:?}"
+                );
             }
         }
     });
-    eprintln!("40 subscribers checked {:?} after the call", started.elapsed());
+    eprintln!(
+        "40 subscribers checked {:?} after the call",
+        started.elapsed()
+    );
     // Restart: every subscriber reconnects and gets the current state.
     s.restart();
     drop(subs);
@@ -108,9 +159,14 @@ fn a_call_reaches_every_subscriber_of_the_surfaces_it_changes() {
                 assert!(Instant::now() < deadline, "{t} could not reconnect");
                 tokio::time::sleep(Duration::from_millis(200)).await;
             };
-            let first = next_data(&mut ws, Duration::from_secs(5)).await.expect("caught up");
+            let first = next_data(&mut ws, Duration::from_secs(5))
+                .await
+                .expect("caught up");
             if t == "counter/10" || t == "guidance/idou" {
-                assert!(first["html"].as_str().is_some_and(|h| h.contains("1001")), "{t} caught up: {first}");
+                assert!(
+                    first["html"].as_str().is_some_and(|h| h.contains("1001")),
+                    "{t} caught up: {first}"
+                );
             }
         }
     });
@@ -119,7 +175,10 @@ fn a_call_reaches_every_subscriber_of_the_surfaces_it_changes() {
 #[test]
 fn a_display_may_not_send_and_strangers_may_not_listen() {
     let s = Server::start();
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
     rt.block_on(async {
         // No device cookie: refused (the public status page excepted).
         assert!(connect(&s.base, "guidance/idou", "x=y").await.is_none());

@@ -20,17 +20,49 @@ fn fixed_office() -> (Config, State) {
         }
     };
     use Command::*;
-    run(0, OpenDay { date: "2026-11-26".parse().expect("date") });
+    run(
+        0,
+        OpenDay {
+            date: "2026-11-26".parse().expect("date"),
+        },
+    );
     for counter in [1, 4, 10, 11, 24] {
-        run(1, OpenCounter { counter, staff: None });
+        run(
+            1,
+            OpenCounter {
+                counter,
+                staff: None,
+            },
+        );
     }
-    for (m, cat) in [(2, "idou"), (3, "koseki"), (4, "idou"), (5, "idou"), (6, "koseki")] {
-        run(m, IssueTicket { category: cat.into(), kiosk: None, request_id: None });
+    for (m, cat) in [
+        (2, "idou"),
+        (3, "koseki"),
+        (4, "idou"),
+        (5, "idou"),
+        (6, "koseki"),
+    ] {
+        run(
+            m,
+            IssueTicket {
+                category: cat.into(),
+                kiosk: None,
+                request_id: None,
+            },
+        );
     }
     run(10, CallNext { counter: 10 });
     run(11, CallNext { counter: 1 });
     run(12, StartService { counter: 10 });
-    run(20, Transfer { number: 1001, to: "koufu".into(), tags: vec![], note: None });
+    run(
+        20,
+        Transfer {
+            number: 1001,
+            to: "koufu".into(),
+            tags: vec![],
+            note: None,
+        },
+    );
     run(21, CallNext { counter: 24 });
     run(22, CallNext { counter: 10 });
     (cfg, st)
@@ -41,7 +73,14 @@ fn every_surface_renders_as_reviewed() {
     let (cfg, st) = fixed_office();
     let r = Renderer::new(None).expect("layouts");
     let all = surfaces(&cfg, &st, Millis(T0 + 30 * 60_000));
-    let wanted = ["counter/10", "counter/2", "guidance/idou", "guidance/koufu", "board", "status"];
+    let wanted = [
+        "counter/10",
+        "counter/2",
+        "guidance/idou",
+        "guidance/koufu",
+        "board",
+        "status",
+    ];
     for topic in wanted {
         let s = all.iter().find(|s| s.topic == topic).expect("surface");
         let out = r.render(s).expect("renders");
@@ -54,7 +93,10 @@ fn every_surface_renders_as_reviewed() {
     for s in &all {
         let out = r.render(s).expect("renders");
         assert!(out.page.contains(&out.fragment), "{}", s.topic);
-        assert!(out.page.contains(&format!("data-topic=\"{}\"", s.topic.replace('/', "&#x2f;"))));
+        assert!(out.page.contains(&format!(
+            "data-topic=\"{}\"",
+            s.topic.replace('/', "&#x2f;")
+        )));
     }
 }
 
@@ -64,7 +106,11 @@ fn a_broken_layout_is_reported_with_file_and_line() {
     for (name, text) in madoguchi_renderer::render::EMBEDDED {
         std::fs::write(dir.path().join(name), text).expect("copy");
     }
-    std::fs::write(dir.path().join("display_guidance.html"), "<p>\n{% if %}\n</p>").expect("break");
+    std::fs::write(
+        dir.path().join("display_guidance.html"),
+        "<p>\n{% if %}\n</p>",
+    )
+    .expect("break");
     let err = Renderer::new(Some(dir.path())).expect_err("broken");
     assert_eq!(err.file, "display_guidance.html");
     assert_eq!(err.line, 2);
