@@ -201,3 +201,72 @@ fn a_display_may_not_send_and_strangers_may_not_listen() {
         assert!(closed, "the server closed the connection");
     });
 }
+
+#[test]
+fn a_saved_layout_reaches_the_screens_and_a_broken_one_never_does() {
+    let layouts = tempfile::tempdir().expect("layouts");
+    let repo = concat!(env!("CARGO_MANIFEST_DIR"), "/layouts");
+    for entry in std::fs::read_dir(repo).expect("layouts") {
+        let p = entry.expect("entry").path();
+        let name = p.file_name().expect("name").to_string_lossy().to_string();
+        if name.starts_with("display_") {
+            std::fs::copy(&p, layouts.path().join(&name)).expect("copy");
+        }
+    }
+    let dir = layouts.path().display().to_string();
+    let s = Server::start_args(None, &["--listen", "127.0.0.1:0", "--layouts", &dir]);
+    let (c, csrf) = s.admin();
+    let cookie = device_cookie(&s);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let board = layouts.path().join("display_board.html");
+    let original = std::fs::read_to_string(&board).expect("board");
+    rt.block_on(async {
+        let mut ws = connect(&s.base, "board", &cookie).await.expect("connect");
+        next_data(&mut ws, Duration::from_secs(5))
+            .await
+            .expect("current");
+        // A designer saves a change: every board shows it within a second.
+        let saved = Instant::now();
+        std::fs::write(&board, original.replace("待ち人数", "お待ちの人数")).expect("save");
+        let got = next_data(&mut ws, Duration::from_secs(5))
+            .await
+            .expect("re-rendered");
+        assert!(
+            got["html"]
+                .as_str()
+                .is_some_and(|h| h.contains("お待ちの人数")),
+            "{got}"
+        );
+        let took = saved.elapsed();
+        assert!(
+            took < Duration::from_secs(2),
+            "reached the screen after {took:?}"
+        );
+        // A broken layout: the screens keep the last good output...
+        std::fs::write(&board, "{% for %}\n").expect("break");
+        assert!(
+            next_data(&mut ws, Duration::from_millis(1500))
+                .await
+                .is_none(),
+            "nothing broken is pushed"
+        );
+    });
+    let on_disk =
+        std::fs::read_to_string(s.data_dir().join("data/displays/board.html")).expect("board file");
+    assert!(
+        on_disk.contains("お待ちの人数"),
+        "the last good output stays"
+    );
+    // ...and the preview page names the file and line.
+    let preview = c
+        .get(s.url("/preview"))
+        .send()
+        .expect("preview")
+        .text()
+        .expect("html");
+    assert!(preview.contains("display_board.html:1"), "{preview}");
+    let _ = csrf;
+}

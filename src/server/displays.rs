@@ -35,7 +35,10 @@ pub struct Displays {
     pub hub: Hub,
     renderer: Mutex<Renderer>,
     output: Mutex<Output>,
+    /// Errors of the last render, per surface.
     errors: Mutex<Vec<LayoutError>>,
+    /// Why the edited layouts could not be loaded (the last good ones stay).
+    load_error: Mutex<Option<LayoutError>>,
     changed: watch::Sender<u64>,
     layouts: Option<PathBuf>,
 }
@@ -54,6 +57,7 @@ impl Displays {
             renderer: Mutex::new(renderer),
             output: Mutex::new(Output::new(&data.join("displays"))),
             errors: Mutex::new(Vec::new()),
+            load_error: Mutex::new(None),
             changed: watch::channel(0).0,
             layouts,
         })
@@ -94,9 +98,7 @@ impl Displays {
             }
         }
         if let Ok(mut e) = self.errors.lock() {
-            // Keep a layout-load error until the layouts load again.
-            e.retain(|x| x.line == 0 && x.message.contains("load"));
-            e.extend(errors);
+            *e = errors;
         }
     }
 
@@ -110,19 +112,15 @@ impl Displays {
                     *cur = r;
                     out.invalidate();
                 }
-                if let Ok(mut e) = self.errors.lock() {
-                    e.clear();
+                if let Ok(mut e) = self.load_error.lock() {
+                    *e = None;
                 }
                 tracing::info!("layouts reloaded");
             }
             Err(e) => {
                 tracing::warn!(error = %e, "layout error; keeping the last good layouts");
-                if let Ok(mut errs) = self.errors.lock() {
-                    errs.clear();
-                    errs.push(LayoutError {
-                        message: format!("{} (load)", e.message),
-                        ..e
-                    });
+                if let Ok(mut slot) = self.load_error.lock() {
+                    *slot = Some(e);
                 }
             }
         }
@@ -345,12 +343,15 @@ pub async fn preview(
     .await
     .map_err(|e| ApiError::Internal(e.to_string()))?
     .map_err(ApiError::from)?;
-    let errors: Vec<String> = app
+    let mut errors: Vec<String> = app
         .displays
-        .errors
+        .load_error
         .lock()
         .map(|e| e.iter().map(ToString::to_string).collect())
         .unwrap_or_default();
+    if let Ok(e) = app.displays.errors.lock() {
+        errors.extend(e.iter().map(ToString::to_string));
+    }
     let s = app.status().await?;
     app.pages.render(
         "preview.html",
