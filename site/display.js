@@ -86,6 +86,53 @@
     known = new Set(ids);
   }
 
+  // ---- the mobile ticket page (R2) --------------------------------------
+  // The visitor's number is in the URL fragment (#2026-11-26/1001): it
+  // never leaves the phone. Their place comes from the public lists.
+  let lang = (navigator.language || "ja").slice(0, 2);
+  if (!["ja", "en", "zh", "ko"].includes(lang)) lang = "ja";
+  const words = {
+    ja: { people: (n) => `${n} 人`, min: (n) => `約 ${n} 分`, num: (n) => `${n} 番`, passed: "お呼びした番号を過ぎています。職員に声をおかけください。", called: (c) => `お呼びしています。${c} 番窓口へお越しください。`, waiting: "お待ちください。順番が近づいたらこの画面でお知らせします。", unknown: "番号札の QR コードからこのページを開いてください。", closed: "本日の受付は終了しました。" },
+    en: { people: (n) => `${n}`, min: (n) => `about ${n} min`, num: (n) => `No. ${n}`, passed: "Your number has passed. Please speak to a member of staff.", called: (c) => `You are being called: please go to counter ${c}.`, waiting: "Please wait; this page follows the queue.", unknown: "Open this page from the QR code on your ticket.", closed: "Reception has closed for today." },
+    zh: { people: (n) => `${n} 人`, min: (n) => `约 ${n} 分钟`, num: (n) => `${n} 号`, passed: "您的号码已过。请咨询工作人员。", called: (c) => `正在叫您的号码，请到 ${c} 号窗口。`, waiting: "请稍候。", unknown: "请通过号码票上的二维码打开此页面。", closed: "今天的受理已结束。" },
+    ko: { people: (n) => `${n}명`, min: (n) => `약 ${n}분`, num: (n) => `${n}번`, passed: "번호가 지났습니다. 직원에게 문의해 주세요.", called: (c) => `호출 중입니다. ${c}번 창구로 와 주세요.`, waiting: "잠시 기다려 주세요.", unknown: "번호표의 QR 코드로 이 페이지를 열어 주세요.", closed: "오늘 접수는 종료되었습니다." },
+  };
+
+  function ticketView(data) {
+    const page = surface.querySelector(".ticket-page");
+    if (!page || !data) return;
+    document.documentElement.lang = lang;
+    page.querySelectorAll(".t[data-lang]").forEach((el) => { el.hidden = el.dataset.lang !== lang; });
+    const w = words[lang];
+    const set = (id, text) => { const el = document.getElementById(id); if (el) el.textContent = text; };
+    const m = /^#?(\d{4}-\d{2}-\d{2})\/(\d{1,6})$/.exec(decodeURIComponent(location.hash));
+    if (!m) { set("mine-state", w.unknown); return; }
+    const number = Number(m[2]);
+    set("mine", w.num(number));
+    const q = data.queues.find((x) => x.numbers && number >= x.numbers[0] && number <= x.numbers[1]);
+    const inQueue = data.queues.find((x) => x.waiting.some((e) => e[0] === number) || x.serving.some((e) => e[0] === number)) || q;
+    if (!inQueue) { set("mine-state", w.unknown); return; }
+    set("mine-queue", inQueue.name[lang] || inQueue.name.ja);
+    set("mine-serving", inQueue.serving.length ? inQueue.serving.map((e) => e[0]).join("、") : "—");
+    const atCounter = inQueue.serving.find((e) => e[0] === number);
+    const pos = inQueue.waiting.findIndex((e) => e[0] === number);
+    if (m[1] !== data.date) { set("mine-state", w.closed); set("mine-ahead", "—"); set("mine-wait", "—"); return; }
+    if (atCounter) { set("mine-state", w.called(atCounter[1])); set("mine-ahead", w.people(0)); set("mine-wait", w.min(0)); return; }
+    if (pos >= 0) { set("mine-state", w.waiting); set("mine-ahead", w.people(pos)); set("mine-wait", w.min(inQueue.waiting[pos][1])); return; }
+    set("mine-ahead", "—");
+    set("mine-wait", "—");
+    set("mine-state", data.day_open ? w.passed : w.closed);
+  }
+
+  document.addEventListener("click", (ev) => {
+    const b = ev.target.closest("[data-set-lang]");
+    if (b) { lang = b.dataset.setLang; ticketView(lastData); }
+  });
+  window.addEventListener("hashchange", () => ticketView(lastData));
+  let lastData = null;
+  const initial = document.getElementById("ticket-data");
+  if (initial) { try { lastData = JSON.parse(initial.textContent); } catch (_) { lastData = null; } }
+
   // ---- data ------------------------------------------------------------
   function apply(msg) {
     if (typeof msg.html === "string") {
@@ -93,6 +140,7 @@
       startBoard();
       announceNew();
     }
+    if (msg.data) { lastData = msg.data; ticketView(lastData); }
     fresh();
   }
 
@@ -144,6 +192,7 @@
 
   startBoard();
   announceNew();
+  ticketView(lastData);
   connect();
   setInterval(poll, 5000);
 })();

@@ -94,6 +94,33 @@ fn a_guidance_display_follows_calls_and_shows_a_lost_connection() {
     );
     d.wait_text(".calls", "1002");
     save("display-guidance.png", &d.screenshot());
+    // The mobile ticket page from the QR code: the number stays in the
+    // fragment; the page finds its place in the public lists.
+    cmd(
+        &c,
+        &s,
+        &csrf,
+        json!({"command": "issue_ticket", "category": "idou"}),
+    );
+    let phone = driver.session();
+    phone.goto(&s.url(&format!("/m#{}/1003", today())));
+    // The page follows the phone's language; the visitor can switch.
+    phone.wait_text("#mine-state", "wait");
+    phone.click("button[data-set-lang=ja]");
+    phone.wait_text("#mine-state", "お待ちください");
+    assert_eq!(phone.text("#mine-ahead").trim(), "0 人");
+    let v = phone.axe();
+    assert!(v.is_empty(), "mobile ticket page: {v:#?}");
+    save("mobile-ticket.png", &phone.screenshot());
+    phone.goto(&s.url(&format!("/m#{}/1002", today())));
+    phone.click("button[data-set-lang=ja]");
+    phone.wait_text("#mine-state", "11 番窓口へお越しください");
+    phone.click("button[data-set-lang=en]");
+    phone.wait_text("#mine-state", "counter 11");
+    cmd(&c, &s, &csrf, json!({"command": "complete", "counter": 11}));
+    phone.wait_text("#mine-state", "Please speak to a member of staff");
+    phone.click("button[data-set-lang=ja]");
+    phone.wait_text("#mine-state", "職員に声をおかけください");
     // The other surfaces, for accessibility and screenshots.
     for (topic, shot, want) in [
         ("counter/10", "display-counter.png", "1001"),

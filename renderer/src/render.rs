@@ -40,6 +40,10 @@ pub const EMBEDDED: &[(&str, &str)] = &[
         "display_status.html",
         include_str!("../../layouts/display_status.html"),
     ),
+    (
+        "display_ticket.html",
+        include_str!("../../layouts/display_ticket.html"),
+    ),
 ];
 
 /// A layout that failed to load or render: shown on the preview page only.

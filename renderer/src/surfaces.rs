@@ -180,6 +180,38 @@ pub fn surfaces(config: &Config, state: &State, now: Millis) -> Vec<Surface> {
         .collect();
     let today = now.to_datetime(config.office.utc_offset).date_naive();
     let hours = config.calendar.opening(today).map(|o| o.hours.to_string());
+    // The mobile ticket page (R2): one public file for every ticket. The
+    // visitor's number stays in the URL fragment and never reaches a server;
+    // the page finds it in these lists (numbers only).
+    let ticket_queues: Vec<Value> = config
+        .queues
+        .iter()
+        .map(|q| {
+            let waiting: Vec<Value> = state
+                .waiting_with_estimates(config, &q.id, now)
+                .into_iter()
+                .map(|(n, s)| json!([n, s.div_ceil(60)]))
+                .collect();
+            json!({
+                "queue": q.id,
+                "name": q.name,
+                "shape": shape(config, &q.id),
+                "numbers": q.numbers.map(|r| [r.from, r.to]),
+                "serving": calls(state, &q.id).into_iter().map(|c| json!([c.number, c.counter])).collect::<Vec<_>>(),
+                "waiting": waiting,
+            })
+        })
+        .collect();
+    out.push(Surface {
+        topic: "ticket".into(),
+        layout: "display_ticket.html",
+        title: "番号札の状況".into(),
+        data: json!({
+            "date": state.meta.day.as_ref().map(|d| d.date),
+            "day_open": day_open,
+            "queues": ticket_queues,
+        }),
+    });
     out.push(Surface {
         topic: "status".into(),
         layout: "display_status.html",

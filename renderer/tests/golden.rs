@@ -89,7 +89,7 @@ fn every_surface_renders_as_reviewed() {
         insta::assert_snapshot!(format!("{name}_json"), out.json);
     }
     // Every surface of the office renders, and the page wraps the fragment.
-    assert_eq!(all.len(), cfg.counters.len() + cfg.queues.len() + 2);
+    assert_eq!(all.len(), cfg.counters.len() + cfg.queues.len() + 3);
     for s in &all {
         let out = r.render(s).expect("renders");
         assert!(out.page.contains(&out.fragment), "{}", s.topic);

@@ -193,8 +193,19 @@ pub fn watch_layouts(app: &Arc<App>) -> Option<notify::RecommendedWatcher> {
     Some(watcher)
 }
 
+/// Public surfaces: numbers and counts only (the status page and the
+/// mobile ticket page).
 fn public(topic: &str) -> bool {
-    topic == "status"
+    topic == "status" || topic == "ticket"
+}
+
+/// `GET /m`: the mobile ticket page the ticket's QR code opens (the number
+/// follows in the URL fragment, which no server sees).
+pub async fn mobile(State(app): State<Arc<App>>) -> Result<Response, ApiError> {
+    let bytes = tokio::fs::read(app.displays.out_dir().join("ticket.html"))
+        .await
+        .map_err(|_| ApiError::NotFound)?;
+    Ok(([(header::CONTENT_TYPE, "text/html; charset=utf-8")], bytes).into_response())
 }
 
 fn valid_topic(t: &str) -> bool {

@@ -117,6 +117,7 @@ fn router(app: Arc<App>) -> Router {
         .route("/statistics", get(statistics::page))
         .route("/displays/{*path}", get(displays::file))
         .route("/ws", get(displays::ws))
+        .route("/m", get(displays::mobile))
         .route("/preview", get(displays::preview))
         .route("/forecast", get(forecast::page))
         .route("/forecast.json", get(forecast::json))
