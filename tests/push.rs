@@ -268,5 +268,19 @@ fn a_saved_layout_reaches_the_screens_and_a_broken_one_never_does() {
         .text()
         .expect("html");
     assert!(preview.contains("display_board.html:1"), "{preview}");
+    assert!(
+        preview.contains("/preview/sample/"),
+        "every surface has a sample link"
+    );
+    let sample = c
+        .get(s.url("/preview/sample/guidance/idou"))
+        .send()
+        .expect("sample");
+    assert_eq!(sample.status(), reqwest::StatusCode::OK);
+    let html = sample.text().expect("html");
+    assert!(
+        html.contains("住民異動の受付") && html.contains("data-call="),
+        "sample data drawn: {html}"
+    );
     let _ = csrf;
 }

@@ -8,4 +8,5 @@
 
 pub mod export;
 pub mod render;
+pub mod sample;
 pub mod surfaces;

@@ -334,6 +334,49 @@ async fn serve_socket(app: Arc<App>, topic: String, mut socket: WebSocket) {
     }
 }
 
+/// `GET /preview/sample/{topic}`: a surface drawn from sample data, with
+/// the current layouts (staff only).
+pub async fn sample(
+    State(app): State<Arc<App>>,
+    method: Method,
+    headers: HeaderMap,
+    UrlPath(topic): UrlPath<String>,
+) -> Result<Response, ApiError> {
+    app.auth
+        .require(&method, &headers, &[Role::Staff, Role::Admin])?;
+    let handle = app.engine.clone();
+    let list = tokio::task::spawn_blocking(move || {
+        handle.read(|e| {
+            let (st, now) = madoguchi_renderer::sample::sample(e.config());
+            surfaces(e.config(), &st, now)
+        })
+    })
+    .await
+    .map_err(|e| ApiError::Internal(e.to_string()))?
+    .map_err(ApiError::from)?;
+    let s = list
+        .into_iter()
+        .find(|s| s.topic == topic)
+        .ok_or(ApiError::NotFound)?;
+    let rendered = app
+        .displays
+        .renderer
+        .lock()
+        .map_err(|_| ApiError::Internal("renderer lock".into()))?
+        .render(&s);
+    match rendered {
+        Ok(r) => Ok(Html(r.page).into_response()),
+        Err(e) => Ok((
+            StatusCode::OK,
+            Html(format!(
+                "<!doctype html><meta charset=\"utf-8\"><title>layout error</title><pre>{}</pre>",
+                minijinja::HtmlEscape(&e.to_string())
+            )),
+        )
+            .into_response()),
+    }
+}
+
 /// `GET /preview`: every surface, with layout errors (staff only).
 pub async fn preview(
     State(app): State<Arc<App>>,

@@ -119,6 +119,7 @@ fn router(app: Arc<App>) -> Router {
         .route("/ws", get(displays::ws))
         .route("/m", get(displays::mobile))
         .route("/preview", get(displays::preview))
+        .route("/preview/sample/{*topic}", get(displays::sample))
         .route("/forecast", get(forecast::page))
         .route("/forecast.json", get(forecast::json))
         .route("/api/statistics/report", post(statistics::make_report))
