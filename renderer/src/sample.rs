@@ -49,8 +49,12 @@ pub fn sample(config: &Config) -> (State, Millis) {
             );
         }
     }
-    for (i, &counter) in first_counters.iter().take(4).enumerate() {
-        run(20 + i as i64, CallNext { counter });
+    // One call in every category, so every guidance display shows one.
+    for (i, q) in categories.iter().enumerate() {
+        let counter = config.counters.iter().find(|c| c.serves.first() == Some(q)).map(|c| c.number);
+        if let Some(counter) = counter {
+            run(20 + i as i64, CallNext { counter });
+        }
     }
     (st, Millis(T0 + 30 * 60_000))
 }
