@@ -51,7 +51,11 @@ pub fn sample(config: &Config) -> (State, Millis) {
     }
     // One call in every category, so every guidance display shows one.
     for (i, q) in categories.iter().enumerate() {
-        let counter = config.counters.iter().find(|c| c.serves.first() == Some(q)).map(|c| c.number);
+        let counter = config
+            .counters
+            .iter()
+            .find(|c| c.serves.first() == Some(q))
+            .map(|c| c.number);
         if let Some(counter) = counter {
             run(20 + i as i64, CallNext { counter });
         }
