@@ -55,6 +55,13 @@ enum Command {
     Stats(cmd::stats::Args),
     /// Show a ticket's whole path through the office.
     History(cmd::history::Args),
+    /// Write a checksummed backup of the event log (configuration included);
+    /// safe while the server runs. `--after` makes it incremental.
+    Backup(cmd::backup::BackupArgs),
+    /// Rebuild a new data folder from backups (a full one, then incremental
+    /// ones in order); a damaged or broken chain is refused, nothing is
+    /// half-written.
+    Restore(cmd::backup::RestoreArgs),
     /// Audit the data folder.
     #[command(subcommand)]
     Audit(cmd::audit::Audit),
@@ -82,6 +89,8 @@ fn main() -> ExitCode {
         Command::Status(a) => cmd::status::run(&data, cli.config.as_deref(), a),
         Command::Stats(a) => cmd::stats::run(&data, cli.config.as_deref(), a),
         Command::History(a) => cmd::history::run(&data, cli.config.as_deref(), a),
+        Command::Backup(a) => cmd::backup::run_backup(&data, a),
+        Command::Restore(a) => cmd::backup::run_restore(&data, a),
         Command::Audit(a) => cmd::audit::run(&data, cli.config.as_deref(), a),
         Command::DefaultConfig => {
             print!("{}", madoguchi_core::config::DEFAULT_OFFICE_TOML);

@@ -20,8 +20,9 @@ pub fn run(data: &Path, config: Option<&Path>, audit: Audit) -> Result<()> {
             let count = engine.verify().context("audit verify FAILED")?;
             let tail = engine.log().tail();
             println!(
-                "OK: {count} records, hash chain intact, state matches the log; last hash {}",
-                hex(&tail.last_hash)
+                "OK: {count} records, hash chain intact, state matches the log; last hash {}, state {}",
+                hex(&tail.last_hash),
+                engine.state_hash()
             );
             Ok(())
         }

@@ -687,6 +687,17 @@ impl Engine {
         Ok(rows)
     }
 
+    /// A fingerprint of the whole state (SHA-256 of its canonical JSON):
+    /// two folders with the same fingerprint hold the same office.
+    pub fn state_hash(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        h.update(serde_json::to_vec(&self.state.meta).unwrap_or_default());
+        h.update(serde_json::to_vec(&self.state.tickets).unwrap_or_default());
+        h.update(serde_json::to_vec(&self.state.requests).unwrap_or_default());
+        hex(&h.finalize().into())
+    }
+
     /// Checks the whole hash chain, and that replaying the log from the
     /// start gives exactly the state in memory. Returns the record count.
     pub fn verify(&self) -> Result<u64, EngineError> {

@@ -48,7 +48,7 @@ fn crc(seq: u64, prev: &Hash, payload: &[u8]) -> u32 {
 }
 
 /// Appends the framed record to `buf` and returns its hash.
-pub(crate) fn encode(buf: &mut Vec<u8>, seq: u64, prev: &Hash, payload: &[u8]) -> Hash {
+pub fn encode(buf: &mut Vec<u8>, seq: u64, prev: &Hash, payload: &[u8]) -> Hash {
     let len = u32::try_from(payload.len()).unwrap_or(u32::MAX);
     buf.extend_from_slice(&len.to_le_bytes());
     buf.extend_from_slice(&crc(seq, prev, payload).to_le_bytes());

@@ -127,22 +127,43 @@ pub(crate) fn sync_dir(dir: &Path) -> Result<(), LogError> {
         .map_err(|e| LogError::io(dir, e))
 }
 
+/// The segments in `dir`, ascending by first sequence number.
+pub(crate) fn list_segments(dir: &Path) -> Result<Vec<u64>, LogError> {
+    let mut segments = Vec::new();
+    for entry in fs::read_dir(dir).map_err(|e| LogError::io(dir, e))? {
+        let entry = entry.map_err(|e| LogError::io(dir, e))?;
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if let Some(stem) = name.strip_suffix(".mlog") {
+            if let Ok(first) = stem.parse::<u64>() {
+                segments.push(first);
+            }
+        }
+    }
+    segments.sort_unstable();
+    Ok(segments)
+}
+
+/// Reads a log that another process may be appending to, without writing
+/// anything: every record from the first, checked and linked. A record cut
+/// short at the very end is a write in progress, not yet acknowledged: the
+/// reader stops before it.
+pub fn read_live(dir: &Path) -> Result<Records, LogError> {
+    Ok(Records::new(dir.to_path_buf(), list_segments(dir)?, None).live())
+}
+
+pub use frame::encode as encode_record;
+
+/// Decodes the record at the start of `bytes` (for backups).
+pub fn decode_record(bytes: &[u8]) -> Result<Record, String> {
+    frame::decode(bytes).map_err(|b| b.to_string())
+}
+
 impl EventLog {
     /// Opens (or creates) the log in `dir`, cutting off a torn tail.
     pub fn open(dir: &Path, opts: LogOptions) -> Result<(EventLog, OpenReport), LogError> {
         fs::create_dir_all(dir).map_err(|e| LogError::io(dir, e))?;
-        let mut segments = Vec::new();
-        for entry in fs::read_dir(dir).map_err(|e| LogError::io(dir, e))? {
-            let entry = entry.map_err(|e| LogError::io(dir, e))?;
-            let name = entry.file_name();
-            let name = name.to_string_lossy();
-            if let Some(stem) = name.strip_suffix(".mlog") {
-                if let Ok(first) = stem.parse::<u64>() {
-                    segments.push(first);
-                }
-            }
-        }
-        segments.sort_unstable();
+        let segments = list_segments(dir)?;
         let mut log = EventLog {
             dir: dir.to_path_buf(),
             opts,

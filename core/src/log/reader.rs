@@ -145,6 +145,9 @@ pub struct Records {
     expected: Option<u64>,
     prev: Option<Hash>,
     done: bool,
+    /// Reading a log being written: a short record at the end of the last
+    /// segment ends the reading instead of being an error.
+    live: bool,
 }
 
 impl Records {
@@ -170,7 +173,17 @@ impl Records {
             expected,
             prev,
             done: false,
+            live: false,
         }
+    }
+
+    pub(crate) fn live(mut self) -> Records {
+        self.live = true;
+        self
+    }
+
+    fn at_last_segment(&self) -> bool {
+        self.index + 1 >= self.segments.len()
     }
 
     fn path(&self) -> PathBuf {
@@ -215,6 +228,9 @@ impl Records {
                     )));
                 }
             }
+            // A short record at the end of a live log's last segment is a
+            // write in progress.
+            let tail_may_be_short = self.live && self.at_last_segment();
             let Some(reader) = self.reader.as_mut() else {
                 return Ok(None);
             };
@@ -227,6 +243,7 @@ impl Records {
                     self.offset = MAGIC.len() as u64;
                     continue;
                 }
+                Ok(n) if n < HEADER_LEN && tail_may_be_short => return Ok(None),
                 Ok(n) if n < HEADER_LEN => return Err(self.corrupt("the record is cut short")),
                 Ok(_) => {}
                 Err(e) => return Err(LogError::io(&self.path(), e)),
@@ -239,6 +256,7 @@ impl Records {
             buf.resize(HEADER_LEN + len as usize, 0);
             match read_full(reader, &mut buf[HEADER_LEN..]) {
                 Ok(n) if n == len as usize => {}
+                Ok(_) if tail_may_be_short => return Ok(None),
                 Ok(_) => return Err(self.corrupt("the record is cut short")),
                 Err(e) => return Err(LogError::io(&self.path(), e)),
             }

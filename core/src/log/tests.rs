@@ -198,3 +198,22 @@ fn reading_from_a_position_checks_the_link() {
     let wrong = Some((pos, 10, [7u8; 32]));
     assert!(log.records(wrong).any(|r| r.is_err()));
 }
+
+/// A reader beside a live writer stops before a record still being written.
+#[test]
+fn a_live_read_stops_before_a_half_written_record() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let log = fill(dir.path(), 12);
+    let tail = log.tail();
+    let mut buf = Vec::new();
+    frame::encode(&mut buf, 13, &tail.last_hash, &payload(13));
+    let path = segment_path(dir.path(), tail.pos.segment);
+    let mut f = OpenOptions::new().append(true).open(&path).expect("seg");
+    f.write_all(&buf[..buf.len() / 2]).expect("half");
+    drop(f);
+    let seqs: Vec<u64> = read_live(dir.path())
+        .expect("read")
+        .map(|r| r.expect("ok").1.seq)
+        .collect();
+    assert_eq!(seqs, (1..=12).collect::<Vec<_>>());
+}

@@ -1,0 +1,264 @@
+//! Backups of the event log (R10, R14): one self-contained, checksummed
+//! file holding the log's records (configuration included) up to a single
+//! point, full or incremental after an earlier backup. Restoring rebuilds a
+//! data folder whose log, hash chain and state are identical.
+//!
+//! A backup reads only the log's segment files, which are append-only:
+//! that is safe while the office server is running (the server is neither
+//! paused nor asked anything) and just as safe on a stopped folder. A record
+//! still being written at the end is simply left for the next backup.
+//!
+//! File layout: `MADOBAK1\n`, one JSON manifest line, the records exactly as
+//! framed in the log, then `MADOEND1` and the SHA-256 of everything before.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::engine::{ConfigChoice, Engine, EngineError, EngineOptions};
+use crate::log::{self, encode_record, Hash, LogError, LogOptions, HEADER_LEN, MAGIC};
+use crate::store::hex;
+
+const HEAD: &[u8] = b"MADOBAK1\n";
+const END: &[u8] = b"MADOEND1";
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BackupError {
+    #[error(transparent)]
+    Log(#[from] LogError),
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{0} is not a Madoguchi backup, or it is damaged: {1}")]
+    Damaged(PathBuf, String),
+    #[error("the backups do not follow each other: {0}")]
+    Chain(String),
+    #[error("{0} already holds data; restore into a new folder")]
+    NotEmpty(PathBuf),
+    #[error("nothing new since the earlier backup (its last record is {0})")]
+    NothingNew(u64),
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> BackupError + '_ {
+    move |source| BackupError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// What a backup holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Manifest {
+    pub format: u32,
+    pub created: String,
+    pub first_seq: u64,
+    pub last_seq: u64,
+    /// The hash the first record links to (zeros for a full backup).
+    pub prev_hash: String,
+    pub last_hash: String,
+    pub records: u64,
+}
+
+impl Manifest {
+    pub fn is_full(&self) -> bool {
+        self.first_seq == 1
+    }
+}
+
+/// Writes a backup of the log in `data` to `out`: everything, or (with
+/// `after`) the records after an earlier backup. Returns its manifest.
+pub fn backup(data: &Path, out: &Path, after: Option<&Manifest>) -> Result<Manifest, BackupError> {
+    let log_dir = data.join("log");
+    let mut frames = Vec::new();
+    let (mut first, mut last, mut prev_hash, mut last_hash, mut count) =
+        (0u64, 0u64, [0u8; 32], [0u8; 32], 0u64);
+    for r in log::read_live(&log_dir)? {
+        let (_, rec) = r?;
+        if let Some(a) = after {
+            if rec.seq <= a.last_seq {
+                if rec.seq == a.last_seq && hex(&rec.hash()) != a.last_hash {
+                    return Err(BackupError::Chain(format!(
+                        "record {} differs from the one the earlier backup ended with",
+                        rec.seq
+                    )));
+                }
+                continue;
+            }
+        }
+        if count == 0 {
+            first = rec.seq;
+            prev_hash = rec.prev;
+        }
+        last_hash = encode_record(&mut frames, rec.seq, &rec.prev, &rec.payload);
+        last = rec.seq;
+        count += 1;
+    }
+    if count == 0 {
+        return Err(BackupError::NothingNew(after.map_or(0, |a| a.last_seq)));
+    }
+    let manifest = Manifest {
+        format: 1,
+        created: chrono::Utc::now().to_rfc3339(),
+        first_seq: first,
+        last_seq: last,
+        prev_hash: hex(&prev_hash),
+        last_hash: hex(&last_hash),
+        records: count,
+    };
+    let mut bytes = HEAD.to_vec();
+    bytes.extend(serde_json::to_vec(&manifest).unwrap_or_default());
+    bytes.push(b'\n');
+    bytes.extend_from_slice(&frames);
+    let sum: [u8; 32] = Sha256::digest(&bytes).into();
+    bytes.extend_from_slice(END);
+    bytes.extend_from_slice(&sum);
+    // Whole or nothing: a temp file beside the target, synced, renamed.
+    let tmp = out.with_extension("part");
+    let mut f = std::fs::File::create(&tmp).map_err(io(&tmp))?;
+    f.write_all(&bytes)
+        .and_then(|()| f.sync_all())
+        .map_err(io(&tmp))?;
+    std::fs::rename(&tmp, out).map_err(io(out))?;
+    Ok(manifest)
+}
+
+/// Reads and checks a backup file: its checksum, manifest and every record.
+pub fn read(path: &Path) -> Result<(Manifest, Vec<log::Record>), BackupError> {
+    let damaged = |why: &str| BackupError::Damaged(path.to_path_buf(), why.to_string());
+    let bytes = std::fs::read(path).map_err(io(path))?;
+    if !bytes.starts_with(HEAD) {
+        return Err(damaged("it does not start like a backup"));
+    }
+    if bytes.len() < HEAD.len() + END.len() + 32 {
+        return Err(damaged("it is cut short"));
+    }
+    let (body, tail) = bytes.split_at(bytes.len() - END.len() - 32);
+    if &tail[..END.len()] != END {
+        return Err(damaged("it is cut short (no end mark)"));
+    }
+    let sum: [u8; 32] = Sha256::digest(body).into();
+    if sum[..] != tail[END.len()..] {
+        return Err(damaged("its checksum does not match"));
+    }
+    let rest = &body[HEAD.len()..];
+    let nl = rest
+        .iter()
+        .position(|&b| b == b'\n')
+        .ok_or_else(|| damaged("no manifest"))?;
+    let manifest: Manifest =
+        serde_json::from_slice(&rest[..nl]).map_err(|e| damaged(&format!("manifest: {e}")))?;
+    let mut frames = &rest[nl + 1..];
+    let mut records = Vec::new();
+    let mut expected = manifest.first_seq;
+    let mut prev: Option<Hash> = None;
+    while !frames.is_empty() {
+        let r =
+            log::decode_record(frames).map_err(|e| damaged(&format!("record {expected}: {e}")))?;
+        if r.seq != expected || prev.is_some_and(|p| p != r.prev) {
+            return Err(damaged(&format!(
+                "record {expected} is out of order or unlinked"
+            )));
+        }
+        frames = &frames[HEADER_LEN + r.payload.len()..];
+        prev = Some(r.hash());
+        expected += 1;
+        records.push(r);
+    }
+    if records.len() as u64 != manifest.records
+        || prev.map(|h| hex(&h)) != Some(manifest.last_hash.clone())
+    {
+        return Err(damaged("its records do not match its manifest"));
+    }
+    Ok((manifest, records))
+}
+
+/// Rebuilds a data folder from a full backup and the incremental ones that
+/// follow it, in order. The folder appears only when everything checked out.
+pub fn restore(files: &[PathBuf], data: &Path) -> Result<(Manifest, u64), BackupError> {
+    if data.exists() && std::fs::read_dir(data).map_err(io(data))?.next().is_some() {
+        return Err(BackupError::NotEmpty(data.to_path_buf()));
+    }
+    let mut chain: Vec<(Manifest, Vec<log::Record>)> = Vec::new();
+    for f in files {
+        let (m, records) = read(f)?;
+        match chain.last() {
+            None if !m.is_full() => {
+                return Err(BackupError::Chain(format!(
+                    "{} is incremental: start with a full backup",
+                    f.display()
+                )));
+            }
+            Some((p, _)) if m.first_seq != p.last_seq + 1 || m.prev_hash != p.last_hash => {
+                return Err(BackupError::Chain(format!(
+                    "{} starts at record {} but the backup before it ends at {}",
+                    f.display(),
+                    m.first_seq,
+                    p.last_seq
+                )));
+            }
+            _ => {}
+        }
+        chain.push((m, records));
+    }
+    let Some((last, _)) = chain.last().cloned() else {
+        return Err(BackupError::Chain("no backup given".into()));
+    };
+    let parent = data
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::create_dir_all(parent).map_err(io(parent))?;
+    let work = parent.join(format!(
+        ".{}.restoring-{}",
+        data.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        std::process::id()
+    ));
+    let _ = std::fs::remove_dir_all(&work);
+    let result = (|| -> Result<u64, BackupError> {
+        let log_dir = work.join("log");
+        std::fs::create_dir_all(&log_dir).map_err(io(&log_dir))?;
+        let mut buf = MAGIC.to_vec();
+        for (_, records) in &chain {
+            for r in records {
+                encode_record(&mut buf, r.seq, &r.prev, &r.payload);
+            }
+        }
+        let seg = log_dir.join(format!("{:020}.mlog", 1));
+        let mut f = std::fs::File::create(&seg).map_err(io(&seg))?;
+        f.write_all(&buf)
+            .and_then(|()| f.sync_all())
+            .map_err(io(&seg))?;
+        // Rebuild the snapshots from the restored log and check it all.
+        let (engine, _) = Engine::open(
+            &work,
+            ConfigChoice::Stored,
+            EngineOptions {
+                log: LogOptions::default(),
+                ..EngineOptions::default()
+            },
+        )?;
+        let n = engine.verify()?;
+        engine.close()?;
+        Ok(n)
+    })();
+    match result {
+        Ok(n) => {
+            std::fs::rename(&work, data).map_err(io(data))?;
+            Ok((last, n))
+        }
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&work);
+            Err(e)
+        }
+    }
+}
