@@ -900,3 +900,114 @@ fn the_forecast_is_public_and_reads_the_history() {
         "chart and table"
     );
 }
+
+#[test]
+fn the_audit_log_holds_sign_ins_accounts_and_commands() {
+    let s = Server::start();
+    // A failed sign-in of a real account is recorded too.
+    let r = Server::client()
+        .post(s.url("/api/login"))
+        .json(&json!({"username": "admin", "password": "not the password"}))
+        .send()
+        .expect("login");
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let (c, csrf) = s.admin();
+    cmd(
+        &c,
+        &s,
+        &csrf,
+        json!({"command": "open_day", "date": today()}),
+    );
+    cmd(
+        &c,
+        &s,
+        &csrf,
+        json!({"command": "open_counter", "counter": 10}),
+    );
+    cmd(
+        &c,
+        &s,
+        &csrf,
+        json!({"command": "issue_ticket", "category": "idou"}),
+    );
+    cmd(
+        &c,
+        &s,
+        &csrf,
+        json!({"command": "call_next", "counter": 10}),
+    );
+    let r = c
+        .post(s.url("/api/users"))
+        .header("X-CSRF-Token", &csrf)
+        .json(&json!({"username": "kansa", "role": "auditor", "password": "correct horse battery"}))
+        .send()
+        .expect("user");
+    assert_eq!(r.status(), StatusCode::OK);
+    let export = |client: &Client, q: &str| -> Vec<Value> {
+        let r = client
+            .get(s.url(&format!("/api/audit/export?{q}")))
+            .send()
+            .expect("export");
+        assert_eq!(r.status(), StatusCode::OK);
+        r.text()
+            .expect("text")
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("json"))
+            .collect()
+    };
+    let all = export(&c, "");
+    let text = serde_json::to_string(&all).expect("json");
+    assert!(
+        text.contains("\\\"type\\\":\\\"login\\\"")
+            && text.contains("\\\"ok\\\":false")
+            && text.contains("\\\"ok\\\":true"),
+        "{text}"
+    );
+    assert!(
+        text.contains("account_changed") && text.contains("kansa"),
+        "{text}"
+    );
+    assert!(
+        text.contains("config_applied"),
+        "configuration changes are in the log"
+    );
+    let at_10 = export(&c, "counter=10");
+    assert!(
+        at_10.len() >= 2
+            && at_10
+                .iter()
+                .all(|r| r.to_string().contains("\\\"counter\\\":10")),
+        "{at_10:?}"
+    );
+    let ticket = export(&c, "ticket=1001");
+    assert_eq!(ticket.len(), 2, "issued and called: {ticket:?}");
+    assert!(export(&c, &format!("date={}", today())).len() >= 5);
+    assert!(export(&c, "staff=nobody").is_empty());
+    // An auditor reads it; staff may not.
+    let auditor = Server::client();
+    auditor
+        .post(s.url("/api/login"))
+        .json(&json!({"username": "kansa", "password": "correct horse battery"}))
+        .send()
+        .expect("login");
+    let page = auditor
+        .get(s.url("/audit?counter=10"))
+        .send()
+        .expect("page");
+    assert_eq!(page.status(), StatusCode::OK);
+    assert!(page.text().expect("html").contains("called"));
+    let stranger = Server::client();
+    assert_eq!(
+        stranger
+            .get(s.url("/api/audit/export"))
+            .send()
+            .expect("x")
+            .status(),
+        StatusCode::UNAUTHORIZED
+    );
+    let r = c
+        .get(s.url("/api/audit/export?date=yesterday"))
+        .send()
+        .expect("bad");
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+}

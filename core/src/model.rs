@@ -250,6 +250,16 @@ pub enum Event {
     Unserved {
         number: Number,
     },
+    /// A sign-in to the office server, successful or not (R11 audit).
+    Login {
+        account: String,
+        ok: bool,
+    },
+    /// A staff account or device was added or changed (never a password).
+    AccountChanged {
+        account: String,
+        role: String,
+    },
 }
 
 impl Event {
@@ -269,6 +279,8 @@ impl Event {
             | Event::Cancelled { number, .. }
             | Event::Unserved { number } => Some(*number),
             Event::ConfigApplied { .. }
+            | Event::Login { .. }
+            | Event::AccountChanged { .. }
             | Event::DayOpened { .. }
             | Event::DayClosed { .. }
             | Event::CounterOpened { .. }

@@ -11,7 +11,7 @@ use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::NaiveDate;
-use madoguchi_core::model::{Command, Millis};
+use madoguchi_core::model::{Command, Event, Millis};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -241,10 +241,19 @@ pub async fn login(
 ) -> Result<Response, ApiError> {
     let l: Login = parse_body(body)?;
     let auth = app.clone();
-    let (token, caller) =
-        tokio::task::spawn_blocking(move || auth.auth.login(&l.username, &l.password))
-            .await
-            .map_err(|e| ApiError::Internal(e.to_string()))??;
+    let (token, caller) = tokio::task::spawn_blocking(move || {
+        let result = auth.auth.login(&l.username, &l.password);
+        if result.is_ok() || auth.auth.knows(&l.username) {
+            let event = Event::Login {
+                account: l.username.clone(),
+                ok: result.is_ok(),
+            };
+            auth.audit(Some(l.username.clone()), event);
+        }
+        result
+    })
+    .await
+    .map_err(|e| ApiError::Internal(e.to_string()))??;
     let body =
         Json(json!({"username": caller.name, "role": caller.role, "csrf_token": caller.csrf()}));
     Ok(([(header::SET_COOKIE, session_cookie(&token))], body).into_response())
@@ -318,12 +327,24 @@ pub async fn new_user(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    app.auth.require(&method, &headers, &[Role::Admin])?;
+    let caller = app.auth.require(&method, &headers, &[Role::Admin])?;
     let u: NewUser = parse_body(body)?;
     let auth = app.clone();
-    tokio::task::spawn_blocking(move || auth.auth.set_user(&u.username, u.role, &u.password))
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))??;
+    tokio::task::spawn_blocking(move || {
+        auth.auth.set_user(&u.username, u.role, &u.password)?;
+        let role = serde_json::to_value(u.role)
+            .ok()
+            .and_then(|v| v.as_str().map(String::from))
+            .unwrap_or_default();
+        let event = Event::AccountChanged {
+            account: u.username,
+            role,
+        };
+        auth.audit(Some(caller.name), event);
+        Ok::<(), ApiError>(())
+    })
+    .await
+    .map_err(|e| ApiError::Internal(e.to_string()))??;
     Ok(Json(json!({"ok": true})))
 }
 
@@ -332,7 +353,19 @@ pub async fn enrol(
     State(app): State<Arc<App>>,
     Path(code): Path<String>,
 ) -> Result<Response, ApiError> {
-    let (token, role) = app.auth.enrol(&code)?;
+    let (token, role, name) = app.auth.enrol(&code)?;
+    let a = app.clone();
+    let role_name = serde_json::to_value(role)
+        .ok()
+        .and_then(|v| v.as_str().map(String::from))
+        .unwrap_or_default();
+    let event = Event::AccountChanged {
+        account: name,
+        role: role_name,
+    };
+    tokio::task::spawn_blocking(move || a.audit(None, event))
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
     let to = if role == Role::Kiosk { "/kiosk" } else { "/" };
     let cookie =
         format!("{DEVICE_COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/; Max-Age=315360000");

@@ -264,7 +264,7 @@ impl Auth {
 
     /// Uses an enrolment code: stores the new device and returns its token
     /// and role.
-    pub fn enrol(&self, code: &str) -> Result<(String, Role), ApiError> {
+    pub fn enrol(&self, code: &str) -> Result<(String, Role, String), ApiError> {
         let e = self
             .enrolments
             .lock()
@@ -273,6 +273,7 @@ impl Auth {
             .filter(|e| e.expires > Instant::now())
             .ok_or(ApiError::NotFound)?;
         let token = random_token(32);
+        let name = e.name.clone();
         let device = Device {
             name: e.name,
             role: e.role,
@@ -283,7 +284,7 @@ impl Auth {
             f.devices.push(device);
         })
         .map_err(|x| ApiError::Internal(x.to_string()))?;
-        Ok((token, e.role))
+        Ok((token, e.role, name))
     }
 
     /// Checks a password (with throttling) and opens a session: returns the
@@ -353,6 +354,15 @@ impl Auth {
                 },
             );
         Ok((token, caller))
+    }
+
+    /// Whether `username` is an account (failed sign-ins of accounts are
+    /// audited; random names are not, so they cannot flood the log).
+    pub fn knows(&self, username: &str) -> bool {
+        self.file
+            .lock()
+            .map(|f| f.users.iter().any(|u| u.username == username))
+            .unwrap_or(false)
     }
 
     pub fn logout(&self, headers: &HeaderMap) {

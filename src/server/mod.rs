@@ -3,6 +3,7 @@
 //! engine runs on its own thread behind a [`SharedEngine`] (group commit).
 
 mod api;
+mod audit;
 mod auth;
 mod demo;
 mod displays;
@@ -76,6 +77,22 @@ pub struct App {
 }
 
 impl App {
+    /// The office's time zone (read once from the configuration in force).
+    pub fn status_offset(&self) -> chrono::FixedOffset {
+        self.engine
+            .read(|e| e.config().office.utc_offset)
+            .unwrap_or_else(|_| chrono::Offset::fix(&chrono::Utc))
+    }
+
+    /// Records a sign-in or an account change in the event log.
+    pub fn audit(&self, by: Option<String>, event: madoguchi_core::model::Event) {
+        let handle = self.engine.clone();
+        let result = handle.write(move |e| e.record_audit(by, event));
+        if !matches!(result, Ok(Ok(_))) {
+            tracing::warn!("an audit record could not be written");
+        }
+    }
+
     pub async fn status(&self) -> Result<views::StatusView, ApiError> {
         let handle = self.engine.clone();
         tokio::task::spawn_blocking(move || {
@@ -119,6 +136,8 @@ fn router(app: Arc<App>) -> Router {
         .route("/ws", get(displays::ws))
         .route("/m", get(displays::mobile))
         .route("/preview", get(displays::preview))
+        .route("/audit", get(audit::page))
+        .route("/api/audit/export", get(audit::export))
         .route("/preview/sample/{*topic}", get(displays::sample))
         .route("/forecast", get(forecast::page))
         .route("/forecast.json", get(forecast::json))
@@ -207,6 +226,7 @@ fn print_urls(base: &str, data: &Path, first: Option<&auth::FirstStart>) {
     println!("  kiosk (番号発券機):            {base}/kiosk");
     println!("  settings (設定):              {base}/settings");
     println!("  statistics (統計):            {base}/statistics");
+    println!("  audit log (監査ログ):         {base}/audit");
     println!("  forecast (混雑予想):          {base}/forecast");
     println!("  displays (表示機):             {base}/preview");
     println!("    guidance 案内表示機:          {base}/displays/guidance/idou.html");

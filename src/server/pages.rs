@@ -57,6 +57,7 @@ const LAYOUTS: &[(&str, &str)] = &[
     layout!("statistics"),
     layout!("forecast"),
     layout!("preview"),
+    layout!("audit"),
 ];
 
 /// The static assets, built into the binary: (name, content type, body).

@@ -505,6 +505,28 @@ impl Engine {
         Ok(seq)
     }
 
+    /// Records an audit event (a sign-in, an account change) made by `by`
+    /// at wall-clock time, durably.
+    pub fn record_audit(&mut self, by: Option<String>, event: Event) -> Result<u64, EngineError> {
+        let at = Millis(chrono::Utc::now().timestamp_millis());
+        let body = RecordBody {
+            at,
+            by,
+            events: vec![event],
+        };
+        let mut payloads = vec![encode_body(&body)];
+        self.commit(&mut payloads)?;
+        for e in &body.events {
+            self.apply_event(at, e).map_err(|x| EngineError::Corrupt {
+                seq: self.log.last_seq(),
+                reason: x.to_string(),
+            })?;
+        }
+        let seq = self.log.last_seq();
+        self.flush_store()?;
+        Ok(seq)
+    }
+
     fn mark_appended(&mut self) {
         let tail = self.log.tail();
         self.applied = Applied {

@@ -225,13 +225,18 @@ impl State {
         at: Millis,
         event: &Event,
     ) -> Result<(), Inconsistent> {
-        if !matches!(event, Event::ConfigApplied { .. }) {
+        if !matches!(
+            event,
+            Event::ConfigApplied { .. } | Event::Login { .. } | Event::AccountChanged { .. }
+        ) {
             // A configuration is recorded at wall-clock time, which may be
             // after the (imported, simulated) days still to come.
             self.meta.last_at = self.meta.last_at.max(at);
         }
         match event {
             Event::ConfigApplied { .. } => self.reconcile(config),
+            // Audit records: nothing in the queue changes.
+            Event::Login { .. } | Event::AccountChanged { .. } => {}
             Event::DayOpened { date, special } => {
                 self.tickets.clear();
                 self.requests.clear();
