@@ -343,6 +343,9 @@ fn every_error_gets_its_status_and_changes_nothing() {
     let kiosk = Server::client();
     let r = kiosk.get(&s.kiosk_enrol).send().expect("enrol");
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    // Enrolling a device is an account change: it is recorded.
+    assert_eq!(seq(&c, &s), base_seq + 1);
+    let base_seq = base_seq + 1;
     assert!(r
         .headers()
         .get("set-cookie")
