@@ -154,6 +154,16 @@ fn a_failed_print_voids_the_ticket_and_tells_the_visitor() {
             .json()
             .expect("json");
         assert_eq!(t["status"]["status"], "cancelled");
+        let admin = c
+            .get(s.url("/admin"))
+            .send()
+            .expect("admin")
+            .text()
+            .expect("html");
+        assert!(
+            admin.contains("not printed and voided"),
+            "a printer fault is recorded: {admin}"
+        );
     }
     // A printer that is not there at all.
     let unused = TcpListener::bind("127.0.0.1:0")

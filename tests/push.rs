@@ -284,3 +284,41 @@ fn a_saved_layout_reaches_the_screens_and_a_broken_one_never_does() {
     );
     let _ = csrf;
 }
+
+#[test]
+fn a_display_that_does_not_come_back_is_a_fault_on_the_admin_page() {
+    let s = Server::start_args(None, &["--listen", "127.0.0.1:0", "--stale-after", "2"]);
+    let (c, _) = s.admin();
+    let cookie = device_cookie(&s);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let mut ws = connect(&s.base, "guidance/idou", &cookie)
+            .await
+            .expect("connect");
+        next_data(&mut ws, Duration::from_secs(5))
+            .await
+            .expect("current");
+        drop(ws);
+    });
+    // Twice the stale time (at least 5 s each) without the display coming back.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let page = c
+            .get(s.url("/admin"))
+            .send()
+            .expect("admin")
+            .text()
+            .expect("html");
+        if page.contains("display-1") && page.contains("has not come back") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no fault recorded: {page}");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let faults =
+        std::fs::read_to_string(s.data_dir().join("data/faults.jsonl")).expect("fault file");
+    assert!(faults.contains("guidance/idou"), "{faults}");
+}

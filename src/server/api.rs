@@ -78,7 +78,15 @@ pub async fn command(
     let by = caller.name.clone();
     let outcome = tokio::task::spawn_blocking(move || handle.execute(None, command, Some(by)))
         .await
-        .map_err(|e| ApiError::Internal(e.to_string()))??;
+        .map_err(|e| ApiError::Internal(e.to_string()))?
+        .inspect_err(|e| {
+            if let madoguchi_core::engine::ExecError::Engine(inner) = e {
+                app.faults.record(
+                    "record",
+                    format!("a command could not be recorded (disk full or damaged?): {inner}"),
+                );
+            }
+        })?;
     if outcome.seq.is_some() {
         app.displays.poke();
     }
@@ -158,6 +166,10 @@ async fn print_on_network_printer(
         .map_err(|e| ApiError::Internal(e.to_string()))?;
     if let Err(e) = printed {
         tracing::warn!(kiosk, number, error = %e, "ticket not printed; voiding it");
+        app.faults.record(
+            "printer",
+            format!("{kiosk}: ticket {number} not printed and voided: {e}"),
+        );
         let handle = app.engine.clone();
         let by = format!("printer:{kiosk}");
         tokio::task::spawn_blocking(move || {
@@ -175,11 +187,13 @@ async fn print_on_network_printer(
 fn write_reports(app: &Arc<App>, date: NaiveDate) {
     let handle = app.engine.clone();
     let data = app.data.clone();
+    let app2 = app.clone();
     tokio::task::spawn_blocking(move || {
+        let faults = &app2.faults;
         match handle.read(move |e| super::reports::after_close(e, &data, date)) {
             Ok(Ok(files)) => tracing::info!(%date, files = files.len(), "reports written"),
-            Ok(Err(e)) => tracing::warn!(%date, error = %format!("{e:#}"), "reports not written"),
-            Err(e) => tracing::warn!(%date, error = %e, "reports not written"),
+            Ok(Err(e)) => faults.record("reports", format!("reports of {date} not written: {e:#}")),
+            Err(e) => faults.record("reports", format!("reports of {date} not written: {e}")),
         }
     });
 }

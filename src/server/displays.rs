@@ -63,6 +63,10 @@ impl Displays {
         })
     }
 
+    pub fn stale_after_s(&self) -> u32 {
+        self.renderer.lock().map(|r| r.stale_after_s).unwrap_or(30)
+    }
+
     /// Wakes the renderer: the state changed.
     pub fn poke(&self) {
         self.changed.send_modify(|v| *v += 1);
@@ -76,7 +80,7 @@ impl Displays {
     }
 
     /// Renders, writes and publishes the surfaces whose data changed.
-    fn render(&self, list: &[Surface]) {
+    fn render(&self, list: &[Surface], faults: &super::faults::Faults) {
         let mut errors = Vec::new();
         let rendered: Vec<_> = {
             let Ok(r) = self.renderer.lock() else { return };
@@ -91,9 +95,10 @@ impl Displays {
                         self.hub.publish(&r.topic, r.json);
                     }
                     Ok(false) => {}
-                    Err(e) => {
-                        tracing::warn!(topic = r.topic, error = %e, "display file not written")
-                    }
+                    Err(e) => faults.record(
+                        "display",
+                        format!("display file {} not written: {e}", r.topic),
+                    ),
                 }
             }
         }
@@ -148,7 +153,9 @@ pub fn spawn(app: Arc<App>) {
             match list {
                 Ok(Ok(list)) => {
                     let d = app.clone();
-                    let _ = tokio::task::spawn_blocking(move || d.displays.render(&list)).await;
+                    let _ =
+                        tokio::task::spawn_blocking(move || d.displays.render(&list, &d.faults))
+                            .await;
                 }
                 _ => break, // the engine stopped
             }
@@ -287,10 +294,37 @@ pub async fn ws(
     if !valid_topic(&q.topic) {
         return Err(ApiError::NotFound);
     }
-    if !public(&q.topic) {
-        app.auth.require(&method, &headers, VIEWERS)?;
+    let device = if public(&q.topic) {
+        app.auth.identify(&headers)
+    } else {
+        Some(app.auth.require(&method, &headers, VIEWERS)?)
     }
-    Ok(upgrade.on_upgrade(move |socket| serve_socket(app, q.topic, socket)))
+    .filter(|c| c.role == Role::Display)
+    .map(|c| c.name);
+    Ok(upgrade.on_upgrade(move |socket| async move {
+        if let Some(d) = &device {
+            app.faults.display_connected(d);
+        }
+        serve_socket(app.clone(), q.topic.clone(), socket).await;
+        if let Some(d) = device {
+            if app.faults.display_disconnected(&d) {
+                // A display that does not come back is a fault (R18).
+                let grace = Duration::from_secs(u64::from(app.displays.stale_after_s()).max(5) * 2);
+                tokio::spawn(async move {
+                    tokio::time::sleep(grace).await;
+                    if !app.faults.display_online(&d) {
+                        app.faults.record(
+                            "display",
+                            format!(
+                                "display {d} ({}) lost its connection and has not come back",
+                                q.topic
+                            ),
+                        );
+                    }
+                });
+            }
+        }
+    }))
 }
 
 async fn serve_socket(app: Arc<App>, topic: String, mut socket: WebSocket) {

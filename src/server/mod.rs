@@ -9,6 +9,7 @@ mod demo;
 mod displays;
 mod error;
 mod escpos;
+mod faults;
 mod forecast;
 mod pages;
 mod reports;
@@ -74,6 +75,7 @@ pub struct App {
     /// The data folder (automatic reports go inside it).
     pub data: PathBuf,
     pub displays: displays::Displays,
+    pub faults: faults::Faults,
 }
 
 impl App {
@@ -136,6 +138,7 @@ fn router(app: Arc<App>) -> Router {
         .route("/ws", get(displays::ws))
         .route("/m", get(displays::mobile))
         .route("/preview", get(displays::preview))
+        .route("/admin", get(admin_page))
         .route("/audit", get(audit::page))
         .route("/api/audit/export", get(audit::export))
         .route("/preview/sample/{*topic}", get(displays::sample))
@@ -198,6 +201,7 @@ pub fn run(data: &Path, config: Option<&Path>, args: Args) -> Result<()> {
             pages: pages::Pages::new()?,
             data: data.to_path_buf(),
             displays: displays::Displays::new(data, args.layouts.clone(), args.stale_after)?,
+            faults: faults::Faults::new(data),
         });
         displays::spawn(app.clone());
         let _watcher = displays::watch_layouts(&app);
@@ -215,6 +219,25 @@ pub fn run(data: &Path, config: Option<&Path>, args: Args) -> Result<()> {
     Ok(())
 }
 
+/// `GET /admin`: the administrator's page with the fault records (R18).
+async fn admin_page(
+    axum::extract::State(app): axum::extract::State<Arc<App>>,
+    method: axum::http::Method,
+    headers: axum::http::HeaderMap,
+) -> Result<axum::response::Response, ApiError> {
+    use axum::response::IntoResponse;
+    let caller = match app.auth.require(&method, &headers, &[auth::Role::Admin]) {
+        Ok(c) => c,
+        Err(_) => return Ok(axum::response::Redirect::to("/login?next=/admin").into_response()),
+    };
+    let office = app.status().await?.office.ja;
+    let html = app.pages.render(
+        "admin.html",
+        minijinja::context! { office, user => caller.name, faults => app.faults.recent() },
+    )?;
+    Ok(html.into_response())
+}
+
 fn print_urls(base: &str, data: &Path, first: Option<&auth::FirstStart>) {
     println!(
         "Madoguchi office server — data folder {}",
@@ -224,6 +247,7 @@ fn print_urls(base: &str, data: &Path, first: Option<&auth::FirstStart>) {
     println!("  staff sign-in (職員ログイン):   {base}/login");
     println!("  staff call station (呼出端末): {base}/staff?counter=1");
     println!("  kiosk (番号発券機):            {base}/kiosk");
+    println!("  administration (管理):         {base}/admin");
     println!("  settings (設定):              {base}/settings");
     println!("  statistics (統計):            {base}/statistics");
     println!("  audit log (監査ログ):         {base}/audit");

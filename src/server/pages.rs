@@ -58,6 +58,7 @@ const LAYOUTS: &[(&str, &str)] = &[
     layout!("forecast"),
     layout!("preview"),
     layout!("audit"),
+    layout!("admin"),
 ];
 
 /// The static assets, built into the binary: (name, content type, body).
