@@ -10,6 +10,8 @@
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
+
+use serde_json::Value;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -166,4 +168,129 @@ fn sigkill_at_random_moments_loses_no_acknowledged_command() {
         next = durable.len();
     }
     assert!(!acked.is_empty());
+}
+
+/// The same through the office server: a load generator drives a busy
+/// simulated day over HTTP while the server is killed with SIGKILL at random
+/// moments. After each kill every acknowledged command is in the log and
+/// `audit verify` passes; then the server restarts and the day goes on.
+/// Rounds: `MADOGUCHI_SERVER_CRASH_ROUNDS` (default 8; the full run is 100).
+#[test]
+fn sigkill_of_the_server_under_load_loses_no_acknowledged_command() {
+    use crate::server::Server;
+    let rounds: usize = std::env::var("MADOGUCHI_SERVER_CRASH_ROUNDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(8);
+    let seed: u64 = std::env::var("MADOGUCHI_CRASH_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| rand::rng().random());
+    eprintln!("server crash test: {rounds} rounds, MADOGUCHI_CRASH_SEED={seed}");
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let work = tempfile::tempdir().expect("tmp");
+    let commands: Vec<Value> = {
+        let file = work.path().join("day.jsonl");
+        // Enough commands for every round (about 80 a round, 3,000 a day).
+        let days = (rounds / 30 + 1).to_string();
+        ok(
+            work.path(),
+            &[
+                "simulate",
+                "--days",
+                &days,
+                "--start",
+                "2026-11-24",
+                "--seed",
+                "5",
+                "--volume",
+                "0.6",
+                "--out",
+                file.to_str().expect("path"),
+            ],
+        );
+        std::fs::read_to_string(&file)
+            .expect("read")
+            .lines()
+            .map(|l| {
+                let mut v: Value = serde_json::from_str(l).expect("json");
+                v.as_object_mut().map(|o| o.remove("time"));
+                v
+            })
+            .collect()
+    };
+    let mut s = Server::start();
+    let data = s.data_dir().join("data");
+    let mut acked: Vec<(u64, Value)> = Vec::new();
+    let mut next = 0usize;
+    let deadline = Instant::now() + Duration::from_secs(240);
+    let mut ran = 0;
+    for round in 0..rounds {
+        if next >= commands.len() || Instant::now() > deadline {
+            break;
+        }
+        ran += 1;
+        let (c, csrf) = s.admin();
+        // Kill after a random number of commands, from another thread, so the
+        // kill can land in the middle of a request.
+        let budget = rng.random_range(5..150);
+        let pid = s.pid();
+        let delay = Duration::from_micros(rng.random_range(0..20_000));
+        let sent = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let killer = {
+            let sent = sent.clone();
+            std::thread::spawn(move || {
+                let until = Instant::now() + Duration::from_secs(30);
+                while sent.load(std::sync::atomic::Ordering::Relaxed) < budget
+                    && Instant::now() < until
+                {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                std::thread::sleep(delay);
+                let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+            })
+        };
+        while next < commands.len() {
+            let r = c
+                .post(s.url("/api/commands"))
+                .header("X-CSRF-Token", &csrf)
+                .json(&commands[next])
+                .send();
+            let Ok(r) = r else { break }; // the server is gone
+            let status = r.status();
+            let Ok(body) = r.json::<Value>() else { break };
+            if status.is_success() {
+                if let Some(seq) = body["seq"].as_u64() {
+                    acked.push((seq, body["events"].clone()));
+                }
+            }
+            next += 1;
+            sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        killer.join().expect("killer");
+        s.stop();
+        let verify = ok(&data, &["audit", "verify"]);
+        assert!(verify.starts_with("OK: "), "round {round}: {verify}");
+        let records: std::collections::BTreeMap<u64, Value> = ok(&data, &["export"])
+            .lines()
+            .map(|l| {
+                let v: Value = serde_json::from_str(l).expect("record");
+                (v["seq"].as_u64().expect("seq"), v["events"].clone())
+            })
+            .collect();
+        for (seq, events) in &acked {
+            assert_eq!(
+                records.get(seq),
+                Some(events),
+                "round {round}: acknowledged record {seq} lost or changed"
+            );
+        }
+        s.restart();
+    }
+    eprintln!(
+        "server crash test: {ran} rounds ran, {} commands acknowledged",
+        acked.len()
+    );
+    assert!(ran >= rounds.min(8), "only {ran} rounds ran");
+    assert!(acked.len() > 20, "the generator got commands through");
 }

@@ -102,6 +102,11 @@ impl Server {
         }
     }
 
+    /// The server process's id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Stops the server (to see how clients behave without it).
     pub fn stop(&mut self) {
         let _ = self.child.kill();
