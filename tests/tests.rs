@@ -10,6 +10,7 @@ mod displays;
 mod printer;
 mod push;
 mod server;
+mod standby;
 mod stats;
 mod util;
 mod webdriver;

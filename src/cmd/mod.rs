@@ -30,6 +30,11 @@ pub fn open_engine(data: &Path, config: Option<&Path>) -> Result<Engine> {
         Some(c) => ConfigChoice::Given(Box::new(c)),
         None => ConfigChoice::Stored,
     };
+    open_engine_with(data, choice)
+}
+
+/// Opens the data folder with an explicit configuration choice.
+pub fn open_engine_with(data: &Path, choice: ConfigChoice) -> Result<Engine> {
     let (engine, report) = Engine::open(data, choice, EngineOptions::default())
         .with_context(|| format!("cannot open the data folder {}", data.display()))?;
     if report.torn_bytes_cut > 0 {

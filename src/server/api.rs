@@ -56,6 +56,9 @@ pub async fn command(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Value>, ApiError> {
+    if app.is_standby() {
+        return Err(ApiError::Standby);
+    }
     // Who asks comes first: an anonymous caller learns nothing, not even
     // whether its body parses.
     let caller = app
@@ -313,7 +316,10 @@ pub async fn new_device(
 ) -> Result<Json<Value>, ApiError> {
     app.auth.require(&method, &headers, &[Role::Admin])?;
     let d: NewDevice = parse_body(body)?;
-    if !matches!(d.role, Role::Kiosk | Role::Display) || d.name.is_empty() || d.name.len() > 64 {
+    if !matches!(d.role, Role::Kiosk | Role::Display | Role::Standby)
+        || d.name.is_empty()
+        || d.name.len() > 64
+    {
         return Err(ApiError::BadRequest(
             "a device is a kiosk or a display, with a name of 1–64 characters".into(),
         ));

@@ -37,6 +37,8 @@ pub enum Role {
     Auditor,
     Kiosk,
     Display,
+    /// A standby server following this one's log (read-only).
+    Standby,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

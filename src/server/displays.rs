@@ -67,6 +67,11 @@ impl Displays {
         self.renderer.lock().map(|r| r.stale_after_s).unwrap_or(30)
     }
 
+    /// A wake-up on every change (for long polls).
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.changed.subscribe()
+    }
+
     /// Wakes the renderer: the state changed.
     pub fn poke(&self) {
         self.changed.send_modify(|v| *v += 1);

@@ -22,6 +22,10 @@ pub enum ApiError {
     TooManyAttempts,
     /// The kiosk's printer failed; the ticket was voided.
     PrintFailed,
+    /// This server is a standby: commands go to the primary.
+    Standby,
+    /// The standby's log differs from ours at this record.
+    Diverged(u64),
     /// Something failed inside; details are logged, not shown.
     Internal(String),
 }
@@ -76,6 +80,18 @@ impl ApiError {
                 "too_many_attempts",
                 "ログインの失敗が続いたため、しばらく待ってからやり直してください".into(),
                 "too many failed logins; wait a moment and try again".into(),
+            ),
+            ApiError::Diverged(seq) => (
+                StatusCode::CONFLICT,
+                "diverged",
+                format!("記録 {seq} が一致しません"),
+                format!("the logs differ at record {seq}"),
+            ),
+            ApiError::Standby => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "standby",
+                "この機械は予備機です。主機で操作するか、予備機を昇格してください".into(),
+                "this is the standby server: use the primary, or promote the standby".into(),
             ),
             ApiError::PrintFailed => (
                 StatusCode::SERVICE_UNAVAILABLE,

@@ -12,6 +12,7 @@ mod escpos;
 mod faults;
 mod forecast;
 mod pages;
+mod replication;
 mod reports;
 mod settings;
 mod settings_form;
@@ -58,6 +59,13 @@ pub struct Args {
     /// connection is lost.
     #[arg(long, default_value_t = 30)]
     pub stale_after: u32,
+    /// Run as the standby of this primary (its URL): follow its log,
+    /// render the same displays, refuse commands until promoted.
+    #[arg(long, value_name = "URL")]
+    pub standby_of: Option<String>,
+    /// A standby enrolment link from the primary (first start only).
+    #[arg(long, value_name = "URL")]
+    pub enrol_link: Option<String>,
     /// For a new data folder: record four weeks of simulated history and
     /// open today with some counters and visitors (a demonstration office).
     #[arg(long)]
@@ -76,9 +84,16 @@ pub struct App {
     pub data: PathBuf,
     pub displays: displays::Displays,
     pub faults: faults::Faults,
+    /// Following a primary (until promoted).
+    pub standby: std::sync::atomic::AtomicBool,
 }
 
 impl App {
+    /// Following a primary: commands are refused.
+    pub fn is_standby(&self) -> bool {
+        self.standby.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
     /// The office's time zone (read once from the configuration in force).
     pub fn status_offset(&self) -> chrono::FixedOffset {
         self.engine
@@ -86,8 +101,14 @@ impl App {
             .unwrap_or_else(|_| chrono::Offset::fix(&chrono::Utc))
     }
 
-    /// Records a sign-in or an account change in the event log.
+    /// Records a sign-in or an account change in the event log (on a
+    /// standby only in the fault records: its log is the primary's copy).
     pub fn audit(&self, by: Option<String>, event: madoguchi_core::model::Event) {
+        if self.is_standby() {
+            self.faults
+                .record("standby-audit", format!("{by:?}: {event:?}"));
+            return;
+        }
         let handle = self.engine.clone();
         let result = handle.write(move |e| e.record_audit(by, event));
         if !matches!(result, Ok(Ok(_))) {
@@ -139,6 +160,8 @@ fn router(app: Arc<App>) -> Router {
         .route("/m", get(displays::mobile))
         .route("/preview", get(displays::preview))
         .route("/admin", get(admin_page))
+        .route("/api/replication", get(replication::serve))
+        .route("/api/promote", post(replication::promote))
         .route("/audit", get(audit::page))
         .route("/api/audit/export", get(audit::export))
         .route("/preview/sample/{*topic}", get(displays::sample))
@@ -172,7 +195,17 @@ fn router(app: Arc<App>) -> Router {
 }
 
 pub fn run(data: &Path, config: Option<&Path>, args: Args) -> Result<()> {
-    let mut engine = crate::cmd::open_engine(data, config)?;
+    // A standby's log is a copy of its primary's: it records nothing of
+    // its own, not even a configuration.
+    let mut engine = if args.standby_of.is_some() {
+        anyhow::ensure!(
+            config.is_none(),
+            "a standby takes its configuration from the primary's log; leave out --config"
+        );
+        crate::cmd::open_engine_with(data, madoguchi_core::engine::ConfigChoice::Follow)?
+    } else {
+        crate::cmd::open_engine(data, config)?
+    };
     if args.demo {
         demo::seed(&mut engine)?;
     }
@@ -202,7 +235,13 @@ pub fn run(data: &Path, config: Option<&Path>, args: Args) -> Result<()> {
             data: data.to_path_buf(),
             displays: displays::Displays::new(data, args.layouts.clone(), args.stale_after)?,
             faults: faults::Faults::new(data),
+            standby: std::sync::atomic::AtomicBool::new(args.standby_of.is_some()),
         });
+        if let Some(primary) = &args.standby_of {
+            let token = replication::token(data, args.enrol_link.as_deref()).await?;
+            replication::follow(app.clone(), primary.trim_end_matches('/').to_string(), token);
+            println!("standby of {primary}: following its log; commands are refused until promoted at {base_url}/admin");
+        }
         displays::spawn(app.clone());
         let _watcher = displays::watch_layouts(&app);
         print_urls(&base_url, data, first.as_ref());
@@ -233,7 +272,7 @@ async fn admin_page(
     let office = app.status().await?.office.ja;
     let html = app.pages.render(
         "admin.html",
-        minijinja::context! { office, user => caller.name, faults => app.faults.recent() },
+        minijinja::context! { office, user => caller.name, faults => app.faults.recent(), standby => app.is_standby(), csrf => caller.csrf() },
     )?;
     Ok(html.into_response())
 }

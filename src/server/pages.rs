@@ -72,6 +72,7 @@ const ASSETS: &[(&str, &str, &str)] = &[
     asset!("statistics", js),
     asset!("display", js),
     asset!("display", css),
+    asset!("admin", js),
 ];
 
 #[derive(Debug)]

@@ -107,6 +107,9 @@ pub async fn apply_form(
 
 /// Validates and applies configuration text.
 async fn apply_toml(app: &App, toml: &str) -> Result<Response, ApiError> {
+    if app.is_standby() {
+        return Err(ApiError::Standby);
+    }
     let config = match Config::parse(toml, "settings") {
         Ok(c) => c,
         Err(e) => return Ok(invalid(&e)),

@@ -77,6 +77,8 @@ pub enum EngineError {
     ConfigConflict(String),
     #[error(transparent)]
     Config(#[from] ConfigError),
+    #[error("the primary's log differs from this one at record {0}: refusing to follow it")]
+    Diverged(u64),
 }
 
 /// Which configuration to run with.
@@ -86,6 +88,9 @@ pub enum ConfigChoice {
     Stored,
     /// This one: recorded in the log if it differs from the one in force.
     Given(Box<Config>),
+    /// Whatever the log holds, recording nothing: a standby whose log must
+    /// stay a copy of its primary's.
+    Follow,
 }
 
 #[derive(Debug, Clone)]
@@ -194,7 +199,7 @@ impl Engine {
         };
         let fallback_config = match &choice {
             ConfigChoice::Given(c) => (**c).clone(),
-            ConfigChoice::Stored => Config::embedded_default(),
+            ConfigChoice::Stored | ConfigChoice::Follow => Config::embedded_default(),
         };
         let mut engine = Engine {
             dir: dir.to_path_buf(),
@@ -236,7 +241,7 @@ impl Engine {
         let wanted = match choice {
             ConfigChoice::Given(c) => Some(*c),
             ConfigChoice::Stored if engine.config_at.0 == 0 => Some(engine.fallback_config.clone()),
-            ConfigChoice::Stored => None,
+            ConfigChoice::Stored | ConfigChoice::Follow => None,
         };
         if let Some(c) = wanted {
             if engine.config_at.0 == 0 || c.source != engine.config.source {
@@ -503,6 +508,33 @@ impl Engine {
         self.mark_appended();
         self.flush_store()?;
         Ok(seq)
+    }
+
+    /// Appends records copied from a primary's log (a standby following
+    /// it), verbatim: each must continue this log exactly (next sequence
+    /// number, linked to the last hash), or nothing is appended.
+    pub fn append_replicated(&mut self, records: &[Record]) -> Result<u64, EngineError> {
+        let tail = self.log.tail();
+        let (mut seq, mut prev) = (tail.next_seq, tail.last_hash);
+        for r in records {
+            if r.seq != seq || r.prev != prev {
+                return Err(EngineError::Diverged(r.seq.min(seq)));
+            }
+            prev = r.hash();
+            seq += 1;
+        }
+        if records.is_empty() {
+            return Ok(self.log.last_seq());
+        }
+        let payloads: Vec<Vec<u8>> = records.iter().map(|r| r.payload.clone()).collect();
+        let mut pos = self.log.append(&payloads)?;
+        for r in records {
+            self.apply_record(pos, r)?;
+            pos.offset += r.framed_len();
+        }
+        self.mark_appended();
+        self.flush_store()?;
+        Ok(self.log.last_seq())
     }
 
     /// Records an audit event (a sign-in, an account change) made by `by`

@@ -348,3 +348,46 @@ fn small_segments_and_frequent_snapshots_replay_the_same() {
     assert_eq!(engine.state(), &state);
     assert_eq!(engine.verify().expect("verify"), engine.seq());
 }
+
+#[test]
+fn a_standby_takes_only_records_that_continue_its_log() {
+    let primary_dir = tempfile::tempdir().expect("tmp");
+    let standby_dir = tempfile::tempdir().expect("tmp");
+    let cfg = Config::embedded_default();
+    let (mut primary, _) = open(primary_dir.path());
+    run_all(&mut primary, &sim_days(&cfg, 1, 21)[..300]);
+    let records: Vec<Record> = primary
+        .log()
+        .records(None)
+        .map(|r| r.expect("record").1)
+        .collect();
+    let (mut standby, _) = Engine::open(
+        standby_dir.path(),
+        ConfigChoice::Follow,
+        EngineOptions::default(),
+    )
+    .expect("standby");
+    assert_eq!(standby.seq(), 0, "a follower records nothing of its own");
+    standby
+        .append_replicated(&records[..100])
+        .expect("first part");
+    standby
+        .append_replicated(&records[100..])
+        .expect("the rest");
+    assert_eq!(standby.state(), primary.state());
+    assert_eq!(standby.log().tail(), primary.log().tail());
+    // A record that does not link (another office's, or a gap) is refused
+    // and nothing is appended.
+    let before = standby.log().tail();
+    let mut forged = records[records.len() - 1].clone();
+    forged.seq += 1;
+    let err = standby
+        .append_replicated(&[forged])
+        .expect_err("does not link");
+    assert!(matches!(err, EngineError::Diverged(_)), "{err}");
+    assert_eq!(standby.log().tail(), before);
+    let gap = standby
+        .append_replicated(&records[5..6])
+        .expect_err("already have it");
+    assert!(matches!(gap, EngineError::Diverged(_)));
+}

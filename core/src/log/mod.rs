@@ -152,6 +152,18 @@ pub fn read_live(dir: &Path) -> Result<Records, LogError> {
     Ok(Records::new(dir.to_path_buf(), list_segments(dir)?, None).live())
 }
 
+/// Like [`read_live`], but starting with the segment that holds record
+/// `seq` (so the cost is bounded by one segment, not the history). Records
+/// before `seq` in that segment are still yielded; the caller skips them.
+pub fn read_live_near(dir: &Path, seq: u64) -> Result<Records, LogError> {
+    let segments = list_segments(dir)?;
+    let start = segments
+        .iter()
+        .rposition(|&first| first <= seq.max(1))
+        .unwrap_or(0);
+    Ok(Records::new(dir.to_path_buf(), segments[start..].to_vec(), None).live())
+}
+
 pub use frame::encode as encode_record;
 
 /// Decodes the record at the start of `bytes` (for backups).

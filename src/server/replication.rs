@@ -1,0 +1,220 @@
+//! Standby servers (R9): the primary serves its log to a standby over the
+//! LAN (`GET /api/replication`, standby devices only, read-only); a server
+//! started with `--standby-of URL` follows it continuously, renders the
+//! same displays, refuses commands, and is promoted with one button on its
+//! admin page. A standby never takes a log that does not continue its own:
+//! each request carries its last sequence number and hash, and the primary
+//! refuses (409) if its record there differs.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use madoguchi_core::log::{self, Record};
+use madoguchi_core::store::hex;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::auth::Role;
+use super::error::ApiError;
+use super::App;
+
+/// Records per answer.
+const BATCH: usize = 2000;
+/// How long a caught-up standby's request waits for something new.
+const LONG_POLL: Duration = Duration::from_secs(20);
+
+#[derive(Debug, Deserialize)]
+pub struct Since {
+    after: u64,
+    #[serde(default)]
+    hash: Option<String>,
+}
+
+fn records_after(app: &App, after: u64, hash: Option<&str>) -> Result<Vec<Record>, ApiError> {
+    let dir = app.data.join("log");
+    let mut out = Vec::new();
+    let records =
+        log::read_live_near(&dir, after).map_err(|e| ApiError::Internal(e.to_string()))?;
+    for r in records {
+        let (_, rec) = r.map_err(|e| ApiError::Internal(e.to_string()))?;
+        if rec.seq == after {
+            if let Some(h) = hash {
+                if hex(&rec.hash()) != h {
+                    return Err(ApiError::Diverged(after));
+                }
+            }
+        }
+        if rec.seq > after {
+            out.push(rec);
+            if out.len() >= BATCH {
+                break;
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// `GET /api/replication?after=N&hash=H`: the records after N, waiting a
+/// while for new ones when there are none.
+pub async fn serve(
+    State(app): State<Arc<App>>,
+    method: Method,
+    headers: HeaderMap,
+    Query(q): Query<Since>,
+) -> Result<Json<Value>, ApiError> {
+    app.auth
+        .require(&method, &headers, &[Role::Standby, Role::Admin])?;
+    let mut changed = app.displays.subscribe();
+    for attempt in 0..2 {
+        let a = app.clone();
+        let hash = q.hash.clone();
+        let after = q.after;
+        let recs = tokio::task::spawn_blocking(move || records_after(&a, after, hash.as_deref()))
+            .await
+            .map_err(|e| ApiError::Internal(e.to_string()))??;
+        if !recs.is_empty() || attempt == 1 {
+            let records: Vec<Value> = recs
+                .iter()
+                .map(|r| json!({"seq": r.seq, "prev": hex(&r.prev), "payload": String::from_utf8_lossy(&r.payload)}))
+                .collect();
+            return Ok(Json(json!({"records": records})));
+        }
+        let _ = tokio::time::timeout(LONG_POLL, changed.changed()).await;
+    }
+    Ok(Json(json!({"records": []})))
+}
+
+/// `POST /api/promote` (admin, on the standby): stop following, take
+/// commands from now on.
+pub async fn promote(
+    State(app): State<Arc<App>>,
+    method: Method,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let caller = app.auth.require(&method, &headers, &[Role::Admin])?;
+    if !app.standby.swap(false, Ordering::SeqCst) {
+        return Ok((StatusCode::CONFLICT, Json(json!({"error": {"code": "not_standby", "message_ja": "この機械は予備機ではありません", "message_en": "this server is not a standby"}}))).into_response());
+    }
+    app.faults.record(
+        "failover",
+        format!("promoted to primary by {}", caller.name),
+    );
+    app.displays.poke();
+    Ok(Json(json!({"ok": true, "promoted": true})).into_response())
+}
+
+fn parse_hex(s: &str) -> Option<[u8; 32]> {
+    let mut out = [0u8; 32];
+    for (i, b) in out.iter_mut().enumerate() {
+        *b = u8::from_str_radix(s.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(out)
+}
+
+/// Follows the primary until promoted.
+pub fn follow(app: Arc<App>, primary: String, token: String) {
+    tokio::spawn(async move {
+        let http = reqwest::Client::builder()
+            .timeout(LONG_POLL + Duration::from_secs(10))
+            .build();
+        let Ok(http) = http else { return };
+        let mut reachable = true;
+        while app.standby.load(Ordering::SeqCst) {
+            let handle = app.engine.clone();
+            let Ok((after, hash)) = handle.read(|e| {
+                let t = e.log().tail();
+                (t.next_seq - 1, hex(&t.last_hash))
+            }) else {
+                break;
+            };
+            let url = format!("{primary}/api/replication?after={after}&hash={hash}");
+            let answer = http.get(&url).bearer_auth(&token).send().await;
+            let answer = match answer {
+                Ok(r) if r.status() == StatusCode::CONFLICT => {
+                    app.faults.record("standby", format!("the primary's log differs from ours after record {after}: not following it"));
+                    break;
+                }
+                Ok(r) if r.status().is_success() => r.json::<Value>().await.ok(),
+                Ok(r) => {
+                    if reachable {
+                        app.faults
+                            .record("standby", format!("the primary answered {}", r.status()));
+                    }
+                    reachable = false;
+                    None
+                }
+                Err(e) => {
+                    if reachable {
+                        app.faults
+                            .record("standby", format!("the primary cannot be reached: {e}"));
+                    }
+                    reachable = false;
+                    None
+                }
+            };
+            let Some(answer) = answer else {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            };
+            reachable = true;
+            let records: Vec<Record> = answer["records"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|r| {
+                    Some(Record {
+                        seq: r["seq"].as_u64()?,
+                        prev: parse_hex(r["prev"].as_str()?)?,
+                        payload: r["payload"].as_str()?.as_bytes().to_vec(),
+                    })
+                })
+                .collect();
+            if records.is_empty() || !app.standby.load(Ordering::SeqCst) {
+                continue;
+            }
+            match handle.write(move |e| e.append_replicated(&records)) {
+                Ok(Ok(_)) => app.displays.poke(),
+                Ok(Err(e)) => {
+                    app.faults
+                        .record("standby", format!("records from the primary refused: {e}"));
+                    break;
+                }
+                Err(_) => break,
+            }
+        }
+    });
+}
+
+/// Enrols this standby with the primary (once); the token is kept in the
+/// data folder for restarts.
+pub async fn token(data: &std::path::Path, enrol_link: Option<&str>) -> anyhow::Result<String> {
+    use anyhow::Context;
+    let path = data.join("standby-token");
+    if let Ok(t) = std::fs::read_to_string(&path) {
+        return Ok(t.trim().to_string());
+    }
+    let link = enrol_link.context("a first start as standby needs --enrol-link (a standby enrolment link from the primary's admin)")?;
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()?;
+    let r = http
+        .get(link)
+        .send()
+        .await
+        .context("cannot reach the primary")?;
+    let cookie = r
+        .headers()
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|c| c.split(';').next())
+        .and_then(|kv| kv.split_once('='))
+        .map(|(_, v)| v.to_string())
+        .context("the enrolment link was refused (used already, or expired)")?;
+    std::fs::write(&path, &cookie).with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(cookie)
+}
