@@ -5,6 +5,7 @@
 //!
 //! `MADOGUCHI_SCREENSHOTS=1` also writes the screenshots to docs/screenshots/.
 
+use crate::util::today;
 use serde_json::json;
 
 use crate::server::{cmd, Server};
@@ -17,13 +18,6 @@ fn save(name: &str, png: &[u8]) {
         std::fs::create_dir_all(dir).expect("screenshots dir");
         std::fs::write(format!("{dir}/{name}"), png).expect("write screenshot");
     }
-}
-
-fn today() -> String {
-    chrono::Utc::now()
-        .with_timezone(&chrono::FixedOffset::east_opt(9 * 3600).expect("jst"))
-        .date_naive()
-        .to_string()
 }
 
 fn login(b: &Session<'_>, s: &Server, counter: u16) {

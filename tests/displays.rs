@@ -3,6 +3,7 @@
 //! server stops, and recovers when it comes back. Every surface passes
 //! axe-core.
 
+use crate::util::today;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
@@ -24,13 +25,6 @@ fn wait_for(b: &Session<'_>, script: &str, what: &str) {
         assert!(Instant::now() < deadline, "never: {what}");
         std::thread::sleep(Duration::from_millis(100));
     }
-}
-
-fn today() -> String {
-    chrono::Utc::now()
-        .with_timezone(&chrono::FixedOffset::east_opt(9 * 3600).expect("jst"))
-        .date_naive()
-        .to_string()
 }
 
 #[test]

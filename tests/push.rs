@@ -3,6 +3,7 @@
 //! through the HTTP API reaches every subscriber of the surfaces it changes
 //! and no other; after a restart they reconnect and catch up.
 
+use crate::util::today;
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
@@ -52,13 +53,6 @@ async fn next_data(ws: &mut Ws, wait: Duration) -> Option<Value> {
             }
         }
     }
-}
-
-fn today() -> String {
-    chrono::Utc::now()
-        .with_timezone(&chrono::FixedOffset::east_opt(9 * 3600).expect("jst"))
-        .date_naive()
-        .to_string()
 }
 
 #[test]

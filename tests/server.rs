@@ -1,5 +1,6 @@
 //! The office server over HTTP: the real binary on 127.0.0.1, port 0.
 
+use crate::util::today;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -211,13 +212,6 @@ fn seq(c: &Client, s: &Server) -> u64 {
         .json()
         .expect("json");
     v["seq"].as_u64().expect("seq")
-}
-
-fn today() -> String {
-    chrono::Utc::now()
-        .with_timezone(&chrono::FixedOffset::east_opt(9 * 3600).expect("jst"))
-        .date_naive()
-        .to_string()
 }
 
 /// An error answer: JSON, stable code, both languages, no internals.

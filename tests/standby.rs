@@ -2,19 +2,13 @@
 //! the primary dies is promoted and carries on the day with no number issued
 //! twice (R9).
 
+use crate::util::today;
 use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
 use crate::server::{cmd, Server};
-
-fn today() -> String {
-    chrono::Utc::now()
-        .with_timezone(&chrono::FixedOffset::east_opt(9 * 3600).expect("jst"))
-        .date_naive()
-        .to_string()
-}
 
 #[test]
 fn the_standby_follows_and_takes_over() {

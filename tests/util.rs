@@ -41,3 +41,11 @@ pub fn log_bytes(data: &Path) -> Vec<(PathBuf, Vec<u8>)> {
         })
         .collect()
 }
+
+/// Today in the office's time zone (JST), as the server sees it.
+pub fn today() -> String {
+    chrono::Utc::now()
+        .with_timezone(&chrono::FixedOffset::east_opt(9 * 3600).expect("jst"))
+        .date_naive()
+        .to_string()
+}
