@@ -2,8 +2,9 @@
 //! last of 40 subscribers updated over WebSocket, p50/p99 over 1,000 calls
 //! against the real server on loopback. `cargo bench --bench displays`.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+#[path = "common.rs"]
+mod common;
+
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
@@ -62,34 +63,9 @@ fn main() {
         "numbers = { from = 1001, to = 1999 }",
         "numbers = { from = 1001, to = 99999 }",
     );
-    let cfg_path = dir.path().join("office.toml");
-    std::fs::write(&cfg_path, toml).expect("config");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_madoguchi"))
-        .arg("--data")
-        .arg(dir.path().join("data"))
-        .arg("--config")
-        .arg(&cfg_path)
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("serve");
-    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-    let (mut base, mut pw, mut enrol) = (String::new(), String::new(), String::new());
-    for line in lines.by_ref() {
-        let line = line.expect("line");
-        if let Some(b) = line.strip_prefix("listening on ") {
-            base = b.trim().into();
-        }
-        if let Some(p) = line.trim().strip_prefix("admin password: ") {
-            pw = p.into();
-        }
-        if let Some(e) = line.trim().strip_prefix("display enrolment:") {
-            enrol = e.trim().into();
-            break;
-        }
-    }
-    std::thread::spawn(move || for _ in lines {});
+    let served = common::serve(dir.path(), &toml);
+    let mut child = served.child;
+    let (base, pw, enrol) = (served.base, served.admin_password, served.display_enrol);
     let http = reqwest::blocking::Client::builder()
         .cookie_store(true)
         .redirect(reqwest::redirect::Policy::none())

@@ -3,7 +3,9 @@
 //! loopback; p50/p99 response time and commands/s. Bounded in count and
 //! time. `cargo bench --bench server`.
 
-use std::io::{BufRead, BufReader};
+#[path = "common.rs"]
+mod common;
+
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
@@ -37,31 +39,9 @@ fn main() {
             "serves = [\"idou\", \"koufu\", \"koseki\"]",
         )
         .replace("serves = [\"koufu\"]", "serves = [\"idou\", \"koufu\"]");
-    let cfg = dir.path().join("office.toml");
-    std::fs::write(&cfg, toml).expect("config");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_madoguchi"))
-        .arg("--data")
-        .arg(dir.path().join("data"))
-        .arg("--config")
-        .arg(&cfg)
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("serve");
-    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-    let (mut base, mut pw) = (String::new(), String::new());
-    for line in lines.by_ref() {
-        let line = line.expect("line");
-        if let Some(b) = line.strip_prefix("listening on ") {
-            base = b.trim().to_string();
-        }
-        if let Some(p) = line.trim().strip_prefix("admin password: ") {
-            pw = p.to_string();
-            break;
-        }
-    }
-    std::thread::spawn(move || for _ in lines {});
+    let served = common::serve(dir.path(), &toml);
+    let mut child = served.child;
+    let (base, pw) = (served.base, served.admin_password);
     // Shared by every station thread for the whole run.
     let base: &'static str = Box::leak(base.into_boxed_str());
 

@@ -263,6 +263,15 @@ pub enum Event {
 }
 
 impl Event {
+    /// Configuration and audit records: they happen at wall-clock time and
+    /// change nothing in the queue.
+    pub fn is_administrative(&self) -> bool {
+        matches!(
+            self,
+            Event::ConfigApplied { .. } | Event::Login { .. } | Event::AccountChanged { .. }
+        )
+    }
+
     /// The ticket this event is about, if any.
     pub fn ticket(&self) -> Option<Number> {
         match self {

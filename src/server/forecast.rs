@@ -17,15 +17,16 @@ use serde::Deserialize;
 use super::error::ApiError;
 use super::App;
 
-async fn series(app: &App) -> Result<(Vec<Series>, NaiveDate), ApiError> {
-    let now = app.status().await?.now;
+async fn series(app: &App) -> Result<(Vec<Series>, NaiveDate, String), ApiError> {
     let handle = app.engine.clone();
     tokio::task::spawn_blocking(move || {
-        handle.read(move |e| {
+        handle.read(|e| {
+            let now = super::api::wall_now().max(e.state().meta.last_at);
             let today = now.to_datetime(e.config().office.utc_offset).date_naive();
             let from = today.checked_sub_days(Days::new(365)).unwrap_or(today);
+            let office = e.config().office.name.ja.clone();
             e.stats(from, today, forecast::SOURCE)
-                .map(|rows| (forecast::forecast(&rows), today))
+                .map(|rows| (forecast::forecast(&rows), today, office))
         })
     })
     .await
@@ -109,7 +110,7 @@ pub async fn page(
     State(app): State<Arc<App>>,
     Query(q): Query<KindQuery>,
 ) -> Result<Response, ApiError> {
-    let (all, today) = series(&app).await?;
+    let (all, today, office) = series(&app).await?;
     let wanted = q
         .kind
         .clone()
@@ -128,7 +129,6 @@ pub async fn page(
             )
         })
         .collect();
-    let office = app.status().await?.office.ja;
     let html: Html<String> = app.pages.render(
         "forecast.html",
         context! { office, kinds, series => chosen, chart => chosen.map(svg) },

@@ -15,7 +15,7 @@ use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use madoguchi_core::log::{self, Record};
-use madoguchi_core::store::hex;
+use madoguchi_core::store::{hex, parse_hex};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -106,14 +106,6 @@ pub async fn promote(
     );
     app.displays.poke();
     Ok(Json(json!({"ok": true, "promoted": true})).into_response())
-}
-
-fn parse_hex(s: &str) -> Option<[u8; 32]> {
-    let mut out = [0u8; 32];
-    for (i, b) in out.iter_mut().enumerate() {
-        *b = u8::from_str_radix(s.get(2 * i..2 * i + 2)?, 16).ok()?;
-    }
-    Some(out)
 }
 
 /// Follows the primary until promoted.

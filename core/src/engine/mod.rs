@@ -34,7 +34,7 @@ use crate::model::{Command, Event, Millis, Number, Ticket};
 use crate::refusal::Refusal;
 use crate::state::State;
 use crate::stats::{self, Cell, Dim, Granularity};
-use crate::store::{hex, SnapshotMeta, Store, StoreError, STORE_FORMAT};
+use crate::store::{hex, parse_hex, SnapshotMeta, Store, StoreError, STORE_FORMAT};
 
 /// The JSON payload of one log record: one accepted command's events.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -797,17 +797,6 @@ impl Engine {
 fn encode_body(body: &RecordBody) -> Vec<u8> {
     // Plain data to JSON cannot fail.
     serde_json::to_vec(body).unwrap_or_default()
-}
-
-fn parse_hex(s: &str) -> Option<Hash> {
-    if s.len() != 64 {
-        return None;
-    }
-    let mut out = [0u8; 32];
-    for (i, b) in out.iter_mut().enumerate() {
-        *b = u8::from_str_radix(s.get(2 * i..2 * i + 2)?, 16).ok()?;
-    }
-    Some(out)
 }
 
 #[cfg(test)]

@@ -225,10 +225,7 @@ impl State {
         at: Millis,
         event: &Event,
     ) -> Result<(), Inconsistent> {
-        if !matches!(
-            event,
-            Event::ConfigApplied { .. } | Event::Login { .. } | Event::AccountChanged { .. }
-        ) {
+        if !event.is_administrative() {
             // A configuration is recorded at wall-clock time, which may be
             // after the (imported, simulated) days still to come.
             self.meta.last_at = self.meta.last_at.max(at);
