@@ -26,9 +26,16 @@ struct Topic {
 /// How many payloads a subscriber may fall behind before skipping ahead.
 const BACKLOG: usize = 16;
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Hub {
     topics: Mutex<HashMap<String, Topic>>,
+    backlog: usize,
+}
+
+impl Default for Hub {
+    fn default() -> Self {
+        Hub::with_backlog(BACKLOG)
+    }
 }
 
 /// A subscription: the latest payload (if any) and the stream of new ones.
@@ -43,11 +50,19 @@ impl Hub {
         Hub::default()
     }
 
+    /// A hub whose subscribers may fall `backlog` payloads behind.
+    pub fn with_backlog(backlog: usize) -> Hub {
+        Hub {
+            topics: Mutex::new(HashMap::new()),
+            backlog: backlog.max(1),
+        }
+    }
+
     fn with_topic<T>(&self, topic: &str, f: impl FnOnce(&mut Topic) -> T) -> T {
         let mut topics = self.topics.lock().unwrap_or_else(|p| p.into_inner());
         let t = topics.entry(topic.to_string()).or_insert_with(|| Topic {
             last: None,
-            tx: broadcast::channel(BACKLOG).0,
+            tx: broadcast::channel(self.backlog).0,
         });
         f(t)
     }

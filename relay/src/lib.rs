@@ -1,8 +1,18 @@
 //! madoguchi-relay: serves a site and pushes its changes to subscribers.
-//! The office uses the [`hub::Hub`] in-process for the displays on its LAN;
-//! the internet relay (its own issue) will reuse the same hub.
+//! The office uses the [`hub::Hub`] in-process for the displays on its LAN
+//! and [`bundle`] to pack and sign what it sends to the internet; the
+//! standalone `madoguchi-relay` binary ([`serve`]) is the internet-facing
+//! half (R6, R11).
 //!
 //! **Architecture Invariant:** this crate never depends on `madoguchi-core`
 //! or sled, and has no code path that connects to the office.
 
+pub mod bundle;
+pub mod config;
+pub mod conn;
 pub mod hub;
+pub mod metrics;
+pub mod serve;
+pub mod site;
+pub mod store;
+pub mod tls;

@@ -1,0 +1,317 @@
+//! The signed bundle: how the office's public site travels, one way, to the
+//! internet relays (R6, R11; DESIGN.md, data flow step 3).
+//!
+//! ```text
+//! "MDGRLY1\n" | header length (u32 BE) | header JSON | file bodies | Ed25519 signature (64)
+//! ```
+//!
+//! The signature covers every byte before it. The header names the sequence
+//! number, creation and expiry times (Unix seconds), whether the bundle is
+//! `full` (replaces the site) or a `delta` on top of sequence `base`, and the
+//! files in body order with their lengths. Content types are not carried:
+//! the relay derives them from the file name, so a bundle cannot make the
+//! relay serve, say, HTML as a script.
+//!
+//! Checks run cheapest and safest first: size (by the caller, before the
+//! body is even read), signature, then structure. The sequence number is
+//! the relay's business ([`crate::store`]).
+
+use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
+use serde::{Deserialize, Serialize};
+
+pub const MAGIC: &[u8; 8] = b"MDGRLY1\n";
+const SIGNATURE_LEN: usize = 64;
+/// A header larger than this is not one the office writes.
+const MAX_HEADER: usize = 64 * 1024;
+const MAX_FILES: usize = 512;
+const MAX_PATH: usize = 128;
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum BundleError {
+    #[error("bundle too short or not a Madoguchi bundle")]
+    NotABundle,
+    #[error("signature does not verify with any configured office key")]
+    BadSignature,
+    #[error("bundle header is malformed: {0}")]
+    BadHeader(String),
+    #[error("file list does not match the body ({0})")]
+    BadBody(String),
+    #[error("file path {0:?} is not allowed")]
+    BadPath(String),
+    #[error("key is malformed: {0}")]
+    BadKey(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    /// Replaces the whole site.
+    Full,
+    /// Changes files of the site as of sequence `base`.
+    Delta,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileEntry {
+    pub path: String,
+    pub len: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Header {
+    pub seq: u64,
+    pub created: i64,
+    pub expires: i64,
+    pub kind: Kind,
+    /// For a delta: the sequence number it applies on top of.
+    #[serde(default)]
+    pub base: u64,
+    pub files: Vec<FileEntry>,
+    /// For a delta: paths that no longer exist.
+    #[serde(default)]
+    pub removed: Vec<String>,
+}
+
+/// A verified bundle.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Bundle {
+    pub header: Header,
+    /// `(path, body)` in header order.
+    pub files: Vec<(String, Vec<u8>)>,
+}
+
+/// A file path a bundle may carry: relative, short, lower-case ASCII
+/// segments, no `..`, no empty segment. Requests are matched against these
+/// exactly, so nothing outside the bundle can be named.
+pub fn valid_path(p: &str) -> bool {
+    !p.is_empty()
+        && p.len() <= MAX_PATH
+        && p.split('/').all(|seg| {
+            !seg.is_empty()
+                && seg != "."
+                && seg != ".."
+                && seg.bytes().all(|b| {
+                    b.is_ascii_lowercase()
+                        || b.is_ascii_digit()
+                        || b == b'.'
+                        || b == b'_'
+                        || b == b'-'
+                })
+        })
+}
+
+/// The content type served for a bundle path, by extension; `None` for a
+/// kind of file the relay does not serve.
+pub fn content_type(path: &str) -> Option<&'static str> {
+    let ext = path.rsplit_once('.').map(|(_, e)| e)?;
+    Some(match ext {
+        "html" => "text/html; charset=utf-8",
+        "json" => "application/json",
+        "js" => "text/javascript; charset=utf-8",
+        "css" => "text/css; charset=utf-8",
+        "svg" => "image/svg+xml",
+        "png" => "image/png",
+        "ico" => "image/x-icon",
+        "txt" => "text/plain; charset=utf-8",
+        "woff2" => "font/woff2",
+        _ => return None,
+    })
+}
+
+/// Packs and signs a bundle (the office side).
+pub fn pack(header: &Header, files: &[(String, Vec<u8>)], key: &SigningKey) -> Vec<u8> {
+    let mut h = header.clone();
+    h.files = files
+        .iter()
+        .map(|(p, b)| FileEntry {
+            path: p.clone(),
+            len: b.len() as u64,
+        })
+        .collect();
+    // Serialising a struct of strings and integers cannot fail.
+    let json = serde_json::to_vec(&h).unwrap_or_default();
+    let body_len: usize = files.iter().map(|(_, b)| b.len()).sum();
+    let mut out = Vec::with_capacity(MAGIC.len() + 4 + json.len() + body_len + SIGNATURE_LEN);
+    out.extend_from_slice(MAGIC);
+    out.extend_from_slice(&(json.len() as u32).to_be_bytes());
+    out.extend_from_slice(&json);
+    for (_, b) in files {
+        out.extend_from_slice(b);
+    }
+    let sig = key.sign(&out);
+    out.extend_from_slice(&sig.to_bytes());
+    out
+}
+
+/// Checks the signature against `keys` (any may match: key rotation), then
+/// the structure; returns the bundle.
+pub fn verify(bytes: &[u8], keys: &[VerifyingKey]) -> Result<Bundle, BundleError> {
+    if bytes.len() < MAGIC.len() + 4 + SIGNATURE_LEN || &bytes[..MAGIC.len()] != MAGIC {
+        return Err(BundleError::NotABundle);
+    }
+    let (signed, sig) = bytes.split_at(bytes.len() - SIGNATURE_LEN);
+    let sig = Signature::from_slice(sig).map_err(|_| BundleError::BadSignature)?;
+    if !keys.iter().any(|k| k.verify(signed, &sig).is_ok()) {
+        return Err(BundleError::BadSignature);
+    }
+    let rest = &signed[MAGIC.len()..];
+    let header_len = u32::from_be_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
+    let rest = &rest[4..];
+    if header_len > MAX_HEADER || header_len > rest.len() {
+        return Err(BundleError::BadHeader("length out of range".into()));
+    }
+    let header: Header = serde_json::from_slice(&rest[..header_len])
+        .map_err(|e| BundleError::BadHeader(e.to_string()))?;
+    if header.files.len() > MAX_FILES {
+        return Err(BundleError::BadHeader("too many files".into()));
+    }
+    if header.expires <= header.created {
+        return Err(BundleError::BadHeader("expires before it was made".into()));
+    }
+    let mut body = &rest[header_len..];
+    let mut files = Vec::with_capacity(header.files.len());
+    for f in &header.files {
+        if !valid_path(&f.path) || content_type(&f.path).is_none() {
+            return Err(BundleError::BadPath(f.path.clone()));
+        }
+        let len = usize::try_from(f.len).unwrap_or(usize::MAX);
+        if len > body.len() {
+            return Err(BundleError::BadBody(format!("{} is cut short", f.path)));
+        }
+        let (this, more) = body.split_at(len);
+        files.push((f.path.clone(), this.to_vec()));
+        body = more;
+    }
+    if !body.is_empty() {
+        return Err(BundleError::BadBody(format!(
+            "{} bytes after the last file",
+            body.len()
+        )));
+    }
+    if let Some(p) = header.removed.iter().find(|p| !valid_path(p)) {
+        return Err(BundleError::BadPath(p.clone()));
+    }
+    Ok(Bundle { header, files })
+}
+
+/// A signing key from its text form (64 hex digits of the seed).
+pub fn signing_key_from_hex(text: &str) -> Result<SigningKey, BundleError> {
+    let bytes = hex32(text.trim())?;
+    Ok(SigningKey::from_bytes(&bytes))
+}
+
+/// A public key from its text form (64 hex digits).
+pub fn verifying_key_from_hex(text: &str) -> Result<VerifyingKey, BundleError> {
+    let bytes = hex32(text.trim())?;
+    VerifyingKey::from_bytes(&bytes).map_err(|e| BundleError::BadKey(e.to_string()))
+}
+
+pub fn to_hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn hex32(text: &str) -> Result<[u8; 32], BundleError> {
+    if text.len() != 64 || !text.is_ascii() {
+        return Err(BundleError::BadKey("expected 64 hex digits".into()));
+    }
+    let mut out = [0u8; 32];
+    for (i, o) in out.iter_mut().enumerate() {
+        *o = u8::from_str_radix(&text[2 * i..2 * i + 2], 16)
+            .map_err(|_| BundleError::BadKey("expected 64 hex digits".into()))?;
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(n: u8) -> SigningKey {
+        SigningKey::from_bytes(&[n; 32])
+    }
+
+    fn header(seq: u64) -> Header {
+        Header {
+            seq,
+            created: 100,
+            expires: 220,
+            kind: Kind::Full,
+            base: 0,
+            files: vec![],
+            removed: vec![],
+        }
+    }
+
+    fn files() -> Vec<(String, Vec<u8>)> {
+        vec![
+            ("index.html".into(), b"<p>hi</p>".to_vec()),
+            ("displays/status.json".into(), b"{\"a\":1}".to_vec()),
+        ]
+    }
+
+    #[test]
+    fn a_packed_bundle_verifies_and_round_trips() {
+        let bytes = pack(&header(7), &files(), &key(1));
+        let b = verify(&bytes, &[key(1).verifying_key()]).expect("valid");
+        assert_eq!(b.header.seq, 7);
+        assert_eq!(b.files, files());
+    }
+
+    #[test]
+    fn any_configured_key_may_sign_for_rotation() {
+        let bytes = pack(&header(7), &files(), &key(2));
+        assert!(verify(&bytes, &[key(1).verifying_key(), key(2).verifying_key()]).is_ok());
+        assert_eq!(
+            verify(&bytes, &[key(1).verifying_key()]),
+            Err(BundleError::BadSignature)
+        );
+    }
+
+    #[test]
+    fn every_flipped_byte_and_every_truncation_is_refused() {
+        let bytes = pack(&header(7), &files(), &key(1));
+        let keys = [key(1).verifying_key()];
+        for i in 0..bytes.len() {
+            let mut b = bytes.clone();
+            b[i] ^= 0x20;
+            assert!(verify(&b, &keys).is_err(), "flip at {i} accepted");
+        }
+        for n in 0..bytes.len() {
+            assert!(verify(&bytes[..n], &keys).is_err(), "cut at {n} accepted");
+        }
+    }
+
+    #[test]
+    fn paths_outside_the_bundle_cannot_be_signed_in() {
+        for bad in [
+            "../etc/passwd",
+            "/abs.html",
+            "a//b.html",
+            "a/./b.html",
+            "A.html",
+            "x.exe",
+            "noext",
+        ] {
+            let bytes = pack(&header(1), &[(bad.into(), b"x".to_vec())], &key(1));
+            assert!(
+                matches!(
+                    verify(&bytes, &[key(1).verifying_key()]),
+                    Err(BundleError::BadPath(_))
+                ),
+                "{bad} accepted"
+            );
+        }
+    }
+
+    #[test]
+    fn keys_round_trip_through_hex() {
+        let k = key(9);
+        let back = signing_key_from_hex(&to_hex(&k.to_bytes())).expect("hex");
+        assert_eq!(back.to_bytes(), k.to_bytes());
+        let v = verifying_key_from_hex(&to_hex(k.verifying_key().as_bytes())).expect("hex");
+        assert_eq!(v, k.verifying_key());
+        assert!(verifying_key_from_hex("zz").is_err());
+    }
+}

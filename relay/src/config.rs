@@ -1,0 +1,194 @@
+//! The relay's configuration file (TOML). Two listeners: `public` for the
+//! whole internet, `ingest` for the office's dedicated line; the limits
+//! that keep either from being exhausted (R11).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+pub const EXAMPLE: &str = include_str!("../relay.example.toml");
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Invalid { path: PathBuf, message: String },
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub public: Public,
+    pub ingest: Ingest,
+    /// Where accepted bundles and the last sequence number are kept.
+    pub state_dir: PathBuf,
+    #[serde(default)]
+    pub limits: Limits,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tls {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Public {
+    pub listen: SocketAddr,
+    pub tls: Tls,
+    /// Exact `Origin` values allowed to open a WebSocket.
+    pub origins: Vec<String>,
+    /// `Strict-Transport-Security` max-age in seconds.
+    #[serde(default = "hsts")]
+    pub hsts_max_age: u64,
+}
+
+fn hsts() -> u64 {
+    31_536_000
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Ingest {
+    pub listen: SocketAddr,
+    pub tls: Tls,
+    /// Office public keys (64 hex digits); any may sign (key rotation).
+    pub office_keys: Vec<String>,
+    #[serde(default = "max_bundle")]
+    pub max_bundle_bytes: usize,
+}
+
+fn max_bundle() -> usize {
+    4 * 1024 * 1024
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Open connections in total (public side). Each needs a file
+    /// descriptor; keep it under the process's open-file limit.
+    pub connections: usize,
+    pub connections_per_ip: usize,
+    pub tls_handshake_timeout_s: u64,
+    /// The whole request head must arrive within this (slowloris).
+    pub header_read_timeout_s: u64,
+    /// A connection with no bytes either way for this long is closed.
+    pub idle_timeout_s: u64,
+    /// Request head size (HTTP/1.1 buffer and HTTP/2 header list).
+    pub max_header_bytes: usize,
+    /// Largest WebSocket frame/message a subscriber may send (they may
+    /// only send control frames anyway).
+    pub ws_max_frame_bytes: usize,
+    /// Updates a subscriber may fall behind before it is dropped.
+    pub subscriber_queue: usize,
+    pub heartbeat_s: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            connections: 18_000,
+            connections_per_ip: 64,
+            tls_handshake_timeout_s: 10,
+            header_read_timeout_s: 10,
+            idle_timeout_s: 90,
+            max_header_bytes: 16 * 1024,
+            ws_max_frame_bytes: 4 * 1024,
+            subscriber_queue: 8,
+            heartbeat_s: 20,
+        }
+    }
+}
+
+impl Limits {
+    pub fn handshake(&self) -> Duration {
+        Duration::from_secs(self.tls_handshake_timeout_s)
+    }
+    pub fn header_read(&self) -> Duration {
+        Duration::from_secs(self.header_read_timeout_s)
+    }
+    pub fn idle(&self) -> Duration {
+        Duration::from_secs(self.idle_timeout_s)
+    }
+    pub fn heartbeat(&self) -> Duration {
+        Duration::from_secs(self.heartbeat_s)
+    }
+}
+
+impl Config {
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Config::parse(&text, path)
+    }
+
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let invalid = |message: String| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            message,
+        };
+        let mut c: Config = toml::from_str(text).map_err(|e| invalid(e.to_string()))?;
+        if c.ingest.office_keys.is_empty() {
+            return Err(invalid(
+                "ingest.office_keys: at least one office key is needed".into(),
+            ));
+        }
+        for k in &c.ingest.office_keys {
+            crate::bundle::verifying_key_from_hex(k)
+                .map_err(|e| invalid(format!("ingest.office_keys {k:?}: {e}")))?;
+        }
+        if c.public.listen == c.ingest.listen {
+            return Err(invalid(
+                "public.listen and ingest.listen must differ".into(),
+            ));
+        }
+        // Relative paths are relative to the configuration file.
+        let base = path.parent().unwrap_or(Path::new("."));
+        for p in [
+            &mut c.public.tls.cert,
+            &mut c.public.tls.key,
+            &mut c.ingest.tls.cert,
+            &mut c.ingest.tls.key,
+            &mut c.state_dir,
+        ] {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        }
+        Ok(c)
+    }
+
+    pub fn office_keys(&self) -> Vec<ed25519_dalek::VerifyingKey> {
+        self.ingest
+            .office_keys
+            .iter()
+            .filter_map(|k| crate::bundle::verifying_key_from_hex(k).ok())
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_example_parses_and_names_its_errors() {
+        let c =
+            Config::parse(EXAMPLE, Path::new("/etc/madoguchi-relay/relay.toml")).expect("example");
+        assert_eq!(c.limits.connections_per_ip, 64);
+        assert!(c.state_dir.is_absolute());
+        let bad = EXAMPLE.replace("connections_per_ip", "connections_per_ipp");
+        let err = Config::parse(&bad, Path::new("r.toml")).expect_err("typo");
+        assert!(err.to_string().contains("connections_per_ipp"), "{err}");
+    }
+}

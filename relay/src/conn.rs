@@ -1,0 +1,192 @@
+//! Connection limits (R11): how many connections in total and per address,
+//! and an I/O wrapper that records the last byte moved either way so that
+//! idle connections are closed. A connection's slot is held by a guard that
+//! the WebSocket or SSE task keeps after the HTTP connection hands its
+//! socket over, so upgraded connections stay counted.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+#[derive(Debug)]
+pub struct Limiter {
+    max_total: usize,
+    max_per_ip: usize,
+    total: AtomicUsize,
+    per_ip: Mutex<HashMap<IpAddr, usize>>,
+}
+
+/// One admitted connection; dropping the last clone frees its slot.
+#[derive(Debug)]
+pub struct Slot {
+    limiter: Arc<Limiter>,
+    ip: IpAddr,
+}
+
+impl Limiter {
+    pub fn new(max_total: usize, max_per_ip: usize) -> Arc<Limiter> {
+        Arc::new(Limiter {
+            max_total,
+            max_per_ip,
+            total: AtomicUsize::new(0),
+            per_ip: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// A slot for a new connection from `ip`, or `None` when either limit
+    /// is reached.
+    pub fn admit(self: &Arc<Self>, ip: IpAddr) -> Option<Arc<Slot>> {
+        let mut map = self.per_ip.lock().unwrap_or_else(|p| p.into_inner());
+        if self.total.load(Ordering::Relaxed) >= self.max_total {
+            return None;
+        }
+        let n = map.entry(ip).or_insert(0);
+        if *n >= self.max_per_ip {
+            return None;
+        }
+        *n += 1;
+        self.total.fetch_add(1, Ordering::Relaxed);
+        Some(Arc::new(Slot {
+            limiter: self.clone(),
+            ip,
+        }))
+    }
+
+    pub fn open(&self) -> usize {
+        self.total.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut map = self
+            .limiter
+            .per_ip
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = map.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                map.remove(&self.ip);
+            }
+        }
+        self.limiter.total.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Milliseconds since the process's clock origin, for activity stamps.
+fn now_ms(origin: Instant) -> u64 {
+    origin.elapsed().as_millis() as u64
+}
+
+/// Records when a byte last moved through the stream.
+#[derive(Debug)]
+pub struct Activity {
+    origin: Instant,
+    last: AtomicU64,
+}
+
+impl Activity {
+    pub fn new() -> Arc<Activity> {
+        let origin = Instant::now();
+        Arc::new(Activity {
+            origin,
+            last: AtomicU64::new(0),
+        })
+    }
+
+    fn touch(&self) {
+        self.last.store(now_ms(self.origin), Ordering::Relaxed);
+    }
+
+    pub fn idle_for(&self) -> Duration {
+        Duration::from_millis(now_ms(self.origin).saturating_sub(self.last.load(Ordering::Relaxed)))
+    }
+
+    /// Resolves once nothing has moved for `limit`.
+    pub async fn idle(&self, limit: Duration) {
+        loop {
+            let idle = self.idle_for();
+            if idle >= limit {
+                return;
+            }
+            tokio::time::sleep(limit - idle).await;
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct Tracked<S> {
+    inner: S,
+    activity: Arc<Activity>,
+}
+
+impl<S> Tracked<S> {
+    pub fn new(inner: S, activity: Arc<Activity>) -> Tracked<S> {
+        Tracked { inner, activity }
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Tracked<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let r = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if buf.filled().len() > before {
+            self.activity.touch();
+        }
+        r
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Tracked<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let r = Pin::new(&mut self.inner).poll_write(cx, buf);
+        if matches!(r, Poll::Ready(Ok(n)) if n > 0) {
+            self.activity.touch();
+        }
+        r
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slots_are_limited_in_total_and_per_address_and_freed_on_drop() {
+        let l = Limiter::new(3, 2);
+        let a: IpAddr = [10, 0, 0, 1].into();
+        let b: IpAddr = [10, 0, 0, 2].into();
+        let a1 = l.admit(a).expect("a1");
+        let a2 = l.admit(a).expect("a2");
+        assert!(l.admit(a).is_none(), "per address");
+        let b1 = l.admit(b).expect("b1");
+        assert!(l.admit(b).is_none(), "in total");
+        drop(a1);
+        assert!(l.admit(b).is_some());
+        drop((a2, b1));
+        assert_eq!(l.open(), 0);
+    }
+}

@@ -1,0 +1,110 @@
+//! Counters for the Prometheus `/metrics` page, which only the ingest
+//! listener serves (the public side shows nothing about the relay).
+
+use std::fmt::Write;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+
+#[derive(Debug, Default)]
+pub struct Metrics {
+    pub bundles_accepted: AtomicU64,
+    pub bundles_rejected: AtomicU64,
+    pub last_seq: AtomicU64,
+    pub site_expires: AtomicI64,
+    pub connections_refused: AtomicU64,
+    pub handshakes_failed: AtomicU64,
+    pub requests: AtomicU64,
+    pub ws_subscribers: AtomicI64,
+    pub sse_subscribers: AtomicI64,
+    pub messages_sent: AtomicU64,
+    pub slow_subscribers_dropped: AtomicU64,
+}
+
+impl Metrics {
+    pub fn add(c: &AtomicU64) {
+        c.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn render(&self, open_connections: usize) -> String {
+        let mut out = String::new();
+        let mut line = |name: &str, kind: &str, help: &str, v: String| {
+            let _ = writeln!(out, "# HELP madoguchi_relay_{name} {help}");
+            let _ = writeln!(out, "# TYPE madoguchi_relay_{name} {kind}");
+            let _ = writeln!(out, "madoguchi_relay_{name} {v}");
+        };
+        let g = |a: &AtomicU64| a.load(Ordering::Relaxed).to_string();
+        let gi = |a: &AtomicI64| a.load(Ordering::Relaxed).to_string();
+        line(
+            "bundles_accepted_total",
+            "counter",
+            "Bundles accepted.",
+            g(&self.bundles_accepted),
+        );
+        line(
+            "bundles_rejected_total",
+            "counter",
+            "Bundles refused (signature, sequence, size, form).",
+            g(&self.bundles_rejected),
+        );
+        line(
+            "last_seq",
+            "gauge",
+            "Sequence number of the bundle served.",
+            g(&self.last_seq),
+        );
+        line(
+            "site_expires_seconds",
+            "gauge",
+            "Unix time after which the served data is stale.",
+            gi(&self.site_expires),
+        );
+        line(
+            "connections_open",
+            "gauge",
+            "Open public connections.",
+            open_connections.to_string(),
+        );
+        line(
+            "connections_refused_total",
+            "counter",
+            "Connections refused by the total or per-address limit.",
+            g(&self.connections_refused),
+        );
+        line(
+            "tls_handshakes_failed_total",
+            "counter",
+            "TLS handshakes that failed or timed out.",
+            g(&self.handshakes_failed),
+        );
+        line(
+            "requests_total",
+            "counter",
+            "Public HTTP requests.",
+            g(&self.requests),
+        );
+        line(
+            "websocket_subscribers",
+            "gauge",
+            "Open WebSocket subscribers.",
+            gi(&self.ws_subscribers),
+        );
+        line(
+            "sse_subscribers",
+            "gauge",
+            "Open Server-Sent Events subscribers.",
+            gi(&self.sse_subscribers),
+        );
+        line(
+            "messages_sent_total",
+            "counter",
+            "Push messages written to subscribers.",
+            g(&self.messages_sent),
+        );
+        line(
+            "slow_subscribers_dropped_total",
+            "counter",
+            "Subscribers dropped for falling behind.",
+            g(&self.slow_subscribers_dropped),
+        );
+        out
+    }
+}

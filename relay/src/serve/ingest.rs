@@ -1,0 +1,185 @@
+//! The ingest side (the office's dedicated line): `POST /bundle` takes one
+//! signed bundle; `GET /metrics` is the Prometheus page. A bundle is
+//! checked for size (before its body is read), signature, form, sequence
+//! (above the last accepted) and, for a delta, that it applies to what this
+//! relay holds; it is then made durable and only then served. A refusal is
+//! logged, answered with the reason and the relay's last sequence number
+//! (so the office knows to send a full bundle), and changes nothing.
+
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use hyper::header::{self, HeaderValue};
+use hyper::{Method, Request, Response, StatusCode};
+
+use super::public::Body;
+use super::Relay;
+use crate::bundle;
+use crate::metrics::Metrics;
+
+/// What became of a bundle (also the JSON answer's `outcome`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IngestOutcome {
+    Accepted,
+    TooLarge,
+    BadSignature,
+    Malformed,
+    OldSequence,
+    WrongBase,
+    NotStored,
+}
+
+impl IngestOutcome {
+    fn status(self) -> StatusCode {
+        match self {
+            IngestOutcome::Accepted => StatusCode::OK,
+            IngestOutcome::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            IngestOutcome::BadSignature => StatusCode::FORBIDDEN,
+            IngestOutcome::Malformed => StatusCode::BAD_REQUEST,
+            IngestOutcome::OldSequence | IngestOutcome::WrongBase => StatusCode::CONFLICT,
+            IngestOutcome::NotStored => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+    fn name(self) -> &'static str {
+        match self {
+            IngestOutcome::Accepted => "accepted",
+            IngestOutcome::TooLarge => "too_large",
+            IngestOutcome::BadSignature => "bad_signature",
+            IngestOutcome::Malformed => "malformed",
+            IngestOutcome::OldSequence => "old_sequence",
+            IngestOutcome::WrongBase => "wrong_base",
+            IngestOutcome::NotStored => "not_stored",
+        }
+    }
+}
+
+fn json(status: StatusCode, body: String) -> Response<Body> {
+    let mut r = Response::new(http_body_util::Full::new(Bytes::from(body)).boxed_unsync());
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    r
+}
+
+pub async fn handle(relay: Arc<Relay>, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
+    match (req.method(), req.uri().path()) {
+        (&Method::POST, "/bundle") => ingest(&relay, req, peer).await,
+        (&Method::GET, "/metrics") => {
+            let mut r = json(StatusCode::OK, relay.metrics.render(relay.limiter.open()));
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; version=0.0.4"),
+            );
+            r
+        }
+        _ => json(StatusCode::NOT_FOUND, "{\"outcome\":\"not_found\"}".into()),
+    }
+}
+
+async fn ingest(relay: &Relay, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
+    let (outcome, detail) = accept(relay, req).await;
+    let last = relay.metrics.last_seq.load(Ordering::Relaxed);
+    if outcome == IngestOutcome::Accepted {
+        Metrics::add(&relay.metrics.bundles_accepted);
+        tracing::info!(seq = last, %peer, "bundle accepted");
+    } else {
+        Metrics::add(&relay.metrics.bundles_rejected);
+        tracing::warn!(outcome = outcome.name(), detail = %detail, %peer, "bundle refused");
+    }
+    json(
+        outcome.status(),
+        serde_json::json!({ "outcome": outcome.name(), "detail": detail, "last_seq": last })
+            .to_string(),
+    )
+}
+
+async fn accept(relay: &Relay, req: Request<Incoming>) -> (IngestOutcome, String) {
+    let max = relay.cfg.ingest.max_bundle_bytes;
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > max as u64) {
+        return (IngestOutcome::TooLarge, format!("over {max} bytes"));
+    }
+    let raw = match Limited::new(req.into_body(), max).collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(e) => {
+            return if e.is::<http_body_util::LengthLimitError>() {
+                (IngestOutcome::TooLarge, format!("over {max} bytes"))
+            } else {
+                (IngestOutcome::Malformed, "body could not be read".into())
+            };
+        }
+    };
+    let b = match bundle::verify(&raw, &relay.keys) {
+        Ok(b) => b,
+        Err(e @ bundle::BundleError::BadSignature) => {
+            return (IngestOutcome::BadSignature, e.to_string())
+        }
+        Err(e) => return (IngestOutcome::Malformed, e.to_string()),
+    };
+    // One bundle at a time from here: the sequence check, the write and
+    // the swap must not interleave with another bundle's.
+    let mut store = relay.store.lock().await;
+    if b.header.seq <= store.last_seq() {
+        return (
+            IngestOutcome::OldSequence,
+            format!(
+                "sequence {} is not above {}",
+                b.header.seq,
+                store.last_seq()
+            ),
+        );
+    }
+    let current = relay.site();
+    let (site, changed) = match current.apply(&b) {
+        Ok(x) => x,
+        Err(e) => return (IngestOutcome::WrongBase, e.to_string()),
+    };
+    if let Err(e) = store.accept(&raw, &b) {
+        tracing::error!(error = %e, "accepted bundle could not be stored; not served");
+        return (
+            IngestOutcome::NotStored,
+            "relay could not store the bundle".into(),
+        );
+    }
+    let pushes: Vec<(String, Arc<str>)> = changed
+        .iter()
+        .filter_map(|p| {
+            let t = p.strip_prefix("displays/")?.strip_suffix(".json")?;
+            let e = site.files.get(p)?;
+            Some((
+                t.to_string(),
+                Arc::from(std::str::from_utf8(&e.identity).ok()?),
+            ))
+        })
+        .collect();
+    relay
+        .metrics
+        .last_seq
+        .store(b.header.seq, Ordering::Relaxed);
+    relay
+        .metrics
+        .site_expires
+        .store(b.header.expires, Ordering::Relaxed);
+    let stale = b.header.expires <= super::unix_now();
+    relay.swap(site);
+    relay
+        .stale
+        .send_if_modified(|s| std::mem::replace(s, stale) != stale);
+    for (topic, body) in pushes {
+        relay.hub.publish(&topic, body);
+    }
+    (
+        IngestOutcome::Accepted,
+        format!("sequence {}", b.header.seq),
+    )
+}

@@ -1,0 +1,254 @@
+//! The standalone relay (R6, R11): two TLS listeners — `public` serves the
+//! site and its pushes to the internet, `ingest` takes signed bundles from
+//! the office — sharing one in-memory site and one hub. Every connection
+//! passes the limiter before its TLS handshake, the handshake has its own
+//! timeout, hyper gets a timer so its header-read timeout really fires, and
+//! a watchdog closes connections on which nothing moves.
+
+mod ingest;
+mod public;
+
+use std::net::SocketAddr;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use ed25519_dalek::VerifyingKey;
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio_rustls::TlsAcceptor;
+
+use crate::config::{Config, Limits};
+use crate::conn::{Activity, Limiter, Slot, Tracked};
+use crate::hub::Hub;
+use crate::metrics::Metrics;
+use crate::site::Site;
+use crate::store::Store;
+
+pub use ingest::IngestOutcome;
+
+#[derive(Debug)]
+pub struct Relay {
+    pub cfg: Config,
+    keys: Vec<VerifyingKey>,
+    site: RwLock<Arc<Site>>,
+    store: tokio::sync::Mutex<Store>,
+    pub hub: Hub,
+    pub metrics: Metrics,
+    limiter: Arc<Limiter>,
+    /// True while the served data is past its expiry.
+    stale: watch::Sender<bool>,
+}
+
+pub fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+impl Relay {
+    /// Opens the state folder and rebuilds the last served site.
+    pub fn open(cfg: Config) -> anyhow::Result<Arc<Relay>> {
+        let keys = cfg.office_keys();
+        let (store, site) = Store::open(&cfg.state_dir, &keys)?;
+        let metrics = Metrics::default();
+        metrics
+            .last_seq
+            .store(store.last_seq(), std::sync::atomic::Ordering::Relaxed);
+        metrics
+            .site_expires
+            .store(site.expires, std::sync::atomic::Ordering::Relaxed);
+        let stale = site.expires <= unix_now();
+        let hub = Hub::with_backlog(cfg.limits.subscriber_queue);
+        for (topic, body) in topics(&site) {
+            hub.publish(&topic, body);
+        }
+        Ok(Arc::new(Relay {
+            limiter: Limiter::new(cfg.limits.connections, cfg.limits.connections_per_ip),
+            keys,
+            site: RwLock::new(Arc::new(site)),
+            store: tokio::sync::Mutex::new(store),
+            hub,
+            metrics,
+            stale: watch::channel(stale).0,
+            cfg,
+        }))
+    }
+
+    pub fn site(&self) -> Arc<Site> {
+        self.site
+            .read()
+            .map(|s| s.clone())
+            .unwrap_or_else(|p| p.into_inner().clone())
+    }
+
+    fn swap(&self, site: Site) {
+        let mut slot = self.site.write().unwrap_or_else(|p| p.into_inner());
+        *slot = Arc::new(site);
+    }
+
+    pub fn is_stale(&self) -> bool {
+        *self.stale.borrow()
+    }
+
+    pub fn stale_watch(&self) -> watch::Receiver<bool> {
+        self.stale.subscribe()
+    }
+
+    fn limits(&self) -> &Limits {
+        &self.cfg.limits
+    }
+}
+
+/// The push topics of a site: `displays/<topic>.json` files.
+fn topics(site: &Site) -> Vec<(String, Arc<str>)> {
+    site.files
+        .iter()
+        .filter_map(|(p, e)| {
+            let t = p.strip_prefix("displays/")?.strip_suffix(".json")?;
+            let body = std::str::from_utf8(&e.identity).ok()?;
+            Some((t.to_string(), Arc::from(body)))
+        })
+        .collect()
+}
+
+/// Addresses the relay listens on (port 0 resolved).
+#[derive(Debug, Clone, Copy)]
+pub struct Bound {
+    pub public: SocketAddr,
+    pub ingest: SocketAddr,
+}
+
+/// Binds both listeners and serves until the process ends.
+pub async fn run(relay: Arc<Relay>, on_bound: impl FnOnce(Bound)) -> anyhow::Result<()> {
+    let public_tls = crate::tls::server_config(&relay.cfg.public.tls)?;
+    let ingest_tls = crate::tls::server_config(&relay.cfg.ingest.tls)?;
+    let public = TcpListener::bind(relay.cfg.public.listen).await?;
+    let ingest = TcpListener::bind(relay.cfg.ingest.listen).await?;
+    on_bound(Bound {
+        public: public.local_addr()?,
+        ingest: ingest.local_addr()?,
+    });
+    tokio::spawn(expiry_watch(relay.clone()));
+    let r = relay.clone();
+    let ingest_task = tokio::spawn(async move {
+        accept_loop(r, ingest, TlsAcceptor::from(ingest_tls), Side::Ingest).await
+    });
+    let public_task = tokio::spawn(accept_loop(
+        relay,
+        public,
+        TlsAcceptor::from(public_tls),
+        Side::Public,
+    ));
+    tokio::select! {
+        r = ingest_task => r?,
+        r = public_task => r?,
+    }
+}
+
+/// Flips the stale flag when the served bundle's expiry passes.
+async fn expiry_watch(relay: Arc<Relay>) {
+    loop {
+        let expires = relay.site().expires;
+        let stale = expires <= unix_now();
+        relay
+            .stale
+            .send_if_modified(|s| std::mem::replace(s, stale) != stale);
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Side {
+    Public,
+    Ingest,
+}
+
+async fn accept_loop(
+    relay: Arc<Relay>,
+    listener: TcpListener,
+    tls: TlsAcceptor,
+    side: Side,
+) -> anyhow::Result<()> {
+    // The ingest line has one legitimate peer; keep its own small limit so
+    // a flood on the public side cannot starve it, or the reverse.
+    let limiter = match side {
+        Side::Public => relay.limiter.clone(),
+        Side::Ingest => Limiter::new(64, 16),
+    };
+    loop {
+        let (tcp, peer) = match listener.accept().await {
+            Ok(x) => x,
+            Err(e) => {
+                // Out of file descriptors and the like: wait, do not spin.
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let Some(slot) = limiter.admit(peer.ip()) else {
+            Metrics::add(&relay.metrics.connections_refused);
+            drop(tcp);
+            continue;
+        };
+        let _ = tcp.set_nodelay(true);
+        let relay = relay.clone();
+        let tls = tls.clone();
+        tokio::spawn(async move {
+            serve_connection(relay, tcp, peer, tls, slot, side).await;
+        });
+    }
+}
+
+async fn serve_connection(
+    relay: Arc<Relay>,
+    tcp: tokio::net::TcpStream,
+    peer: SocketAddr,
+    tls: TlsAcceptor,
+    slot: Arc<Slot>,
+    side: Side,
+) {
+    let limits = relay.limits().clone();
+    let activity = Activity::new();
+    let io = Tracked::new(tcp, activity.clone());
+    let stream = match tokio::time::timeout(limits.handshake(), tls.accept(io)).await {
+        Ok(Ok(s)) => s,
+        _ => {
+            Metrics::add(&relay.metrics.handshakes_failed);
+            return;
+        }
+    };
+    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read())
+        .max_buf_size(limits.max_header_bytes.max(8192))
+        .keep_alive(true);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(limits.max_header_bytes as u32)
+        .max_concurrent_streams(32)
+        .keep_alive_interval(Some(Duration::from_secs(30)));
+    let r = relay.clone();
+    let conn_slot = slot.clone();
+    let service = service_fn(move |req: hyper::Request<Incoming>| {
+        let r = r.clone();
+        let slot = conn_slot.clone();
+        async move {
+            Ok::<_, std::convert::Infallible>(match side {
+                Side::Public => public::handle(r, req, peer, slot).await,
+                Side::Ingest => ingest::handle(r, req, peer).await,
+            })
+        }
+    });
+    let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+    tokio::select! {
+        _ = conn => {}
+        _ = activity.idle(limits.idle()) => {}
+    }
+    drop(slot);
+}

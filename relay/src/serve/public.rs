@@ -1,0 +1,461 @@
+//! The public side: the site from memory (GET/HEAD only, ETag, gzip or
+//! brotli as asked, CDN-friendly caching), `/ws?topic=` (WebSocket, exact
+//! Origin allowlist, small frames, a bounded queue that drops slow readers;
+//! a subscriber may send control frames only) and `/events?topic=` (SSE).
+//! Every response carries the security headers and nothing that names the
+//! software.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
+use http_body_util::{combinators::UnsyncBoxBody, BodyExt, Full, StreamBody};
+use hyper::body::{Frame, Incoming};
+use hyper::header::{self, HeaderValue};
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use tokio::sync::broadcast::error::RecvError;
+use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::WebSocketStream;
+
+use super::Relay;
+use crate::conn::Slot;
+use crate::metrics::Metrics;
+use crate::site::Entry;
+
+pub type Body = UnsyncBoxBody<Bytes, Infallible>;
+
+/// A push message that takes longer than this to write means the reader
+/// is gone or too slow: drop it.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+
+const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+                   connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+
+fn full(body: impl Into<Bytes>) -> Body {
+    Full::new(body.into()).boxed_unsync()
+}
+
+fn secure(relay: &Relay, mut res: Response<Body>) -> Response<Body> {
+    let h = res.headers_mut();
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CSP),
+    );
+    if let Ok(v) = HeaderValue::from_str(&format!(
+        "max-age={}; includeSubDomains",
+        relay.cfg.public.hsts_max_age
+    )) {
+        h.insert(header::STRICT_TRANSPORT_SECURITY, v);
+    }
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    res
+}
+
+fn plain(status: StatusCode, text: &'static str) -> Response<Body> {
+    let mut r = Response::new(full(text));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
+}
+
+pub async fn handle(
+    relay: Arc<Relay>,
+    req: Request<Incoming>,
+    _peer: SocketAddr,
+    slot: Arc<Slot>,
+) -> Response<Body> {
+    Metrics::add(&relay.metrics.requests);
+    let res = route(&relay, req, slot).await;
+    secure(&relay, res)
+}
+
+async fn route(relay: &Arc<Relay>, req: Request<Incoming>, slot: Arc<Slot>) -> Response<Body> {
+    if req.method() != Method::GET && req.method() != Method::HEAD {
+        let mut r = plain(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "許可されていない操作です / Method not allowed\n",
+        );
+        r.headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+        return r;
+    }
+    // The public side takes no request bodies at all.
+    if req.headers().contains_key(header::TRANSFER_ENCODING)
+        || req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .is_some_and(|v| v.as_bytes() != b"0")
+    {
+        return plain(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "要求が大きすぎます / Request too large\n",
+        );
+    }
+    let path = req.uri().path().to_string();
+    match path.as_str() {
+        "/ws" => websocket(relay, req, slot),
+        "/events" => events(relay, &req, slot),
+        _ => file(relay, &req, &path),
+    }
+}
+
+/// The topic a push request names, if the site has it (topics that do not
+/// exist are refused so that no one can make the hub grow).
+fn topic(relay: &Relay, req: &Request<Incoming>) -> Option<String> {
+    let q = req.uri().query()?;
+    let t = q.split('&').find_map(|kv| kv.strip_prefix("topic="))?;
+    let path = format!("displays/{t}.json");
+    (crate::bundle::valid_path(&path) && relay.site().files.contains_key(&path))
+        .then(|| t.to_string())
+}
+
+fn accepts(req: &Request<Incoming>, coding: &str) -> bool {
+    req.headers()
+        .get_all(header::ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|item| {
+            let mut parts = item.split(';');
+            let name = parts.next().unwrap_or("").trim();
+            let q0 = parts.any(|p| {
+                let p = p.trim();
+                p == "q=0" || p == "q=0.0" || p == "q=0.00" || p == "q=0.000"
+            });
+            name.eq_ignore_ascii_case(coding) && !q0
+        })
+}
+
+fn file(relay: &Relay, req: &Request<Incoming>, path: &str) -> Response<Body> {
+    let site = relay.site();
+    let Some(entry) = site.lookup(path) else {
+        return plain(
+            StatusCode::NOT_FOUND,
+            "ページが見つかりません / Not found\n",
+        );
+    };
+    let (body, coding, tag) = choose(entry, req);
+    let stale = relay.is_stale();
+    let live =
+        entry.content_type.starts_with("text/html") || entry.content_type == "application/json";
+    let cache = match (stale, live) {
+        (true, _) => "no-store",
+        (false, true) => "public, max-age=2, must-revalidate",
+        (false, false) => "public, max-age=300",
+    };
+    let mut res = Response::new(full(Bytes::new()));
+    let h = res.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(entry.content_type),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
+    h.insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
+    if let Ok(v) = HeaderValue::from_str(&tag) {
+        h.insert(header::ETAG, v);
+    }
+    if stale {
+        // The page script shows "not up to date" instead of live data.
+        h.insert("x-madoguchi-stale", HeaderValue::from_static("1"));
+    }
+    let matches = req
+        .headers()
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.split(',')
+                .any(|t| t.trim().trim_start_matches("W/") == tag || t.trim() == "*")
+        });
+    if matches {
+        *res.status_mut() = StatusCode::NOT_MODIFIED;
+        return res;
+    }
+    if let Some(c) = coding {
+        h.insert(header::CONTENT_ENCODING, HeaderValue::from_static(c));
+    }
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
+    if req.method() != Method::HEAD {
+        *res.body_mut() = full(body);
+    }
+    res
+}
+
+fn choose(e: &Entry, req: &Request<Incoming>) -> (Bytes, Option<&'static str>, String) {
+    let base = e.etag.trim_end_matches('"');
+    match (&e.brotli, &e.gzip) {
+        (Some(b), _) if accepts(req, "br") => (b.clone(), Some("br"), format!("{base}-br\"")),
+        (_, Some(g)) if accepts(req, "gzip") => (g.clone(), Some("gzip"), format!("{base}-gz\"")),
+        _ => (e.identity.clone(), None, e.etag.clone()),
+    }
+}
+
+fn header_has(req: &Request<Incoming>, name: header::HeaderName, token: &str) -> bool {
+    req.headers()
+        .get_all(name)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim().eq_ignore_ascii_case(token))
+}
+
+fn ws_config(relay: &Relay) -> WebSocketConfig {
+    let frame = relay.cfg.limits.ws_max_frame_bytes;
+    WebSocketConfig::default()
+        .read_buffer_size(frame)
+        .max_frame_size(Some(frame))
+        .max_message_size(Some(frame))
+        // Write each message straight through; the buffer only ever holds
+        // what the socket has not taken yet, capped at a few payloads.
+        .write_buffer_size(0)
+        .max_write_buffer_size(1024 * 1024)
+}
+
+fn websocket(relay: &Arc<Relay>, req: Request<Incoming>, slot: Arc<Slot>) -> Response<Body> {
+    if !header_has(&req, header::UPGRADE, "websocket")
+        || !header_has(&req, header::CONNECTION, "upgrade")
+        || req
+            .headers()
+            .get(header::SEC_WEBSOCKET_VERSION)
+            .map(|v| v.as_bytes())
+            != Some(b"13")
+    {
+        return plain(
+            StatusCode::BAD_REQUEST,
+            "WebSocket で接続してください / WebSocket upgrade required\n",
+        );
+    }
+    let origin_ok = req
+        .headers()
+        .get(header::ORIGIN)
+        .and_then(|o| o.to_str().ok())
+        .is_some_and(|o| relay.cfg.public.origins.iter().any(|a| a == o));
+    if !origin_ok {
+        return plain(
+            StatusCode::FORBIDDEN,
+            "接続元が許可されていません / Origin not allowed\n",
+        );
+    }
+    let Some(topic) = topic(relay, &req) else {
+        return plain(
+            StatusCode::NOT_FOUND,
+            "ページが見つかりません / Not found\n",
+        );
+    };
+    let Some(key) = req.headers().get(header::SEC_WEBSOCKET_KEY) else {
+        return plain(
+            StatusCode::BAD_REQUEST,
+            "WebSocket で接続してください / WebSocket upgrade required\n",
+        );
+    };
+    let accept = tokio_tungstenite::tungstenite::handshake::derive_accept_key(key.as_bytes());
+    let relay = relay.clone();
+    let config = ws_config(&relay);
+    tokio::spawn(async move {
+        let Ok(upgraded) = hyper::upgrade::on(req).await else {
+            return;
+        };
+        let ws =
+            WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config))
+                .await;
+        relay
+            .metrics
+            .ws_subscribers
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        subscriber(&relay, &topic, ws).await;
+        relay
+            .metrics
+            .ws_subscribers
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        drop(slot);
+    });
+    let mut res = Response::new(full(Bytes::new()));
+    *res.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    let h = res.headers_mut();
+    h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+    h.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+    if let Ok(v) = HeaderValue::from_str(&accept) {
+        h.insert(header::SEC_WEBSOCKET_ACCEPT, v);
+    }
+    res
+}
+
+fn heartbeat() -> String {
+    format!("{{\"heartbeat\":{}}}", super::unix_now())
+}
+
+async fn send<S>(ws: &mut WebSocketStream<S>, text: String) -> bool
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    matches!(
+        tokio::time::timeout(WRITE_TIMEOUT, ws.send(Message::text(text))).await,
+        Ok(Ok(()))
+    )
+}
+
+async fn subscriber<S>(relay: &Relay, topic: &str, mut ws: WebSocketStream<S>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let mut sub = relay.hub.subscribe(topic);
+    let mut stale = relay.stale_watch();
+    if let Some(p) = sub.current.take() {
+        if !send(&mut ws, p.body.to_string()).await {
+            return;
+        }
+        Metrics::add(&relay.metrics.messages_sent);
+    }
+    if *stale.borrow_and_update() && !send(&mut ws, "{\"stale\":true}".into()).await {
+        return;
+    }
+    let mut beat = tokio::time::interval(relay.cfg.limits.heartbeat());
+    beat.tick().await;
+    loop {
+        tokio::select! {
+            update = sub.updates.recv() => match update {
+                Ok(p) => {
+                    if !send(&mut ws, p.body.to_string()).await { break; }
+                    Metrics::add(&relay.metrics.messages_sent);
+                }
+                Err(RecvError::Lagged(_)) => {
+                    Metrics::add(&relay.metrics.slow_subscribers_dropped);
+                    break;
+                }
+                Err(RecvError::Closed) => break,
+            },
+            changed = stale.changed() => {
+                if changed.is_err() { break; }
+                if *stale.borrow_and_update() && !send(&mut ws, "{\"stale\":true}".into()).await { break; }
+            }
+            _ = beat.tick() => {
+                // No heartbeat once the data has expired: the page's own
+                // staleness check then shows it too.
+                if !relay.is_stale() && !send(&mut ws, heartbeat()).await { break; }
+            }
+            incoming = ws.next() => match incoming {
+                // tungstenite queues the pong; flushing sends it.
+                Some(Ok(Message::Ping(_))) => {
+                    if tokio::time::timeout(WRITE_TIMEOUT, ws.flush()).await.map_or(true, |r| r.is_err()) { break; }
+                }
+                Some(Ok(Message::Pong(_))) => {}
+                // A data frame, a close, an oversized frame or an error.
+                _ => break,
+            },
+        }
+    }
+    let _ = tokio::time::timeout(Duration::from_secs(1), ws.close(None)).await;
+}
+
+fn events(relay: &Arc<Relay>, req: &Request<Incoming>, slot: Arc<Slot>) -> Response<Body> {
+    let Some(topic) = topic(relay, req) else {
+        return plain(
+            StatusCode::NOT_FOUND,
+            "ページが見つかりません / Not found\n",
+        );
+    };
+    let sub = relay.hub.subscribe(&topic);
+    let mut beat = tokio::time::interval(relay.cfg.limits.heartbeat());
+    beat.reset();
+    struct St {
+        relay: Arc<Relay>,
+        sub: crate::hub::Subscription,
+        beat: tokio::time::Interval,
+        _slot: Arc<Slot>,
+        done: bool,
+    }
+    relay
+        .metrics
+        .sse_subscribers
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let st = St {
+        relay: relay.clone(),
+        sub,
+        beat,
+        _slot: slot,
+        done: false,
+    };
+    impl Drop for St {
+        fn drop(&mut self) {
+            self.relay
+                .metrics
+                .sse_subscribers
+                .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+    let stream = futures_util::stream::unfold(st, |mut st| async move {
+        if st.done {
+            return None;
+        }
+        if let Some(p) = st.sub.current.take() {
+            return Some((Ok(Frame::data(sse_data(&p.body))), st));
+        }
+        let out = tokio::select! {
+            update = st.sub.updates.recv() => match update {
+                Ok(p) => sse_data(&p.body),
+                Err(RecvError::Lagged(_)) => {
+                    Metrics::add(&st.relay.metrics.slow_subscribers_dropped);
+                    // EventSource reconnects and gets the current state.
+                    st.done = true;
+                    Bytes::from_static(b"event: lagged\ndata: {}\n\n")
+                }
+                Err(RecvError::Closed) => return None,
+            },
+            _ = st.beat.tick() => if st.relay.is_stale() {
+                sse_data("{\"stale\":true}")
+            } else {
+                sse_data(&heartbeat())
+            },
+        };
+        Metrics::add(&st.relay.metrics.messages_sent);
+        Some((Ok::<_, Infallible>(Frame::data(out)), st))
+    });
+    let mut res = Response::new(StreamBody::new(stream).boxed_unsync());
+    let h = res.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    res
+}
+
+/// One SSE event; a body with newlines becomes several `data:` lines.
+fn sse_data(body: &str) -> Bytes {
+    let mut out = String::with_capacity(body.len() + 16);
+    for line in body.split('\n') {
+        out.push_str("data: ");
+        out.push_str(line.trim_end_matches('\r'));
+        out.push('\n');
+    }
+    out.push('\n');
+    Bytes::from(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sse_events_keep_multiline_bodies_intact() {
+        assert_eq!(sse_data("{\"a\":1}"), Bytes::from("data: {\"a\":1}\n\n"));
+        assert_eq!(sse_data("a\nb"), Bytes::from("data: a\ndata: b\n\n"));
+    }
+}

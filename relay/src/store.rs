@@ -1,0 +1,202 @@
+//! What a relay keeps on disk: the last full bundle, the deltas accepted
+//! since, and the last accepted sequence number — each written to a temp
+//! file, fsynced and renamed (and the folder fsynced) *before* the bundle
+//! is served. A restarted relay serves what it last accepted and refuses
+//! anything at or below that sequence number, so no one can roll it back by
+//! replaying an old signed bundle.
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use ed25519_dalek::VerifyingKey;
+
+use crate::bundle::{self, Bundle, Kind};
+use crate::site::Site;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("relay state folder {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("relay state file {path} is damaged: {why}")]
+    Damaged { path: PathBuf, why: String },
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
+    move |source| StoreError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+#[derive(Debug)]
+pub struct Store {
+    dir: PathBuf,
+    last_seq: u64,
+}
+
+const LAST_SEQ: &str = "last-seq";
+const FULL: &str = "full.bundle";
+
+impl Store {
+    /// Opens (creating) the state folder and rebuilds the last served site.
+    pub fn open(dir: &Path, keys: &[VerifyingKey]) -> Result<(Store, Site), StoreError> {
+        fs::create_dir_all(dir).map_err(io(dir))?;
+        let seq_path = dir.join(LAST_SEQ);
+        let mut last_seq = match fs::read_to_string(&seq_path) {
+            Ok(t) => t.trim().parse().map_err(|_| StoreError::Damaged {
+                path: seq_path.clone(),
+                why: format!("{:?} is not a sequence number", t.trim()),
+            })?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
+            Err(e) => return Err(io(&seq_path)(e)),
+        };
+        let mut site = Site::default();
+        let full = dir.join(FULL);
+        if full.exists() {
+            site = load(&full, keys, &site)?;
+            let mut deltas: Vec<(u64, PathBuf)> = fs::read_dir(dir)
+                .map_err(io(dir))?
+                .filter_map(|e| e.ok())
+                .filter_map(|e| {
+                    let name = e.file_name().into_string().ok()?;
+                    let seq = name.strip_prefix("delta-")?.strip_suffix(".bundle")?;
+                    Some((seq.parse().ok()?, e.path()))
+                })
+                .collect();
+            deltas.sort();
+            for (_, path) in deltas {
+                match load(&path, keys, &site) {
+                    Ok(s) => site = s,
+                    // A delta left over from before the full bundle.
+                    Err(e) => tracing::warn!(error = %e, "stored delta skipped"),
+                }
+            }
+        }
+        last_seq = last_seq.max(site.seq);
+        Ok((
+            Store {
+                dir: dir.to_path_buf(),
+                last_seq,
+            },
+            site,
+        ))
+    }
+
+    pub fn last_seq(&self) -> u64 {
+        self.last_seq
+    }
+
+    /// Makes an accepted bundle durable (the caller has checked it is newer
+    /// and applies to the current site).
+    pub fn accept(&mut self, raw: &[u8], bundle: &Bundle) -> Result<(), StoreError> {
+        let seq = bundle.header.seq;
+        match bundle.header.kind {
+            Kind::Full => {
+                write_atomic(&self.dir, FULL, raw)?;
+                // Older deltas no longer apply; removing them is tidiness,
+                // not correctness (a stale one fails its base check on load).
+                if let Ok(rd) = fs::read_dir(&self.dir) {
+                    for e in rd.filter_map(|e| e.ok()) {
+                        if e.file_name().to_string_lossy().starts_with("delta-") {
+                            let _ = fs::remove_file(e.path());
+                        }
+                    }
+                }
+            }
+            Kind::Delta => write_atomic(&self.dir, &format!("delta-{seq:020}.bundle"), raw)?,
+        }
+        write_atomic(&self.dir, LAST_SEQ, format!("{seq}\n").as_bytes())?;
+        self.last_seq = seq;
+        Ok(())
+    }
+}
+
+fn load(path: &Path, keys: &[VerifyingKey], on: &Site) -> Result<Site, StoreError> {
+    let raw = fs::read(path).map_err(io(path))?;
+    let damaged = |why: String| StoreError::Damaged {
+        path: path.to_path_buf(),
+        why,
+    };
+    let b: Bundle = bundle::verify(&raw, keys).map_err(|e| damaged(e.to_string()))?;
+    on.apply(&b)
+        .map(|(s, _)| s)
+        .map_err(|e| damaged(e.to_string()))
+}
+
+/// Temp file, fsync, rename, fsync of the folder.
+pub fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), StoreError> {
+    let tmp = dir.join(format!(".{name}.tmp"));
+    let dst = dir.join(name);
+    let mut f = fs::File::create(&tmp).map_err(io(&tmp))?;
+    f.write_all(bytes).map_err(io(&tmp))?;
+    f.sync_all().map_err(io(&tmp))?;
+    drop(f);
+    fs::rename(&tmp, &dst).map_err(io(&dst))?;
+    fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io(dir))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bundle::{pack, Header};
+    use ed25519_dalek::SigningKey;
+
+    fn raw(seq: u64, kind: Kind, base: u64, body: &str) -> Vec<u8> {
+        let h = Header {
+            seq,
+            created: 1,
+            expires: 2,
+            kind,
+            base,
+            files: vec![],
+            removed: vec![],
+        };
+        pack(
+            &h,
+            &[("index.html".into(), body.as_bytes().to_vec())],
+            &SigningKey::from_bytes(&[3; 32]),
+        )
+    }
+
+    #[test]
+    fn a_restart_serves_the_last_accepted_site_and_remembers_its_sequence() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let keys = [SigningKey::from_bytes(&[3; 32]).verifying_key()];
+        {
+            let (mut store, mut site) = Store::open(dir.path(), &keys).expect("open");
+            for (seq, kind, base, body) in [
+                (4, Kind::Full, 0, "a"),
+                (5, Kind::Delta, 4, "b"),
+                (6, Kind::Delta, 5, "c"),
+            ] {
+                let r = raw(seq, kind, base, body);
+                let b = bundle::verify(&r, &keys).expect("verify");
+                let (next, _) = site.apply(&b).expect("apply");
+                store.accept(&r, &b).expect("accept");
+                site = next;
+            }
+        }
+        let (store, site) = Store::open(dir.path(), &keys).expect("reopen");
+        assert_eq!(store.last_seq(), 6);
+        assert_eq!(site.seq, 6);
+        assert_eq!(
+            site.lookup("/").map(|e| e.identity.clone()),
+            Some(bytes::Bytes::from("c"))
+        );
+    }
+
+    #[test]
+    fn a_damaged_sequence_file_is_reported_not_reset() {
+        let dir = tempfile::tempdir().expect("tmp");
+        fs::write(dir.path().join(LAST_SEQ), "garbage").expect("write");
+        let err = Store::open(dir.path(), &[]).expect_err("must refuse");
+        assert!(err.to_string().contains("last-seq"), "{err}");
+    }
+}
