@@ -149,6 +149,7 @@
     try {
       const headers = etag ? { "If-None-Match": etag } : {};
       const res = await fetch(`/displays/${topic}.json`, { headers, credentials: "same-origin", cache: "no-cache" });
+      if (res.headers.get("X-Madoguchi-Stale")) return;
       if (res.status === 304) { fresh(); return; }
       if (res.ok) {
         etag = res.headers.get("ETag");
@@ -165,6 +166,8 @@
       let msg;
       try { msg = JSON.parse(ev.data); } catch (_) { return; }
       if (msg.heartbeat) { fresh(); return; }
+      // The internet relay's data has expired (the office stopped sending).
+      if (msg.stale) { lastFresh = 0; return; }
       apply(msg);
     };
     socket.onclose = () => {

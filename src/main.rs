@@ -65,6 +65,9 @@ enum Command {
     /// Audit the data folder.
     #[command(subcommand)]
     Audit(cmd::audit::Audit),
+    /// The key that signs what the office sends to its internet relays.
+    #[command(subcommand)]
+    Keys(cmd::keys::Keys),
     /// Print the embedded default configuration (a starting point for --config).
     DefaultConfig,
 }
@@ -92,6 +95,7 @@ fn main() -> ExitCode {
         Command::Backup(a) => cmd::backup::run_backup(&data, a),
         Command::Restore(a) => cmd::backup::run_restore(&data, a),
         Command::Audit(a) => cmd::audit::run(&data, cli.config.as_deref(), a),
+        Command::Keys(k) => cmd::keys::run(&data, k),
         Command::DefaultConfig => {
             print!("{}", madoguchi_core::config::DEFAULT_OFFICE_TOML);
             Ok(())

@@ -7,6 +7,7 @@ pub mod demo;
 pub mod export;
 pub mod history;
 pub mod import;
+pub mod keys;
 pub mod simulate;
 pub mod stats;
 pub mod status;

@@ -40,6 +40,8 @@ pub struct Displays {
     /// Why the edited layouts could not be loaded (the last good ones stay).
     load_error: Mutex<Option<LayoutError>>,
     changed: watch::Sender<u64>,
+    /// Bumped after every render (the relay publisher waits on it).
+    rendered: watch::Sender<u64>,
     layouts: Option<PathBuf>,
 }
 
@@ -59,6 +61,7 @@ impl Displays {
             errors: Mutex::new(Vec::new()),
             load_error: Mutex::new(None),
             changed: watch::channel(0).0,
+            rendered: watch::channel(0).0,
             layouts,
         })
     }
@@ -70,6 +73,16 @@ impl Displays {
     /// A wake-up on every change (for long polls).
     pub fn subscribe(&self) -> watch::Receiver<u64> {
         self.changed.subscribe()
+    }
+
+    /// A wake-up after every render.
+    pub fn rendered(&self) -> watch::Receiver<u64> {
+        self.rendered.subscribe()
+    }
+
+    /// The folder the rendered files are written to.
+    pub fn dir(&self) -> PathBuf {
+        self.out_dir()
     }
 
     /// Wakes the renderer: the state changed.
@@ -161,6 +174,7 @@ pub fn spawn(app: Arc<App>) {
                     let _ =
                         tokio::task::spawn_blocking(move || d.displays.render(&list, &d.faults))
                             .await;
+                    app.displays.rendered.send_modify(|v| *v += 1);
                 }
                 _ => break, // the engine stopped
             }

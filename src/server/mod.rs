@@ -12,6 +12,7 @@ mod escpos;
 mod faults;
 mod forecast;
 mod pages;
+mod publish;
 mod replication;
 mod reports;
 mod settings;
@@ -70,6 +71,10 @@ pub struct Args {
     /// open today with some counters and visitors (a demonstration office).
     #[arg(long)]
     pub demo: bool,
+    /// The key that signs bundles for the internet relays; default
+    /// `relay-signing.key` in the data folder (created when missing).
+    #[arg(long, value_name = "FILE")]
+    pub signing_key: Option<PathBuf>,
 }
 
 /// Everything a request handler can reach.
@@ -243,6 +248,27 @@ pub fn run(data: &Path, config: Option<&Path>, args: Args) -> Result<()> {
             println!("standby of {primary}: following its log; commands are refused until promoted at {base_url}/admin");
         }
         displays::spawn(app.clone());
+        let relays = app
+            .engine
+            .read(|e| e.config().relays.clone())
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        if !relays.is_empty() {
+            let key_file = args
+                .signing_key
+                .clone()
+                .unwrap_or_else(|| crate::cmd::keys::key_path(data));
+            let (key, new) = crate::cmd::keys::load_or_create_at(&key_file)?;
+            if new {
+                println!(
+                    "relay signing key created: public key {} (list it in each relay's ingest.office_keys)",
+                    crate::cmd::keys::public_hex(&key)
+                );
+            }
+            publish::spawn(app.clone(), &relays, key)?;
+            for r in &relays {
+                println!("publishing the public site to relay {}", r.url);
+            }
+        }
         let _watcher = displays::watch_layouts(&app);
         print_urls(&base_url, data, first.as_ref());
         axum::serve(listener, router(app))

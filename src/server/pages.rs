@@ -274,13 +274,22 @@ async fn staff_fragment(
 
 /// Each queue's colour as a class, so pages need no inline style (CSP).
 async fn queues_css(State(app): State<Arc<App>>) -> Result<Response, ApiError> {
+    let css = queues_css_text(&app).await?;
+    Ok(([(header::CONTENT_TYPE, "text/css; charset=utf-8")], css).into_response())
+}
+
+/// The text of `/queues.css` (also sent to the internet relays).
+pub async fn queues_css_text(app: &App) -> Result<String, ApiError> {
     let s = app.status().await?;
-    let css: String = s
-        .queues
+    Ok(s.queues
         .iter()
         .map(|q| format!(".q-{} {{ --q: {}; }}\n", q.id, q.colour))
-        .collect();
-    Ok(([(header::CONTENT_TYPE, "text/css; charset=utf-8")], css).into_response())
+        .collect())
+}
+
+/// A built-in asset's text by file name (`display.js`).
+pub fn asset_text(name: &str) -> Option<&'static str> {
+    ASSETS.iter().find(|(n, _, _)| *n == name).map(|a| a.2)
 }
 
 async fn asset(Path(file): Path<String>) -> Result<Response, ApiError> {

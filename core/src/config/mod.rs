@@ -174,6 +174,17 @@ pub struct KioskRule {
     pub categories: Vec<String>,
 }
 
+/// An internet relay the office pushes its signed public bundle to
+/// (R6, R11): outbound HTTPS only; the relay never connects back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RelayTarget {
+    /// The relay's ingest address, e.g. `https://relay1.example.lg.jp:8443`.
+    pub url: String,
+    /// A PEM file of the certificate authority that signed the relay's
+    /// ingest certificate, when it is not a public one.
+    pub ca: Option<std::path::PathBuf>,
+}
+
 /// Where the office server listens and keeps its data, so that a spare
 /// machine takes over with the same file (R9). Command-line flags win.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -218,6 +229,7 @@ pub struct Config {
     pub kiosks: Vec<KioskRule>,
     pub server: ServerSettings,
     pub reports: Reports,
+    pub relays: Vec<RelayTarget>,
     /// The text this was parsed from: recorded in the event log so that a
     /// replay applies exactly the configuration that was in force (R14).
     pub source: String,

@@ -12,7 +12,7 @@ use toml::Spanned;
 use super::calendar::{Calendar, DayRule, ExtraDay, Hours, MonthDayRange};
 use super::{
     CallPolicy, Config, ConfigError, Counter, Displays, EstimateParams, KioskRule, Names,
-    NumberRange, Office, Printer, Queue, Reports, Section, ServerSettings, Shape, Tag,
+    NumberRange, Office, Printer, Queue, RelayTarget, Reports, Section, ServerSettings, Shape, Tag,
 };
 
 #[derive(Deserialize)]
@@ -40,6 +40,15 @@ struct RawConfig {
     server: Option<RawServer>,
     #[serde(default)]
     reports: Option<RawReports>,
+    #[serde(default)]
+    relays: Vec<RawRelay>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRelay {
+    url: Spanned<String>,
+    ca: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -519,7 +528,27 @@ pub(super) fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
         },
     };
 
+    let mut relays = Vec::new();
+    for r in raw.relays {
+        let url = r.url.get_ref().trim_end_matches('/');
+        let host = url.strip_prefix("https://").unwrap_or("");
+        if host.is_empty() || host.contains(['/', '?', '#', ' ']) {
+            return Err(cx.err(
+                &r.url.span(),
+                format!(
+                    "relay url {:?} must look like \"https://relay1.example.lg.jp:8443\" (HTTPS, no path)",
+                    r.url.get_ref()
+                ),
+            ));
+        }
+        relays.push(RelayTarget {
+            url: url.to_string(),
+            ca: r.ca.map(std::path::PathBuf::from),
+        });
+    }
+
     Ok(Config {
+        relays,
         reports,
         kiosks,
         server,
