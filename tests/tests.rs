@@ -9,6 +9,8 @@ mod crash;
 mod displays;
 mod printer;
 mod push;
+mod relay;
+mod relay_util;
 mod server;
 mod standby;
 mod stats;

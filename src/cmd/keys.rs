@@ -37,7 +37,8 @@ pub fn public_hex(key: &SigningKey) -> String {
 }
 
 fn read(path: &Path) -> Result<SigningKey> {
-    let text = fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let text =
+        fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     signing_key_from_hex(&text).with_context(|| format!("{} is not a signing key", path.display()))
 }
 
@@ -52,7 +53,9 @@ fn write_new(path: &Path) -> Result<SigningKey> {
         use std::os::unix::fs::OpenOptionsExt;
         opts.mode(0o600);
     }
-    let mut f = opts.open(&tmp).with_context(|| format!("cannot write {}", tmp.display()))?;
+    let mut f = opts
+        .open(&tmp)
+        .with_context(|| format!("cannot write {}", tmp.display()))?;
     f.write_all(format!("{}\n", to_hex(&key.to_bytes())).as_bytes())?;
     f.sync_all()?;
     fs::rename(&tmp, path)?;
@@ -119,12 +122,20 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            let mode = fs::metadata(key_path(dir.path())).expect("meta").permissions().mode();
+            let mode = fs::metadata(key_path(dir.path()))
+                .expect("meta")
+                .permissions()
+                .mode();
             assert_eq!(mode & 0o077, 0, "readable by others: {mode:o}");
         }
         run(dir.path(), Keys::Rotate).expect("rotate");
         let (k3, _) = load_or_create(dir.path()).expect("load");
         assert_ne!(k3.to_bytes(), k1.to_bytes());
-        assert_eq!(read(&dir.path().join(PREVIOUS)).expect("previous").to_bytes(), k1.to_bytes());
+        assert_eq!(
+            read(&dir.path().join(PREVIOUS))
+                .expect("previous")
+                .to_bytes(),
+            k1.to_bytes()
+        );
     }
 }

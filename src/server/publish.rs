@@ -242,7 +242,7 @@ async fn push(
         other => {
             let why = match other {
                 Ok(r) => format!("answered {}", r.status()),
-                Err(e) => format!("{}", without_url(&e)),
+                Err(e) => without_url(&e),
             };
             t.base = None;
             if !t.down {

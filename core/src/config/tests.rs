@@ -173,7 +173,9 @@ fn a_queue_nobody_serves_is_refused() {
 #[test]
 fn relays_must_be_https_without_a_path() {
     let base = crate::config::DEFAULT_OFFICE_TOML;
-    let ok = format!("{base}\n[[relays]]\nurl = \"https://relay1.example.lg.jp:8443/\"\nca = \"relay-ca.pem\"\n");
+    let ok = format!(
+        "{base}\n[[relays]]\nurl = \"https://relay1.example.lg.jp:8443/\"\nca = \"relay-ca.pem\"\n"
+    );
     let c = Config::parse(&ok, "office.toml").expect("valid relay");
     assert_eq!(c.relays.len(), 1);
     assert_eq!(c.relays[0].url, "https://relay1.example.lg.jp:8443");

@@ -1,0 +1,602 @@
+//! The internet relay end to end (R6, R11), real binaries, real TLS on
+//! loopback: bundles are refused unless signed by the office key, newer
+//! than the last and well formed, and a refusal changes nothing; the last
+//! accepted bundle survives a restart; expiry shows as stale; the public
+//! side withstands traversal, odd methods, huge headers, slow clients,
+//! connection floods and data frames from subscribers; a call at the office
+//! reaches WebSocket and SSE subscribers through the relay, and a relay
+//! that cannot be reached is a fault on the office's admin page.
+
+use std::time::{Duration, Instant};
+
+use ed25519_dalek::SigningKey;
+use futures_util::{SinkExt, StreamExt};
+use madoguchi_relay::bundle::{pack, Header, Kind};
+use serde_json::{json, Value};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::relay_util::{self, Relay, ORIGIN};
+use crate::server::{cmd, Server};
+use crate::util::today;
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+fn header(seq: u64, kind: Kind, base: u64, expires_in: i64) -> Header {
+    Header {
+        seq,
+        created: now(),
+        expires: now() + expires_in,
+        kind,
+        base,
+        files: vec![],
+        removed: vec![],
+    }
+}
+
+fn site(status: &str) -> Vec<(String, Vec<u8>)> {
+    vec![
+        ("index.html".into(), format!("<p>{status}</p>").into_bytes()),
+        (
+            "displays/status.json".into(),
+            format!(
+                "{{\"data\":{{\"s\":\"{status}\"}},\"pad\":\"{}\"}}",
+                "x".repeat(2000)
+            )
+            .into_bytes(),
+        ),
+        ("site/display.js".into(), b"\"use strict\";".to_vec()),
+    ]
+}
+
+fn post(r: &Relay, bytes: Vec<u8>) -> (u16, Value) {
+    let big = bytes.len() > 256 * 1024;
+    match r.http().post(r.ingest_url("/bundle")).body(bytes).send() {
+        Ok(res) => {
+            let status = res.status().as_u16();
+            (status, res.json().unwrap_or(Value::Null))
+        }
+        // The relay answers 413 and closes without reading an oversized
+        // body, so the sender may see its write cut off instead.
+        Err(e) if big && e.is_request() => (413, json!({"last_seq": 10})),
+        Err(e) => panic!("ingest: {e}"),
+    }
+}
+
+fn index(r: &Relay) -> String {
+    r.http()
+        .get(r.public_url("/"))
+        .send()
+        .and_then(|x| x.text())
+        .unwrap_or_default()
+}
+
+#[test]
+fn only_signed_newer_well_formed_bundles_change_the_site_and_it_survives_restarts() {
+    let office = SigningKey::from_bytes(&[7; 32]);
+    let stranger = SigningKey::from_bytes(&[8; 32]);
+    let mut r = relay_util::start(&office, "");
+    let (s, v) = post(
+        &r,
+        pack(&header(10, Kind::Full, 0, 600), &site("A"), &office),
+    );
+    assert_eq!((s, v["outcome"].as_str()), (200, Some("accepted")), "{v}");
+    assert_eq!(index(&r), "<p>A</p>");
+
+    let refused = [
+        (
+            "wrong key",
+            pack(&header(11, Kind::Full, 0, 600), &site("B"), &stranger),
+            403,
+        ),
+        (
+            "same sequence",
+            pack(&header(10, Kind::Full, 0, 600), &site("B"), &office),
+            409,
+        ),
+        (
+            "older sequence",
+            pack(&header(3, Kind::Full, 0, 600), &site("B"), &office),
+            409,
+        ),
+        (
+            "delta on a base it does not hold",
+            pack(&header(12, Kind::Delta, 9, 600), &site("B"), &office),
+            409,
+        ),
+        (
+            "oversized",
+            pack(
+                &header(13, Kind::Full, 0, 600),
+                &[("index.html".into(), vec![b'x'; 300 * 1024])],
+                &office,
+            ),
+            413,
+        ),
+        ("not a bundle", b"GET / HTTP/1.1".to_vec(), 400),
+    ];
+    for (what, bytes, want) in refused {
+        let (s, v) = post(&r, bytes);
+        assert_eq!(s, want, "{what}: {v}");
+        assert_eq!(v["last_seq"], 10, "{what}");
+        assert_eq!(index(&r), "<p>A</p>", "{what} changed the site");
+    }
+    let good = pack(&header(11, Kind::Full, 0, 600), &site("B"), &office);
+    for cut in [good.len() - 1, good.len() / 2, 20] {
+        let (s, _) = post(&r, good[..cut].to_vec());
+        assert!(s == 400 || s == 403, "truncated to {cut}: {s}");
+        assert_eq!(index(&r), "<p>A</p>");
+    }
+    let mut flipped = good.clone();
+    flipped[40] ^= 1;
+    assert_eq!(post(&r, flipped).0, 403);
+
+    // A delta on what it holds is served; so is a removal.
+    let (s, v) = post(
+        &r,
+        pack(
+            &header(20, Kind::Delta, 10, 600),
+            &[("index.html".into(), b"<p>C</p>".to_vec())],
+            &office,
+        ),
+    );
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(index(&r), "<p>C</p>");
+
+    let metrics = r
+        .http()
+        .get(r.ingest_url("/metrics"))
+        .send()
+        .expect("metrics")
+        .text()
+        .expect("text");
+    assert!(
+        metrics.contains("madoguchi_relay_bundles_accepted_total 2"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("madoguchi_relay_bundles_rejected_total 10"),
+        "{metrics}"
+    );
+    assert_eq!(
+        r.http()
+            .get(r.public_url("/metrics"))
+            .send()
+            .expect("m")
+            .status(),
+        404
+    );
+
+    // A restart serves the last accepted site and cannot be rolled back.
+    r.restart();
+    assert_eq!(index(&r), "<p>C</p>");
+    let (s, v) = post(
+        &r,
+        pack(&header(15, Kind::Full, 0, 600), &site("old"), &office),
+    );
+    assert_eq!((s, v["last_seq"].as_u64()), (409, Some(20)), "{v}");
+    assert_eq!(index(&r), "<p>C</p>");
+
+    // Past its expiry the data is shown as stale, and subscribers are told.
+    let (s, _) = post(&r, pack(&header(21, Kind::Full, 0, 3), &site("D"), &office));
+    assert_eq!(s, 200);
+    let rt = tokio::runtime::Runtime::new().expect("rt");
+    rt.block_on(async {
+        let mut ws = r.subscribe("status", ORIGIN).await.expect("subscribe");
+        let first = next_text(&mut ws, Duration::from_secs(5))
+            .await
+            .expect("current");
+        assert!(first.contains("\"s\":\"D\""), "{first}");
+        let stale = next_text(&mut ws, Duration::from_secs(8))
+            .await
+            .expect("stale");
+        assert_eq!(stale, "{\"stale\":true}");
+    });
+    let res = r
+        .http()
+        .get(r.public_url("/displays/status.json"))
+        .send()
+        .expect("json");
+    assert_eq!(
+        res.headers().get("x-madoguchi-stale").map(|v| v.as_bytes()),
+        Some(&b"1"[..])
+    );
+    assert_eq!(res.headers()["cache-control"], "no-store");
+}
+
+type Wss =
+    tokio_tungstenite::WebSocketStream<tokio_rustls::client::TlsStream<tokio::net::TcpStream>>;
+
+/// The next text message that is not a heartbeat.
+async fn next_text(ws: &mut Wss, wait: Duration) -> Option<String> {
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        let msg = tokio::time::timeout_at(deadline, ws.next())
+            .await
+            .ok()??
+            .ok()?;
+        if let Message::Text(t) = msg {
+            if !t.contains("\"heartbeat\"") {
+                return Some(t.to_string());
+            }
+        }
+    }
+}
+
+/// Sends raw bytes on a TLS connection and reads until the relay closes it
+/// or `wait` passes; returns what was read and whether it closed.
+async fn raw(r: &Relay, request: &[u8], wait: Duration) -> (String, bool) {
+    let Ok(mut s) = r.connect().await else {
+        return (String::new(), true);
+    };
+    if s.write_all(request).await.is_err() {
+        return (String::new(), true);
+    }
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        match tokio::time::timeout_at(deadline, s.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return (String::from_utf8_lossy(&out).into(), true),
+            Ok(Ok(n)) => out.extend_from_slice(&buf[..n]),
+            Err(_) => return (String::from_utf8_lossy(&out).into(), false),
+        }
+    }
+}
+
+#[test]
+fn the_public_side_withstands_what_the_internet_sends() {
+    let office = SigningKey::from_bytes(&[7; 32]);
+    let r = relay_util::start(
+        &office,
+        "connections_per_ip = 40\ntls_handshake_timeout_s = 2\nheader_read_timeout_s = 2\nidle_timeout_s = 30",
+    );
+    assert_eq!(
+        post(
+            &r,
+            pack(&header(1, Kind::Full, 0, 600), &site("A"), &office)
+        )
+        .0,
+        200
+    );
+    let http = r.http();
+
+    // Headers, caching, compression, conditional GET.
+    let res = http
+        .get(r.public_url("/displays/status.json"))
+        .header("Accept-Encoding", "br, gzip")
+        .send()
+        .expect("get");
+    assert_eq!(res.status(), 200);
+    let h = res.headers().clone();
+    assert_eq!(h["content-encoding"], "br");
+    assert_eq!(h["content-type"], "application/json");
+    assert_eq!(h["x-content-type-options"], "nosniff");
+    assert_eq!(h["referrer-policy"], "no-referrer");
+    assert!(h["strict-transport-security"]
+        .to_str()
+        .expect("hsts")
+        .starts_with("max-age="));
+    assert!(h["content-security-policy"]
+        .to_str()
+        .expect("csp")
+        .contains("default-src 'none'"));
+    assert!(h.get("server").is_none(), "no banner");
+    let etag = h["etag"].clone();
+    let res = http
+        .get(r.public_url("/displays/status.json"))
+        .header("Accept-Encoding", "br")
+        .header("If-None-Match", etag)
+        .send()
+        .expect("304");
+    assert_eq!(res.status(), 304);
+    let res = http
+        .get(r.public_url("/displays/status.json"))
+        .header("Accept-Encoding", "gzip")
+        .send()
+        .expect("gz");
+    assert_eq!(res.headers()["content-encoding"], "gzip");
+    let res = http
+        .get(r.public_url("/displays/status.json"))
+        .send()
+        .expect("identity");
+    assert!(res.headers().get("content-encoding").is_none());
+    assert!(res.text().expect("body").contains("\"s\":\"A\""));
+
+    // Nothing outside the bundle, no listing, GET and HEAD only.
+    for p in [
+        "/site/",
+        "/site",
+        "/../relay.toml",
+        "/%2e%2e/relay.toml",
+        "/site/../relay.toml",
+        "/state/last-seq",
+        "/displays/board.json",
+        "/relay.key",
+    ] {
+        let res = http.get(r.public_url(p)).send().expect("get");
+        assert_eq!(res.status(), 404, "{p}");
+        let body = res.text().expect("body");
+        assert!(
+            !body.contains("PRIVATE KEY") && !body.contains("state_dir"),
+            "{p}: {body}"
+        );
+    }
+    for m in ["POST", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE"] {
+        let res = http
+            .request(m.parse().expect("method"), r.public_url("/"))
+            .send()
+            .expect("req");
+        assert_eq!(res.status(), 405, "{m}");
+        assert_eq!(res.headers()["allow"], "GET, HEAD");
+    }
+    assert_eq!(
+        http.post(r.ingest_url("/metrics"))
+            .send()
+            .expect("m")
+            .status(),
+        404
+    );
+
+    let rt = tokio::runtime::Runtime::new().expect("rt");
+    rt.block_on(async {
+        // A huge header is refused, not buffered without end.
+        let big = format!(
+            "GET / HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n",
+            "a".repeat(64 * 1024)
+        );
+        let (answer, closed) = raw(&r, big.as_bytes(), Duration::from_secs(5)).await;
+        assert!(closed, "huge header kept open");
+        assert!(
+            answer.is_empty() || answer.starts_with("HTTP/1.1 431"),
+            "{answer}"
+        );
+
+        // Slowloris: a request head that never ends is cut at the header
+        // timeout; a client that never starts TLS at the handshake timeout.
+        let t = Instant::now();
+        let (_, closed) = raw(&r, b"GET / HTTP/1.1\r\nHost: x\r\n", Duration::from_secs(8)).await;
+        assert!(
+            closed && t.elapsed() < Duration::from_secs(6),
+            "slow header: {:?}",
+            t.elapsed()
+        );
+        let t = Instant::now();
+        let mut tcp = tokio::net::TcpStream::connect(r.public).await.expect("tcp");
+        let mut b = [0u8; 16];
+        let n = tokio::time::timeout(Duration::from_secs(8), tcp.read(&mut b)).await;
+        assert!(
+            matches!(n, Ok(Ok(0)) | Ok(Err(_))),
+            "silent client not closed: {n:?}"
+        );
+        assert!(t.elapsed() < Duration::from_secs(6));
+
+        // WebSocket: exact Origin, known topics only, no data frames, no
+        // permessage-deflate.
+        assert!(r.subscribe("status", "https://evil.example").await.is_err());
+        assert!(r
+            .subscribe("status", "https://jokyo.example.test.evil.example")
+            .await
+            .is_err());
+        assert!(r.subscribe("nonexistent", ORIGIN).await.is_err());
+        let mut ws = r.subscribe("status", ORIGIN).await.expect("subscribe");
+        assert!(next_text(&mut ws, Duration::from_secs(5))
+            .await
+            .expect("current")
+            .contains("\"s\":\"A\""));
+        ws.send(Message::text("hello")).await.expect("send");
+        let closed = tokio::time::timeout(Duration::from_secs(5), async {
+            loop {
+                match ws.next().await {
+                    None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return true,
+                    Some(Ok(_)) => {}
+                }
+            }
+        })
+        .await;
+        assert_eq!(closed, Ok(true), "a data frame must close the connection");
+
+        // A flood from one address: beyond the per-address limit new
+        // connections are dropped at once; the relay keeps serving and its
+        // memory stays bounded.
+        let rss_before = r.rss_kib();
+        let mut held = Vec::new();
+        for _ in 0..40 {
+            if let Ok(s) = r.connect().await {
+                held.push(s);
+            }
+        }
+        assert!(
+            held.len() >= 39,
+            "only {} of the allowed connections",
+            held.len()
+        );
+        let (answer, closed) = raw(
+            &r,
+            b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",
+            Duration::from_secs(3),
+        )
+        .await;
+        assert!(closed && answer.is_empty(), "over the limit: {answer}");
+        drop(held);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let rss_after = r.rss_kib();
+        assert!(
+            rss_after < rss_before + 32 * 1024,
+            "RSS {rss_before} -> {rss_after} KiB"
+        );
+    });
+    assert_eq!(index(&r), "<p>A</p>", "still serving after all that");
+}
+
+#[test]
+fn a_call_at_the_office_reaches_public_subscribers_through_the_relay() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let key_file = dir.path().join("office.key");
+    let key = SigningKey::from_bytes(&rand::random::<[u8; 32]>());
+    let hex: String = key.to_bytes().iter().map(|b| format!("{b:02x}")).collect();
+    std::fs::write(&key_file, hex).expect("key");
+    let mut relay = relay_util::start(&key, "");
+    let config = format!(
+        "{}\n[[relays]]\nurl = \"https://127.0.0.2:{}\"\nca = \"{}\"\n",
+        madoguchi_core::config::DEFAULT_OFFICE_TOML,
+        relay.ingest.port(),
+        relay.certs.ca.display()
+    );
+    let s = Server::start_args(
+        Some(&config),
+        &["--signing-key", key_file.to_str().expect("utf-8")],
+    );
+    let (c, csrf) = s.admin();
+    cmd(
+        &c,
+        &s,
+        &csrf,
+        json!({"command": "open_day", "date": today()}),
+    );
+    cmd(
+        &c,
+        &s,
+        &csrf,
+        json!({"command": "open_counter", "counter": 10}),
+    );
+    let (st, v) = cmd(
+        &c,
+        &s,
+        &csrf,
+        json!({"command": "issue_ticket", "category": "idou"}),
+    );
+    assert_eq!(st, 200, "{v}");
+
+    // The public subset arrives, and only it.
+    let http = relay.http();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !http
+        .get(relay.public_url("/m"))
+        .send()
+        .is_ok_and(|r| r.status() == 200)
+    {
+        assert!(Instant::now() < deadline, "the office never published");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    for (path, want) in [
+        ("/", 200),
+        ("/m", 200),
+        ("/site/display.js", 200),
+        ("/queues.css", 200),
+        ("/displays/ticket.json", 200),
+        ("/displays/board.json", 404),
+        ("/displays/counter/10.json", 404),
+        ("/api/status", 404),
+        ("/staff", 404),
+    ] {
+        assert_eq!(
+            http.get(relay.public_url(path))
+                .send()
+                .expect("get")
+                .status(),
+            want,
+            "{path}"
+        );
+    }
+
+    let rt = tokio::runtime::Runtime::new().expect("rt");
+    rt.block_on(async {
+        let mut ws = relay.subscribe("ticket", ORIGIN).await.expect("ws");
+        next_text(&mut ws, Duration::from_secs(5)).await.expect("current");
+        let sse = relay.connect().await.expect("tls");
+        let mut sse = sse;
+        sse.write_all(b"GET /events?topic=status HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n\r\n").await.expect("sse");
+        let mut buf = vec![0u8; 65536];
+        let n = tokio::time::timeout(Duration::from_secs(5), sse.read(&mut buf)).await.expect("sse head").expect("read");
+        let head = String::from_utf8_lossy(&buf[..n]).to_string();
+        assert!(head.starts_with("HTTP/1.1 200") && head.contains("text/event-stream"), "{head}");
+
+        let t = Instant::now();
+        let (st, v) = tokio::task::block_in_place(|| {
+            cmd(&c, &s, &csrf, json!({"command": "call_next", "counter": 10}))
+        });
+        assert_eq!(st, 200, "{v}");
+        let number = v["events"].to_string();
+        let mut got_ws = None;
+        while got_ws.is_none() {
+            let m = next_text(&mut ws, Duration::from_secs(5)).await.expect("ws update");
+            let data: Value = serde_json::from_str(&m).expect("json");
+            if data["data"]["queues"].as_array().is_some_and(|qs| qs.iter().any(|q| q["serving"].as_array().is_some_and(|s| !s.is_empty()))) {
+                got_ws = Some(t.elapsed());
+            }
+        }
+        // The SSE stream carries the same change.
+        let mut text = String::new();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        let serving = |t: &str| {
+            t.match_indices("\"serving\":[")
+                .any(|(i, m)| t[i + m.len()..].starts_with(|c: char| c.is_ascii_digit()))
+        };
+        while !serving(&text) {
+            let n = tokio::time::timeout_at(deadline, sse.read(&mut buf)).await.expect("sse update").expect("read");
+            text.push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+        assert!(got_ws.expect("ws") < Duration::from_secs(3), "call took {got_ws:?} ({number})");
+    });
+
+    // A relay that cannot be reached is a fault on the admin page; its
+    // return too, and it catches up with a full bundle.
+    relay.stop();
+    cmd(
+        &c,
+        &s,
+        &csrf,
+        json!({"command": "issue_ticket", "category": "idou"}),
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let page = c
+            .get(s.url("/admin"))
+            .send()
+            .and_then(|r| r.text())
+            .unwrap_or_default();
+        if page.contains("unreachable") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no relay fault recorded");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    relay.restart();
+    cmd(
+        &c,
+        &s,
+        &csrf,
+        json!({"command": "issue_ticket", "category": "idou"}),
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let page = c
+            .get(s.url("/admin"))
+            .send()
+            .and_then(|r| r.text())
+            .unwrap_or_default();
+        if page.contains("reachable again") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "recovery not recorded");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let waiting: Value = http
+        .get(relay.public_url("/displays/ticket.json"))
+        .send()
+        .expect("get")
+        .json()
+        .expect("json");
+    let n: usize = waiting["data"]["queues"]
+        .as_array()
+        .expect("queues")
+        .iter()
+        .map(|q| q["waiting"].as_array().map_or(0, |w| w.len()))
+        .sum();
+    assert_eq!(n, 2, "the relay caught up: {waiting}");
+}
