@@ -600,3 +600,92 @@ fn a_call_at_the_office_reaches_public_subscribers_through_the_relay() {
         .sum();
     assert_eq!(n, 2, "the relay caught up: {waiting}");
 }
+
+/// testssl.sh (Debian's package, installed by scripts/test) against the
+/// public listener: no protocol below TLS 1.2, no weak cipher category, and
+/// no finding it rates medium or worse.
+#[test]
+fn testssl_finds_no_weak_protocol_or_cipher() {
+    let Some(testssl) = ["testssl", "testssl.sh"].into_iter().find(|b| {
+        std::process::Command::new(b)
+            .arg("--version")
+            .output()
+            .is_ok()
+    }) else {
+        panic!("testssl.sh is not installed (scripts/test installs it)");
+    };
+    let office = SigningKey::from_bytes(&[7; 32]);
+    let r = relay_util::start(&office, "");
+    assert_eq!(
+        post(
+            &r,
+            pack(&header(1, Kind::Full, 0, 600), &site("A"), &office)
+        )
+        .0,
+        200
+    );
+    let out = tempfile::tempdir().expect("tmp");
+    let json = out.path().join("testssl.json");
+    let run = std::process::Command::new(testssl)
+        .args([
+            "--quiet",
+            "--color",
+            "0",
+            "--warnings",
+            "off",
+            "--sneaky",
+            "-p",
+            "-s",
+            "-f",
+            "-U",
+            "--jsonfile",
+        ])
+        .arg(&json)
+        .arg(r.public_url("/"))
+        .output()
+        .expect("testssl");
+    let findings: Vec<Value> = serde_json::from_slice(&std::fs::read(&json).expect("json output"))
+        .unwrap_or_else(|e| {
+            panic!(
+                "testssl output: {e}\n{}",
+                String::from_utf8_lossy(&run.stdout)
+            )
+        });
+    let get = |id: &str| {
+        findings
+            .iter()
+            .find(|f| f["id"] == id)
+            .and_then(|f| f["finding"].as_str())
+            .unwrap_or("")
+            .to_string()
+    };
+    for p in ["SSLv2", "SSLv3", "TLS1", "TLS1_1"] {
+        assert!(get(p).starts_with("not offered"), "{p}: {}", get(p));
+    }
+    assert!(
+        get("TLS1_2").starts_with("offered"),
+        "TLS1_2: {}",
+        get("TLS1_2")
+    );
+    assert!(
+        get("TLS1_3").starts_with("offered"),
+        "TLS1_3: {}",
+        get("TLS1_3")
+    );
+    for c in [
+        "cipherlist_NULL",
+        "cipherlist_aNULL",
+        "cipherlist_EXPORT",
+        "cipherlist_LOW",
+        "cipherlist_3DES_IDEA",
+        "cipherlist_AVERAGE",
+    ] {
+        assert!(get(c).starts_with("not offered"), "{c}: {}", get(c));
+    }
+    let bad: Vec<String> = findings
+        .iter()
+        .filter(|f| matches!(f["severity"].as_str(), Some("MEDIUM" | "HIGH" | "CRITICAL")))
+        .map(|f| format!("{} {} {}", f["id"], f["severity"], f["finding"]))
+        .collect();
+    assert!(bad.is_empty(), "testssl.sh findings: {bad:#?}");
+}
