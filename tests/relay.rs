@@ -689,3 +689,132 @@ fn testssl_finds_no_weak_protocol_or_cipher() {
         .collect();
     assert!(bad.is_empty(), "testssl.sh findings: {bad:#?}");
 }
+
+/// R2 through the relay in real Chromium: the mobile ticket page opened
+/// from the QR code's address shows people ahead and the expected wait,
+/// follows calls live over the relay's WebSocket, and once the number has
+/// passed shows 「職員に声をおかけください」.
+#[test]
+fn the_mobile_ticket_page_through_the_relay_follows_the_queue_in_a_real_browser() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let dir = tempfile::tempdir().expect("tmp");
+    let key_file = dir.path().join("office.key");
+    let key = SigningKey::from_bytes(&rand::random::<[u8; 32]>());
+    let hex: String = key.to_bytes().iter().map(|b| format!("{b:02x}")).collect();
+    std::fs::write(&key_file, hex).expect("key");
+    let relay = relay_util::start_on(&key, "", port);
+    let config = format!(
+        "{}\n[[relays]]\nurl = \"https://127.0.0.2:{}\"\nca = \"{}\"\n",
+        madoguchi_core::config::DEFAULT_OFFICE_TOML,
+        relay.ingest.port(),
+        relay.certs.ca.display()
+    );
+    let public = relay.public_url("");
+    let s = Server::start_args(
+        Some(&config),
+        &[
+            "--signing-key",
+            key_file.to_str().expect("utf-8"),
+            "--public-url",
+            &public,
+        ],
+    );
+    let (c, csrf) = s.admin();
+    cmd(
+        &c,
+        &s,
+        &csrf,
+        json!({"command": "open_day", "date": today()}),
+    );
+    cmd(
+        &c,
+        &s,
+        &csrf,
+        json!({"command": "open_counter", "counter": 10}),
+    );
+    let mut numbers = Vec::new();
+    for _ in 0..3 {
+        let (st, v) = cmd(
+            &c,
+            &s,
+            &csrf,
+            json!({"command": "issue_ticket", "category": "idou"}),
+        );
+        assert_eq!(st, 200, "{v}");
+        numbers.push(
+            v["ticket"]
+                .as_u64()
+                .unwrap_or_else(|| panic!("number in {v}")),
+        );
+    }
+    // The QR code on the ticket points at the relay.
+    let (_, printed) = cmd(
+        &c,
+        &s,
+        &csrf,
+        json!({"command": "issue_ticket", "category": "koseki"}),
+    );
+    assert!(
+        printed.to_string().contains(&format!("{public}/m#")),
+        "{printed}"
+    );
+
+    let driver = crate::webdriver::Driver::start();
+    let phone = driver.session_with(&["--ignore-certificate-errors"]);
+    let mine = numbers[2];
+    phone.goto(&relay.public_url(&format!("/m#{}/{mine}", today())));
+    phone.click("button[data-set-lang=ja]");
+    phone.wait_text("#mine-state", "お待ちください");
+    phone.wait_text("#mine-ahead", "2 人");
+    assert!(
+        phone.text("#mine-wait").contains("約"),
+        "{}",
+        phone.text("#mine-wait")
+    );
+    let metrics = relay
+        .http()
+        .get(relay.ingest_url("/metrics"))
+        .send()
+        .expect("m")
+        .text()
+        .expect("t");
+    assert!(
+        metrics.contains("madoguchi_relay_websocket_subscribers 1"),
+        "{metrics}"
+    );
+
+    cmd(
+        &c,
+        &s,
+        &csrf,
+        json!({"command": "call_next", "counter": 10}),
+    );
+    phone.wait_text("#mine-ahead", "1 人");
+    for _ in 0..2 {
+        cmd(&c, &s, &csrf, json!({"command": "complete", "counter": 10}));
+        cmd(
+            &c,
+            &s,
+            &csrf,
+            json!({"command": "call_next", "counter": 10}),
+        );
+    }
+    phone.wait_text("#mine-state", "10 番窓口へお越しください");
+    cmd(&c, &s, &csrf, json!({"command": "complete", "counter": 10}));
+    phone.wait_text("#mine-state", "職員に声をおかけください");
+    let png = phone.screenshot();
+    assert!(png.starts_with(b"\x89PNG"));
+    if std::env::var_os("MADOGUCHI_SCREENSHOTS").is_some() {
+        std::fs::write(
+            concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/docs/screenshots/mobile-ticket-relay.png"
+            ),
+            png,
+        )
+        .expect("png");
+    }
+}

@@ -90,6 +90,12 @@ pub struct Relay {
 
 /// `extra_limits` is TOML lines for `[limits]`.
 pub fn start(office_key: &SigningKey, extra_limits: &str) -> Relay {
+    start_on(office_key, extra_limits, 0)
+}
+
+/// On a given public port (a browser's pages then have a known origin,
+/// which the relay allows).
+pub fn start_on(office_key: &SigningKey, extra_limits: &str, port: u16) -> Relay {
     let dir = tempfile::tempdir().expect("tmp");
     let certs = certs(dir.path());
     let config = dir.path().join("relay.toml");
@@ -104,8 +110,8 @@ pub fn start(office_key: &SigningKey, extra_limits: &str) -> Relay {
         format!(
             r#"state_dir = "state"
 [public]
-listen = "127.0.0.1:0"
-origins = ["{ORIGIN}"]
+listen = "127.0.0.1:{port}"
+origins = ["{ORIGIN}", "https://127.0.0.1:{port}"]
 [public.tls]
 cert = "relay.crt"
 key = "relay.key"
@@ -189,8 +195,14 @@ impl Relay {
         self.stop();
         let text = std::fs::read_to_string(&self.config).expect("config");
         let text = text
-            .replace("127.0.0.1:0", &self.public.to_string())
-            .replace("127.0.0.2:0", &self.ingest.to_string());
+            .replace(
+                "listen = \"127.0.0.1:0\"",
+                &format!("listen = \"{}\"", self.public),
+            )
+            .replace(
+                "listen = \"127.0.0.2:0\"",
+                &format!("listen = \"{}\"", self.ingest),
+            );
         std::fs::write(&self.config, text).expect("config");
         let (child, public, ingest) = spawn(&self.config);
         self.child = child;

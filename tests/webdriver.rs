@@ -67,19 +67,34 @@ impl Driver {
     }
 
     pub fn session(&self) -> Session<'_> {
+        self.session_with(&[])
+    }
+
+    /// A session with extra Chromium flags.
+    pub fn session_with(&self, extra: &[&str]) -> Session<'_> {
         let profile = tempfile::tempdir().expect("profile").keep();
+        let mut args: Vec<String> = [
+            "--headless=new",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--kiosk-printing",
+            "--window-size=1280,1000",
+            "--lang=ja",
+        ]
+        .iter()
+        .map(|a| a.to_string())
+        .collect();
+        args.push(format!("--user-data-dir={}", profile.display()));
+        args.extend(extra.iter().map(|a| a.to_string()));
         let caps = json!({"capabilities": {"alwaysMatch": {
             "browserName": "chrome",
-            "goog:chromeOptions": {
-                "binary": "/usr/bin/chromium",
-                "args": [
-                    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                    "--disable-quic", "--no-first-run", "--disable-background-networking",
-                    "--disable-component-update", "--disable-sync", "--kiosk-printing",
-                    "--window-size=1280,1000", "--lang=ja",
-                    format!("--user-data-dir={}", profile.display()),
-                ]
-            }
+            "goog:chromeOptions": { "binary": "/usr/bin/chromium", "args": args }
         }}});
         let v = self.post("/session", &caps);
         let id = v["sessionId"].as_str().expect("session id").to_string();
