@@ -219,7 +219,9 @@ fn header_has(req: &Request<Incoming>, name: header::HeaderName, token: &str) ->
 fn ws_config(relay: &Relay) -> WebSocketConfig {
     let frame = relay.cfg.limits.ws_max_frame_bytes;
     WebSocketConfig::default()
-        .read_buffer_size(frame)
+        // Subscribers only send control frames: a small first buffer
+        // (it grows for a larger frame, up to the frame limit).
+        .read_buffer_size(512)
         .max_frame_size(Some(frame))
         .max_message_size(Some(frame))
         // Write each message straight through; the buffer only ever holds
