@@ -65,6 +65,8 @@ enum Command {
     /// Audit the data folder.
     #[command(subcommand)]
     Audit(cmd::audit::Audit),
+    /// Make a standby the primary (the same as the button on its admin page).
+    Promote(cmd::promote::Args),
     /// The key that signs what the office sends to its internet relays.
     #[command(subcommand)]
     Keys(cmd::keys::Keys),
@@ -96,6 +98,7 @@ fn main() -> ExitCode {
         Command::Restore(a) => cmd::backup::run_restore(&data, a),
         Command::Audit(a) => cmd::audit::run(&data, cli.config.as_deref(), a),
         Command::Keys(k) => cmd::keys::run(&data, k),
+        Command::Promote(a) => cmd::promote::run(a),
         Command::DefaultConfig => {
             print!("{}", madoguchi_core::config::DEFAULT_OFFICE_TOML);
             Ok(())

@@ -107,12 +107,32 @@ fn the_standby_follows_and_takes_over() {
     assert_eq!(v["error"]["code"], "standby");
     // The primary dies; the standby is promoted and carries on.
     primary.stop();
-    let r = sc
-        .post(standby.url("/api/promote"))
-        .header("X-CSRF-Token", &scsrf)
-        .send()
+    // From the command line (`madoguchi promote`), as an operator would.
+    let pw = tempfile::NamedTempFile::new().expect("tmp");
+    std::fs::write(pw.path(), format!("{}\n", standby.admin_password)).expect("pw");
+    let out = std::process::Command::new(crate::util::bin())
+        .args(["promote", "--url", &standby.url(""), "--password-file"])
+        .arg(pw.path())
+        .output()
         .expect("promote");
-    assert_eq!(r.status(), StatusCode::OK);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("is now the primary"));
+    // A second promotion is refused with a clear message.
+    let again = std::process::Command::new(crate::util::bin())
+        .args(["promote", "--url", &standby.url(""), "--password-file"])
+        .arg(pw.path())
+        .output()
+        .expect("promote");
+    assert!(!again.status.success());
+    assert!(
+        String::from_utf8_lossy(&again.stderr).contains("not a standby"),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
     let (st, v) = cmd(
         &sc,
         &standby,

@@ -8,6 +8,7 @@ pub mod export;
 pub mod history;
 pub mod import;
 pub mod keys;
+pub mod promote;
 pub mod simulate;
 pub mod stats;
 pub mod status;
