@@ -489,6 +489,9 @@ fn a_call_at_the_office_reaches_public_subscribers_through_the_relay() {
         ("/site/display.js", 200),
         ("/queues.css", 200),
         ("/displays/ticket.json", 200),
+        ("/forecast", 200),
+        ("/forecast.json", 200),
+        ("/site/style.css", 200),
         ("/displays/board.json", 404),
         ("/displays/counter/10.json", 404),
         ("/api/status", 404),
@@ -501,6 +504,34 @@ fn a_call_at_the_office_reaches_public_subscribers_through_the_relay() {
                 .status(),
             want,
             "{path}"
+        );
+    }
+
+    // The congestion forecast (R6) as static pages that link each other.
+    let page = http
+        .get(relay.public_url("/forecast"))
+        .send()
+        .expect("get")
+        .text()
+        .expect("text");
+    assert!(page.contains("混雑予想"), "{page}");
+    assert!(
+        !page.contains("?kind="),
+        "links must be static files: {page}"
+    );
+    for link in page
+        .split("href=\"")
+        .skip(1)
+        .filter_map(|h| h.split('"').next())
+        .filter(|h| h.starts_with("/forecast/"))
+    {
+        assert_eq!(
+            http.get(relay.public_url(link))
+                .send()
+                .expect("get")
+                .status(),
+            200,
+            "{link}"
         );
     }
 

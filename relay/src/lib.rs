@@ -16,3 +16,24 @@ pub mod serve;
 pub mod site;
 pub mod store;
 pub mod tls;
+
+#[cfg(test)]
+mod tests {
+    /// The Architecture Invariant, checked: the manifest names neither the
+    /// core nor sled (so neither can be linked in).
+    #[test]
+    fn the_relay_depends_on_neither_the_core_nor_sled() {
+        let manifest = include_str!("../Cargo.toml");
+        let deps = manifest
+            .split("[dependencies]")
+            .nth(1)
+            .expect("a [dependencies] table");
+        for line in deps.lines().filter(|l| !l.trim_start().starts_with('#')) {
+            let name = line.split('=').next().unwrap_or("").trim();
+            assert!(
+                name != "madoguchi-core" && name != "sled",
+                "relay/Cargo.toml depends on {name}"
+            );
+        }
+    }
+}

@@ -111,21 +111,36 @@ pub async fn page(
     Query(q): Query<KindQuery>,
 ) -> Result<Response, ApiError> {
     let (all, today, office) = series(&app).await?;
-    let wanted = q
-        .kind
-        .clone()
-        .unwrap_or_else(|| kind_key(DayKind::of(today)));
+    let html = render(&app, &all, today, &office, q.kind.as_deref(), |k| {
+        format!("/forecast?kind={k}")
+    })?;
+    Ok(Html(html).into_response())
+}
+
+/// The page for one kind of day (`wanted`, else today's), its links to the
+/// other kinds made by `link`.
+fn render(
+    app: &App,
+    all: &[Series],
+    today: NaiveDate,
+    office: &str,
+    wanted: Option<&str>,
+    link: impl Fn(&str) -> String,
+) -> Result<String, ApiError> {
+    let wanted = wanted.map_or_else(|| kind_key(DayKind::of(today)), str::to_string);
     let chosen = all
         .iter()
         .find(|s| kind_key(s.kind) == wanted)
         .or_else(|| all.first());
-    let kinds: Vec<(String, String, bool)> = all
+    let kinds: Vec<(String, String, bool, String)> = all
         .iter()
         .map(|s| {
+            let k = kind_key(s.kind);
             (
-                kind_key(s.kind),
+                k.clone(),
                 s.label_ja.clone(),
                 chosen.is_some_and(|c| c.kind == s.kind),
+                link(&k),
             )
         })
         .collect();
@@ -133,7 +148,35 @@ pub async fn page(
         "forecast.html",
         context! { office, kinds, series => chosen, chart => chosen.map(svg) },
     )?;
-    Ok(html.into_response())
+    Ok(html.0)
+}
+
+/// The forecast as static files for the internet relay (R6):
+/// `forecast/index.html` (today's kind of day), `forecast/<kind>.html` for
+/// every kind, linking each other, and `forecast.json`.
+pub async fn public_files(app: &App) -> Result<Vec<(String, Vec<u8>)>, ApiError> {
+    let (all, today, office) = series(app).await?;
+    let file = |k: &str| {
+        let safe: String = k
+            .chars()
+            .filter(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-' || *c == '_')
+            .collect();
+        format!("/forecast/{safe}.html")
+    };
+    let mut out = vec![(
+        "forecast/index.html".to_string(),
+        render(app, &all, today, &office, None, file)?.into_bytes(),
+    )];
+    for s in &all {
+        let k = kind_key(s.kind);
+        let html = render(app, &all, today, &office, Some(&k), file)?;
+        out.push((file(&k)[1..].to_string(), html.into_bytes()));
+    }
+    out.push((
+        "forecast.json".to_string(),
+        serde_json::to_vec(&all).map_err(|e| ApiError::Internal(e.to_string()))?,
+    ));
+    Ok(out)
 }
 
 /// `GET /forecast.json`.

@@ -1,7 +1,7 @@
 //! Publishing to the internet relays (R6, R11; DESIGN.md data flow step 3):
 //! after every render, the public subset of the site — the status page, the
-//! mobile ticket page, their JSON and the assets they load; numbers and
-//! counts only — is packed into a bundle, signed with the office key and
+//! mobile ticket page, their JSON, the congestion forecast and the assets
+//! they load; numbers and counts only — is packed into a bundle, signed with the office key and
 //! pushed outbound over HTTPS to each relay in `[[relays]]`. Nothing here
 //! listens: a relay cannot reach the office.
 //!
@@ -37,10 +37,16 @@ const PUBLIC: &[(&str, &[&str])] = &[
     ("ticket.html", &["m/index.html", "displays/ticket.html"]),
     ("ticket.json", &["displays/ticket.json"]),
 ];
-const ASSETS: &[&str] = &["display.js", "display.css"];
+const ASSETS: &[&str] = &["display.js", "display.css", "style.css", "common.js"];
+
+/// The forecast pages change once a day; made once per business date.
+type ForecastCache = tokio::sync::Mutex<Option<(i64, Vec<(String, Vec<u8>)>)>>;
 
 /// The files of the public site, as the relay will serve them.
-pub async fn public_files(app: &App) -> anyhow::Result<Vec<(String, Vec<u8>)>> {
+async fn public_files(
+    app: &App,
+    forecast: &ForecastCache,
+) -> anyhow::Result<Vec<(String, Vec<u8>)>> {
     let dir = app.displays.dir();
     let mut out = Vec::new();
     for (file, paths) in PUBLIC {
@@ -58,6 +64,17 @@ pub async fn public_files(app: &App) -> anyhow::Result<Vec<(String, Vec<u8>)>> {
         .await
         .map_err(|e| anyhow::anyhow!("{e:?}"))?;
     out.push(("queues.css".into(), css.into_bytes()));
+    let day = super::api::wall_now().0 / 86_400_000;
+    let mut cache = forecast.lock().await;
+    if cache.as_ref().is_none_or(|(d, _)| *d != day) {
+        match super::forecast::public_files(app).await {
+            Ok(files) => *cache = Some((day, files)),
+            Err(e) => tracing::warn!(error = ?e, "forecast not published"),
+        }
+    }
+    if let Some((_, files)) = cache.as_ref() {
+        out.extend(files.iter().cloned());
+    }
     Ok(out)
 }
 
@@ -127,6 +144,7 @@ fn client(t: &RelayTarget, data: &std::path::Path) -> anyhow::Result<reqwest::Cl
 pub fn spawn(app: Arc<App>, relays: &[RelayTarget], key: SigningKey) -> anyhow::Result<()> {
     let key = Arc::new(key);
     let seq = Arc::new(Sequence(AtomicU64::new(0)));
+    let forecast: Arc<ForecastCache> = Arc::new(tokio::sync::Mutex::new(None));
     for r in relays {
         let target = Target {
             url: r.url.clone(),
@@ -137,17 +155,29 @@ pub fn spawn(app: Arc<App>, relays: &[RelayTarget], key: SigningKey) -> anyhow::
             last_push: Instant::now(),
             down: false,
         };
-        tokio::spawn(run(app.clone(), target, key.clone(), seq.clone()));
+        tokio::spawn(run(
+            app.clone(),
+            target,
+            key.clone(),
+            seq.clone(),
+            forecast.clone(),
+        ));
     }
     Ok(())
 }
 
-async fn run(app: Arc<App>, mut t: Target, key: Arc<SigningKey>, seq: Arc<Sequence>) {
+async fn run(
+    app: Arc<App>,
+    mut t: Target,
+    key: Arc<SigningKey>,
+    seq: Arc<Sequence>,
+    forecast: Arc<ForecastCache>,
+) {
     let mut wake = app.displays.rendered();
     loop {
         // A standby keeps quiet until promoted: the primary publishes.
         if !app.is_standby() {
-            match public_files(&app).await {
+            match public_files(&app, &forecast).await {
                 Ok(files) => {
                     // A refusal that asks for a full bundle is answered at once.
                     for _ in 0..2 {
