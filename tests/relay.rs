@@ -118,6 +118,15 @@ fn only_signed_newer_well_formed_bundles_change_the_site_and_it_survives_restart
             413,
         ),
         ("not a bundle", b"GET / HTTP/1.1".to_vec(), 400),
+        (
+            "a pushed file over the push limit",
+            pack(
+                &header(14, Kind::Full, 0, 600),
+                &[("displays/status.json".into(), vec![b' '; 40 * 1024])],
+                &office,
+            ),
+            400,
+        ),
     ];
     for (what, bytes, want) in refused {
         let (s, v) = post(&r, bytes);
@@ -159,7 +168,7 @@ fn only_signed_newer_well_formed_bundles_change_the_site_and_it_survives_restart
         "{metrics}"
     );
     assert!(
-        metrics.contains("madoguchi_relay_bundles_rejected_total 10"),
+        metrics.contains("madoguchi_relay_bundles_rejected_total 11"),
         "{metrics}"
     );
     assert_eq!(

@@ -87,6 +87,9 @@ pub struct Limits {
     /// Largest WebSocket frame/message a subscriber may send (they may
     /// only send control frames anyway).
     pub ws_max_frame_bytes: usize,
+    /// Largest pushed message (a `displays/<topic>.json` file); a bundle
+    /// with a larger one is refused, so no subscriber is ever sent more.
+    pub push_max_bytes: usize,
     /// Updates a subscriber may fall behind before it is dropped.
     pub subscriber_queue: usize,
     pub heartbeat_s: u64,
@@ -102,6 +105,7 @@ impl Default for Limits {
             idle_timeout_s: 90,
             max_header_bytes: 16 * 1024,
             ws_max_frame_bytes: 4 * 1024,
+            push_max_bytes: 32 * 1024,
             subscriber_queue: 8,
             heartbeat_s: 20,
         }

@@ -271,14 +271,22 @@ async fn push(
         }
         other => {
             let why = match other {
-                Ok(r) => format!("answered {}", r.status()),
-                Err(e) => without_url(&e),
+                Ok(r) => {
+                    let status = r.status();
+                    let detail = r
+                        .json::<serde_json::Value>()
+                        .await
+                        .ok()
+                        .and_then(|v| v.get("detail").and_then(|d| d.as_str()).map(String::from))
+                        .unwrap_or_default();
+                    format!("refused the bundle ({status}) {detail}")
+                }
+                Err(e) => format!("unreachable: {}", without_url(&e)),
             };
             t.base = None;
             if !t.down {
                 t.down = true;
-                app.faults
-                    .record("relay", format!("relay {} unreachable: {why}", t.url));
+                app.faults.record("relay", format!("relay {} {why}", t.url));
             }
             tracing::warn!(relay = %t.url, %why, "bundle not delivered");
             true

@@ -126,6 +126,15 @@ async fn accept(relay: &Relay, req: Request<Incoming>) -> (IngestOutcome, String
         }
         Err(e) => return (IngestOutcome::Malformed, e.to_string()),
     };
+    let push_max = relay.cfg.limits.push_max_bytes;
+    if let Some((p, _)) = b.files.iter().find(|(p, body)| {
+        p.starts_with("displays/") && p.ends_with(".json") && body.len() > push_max
+    }) {
+        return (
+            IngestOutcome::Malformed,
+            format!("{p} is over the {push_max}-byte push limit"),
+        );
+    }
     // One bundle at a time from here: the sequence check, the write and
     // the swap must not interleave with another bundle's.
     let mut store = relay.store.lock().await;

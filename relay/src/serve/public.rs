@@ -225,9 +225,10 @@ fn ws_config(relay: &Relay) -> WebSocketConfig {
         .max_frame_size(Some(frame))
         .max_message_size(Some(frame))
         // Write each message straight through; the buffer only ever holds
-        // what the socket has not taken yet, capped at a few payloads.
+        // what the socket has not taken yet: at most one message (ingest
+        // refuses larger ones) and a frame header.
         .write_buffer_size(0)
-        .max_write_buffer_size(1024 * 1024)
+        .max_write_buffer_size(relay.cfg.limits.push_max_bytes + 64)
 }
 
 fn websocket(relay: &Arc<Relay>, req: Request<Incoming>, slot: Arc<Slot>) -> Response<Body> {
