@@ -18,6 +18,8 @@ pub struct Server {
     pub kiosk_enrol: String,
     pub display_enrol: String,
     serve_args: Vec<String>,
+    /// `--data`/`--config` as given at start, for restarts.
+    global: Vec<std::ffi::OsString>,
     _dir: tempfile::TempDir,
 }
 
@@ -45,14 +47,18 @@ impl Server {
         let mut command = Command::new(bin());
         let config = config.map(|c| c.replace("<tmp>", &dir.path().display().to_string()));
         let config = config.as_deref();
+        let mut global: Vec<std::ffi::OsString> = Vec::new();
         if !config.is_some_and(|c| c.lines().any(|l| l.trim() == "[server]")) {
-            command.arg("--data").arg(dir.path().join("data"));
+            global.push("--data".into());
+            global.push(dir.path().join("data").into());
         }
         if let Some(text) = config {
             let path = dir.path().join("office.toml");
             std::fs::write(&path, text).expect("config");
-            command.arg("--config").arg(path);
+            global.push("--config".into());
+            global.push(path.into());
         }
+        command.args(&global);
         let mut child = command
             .arg("serve")
             .args(serve_args)
@@ -99,6 +105,7 @@ impl Server {
             kiosk_enrol: kiosk.expect("kiosk enrolment"),
             display_enrol: display.expect("display enrolment"),
             serve_args: serve_args.iter().map(|a| a.to_string()).collect(),
+            global,
             _dir: dir,
         }
     }
@@ -132,8 +139,7 @@ impl Server {
             args.push(a.clone());
         }
         let mut child = Command::new(bin())
-            .arg("--data")
-            .arg(self._dir.path().join("data"))
+            .args(&self.global)
             .arg("serve")
             .args(&args)
             .args(["--listen", &addr])

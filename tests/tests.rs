@@ -6,6 +6,7 @@ mod backup;
 mod browser;
 mod cli;
 mod crash;
+mod diskfull;
 mod displays;
 mod printer;
 mod push;

@@ -84,10 +84,17 @@ pub async fn command(
         .map_err(|e| ApiError::Internal(e.to_string()))?
         .inspect_err(|e| {
             if let madoguchi_core::engine::ExecError::Engine(inner) = e {
-                app.faults.record(
-                    "record",
-                    format!("a command could not be recorded (disk full or damaged?): {inner}"),
-                );
+                if super::error::is_disk_full(inner.as_ref()) {
+                    app.faults.record(
+                        "disk",
+                        format!("disk full: a command could not be recorded and was refused; nothing was lost ({inner})"),
+                    );
+                } else {
+                    app.faults.record(
+                        "record",
+                        format!("a command could not be recorded (disk damaged?): {inner}"),
+                    );
+                }
             }
         })?;
     if outcome.seq.is_some() {

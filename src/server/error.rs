@@ -26,8 +26,26 @@ pub enum ApiError {
     Standby,
     /// The standby's log differs from ours at this record.
     Diverged(u64),
+    /// The command could not be recorded: the disk is full. Nothing
+    /// changed; the same request may be sent again once there is space.
+    DiskFull,
     /// Something failed inside; details are logged, not shown.
     Internal(String),
+}
+
+/// Whether an error (or anything it was caused by) is "no space left on
+/// the device".
+pub fn is_disk_full(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cur {
+        if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            if io.kind() == std::io::ErrorKind::StorageFull || io.raw_os_error() == Some(28) {
+                return true;
+            }
+        }
+        cur = err.source();
+    }
+    false
 }
 
 impl ApiError {
@@ -99,6 +117,12 @@ impl ApiError {
                 "番号札を印刷できませんでした。職員に声をおかけください".into(),
                 "your ticket could not be printed; please ask a member of staff".into(),
             ),
+            ApiError::DiskFull => (
+                StatusCode::INSUFFICIENT_STORAGE,
+                "disk_full",
+                "記録用のディスクに空きがないため、受け付けられませんでした。何も変更されていません。職員に声をおかけください".into(),
+                "the command could not be recorded because the disk is full; nothing was changed. Please ask a member of staff".into(),
+            ),
             ApiError::Internal(_) => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "internal",
@@ -127,6 +151,7 @@ impl From<ExecError> for ApiError {
     fn from(e: ExecError) -> Self {
         match e {
             ExecError::Refused(r) => ApiError::Refused(r),
+            ExecError::Engine(inner) if is_disk_full(inner.as_ref()) => ApiError::DiskFull,
             other => ApiError::Internal(other.to_string()),
         }
     }
