@@ -27,9 +27,8 @@ pub struct RestoreArgs {
 pub fn run_backup(data: &Path, args: BackupArgs) -> Result<()> {
     let after = match &args.after {
         Some(p) => Some(
-            backup::read(p)
-                .with_context(|| format!("cannot use {} as the earlier backup", p.display()))?
-                .0,
+            backup::manifest(p)
+                .with_context(|| format!("cannot use {} as the earlier backup", p.display()))?,
         ),
         None => None,
     };
