@@ -17,6 +17,9 @@ const STATIONS: u16 = 50;
 const CYCLES: usize = 40;
 const TIME_LIMIT: Duration = Duration::from_secs(120);
 
+/// Latencies, refused commands, seconds, (backups made, their time).
+type RoundResult = (Histogram<u64>, usize, f64, (usize, Duration));
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Backup {
     None,
@@ -224,8 +227,7 @@ fn main() {
     // Alternating rounds, so that drift on the shared machine (the log and
     // sled growing, page cache) falls on both sides alike.
     let rounds = 3;
-    let merge = |a: Option<(Histogram<u64>, usize, f64, (usize, Duration))>,
-                 b: (Histogram<u64>, usize, f64, (usize, Duration))| match a {
+    let merge = |a: Option<RoundResult>, b: RoundResult| match a {
         None => b,
         Some((mut h, r, s, (n, d))) => {
             h.add(&b.0).expect("add");
@@ -257,9 +259,8 @@ fn main() {
     );
     let _ = child.kill();
     let _ = child.wait();
-    let row =
-        |label: &str, (all, refused, secs, _): &(Histogram<u64>, usize, f64, (usize, Duration))| {
-            println!(
+    let row = |label: &str, (all, refused, secs, _): &RoundResult| {
+        println!(
             "| {label} ({} commands, {refused} refused) | p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms; {:.0} commands/s |",
             all.len(),
             all.value_at_quantile(0.5) as f64 / 1000.0,
@@ -267,7 +268,7 @@ fn main() {
             all.max() as f64 / 1000.0,
             all.len() as f64 / secs
         );
-        };
+    };
     println!("| measure | result |");
     println!("|---|---|");
     row(
