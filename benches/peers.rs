@@ -12,6 +12,8 @@
 
 #![allow(missing_debug_implementations)]
 
+#[path = "common.rs"]
+mod common;
 #[path = "relay.rs"]
 #[allow(dead_code)]
 mod relay_bench;
@@ -26,6 +28,8 @@ use relay_bench::{fanout, relay_util};
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
 
 use fanout::stamped;
 use relay_bench::{fan_out, Row, HEADER};
@@ -188,6 +192,12 @@ fn main() {
             r(a.cpu_per_1k, b.cpu_per_1k)
         );
     }
+    let svg = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/results/latency.svg");
+    match plot(&results, &svg) {
+        Ok(()) => println!("\nplot: {}", svg.display()),
+        Err(e) => println!("\nplot not written: {e}"),
+    }
+    office_end_to_end();
     if Command::new("wrk").arg("--version").output().is_err() {
         println!("\nwrk is missing (apt-get install wrk): static requests/s not measured");
         return;
@@ -209,4 +219,207 @@ fn main() {
         println!("| nginx | {rb:.0} | {pb} |");
         println!("| ratio ours / nginx | {:.2} | |", ra / rb);
     }
+}
+
+/// A plotted line: label, colour, which figure, ours (else nchan's).
+type Series = (
+    &'static str,
+    plotters::style::RGBColor,
+    fn(&Row) -> f64,
+    bool,
+);
+
+/// Latency percentiles against subscribers, ours and nchan's, as SVG.
+fn plot(results: &[(usize, Row, Row)], out: &std::path::Path) -> Result<(), String> {
+    use plotters::prelude::*;
+    if results.is_empty() {
+        return Err("no results".into());
+    }
+    if let Some(dir) = out.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+    }
+    let max_n = results.iter().map(|r| r.0).max().unwrap_or(1) as f64;
+    let max_ms = results
+        .iter()
+        .flat_map(|(_, a, b)| [a.p99_ms, b.p99_ms])
+        .fold(1.0, f64::max);
+    let root = SVGBackend::new(out, (800, 500)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| e.to_string())?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(
+            "publish → receive latency, TLS WebSocket subscribers, 2 cores",
+            ("sans-serif", 20),
+        )
+        .margin(20)
+        .x_label_area_size(40)
+        .y_label_area_size(60)
+        .build_cartesian_2d(0.0..max_n * 1.05, 0.0..max_ms * 1.1)
+        .map_err(|e| e.to_string())?;
+    chart
+        .configure_mesh()
+        .x_desc("subscribers")
+        .y_desc("ms")
+        .draw()
+        .map_err(|e| e.to_string())?;
+    let series: [Series; 4] = [
+        (
+            "madoguchi-relay p50",
+            RGBColor(31, 85, 184),
+            |r| r.p50_ms,
+            true,
+        ),
+        (
+            "madoguchi-relay p99",
+            RGBColor(31, 85, 184),
+            |r| r.p99_ms,
+            true,
+        ),
+        (
+            "nginx+nchan p50",
+            RGBColor(200, 80, 30),
+            |r| r.p50_ms,
+            false,
+        ),
+        (
+            "nginx+nchan p99",
+            RGBColor(200, 80, 30),
+            |r| r.p99_ms,
+            false,
+        ),
+    ];
+    for (i, (label, colour, get, ours)) in series.into_iter().enumerate() {
+        let pts: Vec<(f64, f64)> = results
+            .iter()
+            .map(|(n, a, b)| (*n as f64, get(if ours { a } else { b })))
+            .collect();
+        let style = ShapeStyle {
+            color: colour.to_rgba(),
+            filled: i % 2 == 0,
+            stroke_width: if i % 2 == 0 { 2 } else { 1 },
+        };
+        chart
+            .draw_series(LineSeries::new(pts.clone(), style))
+            .map_err(|e| e.to_string())?
+            .label(label)
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], style));
+        chart
+            .draw_series(pts.iter().map(|p| Circle::new(*p, 4, style)))
+            .map_err(|e| e.to_string())?;
+    }
+    chart
+        .configure_series_labels()
+        .border_style(BLACK)
+        .background_style(WHITE.mix(0.9))
+        .position(SeriesLabelPosition::UpperLeft)
+        .draw()
+        .map_err(|e| e.to_string())?;
+    root.present().map_err(|e| e.to_string())
+}
+
+/// The whole path a visitor's phone sees: a staff call at the office →
+/// render → signed bundle → relay → a public WebSocket subscriber of the
+/// mobile ticket page's topic. 50 calls, one at a time.
+fn office_end_to_end() {
+    use serde_json::{json, Value};
+    use tokio_tungstenite::tungstenite::Message;
+    let key = ed25519_dalek::SigningKey::from_bytes(&[9; 32]);
+    let relay = relay_util::start(&key, "");
+    let dir = tempfile::tempdir().expect("tmp");
+    std::fs::create_dir_all(dir.path().join("data")).expect("data");
+    let hex: String = key.to_bytes().iter().map(|b| format!("{b:02x}")).collect();
+    std::fs::write(dir.path().join("data/relay-signing.key"), hex).expect("key");
+    let config = format!(
+        "{}\n[[relays]]\nurl = \"https://127.0.0.2:{}\"\nca = \"{}\"\n",
+        madoguchi_core::config::DEFAULT_OFFICE_TOML,
+        relay.ingest.port(),
+        relay.certs.ca.display()
+    );
+    let served = common::serve(dir.path(), &config);
+    let mut office = served.child;
+    let base = served.base;
+    let rt = tokio::runtime::Runtime::new().expect("rt");
+    let hist = rt.block_on(async {
+        let http = reqwest::Client::builder()
+            .cookie_store(true)
+            .build()
+            .expect("client");
+        let v: Value = http
+            .post(format!("{base}/api/login"))
+            .json(&json!({"username": "admin", "password": served.admin_password}))
+            .send()
+            .await
+            .expect("login")
+            .json()
+            .await
+            .expect("json");
+        let csrf = v["csrf_token"].as_str().unwrap_or_default().to_string();
+        let cmd = |body: Value| {
+            let (http, base, csrf) = (http.clone(), base.clone(), csrf.clone());
+            async move {
+                http.post(format!("{base}/api/commands"))
+                    .header("X-CSRF-Token", csrf)
+                    .json(&body)
+                    .send()
+                    .await
+                    .expect("command")
+                    .json::<Value>()
+                    .await
+                    .expect("json")
+            }
+        };
+        let today = chrono::Utc::now()
+            .with_timezone(&chrono::FixedOffset::east_opt(9 * 3600).expect("jst"))
+            .date_naive();
+        cmd(json!({"command": "open_day", "date": today})).await;
+        cmd(json!({"command": "open_counter", "counter": 10})).await;
+        for _ in 0..60 {
+            cmd(json!({"command": "issue_ticket", "category": "idou"})).await;
+        }
+        // The relay has the day once the ticket page shows the waiting list.
+        let mut ws = None;
+        for _ in 0..100 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            if let Ok(mut s) = relay.subscribe("ticket", relay_util::ORIGIN).await {
+                if let Ok(Some(Ok(Message::Text(t)))) =
+                    tokio::time::timeout(Duration::from_secs(2), s.next()).await
+                {
+                    if t.contains("[1060,") {
+                        ws = Some(s);
+                        break;
+                    }
+                }
+            }
+        }
+        let mut ws = ws.expect("the relay never showed the office's day");
+        let mut h = hdrhistogram::Histogram::<u64>::new(3).expect("hist");
+        for _ in 0..50 {
+            let t = Instant::now();
+            let v = cmd(json!({"command": "call_next", "counter": 10})).await;
+            let number = v["ticket"].as_u64().unwrap_or(0);
+            let want = format!("[{number},10]");
+            loop {
+                match tokio::time::timeout(Duration::from_secs(10), ws.next()).await {
+                    Ok(Some(Ok(Message::Text(m)))) if m.contains(&want) => break,
+                    Ok(Some(Ok(_))) => {}
+                    _ => panic!("call {number} never reached the public subscriber"),
+                }
+            }
+            let _ = h.record(t.elapsed().as_micros() as u64);
+            cmd(json!({"command": "complete", "counter": 10})).await;
+            // Let the completion's bundle pass before the next call.
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            while let Ok(Some(_)) = tokio::time::timeout(Duration::from_millis(1), ws.next()).await
+            {
+            }
+        }
+        h
+    });
+    let _ = office.kill();
+    let _ = office.wait();
+    println!(
+        "\noffice end to end (staff call over HTTP → render → signed bundle over HTTPS → relay → public WebSocket subscriber), 50 calls: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        hist.value_at_quantile(0.5) as f64 / 1000.0,
+        hist.value_at_quantile(0.99) as f64 / 1000.0,
+        hist.max() as f64 / 1000.0
+    );
 }
