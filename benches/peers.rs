@@ -6,9 +6,13 @@
 //! and both serving the same static JSON to `wrk`. Prints each side's rows
 //! and the ratios ours / nchan.
 //!
+//! Bun's built-in WebSocket server (npm package `bun`, uWebSockets) runs
+//! `bench/peers/bun-pubsub.js` as the second push peer. Writes the plot
+//! `bench/results/latency.svg`, then the office end-to-end figure.
+//!
 //! `cargo bench --bench peers` (MADOGUCHI_BENCH_SUBSCRIBERS as for the
-//! relay bench). Loopback only; bounded in count and time. Pushpin and Bun,
-//! the plot and the profile are not built yet (see BENCHMARKS.md).
+//! relay bench), or `bench/run`, which installs the peers. Loopback only;
+//! bounded in count and time. Pushpin is not built yet (BENCHMARKS.md).
 
 #![allow(missing_debug_implementations)]
 
@@ -107,6 +111,58 @@ impl Drop for Nginx {
     }
 }
 
+/// Bun's WebSocket server running `bench/peers/bun-pubsub.js`.
+struct BunPeer {
+    child: Child,
+    addr: SocketAddr,
+    _dir: tempfile::TempDir,
+}
+
+impl BunPeer {
+    fn start(certs: &relay_util::Certs, payload: &str) -> Option<BunPeer> {
+        let peers = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/peers");
+        let bun = peers.join("node_modules/.bin/bun");
+        if !bun.exists() {
+            eprintln!("bun is missing: npm ci --prefix bench/peers (bench/run does)");
+            return None;
+        }
+        let dir = tempfile::tempdir().expect("tmp");
+        let file = dir.path().join("status.json");
+        std::fs::write(&file, payload).expect("static");
+        let port = free_port();
+        let child = Command::new(bun)
+            .arg(peers.join("bun-pubsub.js"))
+            .env("PORT", port.to_string())
+            .env("CERT", &certs.cert)
+            .env("KEY", &certs.key)
+            .env("STATIC", &file)
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .ok()?;
+        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(addr).is_err() {
+            assert!(Instant::now() < deadline, "bun did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Some(BunPeer {
+            child,
+            addr,
+            _dir: dir,
+        })
+    }
+}
+
+impl Drop for BunPeer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+const NAMES: [&str; 3] = ["madoguchi-relay", "nginx + nchan", "Bun"];
+
 fn main() {
     if fanout::client_main() {
         return;
@@ -118,28 +174,41 @@ fn main() {
     let mut ours = relay_bench::Target::start();
     let payload = fanout::status_payload();
     let nginx = Nginx::start(&ours.relay.certs, &payload);
-    let http = reqwest::blocking::Client::new();
-    let mut nchan_publish = || {
+    let bun = BunPeer::start(&ours.relay.certs, &payload);
+    let http = reqwest::blocking::Client::builder()
+        .use_rustls_tls()
+        .add_root_certificate(
+            reqwest::Certificate::from_pem(ours.relay.certs.ca_pem.as_bytes()).expect("ca"),
+        )
+        .build()
+        .expect("client");
+    let post = |url: &str| {
         let r = http
-            .post(&nginx.publish_url)
+            .post(url)
             .body(stamped(&payload))
             .send()
-            .expect("nchan publish");
-        assert!(r.status().is_success(), "nchan publish: {}", r.status());
+            .expect("peer publish");
+        assert!(r.status().is_success(), "publish to {url}: {}", r.status());
     };
-    nchan_publish();
+    let bun_pub = bun
+        .as_ref()
+        .map(|b| format!("https://127.0.0.1:{}/pub", b.addr.port()));
+    post(&nginx.publish_url);
+    if let Some(u) = &bun_pub {
+        post(u);
+    }
     std::thread::sleep(Duration::from_millis(500));
     println!(
-        "peers benchmark — {} cores, payload {} bytes; both over TLS (same certificate) on loopback",
+        "peers benchmark — {} cores, payload {} bytes; all over TLS (same certificate) on loopback",
         std::thread::available_parallelism().map_or(0, |n| n.get()),
         payload.len()
     );
     let ca = ours.relay.certs.ca.clone();
     let (our_addr, our_pid) = (ours.relay.public, ours.relay.pid());
-    let mut results: Vec<(usize, Row, Row)> = Vec::new();
-    let mut our_lines = Vec::new();
-    let mut nchan_lines = Vec::new();
+    let mut results: Vec<(usize, [Option<Row>; 3])> = Vec::new();
+    let mut lines: [Vec<String>; 3] = Default::default();
     for n in relay_bench::sizes() {
+        let mut rows = [None; 3];
         let (line, a) = fan_out(
             n,
             our_addr,
@@ -148,7 +217,8 @@ fn main() {
             &|| vec![our_pid],
             &mut || ours.publish(),
         );
-        our_lines.push(line);
+        lines[0].push(line);
+        rows[0] = Some(a);
         std::thread::sleep(Duration::from_secs(2));
         let (line, b) = fan_out(
             n,
@@ -156,41 +226,52 @@ fn main() {
             &ca,
             "/ws/status",
             &|| nginx.pids(),
-            &mut nchan_publish,
+            &mut || post(&nginx.publish_url),
         );
-        nchan_lines.push(line);
+        lines[1].push(line);
+        rows[1] = Some(b);
         std::thread::sleep(Duration::from_secs(2));
-        results.push((n, a, b));
+        if let (Some(bp), Some(u)) = (&bun, &bun_pub) {
+            let pid = bp.child.id();
+            let (line, c) = fan_out(n, bp.addr, &ca, "/ws", &|| vec![pid], &mut || post(u));
+            lines[2].push(line);
+            rows[2] = Some(c);
+            std::thread::sleep(Duration::from_secs(2));
+        }
+        results.push((n, rows));
     }
-    println!("\nmadoguchi-relay:\n{HEADER}");
-    for l in &our_lines {
-        println!("{l}");
+    for (i, name) in NAMES.iter().enumerate() {
+        if lines[i].is_empty() {
+            continue;
+        }
+        println!("\n{name}:\n{HEADER}");
+        for l in &lines[i] {
+            println!("{l}");
+        }
     }
-    println!(
-        "\nnginx + nchan ({} processes):\n{HEADER}",
-        nginx.pids().len()
-    );
-    for l in &nchan_lines {
-        println!("{l}");
-    }
-    println!("\nratios, ours / nchan (below 1 is better for us):\n");
-    println!("| subscribers | p50 | p99 | memory per subscriber | CPU per 1k messages |");
-    println!("|---|---|---|---|---|");
-    for (n, a, b) in &results {
-        let r = |x: f64, y: f64| {
-            if y > 0.0 {
-                format!("{:.2}", x / y)
-            } else {
-                "—".into()
-            }
-        };
-        println!(
-            "| {n} | {} | {} | {} | {} |",
-            r(a.p50_ms, b.p50_ms),
-            r(a.p99_ms, b.p99_ms),
-            r(a.per_sub_kib, b.per_sub_kib),
-            r(a.cpu_per_1k, b.cpu_per_1k)
-        );
+    println!("\nratios, ours / peer (below 1 is better for us):\n");
+    println!("| subscribers | peer | p50 | p99 | memory per subscriber | CPU per 1k messages |");
+    println!("|---|---|---|---|---|---|");
+    let r = |x: f64, y: f64| {
+        if y > 0.0 {
+            format!("{:.2}", x / y)
+        } else {
+            "—".into()
+        }
+    };
+    for (n, rows) in &results {
+        let Some(a) = rows[0] else { continue };
+        for (i, peer) in rows.iter().enumerate().skip(1) {
+            let Some(b) = peer else { continue };
+            println!(
+                "| {n} | {} | {} | {} | {} | {} |",
+                NAMES[i],
+                r(a.p50_ms, b.p50_ms),
+                r(a.p99_ms, b.p99_ms),
+                r(a.per_sub_kib, b.per_sub_kib),
+                r(a.cpu_per_1k, b.cpu_per_1k)
+            );
+        }
     }
     let svg = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/results/latency.svg");
     match plot(&results, &svg) {
@@ -203,34 +284,36 @@ fn main() {
         return;
     }
     let header = "Accept-Encoding: identity";
-    let a = fanout::wrk(&ours.relay.public_url("/displays/status.json"), header);
-    let b = fanout::wrk(
-        &format!(
-            "https://127.0.0.1:{}/displays/status.json",
-            nginx.addr.port()
+    let mut urls = vec![
+        (NAMES[0], ours.relay.public_url("/displays/status.json")),
+        (
+            "nginx",
+            format!(
+                "https://127.0.0.1:{}/displays/status.json",
+                nginx.addr.port()
+            ),
         ),
-        header,
-    );
+    ];
+    if let Some(b) = &bun {
+        urls.push((
+            NAMES[2],
+            format!("https://127.0.0.1:{}/displays/status.json", b.addr.port()),
+        ));
+    }
     println!("\nstatic JSON over TLS, wrk -t2 -c64 -d10s, identity:\n");
-    println!("| server | requests/s | p99 |");
-    println!("|---|---|---|");
-    if let (Some((ra, pa)), Some((rb, pb))) = (a, b) {
-        println!("| madoguchi-relay | {ra:.0} | {pa} |");
-        println!("| nginx | {rb:.0} | {pb} |");
-        println!("| ratio ours / nginx | {:.2} | |", ra / rb);
+    println!("| server | requests/s | p99 | ours / it |");
+    println!("|---|---|---|---|");
+    let mut first = None;
+    for (name, url) in urls {
+        if let Some((rps, p99)) = fanout::wrk(&url, header) {
+            let base = *first.get_or_insert(rps);
+            println!("| {name} | {rps:.0} | {p99} | {:.2} |", base / rps);
+        }
     }
 }
 
-/// A plotted line: label, colour, which figure, ours (else nchan's).
-type Series = (
-    &'static str,
-    plotters::style::RGBColor,
-    fn(&Row) -> f64,
-    bool,
-);
-
-/// Latency percentiles against subscribers, ours and nchan's, as SVG.
-fn plot(results: &[(usize, Row, Row)], out: &std::path::Path) -> Result<(), String> {
+/// Latency percentiles against subscribers for every server, as SVG.
+fn plot(results: &[(usize, [Option<Row>; 3])], out: &std::path::Path) -> Result<(), String> {
     use plotters::prelude::*;
     if results.is_empty() {
         return Err("no results".into());
@@ -241,7 +324,7 @@ fn plot(results: &[(usize, Row, Row)], out: &std::path::Path) -> Result<(), Stri
     let max_n = results.iter().map(|r| r.0).max().unwrap_or(1) as f64;
     let max_ms = results
         .iter()
-        .flat_map(|(_, a, b)| [a.p99_ms, b.p99_ms])
+        .flat_map(|(_, rows)| rows.iter().flatten().map(|r| r.p99_ms))
         .fold(1.0, f64::max);
     let root = SVGBackend::new(out, (800, 500)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| e.to_string())?;
@@ -261,50 +344,37 @@ fn plot(results: &[(usize, Row, Row)], out: &std::path::Path) -> Result<(), Stri
         .y_desc("ms")
         .draw()
         .map_err(|e| e.to_string())?;
-    let series: [Series; 4] = [
-        (
-            "madoguchi-relay p50",
-            RGBColor(31, 85, 184),
-            |r| r.p50_ms,
-            true,
-        ),
-        (
-            "madoguchi-relay p99",
-            RGBColor(31, 85, 184),
-            |r| r.p99_ms,
-            true,
-        ),
-        (
-            "nginx+nchan p50",
-            RGBColor(200, 80, 30),
-            |r| r.p50_ms,
-            false,
-        ),
-        (
-            "nginx+nchan p99",
-            RGBColor(200, 80, 30),
-            |r| r.p99_ms,
-            false,
-        ),
+    let colours = [
+        RGBColor(31, 85, 184),
+        RGBColor(200, 80, 30),
+        RGBColor(40, 140, 60),
     ];
-    for (i, (label, colour, get, ours)) in series.into_iter().enumerate() {
-        let pts: Vec<(f64, f64)> = results
-            .iter()
-            .map(|(n, a, b)| (*n as f64, get(if ours { a } else { b })))
-            .collect();
-        let style = ShapeStyle {
-            color: colour.to_rgba(),
-            filled: i % 2 == 0,
-            stroke_width: if i % 2 == 0 { 2 } else { 1 },
-        };
-        chart
-            .draw_series(LineSeries::new(pts.clone(), style))
-            .map_err(|e| e.to_string())?
-            .label(label)
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], style));
-        chart
-            .draw_series(pts.iter().map(|p| Circle::new(*p, 4, style)))
-            .map_err(|e| e.to_string())?;
+    for (peer, colour) in colours.iter().enumerate() {
+        for (p99, label) in [(false, "p50"), (true, "p99")] {
+            let pts: Vec<(f64, f64)> = results
+                .iter()
+                .filter_map(|(n, rows)| {
+                    rows[peer].map(|r| (*n as f64, if p99 { r.p99_ms } else { r.p50_ms }))
+                })
+                .collect();
+            if pts.is_empty() {
+                continue;
+            }
+            // p50 solid and thick, p99 thin with open markers.
+            let style = ShapeStyle {
+                color: colour.to_rgba(),
+                filled: !p99,
+                stroke_width: if p99 { 1 } else { 2 },
+            };
+            chart
+                .draw_series(LineSeries::new(pts.clone(), style))
+                .map_err(|e| e.to_string())?
+                .label(format!("{} {label}", NAMES[peer]))
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], style));
+            chart
+                .draw_series(pts.iter().map(|p| Circle::new(*p, 4, style)))
+                .map_err(|e| e.to_string())?;
+        }
     }
     chart
         .configure_series_labels()
