@@ -47,13 +47,6 @@ struct Nginx {
     _dir: tempfile::TempDir,
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("port")
-}
-
 impl Nginx {
     fn start(certs: &relay_util::Certs, payload: &str) -> Nginx {
         let dir = tempfile::tempdir().expect("tmp");
@@ -61,7 +54,7 @@ impl Nginx {
             std::fs::create_dir_all(dir.path().join(d)).expect("mkdir");
         }
         std::fs::write(dir.path().join("site/displays/status.json"), payload).expect("site");
-        let (port, pub_port) = (free_port(), free_port());
+        let (port, pub_port) = (relay_util::free_port(), relay_util::free_port());
         let conf = CONF
             .replace("{DIR}", &dir.path().display().to_string())
             .replace("{PORT}", &port.to_string())
@@ -129,7 +122,7 @@ impl BunPeer {
         let dir = tempfile::tempdir().expect("tmp");
         let file = dir.path().join("status.json");
         std::fs::write(&file, payload).expect("static");
-        let port = free_port();
+        let port = relay_util::free_port();
         let child = Command::new(bun)
             .arg(peers.join("bun-pubsub.js"))
             .env("PORT", port.to_string())
@@ -392,18 +385,11 @@ fn plot(results: &[(usize, [Option<Row>; 3])], out: &std::path::Path) -> Result<
 fn office_end_to_end() {
     use serde_json::{json, Value};
     use tokio_tungstenite::tungstenite::Message;
-    let key = ed25519_dalek::SigningKey::from_bytes(&[9; 32]);
-    let relay = relay_util::start(&key, "");
     let dir = tempfile::tempdir().expect("tmp");
-    std::fs::create_dir_all(dir.path().join("data")).expect("data");
-    let hex: String = key.to_bytes().iter().map(|b| format!("{b:02x}")).collect();
-    std::fs::write(dir.path().join("data/relay-signing.key"), hex).expect("key");
-    let config = format!(
-        "{}\n[[relays]]\nurl = \"https://127.0.0.2:{}\"\nca = \"{}\"\n",
-        madoguchi_core::config::DEFAULT_OFFICE_TOML,
-        relay.ingest.port(),
-        relay.certs.ca.display()
-    );
+    // Where `serve` reads the signing key by default.
+    let key = relay_util::office_key(&dir.path().join("data/relay-signing.key"));
+    let relay = relay_util::start(&key, "");
+    let config = relay.office_config();
     let served = common::serve(dir.path(), &config);
     let mut office = served.child;
     let base = served.base;

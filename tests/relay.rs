@@ -20,6 +20,23 @@ use crate::relay_util::{self, Relay, ORIGIN};
 use crate::server::{cmd, Server};
 use crate::util::today;
 
+/// Waits (30 s at most) for the office's admin page to show `needle`.
+fn wait_for_fault(c: &reqwest::blocking::Client, s: &Server, needle: &str, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let page = c
+            .get(s.url("/admin"))
+            .send()
+            .and_then(|r| r.text())
+            .unwrap_or_default();
+        if page.contains(needle) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{what}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 fn now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -446,18 +463,9 @@ fn the_public_side_withstands_what_the_internet_sends() {
 fn a_call_at_the_office_reaches_public_subscribers_through_the_relay() {
     let dir = tempfile::tempdir().expect("tmp");
     let key_file = dir.path().join("office.key");
-    let key = SigningKey::from_bytes(&rand::random::<[u8; 32]>());
-    let hex: String = key.to_bytes().iter().map(|b| format!("{b:02x}")).collect();
-    std::fs::write(&key_file, hex).expect("key");
-    let mut relay = relay_util::start(&key, "");
-    let config = format!(
-        "{}\n[[relays]]\nurl = \"https://127.0.0.2:{}\"\nca = \"{}\"\n",
-        madoguchi_core::config::DEFAULT_OFFICE_TOML,
-        relay.ingest.port(),
-        relay.certs.ca.display()
-    );
+    let mut relay = relay_util::start(&relay_util::office_key(&key_file), "");
     let s = Server::start_args(
-        Some(&config),
+        Some(&relay.office_config()),
         &["--signing-key", key_file.to_str().expect("utf-8")],
     );
     let (c, csrf) = s.admin();
@@ -595,19 +603,7 @@ fn a_call_at_the_office_reaches_public_subscribers_through_the_relay() {
         &csrf,
         json!({"command": "issue_ticket", "category": "idou"}),
     );
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let page = c
-            .get(s.url("/admin"))
-            .send()
-            .and_then(|r| r.text())
-            .unwrap_or_default();
-        if page.contains("unreachable") {
-            break;
-        }
-        assert!(Instant::now() < deadline, "no relay fault recorded");
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    wait_for_fault(&c, &s, "unreachable", "no relay fault recorded");
     relay.restart();
     cmd(
         &c,
@@ -615,19 +611,7 @@ fn a_call_at_the_office_reaches_public_subscribers_through_the_relay() {
         &csrf,
         json!({"command": "issue_ticket", "category": "idou"}),
     );
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let page = c
-            .get(s.url("/admin"))
-            .send()
-            .and_then(|r| r.text())
-            .unwrap_or_default();
-        if page.contains("reachable again") {
-            break;
-        }
-        assert!(Instant::now() < deadline, "recovery not recorded");
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    wait_for_fault(&c, &s, "reachable again", "recovery not recorded");
     let waiting: Value = http
         .get(relay.public_url("/displays/ticket.json"))
         .send()
@@ -738,25 +722,16 @@ fn testssl_finds_no_weak_protocol_or_cipher() {
 /// passed shows 「職員に声をおかけください」.
 #[test]
 fn the_mobile_ticket_page_through_the_relay_follows_the_queue_in_a_real_browser() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port();
     let dir = tempfile::tempdir().expect("tmp");
     let key_file = dir.path().join("office.key");
-    let key = SigningKey::from_bytes(&rand::random::<[u8; 32]>());
-    let hex: String = key.to_bytes().iter().map(|b| format!("{b:02x}")).collect();
-    std::fs::write(&key_file, hex).expect("key");
-    let relay = relay_util::start_on(&key, "", port);
-    let config = format!(
-        "{}\n[[relays]]\nurl = \"https://127.0.0.2:{}\"\nca = \"{}\"\n",
-        madoguchi_core::config::DEFAULT_OFFICE_TOML,
-        relay.ingest.port(),
-        relay.certs.ca.display()
+    let relay = relay_util::start_on(
+        &relay_util::office_key(&key_file),
+        "",
+        relay_util::free_port(),
     );
     let public = relay.public_url("");
     let s = Server::start_args(
-        Some(&config),
+        Some(&relay.office_config()),
         &[
             "--signing-key",
             key_file.to_str().expect("utf-8"),

@@ -79,6 +79,25 @@ pub fn certs(dir: &Path) -> Certs {
 
 pub const ORIGIN: &str = "https://jokyo.example.test";
 
+/// A port free on loopback now (for servers whose address must be known
+/// before they start).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// A new random office signing key, written where `serve` reads it.
+pub fn office_key(path: &Path) -> SigningKey {
+    let key = SigningKey::from_bytes(&rand::random::<[u8; 32]>());
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).expect("key folder");
+    }
+    std::fs::write(path, madoguchi_relay::bundle::to_hex(&key.to_bytes())).expect("key");
+    key
+}
+
 pub struct Relay {
     child: Child,
     pub public: SocketAddr,
@@ -99,12 +118,7 @@ pub fn start_on(office_key: &SigningKey, extra_limits: &str, port: u16) -> Relay
     let dir = tempfile::tempdir().expect("tmp");
     let certs = certs(dir.path());
     let config = dir.path().join("relay.toml");
-    let key_hex: String = office_key
-        .verifying_key()
-        .as_bytes()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let key_hex = madoguchi_relay::bundle::to_hex(office_key.verifying_key().as_bytes());
     std::fs::write(
         &config,
         format!(
@@ -175,6 +189,16 @@ fn spawn(config: &Path) -> (Child, SocketAddr, SocketAddr) {
 impl Relay {
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// The default office configuration, publishing to this relay.
+    pub fn office_config(&self) -> String {
+        format!(
+            "{}\n[[relays]]\nurl = \"https://127.0.0.2:{}\"\nca = \"{}\"\n",
+            madoguchi_core::config::DEFAULT_OFFICE_TOML,
+            self.ingest.port(),
+            self.certs.ca.display()
+        )
     }
 
     pub fn public_url(&self, path: &str) -> String {

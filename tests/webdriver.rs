@@ -1,7 +1,6 @@
 //! A small W3C WebDriver client over HTTP for the browser tests: real
 //! Chromium through chromedriver, started on a free loopback port.
 
-use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -27,20 +26,13 @@ impl Drop for Driver {
     }
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
 impl Driver {
     pub fn start() -> Driver {
         let exe = ["/usr/bin/chromedriver", "chromedriver"]
             .into_iter()
             .find(|p| Command::new(p).arg("--version").output().is_ok())
             .expect("chromedriver is missing: install Debian's chromium and chromium-driver (./scripts/test does)");
-        let port = free_port();
+        let port = crate::relay_util::free_port();
         let child = Command::new(exe)
             .arg(format!("--port={port}"))
             .arg("--allowed-ips=127.0.0.1")

@@ -71,6 +71,11 @@ pub struct Site {
     pub files: HashMap<String, Arc<Entry>>,
 }
 
+/// The push topic a site file is published under: `displays/<topic>.json`.
+pub fn topic_of(path: &str) -> Option<&str> {
+    path.strip_prefix("displays/")?.strip_suffix(".json")
+}
+
 /// Why a bundle could not be applied to the current site.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ApplyError {
@@ -79,6 +84,21 @@ pub enum ApplyError {
 }
 
 impl Site {
+    /// `(topic, payload)` of the given files that are push topics.
+    pub fn topic_payloads<'a>(
+        &self,
+        paths: impl IntoIterator<Item = &'a String>,
+    ) -> Vec<(String, std::sync::Arc<str>)> {
+        paths
+            .into_iter()
+            .filter_map(|p| {
+                let t = topic_of(p)?;
+                let body = std::str::from_utf8(&self.files.get(p)?.identity).ok()?;
+                Some((t.to_string(), std::sync::Arc::from(body)))
+            })
+            .collect()
+    }
+
     /// The site after `bundle`, and the paths whose bytes changed.
     pub fn apply(&self, bundle: &Bundle) -> Result<(Site, Vec<String>), ApplyError> {
         let h = &bundle.header;

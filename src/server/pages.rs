@@ -279,12 +279,18 @@ async fn queues_css(State(app): State<Arc<App>>) -> Result<Response, ApiError> {
 }
 
 /// The text of `/queues.css` (also sent to the internet relays).
+/// Only the configuration is read: the relay publisher asks for this after
+/// every render, and the full status view (waits, estimates) is not needed.
 pub async fn queues_css_text(app: &App) -> Result<String, ApiError> {
-    let s = app.status().await?;
-    Ok(s.queues
-        .iter()
-        .map(|q| format!(".q-{} {{ --q: {}; }}\n", q.id, q.colour))
-        .collect())
+    app.engine
+        .read(|e| {
+            e.config()
+                .queues
+                .iter()
+                .map(|q| format!(".q-{} {{ --q: {}; }}\n", q.id, q.colour))
+                .collect()
+        })
+        .map_err(ApiError::from)
 }
 
 /// A built-in asset's text by file name (`display.js`).

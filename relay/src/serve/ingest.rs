@@ -160,17 +160,7 @@ async fn accept(relay: &Relay, req: Request<Incoming>) -> (IngestOutcome, String
             "relay could not store the bundle".into(),
         );
     }
-    let pushes: Vec<(String, Arc<str>)> = changed
-        .iter()
-        .filter_map(|p| {
-            let t = p.strip_prefix("displays/")?.strip_suffix(".json")?;
-            let e = site.files.get(p)?;
-            Some((
-                t.to_string(),
-                Arc::from(std::str::from_utf8(&e.identity).ok()?),
-            ))
-        })
-        .collect();
+    let pushes = site.topic_payloads(&changed);
     relay
         .metrics
         .last_seq

@@ -62,7 +62,7 @@ impl Relay {
             .store(site.expires, std::sync::atomic::Ordering::Relaxed);
         let stale = site.expires <= unix_now();
         let hub = Hub::with_backlog(cfg.limits.subscriber_queue);
-        for (topic, body) in topics(&site) {
+        for (topic, body) in site.topic_payloads(site.files.keys()) {
             hub.publish(&topic, body);
         }
         Ok(Arc::new(Relay {
@@ -100,18 +100,6 @@ impl Relay {
     fn limits(&self) -> &Limits {
         &self.cfg.limits
     }
-}
-
-/// The push topics of a site: `displays/<topic>.json` files.
-fn topics(site: &Site) -> Vec<(String, Arc<str>)> {
-    site.files
-        .iter()
-        .filter_map(|(p, e)| {
-            let t = p.strip_prefix("displays/")?.strip_suffix(".json")?;
-            let body = std::str::from_utf8(&e.identity).ok()?;
-            Some((t.to_string(), Arc::from(body)))
-        })
-        .collect()
 }
 
 /// Addresses the relay listens on (port 0 resolved).
