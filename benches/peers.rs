@@ -7,12 +7,14 @@
 //! and the ratios ours / nchan.
 //!
 //! Bun's built-in WebSocket server (npm package `bun`, uWebSockets) runs
-//! `bench/peers/bun-pubsub.js` as the second push peer. Writes the plot
-//! `bench/results/latency.svg`, then the office end-to-end figure.
+//! `bench/peers/bun-pubsub.js` as the second push peer, and Pushpin (Debian
+//! package `pushpin`, `bench/peers/pushpin.conf`, a GRIP origin in this
+//! process) the third. Writes the plot `bench/results/latency.svg`, then the
+//! office end-to-end figure.
 //!
 //! `cargo bench --bench peers` (MADOGUCHI_BENCH_SUBSCRIBERS as for the
 //! relay bench), or `bench/run`, which installs the peers. Loopback only;
-//! bounded in count and time. Pushpin is not built yet (BENCHMARKS.md).
+//! bounded in count and time.
 
 #![allow(missing_debug_implementations)]
 
@@ -88,12 +90,7 @@ impl Nginx {
 
     /// The master and its workers.
     fn pids(&self) -> Vec<u32> {
-        let master = self.child.id();
-        let children = std::fs::read_to_string(format!("/proc/{master}/task/{master}/children"))
-            .unwrap_or_default();
-        std::iter::once(master)
-            .chain(children.split_whitespace().filter_map(|p| p.parse().ok()))
-            .collect()
+        process_tree(self.child.id())
     }
 }
 
@@ -154,7 +151,148 @@ impl Drop for BunPeer {
     }
 }
 
-const NAMES: [&str; 3] = ["madoguchi-relay", "nginx + nchan", "Bun"];
+const PUSHPIN_CONF: &str = include_str!("../bench/peers/pushpin.conf");
+
+/// Pushpin (condure, zurl, pushpin-proxy, pushpin-handler) with its origin:
+/// a small HTTP server in this process that answers each WebSocket-over-HTTP
+/// OPEN with a GRIP subscription to `status` (the origin only works at
+/// connect time; it is not counted in Pushpin's memory or CPU).
+struct PushpinPeer {
+    child: Child,
+    addr: SocketAddr,
+    publish_url: String,
+    _origin: tokio::runtime::Runtime,
+    _dir: tempfile::TempDir,
+}
+
+impl PushpinPeer {
+    fn start(certs: &relay_util::Certs) -> Option<PushpinPeer> {
+        if Command::new("pushpin").arg("--version").output().is_err() {
+            eprintln!("pushpin is missing: apt-get install pushpin (bench/run does)");
+            return None;
+        }
+        let dir = tempfile::tempdir().expect("tmp");
+        for d in ["run", "log", "runner/certs"] {
+            std::fs::create_dir_all(dir.path().join(d)).expect("mkdir");
+        }
+        let origin = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("rt");
+        let listener = origin
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .expect("origin");
+        let origin_port = listener.local_addr().expect("addr").port();
+        origin.spawn(async move {
+            let app = axum::Router::new().fallback(grip_origin);
+            let _ = axum::serve(listener, app).await;
+        });
+        let ports: Vec<u16> = (0..6).map(|_| relay_util::free_port()).collect();
+        let conf = PUSHPIN_CONF
+            .replace("{DIR}", &dir.path().display().to_string())
+            .replace("{PORT}", &ports[0].to_string())
+            .replace("{TLS_PORT}", &ports[1].to_string())
+            .replace("{PUB_PORT}", &ports[2].to_string())
+            .replace("{ZMQ_PULL}", &ports[3].to_string())
+            .replace("{ZMQ_SUB}", &ports[4].to_string())
+            .replace("{ZMQ_CMD}", &ports[5].to_string());
+        let path = dir.path().join("pushpin.conf");
+        std::fs::write(&path, conf).expect("conf");
+        std::fs::write(
+            dir.path().join("routes"),
+            format!("* 127.0.0.1:{origin_port},over_http\n"),
+        )
+        .expect("routes");
+        // condure reads `<name>.crt` / `<name>.key`; the runner names the
+        // default identity after the port.
+        let certs_dir = dir.path().join("runner/certs");
+        std::fs::copy(&certs.cert, certs_dir.join(format!("default_{}.crt", ports[1])))
+            .expect("cert");
+        std::fs::copy(&certs.key, certs_dir.join(format!("default_{}.key", ports[1])))
+            .expect("key");
+        let child = Command::new("pushpin")
+            .arg("--config")
+            .arg(&path)
+            .arg("--merge-output")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .ok()?;
+        let addr: SocketAddr = ([127, 0, 0, 1], ports[1]).into();
+        let publish: SocketAddr = ([127, 0, 0, 1], ports[2]).into();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(addr).is_err()
+            || std::net::TcpStream::connect(publish).is_err()
+        {
+            assert!(Instant::now() < deadline, "pushpin did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Some(PushpinPeer {
+            child,
+            addr,
+            publish_url: format!("http://{publish}/publish/"),
+            _origin: origin,
+            _dir: dir,
+        })
+    }
+
+    /// A publish as Pushpin's HTTP publishing API takes it.
+    fn item(payload: &str) -> String {
+        serde_json::json!({"items": [{"channel": "status",
+            "formats": {"ws-message": {"content": payload}}}]})
+        .to_string()
+    }
+}
+
+impl Drop for PushpinPeer {
+    fn drop(&mut self) {
+        // The runner stops its services on SIGTERM; a kill would leave them.
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The origin's side of WebSocket-over-HTTP: OPEN is accepted with a GRIP
+/// subscription to the one topic; other events (DISCONNECT, CLOSE) need no
+/// answer.
+async fn grip_origin(body: axum::body::Bytes) -> impl axum::response::IntoResponse {
+    let events = if body.starts_with(b"OPEN") {
+        let control = r#"c:{"type":"subscribe","channel":"status"}"#;
+        format!("OPEN\r\nTEXT {:x}\r\n{control}\r\n", control.len())
+    } else {
+        String::new()
+    };
+    (
+        [
+            ("content-type", "application/websocket-events"),
+            ("sec-websocket-extensions", "grip"),
+        ],
+        events,
+    )
+}
+
+/// A process and its children (nginx's workers, Pushpin's services).
+fn process_tree(root: u32) -> Vec<u32> {
+    let children =
+        std::fs::read_to_string(format!("/proc/{root}/task/{root}/children")).unwrap_or_default();
+    std::iter::once(root)
+        .chain(children.split_whitespace().filter_map(|p| p.parse().ok()))
+        .collect()
+}
+
+const NAMES: [&str; 4] = ["madoguchi-relay", "nginx + nchan", "Bun", "Pushpin"];
 
 fn main() {
     if fanout::client_main() {
@@ -168,6 +306,7 @@ fn main() {
     let payload = fanout::status_payload();
     let nginx = Nginx::start(&ours.relay.certs, &payload);
     let bun = BunPeer::start(&ours.relay.certs, &payload);
+    let pushpin = PushpinPeer::start(&ours.relay.certs);
     let http = reqwest::blocking::Client::builder()
         .use_rustls_tls()
         .add_root_certificate(
@@ -183,12 +322,23 @@ fn main() {
             .expect("peer publish");
         assert!(r.status().is_success(), "publish to {url}: {}", r.status());
     };
+    let push_pushpin = |url: &str| {
+        let r = http
+            .post(url)
+            .body(PushpinPeer::item(&stamped(&payload)))
+            .send()
+            .expect("pushpin publish");
+        assert!(r.status().is_success(), "publish to {url}: {}", r.status());
+    };
     let bun_pub = bun
         .as_ref()
         .map(|b| format!("https://127.0.0.1:{}/pub", b.addr.port()));
     post(&nginx.publish_url);
     if let Some(u) = &bun_pub {
         post(u);
+    }
+    if let Some(pp) = &pushpin {
+        push_pushpin(&pp.publish_url);
     }
     std::thread::sleep(Duration::from_millis(500));
     println!(
@@ -198,10 +348,10 @@ fn main() {
     );
     let ca = ours.relay.certs.ca.clone();
     let (our_addr, our_pid) = (ours.relay.public, ours.relay.pid());
-    let mut results: Vec<(usize, [Option<Row>; 3])> = Vec::new();
-    let mut lines: [Vec<String>; 3] = Default::default();
+    let mut results: Vec<(usize, [Option<Row>; 4])> = Vec::new();
+    let mut lines: [Vec<String>; 4] = Default::default();
     for n in relay_bench::sizes() {
-        let mut rows = [None; 3];
+        let mut rows = [None; 4];
         let (line, a) = fan_out(
             n,
             our_addr,
@@ -229,6 +379,20 @@ fn main() {
             let (line, c) = fan_out(n, bp.addr, &ca, "/ws", &|| vec![pid], &mut || post(u));
             lines[2].push(line);
             rows[2] = Some(c);
+            std::thread::sleep(Duration::from_secs(2));
+        }
+        if let Some(pp) = &pushpin {
+            let pid = pp.child.id();
+            let (line, d) = fan_out(
+                n,
+                pp.addr,
+                &ca,
+                "/ws",
+                &|| process_tree(pid),
+                &mut || push_pushpin(&pp.publish_url),
+            );
+            lines[3].push(line);
+            rows[3] = Some(d);
             std::thread::sleep(Duration::from_secs(2));
         }
         results.push((n, rows));
@@ -306,7 +470,7 @@ fn main() {
 }
 
 /// Latency percentiles against subscribers for every server, as SVG.
-fn plot(results: &[(usize, [Option<Row>; 3])], out: &std::path::Path) -> Result<(), String> {
+fn plot(results: &[(usize, [Option<Row>; 4])], out: &std::path::Path) -> Result<(), String> {
     use plotters::prelude::*;
     if results.is_empty() {
         return Err("no results".into());
@@ -341,6 +505,7 @@ fn plot(results: &[(usize, [Option<Row>; 3])], out: &std::path::Path) -> Result<
         RGBColor(31, 85, 184),
         RGBColor(200, 80, 30),
         RGBColor(40, 140, 60),
+        RGBColor(140, 60, 160),
     ];
     for (peer, colour) in colours.iter().enumerate() {
         for (p99, label) in [(false, "p50"), (true, "p99")] {
