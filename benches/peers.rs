@@ -207,10 +207,16 @@ impl PushpinPeer {
         // condure reads `<name>.crt` / `<name>.key`; the runner names the
         // default identity after the port.
         let certs_dir = dir.path().join("runner/certs");
-        std::fs::copy(&certs.cert, certs_dir.join(format!("default_{}.crt", ports[1])))
-            .expect("cert");
-        std::fs::copy(&certs.key, certs_dir.join(format!("default_{}.key", ports[1])))
-            .expect("key");
+        std::fs::copy(
+            &certs.cert,
+            certs_dir.join(format!("default_{}.crt", ports[1])),
+        )
+        .expect("cert");
+        std::fs::copy(
+            &certs.key,
+            certs_dir.join(format!("default_{}.key", ports[1])),
+        )
+        .expect("key");
         let child = Command::new("pushpin")
             .arg("--config")
             .arg(&path)
@@ -383,14 +389,9 @@ fn main() {
         }
         if let Some(pp) = &pushpin {
             let pid = pp.child.id();
-            let (line, d) = fan_out(
-                n,
-                pp.addr,
-                &ca,
-                "/ws",
-                &|| process_tree(pid),
-                &mut || push_pushpin(&pp.publish_url),
-            );
+            let (line, d) = fan_out(n, pp.addr, &ca, "/ws", &|| process_tree(pid), &mut || {
+                push_pushpin(&pp.publish_url)
+            });
             lines[3].push(line);
             rows[3] = Some(d);
             std::thread::sleep(Duration::from_secs(2));

@@ -99,6 +99,37 @@ impl Site {
             .collect()
     }
 
+    /// `(topic, payload)` of the push topics whose bytes `bundle` changes,
+    /// found without building the new site (no hashing or compression) so
+    /// that subscribers can have them before the site is made and stored.
+    pub fn changes(
+        &self,
+        bundle: &Bundle,
+    ) -> Result<Vec<(String, std::sync::Arc<str>)>, ApplyError> {
+        let h = &bundle.header;
+        if h.kind == Kind::Delta && h.base != self.seq {
+            return Err(ApplyError::WrongBase {
+                base: h.base,
+                held: self.seq,
+            });
+        }
+        Ok(bundle
+            .files
+            .iter()
+            .filter(|(path, body)| {
+                !self
+                    .files
+                    .get(path)
+                    .is_some_and(|e| e.identity.as_ref() == body.as_slice())
+            })
+            .filter_map(|(path, body)| {
+                let t = topic_of(path)?;
+                let body = std::str::from_utf8(body).ok()?;
+                Some((t.to_string(), std::sync::Arc::from(body)))
+            })
+            .collect())
+    }
+
     /// The site after `bundle`, and the paths whose bytes changed.
     pub fn apply(&self, bundle: &Bundle) -> Result<(Site, Vec<String>), ApplyError> {
         let h = &bundle.header;

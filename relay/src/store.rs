@@ -1,9 +1,12 @@
-//! What a relay keeps on disk: the last full bundle, the deltas accepted
-//! since, and the last accepted sequence number — each written to a temp
-//! file, fsynced and renamed (and the folder fsynced) *before* the bundle
-//! is served. A restarted relay serves what it last accepted and refuses
+//! What a relay keeps on disk: the last full bundle and the deltas accepted
+//! since — each written to a temp file, fsynced and renamed (and the folder
+//! fsynced) before the bundle is served over HTTP or acknowledged. The
+//! last accepted sequence number is the highest one on disk (a delta's is
+//! in its file name), so it needs no file of its own and no second pair of
+//! fsyncs. A restarted relay serves what it last accepted and refuses
 //! anything at or below that sequence number, so no one can roll it back by
-//! replaying an old signed bundle.
+//! replaying an old signed bundle. (`last-seq`, which earlier relays wrote
+//! after every bundle, is still read when present.)
 
 use std::fs;
 use std::io::Write;
@@ -38,6 +41,7 @@ pub struct Store {
     last_seq: u64,
 }
 
+/// Written by relays before the sequence number came from the bundles.
 const LAST_SEQ: &str = "last-seq";
 const FULL: &str = "full.bundle";
 
@@ -68,6 +72,10 @@ impl Store {
                 })
                 .collect();
             deltas.sort();
+            // Even a delta that no longer loads was accepted once.
+            if let Some((seq, _)) = deltas.last() {
+                last_seq = last_seq.max(*seq);
+            }
             for (_, path) in deltas {
                 match load(&path, keys, &site) {
                     Ok(s) => site = s,
@@ -109,7 +117,6 @@ impl Store {
             }
             Kind::Delta => write_atomic(&self.dir, &format!("delta-{seq:020}.bundle"), raw)?,
         }
-        write_atomic(&self.dir, LAST_SEQ, format!("{seq}\n").as_bytes())?;
         self.last_seq = seq;
         Ok(())
     }
@@ -189,6 +196,34 @@ mod tests {
         assert_eq!(
             site.lookup("/").map(|e| e.identity.clone()),
             Some(bytes::Bytes::from("c"))
+        );
+    }
+
+    #[test]
+    fn the_sequence_survives_a_restart_even_when_the_last_delta_is_damaged() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let keys = [SigningKey::from_bytes(&[3; 32]).verifying_key()];
+        {
+            let (mut store, mut site) = Store::open(dir.path(), &keys).expect("open");
+            for (seq, kind, base) in [(10, Kind::Full, 0), (11, Kind::Delta, 10)] {
+                let r = raw(seq, kind, base, "x");
+                let b = bundle::verify(&r, &keys).expect("verify");
+                site = site.apply(&b).expect("apply").0;
+                store.accept(&r, &b).expect("accept");
+            }
+        }
+        assert!(!dir.path().join(LAST_SEQ).exists());
+        fs::write(
+            dir.path().join(format!("delta-{:020}.bundle", 11)),
+            "broken",
+        )
+        .expect("w");
+        let (store, site) = Store::open(dir.path(), &keys).expect("reopen");
+        assert_eq!(site.seq, 10, "the damaged delta is not served");
+        assert_eq!(
+            store.last_seq(),
+            11,
+            "but its sequence is not accepted again"
         );
     }
 

@@ -2,7 +2,12 @@
 //! signed bundle; `GET /metrics` is the Prometheus page. A bundle is
 //! checked for size (before its body is read), signature, form, sequence
 //! (above the last accepted) and, for a delta, that it applies to what this
-//! relay holds; it is then made durable and only then served. A refusal is
+//! relay holds. Its changed push topics then go to subscribers at once;
+//! the site files (hashed and compressed) and the stored copy are made off
+//! the async workers, and only once the bundle is durable is the site
+//! swapped, the sequence advanced and the office answered. (A relay that
+//! dies in between has pushed a verified, newer bundle it did not keep; it
+//! serves the one before and accepts the office's resend.) A refusal is
 //! logged, answered with the reason and the relay's last sequence number
 //! (so the office knows to send a full bundle), and changes nothing.
 
@@ -137,7 +142,7 @@ async fn accept(relay: &Relay, req: Request<Incoming>) -> (IngestOutcome, String
     }
     // One bundle at a time from here: the sequence check, the write and
     // the swap must not interleave with another bundle's.
-    let mut store = relay.store.lock().await;
+    let mut store = relay.store.clone().lock_owned().await;
     if b.header.seq <= store.last_seq() {
         return (
             IngestOutcome::OldSequence,
@@ -149,36 +154,47 @@ async fn accept(relay: &Relay, req: Request<Incoming>) -> (IngestOutcome, String
         );
     }
     let current = relay.site();
-    let (site, changed) = match current.apply(&b) {
-        Ok(x) => x,
+    let pushes = match current.changes(&b) {
+        Ok(p) => p,
         Err(e) => return (IngestOutcome::WrongBase, e.to_string()),
     };
-    if let Err(e) = store.accept(&raw, &b) {
-        tracing::error!(error = %e, "accepted bundle could not be stored; not served");
-        return (
-            IngestOutcome::NotStored,
-            "relay could not store the bundle".into(),
-        );
+    for (topic, body) in pushes {
+        relay.hub.publish(&topic, body);
     }
-    let pushes = site.topic_payloads(&changed);
-    relay
-        .metrics
-        .last_seq
-        .store(b.header.seq, Ordering::Relaxed);
-    relay
-        .metrics
-        .site_expires
-        .store(b.header.expires, Ordering::Relaxed);
-    let stale = b.header.expires <= super::unix_now();
+    let seq = b.header.seq;
+    let expires = b.header.expires;
+    // fsyncs and compression would hold an async worker (and every
+    // subscriber it serves) for milliseconds.
+    let made = tokio::task::spawn_blocking(move || {
+        store.accept(&raw, &b)?;
+        Ok::<_, crate::store::StoreError>(current.apply(&b))
+    })
+    .await;
+    let site = match made {
+        Ok(Ok(Ok((site, _)))) => site,
+        // Checked above against the same site under the same lock.
+        Ok(Ok(Err(e))) => return (IngestOutcome::WrongBase, e.to_string()),
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "accepted bundle could not be stored; not served");
+            return (
+                IngestOutcome::NotStored,
+                "relay could not store the bundle".into(),
+            );
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "storing a bundle failed");
+            return (
+                IngestOutcome::NotStored,
+                "relay could not store the bundle".into(),
+            );
+        }
+    };
+    relay.metrics.last_seq.store(seq, Ordering::Relaxed);
+    relay.metrics.site_expires.store(expires, Ordering::Relaxed);
+    let stale = expires <= super::unix_now();
     relay.swap(site);
     relay
         .stale
         .send_if_modified(|s| std::mem::replace(s, stale) != stale);
-    for (topic, body) in pushes {
-        relay.hub.publish(&topic, body);
-    }
-    (
-        IngestOutcome::Accepted,
-        format!("sequence {}", b.header.seq),
-    )
+    (IngestOutcome::Accepted, format!("sequence {seq}"))
 }

@@ -34,7 +34,8 @@ pub struct Relay {
     pub cfg: Config,
     keys: Vec<VerifyingKey>,
     site: RwLock<Arc<Site>>,
-    store: tokio::sync::Mutex<Store>,
+    /// Shared with the blocking task that writes a bundle (`lock_owned`).
+    store: Arc<tokio::sync::Mutex<Store>>,
     pub hub: Hub,
     pub metrics: Metrics,
     limiter: Arc<Limiter>,
@@ -69,7 +70,7 @@ impl Relay {
             limiter: Limiter::new(cfg.limits.connections, cfg.limits.connections_per_ip),
             keys,
             site: RwLock::new(Arc::new(site)),
-            store: tokio::sync::Mutex::new(store),
+            store: Arc::new(tokio::sync::Mutex::new(store)),
             hub,
             metrics,
             stale: watch::channel(stale).0,
