@@ -117,10 +117,9 @@ impl Site {
             .files
             .iter()
             .filter(|(path, body)| {
-                !self
-                    .files
+                self.files
                     .get(path)
-                    .is_some_and(|e| e.identity.as_ref() == body.as_slice())
+                    .is_none_or(|e| e.identity.as_ref() != body.as_slice())
             })
             .filter_map(|(path, body)| {
                 let t = topic_of(path)?;
