@@ -62,6 +62,10 @@ enum Command {
     /// ones in order); a damaged or broken chain is refused, nothing is
     /// half-written.
     Restore(cmd::backup::RestoreArgs),
+    /// Move closed event-log segments older than the retention period to an
+    /// archive folder, keeping the hash chain verifiable (the server must be
+    /// stopped).
+    Archive(cmd::archive::Args),
     /// Audit the data folder.
     #[command(subcommand)]
     Audit(cmd::audit::Audit),
@@ -97,6 +101,7 @@ fn main() -> ExitCode {
         Command::Backup(a) => cmd::backup::run_backup(&data, a),
         Command::Restore(a) => cmd::backup::run_restore(&data, a),
         Command::Audit(a) => cmd::audit::run(&data, cli.config.as_deref(), a),
+        Command::Archive(a) => cmd::archive::run(&data, cli.config.as_deref(), a),
         Command::Keys(k) => cmd::keys::run(&data, k),
         Command::Promote(a) => cmd::promote::run(a),
         Command::DefaultConfig => {

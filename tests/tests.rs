@@ -2,6 +2,7 @@
 //! area, each test in its own temporary folder.
 
 mod api_doc;
+mod archive;
 mod backup;
 mod browser;
 mod cli;

@@ -8,8 +8,10 @@
 //! paused nor asked anything) and just as safe on a stopped folder. A record
 //! still being written at the end is simply left for the next backup.
 //!
-//! File layout: `MADOBAK1\n`, one JSON manifest line, the records exactly as
-//! framed in the log, then `MADOEND1` and the SHA-256 of everything before.
+//! File layout: `MADOBAK1\n`, one JSON manifest line, the archive
+//! checkpoint as one JSON line when the log starts at an archive anchor
+//! (its length is in the manifest), the records exactly as framed in the
+//! log, then `MADOEND1` and the SHA-256 of everything before.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -18,7 +20,9 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::engine::{ConfigChoice, Engine, EngineError, EngineOptions};
-use crate::log::{self, encode_record, Hash, LogError, LogOptions, HEADER_LEN, MAGIC};
+use crate::log::{
+    self, anchor, encode_record, Anchor, Hash, LogError, LogOptions, HEADER_LEN, MAGIC,
+};
 use crate::store::hex;
 
 const HEAD: &[u8] = b"MADOBAK1\n";
@@ -65,11 +69,26 @@ pub struct Manifest {
     pub prev_hash: String,
     pub last_hash: String,
     pub records: u64,
+    /// A full backup of a log whose older records were archived starts at
+    /// its anchor, with the checkpoint (`checkpoint_bytes` long) after the
+    /// manifest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub anchor: Option<Anchor>,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub checkpoint_bytes: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl Manifest {
     pub fn is_full(&self) -> bool {
         self.first_seq == 1
+            || self
+                .anchor
+                .as_ref()
+                .is_some_and(|a| a.seq + 1 == self.first_seq && a.hash == self.prev_hash)
     }
 }
 
@@ -110,6 +129,22 @@ pub fn backup(data: &Path, out: &Path, after: Option<&Manifest>) -> Result<Manif
     if count == 0 {
         return Err(BackupError::NothingNew(after.map_or(0, |a| a.last_seq)));
     }
+    if let Some(a) = after.filter(|a| first != a.last_seq + 1) {
+        return Err(BackupError::Chain(format!(
+            "records {}–{} were archived after the earlier backup: take a full backup",
+            a.last_seq + 1,
+            first - 1
+        )));
+    }
+    // A full backup of an archived log carries the anchor and checkpoint.
+    let (anchor, checkpoint) = match (after, anchor::read(&log_dir)?) {
+        (None, Some(a)) if first == a.seq + 1 => {
+            let path = log_dir.join(a.checkpoint_name());
+            let bytes = std::fs::read(&path).map_err(io(&path))?;
+            (Some(a), bytes)
+        }
+        _ => (None, Vec::new()),
+    };
     let manifest = Manifest {
         format: 1,
         created: chrono::Utc::now().to_rfc3339(),
@@ -118,10 +153,13 @@ pub fn backup(data: &Path, out: &Path, after: Option<&Manifest>) -> Result<Manif
         prev_hash: hex(&prev_hash),
         last_hash: hex(&last_hash),
         records: count,
+        anchor,
+        checkpoint_bytes: checkpoint.len() as u64,
     };
     let mut bytes = HEAD.to_vec();
     bytes.extend(serde_json::to_vec(&manifest).unwrap_or_default());
     bytes.push(b'\n');
+    bytes.extend_from_slice(&checkpoint);
     bytes.extend_from_slice(&frames);
     let sum: [u8; 32] = Sha256::digest(&bytes).into();
     bytes.extend_from_slice(END);
@@ -183,6 +221,12 @@ pub fn manifest(path: &Path) -> Result<Manifest, BackupError> {
 
 /// Reads and checks a backup file: its checksum, manifest and every record.
 pub fn read(path: &Path) -> Result<(Manifest, Vec<log::Record>), BackupError> {
+    read_all(path).map(|(m, _, r)| (m, r))
+}
+
+/// [`read`], with the archive checkpoint a full backup of an archived log
+/// carries (empty otherwise).
+fn read_all(path: &Path) -> Result<(Manifest, Vec<u8>, Vec<log::Record>), BackupError> {
     let damaged = |why: &str| BackupError::Damaged(path.to_path_buf(), why.to_string());
     let bytes = std::fs::read(path).map_err(io(path))?;
     if !bytes.starts_with(HEAD) {
@@ -206,10 +250,23 @@ pub fn read(path: &Path) -> Result<(Manifest, Vec<log::Record>), BackupError> {
         .ok_or_else(|| damaged("no manifest"))?;
     let manifest: Manifest =
         serde_json::from_slice(&rest[..nl]).map_err(|e| damaged(&format!("manifest: {e}")))?;
-    let mut frames = &rest[nl + 1..];
+    let after_manifest = &rest[nl + 1..];
+    let cp_len = usize::try_from(manifest.checkpoint_bytes)
+        .ok()
+        .filter(|&n| n <= after_manifest.len())
+        .ok_or_else(|| damaged("its checkpoint is cut short"))?;
+    let (checkpoint, mut frames) = after_manifest.split_at(cp_len);
+    if let Some(a) = &manifest.anchor {
+        if anchor::sha256_hex(checkpoint) != a.checkpoint_sha256 {
+            return Err(damaged("its checkpoint is not the one its anchor names"));
+        }
+    }
     let mut records = Vec::new();
     let mut expected = manifest.first_seq;
-    let mut prev: Option<Hash> = None;
+    let mut prev: Option<Hash> = manifest
+        .anchor
+        .as_ref()
+        .and_then(|a| crate::store::parse_hex(&a.hash));
     while !frames.is_empty() {
         let r =
             log::decode_record(frames).map_err(|e| damaged(&format!("record {expected}: {e}")))?;
@@ -228,7 +285,7 @@ pub fn read(path: &Path) -> Result<(Manifest, Vec<log::Record>), BackupError> {
     {
         return Err(damaged("its records do not match its manifest"));
     }
-    Ok((manifest, records))
+    Ok((manifest, checkpoint.to_vec(), records))
 }
 
 /// Rebuilds a data folder from a full backup and the incremental ones that
@@ -238,8 +295,12 @@ pub fn restore(files: &[PathBuf], data: &Path) -> Result<(Manifest, u64), Backup
         return Err(BackupError::NotEmpty(data.to_path_buf()));
     }
     let mut chain: Vec<(Manifest, Vec<log::Record>)> = Vec::new();
+    let mut checkpoint = Vec::new();
     for f in files {
-        let (m, records) = read(f)?;
+        let (m, cp, records) = read_all(f)?;
+        if chain.is_empty() {
+            checkpoint = cp;
+        }
         match chain.last() {
             None if !m.is_full() => {
                 return Err(BackupError::Chain(format!(
@@ -278,13 +339,18 @@ pub fn restore(files: &[PathBuf], data: &Path) -> Result<(Manifest, u64), Backup
     let result = (|| -> Result<u64, BackupError> {
         let log_dir = work.join("log");
         std::fs::create_dir_all(&log_dir).map_err(io(&log_dir))?;
+        let first = chain.first().map_or(1, |(m, _)| m.first_seq);
+        if let Some(a) = chain.first().and_then(|(m, _)| m.anchor.as_ref()) {
+            anchor::write_file(&log_dir, &a.checkpoint_name(), &checkpoint)?;
+            anchor::write(&log_dir, a)?;
+        }
         let mut buf = MAGIC.to_vec();
         for (_, records) in &chain {
             for r in records {
                 encode_record(&mut buf, r.seq, &r.prev, &r.payload);
             }
         }
-        let seg = log_dir.join(format!("{:020}.mlog", 1));
+        let seg = log_dir.join(format!("{first:020}.mlog"));
         let mut f = std::fs::File::create(&seg).map_err(io(&seg))?;
         f.write_all(&buf)
             .and_then(|()| f.sync_all())

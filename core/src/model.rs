@@ -260,6 +260,14 @@ pub enum Event {
         account: String,
         role: String,
     },
+    /// Records up to `through` were moved to `archive` (retention, R14); the
+    /// live log starts after them from the checkpoint with this SHA-256.
+    LogArchived {
+        through: u64,
+        through_hash: String,
+        checkpoint_sha256: String,
+        archive: String,
+    },
 }
 
 impl Event {
@@ -268,7 +276,10 @@ impl Event {
     pub fn is_administrative(&self) -> bool {
         matches!(
             self,
-            Event::ConfigApplied { .. } | Event::Login { .. } | Event::AccountChanged { .. }
+            Event::ConfigApplied { .. }
+                | Event::Login { .. }
+                | Event::AccountChanged { .. }
+                | Event::LogArchived { .. }
         )
     }
 
@@ -290,6 +301,7 @@ impl Event {
             Event::ConfigApplied { .. }
             | Event::Login { .. }
             | Event::AccountChanged { .. }
+            | Event::LogArchived { .. }
             | Event::DayOpened { .. }
             | Event::DayClosed { .. }
             | Event::CounterOpened { .. }

@@ -168,6 +168,23 @@ impl Store {
         Ok(())
     }
 
+    /// Removes the tickets and kiosk request ids of days before `date`
+    /// (archived: retention).
+    pub fn purge_tickets_before(&self, date: NaiveDate) -> Result<(), StoreError> {
+        let mut batch = sled::Batch::default();
+        for prefix in ["t/", "r/"] {
+            for kv in self
+                .db
+                .range(prefix.as_bytes()..format!("{prefix}{date}").as_bytes())
+            {
+                let (k, _) = kv?;
+                batch.remove(k);
+            }
+        }
+        self.db.apply_batch(batch)?;
+        Ok(())
+    }
+
     /// One statistics cell (zero when absent).
     pub fn stats_cell(&self, key: &str) -> Result<Cell, StoreError> {
         match self.db.get(key)? {

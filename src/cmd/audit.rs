@@ -10,13 +10,31 @@ pub enum Audit {
     /// Check the whole hash chain of the event log, record by record, and
     /// that replaying it gives exactly the current state. Reports the first
     /// broken record.
-    Verify,
+    Verify {
+        /// Also check this archive folder (written by `madoguchi archive`):
+        /// every archived record from 1, linked to the live log's anchor,
+        /// and replaying to exactly its checkpoint.
+        #[arg(long, value_name = "DIR")]
+        archive: Option<std::path::PathBuf>,
+    },
 }
 
 pub fn run(data: &Path, config: Option<&Path>, audit: Audit) -> Result<()> {
     match audit {
-        Audit::Verify => {
+        Audit::Verify { archive } => {
             let engine = super::open_engine(data, config)?;
+            if let Some(dir) = archive {
+                let c = engine
+                    .verify_archive(&dir)
+                    .context("audit verify FAILED in the archive")?;
+                println!(
+                    "OK: archive {}: {} records in {} segment(s), linked to the live log after record {}, replaying to its checkpoint",
+                    dir.display(),
+                    c.records,
+                    c.segments,
+                    c.through
+                );
+            }
             let count = engine.verify().context("audit verify FAILED")?;
             let tail = engine.log().tail();
             println!(

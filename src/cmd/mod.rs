@@ -1,6 +1,7 @@
 //! One module per subcommand, plus what they share: opening the engine.
 
 pub mod apply;
+pub mod archive;
 pub mod audit;
 pub mod backup;
 pub mod demo;

@@ -49,6 +49,14 @@ fn records_after(app: &App, after: u64, hash: Option<&str>) -> Result<Vec<Record
                 }
             }
         }
+        if rec.seq > after + 1 && out.is_empty() {
+            // The records the standby needs next were archived (retention).
+            return Err(ApiError::BadRequest(format!(
+                "records {}–{} are archived here: start the standby from a full backup (madoguchi restore)",
+                after + 1,
+                rec.seq - 1
+            )));
+        }
         if rec.seq > after {
             out.push(rec);
             if out.len() >= BATCH {

@@ -9,12 +9,14 @@
 //! so start-up time depends on the records since the last snapshot, not on
 //! the length of the history. If sled is missing, damaged, from another
 //! format, ahead of the log or does not link to it, sled is cleared and
-//! rebuilt from the whole log.
+//! rebuilt from the whole log (from the archive anchor's checkpoint when
+//! older records were archived: `archive.rs`).
 //!
 //! **Architecture Invariant:** the snapshot in sled always describes a prefix
 //! of the log: it is written only when the in-memory state equals the state
 //! after its recorded sequence number.
 
+pub mod archive;
 mod import;
 mod shared;
 
@@ -333,6 +335,7 @@ impl Engine {
                 offset: 0,
             },
         };
+        self.start_from_anchor()?;
         let mut count: u64 = 0;
         for r in self.log.records(None) {
             let (pos, record) = r?;
@@ -349,6 +352,16 @@ impl Engine {
     fn config_from_log(&self, seq: u64, pos: Pos) -> Result<Config, EngineError> {
         if seq == 0 {
             return Ok(self.fallback_config.clone());
+        }
+        if let Some(a) = self.log.anchor().filter(|a| seq <= a.seq) {
+            // The record is archived; the anchor keeps the text.
+            return match (&a.config_source, seq == a.config_seq) {
+                (Some(src), true) => Ok(Config::parse(src, "the archive anchor")?),
+                _ => Err(EngineError::Corrupt {
+                    seq,
+                    reason: "the configuration record is archived and not the anchor's".into(),
+                }),
+            };
         }
         let record = self.log.read_at(pos, seq)?;
         let body = RecordBody::decode(&record)?;
@@ -753,27 +766,33 @@ impl Engine {
     }
 
     /// Checks the whole hash chain, and that replaying the log from the
-    /// start gives exactly the state in memory. Returns the record count.
+    /// start (or from the archive anchor's checkpoint, which the log must
+    /// record) gives exactly the state in memory. Returns the record count.
     pub fn verify(&self) -> Result<u64, EngineError> {
-        let mut config = self.fallback_config.clone();
-        let mut state = State::new(&config);
+        let anchor = self.log.anchor();
+        let mut replay = archive::Replay::start(self.log.dir(), anchor, &self.fallback_config)?;
+        let mut anchor_recorded = anchor.is_none();
         let mut count = 0;
         for r in self.log.records(None) {
             let (_, record) = r?;
-            let body = RecordBody::decode(&record)?;
-            for e in &body.events {
-                if let Event::ConfigApplied { source } = e {
-                    config = Config::parse(source, "event log")?;
-                }
-                state
-                    .apply(&config, body.at, e)
-                    .map_err(|x| EngineError::Corrupt {
-                        seq: record.seq,
-                        reason: x.to_string(),
-                    })?;
+            if let Some(a) = anchor {
+                let body = RecordBody::decode(&record)?;
+                anchor_recorded |= body.events.iter().any(|e| {
+                    matches!(e, Event::LogArchived { through, through_hash, checkpoint_sha256, .. }
+                        if *through == a.seq && *through_hash == a.hash
+                            && *checkpoint_sha256 == a.checkpoint_sha256)
+                });
             }
+            replay.apply(&record)?;
             count += 1;
         }
+        if !anchor_recorded {
+            return Err(EngineError::Corrupt {
+                seq: anchor.map_or(0, |a| a.seq + 1),
+                reason: "the archive anchor is not the one the log recorded".into(),
+            });
+        }
+        let state = replay.state;
         state.check_invariants().map_err(|x| EngineError::Corrupt {
             seq: count,
             reason: x.to_string(),

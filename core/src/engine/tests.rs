@@ -391,3 +391,185 @@ fn a_standby_takes_only_records_that_continue_its_log() {
         .expect_err("already have it");
     assert!(matches!(gap, EngineError::Diverged(_)));
 }
+
+/// Every statistics cell of the simulated weeks, all granularities.
+fn all_stats(engine: &Engine) -> Vec<(String, Dim, Cell)> {
+    let (from, to) = (
+        NaiveDate::from_ymd_opt(2026, 11, 1).unwrap_or_default(),
+        NaiveDate::from_ymd_opt(2027, 1, 31).unwrap_or_default(),
+    );
+    Granularity::ALL
+        .iter()
+        .flat_map(|g| engine.stats(from, to, *g).expect("stats"))
+        .collect()
+}
+
+fn small_segments() -> EngineOptions {
+    EngineOptions {
+        log: LogOptions {
+            segment_bytes: 96 * 1024,
+        },
+        replay_snapshot_every: 500,
+    }
+}
+
+/// An office of six simulated days in small segments, archived before the
+/// fourth day. Returns the folder, the archive and the commands not yet run.
+fn archived_office() -> (
+    tempfile::TempDir,
+    std::path::PathBuf,
+    Vec<TimedCommand>,
+    String,
+) {
+    let dir = tempfile::tempdir().expect("tmp");
+    let cfg = Config::embedded_default();
+    let cmds = sim_days(&cfg, 6, 11);
+    let cut = NaiveDate::from_ymd_opt(2026, 11, 27).unwrap_or_default();
+    let before = archive::start_of(&cfg, cut);
+    let split = cmds
+        .iter()
+        .position(|c| c.at >= before)
+        .expect("a later day");
+    let later = cmds[split..].to_vec();
+    let (mut engine, _) =
+        Engine::open(dir.path(), ConfigChoice::Stored, small_segments()).expect("open");
+    run_all(&mut engine, &cmds[..split]);
+    run_all(&mut engine, &later[..later.len() / 3]);
+    let segments_before = engine.log().segments().len();
+    assert!(segments_before > 4, "the test needs several segments");
+    let stats = all_stats(&engine);
+    let state = engine.state_hash();
+    let to = dir.path().join("archive");
+    let mut steps = Vec::new();
+    let report = engine
+        .archive(before, &to, &mut |s| steps.push(s))
+        .expect("archive")
+        .expect("something to archive");
+    assert!(!steps.is_empty(), "progress is reported");
+    assert!(report.segments >= 2, "{report:?}");
+    assert_eq!(
+        engine.log().segments().len(),
+        segments_before - report.segments
+    );
+    assert_eq!(
+        engine.log().segments().first().copied(),
+        Some(report.through + 1),
+        "the live log starts right after the archive"
+    );
+    assert_eq!(engine.state_hash(), state, "archiving changes no state");
+    assert_eq!(all_stats(&engine), stats, "nor any statistic");
+    assert_eq!(
+        engine.verify().expect("verify"),
+        engine.seq() - report.through
+    );
+    engine.close().expect("close");
+    (dir, to, later[later.len() / 3..].to_vec(), state)
+}
+
+#[test]
+fn archiving_keeps_state_statistics_and_a_verifiable_chain() {
+    let (dir, archive_dir, rest, _) = archived_office();
+    let (engine, _) =
+        Engine::open(dir.path(), ConfigChoice::Stored, small_segments()).expect("reopen");
+    let stats = all_stats(&engine);
+    let hash = engine.state_hash();
+    let check = engine
+        .verify_archive(&archive_dir)
+        .expect("archive verifies");
+    assert!(check.records > 0 && check.through == engine.log().anchor().map_or(0, |a| a.seq));
+    drop(engine);
+    // Without sled, everything is rebuilt from the anchor's checkpoint.
+    std::fs::remove_dir_all(dir.path().join("state.sled")).expect("rm sled");
+    let (mut engine, report) =
+        Engine::open(dir.path(), ConfigChoice::Stored, small_segments()).expect("rebuild");
+    assert!(report.rebuilt.is_some());
+    assert_eq!(engine.state_hash(), hash);
+    assert_eq!(
+        all_stats(&engine),
+        stats,
+        "statistics of archived days survive a rebuild"
+    );
+    // The office goes on, and a second archive step continues the first.
+    run_all(&mut engine, &rest);
+    engine.verify().expect("verify after the rest of the week");
+    let later = archive::start_of(
+        engine.config(),
+        NaiveDate::from_ymd_opt(2026, 11, 30).unwrap_or_default(),
+    );
+    let second = engine
+        .archive(later, &archive_dir, &mut |_| {})
+        .expect("archive again")
+        .expect("more to archive");
+    engine.verify().expect("verify after the second step");
+    engine
+        .verify_archive(&archive_dir)
+        .expect("the archive still verifies from record 1");
+    assert!(second.through > check.through);
+}
+
+#[test]
+fn a_changed_checkpoint_or_anchor_is_found() {
+    let (dir, archive_dir, _, _) = archived_office();
+    let log_dir = dir.path().join("log");
+    let anchor = crate::log::anchor::read(&log_dir)
+        .expect("read")
+        .expect("anchored");
+    let cp_path = log_dir.join(anchor.checkpoint_name());
+    let original = std::fs::read(&cp_path).expect("checkpoint");
+    // An altered checkpoint: a statistic changed.
+    let mut cp: archive::Checkpoint = serde_json::from_slice(&original).expect("json");
+    if let Some(c) = cp.stats.values_mut().next() {
+        c.issued += 1;
+    }
+    let forged = serde_json::to_vec(&cp).expect("json");
+    std::fs::write(&cp_path, &forged).expect("write");
+    std::fs::remove_dir_all(dir.path().join("state.sled")).expect("rm sled");
+    let err = Engine::open(dir.path(), ConfigChoice::Stored, small_segments())
+        .expect_err("a checkpoint the anchor does not name");
+    assert!(err.to_string().contains("not the checkpoint"), "{err}");
+    // The anchor re-pointed at the forgery: the log's own record differs.
+    let mut a2 = anchor.clone();
+    a2.checkpoint_sha256 = crate::log::anchor::sha256_hex(&forged);
+    crate::log::anchor::write(&log_dir, &a2).expect("write anchor");
+    let (engine, _) =
+        Engine::open(dir.path(), ConfigChoice::Stored, small_segments()).expect("opens");
+    let err = engine.verify().expect_err("verify must fail");
+    assert!(err.to_string().contains("archive anchor"), "{err}");
+    let err = engine
+        .verify_archive(&archive_dir)
+        .expect_err("archive check must fail");
+    assert!(err.to_string().contains("checkpoint"), "{err}");
+}
+
+#[test]
+fn a_log_missing_its_first_segment_without_an_anchor_fails_verification() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let cfg = Config::embedded_default();
+    let (mut engine, _) =
+        Engine::open(dir.path(), ConfigChoice::Stored, small_segments()).expect("open");
+    run_all(&mut engine, &sim_days(&cfg, 2, 5));
+    assert!(engine.log().segments().len() > 2);
+    engine.close().expect("close");
+    std::fs::remove_file(crate::log::segment_path(&dir.path().join("log"), 1)).expect("rm");
+    // Not a shorter history: the folder is refused (with sled gone too).
+    let err = Engine::open(dir.path(), ConfigChoice::Stored, small_segments())
+        .expect_err("the history is incomplete");
+    assert!(err.to_string().contains("record 1 was due"), "{err}");
+    std::fs::remove_dir_all(dir.path().join("state.sled")).expect("rm sled");
+    let err = Engine::open(dir.path(), ConfigChoice::Stored, small_segments())
+        .expect_err("the history is incomplete");
+    assert!(err.to_string().contains("record 1 was due"), "{err}");
+}
+
+#[test]
+fn a_backup_of_an_archived_log_restores_to_the_same_state() {
+    let (dir, _, _, hash) = archived_office();
+    let out = dir.path().join("full.mbk");
+    let m = crate::backup::backup(dir.path(), &out, None).expect("backup");
+    assert!(m.is_full() && m.anchor.is_some(), "{m:?}");
+    let restored = dir.path().join("restored");
+    crate::backup::restore(&[out], &restored).expect("restore");
+    let (engine, _) = open(&restored);
+    assert_eq!(engine.state_hash(), hash);
+    engine.verify().expect("verify restored");
+}

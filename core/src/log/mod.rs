@@ -20,10 +20,16 @@
 //! with no valid record after it, is a torn write from a crash and is cut off;
 //! a bad record followed by a good one, or a bad record in any earlier
 //! segment, is corruption and is reported with its sequence number.
+//!
+//! Segments wholly older than the retention period can be moved to an
+//! archive (`crate::engine::archive`); the log then starts at its
+//! [`anchor::Anchor`] instead of record 1.
 
+pub mod anchor;
 mod frame;
 mod reader;
 
+pub use anchor::Anchor;
 pub use frame::{record_hash, Hash, Record, HEADER_LEN, MAGIC};
 pub use reader::Records;
 
@@ -115,9 +121,11 @@ pub struct EventLog {
     file: Option<File>,
     tail: Tail,
     poisoned: Option<String>,
+    /// Where the live log starts when older records are archived.
+    anchor: Option<Anchor>,
 }
 
-pub(crate) fn segment_path(dir: &Path, first: u64) -> PathBuf {
+pub fn segment_path(dir: &Path, first: u64) -> PathBuf {
     dir.join(format!("{first:020}.mlog"))
 }
 
@@ -144,19 +152,45 @@ pub(crate) fn list_segments(dir: &Path) -> Result<Vec<u64>, LogError> {
     Ok(segments)
 }
 
+/// The segments that hold live records: an interrupted archiving step may
+/// leave segments below the anchor behind; they are not read.
+fn live_segments(dir: &Path, anchor: Option<&Anchor>) -> Result<Vec<u64>, LogError> {
+    let mut segments = list_segments(dir)?;
+    if let Some(a) = anchor {
+        segments.retain(|&first| first > a.seq);
+    }
+    Ok(segments)
+}
+
 /// Reads a log that another process may be appending to, without writing
-/// anything: every record from the first, checked and linked. A record cut
-/// short at the very end is a write in progress, not yet acknowledged: the
-/// reader stops before it.
+/// anything: every record from the first (record 1, or the one after the
+/// archive anchor), checked and linked. A record cut short at the very end
+/// is a write in progress, not yet acknowledged: the reader stops before it.
 pub fn read_live(dir: &Path) -> Result<Records, LogError> {
-    Ok(Records::new(dir.to_path_buf(), list_segments(dir)?, None).live())
+    let anchor = anchor::read(dir)?;
+    let (seq, prev) = anchor::origin(anchor.as_ref())?;
+    Ok(Records::new(
+        dir.to_path_buf(),
+        live_segments(dir, anchor.as_ref())?,
+        None,
+    )
+    .starting(seq, prev)
+    .live())
+}
+
+/// Every record of the segments in `dir` from record 1 (an archive
+/// folder): checked and linked. Returns the segments too.
+pub fn read_from_start(dir: &Path) -> Result<(Vec<u64>, Records), LogError> {
+    let segments = list_segments(dir)?;
+    let r = Records::new(dir.to_path_buf(), segments.clone(), None).starting(1, [0; 32]);
+    Ok((segments, r))
 }
 
 /// Like [`read_live`], but starting with the segment that holds record
 /// `seq` (so the cost is bounded by one segment, not the history). Records
 /// before `seq` in that segment are still yielded; the caller skips them.
 pub fn read_live_near(dir: &Path, seq: u64) -> Result<Records, LogError> {
-    let segments = list_segments(dir)?;
+    let segments = live_segments(dir, anchor::read(dir)?.as_ref())?;
     let start = segments
         .iter()
         .rposition(|&first| first <= seq.max(1))
@@ -175,21 +209,24 @@ impl EventLog {
     /// Opens (or creates) the log in `dir`, cutting off a torn tail.
     pub fn open(dir: &Path, opts: LogOptions) -> Result<(EventLog, OpenReport), LogError> {
         fs::create_dir_all(dir).map_err(|e| LogError::io(dir, e))?;
-        let segments = list_segments(dir)?;
+        let anchor = anchor::read(dir)?;
+        let segments = live_segments(dir, anchor.as_ref())?;
+        let (next_seq, last_hash) = anchor::origin(anchor.as_ref())?;
         let mut log = EventLog {
             dir: dir.to_path_buf(),
             opts,
             segments,
             file: None,
             tail: Tail {
-                next_seq: 1,
-                last_hash: [0; 32],
+                next_seq,
+                last_hash,
                 pos: Pos {
-                    segment: 1,
+                    segment: next_seq,
                     offset: MAGIC.len() as u64,
                 },
             },
             poisoned: None,
+            anchor,
         };
         let mut report = OpenReport::default();
         while let Some(&last) = log.segments.last() {
@@ -361,7 +398,44 @@ impl EventLog {
     /// a snapshot) or from the beginning. `prev` is the hash the first record
     /// read must link to, when known.
     pub fn records(&self, from: Option<(Pos, u64, Hash)>) -> Records {
-        Records::new(self.dir.clone(), self.segments.clone(), from)
+        let r = Records::new(self.dir.clone(), self.segments.clone(), from);
+        match (from, anchor::origin(self.anchor.as_ref())) {
+            (None, Ok((seq, prev))) => r.starting(seq, prev),
+            // An unreadable anchor hash was refused when the log opened.
+            _ => r,
+        }
+    }
+
+    /// The archive anchor the log starts at, if its history was archived.
+    pub fn anchor(&self) -> Option<&Anchor> {
+        self.anchor.as_ref()
+    }
+
+    /// The live segments (first sequence numbers), ascending.
+    pub fn segments(&self) -> &[u64] {
+        &self.segments
+    }
+
+    /// Makes `anchor` the start of the log (its file and checkpoint are
+    /// already durable) and removes the segments it archived.
+    pub(crate) fn set_anchor(&mut self, anchor: Anchor) -> Result<(), LogError> {
+        anchor::write(&self.dir, &anchor)?;
+        let archived: Vec<u64> = self
+            .segments
+            .iter()
+            .copied()
+            .filter(|&first| first <= anchor.seq)
+            .collect();
+        self.segments.retain(|&first| first > anchor.seq);
+        let old = self.anchor.replace(anchor);
+        for first in archived {
+            let path = segment_path(&self.dir, first);
+            fs::remove_file(&path).map_err(|e| LogError::io(&path, e))?;
+        }
+        if let Some(old) = old {
+            let _ = fs::remove_file(self.dir.join(old.checkpoint_name()));
+        }
+        sync_dir(&self.dir)
     }
 
     /// Reads the one record at `pos`, checking its CRC and sequence number.

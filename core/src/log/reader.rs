@@ -177,6 +177,14 @@ impl Records {
         }
     }
 
+    /// The first record read must be `seq` and link to `prev` (record 1 and
+    /// zeros, or the archive anchor's successor and hash).
+    pub(crate) fn starting(mut self, seq: u64, prev: Hash) -> Records {
+        self.expected = Some(seq);
+        self.prev = Some(prev);
+        self
+    }
+
     pub(crate) fn live(mut self) -> Records {
         self.live = true;
         self

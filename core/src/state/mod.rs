@@ -233,7 +233,7 @@ impl State {
         match event {
             Event::ConfigApplied { .. } => self.reconcile(config),
             // Audit records: nothing in the queue changes.
-            Event::Login { .. } | Event::AccountChanged { .. } => {}
+            Event::Login { .. } | Event::AccountChanged { .. } | Event::LogArchived { .. } => {}
             Event::DayOpened { date, special } => {
                 self.tickets.clear();
                 self.requests.clear();
