@@ -49,13 +49,19 @@ fn crc(seq: u64, prev: &Hash, payload: &[u8]) -> u32 {
 
 /// Appends the framed record to `buf` and returns its hash.
 pub fn encode(buf: &mut Vec<u8>, seq: u64, prev: &Hash, payload: &[u8]) -> Hash {
+    frame(buf, seq, prev, payload);
+    record_hash(seq, prev, payload)
+}
+
+/// Appends the framed record to `buf` without hashing it (a copy of a
+/// record whose hash the reader has already checked).
+pub fn frame(buf: &mut Vec<u8>, seq: u64, prev: &Hash, payload: &[u8]) {
     let len = u32::try_from(payload.len()).unwrap_or(u32::MAX);
     buf.extend_from_slice(&len.to_le_bytes());
     buf.extend_from_slice(&crc(seq, prev, payload).to_le_bytes());
     buf.extend_from_slice(&seq.to_le_bytes());
     buf.extend_from_slice(prev);
     buf.extend_from_slice(payload);
-    record_hash(seq, prev, payload)
 }
 
 /// Why bytes are not a record.

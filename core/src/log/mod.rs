@@ -199,6 +199,7 @@ pub fn read_live_near(dir: &Path, seq: u64) -> Result<Records, LogError> {
 }
 
 pub use frame::encode as encode_record;
+pub use frame::frame as frame_record;
 
 /// Decodes the record at the start of `bytes` (for backups).
 pub fn decode_record(bytes: &[u8]) -> Result<Record, String> {
