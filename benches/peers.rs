@@ -96,9 +96,26 @@ impl Nginx {
 
 impl Drop for Nginx {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        // SIGTERM: the master stops its workers too (a SIGKILL left them).
+        stop_gently(&mut self.child);
     }
+}
+
+/// SIGTERM, a few seconds to exit, then SIGKILL.
+fn stop_gently(child: &mut Child) {
+    let _ = Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
 }
 
 /// Bun's WebSocket server running `bench/peers/bun-pubsub.js`.
@@ -254,19 +271,7 @@ impl PushpinPeer {
 impl Drop for PushpinPeer {
     fn drop(&mut self) {
         // The runner stops its services on SIGTERM; a kill would leave them.
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.child.id().to_string())
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        stop_gently(&mut self.child);
     }
 }
 
