@@ -91,6 +91,17 @@ fn an_archived_office_runs_verifies_and_restores() {
         audit.contains("log_archived"),
         "the step is in the audit log"
     );
+    // A standby starting from nothing is told to start from a backup.
+    let r = c
+        .get(s.url("/api/replication?after=0"))
+        .send()
+        .expect("replication");
+    assert_eq!(r.status(), 400);
+    let body = r.text().expect("text");
+    assert!(
+        body.contains("archived") && body.contains("full backup"),
+        "{body}"
+    );
     s.stop();
     ok(&data, &["audit", "verify", "--archive", &p("archive")]);
 
