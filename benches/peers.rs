@@ -325,22 +325,13 @@ fn main() {
         )
         .build()
         .expect("client");
-    let post = |url: &str| {
-        let r = http
-            .post(url)
-            .body(stamped(&payload))
-            .send()
-            .expect("peer publish");
+    let post_body = |url: &str, body: String| {
+        let r = http.post(url).body(body).send().expect("peer publish");
         assert!(r.status().is_success(), "publish to {url}: {}", r.status());
     };
-    let push_pushpin = |url: &str| {
-        let r = http
-            .post(url)
-            .body(PushpinPeer::item(&stamped(&payload)))
-            .send()
-            .expect("pushpin publish");
-        assert!(r.status().is_success(), "publish to {url}: {}", r.status());
-    };
+    let post = |url: &str| post_body(url, stamped(&payload));
+    // Pushpin takes the payload wrapped in its publishing API's JSON.
+    let push_pushpin = |url: &str| post_body(url, PushpinPeer::item(&stamped(&payload)));
     let bun_pub = bun
         .as_ref()
         .map(|b| format!("https://127.0.0.1:{}/pub", b.addr.port()));

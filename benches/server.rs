@@ -352,10 +352,14 @@ fn restore_under_load(data_dir: &std::path::Path, dir: &std::path::Path) {
         .and_then(|t| t.split(',').next())
         .unwrap_or_default()
         .to_string();
-    let records = madoguchi_core::log::read_live(&restored.join("log"))
-        .expect("restored log")
-        .count() as u64;
-    let live = madoguchi_core::log::read_live(&data_dir.join("log"))
+    // "OK: N records, …"
+    let records: u64 = verified
+        .split_whitespace()
+        .nth(1)
+        .and_then(|n| n.parse().ok())
+        .expect("record count");
+    // From the segment holding that record, not from record 1.
+    let live = madoguchi_core::log::read_live_near(&data_dir.join("log"), records)
         .expect("live log")
         .filter_map(Result::ok)
         .find(|(_, r)| r.seq == records)

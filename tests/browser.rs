@@ -225,12 +225,7 @@ fn kiosk_to_staff_station_to_the_next_stage() {
     assert!(violations.is_empty(), "forecast page: {violations:#?}");
 
     // The server agrees: one ticket called at counter 10 after the double press.
-    let status: serde_json::Value = c
-        .get(s.url("/api/status"))
-        .send()
-        .expect("status")
-        .json()
-        .expect("json");
+    let status = crate::server::status(&c, &s);
     let c10 = status["counters"]
         .as_array()
         .expect("counters")

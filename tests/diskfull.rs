@@ -8,10 +8,9 @@
 
 use std::process::Command;
 
-use serde_json::{json, Value};
+use serde_json::json;
 
 use crate::server::{cmd, Server};
-use crate::util::today;
 
 struct Mount(std::path::PathBuf);
 
@@ -22,13 +21,7 @@ impl Drop for Mount {
 }
 
 fn waiting(c: &reqwest::blocking::Client, s: &Server) -> u64 {
-    let v: Value = c
-        .get(s.url("/api/status"))
-        .send()
-        .expect("status")
-        .json()
-        .expect("json");
-    v["queues"]
+    crate::server::status(c, s)["queues"]
         .as_array()
         .expect("queues")
         .iter()
@@ -58,18 +51,7 @@ fn a_full_disk_refuses_commands_clearly_loses_nothing_and_recovers() {
     );
     let mut s = Server::start_args(Some(&config), &["--listen", "127.0.0.1:0"]);
     let (c, csrf) = s.admin();
-    cmd(
-        &c,
-        &s,
-        &csrf,
-        json!({"command": "open_day", "date": today()}),
-    );
-    cmd(
-        &c,
-        &s,
-        &csrf,
-        json!({"command": "open_counter", "counter": 10}),
-    );
+    crate::server::open_today(&c, &s, &csrf, &[10]);
     let mut acked = 0u64;
     for _ in 0..5 {
         let (st, v) = cmd(

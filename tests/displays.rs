@@ -31,18 +31,7 @@ fn wait_for(b: &Session<'_>, script: &str, what: &str) {
 fn a_guidance_display_follows_calls_and_shows_a_lost_connection() {
     let mut s = Server::start_args(None, &["--listen", "127.0.0.1:0", "--stale-after", "4"]);
     let (c, csrf) = s.admin();
-    cmd(
-        &c,
-        &s,
-        &csrf,
-        json!({"command": "open_day", "date": today()}),
-    );
-    cmd(
-        &c,
-        &s,
-        &csrf,
-        json!({"command": "open_counter", "counter": 10}),
-    );
+    crate::server::open_today(&c, &s, &csrf, &[10]);
     cmd(
         &c,
         &s,

@@ -140,12 +140,7 @@ fn a_failed_print_voids_the_ticket_and_tells_the_visitor() {
             .as_str()
             .is_some_and(|m| m.contains("職員に声をおかけください")));
         assert!(got.lock().expect("lock").is_empty(), "nothing printed");
-        let status: Value = c
-            .get(s.url("/api/status"))
-            .send()
-            .expect("status")
-            .json()
-            .expect("json");
+        let status = crate::server::status(&c, &s);
         assert_eq!(status["queues"][1]["waiting"], 0, "no phantom number waits");
         let t: Value = c
             .get(s.url("/api/tickets/1001"))

@@ -3,7 +3,6 @@
 //! through the HTTP API reaches every subscriber of the surfaces it changes
 //! and no other; after a restart they reconnect and catch up.
 
-use crate::util::today;
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
@@ -59,18 +58,7 @@ async fn next_data(ws: &mut Ws, wait: Duration) -> Option<Value> {
 fn a_call_reaches_every_subscriber_of_the_surfaces_it_changes() {
     let mut s = Server::start();
     let (c, csrf) = s.admin();
-    cmd(
-        &c,
-        &s,
-        &csrf,
-        json!({"command": "open_day", "date": today()}),
-    );
-    cmd(
-        &c,
-        &s,
-        &csrf,
-        json!({"command": "open_counter", "counter": 10}),
-    );
+    crate::server::open_today(&c, &s, &csrf, &[10]);
     cmd(
         &c,
         &s,

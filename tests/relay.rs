@@ -469,18 +469,7 @@ fn a_call_at_the_office_reaches_public_subscribers_through_the_relay() {
         &["--signing-key", key_file.to_str().expect("utf-8")],
     );
     let (c, csrf) = s.admin();
-    cmd(
-        &c,
-        &s,
-        &csrf,
-        json!({"command": "open_day", "date": today()}),
-    );
-    cmd(
-        &c,
-        &s,
-        &csrf,
-        json!({"command": "open_counter", "counter": 10}),
-    );
+    crate::server::open_today(&c, &s, &csrf, &[10]);
     let (st, v) = cmd(
         &c,
         &s,
@@ -740,18 +729,7 @@ fn the_mobile_ticket_page_through_the_relay_follows_the_queue_in_a_real_browser(
         ],
     );
     let (c, csrf) = s.admin();
-    cmd(
-        &c,
-        &s,
-        &csrf,
-        json!({"command": "open_day", "date": today()}),
-    );
-    cmd(
-        &c,
-        &s,
-        &csrf,
-        json!({"command": "open_counter", "counter": 10}),
-    );
+    crate::server::open_today(&c, &s, &csrf, &[10]);
     let mut numbers = Vec::new();
     for _ in 0..3 {
         let (st, v) = cmd(

@@ -210,14 +210,26 @@ pub fn cmd(c: &Client, s: &Server, csrf: &str, body: Value) -> (StatusCode, Valu
     (status, r.json().expect("json answer"))
 }
 
-fn seq(c: &Client, s: &Server) -> u64 {
-    let v: Value = c
-        .get(s.url("/api/status"))
+/// Opens today and then each of `counters`, as the caller (an admin).
+pub fn open_today(c: &Client, s: &Server, csrf: &str, counters: &[u16]) {
+    cmd(c, s, csrf, json!({"command": "open_day", "date": today()}));
+    for n in counters {
+        cmd(c, s, csrf, json!({"command": "open_counter", "counter": n}));
+    }
+}
+
+/// `GET /api/status` as JSON.
+pub fn status(c: &Client, s: &Server) -> Value {
+    c.get(s.url("/api/status"))
         .send()
         .expect("status")
         .json()
-        .expect("json");
-    v["seq"].as_u64().expect("seq")
+        .expect("json")
+}
+
+/// The sequence number of the last record the server has applied.
+pub fn seq(c: &Client, s: &Server) -> u64 {
+    status(c, s)["seq"].as_u64().expect("seq")
 }
 
 /// An error answer: JSON, stable code, both languages, no internals.
@@ -267,12 +279,7 @@ fn a_day_through_the_api() {
     );
     ok(json!({"command": "call_next", "counter": 24}));
     ok(json!({"command": "complete", "counter": 24, "tags": ["juminhyo"]}));
-    let status: Value = c
-        .get(s.url("/api/status"))
-        .send()
-        .expect("status")
-        .json()
-        .expect("json");
+    let status = status(&c, &s);
     assert_eq!(status["day_open"], true);
     assert_eq!(status["queues"][1]["id"], "idou");
     let history: Value = c
@@ -312,18 +319,7 @@ fn a_day_through_the_api() {
 fn every_error_gets_its_status_and_changes_nothing() {
     let s = Server::start();
     let (c, csrf) = s.admin();
-    cmd(
-        &c,
-        &s,
-        &csrf,
-        json!({"command": "open_day", "date": today()}),
-    );
-    cmd(
-        &c,
-        &s,
-        &csrf,
-        json!({"command": "open_counter", "counter": 1}),
-    );
+    open_today(&c, &s, &csrf, &[1]);
     cmd(
         &c,
         &s,
@@ -605,29 +601,13 @@ fn admins_change_settings_without_a_restart() {
     let (st, v) = post("/api/settings", json!({"toml": renamed}));
     assert_eq!(st, StatusCode::OK, "{v}");
     assert!(v["seq"].as_u64().is_some());
-    let status: Value = c
-        .get(s.url("/api/status"))
-        .send()
-        .expect("status")
-        .json()
-        .expect("json");
+    let status = status(&c, &s);
     assert_eq!(
         status["queues"][1]["name"]["ja"],
         "住民異動（転入・転出・転居）の受付"
     );
     // Removing a counter that is open is refused while it is open.
-    cmd(
-        &c,
-        &s,
-        &csrf,
-        json!({"command": "open_day", "date": today()}),
-    );
-    cmd(
-        &c,
-        &s,
-        &csrf,
-        json!({"command": "open_counter", "counter": 25}),
-    );
+    open_today(&c, &s, &csrf, &[25]);
     let without_25 = renamed.replace(
         "[[counters]]\nnumber = 25\nsection = \"service\"\nserves = [\"koufu\"]\n",
         "",
@@ -920,18 +900,7 @@ fn the_audit_log_holds_sign_ins_accounts_and_commands() {
         .expect("login");
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     let (c, csrf) = s.admin();
-    cmd(
-        &c,
-        &s,
-        &csrf,
-        json!({"command": "open_day", "date": today()}),
-    );
-    cmd(
-        &c,
-        &s,
-        &csrf,
-        json!({"command": "open_counter", "counter": 10}),
-    );
+    open_today(&c, &s, &csrf, &[10]);
     cmd(
         &c,
         &s,

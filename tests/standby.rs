@@ -2,7 +2,6 @@
 //! the primary dies is promoted and carries on the day with no number issued
 //! twice (R9).
 
-use crate::util::today;
 use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
@@ -14,18 +13,7 @@ use crate::server::{cmd, Server};
 fn the_standby_follows_and_takes_over() {
     let mut primary = Server::start();
     let (pc, pcsrf) = primary.admin();
-    cmd(
-        &pc,
-        &primary,
-        &pcsrf,
-        json!({"command": "open_day", "date": today()}),
-    );
-    cmd(
-        &pc,
-        &primary,
-        &pcsrf,
-        json!({"command": "open_counter", "counter": 10}),
-    );
+    crate::server::open_today(&pc, &primary, &pcsrf, &[10]);
     for _ in 0..3 {
         cmd(
             &pc,
@@ -55,18 +43,9 @@ fn the_standby_follows_and_takes_over() {
         ],
     );
     let (sc, scsrf) = standby.admin();
-    let seq_of = |c: &reqwest::blocking::Client, s: &Server| -> u64 {
-        let v: Value = c
-            .get(s.url("/api/status"))
-            .send()
-            .expect("status")
-            .json()
-            .expect("json");
-        v["seq"].as_u64().expect("seq")
-    };
     // Caught up, then a new command reaches it within a second.
     let deadline = Instant::now() + Duration::from_secs(10);
-    while seq_of(&sc, &standby) < seq_of(&pc, &primary) {
+    while crate::server::seq(&sc, &standby) < crate::server::seq(&pc, &primary) {
         assert!(Instant::now() < deadline, "the standby never caught up");
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -79,7 +58,7 @@ fn the_standby_follows_and_takes_over() {
     assert_eq!(st, StatusCode::OK, "{v}");
     let made = Instant::now();
     let want = v["seq"].as_u64().expect("seq");
-    while seq_of(&sc, &standby) < want {
+    while crate::server::seq(&sc, &standby) < want {
         assert!(
             made.elapsed() < Duration::from_secs(1),
             "not on the standby within 1 s"

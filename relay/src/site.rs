@@ -99,6 +99,13 @@ impl Site {
             .collect()
     }
 
+    /// Whether `body` is new or different at `path`.
+    fn differs(&self, path: &str, body: &[u8]) -> bool {
+        self.files
+            .get(path)
+            .is_none_or(|e| e.identity.as_ref() != body)
+    }
+
     /// `(topic, payload)` of the push topics whose bytes `bundle` changes,
     /// found without building the new site (no hashing or compression) so
     /// that subscribers can have them before the site is made and stored.
@@ -116,11 +123,7 @@ impl Site {
         Ok(bundle
             .files
             .iter()
-            .filter(|(path, body)| {
-                self.files
-                    .get(path)
-                    .is_none_or(|e| e.identity.as_ref() != body.as_slice())
-            })
+            .filter(|(path, body)| self.differs(path, body))
             .filter_map(|(path, body)| {
                 let t = topic_of(path)?;
                 let body = std::str::from_utf8(body).ok()?;
@@ -150,12 +153,8 @@ impl Site {
         };
         let mut changed = Vec::new();
         for (path, body) in &bundle.files {
-            let same = self
-                .files
-                .get(path)
-                .is_some_and(|e| e.identity.as_ref() == body.as_slice());
-            let entry = match (same, self.files.get(path)) {
-                (true, Some(e)) => e.clone(),
+            let entry = match self.files.get(path) {
+                Some(e) if !self.differs(path, body) => e.clone(),
                 _ => {
                     changed.push(path.clone());
                     Arc::new(Entry::new(path, body.clone()))

@@ -17,12 +17,26 @@ use serde::Deserialize;
 use super::error::ApiError;
 use super::App;
 
+/// The office's date now (a simulated day ahead of the clock counts).
+fn office_today(e: &madoguchi_core::engine::Engine) -> NaiveDate {
+    let now = super::api::wall_now().max(e.state().meta.last_at);
+    now.to_datetime(e.config().office.utc_offset).date_naive()
+}
+
+/// [`office_today`] for callers outside the engine.
+pub async fn today(app: &App) -> Result<NaiveDate, ApiError> {
+    let handle = app.engine.clone();
+    tokio::task::spawn_blocking(move || handle.read(office_today))
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?
+        .map_err(ApiError::from)
+}
+
 async fn series(app: &App) -> Result<(Vec<Series>, NaiveDate, String), ApiError> {
     let handle = app.engine.clone();
     tokio::task::spawn_blocking(move || {
         handle.read(|e| {
-            let now = super::api::wall_now().max(e.state().meta.last_at);
-            let today = now.to_datetime(e.config().office.utc_offset).date_naive();
+            let today = office_today(e);
             let from = today.checked_sub_days(Days::new(365)).unwrap_or(today);
             let office = e.config().office.name.ja.clone();
             e.stats(from, today, forecast::SOURCE)

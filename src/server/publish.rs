@@ -39,8 +39,9 @@ const PUBLIC: &[(&str, &[&str])] = &[
 ];
 const ASSETS: &[&str] = &["display.js", "display.css", "style.css", "common.js"];
 
-/// The forecast pages change once a day; made once per business date.
-type ForecastCache = tokio::sync::Mutex<Option<(i64, Vec<(String, Vec<u8>)>)>>;
+/// The forecast pages change once a day; made once per date in the
+/// office's time zone (a UTC day would change at 09:00 in Tokyo).
+type ForecastCache = tokio::sync::Mutex<Option<(chrono::NaiveDate, Vec<(String, Vec<u8>)>)>>;
 
 /// The files of the public site, as the relay will serve them.
 async fn public_files(
@@ -64,7 +65,9 @@ async fn public_files(
         .await
         .map_err(|e| anyhow::anyhow!("{e:?}"))?;
     out.push(("queues.css".into(), css.into_bytes()));
-    let day = super::api::wall_now().0 / 86_400_000;
+    let day = super::forecast::today(app)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
     let mut cache = forecast.lock().await;
     if cache.as_ref().is_none_or(|(d, _)| *d != day) {
         match super::forecast::public_files(app).await {

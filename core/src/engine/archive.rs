@@ -26,12 +26,12 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::{Applied, Engine, EngineError, RecordBody};
+use super::{apply_counted, io_err, Applied, Engine, EngineError, RecordBody};
 use crate::config::Config;
 use crate::log::{self, anchor, Anchor, Hash, Pos, Record, MAGIC};
 use crate::model::{Event, Millis, Number, Ticket};
 use crate::state::{Meta, State};
-use crate::stats::{self, Cell};
+use crate::stats::Cell;
 use crate::store::hex;
 
 const CHECKPOINT_FORMAT: u32 = 1;
@@ -81,13 +81,6 @@ pub struct ArchiveManifest {
     pub checkpoint_sha256: String,
     pub segments: Vec<ArchivedSegment>,
     pub created: String,
-}
-
-fn io(path: &Path) -> impl FnOnce(std::io::Error) -> EngineError + '_ {
-    move |source| EngineError::Io {
-        path: path.to_path_buf(),
-        source,
-    }
 }
 
 fn corrupt(seq: u64, reason: impl Into<String>) -> EngineError {
@@ -151,13 +144,16 @@ impl Replay {
                 self.config = Config::parse(source, &format!("event log record {}", record.seq))?;
                 self.config_seq = record.seq;
             }
-            let contributions = stats::observe(&self.config, &self.state, body.at, e);
-            self.state
-                .apply(&self.config, body.at, e)
-                .map_err(|x| corrupt(record.seq, x.to_string()))?;
-            stats::accumulate(&self.config, &contributions, &mut self.stats, &mut |_| {
-                Cell::default()
-            });
+            // Every cell is in the map: a cell not there is zero.
+            apply_counted(
+                &self.config,
+                &mut self.state,
+                body.at,
+                e,
+                &mut self.stats,
+                &mut |_| Cell::default(),
+            )
+            .map_err(|x| corrupt(record.seq, x.to_string()))?;
         }
         self.seq = record.seq;
         self.hash = record.hash();
@@ -180,7 +176,7 @@ impl Replay {
 /// The anchor's checkpoint, refused unless it is the one the anchor names.
 pub fn read_checkpoint(log_dir: &Path, a: &Anchor) -> Result<Checkpoint, EngineError> {
     let path = log_dir.join(a.checkpoint_name());
-    let bytes = fs::read(&path).map_err(io(&path))?;
+    let bytes = fs::read(&path).map_err(io_err(&path))?;
     if anchor::sha256_hex(&bytes) != a.checkpoint_sha256 {
         return Err(corrupt(
             a.seq,
@@ -250,12 +246,9 @@ impl Engine {
                 _ => spans.push((pos.segment, record.seq, record.seq, old)),
             }
         }
-        let chosen: Vec<ArchivedSegment> = spans
-            .iter()
-            .take_while(|s| s.3)
-            .map(|s| segment_entry(&log_dir, s.0, s.1, s.2))
-            .collect::<Result<_, _>>()?;
-        let Some(last) = chosen.last().map(|s| s.last) else {
+        let old = spans.iter().take_while(|s| s.3).count();
+        spans.truncate(old);
+        let Some(last) = spans.last().map(|s| s.2) else {
             return Ok(None);
         };
         // The office after the last archived record.
@@ -273,25 +266,28 @@ impl Engine {
         let checkpoint_sha256 = anchor::sha256_hex(&checkpoint_bytes);
         let name = anchor::checkpoint_name(through);
 
-        // 1. The archive: segments copied and synced, then its manifest.
-        fs::create_dir_all(to).map_err(io(to))?;
+        // 1. The archive: each segment read once, hashed, written and
+        // synced (temp file, rename), then the manifest.
+        fs::create_dir_all(to).map_err(io_err(to))?;
+        let mut chosen = Vec::with_capacity(spans.len());
         let mut bytes = 0;
-        for s in &chosen {
-            let src = log_dir.join(&s.file);
-            let dst = to.join(&s.file);
-            progress(format!("copying {} ({} bytes)", s.file, s.bytes));
-            fs::copy(&src, &dst).map_err(io(&dst))?;
-            let copied = fs::read(&dst).map_err(io(&dst))?;
-            if anchor::sha256_hex(&copied) != s.sha256 {
-                return Err(EngineError::Io {
-                    path: dst,
-                    source: std::io::Error::other("the copy differs from the segment"),
-                });
-            }
-            fs::File::open(&dst)
-                .and_then(|f| f.sync_all())
-                .map_err(io(&dst))?;
-            bytes += s.bytes;
+        for &(segment, first, last, _) in &spans {
+            let src = log::segment_path(&log_dir, segment);
+            let file = src
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let content = fs::read(&src).map_err(io_err(&src))?;
+            progress(format!("copying {file} ({} bytes)", content.len()));
+            anchor::write_file(to, &file, &content)?;
+            bytes += content.len() as u64;
+            chosen.push(ArchivedSegment {
+                file,
+                first,
+                last,
+                bytes: content.len() as u64,
+                sha256: anchor::sha256_hex(&content),
+            });
         }
         let manifest = ArchiveManifest {
             format: 1,
@@ -397,26 +393,6 @@ impl Engine {
         };
         Ok(true)
     }
-}
-
-fn segment_entry(
-    log_dir: &Path,
-    first_seq_name: u64,
-    first: u64,
-    last: u64,
-) -> Result<ArchivedSegment, EngineError> {
-    let path = log::segment_path(log_dir, first_seq_name);
-    let bytes = fs::read(&path).map_err(io(&path))?;
-    Ok(ArchivedSegment {
-        file: path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default(),
-        first,
-        last,
-        bytes: bytes.len() as u64,
-        sha256: anchor::sha256_hex(&bytes),
-    })
 }
 
 /// What [`verify_archive`] found.

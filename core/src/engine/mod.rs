@@ -415,22 +415,20 @@ impl Engine {
     }
 
     fn apply_event(&mut self, at: Millis, event: &Event) -> Result<(), crate::state::Inconsistent> {
-        let contributions = stats::observe(&self.config, &self.state, at, event);
-        self.state.apply(&self.config, at, event)?;
-        if !contributions.is_empty() {
-            let store = &self.store;
-            stats::accumulate(
-                &self.config,
-                &contributions,
-                &mut self.stats_pending,
-                &mut |k| {
-                    store.stats_cell(k).unwrap_or_else(|e| {
+        let store = &self.store;
+        apply_counted(
+            &self.config,
+            &mut self.state,
+            at,
+            event,
+            &mut self.stats_pending,
+            &mut |k| {
+                store.stats_cell(k).unwrap_or_else(|e| {
                     tracing::warn!(error = %e, key = k, "statistics cell unreadable; counting from zero");
                     Cell::default()
                 })
-                },
-            );
-        }
+            },
+        )?;
         if let Some(n) = event.ticket() {
             if let Some(day) = &self.state.meta.day {
                 self.dirty.insert((day.date, n));
@@ -811,6 +809,25 @@ impl Engine {
         self.store.flush()?;
         Ok(())
     }
+}
+
+/// Applies `event` to `state` and adds what it contributes to the
+/// statistics `cells` (`load` gives a cell not yet in the map): the live
+/// engine and a replay in memory (archive, verify) count alike.
+fn apply_counted(
+    config: &Config,
+    state: &mut State,
+    at: Millis,
+    event: &Event,
+    cells: &mut BTreeMap<String, Cell>,
+    load: &mut impl FnMut(&str) -> Cell,
+) -> Result<(), crate::state::Inconsistent> {
+    let contributions = stats::observe(config, state, at, event);
+    state.apply(config, at, event)?;
+    if !contributions.is_empty() {
+        stats::accumulate(config, &contributions, cells, load);
+    }
+    Ok(())
 }
 
 fn encode_body(body: &RecordBody) -> Vec<u8> {

@@ -169,20 +169,15 @@ async fn accept(relay: &Relay, req: Request<Incoming>) -> (IngestOutcome, String
         store.accept(&raw, &b)?;
         Ok::<_, crate::store::StoreError>(current.apply(&b))
     })
-    .await;
+    .await
+    .map_err(|e| e.to_string())
+    .and_then(|r| r.map_err(|e| e.to_string()));
     let site = match made {
-        Ok(Ok(Ok((site, _)))) => site,
+        Ok(Ok((site, _))) => site,
         // Checked above against the same site under the same lock.
-        Ok(Ok(Err(e))) => return (IngestOutcome::WrongBase, e.to_string()),
-        Ok(Err(e)) => {
-            tracing::error!(error = %e, "accepted bundle could not be stored; not served");
-            return (
-                IngestOutcome::NotStored,
-                "relay could not store the bundle".into(),
-            );
-        }
+        Ok(Err(e)) => return (IngestOutcome::WrongBase, e.to_string()),
         Err(e) => {
-            tracing::error!(error = %e, "storing a bundle failed");
+            tracing::error!(error = %e, "accepted bundle could not be stored; not served");
             return (
                 IngestOutcome::NotStored,
                 "relay could not store the bundle".into(),
