@@ -9,6 +9,7 @@ mod cli;
 mod crash;
 mod diskfull;
 mod displays;
+mod insider;
 mod printer;
 mod push;
 mod relay;

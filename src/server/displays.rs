@@ -238,6 +238,9 @@ fn valid_topic(t: &str) -> bool {
     !t.is_empty()
         && t.len() <= 64
         && !t.contains("..")
+        && !t.starts_with('/')
+        && !t.ends_with('/')
+        && !t.contains("//")
         && t.bytes().all(|b| {
             b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'/' || b == b'_' || b == b'-'
         })
@@ -257,7 +260,10 @@ pub async fn file(
     } else {
         return Err(ApiError::NotFound);
     };
-    if !valid_topic(topic) {
+    // Only a name the renderer itself produced is ever joined to the output
+    // folder (R11): the topic must be one the hub holds, so an absolute
+    // path, `..` or any other file of the data folder is never reachable.
+    if !valid_topic(topic) || app.displays.hub.latest(topic).is_none() {
         return Err(ApiError::NotFound);
     }
     if !public(topic) {
