@@ -3,6 +3,7 @@
 
 mod cmd;
 mod output;
+mod reports;
 mod server;
 
 use std::path::PathBuf;

@@ -43,7 +43,18 @@ impl Server {
     /// Starts the server with `serve_args`; without `--data` when the
     /// configuration names its data folder.
     pub fn start_args(config: Option<&str>, serve_args: &[&str]) -> Server {
+        Server::start_prepared(config, serve_args, |_| {})
+    }
+
+    /// Like [`Server::start_args`], after `prepare` has been given the data
+    /// folder (to fill it with a log made elsewhere).
+    pub fn start_prepared(
+        config: Option<&str>,
+        serve_args: &[&str],
+        prepare: impl FnOnce(&std::path::Path),
+    ) -> Server {
         let dir = tempfile::tempdir().expect("tmp");
+        prepare(&dir.path().join("data"));
         let mut command = Command::new(bin());
         let config = config.map(|c| c.replace("<tmp>", &dir.path().display().to_string()));
         let config = config.as_deref();

@@ -14,6 +14,7 @@ mod printer;
 mod push;
 mod relay;
 mod relay_util;
+mod reports;
 mod server;
 mod standby;
 mod stats;

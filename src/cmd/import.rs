@@ -32,6 +32,8 @@ fn lines(reader: impl BufRead) -> impl Iterator<Item = Result<ImportLine, Import
 
 pub fn run(data: &Path, config: Option<&Path>, args: Args) -> Result<()> {
     let mut engine = super::open_engine(data, config)?;
+    // Days the import closes get their reports, as if closed at a counter.
+    let mut closed = engine.feed().subscribe();
     let started = Instant::now();
     let bar = ProgressBar::new_spinner();
     bar.set_style(
@@ -89,6 +91,13 @@ pub fn run(data: &Path, config: Option<&Path>, args: Args) -> Result<()> {
         report.events,
         report.events as f64 / secs.max(1e-9)
     );
+    let commits = closed
+        .pending()
+        .context("cannot read the imported records back")?;
+    let files = crate::reports::follow(&engine, data, &commits)?;
+    if !files.is_empty() {
+        eprintln!("wrote {} day-close report files", files.len());
+    }
     engine.close().context("cannot flush the snapshots")?;
     Ok(())
 }

@@ -97,14 +97,6 @@ pub async fn command(
                 }
             }
         })?;
-    if outcome.seq.is_some() {
-        app.displays.poke();
-    }
-    for e in &outcome.events {
-        if let madoguchi_core::model::Event::DayClosed { date } = e {
-            write_reports(&app, *date);
-        }
-    }
     let mut answer = json!({
         "ok": true,
         "seq": outcome.seq,
@@ -190,22 +182,6 @@ async fn print_on_network_printer(
         return Err(ApiError::PrintFailed);
     }
     Ok(true)
-}
-
-/// Writes the reports due after a day closed, in the background: closing
-/// the day does not wait for them.
-fn write_reports(app: &Arc<App>, date: NaiveDate) {
-    let handle = app.engine.clone();
-    let data = app.data.clone();
-    let app2 = app.clone();
-    tokio::task::spawn_blocking(move || {
-        let faults = &app2.faults;
-        match handle.read(move |e| super::reports::after_close(e, &data, date)) {
-            Ok(Ok(files)) => tracing::info!(%date, files = files.len(), "reports written"),
-            Ok(Err(e)) => faults.record("reports", format!("reports of {date} not written: {e:#}")),
-            Err(e) => faults.record("reports", format!("reports of {date} not written: {e}")),
-        }
-    });
 }
 
 /// `GET /api/status`: the day, every queue with its waits, every counter.

@@ -70,11 +70,6 @@ impl Displays {
         self.renderer.lock().map(|r| r.stale_after_s).unwrap_or(30)
     }
 
-    /// A wake-up on every change (for long polls).
-    pub fn subscribe(&self) -> watch::Receiver<u64> {
-        self.changed.subscribe()
-    }
-
     /// A wake-up after every render.
     pub fn rendered(&self) -> watch::Receiver<u64> {
         self.rendered.subscribe()
@@ -85,7 +80,8 @@ impl Displays {
         self.out_dir()
     }
 
-    /// Wakes the renderer: the state changed.
+    /// Wakes the renderer for a change that is not in the log (reloaded
+    /// layouts, a promotion); commits wake it through the feed.
     pub fn poke(&self) {
         self.changed.send_modify(|v| *v += 1);
     }
@@ -151,10 +147,13 @@ impl Displays {
     }
 }
 
-/// The render loop: wakes on every change (and every half minute), reads
-/// the surfaces from the engine thread, renders what changed.
+/// The render loop, a subscriber of the commit feed: wakes on every commit
+/// (and on layout changes, and every half minute), reads the surfaces from
+/// the engine thread, renders what changed. Commits that arrive while it
+/// renders are taken together in the next round.
 pub fn spawn(app: Arc<App>) {
     let mut rx = app.displays.changed.subscribe();
+    let mut commits = app.feed.subscribe();
     tokio::spawn(async move {
         loop {
             let handle = app.engine.clone();
@@ -179,6 +178,11 @@ pub fn spawn(app: Arc<App>) {
                 _ => break, // the engine stopped
             }
             tokio::select! {
+                r = commits.changed() => {
+                    if r.is_err() { break }
+                    // The surfaces come from the state, not the events.
+                    commits.skip_to_latest();
+                }
                 r = rx.changed() => if r.is_err() { break },
                 () = tokio::time::sleep(REFRESH) => {}
             }

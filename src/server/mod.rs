@@ -14,10 +14,10 @@ mod forecast;
 mod pages;
 mod publish;
 mod replication;
-mod reports;
 mod settings;
 mod settings_form;
 mod statistics;
+mod subscribers;
 mod views;
 
 use std::net::SocketAddr;
@@ -29,7 +29,7 @@ use anyhow::{Context, Result};
 use axum::http::{header, HeaderValue};
 use axum::routing::{get, post};
 use axum::Router;
-use madoguchi_core::engine::{EngineHandle, SharedEngine};
+use madoguchi_core::engine::{EngineHandle, FeedHandle, SharedEngine};
 use serde_json::Value;
 use tower_http::set_header::SetResponseHeaderLayer;
 
@@ -81,6 +81,9 @@ pub struct Args {
 #[derive(Debug)]
 pub struct App {
     pub engine: EngineHandle,
+    /// Every durable commit, for the subscribers (displays, reports, the
+    /// standby link).
+    pub feed: FeedHandle,
     pub auth: Auth,
     pub base_url: String,
     pub public_url: String,
@@ -223,6 +226,7 @@ pub fn run(data: &Path, config: Option<&Path>, args: Args) -> Result<()> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
+    let feed = engine.feed();
     let shared = SharedEngine::start(engine, api::wall_now);
     let handle = shared.handle();
     runtime.block_on(async move {
@@ -233,6 +237,7 @@ pub fn run(data: &Path, config: Option<&Path>, args: Args) -> Result<()> {
         let base_url = format!("http://{addr}");
         let app = Arc::new(App {
             engine: handle,
+            feed,
             auth,
             public_url: args.public_url.clone().unwrap_or_else(|| base_url.clone()),
             base_url: base_url.clone(),
@@ -248,6 +253,7 @@ pub fn run(data: &Path, config: Option<&Path>, args: Args) -> Result<()> {
             println!("standby of {primary}: following its log; commands are refused until promoted at {base_url}/admin");
         }
         displays::spawn(app.clone());
+        subscribers::reports(app.clone());
         let relays = app
             .engine
             .read(|e| e.config().relays.clone())

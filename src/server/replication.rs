@@ -77,7 +77,7 @@ pub async fn serve(
 ) -> Result<Json<Value>, ApiError> {
     app.auth
         .require(&method, &headers, &[Role::Standby, Role::Admin])?;
-    let mut changed = app.displays.subscribe();
+    let mut commits = app.feed.subscribe();
     for attempt in 0..2 {
         let a = app.clone();
         let hash = q.hash.clone();
@@ -92,7 +92,7 @@ pub async fn serve(
                 .collect();
             return Ok(Json(json!({"records": records})));
         }
-        let _ = tokio::time::timeout(LONG_POLL, changed.changed()).await;
+        let _ = tokio::time::timeout(LONG_POLL, commits.changed()).await;
     }
     Ok(Json(json!({"records": []})))
 }
@@ -178,7 +178,9 @@ pub fn follow(app: Arc<App>, primary: String, token: String) {
                 continue;
             }
             match handle.write(move |e| e.append_replicated(&records)) {
-                Ok(Ok(_)) => app.displays.poke(),
+                // The records reach the feed: displays, reports and the
+                // relay publisher follow from there.
+                Ok(Ok(_)) => {}
                 Ok(Err(e)) => {
                     app.faults
                         .record("standby", format!("records from the primary refused: {e}"));

@@ -120,10 +120,7 @@ async fn apply_toml(app: &App, toml: &str) -> Result<Response, ApiError> {
         .map_err(|e| ApiError::Internal(e.to_string()))?
         .map_err(ApiError::from)?;
     match result {
-        Ok(seq) => {
-            app.displays.poke();
-            Ok(Json(json!({"ok": true, "seq": seq})).into_response())
-        }
+        Ok(seq) => Ok(Json(json!({"ok": true, "seq": seq})).into_response()),
         Err(EngineError::ConfigConflict(why)) => Ok((
             StatusCode::CONFLICT,
             Json(json!({"error": {

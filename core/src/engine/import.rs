@@ -128,6 +128,7 @@ impl Engine {
         if let Err(e) = result {
             tracing::warn!(error = %e, "import failed while writing; undoing it");
             self.log.rollback_to(mark).map_err(EngineError::from)?;
+            self.feed.cut_back(mark.next_seq - 1);
             self.recover()?;
             return Err(e);
         }

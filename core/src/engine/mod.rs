@@ -17,9 +17,11 @@
 //! after its recorded sequence number.
 
 pub mod archive;
+mod feed;
 mod import;
 mod shared;
 
+pub use feed::{Commit, FeedClosed, FeedHandle, Subscriber};
 pub use import::{ImportError, ImportLine, ImportPhase, ImportReport};
 pub use shared::{EngineHandle, ExecError, SharedEngine};
 
@@ -157,6 +159,8 @@ pub struct Engine {
     /// Statistics cells changed since the last snapshot.
     stats_pending: BTreeMap<String, Cell>,
     opts: EngineOptions,
+    /// Every durable record goes out here to the subscribers.
+    feed: feed::Feed,
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> EngineError + '_ {
@@ -185,6 +189,7 @@ impl Engine {
             return Err(EngineError::InUse(dir.to_path_buf()));
         }
         let (log, log_report) = EventLog::open(&dir.join("log"), opts.log.clone())?;
+        let feed = feed::Feed::new(log.dir().to_path_buf(), log.last_seq());
         let mut report = OpenReport {
             torn_bytes_cut: log_report.truncated_bytes,
             ..OpenReport::default()
@@ -230,6 +235,7 @@ impl Engine {
             dirty_requests: Vec::new(),
             stats_pending: BTreeMap::new(),
             opts,
+            feed,
         };
         match engine.load() {
             Ok(Ok(n)) => report.replayed = n,
@@ -508,6 +514,7 @@ impl Engine {
         let payload = encode_body(&body);
         let pos = self.log.append(std::slice::from_ref(&payload))?;
         let seq = self.log.last_seq();
+        self.feed.publish(seq, std::slice::from_ref(&payload));
         self.config = config;
         self.config_at = (seq, pos);
         for e in &body.events {
@@ -538,7 +545,9 @@ impl Engine {
             return Ok(self.log.last_seq());
         }
         let payloads: Vec<Vec<u8>> = records.iter().map(|r| r.payload.clone()).collect();
+        let first = self.log.tail().next_seq;
         let mut pos = self.log.append(&payloads)?;
+        self.feed.publish(first, &payloads);
         for r in records {
             self.apply_record(pos, r)?;
             pos.offset += r.framed_len();
@@ -665,11 +674,13 @@ impl Engine {
         if payloads.is_empty() {
             return Ok(());
         }
+        let first = self.log.tail().next_seq;
         if let Err(e) = self.log.append(payloads) {
             payloads.clear();
             self.recover()?;
             return Err(e.into());
         }
+        self.feed.publish(first, payloads);
         payloads.clear();
         self.mark_appended();
         Ok(())
@@ -688,6 +699,12 @@ impl Engine {
 
     pub fn config(&self) -> &Config {
         &self.config
+    }
+
+    /// Subscriptions to every durable record from now on (or, with
+    /// [`FeedHandle::subscribe_after`], from a kept cursor).
+    pub fn feed(&self) -> FeedHandle {
+        self.feed.handle()
     }
 
     pub fn state(&self) -> &State {

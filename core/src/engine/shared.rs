@@ -25,7 +25,25 @@ pub enum ExecError {
     Stopped,
 }
 
-type Reply = mpsc::SyncSender<Result<Outcome, ExecError>>;
+/// Where a command's answer goes: a thread waiting on a channel, or a task
+/// awaiting a oneshot (async handlers never block a runtime thread).
+enum Reply {
+    Blocking(mpsc::SyncSender<Result<Outcome, ExecError>>),
+    Async(tokio::sync::oneshot::Sender<Result<Outcome, ExecError>>),
+}
+
+impl Reply {
+    fn send(self, answer: Result<Outcome, ExecError>) {
+        match self {
+            Reply::Blocking(tx) => {
+                let _ = tx.send(answer);
+            }
+            Reply::Async(tx) => {
+                let _ = tx.send(answer);
+            }
+        }
+    }
+}
 type ReadJob = Box<dyn FnOnce(&Engine) + Send>;
 type WriteJob = Box<dyn FnOnce(&mut Engine) + Send>;
 
@@ -104,10 +122,58 @@ impl EngineHandle {
                 now,
                 command,
                 by,
-                reply,
+                reply: Reply::Blocking(reply),
             })
             .map_err(|_| ExecError::Stopped)?;
         answer.recv().map_err(|_| ExecError::Stopped)?
+    }
+
+    /// [`EngineHandle::execute`] for async code: awaits the durable answer
+    /// without holding a runtime thread.
+    pub async fn execute_async(
+        &self,
+        now: Option<Millis>,
+        command: Command,
+        by: Option<String>,
+    ) -> Result<Outcome, ExecError> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.tx
+            .send(Job::Exec {
+                now,
+                command,
+                by,
+                reply: Reply::Async(reply),
+            })
+            .map_err(|_| ExecError::Stopped)?;
+        answer.await.map_err(|_| ExecError::Stopped)?
+    }
+
+    /// [`EngineHandle::read`] for async code.
+    pub async fn read_async<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Engine) -> T + Send + 'static,
+    ) -> Result<T, ExecError> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.tx
+            .send(Job::Read(Box::new(move |e| {
+                let _ = reply.send(f(e));
+            })))
+            .map_err(|_| ExecError::Stopped)?;
+        answer.await.map_err(|_| ExecError::Stopped)
+    }
+
+    /// [`EngineHandle::write`] for async code.
+    pub async fn write_async<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Engine) -> T + Send + 'static,
+    ) -> Result<T, ExecError> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.tx
+            .send(Job::Write(Box::new(move |e| {
+                let _ = reply.send(f(e));
+            })))
+            .map_err(|_| ExecError::Stopped)?;
+        answer.await.map_err(|_| ExecError::Stopped)
     }
 
     /// Runs `f` on the engine between commands and returns its result.
@@ -189,14 +255,14 @@ fn flush(
     match engine.execute_batch(items) {
         Ok(results) => {
             for (r, reply) in results.into_iter().zip(replies.drain(..)) {
-                let _ = reply.send(r.map_err(ExecError::Refused));
+                reply.send(r.map_err(ExecError::Refused));
             }
         }
         Err(e) => {
             tracing::error!(error = %e, "group commit failed");
             let e = Arc::new(e);
             for reply in replies.drain(..) {
-                let _ = reply.send(Err(ExecError::Engine(e.clone())));
+                reply.send(Err(ExecError::Engine(e.clone())));
             }
         }
     }

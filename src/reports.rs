@@ -2,12 +2,20 @@
 //! report, and after the last business day of a month the month's, as Excel
 //! (hourly, daily and monthly sheets as they apply) and CSV, into the
 //! configured folder. Files are written whole (temp file, then rename).
+//!
+//! The writer is a subscriber of the commit feed, not a step of any one
+//! command path: a day closed at a staff station, applied by
+//! `madoguchi import` or followed by a standby gets the same reports. It
+//! keeps its cursor in `<data>/reports.cursor`, so a day that closed while
+//! the server was down is reported when it starts again.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use chrono::{Datelike, NaiveDate};
-use madoguchi_core::engine::Engine;
+use madoguchi_core::engine::{Commit, Engine};
+use madoguchi_core::model::Event;
 use madoguchi_core::stats::Granularity;
 use madoguchi_renderer::export::{self, Encoding};
 
@@ -36,6 +44,50 @@ fn sheets(
             ))
         })
         .collect()
+}
+
+/// The business days closed in `commits`, in order.
+pub fn closed_days(commits: &[Arc<Commit>]) -> Vec<NaiveDate> {
+    commits
+        .iter()
+        .filter_map(|c| c.body())
+        .flat_map(|b| b.events.iter())
+        .filter_map(|e| match e {
+            Event::DayClosed { date } => Some(*date),
+            _ => None,
+        })
+        .collect()
+}
+
+fn cursor_path(data: &Path) -> PathBuf {
+    data.join("reports.cursor")
+}
+
+/// The last record whose closed days have been reported, if one was kept.
+pub fn cursor(data: &Path) -> Option<u64> {
+    std::fs::read_to_string(cursor_path(data))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// Keeps the cursor (written whole: temp file, then rename).
+pub fn save_cursor(data: &Path, seq: u64) -> Result<()> {
+    write(&cursor_path(data), format!("{seq}\n").as_bytes())
+}
+
+/// Writes the reports due for every day closed in `commits` and moves the
+/// cursor past them; returns the files written.
+pub fn follow(engine: &Engine, data: &Path, commits: &[Arc<Commit>]) -> Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    for date in closed_days(commits) {
+        files.extend(after_close(engine, data, date)?);
+    }
+    if let Some(last) = commits.last() {
+        save_cursor(data, last.seq)?;
+    }
+    Ok(files)
 }
 
 /// Writes the reports due after `date` closed; returns the files written.
