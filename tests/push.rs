@@ -236,10 +236,14 @@ fn a_saved_layout_reaches_the_screens_and_a_broken_one_never_does() {
             "nothing broken is pushed"
         );
     });
-    let on_disk =
-        std::fs::read_to_string(s.data_dir().join("data/displays/board.html")).expect("board file");
+    let served = c
+        .get(s.url("/displays/board.html"))
+        .send()
+        .expect("board")
+        .text()
+        .expect("html");
     assert!(
-        on_disk.contains("お待ちの人数"),
+        served.contains("お待ちの人数"),
         "the last good output stays"
     );
     // ...and the preview page names the file and line.

@@ -18,7 +18,6 @@ use tokio_tungstenite::tungstenite::Message;
 
 use crate::relay_util::{self, Relay, ORIGIN};
 use crate::server::{cmd, Server};
-use crate::util::today;
 
 /// Waits (30 s at most) for the office's admin page to show `needle`.
 fn wait_for_fault(c: &reqwest::blocking::Client, s: &Server, needle: &str, what: &str) {
@@ -618,7 +617,8 @@ fn a_call_at_the_office_reaches_public_subscribers_through_the_relay() {
 
 /// testssl.sh (Debian's package, installed by scripts/test) against the
 /// public listener: no protocol below TLS 1.2, no weak cipher category, and
-/// no finding it rates medium or worse.
+/// no finding it rates medium or worse. Needs testssl.sh: a system test.
+#[cfg(feature = "system-tests")]
 #[test]
 fn testssl_finds_no_weak_protocol_or_cipher() {
     let Some(testssl) = ["testssl", "testssl.sh"].into_iter().find(|b| {
@@ -708,9 +708,11 @@ fn testssl_finds_no_weak_protocol_or_cipher() {
 /// R2 through the relay in real Chromium: the mobile ticket page opened
 /// from the QR code's address shows people ahead and the expected wait,
 /// follows calls live over the relay's WebSocket, and once the number has
-/// passed shows 「職員に声をおかけください」.
+/// passed shows 「職員に声をおかけください」. Needs Chromium: a system test.
+#[cfg(feature = "system-tests")]
 #[test]
 fn the_mobile_ticket_page_through_the_relay_follows_the_queue_in_a_real_browser() {
+    use crate::util::today;
     let dir = tempfile::tempdir().expect("tmp");
     let key_file = dir.path().join("office.key");
     let relay = relay_util::start_on(

@@ -81,6 +81,7 @@ pub const ORIGIN: &str = "https://jokyo.example.test";
 
 /// A port free on loopback now (for servers whose address must be known
 /// before they start).
+#[cfg_attr(not(feature = "system-tests"), allow(dead_code))]
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())

@@ -34,6 +34,7 @@
 //! accepted command is synced to the event log before it is answered.
 
 pub mod backup;
+pub mod clock;
 pub mod config;
 pub mod engine;
 pub mod log;

@@ -1,15 +1,17 @@
 //! Surfaces to files: each surface's layout from `layouts/` (minijinja)
 //! gives an HTML fragment; a page wraps it for first load, and a JSON file
-//! beside it carries the data and the same fragment for live updates. Only
-//! surfaces whose JSON changed are written, each atomically (temp file,
-//! then rename).
+//! beside it carries the data and the same fragment for live updates. A
+//! [`Site`] is one build of all of them in memory, diffed against the
+//! previous build: unchanged files keep their bytes and ETags, and only the
+//! topics whose JSON changed are pushed.
 //!
 //! **Architecture Invariant:** rendering is a pure function of (surface
 //! data, layouts) → files; the browser swaps the server-rendered fragment and
 //! never re-implements a layout.
 
-use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
 
 use minijinja::{context, Environment};
 use serde_json::json;
@@ -136,54 +138,172 @@ impl Renderer {
 }
 
 /// Writes rendered surfaces into a folder, skipping unchanged ones.
-#[derive(Debug)]
-pub struct Output {
-    dir: PathBuf,
-    written: HashMap<String, [u8; 32]>,
+/// One file of the built site, with its strong ETag.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SiteFile {
+    pub bytes: Arc<[u8]>,
+    /// A quoted content hash (the first 20 hex digits of its SHA-256).
+    pub etag: String,
+    pub content_type: &'static str,
 }
 
-fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
+impl SiteFile {
+    fn new(bytes: &[u8], content_type: &'static str) -> SiteFile {
+        let digest = Sha256::digest(bytes);
+        let hex: String = digest.iter().take(10).map(|b| format!("{b:02x}")).collect();
+        SiteFile {
+            bytes: Arc::from(bytes),
+            etag: format!("\"{hex}\""),
+            content_type,
+        }
     }
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, bytes)?;
-    std::fs::rename(&tmp, path)
 }
 
-impl Output {
-    pub fn new(dir: &Path) -> Output {
-        Output {
-            dir: dir.to_path_buf(),
-            written: HashMap::new(),
+/// The generated site in memory: every surface as `<topic>.html` (the page)
+/// and `<topic>.json` (`{topic, data, html}` for live updates). The server
+/// serves it and the relay publisher sends it from here; nothing is written
+/// to disk and read back, and no route can name anything else.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Site {
+    files: BTreeMap<String, SiteFile>,
+    /// Each topic's JSON, for pushing to subscribers.
+    topics: BTreeMap<String, Arc<str>>,
+}
+
+/// What one build changed.
+#[derive(Debug, Default)]
+pub struct Build {
+    pub site: Site,
+    /// Topics whose JSON changed, with the new JSON (to push).
+    pub changed: Vec<(String, Arc<str>)>,
+    /// Surfaces whose layout failed: they keep their last good files.
+    pub errors: Vec<LayoutError>,
+}
+
+impl Site {
+    /// Builds the site from `surfaces`, reusing `prev`'s files where nothing
+    /// changed (so their ETags stay) and keeping a surface's last good files
+    /// when its layout fails.
+    pub fn build(renderer: &Renderer, surfaces: &[Surface], prev: &Site) -> Build {
+        let mut b = Build::default();
+        for s in surfaces {
+            let r = match renderer.render(s) {
+                Ok(r) => r,
+                Err(e) => {
+                    b.errors.push(e);
+                    for ext in ["html", "json"] {
+                        let path = format!("{}.{ext}", s.topic);
+                        if let Some(f) = prev.files.get(&path) {
+                            b.site.files.insert(path, f.clone());
+                        }
+                    }
+                    if let Some(j) = prev.topics.get(&s.topic) {
+                        b.site.topics.insert(s.topic.clone(), j.clone());
+                    }
+                    continue;
+                }
+            };
+            let json_path = format!("{}.json", r.topic);
+            let page_path = format!("{}.html", r.topic);
+            let same_json = prev.topics.get(&r.topic).map(|j| &**j) == Some(r.json.as_str());
+            let json: Arc<str> = match prev.topics.get(&r.topic) {
+                Some(j) if same_json => j.clone(),
+                _ => Arc::from(r.json.as_str()),
+            };
+            let json_file = match prev.files.get(&json_path) {
+                Some(f) if same_json => f.clone(),
+                _ => SiteFile::new(r.json.as_bytes(), "application/json"),
+            };
+            let page_file = match prev.files.get(&page_path) {
+                Some(f) if *f.bytes == *r.page.as_bytes() => f.clone(),
+                _ => SiteFile::new(r.page.as_bytes(), "text/html; charset=utf-8"),
+            };
+            if !same_json {
+                b.changed.push((r.topic.clone(), json.clone()));
+            }
+            b.site.files.insert(json_path, json_file);
+            b.site.files.insert(page_path, page_file);
+            b.site.topics.insert(r.topic, json);
         }
+        b
     }
 
-    pub fn dir(&self) -> &Path {
-        &self.dir
+    /// The file at `path` (`board.html`, `counter/10.json`), if the site
+    /// has one: an exact lookup, never a file-system path.
+    pub fn get(&self, path: &str) -> Option<&SiteFile> {
+        self.files.get(path)
     }
 
-    /// Forgets what was written, so the next round writes everything (after
-    /// the layouts changed).
-    pub fn invalidate(&mut self) {
-        self.written.clear();
+    /// Every path of the site, sorted.
+    pub fn paths(&self) -> impl Iterator<Item = &str> {
+        self.files.keys().map(String::as_str)
     }
 
-    /// Writes `r` if its JSON changed; returns whether it did.
-    pub fn write(&mut self, r: &Rendered) -> std::io::Result<bool> {
-        let hash: [u8; 32] = Sha256::digest(r.json.as_bytes()).into();
-        if self.written.get(&r.topic) == Some(&hash) {
-            return Ok(false);
+    /// Whether `topic` is one of the site's surfaces.
+    pub fn has_topic(&self, topic: &str) -> bool {
+        self.topics.contains_key(topic)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::surfaces::surfaces;
+    use madoguchi_core::config::Config;
+    use madoguchi_core::model::{Command, Millis};
+    use madoguchi_core::state::State;
+
+    #[test]
+    fn a_build_changes_only_what_changed_and_keeps_etags() {
+        let config = Config::embedded_default();
+        let mut state = State::new(&config);
+        let renderer = Renderer::new(None).expect("layouts");
+        let first = Site::build(
+            &renderer,
+            &surfaces(&config, &state, Millis(0)),
+            &Site::default(),
+        );
+        assert!(first.errors.is_empty());
+        assert!(first.site.get("board.html").is_some());
+        assert!(first.site.get("status.json").is_some());
+        assert!(first.site.get("../accounts.json").is_none());
+        assert_eq!(first.changed.len(), first.site.topics.len(), "all new");
+
+        let again = Site::build(
+            &renderer,
+            &surfaces(&config, &state, Millis(0)),
+            &first.site,
+        );
+        assert!(again.changed.is_empty(), "nothing changed");
+        assert_eq!(again.site, first.site);
+
+        let date = "2026-11-26".parse().expect("date");
+        for (at, cmd) in [
+            (1, Command::OpenDay { date }),
+            (
+                2,
+                Command::OpenCounter {
+                    counter: 10,
+                    staff: None,
+                },
+            ),
+        ] {
+            for e in state.decide(&config, Millis(at), &cmd).expect("accepted") {
+                state.apply(&config, Millis(at), &e).expect("applies");
+            }
         }
-        write_atomically(
-            &self.dir.join(format!("{}.json", r.topic)),
-            r.json.as_bytes(),
-        )?;
-        write_atomically(
-            &self.dir.join(format!("{}.html", r.topic)),
-            r.page.as_bytes(),
-        )?;
-        self.written.insert(r.topic.clone(), hash);
-        Ok(true)
+        let opened = Site::build(
+            &renderer,
+            &surfaces(&config, &state, Millis(3)),
+            &again.site,
+        );
+        let changed: Vec<&str> = opened.changed.iter().map(|(t, _)| t.as_str()).collect();
+        assert!(changed.contains(&"counter/10"), "{changed:?}");
+        assert!(!changed.contains(&"counter/11"), "{changed:?}");
+        assert_eq!(
+            opened.site.get("counter/11.html").map(|f| &f.etag),
+            first.site.get("counter/11.html").map(|f| &f.etag),
+            "an unchanged surface keeps its ETag"
+        );
     }
 }

@@ -25,8 +25,7 @@ pub fn run(data: &Path, config: Option<&Path>, _args: Args) -> Result<()> {
         // A line without "time" runs now.
         let with_time = match serde_json::from_str::<serde_json::Value>(&line) {
             Ok(serde_json::Value::Object(mut o)) if !o.contains_key("time") => {
-                let now = chrono::Utc::now().with_timezone(&engine.config().office.utc_offset);
-                let now = now.max(engine.state().meta.last_at.to_datetime(now.timezone()));
+                let now = engine.now().to_datetime(engine.config().office.utc_offset);
                 o.insert("time".into(), now.to_rfc3339().into());
                 serde_json::Value::Object(o).to_string()
             }

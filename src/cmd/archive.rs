@@ -37,9 +37,7 @@ pub fn run(data: &Path, config: Option<&Path>, args: Args) -> Result<()> {
         }
         other => other?,
     };
-    let today = chrono::Utc::now()
-        .with_timezone(&engine.config().office.utc_offset)
-        .date_naive();
+    let today = engine.office_date();
     let cutoff = today - chrono::Days::new(u64::from(args.keep_days));
     let before = start_of(engine.config(), cutoff);
     println!("archiving closed log segments with nothing on or after {cutoff}");

@@ -30,7 +30,7 @@ pub fn run(data: &Path, config: Option<&Path>, args: Args) -> Result<()> {
             data.display()
         ),
         Some(d) => d.date.succ_opt().context("date overflow")?,
-        None => today(&cfg),
+        None => today(&cfg)?,
     };
     let sim = Simulator::new(
         &cfg,
@@ -117,7 +117,7 @@ pub fn run(data: &Path, config: Option<&Path>, args: Args) -> Result<()> {
     }
     let st = engine.state();
     for q in &cfg.queues {
-        let e = st.estimate(&cfg, &q.id, super::now_for(&engine));
+        let e = st.estimate(&cfg, &q.id, engine.now());
         println!(
             "  {}: 平均対応 {:.1} 分、いま発券すると予想待ち {}",
             q.name.ja,

@@ -17,6 +17,7 @@ pub mod status;
 use std::path::Path;
 
 use anyhow::{Context, Result};
+use madoguchi_core::clock::Clock;
 use madoguchi_core::config::Config;
 use madoguchi_core::engine::{ConfigChoice, Engine, EngineOptions};
 
@@ -38,7 +39,11 @@ pub fn open_engine(data: &Path, config: Option<&Path>) -> Result<Engine> {
 
 /// Opens the data folder with an explicit configuration choice.
 pub fn open_engine_with(data: &Path, choice: ConfigChoice) -> Result<Engine> {
-    let (engine, report) = Engine::open(data, choice, EngineOptions::default())
+    let opts = EngineOptions {
+        clock: Clock::from_env()?,
+        ..EngineOptions::default()
+    };
+    let (engine, report) = Engine::open(data, choice, opts)
         .with_context(|| format!("cannot open the data folder {}", data.display()))?;
     if report.torn_bytes_cut > 0 {
         eprintln!(
@@ -50,11 +55,4 @@ pub fn open_engine_with(data: &Path, choice: ConfigChoice) -> Result<Engine> {
         eprintln!("note: rebuilt the snapshots from the event log ({why})");
     }
     Ok(engine)
-}
-
-/// "Now" for estimates: the wall clock, but never before the last event
-/// (a simulated day may lie in the future).
-pub fn now_for(engine: &Engine) -> madoguchi_core::model::Millis {
-    let wall = madoguchi_core::model::Millis(chrono::Utc::now().timestamp_millis());
-    wall.max(engine.state().meta.last_at)
 }

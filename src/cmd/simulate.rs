@@ -28,10 +28,13 @@ pub struct Args {
     pub out: Option<PathBuf>,
 }
 
-pub fn today(config: &Config) -> NaiveDate {
-    chrono::Utc::now()
-        .with_timezone(&config.office.utc_offset)
-        .date_naive()
+/// The office's date now (`MADOGUCHI_CLOCK` moves it).
+pub fn today(config: &Config) -> Result<NaiveDate> {
+    let clock = madoguchi_core::clock::Clock::from_env()?;
+    Ok(madoguchi_core::clock::office_date(
+        clock.read(),
+        config.office.utc_offset,
+    ))
 }
 
 pub fn run(config: Option<&Path>, args: Args) -> Result<()> {
@@ -41,7 +44,10 @@ pub fn run(config: Option<&Path>, args: Args) -> Result<()> {
         "--volume must be between 0 and 10"
     );
     let opts = SimOptions {
-        start: args.start.unwrap_or_else(|| today(&config)),
+        start: match args.start {
+            Some(d) => d,
+            None => today(&config)?,
+        },
         days: args.days,
         seed: args.seed,
         volume: args.volume,

@@ -19,7 +19,7 @@ pub fn run(data: &Path, config: Option<&Path>, args: Args) -> Result<()> {
     let config = engine.config();
     let state = engine.state();
     let offset = config.office.utc_offset;
-    let now = super::now_for(&engine);
+    let now = engine.now();
     if args.json {
         let queues: Vec<_> = config
             .queues

@@ -5,7 +5,7 @@
 use anyhow::{Context, Result};
 use chrono::Days;
 use madoguchi_core::engine::{Engine, ImportLine};
-use madoguchi_core::model::{Command, Millis};
+use madoguchi_core::model::Command;
 use madoguchi_core::simulate::{SimOptions, Simulator};
 
 /// Does nothing unless the folder is new (only its configuration record).
@@ -14,8 +14,7 @@ pub fn seed(engine: &mut Engine) -> Result<()> {
         return Ok(());
     }
     let config = engine.config().clone();
-    let now = chrono::Utc::now().with_timezone(&config.office.utc_offset);
-    let today = now.date_naive();
+    let today = engine.office_date();
     let start = today.checked_sub_days(Days::new(28)).context("date")?;
     let days = config
         .calendar
@@ -46,7 +45,7 @@ pub fn seed(engine: &mut Engine) -> Result<()> {
             &mut |_, _| {},
         )
         .context("demo history")?;
-    let at = Millis(now.timestamp_millis()).max(engine.state().meta.last_at);
+    let at = engine.now();
     let mut run = |c: Command| -> Result<()> {
         engine
             .execute(at, &c)?

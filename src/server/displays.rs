@@ -1,13 +1,15 @@
-//! Displays on the LAN (R3, R4, R5, R17): on every change the surfaces are
-//! rendered (only those whose data changed are written, atomically, into
-//! `<data>/displays/`, JSON beside HTML), and pushed through the relay
-//! crate's hub to the displays subscribed over WebSocket. Designers who run
+//! Displays on the LAN (R3, R4, R5, R17): on every commit the renderer
+//! builds the site in memory (`madoguchi_renderer::render::Site`: every
+//! surface's page and JSON, diffed against the last build), the changed
+//! topics are pushed through the relay crate's hub to the displays
+//! subscribed over WebSocket, and `/displays/…` is served from that build —
+//! an exact lookup, never a path on disk. Designers who run
 //! the server with `--layouts DIR` see a saved layout on every screen within
 //! a second; a layout with an error keeps the last good output and shows the
 //! error on the preview page only.
 
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
@@ -15,10 +17,9 @@ use axum::extract::{Path as UrlPath, Query, State};
 use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use madoguchi_relay::hub::Hub;
-use madoguchi_renderer::render::{LayoutError, Output, Renderer};
+use madoguchi_renderer::render::{LayoutError, Renderer, Site, SiteFile};
 use madoguchi_renderer::surfaces::{surfaces, Surface};
 use serde::Deserialize;
-use sha2::{Digest, Sha256};
 use tokio::sync::watch;
 
 use super::auth::Role;
@@ -34,7 +35,8 @@ const REFRESH: Duration = Duration::from_secs(30);
 pub struct Displays {
     pub hub: Hub,
     renderer: Mutex<Renderer>,
-    output: Mutex<Output>,
+    /// The last build of the site.
+    site: RwLock<Arc<Site>>,
     /// Errors of the last render, per surface.
     errors: Mutex<Vec<LayoutError>>,
     /// Why the edited layouts could not be loaded (the last good ones stay).
@@ -46,18 +48,14 @@ pub struct Displays {
 }
 
 impl Displays {
-    pub fn new(
-        data: &Path,
-        layouts: Option<PathBuf>,
-        stale_after_s: u32,
-    ) -> anyhow::Result<Displays> {
+    pub fn new(layouts: Option<PathBuf>, stale_after_s: u32) -> anyhow::Result<Displays> {
         let mut renderer =
             Renderer::new(layouts.as_deref()).map_err(|e| anyhow::anyhow!("layouts: {e}"))?;
         renderer.stale_after_s = stale_after_s;
         Ok(Displays {
             hub: Hub::new(),
             renderer: Mutex::new(renderer),
-            output: Mutex::new(Output::new(&data.join("displays"))),
+            site: RwLock::new(Arc::new(Site::default())),
             errors: Mutex::new(Vec::new()),
             load_error: Mutex::new(None),
             changed: watch::channel(0).0,
@@ -75,9 +73,12 @@ impl Displays {
         self.rendered.subscribe()
     }
 
-    /// The folder the rendered files are written to.
-    pub fn dir(&self) -> PathBuf {
-        self.out_dir()
+    /// The last build of the site.
+    pub fn site(&self) -> Arc<Site> {
+        self.site
+            .read()
+            .map(|s| s.clone())
+            .unwrap_or_else(|p| p.into_inner().clone())
     }
 
     /// Wakes the renderer for a change that is not in the log (reloaded
@@ -86,38 +87,23 @@ impl Displays {
         self.changed.send_modify(|v| *v += 1);
     }
 
-    fn out_dir(&self) -> PathBuf {
-        self.output
-            .lock()
-            .map(|o| o.dir().to_path_buf())
-            .unwrap_or_default()
-    }
-
-    /// Renders, writes and publishes the surfaces whose data changed.
-    fn render(&self, list: &[Surface], faults: &super::faults::Faults) {
-        let mut errors = Vec::new();
-        let rendered: Vec<_> = {
+    /// Builds the site from `list`, swaps it in and pushes the topics whose
+    /// data changed.
+    fn render(&self, list: &[Surface]) {
+        let prev = self.site();
+        let build = {
             let Ok(r) = self.renderer.lock() else { return };
-            list.iter()
-                .filter_map(|s| r.render(s).map_err(|e| errors.push(e)).ok())
-                .collect()
+            Site::build(&r, list, &prev)
         };
-        if let Ok(mut out) = self.output.lock() {
-            for r in rendered {
-                match out.write(&r) {
-                    Ok(true) => {
-                        self.hub.publish(&r.topic, r.json);
-                    }
-                    Ok(false) => {}
-                    Err(e) => faults.record(
-                        "display",
-                        format!("display file {} not written: {e}", r.topic),
-                    ),
-                }
-            }
+        match self.site.write() {
+            Ok(mut s) => *s = Arc::new(build.site),
+            Err(p) => *p.into_inner() = Arc::new(build.site),
+        }
+        for (topic, json) in build.changed {
+            self.hub.publish(&topic, json);
         }
         if let Ok(mut e) = self.errors.lock() {
-            *e = errors;
+            *e = build.errors;
         }
     }
 
@@ -126,10 +112,9 @@ impl Displays {
         let Some(dir) = &self.layouts else { return };
         match Renderer::new(Some(dir)) {
             Ok(mut r) => {
-                if let (Ok(mut cur), Ok(mut out)) = (self.renderer.lock(), self.output.lock()) {
+                if let Ok(mut cur) = self.renderer.lock() {
                     r.stale_after_s = cur.stale_after_s;
                     *cur = r;
-                    out.invalidate();
                 }
                 if let Ok(mut e) = self.load_error.lock() {
                     *e = None;
@@ -158,21 +143,13 @@ pub fn spawn(app: Arc<App>) {
         loop {
             let handle = app.engine.clone();
             let list = tokio::task::spawn_blocking(move || {
-                handle.read(|e| {
-                    surfaces(
-                        e.config(),
-                        e.state(),
-                        super::api::wall_now().max(e.state().meta.last_at),
-                    )
-                })
+                handle.read(|e| surfaces(e.config(), e.state(), e.now()))
             })
             .await;
             match list {
                 Ok(Ok(list)) => {
                     let d = app.clone();
-                    let _ =
-                        tokio::task::spawn_blocking(move || d.displays.render(&list, &d.faults))
-                            .await;
+                    let _ = tokio::task::spawn_blocking(move || d.displays.render(&list)).await;
                     app.displays.rendered.send_modify(|v| *v += 1);
                 }
                 _ => break, // the engine stopped
@@ -232,10 +209,9 @@ fn public(topic: &str) -> bool {
 /// `GET /m`: the mobile ticket page the ticket's QR code opens (the number
 /// follows in the URL fragment, which no server sees).
 pub async fn mobile(State(app): State<Arc<App>>) -> Result<Response, ApiError> {
-    let bytes = tokio::fs::read(app.displays.out_dir().join("ticket.html"))
-        .await
-        .map_err(|_| ApiError::NotFound)?;
-    Ok(([(header::CONTENT_TYPE, "text/html; charset=utf-8")], bytes).into_response())
+    let site = app.displays.site();
+    let f = site.get("ticket.html").ok_or(ApiError::NotFound)?;
+    Ok(([(header::CONTENT_TYPE, f.content_type)], f.bytes.to_vec()).into_response())
 }
 
 fn valid_topic(t: &str) -> bool {
@@ -250,57 +226,42 @@ fn valid_topic(t: &str) -> bool {
         })
 }
 
-/// `GET /displays/{topic}.html|.json`: the rendered files, with ETags.
+/// `GET /displays/{topic}.html|.json`: files of the last site build, with
+/// ETags. The path is looked up in the build (R11): nothing else — no file
+/// of the data folder, whatever the path says — can be reached.
 pub async fn file(
     State(app): State<Arc<App>>,
     method: Method,
     headers: HeaderMap,
     UrlPath(path): UrlPath<String>,
 ) -> Result<Response, ApiError> {
-    let (topic, kind) = if let Some(t) = path.strip_suffix(".json") {
-        (t, "application/json")
-    } else if let Some(t) = path.strip_suffix(".html") {
-        (t, "text/html; charset=utf-8")
-    } else {
-        return Err(ApiError::NotFound);
-    };
-    // Only a name the renderer itself produced is ever joined to the output
-    // folder (R11): the topic must be one the hub holds, so an absolute
-    // path, `..` or any other file of the data folder is never reachable.
-    if !valid_topic(topic) || app.displays.hub.latest(topic).is_none() {
-        return Err(ApiError::NotFound);
-    }
+    let topic = path
+        .strip_suffix(".json")
+        .or_else(|| path.strip_suffix(".html"))
+        .ok_or(ApiError::NotFound)?;
     if !public(topic) {
         app.auth.require(&method, &headers, VIEWERS)?;
     }
-    let bytes = tokio::fs::read(app.displays.out_dir().join(&path))
-        .await
-        .map_err(|_| ApiError::NotFound)?;
-    let tag = format!(
-        "\"{}\"",
-        &Sha256::digest(&bytes)
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect::<String>()[..20]
-    );
+    let site = app.displays.site();
+    let file: &SiteFile = site.get(&path).ok_or(ApiError::NotFound)?;
     let cache = [
-        (header::ETAG, tag.clone()),
+        (header::ETAG, file.etag.clone()),
         (header::CACHE_CONTROL, "no-cache".to_string()),
     ];
     if headers
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
-        == Some(tag.as_str())
+        == Some(file.etag.as_str())
     {
         return Ok((StatusCode::NOT_MODIFIED, cache).into_response());
     }
     Ok((
         [
-            (header::CONTENT_TYPE, kind.to_string()),
+            (header::CONTENT_TYPE, file.content_type.to_string()),
             cache[0].clone(),
             cache[1].clone(),
         ],
-        bytes,
+        file.bytes.to_vec(),
     )
         .into_response())
 }

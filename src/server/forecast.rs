@@ -19,8 +19,7 @@ use super::App;
 
 /// The office's date now (a simulated day ahead of the clock counts).
 fn office_today(e: &madoguchi_core::engine::Engine) -> NaiveDate {
-    let now = super::api::wall_now().max(e.state().meta.last_at);
-    now.to_datetime(e.config().office.utc_offset).date_naive()
+    e.office_date()
 }
 
 /// [`office_today`] for callers outside the engine.

@@ -126,12 +126,10 @@ impl App {
 
     pub async fn status(&self) -> Result<views::StatusView, ApiError> {
         let handle = self.engine.clone();
-        tokio::task::spawn_blocking(move || {
-            handle.read(|e| views::status(e, api::wall_now().max(e.state().meta.last_at)))
-        })
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))?
-        .map_err(ApiError::from)
+        tokio::task::spawn_blocking(move || handle.read(|e| views::status(e, e.now())))
+            .await
+            .map_err(|e| ApiError::Internal(e.to_string()))?
+            .map_err(ApiError::from)
     }
 
     pub async fn printed_ticket(&self, number: u32) -> Result<Value, ApiError> {
@@ -227,7 +225,7 @@ pub fn run(data: &Path, config: Option<&Path>, args: Args) -> Result<()> {
         .build()
         .context("cannot start the async runtime")?;
     let feed = engine.feed();
-    let shared = SharedEngine::start(engine, api::wall_now);
+    let shared = SharedEngine::start(engine);
     let handle = shared.handle();
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(listen)
@@ -243,7 +241,7 @@ pub fn run(data: &Path, config: Option<&Path>, args: Args) -> Result<()> {
             base_url: base_url.clone(),
             pages: pages::Pages::new()?,
             data: data.to_path_buf(),
-            displays: displays::Displays::new(data, args.layouts.clone(), args.stale_after)?,
+            displays: displays::Displays::new(args.layouts.clone(), args.stale_after)?,
             faults: faults::Faults::new(data),
             standby: std::sync::atomic::AtomicBool::new(args.standby_of.is_some()),
         });

@@ -48,12 +48,15 @@ async fn public_files(
     app: &App,
     forecast: &ForecastCache,
 ) -> anyhow::Result<Vec<(String, Vec<u8>)>> {
-    let dir = app.displays.dir();
+    // From the renderer's last build in memory, never read back from disk.
+    let site = app.displays.site();
     let mut out = Vec::new();
     for (file, paths) in PUBLIC {
-        let body = tokio::fs::read(dir.join(file)).await?;
+        let body = site
+            .get(file)
+            .ok_or_else(|| anyhow::anyhow!("{file} is not built yet"))?;
         for p in *paths {
-            out.push((p.to_string(), body.clone()));
+            out.push((p.to_string(), body.bytes.to_vec()));
         }
     }
     for a in ASSETS {

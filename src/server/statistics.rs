@@ -117,7 +117,12 @@ pub async fn page(
         Err(_) => return Ok(Redirect::to("/login?next=/statistics").into_response()),
     };
     let s = app.status().await?;
-    let today = s.date.unwrap_or_else(|| chrono::Utc::now().date_naive());
+    let office_date = app
+        .engine
+        .read_async(|e| e.office_date())
+        .await
+        .map_err(ApiError::from)?;
+    let today = s.date.unwrap_or(office_date);
     let to = p.to.unwrap_or(today);
     let from = p
         .from

@@ -335,10 +335,11 @@ mod tests {
     #[tokio::test]
     async fn a_waiting_subscriber_wakes_on_a_commit_and_ends_with_the_engine() {
         let dir = tempfile::tempdir().expect("tmp");
-        let engine = open(dir.path());
+        let mut engine = open(dir.path());
         let mut sub = engine.feed().subscribe();
         assert!(sub.pending().expect("pending").is_empty());
-        let shared = crate::engine::SharedEngine::start(engine, || crate::model::Millis(0));
+        engine.set_clock(crate::clock::Clock::Fixed(crate::model::Millis(0)));
+        let shared = crate::engine::SharedEngine::start(engine);
         let handle = shared.handle();
         let waiter = tokio::spawn(async move {
             let woke = sub.changed().await;

@@ -32,6 +32,7 @@ use std::path::{Path, PathBuf};
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
+use crate::clock::Clock;
 use crate::config::{Config, ConfigError};
 use crate::log::{EventLog, Hash, LogError, LogOptions, Pos, Record};
 use crate::model::{Command, Event, Millis, Number, Ticket};
@@ -100,6 +101,8 @@ pub enum ConfigChoice {
 #[derive(Debug, Clone)]
 pub struct EngineOptions {
     pub log: LogOptions,
+    /// "Now" for commands sent without a time, audit records and views.
+    pub clock: Clock,
     /// During replay and import, records between sled snapshots.
     pub replay_snapshot_every: u64,
 }
@@ -108,6 +111,7 @@ impl Default for EngineOptions {
     fn default() -> Self {
         EngineOptions {
             log: LogOptions::default(),
+            clock: Clock::default(),
             replay_snapshot_every: 20_000,
         }
     }
@@ -502,8 +506,7 @@ impl Engine {
                 )));
             }
         }
-        let wall = Millis(chrono::Utc::now().timestamp_millis());
-        let at = wall.max(self.state.meta.last_at);
+        let at = self.now();
         let body = RecordBody {
             at,
             by: None,
@@ -560,7 +563,7 @@ impl Engine {
     /// Records an audit event (a sign-in, an account change) made by `by`
     /// at wall-clock time, durably.
     pub fn record_audit(&mut self, by: Option<String>, event: Event) -> Result<u64, EngineError> {
-        let at = Millis(chrono::Utc::now().timestamp_millis());
+        let at = self.now();
         let body = RecordBody {
             at,
             by,
@@ -699,6 +702,21 @@ impl Engine {
 
     pub fn config(&self) -> &Config {
         &self.config
+    }
+
+    /// The office's time now: its clock, never before the last event.
+    pub fn now(&self) -> Millis {
+        self.opts.clock.now(self.state.meta.last_at)
+    }
+
+    /// The office's calendar date now, in its time zone.
+    pub fn office_date(&self) -> NaiveDate {
+        crate::clock::office_date(self.now(), self.config.office.utc_offset)
+    }
+
+    /// Replaces the clock (tests, and `serve` with `MADOGUCHI_CLOCK`).
+    pub fn set_clock(&mut self, clock: Clock) {
+        self.opts.clock = clock;
     }
 
     /// Subscriptions to every durable record from now on (or, with

@@ -83,13 +83,13 @@ impl std::fmt::Debug for Job {
 }
 
 impl SharedEngine {
-    /// Starts the engine thread. `clock` gives "now" for commands sent
+    /// Starts the engine thread. The engine's clock gives "now" for commands sent
     /// without a time; it is kept from going behind the last event.
-    pub fn start(engine: Engine, clock: impl Fn() -> Millis + Send + 'static) -> SharedEngine {
+    pub fn start(engine: Engine) -> SharedEngine {
         let (tx, rx) = mpsc::channel::<Job>();
         let thread = std::thread::Builder::new()
             .name("madoguchi-engine".into())
-            .spawn(move || run(engine, rx, clock))
+            .spawn(move || run(engine, rx))
             .ok();
         SharedEngine { tx, thread }
     }
@@ -206,7 +206,7 @@ impl EngineHandle {
     }
 }
 
-fn run(mut engine: Engine, rx: mpsc::Receiver<Job>, clock: impl Fn() -> Millis) -> Engine {
+fn run(mut engine: Engine, rx: mpsc::Receiver<Job>) -> Engine {
     let mut items = Vec::new();
     let mut replies: Vec<Reply> = Vec::new();
     while let Ok(first) = rx.recv() {
@@ -225,7 +225,7 @@ fn run(mut engine: Engine, rx: mpsc::Receiver<Job>, clock: impl Fn() -> Millis) 
                     by,
                     reply,
                 } => {
-                    let at = now.unwrap_or_else(|| clock().max(engine.state().meta.last_at));
+                    let at = now.unwrap_or_else(|| engine.now());
                     items.push((at, command, by));
                     replies.push(reply);
                 }

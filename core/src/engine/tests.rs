@@ -203,8 +203,8 @@ fn many_kiosks_at_once_get_unique_numbers_with_group_commit() {
         )
         .expect("engine")
         .expect("open day");
-    let clock = move || Millis(t0.0 + 1000);
-    let shared = SharedEngine::start(engine, clock);
+    engine.set_clock(crate::clock::Clock::Fixed(Millis(t0.0 + 1000)));
+    let shared = SharedEngine::start(engine);
     let threads: Vec<_> = (0..8)
         .map(|k| {
             let h = shared.handle();
@@ -336,6 +336,7 @@ fn small_segments_and_frequent_snapshots_replay_the_same() {
             segment_bytes: 2048,
         },
         replay_snapshot_every: 7,
+        ..EngineOptions::default()
     };
     let cfg = Config::embedded_default();
     let (mut engine, _) =
@@ -410,6 +411,7 @@ fn small_segments() -> EngineOptions {
             segment_bytes: 96 * 1024,
         },
         replay_snapshot_every: 500,
+        ..EngineOptions::default()
     }
 }
 

@@ -118,7 +118,9 @@ fn a_guidance_display_follows_calls_and_shows_a_lost_connection() {
             o.type_into("#username", "admin");
             o.type_into("#password", &s.admin_password);
             o.click("button[type=submit]");
-            std::thread::sleep(Duration::from_millis(800));
+            // Signing in hashes the password (Argon2): wait for the page
+            // to leave /login rather than for a fixed time.
+            wait_for(&o, "return location.pathname !== '/login'", "signed in");
         }
         o.goto(&s.url(&format!("/displays/{topic}.html")));
         o.wait_text("#surface", want);
