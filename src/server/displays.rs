@@ -141,13 +141,12 @@ pub fn spawn(app: Arc<App>) {
     let mut commits = app.feed.subscribe();
     tokio::spawn(async move {
         loop {
-            let handle = app.engine.clone();
-            let list = tokio::task::spawn_blocking(move || {
-                handle.read(|e| surfaces(e.config(), e.state(), e.now()))
-            })
-            .await;
+            let list = app
+                .engine
+                .read_async(|e| surfaces(e.config(), e.state(), e.now()))
+                .await;
             match list {
-                Ok(Ok(list)) => {
+                Ok(list) => {
                     let d = app.clone();
                     let _ = tokio::task::spawn_blocking(move || d.displays.render(&list)).await;
                     app.displays.rendered.send_modify(|v| *v += 1);
@@ -368,16 +367,13 @@ pub async fn sample(
 ) -> Result<Response, ApiError> {
     app.auth
         .require(&method, &headers, &[Role::Staff, Role::Admin])?;
-    let handle = app.engine.clone();
-    let list = tokio::task::spawn_blocking(move || {
-        handle.read(|e| {
+    let list = app
+        .engine
+        .read_async(|e| {
             let (st, now) = madoguchi_renderer::sample::sample(e.config());
             surfaces(e.config(), &st, now)
         })
-    })
-    .await
-    .map_err(|e| ApiError::Internal(e.to_string()))?
-    .map_err(ApiError::from)?;
+        .await?;
     let s = list
         .into_iter()
         .find(|s| s.topic == topic)
@@ -409,18 +405,15 @@ pub async fn preview(
 ) -> Result<Html<String>, ApiError> {
     app.auth
         .require(&method, &headers, &[Role::Staff, Role::Admin])?;
-    let handle = app.engine.clone();
-    let topics: Vec<(String, String)> = tokio::task::spawn_blocking(move || {
-        handle.read(|e| {
-            surfaces(e.config(), e.state(), e.state().meta.last_at)
+    let topics: Vec<(String, String)> = app
+        .engine
+        .read_async(|e| {
+            surfaces(e.config(), e.state(), e.now())
                 .into_iter()
                 .map(|s| (s.topic, s.title))
                 .collect()
         })
-    })
-    .await
-    .map_err(|e| ApiError::Internal(e.to_string()))?
-    .map_err(ApiError::from)?;
+        .await?;
     let mut errors: Vec<String> = app
         .displays
         .load_error

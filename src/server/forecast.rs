@@ -24,28 +24,20 @@ fn office_today(e: &madoguchi_core::engine::Engine) -> NaiveDate {
 
 /// [`office_today`] for callers outside the engine.
 pub async fn today(app: &App) -> Result<NaiveDate, ApiError> {
-    let handle = app.engine.clone();
-    tokio::task::spawn_blocking(move || handle.read(office_today))
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))?
-        .map_err(ApiError::from)
+    Ok(app.engine.read_async(office_today).await?)
 }
 
 async fn series(app: &App) -> Result<(Vec<Series>, NaiveDate, String), ApiError> {
-    let handle = app.engine.clone();
-    tokio::task::spawn_blocking(move || {
-        handle.read(|e| {
+    app.engine
+        .read_async(|e| {
             let today = office_today(e);
             let from = today.checked_sub_days(Days::new(365)).unwrap_or(today);
             let office = e.config().office.name.ja.clone();
             e.stats(from, today, forecast::SOURCE)
                 .map(|rows| (forecast::forecast(&rows), today, office))
         })
-    })
-    .await
-    .map_err(|e| ApiError::Internal(e.to_string()))?
-    .map_err(ApiError::from)?
-    .map_err(|e| ApiError::Internal(e.to_string()))
+        .await?
+        .map_err(|e| ApiError::Internal(e.to_string()))
 }
 
 /// An accessible bar chart of people waiting per hour.

@@ -125,20 +125,17 @@ impl App {
     }
 
     pub async fn status(&self) -> Result<views::StatusView, ApiError> {
-        let handle = self.engine.clone();
-        tokio::task::spawn_blocking(move || handle.read(|e| views::status(e, e.now())))
-            .await
-            .map_err(|e| ApiError::Internal(e.to_string()))?
-            .map_err(ApiError::from)
+        Ok(self
+            .engine
+            .read_async(|e| views::status(e, e.now()))
+            .await?)
     }
 
     pub async fn printed_ticket(&self, number: u32) -> Result<Value, ApiError> {
-        let handle = self.engine.clone();
         let base = self.public_url.clone();
-        tokio::task::spawn_blocking(move || handle.read(move |e| api::printed(e, number, &base)))
-            .await
-            .map_err(|e| ApiError::Internal(e.to_string()))?
-            .map_err(ApiError::from)?
+        self.engine
+            .read_async(move |e| api::printed(e, number, &base))
+            .await?
             .ok_or(ApiError::NotFound)
     }
 }
