@@ -192,7 +192,14 @@ pub enum Event {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         request_id: Option<String>,
         people_ahead: u32,
+        /// The point shown (the mean of the estimate).
         expected_wait_s: u32,
+        /// The 80 % range shown (10th and 90th percentiles); absent in logs
+        /// written before ranges were shown.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        expected_wait_low_s: Option<u32>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        expected_wait_high_s: Option<u32>,
     },
     Called {
         number: Number,
@@ -447,6 +454,11 @@ pub struct Ticket {
     pub issued_at: Millis,
     pub people_ahead_at_issue: u32,
     pub expected_wait_s_at_issue: u32,
+    /// The range shown at issue (equal to the point for old records).
+    #[serde(default)]
+    pub expected_wait_low_s_at_issue: u32,
+    #[serde(default)]
+    pub expected_wait_high_s_at_issue: u32,
     pub status: Status,
     pub history: Vec<Step>,
 }

@@ -1,7 +1,12 @@
 //! Realistic simulated days for the default office (demos, benchmarks and
-//! the wait estimate's evaluation): arrivals peak after opening and around
-//! lunch, staff call, serve, mark absentees, transfer 住民異動 tickets on to
-//! 証明の交付, hold, take lunch in shifts, and some visitors give up.
+//! the wait estimate's evaluation): arrivals follow an hourly profile (a rush
+//! after opening, a second peak at lunch, a quiet late afternoon), the
+//! March–April moving season brings more visitors and more of them for
+//! 住民異動; service times are log-normal per queue with a pace that varies
+//! from day to day; staff call, serve, mark absentees (some of whom come
+//! back), transfer 住民異動 and some 戸籍 tickets on to 証明の交付, hold, take
+//! lunch in three staggered rotations that close their counters, sometimes
+//! open late or step away for a while; some visitors give up.
 //!
 //! The output is a list of timestamped commands, each of which the state
 //! machine accepted when the simulation made it, so it imports cleanly. The
@@ -63,8 +68,12 @@ enum Ev {
     ComeBack(Number),
     ResumeHeld(Number, CounterNo),
     GiveUp(Number),
-    LunchStart(CounterNo),
+    /// A counter closes for a while (lunch, a staff absence) for the
+    /// given minutes.
+    LunchStart(CounterNo, i64),
     LunchEnd(CounterNo),
+    /// A counter whose staff came in late opens.
+    LateOpen(CounterNo),
 }
 
 /// The simulation: an iterator of days, each a list of commands.
@@ -86,6 +95,8 @@ struct DayRun<'s, 'a> {
     close: Millis,
     at_lunch: Vec<CounterNo>,
     lunch_pending: Vec<CounterNo>,
+    /// Today's pace of service per queue (a multiplier around 1).
+    pace: Vec<(String, f64)>,
 }
 
 const SEC: i64 = 1000;
@@ -131,7 +142,9 @@ impl<'a> Simulator<'a> {
             _ => 650.0,
         };
         // The moving season (March–April) and month ends are busier.
-        let season = if matches!(day.date.month(), 3 | 4) {
+        let season = if peak_season(day.date) {
+            1.2
+        } else if matches!(day.date.month(), 3 | 4) {
             1.1
         } else {
             1.0
@@ -139,7 +152,7 @@ impl<'a> Simulator<'a> {
         let month_end = if day.date.day() >= 25 { 1.05 } else { 1.0 };
         let noise = self.rng.random_range(0.9..1.1);
         let n: f64 = base * season * month_end * noise * self.opts.volume;
-        n.clamp(0.0, 1300.0 * self.opts.volume.max(1.0)).round() as usize
+        n.clamp(0.0, 1700.0 * self.opts.volume.max(1.0)).round() as usize
     }
 }
 
@@ -161,23 +174,41 @@ impl Iterator for Simulator<'_> {
             seq: 0,
             at_lunch: Vec::new(),
             lunch_pending: Vec::new(),
+            pace: Vec::new(),
         };
         run.run(&day);
         Some(run.out)
     }
 }
 
-/// Time-of-day weight of arrivals: a rush after opening and at lunch.
+/// The height of the moving season: the second half of March and the first
+/// half of April.
+fn peak_season(date: NaiveDate) -> bool {
+    (date.month() == 3 && date.day() >= 15) || (date.month() == 4 && date.day() <= 15)
+}
+
+/// Highest value of [`arrival_weight`], for thinning.
+const MAX_WEIGHT: f64 = 1.9;
+
+/// Time-of-day weight of arrivals: an hourly profile, with a rush in the
+/// first hour after opening.
 fn arrival_weight(minutes_after_open: i64, local_minutes: i64) -> f64 {
-    let lunch = (12 * 60..13 * 60 + 30).contains(&local_minutes);
-    if minutes_after_open < 60 {
-        1.8
-    } else if lunch {
-        1.4
-    } else if local_minutes >= 16 * 60 {
-        0.6
+    let by_hour = match local_minutes / 60 {
+        ..=8 => 1.5,
+        9 => 1.4,
+        10 => 1.2,
+        11 => 1.0,
+        12 => 1.3,
+        13 => 1.1,
+        14 => 0.9,
+        15 => 0.8,
+        16 => 0.6,
+        _ => 0.45,
+    };
+    if minutes_after_open < 45 {
+        MAX_WEIGHT
     } else {
-        1.0
+        by_hour
     }
 }
 
@@ -214,8 +245,22 @@ impl DayRun<'_, '_> {
             Millis(open.0 - 30 * MIN),
             Command::OpenDay { date: day.date },
         );
+        self.pace = config
+            .queues
+            .iter()
+            .map(|q| {
+                let f = LogNormal::new(0.0, 0.08).map_or(1.0, |d| d.sample(&mut self.sim.rng));
+                (q.id.clone(), f)
+            })
+            .collect();
         for c in &config.counters {
             let at = Millis(open.0 - 5 * MIN + i64::from(c.number) * SEC);
+            if self.chance(0.06) {
+                // Staff in late: the counter opens 20–90 minutes after opening.
+                let late = self.uniform_ms(20 * MIN, 90 * MIN);
+                self.push(Millis(open.0 + late), Ev::LateOpen(c.number));
+                continue;
+            }
             self.cmd(
                 at,
                 Command::OpenCounter {
@@ -233,7 +278,7 @@ impl DayRun<'_, '_> {
             let t = open.0 + self.uniform_ms(0, span);
             let local_minutes = ((t / MIN) + offset_min).rem_euclid(24 * 60);
             let w = arrival_weight((t - open.0) / MIN, local_minutes);
-            if self.sim.rng.random_bool(w / 1.8) {
+            if self.sim.rng.random_bool((w / MAX_WEIGHT).clamp(0.0, 1.0)) {
                 arrivals.push(t);
             }
         }
@@ -242,14 +287,29 @@ impl DayRun<'_, '_> {
             self.push(Millis(t), Ev::Arrive);
         }
         let long_day = close.0 - open.0 > 6 * 60 * MIN;
-        let noon = self.sim.local(
+        let first_lunch = self.sim.local(
             day.date,
-            chrono::NaiveTime::from_hms_opt(11, 45, 0).unwrap_or_default(),
+            chrono::NaiveTime::from_hms_opt(11, 15, 0).unwrap_or_default(),
         );
-        for c in &config.counters {
+        for (i, c) in config.counters.iter().enumerate() {
             if long_day {
-                let shift = if c.number % 2 == 0 { 0 } else { 45 * MIN };
-                self.push(Millis(noon.0 + shift), Ev::LunchStart(c.number));
+                // Three rotations 50 minutes apart, each counter a few
+                // minutes either side, 45–60 minutes away.
+                let rotation = (i % 3) as i64 * 50 * MIN;
+                let jitter = self.uniform_ms(-10 * MIN, 10 * MIN);
+                let minutes = self.uniform_ms(45, 60);
+                self.push(
+                    Millis(first_lunch.0 + rotation + jitter),
+                    Ev::LunchStart(c.number, minutes),
+                );
+            }
+            if self.chance(0.05) {
+                // A staff member steps away (a meeting, a phone call in the
+                // back office) for 15–40 minutes.
+                let at =
+                    open.0 + self.uniform_ms(90 * MIN, (close.0 - open.0 - 90 * MIN).max(90 * MIN));
+                let minutes = self.uniform_ms(15, 40);
+                self.push(Millis(at), Ev::LunchStart(c.number, minutes));
             }
         }
         while let Some(Reverse((at, _, ev))) = self.heap.pop() {
@@ -298,13 +358,24 @@ impl DayRun<'_, '_> {
     }
 
     fn service_ms(&mut self, queue: &str) -> i64 {
+        let pace = self
+            .pace
+            .iter()
+            .find(|(q, _)| q == queue)
+            .map_or(1.0, |p| p.1);
         let mean = self
             .sim
             .config
             .queue(queue)
             .map_or(600.0, |q| q.typical_service_secs)
-            * 1000.0;
-        let sigma: f64 = 0.55;
+            * 1000.0
+            * pace;
+        // Certificates are routine; family-register cases vary most.
+        let sigma: f64 = match queue {
+            "koseki" => 0.7,
+            "koufu" => 0.45,
+            _ => 0.55,
+        };
         let mu = mean.ln() - sigma * sigma / 2.0;
         let d = LogNormal::new(mu, sigma).map_or(mean, |d| d.sample(&mut self.sim.rng));
         (d as i64).clamp(30 * SEC, 90 * MIN)
@@ -320,7 +391,17 @@ impl DayRun<'_, '_> {
                 if at >= self.close {
                     return;
                 }
-                let category = if self.chance(0.45) { "koseki" } else { "idou" };
+                let day = self.sim.state.meta.day.as_ref().map(|d| d.date);
+                let koseki_share = if day.is_some_and(peak_season) {
+                    0.4
+                } else {
+                    0.45
+                };
+                let category = if self.chance(koseki_share) {
+                    "koseki"
+                } else {
+                    "idou"
+                };
                 let kiosk = Some(format!("kiosk-{}", self.uniform_ms(1, 3)));
                 let Some(events) = self.cmd(
                     at,
@@ -354,7 +435,7 @@ impl DayRun<'_, '_> {
                 let Some(n) = events.iter().find_map(Event::ticket) else {
                     return;
                 };
-                if self.chance(0.04) {
+                if self.chance(0.05) {
                     self.push(Millis(at.0 + MIN), Ev::NoShow(c, n, 0));
                 } else {
                     let walk = self.uniform_ms(20 * SEC, 90 * SEC);
@@ -374,7 +455,7 @@ impl DayRun<'_, '_> {
                     self.push(Millis(at.0 + MIN), Ev::NoShow(c, n, 1));
                     return;
                 }
-                if self.cmd(at, Command::MarkAbsent { counter: c }).is_some() && self.chance(0.35) {
+                if self.cmd(at, Command::MarkAbsent { counter: c }).is_some() && self.chance(0.4) {
                     let back = self.uniform_ms(10 * MIN, 40 * MIN);
                     self.push(Millis(at.0 + back), Ev::ComeBack(n));
                 }
@@ -418,7 +499,22 @@ impl DayRun<'_, '_> {
                     self.cmd(at, Command::Cancel { number: n });
                 }
             }
-            Ev::LunchStart(c) => {
+            Ev::LateOpen(c) => {
+                self.cmd(
+                    at,
+                    Command::OpenCounter {
+                        counter: c,
+                        staff: Some(format!("staff-{c:02}")),
+                    },
+                );
+                self.push(Millis(at.0 + 5 * SEC), Ev::CounterReady(c));
+            }
+            Ev::LunchStart(c, minutes) => {
+                let open = self.sim.state.counter(c).is_some_and(|s| s.open);
+                if !open || self.at_lunch.contains(&c) || self.lunch_pending.contains(&c) {
+                    // Not in yet, or already away: this break is skipped.
+                    return;
+                }
                 let busy = self
                     .sim
                     .state
@@ -429,7 +525,7 @@ impl DayRun<'_, '_> {
                 } else if self.cmd(at, Command::CloseCounter { counter: c }).is_some() {
                     self.at_lunch.push(c);
                 }
-                self.push(Millis(at.0 + 45 * MIN), Ev::LunchEnd(c));
+                self.push(Millis(at.0 + minutes * MIN), Ev::LunchEnd(c));
             }
             Ev::LunchEnd(c) => {
                 self.lunch_pending.retain(|x| *x != c);
@@ -467,8 +563,13 @@ impl DayRun<'_, '_> {
                 self.push(Millis(at.0 + back), Ev::ResumeHeld(n, c));
             }
             r
-        } else if queue == "idou" && self.chance(0.45) {
-            let tags = pick(self, &["tennyu", "tenshutsu", "tenkyo"]);
+        } else if (queue == "idou" && self.chance(0.45)) || (queue == "koseki" && self.chance(0.1))
+        {
+            let tags = if queue == "idou" {
+                pick(self, &["tennyu", "tenshutsu", "tenkyo"])
+            } else {
+                pick(self, &["koseki_cert", "juminhyo"])
+            };
             let r = self.cmd(
                 at,
                 Command::Transfer {
@@ -517,40 +618,112 @@ pub struct EstimateAccuracy {
     pub mean_abs_error_min: f64,
     pub median_abs_error_min: f64,
     pub p90_abs_error_min: f64,
+    /// Share of tickets whose real wait lay in the range shown.
+    pub range_coverage: f64,
+    /// Share whose real wait was above the range.
+    pub above_range: f64,
+}
+
+/// One called ticket: its real wait and the estimate shown, in seconds.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct WaitSample {
+    pub actual_s: f64,
+    pub point_s: f64,
+    pub low_s: f64,
+    pub high_s: f64,
+}
+
+impl WaitSample {
+    /// The ticket's sample, if it was called from the queue it was issued
+    /// into.
+    pub fn of(t: &Ticket) -> Option<WaitSample> {
+        let called = t.history.iter().find_map(|s| match s.what {
+            crate::model::StepKind::Called { .. } => Some(s.at),
+            crate::model::StepKind::Transferred { .. } => Some(Millis(i64::MIN)),
+            _ => None,
+        })?;
+        if called.0 == i64::MIN {
+            return None;
+        }
+        Some(WaitSample {
+            actual_s: f64::from(called.secs_since(t.issued_at)),
+            point_s: f64::from(t.expected_wait_s_at_issue),
+            low_s: f64::from(t.expected_wait_low_s_at_issue),
+            high_s: f64::from(t.expected_wait_high_s_at_issue),
+        })
+    }
 }
 
 impl EstimateAccuracy {
     pub fn of<'t>(tickets: impl IntoIterator<Item = &'t Ticket>) -> EstimateAccuracy {
-        let mut errors = Vec::new();
-        let (mut actual_sum, mut expected_sum) = (0.0, 0.0);
-        for t in tickets {
-            let called = t.history.iter().find_map(|s| match s.what {
-                crate::model::StepKind::Called { .. } => Some(s.at),
-                _ => None,
-            });
-            let Some(called) = called else { continue };
-            let actual = f64::from(called.secs_since(t.issued_at)) / 60.0;
-            let expected = f64::from(t.expected_wait_s_at_issue) / 60.0;
-            actual_sum += actual;
-            expected_sum += expected;
-            errors.push(expected - actual);
-        }
-        let n = errors.len();
+        let samples: Vec<WaitSample> = tickets.into_iter().filter_map(WaitSample::of).collect();
+        EstimateAccuracy::of_samples(&samples)
+    }
+
+    pub fn of_samples(samples: &[WaitSample]) -> EstimateAccuracy {
+        let n = samples.len();
         if n == 0 {
             return EstimateAccuracy::default();
         }
+        let nf = n as f64;
+        let errors: Vec<f64> = samples
+            .iter()
+            .map(|s| (s.point_s - s.actual_s) / 60.0)
+            .collect();
         let mut abs: Vec<f64> = errors.iter().map(|e| e.abs()).collect();
         abs.sort_by(f64::total_cmp);
-        let nf = n as f64;
+        let inside = samples
+            .iter()
+            .filter(|s| s.low_s <= s.actual_s && s.actual_s <= s.high_s)
+            .count();
+        let above = samples.iter().filter(|s| s.actual_s > s.high_s).count();
         EstimateAccuracy {
             tickets: n,
-            mean_actual_min: actual_sum / nf,
-            mean_expected_min: expected_sum / nf,
+            mean_actual_min: samples.iter().map(|s| s.actual_s).sum::<f64>() / nf / 60.0,
+            mean_expected_min: samples.iter().map(|s| s.point_s).sum::<f64>() / nf / 60.0,
             bias_min: errors.iter().sum::<f64>() / nf,
             mean_abs_error_min: abs.iter().sum::<f64>() / nf,
             median_abs_error_min: abs[n / 2],
             p90_abs_error_min: abs[(n * 9 / 10).min(n - 1)],
+            range_coverage: inside as f64 / nf,
+            above_range: above as f64 / nf,
         }
+    }
+
+    /// Mean absolute error as a share of the mean real wait.
+    pub fn mae_share(&self) -> f64 {
+        self.mean_abs_error_min / self.mean_actual_min.max(1e-9)
+    }
+
+    /// Bias as a share of the mean real wait.
+    pub fn bias_share(&self) -> f64 {
+        self.bias_min / self.mean_actual_min.max(1e-9)
+    }
+
+    /// Whether the issue's goal is met: MAE ≤ 15 % of the mean wait (or
+    /// ≤ 1 min), bias within ±5 % (or ±0.5 min for short waits), coverage
+    /// 75–85 %.
+    pub fn meets_goal(&self) -> bool {
+        let mae = self.mae_share() <= 0.15 || self.mean_abs_error_min <= 1.0;
+        let bias = self.bias_share().abs() <= 0.05 || self.bias_min.abs() <= 0.5;
+        mae && bias && (0.75..=0.85).contains(&self.range_coverage)
+    }
+
+    /// One line of a report.
+    pub fn line(&self, name: &str) -> String {
+        format!(
+            "{name:<14} {:>6} tickets  real {:>5.1} min  shown {:>5.1}  MAE {:>5.2} min ({:>4.1} %)  bias {:>+5.2} min ({:>+5.1} %)  80% range covers {:>5.1} % (above {:>4.1} %){}",
+            self.tickets,
+            self.mean_actual_min,
+            self.mean_expected_min,
+            self.mean_abs_error_min,
+            100.0 * self.mae_share(),
+            self.bias_min,
+            100.0 * self.bias_share(),
+            100.0 * self.range_coverage,
+            100.0 * self.above_range,
+            if self.meets_goal() { "  goal met" } else { "" }
+        )
     }
 }
 

@@ -106,14 +106,16 @@ impl State {
                         category: category.clone(),
                     })?;
                 let ahead = self.waiting_count(category);
-                let expected = self.wait_for_position(config, category, ahead, now);
+                let expected = self.wait_range(config, category, now);
                 vec![Event::TicketIssued {
                     number,
                     category: category.clone(),
                     kiosk: kiosk.clone(),
                     request_id: request_id.clone(),
                     people_ahead: u32::try_from(ahead).unwrap_or(u32::MAX),
-                    expected_wait_s: expected,
+                    expected_wait_s: expected.point_s,
+                    expected_wait_low_s: Some(expected.low_s),
+                    expected_wait_high_s: Some(expected.high_s),
                 }]
             }
             Command::CallNext { counter } => {

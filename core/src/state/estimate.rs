@@ -1,42 +1,50 @@
 //! Wait estimates (R2, R4): how many wait in a queue and how long a new or a
-//! waiting ticket should expect to wait.
+//! waiting ticket should expect to wait, as a point and an 80 % range.
 //!
 //! The method, also described in ARCHITECTURE.md:
-//! - `s_q`, the **occupancy time** of queue `q`: an exponentially weighted
-//!   moving average (weight `estimate.alpha` for the newest) of how long each
-//!   ticket from the queue held a counter, from its call until it was
-//!   completed, transferred, held, cancelled or marked absent. Before the
-//!   first timing it is the queue's `typical_service_minutes`; it carries
-//!   over between days.
-//! - Each open counter serving the queue gives it a **share** of its time:
-//!   1 for a counter with one queue; otherwise the queue's part of the work
-//!   waiting at the counter's queues (waiting tickets × `s`, counting at
-//!   least one ticket for the queue itself). The counter then spends
-//!   `s_q / share` per ticket of the queue.
-//! - Each counter **frees** at: now if idle; otherwise after the expected
-//!   rest of its current ticket, `s − elapsed`, but at least a quarter of `s`
-//!   (service times have a long tail).
-//! - The waiting tickets, in call order, each take the counter that frees
-//!   first; a ticket's expected wait is when its counter frees. A new ticket
-//!   is one more at the end. With no counter open, the configured counters
-//!   count as if they opened now.
+//! - What the office's history taught ([`super::learn`]): each queue's
+//!   distribution of occupancy times (call → release), today's pace, the
+//!   pause between calls, how often absentees come back and when, and which
+//!   counters were closed when on recent business days.
+//! - A small **Monte-Carlo replay** of the queues from now: the counters
+//!   that serve the queue (and the queues they share), each busy one freeing
+//!   after a sampled rest of its current ticket (conditional on the time
+//!   already spent), each following the closures of one recent business day
+//!   (same weekday first; a lunch not yet taken today still comes, one
+//!   taken early does not come again, a counter closed now reopens when that
+//!   day says), calling by its policy, with sampled occupancy times and
+//!   absentees returning to the front. [`SAMPLES`] replays, seeded from the
+//!   state, so the same state gives the same estimate.
+//! - The point is the mean of the replays, the range their 10th and 90th
+//!   percentiles; both then pass through a **calibration** learned from the
+//!   waits that followed earlier estimates (the scale of the point, the
+//!   width of each side of the range).
 //!
-//! The ticket-issued event records the estimate shown to the visitor, so its
-//! accuracy is measured afterwards against the real wait.
+//! Without history (fewer than [`RELIABLE_SAMPLES`] timings of the queue or
+//! no business day recorded) the estimate is marked unreliable and surfaces
+//! say so in words. The ticket-issued event records the estimate shown, so
+//! its accuracy is measured afterwards against the real wait.
 
 use serde::Serialize;
 
-use super::{ServiceTime, State};
-use crate::config::Config;
-use crate::model::{Millis, Number};
+use super::learn::{DayStaffing, LogHist, Sampler};
+use super::{local_min, ServiceTime, State, WaitKey};
+use crate::config::{CallPolicy, Config};
+use crate::model::{CounterNo, Millis, Number};
 
-/// Longest occupancy fed into the average; a counter left "busy" over lunch
-/// must not make every estimate absurd.
+/// Longest occupancy fed into the moving average; a counter left "busy"
+/// over lunch must not make every estimate absurd.
 const MAX_SAMPLE_SECS: f64 = 2.0 * 3600.0;
 
-/// A counter busy for longer than the average is expected to need at least
-/// this part of the average again (service times have a long tail).
-const RESIDUAL_FLOOR: f64 = 0.25;
+/// Replays per estimate.
+pub const SAMPLES: usize = 48;
+
+/// Calls simulated per replay at most (bounds the cost of a very long
+/// queue; the rest is extrapolated).
+const MAX_CALLS: usize = 1500;
+
+/// Timings of a queue before its estimate is called reliable.
+pub const RELIABLE_SAMPLES: u64 = 30;
 
 /// A queue's figures, as shown on kiosks and guidance displays.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -45,10 +53,58 @@ pub struct QueueEstimate {
     pub waiting: u32,
     /// The expected wait of a ticket issued now.
     pub expected_wait_s: u32,
-    /// The moving average occupancy time.
+    /// Its 80 % range.
+    pub expected_wait_low_s: u32,
+    pub expected_wait_high_s: u32,
+    /// False without enough history: say so instead of a number.
+    pub reliable: bool,
+    /// The mean occupancy time learned.
     pub service_secs: f64,
-    /// Counters working on the queue, weighted.
+    /// Counters open for the queue now.
     pub counters: f64,
+}
+
+/// A wait: point and 80 % range, in seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
+pub struct WaitRange {
+    pub point_s: u32,
+    pub low_s: u32,
+    pub high_s: u32,
+}
+
+/// SplitMix64: small, fast, and the same everywhere.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in [0, 1).
+    fn unit(&mut self) -> f64 {
+        (self.next() >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+/// One counter in a replay.
+struct SimCounter {
+    serves: Vec<usize>,
+    policy: CallPolicy,
+    free_at: f64,
+    /// Closed spells ahead, in seconds from now.
+    closed: Vec<(f64, f64)>,
+}
+
+/// What a replay needs of one queue.
+struct SimQueue {
+    sampler: Sampler,
+    pace: f64,
+    returns: f64,
+    keys: Vec<WaitKey>,
 }
 
 impl State {
@@ -68,115 +124,299 @@ impl State {
         let x = secs.clamp(0.0, MAX_SAMPLE_SECS);
         s.mean_secs = alpha * x + (1.0 - alpha) * s.mean_secs;
         s.samples += 1;
+        let hist = self
+            .meta
+            .learned
+            .occupancy
+            .entry(queue.to_string())
+            .or_insert_with(|| LogHist::prior(prior));
+        let usual = hist.mean_ln();
+        hist.observe(x);
+        let pace = self
+            .meta
+            .learned
+            .pace
+            .entry(queue.to_string())
+            .or_insert((0.0, 0.0));
+        pace.0 += x.max(10.0).ln() - usual;
+        pace.1 += 1.0;
+    }
+
+    fn occupancy_hist(&self, config: &Config, queue: &str) -> LogHist {
+        self.meta
+            .learned
+            .occupancy
+            .get(queue)
+            .cloned()
+            .unwrap_or_else(|| {
+                LogHist::prior(
+                    config
+                        .queue(queue)
+                        .map_or(600.0, |q| q.typical_service_secs),
+                )
+            })
     }
 
     fn occupancy_secs(&self, config: &Config, queue: &str) -> f64 {
-        self.meta.service.get(queue).map_or_else(
-            || {
-                config
-                    .queue(queue)
-                    .map_or(600.0, |q| q.typical_service_secs)
-            },
-            |s| s.mean_secs,
-        )
+        self.occupancy_hist(config, queue).mean_secs()
     }
 
-    /// Weighted counters and idle counters working on `queue`.
-    fn capacity(&self, config: &Config, queue: &str) -> (f64, usize) {
-        let mut open = 0.0;
-        let mut idle = 0;
-        let mut configured = 0.0;
-        for c in config.counters_serving(queue) {
-            let w = self.share(config, &c.serves, queue);
-            configured += w;
-            if let Some(state) = self.meta.counters.get(&c.number).filter(|s| s.open) {
-                open += w;
-                if state.ticket.is_none() {
-                    idle += 1;
+    /// Whether the estimate of `queue` rests on enough history.
+    pub fn estimate_reliable(&self, queue: &str) -> bool {
+        let timed = self
+            .meta
+            .learned
+            .occupancy
+            .get(queue)
+            .map_or(0, |h| h.samples);
+        timed >= RELIABLE_SAMPLES && !self.meta.learned.days.is_empty()
+    }
+
+    /// The recent business days a replay follows: the same weekday first.
+    fn staffing_days(&self) -> Vec<&DayStaffing> {
+        let l = &self.meta.learned;
+        let same: Vec<&DayStaffing> = l
+            .days
+            .iter()
+            .rev()
+            .filter(|d| d.weekday == l.today.weekday)
+            .take(4)
+            .collect();
+        if same.len() >= 2 {
+            return same;
+        }
+        l.days.iter().rev().take(6).collect()
+    }
+
+    /// The closed spells of `counter` from now, in seconds from now, if it
+    /// follows `day`.
+    fn spells_ahead(
+        &self,
+        counter: CounterNo,
+        open_now: bool,
+        now_min: i32,
+        day: Option<&DayStaffing>,
+    ) -> Vec<(f64, f64)> {
+        let rel = |m: i32| f64::from(m - now_min) * 60.0;
+        let today = self.meta.learned.today.closed.get(&counter);
+        let mut out = Vec::new();
+        let Some(day) = day else {
+            if !open_now {
+                out.push((0.0, f64::INFINITY));
+            }
+            return out;
+        };
+        let spells: &[(i32, Option<i32>)] = day.closed.get(&counter).map_or(&[], |s| s);
+        let mut from_min = now_min;
+        if !open_now {
+            // Closed now: since when, and when that day says it reopens.
+            let since = today
+                .and_then(|s| s.last())
+                .map_or(self.meta.learned.today.opened_min, |s| s.0);
+            let reopen = match day.closed_at(counter, now_min) {
+                Some(Some(e)) => Some(e),
+                Some(None) => None,
+                None => {
+                    // That day it was open now: a spell that started near
+                    // the same time tells how long this one lasts.
+                    let similar = spells
+                        .iter()
+                        .filter_map(|(s, e)| e.map(|e| (*s, e)))
+                        .filter(|(s, _)| (s - since).abs() <= 90)
+                        .min_by_key(|(s, _)| (s - since).abs());
+                    Some(similar.map_or(now_min + 5, |(s, e)| (since + e - s).max(now_min + 1)))
+                }
+            };
+            match reopen {
+                Some(e) => {
+                    out.push((0.0, rel(e)));
+                    from_min = e;
+                }
+                None => {
+                    out.push((0.0, f64::INFINITY));
+                    return out;
                 }
             }
         }
-        if open > 0.0 {
-            (open, idle)
-        } else {
-            (configured, 0)
-        }
-    }
-
-    /// The part of a counter's time that goes to `queue`: its share of the
-    /// work waiting in the counter's queues (waiting tickets × occupancy),
-    /// counting at least one ticket for `queue` itself.
-    fn share(&self, config: &Config, serves: &[String], queue: &str) -> f64 {
-        if serves.len() == 1 {
-            return 1.0;
-        }
-        let work = |q: &str| {
-            let n = self.waiting_count(q).max(usize::from(q == queue));
-            n as f64 * self.occupancy_secs(config, q)
-        };
-        let total: f64 = serves.iter().map(|q| work(q)).sum();
-        if total <= 0.0 {
-            return 1.0;
-        }
-        work(queue) / total
-    }
-
-    /// When each counter working on `queue` can next take one of its
-    /// tickets, and how long it then spends per ticket of the queue.
-    fn counter_schedule(&self, config: &Config, queue: &str, now: Millis) -> Vec<(f64, f64)> {
-        let s = self.occupancy_secs(config, queue);
-        let open: Vec<_> = config
-            .counters_serving(queue)
-            .filter_map(|c| Some((c, self.meta.counters.get(&c.number).filter(|st| st.open)?)))
-            .collect();
-        if open.is_empty() {
-            // Nobody at work yet: the configured counters, as they open.
-            return config
-                .counters_serving(queue)
-                .map(|c| (0.0, s / self.share(config, &c.serves, queue)))
-                .collect();
-        }
-        open.into_iter()
-            .map(|(c, st)| {
-                let step = s / self.share(config, &c.serves, queue);
-                let free_in = match st.ticket.and_then(|n| self.tickets.get(&n)) {
-                    None => 0.0,
-                    Some(t) => {
-                        let mean = self.occupancy_secs(config, &t.queue);
-                        let elapsed = f64::from(now.secs_since(st.since));
-                        (mean - elapsed).max(mean * RESIDUAL_FLOOR)
-                    }
-                };
-                (free_in, step)
+        let taken_today = |s: i32, e: i32| {
+            today.is_some_and(|t| {
+                t.iter().any(|(ts, te)| {
+                    *ts > self.meta.learned.today.opened_min + 30
+                        && *ts < e + 60
+                        && te.is_none_or(|te| te > s - 60)
+                })
             })
-            .collect()
-    }
-
-    /// Expected waits of the tickets at positions `0..n` of `queue`: each in
-    /// turn takes the counter that frees first.
-    fn waits(&self, config: &Config, queue: &str, n: usize, now: Millis) -> Vec<u32> {
-        let mut counters = self.counter_schedule(config, queue, now);
-        let mut out = Vec::with_capacity(n);
-        if counters.is_empty() {
-            out.resize(n, 0);
-            return out;
-        }
-        for _ in 0..n {
-            // A handful of counters: a linear scan beats a heap.
-            let (i, _) = counters
-                .iter()
-                .enumerate()
-                .min_by(|a, b| a.1 .0.total_cmp(&b.1 .0))
-                .unwrap_or((0, &(0.0, 0.0)));
-            let (free, step) = counters[i];
-            out.push(free.round().clamp(0.0, f64::from(u32::MAX)) as u32);
-            counters[i].0 = free + step;
+        };
+        for &(s, e) in spells {
+            let Some(e) = e else { continue };
+            if e <= from_min || s <= day.opened_min + 30 {
+                // Over, or the start-of-day opening.
+                continue;
+            }
+            if taken_today(s, e) {
+                continue;
+            }
+            if s < from_min {
+                // That day it had begun by now; today it has not: it is
+                // late and comes after the current ticket.
+                out.push((rel(from_min), rel(from_min + (e - s))));
+            } else {
+                out.push((rel(s), rel(e)));
+            }
         }
         out
     }
 
+    /// Replays the queues around `queue` from `now` and returns, per
+    /// replay, the seconds until each of the first `n` waiting tickets of
+    /// `queue` (plus, with `new`, one more issued now) is called.
+    fn replays(&self, config: &Config, queue: &str, now: Millis, new: bool) -> Vec<Vec<f64>> {
+        // The queues sharing counters with `queue`, and every counter of
+        // those queues.
+        let mut queues: Vec<String> = vec![queue.to_string()];
+        for c in config.counters_serving(queue) {
+            for q in &c.serves {
+                if !queues.contains(q) {
+                    queues.push(q.clone());
+                }
+            }
+        }
+        let counters: Vec<_> = config
+            .counters
+            .iter()
+            .filter(|c| c.serves.iter().any(|q| queues.contains(q)))
+            .collect();
+        let l = &self.meta.learned;
+        let mut sq: Vec<SimQueue> = queues
+            .iter()
+            .map(|q| {
+                let keys: Vec<WaitKey> = self
+                    .waiting
+                    .get(q)
+                    .map(|s| s.iter().copied().collect())
+                    .unwrap_or_default();
+                SimQueue {
+                    sampler: self.occupancy_hist(config, q).sampler(),
+                    pace: l.pace(q),
+                    returns: l.returns.get(q).map_or(0.02, |r| r.value(0.02)),
+                    keys,
+                }
+            })
+            .collect();
+        if new {
+            sq[0].keys.push((1, now, Number::MAX));
+        }
+        let target = sq[0].keys.len();
+        if target == 0 {
+            return Vec::new();
+        }
+        let gap = l.gap_secs();
+        let return_delay = l.return_delay_min() * 60.0;
+        let now_min = local_min(config, now);
+        let days = self.staffing_days();
+        let any_open = counters.iter().any(|c| {
+            c.serves.iter().any(|q| q == queue)
+                && self.meta.counters.get(&c.number).is_some_and(|s| s.open)
+        });
+        let mut seed: u64 = now.0 as u64 ^ ((target as u64) << 40);
+        for b in queue.bytes() {
+            seed = seed.rotate_left(5) ^ u64::from(b);
+        }
+        let mut rng = Rng(seed);
+        let mut out = Vec::with_capacity(SAMPLES);
+        for k in 0..SAMPLES {
+            let day = if days.is_empty() {
+                None
+            } else {
+                Some(days[k % days.len()])
+            };
+            let mut sim: Vec<SimCounter> = counters
+                .iter()
+                .map(|c| {
+                    let st = self.meta.counters.get(&c.number);
+                    // With nobody at work for the queue, the configured
+                    // counters count as if they opened now.
+                    let open = st.is_some_and(|s| s.open) || !any_open && day.is_none();
+                    let closed = self.spells_ahead(c.number, open, now_min, day);
+                    let free_at = match st.and_then(|s| s.ticket).and_then(|n| self.tickets.get(&n))
+                    {
+                        Some(t) => {
+                            let qi = queues.iter().position(|q| *q == t.queue);
+                            let elapsed = st.map_or(0.0, |s| f64::from(now.secs_since(s.since)));
+                            match qi {
+                                Some(qi) => residual(&sq[qi], elapsed, &mut rng) + gap,
+                                None => gap,
+                            }
+                        }
+                        None => gap * rng.unit(),
+                    };
+                    SimCounter {
+                        serves: c
+                            .serves
+                            .iter()
+                            .filter_map(|q| queues.iter().position(|x| x == q))
+                            .collect(),
+                        policy: c.policy,
+                        free_at,
+                        closed,
+                    }
+                })
+                .collect();
+            out.push(replay_once(
+                &mut sim,
+                &sq,
+                target,
+                gap,
+                return_delay,
+                &mut rng,
+            ));
+        }
+        out
+    }
+
+    /// The wait of a ticket of `queue` issued at `now`: point and range.
+    pub fn wait_range(&self, config: &Config, queue: &str, now: Millis) -> WaitRange {
+        let runs = self.replays(config, queue, now, true);
+        let waits: Vec<f64> = runs.iter().filter_map(|r| r.last().copied()).collect();
+        self.summarise(queue, &waits)
+    }
+
+    fn summarise(&self, queue: &str, waits: &[f64]) -> WaitRange {
+        if waits.is_empty() {
+            return WaitRange::default();
+        }
+        let cal = self
+            .meta
+            .learned
+            .calibration
+            .get(queue)
+            .cloned()
+            .unwrap_or_default();
+        let scale = cal.scale();
+        let mut sorted: Vec<f64> = waits.iter().map(|w| w * scale).collect();
+        sorted.sort_by(f64::total_cmp);
+        let n = sorted.len();
+        let mean = sorted.iter().sum::<f64>() / n as f64;
+        let q = |p: f64| {
+            let x = p * (n - 1) as f64;
+            let i = x.floor() as usize;
+            let j = (i + 1).min(n - 1);
+            sorted[i] + (sorted[j] - sorted[i]) * (x - i as f64)
+        };
+        let low = mean - (mean - q(0.1)).max(0.0) * cal.low_scale;
+        let high = mean + (q(0.9) - mean).max(0.0) * cal.high_scale;
+        let secs = |x: f64| x.round().clamp(0.0, f64::from(u32::MAX)) as u32;
+        let point = secs(mean);
+        WaitRange {
+            point_s: point,
+            low_s: secs(low).min(point),
+            high_s: secs(high).max(point),
+        }
+    }
+
     /// Expected wait in seconds, at `now`, of a ticket of `queue` with
-    /// `ahead` people before it.
+    /// `ahead` people before it (the waiting tickets now, in their order;
+    /// `ahead` beyond them counts as a new ticket).
     pub fn wait_for_position(
         &self,
         config: &Config,
@@ -184,23 +424,50 @@ impl State {
         ahead: usize,
         now: Millis,
     ) -> u32 {
-        self.waits(config, queue, ahead + 1, now)
-            .last()
-            .copied()
-            .unwrap_or(0)
+        if ahead >= self.waiting_count(queue) {
+            return self.wait_range(config, queue, now).point_s;
+        }
+        self.waiting_ranges(config, queue, now)
+            .get(ahead)
+            .map_or(0, |(_, r)| r.point_s)
     }
 
     /// The figures of one queue at `now`.
     pub fn estimate(&self, config: &Config, queue: &str, now: Millis) -> QueueEstimate {
         let waiting = self.waiting_count(queue);
-        let (counters, _) = self.capacity(config, queue);
+        let counters = config
+            .counters_serving(queue)
+            .filter(|c| self.meta.counters.get(&c.number).is_some_and(|s| s.open))
+            .count() as f64;
+        let r = self.wait_range(config, queue, now);
         QueueEstimate {
             queue: queue.to_string(),
             waiting: u32::try_from(waiting).unwrap_or(u32::MAX),
-            expected_wait_s: self.wait_for_position(config, queue, waiting, now),
+            expected_wait_s: r.point_s,
+            expected_wait_low_s: r.low_s,
+            expected_wait_high_s: r.high_s,
+            reliable: self.estimate_reliable(queue),
             service_secs: self.occupancy_secs(config, queue),
             counters,
         }
+    }
+
+    /// Each waiting ticket of `queue` with its expected remaining wait and
+    /// range at `now`.
+    pub fn waiting_ranges(
+        &self,
+        config: &Config,
+        queue: &str,
+        now: Millis,
+    ) -> Vec<(Number, WaitRange)> {
+        let runs = self.replays(config, queue, now, false);
+        self.waiting_in(queue)
+            .enumerate()
+            .map(|(i, n)| {
+                let waits: Vec<f64> = runs.iter().filter_map(|r| r.get(i).copied()).collect();
+                (n, self.summarise(queue, &waits))
+            })
+            .collect()
     }
 
     /// Each waiting ticket of `queue` with its expected remaining wait at
@@ -211,7 +478,125 @@ impl State {
         queue: &str,
         now: Millis,
     ) -> Vec<(Number, u32)> {
-        let waits = self.waits(config, queue, self.waiting_count(queue), now);
-        self.waiting_in(queue).zip(waits).collect()
+        self.waiting_ranges(config, queue, now)
+            .into_iter()
+            .map(|(n, r)| (n, r.point_s))
+            .collect()
     }
+}
+
+/// A sampled occupancy of a ticket of `q`, in seconds.
+fn occupancy(q: &SimQueue, rng: &mut Rng) -> f64 {
+    q.sampler.quantile(rng.unit()) * q.pace
+}
+
+/// A sampled rest of an occupancy already `elapsed` seconds long.
+fn residual(q: &SimQueue, elapsed: f64, rng: &mut Rng) -> f64 {
+    let f = q.sampler.cdf(elapsed / q.pace);
+    if f >= 0.995 {
+        // Beyond nearly everything seen: a short while more.
+        return q.sampler.quantile(0.25) * q.pace * rng.unit();
+    }
+    let u = f + (1.0 - f) * rng.unit();
+    (q.sampler.quantile(u) * q.pace - elapsed).max(0.0)
+}
+
+/// One replay: returns when each of the first `target` tickets of queue 0
+/// is called, in seconds from now.
+fn replay_once(
+    sim: &mut [SimCounter],
+    queues: &[SimQueue],
+    target: usize,
+    gap: f64,
+    return_delay: f64,
+    rng: &mut Rng,
+) -> Vec<f64> {
+    let mut pos = vec![0usize; queues.len()];
+    // Absentees coming back: (arrives at, queue), joining at the front.
+    let mut returning: Vec<(f64, usize)> = Vec::new();
+    let mut called = vec![f64::NAN; target];
+    let mut done = 0usize;
+    let mut calls = 0usize;
+    let mut last_t = 0.0;
+    while done < target {
+        let Some(i) = (0..sim.len())
+            .filter(|&i| sim[i].free_at.is_finite())
+            .min_by(|&a, &b| sim[a].free_at.total_cmp(&sim[b].free_at))
+        else {
+            break;
+        };
+        let t = sim[i].free_at;
+        if let Some(&(_, e)) = sim[i].closed.iter().find(|(s, e)| *s <= t && t < *e) {
+            sim[i].free_at = e;
+            continue;
+        }
+        if calls >= MAX_CALLS {
+            break;
+        }
+        // Who the counter calls: a returned absentee first, then by policy.
+        let ret = returning
+            .iter()
+            .enumerate()
+            .filter(|(_, (at, q))| *at <= t && sim[i].serves.contains(q))
+            .min_by(|a, b| a.1 .0.total_cmp(&b.1 .0))
+            .map(|(j, _)| j);
+        let qi = if let Some(j) = ret {
+            let (_, q) = returning.swap_remove(j);
+            Some(q)
+        } else {
+            let heads = sim[i]
+                .serves
+                .iter()
+                .filter(|&&q| pos[q] < queues[q].keys.len())
+                .map(|&q| (queues[q].keys[pos[q]], q));
+            let pick = match sim[i].policy {
+                CallPolicy::Strict => heads.map(|h| h.1).next(),
+                CallPolicy::LongestWait => heads.min().map(|h| h.1),
+            };
+            if let Some(q) = pick {
+                if q == 0 {
+                    called[pos[0]] = t;
+                    done += 1;
+                }
+                pos[q] += 1;
+            }
+            pick
+        };
+        match qi {
+            Some(q) => {
+                calls += 1;
+                last_t = t;
+                let d = occupancy(&queues[q], rng);
+                if rng.unit() < queues[q].returns {
+                    returning.push((t + 120.0 + return_delay * (0.5 + rng.unit()), q));
+                }
+                sim[i].free_at = t + d + gap * (0.5 + rng.unit());
+            }
+            None => {
+                // Idle: until the next absentee comes back for it.
+                let next = returning
+                    .iter()
+                    .filter(|(_, q)| sim[i].serves.contains(q))
+                    .map(|(at, _)| *at)
+                    .fold(f64::INFINITY, f64::min);
+                sim[i].free_at = if next.is_finite() {
+                    next.max(t + 1.0)
+                } else {
+                    f64::INFINITY
+                };
+            }
+        }
+    }
+    if done < target {
+        // Cut short (no counter, or the call bound): the rest at the pace
+        // of the counters that worked.
+        let working = sim.iter().filter(|c| c.free_at.is_finite()).count().max(1) as f64;
+        let step = queues[0].sampler.quantile(0.5) * queues[0].pace / working;
+        let mut t = last_t;
+        for c in called.iter_mut().filter(|c| c.is_nan()) {
+            t += step;
+            *c = t;
+        }
+    }
+    called
 }

@@ -10,12 +10,13 @@
 
 mod decide;
 mod estimate;
+pub mod learn;
 
-pub use estimate::QueueEstimate;
+pub use estimate::{QueueEstimate, WaitRange, SAMPLES as ESTIMATE_SAMPLES};
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use chrono::NaiveDate;
+use chrono::{Datelike, NaiveDate};
 use serde::{Deserialize, Serialize};
 
 use crate::config::Config;
@@ -61,6 +62,15 @@ pub struct Meta {
     pub counters: BTreeMap<CounterNo, CounterState>,
     pub service: BTreeMap<String, ServiceTime>,
     pub last_at: Millis,
+    /// What the wait estimate learned from the history.
+    #[serde(default)]
+    pub learned: learn::Learned,
+}
+
+/// Local minutes after midnight of `at`.
+fn local_min(config: &Config, at: Millis) -> i32 {
+    let off = i64::from(config.office.utc_offset.local_minus_utc()) / 60;
+    (at.0.div_euclid(60_000) + off).rem_euclid(24 * 60) as i32
 }
 
 /// Order in a queue: returned absentees first, then by time joined.
@@ -235,6 +245,18 @@ impl State {
             // Audit records: nothing in the queue changes.
             Event::Login { .. } | Event::AccountChanged { .. } | Event::LogArchived { .. } => {}
             Event::DayOpened { date, special } => {
+                let closed: Vec<CounterNo> = self
+                    .meta
+                    .counters
+                    .iter()
+                    .filter(|(_, c)| !c.open)
+                    .map(|(n, _)| *n)
+                    .collect();
+                self.meta.learned.start_day(
+                    date.weekday().num_days_from_monday() as u8,
+                    local_min(config, at),
+                    &closed,
+                );
                 self.tickets.clear();
                 self.requests.clear();
                 self.waiting.clear();
@@ -261,6 +283,9 @@ impl State {
                 let c = self.counter_mut(*counter)?;
                 c.open = true;
                 c.staff.clone_from(staff);
+                self.meta
+                    .learned
+                    .counter_opened(*counter, local_min(config, at));
             }
             Event::CounterClosed { counter } => {
                 let c = self.counter_mut(*counter)?;
@@ -271,6 +296,9 @@ impl State {
                 }
                 c.open = false;
                 c.staff = None;
+                self.meta
+                    .learned
+                    .counter_closed(*counter, local_min(config, at));
             }
             Event::TicketIssued {
                 number,
@@ -278,6 +306,8 @@ impl State {
                 request_id,
                 people_ahead,
                 expected_wait_s,
+                expected_wait_low_s,
+                expected_wait_high_s,
                 ..
             } => {
                 let date = self
@@ -297,6 +327,8 @@ impl State {
                     issued_at: at,
                     people_ahead_at_issue: *people_ahead,
                     expected_wait_s_at_issue: *expected_wait_s,
+                    expected_wait_low_s_at_issue: expected_wait_low_s.unwrap_or(*expected_wait_s),
+                    expected_wait_high_s_at_issue: expected_wait_high_s.unwrap_or(*expected_wait_s),
                     status: Status::Waiting {
                         since: at,
                         front: false,
@@ -320,6 +352,7 @@ impl State {
                 counter,
                 out_of_order,
             } => {
+                self.learn_from_call(*number, *counter, at);
                 self.leave_queue(*number)?;
                 self.seat_at_counter(*number, *counter, at)?;
                 self.step(
@@ -363,6 +396,7 @@ impl State {
                 self.step(*number, at, StepKind::Absent { counter: *counter })?;
             }
             Event::Returned { number } => {
+                self.learn_from_return(*number, at);
                 let t = self.ticket_mut(*number)?;
                 t.status = Status::Waiting {
                     since: at,
@@ -533,7 +567,52 @@ impl State {
         if timed {
             self.observe_service(config, &queue, f64::from(at.secs_since(since)));
         }
+        let waiting = config
+            .counter(counter)
+            .is_some_and(|c| c.serves.iter().any(|q| self.waiting_count(q) > 0));
+        self.meta.learned.released.insert(counter, (at, waiting));
         Ok(())
+    }
+
+    /// A call teaches the pause between calls, the absentees' return rate
+    /// and, for a ticket's first call, how its estimate at issue compared
+    /// with its real wait.
+    fn learn_from_call(&mut self, n: Number, counter: CounterNo, at: Millis) {
+        let l = &mut self.meta.learned;
+        if let Some((released, true)) = l.released.remove(&counter) {
+            l.gap
+                .add(f64::from(at.secs_since(released)).min(600.0), 1.0);
+        }
+        let Some(t) = self.tickets.get(&n) else {
+            return;
+        };
+        l.returns.entry(t.queue.clone()).or_default().add(0.0, 1.0);
+        let first = !t.history.iter().any(|s| {
+            matches!(
+                s.what,
+                StepKind::Called { .. } | StepKind::Transferred { .. }
+            )
+        });
+        if first && matches!(t.status, Status::Waiting { front: false, .. }) {
+            l.calibration.entry(t.queue.clone()).or_default().observe(
+                f64::from(t.expected_wait_s_at_issue),
+                f64::from(t.expected_wait_low_s_at_issue),
+                f64::from(t.expected_wait_high_s_at_issue),
+                f64::from(at.secs_since(t.issued_at)),
+            );
+        }
+    }
+
+    fn learn_from_return(&mut self, n: Number, at: Millis) {
+        let Some(t) = self.tickets.get(&n) else {
+            return;
+        };
+        let l = &mut self.meta.learned;
+        l.returns.entry(t.queue.clone()).or_default().add(1.0, 0.0);
+        if let Status::Absent { at: gone } = t.status {
+            l.return_delay
+                .add(f64::from(at.secs_since(gone)) / 60.0, 1.0);
+        }
     }
 }
 

@@ -478,60 +478,76 @@ fn opening_an_unlisted_day_is_special() {
 #[test]
 fn wait_estimate_follows_the_documented_method() {
     let mut o = Office::default_open();
-    // koseki alone at counter 1 (2..9 closed): s = 8 min prior.
+    // koseki alone at counter 1 (2..9 closed), no history: the prior of
+    // 8 minutes per ticket, and the estimate says it is not reliable.
     o.open(1);
-    let s = 8 * 60;
     let now = |o: &Office| Millis(o.now);
-    assert_eq!(
-        o.st.wait_for_position(&o.cfg, "koseki", 0, now(&o)),
-        0,
-        "idle counter"
-    );
+    let idle = o.st.wait_range(&o.cfg, "koseki", now(&o));
+    assert!(idle.point_s < 30, "idle counter: {idle:?}");
+    assert!(!o.st.estimate(&o.cfg, "koseki", now(&o)).reliable);
     o.issue("koseki");
     o.call(1);
     o.tick(2);
-    // One busy counter, 2 minutes in: it frees in s - 2 min.
+    // One busy counter, 2 minutes in: the rest of its ticket, sampled
+    // from the time spent so far.
+    let one = o.st.estimate(&o.cfg, "koseki", now(&o));
+    assert!((200..600).contains(&one.expected_wait_s), "{one:?}");
+    assert!(one.expected_wait_low_s < one.expected_wait_s);
+    assert!(one.expected_wait_s < one.expected_wait_high_s);
     assert_eq!(
-        o.st.estimate(&o.cfg, "koseki", now(&o)).expected_wait_s,
-        s - 120
+        one,
+        o.st.estimate(&o.cfg, "koseki", now(&o)),
+        "same state, same estimate"
     );
     o.issue("koseki");
-    // One ahead: s - 2 min, then a whole s.
-    assert_eq!(
-        o.st.estimate(&o.cfg, "koseki", now(&o)).expected_wait_s,
-        2 * s - 120
+    // One ahead: about one more whole ticket.
+    let two = o.st.estimate(&o.cfg, "koseki", now(&o));
+    assert!(
+        two.expected_wait_s > one.expected_wait_s + 300,
+        "{one:?} {two:?}"
     );
-    // Far over time, the counter still needs a quarter of s.
-    o.tick(60);
-    assert_eq!(o.st.wait_for_position(&o.cfg, "koseki", 0, now(&o)), s / 4);
-    // A second counter halves the queue's wait.
+    assert_eq!(
+        o.st.wait_for_position(&o.cfg, "koseki", 0, now(&o)),
+        o.st.waiting_with_estimates(&o.cfg, "koseki", now(&o))[0].1
+    );
+    // A second counter shortens the wait.
     o.open(2);
-    assert_eq!(
-        o.st.waiting_with_estimates(&o.cfg, "koseki", now(&o)),
-        vec![(2, 0)]
-    );
-    assert_eq!(o.st.wait_for_position(&o.cfg, "koseki", 1, now(&o)), s / 4);
-    // A completion pulls the average: alpha * 62 min + (1 - alpha) * s.
+    let more = o.st.estimate(&o.cfg, "koseki", now(&o));
+    assert!(more.expected_wait_s < two.expected_wait_s, "{more:?}");
+    // A completion pulls the moving average: alpha * 2 min + (1 - alpha) * s.
     o.ok(Command::Complete {
         counter: 1,
         tags: vec![],
     });
     let alpha = o.cfg.estimate.alpha;
-    let mean = alpha * 62.0 * 60.0 + (1.0 - alpha) * f64::from(s);
-    assert!((o.st.estimate(&o.cfg, "koseki", now(&o)).service_secs - mean).abs() < 1e-9);
+    let mean = alpha * 120.0 + (1.0 - alpha) * 480.0;
+    assert!((o.st.meta.service["koseki"].mean_secs - mean).abs() < 1e-9);
+    assert_eq!(o.st.meta.learned.occupancy["koseki"].samples, 1);
 }
 
 #[test]
 fn a_shared_counter_gives_each_queue_its_share_of_the_work() {
     let mut o = Office::default_open();
-    o.open(4); // serves koufu and koseki
-    let s_koseki = 8 * 60;
+    o.open(4); // serves koufu and koseki, longest wait first
+    o.open(10);
+    let i = o.issue("idou");
+    o.call(10);
     o.issue("koseki");
     o.issue("koseki");
     let now = Millis(o.now);
-    // Only koseki waits: the counter is all koseki's.
-    assert_eq!(o.st.wait_for_position(&o.cfg, "koseki", 1, now), s_koseki);
-    // Work waiting in koufu takes a share of counter 4's time.
+    let alone = o.st.wait_for_position(&o.cfg, "koseki", 1, now);
+    // A koufu ticket waiting since before the second koseki ticket goes
+    // first at counter 4; one arriving after it does not.
+    o.ok(Command::Transfer {
+        number: i,
+        to: "koufu".into(),
+        tags: vec![],
+        note: None,
+    });
+    let later = o.st.wait_for_position(&o.cfg, "koseki", 1, Millis(o.now));
+    assert_eq!(alone, later, "a later koufu ticket does not go first");
+    let mut o = Office::default_open();
+    o.open(4);
     o.open(10);
     let i = o.issue("idou");
     o.call(10);
@@ -541,8 +557,45 @@ fn a_shared_counter_gives_each_queue_its_share_of_the_work() {
         tags: vec![],
         note: None,
     });
-    let with_koufu = o.st.wait_for_position(&o.cfg, "koseki", 1, Millis(o.now));
-    assert!(with_koufu > s_koseki, "{with_koufu}");
+    o.tick(1);
+    o.issue("koseki");
+    let with_koufu = o.st.wait_range(&o.cfg, "koseki", Millis(o.now));
+    assert!(with_koufu.point_s > 120, "{with_koufu:?}");
+}
+
+#[test]
+fn the_range_is_recorded_on_every_issued_ticket() {
+    let mut o = Office::default_open();
+    o.open(1);
+    for _ in 0..5 {
+        let e = o.ok(Command::IssueTicket {
+            category: "koseki".into(),
+            kiosk: None,
+            request_id: None,
+        });
+        let Event::TicketIssued {
+            expected_wait_s,
+            expected_wait_low_s: Some(low),
+            expected_wait_high_s: Some(high),
+            ..
+        } = e[0]
+        else {
+            panic!("no range: {e:?}");
+        };
+        assert!(low <= expected_wait_s && expected_wait_s <= high);
+    }
+    // A record written before ranges existed still replays.
+    let old: Event = serde_json::from_str(
+        r#"{"type":"ticket_issued","number":7,"category":"koseki","people_ahead":0,"expected_wait_s":60}"#,
+    )
+    .expect("old record");
+    assert!(matches!(
+        old,
+        Event::TicketIssued {
+            expected_wait_low_s: None,
+            ..
+        }
+    ));
 }
 
 #[test]

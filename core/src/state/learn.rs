@@ -1,0 +1,398 @@
+//! What the wait estimate learns from this office's own history (R2, R4):
+//! each queue's distribution of occupancy times, today's pace, how often
+//! absentees come back, the pause between two calls, the staffing of recent
+//! business days (lunch rotations, late openings, absences) and how the
+//! estimates shown compared with the waits that followed.
+//!
+//! Everything here changes only through [`State::apply`], so a replay of the
+//! log learns exactly what the live engine learned; it is part of the
+//! snapshot's small part ([`super::Meta`]) and kept small (a few kilobytes):
+//! histograms of fixed size and the closures of the last
+//! [`DAYS_KEPT`] business days.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::{CounterNo, Millis};
+
+/// Histogram bins of ln(seconds), from [`LN_LO`] to [`LN_HI`].
+pub const BINS: usize = 40;
+const LN_LO: f64 = std::f64::consts::LN_10; // ln 10 s
+const LN_HI: f64 = 9.287_301_413_112_312; // ln 3 h
+/// Observations after which an old one weighs 1/e: the histogram follows
+/// the last few hundred tickets of a queue.
+const MEMORY: f64 = 400.0;
+/// The prior's weight in observations: history outweighs it within a day.
+const PRIOR_WEIGHT: f64 = 10.0;
+/// Spread (σ of ln seconds) of the prior before any timing.
+const PRIOR_SIGMA: f64 = 0.6;
+/// Business days whose staffing is kept.
+pub const DAYS_KEPT: usize = 15;
+/// Weight of the calibration's memory in tickets.
+const CALIB_MEMORY: f64 = 300.0;
+/// Step of the range's quantile tracking.
+const CALIB_STEP: f64 = 0.03;
+
+/// A decayed histogram of ln(occupancy seconds): robust to outliers (a
+/// counter left busy over lunch is one sample in one bin, not a shifted mean)
+/// and shaped like the data (long tails, two modes) rather than assumed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LogHist {
+    pub weights: Vec<f64>,
+    /// Timings observed (not decayed), to judge reliability.
+    pub samples: u64,
+}
+
+fn bin_of(secs: f64) -> usize {
+    let x = secs.max(1.0).ln();
+    let f = (x - LN_LO) / (LN_HI - LN_LO) * BINS as f64;
+    (f.floor().max(0.0) as usize).min(BINS - 1)
+}
+
+/// ln(seconds) at the lower edge of bin `i` (i = BINS: the top edge).
+fn edge(i: usize) -> f64 {
+    LN_LO + (LN_HI - LN_LO) * i as f64 / BINS as f64
+}
+
+impl LogHist {
+    /// A log-normal prior around `mean_secs`.
+    pub fn prior(mean_secs: f64) -> LogHist {
+        let mu = mean_secs.max(10.0).ln() - PRIOR_SIGMA * PRIOR_SIGMA / 2.0;
+        let mut weights: Vec<f64> = (0..BINS)
+            .map(|i| {
+                let mid = (edge(i) + edge(i + 1)) / 2.0;
+                let z = (mid - mu) / PRIOR_SIGMA;
+                (-z * z / 2.0).exp()
+            })
+            .collect();
+        let total: f64 = weights.iter().sum();
+        if total > 0.0 {
+            for w in &mut weights {
+                *w *= PRIOR_WEIGHT / total;
+            }
+        }
+        LogHist {
+            weights,
+            samples: 0,
+        }
+    }
+
+    pub fn observe(&mut self, secs: f64) {
+        if self.weights.len() != BINS {
+            self.weights = vec![0.0; BINS];
+        }
+        let keep = 1.0 - 1.0 / MEMORY;
+        for w in &mut self.weights {
+            *w *= keep;
+        }
+        self.weights[bin_of(secs)] += 1.0;
+        self.samples += 1;
+    }
+
+    /// Mean of ln(seconds).
+    pub fn mean_ln(&self) -> f64 {
+        let total: f64 = self.weights.iter().sum();
+        if total <= 0.0 {
+            return (LN_LO + LN_HI) / 2.0;
+        }
+        self.weights
+            .iter()
+            .enumerate()
+            .map(|(i, w)| w * (edge(i) + edge(i + 1)) / 2.0)
+            .sum::<f64>()
+            / total
+    }
+
+    /// Mean in seconds.
+    pub fn mean_secs(&self) -> f64 {
+        let total: f64 = self.weights.iter().sum();
+        if total <= 0.0 {
+            return 600.0;
+        }
+        self.weights
+            .iter()
+            .enumerate()
+            .map(|(i, w)| w * ((edge(i) + edge(i + 1)) / 2.0).exp())
+            .sum::<f64>()
+            / total
+    }
+
+    /// The cumulative weights, for sampling.
+    pub fn sampler(&self) -> Sampler {
+        let mut cum = Vec::with_capacity(BINS);
+        let mut acc = 0.0;
+        for w in &self.weights {
+            acc += w.max(0.0);
+            cum.push(acc);
+        }
+        Sampler { cum }
+    }
+}
+
+/// Inverse-CDF sampling from a [`LogHist`].
+#[derive(Debug, Clone)]
+pub struct Sampler {
+    cum: Vec<f64>,
+}
+
+impl Sampler {
+    fn total(&self) -> f64 {
+        self.cum.last().copied().unwrap_or(0.0)
+    }
+
+    /// The cumulative share at `secs`.
+    pub fn cdf(&self, secs: f64) -> f64 {
+        let total = self.total();
+        if total <= 0.0 {
+            return 0.0;
+        }
+        let x = secs.max(1.0).ln();
+        let f = ((x - LN_LO) / (LN_HI - LN_LO) * BINS as f64).clamp(0.0, BINS as f64);
+        let i = (f.floor() as usize).min(BINS - 1);
+        let below = if i == 0 { 0.0 } else { self.cum[i - 1] };
+        let within = self.cum[i] - below;
+        ((below + within * (f - i as f64)) / total).clamp(0.0, 1.0)
+    }
+
+    /// The `u`-quantile (u in [0, 1)) in seconds.
+    pub fn quantile(&self, u: f64) -> f64 {
+        let total = self.total();
+        if total <= 0.0 {
+            return 600.0;
+        }
+        let target = u.clamp(0.0, 1.0) * total;
+        let i = self.cum.partition_point(|c| *c < target).min(BINS - 1);
+        let below = if i == 0 { 0.0 } else { self.cum[i - 1] };
+        let within = self.cum[i] - below;
+        let frac = if within > 0.0 {
+            ((target - below) / within).clamp(0.0, 1.0)
+        } else {
+            0.5
+        };
+        (edge(i) + (edge(i + 1) - edge(i)) * frac).exp()
+    }
+}
+
+/// A counter's closed spells on one business day, in minutes after local
+/// midnight; `None`: not reopened that day.
+pub type Spells = Vec<(i32, Option<i32>)>;
+
+/// Which counters were closed when, on one business day.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct DayStaffing {
+    /// 0 = Monday.
+    pub weekday: u8,
+    /// Minutes after local midnight when the day was opened.
+    pub opened_min: i32,
+    pub closed: BTreeMap<CounterNo, Spells>,
+}
+
+impl DayStaffing {
+    /// Whether `counter` was closed at minute `m`, and until when.
+    pub fn closed_at(&self, counter: CounterNo, m: i32) -> Option<Option<i32>> {
+        self.closed.get(&counter).and_then(|spells| {
+            spells
+                .iter()
+                .find(|(s, e)| *s <= m && e.is_none_or(|e| m < e))
+                .map(|(_, e)| *e)
+        })
+    }
+}
+
+/// How the estimates shown compared with the waits that followed, per
+/// queue: the point's scale and the range's width correct themselves.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Calibration {
+    /// Decayed sums of the actual waits and of the uncorrected points.
+    pub actual: f64,
+    pub predicted: f64,
+    /// Multipliers of the simulated spread below and above the point.
+    pub low_scale: f64,
+    pub high_scale: f64,
+    pub tickets: u64,
+}
+
+impl Default for Calibration {
+    fn default() -> Self {
+        Calibration {
+            actual: 0.0,
+            predicted: 0.0,
+            low_scale: 1.0,
+            high_scale: 1.0,
+            tickets: 0,
+        }
+    }
+}
+
+impl Calibration {
+    /// The factor applied to the simulated waits: actual / predicted over
+    /// recent tickets, shrunk towards 1 while there are few of them.
+    pub fn scale(&self) -> f64 {
+        // Ten minutes' worth of pseudo-observations at ratio 1.
+        let prior = 600.0 * 20.0 / CALIB_MEMORY;
+        ((self.actual + prior) / (self.predicted + prior)).clamp(0.5, 2.0)
+    }
+
+    /// One ticket called for the first time: what was shown at issue
+    /// (`point`, `low`, `high`, all corrected) against its real wait.
+    pub fn observe(&mut self, point: f64, low: f64, high: f64, actual: f64) {
+        let scale = self.scale();
+        let keep = 1.0 - 1.0 / CALIB_MEMORY;
+        self.actual = self.actual * keep + actual;
+        self.predicted = self.predicted * keep + point / scale;
+        // Quantile tracking: widen a side when the wait fell outside it more
+        // often than one in ten, narrow it when less often.
+        let below = if actual < low { 0.9 } else { -0.1 };
+        let above = if actual > high { 0.9 } else { -0.1 };
+        if point - low > 1.0 || below > 0.0 {
+            self.low_scale = (self.low_scale * (CALIB_STEP * below).exp()).clamp(0.2, 5.0);
+        }
+        if high - point > 1.0 || above > 0.0 {
+            self.high_scale = (self.high_scale * (CALIB_STEP * above).exp()).clamp(0.2, 5.0);
+        }
+        self.tickets += 1;
+    }
+}
+
+/// A decayed ratio of two counts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct Ratio {
+    pub hits: f64,
+    pub trials: f64,
+}
+
+impl Ratio {
+    pub fn add(&mut self, hits: f64, trials: f64) {
+        let keep = 1.0 - 1.0 / MEMORY;
+        self.hits = self.hits * keep + hits;
+        self.trials = self.trials * keep + trials;
+    }
+
+    pub fn value(&self, prior: f64) -> f64 {
+        (self.hits + prior * 5.0) / (self.trials + 5.0)
+    }
+}
+
+/// Everything the estimate has learned (see the module comment).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct Learned {
+    /// Occupancy (call → release) per queue.
+    #[serde(default)]
+    pub occupancy: BTreeMap<String, LogHist>,
+    /// Today's pace per queue: summed ln(observed / usual) and count.
+    #[serde(default)]
+    pub pace: BTreeMap<String, (f64, f64)>,
+    /// Returns from absence per call, per queue.
+    #[serde(default)]
+    pub returns: BTreeMap<String, Ratio>,
+    /// Minutes from absence to return: decayed sum and count.
+    #[serde(default)]
+    pub return_delay: Ratio,
+    /// Seconds from a counter's release to its next call while tickets
+    /// waited: decayed sum and count.
+    #[serde(default)]
+    pub gap: Ratio,
+    /// When each counter was last released, and whether tickets waited.
+    #[serde(default)]
+    pub released: BTreeMap<CounterNo, (Millis, bool)>,
+    #[serde(default)]
+    pub calibration: BTreeMap<String, Calibration>,
+    /// Staffing of the last business days, newest last.
+    #[serde(default)]
+    pub days: VecDeque<DayStaffing>,
+    /// Today's staffing so far.
+    #[serde(default)]
+    pub today: DayStaffing,
+}
+
+impl Learned {
+    /// The pace multiplier of `queue` today: the mean log ratio of today's
+    /// occupancies to the usual, shrunk towards 1 while there are few.
+    pub fn pace(&self, queue: &str) -> f64 {
+        self.pace
+            .get(queue)
+            .map_or(1.0, |(sum, n)| (sum / (n + 15.0)).clamp(-0.7, 0.7).exp())
+    }
+
+    /// Mean seconds between a release and the next call.
+    pub fn gap_secs(&self) -> f64 {
+        self.gap.value(20.0)
+    }
+
+    /// Minutes from absence to return.
+    pub fn return_delay_min(&self) -> f64 {
+        self.return_delay.value(20.0)
+    }
+
+    /// A new business day: yesterday's staffing joins the history.
+    pub fn start_day(&mut self, weekday: u8, opened_min: i32, closed_now: &[CounterNo]) {
+        let yesterday = std::mem::take(&mut self.today);
+        if !yesterday.closed.is_empty() || yesterday.opened_min != 0 {
+            self.days.push_back(yesterday);
+            while self.days.len() > DAYS_KEPT {
+                self.days.pop_front();
+            }
+        }
+        self.today = DayStaffing {
+            weekday,
+            opened_min,
+            closed: closed_now
+                .iter()
+                .map(|c| (*c, vec![(opened_min, None)]))
+                .collect(),
+        };
+        self.pace.clear();
+        self.released.clear();
+    }
+
+    pub fn counter_closed(&mut self, counter: CounterNo, m: i32) {
+        let spells = self.today.closed.entry(counter).or_default();
+        if spells.last().is_none_or(|(_, e)| e.is_some()) {
+            spells.push((m, None));
+        }
+    }
+
+    pub fn counter_opened(&mut self, counter: CounterNo, m: i32) {
+        if let Some(last) = self
+            .today
+            .closed
+            .get_mut(&counter)
+            .and_then(|s| s.last_mut())
+        {
+            if last.1.is_none() {
+                last.1 = Some(m.max(last.0));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_histogram_learns_the_median_and_ignores_one_outlier() {
+        let mut h = LogHist::prior(600.0);
+        for i in 0..500 {
+            h.observe(200.0 + f64::from(i % 5) * 10.0);
+        }
+        h.observe(7200.0);
+        let q = h.sampler().quantile(0.5);
+        assert!((180.0..260.0).contains(&q), "median {q}");
+        let s = h.sampler();
+        assert!(s.cdf(q) > 0.4 && s.cdf(q) < 0.6);
+    }
+
+    #[test]
+    fn calibration_corrects_a_long_estimate() {
+        let mut c = Calibration::default();
+        for _ in 0..2000 {
+            let s = c.scale();
+            // The raw estimate says 20 min; waits are 15.
+            let point = 1200.0 * s;
+            c.observe(point, point * 0.8, point * 1.2, 900.0);
+        }
+        assert!((c.scale() - 0.75).abs() < 0.03, "{}", c.scale());
+    }
+}
