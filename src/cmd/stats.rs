@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use chrono::NaiveDate;
+use chrono::{Datelike, NaiveDate};
 use clap::ValueEnum;
 use indicatif::{ProgressBar, ProgressStyle};
 use madoguchi_core::engine::Engine;
@@ -34,12 +34,12 @@ pub enum CsvEncoding {
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// First day (YYYY-MM-DD).
+    /// First day (YYYY-MM-DD); default: the first of the current month.
     #[arg(long)]
-    pub from: NaiveDate,
-    /// Last day (YYYY-MM-DD), included.
+    pub from: Option<NaiveDate>,
+    /// Last day (YYYY-MM-DD), included; default: today.
     #[arg(long)]
-    pub to: NaiveDate,
+    pub to: Option<NaiveDate>,
     /// Granularity. For xlsx without it: one sheet each for hour, day and month.
     #[arg(long, value_enum)]
     pub by: Option<By>,
@@ -92,8 +92,24 @@ pub fn report(
     })
 }
 
+/// Without `--from`/`--to`: the current month so far, by the office's
+/// calendar (`today`), or the month of `--to`, or from `--from` to today.
+fn period(
+    from: Option<NaiveDate>,
+    to: Option<NaiveDate>,
+    today: NaiveDate,
+) -> (NaiveDate, NaiveDate) {
+    let to = to.unwrap_or(today);
+    let from = from.unwrap_or_else(|| to.with_day(1).unwrap_or(to));
+    (from, to)
+}
+
 pub fn run(data: &Path, config: Option<&Path>, args: Args) -> Result<()> {
     let engine = super::open_engine(data, config)?;
+    let today = chrono::Utc::now()
+        .with_timezone(&engine.config().office.utc_offset)
+        .date_naive();
+    let (from, to) = period(args.from, args.to, today);
     let bar = ProgressBar::new_spinner();
     bar.set_style(
         ProgressStyle::with_template("{spinner} {msg}")
@@ -105,8 +121,8 @@ pub fn run(data: &Path, config: Option<&Path>, args: Args) -> Result<()> {
     };
     let bytes = report(
         &engine,
-        args.from,
-        args.to,
+        from,
+        to,
         args.by.map(granularity),
         args.format,
         encoding,
@@ -120,4 +136,27 @@ pub fn run(data: &Path, config: Option<&Path>, args: Args) -> Result<()> {
         .with_context(|| format!("cannot write {}", args.out.display()))?;
     eprintln!("wrote {} ({} bytes)", args.out.display(), bytes.len());
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(s: &str) -> NaiveDate {
+        s.parse().expect("date")
+    }
+
+    #[test]
+    fn without_dates_the_current_month_so_far() {
+        let today = d("2026-12-06");
+        assert_eq!(period(None, None, today), (d("2026-12-01"), today));
+        assert_eq!(
+            period(None, Some(d("2026-11-20")), today),
+            (d("2026-11-01"), d("2026-11-20"))
+        );
+        assert_eq!(
+            period(Some(d("2026-10-03")), None, today),
+            (d("2026-10-03"), today)
+        );
+    }
 }

@@ -331,13 +331,24 @@ fn service(
     let secs = at.secs_since(start);
     let mut dims = vec![Dim::All, Dim::Queue(t.queue.clone())];
     dims.extend(section_of(config, counter));
+    if moved {
+        // The service belongs to when it began, the transfer (回付) to
+        // when it happened (docs/statistics.md).
+        push(
+            at,
+            dims.clone(),
+            Cell {
+                transferred: 1,
+                ..Cell::default()
+            },
+        );
+    }
     push(
         start,
         dims,
         Cell {
             served: 1,
             service_sum_s: u64::from(secs),
-            transferred: u64::from(moved),
             ..Cell::default()
         },
     );

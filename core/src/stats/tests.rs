@@ -292,6 +292,84 @@ fn a_small_day_by_hand() {
     );
 }
 
+/// 回付 belongs to the hour the transfer happened, the service before it to
+/// the hour it began (docs/statistics.md): a 住民異動 service from 09:50 to
+/// a transfer at 10:05, by hand: hour 09 has one service of 15 minutes and
+/// no transfer; hour 10 has the transfer and 証明の交付's leg.
+#[test]
+fn a_transfer_counts_in_the_hour_it_happened() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let (mut e, _) =
+        Engine::open(dir.path(), ConfigChoice::Stored, EngineOptions::default()).expect("open");
+    use Command::*;
+    run(
+        &mut e,
+        &[
+            (
+                "2026-11-24T08:30:00+09:00",
+                OpenDay {
+                    date: date("2026-11-24"),
+                },
+            ),
+            (
+                "2026-11-24T09:40:00+09:00",
+                OpenCounter {
+                    counter: 10,
+                    staff: None,
+                },
+            ),
+            (
+                "2026-11-24T09:45:00+09:00",
+                IssueTicket {
+                    category: "idou".into(),
+                    kiosk: None,
+                    request_id: None,
+                },
+            ),
+            ("2026-11-24T09:48:00+09:00", CallNext { counter: 10 }),
+            ("2026-11-24T09:50:00+09:00", StartService { counter: 10 }),
+            (
+                "2026-11-24T10:05:00+09:00",
+                Transfer {
+                    number: 1001,
+                    to: "koufu".into(),
+                    tags: tags(&["tennyu"]),
+                    note: None,
+                },
+            ),
+        ],
+    );
+    let rows = e
+        .stats(date("2026-11-24"), date("2026-11-24"), Granularity::Hour)
+        .expect("stats");
+    let h09 = "2026-11-24 09:00";
+    let h10 = "2026-11-24 10:00";
+    let idou = Dim::Queue("idou".into());
+    let nine = cell(&rows, h09, idou.clone());
+    assert_eq!(
+        (nine.served, nine.service_sum_s, nine.transferred),
+        (1, 900, 0)
+    );
+    assert_eq!(nine.issued, 1);
+    let ten = cell(&rows, h10, idou);
+    assert_eq!((ten.served, ten.transferred), (0, 1));
+    assert_eq!(cell(&rows, h10, Dim::All).transferred, 1);
+    assert_eq!(cell(&rows, h09, Dim::All).transferred, 0);
+    assert_eq!(
+        cell(&rows, h10, Dim::Section("jumin".into())).transferred,
+        1
+    );
+    assert_eq!(cell(&rows, h10, Dim::Queue("koufu".into())).issued, 1);
+    // The day total is unchanged.
+    let day = e
+        .stats(date("2026-11-24"), date("2026-11-24"), Granularity::Day)
+        .expect("stats");
+    assert_eq!(
+        cell(&day, "2026-11-24", Dim::Queue("idou".into())).transferred,
+        1
+    );
+}
+
 #[test]
 fn a_ticket_issued_before_midnight_and_called_after() {
     let dir = tempfile::tempdir().expect("tmp");
