@@ -54,6 +54,9 @@ enum Command {
     Status(cmd::status::Args),
     /// Write a statistics report (hour, day, month) as CSV or Excel.
     Stats(cmd::stats::Args),
+    /// Replay the recorded history through the wait estimator: its error,
+    /// bias and range coverage per queue (and hour).
+    EstimateEval(cmd::estimate_eval::Args),
     /// Show a ticket's whole path through the office.
     History(cmd::history::Args),
     /// Write a checksummed backup of the event log (configuration included);
@@ -98,6 +101,7 @@ fn main() -> ExitCode {
         Command::Apply(a) => cmd::apply::run(&data, cli.config.as_deref(), a),
         Command::Status(a) => cmd::status::run(&data, cli.config.as_deref(), a),
         Command::Stats(a) => cmd::stats::run(&data, cli.config.as_deref(), a),
+        Command::EstimateEval(a) => cmd::estimate_eval::run(&data, cli.config.as_deref(), a),
         Command::History(a) => cmd::history::run(&data, cli.config.as_deref(), a),
         Command::Backup(a) => cmd::backup::run_backup(&data, a),
         Command::Restore(a) => cmd::backup::run_restore(&data, a),

@@ -5,6 +5,7 @@ pub mod archive;
 pub mod audit;
 pub mod backup;
 pub mod demo;
+pub mod estimate_eval;
 pub mod export;
 pub mod history;
 pub mod import;
