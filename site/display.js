@@ -118,7 +118,9 @@
     const pos = inQueue.waiting.findIndex((e) => e[0] === number);
     if (m[1] !== data.date) { set("mine-state", w.closed); set("mine-ahead", "—"); set("mine-wait", "—"); return; }
     if (atCounter) { set("mine-state", w.called(atCounter[1])); set("mine-ahead", w.people(0)); set("mine-wait", w.min(0)); return; }
-    if (pos >= 0) { set("mine-state", w.waiting); set("mine-ahead", w.people(pos)); set("mine-wait", w.min(inQueue.waiting[pos][1])); return; }
+    // [number, minutes, words ja, words en]: the range in plain words where given.
+    const rangeText = (e) => (lang === "ja" && e[2]) || (lang === "en" && e[3]) || w.min(e[1]);
+    if (pos >= 0) { set("mine-state", w.waiting); set("mine-ahead", w.people(pos)); set("mine-wait", rangeText(inQueue.waiting[pos])); return; }
     set("mine-ahead", "—");
     set("mine-wait", "—");
     set("mine-state", data.day_open ? w.passed : w.closed);

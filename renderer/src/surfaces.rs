@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 
 use madoguchi_core::config::{Config, Names};
 use madoguchi_core::model::{CounterNo, Millis, Number, Status};
-use madoguchi_core::state::State;
+use madoguchi_core::state::{QueueEstimate, State, WaitRange};
 use serde::Serialize;
 use serde_json::{json, Value};
 
@@ -54,6 +54,61 @@ fn calls(state: &State, queue: &str) -> Vec<Call> {
     out
 }
 
+/// Minutes shown for a wait: whole minutes up to half an hour, then fives
+/// (a range of 30〜55 reads better than 31〜54).
+fn shown_min(secs: u32, up: bool) -> u32 {
+    let m = f64::from(secs) / 60.0;
+    let step = if m > 30.0 { 5.0 } else { 1.0 };
+    let r = if up {
+        (m / step).ceil()
+    } else {
+        (m / step).floor()
+    };
+    (r * step) as u32
+}
+
+/// A wait in plain words, Japanese and English: 「およそ40分（30〜55分）」;
+/// without enough history, say so instead of a number.
+pub fn wait_words(r: WaitRange, reliable: bool) -> Names {
+    let names = |ja: String, en: String| Names {
+        ja,
+        en: Some(en),
+        zh: None,
+        ko: None,
+    };
+    if !reliable {
+        return names(
+            "待ち時間の目安はまだお出しできません（本日の実績が少ないため）".into(),
+            "No estimate yet (too little history today)".into(),
+        );
+    }
+    if r.high_s < 90 {
+        return names(
+            "まもなくお呼びします".into(),
+            "You will be called shortly".into(),
+        );
+    }
+    let p = {
+        let m = f64::from(r.point_s) / 60.0;
+        let step = if m > 30.0 { 5.0 } else { 1.0 };
+        ((m / step).round() * step).max(1.0) as u32
+    };
+    let lo = shown_min(r.low_s, false).min(p);
+    let hi = shown_min(r.high_s, true).max(p);
+    names(
+        format!("およそ{p}分（{lo}〜{hi}分）"),
+        format!("about {p} min ({lo}–{hi})"),
+    )
+}
+
+fn range_of(e: &QueueEstimate) -> WaitRange {
+    WaitRange {
+        point_s: e.expected_wait_s,
+        low_s: e.expected_wait_low_s,
+        high_s: e.expected_wait_high_s,
+    }
+}
+
 fn message(config: &Config) -> Option<Names> {
     config.displays.message.clone()
 }
@@ -61,6 +116,13 @@ fn message(config: &Config) -> Option<Names> {
 /// Every surface of the office.
 pub fn surfaces(config: &Config, state: &State, now: Millis) -> Vec<Surface> {
     let mut out = Vec::new();
+    // One estimate per queue (a few hundred replays each), shared by the
+    // guidance displays and the public page.
+    let estimates: Vec<QueueEstimate> = config
+        .queues
+        .iter()
+        .map(|q| state.estimate(config, &q.id, now))
+        .collect();
     let day_open = state.day_is_open();
     for c in &config.counters {
         let cs = state.counter(c.number);
@@ -81,8 +143,7 @@ pub fn surfaces(config: &Config, state: &State, now: Millis) -> Vec<Surface> {
             }),
         });
     }
-    for q in &config.queues {
-        let e = state.estimate(config, &q.id, now);
+    for (q, e) in config.queues.iter().zip(&estimates) {
         let counters: Vec<CounterNo> = config.counters_serving(&q.id).map(|c| c.number).collect();
         out.push(Surface {
             topic: format!("guidance/{}", q.id),
@@ -96,6 +157,10 @@ pub fn surfaces(config: &Config, state: &State, now: Millis) -> Vec<Surface> {
                 "day_open": day_open,
                 "waiting": e.waiting,
                 "expected_wait_min": e.expected_wait_s.div_ceil(60),
+                "expected_wait_low_min": e.expected_wait_low_s / 60,
+                "expected_wait_high_min": e.expected_wait_high_s.div_ceil(60),
+                "estimate_reliable": e.reliable,
+                "wait_words": wait_words(range_of(e), e.reliable),
                 "calls": calls(state, &q.id).into_iter().take(8).collect::<Vec<_>>(),
                 "counters": counters,
                 "message": message(config),
@@ -166,8 +231,8 @@ pub fn surfaces(config: &Config, state: &State, now: Millis) -> Vec<Surface> {
     let categories: Vec<Value> = config
         .queues
         .iter()
-        .map(|q| {
-            let e = state.estimate(config, &q.id, now);
+        .zip(&estimates)
+        .map(|(q, e)| {
             json!({
                 "queue": q.id,
                 "name": q.name,
@@ -175,6 +240,10 @@ pub fn surfaces(config: &Config, state: &State, now: Millis) -> Vec<Surface> {
                 "serving": calls(state, &q.id).into_iter().take(5).map(|c| c.number).collect::<Vec<_>>(),
                 "waiting": e.waiting,
                 "expected_wait_min": e.expected_wait_s.div_ceil(60),
+                "expected_wait_low_min": e.expected_wait_low_s / 60,
+                "expected_wait_high_min": e.expected_wait_high_s.div_ceil(60),
+                "estimate_reliable": e.reliable,
+                "wait_words": wait_words(range_of(e), e.reliable),
             })
         })
         .collect();
@@ -183,14 +252,20 @@ pub fn surfaces(config: &Config, state: &State, now: Millis) -> Vec<Surface> {
     // The mobile ticket page (R2): one public file for every ticket. The
     // visitor's number stays in the URL fragment and never reaches a server;
     // the page finds it in these lists (numbers only).
+    // Each waiting number: [number, minutes, words ja, words en] (the range
+    // in words moves with the queue).
     let ticket_queues: Vec<Value> = config
         .queues
         .iter()
         .map(|q| {
+            let reliable = state.estimate_reliable(&q.id);
             let waiting: Vec<Value> = state
-                .waiting_with_estimates(config, &q.id, now)
+                .waiting_ranges(config, &q.id, now)
                 .into_iter()
-                .map(|(n, s)| json!([n, s.div_ceil(60)]))
+                .map(|(n, r)| {
+                    let words = wait_words(r, reliable);
+                    json!([n, r.point_s.div_ceil(60), words.ja, words.en])
+                })
                 .collect();
             json!({
                 "queue": q.id,
@@ -224,4 +299,29 @@ pub fn surfaces(config: &Config, state: &State, now: Millis) -> Vec<Surface> {
         }),
     });
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn r(p: u32, l: u32, h: u32) -> WaitRange {
+        WaitRange {
+            point_s: p * 60,
+            low_s: l * 60,
+            high_s: h * 60,
+        }
+    }
+
+    #[test]
+    fn waits_in_plain_words() {
+        assert_eq!(wait_words(r(40, 30, 55), true).ja, "およそ40分（30〜55分）");
+        assert_eq!(wait_words(r(12, 9, 16), true).ja, "およそ12分（9〜16分）");
+        assert_eq!(
+            wait_words(r(12, 9, 16), true).en.as_deref(),
+            Some("about 12 min (9–16)")
+        );
+        assert_eq!(wait_words(r(0, 0, 1), true).ja, "まもなくお呼びします");
+        assert!(wait_words(r(40, 30, 55), false).ja.contains("まだ"));
+    }
 }
