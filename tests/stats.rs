@@ -170,8 +170,11 @@ impl Recompute {
                             self.add(t.service_start, &dims, |a| {
                                 a.served += 1;
                                 a.service_sum += svc;
-                                a.transferred += u64::from(moved);
                             });
+                            if moved {
+                                // 回付 belongs to the moment of the transfer.
+                                self.add(at, &dims, |a| a.transferred += 1);
+                            }
                             self.add(t.service_start, &tags, |a| {
                                 a.issued += 1;
                                 a.served += 1;

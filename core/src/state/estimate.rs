@@ -13,7 +13,7 @@
 //!   (same weekday first; a lunch not yet taken today still comes, one
 //!   taken early does not come again, a counter closed now reopens when that
 //!   day says), calling by its policy, with sampled occupancy times and
-//!   absentees returning to the front. [`SAMPLES`] replays, seeded from the
+//!   absentees returning to the front. [`SAMPLES`] replays (fewer for long queues), seeded from the
 //!   state, so the same state gives the same estimate.
 //! - The point is the mean of the replays, the range their 10th and 90th
 //!   percentiles; both then pass through a **calibration** learned from the
@@ -36,8 +36,10 @@ use crate::model::{CounterNo, Millis, Number};
 /// over lunch must not make every estimate absurd.
 const MAX_SAMPLE_SECS: f64 = 2.0 * 3600.0;
 
-/// Replays per estimate.
+/// Replays per estimate (up to 60 tickets ahead; fewer beyond, down to
+/// [`MIN_SAMPLES`]).
 pub const SAMPLES: usize = 48;
+pub const MIN_SAMPLES: usize = 16;
 
 /// Calls simulated per replay at most (bounds the cost of a very long
 /// queue; the rest is extrapolated).
@@ -323,8 +325,11 @@ impl State {
             seed = seed.rotate_left(5) ^ u64::from(b);
         }
         let mut rng = Rng(seed);
-        let mut out = Vec::with_capacity(SAMPLES);
-        for k in 0..SAMPLES {
+        // A long queue costs more per replay and needs fewer: its wait is
+        // a sum of many occupancies, whose spread averages out.
+        let samples = (SAMPLES * 60 / target.max(1)).clamp(MIN_SAMPLES, SAMPLES);
+        let mut out = Vec::with_capacity(samples);
+        for k in 0..samples {
             let day = if days.is_empty() {
                 None
             } else {

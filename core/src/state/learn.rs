@@ -32,7 +32,9 @@ pub const DAYS_KEPT: usize = 15;
 /// Weight of the calibration's memory in tickets.
 const CALIB_MEMORY: f64 = 300.0;
 /// Step of the range's quantile tracking.
-const CALIB_STEP: f64 = 0.03;
+const CALIB_STEP: f64 = 0.04;
+/// Share of waits each side of the range aims to leave out.
+const MISS_SHARE: f64 = 0.085;
 
 /// A decayed histogram of ln(occupancy seconds): robust to outliers (a
 /// counter left busy over lunch is one sample in one bin, not a shifted mean)
@@ -242,9 +244,19 @@ impl Calibration {
         self.actual = self.actual * keep + actual;
         self.predicted = self.predicted * keep + point / scale;
         // Quantile tracking: widen a side when the wait fell outside it more
-        // often than one in ten, narrow it when less often.
-        let below = if actual < low { 0.9 } else { -0.1 };
-        let above = if actual > high { 0.9 } else { -0.1 };
+        // often than its share, narrow it when less often. The share is a
+        // little under one in ten because the answer comes only when the
+        // ticket is called, up to hours later, while the day's spread moves.
+        let below = if actual < low {
+            1.0 - MISS_SHARE
+        } else {
+            -MISS_SHARE
+        };
+        let above = if actual > high {
+            1.0 - MISS_SHARE
+        } else {
+            -MISS_SHARE
+        };
         if point - low > 1.0 || below > 0.0 {
             self.low_scale = (self.low_scale * (CALIB_STEP * below).exp()).clamp(0.2, 5.0);
         }
