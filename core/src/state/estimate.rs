@@ -27,7 +27,7 @@
 
 use serde::Serialize;
 
-use super::learn::{DayStaffing, LogHist, Sampler};
+use super::learn::{hour_key, DayStaffing, LogHist, Sampler};
 use super::{local_min, ServiceTime, State, WaitKey};
 use crate::config::{CallPolicy, Config};
 use crate::model::{CounterNo, Millis, Number};
@@ -44,6 +44,9 @@ pub const MIN_SAMPLES: usize = 16;
 /// Calls simulated per replay at most (bounds the cost of a very long
 /// queue; the rest is extrapolated).
 const MAX_CALLS: usize = 1500;
+
+/// Tickets an hour's range calibration needs before it is used.
+const HOUR_CALIBRATION_TICKETS: u64 = 40;
 
 /// Timings of a queue before its estimate is called reliable.
 pub const RELIABLE_SAMPLES: u64 = 30;
@@ -383,21 +386,21 @@ impl State {
     pub fn wait_range(&self, config: &Config, queue: &str, now: Millis) -> WaitRange {
         let runs = self.replays(config, queue, now, true);
         let waits: Vec<f64> = runs.iter().filter_map(|r| r.last().copied()).collect();
-        self.summarise(queue, &waits)
+        self.summarise(config, queue, now, &waits)
     }
 
-    fn summarise(&self, queue: &str, waits: &[f64]) -> WaitRange {
+    fn summarise(&self, config: &Config, queue: &str, now: Millis, waits: &[f64]) -> WaitRange {
         if waits.is_empty() {
             return WaitRange::default();
         }
-        let cal = self
-            .meta
-            .learned
-            .calibration
-            .get(queue)
-            .cloned()
-            .unwrap_or_default();
+        let l = &self.meta.learned;
+        let cal = l.calibration.get(queue).cloned().unwrap_or_default();
         let scale = cal.scale();
+        let width = l
+            .calibration
+            .get(&hour_key(queue, local_min(config, now) / 60))
+            .filter(|h| h.tickets >= HOUR_CALIBRATION_TICKETS)
+            .unwrap_or(&cal);
         let mut sorted: Vec<f64> = waits.iter().map(|w| w * scale).collect();
         sorted.sort_by(f64::total_cmp);
         let n = sorted.len();
@@ -408,8 +411,8 @@ impl State {
             let j = (i + 1).min(n - 1);
             sorted[i] + (sorted[j] - sorted[i]) * (x - i as f64)
         };
-        let low = mean - (mean - q(0.1)).max(0.0) * cal.low_scale;
-        let high = mean + (q(0.9) - mean).max(0.0) * cal.high_scale;
+        let low = mean - (mean - q(0.1)).max(0.0) * width.low_scale;
+        let high = mean + (q(0.9) - mean).max(0.0) * width.high_scale;
         let secs = |x: f64| x.round().clamp(0.0, f64::from(u32::MAX)) as u32;
         let point = secs(mean);
         WaitRange {
@@ -470,7 +473,7 @@ impl State {
             .enumerate()
             .map(|(i, n)| {
                 let waits: Vec<f64> = runs.iter().filter_map(|r| r.get(i).copied()).collect();
-                (n, self.summarise(queue, &waits))
+                (n, self.summarise(config, queue, now, &waits))
             })
             .collect()
     }

@@ -267,6 +267,12 @@ impl Calibration {
     }
 }
 
+/// The calibration key of `queue` at local hour `hour` (the range's width
+/// per hour of issue).
+pub fn hour_key(queue: &str, hour: i32) -> String {
+    format!("{queue}@{hour:02}")
+}
+
 /// A decayed ratio of two counts.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct Ratio {
@@ -308,6 +314,9 @@ pub struct Learned {
     /// When each counter was last released, and whether tickets waited.
     #[serde(default)]
     pub released: BTreeMap<CounterNo, (Millis, bool)>,
+    /// Per queue, and per queue and hour of issue ([`hour_key`]): the
+    /// point's scale comes from the queue's, the range's width from the
+    /// hour's once it has seen a day's tickets.
     #[serde(default)]
     pub calibration: BTreeMap<String, Calibration>,
     /// Staffing of the last business days, newest last.

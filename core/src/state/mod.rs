@@ -352,7 +352,7 @@ impl State {
                 counter,
                 out_of_order,
             } => {
-                self.learn_from_call(*number, *counter, at);
+                self.learn_from_call(config, *number, *counter, at);
                 self.leave_queue(*number)?;
                 self.seat_at_counter(*number, *counter, at)?;
                 self.step(
@@ -577,7 +577,7 @@ impl State {
     /// A call teaches the pause between calls, the absentees' return rate
     /// and, for a ticket's first call, how its estimate at issue compared
     /// with its real wait.
-    fn learn_from_call(&mut self, n: Number, counter: CounterNo, at: Millis) {
+    fn learn_from_call(&mut self, config: &Config, n: Number, counter: CounterNo, at: Millis) {
         let l = &mut self.meta.learned;
         if let Some((released, true)) = l.released.remove(&counter) {
             l.gap
@@ -594,12 +594,23 @@ impl State {
             )
         });
         if first && matches!(t.status, Status::Waiting { front: false, .. }) {
-            l.calibration.entry(t.queue.clone()).or_default().observe(
+            let shown = (
                 f64::from(t.expected_wait_s_at_issue),
                 f64::from(t.expected_wait_low_s_at_issue),
                 f64::from(t.expected_wait_high_s_at_issue),
-                f64::from(at.secs_since(t.issued_at)),
             );
+            let actual = f64::from(at.secs_since(t.issued_at));
+            let whole = l.calibration.entry(t.queue.clone()).or_default();
+            whole.observe(shown.0, shown.1, shown.2, actual);
+            // The range's width also per hour of issue: the spread of the
+            // morning rush is not the afternoon's.
+            let mut whole = whole.clone();
+            whole.tickets = 0;
+            let hour = learn::hour_key(&t.queue, local_min(config, t.issued_at) / 60);
+            l.calibration
+                .entry(hour)
+                .or_insert(whole)
+                .observe(shown.0, shown.1, shown.2, actual);
         }
     }
 
