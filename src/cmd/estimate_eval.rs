@@ -17,7 +17,7 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use chrono::{NaiveDate, Timelike};
 use madoguchi_core::config::Config;
-use madoguchi_core::engine::RecordBody;
+use madoguchi_core::engine::{Engine, RecordBody};
 use madoguchi_core::model::{Event, Ticket};
 use madoguchi_core::simulate::{EstimateAccuracy, WaitSample};
 use madoguchi_core::state::State;
@@ -42,17 +42,23 @@ struct Samples {
     recorded: Vec<WaitSample>,
 }
 
-pub fn run(data: &Path, config: Option<&Path>, args: Args) -> Result<()> {
-    let engine = super::open_engine(data, config)?;
+/// (queue, hour of issue) → samples; hour 99: the whole day.
+type Cells = BTreeMap<(String, u32), Samples>;
+
+/// Replays the whole log of `engine`, re-estimating every ticket, and
+/// returns the samples of the tickets issued from `from` to `to`.
+fn evaluate(
+    engine: &Engine,
+    from: Option<NaiveDate>,
+    to: Option<NaiveDate>,
+) -> Result<(u64, Cells)> {
     let mut config: Config = engine.config().clone();
     let offset = config.office.utc_offset;
     let mut state = State::new(&config);
-    // (queue, hour) → samples; hour 99: the whole day.
-    let mut cells: BTreeMap<(String, u32), Samples> = BTreeMap::new();
+    let mut cells = Cells::new();
     let mut recorded_at_issue: BTreeMap<u32, WaitSample> = BTreeMap::new();
     let mut started = false;
-    let in_range =
-        |d: NaiveDate| args.from.is_none_or(|f| d >= f) && args.to.is_none_or(|t| d <= t);
+    let in_range = |d: NaiveDate| from.is_none_or(|f| d >= f) && to.is_none_or(|t| d <= t);
     let collect = |state: &State,
                    recorded: &BTreeMap<u32, WaitSample>,
                    cells: &mut BTreeMap<(String, u32), Samples>| {
@@ -114,6 +120,12 @@ pub fn run(data: &Path, config: Option<&Path>, args: Args) -> Result<()> {
         }
     }
     collect(&state, &recorded_at_issue, &mut cells);
+    Ok((records, cells))
+}
+
+pub fn run(data: &Path, config: Option<&Path>, args: Args) -> Result<()> {
+    let engine = super::open_engine(data, config)?;
+    let (records, cells) = evaluate(&engine, args.from, args.to)?;
     println!(
         "estimate-eval: {records} records replayed; tickets from {} to {}",
         args.from.map_or("the first day".into(), |d| d.to_string()),
@@ -149,7 +161,7 @@ fn add(
     t: &Ticket,
     recorded: &BTreeMap<u32, WaitSample>,
     offset: chrono::FixedOffset,
-    cells: &mut BTreeMap<(String, u32), Samples>,
+    cells: &mut Cells,
 ) {
     let Some(replayed) = WaitSample::of(t) else {
         return;
@@ -164,5 +176,60 @@ fn add(
                 ..*r
             });
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use madoguchi_core::engine::{ConfigChoice, EngineOptions};
+    use madoguchi_core::simulate::{SimOptions, Simulator};
+
+    /// A log written by this estimator replays to exactly the estimates it
+    /// recorded, deterministically, with every range around its point.
+    #[test]
+    fn the_replay_reproduces_the_recorded_estimates() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let (mut engine, _) =
+            Engine::open(dir.path(), ConfigChoice::Stored, EngineOptions::default()).expect("open");
+        let config = engine.config().clone();
+        let start = NaiveDate::from_ymd_opt(2027, 6, 1).expect("date");
+        let sim = Simulator::new(
+            &config,
+            SimOptions {
+                start,
+                days: 2,
+                seed: 5,
+                volume: 0.15,
+            },
+        );
+        for day in sim {
+            for c in day {
+                engine
+                    .execute(c.at, &c.command)
+                    .expect("engine")
+                    .expect("accepted");
+            }
+        }
+        let (_, cells) = evaluate(&engine, Some(start), None).expect("replay");
+        let mut tickets = 0;
+        for ((_, hour), s) in &cells {
+            if *hour != 99 {
+                continue;
+            }
+            assert_eq!(s.replayed, s.recorded);
+            for r in &s.replayed {
+                assert!(r.low_s <= r.point_s && r.point_s <= r.high_s, "{r:?}");
+            }
+            tickets += s.replayed.len();
+        }
+        assert!(tickets > 100, "{tickets} tickets measured");
+        let (_, again) = evaluate(&engine, Some(start), None).expect("replay");
+        let flat = |c: &Cells| -> Vec<f64> {
+            c.values()
+                .flat_map(|s| s.replayed.iter().map(|r| r.point_s))
+                .collect()
+        };
+        assert_eq!(flat(&cells), flat(&again), "deterministic");
     }
 }
