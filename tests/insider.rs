@@ -1019,3 +1019,64 @@ fn with_tls_the_office_speaks_only_https_and_cookies_are_secure() {
         .to_string();
     assert!(set_cookie.contains("Secure"), "{set_cookie}");
 }
+
+// ---- Exports ---------------------------------------------------------------------
+
+#[test]
+fn names_from_the_settings_reach_the_csv_as_text_not_formulas() {
+    let s = Server::start();
+    let (c, csrf) = s.admin();
+    let toml: Value = c
+        .get(s.url("/api/settings"))
+        .send()
+        .expect("settings")
+        .json()
+        .expect("json");
+    let evil = "=HYPERLINK(\\\"http://evil.example\\\",\\\"x\\\")";
+    let changed = toml["toml"].as_str().expect("toml").replacen(
+        "ja = \"住民異動の受付\"",
+        &format!("ja = \"{evil}\""),
+        1,
+    );
+    let r = c
+        .post(s.url("/api/settings"))
+        .header("X-CSRF-Token", &csrf)
+        .json(&json!({"toml": changed}))
+        .send()
+        .expect("apply");
+    assert_eq!(
+        r.status(),
+        StatusCode::OK,
+        "{}",
+        r.text().unwrap_or_default()
+    );
+    crate::server::open_today(&c, &s, &csrf, &[]);
+    cmd(
+        &c,
+        &s,
+        &csrf,
+        json!({"command": "issue_ticket", "category": "idou"}),
+    );
+    let r = c
+        .post(s.url("/api/statistics/report"))
+        .header("X-CSRF-Token", &csrf)
+        .json(&json!({"from": today(), "to": today(), "by": "day", "format": "csv"}))
+        .send()
+        .expect("report");
+    assert_eq!(r.status(), StatusCode::OK);
+    let csv = String::from_utf8(r.bytes().expect("bytes").to_vec()).expect("utf-8");
+    let cells: Vec<&str> = csv
+        .lines()
+        .flat_map(|l| l.split(','))
+        .map(|c| c.trim_start_matches('"'))
+        .collect();
+    assert!(
+        csv.contains("HYPERLINK"),
+        "the name is in the report: {csv}"
+    );
+    for cell in cells {
+        let formula = cell.starts_with(['=', '+', '@', '\t', '\r'])
+            || (cell.starts_with('-') && cell.parse::<f64>().is_err());
+        assert!(!formula, "a formula cell: {cell:?} in {csv}");
+    }
+}
