@@ -75,3 +75,1008 @@ fn the_display_route_serves_only_files_the_renderer_built() {
     }
     let _ = std::fs::remove_file(&alias);
 }
+
+// ---- Shared helpers -------------------------------------------------------
+
+use reqwest::blocking::Client;
+use serde_json::{json, Value};
+
+use crate::server::{cmd, seq, status};
+use crate::util::today;
+
+/// A client signed in as `user`, and its CSRF token.
+fn sign_in(s: &Server, user: &str, password: &str) -> (Client, String) {
+    let c = Server::client();
+    let r = c
+        .post(s.url("/api/login"))
+        .json(&json!({"username": user, "password": password}))
+        .send()
+        .expect("login");
+    assert_eq!(r.status(), StatusCode::OK, "{user} signs in");
+    let v: Value = r.json().expect("json");
+    (c, v["csrf_token"].as_str().expect("csrf").to_string())
+}
+
+/// A client whose connections come from `ip` (another machine on the LAN,
+/// as loopback lets us pretend: 127.0.0.0/8 is all ours).
+fn client_from(ip: [u8; 4]) -> Client {
+    Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .local_address(Some(std::net::IpAddr::from(ip)))
+        .timeout(std::time::Duration::from_secs(10))
+        .build()
+        .expect("client")
+}
+
+/// An error answer of ours: JSON, the code, both languages, and none of a
+/// parser's or framework's words.
+fn assert_ours(r: reqwest::blocking::Response, want: StatusCode, code: &str) -> Value {
+    let status = r.status();
+    let typed = r
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    let text = r.text().expect("body");
+    assert_eq!(status, want, "{text}");
+    assert!(typed.starts_with("application/json"), "{typed}: {text}");
+    let v: Value = serde_json::from_str(&text).expect("json error");
+    assert_eq!(v["error"]["code"], code, "{text}");
+    for leak in [
+        "expected",
+        "variant",
+        "Cannot parse",
+        "line ",
+        "column",
+        "u16",
+        "u32",
+        "internally tagged",
+        "open_counter`",
+        "Failed to",
+        "serde",
+        "axum",
+    ] {
+        assert!(!text.contains(leak), "{leak:?} leaked: {text}");
+    }
+    v
+}
+
+fn create_user(s: &Server, admin: &Client, csrf: &str, name: &str, role: &str, pw: &str) {
+    let r = admin
+        .post(s.url("/api/users"))
+        .header("X-CSRF-Token", csrf)
+        .json(&json!({"username": name, "role": role, "password": pw}))
+        .send()
+        .expect("user");
+    assert_eq!(r.status(), StatusCode::OK);
+}
+
+/// The audit export as text (admins).
+fn audit_text(s: &Server, admin: &Client) -> String {
+    let r = admin
+        .get(s.url("/api/audit/export"))
+        .send()
+        .expect("export");
+    assert_eq!(r.status(), StatusCode::OK);
+    r.text().expect("text")
+}
+
+// ---- One error type --------------------------------------------------------
+
+#[test]
+fn every_error_is_ours_never_a_parser_or_the_framework() {
+    let s = Server::start();
+    let anon = Server::client();
+    // Anonymous: who asks comes first, before any parsing.
+    assert_ours(
+        anon.get(s.url("/api/tickets/abc")).send().expect("get"),
+        StatusCode::UNAUTHORIZED,
+        "unauthenticated",
+    );
+    let (c, csrf) = s.admin();
+    let before = seq(&c, &s);
+    assert_ours(
+        c.get(s.url("/api/tickets/abc")).send().expect("get"),
+        StatusCode::NOT_FOUND,
+        "not_found",
+    );
+    assert_ours(
+        c.get(s.url("/api/tickets/1001?date=yesterday"))
+            .send()
+            .expect("get"),
+        StatusCode::BAD_REQUEST,
+        "bad_request",
+    );
+    for body in [
+        json!({"command": "no_such_command"}),
+        json!({"command": "open_counter", "counter": "ten"}),
+        json!({"command": "open_counter", "counter": 70000}),
+        json!({"command": "open_counter"}),
+        json!({"counter": 10}),
+        json!([1, 2, 3]),
+    ] {
+        let r = c
+            .post(s.url("/api/commands"))
+            .header("X-CSRF-Token", &csrf)
+            .json(&body)
+            .send()
+            .expect("post");
+        assert_ours(r, StatusCode::BAD_REQUEST, "bad_request");
+    }
+    let r = c
+        .post(s.url("/api/commands"))
+        .header("X-CSRF-Token", &csrf)
+        .header("content-type", "application/json")
+        .body("{\"command\": \"open_day\",")
+        .send()
+        .expect("post");
+    assert_ours(r, StatusCode::BAD_REQUEST, "bad_request");
+    // A wrong method is ours too (the framework answers an empty 405).
+    assert_ours(
+        c.delete(s.url("/api/status")).send().expect("delete"),
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+    );
+    assert_ours(
+        c.put(s.url("/api/commands"))
+            .header("X-CSRF-Token", &csrf)
+            .send()
+            .expect("put"),
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+    );
+    // A browser asking for a page gets a Japanese page, English beside.
+    let r = anon
+        .get(s.url("/no/such/page"))
+        .header("accept", "text/html,application/xhtml+xml")
+        .send()
+        .expect("page");
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    assert!(r.headers()["content-type"]
+        .to_str()
+        .is_ok_and(|t| t.starts_with("text/html")));
+    let page = r.text().expect("html");
+    assert!(
+        page.contains("見つかりません")
+            && page.contains("not found")
+            && page.contains("lang=\"en\""),
+        "{page}"
+    );
+    let r = anon
+        .get(s.url("/statistics?from=nope"))
+        .header("accept", "text/html")
+        .send()
+        .expect("page");
+    assert!(r.status().is_client_error() || r.status().is_redirection());
+    // The API stays JSON for a browser too.
+    assert_ours(
+        c.get(s.url("/api/tickets/abc"))
+            .header("accept", "text/html")
+            .send()
+            .expect("get"),
+        StatusCode::NOT_FOUND,
+        "not_found",
+    );
+    assert_eq!(seq(&c, &s), before, "nothing was recorded");
+}
+
+// ---- Login and logout -------------------------------------------------------
+
+#[test]
+fn login_takes_only_json_and_logout_needs_the_csrf_token() {
+    let s = Server::start();
+    // A cross-site form can send text/plain: refused, no cookie set.
+    for typed in ["text/plain", "application/x-www-form-urlencoded", ""] {
+        let c = Server::client();
+        let mut req = c
+            .post(s.url("/api/login"))
+            .body(json!({"username": "admin", "password": s.admin_password}).to_string());
+        if !typed.is_empty() {
+            req = req.header("content-type", typed);
+        }
+        let r = req.send().expect("login");
+        assert!(r.headers().get("set-cookie").is_none(), "{typed}");
+        assert_ours(r, StatusCode::UNSUPPORTED_MEDIA_TYPE, "not_json");
+        assert_eq!(
+            c.get(s.url("/api/me")).send().expect("me").status(),
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    let (c, csrf) = s.admin();
+    let r = c.post(s.url("/api/logout")).send().expect("logout");
+    assert_ours(r, StatusCode::FORBIDDEN, "csrf");
+    assert_eq!(
+        c.get(s.url("/api/me")).send().expect("me").status(),
+        StatusCode::OK,
+        "a forged logout ends nothing"
+    );
+    let r = c
+        .post(s.url("/api/logout"))
+        .header("X-CSRF-Token", &csrf)
+        .send()
+        .expect("logout");
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(
+        c.get(s.url("/api/me")).send().expect("me").status(),
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+#[test]
+fn sign_in_sends_the_browser_only_to_this_server() {
+    let s = Server::start();
+    let c = Server::client();
+    let next_of = |q: &str| -> String {
+        let page = c
+            .get(s.url(&format!("/login?next={q}")))
+            .send()
+            .expect("login page")
+            .text()
+            .expect("html");
+        let start = page.find("data-next=\"").expect("data-next") + "data-next=\"".len();
+        page[start..]
+            .split('"')
+            .next()
+            .expect("value")
+            .replace("&#x2f;", "/")
+            .replace("&amp;", "&")
+    };
+    for evil in [
+        "/%5Cevil.example/",
+        "/%5cevil.example/",
+        "/%09/evil.example/",
+        "/%0a/evil.example/",
+        "//evil.example/",
+        "/%2F%2Fevil.example/",
+        "/%2Fevil.example/",
+        "https://evil.example/",
+        "http:evil.example",
+        "javascript:alert(1)",
+        "evil.example",
+        "/%255Cevil.example/",
+        "%2F%2Fevil.example",
+    ] {
+        assert_eq!(next_of(evil), "/staff?counter=1", "{evil}");
+    }
+    assert_eq!(next_of("/admin"), "/admin");
+    assert_eq!(next_of("/staff%3Fcounter%3D3"), "/staff?counter=3");
+}
+
+// ---- Leaks -------------------------------------------------------------------
+
+#[test]
+fn devices_get_no_staff_names() {
+    let s = Server::start();
+    let (c, csrf) = s.admin();
+    create_user(&s, &c, &csrf, "yamada", "staff", "correct horse battery");
+    let (y, ycsrf) = sign_in(&s, "yamada", "correct horse battery");
+    cmd(
+        &c,
+        &s,
+        &csrf,
+        json!({"command": "open_day", "date": today()}),
+    );
+    let (st, v) = cmd(
+        &y,
+        &s,
+        &ycsrf,
+        json!({"command": "open_counter", "counter": 10}),
+    );
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let staff_view = status(&c, &s);
+    assert!(staff_view.to_string().contains("yamada"), "staff see names");
+    let display = display_client(&s);
+    let kiosk = Server::client();
+    kiosk.get(&s.kiosk_enrol).send().expect("enrol kiosk");
+    for device in [&display, &kiosk] {
+        let v = status(device, &s);
+        assert_eq!(v["day_open"], true, "{v}");
+        assert!(!v.to_string().contains("yamada"), "{v}");
+        assert!(v["counters"]
+            .as_array()
+            .is_some_and(|cs| cs.iter().any(|c| c["open"] == true)
+                && cs.iter().all(|c| c["staff"].is_null())));
+    }
+}
+
+// ---- Sessions and accounts -----------------------------------------------------
+
+#[test]
+fn a_role_or_password_change_ends_the_accounts_sessions_at_once() {
+    let mut s = Server::start();
+    let (admin, csrf) = s.admin();
+    let pw = "kacho's first password";
+    create_user(&s, &admin, &csrf, "kacho", "admin", pw);
+    let (k, kcsrf) = sign_in(&s, "kacho", pw);
+    assert_eq!(
+        k.get(s.url("/api/settings")).send().expect("s").status(),
+        StatusCode::OK
+    );
+    // Demoted: the open session ends at once; it cannot create an admin.
+    create_user(&s, &admin, &csrf, "kacho", "staff", pw);
+    let r = k
+        .post(s.url("/api/users"))
+        .header("X-CSRF-Token", &kcsrf)
+        .json(&json!({"username": "evil", "role": "admin", "password": "evil evil evil"}))
+        .send()
+        .expect("user");
+    assert_ours(r, StatusCode::UNAUTHORIZED, "unauthenticated");
+    assert_eq!(
+        k.get(s.url("/api/settings")).send().expect("s").status(),
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        Server::client()
+            .post(s.url("/api/login"))
+            .json(&json!({"username": "evil", "password": "evil evil evil"}))
+            .send()
+            .expect("login")
+            .status(),
+        StatusCode::UNAUTHORIZED,
+        "no account was created"
+    );
+    // Signed in again, kacho is staff now.
+    let (k, _) = sign_in(&s, "kacho", pw);
+    assert_eq!(
+        k.get(s.url("/api/settings")).send().expect("s").status(),
+        StatusCode::FORBIDDEN
+    );
+    // A password reset ends the session too; the old password is refused.
+    create_user(&s, &admin, &csrf, "kacho", "staff", "kacho's new password");
+    assert_eq!(
+        k.get(s.url("/api/me")).send().expect("me").status(),
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        Server::client()
+            .post(s.url("/api/login"))
+            .json(&json!({"username": "kacho", "password": pw}))
+            .send()
+            .expect("login")
+            .status(),
+        StatusCode::UNAUTHORIZED
+    );
+    // Sessions are kept on the server, hashed, and survive a restart.
+    let (k, _) = sign_in(&s, "kacho", "kacho's new password");
+    let sessions = std::fs::read_to_string(s.data_dir().join("data/sessions.json")).expect("file");
+    let file: Value = serde_json::from_str(&sessions).expect("json");
+    assert!(file["sessions"].as_array().is_some_and(|l| !l.is_empty()
+        && l.iter().all(
+            |x| x["token_sha256"].as_str().is_some_and(|h| h.len() == 64)
+                && x.get("token").is_none()
+        )));
+    s.restart();
+    assert_eq!(
+        k.get(s.url("/api/me")).send().expect("me").status(),
+        StatusCode::OK,
+        "the session survived the restart"
+    );
+    // Disabled: the session ends, sign-in is refused and audited.
+    let r = admin
+        .post(s.url("/api/users/kacho/disabled"))
+        .header("X-CSRF-Token", &csrf)
+        .json(&json!({"disabled": true}))
+        .send()
+        .expect("disable");
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(
+        k.get(s.url("/api/me")).send().expect("me").status(),
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        Server::client()
+            .post(s.url("/api/login"))
+            .json(&json!({"username": "kacho", "password": "kacho's new password"}))
+            .send()
+            .expect("login")
+            .status(),
+        StatusCode::UNAUTHORIZED
+    );
+    // Deleted; the last admin cannot be deleted, disabled or demoted.
+    let r = admin
+        .delete(s.url("/api/users/kacho"))
+        .header("X-CSRF-Token", &csrf)
+        .send()
+        .expect("delete");
+    assert_eq!(r.status(), StatusCode::OK);
+    let r = admin
+        .delete(s.url("/api/users/admin"))
+        .header("X-CSRF-Token", &csrf)
+        .send()
+        .expect("delete");
+    assert_ours(r, StatusCode::BAD_REQUEST, "bad_request");
+    let r = admin
+        .post(s.url("/api/users"))
+        .header("X-CSRF-Token", &csrf)
+        .json(&json!({"username": "admin", "role": "staff", "password": "whatever whatever"}))
+        .send()
+        .expect("demote");
+    assert_ours(r, StatusCode::BAD_REQUEST, "bad_request");
+    assert_eq!(
+        admin
+            .get(s.url("/api/settings"))
+            .send()
+            .expect("s")
+            .status(),
+        StatusCode::OK,
+        "the admin is still an admin"
+    );
+    let audit = audit_text(&s, &admin);
+    for change in ["disabled", "deleted"] {
+        assert!(
+            audit
+                .lines()
+                .any(|l| l.contains("kacho") && l.contains(change)),
+            "{change} is audited"
+        );
+    }
+    // A device can be disabled: its token is refused at once.
+    let display = display_client(&s);
+    assert_eq!(
+        display
+            .get(s.url("/api/status"))
+            .send()
+            .expect("st")
+            .status(),
+        StatusCode::OK
+    );
+    let r = admin
+        .post(s.url("/api/devices/display-1/disabled"))
+        .header("X-CSRF-Token", &csrf)
+        .json(&json!({"disabled": true}))
+        .send()
+        .expect("disable");
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(
+        display
+            .get(s.url("/api/status"))
+            .send()
+            .expect("st")
+            .status(),
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+#[test]
+fn a_stranger_cannot_lock_out_an_admin_and_every_failure_is_audited() {
+    let s = Server::start();
+    let stranger = client_from([127, 0, 0, 66]);
+    // Five tries with another case of the name, as in the finding.
+    for _ in 0..5 {
+        let r = stranger
+            .post(s.url("/api/login"))
+            .json(&json!({"username": "ADMIN", "password": "guess guess guess"}))
+            .send()
+            .expect("login");
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    }
+    // The stranger's address waits, and is told how long.
+    let r = stranger
+        .post(s.url("/api/login"))
+        .json(&json!({"username": "admin", "password": s.admin_password}))
+        .send()
+        .expect("login");
+    assert!(r.headers().get("retry-after").is_some());
+    let v = assert_ours(r, StatusCode::TOO_MANY_REQUESTS, "too_many_attempts");
+    assert!(
+        v["error"]["message_ja"]
+            .as_str()
+            .is_some_and(|m| m.contains("1 分"))
+            && v["error"]["message_en"]
+                .as_str()
+                .is_some_and(|m| m.contains("1 min")),
+        "{v}"
+    );
+    // The admin at their own station still signs in (after a short delay).
+    let desk = client_from([127, 0, 0, 1]);
+    let t0 = std::time::Instant::now();
+    let r = desk
+        .post(s.url("/api/login"))
+        .json(&json!({"username": "admin", "password": s.admin_password}))
+        .send()
+        .expect("login");
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(t0.elapsed() < std::time::Duration::from_secs(8));
+    let v: Value = r.json().expect("json");
+    let csrf = v["csrf_token"].as_str().expect("csrf").to_string();
+    let _ = csrf;
+    // Every failed sign-in is in the audit log, with the address.
+    let audit = audit_text(&s, &desk);
+    let failed = audit
+        .lines()
+        .filter(|l| l.contains("ADMIN") && l.contains("127.0.0.66") && l.contains("login"))
+        .count();
+    assert_eq!(failed, 5, "{audit}");
+}
+
+// ---- Commands against the office's rules -------------------------------------------
+
+#[test]
+fn a_day_opens_only_for_today_and_a_wrong_day_is_repaired() {
+    let s = Server::start();
+    let (admin, csrf) = s.admin();
+    create_user(
+        &s,
+        &admin,
+        &csrf,
+        "yamada",
+        "staff",
+        "correct horse battery",
+    );
+    let (staff, scsrf) = sign_in(&s, "yamada", "correct horse battery");
+    let before = seq(&admin, &s);
+    let open_far = |c: &Client, csrf: &str, query: &str| {
+        c.post(s.url(&format!("/api/commands{query}")))
+            .header("X-CSRF-Token", csrf)
+            .json(&json!({"command": "open_day", "date": "9999-12-31"}))
+            .send()
+            .expect("open_day")
+    };
+    assert_ours(
+        open_far(&staff, &scsrf, ""),
+        StatusCode::CONFLICT,
+        "not_today",
+    );
+    // Only an admin may override, and only naming the same date.
+    assert_ours(
+        open_far(&staff, &scsrf, "?override_date=9999-12-31"),
+        StatusCode::CONFLICT,
+        "not_today",
+    );
+    assert_ours(
+        open_far(&admin, &csrf, "?override_date=9999-12-30"),
+        StatusCode::CONFLICT,
+        "not_today",
+    );
+    assert_eq!(seq(&admin, &s), before, "nothing was recorded");
+    assert_eq!(status(&admin, &s)["day_open"], false);
+    // Say an admin did open it by mistake: close it, and today opens.
+    assert_eq!(
+        open_far(&admin, &csrf, "?override_date=9999-12-31").status(),
+        StatusCode::OK
+    );
+    let audit = audit_text(&s, &admin);
+    assert!(audit.contains("override"), "the override is in the record");
+    let (st, v) = cmd(&staff, &s, &scsrf, json!({"command": "close_day"}));
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let (st, v) = cmd(
+        &staff,
+        &s,
+        &scsrf,
+        json!({"command": "open_day", "date": today()}),
+    );
+    assert_eq!(st, StatusCode::OK, "today opens after the wrong day: {v}");
+    assert_eq!(status(&admin, &s)["date"], today());
+}
+
+#[test]
+fn one_kiosk_cannot_use_up_a_category() {
+    let s = Server::start();
+    let (admin, csrf) = s.admin();
+    cmd(
+        &admin,
+        &s,
+        &csrf,
+        json!({"command": "open_day", "date": today()}),
+    );
+    let kiosk = Server::client();
+    kiosk.get(&s.kiosk_enrol).send().expect("enrol");
+    let kcsrf = kiosk
+        .get(s.url("/api/me"))
+        .send()
+        .expect("me")
+        .json::<Value>()
+        .expect("json")["csrf_token"]
+        .as_str()
+        .expect("csrf")
+        .to_string();
+    let (mut issued, mut limited) = (0u32, 0u32);
+    for _ in 0..40 {
+        let r = kiosk
+            .post(s.url("/api/commands"))
+            .header("X-CSRF-Token", &kcsrf)
+            .json(&json!({"command": "issue_ticket", "category": "idou"}))
+            .send()
+            .expect("issue");
+        match r.status() {
+            StatusCode::OK => issued += 1,
+            StatusCode::TOO_MANY_REQUESTS => {
+                assert!(r.headers().get("retry-after").is_some());
+                assert_ours(r, StatusCode::TOO_MANY_REQUESTS, "rate_limited");
+                limited += 1;
+            }
+            other => panic!("{other}"),
+        }
+    }
+    assert!((10..=13).contains(&issued), "issued {issued}");
+    assert_eq!(issued + limited, 40);
+    // No number was burnt by a refusal; another issuer carries on.
+    let (st, v) = cmd(
+        &admin,
+        &s,
+        &csrf,
+        json!({"command": "issue_ticket", "category": "idou"}),
+    );
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(v["ticket"], 1001 + issued);
+    let waiting = status(&admin, &s)["queues"]
+        .as_array()
+        .expect("queues")
+        .iter()
+        .find(|q| q["id"] == "idou")
+        .expect("idou")["waiting"]
+        .as_u64()
+        .expect("waiting");
+    assert_eq!(waiting, u64::from(issued) + 1);
+}
+
+#[test]
+fn request_ids_belong_to_their_device_and_content_and_attribution_to_the_caller() {
+    let s = Server::start();
+    let (admin, csrf) = s.admin();
+    cmd(
+        &admin,
+        &s,
+        &csrf,
+        json!({"command": "open_day", "date": today()}),
+    );
+    let kiosk = Server::client();
+    kiosk.get(&s.kiosk_enrol).send().expect("enrol");
+    let kcsrf = kiosk
+        .get(s.url("/api/me"))
+        .send()
+        .expect("me")
+        .json::<Value>()
+        .expect("json")["csrf_token"]
+        .as_str()
+        .expect("csrf")
+        .to_string();
+    // The body's `kiosk` is not believed: the device's name is recorded.
+    let (st, first) = cmd(
+        &kiosk,
+        &s,
+        &kcsrf,
+        json!({"command": "issue_ticket", "category": "idou", "request_id": "r1", "kiosk": "forged"}),
+    );
+    assert_eq!(st, StatusCode::OK, "{first}");
+    assert_eq!(first["events"][0]["kiosk"], "kiosk-1", "{first}");
+    let n = first["ticket"].as_u64().expect("ticket");
+    // Another issuer's same id is its own request: a new ticket, not the
+    // kiosk's.
+    let (st, other) = cmd(
+        &admin,
+        &s,
+        &csrf,
+        json!({"command": "issue_ticket", "category": "idou", "request_id": "r1"}),
+    );
+    assert_eq!(st, StatusCode::OK, "{other}");
+    assert_eq!(other["ticket"].as_u64(), Some(n + 1));
+    // The same id with other content is refused and changes nothing.
+    let before = seq(&admin, &s);
+    let r = kiosk
+        .post(s.url("/api/commands"))
+        .header("X-CSRF-Token", &kcsrf)
+        .json(&json!({"command": "issue_ticket", "category": "koseki", "request_id": "r1"}))
+        .send()
+        .expect("issue");
+    assert_ours(r, StatusCode::CONFLICT, "request_id_reused");
+    assert_eq!(seq(&admin, &s), before);
+    // The same request again is the same ticket.
+    let (st, again) = cmd(
+        &kiosk,
+        &s,
+        &kcsrf,
+        json!({"command": "issue_ticket", "category": "idou", "request_id": "r1"}),
+    );
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(again["ticket"].as_u64(), Some(n));
+    assert_eq!(seq(&admin, &s), before);
+    // `staff` at a counter is who is signed in.
+    let (st, v) = cmd(
+        &admin,
+        &s,
+        &csrf,
+        json!({"command": "open_counter", "counter": 10, "staff": "somebody-else"}),
+    );
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(v["events"][0]["staff"], "admin");
+}
+
+// ---- Connections ----------------------------------------------------------------
+
+/// Opens `n` connections from `from` that ask for a WebSocket on the public
+/// status topic; returns them and how many were upgraded.
+async fn websocket_flood(
+    addr: std::net::SocketAddr,
+    from: [u8; 4],
+    n: usize,
+) -> (Vec<tokio::net::TcpStream>, usize) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let ask = format!(
+        "GET /ws?topic=status HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    );
+    let mut held = Vec::new();
+    let mut upgraded = 0;
+    for _ in 0..n {
+        let Ok(socket) = tokio::net::TcpSocket::new_v4() else {
+            continue;
+        };
+        if socket.bind(std::net::SocketAddr::from((from, 0))).is_err() {
+            continue;
+        }
+        let Ok(mut tcp) = socket.connect(addr).await else {
+            continue;
+        };
+        if tcp.write_all(ask.as_bytes()).await.is_err() {
+            continue;
+        }
+        let mut buf = [0u8; 64];
+        let read =
+            tokio::time::timeout(std::time::Duration::from_millis(500), tcp.read(&mut buf)).await;
+        if let Ok(Ok(k)) = read {
+            if k > 0 && buf[..k].starts_with(b"HTTP/1.1 101") {
+                upgraded += 1;
+            }
+        }
+        held.push(tcp);
+    }
+    (held, upgraded)
+}
+
+#[test]
+fn one_client_with_a_thousand_connections_and_slow_heads_does_not_stop_the_staff() {
+    let s = Server::start_args(
+        None,
+        &["--listen", "127.0.0.1:0", "--head-timeout-secs", "2"],
+    );
+    // The soft limit the systemd unit gives the service.
+    let limited = std::process::Command::new("prlimit")
+        .args(["--pid", &s.pid().to_string(), "--nofile=1024:"])
+        .status()
+        .is_ok_and(|st| st.success());
+    eprintln!("server soft limit 1,024 open files: {limited}");
+    let (c, csrf) = s.admin();
+    crate::server::open_today(&c, &s, &csrf, &[10]);
+    let staff_round = |label: &str| -> std::time::Duration {
+        let mut worst = std::time::Duration::ZERO;
+        for _ in 0..10 {
+            let t0 = std::time::Instant::now();
+            let (st, v) = cmd(
+                &c,
+                &s,
+                &csrf,
+                json!({"command": "issue_ticket", "category": "idou"}),
+            );
+            assert_eq!(st, StatusCode::OK, "{label}: {v}");
+            let (st, v) = cmd(
+                &c,
+                &s,
+                &csrf,
+                json!({"command": "call_next", "counter": 10}),
+            );
+            assert_eq!(st, StatusCode::OK, "{label}: {v}");
+            let (st, v) = cmd(&c, &s, &csrf, json!({"command": "complete", "counter": 10}));
+            assert_eq!(st, StatusCode::OK, "{label}: {v}");
+            worst = worst.max(t0.elapsed());
+        }
+        worst
+    };
+    let before = staff_round("before");
+    let addr: std::net::SocketAddr = s.base.trim_start_matches("http://").parse().expect("addr");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let (flood, upgraded) = rt.block_on(websocket_flood(addr, [127, 0, 0, 77], 1_100));
+    // Slow heads: a byte every 300 ms, never finishing.
+    let slow: Vec<tokio::task::JoinHandle<std::time::Duration>> = (0..20)
+        .map(|_| {
+            rt.spawn(async move {
+                use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                let t0 = std::time::Instant::now();
+                let Ok(socket) = tokio::net::TcpSocket::new_v4() else {
+                    return std::time::Duration::ZERO;
+                };
+                let _ = socket.bind(std::net::SocketAddr::from(([127, 0, 0, 78], 0)));
+                let Ok(mut tcp) = socket.connect(addr).await else {
+                    return std::time::Duration::ZERO;
+                };
+                let _ = tcp.write_all(b"GET / HTTP/1.1\r\n").await;
+                for _ in 0..100 {
+                    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+                    if tcp.write_all(b"X").await.is_err() {
+                        break;
+                    }
+                    let mut buf = [0u8; 16];
+                    let r = tokio::time::timeout(
+                        std::time::Duration::from_millis(1),
+                        tcp.read(&mut buf),
+                    )
+                    .await;
+                    if matches!(r, Ok(Ok(0)) | Ok(Err(_))) {
+                        break;
+                    }
+                }
+                t0.elapsed()
+            })
+        })
+        .collect();
+    let during = staff_round("during the flood");
+    let slow_closed: Vec<std::time::Duration> = slow
+        .into_iter()
+        .map(|h| rt.block_on(h).expect("slow client"))
+        .collect();
+    eprintln!(
+        "1,100 WebSocket requests from one address: {upgraded} upgraded, {} connections held by the client; \
+         staff round (issue, call, complete) worst {before:?} before, {during:?} during; \
+         slow heads closed after {:?} at most",
+        flood.len(),
+        slow_closed.iter().max()
+    );
+    assert!(upgraded > 0, "some WebSockets are served");
+    assert!(
+        upgraded <= 128,
+        "one address holds at most its cap: {upgraded}"
+    );
+    assert!(
+        during < std::time::Duration::from_secs(2),
+        "staff commands kept their latency: {during:?}"
+    );
+    for d in &slow_closed {
+        assert!(
+            *d < std::time::Duration::from_secs(10),
+            "a slow head was closed at its deadline (2 s): {d:?}"
+        );
+    }
+    // Nothing was lost: the office carries on, and the flood's own
+    // address gets connections again once it lets go.
+    drop(flood);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let (again, upgraded) = rt.block_on(websocket_flood(addr, [127, 0, 0, 77], 3));
+    assert_eq!(upgraded, 3);
+    drop(again);
+    let v = status(&c, &s);
+    assert_eq!(v["day_open"], true);
+}
+
+// ---- TLS on the LAN ----------------------------------------------------------------
+
+#[test]
+fn with_tls_the_office_speaks_only_https_and_cookies_are_secure() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let certs = crate::relay_util::certs(dir.path());
+    let (cert, key) = (
+        certs.cert.display().to_string(),
+        certs.key.display().to_string(),
+    );
+    let s = Server::start_args(
+        None,
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--tls-cert",
+            &cert,
+            "--tls-key",
+            &key,
+        ],
+    );
+    assert!(s.base.starts_with("https://"), "{}", s.base);
+    let https = Client::builder()
+        .use_rustls_tls()
+        .add_root_certificate(reqwest::Certificate::from_pem(certs.ca_pem.as_bytes()).expect("ca"))
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(std::time::Duration::from_secs(10))
+        .build()
+        .expect("client");
+    let r = https
+        .post(s.url("/api/login"))
+        .json(&json!({"username": "admin", "password": s.admin_password}))
+        .send()
+        .expect("login over TLS");
+    assert_eq!(r.status(), StatusCode::OK);
+    let set_cookie = r.headers()["set-cookie"]
+        .to_str()
+        .expect("cookie")
+        .to_string();
+    assert!(
+        set_cookie.contains("Secure") && set_cookie.contains("HttpOnly"),
+        "{set_cookie}"
+    );
+    assert_eq!(
+        https.get(s.url("/api/me")).send().expect("me").status(),
+        StatusCode::OK
+    );
+    // Plain HTTP on the same port gets no answer, and no cookie.
+    let plain = Server::client()
+        .post(s.base.replacen("https://", "http://", 1) + "/api/login")
+        .json(&json!({"username": "admin", "password": s.admin_password}))
+        .send();
+    assert!(
+        plain
+            .as_ref()
+            .map_or(true, |r| r.headers().get("set-cookie").is_none()
+                && !r.status().is_success()),
+        "{plain:?}"
+    );
+    // A display enrolled over TLS gets a Secure device cookie.
+    let r = Client::builder()
+        .use_rustls_tls()
+        .add_root_certificate(reqwest::Certificate::from_pem(certs.ca_pem.as_bytes()).expect("ca"))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client")
+        .get(s.display_enrol.clone())
+        .send()
+        .expect("enrol");
+    let set_cookie = r.headers()["set-cookie"]
+        .to_str()
+        .expect("cookie")
+        .to_string();
+    assert!(set_cookie.contains("Secure"), "{set_cookie}");
+}
+
+// ---- Exports ---------------------------------------------------------------------
+
+#[test]
+fn names_from_the_settings_reach_the_csv_as_text_not_formulas() {
+    let s = Server::start();
+    let (c, csrf) = s.admin();
+    let toml: Value = c
+        .get(s.url("/api/settings"))
+        .send()
+        .expect("settings")
+        .json()
+        .expect("json");
+    let evil = "=HYPERLINK(\\\"http://evil.example\\\",\\\"x\\\")";
+    let changed = toml["toml"].as_str().expect("toml").replacen(
+        "ja = \"住民異動の受付\"",
+        &format!("ja = \"{evil}\""),
+        1,
+    );
+    let r = c
+        .post(s.url("/api/settings"))
+        .header("X-CSRF-Token", &csrf)
+        .json(&json!({"toml": changed}))
+        .send()
+        .expect("apply");
+    assert_eq!(
+        r.status(),
+        StatusCode::OK,
+        "{}",
+        r.text().unwrap_or_default()
+    );
+    crate::server::open_today(&c, &s, &csrf, &[]);
+    cmd(
+        &c,
+        &s,
+        &csrf,
+        json!({"command": "issue_ticket", "category": "idou"}),
+    );
+    let r = c
+        .post(s.url("/api/statistics/report"))
+        .header("X-CSRF-Token", &csrf)
+        .json(&json!({"from": today(), "to": today(), "by": "day", "format": "csv"}))
+        .send()
+        .expect("report");
+    assert_eq!(r.status(), StatusCode::OK);
+    let csv = String::from_utf8(r.bytes().expect("bytes").to_vec()).expect("utf-8");
+    let cells: Vec<&str> = csv
+        .lines()
+        .flat_map(|l| l.split(','))
+        .map(|c| c.trim_start_matches('"'))
+        .collect();
+    assert!(
+        csv.contains("HYPERLINK"),
+        "the name is in the report: {csv}"
+    );
+    for cell in cells {
+        let formula = cell.starts_with(['=', '+', '@', '\t', '\r'])
+            || (cell.starts_with('-') && cell.parse::<f64>().is_err());
+        assert!(!formula, "a formula cell: {cell:?} in {csv}");
+    }
+}

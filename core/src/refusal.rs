@@ -65,6 +65,8 @@ pub enum Refusal {
     TimeWentBackwards { now: Millis, last: Millis },
     #[error("{field} is longer than {max} characters")]
     TooLong { field: &'static str, max: usize },
+    #[error("this request id was used for another ticket request")]
+    RequestIdReused,
 }
 
 impl Refusal {
@@ -93,6 +95,7 @@ impl Refusal {
             Refusal::NumbersExhausted { .. } => "numbers_exhausted",
             Refusal::TimeWentBackwards { .. } => "time_went_backwards",
             Refusal::TooLong { .. } => "too_long",
+            Refusal::RequestIdReused => "request_id_reused",
         }
     }
 
@@ -135,6 +138,10 @@ impl Refusal {
             }
             Refusal::TimeWentBackwards { .. } => "時刻が前回の記録より前になっています".into(),
             Refusal::TooLong { max, .. } => format!("入力が長すぎます（{max} 文字まで）"),
+            Refusal::RequestIdReused => {
+                "この受付番号（request_id）は別の発券に使われています。新しい番号で送ってください"
+                    .into()
+            }
         }
     }
 }

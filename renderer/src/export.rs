@@ -124,7 +124,21 @@ pub fn rows(config: &Config, cells: &[(String, Dim, Cell)]) -> Vec<Row> {
         .collect()
 }
 
+/// A cell a spreadsheet would read as a formula (`=`, `+`, `-`, `@`, tab,
+/// carriage return first) gets a leading `'`, as OWASP's CSV injection
+/// guidance recommends: names come from the settings, and a name such as
+/// `=HYPERLINK(…)` must stay text (issue 23). Numbers are left as they are.
+fn neutralised(s: &str) -> std::borrow::Cow<'_, str> {
+    let risky = s.starts_with(['=', '+', '-', '@', '\t', '\r']);
+    if risky && s.parse::<f64>().is_err() {
+        std::borrow::Cow::Owned(format!("'{s}"))
+    } else {
+        std::borrow::Cow::Borrowed(s)
+    }
+}
+
 fn csv_field(s: &str) -> String {
+    let s = &*neutralised(s);
     if s.contains([',', '"', '\n', '\r']) {
         format!("\"{}\"", s.replace('"', "\"\""))
     } else {
@@ -235,4 +249,29 @@ pub fn xlsx(sheets: &[(Granularity, Vec<Row>)]) -> Result<Vec<u8>, ExportError> 
         ws.set_row_height(0, 32)?;
     }
     Ok(wb.save_to_buffer()?)
+}
+
+#[cfg(test)]
+mod csv_tests {
+    use super::*;
+
+    #[test]
+    fn formula_cells_stay_text() {
+        for (cell, want) in [
+            (
+                "=HYPERLINK(\"http://x\",\"y\")",
+                "\"'=HYPERLINK(\"\"http://x\"\",\"\"y\"\")\"",
+            ),
+            ("+1+cmd", "'+1+cmd"),
+            ("-2+3", "'-2+3"),
+            ("@SUM(A1)", "'@SUM(A1)"),
+            ("\t=1", "'\t=1"),
+            ("\r=1", "\"'\r=1\""),
+            ("住民異動", "住民異動"),
+            ("12.5", "12.5"),
+            ("-1.5", "-1.5"),
+        ] {
+            assert_eq!(csv_field(cell), want, "{cell:?}");
+        }
+    }
 }

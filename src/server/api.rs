@@ -6,27 +6,24 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{Path, Query, State};
-use axum::http::{header, HeaderMap, Method, StatusCode};
+use axum::extract::State;
+use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::NaiveDate;
 use madoguchi_core::model::{Command, Event, Millis};
 use serde::Deserialize;
 use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
 
-use super::auth::{Role, DEVICE_COOKIE, SESSION_COOKIE};
+use super::auth::{Caller, Role, SignInError, DEVICE_COOKIE, SESSION_COOKIE};
 use super::error::ApiError;
+use super::extract::{
+    Admins, AnyCaller, Authed, Body, ClientAddr, Issuers, People, Readers, UrlPath, UrlQuery,
+};
 use super::{views, App};
 
 const STAFF: &[Role] = &[Role::Staff, Role::Admin];
-const READERS: &[Role] = &[
-    Role::Staff,
-    Role::Admin,
-    Role::Auditor,
-    Role::Kiosk,
-    Role::Display,
-];
 
 /// Parses a JSON body ourselves, so that every failure is our JSON error.
 pub fn parse_body<T: for<'de> Deserialize<'de>>(
@@ -39,7 +36,19 @@ pub fn parse_body<T: for<'de> Deserialize<'de>>(
             ApiError::BadRequest("the body could not be read".into())
         }
     })?;
-    serde_json::from_slice(&bytes).map_err(|e| ApiError::BadRequest(e.to_string()))
+    // The parser's own text names types and lists every command: a client
+    // gets a fixed sentence instead (R11).
+    serde_json::from_slice(&bytes).map_err(|e| {
+        ApiError::BadRequest(
+            match e.classify() {
+                serde_json::error::Category::Data => {
+                    "a field is missing, unknown or of the wrong type"
+                }
+                _ => "the body is not valid JSON",
+            }
+            .into(),
+        )
+    })
 }
 
 fn roles_for(command: &Command) -> &'static [Role] {
@@ -49,22 +58,97 @@ fn roles_for(command: &Command) -> &'static [Role] {
     }
 }
 
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CommandQuery {
+    /// An administrator opening a day other than today must name it here
+    /// too (a confirmation; the record's `by` says it was an override).
+    override_date: Option<NaiveDate>,
+}
+
+/// The office's business date now, by the engine's office clock (which
+/// `MADOGUCHI_CLOCK` moves for tests and demonstrations).
+fn office_today(app: &App) -> Result<NaiveDate, ApiError> {
+    app.engine.read(|e| e.office_date()).map_err(ApiError::from)
+}
+
+/// A kiosk's `request_id` in the caller's own space: the same id from
+/// another device or account is another request (issue 23).
+fn scoped_request_id(caller: &Caller, id: &str) -> String {
+    let digest = Sha256::digest(format!("{}\0{}\0{id}", caller.role.name(), caller.name));
+    let hex: String = digest.iter().take(16).map(|b| format!("{b:02x}")).collect();
+    format!("r-{hex}")
+}
+
+/// What the office's rules say about a command before the engine sees it
+/// (issue 23): attribution from who is asking, a day only for today, the
+/// issuing limits. Returns the command to run and the record's `by`.
+fn checked(
+    app: &App,
+    caller: &Caller,
+    command: Command,
+    q: &CommandQuery,
+) -> Result<(Command, String), ApiError> {
+    let mut by = caller.name.clone();
+    let command = match command {
+        Command::OpenDay { date } => {
+            let today = office_today(app)?;
+            if date != today {
+                let confirmed = q.override_date == Some(date) && caller.role == Role::Admin;
+                if !confirmed {
+                    return Err(ApiError::NotToday { date, today });
+                }
+                by = format!("{} (override: open_day {date}, today {today})", caller.name);
+            }
+            Command::OpenDay { date }
+        }
+        Command::OpenCounter { counter, .. } => Command::OpenCounter {
+            counter,
+            staff: Some(caller.name.clone()),
+        },
+        Command::IssueTicket {
+            category,
+            request_id,
+            ..
+        } => {
+            if let Some(id) = &request_id {
+                if id.chars().count() > madoguchi_core::model::MAX_ID_CHARS {
+                    return Err(ApiError::Refused(
+                        madoguchi_core::refusal::Refusal::TooLong {
+                            field: "request_id",
+                            max: madoguchi_core::model::MAX_ID_CHARS,
+                        },
+                    ));
+                }
+            }
+            // Devices are limited; a person issuing for a visitor is
+            // signed in, accountable and audited by name.
+            if caller.is_device() {
+                app.issue_limits
+                    .take(&caller.name, &category)
+                    .map_err(|seconds| ApiError::RateLimited { seconds })?;
+            }
+            Command::IssueTicket {
+                kiosk: caller.is_device().then(|| caller.name.clone()),
+                request_id: request_id.map(|id| scoped_request_id(caller, &id)),
+                category,
+            }
+        }
+        other => other,
+    };
+    Ok((command, by))
+}
+
 /// `POST /api/commands`: one engine command, answered once it is durable.
 pub async fn command(
     State(app): State<Arc<App>>,
-    method: Method,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    Authed(caller, ..): Authed<Issuers>,
+    UrlQuery(q): UrlQuery<CommandQuery>,
+    Body(command): Body<Command>,
 ) -> Result<Json<Value>, ApiError> {
     if app.is_standby() {
         return Err(ApiError::Standby);
     }
-    // Who asks comes first: an anonymous caller learns nothing, not even
-    // whether its body parses.
-    let caller = app
-        .auth
-        .require(&method, &headers, &[Role::Kiosk, Role::Staff, Role::Admin])?;
-    let command: Command = parse_body(body)?;
     caller.allow(roles_for(&command))?;
     if let (Role::Kiosk, Command::IssueTicket { category, .. }) = (caller.role, &command) {
         let (kiosk, category) = (caller.name.clone(), category.clone());
@@ -76,9 +160,9 @@ pub async fn command(
             return Err(ApiError::Forbidden);
         }
     }
+    let (command, by) = checked(&app, &caller, command, &q)?;
     let handle = app.engine.clone();
     let is_issue = matches!(command, Command::IssueTicket { .. });
-    let by = caller.name.clone();
     let outcome = tokio::task::spawn_blocking(move || handle.execute(None, command, Some(by)))
         .await
         .map_err(|e| ApiError::Internal(e.to_string()))?
@@ -185,13 +269,16 @@ async fn print_on_network_printer(
 }
 
 /// `GET /api/status`: the day, every queue with its waits, every counter.
+/// A device (kiosk, display) gets what it shows: no staff names (R11).
 pub async fn status(
     State(app): State<Arc<App>>,
-    method: Method,
-    headers: HeaderMap,
+    Authed(caller, ..): Authed<Readers>,
 ) -> Result<Json<views::StatusView>, ApiError> {
-    app.auth.require(&method, &headers, READERS)?;
-    Ok(Json(app.status().await?))
+    let mut view = app.status().await?;
+    if matches!(caller.role, Role::Kiosk | Role::Display) {
+        view.for_devices();
+    }
+    Ok(Json(view))
 }
 
 #[derive(Debug, Deserialize)]
@@ -202,16 +289,10 @@ pub struct DateQuery {
 /// `GET /api/tickets/{number}?date=…`: a ticket's whole path (R8).
 pub async fn ticket(
     State(app): State<Arc<App>>,
-    method: Method,
-    headers: HeaderMap,
-    Path(number): Path<u32>,
-    Query(q): Query<DateQuery>,
+    _: Authed<People>,
+    UrlPath(number): UrlPath<u32>,
+    UrlQuery(q): UrlQuery<DateQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    app.auth.require(
-        &method,
-        &headers,
-        &[Role::Staff, Role::Admin, Role::Auditor],
-    )?;
     let ticket = app
         .engine
         .read(move |e| e.ticket(q.date, number).map_err(|x| x.to_string()))
@@ -225,67 +306,103 @@ pub async fn ticket(
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Login {
+pub struct Login {
     username: String,
     password: String,
 }
 
-fn session_cookie(token: &str) -> String {
-    format!("{SESSION_COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/")
+/// A cookie as the server sets it: HttpOnly, SameSite=Strict, `Secure`
+/// when the server speaks TLS; `max_age` of zero removes it.
+pub fn set_cookie(app: &App, name: &str, value: &str, max_age: Option<i64>) -> String {
+    let mut c = cookie::Cookie::build((name.to_string(), value.to_string()))
+        .http_only(true)
+        .same_site(cookie::SameSite::Strict)
+        .secure(app.tls)
+        .path("/");
+    if let Some(secs) = max_age {
+        c = c.max_age(cookie::time::Duration::seconds(secs));
+    }
+    c.build().to_string()
+}
+
+/// An account name as it may appear in the audit log.
+fn audited_name(name: &str) -> String {
+    name.chars()
+        .take(madoguchi_core::model::MAX_ID_CHARS)
+        .collect()
 }
 
 /// `POST /api/login`: opens a session (cookie) and returns its CSRF token.
+/// JSON only (a cross-site form cannot send it); throttled per address
+/// and account (see [`super::throttle`]); every checked failure audited.
 pub async fn login(
     State(app): State<Arc<App>>,
-    body: Result<Bytes, BytesRejection>,
+    ClientAddr(addr): ClientAddr,
+    Body(l): Body<Login>,
 ) -> Result<Response, ApiError> {
-    let l: Login = parse_body(body)?;
-    let auth = app.clone();
+    let delay = app
+        .auth
+        .throttle
+        .before(&l.username, addr)
+        .map_err(|wait| ApiError::TooManyAttempts {
+            minutes: super::throttle::minutes(wait),
+        })?;
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
+    let a = app.clone();
     let (token, caller) = tokio::task::spawn_blocking(move || {
-        let result = auth.auth.login(&l.username, &l.password);
-        if result.is_ok() || auth.auth.knows(&l.username) {
-            let event = Event::Login {
-                account: l.username.clone(),
-                ok: result.is_ok(),
-            };
-            auth.audit(Some(l.username.clone()), event);
+        let result = a.auth.login(&l.username, &l.password);
+        let ok = result.is_ok();
+        match &result {
+            Ok(_) => a.auth.throttle.succeeded(&l.username, addr),
+            Err(SignInError::Wrong) => a.auth.throttle.failed(&l.username, addr),
+            Err(_) => {}
         }
-        result
+        let account = audited_name(&l.username);
+        let by = if ok {
+            account.clone()
+        } else {
+            format!("{account} from {addr}")
+        };
+        a.audit(Some(by), Event::Login { account, ok });
+        result.map_err(|e| match e {
+            SignInError::Wrong => ApiError::Unauthenticated,
+            SignInError::Internal(x) => ApiError::Internal(x),
+        })
     })
     .await
     .map_err(|e| ApiError::Internal(e.to_string()))??;
     let body =
         Json(json!({"username": caller.name, "role": caller.role, "csrf_token": caller.csrf()}));
-    Ok(([(header::SET_COOKIE, session_cookie(&token))], body).into_response())
+    let cookie = set_cookie(&app, SESSION_COOKIE, &token, None);
+    Ok(([(header::SET_COOKIE, cookie)], body).into_response())
 }
 
-/// `POST /api/logout`.
-pub async fn logout(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
-    app.auth.logout(&headers);
-    (
+/// `POST /api/logout`: ends the session (CSRF token required).
+pub async fn logout(
+    State(app): State<Arc<App>>,
+    AnyCaller(caller): AnyCaller,
+) -> Result<Response, ApiError> {
+    app.auth.logout(&caller)?;
+    Ok((
         [(
             header::SET_COOKIE,
-            format!("{SESSION_COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0"),
+            set_cookie(&app, SESSION_COOKIE, "", Some(0)),
         )],
         Json(json!({"ok": true})),
     )
-        .into_response()
+        .into_response())
 }
 
 /// `GET /api/me`: who the caller is, and the CSRF token to send back.
-pub async fn me(State(app): State<Arc<App>>, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
-    let c = app
-        .auth
-        .identify(&headers)
-        .ok_or(ApiError::Unauthenticated)?;
-    Ok(Json(
-        json!({"name": c.name, "role": c.role, "csrf_token": c.csrf()}),
-    ))
+pub async fn me(AnyCaller(c): AnyCaller) -> Json<Value> {
+    Json(json!({"name": c.name, "role": c.role, "csrf_token": c.csrf()}))
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct NewDevice {
+pub struct NewDevice {
     name: String,
     role: Role,
 }
@@ -293,12 +410,9 @@ struct NewDevice {
 /// `POST /api/devices` (admin): an enrolment link for a kiosk or display.
 pub async fn new_device(
     State(app): State<Arc<App>>,
-    method: Method,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    _: Authed<Admins>,
+    Body(d): Body<NewDevice>,
 ) -> Result<Json<Value>, ApiError> {
-    app.auth.require(&method, &headers, &[Role::Admin])?;
-    let d: NewDevice = parse_body(body)?;
     if !matches!(d.role, Role::Kiosk | Role::Display | Role::Standby)
         || d.name.is_empty()
         || d.name.len() > 64
@@ -309,7 +423,8 @@ pub async fn new_device(
     }
     let code = app
         .auth
-        .new_enrolment(&d.name, d.role, std::time::Duration::from_secs(24 * 3600));
+        .new_enrolment(&d.name, d.role, std::time::Duration::from_secs(24 * 3600))
+        .map_err(|e| ApiError::Internal(format!("{e:#}")))?;
     Ok(Json(
         json!({"enrol_url": format!("{}/enrol/{code}", app.base_url), "valid_hours": 24}),
     ))
@@ -317,33 +432,27 @@ pub async fn new_device(
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct NewUser {
+pub struct NewUser {
     username: String,
     role: Role,
     password: String,
 }
 
-/// `POST /api/users` (admin): adds or replaces a staff account.
+/// `POST /api/users` (admin): adds or replaces a staff account; a changed
+/// role or password ends the account's other sessions at once.
 pub async fn new_user(
     State(app): State<Arc<App>>,
-    method: Method,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    Authed(caller, ..): Authed<Admins>,
+    Body(u): Body<NewUser>,
 ) -> Result<Json<Value>, ApiError> {
-    let caller = app.auth.require(&method, &headers, &[Role::Admin])?;
-    let u: NewUser = parse_body(body)?;
-    let auth = app.clone();
+    let a = app.clone();
     tokio::task::spawn_blocking(move || {
-        auth.auth.set_user(&u.username, u.role, &u.password)?;
-        let role = serde_json::to_value(u.role)
-            .ok()
-            .and_then(|v| v.as_str().map(String::from))
-            .unwrap_or_default();
+        a.auth.set_user(&u.username, u.role, &u.password, &caller)?;
         let event = Event::AccountChanged {
             account: u.username,
-            role,
+            role: u.role.name().to_string(),
         };
-        auth.audit(Some(caller.name), event);
+        a.audit(Some(caller.name), event);
         Ok::<(), ApiError>(())
     })
     .await
@@ -351,27 +460,113 @@ pub async fn new_user(
     Ok(Json(json!({"ok": true})))
 }
 
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Disabled {
+    disabled: bool,
+}
+
+/// `POST /api/users/{name}/disabled` (admin): disables or enables an
+/// account, at once (its sessions end) and in the audit log.
+pub async fn disable_user(
+    State(app): State<Arc<App>>,
+    Authed(caller, ..): Authed<Admins>,
+    UrlPath(name): UrlPath<String>,
+    Body(d): Body<Disabled>,
+) -> Result<Json<Value>, ApiError> {
+    set_disabled(app, caller, name, false, d.disabled).await
+}
+
+/// `POST /api/devices/{name}/disabled` (admin): the same for a device.
+pub async fn disable_device(
+    State(app): State<Arc<App>>,
+    Authed(caller, ..): Authed<Admins>,
+    UrlPath(name): UrlPath<String>,
+    Body(d): Body<Disabled>,
+) -> Result<Json<Value>, ApiError> {
+    set_disabled(app, caller, name, true, d.disabled).await
+}
+
+async fn set_disabled(
+    app: Arc<App>,
+    caller: Caller,
+    name: String,
+    device: bool,
+    disabled: bool,
+) -> Result<Json<Value>, ApiError> {
+    if !app.auth.set_disabled(&name, device, disabled)? {
+        return Err(ApiError::NotFound);
+    }
+    let role = if disabled { "disabled" } else { "enabled" };
+    audit_change(&app, caller, name, role).await?;
+    Ok(Json(json!({"ok": true, "disabled": disabled})))
+}
+
+/// `DELETE /api/users/{name}` (admin): deletes an account; its sessions
+/// end at once; the audit log keeps the deletion.
+pub async fn delete_user(
+    State(app): State<Arc<App>>,
+    Authed(caller, ..): Authed<Admins>,
+    UrlPath(name): UrlPath<String>,
+) -> Result<Json<Value>, ApiError> {
+    delete(app, caller, name, false).await
+}
+
+/// `DELETE /api/devices/{name}` (admin): deletes a device.
+pub async fn delete_device(
+    State(app): State<Arc<App>>,
+    Authed(caller, ..): Authed<Admins>,
+    UrlPath(name): UrlPath<String>,
+) -> Result<Json<Value>, ApiError> {
+    delete(app, caller, name, true).await
+}
+
+async fn delete(
+    app: Arc<App>,
+    caller: Caller,
+    name: String,
+    device: bool,
+) -> Result<Json<Value>, ApiError> {
+    if !app.auth.delete(&name, device)? {
+        return Err(ApiError::NotFound);
+    }
+    audit_change(&app, caller, name, "deleted").await?;
+    Ok(Json(json!({"ok": true, "deleted": true})))
+}
+
+async fn audit_change(
+    app: &Arc<App>,
+    caller: Caller,
+    account: String,
+    role: &str,
+) -> Result<(), ApiError> {
+    let a = app.clone();
+    let event = Event::AccountChanged {
+        account,
+        role: role.to_string(),
+    };
+    tokio::task::spawn_blocking(move || a.audit(Some(caller.name), event))
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))
+}
+
 /// `GET /enrol/{code}`: makes this browser the device the code was for.
 pub async fn enrol(
     State(app): State<Arc<App>>,
-    Path(code): Path<String>,
+    UrlPath(code): UrlPath<String>,
 ) -> Result<Response, ApiError> {
     let (token, role, name) = app.auth.enrol(&code)?;
     let a = app.clone();
-    let role_name = serde_json::to_value(role)
-        .ok()
-        .and_then(|v| v.as_str().map(String::from))
-        .unwrap_or_default();
     let event = Event::AccountChanged {
         account: name,
-        role: role_name,
+        role: role.name().to_string(),
     };
     tokio::task::spawn_blocking(move || a.audit(None, event))
         .await
         .map_err(|e| ApiError::Internal(e.to_string()))?;
     let to = if role == Role::Kiosk { "/kiosk" } else { "/" };
-    let cookie =
-        format!("{DEVICE_COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/; Max-Age=315360000");
+    let max_age = super::auth::DEVICE_DAYS * 24 * 3600;
+    let cookie = set_cookie(&app, DEVICE_COOKIE, &token, Some(max_age));
     Ok((
         StatusCode::SEE_OTHER,
         [

@@ -2,19 +2,29 @@
 //!
 //! - Accounts (admin, staff, auditor) with Argon2 password hashes, kept in
 //!   `<data>/accounts.json` (written atomically: temp file, fsync, rename).
-//! - Sessions live in memory, behind an HttpOnly, SameSite=Strict cookie,
-//!   and end after an idle timeout. Every state-changing request made with a
-//!   cookie must carry the session's CSRF token in `X-CSRF-Token`.
+//!   An account or device can be disabled or deleted; the last enabled
+//!   administrator cannot be.
+//! - Sessions are server-side in `<data>/sessions.json`: only each token's
+//!   SHA-256 is stored, with the account, when it started and when it was
+//!   last used; a session ends after the idle timeout, after
+//!   [`SESSION_MAX`] in any case, at logout, and at once when its account's
+//!   role or password changes or the account is disabled or deleted. The
+//!   role is read from the account on every request, never from the
+//!   session. Sessions survive a restart.
+//! - Every state-changing request made with a cookie must carry the CSRF
+//!   token in `X-CSRF-Token`; the token is derived from the session or
+//!   device token, so nothing else needs storing.
 //! - Kiosks and displays are devices: an admin creates one and gets a
-//!   one-time enrolment link; opening it on the device sets a long-lived
-//!   device cookie. Only the token's SHA-256 is stored. A kiosk may only
-//!   issue tickets and read the queues; a display may only read.
-//! - Failed logins are throttled per account name.
+//!   one-time enrolment link (its code's SHA-256 kept in
+//!   `<data>/enrolments.json` until used or expired); opening it on the
+//!   device sets a device cookie valid [`DEVICE_DAYS`] days. Only the
+//!   token's SHA-256 is stored.
+//! - Failed sign-ins are throttled by [`super::throttle`].
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
@@ -27,7 +37,13 @@ use super::error::ApiError;
 
 pub const SESSION_COOKIE: &str = "madoguchi_session";
 pub const DEVICE_COOKIE: &str = "madoguchi_device";
-const MAX_FAILURES: u32 = 5;
+/// A session ends this long after sign-in, however busy.
+pub const SESSION_MAX: Duration = Duration::from_secs(12 * 3600);
+/// A device token is valid this many days after enrolment.
+pub const DEVICE_DAYS: i64 = 400;
+/// How often a session's last use is written down (so an idle timeout
+/// still holds after a restart, without a write per request).
+const TOUCH_EVERY: i64 = 60;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -41,11 +57,26 @@ pub enum Role {
     Standby,
 }
 
+impl Role {
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::Staff => "staff",
+            Role::Auditor => "auditor",
+            Role::Kiosk => "kiosk",
+            Role::Display => "display",
+            Role::Standby => "standby",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct User {
     username: String,
     role: Role,
     hash: String,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    disabled: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -53,6 +84,11 @@ struct Device {
     name: String,
     role: Role,
     token_sha256: String,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    disabled: bool,
+    /// Unix seconds after which the token is refused (older files: none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    expires_at: Option<i64>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -61,19 +97,32 @@ struct AccountsFile {
     devices: Vec<Device>,
 }
 
-#[derive(Debug)]
+/// A session as stored: never the token itself.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct Session {
+    token_sha256: String,
     username: String,
-    role: Role,
-    csrf: String,
-    last_seen: Instant,
+    started_at: i64,
+    last_seen: i64,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct SessionsFile {
+    sessions: Vec<Session>,
+}
+
+/// A one-time enrolment code as stored: its SHA-256, not the code.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct Enrolment {
+    code_sha256: String,
     name: String,
     role: Role,
-    expires: Instant,
+    expires_at: i64,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct EnrolmentsFile {
+    enrolments: Vec<Enrolment>,
 }
 
 /// Who is asking.
@@ -83,6 +132,9 @@ pub struct Caller {
     pub role: Role,
     /// The CSRF token a cookie-authenticated caller must send back.
     csrf: Option<String>,
+    /// The session's token hash (a person's session), to keep it when the
+    /// person changes their own account.
+    session: Option<String>,
 }
 
 impl Caller {
@@ -98,15 +150,22 @@ impl Caller {
     pub fn csrf(&self) -> Option<&str> {
         self.csrf.as_deref()
     }
+
+    /// Whether this is a device (kiosk, display, standby), not a person.
+    pub fn is_device(&self) -> bool {
+        matches!(self.role, Role::Kiosk | Role::Display | Role::Standby)
+    }
 }
 
 #[derive(Debug)]
 pub struct Auth {
     path: PathBuf,
+    sessions_path: PathBuf,
+    enrolments_path: PathBuf,
     file: Mutex<AccountsFile>,
     sessions: Mutex<HashMap<String, Session>>,
-    enrolments: Mutex<HashMap<String, Enrolment>>,
-    failures: Mutex<HashMap<String, (u32, Instant)>>,
+    enrolments: Mutex<Vec<Enrolment>>,
+    pub throttle: super::throttle::Throttle,
     idle: Duration,
 }
 
@@ -122,6 +181,15 @@ fn sha256_hex(s: &str) -> String {
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
+}
+
+/// The CSRF token that goes with a session or device token.
+fn csrf_of(token: &str) -> String {
+    sha256_hex(&format!("csrf:{token}"))
+}
+
+fn unix_now() -> i64 {
+    chrono::Utc::now().timestamp()
 }
 
 /// A password people can type: no 0/O, 1/l/I.
@@ -152,15 +220,49 @@ fn verify_password(password: &str, hash: &str) -> bool {
         .unwrap_or(false)
 }
 
+/// A cookie's value, parsed by the `cookie` crate.
 pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers
         .get_all(axum::http::header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|kv| kv.trim().split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v)
+        .flat_map(cookie::Cookie::split_parse)
+        .filter_map(Result::ok)
+        .find(|c| c.name() == name)
+        // `split_parse` borrows from the header: hand out that slice.
+        .and_then(|c| c.value_raw())
+}
+
+/// Writes `value` as JSON to `path` atomically (temp file, fsync, rename,
+/// fsync of the folder).
+fn write_atomically<T: Serialize>(path: &Path, value: &T) -> anyhow::Result<()> {
+    use anyhow::Context;
+    use std::io::Write;
+    let text = serde_json::to_vec_pretty(value)?;
+    let tmp = path.with_extension("json.tmp");
+    {
+        let mut t = std::fs::File::create(&tmp)
+            .with_context(|| format!("cannot write {}", tmp.display()))?;
+        t.write_all(&text)?;
+        t.sync_all()?;
+    }
+    std::fs::rename(&tmp, path).with_context(|| format!("cannot replace {}", path.display()))?;
+    if let Some(dir) = path.parent() {
+        std::fs::File::open(dir).and_then(|d| d.sync_all()).ok();
+    }
+    Ok(())
+}
+
+fn read_json<T: for<'de> Deserialize<'de> + Default>(path: &Path) -> anyhow::Result<Option<T>> {
+    use anyhow::Context;
+    if !path.exists() {
+        return Ok(None);
+    }
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    serde_json::from_str(&text)
+        .map(Some)
+        .with_context(|| format!("{} is damaged", path.display()))
 }
 
 /// What the first start created, to be printed once.
@@ -171,28 +273,45 @@ pub struct FirstStart {
     pub display_enrolment: String,
 }
 
+/// A failed sign-in: a wrong name or password (audited, counted), or a
+/// failure inside.
+#[derive(Debug)]
+pub enum SignInError {
+    Wrong,
+    Internal(String),
+}
+
+fn internal(e: anyhow::Error) -> ApiError {
+    ApiError::Internal(format!("{e:#}"))
+}
+
 impl Auth {
-    /// Loads `<data>/accounts.json`; on first start creates the admin
-    /// account (its generated password is returned, to be printed once) and
-    /// enrolment codes for a first kiosk and display.
+    /// Loads `<data>/accounts.json` and `<data>/sessions.json`; on first
+    /// start creates the admin account (its generated password is
+    /// returned, to be printed once) and enrolment codes for a first kiosk
+    /// and display.
     pub fn open(data: &Path, idle: Duration) -> anyhow::Result<(Auth, Option<FirstStart>)> {
-        use anyhow::Context;
         let path = data.join("accounts.json");
-        let (file, first) = if path.exists() {
-            let text = std::fs::read_to_string(&path)
-                .with_context(|| format!("cannot read {}", path.display()))?;
-            let file: AccountsFile = serde_json::from_str(&text)
-                .with_context(|| format!("{} is damaged", path.display()))?;
-            (file, false)
-        } else {
-            (AccountsFile::default(), true)
-        };
+        let sessions_path = data.join("sessions.json");
+        let file: Option<AccountsFile> = read_json(&path)?;
+        let first = file.is_none();
+        let stored: SessionsFile = read_json(&sessions_path)?.unwrap_or_default();
+        let enrolments_path = data.join("enrolments.json");
+        let codes: EnrolmentsFile = read_json(&enrolments_path)?.unwrap_or_default();
         let auth = Auth {
             path,
-            file: Mutex::new(file),
-            sessions: Mutex::new(HashMap::new()),
-            enrolments: Mutex::new(HashMap::new()),
-            failures: Mutex::new(HashMap::new()),
+            sessions_path,
+            enrolments_path,
+            file: Mutex::new(file.unwrap_or_default()),
+            sessions: Mutex::new(
+                stored
+                    .sessions
+                    .into_iter()
+                    .map(|s| (s.token_sha256.clone(), s))
+                    .collect(),
+            ),
+            enrolments: Mutex::new(codes.enrolments),
+            throttle: super::throttle::Throttle::default(),
             idle,
         };
         if !first {
@@ -205,12 +324,13 @@ impl Auth {
                 username: "admin".into(),
                 role: Role::Admin,
                 hash,
+                disabled: false,
             });
         })?;
         let kiosk_enrolment =
-            auth.new_enrolment("kiosk-1", Role::Kiosk, Duration::from_secs(24 * 3600));
+            auth.new_enrolment("kiosk-1", Role::Kiosk, Duration::from_secs(24 * 3600))?;
         let display_enrolment =
-            auth.new_enrolment("display-1", Role::Display, Duration::from_secs(24 * 3600));
+            auth.new_enrolment("display-1", Role::Display, Duration::from_secs(24 * 3600))?;
         Ok((
             auth,
             Some(FirstStart {
@@ -223,56 +343,88 @@ impl Auth {
 
     /// Changes the accounts file and writes it atomically.
     fn with_file<T>(&self, f: impl FnOnce(&mut AccountsFile) -> T) -> anyhow::Result<T> {
-        use anyhow::Context;
         let mut file = self
             .file
             .lock()
             .map_err(|_| anyhow::anyhow!("accounts lock poisoned"))?;
         let mut next = file.clone();
         let out = f(&mut next);
-        let text = serde_json::to_vec_pretty(&next)?;
-        let tmp = self.path.with_extension("json.tmp");
-        {
-            use std::io::Write;
-            let mut t = std::fs::File::create(&tmp)
-                .with_context(|| format!("cannot write {}", tmp.display()))?;
-            t.write_all(&text)?;
-            t.sync_all()?;
-        }
-        std::fs::rename(&tmp, &self.path)
-            .with_context(|| format!("cannot replace {}", self.path.display()))?;
-        if let Some(dir) = self.path.parent() {
-            std::fs::File::open(dir).and_then(|d| d.sync_all()).ok();
-        }
+        write_atomically(&self.path, &next)?;
         *file = next;
         Ok(out)
     }
 
+    /// Changes the sessions and writes them atomically.
+    fn with_sessions<T>(
+        &self,
+        f: impl FnOnce(&mut HashMap<String, Session>) -> T,
+    ) -> anyhow::Result<T> {
+        let mut sessions = self
+            .sessions
+            .lock()
+            .map_err(|_| anyhow::anyhow!("sessions lock poisoned"))?;
+        let mut next = sessions.clone();
+        let out = f(&mut next);
+        let mut list: Vec<Session> = next.values().cloned().collect();
+        list.sort_by(|a, b| a.token_sha256.cmp(&b.token_sha256));
+        write_atomically(&self.sessions_path, &SessionsFile { sessions: list })?;
+        *sessions = next;
+        Ok(out)
+    }
+
+    /// Ends every session of `username` but `keep`.
+    fn end_sessions(&self, username: &str, keep: Option<&str>) -> anyhow::Result<usize> {
+        self.with_sessions(|s| {
+            let before = s.len();
+            s.retain(|h, x| x.username != username || Some(h.as_str()) == keep);
+            before - s.len()
+        })
+    }
+
+    /// Changes the enrolment codes (dropping expired ones) and writes them
+    /// atomically, so a printed link still works after a restart.
+    fn with_enrolments<T>(&self, f: impl FnOnce(&mut Vec<Enrolment>) -> T) -> anyhow::Result<T> {
+        let mut codes = self
+            .enrolments
+            .lock()
+            .map_err(|_| anyhow::anyhow!("enrolments lock poisoned"))?;
+        let mut next = codes.clone();
+        let now = unix_now();
+        next.retain(|e| e.expires_at > now);
+        let out = f(&mut next);
+        write_atomically(
+            &self.enrolments_path,
+            &EnrolmentsFile {
+                enrolments: next.clone(),
+            },
+        )?;
+        *codes = next;
+        Ok(out)
+    }
+
     /// A one-time code that enrols a device when its link is opened.
-    pub fn new_enrolment(&self, name: &str, role: Role, valid: Duration) -> String {
+    pub fn new_enrolment(&self, name: &str, role: Role, valid: Duration) -> anyhow::Result<String> {
         let code = random_token(16);
-        if let Ok(mut e) = self.enrolments.lock() {
-            e.insert(
-                code.clone(),
-                Enrolment {
-                    name: name.to_string(),
-                    role,
-                    expires: Instant::now() + valid,
-                },
-            );
-        }
-        code
+        let stored = Enrolment {
+            code_sha256: sha256_hex(&code),
+            name: name.to_string(),
+            role,
+            expires_at: unix_now() + valid.as_secs() as i64,
+        };
+        self.with_enrolments(|e| e.push(stored))?;
+        Ok(code)
     }
 
     /// Uses an enrolment code: stores the new device and returns its token
     /// and role.
     pub fn enrol(&self, code: &str) -> Result<(String, Role, String), ApiError> {
+        let hash = sha256_hex(code);
         let e = self
-            .enrolments
-            .lock()
-            .map_err(|_| ApiError::Internal("enrolment lock".into()))?
-            .remove(code)
-            .filter(|e| e.expires > Instant::now())
+            .with_enrolments(|list| {
+                let at = list.iter().position(|e| e.code_sha256 == hash)?;
+                Some(list.remove(at))
+            })
+            .map_err(internal)?
             .ok_or(ApiError::NotFound)?;
         let token = random_token(32);
         let name = e.name.clone();
@@ -280,34 +432,24 @@ impl Auth {
             name: e.name,
             role: e.role,
             token_sha256: sha256_hex(&token),
+            disabled: false,
+            expires_at: Some(unix_now() + DEVICE_DAYS * 24 * 3600),
         };
         self.with_file(|f| {
             f.devices.retain(|d| d.name != device.name);
             f.devices.push(device);
         })
-        .map_err(|x| ApiError::Internal(x.to_string()))?;
+        .map_err(internal)?;
         Ok((token, e.role, name))
     }
 
-    /// Checks a password (with throttling) and opens a session: returns the
-    /// session token and its CSRF token.
-    pub fn login(&self, username: &str, password: &str) -> Result<(String, Caller), ApiError> {
-        let key = username.to_lowercase();
-        {
-            let failures = self
-                .failures
-                .lock()
-                .map_err(|_| ApiError::Internal("lock".into()))?;
-            if let Some((n, until)) = failures.get(&key) {
-                if *n >= MAX_FAILURES && *until > Instant::now() {
-                    return Err(ApiError::TooManyAttempts);
-                }
-            }
-        }
+    /// Checks a password and opens a session: returns the session token
+    /// and the caller. Throttling is the caller's: [`super::throttle`].
+    pub fn login(&self, username: &str, password: &str) -> Result<(String, Caller), SignInError> {
         let user = self
             .file
             .lock()
-            .map_err(|_| ApiError::Internal("lock".into()))?
+            .map_err(|_| SignInError::Internal("lock".into()))?
             .users
             .iter()
             .find(|u| u.username == username)
@@ -320,76 +462,92 @@ impl Auth {
                 false
             }
         };
-        let Some(user) = user.filter(|_| ok) else {
-            let mut failures = self
-                .failures
-                .lock()
-                .map_err(|_| ApiError::Internal("lock".into()))?;
-            let entry = failures.entry(key).or_insert((0, Instant::now()));
-            entry.0 += 1;
-            if entry.0 >= MAX_FAILURES {
-                let wait = 30u64 << (entry.0 - MAX_FAILURES).min(5);
-                entry.1 = Instant::now() + Duration::from_secs(wait);
-            }
-            return Err(ApiError::Unauthenticated);
+        let Some(user) = user.filter(|u| ok && !u.disabled) else {
+            return Err(SignInError::Wrong);
         };
-        if let Ok(mut f) = self.failures.lock() {
-            f.remove(&key);
-        }
         let token = random_token(32);
-        let csrf = random_token(16);
-        let caller = Caller {
-            name: user.username.clone(),
-            role: user.role,
-            csrf: Some(csrf.clone()),
-        };
-        self.sessions
-            .lock()
-            .map_err(|_| ApiError::Internal("lock".into()))?
-            .insert(
-                token.clone(),
+        let hash = sha256_hex(&token);
+        let now = unix_now();
+        self.with_sessions(|s| {
+            // Sessions past their time are dropped whenever one starts.
+            let (idle, max) = (self.idle.as_secs() as i64, SESSION_MAX.as_secs() as i64);
+            s.retain(|_, x| now - x.last_seen <= idle && now - x.started_at <= max);
+            s.insert(
+                hash.clone(),
                 Session {
-                    username: user.username,
-                    role: user.role,
-                    csrf,
-                    last_seen: Instant::now(),
+                    token_sha256: hash.clone(),
+                    username: user.username.clone(),
+                    started_at: now,
+                    last_seen: now,
                 },
             );
+        })
+        .map_err(|e| SignInError::Internal(format!("{e:#}")))?;
+        let caller = Caller {
+            name: user.username,
+            role: user.role,
+            csrf: Some(csrf_of(&token)),
+            session: Some(hash),
+        };
         Ok((token, caller))
     }
 
-    /// Whether `username` is an account (failed sign-ins of accounts are
-    /// audited; random names are not, so they cannot flood the log).
-    pub fn knows(&self, username: &str) -> bool {
-        self.file
-            .lock()
-            .map(|f| f.users.iter().any(|u| u.username == username))
-            .unwrap_or(false)
+    /// Ends the caller's session.
+    pub fn logout(&self, caller: &Caller) -> Result<(), ApiError> {
+        if let Some(h) = &caller.session {
+            self.with_sessions(|s| s.remove(h)).map_err(internal)?;
+        }
+        Ok(())
     }
 
-    pub fn logout(&self, headers: &HeaderMap) {
-        if let (Some(token), Ok(mut s)) = (cookie(headers, SESSION_COOKIE), self.sessions.lock()) {
-            s.remove(token);
+    /// The person a session token belongs to, if the session is live and
+    /// the account enabled. The role is the account's now.
+    fn session_caller(&self, token: &str) -> Option<Caller> {
+        let hash = sha256_hex(token);
+        let now = unix_now();
+        let (username, touch, expired) = {
+            let sessions = self.sessions.lock().ok()?;
+            let s = sessions.get(&hash)?;
+            let expired = now - s.last_seen > self.idle.as_secs() as i64
+                || now - s.started_at > SESSION_MAX.as_secs() as i64;
+            (
+                s.username.clone(),
+                now - s.last_seen >= TOUCH_EVERY,
+                expired,
+            )
+        };
+        let user = self
+            .file
+            .lock()
+            .ok()?
+            .users
+            .iter()
+            .find(|u| u.username == username && !u.disabled)
+            .cloned();
+        if expired || user.is_none() {
+            let _ = self.with_sessions(|s| s.remove(&hash));
+            return None;
         }
+        if touch {
+            let _ = self.with_sessions(|s| {
+                if let Some(x) = s.get_mut(&hash) {
+                    x.last_seen = now;
+                }
+            });
+        }
+        let user = user?;
+        Some(Caller {
+            name: user.username,
+            role: user.role,
+            csrf: Some(csrf_of(token)),
+            session: Some(hash),
+        })
     }
 
     /// Identifies the caller, or `None` for an anonymous request.
     pub fn identify(&self, headers: &HeaderMap) -> Option<Caller> {
-        if let Some(token) = cookie(headers, SESSION_COOKIE) {
-            let mut sessions = self.sessions.lock().ok()?;
-            let expired = sessions
-                .get(token)
-                .is_some_and(|s| s.last_seen.elapsed() > self.idle);
-            if expired {
-                sessions.remove(token);
-            } else if let Some(s) = sessions.get_mut(token) {
-                s.last_seen = Instant::now();
-                return Some(Caller {
-                    name: s.username.clone(),
-                    role: s.role,
-                    csrf: Some(s.csrf.clone()),
-                });
-            }
+        if let Some(c) = cookie(headers, SESSION_COOKIE).and_then(|t| self.session_caller(t)) {
+            return Some(c);
         }
         let bearer = headers
             .get(axum::http::header::AUTHORIZATION)
@@ -402,13 +560,17 @@ impl Auth {
         };
         let hash = sha256_hex(token);
         let file = self.file.lock().ok()?;
-        let d = file.devices.iter().find(|d| d.token_sha256 == hash)?;
+        let now = unix_now();
+        let d = file.devices.iter().find(|d| {
+            d.token_sha256 == hash && !d.disabled && d.expires_at.is_none_or(|e| now < e)
+        })?;
         Some(Caller {
             name: d.name.clone(),
             role: d.role,
             // A cookie can be sent by a forged cross-site form; a bearer
             // header cannot.
-            csrf: via_cookie.then(|| sha256_hex(&format!("csrf:{token}"))),
+            csrf: via_cookie.then(|| csrf_of(token)),
+            session: None,
         })
     }
 
@@ -434,8 +596,20 @@ impl Auth {
         Ok(caller)
     }
 
-    /// Adds or replaces a staff account.
-    pub fn set_user(&self, username: &str, role: Role, password: &str) -> Result<(), ApiError> {
+    /// Whether, after `change`, no enabled administrator would be left.
+    fn leaves_no_admin(f: &AccountsFile) -> bool {
+        !f.users.iter().any(|u| u.role == Role::Admin && !u.disabled)
+    }
+
+    /// Adds or replaces a staff account. A changed role or password ends
+    /// the account's other sessions at once (all but `by`'s own).
+    pub fn set_user(
+        &self,
+        username: &str,
+        role: Role,
+        password: &str,
+        by: &Caller,
+    ) -> Result<(), ApiError> {
         if !matches!(role, Role::Admin | Role::Staff | Role::Auditor) {
             return Err(ApiError::BadRequest(
                 "a person's role is admin, staff or auditor".into(),
@@ -447,14 +621,99 @@ impl Auth {
             ));
         }
         let hash = hash_password(password)?;
-        self.with_file(|f| {
-            f.users.retain(|u| u.username != username);
-            f.users.push(User {
-                username: username.to_string(),
-                role,
-                hash,
-            });
-        })
-        .map_err(|e| ApiError::Internal(e.to_string()))
+        let refused = self
+            .with_file(|f| {
+                let mut next = f.clone();
+                next.users.retain(|u| u.username != username);
+                next.users.push(User {
+                    username: username.to_string(),
+                    role,
+                    hash,
+                    disabled: false,
+                });
+                if Self::leaves_no_admin(&next) {
+                    return true;
+                }
+                *f = next;
+                false
+            })
+            .map_err(internal)?;
+        if refused {
+            return Err(ApiError::BadRequest(
+                "the last administrator cannot be demoted".into(),
+            ));
+        }
+        let keep = (by.name == username)
+            .then_some(by.session.as_deref())
+            .flatten();
+        self.end_sessions(username, keep).map_err(internal)?;
+        Ok(())
+    }
+
+    /// Disables (or enables again) a person's account or a device; a
+    /// disabled one is refused at once. `Ok(false)`: no such name.
+    pub fn set_disabled(&self, name: &str, device: bool, disabled: bool) -> Result<bool, ApiError> {
+        let outcome = self
+            .with_file(|f| {
+                let mut next = f.clone();
+                let found = if device {
+                    next.devices
+                        .iter_mut()
+                        .filter(|d| d.name == name)
+                        .map(|d| d.disabled = disabled)
+                        .count()
+                } else {
+                    next.users
+                        .iter_mut()
+                        .filter(|u| u.username == name)
+                        .map(|u| u.disabled = disabled)
+                        .count()
+                };
+                if found == 0 {
+                    return Ok(false);
+                }
+                if Self::leaves_no_admin(&next) {
+                    return Err(());
+                }
+                *f = next;
+                Ok(true)
+            })
+            .map_err(internal)?;
+        let found = outcome.map_err(|_| {
+            ApiError::BadRequest("the last administrator cannot be disabled".into())
+        })?;
+        if found && !device {
+            self.end_sessions(name, None).map_err(internal)?;
+        }
+        Ok(found)
+    }
+
+    /// Deletes a person's account or a device. `Ok(false)`: no such name.
+    pub fn delete(&self, name: &str, device: bool) -> Result<bool, ApiError> {
+        let outcome = self
+            .with_file(|f| {
+                let mut next = f.clone();
+                let before = next.users.len() + next.devices.len();
+                if device {
+                    next.devices.retain(|d| d.name != name);
+                } else {
+                    next.users.retain(|u| u.username != name);
+                }
+                if before == next.users.len() + next.devices.len() {
+                    return Ok(false);
+                }
+                if Self::leaves_no_admin(&next) {
+                    return Err(());
+                }
+                *f = next;
+                Ok(true)
+            })
+            .map_err(internal)?;
+        let found = outcome
+            .map_err(|_| ApiError::BadRequest("the last administrator cannot be deleted".into()))?;
+        if found && !device {
+            self.end_sessions(name, None).map_err(internal)?;
+        }
+        Ok(found)
     }
 }

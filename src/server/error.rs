@@ -1,6 +1,11 @@
-//! Errors as the server's clients see them: JSON with a stable code and a
-//! Japanese and English message; never a stack trace, a version or a path
-//! (R11). Internal details go to the server's own log only.
+//! Errors as the server's clients see them (R11): one type, [`ApiError`],
+//! answered as JSON with a stable code and a Japanese and English message to
+//! API clients, and as a Japanese page (English beside it) that says what
+//! happened and what to do to a browser asking for a page. Never a stack
+//! trace, a version, a path, or a parser's or framework's own words:
+//! [`answer_in_kind`] replaces any error the framework wrote itself (a
+//! method not allowed, a rejected extractor) with ours. Internal details go
+//! to the server's own log only.
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -13,13 +18,31 @@ use serde_json::json;
 pub enum ApiError {
     /// The state machine refused the command (409).
     Refused(Refusal),
+    /// The request is malformed; the text is ours, never a parser's.
     BadRequest(String),
+    /// A JSON body without `Content-Type: application/json`.
+    NotJson,
+    MethodNotAllowed,
     TooLarge,
     Unauthenticated,
     Forbidden,
     CsrfMissing,
     NotFound,
-    TooManyAttempts,
+    /// Sign-ins from this address for this account wait this many more
+    /// minutes.
+    TooManyAttempts {
+        minutes: u64,
+    },
+    /// Too many requests of this kind from this device or for this
+    /// category; try again in this many seconds. Nothing was done.
+    RateLimited {
+        seconds: u64,
+    },
+    /// `open_day` for a date other than the office's business date.
+    NotToday {
+        date: chrono::NaiveDate,
+        today: chrono::NaiveDate,
+    },
     /// The kiosk's printer failed; the ticket was voided.
     PrintFailed,
     /// This server is a standby: commands go to the primary.
@@ -49,7 +72,7 @@ pub fn is_disk_full(e: &(dyn std::error::Error + 'static)) -> bool {
 }
 
 impl ApiError {
-    fn parts(&self) -> (StatusCode, &'static str, String, String) {
+    pub(super) fn parts(&self) -> (StatusCode, &'static str, String, String) {
         match self {
             ApiError::Refused(r) => (
                 StatusCode::CONFLICT,
@@ -63,6 +86,31 @@ impl ApiError {
                 "リクエストの形式が正しくありません".into(),
                 format!("the request is not valid: {why}"),
             ),
+            ApiError::NotJson => (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "not_json",
+                "リクエストは JSON（Content-Type: application/json）で送ってください".into(),
+                "send the request as JSON (Content-Type: application/json)".into(),
+            ),
+            ApiError::MethodNotAllowed => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "この操作はこのアドレスでは受け付けていません".into(),
+                "this method is not accepted at this address".into(),
+            ),
+            ApiError::RateLimited { seconds } => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                format!("発券が続いたため受け付けませんでした。{seconds} 秒ほど待ってからやり直してください。番号は使われていません"),
+                format!("too many tickets in a short time; nothing was issued and no number was used. Try again in about {seconds} s"),
+            ),
+            ApiError::NotToday { date, today } => (
+                StatusCode::CONFLICT,
+                "not_today",
+                format!("開始できるのは本日 {today} の業務だけです（{date} は開始できません）"),
+                format!("only today's business day, {today}, can be opened (not {date}); an administrator may override with ?override_date={date}"),
+            ),
+
             ApiError::TooLarge => (
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "too_large",
@@ -93,11 +141,11 @@ impl ApiError {
                 "見つかりません".into(),
                 "not found".into(),
             ),
-            ApiError::TooManyAttempts => (
+            ApiError::TooManyAttempts { minutes } => (
                 StatusCode::TOO_MANY_REQUESTS,
                 "too_many_attempts",
-                "ログインの失敗が続いたため、しばらく待ってからやり直してください".into(),
-                "too many failed logins; wait a moment and try again".into(),
+                format!("ログインの失敗が続いたため、この端末からは {minutes} 分後までログインできません。パスワードが分からないときは管理者に連絡してください"),
+                format!("too many failed sign-ins from this address; try again in {minutes} min, or ask an administrator"),
             ),
             ApiError::Diverged(seq) => (
                 StatusCode::CONFLICT,
@@ -133,18 +181,169 @@ impl ApiError {
     }
 }
 
+/// What an error response said, kept on the response so that
+/// [`answer_in_kind`] can show it as a page to a browser.
+#[derive(Debug, Clone)]
+pub struct Shown {
+    pub code: &'static str,
+    pub ja: String,
+    pub en: String,
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         if let ApiError::Internal(detail) = &self {
             tracing::error!(%detail, "internal error");
         }
         let (status, code, ja, en) = self.parts();
-        (
+        let shown = Shown {
+            code,
+            ja: ja.clone(),
+            en: en.clone(),
+        };
+        let mut r = (
             status,
             Json(json!({"error": {"code": code, "message_ja": ja, "message_en": en}})),
         )
-            .into_response()
+            .into_response();
+        let retry = match self {
+            ApiError::TooManyAttempts { minutes } => Some(minutes * 60),
+            ApiError::RateLimited { seconds } => Some(seconds),
+            _ => None,
+        };
+        if let Some(secs) = retry {
+            r.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from(secs),
+            );
+        }
+        r.extensions_mut().insert(shown);
+        r
     }
+}
+
+/// What to do, for the page a browser sees with an error.
+fn advice(status: StatusCode) -> (&'static str, &'static str) {
+    match status {
+        StatusCode::UNAUTHORIZED => (
+            "ログインしてからもう一度開いてください。",
+            "Sign in, then open the page again.",
+        ),
+        StatusCode::FORBIDDEN => (
+            "この端末やアカウントでは開けません。必要なら管理者に連絡してください。",
+            "This device or account may not open it; ask an administrator if you need it.",
+        ),
+        StatusCode::NOT_FOUND => (
+            "アドレスを確かめるか、トップページから開き直してください。",
+            "Check the address, or start again from the top page.",
+        ),
+        s if s.is_server_error() => (
+            "しばらく待ってから再読み込みしてください。続くときは職員・管理者に連絡してください。",
+            "Wait a moment and reload; if it goes on, tell staff or an administrator.",
+        ),
+        _ => (
+            "前の画面に戻って、もう一度やり直してください。",
+            "Go back and try again.",
+        ),
+    }
+}
+
+fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// The page a browser sees for an error: Japanese first, English beside.
+pub fn page(status: StatusCode, shown: &Shown) -> Response {
+    let (todo_ja, todo_en) = advice(status);
+    let body = format!(
+        "<!doctype html><html lang=\"ja\"><head><meta charset=\"utf-8\">\
+<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+<title>エラー {code}</title><link rel=\"stylesheet\" href=\"/site/style.css\"></head>\
+<body><main class=\"page narrow\"><h1>{ja}</h1><p>{todo_ja}</p>\
+<p lang=\"en\" class=\"en\">{en} — {todo_en}</p>\
+<p class=\"code\">{status} <code>{code}</code></p><p><a href=\"/\">トップページへ <span lang=\"en\">Top page</span></a></p>\
+</main></body></html>",
+        code = escape(shown.code),
+        ja = escape(&shown.ja),
+        en = escape(&shown.en),
+        status = status.as_u16(),
+    );
+    let mut r = (status, axum::response::Html(body)).into_response();
+    r.extensions_mut().insert(shown.clone());
+    r
+}
+
+/// Whether the request is a browser asking for a page (not the API).
+fn wants_page(req: &axum::extract::Request) -> bool {
+    !req.uri().path().starts_with("/api/")
+        && req
+            .headers()
+            .get(axum::http::header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|a| a.contains("text/html"))
+}
+
+/// The framework's own error answers (an empty 405, a plain-text
+/// rejection) as ours; ours as a page for a browser asking for a page.
+pub async fn answer_in_kind(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let page_wanted = wants_page(&req);
+    let mut r = next.run(req).await;
+    let status = r.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return r;
+    }
+    if r.extensions().get::<Shown>().is_none() {
+        let typed = r
+            .headers()
+            .get(axum::http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        // Our other answers (a settings line error, a kiosk page) keep
+        // their JSON or HTML; a framework's text or empty body does not.
+        if typed.starts_with("application/json") || typed.starts_with("text/html") {
+            return r;
+        }
+        let ours = match status {
+            StatusCode::METHOD_NOT_ALLOWED => ApiError::MethodNotAllowed,
+            StatusCode::NOT_FOUND => ApiError::NotFound,
+            StatusCode::PAYLOAD_TOO_LARGE => ApiError::TooLarge,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => ApiError::NotJson,
+            StatusCode::UNAUTHORIZED => ApiError::Unauthenticated,
+            StatusCode::FORBIDDEN => ApiError::Forbidden,
+            s if s.is_client_error() => {
+                ApiError::BadRequest("the request could not be read".into())
+            }
+            _ => ApiError::Internal(format!("framework answered {status}")),
+        };
+        r = ours.into_response();
+    }
+    if page_wanted {
+        if let Some(shown) = r.extensions().get::<Shown>().cloned() {
+            let headers = r.headers().clone();
+            let mut p = page(r.status(), &shown);
+            for name in [
+                axum::http::header::RETRY_AFTER,
+                axum::http::header::SET_COOKIE,
+            ] {
+                if let Some(v) = headers.get(&name) {
+                    p.headers_mut().insert(name, v.clone());
+                }
+            }
+            return p;
+        }
+    }
+    r
 }
 
 impl From<ExecError> for ApiError {

@@ -5,12 +5,15 @@
 mod api;
 mod audit;
 mod auth;
+mod connections;
 mod demo;
 mod displays;
 mod error;
 mod escpos;
+mod extract;
 mod faults;
 mod forecast;
+mod limits;
 mod pages;
 mod publish;
 mod replication;
@@ -18,6 +21,8 @@ mod settings;
 mod settings_form;
 mod statistics;
 mod subscribers;
+mod throttle;
+mod tls;
 mod views;
 
 use std::net::SocketAddr;
@@ -27,7 +32,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use axum::http::{header, HeaderValue};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::Router;
 use madoguchi_core::engine::{EngineHandle, FeedHandle, SharedEngine};
 use serde_json::Value;
@@ -71,6 +76,25 @@ pub struct Args {
     /// open today with some counters and visitors (a demonstration office).
     #[arg(long)]
     pub demo: bool,
+    /// Connections one address may hold at once (HTTP and WebSocket).
+    #[arg(long, default_value_t = 128)]
+    pub max_connections_per_address: usize,
+    /// Connections in total; kept 128 under the open-file limit.
+    #[arg(long, default_value_t = 768)]
+    pub max_connections: usize,
+    /// Seconds without a byte either way after which a connection closes.
+    #[arg(long, default_value_t = 75)]
+    pub idle_timeout_secs: u64,
+    /// Seconds a client has to send a request's head and body.
+    #[arg(long, default_value_t = 15)]
+    pub head_timeout_secs: u64,
+    /// Serve HTTPS only, with this certificate chain (PEM); cookies become
+    /// `Secure`. With --tls-key.
+    #[arg(long, value_name = "FILE")]
+    pub tls_cert: Option<PathBuf>,
+    /// The certificate's private key (PEM). With --tls-cert.
+    #[arg(long, value_name = "FILE")]
+    pub tls_key: Option<PathBuf>,
     /// The key that signs bundles for the internet relays; default
     /// `relay-signing.key` in the data folder (created when missing).
     #[arg(long, value_name = "FILE")]
@@ -94,6 +118,10 @@ pub struct App {
     pub faults: faults::Faults,
     /// Following a primary (until promoted).
     pub standby: std::sync::atomic::AtomicBool,
+    /// Issuing rate limits per issuer and category.
+    pub issue_limits: limits::IssueLimits,
+    /// Whether clients reach this server over TLS (cookies are `Secure`).
+    pub tls: bool,
 }
 
 impl App {
@@ -152,6 +180,10 @@ fn router(app: Arc<App>) -> Router {
         .route("/api/me", get(api::me))
         .route("/api/devices", post(api::new_device))
         .route("/api/users", post(api::new_user))
+        .route("/api/users/{name}", delete(api::delete_user))
+        .route("/api/devices/{name}", delete(api::delete_device))
+        .route("/api/users/{name}/disabled", post(api::disable_user))
+        .route("/api/devices/{name}/disabled", post(api::disable_device))
         .route("/enrol/{code}", get(api::enrol))
         .route("/api/settings", get(settings::get).post(settings::apply))
         .route("/api/settings/validate", post(settings::validate))
@@ -173,6 +205,7 @@ fn router(app: Arc<App>) -> Router {
         .route("/api/statistics/report", post(statistics::make_report))
         .merge(pages::routes())
         .fallback(|| async { ApiError::NotFound })
+        .layer(axum::middleware::from_fn(error::answer_in_kind))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
         .layer(SetResponseHeaderLayer::overriding(
             header::CONTENT_SECURITY_POLICY,
@@ -229,7 +262,10 @@ pub fn run(data: &Path, config: Option<&Path>, args: Args) -> Result<()> {
             .await
             .with_context(|| format!("cannot listen on {listen}"))?;
         let addr = listener.local_addr().context("no local address")?;
-        let base_url = format!("http://{addr}");
+        let tls_files = tls::files(args.tls_cert.clone(), args.tls_key.clone())?;
+        let acceptor = tls_files.as_ref().map(tls::acceptor).transpose()?;
+        let scheme = if acceptor.is_some() { "https" } else { "http" };
+        let base_url = format!("{scheme}://{addr}");
         let app = Arc::new(App {
             engine: handle,
             feed,
@@ -241,6 +277,8 @@ pub fn run(data: &Path, config: Option<&Path>, args: Args) -> Result<()> {
             displays: displays::Displays::new(args.layouts.clone(), args.stale_after)?,
             faults: faults::Faults::new(data),
             standby: std::sync::atomic::AtomicBool::new(args.standby_of.is_some()),
+            issue_limits: limits::IssueLimits::default(),
+            tls: acceptor.is_some(),
         });
         if let Some(primary) = &args.standby_of {
             let token = replication::token(data, args.enrol_link.as_deref()).await?;
@@ -272,7 +310,22 @@ pub fn run(data: &Path, config: Option<&Path>, args: Args) -> Result<()> {
         }
         let _watcher = displays::watch_layouts(&app);
         print_urls(&base_url, data, first.as_ref());
-        axum::serve(listener, router(app))
+        let limits = connections::Limits {
+            per_address: args.max_connections_per_address.max(1),
+            total: connections::total_cap(args.max_connections.max(1)),
+            idle: Duration::from_secs(args.idle_timeout_secs.max(1)),
+            head: Duration::from_secs(args.head_timeout_secs.max(1)),
+        };
+        // `tap_io` only so that axum hands each request its peer address.
+        let listener = axum::serve::ListenerExt::tap_io(
+            connections::Guarded::new(listener, limits, acceptor)
+                .context("cannot start listening")?,
+            |_| {},
+        );
+        axum::serve(
+            listener,
+            router(app).into_make_service_with_connect_info::<SocketAddr>(),
+        )
             .with_graceful_shutdown(async {
                 let _ = tokio::signal::ctrl_c().await;
             })

@@ -16,6 +16,7 @@ use serde::Deserialize;
 
 use super::auth::Role;
 use super::error::ApiError;
+use super::extract::UrlQuery;
 use super::App;
 
 macro_rules! layout {
@@ -124,15 +125,31 @@ struct Next {
     next: Option<String>,
 }
 
+/// Where the login page may send the browser afterwards: a path on this
+/// server only (issue 23). Browsers read `\` as `/` and drop tabs and
+/// newlines, so `/\evil.example/` and `/\t/evil.example/` are other hosts;
+/// anything but plain path characters is refused rather than repaired.
+fn same_origin_path(next: &str) -> Option<String> {
+    let ok_char = |c: char| c.is_ascii_alphanumeric() || "/-._~?=&%+,:;@!$'()*".contains(c);
+    let lower = next.to_ascii_lowercase();
+    let plain = next.starts_with('/')
+        && !next.starts_with("//")
+        && next.chars().all(ok_char)
+        && !["%5c", "%09", "%0a", "%0d", "%00"]
+            .iter()
+            .any(|bad| lower.contains(bad))
+        && !lower.starts_with("/%2f");
+    plain.then(|| next.to_string())
+}
+
 async fn login(
     State(app): State<Arc<App>>,
-    Query(q): Query<Next>,
+    UrlQuery(q): UrlQuery<Next>,
 ) -> Result<Html<String>, ApiError> {
     let s = app.status().await?;
-    // Only local paths, so the login page cannot send anyone elsewhere.
     let next = q
         .next
-        .filter(|n| n.starts_with('/') && !n.starts_with("//"))
+        .and_then(|n| same_origin_path(&n))
         .unwrap_or_else(|| "/staff?counter=1".into());
     app.pages
         .render("login.html", context! { office => s.office.ja, next })

@@ -58,6 +58,16 @@ pub struct StatusView {
     pub held: Vec<(Number, CounterNo)>,
 }
 
+impl StatusView {
+    /// What a kiosk or display needs and nothing more: no staff names
+    /// (R11: send terminals nothing that helps an attack).
+    pub fn for_devices(&mut self) {
+        for c in &mut self.counters {
+            c.staff = None;
+        }
+    }
+}
+
 fn shape_name(s: madoguchi_core::config::Shape) -> String {
     serde_json::to_value(s)
         .ok()

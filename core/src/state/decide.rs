@@ -15,6 +15,18 @@ fn check_len(field: &'static str, value: Option<&String>, max: usize) -> Result<
 }
 
 impl State {
+    /// The repair of a day opened by mistake far ahead (issue 23): once
+    /// that day is closed, today may be opened although it comes before
+    /// it — when the wrong day is still in the future by the office's clock
+    /// and issued no numbers (so nothing is stored under its date).
+    fn wrong_day_repaired_by(&self, config: &Config, now: Millis, date: chrono::NaiveDate) -> bool {
+        let today = now.to_datetime(config.office.utc_offset).date_naive();
+        let Some(day) = &self.meta.day else {
+            return false;
+        };
+        day.closed_at.is_some() && day.date > today && date == today && self.tickets.is_empty()
+    }
+
     /// The events `command` causes at `now`, or why it is refused. Changes
     /// nothing.
     pub fn decide(
@@ -34,7 +46,7 @@ impl State {
                 if day.closed_at.is_none() {
                     return Err(Refusal::DayAlreadyOpen { date: day.date });
                 }
-                if *date <= day.date {
+                if *date <= day.date && !self.wrong_day_repaired_by(config, now, *date) {
                     return Err(Refusal::DayNotAfterLast {
                         date: *date,
                         last: day.date,
@@ -82,8 +94,14 @@ impl State {
                 check_len("kiosk", kiosk.as_ref(), MAX_ID_CHARS)?;
                 check_len("request_id", request_id.as_ref(), MAX_ID_CHARS)?;
                 if let Some(r) = request_id {
-                    if self.requests.contains_key(r) {
-                        // Idempotent retry: the ticket exists, nothing happens.
+                    if let Some(n) = self.requests.get(r) {
+                        // The same request again: the ticket exists, nothing
+                        // happens. The same id for another category is a
+                        // different request, refused, never answered with
+                        // the earlier ticket.
+                        if self.tickets.get(n).is_some_and(|t| t.category != *category) {
+                            return Err(Refusal::RequestIdReused);
+                        }
                         return Ok(Vec::new());
                     }
                 }

@@ -1,0 +1,318 @@
+//! Connections to the office server (issue 23, R11): one client on the LAN
+//! cannot starve the staff stations. Every TCP connection — plain HTTP or a
+//! WebSocket after its upgrade — holds a slot, capped per address and in
+//! total (the total kept under the process's open-file limit, so the server
+//! never runs out of descriptors); a connection is closed when it sends
+//! nothing within the head deadline of opening, when nothing has moved for
+//! the idle timeout, or when a request head or body is still arriving after
+//! the head deadline (slow headers, slow bodies).
+//!
+//! The caps and timers live in the socket wrapper the listener hands to
+//! axum, so they hold for every route, and for a WebSocket as long as it
+//! lives (the upgraded socket carries its slot). The slot counting is the
+//! relay's ([`madoguchi_relay::conn::Limiter`]).
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use madoguchi_relay::conn::{Limiter, Slot};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+
+/// Descriptors kept back from the total cap for the log, the snapshots,
+/// reports and outgoing connections.
+const RESERVED_FILES: usize = 128;
+
+/// The limits, from `serve`'s flags.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub per_address: usize,
+    pub total: usize,
+    pub idle: Duration,
+    pub head: Duration,
+}
+
+/// The soft limit on open files of this process (Linux), if known.
+pub fn open_files_limit() -> Option<usize> {
+    let text = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = text.lines().find(|l| l.starts_with("Max open files"))?;
+    line.split_whitespace().nth(3)?.parse().ok()
+}
+
+/// The total cap: as asked, but never closer than [`RESERVED_FILES`] to
+/// the open-file limit (1,024 under the systemd unit gives 896).
+pub fn total_cap(asked: usize) -> usize {
+    match open_files_limit() {
+        Some(limit) => asked.min(limit.saturating_sub(RESERVED_FILES)).max(16),
+        None => asked,
+    }
+}
+
+/// The office's listener: admits a connection only within the caps, and
+/// completes the TLS handshake first when the server speaks TLS. Accepting
+/// runs on its own task; `axum::serve` takes ready connections.
+#[derive(Debug)]
+pub struct Guarded {
+    ready: tokio::sync::mpsc::Receiver<(Conn, SocketAddr)>,
+    local: SocketAddr,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Guarded {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl Guarded {
+    /// Starts accepting on `inner` (inside the runtime).
+    pub fn new(
+        inner: TcpListener,
+        limits: Limits,
+        tls: Option<tokio_rustls::TlsAcceptor>,
+    ) -> std::io::Result<Guarded> {
+        let local = inner.local_addr()?;
+        let (tx, ready) = tokio::sync::mpsc::channel(64);
+        let limiter = Limiter::new(limits.total, limits.per_address);
+        let task = tokio::spawn(accept_loop(inner, limiter, limits, tls, tx));
+        Ok(Guarded { ready, local, task })
+    }
+}
+
+async fn accept_loop(
+    inner: TcpListener,
+    limiter: Arc<Limiter>,
+    limits: Limits,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    tx: tokio::sync::mpsc::Sender<(Conn, SocketAddr)>,
+) {
+    let mut refused = 0u64;
+    loop {
+        let (tcp, peer) = match inner.accept().await {
+            Ok(x) => x,
+            Err(e) => {
+                // Out of descriptors and the like: wait, do not spin.
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let Some(slot) = limiter.admit(peer.ip()) else {
+            refused += 1;
+            if refused.is_power_of_two() {
+                tracing::warn!(%peer, refused, "connection refused: too many connections");
+            }
+            drop(tcp);
+            continue;
+        };
+        let _ = tcp.set_nodelay(true);
+        let io = GuardedIo::new(tcp, slot, limits);
+        match &tls {
+            None => {
+                if tx.send((Conn::Plain(io), peer)).await.is_err() {
+                    return;
+                }
+            }
+            Some(acceptor) => {
+                let (acceptor, tx) = (acceptor.clone(), tx.clone());
+                tokio::spawn(async move {
+                    let shake = tokio::time::timeout(limits.head, acceptor.accept(io)).await;
+                    if let Ok(Ok(stream)) = shake {
+                        let _ = tx.send((Conn::Tls(Box::new(stream)), peer)).await;
+                    }
+                });
+            }
+        }
+    }
+}
+
+impl axum::serve::Listener for Guarded {
+    type Io = Conn;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Conn, SocketAddr) {
+        match self.ready.recv().await {
+            Some(x) => x,
+            // The accepting task ended (only when the server stops).
+            None => std::future::pending().await,
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        Ok(self.local)
+    }
+}
+
+/// A connection as axum sees it: plain, or inside TLS.
+#[derive(Debug)]
+pub enum Conn {
+    Plain(GuardedIo),
+    Tls(Box<tokio_rustls::server::TlsStream<GuardedIo>>),
+}
+
+impl AsyncRead for Conn {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Conn::Plain(io) => Pin::new(io).poll_read(cx, buf),
+            Conn::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Conn {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        match self.get_mut() {
+            Conn::Plain(io) => Pin::new(io).poll_write(cx, buf),
+            Conn::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Conn::Plain(io) => Pin::new(io).poll_flush(cx),
+            Conn::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Conn::Plain(io) => Pin::new(io).poll_shutdown(cx),
+            Conn::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
+}
+
+/// A connection's socket with its slot and timers.
+#[derive(Debug)]
+pub struct GuardedIo {
+    inner: TcpStream,
+    _slot: Arc<Slot>,
+    limits: Limits,
+    /// Fires when nothing has moved for `limits.idle`, or when a request
+    /// is still arriving at its head deadline.
+    idle: Pin<Box<tokio::time::Sleep>>,
+    /// When the client started sending what the server has not answered
+    /// yet (a request head or body in progress).
+    sending_since: Option<Instant>,
+}
+
+fn timed_out(what: &str) -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::TimedOut, what.to_string())
+}
+
+impl GuardedIo {
+    fn new(inner: TcpStream, slot: Arc<Slot>, limits: Limits) -> GuardedIo {
+        // A new connection must start its request within the head deadline.
+        GuardedIo {
+            inner,
+            _slot: slot,
+            limits,
+            idle: Box::pin(tokio::time::sleep(limits.head)),
+            sending_since: None,
+        }
+    }
+
+    /// Something moved: the timer runs to the idle timeout again. (A
+    /// request that stops arriving half-way looks, to a socket, like one
+    /// whose handler is still working — a sign-in hashing a password — so
+    /// a stalled head is closed by the idle timeout, and only a head still
+    /// trickling in after its deadline by the check in `poll_read`.)
+    fn moved(&mut self) {
+        let at = tokio::time::Instant::now() + self.limits.idle;
+        self.idle.as_mut().reset(at);
+    }
+}
+
+impl AsyncRead for GuardedIo {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        match Pin::new(&mut self.inner).poll_read(cx, buf) {
+            Poll::Ready(Ok(())) if buf.filled().len() > before => {
+                let now = Instant::now();
+                let since = *self.sending_since.get_or_insert(now);
+                if now.duration_since(since) > self.limits.head {
+                    return Poll::Ready(Err(timed_out("request head or body too slow")));
+                }
+                self.moved();
+                Poll::Ready(Ok(()))
+            }
+            Poll::Pending => {
+                if self.idle.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(Err(timed_out("idle connection")));
+                }
+                Poll::Pending
+            }
+            other => other,
+        }
+    }
+}
+
+impl AsyncWrite for GuardedIo {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let r = Pin::new(&mut self.inner).poll_write(cx, buf);
+        if matches!(r, Poll::Ready(Ok(n)) if n > 0) {
+            // An answer: whatever the client sent was taken in time.
+            self.sending_since = None;
+            self.moved();
+        }
+        r
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        let r = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        if matches!(r, Poll::Ready(Ok(n)) if n > 0) {
+            self.sending_since = None;
+            self.moved();
+        }
+        r
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_total_stays_under_the_open_file_limit() {
+        if let Some(limit) = open_files_limit() {
+            assert!(total_cap(usize::MAX) <= limit.saturating_sub(RESERVED_FILES).max(16));
+        }
+        assert!(total_cap(10) <= 10);
+    }
+}

@@ -1,0 +1,200 @@
+//! Sign-in throttling that a stranger cannot turn into a lock-out of a real
+//! account (issue 23, R11).
+//!
+//! Three counters, each forgotten after [`FORGET`] without a failure:
+//! - per (account, address): after [`PAIR_FAILURES`] failures that address
+//!   waits before it may try that account again (1, 2, 4 … 32 minutes);
+//! - per address: after [`ADDRESS_FAILURES`] failures over any accounts the
+//!   address waits (5, 10 … minutes) — one machine cannot guess through
+//!   every name;
+//! - per account: after [`PAIR_FAILURES`] failures from anywhere, every
+//!   sign-in to it waits [`ACCOUNT_DELAY`] first. A delay, not a lock: the
+//!   real person signing in from their own station still gets in.
+//!
+//! The wait is answered with the minutes left.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+pub const PAIR_FAILURES: u32 = 5;
+pub const ADDRESS_FAILURES: u32 = 20;
+pub const ACCOUNT_DELAY: Duration = Duration::from_secs(1);
+const FORGET: Duration = Duration::from_secs(15 * 60);
+/// Entries kept at most; past this the forgotten ones are dropped first.
+const MAX_ENTRIES: usize = 10_000;
+
+#[derive(Debug, Clone, Copy)]
+struct Strikes {
+    fails: u32,
+    until: Option<Instant>,
+    last: Instant,
+}
+
+impl Strikes {
+    fn new(now: Instant) -> Strikes {
+        Strikes {
+            fails: 0,
+            until: None,
+            last: now,
+        }
+    }
+
+    fn fresh(&mut self, now: Instant) {
+        let locked = self.until.is_some_and(|u| u > now);
+        if !locked && now.duration_since(self.last) > FORGET {
+            *self = Strikes::new(now);
+        }
+    }
+
+    fn wait(&self, now: Instant) -> Option<Duration> {
+        self.until
+            .filter(|u| *u > now)
+            .map(|u| u.duration_since(now))
+    }
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    pairs: HashMap<(String, IpAddr), Strikes>,
+    addresses: HashMap<IpAddr, Strikes>,
+    accounts: HashMap<String, Strikes>,
+}
+
+#[derive(Debug, Default)]
+pub struct Throttle {
+    counters: Mutex<Counters>,
+}
+
+/// Whole minutes left, at least one.
+pub fn minutes(wait: Duration) -> u64 {
+    wait.as_secs().div_ceil(60).max(1)
+}
+
+fn key(account: &str) -> String {
+    account.to_lowercase()
+}
+
+fn prune<K: std::hash::Hash + Eq + Clone>(map: &mut HashMap<K, Strikes>, now: Instant) {
+    if map.len() >= MAX_ENTRIES {
+        map.retain(|_, s| s.until.is_some_and(|u| u > now) || now.duration_since(s.last) <= FORGET);
+    }
+}
+
+impl Throttle {
+    /// Before checking a password: `Err(wait)` if this address must wait
+    /// for this account, else the delay to take before checking.
+    pub fn before(&self, account: &str, addr: IpAddr) -> Result<Duration, Duration> {
+        let now = Instant::now();
+        let Ok(mut c) = self.counters.lock() else {
+            return Ok(ACCOUNT_DELAY);
+        };
+        let account = key(account);
+        if let Some(s) = c.addresses.get_mut(&addr) {
+            s.fresh(now);
+            if let Some(w) = s.wait(now) {
+                return Err(w);
+            }
+        }
+        if let Some(s) = c.pairs.get_mut(&(account.clone(), addr)) {
+            s.fresh(now);
+            if let Some(w) = s.wait(now) {
+                return Err(w);
+            }
+        }
+        let delay = c.accounts.get_mut(&account).map_or(Duration::ZERO, |s| {
+            s.fresh(now);
+            if s.fails >= PAIR_FAILURES {
+                ACCOUNT_DELAY
+            } else {
+                Duration::ZERO
+            }
+        });
+        Ok(delay)
+    }
+
+    /// A wrong password (or unknown name) from `addr`.
+    pub fn failed(&self, account: &str, addr: IpAddr) {
+        let now = Instant::now();
+        let Ok(mut c) = self.counters.lock() else {
+            return;
+        };
+        let account = key(account);
+        prune(&mut c.pairs, now);
+        prune(&mut c.addresses, now);
+        prune(&mut c.accounts, now);
+        let pair = c
+            .pairs
+            .entry((account.clone(), addr))
+            .or_insert(Strikes::new(now));
+        pair.fresh(now);
+        pair.fails += 1;
+        pair.last = now;
+        if pair.fails >= PAIR_FAILURES {
+            let minutes = 1u64 << (pair.fails - PAIR_FAILURES).min(5);
+            pair.until = Some(now + Duration::from_secs(60 * minutes));
+        }
+        let a = c.addresses.entry(addr).or_insert(Strikes::new(now));
+        a.fresh(now);
+        a.fails += 1;
+        a.last = now;
+        if a.fails >= ADDRESS_FAILURES {
+            let minutes = 5u64 << ((a.fails - ADDRESS_FAILURES) / 5).min(4);
+            a.until = Some(now + Duration::from_secs(60 * minutes));
+        }
+        let acc = c.accounts.entry(account).or_insert(Strikes::new(now));
+        acc.fresh(now);
+        acc.fails += 1;
+        acc.last = now;
+    }
+
+    /// The right password from `addr`: that pair and the account's delay
+    /// are cleared (the address's own count is not: a valid account must
+    /// not reset a guesser's budget).
+    pub fn succeeded(&self, account: &str, addr: IpAddr) {
+        if let Ok(mut c) = self.counters.lock() {
+            let account = key(account);
+            c.pairs.remove(&(account.clone(), addr));
+            c.accounts.remove(&account);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stranger_locks_only_their_own_address() {
+        let t = Throttle::default();
+        let evil = IpAddr::from([10, 0, 0, 66]);
+        let desk = IpAddr::from([10, 0, 0, 7]);
+        for _ in 0..PAIR_FAILURES {
+            assert!(t.before("KACHO", evil).is_ok());
+            t.failed("KACHO", evil);
+        }
+        let wait = t.before("kacho", evil).expect_err("locked");
+        assert_eq!(minutes(wait), 1);
+        // The real person's station: a short delay, not a lock.
+        assert_eq!(t.before("kacho", desk), Ok(ACCOUNT_DELAY));
+        t.succeeded("kacho", desk);
+        assert_eq!(t.before("kacho", desk), Ok(Duration::ZERO));
+        assert!(t.before("kacho", evil).is_err());
+    }
+
+    #[test]
+    fn one_address_cannot_guess_through_every_name() {
+        let t = Throttle::default();
+        let evil = IpAddr::from([10, 0, 0, 66]);
+        for i in 0..ADDRESS_FAILURES {
+            assert!(t.before(&format!("user{i}"), evil).is_ok());
+            t.failed(&format!("user{i}"), evil);
+        }
+        let wait = t.before("someone-else", evil).expect_err("address locked");
+        assert_eq!(minutes(wait), 5);
+        assert!(t
+            .before("someone-else", IpAddr::from([10, 0, 0, 8]))
+            .is_ok());
+    }
+}
