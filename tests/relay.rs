@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 
 use ed25519_dalek::SigningKey;
 use futures_util::{SinkExt, StreamExt};
-use madoguchi_relay::bundle::{pack, Header, Kind};
+use madoguchi_wire::bundle::{pack, Header, Kind};
+use madoguchi_wire::UnixSeconds;
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_tungstenite::tungstenite::Message;
@@ -37,20 +38,19 @@ fn wait_for_fault(c: &reqwest::blocking::Client, s: &Server, needle: &str, what:
 }
 
 fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
+    UnixSeconds::now().0
 }
 
 fn header(seq: u64, kind: Kind, base: u64, expires_in: i64) -> Header {
     Header {
         seq,
-        created: now(),
-        expires: now() + expires_in,
+        created: UnixSeconds(now()),
+        expires: UnixSeconds(now() + expires_in),
         kind,
         base,
         files: vec![],
         removed: vec![],
+        reset: None,
     }
 }
 
@@ -78,7 +78,7 @@ fn post(r: &Relay, bytes: Vec<u8>) -> (u16, Value) {
         }
         // The relay answers 413 and closes without reading an oversized
         // body, so the sender may see its write cut off instead.
-        Err(e) if big && e.is_request() => (413, json!({"last_seq": 10})),
+        Err(e) if big && e.is_request() => (413, json!({"code": "too_large"})),
         Err(e) => panic!("ingest: {e}"),
     }
 }
@@ -103,26 +103,36 @@ fn only_signed_newer_well_formed_bundles_change_the_site_and_it_survives_restart
     assert_eq!((s, v["outcome"].as_str()), (200, Some("accepted")), "{v}");
     assert_eq!(index(&r), "<p>A</p>");
 
+    // (what, bundle, status, code, whether its signature verified: only
+    // then does the answer carry the relay's sequence.)
     let refused = [
         (
             "wrong key",
             pack(&header(11, Kind::Full, 0, 600), &site("B"), &stranger),
             403,
+            "bad_signature",
+            false,
         ),
         (
             "same sequence",
             pack(&header(10, Kind::Full, 0, 600), &site("B"), &office),
             409,
+            "old_sequence",
+            true,
         ),
         (
             "older sequence",
             pack(&header(3, Kind::Full, 0, 600), &site("B"), &office),
             409,
+            "old_sequence",
+            true,
         ),
         (
             "delta on a base it does not hold",
             pack(&header(12, Kind::Delta, 9, 600), &site("B"), &office),
             409,
+            "wrong_base",
+            true,
         ),
         (
             "oversized",
@@ -132,8 +142,16 @@ fn only_signed_newer_well_formed_bundles_change_the_site_and_it_survives_restart
                 &office,
             ),
             413,
+            "too_large",
+            false,
         ),
-        ("not a bundle", b"GET / HTTP/1.1".to_vec(), 400),
+        (
+            "not a bundle",
+            b"GET / HTTP/1.1".to_vec(),
+            400,
+            "malformed",
+            false,
+        ),
         (
             "a pushed file over the push limit",
             pack(
@@ -142,12 +160,21 @@ fn only_signed_newer_well_formed_bundles_change_the_site_and_it_survives_restart
                 &office,
             ),
             400,
+            "push_too_large",
+            true,
         ),
     ];
-    for (what, bytes, want) in refused {
+    for (what, bytes, want, code, verified) in refused {
         let (s, v) = post(&r, bytes);
         assert_eq!(s, want, "{what}: {v}");
-        assert_eq!(v["last_seq"], 10, "{what}");
+        assert_eq!(v["code"], code, "{what}: {v}");
+        if verified {
+            assert_eq!(v["last_seq"], 10, "{what}: {v}");
+            assert_eq!(v["relay"], relay_util::RELAY_NAME, "{what}: {v}");
+        } else {
+            assert!(v.get("last_seq").is_none(), "{what} told a stranger: {v}");
+        }
+        assert!(v.get("detail").is_none(), "{what}: {v}");
         assert_eq!(index(&r), "<p>A</p>", "{what} changed the site");
     }
     let good = pack(&header(11, Kind::Full, 0, 600), &site("B"), &office);
