@@ -220,6 +220,27 @@ impl Relay {
         )
     }
 
+    /// The relay's state folder (what it has accepted).
+    pub fn state_dir(&self) -> PathBuf {
+        self._dir.path().join("state")
+    }
+
+    /// The ingest side's `/metrics` page.
+    pub fn metrics(&self) -> String {
+        self.http()
+            .get(self.ingest_url("/metrics"))
+            .send()
+            .and_then(|r| r.text())
+            .unwrap_or_default()
+    }
+
+    /// A metric's value (`name` with its labels, as on the page).
+    pub fn metric(&self, name: &str) -> Option<u64> {
+        let page = self.metrics();
+        page.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+    }
+
     pub fn public_url(&self, path: &str) -> String {
         format!("https://127.0.0.1:{}{path}", self.public.port())
     }

@@ -24,16 +24,19 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use ed25519_dalek::VerifyingKey;
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use madoguchi_wire::rules::{self, Admit};
-use madoguchi_wire::{bundle, Code, Kind, Reply, UnixMillis};
+use madoguchi_wire::{bundle, Bundle, Code, Kind, Reply, UnixMillis};
 
 use super::public::Body;
 use super::Relay;
+use crate::config::Config;
 use crate::metrics::Metrics;
+use crate::site::Site;
 
 fn answer(status: StatusCode, ctype: &'static str, body: String) -> Response<Body> {
     let mut r = Response::new(http_body_util::Full::new(Bytes::from(body)).boxed_unsync());
@@ -60,7 +63,7 @@ pub async fn handle(relay: Arc<Relay>, req: Request<Incoming>, peer: SocketAddr)
 
 /// What became of a bundle: the code, and whether its signature verified
 /// (then the reply may carry the held sequence).
-type Refusal = (Code, bool);
+pub type Refusal = (Code, bool);
 
 async fn ingest(relay: &Relay, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
     let reply = match accept(relay, req).await {
@@ -112,9 +115,29 @@ async fn read_body(relay: &Relay, req: Request<Incoming>) -> Result<Bytes, Code>
     }
 }
 
-async fn accept(relay: &Relay, req: Request<Incoming>) -> Result<u64, Refusal> {
-    let raw = read_body(relay, req).await.map_err(|c| (c, false))?;
-    let b = match bundle::verify(&raw, &relay.keys) {
+/// What a relay holds that a bundle is judged against.
+#[derive(Debug)]
+pub struct Held<'a> {
+    pub seq: u64,
+    /// Deltas since the last full bundle, and their bytes.
+    pub chain: (usize, u64),
+    pub site: &'a Site,
+}
+
+/// A bundle that passed every check, and the push messages it makes.
+pub type Passed = (Bundle, Admit, Vec<(String, Arc<str>)>);
+
+/// Every check on a received body, in order (signature, form, push limit,
+/// sequence and time rules, delta chain, base), without I/O: what the
+/// handler runs under the store lock, and what `fuzz/` runs on any bytes.
+pub fn examine(
+    cfg: &Config,
+    keys: &[VerifyingKey],
+    raw: &[u8],
+    held: &Held,
+    now: UnixMillis,
+) -> Result<Passed, Refusal> {
+    let b = match bundle::verify(raw, keys) {
         Ok(b) => b,
         Err(bundle::BundleError::BadSignature) => return Err((Code::BadSignature, false)),
         Err(bundle::BundleError::NotABundle) => return Err((Code::Malformed, false)),
@@ -124,32 +147,39 @@ async fn accept(relay: &Relay, req: Request<Incoming>) -> Result<u64, Refusal> {
         }
     };
     let refuse = |c: Code| (c, true);
-    let push_max = relay.cfg.limits.push_max_bytes;
+    let push_max = cfg.limits.push_max_bytes;
     if b.files
         .iter()
         .any(|(p, body)| crate::site::topic_of(p).is_some() && body.len() > push_max)
     {
         return Err(refuse(Code::PushTooLarge));
     }
-    // One bundle at a time from here: the rules, the write and the swap
-    // must not interleave with another bundle's.
-    let mut store = relay.store.clone().lock_owned().await;
-    let ingest = &relay.cfg.ingest;
-    let admit = rules::check(
-        &b.header,
-        store.last_seq(),
-        &ingest.name,
-        UnixMillis::now(),
-        &ingest.rules(),
-    )
-    .map_err(refuse)?;
+    let ingest = &cfg.ingest;
+    let admit =
+        rules::check(&b.header, held.seq, &ingest.name, now, &ingest.rules()).map_err(refuse)?;
     if b.header.kind == Kind::Delta
-        && !store.chain_has_room(raw.len() as u64, ingest.max_deltas, ingest.max_delta_bytes)
+        && (held.chain.0 >= ingest.max_deltas
+            || held.chain.1.saturating_add(raw.len() as u64) > ingest.max_delta_bytes)
     {
         return Err(refuse(Code::FullBundleNeeded));
     }
+    let pushes = held.site.changes(&b).map_err(|_| refuse(Code::WrongBase))?;
+    Ok((b, admit, pushes))
+}
+
+async fn accept(relay: &Relay, req: Request<Incoming>) -> Result<u64, Refusal> {
+    let raw = read_body(relay, req).await.map_err(|c| (c, false))?;
+    let refuse = |c: Code| (c, true);
+    // One bundle at a time from here: the checks, the write and the swap
+    // must not interleave with another bundle's.
+    let mut store = relay.store.clone().lock_owned().await;
     let current = relay.site();
-    let pushes = current.changes(&b).map_err(|_| refuse(Code::WrongBase))?;
+    let held = Held {
+        seq: store.last_seq(),
+        chain: store.chain(),
+        site: &current,
+    };
+    let (b, admit, pushes) = examine(&relay.cfg, &relay.keys, &raw, &held, UnixMillis::now())?;
     for (topic, body) in pushes {
         relay.hub.publish(&topic, body);
     }

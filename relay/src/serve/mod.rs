@@ -5,7 +5,7 @@
 //! timeout, hyper gets a timer so its header-read timeout really fires, and
 //! a watchdog closes connections on which nothing moves.
 
-mod ingest;
+pub mod ingest;
 mod public;
 
 use std::net::SocketAddr;
