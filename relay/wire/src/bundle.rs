@@ -310,4 +310,45 @@ mod tests {
             );
         }
     }
+
+    #[test]
+    fn a_reset_rides_only_on_a_full_bundle_and_names_a_relay_narrowly() {
+        let keys = [key(1).verifying_key()];
+        let mut h = header(7);
+        h.reset = Some(Reset {
+            relay: "relay-1".into(),
+            held: u64::MAX,
+        });
+        let b = verify(&pack(&h, &files(), &key(1)), &keys).expect("reset");
+        assert_eq!(b.header.reset.map(|r| r.held), Some(u64::MAX));
+        h.kind = Kind::Delta;
+        assert_eq!(
+            verify(&pack(&h, &files(), &key(1)), &keys),
+            Err(BundleError::BadReset)
+        );
+        h.kind = Kind::Full;
+        h.reset = Some(Reset {
+            relay: "Relay 1\n".into(),
+            held: 1,
+        });
+        assert_eq!(
+            verify(&pack(&h, &files(), &key(1)), &keys),
+            Err(BundleError::BadReset)
+        );
+        // A header without the field (every bundle before resets) reads as none.
+        let old = pack(&header(7), &files(), &key(1));
+        assert!(!String::from_utf8_lossy(&old).contains("reset"));
+    }
+
+    #[test]
+    fn parse_refuses_short_and_foreign_input_without_panicking() {
+        for bad in [
+            &b""[..],
+            b"MDGRLY1\n",
+            b"MDGRLY1\n\0\0",
+            b"MDGRLY1\n\xff\xff\xff\xff{}",
+        ] {
+            assert!(parse(bad).is_err());
+        }
+    }
 }
