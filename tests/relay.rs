@@ -492,7 +492,12 @@ fn a_call_at_the_office_reaches_public_subscribers_through_the_relay() {
     let mut relay = relay_util::start(&relay_util::office_key(&key_file), "");
     let s = Server::start_args(
         Some(&relay.office_config()),
-        &["--signing-key", key_file.to_str().expect("utf-8")],
+        &[
+            "--signing-key",
+            key_file.to_str().expect("utf-8"),
+            "--listen",
+            "127.0.0.1:0",
+        ],
     );
     let (c, csrf) = s.admin();
     crate::server::open_today(&c, &s, &csrf, &[10]);
@@ -755,6 +760,8 @@ fn the_mobile_ticket_page_through_the_relay_follows_the_queue_in_a_real_browser(
             key_file.to_str().expect("utf-8"),
             "--public-url",
             &public,
+            "--listen",
+            "127.0.0.1:0",
         ],
     );
     let (c, csrf) = s.admin();
@@ -1094,7 +1101,12 @@ fn publish_latency(
 fn office_for(relay: &Relay, key_file: &std::path::Path, more: &str) -> Server {
     Server::start_args(
         Some(&format!("{}{more}", relay.office_config())),
-        &["--signing-key", key_file.to_str().expect("utf-8")],
+        &[
+            "--signing-key",
+            key_file.to_str().expect("utf-8"),
+            "--listen",
+            "127.0.0.1:0",
+        ],
     )
 }
 
