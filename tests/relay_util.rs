@@ -115,6 +115,7 @@ pub fn start(office_key: &SigningKey, extra_limits: &str) -> Relay {
 
 /// On a given public port (a browser's pages then have a known origin,
 /// which the relay allows).
+#[cfg_attr(not(feature = "system-tests"), allow(dead_code))]
 pub fn start_on(office_key: &SigningKey, extra_limits: &str, port: u16) -> Relay {
     start_with(office_key, extra_limits, "", port)
 }
