@@ -28,7 +28,8 @@ mod util {
 use std::time::Duration;
 
 use ed25519_dalek::SigningKey;
-use madoguchi_relay::bundle::{pack, Header, Kind};
+use madoguchi_wire::bundle::{pack, Header, Kind};
+use madoguchi_wire::UnixSeconds;
 
 use fanout::{cpu_seconds, pss_kib, stamped, status_payload, Subscribers};
 
@@ -64,8 +65,8 @@ impl Target {
         let now = (fanout::now_ns() / 1_000_000_000) as i64;
         let h = Header {
             seq: self.seq,
-            created: now,
-            expires: now + 3600,
+            created: UnixSeconds(now),
+            expires: UnixSeconds(now + 300),
             kind: if self.seq == 1 {
                 Kind::Full
             } else {
@@ -74,6 +75,7 @@ impl Target {
             base: self.seq - 1,
             files: vec![],
             removed: vec![],
+            reset: None,
         };
         let files = vec![(
             "displays/status.json".to_string(),

@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 
 use ed25519_dalek::SigningKey;
 use futures_util::{SinkExt, StreamExt};
-use madoguchi_relay::bundle::{pack, Header, Kind};
+use madoguchi_wire::bundle::{pack, Header, Kind};
+use madoguchi_wire::UnixSeconds;
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_tungstenite::tungstenite::Message;
@@ -37,20 +38,19 @@ fn wait_for_fault(c: &reqwest::blocking::Client, s: &Server, needle: &str, what:
 }
 
 fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
+    UnixSeconds::now().0
 }
 
 fn header(seq: u64, kind: Kind, base: u64, expires_in: i64) -> Header {
     Header {
         seq,
-        created: now(),
-        expires: now() + expires_in,
+        created: UnixSeconds(now()),
+        expires: UnixSeconds(now() + expires_in),
         kind,
         base,
         files: vec![],
         removed: vec![],
+        reset: None,
     }
 }
 
@@ -78,7 +78,7 @@ fn post(r: &Relay, bytes: Vec<u8>) -> (u16, Value) {
         }
         // The relay answers 413 and closes without reading an oversized
         // body, so the sender may see its write cut off instead.
-        Err(e) if big && e.is_request() => (413, json!({"last_seq": 10})),
+        Err(e) if big && e.is_request() => (413, json!({"code": "too_large"})),
         Err(e) => panic!("ingest: {e}"),
     }
 }
@@ -103,26 +103,36 @@ fn only_signed_newer_well_formed_bundles_change_the_site_and_it_survives_restart
     assert_eq!((s, v["outcome"].as_str()), (200, Some("accepted")), "{v}");
     assert_eq!(index(&r), "<p>A</p>");
 
+    // (what, bundle, status, code, whether its signature verified: only
+    // then does the answer carry the relay's sequence.)
     let refused = [
         (
             "wrong key",
             pack(&header(11, Kind::Full, 0, 600), &site("B"), &stranger),
             403,
+            "bad_signature",
+            false,
         ),
         (
             "same sequence",
             pack(&header(10, Kind::Full, 0, 600), &site("B"), &office),
             409,
+            "old_sequence",
+            true,
         ),
         (
             "older sequence",
             pack(&header(3, Kind::Full, 0, 600), &site("B"), &office),
             409,
+            "old_sequence",
+            true,
         ),
         (
             "delta on a base it does not hold",
             pack(&header(12, Kind::Delta, 9, 600), &site("B"), &office),
             409,
+            "wrong_base",
+            true,
         ),
         (
             "oversized",
@@ -132,8 +142,16 @@ fn only_signed_newer_well_formed_bundles_change_the_site_and_it_survives_restart
                 &office,
             ),
             413,
+            "too_large",
+            false,
         ),
-        ("not a bundle", b"GET / HTTP/1.1".to_vec(), 400),
+        (
+            "not a bundle",
+            b"GET / HTTP/1.1".to_vec(),
+            400,
+            "malformed",
+            false,
+        ),
         (
             "a pushed file over the push limit",
             pack(
@@ -142,12 +160,21 @@ fn only_signed_newer_well_formed_bundles_change_the_site_and_it_survives_restart
                 &office,
             ),
             400,
+            "push_too_large",
+            true,
         ),
     ];
-    for (what, bytes, want) in refused {
+    for (what, bytes, want, code, verified) in refused {
         let (s, v) = post(&r, bytes);
         assert_eq!(s, want, "{what}: {v}");
-        assert_eq!(v["last_seq"], 10, "{what}");
+        assert_eq!(v["code"], code, "{what}: {v}");
+        if verified {
+            assert_eq!(v["last_seq"], 10, "{what}: {v}");
+            assert_eq!(v["relay"], relay_util::RELAY_NAME, "{what}: {v}");
+        } else {
+            assert!(v.get("last_seq").is_none(), "{what} told a stranger: {v}");
+        }
+        assert!(v.get("detail").is_none(), "{what}: {v}");
         assert_eq!(index(&r), "<p>A</p>", "{what} changed the site");
     }
     let good = pack(&header(11, Kind::Full, 0, 600), &site("B"), &office);
@@ -465,7 +492,12 @@ fn a_call_at_the_office_reaches_public_subscribers_through_the_relay() {
     let mut relay = relay_util::start(&relay_util::office_key(&key_file), "");
     let s = Server::start_args(
         Some(&relay.office_config()),
-        &["--signing-key", key_file.to_str().expect("utf-8")],
+        &[
+            "--signing-key",
+            key_file.to_str().expect("utf-8"),
+            "--listen",
+            "127.0.0.1:0",
+        ],
     );
     let (c, csrf) = s.admin();
     crate::server::open_today(&c, &s, &csrf, &[10]);
@@ -728,6 +760,8 @@ fn the_mobile_ticket_page_through_the_relay_follows_the_queue_in_a_real_browser(
             key_file.to_str().expect("utf-8"),
             "--public-url",
             &public,
+            "--listen",
+            "127.0.0.1:0",
         ],
     );
     let (c, csrf) = s.admin();
@@ -814,4 +848,744 @@ fn the_mobile_ticket_page_through_the_relay_follows_the_queue_in_a_real_browser(
         )
         .expect("png");
     }
+}
+
+/// The office's sequence as it makes it: its clock in milliseconds.
+fn now_ms() -> u64 {
+    madoguchi_wire::UnixMillis::now().0
+}
+
+/// A header as the office makes one, with `created` moved by `created_in`
+/// seconds and a lifetime of `life` seconds.
+fn timed(seq: u64, created_in: i64, life: i64) -> Header {
+    let created = now().saturating_add(created_in);
+    Header {
+        seq,
+        created: UnixSeconds(created),
+        expires: UnixSeconds(created.saturating_add(life)),
+        kind: Kind::Full,
+        base: 0,
+        files: vec![],
+        removed: vec![],
+        reset: None,
+    }
+}
+
+#[test]
+fn far_ahead_future_and_expired_bundles_are_refused_and_a_signed_reset_recovers_a_stuck_relay() {
+    let office = SigningKey::from_bytes(&[7; 32]);
+    let mut r = relay_util::start(&office, "");
+    let first = now_ms();
+    let (s, v) = post(&r, pack(&timed(first, 0, 60), &site("A"), &office));
+    assert_eq!(s, 200, "{v}");
+
+    // Each rule its own code; the site and the held sequence unchanged.
+    for (what, h, code) in [
+        ("2^64-1", timed(u64::MAX, 0, 60), "sequence_too_far_ahead"),
+        (
+            "an hour ahead",
+            timed(now_ms() + 3_600_000, 0, 60),
+            "sequence_too_far_ahead",
+        ),
+        (
+            "made in an hour",
+            timed(now_ms(), 3600, 60),
+            "created_in_future",
+        ),
+        (
+            "ten years' life",
+            timed(now_ms(), 0, 10 * 365 * 86_400),
+            "lifetime_too_long",
+        ),
+        (
+            "expires at i64::MAX",
+            timed(now_ms(), 0, i64::MAX),
+            "lifetime_too_long",
+        ),
+        ("already expired", timed(now_ms(), -120, 60), "expired"),
+    ] {
+        let (s, v) = post(&r, pack(&h, &site("X"), &office));
+        assert_eq!(v["code"], code, "{what}: {s} {v}");
+        assert_eq!(v["last_seq"].as_u64(), Some(first), "{what}: {v}");
+        assert_eq!(index(&r), "<p>A</p>", "{what} was applied");
+    }
+    assert_eq!(
+        r.metric("madoguchi_relay_bundles_refused_total{code=\"expired\"}"),
+        Some(1)
+    );
+    // ... and the office's next bundle is taken.
+    let (s, v) = post(&r, pack(&timed(now_ms(), 0, 60), &site("B"), &office));
+    assert_eq!((s, &v["outcome"]), (200, &json!("accepted")), "{v}");
+    assert_eq!(index(&r), "<p>B</p>");
+    assert_eq!(r.metric("madoguchi_relay_sequence_impossible"), Some(0));
+
+    // A relay that accepted 2^64-1 before these rules (its old `last-seq`
+    // file) says so, and refuses the office with a code that asks for a reset.
+    r.stop();
+    std::fs::write(r.state_dir().join("last-seq"), u64::MAX.to_string()).expect("w");
+    r.restart();
+    assert_eq!(r.metric("madoguchi_relay_sequence_impossible"), Some(1));
+    let (s, v) = post(&r, pack(&timed(now_ms(), 0, 60), &site("C"), &office));
+    assert_eq!(
+        (s, &v["code"], v["last_seq"].as_u64()),
+        (409, &json!("held_sequence_impossible"), Some(u64::MAX)),
+        "{v}"
+    );
+    let reset = |relay: &str, held: u64, kind: Kind| {
+        let mut h = timed(now_ms(), 0, 60);
+        h.kind = kind;
+        h.reset = Some(madoguchi_wire::Reset {
+            relay: relay.into(),
+            held,
+        });
+        pack(&h, &site("R"), &office)
+    };
+    for (what, bytes) in [
+        ("another relay", reset("other-relay", u64::MAX, Kind::Full)),
+        (
+            "another held sequence",
+            reset(relay_util::RELAY_NAME, 5, Kind::Full),
+        ),
+    ] {
+        let (s, v) = post(&r, bytes);
+        assert_eq!(
+            (s, &v["code"]),
+            (409, &json!("reset_mismatch")),
+            "{what}: {v}"
+        );
+    }
+    assert_eq!(
+        post(&r, reset(relay_util::RELAY_NAME, u64::MAX, Kind::Delta)).0,
+        400,
+        "a reset must be a full bundle"
+    );
+    assert_eq!(index(&r), "<p>B</p>");
+    let good_reset = reset(relay_util::RELAY_NAME, u64::MAX, Kind::Full);
+    let (s, v) = post(&r, good_reset.clone());
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(index(&r), "<p>R</p>");
+    assert_eq!(r.metric("madoguchi_relay_resets_total"), Some(1));
+    assert_eq!(r.metric("madoguchi_relay_sequence_impossible"), Some(0));
+    let (s, v) = post(&r, good_reset.clone());
+    assert_eq!(v["code"], "reset_mismatch", "a replayed reset: {s} {v}");
+    // Nothing on disk names the old sequence: a restart keeps the reset.
+    r.restart();
+    assert_eq!(r.metric("madoguchi_relay_sequence_impossible"), Some(0));
+    assert!(r
+        .metric("madoguchi_relay_last_seq")
+        .is_some_and(|s| s < now_ms()));
+    let (s, v) = post(&r, good_reset);
+    assert_eq!(
+        v["code"], "reset_mismatch",
+        "replayed after a restart: {s} {v}"
+    );
+    let (s, v) = post(&r, pack(&timed(now_ms(), 0, 60), &site("D"), &office));
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(index(&r), "<p>D</p>");
+}
+
+#[test]
+fn a_delta_flood_stays_within_the_configured_chain_and_a_full_bundle_prunes_it() {
+    let office = SigningKey::from_bytes(&[7; 32]);
+    let r = relay_util::start_with(&office, "", "max_deltas = 6\nmax_delta_bytes = 200000", 0);
+    let mut held = now_ms();
+    assert_eq!(
+        post(&r, pack(&timed(held, 0, 60), &site("A"), &office)).0,
+        200
+    );
+    let delta = |seq: u64, base: u64, n: usize| {
+        let mut h = timed(seq, 0, 60);
+        h.kind = Kind::Delta;
+        h.base = base;
+        let body = format!("<p>{n}</p>{}", "x".repeat(60_000));
+        pack(&h, &[("index.html".into(), body.into_bytes())], &office)
+    };
+    let stored = |r: &Relay| -> (usize, u64) {
+        std::fs::read_dir(r.state_dir())
+            .expect("state")
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().starts_with("delta-"))
+            .fold((0, 0), |(n, b), e| {
+                (n + 1, b + e.metadata().map_or(0, |m| m.len()))
+            })
+    };
+    // 60 kB deltas: the fourth would pass 200 000 bytes.
+    let mut codes = Vec::new();
+    for n in 0..40 {
+        let seq = now_ms().max(held + 1);
+        let (s, v) = post(&r, delta(seq, held, n));
+        if s == 200 {
+            held = seq;
+        }
+        codes.push(v["code"].as_str().unwrap_or("accepted").to_string());
+    }
+    assert_eq!(
+        &codes[..4],
+        ["accepted", "accepted", "accepted", "full_bundle_needed"]
+    );
+    assert!(
+        codes[3..].iter().all(|c| c == "full_bundle_needed"),
+        "{codes:?}"
+    );
+    let (n, bytes) = stored(&r);
+    assert_eq!(n, 3);
+    assert!(bytes <= 200_000, "{bytes} bytes of deltas kept");
+    // A full bundle prunes them; then the count bound holds too.
+    held = now_ms().max(held + 1);
+    assert_eq!(
+        post(&r, pack(&timed(held, 0, 60), &site("F"), &office)).0,
+        200
+    );
+    assert_eq!(stored(&r), (0, 0));
+    let mut accepted = 0;
+    for _ in 0..10 {
+        let seq = now_ms().max(held + 1);
+        let mut h = timed(seq, 0, 60);
+        h.kind = Kind::Delta;
+        h.base = held;
+        let (s, _) = post(&r, pack(&h, &[], &office));
+        if s == 200 {
+            held = seq;
+            accepted += 1;
+        }
+    }
+    assert_eq!(accepted, 6);
+    assert_eq!(stored(&r).0, 6);
+    assert_eq!(index(&r), "<p>F</p>");
+}
+
+/// Waiting tickets in the relay's public `displays/ticket.json`.
+fn waiting_on(r: &Relay) -> usize {
+    r.http()
+        .get(r.public_url("/displays/ticket.json"))
+        .send()
+        .and_then(|x| x.json::<Value>())
+        .ok()
+        .and_then(|v| {
+            v["data"]["queues"].as_array().map(|qs| {
+                qs.iter()
+                    .map(|q| q["waiting"].as_array().map_or(0, |w| w.len()))
+                    .sum()
+            })
+        })
+        .unwrap_or(0)
+}
+
+/// Issues a ticket at the office; how long until `relays` all show it.
+fn publish_latency(
+    c: &reqwest::blocking::Client,
+    s: &Server,
+    csrf: &str,
+    relays: &[&Relay],
+) -> Duration {
+    let before: Vec<usize> = relays.iter().map(|r| waiting_on(r)).collect();
+    let t = Instant::now();
+    let (st, v) = cmd(
+        c,
+        s,
+        csrf,
+        json!({"command": "issue_ticket", "category": "idou"}),
+    );
+    assert_eq!(st, 200, "{v}");
+    for (r, b) in relays.iter().zip(before) {
+        while waiting_on(r) <= b {
+            assert!(t.elapsed() < Duration::from_secs(20), "never published");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    t.elapsed()
+}
+
+/// An office with its signing key, publishing to `relays` (the first
+/// relay's `office_config` plus the extra `[[relays]]` lines).
+fn office_for(relay: &Relay, key_file: &std::path::Path, more: &str) -> Server {
+    Server::start_args(
+        Some(&format!("{}{more}", relay.office_config())),
+        &[
+            "--signing-key",
+            key_file.to_str().expect("utf-8"),
+            "--listen",
+            "127.0.0.1:0",
+        ],
+    )
+}
+
+/// Until the relay holds the office's site.
+fn wait_published(r: &Relay) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !r
+        .http()
+        .get(r.public_url("/m"))
+        .send()
+        .is_ok_and(|x| x.status() == 200)
+    {
+        assert!(Instant::now() < deadline, "the office never published");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A TCP connection to `to` from the loopback address `from`.
+async fn tcp_from(
+    from: [u8; 4],
+    to: std::net::SocketAddr,
+) -> std::io::Result<tokio::net::TcpStream> {
+    let sock = tokio::net::TcpSocket::new_v4()?;
+    sock.bind((std::net::Ipv4Addr::from(from), 0).into())?;
+    sock.connect(to).await
+}
+
+/// Whether the peer closes `s` within `wait` (reads 0 bytes or fails).
+async fn closed_within<S: tokio::io::AsyncRead + Unpin>(s: &mut S, wait: Duration) -> bool {
+    let mut buf = [0u8; 512];
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        match tokio::time::timeout_at(deadline, s.read(&mut buf)).await {
+            Err(_) => return false,
+            Ok(Ok(0)) | Ok(Err(_)) => return true,
+            Ok(Ok(_)) => {}
+        }
+    }
+}
+
+#[test]
+fn strangers_and_slow_peers_on_the_ingest_port_do_not_hold_up_the_office() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let key_file = dir.path().join("office.key");
+    let relay = relay_util::start_with(
+        &relay_util::office_key(&key_file),
+        "",
+        "head_timeout_s = 2\nbody_grace_s = 1",
+        0,
+    );
+    let s = office_for(&relay, &key_file, "");
+    let (c, csrf) = s.admin();
+    crate::server::open_today(&c, &s, &csrf, &[10]);
+    wait_published(&relay);
+    let quiet = publish_latency(&c, &s, &csrf, &[&relay]);
+
+    let rt = tokio::runtime::Runtime::new().expect("rt");
+    let ingest = relay.ingest;
+    // 72 connections from six other loopback addresses, kept open and
+    // silent, and a stream of new ones while the office publishes.
+    let held = rt.block_on(async {
+        let mut held = Vec::new();
+        for i in 0..72u8 {
+            if let Ok(s) = tcp_from([127, 0, 0, 3 + i % 6], ingest).await {
+                held.push(s);
+            }
+        }
+        held
+    });
+    assert_eq!(held.len(), 72);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flood = {
+        let stop = stop.clone();
+        rt.spawn(async move {
+            let mut n = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) && n < 20_000 {
+                if let Ok(mut s) = tcp_from([127, 0, 0, 10 + (n % 8) as u8], ingest).await {
+                    // The start of a TLS ClientHello, then nothing.
+                    let _ = s.write_all(&[0x16, 0x03, 0x01]).await;
+                    tokio::spawn(async move {
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                        drop(s);
+                    });
+                }
+                n += 1;
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            n
+        })
+    };
+    let mut worst = Duration::ZERO;
+    for _ in 0..5 {
+        worst = worst.max(publish_latency(&c, &s, &csrf, &[&relay]));
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let flooded = rt.block_on(flood).expect("flood");
+    assert!(
+        worst < Duration::from_secs(2) + quiet * 2,
+        "publishing took {worst:?} under the flood ({quiet:?} quiet)"
+    );
+    // Every stranger was dropped at accept, before TLS.
+    let closed = rt.block_on(async move {
+        let mut closed = 0;
+        for mut s in held {
+            if closed_within(&mut s, Duration::from_secs(2)).await {
+                closed += 1;
+            }
+        }
+        closed
+    });
+    assert_eq!(closed, 72);
+    let dropped = relay
+        .metric("madoguchi_relay_ingest_strangers_dropped_total")
+        .expect("metric");
+    assert!(
+        dropped >= 72 + flooded / 2,
+        "{dropped} dropped of {flooded}+72"
+    );
+
+    // From the office's own address: a TLS connection that never sends a
+    // request, and one that trickles its head, are closed at the head
+    // deadline; a body that trickles is refused at its deadline, however
+    // steadily its bytes come.
+    rt.block_on(async {
+        let name = rustls::pki_types::ServerName::try_from("127.0.0.2")
+            .expect("name")
+            .to_owned();
+        let tls = relay.tls();
+        let t = Instant::now();
+        let mut silent = tls
+            .connect(
+                name.clone(),
+                tokio::net::TcpStream::connect(ingest).await.expect("tcp"),
+            )
+            .await
+            .expect("tls");
+        let mut trickle = tls
+            .connect(
+                name.clone(),
+                tokio::net::TcpStream::connect(ingest).await.expect("tcp"),
+            )
+            .await
+            .expect("tls");
+        let dribble = tokio::spawn(async move {
+            for b in b"GET /metrics HTTP/1.1\r\nHost: x\r\nX-Slow: "
+                .iter()
+                .cycle()
+                .take(200)
+            {
+                if trickle.write_all(&[*b]).await.is_err() {
+                    return true;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            false
+        });
+        assert!(
+            closed_within(&mut silent, Duration::from_secs(6)).await,
+            "silent connection held"
+        );
+        let head_closed = t.elapsed();
+        assert!(
+            head_closed >= Duration::from_millis(1500),
+            "{head_closed:?}"
+        );
+        assert!(dribble.await.expect("dribble"), "a trickled head was held");
+        assert!(t.elapsed() < Duration::from_secs(8));
+
+        let mut body = tls
+            .connect(
+                name,
+                tokio::net::TcpStream::connect(ingest).await.expect("tcp"),
+            )
+            .await
+            .expect("tls");
+        body.write_all(b"POST /bundle HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n")
+            .await
+            .expect("head");
+        let t = Instant::now();
+        let (mut rd, mut wr) = tokio::io::split(body);
+        let writer = tokio::spawn(async move {
+            for _ in 0..100 {
+                if wr.write_all(&[b'x'; 1000]).await.is_err() {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        });
+        let mut answer = vec![0u8; 4096];
+        let n = tokio::time::timeout(Duration::from_secs(10), rd.read(&mut answer))
+            .await
+            .expect("an answer before the body's end")
+            .expect("read");
+        let answer = String::from_utf8_lossy(&answer[..n]).to_string();
+        assert!(
+            answer.starts_with("HTTP/1.1 408") && answer.contains("too_slow"),
+            "{answer}"
+        );
+        // 1 s grace plus 100 000 bytes at 32 KiB/s: about 4 s, where the
+        // trickle would have taken 20.
+        assert!(t.elapsed() < Duration::from_secs(7), "{:?}", t.elapsed());
+        writer.abort();
+    });
+    assert!(publish_latency(&c, &s, &csrf, &[&relay]) < Duration::from_secs(3));
+}
+
+/// What the hostile relay answers each bundle with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Hostile {
+    /// A refusal whose free text runs to 16 MiB, with control characters.
+    HugeDetail,
+    /// A 256 MiB body.
+    HugeBody,
+    /// Claims it holds 2^64−2, then that the held sequence is impossible.
+    AbsurdSeq,
+    /// Answers after 30 s.
+    Slow,
+}
+
+const HOSTILE_MODES: [Hostile; 4] = [
+    Hostile::HugeDetail,
+    Hostile::HugeBody,
+    Hostile::AbsurdSeq,
+    Hostile::Slow,
+];
+
+/// A small TLS server that reads each request whole and answers as the
+/// current mode says; counts the bundles it got.
+async fn hostile_relay(
+    listener: tokio::net::TcpListener,
+    certs: &relay_util::Certs,
+    mode: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    seen: std::sync::Arc<std::sync::Mutex<Vec<u64>>>,
+) {
+    use rustls::pki_types::pem::PemObject;
+    let chain: Vec<_> = rustls::pki_types::CertificateDer::pem_file_iter(&certs.cert)
+        .expect("cert")
+        .map(|c| c.expect("cert"))
+        .collect();
+    let key = rustls::pki_types::PrivateKeyDer::from_pem_file(&certs.key).expect("key");
+    let cfg = rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("versions")
+    .with_no_client_auth()
+    .with_single_cert(chain, key)
+    .expect("server config");
+    let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(cfg));
+    loop {
+        let Ok((tcp, _)) = listener.accept().await else {
+            continue;
+        };
+        let acceptor = acceptor.clone();
+        let mode = mode.clone();
+        let seen = seen.clone();
+        tokio::spawn(async move {
+            let Ok(mut s) = acceptor.accept(tcp).await else {
+                return;
+            };
+            loop {
+                let mut req = Vec::new();
+                let mut buf = vec![0u8; 65536];
+                let head_end = loop {
+                    let Ok(n) = s.read(&mut buf).await else {
+                        return;
+                    };
+                    if n == 0 {
+                        return;
+                    }
+                    req.extend_from_slice(&buf[..n]);
+                    if let Some(i) = req.windows(4).position(|w| w == b"\r\n\r\n") {
+                        break i + 4;
+                    }
+                };
+                let head = String::from_utf8_lossy(&req[..head_end]).to_lowercase();
+                let len: usize = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length:"))
+                    .and_then(|v| v.trim().parse().ok())
+                    .unwrap_or(0);
+                while req.len() < head_end + len {
+                    let Ok(n) = s.read(&mut buf).await else {
+                        return;
+                    };
+                    if n == 0 {
+                        return;
+                    }
+                    req.extend_from_slice(&buf[..n]);
+                }
+                let signed = &req[head_end..head_end + len];
+                if let Ok(b) =
+                    madoguchi_wire::bundle::parse(&signed[..signed.len().saturating_sub(64)])
+                {
+                    seen.lock().expect("seen").push(b.header.seq);
+                }
+                let m = HOSTILE_MODES[mode.load(std::sync::atomic::Ordering::Relaxed)];
+                let reply = |status: &str, body: &str| {
+                    format!(
+                        "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+                        body.len()
+                    )
+                };
+                let ok = match m {
+                    Hostile::HugeDetail => {
+                        let detail = "\u{1b}[31m\nFORGED fault line\n".repeat(16 << 20 >> 5);
+                        let body =
+                            json!({"outcome": "refused", "code": "malformed", "detail": detail})
+                                .to_string();
+                        s.write_all(reply("500 Internal Server Error", &body).as_bytes())
+                            .await
+                            .is_ok()
+                    }
+                    Hostile::HugeBody => {
+                        let head = "HTTP/1.1 409 Conflict\r\ncontent-type: application/json\r\ncontent-length: 268435456\r\n\r\n";
+                        let mut ok = s.write_all(head.as_bytes()).await.is_ok();
+                        let chunk = vec![b'9'; 1 << 16];
+                        let mut sent = 0usize;
+                        while ok && sent < 1 << 28 {
+                            ok = s.write_all(&chunk).await.is_ok();
+                            sent += chunk.len();
+                        }
+                        false
+                    }
+                    Hostile::AbsurdSeq => {
+                        let body = if seen.lock().expect("seen").len().is_multiple_of(2) {
+                            json!({"outcome": "refused", "code": "old_sequence", "last_seq": u64::MAX - 1, "relay": "test-relay"})
+                        } else {
+                            json!({"outcome": "refused", "code": "held_sequence_impossible", "last_seq": u64::MAX - 1, "relay": "test-relay"})
+                        };
+                        s.write_all(reply("409 Conflict", &body.to_string()).as_bytes())
+                            .await
+                            .is_ok()
+                    }
+                    Hostile::Slow => {
+                        tokio::time::sleep(Duration::from_secs(30)).await;
+                        s.write_all(
+                            reply("200 OK", "{\"outcome\":\"accepted\",\"seq\":1}").as_bytes(),
+                        )
+                        .await
+                        .is_ok()
+                    }
+                };
+                if !ok {
+                    return;
+                }
+            }
+        });
+    }
+}
+
+/// Resident memory of a process, in KiB.
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn a_hostile_relay_cannot_swell_the_office_flood_its_fault_log_or_touch_another_relay() {
+    use std::sync::atomic::Ordering;
+    let dir = tempfile::tempdir().expect("tmp");
+    let key_file = dir.path().join("office.key");
+    let relay = relay_util::start(&relay_util::office_key(&key_file), "");
+    let rt = tokio::runtime::Runtime::new().expect("rt");
+    let mode = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .expect("bind");
+    let hostile_port = listener.local_addr().expect("addr").port();
+    {
+        let (mode, seen) = (mode.clone(), seen.clone());
+        let certs = relay_util::Certs {
+            ca_pem: relay.certs.ca_pem.clone(),
+            ca: relay.certs.ca.clone(),
+            cert: relay.certs.cert.clone(),
+            key: relay.certs.key.clone(),
+        };
+        rt.spawn(async move { hostile_relay(listener, &certs, mode, seen).await });
+    }
+    let s = office_for(
+        &relay,
+        &key_file,
+        &format!(
+            "\n[[relays]]\nurl = \"https://127.0.0.1:{hostile_port}\"\nca = \"{}\"\n",
+            relay.certs.ca.display()
+        ),
+    );
+    let (c, csrf) = s.admin();
+    crate::server::open_today(&c, &s, &csrf, &[10]);
+    wait_published(&relay);
+    let baseline = rss_kib(s.pid());
+    let mut peak = baseline;
+    let mut worst = Duration::ZERO;
+    for (i, m) in HOSTILE_MODES.iter().enumerate() {
+        mode.store(i, Ordering::Relaxed);
+        let before = seen.lock().expect("seen").len();
+        for _ in 0..3 {
+            worst = worst.max(publish_latency(&c, &s, &csrf, &[&relay]));
+            peak = peak.max(rss_kib(s.pid()));
+        }
+        // The hostile relay did get bundles in this mode (so the office
+        // did read its answers), one at a time when slow.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while seen.lock().expect("seen").len() == before {
+            assert!(
+                Instant::now() < deadline,
+                "{m:?}: no bundle reached the hostile relay"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        peak = peak.max(rss_kib(s.pid()));
+        // The real relay holds the office's own clock sequence.
+        let held = relay.metric("madoguchi_relay_last_seq").expect("last_seq");
+        assert!(
+            held <= now_ms() + 1000 && held + 120_000 > now_ms(),
+            "{m:?}: {held}"
+        );
+    }
+    // Memory: reading a 256 MiB answer whole would show here.
+    assert!(
+        peak.saturating_sub(baseline) < 48 * 1024,
+        "office grew from {baseline} to {peak} KiB"
+    );
+    // Publishing to the real relay was never held up by the hostile one.
+    assert!(worst < Duration::from_secs(3), "{worst:?}");
+    // Every sequence the office sent the hostile relay is its own clock's:
+    // 2^64-2 was not believed.
+    for seq in seen.lock().expect("seen").iter() {
+        assert!(*seq <= now_ms() + 1000, "sent {seq}");
+    }
+    // The fault log: short, escaped records, none forged.
+    let faults = std::fs::read_to_string(s.data_dir().join("data/faults.jsonl")).expect("faults");
+    assert!(
+        faults.contains(&format!("127.0.0.1:{hostile_port}")),
+        "{faults}"
+    );
+    for line in faults.lines() {
+        assert!(line.len() < 2048, "a fault record of {} bytes", line.len());
+        let v: Value = serde_json::from_str(line).expect("a JSON record");
+        let msg = v["message"].as_str().unwrap_or("");
+        assert!(!msg.contains('\n') && !msg.contains('\u{1b}'), "{msg:?}");
+    }
+    assert!(!faults.lines().any(|l| l.starts_with("FORGED")));
+    let mem = rss_kib(s.pid());
+    eprintln!("office RSS: baseline {baseline} KiB, peak {peak} KiB, after {mem} KiB; worst publish {worst:?}");
+}
+
+#[test]
+fn an_office_resets_a_relay_that_holds_an_impossible_sequence() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let key_file = dir.path().join("office.key");
+    let office = relay_util::office_key(&key_file);
+    let mut relay = relay_util::start(&office, "");
+    assert_eq!(
+        post(&relay, pack(&timed(now_ms(), 0, 60), &site("A"), &office)).0,
+        200
+    );
+    // As a relay from before the sequence rules left it after a bundle
+    // with 2^64-1.
+    relay.stop();
+    std::fs::write(relay.state_dir().join("last-seq"), u64::MAX.to_string()).expect("w");
+    relay.restart();
+    assert_eq!(relay.metric("madoguchi_relay_sequence_impossible"), Some(1));
+    let s = office_for(&relay, &key_file, "");
+    let (c, _) = s.admin();
+    wait_published(&relay);
+    wait_for_fault(
+        &c,
+        &s,
+        &format!("reset from sequence {}", u64::MAX),
+        "the reset was not recorded",
+    );
+    assert_eq!(relay.metric("madoguchi_relay_resets_total"), Some(1));
+    assert_eq!(relay.metric("madoguchi_relay_sequence_impossible"), Some(0));
+    let held = relay.metric("madoguchi_relay_last_seq").expect("last_seq");
+    assert!(held <= now_ms(), "{held}");
 }

@@ -95,7 +95,7 @@ pub fn office_key(path: &Path) -> SigningKey {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).expect("key folder");
     }
-    std::fs::write(path, madoguchi_relay::bundle::to_hex(&key.to_bytes())).expect("key");
+    std::fs::write(path, madoguchi_wire::keys::to_hex(&key.to_bytes())).expect("key");
     key
 }
 
@@ -110,16 +110,32 @@ pub struct Relay {
 
 /// `extra_limits` is TOML lines for `[limits]`.
 pub fn start(office_key: &SigningKey, extra_limits: &str) -> Relay {
-    start_on(office_key, extra_limits, 0)
+    start_with(office_key, extra_limits, "", 0)
 }
 
 /// On a given public port (a browser's pages then have a known origin,
 /// which the relay allows).
+#[cfg_attr(not(feature = "system-tests"), allow(dead_code))]
 pub fn start_on(office_key: &SigningKey, extra_limits: &str, port: u16) -> Relay {
+    start_with(office_key, extra_limits, "", port)
+}
+
+/// The relay's name in its configuration (a signed reset names it).
+pub const RELAY_NAME: &str = "test-relay";
+
+/// `extra_ingest` is TOML lines for `[ingest]`. The ingest listener is on
+/// 127.0.0.2 and allows only 127.0.0.1 (where the office and the tests
+/// connect from); other loopback addresses are strangers.
+pub fn start_with(
+    office_key: &SigningKey,
+    extra_limits: &str,
+    extra_ingest: &str,
+    port: u16,
+) -> Relay {
     let dir = tempfile::tempdir().expect("tmp");
     let certs = certs(dir.path());
     let config = dir.path().join("relay.toml");
-    let key_hex = madoguchi_relay::bundle::to_hex(office_key.verifying_key().as_bytes());
+    let key_hex = madoguchi_wire::keys::to_hex(office_key.verifying_key().as_bytes());
     std::fs::write(
         &config,
         format!(
@@ -134,6 +150,9 @@ key = "relay.key"
 listen = "127.0.0.2:0"
 office_keys = ["{key_hex}"]
 max_bundle_bytes = 262144
+allow = ["127.0.0.1"]
+name = "{RELAY_NAME}"
+{extra_ingest}
 [ingest.tls]
 cert = "relay.crt"
 key = "relay.key"
@@ -200,6 +219,27 @@ impl Relay {
             self.ingest.port(),
             self.certs.ca.display()
         )
+    }
+
+    /// The relay's state folder (what it has accepted).
+    pub fn state_dir(&self) -> PathBuf {
+        self._dir.path().join("state")
+    }
+
+    /// The ingest side's `/metrics` page.
+    pub fn metrics(&self) -> String {
+        self.http()
+            .get(self.ingest_url("/metrics"))
+            .send()
+            .and_then(|r| r.text())
+            .unwrap_or_default()
+    }
+
+    /// A metric's value (`name` with its labels, as on the page).
+    pub fn metric(&self, name: &str) -> Option<u64> {
+        let page = self.metrics();
+        page.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
     }
 
     pub fn public_url(&self, path: &str) -> String {

@@ -2,7 +2,7 @@
 //! whole internet, `ingest` for the office's dedicated line; the limits
 //! that keep either from being exhausted (R11).
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -64,10 +64,79 @@ pub struct Ingest {
     pub office_keys: Vec<String>,
     #[serde(default = "max_bundle")]
     pub max_bundle_bytes: usize,
+    /// Source addresses that may connect (the office, the monitoring
+    /// host); everyone else is dropped at accept, before TLS, so strangers
+    /// can never take the office's connection slots.
+    pub allow: Vec<IpAddr>,
+    /// This relay's name, as a signed reset names it (`a-z 0-9 . _ -`).
+    #[serde(default = "relay_name")]
+    pub name: String,
+    /// How far the office's clock may run ahead of this relay's (bounds a
+    /// bundle's `created` and its sequence).
+    #[serde(default = "clock_skew")]
+    pub clock_skew_s: u64,
+    /// The longest `expires − created` served as live.
+    #[serde(default = "max_lifetime")]
+    pub max_lifetime_s: u64,
+    /// Deltas kept since the last full bundle; beyond either bound the
+    /// relay answers `full_bundle_needed`.
+    #[serde(default = "max_deltas")]
+    pub max_deltas: usize,
+    #[serde(default = "max_delta_bytes")]
+    pub max_delta_bytes: u64,
+    /// The whole request head must arrive within this of the connection's
+    /// start (after TLS) or of the previous answer.
+    #[serde(default = "head_timeout")]
+    pub head_timeout_s: u64,
+    /// The body must arrive within `body_grace_s` plus its length at this
+    /// rate (a deadline for the whole body, not an idle timer).
+    #[serde(default = "min_rate")]
+    pub min_body_bytes_per_s: u64,
+    #[serde(default = "body_grace")]
+    pub body_grace_s: u64,
 }
 
 fn max_bundle() -> usize {
     4 * 1024 * 1024
+}
+fn relay_name() -> String {
+    "relay".into()
+}
+fn clock_skew() -> u64 {
+    madoguchi_wire::rules::DEFAULT_CLOCK_SKEW.as_secs()
+}
+fn max_lifetime() -> u64 {
+    madoguchi_wire::rules::DEFAULT_MAX_LIFETIME.as_secs()
+}
+fn max_deltas() -> usize {
+    200
+}
+fn max_delta_bytes() -> u64 {
+    16 * 1024 * 1024
+}
+fn head_timeout() -> u64 {
+    10
+}
+fn min_rate() -> u64 {
+    32 * 1024
+}
+fn body_grace() -> u64 {
+    5
+}
+
+impl Ingest {
+    pub fn rules(&self) -> madoguchi_wire::rules::Limits {
+        madoguchi_wire::rules::Limits {
+            clock_skew: Duration::from_secs(self.clock_skew_s),
+            max_lifetime: Duration::from_secs(self.max_lifetime_s),
+        }
+    }
+
+    /// The deadline for a body of `len` bytes.
+    pub fn body_deadline(&self, len: u64) -> Duration {
+        let rate = self.min_body_bytes_per_s.max(1);
+        Duration::from_secs(self.body_grace_s.saturating_add(len / rate))
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -147,8 +216,24 @@ impl Config {
                 "ingest.office_keys: at least one office key is needed".into(),
             ));
         }
+        if c.ingest.allow.is_empty() {
+            return Err(invalid(
+                "ingest.allow: list the office's source addresses (and the monitoring host's)"
+                    .into(),
+            ));
+        }
+        if !madoguchi_wire::reply::valid_relay_name(&c.ingest.name) {
+            return Err(invalid(
+                "ingest.name: 1-64 of a-z, 0-9, '.', '_', '-'".into(),
+            ));
+        }
+        if c.ingest.max_lifetime_s == 0 || c.ingest.min_body_bytes_per_s == 0 {
+            return Err(invalid(
+                "ingest.max_lifetime_s and ingest.min_body_bytes_per_s must be above 0".into(),
+            ));
+        }
         for k in &c.ingest.office_keys {
-            crate::bundle::verifying_key_from_hex(k)
+            madoguchi_wire::keys::verifying_key_from_hex(k)
                 .map_err(|e| invalid(format!("ingest.office_keys {k:?}: {e}")))?;
         }
         if c.public.listen == c.ingest.listen {
@@ -176,7 +261,7 @@ impl Config {
         self.ingest
             .office_keys
             .iter()
-            .filter_map(|k| crate::bundle::verifying_key_from_hex(k).ok())
+            .filter_map(|k| madoguchi_wire::keys::verifying_key_from_hex(k).ok())
             .collect()
     }
 }
@@ -194,5 +279,9 @@ mod tests {
         let bad = EXAMPLE.replace("connections_per_ip", "connections_per_ipp");
         let err = Config::parse(&bad, Path::new("r.toml")).expect_err("typo");
         assert!(err.to_string().contains("connections_per_ipp"), "{err}");
+        assert_eq!(c.ingest.allow.len(), 1);
+        let open = EXAMPLE.replace("allow = [\"10.20.0.1\"]", "allow = []");
+        let err = Config::parse(&open, Path::new("r.toml")).expect_err("no allow-list");
+        assert!(err.to_string().contains("ingest.allow"), "{err}");
     }
 }

@@ -1,13 +1,14 @@
 //! madoguchi-relay: serves a site and pushes its changes to subscribers.
 //! The office uses the [`hub::Hub`] in-process for the displays on its LAN
-//! and [`bundle`] to pack and sign what it sends to the internet; the
+//! and [`madoguchi_wire`] to pack and sign what it sends to the internet; the
 //! standalone `madoguchi-relay` binary ([`serve`]) is the internet-facing
 //! half (R6, R11).
 //!
 //! **Architecture Invariant:** this crate never depends on `madoguchi-core`
 //! or sled, and has no code path that connects to the office.
 
-pub mod bundle;
+/// The bundle format lives in the protocol crate both ends link.
+pub use madoguchi_wire::bundle;
 pub mod config;
 pub mod conn;
 pub mod hub;
@@ -31,7 +32,7 @@ mod tests {
         for line in deps.lines().filter(|l| !l.trim_start().starts_with('#')) {
             let name = line.split('=').next().unwrap_or("").trim();
             assert!(
-                name != "madoguchi-core" && name != "sled",
+                name != "madoguchi-core" && name != "sled" && name != "minijinja",
                 "relay/Cargo.toml depends on {name}"
             );
         }

@@ -2,12 +2,23 @@
 //! listener serves (the public side shows nothing about the relay).
 
 use std::fmt::Write;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+
+use madoguchi_wire::Code;
 
 #[derive(Debug, Default)]
 pub struct Metrics {
     pub bundles_accepted: AtomicU64,
     pub bundles_rejected: AtomicU64,
+    /// Refusals by code, in [`Code::ALL`] order.
+    refused_by_code: [AtomicU64; Code::ALL.len()],
+    /// Signed resets taken.
+    pub resets: AtomicU64,
+    /// The held sequence is ahead of this relay's clock plus the skew:
+    /// only a signed reset brings the office back.
+    pub sequence_impossible: AtomicBool,
+    /// Ingest connections from addresses not in `ingest.allow`.
+    pub strangers_dropped: AtomicU64,
     pub last_seq: AtomicU64,
     pub site_expires: AtomicI64,
     pub connections_refused: AtomicU64,
@@ -22,6 +33,14 @@ pub struct Metrics {
 impl Metrics {
     pub fn add(c: &AtomicU64) {
         c.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a refused bundle under its code.
+    pub fn refused(&self, code: Code) {
+        Metrics::add(&self.bundles_rejected);
+        if let Some(i) = Code::ALL.iter().position(|c| *c == code) {
+            Metrics::add(&self.refused_by_code[i]);
+        }
     }
 
     pub fn render(&self, open_connections: usize) -> String {
@@ -44,6 +63,42 @@ impl Metrics {
             "counter",
             "Bundles refused (signature, sequence, size, form).",
             g(&self.bundles_rejected),
+        );
+        let _ = writeln!(
+            out,
+            "# HELP madoguchi_relay_bundles_refused_total Bundles refused, by reply code.\n\
+             # TYPE madoguchi_relay_bundles_refused_total counter"
+        );
+        for (c, n) in Code::ALL.iter().zip(&self.refused_by_code) {
+            let _ = writeln!(
+                out,
+                "madoguchi_relay_bundles_refused_total{{code=\"{}\"}} {}",
+                c.name(),
+                n.load(Ordering::Relaxed)
+            );
+        }
+        let mut line = |name: &str, kind: &str, help: &str, v: String| {
+            let _ = writeln!(out, "# HELP madoguchi_relay_{name} {help}");
+            let _ = writeln!(out, "# TYPE madoguchi_relay_{name} {kind}");
+            let _ = writeln!(out, "madoguchi_relay_{name} {v}");
+        };
+        line(
+            "sequence_impossible",
+            "gauge",
+            "1 while the held sequence is ahead of this relay's clock (recover with a signed reset).",
+            u8::from(self.sequence_impossible.load(Ordering::Relaxed)).to_string(),
+        );
+        line(
+            "resets_total",
+            "counter",
+            "Signed resets taken.",
+            g(&self.resets),
+        );
+        line(
+            "ingest_strangers_dropped_total",
+            "counter",
+            "Ingest connections dropped at accept: address not in ingest.allow.",
+            g(&self.strangers_dropped),
         );
         line(
             "last_seq",

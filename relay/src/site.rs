@@ -66,8 +66,8 @@ fn brotli(body: &[u8]) -> Option<Bytes> {
 #[derive(Debug, Clone, Default)]
 pub struct Site {
     pub seq: u64,
-    /// Unix seconds after which the data is shown as stale.
-    pub expires: i64,
+    /// After this the data is shown as stale.
+    pub expires: madoguchi_wire::UnixSeconds,
     pub files: HashMap<String, Arc<Entry>>,
 }
 
@@ -198,8 +198,8 @@ mod tests {
         Bundle {
             header: Header {
                 seq,
-                created: 1,
-                expires: 2,
+                created: madoguchi_wire::UnixSeconds(1),
+                expires: madoguchi_wire::UnixSeconds(2),
                 kind,
                 base,
                 files: files
@@ -210,6 +210,7 @@ mod tests {
                     })
                     .collect(),
                 removed: removed.iter().map(|s| s.to_string()).collect(),
+                reset: None,
             },
             files: files
                 .iter()

@@ -6,7 +6,13 @@
 //! fsyncs. A restarted relay serves what it last accepted and refuses
 //! anything at or below that sequence number, so no one can roll it back by
 //! replaying an old signed bundle. (`last-seq`, which earlier relays wrote
-//! after every bundle, is still read when present.)
+//! after every bundle, is still read when present, and removed by the next
+//! full bundle.)
+//!
+//! The chain of deltas since the last full bundle is bounded in count and
+//! bytes ([`Store::chain`], checked by the ingest); a full bundle prunes it. A signed
+//! reset is a full bundle, so storing it leaves nothing on disk that names
+//! the old sequence.
 
 use std::fs;
 use std::io::Write;
@@ -39,6 +45,8 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
 pub struct Store {
     dir: PathBuf,
     last_seq: u64,
+    /// Deltas stored since the last full bundle, and their bytes.
+    chain: (usize, u64),
 }
 
 /// Written by relays before the sequence number came from the bundles.
@@ -59,6 +67,7 @@ impl Store {
             Err(e) => return Err(io(&seq_path)(e)),
         };
         let mut site = Site::default();
+        let mut chain = (0, 0);
         let full = dir.join(FULL);
         if full.exists() {
             site = load(&full, keys, &site)?;
@@ -72,6 +81,14 @@ impl Store {
                 })
                 .collect();
             deltas.sort();
+            chain = (
+                deltas.len(),
+                deltas
+                    .iter()
+                    .filter_map(|(_, p)| fs::metadata(p).ok())
+                    .map(|m| m.len())
+                    .sum(),
+            );
             // Even a delta that no longer loads was accepted once.
             if let Some((seq, _)) = deltas.last() {
                 last_seq = last_seq.max(*seq);
@@ -89,6 +106,7 @@ impl Store {
             Store {
                 dir: dir.to_path_buf(),
                 last_seq,
+                chain,
             },
             site,
         ))
@@ -98,6 +116,11 @@ impl Store {
         self.last_seq
     }
 
+    /// Deltas stored since the last full bundle, and their bytes.
+    pub fn chain(&self) -> (usize, u64) {
+        self.chain
+    }
+
     /// Makes an accepted bundle durable (the caller has checked it is newer
     /// and applies to the current site).
     pub fn accept(&mut self, raw: &[u8], bundle: &Bundle) -> Result<(), StoreError> {
@@ -105,17 +128,32 @@ impl Store {
         match bundle.header.kind {
             Kind::Full => {
                 write_atomic(&self.dir, FULL, raw)?;
-                // Older deltas no longer apply; removing them is tidiness,
-                // not correctness (a stale one fails its base check on load).
+                // Older deltas no longer apply (a stale one fails its base
+                // check on load), but each still names a sequence, which a
+                // reset must not find again after a restart: pruned, and
+                // the folder synced so the removal is durable.
+                let mut removed = false;
                 if let Ok(rd) = fs::read_dir(&self.dir) {
                     for e in rd.filter_map(|e| e.ok()) {
-                        if e.file_name().to_string_lossy().starts_with("delta-") {
-                            let _ = fs::remove_file(e.path());
+                        let name = e.file_name();
+                        let name = name.to_string_lossy();
+                        if name.starts_with("delta-") || name == LAST_SEQ {
+                            removed |= fs::remove_file(e.path()).is_ok();
                         }
                     }
                 }
+                if removed {
+                    fs::File::open(&self.dir)
+                        .and_then(|d| d.sync_all())
+                        .map_err(io(&self.dir))?;
+                }
+                self.chain = (0, 0);
             }
-            Kind::Delta => write_atomic(&self.dir, &format!("delta-{seq:020}.bundle"), raw)?,
+            Kind::Delta => {
+                write_atomic(&self.dir, &format!("delta-{seq:020}.bundle"), raw)?;
+                self.chain.0 += 1;
+                self.chain.1 = self.chain.1.saturating_add(raw.len() as u64);
+            }
         }
         self.last_seq = seq;
         Ok(())
@@ -152,18 +190,24 @@ pub fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), StoreErr
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bundle::{pack, Header};
+    use crate::bundle::{pack, Header, Reset};
     use ed25519_dalek::SigningKey;
+    use madoguchi_wire::UnixSeconds;
 
     fn raw(seq: u64, kind: Kind, base: u64, body: &str) -> Vec<u8> {
+        raw_reset(seq, kind, base, body, None)
+    }
+
+    fn raw_reset(seq: u64, kind: Kind, base: u64, body: &str, reset: Option<Reset>) -> Vec<u8> {
         let h = Header {
             seq,
-            created: 1,
-            expires: 2,
+            created: UnixSeconds(1),
+            expires: UnixSeconds(2),
             kind,
             base,
             files: vec![],
             removed: vec![],
+            reset,
         };
         pack(
             &h,
@@ -233,5 +277,38 @@ mod tests {
         fs::write(dir.path().join(LAST_SEQ), "garbage").expect("write");
         let err = Store::open(dir.path(), &[]).expect_err("must refuse");
         assert!(err.to_string().contains("last-seq"), "{err}");
+    }
+
+    #[test]
+    fn the_delta_chain_is_counted_across_restarts_and_a_reset_leaves_no_old_sequence() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let keys = [SigningKey::from_bytes(&[3; 32]).verifying_key()];
+        // A relay from before the sequence rules, holding 2^64-1.
+        fs::write(dir.path().join(LAST_SEQ), u64::MAX.to_string()).expect("w");
+        let (mut store, mut site) = Store::open(dir.path(), &keys).expect("open");
+        assert_eq!(store.last_seq(), u64::MAX);
+        for (seq, kind, base) in [
+            (10, Kind::Full, 0),
+            (11, Kind::Delta, 10),
+            (12, Kind::Delta, 11),
+        ] {
+            let r = raw(seq, kind, base, "x");
+            let b = bundle::verify(&r, &keys).expect("verify");
+            site = site.apply(&b).expect("apply").0;
+            store.accept(&r, &b).expect("accept");
+        }
+        assert_eq!(store.chain().0, 2);
+        assert!(store.chain().1 > 0);
+        let (reopened, _) = Store::open(dir.path(), &keys).expect("reopen");
+        assert_eq!(reopened.chain(), store.chain());
+        let reset = Some(Reset {
+            relay: "r".into(),
+            held: 12,
+        });
+        let r = raw_reset(5, Kind::Full, 0, "y", reset);
+        let b = bundle::verify(&r, &keys).expect("verify");
+        store.accept(&r, &b).expect("accept reset");
+        let (store, site) = Store::open(dir.path(), &keys).expect("reopen");
+        assert_eq!((store.last_seq(), site.seq, store.chain()), (5, 5, (0, 0)));
     }
 }

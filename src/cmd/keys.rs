@@ -9,7 +9,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use madoguchi_relay::bundle::{signing_key_from_hex, to_hex};
+use madoguchi_wire::keys::{signing_key_from_hex, to_hex};
 
 pub type SigningKey = ed25519_dalek::SigningKey;
 

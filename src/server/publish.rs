@@ -11,6 +11,15 @@
 //! refuses a bundle (missed one, restarted, sequence behind) gets a full one
 //! next; a relay that cannot be reached is a fault record (R18), and so is
 //! its recovery.
+//!
+//! The office does not trust what a relay answers (R11; the protocol is
+//! `madoguchi_wire`): it reads at most [`MAX_REPLY_BYTES`] of a reply within
+//! the push timeout, acts only on the typed [`Reply`], and puts relay text
+//! into a fault record only capped and escaped. Its sequence comes from its
+//! own clock ([`rules::next_sequence`], checked arithmetic) and no reply
+//! raises it: a relay that holds a higher, still plausible sequence gets a
+//! per-relay floor, and one that holds an impossible sequence gets a signed
+//! reset naming it — either way only that relay's bundles change.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -18,17 +27,23 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use madoguchi_core::config::RelayTarget;
-use madoguchi_relay::bundle::{pack, Header, Kind};
+use madoguchi_wire::bundle::{pack, Header, Kind, Reset};
+use madoguchi_wire::reply::MAX_REPLY_BYTES;
+use madoguchi_wire::rules;
+use madoguchi_wire::time::{EXPIRES_AFTER, KEEPALIVE};
+use madoguchi_wire::{Code, Reply, UnixMillis};
 use sha2::{Digest, Sha256};
 
 use super::App;
 use crate::cmd::keys::SigningKey;
 
 const FULL_EVERY: Duration = Duration::from_secs(60);
-const KEEPALIVE: Duration = Duration::from_secs(15);
-/// How long a relay may show a bundle as live without hearing more.
-const EXPIRES_AFTER_S: i64 = 60;
 const PUSH_TIMEOUT: Duration = Duration::from_secs(5);
+/// Shorter than a relay's `ingest.head_timeout_s` (10 s by default), so the
+/// office never sends on a connection the relay is about to close.
+const POOL_IDLE: Duration = Duration::from_secs(5);
+/// The most relay text a fault record or log line quotes.
+const QUOTE_MAX: usize = 120;
 
 /// The public surfaces: (rendered file, paths it is published under).
 const PUBLIC: &[(&str, &[&str])] = &[
@@ -84,30 +99,63 @@ async fn public_files(
     Ok(out)
 }
 
-/// Sequence numbers above every earlier one, across office restarts: the
-/// wall clock in milliseconds, or one more than the last, or above what a
-/// relay reports it has seen.
+/// The office's sequence numbers: its wall clock in milliseconds, or one
+/// more than the last; shared by every relay task and raised by nothing
+/// but the clock.
 #[derive(Debug)]
 struct Sequence(AtomicU64);
 
 impl Sequence {
-    fn next(&self) -> u64 {
-        let now = super::api::wall_now().0.max(0) as u64;
+    /// The next number, or `None` at the end of the range (no clock gets
+    /// there; a relay's answer cannot put it there).
+    fn next(&self) -> Option<u64> {
+        let now = UnixMillis::now();
         let mut prev = self.0.load(Ordering::SeqCst);
         loop {
-            let n = now.max(prev + 1);
+            let n = rules::next_sequence(prev, now)?;
             match self
                 .0
                 .compare_exchange(prev, n, Ordering::SeqCst, Ordering::SeqCst)
             {
-                Ok(_) => return n,
+                Ok(_) => return Some(n),
                 Err(p) => prev = p,
             }
         }
     }
-    fn raise(&self, floor: u64) {
-        self.0.fetch_max(floor, Ordering::SeqCst);
+}
+
+/// At most [`QUOTE_MAX`] characters of relay text, escaped, for a log line
+/// or fault record.
+fn quote(bytes: &[u8]) -> String {
+    let head = &bytes[..bytes.len().min(4 * QUOTE_MAX)];
+    let mut out = String::new();
+    for (i, c) in String::from_utf8_lossy(head).chars().enumerate() {
+        if i == QUOTE_MAX {
+            out.push('…');
+            return out;
+        }
+        out.extend(c.escape_default());
     }
+    if bytes.len() > head.len() {
+        out.push('…');
+    }
+    out
+}
+
+/// Reads at most `cap` bytes of a reply's body, within the push timeout.
+async fn read_capped(mut r: reqwest::Response, cap: usize) -> Vec<u8> {
+    let mut out = Vec::new();
+    let read = async {
+        while let Ok(Some(chunk)) = r.chunk().await {
+            let room = cap - out.len();
+            out.extend_from_slice(&chunk[..chunk.len().min(room)]);
+            if out.len() >= cap {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(PUSH_TIMEOUT, read).await;
+    out
 }
 
 #[derive(Debug)]
@@ -120,6 +168,12 @@ struct Target {
     last_full: Instant,
     last_push: Instant,
     down: bool,
+    /// This relay's sequences stay above this: the last one sent to it, or
+    /// what it says it holds when that is plausible.
+    floor: u64,
+    /// A signed reset to send with the next full bundle: the relay said it
+    /// holds an impossible sequence.
+    reset: Option<Reset>,
 }
 
 fn client(t: &RelayTarget, data: &std::path::Path) -> anyhow::Result<reqwest::Client> {
@@ -128,7 +182,8 @@ fn client(t: &RelayTarget, data: &std::path::Path) -> anyhow::Result<reqwest::Cl
         .https_only(true)
         .redirect(reqwest::redirect::Policy::none())
         .timeout(PUSH_TIMEOUT)
-        .connect_timeout(PUSH_TIMEOUT);
+        .connect_timeout(PUSH_TIMEOUT)
+        .pool_idle_timeout(POOL_IDLE);
     if let Some(ca) = &t.ca {
         let path = if ca.is_relative() {
             data.join(ca)
@@ -160,6 +215,8 @@ pub fn spawn(app: Arc<App>, relays: &[RelayTarget], key: SigningKey) -> anyhow::
             last_full: Instant::now(),
             last_push: Instant::now(),
             down: false,
+            floor: 0,
+            reset: None,
         };
         tokio::spawn(run(
             app.clone(),
@@ -232,16 +289,35 @@ async fn push(
     if !full && changed.is_empty() && removed.is_empty() && t.last_push.elapsed() < KEEPALIVE {
         return true;
     }
-    let now = super::api::wall_now().0 / 1000;
+    let Some(shared) = seq.next() else {
+        app.faults.record(
+            "relay",
+            "the office's bundle sequence is exhausted; nothing is sent",
+        );
+        return true;
+    };
+    let Some(next) = (if shared > t.floor {
+        Some(shared)
+    } else {
+        t.floor.checked_add(1)
+    }) else {
+        t.base = None;
+        fault(app, t, "holds a sequence the office cannot exceed".into());
+        return true;
+    };
+    let now = UnixMillis::now().seconds();
     let header = Header {
-        seq: seq.next(),
+        seq: next,
         created: now,
-        expires: now + EXPIRES_AFTER_S,
+        expires: now.plus(EXPIRES_AFTER),
         kind: if full { Kind::Full } else { Kind::Delta },
         base: t.base.unwrap_or(0),
         files: vec![],
         removed,
+        reset: if full { t.reset.take() } else { None },
     };
+    let resetting = header.reset.clone();
+    t.floor = header.seq;
     let bytes = pack(&header, &changed, key);
     let res = t
         .client
@@ -250,54 +326,86 @@ async fn push(
         .body(bytes)
         .send()
         .await;
-    match res {
-        Ok(r) if r.status().is_success() => {
-            t.base = Some(header.seq);
-            t.sent = hashes;
-            t.last_push = Instant::now();
-            if full {
-                t.last_full = Instant::now();
-            }
-            if t.down {
-                t.down = false;
-                app.faults
-                    .record("relay", format!("relay {} is reachable again", t.url));
-            }
-            true
-        }
-        Ok(r) if r.status() == reqwest::StatusCode::CONFLICT => {
-            // Behind or on another base: take its sequence, send it all.
-            if let Ok(v) = r.json::<serde_json::Value>().await {
-                if let Some(last) = v.get("last_seq").and_then(|s| s.as_u64()) {
-                    seq.raise(last);
-                }
-            }
+    let res = match res {
+        Ok(r) => r,
+        Err(e) => {
             t.base = None;
+            fault(app, t, format!("unreachable: {}", without_url(&e)));
+            return true;
+        }
+    };
+    let status = res.status();
+    let body = read_capped(res, MAX_REPLY_BYTES).await;
+    if status.is_success() {
+        t.base = Some(header.seq);
+        t.sent = hashes;
+        t.last_push = Instant::now();
+        if full {
+            t.last_full = Instant::now();
+        }
+        if let Some(r) = resetting {
+            app.faults.record(
+                "relay",
+                format!(
+                    "relay {} reset from sequence {} to {}",
+                    t.url, r.held, header.seq
+                ),
+            );
+        }
+        if t.down {
+            t.down = false;
+            app.faults
+                .record("relay", format!("relay {} is reachable again", t.url));
+        }
+        return true;
+    }
+    t.base = None;
+    let Some(Reply::Refused {
+        code,
+        last_seq,
+        relay,
+    }) = Reply::parse(&body)
+    else {
+        fault(
+            app,
+            t,
+            format!("refused the bundle ({status}) \"{}\"", quote(&body)),
+        );
+        return true;
+    };
+    let plausible = last_seq
+        .filter(|h| !rules::held_is_impossible(*h, UnixMillis::now(), &rules::Limits::default()));
+    match (code, last_seq, relay) {
+        (Code::HeldSequenceImpossible, Some(held), Some(name)) if resetting.is_none() => {
+            tracing::warn!(relay = %t.url, held, "relay holds an impossible sequence; sending a signed reset");
+            t.reset = Some(Reset { relay: name, held });
             false
         }
-        other => {
-            let why = match other {
-                Ok(r) => {
-                    let status = r.status();
-                    let detail = r
-                        .json::<serde_json::Value>()
-                        .await
-                        .ok()
-                        .and_then(|v| v.get("detail").and_then(|d| d.as_str()).map(String::from))
-                        .unwrap_or_default();
-                    format!("refused the bundle ({status}) {detail}")
-                }
-                Err(e) => format!("unreachable: {}", without_url(&e)),
-            };
-            t.base = None;
-            if !t.down {
-                t.down = true;
-                app.faults.record("relay", format!("relay {} {why}", t.url));
-            }
-            tracing::warn!(relay = %t.url, %why, "bundle not delivered");
+        (Code::OldSequence, Some(_), _) if plausible.is_some() => {
+            // Behind what it holds (an office restart with a slow clock):
+            // above it, for this relay only.
+            t.floor = t.floor.max(plausible.unwrap_or(0));
+            false
+        }
+        (c, _, _) if c.wants_full() && c != Code::OldSequence => false,
+        (c, _, _) => {
+            fault(
+                app,
+                t,
+                format!("refused the bundle ({status}, {})", c.name()),
+            );
             true
         }
     }
+}
+
+/// A relay's failure: one fault record when it starts (R18), a log line each time.
+fn fault(app: &App, t: &mut Target, why: String) {
+    if !t.down {
+        t.down = true;
+        app.faults.record("relay", format!("relay {} {why}", t.url));
+    }
+    tracing::warn!(relay = %t.url, %why, "bundle not delivered");
 }
 
 fn without_url(e: &reqwest::Error) -> String {
@@ -326,14 +434,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn sequence_numbers_only_rise() {
+    fn sequence_numbers_only_rise_and_never_wrap() {
         let s = Sequence(AtomicU64::new(0));
-        let a = s.next();
-        let b = s.next();
+        let a = s.next().expect("a");
+        let b = s.next().expect("b");
         assert!(b > a);
-        s.raise(b + 1_000_000);
-        assert!(s.next() > b + 1_000_000);
-        s.raise(1);
-        assert!(s.next() > b + 1_000_000);
+        let end = Sequence(AtomicU64::new(u64::MAX));
+        assert_eq!(end.next(), None);
+    }
+
+    #[test]
+    fn relay_text_is_capped_and_escaped() {
+        let q = quote(&[b'x'; 1 << 20]);
+        assert_eq!(q.chars().count(), QUOTE_MAX + 1);
+        assert_eq!(quote(b"a\n\"b\x1b"), "a\\n\\\"b\\u{1b}");
     }
 }

@@ -1,74 +1,48 @@
 //! The ingest side (the office's dedicated line): `POST /bundle` takes one
-//! signed bundle; `GET /metrics` is the Prometheus page. A bundle is
-//! checked for size (before its body is read), signature, form, sequence
-//! (above the last accepted) and, for a delta, that it applies to what this
-//! relay holds. Its changed push topics then go to subscribers at once;
-//! the site files (hashed and compressed) and the stored copy are made off
-//! the async workers, and only once the bundle is durable is the site
-//! swapped, the sequence advanced and the office answered. (A relay that
-//! dies in between has pushed a verified, newer bundle it did not keep; it
-//! serves the one before and accepts the office's resend.) A refusal is
-//! logged, answered with the reason and the relay's last sequence number
-//! (so the office knows to send a full bundle), and changes nothing.
+//! signed bundle; `GET /metrics` is the Prometheus page. Only addresses in
+//! `ingest.allow` get this far (checked at accept, before TLS).
+//!
+//! A bundle is checked for size (before its body is read) and for a body
+//! that arrives within its deadline (a minimum rate, not an idle timer),
+//! then signature, form, the push limit, the sequence and time rules of
+//! [`madoguchi_wire::rules`] (how far ahead, clock skew, lifetime, expiry,
+//! a signed reset), the bound on the delta chain and, for a delta, that it
+//! applies to what this relay holds. Its changed push topics then go to
+//! subscribers at once; the site files (hashed and compressed) and the
+//! stored copy are made off the async workers, and only once the bundle is
+//! durable is the site swapped, the sequence advanced and the office
+//! answered. (A relay that dies in between has pushed a verified, newer
+//! bundle it did not keep; it serves the one before and accepts the
+//! office's resend.)
+//!
+//! The answer is a [`Reply`]: accepted, or refused with a code — no text,
+//! and the held sequence only for a bundle whose signature verified. A
+//! refusal is logged and counted by code, and changes nothing.
 
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use ed25519_dalek::VerifyingKey;
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
+use madoguchi_wire::rules::{self, Admit};
+use madoguchi_wire::{bundle, Bundle, Code, Kind, Reply, UnixMillis};
 
 use super::public::Body;
 use super::Relay;
-use crate::bundle;
+use crate::config::Config;
 use crate::metrics::Metrics;
+use crate::site::Site;
 
-/// What became of a bundle (also the JSON answer's `outcome`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum IngestOutcome {
-    Accepted,
-    TooLarge,
-    BadSignature,
-    Malformed,
-    OldSequence,
-    WrongBase,
-    NotStored,
-}
-
-impl IngestOutcome {
-    fn status(self) -> StatusCode {
-        match self {
-            IngestOutcome::Accepted => StatusCode::OK,
-            IngestOutcome::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            IngestOutcome::BadSignature => StatusCode::FORBIDDEN,
-            IngestOutcome::Malformed => StatusCode::BAD_REQUEST,
-            IngestOutcome::OldSequence | IngestOutcome::WrongBase => StatusCode::CONFLICT,
-            IngestOutcome::NotStored => StatusCode::SERVICE_UNAVAILABLE,
-        }
-    }
-    fn name(self) -> &'static str {
-        match self {
-            IngestOutcome::Accepted => "accepted",
-            IngestOutcome::TooLarge => "too_large",
-            IngestOutcome::BadSignature => "bad_signature",
-            IngestOutcome::Malformed => "malformed",
-            IngestOutcome::OldSequence => "old_sequence",
-            IngestOutcome::WrongBase => "wrong_base",
-            IngestOutcome::NotStored => "not_stored",
-        }
-    }
-}
-
-fn json(status: StatusCode, body: String) -> Response<Body> {
+fn answer(status: StatusCode, ctype: &'static str, body: String) -> Response<Body> {
     let mut r = Response::new(http_body_util::Full::new(Bytes::from(body)).boxed_unsync());
     *r.status_mut() = status;
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(ctype));
     r
 }
 
@@ -76,88 +50,136 @@ pub async fn handle(relay: Arc<Relay>, req: Request<Incoming>, peer: SocketAddr)
     match (req.method(), req.uri().path()) {
         (&Method::POST, "/bundle") => ingest(&relay, req, peer).await,
         (&Method::GET, "/metrics") => {
-            let mut r = json(StatusCode::OK, relay.metrics.render(relay.limiter.open()));
-            r.headers_mut().insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("text/plain; version=0.0.4"),
-            );
-            r
+            relay.note_impossible_sequence();
+            answer(
+                StatusCode::OK,
+                "text/plain; version=0.0.4",
+                relay.metrics.render(relay.limiter.open()),
+            )
         }
-        _ => json(StatusCode::NOT_FOUND, "{\"outcome\":\"not_found\"}".into()),
+        _ => answer(StatusCode::NOT_FOUND, "text/plain", String::new()),
     }
 }
+
+/// What became of a bundle: the code, and whether its signature verified
+/// (then the reply may carry the held sequence).
+pub type Refusal = (Code, bool);
 
 async fn ingest(relay: &Relay, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
-    let (outcome, detail) = accept(relay, req).await;
-    let last = relay.metrics.last_seq.load(Ordering::Relaxed);
-    if outcome == IngestOutcome::Accepted {
-        Metrics::add(&relay.metrics.bundles_accepted);
-        tracing::info!(seq = last, %peer, "bundle accepted");
-    } else {
-        Metrics::add(&relay.metrics.bundles_rejected);
-        tracing::warn!(outcome = outcome.name(), detail = %detail, %peer, "bundle refused");
-    }
-    json(
-        outcome.status(),
-        serde_json::json!({ "outcome": outcome.name(), "detail": detail, "last_seq": last })
-            .to_string(),
-    )
+    let reply = match accept(relay, req).await {
+        Ok(seq) => {
+            Metrics::add(&relay.metrics.bundles_accepted);
+            tracing::info!(seq, %peer, "bundle accepted");
+            Reply::Accepted { seq }
+        }
+        Err((code, verified)) => {
+            relay.metrics.refused(code);
+            let held = relay.metrics.last_seq.load(Ordering::Relaxed);
+            tracing::warn!(code = code.name(), held, %peer, "bundle refused");
+            Reply::refused(
+                code,
+                verified.then_some((held, relay.cfg.ingest.name.as_str())),
+            )
+        }
+    };
+    let status = match &reply {
+        Reply::Accepted { .. } => StatusCode::OK,
+        Reply::Refused { code, .. } => {
+            StatusCode::from_u16(code.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+        }
+    };
+    answer(status, "application/json", reply.to_json())
 }
 
-async fn accept(relay: &Relay, req: Request<Incoming>) -> (IngestOutcome, String) {
-    let max = relay.cfg.ingest.max_bundle_bytes;
+/// Reads the body within its size and its deadline.
+async fn read_body(relay: &Relay, req: Request<Incoming>) -> Result<Bytes, Code> {
+    let ingest = &relay.cfg.ingest;
+    let max = ingest.max_bundle_bytes;
+    // The office always sends a length; without one there is no deadline
+    // to hold the body to.
     let declared = req
         .headers()
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > max as u64) {
-        return (IngestOutcome::TooLarge, format!("over {max} bytes"));
+        .and_then(|v| v.parse::<u64>().ok())
+        .ok_or(Code::TooSlow)?;
+    if declared > max as u64 {
+        return Err(Code::TooLarge);
     }
-    let raw = match Limited::new(req.into_body(), max).collect().await {
-        Ok(b) => b.to_bytes(),
-        Err(e) => {
-            return if e.is::<http_body_util::LengthLimitError>() {
-                (IngestOutcome::TooLarge, format!("over {max} bytes"))
-            } else {
-                (IngestOutcome::Malformed, "body could not be read".into())
-            };
-        }
-    };
-    let b = match bundle::verify(&raw, &relay.keys) {
+    let deadline = ingest.body_deadline(declared);
+    match tokio::time::timeout(deadline, Limited::new(req.into_body(), max).collect()).await {
+        Err(_) => Err(Code::TooSlow),
+        Ok(Ok(b)) => Ok(b.to_bytes()),
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err(Code::TooLarge),
+        Ok(Err(_)) => Err(Code::Malformed),
+    }
+}
+
+/// What a relay holds that a bundle is judged against.
+#[derive(Debug)]
+pub struct Held<'a> {
+    pub seq: u64,
+    /// Deltas since the last full bundle, and their bytes.
+    pub chain: (usize, u64),
+    pub site: &'a Site,
+}
+
+/// A bundle that passed every check, and the push messages it makes.
+pub type Passed = (Bundle, Admit, Vec<(String, Arc<str>)>);
+
+/// Every check on a received body, in order (signature, form, push limit,
+/// sequence and time rules, delta chain, base), without I/O: what the
+/// handler runs under the store lock, and what `fuzz/` runs on any bytes.
+pub fn examine(
+    cfg: &Config,
+    keys: &[VerifyingKey],
+    raw: &[u8],
+    held: &Held,
+    now: UnixMillis,
+) -> Result<Passed, Refusal> {
+    let b = match bundle::verify(raw, keys) {
         Ok(b) => b,
-        Err(e @ bundle::BundleError::BadSignature) => {
-            return (IngestOutcome::BadSignature, e.to_string())
+        Err(bundle::BundleError::BadSignature) => return Err((Code::BadSignature, false)),
+        Err(bundle::BundleError::NotABundle) => return Err((Code::Malformed, false)),
+        Err(e) => {
+            tracing::warn!(error = %e, "signed bundle is malformed");
+            return Err((Code::Malformed, true));
         }
-        Err(e) => return (IngestOutcome::Malformed, e.to_string()),
     };
-    let push_max = relay.cfg.limits.push_max_bytes;
-    if let Some((p, _)) = b.files.iter().find(|(p, body)| {
-        p.starts_with("displays/") && p.ends_with(".json") && body.len() > push_max
-    }) {
-        return (
-            IngestOutcome::Malformed,
-            format!("{p} is over the {push_max}-byte push limit"),
-        );
+    let refuse = |c: Code| (c, true);
+    let push_max = cfg.limits.push_max_bytes;
+    if b.files
+        .iter()
+        .any(|(p, body)| crate::site::topic_of(p).is_some() && body.len() > push_max)
+    {
+        return Err(refuse(Code::PushTooLarge));
     }
-    // One bundle at a time from here: the sequence check, the write and
-    // the swap must not interleave with another bundle's.
+    let ingest = &cfg.ingest;
+    let admit =
+        rules::check(&b.header, held.seq, &ingest.name, now, &ingest.rules()).map_err(refuse)?;
+    if b.header.kind == Kind::Delta
+        && (held.chain.0 >= ingest.max_deltas
+            || held.chain.1.saturating_add(raw.len() as u64) > ingest.max_delta_bytes)
+    {
+        return Err(refuse(Code::FullBundleNeeded));
+    }
+    let pushes = held.site.changes(&b).map_err(|_| refuse(Code::WrongBase))?;
+    Ok((b, admit, pushes))
+}
+
+async fn accept(relay: &Relay, req: Request<Incoming>) -> Result<u64, Refusal> {
+    let raw = read_body(relay, req).await.map_err(|c| (c, false))?;
+    let refuse = |c: Code| (c, true);
+    // One bundle at a time from here: the checks, the write and the swap
+    // must not interleave with another bundle's.
     let mut store = relay.store.clone().lock_owned().await;
-    if b.header.seq <= store.last_seq() {
-        return (
-            IngestOutcome::OldSequence,
-            format!(
-                "sequence {} is not above {}",
-                b.header.seq,
-                store.last_seq()
-            ),
-        );
-    }
     let current = relay.site();
-    let pushes = match current.changes(&b) {
-        Ok(p) => p,
-        Err(e) => return (IngestOutcome::WrongBase, e.to_string()),
+    let held = Held {
+        seq: store.last_seq(),
+        chain: store.chain(),
+        site: &current,
     };
+    let (b, admit, pushes) = examine(&relay.cfg, &relay.keys, &raw, &held, UnixMillis::now())?;
     for (topic, body) in pushes {
         relay.hub.publish(&topic, body);
     }
@@ -169,27 +191,39 @@ async fn accept(relay: &Relay, req: Request<Incoming>) -> (IngestOutcome, String
         store.accept(&raw, &b)?;
         Ok::<_, crate::store::StoreError>(current.apply(&b))
     })
-    .await
-    .map_err(|e| e.to_string())
-    .and_then(|r| r.map_err(|e| e.to_string()));
+    .await;
     let site = match made {
-        Ok(Ok((site, _))) => site,
+        Ok(Ok(Ok((site, _)))) => site,
         // Checked above against the same site under the same lock.
-        Ok(Err(e)) => return (IngestOutcome::WrongBase, e.to_string()),
-        Err(e) => {
+        Ok(Ok(Err(_))) => return Err(refuse(Code::WrongBase)),
+        Ok(Err(e)) => {
             tracing::error!(error = %e, "accepted bundle could not be stored; not served");
-            return (
-                IngestOutcome::NotStored,
-                "relay could not store the bundle".into(),
-            );
+            return Err(refuse(Code::NotStored));
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "storing task failed; bundle not served");
+            return Err(refuse(Code::NotStored));
         }
     };
+    if admit == Admit::Reset {
+        let held = relay.metrics.last_seq.load(Ordering::Relaxed);
+        Metrics::add(&relay.metrics.resets);
+        tracing::warn!(
+            from = held,
+            to = seq,
+            "signed reset accepted: sequence set back"
+        );
+    }
     relay.metrics.last_seq.store(seq, Ordering::Relaxed);
-    relay.metrics.site_expires.store(expires, Ordering::Relaxed);
-    let stale = expires <= super::unix_now();
+    relay
+        .metrics
+        .site_expires
+        .store(expires.0, Ordering::Relaxed);
+    relay.note_impossible_sequence();
+    let stale = expires <= madoguchi_wire::UnixSeconds::now();
     relay.swap(site);
     relay
         .stale
         .send_if_modified(|s| std::mem::replace(s, stale) != stale);
-    (IngestOutcome::Accepted, format!("sequence {seq}"))
+    Ok(seq)
 }

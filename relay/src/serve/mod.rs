@@ -5,12 +5,13 @@
 //! timeout, hyper gets a timer so its header-read timeout really fires, and
 //! a watchdog closes connections on which nothing moves.
 
-mod ingest;
+pub mod ingest;
 mod public;
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use ed25519_dalek::VerifyingKey;
 use hyper::body::Incoming;
@@ -27,8 +28,6 @@ use crate::metrics::Metrics;
 use crate::site::Site;
 use crate::store::Store;
 
-pub use ingest::IngestOutcome;
-
 #[derive(Debug)]
 pub struct Relay {
     pub cfg: Config,
@@ -43,10 +42,8 @@ pub struct Relay {
     stale: watch::Sender<bool>,
 }
 
-pub fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
+fn unix_now() -> madoguchi_wire::UnixSeconds {
+    madoguchi_wire::UnixSeconds::now()
 }
 
 impl Relay {
@@ -60,13 +57,13 @@ impl Relay {
             .store(store.last_seq(), std::sync::atomic::Ordering::Relaxed);
         metrics
             .site_expires
-            .store(site.expires, std::sync::atomic::Ordering::Relaxed);
+            .store(site.expires.0, std::sync::atomic::Ordering::Relaxed);
         let stale = site.expires <= unix_now();
         let hub = Hub::with_backlog(cfg.limits.subscriber_queue);
         for (topic, body) in site.topic_payloads(site.files.keys()) {
             hub.publish(&topic, body);
         }
-        Ok(Arc::new(Relay {
+        let relay = Arc::new(Relay {
             limiter: Limiter::new(cfg.limits.connections, cfg.limits.connections_per_ip),
             keys,
             site: RwLock::new(Arc::new(site)),
@@ -75,7 +72,35 @@ impl Relay {
             metrics,
             stale: watch::channel(stale).0,
             cfg,
-        }))
+        });
+        relay.note_impossible_sequence();
+        Ok(relay)
+    }
+
+    /// Sets the `sequence_impossible` gauge, and says so loudly when the
+    /// held sequence is ahead of this relay's clock plus the allowed skew
+    /// (accepted before the sequence rules, or the relay's clock is far
+    /// behind): the office's bundles are refused until a signed reset
+    /// (deploy/README.md, "Resetting a relay").
+    pub fn note_impossible_sequence(&self) {
+        let held = self.metrics.last_seq.load(Ordering::Relaxed);
+        let impossible = madoguchi_wire::rules::held_is_impossible(
+            held,
+            madoguchi_wire::UnixMillis::now(),
+            &self.cfg.ingest.rules(),
+        );
+        let was = self
+            .metrics
+            .sequence_impossible
+            .swap(impossible, Ordering::Relaxed);
+        if impossible && !was {
+            tracing::error!(
+                held,
+                relay = %self.cfg.ingest.name,
+                "the held sequence is ahead of this relay's clock: the office's bundles will be \
+                 refused until it sends a signed reset (deploy/README.md, Resetting a relay)"
+            );
+        }
     }
 
     pub fn site(&self) -> Arc<Site> {
@@ -177,6 +202,12 @@ async fn accept_loop(
                 continue;
             }
         };
+        if side == Side::Ingest && !relay.cfg.ingest.allow.contains(&peer.ip().to_canonical()) {
+            // Before TLS and before a slot: a stranger costs an accept.
+            Metrics::add(&relay.metrics.strangers_dropped);
+            drop(tcp);
+            continue;
+        }
         let Some(slot) = limiter.admit(peer.ip()) else {
             Metrics::add(&relay.metrics.connections_refused);
             drop(tcp);
@@ -224,20 +255,88 @@ async fn serve_connection(
         .keep_alive_interval(Some(Duration::from_secs(30)));
     let r = relay.clone();
     let conn_slot = slot.clone();
+    let head = HeadClock::new();
+    let head_in = head.clone();
     let service = service_fn(move |req: hyper::Request<Incoming>| {
         let r = r.clone();
         let slot = conn_slot.clone();
+        let head = head_in.clone();
         async move {
-            Ok::<_, std::convert::Infallible>(match side {
+            let res = match side {
                 Side::Public => public::handle(r, req, peer, slot).await,
-                Side::Ingest => ingest::handle(r, req, peer).await,
-            })
+                Side::Ingest => {
+                    head.in_request();
+                    let res = ingest::handle(r, req, peer).await;
+                    head.waiting();
+                    res
+                }
+            };
+            Ok::<_, std::convert::Infallible>(res)
         }
     });
     let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+    let head_limit = match side {
+        Side::Ingest => Some(Duration::from_secs(relay.cfg.ingest.head_timeout_s)),
+        Side::Public => None,
+    };
     tokio::select! {
         _ = conn => {}
         _ = activity.idle(limits.idle()) => {}
+        _ = head.overdue(head_limit) => {}
     }
     drop(slot);
+}
+
+/// When an ingest connection began waiting for its next request head
+/// (after the handshake or the previous answer); `IN_REQUEST` while a
+/// request is being handled. A deadline on the whole head, which bytes
+/// trickling in do not extend (hyper's own timer starts at the first byte).
+#[derive(Debug)]
+struct HeadClock {
+    origin: Instant,
+    since_ms: AtomicU64,
+}
+
+const IN_REQUEST: u64 = u64::MAX;
+
+impl HeadClock {
+    fn new() -> Arc<HeadClock> {
+        Arc::new(HeadClock {
+            origin: Instant::now(),
+            since_ms: AtomicU64::new(0),
+        })
+    }
+
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.origin.elapsed().as_millis()).unwrap_or(IN_REQUEST - 1)
+    }
+
+    fn in_request(&self) {
+        self.since_ms.store(IN_REQUEST, Ordering::Relaxed);
+    }
+
+    fn waiting(&self) {
+        self.since_ms.store(self.now_ms(), Ordering::Relaxed);
+    }
+
+    /// Resolves once a head has been awaited for `limit`; never for `None`.
+    async fn overdue(&self, limit: Option<Duration>) {
+        let Some(limit) = limit else {
+            return std::future::pending().await;
+        };
+        let limit_ms = u64::try_from(limit.as_millis()).unwrap_or(u64::MAX);
+        loop {
+            let since = self.since_ms.load(Ordering::Relaxed);
+            let wait = if since == IN_REQUEST {
+                limit_ms
+            } else {
+                let waited = self.now_ms().saturating_sub(since);
+                if waited >= limit_ms {
+                    return;
+                }
+                limit_ms - waited
+            };
+            tokio::time::sleep(Duration::from_millis(wait.max(10))).await;
+        }
+    }
 }

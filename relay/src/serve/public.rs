@@ -301,7 +301,7 @@ fn websocket(relay: &Arc<Relay>, req: Request<Incoming>, slot: Arc<Slot>) -> Res
 }
 
 fn heartbeat() -> String {
-    format!("{{\"heartbeat\":{}}}", super::unix_now())
+    madoguchi_wire::time::heartbeat(madoguchi_wire::UnixMillis::now())
 }
 
 async fn send<S>(ws: &mut WebSocketStream<S>, text: String) -> bool

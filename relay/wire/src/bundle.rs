@@ -13,11 +13,13 @@
 //! relay serve, say, HTML as a script.
 //!
 //! Checks run cheapest and safest first: size (by the caller, before the
-//! body is even read), signature, then structure. The sequence number is
-//! the relay's business ([`crate::store`]).
+//! body is even read), signature ([`verify`]), then structure ([`parse`]).
+//! The sequence and time rules come after both ([`crate::rules`]).
 
 use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
 use serde::{Deserialize, Serialize};
+
+use crate::time::UnixSeconds;
 
 pub const MAGIC: &[u8; 8] = b"MDGRLY1\n";
 const SIGNATURE_LEN: usize = 64;
@@ -34,12 +36,14 @@ pub enum BundleError {
     BadSignature,
     #[error("bundle header is malformed: {0}")]
     BadHeader(String),
+    #[error("bundle header names a reset wrongly")]
+    BadReset,
     #[error("file list does not match the body ({0})")]
     BadBody(String),
     #[error("file path {0:?} is not allowed")]
     BadPath(String),
     #[error("key is malformed: {0}")]
-    BadKey(String),
+    BadKey(&'static str),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -62,8 +66,9 @@ pub struct FileEntry {
 #[serde(deny_unknown_fields)]
 pub struct Header {
     pub seq: u64,
-    pub created: i64,
-    pub expires: i64,
+    pub created: UnixSeconds,
+    /// After this the relay shows the data as stale.
+    pub expires: UnixSeconds,
     pub kind: Kind,
     /// For a delta: the sequence number it applies on top of.
     #[serde(default)]
@@ -72,6 +77,18 @@ pub struct Header {
     /// For a delta: paths that no longer exist.
     #[serde(default)]
     pub removed: Vec<String>,
+    /// A signed reset ([`crate::rules`]); only on a full bundle.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reset: Option<Reset>,
+}
+
+/// Names the one relay, and the sequence it holds, that a reset bundle
+/// may bring back to the office's sequence.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Reset {
+    pub relay: String,
+    pub held: u64,
 }
 
 /// A verified bundle.
@@ -156,19 +173,33 @@ pub fn verify(bytes: &[u8], keys: &[VerifyingKey]) -> Result<Bundle, BundleError
     if !keys.iter().any(|k| k.verify(signed, &sig).is_ok()) {
         return Err(BundleError::BadSignature);
     }
-    let rest = &signed[MAGIC.len()..];
-    let header_len = u32::from_be_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
-    let rest = &rest[4..];
+    parse(signed)
+}
+
+/// The structure of the signed part of a bundle (everything before the
+/// signature). Public so that it can be fuzzed on its own: in the relay it
+/// only ever sees bytes whose signature has verified.
+pub fn parse(signed: &[u8]) -> Result<Bundle, BundleError> {
+    let rest = signed
+        .strip_prefix(&MAGIC[..])
+        .ok_or(BundleError::NotABundle)?;
+    let (len, rest) = rest.split_at_checked(4).ok_or(BundleError::NotABundle)?;
+    let header_len = u32::from_be_bytes([len[0], len[1], len[2], len[3]]) as usize;
     if header_len > MAX_HEADER || header_len > rest.len() {
         return Err(BundleError::BadHeader("length out of range".into()));
     }
     let header: Header = serde_json::from_slice(&rest[..header_len])
         .map_err(|e| BundleError::BadHeader(e.to_string()))?;
-    if header.files.len() > MAX_FILES {
+    if header.files.len() > MAX_FILES || header.removed.len() > MAX_FILES {
         return Err(BundleError::BadHeader("too many files".into()));
     }
     if header.expires <= header.created {
         return Err(BundleError::BadHeader("expires before it was made".into()));
+    }
+    if let Some(r) = &header.reset {
+        if header.kind != Kind::Full || !crate::reply::valid_relay_name(&r.relay) {
+            return Err(BundleError::BadReset);
+        }
     }
     let mut body = &rest[header_len..];
     let mut files = Vec::with_capacity(header.files.len());
@@ -196,33 +227,7 @@ pub fn verify(bytes: &[u8], keys: &[VerifyingKey]) -> Result<Bundle, BundleError
     Ok(Bundle { header, files })
 }
 
-/// A signing key from its text form (64 hex digits of the seed).
-pub fn signing_key_from_hex(text: &str) -> Result<SigningKey, BundleError> {
-    let bytes = hex32(text.trim())?;
-    Ok(SigningKey::from_bytes(&bytes))
-}
-
-/// A public key from its text form (64 hex digits).
-pub fn verifying_key_from_hex(text: &str) -> Result<VerifyingKey, BundleError> {
-    let bytes = hex32(text.trim())?;
-    VerifyingKey::from_bytes(&bytes).map_err(|e| BundleError::BadKey(e.to_string()))
-}
-
-pub fn to_hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn hex32(text: &str) -> Result<[u8; 32], BundleError> {
-    if text.len() != 64 || !text.is_ascii() {
-        return Err(BundleError::BadKey("expected 64 hex digits".into()));
-    }
-    let mut out = [0u8; 32];
-    for (i, o) in out.iter_mut().enumerate() {
-        *o = u8::from_str_radix(&text[2 * i..2 * i + 2], 16)
-            .map_err(|_| BundleError::BadKey("expected 64 hex digits".into()))?;
-    }
-    Ok(out)
-}
+pub use crate::keys::to_hex;
 
 #[cfg(test)]
 mod tests {
@@ -235,12 +240,13 @@ mod tests {
     fn header(seq: u64) -> Header {
         Header {
             seq,
-            created: 100,
-            expires: 220,
+            created: UnixSeconds(100),
+            expires: UnixSeconds(220),
             kind: Kind::Full,
             base: 0,
             files: vec![],
             removed: vec![],
+            reset: None,
         }
     }
 
@@ -306,12 +312,43 @@ mod tests {
     }
 
     #[test]
-    fn keys_round_trip_through_hex() {
-        let k = key(9);
-        let back = signing_key_from_hex(&to_hex(&k.to_bytes())).expect("hex");
-        assert_eq!(back.to_bytes(), k.to_bytes());
-        let v = verifying_key_from_hex(&to_hex(k.verifying_key().as_bytes())).expect("hex");
-        assert_eq!(v, k.verifying_key());
-        assert!(verifying_key_from_hex("zz").is_err());
+    fn a_reset_rides_only_on_a_full_bundle_and_names_a_relay_narrowly() {
+        let keys = [key(1).verifying_key()];
+        let mut h = header(7);
+        h.reset = Some(Reset {
+            relay: "relay-1".into(),
+            held: u64::MAX,
+        });
+        let b = verify(&pack(&h, &files(), &key(1)), &keys).expect("reset");
+        assert_eq!(b.header.reset.map(|r| r.held), Some(u64::MAX));
+        h.kind = Kind::Delta;
+        assert_eq!(
+            verify(&pack(&h, &files(), &key(1)), &keys),
+            Err(BundleError::BadReset)
+        );
+        h.kind = Kind::Full;
+        h.reset = Some(Reset {
+            relay: "Relay 1\n".into(),
+            held: 1,
+        });
+        assert_eq!(
+            verify(&pack(&h, &files(), &key(1)), &keys),
+            Err(BundleError::BadReset)
+        );
+        // A header without the field (every bundle before resets) reads as none.
+        let old = pack(&header(7), &files(), &key(1));
+        assert!(!String::from_utf8_lossy(&old).contains("reset"));
+    }
+
+    #[test]
+    fn parse_refuses_short_and_foreign_input_without_panicking() {
+        for bad in [
+            &b""[..],
+            b"MDGRLY1\n",
+            b"MDGRLY1\n\0\0",
+            b"MDGRLY1\n\xff\xff\xff\xff{}",
+        ] {
+            assert!(parse(bad).is_err());
+        }
     }
 }
