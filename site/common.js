@@ -29,10 +29,18 @@ window.Madoguchi = (function () {
     return true;
   }
 
+  // Reads a yes/no state attribute (data-open, data-day-open…) the one
+  // way every page does: the templates write "true"/"false", and an older
+  // fragment's "True"/"False" (Jinja's bool) reads the same.
+  function flag(el, name) {
+    const v = el && el.dataset ? el.dataset[name] : undefined;
+    return typeof v === "string" && ["true", "1", "yes"].includes(v.trim().toLowerCase());
+  }
+
   function message(body) {
     if (body && body.error) return body.error.message_ja + "（" + body.error.message_en + "）";
     return "エラーが起きました";
   }
 
-  return { csrf, post, swap, message };
+  return { csrf, post, swap, message, flag };
 })();
