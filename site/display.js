@@ -68,18 +68,31 @@
   function next() {
     if (speaking || queue.length === 0) return;
     speaking = true;
-    const [number, counter] = queue.shift();
-    live.textContent = `受付番号 ${number} 番の方、${counter} 番窓口へお越しください`;
-    chime(() => say(`受付番号 ${number} 番の方、${counter} 番窓口へお越しください`, "ja-JP", () =>
-      say(`Number ${number}, please go to counter ${counter}.`, "en-US", () => { speaking = false; next(); })));
+    const [number, counter, recall] = queue.shift();
+    const ja = recall
+      ? `受付番号 ${number} 番の方、もう一度お呼びします。${counter} 番窓口へお越しください`
+      : `受付番号 ${number} 番の方、${counter} 番窓口へお越しください`;
+    const en = recall
+      ? `Calling again: number ${number}, please go to counter ${counter}.`
+      : `Number ${number}, please go to counter ${counter}.`;
+    live.textContent = ja;
+    chime(() => say(ja, "ja-JP", () => say(en, "en-US", () => { speaking = false; next(); })));
   }
 
+  // One announcement rule: a call is announced when its id
+  // (number:counter:last call time) first appears. A call and a recall
+  // (再呼出) give a new time; a start of service (対応開始) keeps it, so it
+  // is never announced again. Every announcement is counted on the body
+  // (data-announced) for the tests and for a technician's console.
   function announceNew() {
-    const ids = Array.from(surface.querySelectorAll("[data-call]")).map((e) => e.dataset.call);
+    const els = Array.from(surface.querySelectorAll("[data-call]"));
+    const ids = els.map((e) => e.dataset.call);
     if (known !== null) {
-      ids.filter((id) => !known.has(id)).reverse().forEach((id) => {
-        const [number, counter] = id.split(":");
-        queue.push([number, counter]);
+      els.filter((e) => !known.has(e.dataset.call)).reverse().forEach((e) => {
+        const [number, counter] = e.dataset.call.split(":");
+        queue.push([number, counter, e.hasAttribute("data-recall")]);
+        body.dataset.announced = String(Number(body.dataset.announced || 0) + 1);
+        body.dataset.lastAnnounced = `${number}:${counter}:${e.hasAttribute("data-recall") ? "recall" : "call"}`;
       });
       next();
     }
@@ -180,19 +193,31 @@
   }
 
   // ---- the staff board's rotating pages -------------------------------
+  // One timer for the page's life: a data update redraws the pages and
+  // shows the page the rotation is on; it never restarts the rotation (the
+  // board used to stay on page 1 while the office was busy).
+  let boardPage = 0;
   let rotation = null;
-  function startBoard() {
+  let rotationMs = 0;
+  function showBoardPage() {
     const board = surface.querySelector(".board");
-    clearInterval(rotation);
     if (!board) return;
     const pages = Array.from(board.querySelectorAll(".board-page"));
-    if (pages.length < 2) return;
-    let i = 0;
-    rotation = setInterval(() => {
-      pages[i].hidden = true;
-      i = (i + 1) % pages.length;
-      pages[i].hidden = false;
-    }, Number(board.dataset.seconds || 10) * 1000);
+    if (pages.length === 0) return;
+    boardPage %= pages.length;
+    pages.forEach((p, i) => { p.hidden = i !== boardPage; });
+    board.dataset.page = String(boardPage + 1);
+  }
+  function startBoard() {
+    const board = surface.querySelector(".board");
+    if (!board) return;
+    const ms = Number(board.dataset.seconds || 10) * 1000;
+    if (rotation === null || ms !== rotationMs) {
+      clearInterval(rotation);
+      rotationMs = ms;
+      rotation = setInterval(() => { boardPage += 1; showBoardPage(); }, ms);
+    }
+    showBoardPage();
   }
 
   startBoard();
