@@ -121,6 +121,10 @@
       const r = await M.post("/api/commands", body);
       if (r.ok) {
         say(done[body.command] ? done[body.command](r.body) : "完了しました");
+        // A number typed for one action is not left for the next one.
+        if (number === undefined && ["call_number", "return_absent", "resume"].includes(action)) {
+          document.getElementById("number-input").value = "";
+        }
         if (body.command === "complete" || body.command === "transfer") {
           document.querySelectorAll('input[name="tag"]').forEach((i) => { i.checked = false; });
           document.getElementById("transfer-note").value = "";
@@ -193,7 +197,7 @@
       return;
     }
     if (isTextField(el) && !inNumber) return;
-    if (ev.key === "/") { ev.preventDefault(); document.getElementById("number-input").focus(); return; }
+    if (ev.key === "/") { ev.preventDefault(); const i = document.getElementById("number-input"); i.focus(); i.select(); return; }
     if (ev.key.length !== 1 || !/[a-z]/i.test(ev.key)) return;
     const b = document.querySelector(`[data-key="${ev.key.toLowerCase()}"]`);
     if (!b) return;

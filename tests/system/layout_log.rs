@@ -59,5 +59,8 @@ fn a_broken_layout_is_warned_about_once() {
     let warnings = text.matches("layout error").count();
     assert_eq!(warnings, 1, "one warning per distinct error:\n{text}");
     let reloads = text.matches("layouts reloaded").count();
-    assert!(reloads <= 1, "reading the layouts does not reload them:\n{text}");
+    assert!(
+        reloads <= 1,
+        "reading the layouts does not reload them:\n{text}"
+    );
 }
