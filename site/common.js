@@ -29,10 +29,54 @@ window.Madoguchi = (function () {
     return true;
   }
 
+  // Reads a yes/no state attribute (data-open, data-day-open…) the one
+  // way every page does: the templates write "true"/"false", and an older
+  // fragment's "True"/"False" (Jinja's bool) reads the same.
+  function flag(el, name) {
+    const v = el && el.dataset ? el.dataset[name] : undefined;
+    return typeof v === "string" && ["true", "1", "yes"].includes(v.trim().toLowerCase());
+  }
+
+  // ふりがな for names that come from the configuration (queue names):
+  // words a visitor meets at a ward office, longest first. A word not in
+  // the list stays as it is; the text is never parsed as HTML.
+  const READINGS = [
+    ["住民票", "じゅうみんひょう"], ["戸籍", "こせき"], ["届出", "とどけで"], ["証明", "しょうめい"],
+    ["発行", "はっこう"], ["受付", "うけつけ"], ["住民", "じゅうみん"], ["異動", "いどう"],
+    ["交付", "こうふ"], ["転入", "てんにゅう"], ["転出", "てんしゅつ"], ["転居", "てんきょ"],
+    ["印鑑", "いんかん"], ["登録", "とうろく"], ["手続", "てつづき"], ["相談", "そうだん"],
+    ["番号", "ばんごう"], ["窓口", "まどぐち"], ["書類", "しょるい"], ["写", "うつ"], ["届", "とどけ"],
+  ].sort((a, b) => b[0].length - a[0].length);
+
+  function ruby(el) {
+    const text = el.textContent.trim();
+    el.textContent = "";
+    let i = 0;
+    let plain = "";
+    const flush = () => { if (plain) { el.appendChild(document.createTextNode(plain)); plain = ""; } };
+    while (i < text.length) {
+      const hit = READINGS.find(([w]) => text.startsWith(w, i));
+      if (hit) {
+        flush();
+        const r = document.createElement("ruby");
+        r.appendChild(document.createTextNode(hit[0]));
+        const rt = document.createElement("rt");
+        rt.textContent = hit[1];
+        r.appendChild(rt);
+        el.appendChild(r);
+        i += hit[0].length;
+      } else {
+        plain += text[i];
+        i += 1;
+      }
+    }
+    flush();
+  }
+
   function message(body) {
     if (body && body.error) return body.error.message_ja + "（" + body.error.message_en + "）";
     return "エラーが起きました";
   }
 
-  return { csrf, post, swap, message };
+  return { csrf, post, swap, message, flag, ruby };
 })();

@@ -68,18 +68,31 @@
   function next() {
     if (speaking || queue.length === 0) return;
     speaking = true;
-    const [number, counter] = queue.shift();
-    live.textContent = `受付番号 ${number} 番の方、${counter} 番窓口へお越しください`;
-    chime(() => say(`受付番号 ${number} 番の方、${counter} 番窓口へお越しください`, "ja-JP", () =>
-      say(`Number ${number}, please go to counter ${counter}.`, "en-US", () => { speaking = false; next(); })));
+    const [number, counter, recall] = queue.shift();
+    const ja = recall
+      ? `受付番号 ${number} 番の方、もう一度お呼びします。${counter} 番窓口へお越しください`
+      : `受付番号 ${number} 番の方、${counter} 番窓口へお越しください`;
+    const en = recall
+      ? `Calling again: number ${number}, please go to counter ${counter}.`
+      : `Number ${number}, please go to counter ${counter}.`;
+    live.textContent = ja;
+    chime(() => say(ja, "ja-JP", () => say(en, "en-US", () => { speaking = false; next(); })));
   }
 
+  // One announcement rule: a call is announced when its id
+  // (number:counter:last call time) first appears. A call and a recall
+  // (再呼出) give a new time; a start of service (対応開始) keeps it, so it
+  // is never announced again. Every announcement is counted on the body
+  // (data-announced) for the tests and for a technician's console.
   function announceNew() {
-    const ids = Array.from(surface.querySelectorAll("[data-call]")).map((e) => e.dataset.call);
+    const els = Array.from(surface.querySelectorAll("[data-call]"));
+    const ids = els.map((e) => e.dataset.call);
     if (known !== null) {
-      ids.filter((id) => !known.has(id)).reverse().forEach((id) => {
-        const [number, counter] = id.split(":");
-        queue.push([number, counter]);
+      els.filter((e) => !known.has(e.dataset.call)).reverse().forEach((e) => {
+        const [number, counter] = e.dataset.call.split(":");
+        queue.push([number, counter, e.hasAttribute("data-recall")]);
+        body.dataset.announced = String(Number(body.dataset.announced || 0) + 1);
+        body.dataset.lastAnnounced = `${number}:${counter}:${e.hasAttribute("data-recall") ? "recall" : "call"}`;
       });
       next();
     }
@@ -91,17 +104,19 @@
   // never leaves the phone. Their place comes from the public lists.
   let lang = (navigator.language || "ja").slice(0, 2);
   if (!["ja", "en", "zh", "ko"].includes(lang)) lang = "ja";
+  // "easy" is やさしい日本語 (lang="ja"), chosen with its button.
   const words = {
     ja: { people: (n) => `${n} 人`, min: (n) => `約 ${n} 分`, num: (n) => `${n} 番`, passed: "お呼びした番号を過ぎています。職員に声をおかけください。", called: (c) => `お呼びしています。${c} 番窓口へお越しください。`, waiting: "お待ちください。順番が近づいたらこの画面でお知らせします。", unknown: "番号札の QR コードからこのページを開いてください。", closed: "本日の受付は終了しました。" },
     en: { people: (n) => `${n}`, min: (n) => `about ${n} min`, num: (n) => `No. ${n}`, passed: "Your number has passed. Please speak to a member of staff.", called: (c) => `You are being called: please go to counter ${c}.`, waiting: "Please wait; this page follows the queue.", unknown: "Open this page from the QR code on your ticket.", closed: "Reception has closed for today." },
     zh: { people: (n) => `${n} 人`, min: (n) => `约 ${n} 分钟`, num: (n) => `${n} 号`, passed: "您的号码已过。请咨询工作人员。", called: (c) => `正在叫您的号码，请到 ${c} 号窗口。`, waiting: "请稍候。", unknown: "请通过号码票上的二维码打开此页面。", closed: "今天的受理已结束。" },
+    easy: { people: (n) => `${n} にん`, min: (n) => `だいたい ${n} ふん`, num: (n) => `${n} ばん`, passed: "あなたの ばんごうは もう よばれました。しょくいんに はなして ください。", called: (c) => `よんでいます。${c} ばんの まどぐちに きて ください。`, waiting: "まって ください。じゅんばんが ちかく なったら、この がめんで しらせます。", unknown: "ばんごうの かみの QR コードから、この ページを ひらいて ください。", closed: "きょうの うけつけは おわりました。" },
     ko: { people: (n) => `${n}명`, min: (n) => `약 ${n}분`, num: (n) => `${n}번`, passed: "번호가 지났습니다. 직원에게 문의해 주세요.", called: (c) => `호출 중입니다. ${c}번 창구로 와 주세요.`, waiting: "잠시 기다려 주세요.", unknown: "번호표의 QR 코드로 이 페이지를 열어 주세요.", closed: "오늘 접수는 종료되었습니다." },
   };
 
   function ticketView(data) {
     const page = surface.querySelector(".ticket-page");
     if (!page || !data) return;
-    document.documentElement.lang = lang;
+    document.documentElement.lang = lang === "easy" ? "ja" : lang;
     page.querySelectorAll(".t[data-lang]").forEach((el) => { el.hidden = el.dataset.lang !== lang; });
     const w = words[lang];
     const set = (id, text) => { const el = document.getElementById(id); if (el) el.textContent = text; };
@@ -180,19 +195,31 @@
   }
 
   // ---- the staff board's rotating pages -------------------------------
+  // One timer for the page's life: a data update redraws the pages and
+  // shows the page the rotation is on; it never restarts the rotation (the
+  // board used to stay on page 1 while the office was busy).
+  let boardPage = 0;
   let rotation = null;
-  function startBoard() {
+  let rotationMs = 0;
+  function showBoardPage() {
     const board = surface.querySelector(".board");
-    clearInterval(rotation);
     if (!board) return;
     const pages = Array.from(board.querySelectorAll(".board-page"));
-    if (pages.length < 2) return;
-    let i = 0;
-    rotation = setInterval(() => {
-      pages[i].hidden = true;
-      i = (i + 1) % pages.length;
-      pages[i].hidden = false;
-    }, Number(board.dataset.seconds || 10) * 1000);
+    if (pages.length === 0) return;
+    boardPage %= pages.length;
+    pages.forEach((p, i) => { p.hidden = i !== boardPage; });
+    board.dataset.page = String(boardPage + 1);
+  }
+  function startBoard() {
+    const board = surface.querySelector(".board");
+    if (!board) return;
+    const ms = Number(board.dataset.seconds || 10) * 1000;
+    if (rotation === null || ms !== rotationMs) {
+      clearInterval(rotation);
+      rotationMs = ms;
+      rotation = setInterval(() => { boardPage += 1; showBoardPage(); }, ms);
+    }
+    showBoardPage();
   }
 
   startBoard();

@@ -5,12 +5,16 @@
   const area = document.getElementById("categories");
   const offline = document.getElementById("offline");
   const dialog = document.getElementById("issued");
+  const screen = document.querySelector(".kiosk-screen");
   let lang = "ja";
   let busy = false;
   let closeTimer = null;
 
+  // "easy" is やさしい日本語: Japanese (lang="ja") in short sentences with
+  // ふりがな; names from the configuration get theirs from M.ruby.
   function applyLang() {
-    document.documentElement.lang = lang;
+    document.documentElement.lang = lang === "easy" ? "ja" : lang;
+    document.querySelectorAll(".t[data-ruby]:not([data-rubied])").forEach((el) => { M.ruby(el); el.dataset.rubied = ""; });
     document.querySelectorAll(".t[data-lang]").forEach((el) => { el.hidden = el.dataset.lang !== lang; });
     document.querySelectorAll("[data-set-lang]").forEach((b) => b.setAttribute("aria-pressed", String(b.dataset.setLang === lang)));
   }
@@ -31,6 +35,10 @@
 
   function name(names) { return (names && (names[lang] || names.ja)) || ""; }
 
+  // Focus goes back where it was when the dialog closes (the button that
+  // was touched, found again after the buttons are redrawn).
+  let returnTo = null;
+
   function failed(body) {
     const e = body && body.error;
     const box = document.getElementById("kiosk-error");
@@ -45,15 +53,23 @@
       en: `${t.people_ahead} ahead · about ${t.expected_wait_min} min`,
       zh: `前面 ${t.people_ahead} 人・约 ${t.expected_wait_min} 分钟`,
       ko: `앞에 ${t.people_ahead}명 · 약 ${t.expected_wait_min}분`,
+      easy: `まえに ${t.people_ahead} にん・だいたい ${t.expected_wait_min} ふん`,
     }[lang];
     document.getElementById("issued-number").textContent = t.number;
-    document.getElementById("issued-detail").textContent = `${name(t.category_name)} — ${detail}`;
+    const d = document.getElementById("issued-detail");
+    d.textContent = "";
+    const cat = document.createElement("span");
+    cat.textContent = name(t.category_name);
+    if (lang === "easy") M.ruby(cat);
+    d.append(cat, ` — ${detail}`);
     document.getElementById("ticket-category").textContent = t.category_name.ja;
     document.getElementById("ticket-number").textContent = t.number;
+    document.getElementById("ticket-time").textContent = `${t.date} ${t.time} 発券`;
     document.getElementById("ticket-meta").textContent =
-      `${t.date} ${t.time} 発券 ・ 前に ${t.people_ahead} 人 ・ 約 ${t.expected_wait_min} 分`;
+      `前に ${t.people_ahead} 人・約 ${t.expected_wait_min} 分（予想）`;
     document.getElementById("ticket-qr").innerHTML = t.qr_svg;
     dialog.hidden = false;
+    screen.inert = true;
     document.getElementById("issued-close").focus();
     // Dialog-free when the kiosk browser runs with --kiosk-printing; a kiosk
     // with a network printer has already printed.
@@ -62,17 +78,41 @@
     closeTimer = setTimeout(close, 15000);
   }
 
-  function close() {
+  async function close() {
+    if (dialog.hidden) return;
+    clearTimeout(closeTimer);
     dialog.hidden = true;
+    screen.inert = false;
     busy = false;
-    refresh();
+    await refresh();
+    const back = returnTo && area.querySelector(`button[data-category="${returnTo}"]`);
+    if (back && !back.disabled) back.focus();
+    else if (returnTo) document.querySelector('[data-set-lang]').focus();
+    returnTo = null;
   }
   document.getElementById("issued-close").addEventListener("click", close);
-  document.addEventListener("keydown", (ev) => { if (ev.key === "Escape" && !dialog.hidden) close(); });
+  // The dialog is modal: Tab and Shift+Tab stay inside it, Escape closes it.
+  document.addEventListener("keydown", (ev) => {
+    if (dialog.hidden) return;
+    if (ev.key === "Escape") { ev.preventDefault(); close(); return; }
+    if (ev.key !== "Tab") return;
+    const inside = Array.from(dialog.querySelectorAll("button, [href], input, [tabindex]:not([tabindex='-1'])"));
+    if (inside.length === 0) return;
+    const first = inside[0];
+    const last = inside[inside.length - 1];
+    if (!dialog.contains(document.activeElement)) { ev.preventDefault(); first.focus(); }
+    else if (ev.shiftKey && document.activeElement === first) { ev.preventDefault(); last.focus(); }
+    else if (!ev.shiftKey && document.activeElement === last) { ev.preventDefault(); first.focus(); }
+  });
+  // A touch outside the box (or focus that escaped) comes back inside.
+  document.addEventListener("focusin", (ev) => {
+    if (!dialog.hidden && !dialog.contains(ev.target)) document.getElementById("issued-close").focus();
+  });
 
   async function issue(category) {
     if (busy) return;
     busy = true;
+    returnTo = category;
     area.querySelectorAll("button").forEach((b) => { b.disabled = true; });
     // The same id on every retry: the server answers a retry with the
     // ticket it already issued, never a second one.

@@ -9,6 +9,10 @@
   const history = document.getElementById("history");
   let inFlight = null; // the action being sent
   let pending = null; // one different action pressed meanwhile
+  // One call path: a call (N, G, R) pressed again within this time after
+  // the first one was answered is the same press twice, never a second call.
+  const REPEAT_MS = 1000;
+  let lastDone = { action: null, at: 0 };
 
   function say(text, bad) {
     outcome.textContent = text;
@@ -58,7 +62,7 @@
         return action === "resume" ? { command: "resume", number: n, counter } : { command: "return_absent", number: n };
       }
       case "toggle_counter": {
-        const open = panel.querySelector(".current").dataset.open === "true";
+        const open = M.flag(panel.querySelector(".current"), "open");
         return open ? { command: "close_counter", counter } : { command: "open_counter", counter };
       }
       case "open_day": return { command: "open_day", date: today() };
@@ -84,6 +88,21 @@
     close_day: () => "業務を終了しました",
   };
 
+  // The panel is redrawn from the server every few seconds and after each
+  // action; focus inside it (a 戻す button) is put back on the same button,
+  // or on the station, never lost to the page body.
+  async function refreshPanel() {
+    const el = document.activeElement;
+    const inside = el && panel.contains(el);
+    const key = inside && el.dataset.action ? `[data-action="${el.dataset.action}"][data-number="${el.dataset.number}"]` : null;
+    const ok = await M.swap(panel);
+    if (inside) {
+      const again = key && panel.querySelector(key);
+      (again || station).focus();
+    }
+    return ok;
+  }
+
   async function act(action, number) {
     if (action === "search") return search();
     if (inFlight) {
@@ -91,6 +110,8 @@
       if (action !== inFlight) pending = [action, number];
       return;
     }
+    if (["call_next", "call_number", "recall"].includes(action) && lastDone.action === action &&
+        Date.now() - lastDone.at < REPEAT_MS) return;
     const body = build(action, number);
     if (body === null) return;
     if (typeof body === "string") { say(body, true); return; }
@@ -100,6 +121,10 @@
       const r = await M.post("/api/commands", body);
       if (r.ok) {
         say(done[body.command] ? done[body.command](r.body) : "完了しました");
+        // A number typed for one action is not left for the next one.
+        if (number === undefined && ["call_number", "return_absent", "resume"].includes(action)) {
+          document.getElementById("number-input").value = "";
+        }
         if (body.command === "complete" || body.command === "transfer") {
           document.querySelectorAll('input[name="tag"]').forEach((i) => { i.checked = false; });
           document.getElementById("transfer-note").value = "";
@@ -107,10 +132,11 @@
       } else {
         say(M.message(r.body), true);
       }
-      await M.swap(panel);
+      await refreshPanel();
     } catch (_) {
       say("サーバーに接続できません。もう一度お試しください", true);
     } finally {
+      lastDone = { action, at: Date.now() };
       inFlight = null;
       station.removeAttribute("aria-busy");
     }
@@ -144,16 +170,41 @@
     if (b) act(b.dataset.action, b.dataset.number ? Number(b.dataset.number) : undefined);
   });
 
+  // Keys (docs/manual-ja.md §3): one letter per action anywhere on the
+  // page except while typing text; the number field takes digits only, so
+  // letters there are actions too (type 1003, press B). Enter never sends a
+  // command by itself (a number typed to return an absent visitor must not
+  // be called); Escape leaves any field for the station, so no field traps
+  // the keyboard. Tag boxes take Space and let the action keys through.
+  function isTextField(el) {
+    if (!el) return false;
+    if (el.tagName === "TEXTAREA" || el.tagName === "SELECT") return true;
+    return el.tagName === "INPUT" && !["checkbox", "radio", "button", "submit"].includes(el.type);
+  }
+
   document.addEventListener("keydown", (ev) => {
     if (ev.ctrlKey || ev.metaKey || ev.altKey) return;
-    const typing = ["INPUT", "SELECT", "TEXTAREA"].includes(document.activeElement.tagName);
-    if (typing && ev.key !== "Enter") return;
-    if (typing && ev.key === "Enter" && document.activeElement.id === "number-input") {
-      ev.preventDefault(); act("call_number"); return;
+    const el = document.activeElement;
+    if (ev.key === "Escape") {
+      if (el && el !== document.body) { ev.preventDefault(); el.blur(); station.focus(); }
+      return;
     }
-    if (typing) return;
-    const b = document.querySelector(`button[data-key="${ev.key.toLowerCase()}"]`);
-    if (b) { ev.preventDefault(); act(b.dataset.action); }
+    const inNumber = el && el.id === "number-input";
+    if (ev.key === "Enter" && inNumber) {
+      ev.preventDefault();
+      const n = numberInput();
+      say(n === null ? "番号を入力してください" : `${n} 番: G 呼出・B 不在から戻す・E 保留を再開・F 履歴検索`, n === null);
+      return;
+    }
+    if (isTextField(el) && !inNumber) return;
+    if (ev.key === "/") { ev.preventDefault(); const i = document.getElementById("number-input"); i.focus(); i.select(); return; }
+    if (ev.key.length !== 1 || !/[a-z]/i.test(ev.key)) return;
+    const b = document.querySelector(`[data-key="${ev.key.toLowerCase()}"]`);
+    if (!b) return;
+    ev.preventDefault();
+    if (b.dataset.focus) document.querySelector(b.dataset.focus).focus();
+    else if (b.dataset.action) act(b.dataset.action);
+    else b.click();
   });
 
   document.getElementById("logout").addEventListener("click", async () => {
@@ -161,5 +212,5 @@
     location.href = "/login";
   });
 
-  setInterval(() => { if (!inFlight) M.swap(panel).catch(() => say("サーバーに接続できません", true)); }, 5000);
+  setInterval(() => { if (!inFlight) refreshPanel().catch(() => say("サーバーに接続できません", true)); }, 5000);
 })();

@@ -31,4 +31,6 @@ mod system {
     mod browser;
     mod diskfull;
     mod displays;
+    mod layout_log;
+    mod staff_day;
 }

@@ -234,6 +234,16 @@ impl Session<'_> {
         )
     }
 
+    /// The page as Chromium prints it (DevTools Page.printToPDF, the CSS
+    /// `@page` size honoured), as PDF bytes.
+    pub fn print_pdf(&self) -> Vec<u8> {
+        let v = self.cdp(
+            "Page.printToPDF",
+            json!({"preferCSSPageSize": true, "printBackground": true}),
+        );
+        decode_base64(v["data"].as_str().expect("pdf data"))
+    }
+
     /// Runs axe-core in the page; returns the serious and critical
     /// violations as "id: help (n nodes)".
     pub fn axe(&self) -> Vec<String> {
@@ -288,4 +298,23 @@ fn decode_base64(s: &str) -> Vec<u8> {
         }
     }
     out
+}
+
+/// The pages of a PDF as Chromium writes it (uncompressed page
+/// dictionaries): the number of pages and the first page's size in points.
+pub fn pdf_pages(pdf: &[u8]) -> (usize, Option<(f64, f64)>) {
+    let text = String::from_utf8_lossy(pdf);
+    let pages = text
+        .match_indices("/Type /Page")
+        .filter(|(i, _)| !text[i + 11..].starts_with('s'))
+        .count();
+    let size = text.find("/MediaBox [").and_then(|i| {
+        let rest = &text[i + 11..];
+        let nums: Vec<f64> = rest[..rest.find(']')?]
+            .split_whitespace()
+            .filter_map(|n| n.parse().ok())
+            .collect();
+        (nums.len() == 4).then(|| (nums[2] - nums[0], nums[3] - nums[1]))
+    });
+    (pages, size)
 }

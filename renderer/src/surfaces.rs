@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 
 use madoguchi_core::config::{Config, Names};
-use madoguchi_core::model::{CounterNo, Millis, Number, Status};
+use madoguchi_core::model::{CounterNo, Millis, Number, Status, StepKind};
 use madoguchi_core::state::{QueueEstimate, State, WaitRange};
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -24,7 +24,24 @@ pub struct Surface {
 struct Call {
     number: Number,
     counter: CounterNo,
+    /// When the ticket came to this counter's current state (called, or
+    /// serving since).
     at: Millis,
+    /// The last time it was announced: called, recalled or resumed. The
+    /// displays chime and speak exactly when this changes (one announcement
+    /// rule: start of service changes `at`, never this).
+    called_at: Millis,
+    /// The last announcement was a recall (再呼出).
+    recall: bool,
+}
+
+/// The last announcement of a ticket (see [`Call::called_at`]).
+fn last_call(t: &madoguchi_core::model::Ticket) -> Option<(Millis, bool)> {
+    t.history.iter().rev().find_map(|s| match s.what {
+        StepKind::Called { .. } | StepKind::Resumed { .. } => Some((s.at, false)),
+        StepKind::Recalled { .. } => Some((s.at, true)),
+        _ => None,
+    })
 }
 
 fn shape(config: &Config, queue: &str) -> String {
@@ -42,15 +59,20 @@ fn calls(state: &State, queue: &str) -> Vec<Call> {
         .values()
         .filter(|t| t.queue == queue)
         .filter_map(|t| match t.status {
-            Status::Called { counter, at } | Status::Serving { counter, since: at } => Some(Call {
-                number: t.number,
-                counter,
-                at,
-            }),
+            Status::Called { counter, at } | Status::Serving { counter, since: at } => {
+                let (called_at, recall) = last_call(t).unwrap_or((at, false));
+                Some(Call {
+                    number: t.number,
+                    counter,
+                    at,
+                    called_at,
+                    recall,
+                })
+            }
             _ => None,
         })
         .collect();
-    out.sort_by_key(|c| std::cmp::Reverse(c.at));
+    out.sort_by_key(|c| std::cmp::Reverse(c.called_at));
     out
 }
 
@@ -139,7 +161,8 @@ pub fn surfaces(config: &Config, state: &State, now: Millis) -> Vec<Surface> {
                 "queue": queue,
                 "queue_name": queue.as_deref().and_then(|q| config.queue(q)).map(|q| q.name.clone()),
                 "shape": queue.as_deref().map(|q| shape(config, q)),
-                "called_at": cs.filter(|s| s.ticket.is_some()).map(|s| s.since),
+                "called_at": ticket.and_then(last_call).map(|(at, _)| at),
+                "recall": ticket.and_then(last_call).is_some_and(|(_, r)| r),
             }),
         });
     }
@@ -304,6 +327,7 @@ pub fn surfaces(config: &Config, state: &State, now: Millis) -> Vec<Surface> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use madoguchi_core::model::Command;
 
     fn r(p: u32, l: u32, h: u32) -> WaitRange {
         WaitRange {
@@ -323,5 +347,70 @@ mod tests {
         );
         assert_eq!(wait_words(r(0, 0, 1), true).ja, "まもなくお呼びします");
         assert!(wait_words(r(40, 30, 55), false).ja.contains("まだ"));
+    }
+
+    fn run(config: &Config, state: &mut State, at: i64, cmd: Command) {
+        for e in state.decide(config, Millis(at), &cmd).expect("accepted") {
+            state.apply(config, Millis(at), &e).expect("applies");
+        }
+    }
+
+    fn guidance_call(config: &Config, state: &State, now: i64) -> Value {
+        let s = surfaces(config, state, Millis(now));
+        let g = s
+            .iter()
+            .find(|s| s.topic == "guidance/idou")
+            .expect("guidance");
+        g.data["calls"][0].clone()
+    }
+
+    /// One announcement rule: a call and a recall change `called_at` (the
+    /// displays announce), a start of service does not.
+    #[test]
+    fn recall_is_a_new_announcement_and_start_is_not() {
+        let config = Config::embedded_default();
+        let mut state = State::new(&config);
+        let date = "2026-11-26".parse().expect("date");
+        run(&config, &mut state, 1, Command::OpenDay { date });
+        run(
+            &config,
+            &mut state,
+            2,
+            Command::OpenCounter {
+                counter: 10,
+                staff: None,
+            },
+        );
+        run(
+            &config,
+            &mut state,
+            3,
+            Command::IssueTicket {
+                category: "idou".into(),
+                kiosk: None,
+                request_id: None,
+            },
+        );
+        run(&config, &mut state, 10, Command::CallNext { counter: 10 });
+        let called = guidance_call(&config, &state, 11);
+        assert_eq!(called["called_at"], 10);
+        assert_eq!(called["recall"], false);
+        run(&config, &mut state, 20, Command::Recall { counter: 10 });
+        let recalled = guidance_call(&config, &state, 21);
+        assert_eq!(recalled["called_at"], 20, "a recall is announced");
+        assert_eq!(recalled["recall"], true);
+        run(
+            &config,
+            &mut state,
+            30,
+            Command::StartService { counter: 10 },
+        );
+        let started = guidance_call(&config, &state, 31);
+        assert_eq!(started["called_at"], 20, "a start is not announced");
+        assert_eq!(started["at"], 30);
+        let s = surfaces(&config, &state, Millis(31));
+        let c = s.iter().find(|s| s.topic == "counter/10").expect("counter");
+        assert_eq!(c.data["called_at"], 20);
+        assert_eq!(c.data["recall"], true);
     }
 }

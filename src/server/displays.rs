@@ -122,8 +122,11 @@ impl Displays {
                 tracing::info!("layouts reloaded");
             }
             Err(e) => {
-                tracing::warn!(error = %e, "layout error; keeping the last good layouts");
                 if let Ok(mut slot) = self.load_error.lock() {
+                    // Warn once per distinct error, not on every save.
+                    if slot.as_ref().map(ToString::to_string) != Some(e.to_string()) {
+                        tracing::warn!(error = %e, "layout error; keeping the last good layouts");
+                    }
                     *slot = Some(e);
                 }
             }
@@ -174,11 +177,15 @@ pub fn watch_layouts(app: &Arc<App>) -> Option<notify::RecommendedWatcher> {
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let mut watcher = notify::recommended_watcher(move |ev: notify::Result<notify::Event>| {
         if let Ok(ev) = ev {
-            // Editors write temp files; only our layouts matter.
-            if ev
-                .paths
-                .iter()
-                .any(|p| p.extension().is_some_and(|x| x == "html"))
+            // Editors write temp files; only our layouts matter. Opening and
+            // reading a file is an event too (inotify's OPEN): reloading
+            // reads every layout, so without this a reload woke the next
+            // one, about seven a second, each logging the same warning.
+            if !matches!(ev.kind, notify::EventKind::Access(_))
+                && ev
+                    .paths
+                    .iter()
+                    .any(|p| p.extension().is_some_and(|x| x == "html"))
             {
                 let _ = tx.send(());
             }

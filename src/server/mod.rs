@@ -202,6 +202,18 @@ fn router(app: Arc<App>) -> Router {
         .route("/preview/sample/{*topic}", get(displays::sample))
         .route("/forecast", get(forecast::page))
         .route("/forecast.json", get(forecast::json))
+        .route(
+            "/favicon.ico",
+            get(|| async {
+                (
+                    [
+                        (header::CONTENT_TYPE, "image/x-icon"),
+                        (header::CACHE_CONTROL, "max-age=86400"),
+                    ],
+                    &include_bytes!("../../site/favicon.ico")[..],
+                )
+            }),
+        )
         .route("/api/statistics/report", post(statistics::make_report))
         .merge(pages::routes())
         .fallback(|| async { ApiError::NotFound })
