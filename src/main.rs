@@ -66,6 +66,9 @@ enum Command {
     /// ones in order); a damaged or broken chain is refused, nothing is
     /// half-written.
     Restore(cmd::backup::RestoreArgs),
+    /// Repair a damaged data folder (the server stopped) from the latest
+    /// backups and every intact record, without giving a number twice.
+    Recover(cmd::recover::Args),
     /// Move closed event-log segments older than the retention period to an
     /// archive folder, keeping the hash chain verifiable (the server must be
     /// stopped).
@@ -105,6 +108,7 @@ fn main() -> ExitCode {
         Command::History(a) => cmd::history::run(&data, cli.config.as_deref(), a),
         Command::Backup(a) => cmd::backup::run_backup(&data, a),
         Command::Restore(a) => cmd::backup::run_restore(&data, a),
+        Command::Recover(a) => cmd::recover::run(&data, a),
         Command::Audit(a) => cmd::audit::run(&data, cli.config.as_deref(), a),
         Command::Archive(a) => cmd::archive::run(&data, cli.config.as_deref(), a),
         Command::Keys(k) => cmd::keys::run(&data, k),

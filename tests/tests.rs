@@ -12,6 +12,7 @@ mod archive;
 mod backup;
 mod cli;
 mod crash;
+mod damage;
 mod insider;
 mod printer;
 mod push;

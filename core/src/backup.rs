@@ -275,8 +275,21 @@ pub fn read(path: &Path) -> Result<(Manifest, Vec<log::Record>), BackupError> {
 /// [`read`], with the archive checkpoint a full backup of an archived log
 /// carries (empty otherwise).
 fn read_all(path: &Path) -> Result<(Manifest, Vec<u8>, Vec<log::Record>), BackupError> {
-    let damaged = |why: &str| BackupError::Damaged(path.to_path_buf(), why.to_string());
     let bytes = std::fs::read(path).map_err(io(path))?;
+    parse_all(path, &bytes)
+}
+
+/// Checks a backup held in memory, as [`read`] does a file (for fuzzing:
+/// everything that reads bytes we did not just write).
+pub fn parse(bytes: &[u8]) -> Result<(Manifest, Vec<log::Record>), BackupError> {
+    parse_all(Path::new("<bytes>"), bytes).map(|(m, _, r)| (m, r))
+}
+
+fn parse_all(
+    path: &Path,
+    bytes: &[u8],
+) -> Result<(Manifest, Vec<u8>, Vec<log::Record>), BackupError> {
+    let damaged = |why: &str| BackupError::Damaged(path.to_path_buf(), why.to_string());
     if !bytes.starts_with(HEAD) {
         return Err(damaged("it does not start like a backup"));
     }
@@ -426,4 +439,188 @@ pub fn restore(files: &[PathBuf], data: &Path) -> Result<(Manifest, u64), Backup
             Err(e)
         }
     }
+}
+
+/// What [`recover`] brought back, and what it could not.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recovered {
+    /// The last record the backups held (0 without backups).
+    pub from_backups: u64,
+    /// Intact records of the damaged log appended after them.
+    pub from_log: u64,
+    /// The recovered log's last record.
+    pub last_seq: u64,
+    /// Why reading the damaged log stopped, if it stopped before its end.
+    pub log_stopped: Option<String>,
+    /// The last record the damaged folder's snapshot showed acknowledged.
+    pub evidence_seq: Option<u64>,
+    /// With `accept_damage`: what was recorded about the loss.
+    pub accepted: Option<String>,
+    /// Where the damaged folder was moved (kept whole).
+    pub damaged_kept: PathBuf,
+}
+
+/// Repairs a damaged data folder (the server stopped): a new folder is
+/// built from the backups (a full one, then incremental ones in order;
+/// none: from the log's own start), every intact record of the damaged log
+/// that continues them is appended, and the damaged folder's snapshot is
+/// brought along as evidence. If that evidence shows records still missing,
+/// the repair stops with [`EngineError::Damaged`] unless `accept_damage`:
+/// then every number the evidence shows is raised and the lost kiosk
+/// requests refused (recorded in the log). Only when all of it checked out
+/// is the damaged folder renamed `<data>.damaged-<time>` (kept whole) and
+/// the new one put in its place; the other files of the folder (accounts,
+/// keys, fault records) are copied over.
+pub fn recover(
+    data: &Path,
+    backups: &[PathBuf],
+    accept_damage: bool,
+) -> Result<Recovered, BackupError> {
+    let lock_path = data.join("LOCK");
+    let lock = std::fs::File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(io(&lock_path))?;
+    if lock.try_lock().is_err() {
+        return Err(EngineError::InUse(data.to_path_buf()).into());
+    }
+    let parent = data
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = data
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let work = parent.join(format!(".{name}.recovering-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&work);
+    let result = (|| -> Result<Recovered, BackupError> {
+        let log_dir = data.join("log");
+        let from_backups = if backups.is_empty() {
+            let work_log = work.join("log");
+            std::fs::create_dir_all(&work_log).map_err(io(&work_log))?;
+            // An archived log starts at its anchor: bring it along.
+            if let Some(a) = anchor::read(&log_dir)? {
+                let cp = log_dir.join(a.checkpoint_name());
+                let bytes = std::fs::read(&cp).map_err(io(&cp))?;
+                anchor::write_file(&work_log, &a.checkpoint_name(), &bytes)?;
+                anchor::write(&work_log, &a)?;
+                a.seq
+            } else {
+                0
+            }
+        } else {
+            restore(backups, &work)?.0.last_seq
+        };
+        // The intact records of the damaged log after the backups, as far
+        // as they go.
+        let mut records = Vec::new();
+        let mut log_stopped = None;
+        match log::read_live_near(&log_dir, from_backups + 1) {
+            Ok(reader) => {
+                for r in reader {
+                    match r {
+                        Ok((_, r)) if r.seq <= from_backups => {}
+                        Ok((_, r)) => records.push(r),
+                        Err(e) => {
+                            log_stopped = Some(e.to_string());
+                            break;
+                        }
+                    }
+                }
+            }
+            Err(e) => log_stopped = Some(e.to_string()),
+        }
+        if let Some(first) = records.first().map(|r| r.seq) {
+            if first != from_backups + 1 {
+                log_stopped = Some(format!(
+                    "records {} to {} are in neither the backups nor the log",
+                    from_backups + 1,
+                    first - 1
+                ));
+                records.clear();
+            }
+        }
+        let from_log = records.len() as u64;
+        let (mut engine, _) = Engine::open(&work, ConfigChoice::Follow, EngineOptions::default())?;
+        let last_seq = engine.append_replicated(&records)?;
+        engine.close()?;
+        // The damaged folder's snapshot: the evidence of what was issued.
+        let sled = data.join("state.sled");
+        let evidence_seq = if sled.is_dir() {
+            let work_sled = work.join("state.sled");
+            std::fs::remove_dir_all(&work_sled).map_err(io(&work_sled))?;
+            copy_tree(&sled, &work_sled)?;
+            crate::store::Store::open(&work_sled)
+                .ok()
+                .and_then(|s| s.meta().ok().flatten())
+                .map(|m| m.seq)
+        } else {
+            None
+        };
+        let (engine, report) = Engine::open(
+            &work,
+            ConfigChoice::Stored,
+            EngineOptions {
+                accept_damage,
+                ..EngineOptions::default()
+            },
+        )?;
+        engine.verify()?;
+        engine.close()?;
+        for entry in std::fs::read_dir(data).map_err(io(data))? {
+            let entry = entry.map_err(io(data))?;
+            let n = entry.file_name().to_string_lossy().into_owned();
+            if n == "log" || n == "LOCK" || n.starts_with("state.sled") {
+                continue;
+            }
+            let to = work.join(&n);
+            if entry.path().is_dir() {
+                copy_tree(&entry.path(), &to)?;
+            } else {
+                std::fs::copy(entry.path(), &to).map_err(io(&to))?;
+            }
+        }
+        Ok(Recovered {
+            from_backups,
+            from_log,
+            last_seq,
+            log_stopped,
+            evidence_seq,
+            accepted: report.accepted_damage,
+            damaged_kept: PathBuf::new(),
+        })
+    })();
+    match result {
+        Ok(mut r) => {
+            let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%SZ");
+            let kept = parent.join(format!("{name}.damaged-{stamp}"));
+            drop(lock);
+            std::fs::rename(data, &kept).map_err(io(data))?;
+            std::fs::rename(&work, data).map_err(io(data))?;
+            log::sync_dir_pub(parent)?;
+            r.damaged_kept = kept;
+            Ok(r)
+        }
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&work);
+            Err(e)
+        }
+    }
+}
+
+fn copy_tree(from: &Path, to: &Path) -> Result<(), BackupError> {
+    std::fs::create_dir_all(to).map_err(io(to))?;
+    for entry in std::fs::read_dir(from).map_err(io(from))? {
+        let entry = entry.map_err(io(from))?;
+        let dst = to.join(entry.file_name());
+        if entry.file_type().map_err(io(from))?.is_dir() {
+            copy_tree(&entry.path(), &dst)?;
+        } else {
+            std::fs::copy(entry.path(), &dst).map_err(io(&dst))?;
+        }
+    }
+    Ok(())
 }

@@ -67,6 +67,13 @@ pub enum Refusal {
     TooLong { field: &'static str, max: usize },
     #[error("this request id was used for another ticket request")]
     RequestIdReused,
+    /// The request's ticket was issued, then lost with damaged storage
+    /// (the office started with `--accept-damage`): its number is not
+    /// given again, and no new one is given for the same request.
+    #[error(
+        "the ticket for this request (number {number}) was lost with damaged storage; ask staff"
+    )]
+    LostTicket { number: Number },
 }
 
 impl Refusal {
@@ -96,6 +103,7 @@ impl Refusal {
             Refusal::TimeWentBackwards { .. } => "time_went_backwards",
             Refusal::TooLong { .. } => "too_long",
             Refusal::RequestIdReused => "request_id_reused",
+            Refusal::LostTicket { .. } => "lost_ask_staff",
         }
     }
 
@@ -141,6 +149,9 @@ impl Refusal {
             Refusal::RequestIdReused => {
                 "この受付番号（request_id）は別の発券に使われています。新しい番号で送ってください"
                     .into()
+            }
+            Refusal::LostTicket { number } => {
+                format!("この発券（{number} 番）の記録は障害で失われました。職員にお声がけください")
             }
         }
     }

@@ -27,7 +27,7 @@ use crate::state::{Meta, State};
 use crate::stats::Cell;
 
 /// Bump when the stored shape changes: an older store is rebuilt from the log.
-pub const STORE_FORMAT: u32 = 2;
+pub const STORE_FORMAT: u32 = 3;
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -36,6 +36,55 @@ pub enum StoreError {
     Sled(#[from] sled::Error),
     #[error("snapshot store holds a damaged value under {key}: {reason}")]
     Damaged { key: String, reason: String },
+    #[error("snapshot store is damaged: sled failed inside ({0})")]
+    Panicked(String),
+}
+
+impl StoreError {
+    /// A fault of the machine rather than of sled's files (no space, an I/O
+    /// error): the store is not set aside or rebuilt for it, and nothing is
+    /// deleted.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            StoreError::Sled(sled::Error::Io(e)) => io_is_transient(e),
+            _ => false,
+        }
+    }
+
+    /// The I/O error inside, if any (sled hides it from `source()`).
+    pub fn io(&self) -> Option<&std::io::Error> {
+        match self {
+            StoreError::Sled(sled::Error::Io(e)) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+/// No space, no quota, an I/O error of the device, a read-only filesystem.
+pub fn io_is_transient(e: &std::io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(5 | 28 | 30 | 122))
+        || matches!(
+            e.kind(),
+            std::io::ErrorKind::StorageFull
+                | std::io::ErrorKind::QuotaExceeded
+                | std::io::ErrorKind::ReadOnlyFilesystem
+        )
+}
+
+/// Runs a sled call, turning a panic inside sled (which damaged pages can
+/// cause) into an error: the store is a cache, never a reason to crash.
+fn guard<T>(f: impl FnOnce() -> Result<T, StoreError>) -> Result<T, StoreError> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+        Ok(r) => r,
+        Err(p) => {
+            let why = p
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_string())
+                .or_else(|| p.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "a panic".into());
+            Err(StoreError::Panicked(why))
+        }
+    }
 }
 
 /// Where the snapshot stands in the log.
@@ -51,6 +100,10 @@ pub struct SnapshotMeta {
     /// The record that holds the configuration in force, and where it is.
     pub config_seq: u64,
     pub config_pos: Pos,
+    /// How many tickets and kiosk request ids the day held: a store that
+    /// lost some of them to damaged pages is told from a whole one.
+    pub tickets: u64,
+    pub requests: u64,
 }
 
 pub fn hex(h: &Hash) -> String {
@@ -92,22 +145,36 @@ fn encode<T: Serialize>(value: &T) -> Vec<u8> {
 
 impl Store {
     pub fn open(path: &Path) -> Result<Store, StoreError> {
-        let db = sled::Config::new()
-            .path(path)
-            .cache_capacity(64 * 1024 * 1024)
-            .flush_every_ms(Some(1000))
-            .open()?;
-        Ok(Store { db })
+        guard(|| {
+            let db = sled::Config::new()
+                .path(path)
+                .cache_capacity(64 * 1024 * 1024)
+                .flush_every_ms(Some(1000))
+                .open()?;
+            Ok(Store { db })
+        })
     }
 
     /// Drops everything (before a rebuild from the log).
     pub fn clear(&self) -> Result<(), StoreError> {
-        self.db.clear()?;
-        Ok(())
+        guard(|| Ok(self.db.clear()?))
+    }
+
+    /// Only the snapshot's position (what the store says the log held),
+    /// when it can be read: evidence even when the rest is damaged.
+    pub fn meta(&self) -> Result<Option<SnapshotMeta>, StoreError> {
+        guard(|| match self.db.get("meta")? {
+            Some(raw) => Ok(Some(decode(b"meta", &raw)?)),
+            None => Ok(None),
+        })
     }
 
     /// The snapshot, if there is a usable one.
     pub fn load(&self) -> Result<Option<(SnapshotMeta, State)>, StoreError> {
+        guard(|| self.load_inner())
+    }
+
+    fn load_inner(&self) -> Result<Option<(SnapshotMeta, State)>, StoreError> {
         let Some(raw) = self.db.get("meta")? else {
             return Ok(None);
         };
@@ -134,6 +201,18 @@ impl Store {
                 let id = String::from_utf8_lossy(&k[prefix.len()..]).into_owned();
                 requests.insert(id, decode(&k, &v)?);
             }
+        }
+        if tickets.len() as u64 != meta.tickets || requests.len() as u64 != meta.requests {
+            return Err(StoreError::Damaged {
+                key: "t/".into(),
+                reason: format!(
+                    "{} tickets and {} request ids where the snapshot recorded {} and {}",
+                    tickets.len(),
+                    requests.len(),
+                    meta.tickets,
+                    meta.requests
+                ),
+            });
         }
         Ok(Some((
             meta,
@@ -164,13 +243,65 @@ impl Store {
         }
         batch.insert("state", encode(&state.meta));
         batch.insert("meta", encode(meta));
-        self.db.apply_batch(batch)?;
-        Ok(())
+        guard(|| Ok(self.db.apply_batch(batch)?))
+    }
+
+    /// Marks kiosk request ids whose tickets were lost with damaged storage
+    /// (`l/<date>/<request id>`).
+    pub fn mark_lost(&self, ids: &[(NaiveDate, String)]) -> Result<(), StoreError> {
+        let mut batch = sled::Batch::default();
+        for (date, id) in ids {
+            batch.insert(format!("l/{date}/{id}").as_bytes(), &b"1"[..]);
+        }
+        guard(|| Ok(self.db.apply_batch(batch)?))
+    }
+
+    /// The request ids of `date` marked lost.
+    pub fn lost_of(
+        &self,
+        date: NaiveDate,
+    ) -> Result<std::collections::BTreeSet<String>, StoreError> {
+        guard(|| {
+            let prefix = format!("l/{date}/");
+            let mut out = std::collections::BTreeSet::new();
+            for kv in self.db.scan_prefix(&prefix) {
+                let (k, _) = kv?;
+                out.insert(String::from_utf8_lossy(&k[prefix.len()..]).into_owned());
+            }
+            Ok(out)
+        })
+    }
+
+    /// Replaces a store that failed (sled keeps failing after an I/O error
+    /// such as a full disk) with a fresh handle on the same folder.
+    pub fn reopen(&mut self, path: &Path) -> Result<(), StoreError> {
+        guard(|| {
+            let placeholder = sled::Config::new().temporary(true).open()?;
+            drop(std::mem::replace(&mut self.db, placeholder));
+            self.db = Store::open(path)?.db;
+            Ok(())
+        })
+    }
+
+    /// Moves this store's folder `path` to `aside` (kept whole) and starts
+    /// an empty one in its place.
+    pub fn set_aside(&mut self, path: &Path, aside: &Path) -> Result<(), StoreError> {
+        guard(|| {
+            let placeholder = sled::Config::new().temporary(true).open()?;
+            drop(std::mem::replace(&mut self.db, placeholder));
+            std::fs::rename(path, aside).map_err(|e| StoreError::Sled(sled::Error::Io(e)))?;
+            self.db = Store::open(path)?.db;
+            Ok(())
+        })
     }
 
     /// Removes the tickets and kiosk request ids of days before `date`
     /// (archived: retention).
     pub fn purge_tickets_before(&self, date: NaiveDate) -> Result<(), StoreError> {
+        guard(|| self.purge_inner(date))
+    }
+
+    fn purge_inner(&self, date: NaiveDate) -> Result<(), StoreError> {
         let mut batch = sled::Batch::default();
         for prefix in ["t/", "r/"] {
             for kv in self
@@ -187,45 +318,48 @@ impl Store {
 
     /// One statistics cell (zero when absent).
     pub fn stats_cell(&self, key: &str) -> Result<Cell, StoreError> {
-        match self.db.get(key)? {
+        guard(|| match self.db.get(key)? {
             Some(v) => decode(key.as_bytes(), &v),
             None => Ok(Cell::default()),
-        }
+        })
     }
 
     /// The statistics cells with keys in `[from, to)`.
     pub fn stats_range(&self, from: &str, to: &str) -> Result<Vec<(String, Cell)>, StoreError> {
-        let mut out = Vec::new();
-        for kv in self.db.range(from.as_bytes()..to.as_bytes()) {
-            let (k, v) = kv?;
-            out.push((String::from_utf8_lossy(&k).into_owned(), decode(&k, &v)?));
-        }
-        Ok(out)
+        guard(|| {
+            let mut out = Vec::new();
+            for kv in self.db.range(from.as_bytes()..to.as_bytes()) {
+                let (k, v) = kv?;
+                out.push((String::from_utf8_lossy(&k).into_owned(), decode(&k, &v)?));
+            }
+            Ok(out)
+        })
     }
 
     /// A ticket of any day, with its whole history (R8).
     pub fn ticket(&self, date: NaiveDate, number: Number) -> Result<Option<Ticket>, StoreError> {
         let key = ticket_key(date, number);
-        match self.db.get(&key)? {
+        guard(|| match self.db.get(&key)? {
             Some(v) => Ok(Some(decode(key.as_bytes(), &v)?)),
             None => Ok(None),
-        }
+        })
     }
 
     /// Every stored ticket of `date`, in number order.
     pub fn tickets_of(&self, date: NaiveDate) -> Result<Vec<Ticket>, StoreError> {
-        let mut out = Vec::new();
-        for kv in self.db.scan_prefix(format!("t/{date}/")) {
-            let (k, v) = kv?;
-            out.push(decode(&k, &v)?);
-        }
-        Ok(out)
+        guard(|| {
+            let mut out = Vec::new();
+            for kv in self.db.scan_prefix(format!("t/{date}/")) {
+                let (k, v) = kv?;
+                out.push(decode(&k, &v)?);
+            }
+            Ok(out)
+        })
     }
 
     /// Makes everything written so far durable (used before a clean exit so
     /// the next start has nothing to replay).
     pub fn flush(&self) -> Result<(), StoreError> {
-        self.db.flush()?;
-        Ok(())
+        guard(|| Ok(self.db.flush().map(|_| ())?))
     }
 }

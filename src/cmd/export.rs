@@ -1,11 +1,16 @@
 //! `madoguchi export`: the complete event log — configuration records
-//! included — as JSON Lines, for migration and audit (R14).
+//! included — as JSON Lines, for migration and audit (R14). It reads the
+//! log alone: no snapshot store is opened (a damaged one cannot stop it)
+//! and nothing in the folder is changed, so it also runs beside the server.
 
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
+use madoguchi_core::config::Config;
 use madoguchi_core::engine::RecordBody;
+use madoguchi_core::log;
+use madoguchi_core::model::Event;
 use madoguchi_core::store::hex;
 use serde_json::json;
 
@@ -16,9 +21,14 @@ pub struct Args {
     pub out: Option<PathBuf>,
 }
 
-pub fn run(data: &Path, config: Option<&Path>, args: Args) -> Result<()> {
-    let engine = super::open_engine(data, config)?;
-    let offset = engine.config().office.utc_offset;
+pub fn run(data: &Path, _config: Option<&Path>, args: Args) -> Result<()> {
+    let log_dir = data.join("log");
+    anyhow::ensure!(log_dir.is_dir(), "{} holds no event log", data.display());
+    // Times are shown in the office's zone as configured at each record.
+    let mut offset = match log::anchor::read(&log_dir)?.and_then(|a| a.config_source) {
+        Some(src) => Config::parse(&src, "the archive anchor")?.office.utc_offset,
+        None => Config::embedded_default().office.utc_offset,
+    };
     let mut out: Box<dyn Write> = match &args.out {
         Some(p) => Box::new(BufWriter::new(
             std::fs::File::create(p).with_context(|| format!("cannot create {}", p.display()))?,
@@ -26,9 +36,16 @@ pub fn run(data: &Path, config: Option<&Path>, args: Args) -> Result<()> {
         None => Box::new(BufWriter::new(std::io::stdout().lock())),
     };
     let mut count = 0u64;
-    for r in engine.log().records(None) {
+    for r in log::read_live(&log_dir).context("cannot read the event log")? {
         let (_, record) = r.context("cannot read the event log")?;
         let body = RecordBody::decode(&record)?;
+        for e in &body.events {
+            if let Event::ConfigApplied { source } = e {
+                if let Ok(c) = Config::parse(source, "the event log") {
+                    offset = c.office.utc_offset;
+                }
+            }
+        }
         let line = json!({
             "seq": record.seq,
             "time": body.at.to_datetime(offset).to_rfc3339(),

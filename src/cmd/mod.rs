@@ -11,6 +11,7 @@ pub mod history;
 pub mod import;
 pub mod keys;
 pub mod promote;
+pub mod recover;
 pub mod simulate;
 pub mod stats;
 pub mod status;
@@ -38,7 +39,10 @@ pub fn open_engine(data: &Path, config: Option<&Path>) -> Result<Engine> {
     open_engine_with(data, choice)
 }
 
-/// Opens the data folder with an explicit configuration choice.
+/// Opens the data folder with an explicit configuration choice. Every
+/// note is true: a cut torn tail is said to have lost nothing only when the
+/// snapshot's evidence shows it; what start-up set aside or rebuilt is also
+/// written to the fault records (shown on /admin).
 pub fn open_engine_with(data: &Path, choice: ConfigChoice) -> Result<Engine> {
     let opts = EngineOptions {
         clock: Clock::from_env()?,
@@ -47,13 +51,50 @@ pub fn open_engine_with(data: &Path, choice: ConfigChoice) -> Result<Engine> {
     let (engine, report) = Engine::open(data, choice, opts)
         .with_context(|| format!("cannot open the data folder {}", data.display()))?;
     if report.torn_bytes_cut > 0 {
-        eprintln!(
-            "note: cut {} bytes of an unfinished record off the end of the event log (a crash mid-write; nothing acknowledged was lost)",
-            report.torn_bytes_cut
-        );
+        let note = match report.evidence_seq {
+            Some(e) => format!(
+                "cut {} bytes of an unfinished record off the end of the event log (a crash mid-write); the log ends at record {}, and the snapshot shows nothing acknowledged after record {e}",
+                report.torn_bytes_cut,
+                engine.log().last_seq()
+            ),
+            None => format!(
+                "cut {} bytes of an unfinished record off the end of the event log (a crash mid-write); the log ends at record {}; there was no snapshot to compare it with",
+                report.torn_bytes_cut,
+                engine.log().last_seq()
+            ),
+        };
+        eprintln!("note: {note}");
+        record_fault(data, "log-torn-tail", &note);
     }
-    if let Some(why) = &report.rebuilt {
+    if let Some(p) = &report.set_aside {
+        let note = format!(
+            "the snapshot store was damaged; it was set aside as {} and rebuilt from the event log ({})",
+            p.display(),
+            report.rebuilt.as_deref().unwrap_or("")
+        );
+        eprintln!("note: {note}");
+        record_fault(data, "snapshot-set-aside", &note);
+    } else if let Some(why) = &report.rebuilt {
         eprintln!("note: rebuilt the snapshots from the event log ({why})");
     }
     Ok(engine)
+}
+
+/// Appends a fault record to `<data>/faults.jsonl` (what the server's
+/// admin page shows), best effort: a start-up note is on stderr anyway.
+pub fn record_fault(data: &Path, kind: &str, message: &str) {
+    use std::io::Write;
+    let time = chrono::Utc::now()
+        .with_timezone(
+            &chrono::FixedOffset::east_opt(9 * 3600)
+                .unwrap_or_else(|| chrono::Offset::fix(&chrono::Utc)),
+        )
+        .format("%Y-%m-%d %H:%M:%S")
+        .to_string();
+    let line = serde_json::json!({"time": time, "kind": kind, "message": message});
+    let _ = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(data.join("faults.jsonl"))
+        .and_then(|mut f| writeln!(f, "{line}"));
 }

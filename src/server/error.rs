@@ -61,6 +61,12 @@ pub enum ApiError {
 pub fn is_disk_full(e: &(dyn std::error::Error + 'static)) -> bool {
     let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(err) = cur {
+        // sled hides its io::Error from `source()`: the engine digs it out.
+        if let Some(e) = err.downcast_ref::<madoguchi_core::engine::EngineError>() {
+            if e.is_disk_full() {
+                return true;
+            }
+        }
         if let Some(io) = err.downcast_ref::<std::io::Error>() {
             if io.kind() == std::io::ErrorKind::StorageFull || io.raw_os_error() == Some(28) {
                 return true;

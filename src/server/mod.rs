@@ -19,6 +19,7 @@ mod publish;
 mod replication;
 mod settings;
 mod settings_form;
+mod shutdown;
 mod statistics;
 mod subscribers;
 mod throttle;
@@ -334,20 +335,18 @@ pub fn run(data: &Path, config: Option<&Path>, args: Args) -> Result<()> {
                 .context("cannot start listening")?,
             |_| {},
         );
-        axum::serve(
-            listener,
-            router(app).into_make_service_with_connect_info::<SocketAddr>(),
+        let stop = shutdown::Stop::new();
+        let signal = stop.signal();
+        stop.run(
+            axum::serve(
+                listener,
+                router(app).into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .with_graceful_shutdown(signal),
         )
-            .with_graceful_shutdown(async {
-                let _ = tokio::signal::ctrl_c().await;
-            })
-            .await
-            .context("the server stopped")
+        .await
     })?;
-    if let Some(engine) = shared.shutdown() {
-        engine.close().context("cannot flush the snapshots")?;
-    }
-    Ok(())
+    shutdown::finish(runtime, shared)
 }
 
 /// `GET /admin`: the administrator's page with the fault records (R18).

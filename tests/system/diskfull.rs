@@ -127,7 +127,8 @@ fn a_full_disk_refuses_commands_clearly_loses_nothing_and_recovers() {
         "no fault record on the admin page"
     );
 
-    // Space again: the same server goes on.
+    // Space again: the same server goes on, and no number was burned by
+    // the refused commands.
     std::fs::remove_file(&filler).expect("free space");
     let (st, v) = cmd(
         &c,
@@ -138,6 +139,41 @@ fn a_full_disk_refuses_commands_clearly_loses_nothing_and_recovers() {
     assert_eq!(st, 200, "after freeing space: {v}");
     acked += 1;
     assert_eq!(waiting(&c, &s), acked);
+    let first = 1001; // the default office's idou range starts here
+    assert_eq!(
+        v["ticket"].as_u64(),
+        Some(first + acked - 1),
+        "numbers were burned while the disk was full: {v}"
+    );
+    // The faults that could not be written while full are written now.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let faults = std::fs::read_to_string(data.join("faults.jsonl")).unwrap_or_default();
+        if faults.contains("disk full") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the disk-full fault never reached faults.jsonl"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
+    // The snapshot store works again without a restart: the office closes
+    // the day and opens the next one.
+    let (st, v) = cmd(&c, &s, &csrf, json!({"command": "close_day"}));
+    assert_eq!(st, 200, "close_day after the disk was full: {v}");
+    let tomorrow = (chrono::NaiveDate::parse_from_str(&crate::util::today(), "%Y-%m-%d")
+        .expect("today")
+        + chrono::Days::new(1))
+    .to_string();
+    let (st, v) = cmd(
+        &c,
+        &s,
+        &csrf,
+        json!({"command": "open_day", "date": tomorrow}),
+    );
+    assert_eq!(st, 200, "open_day after the disk was full: {v}");
+    acked = 0;
 
     // Nothing lost across a restart, and the chain verifies.
     s.restart();

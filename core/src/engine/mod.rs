@@ -17,10 +17,12 @@
 //! after its recorded sequence number.
 
 pub mod archive;
+pub mod damage;
 mod feed;
 mod import;
 mod shared;
 
+pub use damage::{Damage, Evidence};
 pub use feed::{Commit, FeedClosed, FeedHandle, Subscriber};
 pub use import::{ImportError, ImportLine, ImportPhase, ImportReport};
 pub use shared::{EngineHandle, ExecError, SharedEngine};
@@ -84,6 +86,30 @@ pub enum EngineError {
     Config(#[from] ConfigError),
     #[error("the primary's log differs from this one at record {0}: refusing to follow it")]
     Diverged(u64),
+    /// The log holds less than the evidence shows, or is broken: the
+    /// engine refuses to start (see [`Damage`]).
+    #[error("{0}")]
+    Damaged(Box<Damage>),
+}
+
+impl EngineError {
+    /// The I/O error at the root, through the log's and sled's wrappers.
+    pub fn io(&self) -> Option<&std::io::Error> {
+        match self {
+            EngineError::Log(LogError::Io { source, .. }) | EngineError::Io { source, .. } => {
+                Some(source)
+            }
+            EngineError::Store(s) => s.io(),
+            _ => None,
+        }
+    }
+
+    /// No space left on the device (anywhere below: the log, sled).
+    pub fn is_disk_full(&self) -> bool {
+        self.io().is_some_and(|e| {
+            e.kind() == std::io::ErrorKind::StorageFull || e.raw_os_error() == Some(28)
+        })
+    }
 }
 
 /// Which configuration to run with.
@@ -105,6 +131,10 @@ pub struct EngineOptions {
     pub clock: Clock,
     /// During replay and import, records between sled snapshots.
     pub replay_snapshot_every: u64,
+    /// Start even though the log ends before the evidence (records lost):
+    /// numbers are raised above every number the evidence shows, lost
+    /// kiosk requests are refused, and the acceptance is recorded.
+    pub accept_damage: bool,
 }
 
 impl Default for EngineOptions {
@@ -113,6 +143,7 @@ impl Default for EngineOptions {
             log: LogOptions::default(),
             clock: Clock::default(),
             replay_snapshot_every: 20_000,
+            accept_damage: false,
         }
     }
 }
@@ -125,6 +156,14 @@ pub struct OpenReport {
     pub replayed: u64,
     /// Why sled was rebuilt from the whole log, if it was.
     pub rebuilt: Option<String>,
+    /// Where a damaged snapshot store was moved (kept for inspection).
+    pub set_aside: Option<PathBuf>,
+    /// The last record the snapshot had seen acknowledged, when it could be
+    /// read: what a cut torn tail is compared with.
+    pub evidence_seq: Option<u64>,
+    /// Started with `--accept-damage` over lost records: what was lost and
+    /// the record that says so.
+    pub accepted_damage: Option<String>,
     pub config_recorded: bool,
 }
 
@@ -162,10 +201,23 @@ pub struct Engine {
     dirty_requests: Vec<(NaiveDate, String, Number)>,
     /// Statistics cells changed since the last snapshot.
     stats_pending: BTreeMap<String, Cell>,
+    /// Kiosk request ids of the day whose tickets were lost with damaged
+    /// storage (recorded by an `--accept-damage` start): refused, never
+    /// given a new number.
+    lost: BTreeSet<String>,
+    dirty_lost: Vec<(NaiveDate, String)>,
+    /// The snapshot store failed a write: reopen it before the next one.
+    store_failed: bool,
+    /// A failed commit could not put memory back to what the log holds:
+    /// nothing is decided until it can (see [`Engine::commit`]).
+    unsynced: Option<String>,
     opts: EngineOptions,
     /// Every durable record goes out here to the subscribers.
     feed: feed::Feed,
 }
+
+/// The `by` of the record an `--accept-damage` start writes.
+pub const ACCEPT_DAMAGE_BY: &str = "accept-damage";
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> EngineError + '_ {
     move |source| EngineError::Io {
@@ -192,22 +244,98 @@ impl Engine {
         if lock.try_lock().is_err() {
             return Err(EngineError::InUse(dir.to_path_buf()));
         }
-        let (log, log_report) = EventLog::open(&dir.join("log"), opts.log.clone())?;
+        let log_dir = dir.join("log");
+        let store_path = dir.join("state.sled");
+        let (mut log, log_report) = match EventLog::open_unrepaired(&log_dir, opts.log.clone()) {
+            Ok(x) => x,
+            Err(LogError::Corrupt {
+                seq, path, reason, ..
+            }) => {
+                let evidence = store_path
+                    .exists()
+                    .then(|| Store::open(&store_path).ok())
+                    .flatten()
+                    .and_then(|s| Evidence::read(&s));
+                return Err(EngineError::Damaged(Box::new(Damage {
+                    file: path,
+                    record: seq,
+                    problem: reason,
+                    log_ends_at: None,
+                    evidence,
+                })));
+            }
+            Err(e) => return Err(e.into()),
+        };
         let feed = feed::Feed::new(log.dir().to_path_buf(), log.last_seq());
         let mut report = OpenReport {
             torn_bytes_cut: log_report.truncated_bytes,
             ..OpenReport::default()
         };
-        let store_path = dir.join("state.sled");
-        let store = match Store::open(&store_path) {
+        let mut store = match Store::open(&store_path) {
             Ok(s) => s,
+            Err(e) if e.is_transient() => return Err(e.into()),
             Err(e) => {
-                tracing::warn!(error = %e, "snapshot store unreadable; rebuilding it from the event log");
+                tracing::warn!(error = %e, "snapshot store unreadable; setting it aside and rebuilding it from the event log");
                 report.rebuilt = Some(format!("snapshot store unreadable: {e}"));
-                fs::remove_dir_all(&store_path).map_err(io_err(&store_path))?;
+                report.set_aside = Some(set_aside(&store_path)?);
                 Store::open(&store_path)?
             }
         };
+        // Compare the log with the snapshot's evidence before anything is
+        // cut or rebuilt: the snapshot is written only after its records
+        // were synced, so one ahead of the log proves lost records.
+        let snapshot = match store.load() {
+            Err(e) if e.is_transient() => return Err(e.into()),
+            other => other,
+        };
+        let evidence = match &snapshot {
+            Ok(Some((meta, state))) => Some(Evidence::from_snapshot(meta, Some(state))),
+            Ok(None) => None,
+            Err(_) => store
+                .meta()
+                .ok()
+                .flatten()
+                .map(|m| Evidence::from_snapshot(&m, None)),
+        };
+        report.evidence_seq = evidence.as_ref().map(|e| e.seq);
+        let mut accepted = None;
+        let witness = evidence.clone();
+        if let Some(ev) = evidence.filter(|e| e.seq > log.last_seq()) {
+            let damage = Damage {
+                file: report_file(&log, &log_report),
+                record: log.last_seq() + 1,
+                problem: format!(
+                    "the snapshot shows record {} acknowledged, but the log ends at record {}{}",
+                    ev.seq,
+                    log.last_seq(),
+                    if log_report.truncated_bytes > 0 {
+                        format!(" (then {} torn bytes)", log_report.truncated_bytes)
+                    } else {
+                        String::new()
+                    }
+                ),
+                log_ends_at: Some(log.last_seq()),
+                evidence: Some(ev),
+            };
+            if !opts.accept_damage {
+                return Err(EngineError::Damaged(Box::new(damage)));
+            }
+            accepted = Some(damage);
+        }
+        let snapshot = match snapshot {
+            Ok(s) if accepted.is_none() => Ok(s),
+            Ok(_) => Err("the snapshot is ahead of the log (damage accepted)".to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        if let Err(why) = &snapshot {
+            // Damaged, or ahead of a log whose loss was accepted: kept for
+            // inspection, never trusted, never deleted.
+            tracing::warn!(reason = %why, "setting the snapshot store aside");
+            drop(store);
+            report.set_aside = Some(set_aside(&store_path)?);
+            store = Store::open(&store_path)?;
+        }
+        log.repair()?;
         let fallback_config = match &choice {
             ConfigChoice::Given(c) => (**c).clone(),
             ConfigChoice::Stored | ConfigChoice::Follow => Config::embedded_default(),
@@ -238,17 +366,41 @@ impl Engine {
             dirty: BTreeSet::new(),
             dirty_requests: Vec::new(),
             stats_pending: BTreeMap::new(),
+            lost: BTreeSet::new(),
+            dirty_lost: Vec::new(),
+            store_failed: false,
+            unsynced: None,
             opts,
             feed,
         };
-        match engine.load() {
-            Ok(Ok(n)) => report.replayed = n,
-            Ok(Err(why)) => {
+        // A record that cannot be read while loading or rebuilding is
+        // damage too: refused with the evidence, like a missing one.
+        let as_damage = |e: EngineError| match e {
+            EngineError::Log(LogError::Corrupt {
+                seq, path, reason, ..
+            }) => EngineError::Damaged(Box::new(Damage {
+                file: path,
+                record: seq,
+                problem: reason,
+                log_ends_at: None,
+                evidence: witness.clone(),
+            })),
+            other => other,
+        };
+        let loaded = match snapshot {
+            Ok(s) => engine.load_from(s).map_err(as_damage)?,
+            Err(why) => Err(why),
+        };
+        match loaded {
+            Ok(n) => report.replayed = n,
+            Err(why) => {
                 tracing::info!(reason = %why, "rebuilding the snapshot store from the event log");
-                report.replayed = engine.rebuild()?;
+                report.replayed = engine.rebuild().map_err(as_damage)?;
                 report.rebuilt.get_or_insert(why);
             }
-            Err(e) => return Err(e),
+        }
+        if let Some(damage) = accepted {
+            report.accepted_damage = Some(engine.accept_damage(&damage)?);
         }
         let wanted = match choice {
             ConfigChoice::Given(c) => Some(*c),
@@ -268,17 +420,28 @@ impl Engine {
     /// Loads the snapshot and replays the log after it. `Ok(Err(why))` means
     /// the snapshot is unusable and the store must be rebuilt.
     fn load(&mut self) -> Result<Result<u64, String>, EngineError> {
-        let (meta, state) = match self.store.load() {
-            Ok(Some(x)) => x,
-            Ok(None) => {
-                return Ok(if self.log.last_seq() == 0 {
-                    Ok(0)
-                } else {
-                    Err("no snapshot".into())
-                })
-            }
-            Err(e) => return Ok(Err(e.to_string())),
+        match self.store.load() {
+            Ok(s) => self.load_from(s),
+            Err(e) if e.is_transient() => Err(e.into()),
+            Err(e) => Ok(Err(e.to_string())),
+        }
+    }
+
+    /// [`Engine::load`] with the snapshot already read.
+    fn load_from(
+        &mut self,
+        snapshot: Option<(SnapshotMeta, State)>,
+    ) -> Result<Result<u64, String>, EngineError> {
+        let Some((meta, state)) = snapshot else {
+            return Ok(if self.log.last_seq() == 0 {
+                Ok(0)
+            } else {
+                Err("no snapshot".into())
+            });
         };
+        if let Err(x) = state.check_invariants() {
+            return Ok(Err(format!("the snapshot is inconsistent: {x}")));
+        }
         if meta.seq > self.log.last_seq() {
             return Ok(Err(format!(
                 "snapshot at record {} is ahead of the log, which ends at {}",
@@ -298,6 +461,13 @@ impl Engine {
         };
         self.config = config;
         self.config_at = (meta.config_seq, meta.config_pos);
+        self.lost = match &state.meta.day {
+            Some(day) => match self.store.lost_of(day.date) {
+                Ok(l) => l,
+                Err(e) => return Ok(Err(e.to_string())),
+            },
+            None => BTreeSet::new(),
+        };
         self.state = state;
         self.applied = Applied {
             seq: meta.seq,
@@ -322,9 +492,19 @@ impl Engine {
         Ok(Ok(replayed))
     }
 
-    /// Clears sled and rebuilds everything from the first record.
+    /// Clears sled and rebuilds everything from the first record. A store
+    /// that still holds a snapshot is set aside instead of cleared: if the
+    /// log turns out to be damaged half-way, that snapshot is the evidence
+    /// of what was issued.
     fn rebuild(&mut self) -> Result<u64, EngineError> {
-        self.store.clear()?;
+        let path = self.dir.join("state.sled");
+        if matches!(self.store.meta(), Ok(Some(_))) && self.unsynced.is_none() {
+            let aside = aside_name(&path);
+            self.store.set_aside(&path, &aside)?;
+            tracing::warn!(aside = %aside.display(), "the snapshot store was set aside for a rebuild");
+        } else {
+            self.store.clear()?;
+        }
         self.config = self.fallback_config.clone();
         self.config_at = (
             0,
@@ -337,6 +517,8 @@ impl Engine {
         self.dirty.clear();
         self.dirty_requests.clear();
         self.stats_pending.clear();
+        self.lost.clear();
+        self.dirty_lost.clear();
         self.applied = Applied {
             seq: 0,
             hash: [0; 32],
@@ -413,6 +595,9 @@ impl Engine {
                     reason: e.to_string(),
                 })?;
         }
+        if body.by.as_deref() == Some(ACCEPT_DAMAGE_BY) {
+            self.note_lost(&body.events);
+        }
         self.applied = Applied {
             seq: record.seq,
             hash: record.hash(),
@@ -439,6 +624,9 @@ impl Engine {
                 })
             },
         )?;
+        if matches!(event, Event::DayOpened { .. }) {
+            self.lost.clear();
+        }
         if let Some(n) = event.ticket() {
             if let Some(day) = &self.state.meta.day {
                 self.dirty.insert((day.date, n));
@@ -457,8 +645,22 @@ impl Engine {
         Ok(())
     }
 
-    /// Writes the snapshot as of the last applied record.
+    /// Writes the snapshot as of the last applied record. After a failed
+    /// write (a full disk) the store is reopened first, so that it works
+    /// again as soon as there is space, without a restart.
     fn flush_store(&mut self) -> Result<(), EngineError> {
+        if self.store_failed {
+            self.store.reopen(&self.dir.join("state.sled"))?;
+            self.store_failed = false;
+        }
+        let result = self.write_snapshot();
+        if result.is_err() {
+            self.store_failed = true;
+        }
+        result
+    }
+
+    fn write_snapshot(&mut self) -> Result<(), EngineError> {
         let meta = SnapshotMeta {
             format: STORE_FORMAT,
             seq: self.applied.seq,
@@ -466,7 +668,13 @@ impl Engine {
             next_pos: self.applied.next_pos,
             config_seq: self.config_at.0,
             config_pos: self.config_at.1,
+            tickets: self.state.tickets.len() as u64,
+            requests: self.state.requests.len() as u64,
         };
+        if !self.dirty_lost.is_empty() {
+            self.store.mark_lost(&self.dirty_lost)?;
+            self.dirty_lost.clear();
+        }
         let tickets = self
             .dirty
             .iter()
@@ -607,10 +815,24 @@ impl Engine {
         &mut self,
         items: &[(Millis, Command, Option<String>)],
     ) -> Result<Vec<Result<Outcome, Refusal>>, EngineError> {
+        if self.unsynced.is_some() {
+            self.recover()?;
+        }
         let mut results = Vec::with_capacity(items.len());
         let mut payloads = Vec::new();
         let first_seq = self.log.tail().next_seq;
         for (now, command, by) in items {
+            if let Command::IssueTicket {
+                request_id: Some(r),
+                ..
+            } = command
+            {
+                if self.lost.contains(r) {
+                    let number = self.state.requests.get(r).copied().unwrap_or_default();
+                    results.push(Err(Refusal::LostTicket { number }));
+                    continue;
+                }
+            }
             let events = match self.state.decide(&self.config, *now, command) {
                 Ok(e) => e,
                 Err(r) => {
@@ -691,13 +913,162 @@ impl Engine {
 
     /// Puts the in-memory state back to the log's (after a failed append).
     fn recover(&mut self) -> Result<(), EngineError> {
+        if self.store_failed && self.store.reopen(&self.dir.join("state.sled")).is_ok() {
+            self.store_failed = false;
+        }
         self.dirty.clear();
         self.dirty_requests.clear();
         self.stats_pending.clear();
-        match self.load()? {
-            Ok(_) => Ok(()),
-            Err(_) => self.rebuild().map(|_| ()),
+        self.dirty_lost.clear();
+        // Until memory equals the log again, nothing may be decided: a
+        // failed batch left in memory would burn its numbers or show
+        // tickets that were never recorded.
+        self.unsynced = Some("memory is being put back to the log".into());
+        let result = match self.load() {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(_)) | Err(_) => self.rebuild().map(|_| ()),
+        };
+        match &result {
+            Ok(()) => self.unsynced = None,
+            Err(e) => self.unsynced = Some(e.to_string()),
         }
+        result
+    }
+
+    /// Remembers the lost kiosk requests an `--accept-damage` record names
+    /// (its tickets issued with a request id): refused from now on.
+    fn note_lost(&mut self, events: &[Event]) {
+        let Some(date) = self.state.meta.day.as_ref().map(|d| d.date) else {
+            return;
+        };
+        for e in events {
+            if let Event::TicketIssued {
+                request_id: Some(r),
+                ..
+            } = e
+            {
+                if self.lost.insert(r.clone()) {
+                    self.dirty_lost.push((date, r.clone()));
+                }
+            }
+        }
+    }
+
+    /// Starts over lost records (`--accept-damage`), with one record of its
+    /// own (`by: "accept-damage"`): the evidence's business day opened if
+    /// the log lost its opening; every ticket the evidence knows and the
+    /// log lost is issued again under its own number and request id and
+    /// cancelled at once, and so is each category's highest number the
+    /// evidence shows, so that no number is given twice; a retry of a lost
+    /// kiosk request is refused with "lost — ask staff". Returns what was
+    /// done, for the fault record.
+    fn accept_damage(&mut self, damage: &Damage) -> Result<String, EngineError> {
+        let lost = damage
+            .lost_range()
+            .map(|(a, b)| format!("records {a}–{b} lost"))
+            .unwrap_or_else(|| "records lost".into());
+        let Some(ev) = damage.evidence.clone() else {
+            return Ok(format!("{lost}; no evidence of numbers to raise"));
+        };
+        let wall = Millis(chrono::Utc::now().timestamp_millis());
+        let by = Some(ACCEPT_DAMAGE_BY.to_string());
+        if let Some(day) = ev.day {
+            let open = self.state.meta.day.clone();
+            if open
+                .as_ref()
+                .is_some_and(|d| d.date < day && d.closed_at.is_none())
+            {
+                let now = wall.max(self.state.meta.last_at);
+                self.execute_batch(&[(now, Command::CloseDay, by.clone())])?;
+            }
+            if open.as_ref().is_none_or(|d| d.date < day) {
+                let now = wall.max(self.state.meta.last_at);
+                let r = self.execute_batch(&[(now, Command::OpenDay { date: day }, by.clone())])?;
+                if let Some(Err(refusal)) = r.first() {
+                    return Err(EngineError::Corrupt {
+                        seq: self.log.last_seq(),
+                        reason: format!("could not reopen business day {day}: {refusal}"),
+                    });
+                }
+            }
+        }
+        let today = self.state.meta.day.as_ref().map(|d| d.date);
+        let mut events = Vec::new();
+        let mut taken: BTreeSet<Number> = self.state.tickets.keys().copied().collect();
+        if ev.day.is_some() && ev.day == today {
+            let mut placeholder = |number: Number, category: &str, request: Option<&String>| {
+                if taken.insert(number) {
+                    events.push(Event::TicketIssued {
+                        number,
+                        category: category.to_string(),
+                        kiosk: None,
+                        request_id: request.cloned(),
+                        people_ahead: 0,
+                        expected_wait_s: 0,
+                        expected_wait_low_s: None,
+                        expected_wait_high_s: None,
+                    });
+                    events.push(Event::Cancelled {
+                        number,
+                        counter: None,
+                    });
+                }
+            };
+            for (request, number) in &ev.requests {
+                if self.state.requests.contains_key(request) {
+                    continue;
+                }
+                if let Some(category) = ev.categories.get(number) {
+                    placeholder(*number, category, Some(request));
+                }
+            }
+            for (category, highest) in &ev.highest {
+                let next = self.state.meta.next_number.get(category).copied();
+                if next.is_none_or(|n| n <= *highest) && self.config.queue(category).is_some() {
+                    placeholder(*highest, category, None);
+                }
+            }
+        }
+        let at = wall.max(self.state.meta.last_at);
+        // Check on a copy first: a record that does not apply must never
+        // reach the log.
+        let mut check = self.state.clone();
+        for e in &events {
+            check
+                .apply(&self.config, at, e)
+                .map_err(|x| EngineError::Corrupt {
+                    seq: self.log.last_seq() + 1,
+                    reason: format!("the lost tickets cannot be recorded: {x}"),
+                })?;
+        }
+        let raised = events
+            .iter()
+            .filter(|e| matches!(e, Event::TicketIssued { .. }))
+            .count();
+        let body = RecordBody {
+            at,
+            by: by.clone(),
+            events,
+        };
+        let mut payloads = vec![encode_body(&body)];
+        self.commit(&mut payloads)?;
+        let seq = self.log.last_seq();
+        for e in &body.events {
+            self.apply_event(at, e).map_err(|x| EngineError::Corrupt {
+                seq,
+                reason: x.to_string(),
+            })?;
+        }
+        self.note_lost(&body.events);
+        self.flush_store()?;
+        let numbers: Vec<String> = ev.highest.iter().map(|(c, n)| format!("{c} {n}")).collect();
+        Ok(format!(
+            "{lost} (the log ended at record {}, the snapshot showed {}); record {seq} raised {raised} number(s) above the evidence ({}) and refuses {} lost kiosk request(s)",
+            damage.log_ends_at.unwrap_or_default(),
+            ev.seq,
+            numbers.join(", "),
+            self.lost.len()
+        ))
     }
 
     pub fn config(&self) -> &Config {
@@ -833,10 +1204,18 @@ impl Engine {
         if state != self.state {
             return Err(EngineError::Corrupt {
                 seq: count,
-                reason: "the state rebuilt from the log differs from the snapshot".into(),
+                reason: "the log is intact (every record, CRC and link checked), but the snapshot in state.sled differs from its replay: the snapshot is wrong, not the log; stop the server and move state.sled aside (it is rebuilt from the log on the next start)".into(),
             });
         }
         Ok(count)
+    }
+
+    /// Writes the snapshot of everything applied and makes sled durable
+    /// (a clean stop while other threads may still hold the engine).
+    pub fn flush(&mut self) -> Result<(), EngineError> {
+        self.flush_store()?;
+        self.store.flush()?;
+        Ok(())
     }
 
     /// Makes sled durable too, so the next start replays nothing.
@@ -844,6 +1223,36 @@ impl Engine {
         self.store.flush()?;
         Ok(())
     }
+}
+
+/// Moves a damaged snapshot store aside (`state.sled.damaged-<time>`),
+/// kept for inspection: nothing is deleted.
+fn set_aside(path: &Path) -> Result<PathBuf, EngineError> {
+    let aside = aside_name(path);
+    if path.exists() {
+        fs::rename(path, &aside).map_err(io_err(path))?;
+    }
+    Ok(aside)
+}
+
+fn aside_name(path: &Path) -> PathBuf {
+    let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%S%.6fZ");
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    path.with_file_name(format!("{name}.damaged-{stamp}"))
+}
+
+/// The file to name for a log that ends early: the torn segment, else the
+/// last one, else the folder.
+fn report_file(log: &EventLog, report: &crate::log::OpenReport) -> PathBuf {
+    report.truncated_in.clone().unwrap_or_else(|| {
+        log.segments()
+            .last()
+            .map(|&s| crate::log::segment_path(log.dir(), s))
+            .unwrap_or_else(|| log.dir().to_path_buf())
+    })
 }
 
 /// Applies `event` to `state` and adds what it contributes to the

@@ -28,10 +28,12 @@
 pub mod anchor;
 mod frame;
 mod reader;
+pub mod seals;
 
 pub use anchor::Anchor;
 pub use frame::{record_hash, Hash, Record, HEADER_LEN, MAGIC};
 pub use reader::Records;
+pub use seals::Seal;
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{Seek, SeekFrom, Write};
@@ -89,13 +91,29 @@ pub struct Tail {
     pub next_seq: u64,
     pub last_hash: Hash,
     pub pos: Pos,
+    /// Where the last record starts (in `pos.segment`; 0 when none).
+    pub last_offset: u64,
 }
 
 /// What opening the log found.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct OpenReport {
-    /// Bytes of a torn record (or records) cut off the end.
+    /// Bytes of a torn record (or records) at the end: cut off by
+    /// [`EventLog::open`], to be cut by [`EventLog::repair`] after
+    /// [`EventLog::open_unrepaired`].
     pub truncated_bytes: u64,
+    /// The torn bytes' segment.
+    pub truncated_in: Option<PathBuf>,
+}
+
+/// A change to the files that opening found necessary, made only once the
+/// caller has compared the log with its other evidence.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Repair {
+    /// A segment in which no record survived.
+    Remove(PathBuf),
+    /// A torn record at the end: the segment's good length.
+    Cut(PathBuf, u64),
 }
 
 /// Options for tests and benchmarks; production uses the defaults.
@@ -123,6 +141,13 @@ pub struct EventLog {
     poisoned: Option<String>,
     /// Where the live log starts when older records are archived.
     anchor: Option<Anchor>,
+    /// The closed live segments' seals, ascending.
+    seals: Vec<Seal>,
+    /// The seals changed in memory since they were read (first open of a
+    /// folder without them, an empty last segment dropped).
+    seals_dirty: bool,
+    /// Repairs found on open and not yet made.
+    pending: Vec<Repair>,
 }
 
 pub fn segment_path(dir: &Path, first: u64) -> PathBuf {
@@ -133,6 +158,11 @@ pub(crate) fn sync_dir(dir: &Path) -> Result<(), LogError> {
     File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(|e| LogError::io(dir, e))
+}
+
+/// Makes a rename in `dir` durable.
+pub fn sync_dir_pub(dir: &Path) -> Result<(), LogError> {
+    sync_dir(dir)
 }
 
 /// The segments in `dir`, ascending by first sequence number.
@@ -209,65 +239,126 @@ pub fn decode_record(bytes: &[u8]) -> Result<Record, String> {
 impl EventLog {
     /// Opens (or creates) the log in `dir`, cutting off a torn tail.
     pub fn open(dir: &Path, opts: LogOptions) -> Result<(EventLog, OpenReport), LogError> {
+        let (mut log, report) = EventLog::open_unrepaired(dir, opts)?;
+        log.repair()?;
+        Ok((log, report))
+    }
+
+    /// Opens the log in `dir` and checks its shape against its seals
+    /// (missing, changed or unlinked segments are [`LogError::Corrupt`]),
+    /// without changing any file: a torn tail is only reported, so that the
+    /// caller can first compare the log with its other evidence (a snapshot
+    /// that saw records the log no longer holds). [`EventLog::repair`] (or
+    /// the next append) cuts it.
+    pub fn open_unrepaired(
+        dir: &Path,
+        opts: LogOptions,
+    ) -> Result<(EventLog, OpenReport), LogError> {
         fs::create_dir_all(dir).map_err(|e| LogError::io(dir, e))?;
         let anchor = anchor::read(dir)?;
-        let segments = live_segments(dir, anchor.as_ref())?;
-        let (next_seq, last_hash) = anchor::origin(anchor.as_ref())?;
-        let mut log = EventLog {
-            dir: dir.to_path_buf(),
-            opts,
-            segments,
-            file: None,
-            tail: Tail {
-                next_seq,
-                last_hash,
-                pos: Pos {
-                    segment: next_seq,
-                    offset: MAGIC.len() as u64,
-                },
-            },
-            poisoned: None,
-            anchor,
-        };
+        let mut segments = live_segments(dir, anchor.as_ref())?;
+        let (origin, origin_hash) = anchor::origin(anchor.as_ref())?;
+        let mut seals = seals::read(dir)?;
+        seals.retain(|s| s.first >= origin);
+        let mut seals_dirty = false;
         let mut report = OpenReport::default();
-        while let Some(&last) = log.segments.last() {
+        let mut pending = Vec::new();
+        let mut tail = Tail {
+            next_seq: origin,
+            last_hash: origin_hash,
+            pos: Pos {
+                segment: origin,
+                offset: MAGIC.len() as u64,
+            },
+            last_offset: 0,
+        };
+        let mut tail_prev = None;
+        while let Some(&last) = segments.last() {
             let path = segment_path(dir, last);
             let scan = reader::scan_tail_segment(&path, last)?;
             if scan.last_hash.is_none() {
                 // No record in it survived: a segment created (or torn) while
-                // nothing in it was acknowledged. The next append recreates it.
+                // nothing in it was acknowledged. The segment before it was
+                // sealed as this one was created; that seal goes with it.
                 report.truncated_bytes += scan.file_len.saturating_sub(MAGIC.len() as u64);
-                fs::remove_file(&path).map_err(|e| LogError::io(&path, e))?;
-                sync_dir(dir)?;
-                log.segments.pop();
+                report.truncated_in = Some(path.clone());
+                pending.push(Repair::Remove(path));
+                segments.pop();
+                let before = seals.len();
+                seals.retain(|s| s.last + 1 != last);
+                seals_dirty |= seals.len() != before;
                 continue;
             }
             if scan.valid_len < scan.file_len {
-                let f = OpenOptions::new()
-                    .write(true)
-                    .open(&path)
-                    .map_err(|e| LogError::io(&path, e))?;
-                f.set_len(scan.valid_len)
-                    .map_err(|e| LogError::io(&path, e))?;
-                f.sync_all().map_err(|e| LogError::io(&path, e))?;
                 report.truncated_bytes += scan.file_len - scan.valid_len;
-                tracing::warn!(
-                    bytes = report.truncated_bytes,
-                    segment = %path.display(),
-                    "cut a torn record off the end of the event log"
-                );
+                report.truncated_in = Some(path.clone());
+                pending.push(Repair::Cut(path, scan.valid_len));
             }
-            log.tail = Tail {
+            tail = Tail {
                 next_seq: scan.next_seq,
                 last_hash: scan.last_hash.unwrap_or(scan.prev_of_first),
                 pos: Pos {
                     segment: last,
                     offset: scan.valid_len,
                 },
+                last_offset: scan.last_offset,
             };
+            tail_prev = Some(scan.prev_of_first);
             break;
         }
-        Ok((log, report))
+        let added = check_shape(dir, &segments, &mut seals, (origin, origin_hash), tail_prev)?;
+        seals_dirty |= added;
+        Ok((
+            EventLog {
+                dir: dir.to_path_buf(),
+                opts,
+                segments,
+                file: None,
+                tail,
+                poisoned: None,
+                anchor,
+                seals,
+                seals_dirty,
+                pending,
+            },
+            report,
+        ))
+    }
+
+    /// Whether opening found a torn tail (or an empty segment) not yet cut.
+    pub fn needs_repair(&self) -> bool {
+        !self.pending.is_empty() || self.seals_dirty
+    }
+
+    /// Makes the repairs opening found: cuts the torn tail, removes a
+    /// segment in which nothing survived, writes the seals. Durable.
+    pub fn repair(&mut self) -> Result<(), LogError> {
+        for r in std::mem::take(&mut self.pending) {
+            match r {
+                Repair::Remove(path) => {
+                    fs::remove_file(&path).map_err(|e| LogError::io(&path, e))?;
+                }
+                Repair::Cut(path, len) => {
+                    let f = OpenOptions::new()
+                        .write(true)
+                        .open(&path)
+                        .map_err(|e| LogError::io(&path, e))?;
+                    f.set_len(len)
+                        .and_then(|()| f.sync_all())
+                        .map_err(|e| LogError::io(&path, e))?;
+                    tracing::warn!(
+                        segment = %path.display(),
+                        "cut a torn record off the end of the event log"
+                    );
+                }
+            }
+            sync_dir(&self.dir)?;
+        }
+        if self.seals_dirty {
+            seals::write(&self.dir, &self.seals)?;
+            self.seals_dirty = false;
+        }
+        Ok(())
     }
 
     pub fn dir(&self) -> &Path {
@@ -292,6 +383,9 @@ impl EventLog {
         if payloads.is_empty() {
             return Ok(self.tail.pos);
         }
+        if self.needs_repair() {
+            self.repair()?;
+        }
         if self.segments.is_empty() || self.tail.pos.offset >= self.opts.segment_bytes {
             self.start_segment()?;
         }
@@ -301,6 +395,7 @@ impl EventLog {
         let mut buf = Vec::with_capacity(payloads.iter().map(|p| p.len() + HEADER_LEN).sum());
         let mut seq = self.tail.next_seq;
         let mut prev = self.tail.last_hash;
+        let mut last_start = 0;
         for p in payloads {
             if p.len() > MAX_PAYLOAD as usize {
                 return Err(LogError::Poisoned(format!(
@@ -308,6 +403,7 @@ impl EventLog {
                     p.len()
                 )));
             }
+            last_start = buf.len() as u64;
             prev = frame::encode(&mut buf, seq, &prev, p);
             seq += 1;
         }
@@ -342,6 +438,7 @@ impl EventLog {
                 segment,
                 offset: start.offset + buf.len() as u64,
             },
+            last_offset: start.offset + last_start,
         };
         Ok(start)
     }
@@ -354,10 +451,17 @@ impl EventLog {
             .append(true)
             .open(&path)
             .map_err(|e| LogError::io(&path, e))?;
-        f.write_all(MAGIC)
+        let created = f
+            .write_all(MAGIC)
             .and_then(|()| f.sync_all())
-            .map_err(|e| LogError::io(&path, e))?;
-        sync_dir(&self.dir)?;
+            .map_err(|e| LogError::io(&path, e))
+            .and_then(|()| sync_dir(&self.dir))
+            .and_then(|()| self.seal_last());
+        if let Err(e) = created {
+            // Nothing was acknowledged in it; leave no half-made segment.
+            let _ = fs::remove_file(&path);
+            return Err(e);
+        }
         self.segments.push(first);
         self.file = Some(f);
         self.tail.pos = Pos {
@@ -365,6 +469,34 @@ impl EventLog {
             offset: MAGIC.len() as u64,
         };
         Ok(())
+    }
+
+    /// Seals the segment being closed (after its successor exists, so that a
+    /// crash between the two leaves an unsealed segment, never a seal with
+    /// no segment after it).
+    fn seal_last(&mut self) -> Result<(), LogError> {
+        let Some(&closing) = self.segments.last() else {
+            return Ok(());
+        };
+        let seal = Seal {
+            first: closing,
+            last: self.tail.next_seq - 1,
+            last_offset: self.tail.last_offset,
+            last_hash: crate::store::hex(&self.tail.last_hash),
+            len: self.tail.pos.offset,
+        };
+        self.seals.retain(|s| s.first != closing);
+        self.seals.push(seal);
+        if let Err(e) = seals::write(&self.dir, &self.seals) {
+            self.seals.pop();
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// The closed segments' seals.
+    pub fn seals(&self) -> &[Seal] {
+        &self.seals
     }
 
     /// Cuts the log back so that `tail` is its end again (undoes appends made
@@ -390,6 +522,12 @@ impl EventLog {
                 .map_err(|e| LogError::io(&path, e))?;
         }
         sync_dir(&self.dir)?;
+        let before = self.seals.len();
+        self.seals.retain(|s| s.first < tail.pos.segment);
+        if self.seals.len() != before {
+            seals::write(&self.dir, &self.seals)?;
+        }
+        self.pending.clear();
         self.tail = tail;
         self.poisoned = None;
         Ok(())
@@ -428,6 +566,8 @@ impl EventLog {
             .filter(|&first| first <= anchor.seq)
             .collect();
         self.segments.retain(|&first| first > anchor.seq);
+        self.seals.retain(|s| s.first > anchor.seq);
+        seals::write(&self.dir, &self.seals)?;
         let old = self.anchor.replace(anchor);
         for first in archived {
             let path = segment_path(&self.dir, first);
@@ -456,6 +596,188 @@ impl EventLog {
         }
         Ok((count, last))
     }
+}
+
+/// Checks the shape of the log against its seals, cheaply: the first
+/// segment starts where the log must start; every sealed segment is present,
+/// as long as it was sealed, ends with the record sealed, and is followed by
+/// the segment starting at the next record whose first record links to it;
+/// the last segment is not sealed (a sealed last segment had a successor,
+/// now gone). Closed segments without a seal (a folder from before seals)
+/// are read once and sealed; returns whether any was.
+fn check_shape(
+    dir: &Path,
+    segments: &[u64],
+    seals: &mut Vec<Seal>,
+    origin: (u64, Hash),
+    tail_prev: Option<Hash>,
+) -> Result<bool, LogError> {
+    let damaged = |seq: u64, path: PathBuf, offset: u64, reason: String| LogError::Corrupt {
+        seq,
+        path,
+        offset,
+        reason,
+    };
+    if let Some(s) = seals.iter().find(|s| !segments.contains(&s.first)) {
+        return Err(damaged(
+            s.first,
+            segment_path(dir, s.first),
+            0,
+            format!(
+                "this segment (records {} to {}) is missing",
+                s.first, s.last
+            ),
+        ));
+    }
+    match segments.first() {
+        Some(&first) if first != origin.0 => {
+            return Err(damaged(
+                origin.0,
+                segment_path(dir, origin.0),
+                0,
+                format!(
+                    "the log must start at record {} but its first segment starts at {first}",
+                    origin.0
+                ),
+            ));
+        }
+        None if !seals.is_empty() => {
+            return Err(damaged(
+                origin.0,
+                dir.to_path_buf(),
+                0,
+                "every segment of the log is missing".into(),
+            ));
+        }
+        _ => {}
+    }
+    let mut added = false;
+    let mut link = origin.1;
+    for (i, &first) in segments.iter().enumerate() {
+        let path = segment_path(dir, first);
+        let Some(&next) = segments.get(i + 1) else {
+            if let Some(s) = seals.iter().find(|s| s.first == first) {
+                return Err(damaged(
+                    s.last + 1,
+                    segment_path(dir, s.last + 1),
+                    0,
+                    format!(
+                        "the segment after record {} is missing: {} was closed when a newer one was started",
+                        s.last,
+                        path.display()
+                    ),
+                ));
+            }
+            if tail_prev.is_some_and(|p| p != link) {
+                return Err(damaged(
+                    first,
+                    path,
+                    MAGIC.len() as u64,
+                    "broken hash chain: the segment does not link to the one before".into(),
+                ));
+            }
+            break;
+        };
+        let seal = match seals.iter().find(|s| s.first == first) {
+            Some(s) => s.clone(),
+            None => {
+                let scan = reader::scan_tail_segment(&path, first)?;
+                let (Some(hash), true) = (scan.last_hash, scan.valid_len == scan.file_len) else {
+                    return Err(damaged(
+                        scan.next_seq,
+                        path,
+                        scan.valid_len,
+                        "a closed segment ends in a torn record".into(),
+                    ));
+                };
+                if scan.prev_of_first != link {
+                    return Err(damaged(
+                        first,
+                        path,
+                        MAGIC.len() as u64,
+                        "broken hash chain: the segment does not link to the one before".into(),
+                    ));
+                }
+                let s = Seal {
+                    first,
+                    last: scan.next_seq - 1,
+                    last_offset: scan.last_offset,
+                    last_hash: crate::store::hex(&hash),
+                    len: scan.file_len,
+                };
+                seals.push(s.clone());
+                seals.sort_by_key(|s| s.first);
+                added = true;
+                s
+            }
+        };
+        check_magic(&path, first)?;
+        let len = fs::metadata(&path)
+            .map_err(|e| LogError::io(&path, e))?
+            .len();
+        if len != seal.len {
+            return Err(damaged(
+                seal.last,
+                path,
+                len.min(seal.len),
+                format!(
+                    "the segment is {len} bytes long but was {} when it was closed",
+                    seal.len
+                ),
+            ));
+        }
+        let last = reader::read_one(&path, seal.last_offset, seal.last)?;
+        if crate::store::hex(&last.hash()) != seal.last_hash {
+            return Err(damaged(
+                seal.last,
+                path,
+                seal.last_offset,
+                "the segment's last record is not the one it was closed with".into(),
+            ));
+        }
+        if next != seal.last + 1 {
+            return Err(damaged(
+                seal.last + 1,
+                segment_path(dir, seal.last + 1),
+                0,
+                format!(
+                    "records {} to {} are missing (no segment holds them)",
+                    seal.last + 1,
+                    next - 1
+                ),
+            ));
+        }
+        let following = segment_path(dir, next);
+        check_magic(&following, next)?;
+        let head = reader::read_one(&following, MAGIC.len() as u64, next)?;
+        if head.prev != last.hash() {
+            return Err(damaged(
+                next,
+                following,
+                MAGIC.len() as u64,
+                "broken hash chain: the segment does not link to the one before".into(),
+            ));
+        }
+        link = last.hash();
+    }
+    Ok(added)
+}
+
+fn check_magic(path: &Path, first: u64) -> Result<(), LogError> {
+    use std::io::Read;
+    let mut magic = [0u8; 8];
+    File::open(path)
+        .and_then(|mut f| f.read_exact(&mut magic))
+        .map_err(|e| LogError::io(path, e))?;
+    if &magic != MAGIC {
+        return Err(LogError::Corrupt {
+            seq: first,
+            path: path.to_path_buf(),
+            offset: 0,
+            reason: "not an event log segment (its first bytes are damaged)".into(),
+        });
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -14,6 +14,8 @@ pub(crate) struct TailScan {
     pub valid_len: u64,
     pub next_seq: u64,
     pub last_hash: Option<Hash>,
+    /// Where the last good record starts.
+    pub last_offset: u64,
     /// The `prev` the segment's first record carries (or would carry).
     pub prev_of_first: Hash,
 }
@@ -42,6 +44,7 @@ pub(crate) fn scan_tail_segment(path: &Path, first: u64) -> Result<TailScan, Log
                 valid_len: 0,
                 next_seq: first,
                 last_hash: None,
+                last_offset: 0,
                 prev_of_first: [0; 32],
             });
         }
@@ -53,6 +56,7 @@ pub(crate) fn scan_tail_segment(path: &Path, first: u64) -> Result<TailScan, Log
     let mut offset = MAGIC.len();
     let mut expected = first;
     let mut last_hash: Option<Hash> = None;
+    let mut last_offset = 0;
     let mut prev_of_first = [0; 32];
     while offset < bytes.len() {
         let problem = match frame::decode(&bytes[offset..]) {
@@ -67,6 +71,7 @@ pub(crate) fn scan_tail_segment(path: &Path, first: u64) -> Result<TailScan, Log
                     prev_of_first = r.prev;
                 }
                 last_hash = Some(r.hash());
+                last_offset = offset as u64;
                 offset += r.framed_len() as usize;
                 expected += 1;
                 continue;
@@ -89,6 +94,7 @@ pub(crate) fn scan_tail_segment(path: &Path, first: u64) -> Result<TailScan, Log
         valid_len: offset as u64,
         next_seq: expected,
         last_hash,
+        last_offset,
         prev_of_first,
     })
 }

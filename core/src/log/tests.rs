@@ -131,16 +131,131 @@ fn corruption_in_an_earlier_segment_is_found_by_reading() {
     let log = fill(dir.path(), 30);
     let first_segment = segment_path(dir.path(), 1);
     drop(log);
-    let mut bytes = std::fs::read(&first_segment).expect("read");
-    let n = bytes.len();
-    bytes[n - 1] ^= 1;
+    let good = std::fs::read(&first_segment).expect("read");
+    // A flip in the middle of a closed segment: opening only checks each
+    // segment's ends...
+    let mut bytes = good.clone();
+    bytes[MAGIC.len() + HEADER_LEN + 2] ^= 1;
     std::fs::write(&first_segment, &bytes).expect("write");
-    // Opening only looks at the last segment...
     let (log, _) = EventLog::open(dir.path(), small()).expect("open");
     // ...but a full read or verify names the record.
     let err = log.verify().expect_err("broken");
-    assert!(matches!(err, LogError::Corrupt { .. }), "{err}");
+    assert!(matches!(err, LogError::Corrupt { seq: 1, .. }), "{err}");
     assert!(err.to_string().contains("record"), "{err}");
+    drop(log);
+    // A flip in its last record is seen on open (the seal).
+    let mut bytes = good.clone();
+    let n = bytes.len();
+    bytes[n - 1] ^= 1;
+    std::fs::write(&first_segment, &bytes).expect("write");
+    let err = EventLog::open(dir.path(), small()).expect_err("sealed end changed");
+    assert!(matches!(err, LogError::Corrupt { .. }), "{err}");
+}
+
+/// Each closed segment is sealed: a missing newest, middle or first
+/// segment, a closed segment cut short or grown, and a broken link between
+/// segments are refused on open, each naming the record.
+#[test]
+fn seals_reveal_missing_and_changed_segments() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let log = fill(dir.path(), 40);
+    let segments = log.segments.clone();
+    assert!(segments.len() >= 4, "{segments:?}");
+    assert_eq!(log.seals().len(), segments.len() - 1);
+    drop(log);
+    let saved: Vec<(PathBuf, Vec<u8>)> = segments
+        .iter()
+        .map(|&s| {
+            let p = segment_path(dir.path(), s);
+            let b = std::fs::read(&p).expect("read");
+            (p, b)
+        })
+        .collect();
+    let restore = || {
+        for (p, b) in &saved {
+            std::fs::write(p, b).expect("restore");
+        }
+    };
+    let refused = |what: &str| {
+        let err = EventLog::open(dir.path(), small()).expect_err(what);
+        assert!(matches!(err, LogError::Corrupt { .. }), "{what}: {err}");
+        err.to_string()
+    };
+    let last = saved.len() - 1;
+    // The newest segment deleted.
+    std::fs::remove_file(&saved[last].0).expect("rm");
+    let msg = refused("newest segment deleted");
+    assert!(msg.contains("missing"), "{msg}");
+    restore();
+    // A middle one.
+    std::fs::remove_file(&saved[1].0).expect("rm");
+    assert!(refused("middle segment deleted").contains("missing"));
+    restore();
+    // The first one.
+    std::fs::remove_file(&saved[0].0).expect("rm");
+    refused("first segment deleted");
+    restore();
+    // A closed segment cut short, or grown.
+    std::fs::write(&saved[1].0, &saved[1].1[..saved[1].1.len() - 3]).expect("cut");
+    refused("closed segment cut");
+    restore();
+    let mut grown = saved[1].1.clone();
+    grown.extend_from_slice(b"xx");
+    std::fs::write(&saved[1].0, &grown).expect("grow");
+    refused("closed segment grown");
+    restore();
+    // The first record of the next segment changed (its link).
+    let mut b = saved[2].1.clone();
+    b[MAGIC.len() + 20] ^= 0x40;
+    std::fs::write(&saved[2].0, &b).expect("flip");
+    refused("link broken");
+    restore();
+    // Intact again: opens.
+    let (log, report) = EventLog::open(dir.path(), small()).expect("intact");
+    assert_eq!(report, OpenReport::default());
+    assert_eq!(log.last_seq(), 40);
+}
+
+/// A folder written before seals existed is sealed on its first open.
+#[test]
+fn a_folder_without_seals_is_sealed_on_open() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let log = fill(dir.path(), 30);
+    let n = log.segments.len();
+    drop(log);
+    std::fs::remove_file(dir.path().join(seals::SEALS_FILE)).expect("rm seals");
+    let (log, _) = EventLog::open(dir.path(), small()).expect("open");
+    assert_eq!(log.seals().len(), n - 1);
+    drop(log);
+    assert_eq!(seals::read(dir.path()).expect("seals").len(), n - 1);
+}
+
+/// Opening without repairing changes no file; the torn tail is cut by
+/// `repair` or by the next append.
+#[test]
+fn open_unrepaired_leaves_a_torn_tail_for_the_caller() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let log = fill(dir.path(), 12);
+    let tail = log.tail();
+    drop(log);
+    let path = segment_path(dir.path(), tail.pos.segment);
+    let mut f = OpenOptions::new().append(true).open(&path).expect("seg");
+    f.write_all(&[1, 2, 3, 4, 5, 6, 7]).expect("torn");
+    drop(f);
+    let before = std::fs::read(&path).expect("read");
+    let (mut log, report) = EventLog::open_unrepaired(dir.path(), small()).expect("open");
+    assert_eq!(report.truncated_bytes, 7);
+    assert_eq!(log.tail(), tail);
+    assert_eq!(
+        std::fs::read(&path).expect("read"),
+        before,
+        "nothing cut yet"
+    );
+    log.append(&[payload(13)]).expect("append");
+    drop(log);
+    let (log, report) = EventLog::open(dir.path(), small()).expect("reopen");
+    assert_eq!(report, OpenReport::default());
+    assert_eq!(log.verify().expect("verify").0, 13);
 }
 
 /// A record rewritten with a valid CRC (tampering) breaks the hash chain.

@@ -1,0 +1,62 @@
+//! `madoguchi recover`: a damaged data folder made whole again without
+//! giving a number twice (R10, R19). The server must be stopped. Staff
+//! steps: docs/manual-ja.md「記録の破損から復旧する」.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use madoguchi_core::backup;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The latest backups: a full one, then the incremental ones after it,
+    /// in order. Without them the log's intact records alone are used.
+    #[arg(long = "backup", value_name = "FILE")]
+    pub backups: Vec<PathBuf>,
+    /// Start even though records are lost for good: every number the
+    /// evidence shows issued is raised, retries of the lost kiosk requests
+    /// are told to ask staff, and the acceptance is recorded in the log
+    /// (and shown on /admin).
+    #[arg(long)]
+    pub accept_damage: bool,
+}
+
+pub fn run(data: &Path, args: Args) -> Result<()> {
+    let r = backup::recover(data, &args.backups, args.accept_damage).with_context(|| {
+        format!(
+            "recover refused; {} was left as it was (復旧できませんでした。データフォルダは変更していません)",
+            data.display()
+        )
+    })?;
+    println!(
+        "recovered {}: records 1–{} ({} from the backups, {} intact records from the damaged log)",
+        data.display(),
+        r.last_seq,
+        r.from_backups,
+        r.from_log
+    );
+    println!("復旧しました: 記録 {} まで", r.last_seq);
+    if let Some(why) = &r.log_stopped {
+        println!("  the damaged log could not be read further: {why}");
+    }
+    if let Some(e) = r.evidence_seq {
+        if e > r.last_seq {
+            println!(
+                "  NOT brought back: records {}–{} (the snapshot showed them acknowledged) / 取り戻せなかった記録: {}–{}",
+                r.last_seq + 1,
+                e,
+                r.last_seq + 1,
+                e
+            );
+        }
+    }
+    if let Some(a) = &r.accepted {
+        println!("  damage accepted and recorded / 損傷を記録して再開: {a}");
+        super::record_fault(data, "accept-damage", a);
+    }
+    println!(
+        "  the damaged folder is kept whole at {} / 壊れたフォルダは保管しています",
+        r.damaged_kept.display()
+    );
+    Ok(())
+}
