@@ -47,7 +47,7 @@ pub fn open_files_limit() -> Option<usize> {
 /// the open-file limit (1,024 under the systemd unit gives 896).
 pub fn total_cap(asked: usize) -> usize {
     match open_files_limit() {
-        Some(limit) => asked.min(limit.saturating_sub(RESERVED_FILES)).max(16),
+        Some(limit) => asked.min(limit.saturating_sub(RESERVED_FILES).max(16)),
         None => asked,
     }
 }
