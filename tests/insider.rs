@@ -1080,3 +1080,48 @@ fn names_from_the_settings_reach_the_csv_as_text_not_formulas() {
         assert!(!formula, "a formula cell: {cell:?} in {csv}");
     }
 }
+
+/// A found break (issue 23): a few LAN addresses together held every
+/// connection slot with public WebSockets and staff got no answer. Sockets
+/// opened without a device or account now share a small cap, and a refused
+/// upgrade closes its connection.
+#[test]
+fn anonymous_websockets_from_several_addresses_leave_room_for_the_staff() {
+    let s = Server::start_args(
+        None,
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--max-connections",
+            "150",
+            "--max-connections-per-address",
+            "50",
+        ],
+    );
+    let (c, _csrf) = s.admin();
+    let addr: std::net::SocketAddr = s.base.trim_start_matches("http://").parse().expect("addr");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let mut held = Vec::new();
+    let mut upgraded = 0;
+    for last in 21..=24u8 {
+        let (h, u) = rt.block_on(websocket_flood(addr, [127, 0, 0, last], 40));
+        held.extend(h);
+        upgraded += u;
+    }
+    assert!(upgraded > 0, "public sockets are served");
+    assert!(
+        upgraded <= 64,
+        "anonymous sockets share a cap of 64: {upgraded}"
+    );
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    // Staff still get answers while all of it is held.
+    for _ in 0..5 {
+        let r = c.get(s.url("/api/me")).send().expect("staff answered");
+        assert_eq!(r.status(), StatusCode::OK);
+    }
+    drop(held);
+}

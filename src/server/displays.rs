@@ -27,6 +27,11 @@ use super::error::ApiError;
 use super::App;
 
 const VIEWERS: &[Role] = &[Role::Display, Role::Staff, Role::Admin];
+/// Live sockets on public topics held by no enrolled device or account. A
+/// socket keeps its connection slot for its whole life: without this cap a
+/// few LAN addresses could hold every slot of the server and leave staff
+/// stations without one (issue 23). Enrolled displays are not counted.
+pub const MAX_ANONYMOUS_SOCKETS: usize = 64;
 const HEARTBEAT: Duration = Duration::from_secs(10);
 /// Waits grow with time even when nothing happens: re-render this often.
 const REFRESH: Duration = Duration::from_secs(30);
@@ -35,6 +40,8 @@ const REFRESH: Duration = Duration::from_secs(30);
 pub struct Displays {
     pub hub: Hub,
     renderer: Mutex<Renderer>,
+    /// Slots for sockets opened without a device or account.
+    anonymous: Arc<tokio::sync::Semaphore>,
     /// The last build of the site.
     site: RwLock<Arc<Site>>,
     /// Errors of the last render, per surface.
@@ -56,6 +63,7 @@ impl Displays {
             hub: Hub::new(),
             renderer: Mutex::new(renderer),
             site: RwLock::new(Arc::new(Site::default())),
+            anonymous: Arc::new(tokio::sync::Semaphore::new(MAX_ANONYMOUS_SOCKETS)),
             errors: Mutex::new(Vec::new()),
             load_error: Mutex::new(None),
             changed: watch::channel(0).0,
@@ -290,14 +298,34 @@ pub async fn ws(
     if !valid_topic(&q.topic) {
         return Err(ApiError::NotFound);
     }
-    let device = if public(&q.topic) {
+    let caller = if public(&q.topic) {
         app.auth.identify(&headers)
     } else {
         Some(app.auth.require(&method, &headers, VIEWERS)?)
+    };
+    // Only the site's own topics: a made-up name creates nothing.
+    if !app.displays.site().has_topic(&q.topic) {
+        return Err(ApiError::NotFound);
     }
-    .filter(|c| c.role == Role::Display)
-    .map(|c| c.name);
+    let slot = match &caller {
+        Some(_) => None,
+        None => match app.displays.anonymous.clone().try_acquire_owned() {
+            Ok(permit) => Some(permit),
+            Err(_) => {
+                // Refused, and the connection closed with the answer, so
+                // that it does not keep a slot as an idle keep-alive.
+                let mut r = ApiError::RateLimited { seconds: 30 }.into_response();
+                r.headers_mut().insert(
+                    header::CONNECTION,
+                    header::HeaderValue::from_static("close"),
+                );
+                return Ok(r);
+            }
+        },
+    };
+    let device = caller.filter(|c| c.role == Role::Display).map(|c| c.name);
     Ok(upgrade.on_upgrade(move |socket| async move {
+        let _slot = slot;
         if let Some(d) = &device {
             app.faults.display_connected(d);
         }

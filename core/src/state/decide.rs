@@ -24,7 +24,13 @@ impl State {
         let Some(day) = &self.meta.day else {
             return false;
         };
-        day.closed_at.is_some() && day.date > today && date == today && self.tickets.is_empty()
+        day.closed_at.is_some()
+            && day.date > today
+            && date == today
+            && self.tickets.is_empty()
+            // Today itself was open before the wrong day: reopening it
+            // would give its numbers again.
+            && self.meta.previous_day.is_none_or(|p| p < today)
     }
 
     /// The events `command` causes at `now`, or why it is refused. Changes

@@ -62,6 +62,11 @@ pub struct Meta {
     pub counters: BTreeMap<CounterNo, CounterState>,
     pub service: BTreeMap<String, ServiceTime>,
     pub last_at: Millis,
+    /// The business date open before the current one: a wrongly opened
+    /// future day may be repaired by opening today only if today was not
+    /// that day (its numbers would be given again).
+    #[serde(default)]
+    pub previous_day: Option<chrono::NaiveDate>,
     /// What the wait estimate learned from the history.
     #[serde(default)]
     pub learned: learn::Learned,
@@ -245,6 +250,7 @@ impl State {
             // Audit records: nothing in the queue changes.
             Event::Login { .. } | Event::AccountChanged { .. } | Event::LogArchived { .. } => {}
             Event::DayOpened { date, special } => {
+                self.meta.previous_day = self.meta.day.as_ref().map(|d| d.date);
                 let closed: Vec<CounterNo> = self
                     .meta
                     .counters

@@ -853,3 +853,35 @@ fn service_time_averages_survive_the_snapshot_exactly() {
     let back: Meta = serde_json::from_slice(&serde_json::to_vec(&meta).expect("ser")).expect("de");
     assert_eq!(back, meta);
 }
+
+/// A found break (issue 23): a far day opened by mistake and closed may be
+/// repaired by opening today — but never when today was already open before
+/// it, which would give today's numbers again.
+#[test]
+fn a_wrong_day_is_repaired_only_if_today_was_not_open_before_it() {
+    // The test clock's `now` is 2026-11-18 in Tokyo.
+    let today = day(18);
+    let far = NaiveDate::from_ymd_opt(9999, 12, 31).unwrap_or_default();
+
+    let mut o = Office::new(Config::embedded_default());
+    o.ok(Command::OpenDay { date: far });
+    o.ok(Command::CloseDay);
+    o.ok(Command::OpenDay { date: today });
+    assert_eq!(o.issue("idou"), 1001, "repaired: today opens");
+
+    let mut o = Office::new(Config::embedded_default());
+    o.ok(Command::OpenDay { date: today });
+    assert_eq!(o.issue("idou"), 1001);
+    o.ok(Command::CloseDay);
+    o.tick(1);
+    o.ok(Command::OpenDay { date: far });
+    o.ok(Command::CloseDay);
+    assert_eq!(
+        o.refused(Command::OpenDay { date: today }),
+        Refusal::DayNotAfterLast {
+            date: today,
+            last: far
+        },
+        "1001 was given today already"
+    );
+}
