@@ -147,22 +147,16 @@ impl Displays {
 /// (and on layout changes, and every half minute), reads the surfaces from
 /// the engine thread, renders what changed. Commits that arrive while it
 /// renders are taken together in the next round.
-pub fn spawn(app: Arc<App>) {
+pub async fn spawn(app: Arc<App>) {
     let mut rx = app.displays.changed.subscribe();
     let mut commits = app.feed.subscribe();
+    // The first build is made before the server answers anyone, so that
+    // the site's topics exist from the first request on.
+    let mut built = build_once(&app).await;
     tokio::spawn(async move {
         loop {
-            let list = app
-                .engine
-                .read_async(|e| surfaces(e.config(), e.state(), e.now()))
-                .await;
-            match list {
-                Ok(list) => {
-                    let d = app.clone();
-                    let _ = tokio::task::spawn_blocking(move || d.displays.render(&list)).await;
-                    app.displays.rendered.send_modify(|v| *v += 1);
-                }
-                _ => break, // the engine stopped
+            if !built {
+                break; // the engine stopped
             }
             tokio::select! {
                 r = commits.changed() => {
@@ -173,8 +167,25 @@ pub fn spawn(app: Arc<App>) {
                 r = rx.changed() => if r.is_err() { break },
                 () = tokio::time::sleep(REFRESH) => {}
             }
+            built = build_once(&app).await;
         }
     });
+}
+
+/// Reads the surfaces, builds the site and pushes what changed; false once
+/// the engine has stopped.
+async fn build_once(app: &Arc<App>) -> bool {
+    let Ok(list) = app
+        .engine
+        .read_async(|e| surfaces(e.config(), e.state(), e.now()))
+        .await
+    else {
+        return false;
+    };
+    let d = app.clone();
+    let _ = tokio::task::spawn_blocking(move || d.displays.render(&list)).await;
+    app.displays.rendered.send_modify(|v| *v += 1);
+    true
 }
 
 /// Watches the layouts folder for designers; returns the watcher, which

@@ -298,7 +298,7 @@ pub fn run(data: &Path, config: Option<&Path>, args: Args) -> Result<()> {
             replication::follow(app.clone(), primary.trim_end_matches('/').to_string(), token);
             println!("standby of {primary}: following its log; commands are refused until promoted at {base_url}/admin");
         }
-        displays::spawn(app.clone());
+        displays::spawn(app.clone()).await;
         subscribers::reports(app.clone());
         let relays = app
             .engine
