@@ -149,11 +149,10 @@ pub struct SiteFile {
 
 impl SiteFile {
     fn new(bytes: &[u8], content_type: &'static str) -> SiteFile {
-        let digest = Sha256::digest(bytes);
-        let hex: String = digest.iter().take(10).map(|b| format!("{b:02x}")).collect();
+        let hex = madoguchi_core::store::hex(&Sha256::digest(bytes).into());
         SiteFile {
             bytes: Arc::from(bytes),
-            etag: format!("\"{hex}\""),
+            etag: format!("\"{}\"", &hex[..20]),
             content_type,
         }
     }
