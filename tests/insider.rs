@@ -569,6 +569,15 @@ fn a_stranger_cannot_lock_out_an_admin_and_every_failure_is_audited() {
                 .is_some_and(|m| m.contains("1 min")),
         "{v}"
     );
+    // More tries while it waits are refused the same way.
+    for _ in 0..3 {
+        let r = stranger
+            .post(s.url("/api/login"))
+            .json(&json!({"username": "admin", "password": "guess"}))
+            .send()
+            .expect("login");
+        assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+    }
     // The admin at their own station still signs in (after a short delay).
     let desk = client_from([127, 0, 0, 1]);
     let t0 = std::time::Instant::now();
@@ -589,6 +598,82 @@ fn a_stranger_cannot_lock_out_an_admin_and_every_failure_is_audited() {
         .filter(|l| l.contains("ADMIN") && l.contains("127.0.0.66") && l.contains("login"))
         .count();
     assert_eq!(failed, 5, "{audit}");
+    // The refusals while it waited are audited too: once per wait, so a
+    // flood cannot fill the log.
+    let refused = audit
+        .lines()
+        .filter(|l| l.contains("127.0.0.66") && l.contains("refused"))
+        .count();
+    assert_eq!(refused, 1, "{audit}");
+}
+
+/// Red-team finding (issue 23): a sign-in spray from many addresses (each
+/// under its own throttle) queued every password check, and the real
+/// admin's sign-in took 26 s. Checks now run one per core with a short
+/// queue; the rest are answered 「混み合っています」 at once.
+#[test]
+fn a_sign_in_spray_is_turned_away_not_queued() {
+    let s = Server::start();
+    let url = s.url("/api/login");
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sprayers: Vec<_> = (0..24u8)
+        .map(|i| {
+            let (url, stop) = (url.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let c = client_from([127, 0, 1, 10 + i]);
+                let mut busy = 0;
+                for k in 0..4 {
+                    if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        break;
+                    }
+                    let r = c
+                        .post(&url)
+                        .json(&json!({"username": format!("nobody{i}-{k}"), "password": "x"}))
+                        .send()
+                        .expect("login");
+                    match r.status() {
+                        StatusCode::UNAUTHORIZED => {}
+                        StatusCode::SERVICE_UNAVAILABLE => {
+                            assert!(r.headers().get("retry-after").is_some());
+                            let v = assert_ours(r, StatusCode::SERVICE_UNAVAILABLE, "busy");
+                            assert!(
+                                v["error"]["message_ja"]
+                                    .as_str()
+                                    .is_some_and(|m| m.contains("混み合って")),
+                                "{v}"
+                            );
+                            busy += 1;
+                        }
+                        other => panic!("a spray request got {other}"),
+                    }
+                }
+                busy
+            })
+        })
+        .collect();
+    // The admin signs in meanwhile (trying again when told it is busy).
+    let desk = client_from([127, 0, 0, 1]);
+    let mut signed_in = false;
+    for _ in 0..40 {
+        let r = desk
+            .post(&url)
+            .json(&json!({"username": "admin", "password": s.admin_password}))
+            .send()
+            .expect("login");
+        if r.status() == StatusCode::OK {
+            signed_in = true;
+            break;
+        }
+        assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let busy: u32 = sprayers
+        .into_iter()
+        .map(|t| t.join().expect("sprayer"))
+        .sum();
+    assert!(signed_in, "the admin got in during the spray");
+    assert!(busy > 0, "part of the spray was turned away at once");
 }
 
 // ---- Commands against the office's rules -------------------------------------------
@@ -987,9 +1072,14 @@ fn with_tls_the_office_speaks_only_https_and_cookies_are_secure() {
         set_cookie.contains("Secure") && set_cookie.contains("HttpOnly"),
         "{set_cookie}"
     );
+    // And the browser is told to keep to HTTPS for this host.
+    let me = https.get(s.url("/api/me")).send().expect("me");
+    assert_eq!(me.status(), StatusCode::OK);
     assert_eq!(
-        https.get(s.url("/api/me")).send().expect("me").status(),
-        StatusCode::OK
+        me.headers()
+            .get("strict-transport-security")
+            .and_then(|v| v.to_str().ok()),
+        Some("max-age=31536000")
     );
     // Plain HTTP on the same port gets no answer, and no cookie.
     let plain = Server::client()
@@ -1124,4 +1214,115 @@ fn anonymous_websockets_from_several_addresses_leave_room_for_the_staff() {
         assert_eq!(r.status(), StatusCode::OK);
     }
     drop(held);
+}
+
+/// Opens `n` keep-alive connections from `from`, each asking for one small
+/// page and then sitting idle; returns the ones answered.
+async fn idle_keepalives(
+    addr: std::net::SocketAddr,
+    from: [u8; 4],
+    n: usize,
+) -> Vec<tokio::net::TcpStream> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let ask = format!("GET /favicon.ico HTTP/1.1\r\nHost: {addr}\r\n\r\n");
+    let mut held = Vec::new();
+    for _ in 0..n {
+        let Ok(socket) = tokio::net::TcpSocket::new_v4() else {
+            continue;
+        };
+        if socket.bind(std::net::SocketAddr::from((from, 0))).is_err() {
+            continue;
+        }
+        let Ok(mut tcp) = socket.connect(addr).await else {
+            continue;
+        };
+        if tcp.write_all(ask.as_bytes()).await.is_err() {
+            continue;
+        }
+        let mut buf = [0u8; 256];
+        let read =
+            tokio::time::timeout(std::time::Duration::from_millis(500), tcp.read(&mut buf)).await;
+        if matches!(read, Ok(Ok(k)) if k > 0) {
+            held.push(tcp);
+        }
+    }
+    held
+}
+
+/// Whether the peer has closed `tcp` (reads to the end within `wait`).
+async fn closed_by_server(tcp: &mut tokio::net::TcpStream, wait: std::time::Duration) -> bool {
+    use tokio::io::AsyncReadExt;
+    let mut buf = [0u8; 4096];
+    let until = tokio::time::Instant::now() + wait;
+    loop {
+        match tokio::time::timeout_at(until, tcp.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return true,
+            Ok(Ok(_)) => continue,
+            Err(_) => return false,
+        }
+    }
+}
+
+/// Red-team finding (issue 23): idle keep-alive connections from many
+/// addresses held every slot for the whole idle timeout (75 s) and new
+/// staff connections were refused. Under pressure the idle timeout now
+/// shrinks to 15 s; a display's WebSocket (heartbeat every 10 s) stays.
+#[test]
+fn idle_keepalives_from_many_addresses_are_shed_when_slots_run_short() {
+    let s = Server::start_args(
+        None,
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--max-connections",
+            "60",
+            "--max-connections-per-address",
+            "20",
+        ],
+    );
+    let addr: std::net::SocketAddr = s.base.trim_start_matches("http://").parse().expect("addr");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    // A public status socket first: it must survive the shedding.
+    let (mut display, upgraded) = rt.block_on(websocket_flood(addr, [127, 0, 0, 40], 1));
+    assert_eq!(upgraded, 1, "the status socket is served");
+    let mut held = Vec::new();
+    for last in 41..=44u8 {
+        held.extend(rt.block_on(idle_keepalives(addr, [127, 0, 0, last], 20)));
+    }
+    assert!(
+        held.len() >= 50,
+        "the idle connections fill the server: {}",
+        held.len()
+    );
+    // After the pressed idle timeout (15 s) and a margin, the server has
+    // shed idle keep-alives until it is out of pressure (under three
+    // quarters of its 60 slots: at most 44 taken).
+    std::thread::sleep(std::time::Duration::from_secs(25));
+    let mut closed = 0;
+    for tcp in &mut held {
+        if rt.block_on(closed_by_server(tcp, std::time::Duration::from_millis(50))) {
+            closed += 1;
+        }
+    }
+    let open = held.len() + 1 - closed;
+    assert!(
+        open <= 44 && closed > 0,
+        "idle keep-alives were not shed: {open} of 60 slots still taken"
+    );
+    // A new staff connection is answered.
+    let r = Server::client()
+        .get(s.url("/api/me"))
+        .send()
+        .expect("a new connection is taken");
+    assert_ne!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+    // The status socket had heartbeats all along and is still open.
+    let socket = display.first_mut().expect("socket");
+    assert!(
+        !rt.block_on(closed_by_server(socket, std::time::Duration::from_secs(1))),
+        "the status socket was shed with the idle keep-alives"
+    );
 }

@@ -33,5 +33,6 @@ mod system {
     mod diskfull;
     mod displays;
     mod layout_log;
+    mod redirect;
     mod staff_day;
 }

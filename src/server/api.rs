@@ -340,19 +340,39 @@ pub async fn login(
     ClientAddr(addr): ClientAddr,
     Body(l): Body<Login>,
 ) -> Result<Response, ApiError> {
-    let delay = app
+    let delay = match app.auth.throttle.before(&l.username, addr) {
+        Ok(delay) => delay,
+        Err(locked) => {
+            // The first refusal of each wait is audited (a flood's others
+            // are not: they would fill the log).
+            if locked.first {
+                let account = audited_name(&l.username);
+                let by = format!(
+                    "{account} from {addr} (refused: waiting {} min)",
+                    super::throttle::minutes(locked.wait)
+                );
+                app.audit(Some(by), Event::Login { account, ok: false });
+            }
+            return Err(ApiError::TooManyAttempts {
+                minutes: super::throttle::minutes(locked.wait),
+            });
+        }
+    };
+    // A place to check the password, or "busy" at once (hash_gate).
+    let place = app
         .auth
         .throttle
-        .before(&l.username, addr)
-        .map_err(|wait| ApiError::TooManyAttempts {
-            minutes: super::throttle::minutes(wait),
-        })?;
+        .gate
+        .enter(addr)
+        .map_err(|_| ApiError::Busy)?;
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;
     }
+    let place = place.run().await.map_err(|_| ApiError::Busy)?;
     let a = app.clone();
     let (token, caller) = tokio::task::spawn_blocking(move || {
         let result = a.auth.login(&l.username, &l.password);
+        drop(place);
         let ok = result.is_ok();
         match &result {
             Ok(_) => a.auth.throttle.succeeded(&l.username, addr),

@@ -7,6 +7,14 @@
 //! the idle timeout, or when a request head or body is still arriving after
 //! the head deadline (slow headers, slow bodies).
 //!
+//! Under pressure — when three quarters of the total slots are taken —
+//! the idle timeout shrinks to [`PRESSED_IDLE`]: keep-alive connections
+//! from many addresses that only sit there are shed first, while the
+//! display WebSockets (a heartbeat every 10 s) and clients that keep
+//! asking stay. Without this a few hundred idle keep-alives held every
+//! slot for the full idle timeout (75 s) and the staff stations waited.
+//! Shedding stops once the server is out of pressure again.
+//!
 //! The caps and timers live in the socket wrapper the listener hands to
 //! axum, so they hold for every route, and for a WebSocket as long as it
 //! lives (the upgraded socket carries its slot). The slot counting is the
@@ -26,6 +34,15 @@ use tokio::net::{TcpListener, TcpStream};
 /// Descriptors kept back from the total cap for the log, the snapshots,
 /// reports and outgoing connections.
 const RESERVED_FILES: usize = 128;
+
+/// The idle timeout while the server is pressed for slots: longer than
+/// the display heartbeat (10 s), so live displays are never shed.
+pub const PRESSED_IDLE: Duration = Duration::from_secs(15);
+
+/// Whether `open` connections out of `total` count as pressure.
+fn pressed(open: usize, total: usize) -> bool {
+    open.saturating_mul(4) >= total.saturating_mul(3)
+}
 
 /// The limits, from `serve`'s flags.
 #[derive(Debug, Clone, Copy)]
@@ -110,7 +127,7 @@ async fn accept_loop(
             continue;
         };
         let _ = tcp.set_nodelay(true);
-        let io = GuardedIo::new(tcp, slot, limits);
+        let io = GuardedIo::new(tcp, slot, limiter.clone(), limits);
         match &tls {
             None => {
                 if tx.send((Conn::Plain(io), peer)).await.is_err() {
@@ -199,7 +216,12 @@ impl AsyncWrite for Conn {
 pub struct GuardedIo {
     inner: TcpStream,
     _slot: Arc<Slot>,
+    /// Read for the pressure check (how many slots are taken).
+    limiter: Arc<Limiter>,
     limits: Limits,
+    /// When a byte last moved either way; `None` until the first one (a
+    /// new connection is held to the head deadline instead).
+    last_moved: Option<Instant>,
     /// Fires when nothing has moved for `limits.idle`, or when a request
     /// is still arriving at its head deadline.
     idle: Pin<Box<tokio::time::Sleep>>,
@@ -213,14 +235,48 @@ fn timed_out(what: &str) -> std::io::Error {
 }
 
 impl GuardedIo {
-    fn new(inner: TcpStream, slot: Arc<Slot>, limits: Limits) -> GuardedIo {
+    fn new(inner: TcpStream, slot: Arc<Slot>, limiter: Arc<Limiter>, limits: Limits) -> GuardedIo {
         // A new connection must start its request within the head deadline.
         GuardedIo {
             inner,
             _slot: slot,
+            limiter,
             limits,
+            last_moved: None,
             idle: Box::pin(tokio::time::sleep(limits.head)),
             sending_since: None,
+        }
+    }
+
+    /// The idle timeout that holds now: shorter under pressure.
+    fn idle_now(&self) -> Duration {
+        if pressed(self.limiter.open(), self.limits.total) {
+            self.limits.idle.min(PRESSED_IDLE)
+        } else {
+            self.limits.idle
+        }
+    }
+
+    /// The idle timer fired: the connection is closed if it has been idle
+    /// for the timeout that holds now; otherwise the timer is set to look
+    /// again (pressure may come later, so an idle connection is looked at
+    /// every [`PRESSED_IDLE`] at most).
+    fn idle_expired(&mut self, cx: &mut Context<'_>) -> bool {
+        loop {
+            if self.idle.as_mut().poll(cx).is_pending() {
+                return false;
+            }
+            let Some(last) = self.last_moved else {
+                return true;
+            };
+            let quiet = last.elapsed();
+            let limit = self.idle_now();
+            if quiet >= limit {
+                return true;
+            }
+            let next = (limit - quiet).min(PRESSED_IDLE);
+            let at = tokio::time::Instant::now() + next;
+            self.idle.as_mut().reset(at);
         }
     }
 
@@ -230,7 +286,8 @@ impl GuardedIo {
     /// a stalled head is closed by the idle timeout, and only a head still
     /// trickling in after its deadline by the check in `poll_read`.)
     fn moved(&mut self) {
-        let at = tokio::time::Instant::now() + self.limits.idle;
+        self.last_moved = Some(Instant::now());
+        let at = tokio::time::Instant::now() + self.limits.idle.min(PRESSED_IDLE);
         self.idle.as_mut().reset(at);
     }
 }
@@ -253,7 +310,7 @@ impl AsyncRead for GuardedIo {
                 Poll::Ready(Ok(()))
             }
             Poll::Pending => {
-                if self.idle.as_mut().poll(cx).is_ready() {
+                if self.idle_expired(cx) {
                     return Poll::Ready(Err(timed_out("idle connection")));
                 }
                 Poll::Pending
@@ -314,5 +371,13 @@ mod tests {
             assert!(total_cap(usize::MAX) <= limit.saturating_sub(RESERVED_FILES).max(16));
         }
         assert!(total_cap(10) <= 10);
+    }
+
+    #[test]
+    fn pressure_starts_at_three_quarters() {
+        assert!(!pressed(0, 896));
+        assert!(!pressed(671, 896));
+        assert!(pressed(672, 896));
+        assert!(pressed(896, 896));
     }
 }

@@ -24,6 +24,8 @@ pub enum ApiError {
     NotJson,
     MethodNotAllowed,
     TooLarge,
+    /// Too many sign-ins at once: try again in a moment.
+    Busy,
     Unauthenticated,
     Forbidden,
     CsrfMissing,
@@ -117,6 +119,12 @@ impl ApiError {
                 format!("only today's business day, {today}, can be opened (not {date}); an administrator may override with ?override_date={date}"),
             ),
 
+            ApiError::Busy => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "busy",
+                "ただいまログインが混み合っています。数秒待ってからもう一度お試しください".into(),
+                "too many sign-ins at once; try again in a few seconds".into(),
+            ),
             ApiError::TooLarge => (
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "too_large",
@@ -215,6 +223,7 @@ impl IntoResponse for ApiError {
         let retry = match self {
             ApiError::TooManyAttempts { minutes } => Some(minutes * 60),
             ApiError::RateLimited { seconds } => Some(seconds),
+            ApiError::Busy => Some(2),
             _ => None,
         };
         if let Some(secs) = retry {

@@ -13,6 +13,7 @@ mod escpos;
 mod extract;
 mod faults;
 mod forecast;
+mod hash_gate;
 mod limits;
 mod pages;
 mod publish;
@@ -170,6 +171,7 @@ impl App {
 }
 
 fn router(app: Arc<App>) -> Router {
+    let tls = app.tls;
     let csp = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
                connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
     Router::new()
@@ -239,6 +241,14 @@ fn router(app: Arc<App>) -> Router {
         .layer(SetResponseHeaderLayer::if_not_present(
             header::CACHE_CONTROL,
             HeaderValue::from_static("no-store"),
+        ))
+        // With TLS the browser is told to use nothing else for this host
+        // (issue 23): a LAN insider cannot downgrade a later visit.
+        .layer(SetResponseHeaderLayer::overriding(
+            header::STRICT_TRANSPORT_SECURITY,
+            move |_: &axum::response::Response| {
+                tls.then(|| HeaderValue::from_static("max-age=31536000"))
+            },
         ))
         .with_state(app)
 }

@@ -30,6 +30,8 @@ struct Strikes {
     fails: u32,
     until: Option<Instant>,
     last: Instant,
+    /// A refusal during the current wait has been reported.
+    noted: bool,
 }
 
 impl Strikes {
@@ -38,6 +40,7 @@ impl Strikes {
             fails: 0,
             until: None,
             last: now,
+            noted: false,
         }
     }
 
@@ -53,6 +56,13 @@ impl Strikes {
             .filter(|u| *u > now)
             .map(|u| u.duration_since(now))
     }
+
+    /// The refusal for a wait, noting it.
+    fn refuse(&mut self, wait: Duration) -> Locked {
+        let first = !self.noted;
+        self.noted = true;
+        Locked { wait, first }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -65,6 +75,17 @@ struct Counters {
 #[derive(Debug, Default)]
 pub struct Throttle {
     counters: Mutex<Counters>,
+    /// How many password checks run at once: [`super::hash_gate`].
+    pub gate: super::hash_gate::HashGate,
+}
+
+/// A sign-in refused before its password is checked: how long to wait,
+/// and whether it is the first refusal of this wait (audited; the rest
+/// of a flood is not, so it cannot fill the log).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Locked {
+    pub wait: Duration,
+    pub first: bool,
 }
 
 /// Whole minutes left, at least one.
@@ -83,9 +104,9 @@ fn prune<K: std::hash::Hash + Eq + Clone>(map: &mut HashMap<K, Strikes>, now: In
 }
 
 impl Throttle {
-    /// Before checking a password: `Err(wait)` if this address must wait
+    /// Before checking a password: [`Locked`] if this address must wait
     /// for this account, else the delay to take before checking.
-    pub fn before(&self, account: &str, addr: IpAddr) -> Result<Duration, Duration> {
+    pub fn before(&self, account: &str, addr: IpAddr) -> Result<Duration, Locked> {
         let now = Instant::now();
         let Ok(mut c) = self.counters.lock() else {
             return Ok(ACCOUNT_DELAY);
@@ -94,13 +115,13 @@ impl Throttle {
         if let Some(s) = c.addresses.get_mut(&addr) {
             s.fresh(now);
             if let Some(w) = s.wait(now) {
-                return Err(w);
+                return Err(s.refuse(w));
             }
         }
         if let Some(s) = c.pairs.get_mut(&(account.clone(), addr)) {
             s.fresh(now);
             if let Some(w) = s.wait(now) {
-                return Err(w);
+                return Err(s.refuse(w));
             }
         }
         let delay = c.accounts.get_mut(&account).map_or(Duration::ZERO, |s| {
@@ -134,6 +155,7 @@ impl Throttle {
         if pair.fails >= PAIR_FAILURES {
             let minutes = 1u64 << (pair.fails - PAIR_FAILURES).min(5);
             pair.until = Some(now + Duration::from_secs(60 * minutes));
+            pair.noted = false;
         }
         let a = c.addresses.entry(addr).or_insert(Strikes::new(now));
         a.fresh(now);
@@ -142,6 +164,7 @@ impl Throttle {
         if a.fails >= ADDRESS_FAILURES {
             let minutes = 5u64 << ((a.fails - ADDRESS_FAILURES) / 5).min(4);
             a.until = Some(now + Duration::from_secs(60 * minutes));
+            a.noted = false;
         }
         let acc = c.accounts.entry(account).or_insert(Strikes::new(now));
         acc.fresh(now);
@@ -174,8 +197,10 @@ mod tests {
             assert!(t.before("KACHO", evil).is_ok());
             t.failed("KACHO", evil);
         }
-        let wait = t.before("kacho", evil).expect_err("locked");
-        assert_eq!(minutes(wait), 1);
+        let locked = t.before("kacho", evil).expect_err("locked");
+        assert_eq!(minutes(locked.wait), 1);
+        assert!(locked.first, "the first refusal is reported");
+        assert!(!t.before("kacho", evil).expect_err("locked").first);
         // The real person's station: a short delay, not a lock.
         assert_eq!(t.before("kacho", desk), Ok(ACCOUNT_DELAY));
         t.succeeded("kacho", desk);
@@ -191,8 +216,8 @@ mod tests {
             assert!(t.before(&format!("user{i}"), evil).is_ok());
             t.failed(&format!("user{i}"), evil);
         }
-        let wait = t.before("someone-else", evil).expect_err("address locked");
-        assert_eq!(minutes(wait), 5);
+        let locked = t.before("someone-else", evil).expect_err("address locked");
+        assert_eq!(minutes(locked.wait), 5);
         assert!(t
             .before("someone-else", IpAddr::from([10, 0, 0, 8]))
             .is_ok());
