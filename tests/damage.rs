@@ -523,3 +523,51 @@ fn send_signal(pid: i32, signal: i32) {
         .is_ok_and(|s| s.success());
     assert!(sent, "kill -{signal} {pid}");
 }
+
+/// A clean stop tells every display at once (issue 17): the socket gets a
+/// `stale` message — the page shows 「接続が切れています」 — and a close
+/// frame (going away), instead of the screen keeping the last numbers
+/// until its stale timer runs out.
+#[test]
+fn a_clean_stop_tells_the_displays_at_once() {
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+    let dir = tempfile::tempdir().expect("tmp");
+    let data = dir.path().join("data");
+    let mut s = serve(&data);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let ws = s.base.replacen("http://", "ws://", 1) + "/ws?topic=status";
+    let (mut socket, _) = rt
+        .block_on(tokio_tungstenite::connect_async(ws))
+        .expect("status socket");
+    // The current page first.
+    let first = rt
+        .block_on(async { tokio::time::timeout(Duration::from_secs(10), socket.next()).await })
+        .expect("first message in time");
+    assert!(matches!(first, Some(Ok(Message::Text(_)))), "{first:?}");
+    send_signal(s.child.id() as i32, libc::SIGTERM);
+    let sent = Instant::now();
+    let (mut stale, mut closed) = (false, false);
+    while let Ok(Some(msg)) =
+        rt.block_on(async { tokio::time::timeout(Duration::from_secs(4), socket.next()).await })
+    {
+        match msg {
+            Ok(Message::Text(t)) if t.contains("\"stale\":true") => stale = true,
+            Ok(Message::Close(Some(f))) => {
+                closed = u16::from(f.code) == 1001;
+                break;
+            }
+            Ok(_) => {}
+            Err(_) => break,
+        }
+    }
+    assert!(stale, "the display was not told the server is stopping");
+    assert!(closed, "no going-away close frame");
+    // Before the grace period (5 s) would have cut it.
+    assert!(sent.elapsed() < Duration::from_secs(4));
+    let status = wait_exit(&mut s.child, Duration::from_secs(15)).expect("exits");
+    assert!(status.success());
+}

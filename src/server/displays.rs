@@ -51,6 +51,10 @@ pub struct Displays {
     changed: watch::Sender<u64>,
     /// Bumped after every render (the relay publisher waits on it).
     rendered: watch::Sender<u64>,
+    /// Set when the server stops: every display socket is told at once
+    /// (issue 17), so screens say 「接続が切れています」 instead of
+    /// showing the last numbers until their stale timer runs out.
+    stopping: watch::Sender<bool>,
     layouts: Option<PathBuf>,
 }
 
@@ -68,8 +72,14 @@ impl Displays {
             load_error: Mutex::new(None),
             changed: watch::channel(0).0,
             rendered: watch::channel(0).0,
+            stopping: watch::channel(false).0,
             layouts,
         })
+    }
+
+    /// The server is stopping: display sockets say so and close.
+    pub fn stop(&self) {
+        self.stopping.send_replace(true);
     }
 
     pub fn stale_after_s(&self) -> u32 {
@@ -347,6 +357,13 @@ pub async fn ws(
     }))
 }
 
+/// Resolves once the server is stopping.
+async fn stopped(rx: &mut watch::Receiver<bool>) {
+    if rx.wait_for(|s| *s).await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
 async fn serve_socket(app: Arc<App>, topic: String, mut socket: WebSocket) {
     let mut sub = app.displays.hub.subscribe(&topic);
     if let Some(p) = sub.current.take() {
@@ -359,8 +376,21 @@ async fn serve_socket(app: Arc<App>, topic: String, mut socket: WebSocket) {
         }
     }
     let mut beat = tokio::time::interval(HEARTBEAT);
+    let mut stopping = app.displays.stopping.subscribe();
     loop {
         tokio::select! {
+            () = stopped(&mut stopping) => {
+                // The page shows its lost-connection banner at once
+                // (`stale`), then reconnects when the server is back.
+                let _ = socket.send(Message::text(r#"{"stale":true,"stopping":true}"#)).await;
+                let _ = socket
+                    .send(Message::Close(Some(axum::extract::ws::CloseFrame {
+                        code: axum::extract::ws::close_code::AWAY,
+                        reason: "server stopping".into(),
+                    })))
+                    .await;
+                break;
+            }
             update = sub.updates.recv() => {
                 let payload = match update {
                     Ok(p) => p,

@@ -347,6 +347,11 @@ pub fn run(data: &Path, config: Option<&Path>, args: Args) -> Result<()> {
         );
         let stop = shutdown::Stop::new();
         let signal = stop.signal();
+        let told = app.clone();
+        let signal = async move {
+            signal.await;
+            told.displays.stop();
+        };
         stop.run(
             axum::serve(
                 listener,
