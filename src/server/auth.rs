@@ -170,17 +170,13 @@ pub struct Auth {
 }
 
 pub fn random_token(bytes: usize) -> String {
-    let mut rng = rand::rng();
-    (0..bytes)
-        .map(|_| format!("{:02x}", rng.random::<u8>()))
-        .collect()
+    let mut raw = vec![0u8; bytes];
+    rand::rng().fill(&mut raw[..]);
+    hex::encode(raw)
 }
 
 fn sha256_hex(s: &str) -> String {
-    Sha256::digest(s.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    hex::encode(Sha256::digest(s.as_bytes()))
 }
 
 /// The CSRF token that goes with a session or device token.

@@ -19,19 +19,13 @@ pub fn verifying_key_from_hex(text: &str) -> Result<VerifyingKey, BundleError> {
 }
 
 pub fn to_hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    hex::encode(bytes)
 }
 
 fn hex32(text: &str) -> Result<[u8; 32], BundleError> {
-    const WANT: &str = "expected 64 hex digits";
-    if text.len() != 64 || !text.is_ascii() {
-        return Err(BundleError::BadKey(WANT));
-    }
     let mut out = [0u8; 32];
-    for (i, o) in out.iter_mut().enumerate() {
-        *o = u8::from_str_radix(&text[2 * i..2 * i + 2], 16)
-            .map_err(|_| BundleError::BadKey(WANT))?;
-    }
+    hex::decode_to_slice(text, &mut out)
+        .map_err(|_| BundleError::BadKey("expected 64 hex digits"))?;
     Ok(out)
 }
 
