@@ -100,10 +100,24 @@ pub(crate) fn scan_tail_segment(path: &Path, first: u64) -> Result<TailScan, Log
 }
 
 /// Whether any well-formed record numbered `min_seq` or later starts at or
-/// after `from`.
+/// after `from`. Every offset is a candidate, so the sequence number in a
+/// candidate's header is checked first — it must lie between `min_seq` and
+/// the most records the rest of the file could hold — and the CRC (over up
+/// to 16 MiB) is computed only where it does: without this a damaged large
+/// segment cost a CRC per byte, quadratic in its size.
 fn good_record_after(bytes: &[u8], from: usize, min_seq: u64) -> bool {
-    (from..bytes.len().saturating_sub(HEADER_LEN - 1))
-        .any(|i| frame::decode(&bytes[i..]).is_ok_and(|r| r.seq >= min_seq))
+    let end = bytes.len().saturating_sub(HEADER_LEN - 1);
+    let most = min_seq.saturating_add((bytes.len().saturating_sub(from) / HEADER_LEN) as u64);
+    (from..end).any(|i| {
+        let Some(seq) = bytes.get(i + 8..i + 16) else {
+            return false;
+        };
+        let mut word = [0u8; 8];
+        word.copy_from_slice(seq);
+        let seq = u64::from_le_bytes(word);
+        (min_seq..=most).contains(&seq)
+            && frame::decode(&bytes[i..]).is_ok_and(|r| r.seq >= min_seq)
+    })
 }
 
 pub(crate) fn read_one(path: &Path, offset: u64, seq: u64) -> Result<Record, LogError> {
