@@ -358,17 +358,21 @@ pub async fn login(
             });
         }
     };
-    // A place to check the password, or "busy" at once (hash_gate).
-    let place = app
-        .auth
-        .throttle
-        .gate
-        .enter(addr)
-        .map_err(|_| ApiError::Busy)?;
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;
     }
-    let place = place.run().await.map_err(|_| ApiError::Busy)?;
+    // A place to check the password, or "busy" at once (hash_gate); a
+    // busy answer is a strike against the address.
+    let throttle = &app.auth.throttle;
+    let busy = |_| {
+        throttle.busy(addr);
+        ApiError::Busy
+    };
+    let place = throttle
+        .gate
+        .enter(addr, throttle.known(addr))
+        .map_err(busy)?;
+    let place = place.run().await.map_err(busy)?;
     let a = app.clone();
     let (token, caller) = tokio::task::spawn_blocking(move || {
         let result = a.auth.login(&l.username, &l.password);

@@ -36,12 +36,58 @@ const HEARTBEAT: Duration = Duration::from_secs(10);
 /// Waits grow with time even when nothing happens: re-render this often.
 const REFRESH: Duration = Duration::from_secs(30);
 
+/// Sockets one account or device may hold at once: a display needs one
+/// or two, a person a few tabs.
+pub const SOCKETS_PER_IDENTITY: usize = 8;
+
+/// How many sockets each account or device holds.
+#[derive(Debug, Default)]
+pub struct Identities {
+    held: Mutex<std::collections::HashMap<String, usize>>,
+}
+
+/// One socket's place under its identity; freed when dropped.
+#[derive(Debug)]
+pub struct Held {
+    of: Arc<Identities>,
+    who: String,
+}
+
+impl Identities {
+    fn take(self: &Arc<Self>, who: &str) -> Option<Held> {
+        let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
+        let n = held.entry(who.to_string()).or_insert(0);
+        if *n >= SOCKETS_PER_IDENTITY {
+            return None;
+        }
+        *n += 1;
+        Some(Held {
+            of: self.clone(),
+            who: who.to_string(),
+        })
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        let mut held = self.of.held.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = held.get_mut(&self.who) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                held.remove(&self.who);
+            }
+        }
+    }
+}
+
 #[derive(Debug)]
 pub struct Displays {
     pub hub: Hub,
     renderer: Mutex<Renderer>,
     /// Slots for sockets opened without a device or account.
     anonymous: Arc<tokio::sync::Semaphore>,
+    /// Sockets held per account or device.
+    identities: Arc<Identities>,
     /// The last build of the site.
     site: RwLock<Arc<Site>>,
     /// Errors of the last render, per surface.
@@ -68,6 +114,7 @@ impl Displays {
             renderer: Mutex::new(renderer),
             site: RwLock::new(Arc::new(Site::default())),
             anonymous: Arc::new(tokio::sync::Semaphore::new(MAX_ANONYMOUS_SOCKETS)),
+            identities: Arc::new(Identities::default()),
             errors: Mutex::new(Vec::new()),
             load_error: Mutex::new(None),
             changed: watch::channel(0).0,
@@ -329,13 +376,47 @@ pub async fn ws(
             }
         },
     };
+    // Each account or device holds a few sockets at most (red-team
+    // finding: one stolen kiosk token held every connection slot).
+    let held = match &caller {
+        Some(c) => match app
+            .displays
+            .identities
+            .take(&format!("{:?}/{}", c.role, c.name))
+        {
+            Some(h) => Some(h),
+            None => {
+                let mut r = ApiError::RateLimited { seconds: 30 }.into_response();
+                r.headers_mut().insert(
+                    header::CONNECTION,
+                    header::HeaderValue::from_static("close"),
+                );
+                return Ok(r);
+            }
+        },
+        None => None,
+    };
+    // Whoever opened the socket is asked again at every heartbeat: a
+    // device revoked or an account disabled, demoted or signed out loses
+    // its open sockets within one heartbeat, not only its next request.
+    let recheck = caller.is_some().then(|| {
+        let (app, topic) = (app.clone(), q.topic.clone());
+        Box::new(move || {
+            if public(&topic) {
+                app.auth.identify(&headers).is_some()
+            } else {
+                app.auth.require(&method, &headers, VIEWERS).is_ok()
+            }
+        }) as Recheck
+    });
     let device = caller.filter(|c| c.role == Role::Display).map(|c| c.name);
     Ok(upgrade.on_upgrade(move |socket| async move {
         let _slot = slot;
+        let _held = held;
         if let Some(d) = &device {
             app.faults.display_connected(d);
         }
-        serve_socket(app.clone(), q.topic.clone(), socket).await;
+        serve_socket(app.clone(), q.topic.clone(), socket, recheck).await;
         if let Some(d) = device {
             if app.faults.display_disconnected(&d) {
                 // A display that does not come back is a fault (R18).
@@ -364,7 +445,15 @@ async fn stopped(rx: &mut watch::Receiver<bool>) {
     }
 }
 
-async fn serve_socket(app: Arc<App>, topic: String, mut socket: WebSocket) {
+/// Whether the caller who opened a socket may still have it.
+type Recheck = Box<dyn Fn() -> bool + Send>;
+
+async fn serve_socket(
+    app: Arc<App>,
+    topic: String,
+    mut socket: WebSocket,
+    recheck: Option<Recheck>,
+) {
     let mut sub = app.displays.hub.subscribe(&topic);
     if let Some(p) = sub.current.take() {
         if socket
@@ -405,6 +494,15 @@ async fn serve_socket(app: Arc<App>, topic: String, mut socket: WebSocket) {
                 }
             }
             _ = beat.tick() => {
+                if recheck.as_ref().is_some_and(|still| !still()) {
+                    let _ = socket
+                        .send(Message::Close(Some(axum::extract::ws::CloseFrame {
+                            code: axum::extract::ws::close_code::POLICY,
+                            reason: "signed out or revoked".into(),
+                        })))
+                        .await;
+                    break;
+                }
                 let msg = format!("{{\"heartbeat\":{}}}", super::api::wall_now().0);
                 if socket.send(Message::text(msg)).await.is_err() {
                     break;

@@ -4,8 +4,12 @@
 //! behind the others, and a real sign-in took 26 s. The gate lets as many
 //! checks run as there are cores, lets a few more wait, and answers the
 //! rest at once with 「混み合っています」 (503, Retry-After) instead of
-//! queueing them; one address may hold only [`PER_ADDRESS`] places, so a
-//! sprayer from one machine cannot fill the queue either.
+//! queueing them; one address (an IPv6 /64) may hold only [`PER_ADDRESS`]
+//! places, so a sprayer from one machine cannot fill the queue either, and
+//! [`RESERVED`] more places are kept for addresses where someone signed in
+//! rightly lately, so a spray from many addresses cannot keep the staff
+//! and the admin out. The per-account delay is slept before a place is
+//! taken: a place is held only while a check waits for a core or runs.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -17,6 +21,8 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 pub const WAITING: usize = 8;
 /// Places (running or waiting) one address may hold.
 pub const PER_ADDRESS: usize = 2;
+/// Places only addresses known from a right sign-in may take.
+pub const RESERVED: usize = 4;
 /// The longest a check waits for a core before it is answered "busy".
 pub const MAX_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
 
@@ -67,12 +73,15 @@ impl HashGate {
         }
     }
 
-    /// A place for a check from `addr`, or [`Busy`] at once.
-    pub fn enter(&self, addr: IpAddr) -> Result<Place, Busy> {
+    /// A place for a check from `addr` (`known` if someone signed in
+    /// rightly from it lately), or [`Busy`] at once.
+    pub fn enter(&self, addr: IpAddr, known: bool) -> Result<Place, Busy> {
+        let addr = super::throttle::address_key(addr);
         let mut held = self.inner.held.lock().unwrap_or_else(|p| p.into_inner());
         let (total, per) = &mut *held;
         let mine = per.get(&addr).copied().unwrap_or(0);
-        if *total >= self.inner.capacity || mine >= PER_ADDRESS {
+        let capacity = self.inner.capacity + if known { RESERVED } else { 0 };
+        if *total >= capacity || mine >= PER_ADDRESS {
             return Err(Busy);
         }
         *total += 1;
@@ -121,28 +130,40 @@ mod tests {
     fn one_address_holds_two_places_and_the_gate_its_capacity() {
         let gate = HashGate::new(2);
         let a = IpAddr::from([10, 0, 0, 1]);
-        let first = gate.enter(a).expect("first");
-        let _second = gate.enter(a).expect("second");
-        assert_eq!(gate.enter(a).err(), Some(Busy));
+        let first = gate.enter(a, false).expect("first");
+        let _second = gate.enter(a, false).expect("second");
+        assert_eq!(gate.enter(a, false).err(), Some(Busy));
         drop(first);
-        let _third = gate.enter(a).expect("a place freed is free again");
+        let _third = gate.enter(a, false).expect("a place freed is free again");
         let mut others = Vec::new();
         for i in 0..(2 + WAITING - 2) {
-            others.push(gate.enter(IpAddr::from([10, 0, 1, i as u8])).expect("room"));
+            others.push(
+                gate.enter(IpAddr::from([10, 0, 1, i as u8]), false)
+                    .expect("room"),
+            );
         }
-        assert_eq!(gate.enter(IpAddr::from([10, 0, 2, 1])).err(), Some(Busy));
+        assert_eq!(
+            gate.enter(IpAddr::from([10, 0, 2, 1]), false).err(),
+            Some(Busy)
+        );
+        // A known address still finds a place.
+        let _admin = gate
+            .enter(IpAddr::from([10, 0, 3, 1]), true)
+            .expect("reserved place");
     }
 
     #[tokio::test]
     async fn only_as_many_run_as_there_are_cores() {
         let gate = HashGate::new(1);
         let running = gate
-            .enter(IpAddr::from([10, 0, 0, 1]))
+            .enter(IpAddr::from([10, 0, 0, 1]), false)
             .expect("place")
             .run()
             .await
             .expect("runs");
-        let waiting = gate.enter(IpAddr::from([10, 0, 0, 2])).expect("place");
+        let waiting = gate
+            .enter(IpAddr::from([10, 0, 0, 2]), false)
+            .expect("place");
         let next = tokio::spawn(waiting.run());
         tokio::task::yield_now().await;
         assert!(!next.is_finished(), "the second waits for the core");

@@ -12,6 +12,14 @@
 //!   real person signing in from their own station still gets in.
 //!
 //! The wait is answered with the minutes left.
+//!
+//! An IPv6 address counts by its /64 (one machine owns a whole /64), and a
+//! sign-in turned away as busy ([`super::hash_gate`]) counts against its
+//! address like a failure, so hammering the gate locks the hammerer. An
+//! address where someone signed in rightly in the last [`KNOWN_FOR`] is
+//! "known": the gate keeps places for it (red-team finding: a spray from
+//! many addresses kept the gate full and the admin got 「混み合っています」
+//! on 20 tries of 22).
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -22,6 +30,23 @@ pub const PAIR_FAILURES: u32 = 5;
 pub const ADDRESS_FAILURES: u32 = 20;
 pub const ACCOUNT_DELAY: Duration = Duration::from_secs(1);
 const FORGET: Duration = Duration::from_secs(15 * 60);
+/// How long an address stays known after a right sign-in.
+pub const KNOWN_FOR: Duration = Duration::from_secs(12 * 3600);
+
+/// The address as the counters key it: an IPv6 address by its /64.
+pub fn address_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let mut seg = v6.segments();
+                seg[4..].fill(0);
+                IpAddr::V6(std::net::Ipv6Addr::from(seg))
+            }
+        },
+    }
+}
 /// Entries kept at most; past this the forgotten ones are dropped first.
 const MAX_ENTRIES: usize = 10_000;
 
@@ -70,6 +95,8 @@ struct Counters {
     pairs: HashMap<(String, IpAddr), Strikes>,
     addresses: HashMap<IpAddr, Strikes>,
     accounts: HashMap<String, Strikes>,
+    /// Addresses with a right sign-in, and when.
+    known: HashMap<IpAddr, Instant>,
 }
 
 #[derive(Debug, Default)]
@@ -107,6 +134,7 @@ impl Throttle {
     /// Before checking a password: [`Locked`] if this address must wait
     /// for this account, else the delay to take before checking.
     pub fn before(&self, account: &str, addr: IpAddr) -> Result<Duration, Locked> {
+        let addr = address_key(addr);
         let now = Instant::now();
         let Ok(mut c) = self.counters.lock() else {
             return Ok(ACCOUNT_DELAY);
@@ -137,6 +165,7 @@ impl Throttle {
 
     /// A wrong password (or unknown name) from `addr`.
     pub fn failed(&self, account: &str, addr: IpAddr) {
+        let addr = address_key(addr);
         let now = Instant::now();
         let Ok(mut c) = self.counters.lock() else {
             return;
@@ -172,11 +201,49 @@ impl Throttle {
         acc.last = now;
     }
 
+    /// A sign-in from `addr` turned away as busy: a strike for the address
+    /// (not for any account).
+    pub fn busy(&self, addr: IpAddr) {
+        let addr = address_key(addr);
+        let now = Instant::now();
+        let Ok(mut c) = self.counters.lock() else {
+            return;
+        };
+        prune(&mut c.addresses, now);
+        let a = c.addresses.entry(addr).or_insert(Strikes::new(now));
+        a.fresh(now);
+        a.fails += 1;
+        a.last = now;
+        if a.fails >= ADDRESS_FAILURES {
+            let minutes = 5u64 << ((a.fails - ADDRESS_FAILURES) / 5).min(4);
+            a.until = Some(now + Duration::from_secs(60 * minutes));
+            a.noted = false;
+        }
+    }
+
+    /// Whether someone signed in rightly from `addr` lately.
+    pub fn known(&self, addr: IpAddr) -> bool {
+        let addr = address_key(addr);
+        self.counters.lock().is_ok_and(|c| {
+            c.known
+                .get(&addr)
+                .is_some_and(|at| at.elapsed() <= KNOWN_FOR)
+        })
+    }
+
     /// The right password from `addr`: that pair and the account's delay
     /// are cleared (the address's own count is not: a valid account must
     /// not reset a guesser's budget).
     pub fn succeeded(&self, account: &str, addr: IpAddr) {
+        let addr = address_key(addr);
         if let Ok(mut c) = self.counters.lock() {
+            let now = Instant::now();
+            if c.known.len() >= MAX_ENTRIES {
+                c.known.retain(|_, at| now.duration_since(*at) <= KNOWN_FOR);
+            }
+            if c.known.len() < MAX_ENTRIES {
+                c.known.insert(addr, now);
+            }
             let account = key(account);
             c.pairs.remove(&(account.clone(), addr));
             c.accounts.remove(&account);
@@ -206,6 +273,23 @@ mod tests {
         t.succeeded("kacho", desk);
         assert_eq!(t.before("kacho", desk), Ok(Duration::ZERO));
         assert!(t.before("kacho", evil).is_err());
+    }
+
+    #[test]
+    fn an_ipv6_machine_counts_as_its_64_and_busy_answers_count() {
+        let t = Throttle::default();
+        for i in 0..ADDRESS_FAILURES {
+            let ip: IpAddr = format!("fd00:1:2:3::{:x}", i + 1).parse().expect("ip");
+            assert!(t.before(&format!("u{i}"), ip).is_ok());
+            t.busy(ip);
+        }
+        let other: IpAddr = "fd00:1:2:3:ffff::9".parse().expect("ip");
+        assert!(t.before("admin", other).is_err(), "the same /64 waits");
+        let elsewhere: IpAddr = "fd00:1:2:4::1".parse().expect("ip");
+        assert!(t.before("admin", elsewhere).is_ok());
+        assert!(!t.known(elsewhere));
+        t.succeeded("admin", elsewhere);
+        assert!(t.known("fd00:1:2:4::77".parse().expect("ip")));
     }
 
     #[test]
