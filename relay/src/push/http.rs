@@ -290,7 +290,7 @@ impl Push {
             Ok(Err(_)) | Err(_) => return refuse(self, "busy"),
             Ok(Ok(Err(_))) => return refuse(self, "endpoint"),
         }
-        let sub = Sub {
+        let mut sub = Sub {
             ticket: r.ticket,
             endpoint,
             p256dh: B64.encode(p256dh.unwrap_or_default()),
@@ -317,6 +317,13 @@ impl Push {
                     return refuse(self, "full");
                 }
                 _ => {}
+            }
+            if let Some(old) = subs.by_endpoint.get(&sub.endpoint) {
+                // What this browser was told stays told (the page sends
+                // its subscription again on every visit).
+                if old.ticket == sub.ticket {
+                    sub.progress = old.progress.clone();
+                }
             }
             let status = if replacing.is_some() {
                 StatusCode::OK
