@@ -252,13 +252,21 @@
   function pushPost(path, payload) {
     return fetch(path, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(payload), credentials: "omit", referrerPolicy: "strict-origin" });
   }
+  // The worker controls no page (its scope is /push/), so
+  // navigator.serviceWorker.ready never settles here: wait for it directly.
+  function activated(reg) {
+    return new Promise((resolve) => {
+      const w = reg.installing || reg.waiting;
+      if (!w) { resolve(reg); return; }
+      w.addEventListener("statechange", () => { if (w.state === "activated") resolve(reg); });
+    });
+  }
   async function pushSubscribe() {
     const w = nwords[lang];
     try {
       const permission = await Notification.requestPermission();
       if (permission !== "granted") { setState(w.denied); return; }
-      const reg = await navigator.serviceWorker.register("/push/sw.js", { scope: "/push/" });
-      await navigator.serviceWorker.ready;
+      const reg = await activated(await navigator.serviceWorker.register("/push/sw.js", { scope: "/push/" }));
       let sub = await reg.pushManager.getSubscription();
       if (!sub) sub = await reg.pushManager.subscribe({ userVisibleOnly: true, applicationServerKey: keyBytes(pushKey) });
       const notify = prefs.kind === "minutes" ? { minutes: prefs.minutes } : { ahead: prefs.ahead };

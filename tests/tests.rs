@@ -34,6 +34,7 @@ mod system {
     mod diskfull;
     mod displays;
     mod layout_log;
+    mod notices;
     mod redirect;
     mod staff_day;
 }

@@ -21,7 +21,12 @@ self.addEventListener("push", (ev) => {
     lang: "ja",
     data: { url: msg.url || "/m" },
   };
-  ev.waitUntil(self.registration.showNotification(title, options));
+  // An open ticket page hears of it too (it alerts in the page anyway).
+  ev.waitUntil(Promise.all([
+    self.registration.showNotification(title, options),
+    self.clients.matchAll({ type: "window", includeUncontrolled: true })
+      .then((cs) => cs.forEach((c) => c.postMessage({ push: msg }))),
+  ]));
 });
 
 self.addEventListener("notificationclick", (ev) => {
