@@ -121,6 +121,7 @@
     const w = words[lang];
     const set = (id, text) => { const el = document.getElementById(id); if (el) el.textContent = text; };
     const m = /^#?(\d{4}-\d{2}-\d{2})\/(\d{1,6})$/.exec(decodeURIComponent(location.hash));
+    notifyRender(m ? `${m[1]}/${Number(m[2])}` : null);
     if (!m) { set("mine-state", w.unknown); return; }
     const number = Number(m[2]);
     set("mine", w.num(number));
@@ -132,14 +133,200 @@
     const atCounter = inQueue.serving.find((e) => e[0] === number);
     const pos = inQueue.waiting.findIndex((e) => e[0] === number);
     if (m[1] !== data.date) { set("mine-state", w.closed); set("mine-ahead", "—"); set("mine-wait", "—"); return; }
-    if (atCounter) { set("mine-state", w.called(atCounter[1])); set("mine-ahead", w.people(0)); set("mine-wait", w.min(0)); return; }
+    if (atCounter) { set("mine-state", w.called(atCounter[1])); set("mine-ahead", w.people(0)); set("mine-wait", w.min(0)); noticeCheck({ kind: "called", counter: String(atCounter[1]) }); return; }
     // [number, minutes, words ja, words en]: the range in plain words where given.
     const rangeText = (e) => (lang === "ja" && e[2]) || (lang === "en" && e[3]) || w.min(e[1]);
-    if (pos >= 0) { set("mine-state", w.waiting); set("mine-ahead", w.people(pos)); set("mine-wait", rangeText(inQueue.waiting[pos])); return; }
+    if (pos >= 0) { set("mine-state", w.waiting); set("mine-ahead", w.people(pos)); set("mine-wait", rangeText(inQueue.waiting[pos])); noticeCheck({ kind: "waiting", ahead: pos, minutes: Number(inQueue.waiting[pos][1]) }); return; }
     set("mine-ahead", "—");
     set("mine-wait", "—");
     set("mine-state", data.day_open ? w.passed : w.closed);
+    if (data.day_open) noticeCheck({ kind: "passed" });
   }
+
+  // ---- notices: "tell me when my turn is near" (issue 20) --------------
+  // In the page (no permission): a chime, vibration, a banner (role=alert,
+  // so screen readers announce it), the page title — each notice once per
+  // ticket, however often the data repeats or the page reloads (what was
+  // told is kept in localStorage under the ticket's date and number). With
+  // permission, the relay also pushes them when the page is closed
+  // (/push/subscribe; its service worker is /push/sw.js). The rules match
+  // the relay's (relay/src/push/notice.rs).
+  const nwords = {
+    ja: { near: (a, m) => `まもなく順番です。あなたの前にあと ${a} 人（約 ${m} 分）です。窓口の近くへお戻りください。`, called: (c) => `お呼びしています。${c} 番窓口へお越しください。`, passed: "お呼びした番号を過ぎています。職員に声をおかけください。", on: "この画面を開いている間、音・振動・表示でお知らせします。", push: "画面を閉じても、このスマートフォンにお知らせします。", denied: "通知が許可されていません。この画面を開いたままにしてください。", failed: "画面を閉じたときのお知らせは設定できませんでした。この画面を開いたままにしてください。", off: "お知らせを止めました。", title: { near: "まもなく順番", called: "お呼びしています", passed: "番号を過ぎました" } },
+    easy: { near: (a, m) => `もうすぐ じゅんばんです。あなたの まえに あと ${a} にん（だいたい ${m} ふん）。まどぐちの ちかくに もどって ください。`, called: (c) => `よんでいます。${c} ばんの まどぐちに きて ください。`, passed: "あなたの ばんごうは もう よばれました。しょくいんに はなして ください。", on: "この がめんを ひらいている あいだ、おとと ひょうじで しらせます。", push: "がめんを とじても しらせます。", denied: "つうちが ゆるされて いません。この がめんを ひらいた ままに して ください。", failed: "がめんを とじた ときの しらせは できませんでした。この がめんを ひらいた ままに して ください。", off: "しらせを とめました。", title: { near: "もうすぐ", called: "よんでいます", passed: "すぎました" } },
+    en: { near: (a, m) => `Your turn is near: ${a} ahead of you (about ${m} min). Please come back to the counters.`, called: (c) => `You are being called: please go to counter ${c}.`, passed: "Your number has passed. Please speak to a member of staff.", on: "While this page is open you will be alerted by sound, vibration and a banner.", push: "You will be notified on this phone even with the page closed.", denied: "Notifications are blocked: please keep this page open.", failed: "Notifications with the page closed could not be set up: please keep this page open.", off: "Alerts stopped.", title: { near: "Your turn is near", called: "Called", passed: "Number passed" } },
+    zh: { near: (a, m) => `即将轮到您：您前面还有 ${a} 人（约 ${m} 分钟）。请回到窗口附近。`, called: (c) => `正在叫您的号码，请到 ${c} 号窗口。`, passed: "您的号码已过。请咨询工作人员。", on: "页面打开期间，将以声音、振动和横幅提醒您。", push: "关闭页面后也会在此手机上通知您。", denied: "通知未被允许。请保持此页面打开。", failed: "无法设置关闭页面后的通知。请保持此页面打开。", off: "已停止提醒。", title: { near: "即将轮到您", called: "正在叫号", passed: "号码已过" } },
+    ko: { near: (a, m) => `곧 차례입니다: 앞에 ${a}명 (약 ${m}분). 창구 근처로 돌아와 주세요.`, called: (c) => `호출 중입니다. ${c}번 창구로 와 주세요.`, passed: "번호가 지났습니다. 직원에게 문의해 주세요.", on: "이 화면이 열려 있는 동안 소리, 진동, 배너로 알려 드립니다.", push: "화면을 닫아도 이 휴대폰으로 알려 드립니다.", denied: "알림이 허용되지 않았습니다. 이 화면을 열어 두세요.", failed: "화면을 닫았을 때의 알림을 설정할 수 없습니다. 이 화면을 열어 두세요.", off: "알림을 중지했습니다.", title: { near: "곧 차례", called: "호출 중", passed: "번호 경과" } },
+  };
+  const baseTitle = document.title;
+  let ticketToken = null;
+  let prefs = null; // { on, push, kind, ahead, minutes, told: { seen, near, called, passed } }
+  let shown = null; // the banner's text while it is up
+  let stateText = "";
+  const storeKey = (t) => `madoguchi-notify:${t}`;
+  function loadPrefs(t) {
+    let p = null;
+    try { p = JSON.parse(localStorage.getItem(storeKey(t)) || "null"); } catch (_) { p = null; }
+    return Object.assign({ on: false, push: false, kind: "ahead", ahead: 3, minutes: 10, told: {} }, p || {});
+  }
+  function savePrefs() {
+    if (!ticketToken || !prefs) return;
+    try { localStorage.setItem(storeKey(ticketToken), JSON.stringify(prefs)); } catch (_) { /* private mode: this visit only */ }
+  }
+  // Puts the visitor's choice back into the (re-rendered) section.
+  function notifyRender(token) {
+    if (token !== ticketToken) { ticketToken = token; prefs = token ? loadPrefs(token) : null; shown = null; }
+    const section = document.getElementById("notify");
+    if (!section) return;
+    section.hidden = !prefs;
+    if (!prefs) return;
+    const radio = section.querySelector(`input[name="notify-kind"][value="${prefs.kind}"]`);
+    if (radio) radio.checked = true;
+    const a = document.getElementById("notify-ahead");
+    const mi = document.getElementById("notify-minutes");
+    if (a) a.value = String(prefs.ahead);
+    if (mi) mi.value = String(prefs.minutes);
+    section.querySelector('[data-notify="on"]').hidden = prefs.on;
+    section.querySelector('[data-notify="off"]').hidden = !prefs.on;
+    section.querySelector('[data-notify="push"]').hidden = !(pushPossible && prefs.on && !prefs.push);
+    const st = document.getElementById("notify-state");
+    if (st) st.textContent = stateText;
+    const banner = document.getElementById("notice");
+    if (banner) {
+      banner.hidden = shown === null;
+      const t = document.getElementById("notice-text");
+      if (t) t.textContent = shown || "";
+    }
+  }
+  function setState(text) { stateText = text; const st = document.getElementById("notify-state"); if (st) st.textContent = text; }
+  function fire(kind, text) {
+    shown = text;
+    document.title = `【${nwords[lang].title[kind]}】${baseTitle}`;
+    const banner = document.getElementById("notice");
+    const t = document.getElementById("notice-text");
+    if (t) t.textContent = text;
+    if (banner) banner.hidden = false;
+    try { if (navigator.vibrate) navigator.vibrate([300, 100, 300, 100, 300]); } catch (_) { /* no vibration */ }
+    chime(() => {});
+    // Counted on the body for the tests and a technician's console.
+    body.dataset.notices = String(Number(body.dataset.notices || 0) + 1);
+    body.dataset.lastNotice = kind;
+  }
+  function noticeCheck(place) {
+    if (!prefs) return;
+    const told = prefs.told;
+    const was = JSON.stringify(told);
+    if (place.kind === "waiting" || place.kind === "called") told.seen = true;
+    if (prefs.on) {
+      const w = nwords[lang];
+      if (place.kind === "waiting" && !told.near) {
+        const crossed = prefs.kind === "minutes" ? place.minutes <= prefs.minutes : place.ahead <= prefs.ahead;
+        if (crossed) { told.near = true; fire("near", w.near(place.ahead, place.minutes)); }
+      } else if (place.kind === "called" && told.called !== place.counter) {
+        told.near = true;
+        told.called = place.counter;
+        fire("called", w.called(place.counter));
+      } else if (place.kind === "passed" && told.seen && !told.called && !told.passed) {
+        told.passed = true;
+        fire("passed", w.passed);
+      }
+    }
+    if (JSON.stringify(told) !== was) savePrefs();
+  }
+
+  // Web Push is offered only where the relay serves its key.
+  let pushPossible = false;
+  let pushKey = null;
+  if ("serviceWorker" in navigator && "PushManager" in window && document.getElementById("ticket-data")) {
+    fetch("/push/key", { cache: "no-cache" })
+      .then((r) => (r.ok ? r.json() : null))
+      .then((k) => { if (k && k.key) { pushKey = k.key; pushPossible = true; notifyRender(ticketToken); } })
+      .catch(() => {});
+  }
+  function keyBytes(b64) {
+    const s = atob(b64.replace(/-/g, "+").replace(/_/g, "/") + "=".repeat((4 - (b64.length % 4)) % 4));
+    return Uint8Array.from(s, (c) => c.charCodeAt(0));
+  }
+  // POSTs with an Origin: the page's no-referrer policy would send
+  // "Origin: null", which the relay refuses.
+  function pushPost(path, payload) {
+    return fetch(path, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(payload), credentials: "omit", referrerPolicy: "strict-origin" });
+  }
+  // The worker controls no page (its scope is /push/), so
+  // navigator.serviceWorker.ready never settles here: wait for it directly.
+  function activated(reg) {
+    return new Promise((resolve) => {
+      const w = reg.installing || reg.waiting;
+      if (!w) { resolve(reg); return; }
+      w.addEventListener("statechange", () => { if (w.state === "activated") resolve(reg); });
+    });
+  }
+  async function pushSubscribe() {
+    const w = nwords[lang];
+    try {
+      const permission = await Notification.requestPermission();
+      if (permission !== "granted") { setState(w.denied); return; }
+      const reg = await activated(await navigator.serviceWorker.register("/push/sw.js", { scope: "/push/" }));
+      let sub = await reg.pushManager.getSubscription();
+      if (!sub) sub = await reg.pushManager.subscribe({ userVisibleOnly: true, applicationServerKey: keyBytes(pushKey) });
+      const notify = prefs.kind === "minutes" ? { minutes: prefs.minutes } : { ahead: prefs.ahead };
+      const res = await pushPost("/push/subscribe", { ticket: ticketToken, subscription: sub.toJSON(), notify, lang });
+      if (res.ok) { prefs.push = true; savePrefs(); setState(w.push); body.dataset.pushSubscribed = "1"; } else { setState(w.failed); }
+    } catch (_) { setState(w.failed); }
+    notifyRender(ticketToken);
+  }
+  async function pushUnsubscribe() {
+    try {
+      const reg = await navigator.serviceWorker.getRegistration("/push/");
+      const sub = reg && (await reg.pushManager.getSubscription());
+      if (sub) await pushPost("/push/unsubscribe", { ticket: ticketToken, endpoint: sub.endpoint });
+    } catch (_) { /* the relay ends it with the ticket anyway */ }
+  }
+  function readChoice() {
+    if (!prefs) return;
+    const kind = document.querySelector('input[name="notify-kind"]:checked');
+    const a = document.getElementById("notify-ahead");
+    const mi = document.getElementById("notify-minutes");
+    prefs.kind = kind ? kind.value : "ahead";
+    prefs.ahead = a ? Number(a.value) : 3;
+    prefs.minutes = mi ? Number(mi.value) : 10;
+  }
+  document.addEventListener("change", (ev) => {
+    if (!prefs || !ev.target.closest("#notify")) return;
+    readChoice();
+    // A new threshold may be crossed already: told afresh.
+    prefs.told.near = false;
+    savePrefs();
+    if (prefs.push) pushSubscribe();
+    ticketView(lastData);
+  });
+  document.addEventListener("click", (ev) => {
+    const b = ev.target.closest("[data-notify]");
+    if (!b || !prefs) return;
+    const what = b.dataset.notify;
+    if (what === "on") {
+      readChoice();
+      prefs.on = true;
+      // A tap lets the page play sound later (autoplay rules).
+      try { audio = audio || new (window.AudioContext || window.webkitAudioContext)(); audio.resume(); } catch (_) { /* no audio */ }
+      savePrefs();
+      setState(nwords[lang].on);
+      ticketView(lastData);
+    } else if (what === "push") {
+      pushSubscribe();
+    } else if (what === "off") {
+      if (prefs.push) pushUnsubscribe();
+      prefs.on = false;
+      prefs.push = false;
+      savePrefs();
+      setState(nwords[lang].off);
+      notifyRender(ticketToken);
+    } else if (what === "dismiss") {
+      shown = null;
+      document.title = baseTitle;
+      notifyRender(ticketToken);
+    }
+  });
 
   document.addEventListener("click", (ev) => {
     const b = ev.target.closest("[data-set-lang]");

@@ -132,6 +132,20 @@ pub fn start_with(
     extra_ingest: &str,
     port: u16,
 ) -> Relay {
+    start_sections(office_key, extra_limits, extra_ingest, port, |_| {
+        String::new()
+    })
+}
+
+/// [`start_with`], plus whole sections at the end of the configuration,
+/// made once the test CA exists (`sections(&certs)`, e.g. `[push]`).
+pub fn start_sections(
+    office_key: &SigningKey,
+    extra_limits: &str,
+    extra_ingest: &str,
+    port: u16,
+    sections: impl FnOnce(&Certs) -> String,
+) -> Relay {
     let dir = tempfile::tempdir().expect("tmp");
     let certs = certs(dir.path());
     let config = dir.path().join("relay.toml");
@@ -158,7 +172,9 @@ cert = "relay.crt"
 key = "relay.key"
 [limits]
 {extra_limits}
-"#
+{sections}
+"#,
+            sections = sections(&certs)
         ),
     )
     .expect("config");

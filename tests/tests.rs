@@ -25,6 +25,7 @@ mod stats;
 mod util;
 #[cfg(feature = "system-tests")]
 mod webdriver;
+mod webpush;
 
 /// Tests that need Chromium, testssl.sh or root (`--features system-tests`).
 #[cfg(feature = "system-tests")]
@@ -33,6 +34,7 @@ mod system {
     mod diskfull;
     mod displays;
     mod layout_log;
+    mod notices;
     mod redirect;
     mod staff_day;
 }

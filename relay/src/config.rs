@@ -30,6 +30,9 @@ pub struct Config {
     pub state_dir: PathBuf,
     #[serde(default)]
     pub limits: Limits,
+    /// Web Push from the mobile ticket page (issue 20).
+    #[serde(default)]
+    pub push: crate::push::PushConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -241,6 +244,7 @@ impl Config {
                 "public.listen and ingest.listen must differ".into(),
             ));
         }
+        c.push.check().map_err(|e| invalid(format!("push: {e}")))?;
         // Relative paths are relative to the configuration file.
         let base = path.parent().unwrap_or(Path::new("."));
         for p in [
@@ -249,6 +253,7 @@ impl Config {
             &mut c.ingest.tls.cert,
             &mut c.ingest.tls.key,
             &mut c.state_dir,
+            &mut c.push.ca_file,
         ] {
             if p.is_relative() {
                 *p = base.join(&*p);
@@ -283,5 +288,10 @@ mod tests {
         let open = EXAMPLE.replace("allow = [\"10.20.0.1\"]", "allow = []");
         let err = Config::parse(&open, Path::new("r.toml")).expect_err("no allow-list");
         assert!(err.to_string().contains("ingest.allow"), "{err}");
+        assert_eq!(c.push.max_per_ticket, 3);
+        assert!(c.push.services.iter().any(|s| s == "fcm.googleapis.com"));
+        let bad = EXAMPLE.replace("contact = \"mailto:", "contact = \"tel:");
+        let err = Config::parse(&bad, Path::new("r.toml")).expect_err("contact");
+        assert!(err.to_string().contains("push: contact"), "{err}");
     }
 }

@@ -13,6 +13,7 @@ pub mod config;
 pub mod conn;
 pub mod hub;
 pub mod metrics;
+pub mod push;
 pub mod serve;
 pub mod site;
 pub mod store;

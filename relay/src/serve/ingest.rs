@@ -54,7 +54,12 @@ pub async fn handle(relay: Arc<Relay>, req: Request<Incoming>, peer: SocketAddr)
             answer(
                 StatusCode::OK,
                 "text/plain; version=0.0.4",
-                relay.metrics.render(relay.limiter.open()),
+                relay.metrics.render(relay.limiter.open())
+                    + &relay
+                        .push
+                        .as_ref()
+                        .map(|p| p.render_metrics())
+                        .unwrap_or_default(),
             )
         }
         _ => answer(StatusCode::NOT_FOUND, "text/plain", String::new()),

@@ -40,6 +40,8 @@ pub struct Relay {
     limiter: Arc<Limiter>,
     /// True while the served data is past its expiry.
     stale: watch::Sender<bool>,
+    /// Web Push (issue 20), unless `push.enabled = false`.
+    pub push: Option<Arc<crate::push::Push>>,
 }
 
 fn unix_now() -> madoguchi_wire::UnixSeconds {
@@ -63,7 +65,12 @@ impl Relay {
         for (topic, body) in site.topic_payloads(site.files.keys()) {
             hub.publish(&topic, body);
         }
+        let push = match cfg.push.enabled {
+            true => Some(crate::push::Push::open(&cfg)?),
+            false => None,
+        };
         let relay = Arc::new(Relay {
+            push,
             limiter: Limiter::new(cfg.limits.connections, cfg.limits.connections_per_ip),
             keys,
             site: RwLock::new(Arc::new(site)),
@@ -74,6 +81,9 @@ impl Relay {
             cfg,
         });
         relay.note_impossible_sequence();
+        if let Some(p) = &relay.push {
+            p.start(&relay.hub)?;
+        }
         Ok(relay)
     }
 

@@ -79,11 +79,15 @@ fn plain(status: StatusCode, text: &'static str) -> Response<Body> {
 pub async fn handle(
     relay: Arc<Relay>,
     req: Request<Incoming>,
-    _peer: SocketAddr,
+    peer: SocketAddr,
     slot: Arc<Slot>,
 ) -> Response<Body> {
     Metrics::add(&relay.metrics.requests);
-    let res = route(&relay, req, slot).await;
+    let res = match &relay.push {
+        // Web Push (issue 20) has its own routes and checks.
+        Some(push) if req.uri().path().starts_with("/push/") => push.handle(req, peer).await,
+        _ => route(&relay, req, slot).await,
+    };
     secure(&relay, res)
 }
 

@@ -1,0 +1,491 @@
+//! When to push, from the public data the relay already has (the `ticket`
+//! topic the office publishes for the mobile ticket page: numbers, people
+//! ahead, the estimate, calls) — the office sends nothing new (R6). A
+//! subscription is told once when its threshold is crossed ("N people
+//! ahead" or "about M minutes"), once per counter when it is called, and
+//! once if it leaves the queue without a call seen (「職員に声をおかけください」);
+//! it ends when its number leaves the queue, its date is not the served
+//! day, or the day closes.
+
+use std::collections::HashMap;
+
+use serde::{Deserialize, Serialize};
+
+/// What the visitor asked to be told about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "lowercase")]
+pub enum Threshold {
+    /// When at most this many people are ahead.
+    Ahead(u32),
+    /// When the expected wait is at most this many minutes.
+    Minutes(u32),
+}
+
+impl Threshold {
+    pub fn valid(self) -> bool {
+        match self {
+            Threshold::Ahead(n) => (1..=30).contains(&n),
+            Threshold::Minutes(m) => (1..=120).contains(&m),
+        }
+    }
+}
+
+/// The languages of the mobile page ("easy" is やさしい日本語).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Lang {
+    #[default]
+    Ja,
+    Easy,
+    En,
+    Zh,
+    Ko,
+}
+
+/// A ticket's public token: its date and number, as in the page's URL
+/// fragment (`2026-12-06/1001`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Token {
+    pub date: String,
+    pub number: u32,
+}
+
+impl TryFrom<String> for Token {
+    type Error = &'static str;
+    fn try_from(s: String) -> Result<Token, &'static str> {
+        Token::parse(&s).ok_or("not a ticket token (YYYY-MM-DD/number)")
+    }
+}
+
+impl From<Token> for String {
+    fn from(t: Token) -> String {
+        t.to_string()
+    }
+}
+
+impl std::fmt::Display for Token {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.date, self.number)
+    }
+}
+
+impl Token {
+    pub fn parse(s: &str) -> Option<Token> {
+        let (date, number) = s.split_once('/')?;
+        let b = date.as_bytes();
+        let date_ok = b.len() == 10
+            && b.iter().enumerate().all(|(i, c)| match i {
+                4 | 7 => *c == b'-',
+                _ => c.is_ascii_digit(),
+            });
+        let number_ok =
+            (1..=6).contains(&number.len()) && number.bytes().all(|c| c.is_ascii_digit());
+        if !(date_ok && number_ok) {
+            return None;
+        }
+        Some(Token {
+            date: date.to_string(),
+            number: number.parse().ok()?,
+        })
+    }
+}
+
+/// Where a number is in the served data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Place {
+    Waiting {
+        queue: String,
+        ahead: u32,
+        minutes: u32,
+    },
+    Serving {
+        queue: String,
+        counter: String,
+    },
+}
+
+/// The served `ticket` topic, indexed by number.
+#[derive(Debug, Clone, Default)]
+pub struct Board {
+    pub date: Option<String>,
+    pub day_open: bool,
+    pub places: HashMap<u32, Place>,
+}
+
+#[derive(Deserialize)]
+struct Message {
+    data: Data,
+}
+
+#[derive(Deserialize)]
+struct Data {
+    date: Option<String>,
+    #[serde(default)]
+    day_open: bool,
+    #[serde(default)]
+    queues: Vec<Queue>,
+}
+
+#[derive(Deserialize)]
+struct Queue {
+    queue: String,
+    #[serde(default)]
+    serving: Vec<Vec<serde_json::Value>>,
+    #[serde(default)]
+    waiting: Vec<Vec<serde_json::Value>>,
+}
+
+fn number(v: Option<&serde_json::Value>) -> Option<u32> {
+    v?.as_u64().and_then(|n| u32::try_from(n).ok())
+}
+
+impl Board {
+    /// Reads the topic's JSON; `None` if it is not the ticket page's data
+    /// (the relay then keeps what it had rather than end subscriptions).
+    pub fn parse(body: &str) -> Option<Board> {
+        let m: Message = serde_json::from_str(body).ok()?;
+        let mut places = HashMap::new();
+        for q in m.data.queues {
+            for (i, e) in q.waiting.iter().enumerate() {
+                if let Some(n) = number(e.first()) {
+                    places.entry(n).or_insert(Place::Waiting {
+                        queue: q.queue.clone(),
+                        ahead: u32::try_from(i).unwrap_or(u32::MAX),
+                        minutes: number(e.get(1)).unwrap_or(u32::MAX),
+                    });
+                }
+            }
+            for e in &q.serving {
+                if let Some(n) = number(e.first()) {
+                    let counter = match e.get(1) {
+                        Some(serde_json::Value::String(s)) => s.clone(),
+                        Some(v) => v.to_string(),
+                        None => String::new(),
+                    };
+                    places.insert(
+                        n,
+                        Place::Serving {
+                            queue: q.queue.clone(),
+                            counter,
+                        },
+                    );
+                }
+            }
+        }
+        Some(Board {
+            date: m.data.date,
+            day_open: m.data.day_open,
+            places,
+        })
+    }
+
+    /// Whether a token names a ticket that is live now (today's, the day
+    /// open, waiting or being served).
+    pub fn live(&self, t: &Token) -> bool {
+        self.day_open
+            && self.date.as_deref() == Some(t.date.as_str())
+            && self.places.contains_key(&t.number)
+    }
+}
+
+/// What a subscription has been told (kept with it across restarts).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Progress {
+    /// The queue the number was last seen in (a transfer starts afresh).
+    pub queue: Option<String>,
+    pub near_sent: bool,
+    /// The counter of the last call told.
+    pub called: Option<String>,
+}
+
+/// A notice to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Notice {
+    Near { ahead: u32, minutes: u32 },
+    Called { counter: String },
+    Passed,
+}
+
+/// Whether the subscription goes on after this update.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fate {
+    Keep,
+    End,
+}
+
+/// The notice (if any) this update makes for one subscription.
+pub fn decide(
+    board: &Board,
+    token: &Token,
+    threshold: Threshold,
+    p: &mut Progress,
+) -> (Option<Notice>, Fate) {
+    if !board.day_open || board.date.as_deref() != Some(token.date.as_str()) {
+        return (None, Fate::End);
+    }
+    let moved = |queue: &str, p: &mut Progress| {
+        if p.queue.as_deref() != Some(queue) {
+            *p = Progress {
+                queue: Some(queue.to_string()),
+                ..Progress::default()
+            };
+        }
+    };
+    match board.places.get(&token.number) {
+        Some(Place::Waiting {
+            queue,
+            ahead,
+            minutes,
+        }) => {
+            moved(queue, p);
+            let crossed = match threshold {
+                Threshold::Ahead(n) => *ahead <= n,
+                Threshold::Minutes(m) => *minutes <= m,
+            };
+            if crossed && !p.near_sent {
+                p.near_sent = true;
+                return (
+                    Some(Notice::Near {
+                        ahead: *ahead,
+                        minutes: *minutes,
+                    }),
+                    Fate::Keep,
+                );
+            }
+            (None, Fate::Keep)
+        }
+        Some(Place::Serving { queue, counter }) => {
+            moved(queue, p);
+            p.near_sent = true;
+            if p.called.as_deref() != Some(counter.as_str()) {
+                p.called = Some(counter.clone());
+                return (
+                    Some(Notice::Called {
+                        counter: counter.clone(),
+                    }),
+                    Fate::Keep,
+                );
+            }
+            (None, Fate::Keep)
+        }
+        // Gone from the queue: served (after a call we told), or passed
+        // without a call this relay saw.
+        None if p.called.is_some() => (None, Fate::End),
+        None => (Some(Notice::Passed), Fate::End),
+    }
+}
+
+/// The notification, in the visitor's language: title and body.
+pub fn text(n: &Notice, number: u32, lang: Lang) -> (String, String) {
+    match (n, lang) {
+        (Notice::Near { ahead, minutes }, Lang::Ja) => (
+            "まもなく順番です".into(),
+            format!("{number} 番：あなたの前にあと {ahead} 人（約 {minutes} 分）。窓口の近くへお戻りください。"),
+        ),
+        (Notice::Near { ahead, minutes }, Lang::Easy) => (
+            "もうすぐ じゅんばんです".into(),
+            format!("{number} ばん：あなたの まえに あと {ahead} にん（だいたい {minutes} ふん）。まどぐちの ちかくに もどって ください。"),
+        ),
+        (Notice::Near { ahead, minutes }, Lang::En) => (
+            "Your turn is near".into(),
+            format!("No. {number}: {ahead} ahead of you (about {minutes} min). Please come back to the counters."),
+        ),
+        (Notice::Near { ahead, minutes }, Lang::Zh) => (
+            "即将轮到您".into(),
+            format!("{number} 号：您前面还有 {ahead} 人（约 {minutes} 分钟）。请回到窗口附近。"),
+        ),
+        (Notice::Near { ahead, minutes }, Lang::Ko) => (
+            "곧 차례입니다".into(),
+            format!("{number}번: 앞에 {ahead}명 (약 {minutes}분). 창구 근처로 돌아와 주세요."),
+        ),
+        (Notice::Called { counter }, Lang::Ja) => (
+            "お呼びしています".into(),
+            format!("受付番号 {number} 番の方、{counter} 番窓口へお越しください。"),
+        ),
+        (Notice::Called { counter }, Lang::Easy) => (
+            "よんでいます".into(),
+            format!("{number} ばんの かた、{counter} ばんの まどぐちに きて ください。"),
+        ),
+        (Notice::Called { counter }, Lang::En) => (
+            "You are being called".into(),
+            format!("Number {number}, please go to counter {counter}."),
+        ),
+        (Notice::Called { counter }, Lang::Zh) => (
+            "正在叫您的号码".into(),
+            format!("{number} 号，请到 {counter} 号窗口。"),
+        ),
+        (Notice::Called { counter }, Lang::Ko) => (
+            "호출 중입니다".into(),
+            format!("{number}번, {counter}번 창구로 와 주세요."),
+        ),
+        (Notice::Passed, Lang::Ja) => (
+            "番号を過ぎました".into(),
+            format!("{number} 番はお呼びした番号を過ぎています。職員に声をおかけください。"),
+        ),
+        (Notice::Passed, Lang::Easy) => (
+            "ばんごうが すぎました".into(),
+            format!("{number} ばんは もう よばれました。しょくいんに はなして ください。"),
+        ),
+        (Notice::Passed, Lang::En) => (
+            "Your number has passed".into(),
+            format!("No. {number} has passed. Please speak to a member of staff."),
+        ),
+        (Notice::Passed, Lang::Zh) => (
+            "您的号码已过".into(),
+            format!("{number} 号已过。请咨询工作人员。"),
+        ),
+        (Notice::Passed, Lang::Ko) => (
+            "번호가 지났습니다".into(),
+            format!("{number}번이 지났습니다. 직원에게 문의해 주세요."),
+        ),
+    }
+}
+
+/// The push message the service worker shows (`relay/src/push/sw.js`).
+pub fn payload(n: &Notice, t: &Token, lang: Lang) -> String {
+    let (title, body) = text(n, t.number, lang);
+    serde_json::json!({
+        "title": title,
+        "body": body,
+        "tag": format!("madoguchi-{}-{}", t.date, t.number),
+        "url": format!("/m#{t}"),
+        "kind": match n { Notice::Near { .. } => "near", Notice::Called { .. } => "called", Notice::Passed => "passed" },
+    })
+    .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn board(date: &str, open: bool, waiting: &[u32], serving: &[(u32, &str)]) -> Board {
+        let body = serde_json::json!({
+            "topic": "ticket",
+            "data": {
+                "date": date,
+                "day_open": open,
+                "queues": [{
+                    "queue": "idou",
+                    "serving": serving.iter().map(|(n, c)| serde_json::json!([n, c])).collect::<Vec<_>>(),
+                    "waiting": waiting.iter().enumerate().map(|(i, n)| serde_json::json!([n, (i as u32 + 1) * 4, "およそ", null])).collect::<Vec<_>>(),
+                }],
+            },
+            "html": "<div></div>",
+        });
+        Board::parse(&body.to_string()).expect("ticket data")
+    }
+
+    #[test]
+    fn tokens_are_a_date_and_a_number() {
+        assert_eq!(
+            Token::parse("2026-12-06/1001"),
+            Some(Token {
+                date: "2026-12-06".into(),
+                number: 1001
+            })
+        );
+        for bad in [
+            "2026-12-06",
+            "2026-12-6/1",
+            "2026-12-06/",
+            "2026-12-06/1234567",
+            "../x/1",
+            "2026-12-06/+1",
+            "２０２６-12-06/1",
+        ] {
+            assert!(Token::parse(bad).is_none(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn each_notice_fires_once_as_the_queue_moves() {
+        let t = Token::parse("2026-12-06/105").expect("token");
+        let mut p = Progress::default();
+        let th = Threshold::Ahead(2);
+        let mut told = Vec::new();
+        let steps = [
+            board("2026-12-06", true, &[101, 102, 103, 104, 105], &[]),
+            board("2026-12-06", true, &[102, 103, 104, 105], &[(101, "3")]),
+            board("2026-12-06", true, &[103, 104, 105], &[(102, "3")]),
+            board("2026-12-06", true, &[104, 105], &[(103, "3")]),
+            board("2026-12-06", true, &[105], &[(104, "3")]),
+            board("2026-12-06", true, &[], &[(105, "5")]),
+            board("2026-12-06", true, &[], &[(105, "5")]),
+        ];
+        for b in &steps {
+            let (n, fate) = decide(b, &t, th, &mut p);
+            assert_eq!(fate, Fate::Keep);
+            told.extend(n);
+        }
+        assert_eq!(
+            told,
+            vec![
+                Notice::Near {
+                    ahead: 2,
+                    minutes: 12
+                },
+                Notice::Called {
+                    counter: "5".into()
+                }
+            ]
+        );
+        let (n, fate) = decide(&board("2026-12-06", true, &[], &[]), &t, th, &mut p);
+        assert_eq!((n, fate), (None, Fate::End), "served: ends quietly");
+    }
+
+    #[test]
+    fn a_number_gone_without_a_call_is_told_to_see_staff_and_closed_days_end_all() {
+        let t = Token::parse("2026-12-06/105").expect("token");
+        let mut p = Progress::default();
+        let th = Threshold::Minutes(5);
+        let b = board("2026-12-06", true, &[104, 105], &[]);
+        assert_eq!(decide(&b, &t, th, &mut p), (None, Fate::Keep), "8 min > 5");
+        let b = board("2026-12-06", true, &[105], &[]);
+        assert!(matches!(
+            decide(&b, &t, th, &mut p),
+            (Some(Notice::Near { .. }), Fate::Keep)
+        ));
+        let b = board("2026-12-06", true, &[106], &[]);
+        assert_eq!(
+            decide(&b, &t, th, &mut p),
+            (Some(Notice::Passed), Fate::End)
+        );
+        let mut p = Progress::default();
+        for b in [
+            board("2026-12-06", false, &[105], &[]),
+            board("2026-12-07", true, &[105], &[]),
+        ] {
+            assert_eq!(decide(&b, &t, th, &mut p), (None, Fate::End));
+        }
+        assert!(board("2026-12-06", true, &[105], &[]).live(&t));
+        assert!(!board("2026-12-06", false, &[105], &[]).live(&t));
+        assert!(!board("2026-12-07", true, &[105], &[]).live(&t));
+        assert!(!board("2026-12-06", true, &[104], &[]).live(&t));
+    }
+
+    #[test]
+    fn every_language_names_the_number_and_the_counter() {
+        let t = Token::parse("2026-12-06/105").expect("token");
+        for lang in [Lang::Ja, Lang::Easy, Lang::En, Lang::Zh, Lang::Ko] {
+            let (_, body) = text(
+                &Notice::Called {
+                    counter: "7".into(),
+                },
+                105,
+                lang,
+            );
+            assert!(
+                body.contains("105") && body.contains('7'),
+                "{lang:?}: {body}"
+            );
+        }
+        let p: serde_json::Value =
+            serde_json::from_str(&payload(&Notice::Passed, &t, Lang::Ja)).expect("json");
+        assert!(p["body"]
+            .as_str()
+            .unwrap_or("")
+            .contains("職員に声をおかけください"));
+        assert_eq!(p["url"], "/m#2026-12-06/105");
+    }
+}

@@ -1,0 +1,147 @@
+//! The subscriptions a relay holds, keyed by the browser's endpoint, and
+//! their file in the state folder (`push/subscriptions.json`, written to a
+//! temp file, fsynced and renamed), so they survive a restart until their
+//! ticket ends or the day closes. Nothing personal is kept: the ticket's
+//! public token, the browser's endpoint and keys, the threshold, the
+//! language and what has been told.
+
+use std::collections::HashMap;
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::notice::{Lang, Progress, Threshold, Token};
+use super::PushError;
+
+const FILE: &str = "subscriptions.json";
+const VERSION: u32 = 1;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Sub {
+    pub ticket: Token,
+    pub endpoint: String,
+    /// The browser's keys, base64url as it sent them (checked on entry).
+    pub p256dh: String,
+    pub auth: String,
+    pub threshold: Threshold,
+    pub lang: Lang,
+    #[serde(default)]
+    pub progress: Progress,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OnDisk {
+    version: u32,
+    subscriptions: Vec<Sub>,
+}
+
+/// Subscriptions in memory (bounded by `push.max_total`).
+#[derive(Debug, Default)]
+pub struct Subs {
+    pub by_endpoint: HashMap<String, Sub>,
+}
+
+impl Subs {
+    pub fn for_ticket(&self, t: &Token) -> usize {
+        self.by_endpoint.values().filter(|s| s.ticket == *t).count()
+    }
+}
+
+pub fn path(dir: &Path) -> PathBuf {
+    dir.join(FILE)
+}
+
+/// Reads the file, if there is one. A file that does not parse is a loud,
+/// named error (never silently emptied).
+pub fn load(dir: &Path) -> Result<Subs, PushError> {
+    let p = path(dir);
+    let text = match fs::read(&p) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Subs::default()),
+        Err(source) => return Err(PushError::Io { path: p, source }),
+    };
+    let disk: OnDisk = serde_json::from_slice(&text).map_err(|e| PushError::Damaged {
+        path: p.clone(),
+        why: e.to_string(),
+    })?;
+    if disk.version != VERSION {
+        return Err(PushError::Damaged {
+            path: p,
+            why: format!("version {} (this relay reads {VERSION})", disk.version),
+        });
+    }
+    Ok(Subs {
+        by_endpoint: disk
+            .subscriptions
+            .into_iter()
+            .map(|s| (s.endpoint.clone(), s))
+            .collect(),
+    })
+}
+
+/// Writes all subscriptions (a snapshot) durably.
+pub fn save(dir: &Path, subs: Vec<Sub>) -> Result<(), PushError> {
+    let p = path(dir);
+    let io = |source| PushError::Io {
+        path: p.clone(),
+        source,
+    };
+    let body = serde_json::to_vec(&OnDisk {
+        version: VERSION,
+        subscriptions: subs,
+    })
+    .map_err(|e| PushError::Damaged {
+        path: p.clone(),
+        why: e.to_string(),
+    })?;
+    let tmp = p.with_extension("tmp");
+    let mut f = fs::File::create(&tmp).map_err(io)?;
+    f.write_all(&body).map_err(io)?;
+    f.sync_all().map_err(io)?;
+    fs::rename(&tmp, &p).map_err(io)?;
+    sync_dir(&p)
+}
+
+/// fsyncs the folder holding `file` (so a rename survives power loss).
+pub fn sync_dir(file: &Path) -> Result<(), PushError> {
+    let dir = file.parent().unwrap_or(Path::new("."));
+    fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|source| PushError::Io {
+            path: dir.to_path_buf(),
+            source,
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subscriptions_round_trip_and_a_damaged_file_is_named() {
+        let dir = tempfile::tempdir().expect("tmp");
+        assert!(load(dir.path()).expect("none yet").by_endpoint.is_empty());
+        let s = Sub {
+            ticket: Token::parse("2026-12-06/1001").expect("token"),
+            endpoint: "https://fcm.googleapis.com/fcm/send/x".into(),
+            p256dh: "BCVx".into(),
+            auth: "BTBZ".into(),
+            threshold: Threshold::Ahead(3),
+            lang: Lang::Ko,
+            progress: Progress {
+                near_sent: true,
+                ..Progress::default()
+            },
+        };
+        save(dir.path(), vec![s.clone()]).expect("saved");
+        let back = load(dir.path()).expect("loaded");
+        assert_eq!(back.by_endpoint.get(&s.endpoint), Some(&s));
+        fs::write(path(dir.path()), b"{\"version\":1,\"subscriptions\":[{").expect("damage");
+        let err = load(dir.path()).expect_err("damaged");
+        assert!(err.to_string().contains("subscriptions.json"), "{err}");
+    }
+}
