@@ -29,6 +29,7 @@ mod webdriver;
 /// Tests that need Chromium, testssl.sh or root (`--features system-tests`).
 #[cfg(feature = "system-tests")]
 mod system {
+    mod admin_pages;
     mod browser;
     mod diskfull;
     mod displays;

@@ -175,6 +175,26 @@ impl Session<'_> {
         );
     }
 
+    /// Accepts the page's `confirm()` (waits for it to open).
+    pub fn accept_alert(&self) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let r = self
+                .d
+                .http
+                .post(format!("{}{}", self.d.base, self.path("/alert/accept")))
+                .json(&json!({}))
+                .send()
+                .expect("alert");
+            let v: Value = r.json().expect("alert json");
+            if v["value"]["error"].is_null() {
+                return;
+            }
+            assert!(Instant::now() < deadline, "no dialog opened: {v}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     pub fn text(&self, css: &str) -> String {
         self.eval(
             "const e = document.querySelector(arguments[0]); return e ? e.textContent : null;",

@@ -60,6 +60,11 @@ const LAYOUTS: &[(&str, &str)] = &[
     layout!("preview"),
     layout!("audit"),
     layout!("admin"),
+    layout!("admin_nav"),
+    layout!("admin_accounts"),
+    layout!("admin_devices"),
+    layout!("admin_device_table"),
+    layout!("admin_sessions"),
 ];
 
 /// The static assets, built into the binary: (name, content type, body).
