@@ -33,6 +33,7 @@ mod system {
     mod browser;
     mod diskfull;
     mod displays;
+    mod kiosk_health;
     mod layout_log;
     mod redirect;
     mod staff_day;

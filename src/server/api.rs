@@ -166,8 +166,12 @@ pub async fn command(
     let outcome = tokio::task::spawn_blocking(move || handle.execute(None, command, Some(by)))
         .await
         .map_err(|e| ApiError::Internal(e.to_string()))?
+        .inspect(|_| app.contacts.storage_status(None))
         .inspect_err(|e| {
             if let madoguchi_core::engine::ExecError::Engine(inner) = e {
+                // Kiosks say so on their screens until a command is recorded.
+                app.contacts
+                    .storage_status(Some(super::health::Blocked::storage()));
                 if super::error::is_disk_full(inner.as_ref()) {
                     app.faults.record(
                         "disk",
@@ -250,6 +254,7 @@ async fn print_on_network_printer(
     let printed = tokio::task::spawn_blocking(move || super::escpos::print(address, &text))
         .await
         .map_err(|e| ApiError::Internal(e.to_string()))?;
+    super::health::note_printer(app, kiosk, printed.as_ref().err());
     if let Err(e) = printed {
         tracing::warn!(kiosk, number, error = %e, "ticket not printed; voiding it");
         app.faults.record(

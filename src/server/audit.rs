@@ -75,10 +75,11 @@ fn search(
     app: &App,
     p: &Parsed,
     limit: usize,
-    names: &Names,
+    names: Option<&Names>,
 ) -> Result<(Vec<Value>, usize), ApiError> {
     let offset = app.status_offset();
-    let mut rows = Vec::new();
+    // Only the newest `limit` matches are kept and turned into rows.
+    let mut kept = std::collections::VecDeque::new();
     let mut total = 0;
     let records = madoguchi_core::log::read_live(&app.data.join("log"))
         .map_err(|e| ApiError::Internal(e.to_string()))?;
@@ -108,29 +109,45 @@ fn search(
             continue;
         }
         total += 1;
-        let words: Vec<String> = body.events.iter().map(|e| describe(e, names)).collect();
-        rows.push(json!({
-            "seq": rec.seq,
-            "time": local.format("%Y-%m-%d %H:%M:%S").to_string(),
-            "by": body.by,
-            "by_words": operator(body.by.as_deref()),
-            "words": words,
-            // The recorded events as JSON text (the export's format since
-            // the start), and their kinds for the page's rows.
-            "events": body
-                .events
-                .iter()
-                .map(|e| match e {
-                    Event::ConfigApplied { .. } => "config_applied".to_string(),
-                    other => serde_json::to_string(other).unwrap_or_default(),
-                })
-                .collect::<Vec<_>>(),
-            "kinds": body.events.iter().map(kind).collect::<Vec<_>>(),
-            "hash": hex(&rec.hash()),
-        }));
+        kept.push_back((rec.seq, local, body, hex(&rec.hash())));
+        if kept.len() > limit {
+            kept.pop_front();
+        }
     }
-    rows.reverse();
-    rows.truncate(limit);
+    let rows = kept
+        .into_iter()
+        .rev()
+        .map(|(seq, local, body, hash)| {
+            // The recorded events as JSON text: the export's format since
+            // the start.
+            let mut row = json!({
+                "seq": seq,
+                "time": local.format("%Y-%m-%d %H:%M:%S").to_string(),
+                "by": body.by,
+                "events": body
+                    .events
+                    .iter()
+                    .map(|e| match e {
+                        Event::ConfigApplied { .. } => "config_applied".to_string(),
+                        other => serde_json::to_string(other).unwrap_or_default(),
+                    })
+                    .collect::<Vec<_>>(),
+                "hash": hash,
+            });
+            // The page's rows: in words, with their kinds as a hook.
+            if let Some(names) = names {
+                row["by_words"] = operator(body.by.as_deref()).into();
+                row["words"] = body
+                    .events
+                    .iter()
+                    .map(|e| describe(e, names))
+                    .collect::<Vec<_>>()
+                    .into();
+                row["kinds"] = body.events.iter().map(kind).collect::<Vec<_>>().into();
+            }
+            row
+        })
+        .collect();
     Ok((rows, total))
 }
 
@@ -148,9 +165,10 @@ pub async fn page(
     let p = parse(&f)?;
     let names = queue_names(&app)?;
     let a = app.clone();
-    let (rows, total) = tokio::task::spawn_blocking(move || search(&a, &p, PAGE_ROWS, &names))
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))??;
+    let (rows, total) =
+        tokio::task::spawn_blocking(move || search(&a, &p, PAGE_ROWS, Some(&names)))
+            .await
+            .map_err(|e| ApiError::Internal(e.to_string()))??;
     let office = app.status().await?.office.ja;
     let html: Html<String> = app.pages.render(
         "audit.html",
@@ -171,9 +189,8 @@ pub async fn export(
 ) -> Result<Response, ApiError> {
     app.auth.require(&method, &headers, AUDITORS)?;
     let p = parse(&f)?;
-    let names = queue_names(&app)?;
     let a = app.clone();
-    let (mut rows, _) = tokio::task::spawn_blocking(move || search(&a, &p, usize::MAX, &names))
+    let (mut rows, _) = tokio::task::spawn_blocking(move || search(&a, &p, usize::MAX, None))
         .await
         .map_err(|e| ApiError::Internal(e.to_string()))??;
     rows.reverse();

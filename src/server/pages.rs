@@ -179,9 +179,10 @@ async fn kiosk(
     };
     let s = app.status().await?;
     let offered = offered(&app, &caller)?;
+    let blocked = super::health::issue_blocked(&app, &caller, s.day_open).await;
     let page = app.pages.render(
         "kiosk.html",
-        context! { office => s.office.ja, queues => s.queues, day_open => s.day_open, csrf => caller.csrf(), offered },
+        context! { office => s.office.ja, queues => s.queues, day_open => s.day_open, csrf => caller.csrf(), offered, blocked },
     )?;
     Ok(page.into_response())
 }
@@ -208,9 +209,10 @@ async fn kiosk_fragment(
     let caller = app.auth.require(&method, &headers, KIOSK_ROLES)?;
     let s = app.status().await?;
     let offered = offered(&app, &caller)?;
+    let blocked = super::health::issue_blocked(&app, &caller, s.day_open).await;
     app.pages.render(
         "kiosk_buttons.html",
-        context! { queues => s.queues, day_open => s.day_open, offered },
+        context! { queues => s.queues, day_open => s.day_open, offered, blocked },
     )
 }
 
