@@ -35,6 +35,7 @@ mod system {
     mod displays;
     mod kiosk_health;
     mod layout_log;
+    mod office_clock;
     mod redirect;
     mod staff_day;
 }

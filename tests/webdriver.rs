@@ -28,6 +28,12 @@ impl Drop for Driver {
 
 impl Driver {
     pub fn start() -> Driver {
+        Driver::start_env(&[])
+    }
+
+    /// Starts chromedriver (and so Chromium) with extra environment, such
+    /// as another `TZ`.
+    pub fn start_env(env: &[(&str, &str)]) -> Driver {
         let exe = ["/usr/bin/chromedriver", "chromedriver"]
             .into_iter()
             .find(|p| Command::new(p).arg("--version").output().is_ok())
@@ -36,6 +42,7 @@ impl Driver {
         let child = Command::new(exe)
             .arg(format!("--port={port}"))
             .arg("--allowed-ips=127.0.0.1")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

@@ -279,7 +279,7 @@ async fn staff(
     let ctx = staff_context(
         &s,
         number,
-        context! { user => caller.name, role => caller.role, csrf => caller.csrf() },
+        context! { user => caller.name, role => caller.role, csrf => caller.csrf(), utc_offset_s => app.status_offset().local_minus_utc() },
     )?;
     Ok(app.pages.render("staff.html", ctx)?.into_response())
 }
