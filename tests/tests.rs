@@ -37,5 +37,6 @@ mod system {
     mod layout_log;
     mod office_clock;
     mod redirect;
+    mod ruby;
     mod staff_day;
 }
