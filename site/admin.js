@@ -1,13 +1,128 @@
-// 管理: promote a standby to primary.
+// 管理: promote a standby; staff accounts, devices and sessions (issue 18).
+// Every button calls the JSON API (the same checks and audit records as
+// any API client); the page then shows the server's answer in words.
 "use strict";
 (function () {
-  const b = document.getElementById("promote");
-  if (!b) return;
-  b.addEventListener("click", async () => {
-    if (!confirm("この予備機を主機に昇格しますか？ 主機が止まっていることを確かめてください。")) return;
-    const r = await window.Madoguchi.post("/api/promote", {});
-    const out = document.getElementById("result");
-    out.textContent = r.ok ? "主機に昇格しました。ここで受付を続けられます。" : window.Madoguchi.message(r.body);
-    if (r.ok) b.disabled = true;
+  const M = window.Madoguchi;
+  const out = document.getElementById("result");
+  const KEY = "madoguchi-admin-result";
+
+  function say(text, bad) {
+    if (!out) return;
+    out.textContent = text;
+    out.classList.toggle("bad", Boolean(bad));
+  }
+
+  // A change that alters the tables: reload, and say what happened there
+  // (the page is drawn by the server, never patched up here).
+  function reloadSaying(text) {
+    try { sessionStorage.setItem(KEY, text); } catch (_) { /* private mode */ }
+    location.reload();
+  }
+  try {
+    const left = sessionStorage.getItem(KEY);
+    if (left) { sessionStorage.removeItem(KEY); say(left); }
+  } catch (_) { /* private mode */ }
+
+  async function send(method, path, body) {
+    if (method === "POST") return M.post(path, body);
+    const res = await fetch(path, {
+      method,
+      headers: { "X-CSRF-Token": document.querySelector('meta[name="csrf-token"]').content },
+      credentials: "same-origin",
+    });
+    let data = null;
+    try { data = await res.json(); } catch (_) { data = null; }
+    return { ok: res.ok, status: res.status, body: data };
+  }
+
+  async function act(method, path, body, done) {
+    try {
+      const r = await send(method, path, body);
+      if (r.ok) return done(r.body);
+      say(M.message(r.body), true);
+    } catch (_) {
+      say("サーバーに接続できません。もう一度押してください。", true);
+    }
+  }
+
+  const promote = document.getElementById("promote");
+  if (promote) {
+    promote.addEventListener("click", async () => {
+      if (!confirm("この予備機を主機に昇格しますか？ 主機が止まっていることを確かめてください。")) return;
+      const r = await M.post("/api/promote", {});
+      say(r.ok ? "主機に昇格しました。ここで受付を続けられます。" : M.message(r.body), !r.ok);
+      if (r.ok) promote.disabled = true;
+    });
+  }
+
+  const logout = document.getElementById("logout");
+  if (logout) {
+    logout.addEventListener("click", async () => {
+      await M.post("/api/logout", {});
+      location.href = "/login?next=/admin";
+    });
+  }
+
+  const newUser = document.getElementById("new-user");
+  if (newUser) {
+    newUser.addEventListener("submit", (ev) => {
+      ev.preventDefault();
+      const f = new FormData(newUser);
+      const username = String(f.get("username")).trim();
+      act("POST", "/api/users", { username, role: f.get("role"), password: f.get("password") },
+        () => reloadSaying(`アカウント ${username} を作りました。`));
+    });
+  }
+
+  document.querySelectorAll("form.set-user").forEach((form) => {
+    form.addEventListener("submit", (ev) => {
+      ev.preventDefault();
+      const f = new FormData(form);
+      const username = form.dataset.user;
+      act("POST", "/api/users", { username, role: f.get("role"), password: f.get("password") },
+        () => reloadSaying(`${username} の役割とパスワードを設定しました。`));
+    });
   });
+
+  document.addEventListener("click", (ev) => {
+    const b = ev.target.closest("button");
+    if (!b) return;
+    const d = b.dataset;
+    if (d.disableUser !== undefined) {
+      if (!confirm(`${d.disableUser} を無効にしますか？ すぐにログアウトされます。`)) return;
+      act("POST", `/api/users/${encodeURIComponent(d.disableUser)}/disabled`, { disabled: true },
+        () => reloadSaying(`${d.disableUser} を無効にしました。`));
+    } else if (d.enableUser !== undefined) {
+      act("POST", `/api/users/${encodeURIComponent(d.enableUser)}/disabled`, { disabled: false },
+        () => reloadSaying(`${d.enableUser} を有効にしました。`));
+    } else if (d.revokeDevice !== undefined) {
+      if (!confirm(`端末 ${d.revokeDevice} の登録を取り消しますか？ その端末はすぐに使えなくなります。`)) return;
+      act("POST", `/api/devices/${encodeURIComponent(d.revokeDevice)}/disabled`, { disabled: true },
+        () => reloadSaying(`端末 ${d.revokeDevice} の登録を取り消しました。`));
+    } else if (d.endSession !== undefined) {
+      const who = b.closest("tr").dataset.user;
+      act("DELETE", `/api/sessions/${encodeURIComponent(d.endSession)}`, null,
+        () => reloadSaying(`${who} のログインを終了しました。`));
+    }
+  });
+
+  const newDevice = document.getElementById("new-device");
+  if (newDevice) {
+    newDevice.addEventListener("submit", (ev) => {
+      ev.preventDefault();
+      const f = new FormData(newDevice);
+      const name = String(f.get("name")).trim();
+      act("POST", "/api/devices", { name, role: f.get("role") }, (body) => {
+        const link = document.getElementById("enrolment-url");
+        link.href = body.enrol_url;
+        link.textContent = body.enrol_url;
+        document.getElementById("enrolment-name").textContent = name;
+        // Our own server's SVG (qrcode crate), not the visitor's text.
+        document.getElementById("enrolment-qr").innerHTML = body.qr_svg;
+        document.getElementById("enrolment").hidden = false;
+        say(`${name} の登録用リンクを作りました（${body.valid_hours} 時間有効・一度だけ）。`);
+      });
+    });
+  }
 })();

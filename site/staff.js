@@ -147,6 +147,27 @@
     }
   }
 
+  // Times on the office's clock (its UTC offset from the configuration),
+  // whatever time zone this browser is set to (issue 18).
+  const offsetS = Number(station.dataset.utcOffset || 32400);
+  function officeTime(at) {
+    const ms = typeof at === "number" ? at : Date.parse(at);
+    const d = new Date(ms + offsetS * 1000);
+    const p = (n) => String(n).padStart(2, "0");
+    return `${p(d.getUTCHours())}:${p(d.getUTCMinutes())}:${p(d.getUTCSeconds())}`;
+  }
+  const STATUS_JA = { waiting: "待ち", called: "呼出中", serving: "対応中", absent: "不在", held: "保留中",
+    done: "完了", cancelled: "取消", unserved: "未対応" };
+  function queueName(id) {
+    const o = document.querySelector(`option[value="${CSS.escape(id)}"]`);
+    return o ? o.textContent.trim() : id;
+  }
+  function escape(t) {
+    const d = document.createElement("div");
+    d.textContent = t;
+    return d.innerHTML;
+  }
+
   async function search() {
     const n = numberInput();
     if (n === null) { say("番号を入力してください", true); return; }
@@ -156,11 +177,11 @@
     const labels = { issued: "発券", called: "呼出", recalled: "再呼出", started: "対応開始", completed: "完了", absent: "不在",
       returned: "不在から復帰", transferred: "回付", held: "保留", resumed: "保留解除", cancelled: "取消", unserved: "未対応" };
     const rows = body.history.map((s) => {
-      const t = new Date(s.at).toLocaleTimeString("ja-JP");
-      const where = s.counter ? `${s.counter} 番窓口` : (s.to ? `→ ${s.to}` : (s.queue || ""));
-      return `<li>${t} ${labels[s.step] || s.step} ${where}</li>`;
+      const where = s.counter ? `${s.counter} 番窓口` : (s.to ? `→ ${queueName(s.to)}` : (s.queue ? queueName(s.queue) : ""));
+      return `<li>${officeTime(s.at)} ${labels[s.step] || s.step} ${escape(where)}</li>`;
     });
-    history.innerHTML = `<h2>${body.number} 番の履歴（${body.status.status}）</h2><ol>${rows.join("")}</ol>`;
+    const status = STATUS_JA[body.status.status] || body.status.status;
+    history.innerHTML = `<h2>${body.number} 番の履歴（${status}）</h2><ol>${rows.join("")}</ol>`;
     history.hidden = false;
     say(`${body.number} 番の履歴を表示しました`);
   }

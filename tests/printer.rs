@@ -12,15 +12,27 @@ use serde_json::{json, Value};
 
 use crate::server::{cmd, Server};
 
-/// A printer answering `status` (printer byte, paper byte); returns its
-/// address and everything it received.
-fn printer(status: (u8, u8)) -> (String, Arc<Mutex<Vec<u8>>>) {
+/// A printer answering `status` (the DLE EOT 1, 2 and 4 bytes: printer,
+/// offline cause, paper); returns its address and everything it received.
+fn printer(status: [u8; 3]) -> (String, Arc<Mutex<Vec<u8>>>) {
+    let (addr, got, _) = printer_with(status);
+    (addr, got)
+}
+
+/// The status bytes a running fake printer answers with.
+pub type Status = Arc<Mutex<[u8; 3]>>;
+
+/// Like [`printer`], with its status changeable while it runs (paper runs
+/// out, the cover is opened).
+pub fn printer_with(status: [u8; 3]) -> (String, Arc<Mutex<Vec<u8>>>, Status) {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr = listener.local_addr().expect("addr").to_string();
     let got = Arc::new(Mutex::new(Vec::new()));
-    let sink = got.clone();
+    let now = Arc::new(Mutex::new(status));
+    let (sink, state) = (got.clone(), now.clone());
     std::thread::spawn(move || {
-        for conn in listener.incoming().take(8) {
+        // Bounded: a kiosk asks at most every few seconds during a test.
+        for conn in listener.incoming().take(400) {
             let Ok(mut conn) = conn else { continue };
             let mut buf = [0u8; 4096];
             let mut pending: Vec<u8> = Vec::new();
@@ -33,10 +45,11 @@ fn printer(status: (u8, u8)) -> (String, Arc<Mutex<Vec<u8>>>) {
                 let mut i = 0;
                 while i + 2 < pending.len() {
                     if pending[i] == 0x10 && pending[i + 1] == 0x04 {
-                        let answer = if pending[i + 2] == 0x04 {
-                            status.1
-                        } else {
-                            status.0
+                        let s = *state.lock().expect("lock");
+                        let answer = match pending[i + 2] {
+                            0x02 => s[1],
+                            0x04 => s[2],
+                            _ => s[0],
                         };
                         let _ = conn.write_all(&[answer]);
                         pending.drain(i..i + 3);
@@ -49,10 +62,10 @@ fn printer(status: (u8, u8)) -> (String, Arc<Mutex<Vec<u8>>>) {
             }
         }
     });
-    (addr, got)
+    (addr, got, now)
 }
 
-fn office_with_printer(addr: &str) -> String {
+pub fn office_with_printer(addr: &str) -> String {
     format!(
         "{}\n[[printers]]\nkiosk = \"kiosk-1\"\naddress = \"{addr}\"\n",
         madoguchi_core::config::DEFAULT_OFFICE_TOML
@@ -93,7 +106,7 @@ fn open_day(s: &Server) -> (reqwest::blocking::Client, String) {
 
 #[test]
 fn a_ticket_prints_in_shift_jis_with_its_qr_code() {
-    let (addr, got) = printer((0x12, 0x12));
+    let (addr, got) = printer([0x12, 0x12, 0x12]);
     let s = Server::start_with(Some(&office_with_printer(&addr)));
     open_day(&s);
     let (st, v) = kiosk_issue(&s);
@@ -128,8 +141,8 @@ fn a_ticket_prints_in_shift_jis_with_its_qr_code() {
 
 #[test]
 fn a_failed_print_voids_the_ticket_and_tells_the_visitor() {
-    for status in [(0x1a, 0x12), (0x12, 0x72)] {
-        // offline; paper end
+    for status in [[0x1a, 0x12, 0x12], [0x12, 0x12, 0x72], [0x1a, 0x16, 0x12]] {
+        // offline; paper end; cover open
         let (addr, got) = printer(status);
         let s = Server::start_with(Some(&office_with_printer(&addr)));
         let (c, _) = open_day(&s);
@@ -158,6 +171,10 @@ fn a_failed_print_voids_the_ticket_and_tells_the_visitor() {
         assert!(
             admin.contains("not printed and voided"),
             "a printer fault is recorded: {admin}"
+        );
+        assert!(
+            admin.contains("発券機 kiosk-1 のプリンター: プリンター"),
+            "the printer's state in words: {admin}"
         );
     }
     // A printer that is not there at all.

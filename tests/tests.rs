@@ -30,11 +30,15 @@ mod webpush;
 /// Tests that need Chromium, testssl.sh or root (`--features system-tests`).
 #[cfg(feature = "system-tests")]
 mod system {
+    mod admin_pages;
     mod browser;
     mod diskfull;
     mod displays;
+    mod kiosk_health;
     mod layout_log;
     mod notices;
+    mod office_clock;
     mod redirect;
+    mod ruby;
     mod staff_day;
 }

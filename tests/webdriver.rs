@@ -28,6 +28,12 @@ impl Drop for Driver {
 
 impl Driver {
     pub fn start() -> Driver {
+        Driver::start_env(&[])
+    }
+
+    /// Starts chromedriver (and so Chromium) with extra environment, such
+    /// as another `TZ`.
+    pub fn start_env(env: &[(&str, &str)]) -> Driver {
         let exe = ["/usr/bin/chromedriver", "chromedriver"]
             .into_iter()
             .find(|p| Command::new(p).arg("--version").output().is_ok())
@@ -36,6 +42,7 @@ impl Driver {
         let child = Command::new(exe)
             .arg(format!("--port={port}"))
             .arg("--allowed-ips=127.0.0.1")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -173,6 +180,26 @@ impl Session<'_> {
             &self.path("/actions"),
             &json!({"actions": [{"type": "key", "id": "kb", "actions": actions}]}),
         );
+    }
+
+    /// Accepts the page's `confirm()` (waits for it to open).
+    pub fn accept_alert(&self) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let r = self
+                .d
+                .http
+                .post(format!("{}{}", self.d.base, self.path("/alert/accept")))
+                .json(&json!({}))
+                .send()
+                .expect("alert");
+            let v: Value = r.json().expect("alert json");
+            if v["value"]["error"].is_null() {
+                return;
+            }
+            assert!(Instant::now() < deadline, "no dialog opened: {v}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
 
     pub fn text(&self, css: &str) -> String {

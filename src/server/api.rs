@@ -166,8 +166,12 @@ pub async fn command(
     let outcome = tokio::task::spawn_blocking(move || handle.execute(None, command, Some(by)))
         .await
         .map_err(|e| ApiError::Internal(e.to_string()))?
+        .inspect(|_| app.contacts.storage_status(None))
         .inspect_err(|e| {
             if let madoguchi_core::engine::ExecError::Engine(inner) = e {
+                // Kiosks say so on their screens until a command is recorded.
+                app.contacts
+                    .storage_status(Some(super::health::Blocked::storage()));
                 if super::error::is_disk_full(inner.as_ref()) {
                     app.faults.record(
                         "disk",
@@ -250,6 +254,7 @@ async fn print_on_network_printer(
     let printed = tokio::task::spawn_blocking(move || super::escpos::print(address, &text))
         .await
         .map_err(|e| ApiError::Internal(e.to_string()))?;
+    super::health::note_printer(app, kiosk, printed.as_ref().err());
     if let Err(e) = printed {
         tracing::warn!(kiosk, number, error = %e, "ticket not printed; voiding it");
         app.faults.record(
@@ -434,7 +439,7 @@ pub struct NewDevice {
 /// `POST /api/devices` (admin): an enrolment link for a kiosk or display.
 pub async fn new_device(
     State(app): State<Arc<App>>,
-    _: Authed<Admins>,
+    Authed(caller, ..): Authed<Admins>,
     Body(d): Body<NewDevice>,
 ) -> Result<Json<Value>, ApiError> {
     if !matches!(d.role, Role::Kiosk | Role::Display | Role::Standby)
@@ -449,8 +454,21 @@ pub async fn new_device(
         .auth
         .new_enrolment(&d.name, d.role, std::time::Duration::from_secs(24 * 3600))
         .map_err(|e| ApiError::Internal(format!("{e:#}")))?;
+    let role = format!("enrolment-link:{}", d.role.name());
+    audit_change(&app, caller, d.name, &role).await?;
+    let url = format!("{}/enrol/{code}", app.base_url);
+    // The link as a QR code, so the admin page can show it for the
+    // device's camera or a printout (the same renderer as the ticket's).
+    let qr = qrcode::QrCode::new(url.as_bytes())
+        .map(|c| {
+            c.render::<qrcode::render::svg::Color<'_>>()
+                .min_dimensions(200, 200)
+                .quiet_zone(true)
+                .build()
+        })
+        .unwrap_or_default();
     Ok(Json(
-        json!({"enrol_url": format!("{}/enrol/{code}", app.base_url), "valid_hours": 24}),
+        json!({"enrol_url": url, "valid_hours": 24, "qr_svg": qr}),
     ))
 }
 
@@ -574,6 +592,13 @@ async fn audit_change(
         .map_err(|e| ApiError::Internal(e.to_string()))
 }
 
+fn event_account(e: &Event) -> Option<String> {
+    match e {
+        Event::AccountChanged { account, .. } => Some(account.clone()),
+        _ => None,
+    }
+}
+
 /// `GET /enrol/{code}`: makes this browser the device the code was for.
 pub async fn enrol(
     State(app): State<Arc<App>>,
@@ -585,7 +610,9 @@ pub async fn enrol(
         account: name,
         role: role.name().to_string(),
     };
-    tokio::task::spawn_blocking(move || a.audit(None, event))
+    // The device enrolled itself with its link: the record names it.
+    let by = event_account(&event);
+    tokio::task::spawn_blocking(move || a.audit(by, event))
         .await
         .map_err(|e| ApiError::Internal(e.to_string()))?;
     let to = if role == Role::Kiosk { "/kiosk" } else { "/" };

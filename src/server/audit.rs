@@ -71,9 +71,15 @@ fn event_counter(e: &Event) -> Option<u16> {
 }
 
 /// The matching records as JSON rows, newest first.
-fn search(app: &App, p: &Parsed, limit: usize) -> Result<(Vec<Value>, usize), ApiError> {
+fn search(
+    app: &App,
+    p: &Parsed,
+    limit: usize,
+    names: Option<&Names>,
+) -> Result<(Vec<Value>, usize), ApiError> {
     let offset = app.status_offset();
-    let mut rows = Vec::new();
+    // Only the newest `limit` matches are kept and turned into rows.
+    let mut kept = std::collections::VecDeque::new();
     let mut total = 0;
     let records = madoguchi_core::log::read_live(&app.data.join("log"))
         .map_err(|e| ApiError::Internal(e.to_string()))?;
@@ -103,24 +109,45 @@ fn search(app: &App, p: &Parsed, limit: usize) -> Result<(Vec<Value>, usize), Ap
             continue;
         }
         total += 1;
-        let summary: Vec<String> = body
-            .events
-            .iter()
-            .map(|e| match e {
-                Event::ConfigApplied { .. } => "config_applied".to_string(),
-                other => serde_json::to_string(other).unwrap_or_default(),
-            })
-            .collect();
-        rows.push(json!({
-            "seq": rec.seq,
-            "time": local.format("%Y-%m-%d %H:%M:%S").to_string(),
-            "by": body.by,
-            "events": summary,
-            "hash": hex(&rec.hash()),
-        }));
+        kept.push_back((rec.seq, local, body, hex(&rec.hash())));
+        if kept.len() > limit {
+            kept.pop_front();
+        }
     }
-    rows.reverse();
-    rows.truncate(limit);
+    let rows = kept
+        .into_iter()
+        .rev()
+        .map(|(seq, local, body, hash)| {
+            // The recorded events as JSON text: the export's format since
+            // the start.
+            let mut row = json!({
+                "seq": seq,
+                "time": local.format("%Y-%m-%d %H:%M:%S").to_string(),
+                "by": body.by,
+                "events": body
+                    .events
+                    .iter()
+                    .map(|e| match e {
+                        Event::ConfigApplied { .. } => "config_applied".to_string(),
+                        other => serde_json::to_string(other).unwrap_or_default(),
+                    })
+                    .collect::<Vec<_>>(),
+                "hash": hash,
+            });
+            // The page's rows: in words, with their kinds as a hook.
+            if let Some(names) = names {
+                row["by_words"] = operator(body.by.as_deref()).into();
+                row["words"] = body
+                    .events
+                    .iter()
+                    .map(|e| describe(e, names))
+                    .collect::<Vec<_>>()
+                    .into();
+                row["kinds"] = body.events.iter().map(kind).collect::<Vec<_>>().into();
+            }
+            row
+        })
+        .collect();
     Ok((rows, total))
 }
 
@@ -136,10 +163,12 @@ pub async fn page(
         Err(_) => return Ok(Redirect::to("/login?next=/audit").into_response()),
     };
     let p = parse(&f)?;
+    let names = queue_names(&app)?;
     let a = app.clone();
-    let (rows, total) = tokio::task::spawn_blocking(move || search(&a, &p, PAGE_ROWS))
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))??;
+    let (rows, total) =
+        tokio::task::spawn_blocking(move || search(&a, &p, PAGE_ROWS, Some(&names)))
+            .await
+            .map_err(|e| ApiError::Internal(e.to_string()))??;
     let office = app.status().await?.office.ja;
     let html: Html<String> = app.pages.render(
         "audit.html",
@@ -161,7 +190,7 @@ pub async fn export(
     app.auth.require(&method, &headers, AUDITORS)?;
     let p = parse(&f)?;
     let a = app.clone();
-    let (mut rows, _) = tokio::task::spawn_blocking(move || search(&a, &p, usize::MAX))
+    let (mut rows, _) = tokio::task::spawn_blocking(move || search(&a, &p, usize::MAX, None))
         .await
         .map_err(|e| ApiError::Internal(e.to_string()))??;
     rows.reverse();
@@ -180,4 +209,188 @@ pub async fn export(
         body,
     )
         .into_response())
+}
+
+/// Queue and tag ids with their Japanese names, for rows in words.
+#[derive(Debug, Default)]
+pub struct Names {
+    queues: std::collections::HashMap<String, String>,
+    tags: std::collections::HashMap<String, String>,
+}
+
+impl Names {
+    fn queue<'a>(&'a self, id: &'a str) -> &'a str {
+        self.queues.get(id).map(String::as_str).unwrap_or(id)
+    }
+    fn tags(&self, ids: &[String]) -> String {
+        ids.iter()
+            .map(|t| self.tags.get(t).map(String::as_str).unwrap_or(t))
+            .collect::<Vec<_>>()
+            .join("・")
+    }
+}
+
+fn queue_names(app: &App) -> Result<Names, ApiError> {
+    app.engine
+        .read(|e| Names {
+            queues: e
+                .config()
+                .queues
+                .iter()
+                .map(|q| (q.id.clone(), q.name.ja.clone()))
+                .collect(),
+            tags: e
+                .config()
+                .tags
+                .iter()
+                .map(|t| (t.id.clone(), t.name.ja.clone()))
+                .collect(),
+        })
+        .map_err(ApiError::from)
+}
+
+/// An event's recorded type name (`called`, `login`…).
+fn kind(e: &Event) -> String {
+    serde_json::to_value(e)
+        .ok()
+        .and_then(|v| v.get("type").and_then(Value::as_str).map(str::to_string))
+        .unwrap_or_default()
+}
+
+/// Who made a record, in words: an account or device by name; a record
+/// without one was made by the server itself (start-up configuration, the
+/// end-of-day sweep).
+pub fn operator(by: Option<&str>) -> String {
+    match by {
+        Some(b) if b.starts_with("printer:") => {
+            format!("発券機 {} のプリンター", &b["printer:".len()..])
+        }
+        Some(b) => b.to_string(),
+        None => "サーバー（自動）".to_string(),
+    }
+}
+
+/// An account change's `role` field in words (see api.rs and admin.rs).
+fn account_change(account: &str, role: &str) -> String {
+    let role_ja = |r: &str| match r {
+        "admin" => "管理者",
+        "staff" => "職員",
+        "auditor" => "監査担当",
+        "kiosk" => "発券機",
+        "display" => "表示機",
+        "standby" => "予備機",
+        _ => "（不明な種類）",
+    };
+    match role {
+        "disabled" => format!("{account} を無効にしました"),
+        "enabled" => format!("{account} を有効にしました"),
+        "deleted" => format!("{account} を削除しました"),
+        "session-ended" => format!("{account} のログインを終了させました"),
+        r if r.starts_with("enrolment-link:") => format!(
+            "{}「{account}」の登録用リンクを作りました",
+            role_ja(&r["enrolment-link:".len()..])
+        ),
+        r @ ("kiosk" | "display" | "standby") => {
+            format!("{}「{account}」が登録用リンクで登録されました", role_ja(r))
+        }
+        r => format!(
+            "{account} を{}として設定しました（役割・パスワード）",
+            role_ja(r)
+        ),
+    }
+}
+
+/// One event in plain Japanese, for the audit page (the export keeps the
+/// recorded event as it is).
+pub fn describe(e: &Event, names: &Names) -> String {
+    let at = |c: Option<u16>| c.map(|c| format!("窓口 {c} で")).unwrap_or_default();
+    match e {
+        // `source` is the whole configuration text: the export has it.
+        Event::ConfigApplied { .. } => {
+            "設定を適用しました（内容は書き出しで確認できます）".to_string()
+        }
+        Event::DayOpened { date, special } => format!(
+            "{date} の受付を始めました{}",
+            if *special {
+                "（特別開庁日）"
+            } else {
+                ""
+            }
+        ),
+        Event::DayClosed { date } => format!("{date} の受付を終えました"),
+        Event::CounterOpened { counter, .. } => format!("窓口 {counter} を開きました"),
+        Event::CounterClosed { counter } => format!("窓口 {counter} を閉じました"),
+        Event::TicketIssued {
+            number,
+            category,
+            kiosk,
+            people_ahead,
+            ..
+        } => format!(
+            "{number} 番を発券しました（{}、前に {people_ahead} 人{}）",
+            names.queue(category),
+            kiosk
+                .as_deref()
+                .map(|k| format!("、発券機 {k}"))
+                .unwrap_or_default()
+        ),
+        Event::Called {
+            number,
+            counter,
+            out_of_order,
+        } => format!(
+            "{number} 番を窓口 {counter} に呼び出しました{}",
+            if *out_of_order { "（順番外）" } else { "" }
+        ),
+        Event::Recalled { number, counter } => {
+            format!("{number} 番を窓口 {counter} にもう一度呼び出しました")
+        }
+        Event::Started { number, counter } => {
+            format!("{number} 番の対応を窓口 {counter} で始めました")
+        }
+        Event::Completed {
+            number,
+            counter,
+            tags,
+        } => {
+            let tags = if tags.is_empty() {
+                String::new()
+            } else {
+                format!("（{}）", names.tags(tags))
+            };
+            format!("{number} 番の対応を窓口 {counter} で終えました{tags}")
+        }
+        Event::Absent { number, counter } => {
+            format!("{number} 番を窓口 {counter} で不在にしました")
+        }
+        Event::Returned { number } => format!("{number} 番が不在から戻りました"),
+        Event::Transferred {
+            number,
+            counter,
+            to,
+            ..
+        } => format!(
+            "{number} 番を{}「{}」へ回しました",
+            at(*counter),
+            names.queue(to)
+        ),
+        Event::Held {
+            number, counter, ..
+        } => format!("{number} 番を窓口 {counter} で保留にしました"),
+        Event::Resumed { number, counter } => {
+            format!("{number} 番の保留を窓口 {counter} で再開しました")
+        }
+        Event::Cancelled { number, counter } => {
+            format!("{number} 番を{}取り消しました", at(*counter))
+        }
+        Event::Unserved { number } => format!("{number} 番は受付終了まで呼ばれませんでした"),
+        Event::Login { account, ok: true } => format!("{account} がログインしました"),
+        Event::Login { account, ok: false } => {
+            format!("{account} のログインに失敗しました（ID またはパスワードの誤り）")
+        }
+        Event::AccountChanged { account, role } => account_change(account, role),
+        Event::LogArchived { through, .. } => {
+            format!("記録 {through} 番までを保管用に書き出しました")
+        }
+    }
 }

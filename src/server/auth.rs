@@ -713,3 +713,112 @@ impl Auth {
         Ok(found)
     }
 }
+
+/// A person's account as the administration pages list it (no hash).
+#[derive(Debug, Clone, Serialize)]
+pub struct PersonRow {
+    pub username: String,
+    pub role: Role,
+    pub disabled: bool,
+}
+
+/// A device as the administration pages list it (no token hash).
+#[derive(Debug, Clone, Serialize)]
+pub struct DeviceRow {
+    pub name: String,
+    pub role: Role,
+    pub disabled: bool,
+    /// Unix seconds after which its token is refused.
+    pub expires_at: Option<i64>,
+}
+
+/// A live session as the administration pages list it: `id` names it
+/// for "end" without giving out the stored token hash.
+#[derive(Debug, Clone, Serialize)]
+pub struct SessionRow {
+    pub id: String,
+    pub username: String,
+    pub started_at: i64,
+    pub last_seen: i64,
+}
+
+/// A session's public id: derived from the stored hash, one way.
+fn session_id(token_sha256: &str) -> String {
+    sha256_hex(&format!("session-id:{token_sha256}"))[..16].to_string()
+}
+
+/// Reads for the administration pages (issue 18); they change nothing
+/// stored, so they hold whatever storage the accounts live in.
+impl Auth {
+    pub fn people(&self) -> Vec<PersonRow> {
+        self.file
+            .lock()
+            .map(|f| {
+                f.users
+                    .iter()
+                    .map(|u| PersonRow {
+                        username: u.username.clone(),
+                        role: u.role,
+                        disabled: u.disabled,
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    pub fn devices(&self) -> Vec<DeviceRow> {
+        self.file
+            .lock()
+            .map(|f| {
+                f.devices
+                    .iter()
+                    .map(|d| DeviceRow {
+                        name: d.name.clone(),
+                        role: d.role,
+                        disabled: d.disabled,
+                        expires_at: d.expires_at,
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Live sessions (past their time ones left out), oldest first.
+    pub fn sessions(&self) -> Vec<SessionRow> {
+        let now = unix_now();
+        let (idle, max) = (self.idle.as_secs() as i64, SESSION_MAX.as_secs() as i64);
+        let mut rows: Vec<SessionRow> = self
+            .sessions
+            .lock()
+            .map(|s| {
+                s.values()
+                    .filter(|x| now - x.last_seen <= idle && now - x.started_at <= max)
+                    .map(|x| SessionRow {
+                        id: session_id(&x.token_sha256),
+                        username: x.username.clone(),
+                        started_at: x.started_at,
+                        last_seen: x.last_seen,
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        rows.sort_by_key(|r| (r.started_at, r.id.clone()));
+        rows
+    }
+
+    /// Ends the session with this public id; returns its account.
+    pub fn end_session(&self, id: &str) -> Result<Option<String>, ApiError> {
+        self.with_sessions(|s| {
+            let key = s.keys().find(|h| session_id(h) == id).cloned()?;
+            s.remove(&key).map(|x| x.username)
+        })
+        .map_err(internal)
+    }
+}
+
+impl Caller {
+    /// The public id of this caller's own session (a person's).
+    pub fn session_id(&self) -> Option<String> {
+        self.session.as_deref().map(session_id)
+    }
+}

@@ -5,7 +5,9 @@
 //! The printer's status is asked before and after printing (DLE EOT, which
 //! printers answer in real time): offline, cover open or out of paper is a
 //! failed print, and the caller voids the ticket so that no phantom number
-//! waits in the queue.
+//! waits in the queue. The kiosk page asks the same status ([`status`])
+//! whenever it refreshes, so a printer out of paper is on the kiosk's own
+//! screen and in the fault records before a visitor touches a button.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -22,6 +24,8 @@ pub enum PrintError {
     Offline(u8),
     #[error("the printer is out of paper (status {0:#04x})")]
     PaperOut(u8),
+    #[error("the printer's cover is open (status {0:#04x})")]
+    CoverOpen(u8),
     #[error("the printer stopped answering: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -85,18 +89,56 @@ pub fn ticket_bytes(t: &TicketText) -> Vec<u8> {
     b
 }
 
-/// Asks the real-time status (DLE EOT 1: printer, DLE EOT 4: paper).
-fn check(stream: &mut TcpStream) -> Result<(), PrintError> {
-    stream.write_all(&[0x10, 0x04, 0x01, 0x10, 0x04, 0x04])?;
-    let mut answer = [0u8; 2];
-    stream.read_exact(&mut answer)?;
-    if answer[0] & 0x08 != 0 {
-        return Err(PrintError::Offline(answer[0]));
+impl PrintError {
+    /// Why, in plain Japanese for the kiosk's screen and the admin page.
+    pub fn reason_ja(&self) -> &'static str {
+        match self {
+            PrintError::Unreachable(..) | PrintError::Io(_) => "プリンターにつながりません",
+            PrintError::Offline(_) => "プリンターが止まっています",
+            PrintError::PaperOut(_) => "プリンターの紙がなくなりました",
+            PrintError::CoverOpen(_) => "プリンターのふたが開いています",
+        }
     }
-    if answer[1] & 0x60 != 0 {
-        return Err(PrintError::PaperOut(answer[1]));
+}
+
+/// Asks the real-time status (DLE EOT 1: printer, DLE EOT 2: why offline,
+/// DLE EOT 4: paper) and reads the three answers.
+fn check(stream: &mut TcpStream) -> Result<(), PrintError> {
+    stream.write_all(&[0x10, 0x04, 0x01, 0x10, 0x04, 0x02, 0x10, 0x04, 0x04])?;
+    let mut answer = [0u8; 3];
+    stream.read_exact(&mut answer)?;
+    judge(answer)
+}
+
+/// The status bytes' meaning (Epson's ESC/POS reference): paper end in
+/// the roll sensor (DLE EOT 4, bits 5–6) or stopping the printer (DLE EOT 2,
+/// bit 5); the cover open (DLE EOT 2, bit 2); offline otherwise (DLE EOT
+/// 1, bit 3).
+fn judge([printer, cause, paper]: [u8; 3]) -> Result<(), PrintError> {
+    if paper & 0x60 != 0 {
+        return Err(PrintError::PaperOut(paper));
+    }
+    if cause & 0x20 != 0 {
+        return Err(PrintError::PaperOut(cause));
+    }
+    if cause & 0x04 != 0 {
+        return Err(PrintError::CoverOpen(cause));
+    }
+    if printer & 0x08 != 0 {
+        return Err(PrintError::Offline(printer));
     }
     Ok(())
+}
+
+/// The printer's status now, without printing (short timeouts: the kiosk
+/// page waits for it).
+pub fn status(address: SocketAddr) -> Result<(), PrintError> {
+    let quick = Duration::from_millis(800);
+    let mut stream = TcpStream::connect_timeout(&address, quick)
+        .map_err(|e| PrintError::Unreachable(address, e))?;
+    stream.set_read_timeout(Some(quick))?;
+    stream.set_write_timeout(Some(quick))?;
+    check(&mut stream)
 }
 
 /// Prints the ticket, checking the printer before and after.
@@ -114,6 +156,27 @@ pub fn print(address: SocketAddr, t: &TicketText) -> Result<(), PrintError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn status_bytes_name_paper_out_cover_open_and_offline() {
+        assert!(judge([0x12, 0x12, 0x12]).is_ok());
+        assert!(matches!(
+            judge([0x12, 0x12, 0x72]),
+            Err(PrintError::PaperOut(_))
+        ));
+        assert!(matches!(
+            judge([0x1a, 0x32, 0x12]),
+            Err(PrintError::PaperOut(_))
+        ));
+        assert!(matches!(
+            judge([0x1a, 0x16, 0x12]),
+            Err(PrintError::CoverOpen(_))
+        ));
+        assert!(matches!(
+            judge([0x1a, 0x12, 0x12]),
+            Err(PrintError::Offline(_))
+        ));
+    }
 
     #[test]
     fn the_ticket_is_shift_jis_with_a_qr_command() {

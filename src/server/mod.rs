@@ -2,6 +2,7 @@
 //! kiosks and staff send commands (R1, R8, R11, R13, R15). axum routes; the
 //! engine runs on its own thread behind a [`SharedEngine`] (group commit).
 
+mod admin;
 mod api;
 mod audit;
 mod auth;
@@ -14,6 +15,7 @@ mod extract;
 mod faults;
 mod forecast;
 mod hash_gate;
+mod health;
 mod limits;
 mod pages;
 mod publish;
@@ -124,6 +126,8 @@ pub struct App {
     pub issue_limits: limits::IssueLimits,
     /// Whether clients reach this server over TLS (cookies are `Secure`).
     pub tls: bool,
+    /// Each device's last contact (the admin pages' device health).
+    pub contacts: health::Contacts,
 }
 
 impl App {
@@ -219,7 +223,12 @@ fn router(app: Arc<App>) -> Router {
         )
         .route("/api/statistics/report", post(statistics::make_report))
         .merge(pages::routes())
+        .merge(admin::routes())
         .fallback(|| async { ApiError::NotFound })
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            health::note,
+        ))
         .layer(axum::middleware::from_fn(error::answer_in_kind))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
         .layer(SetResponseHeaderLayer::overriding(
@@ -302,6 +311,7 @@ pub fn run(data: &Path, config: Option<&Path>, args: Args) -> Result<()> {
             standby: std::sync::atomic::AtomicBool::new(args.standby_of.is_some()),
             issue_limits: limits::IssueLimits::default(),
             tls: acceptor.is_some(),
+            contacts: health::Contacts::default(),
         });
         if let Some(primary) = &args.standby_of {
             let token = replication::token(data, args.enrol_link.as_deref()).await?;
@@ -378,7 +388,7 @@ async fn admin_page(
     let office = app.status().await?.office.ja;
     let html = app.pages.render(
         "admin.html",
-        minijinja::context! { office, user => caller.name, faults => app.faults.recent(), standby => app.is_standby(), csrf => caller.csrf() },
+        minijinja::context! { office, user => caller.name, faults => app.faults.recent(), devices => health::devices(&app), standby => app.is_standby(), csrf => caller.csrf() },
     )?;
     Ok(html.into_response())
 }

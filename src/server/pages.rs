@@ -60,6 +60,11 @@ const LAYOUTS: &[(&str, &str)] = &[
     layout!("preview"),
     layout!("audit"),
     layout!("admin"),
+    layout!("admin_nav"),
+    layout!("admin_accounts"),
+    layout!("admin_devices"),
+    layout!("admin_device_table"),
+    layout!("admin_sessions"),
 ];
 
 /// The static assets, built into the binary: (name, content type, body).
@@ -174,9 +179,10 @@ async fn kiosk(
     };
     let s = app.status().await?;
     let offered = offered(&app, &caller)?;
+    let blocked = super::health::issue_blocked(&app, &caller, s.day_open).await;
     let page = app.pages.render(
         "kiosk.html",
-        context! { office => s.office.ja, queues => s.queues, day_open => s.day_open, csrf => caller.csrf(), offered },
+        context! { office => s.office.ja, queues => s.queues, day_open => s.day_open, csrf => caller.csrf(), offered, blocked },
     )?;
     Ok(page.into_response())
 }
@@ -203,9 +209,10 @@ async fn kiosk_fragment(
     let caller = app.auth.require(&method, &headers, KIOSK_ROLES)?;
     let s = app.status().await?;
     let offered = offered(&app, &caller)?;
+    let blocked = super::health::issue_blocked(&app, &caller, s.day_open).await;
     app.pages.render(
         "kiosk_buttons.html",
-        context! { queues => s.queues, day_open => s.day_open, offered },
+        context! { queues => s.queues, day_open => s.day_open, offered, blocked },
     )
 }
 
@@ -272,7 +279,7 @@ async fn staff(
     let ctx = staff_context(
         &s,
         number,
-        context! { user => caller.name, role => caller.role, csrf => caller.csrf() },
+        context! { user => caller.name, role => caller.role, csrf => caller.csrf(), utc_offset_s => app.status_offset().local_minus_utc() },
     )?;
     Ok(app.pages.render("staff.html", ctx)?.into_response())
 }

@@ -1,0 +1,228 @@
+//! Administration without the API (issue 18, R11): the pages for staff
+//! accounts (create, role, disable, reset password), devices (enrolment
+//! link with its QR code, revoke, last contact) and sessions (list, end).
+//! The pages are server-rendered from `layouts/admin_*.html`; their
+//! buttons (site/admin.js) call the JSON routes of [`super::api`], so a
+//! page can do nothing the API does not allow, and the same audit records
+//! are written. The reads the pages need are here too (`GET /api/users`,
+//! `/api/devices`, `/api/sessions`), and ending a session.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::{HeaderMap, Method};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{delete, get};
+use axum::{Json, Router};
+use madoguchi_core::model::Event;
+use minijinja::context;
+use serde::Serialize;
+use serde_json::{json, Value};
+
+use super::auth::{Caller, Role};
+use super::error::ApiError;
+use super::extract::{Admins, Authed, UrlPath};
+use super::health::{self, role_ja};
+use super::App;
+
+pub fn routes() -> Router<Arc<App>> {
+    Router::new()
+        .route("/admin/accounts", get(accounts_page))
+        .route("/admin/devices", get(devices_page))
+        .route("/admin/sessions", get(sessions_page))
+        .route("/api/users", get(list_users))
+        .route("/api/devices", get(list_devices))
+        .route("/api/sessions", get(list_sessions))
+        .route("/api/sessions/{id}", delete(end_session))
+}
+
+/// The administrator asking for a page; a browser that is not signed in
+/// goes to the login page and comes back, anyone else is told they may not.
+fn admin(
+    app: &App,
+    method: &Method,
+    headers: &HeaderMap,
+    path: &str,
+) -> Result<Caller, Box<Response>> {
+    match app.auth.require(method, headers, &[Role::Admin]) {
+        Ok(c) => Ok(c),
+        Err(ApiError::Unauthenticated) => Err(Box::new(
+            Redirect::to(&format!("/login?next={path}")).into_response(),
+        )),
+        Err(e) => Err(Box::new(e.into_response())),
+    }
+}
+
+/// Unix seconds as the office's clock shows them.
+fn office_time(app: &App, secs: i64) -> String {
+    let offset = app.status_offset();
+    chrono::DateTime::from_timestamp(secs, 0)
+        .map(|t| {
+            t.with_timezone(&offset)
+                .format("%Y-%m-%d %H:%M")
+                .to_string()
+        })
+        .unwrap_or_default()
+}
+
+#[derive(Debug, Serialize)]
+struct PersonView {
+    username: String,
+    role: Role,
+    role_ja: &'static str,
+    disabled: bool,
+    sessions: usize,
+}
+
+fn people(app: &App) -> Vec<PersonView> {
+    let sessions = app.auth.sessions();
+    let mut rows: Vec<PersonView> = app
+        .auth
+        .people()
+        .into_iter()
+        .map(|p| PersonView {
+            sessions: sessions.iter().filter(|s| s.username == p.username).count(),
+            role_ja: role_ja(p.role),
+            username: p.username,
+            role: p.role,
+            disabled: p.disabled,
+        })
+        .collect();
+    rows.sort_by(|a, b| a.username.cmp(&b.username));
+    rows
+}
+
+#[derive(Debug, Serialize)]
+struct SessionView {
+    id: String,
+    username: String,
+    started: String,
+    last_seen: String,
+    own: bool,
+}
+
+fn sessions(app: &App, me: &Caller) -> Vec<SessionView> {
+    let own = me.session_id();
+    app.auth
+        .sessions()
+        .into_iter()
+        .map(|s| SessionView {
+            own: own.as_deref() == Some(s.id.as_str()),
+            started: office_time(app, s.started_at),
+            last_seen: office_time(app, s.last_seen),
+            id: s.id,
+            username: s.username,
+        })
+        .collect()
+}
+
+async fn render(
+    app: &Arc<App>,
+    name: &str,
+    caller: &Caller,
+    extra: minijinja::Value,
+) -> Result<Response, ApiError> {
+    let office = app.status().await?.office.ja;
+    let page = app.pages.render(
+        name,
+        context! { office, user => caller.name, csrf => caller.csrf(), ..extra },
+    )?;
+    Ok(page.into_response())
+}
+
+/// `GET /admin/accounts`.
+async fn accounts_page(
+    State(app): State<Arc<App>>,
+    method: Method,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let caller = match admin(&app, &method, &headers, "/admin/accounts") {
+        Ok(c) => c,
+        Err(r) => return Ok(*r),
+    };
+    let rows = people(&app);
+    render(
+        &app,
+        "admin_accounts.html",
+        &caller,
+        context! { people => rows },
+    )
+    .await
+}
+
+/// `GET /admin/devices`.
+async fn devices_page(
+    State(app): State<Arc<App>>,
+    method: Method,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let caller = match admin(&app, &method, &headers, "/admin/devices") {
+        Ok(c) => c,
+        Err(r) => return Ok(*r),
+    };
+    let rows = health::devices(&app);
+    render(
+        &app,
+        "admin_devices.html",
+        &caller,
+        context! { devices => rows, revoke => true },
+    )
+    .await
+}
+
+/// `GET /admin/sessions`.
+async fn sessions_page(
+    State(app): State<Arc<App>>,
+    method: Method,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let caller = match admin(&app, &method, &headers, "/admin/sessions") {
+        Ok(c) => c,
+        Err(r) => return Ok(*r),
+    };
+    let rows = sessions(&app, &caller);
+    render(
+        &app,
+        "admin_sessions.html",
+        &caller,
+        context! { sessions => rows },
+    )
+    .await
+}
+
+/// `GET /api/users` (admin): every person's account (never a hash).
+async fn list_users(State(app): State<Arc<App>>, _: Authed<Admins>) -> Json<Value> {
+    Json(json!({ "users": people(&app) }))
+}
+
+/// `GET /api/devices` (admin): every device with its last contact.
+async fn list_devices(State(app): State<Arc<App>>, _: Authed<Admins>) -> Json<Value> {
+    Json(json!({ "devices": health::devices(&app) }))
+}
+
+/// `GET /api/sessions` (admin): the live sessions.
+async fn list_sessions(
+    State(app): State<Arc<App>>,
+    Authed(caller, ..): Authed<Admins>,
+) -> Json<Value> {
+    Json(json!({ "sessions": sessions(&app, &caller) }))
+}
+
+/// `DELETE /api/sessions/{id}` (admin): ends a session at once, in the
+/// audit log with the administrator's name.
+async fn end_session(
+    State(app): State<Arc<App>>,
+    Authed(caller, ..): Authed<Admins>,
+    UrlPath(id): UrlPath<String>,
+) -> Result<Json<Value>, ApiError> {
+    let account = app.auth.end_session(&id)?.ok_or(ApiError::NotFound)?;
+    let a = app.clone();
+    let event = Event::AccountChanged {
+        account,
+        role: "session-ended".into(),
+    };
+    tokio::task::spawn_blocking(move || a.audit(Some(caller.name), event))
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    Ok(Json(json!({"ok": true})))
+}

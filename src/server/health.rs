@@ -1,0 +1,291 @@
+//! Device health (issue 18, R18): when each kiosk, display and standby
+//! last reached this server, and what that means for what it shows. Kept
+//! in memory: a restart forgets it, and every device is back within its
+//! polling interval (a kiosk every 10 s, a display at once over its
+//! WebSocket).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use axum::extract::{Request, State};
+use axum::middleware::Next;
+use axum::response::Response;
+use serde::Serialize;
+
+use super::auth::{Role, DEVICE_COOKIE};
+use super::App;
+
+/// A kiosk asks for its buttons every 10 s: this long without a request
+/// and it is no longer showing the office's state.
+const KIOSK_QUIET_S: i64 = 30;
+
+#[derive(Debug, Default)]
+pub struct Contacts {
+    /// Device name → unix milliseconds of its last request.
+    seen: Mutex<HashMap<String, i64>>,
+    /// Kiosk → why its printer cannot print now (last status asked).
+    printers: Mutex<HashMap<String, Blocked>>,
+    /// Why no command can be recorded now (the last one failed to be).
+    storage: Mutex<Option<Blocked>>,
+}
+
+/// Why a kiosk cannot issue now, in the words its screen shows.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Blocked {
+    pub ja: String,
+    pub easy: String,
+    pub en: String,
+}
+
+impl Blocked {
+    pub fn day_closed() -> Blocked {
+        Blocked {
+            ja: "本日の受付は終了しました（または開始前です）。".into(),
+            easy: "いまは うけつけの じかんでは ありません。".into(),
+            en: "Reception is closed now.".into(),
+        }
+    }
+
+    pub fn storage() -> Blocked {
+        Blocked {
+            ja: "受付の記録装置に障害があり、番号を記録できません。".into(),
+            easy: "きかいが こわれて います。".into(),
+            en: "The reception records cannot be written (a storage fault).".into(),
+        }
+    }
+
+    pub fn printer(e: &super::escpos::PrintError) -> Blocked {
+        use super::escpos::PrintError as P;
+        let (easy, en) = match e {
+            P::PaperOut(_) => ("かみが なくなりました。", "The printer is out of paper."),
+            P::CoverOpen(_) => (
+                "プリンターの ふたが あいて います。",
+                "The printer's cover is open.",
+            ),
+            P::Offline(_) => ("プリンターが とまって います。", "The printer is offline."),
+            P::Unreachable(..) | P::Io(_) => (
+                "プリンターに つながりません。",
+                "The printer cannot be reached.",
+            ),
+        };
+        Blocked {
+            ja: format!("{}。", e.reason_ja()),
+            easy: easy.into(),
+            en: en.into(),
+        }
+    }
+}
+
+impl Contacts {
+    pub fn touch(&self, name: &str) {
+        if let Ok(mut s) = self.seen.lock() {
+            s.insert(name.to_string(), chrono::Utc::now().timestamp_millis());
+        }
+    }
+
+    pub fn last(&self, name: &str) -> Option<i64> {
+        self.seen.lock().ok()?.get(name).copied()
+    }
+
+    /// Notes a kiosk printer's status; returns whether it changed (a
+    /// change is a fault record, a steady state is not repeated).
+    pub fn printer_status(&self, kiosk: &str, now: Option<Blocked>) -> bool {
+        let Ok(mut p) = self.printers.lock() else {
+            return false;
+        };
+        let before = p.get(kiosk).cloned();
+        match &now {
+            Some(b) => p.insert(kiosk.to_string(), b.clone()),
+            None => p.remove(kiosk),
+        };
+        before != now
+    }
+
+    pub fn printer_fault(&self, kiosk: &str) -> Option<Blocked> {
+        self.printers.lock().ok()?.get(kiosk).cloned()
+    }
+
+    /// A command could not be recorded (`Some`), or one was (`None`).
+    pub fn storage_status(&self, now: Option<Blocked>) {
+        if let Ok(mut s) = self.storage.lock() {
+            *s = now;
+        }
+    }
+
+    pub fn storage_fault(&self) -> Option<Blocked> {
+        self.storage.lock().ok()?.clone()
+    }
+}
+
+/// Why this kiosk cannot issue a ticket now, if it cannot: the records
+/// cannot be written, the day is not open, or its printer (asked now)
+/// cannot print. A printer's change of state is a fault record.
+pub async fn issue_blocked(
+    app: &Arc<App>,
+    kiosk: &super::auth::Caller,
+    day_open: bool,
+) -> Option<Blocked> {
+    if let Some(b) = app.contacts.storage_fault() {
+        return Some(b);
+    }
+    if !day_open {
+        return Some(Blocked::day_closed());
+    }
+    if kiosk.role != Role::Kiosk {
+        return None;
+    }
+    let name = kiosk.name.clone();
+    let address = app
+        .engine
+        .read(move |e| {
+            e.config()
+                .printers
+                .iter()
+                .find(|p| p.kiosk == name)
+                .map(|p| p.address)
+        })
+        .ok()??;
+    let checked = tokio::task::spawn_blocking(move || super::escpos::status(address))
+        .await
+        .ok()?;
+    let now = checked.as_ref().err().map(Blocked::printer);
+    note_printer(app, &kiosk.name, checked.err().as_ref());
+    now
+}
+
+/// Records a printer's state after a status query or a print.
+pub fn note_printer(app: &App, kiosk: &str, fault: Option<&super::escpos::PrintError>) {
+    let now = fault.map(Blocked::printer);
+    if app.contacts.printer_status(kiosk, now) {
+        match fault {
+            Some(e) => app.faults.record(
+                "printer",
+                format!("発券機 {kiosk} のプリンター: {}（{e}）", e.reason_ja()),
+            ),
+            None => app.faults.record(
+                "printer",
+                format!("発券機 {kiosk} のプリンター: 印刷できる状態に戻りました"),
+            ),
+        }
+    }
+}
+
+/// Notes the last contact of every request that carries a device's
+/// credential (cookie or bearer token); people's requests pass untouched.
+pub async fn note(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
+    let headers = req.headers();
+    let cookie = headers
+        .get_all(axum::http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.contains(DEVICE_COOKIE));
+    let bearer = headers.contains_key(axum::http::header::AUTHORIZATION);
+    if cookie || bearer {
+        if let Some(c) = app.auth.identify(headers).filter(|c| c.is_device()) {
+            app.contacts.touch(&c.name);
+        }
+    }
+    next.run(req).await
+}
+
+/// A device's row on /admin and /admin/devices.
+#[derive(Debug, Clone, Serialize)]
+pub struct DeviceHealth {
+    pub name: String,
+    pub role: Role,
+    pub role_ja: &'static str,
+    pub disabled: bool,
+    /// Its last contact in office time, if any since the server started.
+    pub last_contact: Option<String>,
+    /// `ok`, `stale`, `fault`, `unknown` or `revoked` (a CSS class and a
+    /// test hook).
+    pub state: &'static str,
+    /// The state in words.
+    pub state_ja: String,
+    /// The token's end, office date.
+    pub expires: Option<String>,
+}
+
+pub fn role_ja(role: Role) -> &'static str {
+    match role {
+        Role::Admin => "管理者",
+        Role::Staff => "職員",
+        Role::Auditor => "監査担当",
+        Role::Kiosk => "発券機",
+        Role::Display => "表示機",
+        Role::Standby => "予備機",
+    }
+}
+
+/// Every enrolled device with its last contact and whether what it shows
+/// is current.
+pub fn devices(app: &App) -> Vec<DeviceHealth> {
+    let offset = app.status_offset();
+    let now = chrono::Utc::now().timestamp_millis();
+    let stale_ms = i64::from(app.displays.stale_after_s()) * 1000;
+    let local = |ms: i64| {
+        chrono::DateTime::from_timestamp_millis(ms).map(|t| {
+            t.with_timezone(&offset)
+                .format("%Y-%m-%d %H:%M:%S")
+                .to_string()
+        })
+    };
+    let mut rows: Vec<DeviceHealth> = app
+        .auth
+        .devices()
+        .into_iter()
+        .map(|d| {
+            let connected = d.role == Role::Display && app.faults.display_online(&d.name);
+            // A display on its WebSocket is in contact all along.
+            let last = if connected {
+                Some(now)
+            } else {
+                app.contacts.last(&d.name)
+            };
+            let quiet = match d.role {
+                Role::Kiosk => KIOSK_QUIET_S * 1000,
+                _ => stale_ms.max(5000),
+            };
+            let recent = last.is_some_and(|t| now - t <= quiet);
+            let printer = (d.role == Role::Kiosk)
+                .then(|| app.contacts.printer_fault(&d.name))
+                .flatten();
+            let (state, state_ja) = if d.disabled {
+                ("revoked", "取り消し済み（使えません）".to_string())
+            } else if let Some(p) = printer.filter(|_| recent) {
+                ("fault", format!("発券できません: {}", p.ja))
+            } else if connected {
+                ("ok", "接続中・最新の表示".to_string())
+            } else if recent {
+                ("ok", "最新の表示".to_string())
+            } else if last.is_none() {
+                (
+                    "unknown",
+                    "起動後まだ接続がありません（表示が古いおそれ）".to_string(),
+                )
+            } else if d.role == Role::Kiosk {
+                (
+                    "stale",
+                    format!("{KIOSK_QUIET_S} 秒以上応答なし（発券できないおそれ）"),
+                )
+            } else {
+                (
+                    "stale",
+                    "接続が切れています（古い表示のおそれ）".to_string(),
+                )
+            };
+            DeviceHealth {
+                role_ja: role_ja(d.role),
+                last_contact: last.and_then(local),
+                expires: d.expires_at.and_then(|s| local(s * 1000)),
+                name: d.name,
+                role: d.role,
+                disabled: d.disabled,
+                state,
+                state_ja,
+            }
+        })
+        .collect();
+    rows.sort_by(|a, b| (a.role.name(), &a.name).cmp(&(b.role.name(), &b.name)));
+    rows
+}

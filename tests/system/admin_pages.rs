@@ -1,0 +1,305 @@
+//! Administration without the API (issue 18; R11, R18): real Chromium
+//! clicks the admin pages — staff accounts (create, role and password,
+//! disable), devices (enrolment link with its QR code, enrolling a kiosk
+//! with it, last contact, revoke) and sessions (end one) — and each outcome
+//! is checked in the server's state through the API, then in the audit
+//! page, whose rows are words with the operator's name. axe-core finds no
+//! serious or critical violation on any of the pages.
+//!
+//! `MADOGUCHI_SCREENSHOTS=1` writes the pages to docs/screenshots/.
+
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+use crate::server::Server;
+use crate::webdriver::{Driver, Session};
+
+fn save(name: &str, png: &[u8]) {
+    assert!(png.starts_with(b"\x89PNG"), "{name} is a PNG");
+    if std::env::var_os("MADOGUCHI_SCREENSHOTS").is_some() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/screenshots");
+        std::fs::create_dir_all(dir).expect("screenshots dir");
+        std::fs::write(format!("{dir}/{name}"), png).expect("write screenshot");
+    }
+}
+
+fn wait_for(b: &Session<'_>, script: &str, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while b.eval(script, json!([])) != true {
+        assert!(Instant::now() < deadline, "never: {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn sign_in(b: &Session<'_>, s: &Server, path: &str) {
+    b.goto(&s.url(path));
+    assert!(b.url().contains("/login"), "sent to the login page first");
+    b.type_into("#username", "admin");
+    b.type_into("#password", &s.admin_password);
+    b.click("button[type=submit]");
+    wait_for(
+        b,
+        &format!("return location.pathname === '{path}'"),
+        "back on the page after signing in",
+    );
+}
+
+fn axe_clean(b: &Session<'_>, page: &str) {
+    let v = b.axe();
+    assert!(v.is_empty(), "{page}: {v:#?}");
+}
+
+fn get(c: &reqwest::blocking::Client, s: &Server, path: &str) -> Value {
+    let r = c.get(s.url(path)).send().expect("get");
+    assert_eq!(r.status(), StatusCode::OK, "{path}");
+    r.json().expect("json")
+}
+
+fn find<'v>(list: &'v Value, key: &str, name: &str) -> Option<&'v Value> {
+    list.as_array()?.iter().find(|x| x[key] == name)
+}
+
+fn login_status(s: &Server, user: &str, pw: &str) -> StatusCode {
+    Server::client()
+        .post(s.url("/api/login"))
+        .json(&json!({"username": user, "password": pw}))
+        .send()
+        .expect("login")
+        .status()
+}
+
+#[test]
+fn staff_accounts_are_created_changed_and_disabled_in_the_page() {
+    let s = Server::start();
+    let (api, _) = s.admin();
+    let driver = Driver::start();
+    let b = driver.session();
+    sign_in(&b, &s, "/admin/accounts");
+    axe_clean(&b, "/admin/accounts");
+
+    // Create.
+    b.type_into("#new-username", "yamada");
+    b.type_into("#new-password", "first password 1");
+    b.click("#new-user button[type=submit]");
+    b.wait_text("#result", "アカウント yamada を作りました");
+    let users = get(&api, &s, "/api/users");
+    let u = find(&users["users"], "username", "yamada").expect("yamada exists");
+    assert_eq!(u["role"], "staff");
+    assert_eq!(u["disabled"], false);
+    assert_eq!(
+        login_status(&s, "yamada", "first password 1"),
+        StatusCode::OK
+    );
+
+    // Role and a new password (a forgotten one reset).
+    let row = "tr[data-user=yamada]";
+    b.click(&format!("{row} select option[value=auditor]"));
+    b.type_into(&format!("{row} input[name=password]"), "second password 2");
+    b.click(&format!("{row} button[type=submit]"));
+    b.wait_text("#result", "yamada の役割とパスワードを設定しました");
+    let users = get(&api, &s, "/api/users");
+    assert_eq!(
+        find(&users["users"], "username", "yamada").expect("yamada")["role"],
+        "auditor"
+    );
+    assert_eq!(
+        login_status(&s, "yamada", "first password 1"),
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        login_status(&s, "yamada", "second password 2"),
+        StatusCode::OK
+    );
+    // A password too short is refused in words, and nothing changes.
+    b.type_into(&format!("{row} input[name=password]"), "short");
+    b.eval(
+        "document.querySelector('tr[data-user=yamada] input[name=password]').removeAttribute('minlength');",
+        json!([]),
+    );
+    b.click(&format!("{row} button[type=submit]"));
+    wait_for(
+        &b,
+        "return document.getElementById('result').classList.contains('bad')",
+        "a refusal shown",
+    );
+    assert_eq!(
+        login_status(&s, "yamada", "second password 2"),
+        StatusCode::OK
+    );
+    save("admin-accounts.png", &b.screenshot());
+
+    // Disable: signing in is refused at once.
+    b.click("button[data-disable-user=yamada]");
+    b.accept_alert();
+    b.wait_text("#result", "yamada を無効にしました");
+    let users = get(&api, &s, "/api/users");
+    assert_eq!(
+        find(&users["users"], "username", "yamada").expect("yamada")["disabled"],
+        true
+    );
+    assert_eq!(
+        login_status(&s, "yamada", "second password 2"),
+        StatusCode::UNAUTHORIZED
+    );
+    axe_clean(&b, "/admin/accounts after changes");
+
+    // The audit page says each change in words, with who made it.
+    b.goto(&s.url("/audit"));
+    let audit = b.text("table.audit-table tbody");
+    for want in [
+        "yamada を職員として設定しました",
+        "yamada を監査担当として設定しました",
+        "yamada を無効にしました",
+        "yamada のログインに失敗しました",
+    ] {
+        assert!(audit.contains(want), "{want:?} not in {audit}");
+    }
+    let operators: Vec<Value> = b
+        .eval(
+            "return Array.from(document.querySelectorAll('table.audit-table tbody tr')).map(r => r.children[2].textContent)",
+            json!([]),
+        )
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert!(!operators.is_empty());
+    assert!(
+        operators.iter().all(|o| o != "—" && o != ""),
+        "every row names who: {operators:?}"
+    );
+    assert!(
+        !audit.contains('{') && !audit.contains("\"type\""),
+        "no raw JSON: {audit}"
+    );
+    let set_by_admin: Value = b.eval(
+        "return Array.from(document.querySelectorAll('table.audit-table tbody tr')).filter(r => r.textContent.includes('yamada を無効にしました')).map(r => r.children[2].textContent)",
+        json!([]),
+    );
+    assert_eq!(set_by_admin, json!(["admin"]));
+    axe_clean(&b, "/audit");
+    save("audit.png", &b.screenshot());
+}
+
+#[test]
+fn devices_are_enrolled_watched_and_revoked_in_the_page() {
+    let s = Server::start();
+    let (api, _) = s.admin();
+    let driver = Driver::start();
+    let b = driver.session();
+    sign_in(&b, &s, "/admin/devices");
+    axe_clean(&b, "/admin/devices");
+    b.type_into("#device-name", "kiosk-2");
+    b.click("#device-role option[value=kiosk]");
+    b.click("#new-device button[type=submit]");
+    b.wait_text("#result", "kiosk-2 の登録用リンクを作りました");
+    assert_eq!(
+        b.eval(
+            "return document.querySelector('#enrolment-qr svg') !== null && !document.getElementById('enrolment').hidden",
+            json!([])
+        ),
+        true,
+        "the link's QR code is shown"
+    );
+    let link = b.text("#enrolment-url");
+    assert!(link.contains("/enrol/"), "{link}");
+    axe_clean(&b, "/admin/devices with a link");
+    save("admin-devices-link.png", &b.screenshot());
+
+    // The kiosk's own browser opens the link and becomes kiosk-2.
+    let kiosk = driver.session();
+    kiosk.goto(&link);
+    assert!(kiosk.url().ends_with("/kiosk"), "{}", kiosk.url());
+    kiosk.wait_text("h1", "番号札をお取りください");
+    let devices = get(&api, &s, "/api/devices");
+    let d = find(&devices["devices"], "name", "kiosk-2").expect("kiosk-2 enrolled");
+    assert_eq!(d["role"], "kiosk");
+    assert_eq!(d["state"], "ok", "just in contact: {d}");
+    assert!(d["last_contact"].is_string(), "{d}");
+
+    // Last contact and state on the devices page and on /admin.
+    b.goto(&s.url("/admin/devices"));
+    assert_eq!(
+        b.eval(
+            "return document.querySelector('tr[data-device=\"kiosk-2\"]').dataset.state",
+            json!([])
+        ),
+        "ok"
+    );
+    b.goto(&s.url("/admin"));
+    assert!(b.text("#devices").contains("kiosk-2"));
+    axe_clean(&b, "/admin");
+    save("admin.png", &b.screenshot());
+
+    // Revoke: the kiosk is refused at once.
+    b.goto(&s.url("/admin/devices"));
+    b.click("button[data-revoke-device=\"kiosk-2\"]");
+    b.accept_alert();
+    b.wait_text("#result", "端末 kiosk-2 の登録を取り消しました");
+    let devices = get(&api, &s, "/api/devices");
+    let d = find(&devices["devices"], "name", "kiosk-2").expect("kiosk-2");
+    assert_eq!(d["disabled"], true);
+    assert_eq!(d["state"], "revoked");
+    kiosk.goto(&s.url("/kiosk"));
+    kiosk.wait_text("h1", "登録されていません");
+    save("admin-devices.png", &b.screenshot());
+
+    b.goto(&s.url("/audit"));
+    let audit = b.text("table.audit-table tbody");
+    for want in [
+        "発券機「kiosk-2」の登録用リンクを作りました",
+        "発券機「kiosk-2」が登録用リンクで登録されました",
+        "kiosk-2 を無効にしました",
+    ] {
+        assert!(audit.contains(want), "{want:?} not in {audit}");
+    }
+}
+
+#[test]
+fn an_administrator_ends_someone_elses_session_in_the_page() {
+    let s = Server::start();
+    let (api, csrf) = s.admin();
+    let r = api
+        .post(s.url("/api/users"))
+        .header("X-CSRF-Token", &csrf)
+        .json(&json!({"username": "sato", "role": "staff", "password": "a long password"}))
+        .send()
+        .expect("user");
+    assert_eq!(r.status(), StatusCode::OK);
+    let sato = Server::client();
+    let r = sato
+        .post(s.url("/api/login"))
+        .json(&json!({"username": "sato", "password": "a long password"}))
+        .send()
+        .expect("login");
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(
+        sato.get(s.url("/api/me")).send().expect("me").status(),
+        StatusCode::OK
+    );
+    let driver = Driver::start();
+    let b = driver.session();
+    sign_in(&b, &s, "/admin/sessions");
+    axe_clean(&b, "/admin/sessions");
+    save("admin-sessions.png", &b.screenshot());
+    let before = get(&api, &s, "/api/sessions");
+    assert!(find(&before["sessions"], "username", "sato").is_some());
+    b.click("tr[data-user=sato] button[data-end-session]");
+    b.wait_text("#result", "sato のログインを終了しました");
+    assert_eq!(
+        sato.get(s.url("/api/me")).send().expect("me").status(),
+        StatusCode::UNAUTHORIZED,
+        "sato's session ended"
+    );
+    let after = get(&api, &s, "/api/sessions");
+    assert!(find(&after["sessions"], "username", "sato").is_none());
+    // The administrator's own session is still there, marked as such.
+    assert!(b.text("#sessions").contains("（この画面）"));
+    b.goto(&s.url("/audit"));
+    let row: Value = b.eval(
+        "return Array.from(document.querySelectorAll('table.audit-table tbody tr')).filter(r => r.textContent.includes('sato のログインを終了させました')).map(r => r.children[2].textContent)",
+        json!([]),
+    );
+    assert_eq!(row, json!(["admin"]));
+}
