@@ -162,6 +162,14 @@ pub struct Limits {
     /// Updates a subscriber may fall behind before it is dropped.
     pub subscriber_queue: usize,
     pub heartbeat_s: u64,
+    /// Listen backlog of each listening socket (the kernel caps it at
+    /// `net.core.somaxconn`): after a restart or a CDN failover a whole
+    /// city's phones reconnect at once, and a full queue drops their SYNs
+    /// (a 1 s retransmit each).
+    pub listen_backlog: u32,
+    /// Listening sockets per address (`SO_REUSEPORT`, each with its own
+    /// queue and accept loop); 0: one per core.
+    pub listeners: usize,
 }
 
 impl Default for Limits {
@@ -177,6 +185,8 @@ impl Default for Limits {
             push_max_bytes: 32 * 1024,
             subscriber_queue: 8,
             heartbeat_s: 20,
+            listen_backlog: 4096,
+            listeners: 0,
         }
     }
 }

@@ -139,27 +139,74 @@ pub struct Bound {
 pub async fn run(relay: Arc<Relay>, on_bound: impl FnOnce(Bound)) -> anyhow::Result<()> {
     let public_tls = crate::tls::server_config(&relay.cfg.public.tls)?;
     let ingest_tls = crate::tls::server_config(&relay.cfg.ingest.tls)?;
-    let public = TcpListener::bind(relay.cfg.public.listen).await?;
-    let ingest = TcpListener::bind(relay.cfg.ingest.listen).await?;
+    let limits = relay.limits();
+    let public = bind(
+        relay.cfg.public.listen,
+        limits.listen_backlog,
+        limits.listeners,
+    )?;
+    // The ingest line has one peer: one socket is plenty.
+    let ingest = bind(relay.cfg.ingest.listen, limits.listen_backlog, 1)?;
     on_bound(Bound {
-        public: public.local_addr()?,
-        ingest: ingest.local_addr()?,
+        public: public[0].local_addr()?,
+        ingest: ingest[0].local_addr()?,
     });
     tokio::spawn(expiry_watch(relay.clone()));
-    let r = relay.clone();
-    let ingest_task = tokio::spawn(async move {
-        accept_loop(r, ingest, TlsAcceptor::from(ingest_tls), Side::Ingest).await
-    });
-    let public_task = tokio::spawn(accept_loop(
-        relay,
-        public,
-        TlsAcceptor::from(public_tls),
-        Side::Public,
-    ));
-    tokio::select! {
-        r = ingest_task => r?,
-        r = public_task => r?,
+    // The ingest line has one legitimate peer; keep its own small limit so
+    // a flood on the public side cannot starve it, or the reverse.
+    let ingest_limiter = Limiter::new(64, 16);
+    let mut tasks = Vec::new();
+    for l in ingest {
+        tasks.push(tokio::spawn(accept_loop(
+            relay.clone(),
+            l,
+            TlsAcceptor::from(ingest_tls.clone()),
+            Side::Ingest,
+            ingest_limiter.clone(),
+        )));
     }
+    for l in public {
+        tasks.push(tokio::spawn(accept_loop(
+            relay.clone(),
+            l,
+            TlsAcceptor::from(public_tls.clone()),
+            Side::Public,
+            relay.limiter.clone(),
+        )));
+    }
+    let (first, _, _) = futures_util::future::select_all(tasks).await;
+    first?
+}
+
+/// Listening sockets for `addr`: `count` of them (0: one per core) sharing
+/// the port with `SO_REUSEPORT`, each with its own accept queue of
+/// `backlog`, so a reconnect storm is spread over the cores instead of
+/// overflowing one queue of the default 128.
+pub fn bind(addr: SocketAddr, backlog: u32, count: usize) -> std::io::Result<Vec<TcpListener>> {
+    let count = match count {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    }
+    .min(64);
+    // An exclusive bind first: `SO_REUSEPORT` alone would let a second
+    // relay of the same user share the port silently; this one fails
+    // loudly instead, and resolves port 0 for the shared sockets.
+    let addr = std::net::TcpListener::bind(addr)?.local_addr()?;
+    (0..count)
+        .map(|_| {
+            let s = if addr.is_ipv4() {
+                tokio::net::TcpSocket::new_v4()?
+            } else {
+                tokio::net::TcpSocket::new_v6()?
+            };
+            s.set_reuseaddr(true)?;
+            if count > 1 {
+                s.set_reuseport(true)?;
+            }
+            s.bind(addr)?;
+            s.listen(backlog)
+        })
+        .collect()
 }
 
 /// Flips the stale flag when the served bundle's expiry passes.
@@ -180,18 +227,18 @@ enum Side {
     Ingest,
 }
 
+/// Takes connections off one listening socket. Each `accept` takes what
+/// is queued without waiting (tokio waits only once the queue is empty),
+/// and the loop does no more per connection than the address checks and a
+/// spawn, so the queue drains as fast as connections arrive; the TLS
+/// handshake runs in the connection's own task.
 async fn accept_loop(
     relay: Arc<Relay>,
     listener: TcpListener,
     tls: TlsAcceptor,
     side: Side,
+    limiter: Arc<Limiter>,
 ) -> anyhow::Result<()> {
-    // The ingest line has one legitimate peer; keep its own small limit so
-    // a flood on the public side cannot starve it, or the reverse.
-    let limiter = match side {
-        Side::Public => relay.limiter.clone(),
-        Side::Ingest => Limiter::new(64, 16),
-    };
     loop {
         let (tcp, peer) = match listener.accept().await {
             Ok(x) => x,
