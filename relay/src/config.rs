@@ -153,8 +153,9 @@ pub struct Limits {
     pub idle_timeout_s: u64,
     /// Request head size (HTTP/1.1 buffer and HTTP/2 header list).
     pub max_header_bytes: usize,
-    /// Largest WebSocket frame/message a subscriber may send (they may
-    /// only send control frames anyway).
+    /// Largest WebSocket frame/message a subscriber may send. Subscribers
+    /// may only send control frames, which are at most 125 bytes, so the
+    /// relay reads no more than that whatever this says.
     pub ws_max_frame_bytes: usize,
     /// Largest pushed message (a `displays/<topic>.json` file); a bundle
     /// with a larger one is refused, so no subscriber is ever sent more.

@@ -7,25 +7,23 @@
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures_util::{SinkExt, StreamExt};
 use http_body_util::{combinators::UnsyncBoxBody, BodyExt, Full, StreamBody};
 use hyper::body::{Frame, Incoming};
 use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::broadcast::error::RecvError;
-use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
-use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::WebSocketStream;
 
 use super::Relay;
 use crate::conn::Slot;
 use crate::metrics::Metrics;
 use crate::site::Entry;
+use crate::ws;
 
 pub type Body = UnsyncBoxBody<Bytes, Infallible>;
 
@@ -216,21 +214,6 @@ fn header_has(req: &Request<Incoming>, name: header::HeaderName, token: &str) ->
         .any(|t| t.trim().eq_ignore_ascii_case(token))
 }
 
-fn ws_config(relay: &Relay) -> WebSocketConfig {
-    let frame = relay.cfg.limits.ws_max_frame_bytes;
-    WebSocketConfig::default()
-        // Subscribers only send control frames: a small first buffer
-        // (it grows for a larger frame, up to the frame limit).
-        .read_buffer_size(512)
-        .max_frame_size(Some(frame))
-        .max_message_size(Some(frame))
-        // Write each message straight through; the buffer only ever holds
-        // what the socket has not taken yet: at most one message (ingest
-        // refuses larger ones) and a frame header.
-        .write_buffer_size(0)
-        .max_write_buffer_size(relay.cfg.limits.push_max_bytes + 64)
-}
-
 fn websocket(relay: &Arc<Relay>, req: Request<Incoming>, slot: Arc<Slot>) -> Response<Body> {
     if !header_has(&req, header::UPGRADE, "websocket")
         || !header_has(&req, header::CONNECTION, "upgrade")
@@ -270,19 +253,16 @@ fn websocket(relay: &Arc<Relay>, req: Request<Incoming>, slot: Arc<Slot>) -> Res
     };
     let accept = tokio_tungstenite::tungstenite::handshake::derive_accept_key(key.as_bytes());
     let relay = relay.clone();
-    let config = ws_config(&relay);
     tokio::spawn(async move {
         let Ok(upgraded) = hyper::upgrade::on(req).await else {
             return;
         };
-        let ws =
-            WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config))
-                .await;
+        let io = TokioIo::new(upgraded);
         relay
             .metrics
             .ws_subscribers
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        subscriber(&relay, &topic, ws).await;
+        subscriber(&relay, &topic, io).await;
         relay
             .metrics
             .ws_subscribers
@@ -304,38 +284,50 @@ fn heartbeat() -> String {
     madoguchi_wire::time::heartbeat(madoguchi_wire::UnixMillis::now())
 }
 
-async fn send<S>(ws: &mut WebSocketStream<S>, text: String) -> bool
+/// Writes one frame (shared by every subscriber of a publish) and flushes
+/// it, so the TLS layer makes one record of it and sends it at once.
+async fn send<S>(io: &mut S, frame: &[u8]) -> bool
 where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    S: AsyncWrite + Unpin,
 {
-    matches!(
-        tokio::time::timeout(WRITE_TIMEOUT, ws.send(Message::text(text))).await,
-        Ok(Ok(()))
-    )
+    let write = async {
+        io.write_all(frame).await?;
+        io.flush().await
+    };
+    matches!(tokio::time::timeout(WRITE_TIMEOUT, write).await, Ok(Ok(())))
 }
 
-async fn subscriber<S>(relay: &Relay, topic: &str, mut ws: WebSocketStream<S>)
+static STALE: LazyLock<Bytes> = LazyLock::new(|| ws::text_frame("{\"stale\":true}"));
+
+/// One WebSocket subscriber: the current payload, then every new one,
+/// `{"stale":true}` when the data expires, a heartbeat while it is live.
+/// The subscriber may send control frames only; anything else closes.
+async fn subscriber<S>(relay: &Relay, topic: &str, mut io: S)
 where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    S: AsyncRead + AsyncWrite + Unpin,
 {
     let mut sub = relay.hub.subscribe(topic);
     let mut stale = relay.stale_watch();
     if let Some(p) = sub.current.take() {
-        if !send(&mut ws, p.body.to_string()).await {
+        if !send(&mut io, &p.frame).await {
             return;
         }
         Metrics::add(&relay.metrics.messages_sent);
     }
-    if *stale.borrow_and_update() && !send(&mut ws, "{\"stale\":true}".into()).await {
+    if *stale.borrow_and_update() && !send(&mut io, &STALE).await {
         return;
     }
     let mut beat = tokio::time::interval(relay.cfg.limits.heartbeat());
     beat.tick().await;
-    loop {
+    // What the subscriber sent that is not a whole frame yet (never more
+    // than one control frame).
+    let mut pending: Vec<u8> = Vec::new();
+    let mut chunk = [0u8; ws::MAX_CONTROL_FRAME];
+    'conn: loop {
         tokio::select! {
             update = sub.updates.recv() => match update {
                 Ok(p) => {
-                    if !send(&mut ws, p.body.to_string()).await { break; }
+                    if !send(&mut io, &p.frame).await { break; }
                     Metrics::add(&relay.metrics.messages_sent);
                 }
                 Err(RecvError::Lagged(_)) => {
@@ -346,25 +338,45 @@ where
             },
             changed = stale.changed() => {
                 if changed.is_err() { break; }
-                if *stale.borrow_and_update() && !send(&mut ws, "{\"stale\":true}".into()).await { break; }
+                if *stale.borrow_and_update() && !send(&mut io, &STALE).await { break; }
             }
             _ = beat.tick() => {
                 // No heartbeat once the data has expired: the page's own
                 // staleness check then shows it too.
-                if !relay.is_stale() && !send(&mut ws, heartbeat()).await { break; }
+                if !relay.is_stale() && !send(&mut io, &ws::text_frame(&heartbeat())).await { break; }
             }
-            incoming = ws.next() => match incoming {
-                // tungstenite queues the pong; flushing sends it.
-                Some(Ok(Message::Ping(_))) => {
-                    if tokio::time::timeout(WRITE_TIMEOUT, ws.flush()).await.map_or(true, |r| r.is_err()) { break; }
+            n = io.read(&mut chunk[..ws::MAX_CONTROL_FRAME - pending.len()]) => {
+                match n {
+                    Ok(n) if n > 0 => pending.extend_from_slice(&chunk[..n]),
+                    _ => return,
                 }
-                Some(Ok(Message::Pong(_))) => {}
-                // A data frame, a close, an oversized frame or an error.
-                _ => break,
-            },
+                loop {
+                    match ws::take_control(&mut pending) {
+                        Ok(None) => break,
+                        Ok(Some(ws::Control::Ping(data))) => {
+                            if !send(&mut io, &ws::frame(ws::OP_PONG, &data)).await { break 'conn; }
+                        }
+                        Ok(Some(ws::Control::Pong)) => {}
+                        Ok(Some(ws::Control::Close(code))) => {
+                            let _ = tokio::time::timeout(
+                                Duration::from_secs(1),
+                                send(&mut io, &ws::frame(ws::OP_CLOSE, &code)),
+                            )
+                            .await;
+                            return;
+                        }
+                        // A data frame, a malformed or oversized frame.
+                        Err(_) => break 'conn,
+                    }
+                }
+            }
         }
     }
-    let _ = tokio::time::timeout(Duration::from_secs(1), ws.close(None)).await;
+    let close = async {
+        send(&mut io, &ws::frame(ws::OP_CLOSE, &[])).await;
+        io.shutdown().await
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(1), close).await;
 }
 
 fn events(relay: &Arc<Relay>, req: &Request<Incoming>, slot: Arc<Slot>) -> Response<Body> {
