@@ -38,11 +38,23 @@ fn full(body: impl Into<Bytes>) -> Body {
     Full::new(body.into()).boxed_unsync()
 }
 
+/// The policy of an answer that is not a document (JSON, a script, a
+/// style sheet, an error text): load nothing, be framed by no one.
+const CSP_NOT_A_DOCUMENT: &str = "default-src 'none'; frame-ancestors 'none'";
+
+/// The security headers (R11), as much as each kind of answer needs: HSTS
+/// and nosniff on every answer; the page's whole policy and its referrer
+/// policy on pages only (they govern what a document loads and links to,
+/// and say nothing on JSON or a script). No `X-Frame-Options`: CSP's
+/// `frame-ancestors 'none'` says the same to every current browser.
 fn secure(relay: &Relay, mut res: Response<Body>) -> Response<Body> {
     let h = res.headers_mut();
+    let page = h
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"text/html"));
     h.insert(
         header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(CSP),
+        HeaderValue::from_static(if page { CSP } else { CSP_NOT_A_DOCUMENT }),
     );
     if let Ok(v) = HeaderValue::from_str(&format!(
         "max-age={}; includeSubDomains",
@@ -54,11 +66,12 @@ fn secure(relay: &Relay, mut res: Response<Body>) -> Response<Body> {
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
     );
-    h.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
-    );
-    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    if page {
+        h.insert(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("no-referrer"),
+        );
+    }
     res
 }
 
@@ -154,10 +167,12 @@ fn file(relay: &Relay, req: &Request<Incoming>, path: &str) -> Response<Body> {
     let stale = relay.is_stale();
     let live =
         entry.content_type.starts_with("text/html") || entry.content_type == "application/json";
+    // No `public`: these requests carry no credentials, so shared caches
+    // may keep the answers anyway.
     let cache = match (stale, live) {
         (true, _) => "no-store",
-        (false, true) => "public, max-age=2, must-revalidate",
-        (false, false) => "public, max-age=300",
+        (false, true) => "max-age=2, must-revalidate",
+        (false, false) => "max-age=300",
     };
     let mut res = Response::new(full(Bytes::new()));
     let h = res.headers_mut();
@@ -166,7 +181,10 @@ fn file(relay: &Relay, req: &Request<Incoming>, path: &str) -> Response<Body> {
         HeaderValue::from_static(entry.content_type),
     );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
-    h.insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
+    // Only a file kept compressed has variants to tell caches about.
+    if entry.gzip.is_some() || entry.brotli.is_some() {
+        h.insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
+    }
     if let Ok(v) = HeaderValue::from_str(&tag) {
         h.insert(header::ETAG, v);
     }
