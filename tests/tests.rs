@@ -17,6 +17,7 @@ mod insider;
 mod printer;
 mod push;
 mod relay;
+mod relay_certs;
 mod relay_heads;
 mod relay_storm;
 mod relay_util;

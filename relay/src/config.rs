@@ -171,6 +171,9 @@ pub struct Limits {
     /// Listening sockets per address (`SO_REUSEPORT`, each with its own
     /// queue and accept loop); 0: one per core.
     pub listeners: usize,
+    /// How often the certificate files are checked for a renewal (SIGHUP
+    /// checks at once).
+    pub cert_check_s: u64,
 }
 
 impl Default for Limits {
@@ -188,6 +191,7 @@ impl Default for Limits {
             heartbeat_s: 20,
             listen_backlog: 4096,
             listeners: 0,
+            cert_check_s: 30,
         }
     }
 }

@@ -137,8 +137,8 @@ pub struct Bound {
 
 /// Binds both listeners and serves until the process ends.
 pub async fn run(relay: Arc<Relay>, on_bound: impl FnOnce(Bound)) -> anyhow::Result<()> {
-    let public_tls = crate::tls::server_config(&relay.cfg.public.tls)?;
-    let ingest_tls = crate::tls::server_config(&relay.cfg.ingest.tls)?;
+    let (public_tls, public_cert) = crate::tls::reloadable_config(&relay.cfg.public.tls)?;
+    let (ingest_tls, ingest_cert) = crate::tls::reloadable_config(&relay.cfg.ingest.tls)?;
     let limits = relay.limits();
     let public = bind(
         relay.cfg.public.listen,
@@ -152,6 +152,7 @@ pub async fn run(relay: Arc<Relay>, on_bound: impl FnOnce(Bound)) -> anyhow::Res
         ingest: ingest[0].local_addr()?,
     });
     tokio::spawn(expiry_watch(relay.clone()));
+    tokio::spawn(cert_watch(relay.clone(), vec![public_cert, ingest_cert]));
     // The ingest line has one legitimate peer; keep its own small limit so
     // a flood on the public side cannot starve it, or the reverse.
     let ingest_limiter = Limiter::new(64, 16);
@@ -207,6 +208,54 @@ pub fn bind(addr: SocketAddr, backlog: u32, count: usize) -> std::io::Result<Vec
             s.listen(backlog)
         })
         .collect()
+}
+
+/// Takes renewed certificates: every `cert_check_s` the files are checked
+/// for a change, and on SIGHUP they are loaded at once. Open connections
+/// keep the certificate they shook hands with; a refused pair is a fault
+/// (log and `tls_cert_refused`) and the old certificate stays.
+async fn cert_watch(relay: Arc<Relay>, certs: Vec<Arc<crate::tls::Reloadable>>) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut hup = match signal(SignalKind::hangup()) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            tracing::warn!(error = %e, "no SIGHUP handler: certificates are checked on the timer only");
+            None
+        }
+    };
+    let mut tick = tokio::time::interval(Duration::from_secs(relay.cfg.limits.cert_check_s.max(1)));
+    tick.tick().await;
+    loop {
+        let force = tokio::select! {
+            _ = tick.tick() => false,
+            Some(()) = async { match hup.as_mut() { Some(h) => h.recv().await, None => std::future::pending().await } } => true,
+        };
+        let (mut refused, mut loaded) = (false, false);
+        for c in &certs {
+            match c.reload(force) {
+                crate::tls::Reload::Unchanged => {}
+                crate::tls::Reload::Loaded { renewed } => {
+                    loaded = true;
+                    if renewed {
+                        Metrics::add(&relay.metrics.cert_renewals);
+                        tracing::info!(cert = %c.cert_path().display(), "renewed certificate taken");
+                    }
+                }
+                crate::tls::Reload::Refused(e) => {
+                    refused = true;
+                    Metrics::add(&relay.metrics.cert_refusals);
+                    tracing::error!(error = %e, "new certificate refused; the old one is still served");
+                }
+            }
+        }
+        // The fault stands until files that load replace the refused ones
+        // (a check that finds nothing changed leaves it as it is).
+        if refused {
+            relay.metrics.cert_refused.store(true, Ordering::Relaxed);
+        } else if loaded {
+            relay.metrics.cert_refused.store(false, Ordering::Relaxed);
+        }
+    }
 }
 
 /// Flips the stale flag when the served bundle's expiry passes.
