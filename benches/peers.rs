@@ -316,8 +316,15 @@ fn main() {
     let mut ours = relay_bench::Target::start();
     let payload = fanout::status_payload();
     let nginx = Nginx::start(&ours.relay.certs, &payload);
-    let bun = BunPeer::start(&ours.relay.certs, &payload);
-    let pushpin = PushpinPeer::start(&ours.relay.certs);
+    // bench/run measures against nchan only (the peer; ≤ 15 min
+    // on 2 cores); MADOGUCHI_BENCH_PEERS=all adds Bun and Pushpin.
+    let all_peers = std::env::var("MADOGUCHI_BENCH_PEERS").as_deref() == Ok("all");
+    let bun = all_peers
+        .then(|| BunPeer::start(&ours.relay.certs, &payload))
+        .flatten();
+    let pushpin = all_peers
+        .then(|| PushpinPeer::start(&ours.relay.certs))
+        .flatten();
     let http = reqwest::blocking::Client::builder()
         .use_rustls_tls()
         .add_root_certificate(
@@ -404,8 +411,8 @@ fn main() {
         }
     }
     println!("\nratios, ours / peer (below 1 is better for us):\n");
-    println!("| subscribers | peer | p50 | p99 | memory per subscriber | CPU per 1k messages |");
-    println!("|---|---|---|---|---|---|");
+    println!("| subscribers | peer | connect all | p50 | p99 | last subscriber (worst publish) | memory per subscriber | CPU per 1k messages |");
+    println!("|---|---|---|---|---|---|---|---|");
     let r = |x: f64, y: f64| {
         if y > 0.0 {
             format!("{:.2}", x / y)
@@ -418,10 +425,12 @@ fn main() {
         for (i, peer) in rows.iter().enumerate().skip(1) {
             let Some(b) = peer else { continue };
             println!(
-                "| {n} | {} | {} | {} | {} | {} |",
+                "| {n} | {} | {} | {} | {} | {} | {} | {} |",
                 NAMES[i],
+                r(a.connect_s, b.connect_s),
                 r(a.p50_ms, b.p50_ms),
                 r(a.p99_ms, b.p99_ms),
+                r(a.last_ms, b.last_ms),
                 r(a.per_sub_kib, b.per_sub_kib),
                 r(a.cpu_per_1k, b.cpu_per_1k)
             );
@@ -431,6 +440,9 @@ fn main() {
     match plot(&results, &svg) {
         Ok(()) => println!("\nplot: {}", svg.display()),
         Err(e) => println!("\nplot not written: {e}"),
+    }
+    if let Some((n, rows)) = results.last() {
+        scale_out(&mut ours, *n, rows[0], rows[1]);
     }
     office_end_to_end();
     if Command::new("wrk").arg("--version").output().is_err() {
@@ -463,6 +475,91 @@ fn main() {
             let base = *first.get_or_insert(rps);
             println!("| {name} | {rps:.0} | {p99} | {:.2} |", base / rps);
         }
+    }
+}
+
+/// Scale-out: a second relay on loopback fed the same bundles (each
+/// publish posted to both at once, as the office does to N relays), the
+/// `n` subscribers split between the two. Every figure as a ratio to the
+/// single relay and to nchan at the same `n`. Both relays, the clients and
+/// nginx share the same cores here, so this shows that splitting costs
+/// nothing and that the relays stay in step; the capacity that a second
+/// machine adds is not measurable on one.
+fn scale_out(a: &mut relay_bench::Target, n: usize, single: Option<Row>, nchan: Option<Row>) {
+    let b = relay_bench::Target::start();
+    std::thread::sleep(Duration::from_secs(1));
+    let pids = vec![a.relay.pid(), b.relay.pid()];
+    let base = fanout::pss_kib(&pids);
+    let half = n / 2;
+    let t0 = Instant::now();
+    let (ca_a, ca_b) = (a.relay.certs.ca.clone(), b.relay.certs.ca.clone());
+    let (addr_a, addr_b) = (a.relay.public, b.relay.public);
+    let (sa, sb) = std::thread::scope(|s| {
+        let ja = s.spawn(|| fanout::Subscribers::connect(addr_a, &ca_a, "/ws?topic=status", half));
+        let jb =
+            s.spawn(|| fanout::Subscribers::connect(addr_b, &ca_b, "/ws?topic=status", n - half));
+        (ja.join().expect("a"), jb.join().expect("b"))
+    });
+    let connect_s = t0.elapsed().as_secs_f64();
+    std::thread::sleep(Duration::from_secs(2));
+    let per_sub = (fanout::pss_kib(&pids).saturating_sub(base) as f64) / n as f64;
+    let cpu0 = fanout::cpu_seconds(&pids);
+    let gap = Duration::from_millis((250 + n as u64 / 15).min(1500));
+    let publishes = 20;
+    for _ in 0..publishes {
+        a.publish_to(&[&b]);
+        std::thread::sleep(gap);
+    }
+    let cpu = fanout::cpu_seconds(&pids) - cpu0;
+    let (oa, ob) = (sa.finish(), sb.finish());
+    let mut h = oa.latency_us.clone();
+    let _ = h.add(&ob.latency_us);
+    let delivered = oa.delivered + ob.delivered;
+    let last = oa
+        .lasts
+        .last()
+        .copied()
+        .max(ob.lasts.last().copied())
+        .unwrap_or(0) as f64
+        / 1000.0;
+    let row = Row {
+        connect_s,
+        last_ms: last,
+        per_sub_kib: per_sub,
+        p50_ms: h.value_at_quantile(0.5) as f64 / 1000.0,
+        p99_ms: h.value_at_quantile(0.99) as f64 / 1000.0,
+        max_ms: h.max() as f64 / 1000.0,
+        cpu_per_1k: cpu / (delivered as f64 / 1000.0).max(1e-9),
+    };
+    println!(
+        "\nscale-out: two relays fed the same bundles, {n} subscribers split {half} / {}, {publishes} publishes (delivered {delivered} of {}):\n",
+        n - half,
+        n * publishes
+    );
+    println!("| against | connect all | p50 | p99 | last subscriber | memory per subscriber | CPU per 1k messages |");
+    println!("|---|---|---|---|---|---|---|");
+    let r = |x: f64, y: f64| {
+        if y > 0.0 {
+            format!("{:.2}", x / y)
+        } else {
+            "—".into()
+        }
+    };
+    println!(
+        "| absolute | {:.1} s | {:.2} ms | {:.2} ms | {:.1} ms | {:.1} KiB | {:.3} s |",
+        row.connect_s, row.p50_ms, row.p99_ms, row.last_ms, row.per_sub_kib, row.cpu_per_1k
+    );
+    for (name, other) in [("one relay", single), ("nginx + nchan", nchan)] {
+        let Some(o) = other else { continue };
+        println!(
+            "| {name} | {} | {} | {} | {} | {} | {} |",
+            r(row.connect_s, o.connect_s),
+            r(row.p50_ms, o.p50_ms),
+            r(row.p99_ms, o.p99_ms),
+            r(row.last_ms, o.last_ms),
+            r(row.per_sub_kib, o.per_sub_kib),
+            r(row.cpu_per_1k, o.cpu_per_1k)
+        );
     }
 }
 

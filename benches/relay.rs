@@ -61,6 +61,37 @@ impl Target {
     }
 
     pub fn publish(&mut self) {
+        let b = self.next_bundle();
+        self.post(b);
+    }
+
+    /// The same bundle to this relay and `others` at once (scale-out: N
+    /// relays each fed by the office).
+    pub fn publish_to(&mut self, others: &[&Target]) {
+        let b = self.next_bundle();
+        std::thread::scope(|s| {
+            for o in others {
+                let b = b.clone();
+                s.spawn(move || o.post(b));
+            }
+            self.post(b);
+        });
+    }
+
+    /// Posts a signed bundle to the ingest listener.
+    pub fn post(&self, bundle: Vec<u8>) {
+        let r = self
+            .relay
+            .http()
+            .post(self.relay.ingest_url("/bundle"))
+            .body(bundle)
+            .send()
+            .expect("publish");
+        assert!(r.status().is_success(), "publish refused: {}", r.status());
+    }
+
+    /// The next bundle: the payload with a fresh stamp.
+    pub fn next_bundle(&mut self) -> Vec<u8> {
         self.seq += 1;
         let now = (fanout::now_ns() / 1_000_000_000) as i64;
         let h = Header {
@@ -81,14 +112,7 @@ impl Target {
             "displays/status.json".to_string(),
             stamped(&self.payload).into_bytes(),
         )];
-        let r = self
-            .relay
-            .http()
-            .post(self.relay.ingest_url("/bundle"))
-            .body(pack(&h, &files, &self.key))
-            .send()
-            .expect("publish");
-        assert!(r.status().is_success(), "publish refused: {}", r.status());
+        pack(&h, &files, &self.key)
     }
 }
 
@@ -116,6 +140,8 @@ pub fn fan_out(
     let connect_s = subs.connect_s;
     let o = subs.finish();
     let row = Row {
+        connect_s,
+        last_ms: o.lasts.last().copied().unwrap_or(0) as f64 / 1000.0,
         per_sub_kib: per_sub / 1024.0,
         p50_ms: o.latency_us.value_at_quantile(0.5) as f64 / 1000.0,
         p99_ms: o.latency_us.value_at_quantile(0.99) as f64 / 1000.0,
@@ -144,6 +170,9 @@ pub fn fan_out(
 
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Row {
+    pub connect_s: f64,
+    /// The worst publish: when its last subscriber had it.
+    pub last_ms: f64,
     pub per_sub_kib: f64,
     pub p50_ms: f64,
     pub p99_ms: f64,

@@ -156,8 +156,9 @@ pub struct Limits {
     pub idle_timeout_s: u64,
     /// Request head size (HTTP/1.1 buffer and HTTP/2 header list).
     pub max_header_bytes: usize,
-    /// Largest WebSocket frame/message a subscriber may send (they may
-    /// only send control frames anyway).
+    /// Largest WebSocket frame/message a subscriber may send. Subscribers
+    /// may only send control frames, which are at most 125 bytes, so the
+    /// relay reads no more than that whatever this says.
     pub ws_max_frame_bytes: usize,
     /// Largest pushed message (a `displays/<topic>.json` file); a bundle
     /// with a larger one is refused, so no subscriber is ever sent more.
@@ -165,6 +166,17 @@ pub struct Limits {
     /// Updates a subscriber may fall behind before it is dropped.
     pub subscriber_queue: usize,
     pub heartbeat_s: u64,
+    /// Listen backlog of each listening socket (the kernel caps it at
+    /// `net.core.somaxconn`): after a restart or a CDN failover a whole
+    /// city's phones reconnect at once, and a full queue drops their SYNs
+    /// (a 1 s retransmit each).
+    pub listen_backlog: u32,
+    /// Listening sockets per address (`SO_REUSEPORT`, each with its own
+    /// queue and accept loop); 0: one per core.
+    pub listeners: usize,
+    /// How often the certificate files are checked for a renewal (SIGHUP
+    /// checks at once).
+    pub cert_check_s: u64,
 }
 
 impl Default for Limits {
@@ -180,6 +192,9 @@ impl Default for Limits {
             push_max_bytes: 32 * 1024,
             subscriber_queue: 8,
             heartbeat_s: 20,
+            listen_backlog: 4096,
+            listeners: 0,
+            cert_check_s: 30,
         }
     }
 }

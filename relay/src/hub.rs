@@ -6,6 +6,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use bytes::Bytes;
 use tokio::sync::broadcast;
 
 /// One published version of a topic (already-serialised JSON).
@@ -15,6 +16,9 @@ pub struct Payload {
     /// Increases with every publish of the topic.
     pub version: u64,
     pub body: Arc<str>,
+    /// The body as one WebSocket text frame, encoded once here and shared
+    /// by every subscriber's write (issue 21).
+    pub frame: Bytes,
 }
 
 #[derive(Debug)]
@@ -76,6 +80,7 @@ impl Hub {
             let p = Arc::new(Payload {
                 topic: topic.to_string(),
                 version,
+                frame: crate::ws::text_frame(&body),
                 body,
             });
             t.last = Some(p.clone());

@@ -18,6 +18,7 @@ pub mod serve;
 pub mod site;
 pub mod store;
 pub mod tls;
+pub mod ws;
 
 #[cfg(test)]
 mod tests {

@@ -28,6 +28,12 @@ pub struct Metrics {
     pub sse_subscribers: AtomicI64,
     pub messages_sent: AtomicU64,
     pub slow_subscribers_dropped: AtomicU64,
+    /// Renewed certificates taken without a restart.
+    pub cert_renewals: AtomicU64,
+    /// New certificate files refused (the old certificate kept).
+    pub cert_refusals: AtomicU64,
+    /// True while the files on disk are a refused certificate.
+    pub cert_refused: AtomicBool,
 }
 
 impl Metrics {
@@ -159,6 +165,24 @@ impl Metrics {
             "counter",
             "Subscribers dropped for falling behind.",
             g(&self.slow_subscribers_dropped),
+        );
+        line(
+            "tls_cert_renewals_total",
+            "counter",
+            "Renewed certificates taken without a restart.",
+            g(&self.cert_renewals),
+        );
+        line(
+            "tls_cert_refusals_total",
+            "counter",
+            "New certificate files refused; the old certificate is still served.",
+            g(&self.cert_refusals),
+        );
+        line(
+            "tls_cert_refused",
+            "gauge",
+            "1 while a certificate file on disk is refused (the old one is served: fix the files).",
+            u8::from(self.cert_refused.load(Ordering::Relaxed)).to_string(),
         );
         out
     }

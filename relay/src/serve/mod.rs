@@ -147,28 +147,124 @@ pub struct Bound {
 
 /// Binds both listeners and serves until the process ends.
 pub async fn run(relay: Arc<Relay>, on_bound: impl FnOnce(Bound)) -> anyhow::Result<()> {
-    let public_tls = crate::tls::server_config(&relay.cfg.public.tls)?;
-    let ingest_tls = crate::tls::server_config(&relay.cfg.ingest.tls)?;
-    let public = TcpListener::bind(relay.cfg.public.listen).await?;
-    let ingest = TcpListener::bind(relay.cfg.ingest.listen).await?;
+    let (public_tls, public_cert) = crate::tls::reloadable_config(&relay.cfg.public.tls)?;
+    let (ingest_tls, ingest_cert) = crate::tls::reloadable_config(&relay.cfg.ingest.tls)?;
+    let limits = relay.limits();
+    let public = bind(
+        relay.cfg.public.listen,
+        limits.listen_backlog,
+        limits.listeners,
+    )?;
+    // The ingest line has one peer: one socket is plenty.
+    let ingest = bind(relay.cfg.ingest.listen, limits.listen_backlog, 1)?;
     on_bound(Bound {
-        public: public.local_addr()?,
-        ingest: ingest.local_addr()?,
+        public: public[0].local_addr()?,
+        ingest: ingest[0].local_addr()?,
     });
     tokio::spawn(expiry_watch(relay.clone()));
-    let r = relay.clone();
-    let ingest_task = tokio::spawn(async move {
-        accept_loop(r, ingest, TlsAcceptor::from(ingest_tls), Side::Ingest).await
-    });
-    let public_task = tokio::spawn(accept_loop(
-        relay,
-        public,
-        TlsAcceptor::from(public_tls),
-        Side::Public,
-    ));
-    tokio::select! {
-        r = ingest_task => r?,
-        r = public_task => r?,
+    tokio::spawn(cert_watch(relay.clone(), vec![public_cert, ingest_cert]));
+    // The ingest line has one legitimate peer; keep its own small limit so
+    // a flood on the public side cannot starve it, or the reverse.
+    let ingest_limiter = Limiter::new(64, 16);
+    let mut tasks = Vec::new();
+    for l in ingest {
+        tasks.push(tokio::spawn(accept_loop(
+            relay.clone(),
+            l,
+            TlsAcceptor::from(ingest_tls.clone()),
+            Side::Ingest,
+            ingest_limiter.clone(),
+        )));
+    }
+    for l in public {
+        tasks.push(tokio::spawn(accept_loop(
+            relay.clone(),
+            l,
+            TlsAcceptor::from(public_tls.clone()),
+            Side::Public,
+            relay.limiter.clone(),
+        )));
+    }
+    let (first, _, _) = futures_util::future::select_all(tasks).await;
+    first?
+}
+
+/// Listening sockets for `addr`: `count` of them (0: one per core) sharing
+/// the port with `SO_REUSEPORT`, each with its own accept queue of
+/// `backlog`, so a reconnect storm is spread over the cores instead of
+/// overflowing one queue of the default 128.
+pub fn bind(addr: SocketAddr, backlog: u32, count: usize) -> std::io::Result<Vec<TcpListener>> {
+    let count = match count {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    }
+    .min(64);
+    // An exclusive bind first: `SO_REUSEPORT` alone would let a second
+    // relay of the same user share the port silently; this one fails
+    // loudly instead, and resolves port 0 for the shared sockets.
+    let addr = std::net::TcpListener::bind(addr)?.local_addr()?;
+    (0..count)
+        .map(|_| {
+            let s = if addr.is_ipv4() {
+                tokio::net::TcpSocket::new_v4()?
+            } else {
+                tokio::net::TcpSocket::new_v6()?
+            };
+            s.set_reuseaddr(true)?;
+            if count > 1 {
+                s.set_reuseport(true)?;
+            }
+            s.bind(addr)?;
+            s.listen(backlog)
+        })
+        .collect()
+}
+
+/// Takes renewed certificates: every `cert_check_s` the files are checked
+/// for a change, and on SIGHUP they are loaded at once. Open connections
+/// keep the certificate they shook hands with; a refused pair is a fault
+/// (log and `tls_cert_refused`) and the old certificate stays.
+async fn cert_watch(relay: Arc<Relay>, certs: Vec<Arc<crate::tls::Reloadable>>) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut hup = match signal(SignalKind::hangup()) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            tracing::warn!(error = %e, "no SIGHUP handler: certificates are checked on the timer only");
+            None
+        }
+    };
+    let mut tick = tokio::time::interval(Duration::from_secs(relay.cfg.limits.cert_check_s.max(1)));
+    tick.tick().await;
+    loop {
+        let force = tokio::select! {
+            _ = tick.tick() => false,
+            Some(()) = async { match hup.as_mut() { Some(h) => h.recv().await, None => std::future::pending().await } } => true,
+        };
+        let (mut refused, mut loaded) = (false, false);
+        for c in &certs {
+            match c.reload(force) {
+                crate::tls::Reload::Unchanged => {}
+                crate::tls::Reload::Loaded { renewed } => {
+                    loaded = true;
+                    if renewed {
+                        Metrics::add(&relay.metrics.cert_renewals);
+                        tracing::info!(cert = %c.cert_path().display(), "renewed certificate taken");
+                    }
+                }
+                crate::tls::Reload::Refused(e) => {
+                    refused = true;
+                    Metrics::add(&relay.metrics.cert_refusals);
+                    tracing::error!(error = %e, "new certificate refused; the old one is still served");
+                }
+            }
+        }
+        // The fault stands until files that load replace the refused ones
+        // (a check that finds nothing changed leaves it as it is).
+        if refused {
+            relay.metrics.cert_refused.store(true, Ordering::Relaxed);
+        } else if loaded {
+            relay.metrics.cert_refused.store(false, Ordering::Relaxed);
+        }
     }
 }
 
@@ -190,18 +286,18 @@ enum Side {
     Ingest,
 }
 
+/// Takes connections off one listening socket. Each `accept` takes what
+/// is queued without waiting (tokio waits only once the queue is empty),
+/// and the loop does no more per connection than the address checks and a
+/// spawn, so the queue drains as fast as connections arrive; the TLS
+/// handshake runs in the connection's own task.
 async fn accept_loop(
     relay: Arc<Relay>,
     listener: TcpListener,
     tls: TlsAcceptor,
     side: Side,
+    limiter: Arc<Limiter>,
 ) -> anyhow::Result<()> {
-    // The ingest line has one legitimate peer; keep its own small limit so
-    // a flood on the public side cannot starve it, or the reverse.
-    let limiter = match side {
-        Side::Public => relay.limiter.clone(),
-        Side::Ingest => Limiter::new(64, 16),
-    };
     loop {
         let (tcp, peer) = match listener.accept().await {
             Ok(x) => x,

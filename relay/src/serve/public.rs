@@ -7,25 +7,23 @@
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures_util::{SinkExt, StreamExt};
 use http_body_util::{combinators::UnsyncBoxBody, BodyExt, Full, StreamBody};
 use hyper::body::{Frame, Incoming};
 use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::broadcast::error::RecvError;
-use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
-use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::WebSocketStream;
 
 use super::Relay;
 use crate::conn::Slot;
 use crate::metrics::Metrics;
 use crate::site::Entry;
+use crate::ws;
 
 pub type Body = UnsyncBoxBody<Bytes, Infallible>;
 
@@ -40,11 +38,23 @@ fn full(body: impl Into<Bytes>) -> Body {
     Full::new(body.into()).boxed_unsync()
 }
 
+/// The policy of an answer that is not a document (JSON, a script, a
+/// style sheet, an error text): load nothing, be framed by no one.
+const CSP_NOT_A_DOCUMENT: &str = "default-src 'none'; frame-ancestors 'none'";
+
+/// The security headers (R11), as much as each kind of answer needs: HSTS
+/// and nosniff on every answer; the page's whole policy and its referrer
+/// policy on pages only (they govern what a document loads and links to,
+/// and say nothing on JSON or a script). No `X-Frame-Options`: CSP's
+/// `frame-ancestors 'none'` says the same to every current browser.
 fn secure(relay: &Relay, mut res: Response<Body>) -> Response<Body> {
     let h = res.headers_mut();
+    let page = h
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"text/html"));
     h.insert(
         header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(CSP),
+        HeaderValue::from_static(if page { CSP } else { CSP_NOT_A_DOCUMENT }),
     );
     if let Ok(v) = HeaderValue::from_str(&format!(
         "max-age={}; includeSubDomains",
@@ -56,11 +66,12 @@ fn secure(relay: &Relay, mut res: Response<Body>) -> Response<Body> {
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
     );
-    h.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
-    );
-    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    if page {
+        h.insert(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("no-referrer"),
+        );
+    }
     res
 }
 
@@ -160,10 +171,12 @@ fn file(relay: &Relay, req: &Request<Incoming>, path: &str) -> Response<Body> {
     let stale = relay.is_stale();
     let live =
         entry.content_type.starts_with("text/html") || entry.content_type == "application/json";
+    // No `public`: these requests carry no credentials, so shared caches
+    // may keep the answers anyway.
     let cache = match (stale, live) {
         (true, _) => "no-store",
-        (false, true) => "public, max-age=2, must-revalidate",
-        (false, false) => "public, max-age=300",
+        (false, true) => "max-age=2, must-revalidate",
+        (false, false) => "max-age=300",
     };
     let mut res = Response::new(full(Bytes::new()));
     let h = res.headers_mut();
@@ -172,7 +185,10 @@ fn file(relay: &Relay, req: &Request<Incoming>, path: &str) -> Response<Body> {
         HeaderValue::from_static(entry.content_type),
     );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
-    h.insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
+    // Only a file kept compressed has variants to tell caches about.
+    if entry.gzip.is_some() || entry.brotli.is_some() {
+        h.insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
+    }
     if let Ok(v) = HeaderValue::from_str(&tag) {
         h.insert(header::ETAG, v);
     }
@@ -220,21 +236,6 @@ fn header_has(req: &Request<Incoming>, name: header::HeaderName, token: &str) ->
         .any(|t| t.trim().eq_ignore_ascii_case(token))
 }
 
-fn ws_config(relay: &Relay) -> WebSocketConfig {
-    let frame = relay.cfg.limits.ws_max_frame_bytes;
-    WebSocketConfig::default()
-        // Subscribers only send control frames: a small first buffer
-        // (it grows for a larger frame, up to the frame limit).
-        .read_buffer_size(512)
-        .max_frame_size(Some(frame))
-        .max_message_size(Some(frame))
-        // Write each message straight through; the buffer only ever holds
-        // what the socket has not taken yet: at most one message (ingest
-        // refuses larger ones) and a frame header.
-        .write_buffer_size(0)
-        .max_write_buffer_size(relay.cfg.limits.push_max_bytes + 64)
-}
-
 fn websocket(relay: &Arc<Relay>, req: Request<Incoming>, slot: Arc<Slot>) -> Response<Body> {
     if !header_has(&req, header::UPGRADE, "websocket")
         || !header_has(&req, header::CONNECTION, "upgrade")
@@ -274,19 +275,16 @@ fn websocket(relay: &Arc<Relay>, req: Request<Incoming>, slot: Arc<Slot>) -> Res
     };
     let accept = tokio_tungstenite::tungstenite::handshake::derive_accept_key(key.as_bytes());
     let relay = relay.clone();
-    let config = ws_config(&relay);
     tokio::spawn(async move {
         let Ok(upgraded) = hyper::upgrade::on(req).await else {
             return;
         };
-        let ws =
-            WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config))
-                .await;
+        let io = TokioIo::new(upgraded);
         relay
             .metrics
             .ws_subscribers
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        subscriber(&relay, &topic, ws).await;
+        subscriber(&relay, &topic, io).await;
         relay
             .metrics
             .ws_subscribers
@@ -308,38 +306,50 @@ fn heartbeat() -> String {
     madoguchi_wire::time::heartbeat(madoguchi_wire::UnixMillis::now())
 }
 
-async fn send<S>(ws: &mut WebSocketStream<S>, text: String) -> bool
+/// Writes one frame (shared by every subscriber of a publish) and flushes
+/// it, so the TLS layer makes one record of it and sends it at once.
+async fn send<S>(io: &mut S, frame: &[u8]) -> bool
 where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    S: AsyncWrite + Unpin,
 {
-    matches!(
-        tokio::time::timeout(WRITE_TIMEOUT, ws.send(Message::text(text))).await,
-        Ok(Ok(()))
-    )
+    let write = async {
+        io.write_all(frame).await?;
+        io.flush().await
+    };
+    matches!(tokio::time::timeout(WRITE_TIMEOUT, write).await, Ok(Ok(())))
 }
 
-async fn subscriber<S>(relay: &Relay, topic: &str, mut ws: WebSocketStream<S>)
+static STALE: LazyLock<Bytes> = LazyLock::new(|| ws::text_frame("{\"stale\":true}"));
+
+/// One WebSocket subscriber: the current payload, then every new one,
+/// `{"stale":true}` when the data expires, a heartbeat while it is live.
+/// The subscriber may send control frames only; anything else closes.
+async fn subscriber<S>(relay: &Relay, topic: &str, mut io: S)
 where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    S: AsyncRead + AsyncWrite + Unpin,
 {
     let mut sub = relay.hub.subscribe(topic);
     let mut stale = relay.stale_watch();
     if let Some(p) = sub.current.take() {
-        if !send(&mut ws, p.body.to_string()).await {
+        if !send(&mut io, &p.frame).await {
             return;
         }
         Metrics::add(&relay.metrics.messages_sent);
     }
-    if *stale.borrow_and_update() && !send(&mut ws, "{\"stale\":true}".into()).await {
+    if *stale.borrow_and_update() && !send(&mut io, &STALE).await {
         return;
     }
     let mut beat = tokio::time::interval(relay.cfg.limits.heartbeat());
     beat.tick().await;
-    loop {
+    // What the subscriber sent that is not a whole frame yet (never more
+    // than one control frame).
+    let mut pending: Vec<u8> = Vec::new();
+    let mut chunk = [0u8; ws::MAX_CONTROL_FRAME];
+    'conn: loop {
         tokio::select! {
             update = sub.updates.recv() => match update {
                 Ok(p) => {
-                    if !send(&mut ws, p.body.to_string()).await { break; }
+                    if !send(&mut io, &p.frame).await { break; }
                     Metrics::add(&relay.metrics.messages_sent);
                 }
                 Err(RecvError::Lagged(_)) => {
@@ -350,25 +360,45 @@ where
             },
             changed = stale.changed() => {
                 if changed.is_err() { break; }
-                if *stale.borrow_and_update() && !send(&mut ws, "{\"stale\":true}".into()).await { break; }
+                if *stale.borrow_and_update() && !send(&mut io, &STALE).await { break; }
             }
             _ = beat.tick() => {
                 // No heartbeat once the data has expired: the page's own
                 // staleness check then shows it too.
-                if !relay.is_stale() && !send(&mut ws, heartbeat()).await { break; }
+                if !relay.is_stale() && !send(&mut io, &ws::text_frame(&heartbeat())).await { break; }
             }
-            incoming = ws.next() => match incoming {
-                // tungstenite queues the pong; flushing sends it.
-                Some(Ok(Message::Ping(_))) => {
-                    if tokio::time::timeout(WRITE_TIMEOUT, ws.flush()).await.map_or(true, |r| r.is_err()) { break; }
+            n = io.read(&mut chunk[..ws::MAX_CONTROL_FRAME - pending.len()]) => {
+                match n {
+                    Ok(n) if n > 0 => pending.extend_from_slice(&chunk[..n]),
+                    _ => return,
                 }
-                Some(Ok(Message::Pong(_))) => {}
-                // A data frame, a close, an oversized frame or an error.
-                _ => break,
-            },
+                loop {
+                    match ws::take_control(&mut pending) {
+                        Ok(None) => break,
+                        Ok(Some(ws::Control::Ping(data))) => {
+                            if !send(&mut io, &ws::frame(ws::OP_PONG, &data)).await { break 'conn; }
+                        }
+                        Ok(Some(ws::Control::Pong)) => {}
+                        Ok(Some(ws::Control::Close(code))) => {
+                            let _ = tokio::time::timeout(
+                                Duration::from_secs(1),
+                                send(&mut io, &ws::frame(ws::OP_CLOSE, &code)),
+                            )
+                            .await;
+                            return;
+                        }
+                        // A data frame, a malformed or oversized frame.
+                        Err(_) => break 'conn,
+                    }
+                }
+            }
         }
     }
-    let _ = tokio::time::timeout(Duration::from_secs(1), ws.close(None)).await;
+    let close = async {
+        send(&mut io, &ws::frame(ws::OP_CLOSE, &[])).await;
+        io.shutdown().await
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(1), close).await;
 }
 
 fn events(relay: &Arc<Relay>, req: &Request<Incoming>, slot: Arc<Slot>) -> Response<Body> {
