@@ -214,17 +214,12 @@ async fn print_on_network_printer(
     number: u32,
     issued: &Value,
 ) -> Result<bool, ApiError> {
-    let name = kiosk.to_string();
     let printer = app
-        .engine
-        .read(move |e| {
-            e.config()
-                .printers
-                .iter()
-                .find(|p| p.kiosk == name)
-                .map(|p| p.address)
-        })
-        .map_err(ApiError::from)?;
+        .host
+        .printers
+        .iter()
+        .find(|p| p.kiosk == kiosk)
+        .map(|p| p.address);
     let Some(address) = printer else {
         return Ok(false);
     };

@@ -49,7 +49,7 @@ const MAX_BODY: usize = 64 * 1024;
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Address to listen on (the LAN address in production). Default:
-    /// `[server] listen` of the configuration, else 127.0.0.1:8080.
+    /// `[server] listen` of the host settings, else 127.0.0.1:8080.
     #[arg(long)]
     pub listen: Option<SocketAddr>,
     /// Minutes without activity after which a staff session ends.
@@ -124,6 +124,8 @@ pub struct App {
     pub issue_limits: limits::IssueLimits,
     /// Whether clients reach this server over TLS (cookies are `Secure`).
     pub tls: bool,
+    /// This machine's own settings (printers, relays), never from the log.
+    pub host: madoguchi_core::config::HostSettings,
 }
 
 impl App {
@@ -253,7 +255,12 @@ fn router(app: Arc<App>) -> Router {
         .with_state(app)
 }
 
-pub fn run(data: &Path, config: Option<&Path>, args: Args) -> Result<()> {
+pub fn run(
+    data: &Path,
+    config: Option<&Path>,
+    host: madoguchi_core::config::HostSettings,
+    args: Args,
+) -> Result<()> {
     // A standby's log is a copy of its primary's: it records nothing of
     // its own, not even a configuration.
     let mut engine = if args.standby_of.is_some() {
@@ -270,7 +277,7 @@ pub fn run(data: &Path, config: Option<&Path>, args: Args) -> Result<()> {
     }
     let listen = args
         .listen
-        .or(engine.config().server.listen)
+        .or(host.server.listen)
         .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080)));
     let (auth, first) = Auth::open(data, Duration::from_secs(args.idle_minutes * 60))?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -302,6 +309,7 @@ pub fn run(data: &Path, config: Option<&Path>, args: Args) -> Result<()> {
             standby: std::sync::atomic::AtomicBool::new(args.standby_of.is_some()),
             issue_limits: limits::IssueLimits::default(),
             tls: acceptor.is_some(),
+            host,
         });
         if let Some(primary) = &args.standby_of {
             let token = replication::token(data, args.enrol_link.as_deref()).await?;
@@ -310,10 +318,7 @@ pub fn run(data: &Path, config: Option<&Path>, args: Args) -> Result<()> {
         }
         displays::spawn(app.clone()).await;
         subscribers::reports(app.clone());
-        let relays = app
-            .engine
-            .read(|e| e.config().relays.clone())
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let relays = app.host.relays.clone();
         if !relays.is_empty() {
             let key_file = args
                 .signing_key
