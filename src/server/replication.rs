@@ -33,6 +33,10 @@ pub struct Since {
     after: u64,
     #[serde(default)]
     hash: Option<String>,
+    /// The digest of the account store the standby holds: the answer
+    /// carries the primary's store whenever it differs.
+    #[serde(default)]
+    accounts: Option<String>,
 }
 
 fn records_after(app: &App, after: u64, hash: Option<&str>) -> Result<Vec<Record>, ApiError> {
@@ -78,21 +82,40 @@ pub async fn serve(
     app.auth
         .require(&method, &headers, &[Role::Standby, Role::Admin])?;
     let mut commits = app.feed.subscribe();
+    let mut accounts_changed = app.auth.subscribe();
     for attempt in 0..2 {
+        // Marked seen before reading, so a change after the read wakes us.
+        accounts_changed.borrow_and_update();
+        let carried = app
+            .auth
+            .carried()
+            .map_err(|e| ApiError::Internal(e.to_string()))?;
+        let accounts = (q.accounts.as_deref() != Some(carried.digest().as_str()))
+            .then(|| serde_json::to_value(&carried).unwrap_or(Value::Null));
         let a = app.clone();
         let hash = q.hash.clone();
         let after = q.after;
         let recs = tokio::task::spawn_blocking(move || records_after(&a, after, hash.as_deref()))
             .await
             .map_err(|e| ApiError::Internal(e.to_string()))??;
-        if !recs.is_empty() || attempt == 1 {
+        if !recs.is_empty() || accounts.is_some() || attempt == 1 {
             let records: Vec<Value> = recs
                 .iter()
                 .map(|r| json!({"seq": r.seq, "prev": hex(&r.prev), "payload": String::from_utf8_lossy(&r.payload)}))
                 .collect();
-            return Ok(Json(json!({"records": records})));
+            let mut answer = json!({"records": records});
+            if let Some(a) = accounts {
+                answer["accounts"] = a;
+            }
+            return Ok(Json(answer));
         }
-        let _ = tokio::time::timeout(LONG_POLL, commits.changed()).await;
+        let _ = tokio::time::timeout(LONG_POLL, async {
+            tokio::select! {
+                _ = commits.changed() => {}
+                _ = accounts_changed.changed() => {}
+            }
+        })
+        .await;
     }
     Ok(Json(json!({"records": []})))
 }
@@ -132,7 +155,9 @@ pub fn follow(app: Arc<App>, primary: String, token: String) {
             }) else {
                 break;
             };
-            let url = format!("{primary}/api/replication?after={after}&hash={hash}");
+            let held = app.auth.received_digest();
+            let url =
+                format!("{primary}/api/replication?after={after}&hash={hash}&accounts={held}");
             let answer = http.get(&url).bearer_auth(&token).send().await;
             let answer = match answer {
                 Ok(r) if r.status() == StatusCode::CONFLICT => {
@@ -162,6 +187,17 @@ pub fn follow(app: Arc<App>, primary: String, token: String) {
                 continue;
             };
             reachable = true;
+            if let Some(a) = answer.get("accounts") {
+                let taken = serde_json::from_value::<super::auth::Carried>(a.clone())
+                    .map_err(anyhow::Error::from)
+                    .and_then(|c| app.auth.replace(c));
+                if let Err(e) = taken {
+                    app.faults.record(
+                        "standby",
+                        format!("the primary's accounts could not be taken: {e:#}"),
+                    );
+                }
+            }
             let records: Vec<Record> = answer["records"]
                 .as_array()
                 .into_iter()
