@@ -333,3 +333,251 @@ fn session_of(base: &str, user: &str, password: &str) -> (String, String) {
     let v: Value = r.json().expect("json");
     (cookie, v["csrf_token"].as_str().expect("csrf").to_string())
 }
+
+/// A TCP proxy on loopback that can cut the line: the standby's view of
+/// the primary in a partition.
+struct Cable {
+    addr: String,
+    cut: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    open: std::sync::Arc<std::sync::Mutex<Vec<std::net::TcpStream>>>,
+}
+
+impl Cable {
+    fn to(target: &str) -> Cable {
+        use std::sync::atomic::Ordering;
+        let target = target.trim_start_matches("http://").to_string();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = format!("http://{}", listener.local_addr().expect("addr"));
+        let cut = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let open = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (c, o) = (cut.clone(), open.clone());
+        std::thread::spawn(move || {
+            for inbound in listener.incoming() {
+                let Ok(inbound) = inbound else { break };
+                if c.load(Ordering::SeqCst) {
+                    continue;
+                }
+                let Ok(outbound) = std::net::TcpStream::connect(&target) else {
+                    continue;
+                };
+                let pairs = [
+                    (inbound.try_clone(), outbound.try_clone()),
+                    (outbound.try_clone(), inbound.try_clone()),
+                ];
+                if let Ok(mut held) = o.lock() {
+                    held.push(inbound);
+                    held.push(outbound);
+                }
+                for pair in pairs {
+                    if let (Ok(mut from), Ok(mut to)) = pair {
+                        std::thread::spawn(move || {
+                            let _ = std::io::copy(&mut from, &mut to);
+                            let _ = to.shutdown(std::net::Shutdown::Both);
+                        });
+                    }
+                }
+            }
+        });
+        Cable { addr, cut, open }
+    }
+
+    /// Cuts every connection and refuses new ones.
+    fn cut(&self) {
+        self.cut.store(true, std::sync::atomic::Ordering::SeqCst);
+        if let Ok(mut held) = self.open.lock() {
+            for s in held.drain(..) {
+                let _ = s.shutdown(std::net::Shutdown::Both);
+            }
+        }
+    }
+}
+
+/// A primary with its standby following through `via` (the primary's
+/// address, or a cable to it); the standby's admin client.
+fn pair(e: &Enrolled, via: &str) -> Server {
+    let (pc, pcsrf) = e.primary.admin();
+    let link: Value = pc
+        .post(e.primary.url("/api/devices"))
+        .header("X-CSRF-Token", &pcsrf)
+        .json(&json!({"name": "standby-1", "role": "standby"}))
+        .send()
+        .expect("device")
+        .json()
+        .expect("json");
+    let link = link["enrol_url"].as_str().expect("link").to_string();
+    let mut standby = Server::start_args(
+        None,
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--standby-of",
+            via,
+            "--enrol-link",
+            &link,
+        ],
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while sign_in(&standby.base, "admin", &e.primary.admin_password).is_err() {
+        assert!(Instant::now() < deadline, "the accounts never arrived");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    standby.admin_password = e.primary.admin_password.clone();
+    standby
+}
+
+fn issue(base: &str, kiosk: &str) -> (StatusCode, Value) {
+    device_cmd(
+        base,
+        kiosk,
+        json!({"command": "issue_ticket", "category": "idou"}),
+    )
+}
+
+/// Promotes through `POST /api/promote`, as the 主機に昇格 button does.
+fn promote(standby: &Server) -> Value {
+    let (c, csrf) = standby.admin();
+    let r = c
+        .post(standby.url("/api/promote"))
+        .header("X-CSRF-Token", &csrf)
+        .timeout(Duration::from_secs(60))
+        .send()
+        .expect("promote");
+    assert_eq!(r.status(), StatusCode::OK);
+    r.json().expect("json")
+}
+
+/// Every number issued on either machine, with no repeat.
+fn assert_no_number_twice(issued: &[u64]) {
+    let mut seen = std::collections::BTreeSet::new();
+    for n in issued {
+        assert!(seen.insert(*n), "number {n} issued twice: {issued:?}");
+    }
+}
+
+fn number(v: &Value) -> u64 {
+    v["ticket"].as_u64().expect("ticket")
+}
+
+#[test]
+fn a_frozen_primary_that_comes_back_after_the_promotion_gives_no_number() {
+    let e = enrolled_primary();
+    let standby = pair(&e, &e.primary.base.clone());
+    let mut issued = vec![1001];
+    let (st, v) = issue(&e.primary.base, &e.kiosk);
+    assert_eq!(
+        st,
+        StatusCode::OK,
+        "the paired primary holds its lease: {v}"
+    );
+    issued.push(number(&v));
+    std::thread::sleep(Duration::from_millis(500));
+    // The primary hangs (SIGSTOP); staff press 主機に昇格 on the standby.
+    let pid = e.primary.pid().to_string();
+    let stop = Command::new("kill")
+        .args(["-STOP", &pid])
+        .status()
+        .expect("kill");
+    assert!(stop.success());
+    let promoted = promote(&standby);
+    assert_eq!(promoted["epoch"], 1, "{promoted}");
+    let (st, v) = issue(&standby.base, &e.kiosk);
+    assert_eq!(st, StatusCode::OK, "the promoted standby issues: {v}");
+    issued.push(number(&v));
+    // The old primary runs again; a kiosk still pointed at it is refused.
+    let cont = Command::new("kill")
+        .args(["-CONT", &pid])
+        .status()
+        .expect("kill");
+    assert!(cont.success());
+    for _ in 0..3 {
+        let (st, v) = issue(&e.primary.base, &e.kiosk);
+        assert_eq!(st, StatusCode::SERVICE_UNAVAILABLE, "{v}");
+        let code = v["error"]["code"].as_str().unwrap_or_default().to_string();
+        assert!(code == "no_standby_lease" || code == "replaced", "{v}");
+        assert!(v["error"]["message_ja"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()));
+        let (st, v) = issue(&standby.base, &e.kiosk);
+        assert_eq!(st, StatusCode::OK, "{v}");
+        issued.push(number(&v));
+    }
+    assert_no_number_twice(&issued);
+    // The promoted standby tells the old primary, which then says so.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let (_, v) = issue(&e.primary.base, &e.kiosk);
+        if v["error"]["code"] == "replaced" {
+            assert!(
+                v["error"]["message_ja"]
+                    .as_str()
+                    .is_some_and(|m| m.contains("主機ではなくなりました")),
+                "{v}"
+            );
+            break;
+        }
+        assert!(Instant::now() < deadline, "never told: {v}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let (pc, _) = e.primary.admin();
+    let admin = pc
+        .get(e.primary.url("/admin"))
+        .send()
+        .expect("admin")
+        .text()
+        .expect("html");
+    assert!(
+        admin.contains("この機械は主機ではなくなりました"),
+        "{admin}"
+    );
+}
+
+#[test]
+fn a_partition_both_ways_never_gives_a_number_twice() {
+    // 1. The standby cannot reach the primary; kiosks can.
+    let e = enrolled_primary();
+    let cable = Cable::to(&e.primary.base);
+    let standby = pair(&e, &cable.addr);
+    let mut issued = vec![1001];
+    let (st, v) = issue(&e.primary.base, &e.kiosk);
+    assert_eq!(st, StatusCode::OK, "{v}");
+    issued.push(number(&v));
+    cable.cut();
+    let promoted = promote(&standby);
+    assert_eq!(promoted["epoch"], 1, "{promoted}");
+    // The old primary cannot be told, but its lease is gone: it refuses.
+    let (st, v) = issue(&e.primary.base, &e.kiosk);
+    assert_eq!(st, StatusCode::SERVICE_UNAVAILABLE, "{v}");
+    assert_eq!(v["error"]["code"], "no_standby_lease", "{v}");
+    for _ in 0..3 {
+        let (st, v) = issue(&standby.base, &e.kiosk);
+        assert_eq!(st, StatusCode::OK, "{v}");
+        issued.push(number(&v));
+        let (st, _) = issue(&e.primary.base, &e.kiosk);
+        assert_eq!(st, StatusCode::SERVICE_UNAVAILABLE);
+    }
+    assert_no_number_twice(&issued);
+    drop(standby);
+
+    // 2. Kiosks cannot reach the primary (they are moved to the standby);
+    // the standby can. The primary is alive and would issue if asked.
+    let e = enrolled_primary();
+    let standby = pair(&e, &e.primary.base.clone());
+    let mut issued = vec![1001];
+    let promoted = promote(&standby);
+    assert_eq!(promoted["epoch"], 1, "{promoted}");
+    let (st, v) = issue(&standby.base, &e.kiosk);
+    assert_eq!(st, StatusCode::OK, "{v}");
+    issued.push(number(&v));
+    // A stray request reaching the old primary is refused: it was told.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (st, v) = issue(&e.primary.base, &e.kiosk);
+        assert_eq!(st, StatusCode::SERVICE_UNAVAILABLE, "{v}");
+        if v["error"]["code"] == "replaced" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never told: {v}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_no_number_twice(&issued);
+}

@@ -146,9 +146,7 @@ pub async fn command(
     UrlQuery(q): UrlQuery<CommandQuery>,
     Body(command): Body<Command>,
 ) -> Result<Json<Value>, ApiError> {
-    if app.is_standby() {
-        return Err(ApiError::Standby);
-    }
+    app.may_command()?;
     caller.allow(roles_for(&command))?;
     if let (Role::Kiosk, Command::IssueTicket { category, .. }) = (caller.role, &command) {
         let (kiosk, category) = (caller.name.clone(), category.clone());

@@ -366,6 +366,24 @@ impl Auth {
         ))
     }
 
+    /// Whether an enabled standby device exists: then this primary needs
+    /// its lease to take commands (`fence.rs`).
+    pub fn has_standby(&self) -> bool {
+        let now = unix_now();
+        self.file.lock().is_ok_and(|f| {
+            f.devices.iter().any(|d| {
+                d.role == Role::Standby && !d.disabled && d.expires_at.is_none_or(|e| now < e)
+            })
+        })
+    }
+
+    /// Deletes the device whose token this is (a promoted standby removes
+    /// its own standby device: it has no standby of its own yet).
+    pub fn delete_device_by_token(&self, token: &str) -> anyhow::Result<()> {
+        let hash = sha256_hex(token);
+        self.with_file(|f| f.devices.retain(|d| d.token_sha256 != hash))
+    }
+
     /// The whole store as it is now.
     pub fn carried(&self) -> anyhow::Result<Carried> {
         let poisoned = || anyhow::anyhow!("account store lock poisoned");

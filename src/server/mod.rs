@@ -12,6 +12,7 @@ mod error;
 mod escpos;
 mod extract;
 mod faults;
+mod fence;
 mod forecast;
 mod hash_gate;
 mod limits;
@@ -120,18 +121,40 @@ pub struct App {
     pub faults: faults::Faults,
     /// Following a primary (until promoted).
     pub standby: std::sync::atomic::AtomicBool,
+    /// Promotion under way: waiting out the old primary's lease.
+    pub promoting: std::sync::atomic::AtomicBool,
     /// Issuing rate limits per issuer and category.
     pub issue_limits: limits::IssueLimits,
     /// Whether clients reach this server over TLS (cookies are `Secure`).
     pub tls: bool,
     /// This machine's own settings (printers, relays), never from the log.
     pub host: madoguchi_core::config::HostSettings,
+    /// Epochs and the standby lease (issue 24).
+    pub fence: fence::Fence,
+    /// The primary this server follows or followed (`--standby-of`).
+    pub primary_url: Option<String>,
 }
 
 impl App {
     /// Following a primary: commands are refused.
     pub fn is_standby(&self) -> bool {
         self.standby.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Whether this server may take a command now: not a standby, not
+    /// replaced by a promoted standby, and holding its standby's lease if
+    /// it has one (`fence.rs`).
+    pub fn may_command(&self) -> Result<(), ApiError> {
+        if self.is_standby() || self.promoting.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(ApiError::Standby);
+        }
+        if let Some(epoch) = self.fence.replaced() {
+            return Err(ApiError::Replaced(epoch));
+        }
+        if self.auth.has_standby() && !self.fence.leased() {
+            return Err(ApiError::NoLease);
+        }
+        Ok(())
     }
 
     /// The office's time zone (read once from the configuration in force).
@@ -202,6 +225,7 @@ fn router(app: Arc<App>) -> Router {
         .route("/admin", get(admin_page))
         .route("/api/replication", get(replication::serve))
         .route("/api/promote", post(replication::promote))
+        .route("/api/fence", post(replication::fence))
         .route("/audit", get(audit::page))
         .route("/api/audit/export", get(audit::export))
         .route("/preview/sample/{*topic}", get(displays::sample))
@@ -307,9 +331,15 @@ pub fn run(
             displays: displays::Displays::new(args.layouts.clone(), args.stale_after)?,
             faults: faults::Faults::new(data),
             standby: std::sync::atomic::AtomicBool::new(args.standby_of.is_some()),
+            promoting: std::sync::atomic::AtomicBool::new(false),
             issue_limits: limits::IssueLimits::default(),
             tls: acceptor.is_some(),
             host,
+            fence: fence::Fence::open(data),
+            primary_url: args
+                .standby_of
+                .as_ref()
+                .map(|p| p.trim_end_matches('/').to_string()),
         });
         if let Some(primary) = &args.standby_of {
             let token = replication::token(data, args.enrol_link.as_deref()).await?;
@@ -383,7 +413,7 @@ async fn admin_page(
     let office = app.status().await?.office.ja;
     let html = app.pages.render(
         "admin.html",
-        minijinja::context! { office, user => caller.name, faults => app.faults.recent(), standby => app.is_standby(), csrf => caller.csrf() },
+        minijinja::context! { office, user => caller.name, faults => app.faults.recent(), standby => app.is_standby(), replaced => app.fence.replaced(), csrf => caller.csrf() },
     )?;
     Ok(html.into_response())
 }
