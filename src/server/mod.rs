@@ -18,6 +18,7 @@ mod hash_gate;
 mod limits;
 mod pages;
 mod publish;
+mod rejoin;
 mod replication;
 mod settings;
 mod settings_form;
@@ -75,6 +76,12 @@ pub struct Args {
     /// A standby enrolment link from the primary (first start only).
     #[arg(long, value_name = "URL")]
     pub enrol_link: Option<String>,
+    /// With --standby-of: this is the old primary coming back after its
+    /// standby was promoted. Its data folder is moved aside whole (the
+    /// records the new primary lacks are never served; their tickets are
+    /// listed), and it starts again as an empty standby.
+    #[arg(long, requires = "standby_of")]
+    pub rejoin: bool,
     /// For a new data folder: record four weeks of simulated history and
     /// open today with some counters and visitors (a demonstration office).
     #[arg(long)]
@@ -285,6 +292,22 @@ pub fn run(
     host: madoguchi_core::config::HostSettings,
     args: Args,
 ) -> Result<()> {
+    let mut rejoin_grant = None;
+    if let (true, Some(primary)) = (args.rejoin, &args.standby_of) {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .context("cannot start the async runtime")?;
+        let (lines, grant) = runtime.block_on(rejoin::prepare(
+            data,
+            primary.trim_end_matches('/'),
+            args.enrol_link.as_deref(),
+        ))?;
+        for l in lines {
+            println!("{l}");
+        }
+        rejoin_grant = grant;
+    }
     // A standby's log is a copy of its primary's: it records nothing of
     // its own, not even a configuration.
     let mut engine = if args.standby_of.is_some() {
@@ -341,6 +364,7 @@ pub fn run(
                 .as_ref()
                 .map(|p| p.trim_end_matches('/').to_string()),
         });
+        app.fence.received(rejoin_grant.as_deref());
         if let Some(primary) = &args.standby_of {
             let token = replication::token(data, args.enrol_link.as_deref()).await?;
             replication::follow(app.clone(), primary.trim_end_matches('/').to_string(), token);
