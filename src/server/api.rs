@@ -179,6 +179,10 @@ pub async fn command(
                 }
             }
         })?;
+    if let Some(seq) = outcome.seq {
+        // With a standby, answered only once it holds the record (fence.rs).
+        app.replicated(seq).await?;
+    }
     let mut answer = json!({
         "ok": true,
         "seq": outcome.seq,

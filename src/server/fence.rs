@@ -21,6 +21,12 @@
 //!   a frozen primary echoes an old grant and renews nothing. A primary
 //!   whose standby is broken refuses commands until an admin disables or
 //!   deletes the standby device (`/api/devices/{name}`).
+//! - **Replicated before answered.** With a standby, a command is answered
+//!   only once the standby has asked for the records after it (each
+//!   request names the last record it holds), so a number handed to a
+//!   visitor is always on the standby; a command the standby never got is
+//!   answered `no_standby_lease` and stays only in the old primary's
+//!   diverged tail (listed at `--rejoin`).
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -45,6 +51,8 @@ pub struct Fence {
     replaced_path: PathBuf,
     /// Standby: the last grant received and when.
     last_grant: Mutex<Option<(String, Instant)>>,
+    /// Primary: the last record the standby said it holds.
+    acked: tokio::sync::watch::Sender<u64>,
 }
 
 impl Fence {
@@ -60,7 +68,33 @@ impl Fence {
             replaced: Mutex::new(replaced),
             replaced_path,
             last_grant: Mutex::new(None),
+            acked: tokio::sync::watch::Sender::new(0),
         }
+    }
+
+    /// Primary: the standby holds every record up to `seq`.
+    pub fn ack(&self, seq: u64) {
+        self.acked.send_if_modified(|a| {
+            let newer = seq > *a;
+            *a = (*a).max(seq);
+            newer
+        });
+    }
+
+    /// Primary: waits until the standby holds record `seq`, at most while
+    /// the lease lasts; `false` if it did not.
+    pub async fn wait_acked(&self, seq: u64) -> bool {
+        let mut rx = self.acked.subscribe();
+        let until = self
+            .lease_until
+            .lock()
+            .ok()
+            .and_then(|l| *l)
+            .unwrap_or_else(Instant::now);
+        let wait = until.saturating_duration_since(Instant::now());
+        tokio::time::timeout(wait, rx.wait_for(|a| *a >= seq))
+            .await
+            .is_ok_and(|r| r.is_ok())
     }
 
     /// Primary: a grant for a replication answer.

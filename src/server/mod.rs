@@ -186,6 +186,15 @@ impl App {
         }
     }
 
+    /// With a standby: waits until it holds record `seq` (a number handed
+    /// out is then on both machines); refused when the lease runs out first.
+    pub async fn replicated(&self, seq: u64) -> Result<(), ApiError> {
+        if !self.auth.has_standby() || self.fence.wait_acked(seq).await {
+            return Ok(());
+        }
+        Err(ApiError::NoLease)
+    }
+
     pub async fn status(&self) -> Result<views::StatusView, ApiError> {
         Ok(self
             .engine

@@ -109,6 +109,11 @@ pub async fn serve(
         let recs = tokio::task::spawn_blocking(move || records_after(&a, after, hash.as_deref()))
             .await
             .map_err(|e| ApiError::Internal(e.to_string()))??;
+        // The standby holds every record up to `after`: its hash was just
+        // checked against ours.
+        if caller.role == Role::Standby && q.hash.is_some() {
+            app.fence.ack(q.after);
+        }
         if !recs.is_empty() || accounts.is_some() || attempt == 1 {
             let records: Vec<Value> = recs
                 .iter()
