@@ -28,6 +28,12 @@ struct Cli {
     #[arg(long, global = true, value_name = "FILE")]
     config: Option<PathBuf>,
 
+    /// This machine's own settings (`[server]`, `[[printers]]`,
+    /// `[[relays]]`), never recorded in the office's log. Default: the host
+    /// sections of --config, else `host.toml` in the data folder.
+    #[arg(long, global = true, value_name = "FILE")]
+    host: Option<PathBuf>,
+
     #[command(subcommand)]
     command: Command,
 }
@@ -96,7 +102,8 @@ fn main() -> ExitCode {
         }
     };
     let result = match cli.command {
-        Command::Serve(a) => server::run(&data, cli.config.as_deref(), a),
+        Command::Serve(a) => cmd::load_host(cli.host.as_deref(), cli.config.as_deref(), &data)
+            .and_then(|host| server::run(&data, cli.config.as_deref(), host, a)),
         Command::Demo(a) => cmd::demo::run(&data, cli.config.as_deref(), a),
         Command::Simulate(a) => cmd::simulate::run(cli.config.as_deref(), a),
         Command::Import(a) => cmd::import::run(&data, cli.config.as_deref(), a),
@@ -132,8 +139,17 @@ fn resolve_data(cli: &Cli) -> anyhow::Result<PathBuf> {
     if let Some(d) = &cli.data {
         return Ok(d.clone());
     }
-    let from_config = cmd::load_config(cli.config.as_deref())?.and_then(|c| c.server.data);
-    Ok(from_config.unwrap_or_else(|| PathBuf::from("./madoguchi-data")))
+    let file = cli.host.as_deref().or(cli.config.as_deref());
+    let from_host = match file {
+        Some(f) => {
+            madoguchi_core::config::HostSettings::from_file(f)
+                .map_err(anyhow::Error::new)?
+                .server
+                .data
+        }
+        None => None,
+    };
+    Ok(from_host.unwrap_or_else(|| PathBuf::from("./madoguchi-data")))
 }
 
 fn tracing_init() {

@@ -31,7 +31,7 @@ fn the_standby_follows_and_takes_over() {
         .json()
         .expect("json");
     let link = link["enrol_url"].as_str().expect("link").to_string();
-    let standby = Server::start_args(
+    let mut standby = Server::start_args(
         None,
         &[
             "--listen",
@@ -42,6 +42,14 @@ fn the_standby_follows_and_takes_over() {
             &link,
         ],
     );
+    // The standby takes the primary's accounts: its own first-start admin
+    // is replaced by the primary's (issue 24).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while crate::failover::sign_in(&standby.base, "admin", &primary.admin_password).is_err() {
+        assert!(Instant::now() < deadline, "the accounts never arrived");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    standby.admin_password = primary.admin_password.clone();
     let (sc, scsrf) = standby.admin();
     // Caught up, then a new command reaches it within a second.
     let deadline = Instant::now() + Duration::from_secs(10);

@@ -13,6 +13,7 @@ mod backup;
 mod cli;
 mod crash;
 mod damage;
+mod failover;
 mod insider;
 mod printer;
 mod push;

@@ -77,6 +77,34 @@ pub struct Manifest {
     pub anchor: Option<Anchor>,
     #[serde(default, skip_serializing_if = "is_zero")]
     pub checkpoint_bytes: u64,
+    /// The office's accounts, roles, password hashes, hashed device tokens,
+    /// sessions and open enrolment codes as they were when the backup was
+    /// taken (file name → contents, [`CARRIED`]), so that a restored spare
+    /// signs in the same people and devices (issue 24). Older backups: none.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub carried: std::collections::BTreeMap<String, String>,
+}
+
+/// The data folder's files that a backup carries beside the log: the
+/// server's account store (`src/server/auth.rs`). Host settings and the
+/// relay signing key are not among them (the key is written as a separate
+/// secret file by `madoguchi backup`).
+pub const CARRIED: [&str; 3] = ["accounts.json", "sessions.json", "enrolments.json"];
+
+/// Reads the carried files present in `data`.
+fn read_carried(data: &Path) -> Result<std::collections::BTreeMap<String, String>, BackupError> {
+    let mut out = std::collections::BTreeMap::new();
+    for name in CARRIED {
+        let path = data.join(name);
+        match std::fs::read_to_string(&path) {
+            Ok(text) => {
+                out.insert(name.to_string(), text);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io(&path)(e)),
+        }
+    }
+    Ok(out)
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -163,6 +191,7 @@ pub fn backup(data: &Path, out: &Path, after: Option<&Manifest>) -> Result<Manif
         records: count,
         anchor,
         checkpoint_bytes: checkpoint.len() as u64,
+        carried: read_carried(data)?,
     };
     let mut head = HEAD.to_vec();
     head.extend(serde_json::to_vec(&manifest).unwrap_or_default());
@@ -427,6 +456,19 @@ pub fn restore(files: &[PathBuf], data: &Path) -> Result<(Manifest, u64), Backup
         )?;
         let n = engine.verify()?;
         engine.close()?;
+        // The newest backup that carries the account store gives it.
+        if let Some((m, _)) = chain.iter().rev().find(|(m, _)| !m.carried.is_empty()) {
+            for (name, text) in &m.carried {
+                if !CARRIED.contains(&name.as_str()) {
+                    continue;
+                }
+                let path = work.join(name);
+                let mut f = std::fs::File::create(&path).map_err(io(&path))?;
+                f.write_all(text.as_bytes())
+                    .and_then(|()| f.sync_all())
+                    .map_err(io(&path))?;
+            }
+        }
         Ok(n)
     })();
     match result {

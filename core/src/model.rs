@@ -267,6 +267,11 @@ pub enum Event {
         account: String,
         role: String,
     },
+    /// A standby was promoted: epoch `epoch` starts (issue 24). The old
+    /// primary, of an earlier epoch, must take no more commands.
+    Promoted {
+        epoch: u64,
+    },
     /// Records up to `through` were moved to `archive` (retention, R14); the
     /// live log starts after them from the checkpoint with this SHA-256.
     LogArchived {
@@ -286,6 +291,7 @@ impl Event {
             Event::ConfigApplied { .. }
                 | Event::Login { .. }
                 | Event::AccountChanged { .. }
+                | Event::Promoted { .. }
                 | Event::LogArchived { .. }
         )
     }
@@ -308,6 +314,7 @@ impl Event {
             Event::ConfigApplied { .. }
             | Event::Login { .. }
             | Event::AccountChanged { .. }
+            | Event::Promoted { .. }
             | Event::LogArchived { .. }
             | Event::DayOpened { .. }
             | Event::DayClosed { .. }

@@ -35,13 +35,57 @@ pub fn run_backup(data: &Path, args: BackupArgs) -> Result<()> {
     let m = backup::backup(data, &args.out, after.as_ref())
         .with_context(|| format!("backup of {} failed", data.display()))?;
     println!(
-        "wrote {} ({}: records {}–{}, last hash {})",
+        "wrote {} ({}: records {}–{}, last hash {}; accounts and devices: {})",
         args.out.display(),
         if m.is_full() { "full" } else { "incremental" },
         m.first_seq,
         m.last_seq,
-        m.last_hash
+        m.last_hash,
+        if m.carried.is_empty() {
+            "none"
+        } else {
+            "carried"
+        }
     );
+    let key = super::keys::key_path(data);
+    if key.exists() {
+        let secret = secret_beside(&args.out);
+        copy_secret(&key, &secret)?;
+        println!(
+            "wrote {} (the relay signing key: a secret, keep it apart from the backup and readable only by the service account)",
+            secret.display()
+        );
+    }
+    Ok(())
+}
+
+/// The relay signing key written beside a backup file: `<backup>.relay-key`.
+pub fn secret_beside(backup: &Path) -> PathBuf {
+    let mut name = backup.as_os_str().to_os_string();
+    name.push(".relay-key");
+    PathBuf::from(name)
+}
+
+/// Copies a secret file readable by its owner only (temp, fsync, rename).
+fn copy_secret(from: &Path, to: &Path) -> Result<()> {
+    use std::io::Write;
+    let bytes = std::fs::read(from).with_context(|| format!("cannot read {}", from.display()))?;
+    let mut tmp = to.as_os_str().to_os_string();
+    tmp.push(".part");
+    let tmp = PathBuf::from(tmp);
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts
+        .open(&tmp)
+        .with_context(|| format!("cannot write {}", tmp.display()))?;
+    f.write_all(&bytes)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, to).with_context(|| format!("cannot write {}", to.display()))?;
     Ok(())
 }
 
@@ -56,5 +100,23 @@ pub fn run_restore(data: &Path, args: RestoreArgs) -> Result<()> {
         m.last_hash,
         engine.state_hash()
     );
+    if m.carried.is_empty() {
+        println!(
+            "the backups carry no accounts: the server creates a new admin at its first start"
+        );
+    } else {
+        println!("accounts, devices and sessions restored from the backup");
+    }
+    // The newest relay key beside the files given.
+    if let Some(secret) = args
+        .files
+        .iter()
+        .rev()
+        .map(|f| secret_beside(f))
+        .find(|s| s.exists())
+    {
+        copy_secret(&secret, &super::keys::key_path(data))?;
+        println!("relay signing key restored from {}", secret.display());
+    }
     Ok(())
 }

@@ -20,7 +20,7 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 use madoguchi_core::clock::Clock;
-use madoguchi_core::config::Config;
+use madoguchi_core::config::{Config, HostSettings};
 use madoguchi_core::engine::{ConfigChoice, Engine, EngineOptions};
 
 /// Reads `--config` if given.
@@ -28,6 +28,26 @@ pub fn load_config(config: Option<&Path>) -> Result<Option<Config>> {
     config
         .map(|p| Config::from_file(p).context("the configuration is not valid"))
         .transpose()
+}
+
+/// This machine's host settings: `--host FILE`, else the host sections of
+/// `--config FILE` when it has any, else `<data>/host.toml` when present.
+pub fn load_host(host: Option<&Path>, config: Option<&Path>, data: &Path) -> Result<HostSettings> {
+    let read = |p: &Path| HostSettings::from_file(p).context("the host settings are not valid");
+    if let Some(h) = host {
+        return read(h);
+    }
+    if let Some(c) = config {
+        let h = read(c)?;
+        if h != HostSettings::default() {
+            return Ok(h);
+        }
+    }
+    let beside = data.join("host.toml");
+    if beside.exists() {
+        return read(&beside);
+    }
+    Ok(HostSettings::default())
 }
 
 /// Opens the data folder, telling the user what start-up repaired.

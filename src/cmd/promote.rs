@@ -52,7 +52,7 @@ pub fn run(a: Args) -> Result<()> {
     let http = reqwest::blocking::Client::builder()
         .cookie_store(true)
         .redirect(reqwest::redirect::Policy::none())
-        .timeout(Duration::from_secs(15))
+        .timeout(Duration::from_secs(60))
         .build()?;
     let r = http
         .post(format!("{base}/api/login"))

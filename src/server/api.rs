@@ -146,9 +146,7 @@ pub async fn command(
     UrlQuery(q): UrlQuery<CommandQuery>,
     Body(command): Body<Command>,
 ) -> Result<Json<Value>, ApiError> {
-    if app.is_standby() {
-        return Err(ApiError::Standby);
-    }
+    app.may_command()?;
     caller.allow(roles_for(&command))?;
     if let (Role::Kiosk, Command::IssueTicket { category, .. }) = (caller.role, &command) {
         let (kiosk, category) = (caller.name.clone(), category.clone());
@@ -185,6 +183,10 @@ pub async fn command(
                 }
             }
         })?;
+    if let Some(seq) = outcome.seq {
+        // With a standby, answered only once it holds the record (fence.rs).
+        app.replicated(seq).await?;
+    }
     let mut answer = json!({
         "ok": true,
         "seq": outcome.seq,
@@ -218,17 +220,12 @@ async fn print_on_network_printer(
     number: u32,
     issued: &Value,
 ) -> Result<bool, ApiError> {
-    let name = kiosk.to_string();
     let printer = app
-        .engine
-        .read(move |e| {
-            e.config()
-                .printers
-                .iter()
-                .find(|p| p.kiosk == name)
-                .map(|p| p.address)
-        })
-        .map_err(ApiError::from)?;
+        .host
+        .printers
+        .iter()
+        .find(|p| p.kiosk == kiosk)
+        .map(|p| p.address);
     let Some(address) = printer else {
         return Ok(false);
     };

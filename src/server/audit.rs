@@ -318,6 +318,9 @@ pub fn describe(e: &Event, names: &Names) -> String {
             }
         ),
         Event::DayClosed { date } => format!("{date} の受付を終えました"),
+        Event::Promoted { epoch } => {
+            format!("予備機が主機に昇格しました（第{epoch}期）")
+        }
         Event::CounterOpened { counter, .. } => format!("窓口 {counter} を開きました"),
         Event::CounterClosed { counter } => format!("窓口 {counter} を閉じました"),
         Event::TicketIssued {

@@ -70,7 +70,7 @@ impl Role {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 struct User {
     username: String,
     role: Role,
@@ -79,7 +79,7 @@ struct User {
     disabled: bool,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 struct Device {
     name: String,
     role: Role,
@@ -91,14 +91,14 @@ struct Device {
     expires_at: Option<i64>,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 struct AccountsFile {
     users: Vec<User>,
     devices: Vec<Device>,
 }
 
 /// A session as stored: never the token itself.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 struct Session {
     token_sha256: String,
     username: String,
@@ -106,13 +106,13 @@ struct Session {
     last_seen: i64,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 struct SessionsFile {
     sessions: Vec<Session>,
 }
 
 /// A one-time enrolment code as stored: its SHA-256, not the code.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 struct Enrolment {
     code_sha256: String,
     name: String,
@@ -120,7 +120,7 @@ struct Enrolment {
     expires_at: i64,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 struct EnrolmentsFile {
     enrolments: Vec<Enrolment>,
 }
@@ -167,6 +167,33 @@ pub struct Auth {
     enrolments: Mutex<Vec<Enrolment>>,
     pub throttle: super::throttle::Throttle,
     idle: Duration,
+    /// Bumped after every write of the account store, so the standby link
+    /// sends the new store at once (see [`Carried`]).
+    changes: tokio::sync::watch::Sender<u64>,
+    /// On a standby: the digest of the primary's store last taken, and the
+    /// sessions that came with it (the others were opened here and are
+    /// kept across the next update).
+    received: Mutex<(Option<String>, std::collections::HashSet<String>)>,
+}
+
+/// The whole account store as the standby link and backups carry it
+/// (issue 24): accounts with roles and Argon2 hashes, hashed device tokens,
+/// hashed sessions and open enrolment codes — the same three files the
+/// data folder holds, so a promoted standby or a restored spare signs in
+/// the same people and devices with nothing enrolled again.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Carried {
+    accounts: AccountsFile,
+    sessions: SessionsFile,
+    enrolments: EnrolmentsFile,
+}
+
+impl Carried {
+    /// A short fingerprint: the standby sends the one it holds, and gets
+    /// the store again only when the primary's differs.
+    pub fn digest(&self) -> String {
+        sha256_hex(&serde_json::to_string(self).unwrap_or_default())
+    }
 }
 
 pub fn random_token(bytes: usize) -> String {
@@ -309,6 +336,8 @@ impl Auth {
             enrolments: Mutex::new(codes.enrolments),
             throttle: super::throttle::Throttle::default(),
             idle,
+            changes: tokio::sync::watch::Sender::new(0),
+            received: Mutex::new((None, std::collections::HashSet::new())),
         };
         if !first {
             return Ok((auth, None));
@@ -337,6 +366,110 @@ impl Auth {
         ))
     }
 
+    /// Whether an enabled standby device exists: then this primary needs
+    /// its lease to take commands (`fence.rs`).
+    pub fn has_standby(&self) -> bool {
+        let now = unix_now();
+        self.file.lock().is_ok_and(|f| {
+            f.devices.iter().any(|d| {
+                d.role == Role::Standby && !d.disabled && d.expires_at.is_none_or(|e| now < e)
+            })
+        })
+    }
+
+    /// Deletes the device whose token this is (a promoted standby removes
+    /// its own standby device: it has no standby of its own yet).
+    pub fn delete_device_by_token(&self, token: &str) -> anyhow::Result<()> {
+        let hash = sha256_hex(token);
+        self.with_file(|f| f.devices.retain(|d| d.token_sha256 != hash))
+    }
+
+    /// The whole store as it is now.
+    pub fn carried(&self) -> anyhow::Result<Carried> {
+        let poisoned = || anyhow::anyhow!("account store lock poisoned");
+        let accounts = self.file.lock().map_err(|_| poisoned())?.clone();
+        let mut sessions: Vec<Session> = self
+            .sessions
+            .lock()
+            .map_err(|_| poisoned())?
+            .values()
+            .cloned()
+            .collect();
+        sessions.sort_by(|a, b| a.token_sha256.cmp(&b.token_sha256));
+        let enrolments = self.enrolments.lock().map_err(|_| poisoned())?.clone();
+        Ok(Carried {
+            accounts,
+            sessions: SessionsFile { sessions },
+            enrolments: EnrolmentsFile { enrolments },
+        })
+    }
+
+    /// The digest of the primary's store this standby took last (none
+    /// before the first).
+    pub fn received_digest(&self) -> String {
+        self.received
+            .lock()
+            .ok()
+            .and_then(|r| r.0.clone())
+            .unwrap_or_default()
+    }
+
+    /// Wakes when the store changes.
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.changes.subscribe()
+    }
+
+    /// Takes the primary's whole store in place of this one (a standby):
+    /// written atomically file by file, then swapped in memory. The
+    /// standby's own first-start admin is gone from here on.
+    /// Sessions opened on the standby itself (staff checking it before a
+    /// switch) are kept while their account exists.
+    pub fn replace(&self, carried: Carried) -> anyhow::Result<()> {
+        let poisoned = || anyhow::anyhow!("account store lock poisoned");
+        let digest = carried.digest();
+        let mut received = self.received.lock().map_err(|_| poisoned())?;
+        let mut file = self.file.lock().map_err(|_| poisoned())?;
+        let mut sessions = self.sessions.lock().map_err(|_| poisoned())?;
+        let mut codes = self.enrolments.lock().map_err(|_| poisoned())?;
+        let from_primary: std::collections::HashSet<String> = carried
+            .sessions
+            .sessions
+            .iter()
+            .map(|s| s.token_sha256.clone())
+            .collect();
+        let mut merged: HashMap<String, Session> = sessions
+            .iter()
+            .filter(|(h, s)| {
+                !received.1.contains(*h)
+                    && carried
+                        .accounts
+                        .users
+                        .iter()
+                        .any(|u| u.username == s.username && !u.disabled)
+            })
+            .map(|(h, s)| (h.clone(), s.clone()))
+            .collect();
+        merged.extend(
+            carried
+                .sessions
+                .sessions
+                .into_iter()
+                .map(|s| (s.token_sha256.clone(), s)),
+        );
+        let mut list: Vec<Session> = merged.values().cloned().collect();
+        list.sort_by(|a, b| a.token_sha256.cmp(&b.token_sha256));
+        write_atomically(&self.path, &carried.accounts)?;
+        write_atomically(&self.sessions_path, &SessionsFile { sessions: list })?;
+        write_atomically(&self.enrolments_path, &carried.enrolments)?;
+        *file = carried.accounts;
+        *sessions = merged;
+        *codes = carried.enrolments.enrolments;
+        *received = (Some(digest), from_primary);
+        drop((file, sessions, codes, received));
+        self.changes.send_modify(|v| *v += 1);
+        Ok(())
+    }
+
     /// Changes the accounts file and writes it atomically.
     fn with_file<T>(&self, f: impl FnOnce(&mut AccountsFile) -> T) -> anyhow::Result<T> {
         let mut file = self
@@ -347,6 +480,7 @@ impl Auth {
         let out = f(&mut next);
         write_atomically(&self.path, &next)?;
         *file = next;
+        self.changes.send_modify(|v| *v += 1);
         Ok(out)
     }
 
@@ -365,6 +499,7 @@ impl Auth {
         list.sort_by(|a, b| a.token_sha256.cmp(&b.token_sha256));
         write_atomically(&self.sessions_path, &SessionsFile { sessions: list })?;
         *sessions = next;
+        self.changes.send_modify(|v| *v += 1);
         Ok(out)
     }
 
@@ -395,6 +530,7 @@ impl Auth {
             },
         )?;
         *codes = next;
+        self.changes.send_modify(|v| *v += 1);
         Ok(out)
     }
 

@@ -51,6 +51,13 @@ pub enum ApiError {
     Standby,
     /// The standby's log differs from ours at this record.
     Diverged(u64),
+    /// A standby was promoted (this epoch): this old primary takes no
+    /// commands (issue 24).
+    Replaced(u64),
+    /// A primary with a standby has not heard from it within the lease:
+    /// it takes no commands, so that a promoted standby and this machine
+    /// never both give numbers.
+    NoLease,
     /// The command could not be recorded: the disk is full. Nothing
     /// changed; the same request may be sent again once there is space.
     DiskFull,
@@ -166,6 +173,18 @@ impl ApiError {
                 "diverged",
                 format!("記録 {seq} が一致しません"),
                 format!("the logs differ at record {seq}"),
+            ),
+            ApiError::Replaced(epoch) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "replaced",
+                format!("この機械は主機ではなくなりました（予備機が主機に昇格しました・第{epoch}期）。番号は新しい主機で発行してください。職員に声をおかけください"),
+                format!("this server has been replaced (a standby was promoted, epoch {epoch}); use the new primary"),
+            ),
+            ApiError::NoLease => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "no_standby_lease",
+                "予備機と連絡が取れないため、番号の二重発行を防ぐために受付を止めています。予備機が故障しているときは管理者が予備機を無効にしてください".into(),
+                "the standby cannot be reached: commands are stopped so that no number is given twice; if the standby is broken, an admin disables its device".into(),
             ),
             ApiError::Standby => (
                 StatusCode::SERVICE_UNAVAILABLE,

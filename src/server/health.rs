@@ -136,15 +136,11 @@ pub async fn issue_blocked(
     }
     let name = kiosk.name.clone();
     let address = app
-        .engine
-        .read(move |e| {
-            e.config()
-                .printers
-                .iter()
-                .find(|p| p.kiosk == name)
-                .map(|p| p.address)
-        })
-        .ok()??;
+        .host
+        .printers
+        .iter()
+        .find(|p| p.kiosk == name)
+        .map(|p| p.address)?;
     let checked = tokio::task::spawn_blocking(move || super::escpos::status(address))
         .await
         .ok()?;

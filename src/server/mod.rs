@@ -13,12 +13,14 @@ mod error;
 mod escpos;
 mod extract;
 mod faults;
+mod fence;
 mod forecast;
 mod hash_gate;
 mod health;
 mod limits;
 mod pages;
 mod publish;
+mod rejoin;
 mod replication;
 mod settings;
 mod settings_form;
@@ -51,7 +53,7 @@ const MAX_BODY: usize = 64 * 1024;
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Address to listen on (the LAN address in production). Default:
-    /// `[server] listen` of the configuration, else 127.0.0.1:8080.
+    /// `[server] listen` of the host settings, else 127.0.0.1:8080.
     #[arg(long)]
     pub listen: Option<SocketAddr>,
     /// Minutes without activity after which a staff session ends.
@@ -76,6 +78,12 @@ pub struct Args {
     /// A standby enrolment link from the primary (first start only).
     #[arg(long, value_name = "URL")]
     pub enrol_link: Option<String>,
+    /// With --standby-of: this is the old primary coming back after its
+    /// standby was promoted. Its data folder is moved aside whole (the
+    /// records the new primary lacks are never served; their tickets are
+    /// listed), and it starts again as an empty standby.
+    #[arg(long, requires = "standby_of")]
+    pub rejoin: bool,
     /// For a new data folder: record four weeks of simulated history and
     /// open today with some counters and visitors (a demonstration office).
     #[arg(long)]
@@ -122,18 +130,42 @@ pub struct App {
     pub faults: faults::Faults,
     /// Following a primary (until promoted).
     pub standby: std::sync::atomic::AtomicBool,
+    /// Promotion under way: waiting out the old primary's lease.
+    pub promoting: std::sync::atomic::AtomicBool,
     /// Issuing rate limits per issuer and category.
     pub issue_limits: limits::IssueLimits,
     /// Whether clients reach this server over TLS (cookies are `Secure`).
     pub tls: bool,
     /// Each device's last contact (the admin pages' device health).
     pub contacts: health::Contacts,
+    /// This machine's own settings (printers, relays), never from the log.
+    pub host: madoguchi_core::config::HostSettings,
+    /// Epochs and the standby lease (issue 24).
+    pub fence: fence::Fence,
+    /// The primary this server follows or followed (`--standby-of`).
+    pub primary_url: Option<String>,
 }
 
 impl App {
     /// Following a primary: commands are refused.
     pub fn is_standby(&self) -> bool {
         self.standby.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Whether this server may take a command now: not a standby, not
+    /// replaced by a promoted standby, and holding its standby's lease if
+    /// it has one (`fence.rs`).
+    pub fn may_command(&self) -> Result<(), ApiError> {
+        if self.is_standby() || self.promoting.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(ApiError::Standby);
+        }
+        if let Some(epoch) = self.fence.replaced() {
+            return Err(ApiError::Replaced(epoch));
+        }
+        if self.auth.has_standby() && !self.fence.leased() {
+            return Err(ApiError::NoLease);
+        }
+        Ok(())
     }
 
     /// The office's time zone (read once from the configuration in force).
@@ -156,6 +188,15 @@ impl App {
         if !matches!(result, Ok(Ok(_))) {
             tracing::warn!("an audit record could not be written");
         }
+    }
+
+    /// With a standby: waits until it holds record `seq` (a number handed
+    /// out is then on both machines); refused when the lease runs out first.
+    pub async fn replicated(&self, seq: u64) -> Result<(), ApiError> {
+        if !self.auth.has_standby() || self.fence.wait_acked(seq).await {
+            return Ok(());
+        }
+        Err(ApiError::NoLease)
     }
 
     pub async fn status(&self) -> Result<views::StatusView, ApiError> {
@@ -204,6 +245,7 @@ fn router(app: Arc<App>) -> Router {
         .route("/admin", get(admin_page))
         .route("/api/replication", get(replication::serve))
         .route("/api/promote", post(replication::promote))
+        .route("/api/fence", post(replication::fence))
         .route("/audit", get(audit::page))
         .route("/api/audit/export", get(audit::export))
         .route("/preview/sample/{*topic}", get(displays::sample))
@@ -262,7 +304,28 @@ fn router(app: Arc<App>) -> Router {
         .with_state(app)
 }
 
-pub fn run(data: &Path, config: Option<&Path>, args: Args) -> Result<()> {
+pub fn run(
+    data: &Path,
+    config: Option<&Path>,
+    host: madoguchi_core::config::HostSettings,
+    args: Args,
+) -> Result<()> {
+    let mut rejoin_grant = None;
+    if let (true, Some(primary)) = (args.rejoin, &args.standby_of) {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .context("cannot start the async runtime")?;
+        let (lines, grant) = runtime.block_on(rejoin::prepare(
+            data,
+            primary.trim_end_matches('/'),
+            args.enrol_link.as_deref(),
+        ))?;
+        for l in lines {
+            println!("{l}");
+        }
+        rejoin_grant = grant;
+    }
     // A standby's log is a copy of its primary's: it records nothing of
     // its own, not even a configuration.
     let mut engine = if args.standby_of.is_some() {
@@ -279,7 +342,7 @@ pub fn run(data: &Path, config: Option<&Path>, args: Args) -> Result<()> {
     }
     let listen = args
         .listen
-        .or(engine.config().server.listen)
+        .or(host.server.listen)
         .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080)));
     let (auth, first) = Auth::open(data, Duration::from_secs(args.idle_minutes * 60))?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -309,10 +372,18 @@ pub fn run(data: &Path, config: Option<&Path>, args: Args) -> Result<()> {
             displays: displays::Displays::new(args.layouts.clone(), args.stale_after)?,
             faults: faults::Faults::new(data),
             standby: std::sync::atomic::AtomicBool::new(args.standby_of.is_some()),
+            promoting: std::sync::atomic::AtomicBool::new(false),
             issue_limits: limits::IssueLimits::default(),
             tls: acceptor.is_some(),
             contacts: health::Contacts::default(),
+            host,
+            fence: fence::Fence::open(data),
+            primary_url: args
+                .standby_of
+                .as_ref()
+                .map(|p| p.trim_end_matches('/').to_string()),
         });
+        app.fence.received(rejoin_grant.as_deref());
         if let Some(primary) = &args.standby_of {
             let token = replication::token(data, args.enrol_link.as_deref()).await?;
             replication::follow(app.clone(), primary.trim_end_matches('/').to_string(), token);
@@ -320,10 +391,7 @@ pub fn run(data: &Path, config: Option<&Path>, args: Args) -> Result<()> {
         }
         displays::spawn(app.clone()).await;
         subscribers::reports(app.clone());
-        let relays = app
-            .engine
-            .read(|e| e.config().relays.clone())
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let relays = app.host.relays.clone();
         if !relays.is_empty() {
             let key_file = args
                 .signing_key
@@ -388,7 +456,7 @@ async fn admin_page(
     let office = app.status().await?.office.ja;
     let html = app.pages.render(
         "admin.html",
-        minijinja::context! { office, user => caller.name, faults => app.faults.recent(), devices => health::devices(&app), standby => app.is_standby(), csrf => caller.csrf() },
+        minijinja::context! { office, user => caller.name, faults => app.faults.recent(), devices => health::devices(&app), standby => app.is_standby(), replaced => app.fence.replaced(), csrf => caller.csrf() },
     )?;
     Ok(html.into_response())
 }

@@ -15,6 +15,7 @@ use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use madoguchi_core::log::{self, Record};
+use madoguchi_core::model::Event;
 use madoguchi_core::store::{hex, parse_hex};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -25,14 +26,22 @@ use super::App;
 
 /// Records per answer.
 const BATCH: usize = 2000;
-/// How long a caught-up standby's request waits for something new.
-const LONG_POLL: Duration = Duration::from_secs(20);
+/// How long a caught-up standby's request waits for something new: well
+/// inside the lease (`fence::LEASE`), which each answer renews.
+const LONG_POLL: Duration = Duration::from_secs(3);
 
 #[derive(Debug, Deserialize)]
 pub struct Since {
     after: u64,
     #[serde(default)]
     hash: Option<String>,
+    /// The digest of the account store the standby holds: the answer
+    /// carries the primary's store whenever it differs.
+    #[serde(default)]
+    accounts: Option<String>,
+    /// The last lease grant the standby received (`fence.rs`).
+    #[serde(default)]
+    lease: Option<String>,
 }
 
 fn records_after(app: &App, after: u64, hash: Option<&str>) -> Result<Vec<Record>, ApiError> {
@@ -75,26 +84,57 @@ pub async fn serve(
     headers: HeaderMap,
     Query(q): Query<Since>,
 ) -> Result<Json<Value>, ApiError> {
-    app.auth
+    let caller = app
+        .auth
         .require(&method, &headers, &[Role::Standby, Role::Admin])?;
+    if caller.role == Role::Standby {
+        if let Some(g) = &q.lease {
+            app.fence.renew(g);
+        }
+    }
     let mut commits = app.feed.subscribe();
+    let mut accounts_changed = app.auth.subscribe();
     for attempt in 0..2 {
+        // Marked seen before reading, so a change after the read wakes us.
+        accounts_changed.borrow_and_update();
+        let carried = app
+            .auth
+            .carried()
+            .map_err(|e| ApiError::Internal(e.to_string()))?;
+        let accounts = (q.accounts.as_deref() != Some(carried.digest().as_str()))
+            .then(|| serde_json::to_value(&carried).unwrap_or(Value::Null));
         let a = app.clone();
         let hash = q.hash.clone();
         let after = q.after;
         let recs = tokio::task::spawn_blocking(move || records_after(&a, after, hash.as_deref()))
             .await
             .map_err(|e| ApiError::Internal(e.to_string()))??;
-        if !recs.is_empty() || attempt == 1 {
+        // The standby holds every record up to `after`: its hash was just
+        // checked against ours.
+        if caller.role == Role::Standby && q.hash.is_some() {
+            app.fence.ack(q.after);
+        }
+        if !recs.is_empty() || accounts.is_some() || attempt == 1 {
             let records: Vec<Value> = recs
                 .iter()
                 .map(|r| json!({"seq": r.seq, "prev": hex(&r.prev), "payload": String::from_utf8_lossy(&r.payload)}))
                 .collect();
-            return Ok(Json(json!({"records": records})));
+            // Made now, before the standby can receive it (`fence.rs`).
+            let mut answer = json!({"records": records, "grant": app.fence.grant()});
+            if let Some(a) = accounts {
+                answer["accounts"] = a;
+            }
+            return Ok(Json(answer));
         }
-        let _ = tokio::time::timeout(LONG_POLL, commits.changed()).await;
+        let _ = tokio::time::timeout(LONG_POLL, async {
+            tokio::select! {
+                _ = commits.changed() => {}
+                _ = accounts_changed.changed() => {}
+            }
+        })
+        .await;
     }
-    Ok(Json(json!({"records": []})))
+    Ok(Json(json!({"records": [], "grant": app.fence.grant()})))
 }
 
 /// `POST /api/promote` (admin, on the standby): stop following, take
@@ -108,12 +148,128 @@ pub async fn promote(
     if !app.standby.swap(false, Ordering::SeqCst) {
         return Ok((StatusCode::CONFLICT, Json(json!({"error": {"code": "not_standby", "message_ja": "この機械は予備機ではありません", "message_en": "this server is not a standby"}}))).into_response());
     }
+    // Following has stopped; commands wait until every lease the old
+    // primary may hold has ended (`fence.rs`).
+    app.promoting.store(true, Ordering::SeqCst);
+    loop {
+        let wait = app.fence.wait_before_promotion();
+        if wait.is_zero() {
+            break;
+        }
+        tokio::time::sleep(wait).await;
+    }
+    let by = caller.name.clone();
+    let a = app.clone();
+    let epoch = tokio::task::spawn_blocking(move || -> Result<u64, ApiError> {
+        let epoch = a.engine.read(|e| e.state().meta.epoch)? + 1;
+        match a
+            .engine
+            .write(move |e| e.record_audit(Some(by), Event::Promoted { epoch }))
+        {
+            Ok(Ok(_)) => Ok(epoch),
+            Ok(Err(e)) => Err(ApiError::Internal(e.to_string())),
+            Err(e) => Err(e.into()),
+        }
+    })
+    .await
+    .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let epoch = match epoch {
+        Ok(n) => n,
+        Err(e) => {
+            // Not promoted after all: follow again.
+            app.promoting.store(false, Ordering::SeqCst);
+            app.standby.store(true, Ordering::SeqCst);
+            return Err(e);
+        }
+    };
+    app.promoting.store(false, Ordering::SeqCst);
+    // This machine has no standby of its own yet: its standby device (the
+    // one it followed with) goes, so no lease is asked of anyone.
+    if let Ok(token) = std::fs::read_to_string(app.data.join("standby-token")) {
+        if let Err(e) = app.auth.delete_device_by_token(token.trim()) {
+            app.faults.record(
+                "failover",
+                format!("the standby device stays listed: {e:#}"),
+            );
+        }
+        tell_old_primary(app.clone(), token.trim().to_string(), epoch);
+    }
+    let _ = app.fence.clear_replaced();
     app.faults.record(
         "failover",
-        format!("promoted to primary by {}", caller.name),
+        format!("promoted to primary by {} (epoch {epoch})", caller.name),
     );
     app.displays.poke();
-    Ok(Json(json!({"ok": true, "promoted": true})).into_response())
+    Ok(Json(json!({"ok": true, "promoted": true, "epoch": epoch})).into_response())
+}
+
+/// Tells the old primary that it was replaced, again every few seconds
+/// until it answers (it may be frozen, or cut off).
+fn tell_old_primary(app: Arc<App>, token: String, epoch: u64) {
+    let Some(primary) = app.primary_url.clone() else {
+        return;
+    };
+    tokio::spawn(async move {
+        let Ok(http) = reqwest::Client::builder()
+            .timeout(Duration::from_secs(5))
+            .build()
+        else {
+            return;
+        };
+        loop {
+            let sent = http
+                .post(format!("{primary}/api/fence"))
+                .bearer_auth(&token)
+                .json(&json!({"epoch": epoch}))
+                .send()
+                .await;
+            if sent.is_ok_and(|r| r.status().is_success()) {
+                app.faults.record(
+                    "failover",
+                    format!("the old primary {primary} knows it was replaced"),
+                );
+                return;
+            }
+            tokio::time::sleep(Duration::from_secs(2)).await;
+        }
+    });
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FenceBody {
+    epoch: u64,
+}
+
+/// `POST /api/fence {"epoch": N}` (its standby, or an admin): a standby
+/// was promoted to epoch N. If that is newer than this server's, this
+/// server is the old primary: it refuses commands from now on.
+pub async fn fence(
+    State(app): State<Arc<App>>,
+    method: Method,
+    headers: HeaderMap,
+    axum::Json(body): axum::Json<FenceBody>,
+) -> Result<Json<Value>, ApiError> {
+    let caller = app
+        .auth
+        .require(&method, &headers, &[Role::Standby, Role::Admin])?;
+    let ours = app.engine.read_async(|e| e.state().meta.epoch).await?;
+    if body.epoch > ours && !app.is_standby() {
+        let newly = app
+            .fence
+            .mark_replaced(body.epoch)
+            .map_err(|e| ApiError::Internal(e.to_string()))?;
+        if newly {
+            app.faults.record(
+                "failover",
+                format!(
+                    "replaced: {} was promoted (epoch {}); this server takes no more commands",
+                    caller.name, body.epoch
+                ),
+            );
+        }
+    }
+    Ok(Json(json!({"ok": true, "replaced": app.fence.replaced()})))
 }
 
 /// Follows the primary until promoted.
@@ -132,7 +288,11 @@ pub fn follow(app: Arc<App>, primary: String, token: String) {
             }) else {
                 break;
             };
-            let url = format!("{primary}/api/replication?after={after}&hash={hash}");
+            let held = app.auth.received_digest();
+            let lease = app.fence.echo().unwrap_or_default();
+            let url = format!(
+                "{primary}/api/replication?after={after}&hash={hash}&accounts={held}&lease={lease}"
+            );
             let answer = http.get(&url).bearer_auth(&token).send().await;
             let answer = match answer {
                 Ok(r) if r.status() == StatusCode::CONFLICT => {
@@ -162,6 +322,21 @@ pub fn follow(app: Arc<App>, primary: String, token: String) {
                 continue;
             };
             reachable = true;
+            if !app.standby.load(Ordering::SeqCst) {
+                break;
+            }
+            app.fence.received(answer["grant"].as_str());
+            if let Some(a) = answer.get("accounts") {
+                let taken = serde_json::from_value::<super::auth::Carried>(a.clone())
+                    .map_err(anyhow::Error::from)
+                    .and_then(|c| app.auth.replace(c));
+                if let Err(e) = taken {
+                    app.faults.record(
+                        "standby",
+                        format!("the primary's accounts could not be taken: {e:#}"),
+                    );
+                }
+            }
             let records: Vec<Record> = answer["records"]
                 .as_array()
                 .into_iter()

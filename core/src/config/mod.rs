@@ -9,10 +9,12 @@
 
 mod calendar;
 mod holidays;
+pub mod host;
 mod raw;
 
 pub use calendar::{Calendar, DayRule, ExtraDay, Hours, OpenDay, Weekday};
 pub use holidays::{holiday_name, is_holiday};
+pub use host::{HostSettings, Printer, RelayTarget, ServerSettings};
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -157,40 +159,12 @@ impl Default for Displays {
     }
 }
 
-/// A network thermal printer (ESC/POS on raw TCP, usually port 9100) that
-/// prints a kiosk's tickets instead of the browser (R1).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Printer {
-    /// The kiosk device's name.
-    pub kiosk: String,
-    pub address: std::net::SocketAddr,
-}
-
 /// Which categories a kiosk device offers; kiosks without a rule offer
 /// every category (R1: any kiosk covers for a broken one).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KioskRule {
     pub name: String,
     pub categories: Vec<String>,
-}
-
-/// An internet relay the office pushes its signed public bundle to
-/// (R6, R11): outbound HTTPS only; the relay never connects back.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RelayTarget {
-    /// The relay's ingest address, e.g. `https://relay1.example.lg.jp:8443`.
-    pub url: String,
-    /// A PEM file of the certificate authority that signed the relay's
-    /// ingest certificate, when it is not a public one.
-    pub ca: Option<std::path::PathBuf>,
-}
-
-/// Where the office server listens and keeps its data, so that a spare
-/// machine takes over with the same file (R9). Command-line flags win.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct ServerSettings {
-    pub listen: Option<std::net::SocketAddr>,
-    pub data: Option<std::path::PathBuf>,
 }
 
 /// Reports written automatically after the day closes (R7).
@@ -225,11 +199,8 @@ pub struct Config {
     pub calendar: Calendar,
     pub estimate: EstimateParams,
     pub displays: Displays,
-    pub printers: Vec<Printer>,
     pub kiosks: Vec<KioskRule>,
-    pub server: ServerSettings,
     pub reports: Reports,
-    pub relays: Vec<RelayTarget>,
     /// The text this was parsed from: recorded in the event log so that a
     /// replay applies exactly the configuration that was in force (R14).
     pub source: String,
@@ -252,15 +223,18 @@ impl Config {
             .expect("the embedded default configuration is valid")
     }
 
-    /// Reads and validates a configuration file.
+    /// Reads and validates a configuration file. Host sections in it
+    /// (`[server]`, `[[printers]]`, `[[relays]]`) are left out of the
+    /// office configuration: [`HostSettings::from_file`] reads them.
     pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
-        let file = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
-            file: file.clone(),
-            line: 0,
-            message: format!("cannot read the file: {e}"),
-        })?;
-        Config::parse(&text, &file)
+        let (text, file) = host::read(path)?;
+        let (office, _) = host::split(&text, &file)?;
+        // Parsed whole so that an error names the file's own line; the
+        // host sections are ignored by the parse and left out of the text
+        // that is recorded.
+        let mut config = Config::parse(&text, &file)?;
+        config.source = office;
+        Ok(config)
     }
 
     pub fn queue(&self, id: &str) -> Option<&Queue> {

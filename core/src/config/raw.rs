@@ -12,7 +12,7 @@ use toml::Spanned;
 use super::calendar::{Calendar, DayRule, ExtraDay, Hours, MonthDayRange};
 use super::{
     CallPolicy, Config, ConfigError, Counter, Displays, EstimateParams, KioskRule, Names,
-    NumberRange, Office, Printer, Queue, RelayTarget, Reports, Section, ServerSettings, Shape, Tag,
+    NumberRange, Office, Queue, Reports, Section, Shape, Tag,
 };
 
 #[derive(Deserialize)]
@@ -33,22 +33,18 @@ struct RawConfig {
     #[serde(default)]
     displays: Option<RawDisplays>,
     #[serde(default)]
-    printers: Vec<RawPrinter>,
-    #[serde(default)]
     kiosks: Vec<RawKiosk>,
     #[serde(default)]
-    server: Option<RawServer>,
-    #[serde(default)]
     reports: Option<RawReports>,
-    #[serde(default)]
-    relays: Vec<RawRelay>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawRelay {
-    url: Spanned<String>,
-    ca: Option<String>,
+    // Host settings (`super::host`): read and ignored here, so that a log
+    // recorded before they moved out still replays; new office text with
+    // them is refused by `Engine::apply_config`.
+    #[serde(default, rename = "printers")]
+    _printers: Option<toml::Value>,
+    #[serde(default, rename = "server")]
+    _server: Option<toml::Value>,
+    #[serde(default, rename = "relays")]
+    _relays: Option<toml::Value>,
 }
 
 #[derive(Deserialize)]
@@ -70,20 +66,6 @@ fn yes() -> bool {
 struct RawKiosk {
     name: String,
     categories: Vec<Spanned<String>>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawServer {
-    listen: Option<Spanned<String>>,
-    data: Option<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawPrinter {
-    kiosk: String,
-    address: Spanned<String>,
 }
 
 #[derive(Deserialize)]
@@ -173,9 +155,9 @@ struct RawEstimate {
     alpha: Spanned<f64>,
 }
 
-struct Ctx<'a> {
-    text: &'a str,
-    file: &'a str,
+pub(super) struct Ctx<'a> {
+    pub(super) text: &'a str,
+    pub(super) file: &'a str,
 }
 
 impl Ctx<'_> {
@@ -188,7 +170,7 @@ impl Ctx<'_> {
             + 1
     }
 
-    fn err(&self, span: &Range<usize>, message: impl Into<String>) -> ConfigError {
+    pub(super) fn err(&self, span: &Range<usize>, message: impl Into<String>) -> ConfigError {
         ConfigError {
             file: self.file.to_string(),
             line: self.line_of(span),
@@ -457,23 +439,6 @@ pub(super) fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
         }
     };
 
-    let mut printers = Vec::new();
-    for p in raw.printers {
-        let address = p.address.get_ref().parse().map_err(|_| {
-            cx.err(
-                &p.address.span(),
-                format!(
-                    "printer address {:?} must look like \"192.168.10.21:9100\"",
-                    p.address.get_ref()
-                ),
-            )
-        })?;
-        printers.push(Printer {
-            kiosk: p.kiosk,
-            address,
-        });
-    }
-
     let mut kiosks = Vec::new();
     for k in raw.kiosks {
         let mut categories = Vec::new();
@@ -498,25 +463,6 @@ pub(super) fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
             categories,
         });
     }
-    let server = match raw.server {
-        None => ServerSettings::default(),
-        Some(s) => ServerSettings {
-            listen: match s.listen {
-                None => None,
-                Some(l) => Some(l.get_ref().parse().map_err(|_| {
-                    cx.err(
-                        &l.span(),
-                        format!(
-                            "server.listen {:?} must look like \"192.168.10.5:8080\"",
-                            l.get_ref()
-                        ),
-                    )
-                })?),
-            },
-            data: s.data.map(std::path::PathBuf::from),
-        },
-    };
-
     let reports = match raw.reports {
         None => Reports::default(),
         Some(r) => Reports {
@@ -528,31 +474,9 @@ pub(super) fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
         },
     };
 
-    let mut relays = Vec::new();
-    for r in raw.relays {
-        let url = r.url.get_ref().trim_end_matches('/');
-        let host = url.strip_prefix("https://").unwrap_or("");
-        if host.is_empty() || host.contains(['/', '?', '#', ' ']) {
-            return Err(cx.err(
-                &r.url.span(),
-                format!(
-                    "relay url {:?} must look like \"https://relay1.example.lg.jp:8443\" (HTTPS, no path)",
-                    r.url.get_ref()
-                ),
-            ));
-        }
-        relays.push(RelayTarget {
-            url: url.to_string(),
-            ca: r.ca.map(std::path::PathBuf::from),
-        });
-    }
-
     Ok(Config {
-        relays,
         reports,
         kiosks,
-        server,
-        printers,
         displays,
         office: Office {
             name: raw.office.name,

@@ -694,6 +694,11 @@ impl Engine {
 
     /// Records a new configuration, if it fits the office as it is now.
     pub fn apply_config(&mut self, config: Config) -> Result<u64, EngineError> {
+        if crate::config::host::has_host_sections(&config.source) {
+            return Err(EngineError::ConfigConflict(
+                "[server], [[printers]] and [[relays]] are host settings: put them in host.toml beside the data folder (or --host FILE), not in the office configuration / これらは機械ごとの設定です。host.toml に書いてください".into(),
+            ));
+        }
         for (n, c) in &self.state.meta.counters {
             if c.open && config.counter(*n).is_none() {
                 return Err(EngineError::ConfigConflict(format!(

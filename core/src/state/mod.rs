@@ -70,6 +70,14 @@ pub struct Meta {
     /// What the wait estimate learned from the history.
     #[serde(default)]
     pub learned: learn::Learned,
+    /// The epoch in force: 0 until the first promotion of a standby, then
+    /// the last `promoted` record's (issue 24).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub epoch: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// Local minutes after midnight of `at`.
@@ -249,6 +257,7 @@ impl State {
             Event::ConfigApplied { .. } => self.reconcile(config),
             // Audit records: nothing in the queue changes.
             Event::Login { .. } | Event::AccountChanged { .. } | Event::LogArchived { .. } => {}
+            Event::Promoted { epoch } => self.meta.epoch = self.meta.epoch.max(*epoch),
             Event::DayOpened { date, special } => {
                 self.meta.previous_day = self.meta.day.as_ref().map(|d| d.date);
                 let closed: Vec<CounterNo> = self

@@ -1,0 +1,136 @@
+//! `serve --standby-of URL --enrol-link LINK --rejoin` (issue 24): the old
+//! primary, repaired, becomes the standby of the machine promoted in its
+//! place. Its log may hold records the new primary never saw (the diverged
+//! tail: written after the last record the standby copied). Those records
+//! are never served: the whole data folder is moved aside, kept whole as
+//! `<data>.diverged-<time>`, the tickets of the tail are listed for staff
+//! (printed, and in `diverged-tickets.txt` and the fault records of the new
+//! folder), and the server starts as an empty standby that copies the new
+//! primary's log from record 1. Its host settings (`host.toml`) go with it.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use madoguchi_core::log;
+use madoguchi_core::store::hex;
+use serde_json::Value;
+
+/// Whether the new primary's record `seq` has this hash. The new primary
+/// always holds records after any it shares with us (its `promoted` record
+/// at least), so an empty answer means `seq` is beyond its log. Each answer's
+/// lease grant is echoed in the next question, so the new primary keeps
+/// taking commands while its new standby enrols and searches.
+async fn same_at(
+    http: &reqwest::Client,
+    primary: &str,
+    token: &str,
+    seq: u64,
+    hash: &str,
+    grant: &mut Option<String>,
+) -> Result<bool> {
+    let lease = grant.clone().unwrap_or_default();
+    let url = format!("{primary}/api/replication?after={seq}&hash={hash}&lease={lease}");
+    let r = http
+        .get(&url)
+        .bearer_auth(token)
+        .send()
+        .await
+        .context("cannot reach the new primary")?;
+    match r.status() {
+        s if s.is_success() => {
+            let v: Value = r.json().await.context("the new primary's answer")?;
+            if let Some(g) = v["grant"].as_str() {
+                *grant = Some(g.to_string());
+            }
+            Ok(v["records"].as_array().is_some_and(|a| !a.is_empty()))
+        }
+        reqwest::StatusCode::CONFLICT => Ok(false),
+        // Beyond the new primary's end: not held there.
+        reqwest::StatusCode::BAD_REQUEST => Ok(false),
+        s => anyhow::bail!("the new primary answered {s}"),
+    }
+}
+
+/// Moves `data` aside and prepares an empty standby folder in its place
+/// with the standby token; returns the lines listing the diverged tail.
+/// Also returns the last lease grant received, for the follower to echo.
+pub async fn prepare(
+    data: &Path,
+    primary: &str,
+    enrol_link: Option<&str>,
+) -> Result<(Vec<String>, Option<String>)> {
+    let records: Vec<log::Record> = log::read_live(&data.join("log"))
+        .with_context(|| format!("cannot read the log in {}", data.display()))?
+        .map(|r| r.map(|(_, rec)| rec))
+        .collect::<Result<_, _>>()
+        .context("the log cannot be read whole")?;
+    // Enrol first into a temporary folder: the token must not be lost.
+    let parked = PathBuf::from(format!(
+        "{}.diverged-{}",
+        data.display(),
+        chrono::Local::now().format("%Y%m%d-%H%M%S")
+    ));
+    let fresh = PathBuf::from(format!("{}.rejoining", data.display()));
+    std::fs::create_dir_all(&fresh)
+        .with_context(|| format!("cannot create {}", fresh.display()))?;
+    let token = super::replication::token(&fresh, enrol_link).await?;
+    let http = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(30))
+        .build()?;
+    // The last record both logs share: a binary search on the hash chain
+    // (if two logs agree at a record they agree on everything before it).
+    let mut grant = None;
+    let (mut lo, mut hi) = (0usize, records.len());
+    while lo < hi {
+        let mid = (lo + hi).div_ceil(2);
+        let r = &records[mid - 1];
+        if same_at(&http, primary, &token, r.seq, &hex(&r.hash()), &mut grant).await? {
+            lo = mid;
+        } else {
+            hi = mid - 1;
+        }
+    }
+    let shared = if lo == 0 { 0 } else { records[lo - 1].seq };
+    let mut lines = Vec::new();
+    for r in &records[lo..] {
+        let body: Value = serde_json::from_slice(&r.payload).unwrap_or(Value::Null);
+        for e in body["events"].as_array().into_iter().flatten() {
+            if e["type"] == "ticket_issued" {
+                lines.push(format!(
+                    "record {}: ticket {} ({}), issued at {} — not in the new primary's log",
+                    r.seq,
+                    e["number"],
+                    e["category"].as_str().unwrap_or("?"),
+                    body["at"]
+                ));
+            }
+        }
+    }
+    let summary = format!(
+        "rejoined as standby of {primary}: the logs agree up to record {shared}; {} later record(s) of the old log are kept in {} and never served; {} ticket(s) among them",
+        records.len() - lo,
+        parked.display(),
+        lines.len()
+    );
+    if let Ok(host) = std::fs::read(data.join("host.toml")) {
+        std::fs::write(fresh.join("host.toml"), host).context("cannot copy host.toml")?;
+    }
+    let mut text = format!("{summary}\n");
+    for l in &lines {
+        text.push_str(l);
+        text.push('\n');
+    }
+    std::fs::write(fresh.join("diverged-tickets.txt"), &text)
+        .context("cannot write diverged-tickets.txt")?;
+    std::fs::rename(data, &parked)
+        .with_context(|| format!("cannot move {} aside", data.display()))?;
+    std::fs::rename(&fresh, data)
+        .with_context(|| format!("cannot put the new folder at {}", data.display()))?;
+    crate::cmd::record_fault(data, "rejoin", &summary);
+    for l in &lines {
+        crate::cmd::record_fault(data, "rejoin-ticket", l);
+    }
+    let mut out = vec![summary];
+    out.extend(lines);
+    Ok((out, grant))
+}

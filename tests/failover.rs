@@ -1,0 +1,583 @@
+//! Switching to the spare (issue 24; R9, R10, R19), through the real
+//! binaries on loopback: accounts, devices and sessions reach a standby
+//! and a restored backup, so the primary's admin password, staff accounts
+//! and kiosk and display tokens work there with nothing enrolled again.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use reqwest::blocking::Client;
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+use crate::server::Server;
+use crate::util::{bin, ok};
+
+/// A server started on an existing data folder (no first-start lines to
+/// wait for): `madoguchi --data D serve --listen 127.0.0.1:0 ARGS`.
+pub struct Office {
+    child: Child,
+    pub base: String,
+    pub lines: std::sync::mpsc::Receiver<String>,
+}
+
+impl Drop for Office {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Office {
+    pub fn start(data: &Path, args: &[&str]) -> Office {
+        let mut child = Command::new(bin())
+            .arg("--data")
+            .arg(data)
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn serve");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let base = loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = rx.recv_timeout(left).expect("the server did not start");
+            if let Some(b) = line.strip_prefix("listening on ") {
+                break b.trim().to_string();
+            }
+        };
+        Office {
+            child,
+            base,
+            lines: rx,
+        }
+    }
+}
+
+/// Signs in on `base`; the client and its CSRF token, or the status.
+pub fn sign_in(base: &str, user: &str, password: &str) -> Result<(Client, String), StatusCode> {
+    let c = Server::client();
+    let r = c
+        .post(format!("{base}/api/login"))
+        .json(&json!({"username": user, "password": password}))
+        .send()
+        .expect("login");
+    if r.status() != StatusCode::OK {
+        return Err(r.status());
+    }
+    let v: Value = r.json().expect("json");
+    Ok((c, v["csrf_token"].as_str().unwrap_or_default().to_string()))
+}
+
+/// Opens an enrolment link as a device would; the device token.
+pub fn enrol(link: &str) -> String {
+    let r = Server::client().get(link).send().expect("enrol");
+    assert_eq!(r.status(), StatusCode::SEE_OTHER, "{link}");
+    r.headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|c| c.strip_prefix("madoguchi_device="))
+        .and_then(|c| c.split(';').next())
+        .expect("device cookie")
+        .to_string()
+}
+
+/// A command sent with a device's token (as a kiosk sends it).
+pub fn device_cmd(base: &str, token: &str, body: Value) -> (StatusCode, Value) {
+    let r = Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("client")
+        .post(format!("{base}/api/commands"))
+        .bearer_auth(token)
+        .json(&body)
+        .send()
+        .expect("command");
+    let st = r.status();
+    (st, r.json().unwrap_or(Value::Null))
+}
+
+/// Who the server says a device token is (401 when it does not know it).
+pub fn whoami(base: &str, token: &str) -> StatusCode {
+    Server::client()
+        .get(format!("{base}/api/me"))
+        .bearer_auth(token)
+        .send()
+        .expect("me")
+        .status()
+}
+
+/// A primary with a staff account, an enrolled kiosk and display, and
+/// today open with one ticket issued by the kiosk.
+pub struct Enrolled {
+    pub primary: Server,
+    pub kiosk: String,
+    pub display: String,
+}
+
+pub fn enrolled_primary() -> Enrolled {
+    let primary = Server::start();
+    let (c, csrf) = primary.admin();
+    let r = c
+        .post(primary.url("/api/users"))
+        .header("X-CSRF-Token", &csrf)
+        .json(&json!({"username": "sato", "role": "staff", "password": "sato-password-1"}))
+        .send()
+        .expect("user");
+    assert_eq!(r.status(), StatusCode::OK);
+    crate::server::open_today(&c, &primary, &csrf, &[10]);
+    let kiosk = enrol(&primary.kiosk_enrol);
+    let display = enrol(&primary.display_enrol);
+    let (st, v) = device_cmd(
+        &primary.base,
+        &kiosk,
+        json!({"command": "issue_ticket", "category": "idou"}),
+    );
+    assert_eq!(st, StatusCode::OK, "{v}");
+    Enrolled {
+        primary,
+        kiosk,
+        display,
+    }
+}
+
+/// The primary's people and devices all work at `base`.
+pub fn same_people_and_devices(e: &Enrolled, base: &str) {
+    sign_in(base, "admin", &e.primary.admin_password).expect("the primary's admin password");
+    sign_in(base, "sato", "sato-password-1").expect("the primary's staff account");
+    assert_eq!(whoami(base, &e.display), StatusCode::OK, "display token");
+    let (st, v) = device_cmd(
+        base,
+        &e.kiosk,
+        json!({"command": "issue_ticket", "category": "idou"}),
+    );
+    assert_eq!(st, StatusCode::OK, "the primary's kiosk token: {v}");
+}
+
+fn data_of(s: &Server) -> PathBuf {
+    s.data_dir().join("data")
+}
+
+#[test]
+fn a_restored_backup_signs_in_the_same_people_and_devices() {
+    let e = enrolled_primary();
+    let dir = tempfile::tempdir().expect("tmp");
+    let bak = dir.path().join("full.bak");
+    // Taken while the server runs, as the timer does.
+    let out = ok(
+        &data_of(&e.primary),
+        &["backup", "--out", &bak.display().to_string()],
+    );
+    assert!(out.contains("accounts and devices: carried"), "{out}");
+    let spare = dir.path().join("spare");
+    let out = ok(&spare, &["restore", &bak.display().to_string()]);
+    assert!(
+        out.contains("accounts, devices and sessions restored"),
+        "{out}"
+    );
+    let office = Office::start(&spare, &[]);
+    // No new admin at first start: the office's own accounts are there.
+    let printed: Vec<String> = office.lines.try_iter().collect();
+    assert!(
+        !printed.iter().any(|l| l.contains("admin password")),
+        "{printed:?}"
+    );
+    same_people_and_devices(&e, &office.base);
+    let (st, v) = device_cmd(
+        &office.base,
+        &e.kiosk,
+        json!({"command": "issue_ticket", "category": "idou"}),
+    );
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(v["ticket"], 1003, "numbering goes on from the backup");
+}
+
+#[test]
+fn a_backup_writes_the_relay_key_as_a_separate_secret_and_restore_takes_it() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let data = dir.path().join("data");
+    ok(&data, &["status"]);
+    ok(&data, &["keys", "generate"]);
+    let key = std::fs::read_to_string(data.join("relay-signing.key")).expect("key");
+    let bak = dir.path().join("full.bak");
+    ok(&data, &["backup", "--out", &bak.display().to_string()]);
+    let secret = dir.path().join("full.bak.relay-key");
+    assert_eq!(std::fs::read_to_string(&secret).expect("secret"), key);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&secret)
+            .expect("meta")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o077, 0, "readable by others: {mode:o}");
+    }
+    // The backup itself holds no key.
+    let bytes = std::fs::read(&bak).expect("bak");
+    assert!(!String::from_utf8_lossy(&bytes).contains(key.trim()));
+    let spare = dir.path().join("spare");
+    ok(&spare, &["restore", &bak.display().to_string()]);
+    assert_eq!(
+        std::fs::read_to_string(spare.join("relay-signing.key")).expect("restored key"),
+        key
+    );
+}
+
+#[test]
+fn the_standby_holds_the_primarys_accounts_and_devices_and_they_work_after_promotion() {
+    let e = enrolled_primary();
+    let (pc, pcsrf) = e.primary.admin();
+    let link: Value = pc
+        .post(e.primary.url("/api/devices"))
+        .header("X-CSRF-Token", &pcsrf)
+        .json(&json!({"name": "standby-1", "role": "standby"}))
+        .send()
+        .expect("device")
+        .json()
+        .expect("json");
+    let link = link["enrol_url"].as_str().expect("link").to_string();
+    let standby = Server::start_args(
+        None,
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--standby-of",
+            &e.primary.base,
+            "--enrol-link",
+            &link,
+        ],
+    );
+    // The standby's own first-start admin is gone once it follows; the
+    // primary's admin signs in there.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while sign_in(&standby.base, "admin", &e.primary.admin_password).is_err() {
+        assert!(Instant::now() < deadline, "the accounts never arrived");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(
+        sign_in(&standby.base, "admin", &standby.admin_password).err(),
+        Some(StatusCode::UNAUTHORIZED),
+        "the standby's own first-start admin is replaced"
+    );
+    // An account made on the primary now reaches the standby within seconds.
+    let r = pc
+        .post(e.primary.url("/api/users"))
+        .header("X-CSRF-Token", &pcsrf)
+        .json(&json!({"username": "suzuki", "role": "staff", "password": "suzuki-password-1"}))
+        .send()
+        .expect("user");
+    assert_eq!(r.status(), StatusCode::OK);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while sign_in(&standby.base, "suzuki", "suzuki-password-1").is_err() {
+        assert!(Instant::now() < deadline, "the new account never arrived");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // The admin's browser session, opened on the primary, also holds.
+    let (session_cookie, admin_csrf) =
+        session_of(&e.primary.base, "admin", &e.primary.admin_password);
+    std::thread::sleep(Duration::from_millis(500));
+    let mut primary = e.primary;
+    let kiosk = e.kiosk.clone();
+    primary.stop();
+    // Promoted by the primary's admin, with the session opened on the
+    // primary, the way staff press 主機に昇格.
+    let r = Server::client()
+        .post(standby.url("/api/promote"))
+        .header("cookie", format!("madoguchi_session={session_cookie}"))
+        .header("X-CSRF-Token", &admin_csrf)
+        .timeout(Duration::from_secs(60))
+        .send()
+        .expect("promote");
+    assert_eq!(r.status(), StatusCode::OK, "{:?}", r.text());
+    let e = Enrolled {
+        primary,
+        kiosk,
+        display: e.display,
+    };
+    same_people_and_devices(&e, &standby.base);
+    sign_in(&standby.base, "suzuki", "suzuki-password-1").expect("suzuki");
+}
+
+/// Signs in by hand: the session cookie's value and the CSRF token, to
+/// send to another server.
+fn session_of(base: &str, user: &str, password: &str) -> (String, String) {
+    let r = Client::new()
+        .post(format!("{base}/api/login"))
+        .json(&json!({"username": user, "password": password}))
+        .send()
+        .expect("login");
+    assert_eq!(r.status(), StatusCode::OK);
+    let cookie = r
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|c| c.strip_prefix("madoguchi_session="))
+        .and_then(|c| c.split(';').next())
+        .expect("session cookie")
+        .to_string();
+    let v: Value = r.json().expect("json");
+    (cookie, v["csrf_token"].as_str().expect("csrf").to_string())
+}
+
+/// A TCP proxy on loopback that can cut the line: the standby's view of
+/// the primary in a partition.
+struct Cable {
+    addr: String,
+    cut: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    open: std::sync::Arc<std::sync::Mutex<Vec<std::net::TcpStream>>>,
+}
+
+impl Cable {
+    fn to(target: &str) -> Cable {
+        use std::sync::atomic::Ordering;
+        let target = target.trim_start_matches("http://").to_string();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = format!("http://{}", listener.local_addr().expect("addr"));
+        let cut = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let open = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (c, o) = (cut.clone(), open.clone());
+        std::thread::spawn(move || {
+            for inbound in listener.incoming() {
+                let Ok(inbound) = inbound else { break };
+                if c.load(Ordering::SeqCst) {
+                    continue;
+                }
+                let Ok(outbound) = std::net::TcpStream::connect(&target) else {
+                    continue;
+                };
+                let pairs = [
+                    (inbound.try_clone(), outbound.try_clone()),
+                    (outbound.try_clone(), inbound.try_clone()),
+                ];
+                if let Ok(mut held) = o.lock() {
+                    held.push(inbound);
+                    held.push(outbound);
+                }
+                for pair in pairs {
+                    if let (Ok(mut from), Ok(mut to)) = pair {
+                        std::thread::spawn(move || {
+                            let _ = std::io::copy(&mut from, &mut to);
+                            let _ = to.shutdown(std::net::Shutdown::Both);
+                        });
+                    }
+                }
+            }
+        });
+        Cable { addr, cut, open }
+    }
+
+    /// Cuts every connection and refuses new ones.
+    fn cut(&self) {
+        self.cut.store(true, std::sync::atomic::Ordering::SeqCst);
+        if let Ok(mut held) = self.open.lock() {
+            for s in held.drain(..) {
+                let _ = s.shutdown(std::net::Shutdown::Both);
+            }
+        }
+    }
+}
+
+/// A primary with its standby following through `via` (the primary's
+/// address, or a cable to it); the standby's admin client.
+fn pair(e: &Enrolled, via: &str) -> Server {
+    let (pc, pcsrf) = e.primary.admin();
+    let link: Value = pc
+        .post(e.primary.url("/api/devices"))
+        .header("X-CSRF-Token", &pcsrf)
+        .json(&json!({"name": "standby-1", "role": "standby"}))
+        .send()
+        .expect("device")
+        .json()
+        .expect("json");
+    let link = link["enrol_url"].as_str().expect("link").to_string();
+    let mut standby = Server::start_args(
+        None,
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--standby-of",
+            via,
+            "--enrol-link",
+            &link,
+        ],
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while sign_in(&standby.base, "admin", &e.primary.admin_password).is_err() {
+        assert!(Instant::now() < deadline, "the accounts never arrived");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    standby.admin_password = e.primary.admin_password.clone();
+    standby
+}
+
+fn issue(base: &str, kiosk: &str) -> (StatusCode, Value) {
+    device_cmd(
+        base,
+        kiosk,
+        json!({"command": "issue_ticket", "category": "idou"}),
+    )
+}
+
+/// Promotes through `POST /api/promote`, as the 主機に昇格 button does.
+fn promote(standby: &Server) -> Value {
+    let (c, csrf) = standby.admin();
+    let r = c
+        .post(standby.url("/api/promote"))
+        .header("X-CSRF-Token", &csrf)
+        .timeout(Duration::from_secs(60))
+        .send()
+        .expect("promote");
+    assert_eq!(r.status(), StatusCode::OK);
+    r.json().expect("json")
+}
+
+/// Every number issued on either machine, with no repeat.
+fn assert_no_number_twice(issued: &[u64]) {
+    let mut seen = std::collections::BTreeSet::new();
+    for n in issued {
+        assert!(seen.insert(*n), "number {n} issued twice: {issued:?}");
+    }
+}
+
+fn number(v: &Value) -> u64 {
+    v["ticket"].as_u64().expect("ticket")
+}
+
+#[test]
+fn a_frozen_primary_that_comes_back_after_the_promotion_gives_no_number() {
+    let e = enrolled_primary();
+    let standby = pair(&e, &e.primary.base.clone());
+    let mut issued = vec![1001];
+    let (st, v) = issue(&e.primary.base, &e.kiosk);
+    assert_eq!(
+        st,
+        StatusCode::OK,
+        "the paired primary holds its lease: {v}"
+    );
+    issued.push(number(&v));
+    std::thread::sleep(Duration::from_millis(500));
+    // The primary hangs (SIGSTOP); staff press 主機に昇格 on the standby.
+    let pid = e.primary.pid().to_string();
+    let stop = Command::new("kill")
+        .args(["-STOP", &pid])
+        .status()
+        .expect("kill");
+    assert!(stop.success());
+    let promoted = promote(&standby);
+    assert_eq!(promoted["epoch"], 1, "{promoted}");
+    let (st, v) = issue(&standby.base, &e.kiosk);
+    assert_eq!(st, StatusCode::OK, "the promoted standby issues: {v}");
+    issued.push(number(&v));
+    // The old primary runs again; a kiosk still pointed at it is refused.
+    let cont = Command::new("kill")
+        .args(["-CONT", &pid])
+        .status()
+        .expect("kill");
+    assert!(cont.success());
+    for _ in 0..3 {
+        let (st, v) = issue(&e.primary.base, &e.kiosk);
+        assert_eq!(st, StatusCode::SERVICE_UNAVAILABLE, "{v}");
+        let code = v["error"]["code"].as_str().unwrap_or_default().to_string();
+        assert!(code == "no_standby_lease" || code == "replaced", "{v}");
+        assert!(v["error"]["message_ja"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()));
+        let (st, v) = issue(&standby.base, &e.kiosk);
+        assert_eq!(st, StatusCode::OK, "{v}");
+        issued.push(number(&v));
+    }
+    assert_no_number_twice(&issued);
+    // The promoted standby tells the old primary, which then says so.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let (_, v) = issue(&e.primary.base, &e.kiosk);
+        if v["error"]["code"] == "replaced" {
+            assert!(
+                v["error"]["message_ja"]
+                    .as_str()
+                    .is_some_and(|m| m.contains("主機ではなくなりました")),
+                "{v}"
+            );
+            break;
+        }
+        assert!(Instant::now() < deadline, "never told: {v}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let (pc, _) = e.primary.admin();
+    let admin = pc
+        .get(e.primary.url("/admin"))
+        .send()
+        .expect("admin")
+        .text()
+        .expect("html");
+    assert!(
+        admin.contains("この機械は主機ではなくなりました"),
+        "{admin}"
+    );
+}
+
+#[test]
+fn a_partition_both_ways_never_gives_a_number_twice() {
+    // 1. The standby cannot reach the primary; kiosks can.
+    let e = enrolled_primary();
+    let cable = Cable::to(&e.primary.base);
+    let standby = pair(&e, &cable.addr);
+    let mut issued = vec![1001];
+    let (st, v) = issue(&e.primary.base, &e.kiosk);
+    assert_eq!(st, StatusCode::OK, "{v}");
+    issued.push(number(&v));
+    cable.cut();
+    let promoted = promote(&standby);
+    assert_eq!(promoted["epoch"], 1, "{promoted}");
+    // The old primary cannot be told, but its lease is gone: it refuses.
+    let (st, v) = issue(&e.primary.base, &e.kiosk);
+    assert_eq!(st, StatusCode::SERVICE_UNAVAILABLE, "{v}");
+    assert_eq!(v["error"]["code"], "no_standby_lease", "{v}");
+    for _ in 0..3 {
+        let (st, v) = issue(&standby.base, &e.kiosk);
+        assert_eq!(st, StatusCode::OK, "{v}");
+        issued.push(number(&v));
+        let (st, _) = issue(&e.primary.base, &e.kiosk);
+        assert_eq!(st, StatusCode::SERVICE_UNAVAILABLE);
+    }
+    assert_no_number_twice(&issued);
+    drop(standby);
+
+    // 2. Kiosks cannot reach the primary (they are moved to the standby);
+    // the standby can. The primary is alive and would issue if asked.
+    let e = enrolled_primary();
+    let standby = pair(&e, &e.primary.base.clone());
+    let mut issued = vec![1001];
+    let promoted = promote(&standby);
+    assert_eq!(promoted["epoch"], 1, "{promoted}");
+    let (st, v) = issue(&standby.base, &e.kiosk);
+    assert_eq!(st, StatusCode::OK, "{v}");
+    issued.push(number(&v));
+    // A stray request reaching the old primary is refused: it was told.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (st, v) = issue(&e.primary.base, &e.kiosk);
+        assert_eq!(st, StatusCode::SERVICE_UNAVAILABLE, "{v}");
+        if v["error"]["code"] == "replaced" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never told: {v}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_no_number_twice(&issued);
+}
