@@ -116,3 +116,41 @@ fn a_broken_layout_is_reported_with_file_and_line() {
     assert_eq!(err.line, 2);
     assert!(!err.message.is_empty());
 }
+
+/// The wait in words on the public page and a guidance display (issue 19):
+/// a range, a short wait and no estimate yet, as reviewed.
+#[test]
+fn waits_render_as_ranges_or_plainly_none() {
+    use madoguchi_core::state::WaitRange;
+    use madoguchi_renderer::surfaces::{wait_words, Surface};
+    let r = Renderer::new(None).expect("layouts");
+    let range = |p: u32, l: u32, h: u32| WaitRange {
+        point_s: p * 60,
+        low_s: l * 60,
+        high_s: h * 60,
+    };
+    let queue = |id: &str, waiting: u32, words| {
+        serde_json::json!({
+            "queue": id, "name": {"ja": id}, "shape": "circle", "serving": [],
+            "waiting": waiting, "wait_words": words,
+        })
+    };
+    let status = Surface {
+        topic: "status".into(),
+        layout: "display_status.html",
+        title: "窓口の混雑状況".into(),
+        data: serde_json::json!({
+            "office": {"ja": "区役所"},
+            "day_open": true,
+            "hours_today": "08:30–17:15",
+            "queues": [
+                queue("idou", 24, wait_words(range(41, 31, 54), true)),
+                queue("koseki", 1, wait_words(range(0, 0, 1), true)),
+                queue("inkan", 3, wait_words(range(12, 9, 16), false)),
+            ],
+        }),
+    };
+    let out = r.render(&status).expect("renders");
+    assert!(out.fragment.contains("およそ40分（30〜55分）"));
+    insta::assert_snapshot!("waits_status_fragment", out.fragment);
+}

@@ -24,6 +24,9 @@ pub struct QueueView {
     pub waiting: u32,
     pub expected_wait_s: u32,
     pub expected_wait_min: u32,
+    /// The wait of a ticket issued now in plain words, with its range or
+    /// "no estimate yet" (issue 19); the kiosk shows these.
+    pub wait_words: madoguchi_renderer::surfaces::WaitWords,
     pub list: Vec<WaitingTicket>,
     /// The latest calls of tickets in this queue: (number, counter).
     pub called: Vec<(Number, CounterNo)>,
@@ -116,6 +119,14 @@ pub fn status(engine: &Engine, now: Millis) -> StatusView {
                 waiting: e.waiting,
                 expected_wait_s: e.expected_wait_s,
                 expected_wait_min: e.expected_wait_s.div_ceil(60),
+                wait_words: madoguchi_renderer::surfaces::wait_words(
+                    madoguchi_core::state::WaitRange {
+                        point_s: e.expected_wait_s,
+                        low_s: e.expected_wait_low_s,
+                        high_s: e.expected_wait_high_s,
+                    },
+                    e.reliable,
+                ),
                 list,
                 called: called.into_iter().take(8).map(|(_, n, c)| (n, c)).collect(),
             }
