@@ -39,10 +39,15 @@
   // was touched, found again after the buttons are redrawn).
   let returnTo = null;
 
-  function failed(body) {
+  function failed(body, category) {
     const e = body && body.error;
     const box = document.getElementById("kiosk-error");
-    box.textContent = e ? (lang === "ja" ? e.message_ja : e.message_en) : "エラーが起きました。職員に声をおかけください";
+    // 受付終了 (issue 19): why and when to come, in the visitor's language
+    // (the button carries the words in every language).
+    const closed = e && e.code === "issuing_closed" &&
+      document.querySelector(`#closed-${category} .t[data-lang="${lang}"]`);
+    box.textContent = closed ? closed.textContent
+      : e ? (lang === "ja" ? e.message_ja : e.message_en) : "エラーが起きました。職員に声をおかけください";
     box.hidden = false;
     setTimeout(() => { box.hidden = true; }, 15000);
   }
@@ -125,7 +130,7 @@
         const r = await M.post("/api/commands", { command: "issue_ticket", category, request_id: requestId });
         offline.hidden = true;
         if (r.ok && r.body.issued) { show(r.body.issued, r.body.printed === "network"); return; }
-        failed(r.body);
+        failed(r.body, category);
         break;
       } catch (_) {
         offline.hidden = false;

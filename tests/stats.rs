@@ -254,6 +254,8 @@ impl Recompute {
                         a.transferred.to_string(),
                         a.cancelled.to_string(),
                         a.unserved.to_string(),
+                        // 受付終了: the simulated days close only by the day.
+                        "0".to_string(),
                     ],
                 )
             })
@@ -273,7 +275,7 @@ fn parse_csv(bytes: &[u8]) -> BTreeMap<(String, String, String), Vec<String>> {
     lines
         .map(|l| {
             let f: Vec<String> = l.split(',').map(String::from).collect();
-            assert_eq!(f.len(), 14, "{l}");
+            assert_eq!(f.len(), 15, "{l}");
             ((f[0].clone(), f[1].clone(), f[2].clone()), f[3..].to_vec())
         })
         .collect()

@@ -7,7 +7,7 @@ use madoguchi_core::stats::{Cell, Dim, Granularity};
 use rust_xlsxwriter::{Format, FormatAlign, Workbook, XlsxError};
 
 /// The columns of every report, in order.
-pub const HEADERS: [&str; 14] = [
+pub const HEADERS: [&str; 15] = [
     "期間",
     "区分",
     "名称",
@@ -22,6 +22,7 @@ pub const HEADERS: [&str; 14] = [
     "回付",
     "取消",
     "未対応",
+    "受付終了で発券せず",
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -68,7 +69,7 @@ impl Row {
     }
 
     /// The row's fields as CSV text.
-    pub fn fields(&self) -> [String; 14] {
+    pub fn fields(&self) -> [String; 15] {
         let m = |v: Option<f64>| v.map(|x| format!("{x:.1}")).unwrap_or_default();
         let c = &self.cell;
         [
@@ -86,6 +87,7 @@ impl Row {
             c.transferred.to_string(),
             c.cancelled.to_string(),
             c.unserved.to_string(),
+            c.turned_away.to_string(),
         ]
     }
 }
@@ -222,6 +224,7 @@ pub fn xlsx(sheets: &[(Granularity, Vec<Row>)]) -> Result<Vec<u8>, ExportError> 
                 (11, c.transferred),
                 (12, c.cancelled),
                 (13, c.unserved),
+                (14, c.turned_away),
             ];
             for (col, v) in counts {
                 ws.write_number(row, col, v as f64)?;

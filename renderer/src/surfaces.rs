@@ -223,6 +223,7 @@ pub fn surfaces(config: &Config, state: &State, now: Millis) -> Vec<Surface> {
                 "expected_wait_high_min": e.expected_wait_high_s.div_ceil(60),
                 "estimate_reliable": e.reliable,
                 "wait_words": wait_words(range_of(e), e.reliable),
+                "issuing_closed": state.issuing_closed(config, &q.id, now, Some(range_of(e))).map(|c| c.words),
                 "calls": calls(state, &q.id).into_iter().take(8).collect::<Vec<_>>(),
                 "counters": counters,
                 "message": message(config),
@@ -306,6 +307,7 @@ pub fn surfaces(config: &Config, state: &State, now: Millis) -> Vec<Surface> {
                 "expected_wait_high_min": e.expected_wait_high_s.div_ceil(60),
                 "estimate_reliable": e.reliable,
                 "wait_words": wait_words(range_of(e), e.reliable),
+                "issuing_closed": state.issuing_closed(config, &q.id, now, Some(range_of(e))).map(|c| c.words),
             })
         })
         .collect();

@@ -150,7 +150,22 @@ fn waits_render_as_ranges_or_plainly_none() {
             ],
         }),
     };
+    let mut status = status;
+    // 受付終了 on the public page (issue 19): why, and when to come.
+    let closed = madoguchi_core::state::closing::closed_words(
+        "印鑑登録",
+        "Seal registration",
+        madoguchi_core::state::ClosedWhy::LastIssue {
+            at: chrono::NaiveTime::from_hms_opt(16, 45, 0).expect("time"),
+        },
+        Some(madoguchi_core::state::closing::NextOpening {
+            date: "2026-11-27".parse().expect("date"),
+            open: chrono::NaiveTime::from_hms_opt(8, 0, 0).expect("time"),
+        }),
+    );
+    status.data["queues"][2]["issuing_closed"] = serde_json::to_value(closed).expect("json");
     let out = r.render(&status).expect("renders");
     assert!(out.fragment.contains("およそ40分（30〜55分）"));
+    assert!(out.fragment.contains("受付終了"));
     insta::assert_snapshot!("waits_status_fragment", out.fragment);
 }

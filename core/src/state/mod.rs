@@ -8,10 +8,12 @@
 //! **Invariant:** a ticket is in at most one place: in one queue's waiting
 //! set, or at one counter, or set aside (absent, held), or finished.
 
+pub mod closing;
 mod decide;
 mod estimate;
 pub mod learn;
 
+pub use closing::{ClosedWhy, ClosedWords, IssuingClosed};
 pub use estimate::{QueueEstimate, WaitRange, SAMPLES as ESTIMATE_SAMPLES};
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -70,6 +72,10 @@ pub struct Meta {
     /// What the wait estimate learned from the history.
     #[serde(default)]
     pub learned: learn::Learned,
+    /// Categories staff reopened today after their issuing closed by
+    /// itself (受付終了, [`closing`]).
+    #[serde(default)]
+    pub issuing_reopened: std::collections::BTreeSet<String>,
 }
 
 /// Local minutes after midnight of `at`.
@@ -276,6 +282,7 @@ impl State {
                     special: *special,
                     closed_at: None,
                 });
+                self.meta.issuing_reopened.clear();
             }
             Event::DayClosed { .. } => {
                 let day = self
@@ -476,6 +483,11 @@ impl State {
                 self.ticket_mut(*number)?.status = Status::Unserved { at };
                 self.step(*number, at, StepKind::Unserved)?;
             }
+            Event::IssuingReopened { category } => {
+                self.meta.issuing_reopened.insert(category.clone());
+            }
+            // Counted by the statistics; the queue does not change.
+            Event::TurnedAway { .. } => {}
         }
         Ok(())
     }

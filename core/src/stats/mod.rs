@@ -15,8 +15,9 @@
 //!   never started explicitly) to completion or transfer; bucketed by that
 //!   start. Time before a hold is not counted.
 //! - **absent**, **transferred** (out of the queue), **cancelled**,
-//!   **unserved** (still in the office's hands at closing): counts at the
-//!   time they happen.
+//!   **unserved** (still in the office's hands at closing), **turned
+//!   away** (a ticket request refused by 受付終了): counts at the time they
+//!   happen.
 
 pub mod forecast;
 
@@ -126,6 +127,10 @@ pub struct Cell {
     pub transferred: u64,
     pub cancelled: u64,
     pub unserved: u64,
+    /// Ticket requests refused because issuing had closed by itself
+    /// (受付終了, issue 19): visitors turned away.
+    #[serde(default)]
+    pub turned_away: u64,
 }
 
 impl Cell {
@@ -147,6 +152,7 @@ impl Cell {
         self.transferred += d.transferred;
         self.cancelled += d.cancelled;
         self.unserved += d.unserved;
+        self.turned_away += d.turned_away;
     }
 
     pub fn mean_wait_s(&self) -> Option<f64> {
@@ -297,6 +303,14 @@ pub fn observe(config: &Config, state: &State, at: Millis, event: &Event) -> Vec
             vec![Dim::All, Dim::Queue(t.queue.clone())],
             Cell {
                 cancelled: 1,
+                ..Cell::default()
+            },
+        ),
+        (Event::TurnedAway { category, .. }, _) => push(
+            at,
+            vec![Dim::All, Dim::Queue(category.clone())],
+            Cell {
+                turned_away: 1,
                 ..Cell::default()
             },
         ),

@@ -155,7 +155,8 @@ fn a_small_day_by_hand() {
             absent: 1,
             transferred: 1,
             cancelled: 1,
-            unserved: 1
+            unserved: 1,
+            turned_away: 0
         }
     );
     assert_eq!(
