@@ -61,11 +61,11 @@ fn turned_away(c: &Client, s: &Server, csrf: &str) -> Vec<(String, String)> {
     let text = std::str::from_utf8(&csv[3..]).expect("utf-8");
     let mut lines = text.split("\r\n").filter(|l| !l.is_empty());
     let header: Vec<&str> = lines.next().expect("header").split(',').collect();
-    assert_eq!(header.last(), Some(&"受付終了で発券せず"));
+    assert_eq!(header.get(14), Some(&"受付終了で発券せず"));
     lines
         .map(|l| {
             let f: Vec<&str> = l.split(',').collect();
-            (f[2].to_string(), f[f.len() - 1].to_string())
+            (f[2].to_string(), f[14].to_string())
         })
         .collect()
 }

@@ -360,6 +360,8 @@ pub fn surfaces(config: &Config, state: &State, now: Millis) -> Vec<Surface> {
             "day_open": day_open,
             "hours_today": hours,
             "queues": categories,
+            // The estimate's accuracy, yesterday and this month (issue 19).
+            "accuracy": state.meta.accuracy.sentence(),
         }),
     });
     out

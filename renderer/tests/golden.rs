@@ -88,6 +88,14 @@ fn every_surface_renders_as_reviewed() {
         insta::assert_snapshot!(format!("{name}_fragment"), out.fragment);
         insta::assert_snapshot!(format!("{name}_json"), out.json);
     }
+    // The public page states the estimate's accuracy so far (issue 19).
+    let status = all.iter().find(|s| s.topic == "status").expect("status");
+    let out = r.render(status).expect("renders");
+    assert!(
+        out.fragment.contains("待ち時間の予想の実績: 今月は平均"),
+        "{}",
+        out.fragment
+    );
     // Every surface of the office renders, and the page wraps the fragment.
     assert_eq!(all.len(), cfg.counters.len() + cfg.queues.len() + 3);
     for s in &all {

@@ -8,6 +8,7 @@
 //! **Invariant:** a ticket is in at most one place: in one queue's waiting
 //! set, or at one counter, or set aside (absent, held), or finished.
 
+pub mod accuracy;
 pub mod closing;
 mod decide;
 mod estimate;
@@ -76,6 +77,10 @@ pub struct Meta {
     /// itself (受付終了, [`closing`]).
     #[serde(default)]
     pub issuing_reopened: std::collections::BTreeSet<String>,
+    /// The estimate's accuracy, yesterday and this month, for the public
+    /// page ([`accuracy`]).
+    #[serde(default)]
+    pub accuracy: accuracy::Published,
 }
 
 /// Local minutes after midnight of `at`.
@@ -283,6 +288,7 @@ impl State {
                     closed_at: None,
                 });
                 self.meta.issuing_reopened.clear();
+                self.meta.accuracy.start_day(*date);
             }
             Event::DayClosed { .. } => {
                 let day = self
@@ -365,6 +371,9 @@ impl State {
                 counter,
                 out_of_order,
             } => {
+                if let Some(t) = self.tickets.get(number) {
+                    self.meta.accuracy.called(t, at);
+                }
                 self.learn_from_call(config, *number, *counter, at);
                 self.leave_queue(*number)?;
                 self.seat_at_counter(*number, *counter, at)?;
