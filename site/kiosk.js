@@ -39,21 +39,29 @@
   // was touched, found again after the buttons are redrawn).
   let returnTo = null;
 
-  function failed(body) {
+  function failed(body, category) {
     const e = body && body.error;
     const box = document.getElementById("kiosk-error");
-    box.textContent = e ? (lang === "ja" ? e.message_ja : e.message_en) : "エラーが起きました。職員に声をおかけください";
+    // 受付終了 (issue 19): why and when to come, in the visitor's language
+    // (the button carries the words in every language).
+    const closed = e && e.code === "issuing_closed" &&
+      document.querySelector(`#closed-${category} .t[data-lang="${lang}"]`);
+    box.textContent = closed ? closed.textContent
+      : e ? (lang === "ja" ? e.message_ja : e.message_en) : "エラーが起きました。職員に声をおかけください";
     box.hidden = false;
     setTimeout(() => { box.hidden = true; }, 15000);
   }
 
   function show(t, printedByNetwork) {
+    // The wait recorded at issue, as a range in words or plainly no
+    // estimate yet (issue 19); the server words it in every language.
+    const w = t.wait_words || {};
     const detail = {
-      ja: `前に ${t.people_ahead} 人・約 ${t.expected_wait_min} 分`,
-      en: `${t.people_ahead} ahead · about ${t.expected_wait_min} min`,
-      zh: `前面 ${t.people_ahead} 人・约 ${t.expected_wait_min} 分钟`,
-      ko: `앞에 ${t.people_ahead}명 · 약 ${t.expected_wait_min}분`,
-      easy: `まえに ${t.people_ahead} にん・だいたい ${t.expected_wait_min} ふん`,
+      ja: `前に ${t.people_ahead} 人・${w.ja}`,
+      en: `${t.people_ahead} ahead · ${w.en}`,
+      zh: `前面 ${t.people_ahead} 人・${w.zh}`,
+      ko: `앞에 ${t.people_ahead}명 · ${w.ko}`,
+      easy: `まえに ${t.people_ahead} にん・${w.easy}`,
     }[lang];
     document.getElementById("issued-number").textContent = t.number;
     const d = document.getElementById("issued-detail");
@@ -65,8 +73,8 @@
     document.getElementById("ticket-category").textContent = t.category_name.ja;
     document.getElementById("ticket-number").textContent = t.number;
     document.getElementById("ticket-time").textContent = `${t.date} ${t.time} 発券`;
-    document.getElementById("ticket-meta").textContent =
-      `前に ${t.people_ahead} 人・約 ${t.expected_wait_min} 分（予想）`;
+    document.getElementById("ticket-meta").textContent = `前に ${t.people_ahead} 人`;
+    document.getElementById("ticket-wait").textContent = w.kind === "range" ? `予想待ち時間 ${w.ja}` : (w.ja || "");
     document.getElementById("ticket-qr").innerHTML = t.qr_svg;
     dialog.hidden = false;
     screen.inert = true;
@@ -122,7 +130,7 @@
         const r = await M.post("/api/commands", { command: "issue_ticket", category, request_id: requestId });
         offline.hidden = true;
         if (r.ok && r.body.issued) { show(r.body.issued, r.body.printed === "network"); return; }
-        failed(r.body);
+        failed(r.body, category);
         break;
       } catch (_) {
         offline.hidden = false;

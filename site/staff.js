@@ -41,6 +41,8 @@
 
   function build(action, number) {
     switch (action) {
+      // 受付終了 → 受付を再開 (issue 19): `number` carries the category here.
+      case "reopen_issuing": return { command: "reopen_issuing", category: number };
       case "call_next": case "recall": case "start_service": case "mark_absent":
         return { command: action, counter };
       case "complete": return { command: "complete", counter, tags: tags() };
@@ -86,6 +88,7 @@
     close_counter: () => "窓口を閉じました",
     open_day: () => "業務を開始しました",
     close_day: () => "業務を終了しました",
+    reopen_issuing: () => "受付を再開しました",
   };
 
   // The panel is redrawn from the server every few seconds and after each
@@ -188,7 +191,7 @@
 
   document.addEventListener("click", (ev) => {
     const b = ev.target.closest("button[data-action]");
-    if (b) act(b.dataset.action, b.dataset.number ? Number(b.dataset.number) : undefined);
+    if (b) act(b.dataset.action, b.dataset.category || (b.dataset.number ? Number(b.dataset.number) : undefined));
   });
 
   // Keys (docs/manual-ja.md §3): one letter per action anywhere on the

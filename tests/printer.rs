@@ -137,6 +137,17 @@ fn a_ticket_prints_in_shift_jis_with_its_qr_code() {
         bytes.windows(3).any(|w| w == [0x31, 0x51, 0x30]),
         "QR print command"
     );
+    // The wait as recorded, in words: a new office has no history, so the
+    // ticket says plainly that there is no estimate yet (issue 19).
+    assert_eq!(v["issued"]["wait_words"]["kind"], "none", "{v}");
+    let wait = encoding_rs::SHIFT_JIS
+        .encode("待ち時間の目安はまだお出しできません")
+        .0
+        .into_owned();
+    assert!(
+        bytes.windows(wait.len()).any(|w| w == wait.as_slice()),
+        "the wait line in Shift_JIS"
+    );
 }
 
 #[test]

@@ -53,9 +53,21 @@ impl Server {
         serve_args: &[&str],
         prepare: impl FnOnce(&std::path::Path),
     ) -> Server {
+        Server::start_env(config, serve_args, prepare, &[])
+    }
+
+    /// Like [`Server::start_prepared`], with environment variables for the
+    /// server (such as `MADOGUCHI_CLOCK`; not kept over a restart).
+    pub fn start_env(
+        config: Option<&str>,
+        serve_args: &[&str],
+        prepare: impl FnOnce(&std::path::Path),
+        env: &[(&str, &str)],
+    ) -> Server {
         let dir = tempfile::tempdir().expect("tmp");
         prepare(&dir.path().join("data"));
         let mut command = Command::new(bin());
+        command.envs(env.iter().copied());
         let config = config.map(|c| c.replace("<tmp>", &dir.path().display().to_string()));
         let config = config.as_deref();
         let mut global: Vec<std::ffi::OsString> = Vec::new();

@@ -11,6 +11,7 @@ mod api_doc;
 mod archive;
 mod backup;
 mod cli;
+mod closing;
 mod crash;
 mod damage;
 mod failover;

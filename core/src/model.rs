@@ -131,6 +131,11 @@ pub enum Command {
     Cancel {
         number: Number,
     },
+    /// Staff open issuing again in a category that closed by itself
+    /// (受付終了, issue 19), for the rest of the business day.
+    ReopenIssuing {
+        category: String,
+    },
 }
 
 impl Command {
@@ -153,6 +158,7 @@ impl Command {
             Command::Hold { .. } => "hold",
             Command::Resume { .. } => "resume",
             Command::Cancel { .. } => "cancel",
+            Command::ReopenIssuing { .. } => "reopen_issuing",
         }
     }
 }
@@ -257,6 +263,20 @@ pub enum Event {
     Unserved {
         number: Number,
     },
+    /// Issuing in `category` was opened again by staff after it closed by
+    /// itself (受付終了, issue 19).
+    IssuingReopened {
+        category: String,
+    },
+    /// A ticket request refused because issuing in `category` had closed
+    /// by itself (受付終了): counted in the statistics as turned away.
+    /// `why` is "last_issue" or "unservable".
+    TurnedAway {
+        category: String,
+        why: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        kiosk: Option<String>,
+    },
     /// A sign-in to the office server, successful or not (R11 audit).
     Login {
         account: String,
@@ -319,7 +339,9 @@ impl Event {
             | Event::DayOpened { .. }
             | Event::DayClosed { .. }
             | Event::CounterOpened { .. }
-            | Event::CounterClosed { .. } => None,
+            | Event::CounterClosed { .. }
+            | Event::IssuingReopened { .. }
+            | Event::TurnedAway { .. } => None,
         }
     }
 }

@@ -74,6 +74,16 @@ pub enum Refusal {
         "the ticket for this request (number {number}) was lost with damaged storage; ask staff"
     )]
     LostTicket { number: Number },
+    /// Issuing in the category closed by itself (受付終了, issue 19); the
+    /// words say why and when to come instead.
+    #[error("reception in {category:?} has closed for today ({})", .closed.why.code())]
+    IssuingClosed {
+        category: String,
+        closed: Box<crate::state::IssuingClosed>,
+    },
+    /// Reopening a category whose issuing is not closed.
+    #[error("reception in {category:?} is not closed")]
+    IssuingNotClosed { category: String },
 }
 
 impl Refusal {
@@ -104,6 +114,8 @@ impl Refusal {
             Refusal::TooLong { .. } => "too_long",
             Refusal::RequestIdReused => "request_id_reused",
             Refusal::LostTicket { .. } => "lost_ask_staff",
+            Refusal::IssuingClosed { .. } => "issuing_closed",
+            Refusal::IssuingNotClosed { .. } => "issuing_not_closed",
         }
     }
 
@@ -152,6 +164,10 @@ impl Refusal {
             }
             Refusal::LostTicket { number } => {
                 format!("この発券（{number} 番）の記録は障害で失われました。職員にお声がけください")
+            }
+            Refusal::IssuingClosed { closed, .. } => closed.words.ja.clone(),
+            Refusal::IssuingNotClosed { category } => {
+                format!("受付区分「{category}」の受付は終了していません")
             }
         }
     }

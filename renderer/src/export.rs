@@ -7,7 +7,7 @@ use madoguchi_core::stats::{Cell, Dim, Granularity};
 use rust_xlsxwriter::{Format, FormatAlign, Workbook, XlsxError};
 
 /// The columns of every report, in order.
-pub const HEADERS: [&str; 14] = [
+pub const HEADERS: [&str; 18] = [
     "期間",
     "区分",
     "名称",
@@ -22,6 +22,10 @@ pub const HEADERS: [&str; 14] = [
     "回付",
     "取消",
     "未対応",
+    "受付終了で発券せず",
+    "予想待ち時間の平均誤差（分）",
+    "予想の偏り（%）",
+    "予想範囲内の割合（%）",
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -67,8 +71,25 @@ impl Row {
         minutes(self.cell.mean_service_s())
     }
 
+    /// The estimate's mean absolute error, in minutes (issue 19).
+    pub fn est_mae_min(&self) -> Option<f64> {
+        minutes(self.cell.est_mae_s())
+    }
+    /// The estimate's lean, in percent of the mean actual wait (+ = long).
+    pub fn est_bias_pct(&self) -> Option<f64> {
+        self.cell
+            .est_bias_share()
+            .map(|x| (x * 1000.0).round() / 10.0)
+    }
+    /// The share of waits inside the range shown, in percent.
+    pub fn est_coverage_pct(&self) -> Option<f64> {
+        self.cell
+            .est_coverage()
+            .map(|x| (x * 1000.0).round() / 10.0)
+    }
+
     /// The row's fields as CSV text.
-    pub fn fields(&self) -> [String; 14] {
+    pub fn fields(&self) -> [String; 18] {
         let m = |v: Option<f64>| v.map(|x| format!("{x:.1}")).unwrap_or_default();
         let c = &self.cell;
         [
@@ -86,6 +107,10 @@ impl Row {
             c.transferred.to_string(),
             c.cancelled.to_string(),
             c.unserved.to_string(),
+            c.turned_away.to_string(),
+            m(self.est_mae_min()),
+            m(self.est_bias_pct()),
+            m(self.est_coverage_pct()),
         ]
     }
 }
@@ -222,6 +247,7 @@ pub fn xlsx(sheets: &[(Granularity, Vec<Row>)]) -> Result<Vec<u8>, ExportError> 
                 (11, c.transferred),
                 (12, c.cancelled),
                 (13, c.unserved),
+                (14, c.turned_away),
             ];
             for (col, v) in counts {
                 ws.write_number(row, col, v as f64)?;
@@ -231,6 +257,9 @@ pub fn xlsx(sheets: &[(Granularity, Vec<Row>)]) -> Result<Vec<u8>, ExportError> 
                 (6, r.min_wait_min()),
                 (7, r.max_wait_min()),
                 (9, r.mean_service_min()),
+                (15, r.est_mae_min()),
+                (16, r.est_bias_pct()),
+                (17, r.est_coverage_pct()),
             ];
             for (col, v) in mins {
                 if let Some(v) = v {

@@ -89,27 +89,26 @@ fn shown_min(secs: u32, up: bool) -> u32 {
     (r * step) as u32
 }
 
-/// A wait in plain words, Japanese and English: 「およそ40分（30〜55分）」;
-/// without enough history, say so instead of a number.
-pub fn wait_words(r: WaitRange, reliable: bool) -> Names {
-    let names = |ja: String, en: String| Names {
-        ja,
-        en: Some(en),
-        zh: None,
-        ko: None,
-    };
-    if !reliable {
-        return names(
-            "待ち時間の目安はまだお出しできません（本日の実績が少ないため）".into(),
-            "No estimate yet (too little history today)".into(),
-        );
-    }
-    if r.high_s < 90 {
-        return names(
-            "まもなくお呼びします".into(),
-            "You will be called shortly".into(),
-        );
-    }
+/// A wait in plain words, in every language a visitor can choose (R2, R4,
+/// R12): 「およそ40分（30〜55分）」 — the point and the 80 % range recorded
+/// with the estimate. Without enough history, say so plainly instead of a
+/// number (issue 19: no invented precision).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct WaitWords {
+    /// "range" (a number and its range), "soon" or "none" (no estimate
+    /// yet): lets a ticket put 「予想待ち時間」 before a number only.
+    pub kind: &'static str,
+    pub ja: String,
+    /// やさしい日本語: short, hiragana where a kanji needs ふりがな.
+    pub easy: String,
+    pub en: String,
+    pub zh: String,
+    pub ko: String,
+}
+
+/// The point and range in shown minutes: (point, low, high), low ≤ point ≤
+/// high.
+fn shown_range(r: WaitRange) -> (u32, u32, u32) {
     let p = {
         let m = f64::from(r.point_s) / 60.0;
         let step = if m > 30.0 { 5.0 } else { 1.0 };
@@ -117,10 +116,50 @@ pub fn wait_words(r: WaitRange, reliable: bool) -> Names {
     };
     let lo = shown_min(r.low_s, false).min(p);
     let hi = shown_min(r.high_s, true).max(p);
-    names(
-        format!("およそ{p}分（{lo}〜{hi}分）"),
-        format!("about {p} min ({lo}–{hi})"),
-    )
+    (p, lo, hi)
+}
+
+/// See [`WaitWords`].
+pub fn wait_words(r: WaitRange, reliable: bool) -> WaitWords {
+    if !reliable {
+        return WaitWords {
+            kind: "none",
+            ja: "待ち時間の目安はまだお出しできません（本日の実績が少ないため）".into(),
+            easy: "まだ まつ じかんが わかりません".into(),
+            en: "No estimate yet (too little history today)".into(),
+            zh: "暂时无法预计等候时间".into(),
+            ko: "아직 대기 시간을 예상할 수 없습니다".into(),
+        };
+    }
+    if r.high_s < 90 {
+        return WaitWords {
+            kind: "soon",
+            ja: "まもなくお呼びします".into(),
+            easy: "もうすぐ よびます".into(),
+            en: "You will be called shortly".into(),
+            zh: "即将叫号".into(),
+            ko: "곧 호출합니다".into(),
+        };
+    }
+    let (p, lo, hi) = shown_range(r);
+    if lo == hi {
+        return WaitWords {
+            kind: "range",
+            ja: format!("およそ{p}分"),
+            easy: format!("だいたい {p} ふん"),
+            en: format!("about {p} min"),
+            zh: format!("约{p}分钟"),
+            ko: format!("약 {p}분"),
+        };
+    }
+    WaitWords {
+        kind: "range",
+        ja: format!("およそ{p}分（{lo}〜{hi}分）"),
+        easy: format!("だいたい {p} ふん（{lo}〜{hi} ふん）"),
+        en: format!("about {p} min ({lo}–{hi})"),
+        zh: format!("约{p}分钟（{lo}〜{hi}分钟）"),
+        ko: format!("약 {p}분 ({lo}~{hi}분)"),
+    }
 }
 
 fn range_of(e: &QueueEstimate) -> WaitRange {
@@ -184,6 +223,7 @@ pub fn surfaces(config: &Config, state: &State, now: Millis) -> Vec<Surface> {
                 "expected_wait_high_min": e.expected_wait_high_s.div_ceil(60),
                 "estimate_reliable": e.reliable,
                 "wait_words": wait_words(range_of(e), e.reliable),
+                "issuing_closed": state.issuing_closed(config, &q.id, now, Some(range_of(e))).map(|c| c.words),
                 "calls": calls(state, &q.id).into_iter().take(8).collect::<Vec<_>>(),
                 "counters": counters,
                 "message": message(config),
@@ -267,6 +307,7 @@ pub fn surfaces(config: &Config, state: &State, now: Millis) -> Vec<Surface> {
                 "expected_wait_high_min": e.expected_wait_high_s.div_ceil(60),
                 "estimate_reliable": e.reliable,
                 "wait_words": wait_words(range_of(e), e.reliable),
+                "issuing_closed": state.issuing_closed(config, &q.id, now, Some(range_of(e))).map(|c| c.words),
             })
         })
         .collect();
@@ -319,6 +360,8 @@ pub fn surfaces(config: &Config, state: &State, now: Millis) -> Vec<Surface> {
             "day_open": day_open,
             "hours_today": hours,
             "queues": categories,
+            // The estimate's accuracy, yesterday and this month (issue 19).
+            "accuracy": state.meta.accuracy.sentence(),
         }),
     });
     out
@@ -341,12 +384,53 @@ mod tests {
     fn waits_in_plain_words() {
         assert_eq!(wait_words(r(40, 30, 55), true).ja, "およそ40分（30〜55分）");
         assert_eq!(wait_words(r(12, 9, 16), true).ja, "およそ12分（9〜16分）");
-        assert_eq!(
-            wait_words(r(12, 9, 16), true).en.as_deref(),
-            Some("about 12 min (9–16)")
-        );
+        assert_eq!(wait_words(r(12, 9, 16), true).en, "about 12 min (9–16)");
         assert_eq!(wait_words(r(0, 0, 1), true).ja, "まもなくお呼びします");
         assert!(wait_words(r(40, 30, 55), false).ja.contains("まだ"));
+    }
+
+    /// Every language of the kiosk, for a reliable range, a short wait and
+    /// no estimate yet (issue 19: the kiosk and the ticket show the range).
+    #[test]
+    fn every_kiosk_language_has_the_range_or_says_there_is_none() {
+        let w = wait_words(r(40, 30, 55), true);
+        assert_eq!(w.easy, "だいたい 40 ふん（30〜55 ふん）");
+        assert_eq!(w.zh, "约40分钟（30〜55分钟）");
+        assert_eq!(w.ko, "약 40분 (30~55분)");
+        // Over half an hour, fives outward: 31〜54 reads as 30〜55.
+        assert_eq!(
+            wait_words(
+                WaitRange {
+                    point_s: 41 * 60,
+                    low_s: 31 * 60,
+                    high_s: 54 * 60
+                },
+                true
+            )
+            .ja,
+            "およそ40分（30〜55分）"
+        );
+        // The range always holds the point; a range of one value is just
+        // the point.
+        assert_eq!(wait_words(r(5, 5, 5), true).ja, "およそ5分");
+        assert_eq!(wait_words(r(5, 6, 4), true).ja, "およそ5分");
+        let short = wait_words(
+            WaitRange {
+                point_s: 20,
+                low_s: 0,
+                high_s: 80,
+            },
+            true,
+        );
+        assert_eq!(short.easy, "もうすぐ よびます");
+        let none = wait_words(r(40, 30, 55), false);
+        assert_eq!(none.easy, "まだ まつ じかんが わかりません");
+        for text in [&none.ja, &none.easy, &none.en, &none.zh, &none.ko] {
+            assert!(
+                !text.chars().any(|c| c.is_ascii_digit()),
+                "no number: {text}"
+            );
+        }
     }
 
     fn run(config: &Config, state: &mut State, at: i64, cmd: Command) {

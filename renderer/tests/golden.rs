@@ -88,6 +88,14 @@ fn every_surface_renders_as_reviewed() {
         insta::assert_snapshot!(format!("{name}_fragment"), out.fragment);
         insta::assert_snapshot!(format!("{name}_json"), out.json);
     }
+    // The public page states the estimate's accuracy so far (issue 19).
+    let status = all.iter().find(|s| s.topic == "status").expect("status");
+    let out = r.render(status).expect("renders");
+    assert!(
+        out.fragment.contains("待ち時間の予想の実績: 今月は平均"),
+        "{}",
+        out.fragment
+    );
     // Every surface of the office renders, and the page wraps the fragment.
     assert_eq!(all.len(), cfg.counters.len() + cfg.queues.len() + 3);
     for s in &all {
@@ -115,4 +123,57 @@ fn a_broken_layout_is_reported_with_file_and_line() {
     assert_eq!(err.file, "display_guidance.html");
     assert_eq!(err.line, 2);
     assert!(!err.message.is_empty());
+}
+
+/// The wait in words on the public page and a guidance display (issue 19):
+/// a range, a short wait and no estimate yet, as reviewed.
+#[test]
+fn waits_render_as_ranges_or_plainly_none() {
+    use madoguchi_core::state::WaitRange;
+    use madoguchi_renderer::surfaces::{wait_words, Surface};
+    let r = Renderer::new(None).expect("layouts");
+    let range = |p: u32, l: u32, h: u32| WaitRange {
+        point_s: p * 60,
+        low_s: l * 60,
+        high_s: h * 60,
+    };
+    let queue = |id: &str, waiting: u32, words| {
+        serde_json::json!({
+            "queue": id, "name": {"ja": id}, "shape": "circle", "serving": [],
+            "waiting": waiting, "wait_words": words,
+        })
+    };
+    let status = Surface {
+        topic: "status".into(),
+        layout: "display_status.html",
+        title: "窓口の混雑状況".into(),
+        data: serde_json::json!({
+            "office": {"ja": "区役所"},
+            "day_open": true,
+            "hours_today": "08:30–17:15",
+            "queues": [
+                queue("idou", 24, wait_words(range(41, 31, 54), true)),
+                queue("koseki", 1, wait_words(range(0, 0, 1), true)),
+                queue("inkan", 3, wait_words(range(12, 9, 16), false)),
+            ],
+        }),
+    };
+    let mut status = status;
+    // 受付終了 on the public page (issue 19): why, and when to come.
+    let closed = madoguchi_core::state::closing::closed_words(
+        "印鑑登録",
+        "Seal registration",
+        madoguchi_core::state::ClosedWhy::LastIssue {
+            at: chrono::NaiveTime::from_hms_opt(16, 45, 0).expect("time"),
+        },
+        Some(madoguchi_core::state::closing::NextOpening {
+            date: "2026-11-27".parse().expect("date"),
+            open: chrono::NaiveTime::from_hms_opt(8, 0, 0).expect("time"),
+        }),
+    );
+    status.data["queues"][2]["issuing_closed"] = serde_json::to_value(closed).expect("json");
+    let out = r.render(&status).expect("renders");
+    assert!(out.fragment.contains("およそ40分（30〜55分）"));
+    assert!(out.fragment.contains("受付終了"));
+    insta::assert_snapshot!("waits_status_fragment", out.fragment);
 }

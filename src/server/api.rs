@@ -237,11 +237,14 @@ async fn print_on_network_printer(
             .to_string(),
         number,
         meta: format!(
-            "{} {} 発券 ・ 前に {} 人 ・ 約 {} 分",
+            "{} {} 発券 ・ 前に {} 人",
             issued["date"].as_str().unwrap_or_default(),
             issued["time"].as_str().unwrap_or_default(),
             issued["people_ahead"],
-            issued["expected_wait_min"]
+        ),
+        wait: super::escpos::wait_line(
+            issued["wait_words"]["kind"].as_str().unwrap_or_default(),
+            issued["wait_words"]["ja"].as_str().unwrap_or_default(),
         ),
         url: issued["mobile_url"]
             .as_str()
@@ -647,6 +650,16 @@ pub fn printed(engine: &madoguchi_core::engine::Engine, number: u32, base: &str)
         })
         .unwrap_or_default();
     let issued = t.history.first().map(|s| s.at).unwrap_or(t.issued_at);
+    // The range recorded at issue, in words (issue 19); reliability is the
+    // queue's now, a moment after the issue.
+    let words = madoguchi_renderer::surfaces::wait_words(
+        madoguchi_core::state::WaitRange {
+            point_s: t.expected_wait_s_at_issue,
+            low_s: t.expected_wait_low_s_at_issue,
+            high_s: t.expected_wait_high_s_at_issue,
+        },
+        engine.state().estimate_reliable(&t.category),
+    );
     Some(json!({
         "number": number,
         "category": q.id,
@@ -656,6 +669,9 @@ pub fn printed(engine: &madoguchi_core::engine::Engine, number: u32, base: &str)
         "time": issued.to_datetime(offset).format("%H:%M").to_string(),
         "people_ahead": t.people_ahead_at_issue,
         "expected_wait_min": t.expected_wait_s_at_issue.div_ceil(60),
+        "expected_wait_low_min": t.expected_wait_low_s_at_issue / 60,
+        "expected_wait_high_min": t.expected_wait_high_s_at_issue.div_ceil(60),
+        "wait_words": words,
         "mobile_url": url,
         "qr_svg": qr,
     }))

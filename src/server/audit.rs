@@ -321,6 +321,22 @@ pub fn describe(e: &Event, names: &Names) -> String {
         Event::Promoted { epoch } => {
             format!("予備機が主機に昇格しました（第{epoch}期）")
         }
+        Event::IssuingReopened { category } => {
+            format!(
+                "{} の受付終了を解除し、受付を再開しました",
+                names.queue(category)
+            )
+        }
+        Event::TurnedAway {
+            category, kiosk, ..
+        } => format!(
+            "{} は受付終了のため発券しませんでした{}",
+            names.queue(category),
+            kiosk
+                .as_deref()
+                .map(|k| format!("（発券機 {k}）"))
+                .unwrap_or_default()
+        ),
         Event::CounterOpened { counter, .. } => format!("窓口 {counter} を開きました"),
         Event::CounterClosed { counter } => format!("窓口 {counter} を閉じました"),
         Event::TicketIssued {

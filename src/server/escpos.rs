@@ -36,13 +36,31 @@ pub struct TicketText {
     pub office: String,
     pub category: String,
     pub number: u32,
-    /// e.g. "2026-11-26 08:31 発券 ・ 前に 3 人 ・ 約 12 分"
+    /// e.g. "2026-11-26 08:31 発券 ・ 前に 3 人"
     pub meta: String,
+    /// The wait recorded at issue, on its own line ([`wait_line`]).
+    pub wait: String,
     pub url: String,
 }
 
+/// The ticket's wait line: 「予想待ち時間 およそ40分（30〜55分）」, or the
+/// plain words for "soon" and "no estimate yet" (issue 19).
+/// `kind` and `ja` are those of [`madoguchi_renderer::surfaces::WaitWords`].
+pub fn wait_line(kind: &str, ja: &str) -> String {
+    if kind == "range" {
+        format!("予想待ち時間 {ja}")
+    } else {
+        ja.to_string()
+    }
+}
+
+/// Shift_JIS as the printer reads it. The WAVE DASH of 「30〜55分」 has
+/// no Shift_JIS mapping in the WHATWG tables (the encoder would print a
+/// numeric stand-in on paper); JIS 0x8160 is the FULLWIDTH TILDE there,
+/// the same glyph on the printer.
 fn sjis(s: &str) -> Vec<u8> {
-    encoding_rs::SHIFT_JIS.encode(s).0.into_owned()
+    let s = s.replace('\u{301c}', "\u{ff5e}");
+    encoding_rs::SHIFT_JIS.encode(&s).0.into_owned()
 }
 
 /// The ESC/POS bytes of a ticket (80 mm, centred).
@@ -62,7 +80,12 @@ pub fn ticket_bytes(t: &TicketText) -> Vec<u8> {
     b.extend_from_slice(b"\n");
     b.extend_from_slice(&[0x1d, 0x21, 0x00]);
     b.extend(sjis(&t.meta));
-    b.extend_from_slice(b"\n\n");
+    b.extend_from_slice(b"\n");
+    if !t.wait.is_empty() {
+        b.extend(sjis(&t.wait));
+        b.extend_from_slice(b"\n");
+    }
+    b.extend_from_slice(b"\n");
     // QR code: model 2, module 6, error correction M, store, print.
     b.extend_from_slice(&[0x1d, 0x28, 0x6b, 0x04, 0x00, 0x31, 0x41, 0x32, 0x00]);
     b.extend_from_slice(&[0x1d, 0x28, 0x6b, 0x03, 0x00, 0x31, 0x43, 0x06]);
@@ -185,6 +208,7 @@ mod tests {
             category: "住民異動の受付".into(),
             number: 1001,
             meta: "前に 3 人".into(),
+            wait: "予想待ち時間 およそ40分（30〜55分）".into(),
             url: "https://example.jp/m#2026-11-26/1001".into(),
         });
         let sjis_category = encoding_rs::SHIFT_JIS
@@ -211,5 +235,51 @@ mod tests {
             .expect("QR store command");
         assert_eq!(&bytes[at + store.len()..at + store.len() + url.len()], url);
         assert!(bytes.ends_with(&[0x1d, 0x56, 0x42, 0x03]), "cut at the end");
+    }
+
+    /// The wait printed on the ticket (issue 19): the range, or plainly no
+    /// estimate yet, in Shift_JIS without a stand-in character.
+    #[test]
+    fn the_ticket_prints_the_range_in_shift_jis() {
+        use madoguchi_core::state::WaitRange;
+        use madoguchi_renderer::surfaces::wait_words;
+        let range = WaitRange {
+            point_s: 40 * 60,
+            low_s: 30 * 60,
+            high_s: 55 * 60,
+        };
+        for (words, reliable) in [(range, true), (range, false), (WaitRange::default(), true)] {
+            let w = wait_words(words, reliable);
+            let line = wait_line(w.kind, &w.ja);
+            let (_, _, stand_ins) = encoding_rs::SHIFT_JIS.encode(&line.replace('〜', "～"));
+            assert!(!stand_ins, "{line} has characters Shift_JIS lacks");
+            let encoded = sjis(&line);
+            assert!(!encoded.windows(2).any(|w| w == b"&#"), "no stand-in");
+            let bytes = ticket_bytes(&TicketText {
+                office: "区役所".into(),
+                category: "戸籍の届出".into(),
+                number: 3001,
+                meta: "2026-11-26 08:31 発券 ・ 前に 3 人".into(),
+                wait: line.clone(),
+                url: "https://example.jp/m#2026-11-26/3001".into(),
+            });
+            assert!(
+                bytes.windows(encoded.len()).any(|w| w == &encoded[..]),
+                "{line} printed"
+            );
+        }
+        let range_bytes = sjis(&wait_line("range", &wait_words(range, true).ja));
+        assert!(
+            range_bytes.windows(2).any(|w| w == [0x81, 0x60]),
+            "〜 is JIS 0x8160"
+        );
+        assert_eq!(
+            wait_line("range", &wait_words(range, true).ja),
+            "予想待ち時間 およそ40分（30〜55分）"
+        );
+        assert_eq!(
+            wait_line("none", &wait_words(range, false).ja),
+            "待ち時間の目安はまだお出しできません（本日の実績が少ないため）"
+        );
     }
 }

@@ -24,6 +24,11 @@ pub struct QueueView {
     pub waiting: u32,
     pub expected_wait_s: u32,
     pub expected_wait_min: u32,
+    /// The wait of a ticket issued now in plain words, with its range or
+    /// "no estimate yet" (issue 19); the kiosk shows these.
+    pub wait_words: madoguchi_renderer::surfaces::WaitWords,
+    /// 受付終了 (issue 19): issuing closed by itself, why and when to come.
+    pub issuing_closed: Option<madoguchi_core::state::IssuingClosed>,
     pub list: Vec<WaitingTicket>,
     /// The latest calls of tickets in this queue: (number, counter).
     pub called: Vec<(Number, CounterNo)>,
@@ -83,6 +88,11 @@ pub fn status(engine: &Engine, now: Millis) -> StatusView {
         .iter()
         .map(|q| {
             let e = state.estimate(config, &q.id, now);
+            let range = madoguchi_core::state::WaitRange {
+                point_s: e.expected_wait_s,
+                low_s: e.expected_wait_low_s,
+                high_s: e.expected_wait_high_s,
+            };
             let list = state
                 .waiting_with_estimates(config, &q.id, now)
                 .into_iter()
@@ -116,6 +126,11 @@ pub fn status(engine: &Engine, now: Millis) -> StatusView {
                 waiting: e.waiting,
                 expected_wait_s: e.expected_wait_s,
                 expected_wait_min: e.expected_wait_s.div_ceil(60),
+                wait_words: madoguchi_renderer::surfaces::wait_words(range, e.reliable),
+                issuing_closed: q
+                    .is_category()
+                    .then(|| state.issuing_closed(config, &q.id, now, Some(range)))
+                    .flatten(),
                 list,
                 called: called.into_iter().take(8).map(|(_, n, c)| (n, c)).collect(),
             }

@@ -373,7 +373,12 @@ fn a_visitor_in_easy_japanese_gets_an_80mm_ticket_on_one_page() {
         json!([]),
     );
     assert_eq!(rt, "じゅうみん,いどう,うけつけ", "ふりがな on the category");
-    assert!(k.text("button[data-category=idou]").contains("だいたい"));
+    // The wait in やさしい日本語: a range, or plainly none yet (issue 19).
+    let easy = k.text("button[data-category=idou]");
+    assert!(
+        easy.contains("だいたい") || easy.contains("わかりません") || easy.contains("もうすぐ"),
+        "{easy}"
+    );
     let v = k.axe();
     assert!(v.is_empty(), "kiosk in やさしい日本語: {v:#?}");
     save("kiosk-easy.png", &k.screenshot());

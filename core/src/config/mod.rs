@@ -113,6 +113,20 @@ pub struct Queue {
     pub shape: Shape,
     /// The prior for the wait estimate before any service has been timed.
     pub typical_service_secs: f64,
+    /// 受付終了 (issue 19): when issuing in this category closes by itself
+    /// (see [`crate::state::closing`]); categories only.
+    pub closing: IssuingClose,
+}
+
+/// When a category stops issuing by itself before the business day closes
+/// (受付終了, issue 19). Staff can reopen it for the rest of the day.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct IssuingClose {
+    /// The last issuing time (office local time), e.g. 16:45.
+    pub last_issue: Option<chrono::NaiveTime>,
+    /// Also close when the estimate says a visitor issued now could not be
+    /// served before the office closes.
+    pub when_unservable: bool,
 }
 
 impl Queue {

@@ -101,6 +101,12 @@ struct RawQueue {
     colour: Spanned<String>,
     shape: Shape,
     typical_service_minutes: Spanned<f64>,
+    /// 受付終了: the last issuing time, "HH:MM" (categories only).
+    #[serde(default)]
+    last_issue: Option<Spanned<String>>,
+    /// 受付終了 when a visitor issued now could not be served before closing.
+    #[serde(default)]
+    close_when_unservable: Option<Spanned<bool>>,
 }
 
 #[derive(Deserialize)]
@@ -299,6 +305,29 @@ pub(super) fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
         if !(minutes > 0.0 && minutes <= 240.0) {
             return Err(cx.err(&q.typical_service_minutes.span(), format!("queue {id:?}: typical_service_minutes must be between 0 and 240 (got {minutes})")));
         }
+        let mut closing = super::IssuingClose::default();
+        if let Some(t) = &q.last_issue {
+            if numbers.is_none() {
+                return Err(cx.err(&t.span(), format!("queue {id:?}: last_issue is for reception categories (queues with numbers), not stages")));
+            }
+            let at =
+                chrono::NaiveTime::parse_from_str(t.get_ref().trim(), "%H:%M").map_err(|_| {
+                    cx.err(
+                        &t.span(),
+                        format!(
+                            "queue {id:?}: last_issue {:?} must be a time like \"16:45\"",
+                            t.get_ref()
+                        ),
+                    )
+                })?;
+            closing.last_issue = Some(at);
+        }
+        if let Some(b) = &q.close_when_unservable {
+            if numbers.is_none() && *b.get_ref() {
+                return Err(cx.err(&b.span(), format!("queue {id:?}: close_when_unservable is for reception categories (queues with numbers), not stages")));
+            }
+            closing.when_unservable = *b.get_ref();
+        }
         queue_index.insert(id.clone(), queues.len());
         queues.push(Queue {
             id,
@@ -307,6 +336,7 @@ pub(super) fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
             colour: colour.to_ascii_lowercase(),
             shape: q.shape,
             typical_service_secs: minutes * 60.0,
+            closing,
         });
     }
     if !queues.iter().any(Queue::is_category) {

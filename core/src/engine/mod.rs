@@ -841,6 +841,26 @@ impl Engine {
             let events = match self.state.decide(&self.config, *now, command) {
                 Ok(e) => e,
                 Err(r) => {
+                    // A request refused by 受付終了 is recorded (issue 19): the
+                    // statistics count the visitors turned away.
+                    if let (
+                        Refusal::IssuingClosed { category, closed },
+                        Command::IssueTicket { kiosk, .. },
+                    ) = (&r, command)
+                    {
+                        let e = Event::TurnedAway {
+                            category: category.clone(),
+                            why: closed.why.code().to_string(),
+                            kiosk: kiosk.clone(),
+                        };
+                        if self.apply_event(*now, &e).is_ok() {
+                            payloads.push(encode_body(&RecordBody {
+                                at: *now,
+                                by: by.clone(),
+                                events: vec![e],
+                            }));
+                        }
+                    }
                     results.push(Err(r));
                     continue;
                 }

@@ -131,6 +131,12 @@ impl State {
                     })?;
                 let ahead = self.waiting_count(category);
                 let expected = self.wait_range(config, category, now);
+                if let Some(closed) = self.issuing_closed(config, category, now, Some(expected)) {
+                    return Err(Refusal::IssuingClosed {
+                        category: category.clone(),
+                        closed: Box::new(closed),
+                    });
+                }
                 vec![Event::TicketIssued {
                     number,
                     category: category.clone(),
@@ -269,6 +275,25 @@ impl State {
                 vec![Event::Cancelled {
                     number: *number,
                     counter: t.status.counter(),
+                }]
+            }
+            Command::ReopenIssuing { category } => {
+                if !config.queue(category).is_some_and(|q| q.is_category()) {
+                    return Err(Refusal::UnknownCategory {
+                        category: category.clone(),
+                    });
+                }
+                let expected = self.wait_range(config, category, now);
+                if self
+                    .issuing_closed(config, category, now, Some(expected))
+                    .is_none()
+                {
+                    return Err(Refusal::IssuingNotClosed {
+                        category: category.clone(),
+                    });
+                }
+                vec![Event::IssuingReopened {
+                    category: category.clone(),
                 }]
             }
         };

@@ -8,10 +8,13 @@
 //! **Invariant:** a ticket is in at most one place: in one queue's waiting
 //! set, or at one counter, or set aside (absent, held), or finished.
 
+pub mod accuracy;
+pub mod closing;
 mod decide;
 mod estimate;
 pub mod learn;
 
+pub use closing::{ClosedWhy, ClosedWords, IssuingClosed};
 pub use estimate::{QueueEstimate, WaitRange, SAMPLES as ESTIMATE_SAMPLES};
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -74,6 +77,14 @@ pub struct Meta {
     /// the last `promoted` record's (issue 24).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub epoch: u64,
+    /// Categories staff reopened today after their issuing closed by
+    /// itself (受付終了, [`closing`]).
+    #[serde(default)]
+    pub issuing_reopened: std::collections::BTreeSet<String>,
+    /// The estimate's accuracy, yesterday and this month, for the public
+    /// page ([`accuracy`]).
+    #[serde(default)]
+    pub accuracy: accuracy::Published,
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -285,6 +296,8 @@ impl State {
                     special: *special,
                     closed_at: None,
                 });
+                self.meta.issuing_reopened.clear();
+                self.meta.accuracy.start_day(*date);
             }
             Event::DayClosed { .. } => {
                 let day = self
@@ -367,6 +380,9 @@ impl State {
                 counter,
                 out_of_order,
             } => {
+                if let Some(t) = self.tickets.get(number) {
+                    self.meta.accuracy.called(t, at);
+                }
                 self.learn_from_call(config, *number, *counter, at);
                 self.leave_queue(*number)?;
                 self.seat_at_counter(*number, *counter, at)?;
@@ -485,6 +501,11 @@ impl State {
                 self.ticket_mut(*number)?.status = Status::Unserved { at };
                 self.step(*number, at, StepKind::Unserved)?;
             }
+            Event::IssuingReopened { category } => {
+                self.meta.issuing_reopened.insert(category.clone());
+            }
+            // Counted by the statistics; the queue does not change.
+            Event::TurnedAway { .. } => {}
         }
         Ok(())
     }

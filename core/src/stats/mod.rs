@@ -15,8 +15,13 @@
 //!   never started explicitly) to completion or transfer; bucketed by that
 //!   start. Time before a hold is not counted.
 //! - **absent**, **transferred** (out of the queue), **cancelled**,
-//!   **unserved** (still in the office's hands at closing): counts at the
-//!   time they happen.
+//!   **unserved** (still in the office's hands at closing), **turned
+//!   away** (a ticket request refused by 受付終了): counts at the time they
+//!   happen.
+//! - **estimate accuracy**: for a ticket's first leg, the wait shown at
+//!   issue against the wait it got (at its first call): mean absolute
+//!   error, bias (as a share of the mean actual wait) and the share inside
+//!   the 80 % range shown; bucketed by the issue.
 
 pub mod forecast;
 
@@ -126,6 +131,24 @@ pub struct Cell {
     pub transferred: u64,
     pub cancelled: u64,
     pub unserved: u64,
+    /// Ticket requests refused because issuing had closed by itself
+    /// (受付終了, issue 19): visitors turned away.
+    #[serde(default)]
+    pub turned_away: u64,
+    /// The estimate's accuracy (issue 19), over tickets first called in
+    /// their category: how many, the sum of their actual waits, of the
+    /// absolute and signed errors of the point shown (shown − actual), and
+    /// how many waits fell inside the range shown.
+    #[serde(default)]
+    pub est_n: u64,
+    #[serde(default)]
+    pub est_actual_sum_s: u64,
+    #[serde(default)]
+    pub est_abs_err_sum_s: u64,
+    #[serde(default)]
+    pub est_err_sum_s: i64,
+    #[serde(default)]
+    pub est_covered: u64,
 }
 
 impl Cell {
@@ -147,6 +170,28 @@ impl Cell {
         self.transferred += d.transferred;
         self.cancelled += d.cancelled;
         self.unserved += d.unserved;
+        self.turned_away += d.turned_away;
+        self.est_n += d.est_n;
+        self.est_actual_sum_s += d.est_actual_sum_s;
+        self.est_abs_err_sum_s += d.est_abs_err_sum_s;
+        self.est_err_sum_s += d.est_err_sum_s;
+        self.est_covered += d.est_covered;
+    }
+
+    /// Mean absolute error of the estimate shown, in seconds.
+    pub fn est_mae_s(&self) -> Option<f64> {
+        (self.est_n > 0).then(|| self.est_abs_err_sum_s as f64 / self.est_n as f64)
+    }
+
+    /// The estimate's lean as a share of the mean actual wait (+ = long).
+    pub fn est_bias_share(&self) -> Option<f64> {
+        (self.est_actual_sum_s > 0)
+            .then(|| self.est_err_sum_s as f64 / self.est_actual_sum_s as f64)
+    }
+
+    /// Share of waits inside the 80 % range shown.
+    pub fn est_coverage(&self) -> Option<f64> {
+        (self.est_n > 0).then(|| self.est_covered as f64 / self.est_n as f64)
     }
 
     pub fn mean_wait_s(&self) -> Option<f64> {
@@ -243,6 +288,27 @@ pub fn observe(config: &Config, state: &State, at: Millis, event: &Event) -> Vec
             if !called {
                 let wait = Cell::wait(at.secs_since(start));
                 push(start, vec![Dim::All, Dim::Queue(t.queue.clone())], wait);
+                // The estimate shown at issue against the wait it got (the
+                // first leg only: a transfer's wait was never estimated).
+                if t.queue == t.category && start == t.issued_at {
+                    let actual = at.secs_since(start);
+                    let shown = t.expected_wait_s_at_issue;
+                    let err = i64::from(shown) - i64::from(actual);
+                    let inside = (t.expected_wait_low_s_at_issue..=t.expected_wait_high_s_at_issue)
+                        .contains(&actual);
+                    push(
+                        start,
+                        vec![Dim::All, Dim::Queue(t.queue.clone())],
+                        Cell {
+                            est_n: 1,
+                            est_actual_sum_s: u64::from(actual),
+                            est_abs_err_sum_s: err.unsigned_abs(),
+                            est_err_sum_s: err,
+                            est_covered: u64::from(inside),
+                            ..Cell::default()
+                        },
+                    );
+                }
                 if let Some(section) = section_of(config, *counter) {
                     let mut d = wait;
                     d.issued = 1;
@@ -297,6 +363,14 @@ pub fn observe(config: &Config, state: &State, at: Millis, event: &Event) -> Vec
             vec![Dim::All, Dim::Queue(t.queue.clone())],
             Cell {
                 cancelled: 1,
+                ..Cell::default()
+            },
+        ),
+        (Event::TurnedAway { category, .. }, _) => push(
+            at,
+            vec![Dim::All, Dim::Queue(category.clone())],
+            Cell {
+                turned_away: 1,
                 ..Cell::default()
             },
         ),

@@ -20,11 +20,138 @@ fn run(engine: &mut Engine, steps: &[(&str, Command)]) {
     }
 }
 
+/// A cell's counts and times, without the estimate's accuracy (which
+/// depends on the estimate shown: see
+/// [`the_estimates_accuracy_is_counted_per_first_leg`]).
 fn cell(rows: &[(String, Dim, Cell)], bucket: &str, dim: Dim) -> Cell {
+    let c = full_cell(rows, bucket, dim);
+    Cell {
+        est_n: 0,
+        est_actual_sum_s: 0,
+        est_abs_err_sum_s: 0,
+        est_err_sum_s: 0,
+        est_covered: 0,
+        ..c
+    }
+}
+
+fn full_cell(rows: &[(String, Dim, Cell)], bucket: &str, dim: Dim) -> Cell {
     rows.iter()
         .find(|(b, d, _)| b == bucket && *d == dim)
         .map(|r| r.2)
         .unwrap_or_default()
+}
+
+/// Published accuracy (issue 19): each ticket's first leg compares the
+/// wait shown at issue with the wait it got; a transferred leg, never
+/// estimated, does not count.
+#[test]
+fn the_estimates_accuracy_is_counted_per_first_leg() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let (mut e, _) =
+        Engine::open(dir.path(), ConfigChoice::Stored, EngineOptions::default()).expect("open");
+    use Command::*;
+    let issue = || IssueTicket {
+        category: "idou".into(),
+        kiosk: None,
+        request_id: None,
+    };
+    run(
+        &mut e,
+        &[
+            (
+                "2026-11-24T08:30:00+09:00",
+                OpenDay {
+                    date: date("2026-11-24"),
+                },
+            ),
+            (
+                "2026-11-24T08:31:00+09:00",
+                OpenCounter {
+                    counter: 10,
+                    staff: None,
+                },
+            ),
+            (
+                "2026-11-24T08:31:00+09:00",
+                OpenCounter {
+                    counter: 24,
+                    staff: None,
+                },
+            ),
+            ("2026-11-24T09:00:00+09:00", issue()),
+            ("2026-11-24T09:01:00+09:00", issue()),
+            ("2026-11-24T09:02:00+09:00", issue()),
+            ("2026-11-24T09:10:00+09:00", CallNext { counter: 10 }),
+            (
+                "2026-11-24T09:20:00+09:00",
+                Transfer {
+                    number: 1001,
+                    to: "koufu".into(),
+                    tags: vec![],
+                    note: None,
+                },
+            ),
+            ("2026-11-24T09:25:00+09:00", CallNext { counter: 24 }),
+            ("2026-11-24T09:26:00+09:00", CallNext { counter: 10 }),
+            (
+                "2026-11-24T09:40:00+09:00",
+                Complete {
+                    counter: 10,
+                    tags: vec![],
+                },
+            ),
+            ("2026-11-24T09:58:00+09:00", CallNext { counter: 10 }),
+        ],
+    );
+    // By hand, from what each ticket was shown: waits of 10, 25 and 56
+    // minutes.
+    let mut want = Cell::default();
+    for (n, actual) in [(1001u32, 600u32), (1002, 1500), (1003, 3360)] {
+        let t = e.state().ticket(n).expect("ticket");
+        let err = i64::from(t.expected_wait_s_at_issue) - i64::from(actual);
+        want.est_n += 1;
+        want.est_actual_sum_s += u64::from(actual);
+        want.est_abs_err_sum_s += err.unsigned_abs();
+        want.est_err_sum_s += err;
+        want.est_covered += u64::from(
+            t.expected_wait_low_s_at_issue <= actual && actual <= t.expected_wait_high_s_at_issue,
+        );
+    }
+    let day = e
+        .stats(date("2026-11-24"), date("2026-11-24"), Granularity::Day)
+        .expect("stats");
+    for dim in [Dim::All, Dim::Queue("idou".into())] {
+        let got = full_cell(&day, "2026-11-24", dim.clone());
+        assert_eq!(
+            (
+                got.est_n,
+                got.est_actual_sum_s,
+                got.est_abs_err_sum_s,
+                got.est_err_sum_s,
+                got.est_covered
+            ),
+            (
+                want.est_n,
+                want.est_actual_sum_s,
+                want.est_abs_err_sum_s,
+                want.est_err_sum_s,
+                want.est_covered
+            ),
+            "{dim:?}"
+        );
+    }
+    assert_eq!(
+        full_cell(&day, "2026-11-24", Dim::Queue("koufu".into())).est_n,
+        0
+    );
+    let month = e
+        .stats(date("2026-11-01"), date("2026-11-30"), Granularity::Month)
+        .expect("stats");
+    let m = full_cell(&month, "2026-11", Dim::All);
+    assert_eq!(m.est_n, 3);
+    assert_eq!(m.est_mae_s(), Some(want.est_abs_err_sum_s as f64 / 3.0));
+    assert_eq!(m.est_bias_share(), Some(want.est_err_sum_s as f64 / 5460.0));
 }
 
 fn date(s: &str) -> NaiveDate {
@@ -155,7 +282,8 @@ fn a_small_day_by_hand() {
             absent: 1,
             transferred: 1,
             cancelled: 1,
-            unserved: 1
+            unserved: 1,
+            ..Cell::default()
         }
     );
     assert_eq!(
