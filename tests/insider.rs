@@ -1426,3 +1426,40 @@ fn a_device_holds_a_few_sockets_and_loses_them_when_disabled() {
     assert!(closed, "the disabled display's socket stayed open");
     drop(open);
 }
+
+/// Red-team finding (issue 23): every wrong `/enrol/<code>` rewrote the
+/// enrolment file with an fsync and woke the standby link, and a flood of
+/// them made staff commands wait on the disk. A wrong code now writes
+/// nothing and counts against its address, which soon waits.
+#[test]
+fn wrong_enrolment_codes_write_nothing_and_are_throttled() {
+    let s = Server::start();
+    let file = s.data_dir().join("data").join("enrolments.json");
+    let before = std::fs::metadata(&file)
+        .and_then(|m| m.modified())
+        .expect("enrolments file");
+    let c = client_from([127, 0, 0, 77]);
+    let mut statuses = Vec::new();
+    for i in 0..30 {
+        let r = c
+            .get(s.url(&format!("/enrol/{i:032x}")))
+            .send()
+            .expect("enrol");
+        statuses.push(r.status());
+    }
+    assert_eq!(statuses[0], StatusCode::NOT_FOUND);
+    assert!(
+        statuses.contains(&StatusCode::TOO_MANY_REQUESTS),
+        "one address kept guessing: {statuses:?}"
+    );
+    let after = std::fs::metadata(&file)
+        .and_then(|m| m.modified())
+        .expect("enrolments file");
+    assert_eq!(before, after, "a wrong code rewrote the enrolment file");
+    // A right link from another machine still enrols.
+    let r = client_from([127, 0, 0, 78])
+        .get(&s.display_enrol)
+        .send()
+        .expect("enrol");
+    assert!(r.status().is_redirection() || r.status().is_success());
+}

@@ -600,11 +600,24 @@ fn event_account(e: &Event) -> Option<String> {
 }
 
 /// `GET /enrol/{code}`: makes this browser the device the code was for.
+/// A wrong code is a strike against the address, as a wrong password is
+/// (the sign-in throttle), so one machine cannot hammer the route.
 pub async fn enrol(
     State(app): State<Arc<App>>,
+    ClientAddr(addr): ClientAddr,
     UrlPath(code): UrlPath<String>,
 ) -> Result<Response, ApiError> {
-    let (token, role, name) = app.auth.enrol(&code)?;
+    let throttle = &app.auth.throttle;
+    throttle
+        .before("(enrolment)", addr)
+        .map_err(|locked| ApiError::TooManyAttempts {
+            minutes: super::throttle::minutes(locked.wait),
+        })?;
+    let (token, role, name) = app.auth.enrol(&code).inspect_err(|e| {
+        if matches!(e, ApiError::NotFound) {
+            throttle.busy(addr);
+        }
+    })?;
     let a = app.clone();
     let event = Event::AccountChanged {
         account: name,

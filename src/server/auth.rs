@@ -523,6 +523,12 @@ impl Auth {
         let now = unix_now();
         next.retain(|e| e.expires_at > now);
         let out = f(&mut next);
+        // Nothing changed (a wrong code): no write, no fsync and no wake-up
+        // of the standby link (red-team finding: a flood of wrong codes
+        // made every staff command wait on the disk).
+        if next == *codes {
+            return Ok(out);
+        }
         write_atomically(
             &self.enrolments_path,
             &EnrolmentsFile {

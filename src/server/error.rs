@@ -24,7 +24,7 @@ pub enum ApiError {
     NotJson,
     MethodNotAllowed,
     TooLarge,
-    /// Too many sign-ins at once: try again in a moment.
+    /// Too many sign-ins (or reports) at once: try again in a moment.
     Busy,
     Unauthenticated,
     Forbidden,
@@ -129,8 +129,8 @@ impl ApiError {
             ApiError::Busy => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "busy",
-                "ただいまログインが混み合っています。数秒待ってからもう一度お試しください".into(),
-                "too many sign-ins at once; try again in a few seconds".into(),
+                "ただいま混み合っています。数秒待ってからもう一度お試しください".into(),
+                "the server is busy with requests like this one; try again in a few seconds".into(),
             ),
             ApiError::TooLarge => (
                 StatusCode::PAYLOAD_TOO_LARGE,

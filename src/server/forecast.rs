@@ -27,7 +27,33 @@ pub async fn today(app: &App) -> Result<NaiveDate, ApiError> {
     Ok(app.engine.read_async(office_today).await?)
 }
 
-async fn series(app: &App) -> Result<(Vec<Series>, NaiveDate, String), ApiError> {
+/// The forecast as last computed: its office date and when.
+type Computed = (Vec<Series>, NaiveDate, String);
+
+/// How long a computed forecast is served before it is made again (it
+/// reads a year of statistics on the engine thread; red-team finding: an
+/// anonymous flood of `/forecast.json` made every staff command wait).
+const FRESH_FOR: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// The last forecast; the lock is held while one is computed, so a flood
+/// waits for that one instead of computing its own.
+static LAST: tokio::sync::Mutex<Option<(std::time::Instant, Arc<Computed>)>> =
+    tokio::sync::Mutex::const_new(None);
+
+async fn series(app: &App) -> Result<Computed, ApiError> {
+    let today = today(app).await?;
+    let mut last = LAST.lock().await;
+    if let Some((at, c)) = last.as_ref() {
+        if c.1 == today && at.elapsed() < FRESH_FOR {
+            return Ok((**c).clone());
+        }
+    }
+    let made = compute(app).await?;
+    *last = Some((std::time::Instant::now(), Arc::new(made.clone())));
+    Ok(made)
+}
+
+async fn compute(app: &App) -> Result<Computed, ApiError> {
     app.engine
         .read_async(|e| {
             let today = office_today(e);
