@@ -486,7 +486,8 @@ fn main() {
 /// nothing and that the relays stay in step; the capacity that a second
 /// machine adds is not measurable on one.
 fn scale_out(a: &mut relay_bench::Target, n: usize, single: Option<Row>, nchan: Option<Row>) {
-    let b = relay_bench::Target::start();
+    let b = relay_bench::Target::start_quiet();
+    a.publish_to(&[&b]);
     std::thread::sleep(Duration::from_secs(1));
     let pids = vec![a.relay.pid(), b.relay.pid()];
     let base = fanout::pss_kib(&pids);

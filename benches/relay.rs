@@ -45,19 +45,27 @@ pub struct Target {
 
 impl Target {
     pub fn start() -> Target {
+        let mut t = Target::start_quiet();
+        t.publish();
+        t
+    }
+
+    /// A relay that has received nothing yet: a second relay joins with
+    /// the first one's next bundle (`publish_to`), as a relay added to a
+    /// running office does; its own first bundle would make the office's
+    /// sequence a jump it refuses (issue 22).
+    pub fn start_quiet() -> Target {
         let key = SigningKey::from_bytes(&[42; 32]);
         let relay = relay_util::start(
             &key,
             "connections = 19000\nconnections_per_ip = 19000\nheartbeat_s = 60\nsubscriber_queue = 16",
         );
-        let mut t = Target {
+        Target {
             relay,
             key,
             seq: 0,
             payload: status_payload(),
-        };
-        t.publish();
-        t
+        }
     }
 
     pub fn publish(&mut self) {
@@ -68,7 +76,9 @@ impl Target {
     /// The same bundle to this relay and `others` at once (scale-out: N
     /// relays each fed by the office).
     pub fn publish_to(&mut self, others: &[&Target]) {
-        let b = self.next_bundle();
+        // Full bundles: a relay that joined late has no base for a delta
+        // (the office sends a relay it has not fed yet the whole site).
+        let b = self.next_bundle_of(true);
         std::thread::scope(|s| {
             for o in others {
                 let b = b.clone();
@@ -92,13 +102,18 @@ impl Target {
 
     /// The next bundle: the payload with a fresh stamp.
     pub fn next_bundle(&mut self) -> Vec<u8> {
+        self.next_bundle_of(false)
+    }
+
+    /// The next bundle, whole (`full`) or as a delta on the last one.
+    fn next_bundle_of(&mut self, full: bool) -> Vec<u8> {
         self.seq += 1;
         let now = (fanout::now_ns() / 1_000_000_000) as i64;
         let h = Header {
             seq: self.seq,
             created: UnixSeconds(now),
             expires: UnixSeconds(now + 300),
-            kind: if self.seq == 1 {
+            kind: if full || self.seq == 1 {
                 Kind::Full
             } else {
                 Kind::Delta

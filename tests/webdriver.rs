@@ -101,6 +101,12 @@ impl Driver {
     }
 
     fn post(&self, path: &str, body: &Value) -> Value {
+        self.try_post(path, body)
+            .unwrap_or_else(|e| panic!("webdriver {path}: {e}"))
+    }
+
+    /// A WebDriver command; its error as text.
+    fn try_post(&self, path: &str, body: &Value) -> Result<Value, String> {
         let r = self
             .http
             .post(format!("{}{path}", self.base))
@@ -109,9 +115,9 @@ impl Driver {
             .expect("webdriver");
         let v: Value = r.json().expect("webdriver json");
         if let Some(err) = v["value"]["error"].as_str() {
-            panic!("webdriver {path}: {err}: {}", v["value"]["message"]);
+            return Err(format!("{err}: {}", v["value"]["message"]));
         }
-        v["value"].clone()
+        Ok(v["value"].clone())
     }
 }
 
@@ -151,10 +157,24 @@ impl Session<'_> {
             .to_string()
     }
 
+    /// Clicks the element `css` names. Live pages replace their content
+    /// when data arrives, so an element found just before an update is
+    /// stale by the click: it is found again (a few times at most).
     pub fn click(&self, css: &str) {
-        let el = self.find(css);
-        self.d
-            .post(&self.path(&format!("/element/{el}/click")), &json!({}));
+        for _ in 0..5 {
+            let el = self.find(css);
+            let r = self
+                .d
+                .try_post(&self.path(&format!("/element/{el}/click")), &json!({}));
+            match r {
+                Err(e) if e.contains("stale element") => {
+                    std::thread::sleep(std::time::Duration::from_millis(100))
+                }
+                Err(e) => panic!("click {css}: {e}"),
+                Ok(_) => return,
+            }
+        }
+        panic!("click {css}: the element kept going stale");
     }
 
     pub fn type_into(&self, css: &str, text: &str) {
