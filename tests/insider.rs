@@ -1463,3 +1463,53 @@ fn wrong_enrolment_codes_write_nothing_and_are_throttled() {
         .expect("enrol");
     assert!(r.status().is_redirection() || r.status().is_success());
 }
+
+/// Red-team finding (issue 23): retries of one request used up the kiosk's
+/// issuing budget. A retry of a request already answered gets its ticket
+/// again and takes no token; new requests still meet the limit.
+#[test]
+fn retries_of_an_answered_request_take_no_issuing_budget() {
+    let s = Server::start();
+    let (admin, csrf) = s.admin();
+    cmd(
+        &admin,
+        &s,
+        &csrf,
+        json!({"command": "open_day", "date": today()}),
+    );
+    let kiosk = Server::client();
+    kiosk.get(&s.kiosk_enrol).send().expect("enrol");
+    let kcsrf = kiosk
+        .get(s.url("/api/me"))
+        .send()
+        .expect("me")
+        .json::<Value>()
+        .expect("json")["csrf_token"]
+        .as_str()
+        .expect("csrf")
+        .to_string();
+    let issue = |id: &str| {
+        kiosk
+            .post(s.url("/api/commands"))
+            .header("X-CSRF-Token", &kcsrf)
+            .json(&json!({"command": "issue_ticket", "category": "idou", "request_id": id}))
+            .send()
+            .expect("issue")
+    };
+    let first: Value = issue("press-1").json().expect("json");
+    let n = first["ticket"].as_u64().expect("ticket");
+    for _ in 0..30 {
+        let r = issue("press-1");
+        assert_eq!(r.status(), StatusCode::OK, "a retry was limited");
+        let v: Value = r.json().expect("json");
+        assert_eq!(v["ticket"].as_u64(), Some(n));
+    }
+    // The budget is still there for new presses, and still ends.
+    let mut issued = 0;
+    for i in 2..40 {
+        if issue(&format!("press-{i}")).status() == StatusCode::OK {
+            issued += 1;
+        }
+    }
+    assert!((8..=12).contains(&issued), "new presses issued {issued}");
+}

@@ -121,16 +121,29 @@ fn checked(
                     ));
                 }
             }
+            let request_id = request_id.map(|id| scoped_request_id(caller, &id));
+            // A retry of a request already answered gets its ticket again
+            // and takes no rate token (red-team finding: retries used up
+            // the kiosk's budget).
+            let retry = match &request_id {
+                Some(id) => {
+                    let id = id.clone();
+                    app.engine
+                        .read(move |e| e.state().requests.contains_key(&id))
+                        .map_err(ApiError::from)?
+                }
+                None => false,
+            };
             // Devices are limited; a person issuing for a visitor is
             // signed in, accountable and audited by name.
-            if caller.is_device() {
+            if caller.is_device() && !retry {
                 app.issue_limits
                     .take(&caller.name, &category)
                     .map_err(|seconds| ApiError::RateLimited { seconds })?;
             }
             Command::IssueTicket {
                 kiosk: caller.is_device().then(|| caller.name.clone()),
-                request_id: request_id.map(|id| scoped_request_id(caller, &id)),
+                request_id,
                 category,
             }
         }
