@@ -97,6 +97,22 @@ fn sign_in(s: &Server, user: &str, password: &str) -> (Client, String) {
     (c, v["csrf_token"].as_str().expect("csrf").to_string())
 }
 
+/// A client enrolled as the demo kiosk, and its CSRF token.
+fn enrolled_kiosk(s: &Server) -> (Client, String) {
+    let kiosk = Server::client();
+    kiosk.get(&s.kiosk_enrol).send().expect("enrol");
+    let kcsrf = kiosk
+        .get(s.url("/api/me"))
+        .send()
+        .expect("me")
+        .json::<Value>()
+        .expect("json")["csrf_token"]
+        .as_str()
+        .expect("csrf")
+        .to_string();
+    (kiosk, kcsrf)
+}
+
 /// A client whose connections come from `ip` (another machine on the LAN,
 /// as loopback lets us pretend: 127.0.0.0/8 is all ours).
 fn client_from(ip: [u8; 4]) -> Client {
@@ -753,17 +769,7 @@ fn one_kiosk_cannot_use_up_a_category() {
         &csrf,
         json!({"command": "open_day", "date": today()}),
     );
-    let kiosk = Server::client();
-    kiosk.get(&s.kiosk_enrol).send().expect("enrol");
-    let kcsrf = kiosk
-        .get(s.url("/api/me"))
-        .send()
-        .expect("me")
-        .json::<Value>()
-        .expect("json")["csrf_token"]
-        .as_str()
-        .expect("csrf")
-        .to_string();
+    let (kiosk, kcsrf) = enrolled_kiosk(&s);
     let (mut issued, mut limited) = (0u32, 0u32);
     for _ in 0..40 {
         let r = kiosk
@@ -814,17 +820,7 @@ fn request_ids_belong_to_their_device_and_content_and_attribution_to_the_caller(
         &csrf,
         json!({"command": "open_day", "date": today()}),
     );
-    let kiosk = Server::client();
-    kiosk.get(&s.kiosk_enrol).send().expect("enrol");
-    let kcsrf = kiosk
-        .get(s.url("/api/me"))
-        .send()
-        .expect("me")
-        .json::<Value>()
-        .expect("json")["csrf_token"]
-        .as_str()
-        .expect("csrf")
-        .to_string();
+    let (kiosk, kcsrf) = enrolled_kiosk(&s);
     // The body's `kiosk` is not believed: the device's name is recorded.
     let (st, first) = cmd(
         &kiosk,
@@ -1477,17 +1473,7 @@ fn retries_of_an_answered_request_take_no_issuing_budget() {
         &csrf,
         json!({"command": "open_day", "date": today()}),
     );
-    let kiosk = Server::client();
-    kiosk.get(&s.kiosk_enrol).send().expect("enrol");
-    let kcsrf = kiosk
-        .get(s.url("/api/me"))
-        .send()
-        .expect("me")
-        .json::<Value>()
-        .expect("json")["csrf_token"]
-        .as_str()
-        .expect("csrf")
-        .to_string();
+    let (kiosk, kcsrf) = enrolled_kiosk(&s);
     let issue = |id: &str| {
         kiosk
             .post(s.url("/api/commands"))
