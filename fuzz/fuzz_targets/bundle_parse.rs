@@ -4,6 +4,8 @@
 //! unsigned bytes, and on signed ones, is the `ingest` target's.)
 #![no_main]
 
+mod alloc_cap;
+
 use libfuzzer_sys::fuzz_target;
 use madoguchi_wire::bundle;
 

@@ -2,6 +2,8 @@
 //! byte): never a panic, and a relay name only in its narrow form.
 #![no_main]
 
+mod alloc_cap;
+
 use libfuzzer_sys::fuzz_target;
 use madoguchi_wire::reply::{valid_relay_name, Reply};
 
