@@ -208,6 +208,20 @@ pub fn backup(data: &Path, out: &Path, after: Option<&Manifest>) -> Result<Manif
     write_paced(&mut f, &[&head, &frames, END, &sum]).map_err(io(&tmp))?;
     f.sync_all().map_err(io(&tmp))?;
     std::fs::rename(&tmp, out).map_err(io(out))?;
+    // The data folder remembers how far this backup saw the log, so that a
+    // log later found shorter is refused at start (`engine::witness`).
+    let seen = crate::engine::witness::Witness {
+        source: crate::engine::witness::Source::Backup,
+        seq: last,
+        hash: manifest.last_hash.clone(),
+        at: manifest.created.clone(),
+        place: out.display().to_string(),
+        day: None,
+        highest: Default::default(),
+    };
+    if let Err(e) = crate::engine::witness::record(data, &seen) {
+        tracing::warn!(error = %e, "the backup was written, but its position could not be noted in the data folder");
+    }
     Ok(manifest)
 }
 
@@ -602,6 +616,13 @@ pub fn recover(
         } else {
             None
         };
+        // The witnesses (the last backup, the standby) are evidence too: a
+        // repair that brings back less than they saw is refused like one
+        // behind the snapshot.
+        let seen = data.join(crate::engine::witness::DIR);
+        if seen.is_dir() {
+            copy_tree(&seen, &work.join(crate::engine::witness::DIR))?;
+        }
         let (engine, report) = Engine::open(
             &work,
             ConfigChoice::Stored,
@@ -615,7 +636,11 @@ pub fn recover(
         for entry in std::fs::read_dir(data).map_err(io(data))? {
             let entry = entry.map_err(io(data))?;
             let n = entry.file_name().to_string_lossy().into_owned();
-            if n == "log" || n == "LOCK" || n.starts_with("state.sled") {
+            if n == "log"
+                || n == "LOCK"
+                || n.starts_with("state.sled")
+                || n == crate::engine::witness::DIR
+            {
                 continue;
             }
             let to = work.join(&n);

@@ -1,6 +1,8 @@
 //! Backup files: the manifest, the checkpoint and the framed records. The
 //! checksum is made right, so the fuzzer reaches what is behind it.
 #![no_main]
+
+mod alloc_cap;
 use libfuzzer_sys::fuzz_target;
 use sha2::{Digest, Sha256};
 

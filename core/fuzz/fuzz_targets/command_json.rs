@@ -1,6 +1,8 @@
 //! Command JSON (a line of `apply`/`import`, a request body) and a log
 //! record's payload.
 #![no_main]
+
+mod alloc_cap;
 use libfuzzer_sys::fuzz_target;
 use madoguchi_core::engine::{ImportLine, RecordBody};
 use madoguchi_core::model::Command;

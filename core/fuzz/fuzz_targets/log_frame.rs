@@ -1,5 +1,7 @@
 //! One framed record: length, CRC, sequence number, link, payload.
 #![no_main]
+
+mod alloc_cap;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -2,6 +2,8 @@
 //! shape check on open, then a full checked read and verify. Never a
 //! panic, a hang or an unbounded allocation; errors are fine.
 #![no_main]
+
+mod alloc_cap;
 use libfuzzer_sys::fuzz_target;
 use madoguchi_core::log::{segment_path, EventLog, LogOptions};
 

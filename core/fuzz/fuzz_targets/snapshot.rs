@@ -1,6 +1,8 @@
 //! The snapshot decoder: what sled hands back for `meta`, `state` and a
 //! ticket, joined into a state and checked, as `Store::load` does.
 #![no_main]
+
+mod alloc_cap;
 use std::collections::BTreeMap;
 
 use libfuzzer_sys::fuzz_target;

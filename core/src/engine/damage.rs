@@ -36,6 +36,9 @@ pub struct Evidence {
     pub requests: BTreeMap<String, Number>,
     /// Each of that day's tickets' category.
     pub categories: BTreeMap<Number, String>,
+    /// Witnesses outside the log that saw it further than it now goes
+    /// (`witness.rs`), one line each.
+    pub seen_by: Vec<String>,
 }
 
 impl Evidence {
@@ -109,11 +112,16 @@ impl fmt::Display for Damage {
         }
         match &self.evidence {
             Some(e) => {
-                writeln!(
-                    f,
-                    "  スナップショット (state.sled) では記録 {} まで受付済み / the snapshot shows record {} acknowledged",
-                    e.seq, e.seq
-                )?;
+                if e.seen_by.is_empty() {
+                    writeln!(
+                        f,
+                        "  スナップショット (state.sled) では記録 {} まで受付済み / the snapshot shows record {} acknowledged",
+                        e.seq, e.seq
+                    )?;
+                }
+                for w in &e.seen_by {
+                    writeln!(f, "  {w}")?;
+                }
                 if let Some(day) = e.day {
                     let numbers: Vec<String> =
                         e.highest.iter().map(|(c, n)| format!("{c} {n}")).collect();
@@ -150,6 +158,10 @@ impl fmt::Display for Damage {
         writeln!(
             f,
             "  2. 待機系があれば、待機系を昇格して業務を続けてください (/admin の「昇格」)。\n     If a standby runs, promote it and carry on there."
+        )?;
+        writeln!(
+            f,
+            "     （待機系やバックアップの方が記録が多いときは、そちらに失われた記録があります / where the standby or a backup holds more, the lost records are there）"
         )?;
         writeln!(
             f,

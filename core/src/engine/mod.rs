@@ -21,6 +21,7 @@ pub mod damage;
 mod feed;
 mod import;
 mod shared;
+pub mod witness;
 
 pub use damage::{Damage, Evidence};
 pub use feed::{Commit, FeedClosed, FeedHandle, Subscriber};
@@ -165,6 +166,8 @@ pub struct OpenReport {
     /// the record that says so.
     pub accepted_damage: Option<String>,
     pub config_recorded: bool,
+    /// Witness files that could not be read or were set aside (`witness.rs`).
+    pub witness_notes: Vec<String>,
 }
 
 /// The result of one accepted command.
@@ -298,10 +301,10 @@ impl Engine {
                 .map(|m| Evidence::from_snapshot(&m, None)),
         };
         report.evidence_seq = evidence.as_ref().map(|e| e.seq);
-        let mut accepted = None;
         let witness = evidence.clone();
-        if let Some(ev) = evidence.filter(|e| e.seq > log.last_seq()) {
-            let damage = Damage {
+        let behind_snapshot = evidence
+            .filter(|e| e.seq > log.last_seq())
+            .map(|ev| Damage {
                 file: report_file(&log, &log_report),
                 record: log.last_seq() + 1,
                 problem: format!(
@@ -316,7 +319,43 @@ impl Engine {
                 ),
                 log_ends_at: Some(log.last_seq()),
                 evidence: Some(ev),
-            };
+            });
+        // The witnesses outside the log (the last backup, the standby's
+        // confirmed position) are evidence too.
+        let (witnesses, unreadable) = witness::read_all(dir);
+        for note in unreadable {
+            tracing::warn!(%note, "a witness file could not be read; it proves nothing");
+            report
+                .witness_notes
+                .push(format!("unreadable witness: {note}"));
+        }
+        let seen = witnessed(&log, &log_report, &witnesses, witness.as_ref());
+        let from_witness = seen.is_some();
+        let damage = match (behind_snapshot, seen) {
+            (Some(mut a), Some(b)) => {
+                if let (Some(ea), Some(eb)) = (a.evidence.as_mut(), b.evidence) {
+                    ea.seen_by.insert(
+                        0,
+                        format!(
+                            "スナップショット (state.sled) は記録 {} まで受付済み / the snapshot shows record {} acknowledged",
+                            ea.seq, ea.seq
+                        ),
+                    );
+                    ea.seq = ea.seq.max(eb.seq);
+                    ea.seen_by.extend(eb.seen_by);
+                    for (c, n) in eb.highest {
+                        let h = ea.highest.entry(c).or_insert(n);
+                        *h = (*h).max(n);
+                    }
+                }
+                a.record = a.record.min(b.record);
+                a.problem = format!("{}; {}", a.problem, b.problem);
+                Some(a)
+            }
+            (a, b) => a.or(b),
+        };
+        let mut accepted = None;
+        if let Some(damage) = damage {
             if !opts.accept_damage {
                 return Err(EngineError::Damaged(Box::new(damage)));
             }
@@ -401,6 +440,15 @@ impl Engine {
         }
         if let Some(damage) = accepted {
             report.accepted_damage = Some(engine.accept_damage(&damage)?);
+            if from_witness {
+                // The log now goes on differently from what they saw.
+                for p in witness::set_aside(dir, engine.log.last_seq()).map_err(io_err(dir))? {
+                    report.witness_notes.push(format!(
+                        "witness set aside after the accepted loss: {}",
+                        p.display()
+                    ));
+                }
+            }
         }
         let wanted = match choice {
             ConfigChoice::Given(c) => Some(*c),
@@ -1271,6 +1319,51 @@ fn aside_name(path: &Path) -> PathBuf {
 
 /// The file to name for a log that ends early: the torn segment, else the
 /// last one, else the folder.
+/// The damage the witnesses prove, if any: a witness that saw a record the
+/// log no longer holds, or the log's last record different from the one a
+/// witness saw at the same position. `snapshot` lends its numbers (the
+/// witness may know none).
+fn witnessed(
+    log: &EventLog,
+    log_report: &crate::log::OpenReport,
+    witnesses: &[witness::Witness],
+    snapshot: Option<&Evidence>,
+) -> Option<Damage> {
+    let last = log.last_seq();
+    let last_hash = hex(&log.tail().last_hash);
+    let ahead: Vec<&witness::Witness> = witnesses
+        .iter()
+        .filter(|w| w.seq > last || (w.seq == last && w.seq > 0 && w.hash != last_hash))
+        .collect();
+    let top = ahead.iter().map(|w| w.seq).max()?;
+    let mut ev = snapshot.cloned().unwrap_or_default();
+    ev.seq = ev.seq.max(top);
+    ev.seen_by = ahead.iter().map(|w| w.describe()).collect();
+    for w in &ahead {
+        if ev.day.is_none() || w.day > ev.day {
+            ev.day = w.day;
+        }
+        for (c, n) in &w.highest {
+            let h = ev.highest.entry(c.clone()).or_insert(*n);
+            *h = (*h).max(*n);
+        }
+    }
+    let differs = ahead.iter().any(|w| w.seq == last);
+    Some(Damage {
+        file: report_file(log, log_report),
+        record: if differs { last } else { last + 1 },
+        problem: if differs {
+            format!("the log's record {last} differs from the one a witness outside the log holds")
+        } else {
+            format!(
+                "a witness outside the log holds record {top}, but the log ends at record {last}"
+            )
+        },
+        log_ends_at: Some(last),
+        evidence: Some(ev),
+    })
+}
+
 fn report_file(log: &EventLog, report: &crate::log::OpenReport) -> PathBuf {
     report.truncated_in.clone().unwrap_or_else(|| {
         log.segments()

@@ -232,6 +232,102 @@ fn a_snapshot_ahead_of_the_log_is_refused_then_accepted_without_giving_a_number_
     }
 }
 
+/// A witness outside the log (the last backup, the standby's confirmed
+/// position) that saw more than the log holds is evidence of lost records,
+/// even with no snapshot left to compare with (issue 17): refused, naming
+/// the witness; a witness whose record differs from the log's at the same
+/// position likewise; accepting the loss sets the witnesses aside, so the
+/// next start is clean.
+#[test]
+fn a_witness_that_saw_more_than_the_log_is_refused_then_accepted() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let out = tempfile::tempdir().expect("backups");
+    let cfg = Config::embedded_default();
+    let cmds = sim_days(&cfg, 1, 11);
+    let (mut engine, _) = open(dir.path());
+    run_all(&mut engine, &cmds[..150]);
+    let mark = engine.log.tail();
+    run_all(&mut engine, &cmds[150..200]);
+    let backup = out.path().join("full.mdgb");
+    let m = crate::backup::backup(dir.path(), &backup, None).expect("backup");
+    assert_eq!(m.last_seq, engine.seq());
+    // The log loses its last records, and no snapshot is left to say so.
+    engine.log.rollback_to(mark).expect("rollback");
+    engine.close().expect("close");
+    std::fs::remove_dir_all(dir.path().join("state.sled")).expect("rm sled");
+    let err = Engine::open(dir.path(), ConfigChoice::Stored, EngineOptions::default())
+        .expect_err("the backup saw more");
+    let EngineError::Damaged(d) = &err else {
+        panic!("{err}")
+    };
+    assert_eq!(d.log_ends_at, Some(mark.next_seq - 1));
+    assert_eq!(d.lost_range(), Some((mark.next_seq, m.last_seq)));
+    let text = err.to_string();
+    assert!(text.contains("the latest backup"), "{text}");
+    assert!(text.contains(&backup.display().to_string()), "{text}");
+    assert!(text.contains("起動を中止"), "{text}");
+    assert!(!dir.path().join("state.sled").exists() || text.contains("record"));
+
+    // The standby saw the log's last record, but a different one.
+    std::fs::remove_dir_all(dir.path().join(witness::DIR)).expect("rm witness");
+    let (engine, _) = open(dir.path());
+    let last = engine.seq();
+    engine.close().expect("close");
+    witness::record(
+        dir.path(),
+        &witness::Witness {
+            source: witness::Source::Standby,
+            seq: last,
+            hash: "ab".repeat(32),
+            at: "2026-12-06T10:00:00Z".into(),
+            place: "https://standby.example:8443".into(),
+            day: None,
+            highest: [("idou".to_string(), 1500)].into_iter().collect(),
+        },
+    )
+    .expect("witness");
+    let err = Engine::open(dir.path(), ConfigChoice::Stored, EngineOptions::default())
+        .expect_err("the standby holds another record there");
+    let text = err.to_string();
+    assert!(text.contains("differs"), "{text}");
+    assert!(text.contains("the standby"), "{text}");
+    assert!(text.contains("idou 1500"), "{text}");
+
+    // Accepted: numbers raised above what the standby's witness showed,
+    // the witness set aside, the next start clean.
+    let opts = EngineOptions {
+        accept_damage: true,
+        ..EngineOptions::default()
+    };
+    let (mut engine, report) =
+        Engine::open(dir.path(), ConfigChoice::Stored, opts).expect("accepted");
+    assert!(report.accepted_damage.is_some());
+    assert!(
+        report.witness_notes.iter().any(|n| n.contains("set aside")),
+        "{:?}",
+        report.witness_notes
+    );
+    let at = engine.state().meta.last_at;
+    let new = engine
+        .execute(
+            at,
+            &Command::IssueTicket {
+                category: "idou".into(),
+                kiosk: None,
+                request_id: None,
+            },
+        )
+        .expect("engine")
+        .expect("issued")
+        .ticket
+        .expect("number");
+    assert!(new > 1500, "{new} may have been given by the standby");
+    engine.close().expect("close");
+    let (engine, report) = open(dir.path());
+    assert!(report.accepted_damage.is_none());
+    engine.close().expect("close");
+}
+
 #[test]
 fn a_bad_import_line_leaves_the_folder_exactly_as_it_was() {
     let dir = tempfile::tempdir().expect("tmp");

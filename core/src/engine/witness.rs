@@ -1,0 +1,184 @@
+//! Witnesses (R10): positions in the log that something outside the log has
+//! seen — the last backup taken, the record the standby confirmed holding —
+//! kept as small files in `<data>/witness/` so that a log which later holds
+//! less than they saw is refused at start like one behind its snapshot.
+//!
+//! A witness is written only after the log held the record it names (a
+//! backup reads the synced log; a standby confirms a record it received
+//! from it), so a witness ahead of the log, or one whose record differs
+//! from the log's at the same position, proves that records were lost or
+//! replaced. Each file is written whole (temp file, sync, rename) and may
+//! lag behind; it is never ahead of what was true. An unreadable witness
+//! file proves nothing and is reported, not trusted.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use chrono::NaiveDate;
+use serde::{Deserialize, Serialize};
+
+use crate::model::Number;
+
+/// The folder of witness files inside a data folder.
+pub const DIR: &str = "witness";
+
+/// Who saw the log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Source {
+    /// `madoguchi backup` wrote a backup ending at this record.
+    Backup,
+    /// The standby confirmed holding every record up to this one.
+    Standby,
+}
+
+impl Source {
+    fn file(self) -> &'static str {
+        match self {
+            Source::Backup => "backup.json",
+            Source::Standby => "standby.json",
+        }
+    }
+
+    /// How the source is named in a refusal (Japanese / English).
+    pub fn name(self) -> &'static str {
+        match self {
+            Source::Backup => "最新のバックアップ / the latest backup",
+            Source::Standby => "待機系 / the standby",
+        }
+    }
+}
+
+/// One witness: the last record it saw, and where it is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Witness {
+    pub source: Source,
+    pub seq: u64,
+    /// The hash of record `seq` (hex).
+    pub hash: String,
+    /// When it was seen (RFC 3339).
+    pub at: String,
+    /// Where the copy is: the backup file, the standby's address.
+    pub place: String,
+    /// The business day open at `seq` and each category's highest number
+    /// issued by then, where the writer knew them (the standby's witness
+    /// is written from the primary's state).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub day: Option<NaiveDate>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub highest: BTreeMap<String, Number>,
+}
+
+impl Witness {
+    /// One line for a refusal or a fault record.
+    pub fn describe(&self) -> String {
+        format!(
+            "{} ({}, {}) は記録 {} まで保持 / holds records up to {}",
+            self.source.name(),
+            self.place,
+            self.at,
+            self.seq,
+            self.seq
+        )
+    }
+}
+
+/// Writes `w` into `data`'s witness folder, replacing that source's
+/// earlier witness.
+pub fn record(data: &Path, w: &Witness) -> std::io::Result<()> {
+    let dir = data.join(DIR);
+    std::fs::create_dir_all(&dir)?;
+    let path = dir.join(w.source.file());
+    let tmp = path.with_extension("json.part");
+    let mut f = std::fs::File::create(&tmp)?;
+    f.write_all(&serde_json::to_vec_pretty(w).map_err(std::io::Error::other)?)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, &path)
+}
+
+/// What the witness folder says: the witnesses that could be read, and a
+/// note for each file that could not (proof of nothing, but said).
+pub fn read_all(data: &Path) -> (Vec<Witness>, Vec<String>) {
+    let mut found = Vec::new();
+    let mut unreadable = Vec::new();
+    for source in [Source::Backup, Source::Standby] {
+        let path = data.join(DIR).join(source.file());
+        match std::fs::read(&path) {
+            Ok(bytes) => match serde_json::from_slice::<Witness>(&bytes) {
+                Ok(w) if w.source == source => found.push(w),
+                Ok(_) => unreadable.push(format!("{}: names another source", path.display())),
+                Err(e) => unreadable.push(format!("{}: {e}", path.display())),
+            },
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => unreadable.push(format!("{}: {e}", path.display())),
+        }
+    }
+    (found, unreadable)
+}
+
+/// Moves the witness files aside once a loss was accepted: the log now
+/// continues differently from what they saw. Returns where they went.
+pub fn set_aside(data: &Path, after_seq: u64) -> std::io::Result<Vec<PathBuf>> {
+    let mut moved = Vec::new();
+    for source in [Source::Backup, Source::Standby] {
+        let path = data.join(DIR).join(source.file());
+        if path.exists() {
+            let to = path.with_extension(format!("json.accepted-at-{after_seq}"));
+            std::fs::rename(&path, &to)?;
+            moved.push(to);
+        }
+    }
+    Ok(moved)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn witness(source: Source, seq: u64) -> Witness {
+        Witness {
+            source,
+            seq,
+            hash: "00".repeat(32),
+            at: "2026-12-06T10:00:00Z".into(),
+            place: "/backups/full.mdgb".into(),
+            day: None,
+            highest: BTreeMap::new(),
+        }
+    }
+
+    #[test]
+    fn written_witnesses_read_back_and_replace_their_source() {
+        let d = tempfile::tempdir().expect("tempdir");
+        record(d.path(), &witness(Source::Backup, 5)).expect("write");
+        record(d.path(), &witness(Source::Backup, 9)).expect("write");
+        record(d.path(), &witness(Source::Standby, 7)).expect("write");
+        let (found, bad) = read_all(d.path());
+        assert!(bad.is_empty());
+        assert_eq!(
+            found.iter().map(|w| (w.source, w.seq)).collect::<Vec<_>>(),
+            vec![(Source::Backup, 9), (Source::Standby, 7)]
+        );
+    }
+
+    #[test]
+    fn a_garbled_witness_is_reported_not_trusted() {
+        let d = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir_all(d.path().join(DIR)).expect("dir");
+        std::fs::write(d.path().join(DIR).join("standby.json"), b"{\"seq\": 9").expect("write");
+        let (found, bad) = read_all(d.path());
+        assert!(found.is_empty());
+        assert_eq!(bad.len(), 1, "{bad:?}");
+    }
+
+    #[test]
+    fn set_aside_moves_every_witness() {
+        let d = tempfile::tempdir().expect("tempdir");
+        record(d.path(), &witness(Source::Backup, 5)).expect("write");
+        record(d.path(), &witness(Source::Standby, 5)).expect("write");
+        let moved = set_aside(d.path(), 3).expect("moved");
+        assert_eq!(moved.len(), 2);
+        assert!(read_all(d.path()).0.is_empty());
+    }
+}
