@@ -572,3 +572,93 @@ fn a_clean_stop_tells_the_displays_at_once() {
     let status = wait_exit(&mut s.child, Duration::from_secs(15)).expect("exits");
     assert!(status.success());
 }
+
+/// The standby is a witness too (issue 17): it holds every record the
+/// primary answered. A primary whose log lost records the standby holds —
+/// a torn tail after a power cut, the snapshot gone with it — is refused at
+/// start naming the standby; started anyway without that note (the witness
+/// folder lost as well), it still gives none of those numbers again: the
+/// standby sees a primary behind it, says so and stops following, so the
+/// primary has no lease and takes no command; promoted, the standby goes on
+/// from its own numbers.
+#[test]
+fn a_primary_that_lost_what_its_standby_holds_gives_none_of_those_numbers_again() {
+    use crate::failover::{enrolled_primary, issue, number, pair, promote};
+    let mut e = enrolled_primary();
+    let standby = pair(&e, &e.primary.base.clone());
+    let data = e.primary.data_dir().join("data");
+    let segment = segments(&data).pop().expect("a segment");
+    let (st, v) = issue(&e.primary.base, &e.kiosk);
+    assert_eq!(st, reqwest::StatusCode::OK, "{v}");
+    let mut issued = vec![1001, number(&v)];
+    // Everything after this point is lost below.
+    let kept = std::fs::metadata(&segment).expect("segment").len();
+    let mut last_seq = 0;
+    for _ in 0..4 {
+        let (st, v) = issue(&e.primary.base, &e.kiosk);
+        assert_eq!(st, reqwest::StatusCode::OK, "{v}");
+        issued.push(number(&v));
+        last_seq = v["seq"].as_u64().expect("seq");
+    }
+    // The primary notes the standby's confirmed position (paced).
+    let noted = data.join("witness").join("standby.json");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let seen = std::fs::read(&noted)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+            .and_then(|v| v["seq"].as_u64());
+        if seen.is_some_and(|s| s >= last_seq) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never noted: {seen:?}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // A power cut: the log's tail and the snapshot store are gone.
+    e.primary.stop();
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&segment)
+        .expect("open");
+    f.set_len(kept + 7).expect("tear");
+    drop(f);
+    std::fs::remove_dir_all(data.join("state.sled")).expect("rm sled");
+    let out = run(&data, &["status"]);
+    assert!(
+        !out.status.success(),
+        "a start on the short log was allowed"
+    );
+    let text = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(text.contains("起動を中止"), "{text}");
+    assert!(text.contains("the standby"), "{text}");
+    assert!(
+        text.contains(&format!("holds records up to {last_seq}")),
+        "{text}"
+    );
+
+    // The note lost too: the primary starts, but the standby will not
+    // count records the primary no longer has.
+    std::fs::remove_dir_all(data.join("witness")).expect("rm witness");
+    e.primary.restart();
+    for _ in 0..3 {
+        let (st, v) = issue(&e.primary.base, &e.kiosk);
+        assert_eq!(st, reqwest::StatusCode::SERVICE_UNAVAILABLE, "{v}");
+        assert_eq!(v["error"]["code"], "no_standby_lease", "{v}");
+    }
+    let faults = std::fs::read_to_string(data.join("faults.jsonl")).unwrap_or_default();
+    assert!(
+        faults.contains(&format!("the standby holds records up to {last_seq}")),
+        "{faults}"
+    );
+    let promoted = promote(&standby);
+    assert_eq!(promoted["epoch"], 1, "{promoted}");
+    for _ in 0..3 {
+        let (st, v) = issue(&standby.base, &e.kiosk);
+        assert_eq!(st, reqwest::StatusCode::OK, "{v}");
+        issued.push(number(&v));
+    }
+    let mut seen = BTreeSet::new();
+    for n in &issued {
+        assert!(seen.insert(*n), "number {n} given twice: {issued:?}");
+    }
+}

@@ -394,7 +394,7 @@ impl Cable {
 
 /// A primary with its standby following through `via` (the primary's
 /// address, or a cable to it); the standby's admin client.
-fn pair(e: &Enrolled, via: &str) -> Server {
+pub fn pair(e: &Enrolled, via: &str) -> Server {
     let (pc, pcsrf) = e.primary.admin();
     let link: Value = pc
         .post(e.primary.url("/api/devices"))
@@ -425,7 +425,7 @@ fn pair(e: &Enrolled, via: &str) -> Server {
     standby
 }
 
-fn issue(base: &str, kiosk: &str) -> (StatusCode, Value) {
+pub fn issue(base: &str, kiosk: &str) -> (StatusCode, Value) {
     device_cmd(
         base,
         kiosk,
@@ -434,7 +434,7 @@ fn issue(base: &str, kiosk: &str) -> (StatusCode, Value) {
 }
 
 /// Promotes through `POST /api/promote`, as the 主機に昇格 button does.
-fn promote(standby: &Server) -> Value {
+pub fn promote(standby: &Server) -> Value {
     let (c, csrf) = standby.admin();
     let r = c
         .post(standby.url("/api/promote"))
@@ -454,7 +454,7 @@ fn assert_no_number_twice(issued: &[u64]) {
     }
 }
 
-fn number(v: &Value) -> u64 {
+pub fn number(v: &Value) -> u64 {
     v["ticket"].as_u64().expect("ticket")
 }
 

@@ -51,6 +51,12 @@ pub enum ApiError {
     Standby,
     /// The standby's log differs from ours at this record.
     Diverged(u64),
+    /// The standby holds records up to `standby`, but this log ends at
+    /// `ours`: records were lost here (issue 17).
+    PrimaryBehind {
+        standby: u64,
+        ours: u64,
+    },
     /// A standby was promoted (this epoch): this old primary takes no
     /// commands (issue 24).
     Replaced(u64),
@@ -173,6 +179,12 @@ impl ApiError {
                 "diverged",
                 format!("記録 {seq} が一致しません"),
                 format!("the logs differ at record {seq}"),
+            ),
+            ApiError::PrimaryBehind { standby, ours } => (
+                StatusCode::CONFLICT,
+                "primary_behind",
+                format!("待機系は記録 {standby} まで持っていますが、この主機の記録は {ours} で終わっています。主機の記録が失われたため受付を止めました。待機系を昇格してください"),
+                format!("the standby holds records up to {standby}, but this primary's log ends at {ours}: records were lost here; promote the standby"),
             ),
             ApiError::Replaced(epoch) => (
                 StatusCode::SERVICE_UNAVAILABLE,

@@ -14,6 +14,7 @@ use axum::extract::{Query, State};
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use madoguchi_core::engine::witness;
 use madoguchi_core::log::{self, Record};
 use madoguchi_core::model::Event;
 use madoguchi_core::store::{hex, parse_hex};
@@ -47,10 +48,12 @@ pub struct Since {
 fn records_after(app: &App, after: u64, hash: Option<&str>) -> Result<Vec<Record>, ApiError> {
     let dir = app.data.join("log");
     let mut out = Vec::new();
+    let mut ours = 0;
     let records =
         log::read_live_near(&dir, after).map_err(|e| ApiError::Internal(e.to_string()))?;
     for r in records {
         let (_, rec) = r.map_err(|e| ApiError::Internal(e.to_string()))?;
+        ours = ours.max(rec.seq);
         if rec.seq == after {
             if let Some(h) = hash {
                 if hex(&rec.hash()) != h {
@@ -73,7 +76,62 @@ fn records_after(app: &App, after: u64, hash: Option<&str>) -> Result<Vec<Record
             }
         }
     }
+    if ours < after {
+        // The standby holds records this log does not: they were lost here
+        // (a torn or restored log). Answering would let the lease count
+        // them as held and give their numbers again (issue 17).
+        return Err(ApiError::PrimaryBehind {
+            standby: after,
+            ours,
+        });
+    }
     Ok(out)
+}
+
+/// At most this often the standby's confirmed position is written down
+/// as a witness (`madoguchi_core::engine::witness`).
+const WITNESS_EVERY: Duration = Duration::from_secs(2);
+
+/// Notes in the data folder that the standby holds every record up to
+/// `seq` (whose hash it sent), with the day's highest numbers, so that a
+/// start on a log that lost them is refused. Paced, best effort, off the
+/// async threads.
+fn note_witness(app: &Arc<App>, standby: &str, seq: u64, hash: &str) {
+    static LAST: std::sync::Mutex<Option<(u64, std::time::Instant)>> = std::sync::Mutex::new(None);
+    {
+        let Ok(mut last) = LAST.lock() else { return };
+        if last.is_some_and(|(s, t)| s >= seq || t.elapsed() < WITNESS_EVERY) {
+            return;
+        }
+        *last = Some((seq, std::time::Instant::now()));
+    }
+    let app = app.clone();
+    let place = format!("standby device {standby}");
+    let hash = hash.to_string();
+    tokio::task::spawn_blocking(move || {
+        let known = app.engine.read(|e| {
+            let s = e.state();
+            let mut highest = std::collections::BTreeMap::new();
+            for t in s.tickets.values() {
+                let h = highest.entry(t.category.clone()).or_insert(t.number);
+                *h = (*h).max(t.number);
+            }
+            (s.meta.day.as_ref().map(|d| d.date), highest)
+        });
+        let Ok((day, highest)) = known else { return };
+        let w = witness::Witness {
+            source: witness::Source::Standby,
+            seq,
+            hash,
+            at: chrono::Utc::now().to_rfc3339(),
+            place,
+            day,
+            highest,
+        };
+        if let Err(e) = witness::record(&app.data, &w) {
+            tracing::warn!(error = %e, "the standby's position could not be noted");
+        }
+    });
 }
 
 /// `GET /api/replication?after=N&hash=H`: the records after N, waiting a
@@ -87,11 +145,6 @@ pub async fn serve(
     let caller = app
         .auth
         .require(&method, &headers, &[Role::Standby, Role::Admin])?;
-    if caller.role == Role::Standby {
-        if let Some(g) = &q.lease {
-            app.fence.renew(g);
-        }
-    }
     let mut commits = app.feed.subscribe();
     let mut accounts_changed = app.auth.subscribe();
     for attempt in 0..2 {
@@ -108,11 +161,30 @@ pub async fn serve(
         let after = q.after;
         let recs = tokio::task::spawn_blocking(move || records_after(&a, after, hash.as_deref()))
             .await
-            .map_err(|e| ApiError::Internal(e.to_string()))??;
+            .map_err(|e| ApiError::Internal(e.to_string()))?;
+        let recs = match recs {
+            Err(ApiError::PrimaryBehind { standby, ours }) => {
+                app.faults.record(
+                    "damage",
+                    format!("the standby holds records up to {standby}, but this log ends at {ours}: records were lost here; this server takes no commands (no standby lease) — promote the standby / 待機系の方が記録が多いため、この主機は受付を止めました。待機系を昇格してください"),
+                );
+                return Err(ApiError::PrimaryBehind { standby, ours });
+            }
+            other => other?,
+        };
+        // Only a standby whose position this log holds renews the lease.
+        if caller.role == Role::Standby && attempt == 0 {
+            if let Some(g) = &q.lease {
+                app.fence.renew(g);
+            }
+        }
         // The standby holds every record up to `after`: its hash was just
         // checked against ours.
-        if caller.role == Role::Standby && q.hash.is_some() {
-            app.fence.ack(q.after);
+        if caller.role == Role::Standby {
+            if let Some(h) = &q.hash {
+                app.fence.ack(q.after);
+                note_witness(&app, &caller.name, q.after, h);
+            }
         }
         if !recs.is_empty() || accounts.is_some() || attempt == 1 {
             let records: Vec<Value> = recs
@@ -296,7 +368,17 @@ pub fn follow(app: Arc<App>, primary: String, token: String) {
             let answer = http.get(&url).bearer_auth(&token).send().await;
             let answer = match answer {
                 Ok(r) if r.status() == StatusCode::CONFLICT => {
-                    app.faults.record("standby", format!("the primary's log differs from ours after record {after}: not following it"));
+                    let code = r
+                        .json::<Value>()
+                        .await
+                        .ok()
+                        .and_then(|v| v["code"].as_str().map(str::to_string));
+                    let why = if code.as_deref() == Some("primary_behind") {
+                        format!("the primary's log ends before our record {after}: it lost records we hold; not following it — promote this standby / 主機の記録が失われています。この待機系を昇格してください")
+                    } else {
+                        format!("the primary's log differs from ours after record {after}: not following it")
+                    };
+                    app.faults.record("standby", why);
                     break;
                 }
                 Ok(r) if r.status().is_success() => r.json::<Value>().await.ok(),
