@@ -119,6 +119,9 @@ pub struct Board {
     pub date: Option<String>,
     pub day_open: bool,
     pub places: HashMap<u32, Place>,
+    /// The office lists passed numbers: then a number gone from every list
+    /// was served or cancelled, never "passed" by inference.
+    pub lists_passed: bool,
 }
 
 #[derive(Deserialize)]
@@ -144,7 +147,7 @@ struct Queue {
     waiting: Vec<Vec<serde_json::Value>>,
     /// Absent after a call (an office before issue 20's `passed` sends none).
     #[serde(default)]
-    passed: Vec<serde_json::Value>,
+    passed: Option<Vec<serde_json::Value>>,
 }
 
 fn number(v: Option<&serde_json::Value>) -> Option<u32> {
@@ -157,8 +160,10 @@ impl Board {
     pub fn parse(body: &str) -> Option<Board> {
         let m: Message = serde_json::from_str(body).ok()?;
         let mut places = HashMap::new();
+        let mut lists_passed = false;
         for q in m.data.queues {
-            for n in q.passed.iter().filter_map(|v| number(Some(v))) {
+            lists_passed |= q.passed.is_some();
+            for n in q.passed.iter().flatten().filter_map(|v| number(Some(v))) {
                 places.entry(n).or_insert(Place::Passed {
                     queue: q.queue.clone(),
                 });
@@ -204,6 +209,7 @@ impl Board {
             date: m.data.date,
             day_open: m.data.day_open,
             places,
+            lists_passed,
         })
     }
 
@@ -318,8 +324,11 @@ pub fn decide(
             (Some(Notice::Passed), Fate::Keep)
         }
         // Gone from the lists: served (after a call we told), told it had
-        // passed already, or gone without a call this relay saw.
-        None if p.called.is_some() || p.passed => (None, Fate::End),
+        // passed already, or — from an office that lists passed numbers —
+        // served or cancelled while this relay was not looking (down, or
+        // between two versions).
+        None if p.called.is_some() || p.passed || board.lists_passed => (None, Fate::End),
+        // An older office: gone without a call seen is taken as passed.
         None => (Some(Notice::Passed), Fate::End),
     }
 }
@@ -510,6 +519,41 @@ mod tests {
         );
         assert!(matches!(b.places.get(&106), Some(Place::Waiting { .. })));
         assert_eq!(b.places.len(), 2, "only numbers are read");
+        assert!(b.lists_passed);
+
+        // From such an office, a number gone without a call seen (the
+        // relay was down for the call and the service) ends quietly.
+        let t = Token::parse("2026-12-06/107").expect("token");
+        let mut p = Progress::default();
+        let waiting = Board {
+            places: HashMap::from([(
+                107,
+                Place::Waiting {
+                    queue: "idou".into(),
+                    ahead: 5,
+                    minutes: 20,
+                },
+            )]),
+            ..b.clone()
+        };
+        assert_eq!(
+            decide(&waiting, &t, Threshold::Ahead(1), &mut p),
+            (None, Fate::Keep)
+        );
+        assert_eq!(
+            decide(&b, &t, Threshold::Ahead(1), &mut p),
+            (None, Fate::End)
+        );
+        let older = Board {
+            lists_passed: false,
+            ..b
+        };
+        let mut p = Progress::default();
+        assert_eq!(
+            decide(&older, &t, Threshold::Ahead(1), &mut p),
+            (Some(Notice::Passed), Fate::End),
+            "an office without the list: gone without a call is passed"
+        );
     }
 
     #[test]
