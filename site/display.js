@@ -126,7 +126,8 @@
     const number = Number(m[2]);
     set("mine", w.num(number));
     const q = data.queues.find((x) => x.numbers && number >= x.numbers[0] && number <= x.numbers[1]);
-    const inQueue = data.queues.find((x) => x.waiting.some((e) => e[0] === number) || x.serving.some((e) => e[0] === number)) || q;
+    const passedIn = (x) => Array.isArray(x.passed) && x.passed.includes(number);
+    const inQueue = data.queues.find((x) => x.waiting.some((e) => e[0] === number) || x.serving.some((e) => e[0] === number) || passedIn(x)) || q;
     if (!inQueue) { set("mine-state", w.unknown); return; }
     set("mine-queue", inQueue.name[lang] || inQueue.name.ja);
     set("mine-serving", inQueue.serving.length ? inQueue.serving.map((e) => e[0]).join("、") : "—");
@@ -140,7 +141,12 @@
     set("mine-ahead", "—");
     set("mine-wait", "—");
     set("mine-state", data.day_open ? w.passed : w.closed);
-    if (data.day_open) noticeCheck({ kind: "passed" });
+    // Listed as passed by the office (called, did not come): told even
+    // after a call. An office that lists passed numbers says so for every
+    // pass, so a number gone from its lists was served or cancelled; from
+    // an older one, a number gone without a call seen is taken as passed.
+    const listsPassed = data.queues.some((x) => Array.isArray(x.passed));
+    if (data.day_open) noticeCheck({ kind: "passed", sure: passedIn(inQueue), inferred: !listsPassed });
   }
 
   // ---- notices: "tell me when my turn is near" (issue 20) --------------
@@ -216,7 +222,11 @@
     if (!prefs) return;
     const told = prefs.told;
     const was = JSON.stringify(told);
-    if (place.kind === "waiting" || place.kind === "called") told.seen = true;
+    if (place.kind === "waiting" || place.kind === "called") {
+      told.seen = true;
+      // Returned to the queue after a pass: a new call is told again.
+      if (told.passed) { told.passed = false; told.called = null; }
+    }
     if (prefs.on) {
       const w = nwords[lang];
       if (place.kind === "waiting" && !told.near) {
@@ -226,7 +236,7 @@
         told.near = true;
         told.called = place.counter;
         fire("called", w.called(place.counter));
-      } else if (place.kind === "passed" && told.seen && !told.called && !told.passed) {
+      } else if (place.kind === "passed" && !told.passed && (place.sure || (place.inferred && told.seen && !told.called))) {
         told.passed = true;
         fire("passed", w.passed);
       }
@@ -269,11 +279,26 @@
       const reg = await activated(await navigator.serviceWorker.register("/push/sw.js", { scope: "/push/" }));
       let sub = await reg.pushManager.getSubscription();
       if (!sub) sub = await reg.pushManager.subscribe({ userVisibleOnly: true, applicationServerKey: keyBytes(pushKey) });
-      const notify = prefs.kind === "minutes" ? { minutes: prefs.minutes } : { ahead: prefs.ahead };
-      const res = await pushPost("/push/subscribe", { ticket: ticketToken, subscription: sub.toJSON(), notify, lang });
-      if (res.ok) { prefs.push = true; savePrefs(); setState(w.push); body.dataset.pushSubscribed = "1"; } else { setState(w.failed); }
+      const res = await pushPost("/push/subscribe", { ticket: ticketToken, subscription: sub.toJSON(), notify: notifyChoice(), lang });
+      if (res.ok) { prefs.push = true; savePrefs(); setState(w.push); body.dataset.pushSubscribed = "1"; body.dataset.pushLang = lang; } else { setState(w.failed); }
     } catch (_) { setState(w.failed); }
     notifyRender(ticketToken);
+  }
+  function notifyChoice() {
+    return prefs.kind === "minutes" ? { minutes: prefs.minutes } : { ahead: prefs.ahead };
+  }
+  // Another language chosen on the page: the relay's pushes follow it. The
+  // subscription is sent again with the new language (the relay keeps what
+  // it has told); no permission is asked again.
+  async function pushLanguage() {
+    if (!prefs || !prefs.push || !pushPossible || !ticketToken) return;
+    try {
+      const reg = await navigator.serviceWorker.getRegistration("/push/");
+      const sub = reg && (await reg.pushManager.getSubscription());
+      if (!sub) return;
+      const res = await pushPost("/push/subscribe", { ticket: ticketToken, subscription: sub.toJSON(), notify: notifyChoice(), lang });
+      if (res.ok) body.dataset.pushLang = lang;
+    } catch (_) { /* the pushes stay in the language chosen before */ }
   }
   async function pushUnsubscribe() {
     try {
@@ -330,7 +355,11 @@
 
   document.addEventListener("click", (ev) => {
     const b = ev.target.closest("[data-set-lang]");
-    if (b) { lang = b.dataset.setLang; ticketView(lastData); }
+    if (!b) return;
+    const was = lang;
+    lang = b.dataset.setLang;
+    ticketView(lastData);
+    if (lang !== was) pushLanguage();
   });
   window.addEventListener("hashchange", () => ticketView(lastData));
   let lastData = null;

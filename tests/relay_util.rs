@@ -237,6 +237,12 @@ impl Relay {
         )
     }
 
+    /// The relay's configuration file (a test may edit it before
+    /// [`Self::restart`]).
+    pub fn config_file(&self) -> &Path {
+        &self.config
+    }
+
     /// The relay's state folder (what it has accepted).
     pub fn state_dir(&self) -> PathBuf {
         self._dir.path().join("state")

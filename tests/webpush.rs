@@ -215,6 +215,17 @@ retries = 1
 /// The `ticket` topic as the office renders it: one queue, these numbers
 /// waiting (4 minutes apart) and these being served.
 fn ticket_json(date: &str, open: bool, waiting: &[u32], serving: &[(u32, &str)]) -> String {
+    ticket_json_passed(date, open, waiting, serving, &[])
+}
+
+/// [`ticket_json`] with numbers called that did not come (不在).
+fn ticket_json_passed(
+    date: &str,
+    open: bool,
+    waiting: &[u32],
+    serving: &[(u32, &str)],
+    passed: &[u32],
+) -> String {
     json!({
         "topic": "ticket",
         "data": {
@@ -229,6 +240,7 @@ fn ticket_json(date: &str, open: bool, waiting: &[u32], serving: &[(u32, &str)])
                 "waiting": waiting.iter().enumerate()
                     .map(|(i, n)| json!([n, (i as u32 + 1) * 4, format!("およそ{}分", (i + 1) * 4), null]))
                     .collect::<Vec<_>>(),
+                "passed": passed,
             }],
         },
         "html": "<div class=\"ticket-page\"></div>",
@@ -867,4 +879,531 @@ fn a_slow_down_or_gone_push_service_costs_the_relay_nothing_and_gone_subscriptio
     assert_eq!(r.metric("madoguchi_relay_push_retries_total"), Some(2));
     assert_eq!(r.metric("madoguchi_relay_push_sent_total"), Some(2));
     assert_eq!(r.metric("madoguchi_relay_push_subscriptions"), Some(4));
+}
+
+/// The relay's VAPID public key (`/push/key`).
+fn push_key(r: &Relay) -> String {
+    let key: Value = client(r)
+        .get(r.public_url("/push/key"))
+        .send()
+        .and_then(|x| x.json())
+        .expect("/push/key");
+    key["key"].as_str().expect("key").to_string()
+}
+
+/// The office sends every bundle to every relay.
+fn publish_all(rs: &[&Relay], key: &SigningKey, seq: u64, ticket: String) {
+    for r in rs {
+        publish(r, key, seq, ticket.clone());
+    }
+}
+
+/// Waits (20 s at most) until `path` on the push service has `n` requests
+/// and checks that no more come for half a second.
+fn exactly(svc: &PushService, path: &str, n: usize) -> Vec<Got> {
+    svc.wait_for(path, n);
+    std::thread::sleep(Duration::from_millis(500));
+    let got = svc.received(path);
+    assert_eq!(got.len(), n, "{path}: exactly {n} pushes");
+    got
+}
+
+/// Waits (20 s at most) until the relay's subscriptions file no longer
+/// names `endpoint` (it is written a moment after each change).
+fn wait_file_without(r: &Relay, endpoint: &str) {
+    let file = r.state_dir().join("push/subscriptions.json");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let text = std::fs::read_to_string(&file).unwrap_or_default();
+        if !text.contains(endpoint) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{endpoint} still on disk: {text}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Two relays behind a CDN (deploy/README.md, "Several relays behind a
+/// CDN"): the office sends both the same bundles; a subscription is held
+/// and fired by the relay that took it — each push signed with that
+/// relay's own VAPID key — the other never sends it. While its relay is
+/// down the subscription waits; after the restart it fires once, from the
+/// same relay and key. The end of the ticket and the close of the day
+/// delete the subscriptions on both relays, on disk too.
+#[test]
+fn with_two_relays_a_subscription_is_fired_once_by_the_relay_that_took_it_even_across_its_restart()
+{
+    let python = python_ece();
+    let office = SigningKey::from_bytes(&[24; 32]);
+    let svc = PushService::start();
+    let start = || {
+        relay_util::start_sections(&office, "", "", 0, |_| {
+            push_section(&svc, relay_util::free_port(), "", true)
+        })
+    };
+    let mut a = start();
+    let b = start();
+    let (key_a, key_b) = (push_key(&a), push_key(&b));
+    assert_ne!(key_a, key_b, "each relay makes its own VAPID key");
+    let audience = format!("https://localhost:{}", svc.port);
+    let waiting: Vec<u32> = (101..=110).collect();
+    publish_all(
+        &[&a, &b],
+        &office,
+        1,
+        ticket_json(DATE, true, &waiting, &[]),
+    );
+
+    // The CDN sent the visitor of 108 to relay A, the visitor of 105 to B.
+    let (ka, kb) = (keys(python), keys(python));
+    let at_a = sub_body(
+        &format!("{DATE}/108"),
+        &svc.endpoint("/ok/via-a"),
+        &ka,
+        json!({"ahead": 2}),
+    );
+    let at_b = sub_body(
+        &format!("{DATE}/105"),
+        &svc.endpoint("/ok/via-b"),
+        &kb,
+        json!({"ahead": 2}),
+    );
+    assert_eq!(subscribe(&a, &at_a), 201);
+    assert_eq!(subscribe(&b, &at_b), 201);
+    assert_eq!(a.metric("madoguchi_relay_push_subscriptions"), Some(1));
+    assert_eq!(b.metric("madoguchi_relay_push_subscriptions"), Some(1));
+
+    // 105 is two ahead on both relays: only B, which holds it, pushes.
+    publish_all(
+        &[&a, &b],
+        &office,
+        2,
+        ticket_json(DATE, true, &waiting[2..], &[(102, "1")]),
+    );
+    let got = exactly(&svc, "/ok/via-b", 1);
+    check_vapid(&got[0], &key_b, &audience);
+    assert!(svc.received("/ok/via-a").is_empty());
+    // 108 is two ahead and 105 called: A tells 108 once, B tells 105.
+    publish_all(
+        &[&a, &b],
+        &office,
+        3,
+        ticket_json(DATE, true, &waiting[5..], &[(105, "2")]),
+    );
+    let got = exactly(&svc, "/ok/via-a", 1);
+    check_vapid(&got[0], &key_a, &audience);
+    if let Some(msg) = open_push(&got[0], &ka) {
+        let body = msg["body"].as_str().unwrap_or("");
+        assert!(body.contains("108") && body.contains("あと 2 人"), "{msg}");
+    }
+    exactly(&svc, "/ok/via-b", 2);
+    assert_eq!(a.metric("madoguchi_relay_push_sent_total"), Some(1));
+    assert_eq!(b.metric("madoguchi_relay_push_sent_total"), Some(2));
+
+    // A goes down (what it was told is on disk). The office's bundles
+    // reach only B: 108 is called, 105 is served and gone. B ends its
+    // subscription quietly; A's waits.
+    std::thread::sleep(Duration::from_millis(800));
+    a.stop();
+    let called = ticket_json(DATE, true, &waiting[8..], &[(108, "4")]);
+    publish(&b, &office, 4, called.clone());
+    wait_metric(&b, "madoguchi_relay_push_subscriptions", 0);
+    wait_file_without(&b, "/ok/via-b");
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(svc.received("/ok/via-a").len(), 1, "A is down: nothing yet");
+    assert_eq!(b.metric("madoguchi_relay_push_sent_total"), Some(2));
+
+    // A is back with its subscription; the office's next bundle reaches it
+    // and A tells the call, once, with the same key.
+    a.restart();
+    wait_metric(&a, "madoguchi_relay_push_subscriptions", 1);
+    assert_eq!(push_key(&a), key_a, "the VAPID key survives the restart");
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        svc.received("/ok/via-a").len(),
+        1,
+        "the stored data told again nothing"
+    );
+    publish(&a, &office, 5, called.clone());
+    let got = exactly(&svc, "/ok/via-a", 2);
+    check_vapid(&got[1], &key_a, &audience);
+    if let Some(msg) = open_push(&got[1], &ka) {
+        let body = msg["body"].as_str().unwrap_or("");
+        assert!(body.contains("108") && body.contains("4 番窓口"), "{msg}");
+    }
+    publish_all(&[&a, &b], &office, 6, called);
+    exactly(&svc, "/ok/via-a", 2);
+    assert_eq!(svc.received("/ok/via-b").len(), 2, "B never sends A's");
+
+    // The day closes: no subscription left on either relay, on disk too.
+    publish_all(&[&a, &b], &office, 7, ticket_json(DATE, false, &[], &[]));
+    wait_metric(&a, "madoguchi_relay_push_subscriptions", 0);
+    wait_metric(&b, "madoguchi_relay_push_subscriptions", 0);
+    wait_file_without(&a, "/ok/via-a");
+    wait_file_without(&b, "/ok/via-b");
+    assert_eq!(a.metric("madoguchi_relay_push_ended_total"), Some(1));
+}
+
+/// The notice titles, by language, for a near notice and a call.
+const NEAR_TITLE: [(&str, &str); 5] = [
+    ("ja", "まもなく順番です"),
+    ("easy", "もうすぐ じゅんばんです"),
+    ("en", "Your turn is near"),
+    ("zh", "即将轮到您"),
+    ("ko", "곧 차례입니다"),
+];
+
+/// The push follows the language the visitor chose on the page, also a
+/// later change: the page sends its subscription again with the new
+/// language (site/display.js `pushLanguage`), and the relay's next push is
+/// in it — checked after decryption by Python's http_ece — while what was
+/// already told stays told.
+#[test]
+fn a_language_chosen_later_on_the_page_is_the_language_of_the_next_push() {
+    let python = python_ece();
+    let office = SigningKey::from_bytes(&[25; 32]);
+    let svc = PushService::start();
+    let r = relay_util::start_sections(&office, "", "", 0, |_| {
+        push_section(&svc, relay_util::free_port(), "", true)
+    });
+    let waiting: Vec<u32> = (101..=115).collect();
+    publish(&r, &office, 1, ticket_json(DATE, true, &waiting, &[]));
+    // Each visitor subscribed in one language and switched to the next.
+    let changes = [
+        ("ja", "easy"),
+        ("easy", "en"),
+        ("en", "zh"),
+        ("zh", "ko"),
+        ("ko", "ja"),
+    ];
+    let ks: Vec<Keys> = changes.iter().map(|_| keys(python)).collect();
+    let mut bodies = Vec::new();
+    for (i, (first, then)) in changes.iter().enumerate() {
+        let mut body = sub_body(
+            &format!("{DATE}/{}", 111 + i),
+            &svc.endpoint(&format!("/ok/lang{i}")),
+            &ks[i],
+            json!({"ahead": 5}),
+        );
+        body["lang"] = json!(first);
+        assert_eq!(subscribe(&r, &body), 201);
+        body["lang"] = json!(then);
+        assert_eq!(subscribe(&r, &body), 200, "sent again: {then}");
+        bodies.push(body);
+    }
+    assert_eq!(r.metric("madoguchi_relay_push_subscriptions"), Some(5));
+    publish(
+        &r,
+        &office,
+        2,
+        ticket_json(DATE, true, &waiting[10..], &[(110, "1")]),
+    );
+    for (i, (first, then)) in changes.iter().enumerate() {
+        let got = svc.wait_for(&format!("/ok/lang{i}"), 1);
+        if let Some(msg) = open_push(&got[0], &ks[i]) {
+            let want = NEAR_TITLE.iter().find(|(l, _)| l == then).map(|(_, t)| *t);
+            assert_eq!(msg["title"].as_str(), want, "{first} → {then}: {msg}");
+            assert!(
+                msg["body"]
+                    .as_str()
+                    .unwrap_or("")
+                    .contains(&(111 + i).to_string()),
+                "{msg}"
+            );
+        }
+    }
+    // A change after the first notice: the call comes in the newest
+    // language, and the near notice is not told again.
+    bodies[0]["lang"] = json!("ko");
+    assert_eq!(subscribe(&r, &bodies[0]), 200);
+    publish(
+        &r,
+        &office,
+        3,
+        ticket_json(DATE, true, &waiting[11..], &[(111, "7")]),
+    );
+    let got = exactly(&svc, "/ok/lang0", 2);
+    if let Some(msg) = open_push(&got[1], &ks[0]) {
+        assert_eq!(msg["title"], "호출 중입니다", "{msg}");
+        assert_eq!(msg["body"], "111번, 7번 창구로 와 주세요.", "{msg}");
+        assert_eq!(msg["kind"], "called");
+    }
+    for i in 1..changes.len() {
+        assert_eq!(svc.received(&format!("/ok/lang{i}")).len(), 1);
+    }
+}
+
+/// A number called that did not come (不在): the office lists it as
+/// passed (numbers only), and the relay pushes 「職員に声をおかけください」
+/// once — even after a call it told — and keeps the subscription: when
+/// staff return the number to the queue and call it again, that call is
+/// told too (renderer/src/surfaces.rs makes the list; its unit test
+/// `an_absent_number_is_published_as_passed_until_it_returns`).
+#[test]
+fn a_number_called_that_did_not_come_is_pushed_please_speak_to_staff_once_and_followed_when_it_returns(
+) {
+    let python = python_ece();
+    let office = SigningKey::from_bytes(&[26; 32]);
+    let svc = PushService::start();
+    let r = relay_util::start_sections(&office, "", "", 0, |_| {
+        push_section(&svc, relay_util::free_port(), "", true)
+    });
+    let k = keys(python);
+    publish(
+        &r,
+        &office,
+        1,
+        ticket_json(DATE, true, &[101, 102, 103], &[]),
+    );
+    assert_eq!(
+        subscribe(
+            &r,
+            &sub_body(
+                &format!("{DATE}/103"),
+                &svc.endpoint("/ok/p"),
+                &k,
+                json!({"ahead": 1})
+            )
+        ),
+        201
+    );
+    /// (waiting, serving, passed, pushes received by then)
+    type Step<'a> = (&'a [u32], &'a [(u32, &'a str)], &'a [u32], usize);
+    let steps: [Step; 7] = [
+        (&[103], &[(101, "1"), (102, "2")], &[], 1), // near
+        (&[], &[(103, "3")], &[], 2),                // called
+        (&[], &[], &[103], 3),                       // passed
+        (&[104], &[], &[103], 3),                    // still passed: once
+        (&[103, 104], &[], &[], 3),                  // returned, first in line
+        (&[104], &[(103, "3")], &[], 4),             // called again, same counter
+        (&[104], &[], &[], 4),                       // served: ends quietly
+    ];
+    for (seq, (waiting, serving, passed, pushes)) in steps.iter().enumerate() {
+        publish(
+            &r,
+            &office,
+            seq as u64 + 2,
+            ticket_json_passed(DATE, true, waiting, serving, passed),
+        );
+        exactly(&svc, "/ok/p", *pushes);
+    }
+    wait_metric(&r, "madoguchi_relay_push_subscriptions", 0);
+    let got = svc.received("/ok/p");
+    let opened: Vec<Value> = got.iter().filter_map(|g| open_push(g, &k)).collect();
+    if !opened.is_empty() {
+        let kinds: Vec<&str> = opened
+            .iter()
+            .map(|m| m["kind"].as_str().unwrap_or(""))
+            .collect();
+        assert_eq!(kinds, ["near", "called", "passed", "called"]);
+        let passed = opened[2]["body"].as_str().unwrap_or("");
+        assert!(
+            passed.contains("103") && passed.contains("職員に声をおかけください"),
+            "{passed}"
+        );
+    }
+}
+
+/// A client of `r`'s public side from another loopback address (each one a
+/// stranger to the relay's per-address limits).
+fn client_from(r: &Relay, ip: std::net::IpAddr) -> reqwest::blocking::Client {
+    reqwest::blocking::Client::builder()
+        .use_rustls_tls()
+        .add_root_certificate(
+            reqwest::Certificate::from_pem(r.certs.ca_pem.as_bytes()).expect("ca"),
+        )
+        .local_address(ip)
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("client")
+}
+
+fn subscribe_from(c: &reqwest::blocking::Client, r: &Relay, body: &Value) -> u16 {
+    c.post(r.public_url("/push/subscribe"))
+        .header("Origin", ORIGIN)
+        .header("Content-Type", "application/json")
+        .body(body.to_string())
+        .send()
+        .map(|res| res.status().as_u16())
+        .unwrap_or(0)
+}
+
+/// Trying `/push/subscribe` as an attacker would, past what the first abuse
+/// test covers: bodies that trickle (408 at the body deadline while others
+/// are served at once), many addresses against one ticket (the per-ticket
+/// cap, then its rate limit), many addresses filling the relay (the total
+/// cap: 503), and made-up tokens from many addresses, which must not enter
+/// the per-ticket rate table (a full table would refuse everyone for the
+/// rest of the minute). Memory stays flat and nothing is pushed.
+#[test]
+fn many_addresses_and_trickled_bodies_are_held_by_the_caps_and_deadlines() {
+    let office = SigningKey::from_bytes(&[27; 32]);
+    let svc = PushService::start();
+    let r = relay_util::start_sections(&office, "", "", 0, |_| {
+        push_section(&svc, relay_util::free_port(), "max_total = 6", true)
+    });
+    let waiting: Vec<u32> = (101..=120).collect();
+    publish(&r, &office, 1, ticket_json(DATE, true, &waiting, &[]));
+    let k = keys(false);
+    let rss_before = r.rss_kib();
+
+    // Trickled bodies: the head, a few bytes, then nothing.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("rt");
+    let head = format!(
+        "POST /push/subscribe HTTP/1.1\r\nHost: 127.0.0.1\r\nOrigin: {ORIGIN}\r\n\
+         Content-Type: application/json\r\nContent-Length: 900\r\n\r\n{{\"ticket\":"
+    );
+    let mut slow = rt.block_on(async {
+        let mut conns = Vec::new();
+        for _ in 0..4 {
+            let mut s = r.connect().await.expect("tls");
+            s.write_all(head.as_bytes()).await.expect("head");
+            s.flush().await.expect("flush");
+            conns.push(s);
+        }
+        conns
+    });
+    let started = Instant::now();
+    assert_eq!(push_key(&r).len(), 87, "served while bodies trickle");
+    assert!(started.elapsed() < Duration::from_secs(2));
+    for s in &mut slow {
+        let answer = rt.block_on(async {
+            let mut buf = vec![0u8; 256];
+            let n = tokio::time::timeout(Duration::from_secs(20), s.read(&mut buf))
+                .await
+                .expect("answered within the body deadline")
+                .expect("read");
+            String::from_utf8_lossy(&buf[..n]).to_string()
+        });
+        assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    }
+    assert!(started.elapsed() < Duration::from_secs(15));
+
+    let from = |i: u8| client_from(&r, std::net::IpAddr::from([127, 0, 1, i]));
+    // One ticket from twenty addresses: three subscriptions, then 409,
+    // then 429 once the ticket's minute is used up.
+    let statuses: Vec<u16> = (0..20u8)
+        .map(|i| {
+            subscribe_from(
+                &from(i + 1),
+                &r,
+                &sub_body(
+                    &format!("{DATE}/120"),
+                    &svc.endpoint(&format!("/ok/t{i}")),
+                    &k,
+                    json!({"ahead": 1}),
+                ),
+            )
+        })
+        .collect();
+    assert_eq!(statuses[..3], [201, 201, 201], "{statuses:?}");
+    assert!(
+        statuses[3..].iter().all(|s| *s == 409 || *s == 429) && statuses.contains(&429),
+        "{statuses:?}"
+    );
+    // Many tickets from many addresses: the total cap (6) holds.
+    let statuses: Vec<u16> = (0..8u8)
+        .map(|i| {
+            subscribe_from(
+                &from(i + 100),
+                &r,
+                &sub_body(
+                    &format!("{DATE}/{}", 110 + u32::from(i)),
+                    &svc.endpoint(&format!("/ok/n{i}")),
+                    &k,
+                    json!({"ahead": 1}),
+                ),
+            )
+        })
+        .collect();
+    assert_eq!(statuses, [201, 201, 201, 503, 503, 503, 503, 503]);
+    assert_eq!(r.metric("madoguchi_relay_push_subscriptions"), Some(6));
+    // Made-up tokens from many addresses: 404, and the ticket table does
+    // not grow (a new minute may only empty it).
+    let tracked = r
+        .metric("madoguchi_relay_push_rate_tickets")
+        .expect("gauge");
+    assert!(tracked >= 1, "live tickets are counted");
+    for i in 0..40u8 {
+        let token = if i % 2 == 0 {
+            format!("{DATE}/{}", 5000 + u32::from(i))
+        } else {
+            format!("2031-01-{:02}/120", 1 + i % 28)
+        };
+        let status = subscribe_from(
+            &from(i + 150),
+            &r,
+            &sub_body(&token, &svc.endpoint("/ok/x"), &k, json!({"ahead": 1})),
+        );
+        assert_eq!(status, 404, "{token}");
+    }
+    let after = r
+        .metric("madoguchi_relay_push_rate_tickets")
+        .expect("gauge");
+    assert!(
+        after <= tracked,
+        "made-up tokens tracked: {tracked} → {after}"
+    );
+    let grown = r.rss_kib().saturating_sub(rss_before);
+    assert!(grown < 8 * 1024, "relay memory grew {grown} KiB");
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(svc.received("/").is_empty(), "nothing was pushed");
+}
+
+/// DNS rebinding: a push service's name that was public when the
+/// subscription was taken answers with an address the relay refuses by the
+/// time it sends. The relay's resolver applies the rule at connect time, so
+/// nothing is sent; the subscription is dropped (not retried) and counted.
+/// On loopback the changed answer is played by taking loopback off
+/// `private_ok` across a restart: the same name, now refused.
+#[test]
+fn an_endpoint_whose_name_turns_private_after_subscribing_is_sent_nothing_and_dropped() {
+    let office = SigningKey::from_bytes(&[28; 32]);
+    let svc = PushService::start();
+    let mut r = relay_util::start_sections(&office, "", "", 0, |_| {
+        push_section(&svc, relay_util::free_port(), "", true)
+    });
+    publish(
+        &r,
+        &office,
+        1,
+        ticket_json(DATE, true, &[101, 102, 103, 104], &[]),
+    );
+    let k = keys(false);
+    assert_eq!(
+        subscribe(
+            &r,
+            &sub_body(
+                &format!("{DATE}/104"),
+                &svc.endpoint("/ok/rebind"),
+                &k,
+                json!({"ahead": 1})
+            )
+        ),
+        201
+    );
+    std::thread::sleep(Duration::from_millis(800));
+    let config = std::fs::read_to_string(r.config_file()).expect("config");
+    let narrowed = config.replace("private_ok = [\"127.0.0.1\", \"::1\"]", "private_ok = []");
+    assert_ne!(config, narrowed);
+    std::fs::write(r.config_file(), narrowed).expect("config");
+    r.restart();
+    wait_metric(&r, "madoguchi_relay_push_subscriptions", 1);
+    publish(
+        &r,
+        &office,
+        2,
+        ticket_json(DATE, true, &[103, 104], &[(101, "1")]),
+    );
+    wait_metric(&r, "madoguchi_relay_push_unsafe_address_total", 1);
+    wait_metric(&r, "madoguchi_relay_push_subscriptions", 0);
+    assert_eq!(r.metric("madoguchi_relay_push_retries_total"), Some(0));
+    assert_eq!(r.metric("madoguchi_relay_push_sent_total"), Some(0));
+    assert!(svc.received("/").is_empty(), "nothing reached the address");
 }

@@ -76,6 +76,22 @@ fn calls(state: &State, queue: &str) -> Vec<Call> {
     out
 }
 
+/// The numbers of a queue that were called and did not come (不在), in
+/// number order: public as a number, like a call, so the mobile ticket
+/// page and the relay's push can say 「職員に声をおかけください」 after a
+/// call too (issue 20). A returned absentee is waiting again and leaves
+/// this list.
+fn passed(state: &State, queue: &str) -> Vec<Number> {
+    let mut out: Vec<Number> = state
+        .tickets
+        .values()
+        .filter(|t| t.queue == queue && matches!(t.status, Status::Absent { .. }))
+        .map(|t| t.number)
+        .collect();
+    out.sort_unstable();
+    out
+}
+
 /// Minutes shown for a wait: whole minutes up to half an hour, then fives
 /// (a range of 30〜55 reads better than 31〜54).
 fn shown_min(secs: u32, up: bool) -> u32 {
@@ -338,6 +354,7 @@ pub fn surfaces(config: &Config, state: &State, now: Millis) -> Vec<Surface> {
                 "numbers": q.numbers.map(|r| [r.from, r.to]),
                 "serving": calls(state, &q.id).into_iter().map(|c| json!([c.number, c.counter])).collect::<Vec<_>>(),
                 "waiting": waiting,
+                "passed": passed(state, &q.id),
             })
         })
         .collect();
@@ -496,5 +513,61 @@ mod tests {
         let c = s.iter().find(|s| s.topic == "counter/10").expect("counter");
         assert_eq!(c.data["called_at"], 20);
         assert_eq!(c.data["recall"], true);
+    }
+    /// A called number that did not come is listed as passed on the mobile
+    /// ticket page's data — a number only — and leaves the list when the
+    /// visitor returns (issue 20).
+    #[test]
+    fn an_absent_number_is_published_as_passed_until_it_returns() {
+        let config = Config::embedded_default();
+        let mut state = State::new(&config);
+        let date = "2026-11-26".parse().expect("date");
+        run(&config, &mut state, 1, Command::OpenDay { date });
+        run(
+            &config,
+            &mut state,
+            2,
+            Command::OpenCounter {
+                counter: 10,
+                staff: None,
+            },
+        );
+        for at in [3, 4] {
+            run(
+                &config,
+                &mut state,
+                at,
+                Command::IssueTicket {
+                    category: "idou".into(),
+                    kiosk: None,
+                    request_id: None,
+                },
+            );
+        }
+        let ticket_queue = |state: &State, now: i64| -> Value {
+            let s = surfaces(&config, state, Millis(now));
+            let t = s.iter().find(|s| s.topic == "ticket").expect("ticket");
+            t.data["queues"]
+                .as_array()
+                .and_then(|qs| qs.iter().find(|q| q["queue"] == "idou"))
+                .cloned()
+                .expect("idou")
+        };
+        run(&config, &mut state, 10, Command::CallNext { counter: 10 });
+        let q = ticket_queue(&state, 11);
+        let first = q["serving"][0][0].as_u64().expect("called number");
+        assert_eq!(q["passed"], json!([]));
+        run(&config, &mut state, 20, Command::MarkAbsent { counter: 10 });
+        let q = ticket_queue(&state, 21);
+        assert_eq!(q["passed"], json!([first]), "{q}");
+        assert_eq!(q["serving"], json!([]));
+        assert!(q["waiting"]
+            .as_array()
+            .is_some_and(|w| w.iter().all(|e| e[0] != json!(first))));
+        let number = u32::try_from(first).expect("number");
+        run(&config, &mut state, 30, Command::ReturnAbsent { number });
+        let q = ticket_queue(&state, 31);
+        assert_eq!(q["passed"], json!([]), "returned: waiting again");
+        assert_eq!(q["waiting"][0][0], json!(first), "first in line");
     }
 }

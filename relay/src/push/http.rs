@@ -12,10 +12,14 @@
 //! application/json` (415), a declared length within `push.max_body_bytes`
 //! (411, 413) and a body that arrives in time (408) and fits the schema
 //! exactly (400: unknown fields, wrong types, keys that are not a P-256
-//! point and a 16-byte secret). It is counted against its address's and
-//! its ticket's minute (429), must name a live ticket (404), an endpoint
-//! the guard passes (422), and stay within the caps per ticket (409) and
-//! in total (503). Answers are short bilingual text with no internals.
+//! point and a 16-byte secret). It is counted against its address's
+//! minute (429), must name a live ticket (404) — only then is it counted
+//! against the ticket's minute (429), so made-up tokens never enter that
+//! table — an endpoint the guard passes (422), and stay within the caps
+//! per ticket (409) and in total (503). The same browser sending its
+//! subscription again for the same ticket (a new threshold, or the
+//! visitor switched the page's language) replaces it and keeps what was
+//! told (200). Answers are short bilingual text with no internals.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -264,12 +268,14 @@ impl Push {
         if !keys_ok || !r.notify.valid() || endpoint.len() > MAX_ENDPOINT {
             return refuse(self, "malformed");
         }
-        let token = r.ticket.to_string();
-        if !self.admit_ticket(&token) {
-            return refuse(self, "rate");
-        }
+        // Live first: only live tickets (a few hundred) enter the
+        // per-ticket table, so made-up tokens cannot fill it and shut
+        // everyone out for the rest of the minute.
         if !self.board().is_some_and(|b| b.live(&r.ticket)) {
             return refuse(self, "ticket");
+        }
+        if !self.admit_ticket(&r.ticket.to_string()) {
+            return refuse(self, "rate");
         }
         // The form check here; the lookup on the push runtime, a few at once.
         if self.guard.check_url(&endpoint).is_err() {
@@ -299,6 +305,7 @@ impl Push {
             lang: r.lang,
             progress: Progress::default(),
         };
+        let endpoint = sub.endpoint.clone();
         let status = {
             let mut subs = self.subs();
             let replacing = subs
@@ -337,7 +344,7 @@ impl Push {
         self.dirty.notify_one();
         // Tell at once if the threshold is already crossed.
         if let Some(b) = self.board() {
-            self.decide_now(&b);
+            self.decide_now(&b, Some(&endpoint));
         }
         text(status, "お知らせを設定しました / Subscribed\n")
     }

@@ -152,6 +152,9 @@ pub struct PushMetrics {
     pub queue_full: AtomicU64,
     pub in_flight: AtomicU64,
     pub ended: AtomicU64,
+    /// Pushes refused at connect time: the endpoint's name now resolves to
+    /// an address the guard refuses (DNS rebinding).
+    pub unsafe_address: AtomicU64,
 }
 
 impl PushMetrics {
@@ -285,28 +288,38 @@ impl Push {
         };
         let board = Arc::new(board);
         *self.board.lock().unwrap_or_else(|p| p.into_inner()) = Some(board.clone());
-        self.decide_now(&board);
+        self.decide_now(&board, None);
     }
 
-    /// Decides every subscription against `board`; queues the notices and
-    /// ends the subscriptions whose ticket or day is over.
-    fn decide_now(&self, board: &Board) {
+    /// Decides every subscription (or only the one of `only`, a new one:
+    /// the subscribe route runs on the public runtime and must not walk
+    /// them all) against `board`; queues the notices and ends the
+    /// subscriptions whose ticket or day is over.
+    fn decide_now(&self, board: &Board, only: Option<&str>) {
         let mut jobs = Vec::new();
         let mut changed = false;
+        let mut one = |s: &mut store::Sub| -> bool {
+            let before = s.progress.clone();
+            let (notice, fate) = notice::decide(board, &s.ticket, s.threshold, &mut s.progress);
+            changed |= before != s.progress || fate == Fate::End;
+            if let Some(n) = notice {
+                jobs.extend(send::Job::new(s, notice::payload(&n, &s.ticket, s.lang)));
+            }
+            if fate == Fate::End {
+                add(&self.metrics.ended);
+            }
+            fate == Fate::Keep
+        };
         {
             let mut subs = self.subs();
-            subs.by_endpoint.retain(|_, s| {
-                let before = s.progress.clone();
-                let (notice, fate) = notice::decide(board, &s.ticket, s.threshold, &mut s.progress);
-                changed |= before != s.progress || fate == Fate::End;
-                if let Some(n) = notice {
-                    jobs.extend(send::Job::new(s, notice::payload(&n, &s.ticket, s.lang)));
+            match only {
+                None => subs.by_endpoint.retain(|_, s| one(s)),
+                Some(endpoint) => {
+                    if subs.by_endpoint.get_mut(endpoint).is_some_and(|s| !one(s)) {
+                        subs.by_endpoint.remove(endpoint);
+                    }
                 }
-                if fate == Fate::End {
-                    add(&self.metrics.ended);
-                }
-                fate == Fate::Keep
-            });
+            }
         }
         for j in jobs {
             self.enqueue(j);
@@ -386,6 +399,10 @@ impl Push {
         let mut out = String::new();
         let m = &self.metrics;
         let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let (addresses, tickets) = {
+            let w = self.windows.lock().unwrap_or_else(|p| p.into_inner());
+            (w.by_address.len() as u64, w.by_ticket.len() as u64)
+        };
         for (name, kind, help, v) in [
             (
                 "push_subscriptions",
@@ -440,6 +457,24 @@ impl Push {
                 "counter",
                 "Subscriptions ended with their ticket or day.",
                 g(&m.ended),
+            ),
+            (
+                "push_unsafe_address_total",
+                "counter",
+                "Pushes refused at connect time because the endpoint now resolves to a refused address (its subscription is dropped).",
+                g(&m.unsafe_address),
+            ),
+            (
+                "push_rate_addresses",
+                "gauge",
+                "Addresses counted in this minute's subscribe rate window.",
+                addresses,
+            ),
+            (
+                "push_rate_tickets",
+                "gauge",
+                "Tickets counted in this minute's subscribe rate window.",
+                tickets,
             ),
         ] {
             let _ = writeln!(out, "# HELP madoguchi_relay_{name} {help}");

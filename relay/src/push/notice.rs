@@ -3,9 +3,13 @@
 //! ahead, the estimate, calls) — the office sends nothing new (R6). A
 //! subscription is told once when its threshold is crossed ("N people
 //! ahead" or "about M minutes"), once per counter when it is called, and
-//! once if it leaves the queue without a call seen (「職員に声をおかけください」);
-//! it ends when its number leaves the queue, its date is not the served
-//! day, or the day closes.
+//! once when its number has passed (「職員に声をおかけください」): the
+//! office lists the numbers called that did not come (`passed`, numbers
+//! only), so a pass after a call is told too; a number that leaves the
+//! queue without a call seen is told the same. A passed number that comes
+//! back (staff return it to the queue) is followed afresh. A subscription
+//! ends when its number leaves the lists, its date is not the served day,
+//! or the day closes.
 
 use std::collections::HashMap;
 
@@ -103,6 +107,10 @@ pub enum Place {
         queue: String,
         counter: String,
     },
+    /// Called and did not come (不在): staff may still return it.
+    Passed {
+        queue: String,
+    },
 }
 
 /// The served `ticket` topic, indexed by number.
@@ -111,6 +119,9 @@ pub struct Board {
     pub date: Option<String>,
     pub day_open: bool,
     pub places: HashMap<u32, Place>,
+    /// The office lists passed numbers: then a number gone from every list
+    /// was served or cancelled, never "passed" by inference.
+    pub lists_passed: bool,
 }
 
 #[derive(Deserialize)]
@@ -134,6 +145,9 @@ struct Queue {
     serving: Vec<Vec<serde_json::Value>>,
     #[serde(default)]
     waiting: Vec<Vec<serde_json::Value>>,
+    /// Absent after a call (an office before issue 20's `passed` sends none).
+    #[serde(default)]
+    passed: Option<Vec<serde_json::Value>>,
 }
 
 fn number(v: Option<&serde_json::Value>) -> Option<u32> {
@@ -146,14 +160,32 @@ impl Board {
     pub fn parse(body: &str) -> Option<Board> {
         let m: Message = serde_json::from_str(body).ok()?;
         let mut places = HashMap::new();
+        let mut lists_passed = false;
         for q in m.data.queues {
+            lists_passed |= q.passed.is_some();
+            for n in q.passed.iter().flatten().filter_map(|v| number(Some(v))) {
+                places.entry(n).or_insert(Place::Passed {
+                    queue: q.queue.clone(),
+                });
+            }
             for (i, e) in q.waiting.iter().enumerate() {
                 if let Some(n) = number(e.first()) {
-                    places.entry(n).or_insert(Place::Waiting {
-                        queue: q.queue.clone(),
-                        ahead: u32::try_from(i).unwrap_or(u32::MAX),
-                        minutes: number(e.get(1)).unwrap_or(u32::MAX),
-                    });
+                    places
+                        .entry(n)
+                        .and_modify(|p| {
+                            if matches!(p, Place::Passed { .. }) {
+                                *p = Place::Waiting {
+                                    queue: q.queue.clone(),
+                                    ahead: u32::try_from(i).unwrap_or(u32::MAX),
+                                    minutes: number(e.get(1)).unwrap_or(u32::MAX),
+                                };
+                            }
+                        })
+                        .or_insert(Place::Waiting {
+                            queue: q.queue.clone(),
+                            ahead: u32::try_from(i).unwrap_or(u32::MAX),
+                            minutes: number(e.get(1)).unwrap_or(u32::MAX),
+                        });
                 }
             }
             for e in &q.serving {
@@ -177,11 +209,12 @@ impl Board {
             date: m.data.date,
             day_open: m.data.day_open,
             places,
+            lists_passed,
         })
     }
 
     /// Whether a token names a ticket that is live now (today's, the day
-    /// open, waiting or being served).
+    /// open, waiting, being served, or passed — staff may return it).
     pub fn live(&self, t: &Token) -> bool {
         self.day_open
             && self.date.as_deref() == Some(t.date.as_str())
@@ -197,6 +230,9 @@ pub struct Progress {
     pub near_sent: bool,
     /// The counter of the last call told.
     pub called: Option<String>,
+    /// "Please speak to staff" told (cleared when the number comes back).
+    #[serde(default)]
+    pub passed: bool,
 }
 
 /// A notice to send.
@@ -232,6 +268,13 @@ pub fn decide(
             };
         }
     };
+    // Back in line after a pass: a new call will be told.
+    let back = |p: &mut Progress| {
+        if p.passed {
+            p.passed = false;
+            p.called = None;
+        }
+    };
     match board.places.get(&token.number) {
         Some(Place::Waiting {
             queue,
@@ -239,6 +282,7 @@ pub fn decide(
             minutes,
         }) => {
             moved(queue, p);
+            back(p);
             let crossed = match threshold {
                 Threshold::Ahead(n) => *ahead <= n,
                 Threshold::Minutes(m) => *minutes <= m,
@@ -257,6 +301,7 @@ pub fn decide(
         }
         Some(Place::Serving { queue, counter }) => {
             moved(queue, p);
+            back(p);
             p.near_sent = true;
             if p.called.as_deref() != Some(counter.as_str()) {
                 p.called = Some(counter.clone());
@@ -269,9 +314,21 @@ pub fn decide(
             }
             (None, Fate::Keep)
         }
-        // Gone from the queue: served (after a call we told), or passed
-        // without a call this relay saw.
-        None if p.called.is_some() => (None, Fate::End),
+        Some(Place::Passed { queue }) => {
+            moved(queue, p);
+            p.near_sent = true;
+            if p.passed {
+                return (None, Fate::Keep);
+            }
+            p.passed = true;
+            (Some(Notice::Passed), Fate::Keep)
+        }
+        // Gone from the lists: served (after a call we told), told it had
+        // passed already, or — from an office that lists passed numbers —
+        // served or cancelled while this relay was not looking (down, or
+        // between two versions).
+        None if p.called.is_some() || p.passed || board.lists_passed => (None, Fate::End),
+        // An older office: gone without a call seen is taken as passed.
         None => (Some(Notice::Passed), Fate::End),
     }
 }
@@ -374,6 +431,136 @@ mod tests {
             "html": "<div></div>",
         });
         Board::parse(&body.to_string()).expect("ticket data")
+    }
+
+    fn with_passed(mut b: Board, passed: &[u32]) -> Board {
+        for n in passed {
+            b.places.insert(
+                *n,
+                Place::Passed {
+                    queue: "idou".into(),
+                },
+            );
+        }
+        b
+    }
+
+    #[test]
+    fn a_pass_after_a_call_is_told_once_and_a_returned_number_is_followed_again() {
+        let t = Token::parse("2026-12-06/105").expect("token");
+        let mut p = Progress::default();
+        let th = Threshold::Ahead(1);
+        let steps = [
+            board("2026-12-06", true, &[104, 105], &[]),
+            board("2026-12-06", true, &[104], &[(105, "3")]),
+            with_passed(board("2026-12-06", true, &[104], &[]), &[105]),
+            with_passed(board("2026-12-06", true, &[104], &[(103, "3")]), &[105]),
+            board("2026-12-06", true, &[105, 104], &[]),
+            board("2026-12-06", true, &[104], &[(105, "3")]),
+        ];
+        let mut told = Vec::new();
+        for b in &steps {
+            let (n, fate) = decide(b, &t, th, &mut p);
+            assert_eq!(fate, Fate::Keep);
+            told.extend(n);
+        }
+        let called = Notice::Called {
+            counter: "3".into(),
+        };
+        assert_eq!(
+            told,
+            vec![
+                Notice::Near {
+                    ahead: 1,
+                    minutes: 8
+                },
+                called.clone(),
+                Notice::Passed,
+                called
+            ],
+            "near, called, passed once, called again at the same counter after the return"
+        );
+        let (n, fate) = decide(&board("2026-12-06", true, &[104], &[]), &t, th, &mut p);
+        assert_eq!((n, fate), (None, Fate::End), "served: ends quietly");
+
+        // Passed, then gone (cancelled at the desk): nothing more to say.
+        let mut p = Progress::default();
+        let passed = with_passed(board("2026-12-06", true, &[], &[]), &[105]);
+        assert!(passed.live(&t), "a passed number may still subscribe");
+        assert_eq!(
+            decide(&passed, &t, th, &mut p),
+            (Some(Notice::Passed), Fate::Keep)
+        );
+        assert_eq!(decide(&passed, &t, th, &mut p), (None, Fate::Keep));
+        assert_eq!(
+            decide(&board("2026-12-06", true, &[], &[]), &t, th, &mut p),
+            (None, Fate::End)
+        );
+    }
+
+    #[test]
+    fn the_office_list_of_passed_numbers_is_read_and_waiting_wins_over_it() {
+        let body = serde_json::json!({
+            "data": {
+                "date": "2026-12-06",
+                "day_open": true,
+                "queues": [
+                    {"queue": "idou", "serving": [], "waiting": [], "passed": [105, "x", -1, 106]},
+                    {"queue": "koufu", "serving": [], "waiting": [[106, 4]], "passed": []},
+                ],
+            },
+        });
+        let b = Board::parse(&body.to_string()).expect("ticket data");
+        assert_eq!(
+            b.places.get(&105),
+            Some(&Place::Passed {
+                queue: "idou".into()
+            })
+        );
+        assert!(matches!(b.places.get(&106), Some(Place::Waiting { .. })));
+        assert_eq!(b.places.len(), 2, "only numbers are read");
+        assert!(b.lists_passed);
+
+        // From such an office, a number gone without a call seen (the
+        // relay was down for the call and the service) ends quietly.
+        let t = Token::parse("2026-12-06/107").expect("token");
+        let mut p = Progress::default();
+        let waiting = Board {
+            places: HashMap::from([(
+                107,
+                Place::Waiting {
+                    queue: "idou".into(),
+                    ahead: 5,
+                    minutes: 20,
+                },
+            )]),
+            ..b.clone()
+        };
+        assert_eq!(
+            decide(&waiting, &t, Threshold::Ahead(1), &mut p),
+            (None, Fate::Keep)
+        );
+        assert_eq!(
+            decide(&b, &t, Threshold::Ahead(1), &mut p),
+            (None, Fate::End)
+        );
+        let older = Board {
+            lists_passed: false,
+            ..b
+        };
+        let mut p = Progress::default();
+        assert_eq!(
+            decide(&older, &t, Threshold::Ahead(1), &mut p),
+            (Some(Notice::Passed), Fate::End),
+            "an office without the list: gone without a call is passed"
+        );
+    }
+
+    #[test]
+    fn progress_written_before_the_passed_flag_still_reads() {
+        let p: Progress =
+            serde_json::from_str(r#"{"queue":"idou","near_sent":true,"called":"3"}"#).expect("old");
+        assert!(!p.passed && p.near_sent);
     }
 
     #[test]

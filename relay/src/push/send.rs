@@ -5,7 +5,9 @@
 //! service's `Retry-After`, capped) on timeouts, 429 and 5xx; a 404 or 410
 //! drops the subscription (RFC 8030 §7.3); any other refusal is counted
 //! and not retried. Only the push is sent: no redirects, no proxy, the
-//! addresses [`super::guard`] allowed.
+//! addresses [`super::guard`] allowed; a name that now resolves to a
+//! refused address (DNS rebinding) gets nothing, is not retried and its
+//! subscription is dropped.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -16,7 +18,7 @@ use base64::Engine;
 use reqwest::StatusCode;
 use tokio::sync::{mpsc, Semaphore};
 
-use super::guard::{Guard, Resolver};
+use super::guard::{EndpointError, Guard, Resolver};
 use super::store::Sub;
 use super::{add, ece, now_s, Push, PushConfig, PushError};
 
@@ -98,7 +100,23 @@ enum Outcome {
     Sent,
     Gone,
     Refused,
+    /// The guard refused the address at connect time.
+    Unsafe,
     Retry(Option<Duration>),
+}
+
+/// Whether a send failed because the resolver refused every address as
+/// private (the name was public when the subscription was taken: DNS
+/// rebinding, or a hostile push host). Not retried; the subscription goes.
+fn refused_address(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur = Some(e);
+    while let Some(err) = cur {
+        if err.downcast_ref::<EndpointError>() == Some(&EndpointError::Private) {
+            return true;
+        }
+        cur = err.source();
+    }
+    false
 }
 
 async fn attempt(
@@ -126,7 +144,8 @@ async fn attempt(
         .await;
     let res = match res {
         Ok(r) => r,
-        // Timeout, connection refused, TLS, or an address the guard refused.
+        Err(e) if refused_address(&e) => return Outcome::Unsafe,
+        // Timeout, connection refused, TLS, a name that does not resolve.
         Err(_) => return Outcome::Retry(None),
     };
     let status = res.status();
@@ -175,6 +194,15 @@ async fn deliver(push: &Push, client: &reqwest::Client, job: Job) {
                 return;
             }
             Outcome::Refused => break,
+            Outcome::Unsafe => {
+                tracing::warn!(
+                    "push endpoint now resolves to a refused address; subscription dropped"
+                );
+                add(&push.metrics.unsafe_address);
+                add(&push.metrics.failed);
+                push.forget(&job.endpoint);
+                return;
+            }
             Outcome::Retry(after) => {
                 if n == push.cfg.retries {
                     break;
