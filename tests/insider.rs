@@ -759,6 +759,110 @@ fn a_day_opens_only_for_today_and_a_wrong_day_is_repaired() {
     assert_eq!(status(&admin, &s)["date"], today());
 }
 
+/// A found break (issue 23, R11): a staff member closed today and nothing
+/// reopened it. `reopen_day` opens the same date again for an
+/// administrator, audited by the caller's name, numbering going on.
+#[test]
+fn a_day_closed_by_mistake_is_reopened_by_an_admin_and_numbers_go_on() {
+    let s = Server::start();
+    let (admin, csrf) = s.admin();
+    create_user(
+        &s,
+        &admin,
+        &csrf,
+        "yamada",
+        "staff",
+        "correct horse battery",
+    );
+    let (staff, scsrf) = sign_in(&s, "yamada", "correct horse battery");
+    let (kiosk, kcsrf) = enrolled_kiosk(&s);
+    let issue = |c: &Client, csrf: &str| {
+        c.post(s.url("/api/commands"))
+            .header("X-CSRF-Token", csrf)
+            .json(&json!({"command": "issue_ticket", "category": "idou"}))
+            .send()
+            .expect("issue")
+    };
+    cmd(
+        &staff,
+        &s,
+        &scsrf,
+        json!({"command": "open_day", "date": today()}),
+    );
+    let first: Value = issue(&kiosk, &kcsrf).json().expect("json");
+    assert_eq!(first["ticket"], 1001, "{first}");
+    // Nothing to reopen while the day is open.
+    let r = admin
+        .post(s.url("/api/commands"))
+        .header("X-CSRF-Token", &csrf)
+        .json(&json!({"command": "reopen_day"}))
+        .send()
+        .expect("reopen");
+    assert_ours(r, StatusCode::CONFLICT, "day_already_open");
+    let page = admin
+        .get(s.url("/admin"))
+        .send()
+        .expect("admin")
+        .text()
+        .expect("html");
+    assert!(!page.contains("本日の受付を再開"), "no button while open");
+    // The mistake.
+    let (st, v) = cmd(&staff, &s, &scsrf, json!({"command": "close_day"}));
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_ours(issue(&kiosk, &kcsrf), StatusCode::CONFLICT, "day_not_open");
+    // Staff may not reopen; nothing is recorded by the refusal.
+    let before = seq(&admin, &s);
+    let r = staff
+        .post(s.url("/api/commands"))
+        .header("X-CSRF-Token", &scsrf)
+        .json(&json!({"command": "reopen_day"}))
+        .send()
+        .expect("reopen");
+    assert_ours(r, StatusCode::FORBIDDEN, "forbidden");
+    assert_eq!(seq(&admin, &s), before, "nothing was recorded");
+    assert_eq!(status(&admin, &s)["day_open"], false);
+    // The admin page offers the button, in Japanese.
+    let page = admin
+        .get(s.url("/admin"))
+        .send()
+        .expect("admin")
+        .text()
+        .expect("html");
+    assert!(
+        page.contains("本日の受付を再開"),
+        "the button is on the page"
+    );
+    assert!(page.contains(&today()), "{page}");
+    // The admin reopens the same day; numbering goes on.
+    let (st, v) = cmd(&admin, &s, &csrf, json!({"command": "reopen_day"}));
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(v["events"][0]["type"], "day_reopened", "{v}");
+    let after = status(&admin, &s);
+    assert_eq!(after["day_open"], true);
+    assert_eq!(after["date"], today(), "the same business date");
+    let next: Value = issue(&kiosk, &kcsrf).json().expect("json");
+    assert_eq!(next["ticket"], 1002, "no number given twice: {next}");
+    // Staff work as before; the reopening is audited with the admin's name.
+    let (st, v) = cmd(
+        &staff,
+        &s,
+        &scsrf,
+        json!({"command": "open_counter", "counter": 1}),
+    );
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let audit = audit_text(&s, &admin);
+    let line = audit
+        .lines()
+        .find(|l| l.contains("day_reopened"))
+        .expect("the reopening is in the audit export");
+    assert!(line.contains("admin"), "{line}");
+    // A second reopen of an open day changes nothing.
+    let before = seq(&admin, &s);
+    let (st, v) = cmd(&admin, &s, &csrf, json!({"command": "reopen_day"}));
+    assert_eq!(st, StatusCode::CONFLICT, "{v}");
+    assert_eq!(seq(&admin, &s), before);
+}
+
 #[test]
 fn one_kiosk_cannot_use_up_a_category() {
     let s = Server::start();

@@ -453,10 +453,16 @@ async fn admin_page(
         Ok(c) => c,
         Err(_) => return Ok(axum::response::Redirect::to("/login?next=/admin").into_response()),
     };
-    let office = app.status().await?.office.ja;
+    let status = app.status().await?;
+    let office = status.office.ja;
+    // A day closed today may be reopened here (issue 23, `reopen_day`).
+    let closed_today = status
+        .date
+        .filter(|d| !status.day_open && Some(*d) == app.engine.read(|e| e.office_date()).ok())
+        .map(|d| d.to_string());
     let html = app.pages.render(
         "admin.html",
-        minijinja::context! { office, user => caller.name, faults => app.faults.recent(), devices => health::devices(&app), standby => app.is_standby(), replaced => app.fence.replaced(), csrf => caller.csrf() },
+        minijinja::context! { office, user => caller.name, faults => app.faults.recent(), devices => health::devices(&app), standby => app.is_standby(), replaced => app.fence.replaced(), csrf => caller.csrf(), closed_today },
     )?;
     Ok(html.into_response())
 }
