@@ -1603,3 +1603,104 @@ fn retries_of_an_answered_request_take_no_issuing_budget() {
     }
     assert!((8..=12).contains(&issued), "new presses issued {issued}");
 }
+
+/// A raw client from `from` that sends `first`, then `then` one byte every
+/// `every` (never, when `then` is empty), and returns how long the server
+/// took to close the connection (`None`: still open after `give_up`).
+async fn dribbling_client(
+    addr: std::net::SocketAddr,
+    from: [u8; 4],
+    first: String,
+    then: &'static [u8],
+    every: std::time::Duration,
+    give_up: std::time::Duration,
+) -> Option<std::time::Duration> {
+    use tokio::io::AsyncWriteExt;
+    let t0 = std::time::Instant::now();
+    let socket = tokio::net::TcpSocket::new_v4().ok()?;
+    socket.bind(std::net::SocketAddr::from((from, 0))).ok()?;
+    let mut tcp = socket.connect(addr).await.ok()?;
+    tcp.write_all(first.as_bytes()).await.ok()?;
+    let mut left = then
+        .iter()
+        .cycle()
+        .take(if then.is_empty() { 0 } else { 10_000 });
+    while t0.elapsed() < give_up {
+        if closed_by_server(&mut tcp, every).await {
+            return Some(t0.elapsed());
+        }
+        if let Some(b) = left.next() {
+            if tcp.write_all(&[*b]).await.is_err() {
+                return Some(t0.elapsed());
+            }
+        }
+    }
+    None
+}
+
+/// Red-team finding F10 (issue 23): a request head or body that stopped
+/// arriving half-way held its connection for the idle timeout (75 s), not
+/// the head deadline (15 s). Heads are now hyper's to time (a head begun
+/// must be in within the deadline, trickling or stalled); bodies have a
+/// deadline of their own. Staff keep working and nothing is recorded.
+#[test]
+fn stalled_and_dribbling_heads_and_bodies_are_closed_at_their_deadline() {
+    let s = Server::start();
+    let (c, csrf) = s.admin();
+    let before = seq(&c, &s);
+    let addr: std::net::SocketAddr = s.base.trim_start_matches("http://").parse().expect("addr");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let head = format!("POST /api/login HTTP/1.1\r\nHost: {addr}\r\n");
+    let body_head = format!(
+        "POST /api/login HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
+         Content-Length: 200\r\n\r\n{{\"username\": \"admin\", "
+    );
+    let second = std::time::Duration::from_secs(1);
+    let give_up = std::time::Duration::from_secs(60);
+    let clients = [
+        ("stalled head", head.clone(), &b""[..]),
+        ("dribbling head", head, &b"X-Slow: a\r\n"[..]),
+        ("stalled body", body_head.clone(), &b""[..]),
+        ("dribbling body", body_head, &b" "[..]),
+    ];
+    let running: Vec<_> = clients
+        .into_iter()
+        .enumerate()
+        .map(|(i, (what, first, then))| {
+            let from = [127, 0, 0, 90 + i as u8];
+            (
+                what,
+                rt.spawn(dribbling_client(addr, from, first, then, second, give_up)),
+            )
+        })
+        .collect();
+    // Meanwhile the staff are answered.
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    crate::server::open_today(&c, &s, &csrf, &[10]);
+    let (st, v) = cmd(
+        &c,
+        &s,
+        &csrf,
+        json!({"command": "issue_ticket", "category": "idou"}),
+    );
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let after_staff = seq(&c, &s);
+    for (what, h) in running {
+        let closed = rt.block_on(h).expect("client");
+        eprintln!("{what}: closed after {closed:?}");
+        let closed = closed.unwrap_or_else(|| panic!("{what}: still open after 60 s"));
+        assert!(
+            closed < std::time::Duration::from_secs(40),
+            "{what}: held {closed:?}, past the 15 s deadline"
+        );
+    }
+    // The slow clients recorded nothing (no sign-in, no audit record).
+    assert_eq!(seq(&c, &s), after_staff);
+    assert!(after_staff > before);
+    let r = c.get(s.url("/api/me")).send().expect("me");
+    assert_eq!(r.status(), StatusCode::OK);
+}

@@ -417,12 +417,8 @@ pub fn run(
             idle: Duration::from_secs(args.idle_timeout_secs.max(1)),
             head: Duration::from_secs(args.head_timeout_secs.max(1)),
         };
-        // `tap_io` only so that axum hands each request its peer address.
-        let listener = axum::serve::ListenerExt::tap_io(
-            connections::Guarded::new(listener, limits, acceptor)
-                .context("cannot start listening")?,
-            |_| {},
-        );
+        let listener =
+            connections::Guarded::new(listener, limits, acceptor).context("cannot start listening")?;
         let stop = shutdown::Stop::new();
         let signal = stop.signal();
         let told = app.clone();
@@ -430,14 +426,8 @@ pub fn run(
             signal.await;
             told.displays.stop();
         };
-        stop.run(
-            axum::serve(
-                listener,
-                router(app).into_make_service_with_connect_info::<SocketAddr>(),
-            )
-            .with_graceful_shutdown(signal),
-        )
-        .await
+        stop.run(connections::serve(listener, router(app), limits, signal))
+            .await
     })?;
     shutdown::finish(runtime, shared)
 }
