@@ -7,6 +7,12 @@
 //! the idle timeout, or when a request head or body is still arriving after
 //! the head deadline (slow headers, slow bodies).
 //!
+//! A quarter of the total is kept for known addresses — those a valid
+//! session cookie or device token came from lately (`known.rs`): a flood
+//! from strangers on many addresses, each asking something every few
+//! seconds so that no idle timeout sheds it, fills only the rest, and the
+//! staff stations, kiosks and displays still connect.
+//!
 //! Under pressure — when three quarters of the total slots are taken —
 //! the idle timeout shrinks to [`PRESSED_IDLE`]: keep-alive connections
 //! from many addresses that only sit there are shed first, while the
@@ -91,11 +97,12 @@ impl Guarded {
         inner: TcpListener,
         limits: Limits,
         tls: Option<tokio_rustls::TlsAcceptor>,
+        known: Arc<super::known::KnownAddrs>,
     ) -> std::io::Result<Guarded> {
         let local = inner.local_addr()?;
         let (tx, ready) = tokio::sync::mpsc::channel(64);
         let limiter = Limiter::new(limits.total, limits.per_address);
-        let task = tokio::spawn(accept_loop(inner, limiter, limits, tls, tx));
+        let task = tokio::spawn(accept_loop(inner, limiter, limits, tls, known, tx));
         Ok(Guarded { ready, local, task })
     }
 }
@@ -105,9 +112,11 @@ async fn accept_loop(
     limiter: Arc<Limiter>,
     limits: Limits,
     tls: Option<tokio_rustls::TlsAcceptor>,
+    known: Arc<super::known::KnownAddrs>,
     tx: tokio::sync::mpsc::Sender<(Conn, SocketAddr)>,
 ) {
     let mut refused = 0u64;
+    let strangers = super::known::for_strangers(limits.total);
     loop {
         let (tcp, peer) = match inner.accept().await {
             Ok(x) => x,
@@ -118,7 +127,17 @@ async fn accept_loop(
                 continue;
             }
         };
-        let Some(slot) = limiter.admit(peer.ip()) else {
+        // The reserve: past the strangers' share, only addresses a valid
+        // credential came from lately get a slot (red-team finding F2).
+        // Admissions are made here alone, so the count only falls between
+        // this look and `admit`.
+        let stranger_refused = limiter.open() >= strangers && !known.is_known(peer.ip());
+        let admitted = if stranger_refused {
+            None
+        } else {
+            limiter.admit(peer.ip())
+        };
+        let Some(slot) = admitted else {
             refused += 1;
             if refused.is_power_of_two() {
                 tracing::warn!(%peer, refused, "connection refused: too many connections");

@@ -17,6 +17,7 @@ mod fence;
 mod forecast;
 mod hash_gate;
 mod health;
+mod known;
 mod limits;
 mod pages;
 mod publish;
@@ -134,6 +135,9 @@ pub struct App {
     pub promoting: std::sync::atomic::AtomicBool,
     /// Issuing rate limits per issuer and category.
     pub issue_limits: limits::IssueLimits,
+    /// Addresses a valid credential came from lately: their share of the
+    /// connection slots is kept from strangers (`known.rs`).
+    pub known: Arc<known::KnownAddrs>,
     /// Whether clients reach this server over TLS (cookies are `Secure`).
     pub tls: bool,
     /// Each device's last contact (the admin pages' device health).
@@ -271,6 +275,10 @@ fn router(app: Arc<App>) -> Router {
             app.clone(),
             health::note,
         ))
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            known::note,
+        ))
         .layer(axum::middleware::from_fn(error::answer_in_kind))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
         .layer(SetResponseHeaderLayer::overriding(
@@ -374,6 +382,7 @@ pub fn run(
             standby: std::sync::atomic::AtomicBool::new(args.standby_of.is_some()),
             promoting: std::sync::atomic::AtomicBool::new(false),
             issue_limits: limits::IssueLimits::default(),
+            known: known::KnownAddrs::new(),
             tls: acceptor.is_some(),
             contacts: health::Contacts::default(),
             host,
@@ -418,7 +427,7 @@ pub fn run(
             head: Duration::from_secs(args.head_timeout_secs.max(1)),
         };
         let listener =
-            connections::Guarded::new(listener, limits, acceptor).context("cannot start listening")?;
+            connections::Guarded::new(listener, limits, acceptor, app.known.clone()).context("cannot start listening")?;
         let stop = shutdown::Stop::new();
         let signal = stop.signal();
         let told = app.clone();
