@@ -1830,3 +1830,101 @@ fn a_stranger_flood_from_many_addresses_leaves_the_reserve_to_staff_and_kiosks()
     std::thread::sleep(std::time::Duration::from_millis(200));
     assert_eq!(seq(&admin, &s), before + 3);
 }
+
+/// An enrolled kiosk named `name` (made by the admin), its client and CSRF
+/// token.
+fn new_kiosk(s: &Server, admin: &Client, csrf: &str, name: &str) -> (Client, String) {
+    let r = admin
+        .post(s.url("/api/devices"))
+        .header("X-CSRF-Token", csrf)
+        .json(&json!({"name": name, "role": "kiosk"}))
+        .send()
+        .expect("device");
+    assert_eq!(r.status(), StatusCode::OK);
+    let url = r.json::<Value>().expect("json")["enrol_url"]
+        .as_str()
+        .expect("url")
+        .to_string();
+    let kiosk = Server::client();
+    kiosk.get(url).send().expect("enrol");
+    let kcsrf = kiosk
+        .get(s.url("/api/me"))
+        .send()
+        .expect("me")
+        .json::<Value>()
+        .expect("json")["csrf_token"]
+        .as_str()
+        .expect("csrf")
+        .to_string();
+    (kiosk, kcsrf)
+}
+
+/// Red-team finding F11 (issue 23): a stolen kiosk token, held to the
+/// per-kiosk rate, still emptied a category in about an hour. One device
+/// now takes at most what it leaves to the others: hammering from one
+/// token is refused in Japanese, burns no number, and another kiosk still
+/// gets tickets — never `numbers_exhausted`.
+#[test]
+fn one_kiosk_token_cannot_bring_another_kiosk_to_numbers_exhausted() {
+    // A category of 16 numbers, so that the share is reached within the
+    // rate limit's burst.
+    let config = include_str!("../core/src/config/default-office.toml").replace(
+        "numbers = { from = 1001, to = 1999 }",
+        "numbers = { from = 1001, to = 1016 }",
+    );
+    assert!(config.contains("to = 1016"), "the category was narrowed");
+    let s = Server::start_with(Some(&config));
+    let (admin, csrf) = s.admin();
+    crate::server::open_today(&admin, &s, &csrf, &[]);
+    let (thief, tcsrf) = new_kiosk(&s, &admin, &csrf, "kiosk-stolen");
+    let (other, ocsrf) = new_kiosk(&s, &admin, &csrf, "kiosk-east");
+    let issue = |c: &Client, csrf: &str| {
+        c.post(s.url("/api/commands"))
+            .header("X-CSRF-Token", csrf)
+            .json(&json!({"command": "issue_ticket", "category": "idou"}))
+            .send()
+            .expect("issue")
+    };
+    let mut issued = Vec::new();
+    for _ in 0..30 {
+        let r = issue(&thief, &tcsrf);
+        if r.status() != StatusCode::OK {
+            let v = assert_ours(r, StatusCode::TOO_MANY_REQUESTS, "device_share_used");
+            let ja = v["error"]["message_ja"].as_str().unwrap_or_default();
+            assert!(ja.contains("発券機") && ja.contains("職員"), "{ja}");
+            break;
+        }
+        issued.push(
+            r.json::<Value>().expect("json")["ticket"]
+                .as_u64()
+                .expect("n"),
+        );
+    }
+    assert_eq!(issued.len(), 8, "one device takes at most half: {issued:?}");
+    // Refusals record nothing and burn no number.
+    let before = seq(&admin, &s);
+    for _ in 0..5 {
+        assert_eq!(
+            issue(&thief, &tcsrf).status(),
+            StatusCode::TOO_MANY_REQUESTS
+        );
+    }
+    assert_eq!(seq(&admin, &s), before);
+    // The other kiosk carries on where the thief stopped.
+    let r = issue(&other, &ocsrf);
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.json::<Value>().expect("json")["ticket"], 1009);
+    for _ in 0..3 {
+        let r = issue(&other, &ocsrf);
+        assert_eq!(r.status(), StatusCode::OK, "never numbers_exhausted");
+    }
+    // Staff may still issue what is left, to the last number.
+    let (st, v) = cmd(
+        &admin,
+        &s,
+        &csrf,
+        json!({"command": "issue_ticket", "category": "idou"}),
+    );
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(v["ticket"], 1013);
+}

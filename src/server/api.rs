@@ -140,6 +140,24 @@ fn checked(
             // Devices are limited; a person issuing for a visitor is
             // signed in, accountable and audited by name.
             if caller.is_device() && !retry {
+                // The device's share of what is left (finding F11).
+                let (c, name) = (category.clone(), caller.name.clone());
+                let share = app
+                    .engine
+                    .read(move |e| {
+                        let s = e.state();
+                        let date = s.meta.day.as_ref().map(|d| d.date)?;
+                        let range = e.config().queue(&c).and_then(|q| q.numbers)?;
+                        let next = s.meta.next_number.get(&c).copied().unwrap_or(range.from);
+                        let left = (range.to + 1).saturating_sub(next.max(range.from));
+                        Some((date, left))
+                    })
+                    .map_err(ApiError::from)?;
+                if let Some((date, left)) = share {
+                    if !app.issue_limits.share_left(date, &name, &category, left) {
+                        return Err(ApiError::DeviceShareUsed);
+                    }
+                }
                 app.issue_limits
                     .take(&caller.name, &category)
                     .map_err(|seconds| ApiError::RateLimited { seconds })?;
@@ -202,6 +220,17 @@ pub async fn command(
     if let Some(seq) = outcome.seq {
         // With a standby, answered only once it holds the record (fence.rs).
         app.replicated(seq).await?;
+    }
+    if let (true, Some(_), Some(Event::TicketIssued { category, .. })) =
+        (caller.is_device(), outcome.seq, outcome.events.first())
+    {
+        let date = app
+            .engine
+            .read(|e| e.state().meta.day.as_ref().map(|d| d.date))
+            .map_err(ApiError::from)?;
+        if let Some(date) = date {
+            app.issue_limits.took(date, &caller.name, category);
+        }
     }
     let mut answer = json!({
         "ok": true,

@@ -40,6 +40,9 @@ pub enum ApiError {
     RateLimited {
         seconds: u64,
     },
+    /// This device took its share of the category's numbers today (at most
+    /// what is left to the others). Nothing was done.
+    DeviceShareUsed,
     /// `open_day` for a date other than the office's business date.
     NotToday {
         date: chrono::NaiveDate,
@@ -118,6 +121,12 @@ impl ApiError {
                 "rate_limited",
                 format!("発券が続いたため受け付けませんでした。{seconds} 秒ほど待ってからやり直してください。番号は使われていません"),
                 format!("too many tickets in a short time; nothing was issued and no number was used. Try again in about {seconds} s"),
+            ),
+            ApiError::DeviceShareUsed => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "device_share_used",
+                "この発券機からは、この受付区分の本日の番号をこれ以上発行できません（ほかの発券機の分を残すため）。番号は使われていません。職員に声をおかけください".into(),
+                "this kiosk has issued its share of today's numbers in this category (the rest is kept for the other kiosks); nothing was issued and no number was used. Please ask a member of staff".into(),
             ),
             ApiError::NotToday { date, today } => (
                 StatusCode::CONFLICT,
