@@ -395,7 +395,7 @@ pub async fn login(
         Err(locked) => {
             // The first refusal of each wait is audited (a flood's others
             // are not: they would fill the log).
-            if locked.first {
+            if locked.first && app.sign_in_audit.failed(&l.username, addr, true) {
                 let account = audited_name(&l.username);
                 let by = format!(
                     "{account} from {addr} (refused: waiting {} min)",
@@ -439,7 +439,11 @@ pub async fn login(
         } else {
             format!("{account} from {addr}")
         };
-        a.audit(Some(by), Event::Login { account, ok });
+        // A failure beyond the first few of its window goes into the
+        // window's summary record (sign_in_audit.rs, finding F9).
+        if ok || a.sign_in_audit.failed(&account, addr, false) {
+            a.audit(Some(by), Event::Login { account, ok });
+        }
         result.map_err(|e| match e {
             SignInError::Wrong => ApiError::Unauthenticated,
             SignInError::Internal(x) => ApiError::Internal(x),

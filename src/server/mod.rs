@@ -26,6 +26,7 @@ mod replication;
 mod settings;
 mod settings_form;
 mod shutdown;
+mod sign_in_audit;
 mod statistics;
 mod subscribers;
 mod throttle;
@@ -138,6 +139,8 @@ pub struct App {
     /// Addresses a valid credential came from lately: their share of the
     /// connection slots is kept from strangers (`known.rs`).
     pub known: Arc<known::KnownAddrs>,
+    /// The bound on failed sign-ins' audit records (`sign_in_audit.rs`).
+    pub sign_in_audit: sign_in_audit::SignInAudit,
     /// Whether clients reach this server over TLS (cookies are `Secure`).
     pub tls: bool,
     /// Each device's last contact (the admin pages' device health).
@@ -383,6 +386,7 @@ pub fn run(
             promoting: std::sync::atomic::AtomicBool::new(false),
             issue_limits: limits::IssueLimits::default(),
             known: known::KnownAddrs::new(),
+            sign_in_audit: sign_in_audit::SignInAudit::default(),
             tls: acceptor.is_some(),
             contacts: health::Contacts::default(),
             host,
@@ -419,6 +423,7 @@ pub fn run(
             }
         }
         let _watcher = displays::watch_layouts(&app);
+        tokio::spawn(sign_in_audit::run(app.clone()));
         print_urls(&base_url, data, first.as_ref());
         let limits = connections::Limits {
             per_address: args.max_connections_per_address.max(1),
