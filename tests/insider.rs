@@ -1554,6 +1554,21 @@ fn wrong_enrolment_codes_write_nothing_and_are_throttled() {
         statuses.contains(&StatusCode::TOO_MANY_REQUESTS),
         "one address kept guessing: {statuses:?}"
     );
+    // The refusal speaks of enrolment codes, not of sign-ins (red-team
+    // finding: it said 「ログインの失敗が続いたため…」).
+    let r = c
+        .get(s.url("/enrol/00000000000000000000000000000000"))
+        .header("Accept", "application/json")
+        .send()
+        .expect("enrol");
+    let v = assert_ours(r, StatusCode::TOO_MANY_REQUESTS, "too_many_enrolments");
+    let ja = v["error"]["message_ja"].as_str().unwrap_or_default();
+    let en = v["error"]["message_en"].as_str().unwrap_or_default();
+    assert!(
+        ja.contains("登録コード") && !ja.contains("ログイン"),
+        "{ja}"
+    );
+    assert!(en.contains("enrolment") && !en.contains("sign-in"), "{en}");
     let after = std::fs::metadata(&file)
         .and_then(|m| m.modified())
         .expect("enrolments file");
@@ -2046,4 +2061,37 @@ fn a_thousand_failed_sign_ins_write_a_bounded_number_of_audit_records() {
         accounted >= checked && accounted <= checked + refused + 1,
         "{accounted} accounted for {checked} checked failures"
     );
+}
+
+/// Red-team finding (issue 23): the statistics report took any content
+/// type; like sign-in it now takes JSON only (415 otherwise), so a
+/// cross-site form cannot make one run.
+#[test]
+fn the_statistics_report_takes_only_json() {
+    let s = Server::start();
+    let (admin, csrf) = s.admin();
+    let body = format!(
+        "{{\"from\": \"{}\", \"to\": \"{}\", \"by\": \"day\", \"format\": \"csv\"}}",
+        today(),
+        today()
+    );
+    for kind in ["text/plain", "application/x-www-form-urlencoded", ""] {
+        let mut r = admin
+            .post(s.url("/api/statistics/report"))
+            .header("X-CSRF-Token", &csrf)
+            .body(body.clone());
+        if !kind.is_empty() {
+            r = r.header("Content-Type", kind);
+        }
+        let r = r.send().expect("report");
+        assert_ours(r, StatusCode::UNSUPPORTED_MEDIA_TYPE, "not_json");
+    }
+    let r = admin
+        .post(s.url("/api/statistics/report"))
+        .header("X-CSRF-Token", &csrf)
+        .header("Content-Type", "application/json")
+        .body(body)
+        .send()
+        .expect("report");
+    assert_eq!(r.status(), StatusCode::OK, "JSON still makes the report");
 }

@@ -659,7 +659,7 @@ pub async fn enrol(
     let throttle = &app.auth.throttle;
     throttle
         .before("(enrolment)", addr)
-        .map_err(|locked| ApiError::TooManyAttempts {
+        .map_err(|locked| ApiError::EnrolThrottled {
             minutes: super::throttle::minutes(locked.wait),
         })?;
     let (token, role, name) = app.auth.enrol(&code).inspect_err(|e| {

@@ -35,6 +35,11 @@ pub enum ApiError {
     TooManyAttempts {
         minutes: u64,
     },
+    /// Wrong enrolment codes from this address: it waits this many more
+    /// minutes before trying a code again.
+    EnrolThrottled {
+        minutes: u64,
+    },
     /// Too many requests of this kind from this device or for this
     /// category; try again in this many seconds. Nothing was done.
     RateLimited {
@@ -177,6 +182,12 @@ impl ApiError {
                 format!("ログインの失敗が続いたため、この端末からは {minutes} 分後までログインできません。パスワードが分からないときは管理者に連絡してください"),
                 format!("too many failed sign-ins from this address; try again in {minutes} min, or ask an administrator"),
             ),
+            ApiError::EnrolThrottled { minutes } => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_enrolments",
+                format!("正しくない登録コードが続いたため、この端末からは {minutes} 分後まで端末の登録ができません。管理者に新しい登録リンクを発行してもらってください"),
+                format!("too many wrong enrolment codes from this address; try again in {minutes} min, or ask an administrator for a new enrolment link"),
+            ),
             ApiError::Diverged(seq) => (
                 StatusCode::CONFLICT,
                 "diverged",
@@ -249,7 +260,9 @@ impl IntoResponse for ApiError {
         )
             .into_response();
         let retry = match self {
-            ApiError::TooManyAttempts { minutes } => Some(minutes * 60),
+            ApiError::TooManyAttempts { minutes } | ApiError::EnrolThrottled { minutes } => {
+                Some(minutes * 60)
+            }
             ApiError::RateLimited { seconds } => Some(seconds),
             ApiError::Busy => Some(2),
             _ => None,

@@ -47,6 +47,9 @@ pub async fn make_report(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     app.auth.require(&method, &headers, READERS)?;
+    // JSON only, as for sign-in: a cross-site form cannot make a report
+    // run (red-team finding).
+    super::extract::require_json(&headers)?;
     let r: ReportRequest = parse_body(body)?;
     let by = match r.by.as_str() {
         "hour" => Some(Granularity::Hour),
