@@ -2095,3 +2095,111 @@ fn the_statistics_report_takes_only_json() {
         .expect("report");
     assert_eq!(r.status(), StatusCode::OK, "JSON still makes the report");
 }
+
+/// Red-team finding (issue 23): a report was read and written on the
+/// engine thread, so staff commands waited behind it. Only the reading of
+/// its cells is left there; the file is written beside it. Staff commands
+/// are answered while big reports run back to back (bounded generously:
+/// this is not a timing benchmark).
+#[test]
+fn staff_commands_are_answered_while_a_big_report_runs() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let days = dir.path().join("days.jsonl");
+    let history = dir.path().join("history");
+    let f = days.to_str().expect("path");
+    crate::util::ok(
+        &history,
+        &[
+            "simulate",
+            "--days",
+            "12",
+            "--start",
+            "2026-09-01",
+            "--seed",
+            "5",
+            "--out",
+            f,
+        ],
+    );
+    crate::util::ok(&history, &["import", f]);
+    let s = Server::start_prepared(None, &["--listen", "127.0.0.1:0"], |to| {
+        copy_tree(&history.join("log"), &to.join("log"));
+    });
+    let (admin, csrf) = s.admin();
+    crate::server::open_today(&admin, &s, &csrf, &[10]);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let reporter = {
+        let (c, csrf, url, stop) = (
+            admin.clone(),
+            csrf.clone(),
+            s.url("/api/statistics/report"),
+            stop.clone(),
+        );
+        std::thread::spawn(move || {
+            let mut made = 0u32;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) && made < 50 {
+                let r = c
+                    .post(&url)
+                    .header("X-CSRF-Token", &csrf)
+                    .json(&json!({"from": "2026-09-01", "to": "2026-10-31", "by": "all", "format": "xlsx"}))
+                    .timeout(std::time::Duration::from_secs(120))
+                    .send()
+                    .expect("report");
+                assert_eq!(r.status(), StatusCode::OK);
+                assert!(r.bytes().expect("file").len() > 10_000, "a big report");
+                made += 1;
+            }
+            made
+        })
+    };
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let mut worst = std::time::Duration::ZERO;
+    for _ in 0..10 {
+        let t0 = std::time::Instant::now();
+        let (st, v) = cmd(
+            &admin,
+            &s,
+            &csrf,
+            json!({"command": "issue_ticket", "category": "idou"}),
+        );
+        assert_eq!(st, StatusCode::OK, "{v}");
+        let (st, v) = cmd(
+            &admin,
+            &s,
+            &csrf,
+            json!({"command": "call_next", "counter": 10}),
+        );
+        assert_eq!(st, StatusCode::OK, "{v}");
+        let (st, v) = cmd(
+            &admin,
+            &s,
+            &csrf,
+            json!({"command": "complete", "counter": 10}),
+        );
+        assert_eq!(st, StatusCode::OK, "{v}");
+        worst = worst.max(t0.elapsed());
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let made = reporter.join().expect("reporter");
+    eprintln!(
+        "{made} reports of two months by the hour, day and month; staff round worst {worst:?}"
+    );
+    assert!(made >= 1);
+    assert!(
+        worst < std::time::Duration::from_secs(5),
+        "a staff round waited {worst:?} behind the reports"
+    );
+}
+
+fn copy_tree(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for e in std::fs::read_dir(from).expect("read dir") {
+        let e = e.expect("entry");
+        let target = to.join(e.file_name());
+        if e.file_type().expect("type").is_dir() {
+            copy_tree(&e.path(), &target);
+        } else {
+            std::fs::copy(e.path(), &target).expect("copy");
+        }
+    }
+}
