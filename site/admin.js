@@ -56,6 +56,15 @@
     });
   }
 
+  const reopen = document.getElementById("reopen-day");
+  if (reopen) {
+    reopen.addEventListener("click", () => {
+      if (!confirm("本日の受付を再開しますか？ 番号は続きから発行されます。")) return;
+      act("POST", "/api/commands", { command: "reopen_day" },
+        () => reloadSaying("本日の受付を再開しました。番号は続きから発行されます。"));
+    });
+  }
+
   const logout = document.getElementById("logout");
   if (logout) {
     logout.addEventListener("click", async () => {

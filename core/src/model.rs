@@ -59,6 +59,10 @@ pub enum Command {
     /// Close the business day: anyone still waiting is recorded as unserved
     /// and every counter closes.
     CloseDay,
+    /// Reopen the business day closed by mistake today (issue 23): the
+    /// same date, its numbering going on where it stopped, so that no
+    /// number is given twice. Tickets the closing left unserved stay so.
+    ReopenDay,
     OpenCounter {
         counter: CounterNo,
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -144,6 +148,7 @@ impl Command {
         match self {
             Command::OpenDay { .. } => "open_day",
             Command::CloseDay => "close_day",
+            Command::ReopenDay => "reopen_day",
             Command::OpenCounter { .. } => "open_counter",
             Command::CloseCounter { .. } => "close_counter",
             Command::IssueTicket { .. } => "issue_ticket",
@@ -178,6 +183,11 @@ pub enum Event {
         special: bool,
     },
     DayClosed {
+        date: NaiveDate,
+    },
+    /// The closed day `date` is open again (`reopen_day`): numbering goes
+    /// on from where it stopped.
+    DayReopened {
         date: NaiveDate,
     },
     CounterOpened {
@@ -338,6 +348,7 @@ impl Event {
             | Event::LogArchived { .. }
             | Event::DayOpened { .. }
             | Event::DayClosed { .. }
+            | Event::DayReopened { .. }
             | Event::CounterOpened { .. }
             | Event::CounterClosed { .. }
             | Event::IssuingReopened { .. }

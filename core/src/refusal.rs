@@ -15,6 +15,10 @@ pub enum Refusal {
     DayAlreadyOpen { date: NaiveDate },
     #[error("the business day {date} must come after the last one, {last}")]
     DayNotAfterLast { date: NaiveDate, last: NaiveDate },
+    /// `reopen_day` for a day that is not the office's today: only a day
+    /// closed by mistake today may open again.
+    #[error("the business day {date} is not today ({today}) and cannot be reopened")]
+    ReopenNotToday { date: NaiveDate, today: NaiveDate },
     #[error("there is no counter {counter}")]
     UnknownCounter { counter: CounterNo },
     #[error("there is no reception category {category:?}")]
@@ -93,6 +97,7 @@ impl Refusal {
             Refusal::DayNotOpen => "day_not_open",
             Refusal::DayAlreadyOpen { .. } => "day_already_open",
             Refusal::DayNotAfterLast { .. } => "day_not_after_last",
+            Refusal::ReopenNotToday { .. } => "reopen_not_today",
             Refusal::UnknownCounter { .. } => "unknown_counter",
             Refusal::UnknownCategory { .. } => "unknown_category",
             Refusal::UnknownQueue { .. } => "unknown_queue",
@@ -126,6 +131,9 @@ impl Refusal {
             Refusal::DayAlreadyOpen { date } => format!("{date} の業務はすでに開始されています"),
             Refusal::DayNotAfterLast { date, last } => {
                 format!("{date} は前回の業務日 {last} より後の日付にしてください")
+            }
+            Refusal::ReopenNotToday { date, today } => {
+                format!("{date} は本日（{today}）ではないため、受付を再開できません")
             }
             Refusal::UnknownCounter { counter } => format!("{counter} 番窓口はありません"),
             Refusal::UnknownCategory { category } => format!("受付区分「{category}」はありません"),

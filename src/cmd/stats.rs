@@ -71,6 +71,20 @@ pub fn report(
     encoding: Encoding,
     progress: &mut dyn FnMut(&str),
 ) -> Result<Vec<u8>> {
+    let sheets = gather(engine, from, to, by, format, progress)?;
+    progress("書き出し中");
+    render(&sheets, format, encoding)
+}
+
+/// The report's rows, read from the engine (the part that needs it).
+pub fn gather(
+    engine: &Engine,
+    from: NaiveDate,
+    to: NaiveDate,
+    by: Option<Granularity>,
+    format: Format,
+    progress: &mut dyn FnMut(&str),
+) -> Result<Vec<(Granularity, Vec<export::Row>)>> {
     anyhow::ensure!(from <= to, "--from {from} is after --to {to}");
     let grans: Vec<Granularity> = match (by, format) {
         (Some(g), _) => vec![g],
@@ -85,10 +99,22 @@ pub fn report(
             .context("cannot read the statistics")?;
         sheets.push((g, export::rows(engine.config(), &cells)));
     }
-    progress("書き出し中");
+    Ok(sheets)
+}
+
+/// The report file from its rows: needs no engine, so the office server
+/// writes it off the engine thread (staff commands do not wait for it).
+pub fn render(
+    sheets: &[(Granularity, Vec<export::Row>)],
+    format: Format,
+    encoding: Encoding,
+) -> Result<Vec<u8>> {
     Ok(match format {
-        Format::Csv => export::csv(&sheets[0].1, encoding)?,
-        Format::Xlsx => export::xlsx(&sheets)?,
+        Format::Csv => export::csv(
+            &sheets.first().map(|s| s.1.clone()).unwrap_or_default(),
+            encoding,
+        )?,
+        Format::Xlsx => export::xlsx(sheets)?,
     })
 }
 

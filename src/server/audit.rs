@@ -318,6 +318,7 @@ pub fn describe(e: &Event, names: &Names) -> String {
             }
         ),
         Event::DayClosed { date } => format!("{date} の受付を終えました"),
+        Event::DayReopened { date } => format!("{date} の受付を再開しました（番号は続きから）"),
         Event::Promoted { epoch } => {
             format!("予備機が主機に昇格しました（第{epoch}期）")
         }

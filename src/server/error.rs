@@ -35,11 +35,19 @@ pub enum ApiError {
     TooManyAttempts {
         minutes: u64,
     },
+    /// Wrong enrolment codes from this address: it waits this many more
+    /// minutes before trying a code again.
+    EnrolThrottled {
+        minutes: u64,
+    },
     /// Too many requests of this kind from this device or for this
     /// category; try again in this many seconds. Nothing was done.
     RateLimited {
         seconds: u64,
     },
+    /// This device took its share of the category's numbers today (at most
+    /// what is left to the others). Nothing was done.
+    DeviceShareUsed,
     /// `open_day` for a date other than the office's business date.
     NotToday {
         date: chrono::NaiveDate,
@@ -125,6 +133,12 @@ impl ApiError {
                 format!("発券が続いたため受け付けませんでした。{seconds} 秒ほど待ってからやり直してください。番号は使われていません"),
                 format!("too many tickets in a short time; nothing was issued and no number was used. Try again in about {seconds} s"),
             ),
+            ApiError::DeviceShareUsed => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "device_share_used",
+                "この発券機からは、この受付区分の本日の番号をこれ以上発行できません（ほかの発券機の分を残すため）。番号は使われていません。職員に声をおかけください".into(),
+                "this kiosk has issued its share of today's numbers in this category (the rest is kept for the other kiosks); nothing was issued and no number was used. Please ask a member of staff".into(),
+            ),
             ApiError::NotToday { date, today } => (
                 StatusCode::CONFLICT,
                 "not_today",
@@ -173,6 +187,12 @@ impl ApiError {
                 "too_many_attempts",
                 format!("ログインの失敗が続いたため、この端末からは {minutes} 分後までログインできません。パスワードが分からないときは管理者に連絡してください"),
                 format!("too many failed sign-ins from this address; try again in {minutes} min, or ask an administrator"),
+            ),
+            ApiError::EnrolThrottled { minutes } => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_enrolments",
+                format!("正しくない登録コードが続いたため、この端末からは {minutes} 分後まで端末の登録ができません。管理者に新しい登録リンクを発行してもらってください"),
+                format!("too many wrong enrolment codes from this address; try again in {minutes} min, or ask an administrator for a new enrolment link"),
             ),
             ApiError::Diverged(seq) => (
                 StatusCode::CONFLICT,
@@ -252,7 +272,9 @@ impl IntoResponse for ApiError {
         )
             .into_response();
         let retry = match self {
-            ApiError::TooManyAttempts { minutes } => Some(minutes * 60),
+            ApiError::TooManyAttempts { minutes } | ApiError::EnrolThrottled { minutes } => {
+                Some(minutes * 60)
+            }
             ApiError::RateLimited { seconds } => Some(seconds),
             ApiError::Busy => Some(2),
             _ => None,

@@ -3,6 +3,14 @@
 //! kiosk and per category (over every kiosk), checked before the command
 //! reaches the engine, so a refused request burns no number. Staff issuing
 //! for a visitor are signed in and audited by name, and not limited.
+//!
+//! The buckets slow a device down; they do not stop it using a category
+//! up over an hour (red-team finding F11). So one device also holds at
+//! most a share of a category's numbers for the day ([`share_allows`]):
+//! it may take a number only while what it took stays below what is left
+//! for everybody else — at most half of the category, however long it
+//! tries, and never the last number. Counted in memory: a restart of the
+//! server (which no device can cause) starts the shares again.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -44,9 +52,24 @@ struct Buckets {
     categories: HashMap<String, Bucket>,
 }
 
+/// Numbers each device took today, per category.
+#[derive(Debug, Default)]
+struct Shares {
+    date: Option<chrono::NaiveDate>,
+    taken: HashMap<(String, String), u32>,
+}
+
 #[derive(Debug, Default)]
 pub struct IssueLimits {
     buckets: Mutex<Buckets>,
+    shares: Mutex<Shares>,
+}
+
+/// Whether a device that took `taken` numbers of a category today may take
+/// one more while `left` remain: only if afterwards it still holds no
+/// more than what is left to the others.
+pub fn share_allows(taken: u32, left: u32) -> bool {
+    taken.saturating_add(2) <= left
 }
 
 fn take(
@@ -76,6 +99,44 @@ fn take(
 }
 
 impl IssueLimits {
+    /// Whether `device` may take one more number of `category` on `date`
+    /// while `left` remain.
+    pub fn share_left(
+        &self,
+        date: chrono::NaiveDate,
+        device: &str,
+        category: &str,
+        left: u32,
+    ) -> bool {
+        let Ok(mut s) = self.shares.lock() else {
+            return false;
+        };
+        if s.date != Some(date) {
+            s.date = Some(date);
+            s.taken.clear();
+        }
+        let taken = s
+            .taken
+            .get(&(device.to_string(), category.to_string()))
+            .copied()
+            .unwrap_or(0);
+        share_allows(taken, left)
+    }
+
+    /// `device` took a number of `category` on `date`.
+    pub fn took(&self, date: chrono::NaiveDate, device: &str, category: &str) {
+        let Ok(mut s) = self.shares.lock() else {
+            return;
+        };
+        if s.date != Some(date) {
+            s.date = Some(date);
+            s.taken.clear();
+        }
+        *s.taken
+            .entry((device.to_string(), category.to_string()))
+            .or_insert(0) += 1;
+    }
+
     /// Takes one ticket from `issuer`'s and `category`'s allowance, or says
     /// in how many seconds to try again (taking nothing).
     pub fn take(&self, issuer: &str, category: &str) -> Result<(), u64> {
@@ -114,6 +175,24 @@ mod tests {
         let wait = l.take("kiosk-1", "idou").expect_err("limited");
         assert!((1..=4).contains(&wait), "{wait}");
         assert!(l.take("kiosk-2", "idou").is_ok());
+    }
+
+    #[test]
+    fn one_device_takes_at_most_half_and_never_the_last_number() {
+        let (mut left, mut taken) = (999u32, 0u32);
+        while share_allows(taken, left) {
+            taken += 1;
+            left -= 1;
+        }
+        assert_eq!((taken, left), (499, 500));
+        assert!(!share_allows(0, 1), "the last number is left to others");
+        let l = IssueLimits::default();
+        let day = chrono::NaiveDate::from_ymd_opt(2026, 11, 24).unwrap_or_default();
+        assert!(l.share_left(day, "k", "idou", 3));
+        l.took(day, "k", "idou");
+        assert!(!l.share_left(day, "k", "idou", 2));
+        assert!(l.share_left(day, "other", "idou", 2));
+        assert!(l.share_left(day.succ_opt().unwrap_or_default(), "k", "idou", 2));
     }
 
     #[test]

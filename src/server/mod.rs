@@ -17,6 +17,7 @@ mod fence;
 mod forecast;
 mod hash_gate;
 mod health;
+mod known;
 mod limits;
 mod pages;
 mod publish;
@@ -25,6 +26,7 @@ mod replication;
 mod settings;
 mod settings_form;
 mod shutdown;
+mod sign_in_audit;
 mod statistics;
 mod subscribers;
 mod throttle;
@@ -134,6 +136,11 @@ pub struct App {
     pub promoting: std::sync::atomic::AtomicBool,
     /// Issuing rate limits per issuer and category.
     pub issue_limits: limits::IssueLimits,
+    /// Addresses a valid credential came from lately: their share of the
+    /// connection slots is kept from strangers (`known.rs`).
+    pub known: Arc<known::KnownAddrs>,
+    /// The bound on failed sign-ins' audit records (`sign_in_audit.rs`).
+    pub sign_in_audit: sign_in_audit::SignInAudit,
     /// Whether clients reach this server over TLS (cookies are `Secure`).
     pub tls: bool,
     /// Each device's last contact (the admin pages' device health).
@@ -271,6 +278,10 @@ fn router(app: Arc<App>) -> Router {
             app.clone(),
             health::note,
         ))
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            known::note,
+        ))
         .layer(axum::middleware::from_fn(error::answer_in_kind))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
         .layer(SetResponseHeaderLayer::overriding(
@@ -374,6 +385,8 @@ pub fn run(
             standby: std::sync::atomic::AtomicBool::new(args.standby_of.is_some()),
             promoting: std::sync::atomic::AtomicBool::new(false),
             issue_limits: limits::IssueLimits::default(),
+            known: known::KnownAddrs::new(),
+            sign_in_audit: sign_in_audit::SignInAudit::default(),
             tls: acceptor.is_some(),
             contacts: health::Contacts::default(),
             host,
@@ -410,6 +423,7 @@ pub fn run(
             }
         }
         let _watcher = displays::watch_layouts(&app);
+        tokio::spawn(sign_in_audit::run(app.clone()));
         print_urls(&base_url, data, first.as_ref());
         let limits = connections::Limits {
             per_address: args.max_connections_per_address.max(1),
@@ -417,12 +431,8 @@ pub fn run(
             idle: Duration::from_secs(args.idle_timeout_secs.max(1)),
             head: Duration::from_secs(args.head_timeout_secs.max(1)),
         };
-        // `tap_io` only so that axum hands each request its peer address.
-        let listener = axum::serve::ListenerExt::tap_io(
-            connections::Guarded::new(listener, limits, acceptor)
-                .context("cannot start listening")?,
-            |_| {},
-        );
+        let listener =
+            connections::Guarded::new(listener, limits, acceptor, app.known.clone()).context("cannot start listening")?;
         let stop = shutdown::Stop::new();
         let signal = stop.signal();
         let told = app.clone();
@@ -430,14 +440,8 @@ pub fn run(
             signal.await;
             told.displays.stop();
         };
-        stop.run(
-            axum::serve(
-                listener,
-                router(app).into_make_service_with_connect_info::<SocketAddr>(),
-            )
-            .with_graceful_shutdown(signal),
-        )
-        .await
+        stop.run(connections::serve(listener, router(app), limits, signal))
+            .await
     })?;
     shutdown::finish(runtime, shared)
 }
@@ -453,10 +457,16 @@ async fn admin_page(
         Ok(c) => c,
         Err(_) => return Ok(axum::response::Redirect::to("/login?next=/admin").into_response()),
     };
-    let office = app.status().await?.office.ja;
+    let status = app.status().await?;
+    let office = status.office.ja;
+    // A day closed today may be reopened here (issue 23, `reopen_day`).
+    let closed_today = status
+        .date
+        .filter(|d| !status.day_open && Some(*d) == app.engine.read(|e| e.office_date()).ok())
+        .map(|d| d.to_string());
     let html = app.pages.render(
         "admin.html",
-        minijinja::context! { office, user => caller.name, faults => app.faults.recent(), devices => health::devices(&app), standby => app.is_standby(), replaced => app.fence.replaced(), csrf => caller.csrf() },
+        minijinja::context! { office, user => caller.name, faults => app.faults.recent(), devices => health::devices(&app), standby => app.is_standby(), replaced => app.fence.replaced(), csrf => caller.csrf(), closed_today },
     )?;
     Ok(html.into_response())
 }

@@ -65,11 +65,14 @@ impl State {
                 special,
             }]);
         }
+        if let Command::ReopenDay = command {
+            return self.reopen_day(config, now);
+        }
         if !self.day_is_open() {
             return Err(Refusal::DayNotOpen);
         }
         let events = match command {
-            Command::OpenDay { .. } => unreachable!("handled above"),
+            Command::OpenDay { .. } | Command::ReopenDay => unreachable!("handled above"),
             Command::CloseDay => self.close_day(),
             Command::OpenCounter { counter, staff } => {
                 check_len("staff", staff.as_ref(), MAX_ID_CHARS)?;
@@ -298,6 +301,24 @@ impl State {
             }
         };
         Ok(events)
+    }
+
+    /// A day closed by mistake opens again — only today's, by the office's
+    /// clock: an old day's numbers may already be in the statistics and a
+    /// future day is repaired by opening today instead.
+    fn reopen_day(&self, config: &Config, now: Millis) -> Result<Vec<Event>, Refusal> {
+        let day = self.meta.day.as_ref().ok_or(Refusal::DayNotOpen)?;
+        if day.closed_at.is_none() {
+            return Err(Refusal::DayAlreadyOpen { date: day.date });
+        }
+        let today = now.to_datetime(config.office.utc_offset).date_naive();
+        if day.date != today {
+            return Err(Refusal::ReopenNotToday {
+                date: day.date,
+                today,
+            });
+        }
+        Ok(vec![Event::DayReopened { date: day.date }])
     }
 
     fn close_day(&self) -> Vec<Event> {

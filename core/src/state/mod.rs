@@ -307,6 +307,15 @@ impl State {
                     .ok_or_else(|| Inconsistent("day closed while none is open".into()))?;
                 day.closed_at = Some(at);
             }
+            Event::DayReopened { date } => {
+                let day = self
+                    .meta
+                    .day
+                    .as_mut()
+                    .filter(|d| d.date == *date && d.closed_at.is_some())
+                    .ok_or_else(|| Inconsistent(format!("day {date} reopened but not closed")))?;
+                day.closed_at = None;
+            }
             Event::CounterOpened { counter, staff } => {
                 let c = self.counter_mut(*counter)?;
                 c.open = true;

@@ -687,8 +687,11 @@ fn arb_command() -> impl Strategy<Value = Command> {
         Just("x".to_string())
     ];
     prop_oneof![
-        1 => (1u32..=3).prop_map(|d| Command::OpenDay { date: day(d + 20) }),
+        // The clock starts on the 18th: the 18th and 19th are "today" for
+        // a while, so that `reopen_day` is sometimes accepted.
+        1 => prop_oneof![18u32..=19, 21u32..=23].prop_map(|d| Command::OpenDay { date: day(d) }),
         1 => Just(Command::CloseDay),
+        1 => Just(Command::ReopenDay),
         3 => counter.clone().prop_map(|c| Command::OpenCounter { counter: c, staff: None }),
         1 => counter.clone().prop_map(|c| Command::CloseCounter { counter: c }),
         6 => prop_oneof![Just("k"), Just("i"), Just("s")].prop_map(|c| Command::IssueTicket { category: c.into(), kiosk: None, request_id: None }),
@@ -883,5 +886,48 @@ fn a_wrong_day_is_repaired_only_if_today_was_not_open_before_it() {
             last: far
         },
         "1001 was given today already"
+    );
+}
+
+/// A found break (issue 23): a day closed by mistake opens again, the same
+/// date, its numbers going on — and only today's, only when closed.
+#[test]
+fn a_day_closed_by_mistake_reopens_and_its_numbers_go_on() {
+    // The test clock's `now` is 2026-11-18 in Tokyo.
+    let today = day(18);
+    let mut o = Office::new(Config::embedded_default());
+    assert_eq!(o.refused(Command::ReopenDay), Refusal::DayNotOpen);
+    o.ok(Command::OpenDay { date: today });
+    assert_eq!(
+        o.refused(Command::ReopenDay),
+        Refusal::DayAlreadyOpen { date: today }
+    );
+    assert_eq!(o.issue("idou"), 1001);
+    assert_eq!(o.issue("idou"), 1002);
+    o.tick(1);
+    let closed = o.ok(Command::CloseDay);
+    assert!(closed.contains(&Event::Unserved { number: 1001 }));
+    o.tick(1);
+    assert_eq!(
+        o.ok(Command::ReopenDay),
+        vec![Event::DayReopened { date: today }]
+    );
+    assert!(o.st.day_is_open());
+    assert_eq!(o.issue("idou"), 1003, "numbering goes on, no number twice");
+    assert_eq!(
+        o.st.ticket(1001).map(|t| t.status.name()),
+        Some("unserved"),
+        "what the closing recorded stays recorded"
+    );
+    // Another day than today does not reopen.
+    let mut o = Office::new(Config::embedded_default());
+    o.ok(Command::OpenDay { date: day(17) });
+    o.ok(Command::CloseDay);
+    assert_eq!(
+        o.refused(Command::ReopenDay),
+        Refusal::ReopenNotToday {
+            date: day(17),
+            today
+        }
     );
 }
