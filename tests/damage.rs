@@ -95,7 +95,7 @@ fn category_of(request: &str) -> &'static str {
     CATEGORIES[i % 2]
 }
 
-fn segments(data: &Path) -> Vec<PathBuf> {
+pub fn segments(data: &Path) -> Vec<PathBuf> {
     let mut s: Vec<PathBuf> = std::fs::read_dir(data.join("log"))
         .expect("log")
         .map(|e| e.expect("entry").path())
@@ -120,7 +120,7 @@ fn copy_dir(from: &Path, to: &Path) {
 
 /// The start is refused with the bilingual damage message naming what may
 /// be lost; nothing panics.
-fn assert_refused(data: &Path, what: &str) -> String {
+pub fn assert_refused(data: &Path, what: &str) -> String {
     let out = run(data, &["status"]);
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(!out.status.success(), "{what}: started on damaged storage");
