@@ -144,6 +144,8 @@ pub struct App {
     pub fence: fence::Fence,
     /// The primary this server follows or followed (`--standby-of`).
     pub primary_url: Option<String>,
+    /// Primary: where the last replication answer ended.
+    pub replication_cursor: replication::Cursor,
 }
 
 impl App {
@@ -405,6 +407,7 @@ pub fn run(
                 .standby_of
                 .as_ref()
                 .map(|p| p.trim_end_matches('/').to_string()),
+            replication_cursor: replication::Cursor::default(),
         });
         app.fence.received(rejoin_grant.as_deref());
         app.fence

@@ -57,14 +57,37 @@ pub struct Since {
     lease: Option<String>,
 }
 
+/// Where the last answer ended: its last record's number and hash, and the
+/// position of the record after it. A standby that follows asks for the
+/// records after exactly that one, so the next answer starts there instead
+/// of scanning its segment from the top (found following the manual: with
+/// 100,000 records in one segment each answer took seconds and the lease
+/// lapsed between them).
+#[derive(Debug, Default)]
+pub struct Cursor(std::sync::Mutex<Option<(u64, log::Hash, log::Pos)>>);
+
 fn records_after(app: &App, after: u64, hash: Option<&str>) -> Result<Vec<Record>, ApiError> {
     let dir = app.data.join("log");
+    let resume = app.replication_cursor.0.lock().ok().and_then(|c| *c);
+    if let Some((_, last_hash, pos)) = resume.filter(|c| c.0 == after) {
+        if hash.is_some_and(|h| h != hex(&last_hash)) {
+            return Err(ApiError::Diverged(after));
+        }
+        let from = (pos, after + 1, last_hash);
+        if let Ok(Some(records)) = log::read_live_from(&dir, from) {
+            let read: Result<Vec<(log::Pos, Record)>, _> = records.take(BATCH).collect();
+            if let Ok(read) = read {
+                remember(app, &read);
+                return Ok(read.into_iter().map(|(_, r)| r).collect());
+            }
+        }
+    }
     let mut out = Vec::new();
     let mut ours = 0;
     let records =
         log::read_live_near(&dir, after).map_err(|e| ApiError::Internal(e.to_string()))?;
     for r in records {
-        let (_, rec) = r.map_err(|e| ApiError::Internal(e.to_string()))?;
+        let (pos, rec) = r.map_err(|e| ApiError::Internal(e.to_string()))?;
         ours = ours.max(rec.seq);
         if rec.seq == after {
             if let Some(h) = hash {
@@ -82,10 +105,13 @@ fn records_after(app: &App, after: u64, hash: Option<&str>) -> Result<Vec<Record
             )));
         }
         if rec.seq > after {
-            out.push(rec);
+            out.push((pos, rec));
             if out.len() >= BATCH {
                 break;
             }
+        } else if rec.seq == after {
+            // Nothing new yet: the next question starts right after it.
+            remember(app, &[(pos, rec)]);
         }
     }
     if ours < after {
@@ -97,7 +123,19 @@ fn records_after(app: &App, after: u64, hash: Option<&str>) -> Result<Vec<Record
             ours,
         });
     }
-    Ok(out)
+    remember(app, &out);
+    Ok(out.into_iter().map(|(_, r)| r).collect())
+}
+
+/// Keeps where `read` ended for the next answer ([`Cursor`]).
+fn remember(app: &App, read: &[(log::Pos, Record)]) {
+    if let (Some((pos, rec)), Ok(mut c)) = (read.last(), app.replication_cursor.0.lock()) {
+        let next = log::Pos {
+            segment: pos.segment,
+            offset: pos.offset + rec.framed_len(),
+        };
+        *c = Some((rec.seq, rec.hash(), next));
+    }
 }
 
 /// At most this often the standby's confirmed position is written down
