@@ -688,7 +688,14 @@ fn a_primary_whose_standby_is_down_says_what_to_do_until_the_standby_is_revoked(
     let standby = pair(&e, &e.primary.base.clone());
     let (st, v) = issue(&e.primary.base, &e.kiosk);
     assert_eq!(st, StatusCode::OK, "{v}");
-    drop(standby);
+    let mut standby = standby;
+    standby.stop();
+    // Its folder started alone (a service line changed wrongly) is
+    // refused: it would give numbers beside the primary.
+    let alone = crate::util::run(&data_of(&standby), &["serve", "--listen", "127.0.0.1:0"]);
+    let said = String::from_utf8_lossy(&alone.stderr);
+    assert!(!alone.status.success(), "a standby folder served alone");
+    assert!(said.contains("予備機のもの") && said.contains("--standby-of"), "{said}");
     let deadline = Instant::now() + Duration::from_secs(20);
     let v = loop {
         let (st, v) = issue(&e.primary.base, &e.kiosk);
