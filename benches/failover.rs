@@ -56,11 +56,16 @@ fn main() {
     assert!(r.status().is_success());
 
     // One round: every client issues its tickets; latencies in µs.
+    // Signed in one after another (sign-ins are throttled and hashed one
+    // at a time), then shared by the rounds.
+    let sessions: Vec<(reqwest::blocking::Client, String)> =
+        (0..CLIENTS).map(|_| login()).collect();
     let round = |label: &str| {
-        let handles: Vec<_> = (0..CLIENTS)
-            .map(|_| {
+        let handles: Vec<_> = sessions
+            .iter()
+            .cloned()
+            .map(|(c, csrf)| {
                 std::thread::spawn(move || {
-                    let (c, csrf) = login();
                     let mut h = Histogram::<u64>::new(3).expect("hist");
                     let mut refused = 0;
                     for _ in 0..PER_CLIENT {

@@ -695,7 +695,10 @@ fn a_primary_whose_standby_is_down_says_what_to_do_until_the_standby_is_revoked(
     let alone = crate::util::run(&data_of(&standby), &["serve", "--listen", "127.0.0.1:0"]);
     let said = String::from_utf8_lossy(&alone.stderr);
     assert!(!alone.status.success(), "a standby folder served alone");
-    assert!(said.contains("予備機のもの") && said.contains("--standby-of"), "{said}");
+    assert!(
+        said.contains("予備機のもの") && said.contains("--standby-of"),
+        "{said}"
+    );
     let deadline = Instant::now() + Duration::from_secs(20);
     let v = loop {
         let (st, v) = issue(&e.primary.base, &e.kiosk);
