@@ -7,14 +7,43 @@ window.Madoguchi = (function () {
     return m ? m.content : "";
   }
 
+  // The office's epoch (issue 24): raised by each promotion of a standby.
+  // The page remembers the highest it has seen and sends it back; a server
+  // whose epoch is older was replaced, and this page must not use it. A
+  // fresh enrolment (a new office, or the same one set up again) forgets it.
+  const EPOCH_KEY = "madoguchi-epoch";
+  let serverEpoch = null;
+  function knownEpoch() {
+    try { return parseInt(localStorage.getItem(EPOCH_KEY) || "0", 10) || 0; } catch (_) { return 0; }
+  }
+  if (location.hash === "#enrolled") {
+    try { localStorage.removeItem(EPOCH_KEY); } catch (_) { /* private mode */ }
+    history.replaceState(null, "", location.pathname + location.search);
+  }
+  function learn(n) {
+    if (!Number.isInteger(n)) return;
+    serverEpoch = n;
+    if (n > knownEpoch()) { try { localStorage.setItem(EPOCH_KEY, String(n)); } catch (_) { /* kept for this page only */ } }
+  }
+  function learnFrom(res) {
+    const h = res.headers.get("Madoguchi-Epoch");
+    if (h !== null) learn(parseInt(h, 10));
+  }
+  // This server is older than the office the page has seen: a primary that
+  // was replaced by its standby.
+  function replacedServer() { return serverEpoch !== null && serverEpoch < knownEpoch(); }
+  const REPLACED_JA = "この機械は主機ではなくなりました（予備機が主機に昇格しました）。番号は新しい主機で発行してください。職員に声をおかけください";
+  const REPLACED_EN = "This server is no longer the primary (its standby was promoted). Please ask a member of staff.";
+
   // POSTs JSON; resolves to {ok, status, body}. Network failures reject.
   async function post(path, body) {
     const res = await fetch(path, {
       method: "POST",
-      headers: { "Content-Type": "application/json", "X-CSRF-Token": csrf() },
+      headers: { "Content-Type": "application/json", "X-CSRF-Token": csrf(), "Madoguchi-Epoch": String(knownEpoch()) },
       body: JSON.stringify(body),
       credentials: "same-origin",
     });
+    learnFrom(res);
     let data = null;
     try { data = await res.json(); } catch (_) { data = null; }
     return { ok: res.ok, status: res.status, body: data };
@@ -22,7 +51,8 @@ window.Madoguchi = (function () {
 
   // Replaces an element's content with its server-rendered fragment.
   async function swap(el) {
-    const res = await fetch(el.dataset.fragment, { credentials: "same-origin" });
+    const res = await fetch(el.dataset.fragment, { credentials: "same-origin", headers: { "Madoguchi-Epoch": String(knownEpoch()) } });
+    learnFrom(res);
     if (res.status === 401 || res.status === 403) { location.reload(); return false; }
     if (!res.ok) throw new Error("fragment " + res.status);
     el.innerHTML = await res.text();
@@ -78,5 +108,5 @@ window.Madoguchi = (function () {
     return "エラーが起きました";
   }
 
-  return { csrf, post, swap, message, flag, ruby };
+  return { csrf, post, swap, message, flag, ruby, learn, replacedServer, REPLACED_JA, REPLACED_EN };
 })();

@@ -377,6 +377,29 @@
     fresh();
   }
 
+  // The office's epoch (issue 24): a server older than the highest this
+  // display has seen was replaced by its standby; its numbers are not the
+  // office's, so the display shows why instead of them.
+  function replacedServer(epoch) {
+    if (!Number.isInteger(epoch)) return false;
+    let known = 0;
+    try { known = parseInt(localStorage.getItem("madoguchi-epoch") || "0", 10) || 0; } catch (_) { known = 0; }
+    if (epoch >= known) {
+      if (epoch > known) { try { localStorage.setItem("madoguchi-epoch", String(epoch)); } catch (_) { /* this page only */ } }
+      return false;
+    }
+    const ps = staleBanner.querySelectorAll("p");
+    if (ps.length >= 3) {
+      ps[0].textContent = "この機械は主機ではなくなりました";
+      ps[1].textContent = "呼び出し番号は職員にお尋ねください";
+      ps[2].textContent = "This server is no longer the primary. Please ask a member of staff.";
+    }
+    body.classList.add("stale");
+    staleBanner.hidden = false;
+    lastFresh = 0;
+    return true;
+  }
+
   async function poll() {
     if (socket && socket.readyState === WebSocket.OPEN) return;
     try {
@@ -398,7 +421,7 @@
     socket.onmessage = (ev) => {
       let msg;
       try { msg = JSON.parse(ev.data); } catch (_) { return; }
-      if (msg.heartbeat) { fresh(); return; }
+      if (msg.heartbeat) { if (!replacedServer(msg.epoch)) fresh(); return; }
       // The internet relay's data has expired (the office stopped sending).
       if (msg.stale) { lastFresh = 0; return; }
       apply(msg);

@@ -22,12 +22,24 @@
   document.querySelectorAll("[data-set-lang]").forEach((b) =>
     b.addEventListener("click", () => { lang = b.dataset.setLang; applyLang(); }));
 
+  // A server older than the office's epoch was replaced by its standby
+  // (issue 24): say so and issue nothing here.
+  function replaced() {
+    if (!M.replacedServer()) return false;
+    const box = document.getElementById("kiosk-error");
+    box.textContent = lang === "ja" || lang === "easy" ? M.REPLACED_JA : M.REPLACED_EN;
+    box.hidden = false;
+    area.querySelectorAll("button").forEach((b) => { b.disabled = true; });
+    return true;
+  }
+
   async function refresh() {
     if (busy) return;
     try {
       await M.swap(area);
       offline.hidden = true;
       applyLang();
+      replaced();
     } catch (_) {
       offline.hidden = false;
     }
@@ -118,7 +130,7 @@
   });
 
   async function issue(category) {
-    if (busy) return;
+    if (busy || replaced()) return;
     busy = true;
     returnTo = category;
     area.querySelectorAll("button").forEach((b) => { b.disabled = true; });

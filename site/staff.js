@@ -118,6 +118,7 @@
     const body = build(action, number);
     if (body === null) return;
     if (typeof body === "string") { say(body, true); return; }
+    if (M.replacedServer()) { say(M.REPLACED_JA, true); return; }
     inFlight = action;
     station.setAttribute("aria-busy", "true");
     try {

@@ -231,26 +231,12 @@ fn sigkill_of_the_server_under_load_loses_no_acknowledged_command() {
         }
         ran += 1;
         let (c, csrf) = s.admin();
-        // Kill after a random number of commands, from another thread, so the
-        // kill can land in the middle of a request.
         let budget = rng.random_range(5..150);
-        let pid = s.pid();
         let delay = Duration::from_micros(rng.random_range(0..20_000));
-        let sent = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let killer = {
-            let sent = sent.clone();
-            std::thread::spawn(move || {
-                let until = Instant::now() + Duration::from_secs(30);
-                while sent.load(std::sync::atomic::Ordering::Relaxed) < budget
-                    && Instant::now() < until
-                {
-                    std::thread::sleep(Duration::from_millis(1));
-                }
-                std::thread::sleep(delay);
-                let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
-            })
-        };
-        while next < commands.len() {
+        kill_under_load(s.pid(), budget, delay, || {
+            if next >= commands.len() {
+                return false;
+            }
             // The simulated days are not today: an admin opens them with
             // the audited override (issue 23).
             let url = match commands[next]["date"].as_str() {
@@ -264,35 +250,21 @@ fn sigkill_of_the_server_under_load_loses_no_acknowledged_command() {
                 .header("X-CSRF-Token", &csrf)
                 .json(&commands[next])
                 .send();
-            let Ok(r) = r else { break }; // the server is gone
+            let Ok(r) = r else { return false }; // the server is gone
             let status = r.status();
-            let Ok(body) = r.json::<Value>() else { break };
+            let Ok(body) = r.json::<Value>() else {
+                return false;
+            };
             if status.is_success() {
                 if let Some(seq) = body["seq"].as_u64() {
                     acked.push((seq, body["events"].clone()));
                 }
             }
             next += 1;
-            sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        }
-        killer.join().expect("killer");
+            true
+        });
         s.stop();
-        let verify = ok(&data, &["audit", "verify"]);
-        assert!(verify.starts_with("OK: "), "round {round}: {verify}");
-        let records: std::collections::BTreeMap<u64, Value> = ok(&data, &["export"])
-            .lines()
-            .map(|l| {
-                let v: Value = serde_json::from_str(l).expect("record");
-                (v["seq"].as_u64().expect("seq"), v["events"].clone())
-            })
-            .collect();
-        for (seq, events) in &acked {
-            assert_eq!(
-                records.get(seq),
-                Some(events),
-                "round {round}: acknowledged record {seq} lost or changed"
-            );
-        }
+        assert_acknowledged_in_log(&data, &acked, &format!("round {round}"));
         s.restart();
     }
     eprintln!(
@@ -301,4 +273,49 @@ fn sigkill_of_the_server_under_load_loses_no_acknowledged_command() {
     );
     assert!(ran >= rounds.min(8), "only {ran} rounds ran");
     assert!(acked.len() > 20, "the generator got commands through");
+}
+
+/// Sends commands with `send` (false once the server is gone or the work
+/// is done) while another thread kills `pid` with SIGKILL after `budget`
+/// of them and `delay` more, so the kill can land in the middle of a
+/// request. Shared with the promoted-standby test (`failover.rs`).
+pub fn kill_under_load(pid: u32, budget: usize, delay: Duration, mut send: impl FnMut() -> bool) {
+    let sent = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let killer = {
+        let sent = sent.clone();
+        std::thread::spawn(move || {
+            let until = Instant::now() + Duration::from_secs(30);
+            while sent.load(std::sync::atomic::Ordering::Relaxed) < budget && Instant::now() < until
+            {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            std::thread::sleep(delay);
+            let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+        })
+    };
+    while send() {
+        sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+    killer.join().expect("killer");
+}
+
+/// After a kill: the chain verifies and every acknowledged record
+/// (`(seq, events)` as answered) is in the log unchanged.
+pub fn assert_acknowledged_in_log(data: &std::path::Path, acked: &[(u64, Value)], what: &str) {
+    let verify = ok(data, &["audit", "verify"]);
+    assert!(verify.starts_with("OK: "), "{what}: {verify}");
+    let records: std::collections::BTreeMap<u64, Value> = ok(data, &["export"])
+        .lines()
+        .map(|l| {
+            let v: Value = serde_json::from_str(l).expect("record");
+            (v["seq"].as_u64().expect("seq"), v["events"].clone())
+        })
+        .collect();
+    for (seq, events) in acked {
+        assert_eq!(
+            records.get(seq),
+            Some(events),
+            "{what}: acknowledged record {seq} lost or changed"
+        );
+    }
 }

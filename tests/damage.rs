@@ -95,7 +95,7 @@ fn category_of(request: &str) -> &'static str {
     CATEGORIES[i % 2]
 }
 
-fn segments(data: &Path) -> Vec<PathBuf> {
+pub fn segments(data: &Path) -> Vec<PathBuf> {
     let mut s: Vec<PathBuf> = std::fs::read_dir(data.join("log"))
         .expect("log")
         .map(|e| e.expect("entry").path())
@@ -120,7 +120,7 @@ fn copy_dir(from: &Path, to: &Path) {
 
 /// The start is refused with the bilingual damage message naming what may
 /// be lost; nothing panics.
-fn assert_refused(data: &Path, what: &str) -> String {
+pub fn assert_refused(data: &Path, what: &str) -> String {
     let out = run(data, &["status"]);
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(!out.status.success(), "{what}: started on damaged storage");
@@ -645,11 +645,20 @@ fn a_primary_that_lost_what_its_standby_holds_gives_none_of_those_numbers_again(
         assert_eq!(st, reqwest::StatusCode::SERVICE_UNAVAILABLE, "{v}");
         assert_eq!(v["error"]["code"], "no_standby_lease", "{v}");
     }
-    let faults = std::fs::read_to_string(data.join("faults.jsonl")).unwrap_or_default();
-    assert!(
-        faults.contains(&format!("the standby holds records up to {last_seq}")),
-        "{faults}"
-    );
+    // The standby's next request (after its back-off) is refused and
+    // recorded on both sides.
+    let said = format!("the standby holds records up to {last_seq}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let faults = std::fs::read_to_string(data.join("faults.jsonl")).unwrap_or_default();
+        if faults.contains(&said) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never recorded: {faults}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let (st, v) = issue(&e.primary.base, &e.kiosk);
+    assert_eq!(st, reqwest::StatusCode::SERVICE_UNAVAILABLE, "{v}");
     let promoted = promote(&standby);
     assert_eq!(promoted["epoch"], 1, "{promoted}");
     for _ in 0..3 {

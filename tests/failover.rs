@@ -581,3 +581,269 @@ fn a_partition_both_ways_never_gives_a_number_twice() {
     }
     assert_no_number_twice(&issued);
 }
+
+/// `GET path` on `base` with a device token and an optional epoch header:
+/// the status, the `Madoguchi-Epoch` the server answered with, the body.
+fn get_with_epoch(
+    base: &str,
+    path: &str,
+    token: Option<&str>,
+    epoch: Option<u64>,
+) -> (StatusCode, Option<u64>, String) {
+    let mut req = Server::client().get(format!("{base}{path}"));
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    if let Some(n) = epoch {
+        req = req.header("Madoguchi-Epoch", n.to_string());
+    }
+    let r = req.send().expect("get");
+    let st = r.status();
+    let answered = r
+        .headers()
+        .get("madoguchi-epoch")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok());
+    (st, answered, r.text().unwrap_or_default())
+}
+
+/// Issue 24, devices carry the epoch: in a partition the old primary
+/// cannot be told by the promoted machine, but a kiosk that has seen the
+/// new primary's epoch reaches it and it fences itself; a stranger's
+/// header changes nothing.
+#[test]
+fn a_kiosk_that_has_seen_the_new_epoch_fences_the_old_primary() {
+    let e = enrolled_primary();
+    let cable = Cable::to(&e.primary.base);
+    let standby = pair(&e, &cable.addr);
+    let (st, epoch, body) = get_with_epoch(&e.primary.base, "/api/status", Some(&e.kiosk), None);
+    assert_eq!(st, StatusCode::OK, "{body}");
+    assert_eq!(epoch, Some(0), "every answer names the epoch");
+    let v: Value = serde_json::from_str(&body).expect("json");
+    assert_eq!(v["epoch"], 0, "the status names the epoch");
+    cable.cut();
+    assert_eq!(promote(&standby)["epoch"], 1);
+    let (_, epoch, body) = get_with_epoch(&standby.base, "/api/status", Some(&e.kiosk), None);
+    assert_eq!(epoch, Some(1), "the promoted machine's answers");
+    let v: Value = serde_json::from_str(&body).expect("json");
+    assert_eq!(v["epoch"], 1);
+    // A stranger claiming a newer epoch fences nothing.
+    let (_, epoch, _) = get_with_epoch(&e.primary.base, "/api/status", None, Some(9));
+    assert_eq!(epoch, Some(0));
+    let (st, v) = issue(&e.primary.base, &e.kiosk);
+    assert_eq!(st, StatusCode::SERVICE_UNAVAILABLE, "{v}");
+    assert_eq!(v["error"]["code"], "no_standby_lease", "{v}");
+    // The kiosk, carrying the epoch it learned from the new primary.
+    let r = Client::new()
+        .post(format!("{}/api/commands", e.primary.base))
+        .bearer_auth(&e.kiosk)
+        .header("Madoguchi-Epoch", "1")
+        .json(&json!({"command": "issue_ticket", "category": "idou"}))
+        .send()
+        .expect("command");
+    assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let v: Value = r.json().expect("json");
+    assert_eq!(v["error"]["code"], "replaced", "{v}");
+    assert!(
+        v["error"]["message_ja"]
+            .as_str()
+            .is_some_and(|m| m.contains("主機ではなくなりました")),
+        "{v}"
+    );
+    // Fenced for good: without the header too, and on its admin page.
+    let (st, v) = issue(&e.primary.base, &e.kiosk);
+    assert_eq!(st, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(v["error"]["code"], "replaced", "{v}");
+    let (pc, _) = e.primary.admin();
+    let admin = pc
+        .get(e.primary.url("/admin"))
+        .send()
+        .expect("admin")
+        .text()
+        .expect("html");
+    assert!(
+        admin.contains("この機械は主機ではなくなりました"),
+        "{admin}"
+    );
+    // The kiosk page there says so instead of offering buttons.
+    let page = Server::client()
+        .get(e.primary.url("/kiosk"))
+        .header("cookie", format!("madoguchi_device={}", e.kiosk))
+        .send()
+        .expect("kiosk")
+        .text()
+        .expect("html");
+    assert!(page.contains("主機ではなくなりました"), "{page}");
+    let (st, v) = issue(&standby.base, &e.kiosk);
+    assert_eq!(st, StatusCode::OK, "the new primary issues: {v}");
+}
+
+/// Issue 24: a primary whose standby is down refuses commands
+/// (`no_standby_lease`) and says why and what to do — to staff and kiosks
+/// through the API and the kiosk page, to the admin on /admin — until an
+/// admin revokes the standby device.
+#[test]
+fn a_primary_whose_standby_is_down_says_what_to_do_until_the_standby_is_revoked() {
+    let e = enrolled_primary();
+    let standby = pair(&e, &e.primary.base.clone());
+    let (st, v) = issue(&e.primary.base, &e.kiosk);
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let mut standby = standby;
+    standby.stop();
+    // Its folder started alone (a service line changed wrongly) is
+    // refused: it would give numbers beside the primary.
+    let alone = crate::util::run(&data_of(&standby), &["serve", "--listen", "127.0.0.1:0"]);
+    let said = String::from_utf8_lossy(&alone.stderr);
+    assert!(!alone.status.success(), "a standby folder served alone");
+    assert!(
+        said.contains("予備機のもの") && said.contains("--standby-of"),
+        "{said}"
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let v = loop {
+        let (st, v) = issue(&e.primary.base, &e.kiosk);
+        if st == StatusCode::SERVICE_UNAVAILABLE {
+            break v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "still issuing without a standby: {v}"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    };
+    assert_eq!(v["error"]["code"], "no_standby_lease", "{v}");
+    let ja = v["error"]["message_ja"].as_str().unwrap_or_default();
+    for words in [
+        "予備機と連絡が取れない",
+        "二重発行を防ぐ",
+        "電源とケーブル",
+        "「端末」",
+        "「取り消す」",
+    ] {
+        assert!(ja.contains(words), "{words} missing: {ja}");
+    }
+    let (pc, pcsrf) = e.primary.admin();
+    let admin = pc
+        .get(e.primary.url("/admin"))
+        .send()
+        .expect("admin")
+        .text()
+        .expect("html");
+    assert!(
+        admin.contains("受付を止めています：予備機と連絡が取れません")
+            && admin.contains("取り消す"),
+        "{admin}"
+    );
+    let page = Server::client()
+        .get(e.primary.url("/kiosk"))
+        .header("cookie", format!("madoguchi_device={}", e.kiosk))
+        .send()
+        .expect("kiosk")
+        .text()
+        .expect("html");
+    assert!(
+        page.contains("番号の二重発行を防ぐために受付を止めています")
+            && page.contains("職員に声をおかけください"),
+        "{page}"
+    );
+    let r = pc
+        .post(e.primary.url("/api/devices/standby-1/disabled"))
+        .header("X-CSRF-Token", &pcsrf)
+        .json(&json!({"disabled": true}))
+        .send()
+        .expect("revoke");
+    assert_eq!(r.status(), StatusCode::OK);
+    let (st, v) = issue(&e.primary.base, &e.kiosk);
+    assert_eq!(st, StatusCode::OK, "issuing again without a standby: {v}");
+    let admin = pc
+        .get(e.primary.url("/admin"))
+        .send()
+        .expect("admin")
+        .text()
+        .expect("html");
+    assert!(!admin.contains("予備機と連絡が取れません"), "{admin}");
+}
+
+/// Issue 24, "the kill -9 and damaged-storage properties hold on the
+/// promoted machine" (R10): a promoted standby issues under load and is
+/// killed with SIGKILL mid-load, three times; every acknowledged ticket is
+/// in its log, no number is given twice, and it comes back as the primary
+/// though its service line still says `--standby-of`. Then a torn tail of
+/// its last segment is refused loudly, as on a primary (`damage.rs`).
+#[test]
+fn the_promoted_standby_survives_kill_9_under_load_and_refuses_a_torn_log() {
+    use rand::{Rng, SeedableRng};
+    let mut e = enrolled_primary();
+    let mut standby = pair(&e, &e.primary.base.clone());
+    assert_eq!(promote(&standby)["epoch"], 1);
+    e.primary.stop();
+    let data = data_of(&standby);
+    let seed: u64 = rand::rng().random();
+    eprintln!("promoted crash test: seed {seed}");
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let mut acked: Vec<(u64, Value)> = Vec::new();
+    let mut numbers = vec![1001];
+    let mut n = 0u32;
+    for round in 0..3 {
+        let (c, csrf) = standby.admin();
+        let budget = rng.random_range(5..40);
+        let delay = Duration::from_micros(rng.random_range(0..20_000));
+        let mut sent = 0;
+        crate::crash::kill_under_load(standby.pid(), budget, delay, || {
+            if sent >= 300 {
+                return false;
+            }
+            sent += 1;
+            n += 1;
+            let r = c
+                .post(standby.url("/api/commands"))
+                .header("X-CSRF-Token", &csrf)
+                .json(&json!({"command": "issue_ticket", "category": "idou", "request_id": format!("load-{n}")}))
+                .send();
+            let Ok(r) = r else { return false };
+            let status = r.status();
+            let Ok(body) = r.json::<Value>() else {
+                return false;
+            };
+            if status.is_success() {
+                if let (Some(seq), Some(t)) = (body["seq"].as_u64(), body["ticket"].as_u64()) {
+                    acked.push((seq, body["events"].clone()));
+                    numbers.push(t);
+                }
+            }
+            true
+        });
+        standby.stop();
+        crate::crash::assert_acknowledged_in_log(
+            &data,
+            &acked,
+            &format!("promoted, round {round}"),
+        );
+        assert_no_number_twice(&numbers);
+        // Restarted with the same line (`--standby-of` the old primary):
+        // it serves as the primary and numbering goes on.
+        standby.restart();
+        let (st, v) = issue(&standby.base, &e.kiosk);
+        assert_eq!(
+            st,
+            StatusCode::OK,
+            "round {round}: the restarted promoted machine: {v}"
+        );
+        numbers.push(number(&v));
+        assert_no_number_twice(&numbers);
+    }
+    assert!(acked.len() >= 5, "the load got through: {}", acked.len());
+    // Stopped cleanly, so its snapshot holds every record: the torn tail
+    // then loses acknowledged records (after a kill the lost tail may be
+    // one never acknowledged, which a restart rightly drops).
+    standby.stop_cleanly();
+    let seg = crate::damage::segments(&data).pop().expect("segment");
+    let len = std::fs::metadata(&seg).expect("len").len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&seg)
+        .and_then(|f| f.set_len(len - 3))
+        .expect("cut");
+    let msg = crate::damage::assert_refused(&data, "a torn tail on the promoted machine");
+    assert!(msg.contains("may be lost"), "{msg}");
+}

@@ -144,6 +144,15 @@ impl Server {
         let _ = self.child.wait();
     }
 
+    /// Stops the server with SIGTERM, as a service manager does, and waits
+    /// for it to exit.
+    pub fn stop_cleanly(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.wait();
+    }
+
     /// Starts the server again on the same address and data folder.
     pub fn restart(&mut self) {
         self.stop();

@@ -21,7 +21,7 @@ use super::error::ApiError;
 use super::extract::{
     Admins, AnyCaller, Authed, Body, ClientAddr, Issuers, People, Readers, UrlPath, UrlQuery,
 };
-use super::{views, App};
+use super::App;
 
 const STAFF: &[Role] = &[Role::Staff, Role::Admin];
 
@@ -323,12 +323,15 @@ async fn print_on_network_printer(
 pub async fn status(
     State(app): State<Arc<App>>,
     Authed(caller, ..): Authed<Readers>,
-) -> Result<Json<views::StatusView>, ApiError> {
+) -> Result<Json<Value>, ApiError> {
     let mut view = app.status().await?;
     if matches!(caller.role, Role::Kiosk | Role::Display) {
         view.for_devices();
     }
-    Ok(Json(view))
+    let mut v = serde_json::to_value(view).map_err(|e| ApiError::Internal(e.to_string()))?;
+    // The epoch in force (issue 24, `fence.rs`).
+    v["epoch"] = app.fence.epoch().into();
+    Ok(Json(v))
 }
 
 #[derive(Debug, Deserialize)]
@@ -677,7 +680,13 @@ pub async fn enrol(
     tokio::task::spawn_blocking(move || a.audit(by, event))
         .await
         .map_err(|e| ApiError::Internal(e.to_string()))?;
-    let to = if role == Role::Kiosk { "/kiosk" } else { "/" };
+    // `#enrolled`: the page forgets any epoch it remembers (a device set up
+    // for a new office must not take it for a replaced one; `common.js`).
+    let to = if role == Role::Kiosk {
+        "/kiosk#enrolled"
+    } else {
+        "/#enrolled"
+    };
     let max_age = super::auth::DEVICE_DAYS * 24 * 3600;
     let cookie = set_cookie(&app, DEVICE_COOKIE, &token, Some(max_age));
     Ok((

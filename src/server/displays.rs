@@ -464,6 +464,9 @@ async fn serve_socket(
             return;
         }
     }
+    // The first beat goes at once, after the current page: it is the
+    // socket's hello and names the office's epoch (issue 24), so a display
+    // that has seen a newer one knows it reached a replaced primary.
     let mut beat = tokio::time::interval(HEARTBEAT);
     let mut stopping = app.displays.stopping.subscribe();
     loop {
@@ -503,7 +506,11 @@ async fn serve_socket(
                         .await;
                     break;
                 }
-                let msg = format!("{{\"heartbeat\":{}}}", super::api::wall_now().0);
+                let msg = format!(
+                    "{{\"heartbeat\":{},\"epoch\":{}}}",
+                    super::api::wall_now().0,
+                    app.fence.epoch()
+                );
                 if socket.send(Message::text(msg)).await.is_err() {
                     break;
                 }

@@ -14,6 +14,10 @@ use madoguchi_core::engine::ExecError;
 use madoguchi_core::refusal::Refusal;
 use serde_json::json;
 
+/// What a primary whose standby is out of reach says (issue 24): why, and
+/// what to do, for staff and for the admin (`/admin` says the same).
+pub const NO_LEASE_JA: &str = "予備機と連絡が取れないため、番号の二重発行を防ぐために受付を止めています。予備機の電源とケーブルを確かめてください（つながれば自動で再開します）。予備機が故障しているとき（主機に昇格させていないときに限ります）は、管理者が管理画面の「端末」で予備機の「取り消す」を押すと、予備機なしで再開します";
+
 #[derive(Debug)]
 pub enum ApiError {
     /// The state machine refused the command (409).
@@ -215,8 +219,8 @@ impl ApiError {
             ApiError::NoLease => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "no_standby_lease",
-                "予備機と連絡が取れないため、番号の二重発行を防ぐために受付を止めています。予備機が故障しているときは管理者が予備機を無効にしてください".into(),
-                "the standby cannot be reached: commands are stopped so that no number is given twice; if the standby is broken, an admin disables its device".into(),
+                NO_LEASE_JA.into(),
+                "the standby cannot be reached: commands are stopped so that no number is given twice. Check the standby's power and cable (it resumes by itself once they talk again); if the standby is broken, an admin revokes its device under 管理 → 端末 (取り消す)".into(),
             ),
             ApiError::Standby => (
                 StatusCode::SERVICE_UNAVAILABLE,

@@ -27,9 +27,21 @@
 //!   visitor is always on the standby; a command the standby never got is
 //!   answered `no_standby_lease` and stays only in the old primary's
 //!   diverged tail (listed at `--rejoin`).
+//! - **Devices carry the epoch.** Every answer names the epoch in force
+//!   (`Madoguchi-Epoch`); the kiosk, staff and display pages remember the
+//!   highest they have seen and send it back with their requests. A primary
+//!   that gets a newer one from a device it knows has been replaced: it
+//!   fences itself as `POST /api/fence` would ([`carry_epoch`]). A page that
+//!   reaches a server older than its epoch says so and issues nothing.
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use axum::extract::{Request, State};
+use axum::http::HeaderValue;
+use axum::middleware::Next;
+use axum::response::Response;
 use std::time::{Duration, Instant};
 
 /// How long a grant lets the primary take commands. Longer than the
@@ -53,7 +65,16 @@ pub struct Fence {
     last_grant: Mutex<Option<(String, Instant)>>,
     /// Primary: the last record the standby said it holds.
     acked: tokio::sync::watch::Sender<u64>,
+    /// The epoch in force in this server's log (a copy, read on every
+    /// answer without asking the engine).
+    epoch: AtomicU64,
+    /// Standby: the primary's last record, as its last answer said (0 when
+    /// not known, e.g. after a restart with the primary down).
+    primary_last: AtomicU64,
 }
+
+/// The header that carries the epoch both ways.
+pub const EPOCH_HEADER: &str = "madoguchi-epoch";
 
 impl Fence {
     pub fn open(data: &Path) -> Fence {
@@ -69,7 +90,30 @@ impl Fence {
             replaced_path,
             last_grant: Mutex::new(None),
             acked: tokio::sync::watch::Sender::new(0),
+            epoch: AtomicU64::new(0),
+            primary_last: AtomicU64::new(0),
         }
+    }
+
+    /// Standby: the primary said its log ends at record `n`.
+    pub fn note_primary_last(&self, n: u64) {
+        self.primary_last.store(n, Ordering::SeqCst);
+    }
+
+    /// Standby: the primary's last record as last heard (0: not known).
+    pub fn primary_last(&self) -> u64 {
+        self.primary_last.load(Ordering::SeqCst)
+    }
+
+    /// The epoch in force here.
+    pub fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::SeqCst)
+    }
+
+    /// The log now holds epoch `n` (start-up, a promotion, records copied
+    /// from the primary); epochs only rise.
+    pub fn set_epoch(&self, n: u64) {
+        self.epoch.fetch_max(n, Ordering::SeqCst);
     }
 
     /// Primary: the standby holds every record up to `seq`.
@@ -198,6 +242,42 @@ impl Fence {
     }
 }
 
+/// Every answer names this server's epoch; a request from a known device
+/// or account naming a newer one tells a primary it was replaced (the
+/// device has seen the promoted machine). An unknown caller's header is
+/// ignored: no stranger can fence the office.
+pub async fn carry_epoch(State(app): State<Arc<super::App>>, req: Request, next: Next) -> Response {
+    let claimed = req
+        .headers()
+        .get(EPOCH_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if let Some(n) = claimed {
+        if n > app.fence.epoch() && !app.is_standby() && app.fence.replaced().is_none_or(|r| r < n)
+        {
+            if let Some(caller) = app.auth.identify(req.headers()) {
+                match app.fence.mark_replaced(n) {
+                    Ok(true) => app.faults.record(
+                        "failover",
+                        format!(
+                            "replaced: {} has seen epoch {n} (a standby was promoted); this server takes no more commands",
+                            caller.name
+                        ),
+                    ),
+                    Ok(false) => {}
+                    Err(e) => app
+                        .faults
+                        .record("failover", format!("cannot record being replaced: {e}")),
+                }
+            }
+        }
+    }
+    let mut res = next.run(req).await;
+    res.headers_mut()
+        .insert(EPOCH_HEADER, HeaderValue::from(app.fence.epoch()));
+    res
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -237,5 +317,14 @@ mod tests {
         f.received(Some("1-2"));
         assert!(f.wait_before_promotion() > LEASE);
         assert_eq!(f.echo().as_deref(), Some("1-2"));
+    }
+
+    #[test]
+    fn the_epoch_only_rises() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let f = Fence::open(dir.path());
+        f.set_epoch(2);
+        f.set_epoch(1);
+        assert_eq!(f.epoch(), 2);
     }
 }

@@ -54,6 +54,34 @@ impl Blocked {
         }
     }
 
+    /// This server takes no commands now (`App::may_command`): replaced,
+    /// a standby, or without its standby's lease (issue 24).
+    pub fn fenced(e: &super::error::ApiError) -> Blocked {
+        use super::error::ApiError as E;
+        let (ja, easy, en) = match e {
+            E::Replaced(_) => (
+                "この機械は主機ではなくなりました（予備機が主機に昇格しました）。",
+                "この きかいは もう つかえません。",
+                "This server is no longer the primary (its standby was promoted).",
+            ),
+            E::Standby => (
+                "この機械は予備機です。",
+                "この きかいは よびの きかいです。",
+                "This is the standby server.",
+            ),
+            _ => (
+                "予備機と連絡が取れないため、番号の二重発行を防ぐために受付を止めています。",
+                "いま ばんごうを だせません。",
+                "The standby server cannot be reached; issuing is stopped so that no number is given twice.",
+            ),
+        };
+        Blocked {
+            ja: ja.into(),
+            easy: easy.into(),
+            en: en.into(),
+        }
+    }
+
     pub fn printer(e: &super::escpos::PrintError) -> Blocked {
         use super::escpos::PrintError as P;
         let (easy, en) = match e {
@@ -130,6 +158,9 @@ pub async fn issue_blocked(
     }
     if !day_open {
         return Some(Blocked::day_closed());
+    }
+    if let Err(e) = app.may_command() {
+        return Some(Blocked::fenced(&e));
     }
     if kiosk.role != Role::Kiosk {
         return None;

@@ -151,6 +151,8 @@ pub struct App {
     pub fence: fence::Fence,
     /// The primary this server follows or followed (`--standby-of`).
     pub primary_url: Option<String>,
+    /// Primary: where the last replication answer ended.
+    pub replication_cursor: replication::Cursor,
 }
 
 impl App {
@@ -283,6 +285,10 @@ fn router(app: Arc<App>) -> Router {
             known::note,
         ))
         .layer(axum::middleware::from_fn(error::answer_in_kind))
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            fence::carry_epoch,
+        ))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
         .layer(SetResponseHeaderLayer::overriding(
             header::CONTENT_SECURITY_POLICY,
@@ -319,8 +325,27 @@ pub fn run(
     data: &Path,
     config: Option<&Path>,
     host: madoguchi_core::config::HostSettings,
-    args: Args,
+    mut args: Args,
 ) -> Result<()> {
+    // A promoted standby restarted with the service line it followed with
+    // (a reboot, a kill): it is the primary now, and following the replaced
+    // machine again would stop all issuing (found following the manual).
+    if args.standby_of.is_some() && !args.rejoin {
+        if let Some(epoch) = replication::promoted_here(data) {
+            println!("promoted earlier (epoch {epoch}): serving as the primary; --standby-of is ignored (remove it from the service line) / 昇格済みのため主機として起動します");
+            args.standby_of = None;
+            args.enrol_link = None;
+        }
+    }
+    // A standby's folder started alone would give numbers beside its
+    // primary (a service line changed wrongly after a rejoin).
+    anyhow::ensure!(
+        args.standby_of.is_some()
+            || !data.join("standby-token").exists()
+            || replication::promoted_here(data).is_some(),
+        "この data フォルダは予備機のものです。--standby-of 主機のアドレス を付けて起動するか、予備機の管理画面で「主機に昇格」してください（単独で起動すると主機と同じ番号を出すおそれがあります） / this data folder is a standby's ({}): start it with --standby-of PRIMARY, or promote it; started alone it would give numbers beside the primary",
+        data.join("standby-token").display()
+    );
     let mut rejoin_grant = None;
     if let (true, Some(primary)) = (args.rejoin, &args.standby_of) {
         let runtime = tokio::runtime::Builder::new_current_thread()
@@ -395,8 +420,11 @@ pub fn run(
                 .standby_of
                 .as_ref()
                 .map(|p| p.trim_end_matches('/').to_string()),
+            replication_cursor: replication::Cursor::default(),
         });
         app.fence.received(rejoin_grant.as_deref());
+        app.fence
+            .set_epoch(app.engine.read_async(|e| e.state().meta.epoch).await?);
         if let Some(primary) = &args.standby_of {
             let token = replication::token(data, args.enrol_link.as_deref()).await?;
             replication::follow(app.clone(), primary.trim_end_matches('/').to_string(), token);
@@ -460,13 +488,21 @@ async fn admin_page(
     let status = app.status().await?;
     let office = status.office.ja;
     // A day closed today may be reopened here (issue 23, `reopen_day`).
+    let today = app.engine.read_async(|e| e.office_date()).await.ok();
     let closed_today = status
         .date
-        .filter(|d| !status.day_open && Some(*d) == app.engine.read(|e| e.office_date()).ok())
+        .filter(|d| !status.day_open && Some(*d) == today)
         .map(|d| d.to_string());
+    // A standby: how much of the primary's log it holds (promote only
+    // when it holds it all).
+    let held = app
+        .engine
+        .read_async(|e| e.log().tail().next_seq - 1)
+        .await?;
+    let primary_last = app.fence.primary_last();
     let html = app.pages.render(
         "admin.html",
-        minijinja::context! { office, user => caller.name, faults => app.faults.recent(), devices => health::devices(&app), standby => app.is_standby(), replaced => app.fence.replaced(), csrf => caller.csrf(), closed_today },
+        minijinja::context! { office, user => caller.name, faults => app.faults.recent(), devices => health::devices(&app), standby => app.is_standby(), held, primary_last, replaced => app.fence.replaced(), no_lease => (!app.is_standby() && app.fence.replaced().is_none() && app.auth.has_standby() && !app.fence.leased()).then_some(error::NO_LEASE_JA), csrf => caller.csrf(), closed_today },
     )?;
     Ok(html.into_response())
 }

@@ -228,6 +228,20 @@ pub fn read_live_near(dir: &Path, seq: u64) -> Result<Records, LogError> {
     Ok(Records::new(dir.to_path_buf(), segments[start..].to_vec(), None).live())
 }
 
+/// Like [`read_live_near`], but starting exactly at `from` (the position
+/// of record `seq`, which links to `prev`), with no scan of the records
+/// before it in its segment; `None` when that segment is no longer live
+/// (archived), so the caller scans instead.
+pub fn read_live_from(dir: &Path, from: (Pos, u64, Hash)) -> Result<Option<Records>, LogError> {
+    let segments = live_segments(dir, anchor::read(dir)?.as_ref())?;
+    if !segments.contains(&from.0.segment) {
+        return Ok(None);
+    }
+    Ok(Some(
+        Records::new(dir.to_path_buf(), segments, Some(from)).live(),
+    ))
+}
+
 pub use frame::encode as encode_record;
 pub use frame::frame as frame_record;
 
