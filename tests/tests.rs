@@ -9,6 +9,7 @@
 
 mod api_doc;
 mod archive;
+mod audit;
 mod backup;
 mod cli;
 mod closing;

@@ -144,6 +144,8 @@ pub struct App {
     pub fence: fence::Fence,
     /// The primary this server follows or followed (`--standby-of`).
     pub primary_url: Option<String>,
+    /// The audit page's index of the log (`audit.rs`).
+    pub audit_index: audit::Index,
 }
 
 impl App {
@@ -382,6 +384,7 @@ pub fn run(
                 .standby_of
                 .as_ref()
                 .map(|p| p.trim_end_matches('/').to_string()),
+            audit_index: audit::Index::default(),
         });
         app.fence.received(rejoin_grant.as_deref());
         if let Some(primary) = &args.standby_of {
@@ -391,6 +394,7 @@ pub fn run(
         }
         displays::spawn(app.clone()).await;
         subscribers::reports(app.clone());
+        audit::spawn(app.clone());
         let relays = app.host.relays.clone();
         if !relays.is_empty() {
             let key_file = args

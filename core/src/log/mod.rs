@@ -228,6 +228,30 @@ pub fn read_live_near(dir: &Path, seq: u64) -> Result<Records, LogError> {
     Ok(Records::new(dir.to_path_buf(), segments[start..].to_vec(), None).live())
 }
 
+/// Reads the live log from record `seq` at `pos` on, checking every CRC,
+/// sequence number and link; the first record's link to `prev` when it is
+/// given (a reader that resumes where it stopped, or reads a short run of
+/// records whose predecessor it has not read: the audit index).
+pub fn read_live_from(
+    dir: &Path,
+    pos: Pos,
+    seq: u64,
+    prev: Option<Hash>,
+) -> Result<Records, LogError> {
+    let segments = live_segments(dir, anchor::read(dir)?.as_ref())?;
+    Ok(
+        Records::new(dir.to_path_buf(), segments, Some((pos, seq, [0; 32])))
+            .linking_to(prev)
+            .live(),
+    )
+}
+
+/// Reads the one record `seq` that starts at `pos` in the log in `dir`,
+/// checking its CRC and sequence number.
+pub fn read_record_at(dir: &Path, pos: Pos, seq: u64) -> Result<Record, LogError> {
+    reader::read_one(&segment_path(dir, pos.segment), pos.offset, seq)
+}
+
 pub use frame::encode as encode_record;
 pub use frame::frame as frame_record;
 
