@@ -7,6 +7,7 @@
 //! with the `system-tests` feature, which `./scripts/test` (and CI) turns on
 //! after installing what they need.
 
+mod admin_records;
 mod api_doc;
 mod archive;
 mod audit;

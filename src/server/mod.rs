@@ -23,6 +23,7 @@ mod publish;
 mod rejoin;
 mod replication;
 mod settings;
+mod settings_errors;
 mod settings_form;
 mod shutdown;
 mod statistics;
@@ -377,7 +378,7 @@ pub fn run(
             promoting: std::sync::atomic::AtomicBool::new(false),
             issue_limits: limits::IssueLimits::default(),
             tls: acceptor.is_some(),
-            contacts: health::Contacts::default(),
+            contacts: health::Contacts::open(data),
             host,
             fence: fence::Fence::open(data),
             primary_url: args
@@ -395,6 +396,7 @@ pub fn run(
         displays::spawn(app.clone()).await;
         subscribers::reports(app.clone());
         audit::spawn(app.clone());
+        health::spawn_writer(app.clone());
         let relays = app.host.relays.clone();
         if !relays.is_empty() {
             let key_file = args
