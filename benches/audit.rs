@@ -74,7 +74,11 @@ fn main() {
     assert!(ok, "import");
     let log_dir = data.join("log");
     let log_mb: u64 = std::fs::read_dir(&log_dir)
-        .map(|rd| rd.filter_map(|e| e.ok()?.metadata().ok()).map(|m| m.len()).sum())
+        .map(|rd| {
+            rd.filter_map(|e| e.ok()?.metadata().ok())
+                .map(|m| m.len())
+                .sum()
+        })
         .unwrap_or(0);
     let records = madoguchi_core::log::EventLog::open(&log_dir, Default::default())
         .expect("log")
@@ -155,22 +159,55 @@ fn main() {
     let day_total = total(&d);
     assert!(day_total > 0, "the day {day} has records");
     let views = [
-        ("first page (newest 50 of the year)".to_string(), "/audit".to_string()),
-        (format!("last page of everything (page {pages})"), format!("/audit?page={pages}")),
-        (format!("a filtered day ({day}: {day_total} records), first page"), format!("/audit?date={day}")),
-        (format!("a filtered account (staff10: {} records), first page", total(&staff)), "/audit?staff=staff10".into()),
-        (format!("a filtered account, last page (page {staff_pages})"), format!("/audit?staff=staff10&page={staff_pages}")),
-        ("a filtered counter (10), first page".into(), "/audit?counter=10".into()),
-        ("a filtered ticket number (1001, any day), first page".into(), "/audit?ticket=1001".into()),
-        ("a day and an account together".into(), format!("/audit?date={day}&staff=staff10")),
-        (format!("one-day JSON Lines export ({day}: {day_total} records)"), format!("/api/audit/export?date={day}")),
+        (
+            "first page (newest 50 of the year)".to_string(),
+            "/audit".to_string(),
+        ),
+        (
+            format!("last page of everything (page {pages})"),
+            format!("/audit?page={pages}"),
+        ),
+        (
+            format!("a filtered day ({day}: {day_total} records), first page"),
+            format!("/audit?date={day}"),
+        ),
+        (
+            format!(
+                "a filtered account (staff10: {} records), first page",
+                total(&staff)
+            ),
+            "/audit?staff=staff10".into(),
+        ),
+        (
+            format!("a filtered account, last page (page {staff_pages})"),
+            format!("/audit?staff=staff10&page={staff_pages}"),
+        ),
+        (
+            "a filtered counter (10), first page".into(),
+            "/audit?counter=10".into(),
+        ),
+        (
+            "a filtered ticket number (1001, any day), first page".into(),
+            "/audit?ticket=1001".into(),
+        ),
+        (
+            "a day and an account together".into(),
+            format!("/audit?date={day}&staff=staff10"),
+        ),
+        (
+            format!("one-day JSON Lines export ({day}: {day_total} records)"),
+            format!("/api/audit/export?date={day}"),
+        ),
     ];
     for (name, path) in &views {
         let mut times: Vec<Duration> = (0..RUNS).map(|_| get(path).0).collect();
         times.sort();
         let (_, html) = get(path);
         if path.starts_with("/audit") {
-            assert!(html.contains("この頁の改ざん検査: OK"), "{path}: the page's check");
+            assert!(
+                html.contains("この頁の改ざん検査: OK"),
+                "{path}: the page's check"
+            );
         }
         rows.push((
             format!("audit view: {name}"),

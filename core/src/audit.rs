@@ -621,7 +621,7 @@ impl AuditIndex {
     pub fn find(&self, q: &Query) -> Hits {
         let n = self.offsets.len() as u32;
         let runs: Vec<Range<u32>> = match q.date {
-            None => vec![0..n],
+            None => std::iter::once(0..n).collect(),
             Some(d) => {
                 let day = d.num_days_from_ce();
                 self.days

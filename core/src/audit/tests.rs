@@ -178,7 +178,7 @@ fn built_as_records_are_written_it_equals_one_built_from_scratch() {
         assert_eq!(hits.newest(skip, 10), oldest, "{q:?}");
     }
     assert!(
-        index.find(&queries()[6]).len() > 0,
+        !index.find(&queries()[6]).is_empty(),
         "the combined query finds some"
     );
 }
