@@ -7,8 +7,10 @@
 //! with the `system-tests` feature, which `./scripts/test` (and CI) turns on
 //! after installing what they need.
 
+mod admin_records;
 mod api_doc;
 mod archive;
+mod audit;
 mod backup;
 mod cli;
 mod closing;

@@ -33,6 +33,7 @@
 //! With durability, [`engine::Engine`] wraps the same state machine: every
 //! accepted command is synced to the event log before it is answered.
 
+pub mod audit;
 pub mod backup;
 pub mod clock;
 pub mod config;

@@ -326,6 +326,34 @@ impl Event {
         )
     }
 
+    /// The counter this event happened at, if any.
+    pub fn counter(&self) -> Option<CounterNo> {
+        match self {
+            Event::CounterOpened { counter, .. }
+            | Event::CounterClosed { counter }
+            | Event::Called { counter, .. }
+            | Event::Recalled { counter, .. }
+            | Event::Started { counter, .. }
+            | Event::Completed { counter, .. }
+            | Event::Absent { counter, .. }
+            | Event::Held { counter, .. }
+            | Event::Resumed { counter, .. } => Some(*counter),
+            Event::Transferred { counter, .. } | Event::Cancelled { counter, .. } => *counter,
+            Event::ConfigApplied { .. }
+            | Event::DayOpened { .. }
+            | Event::DayClosed { .. }
+            | Event::TicketIssued { .. }
+            | Event::Returned { .. }
+            | Event::Unserved { .. }
+            | Event::IssuingReopened { .. }
+            | Event::TurnedAway { .. }
+            | Event::Login { .. }
+            | Event::AccountChanged { .. }
+            | Event::Promoted { .. }
+            | Event::LogArchived { .. } => None,
+        }
+    }
+
     /// The ticket this event is about, if any.
     pub fn ticket(&self) -> Option<Number> {
         match self {

@@ -1,15 +1,22 @@
 //! The audit log page (R11): auditors (and admins) read the event log —
 //! every command, configuration change, sign-in and account change, with
-//! who and when — filtered by date, counter, staff account or ticket, and
-//! export what they filtered. It reads the append-only log files directly,
-//! off the engine thread, so a long search never delays a counter.
+//! who and when — filtered by date, counter, staff account or ticket, a page
+//! at a time (newest first), and export what they filtered.
+//!
+//! Views answer from the audit index (`madoguchi_core::audit`), kept as
+//! records are written: a subscriber to the commit feed catches it up off
+//! the engine thread, and each view catches up the few records since. A
+//! page reads only its own records (with their neighbours) from the log and
+//! shows the hash-chain check of what it read; the export of one day reads
+//! only that day.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, Method};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use chrono::NaiveDate;
+use madoguchi_core::audit::{self as index, AuditIndex, ChainCheck};
 use madoguchi_core::engine::RecordBody;
 use madoguchi_core::model::Event;
 use madoguchi_core::store::hex;
@@ -22,8 +29,71 @@ use super::error::ApiError;
 use super::App;
 
 const AUDITORS: &[Role] = &[Role::Auditor, Role::Admin];
-/// Rows shown on the page (the export has them all).
-const PAGE_ROWS: usize = 500;
+/// Rows on one page (the export has them all).
+const PAGE_ROWS: usize = 50;
+
+/// The server's audit index: opened on first use (a year of history
+/// without a sidecar takes seconds to index once), then kept caught up.
+#[derive(Debug, Default)]
+pub struct Index(Mutex<Option<AuditIndex>>);
+
+/// Runs `f` on the audit index caught up with the log. Blocking: call it
+/// off the async threads.
+fn with_index<T>(
+    app: &App,
+    f: impl FnOnce(&AuditIndex) -> Result<T, ApiError>,
+) -> Result<T, ApiError> {
+    let offset = app.status_offset();
+    let internal = |e: index::AuditError| ApiError::Internal(e.to_string());
+    let mut slot = app
+        .audit_index
+        .0
+        .lock()
+        .map_err(|_| ApiError::Internal("the audit index is unusable".into()))?;
+    if slot.as_ref().is_some_and(|i| i.utc_offset() != offset) {
+        // The office's time zone changed: every date is different.
+        *slot = None;
+    }
+    let index = match slot.as_mut() {
+        Some(i) => {
+            i.catch_up().map_err(internal)?;
+            i
+        }
+        None => {
+            let i = AuditIndex::open(
+                &app.data.join("log"),
+                &app.data.join(index::INDEX_FILE),
+                offset,
+            )
+            .map_err(internal)?;
+            if let Some(why) = i.repaired() {
+                tracing::info!(reason = why, records = i.len(), "audit index ready");
+            }
+            slot.insert(i)
+        }
+    };
+    f(index)
+}
+
+/// Keeps the audit index caught up with every commit, off the engine
+/// thread (a burst of commits is taken in one go).
+pub fn spawn(app: Arc<App>) {
+    tokio::spawn(async move {
+        let mut sub = app.feed.subscribe();
+        loop {
+            let a = app.clone();
+            let done = tokio::task::spawn_blocking(move || with_index(&a, |_| Ok(()))).await;
+            if !matches!(done, Ok(Ok(()))) {
+                tracing::warn!("the audit index could not catch up with the log");
+            }
+            if sub.changed().await.is_err() {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            sub.skip_to_latest();
+        }
+    });
+}
 
 #[derive(Debug, Default, Deserialize)]
 pub struct Filter {
@@ -31,16 +101,10 @@ pub struct Filter {
     counter: Option<String>,
     staff: Option<String>,
     ticket: Option<String>,
+    page: Option<String>,
 }
 
-struct Parsed {
-    date: Option<NaiveDate>,
-    counter: Option<u16>,
-    staff: Option<String>,
-    ticket: Option<u32>,
-}
-
-fn parse(f: &Filter) -> Result<Parsed, ApiError> {
+fn parse(f: &Filter) -> Result<index::Query, ApiError> {
     let opt = |s: &Option<String>| {
         s.as_deref()
             .map(str::trim)
@@ -48,80 +112,61 @@ fn parse(f: &Filter) -> Result<Parsed, ApiError> {
             .map(str::to_string)
     };
     let bad = |what: &str| ApiError::BadRequest(format!("{what} is not valid"));
-    Ok(Parsed {
+    Ok(index::Query {
         date: opt(&f.date)
-            .map(|d| d.parse().map_err(|_| bad("date")))
+            .map(|d| d.parse::<NaiveDate>().map_err(|_| bad("date")))
             .transpose()?,
         counter: opt(&f.counter)
             .map(|c| c.parse().map_err(|_| bad("counter")))
             .transpose()?,
-        staff: opt(&f.staff),
+        by: opt(&f.staff),
         ticket: opt(&f.ticket)
             .map(|t| t.parse().map_err(|_| bad("ticket")))
             .transpose()?,
     })
 }
 
-fn event_counter(e: &Event) -> Option<u16> {
-    serde_json::to_value(e)
-        .ok()?
-        .get("counter")?
-        .as_u64()
-        .and_then(|c| u16::try_from(c).ok())
+/// One page of rows (newest first), or every matching row (oldest first),
+/// with the total and the check of what was read.
+struct Found {
+    rows: Vec<Value>,
+    total: usize,
+    check: ChainCheck,
 }
 
-/// The matching records as JSON rows, newest first.
+/// Page `page` (1-based; `None`: every match, for the export).
 fn search(
     app: &App,
-    p: &Parsed,
-    limit: usize,
+    q: &index::Query,
+    page: Option<usize>,
     names: Option<&Names>,
-) -> Result<(Vec<Value>, usize), ApiError> {
+) -> Result<Found, ApiError> {
     let offset = app.status_offset();
-    // Only the newest `limit` matches are kept and turned into rows.
-    let mut kept = std::collections::VecDeque::new();
-    let mut total = 0;
-    let records = madoguchi_core::log::read_live(&app.data.join("log"))
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
-    for r in records {
-        let (_, rec) = r.map_err(|e| ApiError::Internal(e.to_string()))?;
-        let Ok(body) = serde_json::from_slice::<RecordBody>(&rec.payload) else {
-            continue;
+    let (records, total, check) = with_index(app, |i| {
+        let hits = i.find(q);
+        let seqs = match page {
+            Some(p) => hits.newest(p.saturating_sub(1) * PAGE_ROWS, PAGE_ROWS),
+            None => hits.all(),
         };
-        let local = body.at.to_datetime(offset);
-        if p.date.is_some_and(|d| local.date_naive() != d) {
-            continue;
-        }
-        if p.staff
-            .as_deref()
-            .is_some_and(|s| body.by.as_deref() != Some(s))
-        {
-            continue;
-        }
-        if p.counter
-            .is_some_and(|c| !body.events.iter().any(|e| event_counter(e) == Some(c)))
-        {
-            continue;
-        }
-        if p.ticket
-            .is_some_and(|t| !body.events.iter().any(|e| e.ticket() == Some(t)))
-        {
-            continue;
-        }
-        total += 1;
-        kept.push_back((rec.seq, local, body, hex(&rec.hash())));
-        if kept.len() > limit {
-            kept.pop_front();
-        }
-    }
-    let rows = kept
+        let (records, check) = i
+            .read_checked(&seqs)
+            .map_err(|e| ApiError::Internal(e.to_string()))?;
+        Ok((records, hits.len(), check))
+    })?;
+    let mut rows: Vec<Value> = records
         .into_iter()
-        .rev()
-        .map(|(seq, local, body, hash)| {
+        .map(|rec| {
+            let hash = hex(&rec.hash());
+            let body = RecordBody::decode(&rec).unwrap_or(RecordBody {
+                at: madoguchi_core::model::Millis(0),
+                by: None,
+                events: Vec::new(),
+            });
+            let local = body.at.to_datetime(offset);
             // The recorded events as JSON text: the export's format since
             // the start.
             let mut row = json!({
-                "seq": seq,
+                "seq": rec.seq,
                 "time": local.format("%Y-%m-%d %H:%M:%S").to_string(),
                 "by": body.by,
                 "events": body
@@ -148,7 +193,33 @@ fn search(
             row
         })
         .collect();
-    Ok((rows, total))
+    if page.is_some() {
+        rows.reverse();
+    }
+    Ok(Found { rows, total, check })
+}
+
+/// A page link keeping the filter.
+fn page_link(f: &Filter, page: usize) -> String {
+    let enc = |s: &Option<String>| {
+        s.as_deref()
+            .unwrap_or("")
+            .bytes()
+            .map(|b| match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => {
+                    (b as char).to_string()
+                }
+                _ => format!("%{b:02X}"),
+            })
+            .collect::<String>()
+    };
+    format!(
+        "/audit?date={}&counter={}&staff={}&ticket={}&page={page}",
+        enc(&f.date),
+        enc(&f.counter),
+        enc(&f.staff),
+        enc(&f.ticket)
+    )
 }
 
 /// `GET /audit`: the page.
@@ -162,25 +233,56 @@ pub async fn page(
         Ok(c) => c,
         Err(_) => return Ok(Redirect::to("/login?next=/audit").into_response()),
     };
-    let p = parse(&f)?;
+    let q = parse(&f)?;
+    let asked = f
+        .page
+        .as_deref()
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            p.parse::<usize>()
+                .map_err(|_| ApiError::BadRequest("page is not valid".into()))
+        })
+        .transpose()?
+        .unwrap_or(1)
+        .max(1);
     let names = queue_names(&app)?;
     let a = app.clone();
-    let (rows, total) =
-        tokio::task::spawn_blocking(move || search(&a, &p, PAGE_ROWS, Some(&names)))
-            .await
-            .map_err(|e| ApiError::Internal(e.to_string()))??;
+    let found = tokio::task::spawn_blocking(move || {
+        // A page past the end shows the last one.
+        let mut found = search(&a, &q, Some(asked), Some(&names))?;
+        let last = found.total.div_ceil(PAGE_ROWS).max(1);
+        if asked > last {
+            found = search(&a, &q, Some(last), Some(&names))?;
+        }
+        Ok::<_, ApiError>(found)
+    })
+    .await
+    .map_err(|e| ApiError::Internal(e.to_string()))??;
+    let pages = found.total.div_ceil(PAGE_ROWS).max(1);
+    let current = asked.min(pages);
+    let link = |p: usize| (p >= 1 && p <= pages && p != current).then(|| page_link(&f, p));
+    let check = context! {
+        ok => found.check.ok(),
+        links => found.check.links,
+        broken => found.check.broken.as_ref().map(|(seq, _)| *seq),
+    };
     let office = app.status().await?.office.ja;
     let html: Html<String> = app.pages.render(
         "audit.html",
         context! {
-            office, user => caller.name, rows, total, shown => PAGE_ROWS,
+            office, user => caller.name, rows => found.rows, total => found.total,
+            shown => PAGE_ROWS, page => current, pages, check,
+            newest => link(1), newer => link(current.saturating_sub(1)),
+            older => link(current + 1), oldest => link(pages),
             date => f.date, counter => f.counter, staff => f.staff, ticket => f.ticket,
         },
     )?;
     Ok(html.into_response())
 }
 
-/// `GET /api/audit/export`: every matching record as JSON Lines.
+/// `GET /api/audit/export`: every matching record as JSON Lines, oldest
+/// first.
 pub async fn export(
     State(app): State<Arc<App>>,
     method: Method,
@@ -188,13 +290,15 @@ pub async fn export(
     Query(f): Query<Filter>,
 ) -> Result<Response, ApiError> {
     app.auth.require(&method, &headers, AUDITORS)?;
-    let p = parse(&f)?;
+    let q = parse(&f)?;
     let a = app.clone();
-    let (mut rows, _) = tokio::task::spawn_blocking(move || search(&a, &p, usize::MAX, None))
+    let found = tokio::task::spawn_blocking(move || search(&a, &q, None, None))
         .await
         .map_err(|e| ApiError::Internal(e.to_string()))??;
-    rows.reverse();
-    let body: String = rows.iter().map(|r| format!("{r}\n")).collect();
+    if let Some((seq, why)) = &found.check.broken {
+        tracing::error!(record = seq, reason = %why, "the audit export found a broken hash chain");
+    }
+    let body: String = found.rows.iter().map(|r| format!("{r}\n")).collect();
     Ok((
         [
             (

@@ -1,8 +1,9 @@
 //! Device health (issue 18, R18): when each kiosk, display and standby
 //! last reached this server, and what that means for what it shows. Kept
-//! in memory: a restart forgets it, and every device is back within its
-//! polling interval (a kiosk every 10 s, a display at once over its
-//! WebSocket).
+//! in memory and, so that a restart does not forget a device that has gone
+//! quiet, in `device-contacts.json` in the data folder: a device's contact
+//! is written at most once a minute (its first after a start at once), by
+//! a background task, never on the request's path.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -18,11 +19,19 @@ use super::App;
 /// A kiosk asks for its buttons every 10 s: this long without a request
 /// and it is no longer showing the office's state.
 const KIOSK_QUIET_S: i64 = 30;
+/// A device's contact is written to disk at most this often.
+const PERSIST_EVERY_MS: i64 = 60_000;
+/// The last contacts kept across restarts, in the data folder.
+pub const CONTACTS_FILE: &str = "device-contacts.json";
 
 #[derive(Debug, Default)]
 pub struct Contacts {
     /// Device name → unix milliseconds of its last request.
     seen: Mutex<HashMap<String, i64>>,
+    /// Device name → the contact last handed to the writer.
+    persisted: Mutex<HashMap<String, i64>>,
+    /// Wakes the writer (`spawn_writer`).
+    wake: tokio::sync::Notify,
     /// Kiosk → why its printer cannot print now (last status asked).
     printers: Mutex<HashMap<String, Blocked>>,
     /// Why no command can be recorded now (the last one failed to be).
@@ -105,9 +114,30 @@ impl Blocked {
 }
 
 impl Contacts {
+    /// The contacts kept in `data` (none when the file is missing or
+    /// unreadable: it is only a convenience, the devices come back).
+    pub fn open(data: &std::path::Path) -> Contacts {
+        let kept: HashMap<String, i64> = std::fs::read(data.join(CONTACTS_FILE))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default();
+        Contacts {
+            persisted: Mutex::new(kept.clone()),
+            seen: Mutex::new(kept),
+            ..Contacts::default()
+        }
+    }
+
     pub fn touch(&self, name: &str) {
+        let now = chrono::Utc::now().timestamp_millis();
         if let Ok(mut s) = self.seen.lock() {
-            s.insert(name.to_string(), chrono::Utc::now().timestamp_millis());
+            s.insert(name.to_string(), now);
+        }
+        if let Ok(mut p) = self.persisted.lock() {
+            if p.get(name).is_none_or(|&t| now - t >= PERSIST_EVERY_MS) {
+                p.insert(name.to_string(), now);
+                self.wake.notify_one();
+            }
         }
     }
 
@@ -143,6 +173,35 @@ impl Contacts {
     pub fn storage_fault(&self) -> Option<Blocked> {
         self.storage.lock().ok()?.clone()
     }
+}
+
+/// Writes the last contacts to the data folder whenever one is due
+/// (temporary file and rename: a crash leaves the old file or the new).
+pub fn spawn_writer(app: Arc<App>) {
+    tokio::spawn(async move {
+        loop {
+            app.contacts.wake.notified().await;
+            let Some(bytes) = app
+                .contacts
+                .persisted
+                .lock()
+                .ok()
+                .and_then(|p| serde_json::to_vec(&*p).ok())
+            else {
+                continue;
+            };
+            let data = app.data.clone();
+            let written = tokio::task::spawn_blocking(move || {
+                let tmp = data.join(format!(".{CONTACTS_FILE}.tmp"));
+                std::fs::write(&tmp, bytes)
+                    .and_then(|()| std::fs::rename(&tmp, data.join(CONTACTS_FILE)))
+            })
+            .await;
+            if !matches!(written, Ok(Ok(()))) {
+                tracing::warn!("the devices' last contacts could not be written");
+            }
+        }
+    });
 }
 
 /// Why this kiosk cannot issue a ticket now, if it cannot: the records
@@ -222,7 +281,7 @@ pub struct DeviceHealth {
     pub role: Role,
     pub role_ja: &'static str,
     pub disabled: bool,
-    /// Its last contact in office time, if any since the server started.
+    /// Its last contact in office time, if any (kept across restarts).
     pub last_contact: Option<String>,
     /// `ok`, `stale`, `fault`, `unknown` or `revoked` (a CSS class and a
     /// test hook).
@@ -288,7 +347,7 @@ pub fn devices(app: &App) -> Vec<DeviceHealth> {
             } else if last.is_none() {
                 (
                     "unknown",
-                    "起動後まだ接続がありません（表示が古いおそれ）".to_string(),
+                    "接続の記録がありません（表示が古いおそれ）".to_string(),
                 )
             } else if d.role == Role::Kiosk {
                 (

@@ -24,6 +24,7 @@ mod publish;
 mod rejoin;
 mod replication;
 mod settings;
+mod settings_errors;
 mod settings_form;
 mod shutdown;
 mod sign_in_audit;
@@ -153,6 +154,8 @@ pub struct App {
     pub primary_url: Option<String>,
     /// Primary: where the last replication answer ended.
     pub replication_cursor: replication::Cursor,
+    /// The audit page's index of the log (`audit.rs`).
+    pub audit_index: audit::Index,
 }
 
 impl App {
@@ -413,7 +416,7 @@ pub fn run(
             known: known::KnownAddrs::new(),
             sign_in_audit: sign_in_audit::SignInAudit::default(),
             tls: acceptor.is_some(),
-            contacts: health::Contacts::default(),
+            contacts: health::Contacts::open(data),
             host,
             fence: fence::Fence::open(data),
             primary_url: args
@@ -421,6 +424,7 @@ pub fn run(
                 .as_ref()
                 .map(|p| p.trim_end_matches('/').to_string()),
             replication_cursor: replication::Cursor::default(),
+            audit_index: audit::Index::default(),
         });
         app.fence.received(rejoin_grant.as_deref());
         app.fence
@@ -432,6 +436,8 @@ pub fn run(
         }
         displays::spawn(app.clone()).await;
         subscribers::reports(app.clone());
+        audit::spawn(app.clone());
+        health::spawn_writer(app.clone());
         let relays = app.host.relays.clone();
         if !relays.is_empty() {
             let key_file = args

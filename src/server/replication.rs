@@ -73,8 +73,7 @@ fn records_after(app: &App, after: u64, hash: Option<&str>) -> Result<Vec<Record
         if hash.is_some_and(|h| h != hex(&last_hash)) {
             return Err(ApiError::Diverged(after));
         }
-        let from = (pos, after + 1, last_hash);
-        if let Ok(Some(records)) = log::read_live_from(&dir, from) {
+        if let Ok(records) = log::read_live_from(&dir, pos, after + 1, Some(last_hash)) {
             let read: Result<Vec<(log::Pos, Record)>, _> = records.take(BATCH).collect();
             if let Ok(read) = read {
                 remember(app, &read);

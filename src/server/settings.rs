@@ -1,7 +1,7 @@
 //! Settings (R1, R17, R18): the admin edits the office configuration —
 //! categories, counters and the queues they serve, number ranges, display
 //! message and timings, opening days — in the browser. A change is
-//! validated (errors name the line), checked against the office as it is
+//! validated (errors name the field in Japanese and English), checked against the office as it is
 //! (no removing an open counter or a queue with people in it), recorded in
 //! the event log, and in force at once, without a restart.
 
@@ -22,6 +22,7 @@ use serde_json::{json, Value};
 use super::api::parse_body;
 use super::auth::Role;
 use super::error::ApiError;
+use super::settings_errors;
 use super::settings_form::{self, SettingsForm};
 use super::App;
 
@@ -33,15 +34,12 @@ struct Settings {
 
 const ADMIN: &[Role] = &[Role::Admin];
 
-fn invalid(e: &madoguchi_core::config::ConfigError) -> Response {
+/// A configuration that does not validate: the field and what is wrong,
+/// in Japanese and English (`settings_errors.rs`).
+fn invalid(source: &str, e: &madoguchi_core::config::ConfigError) -> Response {
     (
         StatusCode::UNPROCESSABLE_ENTITY,
-        Json(json!({"error": {
-            "code": "config_invalid",
-            "line": e.line,
-            "message_ja": format!("{} 行目: {}", e.line, e.message),
-            "message_en": format!("line {}: {}", e.line, e.message),
-        }})),
+        Json(json!({"error": settings_errors::explain(source, e)})),
     )
         .into_response()
 }
@@ -75,7 +73,7 @@ pub async fn validate(
     let s: Settings = parse_body(body)?;
     Ok(match Config::parse(&s.toml, "settings") {
         Ok(_) => Json(json!({"ok": true})).into_response(),
-        Err(e) => invalid(&e),
+        Err(e) => invalid(&s.toml, &e),
     })
 }
 
@@ -86,9 +84,9 @@ pub async fn apply(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    app.auth.require(&method, &headers, ADMIN)?;
+    let caller = app.auth.require(&method, &headers, ADMIN)?;
     let s: Settings = parse_body(body)?;
-    apply_toml(&app, &s.toml).await
+    apply_toml(&app, &s.toml, caller.name).await
 }
 
 /// `POST /api/settings/form`: the settings form's values, written into the
@@ -99,35 +97,42 @@ pub async fn apply_form(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    app.auth.require(&method, &headers, ADMIN)?;
+    let caller = app.auth.require(&method, &headers, ADMIN)?;
     let form: SettingsForm = parse_body(body)?;
-    let toml = settings_form::apply(&current(&app).await?, &form).map_err(ApiError::BadRequest)?;
-    apply_toml(&app, &toml).await
+    let toml = match settings_form::apply(&current(&app).await?, &form) {
+        Ok(t) => t,
+        Err(why) => {
+            return Ok((
+                StatusCode::UNPROCESSABLE_ENTITY,
+                Json(json!({"error": settings_errors::form_error(&why)})),
+            )
+                .into_response())
+        }
+    };
+    apply_toml(&app, &toml, caller.name).await
 }
 
-/// Validates and applies configuration text.
-async fn apply_toml(app: &App, toml: &str) -> Result<Response, ApiError> {
+/// Validates and applies configuration text; the audit record names `by`.
+async fn apply_toml(app: &App, toml: &str, by: String) -> Result<Response, ApiError> {
     if app.is_standby() {
         return Err(ApiError::Standby);
     }
     let config = match Config::parse(toml, "settings") {
         Ok(c) => c,
-        Err(e) => return Ok(invalid(&e)),
+        Err(e) => return Ok(invalid(toml, &e)),
     };
     let handle = app.engine.clone();
-    let result = tokio::task::spawn_blocking(move || handle.write(move |e| e.apply_config(config)))
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))?
-        .map_err(ApiError::from)?;
+    let result = tokio::task::spawn_blocking(move || {
+        handle.write(move |e| e.apply_config_by(config, Some(by)))
+    })
+    .await
+    .map_err(|e| ApiError::Internal(e.to_string()))?
+    .map_err(ApiError::from)?;
     match result {
         Ok(seq) => Ok(Json(json!({"ok": true, "seq": seq})).into_response()),
         Err(EngineError::ConfigConflict(why)) => Ok((
             StatusCode::CONFLICT,
-            Json(json!({"error": {
-                "code": "config_conflict",
-                "message_ja": format!("いまの窓口の状態では適用できません: {why}"),
-                "message_en": format!("cannot apply while the office is in this state: {why}"),
-            }})),
+            Json(json!({"error": settings_errors::conflict(&why)})),
         )
             .into_response()),
         Err(e) => Err(ApiError::Internal(e.to_string())),

@@ -740,8 +740,19 @@ impl Engine {
         Ok(())
     }
 
-    /// Records a new configuration, if it fits the office as it is now.
+    /// Records a new configuration, if it fits the office as it is now
+    /// (made by the server itself: start-up, `--config`).
     pub fn apply_config(&mut self, config: Config) -> Result<u64, EngineError> {
+        self.apply_config_by(config, None)
+    }
+
+    /// [`Engine::apply_config`] asked by `by` (the signed-in administrator),
+    /// whose name the audit record carries.
+    pub fn apply_config_by(
+        &mut self,
+        config: Config,
+        by: Option<String>,
+    ) -> Result<u64, EngineError> {
         if crate::config::host::has_host_sections(&config.source) {
             return Err(EngineError::ConfigConflict(
                 "[server], [[printers]] and [[relays]] are host settings: put them in host.toml beside the data folder (or --host FILE), not in the office configuration / これらは機械ごとの設定です。host.toml に書いてください".into(),
@@ -770,7 +781,7 @@ impl Engine {
         let at = self.now();
         let body = RecordBody {
             at,
-            by: None,
+            by,
             events: vec![Event::ConfigApplied {
                 source: config.source.clone(),
             }],

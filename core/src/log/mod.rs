@@ -228,18 +228,33 @@ pub fn read_live_near(dir: &Path, seq: u64) -> Result<Records, LogError> {
     Ok(Records::new(dir.to_path_buf(), segments[start..].to_vec(), None).live())
 }
 
-/// Like [`read_live_near`], but starting exactly at `from` (the position
-/// of record `seq`, which links to `prev`), with no scan of the records
-/// before it in its segment; `None` when that segment is no longer live
-/// (archived), so the caller scans instead.
-pub fn read_live_from(dir: &Path, from: (Pos, u64, Hash)) -> Result<Option<Records>, LogError> {
+/// Reads the live log from record `seq` at `pos` on, checking every CRC,
+/// sequence number and link; the first record's link to `prev` when it is
+/// given (a reader that resumes where it stopped, or reads a short run of
+/// records whose predecessor it has not read: the audit index).
+pub fn read_live_from(
+    dir: &Path,
+    pos: Pos,
+    seq: u64,
+    prev: Option<Hash>,
+) -> Result<Records, LogError> {
     let segments = live_segments(dir, anchor::read(dir)?.as_ref())?;
-    if !segments.contains(&from.0.segment) {
-        return Ok(None);
+    // A position in a segment no longer live (archived) is not read from
+    // elsewhere: the caller scans instead.
+    if !segments.contains(&pos.segment) {
+        return Err(LogError::Missing { seq });
     }
-    Ok(Some(
-        Records::new(dir.to_path_buf(), segments, Some(from)).live(),
-    ))
+    Ok(
+        Records::new(dir.to_path_buf(), segments, Some((pos, seq, [0; 32])))
+            .linking_to(prev)
+            .live(),
+    )
+}
+
+/// Reads the one record `seq` that starts at `pos` in the log in `dir`,
+/// checking its CRC and sequence number.
+pub fn read_record_at(dir: &Path, pos: Pos, seq: u64) -> Result<Record, LogError> {
+    reader::read_one(&segment_path(dir, pos.segment), pos.offset, seq)
 }
 
 pub use frame::encode as encode_record;

@@ -210,6 +210,13 @@ impl Records {
         self
     }
 
+    /// The hash the first record read must link to; `None`: not checked
+    /// (the records after it are still checked against each other).
+    pub(crate) fn linking_to(mut self, prev: Option<Hash>) -> Records {
+        self.prev = prev;
+        self
+    }
+
     fn at_last_segment(&self) -> bool {
         self.index + 1 >= self.segments.len()
     }

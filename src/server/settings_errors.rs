@@ -1,0 +1,312 @@
+//! Settings errors people can act on (issue 18): a configuration that does
+//! not validate is answered 「〈項目名〉: 〈何が違うか〉」 in Japanese with
+//! the same in English beside it — the field named as the settings page
+//! names it (which queue or counter, which setting), what is wrong in plain
+//! words, never the TOML parser's text. The line stays in the answer as a
+//! number, for the TOML editor to put the cursor on.
+
+use madoguchi_core::config::ConfigError;
+use serde_json::{json, Value};
+
+/// A setting's name on the page, Japanese and English.
+fn field_names(key: &str) -> (String, String) {
+    let (ja, en) = match key {
+        "last_issue" => ("発券終了時刻", "last issue time"),
+        "numbers" | "from" | "to" => ("番号の範囲", "number range"),
+        "typical_service_minutes" => ("標準の対応時間（分）", "typical service minutes"),
+        "serves" => ("担当する受付", "queues served"),
+        "number" => ("窓口番号", "counter number"),
+        "section" => ("係", "section"),
+        "utc_offset" => ("時差", "time zone offset"),
+        "hours" => ("受付時間", "opening hours"),
+        "date" => ("日付", "date"),
+        "name" => ("名前", "name"),
+        "id" => ("識別子", "id"),
+        "colour" | "color" => ("色", "colour"),
+        "stage" => ("段階（窓口間の受け渡し）", "stage"),
+        "close_when_unservable" => ("対応しきれないときの受付終了", "close when unservable"),
+        "message" => ("表示する案内文", "display message"),
+        "seconds_per_page" => ("表示の切り替え間隔（秒）", "seconds per page"),
+        "policy" => ("呼出の順番", "call policy"),
+        other => return (other.to_string(), other.to_string()),
+    };
+    (ja.to_string(), en.to_string())
+}
+
+/// Which entry a line belongs to: its table and, in an array of tables, the
+/// entry's `id` or `number`.
+fn entry_of(lines: &[&str], line: usize) -> Option<(String, String)> {
+    let start = (0..line.min(lines.len()))
+        .rev()
+        .find(|&i| lines[i].trim_start().starts_with('['))?;
+    let table = lines[start]
+        .trim()
+        .trim_matches(|c| c == '[' || c == ']')
+        .trim()
+        .to_string();
+    let value_of = |key: &str| {
+        lines[start + 1..]
+            .iter()
+            .take_while(|l| !l.trim_start().starts_with('['))
+            .find_map(|l| {
+                let (k, v) = l.split_once('=')?;
+                (k.trim() == key).then(|| v.trim().trim_matches('"').to_string())
+            })
+    };
+    let (ja, en) = match table.as_str() {
+        "queues" => {
+            let id = value_of("id").unwrap_or_default();
+            (format!("受付「{id}」"), format!("queue {id:?}"))
+        }
+        "counters" => {
+            let n = value_of("number").unwrap_or_default();
+            (format!("窓口 {n}"), format!("counter {n}"))
+        }
+        "sections" => {
+            let id = value_of("id").unwrap_or_default();
+            (format!("係「{id}」"), format!("section {id:?}"))
+        }
+        "tags" => {
+            let id = value_of("id").unwrap_or_default();
+            (format!("分類「{id}」"), format!("tag {id:?}"))
+        }
+        "office" => ("庁舎".to_string(), "office".to_string()),
+        t if t.contains("calendar") || t.contains("days") => {
+            ("開庁日".to_string(), "opening days".to_string())
+        }
+        "display" => ("表示".to_string(), "display".to_string()),
+        other => (other.to_string(), other.to_string()),
+    };
+    Some((ja, en))
+}
+
+/// The key set on line `line` (1-based), or on the nearest line above it
+/// that sets one (a value spread over lines).
+fn key_of(lines: &[&str], line: usize) -> Option<String> {
+    (0..line.min(lines.len())).rev().find_map(|i| {
+        let l = lines[i].trim();
+        if l.starts_with('[') && i + 1 != line {
+            return Some(None);
+        }
+        let (k, _) = l.split_once('=')?;
+        let k = k.trim();
+        let ident = !k.is_empty()
+            && k.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.');
+        ident.then(|| Some(k.rsplit('.').next().unwrap_or(k).to_string()))
+    })?
+}
+
+/// What is wrong, in plain words: from the validation message (ours) or
+/// the parser's, which is never shown.
+fn what(message: &str) -> (String, String) {
+    let m = message.to_ascii_lowercase();
+    let quoted = message
+        .split('"')
+        .nth(1)
+        .map(|q| format!("（{q}）"))
+        .unwrap_or_default();
+    let (ja, en): (String, &str) = if m.contains("must be a time") || m.contains("hh:mm") {
+        (
+            format!("時刻は「16:45」のように 24 時間制の 時:分 で書いてください{quoted}"),
+            "write a time as HH:MM, e.g. 16:45",
+        )
+    } else if m.contains("unknown queue") {
+        (
+            format!("設定にない受付を指しています{quoted}。受付の識別子を確かめてください"),
+            "names a queue that is not in the settings",
+        )
+    } else if m.contains("unknown section") {
+        (
+            format!("設定にない係を指しています{quoted}"),
+            "names a section that is not in the settings",
+        )
+    } else if m.contains("used twice") || m.contains("twice") {
+        ("同じものが二度書かれています".to_string(), "is given twice")
+    } else if m.contains("overlap") {
+        (
+            "ほかの受付の番号の範囲と重なっています".to_string(),
+            "overlaps another category's numbers",
+        )
+    } else if m.contains("must be between") || m.contains("start at 1") {
+        (
+            "数値が使える範囲を外れています".to_string(),
+            "the number is out of range",
+        )
+    } else if m.contains("colour") {
+        (
+            "色は「#1b7a3a」のように # と 6 桁の 16 進数で書いてください".to_string(),
+            "write a colour like #1b7a3a",
+        )
+    } else if m.contains("invalid type") && (m.contains("integer") || m.contains("float"))
+        || m.contains("expected u")
+        || m.contains("expected i")
+        || m.contains("expected f")
+    {
+        (
+            "数値で書いてください（引用符で囲まない半角数字）".to_string(),
+            "write a number (digits, without quotes)",
+        )
+    } else if m.contains("invalid type") {
+        (
+            "値の種類が違います（文字・数値・一覧のどれかを確かめてください）".to_string(),
+            "the value is of the wrong kind",
+        )
+    } else if m.contains("unknown field") {
+        (
+            "この項目名は使えません（綴りを確かめてください）".to_string(),
+            "is not a setting (check its spelling)",
+        )
+    } else if m.contains("missing field") {
+        let f = message.split('`').nth(1).unwrap_or("");
+        let (ja, _) = field_names(f);
+        (
+            format!("必要な項目「{ja}」がありません"),
+            "a required setting is missing",
+        )
+    } else if m.contains("at least one") || m.contains("needs") || m.contains("must name") {
+        (
+            "必要なものが足りません（少なくとも一つ必要です）".to_string(),
+            "something required is missing (at least one is needed)",
+        )
+    } else if m.contains("stage") {
+        (
+            "段階（窓口間の受け渡し）の受付には使えない設定です".to_string(),
+            "does not apply to a stage",
+        )
+    } else if m.contains("date") {
+        (
+            "日付は「2026-12-28」のように 年-月-日 で書いてください".to_string(),
+            "write a date as YYYY-MM-DD",
+        )
+    } else if m.contains("expected")
+        || m.contains("invalid")
+        || m.contains("unterminated")
+        || m.contains("duplicate")
+    {
+        (
+            "書き方が正しくありません（引用符・括弧・= を確かめてください）".to_string(),
+            "is not written correctly (check quotes, brackets and =)",
+        )
+    } else {
+        ("値が正しくありません".to_string(), "the value is not valid")
+    };
+    (ja, en.to_string())
+}
+
+/// The answer for a form naming an entry the configuration lacks.
+pub fn form_error(message: &str) -> Value {
+    let (ja, en) = match message.split_once(':') {
+        Some((array, rest)) => {
+            let want = rest.trim().split(' ').next().unwrap_or("");
+            match array {
+                "queues" => (format!("受付「{want}」"), format!("queue {want:?}")),
+                "counters" => (format!("窓口 {want}"), format!("counter {want}")),
+                other => (other.to_string(), other.to_string()),
+            }
+        }
+        None => ("設定全体".to_string(), "the settings".to_string()),
+    };
+    json!({
+        "code": "config_invalid",
+        "message_ja": format!("{ja}: いまの設定にありません。頁を読み込み直してください"),
+        "message_en": format!("{en}: not in the settings in force; reload the page"),
+    })
+}
+
+/// A change refused because of the office's state, in words.
+pub fn conflict(why: &str) -> Value {
+    let words: Vec<&str> = why.split_whitespace().collect();
+    let ja = match words.as_slice() {
+        ["counter", n, "is", "open;", ..] => {
+            format!("窓口 {n} が開いています。閉じてから削除してください")
+        }
+        ["ticket", n, "is", "still", "in", "queue", q, ..] => format!(
+            "{n} 番がまだ受付「{}」にいます。対応を終えてから削除してください",
+            q.trim_matches('"')
+        ),
+        _ if why.contains("host.toml") => {
+            "[server]・[[printers]]・[[relays]] は機械ごとの設定です。host.toml に書いてください"
+                .to_string()
+        }
+        _ => "いまの窓口の状態では適用できません".to_string(),
+    };
+    let en = why.split(" / ").next().unwrap_or(why);
+    json!({
+        "code": "config_conflict",
+        "message_ja": format!("いまの窓口の状態では適用できません: {ja}"),
+        "message_en": format!("cannot apply while the office is in this state: {en}"),
+    })
+}
+
+/// The answer for a configuration that does not validate.
+pub fn explain(source: &str, e: &ConfigError) -> Value {
+    let lines: Vec<&str> = source.lines().collect();
+    let entry = (e.line > 0).then(|| entry_of(&lines, e.line)).flatten();
+    let key = (e.line > 0).then(|| key_of(&lines, e.line)).flatten();
+    let (field_ja, field_en) = match (&entry, &key) {
+        (Some((tja, ten)), Some(k)) => {
+            let (kja, ken) = field_names(k);
+            (format!("{tja}の{kja}"), format!("{ten}, {ken}"))
+        }
+        (Some((tja, ten)), None) => (tja.clone(), ten.clone()),
+        (None, Some(k)) => field_names(k),
+        (None, None) => ("設定全体".to_string(), "the settings".to_string()),
+    };
+    let (what_ja, what_en) = what(&e.message);
+    json!({
+        "code": "config_invalid",
+        "line": e.line,
+        "field": key,
+        "message_ja": format!("{field_ja}: {what_ja}"),
+        "message_en": format!("{field_en}: {what_en}"),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use madoguchi_core::config::{Config, DEFAULT_OFFICE_TOML};
+
+    fn error_for(toml: &str) -> Value {
+        let e = Config::parse(toml, "settings").expect_err("invalid");
+        explain(toml, &e)
+    }
+
+    #[test]
+    fn errors_name_the_field_in_japanese_without_parser_text() {
+        let bad_time = DEFAULT_OFFICE_TOML.replacen(
+            "typical_service_minutes",
+            "last_issue = \"25:70\"\ntypical_service_minutes",
+            1,
+        );
+        let e = error_for(&bad_time);
+        let ja = e["message_ja"].as_str().unwrap_or("");
+        assert!(
+            ja.starts_with("受付「") && ja.contains("の発券終了時刻: 時刻は"),
+            "{e}"
+        );
+        assert!(e["message_en"]
+            .as_str()
+            .unwrap_or("")
+            .contains("last issue time: write a time"));
+        let bad_number = DEFAULT_OFFICE_TOML.replacen(
+            "typical_service_minutes = ",
+            "typical_service_minutes = \"ten\" # ",
+            1,
+        );
+        let e = error_for(&bad_number);
+        let ja = e["message_ja"].as_str().unwrap_or("");
+        assert!(
+            ja.contains("標準の対応時間（分）: 数値で書いてください"),
+            "{e}"
+        );
+        for v in [&e["message_ja"], &e["message_en"]] {
+            let s = v.as_str().unwrap_or("");
+            assert!(
+                !s.contains("line") && !s.contains("行目") && !s.contains('`'),
+                "{s}"
+            );
+        }
+    }
+}

@@ -1,0 +1,195 @@
+//! Administration through the real server (issue 18): settings errors name
+//! the field in Japanese with English beside it, never the parser's text;
+//! a settings change carries the administrator's name in the audit log;
+//! a device's last contact is still on /admin/devices after a restart.
+
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+use crate::server::Server;
+
+#[test]
+fn settings_errors_name_the_field_and_changes_name_the_admin() {
+    let s = Server::start();
+    let (c, csrf) = s.admin();
+    let post = |path: &str, body: Value| {
+        let r = c
+            .post(s.url(path))
+            .header("X-CSRF-Token", &csrf)
+            .json(&body)
+            .send()
+            .expect("post");
+        let st = r.status();
+        (st, r.json::<Value>().expect("json"))
+    };
+    let toml = c
+        .get(s.url("/api/settings"))
+        .send()
+        .expect("get")
+        .json::<Value>()
+        .expect("json")["toml"]
+        .as_str()
+        .expect("toml")
+        .to_string();
+    let cases = [
+        (
+            "a bad time",
+            toml.replacen(
+                "typical_service_minutes",
+                "last_issue = \"25:70\"\ntypical_service_minutes",
+                1,
+            ),
+            "受付「koseki」の発券終了時刻: 時刻は「16:45」のように",
+            "queue \"koseki\", last issue time: write a time as HH:MM",
+        ),
+        (
+            "an unknown queue",
+            toml.replacen("serves = [\"idou\"]", "serves = [\"nosuch\"]", 1),
+            "の担当する受付: 設定にない受付を指しています（nosuch）",
+            "queues served: names a queue that is not in the settings",
+        ),
+        (
+            "a bad number",
+            toml.replacen(
+                "typical_service_minutes = 8",
+                "typical_service_minutes = \"eight\"",
+                1,
+            ),
+            "受付「koseki」の標準の対応時間（分）: 数値で書いてください",
+            "typical service minutes: write a number",
+        ),
+        (
+            "a number out of range",
+            toml.replacen(
+                "typical_service_minutes = 8",
+                "typical_service_minutes = 999",
+                1,
+            ),
+            "受付「koseki」の標準の対応時間（分）: 数値が使える範囲を外れています",
+            "the number is out of range",
+        ),
+    ];
+    for (what, bad, ja, en) in &cases {
+        assert_ne!(bad, &toml, "{what}: the case changes the text");
+        for path in ["/api/settings/validate", "/api/settings"] {
+            let (st, v) = post(path, json!({ "toml": bad }));
+            assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{what}: {v}");
+            let mja = v["error"]["message_ja"].as_str().unwrap_or("");
+            let men = v["error"]["message_en"].as_str().unwrap_or("");
+            assert!(mja.contains(ja), "{what}: {mja}");
+            assert!(men.contains(en), "{what}: {men}");
+            for m in [mja, men] {
+                assert!(
+                    !m.contains("行目")
+                        && !m.contains("line")
+                        && !m.contains("TOML")
+                        && !m.contains('`')
+                        && !m.contains("expected"),
+                    "{what}: no parser text: {m}"
+                );
+            }
+            assert!(v["error"]["line"].as_u64().is_some_and(|l| l > 0), "{v}");
+        }
+    }
+    // A change that applies is recorded with the administrator's name.
+    let renamed = toml.replace("住民異動の受付", "住民異動（転入・転出）の受付");
+    let (st, v) = post("/api/settings", json!({ "toml": renamed }));
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let seq = v["seq"].as_u64().expect("seq");
+    let export = c
+        .get(s.url("/api/audit/export"))
+        .send()
+        .expect("export")
+        .text()
+        .expect("text");
+    let row: Value = export
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).expect("json"))
+        .find(|r| r["seq"] == seq)
+        .expect("the change's record");
+    assert_eq!(row["by"], "admin", "{row}");
+    assert_eq!(row["events"][0], "config_applied");
+    let page = c
+        .get(s.url("/audit"))
+        .send()
+        .expect("page")
+        .text()
+        .expect("html");
+    let tr = page
+        .split("<tr data-kinds=\"config_applied\">")
+        .nth(1)
+        .expect("the change on the page");
+    assert!(
+        tr.split("</tr>")
+            .next()
+            .unwrap_or("")
+            .contains("<td>admin</td>"),
+        "the operator in the row: {tr}"
+    );
+}
+
+#[test]
+fn a_devices_last_contact_is_kept_across_a_restart() {
+    let mut s = Server::start();
+    let kiosk = Server::client();
+    let r = kiosk.get(&s.kiosk_enrol).send().expect("enrol");
+    assert!(
+        r.status().is_success() || r.status().is_redirection(),
+        "{}",
+        r.status()
+    );
+    let r = kiosk.get(s.url("/api/status")).send().expect("status");
+    assert_eq!(r.status(), StatusCode::OK);
+    let (c, _) = s.admin();
+    let devices: Value = c
+        .get(s.url("/api/devices"))
+        .send()
+        .expect("devices")
+        .json()
+        .expect("json");
+    let kiosk_row = |devices: &Value| -> Value {
+        devices["devices"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|d| d["role"] == "kiosk")
+            .cloned()
+            .expect("the kiosk")
+    };
+    let before = kiosk_row(&devices);
+    let when = before["last_contact"]
+        .as_str()
+        .expect("a contact")
+        .to_string();
+    // Written by a background task: wait for the file (bounded).
+    let file = s.data_dir().join("data/device-contacts.json");
+    for _ in 0..50 {
+        if std::fs::read_to_string(&file).is_ok_and(|t| t.contains("kiosk")) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    s.restart();
+    let (c, _) = s.admin();
+    let devices: Value = c
+        .get(s.url("/api/devices"))
+        .send()
+        .expect("devices")
+        .json()
+        .expect("json");
+    let after = kiosk_row(&devices);
+    assert_eq!(after["last_contact"], when.as_str(), "{after}");
+    let name = after["name"].as_str().expect("name").to_string();
+    let page = c
+        .get(s.url("/admin/devices"))
+        .send()
+        .expect("page")
+        .text()
+        .expect("html");
+    let row = page
+        .split(&format!("data-device=\"{name}\""))
+        .nth(1)
+        .and_then(|r| r.split("</tr>").next())
+        .expect("the kiosk's row");
+    assert!(row.contains(&when), "{row}");
+}
