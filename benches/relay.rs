@@ -94,6 +94,7 @@ impl Target {
             .relay
             .http()
             .post(self.relay.ingest_url("/bundle"))
+            .header(madoguchi_wire::auth::HEADER, self.relay.office_head())
             .body(bundle)
             .send()
             .expect("publish");
@@ -110,6 +111,7 @@ impl Target {
         self.seq += 1;
         let now = (fanout::now_ns() / 1_000_000_000) as i64;
         let h = Header {
+            relay: relay_util::RELAY_NAME.into(),
             seq: self.seq,
             created: UnixSeconds(now),
             expires: UnixSeconds(now + 300),

@@ -43,6 +43,7 @@ fn now() -> i64 {
 
 fn header(seq: u64, kind: Kind, base: u64, expires_in: i64) -> Header {
     Header {
+        relay: crate::relay_util::RELAY_NAME.into(),
         seq,
         created: UnixSeconds(now()),
         expires: UnixSeconds(now() + expires_in),
@@ -71,7 +72,13 @@ fn site(status: &str) -> Vec<(String, Vec<u8>)> {
 
 fn post(r: &Relay, bytes: Vec<u8>) -> (u16, Value) {
     let big = bytes.len() > 256 * 1024;
-    match r.http().post(r.ingest_url("/bundle")).body(bytes).send() {
+    match r
+        .http()
+        .post(r.ingest_url("/bundle"))
+        .header(madoguchi_wire::auth::HEADER, r.office_head())
+        .body(bytes)
+        .send()
+    {
         Ok(res) => {
             let status = res.status().as_u16();
             (status, res.json().unwrap_or(Value::Null))
@@ -863,6 +870,7 @@ fn now_ms() -> u64 {
 fn timed(seq: u64, created_in: i64, life: i64) -> Header {
     let created = now().saturating_add(created_in);
     Header {
+        relay: crate::relay_util::RELAY_NAME.into(),
         seq,
         created: UnixSeconds(created),
         expires: UnixSeconds(created.saturating_add(life)),
@@ -1285,9 +1293,12 @@ fn strangers_and_slow_peers_on_the_ingest_port_do_not_hold_up_the_office() {
             )
             .await
             .expect("tls");
-        body.write_all(b"POST /bundle HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n")
-            .await
-            .expect("head");
+        let head = format!(
+            "POST /bundle HTTP/1.1\r\nHost: x\r\n{}: {}\r\nContent-Length: 100000\r\n\r\n",
+            madoguchi_wire::auth::HEADER,
+            relay.office_head()
+        );
+        body.write_all(head.as_bytes()).await.expect("head");
         let t = Instant::now();
         let (mut rd, mut wr) = tokio::io::split(body);
         let writer = tokio::spawn(async move {
@@ -1308,7 +1319,7 @@ fn strangers_and_slow_peers_on_the_ingest_port_do_not_hold_up_the_office() {
             answer.starts_with("HTTP/1.1 408") && answer.contains("too_slow"),
             "{answer}"
         );
-        // 1 s grace plus 100 000 bytes at 32 KiB/s: about 4 s, where the
+        // 1 s grace plus 100 000 bytes at 128 KiB/s: under 2 s, where the
         // trickle would have taken 20.
         assert!(t.elapsed() < Duration::from_secs(7), "{:?}", t.elapsed());
         writer.abort();
@@ -1327,14 +1338,24 @@ enum Hostile {
     AbsurdSeq,
     /// Answers after 30 s.
     Slow,
+    /// 200 with a body that is no reply.
+    FakeSuccess,
+    /// Calls a plausible held sequence (100 s ahead) impossible, to get a
+    /// signed reset it could pass on.
+    PlausibleImpossible,
 }
 
-const HOSTILE_MODES: [Hostile; 4] = [
+const HOSTILE_MODES: [Hostile; 6] = [
     Hostile::HugeDetail,
     Hostile::HugeBody,
     Hostile::AbsurdSeq,
     Hostile::Slow,
+    Hostile::FakeSuccess,
+    Hostile::PlausibleImpossible,
 ];
+
+/// What the hostile relay received: each bundle's sequence and signed bytes.
+type Seen = std::sync::Arc<std::sync::Mutex<Vec<(u64, Vec<u8>)>>>;
 
 /// A small TLS server that reads each request whole and answers as the
 /// current mode says; counts the bundles it got.
@@ -1342,7 +1363,7 @@ async fn hostile_relay(
     listener: tokio::net::TcpListener,
     certs: &relay_util::Certs,
     mode: std::sync::Arc<std::sync::atomic::AtomicUsize>,
-    seen: std::sync::Arc<std::sync::Mutex<Vec<u64>>>,
+    seen: Seen,
 ) {
     use rustls::pki_types::pem::PemObject;
     let chain: Vec<_> = rustls::pki_types::CertificateDer::pem_file_iter(&certs.cert)
@@ -1404,7 +1425,9 @@ async fn hostile_relay(
                 if let Ok(b) =
                     madoguchi_wire::bundle::parse(&signed[..signed.len().saturating_sub(64)])
                 {
-                    seen.lock().expect("seen").push(b.header.seq);
+                    seen.lock()
+                        .expect("seen")
+                        .push((b.header.seq, signed.to_vec()));
                 }
                 let m = HOSTILE_MODES[mode.load(std::sync::atomic::Ordering::Relaxed)];
                 let reply = |status: &str, body: &str| {
@@ -1451,6 +1474,15 @@ async fn hostile_relay(
                         )
                         .await
                         .is_ok()
+                    }
+                    Hostile::FakeSuccess => {
+                        s.write_all(reply("200 OK", "OK").as_bytes()).await.is_ok()
+                    }
+                    Hostile::PlausibleImpossible => {
+                        let body = json!({"outcome": "refused", "code": "held_sequence_impossible", "last_seq": now_ms() + 100_000, "relay": "test-relay"});
+                        s.write_all(reply("409 Conflict", &body.to_string()).as_bytes())
+                            .await
+                            .is_ok()
                     }
                 };
                 if !ok {
@@ -1540,11 +1572,29 @@ fn a_hostile_relay_cannot_swell_the_office_flood_its_fault_log_or_touch_another_
     );
     // Publishing to the real relay was never held up by the hostile one.
     assert!(worst < Duration::from_secs(3), "{worst:?}");
-    // Every sequence the office sent the hostile relay is its own clock's:
-    // 2^64-2 was not believed.
-    for seq in seen.lock().expect("seen").iter() {
-        assert!(*seq <= now_ms() + 1000, "sent {seq}");
+    // Every sequence the office sent the hostile relay is within its own
+    // clock's bound: 2^64-2 was not believed. Only 2^64-2, which the office
+    // itself judges impossible, got a reset — not the plausible sequence
+    // the relay called impossible — and nothing the office signed for the
+    // hostile relay is taken by the real one (red-team finding 3).
+    let seen = seen.lock().expect("seen").clone();
+    for (seq, signed) in &seen {
+        assert!(*seq <= now_ms() + 301_000, "sent {seq}");
+        let b = madoguchi_wire::bundle::parse(&signed[..signed.len() - 64]).expect("bundle");
+        assert_eq!(
+            b.header.relay, "127.0.0.1",
+            "addressed to the hostile relay"
+        );
+        if let Some(r) = &b.header.reset {
+            assert_eq!(r.held, u64::MAX - 1, "a reset for a plausible sequence");
+            assert_eq!(r.relay, "127.0.0.1");
+        }
+        let (s, v) = post(&relay, signed.clone());
+        assert_eq!((s, &v["code"]), (421, &json!("wrong_relay")), "{v}");
     }
+    assert!(seen.iter().any(|(_, b)| {
+        madoguchi_wire::bundle::parse(&b[..b.len() - 64]).is_ok_and(|b| b.header.reset.is_some())
+    }));
     // The fault log: short, escaped records, none forged.
     let faults = std::fs::read_to_string(s.data_dir().join("data/faults.jsonl")).expect("faults");
     assert!(
@@ -1558,6 +1608,21 @@ fn a_hostile_relay_cannot_swell_the_office_flood_its_fault_log_or_touch_another_
         assert!(!msg.contains('\n') && !msg.contains('\u{1b}'), "{msg:?}");
     }
     assert!(!faults.lines().any(|l| l.starts_with("FORGED")));
+    // A 2xx that is no typed acceptance is no success (finding 7), and each
+    // change in the kind of failure is its own record.
+    let hostile = format!("relay https://127.0.0.1:{hostile_port}");
+    assert!(
+        !faults.contains(&format!("{hostile} is reachable again")),
+        "{faults}"
+    );
+    assert!(
+        faults.contains(&format!(
+            "{hostile} answered without a valid reply (200 OK)"
+        )),
+        "{faults}"
+    );
+    let records = faults.lines().filter(|l| l.contains(&hostile)).count();
+    assert!(records >= 4, "{records} records: {faults}");
     let mem = rss_kib(s.pid());
     eprintln!("office RSS: baseline {baseline} KiB, peak {peak} KiB, after {mem} KiB; worst publish {worst:?}");
 }
@@ -1591,4 +1656,368 @@ fn an_office_resets_a_relay_that_holds_an_impossible_sequence() {
     assert_eq!(relay.metric("madoguchi_relay_sequence_impossible"), Some(0));
     let held = relay.metric("madoguchi_relay_last_seq").expect("last_seq");
     assert!(held <= now_ms(), "{held}");
+}
+
+/// A TLS connection to the ingest side from the office's own address,
+/// offering the ALPN protocols of `tls`.
+async fn ingest_conn(
+    ingest: std::net::SocketAddr,
+    tls: &tokio_rustls::TlsConnector,
+) -> std::io::Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>> {
+    let name = rustls::pki_types::ServerName::try_from("127.0.0.2")
+        .map_err(std::io::Error::other)?
+        .to_owned();
+    tls.connect(name, tokio::net::TcpStream::connect(ingest).await?)
+        .await
+}
+
+/// Sends a bundle request head declaring `len` body bytes, with `office`
+/// as its office head if any, and no body; the answer's status line and
+/// whether the relay then closed the connection (within 2 s).
+async fn head_only(
+    ingest: std::net::SocketAddr,
+    tls: &tokio_rustls::TlsConnector,
+    office: Option<&str>,
+    len: usize,
+) -> (String, bool) {
+    // Dropped at accept (the address's slots are taken): closed unread.
+    let Ok(mut s) = ingest_conn(ingest, tls).await else {
+        return (String::new(), true);
+    };
+    let office = office
+        .map(|v| format!("{}: {v}\r\n", madoguchi_wire::auth::HEADER))
+        .unwrap_or_default();
+    let head = format!("POST /bundle HTTP/1.1\r\nHost: x\r\n{office}Content-Length: {len}\r\n\r\n");
+    if s.write_all(head.as_bytes()).await.is_err() {
+        return (String::new(), false);
+    }
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 1024];
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+    let closed = loop {
+        match tokio::time::timeout_at(deadline, s.read(&mut buf)).await {
+            Err(_) => break false,
+            Ok(Ok(0)) | Ok(Err(_)) => break true,
+            Ok(Ok(n)) => answer.extend_from_slice(&buf[..n]),
+        }
+    };
+    let line = String::from_utf8_lossy(&answer)
+        .lines()
+        .next()
+        .unwrap_or("")
+        .to_string();
+    (line, closed)
+}
+
+/// Uploads a whole body of `len` bytes (not a bundle: its signature fails)
+/// with the office's head; the answer's status line.
+async fn upload(
+    ingest: std::net::SocketAddr,
+    tls: tokio_rustls::TlsConnector,
+    office: String,
+    len: usize,
+) -> String {
+    let Ok(s) = ingest_conn(ingest, &tls).await else {
+        return String::new();
+    };
+    let (mut rd, mut wr) = tokio::io::split(s);
+    let writer = tokio::spawn(async move {
+        let head = format!(
+            "POST /bundle HTTP/1.1\r\nHost: x\r\n{}: {office}\r\nContent-Length: {len}\r\n\r\n",
+            madoguchi_wire::auth::HEADER
+        );
+        let _ = wr.write_all(head.as_bytes()).await;
+        let chunk = vec![0x5au8; 64 * 1024];
+        let mut sent = 0;
+        while sent < len {
+            let n = chunk.len().min(len - sent);
+            if wr.write_all(&chunk[..n]).await.is_err() {
+                return;
+            }
+            sent += n;
+        }
+        // Kept open until the answer is read.
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        drop(wr);
+    });
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 1024];
+    let _ = tokio::time::timeout(Duration::from_secs(60), async {
+        while let Ok(n) = rd.read(&mut buf).await {
+            if n == 0 {
+                break;
+            }
+            answer.extend_from_slice(&buf[..n]);
+            if answer.windows(4).any(|w| w == b"\r\n\r\n") {
+                break;
+            }
+        }
+    })
+    .await;
+    writer.abort();
+    String::from_utf8_lossy(&answer)
+        .lines()
+        .next()
+        .unwrap_or("")
+        .to_string()
+}
+
+#[test]
+fn a_peer_without_the_office_head_is_answered_unread_and_cannot_hold_up_or_swell_the_relay() {
+    // Red-team findings 1, 2 and 5 (issue 22): a peer on an allowed
+    // address (the office's own) with no key, and HTTP/2 multiplying the
+    // body limit.
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let dir = tempfile::tempdir().expect("tmp");
+    let key_file = dir.path().join("office.key");
+    let office = relay_util::office_key(&key_file);
+    let relay = relay_util::start_with(
+        &office,
+        "",
+        "max_bundle_bytes = 4194304\nmax_bytes_in_flight = 8388608\nbody_grace_s = 2",
+        0,
+    );
+    let s = office_for(&relay, &key_file, "");
+    let (c, csrf) = s.admin();
+    crate::server::open_today(&c, &s, &csrf, &[10]);
+    wait_published(&relay);
+    let quiet = publish_latency(&c, &s, &csrf, &[&relay]);
+    let rt = tokio::runtime::Runtime::new().expect("rt");
+    let ingest = relay.ingest;
+
+    // The ingest side speaks HTTP/1.1 only, whatever the client offers.
+    let alpn = rt.block_on(async {
+        let tls = relay.tls_alpn(&[b"h2", b"http/1.1"]);
+        let s = ingest_conn(ingest, &tls).await.expect("tls");
+        s.get_ref().1.alpn_protocol().map(|p| p.to_vec())
+    });
+    assert_eq!(alpn.as_deref(), Some(&b"http/1.1"[..]));
+
+    // 16 peers on the office's address declaring 4 MiB bodies, without
+    // the office's head or with a stale one, one for another relay or a
+    // forged one, over and over while the office publishes: each is
+    // answered 401 on its head, without a byte of body, and closed.
+    let now = madoguchi_wire::UnixMillis::now();
+    let heads: Vec<Option<String>> = vec![
+        None,
+        Some(madoguchi_wire::auth::head(
+            &office,
+            relay_util::RELAY_NAME,
+            madoguchi_wire::UnixMillis(now.0 - 600_000),
+        )),
+        Some(madoguchi_wire::auth::head(&office, "other-relay", now)),
+        Some(format!("{} {}", now.0, "ab".repeat(64))),
+    ];
+    let stop = std::sync::Arc::new(AtomicBool::new(false));
+    let flood: Vec<_> = (0..16)
+        .map(|i| {
+            let stop = stop.clone();
+            let tls = relay.tls();
+            let head = heads[i % heads.len()].clone();
+            rt.spawn(async move {
+                let mut answers = Vec::new();
+                while !stop.load(Ordering::Relaxed) && answers.len() < 200 {
+                    answers.push(head_only(ingest, &tls, head.as_deref(), 4 << 20).await);
+                }
+                answers
+            })
+        })
+        .collect();
+    let before = relay.rss_kib();
+    let mut worst = Duration::ZERO;
+    for _ in 0..4 {
+        worst = worst.max(publish_latency(&c, &s, &csrf, &[&relay]));
+    }
+    stop.store(true, Ordering::Relaxed);
+    let answers: Vec<(String, bool)> = rt.block_on(async {
+        let mut all = Vec::new();
+        for f in flood {
+            all.extend(f.await.expect("flood"));
+        }
+        all
+    });
+    // Each is answered 401 and closed, or (when the office holds one of
+    // the address's 16 slots) dropped at accept: never read further.
+    for (line, closed) in &answers {
+        assert!(
+            line.starts_with("HTTP/1.1 401") || line.is_empty(),
+            "{line:?}"
+        );
+        assert!(closed, "a connection without the head was kept open");
+    }
+    let refused = answers
+        .iter()
+        .filter(|(l, _)| l.starts_with("HTTP/1.1 401"))
+        .count();
+    assert!(
+        refused >= 32,
+        "only {refused} of {} answered",
+        answers.len()
+    );
+    assert!(
+        worst < Duration::from_secs(2) + quiet * 2,
+        "publishing took {worst:?} under the flood ({quiet:?} quiet)"
+    );
+    assert!(
+        relay
+            .metric("madoguchi_relay_bundles_refused_total{code=\"unauthenticated\"}")
+            .is_some_and(|n| n as usize >= refused),
+        "unauthenticated refusals not counted"
+    );
+    assert_eq!(
+        relay.metric("madoguchi_relay_bundles_refused_total{code=\"bad_signature\"}"),
+        Some(0),
+        "a body without the head was read"
+    );
+
+    // With the head (a thief of the key, or a runaway office): 15 uploads
+    // of 4 MiB at once (the address's 16 slots less the office's), 60 MiB
+    // in all, are held to the 8 MiB budget for bodies in flight; each is
+    // refused (not a bundle, or busy) or dropped at accept.
+    let head = relay.office_head();
+    let peak = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(before));
+    let sampling = std::sync::Arc::new(AtomicBool::new(true));
+    let sampler = {
+        let (peak, sampling, pid) = (peak.clone(), sampling.clone(), relay.pid());
+        std::thread::spawn(move || {
+            while sampling.load(Ordering::Relaxed) {
+                peak.fetch_max(rss_kib(pid), Ordering::Relaxed);
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        })
+    };
+    let statuses: Vec<String> = rt.block_on(async {
+        let tasks: Vec<_> = (0..15)
+            .map(|_| tokio::spawn(upload(ingest, relay.tls(), head.clone(), 4 << 20)))
+            .collect();
+        let mut out = Vec::new();
+        for t in tasks {
+            out.push(t.await.expect("upload"));
+        }
+        out
+    });
+    sampling.store(false, Ordering::Relaxed);
+    sampler.join().expect("sampler");
+    let peak = peak.load(Ordering::Relaxed);
+    for st in &statuses {
+        // 400: read whole, not a bundle; 503: busy (the budget was full).
+        assert!(
+            st.starts_with("HTTP/1.1 400") || st.starts_with("HTTP/1.1 503") || st.is_empty(),
+            "{st:?}"
+        );
+    }
+    assert!(
+        statuses.iter().any(|s| s.starts_with("HTTP/1.1 400")),
+        "no body was read at all: {statuses:?}"
+    );
+    eprintln!(
+        "relay RSS {before} KiB before, peak {peak} KiB during 15 × 4 MiB uploads, {} KiB after",
+        relay.rss_kib()
+    );
+    assert!(
+        peak.saturating_sub(before) < 48 * 1024,
+        "relay grew from {before} to {peak} KiB"
+    );
+    // And the office publishes as before.
+    assert!(publish_latency(&c, &s, &csrf, &[&relay]) < Duration::from_secs(3));
+}
+
+#[test]
+fn a_bundle_for_another_relay_is_refused_and_a_bundle_lives_from_when_it_arrived() {
+    // Red-team findings 3, 6 and 8 (issue 22).
+    let office = SigningKey::from_bytes(&[8; 32]);
+    let mut r = relay_util::start(&office, "");
+    let mut other = timed(now_ms(), 0, 60);
+    other.relay = "other-relay".into();
+    let (s, v) = post(&r, pack(&other, &site("X"), &office));
+    assert_eq!((s, &v["code"]), (421, &json!("wrong_relay")), "{v}");
+    let mut empty = timed(now_ms(), 0, 60);
+    empty.relay = String::new();
+    let (s, v) = post(&r, pack(&empty, &site("X"), &office));
+    assert_eq!((s, &v["code"]), (421, &json!("wrong_relay")), "{v}");
+    assert_eq!(
+        r.metric("madoguchi_relay_bundles_refused_total{code=\"wrong_relay\"}"),
+        Some(2)
+    );
+
+    // Made "299 s from now" with 600 s to live: live for 600 s from its
+    // arrival, not until created + 600 = now + 899 s; after a restart too.
+    let (s, v) = post(&r, pack(&timed(now_ms(), 299, 600), &site("A"), &office));
+    assert_eq!(s, 200, "{v}");
+    let bound = now() + 600 + 2;
+    let expires = r
+        .metric("madoguchi_relay_site_expires_seconds")
+        .expect("expires");
+    assert!(expires as i64 <= bound, "{expires} > {bound}");
+    r.restart();
+    let expires = r
+        .metric("madoguchi_relay_site_expires_seconds")
+        .expect("expires");
+    assert!(
+        expires as i64 <= bound,
+        "after a restart: {expires} > {bound}"
+    );
+    assert_eq!(index(&r), "<p>A</p>");
+
+    // A file is not a folder.
+    for (path, status) in [
+        ("/index.html/", 404),
+        ("/site/display.js/", 404),
+        ("/", 200),
+    ] {
+        let got = r
+            .http()
+            .get(r.public_url(path))
+            .send()
+            .map(|x| x.status().as_u16())
+            .unwrap_or(0);
+        assert_eq!(got, status, "{path}");
+    }
+}
+
+#[test]
+fn an_office_recovers_a_relay_that_took_a_leaked_key_bundle_ahead_of_its_clock() {
+    // Red-team finding 4 (issue 22): a relay allowing 600 s of skew took a
+    // bundle from a leaked key far ahead of the office's sequence.
+    let dir = tempfile::tempdir().expect("tmp");
+    let key_file = dir.path().join("office.key");
+    let office = relay_util::office_key(&key_file);
+    let relay = relay_util::start_with(&office, "", "clock_skew_s = 600", 0);
+    // Within the office's own bound (300 s): the office continues above it.
+    let near = now_ms() + 100_000;
+    assert_eq!(
+        post(&relay, pack(&timed(near, 0, 60), &site("L"), &office)).0,
+        200
+    );
+    let s = office_for(&relay, &key_file, "");
+    let (c, csrf) = s.admin();
+    crate::server::open_today(&c, &s, &csrf, &[10]);
+    wait_published(&relay);
+    wait_for_fault(
+        &c,
+        &s,
+        &format!("holds sequence {near}"),
+        "the floor was not recorded",
+    );
+    publish_latency(&c, &s, &csrf, &[&relay]);
+    let held = relay.metric("madoguchi_relay_last_seq").expect("last_seq");
+    assert!(held > near, "the office's bundles were not taken: {held}");
+    // Beyond the office's bound (but within the relay's 600 s): a signed
+    // reset brings it back to the office's clock.
+    let far = now_ms() + 550_000;
+    assert_eq!(
+        post(&relay, pack(&timed(far, 0, 60), &site("M"), &office)).0,
+        200
+    );
+    wait_for_fault(
+        &c,
+        &s,
+        &format!("reset from sequence {far}"),
+        "the reset was not recorded",
+    );
+    assert_eq!(relay.metric("madoguchi_relay_resets_total"), Some(1));
+    publish_latency(&c, &s, &csrf, &[&relay]);
+    let held = relay.metric("madoguchi_relay_last_seq").expect("last_seq");
+    assert!(held <= now_ms() + 1000, "{held}");
+    assert_eq!(relay.metric("madoguchi_relay_sequence_impossible"), Some(0));
 }

@@ -23,6 +23,7 @@ use crate::relay_util::{self, Relay};
 fn bundle(key: &SigningKey, seq: u64, text: &str) -> Vec<u8> {
     let now = UnixSeconds::now().0;
     let h = Header {
+        relay: crate::relay_util::RELAY_NAME.into(),
         seq,
         created: UnixSeconds(now),
         expires: UnixSeconds(now + 300),
@@ -53,6 +54,7 @@ fn http(ca_pem: &str) -> reqwest::blocking::Client {
 fn publish(r: &Relay, ca_pem: &str, body: Vec<u8>) {
     let res = http(ca_pem)
         .post(r.ingest_url("/bundle"))
+        .header(madoguchi_wire::auth::HEADER, r.office_head())
         .body(body)
         .send()
         .expect("publish");

@@ -38,6 +38,7 @@ fn heads_keep_the_security_headers_and_drop_what_repeats() {
     let r = relay_util::start(&key, "");
     let now = UnixSeconds::now().0;
     let h = Header {
+        relay: crate::relay_util::RELAY_NAME.into(),
         seq: 1,
         created: UnixSeconds(now),
         expires: UnixSeconds(now + 300),
@@ -59,6 +60,7 @@ fn heads_keep_the_security_headers_and_drop_what_repeats() {
     let res = r
         .http()
         .post(r.ingest_url("/bundle"))
+        .header(madoguchi_wire::auth::HEADER, r.office_head())
         .body(pack(&h, &files, &key))
         .send()
         .expect("publish");

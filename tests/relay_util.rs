@@ -101,6 +101,8 @@ pub fn office_key(path: &Path) -> SigningKey {
 
 pub struct Relay {
     child: Child,
+    /// The office key the relay trusts (for [`Relay::office_head`]).
+    office: SigningKey,
     pub public: SocketAddr,
     pub ingest: SocketAddr,
     pub certs: Certs,
@@ -163,7 +165,7 @@ key = "relay.key"
 [ingest]
 listen = "127.0.0.2:0"
 office_keys = ["{key_hex}"]
-max_bundle_bytes = 262144
+{max_bundle}
 allow = ["127.0.0.1"]
 name = "{RELAY_NAME}"
 {extra_ingest}
@@ -174,13 +176,20 @@ key = "relay.key"
 {extra_limits}
 {sections}
 "#,
-            sections = sections(&certs)
+            sections = sections(&certs),
+            // 256 KiB unless the test sets its own.
+            max_bundle = if extra_ingest.contains("max_bundle_bytes") {
+                ""
+            } else {
+                "max_bundle_bytes = 262144"
+            },
         ),
     )
     .expect("config");
     let (child, public, ingest) = spawn(&config);
     Relay {
         child,
+        office: office_key.clone(),
         public,
         ingest,
         certs,
@@ -227,10 +236,16 @@ impl Relay {
         self.child.id()
     }
 
+    /// The office's signed request head for this relay, now
+    /// (`madoguchi_wire::auth`): without it the relay reads no bundle.
+    pub fn office_head(&self) -> String {
+        madoguchi_wire::auth::head(&self.office, RELAY_NAME, madoguchi_wire::UnixMillis::now())
+    }
+
     /// The default office configuration, publishing to this relay.
     pub fn office_config(&self) -> String {
         format!(
-            "{}\n[[relays]]\nurl = \"https://127.0.0.2:{}\"\nca = \"{}\"\n",
+            "{}\n[[relays]]\nurl = \"https://127.0.0.2:{}\"\nname = \"{RELAY_NAME}\"\nca = \"{}\"\n",
             madoguchi_core::config::DEFAULT_OFFICE_TOML,
             self.ingest.port(),
             self.certs.ca.display()
@@ -309,18 +324,24 @@ impl Relay {
     }
 
     pub fn tls(&self) -> tokio_rustls::TlsConnector {
+        self.tls_alpn(&[])
+    }
+
+    /// A TLS connector that offers the ALPN protocols `alpn`.
+    pub fn tls_alpn(&self, alpn: &[&[u8]]) -> tokio_rustls::TlsConnector {
         let mut roots = rustls::RootCertStore::empty();
         use rustls::pki_types::pem::PemObject;
         for c in rustls::pki_types::CertificateDer::pem_slice_iter(self.certs.ca_pem.as_bytes()) {
             roots.add(c.expect("pem")).expect("root");
         }
-        let cfg = rustls::ClientConfig::builder_with_provider(Arc::new(
+        let mut cfg = rustls::ClientConfig::builder_with_provider(Arc::new(
             rustls::crypto::ring::default_provider(),
         ))
         .with_safe_default_protocol_versions()
         .expect("versions")
         .with_root_certificates(roots)
         .with_no_client_auth();
+        cfg.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
         tokio_rustls::TlsConnector::from(Arc::new(cfg))
     }
 

@@ -252,6 +252,7 @@ fn ticket_json_passed(
 fn publish(r: &Relay, key: &SigningKey, seq: u64, ticket: String) {
     let now = UnixSeconds::now().0;
     let header = Header {
+        relay: crate::relay_util::RELAY_NAME.into(),
         seq,
         created: UnixSeconds(now),
         expires: UnixSeconds(now + 600),
@@ -268,6 +269,7 @@ fn publish(r: &Relay, key: &SigningKey, seq: u64, ticket: String) {
     let res = r
         .http()
         .post(r.ingest_url("/bundle"))
+        .header(madoguchi_wire::auth::HEADER, r.office_head())
         .body(pack(&header, &files, key))
         .send()
         .expect("ingest");

@@ -37,6 +37,7 @@ fn setup() -> &'static (Config, Site, Vec<ed25519_dalek::VerifyingKey>) {
         let cfg = Config::parse(&text, Path::new("/tmp/relay.toml")).expect("config");
         let now = NOW.seconds();
         let h = Header {
+            relay: cfg.ingest.name.clone(),
             seq: NOW.0 - 5000,
             created: now,
             expires: now.plus(std::time::Duration::from_secs(60)),

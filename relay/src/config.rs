@@ -71,8 +71,11 @@ pub struct Ingest {
     /// host); everyone else is dropped at accept, before TLS, so strangers
     /// can never take the office's connection slots.
     pub allow: Vec<IpAddr>,
-    /// This relay's name, as a signed reset names it (`a-z 0-9 . _ -`).
-    #[serde(default = "relay_name")]
+    /// This relay's name (`a-z 0-9 . _ -`), required: every bundle and
+    /// every office head names the relay it is for, and this relay refuses
+    /// any other (`wrong_relay`, 401), so what the office signed for one
+    /// relay cannot be replayed at another. The office's `[[relays]]` entry
+    /// pins the same name (`name = "..."`, by default the URL's host).
     pub name: String,
     /// How far the office's clock may run ahead of this relay's (bounds a
     /// bundle's `created` and its sequence).
@@ -97,13 +100,15 @@ pub struct Ingest {
     pub min_body_bytes_per_s: u64,
     #[serde(default = "body_grace")]
     pub body_grace_s: u64,
+    /// Bundle bodies being received at once may hold this many bytes in
+    /// all; a bundle that would exceed it waits (within its body
+    /// deadline) or is answered `busy`.
+    #[serde(default = "in_flight")]
+    pub max_bytes_in_flight: usize,
 }
 
 fn max_bundle() -> usize {
     4 * 1024 * 1024
-}
-fn relay_name() -> String {
-    "relay".into()
 }
 fn clock_skew() -> u64 {
     madoguchi_wire::rules::DEFAULT_CLOCK_SKEW.as_secs()
@@ -121,7 +126,10 @@ fn head_timeout() -> u64 {
     10
 }
 fn min_rate() -> u64 {
-    32 * 1024
+    128 * 1024
+}
+fn in_flight() -> usize {
+    16 * 1024 * 1024
 }
 fn body_grace() -> u64 {
     5
@@ -248,6 +256,14 @@ impl Config {
         if c.ingest.max_lifetime_s == 0 || c.ingest.min_body_bytes_per_s == 0 {
             return Err(invalid(
                 "ingest.max_lifetime_s and ingest.min_body_bytes_per_s must be above 0".into(),
+            ));
+        }
+        if c.ingest.max_bytes_in_flight < c.ingest.max_bundle_bytes
+            || c.ingest.max_bytes_in_flight > u32::MAX as usize
+        {
+            return Err(invalid(
+                "ingest.max_bytes_in_flight must be at least max_bundle_bytes (and under 4 GiB)"
+                    .into(),
             ));
         }
         for k in &c.ingest.office_keys {

@@ -172,20 +172,26 @@ impl Site {
         ))
     }
 
-    /// The file a request path names: exact match, `/` and `/dir` map to
-    /// their `index.html`. Nothing else: no listing, no path outside.
+    /// The file a request path names: exact match, `/`, `/dir` and `/dir/`
+    /// map to their `index.html`. Nothing else: no listing, no path
+    /// outside, and a file is not a folder (`/index.html/` is not found).
     pub fn lookup(&self, url_path: &str) -> Option<&Arc<Entry>> {
         let p = url_path.strip_prefix('/')?;
-        let p = p.strip_suffix('/').unwrap_or(p);
+        let (p, folder) = match p.strip_suffix('/') {
+            Some(p) => (p, true),
+            None => (p, false),
+        };
         if p.is_empty() {
             return self.files.get("index.html");
         }
         if !crate::bundle::valid_path(p) {
             return None;
         }
-        self.files
-            .get(p)
-            .or_else(|| self.files.get(&format!("{p}/index.html")))
+        let index = self.files.get(&format!("{p}/index.html"));
+        match folder {
+            true => index,
+            false => self.files.get(p).or(index),
+        }
     }
 }
 
@@ -197,6 +203,7 @@ mod tests {
     fn bundle(seq: u64, kind: Kind, base: u64, files: &[(&str, &str)], removed: &[&str]) -> Bundle {
         Bundle {
             header: Header {
+                relay: "r".into(),
                 seq,
                 created: madoguchi_wire::UnixSeconds(1),
                 expires: madoguchi_wire::UnixSeconds(2),
@@ -278,6 +285,8 @@ mod tests {
             "/SITE/x.js",
             "site/x.js",
             "/site",
+            "/index.html/",
+            "/site/x.js/",
         ] {
             assert!(s.lookup(bad).is_none(), "{bad}");
         }

@@ -167,9 +167,21 @@ fn load(path: &Path, keys: &[VerifyingKey], on: &Site) -> Result<Site, StoreErro
         why,
     };
     let b: Bundle = bundle::verify(&raw, keys).map_err(|e| damaged(e.to_string()))?;
-    on.apply(&b)
+    // Received when it was written: a restart does not make the data live
+    // again for a whole lifetime.
+    let received = fs::metadata(path)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(b.header.created, |d| {
+            madoguchi_wire::UnixSeconds(i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        });
+    let mut site = on
+        .apply(&b)
         .map(|(s, _)| s)
-        .map_err(|e| damaged(e.to_string()))
+        .map_err(|e| damaged(e.to_string()))?;
+    site.expires = madoguchi_wire::rules::expiry_from(&b.header, received);
+    Ok(site)
 }
 
 /// Temp file, fsync, rename, fsync of the folder.
@@ -200,6 +212,7 @@ mod tests {
 
     fn raw_reset(seq: u64, kind: Kind, base: u64, body: &str, reset: Option<Reset>) -> Vec<u8> {
         let h = Header {
+            relay: "r".into(),
             seq,
             created: UnixSeconds(1),
             expires: UnixSeconds(2),

@@ -12,14 +12,26 @@
 //! next; a relay that cannot be reached is a fault record (R18), and so is
 //! its recovery.
 //!
+//! Every request carries the office's signed head ([`auth`]) and every
+//! bundle names the relay it is for (its pinned `name` in `[[relays]]`):
+//! a relay refuses a request without the head before reading its body, and
+//! a bundle signed for another relay, so nothing the office sends one
+//! relay can be passed on to another.
+//!
 //! The office does not trust what a relay answers (R11; the protocol is
 //! `madoguchi_wire`): it reads at most [`MAX_REPLY_BYTES`] of a reply within
-//! the push timeout, acts only on the typed [`Reply`], and puts relay text
-//! into a fault record only capped and escaped. Its sequence comes from its
-//! own clock ([`rules::next_sequence`], checked arithmetic) and no reply
-//! raises it: a relay that holds a higher, still plausible sequence gets a
-//! per-relay floor, and one that holds an impossible sequence gets a signed
-//! reset naming it — either way only that relay's bundles change.
+//! the push timeout, and counts a bundle delivered only when the reply
+//! parses as the typed accepted outcome for that very sequence — a 2xx
+//! status alone is not success. Relay text reaches a fault record only
+//! capped and escaped. Its sequence comes from its own clock
+//! ([`rules::next_sequence`], checked arithmetic) and no reply raises it.
+//! When a relay says it holds a sequence ahead of what the office sent,
+//! the office judges that sequence by its own clock and bound
+//! ([`rules::held_is_impossible`] with the default skew), never by what the
+//! reply calls it: within the bound it raises that relay's floor, beyond
+//! it it sends that relay a signed reset naming the relay and the held
+//! sequence. Either way only that relay's bundles change, and each change
+//! is a fault record (R18), as is every change in the kind of failure.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -29,8 +41,8 @@ use std::time::{Duration, Instant};
 use madoguchi_core::config::RelayTarget;
 use madoguchi_wire::bundle::{pack, Header, Kind, Reset};
 use madoguchi_wire::reply::MAX_REPLY_BYTES;
-use madoguchi_wire::rules;
 use madoguchi_wire::time::{EXPIRES_AFTER, KEEPALIVE};
+use madoguchi_wire::{auth, rules};
 use madoguchi_wire::{Code, Reply, UnixMillis};
 use sha2::{Digest, Sha256};
 
@@ -161,19 +173,26 @@ async fn read_capped(mut r: reqwest::Response, cap: usize) -> Vec<u8> {
 #[derive(Debug)]
 struct Target {
     url: String,
+    /// The relay's pinned name: bundles and heads are addressed to it.
+    name: String,
     client: reqwest::Client,
     /// What the relay holds: its sequence and the hash of each file.
     base: Option<u64>,
     sent: HashMap<String, [u8; 32]>,
     last_full: Instant,
     last_push: Instant,
-    down: bool,
+    /// The kind of the current failure (`None`: delivering); a fault record
+    /// is written whenever it changes.
+    down: Option<String>,
     /// This relay's sequences stay above this: the last one sent to it, or
     /// what it says it holds when that is plausible.
     floor: u64,
-    /// A signed reset to send with the next full bundle: the relay said it
-    /// holds an impossible sequence.
+    /// A signed reset to send with the next full bundle: the relay holds a
+    /// sequence the office judges impossible.
     reset: Option<Reset>,
+    /// The held sequence the last reset was recorded for: a relay that
+    /// refuses resets over and over makes one record, not one a push.
+    reset_noted: Option<u64>,
 }
 
 fn client(t: &RelayTarget, data: &std::path::Path) -> anyhow::Result<reqwest::Client> {
@@ -209,14 +228,16 @@ pub fn spawn(app: Arc<App>, relays: &[RelayTarget], key: SigningKey) -> anyhow::
     for r in relays {
         let target = Target {
             url: r.url.clone(),
+            name: r.name.clone(),
             client: client(r, &app.data)?,
             base: None,
             sent: HashMap::new(),
             last_full: Instant::now(),
             last_push: Instant::now(),
-            down: false,
+            down: None,
             floor: 0,
             reset: None,
+            reset_noted: None,
         };
         tokio::spawn(run(
             app.clone(),
@@ -296,17 +317,26 @@ async fn push(
         );
         return true;
     };
-    let Some(next) = (if shared > t.floor {
+    let reset = if full { t.reset.take() } else { None };
+    // A reset brings the relay back to the office's clock (it replaces
+    // whatever the relay holds); otherwise above this relay's floor.
+    let Some(next) = (if shared > t.floor || reset.is_some() {
         Some(shared)
     } else {
         t.floor.checked_add(1)
     }) else {
         t.base = None;
-        fault(app, t, "holds a sequence the office cannot exceed".into());
+        fault(
+            app,
+            t,
+            "exhausted",
+            "holds a sequence the office cannot exceed".into(),
+        );
         return true;
     };
     let now = UnixMillis::now().seconds();
     let header = Header {
+        relay: t.name.clone(),
         seq: next,
         created: now,
         expires: now.plus(EXPIRES_AFTER),
@@ -314,7 +344,7 @@ async fn push(
         base: t.base.unwrap_or(0),
         files: vec![],
         removed,
-        reset: if full { t.reset.take() } else { None },
+        reset,
     };
     let resetting = header.reset.clone();
     t.floor = header.seq;
@@ -323,6 +353,7 @@ async fn push(
         .client
         .post(format!("{}/bundle", t.url))
         .header("content-type", "application/octet-stream")
+        .header(auth::HEADER, auth::head(key, &t.name, UnixMillis::now()))
         .body(bytes)
         .send()
         .await;
@@ -330,68 +361,107 @@ async fn push(
         Ok(r) => r,
         Err(e) => {
             t.base = None;
-            fault(app, t, format!("unreachable: {}", without_url(&e)));
+            fault(
+                app,
+                t,
+                "unreachable",
+                format!("unreachable: {}", without_url(&e)),
+            );
             return true;
         }
     };
     let status = res.status();
     let body = read_capped(res, MAX_REPLY_BYTES).await;
-    if status.is_success() {
-        t.base = Some(header.seq);
-        t.sent = hashes;
-        t.last_push = Instant::now();
-        if full {
-            t.last_full = Instant::now();
+    let reply = Reply::parse(&body);
+    if let Some(Reply::Accepted { seq }) = &reply {
+        if status.is_success() && *seq == header.seq {
+            t.base = Some(header.seq);
+            t.sent = hashes;
+            t.last_push = Instant::now();
+            if full {
+                t.last_full = Instant::now();
+            }
+            if let Some(r) = resetting {
+                app.faults.record(
+                    "relay",
+                    format!(
+                        "relay {} reset from sequence {} to {}",
+                        t.url, r.held, header.seq
+                    ),
+                );
+            }
+            if t.down.take().is_some() {
+                app.faults
+                    .record("relay", format!("relay {} is reachable again", t.url));
+            }
+            return true;
         }
-        if let Some(r) = resetting {
-            app.faults.record(
-                "relay",
-                format!(
-                    "relay {} reset from sequence {} to {}",
-                    t.url, r.held, header.seq
-                ),
-            );
-        }
-        if t.down {
-            t.down = false;
-            app.faults
-                .record("relay", format!("relay {} is reachable again", t.url));
-        }
-        return true;
     }
     t.base = None;
-    let Some(Reply::Refused {
-        code,
-        last_seq,
-        relay,
-    }) = Reply::parse(&body)
-    else {
+    let Some(Reply::Refused { code, last_seq, .. }) = reply else {
+        // Not the typed outcome (or "accepted" for another sequence, or
+        // with an error status): not delivered, whatever the status says.
         fault(
             app,
             t,
-            format!("refused the bundle ({status}) \"{}\"", quote(&body)),
+            "no-reply",
+            format!(
+                "answered without a valid reply ({status}) \"{}\"",
+                quote(&body)
+            ),
         );
         return true;
     };
-    let plausible = last_seq
-        .filter(|h| !rules::held_is_impossible(*h, UnixMillis::now(), &rules::Limits::default()));
-    match (code, last_seq, relay) {
-        (Code::HeldSequenceImpossible, Some(held), Some(name)) if resetting.is_none() => {
-            tracing::warn!(relay = %t.url, held, "relay holds an impossible sequence; sending a signed reset");
-            t.reset = Some(Reset { relay: name, held });
+    match (code, last_seq) {
+        (Code::OldSequence | Code::HeldSequenceImpossible, Some(held)) if held >= header.seq => {
+            if resetting.is_some() {
+                fault(
+                    app,
+                    t,
+                    "reset-refused",
+                    format!("refused the signed reset ({status}, {})", code.name()),
+                );
+                return true;
+            }
+            // Judged by the office's own clock and bound, whatever the
+            // reply calls it.
+            if rules::held_is_impossible(held, UnixMillis::now(), &rules::Limits::default()) {
+                tracing::warn!(relay = %t.url, held, "relay holds a sequence beyond the office's bound; sending a signed reset");
+                if t.reset_noted.replace(held) != Some(held) {
+                    app.faults.record(
+                        "relay",
+                        format!(
+                            "relay {} holds sequence {held}, beyond the office's clock bound: sending it a signed reset",
+                            t.url
+                        ),
+                    );
+                }
+                t.reset = Some(Reset {
+                    relay: t.name.clone(),
+                    held,
+                });
+            } else {
+                // Ahead of the office (a leaked key, a relay with a wider
+                // skew, an office clock set back): above it, for this
+                // relay only.
+                tracing::warn!(relay = %t.url, held, "relay holds a sequence ahead of the office's; continuing above it");
+                app.faults.record(
+                    "relay",
+                    format!(
+                        "relay {} holds sequence {held}, ahead of the office's {}: its sequences continue above it",
+                        t.url, header.seq
+                    ),
+                );
+                t.floor = t.floor.max(held);
+            }
             false
         }
-        (Code::OldSequence, Some(_), _) if plausible.is_some() => {
-            // Behind what it holds (an office restart with a slow clock):
-            // above it, for this relay only.
-            t.floor = t.floor.max(plausible.unwrap_or(0));
-            false
-        }
-        (c, _, _) if c.wants_full() && c != Code::OldSequence => false,
-        (c, _, _) => {
+        (c, _) if c.wants_full() && c != Code::OldSequence => false,
+        (c, _) => {
             fault(
                 app,
                 t,
+                c.name(),
                 format!("refused the bundle ({status}, {})", c.name()),
             );
             true
@@ -399,10 +469,11 @@ async fn push(
     }
 }
 
-/// A relay's failure: one fault record when it starts (R18), a log line each time.
-fn fault(app: &App, t: &mut Target, why: String) {
-    if !t.down {
-        t.down = true;
+/// A relay's failure: a fault record when it starts and whenever its kind
+/// changes (R18), a log line each time.
+fn fault(app: &App, t: &mut Target, kind: &str, why: String) {
+    if t.down.as_deref() != Some(kind) {
+        t.down = Some(kind.to_string());
         app.faults.record("relay", format!("relay {} {why}", t.url));
     }
     tracing::warn!(relay = %t.url, %why, "bundle not delivered");

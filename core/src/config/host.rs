@@ -35,6 +35,12 @@ pub struct Printer {
 pub struct RelayTarget {
     /// The relay's ingest address, e.g. `https://relay1.example.lg.jp:8443`.
     pub url: String,
+    /// The relay's name, as its `ingest.name` says: every bundle and every
+    /// request head the office sends names the relay it is for, and a
+    /// relay refuses what was signed for another, so a hostile relay
+    /// cannot pass on what the office sent it. `name = "..."`; by default
+    /// the host of `url` (`relay1.example.lg.jp`).
+    pub name: String,
     /// A PEM file of the certificate authority that signed the relay's
     /// ingest certificate, when it is not a public one.
     pub ca: Option<PathBuf>,
@@ -85,7 +91,17 @@ struct RawPrinter {
 #[serde(deny_unknown_fields)]
 struct RawRelay {
     url: Spanned<String>,
+    name: Option<Spanned<String>>,
     ca: Option<String>,
+}
+
+/// A relay name as the relay's `ingest.name` allows it: 1–64 of
+/// `a-z 0-9 . _ -` (the wire crate's `valid_relay_name`).
+fn valid_relay_name(n: &str) -> bool {
+    (1..=64).contains(&n.len())
+        && n.bytes().all(|b| {
+            b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'_' || b == b'-'
+        })
 }
 
 /// Reads a file for the configuration loaders, naming it in errors.
@@ -263,8 +279,30 @@ fn parse_raw(cx: &Ctx<'_>, raw: RawHost) -> Result<HostSettings, ConfigError> {
                 ),
             ));
         }
+        let (name, span) = match &r.name {
+            Some(n) => (n.get_ref().clone(), n.span()),
+            None => {
+                let authority = host.rsplit_once(':').map_or(host, |(h, _)| h);
+                (authority.to_ascii_lowercase(), r.url.span())
+            }
+        };
+        if !valid_relay_name(&name) {
+            return Err(cx.err(
+                &span,
+                format!(
+                    "relay name {name:?} must be 1-64 of a-z, 0-9, '.', '_', '-' and equal the relay's ingest.name (set name = \"...\" for this relay)"
+                ),
+            ));
+        }
+        if relays.iter().any(|t: &RelayTarget| t.name == name) {
+            return Err(cx.err(
+                &span,
+                format!("two relays named {name:?}: give each its own name = \"...\""),
+            ));
+        }
         relays.push(RelayTarget {
             url: url.to_string(),
+            name,
             ca: r.ca.map(PathBuf::from),
         });
     }
@@ -289,6 +327,23 @@ mod tests {
         let h = HostSettings::parse(&ok, "office.toml").expect("valid relay");
         assert_eq!(h.relays.len(), 1);
         assert_eq!(h.relays[0].url, "https://relay1.example.lg.jp:8443");
+        assert_eq!(
+            h.relays[0].name, "relay1.example.lg.jp",
+            "the host by default"
+        );
+        let named =
+            format!("{base}\n[[relays]]\nurl = \"https://10.0.0.1:8443\"\nname = \"relay-1\"\n");
+        let h = HostSettings::parse(&named, "office.toml").expect("named relay");
+        assert_eq!(h.relays[0].name, "relay-1");
+        for bad in [
+            format!("{base}\n[[relays]]\nurl = \"https://a:1\"\nname = \"Relay 1\"\n"),
+            format!(
+                "{base}\n[[relays]]\nurl = \"https://a:1\"\n[[relays]]\nurl = \"https://a:2\"\n"
+            ),
+        ] {
+            let err = HostSettings::parse(&bad, "office.toml").expect_err("bad name");
+            assert!(err.message.contains("name"), "{err}");
+        }
         for bad in ["http://relay1:8443", "https://relay1/ingest", "https://"] {
             let text = format!("{base}\n[[relays]]\nurl = \"{bad}\"\n");
             let err = HostSettings::parse(&text, "office.toml").expect_err(bad);

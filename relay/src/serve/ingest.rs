@@ -2,9 +2,18 @@
 //! signed bundle; `GET /metrics` is the Prometheus page. Only addresses in
 //! `ingest.allow` get this far (checked at accept, before TLS).
 //!
-//! A bundle is checked for size (before its body is read) and for a body
-//! that arrives within its deadline (a minimum rate, not an idle timer),
-//! then signature, form, the push limit, the sequence and time rules of
+//! The request head must carry the office's signed head
+//! ([`madoguchi_wire::auth`]: time within the clock skew, any office key,
+//! this relay's name); without it the answer is 401 and the connection is
+//! closed before a byte of the body is read, so a peer without the key —
+//! even on an allowed address — never uploads a body or queues behind
+//! the office (red-team findings 1 and 5). The bundle is then checked for
+//! size (before its body is read), for room in the relay's byte budget for
+//! bodies in flight, and for a body that arrives within its deadline (its
+//! declared length at a minimum rate, not an idle timer); then its
+//! signature, outside the store lock (verification is pure, so bundles
+//! never queue behind one another's signature checks); then, under the
+//! lock, the addressee (this relay's name), form, the push limit, the sequence and time rules of
 //! [`madoguchi_wire::rules`] (how far ahead, clock skew, lifetime, expiry,
 //! a signed reset), the bound on the delta chain and, for a delta, that it
 //! applies to what this relay holds. Its changed push topics then go to
@@ -22,6 +31,7 @@
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use ed25519_dalek::VerifyingKey;
@@ -48,7 +58,34 @@ fn answer(status: StatusCode, ctype: &'static str, body: String) -> Response<Bod
 
 pub async fn handle(relay: Arc<Relay>, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
     match (req.method(), req.uri().path()) {
-        (&Method::POST, "/bundle") => ingest(&relay, req, peer).await,
+        (&Method::POST, "/bundle") => {
+            let ingest_cfg = &relay.cfg.ingest;
+            let office = req
+                .headers()
+                .get(madoguchi_wire::auth::HEADER)
+                .is_some_and(|v| {
+                    madoguchi_wire::auth::check(
+                        v.as_bytes(),
+                        &ingest_cfg.name,
+                        &relay.keys,
+                        UnixMillis::now(),
+                        Duration::from_secs(ingest_cfg.clock_skew_s),
+                    )
+                });
+            if !office {
+                relay.metrics.refused(Code::Unauthenticated);
+                tracing::warn!(%peer, "ingest request without the office's head: closed unread");
+                let mut r = answer(
+                    StatusCode::UNAUTHORIZED,
+                    "application/json",
+                    Reply::refused(Code::Unauthenticated, None).to_json(),
+                );
+                r.headers_mut()
+                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
+                return r;
+            }
+            ingest(&relay, req, peer).await
+        }
         (&Method::GET, "/metrics") => {
             relay.note_impossible_sequence();
             answer(
@@ -96,8 +133,12 @@ async fn ingest(relay: &Relay, req: Request<Incoming>, peer: SocketAddr) -> Resp
     answer(status, "application/json", reply.to_json())
 }
 
-/// Reads the body within its size and its deadline.
-async fn read_body(relay: &Relay, req: Request<Incoming>) -> Result<Bytes, Code> {
+/// Reads the body within its size, the byte budget and its deadline; the
+/// permit holds the body's share of the budget until it is dropped.
+async fn read_body(
+    relay: &Relay,
+    req: Request<Incoming>,
+) -> Result<(Bytes, tokio::sync::OwnedSemaphorePermit), Code> {
     let ingest = &relay.cfg.ingest;
     let max = ingest.max_bundle_bytes;
     // The office always sends a length; without one there is no deadline
@@ -111,10 +152,20 @@ async fn read_body(relay: &Relay, req: Request<Incoming>) -> Result<Bytes, Code>
     if declared > max as u64 {
         return Err(Code::TooLarge);
     }
+    let share = u32::try_from(declared).map_err(|_| Code::TooLarge)?;
+    let permit = match tokio::time::timeout(
+        Duration::from_secs(ingest.body_grace_s),
+        relay.inflight.clone().acquire_many_owned(share),
+    )
+    .await
+    {
+        Ok(Ok(p)) => p,
+        _ => return Err(Code::Busy),
+    };
     let deadline = ingest.body_deadline(declared);
     match tokio::time::timeout(deadline, Limited::new(req.into_body(), max).collect()).await {
         Err(_) => Err(Code::TooSlow),
-        Ok(Ok(b)) => Ok(b.to_bytes()),
+        Ok(Ok(b)) => Ok((b.to_bytes(), permit)),
         Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err(Code::TooLarge),
         Ok(Err(_)) => Err(Code::Malformed),
     }
@@ -132,26 +183,34 @@ pub struct Held<'a> {
 /// A bundle that passed every check, and the push messages it makes.
 pub type Passed = (Bundle, Admit, Vec<(String, Arc<str>)>);
 
-/// Every check on a received body, in order (signature, form, push limit,
-/// sequence and time rules, delta chain, base), without I/O: what the
-/// handler runs under the store lock, and what `fuzz/` runs on any bytes.
-pub fn examine(
+/// The signature and form of a received body: pure, and run before the
+/// store lock is taken.
+pub fn verify(keys: &[VerifyingKey], raw: &[u8]) -> Result<Bundle, Refusal> {
+    match bundle::verify(raw, keys) {
+        Ok(b) => Ok(b),
+        Err(bundle::BundleError::BadSignature) => Err((Code::BadSignature, false)),
+        Err(bundle::BundleError::NotABundle) => Err((Code::Malformed, false)),
+        Err(e) => {
+            tracing::warn!(error = %e, "signed bundle is malformed");
+            Err((Code::Malformed, true))
+        }
+    }
+}
+
+/// The checks on a verified bundle against what the relay holds, in order
+/// (addressee and the sequence and time rules, push limit, delta chain,
+/// base), without I/O: what the handler runs under the store lock.
+pub fn judge(
     cfg: &Config,
-    keys: &[VerifyingKey],
-    raw: &[u8],
+    b: Bundle,
+    raw_len: usize,
     held: &Held,
     now: UnixMillis,
 ) -> Result<Passed, Refusal> {
-    let b = match bundle::verify(raw, keys) {
-        Ok(b) => b,
-        Err(bundle::BundleError::BadSignature) => return Err((Code::BadSignature, false)),
-        Err(bundle::BundleError::NotABundle) => return Err((Code::Malformed, false)),
-        Err(e) => {
-            tracing::warn!(error = %e, "signed bundle is malformed");
-            return Err((Code::Malformed, true));
-        }
-    };
     let refuse = |c: Code| (c, true);
+    let ingest = &cfg.ingest;
+    let admit =
+        rules::check(&b.header, held.seq, &ingest.name, now, &ingest.rules()).map_err(refuse)?;
     let push_max = cfg.limits.push_max_bytes;
     if b.files
         .iter()
@@ -159,12 +218,9 @@ pub fn examine(
     {
         return Err(refuse(Code::PushTooLarge));
     }
-    let ingest = &cfg.ingest;
-    let admit =
-        rules::check(&b.header, held.seq, &ingest.name, now, &ingest.rules()).map_err(refuse)?;
     if b.header.kind == Kind::Delta
         && (held.chain.0 >= ingest.max_deltas
-            || held.chain.1.saturating_add(raw.len() as u64) > ingest.max_delta_bytes)
+            || held.chain.1.saturating_add(raw_len as u64) > ingest.max_delta_bytes)
     {
         return Err(refuse(Code::FullBundleNeeded));
     }
@@ -172,9 +228,31 @@ pub fn examine(
     Ok((b, admit, pushes))
 }
 
+/// Every check on a received body, in order ([`verify`], then [`judge`]),
+/// without I/O: what `fuzz/` runs on any bytes.
+pub fn examine(
+    cfg: &Config,
+    keys: &[VerifyingKey],
+    raw: &[u8],
+    held: &Held,
+    now: UnixMillis,
+) -> Result<Passed, Refusal> {
+    let b = verify(keys, raw)?;
+    judge(cfg, b, raw.len(), held, now)
+}
+
 async fn accept(relay: &Relay, req: Request<Incoming>) -> Result<u64, Refusal> {
-    let raw = read_body(relay, req).await.map_err(|c| (c, false))?;
+    let (raw, _budget) = read_body(relay, req).await.map_err(|c| (c, false))?;
+    let received = UnixMillis::now();
     let refuse = |c: Code| (c, true);
+    // The signature before the lock, off the async workers (a 4 MiB body
+    // is milliseconds of hashing): a flood of bad signatures never holds
+    // the lock the office's bundle waits for.
+    let keys = relay.keys.clone();
+    let body = raw.clone();
+    let b = tokio::task::spawn_blocking(move || verify(&keys, &body))
+        .await
+        .map_err(|_| (Code::NotStored, false))??;
     // One bundle at a time from here: the checks, the write and the swap
     // must not interleave with another bundle's.
     let mut store = relay.store.clone().lock_owned().await;
@@ -184,12 +262,13 @@ async fn accept(relay: &Relay, req: Request<Incoming>) -> Result<u64, Refusal> {
         chain: store.chain(),
         site: &current,
     };
-    let (b, admit, pushes) = examine(&relay.cfg, &relay.keys, &raw, &held, UnixMillis::now())?;
+    let (b, admit, pushes) = judge(&relay.cfg, b, raw.len(), &held, UnixMillis::now())?;
     for (topic, body) in pushes {
         relay.hub.publish(&topic, body);
     }
     let seq = b.header.seq;
-    let expires = b.header.expires;
+    // Live for its lifetime from when it arrived, never longer.
+    let expires = rules::expiry_from(&b.header, received.seconds());
     // fsyncs and compression would hold an async worker (and every
     // subscriber it serves) for milliseconds.
     let made = tokio::task::spawn_blocking(move || {
@@ -198,7 +277,10 @@ async fn accept(relay: &Relay, req: Request<Incoming>) -> Result<u64, Refusal> {
     })
     .await;
     let site = match made {
-        Ok(Ok(Ok((site, _)))) => site,
+        Ok(Ok(Ok((mut site, _)))) => {
+            site.expires = expires;
+            site
+        }
         // Checked above against the same site under the same lock.
         Ok(Ok(Err(_))) => return Err(refuse(Code::WrongBase)),
         Ok(Err(e)) => {

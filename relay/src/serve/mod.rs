@@ -3,7 +3,9 @@
 //! the office — sharing one in-memory site and one hub. Every connection
 //! passes the limiter before its TLS handshake, the handshake has its own
 //! timeout, hyper gets a timer so its header-read timeout really fires, and
-//! a watchdog closes connections on which nothing moves.
+//! a watchdog closes connections on which nothing moves. The ingest side
+//! speaks HTTP/1.1 only (ALPN and server alike): one request at a time per
+//! connection, so its body limit is per connection, not per HTTP/2 stream.
 
 pub mod ingest;
 mod public;
@@ -38,6 +40,10 @@ pub struct Relay {
     pub hub: Hub,
     pub metrics: Metrics,
     limiter: Arc<Limiter>,
+    /// The bytes bundle bodies being received may hold in all
+    /// (`ingest.max_bytes_in_flight`): however many connections the office
+    /// (or a thief of its key) opens, bodies in memory stay within it.
+    inflight: Arc<tokio::sync::Semaphore>,
     /// True while the served data is past its expiry.
     stale: watch::Sender<bool>,
     /// Web Push (issue 20), unless `push.enabled = false`.
@@ -72,6 +78,7 @@ impl Relay {
         let relay = Arc::new(Relay {
             push,
             limiter: Limiter::new(cfg.limits.connections, cfg.limits.connections_per_ip),
+            inflight: Arc::new(tokio::sync::Semaphore::new(cfg.ingest.max_bytes_in_flight)),
             keys,
             site: RwLock::new(Arc::new(site)),
             store: Arc::new(tokio::sync::Mutex::new(store)),
@@ -149,6 +156,14 @@ pub struct Bound {
 pub async fn run(relay: Arc<Relay>, on_bound: impl FnOnce(Bound)) -> anyhow::Result<()> {
     let (public_tls, public_cert) = crate::tls::reloadable_config(&relay.cfg.public.tls)?;
     let (ingest_tls, ingest_cert) = crate::tls::reloadable_config(&relay.cfg.ingest.tls)?;
+    // The ingest side speaks HTTP/1.1 only: one request at a time per
+    // connection, so the body limit is per connection, not per stream
+    // (HTTP/2 multiplied it by 32 streams; red-team finding 2).
+    let ingest_tls = {
+        let mut c = (*ingest_tls).clone();
+        c.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Arc::new(c)
+    };
     let limits = relay.limits();
     let public = bind(
         relay.cfg.public.listen,
@@ -346,19 +361,6 @@ async fn serve_connection(
             return;
         }
     };
-    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(limits.header_read())
-        .max_buf_size(limits.max_header_bytes.max(8192))
-        .keep_alive(true);
-    builder
-        .http2()
-        .timer(TokioTimer::new())
-        .max_header_list_size(limits.max_header_bytes as u32)
-        .max_concurrent_streams(32)
-        .keep_alive_interval(Some(Duration::from_secs(30)));
     let r = relay.clone();
     let conn_slot = slot.clone();
     let head = HeadClock::new();
@@ -380,7 +382,41 @@ async fn serve_connection(
             Ok::<_, std::convert::Infallible>(res)
         }
     });
-    let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+    let conn: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> = match side {
+        Side::Public => {
+            let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+            builder
+                .http1()
+                .timer(TokioTimer::new())
+                .header_read_timeout(limits.header_read())
+                .max_buf_size(limits.max_header_bytes.max(8192))
+                .keep_alive(true);
+            builder
+                .http2()
+                .timer(TokioTimer::new())
+                .max_header_list_size(limits.max_header_bytes as u32)
+                .max_concurrent_streams(32)
+                .keep_alive_interval(Some(Duration::from_secs(30)));
+            Box::pin(async move {
+                let _ = builder
+                    .serve_connection_with_upgrades(TokioIo::new(stream), service)
+                    .await;
+            })
+        }
+        Side::Ingest => {
+            let mut builder = hyper::server::conn::http1::Builder::new();
+            builder
+                .timer(TokioTimer::new())
+                .header_read_timeout(limits.header_read())
+                .max_buf_size(limits.max_header_bytes.max(8192))
+                .keep_alive(true);
+            Box::pin(async move {
+                let _ = builder
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            })
+        }
+    };
     let head_limit = match side {
         Side::Ingest => Some(Duration::from_secs(relay.cfg.ingest.head_timeout_s)),
         Side::Public => None,

@@ -67,6 +67,13 @@ pub struct FileEntry {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Header {
+    /// The relay this bundle is addressed to (its `ingest.name`, pinned in
+    /// the office's `[[relays]]`): another relay refuses it, so a hostile
+    /// relay cannot forward what the office signed for it. Empty in
+    /// bundles from before the field, which no relay accepts now but a
+    /// relay's stored copy still loads.
+    #[serde(default)]
+    pub relay: String,
     pub seq: u64,
     pub created: UnixSeconds,
     /// After this the relay shows the data as stale.
@@ -171,7 +178,7 @@ pub fn sign(key: &SigningKey, signed: &[u8]) -> [u8; SIGNATURE_LEN] {
 
 /// Whether `sig` is a valid signature of `signed` by one of `keys`.
 #[cfg(not(fuzzing))]
-fn signed_by(keys: &[VerifyingKey], signed: &[u8], sig: &[u8]) -> bool {
+pub(crate) fn signed_by(keys: &[VerifyingKey], signed: &[u8], sig: &[u8]) -> bool {
     let Ok(sig) = Signature::from_slice(sig) else {
         return false;
     };
@@ -200,7 +207,7 @@ pub fn sign(key: &SigningKey, signed: &[u8]) -> [u8; SIGNATURE_LEN] {
 }
 
 #[cfg(fuzzing)]
-fn signed_by(keys: &[VerifyingKey], signed: &[u8], sig: &[u8]) -> bool {
+pub(crate) fn signed_by(keys: &[VerifyingKey], signed: &[u8], sig: &[u8]) -> bool {
     keys.iter().any(|k| fuzz_tag(k, signed)[..] == *sig)
 }
 
@@ -280,6 +287,7 @@ mod tests {
 
     fn header(seq: u64) -> Header {
         Header {
+            relay: "relay-1".into(),
             seq,
             created: UnixSeconds(100),
             expires: UnixSeconds(220),

@@ -12,11 +12,13 @@
 //!   [`time::UnixMillis`], spans as [`std::time::Duration`] — and the
 //!   office's keep-alive, expiry and the push heartbeat.
 //! - [`keys`]: the text form of the office's keys.
+//! - [`auth`]: the office's signed request head, checked before any body.
 //!
 //! **Architecture Invariant:** this crate has no I/O, no HTTP stack and no
 //! dependency on madoguchi-core, sled or minijinja; the relay links it and
 //! never the core.
 
+pub mod auth;
 pub mod bundle;
 pub mod keys;
 pub mod reply;

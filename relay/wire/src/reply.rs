@@ -14,6 +14,13 @@ pub const MAX_REPLY_BYTES: usize = 4096;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Code {
+    /// The request head lacks a valid office head ([`crate::auth`]): the
+    /// body was not read.
+    Unauthenticated,
+    /// The bundles in flight already hold the relay's byte budget.
+    Busy,
+    /// Addressed to another relay (`Header::relay`).
+    WrongRelay,
     /// Larger than the relay's `max_bundle_bytes`.
     TooLarge,
     /// The body came slower than the relay's minimum rate, or without a length.
@@ -51,7 +58,10 @@ pub enum Code {
 }
 
 impl Code {
-    pub const ALL: [Code; 16] = [
+    pub const ALL: [Code; 19] = [
+        Code::Unauthenticated,
+        Code::Busy,
+        Code::WrongRelay,
         Code::TooLarge,
         Code::TooSlow,
         Code::BadSignature,
@@ -73,6 +83,9 @@ impl Code {
     /// The stable name (as in the JSON and in `/metrics`).
     pub fn name(self) -> &'static str {
         match self {
+            Code::Unauthenticated => "unauthenticated",
+            Code::Busy => "busy",
+            Code::WrongRelay => "wrong_relay",
             Code::TooLarge => "too_large",
             Code::TooSlow => "too_slow",
             Code::BadSignature => "bad_signature",
@@ -95,6 +108,9 @@ impl Code {
     /// The HTTP status the relay answers with.
     pub fn status(self) -> u16 {
         match self {
+            Code::Unauthenticated => 401,
+            Code::Busy => 503,
+            Code::WrongRelay => 421,
             Code::TooLarge => 413,
             Code::TooSlow => 408,
             Code::BadSignature => 403,
@@ -118,7 +134,12 @@ impl Code {
     pub fn after_signature(self) -> bool {
         !matches!(
             self,
-            Code::TooLarge | Code::TooSlow | Code::BadSignature | Code::Unknown
+            Code::Unauthenticated
+                | Code::Busy
+                | Code::TooLarge
+                | Code::TooSlow
+                | Code::BadSignature
+                | Code::Unknown
         )
     }
 

@@ -69,6 +69,9 @@ pub fn check(
     now: UnixMillis,
     limits: &Limits,
 ) -> Result<Admit, Code> {
+    if h.relay != relay {
+        return Err(Code::WrongRelay);
+    }
     let now_s = now.seconds();
     if h.created > now_s.plus(limits.clock_skew) {
         return Err(Code::CreatedInFuture);
@@ -102,6 +105,16 @@ pub fn check(
     Ok(Admit::Next)
 }
 
+/// When a bundle received at `received` stops being live: its lifetime
+/// (`expires − created`, bounded by [`check`]) counted from when the relay
+/// received it, and never later than it says. A bundle made "in the
+/// future" within the skew is not live for longer than it asked
+/// (red-team finding 6: `created` = now + 299 s kept data live 15 min).
+pub fn expiry_from(h: &Header, received: crate::time::UnixSeconds) -> crate::time::UnixSeconds {
+    let life = h.expires.0.saturating_sub(h.created.0).max(0);
+    crate::time::UnixSeconds(h.expires.0.min(received.0.saturating_add(life)))
+}
+
 /// The office's next sequence after `prev`: its clock in milliseconds, or
 /// one more than the last when the clock has not moved on. `None` only at
 /// the end of the range, which no clock reaches — checked, never wrapped.
@@ -120,6 +133,7 @@ mod tests {
     fn h(seq: u64, created: i64, life: i64) -> Header {
         let c = NOW.seconds().0 + created;
         Header {
+            relay: "r1".into(),
             seq,
             created: UnixSeconds(c),
             expires: UnixSeconds(c.saturating_add(life)),
@@ -172,8 +186,15 @@ mod tests {
         );
         assert_eq!(
             check(&r, u64::MAX, "r2", NOW, &Limits::default()),
-            Err(Code::ResetMismatch)
+            Err(Code::WrongRelay),
+            "addressed to another relay"
         );
+        let mut other = r.clone();
+        other.reset = Some(Reset {
+            relay: "r2".into(),
+            held: u64::MAX,
+        });
+        assert_eq!(chk(&other, u64::MAX), Err(Code::ResetMismatch));
         r.kind = Kind::Delta;
         assert_eq!(chk(&r, u64::MAX), Err(Code::ResetMismatch));
         let mut late = h(NOW.0, -120, 60);
@@ -182,6 +203,18 @@ mod tests {
             held: u64::MAX,
         });
         assert_eq!(chk(&late, u64::MAX), Err(Code::Expired));
+    }
+
+    #[test]
+    fn a_bundle_for_another_relay_is_refused_and_life_counts_from_receipt() {
+        let mut other = h(NOW.0, 0, 60);
+        other.relay = "r2".into();
+        assert_eq!(chk(&other, 0), Err(Code::WrongRelay));
+        let early = h(NOW.0, 299, 600);
+        assert_eq!(chk(&early, 0), Ok(Admit::Next));
+        assert_eq!(expiry_from(&early, NOW.seconds()).0, NOW.seconds().0 + 600);
+        let normal = h(NOW.0, -5, 60);
+        assert_eq!(expiry_from(&normal, NOW.seconds()), normal.expires);
     }
 
     #[test]
