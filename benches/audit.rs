@@ -57,7 +57,14 @@ fn main() {
                 None => "kiosk-1".to_string(),
             };
             v["by"] = by.into();
-            times.push(v["time"].as_str().unwrap_or("").get(..10).unwrap_or("").to_string());
+            times.push(
+                v["time"]
+                    .as_str()
+                    .unwrap_or("")
+                    .get(..10)
+                    .unwrap_or("")
+                    .to_string(),
+            );
             writeln!(out, "{v}").expect("write");
         }
         out.flush().expect("flush");

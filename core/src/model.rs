@@ -342,6 +342,7 @@ impl Event {
             Event::ConfigApplied { .. }
             | Event::DayOpened { .. }
             | Event::DayClosed { .. }
+            | Event::DayReopened { .. }
             | Event::TicketIssued { .. }
             | Event::Returned { .. }
             | Event::Unserved { .. }
