@@ -172,7 +172,7 @@ fn kiosk_to_staff_station_to_the_next_stage() {
     }
 
     // The settings page: the form, then the TOML editor with an error that
-    // names its line.
+    // names the field in Japanese (issue 18), never the parser's text.
     staff.goto(&s.url("/settings"));
     staff.wait_text("h1", "設定");
     let violations = staff.axe();
@@ -186,7 +186,12 @@ fn kiosk_to_staff_station_to_the_next_stage() {
     staff.wait_text("#result", "保存して適用しました");
     staff.eval("document.querySelector('details').open = true; const a = document.getElementById('config'); a.value = a.value.replace('serves = [\"idou\"]', 'serves = [\"idoo\"]');", json!([]));
     staff.click("#validate");
-    staff.wait_text("#result", "行目");
+    let said = staff.wait_text("#result", "設定にない受付を指しています（idoo）");
+    assert!(said.contains("窓口 10"), "{said}");
+    assert!(
+        !said.contains("expected") && !said.contains("TOML"),
+        "{said}"
+    );
     save("settings-toml.png", &staff.screenshot());
     let cfg: serde_json::Value = c
         .get(s.url("/api/settings"))
