@@ -192,6 +192,11 @@ fn kiosk_to_staff_station_to_the_next_stage() {
         !said.contains("expected") && !said.contains("TOML"),
         "{said}"
     );
+    // The message, not the editor, is what the screenshot is for.
+    staff.eval(
+        "document.getElementById('result').scrollIntoView({block: 'center'});",
+        json!([]),
+    );
     save("settings-toml.png", &staff.screenshot());
     let cfg: serde_json::Value = c
         .get(s.url("/api/settings"))
