@@ -331,26 +331,22 @@ impl Engine {
         }
         let seen = witnessed(&log, &log_report, &witnesses, witness.as_ref());
         let from_witness = seen.is_some();
+        // Both: the witnesses' damage already carries the snapshot's
+        // evidence (`witnessed` starts from it); only its line is added.
         let damage = match (behind_snapshot, seen) {
-            (Some(mut a), Some(b)) => {
-                if let (Some(ea), Some(eb)) = (a.evidence.as_mut(), b.evidence) {
-                    ea.seen_by.insert(
+            (Some(a), Some(mut b)) => {
+                if let Some(eb) = b.evidence.as_mut() {
+                    let snap = a.evidence.as_ref().map_or(0, |e| e.seq);
+                    eb.seen_by.insert(
                         0,
                         format!(
-                            "スナップショット (state.sled) は記録 {} まで受付済み / the snapshot shows record {} acknowledged",
-                            ea.seq, ea.seq
+                            "スナップショット (state.sled) は記録 {snap} まで受付済み / the snapshot shows record {snap} acknowledged"
                         ),
                     );
-                    ea.seq = ea.seq.max(eb.seq);
-                    ea.seen_by.extend(eb.seen_by);
-                    for (c, n) in eb.highest {
-                        let h = ea.highest.entry(c).or_insert(n);
-                        *h = (*h).max(n);
-                    }
                 }
-                a.record = a.record.min(b.record);
-                a.problem = format!("{}; {}", a.problem, b.problem);
-                Some(a)
+                b.record = a.record.min(b.record);
+                b.problem = format!("{}; {}", a.problem, b.problem);
+                Some(b)
             }
             (a, b) => a.or(b),
         };

@@ -254,6 +254,12 @@ fn a_witness_that_saw_more_than_the_log_is_refused_then_accepted() {
     // The log loses its last records, and no snapshot is left to say so.
     engine.log.rollback_to(mark).expect("rollback");
     engine.close().expect("close");
+    // With the snapshot still there, both say so, in one refusal.
+    let both = Engine::open(dir.path(), ConfigChoice::Stored, EngineOptions::default())
+        .expect_err("the snapshot and the backup saw more")
+        .to_string();
+    assert!(both.contains("the snapshot shows record"), "{both}");
+    assert!(both.contains("the latest backup"), "{both}");
     std::fs::remove_dir_all(dir.path().join("state.sled")).expect("rm sled");
     let err = Engine::open(dir.path(), ConfigChoice::Stored, EngineOptions::default())
         .expect_err("the backup saw more");
