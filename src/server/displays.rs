@@ -124,9 +124,14 @@ impl Displays {
         })
     }
 
-    /// The server is stopping: display sockets say so and close.
-    pub fn stop(&self) {
+    /// The server is stopping: display sockets say so and close. Waits
+    /// (at most `within`) until each has: every socket holds a receiver
+    /// of `stopping` for its life, so the channel closes with the last.
+    /// Without the wait the process could end before a socket's goodbye
+    /// was written.
+    pub async fn stop(&self, within: std::time::Duration) {
         self.stopping.send_replace(true);
+        let _ = tokio::time::timeout(within, self.stopping.closed()).await;
     }
 
     pub fn stale_after_s(&self) -> u32 {
@@ -454,6 +459,8 @@ async fn serve_socket(
     mut socket: WebSocket,
     recheck: Option<Recheck>,
 ) {
+    // Held from the start, so a stop waits for this socket's goodbye.
+    let mut stopping = app.displays.stopping.subscribe();
     let mut sub = app.displays.hub.subscribe(&topic);
     if let Some(p) = sub.current.take() {
         if socket
@@ -468,7 +475,6 @@ async fn serve_socket(
     // socket's hello and names the office's epoch (issue 24), so a display
     // that has seen a newer one knows it reached a replaced primary.
     let mut beat = tokio::time::interval(HEARTBEAT);
-    let mut stopping = app.displays.stopping.subscribe();
     loop {
         tokio::select! {
             () = stopped(&mut stopping) => {

@@ -472,7 +472,7 @@ pub fn run(
         let told = app.clone();
         let signal = async move {
             signal.await;
-            told.displays.stop();
+            told.displays.stop(Duration::from_secs(2)).await;
         };
         stop.run(connections::serve(listener, router(app), limits, signal))
             .await
