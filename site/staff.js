@@ -33,10 +33,11 @@
     return Array.from(document.querySelectorAll('input[name="tag"]:checked')).map((i) => i.value);
   }
 
+  // The office's business date as the server's office clock has it: the
+  // browser's own date may be another time zone's (or simply wrong).
   function today() {
-    const d = new Date();
-    const pad = (n) => String(n).padStart(2, "0");
-    return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}`;
+    const el = panel.querySelector(".current");
+    return el ? el.dataset.today : "";
   }
 
   function build(action, number) {

@@ -108,10 +108,7 @@ fn full_and_incremental_backups_restore_an_identical_office() {
 fn a_backup_while_the_server_takes_commands() {
     let s = Server::start();
     let (c, csrf) = s.admin();
-    let today = chrono::Utc::now()
-        .with_timezone(&chrono::FixedOffset::east_opt(9 * 3600).expect("jst"))
-        .date_naive()
-        .to_string();
+    let today = crate::util::today();
     cmd(&c, &s, &csrf, json!({"command": "open_day", "date": today}));
     let data = s.data_dir().join("data");
     let out_dir = tempfile::tempdir().expect("out");

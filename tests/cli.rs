@@ -154,7 +154,7 @@ fn apply_answers_each_command_with_its_outcome() {
         r#"not json"#,
     ]
     .join("\n");
-    let mut child = std::process::Command::new(crate::util::bin())
+    let mut child = crate::util::office()
         .arg("--data")
         .arg(&data)
         .arg("apply")

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use rand::{Rng, SeedableRng};
 
-use crate::util::{bin, ok};
+use crate::util::ok;
 
 /// Lines of the input, each tagged with `"by": "line-N"` so that after a
 /// crash the log tells how far it got.
@@ -87,7 +87,7 @@ fn sigkill_at_random_moments_loses_no_acknowledged_command() {
             assert!(round >= rounds.min(10), "at least 10 rounds ran");
             break;
         }
-        let mut child = Command::new(bin())
+        let mut child = crate::util::office()
             .arg("--data")
             .arg(&data)
             .arg("apply")

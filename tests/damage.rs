@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
 
-use crate::util::{bin, ok, run, today};
+use crate::util::{ok, run, today};
 
 const CATEGORIES: [&str; 2] = ["idou", "koseki"];
 
@@ -40,7 +40,7 @@ fn rng() -> rand::rngs::StdRng {
 
 /// Runs `madoguchi apply` with `lines`; returns each answer.
 fn apply(data: &Path, lines: &[Value]) -> Result<Vec<Value>, String> {
-    let mut child = Command::new(bin())
+    let mut child = crate::util::office()
         .arg("--data")
         .arg(data)
         .arg("apply")
@@ -362,7 +362,7 @@ impl Drop for Served {
 }
 
 fn serve(data: &Path) -> Served {
-    let mut child = Command::new(bin())
+    let mut child = crate::util::office()
         .arg("--data")
         .arg(data)
         .args(["serve", "--listen", "127.0.0.1:0"])

@@ -13,7 +13,7 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 
 use crate::server::Server;
-use crate::util::{bin, ok};
+use crate::util::ok;
 
 /// A server started on an existing data folder (no first-start lines to
 /// wait for): `madoguchi --data D serve --listen 127.0.0.1:0 ARGS`.
@@ -32,7 +32,7 @@ impl Drop for Office {
 
 impl Office {
     pub fn start(data: &Path, args: &[&str]) -> Office {
-        let mut child = Command::new(bin())
+        let mut child = crate::util::office()
             .arg("--data")
             .arg(data)
             .args(["serve", "--listen", "127.0.0.1:0"])

@@ -97,9 +97,7 @@ fn kiosk_issue(s: &Server) -> (StatusCode, Value) {
 
 fn open_day(s: &Server) -> (reqwest::blocking::Client, String) {
     let (c, csrf) = s.admin();
-    let today = chrono::Utc::now()
-        .with_timezone(&chrono::FixedOffset::east_opt(9 * 3600).expect("jst"))
-        .date_naive();
+    let today = crate::util::today();
     cmd(&c, s, &csrf, json!({"command": "open_day", "date": today}));
     (c, csrf)
 }

@@ -9,8 +9,6 @@ use reqwest::blocking::Client;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use crate::util::bin;
-
 pub struct Server {
     child: Child,
     pub base: String,
@@ -66,7 +64,7 @@ impl Server {
     ) -> Server {
         let dir = tempfile::tempdir().expect("tmp");
         prepare(&dir.path().join("data"));
-        let mut command = Command::new(bin());
+        let mut command = crate::util::office();
         command.envs(env.iter().copied());
         let config = config.map(|c| c.replace("<tmp>", &dir.path().display().to_string()));
         let config = config.as_deref();
@@ -170,7 +168,7 @@ impl Server {
             }
             args.push(a.clone());
         }
-        let mut child = Command::new(bin())
+        let mut child = crate::util::office()
             .args(&self.global)
             .arg("serve")
             .args(&args)

@@ -97,7 +97,7 @@ fn the_standby_follows_and_takes_over() {
     // From the command line (`madoguchi promote`), as an operator would.
     let pw = tempfile::NamedTempFile::new().expect("tmp");
     std::fs::write(pw.path(), format!("{}\n", standby.admin_password)).expect("pw");
-    let out = std::process::Command::new(crate::util::bin())
+    let out = crate::util::office()
         .args(["promote", "--url", &standby.url(""), "--password-file"])
         .arg(pw.path())
         .output()
@@ -109,7 +109,7 @@ fn the_standby_follows_and_takes_over() {
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("is now the primary"));
     // A second promotion is refused with a clear message.
-    let again = std::process::Command::new(crate::util::bin())
+    let again = crate::util::office()
         .args(["promote", "--url", &standby.url(""), "--password-file"])
         .arg(pw.path())
         .output()

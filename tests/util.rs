@@ -7,9 +7,49 @@ pub fn bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_madoguchi"))
 }
 
+/// How far the tests' office clock is from the wall clock: fixed once per
+/// test process, so every server, restart and command of one run reads the
+/// same running clock.
+fn clock_shift() -> chrono::TimeDelta {
+    static SHIFT: std::sync::OnceLock<chrono::TimeDelta> = std::sync::OnceLock::new();
+    *SHIFT.get_or_init(|| {
+        let jst = chrono::FixedOffset::east_opt(9 * 3600).expect("jst");
+        let now = chrono::Utc::now();
+        let ten = now
+            .with_timezone(&jst)
+            .date_naive()
+            .and_hms_opt(10, 0, 0)
+            .expect("10:00")
+            .and_local_timezone(jst)
+            .single()
+            .expect("jst has no gaps");
+        ten.with_timezone(&chrono::Utc) - now
+    })
+}
+
+/// The office's time now, as every binary the tests start reads it: 10:00
+/// (JST) on the day the test process started, running at the wall clock's
+/// pace. A suite run at midnight or at night meets neither a change of
+/// business day nor closed hours (CI failed on both at 00:00 JST).
+pub fn office_now() -> chrono::DateTime<chrono::FixedOffset> {
+    (chrono::Utc::now() + clock_shift())
+        .with_timezone(&chrono::FixedOffset::east_opt(9 * 3600).expect("jst"))
+}
+
+/// `madoguchi` with the tests' office clock ([`office_now`]) set; a test
+/// that sets `MADOGUCHI_CLOCK` itself afterwards overrides it.
+pub fn office() -> Command {
+    let mut c = Command::new(bin());
+    c.env(
+        madoguchi_core::clock::CLOCK_VAR,
+        office_now().to_rfc3339_opts(chrono::SecondsFormat::Millis, false),
+    );
+    c
+}
+
 /// Runs `madoguchi --data <data> <args>`.
 pub fn run(data: &Path, args: &[&str]) -> Output {
-    Command::new(bin())
+    office()
         .arg("--data")
         .arg(data)
         .args(args)
@@ -42,10 +82,8 @@ pub fn log_bytes(data: &Path) -> Vec<(PathBuf, Vec<u8>)> {
         .collect()
 }
 
-/// Today in the office's time zone (JST), as the server sees it.
+/// Today in the office's time zone (JST), as the servers the tests start
+/// see it ([`office_now`]).
 pub fn today() -> String {
-    chrono::Utc::now()
-        .with_timezone(&chrono::FixedOffset::east_opt(9 * 3600).expect("jst"))
-        .date_naive()
-        .to_string()
+    office_now().date_naive().to_string()
 }

@@ -252,6 +252,7 @@ fn staff_context(
         queues => s.queues,
         queue_names => queue_names,
         day_open => s.day_open,
+        today => s.today.to_string(),
         now => s.now,
         absent => s.absent,
         held => held,

@@ -53,6 +53,10 @@ pub struct StatusView {
     pub seq: u64,
     pub now: Millis,
     pub date: Option<chrono::NaiveDate>,
+    /// The office's business date now, by the office clock: what a page
+    /// opening the day names (never the browser's own clock, which may be
+    /// in another time zone or wrong).
+    pub today: chrono::NaiveDate,
     pub day_open: bool,
     pub queues: Vec<QueueView>,
     pub counters: Vec<CounterView>,
@@ -166,6 +170,7 @@ pub fn status(engine: &Engine, now: Millis) -> StatusView {
         seq: engine.seq(),
         now,
         date: state.meta.day.as_ref().map(|d| d.date),
+        today: engine.office_date(),
         day_open: state.day_is_open(),
         queues,
         counters,

@@ -184,7 +184,7 @@ fn a_full_disk_refuses_commands_clearly_loses_nothing_and_recovers() {
     let (c, _) = s.admin();
     assert_eq!(waiting(&c, &s), acked);
     s.stop();
-    let out = Command::new(crate::util::bin())
+    let out = crate::util::office()
         .arg("--data")
         .arg(&data)
         .args(["audit", "verify"])

@@ -5,10 +5,8 @@
 //! it reads the server's log, which the shared test server throws away.
 
 use std::io::{BufRead, BufReader, Read};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
-
-use crate::util::bin;
 
 #[test]
 fn a_broken_layout_is_warned_about_once() {
@@ -24,7 +22,7 @@ fn a_broken_layout_is_warned_about_once() {
         }
     }
     let log = dir.path().join("serve.log");
-    let mut child = Command::new(bin())
+    let mut child = crate::util::office()
         .arg("--data")
         .arg(dir.path().join("data"))
         .args(["serve", "--listen", "127.0.0.1:0", "--layouts"])

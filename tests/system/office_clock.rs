@@ -1,7 +1,8 @@
 //! History and audit pages on the office's clock (issue 18; R8, R11):
-//! Chromium runs with `TZ=America/New_York`, yet the staff station's
-//! history search and the audit page show the office's times (its UTC
-//! offset, Asia/Tokyo here) and Japanese status names, never raw ids.
+//! Chromium runs with `TZ=America/New_York`, yet 業務開始 on the staff
+//! station opens the office's today, and the station's history search and
+//! the audit page show the office's times (its UTC offset, Asia/Tokyo here)
+//! and Japanese status names, never raw ids.
 
 use serde_json::{json, Value};
 
@@ -31,12 +32,37 @@ fn tokyo(ms: i64, format: &str) -> String {
 fn history_and_audit_use_the_office_clock_in_another_browser_time_zone() {
     let s = Server::start();
     let (c, csrf) = s.admin();
-    cmd(
-        &c,
-        &s,
-        &csrf,
-        json!({"command": "open_day", "date": today()}),
+    let driver = Driver::start_env(&[("TZ", "America/New_York")]);
+    let b = driver.session();
+    b.goto(&s.url("/login"));
+    b.type_into("#username", "admin");
+    b.type_into("#password", &s.admin_password);
+    b.click("button[type=submit]");
+    wait_for(&b, "return location.pathname !== '/login'", "signed in");
+    // The browser really is elsewhere: 10:00 in Tokyo is the evening
+    // before in New York.
+    let browser_offset = b.eval("return new Date().getTimezoneOffset()", json!([]));
+    assert_ne!(
+        browser_offset,
+        json!(-540),
+        "the browser is not on Tokyo time"
     );
+
+    // 業務開始 from the station opens the office's today, not the
+    // browser's (CI failed when the two differed).
+    b.goto(&s.url("/staff?counter=10"));
+    b.wait_text("#panel", "本日の業務は開始されていません");
+    b.keys("d");
+    b.wait_text("#outcome", "業務を開始しました");
+    let status: Value = c
+        .get(s.url("/api/status"))
+        .send()
+        .expect("status")
+        .json()
+        .expect("json");
+    assert_eq!(status["date"], json!(today()), "{status}");
+    assert_eq!(status["day_open"], true);
+
     let (_, issued) = cmd(
         &c,
         &s,
@@ -51,21 +77,6 @@ fn history_and_audit_use_the_office_clock_in_another_browser_time_zone() {
         .json()
         .expect("json");
     let at = ticket["history"][0]["at"].as_i64().expect("issued at");
-
-    let driver = Driver::start_env(&[("TZ", "America/New_York")]);
-    let b = driver.session();
-    b.goto(&s.url("/login"));
-    b.type_into("#username", "admin");
-    b.type_into("#password", &s.admin_password);
-    b.click("button[type=submit]");
-    wait_for(&b, "return location.pathname !== '/login'", "signed in");
-    // The browser really is elsewhere.
-    let browser_offset = b.eval("return new Date().getTimezoneOffset()", json!([]));
-    assert_ne!(
-        browser_offset,
-        json!(-540),
-        "the browser is not on Tokyo time"
-    );
 
     b.goto(&s.url("/staff?counter=10"));
     b.wait_text("#panel", "");
