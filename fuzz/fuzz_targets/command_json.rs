@@ -2,8 +2,6 @@
 //! record's payload.
 #![no_main]
 
-// One allocation cap for every fuzz target of the project.
-#[path = "../../../fuzz/fuzz_targets/alloc_cap.rs"]
 mod alloc_cap;
 use libfuzzer_sys::fuzz_target;
 use madoguchi_core::engine::{ImportLine, RecordBody};

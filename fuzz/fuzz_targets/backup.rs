@@ -2,8 +2,6 @@
 //! checksum is made right, so the fuzzer reaches what is behind it.
 #![no_main]
 
-// One allocation cap for every fuzz target of the project.
-#[path = "../../../fuzz/fuzz_targets/alloc_cap.rs"]
 mod alloc_cap;
 use libfuzzer_sys::fuzz_target;
 use sha2::{Digest, Sha256};

@@ -1,8 +1,6 @@
 //! One framed record: length, CRC, sequence number, link, payload.
 #![no_main]
 
-// One allocation cap for every fuzz target of the project.
-#[path = "../../../fuzz/fuzz_targets/alloc_cap.rs"]
 mod alloc_cap;
 use libfuzzer_sys::fuzz_target;
 

@@ -2,8 +2,6 @@
 //! ticket, joined into a state and checked, as `Store::load` does.
 #![no_main]
 
-// One allocation cap for every fuzz target of the project.
-#[path = "../../../fuzz/fuzz_targets/alloc_cap.rs"]
 mod alloc_cap;
 use std::collections::BTreeMap;
 

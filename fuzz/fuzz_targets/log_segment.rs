@@ -3,8 +3,6 @@
 //! panic, a hang or an unbounded allocation; errors are fine.
 #![no_main]
 
-// One allocation cap for every fuzz target of the project.
-#[path = "../../../fuzz/fuzz_targets/alloc_cap.rs"]
 mod alloc_cap;
 use libfuzzer_sys::fuzz_target;
 use madoguchi_core::log::{segment_path, EventLog, LogOptions};
