@@ -114,13 +114,38 @@ impl Blocked {
 }
 
 impl Contacts {
-    /// The contacts kept in `data` (none when the file is missing or
-    /// unreadable: it is only a convenience, the devices come back).
+    /// The contacts kept in `data`. None when the file is missing; when it
+    /// cannot be read or is damaged the server still starts (the file is
+    /// only a convenience, the devices come back), but says so and moves
+    /// the damaged file aside rather than overwriting it unseen.
     pub fn open(data: &std::path::Path) -> Contacts {
-        let kept: HashMap<String, i64> = std::fs::read(data.join(CONTACTS_FILE))
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok())
-            .unwrap_or_default();
+        let path = data.join(CONTACTS_FILE);
+        let kept: HashMap<String, i64> = match std::fs::read(&path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => HashMap::new(),
+            Err(e) => {
+                tracing::warn!(
+                    "{} を読めません（{e}）。各端末の最終接続時刻は、次の接続まで空欄になります / cannot read {}: each device's last contact stays empty until it next connects",
+                    path.display(),
+                    path.display()
+                );
+                HashMap::new()
+            }
+            Ok(bytes) => match serde_json::from_slice(&bytes) {
+                Ok(kept) => kept,
+                Err(e) => {
+                    let aside = path.with_extension("json.damaged");
+                    let moved = std::fs::rename(&path, &aside).is_ok();
+                    tracing::warn!(
+                        "{} が壊れています（{e}）。{}各端末の最終接続時刻は、次の接続まで空欄になります / {} is damaged; {}each device's last contact stays empty until it next connects",
+                        path.display(),
+                        if moved { format!("{} に移しました。", aside.display()) } else { String::new() },
+                        path.display(),
+                        if moved { format!("moved to {}; ", aside.display()) } else { String::new() },
+                    );
+                    HashMap::new()
+                }
+            },
+        };
         Contacts {
             persisted: Mutex::new(kept.clone()),
             seen: Mutex::new(kept),
@@ -374,4 +399,29 @@ pub fn devices(app: &App) -> Vec<DeviceHealth> {
         .collect();
     rows.sort_by(|a, b| (a.role.name(), &a.name).cmp(&(b.role.name(), &b.name)));
     rows
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_damaged_contacts_file_is_moved_aside_and_the_server_starts_without_it() {
+        let dir = tempfile::tempdir().expect("tmp");
+        std::fs::write(dir.path().join(CONTACTS_FILE), b"{\"kiosk-1\": 17").expect("write");
+        let c = Contacts::open(dir.path());
+        assert_eq!(c.last("kiosk-1"), None);
+        assert!(!dir.path().join(CONTACTS_FILE).exists());
+        assert_eq!(
+            std::fs::read(dir.path().join("device-contacts.json.damaged")).expect("kept aside"),
+            b"{\"kiosk-1\": 17"
+        );
+    }
+
+    #[test]
+    fn kept_contacts_are_read_back() {
+        let dir = tempfile::tempdir().expect("tmp");
+        std::fs::write(dir.path().join(CONTACTS_FILE), b"{\"kiosk-1\": 17}").expect("write");
+        assert_eq!(Contacts::open(dir.path()).last("kiosk-1"), Some(17));
+    }
 }
