@@ -100,8 +100,24 @@ impl Server {
             }
         });
         let (mut base, mut pw, mut kiosk, mut display) = (None, None, None, None);
+        // A standby prints no first-start admin or links of its own (the
+        // primary's arrive within seconds; issue 24): it says so instead.
+        let standby = serve_args.contains(&"--standby-of");
+        if standby {
+            (pw, kiosk, display) = (
+                Some(String::new()),
+                Some(String::new()),
+                Some(String::new()),
+            );
+        }
+        let mut accounts_line = !standby;
         let deadline = std::time::Instant::now() + Duration::from_secs(60);
-        while base.is_none() || pw.is_none() || kiosk.is_none() || display.is_none() {
+        while base.is_none()
+            || pw.is_none()
+            || kiosk.is_none()
+            || display.is_none()
+            || !accounts_line
+        {
             let left = deadline.saturating_duration_since(std::time::Instant::now());
             let Ok(line) = rx.recv_timeout(left) else {
                 let _ = child.kill();
@@ -110,7 +126,10 @@ impl Server {
             if let Some(b) = line.strip_prefix("listening on ") {
                 base = Some(b.trim().to_string());
             } else if let Some(p) = line.trim().strip_prefix("admin password: ") {
+                assert!(!standby, "a standby printed a first-start admin password");
                 pw = Some(p.to_string());
+            } else if line.contains("accounts and enrolled devices are the primary's") {
+                accounts_line = true;
             } else if let Some(k) = line.trim().strip_prefix("kiosk enrolment:") {
                 kiosk = Some(k.trim().to_string());
             } else if let Some(k) = line.trim().strip_prefix("display enrolment:") {

@@ -458,6 +458,12 @@ pub fn run(
         }
         let _watcher = displays::watch_layouts(&app);
         tokio::spawn(sign_in_audit::run(app.clone()));
+        // A standby takes the primary's accounts and devices within
+        // seconds: its own first-start admin and links would only mislead.
+        let first = first.filter(|_| args.standby_of.is_none());
+        if args.standby_of.is_some() {
+            println!("管理者 ID・パスワード、職員アカウント、端末の登録は主機と同じです（数秒で主機から届きます） / accounts and enrolled devices are the primary's (they arrive within seconds)");
+        }
         print_urls(&base_url, data, first.as_ref());
         let limits = connections::Limits {
             per_address: args.max_connections_per_address.max(1),
