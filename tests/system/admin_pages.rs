@@ -303,3 +303,64 @@ fn an_administrator_ends_someone_elses_session_in_the_page() {
     );
     assert_eq!(row, json!(["admin"]));
 }
+
+/// A day closed by mistake is reopened from the admin page (issue 23):
+/// the notice and its button appear only while today is closed, one click
+/// and the confirmation reopen it, numbers go on from where they stopped,
+/// and the audit page names the administrator.
+#[test]
+fn an_administrator_reopens_a_day_closed_by_mistake_in_the_page() {
+    use crate::server::cmd;
+    let s = Server::start();
+    let (api, csrf) = s.admin();
+    crate::server::open_today(&api, &s, &csrf, &[10]);
+    let (st, first) = cmd(
+        &api,
+        &s,
+        &csrf,
+        json!({"command": "issue_ticket", "category": "idou"}),
+    );
+    assert_eq!(st, StatusCode::OK, "{first}");
+    let (st, v) = cmd(&api, &s, &csrf, json!({"command": "close_day"}));
+    assert_eq!(st, StatusCode::OK, "{v}");
+
+    let driver = Driver::start();
+    let b = driver.session();
+    sign_in(&b, &s, "/admin");
+    b.wait_text("#reopen-h", "受付は終了しています");
+    axe_clean(&b, "/admin with today closed");
+    save("admin-reopen-day.png", &b.screenshot());
+    b.click("#reopen-day");
+    b.accept_alert();
+    b.wait_text("#result", "本日の受付を再開しました");
+    save("admin-reopened.png", &b.screenshot());
+    let status = get(&api, &s, "/api/status");
+    assert_eq!(status["day_open"], true, "{status}");
+    assert_eq!(status["date"], json!(crate::util::today()));
+    // The notice is gone once the day is open again.
+    assert_eq!(
+        b.eval(
+            "return document.getElementById('reopen-day') === null",
+            json!([])
+        ),
+        true
+    );
+    // Numbers go on: the next ticket is not the first one again.
+    let (st, next) = cmd(
+        &api,
+        &s,
+        &csrf,
+        json!({"command": "issue_ticket", "category": "idou"}),
+    );
+    assert_eq!(st, StatusCode::OK, "{next}");
+    assert!(
+        next["ticket"].as_u64() > first["ticket"].as_u64(),
+        "{first} then {next}"
+    );
+    b.goto(&s.url("/audit"));
+    let row: Value = b.eval(
+        "return Array.from(document.querySelectorAll('table.audit-table tbody tr')).filter(r => r.textContent.includes('の受付を再開しました')).map(r => r.children[2].textContent)",
+        json!([]),
+    );
+    assert_eq!(row, json!(["admin"]));
+}
