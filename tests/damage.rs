@@ -105,18 +105,7 @@ pub fn segments(data: &Path) -> Vec<PathBuf> {
     s
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("mkdir");
-    for e in std::fs::read_dir(from).expect("read") {
-        let e = e.expect("entry");
-        let dst = to.join(e.file_name());
-        if e.path().is_dir() {
-            copy_dir(&e.path(), &dst);
-        } else {
-            std::fs::copy(e.path(), &dst).expect("copy");
-        }
-    }
-}
+use crate::util::copy_dir;
 
 /// The start is refused with the bilingual damage message naming what may
 /// be lost; nothing panics.

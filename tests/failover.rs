@@ -842,3 +842,92 @@ fn the_promoted_standby_survives_kill_9_under_load_and_refuses_a_torn_log() {
     let msg = crate::damage::assert_refused(&data, "a torn tail on the promoted machine");
     assert!(msg.contains("may be lost"), "{msg}");
 }
+
+/// Promotion is refused while the standby is still catching up (issue 24;
+/// found following the manual with a long history): the standby learns
+/// the primary's position, the cable is cut before it has everything, and
+/// 主機に昇格 answers `standby_behind` in Japanese with the way out. The
+/// standby stays a standby and issues nothing.
+#[test]
+fn a_standby_still_catching_up_refuses_promotion_and_says_why() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let history = dir.path().join("history");
+    let file = dir.path().join("days.jsonl");
+    let f = file.to_str().expect("path");
+    ok(
+        &history,
+        &[
+            "simulate",
+            "--days",
+            "4",
+            "--start",
+            "2026-06-01",
+            "--seed",
+            "24",
+            "--out",
+            f,
+        ],
+    );
+    ok(&history, &["import", f]);
+    let primary = Server::start_prepared(None, &["--listen", "127.0.0.1:0"], |to| {
+        crate::util::copy_dir(&history.join("log"), &to.join("log"));
+    });
+    let kiosk = enrol(&primary.kiosk_enrol);
+    let display = enrol(&primary.display_enrol);
+    let e = Enrolled {
+        primary,
+        kiosk,
+        display,
+    };
+    let cable = Cable::to(&e.primary.base);
+    let standby = pair(&e, &cable.addr);
+    let (sc, _) = standby.admin();
+    let admin_page = |c: &Client| -> String {
+        c.get(standby.url("/admin"))
+            .send()
+            .expect("admin")
+            .text()
+            .expect("html")
+    };
+    // Cut the cable the moment the standby knows it is behind.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let page = admin_page(&sc);
+        if page.contains("id=\"standby-behind\"") {
+            cable.cut();
+            break;
+        }
+        assert!(
+            !page.contains("id=\"standby-caught-up\""),
+            "the standby caught up before the cable was cut: make the history longer"
+        );
+        assert!(
+            Instant::now() < deadline,
+            "the standby never said it was behind"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let page = admin_page(&sc);
+    assert!(
+        page.contains("受け取り終わるまで昇格できません"),
+        "the page says to wait: {page}"
+    );
+    let (c, csrf) = standby.admin();
+    let r = c
+        .post(standby.url("/api/promote"))
+        .header("X-CSRF-Token", &csrf)
+        .send()
+        .expect("promote");
+    assert_eq!(r.status(), StatusCode::CONFLICT);
+    let v: Value = r.json().expect("json");
+    assert_eq!(v["error"]["code"], "standby_behind", "{v}");
+    let ja = v["error"]["message_ja"].as_str().unwrap_or_default();
+    assert!(
+        ja.contains("受け取りきっていません") && ja.contains("バックアップから予備機に復旧"),
+        "{ja}"
+    );
+    // Still the standby: it issues nothing.
+    assert!(admin_page(&sc).contains("この機械は予備機です"));
+    let (st, v) = issue(&standby.base, &e.kiosk);
+    assert_ne!(st, StatusCode::OK, "a standby behind issued a number: {v}");
+}

@@ -67,18 +67,7 @@ fn assert_same_reports(want: &Path, got: &Path, who: &str) {
     }
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("mkdir");
-    for e in std::fs::read_dir(from).expect("read dir") {
-        let e = e.expect("entry");
-        let target = to.join(e.file_name());
-        if e.file_type().expect("type").is_dir() {
-            copy_dir(&e.path(), &target);
-        } else {
-            std::fs::copy(e.path(), &target).expect("copy");
-        }
-    }
-}
+use crate::util::copy_dir;
 
 #[test]
 fn import_restart_and_standby_write_the_same_day_close_reports() {

@@ -87,3 +87,17 @@ pub fn log_bytes(data: &Path) -> Vec<(PathBuf, Vec<u8>)> {
 pub fn today() -> String {
     office_now().date_naive().to_string()
 }
+
+/// Copies a folder tree (a data folder, a log) as a file manager would.
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for e in std::fs::read_dir(from).expect("read dir") {
+        let e = e.expect("entry");
+        let target = to.join(e.file_name());
+        if e.file_type().expect("type").is_dir() {
+            copy_dir(&e.path(), &target);
+        } else {
+            std::fs::copy(e.path(), &target).expect("copy");
+        }
+    }
+}
