@@ -339,3 +339,87 @@ fn a_display_that_does_not_come_back_is_a_fault_on_the_admin_page() {
         std::fs::read_to_string(s.data_dir().join("data/faults.jsonl")).expect("fault file");
     assert!(faults.contains("guidance/idou"), "{faults}");
 }
+
+/// Opens `/ws?topic=status` (public, no credential) over a raw socket and
+/// returns it after the 101 answer.
+fn raw_socket(s: &Server) -> std::net::TcpStream {
+    use std::io::{Read, Write};
+    let addr = s.base.trim_start_matches("http://");
+    let mut t = std::net::TcpStream::connect(addr).expect("connect");
+    t.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    write!(
+        t,
+        "GET /ws?topic=status HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+    .expect("handshake");
+    let mut head = Vec::new();
+    let mut b = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        assert_eq!(t.read(&mut b).expect("read head"), 1, "closed in the head");
+        head.push(b[0]);
+    }
+    assert!(
+        head.starts_with(b"HTTP/1.1 101"),
+        "{}",
+        String::from_utf8_lossy(&head)
+    );
+    t
+}
+
+/// Sends `bytes` in pieces; true when the server closed the connection
+/// before all of it was taken.
+fn closed_while_sending(t: &mut std::net::TcpStream, bytes: usize) -> bool {
+    use std::io::Write;
+    t.set_write_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    let piece = vec![0x41u8; 64 * 1024];
+    let mut sent = 0;
+    while sent < bytes {
+        if t.write_all(&piece).is_err() {
+            return true;
+        }
+        sent += piece.len();
+    }
+    false
+}
+
+/// A client's big frame or long fragmented message is refused as it comes
+/// (insider red team: anonymous sockets made the server buffer 60 MiB
+/// frames, about 77 MiB of memory each).
+#[test]
+fn a_client_cannot_make_the_server_buffer_a_big_frame_or_message() {
+    let s = Server::start();
+    // One binary frame announcing 60 MiB, then its body.
+    let mut t = raw_socket(&s);
+    let mut frame = vec![0x82u8, 0x80 | 127];
+    frame.extend_from_slice(&(60u64 << 20).to_be_bytes());
+    frame.extend_from_slice(&[1, 2, 3, 4]);
+    use std::io::Write;
+    t.write_all(&frame).expect("frame head");
+    assert!(
+        closed_while_sending(&mut t, 32 << 20),
+        "the server took 32 MiB of a 60 MiB frame"
+    );
+    // Small non-final fragments adding up to a long message.
+    let mut t = raw_socket(&s);
+    let mut refused = false;
+    for i in 0..64 * 1024 {
+        let op = if i == 0 { 0x02u8 } else { 0x00 };
+        let mut f = vec![op, 0x80 | 126];
+        f.extend_from_slice(&512u16.to_be_bytes());
+        f.extend_from_slice(&[1, 2, 3, 4]);
+        f.extend_from_slice(&[0x41; 512]);
+        if t.write_all(&f).is_err() {
+            refused = true;
+            break;
+        }
+    }
+    assert!(refused, "the server took a 32 MiB fragmented message");
+    // The server is still there for everyone else.
+    let r = Server::client()
+        .get(s.url("/api/status"))
+        .send()
+        .expect("status");
+    assert!(r.status().is_success() || r.status() == reqwest::StatusCode::UNAUTHORIZED);
+}

@@ -415,6 +415,12 @@ pub async fn ws(
         }) as Recheck
     });
     let device = caller.filter(|c| c.role == Role::Display).map(|c| c.name);
+    // A display sends only control frames; anything larger is refused as
+    // it arrives instead of being buffered whole (red-team finding: 60 MiB
+    // frames and fragments from anonymous sockets, about 77 MiB each).
+    let upgrade = upgrade
+        .max_frame_size(MAX_CLIENT_FRAME)
+        .max_message_size(MAX_CLIENT_FRAME);
     Ok(upgrade.on_upgrade(move |socket| async move {
         let _slot = slot;
         let _held = held;
@@ -442,6 +448,10 @@ pub async fn ws(
         }
     }))
 }
+
+/// The largest frame or message a display may send (a close frame with
+/// its reason is at most 125 bytes; room to spare, nothing to buffer).
+const MAX_CLIENT_FRAME: usize = 1024;
 
 /// Resolves once the server is stopping.
 async fn stopped(rx: &mut watch::Receiver<bool>) {
