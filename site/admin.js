@@ -89,7 +89,7 @@
       ev.preventDefault();
       const f = new FormData(form);
       const username = form.dataset.user;
-      act("POST", "/api/users", { username, role: f.get("role"), password: f.get("password") },
+      act("POST", "/api/users", { username, role: f.get("role"), password: f.get("password"), replace: true },
         () => reloadSaying(`${username} の役割とパスワードを設定しました。`));
     });
   });

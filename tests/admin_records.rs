@@ -193,3 +193,110 @@ fn a_devices_last_contact_is_kept_across_a_restart() {
         .expect("the kiosk's row");
     assert!(row.contains(&when), "{row}");
 }
+
+/// Names that read as someone else are refused (insider red team, issue
+/// 23): a bidi override or zero-width character, an account named like an
+/// enrolled device, a device named like an account.
+#[test]
+fn names_that_pass_for_another_are_refused() {
+    let s = Server::start();
+    let (c, csrf) = s.admin();
+    let kiosk = Server::client();
+    let enrolled = kiosk.get(&s.kiosk_enrol).send().expect("enrol").status();
+    assert!(
+        enrolled.is_success() || enrolled.is_redirection(),
+        "{enrolled}"
+    );
+    let device = c
+        .get(s.url("/api/devices"))
+        .send()
+        .expect("devices")
+        .json::<Value>()
+        .expect("json");
+    let kiosk_name = device["devices"]
+        .as_array()
+        .and_then(|l| l.iter().find(|d| d["role"] == "kiosk"))
+        .and_then(|d| d["name"].as_str())
+        .expect("an enrolled kiosk")
+        .to_string();
+    let user = |name: &str| {
+        let r = c
+            .post(s.url("/api/users"))
+            .header("X-CSRF-Token", &csrf)
+            .json(&json!({"username": name, "role": "staff", "password": "a long password"}))
+            .send()
+            .expect("user");
+        let st = r.status();
+        (st, r.json::<Value>().unwrap_or_default())
+    };
+    for (name, status, code) in [
+        ("ad\u{202E}nimda", StatusCode::BAD_REQUEST, "bad_name"),
+        ("sa\u{200B}to", StatusCode::BAD_REQUEST, "bad_name"),
+        (kiosk_name.as_str(), StatusCode::CONFLICT, "name_taken"),
+        ("ADMIN", StatusCode::CONFLICT, "name_taken"),
+        ("admin", StatusCode::CONFLICT, "account_exists"),
+    ] {
+        let (st, v) = user(name);
+        assert_eq!(st, status, "{name:?}: {v}");
+        assert_eq!(v["error"]["code"], code, "{name:?}: {v}");
+        assert!(
+            v["error"]["message_ja"]
+                .as_str()
+                .is_some_and(|m| !m.contains("形式が正しくありません")),
+            "{name:?}: a specific Japanese message: {v}"
+        );
+    }
+    let r = c
+        .post(s.url("/api/devices"))
+        .header("X-CSRF-Token", &csrf)
+        .json(&json!({"name": "admin", "role": "display"}))
+        .send()
+        .expect("device");
+    assert_eq!(r.status(), StatusCode::CONFLICT);
+    // An ordinary new name still works.
+    assert_eq!(user("suzuki").0, StatusCode::OK);
+}
+
+/// One account holds at most 16 sessions (insider red team: 300 sign-ins
+/// kept 300 sessions, each rewriting a growing file); the least recently
+/// used ends first.
+#[test]
+fn one_account_signing_in_again_and_again_keeps_a_bounded_number_of_sessions() {
+    let s = Server::start();
+    let sign_in = || {
+        let c = Server::client();
+        let r = c
+            .post(s.url("/api/login"))
+            .json(&json!({"username": "admin", "password": s.admin_password}))
+            .send()
+            .expect("login");
+        assert_eq!(r.status(), StatusCode::OK);
+        c
+    };
+    let first = sign_in();
+    let mut last = None;
+    for _ in 0..20 {
+        last = Some(sign_in());
+    }
+    let last = last.expect("signed in");
+    let me = |c: &reqwest::blocking::Client| c.get(s.url("/api/me")).send().expect("me").status();
+    assert_eq!(me(&last), StatusCode::OK);
+    assert_eq!(
+        me(&first),
+        StatusCode::UNAUTHORIZED,
+        "the oldest session ended"
+    );
+    let sessions: Value = last
+        .get(s.url("/api/sessions"))
+        .send()
+        .expect("sessions")
+        .json()
+        .expect("json");
+    let admins = sessions["sessions"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .filter(|x| x["username"] == "admin")
+        .count();
+    assert_eq!(admins, 16, "{sessions}");
+}

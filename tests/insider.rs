@@ -160,10 +160,29 @@ fn assert_ours(r: reqwest::blocking::Response, want: StatusCode, code: &str) -> 
 }
 
 fn create_user(s: &Server, admin: &Client, csrf: &str, name: &str, role: &str, pw: &str) {
+    set_user(
+        s,
+        admin,
+        csrf,
+        json!({"username": name, "role": role, "password": pw}),
+    );
+}
+
+/// Changes an existing account's role and password (its row's form).
+fn change_user(s: &Server, admin: &Client, csrf: &str, name: &str, role: &str, pw: &str) {
+    set_user(
+        s,
+        admin,
+        csrf,
+        json!({"username": name, "role": role, "password": pw, "replace": true}),
+    );
+}
+
+fn set_user(s: &Server, admin: &Client, csrf: &str, body: Value) {
     let r = admin
         .post(s.url("/api/users"))
         .header("X-CSRF-Token", csrf)
-        .json(&json!({"username": name, "role": role, "password": pw}))
+        .json(&body)
         .send()
         .expect("user");
     assert_eq!(r.status(), StatusCode::OK);
@@ -411,7 +430,7 @@ fn a_role_or_password_change_ends_the_accounts_sessions_at_once() {
         StatusCode::OK
     );
     // Demoted: the open session ends at once; it cannot create an admin.
-    create_user(&s, &admin, &csrf, "kacho", "staff", pw);
+    change_user(&s, &admin, &csrf, "kacho", "staff", pw);
     let r = k
         .post(s.url("/api/users"))
         .header("X-CSRF-Token", &kcsrf)
@@ -440,7 +459,7 @@ fn a_role_or_password_change_ends_the_accounts_sessions_at_once() {
         StatusCode::FORBIDDEN
     );
     // A password reset ends the session too; the old password is refused.
-    create_user(&s, &admin, &csrf, "kacho", "staff", "kacho's new password");
+    change_user(&s, &admin, &csrf, "kacho", "staff", "kacho's new password");
     assert_eq!(
         k.get(s.url("/api/me")).send().expect("me").status(),
         StatusCode::UNAUTHORIZED
@@ -506,7 +525,7 @@ fn a_role_or_password_change_ends_the_accounts_sessions_at_once() {
     let r = admin
         .post(s.url("/api/users"))
         .header("X-CSRF-Token", &csrf)
-        .json(&json!({"username": "admin", "role": "staff", "password": "whatever whatever"}))
+        .json(&json!({"username": "admin", "role": "staff", "password": "whatever whatever", "replace": true}))
         .send()
         .expect("demote");
     assert_ours(r, StatusCode::BAD_REQUEST, "bad_request");

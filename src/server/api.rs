@@ -379,9 +379,20 @@ pub fn set_cookie(app: &App, name: &str, value: &str, max_age: Option<i64>) -> S
 }
 
 /// An account name as it may appear in the audit log.
+/// A typed sign-in name as the audit log shows it: cut to the ID length,
+/// and control or invisible characters written as `\u{…}` so that a name
+/// with a direction override cannot reverse the address after it on the
+/// audit page (insider red team).
 fn audited_name(name: &str) -> String {
     name.chars()
         .take(madoguchi_core::model::MAX_ID_CHARS)
+        .map(|c| {
+            if c.is_control() || super::names::invisible(c) {
+                format!("\\u{{{:04X}}}", c as u32)
+            } else {
+                c.to_string()
+            }
+        })
         .collect()
 }
 
@@ -494,14 +505,12 @@ pub async fn new_device(
     Authed(caller, ..): Authed<Admins>,
     Body(d): Body<NewDevice>,
 ) -> Result<Json<Value>, ApiError> {
-    if !matches!(d.role, Role::Kiosk | Role::Display | Role::Standby)
-        || d.name.is_empty()
-        || d.name.len() > 64
-    {
+    if !matches!(d.role, Role::Kiosk | Role::Display | Role::Standby) {
         return Err(ApiError::BadRequest(
-            "a device is a kiosk or a display, with a name of 1–64 characters".into(),
+            "a device is a kiosk, a display or a standby".into(),
         ));
     }
+    app.auth.check_device_name(&d.name)?;
     let code = app
         .auth
         .new_enrolment(&d.name, d.role, std::time::Duration::from_secs(24 * 3600))
@@ -530,10 +539,14 @@ pub struct NewUser {
     username: String,
     role: Role,
     password: String,
+    /// Changing an existing account (its row's form), not creating one.
+    #[serde(default)]
+    replace: bool,
 }
 
-/// `POST /api/users` (admin): adds or replaces a staff account; a changed
-/// role or password ends the account's other sessions at once.
+/// `POST /api/users` (admin): adds a staff account, or with `replace`
+/// changes one; a changed role or password ends the account's other
+/// sessions at once.
 pub async fn new_user(
     State(app): State<Arc<App>>,
     Authed(caller, ..): Authed<Admins>,
@@ -541,7 +554,8 @@ pub async fn new_user(
 ) -> Result<Json<Value>, ApiError> {
     let a = app.clone();
     tokio::task::spawn_blocking(move || {
-        a.auth.set_user(&u.username, u.role, &u.password, &caller)?;
+        a.auth
+            .set_user(&u.username, u.role, &u.password, u.replace, &caller)?;
         let event = Event::AccountChanged {
             account: u.username,
             role: u.role.name().to_string(),
@@ -746,4 +760,15 @@ pub fn printed(engine: &madoguchi_core::engine::Engine, number: u32, base: &str)
         "mobile_url": url,
         "qr_svg": qr,
     }))
+}
+
+#[cfg(test)]
+mod audited_name_tests {
+    #[test]
+    fn invisible_and_control_characters_are_written_out() {
+        assert_eq!(super::audited_name("sato"), "sato");
+        assert_eq!(super::audited_name("ad\u{202E}min"), "ad\\u{202E}min");
+        assert_eq!(super::audited_name("a\tb"), "a\\u{0009}b");
+        assert_eq!(super::audited_name("佐藤 花子"), "佐藤 花子");
+    }
 }

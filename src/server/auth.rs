@@ -39,6 +39,10 @@ pub const SESSION_COOKIE: &str = "madoguchi_session";
 pub const DEVICE_COOKIE: &str = "madoguchi_device";
 /// A session ends this long after sign-in, however busy.
 pub const SESSION_MAX: Duration = Duration::from_secs(12 * 3600);
+/// Sessions one account may hold at once (a person at a few stations and
+/// browsers, with room to spare); a new sign-in beyond it ends the least
+/// recently used.
+pub const MAX_SESSIONS_PER_ACCOUNT: usize = 16;
 /// A device token is valid this many days after enrolment.
 pub const DEVICE_DAYS: i64 = 400;
 /// How often a session's last use is written down (so an idle timeout
@@ -540,6 +544,22 @@ impl Auth {
         Ok(out)
     }
 
+    /// Whether `name` may be a device's: its characters, and no account's
+    /// name or look-alike of another device's (the same device name again
+    /// re-enrols that device).
+    pub fn check_device_name(&self, name: &str) -> Result<(), ApiError> {
+        let f = self
+            .file
+            .lock()
+            .map_err(|_| internal(anyhow::anyhow!("accounts lock poisoned")))?;
+        super::names::check_new(
+            name,
+            f.devices.iter().map(|d| d.name.as_str()),
+            f.users.iter().map(|u| u.username.as_str()),
+        )?;
+        Ok(())
+    }
+
     /// A one-time code that enrols a device when its link is opened.
     pub fn new_enrolment(&self, name: &str, role: Role, valid: Duration) -> anyhow::Result<String> {
         let code = random_token(16);
@@ -610,6 +630,20 @@ impl Auth {
             // Sessions past their time are dropped whenever one starts.
             let (idle, max) = (self.idle.as_secs() as i64, SESSION_MAX.as_secs() as i64);
             s.retain(|_, x| now - x.last_seen <= idle && now - x.started_at <= max);
+            // A bound per account (insider red team: one account signing in
+            // in a loop grew the sessions file, rewritten on every sign-in,
+            // without end): the least recently used of its sessions ends.
+            let mut mine: Vec<(i64, String)> = s
+                .values()
+                .filter(|x| x.username == user.username)
+                .map(|x| (x.last_seen, x.token_sha256.clone()))
+                .collect();
+            if mine.len() >= MAX_SESSIONS_PER_ACCOUNT {
+                mine.sort();
+                for (_, old) in mine.iter().take(mine.len() + 1 - MAX_SESSIONS_PER_ACCOUNT) {
+                    s.remove(old);
+                }
+            }
             s.insert(
                 hash.clone(),
                 Session {
@@ -739,13 +773,17 @@ impl Auth {
         !f.users.iter().any(|u| u.role == Role::Admin && !u.disabled)
     }
 
-    /// Adds or replaces a staff account. A changed role or password ends
-    /// the account's other sessions at once (all but `by`'s own).
+    /// Adds a staff account (`replace` false: refused when the ID is in
+    /// use, so 「アカウントを作る」 never resets someone's password) or
+    /// changes one (`replace` true: refused when there is none). A changed
+    /// role or password ends the account's other sessions at once (all but
+    /// `by`'s own).
     pub fn set_user(
         &self,
         username: &str,
         role: Role,
         password: &str,
+        replace: bool,
         by: &Caller,
     ) -> Result<(), ApiError> {
         if !matches!(role, Role::Admin | Role::Staff | Role::Auditor) {
@@ -753,10 +791,39 @@ impl Auth {
                 "a person's role is admin, staff or auditor".into(),
             ));
         }
-        if username.is_empty() || username.len() > 64 || password.chars().count() < 10 {
-            return Err(ApiError::BadRequest(
-                "the name must be 1–64 characters and the password at least 10".into(),
-            ));
+        super::names::check(username)?;
+        if password.chars().count() < 10 {
+            return Err(ApiError::Name {
+                status: axum::http::StatusCode::BAD_REQUEST,
+                code: "password_too_short",
+                ja: "パスワードは 10 文字以上にしてください".into(),
+                en: "the password must be at least 10 characters".into(),
+            });
+        }
+        // The ID against those in use, before the (slow) hash.
+        {
+            let f = self
+                .file
+                .lock()
+                .map_err(|_| internal(anyhow::anyhow!("accounts lock poisoned")))?;
+            let exists = f.users.iter().any(|u| u.username == username);
+            match (exists, replace) {
+                (true, false) => {
+                    return Err(ApiError::Name {
+                        status: axum::http::StatusCode::CONFLICT,
+                        code: "account_exists",
+                        ja: format!("ID「{username}」のアカウントはすでにあります。役割やパスワードを変えるときは、一覧のその人の行で設定してください"),
+                        en: format!("an account \"{username}\" already exists; change its role or password in its row of the list"),
+                    })
+                }
+                (false, true) => return Err(ApiError::NotFound),
+                (false, false) => super::names::check_new(
+                    username,
+                    f.users.iter().map(|u| u.username.as_str()),
+                    f.devices.iter().map(|d| d.name.as_str()),
+                )?,
+                (true, true) => {}
+            }
         }
         let hash = hash_password(password)?;
         let refused = self

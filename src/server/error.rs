@@ -24,6 +24,14 @@ pub enum ApiError {
     Refused(Refusal),
     /// The request is malformed; the text is ours, never a parser's.
     BadRequest(String),
+    /// A name or an account change refused, said plainly in both
+    /// languages (`400` for a bad name, `409` for a clash with one in use).
+    Name {
+        status: StatusCode,
+        code: &'static str,
+        ja: String,
+        en: String,
+    },
     /// A JSON body without `Content-Type: application/json`.
     NotJson,
     MethodNotAllowed,
@@ -119,6 +127,12 @@ impl ApiError {
                 "リクエストの形式が正しくありません".into(),
                 format!("the request is not valid: {why}"),
             ),
+            ApiError::Name {
+                status,
+                code,
+                ja,
+                en,
+            } => (*status, code, ja.clone(), en.clone()),
             ApiError::NotJson => (
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "not_json",
@@ -424,6 +438,22 @@ impl From<ExecError> for ApiError {
             ExecError::Refused(r) => ApiError::Refused(r),
             ExecError::Engine(inner) if is_disk_full(inner.as_ref()) => ApiError::DiskFull,
             other => ApiError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<super::names::BadName> for ApiError {
+    fn from(b: super::names::BadName) -> ApiError {
+        let status = if b.code == "name_taken" {
+            StatusCode::CONFLICT
+        } else {
+            StatusCode::BAD_REQUEST
+        };
+        ApiError::Name {
+            status,
+            code: b.code,
+            ja: b.ja,
+            en: b.en,
         }
     }
 }

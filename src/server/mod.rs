@@ -19,6 +19,7 @@ mod hash_gate;
 mod health;
 mod known;
 mod limits;
+mod names;
 mod pages;
 mod publish;
 mod rejoin;

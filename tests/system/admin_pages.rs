@@ -128,6 +128,39 @@ fn staff_accounts_are_created_changed_and_disabled_in_the_page() {
         login_status(&s, "yamada", "second password 2"),
         StatusCode::OK
     );
+    // 「アカウントを作る」 with an ID in use (outside red team: it reset
+    // that person's password and role and said 「…を作りました」): refused
+    // in words, and yamada's role and password are as they were; a
+    // look-alike of an ID in use is refused too.
+    for (id, said) in [("yamada", "すでにあります"), ("YAMADA", "紛らわしい")] {
+        b.eval(
+            "document.getElementById('new-username').value = ''",
+            json!([]),
+        );
+        b.type_into("#new-username", id);
+        b.type_into("#new-password", "taken over password");
+        b.click("#new-user button[type=submit]");
+        b.wait_text("#result", said);
+        assert_eq!(
+            b.eval(
+                "return document.getElementById('result').classList.contains('bad')",
+                json!([])
+            ),
+            true
+        );
+    }
+    assert_eq!(
+        login_status(&s, "yamada", "second password 2"),
+        StatusCode::OK
+    );
+    assert_eq!(
+        login_status(&s, "yamada", "taken over password"),
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        find(&get(&api, &s, "/api/users")["users"], "username", "yamada").expect("yamada")["role"],
+        "auditor"
+    );
     save("admin-accounts.png", &b.screenshot());
 
     // Disable: signing in is refused at once.
