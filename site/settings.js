@@ -61,10 +61,17 @@
     };
   }
 
+  // The configuration each part of the page shows (the form, the TOML
+  // text): a save from a stale one (another tab, or the other part, saved
+  // since) is refused by the server instead of undoing that change.
+  function basedOn(el) { return el.dataset.basedOn || undefined; }
+  function saved(el, r) { if (r.ok && r.body && r.body.based_on) el.dataset.basedOn = r.body.based_on; }
+
   form.addEventListener("submit", async (ev) => {
     ev.preventDefault();
     if (!form.reportValidity()) return;
-    const r = await M.post("/api/settings/form", collect());
+    const r = await M.post("/api/settings/form", Object.assign(collect(), { based_on: basedOn(form) }));
+    saved(form, r);
     show(r, r.ok ? `保存して適用しました（記録 ${r.body.seq}）` : "");
   });
 
@@ -83,7 +90,8 @@
   });
   document.getElementById("apply").addEventListener("click", async () => {
     if (!confirm("この設定を適用しますか？")) return;
-    const r = await M.post("/api/settings", { toml: area.value });
+    const r = await M.post("/api/settings", { toml: area.value, based_on: basedOn(area) });
+    saved(area, r);
     show(r, r.ok ? `適用しました（記録 ${r.body.seq}）` : "");
   });
 })();

@@ -47,5 +47,6 @@ mod system {
     mod office_clock;
     mod redirect;
     mod ruby;
+    mod settings_tabs;
     mod staff_day;
 }

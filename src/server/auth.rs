@@ -793,7 +793,7 @@ impl Auth {
         }
         super::names::check(username)?;
         if password.chars().count() < 10 {
-            return Err(ApiError::Name {
+            return Err(ApiError::Plain {
                 status: axum::http::StatusCode::BAD_REQUEST,
                 code: "password_too_short",
                 ja: "パスワードは 10 文字以上にしてください".into(),
@@ -809,7 +809,7 @@ impl Auth {
             let exists = f.users.iter().any(|u| u.username == username);
             match (exists, replace) {
                 (true, false) => {
-                    return Err(ApiError::Name {
+                    return Err(ApiError::Plain {
                         status: axum::http::StatusCode::CONFLICT,
                         code: "account_exists",
                         ja: format!("ID「{username}」のアカウントはすでにあります。役割やパスワードを変えるときは、一覧のその人の行で設定してください"),

@@ -24,9 +24,9 @@ pub enum ApiError {
     Refused(Refusal),
     /// The request is malformed; the text is ours, never a parser's.
     BadRequest(String),
-    /// A name or an account change refused, said plainly in both
-    /// languages (`400` for a bad name, `409` for a clash with one in use).
-    Name {
+    /// A refusal said plainly in both languages, with its own status and
+    /// code (a bad or taken name, an account in use, stale settings).
+    Plain {
         status: StatusCode,
         code: &'static str,
         ja: String,
@@ -127,7 +127,7 @@ impl ApiError {
                 "リクエストの形式が正しくありません".into(),
                 format!("the request is not valid: {why}"),
             ),
-            ApiError::Name {
+            ApiError::Plain {
                 status,
                 code,
                 ja,
@@ -449,7 +449,7 @@ impl From<super::names::BadName> for ApiError {
         } else {
             StatusCode::BAD_REQUEST
         };
-        ApiError::Name {
+        ApiError::Plain {
             status,
             code: b.code,
             ja: b.ja,

@@ -30,6 +30,36 @@ use super::App;
 #[serde(deny_unknown_fields)]
 struct Settings {
     toml: String,
+    /// The configuration the page showed ([`version`]); API clients may
+    /// leave it out.
+    #[serde(default)]
+    based_on: Option<String>,
+}
+
+/// A short fingerprint of configuration text: what a settings page was
+/// drawn from. Two tabs (or two administrators) each save what they saw;
+/// the second save is refused when the configuration moved under it
+/// (outside tester: the second tab silently undid the first one's change).
+pub fn version(source: &str) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(source.as_bytes())
+        .iter()
+        .take(8)
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Refuses a save from a page drawn from another configuration.
+fn still_current(current: &str, based_on: Option<&str>) -> Result<(), ApiError> {
+    match based_on {
+        Some(v) if v != version(current) => Err(ApiError::Plain {
+            status: StatusCode::CONFLICT,
+            code: "settings_changed",
+            ja: "この画面を開いた後に、別の画面（または別の管理者）が設定を変更しました。変更は保存していません。再読み込みして最新の設定を確かめてから、もう一度変更してください".into(),
+            en: "the settings were changed elsewhere after this page was opened; nothing was saved. Reload the page, check the settings in force, and make the change again".into(),
+        }),
+        _ => Ok(()),
+    }
 }
 
 const ADMIN: &[Role] = &[Role::Admin];
@@ -86,6 +116,7 @@ pub async fn apply(
 ) -> Result<Response, ApiError> {
     let caller = app.auth.require(&method, &headers, ADMIN)?;
     let s: Settings = parse_body(body)?;
+    still_current(&current(&app).await?, s.based_on.as_deref())?;
     apply_toml(&app, &s.toml, caller.name).await
 }
 
@@ -99,7 +130,9 @@ pub async fn apply_form(
 ) -> Result<Response, ApiError> {
     let caller = app.auth.require(&method, &headers, ADMIN)?;
     let form: SettingsForm = parse_body(body)?;
-    let toml = match settings_form::apply(&current(&app).await?, &form) {
+    let now = current(&app).await?;
+    still_current(&now, form.based_on.as_deref())?;
+    let toml = match settings_form::apply(&now, &form) {
         Ok(t) => t,
         Err(why) => {
             return Ok((
@@ -129,7 +162,9 @@ async fn apply_toml(app: &App, toml: &str, by: String) -> Result<Response, ApiEr
     .map_err(|e| ApiError::Internal(e.to_string()))?
     .map_err(ApiError::from)?;
     match result {
-        Ok(seq) => Ok(Json(json!({"ok": true, "seq": seq})).into_response()),
+        Ok(seq) => {
+            Ok(Json(json!({"ok": true, "seq": seq, "based_on": version(toml)})).into_response())
+        }
         Err(EngineError::ConfigConflict(why)) => Ok((
             StatusCode::CONFLICT,
             Json(json!({"error": settings_errors::conflict(&why)})),
@@ -170,7 +205,7 @@ pub async fn page(
         .collect();
     let html: Html<String> = app.pages.render(
         "settings.html",
-        context! { office => s.office.ja, toml, form, sections, queue_names, user => caller.name, csrf => caller.csrf() },
+        context! { office => s.office.ja, based_on => version(&toml), toml, form, sections, queue_names, user => caller.name, csrf => caller.csrf() },
     )?;
     Ok(html.into_response())
 }

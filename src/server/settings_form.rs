@@ -52,6 +52,11 @@ pub struct SettingsForm {
     pub message_en: String,
     pub seconds_per_page: u32,
     pub extra_days: Vec<ExtraDayForm>,
+    /// The configuration the page showed ([`super::settings::version`]):
+    /// a save from a page older than the configuration in force is
+    /// refused, so a second tab never undoes the first one's change.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub based_on: Option<String>,
 }
 
 impl SettingsForm {
@@ -104,6 +109,7 @@ impl SettingsForm {
                     name: x.name.clone(),
                 })
                 .collect(),
+            based_on: None,
         }
     }
 }
