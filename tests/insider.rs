@@ -2284,3 +2284,107 @@ fn a_stolen_display_token_from_six_addresses_cannot_take_the_reserve() {
     );
     drop(held);
 }
+
+/// Red-team finding F3 (issue 23): one staff session issued every number
+/// of a category in 30 s (982 tickets, then `numbers_exhausted`), and the
+/// kiosk that had issued 13 was then told the rest was "kept for the other
+/// kiosks". A person issuing is limited too: a few a minute and, like a
+/// device, at most what they leave to the others; the kiosk's refusal says
+/// the category's numbers are nearly used up. Administrators are not
+/// limited.
+#[test]
+fn one_staff_account_cannot_use_up_a_category_and_the_kiosk_is_told_why() {
+    let config = include_str!("../core/src/config/default-office.toml").replace(
+        "numbers = { from = 1001, to = 1999 }",
+        "numbers = { from = 1001, to = 1008 }",
+    );
+    assert!(config.contains("to = 1008"), "the category was narrowed");
+    let s = Server::start_with(Some(&config));
+    let (admin, csrf) = s.admin();
+    crate::server::open_today(&admin, &s, &csrf, &[]);
+    create_user(
+        &s,
+        &admin,
+        &csrf,
+        "yamada",
+        "staff",
+        "correct horse battery",
+    );
+    create_user(&s, &admin, &csrf, "sato", "staff", "sato's long password");
+    let (yamada, ycsrf) = sign_in(&s, "yamada", "correct horse battery");
+    let issue = |c: &Client, csrf: &str, category: &str| {
+        c.post(s.url("/api/commands"))
+            .header("X-CSRF-Token", csrf)
+            .json(&json!({"command": "issue_ticket", "category": category}))
+            .send()
+            .expect("issue")
+    };
+    // The share: half of the eight numbers, then a refusal that says so.
+    let mut issued = Vec::new();
+    let refusal = loop {
+        let r = issue(&yamada, &ycsrf, "idou");
+        if r.status() != StatusCode::OK {
+            break assert_ours(r, StatusCode::TOO_MANY_REQUESTS, "account_share_used");
+        }
+        issued.push(
+            r.json::<Value>().expect("json")["ticket"]
+                .as_u64()
+                .expect("n"),
+        );
+        assert!(issued.len() <= 8, "one account issued the whole category");
+    };
+    assert_eq!(issued, [1001, 1002, 1003, 1004]);
+    let ja = refusal["error"]["message_ja"].as_str().unwrap_or_default();
+    assert!(ja.contains("アカウント") && ja.contains("管理者"), "{ja}");
+    let before = seq(&admin, &s);
+    assert_eq!(
+        issue(&yamada, &ycsrf, "idou").status(),
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    assert_eq!(seq(&admin, &s), before, "a refusal records nothing");
+    // The kiosk takes its share of what is left; its refusal blames no
+    // other kiosk.
+    let (kiosk, kcsrf) = new_kiosk(&s, &admin, &csrf, "kiosk-north");
+    for want in [1005, 1006] {
+        let r = issue(&kiosk, &kcsrf, "idou");
+        assert_eq!(r.status(), StatusCode::OK);
+        assert_eq!(r.json::<Value>().expect("json")["ticket"], want);
+    }
+    let v = assert_ours(
+        issue(&kiosk, &kcsrf, "idou"),
+        StatusCode::TOO_MANY_REQUESTS,
+        "device_share_used",
+    );
+    let (ja, en) = (
+        v["error"]["message_ja"].as_str().unwrap_or_default(),
+        v["error"]["message_en"].as_str().unwrap_or_default(),
+    );
+    assert!(ja.contains("残りわずか") && ja.contains("職員"), "{ja}");
+    assert!(!ja.contains("ほかの発券機"), "{ja}");
+    assert!(
+        en.contains("nearly used up") && !en.contains("other kiosks"),
+        "{en}"
+    );
+    // An administrator is not limited.
+    let (st, v) = cmd(
+        &admin,
+        &s,
+        &csrf,
+        json!({"command": "issue_ticket", "category": "idou"}),
+    );
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(v["ticket"], 1007);
+    // The rate: a few at once, then a wait, in another category.
+    let (sato, scsrf) = sign_in(&s, "sato", "sato's long password");
+    for _ in 0..5 {
+        assert_eq!(issue(&sato, &scsrf, "koseki").status(), StatusCode::OK);
+    }
+    let r = issue(&sato, &scsrf, "koseki");
+    assert!(r.headers().get("retry-after").is_some());
+    let v = assert_ours(r, StatusCode::TOO_MANY_REQUESTS, "rate_limited");
+    let ja = v["error"]["message_ja"].as_str().unwrap_or_default();
+    assert!(
+        ja.contains("秒") && ja.contains("番号は使われていません"),
+        "{ja}"
+    );
+}
