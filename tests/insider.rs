@@ -2114,3 +2114,277 @@ fn the_statistics_report_takes_only_json() {
         .expect("report");
     assert_eq!(r.status(), StatusCode::OK, "JSON still makes the report");
 }
+
+/// Red-team finding F1 (issue 23): one display token, shown once from each
+/// of six LAN addresses, made all six "known" for a week; their keep-alive
+/// connections then took the reserve too — 767 of 768 slots — so the kiosk
+/// and staff were refused and a staff PC on a new address could not reach
+/// `/login`; disabling the display changed nothing. Now a credential
+/// vouches for a few addresses (a display two), each holds in the reserve
+/// only what a display needs, a small share is kept for never-seen
+/// addresses, and disabling the display forgets its addresses and ends
+/// its reserve connections at their next request.
+#[test]
+fn a_stolen_display_token_from_six_addresses_cannot_take_the_reserve() {
+    let s = Server::start_args(
+        None,
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--max-connections",
+            "96",
+            "--max-connections-per-address",
+            "16",
+        ],
+    );
+    let (admin, csrf) = s.admin();
+    create_user(
+        &s,
+        &admin,
+        &csrf,
+        "yamada",
+        "staff",
+        "correct horse battery",
+    );
+    crate::server::open_today(&admin, &s, &csrf, &[10]);
+    let staff = unpooled_client_from([127, 0, 0, 31]);
+    let r = staff
+        .post(s.url("/api/login"))
+        .json(&json!({"username": "yamada", "password": "correct horse battery"}))
+        .send()
+        .expect("login");
+    assert_eq!(r.status(), StatusCode::OK);
+    let r = staff.get(s.url("/api/me")).send().expect("me");
+    assert_eq!(r.status(), StatusCode::OK, "the station is known");
+    let kiosk = unpooled_client_from([127, 0, 0, 30]);
+    kiosk.get(&s.kiosk_enrol).send().expect("enrol");
+    let kcsrf = kiosk
+        .get(s.url("/api/me"))
+        .send()
+        .expect("me")
+        .json::<Value>()
+        .expect("json")["csrf_token"]
+        .as_str()
+        .expect("csrf")
+        .to_string();
+    // The thief shows the display's cookie once from each address.
+    let cookie = display_cookie(&s);
+    let shown = |last: u8| {
+        unpooled_client_from([127, 0, 0, last])
+            .get(s.url("/api/me"))
+            .header("cookie", &cookie)
+            .send()
+            .expect("me")
+            .status()
+    };
+    for last in 2..=7u8 {
+        assert_eq!(shown(last), StatusCode::OK, "the token is valid");
+    }
+    let addr: std::net::SocketAddr = s.base.trim_start_matches("http://").parse().expect("addr");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    // 96 slots: an open pool of 66, a reserve of 24, 6 for newcomers. Six
+    // addresses of 16 connections would take them all.
+    let flood = || {
+        (2..=7u8)
+            .map(|last| rt.block_on(idle_keepalives(addr, [127, 0, 0, last], 16)))
+            .collect::<Vec<_>>()
+    };
+    let issue = || {
+        kiosk
+            .post(s.url("/api/commands"))
+            .header("X-CSRF-Token", &kcsrf)
+            .json(&json!({"command": "issue_ticket", "category": "idou"}))
+            .send()
+    };
+    let login_page = |last: u8| {
+        unpooled_client_from([127, 0, 0, last])
+            .get(s.url("/login"))
+            .send()
+            .map(|r| r.status())
+    };
+    let mut held = flood();
+    let n: usize = held.iter().map(Vec::len).sum();
+    eprintln!("with the token the flood holds {n} of 96 slots");
+    assert!(
+        n <= 66 + 16,
+        "the flood holds the open pool and one display's worth of the reserve (two addresses of 8): {n}"
+    );
+    // The kiosk, the staff station and a never-seen machine get through.
+    let r = issue().expect("the kiosk connects during the flood");
+    assert_eq!(r.status(), StatusCode::OK);
+    let r = staff
+        .get(s.url("/api/me"))
+        .send()
+        .expect("the staff station connects during the flood");
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(
+        login_page(70).expect("a new machine reaches the sign-in page"),
+        StatusCode::OK
+    );
+    // The display is disabled: its addresses are forgotten, and its
+    // reserve connection (the last address's) ends at its next request
+    // while a connection of the open pool is still answered.
+    let r = admin
+        .post(s.url("/api/devices/display-1/disabled"))
+        .header("X-CSRF-Token", &csrf)
+        .json(&json!({"disabled": true}))
+        .send()
+        .expect("disable");
+    assert_eq!(r.status(), StatusCode::OK);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let ask = format!("GET /favicon.ico HTTP/1.1\r\nHost: {addr}\r\n\r\n");
+    let mut reserved = held[5]
+        .pop()
+        .expect("a reserve connection of the last address");
+    let mut open = held[0].pop().expect("an open-pool connection");
+    let (reserved_closed, open_closed) = rt.block_on(async {
+        use tokio::io::AsyncWriteExt;
+        let _ = reserved.write_all(ask.as_bytes()).await;
+        let _ = open.write_all(ask.as_bytes()).await;
+        let wait = std::time::Duration::from_secs(2);
+        (
+            closed_by_server(&mut reserved, wait).await,
+            closed_by_server(&mut open, wait).await,
+        )
+    });
+    assert!(
+        reserved_closed,
+        "the revoked display's reserve connection stayed"
+    );
+    assert!(!open_closed, "an open-pool connection is not the display's");
+    drop((held, reserved, open));
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert_eq!(
+        shown(6),
+        StatusCode::UNAUTHORIZED,
+        "the disabled token vouches for nothing"
+    );
+    // The same flood again: no address of it is known any more.
+    let held = flood();
+    let n: usize = held.iter().map(Vec::len).sum();
+    eprintln!("after disabling the display the flood holds {n} of 96 slots");
+    assert!(
+        n <= 66 + 6,
+        "the open pool and the newcomers' share at most: {n}"
+    );
+    let r = issue().expect("the kiosk connects during the second flood");
+    assert_eq!(r.status(), StatusCode::OK);
+    let r = staff.get(s.url("/api/me")).send().expect("staff");
+    assert_eq!(r.status(), StatusCode::OK);
+    // The flood's newcomer connections last ten seconds: then a new
+    // machine reaches the sign-in page again.
+    std::thread::sleep(std::time::Duration::from_secs(11));
+    assert_eq!(
+        login_page(71).expect("a new machine reaches the sign-in page"),
+        StatusCode::OK
+    );
+    drop(held);
+}
+
+/// Red-team finding F3 (issue 23): one staff session issued every number
+/// of a category in 30 s (982 tickets, then `numbers_exhausted`), and the
+/// kiosk that had issued 13 was then told the rest was "kept for the other
+/// kiosks". A person issuing is limited too: a few a minute and, like a
+/// device, at most what they leave to the others; the kiosk's refusal says
+/// the category's numbers are nearly used up. Administrators are not
+/// limited.
+#[test]
+fn one_staff_account_cannot_use_up_a_category_and_the_kiosk_is_told_why() {
+    let config = include_str!("../core/src/config/default-office.toml").replace(
+        "numbers = { from = 1001, to = 1999 }",
+        "numbers = { from = 1001, to = 1008 }",
+    );
+    assert!(config.contains("to = 1008"), "the category was narrowed");
+    let s = Server::start_with(Some(&config));
+    let (admin, csrf) = s.admin();
+    crate::server::open_today(&admin, &s, &csrf, &[]);
+    create_user(
+        &s,
+        &admin,
+        &csrf,
+        "yamada",
+        "staff",
+        "correct horse battery",
+    );
+    create_user(&s, &admin, &csrf, "sato", "staff", "sato's long password");
+    let (yamada, ycsrf) = sign_in(&s, "yamada", "correct horse battery");
+    let issue = |c: &Client, csrf: &str, category: &str| {
+        c.post(s.url("/api/commands"))
+            .header("X-CSRF-Token", csrf)
+            .json(&json!({"command": "issue_ticket", "category": category}))
+            .send()
+            .expect("issue")
+    };
+    // The share: half of the eight numbers, then a refusal that says so.
+    let mut issued = Vec::new();
+    let refusal = loop {
+        let r = issue(&yamada, &ycsrf, "idou");
+        if r.status() != StatusCode::OK {
+            break assert_ours(r, StatusCode::TOO_MANY_REQUESTS, "account_share_used");
+        }
+        issued.push(
+            r.json::<Value>().expect("json")["ticket"]
+                .as_u64()
+                .expect("n"),
+        );
+        assert!(issued.len() <= 8, "one account issued the whole category");
+    };
+    assert_eq!(issued, [1001, 1002, 1003, 1004]);
+    let ja = refusal["error"]["message_ja"].as_str().unwrap_or_default();
+    assert!(ja.contains("アカウント") && ja.contains("管理者"), "{ja}");
+    let before = seq(&admin, &s);
+    assert_eq!(
+        issue(&yamada, &ycsrf, "idou").status(),
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    assert_eq!(seq(&admin, &s), before, "a refusal records nothing");
+    // The kiosk takes its share of what is left; its refusal blames no
+    // other kiosk.
+    let (kiosk, kcsrf) = new_kiosk(&s, &admin, &csrf, "kiosk-north");
+    for want in [1005, 1006] {
+        let r = issue(&kiosk, &kcsrf, "idou");
+        assert_eq!(r.status(), StatusCode::OK);
+        assert_eq!(r.json::<Value>().expect("json")["ticket"], want);
+    }
+    let v = assert_ours(
+        issue(&kiosk, &kcsrf, "idou"),
+        StatusCode::TOO_MANY_REQUESTS,
+        "device_share_used",
+    );
+    let (ja, en) = (
+        v["error"]["message_ja"].as_str().unwrap_or_default(),
+        v["error"]["message_en"].as_str().unwrap_or_default(),
+    );
+    assert!(ja.contains("残りわずか") && ja.contains("職員"), "{ja}");
+    assert!(!ja.contains("ほかの発券機"), "{ja}");
+    assert!(
+        en.contains("nearly used up") && !en.contains("other kiosks"),
+        "{en}"
+    );
+    // An administrator is not limited.
+    let (st, v) = cmd(
+        &admin,
+        &s,
+        &csrf,
+        json!({"command": "issue_ticket", "category": "idou"}),
+    );
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(v["ticket"], 1007);
+    // The rate: a few at once, then a wait, in another category.
+    let (sato, scsrf) = sign_in(&s, "sato", "sato's long password");
+    for _ in 0..5 {
+        assert_eq!(issue(&sato, &scsrf, "koseki").status(), StatusCode::OK);
+    }
+    let r = issue(&sato, &scsrf, "koseki");
+    assert!(r.headers().get("retry-after").is_some());
+    let v = assert_ours(r, StatusCode::TOO_MANY_REQUESTS, "rate_limited");
+    let ja = v["error"]["message_ja"].as_str().unwrap_or_default();
+    assert!(
+        ja.contains("秒") && ja.contains("番号は使われていません"),
+        "{ja}"
+    );
+}

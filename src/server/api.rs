@@ -83,6 +83,15 @@ fn scoped_request_id(caller: &Caller, id: &str) -> String {
     format!("r-{hex}")
 }
 
+/// The caller as a limited issuer of tickets (limits.rs): a device or a
+/// staff account; `None` for an administrator.
+fn limited_issuer(caller: &Caller) -> Option<super::limits::Issuer<'_>> {
+    (caller.role != Role::Admin).then_some(super::limits::Issuer {
+        name: &caller.name,
+        person: !caller.is_device(),
+    })
+}
+
 /// What the office's rules say about a command before the engine sees it
 /// (issue 23): attribution from who is asking, a day only for today, the
 /// issuing limits. Returns the command to run and the record's `by`.
@@ -137,11 +146,11 @@ fn checked(
                 }
                 None => false,
             };
-            // Devices are limited; a person issuing for a visitor is
-            // signed in, accountable and audited by name.
-            if caller.is_device() && !retry {
-                // The device's share of what is left (finding F11).
-                let (c, name) = (category.clone(), caller.name.clone());
+            // Devices and staff are limited (findings F11, F3); an
+            // administrator is not (limits.rs says why).
+            if let (Some(issuer), false) = (limited_issuer(caller), retry) {
+                // The issuer's share of what is left (finding F11).
+                let c = category.clone();
                 let share = app
                     .engine
                     .read(move |e| {
@@ -154,12 +163,16 @@ fn checked(
                     })
                     .map_err(ApiError::from)?;
                 if let Some((date, left)) = share {
-                    if !app.issue_limits.share_left(date, &name, &category, left) {
-                        return Err(ApiError::DeviceShareUsed);
+                    if !app.issue_limits.share_left(date, issuer, &category, left) {
+                        return Err(if issuer.person {
+                            ApiError::AccountShareUsed
+                        } else {
+                            ApiError::DeviceShareUsed
+                        });
                     }
                 }
                 app.issue_limits
-                    .take(&caller.name, &category)
+                    .take(issuer, &category)
                     .map_err(|seconds| ApiError::RateLimited { seconds })?;
             }
             Command::IssueTicket {
@@ -221,15 +234,15 @@ pub async fn command(
         // With a standby, answered only once it holds the record (fence.rs).
         app.replicated(seq).await?;
     }
-    if let (true, Some(_), Some(Event::TicketIssued { category, .. })) =
-        (caller.is_device(), outcome.seq, outcome.events.first())
+    if let (Some(issuer), Some(_), Some(Event::TicketIssued { category, .. })) =
+        (limited_issuer(&caller), outcome.seq, outcome.events.first())
     {
         let date = app
             .engine
             .read(|e| e.state().meta.day.as_ref().map(|d| d.date))
             .map_err(ApiError::from)?;
         if let Some(date) = date {
-            app.issue_limits.took(date, &caller.name, category);
+            app.issue_limits.took(date, issuer, category);
         }
     }
     let mut answer = json!({

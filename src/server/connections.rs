@@ -7,11 +7,18 @@
 //! the idle timeout, or when a request head or body is still arriving after
 //! the head deadline (slow headers, slow bodies).
 //!
-//! A quarter of the total is kept for known addresses — those a valid
-//! session cookie or device token came from lately (`known.rs`): a flood
-//! from strangers on many addresses, each asking something every few
-//! seconds so that no idle timeout sheds it, fills only the rest, and the
-//! staff stations, kiosks and displays still connect.
+//! The slots come from three pools (`slots.rs`): an open pool for
+//! anyone, a reserve of a quarter for addresses a credential vouches for
+//! (`known.rs`), each address and credential up to what its kind needs,
+//! and a small share for never-seen addresses. A flood from strangers on
+//! many addresses, each asking something every few seconds so that no
+//! idle timeout sheds it, fills only the open pool (and perhaps the
+//! newcomers' share); a flood shown a stolen credential holds a few more
+//! slots of the reserve and no more; the staff stations, kiosks and
+//! displays still connect, and a staff PC on a new address reaches
+//! `/login`. A reserve connection whose address is no longer vouched for
+//! (its device revoked, its account disabled) is closed on its next
+//! request.
 //!
 //! Under pressure — when three quarters of the total slots are taken —
 //! the idle timeout shrinks to [`PRESSED_IDLE`]: keep-alive connections
@@ -23,8 +30,7 @@
 //!
 //! The caps and timers live in the socket wrapper the listener hands to
 //! axum, so they hold for every route, and for a WebSocket as long as it
-//! lives (the upgraded socket carries its slot). The slot counting is the
-//! relay's ([`madoguchi_relay::conn::Limiter`]).
+//! lives (the upgraded socket carries its slot).
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -33,9 +39,11 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use madoguchi_relay::conn::{Limiter, Slot};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
+
+use super::known::KnownAddrs;
+use super::slots::{Pool, Slot, Slots};
 
 /// Descriptors kept back from the total cap for the log, the snapshots,
 /// reports and outgoing connections.
@@ -97,26 +105,25 @@ impl Guarded {
         inner: TcpListener,
         limits: Limits,
         tls: Option<tokio_rustls::TlsAcceptor>,
-        known: Arc<super::known::KnownAddrs>,
+        known: Arc<KnownAddrs>,
     ) -> std::io::Result<Guarded> {
         let local = inner.local_addr()?;
         let (tx, ready) = tokio::sync::mpsc::channel(64);
-        let limiter = Limiter::new(limits.total, limits.per_address);
-        let task = tokio::spawn(accept_loop(inner, limiter, limits, tls, known, tx));
+        let slots = Slots::new(limits.total, limits.per_address);
+        let task = tokio::spawn(accept_loop(inner, slots, limits, tls, known, tx));
         Ok(Guarded { ready, local, task })
     }
 }
 
 async fn accept_loop(
     inner: TcpListener,
-    limiter: Arc<Limiter>,
+    slots: Arc<Slots>,
     limits: Limits,
     tls: Option<tokio_rustls::TlsAcceptor>,
-    known: Arc<super::known::KnownAddrs>,
+    known: Arc<KnownAddrs>,
     tx: tokio::sync::mpsc::Sender<(Conn, SocketAddr)>,
 ) {
     let mut refused = 0u64;
-    let strangers = super::known::for_strangers(limits.total);
     loop {
         let (tcp, peer) = match inner.accept().await {
             Ok(x) => x,
@@ -127,17 +134,9 @@ async fn accept_loop(
                 continue;
             }
         };
-        // The reserve: past the strangers' share, only addresses a valid
-        // credential came from lately get a slot (red-team finding F2).
-        // Admissions are made here alone, so the count only falls between
-        // this look and `admit`.
-        let stranger_refused = limiter.open() >= strangers && !known.is_known(peer.ip());
-        let admitted = if stranger_refused {
-            None
-        } else {
-            limiter.admit(peer.ip())
-        };
-        let Some(slot) = admitted else {
+        // The pools: open, the reserve for addresses a credential vouches
+        // for, the newcomers' share (red-team findings F1, F2).
+        let Some(slot) = slots.admit(peer.ip(), known.voucher(peer.ip())) else {
             refused += 1;
             if refused.is_power_of_two() {
                 tracing::warn!(%peer, refused, "connection refused: too many connections");
@@ -146,7 +145,7 @@ async fn accept_loop(
             continue;
         };
         let _ = tcp.set_nodelay(true);
-        let io = GuardedIo::new(tcp, slot, limiter.clone(), limits);
+        let io = GuardedIo::new(tcp, Box::new(slot), slots.clone(), known.clone(), limits);
         match &tls {
             None => {
                 if tx.send((Conn::Plain(io), peer)).await.is_err() {
@@ -234,9 +233,11 @@ impl AsyncWrite for Conn {
 #[derive(Debug)]
 pub struct GuardedIo {
     inner: TcpStream,
-    _slot: Arc<Slot>,
+    slot: Box<Slot>,
     /// Read for the pressure check (how many slots are taken).
-    limiter: Arc<Limiter>,
+    slots: Arc<Slots>,
+    /// Asked, for a reserve slot, whether its address is still vouched for.
+    known: Arc<KnownAddrs>,
     limits: Limits,
     /// When a byte last moved either way; `None` until the first one (a
     /// new connection is held to the head deadline instead).
@@ -247,6 +248,8 @@ pub struct GuardedIo {
     /// When the client started sending what the server has not answered
     /// yet (a request head or body in progress).
     sending_since: Option<Instant>,
+    /// For a slot of the newcomers' share: when it ends, whatever moves.
+    ends: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
 fn timed_out(what: &str) -> std::io::Error {
@@ -254,12 +257,24 @@ fn timed_out(what: &str) -> std::io::Error {
 }
 
 impl GuardedIo {
-    fn new(inner: TcpStream, slot: Arc<Slot>, limiter: Arc<Limiter>, limits: Limits) -> GuardedIo {
+    fn new(
+        inner: TcpStream,
+        slot: Box<Slot>,
+        slots: Arc<Slots>,
+        known: Arc<KnownAddrs>,
+        limits: Limits,
+    ) -> GuardedIo {
+        // The newcomers' share is for reaching the sign-in page, not for
+        // holding: a flood that took it gives it back within seconds.
+        let ends = (slot.pool() == Pool::Newcomer)
+            .then(|| Box::pin(tokio::time::sleep(super::slots::NEWCOMER_LIFETIME)));
         // A new connection must start its request within the head deadline.
         GuardedIo {
+            ends,
             inner,
-            _slot: slot,
-            limiter,
+            slot,
+            slots,
+            known,
             limits,
             last_moved: None,
             idle: Box::pin(tokio::time::sleep(limits.head)),
@@ -269,7 +284,7 @@ impl GuardedIo {
 
     /// The idle timeout that holds now: shorter under pressure.
     fn idle_now(&self) -> Duration {
-        if pressed(self.limiter.open(), self.limits.total) {
+        if pressed(self.slots.open(), self.limits.total) {
             self.limits.idle.min(PRESSED_IDLE)
         } else {
             self.limits.idle
@@ -317,6 +332,11 @@ impl AsyncRead for GuardedIo {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<std::io::Result<()>> {
+        if let Some(ends) = self.ends.as_mut() {
+            if ends.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(Err(timed_out("a newcomer's connection ended")));
+            }
+        }
         let before = buf.filled().len();
         match Pin::new(&mut self.inner).poll_read(cx, buf) {
             Poll::Ready(Ok(())) if buf.filled().len() > before => {
@@ -324,6 +344,15 @@ impl AsyncRead for GuardedIo {
                 let since = *self.sending_since.get_or_insert(now);
                 if now.duration_since(since) > self.limits.head {
                     return Poll::Ready(Err(timed_out("request head or body too slow")));
+                }
+                // A reserve slot is held only while a credential vouches
+                // for its address: a revoked device's connections end at
+                // their next request, not when the attacker lets them go.
+                if self.slot.pool() == Pool::Reserve && !self.known.is_known(self.slot.ip()) {
+                    return Poll::Ready(Err(std::io::Error::new(
+                        std::io::ErrorKind::PermissionDenied,
+                        "address no longer vouched for",
+                    )));
                 }
                 self.moved();
                 Poll::Ready(Ok(()))

@@ -58,8 +58,12 @@ pub enum ApiError {
         seconds: u64,
     },
     /// This device took its share of the category's numbers today (at most
-    /// what is left to the others). Nothing was done.
+    /// what is left to everybody else): the category's numbers are nearly
+    /// used up. Nothing was done.
     DeviceShareUsed,
+    /// This staff account took its share of the category's numbers today,
+    /// as a device does. Nothing was done.
+    AccountShareUsed,
     /// `open_day` for a date other than the office's business date.
     NotToday {
         date: chrono::NaiveDate,
@@ -154,8 +158,14 @@ impl ApiError {
             ApiError::DeviceShareUsed => (
                 StatusCode::TOO_MANY_REQUESTS,
                 "device_share_used",
-                "この発券機からは、この受付区分の本日の番号をこれ以上発行できません（ほかの発券機の分を残すため）。番号は使われていません。職員に声をおかけください".into(),
-                "this kiosk has issued its share of today's numbers in this category (the rest is kept for the other kiosks); nothing was issued and no number was used. Please ask a member of staff".into(),
+                "この受付区分の本日の番号は残りわずかのため、この発券機からはこれ以上発行できません。番号は使われていません。職員に声をおかけください（職員は窓口で発券できます。番号の範囲は管理者が設定で広げられます）".into(),
+                "this category's numbers for today are nearly used up, so this kiosk issues no more of them; nothing was issued and no number was used. Please ask a member of staff: staff can still issue a number at the counter, and an administrator can widen the category's number range in the settings".into(),
+            ),
+            ApiError::AccountShareUsed => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "account_share_used",
+                "このアカウントは、この受付区分の本日の番号の残りの半分をすでに発行したため、これ以上発行できません。番号は使われていません。発券機か別の職員のアカウントで発券するか、管理者に連絡してください".into(),
+                "this account has issued half of what is left of this category's numbers for today and issues no more of them; nothing was issued and no number was used. Issue from a kiosk or another staff account, or ask an administrator".into(),
             ),
             ApiError::NotToday { date, today } => (
                 StatusCode::CONFLICT,

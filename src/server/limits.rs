@@ -1,11 +1,17 @@
-//! Issuing rate limits (issue 23, R11): one kiosk, or one stolen kiosk
-//! token, cannot use up a category's numbers for the day. Token buckets per
-//! kiosk and per category (over every kiosk), checked before the command
-//! reaches the engine, so a refused request burns no number. Staff issuing
-//! for a visitor are signed in and audited by name, and not limited.
+//! Issuing rate limits (issue 23, R11): one kiosk, one staff account, or
+//! one stolen kiosk token or staff session, cannot use up a category's
+//! numbers for the day. Token buckets per issuer and per category (over
+//! every issuer), checked before the command reaches the engine, so a
+//! refused request burns no number. A kiosk may issue a queue's worth at
+//! once ([`ISSUER_BURST`]); a person issuing for a visitor at the counter
+//! a few a minute ([`PERSON_BURST`], [`PERSON_PER_MINUTE`]) — a staff
+//! session used 982 numbers of a category in 30 s before (red-team
+//! finding F3). Administrators are not limited: they may widen a
+//! category's numbers, close and reopen the day anyway, and the last
+//! numbers of a category are theirs to give.
 //!
-//! The buckets slow a device down; they do not stop it using a category
-//! up over an hour (red-team finding F11). So one device also holds at
+//! The buckets slow an issuer down; they do not stop it using a category
+//! up over an hour (red-team finding F11). So one issuer also holds at
 //! most a share of a category's numbers for the day ([`share_allows`]):
 //! it may take a number only while what it took stays below what is left
 //! for everybody else — at most half of the category, however long it
@@ -19,6 +25,10 @@ use std::time::Instant;
 /// Tickets one kiosk may take at once, and how fast that refills.
 pub const ISSUER_BURST: f64 = 10.0;
 pub const ISSUER_PER_MINUTE: f64 = 15.0;
+/// Tickets one person (a staff account) may issue at once, and how fast
+/// that refills: a clerk issues for the visitor in front of them.
+pub const PERSON_BURST: f64 = 5.0;
+pub const PERSON_PER_MINUTE: f64 = 4.0;
 /// Tickets of one category across every kiosk.
 pub const CATEGORY_BURST: f64 = 60.0;
 pub const CATEGORY_PER_MINUTE: f64 = 40.0;
@@ -49,10 +59,26 @@ impl Bucket {
 #[derive(Debug, Default)]
 struct Buckets {
     issuers: HashMap<String, Bucket>,
+    people: HashMap<String, Bucket>,
     categories: HashMap<String, Bucket>,
 }
 
-/// Numbers each device took today, per category.
+/// Who takes a number: a device or a person, by name (a device and an
+/// account may share a name; their allowances are apart).
+#[derive(Debug, Clone, Copy)]
+pub struct Issuer<'a> {
+    pub name: &'a str,
+    pub person: bool,
+}
+
+impl Issuer<'_> {
+    fn key(&self) -> String {
+        let kind = if self.person { "account" } else { "device" };
+        format!("{kind}:{}", self.name)
+    }
+}
+
+/// Numbers each issuer took today, per category.
 #[derive(Debug, Default)]
 struct Shares {
     date: Option<chrono::NaiveDate>,
@@ -65,8 +91,8 @@ pub struct IssueLimits {
     shares: Mutex<Shares>,
 }
 
-/// Whether a device that took `taken` numbers of a category today may take
-/// one more while `left` remain: only if afterwards it still holds no
+/// Whether an issuer that took `taken` numbers of a category today may
+/// take one more while `left` remain: only if afterwards it still holds no
 /// more than what is left to the others.
 pub fn share_allows(taken: u32, left: u32) -> bool {
     taken.saturating_add(2) <= left
@@ -99,12 +125,12 @@ fn take(
 }
 
 impl IssueLimits {
-    /// Whether `device` may take one more number of `category` on `date`
+    /// Whether `issuer` may take one more number of `category` on `date`
     /// while `left` remain.
     pub fn share_left(
         &self,
         date: chrono::NaiveDate,
-        device: &str,
+        issuer: Issuer<'_>,
         category: &str,
         left: u32,
     ) -> bool {
@@ -117,14 +143,14 @@ impl IssueLimits {
         }
         let taken = s
             .taken
-            .get(&(device.to_string(), category.to_string()))
+            .get(&(issuer.key(), category.to_string()))
             .copied()
             .unwrap_or(0);
         share_allows(taken, left)
     }
 
-    /// `device` took a number of `category` on `date`.
-    pub fn took(&self, date: chrono::NaiveDate, device: &str, category: &str) {
+    /// `issuer` took a number of `category` on `date`.
+    pub fn took(&self, date: chrono::NaiveDate, issuer: Issuer<'_>, category: &str) {
         let Ok(mut s) = self.shares.lock() else {
             return;
         };
@@ -133,19 +159,25 @@ impl IssueLimits {
             s.taken.clear();
         }
         *s.taken
-            .entry((device.to_string(), category.to_string()))
+            .entry((issuer.key(), category.to_string()))
             .or_insert(0) += 1;
     }
 
     /// Takes one ticket from `issuer`'s and `category`'s allowance, or says
     /// in how many seconds to try again (taking nothing).
-    pub fn take(&self, issuer: &str, category: &str) -> Result<(), u64> {
+    pub fn take(&self, issuer: Issuer<'_>, category: &str) -> Result<(), u64> {
         let now = Instant::now();
         let Ok(mut b) = self.buckets.lock() else {
             return Err(1);
         };
         let b = &mut *b;
-        take(&mut b.issuers, issuer, now, ISSUER_BURST, ISSUER_PER_MINUTE)?;
+        let key = issuer.key();
+        let (own, burst, per_minute) = if issuer.person {
+            (&mut b.people, PERSON_BURST, PERSON_PER_MINUTE)
+        } else {
+            (&mut b.issuers, ISSUER_BURST, ISSUER_PER_MINUTE)
+        };
+        take(own, &key, now, burst, per_minute)?;
         take(
             &mut b.categories,
             category,
@@ -153,7 +185,7 @@ impl IssueLimits {
             CATEGORY_BURST,
             CATEGORY_PER_MINUTE,
         )?;
-        for (map, key) in [(&mut b.issuers, issuer), (&mut b.categories, category)] {
+        for (map, key) in [(own, key.as_str()), (&mut b.categories, category)] {
             if let Some(x) = map.get_mut(key) {
                 x.tokens -= 1.0;
             }
@@ -166,15 +198,32 @@ impl IssueLimits {
 mod tests {
     use super::*;
 
+    fn device(name: &str) -> Issuer<'_> {
+        Issuer {
+            name,
+            person: false,
+        }
+    }
+
+    fn person(name: &str) -> Issuer<'_> {
+        Issuer { name, person: true }
+    }
+
     #[test]
     fn one_issuer_is_limited_and_another_is_not() {
         let l = IssueLimits::default();
         for _ in 0..ISSUER_BURST as usize {
-            assert!(l.take("kiosk-1", "idou").is_ok());
+            assert!(l.take(device("kiosk-1"), "idou").is_ok());
         }
-        let wait = l.take("kiosk-1", "idou").expect_err("limited");
+        let wait = l.take(device("kiosk-1"), "idou").expect_err("limited");
         assert!((1..=4).contains(&wait), "{wait}");
-        assert!(l.take("kiosk-2", "idou").is_ok());
+        assert!(l.take(device("kiosk-2"), "idou").is_ok());
+        // An account of the same name has its own, smaller allowance.
+        for _ in 0..PERSON_BURST as usize {
+            assert!(l.take(person("kiosk-1"), "koseki").is_ok());
+        }
+        let wait = l.take(person("kiosk-1"), "koseki").expect_err("limited");
+        assert!((1..=15).contains(&wait), "{wait}");
     }
 
     #[test]
@@ -188,11 +237,17 @@ mod tests {
         assert!(!share_allows(0, 1), "the last number is left to others");
         let l = IssueLimits::default();
         let day = chrono::NaiveDate::from_ymd_opt(2026, 11, 24).unwrap_or_default();
-        assert!(l.share_left(day, "k", "idou", 3));
-        l.took(day, "k", "idou");
-        assert!(!l.share_left(day, "k", "idou", 2));
-        assert!(l.share_left(day, "other", "idou", 2));
-        assert!(l.share_left(day.succ_opt().unwrap_or_default(), "k", "idou", 2));
+        assert!(l.share_left(day, device("k"), "idou", 3));
+        l.took(day, device("k"), "idou");
+        assert!(!l.share_left(day, device("k"), "idou", 2));
+        assert!(l.share_left(day, device("other"), "idou", 2));
+        assert!(
+            l.share_left(day, person("k"), "idou", 2),
+            "apart from the device"
+        );
+        l.took(day, person("tanaka"), "idou");
+        assert!(!l.share_left(day, person("tanaka"), "idou", 2));
+        assert!(l.share_left(day.succ_opt().unwrap_or_default(), device("k"), "idou", 2));
     }
 
     #[test]
@@ -200,11 +255,11 @@ mod tests {
         let l = IssueLimits::default();
         let mut ok = 0;
         for i in 0..200 {
-            if l.take(&format!("k{}", i / 5), "idou").is_ok() {
+            if l.take(device(&format!("k{}", i / 5)), "idou").is_ok() {
                 ok += 1;
             }
         }
         assert_eq!(ok, CATEGORY_BURST as usize);
-        assert!(l.take("fresh", "koseki").is_ok());
+        assert!(l.take(device("fresh"), "koseki").is_ok());
     }
 }

@@ -29,6 +29,7 @@ mod settings_errors;
 mod settings_form;
 mod shutdown;
 mod sign_in_audit;
+mod slots;
 mod statistics;
 mod subscribers;
 mod throttle;
@@ -459,6 +460,7 @@ pub fn run(
         }
         let _watcher = displays::watch_layouts(&app);
         tokio::spawn(sign_in_audit::run(app.clone()));
+        tokio::spawn(known::forget_revoked(app.clone()));
         // A standby takes the primary's accounts and devices within
         // seconds: its own first-start admin and links would only mislead.
         let first = first.filter(|_| args.standby_of.is_none());

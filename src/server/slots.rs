@@ -1,0 +1,275 @@
+//! Connection slots of the office server (issue 23, R11), in three pools
+//! so that no one kind of client can take the others' room:
+//!
+//! - the **open pool** (all but the two below): anyone, up to the
+//!   per-address cap of `serve`'s flags;
+//! - the **reserve** (a quarter of the total, [`RESERVE_SHARE`]): only
+//!   addresses a credential vouches for (`known.rs`), each up to what its
+//!   kind needs (a display a handful, a staff PC a browser's worth) and
+//!   each credential up to its addresses' worth — so a few stolen
+//!   credentials hold a bounded part of it (red-team finding F1);
+//! - the **newcomers' share** (a sixteenth, [`NEWCOMER_SHARE`]): never-seen
+//!   addresses holding no more than a browser's first few connections, so
+//!   that a staff PC on a new DHCP address can still reach `/login` while
+//!   a flood fills the open pool. Small, so that a flood from many
+//!   addresses that takes it still leaves the reserve alone; and each of
+//!   its connections lasts [`NEWCOMER_LIFETIME`], so a flood that takes
+//!   it gives it back within seconds.
+//!
+//! A slot is freed when the connection (or the WebSocket it became) ends.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+
+use super::known::{Credential, Voucher};
+
+/// One slot in this many of the total is the known addresses' reserve.
+pub const RESERVE_SHARE: usize = 4;
+/// One slot in this many is kept for never-seen addresses.
+pub const NEWCOMER_SHARE: usize = 16;
+/// Connections a never-seen address may hold in the newcomers' share: a
+/// browser's parallel connections to load the sign-in page.
+pub const NEWCOMER_PER_ADDRESS: usize = 6;
+/// How long a connection of the newcomers' share lasts: long enough to
+/// load the sign-in page and sign in (after which the address is known),
+/// short enough that a flood which takes the share gives it back.
+pub const NEWCOMER_LIFETIME: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Which pool a slot came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pool {
+    Open,
+    Reserve,
+    Newcomer,
+}
+
+#[derive(Debug, Default)]
+struct Counts {
+    total: usize,
+    in_open: usize,
+    reserve: usize,
+    newcomer: usize,
+    per_ip: HashMap<IpAddr, usize>,
+    per_credential: HashMap<Credential, usize>,
+}
+
+/// The slot counts and caps.
+#[derive(Debug)]
+pub struct Slots {
+    total: usize,
+    per_address: usize,
+    counts: Mutex<Counts>,
+}
+
+/// One admitted connection; dropping it frees its slot.
+#[derive(Debug)]
+pub struct Slot {
+    slots: Arc<Slots>,
+    ip: IpAddr,
+    pool: Pool,
+    /// For a reserve slot: the credential it is charged to.
+    credential: Option<Credential>,
+}
+
+impl Slot {
+    pub fn pool(&self) -> Pool {
+        self.pool
+    }
+
+    pub fn ip(&self) -> IpAddr {
+        self.ip
+    }
+}
+
+/// The reserve's size out of `total`.
+pub fn reserve(total: usize) -> usize {
+    total / RESERVE_SHARE
+}
+
+/// The newcomers' share out of `total` (at least one slot).
+pub fn newcomers(total: usize) -> usize {
+    (total / NEWCOMER_SHARE).max(1).min(total - reserve(total))
+}
+
+/// The open pool: what the reserve and the newcomers' share leave.
+pub fn open_pool(total: usize) -> usize {
+    total - reserve(total) - newcomers(total)
+}
+
+impl Slots {
+    pub fn new(total: usize, per_address: usize) -> Arc<Slots> {
+        Arc::new(Slots {
+            total: total.max(1),
+            per_address: per_address.max(1),
+            counts: Mutex::new(Counts::default()),
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Counts> {
+        self.counts.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Connections open now, in every pool.
+    pub fn open(&self) -> usize {
+        self.lock().total
+    }
+
+    /// A slot for a new connection from `ip`, which `voucher` vouches for
+    /// (or nothing: a stranger), or `None` when every pool it may use is
+    /// full for it.
+    pub fn admit(self: &Arc<Self>, ip: IpAddr, voucher: Option<Voucher>) -> Option<Slot> {
+        let ip = ip.to_canonical();
+        let mut c = self.lock();
+        if c.total >= self.total {
+            return None;
+        }
+        let here = c.per_ip.get(&ip).copied().unwrap_or(0);
+        let (pool, credential) = if c.in_open < open_pool(self.total) && here < self.per_address {
+            (Pool::Open, None)
+        } else if let Some(v) = voucher {
+            let charged = c.per_credential.get(&v.credential).copied().unwrap_or(0);
+            let fits = here < v.kind.connections()
+                && charged < v.kind.per_credential()
+                && c.reserve < reserve(self.total);
+            if !fits {
+                return None;
+            }
+            (Pool::Reserve, Some(v.credential))
+        } else if here < NEWCOMER_PER_ADDRESS && c.newcomer < newcomers(self.total) {
+            (Pool::Newcomer, None)
+        } else {
+            return None;
+        };
+        c.total += 1;
+        *c.per_ip.entry(ip).or_insert(0) += 1;
+        match pool {
+            Pool::Open => c.in_open += 1,
+            Pool::Reserve => c.reserve += 1,
+            Pool::Newcomer => c.newcomer += 1,
+        }
+        if let Some(cred) = &credential {
+            *c.per_credential.entry(cred.clone()).or_insert(0) += 1;
+        }
+        Some(Slot {
+            slots: self.clone(),
+            ip,
+            pool,
+            credential,
+        })
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut c = self.slots.lock();
+        c.total = c.total.saturating_sub(1);
+        match self.pool {
+            Pool::Open => c.in_open = c.in_open.saturating_sub(1),
+            Pool::Reserve => c.reserve = c.reserve.saturating_sub(1),
+            Pool::Newcomer => c.newcomer = c.newcomer.saturating_sub(1),
+        }
+        if let Some(n) = c.per_ip.get_mut(&self.ip) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                c.per_ip.remove(&self.ip);
+            }
+        }
+        if let Some(cred) = &self.credential {
+            if let Some(n) = c.per_credential.get_mut(cred) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    c.per_credential.remove(cred);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::known::Kind;
+    use super::*;
+
+    fn display(name: &str) -> Option<Voucher> {
+        Some(Voucher {
+            credential: Credential {
+                device: true,
+                name: name.into(),
+            },
+            kind: Kind::Device,
+        })
+    }
+
+    fn ip(last: u8) -> IpAddr {
+        IpAddr::from([127, 0, 0, last])
+    }
+
+    #[test]
+    fn the_pools_share_the_total() {
+        assert_eq!(
+            (open_pool(768), reserve(768), newcomers(768)),
+            (528, 192, 48)
+        );
+        assert_eq!((open_pool(80), reserve(80), newcomers(80)), (55, 20, 5));
+        assert_eq!((open_pool(1), reserve(1), newcomers(1)), (0, 0, 1));
+    }
+
+    #[test]
+    fn a_flood_with_one_stolen_display_token_leaves_room_for_staff_and_newcomers() {
+        let s = Slots::new(768, 128);
+        let mut held = Vec::new();
+        // Six addresses, 128 each; the display vouches for the last two.
+        for last in 2..=7u8 {
+            let v = if last >= 6 {
+                display("display-1")
+            } else {
+                None
+            };
+            for _ in 0..128 {
+                held.extend(s.admit(ip(last), v.clone()));
+            }
+        }
+        // The sixth address already holds 16 of the open pool, past what a
+        // display may hold: only the seventh takes from the reserve.
+        assert_eq!(held.len(), 528 + 8, "the open pool and one display's 8");
+        // A staff PC is admitted from the reserve; a new machine from the
+        // newcomers' share, up to a browser's worth.
+        let staff = Some(Voucher {
+            credential: Credential {
+                device: false,
+                name: "yamada".into(),
+            },
+            kind: Kind::Person,
+        });
+        let staff_slots: Vec<Slot> = (0..20)
+            .filter_map(|_| s.admit(ip(31), staff.clone()))
+            .collect();
+        assert_eq!(staff_slots.len(), 16);
+        let new: Vec<Slot> = (0..10).filter_map(|_| s.admit(ip(70), None)).collect();
+        assert_eq!(new.len(), NEWCOMER_PER_ADDRESS);
+        assert!(new.iter().all(|x| x.pool() == Pool::Newcomer));
+        // The flood's own addresses get nothing more.
+        assert!(s.admit(ip(2), None).is_none());
+        drop(held);
+        assert_eq!(s.open(), 16 + NEWCOMER_PER_ADDRESS);
+    }
+
+    #[test]
+    fn one_credential_holds_its_addresses_worth_however_often_it_moves() {
+        let s = Slots::new(80, 20);
+        let fill: Vec<Slot> = (0..55).filter_map(|_| s.admit(ip(200), None)).collect();
+        assert_eq!(fill.len(), 20, "per address");
+        let fill: Vec<Slot> = (201..=203u8)
+            .flat_map(|a| (0..20).map(move |_| a))
+            .filter_map(|a| s.admit(ip(a), None))
+            .chain(fill)
+            .collect();
+        assert_eq!(fill.len(), 55 + 5, "the open pool, and a newcomer's share");
+        let mut reserve = Vec::new();
+        for last in 10..=20u8 {
+            reserve.extend((0..8).filter_map(|_| s.admit(ip(last), display("display-1"))));
+        }
+        assert_eq!(reserve.len(), Kind::Device.per_credential());
+    }
+}
