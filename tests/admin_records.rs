@@ -132,7 +132,7 @@ fn settings_errors_name_the_field_and_changes_name_the_admin() {
 fn a_devices_last_contact_is_kept_across_a_restart() {
     let mut s = Server::start();
     let kiosk = Server::client();
-    let r = kiosk.get(&s.kiosk_enrol).send().expect("enrol");
+    let r = kiosk.post(&s.kiosk_enrol).send().expect("enrol");
     assert!(
         r.status().is_success() || r.status().is_redirection(),
         "{}",
@@ -202,7 +202,7 @@ fn names_that_pass_for_another_are_refused() {
     let s = Server::start();
     let (c, csrf) = s.admin();
     let kiosk = Server::client();
-    let enrolled = kiosk.get(&s.kiosk_enrol).send().expect("enrol").status();
+    let enrolled = kiosk.post(&s.kiosk_enrol).send().expect("enrol").status();
     assert!(
         enrolled.is_success() || enrolled.is_redirection(),
         "{enrolled}"

@@ -24,7 +24,7 @@ fn office() -> String {
 /// An enrolled kiosk and its CSRF token.
 fn kiosk(s: &Server) -> (Client, String) {
     let k = Server::client();
-    k.get(&s.kiosk_enrol).send().expect("enrol");
+    k.post(&s.kiosk_enrol).send().expect("enrol");
     let html = k
         .get(s.url("/kiosk"))
         .send()

@@ -84,7 +84,7 @@ pub fn sign_in(base: &str, user: &str, password: &str) -> Result<(Client, String
 
 /// Opens an enrolment link as a device would; the device token.
 pub fn enrol(link: &str) -> String {
-    let r = Server::client().get(link).send().expect("enrol");
+    let r = Server::client().post(link).send().expect("enrol");
     assert_eq!(r.status(), StatusCode::SEE_OTHER, "{link}");
     r.headers()
         .get_all("set-cookie")

@@ -8,7 +8,7 @@ use crate::server::Server;
 /// A client holding the display device cookie from the enrolment link.
 fn display_client(s: &Server) -> reqwest::blocking::Client {
     let c = Server::client();
-    let r = c.get(&s.display_enrol).send().expect("enrol");
+    let r = c.post(&s.display_enrol).send().expect("enrol");
     assert!(r.status().is_success() || r.status().is_redirection());
     c
 }
@@ -100,7 +100,7 @@ fn sign_in(s: &Server, user: &str, password: &str) -> (Client, String) {
 /// A client enrolled as the demo kiosk, and its CSRF token.
 fn enrolled_kiosk(s: &Server) -> (Client, String) {
     let kiosk = Server::client();
-    kiosk.get(&s.kiosk_enrol).send().expect("enrol");
+    kiosk.post(&s.kiosk_enrol).send().expect("enrol");
     let kcsrf = kiosk
         .get(s.url("/api/me"))
         .send()
@@ -404,7 +404,7 @@ fn devices_get_no_staff_names() {
     assert!(staff_view.to_string().contains("yamada"), "staff see names");
     let display = display_client(&s);
     let kiosk = Server::client();
-    kiosk.get(&s.kiosk_enrol).send().expect("enrol kiosk");
+    kiosk.post(&s.kiosk_enrol).send().expect("enrol kiosk");
     for device in [&display, &kiosk] {
         let v = status(device, &s);
         assert_eq!(v["day_open"], true, "{v}");
@@ -1226,7 +1226,7 @@ fn with_tls_the_office_speaks_only_https_and_cookies_are_secure() {
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .expect("client")
-        .get(s.display_enrol.clone())
+        .post(s.display_enrol.clone())
         .send()
         .expect("enrol");
     let set_cookie = r.headers()["set-cookie"]
@@ -1461,7 +1461,7 @@ fn display_cookie(s: &Server) -> String {
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .expect("client");
-    let r = c.get(&s.display_enrol).send().expect("enrol");
+    let r = c.post(&s.display_enrol).send().expect("enrol");
     let set = r
         .headers()
         .get_all("set-cookie")
@@ -1594,7 +1594,7 @@ fn wrong_enrolment_codes_write_nothing_and_are_throttled() {
     assert_eq!(before, after, "a wrong code rewrote the enrolment file");
     // A right link from another machine still enrols.
     let r = client_from([127, 0, 0, 78])
-        .get(&s.display_enrol)
+        .post(&s.display_enrol)
         .send()
         .expect("enrol");
     assert!(r.status().is_redirection() || r.status().is_success());
@@ -1798,7 +1798,7 @@ fn a_stranger_flood_from_many_addresses_leaves_the_reserve_to_staff_and_kiosks()
         .expect("csrf")
         .to_string();
     let kiosk = unpooled_client_from([127, 0, 0, 30]);
-    kiosk.get(&s.kiosk_enrol).send().expect("enrol");
+    kiosk.post(&s.kiosk_enrol).send().expect("enrol");
     let kcsrf = kiosk
         .get(s.url("/api/me"))
         .send()
@@ -2157,7 +2157,7 @@ fn a_stolen_display_token_from_six_addresses_cannot_take_the_reserve() {
     let r = staff.get(s.url("/api/me")).send().expect("me");
     assert_eq!(r.status(), StatusCode::OK, "the station is known");
     let kiosk = unpooled_client_from([127, 0, 0, 30]);
-    kiosk.get(&s.kiosk_enrol).send().expect("enrol");
+    kiosk.post(&s.kiosk_enrol).send().expect("enrol");
     let kcsrf = kiosk
         .get(s.url("/api/me"))
         .send()

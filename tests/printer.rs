@@ -74,7 +74,7 @@ pub fn office_with_printer(addr: &str) -> String {
 
 fn kiosk_issue(s: &Server) -> (StatusCode, Value) {
     let kiosk = Server::client();
-    kiosk.get(&s.kiosk_enrol).send().expect("enrol");
+    kiosk.post(&s.kiosk_enrol).send().expect("enrol");
     let html = kiosk
         .get(s.url("/kiosk"))
         .send()

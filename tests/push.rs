@@ -17,7 +17,7 @@ type Ws =
 
 fn device_cookie(s: &Server) -> String {
     let r = Server::client()
-        .get(&s.display_enrol)
+        .post(&s.display_enrol)
         .send()
         .expect("enrol");
     let c = r.headers()["set-cookie"]
@@ -46,7 +46,7 @@ fn more_display_cookies(
                 .json()
                 .expect("json");
             let link = v["enrol_url"].as_str().expect("enrol_url");
-            let r = Server::client().get(link).send().expect("enrol");
+            let r = Server::client().post(link).send().expect("enrol");
             let c = r.headers()["set-cookie"]
                 .to_str()
                 .expect("cookie")

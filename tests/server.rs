@@ -391,7 +391,7 @@ fn every_error_gets_its_status_and_changes_nothing() {
     assert_error(st, &v, StatusCode::FORBIDDEN, "csrf");
     // A kiosk may issue but not call.
     let kiosk = Server::client();
-    let r = kiosk.get(&s.kiosk_enrol).send().expect("enrol");
+    let r = kiosk.post(&s.kiosk_enrol).send().expect("enrol");
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     // Enrolling a device is an account change: it is recorded.
     assert_eq!(seq(&c, &s), base_seq + 1);
@@ -435,7 +435,7 @@ fn every_error_gets_its_status_and_changes_nothing() {
     // The enrolment link works once.
     assert_eq!(
         Server::client()
-            .get(&s.kiosk_enrol)
+            .post(&s.kiosk_enrol)
             .send()
             .expect("again")
             .status(),
@@ -593,7 +593,7 @@ fn admins_add_staff_accounts_and_devices() {
         .to_string();
     let kiosk = Server::client();
     assert_eq!(
-        kiosk.get(&url).send().expect("enrol").status(),
+        kiosk.post(&url).send().expect("enrol").status(),
         StatusCode::SEE_OTHER
     );
     assert_eq!(
@@ -692,7 +692,7 @@ fn a_kiosk_offers_the_categories_the_office_enables_for_it() {
         json!({"command": "open_day", "date": today()}),
     );
     let kiosk = Server::client();
-    kiosk.get(&s.kiosk_enrol).send().expect("enrol");
+    kiosk.post(&s.kiosk_enrol).send().expect("enrol");
     let html = kiosk
         .get(s.url("/kiosk"))
         .send()

@@ -130,6 +130,22 @@ impl Session<'_> {
         self.d.post(&self.path("/url"), &json!({"url": url}));
     }
 
+    /// Opens an enrolment link and presses its button, as the person
+    /// setting up a kiosk or display does; returns once this browser has
+    /// left the enrolment page (it is then the device).
+    pub fn enrol(&self, link: &str) {
+        self.goto(link);
+        self.click("#enrol-confirm");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+        while self.url().contains("/enrol/") {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "still on the enrolment page"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+
     /// Runs a script in the page and returns its value.
     pub fn eval(&self, script: &str, args: Value) -> Value {
         self.d.post(

@@ -678,25 +678,75 @@ fn event_account(e: &Event) -> Option<String> {
     }
 }
 
-/// `GET /enrol/{code}`: makes this browser the device the code was for.
-/// A wrong code is a strike against the address, as a wrong password is
-/// (the sign-in throttle), so one machine cannot hammer the route.
+/// An enrolment link that is used, expired or never was: what to do.
+fn unknown_enrolment() -> ApiError {
+    ApiError::Plain {
+        status: StatusCode::NOT_FOUND,
+        code: "enrolment_link_unknown",
+        ja: "この登録リンクは使用済みか、期限切れ（発行から 24 時間）か、正しくありません。管理者に「端末」の画面で新しい登録リンクを作ってもらってください".into(),
+        en: "this enrolment link has been used, has expired (24 hours) or is not valid; ask an administrator for a new one (管理 → 端末)".into(),
+    }
+}
+
+/// Checks the enrolment throttle for `addr`; a wrong code is a strike
+/// against the address, as a wrong password is (the sign-in throttle), so
+/// one machine cannot hammer or probe the route.
+fn enrol_throttle(app: &App, addr: std::net::IpAddr) -> Result<(), ApiError> {
+    app.auth
+        .throttle
+        .before("(enrolment)", addr)
+        .map(|_| ())
+        .map_err(|locked| ApiError::EnrolThrottled {
+            minutes: super::throttle::minutes(locked.wait),
+        })
+}
+
+/// `GET /enrol/{code}`: what the link is for, with a button that enrols
+/// (outside tester: an ordinary link turned the admin's own browser into a
+/// kiosk when clicked, and any prefetch used it up). Changes nothing.
+pub async fn enrol_page(
+    State(app): State<Arc<App>>,
+    ClientAddr(addr): ClientAddr,
+    UrlPath(code): UrlPath<String>,
+) -> Result<Response, ApiError> {
+    enrol_throttle(&app, addr)?;
+    let Some((name, role)) = app.auth.enrolment_for(&code) else {
+        app.auth.throttle.busy(addr);
+        return Err(unknown_enrolment());
+    };
+    let (role_ja, role_en) = match role {
+        Role::Kiosk => ("番号発券機", "kiosk"),
+        Role::Display => ("表示機", "display"),
+        _ => ("予備機", "standby server"),
+    };
+    let html = app.pages.render(
+        "enrol.html",
+        minijinja::context! { code, name, role => role.name(), role_ja, role_en },
+    )?;
+    Ok(html.into_response())
+}
+
+/// `POST /enrol/{code}` (the button of [`enrol_page`]): makes this
+/// browser the device the code was for.
 pub async fn enrol(
     State(app): State<Arc<App>>,
     ClientAddr(addr): ClientAddr,
     UrlPath(code): UrlPath<String>,
 ) -> Result<Response, ApiError> {
+    enrol_throttle(&app, addr)?;
     let throttle = &app.auth.throttle;
-    throttle
-        .before("(enrolment)", addr)
-        .map_err(|locked| ApiError::EnrolThrottled {
-            minutes: super::throttle::minutes(locked.wait),
+    let (token, role, name) = app
+        .auth
+        .enrol(&code)
+        .inspect_err(|e| {
+            if matches!(e, ApiError::NotFound) {
+                throttle.busy(addr);
+            }
+        })
+        .map_err(|e| match e {
+            ApiError::NotFound => unknown_enrolment(),
+            e => e,
         })?;
-    let (token, role, name) = app.auth.enrol(&code).inspect_err(|e| {
-        if matches!(e, ApiError::NotFound) {
-            throttle.busy(addr);
-        }
-    })?;
     let a = app.clone();
     let event = Event::AccountChanged {
         account: name,

@@ -573,6 +573,20 @@ impl Auth {
         Ok(code)
     }
 
+    /// The device an unused, unexpired enrolment code is for (the code is
+    /// not used up).
+    pub fn enrolment_for(&self, code: &str) -> Option<(String, Role)> {
+        let hash = sha256_hex(code);
+        let now = unix_now();
+        self.with_enrolments(|list| {
+            list.iter()
+                .find(|e| e.code_sha256 == hash && e.expires_at > now)
+                .map(|e| (e.name.clone(), e.role))
+        })
+        .ok()
+        .flatten()
+    }
+
     /// Uses an enrolment code: stores the new device and returns its token
     /// and role.
     pub fn enrol(&self, code: &str) -> Result<(String, Role, String), ApiError> {

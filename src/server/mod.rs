@@ -246,7 +246,7 @@ fn router(app: Arc<App>) -> Router {
         .route("/api/devices/{name}", delete(api::delete_device))
         .route("/api/users/{name}/disabled", post(api::disable_user))
         .route("/api/devices/{name}/disabled", post(api::disable_device))
-        .route("/enrol/{code}", get(api::enrol))
+        .route("/enrol/{code}", get(api::enrol_page).post(api::enrol))
         .route("/api/settings", get(settings::get).post(settings::apply))
         .route("/api/settings/validate", post(settings::validate))
         .route("/api/settings/form", post(settings::apply_form))

@@ -50,6 +50,7 @@ const LAYOUTS: &[(&str, &str)] = &[
     layout!("base"),
     layout!("index"),
     layout!("login"),
+    layout!("enrol"),
     layout!("kiosk"),
     layout!("kiosk_buttons"),
     layout!("staff"),

@@ -540,8 +540,9 @@ pub async fn token(data: &std::path::Path, enrol_link: Option<&str>) -> anyhow::
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()?;
+    // The link's button (a `GET` only shows what the link is for).
     let r = http
-        .get(link)
+        .post(link)
         .send()
         .await
         .context("cannot reach the primary")?;

@@ -240,9 +240,24 @@ fn devices_are_enrolled_watched_and_revoked_in_the_page() {
     axe_clean(&b, "/admin/devices with a link");
     save("admin-devices-link.png", &b.screenshot());
 
-    // The kiosk's own browser opens the link and becomes kiosk-2.
+    // The admin clicking the link on their own computer only sees what it
+    // is for (outside tester: it used to make the admin's browser the
+    // kiosk and use the link up).
+    b.goto(&link);
+    b.wait_text("h1", "端末の登録");
+    assert!(b.text("main").contains("kiosk-2"), "{}", b.text("main"));
+    axe_clean(&b, "the enrolment page");
+    save("enrol-confirm.png", &b.screenshot());
+    let devices = get(&api, &s, "/api/devices");
+    assert!(
+        find(&devices["devices"], "name", "kiosk-2").is_none(),
+        "opening the link enrolled nothing"
+    );
+
+    // The kiosk's own browser opens the link, presses the button and
+    // becomes kiosk-2.
     let kiosk = driver.session();
-    kiosk.goto(&link);
+    kiosk.enrol(&link);
     assert!(kiosk.url().ends_with("/kiosk"), "{}", kiosk.url());
     kiosk.wait_text("h1", "番号札をお取りください");
     let devices = get(&api, &s, "/api/devices");

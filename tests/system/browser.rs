@@ -67,7 +67,7 @@ fn kiosk_to_staff_station_to_the_next_stage() {
 
     // The kiosk: enrol, check accessibility, switch language, take a ticket.
     let kiosk = driver.session();
-    kiosk.goto(&s.kiosk_enrol);
+    kiosk.enrol(&s.kiosk_enrol);
     assert!(kiosk.url().ends_with("/kiosk"), "{}", kiosk.url());
     kiosk.wait_text("button[data-category=idou]", "住民異動の受付");
     let violations = kiosk.axe();

@@ -40,7 +40,7 @@ fn a_guidance_display_follows_calls_and_shows_a_lost_connection() {
     );
     let driver = Driver::start();
     let d = driver.session();
-    d.goto(&s.display_enrol);
+    d.enrol(&s.display_enrol);
     d.goto(&s.url("/displays/guidance/idou.html"));
     d.wait_text("#surface", "住民異動の受付");
     let v = d.axe();

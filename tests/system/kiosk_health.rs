@@ -39,7 +39,7 @@ fn the_kiosk_says_why_it_cannot_issue_and_admin_sees_the_printer() {
     let (c, csrf) = s.admin();
     let driver = Driver::start();
     let k = driver.session();
-    k.goto(&s.kiosk_enrol);
+    k.enrol(&s.kiosk_enrol);
     assert!(k.url().ends_with("/kiosk"), "{}", k.url());
 
     // Day not open.

@@ -68,7 +68,7 @@ fn ruby_words_stay_whole_on_the_kiosk_and_the_ticket_page() {
     let number = issued["ticket"].as_u64().expect("number");
     let driver = crate::webdriver::Driver::start();
     let k = driver.session();
-    k.goto(&s.kiosk_enrol);
+    k.enrol(&s.kiosk_enrol);
     k.wait_text("h1", "番号札をお取りください");
     k.click("button[data-set-lang=easy]");
     k.wait_text("#categories", "しょうめい");

@@ -139,7 +139,7 @@ fn a_staff_day_by_keyboard_with_the_guidance_display_following() {
     }
     // The guidance display of 住民異動.
     let d = driver.session();
-    d.goto(&s.display_enrol);
+    d.enrol(&s.display_enrol);
     d.goto(&s.url("/displays/guidance/idou.html"));
     d.wait_text("#surface", "住民異動の受付");
 
@@ -257,7 +257,7 @@ fn the_board_keeps_rotating_and_a_lost_display_shows_no_old_numbers() {
     crate::server::open_today(&c, &s, &csrf, &[10]);
     let driver = Driver::start();
     let d = driver.session();
-    d.goto(&s.display_enrol);
+    d.enrol(&s.display_enrol);
     d.goto(&s.url("/displays/board.html"));
     d.wait_text("#surface", "戸籍係");
     let pages = d.eval(
@@ -358,7 +358,7 @@ fn a_visitor_in_easy_japanese_gets_an_80mm_ticket_on_one_page() {
 
     let driver = Driver::start();
     let k = driver.session();
-    k.goto(&s.kiosk_enrol);
+    k.enrol(&s.kiosk_enrol);
     k.wait_text("button[data-category=idou]", "住民異動の受付");
     // やさしい日本語: short sentences and ふりがな, still lang="ja".
     k.click("button[data-set-lang=easy]");
