@@ -13,6 +13,17 @@
   // the first one was answered is the same press twice, never a second call.
   const REPEAT_MS = 1000;
   let lastDone = { action: null, at: 0 };
+  // The sign-in ended (an administrator ended it, or it ran out): nothing
+  // more is sent; every key says so until the clerk signs in again.
+  let signedOut = false;
+  const LOGIN_AGAIN = `/login?next=${encodeURIComponent(`/staff?counter=${counter}`)}`;
+  // Each action's name as on its button, for "「完了」は行われていません".
+  const NAMES = {
+    call_next: "次を呼出", recall: "再呼出", start_service: "対応開始", complete: "完了", mark_absent: "不在",
+    hold: "保留", transfer: "回付", call_number: "番号指定呼出", toggle_counter: "窓口を開く／閉じる",
+    cancel: "取消", search: "履歴検索", return_absent: "不在から戻す", resume: "保留を再開",
+    open_day: "業務開始", close_day: "業務終了", reopen_issuing: "受付を再開",
+  };
 
   function say(text, bad) {
     outcome.textContent = text;
@@ -48,6 +59,14 @@
         return { command: action, counter };
       case "complete": return { command: "complete", counter, tags: tags() };
       case "hold": return { command: "hold", counter };
+      case "cancel": {
+        // 取消: the current ticket leaves the office's hands for good, so
+        // the clerk confirms it by its number.
+        const n = current();
+        if (n === null) return "取り消す番号がありません（対応中の番号だけを取り消せます）";
+        return confirm(`${n} 番を取り消しますか？ 取り消した番号は呼び出せなくなり、表示からも消えます。`)
+          ? { command: "cancel", number: n } : null;
+      }
       case "transfer": {
         const n = current();
         if (n === null) return "回付する番号がありません";
@@ -83,6 +102,7 @@
     mark_absent: (r) => `${r.ticket} 番を不在にしました`,
     hold: (r) => `${r.ticket} 番を保留にしました`,
     transfer: (r) => `${r.ticket} 番を回付しました`,
+    cancel: (r) => `${r.ticket} 番を取り消しました`,
     return_absent: (r) => `${r.ticket} 番を待ち列に戻しました`,
     resume: (r) => `${r.ticket} 番の保留を解除しました`,
     open_counter: () => "窓口を開きました",
@@ -92,22 +112,66 @@
     reopen_issuing: () => "受付を再開しました",
   };
 
+  // The sign-in has ended: say so where the clerk looks, say that the
+  // action pressed was not done, and offer the way back to this counter.
+  function endedSignIn(action) {
+    signedOut = true;
+    pending = null;
+    const what = action && NAMES[action] ? `「${NAMES[action]}」は行われていません。` : "";
+    const box = document.getElementById("signed-out");
+    box.hidden = false;
+    document.getElementById("signed-out-text").textContent =
+      `ログインが終了しています（管理者が終了したか、しばらく操作がなかったため）。${what}もう一度ログインしてから、やり直してください。`;
+    say(`ログインが終了しています。${what}`, true);
+    document.getElementById("login-again").focus();
+  }
+
+  // As common.js sends it: the highest epoch this browser has seen.
+  function epoch() {
+    try { return localStorage.getItem("madoguchi-epoch") || "0"; } catch (_) { return "0"; }
+  }
+
+  // What identifies a control in the panel across a redraw (a button by
+  // what it does and to which number or category).
+  function controlKey(el) {
+    if (!el.dataset.action) return null;
+    return ["action", "number", "category"].map((k) => `${k}=${el.dataset[k] || ""}`).join(";");
+  }
+
   // The panel is redrawn from the server every few seconds and after each
-  // action; focus inside it (a 戻す button) is put back on the same button,
-  // or on the station, never lost to the page body.
+  // action, and only when it changed: a redraw takes the screen reader's
+  // place. Focus inside it (受付を再開, 戻す, 再開) is put back on the same
+  // control. If that one is gone (the visitor was returned), it goes to
+  // the heading of the part it was in (不在・保留, the queue), never to
+  // another visitor's button — an Enter meant for the first must not
+  // return the next one — and never to the page body.
   async function refreshPanel() {
+    if (signedOut) return false;
+    const res = await fetch(panel.dataset.fragment, { credentials: "same-origin", headers: { "Madoguchi-Epoch": epoch() } });
+    const h = res.headers.get("Madoguchi-Epoch");
+    if (h !== null) M.learn(parseInt(h, 10));
+    if (res.status === 401) { endedSignIn(null); return false; }
+    if (!res.ok) throw new Error("fragment " + res.status);
+    const next = document.createElement("template");
+    next.innerHTML = await res.text();
+    if (next.innerHTML === panel.innerHTML) return true;
     const el = document.activeElement;
-    const inside = el && panel.contains(el);
-    const key = inside && el.dataset.action ? `[data-action="${el.dataset.action}"][data-number="${el.dataset.number}"]` : null;
-    const ok = await M.swap(panel);
+    const inside = el && el !== panel && panel.contains(el);
+    const key = inside ? controlKey(el) : null;
+    const part = inside && el.closest("[data-part]") ? el.closest("[data-part]").dataset.part : null;
+    panel.replaceChildren(next.content);
     if (inside) {
-      const again = key && panel.querySelector(key);
-      (again || station).focus();
+      const same = key && Array.from(panel.querySelectorAll("[data-action]")).find((b) => controlKey(b) === key);
+      // The part's heading takes focus without entering the Tab order.
+      const region = part && panel.querySelector(`[data-part="${CSS.escape(part)}"]`);
+      const heading = region && region.querySelector("h2[tabindex], h3[tabindex]");
+      (same || heading || station).focus();
     }
-    return ok;
+    return true;
   }
 
   async function act(action, number) {
+    if (signedOut) { endedSignIn(action); return; }
     if (action === "search") return search();
     if (inFlight) {
       // A double press never sends twice; a different key waits its turn.
@@ -124,6 +188,10 @@
     station.setAttribute("aria-busy", "true");
     try {
       const r = await M.post("/api/commands", body);
+      if (r.status === 401) {
+        endedSignIn(action);
+        return;
+      }
       if (r.ok) {
         say(done[body.command] ? done[body.command](r.body) : "完了しました");
         // A number typed for one action is not left for the next one.
@@ -177,6 +245,7 @@
     const n = numberInput();
     if (n === null) { say("番号を入力してください", true); return; }
     const r = await fetch(`/api/tickets/${n}`, { credentials: "same-origin" });
+    if (r.status === 401) { endedSignIn("search"); return; }
     const body = await r.json().catch(() => null);
     if (!r.ok) { say(M.message(body), true); return; }
     const labels = { issued: "発券", called: "呼出", recalled: "再呼出", started: "対応開始", completed: "完了", absent: "不在",
@@ -197,11 +266,13 @@
   });
 
   // Keys (docs/manual-ja.md §3): one letter per action anywhere on the
-  // page except while typing text; the number field takes digits only, so
-  // letters there are actions too (type 1003, press B). Enter never sends a
-  // command by itself (a number typed to return an absent visitor must not
-  // be called); Escape leaves any field for the station, so no field traps
-  // the keyboard. Tag boxes take Space and let the action keys through.
+  // page except in a text field: what is typed there goes to the field
+  // only (typing "10o" in 番号 once closed the counter). Enter in 番号 never
+  // sends a command (a number typed to return an absent visitor must not
+  // be called): it keeps the number and leaves the field, so the next
+  // letter (G, B, E, F) acts on it. Escape leaves any field for the
+  // station, so no field traps the keyboard. Tag boxes take Space and let
+  // the action keys through.
   function isTextField(el) {
     if (!el) return false;
     if (el.tagName === "TEXTAREA" || el.tagName === "SELECT") return true;
@@ -219,10 +290,12 @@
     if (ev.key === "Enter" && inNumber) {
       ev.preventDefault();
       const n = numberInput();
-      say(n === null ? "番号を入力してください" : `${n} 番: G 呼出・B 不在から戻す・E 保留を再開・F 履歴検索`, n === null);
+      if (n === null) { say("番号を数字で入力してください", true); return; }
+      station.focus();
+      say(`${n} 番: G 呼出・B 不在から戻す・E 保留を再開・F 履歴検索`);
       return;
     }
-    if (isTextField(el) && !inNumber) return;
+    if (isTextField(el)) return;
     if (ev.key === "/") { ev.preventDefault(); const i = document.getElementById("number-input"); i.focus(); i.select(); return; }
     if (ev.key.length !== 1 || !/[a-z]/i.test(ev.key)) return;
     const b = document.querySelector(`[data-key="${ev.key.toLowerCase()}"]`);
@@ -233,10 +306,11 @@
     else b.click();
   });
 
+  // Signing out keeps the way back to this counter.
   document.getElementById("logout").addEventListener("click", async () => {
-    await M.post("/api/logout", {});
-    location.href = "/login";
+    await M.post("/api/logout", {}).catch(() => null);
+    location.href = LOGIN_AGAIN;
   });
 
-  setInterval(() => { if (!inFlight) refreshPanel().catch(() => say("サーバーに接続できません", true)); }, 5000);
+  setInterval(() => { if (!inFlight && !signedOut) refreshPanel().catch(() => say("サーバーに接続できません", true)); }, 5000);
 })();

@@ -220,12 +220,40 @@ impl Session<'_> {
 
     /// Accepts the page's `confirm()` (waits for it to open).
     pub fn accept_alert(&self) {
+        self.answer_alert("/alert/accept");
+    }
+
+    /// Answers the page's `confirm()` with キャンセル (waits for it to open).
+    pub fn dismiss_alert(&self) {
+        self.answer_alert("/alert/dismiss");
+    }
+
+    /// The open dialog's text (waits for it to open).
+    pub fn alert_text(&self) -> String {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             let r = self
                 .d
                 .http
-                .post(format!("{}{}", self.d.base, self.path("/alert/accept")))
+                .get(format!("{}{}", self.d.base, self.path("/alert/text")))
+                .send()
+                .expect("alert text");
+            let v: Value = r.json().expect("alert json");
+            if let Some(t) = v["value"].as_str() {
+                return t.to_string();
+            }
+            assert!(Instant::now() < deadline, "no dialog opened: {v}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn answer_alert(&self, how: &str) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let r = self
+                .d
+                .http
+                .post(format!("{}{}", self.d.base, self.path(how)))
                 .json(&json!({}))
                 .send()
                 .expect("alert");

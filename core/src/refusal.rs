@@ -44,6 +44,17 @@ pub enum Refusal {
         number: Number,
         status: &'static str,
     },
+    /// `call_number` for a ticket whose queue the counter does not serve:
+    /// the displays would send the visitor to a counter of another section
+    /// (issue 18). A transferred ticket is in the queue it was sent to.
+    #[error("ticket {number} is in queue {queue:?}, which counter {counter} does not serve")]
+    NotServedHere {
+        number: Number,
+        counter: CounterNo,
+        queue: String,
+        /// The queue's name in Japanese, for the message.
+        queue_name: String,
+    },
     #[error("ticket {number} is {status}, not absent")]
     NotAbsent {
         number: Number,
@@ -109,6 +120,7 @@ impl Refusal {
             Refusal::CounterIdle { .. } => "counter_idle",
             Refusal::NothingWaiting { .. } => "nothing_waiting",
             Refusal::NotWaiting { .. } => "not_waiting",
+            Refusal::NotServedHere { .. } => "not_served_here",
             Refusal::NotAbsent { .. } => "not_absent",
             Refusal::NotHeld { .. } => "not_held",
             Refusal::AlreadyStarted { .. } => "already_started",
@@ -152,6 +164,14 @@ impl Refusal {
             }
             Refusal::NothingWaiting { counter } => format!("{counter} 番窓口の待ち人数は 0 人です"),
             Refusal::NotWaiting { number, .. } => format!("{number} 番は待ち状態ではありません"),
+            Refusal::NotServedHere {
+                number,
+                counter,
+                queue_name,
+                ..
+            } => format!(
+                "{number} 番は「{queue_name}」の待ち列の番号です。{counter} 番窓口はこの待ち列を担当していないため、呼び出せません（この窓口で対応するときは、先にこの窓口の待ち列へ回付してください）"
+            ),
             Refusal::NotAbsent { number, .. } => format!("{number} 番は不在ではありません"),
             Refusal::NotHeld { number, .. } => format!("{number} 番は保留中ではありません"),
             Refusal::AlreadyStarted { number, counter } => {

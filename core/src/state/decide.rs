@@ -174,6 +174,22 @@ impl State {
                         })
                     }
                 }
+                // Only from a queue this counter serves: the displays of
+                // the ticket's queue would otherwise send the visitor to a
+                // counter of another section.
+                let serves = config
+                    .counter(*counter)
+                    .is_some_and(|c| c.serves.contains(&t.queue));
+                if !serves {
+                    return Err(Refusal::NotServedHere {
+                        number: *number,
+                        counter: *counter,
+                        queue: t.queue.clone(),
+                        queue_name: config
+                            .queue(&t.queue)
+                            .map_or_else(|| t.queue.clone(), |q| q.name.ja.clone()),
+                    });
+                }
                 let out_of_order = self.next_for(config, *counter) != Some(*number);
                 vec![Event::Called {
                     number: *number,

@@ -311,6 +311,75 @@ fn call_by_number_out_of_order_is_recorded() {
     );
 }
 
+/// Found in Chromium (issue 18, F3): counter 10 serves only 住民異動, yet
+/// G on a 戸籍 number called it and the 戸籍 guidance display sent that
+/// visitor to 10 番. A number is called only at a counter serving its queue
+/// — the queue it is in now, so a transferred ticket follows its transfer.
+#[test]
+fn call_by_number_only_from_a_queue_the_counter_serves() {
+    let mut o = Office::default_open();
+    o.open(10); // idou only
+    o.open(4); // koufu, koseki
+    let k = o.issue("koseki");
+    let i = o.issue("idou");
+    let r = o.refused(Command::CallNumber {
+        counter: 10,
+        number: k,
+    });
+    assert_eq!(
+        r,
+        Refusal::NotServedHere {
+            number: k,
+            counter: 10,
+            queue: "koseki".into(),
+            queue_name: "戸籍届出と証明発行の受付".into(),
+        }
+    );
+    assert_eq!(r.code(), "not_served_here");
+    let ja = r.message_ja();
+    assert!(
+        ja.contains("「戸籍届出と証明発行の受付」")
+            && ja.contains("10 番窓口はこの待ち列を担当していない"),
+        "{ja}"
+    );
+    // An absent visitor is in their queue too.
+    o.ok(Command::CallNumber {
+        counter: 4,
+        number: k,
+    });
+    o.ok(Command::MarkAbsent { counter: 4 });
+    assert!(matches!(
+        o.refused(Command::CallNumber {
+            counter: 10,
+            number: k
+        }),
+        Refusal::NotServedHere { .. }
+    ));
+    // Transferred to 証明の交付: counter 4 may call it, counter 10 no more.
+    o.ok(Command::CallNumber {
+        counter: 10,
+        number: i,
+    });
+    o.ok(Command::Transfer {
+        number: i,
+        to: "koufu".into(),
+        tags: vec![],
+        note: None,
+    });
+    assert!(matches!(
+        o.refused(Command::CallNumber {
+            counter: 10,
+            number: i
+        }),
+        Refusal::NotServedHere { ref queue, .. } if queue == "koufu"
+    ));
+    let e = o.ok(Command::CallNumber {
+        counter: 4,
+        number: i,
+    });
+    assert!(matches!(e[..], [Event::Called { number, counter: 4, .. }] if number == i));
+}
+
 #[test]
 fn absent_visitor_returns_to_the_front() {
     let mut o = Office::default_open();
@@ -786,6 +855,13 @@ proptest! {
                 Err(_) => {}
                 Ok(events) => {
                     for e in &events {
+                        // A call sends the visitor only to a counter that
+                        // serves the queue they are in (issue 18, F3).
+                        if let Event::Called { number, counter, .. } = e {
+                            let queue = st.ticket(*number).map(|t| t.queue.clone()).unwrap_or_default();
+                            let serves = cfg.counter(*counter).is_some_and(|c| c.serves.contains(&queue));
+                            prop_assert!(serves, "{} called from {:?} at counter {}", number, queue, counter);
+                        }
                         st.apply(&cfg, at, e).map_err(|x| TestCaseError::fail(x.to_string()))?;
                         match e {
                             Event::DayOpened { .. } => issued_today.clear(),
