@@ -537,7 +537,7 @@ fn a_number_is_called_only_at_a_counter_serving_its_queue() {
     }
     let driver = Driver::start();
     let d = driver.session();
-    d.goto(&s.display_enrol);
+    d.enrol(&s.display_enrol);
     d.goto(&s.url("/displays/guidance/koseki.html"));
     d.wait_text("#surface", "戸籍届出と証明発行の受付");
     let staff = driver.session();
@@ -787,7 +787,7 @@ fn cancel_the_current_ticket_after_a_confirmation() {
     }
     let driver = Driver::start();
     let d = driver.session();
-    d.goto(&s.display_enrol);
+    d.enrol(&s.display_enrol);
     d.goto(&s.url("/displays/guidance/idou.html"));
     d.wait_text("#surface", "住民異動の受付");
     let staff = driver.session();
