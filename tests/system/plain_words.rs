@@ -299,3 +299,65 @@ fn before_opening_and_after_closing_the_kiosk_and_displays_agree() {
     assert!(!page.contains("呼ばれませんでした"), "{page}");
     assert!(page.contains("の業務を終了しました"), "{page}");
 }
+
+/// F15: on /admin a display that lost its connection is a fault said in
+/// Japanese first (which display, what it showed, what to check); one
+/// whose connection ended because an administrator revoked it is not.
+#[test]
+fn a_lost_display_is_a_fault_in_japanese_and_a_revoked_one_is_not() {
+    let s = Server::start_args(None, &["--listen", "127.0.0.1:0", "--stale-after", "4"]);
+    let driver = Driver::start();
+    let b = driver.session();
+    sign_in_as(&b, &s, "admin", &s.admin_password);
+    b.goto(&s.url("/admin/devices"));
+    let mut screens = Vec::new();
+    for name in ["disp-gone", "disp-revoked"] {
+        b.type_into("#device-name", name);
+        b.click("#device-role option[value=display]");
+        b.click("#new-device button[type=submit]");
+        b.wait_text("#result", &format!("{name} の登録用リンクを作りました"));
+        let link = b.text("#enrolment-url");
+        let d = driver.session();
+        d.goto(&link);
+        d.goto(&s.url("/displays/guidance/idou.html"));
+        d.wait_text("#surface", "住民異動の受付");
+        screens.push(d);
+        b.goto(&s.url("/admin/devices"));
+    }
+    b.click("button[data-revoke-device=\"disp-revoked\"]");
+    b.accept_alert();
+    b.wait_text("#result", "端末 disp-revoked の登録を取り消しました");
+    let revoked_at = Instant::now();
+    // The other one is switched off (its page closed).
+    screens[0].goto("about:blank");
+    let deadline = Instant::now() + Duration::from_secs(40);
+    let page = loop {
+        b.goto(&s.url("/admin"));
+        let page = b.text("main");
+        if page.contains("disp-gone") && page.contains("戻っていません") {
+            break page;
+        }
+        assert!(Instant::now() < deadline, "no fault for disp-gone: {page}");
+        std::thread::sleep(Duration::from_secs(1));
+    };
+    assert!(
+        page.contains("表示機 display")
+            && page.contains(
+                "表示機 disp-gone（「住民異動の受付」の案内表示）の接続が切れ、戻っていません"
+            ),
+        "{page}"
+    );
+    // The revoked display's socket closes at its next heartbeat (10 s),
+    // and a fault would follow its grace (10 s): wait past both.
+    std::thread::sleep(Duration::from_secs(25).saturating_sub(revoked_at.elapsed()));
+    b.goto(&s.url("/admin"));
+    let page = b.text("main");
+    assert!(page.contains("表示機 disp-gone"), "{page}");
+    // (disp-revoked stays in the device table; no fault row names it.)
+    assert!(
+        !page.contains("disp-revoked（") && !page.contains("display disp-revoked"),
+        "{page}"
+    );
+    let v = b.axe();
+    assert!(v.is_empty(), "/admin with a fault: {v:#?}");
+}
