@@ -239,9 +239,9 @@ fn before_opening_and_after_closing_the_kiosk_and_displays_agree() {
     let (c, csrf) = s.admin();
     let driver = Driver::start();
     let k = driver.session();
-    k.goto(&s.kiosk_enrol);
+    k.enrol(&s.kiosk_enrol);
     let d = driver.session();
-    d.goto(&s.display_enrol);
+    d.enrol(&s.display_enrol);
     d.goto(&s.url("/displays/guidance/idou.html"));
 
     // Morning, before 業務開始.
@@ -318,7 +318,7 @@ fn a_lost_display_is_a_fault_in_japanese_and_a_revoked_one_is_not() {
         b.wait_text("#result", &format!("{name} の登録用リンクを作りました"));
         let link = b.text("#enrolment-url");
         let d = driver.session();
-        d.goto(&link);
+        d.enrol(&link);
         d.goto(&s.url("/displays/guidance/idou.html"));
         d.wait_text("#surface", "住民異動の受付");
         screens.push(d);
