@@ -39,7 +39,7 @@ fn settings_errors_name_the_field_and_changes_name_the_admin() {
                 "last_issue = \"25:70\"\ntypical_service_minutes",
                 1,
             ),
-            "受付「koseki」の発券終了時刻: 時刻は「16:45」のように",
+            "受付「戸籍届出と証明発行の受付」の発券終了時刻: 時刻は「16:45」のように",
             "queue \"koseki\", last issue time: write a time as HH:MM",
         ),
         (
@@ -55,7 +55,7 @@ fn settings_errors_name_the_field_and_changes_name_the_admin() {
                 "typical_service_minutes = \"eight\"",
                 1,
             ),
-            "受付「koseki」の標準の対応時間（分）: 数値で書いてください",
+            "受付「戸籍届出と証明発行の受付」の標準の対応時間（分）: 数値で書いてください",
             "typical service minutes: write a number",
         ),
         (
@@ -65,7 +65,7 @@ fn settings_errors_name_the_field_and_changes_name_the_admin() {
                 "typical_service_minutes = 999",
                 1,
             ),
-            "受付「koseki」の標準の対応時間（分）: 数値が使える範囲を外れています",
+            "受付「戸籍届出と証明発行の受付」の標準の対応時間（分）: 数値が使える範囲を外れています",
             "the number is out of range",
         ),
     ];

@@ -747,8 +747,8 @@ fn testssl_finds_no_weak_protocol_or_cipher() {
 
 /// R2 through the relay in real Chromium: the mobile ticket page opened
 /// from the QR code's address shows people ahead and the expected wait,
-/// follows calls live over the relay's WebSocket, and once the number has
-/// passed shows 「職員に声をおかけください」. Needs Chromium: a system test.
+/// follows calls live over the relay's WebSocket, and once the visitor has
+/// been served shows 「受付は終わりました」. Needs Chromium: a system test.
 #[cfg(feature = "system-tests")]
 #[test]
 fn the_mobile_ticket_page_through_the_relay_follows_the_queue_in_a_real_browser() {
@@ -844,8 +844,9 @@ fn the_mobile_ticket_page_through_the_relay_follows_the_queue_in_a_real_browser(
         );
     }
     phone.wait_text("#mine-state", "10 番窓口へお越しください");
+    // Served: the page says the visit is over (browser red team F4).
     cmd(&c, &s, &csrf, json!({"command": "complete", "counter": 10}));
-    phone.wait_text("#mine-state", "職員に声をおかけください");
+    phone.wait_text("#mine-state", "受付は終わりました");
     let png = phone.screenshot();
     assert!(png.starts_with(b"\x89PNG"));
     if std::env::var_os("MADOGUCHI_SCREENSHOTS").is_some() {

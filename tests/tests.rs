@@ -45,6 +45,7 @@ mod system {
     mod layout_log;
     mod notices;
     mod office_clock;
+    mod plain_words;
     mod redirect;
     mod ruby;
     mod settings_tabs;

@@ -92,6 +92,32 @@ fn passed(state: &State, queue: &str) -> Vec<Number> {
     out
 }
 
+/// The numbers of a queue whose visit is over today — served (Done),
+/// cancelled, or still open when the day closed (Unserved) — in number
+/// order: so the mobile ticket page can tell a finished ticket
+/// 「受付は終わりました」 apart from a number never issued today (browser
+/// red team F4). Numbers only, as in the other public lists.
+fn finished(state: &State, queue: &str) -> Vec<Number> {
+    numbers_where(state, queue, Status::is_finished)
+}
+
+/// The numbers of a queue on hold at a counter (保留): their visit is
+/// under way, not passed.
+fn held(state: &State, queue: &str) -> Vec<Number> {
+    numbers_where(state, queue, |s| matches!(s, Status::Held { .. }))
+}
+
+fn numbers_where(state: &State, queue: &str, keep: impl Fn(&Status) -> bool) -> Vec<Number> {
+    let mut out: Vec<Number> = state
+        .tickets
+        .values()
+        .filter(|t| t.queue == queue && keep(&t.status))
+        .map(|t| t.number)
+        .collect();
+    out.sort_unstable();
+    out
+}
+
 /// Minutes shown for a wait: whole minutes up to half an hour, then fives
 /// (a range of 30〜55 reads better than 31〜54).
 fn shown_min(secs: u32, up: bool) -> u32 {
@@ -201,6 +227,19 @@ pub fn surfaces(config: &Config, state: &State, now: Millis) -> Vec<Surface> {
         .map(|q| state.estimate(config, &q.id, now))
         .collect();
     let day_open = state.day_is_open();
+    let today = now.to_datetime(config.office.utc_offset).date_naive();
+    // Before the morning's 業務開始 a closed day is "not started", not
+    // "closed for today" (browser red team F9): a business day on the
+    // calendar that has not been opened yet today.
+    let day_state = if day_open {
+        "open"
+    } else if state.meta.day.as_ref().is_some_and(|d| d.date == today)
+        || config.calendar.opening(today).is_none()
+    {
+        "closed"
+    } else {
+        "not_started"
+    };
     for c in &config.counters {
         let cs = state.counter(c.number);
         let ticket = cs.and_then(|s| s.ticket).and_then(|n| state.ticket(n));
@@ -233,6 +272,7 @@ pub fn surfaces(config: &Config, state: &State, now: Millis) -> Vec<Surface> {
                 "shape": shape(config, &q.id),
                 "stage": !q.is_category(),
                 "day_open": day_open,
+                "day_state": day_state,
                 "waiting": e.waiting,
                 "expected_wait_min": e.expected_wait_s.div_ceil(60),
                 "expected_wait_low_min": e.expected_wait_low_s / 60,
@@ -327,7 +367,6 @@ pub fn surfaces(config: &Config, state: &State, now: Millis) -> Vec<Surface> {
             })
         })
         .collect();
-    let today = now.to_datetime(config.office.utc_offset).date_naive();
     let hours = config.calendar.opening(today).map(|o| o.hours.to_string());
     // The mobile ticket page (R2): one public file for every ticket. The
     // visitor's number stays in the URL fragment and never reaches a server;
@@ -355,6 +394,8 @@ pub fn surfaces(config: &Config, state: &State, now: Millis) -> Vec<Surface> {
                 "serving": calls(state, &q.id).into_iter().map(|c| json!([c.number, c.counter])).collect::<Vec<_>>(),
                 "waiting": waiting,
                 "passed": passed(state, &q.id),
+                "finished": finished(state, &q.id),
+                "held": held(state, &q.id),
             })
         })
         .collect();
@@ -365,6 +406,7 @@ pub fn surfaces(config: &Config, state: &State, now: Millis) -> Vec<Surface> {
         data: json!({
             "date": state.meta.day.as_ref().map(|d| d.date),
             "day_open": day_open,
+            "day_state": day_state,
             "queues": ticket_queues,
         }),
     });
@@ -569,5 +611,24 @@ mod tests {
         let q = ticket_queue(&state, 31);
         assert_eq!(q["passed"], json!([]), "returned: waiting again");
         assert_eq!(q["waiting"][0][0], json!(first), "first in line");
+        // Served: listed as finished (not passed), so the phone says the
+        // visit is over; the second number, still waiting, is not (F4).
+        run(&config, &mut state, 40, Command::CallNext { counter: 10 });
+        run(
+            &config,
+            &mut state,
+            41,
+            Command::Complete {
+                counter: 10,
+                tags: vec![],
+            },
+        );
+        let q = ticket_queue(&state, 42);
+        assert_eq!(q["finished"], json!([first]), "{q}");
+        assert_eq!(q["passed"], json!([]));
+        assert_eq!(q["held"], json!([]));
+        let s = surfaces(&config, &state, Millis(43));
+        let t = s.iter().find(|s| s.topic == "ticket").expect("ticket");
+        assert_eq!(t.data["day_state"], "open");
     }
 }

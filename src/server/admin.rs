@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use axum::extract::State;
 use axum::http::{HeaderMap, Method};
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get};
 use axum::{Json, Router};
 use madoguchi_core::model::Event;
@@ -44,13 +44,7 @@ fn admin(
     headers: &HeaderMap,
     path: &str,
 ) -> Result<Caller, Box<Response>> {
-    match app.auth.require(method, headers, &[Role::Admin]) {
-        Ok(c) => Ok(c),
-        Err(ApiError::Unauthenticated) => Err(Box::new(
-            Redirect::to(&format!("/login?next={path}")).into_response(),
-        )),
-        Err(e) => Err(Box::new(e.into_response())),
-    }
+    super::gate::person(app, method, headers, &[Role::Admin], path)
 }
 
 /// Unix seconds as the office's clock shows them.

@@ -472,7 +472,7 @@ pub async fn login(
             a.audit(Some(by), Event::Login { account, ok });
         }
         result.map_err(|e| match e {
-            SignInError::Wrong => ApiError::Unauthenticated,
+            SignInError::Wrong => ApiError::WrongCredentials,
             SignInError::Internal(x) => ApiError::Internal(x),
         })
     })

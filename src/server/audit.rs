@@ -12,9 +12,9 @@
 
 use std::sync::{Arc, Mutex};
 
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::{header, HeaderMap, Method};
-use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::response::{Html, IntoResponse, Response};
 use chrono::NaiveDate;
 use madoguchi_core::audit::{self as index, AuditIndex, ChainCheck};
 use madoguchi_core::engine::RecordBody;
@@ -111,7 +111,7 @@ fn parse(f: &Filter) -> Result<index::Query, ApiError> {
             .filter(|s| !s.is_empty())
             .map(str::to_string)
     };
-    let bad = |what: &str| ApiError::BadRequest(format!("{what} is not valid"));
+    let bad = super::extract::bad_field;
     Ok(index::Query {
         date: opt(&f.date)
             .map(|d| d.parse::<NaiveDate>().map_err(|_| bad("date")))
@@ -227,11 +227,11 @@ pub async fn page(
     State(app): State<Arc<App>>,
     method: Method,
     headers: HeaderMap,
-    Query(f): Query<Filter>,
+    super::extract::UrlQuery(f): super::extract::UrlQuery<Filter>,
 ) -> Result<Response, ApiError> {
-    let caller = match app.auth.require(&method, &headers, AUDITORS) {
+    let caller = match super::gate::person(&app, &method, &headers, AUDITORS, "/audit") {
         Ok(c) => c,
-        Err(_) => return Ok(Redirect::to("/login?next=/audit").into_response()),
+        Err(r) => return Ok(*r),
     };
     let q = parse(&f)?;
     let asked = f
@@ -241,7 +241,7 @@ pub async fn page(
         .filter(|p| !p.is_empty())
         .map(|p| {
             p.parse::<usize>()
-                .map_err(|_| ApiError::BadRequest("page is not valid".into()))
+                .map_err(|_| super::extract::bad_field("page"))
         })
         .transpose()?
         .unwrap_or(1)
@@ -287,7 +287,7 @@ pub async fn export(
     State(app): State<Arc<App>>,
     method: Method,
     headers: HeaderMap,
-    Query(f): Query<Filter>,
+    super::extract::UrlQuery(f): super::extract::UrlQuery<Filter>,
 ) -> Result<Response, ApiError> {
     app.auth.require(&method, &headers, AUDITORS)?;
     let q = parse(&f)?;
@@ -421,7 +421,7 @@ pub fn describe(e: &Event, names: &Names) -> String {
                 ""
             }
         ),
-        Event::DayClosed { date } => format!("{date} の受付を終えました"),
+        Event::DayClosed { date } => format!("{date} の業務を終了しました"),
         Event::DayReopened { date } => format!("{date} の受付を再開しました（番号は続きから）"),
         Event::Promoted { epoch } => {
             format!("予備機が主機に昇格しました（第{epoch}期）")
@@ -507,7 +507,12 @@ pub fn describe(e: &Event, names: &Names) -> String {
         Event::Cancelled { number, counter } => {
             format!("{number} 番を{}取り消しました", at(*counter))
         }
-        Event::Unserved { number } => format!("{number} 番は受付終了まで呼ばれませんでした"),
+        // Recorded at 業務終了 for every ticket still open then — waiting,
+        // called, absent or on hold (the event does not say which): so
+        // never 「呼ばれませんでした」 (browser red team F20).
+        Event::Unserved { number } => {
+            format!("{number} 番は業務終了の時点で未対応でした（手続きが終わっていません）")
+        }
         Event::Login { account, ok: true } => format!("{account} がログインしました"),
         Event::Login { account, ok: false } => {
             format!("{account} のログインに失敗しました（ID またはパスワードの誤り）")

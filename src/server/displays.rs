@@ -404,6 +404,16 @@ pub async fn ws(
     // Whoever opened the socket is asked again at every heartbeat: a
     // device revoked or an account disabled, demoted or signed out loses
     // its open sockets within one heartbeat, not only its next request.
+    // Asked again when a display's socket closes for good: a revoked
+    // display is not a connection fault (browser red team F15).
+    let still_enrolled = {
+        let (app, headers) = (app.clone(), headers.clone());
+        move || {
+            app.auth
+                .identify(&headers)
+                .is_some_and(|c| c.role == Role::Display)
+        }
+    };
     let recheck = caller.is_some().then(|| {
         let (app, topic) = (app.clone(), q.topic.clone());
         Box::new(move || {
@@ -434,19 +444,51 @@ pub async fn ws(
                 let grace = Duration::from_secs(u64::from(app.displays.stale_after_s()).max(5) * 2);
                 tokio::spawn(async move {
                     tokio::time::sleep(grace).await;
-                    if !app.faults.display_online(&d) {
-                        app.faults.record(
-                            "display",
-                            format!(
-                                "display {d} ({}) lost its connection and has not come back",
-                                q.topic
-                            ),
-                        );
+                    if app.faults.display_online(&d) {
+                        return;
                     }
+                    if !still_enrolled() {
+                        tracing::info!(device = %d, "a revoked display's connection ended");
+                        return;
+                    }
+                    let queue_name = match q.topic.strip_prefix("guidance/") {
+                        Some(id) => {
+                            let id = id.to_string();
+                            app.engine
+                                .read_async(move |e| e.config().queue(&id).map(|x| x.name.ja.clone()))
+                                .await
+                                .ok()
+                                .flatten()
+                        }
+                        None => None,
+                    };
+                    let (ja, en) = topic_words(&q.topic, queue_name.as_deref());
+                    app.faults.record(
+                        "display",
+                        format!(
+                            "表示機 {d}（{ja}）の接続が切れ、戻っていません。表示機の電源とネットワークを確かめてください。 / display {d} ({en}) lost its connection and has not come back"
+                        ),
+                    );
                 });
             }
         }
     }))
+}
+
+/// What a display shows, in words: 「10 番窓口の表示」.
+fn topic_words(topic: &str, queue_name: Option<&str>) -> (String, String) {
+    match topic.split_once('/') {
+        Some(("counter", n)) => (format!("{n} 番窓口の表示"), format!("counter {n}")),
+        Some(("guidance", q)) => (
+            format!("「{}」の案内表示", queue_name.unwrap_or(q)),
+            format!("guidance for {q}"),
+        ),
+        _ => match topic {
+            "board" => ("職員用の一覧表示".into(), "staff board".into()),
+            "status" => ("混雑状況の表示".into(), "public status".into()),
+            other => (other.to_string(), other.to_string()),
+        },
+    }
 }
 
 /// The largest frame or message a display may send (a close frame with

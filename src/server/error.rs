@@ -32,6 +32,13 @@ pub enum ApiError {
         ja: String,
         en: String,
     },
+    /// A request value that is not valid, said as specifically in
+    /// Japanese as in English (browser red team F8): which field, what is
+    /// wrong, how to write it.
+    Invalid {
+        ja: String,
+        en: String,
+    },
     /// A JSON body without `Content-Type: application/json`.
     NotJson,
     MethodNotAllowed,
@@ -39,6 +46,9 @@ pub enum ApiError {
     /// Too many sign-ins (or reports) at once: try again in a moment.
     Busy,
     Unauthenticated,
+    /// A sign-in with an unknown ID or a wrong password (told apart from
+    /// "not signed in": browser red team F1). Which of the two is not said.
+    WrongCredentials,
     Forbidden,
     CsrfMissing,
     NotFound,
@@ -137,6 +147,12 @@ impl ApiError {
                 ja,
                 en,
             } => (*status, code, ja.clone(), en.clone()),
+            ApiError::Invalid { ja, en } => (
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                ja.clone(),
+                en.clone(),
+            ),
             ApiError::NotJson => (
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "not_json",
@@ -191,6 +207,12 @@ impl ApiError {
                 "unauthenticated",
                 "ログインしてください".into(),
                 "please log in".into(),
+            ),
+            ApiError::WrongCredentials => (
+                StatusCode::UNAUTHORIZED,
+                "wrong_credentials",
+                "ID またはパスワードが違います。確かめてもう一度入力してください。分からないときは管理者に連絡してください".into(),
+                "the ID or password is wrong; check them and try again, or ask an administrator".into(),
             ),
             ApiError::Forbidden => (
                 StatusCode::FORBIDDEN,
@@ -344,7 +366,7 @@ fn advice(status: StatusCode) -> (&'static str, &'static str) {
     }
 }
 
-fn escape(s: &str) -> String {
+pub(super) fn escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {

@@ -161,8 +161,78 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for UrlQuery<T> {
                 if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
                     ApiError::TooLarge
                 } else {
-                    ApiError::BadRequest("the query string has a field that is not valid".into())
+                    // axum's text names the field ("…query string: counter:
+                    // invalid digit…"); only the name is taken from it.
+                    let text = r.body_text();
+                    let field = text
+                        .split_once("query string: ")
+                        .and_then(|(_, rest)| rest.split_once(':'))
+                        .map(|(f, _)| f.trim())
+                        .filter(|f| f.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'))
+                        .unwrap_or("");
+                    bad_field(field)
                 }
             })
+    }
+}
+
+/// A value in the address (`?counter=abc`) that is not valid, said as
+/// specifically in Japanese as in English (browser red team F8): which
+/// field and how to write it.
+pub fn bad_field(field: &str) -> ApiError {
+    let (name_ja, how_ja, name_en, how_en) = match field {
+        "counter" => (
+            "窓口番号",
+            "半角数字で書いてください（例: counter=10）",
+            "counter number",
+            "write it in digits, e.g. counter=10",
+        ),
+        "date" | "from" | "to" => (
+            match field {
+                "from" => "期間の始め",
+                "to" => "期間の終わり",
+                _ => "日付",
+            },
+            "「2026-12-07」のように、実在する日付を 年-月-日 で書いてください",
+            match field {
+                "from" => "start of the period",
+                "to" => "end of the period",
+                _ => "date",
+            },
+            "write a real date as YYYY-MM-DD, e.g. 2026-12-07",
+        ),
+        "ticket" => (
+            "番号",
+            "番号札の番号を半角数字で書いてください（例: ticket=1001）",
+            "ticket number",
+            "write the ticket's number in digits, e.g. ticket=1001",
+        ),
+        "page" => (
+            "ページ番号",
+            "1 以上の半角数字で書いてください",
+            "page number",
+            "write a whole number from 1",
+        ),
+        "" => (
+            "アドレスの値",
+            "アドレスを確かめてください",
+            "a value in the address",
+            "check the address",
+        ),
+        _ => (
+            "アドレスの値",
+            "値の書き方を確かめてください",
+            "a value in the address",
+            "check how it is written",
+        ),
+    };
+    let shown = if field.is_empty() {
+        String::new()
+    } else {
+        format!("（{field}）")
+    };
+    ApiError::Invalid {
+        ja: format!("{name_ja}{shown}が正しくありません。{how_ja}"),
+        en: format!("the {name_en} is not valid: {how_en}"),
     }
 }

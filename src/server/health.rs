@@ -47,11 +47,22 @@ pub struct Blocked {
 }
 
 impl Blocked {
-    pub fn day_closed() -> Blocked {
-        Blocked {
-            ja: "本日の受付は終了しました（または開始前です）。".into(),
-            easy: "いまは うけつけの じかんでは ありません。".into(),
-            en: "Reception is closed now.".into(),
+    /// The day is not open: closed for today once it was opened today,
+    /// otherwise not started yet (browser red team F9: never "closed for
+    /// today" in the morning).
+    pub fn day_closed(opened_today: bool) -> Blocked {
+        if opened_today {
+            Blocked {
+                ja: "本日の受付は終了しました。".into(),
+                easy: "きょうの うけつけは おわりました。".into(),
+                en: "Reception has closed for today.".into(),
+            }
+        } else {
+            Blocked {
+                ja: "本日の受付はまだ始まっていません。".into(),
+                easy: "きょうの うけつけは まだ はじまって いません。".into(),
+                en: "Reception has not opened yet today.".into(),
+            }
         }
     }
 
@@ -235,13 +246,13 @@ pub fn spawn_writer(app: Arc<App>) {
 pub async fn issue_blocked(
     app: &Arc<App>,
     kiosk: &super::auth::Caller,
-    day_open: bool,
+    s: &super::views::StatusView,
 ) -> Option<Blocked> {
     if let Some(b) = app.contacts.storage_fault() {
         return Some(b);
     }
-    if !day_open {
-        return Some(Blocked::day_closed());
+    if !s.day_open {
+        return Some(Blocked::day_closed(s.date == Some(s.today)));
     }
     if let Err(e) = app.may_command() {
         return Some(Blocked::fenced(&e));

@@ -15,6 +15,7 @@ mod extract;
 mod faults;
 mod fence;
 mod forecast;
+mod gate;
 mod hash_gate;
 mod health;
 mod known;
@@ -496,9 +497,9 @@ async fn admin_page(
     headers: axum::http::HeaderMap,
 ) -> Result<axum::response::Response, ApiError> {
     use axum::response::IntoResponse;
-    let caller = match app.auth.require(&method, &headers, &[auth::Role::Admin]) {
+    let caller = match gate::person(&app, &method, &headers, &[auth::Role::Admin], "/admin") {
         Ok(c) => c,
-        Err(_) => return Ok(axum::response::Redirect::to("/login?next=/admin").into_response()),
+        Err(r) => return Ok(*r),
     };
     let status = app.status().await?;
     let office = status.office.ja;
@@ -517,7 +518,7 @@ async fn admin_page(
     let primary_last = app.fence.primary_last();
     let html = app.pages.render(
         "admin.html",
-        minijinja::context! { office, user => caller.name, faults => app.faults.recent(), devices => health::devices(&app), standby => app.is_standby(), held, primary_last, replaced => app.fence.replaced(), no_lease => (!app.is_standby() && app.fence.replaced().is_none() && app.auth.has_standby() && !app.fence.leased()).then_some(error::NO_LEASE_JA), csrf => caller.csrf(), closed_today },
+        minijinja::context! { office, user => caller.name, faults => app.faults.rows(), devices => health::devices(&app), standby => app.is_standby(), held, primary_last, replaced => app.fence.replaced(), no_lease => (!app.is_standby() && app.fence.replaced().is_none() && app.auth.has_standby() && !app.fence.leased()).then_some(error::NO_LEASE_JA), csrf => caller.csrf(), closed_today },
     )?;
     Ok(html.into_response())
 }

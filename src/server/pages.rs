@@ -6,9 +6,9 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, Method, StatusCode};
-use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use minijinja::{context, Environment};
@@ -180,7 +180,7 @@ async fn kiosk(
     };
     let s = app.status().await?;
     let offered = offered(&app, &caller)?;
-    let blocked = super::health::issue_blocked(&app, &caller, s.day_open).await;
+    let blocked = super::health::issue_blocked(&app, &caller, &s).await;
     let page = app.pages.render(
         "kiosk.html",
         context! { office => s.office.ja, queues => s.queues, day_open => s.day_open, csrf => caller.csrf(), offered, blocked },
@@ -210,7 +210,7 @@ async fn kiosk_fragment(
     let caller = app.auth.require(&method, &headers, KIOSK_ROLES)?;
     let s = app.status().await?;
     let offered = offered(&app, &caller)?;
-    let blocked = super::health::issue_blocked(&app, &caller, s.day_open).await;
+    let blocked = super::health::issue_blocked(&app, &caller, &s).await;
     app.pages.render(
         "kiosk_buttons.html",
         context! { queues => s.queues, day_open => s.day_open, offered, blocked },
@@ -266,16 +266,13 @@ async fn staff(
     State(app): State<Arc<App>>,
     method: Method,
     headers: HeaderMap,
-    Query(q): Query<CounterQuery>,
+    UrlQuery(q): UrlQuery<CounterQuery>,
 ) -> Result<Response, ApiError> {
     let number = q.counter.unwrap_or(1);
-    let caller = match app.auth.require(&method, &headers, STAFF_ROLES) {
+    let next = format!("/staff%3Fcounter%3D{number}");
+    let caller = match super::gate::person(&app, &method, &headers, STAFF_ROLES, &next) {
         Ok(c) => c,
-        Err(_) => {
-            return Ok(
-                Redirect::to(&format!("/login?next=/staff%3Fcounter%3D{number}")).into_response(),
-            )
-        }
+        Err(r) => return Ok(*r),
     };
     let s = app.status().await?;
     let ctx = staff_context(
@@ -290,7 +287,7 @@ async fn staff_fragment(
     State(app): State<Arc<App>>,
     method: Method,
     headers: HeaderMap,
-    Query(q): Query<CounterQuery>,
+    UrlQuery(q): UrlQuery<CounterQuery>,
 ) -> Result<Html<String>, ApiError> {
     app.auth.require(&method, &headers, STAFF_ROLES)?;
     let s = app.status().await?;

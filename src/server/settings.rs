@@ -11,7 +11,7 @@ use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode};
-use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::response::{Html, IntoResponse, Response};
 use axum::Json;
 use madoguchi_core::config::Config;
 use madoguchi_core::engine::EngineError;
@@ -180,9 +180,9 @@ pub async fn page(
     method: Method,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let caller = match app.auth.require(&method, &headers, ADMIN) {
+    let caller = match super::gate::person(&app, &method, &headers, ADMIN, "/settings") {
         Ok(c) => c,
-        Err(_) => return Ok(Redirect::to("/login?next=/settings").into_response()),
+        Err(r) => return Ok(*r),
     };
     let s = app.status().await?;
     let toml = current(&app).await?;

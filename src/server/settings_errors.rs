@@ -56,7 +56,10 @@ fn entry_of(lines: &[&str], line: usize) -> Option<(String, String)> {
     let (ja, en) = match table.as_str() {
         "queues" => {
             let id = value_of("id").unwrap_or_default();
-            (format!("受付「{id}」"), format!("queue {id:?}"))
+            (
+                format!("受付「{}」", queue_name_ja(lines, &id)),
+                format!("queue {id:?}"),
+            )
         }
         "counters" => {
             let n = value_of("number").unwrap_or_default();
@@ -78,6 +81,50 @@ fn entry_of(lines: &[&str], line: usize) -> Option<(String, String)> {
         other => (other.to_string(), other.to_string()),
     };
     Some((ja, en))
+}
+
+/// A queue's Japanese name as the settings page shows it (its `name`'s
+/// `ja`), found in the TOML by the queue's `id`; the id when it has none.
+fn queue_name_ja(lines: &[&str], id: &str) -> String {
+    let want = format!("\"{id}\"");
+    let block = lines.iter().enumerate().find(|(i, l)| {
+        l.split_once('=')
+            .is_some_and(|(k, v)| k.trim() == "id" && v.trim() == want)
+            && lines[..*i]
+                .iter()
+                .rev()
+                .find(|x| x.trim_start().starts_with('['))
+                .is_some_and(|t| t.trim() == "[[queues]]")
+    });
+    let Some((at, _)) = block else {
+        return id.to_string();
+    };
+    let start = (0..at)
+        .rev()
+        .find(|&i| lines[i].trim_start().starts_with('['))
+        .unwrap_or(0);
+    lines[start + 1..]
+        .iter()
+        .take_while(|l| !l.trim_start().starts_with('['))
+        .find_map(|l| {
+            let (k, v) = l.split_once('=')?;
+            let k = k.trim();
+            let v = v.trim();
+            if k == "name.ja" {
+                return Some(v.trim_matches('"').to_string());
+            }
+            if k != "name" {
+                return None;
+            }
+            // name = { ja = "…", en = "…" } or name = "…"
+            let rest = v.split_once("ja")?.1.trim_start().strip_prefix('=')?;
+            rest.trim_start()
+                .strip_prefix('"')?
+                .split('"')
+                .next()
+                .map(str::to_string)
+        })
+        .unwrap_or_else(|| id.to_string())
 }
 
 /// The key set on line `line` (1-based), or on the nearest line above it
@@ -106,7 +153,23 @@ fn what(message: &str) -> (String, String) {
         .nth(1)
         .map(|q| format!("（{q}）"))
         .unwrap_or_default();
-    let (ja, en): (String, &str) = if m.contains("must be a time") || m.contains("hh:mm") {
+    // An unknown or missing key first: serde lists the keys it expected
+    // ("…expected one of `id`, `name`, `colour`…"), which must not read as
+    // a colour or time error (browser red team F19).
+    let (ja, en): (String, &str) = if m.contains("unknown field") {
+        let f = message.split('`').nth(1).unwrap_or("");
+        (
+            format!("「{f}」という項目はありません（綴りを確かめてください）"),
+            "is not a setting (check its spelling)",
+        )
+    } else if m.contains("missing field") {
+        let f = message.split('`').nth(1).unwrap_or("");
+        let (ja, _) = field_names(f);
+        (
+            format!("必要な項目「{ja}」がありません"),
+            "a required setting is missing",
+        )
+    } else if m.contains("must be a time") || m.contains("hh:mm") {
         (
             format!("時刻は「16:45」のように 24 時間制の 時:分 で書いてください{quoted}"),
             "write a time as HH:MM, e.g. 16:45",
@@ -151,18 +214,6 @@ fn what(message: &str) -> (String, String) {
         (
             "値の種類が違います（文字・数値・一覧のどれかを確かめてください）".to_string(),
             "the value is of the wrong kind",
-        )
-    } else if m.contains("unknown field") {
-        (
-            "この項目名は使えません（綴りを確かめてください）".to_string(),
-            "is not a setting (check its spelling)",
-        )
-    } else if m.contains("missing field") {
-        let f = message.split('`').nth(1).unwrap_or("");
-        let (ja, _) = field_names(f);
-        (
-            format!("必要な項目「{ja}」がありません"),
-            "a required setting is missing",
         )
     } else if m.contains("at least one") || m.contains("needs") || m.contains("must name") {
         (
@@ -254,6 +305,23 @@ pub fn explain(source: &str, e: &ConfigError) -> Value {
         (None, None) => ("設定全体".to_string(), "the settings".to_string()),
     };
     let (what_ja, what_en) = what(&e.message);
+    // Two ranges overlapping is one fault of two queues: named both, by
+    // their Japanese names, neither blamed (browser red team F19; the
+    // check meets it at whichever comes later in the file).
+    if e.message.contains("overlap") {
+        let ids: Vec<&str> = e.message.split('"').skip(1).step_by(2).collect();
+        // The check names the later queue first; the earlier comes first here.
+        if let [b, a, ..] = ids.as_slice() {
+            let (na, nb) = (queue_name_ja(&lines, a), queue_name_ja(&lines, b));
+            return json!({
+                "code": "config_invalid",
+                "line": e.line,
+                "field": key,
+                "message_ja": format!("受付「{na}」と受付「{nb}」の番号の範囲が重なっています。どちらかの範囲を変えてください（番号は受付ごとに別にします）"),
+                "message_en": format!("the number ranges of queue {a:?} and queue {b:?} overlap; change one of them (numbers are unique across categories)"),
+            });
+        }
+    }
     json!({
         "code": "config_invalid",
         "line": e.line,
@@ -299,6 +367,30 @@ mod tests {
         let ja = e["message_ja"].as_str().unwrap_or("");
         assert!(
             ja.contains("標準の対応時間（分）: 数値で書いてください"),
+            "{e}"
+        );
+        // An unknown key is not a setting, whatever the keys serde lists.
+        let unknown = DEFAULT_OFFICE_TOML.replacen(
+            "typical_service_minutes",
+            "colour_of_walls = 3\ntypical_service_minutes",
+            1,
+        );
+        let e = error_for(&unknown);
+        let ja = e["message_ja"].as_str().unwrap_or("");
+        assert!(
+            ja.contains("「colour_of_walls」という項目はありません") && !ja.contains("16 進数"),
+            "{e}"
+        );
+        // Overlapping ranges name both queues by name, not the raw id.
+        let overlap = DEFAULT_OFFICE_TOML.replacen(
+            "numbers = { from = 1, to = 999 }",
+            "numbers = { from = 1, to = 1500 }",
+            1,
+        );
+        let e = error_for(&overlap);
+        assert_eq!(
+            e["message_ja"],
+            "受付「戸籍届出と証明発行の受付」と受付「住民異動の受付」の番号の範囲が重なっています。どちらかの範囲を変えてください（番号は受付ごとに別にします）",
             "{e}"
         );
         for v in [&e["message_ja"], &e["message_en"]] {

@@ -6,9 +6,9 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::{header, HeaderMap, Method};
-use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::response::{Html, IntoResponse, Response};
 use chrono::{Days, NaiveDate};
 use madoguchi_core::stats::{Dim, Granularity};
 use madoguchi_renderer::export::{self, Encoding};
@@ -69,9 +69,17 @@ pub async fn make_report(
         Some(other) => return Err(ApiError::BadRequest(format!("encoding {other:?}"))),
     };
     if r.from > r.to || (r.to - r.from).num_days() > 3 * 366 {
-        return Err(ApiError::BadRequest(
-            "the period must run forwards and be at most three years".into(),
-        ));
+        return Err(if r.from > r.to {
+            ApiError::Invalid {
+                ja: format!("期間の始め（{}）が終わり（{}）より後になっています。始めの日付を終わりの日付以前にしてください", r.from, r.to),
+                en: format!("the period must run forwards: its start ({}) is after its end ({}); make the start no later than the end", r.from, r.to),
+            }
+        } else {
+            ApiError::Invalid {
+                ja: format!("期間が長すぎます（{} 〜 {}）。一度に選べるのは 3 年までです。期間を分けて作ってください", r.from, r.to),
+                en: "the period must be at most three years; make the report in parts".into(),
+            }
+        });
     }
     // One report at a time: a report holds the engine thread while it
     // reads its cells, so parallel requests are answered
@@ -126,11 +134,11 @@ pub async fn page(
     State(app): State<Arc<App>>,
     method: Method,
     headers: HeaderMap,
-    Query(p): Query<Period>,
+    super::extract::UrlQuery(p): super::extract::UrlQuery<Period>,
 ) -> Result<Response, ApiError> {
-    let caller = match app.auth.require(&method, &headers, READERS) {
+    let caller = match super::gate::person(&app, &method, &headers, READERS, "/statistics") {
         Ok(c) => c,
-        Err(_) => return Ok(Redirect::to("/login?next=/statistics").into_response()),
+        Err(r) => return Ok(*r),
     };
     let s = app.status().await?;
     let office_date = app

@@ -100,10 +100,11 @@ fn a_guidance_display_follows_calls_and_shows_a_lost_connection() {
     phone.wait_text("#mine-state", "11 番窓口へお越しください");
     phone.click("button[data-set-lang=en]");
     phone.wait_text("#mine-state", "counter 11");
+    // Served: the visit is over — not "your number has passed" (F4).
     cmd(&c, &s, &csrf, json!({"command": "complete", "counter": 11}));
-    phone.wait_text("#mine-state", "Please speak to a member of staff");
+    phone.wait_text("#mine-state", "Your visit is complete");
     phone.click("button[data-set-lang=ja]");
-    phone.wait_text("#mine-state", "職員に声をおかけください");
+    phone.wait_text("#mine-state", "受付は終わりました");
     // The other surfaces, for accessibility and screenshots.
     for (topic, shot, want) in [
         ("counter/10", "display-counter.png", "1001"),

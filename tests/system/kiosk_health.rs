@@ -44,7 +44,9 @@ fn the_kiosk_says_why_it_cannot_issue_and_admin_sees_the_printer() {
 
     // Day not open.
     k.wait_text("#blocked", "ただいま発券できません");
-    assert!(k.text("#blocked").contains("本日の受付は終了しました"));
+    assert!(k
+        .text("#blocked")
+        .contains("本日の受付はまだ始まっていません"));
     assert!(buttons_off(&k));
 
     cmd(

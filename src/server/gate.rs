@@ -1,0 +1,91 @@
+//! Who may open a page, as a person meets it (browser red team F7): a
+//! browser that is not signed in goes to the login page and comes back; a
+//! person signed in with a role the page is not for is told so on a page
+//! of its own (Japanese first) — which roles the page is for, who they are
+//! signed in as, and a link back to their own work — never bounced to the
+//! login page without a word. A device (kiosk, display) is sent to the
+//! login page as before: someone must sign in on it to open a staff page.
+
+use axum::http::{HeaderMap, Method, StatusCode};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+
+use super::auth::{Caller, Role};
+use super::error::{escape, ApiError};
+use super::App;
+
+/// The caller, if they may open the page at `next` (a path with its
+/// query, already safe to put in a URL); otherwise the answer to give.
+pub fn person(
+    app: &App,
+    method: &Method,
+    headers: &HeaderMap,
+    roles: &[Role],
+    next: &str,
+) -> Result<Caller, Box<Response>> {
+    match app.auth.require(method, headers, roles) {
+        Ok(c) => Ok(c),
+        Err(ApiError::Forbidden) => match app.auth.identify(headers) {
+            Some(c) if !c.is_device() => Err(Box::new(not_for_you(&c, roles))),
+            _ => Err(Box::new(to_login(next))),
+        },
+        Err(_) => Err(Box::new(to_login(next))),
+    }
+}
+
+fn to_login(next: &str) -> Response {
+    Redirect::to(&format!("/login?next={next}")).into_response()
+}
+
+/// A role's name as the pages say it.
+pub fn role_ja(r: Role) -> (&'static str, &'static str) {
+    match r {
+        Role::Admin => ("管理者", "administrator"),
+        Role::Staff => ("職員", "staff"),
+        Role::Auditor => ("監査担当", "auditor"),
+        Role::Kiosk => ("発券機", "kiosk"),
+        Role::Display => ("表示機", "display"),
+        Role::Standby => ("予備機", "standby"),
+    }
+}
+
+/// The page for a signed-in person whose role this page is not for (403).
+fn not_for_you(c: &Caller, roles: &[Role]) -> Response {
+    // Always in the same order, whichever order the page lists them in.
+    let mut roles = roles.to_vec();
+    roles.sort_by_key(|r| match r {
+        Role::Admin => 0,
+        Role::Auditor => 1,
+        Role::Staff => 2,
+        _ => 3,
+    });
+    let (for_ja, for_en): (Vec<&str>, Vec<&str>) = roles.iter().map(|r| role_ja(*r)).unzip();
+    let (mine_ja, mine_en) = role_ja(c.role);
+    // Back to where this account does its work.
+    let (back, back_ja, back_en) = match c.role {
+        Role::Staff => (
+            "/staff",
+            "窓口の操作画面へ戻る",
+            "Back to the staff station",
+        ),
+        Role::Auditor => ("/audit", "監査記録の画面へ", "To the audit log"),
+        _ => ("/", "トップページへ", "Top page"),
+    };
+    let ja = format!("このページは{}用です", for_ja.join("・"));
+    let body = format!(
+        "<!doctype html><html lang=\"ja\"><head><meta charset=\"utf-8\">\
+<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+<title>{ja}</title><link rel=\"stylesheet\" href=\"/site/style.css\"></head>\
+<body><main class=\"page narrow\"><h1 id=\"not-for-you\">{ja}</h1>\
+<p>{name} さん（{mine_ja}）としてログインしています。このアカウントでは開けません。必要なときは管理者に連絡するか、{want_ja}のアカウントでログインし直してください。</p>\
+<p lang=\"en\" class=\"en\">This page is for {want_en} accounts. You are signed in as {name} ({mine_en}), which may not open it; ask an administrator, or sign in again with another account.</p>\
+<p><a id=\"back\" href=\"{back}\">{back_ja} <span lang=\"en\">{back_en}</span></a></p>\
+<p><a href=\"/login\">別のアカウントでログイン <span lang=\"en\">Sign in with another account</span></a></p>\
+<p class=\"code\">403 <code>forbidden</code></p></main></body></html>",
+        ja = escape(&ja),
+        name = escape(&c.name),
+        want_ja = for_ja.join("・"),
+        want_en = for_en.join(" or "),
+    );
+    // No `Shown` on it: `answer_in_kind` keeps an HTML answer as it is.
+    (StatusCode::FORBIDDEN, Html(body)).into_response()
+}
