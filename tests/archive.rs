@@ -81,8 +81,11 @@ fn an_archived_office_runs_verifies_and_restores() {
         "{}",
         String::from_utf8_lossy(&busy.stderr)
     );
+    // Every record of sixty days: long work for a debug build on a busy
+    // machine (the client's 10 s is for single requests).
     let audit = c
         .get(s.url("/api/audit/export"))
+        .timeout(std::time::Duration::from_secs(120))
         .send()
         .expect("audit export")
         .text()

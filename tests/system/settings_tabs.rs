@@ -81,7 +81,10 @@ fn a_second_tab_with_an_older_form_cannot_undo_the_first_tabs_change() {
     assert!(toml.contains("本日は窓口 12 番を休止しています"), "{toml}");
     assert!(toml.contains("seconds_per_page = 17"), "{toml}");
     // And the same tab may save again (its page now shows what is in force).
-    second.eval("document.getElementById('result').textContent = ''", json!([]));
+    second.eval(
+        "document.getElementById('result').textContent = ''",
+        json!([]),
+    );
     set(&second, "seconds_per_page", "18");
     second.click("#settings-form button[type=submit]");
     second.wait_text("#result", "保存して適用しました");
