@@ -51,7 +51,10 @@
     promote.addEventListener("click", async () => {
       if (!confirm("この予備機を主機に昇格しますか？ 主機が止まっていることを確かめてください。")) return;
       const r = await M.post("/api/promote", {});
-      say(r.ok ? "主機に昇格しました。ここで受付を続けられます。" : M.message(r.body), !r.ok);
+      // The server says whether this machine takes commands now (it may
+      // not yet: another standby of the old primary still enrolled here).
+      const done = r.ok && r.body && typeof r.body.message_ja === "string" ? r.body.message_ja : "主機に昇格しました。";
+      say(r.ok ? done : M.message(r.body), !r.ok || (r.body && r.body.accepting === false));
       if (r.ok) promote.disabled = true;
     });
   }

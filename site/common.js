@@ -11,13 +11,26 @@ window.Madoguchi = (function () {
   // The page remembers the highest it has seen and sends it back; a server
   // whose epoch is older was replaced, and this page must not use it. A
   // fresh enrolment (a new office, or the same one set up again) forgets it.
+  // A promoted server also gives the proof of its epoch (a MAC devices
+  // cannot make): the page keeps it and sends it back, and only a proof
+  // makes an old primary stop (a bare number is ignored there).
   const EPOCH_KEY = "madoguchi-epoch";
+  const PROOF_KEY = "madoguchi-epoch-proof";
+  function knownProof() {
+    try { return localStorage.getItem(PROOF_KEY) || ""; } catch (_) { return ""; }
+  }
+  function epochHeaders() {
+    const h = { "Madoguchi-Epoch": String(knownEpoch()) };
+    const p = knownProof();
+    if (p) h["Madoguchi-Epoch-Proof"] = p;
+    return h;
+  }
   let serverEpoch = null;
   function knownEpoch() {
     try { return parseInt(localStorage.getItem(EPOCH_KEY) || "0", 10) || 0; } catch (_) { return 0; }
   }
   if (location.hash === "#enrolled") {
-    try { localStorage.removeItem(EPOCH_KEY); } catch (_) { /* private mode */ }
+    try { localStorage.removeItem(EPOCH_KEY); localStorage.removeItem(PROOF_KEY); } catch (_) { /* private mode */ }
     history.replaceState(null, "", location.pathname + location.search);
   }
   function learn(n) {
@@ -28,6 +41,8 @@ window.Madoguchi = (function () {
   function learnFrom(res) {
     const h = res.headers.get("Madoguchi-Epoch");
     if (h !== null) learn(parseInt(h, 10));
+    const p = res.headers.get("Madoguchi-Epoch-Proof");
+    if (p !== null && parseInt(p, 10) >= knownEpoch()) { try { localStorage.setItem(PROOF_KEY, p); } catch (_) { /* this page only */ } }
   }
   // This server is older than the office the page has seen: a primary that
   // was replaced by its standby.
@@ -39,7 +54,7 @@ window.Madoguchi = (function () {
   async function post(path, body) {
     const res = await fetch(path, {
       method: "POST",
-      headers: { "Content-Type": "application/json", "X-CSRF-Token": csrf(), "Madoguchi-Epoch": String(knownEpoch()) },
+      headers: Object.assign({ "Content-Type": "application/json", "X-CSRF-Token": csrf() }, epochHeaders()),
       body: JSON.stringify(body),
       credentials: "same-origin",
     });
@@ -51,7 +66,7 @@ window.Madoguchi = (function () {
 
   // Replaces an element's content with its server-rendered fragment.
   async function swap(el) {
-    const res = await fetch(el.dataset.fragment, { credentials: "same-origin", headers: { "Madoguchi-Epoch": String(knownEpoch()) } });
+    const res = await fetch(el.dataset.fragment, { credentials: "same-origin", headers: epochHeaders() });
     learnFrom(res);
     if (res.status === 401 || res.status === 403) { location.reload(); return false; }
     if (!res.ok) throw new Error("fragment " + res.status);

@@ -602,6 +602,58 @@ fn get_with_epoch(
     (st, answered, r.text().unwrap_or_default())
 }
 
+/// The `Madoguchi-Epoch-Proof` a promoted machine hands a device.
+fn epoch_proof(base: &str, token: &str) -> String {
+    Server::client()
+        .get(format!("{base}/api/status"))
+        .bearer_auth(token)
+        .send()
+        .expect("status")
+        .headers()
+        .get("madoguchi-epoch-proof")
+        .and_then(|v| v.to_str().ok())
+        .expect("a promoted machine gives the proof of its epoch")
+        .to_string()
+}
+
+/// Red team F1: an enrolled device — here a display — claiming a newer
+/// epoch, bare or with a forged proof, stops nothing: the primary goes on
+/// issuing (also after a restart), writes no `replaced`, and the claim is
+/// a fault record naming the device.
+#[test]
+fn a_device_claiming_an_epoch_without_proof_fences_nothing() {
+    let mut e = enrolled_primary();
+    let data = data_of(&e.primary);
+    let forged = format!("7.{}", "ab".repeat(32));
+    for (epoch, proof) in [
+        (Some(7), None),
+        (Some(u64::MAX), None),
+        (None, Some(forged.as_str())),
+    ] {
+        let mut req = Server::client()
+            .get(e.primary.url("/api/status"))
+            .bearer_auth(&e.display);
+        if let Some(n) = epoch {
+            req = req.header("Madoguchi-Epoch", n.to_string());
+        }
+        if let Some(p) = proof {
+            req = req.header("Madoguchi-Epoch-Proof", p);
+        }
+        assert_eq!(req.send().expect("status").status(), StatusCode::OK);
+    }
+    assert!(!data.join("replaced").exists(), "a claim wrote the fence");
+    let (st, v) = issue(&e.primary.base, &e.kiosk);
+    assert_eq!(st, StatusCode::OK, "one header stopped the office: {v}");
+    e.primary.restart();
+    let (st, v) = issue(&e.primary.base, &e.kiosk);
+    assert_eq!(st, StatusCode::OK, "stopped after a restart: {v}");
+    let faults = std::fs::read_to_string(data.join("faults.jsonl")).unwrap_or_default();
+    assert!(
+        faults.contains("display-1") && faults.contains("without a valid proof"),
+        "the claim is a fault record naming the device: {faults}"
+    );
+}
+
 /// Issue 24, devices carry the epoch: in a partition the old primary
 /// cannot be told by the promoted machine, but a kiosk that has seen the
 /// new primary's epoch reaches it and it fences itself; a stranger's
@@ -620,6 +672,8 @@ fn a_kiosk_that_has_seen_the_new_epoch_fences_the_old_primary() {
     assert_eq!(promote(&standby)["epoch"], 1);
     let (_, epoch, body) = get_with_epoch(&standby.base, "/api/status", Some(&e.kiosk), None);
     assert_eq!(epoch, Some(1), "the promoted machine's answers");
+    let proof = epoch_proof(&standby.base, &e.kiosk);
+    assert!(proof.starts_with("1."), "{proof}");
     let v: Value = serde_json::from_str(&body).expect("json");
     assert_eq!(v["epoch"], 1);
     // A stranger claiming a newer epoch fences nothing.
@@ -628,11 +682,17 @@ fn a_kiosk_that_has_seen_the_new_epoch_fences_the_old_primary() {
     let (st, v) = issue(&e.primary.base, &e.kiosk);
     assert_eq!(st, StatusCode::SERVICE_UNAVAILABLE, "{v}");
     assert_eq!(v["error"]["code"], "no_standby_lease", "{v}");
-    // The kiosk, carrying the epoch it learned from the new primary.
+    // The kiosk's bare claim of the epoch proves nothing (red team F1).
+    let (_, epoch, _) = get_with_epoch(&e.primary.base, "/api/status", Some(&e.kiosk), Some(1));
+    assert_eq!(epoch, Some(0));
+    let (_, v) = issue(&e.primary.base, &e.kiosk);
+    assert_eq!(v["error"]["code"], "no_standby_lease", "{v}");
+    // The kiosk, carrying the epoch and its proof from the new primary.
     let r = Client::new()
         .post(format!("{}/api/commands", e.primary.base))
         .bearer_auth(&e.kiosk)
         .header("Madoguchi-Epoch", "1")
+        .header("Madoguchi-Epoch-Proof", &proof)
         .json(&json!({"command": "issue_ticket", "category": "idou"}))
         .send()
         .expect("command");
@@ -880,7 +940,7 @@ fn a_standby_still_catching_up_refuses_promotion_and_says_why() {
         display,
     };
     let cable = Cable::to(&e.primary.base);
-    let standby = pair(&e, &cable.addr);
+    let mut standby = pair(&e, &cable.addr);
     let (sc, _) = standby.admin();
     let admin_page = |c: &Client| -> String {
         c.get(standby.url("/admin"))
@@ -930,4 +990,204 @@ fn a_standby_still_catching_up_refuses_promotion_and_says_why() {
     assert!(admin_page(&sc).contains("この機械は予備機です"));
     let (st, v) = issue(&standby.base, &e.kiosk);
     assert_ne!(st, StatusCode::OK, "a standby behind issued a number: {v}");
+    // Restarted (the manual's 「予備機を再起動した後など」) with the primary
+    // still out of reach: it has not forgotten how far the primary was
+    // (red team F4: it was promoted with an old business day open).
+    standby.restart();
+    let (c, csrf) = standby.admin();
+    let r = c
+        .post(standby.url("/api/promote"))
+        .header("X-CSRF-Token", &csrf)
+        .send()
+        .expect("promote");
+    let st = r.status();
+    let v: Value = r.json().expect("json");
+    assert_eq!(st, StatusCode::CONFLICT, "promoted after a restart: {v}");
+    assert_eq!(v["error"]["code"], "standby_behind", "{v}");
+    let page = c
+        .get(standby.url("/admin"))
+        .send()
+        .expect("admin")
+        .text()
+        .expect("html");
+    assert!(page.contains("id=\"standby-behind\""), "{page}");
+}
+
+/// An admin request on `base` (`method` POST or DELETE) with a JSON body.
+fn admin_send(s: &Server, path: &str, body: Value) -> (StatusCode, Value) {
+    let (c, csrf) = s.admin();
+    let r = c
+        .post(s.url(path))
+        .header("X-CSRF-Token", &csrf)
+        .json(&body)
+        .send()
+        .expect("admin request");
+    let st = r.status();
+    (st, r.json().unwrap_or(Value::Null))
+}
+
+/// Red team F2: two standbys could both be promoted to epoch 1 and then
+/// give the same numbers. One standby at a time: a second standby's link
+/// is refused in Japanese with the way to replace it, and a revoked
+/// standby is not enabled again beside a new one.
+#[test]
+fn a_second_standby_is_refused_with_the_way_to_replace_it() {
+    let e = enrolled_primary();
+    let _standby = pair(&e, &e.primary.base.clone());
+    let (st, v) = admin_send(
+        &e.primary,
+        "/api/devices",
+        json!({"name": "standby-2", "role": "standby"}),
+    );
+    assert_eq!(st, StatusCode::CONFLICT, "a second standby link: {v}");
+    assert_eq!(v["error"]["code"], "one_standby", "{v}");
+    let ja = v["error"]["message_ja"].as_str().unwrap_or_default();
+    assert!(
+        ja.contains("予備機は一台だけ") && ja.contains("「取り消す」を押してから"),
+        "{ja}"
+    );
+    // Kiosks and displays are still enrolled as before.
+    let (st, v) = admin_send(
+        &e.primary,
+        "/api/devices",
+        json!({"name": "kiosk-2", "role": "kiosk"}),
+    );
+    assert_eq!(st, StatusCode::OK, "{v}");
+    // Replacing it: revoke, then a new link, which enrols.
+    let (st, v) = admin_send(
+        &e.primary,
+        "/api/devices/standby-1/disabled",
+        json!({"disabled": true}),
+    );
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let (st, v) = admin_send(
+        &e.primary,
+        "/api/devices",
+        json!({"name": "standby-2", "role": "standby"}),
+    );
+    assert_eq!(st, StatusCode::OK, "after revoking: {v}");
+    let token = enrol(v["enrol_url"].as_str().expect("link"));
+    assert_eq!(whoami(&e.primary.base, &token), StatusCode::OK);
+    let (st, v) = admin_send(
+        &e.primary,
+        "/api/devices/standby-1/disabled",
+        json!({"disabled": false}),
+    );
+    assert_eq!(st, StatusCode::CONFLICT, "two standbys again: {v}");
+    assert_eq!(v["error"]["code"], "one_standby", "{v}");
+}
+
+/// Red team F3: a primary whose log lost records its standby holds (here
+/// an older copy of its folder put back) says `primary_behind` — promote
+/// the standby — not the generic "standby unreachable" text that offers
+/// 取り消す; revoking the standby is refused in Japanese (it would give
+/// acknowledged numbers again), also after a restart.
+#[test]
+fn a_primary_behind_its_standby_says_promote_and_keeps_the_standby() {
+    let mut e = enrolled_primary();
+    let _standby = pair(&e, &e.primary.base.clone());
+    let data = data_of(&e.primary);
+    let old = tempfile::tempdir().expect("tmp");
+    e.primary.stop_cleanly();
+    crate::util::copy_dir(&data, old.path());
+    e.primary.restart();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut acked = Vec::new();
+    while acked.len() < 3 {
+        let (st, v) = issue(&e.primary.base, &e.kiosk);
+        if st == StatusCode::OK {
+            acked.push(number(&v));
+        } else {
+            assert!(Instant::now() < deadline, "never issued: {v}");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+    e.primary.stop_cleanly();
+    std::fs::remove_dir_all(&data).expect("rm");
+    crate::util::copy_dir(old.path(), &data);
+    e.primary.restart();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let v = loop {
+        let (st, v) = issue(&e.primary.base, &e.kiosk);
+        assert_ne!(st, StatusCode::OK, "gave {v} again after losing {acked:?}");
+        if v["error"]["code"] == "primary_behind" {
+            break v;
+        }
+        assert!(Instant::now() < deadline, "never said it is behind: {v}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let ja = v["error"]["message_ja"].as_str().unwrap_or_default();
+    assert!(
+        ja.contains("主機に昇格") && !ja.contains("「取り消す」を押すと"),
+        "{ja}"
+    );
+    for round in 0..2 {
+        let (st, v) = admin_send(
+            &e.primary,
+            "/api/devices/standby-1/disabled",
+            json!({"disabled": true}),
+        );
+        assert_eq!(st, StatusCode::CONFLICT, "round {round}: revoked: {v}");
+        assert_eq!(v["error"]["code"], "primary_behind", "{v}");
+        let ja = v["error"]["message_ja"].as_str().unwrap_or_default();
+        assert!(ja.contains("取り消せません"), "{ja}");
+        let (c, csrf) = e.primary.admin();
+        let r = c
+            .delete(e.primary.url("/api/devices/standby-1"))
+            .header("X-CSRF-Token", &csrf)
+            .send()
+            .expect("delete");
+        assert_eq!(r.status(), StatusCode::CONFLICT, "round {round}: deleted");
+        let admin = c
+            .get(e.primary.url("/admin"))
+            .send()
+            .expect("admin")
+            .text()
+            .expect("html");
+        assert!(
+            admin.contains("id=\"primary-behind\"") && !admin.contains("予備機と連絡が取れません"),
+            "round {round}: {admin}"
+        );
+        let (st, v) = issue(&e.primary.base, &e.kiosk);
+        assert_eq!(
+            v["error"]["code"], "primary_behind",
+            "round {round}: {st} {v}"
+        );
+        // Kept across a restart, though the standby no longer asks.
+        e.primary.restart();
+    }
+}
+
+/// Red team F6: `madoguchi apply` and `import` refuse a replaced
+/// primary's folder and a standby's folder as `serve` does, with the same
+/// Japanese message (they gave a number the promoted machine also gave).
+#[test]
+fn writing_commands_refuse_a_replaced_or_standby_folder() {
+    let mut e = enrolled_primary();
+    let mut standby = pair(&e, &e.primary.base.clone());
+    // The admin tells the primary it was replaced (as the promoted
+    // machine does with its standby token).
+    let (st, v) = admin_send(&e.primary, "/api/fence", json!({"epoch": 1}));
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(v["replaced"], 1, "{v}");
+    e.primary.stop_cleanly();
+    standby.stop_cleanly();
+    let dir = tempfile::tempdir().expect("tmp");
+    let lines = dir.path().join("lines.jsonl");
+    std::fs::write(&lines, "").expect("write");
+    for (data, says) in [
+        (data_of(&e.primary), "主機ではなくなりました"),
+        (data_of(&standby), "予備機のもの"),
+    ] {
+        for args in [vec!["apply"], vec!["import", lines.to_str().expect("path")]] {
+            let out = crate::util::run(&data, &args);
+            let said = String::from_utf8_lossy(&out.stderr);
+            assert!(
+                !out.status.success(),
+                "{args:?} wrote to {}",
+                data.display()
+            );
+            assert!(said.contains(says), "{args:?}: {said}");
+        }
+    }
 }

@@ -13,6 +13,7 @@ use serde_json::json;
 pub struct Args {}
 
 pub fn run(data: &Path, config: Option<&Path>, _args: Args) -> Result<()> {
+    super::refuse_fenced_folder(data)?;
     let mut engine = super::open_engine(data, config)?;
     let stdin = std::io::stdin().lock();
     let mut stdout = std::io::stdout().lock();

@@ -20,6 +20,7 @@ pub struct Args {
 }
 
 pub fn run(data: &Path, config: Option<&Path>, args: Args) -> Result<()> {
+    super::refuse_fenced_folder(data)?;
     let mut engine = super::open_engine(data, config)?;
     let cfg = engine.config().clone();
     // The next business day after what the folder already holds.

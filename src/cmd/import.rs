@@ -31,6 +31,7 @@ fn lines(reader: impl BufRead) -> impl Iterator<Item = Result<ImportLine, Import
 }
 
 pub fn run(data: &Path, config: Option<&Path>, args: Args) -> Result<()> {
+    super::refuse_fenced_folder(data)?;
     let mut engine = super::open_engine(data, config)?;
     // Days the import closes get their reports, as if closed at a counter.
     let mut closed = engine.feed().subscribe();

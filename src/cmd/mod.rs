@@ -50,6 +50,35 @@ pub fn load_host(host: Option<&Path>, config: Option<&Path>, data: &Path) -> Res
     Ok(HostSettings::default())
 }
 
+/// A standby's folder (it holds `standby-token` and was never promoted):
+/// served alone or written to by a command, it would give numbers beside
+/// its primary (issue 24; red team F6 for `apply` and `import`).
+pub fn refuse_standby_folder(data: &Path) -> Result<()> {
+    anyhow::ensure!(
+        !data.join("standby-token").exists() || data.join("promoted").exists(),
+        "この data フォルダは予備機のものです。--standby-of 主機のアドレス を付けて起動するか、予備機の管理画面で「主機に昇格」してください（単独で起動すると主機と同じ番号を出すおそれがあります） / this data folder is a standby's ({}): start it with --standby-of PRIMARY, or promote it; started alone it would give numbers beside the primary",
+        data.join("standby-token").display()
+    );
+    Ok(())
+}
+
+/// Commands that write (`apply`, `import`, `demo`) refuse a replaced
+/// primary's folder as `serve` does (red team F6: `apply` gave a number
+/// the promoted machine also gave), and a standby's.
+pub fn refuse_fenced_folder(data: &Path) -> Result<()> {
+    refuse_standby_folder(data)?;
+    let replaced = std::fs::read_to_string(data.join("replaced"))
+        .ok()
+        .and_then(|t| t.trim().parse::<u64>().ok());
+    if let Some(epoch) = replaced {
+        anyhow::bail!(
+            "この機械は主機ではなくなりました（予備機が主機に昇格しました・第{epoch}期）。番号は新しい主機で発行してください。職員に声をおかけください（元の主機を予備機として戻す手順: docs/manual-ja.md「元の主機の復帰」） / this server has been replaced (a standby was promoted, epoch {epoch}); use the new primary ({})",
+            data.join("replaced").display()
+        );
+    }
+    Ok(())
+}
+
 /// Opens the data folder, telling the user what start-up repaired.
 pub fn open_engine(data: &Path, config: Option<&Path>) -> Result<Engine> {
     let choice = match load_config(config)? {

@@ -524,6 +524,15 @@ pub async fn new_device(
         ));
     }
     app.auth.check_device_name(&d.name)?;
+    // One standby at a time (red team F2); a new link replaces an unused one.
+    if d.role == Role::Standby {
+        if app.auth.has_standby() {
+            return Err(ApiError::OneStandby);
+        }
+        app.auth
+            .drop_standby_links()
+            .map_err(|e| ApiError::Internal(format!("{e:#}")))?;
+    }
     let code = app
         .auth
         .new_enrolment(&d.name, d.role, std::time::Duration::from_secs(24 * 3600))
@@ -615,6 +624,9 @@ async fn set_disabled(
     device: bool,
     disabled: bool,
 ) -> Result<Json<Value>, ApiError> {
+    if device && disabled {
+        keep_standby_if_behind(&app, &name)?;
+    }
     if !app.auth.set_disabled(&name, device, disabled)? {
         return Err(ApiError::NotFound);
     }
@@ -648,11 +660,25 @@ async fn delete(
     name: String,
     device: bool,
 ) -> Result<Json<Value>, ApiError> {
+    if device {
+        keep_standby_if_behind(&app, &name)?;
+    }
     if !app.auth.delete(&name, device)? {
         return Err(ApiError::NotFound);
     }
     audit_change(&app, caller, name, "deleted").await?;
     Ok(Json(json!({"ok": true, "deleted": true})))
+}
+
+/// A primary that lost records its standby holds keeps the standby: without
+/// it, this primary would issue acknowledged numbers again (red team F3).
+fn keep_standby_if_behind(app: &App, name: &str) -> Result<(), ApiError> {
+    match app.fence.behind() {
+        Some((standby, ours)) if app.auth.is_standby_device(name) => {
+            Err(ApiError::KeepStandby { standby, ours })
+        }
+        _ => Ok(()),
+    }
 }
 
 async fn audit_change(

@@ -381,6 +381,28 @@ impl Auth {
         })
     }
 
+    /// The token hashes of every standby device, enabled or not: the keys
+    /// a promoted standby's epoch proof is made with (`fence.rs`).
+    pub fn standby_keys(&self) -> Vec<String> {
+        self.file.lock().map_or_else(
+            |_| Vec::new(),
+            |f| {
+                f.devices
+                    .iter()
+                    .filter(|d| d.role == Role::Standby)
+                    .map(|d| d.token_sha256.clone())
+                    .collect()
+            },
+        )
+    }
+
+    /// A new standby link replaces any unused one: one standby at a time
+    /// (red team F2: two standbys could both be promoted to the same
+    /// epoch).
+    pub fn drop_standby_links(&self) -> anyhow::Result<()> {
+        self.with_enrolments(|e| e.retain(|e| e.role != Role::Standby))
+    }
+
     /// Deletes the device whose token this is (a promoted standby removes
     /// its own standby device: it has no standby of its own yet).
     pub fn delete_device_by_token(&self, token: &str) -> anyhow::Result<()> {
@@ -598,6 +620,11 @@ impl Auth {
             })
             .map_err(internal)?
             .ok_or(ApiError::NotFound)?;
+        // A link made before one standby at a time was the rule (red team
+        // F2) does not enrol a second standby.
+        if e.role == Role::Standby && self.other_standby(&e.name) {
+            return Err(ApiError::OneStandby);
+        }
         let token = random_token(32);
         let name = e.name.clone();
         let device = Device {
@@ -869,9 +896,35 @@ impl Auth {
         Ok(())
     }
 
+    /// Whether an enabled standby device other than `name` exists.
+    fn other_standby(&self, name: &str) -> bool {
+        let now = unix_now();
+        self.file.lock().is_ok_and(|f| {
+            f.devices.iter().any(|d| {
+                d.role == Role::Standby
+                    && d.name != name
+                    && !d.disabled
+                    && d.expires_at.is_none_or(|e| now < e)
+            })
+        })
+    }
+
+    /// Whether `name` is a standby device.
+    pub fn is_standby_device(&self, name: &str) -> bool {
+        self.file.lock().is_ok_and(|f| {
+            f.devices
+                .iter()
+                .any(|d| d.name == name && d.role == Role::Standby)
+        })
+    }
+
     /// Disables (or enables again) a person's account or a device; a
     /// disabled one is refused at once. `Ok(false)`: no such name.
     pub fn set_disabled(&self, name: &str, device: bool, disabled: bool) -> Result<bool, ApiError> {
+        // Enabling a revoked standby beside another: two standbys again.
+        if device && !disabled && self.is_standby_device(name) && self.other_standby(name) {
+            return Err(ApiError::OneStandby);
+        }
         let outcome = self
             .with_file(|f| {
                 let mut next = f.clone();

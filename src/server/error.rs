@@ -98,6 +98,14 @@ pub enum ApiError {
     /// it takes no commands, so that a promoted standby and this machine
     /// never both give numbers.
     NoLease,
+    /// A second standby (red team F2): one standby at a time.
+    OneStandby,
+    /// Revoking the standby of a primary that lost records the standby
+    /// holds (red team F3): it would give acknowledged numbers again.
+    KeepStandby {
+        standby: u64,
+        ours: u64,
+    },
     /// The command could not be recorded: the disk is full. Nothing
     /// changed; the same request may be sent again once there is space.
     DiskFull,
@@ -253,8 +261,20 @@ impl ApiError {
             ApiError::PrimaryBehind { standby, ours } => (
                 StatusCode::CONFLICT,
                 "primary_behind",
-                format!("待機系は記録 {standby} まで持っていますが、この主機の記録は {ours} で終わっています。主機の記録が失われたため受付を止めました。待機系を昇格してください"),
-                format!("the standby holds records up to {standby}, but this primary's log ends at {ours}: records were lost here; promote the standby"),
+                format!("予備機は記録 {standby} まで持っていますが、この主機の記録は {ours} で終わっています。主機の記録が失われたため受付を止めました。予備機の管理画面で「主機に昇格」を押してください（予備機の登録は取り消さないでください。取り消すと、発行済みの番号がもう一度出ます）。職員に声をおかけください"),
+                format!("the standby holds records up to {standby}, but this primary's log ends at {ours}: records were lost here; promote the standby (do not revoke it: that would give issued numbers again)"),
+            ),
+            ApiError::OneStandby => (
+                StatusCode::CONFLICT,
+                "one_standby",
+                "予備機はすでに登録されています。予備機は一台だけです（二台あると両方が主機に昇格でき、同じ番号が二度出ます）。入れ替えるときは、管理画面の「端末」で今の予備機の「取り消す」を押してから、新しい予備機の登録用リンクを作ってください".into(),
+                "a standby is already enrolled: one standby at a time (two could both be promoted and give the same numbers). To replace it, revoke the current standby under 管理 → 端末 first, then make a new link".into(),
+            ),
+            ApiError::KeepStandby { standby, ours } => (
+                StatusCode::CONFLICT,
+                "primary_behind",
+                format!("予備機の登録は取り消せません。予備機は記録 {standby} まで持っていますが、この主機の記録は {ours} で終わっています（記録が失われました）。取り消すとこの主機が発行済みの番号をもう一度出します。予備機の管理画面で「主機に昇格」を押してください"),
+                format!("the standby cannot be revoked: it holds records up to {standby}, this primary's log ends at {ours} (records were lost here); revoking it would give issued numbers again. Promote the standby"),
             ),
             ApiError::Replaced(epoch) => (
                 StatusCode::SERVICE_UNAVAILABLE,

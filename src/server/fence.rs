@@ -27,12 +27,23 @@
 //!   visitor is always on the standby; a command the standby never got is
 //!   answered `no_standby_lease` and stays only in the old primary's
 //!   diverged tail (listed at `--rejoin`).
-//! - **Devices carry the epoch.** Every answer names the epoch in force
-//!   (`Madoguchi-Epoch`); the kiosk, staff and display pages remember the
-//!   highest they have seen and send it back with their requests. A primary
-//!   that gets a newer one from a device it knows has been replaced: it
-//!   fences itself as `POST /api/fence` would ([`carry_epoch`]). A page that
-//!   reaches a server older than its epoch says so and issues nothing.
+//! - **Devices carry the epoch, with its proof.** Every answer names the
+//!   epoch in force (`Madoguchi-Epoch`); a promoted machine's answers also
+//!   carry its proof (`Madoguchi-Epoch-Proof: N.MAC`, HMAC-SHA-256 of the
+//!   epoch under the SHA-256 of the standby token it followed with: the
+//!   old primary stores exactly that hash for its standby device, devices
+//!   never see it). The kiosk, staff and display pages remember the highest
+//!   epoch and its proof and send both back. A primary that gets a valid
+//!   proof of a newer epoch from a device it knows has been replaced: it
+//!   fences itself as `POST /api/fence` would ([`carry_epoch`]). A bare or
+//!   wrong claim fences nothing (any enrolled device could otherwise stop
+//!   the office for good with one header, red team F1): it is a fault
+//!   record naming the device. A page that reaches a server older than its
+//!   epoch says so and issues nothing.
+//! - **A primary that lost records** its standby holds (`primary_behind`,
+//!   noted in `<data>/behind`, kept across restarts) refuses commands with
+//!   a message that says to promote the standby, and refuses to revoke the
+//!   standby: revoking it would give acknowledged numbers again.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -68,9 +79,75 @@ pub struct Fence {
     /// The epoch in force in this server's log (a copy, read on every
     /// answer without asking the engine).
     epoch: AtomicU64,
-    /// Standby: the primary's last record, as its last answer said (0 when
-    /// not known, e.g. after a restart with the primary down).
+    /// Standby: the primary's last record, as its last answer said (kept
+    /// in `<data>/primary-last`, so a restart while catching up does not
+    /// forget it; 0 when never known).
     primary_last: AtomicU64,
+    primary_last_path: PathBuf,
+    /// Primary: the standby holds records this log lost (standby's last,
+    /// ours), kept in `<data>/behind`.
+    behind: Mutex<Option<(u64, u64)>>,
+    behind_path: PathBuf,
+    /// A promoted machine: the proof of its epoch it hands to devices.
+    proof: Mutex<Option<String>>,
+    /// Unproven claims recorded (device, epoch): one fault record per
+    /// claim, not one per request; bounded.
+    unproven: Mutex<std::collections::HashSet<(String, u64)>>,
+}
+
+/// The header that carries the proof of a promoted machine's epoch.
+pub const EPOCH_PROOF_HEADER: &str = "madoguchi-epoch-proof";
+
+/// HMAC-SHA-256 (RFC 2104): no extra dependency for 20 lines.
+fn hmac_sha256(key: &[u8], msg: &[u8]) -> [u8; 32] {
+    use sha2::{Digest, Sha256};
+    let mut k = [0u8; 64];
+    if key.len() > 64 {
+        k[..32].copy_from_slice(&Sha256::digest(key));
+    } else {
+        k[..key.len()].copy_from_slice(key);
+    }
+    let mut inner = Sha256::new();
+    inner.update(k.map(|b| b ^ 0x36));
+    inner.update(msg);
+    let mut outer = Sha256::new();
+    outer.update(k.map(|b| b ^ 0x5c));
+    outer.update(inner.finalize());
+    outer.finalize().into()
+}
+
+/// The key of a promoted machine's epoch proofs: the SHA-256 (hex) of the
+/// standby token it followed with, as its old primary stores it.
+pub fn proof_key(standby_token: &str) -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(Sha256::digest(standby_token.trim().as_bytes()))
+}
+
+/// `N.MAC`: the proof that epoch `n` was taken by the standby whose token
+/// hash is `key`.
+pub fn epoch_proof(key: &str, n: u64) -> String {
+    let mac = hmac_sha256(key.as_bytes(), format!("madoguchi-epoch:{n}").as_bytes());
+    format!("{n}.{}", hex::encode(mac))
+}
+
+/// The epoch a proof proves under one of `keys` (this primary's standby
+/// devices' token hashes), if it does.
+pub fn verify_proof(proof: &str, keys: &[String]) -> Option<u64> {
+    let (n, _) = proof.trim().split_once('.')?;
+    let n: u64 = n.parse().ok()?;
+    let want = proof.trim().as_bytes();
+    keys.iter().find_map(|k| {
+        let good = epoch_proof(k, n);
+        // Constant time: the MAC is compared whole, byte by byte.
+        let same = good.len() == want.len()
+            && good
+                .as_bytes()
+                .iter()
+                .zip(want)
+                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+                == 0;
+        same.then_some(n)
+    })
 }
 
 /// The header that carries the epoch both ways.
@@ -82,6 +159,16 @@ impl Fence {
         let replaced = std::fs::read_to_string(&replaced_path)
             .ok()
             .and_then(|t| t.trim().parse().ok());
+        let primary_last_path = data.join("primary-last");
+        let primary_last = std::fs::read_to_string(&primary_last_path)
+            .ok()
+            .and_then(|t| t.trim().parse().ok())
+            .unwrap_or(0);
+        let behind_path = data.join("behind");
+        let behind = std::fs::read_to_string(&behind_path).ok().and_then(|t| {
+            let (s, o) = t.trim().split_once(' ')?;
+            Some((s.parse().ok()?, o.parse().ok()?))
+        });
         Fence {
             boot: rand::random(),
             started: Instant::now(),
@@ -91,13 +178,84 @@ impl Fence {
             last_grant: Mutex::new(None),
             acked: tokio::sync::watch::Sender::new(0),
             epoch: AtomicU64::new(0),
-            primary_last: AtomicU64::new(0),
+            primary_last: AtomicU64::new(primary_last),
+            primary_last_path,
+            behind: Mutex::new(behind),
+            behind_path,
+            proof: Mutex::new(None),
+            unproven: Mutex::new(std::collections::HashSet::new()),
         }
     }
 
-    /// Standby: the primary said its log ends at record `n`.
-    pub fn note_primary_last(&self, n: u64) {
-        self.primary_last.store(n, Ordering::SeqCst);
+    /// Standby: the primary said its log ends at record `n`. Written down
+    /// when it rises, so that a restart while still catching up keeps
+    /// refusing the promotion (red team F4: otherwise an old business day
+    /// is served).
+    pub fn note_primary_last(&self, n: u64) -> std::io::Result<()> {
+        let old = self.primary_last.fetch_max(n, Ordering::SeqCst);
+        if n > old {
+            let tmp = self.primary_last_path.with_extension("tmp");
+            std::fs::write(&tmp, format!("{n}\n"))?;
+            std::fs::rename(&tmp, &self.primary_last_path)?;
+        }
+        Ok(())
+    }
+
+    /// Primary: the standby holds records up to `standby`, this log ends at
+    /// `ours`; kept across restarts.
+    pub fn set_behind(&self, standby: u64, ours: u64) -> std::io::Result<()> {
+        let mut b = self
+            .behind
+            .lock()
+            .map_err(|_| std::io::Error::other("fence lock poisoned"))?;
+        if *b != Some((standby, ours)) {
+            std::fs::write(&self.behind_path, format!("{standby} {ours}\n"))?;
+            *b = Some((standby, ours));
+        }
+        Ok(())
+    }
+
+    /// Primary: a standby's position was found in this log again (it was
+    /// restored or rejoined): this log is no longer known to be behind.
+    pub fn clear_behind(&self) -> std::io::Result<()> {
+        let Ok(mut b) = self.behind.lock() else {
+            return Ok(());
+        };
+        if b.take().is_some() {
+            match std::fs::remove_file(&self.behind_path) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Primary: (the standby's last record, ours) when this log is known
+    /// to have lost records the standby holds.
+    pub fn behind(&self) -> Option<(u64, u64)> {
+        self.behind.lock().ok().and_then(|b| *b)
+    }
+
+    /// A promoted machine hands devices this proof of its epoch.
+    pub fn set_proof(&self, proof: String) {
+        if let Ok(mut p) = self.proof.lock() {
+            *p = Some(proof);
+        }
+    }
+
+    pub fn proof(&self) -> Option<String> {
+        self.proof.lock().ok().and_then(|p| p.clone())
+    }
+
+    /// Whether this unproven claim is new (worth one fault record).
+    fn first_unproven(&self, device: &str, n: u64) -> bool {
+        let Ok(mut seen) = self.unproven.lock() else {
+            return false;
+        };
+        if seen.len() >= 1024 {
+            return false;
+        }
+        seen.insert((device.to_string(), n))
     }
 
     /// Standby: the primary's last record as last heard (0: not known).
@@ -242,32 +400,62 @@ impl Fence {
     }
 }
 
-/// Every answer names this server's epoch; a request from a known device
-/// or account naming a newer one tells a primary it was replaced (the
-/// device has seen the promoted machine). An unknown caller's header is
-/// ignored: no stranger can fence the office.
+/// Every answer names this server's epoch (and a promoted machine's proof
+/// of it); a request from a known device or account with a valid proof of
+/// a newer one tells a primary it was replaced (the device has seen the
+/// promoted machine). A claim without a valid proof fences nothing and is
+/// a fault record naming the caller; an unknown caller's headers are
+/// ignored.
 pub async fn carry_epoch(State(app): State<Arc<super::App>>, req: Request, next: Next) -> Response {
-    let claimed = req
-        .headers()
-        .get(EPOCH_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok());
+    let header = |h: &axum::http::HeaderMap, name: &str| {
+        h.get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| v.trim().to_string())
+    };
+    let proof = header(req.headers(), EPOCH_PROOF_HEADER);
+    let claimed = header(req.headers(), EPOCH_HEADER)
+        .and_then(|v| v.parse::<u64>().ok())
+        .into_iter()
+        .chain(
+            proof
+                .as_deref()
+                .and_then(|p| p.split_once('.'))
+                .and_then(|(n, _)| n.parse::<u64>().ok()),
+        )
+        .max();
     if let Some(n) = claimed {
-        if n > app.fence.epoch() && !app.is_standby() && app.fence.replaced().is_none_or(|r| r < n)
-        {
+        let ours = app.fence.epoch();
+        if n > ours && !app.is_standby() && app.fence.replaced().is_none_or(|r| r < n) {
             if let Some(caller) = app.auth.identify(req.headers()) {
-                match app.fence.mark_replaced(n) {
-                    Ok(true) => app.faults.record(
-                        "failover",
-                        format!(
-                            "replaced: {} has seen epoch {n} (a standby was promoted); this server takes no more commands",
-                            caller.name
+                let proven = proof
+                    .as_deref()
+                    .and_then(|p| verify_proof(p, &app.auth.standby_keys()))
+                    .filter(|&p| p > ours);
+                match proven {
+                    Some(p) => match app.fence.mark_replaced(p) {
+                        Ok(true) => app.faults.record(
+                            "failover",
+                            format!(
+                                "replaced: {} has seen epoch {p} with its proof (a standby was promoted); this server takes no more commands",
+                                caller.name
+                            ),
                         ),
-                    ),
-                    Ok(false) => {}
-                    Err(e) => app
-                        .faults
-                        .record("failover", format!("cannot record being replaced: {e}")),
+                        Ok(false) => {}
+                        Err(e) => app
+                            .faults
+                            .record("failover", format!("cannot record being replaced: {e}")),
+                    },
+                    None => {
+                        if app.fence.first_unproven(&caller.name, n) {
+                            app.faults.record(
+                                "failover",
+                                format!(
+                                    "{} claims epoch {n} without a valid proof (this server: epoch {ours}); ignored, this server goes on / {} が証明のない第{n}期を示しました。無視して受付を続けます",
+                                    caller.name, caller.name
+                                ),
+                            );
+                        }
+                    }
                 }
             }
         }
@@ -275,6 +463,13 @@ pub async fn carry_epoch(State(app): State<Arc<super::App>>, req: Request, next:
     let mut res = next.run(req).await;
     res.headers_mut()
         .insert(EPOCH_HEADER, HeaderValue::from(app.fence.epoch()));
+    if let Some(p) = app
+        .fence
+        .proof()
+        .and_then(|p| HeaderValue::from_str(&p).ok())
+    {
+        res.headers_mut().insert(EPOCH_PROOF_HEADER, p);
+    }
     res
 }
 
@@ -317,6 +512,36 @@ mod tests {
         f.received(Some("1-2"));
         assert!(f.wait_before_promotion() > LEASE);
         assert_eq!(f.echo().as_deref(), Some("1-2"));
+    }
+
+    #[test]
+    fn an_epoch_proof_holds_only_under_the_standbys_key() {
+        let key = proof_key("standby-token\n");
+        let p = epoch_proof(&key, 3);
+        assert_eq!(verify_proof(&p, std::slice::from_ref(&key)), Some(3));
+        assert_eq!(verify_proof(&p, &[proof_key("another")]), None);
+        let forged = p.replacen("3.", "4.", 1);
+        assert_eq!(verify_proof(&forged, std::slice::from_ref(&key)), None);
+        assert_eq!(verify_proof("7", std::slice::from_ref(&key)), None);
+        assert_eq!(verify_proof("7.00", std::slice::from_ref(&key)), None);
+        // RFC 4231 test case 2.
+        assert_eq!(
+            hex::encode(hmac_sha256(b"Jefe", b"what do ya want for nothing?")),
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+    }
+
+    #[test]
+    fn the_primarys_last_record_and_being_behind_survive_a_restart() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let f = Fence::open(dir.path());
+        f.note_primary_last(42).expect("note");
+        f.note_primary_last(7).expect("lower");
+        assert_eq!(Fence::open(dir.path()).primary_last(), 42);
+        f.set_behind(10, 8).expect("behind");
+        assert_eq!(Fence::open(dir.path()).behind(), Some((10, 8)));
+        f.clear_behind().expect("clear");
+        assert_eq!(Fence::open(dir.path()).behind(), None);
     }
 
     #[test]

@@ -84,6 +84,11 @@ impl Blocked {
                 "この きかいは もう つかえません。",
                 "This server is no longer the primary (its standby was promoted).",
             ),
+            E::PrimaryBehind { .. } => (
+                "この主機は記録の一部を失ったため、受付を止めています。予備機を主機に昇格してください。",
+                "いま ばんごうを だせません。",
+                "This primary lost records its standby holds; issuing is stopped. Promote the standby.",
+            ),
             E::Standby => (
                 "この機械は予備機です。",
                 "この きかいは よびの きかいです。",

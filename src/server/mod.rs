@@ -177,6 +177,12 @@ impl App {
         if let Some(epoch) = self.fence.replaced() {
             return Err(ApiError::Replaced(epoch));
         }
+        // Before the lease: this primary lost records its standby holds, and
+        // the way out is promoting the standby, never revoking it (red
+        // team F3).
+        if let Some((standby, ours)) = self.fence.behind() {
+            return Err(ApiError::PrimaryBehind { standby, ours });
+        }
         if self.auth.has_standby() && !self.fence.leased() {
             return Err(ApiError::NoLease);
         }
@@ -333,6 +339,9 @@ pub fn run(
     host: madoguchi_core::config::HostSettings,
     mut args: Args,
 ) -> Result<()> {
+    // A promoted machine (re)started: it hands out its epoch's proof and
+    // tells the old primary again (red team F5).
+    let promoted_before = replication::promoted_here(data).is_some();
     // A promoted standby restarted with the service line it followed with
     // (a reboot, a kill): it is the primary now, and following the replaced
     // machine again would stop all issuing (found following the manual).
@@ -345,13 +354,9 @@ pub fn run(
     }
     // A standby's folder started alone would give numbers beside its
     // primary (a service line changed wrongly after a rejoin).
-    anyhow::ensure!(
-        args.standby_of.is_some()
-            || !data.join("standby-token").exists()
-            || replication::promoted_here(data).is_some(),
-        "この data フォルダは予備機のものです。--standby-of 主機のアドレス を付けて起動するか、予備機の管理画面で「主機に昇格」してください（単独で起動すると主機と同じ番号を出すおそれがあります） / this data folder is a standby's ({}): start it with --standby-of PRIMARY, or promote it; started alone it would give numbers beside the primary",
-        data.join("standby-token").display()
-    );
+    if args.standby_of.is_none() {
+        crate::cmd::refuse_standby_folder(data)?;
+    }
     let mut rejoin_grant = None;
     if let (true, Some(primary)) = (args.rejoin, &args.standby_of) {
         let runtime = tokio::runtime::Builder::new_current_thread()
@@ -422,16 +427,22 @@ pub fn run(
             contacts: health::Contacts::open(data),
             host,
             fence: fence::Fence::open(data),
+            // A promoted machine remembers the primary it replaced, so it
+            // tells it again after a restart (red team F5).
             primary_url: args
                 .standby_of
                 .as_ref()
-                .map(|p| p.trim_end_matches('/').to_string()),
+                .map(|p| p.trim_end_matches('/').to_string())
+                .or_else(|| replication::old_primary(data)),
             replication_cursor: replication::Cursor::default(),
             audit_index: audit::Index::default(),
         });
         app.fence.received(rejoin_grant.as_deref());
         app.fence
             .set_epoch(app.engine.read_async(|e| e.state().meta.epoch).await?);
+        if promoted_before && args.standby_of.is_none() {
+            replication::after_restart_as_promoted(&app);
+        }
         if let Some(primary) = &args.standby_of {
             let token = replication::token(data, args.enrol_link.as_deref()).await?;
             replication::follow(app.clone(), primary.trim_end_matches('/').to_string(), token);
@@ -518,7 +529,7 @@ async fn admin_page(
     let primary_last = app.fence.primary_last();
     let html = app.pages.render(
         "admin.html",
-        minijinja::context! { office, user => caller.name, faults => app.faults.rows(), devices => health::devices(&app), standby => app.is_standby(), held, primary_last, replaced => app.fence.replaced(), no_lease => (!app.is_standby() && app.fence.replaced().is_none() && app.auth.has_standby() && !app.fence.leased()).then_some(error::NO_LEASE_JA), csrf => caller.csrf(), closed_today },
+        minijinja::context! { office, user => caller.name, faults => app.faults.rows(), devices => health::devices(&app), standby => app.is_standby(), held, primary_last, replaced => app.fence.replaced(), behind => app.fence.behind().filter(|_| app.fence.replaced().is_none()).map(|(standby, ours)| minijinja::context! { standby, ours }), no_lease => (!app.is_standby() && app.fence.replaced().is_none() && app.fence.behind().is_none() && app.auth.has_standby() && !app.fence.leased()).then_some(error::NO_LEASE_JA), csrf => caller.csrf(), closed_today },
     )?;
     Ok(html.into_response())
 }

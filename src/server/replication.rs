@@ -35,12 +35,48 @@ const LONG_POLL: Duration = Duration::from_secs(3);
 /// still in its service line, it serves as the primary all the same
 /// (`--rejoin` moves the whole folder aside, this file with it).
 const PROMOTED: &str = "promoted";
+/// Beside it: the address of the primary it replaced, told again after a
+/// restart until it answers (red team F5).
+const OLD_PRIMARY: &str = "old-primary";
 
 /// The epoch this machine was promoted to, if it was.
 pub fn promoted_here(data: &std::path::Path) -> Option<u64> {
     std::fs::read_to_string(data.join(PROMOTED))
         .ok()
         .and_then(|t| t.trim().parse().ok())
+}
+
+/// The primary a promoted machine replaced.
+pub fn old_primary(data: &std::path::Path) -> Option<String> {
+    promoted_here(data)?;
+    std::fs::read_to_string(data.join(OLD_PRIMARY))
+        .ok()
+        .map(|t| t.trim().to_string())
+        .filter(|t| !t.is_empty())
+}
+
+/// The proof of `epoch` this machine hands devices: keyed by the standby
+/// token it followed with (`fence.rs`).
+fn proof_of(app: &App, epoch: u64) -> Option<String> {
+    let token = std::fs::read_to_string(app.data.join("standby-token")).ok()?;
+    Some(super::fence::epoch_proof(
+        &super::fence::proof_key(&token),
+        epoch,
+    ))
+}
+
+/// A promoted machine started again: it hands devices its epoch's proof
+/// and tells the old primary again until it answers.
+pub fn after_restart_as_promoted(app: &Arc<App>) {
+    let Some(epoch) = promoted_here(&app.data) else {
+        return;
+    };
+    if let Some(p) = proof_of(app, epoch) {
+        app.fence.set_proof(p);
+    }
+    if let Ok(token) = std::fs::read_to_string(app.data.join("standby-token")) {
+        tell_old_primary(app.clone(), token.trim().to_string(), epoch);
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -216,6 +252,15 @@ pub async fn serve(
         .map_err(|e| ApiError::Internal(e.to_string()))?;
         let (recs, last) = match recs {
             Err(ApiError::PrimaryBehind { standby, ours }) => {
+                // Kept: commands answer `primary_behind` (promote the
+                // standby) and revoking the standby is refused, also after
+                // a restart (red team F3).
+                if let Err(e) = app.fence.set_behind(standby, ours) {
+                    app.faults.record(
+                        "damage",
+                        format!("cannot note that this log is behind its standby: {e}"),
+                    );
+                }
                 app.faults.record(
                     "damage",
                     format!("the standby holds records up to {standby}, but this log ends at {ours}: records were lost here; this server takes no commands (no standby lease) — promote the standby / 待機系の方が記録が多いため、この主機は受付を止めました。待機系を昇格してください"),
@@ -234,6 +279,14 @@ pub async fn serve(
         // checked against ours.
         if caller.role == Role::Standby {
             if let Some(h) = &q.hash {
+                if app.fence.behind().is_some() {
+                    // The standby's position is in this log again (it was
+                    // restored or rejoined behind us).
+                    if let Err(e) = app.fence.clear_behind() {
+                        app.faults
+                            .record("damage", format!("cannot clear the behind note: {e}"));
+                    }
+                }
                 app.fence.ack(q.after);
                 note_witness(&app, &caller.name, q.after, h);
             }
@@ -329,6 +382,17 @@ pub async fn promote(
             format!("cannot note the promotion beside the log ({e}): after a restart, start without --standby-of"),
         );
     }
+    if let Some(url) = &app.primary_url {
+        if let Err(e) = std::fs::write(app.data.join(OLD_PRIMARY), format!("{url}\n")) {
+            app.faults.record(
+                "failover",
+                format!("cannot note the old primary's address ({e}): after a restart it is not told again"),
+            );
+        }
+    }
+    if let Some(p) = proof_of(&app, epoch) {
+        app.fence.set_proof(p);
+    }
     app.promoting.store(false, Ordering::SeqCst);
     // This machine has no standby of its own yet: its standby device (the
     // one it followed with) goes, so no lease is asked of anyone.
@@ -347,7 +411,37 @@ pub async fn promote(
         format!("promoted to primary by {} (epoch {epoch})", caller.name),
     );
     app.displays.poke();
-    Ok(Json(json!({"ok": true, "promoted": true, "epoch": epoch})).into_response())
+    // Say only what is true: a standby of the old primary still enrolled
+    // here (a second standby, red team F2) keeps this machine from taking
+    // commands until it is revoked or follows this machine.
+    let others: Vec<String> = app
+        .auth
+        .devices()
+        .into_iter()
+        .filter(|d| d.role == Role::Standby && !d.disabled)
+        .map(|d| d.name)
+        .collect();
+    let (accepting, ja, en) = match app.may_command() {
+        Ok(()) => (
+            true,
+            format!("主機に昇格しました（第{epoch}期）。ここで受付を続けられます。"),
+            format!("promoted to primary (epoch {epoch}); this server takes commands"),
+        ),
+        Err(ApiError::NoLease) => (
+            false,
+            format!("主機に昇格しました（第{epoch}期）が、まだ受付を始められません。元の主機の予備機（{}）もこの機械に登録されているため、その予備機がこの機械に従うまで番号を出しません。その予備機を使わないときは「端末」でその予備機の「取り消す」を押すと受付を始めます。", others.join("、")),
+            format!("promoted (epoch {epoch}), but this server takes no commands yet: the old primary's other standby ({}) is enrolled here and does not follow this machine; revoke it under 管理 → 端末 to start", others.join(", ")),
+        ),
+        Err(e) => {
+            let (_, _, why_ja, why_en) = e.parts();
+            (
+                false,
+                format!("主機に昇格しました（第{epoch}期）が、まだ受付を始められません：{why_ja}"),
+                format!("promoted (epoch {epoch}), but this server takes no commands yet: {why_en}"),
+            )
+        }
+    };
+    Ok(Json(json!({"ok": true, "promoted": true, "epoch": epoch, "accepting": accepting, "message_ja": ja, "message_en": en})).into_response())
 }
 
 /// Tells the old primary that it was replaced, again every few seconds
@@ -484,7 +578,12 @@ pub fn follow(app: Arc<App>, primary: String, token: String) {
             }
             app.fence.received(answer["grant"].as_str());
             if let Some(last) = answer["last"].as_u64() {
-                app.fence.note_primary_last(last);
+                if let Err(e) = app.fence.note_primary_last(last) {
+                    app.faults.record(
+                        "standby",
+                        format!("cannot note the primary's last record ({last}) in the data folder: {e}"),
+                    );
+                }
             }
             if let Some(a) = answer.get("accounts") {
                 let taken = serde_json::from_value::<super::auth::Carried>(a.clone())
