@@ -376,6 +376,11 @@ impl Cable {
         Cable { addr, cut, open }
     }
 
+    /// Joins the line again (after [`Cable::cut`]).
+    fn mend(&self) {
+        self.cut.store(false, std::sync::atomic::Ordering::SeqCst);
+    }
+
     /// Cuts every connection and refuses new ones.
     fn cut(&self) {
         self.cut.store(true, std::sync::atomic::Ordering::SeqCst);
@@ -1190,4 +1195,37 @@ fn writing_commands_refuse_a_replaced_or_standby_folder() {
             assert!(said.contains(says), "{args:?}: {said}");
         }
     }
+}
+
+/// Red team F5: the promoted machine tells the old primary again after a
+/// restart. The cable is cut while it is promoted (it cannot tell it), it
+/// is killed and started again with its service line, the cable comes
+/// back: the old primary learns it was replaced (before, it never did and
+/// offered 取り消す). The restarted machine still hands out its proof.
+#[test]
+fn the_promoted_machine_tells_the_old_primary_again_after_a_restart() {
+    let e = enrolled_primary();
+    let cable = Cable::to(&e.primary.base);
+    let mut standby = pair(&e, &cable.addr);
+    cable.cut();
+    assert_eq!(promote(&standby)["epoch"], 1);
+    standby.stop();
+    cable.mend();
+    standby.restart();
+    assert!(epoch_proof(&standby.base, &e.kiosk).starts_with("1."));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (st, v) = issue(&e.primary.base, &e.kiosk);
+        assert_ne!(st, StatusCode::OK, "the old primary issued: {v}");
+        if v["error"]["code"] == "replaced" {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the old primary was never told: {v}"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let (st, v) = issue(&standby.base, &e.kiosk);
+    assert_eq!(st, StatusCode::OK, "the promoted machine issues: {v}");
 }
