@@ -1880,7 +1880,7 @@ fn new_kiosk(s: &Server, admin: &Client, csrf: &str, name: &str) -> (Client, Str
         .expect("url")
         .to_string();
     let kiosk = Server::client();
-    kiosk.get(url).send().expect("enrol");
+    kiosk.post(url).send().expect("enrol");
     let kcsrf = kiosk
         .get(s.url("/api/me"))
         .send()

@@ -337,7 +337,11 @@ fn a_display_that_does_not_come_back_is_a_fault_on_the_admin_page() {
     }
     let faults =
         std::fs::read_to_string(s.data_dir().join("data/faults.jsonl")).expect("fault file");
-    assert!(faults.contains("guidance/idou"), "{faults}");
+    // Named as staff know it, Japanese first (issue 18).
+    assert!(
+        faults.contains("「住民異動の受付」の案内表示") && faults.contains("接続が切れ"),
+        "{faults}"
+    );
 }
 
 /// Opens `/ws?topic=status` (public, no credential) over a raw socket and
