@@ -1166,7 +1166,7 @@ fn strangers_and_slow_peers_on_the_ingest_port_do_not_hold_up_the_office() {
     let relay = relay_util::start_with(
         &relay_util::office_key(&key_file),
         "",
-        "head_timeout_s = 2\nbody_grace_s = 1",
+        "head_timeout_s = 2\nbody_grace_s = 1\nmin_body_bytes_per_s = 131072",
         0,
     );
     let s = office_for(&relay, &key_file, "");
@@ -1837,11 +1837,12 @@ fn a_peer_without_the_office_head_is_answered_unread_and_cannot_hold_up_or_swell
         }
         all
     });
-    // Each is answered 401 and closed, or (when the office holds one of
-    // the address's 16 slots) dropped at accept: never read further.
+    // Each is answered 401 (422 `clock_skew` for the office's signed head
+    // ten minutes old, relay-rt2 F4) and closed, or (when the address's
+    // slots are taken) dropped: never read further.
     for (line, closed) in &answers {
         assert!(
-            line.starts_with("HTTP/1.1 401") || line.is_empty(),
+            line.starts_with("HTTP/1.1 401") || line.starts_with("HTTP/1.1 422") || line.is_empty(),
             "{line:?}"
         );
         assert!(closed, "a connection without the head was kept open");
@@ -1864,6 +1865,17 @@ fn a_peer_without_the_office_head_is_answered_unread_and_cannot_hold_up_or_swell
             .metric("madoguchi_relay_bundles_refused_total{code=\"unauthenticated\"}")
             .is_some_and(|n| n as usize >= refused),
         "unauthenticated refusals not counted"
+    );
+    let skewed = answers
+        .iter()
+        .filter(|(l, _)| l.starts_with("HTTP/1.1 422"))
+        .count();
+    assert!(
+        skewed > 0
+            && relay
+                .metric("madoguchi_relay_bundles_refused_total{code=\"clock_skew\"}")
+                .is_some_and(|n| n as usize >= skewed),
+        "a signed head at the wrong time is named clock_skew ({skewed})"
     );
     assert_eq!(
         relay.metric("madoguchi_relay_bundles_refused_total{code=\"bad_signature\"}"),
@@ -2021,4 +2033,98 @@ fn an_office_recovers_a_relay_that_took_a_leaked_key_bundle_ahead_of_its_clock()
     let held = relay.metric("madoguchi_relay_last_seq").expect("last_seq");
     assert!(held <= now_ms() + 1000, "{held}");
     assert_eq!(relay.metric("madoguchi_relay_sequence_impossible"), Some(0));
+}
+
+/// Keeps `n` plain TCP connections from the office's own address to the
+/// ingest port, never starting TLS, and reopens each as soon as the relay
+/// closes it, until `stop` (red-team relay-rt2 F1: a second process on the
+/// office's host or behind its NAT address). Returns the connections opened.
+async fn squat(
+    ingest: std::net::SocketAddr,
+    n: usize,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> u64 {
+    let opened = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let tasks: Vec<_> = (0..n)
+        .map(|_| {
+            let (stop, opened) = (stop.clone(), opened.clone());
+            tokio::spawn(async move {
+                // Bounded: at most 20,000 reconnects per holder.
+                for _ in 0..20_000 {
+                    if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        break;
+                    }
+                    match tcp_from([127, 0, 0, 1], ingest).await {
+                        Ok(mut s) => {
+                            opened.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            let mut buf = [0u8; 64];
+                            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                                match tokio::time::timeout(
+                                    Duration::from_millis(200),
+                                    s.read(&mut buf),
+                                )
+                                .await
+                                {
+                                    Ok(Ok(0)) | Ok(Err(_)) => break,
+                                    _ => {}
+                                }
+                            }
+                        }
+                        Err(_) => tokio::time::sleep(Duration::from_millis(5)).await,
+                    }
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        let _ = t.await;
+    }
+    opened.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+#[test]
+fn silent_connections_from_the_office_address_cannot_hold_the_office_slots() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let key_file = dir.path().join("office.key");
+    let relay = relay_util::start_with(&relay_util::office_key(&key_file), "", "", 0);
+    let s = office_for(&relay, &key_file, "");
+    let (c, csrf) = s.admin();
+    crate::server::open_today(&c, &s, &csrf, &[10]);
+    wait_published(&relay);
+    let quiet = publish_latency(&c, &s, &csrf, &[&relay]);
+
+    let rt = tokio::runtime::Runtime::new().expect("rt");
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // Twice the address's 16 slots, each reopened at once when closed.
+    let squatter = rt.spawn(squat(relay.ingest, 32, stop.clone()));
+    std::thread::sleep(Duration::from_secs(3));
+    let mut worst = Duration::ZERO;
+    for _ in 0..4 {
+        // Longer than the office's pool keeps a connection: each publish
+        // needs a new connection, which the squatter is holding the slots for.
+        std::thread::sleep(Duration::from_secs(6));
+        let before: usize = waiting_on(&relay);
+        let t = Instant::now();
+        let (st, v) = cmd(
+            &c,
+            &s,
+            &csrf,
+            json!({"command": "issue_ticket", "category": "idou"}),
+        );
+        assert_eq!(st, 200, "{v}");
+        while waiting_on(&relay) <= before && t.elapsed() < Duration::from_secs(20) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        worst = worst.max(t.elapsed());
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let opened = rt.block_on(squatter).expect("squatter");
+    eprintln!("squatter opened {opened} connections; worst publish {worst:?} ({quiet:?} quiet)");
+    assert!(
+        worst < Duration::from_secs(5),
+        "publishing took {worst:?} while the office's address was squatted ({quiet:?} quiet)"
+    );
+    // The squatter's connections were closed at the short deadlines and
+    // reopened, over and over.
+    assert!(opened > 32 * 4, "{opened} connections");
 }

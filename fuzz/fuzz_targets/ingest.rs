@@ -83,7 +83,7 @@ fuzz_target!(|data: &[u8]| {
         chain: (3, 4096),
         site,
     };
-    if let Ok((b, _, _)) = examine(cfg, keys, &raw, &held, NOW) {
+    if let Ok((b, _, _)) = examine(cfg, keys, &raw, &held, madoguchi_wire::rules::Clocks::same(NOW)) {
         let _ = site.apply(&b);
     }
 });

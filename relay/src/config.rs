@@ -94,6 +94,18 @@ pub struct Ingest {
     /// start (after TLS) or of the previous answer.
     #[serde(default = "head_timeout")]
     pub head_timeout_s: u64,
+    /// The TLS handshake of an ingest connection must end within this of
+    /// its accept.
+    #[serde(default = "short_deadline")]
+    pub handshake_timeout_s: u64,
+    /// A connection that has not yet shown the office's signed head must
+    /// send one within this (after its handshake or its previous answer):
+    /// only the office's proven connections keep `head_timeout_s`. Both
+    /// short deadlines, and the eviction of the oldest unproven connection
+    /// when an address's slots are full, keep a second process behind the
+    /// office's address from holding the office's slots.
+    #[serde(default = "short_deadline")]
+    pub unproven_head_timeout_s: u64,
     /// The body must arrive within `body_grace_s` plus its length at this
     /// rate (a deadline for the whole body, not an idle timer).
     #[serde(default = "min_rate")]
@@ -125,8 +137,11 @@ fn max_delta_bytes() -> u64 {
 fn head_timeout() -> u64 {
     10
 }
+fn short_deadline() -> u64 {
+    2
+}
 fn min_rate() -> u64 {
-    128 * 1024
+    madoguchi_wire::time::MIN_LINE_BYTES_PER_S
 }
 fn in_flight() -> usize {
     16 * 1024 * 1024
@@ -146,7 +161,7 @@ impl Ingest {
     /// The deadline for a body of `len` bytes.
     pub fn body_deadline(&self, len: u64) -> Duration {
         let rate = self.min_body_bytes_per_s.max(1);
-        Duration::from_secs(self.body_grace_s.saturating_add(len / rate))
+        Duration::from_secs(self.body_grace_s.saturating_add(len.div_ceil(rate)))
     }
 }
 
@@ -320,6 +335,20 @@ mod tests {
         let err = Config::parse(&open, Path::new("r.toml")).expect_err("no allow-list");
         assert!(err.to_string().contains("ingest.allow"), "{err}");
         assert_eq!(c.push.max_per_ticket, 3);
+        // relay-rt2 F6: the demo office's full bundle (148 KB) over a
+        // 20 KB/s line takes 7.4 s; the default deadline allows for it.
+        assert!(c.ingest.body_deadline(148_090) > Duration::from_millis(7_405));
+        assert!(
+            Config::parse(
+                &EXAMPLE.replace("min_body_bytes_per_s = 8192\n", ""),
+                Path::new("r.toml")
+            )
+            .expect("default rate")
+            .ingest
+            .body_deadline(148_090)
+                > Duration::from_millis(7_405)
+        );
+        assert_eq!(c.ingest.unproven_head_timeout_s, 2);
         assert!(c.push.services.iter().any(|s| s == "fcm.googleapis.com"));
         let bad = EXAMPLE.replace("contact = \"mailto:", "contact = \"tel:");
         let err = Config::parse(&bad, Path::new("r.toml")).expect_err("contact");

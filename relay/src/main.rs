@@ -53,6 +53,14 @@ fn main() -> anyhow::Result<()> {
             let cfg = Config::load(&config)?;
             madoguchi_relay::tls::server_config(&cfg.public.tls).context("public TLS")?;
             madoguchi_relay::tls::server_config(&cfg.ingest.tls).context("ingest TLS")?;
+            let aside = madoguchi_relay::store::would_set_aside(&cfg.state_dir, &cfg.office_keys());
+            for (path, why) in &aside {
+                println!(
+                    "起動時に退避します / start-up will set aside: {}: {why} \
+                     (no current data is served until the office's next full bundle)",
+                    path.display()
+                );
+            }
             println!("{}: OK", config.display());
             Ok(())
         }

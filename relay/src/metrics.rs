@@ -19,6 +19,10 @@ pub struct Metrics {
     pub sequence_impossible: AtomicBool,
     /// Ingest connections from addresses not in `ingest.allow`.
     pub strangers_dropped: AtomicU64,
+    /// Unproven ingest connections closed to admit a newer one.
+    pub unproven_evicted: AtomicU64,
+    /// State files set aside at start-up (damaged or unverifiable).
+    pub set_aside: AtomicU64,
     pub last_seq: AtomicU64,
     pub site_expires: AtomicI64,
     pub connections_refused: AtomicU64,
@@ -105,6 +109,18 @@ impl Metrics {
             "counter",
             "Ingest connections dropped at accept: address not in ingest.allow.",
             g(&self.strangers_dropped),
+        );
+        line(
+            "ingest_unproven_evicted_total",
+            "counter",
+            "Ingest connections without the office's signed head closed to admit a newer one.",
+            g(&self.unproven_evicted),
+        );
+        line(
+            "state_set_aside_total",
+            "counter",
+            "State files set aside at start-up because they were damaged or did not verify.",
+            g(&self.set_aside),
         );
         line(
             "last_seq",

@@ -47,6 +47,8 @@ pub struct Store {
     last_seq: u64,
     /// Deltas stored since the last full bundle, and their bytes.
     chain: (usize, u64),
+    /// Files set aside when the folder was opened.
+    pub set_aside: u64,
 }
 
 /// Written by relays before the sequence number came from the bundles.
@@ -68,9 +70,28 @@ impl Store {
         };
         let mut site = Site::default();
         let mut chain = (0, 0);
+        let mut aside_count = 0;
         let full = dir.join(FULL);
         if full.exists() {
-            site = load(&full, keys, &site)?;
+            site = match load(&full, keys, &site) {
+                Ok(s) => s,
+                // relay-rt2 F2: damaged, or signed by a key no longer
+                // configured (after a rotation). Set aside, never deleted
+                // or served; the relay serves no current data until the
+                // office's next full bundle (it sends one at once when a
+                // delta is refused `wrong_base`).
+                Err(e @ StoreError::Damaged { .. }) => {
+                    let aside = set_aside(&full)?;
+                    aside_count += 1;
+                    tracing::error!(
+                        error = %e,
+                        aside = %aside.display(),
+                        "保存されていた公開データ (full.bundle) は壊れているか、設定された庁舎の鍵で検証できません。 別名で退避し、庁舎から次の完全な束が届くまで「最新ではない」と表示します / the stored full bundle is damaged or does not verify with the configured office keys: set aside (renamed, not deleted); no current data is served until the office's next full bundle"
+                    );
+                    Site::default()
+                }
+                Err(e) => return Err(e),
+            };
             let mut deltas: Vec<(u64, PathBuf)> = fs::read_dir(dir)
                 .map_err(io(dir))?
                 .filter_map(|e| e.ok())
@@ -107,6 +128,7 @@ impl Store {
                 dir: dir.to_path_buf(),
                 last_seq,
                 chain,
+                set_aside: aside_count,
             },
             site,
         ))
@@ -182,6 +204,36 @@ fn load(path: &Path, keys: &[VerifyingKey], on: &Site) -> Result<Site, StoreErro
         .map_err(|e| damaged(e.to_string()))?;
     site.expires = madoguchi_wire::rules::expiry_from(&b.header, received);
     Ok(site)
+}
+
+/// Renames `path` to `<name>.set-aside-<unix seconds>` beside it (never
+/// deletes it) and returns the new path.
+pub fn set_aside(path: &Path) -> Result<PathBuf, StoreError> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let aside = path.with_file_name(format!("{name}.set-aside-{now}"));
+    fs::rename(path, &aside).map_err(io(path))?;
+    if let Some(dir) = path.parent() {
+        fs::File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(io(dir))?;
+    }
+    Ok(aside)
+}
+
+/// What start-up would set aside in the state folder, and why (for
+/// `madoguchi-relay check`).
+pub fn would_set_aside(dir: &Path, keys: &[VerifyingKey]) -> Vec<(PathBuf, String)> {
+    let full = dir.join(FULL);
+    match full.exists().then(|| load(&full, keys, &Site::default())) {
+        Some(Err(StoreError::Damaged { why, .. })) => vec![(full, why)],
+        _ => vec![],
+    }
 }
 
 /// Temp file, fsync, rename, fsync of the folder.
@@ -282,6 +334,40 @@ mod tests {
             11,
             "but its sequence is not accepted again"
         );
+    }
+
+    #[test]
+    fn a_full_bundle_that_does_not_verify_is_set_aside_and_nothing_is_served() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let old = [SigningKey::from_bytes(&[3; 32]).verifying_key()];
+        {
+            let (mut store, _) = Store::open(dir.path(), &old).expect("open");
+            let r = raw(10, Kind::Full, 0, "x");
+            store
+                .accept(&r, &bundle::verify(&r, &old).expect("verify"))
+                .expect("accept");
+        }
+        // A key rotation: only the new key is configured.
+        let new = [SigningKey::from_bytes(&[4; 32]).verifying_key()];
+        assert_eq!(would_set_aside(dir.path(), &new).len(), 1);
+        assert!(would_set_aside(dir.path(), &old).is_empty());
+        let (store, site) = Store::open(dir.path(), &new).expect("starts");
+        assert_eq!((store.last_seq(), site.seq, site.files.len()), (0, 0, 0));
+        assert!(!dir.path().join(FULL).exists());
+        let aside: Vec<_> = fs::read_dir(dir.path())
+            .expect("dir")
+            .filter_map(|e| e.ok())
+            .filter(|e| {
+                e.file_name()
+                    .to_string_lossy()
+                    .starts_with("full.bundle.set-aside-")
+            })
+            .collect();
+        assert_eq!(aside.len(), 1, "renamed, not deleted");
+        // A truncated one likewise.
+        fs::write(dir.path().join(FULL), b"MDGRLY1").expect("w");
+        let (_, site) = Store::open(dir.path(), &new).expect("starts");
+        assert_eq!(site.seq, 0);
     }
 
     #[test]

@@ -349,9 +349,13 @@ async fn push(
     let resetting = header.reset.clone();
     t.floor = header.seq;
     let bytes = pack(&header, &changed, key);
+    let size = bytes.len();
     let res = t
         .client
         .post(format!("{}/bundle", t.url))
+        // A relay gives the body its length at the slowest line's rate
+        // (relay-rt2 F6); wait as long for its answer.
+        .timeout(PUSH_TIMEOUT + madoguchi_wire::time::transfer_allowance(size as u64))
         .header("content-type", "application/octet-stream")
         .header(auth::HEADER, auth::head(key, &t.name, UnixMillis::now()))
         .body(bytes)
@@ -398,7 +402,13 @@ async fn push(
         }
     }
     t.base = None;
-    let Some(Reply::Refused { code, last_seq, .. }) = reply else {
+    let Some(Reply::Refused {
+        code,
+        last_seq,
+        clocks,
+        ..
+    }) = reply
+    else {
         // Not the typed outcome (or "accepted" for another sequence, or
         // with an error status): not delivered, whatever the status says.
         fault(
@@ -457,6 +467,33 @@ async fn push(
             false
         }
         (c, _) if c.wants_full() && c != Code::OldSequence => false,
+        (Code::ClockSkew, _) => {
+            let why = match clocks {
+                Some(c) => {
+                    let d = c.relay_ahead_s();
+                    format!(
+                        "refused the bundle: the relay's clock differs from this office's by {} s ({}; {status}, clock_skew) / 中継サーバーの時計が庁舎と {} 秒ずれています",
+                        d.unsigned_abs(),
+                        if d >= 0 { "relay ahead" } else { "relay behind" },
+                        d.unsigned_abs()
+                    )
+                }
+                None => format!("refused the bundle: the relay's clock differs from this office's ({status}, clock_skew)"),
+            };
+            fault(app, t, "clock_skew", why);
+            true
+        }
+        (Code::TooSlow, _) => {
+            fault(
+                app,
+                t,
+                "too_slow",
+                format!(
+                    "refused the bundle as too slow: the line did not carry {size} bytes within the relay's deadline ({status}, too_slow) / 回線が遅すぎて中継サーバーに届きませんでした"
+                ),
+            );
+            true
+        }
         (c, _) => {
             fault(
                 app,

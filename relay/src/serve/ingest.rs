@@ -39,7 +39,8 @@ use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
-use madoguchi_wire::rules::{self, Admit};
+use madoguchi_wire::auth::HeadError;
+use madoguchi_wire::rules::{self, Admit, Clocks};
 use madoguchi_wire::{bundle, Bundle, Code, Kind, Reply, UnixMillis};
 
 use super::public::Body;
@@ -56,35 +57,32 @@ fn answer(status: StatusCode, ctype: &'static str, body: String) -> Response<Bod
     r
 }
 
-pub async fn handle(relay: Arc<Relay>, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
+pub async fn handle(
+    relay: Arc<Relay>,
+    req: Request<Incoming>,
+    peer: SocketAddr,
+    ticket: &super::slots::Ticket,
+) -> Response<Body> {
     match (req.method(), req.uri().path()) {
         (&Method::POST, "/bundle") => {
             let ingest_cfg = &relay.cfg.ingest;
-            let office = req
-                .headers()
-                .get(madoguchi_wire::auth::HEADER)
-                .is_some_and(|v| {
-                    madoguchi_wire::auth::check(
-                        v.as_bytes(),
-                        &ingest_cfg.name,
-                        &relay.keys,
-                        UnixMillis::now(),
-                        Duration::from_secs(ingest_cfg.clock_skew_s),
-                    )
-                });
-            if !office {
-                relay.metrics.refused(Code::Unauthenticated);
-                tracing::warn!(%peer, "ingest request without the office's head: closed unread");
-                let mut r = answer(
-                    StatusCode::UNAUTHORIZED,
-                    "application/json",
-                    Reply::refused(Code::Unauthenticated, None).to_json(),
-                );
-                r.headers_mut()
-                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
-                return r;
-            }
-            ingest(&relay, req, peer).await
+            let now = UnixMillis::now();
+            let head = match req.headers().get(madoguchi_wire::auth::HEADER) {
+                Some(v) => madoguchi_wire::auth::verify(
+                    v.as_bytes(),
+                    &ingest_cfg.name,
+                    &relay.keys,
+                    now,
+                    Duration::from_secs(ingest_cfg.clock_skew_s),
+                ),
+                None => Err(HeadError::Invalid),
+            };
+            let office = match head {
+                Ok(office) => office,
+                Err(e) => return refuse_head(&relay, e, now, peer),
+            };
+            ticket.prove();
+            ingest(&relay, req, peer, Clocks { relay: now, office }).await
         }
         (&Method::GET, "/metrics") => {
             relay.note_impossible_sequence();
@@ -103,12 +101,56 @@ pub async fn handle(relay: Arc<Relay>, req: Request<Incoming>, peer: SocketAddr)
     }
 }
 
+/// The answer to a request without a valid office head: closed unread.
+fn refuse_head(relay: &Relay, e: HeadError, now: UnixMillis, peer: SocketAddr) -> Response<Body> {
+    let (status, reply) = match e {
+        HeadError::Invalid => {
+            relay.metrics.refused(Code::Unauthenticated);
+            tracing::warn!(%peer, "ingest request without the office's head: closed unread");
+            (
+                StatusCode::UNAUTHORIZED,
+                Reply::refused(Code::Unauthenticated, None),
+            )
+        }
+        HeadError::ClockSkew { office } => {
+            relay.metrics.refused(Code::ClockSkew);
+            let clocks = madoguchi_wire::reply::Clocks {
+                relay_ms: now.0,
+                office_ms: office.0,
+            };
+            tracing::error!(
+                %peer,
+                relay_ahead_s = clocks.relay_ahead_s(),
+                skew_s = relay.cfg.ingest.clock_skew_s,
+                "この中継サーバーの時計が庁舎のサーバーと {} 秒ずれています (許容 {} 秒)。時刻同期 (NTP) を確認してください / the office's signed head is {} s off this relay's clock (allowed: clock_skew_s); check time sync (NTP) on both",
+                clocks.relay_ahead_s(),
+                relay.cfg.ingest.clock_skew_s,
+                clocks.relay_ahead_s()
+            );
+            (
+                StatusCode::from_u16(Code::ClockSkew.status())
+                    .unwrap_or(StatusCode::UNPROCESSABLE_ENTITY),
+                Reply::clock_skew(clocks),
+            )
+        }
+    };
+    let mut r = answer(status, "application/json", reply.to_json());
+    r.headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    r
+}
+
 /// What became of a bundle: the code, and whether its signature verified
 /// (then the reply may carry the held sequence).
 pub type Refusal = (Code, bool);
 
-async fn ingest(relay: &Relay, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
-    let reply = match accept(relay, req).await {
+async fn ingest(
+    relay: &Relay,
+    req: Request<Incoming>,
+    peer: SocketAddr,
+    clocks: Clocks,
+) -> Response<Body> {
+    let reply = match accept(relay, req, clocks).await {
         Ok(seq) => {
             Metrics::add(&relay.metrics.bundles_accepted);
             tracing::info!(seq, %peer, "bundle accepted");
@@ -205,12 +247,12 @@ pub fn judge(
     b: Bundle,
     raw_len: usize,
     held: &Held,
-    now: UnixMillis,
+    clocks: Clocks,
 ) -> Result<Passed, Refusal> {
     let refuse = |c: Code| (c, true);
     let ingest = &cfg.ingest;
     let admit =
-        rules::check(&b.header, held.seq, &ingest.name, now, &ingest.rules()).map_err(refuse)?;
+        rules::check(&b.header, held.seq, &ingest.name, clocks, &ingest.rules()).map_err(refuse)?;
     let push_max = cfg.limits.push_max_bytes;
     if b.files
         .iter()
@@ -235,15 +277,14 @@ pub fn examine(
     keys: &[VerifyingKey],
     raw: &[u8],
     held: &Held,
-    now: UnixMillis,
+    clocks: Clocks,
 ) -> Result<Passed, Refusal> {
     let b = verify(keys, raw)?;
-    judge(cfg, b, raw.len(), held, now)
+    judge(cfg, b, raw.len(), held, clocks)
 }
 
-async fn accept(relay: &Relay, req: Request<Incoming>) -> Result<u64, Refusal> {
+async fn accept(relay: &Relay, req: Request<Incoming>, clocks: Clocks) -> Result<u64, Refusal> {
     let (raw, _budget) = read_body(relay, req).await.map_err(|c| (c, false))?;
-    let received = UnixMillis::now();
     let refuse = |c: Code| (c, true);
     // The signature before the lock, off the async workers (a 4 MiB body
     // is milliseconds of hashing): a flood of bad signatures never holds
@@ -262,28 +303,42 @@ async fn accept(relay: &Relay, req: Request<Incoming>) -> Result<u64, Refusal> {
         chain: store.chain(),
         site: &current,
     };
-    let (b, admit, pushes) = judge(&relay.cfg, b, raw.len(), &held, UnixMillis::now())?;
+    // The relay's clock as the body ends; the office's advanced by as much.
+    let now = UnixMillis::now();
+    let clocks = Clocks {
+        relay: now,
+        office: clocks
+            .office
+            .plus(Duration::from_millis(now.0.saturating_sub(clocks.relay.0))),
+    };
+    let (b, admit, pushes) = judge(&relay.cfg, b, raw.len(), &held, clocks)?;
     for (topic, body) in pushes {
         relay.hub.publish(&topic, body);
     }
     let seq = b.header.seq;
-    // Live for its lifetime from when it arrived, never longer.
-    let expires = rules::expiry_from(&b.header, received.seconds());
+    // Live for what was left of its lifetime by the office's clock,
+    // counted on the relay's.
+    let expires = rules::expiry_on_relay(&b.header, clocks);
     // fsyncs and compression would hold an async worker (and every
     // subscriber it serves) for milliseconds.
+    // The store guard goes to the writing task and comes back, so the lock
+    // is held until the new site is swapped in (relay-rt2 F7: released
+    // earlier, a second bundle was judged against the old site, and the
+    // two swaps could land in either order).
     let made = tokio::task::spawn_blocking(move || {
-        store.accept(&raw, &b)?;
-        Ok::<_, crate::store::StoreError>(current.apply(&b))
+        let stored = store.accept(&raw, &b);
+        let site = stored.as_ref().ok().map(|()| current.apply(&b));
+        (store, stored, site)
     })
     .await;
-    let site = match made {
-        Ok(Ok(Ok((mut site, _)))) => {
+    let (_store, site) = match made {
+        Ok((store, Ok(()), Some(Ok((mut site, _))))) => {
             site.expires = expires;
-            site
+            (store, site)
         }
         // Checked above against the same site under the same lock.
-        Ok(Ok(Err(_))) => return Err(refuse(Code::WrongBase)),
-        Ok(Err(e)) => {
+        Ok((_, Ok(()), _)) => return Err(refuse(Code::WrongBase)),
+        Ok((_, Err(e), _)) => {
             tracing::error!(error = %e, "accepted bundle could not be stored; not served");
             return Err(refuse(Code::NotStored));
         }

@@ -9,6 +9,7 @@
 
 pub mod ingest;
 mod public;
+pub mod slots;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -60,6 +61,7 @@ impl Relay {
         let keys = cfg.office_keys();
         let (store, site) = Store::open(&cfg.state_dir, &keys)?;
         let metrics = Metrics::default();
+        metrics.set_aside.store(store.set_aside, Ordering::Relaxed);
         metrics
             .last_seq
             .store(store.last_seq(), std::sync::atomic::Ordering::Relaxed);
@@ -71,8 +73,19 @@ impl Relay {
         for (topic, body) in site.topic_payloads(site.files.keys()) {
             hub.publish(&topic, body);
         }
+        // relay-rt2 F2(c): a push file that cannot be used must not take the
+        // public site down; the relay runs without Web Push and says so.
         let push = match cfg.push.enabled {
-            true => Some(crate::push::Push::open(&cfg)?),
+            true => match crate::push::Push::open(&cfg) {
+                Ok(p) => Some(p),
+                Err(e) => {
+                    tracing::error!(
+                        error = %e,
+                        "Web Push の状態ファイルが使えないため、通知なしで公開を続けます / Web Push state cannot be used: serving the public site without Web Push"
+                    );
+                    None
+                }
+            },
             false => None,
         };
         let relay = Arc::new(Relay {
@@ -180,15 +193,16 @@ pub async fn run(relay: Arc<Relay>, on_bound: impl FnOnce(Bound)) -> anyhow::Res
     tokio::spawn(cert_watch(relay.clone(), vec![public_cert, ingest_cert]));
     // The ingest line has one legitimate peer; keep its own small limit so
     // a flood on the public side cannot starve it, or the reverse.
-    let ingest_limiter = Limiter::new(64, 16);
+    // Unproven connections (no signed office head yet) give way to newer
+    // ones when the limits are reached (`slots`).
+    let ingest_slots = slots::Slots::new(64, 16, slots::GRACE);
     let mut tasks = Vec::new();
     for l in ingest {
         tasks.push(tokio::spawn(accept_loop(
             relay.clone(),
             l,
             TlsAcceptor::from(ingest_tls.clone()),
-            Side::Ingest,
-            ingest_limiter.clone(),
+            Gate::Ingest(ingest_slots.clone()),
         )));
     }
     for l in public {
@@ -196,8 +210,7 @@ pub async fn run(relay: Arc<Relay>, on_bound: impl FnOnce(Bound)) -> anyhow::Res
             relay.clone(),
             l,
             TlsAcceptor::from(public_tls.clone()),
-            Side::Public,
-            relay.limiter.clone(),
+            Gate::Public(relay.limiter.clone()),
         )));
     }
     let (first, _, _) = futures_util::future::select_all(tasks).await;
@@ -301,6 +314,20 @@ enum Side {
     Ingest,
 }
 
+/// How a listener admits connections.
+#[derive(Debug, Clone)]
+enum Gate {
+    Public(Arc<Limiter>),
+    Ingest(Arc<slots::Slots>),
+}
+
+/// An admitted connection's hold on its slot.
+#[derive(Debug, Clone)]
+enum Admission {
+    Public(Arc<Slot>),
+    Ingest(Arc<slots::Ticket>),
+}
+
 /// Takes connections off one listening socket. Each `accept` takes what
 /// is queued without waiting (tokio waits only once the queue is empty),
 /// and the loop does no more per connection than the address checks and a
@@ -310,9 +337,12 @@ async fn accept_loop(
     relay: Arc<Relay>,
     listener: TcpListener,
     tls: TlsAcceptor,
-    side: Side,
-    limiter: Arc<Limiter>,
+    gate: Gate,
 ) -> anyhow::Result<()> {
+    let side = match gate {
+        Gate::Public(_) => Side::Public,
+        Gate::Ingest(_) => Side::Ingest,
+    };
     loop {
         let (tcp, peer) = match listener.accept().await {
             Ok(x) => x,
@@ -329,7 +359,17 @@ async fn accept_loop(
             drop(tcp);
             continue;
         }
-        let Some(slot) = limiter.admit(peer.ip()) else {
+        let admitted = match &gate {
+            Gate::Public(l) => l.admit(peer.ip()).map(Admission::Public),
+            Gate::Ingest(s) => {
+                let (ticket, evicted) = s.admit(peer.ip().to_canonical(), dup(&tcp));
+                for _ in 0..evicted {
+                    Metrics::add(&relay.metrics.unproven_evicted);
+                }
+                Some(Admission::Ingest(Arc::new(ticket)))
+            }
+        };
+        let Some(slot) = admitted else {
             Metrics::add(&relay.metrics.connections_refused);
             drop(tcp);
             continue;
@@ -338,9 +378,17 @@ async fn accept_loop(
         let relay = relay.clone();
         let tls = tls.clone();
         tokio::spawn(async move {
-            serve_connection(relay, tcp, peer, tls, slot, side).await;
+            serve_connection(relay, tcp, peer, tls, slot).await;
         });
     }
+}
+
+/// A second handle on an accepted socket (for [`slots`] to peek at), or
+/// `None` when the process is out of file descriptors.
+fn dup(tcp: &tokio::net::TcpStream) -> Option<std::net::TcpStream> {
+    use std::os::fd::AsFd;
+    let fd = tcp.as_fd().try_clone_to_owned().ok()?;
+    Some(std::net::TcpStream::from(fd))
 }
 
 async fn serve_connection(
@@ -348,33 +396,74 @@ async fn serve_connection(
     tcp: tokio::net::TcpStream,
     peer: SocketAddr,
     tls: TlsAcceptor,
-    slot: Arc<Slot>,
-    side: Side,
+    slot: Admission,
 ) {
     let limits = relay.limits().clone();
-    let activity = Activity::new();
-    let io = Tracked::new(tcp, activity.clone());
-    let stream = match tokio::time::timeout(limits.handshake(), tls.accept(io)).await {
-        Ok(Ok(s)) => s,
-        _ => {
-            Metrics::add(&relay.metrics.handshakes_failed);
-            return;
+    let (side, handshake, ticket) = match &slot {
+        Admission::Public(_) => (Side::Public, limits.handshake(), None),
+        Admission::Ingest(t) => (
+            Side::Ingest,
+            Duration::from_secs(relay.cfg.ingest.handshake_timeout_s),
+            Some(t.clone()),
+        ),
+    };
+    // An evicted ingest connection closes at once, in its handshake or after.
+    let evicted = {
+        let ticket = ticket.clone();
+        async move {
+            match ticket {
+                Some(t) => t.evicted().await,
+                None => std::future::pending().await,
+            }
         }
     };
+    tokio::pin!(evicted);
+    // An ingest connection waits in the lobby until it sends its first
+    // byte, and only then takes a slot (`slots`).
+    if let Some(t) = &ticket {
+        let mut first = [0u8; 1];
+        let spoke = tokio::select! {
+            r = tokio::time::timeout(handshake, tcp.peek(&mut first)) => matches!(r, Ok(Ok(n)) if n > 0),
+            () = &mut evicted => false,
+        };
+        match spoke.then(|| t.claim()).flatten() {
+            Some(n) => {
+                for _ in 0..n {
+                    Metrics::add(&relay.metrics.unproven_evicted);
+                }
+            }
+            None => {
+                Metrics::add(&relay.metrics.connections_refused);
+                return;
+            }
+        }
+    }
+    let activity = Activity::new();
+    let io = Tracked::new(tcp, activity.clone());
+    let stream = tokio::select! {
+        r = tokio::time::timeout(handshake, tls.accept(io)) => match r {
+            Ok(Ok(s)) => s,
+            _ => {
+                Metrics::add(&relay.metrics.handshakes_failed);
+                return;
+            }
+        },
+        () = &mut evicted => return,
+    };
     let r = relay.clone();
-    let conn_slot = slot.clone();
     let head = HeadClock::new();
     let head_in = head.clone();
+    let admission = slot.clone();
     let service = service_fn(move |req: hyper::Request<Incoming>| {
         let r = r.clone();
-        let slot = conn_slot.clone();
+        let admission = admission.clone();
         let head = head_in.clone();
         async move {
-            let res = match side {
-                Side::Public => public::handle(r, req, peer, slot).await,
-                Side::Ingest => {
+            let res = match admission {
+                Admission::Public(slot) => public::handle(r, req, peer, slot).await,
+                Admission::Ingest(ticket) => {
                     head.in_request();
-                    let res = ingest::handle(r, req, peer).await;
+                    let res = ingest::handle(r, req, peer, &ticket).await;
                     head.waiting();
                     res
                 }
@@ -417,16 +506,40 @@ async fn serve_connection(
             })
         }
     };
-    let head_limit = match side {
-        Side::Ingest => Some(Duration::from_secs(relay.cfg.ingest.head_timeout_s)),
-        Side::Public => None,
-    };
+    // A connection that has not yet shown the office's signed head gets
+    // the short deadline; the office's proven one the longer (its pool
+    // keeps it between bundles).
+    let head_limit = ticket.map(|t| HeadLimit {
+        unproven: Duration::from_secs(relay.cfg.ingest.unproven_head_timeout_s),
+        proven: Duration::from_secs(relay.cfg.ingest.head_timeout_s),
+        ticket: t,
+    });
     tokio::select! {
         _ = conn => {}
         _ = activity.idle(limits.idle()) => {}
-        _ = head.overdue(head_limit) => {}
+        _ = head.overdue(head_limit.as_ref()) => {}
+        () = &mut evicted => {}
     }
     drop(slot);
+}
+
+/// The head deadline of an ingest connection, by whether it has proven
+/// itself the office's.
+#[derive(Debug)]
+struct HeadLimit {
+    unproven: Duration,
+    proven: Duration,
+    ticket: Arc<slots::Ticket>,
+}
+
+impl HeadLimit {
+    fn now(&self) -> Duration {
+        if self.ticket.is_proven() {
+            self.proven
+        } else {
+            self.unproven
+        }
+    }
 }
 
 /// When an ingest connection began waiting for its next request head
@@ -462,12 +575,12 @@ impl HeadClock {
     }
 
     /// Resolves once a head has been awaited for `limit`; never for `None`.
-    async fn overdue(&self, limit: Option<Duration>) {
+    async fn overdue(&self, limit: Option<&HeadLimit>) {
         let Some(limit) = limit else {
             return std::future::pending().await;
         };
-        let limit_ms = u64::try_from(limit.as_millis()).unwrap_or(u64::MAX);
         loop {
+            let limit_ms = u64::try_from(limit.now().as_millis()).unwrap_or(u64::MAX);
             let since = self.since_ms.load(Ordering::Relaxed);
             let wait = if since == IN_REQUEST {
                 limit_ms

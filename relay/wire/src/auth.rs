@@ -38,8 +38,49 @@ pub fn head(key: &SigningKey, relay: &str, at: UnixMillis) -> String {
     format!("{} {}", at.0, hex::encode(sig))
 }
 
+/// Why a head was not accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HeadError {
+    /// Missing, malformed, for another relay, or not signed by an office key.
+    Invalid,
+    /// Signed by an office key for this relay, but made at `office`, further
+    /// from the relay's clock than the skew allows (relay-rt2 F4: reported
+    /// as a clock difference, not as a missing head).
+    ClockSkew { office: UnixMillis },
+}
+
+/// The office's time in `value`, when it is a head the office made for
+/// `relay` within `skew` of `now` (either way: the office's clock may be
+/// behind or ahead). The signature is checked before the time, so only a
+/// holder of an office key learns that the clocks differ.
+pub fn verify(
+    value: &[u8],
+    relay: &str,
+    keys: &[VerifyingKey],
+    now: UnixMillis,
+    skew: Duration,
+) -> Result<UnixMillis, HeadError> {
+    let text = std::str::from_utf8(value).map_err(|_| HeadError::Invalid)?;
+    let (at, sig) = text.trim().split_once(' ').ok_or(HeadError::Invalid)?;
+    let at = at.parse::<u64>().map_err(|_| HeadError::Invalid)?;
+    let mut raw = [0u8; 64];
+    if sig.len() != 128 || hex::decode_to_slice(sig, &mut raw).is_err() {
+        return Err(HeadError::Invalid);
+    }
+    if !crate::bundle::signed_by(keys, &message(relay, UnixMillis(at)), &raw) {
+        return Err(HeadError::Invalid);
+    }
+    let skew = u64::try_from(skew.as_millis()).unwrap_or(u64::MAX);
+    if at.abs_diff(now.0) > skew {
+        return Err(HeadError::ClockSkew {
+            office: UnixMillis(at),
+        });
+    }
+    Ok(UnixMillis(at))
+}
+
 /// Whether `value` is a head the office made for `relay` within `skew` of
-/// `now` (either way: the office's clock may be behind or ahead).
+/// `now` ([`verify`]).
 pub fn check(
     value: &[u8],
     relay: &str,
@@ -47,24 +88,7 @@ pub fn check(
     now: UnixMillis,
     skew: Duration,
 ) -> bool {
-    let Ok(text) = std::str::from_utf8(value) else {
-        return false;
-    };
-    let Some((at, sig)) = text.trim().split_once(' ') else {
-        return false;
-    };
-    let Ok(at) = at.parse::<u64>() else {
-        return false;
-    };
-    let skew = u64::try_from(skew.as_millis()).unwrap_or(u64::MAX);
-    if at.abs_diff(now.0) > skew {
-        return false;
-    }
-    let mut raw = [0u8; 64];
-    if sig.len() != 128 || hex::decode_to_slice(sig, &mut raw).is_err() {
-        return false;
-    }
-    crate::bundle::signed_by(keys, &message(relay, UnixMillis(at)), &raw)
+    verify(value, relay, keys, now, skew).is_ok()
 }
 
 #[cfg(test)]
@@ -97,6 +121,18 @@ mod tests {
         ));
         let ahead = head(&k, "relay-1", NOW.plus(Duration::from_secs(301)));
         assert!(!check(ahead.as_bytes(), "relay-1", &keys, NOW, SKEW));
+        assert_eq!(
+            verify(ahead.as_bytes(), "relay-1", &keys, NOW, SKEW),
+            Err(HeadError::ClockSkew {
+                office: NOW.plus(Duration::from_secs(301))
+            }),
+            "a signed head at the wrong time is a clock difference"
+        );
+        assert_eq!(
+            verify(ahead.as_bytes(), "relay-2", &keys, NOW, SKEW),
+            Err(HeadError::Invalid),
+            "but only when it is signed for this relay"
+        );
         let other = SigningKey::from_bytes(&[5; 32]);
         assert!(!check(
             head(&other, "relay-1", NOW).as_bytes(),

@@ -17,6 +17,10 @@ pub enum Code {
     /// The request head lacks a valid office head ([`crate::auth`]): the
     /// body was not read.
     Unauthenticated,
+    /// The office's head is signed, but its time is further from the
+    /// relay's clock than `clock_skew_s` allows: the reply carries both
+    /// clocks. The body was not read.
+    ClockSkew,
     /// The bundles in flight already hold the relay's byte budget.
     Busy,
     /// Addressed to another relay (`Header::relay`).
@@ -58,8 +62,9 @@ pub enum Code {
 }
 
 impl Code {
-    pub const ALL: [Code; 19] = [
+    pub const ALL: [Code; 20] = [
         Code::Unauthenticated,
+        Code::ClockSkew,
         Code::Busy,
         Code::WrongRelay,
         Code::TooLarge,
@@ -84,6 +89,7 @@ impl Code {
     pub fn name(self) -> &'static str {
         match self {
             Code::Unauthenticated => "unauthenticated",
+            Code::ClockSkew => "clock_skew",
             Code::Busy => "busy",
             Code::WrongRelay => "wrong_relay",
             Code::TooLarge => "too_large",
@@ -109,6 +115,7 @@ impl Code {
     pub fn status(self) -> u16 {
         match self {
             Code::Unauthenticated => 401,
+            Code::ClockSkew => 422,
             Code::Busy => 503,
             Code::WrongRelay => 421,
             Code::TooLarge => 413,
@@ -135,6 +142,7 @@ impl Code {
         !matches!(
             self,
             Code::Unauthenticated
+                | Code::ClockSkew
                 | Code::Busy
                 | Code::TooLarge
                 | Code::TooSlow
@@ -167,7 +175,28 @@ pub enum Reply {
         /// The relay's name, for a signed reset; only with `last_seq`.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         relay: Option<String>,
+        /// With `clock_skew`: the relay's clock and the time the office's
+        /// signed head gave, Unix ms.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        clocks: Option<Clocks>,
     },
+}
+
+/// The two clocks of a `clock_skew` refusal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Clocks {
+    pub relay_ms: u64,
+    pub office_ms: u64,
+}
+
+impl Clocks {
+    /// How far the relay's clock is ahead of the office's, in seconds
+    /// (negative: behind).
+    pub fn relay_ahead_s(&self) -> i64 {
+        let d = i128::from(self.relay_ms) - i128::from(self.office_ms);
+        i64::try_from(d / 1000).unwrap_or(if d < 0 { i64::MIN } else { i64::MAX })
+    }
 }
 
 /// A relay name as a reset bundle names it: 1–64 of `a-z 0-9 . _ -`.
@@ -187,6 +216,17 @@ impl Reply {
             code,
             last_seq: held.map(|(s, _)| s),
             relay: held.map(|(_, n)| n.to_string()),
+            clocks: None,
+        }
+    }
+
+    /// A `clock_skew` refusal with both clocks.
+    pub fn clock_skew(clocks: Clocks) -> Reply {
+        Reply::Refused {
+            code: Code::ClockSkew,
+            last_seq: None,
+            relay: None,
+            clocks: Some(clocks),
         }
     }
 
@@ -208,10 +248,12 @@ impl Reply {
                 code,
                 last_seq,
                 relay,
+                clocks,
             } => Some(Reply::Refused {
                 code,
                 last_seq,
                 relay: relay.filter(|n| valid_relay_name(n)),
+                clocks: clocks.filter(|_| code == Code::ClockSkew),
             }),
             r => Some(r),
         }
@@ -269,8 +311,29 @@ mod tests {
             Some(Reply::Refused {
                 code: Code::OldSequence,
                 last_seq: Some(3),
-                relay: None
+                relay: None,
+                clocks: None,
             })
         );
+    }
+
+    #[test]
+    fn a_clock_skew_refusal_carries_both_clocks() {
+        let r = Reply::clock_skew(Clocks {
+            relay_ms: 1_000_400_000,
+            office_ms: 1_000_000_000,
+        });
+        let back = Reply::parse(r.to_json().as_bytes()).expect("parses");
+        assert_eq!(back, r);
+        let Reply::Refused {
+            code,
+            clocks: Some(c),
+            ..
+        } = back
+        else {
+            panic!("{back:?}")
+        };
+        assert_eq!((code, c.relay_ahead_s()), (Code::ClockSkew, 400));
+        assert_eq!(code.status(), 422);
     }
 }

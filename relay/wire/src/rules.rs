@@ -40,6 +40,33 @@ impl Default for Limits {
     }
 }
 
+/// The two clocks a bundle is judged by: the relay's, and the office's as
+/// its signed request head gave it ([`crate::auth::verify`], within the
+/// skew of the relay's) at the same moment.
+///
+/// Whether a bundle has expired is judged by the office's clock, which
+/// made it (relay-rt2 F3): a relay clock minutes ahead of the office's
+/// (unauthenticated NTP) no longer refuses every bundle `expired`, while a
+/// bundle already expired by the office's own clock — an old one replayed
+/// — still is (and the sequence rules refuse replays anyway). How long it
+/// is then live is counted on the relay's clock from when its head arrived
+/// ([`expiry_on_relay`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Clocks {
+    pub relay: UnixMillis,
+    pub office: UnixMillis,
+}
+
+impl Clocks {
+    /// Both clocks agree (a test, the fuzzer, a stored bundle).
+    pub fn same(now: UnixMillis) -> Clocks {
+        Clocks {
+            relay: now,
+            office: now,
+        }
+    }
+}
+
 /// How a bundle that passed [`check`] is to be taken.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Admit {
@@ -60,15 +87,16 @@ pub fn held_is_impossible(held: u64, now: UnixMillis, limits: &Limits) -> bool {
 }
 
 /// The rules for a verified bundle arriving at relay `relay`, which holds
-/// sequence `held`, at `now`. Time first (a bundle from the wrong time is
+/// sequence `held`, at `clocks`. Time first (a bundle from the wrong time is
 /// wrong whatever its sequence), then the sequence.
 pub fn check(
     h: &Header,
     held: u64,
     relay: &str,
-    now: UnixMillis,
+    clocks: Clocks,
     limits: &Limits,
 ) -> Result<Admit, Code> {
+    let now = clocks.relay;
     if h.relay != relay {
         return Err(Code::WrongRelay);
     }
@@ -82,7 +110,7 @@ pub fn check(
     if h.expires > h.created.plus(limits.max_lifetime) {
         return Err(Code::LifetimeTooLong);
     }
-    if h.expires <= now_s {
+    if h.expires <= clocks.office.seconds() {
         return Err(Code::Expired);
     }
     if h.seq > sequence_bound(now, limits) {
@@ -113,6 +141,19 @@ pub fn check(
 pub fn expiry_from(h: &Header, received: crate::time::UnixSeconds) -> crate::time::UnixSeconds {
     let life = h.expires.0.saturating_sub(h.created.0).max(0);
     crate::time::UnixSeconds(h.expires.0.min(received.0.saturating_add(life)))
+}
+
+/// When a bundle that passed [`check`] at `clocks` stops being live, on
+/// the relay's clock: what was left of its life by the office's clock,
+/// counted from then on the relay's, and never more than its lifetime.
+pub fn expiry_on_relay(h: &Header, clocks: Clocks) -> crate::time::UnixSeconds {
+    let life = h.expires.0.saturating_sub(h.created.0).max(0);
+    let left = h
+        .expires
+        .0
+        .saturating_sub(clocks.office.seconds().0)
+        .clamp(0, life);
+    crate::time::UnixSeconds(clocks.relay.seconds().0.saturating_add(left))
 }
 
 /// The office's next sequence after `prev`: its clock in milliseconds, or
@@ -146,7 +187,7 @@ mod tests {
     }
 
     fn chk(h: &Header, held: u64) -> Result<Admit, Code> {
-        check(h, held, "r1", NOW, &Limits::default())
+        check(h, held, "r1", Clocks::same(NOW), &Limits::default())
     }
 
     #[test]
@@ -185,7 +226,7 @@ mod tests {
             "replayed after it worked"
         );
         assert_eq!(
-            check(&r, u64::MAX, "r2", NOW, &Limits::default()),
+            check(&r, u64::MAX, "r2", Clocks::same(NOW), &Limits::default()),
             Err(Code::WrongRelay),
             "addressed to another relay"
         );
@@ -215,6 +256,33 @@ mod tests {
         assert_eq!(expiry_from(&early, NOW.seconds()).0, NOW.seconds().0 + 600);
         let normal = h(NOW.0, -5, 60);
         assert_eq!(expiry_from(&normal, NOW.seconds()), normal.expires);
+    }
+
+    #[test]
+    fn a_relay_clock_minutes_ahead_takes_fresh_bundles_and_refuses_old_ones() {
+        // relay-rt2 F3: the relay's clock 90 s ahead of the office's.
+        let office = UnixMillis(NOW.0 - 90_000);
+        let clocks = Clocks { relay: NOW, office };
+        let fresh = h(office.0, -90, 60);
+        assert_eq!(fresh.created, office.seconds());
+        assert_eq!(
+            check(&fresh, 0, "r1", clocks, &Limits::default()),
+            Ok(Admit::Next)
+        );
+        assert_eq!(
+            expiry_on_relay(&fresh, clocks).0,
+            NOW.seconds().0 + 60,
+            "live for its minute on the relay's clock"
+        );
+        // Made 70 s before the office's now: expired by the office's clock.
+        let old = h(office.0 - 70_000, -160, 60);
+        assert_eq!(
+            check(&old, 0, "r1", clocks, &Limits::default()),
+            Err(Code::Expired)
+        );
+        // Half its life gone by the office's clock: half is left.
+        let half = h(office.0, -120, 60);
+        assert_eq!(expiry_on_relay(&half, clocks).0, NOW.seconds().0 + 30);
     }
 
     #[test]

@@ -59,6 +59,17 @@ pub const KEEPALIVE: Duration = Duration::from_secs(15);
 /// keep-alives, so one or two lost pushes do not mark the data stale.
 pub const EXPIRES_AFTER: Duration = Duration::from_secs(60);
 
+/// The slowest office line a bundle is expected over (bytes a second): a
+/// relay gives a body its declared length at this rate (plus a grace)
+/// before it answers `too_slow`, and the office waits as long for the
+/// answer. 8 KiB/s carries the demo office's 148 KB full bundle in 18 s.
+pub const MIN_LINE_BYTES_PER_S: u64 = 8 * 1024;
+
+/// How long `len` bytes take at [`MIN_LINE_BYTES_PER_S`], rounded up.
+pub fn transfer_allowance(len: u64) -> Duration {
+    Duration::from_secs(len.div_ceil(MIN_LINE_BYTES_PER_S))
+}
+
 /// The push heartbeat a display or subscriber receives when nothing
 /// changed: `{"heartbeat":<Unix ms>}` from the office and from a relay alike.
 pub fn heartbeat(now: UnixMillis) -> String {
@@ -82,5 +93,9 @@ mod tests {
         );
         assert_eq!(heartbeat(UnixMillis(5)), "{\"heartbeat\":5}");
         assert!(EXPIRES_AFTER > KEEPALIVE * 2);
+        // relay-rt2 F6: a full bundle of the demo office over a 20 KB/s
+        // line (7.4 s) is within the allowance.
+        assert!(transfer_allowance(148_090) >= Duration::from_millis(148_090 * 1000 / 20_000));
+        assert_eq!(transfer_allowance(0), Duration::ZERO);
     }
 }

@@ -1,0 +1,378 @@
+//! The ingest side's connection slots (R11; issue 22, red-team relay-rt2
+//! F1). A connection from an allowed address first waits in a lobby until
+//! it sends its first byte (a TLS client sends its hello right after TCP's
+//! handshake; a squatter never does): the lobby is large, and when it is
+//! full its oldest connection gives way to the newcomer, so silent
+//! connections however many and however fast they reconnect cannot keep
+//! the office's out. A connection that has spoken then takes one of the
+//! few slots (per address and in all, [`Slots::new`]); it holds it as
+//! *unproven* until its request head carries the office's signature
+//! ([`Ticket::prove`]). When the slots are full, the oldest unproven
+//! connection older than the grace gives way; a proven connection is never
+//! evicted by an unproven one, and the office's new connection survives
+//! the grace — longer than its handshake and signed head take.
+//! (Unproven connections are also held to short handshake and head
+//! deadlines, `ingest.handshake_timeout_s` and
+//! `ingest.unproven_head_timeout_s`.)
+//!
+//! What this cannot do: a process on the office's own address that
+//! completes TLS handshakes (never a signed head) as fast as slots age
+//! past the grace can still contend with the office for them; the
+//! firewall rule and a dedicated office address remain the defence there
+//! (deploy/README.md).
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::Notify;
+
+/// How long a connection that has spoken is safe from eviction: enough for
+/// the office's handshake and signed head on a slow line, shorter than the
+/// unproven deadlines (2 s each by default).
+pub const GRACE: Duration = Duration::from_secs(1);
+/// Silent connections waiting for their first byte, per address and in all.
+pub const LOBBY_PER_IP: usize = 128;
+pub const LOBBY_TOTAL: usize = 256;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Lobby,
+    Unproven,
+    Proven,
+}
+
+#[derive(Debug)]
+struct Entry {
+    ip: IpAddr,
+    state: State,
+    /// When it entered its current state.
+    since: Instant,
+    /// A second handle on the socket, to see whether a lobby connection
+    /// has bytes waiting that its task has not read yet (under load the
+    /// task may not have run): such a one has spoken and is not evicted
+    /// as silent.
+    peek: Option<std::net::TcpStream>,
+    evict: Arc<Notify>,
+}
+
+impl Entry {
+    fn has_spoken(&self) -> bool {
+        self.peek
+            .as_ref()
+            .is_some_and(|s| matches!(s.peek(&mut [0u8; 1]), Ok(n) if n > 0))
+    }
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    next: u64,
+    /// By admission order: the first match is the oldest.
+    conns: BTreeMap<u64, Entry>,
+}
+
+impl Inner {
+    fn count(&self, ip: Option<IpAddr>, lobby: bool) -> usize {
+        self.conns
+            .values()
+            .filter(|e| (e.state == State::Lobby) == lobby && ip.is_none_or(|ip| e.ip == ip))
+            .count()
+    }
+
+    /// Closes the oldest connection (of `ip`, or of anyone) in `state`
+    /// that has been in it for `grace`.
+    /// In the lobby, the oldest that has not spoken goes first.
+    fn evict_oldest(&mut self, ip: Option<IpAddr>, state: State, grace: Duration) -> bool {
+        let mut candidates = self
+            .conns
+            .iter()
+            .filter(|(_, e)| e.state == state && ip.is_none_or(|ip| e.ip == ip));
+        let victim = if state == State::Lobby {
+            candidates
+                .clone()
+                .find(|(_, e)| !e.has_spoken())
+                .or_else(|| candidates.next())
+        } else {
+            candidates.min_by_key(|(_, e)| e.since)
+        }
+        .filter(|(_, e)| e.since.elapsed() >= grace)
+        .map(|(id, _)| *id);
+        match victim.and_then(|id| self.conns.remove(&id)) {
+            Some(e) => {
+                e.evict.notify_one();
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct Slots {
+    max_total: usize,
+    max_per_ip: usize,
+    grace: Duration,
+    lobby_per_ip: usize,
+    lobby_total: usize,
+    inner: Mutex<Inner>,
+}
+
+/// One admitted ingest connection; dropping it frees its place.
+#[derive(Debug)]
+pub struct Ticket {
+    slots: Arc<Slots>,
+    id: u64,
+    ip: IpAddr,
+    proven: AtomicBool,
+    evict: Arc<Notify>,
+}
+
+impl Slots {
+    pub fn new(max_total: usize, max_per_ip: usize, grace: Duration) -> Arc<Slots> {
+        Slots::with_lobby(max_total, max_per_ip, grace, LOBBY_PER_IP, LOBBY_TOTAL)
+    }
+
+    pub fn with_lobby(
+        max_total: usize,
+        max_per_ip: usize,
+        grace: Duration,
+        lobby_per_ip: usize,
+        lobby_total: usize,
+    ) -> Arc<Slots> {
+        Arc::new(Slots {
+            max_total: max_total.max(1),
+            max_per_ip: max_per_ip.max(1),
+            grace,
+            lobby_per_ip: lobby_per_ip.max(1),
+            lobby_total: lobby_total.max(1),
+            inner: Mutex::new(Inner::default()),
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Admits a new connection to the lobby; returns it and how many
+    /// connections were closed to make room. `peek`: a duplicate of its
+    /// (non-blocking) socket.
+    pub fn admit(
+        self: &Arc<Self>,
+        ip: IpAddr,
+        peek: Option<std::net::TcpStream>,
+    ) -> (Ticket, usize) {
+        let mut inner = self.lock();
+        let mut evicted = 0;
+        if inner.count(Some(ip), true) >= self.lobby_per_ip
+            && inner.evict_oldest(Some(ip), State::Lobby, Duration::ZERO)
+        {
+            evicted += 1;
+        }
+        if inner.count(None, true) >= self.lobby_total
+            && inner.evict_oldest(None, State::Lobby, Duration::ZERO)
+        {
+            evicted += 1;
+        }
+        let id = inner.next;
+        inner.next += 1;
+        let evict = Arc::new(Notify::new());
+        inner.conns.insert(
+            id,
+            Entry {
+                ip,
+                state: State::Lobby,
+                since: Instant::now(),
+                peek,
+                evict: evict.clone(),
+            },
+        );
+        (
+            Ticket {
+                slots: self.clone(),
+                id,
+                ip,
+                proven: AtomicBool::new(false),
+                evict,
+            },
+            evicted,
+        )
+    }
+
+    /// Connections in slots (not in the lobby).
+    pub fn open(&self) -> usize {
+        self.lock().count(None, false)
+    }
+}
+
+impl Ticket {
+    /// The connection has spoken: it leaves the lobby for a slot, closing
+    /// the oldest unproven connection past the grace when the slots are
+    /// full. `None` when there is no slot for it (it should close), else
+    /// how many were closed.
+    pub fn claim(&self) -> Option<usize> {
+        let s = &self.slots;
+        let mut inner = s.lock();
+        if !inner.conns.contains_key(&self.id) {
+            return None;
+        }
+        let mut evicted = 0;
+        if inner.count(Some(self.ip), false) >= s.max_per_ip {
+            if !inner.evict_oldest(Some(self.ip), State::Unproven, s.grace) {
+                return None;
+            }
+            evicted += 1;
+        }
+        if inner.count(None, false) >= s.max_total {
+            if !inner.evict_oldest(None, State::Unproven, s.grace) {
+                return None;
+            }
+            evicted += 1;
+        }
+        let e = inner.conns.get_mut(&self.id)?;
+        e.state = State::Unproven;
+        e.since = Instant::now();
+        e.peek = None;
+        Some(evicted)
+    }
+
+    /// The connection carried the office's signed head: it can no longer
+    /// be evicted.
+    pub fn prove(&self) {
+        if self.proven.swap(true, Ordering::Relaxed) {
+            return;
+        }
+        if let Some(e) = self.slots.lock().conns.get_mut(&self.id) {
+            e.state = State::Proven;
+        }
+    }
+
+    pub fn is_proven(&self) -> bool {
+        self.proven.load(Ordering::Relaxed)
+    }
+
+    /// Resolves when the connection has been evicted for a newer one.
+    pub async fn evicted(&self) {
+        self.evict.notified().await
+    }
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        self.slots.lock().conns.remove(&self.id);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spoke(s: &Arc<Slots>, ip: IpAddr) -> Ticket {
+        let (t, _) = s.admit(ip, None);
+        t.claim().expect("a slot");
+        t
+    }
+
+    #[test]
+    fn a_full_address_evicts_its_oldest_unproven_connection_never_a_proven_one() {
+        let s = Slots::new(64, 3, Duration::ZERO);
+        let office: IpAddr = [10, 20, 0, 1].into();
+        let first = spoke(&s, office);
+        let second = spoke(&s, office);
+        let third = spoke(&s, office);
+        second.prove();
+        // Full: the newcomer takes the oldest unproven slot (the first).
+        let (fourth, _) = s.admit(office, None);
+        assert_eq!(fourth.claim(), Some(1));
+        assert_eq!(s.open(), 3);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .expect("rt");
+        rt.block_on(async {
+            tokio::time::timeout(Duration::from_secs(1), first.evicted())
+                .await
+                .expect("the oldest unproven connection is told to close");
+        });
+        // Then the next oldest unproven (the third), never the proven second.
+        let _fifth = spoke(&s, office);
+        fourth.prove();
+        let sixth = spoke(&s, office);
+        assert_eq!(s.open(), 3);
+        sixth.prove();
+        // Every slot proven: a newcomer gets none, nothing is evicted.
+        let (seventh, _) = s.admit(office, None);
+        assert_eq!(seventh.claim(), None);
+        drop((third, first));
+        assert_eq!(s.open(), 3);
+        drop(second);
+        assert!(seventh.claim().is_some());
+    }
+
+    #[test]
+    fn the_total_evicts_the_oldest_unproven_of_any_address() {
+        let s = Slots::new(2, 2, Duration::ZERO);
+        let a = spoke(&s, [10, 0, 0, 1].into());
+        let b = spoke(&s, [10, 0, 0, 2].into());
+        a.prove();
+        let (c, _) = s.admit([10, 0, 0, 3].into(), None);
+        assert_eq!(c.claim(), Some(1));
+        assert!(!b.is_proven());
+        assert_eq!(s.open(), 2);
+        drop(b);
+        assert_eq!(s.open(), 2, "an evicted ticket's drop frees nothing twice");
+    }
+
+    #[test]
+    fn a_connection_younger_than_the_grace_is_not_evicted() {
+        let s = Slots::new(64, 1, Duration::from_secs(60));
+        let ip: IpAddr = [10, 0, 0, 1].into();
+        let _young = spoke(&s, ip);
+        let (late, _) = s.admit(ip, None);
+        assert_eq!(late.claim(), None);
+    }
+
+    #[test]
+    fn silent_connections_wait_in_the_lobby_and_give_way_there() {
+        let s = Slots::with_lobby(64, 2, Duration::from_secs(60), 3, 100);
+        let ip: IpAddr = [10, 0, 0, 1].into();
+        // Silent squatters fill the lobby, never a slot.
+        let squat: Vec<_> = (0..3).map(|_| s.admit(ip, None).0).collect();
+        assert_eq!(s.open(), 0);
+        // The office's connection gets in, pushing the oldest squatter out…
+        let (office, evicted) = s.admit(ip, None);
+        assert_eq!(evicted, 1);
+        // …and two more squatters only push the older ones out.
+        let more: Vec<_> = (0..2).map(|_| s.admit(ip, None).0).collect();
+        assert_eq!(office.claim(), Some(0), "still admitted, takes a slot");
+        assert_eq!(s.open(), 1);
+        drop((squat, more));
+    }
+
+    #[test]
+    fn a_lobby_connection_with_bytes_waiting_is_not_evicted_as_silent() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = l.local_addr().expect("addr");
+        let accepted = |hello: bool| {
+            let mut c = std::net::TcpStream::connect(addr).expect("connect");
+            if hello {
+                std::io::Write::write_all(&mut c, b"\x16\x03\x01").expect("hello");
+            }
+            let (a, _) = l.accept().expect("accept");
+            a.set_nonblocking(true).expect("nonblocking");
+            std::thread::sleep(Duration::from_millis(50));
+            (c, a)
+        };
+        let s = Slots::with_lobby(64, 2, Duration::ZERO, 2, 100);
+        let ip: IpAddr = [10, 0, 0, 1].into();
+        let (_c1, a1) = accepted(true);
+        let (office, _) = s.admit(ip, Some(a1));
+        let (_c2, a2) = accepted(false);
+        let (_squatter, _) = s.admit(ip, Some(a2));
+        // Full: the silent one goes, though the office's is older.
+        let (_next, evicted) = s.admit(ip, None);
+        assert_eq!(evicted, 1);
+        assert_eq!(office.claim(), Some(0));
+    }
+}
