@@ -284,6 +284,20 @@ impl State {
                     });
                 }
                 self.idle_counter(*counter)?;
+                // Like a call: only at a counter serving the ticket's queue.
+                if !config
+                    .counter(*counter)
+                    .is_some_and(|c| c.serves.contains(&t.queue))
+                {
+                    return Err(Refusal::NotServedHere {
+                        number: *number,
+                        counter: *counter,
+                        queue: t.queue.clone(),
+                        queue_name: config
+                            .queue(&t.queue)
+                            .map_or_else(|| t.queue.clone(), |q| q.name.ja.clone()),
+                    });
+                }
                 vec![Event::Resumed {
                     number: *number,
                     counter: *counter,

@@ -480,6 +480,15 @@ fn hold_frees_the_counter_and_resume_calls_there() {
         counter: 1,
         tags: vec![],
     });
+    // Not at a counter that does not serve its queue (10: 住民異動 only).
+    o.open(10);
+    assert!(matches!(
+        o.refused(Command::Resume {
+            number: a,
+            counter: 10
+        }),
+        Refusal::NotServedHere { .. }
+    ));
     o.ok(Command::Resume {
         number: a,
         counter: 1,
