@@ -174,22 +174,7 @@ impl State {
                         })
                     }
                 }
-                // Only from a queue this counter serves: the displays of
-                // the ticket's queue would otherwise send the visitor to a
-                // counter of another section.
-                let serves = config
-                    .counter(*counter)
-                    .is_some_and(|c| c.serves.contains(&t.queue));
-                if !serves {
-                    return Err(Refusal::NotServedHere {
-                        number: *number,
-                        counter: *counter,
-                        queue: t.queue.clone(),
-                        queue_name: config
-                            .queue(&t.queue)
-                            .map_or_else(|| t.queue.clone(), |q| q.name.ja.clone()),
-                    });
-                }
+                served_here(config, *counter, *number, &t.queue)?;
                 let out_of_order = self.next_for(config, *counter) != Some(*number);
                 vec![Event::Called {
                     number: *number,
@@ -284,20 +269,7 @@ impl State {
                     });
                 }
                 self.idle_counter(*counter)?;
-                // Like a call: only at a counter serving the ticket's queue.
-                if !config
-                    .counter(*counter)
-                    .is_some_and(|c| c.serves.contains(&t.queue))
-                {
-                    return Err(Refusal::NotServedHere {
-                        number: *number,
-                        counter: *counter,
-                        queue: t.queue.clone(),
-                        queue_name: config
-                            .queue(&t.queue)
-                            .map_or_else(|| t.queue.clone(), |q| q.name.ja.clone()),
-                    });
-                }
+                served_here(config, *counter, *number, &t.queue)?;
                 vec![Event::Resumed {
                     number: *number,
                     counter: *counter,
@@ -434,4 +406,29 @@ fn check_tags(config: &Config, tags: &[String]) -> Result<(), Refusal> {
         Some(tag) => Err(Refusal::UnknownTag { tag: tag.clone() }),
         None => Ok(()),
     }
+}
+
+/// A ticket is called or resumed only at a counter serving its queue (the
+/// one it was transferred to, if it was): the displays of that queue would
+/// otherwise send the visitor to a counter of another section (issue 18).
+fn served_here(
+    config: &Config,
+    counter: CounterNo,
+    number: Number,
+    queue: &str,
+) -> Result<(), Refusal> {
+    if config
+        .counter(counter)
+        .is_some_and(|c| c.serves.iter().any(|q| q == queue))
+    {
+        return Ok(());
+    }
+    Err(Refusal::NotServedHere {
+        number,
+        counter,
+        queue: queue.to_string(),
+        queue_name: config
+            .queue(queue)
+            .map_or_else(|| queue.to_string(), |q| q.name.ja.clone()),
+    })
 }
