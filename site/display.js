@@ -16,12 +16,27 @@
   let backoff = 1000;
   let known = null; // call ids already on screen
 
+  const bannerWords = Array.from(staleBanner.querySelectorAll("p")).map((p) => p.textContent);
+  function banner(lines) {
+    staleBanner.querySelectorAll("p").forEach((p, i) => { p.textContent = lines[i] || ""; });
+  }
   function fresh() {
     lastFresh = Date.now();
     if (body.classList.contains("stale")) {
       body.classList.remove("stale");
       staleBanner.hidden = true;
+      banner(bannerWords);
     }
+  }
+  // The server took this screen's enrolment away (revoked, or the
+  // session ended): clear the numbers at once and say why, instead of
+  // showing old numbers until the stale timer runs out (F11).
+  function refused() {
+    banner(["この表示機の登録は取り消されました", "呼び出し番号は職員にお尋ねください",
+      "This display is no longer enrolled. Please ask a member of staff for the numbers being called."]);
+    body.classList.add("stale");
+    staleBanner.hidden = false;
+    lastFresh = 0;
   }
 
   setInterval(() => {
@@ -418,6 +433,7 @@
     try {
       const headers = etag ? { "If-None-Match": etag } : {};
       const res = await fetch(`/displays/${topic}.json`, { headers, credentials: "same-origin", cache: "no-cache" });
+      if (res.status === 401 || res.status === 403) { refused(); return; }
       if (res.headers.get("X-Madoguchi-Stale")) return;
       if (res.status === 304) { fresh(); return; }
       if (res.ok) {
@@ -439,8 +455,9 @@
       if (msg.stale) { lastFresh = 0; return; }
       apply(msg);
     };
-    socket.onclose = () => {
+    socket.onclose = (ev) => {
       socket = null;
+      if (ev.code === 1008) refused();
       setTimeout(connect, backoff);
       backoff = Math.min(backoff * 2, 30000);
     };

@@ -109,6 +109,11 @@ fn settings_errors_name_the_field_and_changes_name_the_admin() {
         .expect("the change's record");
     assert_eq!(row["by"], "admin", "{row}");
     assert_eq!(row["events"][0], "config_applied");
+    // The demo kiosk enrols itself: its record names a device, not a
+    // person (insider red team: rows did not tell the two apart).
+    let kiosk = Server::client();
+    let r = kiosk.post(&s.kiosk_enrol).send().expect("enrol");
+    assert!(r.status().is_success() || r.status().is_redirection());
     let page = c
         .get(s.url("/audit"))
         .send()
@@ -123,8 +128,12 @@ fn settings_errors_name_the_field_and_changes_name_the_admin() {
         tr.split("</tr>")
             .next()
             .unwrap_or("")
-            .contains("<td>admin</td>"),
+            .contains("<td>admin（管理者アカウント）</td>"),
         "the operator in the row: {tr}"
+    );
+    assert!(
+        page.contains("<td>端末 kiosk-1（発券機）</td>"),
+        "the enrolled kiosk named as a device: {page}"
     );
 }
 

@@ -10,6 +10,7 @@
 //! shows the hash-chain check of what it read; the export of one day reads
 //! only that day.
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use axum::extract::State;
@@ -153,6 +154,23 @@ fn search(
             .map_err(|e| ApiError::Internal(e.to_string()))?;
         Ok((records, hits.len(), check))
     })?;
+    // Who is a device and who a person, for the operator column (insider
+    // red team: a row did not say whether a kiosk or a person acted).
+    let kinds: HashMap<String, (bool, Role)> = if names.is_some() {
+        app.auth
+            .devices()
+            .into_iter()
+            .map(|d| (d.name, (true, d.role)))
+            .chain(
+                app.auth
+                    .people()
+                    .into_iter()
+                    .map(|p| (p.username, (false, p.role))),
+            )
+            .collect()
+    } else {
+        HashMap::new()
+    };
     let mut rows: Vec<Value> = records
         .into_iter()
         .map(|rec| {
@@ -181,7 +199,7 @@ fn search(
             });
             // The page's rows: in words, with their kinds as a hook.
             if let Some(names) = names {
-                row["by_words"] = operator(body.by.as_deref()).into();
+                row["by_words"] = operator(body.by.as_deref(), &kinds).into();
                 row["words"] = body
                     .events
                     .iter()
@@ -364,19 +382,29 @@ fn kind(e: &Event) -> String {
 /// Who made a record, in words: an account or device by name; a record
 /// without one was made by the server itself (start-up configuration, the
 /// end-of-day sweep).
-pub fn operator(by: Option<&str>) -> String {
+/// A name the store still knows says whether it is a device or a person
+/// and its role; a deleted one is shown as recorded.
+pub fn operator(by: Option<&str>, kinds: &HashMap<String, (bool, Role)>) -> String {
     match by {
         Some(b) if b.starts_with("printer:") => {
             format!("発券機 {} のプリンター", &b["printer:".len()..])
         }
-        Some(b) => b.to_string(),
+        Some(b) => {
+            // An admin override is recorded as "name (override: …)".
+            let name = b.split(" (").next().unwrap_or(b);
+            match kinds.get(name) {
+                Some((true, role)) => format!("端末 {b}（{}）", role_ja(role.name())),
+                Some((false, role)) => format!("{b}（{}アカウント）", role_ja(role.name())),
+                None => b.to_string(),
+            }
+        }
         None => "サーバー（自動）".to_string(),
     }
 }
 
-/// An account change's `role` field in words (see api.rs and admin.rs).
-fn account_change(account: &str, role: &str) -> String {
-    let role_ja = |r: &str| match r {
+/// A role's name in Japanese.
+fn role_ja(r: &str) -> &'static str {
+    match r {
         "admin" => "管理者",
         "staff" => "職員",
         "auditor" => "監査担当",
@@ -384,7 +412,11 @@ fn account_change(account: &str, role: &str) -> String {
         "display" => "表示機",
         "standby" => "予備機",
         _ => "（不明な種類）",
-    };
+    }
+}
+
+/// An account change's `role` field in words (see api.rs and admin.rs).
+fn account_change(account: &str, role: &str) -> String {
     match role {
         "disabled" => format!("{account} を無効にしました"),
         "enabled" => format!("{account} を有効にしました"),

@@ -174,6 +174,13 @@ pub struct Auth {
     /// Bumped after every write of the account store, so the standby link
     /// sends the new store at once (see [`Carried`]).
     changes: tokio::sync::watch::Sender<u64>,
+    /// Bumped when a credential may have been taken away (an account or
+    /// device changed, disabled or deleted; a session ended), so open
+    /// sockets ask again at once instead of at their next heartbeat
+    /// (browser red team F11: a revoked display kept showing numbers).
+    /// Not bumped when a session is merely touched: that would wake every
+    /// socket for nothing.
+    revocations: tokio::sync::watch::Sender<u64>,
     /// On a standby: the digest of the primary's store last taken, and the
     /// sessions that came with it (the others were opened here and are
     /// kept across the next update).
@@ -341,6 +348,7 @@ impl Auth {
             throttle: super::throttle::Throttle::default(),
             idle,
             changes: tokio::sync::watch::Sender::new(0),
+            revocations: tokio::sync::watch::Sender::new(0),
             received: Mutex::new((None, std::collections::HashSet::new())),
         };
         if !first {
@@ -445,6 +453,11 @@ impl Auth {
         self.changes.subscribe()
     }
 
+    /// Wakes when a credential may have been taken away.
+    pub fn revocations(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.revocations.subscribe()
+    }
+
     /// Takes the primary's whole store in place of this one (a standby):
     /// written atomically file by file, then swapped in memory. The
     /// standby's own first-start admin is gone from here on.
@@ -493,6 +506,7 @@ impl Auth {
         *received = (Some(digest), from_primary);
         drop((file, sessions, codes, received));
         self.changes.send_modify(|v| *v += 1);
+        self.revocations.send_modify(|v| *v += 1);
         Ok(())
     }
 
@@ -507,6 +521,7 @@ impl Auth {
         write_atomically(&self.path, &next)?;
         *file = next;
         self.changes.send_modify(|v| *v += 1);
+        self.revocations.send_modify(|v| *v += 1);
         Ok(out)
     }
 
@@ -524,8 +539,12 @@ impl Auth {
         let mut list: Vec<Session> = next.values().cloned().collect();
         list.sort_by(|a, b| a.token_sha256.cmp(&b.token_sha256));
         write_atomically(&self.sessions_path, &SessionsFile { sessions: list })?;
+        let ended = sessions.keys().any(|k| !next.contains_key(k));
         *sessions = next;
         self.changes.send_modify(|v| *v += 1);
+        if ended {
+            self.revocations.send_modify(|v| *v += 1);
+        }
         Ok(out)
     }
 

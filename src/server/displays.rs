@@ -527,6 +527,8 @@ async fn serve_socket(
     // socket's hello and names the office's epoch (issue 24), so a display
     // that has seen a newer one knows it reached a replaced primary.
     let mut beat = tokio::time::interval(HEARTBEAT);
+    let mut revoked = app.auth.revocations();
+    revoked.mark_unchanged();
     loop {
         tokio::select! {
             () = stopped(&mut stopping) => {
@@ -554,14 +556,15 @@ async fn serve_socket(
                     break;
                 }
             }
+            Ok(()) = revoked.changed(), if recheck.is_some() => {
+                if recheck.as_ref().is_some_and(|still| !still()) {
+                    refuse_on(&mut socket).await;
+                    break;
+                }
+            }
             _ = beat.tick() => {
                 if recheck.as_ref().is_some_and(|still| !still()) {
-                    let _ = socket
-                        .send(Message::Close(Some(axum::extract::ws::CloseFrame {
-                            code: axum::extract::ws::close_code::POLICY,
-                            reason: "signed out or revoked".into(),
-                        })))
-                        .await;
+                    refuse_on(&mut socket).await;
                     break;
                 }
                 let msg = format!(
@@ -579,6 +582,18 @@ async fn serve_socket(
             },
         }
     }
+}
+
+/// Ends a socket whose caller lost the right to it. The display page
+/// clears its numbers at once on this code and says why (F11): old numbers
+/// on a revoked screen would send visitors to the wrong counter.
+async fn refuse_on(socket: &mut WebSocket) {
+    let _ = socket
+        .send(Message::Close(Some(axum::extract::ws::CloseFrame {
+            code: axum::extract::ws::close_code::POLICY,
+            reason: "signed out or revoked".into(),
+        })))
+        .await;
 }
 
 /// `GET /preview/sample/{topic}`: a surface drawn from sample data, with

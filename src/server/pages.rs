@@ -253,6 +253,7 @@ fn staff_context(
         queues => s.queues,
         queue_names => queue_names,
         day_open => s.day_open,
+        closed_today => s.closed_today,
         today => s.today.to_string(),
         now => s.now,
         absent => s.absent,

@@ -16,11 +16,22 @@
 //!   its connections lasts [`NEWCOMER_LIFETIME`], so a flood that takes
 //!   it gives it back within seconds.
 //!
+//!   When the share is full, a newcomer takes the oldest connection of the
+//!   address holding the most of it (if that address holds at least two
+//!   more than the newcomer): a flood from a dozen addresses that keep
+//!   reconnecting can no longer hold it against a machine with one or two
+//!   (replay red team N3: a never-seen PC reached `/login` in 2 of 10
+//!   tries). Fair shares, not first come.
+//!
 //! A slot is freed when the connection (or the WebSocket it became) ends.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::Context;
+
+use futures_util::task::AtomicWaker;
 
 use super::known::{Credential, Voucher};
 
@@ -44,6 +55,32 @@ pub enum Pool {
     Newcomer,
 }
 
+/// Tells a connection of the newcomers' share that a newcomer took its
+/// slot: its counts are already given back; the connection ends at its
+/// next poll.
+#[derive(Debug, Default)]
+pub struct Eviction {
+    evicted: AtomicBool,
+    waker: AtomicWaker,
+}
+
+impl Eviction {
+    /// Whether the slot was taken; otherwise `cx` is woken when it is.
+    pub fn poll_evicted(&self, cx: &Context<'_>) -> bool {
+        self.waker.register(cx.waker());
+        self.evicted.load(Ordering::Acquire)
+    }
+
+    fn evict(&self) {
+        self.evicted.store(true, Ordering::Release);
+        self.waker.wake();
+    }
+
+    fn is_evicted(&self) -> bool {
+        self.evicted.load(Ordering::Acquire)
+    }
+}
+
 #[derive(Debug, Default)]
 struct Counts {
     total: usize,
@@ -52,6 +89,60 @@ struct Counts {
     newcomer: usize,
     per_ip: HashMap<IpAddr, usize>,
     per_credential: HashMap<Credential, usize>,
+    /// The newcomers' share by address, oldest first.
+    newcomers: HashMap<IpAddr, VecDeque<(u64, Arc<Eviction>)>>,
+    next_id: u64,
+}
+
+impl Counts {
+    fn held_by(&self, ip: &IpAddr) -> usize {
+        self.per_ip.get(ip).copied().unwrap_or(0)
+    }
+
+    /// Gives back one connection of `ip` in `pool`.
+    fn release(&mut self, ip: IpAddr, pool: Pool) {
+        self.total = self.total.saturating_sub(1);
+        match pool {
+            Pool::Open => self.in_open = self.in_open.saturating_sub(1),
+            Pool::Reserve => self.reserve = self.reserve.saturating_sub(1),
+            Pool::Newcomer => self.newcomer = self.newcomer.saturating_sub(1),
+        }
+        if let Some(n) = self.per_ip.get_mut(&ip) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.per_ip.remove(&ip);
+            }
+        }
+    }
+
+    /// Frees a place in the full newcomers' share for `ip`, which holds
+    /// `mine` of it, by ending the oldest connection of the address that
+    /// holds the most — if it holds at least two more.
+    fn evict_for(&mut self, mine: usize) -> bool {
+        let Some((&victim, held)) = self
+            .newcomers
+            .iter()
+            .max_by_key(|(ip, q)| (q.len(), std::cmp::Reverse(**ip)))
+        else {
+            return false;
+        };
+        if held.len() < mine + 2 {
+            return false;
+        }
+        let Some((_, e)) = self
+            .newcomers
+            .get_mut(&victim)
+            .and_then(VecDeque::pop_front)
+        else {
+            return false;
+        };
+        if self.newcomers.get(&victim).is_some_and(VecDeque::is_empty) {
+            self.newcomers.remove(&victim);
+        }
+        e.evict();
+        self.release(victim, Pool::Newcomer);
+        true
+    }
 }
 
 /// The slot counts and caps.
@@ -70,11 +161,21 @@ pub struct Slot {
     pool: Pool,
     /// For a reserve slot: the credential it is charged to.
     credential: Option<Credential>,
+    /// For a slot of the newcomers' share: its id and eviction notice.
+    newcomer: Option<(u64, Arc<Eviction>)>,
 }
 
 impl Slot {
     pub fn pool(&self) -> Pool {
         self.pool
+    }
+
+    /// Whether a newcomer took this slot (see the module doc); `cx` is
+    /// woken when that happens.
+    pub fn poll_evicted(&self, cx: &Context<'_>) -> bool {
+        self.newcomer
+            .as_ref()
+            .is_some_and(|(_, e)| e.poll_evicted(cx))
     }
 
     pub fn ip(&self) -> IpAddr {
@@ -121,26 +222,31 @@ impl Slots {
     pub fn admit(self: &Arc<Self>, ip: IpAddr, voucher: Option<Voucher>) -> Option<Slot> {
         let ip = ip.to_canonical();
         let mut c = self.lock();
-        if c.total >= self.total {
-            return None;
-        }
-        let here = c.per_ip.get(&ip).copied().unwrap_or(0);
-        let (pool, credential) = if c.in_open < open_pool(self.total) && here < self.per_address {
-            (Pool::Open, None)
-        } else if let Some(v) = voucher {
-            let charged = c.per_credential.get(&v.credential).copied().unwrap_or(0);
-            let fits = here < v.kind.connections()
-                && charged < v.kind.per_credential()
-                && c.reserve < reserve(self.total);
-            if !fits {
+        let here = c.held_by(&ip);
+        let full = c.total >= self.total;
+        let (pool, credential) =
+            if !full && c.in_open < open_pool(self.total) && here < self.per_address {
+                (Pool::Open, None)
+            } else if let Some(v) = voucher {
+                let charged = c.per_credential.get(&v.credential).copied().unwrap_or(0);
+                let fits = !full
+                    && here < v.kind.connections()
+                    && charged < v.kind.per_credential()
+                    && c.reserve < reserve(self.total);
+                if !fits {
+                    return None;
+                }
+                (Pool::Reserve, Some(v.credential))
+            } else if here < NEWCOMER_PER_ADDRESS {
+                let mine = c.newcomers.get(&ip).map_or(0, VecDeque::len);
+                let room = (!full && c.newcomer < newcomers(self.total)) || c.evict_for(mine);
+                if !room {
+                    return None;
+                }
+                (Pool::Newcomer, None)
+            } else {
                 return None;
-            }
-            (Pool::Reserve, Some(v.credential))
-        } else if here < NEWCOMER_PER_ADDRESS && c.newcomer < newcomers(self.total) {
-            (Pool::Newcomer, None)
-        } else {
-            return None;
-        };
+            };
         c.total += 1;
         *c.per_ip.entry(ip).or_insert(0) += 1;
         match pool {
@@ -151,11 +257,18 @@ impl Slots {
         if let Some(cred) = &credential {
             *c.per_credential.entry(cred.clone()).or_insert(0) += 1;
         }
+        let newcomer = (pool == Pool::Newcomer).then(|| {
+            c.next_id += 1;
+            let entry = (c.next_id, Arc::new(Eviction::default()));
+            c.newcomers.entry(ip).or_default().push_back(entry.clone());
+            entry
+        });
         Some(Slot {
             slots: self.clone(),
             ip,
             pool,
             credential,
+            newcomer,
         })
     }
 }
@@ -163,18 +276,19 @@ impl Slots {
 impl Drop for Slot {
     fn drop(&mut self) {
         let mut c = self.slots.lock();
-        c.total = c.total.saturating_sub(1);
-        match self.pool {
-            Pool::Open => c.in_open = c.in_open.saturating_sub(1),
-            Pool::Reserve => c.reserve = c.reserve.saturating_sub(1),
-            Pool::Newcomer => c.newcomer = c.newcomer.saturating_sub(1),
-        }
-        if let Some(n) = c.per_ip.get_mut(&self.ip) {
-            *n = n.saturating_sub(1);
-            if *n == 0 {
-                c.per_ip.remove(&self.ip);
+        if let Some((id, e)) = &self.newcomer {
+            if e.is_evicted() {
+                // Given back when a newcomer took it.
+                return;
+            }
+            if let Some(q) = c.newcomers.get_mut(&self.ip) {
+                q.retain(|(x, _)| x != id);
+                if q.is_empty() {
+                    c.newcomers.remove(&self.ip);
+                }
             }
         }
+        c.release(self.ip, self.pool);
         if let Some(cred) = &self.credential {
             if let Some(n) = c.per_credential.get_mut(cred) {
                 *n = n.saturating_sub(1);
@@ -253,6 +367,54 @@ mod tests {
         assert!(s.admit(ip(2), None).is_none());
         drop(held);
         assert_eq!(s.open(), 16 + NEWCOMER_PER_ADDRESS);
+    }
+
+    /// N3: a flood from twelve addresses that keep reconnecting shares
+    /// the newcomers' share out evenly among itself, then gives way, one
+    /// connection at a time, to never-seen machines; nobody takes from an
+    /// address that holds as little as itself.
+    #[test]
+    fn newcomers_take_the_share_back_from_a_flood_of_many_addresses() {
+        let s = Slots::new(768, 128);
+        let waker = futures_util::task::noop_waker();
+        let cx = Context::from_waker(&waker);
+        let mut open = Vec::new();
+        for last in 2..=6u8 {
+            open.extend((0..128).filter_map(|_| s.admit(ip(last), None)));
+        }
+        assert_eq!(open.len(), 528, "the open pool is full");
+        let mut flood = Vec::new();
+        for last in 100..112u8 {
+            flood.extend((0..6).filter_map(|_| s.admit(ip(last), None)));
+        }
+        let live = |v: &[Slot]| v.iter().filter(|x| !x.poll_evicted(&cx)).count();
+        assert_eq!(
+            live(&flood),
+            48,
+            "the flood holds the whole share, 4 an address"
+        );
+        // Ten new machines, two connections each: every one admitted, each
+        // taking one of the flood's connections.
+        let mut new = Vec::new();
+        for last in 200..210u8 {
+            for _ in 0..2 {
+                new.push(s.admit(ip(last), None).expect("a newcomer is admitted"));
+            }
+        }
+        assert_eq!(live(&new), 20);
+        assert_eq!(live(&flood), 28);
+        assert_eq!(s.open(), 528 + 48, "the counts stay within the total");
+        // Even shares now: no flood address and no new machine takes more.
+        for last in (100..112u8).chain(200..210) {
+            assert!(s.admit(ip(last), None).is_none(), "127.0.0.{last}");
+        }
+        assert_eq!(live(&new), 20);
+        // Evicted slots are not given back twice.
+        drop(flood);
+        assert_eq!(s.open(), 528 + 20);
+        drop(new);
+        drop(open);
+        assert_eq!(s.open(), 0);
     }
 
     #[test]

@@ -58,6 +58,10 @@ pub struct StatusView {
     /// in another time zone or wrong).
     pub today: chrono::NaiveDate,
     pub day_open: bool,
+    /// Today's business day was opened and has been closed: the station
+    /// says the day is over (and who can reopen it), not that it has not
+    /// begun (issue 18).
+    pub closed_today: bool,
     pub queues: Vec<QueueView>,
     pub counters: Vec<CounterView>,
     pub tags: Vec<(String, String)>,
@@ -172,6 +176,11 @@ pub fn status(engine: &Engine, now: Millis) -> StatusView {
         date: state.meta.day.as_ref().map(|d| d.date),
         today: engine.office_date(),
         day_open: state.day_is_open(),
+        closed_today: state
+            .meta
+            .day
+            .as_ref()
+            .is_some_and(|d| d.closed_at.is_some() && d.date == engine.office_date()),
         queues,
         counters,
         tags: config

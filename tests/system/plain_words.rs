@@ -328,6 +328,23 @@ fn a_lost_display_is_a_fault_in_japanese_and_a_revoked_one_is_not() {
     b.accept_alert();
     b.wait_text("#result", "端末 disp-revoked の登録を取り消しました");
     let revoked_at = Instant::now();
+    // F11: the revoked screen drops its numbers at once and says why (not
+    // at its socket's next heartbeat, 10 s, or after its stale time,
+    // showing old numbers meanwhile; 8 s leaves room for a loaded CI).
+    screens[1].wait_text("#stale", "この表示機の登録は取り消されました");
+    assert!(
+        revoked_at.elapsed() < Duration::from_secs(8),
+        "the revoked display cleared after {:?}",
+        revoked_at.elapsed()
+    );
+    assert_eq!(
+        screens[1].eval(
+            "return getComputedStyle(document.getElementById('surface')).display",
+            json!([])
+        ),
+        "none",
+        "no old numbers on a revoked display"
+    );
     // The other one is switched off (its page closed).
     screens[0].goto("about:blank");
     let deadline = Instant::now() + Duration::from_secs(40);
@@ -347,8 +364,8 @@ fn a_lost_display_is_a_fault_in_japanese_and_a_revoked_one_is_not() {
             ),
         "{page}"
     );
-    // The revoked display's socket closes at its next heartbeat (10 s),
-    // and a fault would follow its grace (10 s): wait past both.
+    // A fault would follow a lost display's grace (2 × stale-after): wait
+    // past it.
     std::thread::sleep(Duration::from_secs(25).saturating_sub(revoked_at.elapsed()));
     b.goto(&s.url("/admin"));
     let page = b.text("main");

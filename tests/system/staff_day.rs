@@ -309,6 +309,22 @@ fn a_staff_day_by_keyboard_with_the_guidance_display_following() {
     outcome(&staff, "窓口を閉じました");
     assert_eq!(counter(&status(&c, &s), 10)["open"], false);
     staff.wait_text("#panel", "この窓口は閉じています");
+
+    // Q closes the day; the panel then says the day is over and who can
+    // reopen it, not that it has not begun.
+    staff.keys("q");
+    staff.accept_alert();
+    outcome(&staff, "業務を終了しました");
+    assert_eq!(status(&c, &s)["day_open"], false);
+    staff.wait_text("#panel", "本日の業務は終了しました");
+    let panel = staff.eval(
+        "return document.getElementById('panel').textContent",
+        json!([]),
+    );
+    assert!(
+        !panel.to_string().contains("開始されていません"),
+        "a closed day is not a day not yet begun: {panel}"
+    );
 }
 
 #[test]
