@@ -254,6 +254,24 @@ fn only_signed_newer_well_formed_bundles_change_the_site_and_it_survives_restart
             .await
             .expect("stale");
         assert_eq!(stale, "{\"stale\":true}");
+        // A new SSE subscriber is told at once, right after the current
+        // page, not at its first heartbeat (relay red team F8).
+        let mut sse = r.connect().await.expect("tls");
+        sse.write_all(b"GET /events?topic=status HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n\r\n")
+            .await
+            .expect("sse");
+        let mut text = String::new();
+        let mut buf = vec![0u8; 65536];
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+        while !text.contains("data: {\"stale\":true}") {
+            let n = tokio::time::timeout_at(deadline, sse.read(&mut buf))
+                .await
+                .unwrap_or_else(|_| panic!("no stale marker within 3 s: {text}"))
+                .expect("read");
+            assert!(n > 0, "the stream ended: {text}");
+            text.push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+        assert!(text.contains("\"s\":\"D\""), "the current page first: {text}");
     });
     let res = r
         .http()

@@ -42,6 +42,7 @@ impl Limiter {
     /// A slot for a new connection from `ip`, or `None` when either limit
     /// is reached.
     pub fn admit(self: &Arc<Self>, ip: IpAddr) -> Option<Arc<Slot>> {
+        let ip = network_of(ip);
         let mut map = self.per_ip.lock().unwrap_or_else(|p| p.into_inner());
         if self.total.load(Ordering::Relaxed) >= self.max_total {
             return None;
@@ -77,6 +78,20 @@ impl Drop for Slot {
             }
         }
         self.limiter.total.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// What one "address" is for the per-address cap: an IPv4 address (an
+/// IPv4-mapped IPv6 one counts as its IPv4 address), or an IPv6 /64 — one
+/// home or phone is given a whole /64, so counting single IPv6 addresses
+/// would give one client 2^64 of them (relay red team F9).
+pub fn network_of(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V6(v6) => {
+            let bits = u128::from(v6) & !((1u128 << 64) - 1);
+            IpAddr::V6(bits.into())
+        }
+        v4 => v4,
     }
 }
 
@@ -188,5 +203,29 @@ mod tests {
         assert!(l.admit(b).is_some());
         drop((a2, b1));
         assert_eq!(l.open(), 0);
+    }
+}
+
+#[cfg(test)]
+mod network_tests {
+    use super::*;
+
+    #[test]
+    fn one_ipv6_slash_64_is_one_address_and_mapped_ipv4_is_ipv4() {
+        let l = Limiter::new(100, 2);
+        let a: IpAddr = "2001:db8:1:2::1".parse().expect("ip");
+        let b: IpAddr = "2001:db8:1:2:ffff:1:2:3".parse().expect("ip");
+        let other: IpAddr = "2001:db8:1:3::1".parse().expect("ip");
+        let held: Vec<_> = [a, b].iter().filter_map(|ip| l.admit(*ip)).collect();
+        assert_eq!(held.len(), 2);
+        assert!(l.admit(b).is_none(), "a third from the same /64");
+        assert!(l.admit(other).is_some(), "the next /64 is another address");
+        let v4: IpAddr = "192.0.2.7".parse().expect("ip");
+        let mapped: IpAddr = "::ffff:192.0.2.7".parse().expect("ip");
+        let h4: Vec<_> = [v4, mapped].iter().filter_map(|ip| l.admit(*ip)).collect();
+        assert_eq!(h4.len(), 2);
+        assert!(l.admit(v4).is_none(), "mapped IPv4 counts as IPv4");
+        drop((held, h4));
+        assert_eq!(l.open(), 0, "every slot given back");
     }
 }

@@ -250,7 +250,7 @@ impl Push {
         req: Request<Incoming>,
         peer: SocketAddr,
     ) -> Response<Body> {
-        if !self.admit_address(peer.ip()) {
+        if !self.admit_address(crate::conn::network_of(peer.ip())) {
             return refuse(self, "rate");
         }
         let raw = match self.body(req).await {
@@ -354,7 +354,7 @@ impl Push {
         req: Request<Incoming>,
         peer: SocketAddr,
     ) -> Response<Body> {
-        if !self.admit_address(peer.ip()) {
+        if !self.admit_address(crate::conn::network_of(peer.ip())) {
             return refuse(self, "rate");
         }
         let raw = match self.body(req).await {

@@ -415,6 +415,12 @@ fn events(relay: &Arc<Relay>, req: &Request<Incoming>, slot: Arc<Slot>) -> Respo
         relay: Arc<Relay>,
         sub: crate::hub::Subscription,
         beat: tokio::time::Interval,
+        /// Expiry of the office's data: told at once, right after the
+        /// current page to a new subscriber and whenever it changes, as
+        /// the WebSocket does (relay red team F8: up to a heartbeat of
+        /// stale data shown unmarked).
+        stale: tokio::sync::watch::Receiver<bool>,
+        told_first: bool,
         _slot: Arc<Slot>,
         done: bool,
     }
@@ -426,6 +432,8 @@ fn events(relay: &Arc<Relay>, req: &Request<Incoming>, slot: Arc<Slot>) -> Respo
         relay: relay.clone(),
         sub,
         beat,
+        stale: relay.stale_watch(),
+        told_first: false,
         _slot: slot,
         done: false,
     };
@@ -444,7 +452,18 @@ fn events(relay: &Arc<Relay>, req: &Request<Incoming>, slot: Arc<Slot>) -> Respo
         if let Some(p) = st.sub.current.take() {
             return Some((Ok(Frame::data(sse_data(&p.body))), st));
         }
+        if !st.told_first {
+            st.told_first = true;
+            if *st.stale.borrow_and_update() {
+                return Some((Ok(Frame::data(sse_data("{\"stale\":true}"))), st));
+            }
+        }
         let out = tokio::select! {
+            Ok(()) = st.stale.changed() => if *st.stale.borrow_and_update() {
+                sse_data("{\"stale\":true}")
+            } else {
+                sse_data(&heartbeat())
+            },
             update = st.sub.updates.recv() => match update {
                 Ok(p) => sse_data(&p.body),
                 Err(RecvError::Lagged(_)) => {
