@@ -32,11 +32,14 @@ use chrono::{Datelike, FixedOffset, NaiveDate};
 
 use crate::engine::RecordBody;
 use crate::log::{self, Hash, LogError, Pos, Record};
+use crate::model::Event;
 
 /// The sidecar's name in the data folder.
 pub const INDEX_FILE: &str = "audit.idx";
 
-const FILE_MAGIC: &[u8; 8] = b"MADOIDX1";
+/// Version 2: sign-ins are indexed under their account (version 1
+/// sidecars are rebuilt on open).
+const FILE_MAGIC: &[u8; 8] = b"MADOIDX2";
 /// magic | utc offset (s, i32) | first seq (u64) | its link (32) | crc32.
 const HEADER_LEN: usize = 8 + 4 + 8 + 32 + 4;
 /// seq | offset | hash prefix | day | by len | counters len | tickets len.
@@ -525,7 +528,19 @@ impl AuditIndex {
             hash8,
             day,
             by: body
-                .and_then(|b| b.by)
+                .and_then(|b| {
+                    // A sign-in, failed ones included, is found under the
+                    // account it was for: its operator is recorded as
+                    // "name from address", which `?staff=admin` missed
+                    // (insider red team).
+                    b.events
+                        .iter()
+                        .find_map(|e| match e {
+                            Event::Login { account, .. } => Some(account.clone()),
+                            _ => None,
+                        })
+                        .or(b.by)
+                })
                 .filter(|b| !b.is_empty() && b.len() <= usize::from(u16::MAX)),
             counters,
             tickets,

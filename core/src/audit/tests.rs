@@ -322,3 +322,56 @@ fn a_page_reads_its_records_and_its_check_finds_a_changed_one() {
     let (_, check) = index.read_checked(&[victim + 1]).expect("read");
     assert!(!check.ok());
 }
+
+/// Sign-ins are found under the account they were for, failed ones too
+/// (their operator is "name from address"): `?staff=admin` shows the
+/// attempts against admin (insider red team).
+#[test]
+fn sign_ins_are_found_under_their_account() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let data = dir.path();
+    let mut e = engine(data);
+    let failed = e
+        .record_audit(
+            Some("admin from 192.0.2.9".into()),
+            Event::Login {
+                account: "admin".into(),
+                ok: false,
+            },
+        )
+        .expect("audit");
+    let ok = e
+        .record_audit(
+            Some("admin".into()),
+            Event::Login {
+                account: "admin".into(),
+                ok: true,
+            },
+        )
+        .expect("audit");
+    let other = e
+        .record_audit(
+            Some("admin".into()),
+            Event::AccountChanged {
+                account: "sato".into(),
+                role: "staff".into(),
+            },
+        )
+        .expect("audit");
+    drop(e);
+    let index = open_index(data, "audit.idx");
+    let by = |who: &str| {
+        index
+            .find(&Query {
+                by: Some(who.into()),
+                ..Query::default()
+            })
+            .all()
+    };
+    assert_eq!(by("admin"), vec![failed, ok, other]);
+    assert!(by("admin from 192.0.2.9").is_empty());
+    assert!(
+        by("sato").is_empty(),
+        "the changed account is not the operator"
+    );
+}
