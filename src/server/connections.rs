@@ -336,9 +336,9 @@ impl AsyncRead for GuardedIo {
             if ends.as_mut().poll(cx).is_ready() {
                 return Poll::Ready(Err(timed_out("a newcomer's connection ended")));
             }
-            if self.slot.poll_evicted(cx) {
-                return Poll::Ready(Err(timed_out("a newcomer took this connection's place")));
-            }
+        }
+        if self.slot.poll_evicted(cx) {
+            return Poll::Ready(Err(timed_out("another took this connection's place")));
         }
         let before = buf.filled().len();
         match Pin::new(&mut self.inner).poll_read(cx, buf) {

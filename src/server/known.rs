@@ -88,7 +88,7 @@ impl Kind {
 }
 
 /// A device's or an account's name (the two name spaces are apart).
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Credential {
     pub device: bool,
     pub name: String,

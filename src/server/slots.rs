@@ -21,7 +21,10 @@
 //!   more than the newcomer): a flood from a dozen addresses that keep
 //!   reconnecting can no longer hold it against a machine with one or two
 //!   (replay red team N3: a never-seen PC reached `/login` in 2 of 10
-//!   tries). Fair shares, not first come.
+//!   tries). Fair shares, not first come. The reserve works the same way
+//!   by credential: when it is full, a credential takes the oldest
+//!   connection of the one holding the most (insider red team: three
+//!   stolen staff accounts held all 192).
 //!
 //! A slot is freed when the connection (or the WebSocket it became) ends.
 
@@ -89,9 +92,63 @@ struct Counts {
     newcomer: usize,
     per_ip: HashMap<IpAddr, usize>,
     per_credential: HashMap<Credential, usize>,
-    /// The newcomers' share by address, oldest first.
-    newcomers: HashMap<IpAddr, VecDeque<(u64, Arc<Eviction>)>>,
+    /// The newcomers' share by address, and the reserve by credential:
+    /// who holds which connections, oldest first.
+    newcomers: Shares<IpAddr>,
+    reserved: Shares<Credential>,
     next_id: u64,
+}
+
+/// One evictable connection: its id, address and notice.
+type Held = (u64, IpAddr, Arc<Eviction>);
+
+/// The connections of one pool by holder, for fair-share eviction.
+#[derive(Debug)]
+struct Shares<K> {
+    by: HashMap<K, VecDeque<Held>>,
+}
+
+impl<K> Default for Shares<K> {
+    fn default() -> Self {
+        Shares { by: HashMap::new() }
+    }
+}
+
+impl<K: std::hash::Hash + Eq + Clone + Ord> Shares<K> {
+    fn held(&self, k: &K) -> usize {
+        self.by.get(k).map_or(0, VecDeque::len)
+    }
+
+    fn push(&mut self, k: K, h: Held) {
+        self.by.entry(k).or_default().push_back(h);
+    }
+
+    fn remove(&mut self, k: &K, id: u64) {
+        if let Some(q) = self.by.get_mut(k) {
+            q.retain(|(x, _, _)| *x != id);
+            if q.is_empty() {
+                self.by.remove(k);
+            }
+        }
+    }
+
+    /// Ends the oldest connection of the holder with the most, if it holds
+    /// at least two more than `mine`; returns it (already told).
+    fn evict_for(&mut self, mine: usize) -> Option<(K, IpAddr)> {
+        let victim = self
+            .by
+            .iter()
+            .max_by(|a, b| a.1.len().cmp(&b.1.len()).then_with(|| b.0.cmp(a.0)))
+            .filter(|(_, q)| q.len() >= mine + 2)
+            .map(|(k, _)| k.clone())?;
+        let q = self.by.get_mut(&victim)?;
+        let (_, ip, e) = q.pop_front()?;
+        if q.is_empty() {
+            self.by.remove(&victim);
+        }
+        e.evict();
+        Some((victim, ip))
+    }
 }
 
 impl Counts {
@@ -115,33 +172,39 @@ impl Counts {
         }
     }
 
-    /// Frees a place in the full newcomers' share for `ip`, which holds
-    /// `mine` of it, by ending the oldest connection of the address that
-    /// holds the most — if it holds at least two more.
-    fn evict_for(&mut self, mine: usize) -> bool {
-        let Some((&victim, held)) = self
-            .newcomers
-            .iter()
-            .max_by_key(|(ip, q)| (q.len(), std::cmp::Reverse(**ip)))
-        else {
-            return false;
-        };
-        if held.len() < mine + 2 {
-            return false;
+    /// Frees a place in the full newcomers' share for an address that
+    /// holds `mine` of it.
+    fn evict_newcomer(&mut self, mine: usize) -> bool {
+        match self.newcomers.evict_for(mine) {
+            Some((_, ip)) => {
+                self.release(ip, Pool::Newcomer);
+                true
+            }
+            None => false,
         }
-        let Some((_, e)) = self
-            .newcomers
-            .get_mut(&victim)
-            .and_then(VecDeque::pop_front)
-        else {
-            return false;
-        };
-        if self.newcomers.get(&victim).is_some_and(VecDeque::is_empty) {
-            self.newcomers.remove(&victim);
+    }
+
+    /// Frees a place in the full reserve for a credential that holds
+    /// `mine` of it (insider red team: three stolen staff accounts held
+    /// the whole reserve).
+    fn evict_reserved(&mut self, mine: usize) -> bool {
+        match self.reserved.evict_for(mine) {
+            Some((cred, ip)) => {
+                self.release(ip, Pool::Reserve);
+                self.uncharge(&cred);
+                true
+            }
+            None => false,
         }
-        e.evict();
-        self.release(victim, Pool::Newcomer);
-        true
+    }
+
+    fn uncharge(&mut self, cred: &Credential) {
+        if let Some(n) = self.per_credential.get_mut(cred) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.per_credential.remove(cred);
+            }
+        }
     }
 }
 
@@ -161,8 +224,9 @@ pub struct Slot {
     pool: Pool,
     /// For a reserve slot: the credential it is charged to.
     credential: Option<Credential>,
-    /// For a slot of the newcomers' share: its id and eviction notice.
-    newcomer: Option<(u64, Arc<Eviction>)>,
+    /// For a slot of the newcomers' share or the reserve: its id and
+    /// eviction notice.
+    evictable: Option<(u64, Arc<Eviction>)>,
 }
 
 impl Slot {
@@ -173,7 +237,7 @@ impl Slot {
     /// Whether a newcomer took this slot (see the module doc); `cx` is
     /// woken when that happens.
     pub fn poll_evicted(&self, cx: &Context<'_>) -> bool {
-        self.newcomer
+        self.evictable
             .as_ref()
             .is_some_and(|(_, e)| e.poll_evicted(cx))
     }
@@ -229,17 +293,17 @@ impl Slots {
                 (Pool::Open, None)
             } else if let Some(v) = voucher {
                 let charged = c.per_credential.get(&v.credential).copied().unwrap_or(0);
-                let fits = !full
-                    && here < v.kind.connections()
+                let mine = c.reserved.held(&v.credential);
+                let fits = here < v.kind.connections()
                     && charged < v.kind.per_credential()
-                    && c.reserve < reserve(self.total);
+                    && ((!full && c.reserve < reserve(self.total)) || c.evict_reserved(mine));
                 if !fits {
                     return None;
                 }
                 (Pool::Reserve, Some(v.credential))
             } else if here < NEWCOMER_PER_ADDRESS {
-                let mine = c.newcomers.get(&ip).map_or(0, VecDeque::len);
-                let room = (!full && c.newcomer < newcomers(self.total)) || c.evict_for(mine);
+                let mine = c.newcomers.held(&ip);
+                let room = (!full && c.newcomer < newcomers(self.total)) || c.evict_newcomer(mine);
                 if !room {
                     return None;
                 }
@@ -257,10 +321,14 @@ impl Slots {
         if let Some(cred) = &credential {
             *c.per_credential.entry(cred.clone()).or_insert(0) += 1;
         }
-        let newcomer = (pool == Pool::Newcomer).then(|| {
+        let evictable = (pool != Pool::Open).then(|| {
             c.next_id += 1;
             let entry = (c.next_id, Arc::new(Eviction::default()));
-            c.newcomers.entry(ip).or_default().push_back(entry.clone());
+            let held = (entry.0, ip, entry.1.clone());
+            match &credential {
+                Some(cred) => c.reserved.push(cred.clone(), held),
+                None => c.newcomers.push(ip, held),
+            }
             entry
         });
         Some(Slot {
@@ -268,7 +336,7 @@ impl Slots {
             ip,
             pool,
             credential,
-            newcomer,
+            evictable,
         })
     }
 }
@@ -276,26 +344,19 @@ impl Slots {
 impl Drop for Slot {
     fn drop(&mut self) {
         let mut c = self.slots.lock();
-        if let Some((id, e)) = &self.newcomer {
+        if let Some((id, e)) = &self.evictable {
             if e.is_evicted() {
-                // Given back when a newcomer took it.
+                // Given back when another took its place.
                 return;
             }
-            if let Some(q) = c.newcomers.get_mut(&self.ip) {
-                q.retain(|(x, _)| x != id);
-                if q.is_empty() {
-                    c.newcomers.remove(&self.ip);
-                }
+            match &self.credential {
+                Some(cred) => c.reserved.remove(cred, *id),
+                None => c.newcomers.remove(&self.ip, *id),
             }
         }
         c.release(self.ip, self.pool);
         if let Some(cred) = &self.credential {
-            if let Some(n) = c.per_credential.get_mut(cred) {
-                *n = n.saturating_sub(1);
-                if *n == 0 {
-                    c.per_credential.remove(cred);
-                }
-            }
+            c.uncharge(cred);
         }
     }
 }
@@ -415,6 +476,48 @@ mod tests {
         drop(new);
         drop(open);
         assert_eq!(s.open(), 0);
+    }
+
+    /// Three stolen staff accounts that hold the whole reserve give way to
+    /// a real staff member, a connection at a time, down to even shares.
+    #[test]
+    fn stolen_accounts_holding_the_reserve_give_way_to_a_real_one() {
+        let s = Slots::new(768, 128);
+        let waker = futures_util::task::noop_waker();
+        let cx = Context::from_waker(&waker);
+        let person = |name: &str| {
+            Some(Voucher {
+                credential: Credential {
+                    device: false,
+                    name: name.into(),
+                },
+                kind: Kind::Person,
+            })
+        };
+        let mut open = Vec::new();
+        for last in 2..=6u8 {
+            open.extend((0..128).filter_map(|_| s.admit(ip(last), None)));
+        }
+        // Each stolen account from its four addresses, 16 each: 3 × 64.
+        let mut stolen = Vec::new();
+        for (k, who) in ["a", "b", "c"].iter().enumerate() {
+            for a in 0..4u8 {
+                let last = 100 + 4 * k as u8 + a;
+                stolen.extend((0..16).filter_map(|_| s.admit(ip(last), person(who))));
+            }
+        }
+        let live = |v: &[Slot]| v.iter().filter(|x| !x.poll_evicted(&cx)).count();
+        assert_eq!(live(&stolen), 192, "the reserve is full");
+        // A staff PC: a browser's connections, each taking a stolen one's.
+        let real: Vec<Slot> = (0..8)
+            .filter_map(|_| s.admit(ip(31), person("yamada")))
+            .collect();
+        assert_eq!(real.len(), 8);
+        assert_eq!(live(&real), 8);
+        assert_eq!(live(&stolen), 184);
+        assert_eq!(s.open(), 528 + 192);
+        drop(stolen);
+        assert_eq!(s.open(), 528 + 8, "nothing given back twice");
     }
 
     #[test]
