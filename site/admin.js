@@ -133,7 +133,9 @@
         // Our own server's SVG (qrcode crate), not the visitor's text.
         document.getElementById("enrolment-qr").innerHTML = body.qr_svg;
         document.getElementById("enrolment").hidden = false;
-        say(`${name} の登録用リンクを作りました（${body.valid_hours} 時間有効・一度だけ）。`);
+        // A newer standby link withdraws an unused one: said, not silent.
+        const withdrawn = typeof body.notice_ja === "string" ? body.notice_ja : "";
+        say(`${name} の登録用リンクを作りました（${body.valid_hours} 時間有効・一度だけ）。${withdrawn}`);
       });
     });
   }
