@@ -1500,3 +1500,54 @@ fn a_withdrawn_standby_link_says_so_and_a_standby_takes_only_a_standby_link() {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// N1, the other way out (R9, R11): a standby disabled on the primary is
+/// refused (written down, not promotable) while the primary issues alone;
+/// once an admin enables its device again, the primary knows its token
+/// again and it follows again on its own (else that primary would take no
+/// command without its lease), and the refusal is gone.
+#[test]
+fn a_standby_enabled_again_after_its_refusal_follows_again() {
+    let e = enrolled_primary();
+    let standby = pair(&e, &e.primary.base.clone());
+    let (st, v) = admin_send(
+        &e.primary,
+        "/api/devices/standby-1/disabled",
+        json!({"disabled": true}),
+    );
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let refused_file = data_of(&standby).join("standby-refused");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !refused_file.exists() {
+        assert!(Instant::now() < deadline, "the refusal was never noted");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (st, v) = try_promote(&standby, json!({}));
+    assert_eq!(st, StatusCode::CONFLICT, "{v}");
+    assert_eq!(v["error"]["code"], "standby_refused", "{v}");
+    let (st, v) = issue(&e.primary.base, &e.kiosk);
+    assert_eq!(st, StatusCode::OK, "no standby enabled: {v}");
+    let (st, v) = admin_send(
+        &e.primary,
+        "/api/devices/standby-1/disabled",
+        json!({"disabled": false}),
+    );
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (st, v) = issue(&e.primary.base, &e.kiosk);
+        if st == StatusCode::OK && !refused_file.exists() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never followed again: {v}");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let (c, _) = standby.admin();
+    let page = c
+        .get(standby.url("/admin"))
+        .send()
+        .expect("admin")
+        .text()
+        .expect("html");
+    assert!(!page.contains("id=\"standby-refused\""), "{page}");
+}

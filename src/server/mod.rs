@@ -385,7 +385,8 @@ pub fn run(
                 .enable_all()
                 .build()
                 .context("cannot start the async runtime")?
-                .block_on(replication::standby_start(data, args.enrol_link.as_deref()))?
+                .block_on(replication::standby_start(data, args.enrol_link.as_deref()))
+                .map(Some)?
         }
         None => None,
     };
@@ -460,13 +461,10 @@ pub fn run(
             replication::after_restart_as_promoted(&app);
         }
         if let Some(primary) = &args.standby_of {
-            match standby_token {
-                Some(token) => {
-                    replication::follow(app.clone(), primary.trim_end_matches('/').to_string(), token);
-                    println!("standby of {primary}: following its log; commands are refused until promoted at {base_url}/admin");
-                }
-                None => println!("standby of {primary}, refused by it: following nothing, not promotable; see {base_url}/admin"),
+            if let Some(token) = standby_token {
+                replication::follow(app.clone(), primary.trim_end_matches('/').to_string(), token);
             }
+            println!("standby of {primary}: following its log; commands are refused until promoted at {base_url}/admin");
         }
         displays::spawn(app.clone()).await;
         subscribers::reports(app.clone());

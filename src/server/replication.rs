@@ -41,11 +41,16 @@ const OLD_PRIMARY: &str = "old-primary";
 
 /// Beside the log of a standby whose primary refused its token (its
 /// standby device was revoked or deleted there, or the token is not a
-/// standby's): it follows no more and is not promoted without an override,
-/// also after a restart, until it is enrolled again with a new link
-/// (outside tester N1: such a standby, left running, was promoted beside
-/// the new standby and gave the same numbers).
+/// standby's): it takes nothing from the primary any more and is not
+/// promoted without an override, also after a restart, until it is
+/// enrolled again with a new link or the primary knows its token again
+/// (the device enabled again; asked every [`REFUSED_ASK_EVERY`]).
+/// Outside tester N1: such a standby, left running, was promoted beside
+/// the new standby and gave the same numbers.
 const REFUSED: &str = "standby-refused";
+/// How often a refused standby asks whether its primary knows its token
+/// again.
+const REFUSED_ASK_EVERY: Duration = Duration::from_secs(10);
 
 /// Why the primary refused this standby, as written down when it did.
 #[derive(Debug, Clone, serde::Serialize, Deserialize)]
@@ -678,6 +683,7 @@ pub fn follow(app: Arc<App>, primary: String, token: String) {
             .build();
         let Ok(http) = http else { return };
         let mut reachable = true;
+        let mut refused = refused_here(&app.data).is_some();
         while app.standby.load(Ordering::SeqCst) {
             let handle = app.engine.clone();
             let Ok((after, hash)) = handle.read(|e| {
@@ -723,14 +729,22 @@ pub fn follow(app: Arc<App>, primary: String, token: String) {
                         .ok()
                         .and_then(|v| v["error"]["code"].as_str().map(str::to_string))
                         .unwrap_or_default();
-                    let refusal = Refusal {
-                        status,
-                        code,
-                        primary: primary.clone(),
-                        at: chrono::Utc::now().to_rfc3339(),
-                    };
-                    note_refusal(&app, &refusal);
-                    break;
+                    if !refused {
+                        let refusal = Refusal {
+                            status,
+                            code,
+                            primary: primary.clone(),
+                            at: chrono::Utc::now().to_rfc3339(),
+                        };
+                        note_refusal(&app, &refusal);
+                        refused = true;
+                    }
+                    // Nothing is taken from the primary from now on; it is
+                    // only asked, now and then, whether it knows this token
+                    // again (an admin enabled the revoked device again:
+                    // without this standby that primary takes no commands).
+                    tokio::time::sleep(REFUSED_ASK_EVERY).await;
+                    continue;
                 }
                 Ok(r) => {
                     if reachable {
@@ -754,6 +768,20 @@ pub fn follow(app: Arc<App>, primary: String, token: String) {
                 continue;
             };
             reachable = true;
+            if refused {
+                if let Err(e) = std::fs::remove_file(app.data.join(REFUSED)) {
+                    app.faults.record(
+                        "standby",
+                        format!("cannot remove {REFUSED} ({e}): still refusing promotion"),
+                    );
+                } else {
+                    refused = false;
+                    app.faults.record(
+                        "standby",
+                        "the primary knows this standby's token again (its device was enabled again): following it again / 主機がこの予備機の登録を再び受け付けました。主機の記録の受け取りを再開します",
+                    );
+                }
+            }
             if !app.standby.load(Ordering::SeqCst) {
                 break;
             }
@@ -819,16 +847,17 @@ pub async fn token(data: &std::path::Path, enrol_link: Option<&str>) -> anyhow::
     enrol(data, link).await
 }
 
-/// What `serve --standby-of` follows with: the token, or `None` when the
-/// primary refused this standby (it then serves its admin page, saying so,
-/// and follows nothing). A refused standby started with a new standby link
-/// is enrolled again with it (the way out the refusal names).
+/// What `serve --standby-of` follows with. A standby its primary refused
+/// and started with a new standby link is enrolled again with it (the way
+/// out the refusal names); else it keeps its token, says loudly that it is
+/// refused, and [`follow`] takes nothing until the primary knows the token
+/// again.
 pub async fn standby_start(
     data: &std::path::Path,
     enrol_link: Option<&str>,
-) -> anyhow::Result<Option<String>> {
+) -> anyhow::Result<String> {
     let Some(refusal) = refused_here(data) else {
-        return token(data, enrol_link).await.map(Some);
+        return token(data, enrol_link).await;
     };
     let (ja, en) = refusal.message();
     if let Some(link) = enrol_link {
@@ -836,14 +865,14 @@ pub async fn standby_start(
             Ok(token) => {
                 std::fs::remove_file(data.join(REFUSED))?;
                 println!("enrolled again with the new standby link: following the primary again / 新しい登録用リンクで予備機として登録し直しました");
-                return Ok(Some(token));
+                return Ok(token);
             }
             // The service line's old, used link: still refused, said below.
             Err(e) => eprintln!("madoguchi: {e:#}"),
         }
     }
-    eprintln!("madoguchi: この予備機は主機に登録を取り消されています。主機には従わず、昇格もできません / this standby was refused by its primary: it follows nothing and cannot be promoted\n  {ja}\n  {en}");
-    Ok(None)
+    eprintln!("madoguchi: この予備機は主機に登録を取り消されています。主機の記録を受け取らず、昇格もできません / this standby was refused by its primary: it takes nothing from it and cannot be promoted\n  {ja}\n  {en}");
+    token(data, None).await
 }
 
 /// Uses a standby enrolment link (the link's button, as a standby:
