@@ -111,7 +111,8 @@
     } else if (d.revokeDevice !== undefined) {
       if (!confirm(`端末 ${d.revokeDevice} の登録を取り消しますか？ その端末はすぐに使えなくなります。`)) return;
       act("POST", `/api/devices/${encodeURIComponent(d.revokeDevice)}/disabled`, { disabled: true },
-        () => reloadSaying(`端末 ${d.revokeDevice} の登録を取り消しました。`));
+        // A standby out of touch does not know yet: the server says what to do.
+        (body) => reloadSaying(`端末 ${d.revokeDevice} の登録を取り消しました。${body && typeof body.notice_ja === "string" ? body.notice_ja : ""}`));
     } else if (d.endSession !== undefined) {
       const who = b.closest("tr").dataset.user;
       act("DELETE", `/api/sessions/${encodeURIComponent(d.endSession)}`, null,

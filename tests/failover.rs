@@ -1302,6 +1302,7 @@ fn a_revoked_standby_left_running_is_never_promoted_beside_the_new_one() {
         json!({"disabled": true}),
     );
     assert_eq!(st, StatusCode::OK, "{v}");
+    assert!(v.get("notice_ja").is_none(), "it is in touch: {v}");
     let (c, csrf) = e.primary.admin();
     let r = c
         .delete(e.primary.url("/api/devices/standby-1"))
@@ -1550,4 +1551,46 @@ fn a_standby_enabled_again_after_its_refusal_follows_again() {
         .text()
         .expect("html");
     assert!(!page.contains("id=\"standby-refused\""), "{page}");
+}
+
+/// N1, a standby out of touch (R9, R11): revoked while the cable to it is
+/// cut, it cannot learn it, so the revoke's answer says so and what to do
+/// (do not promote it, switch it off); once the cable is back it notes the
+/// refusal and refuses promotion.
+#[test]
+fn revoking_a_standby_out_of_touch_says_it_does_not_know_yet() {
+    let e = enrolled_primary();
+    let cable = Cable::to(&e.primary.base);
+    let standby = pair(&e, &cable.addr);
+    cable.cut();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (_, v) = issue(&e.primary.base, &e.kiosk);
+        if v["error"]["code"] == "no_standby_lease" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the lease never lapsed: {v}");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let (st, v) = admin_send(
+        &e.primary,
+        "/api/devices/standby-1/disabled",
+        json!({"disabled": true}),
+    );
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let notice = v["notice_ja"].as_str().unwrap_or_default();
+    assert!(
+        notice.contains("まだ知りません") && notice.contains("昇格しないでください"),
+        "{v}"
+    );
+    cable.mend();
+    let refused_file = data_of(&standby).join("standby-refused");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !refused_file.exists() {
+        assert!(Instant::now() < deadline, "the refusal was never noted");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let (st, v) = try_promote(&standby, json!({}));
+    assert_eq!(st, StatusCode::CONFLICT, "{v}");
+    assert_eq!(v["error"]["code"], "standby_refused", "{v}");
 }

@@ -645,12 +645,32 @@ async fn set_disabled(
     if device && disabled {
         keep_standby_if_behind(&app, &name)?;
     }
+    let unheard = device && disabled && standby_out_of_touch(&app, &name);
     if !app.auth.set_disabled(&name, device, disabled)? {
         return Err(ApiError::NotFound);
     }
     let role = if disabled { "disabled" } else { "enabled" };
-    audit_change(&app, caller, name, role).await?;
-    Ok(Json(json!({"ok": true, "disabled": disabled})))
+    audit_change(&app, caller, name.clone(), role).await?;
+    let mut answer = json!({"ok": true, "disabled": disabled});
+    if unheard {
+        out_of_touch_notice(&mut answer, &name);
+    }
+    Ok(Json(answer))
+}
+
+/// Whether `name` is a standby device this primary holds no lease from: it
+/// is not following now, so it cannot learn that it was revoked until it
+/// reaches this primary again (N1: promoted meanwhile, it would give this
+/// primary's numbers again).
+fn standby_out_of_touch(app: &App, name: &str) -> bool {
+    app.auth.is_standby_device(name) && !app.fence.leased()
+}
+
+/// Tells the admin who revoked a standby out of touch what that standby
+/// does not know yet, and what to do with it.
+fn out_of_touch_notice(answer: &mut Value, name: &str) {
+    answer["notice_ja"] = json!(format!("予備機「{name}」はいまこの主機とつながっていないため、登録を取り消されたことをまだ知りません。その予備機を主機に昇格しないでください。電源を切ってください（再びつながると、取り消されたことを表示して昇格を断ります）。"));
+    answer["notice_en"] = json!(format!("standby \"{name}\" is not in touch with this primary, so it does not know it was revoked yet: do not promote it; switch it off (once it reaches this primary again it shows the revocation and refuses promotion)"));
 }
 
 /// `DELETE /api/users/{name}` (admin): deletes an account; its sessions
@@ -681,11 +701,16 @@ async fn delete(
     if device {
         keep_standby_if_behind(&app, &name)?;
     }
+    let unheard = device && standby_out_of_touch(&app, &name);
     if !app.auth.delete(&name, device)? {
         return Err(ApiError::NotFound);
     }
-    audit_change(&app, caller, name, "deleted").await?;
-    Ok(Json(json!({"ok": true, "deleted": true})))
+    audit_change(&app, caller, name.clone(), "deleted").await?;
+    let mut answer = json!({"ok": true, "deleted": true});
+    if unheard {
+        out_of_touch_notice(&mut answer, &name);
+    }
+    Ok(Json(answer))
 }
 
 /// A primary that lost records its standby holds keeps the standby: without
