@@ -1594,3 +1594,66 @@ fn revoking_a_standby_out_of_touch_says_it_does_not_know_yet() {
     assert_eq!(st, StatusCode::CONFLICT, "{v}");
     assert_eq!(v["error"]["code"], "standby_refused", "{v}");
 }
+
+/// N1, the way out the refusal names (R9, R11): a standby deleted on the
+/// primary is refused; started again with a new standby link it enrols
+/// again, the refusal is gone, it follows (the primary issues under its
+/// lease again) and it is the standby of record, promotable.
+#[test]
+fn a_refused_standby_started_with_a_new_link_follows_again() {
+    let e = enrolled_primary();
+    let mut standby = pair(&e, &e.primary.base.clone());
+    let (c, csrf) = e.primary.admin();
+    let r = c
+        .delete(e.primary.url("/api/devices/standby-1"))
+        .header("X-CSRF-Token", &csrf)
+        .send()
+        .expect("delete");
+    assert_eq!(r.status(), StatusCode::OK);
+    let data = data_of(&standby);
+    let refused_file = data.join("standby-refused");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !refused_file.exists() {
+        assert!(Instant::now() < deadline, "the refusal was never noted");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (st, v) = admin_send(
+        &e.primary,
+        "/api/devices",
+        json!({"name": "standby-1", "role": "standby"}),
+    );
+    assert_eq!(st, StatusCode::OK, "{v}");
+    standby.stop();
+    let again = Office::start(
+        &data,
+        &[
+            "--standby-of",
+            &e.primary.base,
+            "--enrol-link",
+            v["enrol_url"].as_str().expect("link"),
+        ],
+    );
+    assert!(!refused_file.exists(), "still refused after a new link");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (st, v) = issue(&e.primary.base, &e.kiosk);
+        if st == StatusCode::OK {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never followed again: {v}");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let (c, csrf) = sign_in(&again.base, "admin", &e.primary.admin_password).expect("admin");
+    let r = c
+        .post(format!("{}/api/promote", again.base))
+        .header("X-CSRF-Token", &csrf)
+        .json(&json!({}))
+        .timeout(Duration::from_secs(60))
+        .send()
+        .expect("promote");
+    let st = r.status();
+    let v: Value = r.json().unwrap_or(Value::Null);
+    assert_eq!(st, StatusCode::OK, "the standby of record again: {v}");
+    assert_eq!(v["overridden"], false, "{v}");
+}
