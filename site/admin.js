@@ -111,7 +111,8 @@
     } else if (d.revokeDevice !== undefined) {
       if (!confirm(`端末 ${d.revokeDevice} の登録を取り消しますか？ その端末はすぐに使えなくなります。`)) return;
       act("POST", `/api/devices/${encodeURIComponent(d.revokeDevice)}/disabled`, { disabled: true },
-        () => reloadSaying(`端末 ${d.revokeDevice} の登録を取り消しました。`));
+        // A standby out of touch does not know yet: the server says what to do.
+        (body) => reloadSaying(`端末 ${d.revokeDevice} の登録を取り消しました。${body && typeof body.notice_ja === "string" ? body.notice_ja : ""}`));
     } else if (d.endSession !== undefined) {
       const who = b.closest("tr").dataset.user;
       act("DELETE", `/api/sessions/${encodeURIComponent(d.endSession)}`, null,
@@ -133,7 +134,9 @@
         // Our own server's SVG (qrcode crate), not the visitor's text.
         document.getElementById("enrolment-qr").innerHTML = body.qr_svg;
         document.getElementById("enrolment").hidden = false;
-        say(`${name} の登録用リンクを作りました（${body.valid_hours} 時間有効・一度だけ）。`);
+        // A newer standby link withdraws an unused one: said, not silent.
+        const withdrawn = typeof body.notice_ja === "string" ? body.notice_ja : "";
+        say(`${name} の登録用リンクを作りました（${body.valid_hours} 時間有効・一度だけ）。${withdrawn}`);
       });
     });
   }

@@ -1229,3 +1229,431 @@ fn the_promoted_machine_tells_the_old_primary_again_after_a_restart() {
     let (st, v) = issue(&standby.base, &e.kiosk);
     assert_eq!(st, StatusCode::OK, "the promoted machine issues: {v}");
 }
+
+/// Runs `madoguchi` and waits at most `secs` for it to exit; fails the
+/// test if it is still running then (a standby that should have refused
+/// its link and stopped).
+fn exits_within(mut cmd: Command, secs: u64) -> std::process::Output {
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while child.try_wait().expect("wait").is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let out = child.wait_with_output().expect("output");
+            panic!(
+                "still running after {secs} s: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    child.wait_with_output().expect("output")
+}
+
+/// `serve --standby-of PRIMARY --enrol-link LINK` on a new data folder.
+fn standby_command(data: &Path, primary: &str, link: &str) -> Command {
+    let mut c = crate::util::office();
+    c.arg("--data").arg(data).args([
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--standby-of",
+        primary,
+        "--enrol-link",
+        link,
+    ]);
+    c
+}
+
+/// `POST /api/promote` on `s` with `body`: the status and the answer.
+fn try_promote(s: &Server, body: Value) -> (StatusCode, Value) {
+    let (c, csrf) = s.admin();
+    let r = c
+        .post(s.url("/api/promote"))
+        .header("X-CSRF-Token", &csrf)
+        .json(&body)
+        .timeout(Duration::from_secs(60))
+        .send()
+        .expect("promote");
+    let st = r.status();
+    (st, r.json().unwrap_or(Value::Null))
+}
+
+/// Outside tester N1 (R9 switching to the spare, R10 a correct state,
+/// R11 revoking a device): a standby revoked and deleted on the primary
+/// but left running was promoted beside the new standby, and both gave
+/// the same numbers. Now the refused standby writes the refusal into its
+/// data folder, stops following and says so on /admin; 主機に昇格 and
+/// `madoguchi promote` refuse it with the cause and the way out (a new
+/// link), also after a restart; the standby of record is promoted and no
+/// number is given twice. Only the explicit override promotes the revoked
+/// one (the new primary switched off for good), and says so loudly.
+#[test]
+fn a_revoked_standby_left_running_is_never_promoted_beside_the_new_one() {
+    let e = enrolled_primary();
+    let mut revoked = pair(&e, &e.primary.base.clone());
+    let (st, v) = admin_send(
+        &e.primary,
+        "/api/devices/standby-1/disabled",
+        json!({"disabled": true}),
+    );
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert!(v.get("notice_ja").is_none(), "it is in touch: {v}");
+    let (c, csrf) = e.primary.admin();
+    let r = c
+        .delete(e.primary.url("/api/devices/standby-1"))
+        .header("X-CSRF-Token", &csrf)
+        .send()
+        .expect("delete");
+    assert_eq!(r.status(), StatusCode::OK);
+    // It learns it was refused, writes it down and says so.
+    let refused_file = data_of(&revoked).join("standby-refused");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !refused_file.exists() {
+        assert!(Instant::now() < deadline, "the refusal was never noted");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (rc, _) = revoked.admin();
+    let page = rc
+        .get(revoked.url("/admin"))
+        .send()
+        .expect("admin")
+        .text()
+        .expect("html");
+    assert!(
+        page.contains("id=\"standby-refused\"") && page.contains("登録用リンクを作り直し"),
+        "{page}"
+    );
+    // The new standby of record follows; the primary issues under its lease.
+    let (st, v) = admin_send(
+        &e.primary,
+        "/api/devices",
+        json!({"name": "standby-2", "role": "standby"}),
+    );
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let mut new = Server::start_args(
+        None,
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--standby-of",
+            &e.primary.base,
+            "--enrol-link",
+            v["enrol_url"].as_str().expect("link"),
+        ],
+    );
+    new.admin_password = e.primary.admin_password.clone();
+    let mut issued = vec![1001];
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (st, v) = issue(&e.primary.base, &e.kiosk);
+        if st == StatusCode::OK {
+            issued.push(number(&v));
+            break;
+        }
+        assert!(Instant::now() < deadline, "never issued: {v}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // The primary hangs; staff try to promote both standbys.
+    let pid = e.primary.pid().to_string();
+    assert!(Command::new("kill")
+        .args(["-STOP", &pid])
+        .status()
+        .expect("kill")
+        .success());
+    for round in 0..2 {
+        let (st, v) = try_promote(&revoked, json!({}));
+        assert_eq!(st, StatusCode::CONFLICT, "round {round}: promoted: {v}");
+        assert_eq!(v["error"]["code"], "standby_refused", "{v}");
+        let ja = v["error"]["message_ja"].as_str().unwrap_or_default();
+        assert!(
+            ja.contains("昇格できません") && ja.contains("登録用リンクを作り直し"),
+            "{ja}"
+        );
+        let out = crate::util::office()
+            .args(["promote", "--url", &revoked.base])
+            .env("MADOGUCHI_PASSWORD", &revoked.admin_password)
+            .output()
+            .expect("promote");
+        let said = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "round {round}: the CLI promoted it");
+        assert!(said.contains("登録用リンクを作り直し"), "{said}");
+        let (st, v) = issue(&revoked.base, &e.kiosk);
+        assert_eq!(st, StatusCode::SERVICE_UNAVAILABLE, "{v}");
+        // Kept in its data folder: a restart (its service line still
+        // names the used link) changes nothing.
+        revoked.restart();
+    }
+    let promoted = promote(&new);
+    assert_eq!(promoted["epoch"], 1, "{promoted}");
+    for _ in 0..3 {
+        let (st, v) = issue(&new.base, &e.kiosk);
+        assert_eq!(st, StatusCode::OK, "{v}");
+        issued.push(number(&v));
+        let (st, v) = issue(&revoked.base, &e.kiosk);
+        assert_ne!(st, StatusCode::OK, "the revoked standby issued: {v}");
+    }
+    assert_no_number_twice(&issued);
+    assert!(Command::new("kill")
+        .args(["-CONT", &pid])
+        .status()
+        .expect("kill")
+        .success());
+    // Last resort: the new primary is off for good; the override promotes
+    // the revoked standby, and says so.
+    new.stop();
+    let (st, v) = try_promote(&revoked, json!({"override_not_of_record": true}));
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(v["overridden"], true, "{v}");
+    assert!(
+        v["message_ja"]
+            .as_str()
+            .is_some_and(|m| m.contains("強制昇格")),
+        "{v}"
+    );
+    let page = rc.get(revoked.url("/admin")).send().expect("admin").text();
+    let page = page.unwrap_or_default();
+    assert!(
+        page.contains("登録外の予備機を強制的に昇格しました"),
+        "{page}"
+    );
+}
+
+/// Outside tester N2 (R9, R11): a second standby link withdrew an unused
+/// one silently, and the old link then said "used or expired"; a kiosk's
+/// link given to `serve --standby-of` enrolled a kiosk. Now the answer
+/// names the withdrawn link, the old link says it was replaced (page,
+/// button and a standby started with it, which writes nothing), and a
+/// standby refuses any link that is not a standby's, writing nothing and
+/// leaving the link unused.
+#[test]
+fn a_withdrawn_standby_link_says_so_and_a_standby_takes_only_a_standby_link() {
+    let primary = Server::start();
+    let (st, a) = admin_send(
+        &primary,
+        "/api/devices",
+        json!({"name": "standby-a", "role": "standby"}),
+    );
+    assert_eq!(st, StatusCode::OK, "{a}");
+    assert_eq!(a["withdrawn"], json!([]), "{a}");
+    let (st, b) = admin_send(
+        &primary,
+        "/api/devices",
+        json!({"name": "standby-b", "role": "standby"}),
+    );
+    assert_eq!(st, StatusCode::OK, "{b}");
+    assert_eq!(b["withdrawn"], json!(["standby-a"]), "{b}");
+    let notice = b["notice_ja"].as_str().unwrap_or_default();
+    assert!(
+        notice.contains("standby-a") && notice.contains("置き換えられました"),
+        "{b}"
+    );
+    let old = a["enrol_url"].as_str().expect("link");
+    let page = Server::client().get(old).send().expect("page");
+    assert_eq!(page.status(), StatusCode::GONE);
+    let page = page.text().expect("text");
+    assert!(page.contains("新しいリンクに置き換えられました"), "{page}");
+    let r = Server::client().post(old).send().expect("button");
+    assert_eq!(r.status(), StatusCode::GONE);
+    let v: Value = r.json().expect("json");
+    assert_eq!(v["error"]["code"], "enrolment_link_replaced", "{v}");
+    let dir = tempfile::tempdir().expect("tmp");
+    let data = dir.path().join("standby");
+    let out = exits_within(standby_command(&data, &primary.base, old), 30);
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(said.contains("新しいリンクに置き換えられました"), "{said}");
+    assert!(!data.exists(), "a refused link wrote {}", data.display());
+    // A kiosk's link given to a standby: refused, nothing written, and
+    // the link still enrols the kiosk.
+    let out = exits_within(
+        standby_command(&data, &primary.base, &primary.kiosk_enrol),
+        30,
+    );
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        said.contains("予備機の登録用リンクではありません"),
+        "{said}"
+    );
+    assert!(!data.exists(), "a kiosk link wrote {}", data.display());
+    let kiosk = enrol(&primary.kiosk_enrol);
+    assert_eq!(whoami(&primary.base, &kiosk), StatusCode::OK);
+    // The newer link enrols the standby.
+    let standby = Server::start_args(
+        None,
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--standby-of",
+            &primary.base,
+            "--enrol-link",
+            b["enrol_url"].as_str().expect("link"),
+        ],
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while sign_in(&standby.base, "admin", &primary.admin_password).is_err() {
+        assert!(Instant::now() < deadline, "the standby never followed");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// N1, the other way out (R9, R11): a standby disabled on the primary is
+/// refused (written down, not promotable) while the primary issues alone;
+/// once an admin enables its device again, the primary knows its token
+/// again and it follows again on its own (else that primary would take no
+/// command without its lease), and the refusal is gone.
+#[test]
+fn a_standby_enabled_again_after_its_refusal_follows_again() {
+    let e = enrolled_primary();
+    let standby = pair(&e, &e.primary.base.clone());
+    let (st, v) = admin_send(
+        &e.primary,
+        "/api/devices/standby-1/disabled",
+        json!({"disabled": true}),
+    );
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let refused_file = data_of(&standby).join("standby-refused");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !refused_file.exists() {
+        assert!(Instant::now() < deadline, "the refusal was never noted");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (st, v) = try_promote(&standby, json!({}));
+    assert_eq!(st, StatusCode::CONFLICT, "{v}");
+    assert_eq!(v["error"]["code"], "standby_refused", "{v}");
+    let (st, v) = issue(&e.primary.base, &e.kiosk);
+    assert_eq!(st, StatusCode::OK, "no standby enabled: {v}");
+    let (st, v) = admin_send(
+        &e.primary,
+        "/api/devices/standby-1/disabled",
+        json!({"disabled": false}),
+    );
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (st, v) = issue(&e.primary.base, &e.kiosk);
+        if st == StatusCode::OK && !refused_file.exists() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never followed again: {v}");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let (c, _) = standby.admin();
+    let page = c
+        .get(standby.url("/admin"))
+        .send()
+        .expect("admin")
+        .text()
+        .expect("html");
+    assert!(!page.contains("id=\"standby-refused\""), "{page}");
+}
+
+/// N1, a standby out of touch (R9, R11): revoked while the cable to it is
+/// cut, it cannot learn it, so the revoke's answer says so and what to do
+/// (do not promote it, switch it off); once the cable is back it notes the
+/// refusal and refuses promotion.
+#[test]
+fn revoking_a_standby_out_of_touch_says_it_does_not_know_yet() {
+    let e = enrolled_primary();
+    let cable = Cable::to(&e.primary.base);
+    let standby = pair(&e, &cable.addr);
+    cable.cut();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (_, v) = issue(&e.primary.base, &e.kiosk);
+        if v["error"]["code"] == "no_standby_lease" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the lease never lapsed: {v}");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let (st, v) = admin_send(
+        &e.primary,
+        "/api/devices/standby-1/disabled",
+        json!({"disabled": true}),
+    );
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let notice = v["notice_ja"].as_str().unwrap_or_default();
+    assert!(
+        notice.contains("まだ知りません") && notice.contains("昇格しないでください"),
+        "{v}"
+    );
+    cable.mend();
+    let refused_file = data_of(&standby).join("standby-refused");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !refused_file.exists() {
+        assert!(Instant::now() < deadline, "the refusal was never noted");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let (st, v) = try_promote(&standby, json!({}));
+    assert_eq!(st, StatusCode::CONFLICT, "{v}");
+    assert_eq!(v["error"]["code"], "standby_refused", "{v}");
+}
+
+/// N1, the way out the refusal names (R9, R11): a standby deleted on the
+/// primary is refused; started again with a new standby link it enrols
+/// again, the refusal is gone, it follows (the primary issues under its
+/// lease again) and it is the standby of record, promotable.
+#[test]
+fn a_refused_standby_started_with_a_new_link_follows_again() {
+    let e = enrolled_primary();
+    let mut standby = pair(&e, &e.primary.base.clone());
+    let (c, csrf) = e.primary.admin();
+    let r = c
+        .delete(e.primary.url("/api/devices/standby-1"))
+        .header("X-CSRF-Token", &csrf)
+        .send()
+        .expect("delete");
+    assert_eq!(r.status(), StatusCode::OK);
+    let data = data_of(&standby);
+    let refused_file = data.join("standby-refused");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !refused_file.exists() {
+        assert!(Instant::now() < deadline, "the refusal was never noted");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (st, v) = admin_send(
+        &e.primary,
+        "/api/devices",
+        json!({"name": "standby-1", "role": "standby"}),
+    );
+    assert_eq!(st, StatusCode::OK, "{v}");
+    standby.stop();
+    let again = Office::start(
+        &data,
+        &[
+            "--standby-of",
+            &e.primary.base,
+            "--enrol-link",
+            v["enrol_url"].as_str().expect("link"),
+        ],
+    );
+    assert!(!refused_file.exists(), "still refused after a new link");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (st, v) = issue(&e.primary.base, &e.kiosk);
+        if st == StatusCode::OK {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never followed again: {v}");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let (c, csrf) = sign_in(&again.base, "admin", &e.primary.admin_password).expect("admin");
+    let r = c
+        .post(format!("{}/api/promote", again.base))
+        .header("X-CSRF-Token", &csrf)
+        .json(&json!({}))
+        .timeout(Duration::from_secs(60))
+        .send()
+        .expect("promote");
+    let st = r.status();
+    let v: Value = r.json().unwrap_or(Value::Null);
+    assert_eq!(st, StatusCode::OK, "the standby of record again: {v}");
+    assert_eq!(v["overridden"], false, "{v}");
+}

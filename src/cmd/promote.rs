@@ -21,6 +21,12 @@ pub struct Args {
     /// read from standard input.
     #[arg(long, value_name = "FILE")]
     pub password_file: Option<PathBuf>,
+    /// Promote although the standby is not its primary's standby of record
+    /// (the primary refused it, or revoked or deleted it, or enrolled
+    /// another standby). Only when the old primary and every other standby
+    /// are switched off for good: otherwise numbers are given twice.
+    #[arg(long)]
+    pub override_not_of_record: bool,
 }
 
 fn password(a: &Args) -> Result<String> {
@@ -68,12 +74,21 @@ pub fn run(a: Args) -> Result<()> {
     let r = http
         .post(format!("{base}/api/promote"))
         .header("X-CSRF-Token", csrf)
+        .json(&json!({"override_not_of_record": a.override_not_of_record}))
         .send()
         .with_context(|| format!("cannot reach the standby at {base}"))?;
     let status = r.status();
     let v: Value = r.json().unwrap_or(Value::Null);
     if !status.is_success() {
         bail!("not promoted: {}", message(&v));
+    }
+    if v["overridden"] == true {
+        eprintln!(
+            "{}",
+            v["message_ja"]
+                .as_str()
+                .unwrap_or("【強制昇格】登録外の予備機を昇格しました")
+        );
     }
     println!("promoted: {base} is now the primary and accepts commands");
     println!(

@@ -16,7 +16,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
-use super::auth::{Caller, Role, SignInError, DEVICE_COOKIE, SESSION_COOKIE};
+use super::auth::{Caller, Code, Role, SignInError, DEVICE_COOKIE, SESSION_COOKIE};
 use super::error::ApiError;
 use super::extract::{
     Admins, AnyCaller, Authed, Body, ClientAddr, Issuers, People, Readers, UrlPath, UrlQuery,
@@ -524,21 +524,34 @@ pub async fn new_device(
         ));
     }
     app.auth.check_device_name(&d.name)?;
-    // One standby at a time (red team F2); a new link replaces an unused one.
+    // One standby at a time (red team F2); a new link withdraws an unused
+    // one, and says so (N2: the old link then answers that it was
+    // replaced, not "used or expired").
+    let mut withdrawn = Vec::new();
     if d.role == Role::Standby {
         if app.auth.has_standby() {
             return Err(ApiError::OneStandby);
         }
-        app.auth
-            .drop_standby_links()
+        withdrawn = app
+            .auth
+            .withdraw_standby_links(&d.name)
             .map_err(|e| ApiError::Internal(format!("{e:#}")))?;
     }
     let code = app
         .auth
         .new_enrolment(&d.name, d.role, std::time::Duration::from_secs(24 * 3600))
         .map_err(|e| ApiError::Internal(format!("{e:#}")))?;
+    for old in &withdrawn {
+        audit_change(
+            &app,
+            caller.clone(),
+            old.clone(),
+            "enrolment-link-withdrawn",
+        )
+        .await?;
+    }
     let role = format!("enrolment-link:{}", d.role.name());
-    audit_change(&app, caller, d.name, &role).await?;
+    audit_change(&app, caller, d.name.clone(), &role).await?;
     let url = format!("{}/enrol/{code}", app.base_url);
     // The link as a QR code, so the admin page can show it for the
     // device's camera or a printout (the same renderer as the ticket's).
@@ -550,9 +563,14 @@ pub async fn new_device(
                 .build()
         })
         .unwrap_or_default();
-    Ok(Json(
-        json!({"enrol_url": url, "valid_hours": 24, "qr_svg": qr}),
-    ))
+    let mut answer =
+        json!({"enrol_url": url, "valid_hours": 24, "qr_svg": qr, "withdrawn": withdrawn});
+    if !withdrawn.is_empty() {
+        let names = withdrawn.join("、");
+        answer["notice_ja"] = json!(format!("まだ使われていなかった予備機の登録用リンク（{names}）は取り消しました（予備機は一台だけです）。そのリンクを開くと「新しいリンクに置き換えられました」と表示されます。"));
+        answer["notice_en"] = json!(format!("the unused standby link for {} was withdrawn (one standby at a time); it now answers that it was replaced", withdrawn.join(", ")));
+    }
+    Ok(Json(answer))
 }
 
 #[derive(Debug, Deserialize)]
@@ -627,12 +645,32 @@ async fn set_disabled(
     if device && disabled {
         keep_standby_if_behind(&app, &name)?;
     }
+    let unheard = device && disabled && standby_out_of_touch(&app, &name);
     if !app.auth.set_disabled(&name, device, disabled)? {
         return Err(ApiError::NotFound);
     }
     let role = if disabled { "disabled" } else { "enabled" };
-    audit_change(&app, caller, name, role).await?;
-    Ok(Json(json!({"ok": true, "disabled": disabled})))
+    audit_change(&app, caller, name.clone(), role).await?;
+    let mut answer = json!({"ok": true, "disabled": disabled});
+    if unheard {
+        out_of_touch_notice(&mut answer, &name);
+    }
+    Ok(Json(answer))
+}
+
+/// Whether `name` is a standby device this primary holds no lease from: it
+/// is not following now, so it cannot learn that it was revoked until it
+/// reaches this primary again (N1: promoted meanwhile, it would give this
+/// primary's numbers again).
+fn standby_out_of_touch(app: &App, name: &str) -> bool {
+    app.auth.is_standby_device(name) && !app.fence.leased()
+}
+
+/// Tells the admin who revoked a standby out of touch what that standby
+/// does not know yet, and what to do with it.
+fn out_of_touch_notice(answer: &mut Value, name: &str) {
+    answer["notice_ja"] = json!(format!("予備機「{name}」はいまこの主機とつながっていないため、登録を取り消されたことをまだ知りません。その予備機を主機に昇格しないでください。電源を切ってください（再びつながると、取り消されたことを表示して昇格を断ります）。"));
+    answer["notice_en"] = json!(format!("standby \"{name}\" is not in touch with this primary, so it does not know it was revoked yet: do not promote it; switch it off (once it reaches this primary again it shows the revocation and refuses promotion)"));
 }
 
 /// `DELETE /api/users/{name}` (admin): deletes an account; its sessions
@@ -663,11 +701,16 @@ async fn delete(
     if device {
         keep_standby_if_behind(&app, &name)?;
     }
+    let unheard = device && standby_out_of_touch(&app, &name);
     if !app.auth.delete(&name, device)? {
         return Err(ApiError::NotFound);
     }
-    audit_change(&app, caller, name, "deleted").await?;
-    Ok(Json(json!({"ok": true, "deleted": true})))
+    audit_change(&app, caller, name.clone(), "deleted").await?;
+    let mut answer = json!({"ok": true, "deleted": true});
+    if unheard {
+        out_of_touch_notice(&mut answer, &name);
+    }
+    Ok(Json(answer))
 }
 
 /// A primary that lost records its standby holds keeps the standby: without
@@ -736,9 +779,13 @@ pub async fn enrol_page(
     UrlPath(code): UrlPath<String>,
 ) -> Result<Response, ApiError> {
     enrol_throttle(&app, addr)?;
-    let Some((name, role)) = app.auth.enrolment_for(&code) else {
-        app.auth.throttle.busy(addr);
-        return Err(unknown_enrolment());
+    let (name, role) = match app.auth.enrolment_for(&code) {
+        Some(Code::Open(name, role)) => (name, role),
+        Some(Code::Replaced { name, by }) => return Err(super::auth::link_replaced(&name, &by)),
+        None => {
+            app.auth.throttle.busy(addr);
+            return Err(unknown_enrolment());
+        }
     };
     let (role_ja, role_en) = match role {
         Role::Kiosk => ("番号発券機", "kiosk"),
@@ -752,18 +799,27 @@ pub async fn enrol_page(
     Ok(html.into_response())
 }
 
+/// `?as=standby`: what the enrolling machine is (`serve --standby-of`
+/// sends it); a link for another kind of device is then refused, unused.
+#[derive(Debug, Deserialize)]
+pub struct EnrolAs {
+    #[serde(default, rename = "as")]
+    role: Option<Role>,
+}
+
 /// `POST /enrol/{code}` (the button of [`enrol_page`]): makes this
 /// browser the device the code was for.
 pub async fn enrol(
     State(app): State<Arc<App>>,
     ClientAddr(addr): ClientAddr,
     UrlPath(code): UrlPath<String>,
+    UrlQuery(want): UrlQuery<EnrolAs>,
 ) -> Result<Response, ApiError> {
     enrol_throttle(&app, addr)?;
     let throttle = &app.auth.throttle;
     let (token, role, name) = app
         .auth
-        .enrol(&code)
+        .enrol(&code, want.role)
         .inspect_err(|e| {
             if matches!(e, ApiError::NotFound) {
                 throttle.busy(addr);

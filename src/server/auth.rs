@@ -122,11 +122,40 @@ struct Enrolment {
     name: String,
     role: Role,
     expires_at: i64,
+    /// Withdrawn when a newer standby link was made before this one was
+    /// used (one standby at a time): the name that newer link is for. Kept
+    /// until it expires, so the old link says it was replaced instead of
+    /// "used or expired" (outside tester, N2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    replaced_by: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 struct EnrolmentsFile {
     enrolments: Vec<Enrolment>,
+}
+
+/// Where a standby stands in the primary's store ([`Auth::standing`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Standing {
+    /// The enabled standby device of record.
+    OfRecord,
+    /// Its device is there but disabled or expired.
+    Revoked(String),
+    /// Another enabled standby device (this name) is the standby of record.
+    Replaced(String),
+    /// Its token is not a standby device there (deleted, or never came).
+    Missing,
+}
+
+/// What an enrolment code is, when it is one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Code {
+    /// Unused and unexpired: the device's name and role.
+    Open(String, Role),
+    /// Withdrawn by a newer standby link: the name it was for, and the
+    /// name the newer link is for.
+    Replaced { name: String, by: String },
 }
 
 /// Who is asking.
@@ -315,6 +344,33 @@ pub enum SignInError {
     Internal(String),
 }
 
+/// The answer of a standby link withdrawn by a newer one (N2).
+pub fn link_replaced(name: &str, by: &str) -> ApiError {
+    ApiError::Plain {
+        status: axum::http::StatusCode::GONE,
+        code: "enrolment_link_replaced",
+        ja: format!("この登録リンク（予備機「{name}」用）は新しいリンクに置き換えられました。予備機は一台だけのため、あとから作られた予備機「{by}」用のリンクが有効です。新しいリンクを使うか、管理者に「端末」の画面で登録用リンクを作り直してもらってください"),
+        en: format!("this enrolment link (standby \"{name}\") was replaced by a newer link (standby \"{by}\"): one standby at a time; use the newer link, or ask an administrator for a new one (管理 → 端末)"),
+    }
+}
+
+/// The answer when a link for one kind of device is used for another (a
+/// kiosk's link given to `serve --standby-of`, N2): nothing is enrolled.
+pub fn wrong_link(is: Role, want: Role) -> ApiError {
+    let ja_of = |r: Role| match r {
+        Role::Kiosk => "番号発券機",
+        Role::Display => "表示機",
+        Role::Standby => "予備機",
+        _ => "職員",
+    };
+    ApiError::Plain {
+        status: axum::http::StatusCode::CONFLICT,
+        code: "enrolment_link_wrong_role",
+        ja: format!("この登録リンクは{}用で、{}の登録用リンクではありません。何も登録していません（リンクはまだ使えます）。主機の管理画面「端末」で、種類「{}」の登録用リンクを作ってください", ja_of(is), ja_of(want), ja_of(want)),
+        en: format!("this enrolment link is for a {}, not a {}: nothing was enrolled (the link is still valid); make a {} link on the primary (管理 → 端末)", is.name(), want.name(), want.name()),
+    }
+}
+
 fn internal(e: anyhow::Error) -> ApiError {
     ApiError::Internal(format!("{e:#}"))
 }
@@ -404,11 +460,49 @@ impl Auth {
         )
     }
 
-    /// A new standby link replaces any unused one: one standby at a time
+    /// A new standby link withdraws any unused one: one standby at a time
     /// (red team F2: two standbys could both be promoted to the same
-    /// epoch).
-    pub fn drop_standby_links(&self) -> anyhow::Result<()> {
-        self.with_enrolments(|e| e.retain(|e| e.role != Role::Standby))
+    /// epoch). The withdrawn links stay listed, marked with the name the
+    /// new link is for, so they answer that they were replaced; returns
+    /// the names they were for.
+    pub fn withdraw_standby_links(&self, by: &str) -> anyhow::Result<Vec<String>> {
+        self.with_enrolments(|list| {
+            let mut names = Vec::new();
+            for e in list
+                .iter_mut()
+                .filter(|e| e.role == Role::Standby && e.replaced_by.is_none())
+            {
+                e.replaced_by = Some(by.to_string());
+                names.push(e.name.clone());
+            }
+            names
+        })
+    }
+
+    /// Where the standby whose token is `token` stands in this store (on
+    /// a standby: the primary's store as last received). Only the enabled
+    /// standby of record may be promoted without an override (outside
+    /// tester N1: a revoked standby left running was promoted beside the
+    /// new one, and both gave the same numbers).
+    pub fn standing(&self, token: &str) -> Standing {
+        let hash = sha256_hex(token.trim());
+        let now = unix_now();
+        let Ok(f) = self.file.lock() else {
+            return Standing::Missing;
+        };
+        let live = |d: &Device| !d.disabled && d.expires_at.is_none_or(|e| now < e);
+        let other = f
+            .devices
+            .iter()
+            .find(|d| d.role == Role::Standby && d.token_sha256 != hash && live(d))
+            .map(|d| d.name.clone());
+        let mine = f.devices.iter().find(|d| d.token_sha256 == hash);
+        match (mine, other) {
+            (_, Some(by)) => Standing::Replaced(by),
+            (Some(d), None) if d.role == Role::Standby && live(d) => Standing::OfRecord,
+            (Some(d), None) if d.role == Role::Standby => Standing::Revoked(d.name.clone()),
+            _ => Standing::Missing,
+        }
     }
 
     /// Deletes the device whose token this is (a promoted standby removes
@@ -609,36 +703,57 @@ impl Auth {
             name: name.to_string(),
             role,
             expires_at: unix_now() + valid.as_secs() as i64,
+            replaced_by: None,
         };
         self.with_enrolments(|e| e.push(stored))?;
         Ok(code)
     }
 
-    /// The device an unused, unexpired enrolment code is for (the code is
-    /// not used up).
-    pub fn enrolment_for(&self, code: &str) -> Option<(String, Role)> {
+    /// What an enrolment code is for, if it is an unexpired one (the code
+    /// is not used up).
+    pub fn enrolment_for(&self, code: &str) -> Option<Code> {
         let hash = sha256_hex(code);
         let now = unix_now();
         self.with_enrolments(|list| {
             list.iter()
                 .find(|e| e.code_sha256 == hash && e.expires_at > now)
-                .map(|e| (e.name.clone(), e.role))
+                .map(|e| match &e.replaced_by {
+                    Some(by) => Code::Replaced {
+                        name: e.name.clone(),
+                        by: by.clone(),
+                    },
+                    None => Code::Open(e.name.clone(), e.role),
+                })
         })
         .ok()
         .flatten()
     }
 
-    /// Uses an enrolment code: stores the new device and returns its token
-    /// and role.
-    pub fn enrol(&self, code: &str) -> Result<(String, Role, String), ApiError> {
+    /// Uses an enrolment code: stores the new device and returns its token,
+    /// role and name. With `expect`, a code for another role is refused
+    /// and not used up (a standby started with a kiosk's link, N2).
+    pub fn enrol(
+        &self,
+        code: &str,
+        expect: Option<Role>,
+    ) -> Result<(String, Role, String), ApiError> {
         let hash = sha256_hex(code);
         let e = self
             .with_enrolments(|list| {
                 let at = list.iter().position(|e| e.code_sha256 == hash)?;
+                if list[at].replaced_by.is_some() || expect.is_some_and(|r| r != list[at].role) {
+                    return Some(list[at].clone());
+                }
                 Some(list.remove(at))
             })
             .map_err(internal)?
             .ok_or(ApiError::NotFound)?;
+        if let Some(by) = &e.replaced_by {
+            return Err(link_replaced(&e.name, by));
+        }
+        if let Some(want) = expect.filter(|r| *r != e.role) {
+            return Err(wrong_link(e.role, want));
+        }
         // A link made before one standby at a time was the rule (red team
         // F2) does not enrol a second standby.
         if e.role == Role::Standby && self.other_standby(&e.name) {
@@ -1115,5 +1230,106 @@ impl Caller {
     /// The public id of this caller's own session (a person's).
     pub fn session_id(&self) -> Option<String> {
         self.session.as_deref().map(session_id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn auth() -> (tempfile::TempDir, Auth) {
+        let dir = tempfile::tempdir().expect("tmp");
+        let (auth, _) = Auth::open(dir.path(), Duration::from_secs(600)).expect("open");
+        (dir, auth)
+    }
+
+    fn code_of(e: ApiError) -> &'static str {
+        e.parts().1
+    }
+
+    const DAY: Duration = Duration::from_secs(24 * 3600);
+
+    /// N1 (R9, R11): only the enabled standby device of record stands as
+    /// it; a revoked, deleted or replaced one, or a kiosk's token, does not.
+    #[test]
+    fn only_the_enabled_standby_of_record_stands_as_it() {
+        let (_dir, auth) = auth();
+        assert_eq!(auth.standing("no such token"), Standing::Missing);
+        let code = auth
+            .new_enrolment("standby-1", Role::Standby, DAY)
+            .expect("link");
+        let (first, ..) = auth.enrol(&code, Some(Role::Standby)).expect("enrol");
+        assert_eq!(auth.standing(&first), Standing::OfRecord);
+        assert_eq!(auth.standing(&format!("{first}\n")), Standing::OfRecord);
+        assert!(auth.set_disabled("standby-1", true, true).expect("revoke"));
+        assert_eq!(auth.standing(&first), Standing::Revoked("standby-1".into()));
+        let code = auth
+            .new_enrolment("standby-2", Role::Standby, DAY)
+            .expect("link");
+        let (second, ..) = auth.enrol(&code, Some(Role::Standby)).expect("enrol");
+        assert_eq!(auth.standing(&second), Standing::OfRecord);
+        assert_eq!(
+            auth.standing(&first),
+            Standing::Replaced("standby-2".into())
+        );
+        assert!(auth.delete("standby-1", true).expect("delete"));
+        assert_eq!(
+            auth.standing(&first),
+            Standing::Replaced("standby-2".into())
+        );
+        assert!(auth.delete("standby-2", true).expect("delete"));
+        assert_eq!(auth.standing(&second), Standing::Missing);
+        // A kiosk's link is refused to a standby and not used up; the
+        // kiosk's token is no standby's.
+        let code = auth
+            .new_enrolment("kiosk-2", Role::Kiosk, DAY)
+            .expect("link");
+        let refused = auth
+            .enrol(&code, Some(Role::Standby))
+            .expect_err("kiosk link");
+        assert_eq!(code_of(refused), "enrolment_link_wrong_role");
+        let (kiosk, role, _) = auth.enrol(&code, None).expect("still valid");
+        assert_eq!(role, Role::Kiosk);
+        assert_eq!(auth.standing(&kiosk), Standing::Missing);
+    }
+
+    /// N2 (R11): a newer standby link withdraws an unused one, which then
+    /// says it was replaced (not "used or expired") and enrols nothing;
+    /// other kinds of link are untouched.
+    #[test]
+    fn a_newer_standby_link_withdraws_an_unused_one_which_says_so() {
+        let (_dir, auth) = auth();
+        let old = auth
+            .new_enrolment("standby-a", Role::Standby, DAY)
+            .expect("link");
+        let kiosk = auth
+            .new_enrolment("kiosk-2", Role::Kiosk, DAY)
+            .expect("link");
+        assert_eq!(
+            auth.withdraw_standby_links("standby-b").expect("withdraw"),
+            vec!["standby-a".to_string()]
+        );
+        let new = auth
+            .new_enrolment("standby-b", Role::Standby, DAY)
+            .expect("link");
+        let replaced = Code::Replaced {
+            name: "standby-a".into(),
+            by: "standby-b".into(),
+        };
+        assert_eq!(auth.enrolment_for(&old), Some(replaced.clone()));
+        let refused = auth.enrol(&old, Some(Role::Standby)).expect_err("old");
+        assert_eq!(code_of(refused), "enrolment_link_replaced");
+        assert_eq!(auth.enrolment_for(&old), Some(replaced));
+        assert_eq!(
+            auth.enrolment_for(&kiosk),
+            Some(Code::Open("kiosk-2".into(), Role::Kiosk))
+        );
+        let (token, ..) = auth.enrol(&new, Some(Role::Standby)).expect("new");
+        assert_eq!(auth.standing(&token), Standing::OfRecord);
+        // Withdrawn once: a later link names nothing again.
+        assert!(auth
+            .withdraw_standby_links("standby-c")
+            .expect("withdraw")
+            .is_empty());
     }
 }

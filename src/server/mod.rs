@@ -373,6 +373,23 @@ pub fn run(
         }
         rejoin_grant = grant;
     }
+    // A standby enrols before anything is written: a refused link (a
+    // kiosk's, a replaced one) leaves no data folder behind (N2).
+    let standby_token = match &args.standby_of {
+        Some(_) => {
+            anyhow::ensure!(
+                config.is_none(),
+                "a standby takes its configuration from the primary's log; leave out --config"
+            );
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .context("cannot start the async runtime")?
+                .block_on(replication::standby_start(data, args.enrol_link.as_deref()))
+                .map(Some)?
+        }
+        None => None,
+    };
     // A standby's log is a copy of its primary's: it records nothing of
     // its own, not even a configuration.
     let mut engine = if args.standby_of.is_some() {
@@ -444,8 +461,9 @@ pub fn run(
             replication::after_restart_as_promoted(&app);
         }
         if let Some(primary) = &args.standby_of {
-            let token = replication::token(data, args.enrol_link.as_deref()).await?;
-            replication::follow(app.clone(), primary.trim_end_matches('/').to_string(), token);
+            if let Some(token) = standby_token {
+                replication::follow(app.clone(), primary.trim_end_matches('/').to_string(), token);
+            }
             println!("standby of {primary}: following its log; commands are refused until promoted at {base_url}/admin");
         }
         displays::spawn(app.clone()).await;
@@ -529,7 +547,7 @@ async fn admin_page(
     let primary_last = app.fence.primary_last();
     let html = app.pages.render(
         "admin.html",
-        minijinja::context! { office, user => caller.name, faults => app.faults.rows(), devices => health::devices(&app), standby => app.is_standby(), held, primary_last, replaced => app.fence.replaced(), behind => app.fence.behind().filter(|_| app.fence.replaced().is_none()).map(|(standby, ours)| minijinja::context! { standby, ours }), no_lease => (!app.is_standby() && app.fence.replaced().is_none() && app.fence.behind().is_none() && app.auth.has_standby() && !app.fence.leased()).then_some(error::NO_LEASE_JA), csrf => caller.csrf(), closed_today },
+        minijinja::context! { office, user => caller.name, faults => app.faults.rows(), devices => health::devices(&app), standby => app.is_standby(), refused => app.is_standby().then(|| replication::refused_here(&app.data)).flatten().map(|r| r.message().0), held, primary_last, replaced => app.fence.replaced(), behind => app.fence.behind().filter(|_| app.fence.replaced().is_none()).map(|(standby, ours)| minijinja::context! { standby, ours }), no_lease => (!app.is_standby() && app.fence.replaced().is_none() && app.fence.behind().is_none() && app.auth.has_standby() && !app.fence.leased()).then_some(error::NO_LEASE_JA), csrf => caller.csrf(), closed_today },
     )?;
     Ok(html.into_response())
 }

@@ -73,7 +73,14 @@ pub async fn prepare(
     let fresh = PathBuf::from(format!("{}.rejoining", data.display()));
     std::fs::create_dir_all(&fresh)
         .with_context(|| format!("cannot create {}", fresh.display()))?;
-    let token = super::replication::token(&fresh, enrol_link).await?;
+    let token = match super::replication::token(&fresh, enrol_link).await {
+        Ok(t) => t,
+        Err(e) => {
+            // Nothing of a refused link stays behind (N2).
+            let _ = std::fs::remove_dir_all(&fresh);
+            return Err(e);
+        }
+    };
     let http = reqwest::Client::builder()
         .timeout(std::time::Duration::from_secs(30))
         .build()?;

@@ -21,7 +21,7 @@ use madoguchi_core::store::{hex, parse_hex};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::auth::Role;
+use super::auth::{Role, Standing};
 use super::error::ApiError;
 use super::App;
 
@@ -38,6 +38,82 @@ const PROMOTED: &str = "promoted";
 /// Beside it: the address of the primary it replaced, told again after a
 /// restart until it answers (red team F5).
 const OLD_PRIMARY: &str = "old-primary";
+
+/// Beside the log of a standby whose primary refused its token (its
+/// standby device was revoked or deleted there, or the token is not a
+/// standby's): it takes nothing from the primary any more and is not
+/// promoted without an override, also after a restart, until it is
+/// enrolled again with a new link or the primary knows its token again
+/// (the device enabled again; asked every [`REFUSED_ASK_EVERY`]).
+/// Outside tester N1: such a standby, left running, was promoted beside
+/// the new standby and gave the same numbers.
+const REFUSED: &str = "standby-refused";
+/// How often a refused standby asks whether its primary knows its token
+/// again.
+const REFUSED_ASK_EVERY: Duration = Duration::from_secs(10);
+
+/// Why the primary refused this standby, as written down when it did.
+#[derive(Debug, Clone, serde::Serialize, Deserialize)]
+pub struct Refusal {
+    /// The HTTP status the primary answered (401, 403).
+    pub status: u16,
+    /// The primary's error code (`unauthenticated`, `forbidden`).
+    pub code: String,
+    pub primary: String,
+    pub at: String,
+}
+
+impl Refusal {
+    /// What a person is told, Japanese first: the cause and the way out.
+    pub fn message(&self) -> (String, String) {
+        let Refusal {
+            status,
+            primary,
+            at,
+            ..
+        } = self;
+        (
+            format!("主機（{primary}）がこの予備機の登録を受け付けませんでした（{at}、{status}）。主機の管理画面で予備機の登録が取り消されたか削除されたためです。この予備機は主機の記録を受け取るのをやめました。この予備機は主機に昇格できません（昇格すると、主機やほかの予備機と同じ番号を出すおそれがあります）。予備機として使い続けるときは、主機の管理画面「端末」で予備機の登録用リンクを作り直し、この機械を --enrol-link 新しいリンク を付けて起動し直してください（docs/manual-ja.md「予備機への切替え」）"),
+            format!("the primary {primary} refused this standby's token ({status} at {at}): its standby device was revoked or deleted there. This standby has stopped following and cannot be promoted (it could give numbers the primary or another standby also gives). To use it as the standby again, make a new standby link on the primary (管理 → 端末) and start this server again with --enrol-link NEW_LINK"),
+        )
+    }
+}
+
+/// The primary's refusal of this standby, if one was written down.
+pub fn refused_here(data: &std::path::Path) -> Option<Refusal> {
+    let text = std::fs::read_to_string(data.join(REFUSED)).ok()?;
+    Some(serde_json::from_str(&text).unwrap_or_else(|_| Refusal {
+        status: 0,
+        code: "unknown".into(),
+        primary: "?".into(),
+        at: text.trim().to_string(),
+    }))
+}
+
+/// Writes the refusal down (temp file, fsync, rename), says it on
+/// standard error and in the fault records.
+fn note_refusal(app: &App, refusal: &Refusal) {
+    let (ja, en) = refusal.message();
+    let written = serde_json::to_vec_pretty(refusal)
+        .map_err(std::io::Error::other)
+        .and_then(|text| {
+            use std::io::Write;
+            let tmp = app.data.join(format!("{REFUSED}.tmp"));
+            let mut f = std::fs::File::create(&tmp)?;
+            f.write_all(&text)?;
+            f.sync_all()?;
+            std::fs::rename(&tmp, app.data.join(REFUSED))
+        });
+    if let Err(e) = written {
+        app.faults.record(
+            "standby",
+            format!("cannot write {REFUSED} in the data folder ({e}): the refusal is kept only until a restart"),
+        );
+    }
+    eprintln!("madoguchi: 予備機の登録が主機に取り消されました / the primary refused this standby\n  {ja}\n  {en}");
+    tracing::error!(status = refusal.status, code = %refusal.code, "{en}");
+    app.faults.record("standby", format!("{ja} / {en}"));
+}
 
 /// The epoch this machine was promoted to, if it was.
 pub fn promoted_here(data: &std::path::Path) -> Option<u64> {
@@ -316,14 +392,81 @@ pub async fn serve(
     Ok(Json(json!({"records": [], "grant": app.fence.grant()})))
 }
 
+/// The body of `POST /api/promote` (optional; `{}` and none are the same).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PromoteBody {
+    /// Promote although this standby is not the primary's enabled standby
+    /// of record (refused, revoked, deleted, or replaced by another): only
+    /// when the primary and every other standby are off for good. Loud:
+    /// stderr, the fault records, the answer.
+    #[serde(default)]
+    override_not_of_record: bool,
+}
+
+/// Why this standby is not the primary's enabled standby of record, as far
+/// as its last contact with the primary shows: (code, Japanese, English).
+/// Such a standby is not promoted without an override (N1): the primary
+/// may be issuing under another standby's lease, and that standby may be
+/// promoted too.
+fn not_of_record(app: &App) -> Option<(&'static str, String, String)> {
+    if let Some(r) = refused_here(&app.data) {
+        let (ja, en) = r.message();
+        return Some(("standby_refused", ja, en));
+    }
+    let token = std::fs::read_to_string(app.data.join("standby-token")).unwrap_or_default();
+    let (ja, en) = match app.auth.standing(&token) {
+        Standing::OfRecord => return None,
+        Standing::Revoked(name) => (
+            format!("主機から最後に受け取った登録では、この予備機（{name}）の登録は取り消されています。"),
+            format!("in the primary's store as last received, this standby ({name}) is revoked."),
+        ),
+        Standing::Replaced(by) => (
+            format!("主機から最後に受け取った登録では、別の予備機「{by}」が主機の予備機です。"),
+            format!("in the primary's store as last received, another standby (\"{by}\") is the primary's standby."),
+        ),
+        Standing::Missing => (
+            "主機から最後に受け取った登録に、この予備機はありません（削除されたか、まだ主機から登録の情報を受け取っていません）。".to_string(),
+            "this standby is not in the primary's store as last received (deleted, or the store has not arrived yet).".to_string(),
+        ),
+    };
+    Some((
+        "not_standby_of_record",
+        format!("{ja}この予備機を昇格すると、主機やほかの予備機と同じ番号を出すおそれがあるため、昇格できません。予備機として使い続けるときは、主機の管理画面「端末」で予備機の登録用リンクを作り直し、この機械を --enrol-link 新しいリンク を付けて起動し直してください（docs/manual-ja.md「予備機への切替え」）"),
+        format!("{en} Promoting it could give numbers the primary or another standby also gives: refused. To use it as the standby again, make a new standby link on the primary (管理 → 端末) and start this server again with --enrol-link NEW_LINK"),
+    ))
+}
+
 /// `POST /api/promote` (admin, on the standby): stop following, take
-/// commands from now on.
+/// commands from now on. A standby that is not the primary's standby of
+/// record is refused unless the body says `override_not_of_record`.
 pub async fn promote(
     State(app): State<Arc<App>>,
     method: Method,
     headers: HeaderMap,
+    body: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
     let caller = app.auth.require(&method, &headers, &[Role::Admin])?;
+    let asked: PromoteBody = if body.iter().all(u8::is_ascii_whitespace) {
+        PromoteBody::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| ApiError::BadRequest(e.to_string()))?
+    };
+    let mut overridden = None;
+    if app.is_standby() {
+        if let Some((code, ja, en)) = not_of_record(&app) {
+            if !asked.override_not_of_record {
+                return Ok((StatusCode::CONFLICT, Json(json!({"error": {"code": code,
+                    "message_ja": format!("昇格できません：{ja}。主機もほかの予備機も二度と動かさないと確かめたときに限り、madoguchi promote --override-not-of-record で昇格できます"),
+                    "message_en": format!("not promoted: {en}. Only if the primary and every other standby are off for good: madoguchi promote --override-not-of-record")}}))).into_response());
+            }
+            let said = format!("{} promoted this standby although it is not the primary's standby of record ({code}), by override: numbers may be given twice if the primary or another standby still runs / 登録外の予備機を強制的に昇格しました: {ja}", caller.name);
+            eprintln!("madoguchi: {said}");
+            tracing::error!("{said}");
+            app.faults.record("failover", said);
+            overridden = Some(ja);
+        }
+    }
     // A standby still catching up (started after the primary had a
     // history, and the primary failed before it got it all) would lose the
     // difference, today's numbers among it: refused, with the way out
@@ -441,7 +584,15 @@ pub async fn promote(
             )
         }
     };
-    Ok(Json(json!({"ok": true, "promoted": true, "epoch": epoch, "accepting": accepting, "message_ja": ja, "message_en": en})).into_response())
+    let forced = overridden.is_some();
+    let (ja, en) = match overridden {
+        Some(why) => (
+            format!("【強制昇格】登録外の予備機を昇格しました（{why}）。元の主機とほかの予備機を止めたままにしてください。{ja}"),
+            format!("[override] promoted although not the standby of record; keep the old primary and every other standby off. {en}"),
+        ),
+        None => (ja, en),
+    };
+    Ok(Json(json!({"ok": true, "promoted": true, "epoch": epoch, "accepting": accepting, "overridden": forced, "message_ja": ja, "message_en": en})).into_response())
 }
 
 /// Tells the old primary that it was replaced, again every few seconds
@@ -464,10 +615,21 @@ fn tell_old_primary(app: Arc<App>, token: String, epoch: u64) {
                 .json(&json!({"epoch": epoch}))
                 .send()
                 .await;
-            if sent.is_ok_and(|r| r.status().is_success()) {
+            if sent.as_ref().is_ok_and(|r| r.status().is_success()) {
                 app.faults.record(
                     "failover",
                     format!("the old primary {primary} knows it was replaced"),
+                );
+                return;
+            }
+            // A standby promoted by override: the old primary does not
+            // know its token, and never will.
+            if sent.is_ok_and(|r| {
+                r.status() == StatusCode::UNAUTHORIZED || r.status() == StatusCode::FORBIDDEN
+            }) {
+                app.faults.record(
+                    "failover",
+                    format!("the old primary {primary} refuses this machine's standby token: it cannot be told that it was replaced; keep it off"),
                 );
                 return;
             }
@@ -521,6 +683,7 @@ pub fn follow(app: Arc<App>, primary: String, token: String) {
             .build();
         let Ok(http) = http else { return };
         let mut reachable = true;
+        let mut refused = refused_here(&app.data).is_some();
         while app.standby.load(Ordering::SeqCst) {
             let handle = app.engine.clone();
             let Ok((after, hash)) = handle.read(|e| {
@@ -541,7 +704,7 @@ pub fn follow(app: Arc<App>, primary: String, token: String) {
                         .json::<Value>()
                         .await
                         .ok()
-                        .and_then(|v| v["code"].as_str().map(str::to_string));
+                        .and_then(|v| v["error"]["code"].as_str().map(str::to_string));
                     let why = if code.as_deref() == Some("primary_behind") {
                         format!("the primary's log ends before our record {after}: it lost records we hold; not following it — promote this standby / 主機の記録が失われています。この待機系を昇格してください")
                     } else {
@@ -551,6 +714,38 @@ pub fn follow(app: Arc<App>, primary: String, token: String) {
                     break;
                 }
                 Ok(r) if r.status().is_success() => r.json::<Value>().await.ok(),
+                Ok(r)
+                    if r.status() == StatusCode::UNAUTHORIZED
+                        || r.status() == StatusCode::FORBIDDEN =>
+                {
+                    // The primary does not know this token as a standby's
+                    // (revoked, deleted, expired, or a kiosk's): it is not
+                    // the standby of record any more. Written down, so
+                    // neither a restart nor a promotion forgets it.
+                    let status = r.status().as_u16();
+                    let code = r
+                        .json::<Value>()
+                        .await
+                        .ok()
+                        .and_then(|v| v["error"]["code"].as_str().map(str::to_string))
+                        .unwrap_or_default();
+                    if !refused {
+                        let refusal = Refusal {
+                            status,
+                            code,
+                            primary: primary.clone(),
+                            at: chrono::Utc::now().to_rfc3339(),
+                        };
+                        note_refusal(&app, &refusal);
+                        refused = true;
+                    }
+                    // Nothing is taken from the primary from now on; it is
+                    // only asked, now and then, whether it knows this token
+                    // again (an admin enabled the revoked device again:
+                    // without this standby that primary takes no commands).
+                    tokio::time::sleep(REFUSED_ASK_EVERY).await;
+                    continue;
+                }
                 Ok(r) => {
                     if reachable {
                         app.faults
@@ -573,6 +768,20 @@ pub fn follow(app: Arc<App>, primary: String, token: String) {
                 continue;
             };
             reachable = true;
+            if refused {
+                if let Err(e) = std::fs::remove_file(app.data.join(REFUSED)) {
+                    app.faults.record(
+                        "standby",
+                        format!("cannot remove {REFUSED} ({e}): still refusing promotion"),
+                    );
+                } else {
+                    refused = false;
+                    app.faults.record(
+                        "standby",
+                        "the primary knows this standby's token again (its device was enabled again): following it again / 主機がこの予備機の登録を再び受け付けました。主機の記録の受け取りを再開します",
+                    );
+                }
+            }
             if !app.standby.load(Ordering::SeqCst) {
                 break;
             }
@@ -631,28 +840,79 @@ pub fn follow(app: Arc<App>, primary: String, token: String) {
 /// data folder for restarts.
 pub async fn token(data: &std::path::Path, enrol_link: Option<&str>) -> anyhow::Result<String> {
     use anyhow::Context;
-    let path = data.join("standby-token");
-    if let Ok(t) = std::fs::read_to_string(&path) {
+    if let Ok(t) = std::fs::read_to_string(data.join("standby-token")) {
         return Ok(t.trim().to_string());
     }
     let link = enrol_link.context("a first start as standby needs --enrol-link (a standby enrolment link from the primary's admin)")?;
+    enrol(data, link).await
+}
+
+/// What `serve --standby-of` follows with. A standby its primary refused
+/// and started with a new standby link is enrolled again with it (the way
+/// out the refusal names); else it keeps its token, says loudly that it is
+/// refused, and [`follow`] takes nothing until the primary knows the token
+/// again.
+pub async fn standby_start(
+    data: &std::path::Path,
+    enrol_link: Option<&str>,
+) -> anyhow::Result<String> {
+    let Some(refusal) = refused_here(data) else {
+        return token(data, enrol_link).await;
+    };
+    let (ja, en) = refusal.message();
+    if let Some(link) = enrol_link {
+        match enrol(data, link).await {
+            Ok(token) => {
+                std::fs::remove_file(data.join(REFUSED))?;
+                println!("enrolled again with the new standby link: following the primary again / 新しい登録用リンクで予備機として登録し直しました");
+                return Ok(token);
+            }
+            // The service line's old, used link: still refused, said below.
+            Err(e) => eprintln!("madoguchi: {e:#}"),
+        }
+    }
+    eprintln!("madoguchi: この予備機は主機に登録を取り消されています。主機の記録を受け取らず、昇格もできません / this standby was refused by its primary: it takes nothing from it and cannot be promoted\n  {ja}\n  {en}");
+    token(data, None).await
+}
+
+/// Uses a standby enrolment link (the link's button, as a standby:
+/// `?as=standby`, so a kiosk's or display's link is refused unused) and
+/// keeps the token in the data folder. Nothing is written unless the
+/// primary enrolled this machine as its standby.
+async fn enrol(data: &std::path::Path, link: &str) -> anyhow::Result<String> {
+    use anyhow::Context;
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(30))
         .build()?;
-    // The link's button (a `GET` only shows what the link is for).
+    let mut url = reqwest::Url::parse(link.trim())
+        .with_context(|| format!("--enrol-link is not a link: {link}"))?;
+    url.query_pairs_mut().append_pair("as", "standby");
     let r = http
-        .post(link)
+        .post(url)
         .send()
         .await
         .context("cannot reach the primary")?;
+    if r.status() != StatusCode::SEE_OTHER {
+        let status = r.status();
+        let v = r.json::<Value>().await.unwrap_or(Value::Null);
+        let e = &v["error"];
+        match (e["message_ja"].as_str(), e["message_en"].as_str()) {
+            (Some(ja), Some(en)) => anyhow::bail!("the enrolment link was refused: {ja} / {en}"),
+            _ => anyhow::bail!("the enrolment link was refused (the primary answered {status})"),
+        }
+    }
     let cookie = r
         .headers()
-        .get("set-cookie")
-        .and_then(|v| v.to_str().ok())
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|c| c.strip_prefix(&format!("{}=", super::auth::DEVICE_COOKIE)))
         .and_then(|c| c.split(';').next())
-        .and_then(|kv| kv.split_once('='))
-        .map(|(_, v)| v.to_string())
-        .context("the enrolment link was refused (used already, or expired)")?;
+        .map(str::to_string)
+        .context("the primary enrolled nothing (no device token in its answer)")?;
+    std::fs::create_dir_all(data).with_context(|| format!("cannot create {}", data.display()))?;
+    let path = data.join("standby-token");
     std::fs::write(&path, &cookie).with_context(|| format!("cannot write {}", path.display()))?;
     Ok(cookie)
 }
