@@ -79,6 +79,41 @@ pub struct Rendered {
     pub json: String,
 }
 
+macro_rules! page_layout {
+    ($name:literal) => {
+        (
+            concat!($name, ".html"),
+            include_str!(concat!("../../layouts/", $name, ".html")),
+        )
+    };
+}
+
+/// The office's own pages (kiosk, staff station, administration, …), in
+/// the same environment as the displays' layouts (issue 16: every page the
+/// project renders is rendered here). Always the built-in ones: a
+/// designer's live layouts folder changes the displays, not these.
+pub const PAGES: &[(&str, &str)] = &[
+    page_layout!("base"),
+    page_layout!("index"),
+    page_layout!("login"),
+    page_layout!("enrol"),
+    page_layout!("kiosk"),
+    page_layout!("kiosk_buttons"),
+    page_layout!("staff"),
+    page_layout!("staff_panel"),
+    page_layout!("settings"),
+    page_layout!("statistics"),
+    page_layout!("forecast"),
+    page_layout!("preview"),
+    page_layout!("audit"),
+    page_layout!("admin"),
+    page_layout!("admin_nav"),
+    page_layout!("admin_accounts"),
+    page_layout!("admin_devices"),
+    page_layout!("admin_device_table"),
+    page_layout!("admin_sessions"),
+];
+
 #[derive(Debug)]
 pub struct Renderer {
     env: Environment<'static>,
@@ -104,10 +139,22 @@ impl Renderer {
             env.add_template_owned(name.to_string(), text)
                 .map_err(|e| LayoutError::from_minijinja(&e, name))?;
         }
+        for (name, text) in PAGES {
+            env.add_template(name, text)
+                .map_err(|e| LayoutError::from_minijinja(&e, name))?;
+        }
         Ok(Renderer {
             env,
             stale_after_s: 30,
         })
+    }
+
+    /// One of the office's pages ([`PAGES`]) with its context.
+    pub fn page(&self, name: &str, ctx: minijinja::Value) -> Result<String, LayoutError> {
+        self.env
+            .get_template(name)
+            .and_then(|t| t.render(ctx))
+            .map_err(|e| LayoutError::from_minijinja(&e, name))
     }
 
     pub fn render(&self, s: &Surface) -> Result<Rendered, LayoutError> {

@@ -15,7 +15,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get};
 use axum::{Json, Router};
 use madoguchi_core::model::Event;
-use minijinja::context;
+use madoguchi_renderer::context;
 use serde::Serialize;
 use serde_json::{json, Value};
 
@@ -114,7 +114,7 @@ async fn render(
     app: &Arc<App>,
     name: &str,
     caller: &Caller,
-    extra: minijinja::Value,
+    extra: madoguchi_renderer::Value,
 ) -> Result<Response, ApiError> {
     let office = app.status().await?.office.ja;
     let page = app.pages.render(

@@ -794,7 +794,7 @@ pub async fn enrol_page(
     };
     let html = app.pages.render(
         "enrol.html",
-        minijinja::context! { code, name, role => role.name(), role_ja, role_en },
+        madoguchi_renderer::context! { code, name, role => role.name(), role_ja, role_en },
     )?;
     Ok(html.into_response())
 }

@@ -21,7 +21,7 @@ use madoguchi_core::audit::{self as index, AuditIndex, ChainCheck};
 use madoguchi_core::engine::RecordBody;
 use madoguchi_core::model::Event;
 use madoguchi_core::store::hex;
-use minijinja::context;
+use madoguchi_renderer::context;
 use serde::Deserialize;
 use serde_json::{json, Value};
 

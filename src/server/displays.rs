@@ -629,7 +629,7 @@ pub async fn sample(
             StatusCode::OK,
             Html(format!(
                 "<!doctype html><meta charset=\"utf-8\"><title>layout error</title><pre>{}</pre>",
-                minijinja::HtmlEscape(&e.to_string())
+                madoguchi_renderer::HtmlEscape(&e.to_string())
             )),
         )
             .into_response()),
@@ -665,6 +665,6 @@ pub async fn preview(
     let s = app.status().await?;
     app.pages.render(
         "preview.html",
-        minijinja::context! { office => s.office.ja, topics, errors, live => app.displays.layouts.is_some() },
+        madoguchi_renderer::context! { office => s.office.ja, topics, errors, live => app.displays.layouts.is_some() },
     )
 }

@@ -11,7 +11,7 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::Json;
 use chrono::{Days, NaiveDate};
 use madoguchi_core::stats::forecast::{self, DayKind, Series};
-use minijinja::context;
+use madoguchi_renderer::context;
 use serde::Deserialize;
 
 use super::error::ApiError;

@@ -547,7 +547,7 @@ async fn admin_page(
     let primary_last = app.fence.primary_last();
     let html = app.pages.render(
         "admin.html",
-        minijinja::context! { office, user => caller.name, faults => app.faults.rows(), devices => health::devices(&app), standby => app.is_standby(), refused => app.is_standby().then(|| replication::refused_here(&app.data)).flatten().map(|r| r.message().0), held, primary_last, replaced => app.fence.replaced(), behind => app.fence.behind().filter(|_| app.fence.replaced().is_none()).map(|(standby, ours)| minijinja::context! { standby, ours }), no_lease => (!app.is_standby() && app.fence.replaced().is_none() && app.fence.behind().is_none() && app.auth.has_standby() && !app.fence.leased()).then_some(error::NO_LEASE_JA), csrf => caller.csrf(), closed_today },
+        madoguchi_renderer::context! { office, user => caller.name, faults => app.faults.rows(), devices => health::devices(&app), standby => app.is_standby(), refused => app.is_standby().then(|| replication::refused_here(&app.data)).flatten().map(|r| r.message().0), held, primary_last, replaced => app.fence.replaced(), behind => app.fence.behind().filter(|_| app.fence.replaced().is_none()).map(|(standby, ours)| madoguchi_renderer::context! { standby, ours }), no_lease => (!app.is_standby() && app.fence.replaced().is_none() && app.fence.behind().is_none() && app.auth.has_standby() && !app.fence.leased()).then_some(error::NO_LEASE_JA), csrf => caller.csrf(), closed_today },
     )?;
     Ok(html.into_response())
 }

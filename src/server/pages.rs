@@ -1,4 +1,5 @@
-//! HTML pages and fragments from the minijinja layouts in `layouts/`, and
+//! HTML pages and fragments from the layouts in `layouts/` (rendered by
+//! the renderer crate's one template environment, issue 16), and
 //! the static assets in `site/`. Pages and their live updates come from the
 //! same templates: the browser fetches a server-rendered fragment and swaps
 //! it in; it never re-implements a layout.
@@ -11,22 +12,13 @@ use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use minijinja::{context, Environment};
+use madoguchi_renderer::{context, Value};
 use serde::Deserialize;
 
 use super::auth::Role;
 use super::error::ApiError;
 use super::extract::UrlQuery;
 use super::App;
-
-macro_rules! layout {
-    ($name:literal) => {
-        (
-            concat!($name, ".html"),
-            include_str!(concat!("../../layouts/", $name, ".html")),
-        )
-    };
-}
 
 macro_rules! asset {
     ($name:literal, css) => {
@@ -45,29 +37,6 @@ macro_rules! asset {
     };
 }
 
-/// The layouts, built into the binary.
-const LAYOUTS: &[(&str, &str)] = &[
-    layout!("base"),
-    layout!("index"),
-    layout!("login"),
-    layout!("enrol"),
-    layout!("kiosk"),
-    layout!("kiosk_buttons"),
-    layout!("staff"),
-    layout!("staff_panel"),
-    layout!("settings"),
-    layout!("statistics"),
-    layout!("forecast"),
-    layout!("preview"),
-    layout!("audit"),
-    layout!("admin"),
-    layout!("admin_nav"),
-    layout!("admin_accounts"),
-    layout!("admin_devices"),
-    layout!("admin_device_table"),
-    layout!("admin_sessions"),
-];
-
 /// The static assets, built into the binary: (name, content type, body).
 const ASSETS: &[(&str, &str, &str)] = &[
     asset!("style", css),
@@ -84,25 +53,21 @@ const ASSETS: &[(&str, &str, &str)] = &[
 
 #[derive(Debug)]
 pub struct Pages {
-    env: Environment<'static>,
+    renderer: madoguchi_renderer::render::Renderer,
 }
 
 impl Pages {
     pub fn new() -> anyhow::Result<Pages> {
-        let mut env = Environment::new();
-        for (name, text) in LAYOUTS {
-            env.add_template(name, text)
-                .map_err(|e| anyhow::anyhow!("layout {name}: {e}"))?;
-        }
-        Ok(Pages { env })
+        let renderer = madoguchi_renderer::render::Renderer::new(None)
+            .map_err(|e| anyhow::anyhow!("layouts: {e}"))?;
+        Ok(Pages { renderer })
     }
 
-    pub fn render(&self, name: &str, ctx: minijinja::Value) -> Result<Html<String>, ApiError> {
-        self.env
-            .get_template(name)
-            .and_then(|t| t.render(ctx))
+    pub fn render(&self, name: &str, ctx: Value) -> Result<Html<String>, ApiError> {
+        self.renderer
+            .page(name, ctx)
             .map(Html)
-            .map_err(|e| ApiError::Internal(format!("layout {name}: {e:#}")))
+            .map_err(|e| ApiError::Internal(format!("layout {name}: {e}")))
     }
 }
 
@@ -227,8 +192,8 @@ const STAFF_ROLES: &[Role] = &[Role::Staff, Role::Admin];
 fn staff_context(
     s: &super::views::StatusView,
     number: u16,
-    extra: minijinja::Value,
-) -> Result<minijinja::Value, ApiError> {
+    extra: Value,
+) -> Result<Value, ApiError> {
     let counter = s
         .counters
         .iter()
@@ -349,7 +314,7 @@ mod tests {
         for (dir, known) in [
             (
                 "layouts",
-                LAYOUTS
+                madoguchi_renderer::render::PAGES
                     .iter()
                     .map(|l| l.0)
                     .chain(madoguchi_renderer::render::EMBEDDED.iter().map(|l| l.0))

@@ -15,7 +15,7 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::Json;
 use madoguchi_core::config::Config;
 use madoguchi_core::engine::EngineError;
-use minijinja::context;
+use madoguchi_renderer::context;
 use serde::Deserialize;
 use serde_json::{json, Value};
 

@@ -11,8 +11,8 @@ use axum::http::{header, HeaderMap, Method};
 use axum::response::{Html, IntoResponse, Response};
 use chrono::{Days, NaiveDate};
 use madoguchi_core::stats::{Dim, Granularity};
+use madoguchi_renderer::context;
 use madoguchi_renderer::export::{self, Encoding};
-use minijinja::context;
 use serde::Deserialize;
 
 use super::api::parse_body;
