@@ -193,9 +193,46 @@ fn is_valid_id(id: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
 }
 
+/// Parses and checks an office configuration: each section of the file in
+/// its own step below, every error naming its line.
 pub(super) fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
     let cx = Ctx { text, file };
-    let raw: RawConfig = toml::from_str(text).map_err(|e| {
+    let raw = parse_toml(&cx)?;
+    let utc_offset = parse_utc_offset(&cx, &raw.office)?;
+    let (sections, section_ids) = parse_sections(&cx, raw.sections)?;
+    let (queues, queue_index) = parse_queues(&cx, raw.queues)?;
+    let (counters, counter_index) = parse_counters(&cx, raw.counters, &section_ids, &queue_index)?;
+    every_queue_served(&cx, &queues, &counters)?;
+    let tags = parse_tags(&cx, raw.tags)?;
+    let calendar = parse_calendar(&cx, raw.calendar)?;
+    let alpha = parse_estimate(&cx, raw.estimate)?;
+    let displays = parse_displays(&cx, raw.displays)?;
+    let kiosks = parse_kiosks(&cx, raw.kiosks, &queues)?;
+    let reports = parse_reports(raw.reports);
+    Ok(Config {
+        reports,
+        kiosks,
+        displays,
+        office: Office {
+            name: raw.office.name,
+            utc_offset,
+        },
+        sections,
+        queues,
+        counters,
+        tags,
+        calendar,
+        estimate: EstimateParams { alpha },
+        source: text.to_string(),
+        queue_index,
+        counter_index,
+    })
+}
+
+/// The TOML itself; a syntax error names its line.
+fn parse_toml(cx: &Ctx<'_>) -> Result<RawConfig, ConfigError> {
+    let (text, file) = (cx.text, cx.file);
+    toml::from_str(text).map_err(|e| {
         let line = e.span().map(|s| cx.line_of(&s)).unwrap_or(0);
         // toml's message repeats the source excerpt; the first line says it.
         let message = e
@@ -209,21 +246,30 @@ pub(super) fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
             line,
             message,
         }
-    })?;
+    })
+}
 
-    let utc_offset: FixedOffset = raw.office.utc_offset.get_ref().parse().map_err(|_| {
+fn parse_utc_offset(cx: &Ctx<'_>, office: &RawOffice) -> Result<FixedOffset, ConfigError> {
+    office.utc_offset.get_ref().parse().map_err(|_| {
         cx.err(
-            &raw.office.utc_offset.span(),
+            &office.utc_offset.span(),
             format!(
                 "utc_offset {:?} is not an offset like \"+09:00\"",
-                raw.office.utc_offset.get_ref()
+                office.utc_offset.get_ref()
             ),
         )
-    })?;
+    })
+}
 
+/// The sections, and their ids for the counters' check.
+fn parse_sections(
+    cx: &Ctx<'_>,
+    raw: Vec<RawSection>,
+) -> Result<(Vec<Section>, BTreeSet<String>), ConfigError> {
+    let file = cx.file;
     let mut sections = Vec::new();
     let mut section_ids = BTreeSet::new();
-    for s in raw.sections {
+    for s in raw {
         let id = s.id.get_ref();
         if !is_valid_id(id) {
             return Err(cx.err(
@@ -246,11 +292,20 @@ pub(super) fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
             message: "at least one [[sections]] entry is needed".into(),
         });
     }
+    Ok((sections, section_ids))
+}
 
+/// The queues, each checked on its own ([`parse_queue`]), with numbers
+/// unique across categories.
+fn parse_queues(
+    cx: &Ctx<'_>,
+    raw: Vec<RawQueue>,
+) -> Result<(Vec<Queue>, BTreeMap<String, usize>), ConfigError> {
+    let file = cx.file;
     let mut queues = Vec::new();
     let mut queue_index = BTreeMap::new();
     let mut ranges: Vec<(NumberRange, String)> = Vec::new();
-    for q in raw.queues {
+    for q in raw {
         let id = q.id.get_ref().clone();
         if !is_valid_id(&id) {
             return Err(cx.err(
@@ -346,10 +401,19 @@ pub(super) fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
             message: "at least one queue with numbers (a reception category) is needed".into(),
         });
     }
+    Ok((queues, queue_index))
+}
 
+/// The counters: known sections and queues, each number once.
+fn parse_counters(
+    cx: &Ctx<'_>,
+    raw: Vec<RawCounter>,
+    section_ids: &BTreeSet<String>,
+    queue_index: &BTreeMap<String, usize>,
+) -> Result<(Vec<Counter>, BTreeMap<u16, usize>), ConfigError> {
     let mut counters = Vec::new();
     let mut counter_index = BTreeMap::new();
-    for c in raw.counters {
+    for c in raw {
         let number = *c.number.get_ref();
         if number == 0 {
             return Err(cx.err(&c.number.span(), "counter numbers start at 1"));
@@ -399,7 +463,17 @@ pub(super) fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
             policy: c.policy,
         });
     }
-    for q in &queues {
+    Ok((counters, counter_index))
+}
+
+/// A queue no counter serves could never be called.
+fn every_queue_served(
+    cx: &Ctx<'_>,
+    queues: &[Queue],
+    counters: &[Counter],
+) -> Result<(), ConfigError> {
+    let file = cx.file;
+    for q in queues {
         if !counters.iter().any(|c| c.serves.contains(&q.id)) {
             return Err(ConfigError {
                 file: file.to_string(),
@@ -411,9 +485,12 @@ pub(super) fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
             });
         }
     }
+    Ok(())
+}
 
+fn parse_tags(cx: &Ctx<'_>, raw: Vec<RawTag>) -> Result<Vec<Tag>, ConfigError> {
     let mut tags = Vec::new();
-    for t in raw.tags {
+    for t in raw {
         let id = t.id.get_ref();
         if !is_valid_id(id) {
             return Err(cx.err(
@@ -429,10 +506,12 @@ pub(super) fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
             name: t.name,
         });
     }
+    Ok(tags)
+}
 
-    let calendar = parse_calendar(&cx, raw.calendar)?;
-
-    let alpha = match raw.estimate {
+/// The estimate's smoothing (default 0.02).
+fn parse_estimate(cx: &Ctx<'_>, raw: Option<RawEstimate>) -> Result<f64, ConfigError> {
+    Ok(match raw {
         None => 0.02,
         Some(e) => {
             let a = *e.alpha.get_ref();
@@ -444,9 +523,11 @@ pub(super) fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
             }
             a
         }
-    };
+    })
+}
 
-    let displays = match raw.displays {
+fn parse_displays(cx: &Ctx<'_>, raw: Option<RawDisplays>) -> Result<Displays, ConfigError> {
+    Ok(match raw {
         None => Displays::default(),
         Some(d) => {
             let seconds = match d.seconds_per_page {
@@ -467,10 +548,17 @@ pub(super) fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
                 seconds_per_page: seconds,
             }
         }
-    };
+    })
+}
 
+/// Each kiosk offers reception categories only.
+fn parse_kiosks(
+    cx: &Ctx<'_>,
+    raw: Vec<RawKiosk>,
+    queues: &[Queue],
+) -> Result<Vec<KioskRule>, ConfigError> {
     let mut kiosks = Vec::new();
-    for k in raw.kiosks {
+    for k in raw {
         let mut categories = Vec::new();
         for c in k.categories {
             if !queues
@@ -493,7 +581,11 @@ pub(super) fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
             categories,
         });
     }
-    let reports = match raw.reports {
+    Ok(kiosks)
+}
+
+fn parse_reports(raw: Option<RawReports>) -> Reports {
+    match raw {
         None => Reports::default(),
         Some(r) => Reports {
             folder: r
@@ -502,26 +594,7 @@ pub(super) fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
             daily: r.daily,
             monthly: r.monthly,
         },
-    };
-
-    Ok(Config {
-        reports,
-        kiosks,
-        displays,
-        office: Office {
-            name: raw.office.name,
-            utc_offset,
-        },
-        sections,
-        queues,
-        counters,
-        tags,
-        calendar,
-        estimate: EstimateParams { alpha },
-        source: text.to_string(),
-        queue_index,
-        counter_index,
-    })
+    }
 }
 
 fn parse_calendar(cx: &Ctx<'_>, raw: RawCalendar) -> Result<Calendar, ConfigError> {
