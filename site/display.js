@@ -135,8 +135,11 @@
     page.querySelectorAll(".t[data-lang]").forEach((el) => { el.hidden = el.dataset.lang !== lang; });
     const w = words[lang];
     const set = (id, text) => { const el = document.getElementById(id); if (el) el.textContent = text; };
-    const m = /^#?(\d{4}-\d{2}-\d{2})\/(\d{1,6})$/.exec(decodeURIComponent(location.hash));
-    notifyRender(m ? `${m[1]}/${Number(m[2])}` : null);
+    // date/number, and the ticket's secret tag where the QR code gives it
+    // (issue 20): without the tag the queue shows as ever, but the relay
+    // takes no push subscription.
+    const m = /^#?(\d{4}-\d{2}-\d{2})\/(\d{1,6})(?:\/([0-9a-f]{16}))?$/.exec(decodeURIComponent(location.hash));
+    notifyRender(m ? `${m[1]}/${Number(m[2])}` : null, m && m[3]);
     if (!m) { set("mine-state", w.unknown); return; }
     const number = Number(m[2]);
     set("mine", w.num(number));
@@ -186,14 +189,17 @@
   // (/push/subscribe; its service worker is /push/sw.js). The rules match
   // the relay's (relay/src/push/notice.rs).
   const nwords = {
-    ja: { near: (a, m) => `まもなく順番です。あなたの前にあと ${a} 人（約 ${m} 分）です。窓口の近くへお戻りください。`, called: (c) => `お呼びしています。${c} 番窓口へお越しください。`, passed: "お呼びした番号を過ぎています。職員に声をおかけください。", on: "この画面を開いている間、音・振動・表示でお知らせします。", push: "画面を閉じても、このスマートフォンにお知らせします。", denied: "通知が許可されていません。この画面を開いたままにしてください。", failed: "画面を閉じたときのお知らせは設定できませんでした。この画面を開いたままにしてください。", off: "お知らせを止めました。", title: { near: "まもなく順番", called: "お呼びしています", passed: "番号を過ぎました" } },
-    easy: { near: (a, m) => `もうすぐ じゅんばんです。あなたの まえに あと ${a} にん（だいたい ${m} ふん）。まどぐちの ちかくに もどって ください。`, called: (c) => `よんでいます。${c} ばんの まどぐちに きて ください。`, passed: "あなたの ばんごうは もう よばれました。しょくいんに はなして ください。", on: "この がめんを ひらいている あいだ、おとと ひょうじで しらせます。", push: "がめんを とじても しらせます。", denied: "つうちが ゆるされて いません。この がめんを ひらいた ままに して ください。", failed: "がめんを とじた ときの しらせは できませんでした。この がめんを ひらいた ままに して ください。", off: "しらせを とめました。", title: { near: "もうすぐ", called: "よんでいます", passed: "すぎました" } },
-    en: { near: (a, m) => `Your turn is near: ${a} ahead of you (about ${m} min). Please come back to the counters.`, called: (c) => `You are being called: please go to counter ${c}.`, passed: "Your number has passed. Please speak to a member of staff.", on: "While this page is open you will be alerted by sound, vibration and a banner.", push: "You will be notified on this phone even with the page closed.", denied: "Notifications are blocked: please keep this page open.", failed: "Notifications with the page closed could not be set up: please keep this page open.", off: "Alerts stopped.", title: { near: "Your turn is near", called: "Called", passed: "Number passed" } },
-    zh: { near: (a, m) => `即将轮到您：您前面还有 ${a} 人（约 ${m} 分钟）。请回到窗口附近。`, called: (c) => `正在叫您的号码，请到 ${c} 号窗口。`, passed: "您的号码已过。请咨询工作人员。", on: "页面打开期间，将以声音、振动和横幅提醒您。", push: "关闭页面后也会在此手机上通知您。", denied: "通知未被允许。请保持此页面打开。", failed: "无法设置关闭页面后的通知。请保持此页面打开。", off: "已停止提醒。", title: { near: "即将轮到您", called: "正在叫号", passed: "号码已过" } },
-    ko: { near: (a, m) => `곧 차례입니다: 앞에 ${a}명 (약 ${m}분). 창구 근처로 돌아와 주세요.`, called: (c) => `호출 중입니다. ${c}번 창구로 와 주세요.`, passed: "번호가 지났습니다. 직원에게 문의해 주세요.", on: "이 화면이 열려 있는 동안 소리, 진동, 배너로 알려 드립니다.", push: "화면을 닫아도 이 휴대폰으로 알려 드립니다.", denied: "알림이 허용되지 않았습니다. 이 화면을 열어 두세요.", failed: "화면을 닫았을 때의 알림을 설정할 수 없습니다. 이 화면을 열어 두세요.", off: "알림을 중지했습니다.", title: { near: "곧 차례", called: "호출 중", passed: "번호 경과" } },
+    ja: { near: (a, m) => `まもなく順番です。あなたの前にあと ${a} 人（約 ${m} 分）です。窓口の近くへお戻りください。`, called: (c) => `お呼びしています。${c} 番窓口へお越しください。`, passed: "お呼びした番号を過ぎています。職員に声をおかけください。", on: "この画面を開いている間、音・振動・表示でお知らせします。", push: "画面を閉じても、このスマートフォンにお知らせします。", denied: "通知が許可されていません。この画面を開いたままにしてください。", failed: "画面を閉じたときのお知らせは設定できませんでした。この画面を開いたままにしてください。", off: "お知らせを止めました。", notag: "画面を閉じたときのお知らせは、番号札の QR コードから開いたときだけ設定できます。この画面を開いたままにしてください。", title: { near: "まもなく順番", called: "お呼びしています", passed: "番号を過ぎました" } },
+    easy: { near: (a, m) => `もうすぐ じゅんばんです。あなたの まえに あと ${a} にん（だいたい ${m} ふん）。まどぐちの ちかくに もどって ください。`, called: (c) => `よんでいます。${c} ばんの まどぐちに きて ください。`, passed: "あなたの ばんごうは もう よばれました。しょくいんに はなして ください。", on: "この がめんを ひらいている あいだ、おとと ひょうじで しらせます。", push: "がめんを とじても しらせます。", denied: "つうちが ゆるされて いません。この がめんを ひらいた ままに して ください。", failed: "がめんを とじた ときの しらせは できませんでした。この がめんを ひらいた ままに して ください。", off: "しらせを とめました。", notag: "がめんを とじた ときの しらせは、ばんごうの かみの QR コードから ひらいた ときだけ できます。この がめんを ひらいた ままに して ください。", title: { near: "もうすぐ", called: "よんでいます", passed: "すぎました" } },
+    en: { near: (a, m) => `Your turn is near: ${a} ahead of you (about ${m} min). Please come back to the counters.`, called: (c) => `You are being called: please go to counter ${c}.`, passed: "Your number has passed. Please speak to a member of staff.", on: "While this page is open you will be alerted by sound, vibration and a banner.", push: "You will be notified on this phone even with the page closed.", denied: "Notifications are blocked: please keep this page open.", failed: "Notifications with the page closed could not be set up: please keep this page open.", off: "Alerts stopped.", notag: "Notifications with the page closed can only be set up from the QR code on your ticket: please keep this page open.", title: { near: "Your turn is near", called: "Called", passed: "Number passed" } },
+    zh: { near: (a, m) => `即将轮到您：您前面还有 ${a} 人（约 ${m} 分钟）。请回到窗口附近。`, called: (c) => `正在叫您的号码，请到 ${c} 号窗口。`, passed: "您的号码已过。请咨询工作人员。", on: "页面打开期间，将以声音、振动和横幅提醒您。", push: "关闭页面后也会在此手机上通知您。", denied: "通知未被允许。请保持此页面打开。", failed: "无法设置关闭页面后的通知。请保持此页面打开。", off: "已停止提醒。", notag: "只有通过号码票上的二维码打开时，才能设置关闭页面后的通知。请保持此页面打开。", title: { near: "即将轮到您", called: "正在叫号", passed: "号码已过" } },
+    ko: { near: (a, m) => `곧 차례입니다: 앞에 ${a}명 (약 ${m}분). 창구 근처로 돌아와 주세요.`, called: (c) => `호출 중입니다. ${c}번 창구로 와 주세요.`, passed: "번호가 지났습니다. 직원에게 문의해 주세요.", on: "이 화면이 열려 있는 동안 소리, 진동, 배너로 알려 드립니다.", push: "화면을 닫아도 이 휴대폰으로 알려 드립니다.", denied: "알림이 허용되지 않았습니다. 이 화면을 열어 두세요.", failed: "화면을 닫았을 때의 알림을 설정할 수 없습니다. 이 화면을 열어 두세요.", off: "알림을 중지했습니다.", notag: "화면을 닫았을 때의 알림은 번호표의 QR 코드로 열었을 때만 설정할 수 있습니다. 이 화면을 열어 두세요.", title: { near: "곧 차례", called: "호출 중", passed: "번호 경과" } },
   };
   const baseTitle = document.title;
   let ticketToken = null;
+  // The tag of the ticket's QR code: from the URL, or remembered from a
+  // visit that had it (a notification opens the page without it).
+  let ticketTag = null;
   let prefs = null; // { on, push, kind, ahead, minutes, told: { seen, near, called, passed } }
   let shown = null; // the banner's text while it is up
   let stateText = "";
@@ -201,15 +207,17 @@
   function loadPrefs(t) {
     let p = null;
     try { p = JSON.parse(localStorage.getItem(storeKey(t)) || "null"); } catch (_) { p = null; }
-    return Object.assign({ on: false, push: false, kind: "ahead", ahead: 3, minutes: 10, told: {} }, p || {});
+    return Object.assign({ on: false, push: false, kind: "ahead", ahead: 3, minutes: 10, told: {}, tag: null }, p || {});
   }
   function savePrefs() {
     if (!ticketToken || !prefs) return;
     try { localStorage.setItem(storeKey(ticketToken), JSON.stringify(prefs)); } catch (_) { /* private mode: this visit only */ }
   }
   // Puts the visitor's choice back into the (re-rendered) section.
-  function notifyRender(token) {
+  function notifyRender(token, tag) {
     if (token !== ticketToken) { ticketToken = token; prefs = token ? loadPrefs(token) : null; shown = null; }
+    if (prefs && tag && prefs.tag !== tag) { prefs.tag = tag; savePrefs(); }
+    ticketTag = prefs ? prefs.tag : null;
     const section = document.getElementById("notify");
     if (!section) return;
     section.hidden = !prefs;
@@ -299,16 +307,22 @@
       w.addEventListener("statechange", () => { if (w.state === "activated") resolve(reg); });
     });
   }
+  // What the relay is sent for the ticket: date/number/tag.
+  const claim = () => `${ticketToken}/${ticketTag}`;
   async function pushSubscribe() {
     const w = nwords[lang];
+    // No tag, no subscription: said before any permission is asked.
+    if (!ticketTag) { setState(w.notag); notifyRender(ticketToken); return; }
     try {
       const permission = await Notification.requestPermission();
       if (permission !== "granted") { setState(w.denied); return; }
       const reg = await activated(await navigator.serviceWorker.register("/push/sw.js", { scope: "/push/" }));
       let sub = await reg.pushManager.getSubscription();
       if (!sub) sub = await reg.pushManager.subscribe({ userVisibleOnly: true, applicationServerKey: keyBytes(pushKey) });
-      const res = await pushPost("/push/subscribe", { ticket: ticketToken, subscription: sub.toJSON(), notify: notifyChoice(), lang });
-      if (res.ok) { prefs.push = true; savePrefs(); setState(w.push); body.dataset.pushSubscribed = "1"; body.dataset.pushLang = lang; } else { setState(w.failed); }
+      const res = await pushPost("/push/subscribe", { ticket: claim(), subscription: sub.toJSON(), notify: notifyChoice(), lang });
+      // 404: a wrong tag, or a ticket no longer waiting (the relay tells
+      // them apart from nobody).
+      if (res.ok) { prefs.push = true; savePrefs(); setState(w.push); body.dataset.pushSubscribed = "1"; body.dataset.pushLang = lang; } else { setState(res.status === 404 ? w.notag : w.failed); }
     } catch (_) { setState(w.failed); }
     notifyRender(ticketToken);
   }
@@ -319,12 +333,12 @@
   // subscription is sent again with the new language (the relay keeps what
   // it has told); no permission is asked again.
   async function pushLanguage() {
-    if (!prefs || !prefs.push || !pushPossible || !ticketToken) return;
+    if (!prefs || !prefs.push || !pushPossible || !ticketToken || !ticketTag) return;
     try {
       const reg = await navigator.serviceWorker.getRegistration("/push/");
       const sub = reg && (await reg.pushManager.getSubscription());
       if (!sub) return;
-      const res = await pushPost("/push/subscribe", { ticket: ticketToken, subscription: sub.toJSON(), notify: notifyChoice(), lang });
+      const res = await pushPost("/push/subscribe", { ticket: claim(), subscription: sub.toJSON(), notify: notifyChoice(), lang });
       if (res.ok) body.dataset.pushLang = lang;
     } catch (_) { /* the pushes stay in the language chosen before */ }
   }

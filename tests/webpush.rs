@@ -212,8 +212,21 @@ retries = 1
     )
 }
 
+/// The test's secret tag of a number (the office draws 64 random bits per
+/// ticket; here a fixed one per number, so each test can claim it).
+fn tag(n: u32) -> String {
+    madoguchi_wire::ticket::tag_from(u64::from(n).wrapping_mul(0x9e37_79b9_7f4a_7c15))
+}
+
+/// What the mobile page sends for today's ticket `n`: date/number/tag, as
+/// in the URL of its QR code.
+fn claim(n: u32) -> String {
+    format!("{DATE}/{n}/{}", tag(n))
+}
+
 /// The `ticket` topic as the office renders it: one queue, these numbers
-/// waiting (4 minutes apart) and these being served.
+/// waiting (4 minutes apart) and these being served; with the public
+/// check of each live number's tag (never the tag).
 fn ticket_json(date: &str, open: bool, waiting: &[u32], serving: &[(u32, &str)]) -> String {
     ticket_json_passed(date, open, waiting, serving, &[])
 }
@@ -242,6 +255,11 @@ fn ticket_json_passed(
                     .collect::<Vec<_>>(),
                 "passed": passed,
             }],
+            "checks": waiting.iter().copied()
+                .chain(serving.iter().map(|(n, _)| *n))
+                .chain(passed.iter().copied())
+                .map(|n| (n.to_string(), json!(madoguchi_wire::ticket::check(date, n, &tag(n)))))
+                .collect::<serde_json::Map<String, Value>>(),
         },
         "html": "<div class=\"ticket-page\"></div>",
     })
@@ -498,7 +516,7 @@ fn a_ticket_nearing_its_turn_is_pushed_encrypted_and_it_survives_a_restart_until
     assert!(sw.text().unwrap_or_default().contains("showNotification"));
 
     let k = keys(python);
-    let ticket = format!("{DATE}/106");
+    let ticket = claim(106);
     assert_eq!(
         subscribe(
             &r,
@@ -537,7 +555,8 @@ fn a_ticket_nearing_its_turn_is_pushed_encrypted_and_it_survives_a_restart_until
     if let Some(msg) = open_push(&got[0], &k) {
         let body = msg["body"].as_str().unwrap_or("");
         assert!(body.contains("106") && body.contains("あと 2 人"), "{msg}");
-        assert_eq!(msg["url"], format!("/m#{ticket}"));
+        // The page opens on the date and number; it remembers the tag.
+        assert_eq!(msg["url"], format!("/m#{DATE}/106"));
     }
     wait_metric(&r, "madoguchi_relay_push_sent_total", 1);
 
@@ -593,7 +612,7 @@ fn the_subscribe_route_refuses_abuse_with_the_right_status_and_the_fan_out_goes_
     let k = keys(false);
     let ok_endpoint = "https://fcm.googleapis.com/fcm/send/abc";
     let good = |ticket: &str, endpoint: &str| sub_body(ticket, endpoint, &k, json!({"ahead": 3}));
-    let t = format!("{DATE}/103");
+    let t = claim(103);
     let mut bad_key = good(&t, ok_endpoint);
     bad_key["subscription"]["keys"]["p256dh"] = json!(B64.encode([4u8; 65]));
     let mut short_auth = good(&t, ok_endpoint);
@@ -674,14 +693,16 @@ fn the_subscribe_route_refuses_abuse_with_the_right_status_and_the_fan_out_goes_
             "an unknown number",
             Some(ORIGIN),
             json_ct,
-            good(&format!("{DATE}/150"), ok_endpoint).to_string().into(),
+            good(&claim(150), ok_endpoint).to_string().into(),
             404,
         ),
         (
             "yesterday's ticket",
             Some(ORIGIN),
             json_ct,
-            good("2026-12-05/103", ok_endpoint).to_string().into(),
+            good(&format!("2026-12-05/103/{}", tag(103)), ok_endpoint)
+                .to_string()
+                .into(),
             404,
         ),
         (
@@ -762,7 +783,7 @@ fn the_subscribe_route_refuses_abuse_with_the_right_status_and_the_fan_out_goes_
             subscribe(
                 &r,
                 &good(
-                    &format!("{DATE}/{}", 101 + i % 3),
+                    &claim(101 + i % 3),
                     &format!("https://push.evil.example/{i}"),
                 ),
             )
@@ -798,6 +819,230 @@ fn the_subscribe_route_refuses_abuse_with_the_right_status_and_the_fan_out_goes_
     );
 }
 
+/// Posts a subscription; the status and the answer's words.
+fn subscribe_answer(r: &Relay, body: &Value) -> (u16, String) {
+    let res = client(r)
+        .post(r.public_url("/push/subscribe"))
+        .header("Content-Type", "application/json")
+        .header("Origin", ORIGIN)
+        .body(body.to_string())
+        .send()
+        .expect("subscribe");
+    (res.status().as_u16(), res.text().unwrap_or_default())
+}
+
+/// A ticket's date and number are on its paper and follow each other, so
+/// anyone can guess the live ones (issue 20). Without the ticket's secret
+/// tag — from its QR code, never published: the office sends only a check
+/// of it — a guess is refused exactly as an unknown ticket is (same status,
+/// same words: no oracle), and a flood of guesses neither takes the
+/// ticket's subscription slots nor its per-minute budget: the visitor
+/// holding the QR code still subscribes, up to the cap.
+#[test]
+fn a_guessed_date_and_number_without_the_tag_cannot_subscribe_nor_use_up_the_tickets_slots() {
+    let office = SigningKey::from_bytes(&[29; 32]);
+    let svc = PushService::start();
+    let r = relay_util::start_sections(&office, "", "", 0, |_| {
+        push_section(
+            &svc,
+            relay_util::free_port(),
+            "per_address_per_minute = 200\nper_ticket_per_minute = 10",
+            true,
+        )
+    });
+    publish(&r, &office, 1, ticket_json(DATE, true, &[104, 105], &[]));
+    let k = keys(false);
+    let body = |ticket: &str, i: usize| {
+        sub_body(
+            ticket,
+            &svc.endpoint(&format!("/ok/guess-{i}")),
+            &k,
+            json!({"ahead": 3}),
+        )
+    };
+    let (_, unknown) = subscribe_answer(&r, &body(&claim(150), 0));
+    let guesses = [
+        format!("{DATE}/105"),
+        format!("{DATE}/105/"),
+        format!("{DATE}/105/{}", tag(104)),
+        format!("{DATE}/105/{}", tag(105).to_uppercase()),
+        format!("{DATE}/105/{}0", tag(105)),
+        format!("{DATE}/105/0000000000000000"),
+        // The published check is no tag either.
+        format!(
+            "{DATE}/105/{}",
+            madoguchi_wire::ticket::check(DATE, 105, &tag(105))
+        ),
+    ];
+    for round in 0..3 {
+        for (i, g) in guesses.iter().enumerate() {
+            let (status, words) = subscribe_answer(&r, &body(g, round * 10 + i));
+            assert_eq!(status, 404, "{g}");
+            assert_eq!(words, unknown, "{g}: answered as an unknown ticket");
+        }
+    }
+    assert!(
+        r.metrics()
+            .contains("madoguchi_relay_push_refused_total{reason=\"ticket\"} 22"),
+        "{}",
+        r.metrics()
+    );
+    assert_eq!(
+        r.metric("madoguchi_relay_push_rate_tickets"),
+        Some(0),
+        "no guess was counted against the ticket's minute"
+    );
+    // 21 guesses later, the ticket's holder: all three slots are free.
+    for i in 0..3 {
+        let mine = sub_body(
+            &claim(105),
+            &svc.endpoint(&format!("/ok/mine-{i}")),
+            &k,
+            json!({"ahead": 3}),
+        );
+        assert_eq!(subscribe_answer(&r, &mine).0, 201, "slot {i}");
+    }
+    let fourth = sub_body(
+        &claim(105),
+        &svc.endpoint("/ok/mine-3"),
+        &k,
+        json!({"ahead": 3}),
+    );
+    assert_eq!(subscribe_answer(&r, &fourth).0, 409, "the cap holds");
+    // Told at once (one ahead ≤ 3), each of the holder's browsers; no
+    // guess was ever sent anything.
+    let got = svc.wait_for("/ok/mine-", 3);
+    assert_eq!(got.len(), 3);
+    assert!(svc.received("/ok/guess-").is_empty());
+    wait_metric(&r, "madoguchi_relay_push_subscriptions", 3);
+}
+
+/// From the office to the relay (issue 20): the URL of a ticket's QR code
+/// carries its own secret tag; the ticket data the office publishes — at
+/// the relay and on its own LAN page — carries only the check of it; and
+/// the relay then takes that ticket's subscription with the tag and
+/// refuses it without, or with another ticket's, as it refuses an unknown
+/// ticket.
+#[test]
+fn the_office_puts_the_tag_in_the_qr_url_publishes_only_its_check_and_the_relay_takes_it() {
+    use crate::server::{cmd, Server};
+    let svc = PushService::start();
+    let dir = tempfile::tempdir().expect("tmp");
+    let key_file = dir.path().join("office.key");
+    let office = relay_util::office_key(&key_file);
+    let relay = relay_util::start_sections(&office, "", "", 0, |_| {
+        push_section(&svc, relay_util::free_port(), "", true)
+    });
+    let public = relay.public_url("");
+    let s = Server::start_args(
+        Some(&relay.office_config()),
+        &[
+            "--signing-key",
+            key_file.to_str().expect("utf-8"),
+            "--public-url",
+            &public,
+            "--listen",
+            "127.0.0.1:0",
+        ],
+    );
+    let (c, csrf) = s.admin();
+    crate::server::open_today(&c, &s, &csrf, &[10]);
+    let mut tickets = Vec::new();
+    for _ in 0..2 {
+        let (st, v) = cmd(
+            &c,
+            &s,
+            &csrf,
+            json!({"command": "issue_ticket", "category": "idou"}),
+        );
+        assert_eq!(st, 200, "{v}");
+        let number = v["ticket"].as_u64().and_then(|n| u32::try_from(n).ok());
+        let url = v["issued"]["mobile_url"].as_str().unwrap_or_default();
+        let fragment = url
+            .strip_prefix(&format!("{public}/m#"))
+            .unwrap_or_else(|| panic!("{url}: the relay's mobile page"));
+        let parts: Vec<&str> = fragment.split('/').collect();
+        let [date, n, tag] = parts[..] else {
+            panic!("{fragment}: date/number/tag")
+        };
+        assert_eq!(date, crate::util::today());
+        assert_eq!(n.parse().ok(), number);
+        assert!(madoguchi_wire::ticket::valid_tag(tag), "{tag}");
+        tickets.push((
+            number.expect("number"),
+            fragment.to_string(),
+            tag.to_string(),
+        ));
+    }
+    assert_ne!(tickets[0].2, tickets[1].2, "each ticket its own tag");
+    let date = crate::util::today();
+
+    // The relay's copy of the ticket data, once it has both tickets.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let published = loop {
+        let text = relay
+            .http()
+            .get(relay.public_url("/displays/ticket.json"))
+            .send()
+            .and_then(|r| r.text())
+            .unwrap_or_default();
+        let v: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+        if tickets
+            .iter()
+            .all(|(n, ..)| v["data"]["checks"].get(n.to_string()).is_some())
+        {
+            break (v, text);
+        }
+        assert!(Instant::now() < deadline, "checks not published: {text}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let lan = c
+        .get(s.url("/displays/ticket.json"))
+        .send()
+        .and_then(|r| r.text())
+        .expect("the office's own ticket data");
+    for (n, _, tag) in &tickets {
+        assert_eq!(
+            published.0["data"]["checks"][n.to_string()],
+            madoguchi_wire::ticket::check(&date, *n, tag)
+        );
+        assert!(
+            !published.1.contains(tag.as_str()),
+            "the tag is never published"
+        );
+        assert!(!lan.contains(tag.as_str()), "nor on the LAN page");
+    }
+
+    // The relay takes each ticket only with its own tag.
+    let k = keys(false);
+    let (mine, fragment, _) = &tickets[1];
+    let try_with = |ticket: &str, i: usize| {
+        subscribe_answer(
+            &relay,
+            &sub_body(
+                ticket,
+                &svc.endpoint(&format!("/ok/office-{i}")),
+                &k,
+                json!({"ahead": 5}),
+            ),
+        )
+    };
+    let (_, unknown) = try_with(&format!("{date}/{}/{}", mine + 50, tickets[0].2), 0);
+    for (i, guess) in [
+        format!("{date}/{mine}"),
+        format!("{date}/{mine}/{}", tickets[0].2),
+    ]
+    .iter()
+    .enumerate()
+    {
+        assert_eq!(try_with(guess, i + 1), (404, unknown.clone()), "{guess}");
+    }
+    assert_eq!(try_with(fragment, 3).0, 201, "{fragment}");
+    // One ahead ≤ 5: told at once, through the subscription taken.
+    svc.wait_for("/ok/office-3", 1);
+    assert!(svc.received("/ok/office-1").is_empty() && svc.received("/ok/office-2").is_empty());
+}
+
 #[test]
 fn a_slow_down_or_gone_push_service_costs_the_relay_nothing_and_gone_subscriptions_are_dropped() {
     let python = python_ece();
@@ -824,12 +1069,7 @@ fn a_slow_down_or_gone_push_service_costs_the_relay_nothing_and_gone_subscriptio
         assert_eq!(
             subscribe(
                 &r,
-                &sub_body(
-                    &format!("{DATE}/{n}"),
-                    &endpoint,
-                    &k,
-                    json!({"minutes": 60})
-                )
+                &sub_body(&claim(n), &endpoint, &k, json!({"minutes": 60}))
             ),
             201,
             "{endpoint}"
@@ -838,12 +1078,7 @@ fn a_slow_down_or_gone_push_service_costs_the_relay_nothing_and_gone_subscriptio
     let per_ticket = |endpoint: String| {
         subscribe(
             &r,
-            &sub_body(
-                &format!("{DATE}/104"),
-                &endpoint,
-                &k,
-                json!({"minutes": 60}),
-            ),
+            &sub_body(&claim(104), &endpoint, &k, json!({"minutes": 60})),
         )
     };
     assert_eq!(
@@ -962,13 +1197,13 @@ fn with_two_relays_a_subscription_is_fired_once_by_the_relay_that_took_it_even_a
     // The CDN sent the visitor of 108 to relay A, the visitor of 105 to B.
     let (ka, kb) = (keys(python), keys(python));
     let at_a = sub_body(
-        &format!("{DATE}/108"),
+        &claim(108),
         &svc.endpoint("/ok/via-a"),
         &ka,
         json!({"ahead": 2}),
     );
     let at_b = sub_body(
-        &format!("{DATE}/105"),
+        &claim(105),
         &svc.endpoint("/ok/via-b"),
         &kb,
         json!({"ahead": 2}),
@@ -1085,7 +1320,7 @@ fn a_language_chosen_later_on_the_page_is_the_language_of_the_next_push() {
     let mut bodies = Vec::new();
     for (i, (first, then)) in changes.iter().enumerate() {
         let mut body = sub_body(
-            &format!("{DATE}/{}", 111 + i),
+            &claim(111 + i as u32),
             &svc.endpoint(&format!("/ok/lang{i}")),
             &ks[i],
             json!({"ahead": 5}),
@@ -1163,12 +1398,7 @@ fn a_number_called_that_did_not_come_is_pushed_please_speak_to_staff_once_and_fo
     assert_eq!(
         subscribe(
             &r,
-            &sub_body(
-                &format!("{DATE}/103"),
-                &svc.endpoint("/ok/p"),
-                &k,
-                json!({"ahead": 1})
-            )
+            &sub_body(&claim(103), &svc.endpoint("/ok/p"), &k, json!({"ahead": 1}))
         ),
         201
     );
@@ -1296,7 +1526,7 @@ fn many_addresses_and_trickled_bodies_are_held_by_the_caps_and_deadlines() {
                 &from(i + 1),
                 &r,
                 &sub_body(
-                    &format!("{DATE}/120"),
+                    &claim(120),
                     &svc.endpoint(&format!("/ok/t{i}")),
                     &k,
                     json!({"ahead": 1}),
@@ -1316,7 +1546,7 @@ fn many_addresses_and_trickled_bodies_are_held_by_the_caps_and_deadlines() {
                 &from(i + 100),
                 &r,
                 &sub_body(
-                    &format!("{DATE}/{}", 110 + u32::from(i)),
+                    &claim(110 + u32::from(i)),
                     &svc.endpoint(&format!("/ok/n{i}")),
                     &k,
                     json!({"ahead": 1}),
@@ -1382,7 +1612,7 @@ fn an_endpoint_whose_name_turns_private_after_subscribing_is_sent_nothing_and_dr
         subscribe(
             &r,
             &sub_body(
-                &format!("{DATE}/104"),
+                &claim(104),
                 &svc.endpoint("/ok/rebind"),
                 &k,
                 json!({"ahead": 1})

@@ -216,6 +216,13 @@ pub enum Event {
         expected_wait_low_s: Option<u32>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         expected_wait_high_s: Option<u32>,
+        /// The ticket's secret tag (16 hex digits, 64 random bits), in its
+        /// QR code only: with it the visitor may subscribe to push notices
+        /// (issue 20). Chosen by the engine when it executes the command,
+        /// never by `decide`, so replay needs no randomness. Absent in logs
+        /// written before tags: such tickets cannot subscribe.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        tag: Option<String>,
     },
     Called {
         number: Number,
@@ -528,6 +535,9 @@ pub struct Ticket {
     pub expected_wait_low_s_at_issue: u32,
     #[serde(default)]
     pub expected_wait_high_s_at_issue: u32,
+    /// The secret tag of its QR code (see [`Event::TicketIssued`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tag: Option<String>,
     pub status: Status,
     pub history: Vec<Step>,
 }

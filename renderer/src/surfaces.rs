@@ -92,6 +92,27 @@ fn passed(state: &State, queue: &str) -> Vec<Number> {
     out
 }
 
+/// For each ticket still in the office's hands (waiting, called, being
+/// served, passed or held) that has a secret tag, the public check of it
+/// (issue 20, `madoguchi_wire::ticket`): the relay takes a push
+/// subscription only with the tag from the ticket's QR code, and this is
+/// all it needs to recognise one. The tag itself is never published.
+fn tag_checks(state: &State) -> serde_json::Map<String, Value> {
+    state
+        .tickets
+        .values()
+        .filter(|t| !t.status.is_finished())
+        .filter_map(|t| {
+            let tag = t.tag.as_deref()?;
+            let date = t.date.to_string();
+            Some((
+                t.number.to_string(),
+                Value::String(madoguchi_wire::ticket::check(&date, t.number, tag)),
+            ))
+        })
+        .collect()
+}
+
 /// The numbers of a queue whose visit is over today — served (Done),
 /// cancelled, or still open when the day closed (Unserved) — in number
 /// order: so the mobile ticket page can tell a finished ticket
@@ -408,6 +429,7 @@ pub fn surfaces(config: &Config, state: &State, now: Millis) -> Vec<Surface> {
             "day_open": day_open,
             "day_state": day_state,
             "queues": ticket_queues,
+            "checks": tag_checks(state),
         }),
     });
     out.push(Surface {
@@ -556,6 +578,64 @@ mod tests {
         assert_eq!(c.data["called_at"], 20);
         assert_eq!(c.data["recall"], true);
     }
+    /// The ticket data carries, for each live ticket with a tag, the public
+    /// check of its tag and never the tag itself; a finished ticket's
+    /// check is withdrawn (issue 20).
+    #[test]
+    fn live_tickets_publish_the_check_of_their_tag_never_the_tag() {
+        let config = Config::embedded_default();
+        let mut state = State::new(&config);
+        let date = "2026-11-26".parse().expect("date");
+        run(&config, &mut state, 1, Command::OpenDay { date });
+        for at in [2, 3, 4] {
+            run(
+                &config,
+                &mut state,
+                at,
+                Command::IssueTicket {
+                    category: "idou".into(),
+                    kiosk: None,
+                    request_id: None,
+                },
+            );
+        }
+        let numbers: Vec<u32> = state.tickets.keys().copied().collect();
+        // The engine draws tags; a ticket from a log before tags has none.
+        for (i, n) in numbers.iter().take(2).enumerate() {
+            if let Some(t) = state.tickets.get_mut(n) {
+                t.tag = Some(format!("{:016x}", 0xabcd_0000_0000_0000_u64 + i as u64));
+            }
+        }
+        let data = |state: &State| {
+            let s = surfaces(&config, state, Millis(5));
+            let t = s.iter().find(|s| s.topic == "ticket").expect("ticket");
+            (t.data.clone(), serde_json::to_string(&s).expect("json"))
+        };
+        let (d, everything) = data(&state);
+        let checks = d["checks"].as_object().expect("checks");
+        assert_eq!(checks.len(), 2, "{checks:?}: the untagged one has none");
+        for (i, n) in numbers.iter().take(2).enumerate() {
+            let tag = format!("{:016x}", 0xabcd_0000_0000_0000_u64 + i as u64);
+            assert_eq!(
+                checks[&n.to_string()],
+                madoguchi_wire::ticket::check("2026-11-26", *n, &tag)
+            );
+            assert!(!everything.contains(&tag), "the tag is never published");
+        }
+        run(
+            &config,
+            &mut state,
+            6,
+            Command::Cancel { number: numbers[0] },
+        );
+        let (d, _) = data(&state);
+        assert!(
+            d["checks"].get(numbers[0].to_string()).is_none(),
+            "finished"
+        );
+        assert!(d["checks"].get(numbers[1].to_string()).is_some());
+    }
+
     /// A called number that did not come is listed as passed on the mobile
     /// ticket page's data — a number only — and leaves the list when the
     /// visitor returns (issue 20).

@@ -870,7 +870,14 @@ pub fn printed(engine: &madoguchi_core::engine::Engine, number: u32, base: &str)
     let q = config.queue(&t.category)?;
     let offset = config.office.utc_offset;
     let date = t.date;
-    let url = format!("{base}/m#{date}/{number}");
+    // The ticket's secret tag rides in the fragment (issue 20): it never
+    // reaches a server in a request line, and only this QR code and the
+    // screen or paper it is on carry it; with it the visitor may take
+    // push notices for this ticket. Tickets from before tags have none.
+    let url = match &t.tag {
+        Some(tag) => format!("{base}/m#{date}/{number}/{tag}"),
+        None => format!("{base}/m#{date}/{number}"),
+    };
     let qr = qrcode::QrCode::new(url.as_bytes())
         .map(|c| {
             c.render::<qrcode::render::svg::Color<'_>>()

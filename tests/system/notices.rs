@@ -5,7 +5,10 @@
 //! when the number is called, with its counter. The relay's service worker
 //! registers from the page (notifications granted through the DevTools
 //! protocol) and shows the text of a push delivered to it with
-//! `ServiceWorker.deliverPushMessage`.
+//! `ServiceWorker.deliverPushMessage`. The page is opened at the URL of the
+//! ticket's QR code (with its secret tag); a page opened on a bare date
+//! and number asks no permission and says plainly that closed-page
+//! notices need the QR code.
 
 use std::time::{Duration, Instant};
 
@@ -68,6 +71,7 @@ fn the_in_page_notice_fires_once_when_crossed_and_the_service_worker_shows_a_pus
     let (c, csrf) = s.admin();
     crate::server::open_today(&c, &s, &csrf, &[10]);
     let mut numbers = Vec::new();
+    let mut urls = Vec::new();
     for _ in 0..5 {
         let (st, v) = cmd(
             &c,
@@ -77,6 +81,7 @@ fn the_in_page_notice_fires_once_when_crossed_and_the_service_worker_shows_a_pus
         );
         assert_eq!(st, 200, "{v}");
         numbers.push(v["ticket"].as_u64().expect("number"));
+        urls.push(v["issued"]["mobile_url"].as_str().unwrap_or("").to_string());
     }
     let next = || {
         cmd(&c, &s, &csrf, json!({"command": "complete", "counter": 10}));
@@ -90,8 +95,37 @@ fn the_in_page_notice_fires_once_when_crossed_and_the_service_worker_shows_a_pus
 
     let driver = Driver::start();
     let phone = driver.session_with(&["--ignore-certificate-errors"]);
+
+    // A bare date and number (typed in, not from the QR code): the queue
+    // and the in-page notices, but no push — said before any permission.
+    phone.goto(&relay.public_url(&format!("/m#{}/{}", today(), numbers[3])));
+    phone.click("button[data-set-lang=ja]");
+    phone.wait_text("#mine-ahead", "3 人");
+    phone.click("button[data-notify=on]");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while phone.eval(
+        "return document.querySelector('[data-notify=push]').hidden;",
+        json!([]),
+    ) != false
+    {
+        assert!(Instant::now() < deadline, "the push button is offered");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    phone.click("button[data-notify=push]");
+    phone.wait_text("#notify-state", "QR コードから開いたときだけ");
+    phone.click("button[data-notify=off]");
+    // A fresh document (a fragment change alone would keep this one).
+    phone.goto(&relay.public_url("/"));
+
     let mine = numbers[4];
-    let page = relay.public_url(&format!("/m#{}/{mine}", today()));
+    // The QR code's URL: the relay's page, date/number/tag.
+    let page = urls[4].clone();
+    let prefix = relay.public_url(&format!("/m#{}/{mine}/", today()));
+    assert!(
+        page.strip_prefix(&prefix)
+            .is_some_and(madoguchi_wire::ticket::valid_tag),
+        "{page}"
+    );
     phone.goto(&page);
     phone.click("button[data-set-lang=ja]");
     phone.wait_text("#mine-ahead", "4 人");

@@ -893,7 +893,7 @@ impl Engine {
                     continue;
                 }
             }
-            let events = match self.state.decide(&self.config, *now, command) {
+            let mut events = match self.state.decide(&self.config, *now, command) {
                 Ok(e) => e,
                 Err(r) => {
                     // A request refused by 受付終了 is recorded (issue 19): the
@@ -935,6 +935,7 @@ impl Engine {
                 }));
                 continue;
             }
+            draw_tags(&mut events);
             if matches!(command, Command::OpenDay { .. }) {
                 // The closing day's tickets must reach sled before they leave
                 // memory, and sled may only see what the log already holds.
@@ -1087,6 +1088,7 @@ impl Engine {
                         expected_wait_s: 0,
                         expected_wait_low_s: None,
                         expected_wait_high_s: None,
+                        tag: None,
                     });
                     events.push(Event::Cancelled {
                         number,
@@ -1397,6 +1399,20 @@ fn apply_counted(
         stats::accumulate(config, &contributions, cells, load);
     }
     Ok(())
+}
+
+/// Gives each new ticket its secret tag (issue 20): 64 bits from the
+/// operating system's random source (through rand's thread generator,
+/// which it seeds), as 16 hex digits. Drawn here, where a command is
+/// executed once, and recorded in the event — never in `decide`, which
+/// replay, import's dry run and the simulator run again and must find
+/// deterministic.
+fn draw_tags(events: &mut [Event]) {
+    for e in events {
+        if let Event::TicketIssued { tag: t @ None, .. } = e {
+            *t = Some(format!("{:016x}", rand::random::<u64>()));
+        }
+    }
 }
 
 fn encode_body(body: &RecordBody) -> Vec<u8> {

@@ -156,6 +156,7 @@ mod tests {
             expected_wait_s_at_issue: shown,
             expected_wait_low_s_at_issue: low,
             expected_wait_high_s_at_issue: high,
+            tag: None,
             status: Status::Waiting {
                 since: Millis(0),
                 front: false,

@@ -149,6 +149,8 @@ impl State {
                     expected_wait_s: expected.point_s,
                     expected_wait_low_s: Some(expected.low_s),
                     expected_wait_high_s: Some(expected.high_s),
+                    // The engine draws it (issue 20): decide stays pure.
+                    tag: None,
                 }]
             }
             Command::CallNext { counter } => {

@@ -345,6 +345,7 @@ impl State {
                 expected_wait_s,
                 expected_wait_low_s,
                 expected_wait_high_s,
+                tag,
                 ..
             } => {
                 let date = self
@@ -366,6 +367,7 @@ impl State {
                     expected_wait_s_at_issue: *expected_wait_s,
                     expected_wait_low_s_at_issue: expected_wait_low_s.unwrap_or(*expected_wait_s),
                     expected_wait_high_s_at_issue: expected_wait_high_s.unwrap_or(*expected_wait_s),
+                    tag: tag.clone(),
                     status: Status::Waiting {
                         since: at,
                         front: false,

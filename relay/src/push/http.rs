@@ -5,17 +5,23 @@
 //! - `GET /push/sw.js`: the service worker that shows the notices.
 //! - `POST /push/subscribe`: `{"ticket", "subscription": {endpoint,
 //!   expirationTime, keys: {p256dh, auth}}, "notify": {"ahead": N} |
-//!   {"minutes": M}, "lang"}`.
-//! - `POST /push/unsubscribe`: `{"ticket", "endpoint"}`.
+//!   {"minutes": M}, "lang"}`; `ticket` is `date/number/tag`, the tag
+//!   being the ticket's secret from its QR code.
+//! - `POST /push/unsubscribe`: `{"ticket", "endpoint"}` (`date/number`,
+//!   a tag allowed: the endpoint, known only to its browser, is the proof).
 //!
 //! A write needs an allowed `Origin` (403), `Content-Type:
 //! application/json` (415), a declared length within `push.max_body_bytes`
 //! (411, 413) and a body that arrives in time (408) and fits the schema
 //! exactly (400: unknown fields, wrong types, keys that are not a P-256
 //! point and a 16-byte secret). It is counted against its address's
-//! minute (429), must name a live ticket (404) — only then is it counted
-//! against the ticket's minute (429), so made-up tokens never enter that
-//! table — an endpoint the guard passes (422), and stay within the caps
+//! minute (429), must name a live ticket with its own secret tag (404,
+//! the same answer for a ticket that is not live and for a missing or
+//! wrong tag, so it tells a guesser nothing; the relay knows only the
+//! office's public check of each tag, `madoguchi_wire::ticket`) — only
+//! then is it counted against the ticket's minute (429) and its slots, so
+//! a guessed date and number can neither fill that table nor use up the
+//! ticket's subscriptions — an endpoint the guard passes (422), and stay within the caps
 //! per ticket (409) and in total (503). The same browser sending its
 //! subscription again for the same ticket (a new threshold, or the
 //! visitor switched the page's language) replaces it and keeps what was
@@ -35,7 +41,7 @@ use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use serde::Deserialize;
 
-use super::notice::{Lang, Progress, Threshold, Token};
+use super::notice::{Claim, Lang, Progress, Threshold};
 use super::store::Sub;
 use super::{add, ece, Push};
 
@@ -128,7 +134,7 @@ fn refuse(push: &Push, reason: &'static str) -> Response<Body> {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct SubscribeReq {
-    ticket: Token,
+    ticket: Claim,
     subscription: BrowserSub,
     notify: Threshold,
     #[serde(default)]
@@ -156,7 +162,7 @@ struct Keys {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct UnsubscribeReq {
-    ticket: Token,
+    ticket: Claim,
     endpoint: String,
 }
 
@@ -268,13 +274,14 @@ impl Push {
         if !keys_ok || !r.notify.valid() || endpoint.len() > MAX_ENDPOINT {
             return refuse(self, "malformed");
         }
-        // Live first: only live tickets (a few hundred) enter the
-        // per-ticket table, so made-up tokens cannot fill it and shut
-        // everyone out for the rest of the minute.
-        if !self.board().is_some_and(|b| b.live(&r.ticket)) {
+        // Live and its own tag first: only the holders of live tickets
+        // (a few hundred) enter the per-ticket table and slots, so
+        // made-up or guessed tokens can neither fill them nor shut the
+        // ticket's visitor out for the rest of the minute.
+        if !self.board().is_some_and(|b| b.admits(&r.ticket)) {
             return refuse(self, "ticket");
         }
-        if !self.admit_ticket(&r.ticket.to_string()) {
+        if !self.admit_ticket(&r.ticket.token.to_string()) {
             return refuse(self, "rate");
         }
         // The form check here; the lookup on the push runtime, a few at once.
@@ -297,7 +304,7 @@ impl Push {
             Ok(Ok(Err(_))) => return refuse(self, "endpoint"),
         }
         let mut sub = Sub {
-            ticket: r.ticket,
+            ticket: r.ticket.token,
             endpoint,
             p256dh: B64.encode(p256dh.unwrap_or_default()),
             auth: B64.encode(auth.unwrap_or_default()),
@@ -367,7 +374,9 @@ impl Push {
         let removed = {
             let mut subs = self.subs();
             match subs.by_endpoint.get(&r.endpoint) {
-                Some(s) if s.ticket == r.ticket => subs.by_endpoint.remove(&r.endpoint).is_some(),
+                Some(s) if s.ticket == r.ticket.token => {
+                    subs.by_endpoint.remove(&r.endpoint).is_some()
+                }
                 _ => false,
             }
         };

@@ -47,7 +47,8 @@ pub enum Lang {
 }
 
 /// A ticket's public token: its date and number, as in the page's URL
-/// fragment (`2026-12-06/1001`).
+/// fragment (`2026-12-06/1001`). Anyone can guess one; subscribing takes
+/// a [`Claim`], the token with the ticket's secret tag.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct Token {
@@ -95,6 +96,40 @@ impl Token {
     }
 }
 
+/// What a subscriber sends for its ticket: the token and the ticket's
+/// secret tag from its QR code (`2026-12-06/1001/0123456789abcdef`, the
+/// page's URL fragment). The tag is optional here so that a token without
+/// one is refused like an unknown ticket (404), not as malformed: the
+/// answer then tells a guesser nothing about which tickets are live.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claim {
+    pub token: Token,
+    pub tag: Option<String>,
+}
+
+impl Claim {
+    /// `None` when the token part is not a token; a tag of the wrong form
+    /// is kept, to fail the check like any wrong tag.
+    pub fn parse(s: &str) -> Option<Claim> {
+        let (token, tag) = match s.match_indices('/').nth(1) {
+            Some((i, _)) => (&s[..i], Some(&s[i + 1..])),
+            None => (s, None),
+        };
+        Some(Claim {
+            token: Token::parse(token)?,
+            tag: tag.map(|t| t.chars().take(64).collect()),
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for Claim {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Claim, D::Error> {
+        let s = String::deserialize(d)?;
+        Claim::parse(&s)
+            .ok_or_else(|| serde::de::Error::custom("not a ticket token (YYYY-MM-DD/number/tag)"))
+    }
+}
+
 /// Where a number is in the served data.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Place {
@@ -122,6 +157,10 @@ pub struct Board {
     /// The office lists passed numbers: then a number gone from every list
     /// was served or cancelled, never "passed" by inference.
     pub lists_passed: bool,
+    /// The public check of each live ticket's secret tag
+    /// (`madoguchi_wire::ticket::check`); a ticket without one (an office
+    /// before tags, or a ticket issued before them) cannot subscribe.
+    pub checks: HashMap<u32, String>,
 }
 
 #[derive(Deserialize)]
@@ -136,6 +175,9 @@ struct Data {
     day_open: bool,
     #[serde(default)]
     queues: Vec<Queue>,
+    /// Number → check of its tag; anything else in it is ignored.
+    #[serde(default)]
+    checks: HashMap<String, serde_json::Value>,
 }
 
 #[derive(Deserialize)]
@@ -205,11 +247,18 @@ impl Board {
                 }
             }
         }
+        let checks = m
+            .data
+            .checks
+            .into_iter()
+            .filter_map(|(n, c)| Some((n.parse().ok()?, c.as_str()?.to_string())))
+            .collect();
         Some(Board {
             date: m.data.date,
             day_open: m.data.day_open,
             places,
             lists_passed,
+            checks,
         })
     }
 
@@ -219,6 +268,20 @@ impl Board {
         self.day_open
             && self.date.as_deref() == Some(t.date.as_str())
             && self.places.contains_key(&t.number)
+    }
+
+    /// Whether a claim may subscribe: a live ticket and its own tag, as
+    /// the office's check of it says. A missing, malformed or wrong tag
+    /// fails the same way as a ticket that is not live.
+    pub fn admits(&self, c: &Claim) -> bool {
+        let Some(tag) = c.tag.as_deref() else {
+            return false;
+        };
+        self.live(&c.token)
+            && madoguchi_wire::ticket::valid_tag(tag)
+            && self.checks.get(&c.token.number).is_some_and(|want| {
+                *want == madoguchi_wire::ticket::check(&c.token.date, c.token.number, tag)
+            })
     }
 }
 
@@ -583,6 +646,43 @@ mod tests {
         ] {
             assert!(Token::parse(bad).is_none(), "{bad}");
         }
+    }
+
+    #[test]
+    fn only_a_live_ticket_with_its_own_tag_is_admitted() {
+        let tag = "0123456789abcdef";
+        let mut b = board("2026-12-06", true, &[104, 105], &[]);
+        b.checks
+            .insert(105, madoguchi_wire::ticket::check("2026-12-06", 105, tag));
+        let claim = |s: &str| Claim::parse(s).expect("a token");
+        assert!(b.admits(&claim("2026-12-06/105/0123456789abcdef")));
+        for refused in [
+            "2026-12-06/105",
+            "2026-12-06/105/",
+            "2026-12-06/105/0123456789abcdee",
+            "2026-12-06/105/0123456789ABCDEF",
+            "2026-12-06/105/0123456789abcdef0",
+            // Another ticket's tag, or a live ticket with no check.
+            "2026-12-06/104/0123456789abcdef",
+        ] {
+            assert!(!b.admits(&claim(refused)), "{refused}");
+        }
+        assert_eq!(
+            claim("2026-12-06/105/x/y").tag.as_deref(),
+            Some("x/y"),
+            "kept, to fail"
+        );
+        assert!(Claim::parse("105/0123456789abcdef").is_none());
+        // The day over, the check no longer admits.
+        b.day_open = false;
+        assert!(!b.admits(&claim("2026-12-06/105/0123456789abcdef")));
+        // The office's data as published: the checks read, junk ignored.
+        let body = serde_json::json!({"data": {"date": "2026-12-06", "day_open": true,
+            "queues": [{"queue": "idou", "waiting": [[105, 4]]}],
+            "checks": {"105": madoguchi_wire::ticket::check("2026-12-06", 105, tag), "x": "y", "106": 3}}});
+        let b = Board::parse(&body.to_string()).expect("ticket data");
+        assert_eq!(b.checks.len(), 1);
+        assert!(b.admits(&claim("2026-12-06/105/0123456789abcdef")));
     }
 
     #[test]

@@ -13,6 +13,8 @@
 //!   office's keep-alive, expiry and the push heartbeat.
 //! - [`keys`]: the text form of the office's keys.
 //! - [`auth`]: the office's signed request head, checked before any body.
+//! - [`ticket`]: a ticket's secret tag and the public check of it (push
+//!   subscriptions, issue 20).
 //!
 //! **Architecture Invariant:** this crate has no I/O, no HTTP stack and no
 //! dependency on madoguchi-core, sled or minijinja; the relay links it and
@@ -23,6 +25,7 @@ pub mod bundle;
 pub mod keys;
 pub mod reply;
 pub mod rules;
+pub mod ticket;
 pub mod time;
 
 pub use bundle::{Bundle, BundleError, FileEntry, Header, Kind, Reset};
