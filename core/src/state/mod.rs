@@ -252,6 +252,96 @@ impl State {
         Ok(())
     }
 
+    /// A new business day: numbers start again, the day's tickets and
+    /// requests are forgotten, the estimator starts the day.
+    fn start_day(&mut self, config: &Config, at: Millis, date: NaiveDate, special: bool) {
+        self.meta.previous_day = self.meta.day.as_ref().map(|d| d.date);
+        let closed: Vec<CounterNo> = self
+            .meta
+            .counters
+            .iter()
+            .filter(|(_, c)| !c.open)
+            .map(|(n, _)| *n)
+            .collect();
+        self.meta.learned.start_day(
+            date.weekday().num_days_from_monday() as u8,
+            local_min(config, at),
+            &closed,
+        );
+        self.tickets.clear();
+        self.requests.clear();
+        self.waiting.clear();
+        self.meta.next_number = config
+            .categories()
+            .filter_map(|q| q.numbers.map(|r| (q.id.clone(), r.from)))
+            .collect();
+        self.meta.day = Some(Day {
+            date,
+            opened_at: at,
+            special,
+            closed_at: None,
+        });
+        self.meta.issuing_reopened.clear();
+        self.meta.accuracy.start_day(date);
+    }
+
+    /// A ticket issued: into its queue, its number taken, its request
+    /// remembered.
+    fn add_issued(&mut self, at: Millis, e: &Event) -> Result<(), Inconsistent> {
+        let Event::TicketIssued {
+            number,
+            category,
+            request_id,
+            people_ahead,
+            expected_wait_s,
+            expected_wait_low_s,
+            expected_wait_high_s,
+            tag,
+            ..
+        } = e
+        else {
+            return Ok(());
+        };
+        let date = self
+            .meta
+            .day
+            .as_ref()
+            .map(|d| d.date)
+            .ok_or_else(|| Inconsistent("ticket issued with no day".into()))?;
+        if self.tickets.contains_key(number) {
+            return Err(Inconsistent(format!("ticket {number} issued twice")));
+        }
+        let t = Ticket {
+            number: *number,
+            date,
+            category: category.clone(),
+            queue: category.clone(),
+            issued_at: at,
+            people_ahead_at_issue: *people_ahead,
+            expected_wait_s_at_issue: *expected_wait_s,
+            expected_wait_low_s_at_issue: expected_wait_low_s.unwrap_or(*expected_wait_s),
+            expected_wait_high_s_at_issue: expected_wait_high_s.unwrap_or(*expected_wait_s),
+            tag: tag.clone(),
+            status: Status::Waiting {
+                since: at,
+                front: false,
+            },
+            history: vec![Step {
+                at,
+                what: StepKind::Issued {
+                    queue: category.clone(),
+                },
+            }],
+        };
+        self.enqueue(&t);
+        self.tickets.insert(*number, t);
+        self.meta.next_number.insert(category.clone(), number + 1);
+        if let Some(r) = request_id {
+            self.requests.insert(r.clone(), *number);
+        }
+        Ok(())
+    }
+
     /// Applies one event recorded at `at`.
     pub fn apply(
         &mut self,
@@ -269,36 +359,7 @@ impl State {
             // Audit records: nothing in the queue changes.
             Event::Login { .. } | Event::AccountChanged { .. } | Event::LogArchived { .. } => {}
             Event::Promoted { epoch } => self.meta.epoch = self.meta.epoch.max(*epoch),
-            Event::DayOpened { date, special } => {
-                self.meta.previous_day = self.meta.day.as_ref().map(|d| d.date);
-                let closed: Vec<CounterNo> = self
-                    .meta
-                    .counters
-                    .iter()
-                    .filter(|(_, c)| !c.open)
-                    .map(|(n, _)| *n)
-                    .collect();
-                self.meta.learned.start_day(
-                    date.weekday().num_days_from_monday() as u8,
-                    local_min(config, at),
-                    &closed,
-                );
-                self.tickets.clear();
-                self.requests.clear();
-                self.waiting.clear();
-                self.meta.next_number = config
-                    .categories()
-                    .filter_map(|q| q.numbers.map(|r| (q.id.clone(), r.from)))
-                    .collect();
-                self.meta.day = Some(Day {
-                    date: *date,
-                    opened_at: at,
-                    special: *special,
-                    closed_at: None,
-                });
-                self.meta.issuing_reopened.clear();
-                self.meta.accuracy.start_day(*date);
-            }
+            Event::DayOpened { date, special } => self.start_day(config, at, *date, *special),
             Event::DayClosed { .. } => {
                 let day = self
                     .meta
@@ -337,55 +398,7 @@ impl State {
                     .learned
                     .counter_closed(*counter, local_min(config, at));
             }
-            Event::TicketIssued {
-                number,
-                category,
-                request_id,
-                people_ahead,
-                expected_wait_s,
-                expected_wait_low_s,
-                expected_wait_high_s,
-                tag,
-                ..
-            } => {
-                let date = self
-                    .meta
-                    .day
-                    .as_ref()
-                    .map(|d| d.date)
-                    .ok_or_else(|| Inconsistent("ticket issued with no day".into()))?;
-                if self.tickets.contains_key(number) {
-                    return Err(Inconsistent(format!("ticket {number} issued twice")));
-                }
-                let t = Ticket {
-                    number: *number,
-                    date,
-                    category: category.clone(),
-                    queue: category.clone(),
-                    issued_at: at,
-                    people_ahead_at_issue: *people_ahead,
-                    expected_wait_s_at_issue: *expected_wait_s,
-                    expected_wait_low_s_at_issue: expected_wait_low_s.unwrap_or(*expected_wait_s),
-                    expected_wait_high_s_at_issue: expected_wait_high_s.unwrap_or(*expected_wait_s),
-                    tag: tag.clone(),
-                    status: Status::Waiting {
-                        since: at,
-                        front: false,
-                    },
-                    history: vec![Step {
-                        at,
-                        what: StepKind::Issued {
-                            queue: category.clone(),
-                        },
-                    }],
-                };
-                self.enqueue(&t);
-                self.tickets.insert(*number, t);
-                self.meta.next_number.insert(category.clone(), number + 1);
-                if let Some(r) = request_id {
-                    self.requests.insert(r.clone(), *number);
-                }
-            }
+            e @ Event::TicketIssued { .. } => self.add_issued(at, e)?,
             Event::Called {
                 number,
                 counter,
