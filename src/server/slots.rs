@@ -114,7 +114,7 @@ impl<K> Default for Shares<K> {
     }
 }
 
-impl<K: std::hash::Hash + Eq + Clone + Ord> Shares<K> {
+impl<K: std::hash::Hash + Eq + Clone> Shares<K> {
     fn held(&self, k: &K) -> usize {
         self.by.get(k).map_or(0, VecDeque::len)
     }
@@ -132,14 +132,22 @@ impl<K: std::hash::Hash + Eq + Clone + Ord> Shares<K> {
         }
     }
 
-    /// Ends the oldest connection of the holder with the most, if it holds
-    /// at least two more than `mine`; returns it (already told).
+    /// Ends the oldest connection among the holders with the most, if they
+    /// hold at least two more than `mine` — or any, for a holder with
+    /// none yet, so that a flood spread one connection an address still
+    /// lets a new machine in (replay red team N3-a); the oldest goes first,
+    /// so a newcomer's fresh connection is the last to go. Returns it
+    /// (already told).
     fn evict_for(&mut self, mine: usize) -> Option<(K, IpAddr)> {
+        let most = self.by.values().map(VecDeque::len).max()?;
+        if most < mine + 2 && !(mine == 0 && most >= 1) {
+            return None;
+        }
         let victim = self
             .by
             .iter()
-            .max_by(|a, b| a.1.len().cmp(&b.1.len()).then_with(|| b.0.cmp(a.0)))
-            .filter(|(_, q)| q.len() >= mine + 2)
+            .filter(|(_, q)| q.len() == most)
+            .min_by_key(|(_, q)| q.front().map_or(u64::MAX, |h| h.0))
             .map(|(k, _)| k.clone())?;
         let q = self.by.get_mut(&victim)?;
         let (_, ip, e) = q.pop_front()?;
@@ -475,6 +483,37 @@ mod tests {
         assert_eq!(s.open(), 528 + 20);
         drop(new);
         drop(open);
+        assert_eq!(s.open(), 0);
+    }
+
+    /// N3-a: a flood of one connection from each of a hundred addresses
+    /// still lets a never-seen machine in, and the machine's connection is
+    /// the last to be taken back (the oldest goes first).
+    #[test]
+    fn a_flood_of_single_connections_still_lets_a_newcomer_in() {
+        let s = Slots::new(768, 128);
+        let waker = futures_util::task::noop_waker();
+        let cx = Context::from_waker(&waker);
+        let mut open = Vec::new();
+        for last in 2..=6u8 {
+            open.extend((0..128).filter_map(|_| s.admit(ip(last), None)));
+        }
+        let v4 = |n: u16| IpAddr::from([127, 1, (n >> 8) as u8, n as u8]);
+        let flood: Vec<Slot> = (0..100).filter_map(|n| s.admit(v4(n), None)).collect();
+        assert_eq!(
+            flood.len(),
+            100,
+            "each flood address is let in, the oldest go"
+        );
+        let new = s.admit(ip(250), None).expect("the newcomer is let in");
+        let more: Vec<Slot> = (100..147).filter_map(|n| s.admit(v4(n), None)).collect();
+        assert_eq!(more.len(), 47);
+        assert!(
+            !new.poll_evicted(&cx),
+            "the newest connection is the last to go"
+        );
+        assert_eq!(s.open(), 528 + 48);
+        drop((flood, more, new, open));
         assert_eq!(s.open(), 0);
     }
 
