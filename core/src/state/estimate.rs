@@ -96,12 +96,38 @@ impl Rng {
 }
 
 /// One counter in a replay.
-struct SimCounter {
-    serves: Vec<usize>,
+struct SimCounter<'a> {
+    serves: &'a [usize],
     policy: CallPolicy,
     free_at: f64,
     /// Closed spells ahead, in seconds from now.
-    closed: Vec<(f64, f64)>,
+    closed: &'a [(f64, f64)],
+}
+
+/// What a counter is doing when the replays start.
+enum Doing {
+    Idle,
+    /// Serving a ticket of a queue outside the replay.
+    Other,
+    /// Serving a ticket of replayed queue `qi` for `elapsed` seconds, which
+    /// is the cumulative share `f` of that queue's occupancies.
+    Queue {
+        qi: usize,
+        elapsed: f64,
+        f: f64,
+    },
+}
+
+/// One counter as every replay of an estimate starts it: all but the
+/// sampled rest of its current ticket is the same in each replay, so it is
+/// worked out once per estimate.
+struct CounterPlan {
+    serves: Vec<usize>,
+    policy: CallPolicy,
+    doing: Doing,
+    /// Closed spells ahead, in seconds from now, for each staffing day a
+    /// replay may follow (one entry when there is none).
+    closed: Vec<Vec<(f64, f64)>>,
 }
 
 /// What a replay needs of one queue.
@@ -110,6 +136,27 @@ struct SimQueue {
     pace: f64,
     returns: f64,
     keys: Vec<WaitKey>,
+}
+
+/// The replays of one estimate: for each, when each of the first `target`
+/// waiting tickets is called, in seconds from now (one flat buffer).
+struct Runs {
+    target: usize,
+    called: Vec<f64>,
+}
+
+impl Runs {
+    fn iter(&self) -> impl Iterator<Item = &[f64]> {
+        self.called.chunks_exact(self.target.max(1))
+    }
+}
+
+/// Buffers one estimate's replays reuse.
+#[derive(Default)]
+struct Scratch {
+    pos: Vec<usize>,
+    /// Absentees coming back: (arrives at, queue), joining at the front.
+    returning: Vec<(f64, usize)>,
 }
 
 impl State {
@@ -147,23 +194,25 @@ impl State {
         pace.1 += 1.0;
     }
 
-    fn occupancy_hist(&self, config: &Config, queue: &str) -> LogHist {
-        self.meta
-            .learned
-            .occupancy
-            .get(queue)
-            .cloned()
-            .unwrap_or_else(|| {
-                LogHist::prior(
-                    config
-                        .queue(queue)
-                        .map_or(600.0, |q| q.typical_service_secs),
-                )
-            })
+    /// The learned occupancy histogram of `queue` (its prior before any
+    /// timing), handed to `f` without a copy.
+    fn with_occupancy<T>(&self, config: &Config, queue: &str, f: impl FnOnce(&LogHist) -> T) -> T {
+        match self.meta.learned.occupancy.get(queue) {
+            Some(h) => f(h),
+            None => f(&LogHist::prior(
+                config
+                    .queue(queue)
+                    .map_or(600.0, |q| q.typical_service_secs),
+            )),
+        }
+    }
+
+    fn occupancy_sampler(&self, config: &Config, queue: &str) -> Sampler {
+        self.with_occupancy(config, queue, LogHist::sampler)
     }
 
     fn occupancy_secs(&self, config: &Config, queue: &str) -> f64 {
-        self.occupancy_hist(config, queue).mean_secs()
+        self.with_occupancy(config, queue, LogHist::mean_secs)
     }
 
     /// Whether the estimate of `queue` rests on enough history.
@@ -275,7 +324,7 @@ impl State {
     /// Replays the queues around `queue` from `now` and returns, per
     /// replay, the seconds until each of the first `n` waiting tickets of
     /// `queue` (plus, with `new`, one more issued now) is called.
-    fn replays(&self, config: &Config, queue: &str, now: Millis, new: bool) -> Vec<Vec<f64>> {
+    fn replays(&self, config: &Config, queue: &str, now: Millis, new: bool) -> Runs {
         // The queues sharing counters with `queue`, and every counter of
         // those queues.
         let mut queues: Vec<String> = vec![queue.to_string()];
@@ -301,7 +350,7 @@ impl State {
                     .map(|s| s.iter().copied().collect())
                     .unwrap_or_default();
                 SimQueue {
-                    sampler: self.occupancy_hist(config, q).sampler(),
+                    sampler: self.occupancy_sampler(config, q),
                     pace: l.pace(q),
                     returns: l.returns.get(q).map_or(0.02, |r| r.value(0.02)),
                     keys,
@@ -313,7 +362,10 @@ impl State {
         }
         let target = sq[0].keys.len();
         if target == 0 {
-            return Vec::new();
+            return Runs {
+                target: 0,
+                called: Vec::new(),
+            };
         }
         let gap = l.gap_secs();
         let return_delay = l.return_delay_min() * 60.0;
@@ -323,6 +375,46 @@ impl State {
             c.serves.iter().any(|q| q == queue)
                 && self.meta.counters.get(&c.number).is_some_and(|s| s.open)
         });
+        // Everything about a counter but the sampled rest of its ticket is
+        // the same in every replay (the staffing day only picks among
+        // precomputed spells): worked out once here, not per replay.
+        let plans: Vec<CounterPlan> = counters
+            .iter()
+            .map(|c| {
+                let st = self.meta.counters.get(&c.number);
+                // With nobody at work for the queue, the configured
+                // counters count as if they opened now.
+                let open = st.is_some_and(|s| s.open) || !any_open && days.is_empty();
+                let closed = if days.is_empty() {
+                    vec![self.spells_ahead(c.number, open, now_min, None)]
+                } else {
+                    days.iter()
+                        .map(|d| self.spells_ahead(c.number, open, now_min, Some(d)))
+                        .collect()
+                };
+                let doing = match st.and_then(|s| s.ticket).and_then(|n| self.tickets.get(&n)) {
+                    Some(t) => match queues.iter().position(|q| *q == t.queue) {
+                        Some(qi) => {
+                            let elapsed = st.map_or(0.0, |s| f64::from(now.secs_since(s.since)));
+                            let f = sq[qi].sampler.cdf(elapsed / sq[qi].pace);
+                            Doing::Queue { qi, elapsed, f }
+                        }
+                        None => Doing::Other,
+                    },
+                    None => Doing::Idle,
+                };
+                CounterPlan {
+                    serves: c
+                        .serves
+                        .iter()
+                        .filter_map(|q| queues.iter().position(|x| x == q))
+                        .collect(),
+                    policy: c.policy,
+                    doing,
+                    closed,
+                }
+            })
+            .collect();
         let mut seed: u64 = now.0 as u64 ^ ((target as u64) << 40);
         for b in queue.bytes() {
             seed = seed.rotate_left(5) ^ u64::from(b);
@@ -331,55 +423,40 @@ impl State {
         // A long queue costs more per replay and needs fewer: its wait is
         // a sum of many occupancies, whose spread averages out.
         let samples = (SAMPLES * 60 / target.max(1)).clamp(MIN_SAMPLES, SAMPLES);
-        let mut out = Vec::with_capacity(samples);
-        for k in 0..samples {
-            let day = if days.is_empty() {
-                None
-            } else {
-                Some(days[k % days.len()])
-            };
-            let mut sim: Vec<SimCounter> = counters
-                .iter()
-                .map(|c| {
-                    let st = self.meta.counters.get(&c.number);
-                    // With nobody at work for the queue, the configured
-                    // counters count as if they opened now.
-                    let open = st.is_some_and(|s| s.open) || !any_open && day.is_none();
-                    let closed = self.spells_ahead(c.number, open, now_min, day);
-                    let free_at = match st.and_then(|s| s.ticket).and_then(|n| self.tickets.get(&n))
-                    {
-                        Some(t) => {
-                            let qi = queues.iter().position(|q| *q == t.queue);
-                            let elapsed = st.map_or(0.0, |s| f64::from(now.secs_since(s.since)));
-                            match qi {
-                                Some(qi) => residual(&sq[qi], elapsed, &mut rng) + gap,
-                                None => gap,
-                            }
-                        }
-                        None => gap * rng.unit(),
-                    };
-                    SimCounter {
-                        serves: c
-                            .serves
-                            .iter()
-                            .filter_map(|q| queues.iter().position(|x| x == q))
-                            .collect(),
-                        policy: c.policy,
-                        free_at,
-                        closed,
+        let mut called = vec![f64::NAN; samples * target];
+        let mut sim: Vec<SimCounter> = Vec::with_capacity(plans.len());
+        let mut scratch = Scratch::default();
+        for (k, out) in called.chunks_exact_mut(target).enumerate() {
+            let d = if days.is_empty() { 0 } else { k % days.len() };
+            sim.clear();
+            // In counter order: the random draws come in the same sequence
+            // whatever is precomputed.
+            for p in &plans {
+                let free_at = match p.doing {
+                    Doing::Queue { qi, elapsed, f } => {
+                        residual(&sq[qi], elapsed, f, &mut rng) + gap
                     }
-                })
-                .collect();
-            out.push(replay_once(
+                    Doing::Other => gap,
+                    Doing::Idle => gap * rng.unit(),
+                };
+                sim.push(SimCounter {
+                    serves: &p.serves,
+                    policy: p.policy,
+                    free_at,
+                    closed: &p.closed[d],
+                });
+            }
+            replay_once(
                 &mut sim,
                 &sq,
-                target,
+                out,
                 gap,
                 return_delay,
                 &mut rng,
-            ));
+                &mut scratch,
+            );
         }
-        out
+        Runs { target, called }
     }
 
     /// The wait of a ticket of `queue` issued at `now`: point and range.
@@ -498,9 +575,9 @@ fn occupancy(q: &SimQueue, rng: &mut Rng) -> f64 {
     q.sampler.quantile(rng.unit()) * q.pace
 }
 
-/// A sampled rest of an occupancy already `elapsed` seconds long.
-fn residual(q: &SimQueue, elapsed: f64, rng: &mut Rng) -> f64 {
-    let f = q.sampler.cdf(elapsed / q.pace);
+/// A sampled rest of an occupancy already `elapsed` seconds long, `f` its
+/// cumulative share (`q.sampler.cdf(elapsed / q.pace)`).
+fn residual(q: &SimQueue, elapsed: f64, f: f64, rng: &mut Rng) -> f64 {
     if f >= 0.995 {
         // Beyond nearly everything seen: a short while more.
         return q.sampler.quantile(0.25) * q.pace * rng.unit();
@@ -509,33 +586,35 @@ fn residual(q: &SimQueue, elapsed: f64, rng: &mut Rng) -> f64 {
     (q.sampler.quantile(u) * q.pace - elapsed).max(0.0)
 }
 
-/// One replay: returns when each of the first `target` tickets of queue 0
-/// is called, in seconds from now.
+/// One replay: writes into `called` when each of the first `called.len()`
+/// tickets of queue 0 is called, in seconds from now.
 fn replay_once(
     sim: &mut [SimCounter],
     queues: &[SimQueue],
-    target: usize,
+    called: &mut [f64],
     gap: f64,
     return_delay: f64,
     rng: &mut Rng,
-) -> Vec<f64> {
-    let mut pos = vec![0usize; queues.len()];
-    // Absentees coming back: (arrives at, queue), joining at the front.
-    let mut returning: Vec<(f64, usize)> = Vec::new();
-    let mut called = vec![f64::NAN; target];
+    scratch: &mut Scratch,
+) {
+    let target = called.len();
+    called.fill(f64::NAN);
+    let pos = &mut scratch.pos;
+    pos.clear();
+    pos.resize(queues.len(), 0);
+    let returning = &mut scratch.returning;
+    returning.clear();
     let mut done = 0usize;
     let mut calls = 0usize;
     let mut last_t = 0.0;
     while done < target {
-        let Some(i) = (0..sim.len())
-            .filter(|&i| sim[i].free_at.is_finite())
-            .min_by(|&a, &b| sim[a].free_at.total_cmp(&sim[b].free_at))
-        else {
+        let Some(i) = next_free(sim) else {
             break;
         };
-        let t = sim[i].free_at;
-        if let Some(&(_, e)) = sim[i].closed.iter().find(|(s, e)| *s <= t && t < *e) {
-            sim[i].free_at = e;
+        let c = &mut sim[i];
+        let t = c.free_at;
+        if let Some(&(_, e)) = c.closed.iter().find(|(s, e)| *s <= t && t < *e) {
+            c.free_at = e;
             continue;
         }
         if calls >= MAX_CALLS {
@@ -545,19 +624,19 @@ fn replay_once(
         let ret = returning
             .iter()
             .enumerate()
-            .filter(|(_, (at, q))| *at <= t && sim[i].serves.contains(q))
+            .filter(|(_, (at, q))| *at <= t && c.serves.contains(q))
             .min_by(|a, b| a.1 .0.total_cmp(&b.1 .0))
             .map(|(j, _)| j);
         let qi = if let Some(j) = ret {
             let (_, q) = returning.swap_remove(j);
             Some(q)
         } else {
-            let heads = sim[i]
+            let heads = c
                 .serves
                 .iter()
                 .filter(|&&q| pos[q] < queues[q].keys.len())
                 .map(|&q| (queues[q].keys[pos[q]], q));
-            let pick = match sim[i].policy {
+            let pick = match c.policy {
                 CallPolicy::Strict => heads.map(|h| h.1).next(),
                 CallPolicy::LongestWait => heads.min().map(|h| h.1),
             };
@@ -578,16 +657,16 @@ fn replay_once(
                 if rng.unit() < queues[q].returns {
                     returning.push((t + 120.0 + return_delay * (0.5 + rng.unit()), q));
                 }
-                sim[i].free_at = t + d + gap * (0.5 + rng.unit());
+                c.free_at = t + d + gap * (0.5 + rng.unit());
             }
             None => {
                 // Idle: until the next absentee comes back for it.
                 let next = returning
                     .iter()
-                    .filter(|(_, q)| sim[i].serves.contains(q))
+                    .filter(|(_, q)| c.serves.contains(q))
                     .map(|(at, _)| *at)
                     .fold(f64::INFINITY, f64::min);
-                sim[i].free_at = if next.is_finite() {
+                c.free_at = if next.is_finite() {
                     next.max(t + 1.0)
                 } else {
                     f64::INFINITY
@@ -606,5 +685,11 @@ fn replay_once(
             *c = t;
         }
     }
-    called
+}
+
+/// The counter that frees first (the first of equals), if any will.
+fn next_free(sim: &[SimCounter]) -> Option<usize> {
+    (0..sim.len())
+        .filter(|&i| sim[i].free_at.is_finite())
+        .min_by(|&a, &b| sim[a].free_at.total_cmp(&sim[b].free_at))
 }

@@ -128,19 +128,58 @@ impl LogHist {
             acc += w.max(0.0);
             cum.push(acc);
         }
-        Sampler { cum }
+        // A histogram of another size (not written by this code) must not
+        // index past the bins: missing bins weigh nothing, which leaves
+        // every quantile where it was.
+        cum.resize(BINS.max(cum.len()), acc);
+        // Where the search for each share's bin may start: `u` in
+        // [b / GUIDE, (b + 1) / GUIDE) lies at or after the bin of the
+        // share b / GUIDE. GUIDE is a power of two, so b / GUIDE is exact,
+        // u ≥ b / GUIDE exactly, and rounding keeps u · total ≥
+        // b / GUIDE · total: the guide never starts past the answer.
+        let guide = std::array::from_fn(|b| {
+            let lo = (b as f64 / GUIDE as f64) * acc;
+            cum.partition_point(|c| *c < lo)
+        });
+        Sampler {
+            total: acc,
+            cum,
+            guide,
+        }
     }
 }
+
+/// ln(seconds) at every bin edge: [`edge`] worked out once, at compile time
+/// (the same IEEE operations, so the same numbers), not on each of the
+/// hundred thousand draws of an estimate.
+const EDGES: [f64; BINS + 1] = {
+    let mut e = [0.0; BINS + 1];
+    let mut i = 0;
+    while i <= BINS {
+        e[i] = LN_LO + (LN_HI - LN_LO) * i as f64 / BINS as f64;
+        i += 1;
+    }
+    e
+};
+
+/// Buckets of the share in a [`Sampler`]'s guide (a power of two).
+const GUIDE: usize = 64;
 
 /// Inverse-CDF sampling from a [`LogHist`].
 #[derive(Debug, Clone)]
 pub struct Sampler {
+    /// The last of `cum`.
+    total: f64,
     cum: Vec<f64>,
+    /// Per share bucket, the bin the search starts from: a draw finds its
+    /// bin in a step or two instead of a binary search over all bins, and
+    /// finds the same bin.
+    guide: [usize; GUIDE],
 }
 
 impl Sampler {
     fn total(&self) -> f64 {
-        self.cum.last().copied().unwrap_or(0.0)
+        self.total
     }
 
     /// The cumulative share at `secs`.
@@ -163,8 +202,16 @@ impl Sampler {
         if total <= 0.0 {
             return 600.0;
         }
-        let target = u.clamp(0.0, 1.0) * total;
-        let i = self.cum.partition_point(|c| *c < target).min(BINS - 1);
+        let u = u.clamp(0.0, 1.0);
+        let target = u * total;
+        // The first bin whose cumulative weight reaches `target`, as a
+        // binary search (`partition_point`) would find it.
+        let b = ((u * GUIDE as f64) as usize).min(GUIDE - 1);
+        let mut i = self.guide[b];
+        while i < self.cum.len() && self.cum[i] < target {
+            i += 1;
+        }
+        let i = i.min(BINS - 1);
         let below = if i == 0 { 0.0 } else { self.cum[i - 1] };
         let within = self.cum[i] - below;
         let frac = if within > 0.0 {
@@ -172,7 +219,7 @@ impl Sampler {
         } else {
             0.5
         };
-        (edge(i) + (edge(i + 1) - edge(i)) * frac).exp()
+        (EDGES[i] + (EDGES[i + 1] - EDGES[i]) * frac).exp()
     }
 }
 
@@ -403,6 +450,50 @@ mod tests {
         assert!((180.0..260.0).contains(&q), "median {q}");
         let s = h.sampler();
         assert!(s.cdf(q) > 0.4 && s.cdf(q) < 0.6);
+    }
+
+    #[test]
+    fn the_edge_table_is_the_edges() {
+        for (i, e) in EDGES.iter().enumerate() {
+            assert_eq!(e.to_bits(), edge(i).to_bits(), "edge {i}");
+        }
+    }
+
+    #[test]
+    fn the_guided_search_finds_the_binary_searchs_bin() {
+        let mut h = LogHist::prior(600.0);
+        for i in 0..300 {
+            h.observe(30.0 + f64::from(i % 17) * 97.0);
+        }
+        // A bin with all the weight, empty bins, and the prior's tails.
+        let mut spike = LogHist::prior(300.0);
+        for _ in 0..5000 {
+            spike.observe(300.0);
+        }
+        for h in [h, spike, LogHist::prior(60.0)] {
+            let s = h.sampler();
+            let mut rng = 0x1234_5678_9abc_def0_u64;
+            for k in 0..20_000u32 {
+                rng = rng.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+                let u = match k {
+                    0 => 0.0,
+                    1 => 1.0,
+                    2 => 1.0 - f64::EPSILON,
+                    _ => (rng >> 11) as f64 / (1u64 << 53) as f64,
+                };
+                let target = u * s.total;
+                let want = s.cum.partition_point(|c| *c < target).min(BINS - 1);
+                let below = if want == 0 { 0.0 } else { s.cum[want - 1] };
+                let within = s.cum[want] - below;
+                let frac = if within > 0.0 {
+                    ((target - below) / within).clamp(0.0, 1.0)
+                } else {
+                    0.5
+                };
+                let x = (edge(want) + (edge(want + 1) - edge(want)) * frac).exp();
+                assert_eq!(s.quantile(u).to_bits(), x.to_bits(), "u {u}");
+            }
+        }
     }
 
     #[test]
