@@ -1784,3 +1784,71 @@ fn a_standby_revoked_during_its_promotion_wait_is_not_promoted_beside_the_primar
 fn a_standby_revoked_as_it_is_promoted_is_not_promoted_beside_the_primary() {
     revoked_while_promoting(Duration::from_millis(20));
 }
+
+/// Outside tester e4 (R9, R10): a standby stopped, revoked a moment later
+/// (its lease still ran, so nothing said it was out of touch) and
+/// replaced by a new one, then started again with the cable to the
+/// primary cut and promoted: it and the primary gave the same numbers.
+/// Now the revoke's answer says it does not know, the primary holds its
+/// commands for it beside the new standby, and no number is given twice.
+#[test]
+fn a_revoked_standby_restarted_cut_off_and_promoted_never_issues_beside_the_primary() {
+    let e = enrolled_primary();
+    let cable = Cable::to(&e.primary.base);
+    let mut old = pair(&e, &cable.addr);
+    let (st, v) = issue(&e.primary.base, &e.kiosk);
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let mut issued = vec![number(&v)];
+    old.stop();
+    let (st, v) = admin_send(
+        &e.primary,
+        "/api/devices/standby-1/disabled",
+        json!({"disabled": true}),
+    );
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let notice = v["notice_ja"].as_str().unwrap_or_default();
+    assert!(
+        notice.contains("まだ知りません") && notice.contains("予備機の停止を確認"),
+        "{v}"
+    );
+    let (st, v) = admin_send(
+        &e.primary,
+        "/api/devices",
+        json!({"name": "standby-2", "role": "standby"}),
+    );
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let _new = Server::start_args(
+        None,
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--standby-of",
+            &e.primary.base,
+            "--enrol-link",
+            v["enrol_url"].as_str().expect("link"),
+        ],
+    );
+    cable.cut();
+    old.restart();
+    let (st, v) = try_promote(&old, json!({}));
+    assert_eq!(st, StatusCode::OK, "the cut-off standby cannot know: {v}");
+    let deadline = Instant::now() + Duration::from_secs(8);
+    let mut held = None;
+    while Instant::now() < deadline {
+        for base in [&e.primary.base, &old.base] {
+            let (st, v) = issue(base, &e.kiosk);
+            if st == StatusCode::OK {
+                issued.push(number(&v));
+            } else if *base == e.primary.base {
+                held = Some(v);
+            }
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    assert_no_number_twice(&issued);
+    let held = held.expect("the primary never held its commands");
+    assert_eq!(
+        held["error"]["code"], "revoked_standby_unconfirmed",
+        "{held}"
+    );
+}
