@@ -59,6 +59,17 @@
     });
   }
 
+  // A revoked standby not known to be off holds commands (issue 24,
+  // outside tester N1): the admin says it is switched off.
+  const confirmOff = document.getElementById("confirm-standby-off");
+  if (confirmOff) {
+    confirmOff.addEventListener("click", () => {
+      if (!confirm("取り消した予備機の電源が切れていることを確かめましたか？ その予備機が主機に昇格していると、同じ番号が二度出ます。")) return;
+      act("POST", "/api/standby/confirm-off", {},
+        () => reloadSaying("取り消した予備機の停止を確認しました。受付を再開します。"));
+    });
+  }
+
   const reopen = document.getElementById("reopen-day");
   if (reopen) {
     reopen.addEventListener("click", () => {

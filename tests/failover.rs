@@ -813,15 +813,59 @@ fn a_primary_whose_standby_is_down_says_what_to_do_until_the_standby_is_revoked(
         .send()
         .expect("revoke");
     assert_eq!(r.status(), StatusCode::OK);
+    let v: Value = r.json().expect("json");
+    assert_eq!(v["held"], true, "{v}");
+    let notice = v["notice_ja"].as_str().unwrap_or_default();
+    assert!(notice.contains("予備機の停止を確認"), "{v}");
+    // Outside tester N1-a, e4: the revoked standby may not know it (here
+    // it is off, but the primary cannot tell that from a standby in its
+    // promotion wait or cut off): commands wait until an admin confirms
+    // it is off, also after a restart of the primary.
     let (st, v) = issue(&e.primary.base, &e.kiosk);
-    assert_eq!(st, StatusCode::OK, "issuing again without a standby: {v}");
+    assert_eq!(st, StatusCode::SERVICE_UNAVAILABLE, "issued: {v}");
+    assert_eq!(v["error"]["code"], "revoked_standby_unconfirmed", "{v}");
+    let ja = v["error"]["message_ja"].as_str().unwrap_or_default();
+    for words in [
+        "取り消した予備機（standby-1）",
+        "確認できていない",
+        "電源を切",
+        "「予備機の停止を確認」",
+    ] {
+        assert!(ja.contains(words), "{words} missing: {ja}");
+    }
+    let mut primary = e.primary;
+    primary.restart();
+    let (st, v) = issue(&primary.base, &e.kiosk);
+    assert_eq!(st, StatusCode::SERVICE_UNAVAILABLE, "after a restart: {v}");
+    assert_eq!(v["error"]["code"], "revoked_standby_unconfirmed", "{v}");
+    let (pc, _) = primary.admin();
     let admin = pc
-        .get(e.primary.url("/admin"))
+        .get(primary.url("/admin"))
         .send()
         .expect("admin")
         .text()
         .expect("html");
-    assert!(!admin.contains("予備機と連絡が取れません"), "{admin}");
+    assert!(
+        admin.contains("id=\"revoked-standby\"")
+            && admin.contains("id=\"confirm-standby-off\"")
+            && !admin.contains("予備機と連絡が取れません"),
+        "{admin}"
+    );
+    let (st, v) = admin_send(&primary, "/api/standby/confirm-off", json!({}));
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(v["confirmed"], json!(["standby-1"]), "{v}");
+    let (st, v) = issue(&primary.base, &e.kiosk);
+    assert_eq!(st, StatusCode::OK, "issuing again once confirmed: {v}");
+    let admin = pc
+        .get(primary.url("/admin"))
+        .send()
+        .expect("admin")
+        .text()
+        .expect("html");
+    assert!(
+        !admin.contains("予備機と連絡が取れません") && !admin.contains("id=\"revoked-standby\""),
+        "{admin}"
+    );
 }
 
 /// Issue 24, "the kill -9 and damaged-storage properties hold on the
@@ -1656,4 +1700,155 @@ fn a_refused_standby_started_with_a_new_link_follows_again() {
     let v: Value = r.json().unwrap_or(Value::Null);
     assert_eq!(st, StatusCode::OK, "the standby of record again: {v}");
     assert_eq!(v["overridden"], false, "{v}");
+}
+
+/// Outside tester N1-a and N1-b (R9, R10): a standby promoted while the
+/// primary revokes it (during its promotion wait, or at the same moment)
+/// was promoted, its fence refused, and the primary, with no enabled
+/// standby left, issued without a lease: both gave the same numbers. Now
+/// the primary holds commands for the revoked standby until it knows, and
+/// the standby asks the primary at the end of its wait and is refused.
+/// Checked by issuing on both machines: never one number twice, and the
+/// primary takes commands again once the standby has learned it.
+fn revoked_while_promoting(revoke_after: Duration) {
+    let e = enrolled_primary();
+    let standby = pair(&e, &e.primary.base.clone());
+    let (st, v) = issue(&e.primary.base, &e.kiosk);
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let mut issued = vec![number(&v)];
+    let (c, csrf) = sign_in(&standby.base, "admin", &standby.admin_password).expect("admin");
+    let base = standby.base.clone();
+    let promoting = std::thread::spawn(move || {
+        let r = c
+            .post(format!("{base}/api/promote"))
+            .header("X-CSRF-Token", &csrf)
+            .json(&json!({}))
+            .timeout(Duration::from_secs(60))
+            .send()
+            .expect("promote");
+        let st = r.status();
+        (st, r.json::<Value>().unwrap_or(Value::Null))
+    });
+    std::thread::sleep(revoke_after);
+    let (st, v) = admin_send(
+        &e.primary,
+        "/api/devices/standby-1/disabled",
+        json!({"disabled": true}),
+    );
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let (st, promoted) = promoting.join().expect("promote thread");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut by_standby = Vec::new();
+    let mut primary_again = false;
+    while Instant::now() < deadline && !(primary_again && issued.len() >= 4) {
+        for base in [&e.primary.base, &standby.base] {
+            let (st, v) = issue(base, &e.kiosk);
+            if st == StatusCode::OK {
+                issued.push(number(&v));
+                if *base == e.primary.base {
+                    primary_again = true;
+                } else {
+                    by_standby.push(number(&v));
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    assert_no_number_twice(&issued);
+    assert!(
+        by_standby.is_empty(),
+        "the revoked standby issued {by_standby:?}"
+    );
+    assert!(
+        primary_again,
+        "the primary never took commands again: {issued:?}"
+    );
+    assert_eq!(
+        st,
+        StatusCode::CONFLICT,
+        "promoted beside the primary: {promoted}"
+    );
+    assert_eq!(promoted["error"]["code"], "standby_refused", "{promoted}");
+    assert!(
+        data_of(&standby).join("standby-refused").exists(),
+        "the refusal is not written down"
+    );
+}
+
+#[test]
+fn a_standby_revoked_during_its_promotion_wait_is_not_promoted_beside_the_primary() {
+    revoked_while_promoting(Duration::from_millis(1500));
+}
+
+#[test]
+fn a_standby_revoked_as_it_is_promoted_is_not_promoted_beside_the_primary() {
+    revoked_while_promoting(Duration::from_millis(20));
+}
+
+/// Outside tester e4 (R9, R10): a standby stopped, revoked a moment later
+/// (its lease still ran, so nothing said it was out of touch) and
+/// replaced by a new one, then started again with the cable to the
+/// primary cut and promoted: it and the primary gave the same numbers.
+/// Now the revoke's answer says it does not know, the primary holds its
+/// commands for it beside the new standby, and no number is given twice.
+#[test]
+fn a_revoked_standby_restarted_cut_off_and_promoted_never_issues_beside_the_primary() {
+    let e = enrolled_primary();
+    let cable = Cable::to(&e.primary.base);
+    let mut old = pair(&e, &cable.addr);
+    let (st, v) = issue(&e.primary.base, &e.kiosk);
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let mut issued = vec![number(&v)];
+    old.stop();
+    let (st, v) = admin_send(
+        &e.primary,
+        "/api/devices/standby-1/disabled",
+        json!({"disabled": true}),
+    );
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let notice = v["notice_ja"].as_str().unwrap_or_default();
+    assert!(
+        notice.contains("まだ知りません") && notice.contains("予備機の停止を確認"),
+        "{v}"
+    );
+    let (st, v) = admin_send(
+        &e.primary,
+        "/api/devices",
+        json!({"name": "standby-2", "role": "standby"}),
+    );
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let _new = Server::start_args(
+        None,
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--standby-of",
+            &e.primary.base,
+            "--enrol-link",
+            v["enrol_url"].as_str().expect("link"),
+        ],
+    );
+    cable.cut();
+    old.restart();
+    let (st, v) = try_promote(&old, json!({}));
+    assert_eq!(st, StatusCode::OK, "the cut-off standby cannot know: {v}");
+    let deadline = Instant::now() + Duration::from_secs(8);
+    let mut held = None;
+    while Instant::now() < deadline {
+        for base in [&e.primary.base, &old.base] {
+            let (st, v) = issue(base, &e.kiosk);
+            if st == StatusCode::OK {
+                issued.push(number(&v));
+            } else if *base == e.primary.base {
+                held = Some(v);
+            }
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    assert_no_number_twice(&issued);
+    let held = held.expect("the primary never held its commands");
+    assert_eq!(
+        held["error"]["code"], "revoked_standby_unconfirmed",
+        "{held}"
+    );
 }

@@ -646,31 +646,121 @@ async fn set_disabled(
         keep_standby_if_behind(&app, &name)?;
     }
     let unheard = device && disabled && standby_out_of_touch(&app, &name);
-    if !app.auth.set_disabled(&name, device, disabled)? {
-        return Err(ApiError::NotFound);
+    let waited = if device && disabled {
+        hold_for_revoked(&app, &name)?
+    } else {
+        None
+    };
+    let changed = app.auth.set_disabled(&name, device, disabled);
+    if !matches!(changed, Ok(true)) {
+        if let Some(hash) = &waited {
+            let _ = app.fence.revoked_gone(hash);
+        }
+        return Err(changed.err().unwrap_or(ApiError::NotFound));
+    }
+    if device && !disabled {
+        // Enabled again: the standby of record, under the lease again.
+        if let Some(hash) = app.auth.standby_hash(&name) {
+            app.fence
+                .revoked_gone(&hash)
+                .map_err(|e| ApiError::Internal(e.to_string()))?;
+        }
     }
     let role = if disabled { "disabled" } else { "enabled" };
     audit_change(&app, caller, name.clone(), role).await?;
     let mut answer = json!({"ok": true, "disabled": disabled});
-    if unheard {
-        out_of_touch_notice(&mut answer, &name);
+    let unknowing = revoked_learns(&app, waited.as_deref()).await;
+    if unheard || unknowing {
+        out_of_touch_notice(&mut answer, &name, unknowing);
     }
     Ok(Json(answer))
 }
 
-/// Whether `name` is a standby device this primary holds no lease from: it
-/// is not following now, so it cannot learn that it was revoked until it
-/// reaches this primary again (N1: promoted meanwhile, it would give this
-/// primary's numbers again).
+/// Before the standby of record `name` is revoked or deleted: this
+/// primary keeps holding commands for it (once its last lease runs out)
+/// until it is known to have learned it (`fence.rs`; outside tester
+/// N1-a, e4). Its token hash, if it is the standby of record.
+fn hold_for_revoked(app: &App, name: &str) -> Result<Option<String>, ApiError> {
+    let Some(hash) = app.auth.standby_of_record_hash(name) else {
+        return Ok(None);
+    };
+    app.fence.note_revoked(&hash, name).map_err(|e| {
+        ApiError::Internal(format!(
+            "cannot note the revoked standby in the data folder: {e}"
+        ))
+    })?;
+    Ok(Some(hash))
+}
+
+/// How long the answer to a revocation waits for a following standby to
+/// learn it (it does within a round trip).
+const LEARN_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Whether the revoked standby (`hash`) still does not know after
+/// [`LEARN_WAIT`].
+async fn revoked_learns(app: &App, hash: Option<&str>) -> bool {
+    let Some(hash) = hash else { return false };
+    let until = std::time::Instant::now() + LEARN_WAIT;
+    while app.fence.is_unconfirmed(hash) {
+        if std::time::Instant::now() >= until {
+            return true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    false
+}
+
+/// `POST /api/standby/confirm-off` (admin): the revoked standbys this
+/// primary holds commands for are switched off (an admin checked): it
+/// takes commands again. Audited, one record per standby.
+pub async fn confirm_standby_off(
+    State(app): State<Arc<App>>,
+    Authed(caller, ..): Authed<Admins>,
+) -> Result<Json<Value>, ApiError> {
+    let names = app
+        .fence
+        .confirm_revoked_off()
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    for name in &names {
+        audit_change(&app, caller.clone(), name.clone(), "standby_confirmed_off").await?;
+        app.faults.record(
+            "failover",
+            format!("{} confirmed that the revoked standby {name} is switched off: commands are taken again / 取り消した予備機 {name} の停止を管理者が確認しました", caller.name),
+        );
+    }
+    Ok(Json(json!({"ok": true, "confirmed": names})))
+}
+
+/// How long a following standby goes at most between two requests (the
+/// long poll and a round trip): quieter than this, it is out of touch.
+const IN_TOUCH: i64 = 5_000;
+
+/// Whether `name` is a standby device this primary holds no lease from,
+/// or that has not asked for records lately: it is not following now, so
+/// it cannot learn that it was revoked until it reaches this primary
+/// again (N1: promoted meanwhile, it would give this primary's numbers
+/// again; outside tester e4: stopped a moment ago, its lease still ran).
 fn standby_out_of_touch(app: &App, name: &str) -> bool {
-    app.auth.is_standby_device(name) && !app.fence.leased()
+    let quiet = app
+        .contacts
+        .last(name)
+        .is_none_or(|t| chrono::Utc::now().timestamp_millis() - t > IN_TOUCH);
+    app.auth.is_standby_device(name) && (!app.fence.leased() || quiet)
 }
 
 /// Tells the admin who revoked a standby out of touch what that standby
 /// does not know yet, and what to do with it.
-fn out_of_touch_notice(answer: &mut Value, name: &str) {
-    answer["notice_ja"] = json!(format!("予備機「{name}」はいまこの主機とつながっていないため、登録を取り消されたことをまだ知りません。その予備機を主機に昇格しないでください。電源を切ってください（再びつながると、取り消されたことを表示して昇格を断ります）。"));
-    answer["notice_en"] = json!(format!("standby \"{name}\" is not in touch with this primary, so it does not know it was revoked yet: do not promote it; switch it off (once it reaches this primary again it shows the revocation and refuses promotion)"));
+/// `held`: this primary holds its commands until that standby is known
+/// to have learned it, or an admin confirms it is off.
+fn out_of_touch_notice(answer: &mut Value, name: &str, held: bool) {
+    let (hold_ja, hold_en) = if held {
+        ("この主機は、その予備機が止まったことを確かめられるまで、予備機が最後に連絡してきてから数秒後に受付を止めます。電源を切ったら、管理画面の「予備機の停止を確認」を押してください。", " This primary stops taking commands a few seconds after that standby's last contact, until it is known to be off: once it is switched off, press 予備機の停止を確認 on /admin.")
+    } else {
+        ("", "")
+    };
+    answer["notice_ja"] = json!(format!("予備機「{name}」はいまこの主機とつながっていないため、登録を取り消されたことをまだ知りません。その予備機を主機に昇格しないでください。電源を切ってください（再びつながると、取り消されたことを表示して昇格を断ります）。{hold_ja}"));
+    answer["notice_en"] = json!(format!("standby \"{name}\" is not in touch with this primary, so it does not know it was revoked yet: do not promote it; switch it off (once it reaches this primary again it shows the revocation and refuses promotion).{hold_en}"));
+    answer["held"] = json!(held);
 }
 
 /// `DELETE /api/users/{name}` (admin): deletes an account; its sessions
@@ -702,13 +792,23 @@ async fn delete(
         keep_standby_if_behind(&app, &name)?;
     }
     let unheard = device && standby_out_of_touch(&app, &name);
-    if !app.auth.delete(&name, device)? {
-        return Err(ApiError::NotFound);
+    let waited = if device {
+        hold_for_revoked(&app, &name)?
+    } else {
+        None
+    };
+    let changed = app.auth.delete(&name, device);
+    if !matches!(changed, Ok(true)) {
+        if let Some(hash) = &waited {
+            let _ = app.fence.revoked_gone(hash);
+        }
+        return Err(changed.err().unwrap_or(ApiError::NotFound));
     }
     audit_change(&app, caller, name.clone(), "deleted").await?;
     let mut answer = json!({"ok": true, "deleted": true});
-    if unheard {
-        out_of_touch_notice(&mut answer, &name);
+    let unknowing = revoked_learns(&app, waited.as_deref()).await;
+    if unheard || unknowing {
+        out_of_touch_notice(&mut answer, &name, unknowing);
     }
     Ok(Json(answer))
 }

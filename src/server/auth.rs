@@ -1043,6 +1043,43 @@ impl Auth {
         })
     }
 
+    /// The token hash of `name` if it is the standby of record: an
+    /// enabled, unexpired standby device. Revoking or deleting it makes
+    /// the primary wait until it is known to have learned it (`fence.rs`).
+    pub fn standby_of_record_hash(&self, name: &str) -> Option<String> {
+        let now = unix_now();
+        let f = self.file.lock().ok()?;
+        f.devices
+            .iter()
+            .find(|d| {
+                d.name == name
+                    && d.role == Role::Standby
+                    && !d.disabled
+                    && d.expires_at.is_none_or(|e| now < e)
+            })
+            .map(|d| d.token_sha256.clone())
+    }
+
+    /// The token hash of the standby device `name`, enabled or not.
+    pub fn standby_hash(&self, name: &str) -> Option<String> {
+        let f = self.file.lock().ok()?;
+        f.devices
+            .iter()
+            .find(|d| d.name == name && d.role == Role::Standby)
+            .map(|d| d.token_sha256.clone())
+    }
+
+    /// The hash of the device token a request presents (bearer header or
+    /// device cookie), known here or not: a revoked standby is still told
+    /// apart by it (`fence.rs`).
+    pub fn presented_token_hash(headers: &HeaderMap) -> Option<String> {
+        let bearer = headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        cookie(headers, DEVICE_COOKIE).or(bearer).map(sha256_hex)
+    }
+
     /// Whether `name` is a standby device.
     pub fn is_standby_device(&self, name: &str) -> bool {
         self.file.lock().is_ok_and(|f| {

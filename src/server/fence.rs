@@ -44,6 +44,18 @@
 //!   noted in `<data>/behind`, kept across restarts) refuses commands with
 //!   a message that says to promote the standby, and refuses to revoke the
 //!   standby: revoking it would give acknowledged numbers again.
+//! - **A revoked standby is not gone until known to be** (outside tester
+//!   N1-a, N1-b, e4). Revoking or deleting the standby of record does not
+//!   lift the lease at once: that standby may be in the middle of its
+//!   promotion wait, or cut off, and promoted a moment later. The primary
+//!   keeps its token hash in `<data>/revoked-standby` and takes commands
+//!   only until the last lease that standby gave it runs out (at once
+//!   after a restart), then refuses (`revoked_standby_unconfirmed`) until
+//!   the standby asks again and is refused (it then says, with
+//!   `refused=1`, that it has written the refusal down and will not be
+//!   promoted), or an admin confirms on `/admin` that it is switched off.
+//!   A new standby does not end it. `POST /api/fence` is taken from that
+//!   token, so a revoked standby promoted after all fences this primary.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -88,11 +100,49 @@ pub struct Fence {
     /// ours), kept in `<data>/behind`.
     behind: Mutex<Option<(u64, u64)>>,
     behind_path: PathBuf,
+    /// Primary: standby devices revoked or deleted while they were the
+    /// standby of record, not yet known to have learned it (kept in
+    /// `<data>/revoked-standby`).
+    unconfirmed: Mutex<Vec<Unconfirmed>>,
+    unconfirmed_path: PathBuf,
     /// A promoted machine: the proof of its epoch it hands to devices.
     proof: Mutex<Option<String>>,
     /// Unproven claims recorded (device, epoch): one fault record per
     /// claim, not one per request; bounded.
     unproven: Mutex<std::collections::HashSet<(String, u64)>>,
+}
+
+/// A revoked standby of record that may not know it yet.
+#[derive(Debug, Clone)]
+struct Unconfirmed {
+    /// The SHA-256 (hex) of its token, as the account store kept it.
+    hash: String,
+    name: String,
+    /// Commands are taken until then: the end of the last lease it gave
+    /// (it can renew none since). `None`: not at all (no lease was held,
+    /// or this process started after the revocation).
+    until: Option<Instant>,
+}
+
+/// The file that keeps the revoked standbys not yet confirmed gone.
+const UNCONFIRMED: &str = "revoked-standby";
+
+/// What a primary held back by revoked standbys (`names`) says: what
+/// happened and what to do, for staff and the admin (`/admin` says the
+/// same, with the button).
+pub fn unconfirmed_ja(names: &[String]) -> String {
+    format!("取り消した予備機（{}）が止まったことを確認できていないため、番号の二重発行を防ぐために受付を止めています（その予備機が主機に昇格していると、同じ番号が二度出ます）。その予備機の電源を切ってから、管理者が管理画面で「予備機の停止を確認」を押すと再開します（その予備機がこの主機とつながれば、取り消しを知らせて自動で再開します）。職員に声をおかけください", names.join("、"))
+}
+
+/// The refusal of a command while revoked standbys may not know it
+/// (`App::may_command`).
+pub fn unconfirmed_error(names: &[String]) -> super::error::ApiError {
+    super::error::ApiError::Plain {
+        status: axum::http::StatusCode::SERVICE_UNAVAILABLE,
+        code: "revoked_standby_unconfirmed",
+        ja: unconfirmed_ja(names),
+        en: format!("the revoked standby ({}) is not known to be stopped: commands are held so that no number is given twice (it may have been promoted). Switch it off, then an admin presses 予備機の停止を確認 on /admin (it also resumes by itself once that standby reaches this primary and learns it was revoked)", names.join(", ")),
+    }
 }
 
 /// The header that carries the proof of a promoted machine's epoch.
@@ -169,6 +219,21 @@ impl Fence {
             let (s, o) = t.trim().split_once(' ')?;
             Some((s.parse().ok()?, o.parse().ok()?))
         });
+        let unconfirmed_path = data.join(UNCONFIRMED);
+        let unconfirmed = std::fs::read_to_string(&unconfirmed_path)
+            .map(|t| {
+                t.lines()
+                    .filter_map(|l| {
+                        let (hash, name) = l.trim().split_once(' ').unwrap_or((l.trim(), "?"));
+                        (!hash.is_empty()).then(|| Unconfirmed {
+                            hash: hash.to_string(),
+                            name: name.to_string(),
+                            until: None,
+                        })
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
         Fence {
             boot: rand::random(),
             started: Instant::now(),
@@ -182,6 +247,8 @@ impl Fence {
             primary_last_path,
             behind: Mutex::new(behind),
             behind_path,
+            unconfirmed: Mutex::new(unconfirmed),
+            unconfirmed_path,
             proof: Mutex::new(None),
             unproven: Mutex::new(std::collections::HashSet::new()),
         }
@@ -234,6 +301,113 @@ impl Fence {
     /// to have lost records the standby holds.
     pub fn behind(&self) -> Option<(u64, u64)> {
         self.behind.lock().ok().and_then(|b| *b)
+    }
+
+    /// Primary: the standby of record `name` (token hash `hash`) is being
+    /// revoked or deleted. Until it is known to have learned it, commands
+    /// are taken only while the lease it last gave lasts. Written (fsync,
+    /// rename) before the revocation takes effect.
+    pub fn note_revoked(&self, hash: &str, name: &str) -> std::io::Result<()> {
+        let until = self
+            .lease_until
+            .lock()
+            .ok()
+            .and_then(|l| *l)
+            .filter(|&u| Instant::now() < u);
+        let mut list = self
+            .unconfirmed
+            .lock()
+            .map_err(|_| std::io::Error::other("fence lock poisoned"))?;
+        if list.iter().any(|u| u.hash == hash) {
+            return Ok(());
+        }
+        let mut next = list.clone();
+        next.push(Unconfirmed {
+            hash: hash.to_string(),
+            name: name.to_string(),
+            until,
+        });
+        self.write_unconfirmed(&next)?;
+        *list = next;
+        Ok(())
+    }
+
+    /// Primary: the revoked standby with token hash `hash` learned it (or
+    /// was enabled again): it no longer holds commands back. Its name, if
+    /// it was waited for.
+    pub fn revoked_gone(&self, hash: &str) -> std::io::Result<Option<String>> {
+        let mut list = self
+            .unconfirmed
+            .lock()
+            .map_err(|_| std::io::Error::other("fence lock poisoned"))?;
+        let Some(gone) = list.iter().find(|u| u.hash == hash).cloned() else {
+            return Ok(None);
+        };
+        let next: Vec<Unconfirmed> = list.iter().filter(|u| u.hash != hash).cloned().collect();
+        self.write_unconfirmed(&next)?;
+        *list = next;
+        Ok(Some(gone.name))
+    }
+
+    /// Primary: an admin confirmed every revoked standby switched off; their
+    /// names.
+    pub fn confirm_revoked_off(&self) -> std::io::Result<Vec<String>> {
+        let mut list = self
+            .unconfirmed
+            .lock()
+            .map_err(|_| std::io::Error::other("fence lock poisoned"))?;
+        self.write_unconfirmed(&[])?;
+        Ok(list.drain(..).map(|u| u.name).collect())
+    }
+
+    fn write_unconfirmed(&self, list: &[Unconfirmed]) -> std::io::Result<()> {
+        use std::io::Write;
+        if list.is_empty() {
+            return match std::fs::remove_file(&self.unconfirmed_path) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+                _ => Ok(()),
+            };
+        }
+        let text: String = list
+            .iter()
+            .map(|u| format!("{} {}\n", u.hash, u.name))
+            .collect();
+        let tmp = self.unconfirmed_path.with_extension("tmp");
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(text.as_bytes())?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, &self.unconfirmed_path)
+    }
+
+    /// Primary: the names of the revoked standbys not yet known to have
+    /// learned it.
+    pub fn unconfirmed(&self) -> Vec<String> {
+        self.unconfirmed
+            .lock()
+            .map(|l| l.iter().map(|u| u.name.clone()).collect())
+            .unwrap_or_default()
+    }
+
+    /// Primary: whether `hash` is the token hash of such a standby.
+    pub fn is_unconfirmed(&self, hash: &str) -> bool {
+        self.unconfirmed
+            .lock()
+            .is_ok_and(|l| l.iter().any(|u| u.hash == hash))
+    }
+
+    /// Primary: the revoked standbys whose last lease has run out while
+    /// they may not know they were revoked: commands wait for them.
+    pub fn unconfirmed_holding(&self) -> Vec<String> {
+        let now = Instant::now();
+        self.unconfirmed
+            .lock()
+            .map(|l| {
+                l.iter()
+                    .filter(|u| u.until.is_none_or(|t| now >= t))
+                    .map(|u| u.name.clone())
+                    .collect()
+            })
+            .unwrap_or_else(|_| vec!["?".into()])
     }
 
     /// A promoted machine hands devices this proof of its epoch.
@@ -387,16 +561,17 @@ impl Fence {
     }
 
     /// Standby: how long until every lease the primary may hold has ended.
+    /// With no grant received by this process, the last one (if any) came
+    /// before it started (outside tester e4: stopped, restarted a moment
+    /// later and promoted at once while the primary's lease still ran).
     pub fn wait_before_promotion(&self) -> Duration {
         let last = self
             .last_grant
             .lock()
             .ok()
-            .and_then(|l| l.as_ref().map(|x| x.1));
-        match last {
-            None => Duration::ZERO,
-            Some(at) => (at + LEASE + MARGIN).saturating_duration_since(Instant::now()),
-        }
+            .and_then(|l| l.as_ref().map(|x| x.1))
+            .unwrap_or(self.started);
+        (last + LEASE + MARGIN).saturating_duration_since(Instant::now())
     }
 }
 
@@ -508,7 +683,10 @@ mod tests {
     fn the_standby_waits_a_lease_after_its_last_answer() {
         let dir = tempfile::tempdir().expect("tmp");
         let f = Fence::open(dir.path());
-        assert_eq!(f.wait_before_promotion(), Duration::ZERO);
+        assert!(
+            f.wait_before_promotion() > LEASE,
+            "a grant may have come just before this process started"
+        );
         f.received(Some("1-2"));
         assert!(f.wait_before_promotion() > LEASE);
         assert_eq!(f.echo().as_deref(), Some("1-2"));
@@ -542,6 +720,36 @@ mod tests {
         assert_eq!(Fence::open(dir.path()).behind(), Some((10, 8)));
         f.clear_behind().expect("clear");
         assert_eq!(Fence::open(dir.path()).behind(), None);
+    }
+
+    #[test]
+    fn a_revoked_standby_holds_commands_after_its_lease_until_it_is_gone_also_after_a_restart() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let f = Fence::open(dir.path());
+        f.renew(&f.grant());
+        f.note_revoked("aa11", "standby-1").expect("note");
+        assert!(f.unconfirmed_holding().is_empty(), "its lease still runs");
+        assert!(f.is_unconfirmed("aa11"));
+        let again = Fence::open(dir.path());
+        assert_eq!(again.unconfirmed_holding(), vec!["standby-1".to_string()]);
+        assert_eq!(again.revoked_gone("bb").expect("other"), None);
+        assert_eq!(
+            again.revoked_gone("aa11").expect("gone").as_deref(),
+            Some("standby-1")
+        );
+        assert!(Fence::open(dir.path()).unconfirmed().is_empty());
+        let unleased = Fence::open(dir.path());
+        unleased.note_revoked("cc", "standby-2").expect("note");
+        assert_eq!(
+            unleased.unconfirmed_holding(),
+            vec!["standby-2".to_string()]
+        );
+        assert_eq!(
+            unleased.confirm_revoked_off().expect("confirm"),
+            vec!["standby-2".to_string()]
+        );
+        assert!(unleased.unconfirmed_holding().is_empty());
+        assert!(Fence::open(dir.path()).unconfirmed().is_empty());
     }
 
     #[test]

@@ -89,6 +89,14 @@ impl Blocked {
                 "いま ばんごうを だせません。",
                 "This primary lost records its standby holds; issuing is stopped. Promote the standby.",
             ),
+            E::Plain {
+                code: "revoked_standby_unconfirmed",
+                ..
+            } => (
+                "取り消した予備機の停止が確認できていないため、番号の二重発行を防ぐために受付を止めています。",
+                "いま ばんごうを だせません。",
+                "The revoked standby is not known to be off; issuing is stopped so that no number is given twice.",
+            ),
             E::Standby => (
                 "この機械は予備機です。",
                 "この きかいは よびの きかいです。",

@@ -138,6 +138,9 @@ pub struct App {
     pub standby: std::sync::atomic::AtomicBool,
     /// Promotion under way: waiting out the old primary's lease.
     pub promoting: std::sync::atomic::AtomicBool,
+    /// The standby link's loop runs (or stopped for good on an error): a
+    /// promotion refused at its end follows again without a second loop.
+    pub following: std::sync::atomic::AtomicBool,
     /// Issuing rate limits per issuer and category.
     pub issue_limits: limits::IssueLimits,
     /// Addresses a valid credential came from lately: their share of the
@@ -182,6 +185,13 @@ impl App {
         // team F3).
         if let Some((standby, ours)) = self.fence.behind() {
             return Err(ApiError::PrimaryBehind { standby, ours });
+        }
+        // A standby revoked while it may be promoting or cut off: its last
+        // lease has run out and it may be taking commands itself (outside
+        // tester N1-a, e4).
+        let holding = self.fence.unconfirmed_holding();
+        if !holding.is_empty() {
+            return Err(fence::unconfirmed_error(&holding));
         }
         if self.auth.has_standby() && !self.fence.leased() {
             return Err(ApiError::NoLease);
@@ -267,6 +277,7 @@ fn router(app: Arc<App>) -> Router {
         .route("/api/replication", get(replication::serve))
         .route("/api/promote", post(replication::promote))
         .route("/api/fence", post(replication::fence))
+        .route("/api/standby/confirm-off", post(api::confirm_standby_off))
         .route("/audit", get(audit::page))
         .route("/api/audit/export", get(audit::export))
         .route("/preview/sample/{*topic}", get(displays::sample))
@@ -437,6 +448,7 @@ pub fn run(
             faults: faults::Faults::new(data),
             standby: std::sync::atomic::AtomicBool::new(args.standby_of.is_some()),
             promoting: std::sync::atomic::AtomicBool::new(false),
+            following: std::sync::atomic::AtomicBool::new(false),
             issue_limits: limits::IssueLimits::default(),
             known: known::KnownAddrs::new(),
             sign_in_audit: sign_in_audit::SignInAudit::default(),
@@ -547,7 +559,7 @@ async fn admin_page(
     let primary_last = app.fence.primary_last();
     let html = app.pages.render(
         "admin.html",
-        madoguchi_renderer::context! { office, user => caller.name, faults => app.faults.rows(), devices => health::devices(&app), standby => app.is_standby(), refused => app.is_standby().then(|| replication::refused_here(&app.data)).flatten().map(|r| r.message().0), held, primary_last, replaced => app.fence.replaced(), behind => app.fence.behind().filter(|_| app.fence.replaced().is_none()).map(|(standby, ours)| madoguchi_renderer::context! { standby, ours }), no_lease => (!app.is_standby() && app.fence.replaced().is_none() && app.fence.behind().is_none() && app.auth.has_standby() && !app.fence.leased()).then_some(error::NO_LEASE_JA), csrf => caller.csrf(), closed_today },
+        madoguchi_renderer::context! { office, user => caller.name, faults => app.faults.rows(), devices => health::devices(&app), standby => app.is_standby(), refused => app.is_standby().then(|| replication::refused_here(&app.data)).flatten().map(|r| r.message().0), held, primary_last, replaced => app.fence.replaced(), behind => app.fence.behind().filter(|_| app.fence.replaced().is_none()).map(|(standby, ours)| madoguchi_renderer::context! { standby, ours }), no_lease => (!app.is_standby() && app.fence.replaced().is_none() && app.fence.behind().is_none() && app.auth.has_standby() && !app.fence.leased()).then_some(error::NO_LEASE_JA), unconfirmed => (!app.is_standby() && app.fence.replaced().is_none()).then(|| app.fence.unconfirmed().join("、")).filter(|n| !n.is_empty()), unconfirmed_holding => !app.fence.unconfirmed_holding().is_empty(), csrf => caller.csrf(), closed_today },
     )?;
     Ok(html.into_response())
 }

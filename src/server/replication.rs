@@ -167,6 +167,15 @@ pub struct Since {
     /// The last lease grant the standby received (`fence.rs`).
     #[serde(default)]
     lease: Option<String>,
+    /// A standby that has written down that this primary refused it (and
+    /// so will not be promoted) says so: a refusal of this request tells
+    /// the primary that the revoked standby knows (`fence.rs`).
+    #[serde(default)]
+    refused: bool,
+    /// A standby at the end of its promotion wait asks only whether this
+    /// primary still knows its token: answered at once, renewing nothing.
+    #[serde(default)]
+    probe: bool,
 }
 
 /// Where the last answer ended: its last record's number and hash, and the
@@ -303,9 +312,21 @@ pub async fn serve(
     headers: HeaderMap,
     Query(q): Query<Since>,
 ) -> Result<Json<Value>, ApiError> {
-    let caller = app
+    let caller = match app
         .auth
-        .require(&method, &headers, &[Role::Standby, Role::Admin])?;
+        .require(&method, &headers, &[Role::Standby, Role::Admin])
+    {
+        Ok(c) => c,
+        Err(e) => {
+            if q.refused {
+                revoked_standby_knows(&app, &headers);
+            }
+            return Err(e);
+        }
+    };
+    if q.probe {
+        return Ok(Json(json!({"records": [], "probe": true})));
+    }
     let mut commits = app.feed.subscribe();
     let mut accounts_changed = app.auth.subscribe();
     for attempt in 0..2 {
@@ -392,6 +413,82 @@ pub async fn serve(
     Ok(Json(json!({"records": [], "grant": app.fence.grant()})))
 }
 
+/// A revoked standby was refused and has said that it wrote the refusal
+/// down: it will not be promoted, so this primary stops waiting for it.
+fn revoked_standby_knows(app: &App, headers: &HeaderMap) {
+    let Some(hash) = super::auth::Auth::presented_token_hash(headers) else {
+        return;
+    };
+    match app.fence.revoked_gone(&hash) {
+        Ok(Some(name)) => app.faults.record(
+            "failover",
+            format!("the revoked standby {name} reached this primary and knows it was revoked (it will not be promoted) / 取り消した予備機 {name} が取り消しを知りました"),
+        ),
+        Ok(None) => {}
+        Err(e) => app.faults.record(
+            "failover",
+            format!("cannot note that the revoked standby knows it ({e}): still holding commands"),
+        ),
+    }
+}
+
+/// How long a standby at the end of its promotion wait waits for the
+/// primary's answer: a primary that does not answer is taken for dead.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Standby, at the end of the promotion wait: the primary's refusal of
+/// this standby's token, if it answers with one (revoked or deleted
+/// meanwhile: outside tester N1-a, N1-b). A primary out of reach, or one
+/// that still knows the token, is no refusal.
+async fn primary_refuses_now(app: &App) -> Option<Refusal> {
+    let primary = app.primary_url.clone()?;
+    let token = std::fs::read_to_string(app.data.join("standby-token")).ok()?;
+    let http = reqwest::Client::builder()
+        .timeout(PROBE_TIMEOUT)
+        .build()
+        .ok()?;
+    let r = http
+        .get(format!("{primary}/api/replication?after=0&probe=true"))
+        .bearer_auth(token.trim())
+        .send()
+        .await
+        .ok()?;
+    let status = r.status();
+    if status != StatusCode::UNAUTHORIZED && status != StatusCode::FORBIDDEN {
+        return None;
+    }
+    let code = r
+        .json::<Value>()
+        .await
+        .ok()
+        .and_then(|v| v["error"]["code"].as_str().map(str::to_string))
+        .unwrap_or_default();
+    Some(Refusal {
+        status: status.as_u16(),
+        code,
+        primary,
+        at: chrono::Utc::now().to_rfc3339(),
+    })
+}
+
+/// A promotion that did not happen: this machine is a standby again and
+/// follows (a refused one only asks now and then).
+fn follow_again(app: &Arc<App>) {
+    app.promoting.store(false, Ordering::SeqCst);
+    app.standby.store(true, Ordering::SeqCst);
+    let token = std::fs::read_to_string(app.data.join("standby-token"));
+    if let (Some(primary), Ok(token)) = (app.primary_url.clone(), token) {
+        follow(app.clone(), primary, token.trim().to_string());
+    }
+}
+
+/// The refusal of a promotion for `code`: the cause and the way out.
+fn refuse_promotion(code: &str, ja: &str, en: &str) -> Response {
+    (StatusCode::CONFLICT, Json(json!({"error": {"code": code,
+        "message_ja": format!("昇格できません：{ja}。主機もほかの予備機も二度と動かさないと確かめたときに限り、madoguchi promote --override-not-of-record で昇格できます"),
+        "message_en": format!("not promoted: {en}. Only if the primary and every other standby are off for good: madoguchi promote --override-not-of-record")}}))).into_response()
+}
+
 /// The body of `POST /api/promote` (optional; `{}` and none are the same).
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -456,9 +553,7 @@ pub async fn promote(
     if app.is_standby() {
         if let Some((code, ja, en)) = not_of_record(&app) {
             if !asked.override_not_of_record {
-                return Ok((StatusCode::CONFLICT, Json(json!({"error": {"code": code,
-                    "message_ja": format!("昇格できません：{ja}。主機もほかの予備機も二度と動かさないと確かめたときに限り、madoguchi promote --override-not-of-record で昇格できます"),
-                    "message_en": format!("not promoted: {en}. Only if the primary and every other standby are off for good: madoguchi promote --override-not-of-record")}}))).into_response());
+                return Ok(refuse_promotion(code, &ja, &en));
             }
             let said = format!("{} promoted this standby although it is not the primary's standby of record ({code}), by override: numbers may be given twice if the primary or another standby still runs / 登録外の予備機を強制的に昇格しました: {ja}", caller.name);
             eprintln!("madoguchi: {said}");
@@ -494,6 +589,19 @@ pub async fn promote(
         }
         tokio::time::sleep(wait).await;
     }
+    // The primary may have revoked this standby during the wait (outside
+    // tester N1-a, N1-b): if it answers, it is asked once. A refusal
+    // stops the promotion, written down as any refusal; a primary out of
+    // reach is taken for dead (it holds its own commands back until the
+    // revoked standby is known to be gone, `fence.rs`).
+    if !asked.override_not_of_record {
+        if let Some(refusal) = primary_refuses_now(&app).await {
+            note_refusal(&app, &refusal);
+            follow_again(&app);
+            let (ja, en) = refusal.message();
+            return Ok(refuse_promotion("standby_refused", &ja, &en));
+        }
+    }
     let by = caller.name.clone();
     let a = app.clone();
     let epoch = tokio::task::spawn_blocking(move || -> Result<u64, ApiError> {
@@ -513,8 +621,7 @@ pub async fn promote(
         Ok(n) => n,
         Err(e) => {
             // Not promoted after all: follow again.
-            app.promoting.store(false, Ordering::SeqCst);
-            app.standby.store(true, Ordering::SeqCst);
+            follow_again(&app);
             return Err(e);
         }
     };
@@ -653,9 +760,21 @@ pub async fn fence(
     headers: HeaderMap,
     axum::Json(body): axum::Json<FenceBody>,
 ) -> Result<Json<Value>, ApiError> {
-    let caller = app
+    // A standby revoked here but not known to have learned it may have
+    // been promoted all the same (cut off, or in the middle of its
+    // promotion wait): its word fences this primary.
+    let caller = match app
         .auth
-        .require(&method, &headers, &[Role::Standby, Role::Admin])?;
+        .require(&method, &headers, &[Role::Standby, Role::Admin])
+    {
+        Ok(c) => c.name,
+        Err(e) => match super::auth::Auth::presented_token_hash(&headers)
+            .filter(|h| app.fence.is_unconfirmed(h))
+        {
+            Some(_) => "the revoked standby".to_string(),
+            None => return Err(e),
+        },
+    };
     let ours = app.engine.read_async(|e| e.state().meta.epoch).await?;
     if body.epoch > ours && !app.is_standby() {
         let newly = app
@@ -667,7 +786,7 @@ pub async fn fence(
                 "failover",
                 format!(
                     "replaced: {} was promoted (epoch {}); this server takes no more commands",
-                    caller.name, body.epoch
+                    caller, body.epoch
                 ),
             );
         }
@@ -677,11 +796,47 @@ pub async fn fence(
 
 /// Follows the primary until promoted.
 pub fn follow(app: Arc<App>, primary: String, token: String) {
+    if app.following.swap(true, Ordering::SeqCst) {
+        return;
+    }
     tokio::spawn(async move {
+        follow_loop(&app, &primary, &token).await;
+    });
+}
+
+/// How the link stopped.
+enum Stopped {
+    /// This machine is being promoted.
+    Promoting,
+    /// For good: the logs differ, or the engine is gone.
+    ForGood,
+}
+
+/// The standby link: it pauses while a promotion runs, and follows
+/// again if that promotion is refused at its end ([`follow_again`]);
+/// [`App::following`] keeps it to one loop.
+async fn follow_loop(app: &Arc<App>, primary: &str, token: &str) {
+    while let Stopped::Promoting = follow_while_standby(app, primary, token).await {
+        app.following.store(false, Ordering::SeqCst);
+        // A refused promotion set `standby` before asking for the loop:
+        // either it sees the flag clear and starts one, or this sees
+        // `standby` again and goes on.
+        if !app.standby.load(Ordering::SeqCst) || app.following.swap(true, Ordering::SeqCst) {
+            return;
+        }
+    }
+}
+
+/// Follows while this machine is a standby.
+async fn follow_while_standby(app: &Arc<App>, primary: &str, token: &str) -> Stopped {
+    let primary = primary.to_string();
+    {
         let http = reqwest::Client::builder()
             .timeout(LONG_POLL + Duration::from_secs(10))
             .build();
-        let Ok(http) = http else { return };
+        let Ok(http) = http else {
+            return Stopped::ForGood;
+        };
         let mut reachable = true;
         let mut refused = refused_here(&app.data).is_some();
         while app.standby.load(Ordering::SeqCst) {
@@ -690,14 +845,16 @@ pub fn follow(app: Arc<App>, primary: String, token: String) {
                 let t = e.log().tail();
                 (t.next_seq - 1, hex(&t.last_hash))
             }) else {
-                break;
+                return Stopped::ForGood;
             };
             let held = app.auth.received_digest();
             let lease = app.fence.echo().unwrap_or_default();
+            // `refused`: this standby has written the refusal down, so the
+            // primary stops waiting for it (`fence.rs`).
             let url = format!(
-                "{primary}/api/replication?after={after}&hash={hash}&accounts={held}&lease={lease}"
+                "{primary}/api/replication?after={after}&hash={hash}&accounts={held}&lease={lease}&refused={refused}"
             );
-            let answer = http.get(&url).bearer_auth(&token).send().await;
+            let answer = http.get(&url).bearer_auth(token).send().await;
             let answer = match answer {
                 Ok(r) if r.status() == StatusCode::CONFLICT => {
                     let code = r
@@ -711,7 +868,7 @@ pub fn follow(app: Arc<App>, primary: String, token: String) {
                         format!("the primary's log differs from ours after record {after}: not following it")
                     };
                     app.faults.record("standby", why);
-                    break;
+                    return Stopped::ForGood;
                 }
                 Ok(r) if r.status().is_success() => r.json::<Value>().await.ok(),
                 Ok(r)
@@ -736,8 +893,11 @@ pub fn follow(app: Arc<App>, primary: String, token: String) {
                             primary: primary.clone(),
                             at: chrono::Utc::now().to_rfc3339(),
                         };
-                        note_refusal(&app, &refusal);
+                        note_refusal(app, &refusal);
                         refused = true;
+                        // Said at once: the primary holds its commands
+                        // until it knows this standby knows.
+                        continue;
                     }
                     // Nothing is taken from the primary from now on; it is
                     // only asked, now and then, whether it knows this token
@@ -828,12 +988,13 @@ pub fn follow(app: Arc<App>, primary: String, token: String) {
                 Ok(Err(e)) => {
                     app.faults
                         .record("standby", format!("records from the primary refused: {e}"));
-                    break;
+                    return Stopped::ForGood;
                 }
-                Err(_) => break,
+                Err(_) => return Stopped::ForGood,
             }
         }
-    });
+        Stopped::Promoting
+    }
 }
 
 /// Enrols this standby with the primary (once); the token is kept in the
