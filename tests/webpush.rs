@@ -268,12 +268,17 @@ fn ticket_json_passed(
 
 /// Publishes a full bundle with the ticket topic, as the office does.
 fn publish(r: &Relay, key: &SigningKey, seq: u64, ticket: String) {
+    publish_for(r, key, seq, ticket, 600);
+}
+
+/// [`publish`] with data that expires after `life_s` seconds.
+fn publish_for(r: &Relay, key: &SigningKey, seq: u64, ticket: String, life_s: i64) {
     let now = UnixSeconds::now().0;
     let header = Header {
         relay: crate::relay_util::RELAY_NAME.into(),
         seq,
         created: UnixSeconds(now),
-        expires: UnixSeconds(now + 600),
+        expires: UnixSeconds(now + life_s),
         kind: Kind::Full,
         base: 0,
         files: vec![],
@@ -817,6 +822,75 @@ fn the_subscribe_route_refuses_abuse_with_the_right_status_and_the_fan_out_goes_
         page.contains("madoguchi_relay_push_refused_total{reason=\"rate\"}"),
         "{page}"
     );
+}
+
+/// Push red team F1: requests refused before their body (a foreign
+/// Origin, not JSON — what any web page can make a visitor's browser send
+/// cross-site) do not spend the budget of the address they come from, so
+/// the people behind one waiting-room Wi-Fi address still subscribe. F2:
+/// while the office's data has expired, a subscription is refused (503)
+/// instead of taken for a ticket the relay can no longer follow.
+#[test]
+fn junk_does_not_spend_an_address_budget_and_expired_data_takes_no_subscription() {
+    let office = SigningKey::from_bytes(&[31; 32]);
+    let svc = PushService::start();
+    let r = relay_util::start_sections(&office, "", "", 0, |_| {
+        push_section(
+            &svc,
+            relay_util::free_port(),
+            "per_address_per_minute = 5\nper_ticket_per_minute = 10",
+            true,
+        )
+    });
+    publish_for(&r, &office, 1, ticket_json(DATE, true, &[104, 105], &[]), 6);
+    for _ in 0..20 {
+        let st = post(
+            &r,
+            "/push/subscribe",
+            Some("https://evil.example"),
+            "text/plain",
+            b"x".to_vec(),
+        );
+        assert_eq!(st, 403, "a foreign Origin is refused");
+    }
+    let k = keys(false);
+    let body = sub_body(
+        &claim(104),
+        &svc.endpoint("/ok/real"),
+        &k,
+        json!({"ahead": 3}),
+    );
+    assert_eq!(
+        subscribe(&r, &body),
+        201,
+        "the real holder on the same address still subscribes"
+    );
+    // The data expires (6 s after it was made): no new subscription.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let res = r
+            .http()
+            .get(r.public_url("/displays/ticket.json"))
+            .send()
+            .expect("ticket.json");
+        if res.headers().contains_key("x-madoguchi-stale") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the data never expired");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let body = sub_body(
+        &claim(105),
+        &svc.endpoint("/ok/late"),
+        &k,
+        json!({"ahead": 3}),
+    );
+    let (st, words) = subscribe_answer(&r, &body);
+    assert_eq!(st, 503, "{words}");
+    assert!(words.contains("最新の情報が届いていない"), "{words}");
+    // Fresh data again: taken.
+    publish(&r, &office, 2, ticket_json(DATE, true, &[104, 105], &[]));
+    assert_eq!(subscribe_answer(&r, &body).0, 201);
 }
 
 /// Posts a subscription; the status and the answer's words.

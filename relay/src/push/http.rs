@@ -114,6 +114,10 @@ fn refuse(push: &Push, reason: &'static str) -> Response<Body> {
             StatusCode::CONFLICT,
             "この番号札のお知らせ先が多すぎます / Too many subscriptions for this ticket\n",
         ),
+        "stale" => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "窓口の最新の情報が届いていないため、ただいまお知らせを設定できません。しばらくしてからお試しください / The office's data is out of date: try again later\n",
+        ),
         "full" | "busy" => (
             StatusCode::SERVICE_UNAVAILABLE,
             "ただいま受け付けられません / Try again later\n",
@@ -214,9 +218,12 @@ impl Push {
         }
     }
 
-    /// The checks before the body: Origin, type, length. Then the body.
-    async fn body(&self, req: Request<Incoming>) -> Result<Bytes, &'static str> {
-        let h = req.headers();
+    /// The checks before the body: Origin, type, length. Run before the
+    /// address's budget is counted: a request refused here costs nothing
+    /// to refuse, and counting it let any web page (a cross-site
+    /// `text/plain` POST needs no preflight) spend the budget of a whole
+    /// waiting room behind one address (push red team F1).
+    fn headers_ok(&self, h: &hyper::HeaderMap) -> Result<(), &'static str> {
         let origin_ok = h
             .get(header::ORIGIN)
             .and_then(|o| o.to_str().ok())
@@ -241,6 +248,12 @@ impl Push {
         if declared > max as u64 {
             return Err("too_large");
         }
+        Ok(())
+    }
+
+    /// The body, once [`Self::headers_ok`] passed, within its cap and time.
+    async fn body(&self, req: Request<Incoming>) -> Result<Bytes, &'static str> {
+        let max = self.cfg.max_body_bytes;
         match tokio::time::timeout(BODY_DEADLINE, Limited::new(req.into_body(), max).collect())
             .await
         {
@@ -256,6 +269,9 @@ impl Push {
         req: Request<Incoming>,
         peer: SocketAddr,
     ) -> Response<Body> {
+        if let Err(reason) = self.headers_ok(req.headers()) {
+            return refuse(self, reason);
+        }
         if !self.admit_address(crate::conn::network_of(peer.ip())) {
             return refuse(self, "rate");
         }
@@ -273,6 +289,12 @@ impl Push {
         let endpoint = r.subscription.endpoint;
         if !keys_ok || !r.notify.valid() || endpoint.len() > MAX_ENDPOINT {
             return refuse(self, "malformed");
+        }
+        // While the office's data has expired the relay cannot know the
+        // ticket is still live: say so, do not take a subscription that
+        // may never fire (push red team F2).
+        if self.is_stale() {
+            return refuse(self, "stale");
         }
         // Live and its own tag first: only the holders of live tickets
         // (a few hundred) enter the per-ticket table and slots, so
@@ -361,6 +383,9 @@ impl Push {
         req: Request<Incoming>,
         peer: SocketAddr,
     ) -> Response<Body> {
+        if let Err(reason) = self.headers_ok(req.headers()) {
+            return refuse(self, reason);
+        }
         if !self.admit_address(crate::conn::network_of(peer.ip())) {
             return refuse(self, "rate");
         }

@@ -204,6 +204,8 @@ pub struct Push {
     dirty: Notify,
     /// Subscribe checks (a DNS lookup each) in flight at once.
     checks: Arc<Semaphore>,
+    /// Whether the office's data has expired (the relay's own flag).
+    stale: Mutex<Option<tokio::sync::watch::Receiver<bool>>>,
 }
 
 impl Push {
@@ -232,12 +234,28 @@ impl Push {
             inbox: Mutex::new(Some(inbox)),
             dirty: Notify::new(),
             checks: Arc::new(Semaphore::new(16)),
+            stale: Mutex::new(None),
             cfg: cfg.push.clone(),
         }))
     }
 
-    /// Starts watching the ticket topic, the sender and the writer.
-    pub fn start(self: &Arc<Self>, hub: &Hub) -> Result<(), PushError> {
+    /// Whether the office's data has expired.
+    pub(crate) fn is_stale(&self) -> bool {
+        self.stale
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .is_some_and(|rx| *rx.borrow())
+    }
+
+    /// Starts watching the ticket topic, the sender and the writer;
+    /// `stale` is the relay's flag for expired office data.
+    pub fn start(
+        self: &Arc<Self>,
+        hub: &Hub,
+        stale: tokio::sync::watch::Receiver<bool>,
+    ) -> Result<(), PushError> {
+        *self.stale.lock().unwrap_or_else(|p| p.into_inner()) = Some(stale);
         let client = send::client(&self.cfg, self.guard.clone())?;
         let sub = hub.subscribe("ticket");
         let me = self.clone();

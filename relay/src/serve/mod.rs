@@ -102,7 +102,7 @@ impl Relay {
         });
         relay.note_impossible_sequence();
         if let Some(p) = &relay.push {
-            p.start(&relay.hub)?;
+            p.start(&relay.hub, relay.stale_watch())?;
         }
         Ok(relay)
     }
