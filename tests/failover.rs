@@ -838,6 +838,39 @@ fn a_primary_whose_standby_is_down_says_what_to_do_until_the_standby_is_revoked(
     let (st, v) = issue(&primary.base, &e.kiosk);
     assert_eq!(st, StatusCode::SERVICE_UNAVAILABLE, "after a restart: {v}");
     assert_eq!(v["error"]["code"], "revoked_standby_unconfirmed", "{v}");
+    // Outside tester replay3: no way around the hold.
+    // F1: a kiosk link under the standby's name would replace its record
+    // without a revocation: refused.
+    let (st, v) = admin_send(
+        &primary,
+        "/api/devices",
+        json!({"name": "standby-1", "role": "kiosk"}),
+    );
+    assert_eq!(st, StatusCode::CONFLICT, "{v}");
+    assert_eq!(v["error"]["code"], "standby_name", "{v}");
+    // F2: a backup carries the hold; the spare restored from it holds too.
+    let dir = tempfile::tempdir().expect("tmp");
+    let bak = dir.path().join("held.bak");
+    ok(
+        &data_of(&primary),
+        &["backup", "--out", &bak.display().to_string()],
+    );
+    let spare = dir.path().join("spare");
+    ok(&spare, &["restore", &bak.display().to_string()]);
+    let held = std::fs::read_to_string(spare.join("revoked-standby")).unwrap_or_default();
+    assert!(
+        held.contains("standby-1"),
+        "the spare keeps the hold: {held:?}"
+    );
+    // F3: the offline tools refuse the held folder.
+    let lines = dir.path().join("lines.jsonl");
+    std::fs::write(&lines, "").expect("write");
+    for args in [vec!["apply"], vec!["import", lines.to_str().expect("path")]] {
+        let out = crate::util::run(&spare, &args);
+        let said = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} wrote to the held spare");
+        assert!(said.contains("停止が確認できていない"), "{args:?}: {said}");
+    }
     let (pc, _) = primary.admin();
     let admin = pc
         .get(primary.url("/admin"))

@@ -41,6 +41,7 @@ mod system {
     mod browser;
     mod diskfull;
     mod displays;
+    mod failover_pages;
     mod kiosk_health;
     mod layout_log;
     mod notices;

@@ -86,10 +86,18 @@ pub struct Manifest {
 }
 
 /// The data folder's files that a backup carries beside the log: the
-/// server's account store (`src/server/auth.rs`). Host settings and the
-/// relay signing key are not among them (the key is written as a separate
-/// secret file by `madoguchi backup`).
-pub const CARRIED: [&str; 3] = ["accounts.json", "sessions.json", "enrolments.json"];
+/// server's account store (`src/server/auth.rs`), and the hold for a
+/// revoked standby not yet known to be off (`revoked-standby`,
+/// `src/server/fence.rs`: a restored spare must not issue beside a standby
+/// that may have been promoted; outside tester replay3 F2). Host settings
+/// and the relay signing key are not among them (the key is written as a
+/// separate secret file by `madoguchi backup`).
+pub const CARRIED: [&str; 4] = [
+    "accounts.json",
+    "sessions.json",
+    "enrolments.json",
+    "revoked-standby",
+];
 
 /// Reads the carried files present in `data`.
 fn read_carried(data: &Path) -> Result<std::collections::BTreeMap<String, String>, BackupError> {

@@ -70,6 +70,24 @@ pub fn refuse_fenced_folder(data: &Path) -> Result<()> {
     let replaced = std::fs::read_to_string(data.join("replaced"))
         .ok()
         .and_then(|t| t.trim().parse::<u64>().ok());
+    // A revoked standby not yet known to be off may have been promoted:
+    // numbers written here offline could be given again there (outside
+    // tester replay3 F3). The server holds its commands for it; so do the
+    // offline tools, until an administrator confirms on /admin.
+    if let Ok(held) = std::fs::read_to_string(data.join("revoked-standby")) {
+        let names: Vec<&str> = held
+            .lines()
+            .filter_map(|l| l.split_once(' ').map(|(_, n)| n))
+            .collect();
+        if !names.is_empty() {
+            anyhow::bail!(
+                "取り消した予備機（{}）の停止が確認できていないため、この主機では番号を記録できません。予備機の電源を切ってからサーバーを起動し、管理画面で「予備機の停止を確認」を押してください / the revoked standby ({}) is not known to be off: switch it off, start the server and confirm on /admin first ({})",
+                names.join("、"),
+                names.join(", "),
+                data.join("revoked-standby").display()
+            );
+        }
+    }
     if let Some(epoch) = replaced {
         anyhow::bail!(
             "この機械は主機ではなくなりました（予備機が主機に昇格しました・第{epoch}期）。番号は新しい主機で発行してください。職員に声をおかけください（元の主機を予備機として戻す手順: docs/manual-ja.md「元の主機の復帰」） / this server has been replaced (a standby was promoted, epoch {epoch}); use the new primary ({})",

@@ -524,6 +524,17 @@ pub async fn new_device(
         ));
     }
     app.auth.check_device_name(&d.name)?;
+    // A kiosk or display link under the standby's name would replace the
+    // standby's record when used, without the hold a revocation puts on
+    // this primary (outside tester replay3 F1: numbers given twice).
+    if d.role != Role::Standby && app.auth.standby_hash(&d.name).is_some() {
+        return Err(ApiError::Plain {
+            status: StatusCode::CONFLICT,
+            code: "standby_name",
+            ja: format!("「{}」は予備機の名前です。発券機や表示機には別の名前を付けてください。予備機を置き換えるときは、まず「端末」の画面で予備機を取り消してください", d.name),
+            en: format!("\"{}\" is the standby's name: give the kiosk or display another name; to replace the standby, revoke it first", d.name),
+        });
+    }
     // One standby at a time (red team F2); a new link withdraws an unused
     // one, and says so (N2: the old link then answers that it was
     // replaced, not "used or expired").
@@ -917,9 +928,18 @@ pub async fn enrol(
 ) -> Result<Response, ApiError> {
     enrol_throttle(&app, addr)?;
     let throttle = &app.auth.throttle;
-    let (token, role, name) = app
-        .auth
-        .enrol(&code, want.role)
+    // A link that would replace the standby of record's token is a
+    // revocation of that standby: hold as a revocation does, before the
+    // record changes (replay3 F1), and undo the hold if nothing changed.
+    let replaced = match app.auth.enrolment_for(&code) {
+        Some(super::auth::Code::Open(name, _)) => hold_for_revoked(&app, &name)?,
+        _ => None,
+    };
+    let enrolled = app.auth.enrol(&code, want.role);
+    if let (Err(_), Some(hash)) = (&enrolled, &replaced) {
+        let _ = app.fence.revoked_gone(hash);
+    }
+    let (token, role, name) = enrolled
         .inspect_err(|e| {
             if matches!(e, ApiError::NotFound) {
                 throttle.busy(addr);

@@ -16,7 +16,7 @@ use serde_json::json;
 
 /// What a primary whose standby is out of reach says (issue 24): why, and
 /// what to do, for staff and for the admin (`/admin` says the same).
-pub const NO_LEASE_JA: &str = "予備機と連絡が取れないため、番号の二重発行を防ぐために受付を止めています。予備機の電源とケーブルを確かめてください（つながれば自動で再開します）。予備機が故障しているとき（主機に昇格させていないときに限ります）は、管理者が管理画面の「端末」で予備機の「取り消す」を押すと、予備機なしで再開します";
+pub const NO_LEASE_JA: &str = "予備機と連絡が取れないため、番号の二重発行を防ぐために受付を止めています。予備機の電源とケーブルを確かめてください（つながれば自動で再開します）。予備機が故障しているとき（主機に昇格させていないときに限ります）は、管理者が予備機の電源を切ってから、管理画面の「端末」で予備機の「取り消す」を押し、管理画面で「予備機の停止を確認」を押すと、予備機なしで再開します";
 
 #[derive(Debug)]
 pub enum ApiError {

@@ -210,7 +210,7 @@ fn staff_accounts_are_created_changed_and_disabled_in_the_page() {
         "return Array.from(document.querySelectorAll('table.audit-table tbody tr')).filter(r => r.textContent.includes('yamada を無効にしました')).map(r => r.children[2].textContent)",
         json!([]),
     );
-    assert_eq!(set_by_admin, json!(["admin"]));
+    assert_eq!(set_by_admin, json!(["admin（管理者アカウント）"]));
     axe_clean(&b, "/audit");
     save("audit.png", &b.screenshot());
 }
@@ -349,7 +349,7 @@ fn an_administrator_ends_someone_elses_session_in_the_page() {
         "return Array.from(document.querySelectorAll('table.audit-table tbody tr')).filter(r => r.textContent.includes('sato のログインを終了させました')).map(r => r.children[2].textContent)",
         json!([]),
     );
-    assert_eq!(row, json!(["admin"]));
+    assert_eq!(row, json!(["admin（管理者アカウント）"]));
 }
 
 /// A day closed by mistake is reopened from the admin page (issue 23):
@@ -410,5 +410,5 @@ fn an_administrator_reopens_a_day_closed_by_mistake_in_the_page() {
         "return Array.from(document.querySelectorAll('table.audit-table tbody tr')).filter(r => r.textContent.includes('の受付を再開しました')).map(r => r.children[2].textContent)",
         json!([]),
     );
-    assert_eq!(row, json!(["admin"]));
+    assert_eq!(row, json!(["admin（管理者アカウント）"]));
 }

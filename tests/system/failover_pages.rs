@@ -1,0 +1,70 @@
+//! Issue 24 (R10, R11) in the administrator's page, clicked in Chromium:
+//! revoking a standby that is switched off makes the primary hold its
+//! commands (it cannot tell that standby from one being promoted or cut
+//! off); /admin says why, and once the administrator presses
+//! 「予備機の停止を確認」 and answers the question, issuing goes on.
+
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+
+use crate::failover::{enrolled_primary, issue, pair};
+use crate::webdriver::{Driver, Session};
+
+fn sign_in_admin(b: &Session<'_>, base: &str, password: &str) {
+    b.goto(&format!("{base}/login"));
+    b.type_into("#username", "admin");
+    b.type_into("#password", password);
+    b.click("button[type=submit]");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while b
+        .eval("return location.pathname", serde_json::json!([]))
+        .as_str()
+        == Some("/login")
+    {
+        assert!(Instant::now() < deadline, "not signed in");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn an_administrator_confirms_in_the_page_that_a_revoked_standby_is_off() {
+    let e = enrolled_primary();
+    let mut standby = pair(&e, &e.primary.base.clone());
+    standby.stop();
+    let base = e.primary.base.clone();
+    let driver = Driver::start();
+    let b = driver.session();
+    sign_in_admin(&b, &base, &e.primary.admin_password);
+    b.goto(&format!("{base}/admin/devices"));
+    b.click("button[data-revoke-device=\"standby-1\"]");
+    b.accept_alert();
+    b.wait_text("#result", "端末 standby-1 の登録を取り消しました");
+    b.wait_text("#result", "予備機の停止を確認");
+    // Once the standby's last lease has run out, nothing is issued.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let v = loop {
+        let (st, v) = issue(&base, &e.kiosk);
+        if st == StatusCode::SERVICE_UNAVAILABLE {
+            break v;
+        }
+        assert_eq!(st, StatusCode::OK, "{v}");
+        assert!(Instant::now() < deadline, "still issuing: {v}");
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    assert_eq!(v["error"]["code"], "revoked_standby_unconfirmed", "{v}");
+    b.goto(&format!("{base}/admin"));
+    b.wait_text(
+        "#revoked-standby",
+        "取り消した予備機（standby-1）の停止が確認できていません",
+    );
+    let found = b.axe();
+    assert!(found.is_empty(), "/admin with the notice: {found:#?}");
+    b.click("#confirm-standby-off");
+    b.accept_alert();
+    b.wait_text("#result", "取り消した予備機の停止を確認しました");
+    let (st, v) = issue(&base, &e.kiosk);
+    assert_eq!(st, StatusCode::OK, "issuing again once confirmed: {v}");
+    let page = b.text("main");
+    assert!(!page.contains("停止が確認できていません"), "{page}");
+}
