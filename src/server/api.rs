@@ -531,8 +531,8 @@ pub async fn new_device(
         return Err(ApiError::Plain {
             status: StatusCode::CONFLICT,
             code: "standby_name",
-            ja: format!("「{}」は予備機の名前です。発券機や表示機には別の名前を付けてください。予備機を置き換えるときは、まず「端末」の画面で予備機を取り消してください", d.name),
-            en: format!("\"{}\" is the standby's name: give the kiosk or display another name; to replace the standby, revoke it first", d.name),
+            ja: format!("「{}」は予備機の名前です。発券機や表示機には別の名前を付けてください（取り消した予備機の名前も、「端末」の画面でその予備機を削除するまでは使えません）", d.name),
+            en: format!("\"{}\" is a standby's name: give the kiosk or display another name (a revoked standby's name is free once it is deleted on the devices page)", d.name),
         });
     }
     // One standby at a time (red team F2); a new link withdraws an unused

@@ -59,14 +59,17 @@ pub fn check(name: &str) -> Result<(), BadName> {
     Ok(())
 }
 
-/// The form two names are compared in: case, full-width letters and
-/// spaces do not make a different name.
+/// The form two names are compared in: case, full-width letters,
+/// look-alike hyphens and spaces do not make a different name.
 fn folded(name: &str) -> String {
     name.chars()
         .filter(|c| !c.is_whitespace())
         .map(|c| match c {
             // Full-width ASCII (Ａ, ｓ, －) as its ASCII letter.
             '\u{FF01}'..='\u{FF5E}' => char::from_u32(c as u32 - 0xFF01 + 0x21).unwrap_or(c),
+            // Hyphens and dashes that read as '-' (outside tester replay4
+            // N3: `standby‐a` with U+2010 beside `standby-a`).
+            '\u{2010}'..='\u{2015}' | '\u{2212}' | '\u{FE58}' | '\u{FE63}' | '\u{30FC}' => '-',
             _ => c,
         })
         .flat_map(char::to_lowercase)
@@ -136,5 +139,10 @@ mod tests {
         // And a device may not take an account's.
         assert!(check_new("admin", devices, users).is_err());
         assert!(check_new("suzuki", users, devices).is_ok());
+        // Hyphens that read as '-' are the same name.
+        let devices = ["standby-a"];
+        for look in ["standby\u{2010}a", "standby\u{2013}a", "standby\u{2212}a"] {
+            assert!(check_new(look, devices, users).is_err(), "{look}");
+        }
     }
 }
