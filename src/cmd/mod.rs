@@ -74,7 +74,18 @@ pub fn refuse_fenced_folder(data: &Path) -> Result<()> {
     // numbers written here offline could be given again there (outside
     // tester replay3 F3). The server holds its commands for it; so do the
     // offline tools, until an administrator confirms on /admin.
-    if let Ok(held) = std::fs::read_to_string(data.join("revoked-standby")) {
+    let hold = data.join("revoked-standby");
+    let held = match std::fs::read_to_string(&hold) {
+        Ok(text) => Some(text),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        // A hold that cannot be read is not "no hold": refuse, loudly.
+        Err(e) => anyhow::bail!(
+            "予備機の取り消しの記録（{}）を読めません。ファイルの権限と状態を確かめてください / cannot read the revoked-standby hold {}: {e}",
+            hold.display(),
+            hold.display()
+        ),
+    };
+    if let Some(held) = held {
         let names: Vec<&str> = held
             .lines()
             .filter_map(|l| l.split_once(' ').map(|(_, n)| n))
