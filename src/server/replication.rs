@@ -457,12 +457,7 @@ async fn primary_refuses_now(app: &App) -> Option<Refusal> {
     if status != StatusCode::UNAUTHORIZED && status != StatusCode::FORBIDDEN {
         return None;
     }
-    let code = r
-        .json::<Value>()
-        .await
-        .ok()
-        .and_then(|v| v["error"]["code"].as_str().map(str::to_string))
-        .unwrap_or_default();
+    let code = error_code(r).await;
     Some(Refusal {
         status: status.as_u16(),
         code,
@@ -880,12 +875,7 @@ async fn follow_while_standby(app: &Arc<App>, primary: &str, token: &str) -> Sto
                     // the standby of record any more. Written down, so
                     // neither a restart nor a promotion forgets it.
                     let status = r.status().as_u16();
-                    let code = r
-                        .json::<Value>()
-                        .await
-                        .ok()
-                        .and_then(|v| v["error"]["code"].as_str().map(str::to_string))
-                        .unwrap_or_default();
+                    let code = error_code(r).await;
                     if !refused {
                         let refusal = Refusal {
                             status,
@@ -1076,4 +1066,13 @@ async fn enrol(data: &std::path::Path, link: &str) -> anyhow::Result<String> {
     let path = data.join("standby-token");
     std::fs::write(&path, &cookie).with_context(|| format!("cannot write {}", path.display()))?;
     Ok(cookie)
+}
+
+/// The `error.code` of a refusal's JSON answer ("" when there is none).
+async fn error_code(r: reqwest::Response) -> String {
+    r.json::<Value>()
+        .await
+        .ok()
+        .and_then(|v| v["error"]["code"].as_str().map(str::to_string))
+        .unwrap_or_default()
 }
