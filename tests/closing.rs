@@ -193,3 +193,116 @@ fn issuing_closes_by_itself_is_counted_and_staff_reopen_it() {
     assert_eq!(st, StatusCode::FORBIDDEN);
     assert!(!staff_page().contains("data-action=\"reopen_issuing\""));
 }
+
+/// With history but no counter of a queue open, the kiosk, the guidance
+/// display and the status say in words that there is no wait estimate until
+/// a counter opens, instead of the replay's guess (issue 18, browser
+/// finding F17: every waiting 戸籍 ticket showed the same 「およそ5分」);
+/// once a counter opens, the range comes back and grows with the position.
+#[test]
+fn a_queue_with_no_counter_open_shows_no_wait_in_numbers() {
+    let sim = tempfile::tempdir().expect("tmp");
+    let file = sim.path().join("days.jsonl");
+    let f = file.to_str().expect("path").to_string();
+    let s = Server::start_env(
+        None,
+        &["--listen", "127.0.0.1:0"],
+        |data| {
+            crate::util::ok(
+                data,
+                &[
+                    "simulate",
+                    "--days",
+                    "2",
+                    "--start",
+                    "2026-11-24",
+                    "--seed",
+                    "23",
+                    "--out",
+                    &f,
+                ],
+            );
+            crate::util::ok(data, &["import", &f]);
+        },
+        &[("MADOGUCHI_CLOCK", "2026-11-26T10:00:00+09:00")],
+    );
+    let (admin, csrf) = s.admin();
+    let (st, v) = cmd(
+        &admin,
+        &s,
+        &csrf,
+        json!({"command": "open_day", "date": "2026-11-26"}),
+    );
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let (k, kcsrf) = kiosk(&s);
+    for id in ["a", "b", "c"] {
+        let (st, v) = press(&k, &s, &kcsrf, "koseki", id);
+        assert_eq!(st, StatusCode::OK, "{v}");
+    }
+    let koseki = |status: &Value| {
+        status["queues"]
+            .as_array()
+            .and_then(|q| q.iter().find(|q| q["id"] == "koseki"))
+            .cloned()
+            .expect("koseki")
+    };
+    let closed_words = "担当の窓口が開くまで、待ち時間の目安はお出しできません";
+    // The 戸籍 button's wait line (every queue is closed at first; counter
+    // 4 opens 戸籍 and 証明の交付 only).
+    let buttons = |k: &Client| {
+        let html = k
+            .get(s.url("/fragments/kiosk"))
+            .send()
+            .expect("fragment")
+            .text()
+            .expect("html");
+        html.split("id=\"wait-koseki\"")
+            .nth(1)
+            .and_then(|rest| rest.split("</span>\n  </span>").next())
+            .map(str::to_string)
+            .expect("the 戸籍 button's wait")
+    };
+    let guidance = || {
+        admin
+            .get(s.url("/displays/guidance/koseki.html"))
+            .send()
+            .expect("guidance")
+            .text()
+            .expect("html")
+    };
+    let q = koseki(&crate::server::status(&admin, &s));
+    assert_eq!(q["wait_words"]["kind"], "none", "{q}");
+    assert_eq!(q["wait_words"]["ja"], closed_words, "{q}");
+    assert!(buttons(&k).contains(closed_words));
+    assert!(guidance().contains(closed_words));
+
+    // A staff member opens counter 4 (証明の交付 and 戸籍): numbers again,
+    // and the second waiting ticket waits longer than the first.
+    let (st, v) = cmd(
+        &admin,
+        &s,
+        &csrf,
+        json!({"command": "open_counter", "counter": 4}),
+    );
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let status = crate::server::status(&admin, &s);
+    let q = koseki(&status);
+    assert_eq!(q["wait_words"]["kind"], "range", "{q}");
+    // The pages follow the commit feed's next site build.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while buttons(&k).contains(closed_words) || !guidance().contains("予想待ち時間") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the kiosk and guidance display still say no counter is open"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let waits: Vec<u64> = q["list"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .filter_map(|t| t["expected_wait_s"].as_u64())
+        .collect();
+    assert_eq!(waits.len(), 3, "{q}");
+    assert!(waits[0] < waits[1] && waits[1] < waits[2], "{waits:?}");
+}

@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 
 use madoguchi_core::config::{Config, Names};
 use madoguchi_core::model::{CounterNo, Millis, Number, Status, StepKind};
-use madoguchi_core::state::{QueueEstimate, State, WaitRange};
+use madoguchi_core::state::{Basis, QueueEstimate, State, WaitRange};
 use serde::Serialize;
 use serde_json::{json, Value};
 
@@ -182,17 +182,30 @@ fn shown_range(r: WaitRange) -> (u32, u32, u32) {
     (p, lo, hi)
 }
 
-/// See [`WaitWords`].
-pub fn wait_words(r: WaitRange, reliable: bool) -> WaitWords {
-    if !reliable {
-        return WaitWords {
-            kind: "none",
-            ja: "待ち時間の目安はまだお出しできません（本日の実績が少ないため）".into(),
-            easy: "まだ まつ じかんが わかりません".into(),
-            en: "No estimate yet (too little history today)".into(),
-            zh: "暂时无法预计等候时间".into(),
-            ko: "아직 대기 시간을 예상할 수 없습니다".into(),
-        };
+/// See [`WaitWords`]. `basis` says whether the range may be shown at all.
+pub fn wait_words(r: WaitRange, basis: Basis) -> WaitWords {
+    match basis {
+        Basis::Estimate => {}
+        Basis::LittleHistory => {
+            return WaitWords {
+                kind: "none",
+                ja: "待ち時間の目安はまだお出しできません（本日の実績が少ないため）".into(),
+                easy: "まだ まつ じかんが わかりません".into(),
+                en: "No estimate yet (too little history today)".into(),
+                zh: "暂时无法预计等候时间".into(),
+                ko: "아직 대기 시간을 예상할 수 없습니다".into(),
+            };
+        }
+        Basis::NoCounterOpen => {
+            return WaitWords {
+                kind: "none",
+                ja: "担当の窓口が開くまで、待ち時間の目安はお出しできません".into(),
+                easy: "まどぐちが あくまで、まつ じかんが わかりません".into(),
+                en: "No estimate until a counter for this opens".into(),
+                zh: "窗口开放前无法预计等候时间".into(),
+                ko: "창구가 열릴 때까지 대기 시간을 예상할 수 없습니다".into(),
+            };
+        }
     }
     if r.high_s < 90 {
         return WaitWords {
@@ -299,7 +312,7 @@ pub fn surfaces(config: &Config, state: &State, now: Millis) -> Vec<Surface> {
                 "expected_wait_low_min": e.expected_wait_low_s / 60,
                 "expected_wait_high_min": e.expected_wait_high_s.div_ceil(60),
                 "estimate_reliable": e.reliable,
-                "wait_words": wait_words(range_of(e), e.reliable),
+                "wait_words": wait_words(range_of(e), e.basis),
                 "issuing_closed": state.issuing_closed(config, &q.id, now, Some(range_of(e))).map(|c| c.words),
                 "calls": calls(state, &q.id).into_iter().take(8).collect::<Vec<_>>(),
                 "counters": counters,
@@ -383,7 +396,7 @@ pub fn surfaces(config: &Config, state: &State, now: Millis) -> Vec<Surface> {
                 "expected_wait_low_min": e.expected_wait_low_s / 60,
                 "expected_wait_high_min": e.expected_wait_high_s.div_ceil(60),
                 "estimate_reliable": e.reliable,
-                "wait_words": wait_words(range_of(e), e.reliable),
+                "wait_words": wait_words(range_of(e), e.basis),
                 "issuing_closed": state.issuing_closed(config, &q.id, now, Some(range_of(e))).map(|c| c.words),
             })
         })
@@ -398,12 +411,12 @@ pub fn surfaces(config: &Config, state: &State, now: Millis) -> Vec<Surface> {
         .queues
         .iter()
         .map(|q| {
-            let reliable = state.estimate_reliable(&q.id);
+            let basis = state.estimate_basis(config, &q.id);
             let waiting: Vec<Value> = state
                 .waiting_ranges(config, &q.id, now)
                 .into_iter()
                 .map(|(n, r)| {
-                    let words = wait_words(r, reliable);
+                    let words = wait_words(r, basis);
                     json!([n, r.point_s.div_ceil(60), words.ja, words.en])
                 })
                 .collect();
@@ -463,18 +476,32 @@ mod tests {
 
     #[test]
     fn waits_in_plain_words() {
-        assert_eq!(wait_words(r(40, 30, 55), true).ja, "およそ40分（30〜55分）");
-        assert_eq!(wait_words(r(12, 9, 16), true).ja, "およそ12分（9〜16分）");
-        assert_eq!(wait_words(r(12, 9, 16), true).en, "about 12 min (9–16)");
-        assert_eq!(wait_words(r(0, 0, 1), true).ja, "まもなくお呼びします");
-        assert!(wait_words(r(40, 30, 55), false).ja.contains("まだ"));
+        assert_eq!(
+            wait_words(r(40, 30, 55), Basis::Estimate).ja,
+            "およそ40分（30〜55分）"
+        );
+        assert_eq!(
+            wait_words(r(12, 9, 16), Basis::Estimate).ja,
+            "およそ12分（9〜16分）"
+        );
+        assert_eq!(
+            wait_words(r(12, 9, 16), Basis::Estimate).en,
+            "about 12 min (9–16)"
+        );
+        assert_eq!(
+            wait_words(r(0, 0, 1), Basis::Estimate).ja,
+            "まもなくお呼びします"
+        );
+        assert!(wait_words(r(40, 30, 55), Basis::LittleHistory)
+            .ja
+            .contains("まだ"));
     }
 
     /// Every language of the kiosk, for a reliable range, a short wait and
     /// no estimate yet (issue 19: the kiosk and the ticket show the range).
     #[test]
     fn every_kiosk_language_has_the_range_or_says_there_is_none() {
-        let w = wait_words(r(40, 30, 55), true);
+        let w = wait_words(r(40, 30, 55), Basis::Estimate);
         assert_eq!(w.easy, "だいたい 40 ふん（30〜55 ふん）");
         assert_eq!(w.zh, "约40分钟（30〜55分钟）");
         assert_eq!(w.ko, "약 40분 (30~55분)");
@@ -486,31 +513,40 @@ mod tests {
                     low_s: 31 * 60,
                     high_s: 54 * 60
                 },
-                true
+                Basis::Estimate
             )
             .ja,
             "およそ40分（30〜55分）"
         );
         // The range always holds the point; a range of one value is just
         // the point.
-        assert_eq!(wait_words(r(5, 5, 5), true).ja, "およそ5分");
-        assert_eq!(wait_words(r(5, 6, 4), true).ja, "およそ5分");
+        assert_eq!(wait_words(r(5, 5, 5), Basis::Estimate).ja, "およそ5分");
+        assert_eq!(wait_words(r(5, 6, 4), Basis::Estimate).ja, "およそ5分");
         let short = wait_words(
             WaitRange {
                 point_s: 20,
                 low_s: 0,
                 high_s: 80,
             },
-            true,
+            Basis::Estimate,
         );
         assert_eq!(short.easy, "もうすぐ よびます");
-        let none = wait_words(r(40, 30, 55), false);
+        let none = wait_words(r(40, 30, 55), Basis::LittleHistory);
         assert_eq!(none.easy, "まだ まつ じかんが わかりません");
-        for text in [&none.ja, &none.easy, &none.en, &none.zh, &none.ko] {
-            assert!(
-                !text.chars().any(|c| c.is_ascii_digit()),
-                "no number: {text}"
-            );
+        // No counter open (browser finding F17): words, not a guess.
+        let closed = wait_words(r(40, 30, 55), Basis::NoCounterOpen);
+        assert_eq!(
+            closed.ja,
+            "担当の窓口が開くまで、待ち時間の目安はお出しできません"
+        );
+        assert_eq!(closed.kind, "none");
+        for w in [&none, &closed] {
+            for text in [&w.ja, &w.easy, &w.en, &w.zh, &w.ko] {
+                assert!(
+                    !text.chars().any(|c| c.is_ascii_digit()),
+                    "no number: {text}"
+                );
+            }
         }
     }
 

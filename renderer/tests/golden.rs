@@ -3,7 +3,7 @@
 
 use madoguchi_core::config::Config;
 use madoguchi_core::model::{Command, Millis};
-use madoguchi_core::state::State;
+use madoguchi_core::state::{Basis, State};
 use madoguchi_renderer::render::Renderer;
 use madoguchi_renderer::surfaces::surfaces;
 
@@ -152,9 +152,9 @@ fn waits_render_as_ranges_or_plainly_none() {
             "day_open": true,
             "hours_today": "08:30–17:15",
             "queues": [
-                queue("idou", 24, wait_words(range(41, 31, 54), true)),
-                queue("koseki", 1, wait_words(range(0, 0, 1), true)),
-                queue("inkan", 3, wait_words(range(12, 9, 16), false)),
+                queue("idou", 24, wait_words(range(41, 31, 54), Basis::Estimate)),
+                queue("koseki", 1, wait_words(range(0, 0, 1), Basis::Estimate)),
+                queue("inkan", 3, wait_words(range(12, 9, 16), Basis::LittleHistory)),
             ],
         }),
     };

@@ -1007,15 +1007,15 @@ pub fn printed(engine: &madoguchi_core::engine::Engine, number: u32, base: &str)
         })
         .unwrap_or_default();
     let issued = t.history.first().map(|s| s.at).unwrap_or(t.issued_at);
-    // The range recorded at issue, in words (issue 19); reliability is the
-    // queue's now, a moment after the issue.
+    // The range recorded at issue, in words (issue 19); whether it may be
+    // shown is the queue's basis now, a moment after the issue.
     let words = madoguchi_renderer::surfaces::wait_words(
         madoguchi_core::state::WaitRange {
             point_s: t.expected_wait_s_at_issue,
             low_s: t.expected_wait_low_s_at_issue,
             high_s: t.expected_wait_high_s_at_issue,
         },
-        engine.state().estimate_reliable(&t.category),
+        engine.state().estimate_basis(config, &t.category),
     );
     Some(json!({
         "number": number,

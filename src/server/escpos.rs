@@ -241,15 +241,20 @@ mod tests {
     /// estimate yet, in Shift_JIS without a stand-in character.
     #[test]
     fn the_ticket_prints_the_range_in_shift_jis() {
-        use madoguchi_core::state::WaitRange;
+        use madoguchi_core::state::{Basis, WaitRange};
         use madoguchi_renderer::surfaces::wait_words;
         let range = WaitRange {
             point_s: 40 * 60,
             low_s: 30 * 60,
             high_s: 55 * 60,
         };
-        for (words, reliable) in [(range, true), (range, false), (WaitRange::default(), true)] {
-            let w = wait_words(words, reliable);
+        for (words, basis) in [
+            (range, Basis::Estimate),
+            (range, Basis::LittleHistory),
+            (range, Basis::NoCounterOpen),
+            (WaitRange::default(), Basis::Estimate),
+        ] {
+            let w = wait_words(words, basis);
             let line = wait_line(w.kind, &w.ja);
             let (_, _, stand_ins) = encoding_rs::SHIFT_JIS.encode(&line.replace('〜', "～"));
             assert!(!stand_ins, "{line} has characters Shift_JIS lacks");
@@ -268,17 +273,17 @@ mod tests {
                 "{line} printed"
             );
         }
-        let range_bytes = sjis(&wait_line("range", &wait_words(range, true).ja));
+        let range_bytes = sjis(&wait_line("range", &wait_words(range, Basis::Estimate).ja));
         assert!(
             range_bytes.windows(2).any(|w| w == [0x81, 0x60]),
             "〜 is JIS 0x8160"
         );
         assert_eq!(
-            wait_line("range", &wait_words(range, true).ja),
+            wait_line("range", &wait_words(range, Basis::Estimate).ja),
             "予想待ち時間 およそ40分（30〜55分）"
         );
         assert_eq!(
-            wait_line("none", &wait_words(range, false).ja),
+            wait_line("none", &wait_words(range, Basis::LittleHistory).ja),
             "待ち時間の目安はまだお出しできません（本日の実績が少ないため）"
         );
     }

@@ -134,7 +134,7 @@ pub fn status(engine: &Engine, now: Millis) -> StatusView {
                 waiting: e.waiting,
                 expected_wait_s: e.expected_wait_s,
                 expected_wait_min: e.expected_wait_s.div_ceil(60),
-                wait_words: madoguchi_renderer::surfaces::wait_words(range, e.reliable),
+                wait_words: madoguchi_renderer::surfaces::wait_words(range, e.basis),
                 issuing_closed: q
                     .is_category()
                     .then(|| state.issuing_closed(config, &q.id, now, Some(range)))

@@ -51,6 +51,24 @@ const HOUR_CALIBRATION_TICKETS: u64 = 40;
 /// Timings of a queue before its estimate is called reliable.
 pub const RELIABLE_SAMPLES: u64 = 30;
 
+/// Whether a wait can be put in numbers, and if not, why (issue 19: no
+/// invented precision). Surfaces turn it into words
+/// (`madoguchi_renderer::surfaces::wait_words`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Basis {
+    /// Enough history, and a counter serving the queue is open.
+    Estimate,
+    /// Too little history: fewer than [`RELIABLE_SAMPLES`] timings of the
+    /// queue, or no business day recorded.
+    LittleHistory,
+    /// No counter serving the queue is open now. Nobody can say when one
+    /// opens (a counter closed mid-day, staff not yet arrived), so the
+    /// replay's guess from other days is not shown as a wait (issue 18,
+    /// browser finding F17: every waiting ticket showed the same 5 minutes).
+    NoCounterOpen,
+}
+
 /// A queue's figures, as shown on kiosks and guidance displays.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct QueueEstimate {
@@ -61,7 +79,9 @@ pub struct QueueEstimate {
     /// Its 80 % range.
     pub expected_wait_low_s: u32,
     pub expected_wait_high_s: u32,
-    /// False without enough history: say so instead of a number.
+    /// Whether the wait can be put in numbers, and if not, why.
+    pub basis: Basis,
+    /// `basis == Basis::Estimate`: false says so instead of a number.
     pub reliable: bool,
     /// The mean occupancy time learned.
     pub service_secs: f64,
@@ -226,6 +246,24 @@ impl State {
             .get(queue)
             .map_or(0, |h| h.samples);
         timed >= RELIABLE_SAMPLES && !self.meta.learned.days.is_empty()
+    }
+
+    /// Whether the wait in `queue` can be put in numbers now ([`Basis`]).
+    pub fn estimate_basis(&self, config: &Config, queue: &str) -> Basis {
+        if !self.estimate_reliable(queue) {
+            Basis::LittleHistory
+        } else if self.open_counters_serving(config, queue) == 0 {
+            Basis::NoCounterOpen
+        } else {
+            Basis::Estimate
+        }
+    }
+
+    fn open_counters_serving(&self, config: &Config, queue: &str) -> usize {
+        config
+            .counters_serving(queue)
+            .filter(|c| self.meta.counters.get(&c.number).is_some_and(|s| s.open))
+            .count()
     }
 
     /// The recent business days a replay follows: the same weekday first.
@@ -522,18 +560,17 @@ impl State {
     /// The figures of one queue at `now`.
     pub fn estimate(&self, config: &Config, queue: &str, now: Millis) -> QueueEstimate {
         let waiting = self.waiting_count(queue);
-        let counters = config
-            .counters_serving(queue)
-            .filter(|c| self.meta.counters.get(&c.number).is_some_and(|s| s.open))
-            .count() as f64;
+        let counters = self.open_counters_serving(config, queue) as f64;
         let r = self.wait_range(config, queue, now);
+        let basis = self.estimate_basis(config, queue);
         QueueEstimate {
             queue: queue.to_string(),
             waiting: u32::try_from(waiting).unwrap_or(u32::MAX),
             expected_wait_s: r.point_s,
             expected_wait_low_s: r.low_s,
             expected_wait_high_s: r.high_s,
-            reliable: self.estimate_reliable(queue),
+            basis,
+            reliable: basis == Basis::Estimate,
             service_secs: self.occupancy_secs(config, queue),
             counters,
         }

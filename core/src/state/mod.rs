@@ -15,7 +15,7 @@ mod estimate;
 pub mod learn;
 
 pub use closing::{ClosedWhy, ClosedWords, IssuingClosed};
-pub use estimate::{QueueEstimate, WaitRange, SAMPLES as ESTIMATE_SAMPLES};
+pub use estimate::{Basis, QueueEstimate, WaitRange, SAMPLES as ESTIMATE_SAMPLES};
 
 use std::collections::{BTreeMap, BTreeSet};
 

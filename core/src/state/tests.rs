@@ -553,6 +553,36 @@ fn opening_an_unlisted_day_is_special() {
     );
 }
 
+/// With history but no counter of the queue open, the wait is not put in
+/// numbers (browser finding F17: every waiting ticket showed the same
+/// 5 minutes, the replay's guess of when other days' counters opened).
+#[test]
+fn no_counter_open_gives_no_wait_in_numbers() {
+    let mut o = Office::default_open();
+    let mut hist = learn::LogHist::prior(480.0);
+    hist.samples = 100;
+    o.st.meta.learned.occupancy.insert("koseki".into(), hist);
+    o.st.meta
+        .learned
+        .days
+        .push_back(learn::DayStaffing::default());
+    o.issue("koseki");
+    o.issue("koseki");
+    let now = Millis(o.now);
+    let closed = o.st.estimate(&o.cfg, "koseki", now);
+    assert_eq!(closed.basis, Basis::NoCounterOpen);
+    assert!(!closed.reliable);
+    assert_eq!(o.st.estimate_basis(&o.cfg, "koseki"), Basis::NoCounterOpen);
+    // Counter 4 serves 証明の交付 and 戸籍: one open is enough.
+    o.open(4);
+    let open = o.st.estimate(&o.cfg, "koseki", Millis(o.now));
+    assert_eq!(open.basis, Basis::Estimate);
+    assert!(open.reliable);
+    // Without history the reason is the history, counters or not.
+    o.st.meta.learned.occupancy.clear();
+    assert_eq!(o.st.estimate_basis(&o.cfg, "koseki"), Basis::LittleHistory);
+}
+
 #[test]
 fn wait_estimate_follows_the_documented_method() {
     let mut o = Office::default_open();
