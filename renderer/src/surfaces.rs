@@ -250,214 +250,294 @@ fn message(config: &Config) -> Option<Names> {
     config.displays.message.clone()
 }
 
-/// Every surface of the office.
-pub fn surfaces(config: &Config, state: &State, now: Millis) -> Vec<Surface> {
-    let mut out = Vec::new();
-    // One estimate per queue (a few hundred replays each), shared by the
-    // guidance displays and the public page.
-    let estimates: Vec<QueueEstimate> = config
-        .queues
-        .iter()
-        .map(|q| state.estimate(config, &q.id, now))
-        .collect();
-    let day_open = state.day_is_open();
-    let today = now.to_datetime(config.office.utc_offset).date_naive();
-    // Before the morning's 業務開始 a closed day is "not started", not
-    // "closed for today" (browser red team F9): a business day on the
-    // calendar that has not been opened yet today.
-    let day_state = if day_open {
-        "open"
-    } else if state.meta.day.as_ref().is_some_and(|d| d.date == today)
-        || config.calendar.opening(today).is_none()
-    {
-        "closed"
-    } else {
-        "not_started"
-    };
-    for c in &config.counters {
-        let cs = state.counter(c.number);
-        let ticket = cs.and_then(|s| s.ticket).and_then(|n| state.ticket(n));
-        let queue = ticket.map(|t| t.queue.clone());
-        out.push(Surface {
-            topic: format!("counter/{}", c.number),
-            layout: "display_counter.html",
-            title: format!("{} 番窓口", c.number),
-            data: json!({
-                "counter": c.number,
-                "open": cs.is_some_and(|s| s.open),
-                "ticket": ticket.map(|t| t.number),
-                "queue": queue,
-                "queue_name": queue.as_deref().and_then(|q| config.queue(q)).map(|q| q.name.clone()),
-                "shape": queue.as_deref().map(|q| shape(config, q)),
-                "called_at": ticket.and_then(last_call).map(|(at, _)| at),
-                "recall": ticket.and_then(last_call).is_some_and(|(_, r)| r),
-            }),
-        });
+/// What every surface of one build shares: one estimate per queue (a few
+/// hundred replays each, shared by the guidance displays and the public
+/// page) and the day's state.
+struct Build<'a> {
+    config: &'a Config,
+    state: &'a State,
+    now: Millis,
+    estimates: Vec<QueueEstimate>,
+    day_open: bool,
+    /// "open", "closed" or "not_started": before the morning's 業務開始 a
+    /// closed day is "not started", not "closed for today" (browser red
+    /// team F9): a business day on the calendar not opened yet today.
+    day_state: &'static str,
+    today: chrono::NaiveDate,
+}
+
+impl<'a> Build<'a> {
+    fn new(config: &'a Config, state: &'a State, now: Millis) -> Self {
+        let estimates = config
+            .queues
+            .iter()
+            .map(|q| state.estimate(config, &q.id, now))
+            .collect();
+        let day_open = state.day_is_open();
+        let today = now.to_datetime(config.office.utc_offset).date_naive();
+        let day_state = if day_open {
+            "open"
+        } else if state.meta.day.as_ref().is_some_and(|d| d.date == today)
+            || config.calendar.opening(today).is_none()
+        {
+            "closed"
+        } else {
+            "not_started"
+        };
+        Build {
+            config,
+            state,
+            now,
+            estimates,
+            day_open,
+            day_state,
+            today,
+        }
     }
-    for (q, e) in config.queues.iter().zip(&estimates) {
-        let counters: Vec<CounterNo> = config.counters_serving(&q.id).map(|c| c.number).collect();
-        out.push(Surface {
-            topic: format!("guidance/{}", q.id),
-            layout: "display_guidance.html",
-            title: q.name.ja.clone(),
-            data: json!({
+
+    /// Each queue with its estimate.
+    fn queues(&self) -> impl Iterator<Item = (&'a madoguchi_core::config::Queue, &QueueEstimate)> {
+        self.config.queues.iter().zip(&self.estimates)
+    }
+
+    /// The wait of a queue as the guidance displays and the public page
+    /// show it: counts, minutes, the range in words and 受付終了.
+    fn wait_fields(&self, queue: &str, e: &QueueEstimate) -> Value {
+        json!({
+            "waiting": e.waiting,
+            "expected_wait_min": e.expected_wait_s.div_ceil(60),
+            "expected_wait_low_min": e.expected_wait_low_s / 60,
+            "expected_wait_high_min": e.expected_wait_high_s.div_ceil(60),
+            "estimate_reliable": e.reliable,
+            "wait_words": wait_words(range_of(e), e.basis),
+            "issuing_closed": self
+                .state
+                .issuing_closed(self.config, queue, self.now, Some(range_of(e)))
+                .map(|c| c.words),
+        })
+    }
+
+    /// One display per counter: the number it serves now.
+    fn counter_displays(&self) -> impl Iterator<Item = Surface> + '_ {
+        let (config, state) = (self.config, self.state);
+        config.counters.iter().map(move |c| {
+            let cs = state.counter(c.number);
+            let ticket = cs.and_then(|s| s.ticket).and_then(|n| state.ticket(n));
+            let queue = ticket.map(|t| t.queue.clone());
+            Surface {
+                topic: format!("counter/{}", c.number),
+                layout: "display_counter.html",
+                title: format!("{} 番窓口", c.number),
+                data: json!({
+                    "counter": c.number,
+                    "open": cs.is_some_and(|s| s.open),
+                    "ticket": ticket.map(|t| t.number),
+                    "queue": queue,
+                    "queue_name": queue.as_deref().and_then(|q| config.queue(q)).map(|q| q.name.clone()),
+                    "shape": queue.as_deref().map(|q| shape(config, q)),
+                    "called_at": ticket.and_then(last_call).map(|(at, _)| at),
+                    "recall": ticket.and_then(last_call).is_some_and(|(_, r)| r),
+                }),
+            }
+        })
+    }
+
+    /// One guidance display per queue: its calls, its wait, its counters.
+    fn guidance_displays(&self) -> impl Iterator<Item = Surface> + '_ {
+        let (config, state) = (self.config, self.state);
+        self.queues().map(move |(q, e)| {
+            let counters: Vec<CounterNo> =
+                config.counters_serving(&q.id).map(|c| c.number).collect();
+            let mut data = json!({
                 "queue": q.id,
                 "name": q.name,
                 "shape": shape(config, &q.id),
                 "stage": !q.is_category(),
-                "day_open": day_open,
-                "day_state": day_state,
-                "waiting": e.waiting,
-                "expected_wait_min": e.expected_wait_s.div_ceil(60),
-                "expected_wait_low_min": e.expected_wait_low_s / 60,
-                "expected_wait_high_min": e.expected_wait_high_s.div_ceil(60),
-                "estimate_reliable": e.reliable,
-                "wait_words": wait_words(range_of(e), e.basis),
-                "issuing_closed": state.issuing_closed(config, &q.id, now, Some(range_of(e))).map(|c| c.words),
+                "day_open": self.day_open,
+                "day_state": self.day_state,
                 "calls": calls(state, &q.id).into_iter().take(8).collect::<Vec<_>>(),
                 "counters": counters,
                 "message": message(config),
-            }),
-        });
+            });
+            merge(&mut data, self.wait_fields(&q.id, e));
+            Surface {
+                topic: format!("guidance/{}", q.id),
+                layout: "display_guidance.html",
+                title: q.name.ja.clone(),
+                data,
+            }
+        })
     }
-    // The staff board: one entry per section.
-    let sections: Vec<Value> = config
-        .sections
-        .iter()
-        .map(|s| {
-            let counters: Vec<_> = config
-                .counters
-                .iter()
-                .filter(|c| c.section == s.id)
-                .collect();
-            let queues: BTreeSet<&str> = counters
-                .iter()
-                .flat_map(|c| c.serves.iter().map(String::as_str))
-                .collect();
-            let waiting: Vec<Number> = queues.iter().flat_map(|q| state.waiting_in(q)).collect();
-            let longest = waiting
-                .iter()
-                .filter_map(|n| match state.ticket(*n).map(|t| &t.status) {
-                    Some(Status::Waiting { since, .. }) => Some(now.secs_since(*since)),
-                    _ => None,
-                })
-                .max()
-                .unwrap_or(0);
-            let open = counters
-                .iter()
-                .filter(|c| state.counter(c.number).is_some_and(|x| x.open))
-                .count();
-            let busy = counters
-                .iter()
-                .filter(|c| {
-                    state
-                        .counter(c.number)
-                        .is_some_and(|x| x.open && x.ticket.is_some())
-                })
-                .count();
-            json!({
-                "id": s.id,
-                "name": s.name,
-                "waiting": waiting.len(),
-                "longest_wait_min": longest / 60,
-                "counters": counters.len(),
-                "open": open,
-                "busy": busy,
-                "idle": open - busy,
+
+    /// The staff board: one entry per section, two sections a page
+    /// (readable from across the back office).
+    fn staff_board(&self) -> Surface {
+        let sections: Vec<Value> = self
+            .config
+            .sections
+            .iter()
+            .map(|s| self.section(&s.id, &s.name))
+            .collect();
+        let pages: Vec<Vec<Value>> = sections.chunks(2).map(<[Value]>::to_vec).collect();
+        Surface {
+            topic: "board".into(),
+            layout: "display_board.html",
+            title: "職員用周知機".into(),
+            data: json!({
+                "pages": pages,
+                "seconds_per_page": self.config.displays.seconds_per_page,
+                "day_open": self.day_open,
+                "message": message(self.config),
+            }),
+        }
+    }
+
+    /// A section of the staff board: who waits, how long the longest, and
+    /// its counters open, busy and idle.
+    fn section(&self, id: &str, name: &Names) -> Value {
+        let state = self.state;
+        let counters: Vec<_> = self
+            .config
+            .counters
+            .iter()
+            .filter(|c| c.section == id)
+            .collect();
+        let queues: BTreeSet<&str> = counters
+            .iter()
+            .flat_map(|c| c.serves.iter().map(String::as_str))
+            .collect();
+        let waiting: Vec<Number> = queues.iter().flat_map(|q| state.waiting_in(q)).collect();
+        let longest = waiting
+            .iter()
+            .filter_map(|n| match state.ticket(*n).map(|t| &t.status) {
+                Some(Status::Waiting { since, .. }) => Some(self.now.secs_since(*since)),
+                _ => None,
             })
-        })
-        .collect();
-    // Two sections a page: readable from across the back office.
-    let pages: Vec<Vec<Value>> = sections.chunks(2).map(<[Value]>::to_vec).collect();
-    out.push(Surface {
-        topic: "board".into(),
-        layout: "display_board.html",
-        title: "職員用周知機".into(),
-        data: json!({
-            "pages": pages,
-            "seconds_per_page": config.displays.seconds_per_page,
-            "day_open": day_open,
-            "message": message(config),
-        }),
-    });
-    // The public status page: numbers and counts only.
-    let categories: Vec<Value> = config
-        .queues
-        .iter()
-        .zip(&estimates)
-        .map(|(q, e)| {
-            json!({
-                "queue": q.id,
-                "name": q.name,
-                "shape": shape(config, &q.id),
-                "serving": calls(state, &q.id).into_iter().take(5).map(|c| c.number).collect::<Vec<_>>(),
-                "waiting": e.waiting,
-                "expected_wait_min": e.expected_wait_s.div_ceil(60),
-                "expected_wait_low_min": e.expected_wait_low_s / 60,
-                "expected_wait_high_min": e.expected_wait_high_s.div_ceil(60),
-                "estimate_reliable": e.reliable,
-                "wait_words": wait_words(range_of(e), e.basis),
-                "issuing_closed": state.issuing_closed(config, &q.id, now, Some(range_of(e))).map(|c| c.words),
+            .max()
+            .unwrap_or(0);
+        let open = counters
+            .iter()
+            .filter(|c| state.counter(c.number).is_some_and(|x| x.open))
+            .count();
+        let busy = counters
+            .iter()
+            .filter(|c| {
+                state
+                    .counter(c.number)
+                    .is_some_and(|x| x.open && x.ticket.is_some())
             })
+            .count();
+        json!({
+            "id": id,
+            "name": name,
+            "waiting": waiting.len(),
+            "longest_wait_min": longest / 60,
+            "counters": counters.len(),
+            "open": open,
+            "busy": busy,
+            "idle": open - busy,
         })
-        .collect();
-    let hours = config.calendar.opening(today).map(|o| o.hours.to_string());
-    // The mobile ticket page (R2): one public file for every ticket. The
-    // visitor's number stays in the URL fragment and never reaches a server;
-    // the page finds it in these lists (numbers only).
-    // Each waiting number: [number, minutes, words ja, words en] (the range
-    // in words moves with the queue).
-    let ticket_queues: Vec<Value> = config
-        .queues
-        .iter()
-        .map(|q| {
-            let basis = state.estimate_basis(config, &q.id);
-            let waiting: Vec<Value> = state
-                .waiting_ranges(config, &q.id, now)
-                .into_iter()
-                .map(|(n, r)| {
-                    let words = wait_words(r, basis);
-                    json!([n, r.point_s.div_ceil(60), words.ja, words.en])
+    }
+
+    /// The mobile ticket page (R2): one public file for every ticket. The
+    /// visitor's number stays in the URL fragment and never reaches a
+    /// server; the page finds it in these lists (numbers only). Each
+    /// waiting number: [number, minutes, words ja, words en] (the range in
+    /// words moves with the queue).
+    fn ticket_page(&self) -> Surface {
+        let (config, state) = (self.config, self.state);
+        let queues: Vec<Value> = config
+            .queues
+            .iter()
+            .map(|q| {
+                let basis = state.estimate_basis(config, &q.id);
+                let waiting: Vec<Value> = state
+                    .waiting_ranges(config, &q.id, self.now)
+                    .into_iter()
+                    .map(|(n, r)| {
+                        let words = wait_words(r, basis);
+                        json!([n, r.point_s.div_ceil(60), words.ja, words.en])
+                    })
+                    .collect();
+                json!({
+                    "queue": q.id,
+                    "name": q.name,
+                    "shape": shape(config, &q.id),
+                    "numbers": q.numbers.map(|r| [r.from, r.to]),
+                    "serving": calls(state, &q.id).into_iter().map(|c| json!([c.number, c.counter])).collect::<Vec<_>>(),
+                    "waiting": waiting,
+                    "passed": passed(state, &q.id),
+                    "finished": finished(state, &q.id),
+                    "held": held(state, &q.id),
                 })
-                .collect();
-            json!({
-                "queue": q.id,
-                "name": q.name,
-                "shape": shape(config, &q.id),
-                "numbers": q.numbers.map(|r| [r.from, r.to]),
-                "serving": calls(state, &q.id).into_iter().map(|c| json!([c.number, c.counter])).collect::<Vec<_>>(),
-                "waiting": waiting,
-                "passed": passed(state, &q.id),
-                "finished": finished(state, &q.id),
-                "held": held(state, &q.id),
             })
-        })
-        .collect();
-    out.push(Surface {
-        topic: "ticket".into(),
-        layout: "display_ticket.html",
-        title: "番号札の状況".into(),
-        data: json!({
-            "date": state.meta.day.as_ref().map(|d| d.date),
-            "day_open": day_open,
-            "day_state": day_state,
-            "queues": ticket_queues,
-            "checks": tag_checks(state),
-        }),
-    });
-    out.push(Surface {
-        topic: "status".into(),
-        layout: "display_status.html",
-        title: "窓口の混雑状況".into(),
-        data: json!({
-            "office": config.office.name,
-            "day_open": day_open,
-            "hours_today": hours,
-            "queues": categories,
-            // The estimate's accuracy, yesterday and this month (issue 19).
-            "accuracy": state.meta.accuracy.sentence(),
-        }),
-    });
+            .collect();
+        Surface {
+            topic: "ticket".into(),
+            layout: "display_ticket.html",
+            title: "番号札の状況".into(),
+            data: json!({
+                "date": state.meta.day.as_ref().map(|d| d.date),
+                "day_open": self.day_open,
+                "day_state": self.day_state,
+                "queues": queues,
+                "checks": tag_checks(state),
+            }),
+        }
+    }
+
+    /// The public status page: numbers and counts only.
+    fn status_page(&self) -> Surface {
+        let categories: Vec<Value> = self
+            .queues()
+            .map(|(q, e)| {
+                let mut v = json!({
+                    "queue": q.id,
+                    "name": q.name,
+                    "shape": shape(self.config, &q.id),
+                    "serving": calls(self.state, &q.id).into_iter().take(5).map(|c| c.number).collect::<Vec<_>>(),
+                });
+                merge(&mut v, self.wait_fields(&q.id, e));
+                v
+            })
+            .collect();
+        let hours = self
+            .config
+            .calendar
+            .opening(self.today)
+            .map(|o| o.hours.to_string());
+        Surface {
+            topic: "status".into(),
+            layout: "display_status.html",
+            title: "窓口の混雑状況".into(),
+            data: json!({
+                "office": self.config.office.name,
+                "day_open": self.day_open,
+                "hours_today": hours,
+                "queues": categories,
+                // The estimate's accuracy, yesterday and this month (issue 19).
+                "accuracy": self.state.meta.accuracy.sentence(),
+            }),
+        }
+    }
+}
+
+/// Adds `more`'s fields to the object `into`.
+fn merge(into: &mut Value, more: Value) {
+    if let (Value::Object(into), Value::Object(more)) = (into, more) {
+        into.extend(more);
+    }
+}
+
+/// Every surface of the office: counter and guidance displays, the staff
+/// board, the mobile ticket page and the public status page.
+pub fn surfaces(config: &Config, state: &State, now: Millis) -> Vec<Surface> {
+    let b = Build::new(config, state, now);
+    let mut out: Vec<Surface> = b.counter_displays().collect();
+    out.extend(b.guidance_displays());
+    out.push(b.staff_board());
+    out.push(b.ticket_page());
+    out.push(b.status_page());
     out
 }
 
