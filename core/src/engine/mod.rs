@@ -20,6 +20,7 @@ pub mod archive;
 pub mod damage;
 mod feed;
 mod import;
+mod opening;
 mod shared;
 pub mod witness;
 
@@ -230,138 +231,28 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> EngineError + '_ {
 }
 
 impl Engine {
-    /// Opens (creating if needed) the data folder `dir`.
+    /// Opens (creating if needed) the data folder `dir`: its lock, the
+    /// event log and the snapshot store, then the log is compared with
+    /// every piece of evidence before anything is served (issue 17; the
+    /// steps are in [`opening`]).
     pub fn open(
         dir: &Path,
         choice: ConfigChoice,
         opts: EngineOptions,
     ) -> Result<(Engine, OpenReport), EngineError> {
         fs::create_dir_all(dir).map_err(io_err(dir))?;
-        let lock_path = dir.join("LOCK");
-        let lock = File::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .map_err(io_err(&lock_path))?;
-        if lock.try_lock().is_err() {
-            return Err(EngineError::InUse(dir.to_path_buf()));
-        }
-        let log_dir = dir.join("log");
+        let lock = opening::lock(dir)?;
         let store_path = dir.join("state.sled");
-        let (mut log, log_report) = match EventLog::open_unrepaired(&log_dir, opts.log.clone()) {
-            Ok(x) => x,
-            Err(LogError::Corrupt {
-                seq, path, reason, ..
-            }) => {
-                let evidence = store_path
-                    .exists()
-                    .then(|| Store::open(&store_path).ok())
-                    .flatten()
-                    .and_then(|s| Evidence::read(&s));
-                return Err(EngineError::Damaged(Box::new(Damage {
-                    file: path,
-                    record: seq,
-                    problem: reason,
-                    log_ends_at: None,
-                    evidence,
-                })));
-            }
-            Err(e) => return Err(e.into()),
-        };
+        let (mut log, log_report) =
+            opening::open_log(&dir.join("log"), &store_path, opts.log.clone())?;
         let feed = feed::Feed::new(log.dir().to_path_buf(), log.last_seq());
         let mut report = OpenReport {
             torn_bytes_cut: log_report.truncated_bytes,
             ..OpenReport::default()
         };
-        let mut store = match Store::open(&store_path) {
-            Ok(s) => s,
-            Err(e) if e.is_transient() => return Err(e.into()),
-            Err(e) => {
-                tracing::warn!(error = %e, "snapshot store unreadable; setting it aside and rebuilding it from the event log");
-                report.rebuilt = Some(format!("snapshot store unreadable: {e}"));
-                report.set_aside = Some(set_aside(&store_path)?);
-                Store::open(&store_path)?
-            }
-        };
-        // Compare the log with the snapshot's evidence before anything is
-        // cut or rebuilt: the snapshot is written only after its records
-        // were synced, so one ahead of the log proves lost records.
-        let snapshot = match store.load() {
-            Err(e) if e.is_transient() => return Err(e.into()),
-            other => other,
-        };
-        let evidence = match &snapshot {
-            Ok(Some((meta, state))) => Some(Evidence::from_snapshot(meta, Some(state))),
-            Ok(None) => None,
-            Err(_) => store
-                .meta()
-                .ok()
-                .flatten()
-                .map(|m| Evidence::from_snapshot(&m, None)),
-        };
-        report.evidence_seq = evidence.as_ref().map(|e| e.seq);
-        let witness = evidence.clone();
-        let behind_snapshot = evidence
-            .filter(|e| e.seq > log.last_seq())
-            .map(|ev| Damage {
-                file: report_file(&log, &log_report),
-                record: log.last_seq() + 1,
-                problem: format!(
-                    "the snapshot shows record {} acknowledged, but the log ends at record {}{}",
-                    ev.seq,
-                    log.last_seq(),
-                    if log_report.truncated_bytes > 0 {
-                        format!(" (then {} torn bytes)", log_report.truncated_bytes)
-                    } else {
-                        String::new()
-                    }
-                ),
-                log_ends_at: Some(log.last_seq()),
-                evidence: Some(ev),
-            });
-        // The witnesses outside the log (the last backup, the standby's
-        // confirmed position) are evidence too.
-        let (witnesses, unreadable) = witness::read_all(dir);
-        for note in unreadable {
-            tracing::warn!(%note, "a witness file could not be read; it proves nothing");
-            report
-                .witness_notes
-                .push(format!("unreadable witness: {note}"));
-        }
-        let seen = witnessed(&log, &log_report, &witnesses, witness.as_ref());
-        let from_witness = seen.is_some();
-        // Both: the witnesses' damage already carries the snapshot's
-        // evidence (`witnessed` starts from it); only its line is added.
-        let damage = match (behind_snapshot, seen) {
-            (Some(a), Some(mut b)) => {
-                if let Some(eb) = b.evidence.as_mut() {
-                    let snap = a.evidence.as_ref().map_or(0, |e| e.seq);
-                    eb.seen_by.insert(
-                        0,
-                        format!(
-                            "スナップショット (state.sled) は記録 {snap} まで受付済み / the snapshot shows record {snap} acknowledged"
-                        ),
-                    );
-                }
-                b.record = a.record.min(b.record);
-                b.problem = format!("{}; {}", a.problem, b.problem);
-                Some(b)
-            }
-            (a, b) => a.or(b),
-        };
-        let mut accepted = None;
-        if let Some(damage) = damage {
-            if !opts.accept_damage {
-                return Err(EngineError::Damaged(Box::new(damage)));
-            }
-            accepted = Some(damage);
-        }
-        let snapshot = match snapshot {
-            Ok(s) if accepted.is_none() => Ok(s),
-            Ok(_) => Err("the snapshot is ahead of the log (damage accepted)".to_string()),
-            Err(e) => Err(e.to_string()),
-        };
+        let mut store = opening::open_store(&store_path, &mut report)?;
+        let mut checked = opening::Checked::examine(dir, &log, &log_report, &store, &mut report)?;
+        let (snapshot, accepted) = checked.decide(opts.accept_damage)?;
         if let Err(why) = &snapshot {
             // Damaged, or ahead of a log whose loss was accepted: kept for
             // inspection, never trusted, never deleted.
@@ -371,43 +262,7 @@ impl Engine {
             store = Store::open(&store_path)?;
         }
         log.repair()?;
-        let fallback_config = match &choice {
-            ConfigChoice::Given(c) => (**c).clone(),
-            ConfigChoice::Stored | ConfigChoice::Follow => Config::embedded_default(),
-        };
-        let mut engine = Engine {
-            dir: dir.to_path_buf(),
-            _lock: lock,
-            state: State::new(&fallback_config),
-            config: fallback_config.clone(),
-            config_at: (
-                0,
-                Pos {
-                    segment: 0,
-                    offset: 0,
-                },
-            ),
-            fallback_config,
-            log,
-            store,
-            applied: Applied {
-                seq: 0,
-                hash: [0; 32],
-                next_pos: Pos {
-                    segment: 0,
-                    offset: 0,
-                },
-            },
-            dirty: BTreeSet::new(),
-            dirty_requests: Vec::new(),
-            stats_pending: BTreeMap::new(),
-            lost: BTreeSet::new(),
-            dirty_lost: Vec::new(),
-            store_failed: false,
-            unsynced: None,
-            opts,
-            feed,
-        };
+        let mut engine = Engine::new(dir, lock, &choice, log, store, opts, feed);
         // A record that cannot be read while loading or rebuilding is
         // damage too: refused with the evidence, like a missing one.
         let as_damage = |e: EngineError| match e {
@@ -418,7 +273,7 @@ impl Engine {
                 record: seq,
                 problem: reason,
                 log_ends_at: None,
-                evidence: witness.clone(),
+                evidence: checked.evidence.clone(),
             })),
             other => other,
         };
@@ -436,7 +291,7 @@ impl Engine {
         }
         if let Some(damage) = accepted {
             report.accepted_damage = Some(engine.accept_damage(&damage)?);
-            if from_witness {
+            if checked.from_witness {
                 // The log now goes on differently from what they saw.
                 for p in witness::set_aside(dir, engine.log.last_seq()).map_err(io_err(dir))? {
                     report.witness_notes.push(format!(
@@ -459,6 +314,52 @@ impl Engine {
         }
         engine.flush_store()?;
         Ok((engine, report))
+    }
+
+    /// An engine on an opened log and store, with nothing loaded yet: the
+    /// state and configuration are the fallback's until the snapshot or a
+    /// replay brings the recorded ones.
+    fn new(
+        dir: &Path,
+        lock: File,
+        choice: &ConfigChoice,
+        log: EventLog,
+        store: Store,
+        opts: EngineOptions,
+        feed: feed::Feed,
+    ) -> Engine {
+        let fallback_config = match choice {
+            ConfigChoice::Given(c) => (**c).clone(),
+            ConfigChoice::Stored | ConfigChoice::Follow => Config::embedded_default(),
+        };
+        let start = Pos {
+            segment: 0,
+            offset: 0,
+        };
+        Engine {
+            dir: dir.to_path_buf(),
+            _lock: lock,
+            state: State::new(&fallback_config),
+            config: fallback_config.clone(),
+            config_at: (0, start),
+            fallback_config,
+            log,
+            store,
+            applied: Applied {
+                seq: 0,
+                hash: [0; 32],
+                next_pos: start,
+            },
+            dirty: BTreeSet::new(),
+            dirty_requests: Vec::new(),
+            stats_pending: BTreeMap::new(),
+            lost: BTreeSet::new(),
+            dirty_lost: Vec::new(),
+            store_failed: false,
+            unsynced: None,
+            opts,
+            feed,
+        }
     }
 
     /// Loads the snapshot and replays the log after it. `Ok(Err(why))` means
@@ -1324,62 +1225,6 @@ fn aside_name(path: &Path) -> PathBuf {
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     path.with_file_name(format!("{name}.damaged-{stamp}"))
-}
-
-/// The file to name for a log that ends early: the torn segment, else the
-/// last one, else the folder.
-/// The damage the witnesses prove, if any: a witness that saw a record the
-/// log no longer holds, or the log's last record different from the one a
-/// witness saw at the same position. `snapshot` lends its numbers (the
-/// witness may know none).
-fn witnessed(
-    log: &EventLog,
-    log_report: &crate::log::OpenReport,
-    witnesses: &[witness::Witness],
-    snapshot: Option<&Evidence>,
-) -> Option<Damage> {
-    let last = log.last_seq();
-    let last_hash = hex(&log.tail().last_hash);
-    let ahead: Vec<&witness::Witness> = witnesses
-        .iter()
-        .filter(|w| w.seq > last || (w.seq == last && w.seq > 0 && w.hash != last_hash))
-        .collect();
-    let top = ahead.iter().map(|w| w.seq).max()?;
-    let mut ev = snapshot.cloned().unwrap_or_default();
-    ev.seq = ev.seq.max(top);
-    ev.seen_by = ahead.iter().map(|w| w.describe()).collect();
-    for w in &ahead {
-        if ev.day.is_none() || w.day > ev.day {
-            ev.day = w.day;
-        }
-        for (c, n) in &w.highest {
-            let h = ev.highest.entry(c.clone()).or_insert(*n);
-            *h = (*h).max(*n);
-        }
-    }
-    let differs = ahead.iter().any(|w| w.seq == last);
-    Some(Damage {
-        file: report_file(log, log_report),
-        record: if differs { last } else { last + 1 },
-        problem: if differs {
-            format!("the log's record {last} differs from the one a witness outside the log holds")
-        } else {
-            format!(
-                "a witness outside the log holds record {top}, but the log ends at record {last}"
-            )
-        },
-        log_ends_at: Some(last),
-        evidence: Some(ev),
-    })
-}
-
-fn report_file(log: &EventLog, report: &crate::log::OpenReport) -> PathBuf {
-    report.truncated_in.clone().unwrap_or_else(|| {
-        log.segments()
-            .last()
-            .map(|&s| crate::log::segment_path(log.dir(), s))
-            .unwrap_or_else(|| log.dir().to_path_buf())
-    })
 }
 
 /// Applies `event` to `state` and adds what it contributes to the

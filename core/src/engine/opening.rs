@@ -1,0 +1,248 @@
+//! The steps of opening a data folder before anything is served (R10, R19,
+//! issue 17): the folder's lock, the event log (a corrupt record is named
+//! damage), the snapshot store (sled is a cache: an unreadable one is set
+//! aside and rebuilt; a transient error refuses), and the comparison of the
+//! log with every piece of evidence the office holds — the snapshot's last
+//! acknowledged record and the witnesses outside the log (the last backup,
+//! the standby's confirmed position). [`super::Engine::open`] runs them in
+//! order.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use super::{io_err, set_aside, witness, Damage, EngineError, Evidence, OpenReport};
+use crate::log::{EventLog, LogError, LogOptions};
+use crate::state::State;
+use crate::store::{hex, SnapshotMeta, Store};
+
+/// Takes the folder's lock: one process per data folder.
+pub(super) fn lock(dir: &Path) -> Result<File, EngineError> {
+    let lock_path = dir.join("LOCK");
+    let lock = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(io_err(&lock_path))?;
+    if lock.try_lock().is_err() {
+        return Err(EngineError::InUse(dir.to_path_buf()));
+    }
+    Ok(lock)
+}
+
+/// Opens the event log without repairing it (a torn tail is cut only once
+/// the evidence has been compared). A corrupt record refuses the start as
+/// damage, with what the snapshot store still shows.
+pub(super) fn open_log(
+    log_dir: &Path,
+    store_path: &Path,
+    opts: LogOptions,
+) -> Result<(EventLog, crate::log::OpenReport), EngineError> {
+    match EventLog::open_unrepaired(log_dir, opts) {
+        Ok(x) => Ok(x),
+        Err(LogError::Corrupt {
+            seq, path, reason, ..
+        }) => {
+            let evidence = store_path
+                .exists()
+                .then(|| Store::open(store_path).ok())
+                .flatten()
+                .and_then(|s| Evidence::read(&s));
+            Err(EngineError::Damaged(Box::new(Damage {
+                file: path,
+                record: seq,
+                problem: reason,
+                log_ends_at: None,
+                evidence,
+            })))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Opens the snapshot store. One that cannot be read is set aside (kept for
+/// inspection) and started afresh, to be rebuilt from the log; a transient
+/// error (ENOSPC, EIO) refuses and touches nothing.
+pub(super) fn open_store(store_path: &Path, report: &mut OpenReport) -> Result<Store, EngineError> {
+    match Store::open(store_path) {
+        Ok(s) => Ok(s),
+        Err(e) if e.is_transient() => Err(e.into()),
+        Err(e) => {
+            tracing::warn!(error = %e, "snapshot store unreadable; setting it aside and rebuilding it from the event log");
+            report.rebuilt = Some(format!("snapshot store unreadable: {e}"));
+            report.set_aside = Some(set_aside(store_path)?);
+            Ok(Store::open(store_path)?)
+        }
+    }
+}
+
+/// A snapshot as loaded: the state to start from, or why it cannot be used.
+pub(super) type Snapshot = Result<Option<(SnapshotMeta, State)>, String>;
+
+/// What the comparison of the log with the evidence found.
+pub(super) struct Checked {
+    /// The snapshot, loaded before anything was cut or rebuilt.
+    snapshot: Result<Option<(SnapshotMeta, State)>, crate::store::StoreError>,
+    /// Records lost or changed, if the evidence proves any.
+    damage: Option<Damage>,
+    /// The damage came (also) from a witness outside the log.
+    pub from_witness: bool,
+    /// What the snapshot showed, lent to damage found later while loading.
+    pub evidence: Option<Evidence>,
+}
+
+impl Checked {
+    /// Compares the log with the snapshot's evidence and the witnesses,
+    /// before anything is cut or rebuilt: the snapshot is written only
+    /// after its records were synced, so one ahead of the log proves lost
+    /// records.
+    pub(super) fn examine(
+        dir: &Path,
+        log: &EventLog,
+        log_report: &crate::log::OpenReport,
+        store: &Store,
+        report: &mut OpenReport,
+    ) -> Result<Checked, EngineError> {
+        let snapshot = match store.load() {
+            Err(e) if e.is_transient() => return Err(e.into()),
+            other => other,
+        };
+        let evidence = match &snapshot {
+            Ok(Some((meta, state))) => Some(Evidence::from_snapshot(meta, Some(state))),
+            Ok(None) => None,
+            Err(_) => store
+                .meta()
+                .ok()
+                .flatten()
+                .map(|m| Evidence::from_snapshot(&m, None)),
+        };
+        report.evidence_seq = evidence.as_ref().map(|e| e.seq);
+        let behind_snapshot = evidence
+            .clone()
+            .filter(|e| e.seq > log.last_seq())
+            .map(|ev| Damage {
+                file: report_file(log, log_report),
+                record: log.last_seq() + 1,
+                problem: format!(
+                    "the snapshot shows record {} acknowledged, but the log ends at record {}{}",
+                    ev.seq,
+                    log.last_seq(),
+                    if log_report.truncated_bytes > 0 {
+                        format!(" (then {} torn bytes)", log_report.truncated_bytes)
+                    } else {
+                        String::new()
+                    }
+                ),
+                log_ends_at: Some(log.last_seq()),
+                evidence: Some(ev),
+            });
+        let (witnesses, unreadable) = witness::read_all(dir);
+        for note in unreadable {
+            tracing::warn!(%note, "a witness file could not be read; it proves nothing");
+            report
+                .witness_notes
+                .push(format!("unreadable witness: {note}"));
+        }
+        let seen = witnessed(log, log_report, &witnesses, evidence.as_ref());
+        let from_witness = seen.is_some();
+        // Both: the witnesses' damage already carries the snapshot's
+        // evidence (`witnessed` starts from it); only its line is added.
+        let damage = match (behind_snapshot, seen) {
+            (Some(a), Some(mut b)) => {
+                if let Some(eb) = b.evidence.as_mut() {
+                    let snap = a.evidence.as_ref().map_or(0, |e| e.seq);
+                    eb.seen_by.insert(
+                        0,
+                        format!(
+                            "スナップショット (state.sled) は記録 {snap} まで受付済み / the snapshot shows record {snap} acknowledged"
+                        ),
+                    );
+                }
+                b.record = a.record.min(b.record);
+                b.problem = format!("{}; {}", a.problem, b.problem);
+                Some(b)
+            }
+            (a, b) => a.or(b),
+        };
+        Ok(Checked {
+            snapshot,
+            damage,
+            from_witness,
+            evidence,
+        })
+    }
+
+    /// Damage refuses the start unless `accept_damage` (returned, to be
+    /// recorded); the snapshot is then never trusted.
+    pub(super) fn decide(
+        &mut self,
+        accept_damage: bool,
+    ) -> Result<(Snapshot, Option<Damage>), EngineError> {
+        let accepted = match self.damage.take() {
+            Some(d) if !accept_damage => return Err(EngineError::Damaged(Box::new(d))),
+            other => other,
+        };
+        let snapshot = match std::mem::replace(&mut self.snapshot, Ok(None)) {
+            Ok(s) if accepted.is_none() => Ok(s),
+            Ok(_) => Err("the snapshot is ahead of the log (damage accepted)".to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        Ok((snapshot, accepted))
+    }
+}
+
+/// The damage the witnesses prove, if any: a witness that saw a record the
+/// log no longer holds, or the log's last record different from the one a
+/// witness saw at the same position. `snapshot` lends its numbers (the
+/// witness may know none).
+fn witnessed(
+    log: &EventLog,
+    log_report: &crate::log::OpenReport,
+    witnesses: &[witness::Witness],
+    snapshot: Option<&Evidence>,
+) -> Option<Damage> {
+    let last = log.last_seq();
+    let last_hash = hex(&log.tail().last_hash);
+    let ahead: Vec<&witness::Witness> = witnesses
+        .iter()
+        .filter(|w| w.seq > last || (w.seq == last && w.seq > 0 && w.hash != last_hash))
+        .collect();
+    let top = ahead.iter().map(|w| w.seq).max()?;
+    let mut ev = snapshot.cloned().unwrap_or_default();
+    ev.seq = ev.seq.max(top);
+    ev.seen_by = ahead.iter().map(|w| w.describe()).collect();
+    for w in &ahead {
+        if ev.day.is_none() || w.day > ev.day {
+            ev.day = w.day;
+        }
+        for (c, n) in &w.highest {
+            let h = ev.highest.entry(c.clone()).or_insert(*n);
+            *h = (*h).max(*n);
+        }
+    }
+    let differs = ahead.iter().any(|w| w.seq == last);
+    Some(Damage {
+        file: report_file(log, log_report),
+        record: if differs { last } else { last + 1 },
+        problem: if differs {
+            format!("the log's record {last} differs from the one a witness outside the log holds")
+        } else {
+            format!(
+                "a witness outside the log holds record {top}, but the log ends at record {last}"
+            )
+        },
+        log_ends_at: Some(last),
+        evidence: Some(ev),
+    })
+}
+
+/// The file to name for a log that ends early: the torn segment, else the
+/// last one, else the folder.
+fn report_file(log: &EventLog, report: &crate::log::OpenReport) -> PathBuf {
+    report.truncated_in.clone().unwrap_or_else(|| {
+        log.segments()
+            .last()
+            .map(|&s| crate::log::segment_path(log.dir(), s))
+            .unwrap_or_else(|| log.dir().to_path_buf())
+    })
+}
