@@ -263,6 +263,7 @@ fn router(app: Arc<App>) -> Router {
         .route("/api/devices/{name}", delete(api::delete_device))
         .route("/api/users/{name}/disabled", post(api::disable_user))
         .route("/api/devices/{name}/disabled", post(api::disable_device))
+        .route("/api/devices/{name}/release", post(api::release_device))
         .route("/enrol/{code}", get(api::enrol_page).post(api::enrol))
         .route("/api/settings", get(settings::get).post(settings::apply))
         .route("/api/settings/validate", post(settings::validate))
@@ -523,6 +524,9 @@ pub fn run(
         let told = app.clone();
         let signal = async move {
             signal.await;
+            // Failed sign-ins counted but not yet written (F9).
+            let flushing = told.clone();
+            let _ = tokio::task::spawn_blocking(move || sign_in_audit::flush(&flushing)).await;
             told.displays.stop(Duration::from_secs(2)).await;
         };
         stop.run(connections::serve(listener, router(app), limits, signal))
