@@ -2422,7 +2422,7 @@ fn one_staff_account_cannot_use_up_a_category_and_the_kiosk_is_told_why() {
 /// one action (audited), and it issues again from the next number.
 #[test]
 fn a_kiosk_issuing_far_above_a_person_is_held_until_an_admin_releases_it() {
-    let s = Server::start_env(
+    let mut s = Server::start_env(
         None,
         &["--listen", "127.0.0.1:0"],
         |_| {},
@@ -2432,8 +2432,9 @@ fn a_kiosk_issuing_far_above_a_person_is_held_until_an_admin_releases_it() {
     crate::server::open_today(&admin, &s, &csrf, &[]);
     let (thief, tcsrf) = new_kiosk(&s, &admin, &csrf, "kiosk-stolen");
     let (other, ocsrf) = new_kiosk(&s, &admin, &csrf, "kiosk-east");
+    let commands = s.url("/api/commands");
     let issue = |c: &Client, csrf: &str| {
-        c.post(s.url("/api/commands"))
+        c.post(&commands)
             .header("X-CSRF-Token", csrf)
             .json(&json!({"command": "issue_ticket", "category": "idou"}))
             .send()
@@ -2487,6 +2488,10 @@ fn a_kiosk_issuing_far_above_a_person_is_held_until_an_admin_releases_it() {
         "the device list offers 発券を再開"
     );
     assert!(!devices.contains(r#"data-release-device="kiosk-east""#));
+    // A restart releases nothing: the hold is kept in the data folder.
+    s.restart();
+    let (admin, csrf) = s.admin();
+    assert_ours(issue(&thief, &tcsrf), StatusCode::LOCKED, "device_held");
     // Only an administrator releases it (the kiosk itself cannot).
     let r = thief
         .post(s.url("/api/devices/kiosk-stolen/release"))

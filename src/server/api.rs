@@ -102,6 +102,12 @@ fn hold_check(app: &App, device: &str) -> Result<(), ApiError> {
         return Ok(());
     };
     if newly {
+        if let Err(e) = app.issue_limits.save() {
+            app.faults.record(
+                "issuing-held",
+                format!("発券停止を記録できませんでした（再起動で解除されます）/ the hold could not be written: {e:#}"),
+            );
+        }
         app.faults.record(
             "issuing-held",
             format!(
@@ -127,7 +133,12 @@ pub async fn release_device(
     Authed(caller, ..): Authed<Admins>,
     UrlPath(name): UrlPath<String>,
 ) -> Result<Json<Value>, ApiError> {
-    app.issue_limits.release(&name).ok_or(ApiError::NotFound)?;
+    let held = app.issue_limits.release(&name).ok_or(ApiError::NotFound)?;
+    if let Err(e) = app.issue_limits.save() {
+        // Not released on disk: keep it held rather than say otherwise.
+        app.issue_limits.hold_again(&name, held);
+        return Err(ApiError::Internal(format!("{e:#}")));
+    }
     audit_change(&app, caller, name.clone(), "issuing-released").await?;
     Ok(Json(json!({"ok": true, "released": name})))
 }

@@ -28,13 +28,22 @@
 //! is held (red-team finding F11, "one device takes what belongs to
 //! everyone"): its issuing is refused in Japanese until an administrator
 //! releases it with one action on /admin/devices (audited), and the hold
-//! is a fault on /admin. A real kiosk stays far below it: on the busiest
+//! is a fault on /admin. Holds are kept in `<data>/issuing-holds.json`, so
+//! a restart releases none; a file that cannot be read stops the server
+//! with its name (deleting it releases every hold). A real kiosk stays far below it: on the busiest
 //! simulated March days a kiosk issues at most a few dozen in ten minutes
 //! (test `busy_march_days_hold_no_kiosk_and_refuse_no_share`).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Instant;
+
+use anyhow::Context;
+use serde::{Deserialize, Serialize};
+
+/// The held kiosks, by name, in the data folder.
+pub const HOLDS_FILE: &str = "issuing-holds.json";
 
 /// Tickets one kiosk may take at once, and how fast that refills.
 pub const ISSUER_BURST: f64 = 10.0;
@@ -143,7 +152,7 @@ impl HoldRule {
 }
 
 /// A device whose issuing is held, and why.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Held {
     /// Tickets it had issued within the window when it was held.
     pub count: u32,
@@ -165,6 +174,8 @@ pub struct IssueLimits {
     shares: Mutex<Shares>,
     holds: Mutex<Holds>,
     rule: HoldRule,
+    /// Where holds are kept (`None`: in memory only, unit tests).
+    file: Option<PathBuf>,
 }
 
 impl Default for IssueLimits {
@@ -217,7 +228,46 @@ impl IssueLimits {
             shares: Mutex::default(),
             holds: Mutex::default(),
             rule,
+            file: None,
         }
+    }
+
+    /// The limits of the office in `data`, with the holds kept there. A
+    /// holds file that cannot be read is an error naming it: starting
+    /// without it would release a stolen kiosk unseen.
+    pub fn open(data: &Path) -> anyhow::Result<IssueLimits> {
+        let path = data.join(HOLDS_FILE);
+        let held: BTreeMap<String, Held> = match std::fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).with_context(|| {
+                format!(
+                    "{} が読めません（発券停止中の発券機の記録）。内容を直すか、削除するとすべての発券停止が解除されます / {} cannot be read (the kiosks whose issuing is held); fix it, or delete it to release every hold",
+                    path.display(),
+                    path.display()
+                )
+            })?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
+            Err(e) => {
+                return Err(e).with_context(|| format!("cannot read {}", path.display()));
+            }
+        };
+        let mut limits = IssueLimits::with_rule(HoldRule::from_env());
+        limits.file = Some(path);
+        if let Ok(mut h) = limits.holds.lock() {
+            h.held = held.into_iter().collect();
+        }
+        Ok(limits)
+    }
+
+    /// Writes the holds to their file (after a hold or a release).
+    pub fn save(&self) -> anyhow::Result<()> {
+        let Some(path) = &self.file else {
+            return Ok(());
+        };
+        let held: BTreeMap<String, Held> = {
+            let h = self.holds.lock().unwrap_or_else(|p| p.into_inner());
+            h.held.iter().map(|(k, v)| (k.clone(), *v)).collect()
+        };
+        super::auth::write_atomically(path, &held)
     }
 
     /// Whether `device` may issue at `now_ms` (Unix ms): `Err` with the
@@ -273,6 +323,12 @@ impl IssueLimits {
         let mut h = self.holds.lock().unwrap_or_else(|p| p.into_inner());
         h.recent.remove(device);
         h.held.remove(device)
+    }
+
+    /// Puts back a hold whose release could not be written.
+    pub fn hold_again(&self, device: &str, held: Held) {
+        let mut h = self.holds.lock().unwrap_or_else(|p| p.into_inner());
+        h.held.insert(device.to_string(), held);
     }
 
     /// The hold on `device`, if any.
@@ -483,6 +539,32 @@ mod tests {
         );
         assert_eq!(HoldRule::parse("0/30"), None);
         assert_eq!(HoldRule::parse("x"), None);
+    }
+
+    #[test]
+    fn holds_are_kept_across_a_restart_and_a_damaged_file_is_named() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let l = IssueLimits::open(dir.path()).expect("no file yet");
+        let t = 1_000_000;
+        for i in 0..HoldRule::default().count as i64 {
+            let day = chrono::NaiveDate::from_ymd_opt(2026, 11, 24).unwrap_or_default();
+            l.took(day, device("thief"), "idou", t + i);
+        }
+        let (held, newly) = l.check_hold("thief", t + 100).expect_err("held");
+        assert!(newly);
+        l.save().expect("saved");
+        let again = IssueLimits::open(dir.path()).expect("read back");
+        assert_eq!(again.held("thief"), Some(held));
+        assert_eq!(again.check_hold("thief", t + 200), Err((held, false)));
+        assert_eq!(again.release("thief"), Some(held));
+        again.save().expect("saved");
+        assert_eq!(
+            IssueLimits::open(dir.path()).expect("read").held("thief"),
+            None
+        );
+        std::fs::write(dir.path().join(HOLDS_FILE), b"{\"thief\": ").expect("write");
+        let e = IssueLimits::open(dir.path()).expect_err("damaged");
+        assert!(format!("{e:#}").contains(HOLDS_FILE), "{e:#}");
     }
 
     /// The office's own peak: the simulator's March days (the moving

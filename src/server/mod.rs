@@ -450,7 +450,7 @@ pub fn run(
             standby: std::sync::atomic::AtomicBool::new(args.standby_of.is_some()),
             promoting: std::sync::atomic::AtomicBool::new(false),
             following: std::sync::atomic::AtomicBool::new(false),
-            issue_limits: limits::IssueLimits::default(),
+            issue_limits: limits::IssueLimits::open(data)?,
             known: known::KnownAddrs::new(),
             sign_in_audit: sign_in_audit::SignInAudit::default(),
             tls: acceptor.is_some(),
