@@ -124,6 +124,10 @@
       act("POST", `/api/devices/${encodeURIComponent(d.revokeDevice)}/disabled`, { disabled: true },
         // A standby out of touch does not know yet: the server says what to do.
         (body) => reloadSaying(`端末 ${d.revokeDevice} の登録を取り消しました。${body && typeof body.notice_ja === "string" ? body.notice_ja : ""}`));
+    } else if (d.releaseDevice !== undefined) {
+      if (!confirm(`発券機 ${d.releaseDevice} の発券を再開しますか？ 停止の理由（短時間の大量発券）を確かめてから再開してください。`)) return;
+      act("POST", `/api/devices/${encodeURIComponent(d.releaseDevice)}/release`, {},
+        () => reloadSaying(`発券機 ${d.releaseDevice} の発券を再開しました。`));
     } else if (d.endSession !== undefined) {
       const who = b.closest("tr").dataset.user;
       act("DELETE", `/api/sessions/${encodeURIComponent(d.endSession)}`, null,

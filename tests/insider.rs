@@ -1947,8 +1947,20 @@ fn one_kiosk_token_cannot_bring_another_kiosk_to_numbers_exhausted() {
         let r = issue(&thief, &tcsrf);
         if r.status() != StatusCode::OK {
             let v = assert_ours(r, StatusCode::TOO_MANY_REQUESTS, "device_share_used");
-            let ja = v["error"]["message_ja"].as_str().unwrap_or_default();
-            assert!(ja.contains("発券機") && ja.contains("職員"), "{ja}");
+            let (ja, en) = (
+                v["error"]["message_ja"].as_str().unwrap_or_default(),
+                v["error"]["message_en"].as_str().unwrap_or_default(),
+            );
+            assert!(
+                ja.contains("発券機") && ja.contains("職員") && ja.contains("残りわずか"),
+                "{ja}"
+            );
+            // It blames no other kiosk.
+            assert!(!ja.contains("ほかの発券機"), "{ja}");
+            assert!(
+                en.contains("nearly used up") && !en.contains("other kiosks"),
+                "{en}"
+            );
             break;
         }
         issued.push(
@@ -2367,29 +2379,15 @@ fn one_staff_account_cannot_use_up_a_category_and_the_kiosk_is_told_why() {
         StatusCode::TOO_MANY_REQUESTS
     );
     assert_eq!(seq(&admin, &s), before, "a refusal records nothing");
-    // The kiosk takes its share of what is left; its refusal blames no
-    // other kiosk.
+    // The kiosk took less than the account: near the end it goes on (the
+    // issuer that took more than twice another's is refused first,
+    // limits.rs), so the visitors at the kiosk still get numbers.
     let (kiosk, kcsrf) = new_kiosk(&s, &admin, &csrf, "kiosk-north");
-    for want in [1005, 1006] {
+    for want in [1005, 1006, 1007] {
         let r = issue(&kiosk, &kcsrf, "idou");
         assert_eq!(r.status(), StatusCode::OK);
         assert_eq!(r.json::<Value>().expect("json")["ticket"], want);
     }
-    let v = assert_ours(
-        issue(&kiosk, &kcsrf, "idou"),
-        StatusCode::TOO_MANY_REQUESTS,
-        "device_share_used",
-    );
-    let (ja, en) = (
-        v["error"]["message_ja"].as_str().unwrap_or_default(),
-        v["error"]["message_en"].as_str().unwrap_or_default(),
-    );
-    assert!(ja.contains("残りわずか") && ja.contains("職員"), "{ja}");
-    assert!(!ja.contains("ほかの発券機"), "{ja}");
-    assert!(
-        en.contains("nearly used up") && !en.contains("other kiosks"),
-        "{en}"
-    );
     // An administrator is not limited.
     let (st, v) = cmd(
         &admin,
@@ -2398,7 +2396,7 @@ fn one_staff_account_cannot_use_up_a_category_and_the_kiosk_is_told_why() {
         json!({"command": "issue_ticket", "category": "idou"}),
     );
     assert_eq!(st, StatusCode::OK, "{v}");
-    assert_eq!(v["ticket"], 1007);
+    assert_eq!(v["ticket"], 1008);
     // The rate: a few at once, then a wait, in another category.
     let (sato, scsrf) = sign_in(&s, "sato", "sato's long password");
     for _ in 0..5 {
@@ -2412,4 +2410,280 @@ fn one_staff_account_cannot_use_up_a_category_and_the_kiosk_is_told_why() {
         ja.contains("秒") && ja.contains("番号は使われていません"),
         "{ja}"
     );
+}
+
+/// Red-team finding F11, the class "one device takes what belongs to
+/// everyone" (issue 23, R11): a stolen kiosk token kept to the rate limit
+/// still took half a category's numbers within the hour. A kiosk that
+/// issues far above what people at a kiosk can (here more than 6 within
+/// ten minutes; 80 by default, `limits.rs` says why) is held: a Japanese
+/// refusal that burns no number, a fault on /admin, an audit record under
+/// its name; another kiosk issues on; an administrator releases it with
+/// one action (audited), and it issues again from the next number.
+#[test]
+fn a_kiosk_issuing_far_above_a_person_is_held_until_an_admin_releases_it() {
+    let mut s = Server::start_env(
+        None,
+        &["--listen", "127.0.0.1:0"],
+        |_| {},
+        &[("MADOGUCHI_KIOSK_HOLD", "6/600")],
+    );
+    let (admin, csrf) = s.admin();
+    crate::server::open_today(&admin, &s, &csrf, &[]);
+    let (thief, tcsrf) = new_kiosk(&s, &admin, &csrf, "kiosk-stolen");
+    let (other, ocsrf) = new_kiosk(&s, &admin, &csrf, "kiosk-east");
+    let commands = s.url("/api/commands");
+    let issue = |c: &Client, csrf: &str| {
+        c.post(&commands)
+            .header("X-CSRF-Token", csrf)
+            .json(&json!({"command": "issue_ticket", "category": "idou"}))
+            .send()
+            .expect("issue")
+    };
+    let ticket = |r: reqwest::blocking::Response| {
+        assert_eq!(r.status(), StatusCode::OK);
+        r.json::<Value>().expect("json")["ticket"]
+            .as_u64()
+            .expect("n")
+    };
+    let issued: Vec<u64> = (0..6).map(|_| ticket(issue(&thief, &tcsrf))).collect();
+    assert_eq!(issued, (1001..=1006).collect::<Vec<_>>());
+    // The seventh within the window holds the kiosk (within the rate
+    // limit's burst of 10: the old code issued it).
+    let v = assert_ours(issue(&thief, &tcsrf), StatusCode::LOCKED, "device_held");
+    let ja = v["error"]["message_ja"].as_str().unwrap_or_default();
+    assert!(
+        ja.contains("発券を止めています") && ja.contains("番号は使われていません"),
+        "{ja}"
+    );
+    // Held it stays: refusals record nothing and burn no number.
+    let before = seq(&admin, &s);
+    for _ in 0..5 {
+        assert_ours(issue(&thief, &tcsrf), StatusCode::LOCKED, "device_held");
+    }
+    assert_eq!(seq(&admin, &s), before, "a refusal records nothing");
+    // Another kiosk carries on from the next number.
+    assert_eq!(ticket(issue(&other, &ocsrf)), 1007);
+    // The administrator sees it: a fault, the device's state, the button.
+    let page = admin
+        .get(s.url("/admin"))
+        .send()
+        .expect("admin")
+        .text()
+        .expect("html");
+    assert!(
+        page.contains("発券機の発券停止")
+            && page.contains("発券機「kiosk-stolen」の発券を止めました"),
+        "the fault is on /admin"
+    );
+    let devices = admin
+        .get(s.url("/admin/devices"))
+        .send()
+        .expect("devices")
+        .text()
+        .expect("html");
+    assert!(
+        devices.contains(r#"data-device="kiosk-stolen" data-state="held""#)
+            && devices.contains(r#"data-release-device="kiosk-stolen""#),
+        "the device list offers 発券を再開"
+    );
+    assert!(!devices.contains(r#"data-release-device="kiosk-east""#));
+    // A restart releases nothing: the hold is kept in the data folder.
+    s.restart();
+    let (admin, csrf) = s.admin();
+    assert_ours(issue(&thief, &tcsrf), StatusCode::LOCKED, "device_held");
+    // Only an administrator releases it (the kiosk itself cannot).
+    let r = thief
+        .post(s.url("/api/devices/kiosk-stolen/release"))
+        .header("X-CSRF-Token", &tcsrf)
+        .json(&json!({}))
+        .send()
+        .expect("release");
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    assert_ours(issue(&thief, &tcsrf), StatusCode::LOCKED, "device_held");
+    let release = |name: &str| {
+        admin
+            .post(s.url(&format!("/api/devices/{name}/release")))
+            .header("X-CSRF-Token", &csrf)
+            .json(&json!({}))
+            .send()
+            .expect("release")
+    };
+    assert_eq!(release("kiosk-stolen").status(), StatusCode::OK);
+    assert_ours(release("kiosk-stolen"), StatusCode::NOT_FOUND, "not_found");
+    assert_ours(release("kiosk-east"), StatusCode::NOT_FOUND, "not_found");
+    // Released, it issues again, from the next number: none was lost.
+    assert_eq!(ticket(issue(&thief, &tcsrf)), 1008);
+    // Both the hold and the release are in the audit log, the hold found
+    // under the kiosk's name.
+    let audit = audit_text(&s, &admin);
+    let held: Vec<&str> = audit
+        .lines()
+        .filter(|l| l.contains("issuing-held:6/600"))
+        .collect();
+    assert_eq!(held.len(), 1, "one record for the hold: {held:?}");
+    assert!(held[0].contains("kiosk-stolen"));
+    let released: Vec<&str> = audit
+        .lines()
+        .filter(|l| l.contains("issuing-released"))
+        .collect();
+    assert_eq!(released.len(), 1, "{released:?}");
+    assert!(released[0].contains("admin"));
+    let page = admin
+        .get(s.url("/audit?staff=kiosk-stolen"))
+        .send()
+        .expect("audit")
+        .text()
+        .expect("html");
+    assert!(
+        page.contains("発券機「kiosk-stolen」の発券を止めました"),
+        "the audit page finds the hold under the kiosk"
+    );
+}
+
+/// The bytes of every file in `dir`.
+fn folder_bytes(dir: &std::path::Path) -> u64 {
+    std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.filter_map(Result::ok)
+                .filter_map(|e| e.metadata().ok())
+                .filter(|m| m.is_file())
+                .map(|m| m.len())
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+/// Red-team finding F9, the rest (issue 23, R11): the failures counted
+/// into a window's summary were lost when the server stopped before the
+/// window ended, and the summary named neither the addresses nor the
+/// invented names. Now a flood from 60 addresses writes a bounded number
+/// of records — a few one by one per account and per address, then one
+/// summary per account, 「ログイン失敗 ×N（… か所から: 127.0.6.…）」 — the
+/// summaries are written when the server stops, every failure is
+/// accounted for after the restart, and `?staff=admin` finds the summary.
+#[test]
+fn a_flood_of_failed_sign_ins_is_summed_up_with_its_addresses_and_survives_a_stop() {
+    let mut s = Server::start_env(
+        None,
+        &["--listen", "127.0.0.1:0"],
+        |_| {},
+        &[("MADOGUCHI_SIGNIN_AUDIT_WINDOW_SECS", "3600")],
+    );
+    let log = s.data_dir().join("data").join("log");
+    let url = s.url("/api/login");
+    let _ = s.admin();
+    // What one failure recorded one by one costs on disk.
+    let start = folder_bytes(&log);
+    let probe = client_from([127, 0, 7, 1]);
+    let r = probe
+        .post(&url)
+        .json(&json!({"username": "probe", "password": "wrong"}))
+        .send()
+        .expect("login");
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let one = folder_bytes(&log) - start;
+    assert!(one > 0, "a failure is recorded");
+    // 60 addresses, each trying the admin twice and two invented names.
+    let before = folder_bytes(&log);
+    let threads: Vec<_> = (0..6u8)
+        .map(|t| {
+            let url = url.clone();
+            std::thread::spawn(move || {
+                let mut failed = 0u32;
+                for a in (1 + t..=60).step_by(6) {
+                    let c = client_from([127, 0, 6, a]);
+                    for name in [
+                        "admin".to_string(),
+                        format!("flood{a}-a"),
+                        "admin".to_string(),
+                        format!("flood{a}-b"),
+                    ] {
+                        let r = c
+                            .post(&url)
+                            .json(&json!({"username": name, "password": "wrong"}))
+                            .send()
+                            .expect("login");
+                        if r.status() == StatusCode::UNAUTHORIZED {
+                            failed += 1;
+                        }
+                    }
+                }
+                failed
+            })
+        })
+        .collect();
+    let failed: u32 = threads.into_iter().map(|t| t.join().expect("t")).sum();
+    assert!(failed >= 120, "most were checked: {failed} of 240");
+    let flood_bytes = folder_bytes(&log) - before;
+    // Stopped before the window ends: the summaries are written now.
+    s.stop_cleanly();
+    let stop_bytes = folder_bytes(&log) - before - flood_bytes;
+    eprintln!(
+        "{failed} failed sign-ins from 60 addresses: {flood_bytes} B during the flood + {stop_bytes} B of summaries at the stop; one record each would be about {} B ({one} B a record)",
+        u64::from(failed) * one
+    );
+    assert!(
+        flood_bytes + stop_bytes < u64::from(failed) * one / 2,
+        "less than half of one record a failure"
+    );
+    s.restart();
+    let (admin, _) = s.admin();
+    let audit = audit_text(&s, &admin);
+    let failures: Vec<&str> = audit
+        .lines()
+        .filter(|l| l.contains(r#"\"type\":\"login\""#) && l.contains(r#"\"ok\":false"#))
+        .collect();
+    let summaries: Vec<&str> = failures
+        .iter()
+        .copied()
+        .filter(|l| l.contains("ログイン失敗 ×"))
+        .collect();
+    let one_by_one = failures
+        .iter()
+        .filter(|l| !l.contains('×') && l.contains("from 127.0.6."))
+        .count();
+    let summed: u32 = summaries
+        .iter()
+        .filter_map(|l| {
+            l.split('×')
+                .nth(1)?
+                .chars()
+                .take_while(char::is_ascii_digit)
+                .collect::<String>()
+                .parse::<u32>()
+                .ok()
+        })
+        .sum();
+    eprintln!(
+        "audit: {one_by_one} one by one, {} summaries of {summed}",
+        summaries.len()
+    );
+    assert_eq!(
+        one_by_one as u32 + summed,
+        failed,
+        "every failure is accounted for"
+    );
+    assert!(one_by_one <= 17 * 5, "{one_by_one} one by one");
+    assert!(summaries.len() <= 17, "{} summaries", summaries.len());
+    let admin_summary = summaries
+        .iter()
+        .find(|l| l.contains(r#"\"account\":\"admin\""#))
+        .expect("the admin's summary");
+    assert!(
+        admin_summary.contains("か所から: 127.0.6."),
+        "{admin_summary}"
+    );
+    let shared = summaries
+        .iter()
+        .find(|l| l.contains(r#"\"account\":\"*\""#))
+        .expect("the invented names' summary");
+    assert!(shared.contains("試された ID: flood"), "{shared}");
+    let page = admin
+        .get(s.url("/audit?staff=admin"))
+        .send()
+        .expect("audit")
+        .text()
+        .expect("html");
+    assert!(page.contains("ログイン失敗 ×"), "?staff=admin finds it");
 }

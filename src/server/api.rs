@@ -92,6 +92,57 @@ fn limited_issuer(caller: &Caller) -> Option<super::limits::Issuer<'_>> {
     })
 }
 
+/// A device issuing far above what people at a kiosk can is held until
+/// an administrator releases it (limits.rs, red-team finding F11). The
+/// request that holds it records a fault for /admin and an audit record
+/// under the device's name; every refusal burns no number.
+fn hold_check(app: &App, device: &str) -> Result<(), ApiError> {
+    let now = chrono::Utc::now().timestamp_millis();
+    let Err((held, newly)) = app.issue_limits.check_hold(device, now) else {
+        return Ok(());
+    };
+    if newly {
+        if let Err(e) = app.issue_limits.save() {
+            app.faults.record(
+                "issuing-held",
+                format!("発券停止を記録できませんでした（再起動で解除されます）/ the hold could not be written: {e:#}"),
+            );
+        }
+        app.faults.record(
+            "issuing-held",
+            format!(
+                "発券機「{device}」の発券を止めました: {} 秒間に {} 枚（人が発券機で取れる数をはるかに超えています。盗まれた登録の悪用のおそれ）。端末の一覧で確かめて「発券を再開」で解除できます / kiosk {device} was held: {} tickets within {} s",
+                held.window_secs, held.count, held.count, held.window_secs
+            ),
+        );
+        app.audit(
+            Some(device.to_string()),
+            Event::AccountChanged {
+                account: device.to_string(),
+                role: format!("issuing-held:{}/{}", held.count, held.window_secs),
+            },
+        );
+    }
+    Err(ApiError::DeviceHeld)
+}
+
+/// `POST /api/devices/{name}/release` (admin): a held kiosk issues again
+/// (one action, audited). 404 when it is not held.
+pub async fn release_device(
+    State(app): State<Arc<App>>,
+    Authed(caller, ..): Authed<Admins>,
+    UrlPath(name): UrlPath<String>,
+) -> Result<Json<Value>, ApiError> {
+    let held = app.issue_limits.release(&name).ok_or(ApiError::NotFound)?;
+    if let Err(e) = app.issue_limits.save() {
+        // Not released on disk: keep it held rather than say otherwise.
+        app.issue_limits.hold_again(&name, held);
+        return Err(ApiError::Internal(format!("{e:#}")));
+    }
+    audit_change(&app, caller, name.clone(), "issuing-released").await?;
+    Ok(Json(json!({"ok": true, "released": name})))
+}
+
 /// What the office's rules say about a command before the engine sees it
 /// (issue 23): attribution from who is asking, a day only for today, the
 /// issuing limits. Returns the command to run and the record's `by`.
@@ -149,6 +200,9 @@ fn checked(
             // Devices and staff are limited (findings F11, F3); an
             // administrator is not (limits.rs says why).
             if let (Some(issuer), false) = (limited_issuer(caller), retry) {
+                if !issuer.person {
+                    hold_check(app, issuer.name)?;
+                }
                 // The issuer's share of what is left (finding F11).
                 let c = category.clone();
                 let share = app
@@ -242,7 +296,8 @@ pub async fn command(
             .read(|e| e.state().meta.day.as_ref().map(|d| d.date))
             .map_err(ApiError::from)?;
         if let Some(date) = date {
-            app.issue_limits.took(date, issuer, category);
+            let now = chrono::Utc::now().timestamp_millis();
+            app.issue_limits.took(date, issuer, category, now);
         }
     }
     let mut answer = json!({
@@ -396,7 +451,7 @@ pub fn set_cookie(app: &App, name: &str, value: &str, max_age: Option<i64>) -> S
 /// and control or invisible characters written as `\u{…}` so that a name
 /// with a direction override cannot reverse the address after it on the
 /// audit page (insider red team).
-fn audited_name(name: &str) -> String {
+pub(super) fn audited_name(name: &str) -> String {
     name.chars()
         .take(madoguchi_core::model::MAX_ID_CHARS)
         .map(|c| {

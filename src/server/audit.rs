@@ -422,6 +422,13 @@ fn account_change(account: &str, role: &str) -> String {
         "enabled" => format!("{account} を有効にしました"),
         "deleted" => format!("{account} を削除しました"),
         "session-ended" => format!("{account} のログインを終了させました"),
+        "issuing-released" => format!("発券機「{account}」の発券を再開しました（停止の解除）"),
+        r if r.starts_with("issuing-held:") => {
+            let (count, secs) = r["issuing-held:".len()..]
+                .split_once('/')
+                .unwrap_or(("?", "?"));
+            format!("発券機「{account}」の発券を止めました（{secs} 秒間に {count} 枚: 人が発券機で取れる数をはるかに超えています）")
+        }
         r if r.starts_with("enrolment-link:") => format!(
             "{}「{account}」の登録用リンクを作りました",
             role_ja(&r["enrolment-link:".len()..])

@@ -298,7 +298,7 @@ pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 
 /// Writes `value` as JSON to `path` atomically (temp file, fsync, rename,
 /// fsync of the folder).
-fn write_atomically<T: Serialize>(path: &Path, value: &T) -> anyhow::Result<()> {
+pub(super) fn write_atomically<T: Serialize>(path: &Path, value: &T) -> anyhow::Result<()> {
     use anyhow::Context;
     use std::io::Write;
     let text = serde_json::to_vec_pretty(value)?;

@@ -250,6 +250,8 @@ pub struct GuardedIo {
     sending_since: Option<Instant>,
     /// For a slot of the newcomers' share: when it ends, whatever moves.
     ends: Option<Pin<Box<tokio::time::Sleep>>>,
+    /// Written but not yet flushed: an answer still going out.
+    unflushed: bool,
 }
 
 fn timed_out(what: &str) -> std::io::Error {
@@ -279,6 +281,7 @@ impl GuardedIo {
             last_moved: None,
             idle: Box::pin(tokio::time::sleep(limits.head)),
             sending_since: None,
+            unflushed: false,
         }
     }
 
@@ -358,9 +361,16 @@ impl AsyncRead for GuardedIo {
                     )));
                 }
                 self.moved();
+                self.slot.set_answering(true);
                 Poll::Ready(Ok(()))
             }
             Poll::Pending => {
+                // Waiting for a request with the last answer out: idle
+                // between requests, the first to give its slot up
+                // (slots.rs, N3-b).
+                if self.sending_since.is_none() && !self.unflushed {
+                    self.slot.set_answering(false);
+                }
                 if self.idle_expired(cx) {
                     return Poll::Ready(Err(timed_out("idle connection")));
                 }
@@ -381,6 +391,7 @@ impl AsyncWrite for GuardedIo {
         if matches!(r, Poll::Ready(Ok(n)) if n > 0) {
             // An answer: whatever the client sent was taken in time.
             self.sending_since = None;
+            self.unflushed = true;
             self.moved();
         }
         r
@@ -394,6 +405,7 @@ impl AsyncWrite for GuardedIo {
         let r = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
         if matches!(r, Poll::Ready(Ok(n)) if n > 0) {
             self.sending_since = None;
+            self.unflushed = true;
             self.moved();
         }
         r
@@ -404,7 +416,11 @@ impl AsyncWrite for GuardedIo {
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
+        let r = Pin::new(&mut self.inner).poll_flush(cx);
+        if matches!(r, Poll::Ready(Ok(()))) {
+            self.unflushed = false;
+        }
+        r
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {

@@ -74,6 +74,9 @@ pub enum ApiError {
     /// This staff account took its share of the category's numbers today,
     /// as a device does. Nothing was done.
     AccountShareUsed,
+    /// This kiosk issued far more than people at a kiosk can and is held
+    /// until an administrator releases it (limits.rs). Nothing was done.
+    DeviceHeld,
     /// `open_day` for a date other than the office's business date.
     NotToday {
         date: chrono::NaiveDate,
@@ -190,6 +193,12 @@ impl ApiError {
                 "account_share_used",
                 "このアカウントは、この受付区分の本日の番号の残りの半分をすでに発行したため、これ以上発行できません。番号は使われていません。発券機か別の職員のアカウントで発券するか、管理者に連絡してください".into(),
                 "this account has issued half of what is left of this category's numbers for today and issues no more of them; nothing was issued and no number was used. Issue from a kiosk or another staff account, or ask an administrator".into(),
+            ),
+            ApiError::DeviceHeld => (
+                StatusCode::LOCKED,
+                "device_held",
+                "この発券機は短い時間に非常に多くの番号を発行したため、発券を止めています。番号は使われていません。職員に声をおかけください（職員は窓口で発券できます。管理者が端末の一覧で確かめて再開できます）".into(),
+                "this kiosk issued far more numbers in a short time than people at a kiosk can, so its issuing is held; nothing was issued and no number was used. Please ask a member of staff: staff can issue a number at the counter, and an administrator can check and release the kiosk on the device list".into(),
             ),
             ApiError::NotToday { date, today } => (
                 StatusCode::CONFLICT,

@@ -60,6 +60,7 @@ pub fn kind_ja(kind: &str) -> &'static str {
         "disk-space" => "ディスクの空き",
         "damage" | "log-damaged" => "記録の損傷",
         "reports" => "報告ファイル",
+        "issuing-held" => "発券機の発券停止",
         _ => "その他",
     }
 }

@@ -330,6 +330,8 @@ pub struct DeviceHealth {
     pub role: Role,
     pub role_ja: &'static str,
     pub disabled: bool,
+    /// A kiosk whose issuing is held (limits.rs): the row offers 発券を再開.
+    pub held: bool,
     /// Its last contact in office time, if any (kept across restarts).
     pub last_contact: Option<String>,
     /// `ok`, `stale`, `fault`, `unknown` or `revoked` (a CSS class and a
@@ -385,8 +387,17 @@ pub fn devices(app: &App) -> Vec<DeviceHealth> {
             let printer = (d.role == Role::Kiosk)
                 .then(|| app.contacts.printer_fault(&d.name))
                 .flatten();
+            let held = app.issue_limits.held(&d.name).filter(|_| d.role == Role::Kiosk);
             let (state, state_ja) = if d.disabled {
                 ("revoked", "取り消し済み（使えません）".to_string())
+            } else if let Some(h) = held {
+                (
+                    "held",
+                    format!(
+                        "発券停止中: {} 秒間に {} 枚（盗まれた登録の悪用のおそれ。確かめてから再開してください）",
+                        h.window_secs, h.count
+                    ),
+                )
             } else if let Some(p) = printer.filter(|_| recent) {
                 ("fault", format!("発券できません: {}", p.ja))
             } else if connected {
@@ -416,6 +427,7 @@ pub fn devices(app: &App) -> Vec<DeviceHealth> {
                 name: d.name,
                 role: d.role,
                 disabled: d.disabled,
+                held: held.is_some(),
                 state,
                 state_ja,
             }

@@ -263,6 +263,7 @@ fn router(app: Arc<App>) -> Router {
         .route("/api/devices/{name}", delete(api::delete_device))
         .route("/api/users/{name}/disabled", post(api::disable_user))
         .route("/api/devices/{name}/disabled", post(api::disable_device))
+        .route("/api/devices/{name}/release", post(api::release_device))
         .route("/enrol/{code}", get(api::enrol_page).post(api::enrol))
         .route("/api/settings", get(settings::get).post(settings::apply))
         .route("/api/settings/validate", post(settings::validate))
@@ -449,7 +450,7 @@ pub fn run(
             standby: std::sync::atomic::AtomicBool::new(args.standby_of.is_some()),
             promoting: std::sync::atomic::AtomicBool::new(false),
             following: std::sync::atomic::AtomicBool::new(false),
-            issue_limits: limits::IssueLimits::default(),
+            issue_limits: limits::IssueLimits::open(data)?,
             known: known::KnownAddrs::new(),
             sign_in_audit: sign_in_audit::SignInAudit::default(),
             tls: acceptor.is_some(),
@@ -523,6 +524,9 @@ pub fn run(
         let told = app.clone();
         let signal = async move {
             signal.await;
+            // Failed sign-ins counted but not yet written (F9).
+            let flushing = told.clone();
+            let _ = tokio::task::spawn_blocking(move || sign_in_audit::flush(&flushing)).await;
             told.displays.stop(Duration::from_secs(2)).await;
         };
         stop.run(connections::serve(listener, router(app), limits, signal))

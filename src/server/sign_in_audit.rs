@@ -1,16 +1,20 @@
 //! A bound on the audit records of failed sign-ins (issue 23, R11, red-team
 //! finding F9). Every failed sign-in is accounted for, but failures from
-//! many addresses wrote one record each without bound. Per account and
-//! window ([`window`], ten minutes), the first [`ONE_BY_ONE`] failures are
-//! recorded one by one; the rest are counted and written as one summary
-//! record when the window ends (how many, from how many addresses). Sign-ins
-//! refused while an address waits (one record per wait, `throttle.rs`) are
-//! counted apart, so that the failures stay in the records one by one. At
-//! most [`MAX_ACCOUNTS`] names (and kinds) are followed per window — a spray over many
-//! invented names shares one more entry, `*` — so a window writes at most
-//! (`MAX_ACCOUNTS` + 1) × (`ONE_BY_ONE` + 1) records, however many tries.
-//! The lock-out counters (`throttle.rs`) are untouched by this: they see
-//! every failure.
+//! many addresses wrote one record each without bound. Per window
+//! ([`window`], ten minutes) a failure is recorded one by one only while
+//! both its account and its address (an IPv6 address by its /64) have had
+//! fewer than [`ONE_BY_ONE`] recorded; the rest are counted and written as
+//! one summary record per account when the window ends — 「ログイン失敗
+//! ×N（M か所から: …）」, with the first addresses and the account names
+//! tried — and when the server stops, so that none is lost. Sign-ins
+//! refused while an address waits (one record per wait, `throttle.rs`)
+//! are counted apart. At most [`MAX_ACCOUNTS`] names (and kinds) are
+//! followed per window — a spray over many invented names shares one more
+//! entry, `*`, whose summary lists the first names tried — so a window
+//! writes at most (`MAX_ACCOUNTS` + 1) × (`ONE_BY_ONE` + 1) records of
+//! each kind, of bounded length, however many tries from however many
+//! addresses. The lock-out counters (`throttle.rs`) are untouched by
+//! this: they see every failure.
 
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
@@ -21,10 +25,15 @@ use madoguchi_core::model::Event;
 
 use super::App;
 
-/// Failures of one account recorded one by one in a window.
+/// Failures of one account, or from one address, recorded one by one in a
+/// window.
 pub const ONE_BY_ONE: u32 = 5;
 /// Account names followed one by one per window; the rest share `*`.
 pub const MAX_ACCOUNTS: usize = 16;
+/// Addresses and names a summary lists (it counts them all).
+const LISTED: usize = 8;
+/// Addresses counted per entry and window (past this "at least").
+const MAX_COUNTED: usize = 100_000;
 /// The window when `MADOGUCHI_SIGNIN_AUDIT_WINDOW_SECS` does not say
 /// otherwise (tests shorten it).
 const WINDOW: Duration = Duration::from_secs(10 * 60);
@@ -38,17 +47,24 @@ pub fn window() -> Duration {
         .map_or(WINDOW, Duration::from_secs)
 }
 
-#[derive(Debug)]
+#[derive(Debug, Default)]
 struct Tally {
     recorded: u32,
     quiet: u32,
     addresses: HashSet<IpAddr>,
+    /// The first addresses of the quiet ones, in order.
+    listed: Vec<IpAddr>,
+    /// The first names tried (the `*` entry: each a different name).
+    names: Vec<String>,
 }
 
 #[derive(Debug)]
 struct Windowed {
     start: Instant,
     accounts: HashMap<(String, bool), Tally>,
+    /// Failures (or refusals) recorded one by one per address key this
+    /// window.
+    by_address: HashMap<(IpAddr, bool), u32>,
 }
 
 /// One window's failures of an account not recorded one by one.
@@ -59,21 +75,55 @@ pub struct Summary {
     pub refused: bool,
     pub count: u32,
     pub addresses: usize,
+    /// The first few addresses.
+    pub listed: Vec<IpAddr>,
+    /// For `*`: the first few names tried.
+    pub names: Vec<String>,
 }
 
 impl Summary {
-    /// The record's `by`, e.g. `admin ×412 from 103 addresses (…)`.
+    /// The record's `by`, Japanese first, e.g. 「ログイン失敗 ×412（103
+    /// か所から: 127.0.3.1, … ほか 95）」 and the same in English.
     pub fn by(&self, window: Duration) -> String {
+        let shown = self
+            .listed
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", ");
+        let more = self.addresses.saturating_sub(self.listed.len());
+        let more_ja = if more > 0 {
+            format!(" ほか {more}")
+        } else {
+            String::new()
+        };
+        let more_en = if more > 0 {
+            format!(" and {more} more")
+        } else {
+            String::new()
+        };
+        let (names_ja, names_en) = if self.names.is_empty() {
+            (String::new(), String::new())
+        } else {
+            let n = self.names.join(", ");
+            (
+                format!("、試された ID: {n} など"),
+                format!("; names tried: {n} …"),
+            )
+        };
+        let (what_ja, what_en) = if self.refused {
+            ("待機中のログイン拒否", "sign-ins refused while waiting")
+        } else {
+            ("ログイン失敗", "failed sign-ins")
+        };
         format!(
-            "{} ×{} from {} addresses ({} within {} s, recorded as one)",
+            "{what_ja} ×{}（{} 秒間に {} か所から: {shown}{more_ja}{names_ja}。まとめて 1 件に記録） / {} ×{} from {} addresses ({shown}{more_en}{names_en}) ({what_en} within {} s, recorded as one)",
+            self.count,
+            window.as_secs(),
+            self.addresses,
             self.account,
             self.count,
             self.addresses,
-            if self.refused {
-                "sign-ins refused while waiting"
-            } else {
-                "failed sign-ins"
-            },
             window.as_secs()
         )
     }
@@ -98,6 +148,7 @@ impl SignInAudit {
             state: Mutex::new(Windowed {
                 start: Instant::now(),
                 accounts: HashMap::new(),
+                by_address: HashMap::new(),
             }),
         }
     }
@@ -110,37 +161,44 @@ impl SignInAudit {
     /// address waits, else a failed check): whether to record it one by
     /// one (otherwise it is in the window's summary).
     pub fn failed(&self, account: &str, addr: IpAddr, refused: bool) -> bool {
-        let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        let key = (account.to_lowercase(), refused);
+        let mut guard = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let s = &mut *guard;
+        let name = account.to_lowercase();
+        let key = (name.clone(), refused);
         let key = if s.accounts.contains_key(&key) || s.accounts.len() < MAX_ACCOUNTS {
             key
         } else {
             ("*".to_string(), refused)
         };
-        let t = s.accounts.entry(key).or_insert(Tally {
-            recorded: 0,
-            quiet: 0,
-            addresses: HashSet::new(),
-        });
-        if t.recorded < ONE_BY_ONE {
+        let shared = key.0 == "*";
+        let addr = super::throttle::address_key(addr);
+        let t = s.accounts.entry(key).or_default();
+        // An address not yet counted this window may record while the
+        // window is young; past the bound, it counts as having recorded.
+        if s.by_address.len() < MAX_COUNTED {
+            s.by_address.entry((addr, refused)).or_insert(0);
+        }
+        let Some(from_addr) = s.by_address.get_mut(&(addr, refused)) else {
+            return quiet(t, addr, shared, &name);
+        };
+        if t.recorded < ONE_BY_ONE && *from_addr < ONE_BY_ONE {
             t.recorded += 1;
+            *from_addr += 1;
             return true;
         }
-        t.quiet += 1;
-        if t.addresses.len() < 100_000 {
-            t.addresses.insert(addr);
-        }
-        false
+        quiet(t, addr, shared, &name)
     }
 
     /// The summaries of a window that has ended (and a new window), or
-    /// nothing while it runs.
-    pub fn due(&self) -> Vec<Summary> {
+    /// nothing while it runs; `now` takes them whether or not it ended
+    /// (the server is stopping).
+    pub fn due(&self, now: bool) -> Vec<Summary> {
         let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        if s.start.elapsed() < self.window {
+        if !now && s.start.elapsed() < self.window {
             return Vec::new();
         }
         s.start = Instant::now();
+        s.by_address.clear();
         let mut out: Vec<Summary> = s
             .accounts
             .drain()
@@ -150,10 +208,38 @@ impl SignInAudit {
                 refused,
                 count: t.quiet,
                 addresses: t.addresses.len(),
+                listed: t.listed,
+                names: t.names,
             })
             .collect();
         out.sort_by(|a, b| (&a.account, a.refused).cmp(&(&b.account, b.refused)));
         out
+    }
+}
+
+/// Counts a failure into its entry's summary; never recorded one by one.
+fn quiet(t: &mut Tally, addr: IpAddr, shared: bool, name: &str) -> bool {
+    t.quiet += 1;
+    if t.addresses.len() < MAX_COUNTED && t.addresses.insert(addr) && t.listed.len() < LISTED {
+        t.listed.push(addr);
+    }
+    if shared && t.names.len() < LISTED && !t.names.iter().any(|n| n == name) {
+        t.names.push(super::api::audited_name(name));
+    }
+    false
+}
+
+/// Writes summaries as one record each.
+fn write(app: &App, summaries: Vec<Summary>) {
+    for s in summaries {
+        let by = s.by(app.sign_in_audit.window());
+        app.audit(
+            Some(by),
+            Event::Login {
+                account: s.account,
+                ok: false,
+            },
+        );
     }
 }
 
@@ -163,17 +249,14 @@ pub async fn run(app: Arc<App>) {
         (app.sign_in_audit.window() / 4).clamp(Duration::from_millis(250), Duration::from_secs(30));
     loop {
         tokio::time::sleep(every).await;
-        for s in app.sign_in_audit.due() {
-            let by = s.by(app.sign_in_audit.window());
-            app.audit(
-                Some(by),
-                Event::Login {
-                    account: s.account,
-                    ok: false,
-                },
-            );
-        }
+        write(&app, app.sign_in_audit.due(false));
     }
+}
+
+/// The server is stopping: the running window's summaries are written now
+/// (they would be lost with the process).
+pub fn flush(app: &App) {
+    write(app, app.sign_in_audit.due(true));
 }
 
 #[cfg(test)]
@@ -191,28 +274,83 @@ mod tests {
             }
         }
         assert_eq!(one_by_one, ONE_BY_ONE);
+        let due = a.due(false);
         assert_eq!(
-            a.due(),
+            due,
             vec![Summary {
                 account: "admin".into(),
                 refused: false,
                 count: 1000 - ONE_BY_ONE,
-                addresses: 250
+                addresses: 250,
+                listed: (5..13u32).map(|i| IpAddr::from(i.to_be_bytes())).collect(),
+                names: Vec::new(),
             }]
         );
-        assert!(a.due().is_empty(), "a new window");
+        let by = due[0].by(Duration::from_secs(600));
+        assert!(
+            by.starts_with("ログイン失敗 ×995（600 秒間に 250 か所から: 0.0.0.5, 0.0.0.6,")
+                && by.contains("ほか 242")
+                && by.contains("admin ×995 from 250 addresses"),
+            "{by}"
+        );
+        assert!(a.due(false).is_empty(), "a new window");
     }
 
     #[test]
-    fn invented_names_share_one_entry() {
+    fn one_address_spraying_names_records_a_few_and_lists_the_names() {
         let a = SignInAudit::new(Duration::ZERO);
         let recorded = (0..1000)
             .filter(|i| a.failed(&format!("nobody{i}"), IpAddr::from([10, 0, 0, 1]), false))
             .count();
-        assert_eq!(recorded, MAX_ACCOUNTS + ONE_BY_ONE as usize);
-        let due = a.due();
+        assert_eq!(recorded, ONE_BY_ONE as usize, "the address's few");
+        let due = a.due(false);
+        assert!(due.len() <= MAX_ACCOUNTS + 1, "{}", due.len());
+        let shared = due.iter().find(|s| s.account == "*").expect("*");
+        assert_eq!(shared.names.len(), LISTED);
+        assert_eq!(shared.names[0], format!("nobody{MAX_ACCOUNTS}"));
+        let summed: u32 = due.iter().map(|s| s.count).sum();
+        assert_eq!(recorded + summed as usize, 1000, "none is lost");
+        assert!(shared
+            .by(Duration::from_secs(60))
+            .contains("試された ID: nobody16"));
+    }
+
+    #[test]
+    fn many_addresses_and_names_write_a_bounded_number_of_records() {
+        let a = SignInAudit::new(Duration::ZERO);
+        let mut recorded = 0u32;
+        for i in 0..20_000u32 {
+            let addr = IpAddr::from((0x7f00_0000 + i % 5000).to_be_bytes());
+            let refused = i.is_multiple_of(7);
+            if a.failed(&format!("user{}", i % 100), addr, refused) {
+                recorded += 1;
+            }
+        }
+        let due = a.due(true);
+        let summed: u32 = due.iter().map(|s| s.count).sum();
+        assert_eq!(recorded + summed, 20_000, "none is lost");
+        let bound = 2 * (MAX_ACCOUNTS as u32 + 1) * ONE_BY_ONE;
+        assert!(recorded <= bound, "{recorded} one by one");
+        assert!(
+            due.len() <= 2 * (MAX_ACCOUNTS + 1),
+            "{} summaries",
+            due.len()
+        );
+        // Every record's text is bounded, however many addresses.
+        assert!(due
+            .iter()
+            .all(|s| s.by(Duration::from_secs(600)).len() < 1024));
+    }
+
+    #[test]
+    fn stopping_takes_the_running_window() {
+        let a = SignInAudit::new(Duration::from_secs(3600));
+        for i in 0..10u8 {
+            a.failed("admin", IpAddr::from([127, 0, 0, i]), false);
+        }
+        assert!(a.due(false).is_empty(), "the window runs");
+        let due = a.due(true);
         assert_eq!(due.len(), 1);
-        assert_eq!(due[0].account, "*");
-        assert_eq!(recorded + due[0].count as usize, 1000);
+        assert_eq!(due[0].count, 10 - ONE_BY_ONE);
     }
 }

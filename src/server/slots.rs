@@ -65,6 +65,9 @@ pub enum Pool {
 pub struct Eviction {
     evicted: AtomicBool,
     waker: AtomicWaker,
+    /// A request came in and its answer is not all out yet (set by the
+    /// connection, `connections.rs`): such a connection goes last.
+    answering: AtomicBool,
 }
 
 impl Eviction {
@@ -81,6 +84,10 @@ impl Eviction {
 
     fn is_evicted(&self) -> bool {
         self.evicted.load(Ordering::Acquire)
+    }
+
+    fn is_answering(&self) -> bool {
+        self.answering.load(Ordering::Acquire)
     }
 }
 
@@ -132,25 +139,44 @@ impl<K: std::hash::Hash + Eq + Clone> Shares<K> {
         }
     }
 
-    /// Ends the oldest connection among the holders with the most, if they
-    /// hold at least two more than `mine` — or any, for a holder with
-    /// none yet, so that a flood spread one connection an address still
-    /// lets a new machine in (replay red team N3-a); the oldest goes first,
-    /// so a newcomer's fresh connection is the last to go. Returns it
-    /// (already told).
+    /// Ends a connection of a holder with at least two more than `mine` —
+    /// or with any, for a holder with none yet, so that a flood spread one
+    /// connection an address still lets a new machine in (replay red team
+    /// N3-a). A connection idle between requests goes first (of the
+    /// holders with the most, else of any such holder), the oldest first,
+    /// so a newcomer's fresh connection is the last to go; one in the
+    /// middle of answering only when none is idle, and then only of the
+    /// holders with the most (replay red team N3-b: a browser's page load
+    /// was cut mid-answer while its other connections sat idle). Returns
+    /// it (already told).
     fn evict_for(&mut self, mine: usize) -> Option<(K, IpAddr)> {
         let most = self.by.values().map(VecDeque::len).max()?;
         if most < mine + 2 && !(mine == 0 && most >= 1) {
             return None;
         }
-        let victim = self
-            .by
-            .iter()
-            .filter(|(_, q)| q.len() == most)
-            .min_by_key(|(_, q)| q.front().map_or(u64::MAX, |h| h.0))
-            .map(|(k, _)| k.clone())?;
+        let eligible = |len: usize| len >= mine + 2 || (mine == 0 && len >= 1);
+        // (answering, fewer held, older) — the least goes.
+        type Rank = (bool, std::cmp::Reverse<usize>, u64);
+        let mut best: Option<(Rank, &K, usize)> = None;
+        for (k, q) in &self.by {
+            if !eligible(q.len()) {
+                continue;
+            }
+            for (i, h) in q.iter().enumerate() {
+                let answering = h.2.is_answering();
+                if answering && q.len() < most {
+                    continue;
+                }
+                let rank = (answering, std::cmp::Reverse(q.len()), h.0);
+                if best.as_ref().is_none_or(|(b, _, _)| rank < *b) {
+                    best = Some((rank, k, i));
+                }
+            }
+        }
+        let (_, victim, i) = best?;
+        let victim = victim.clone();
         let q = self.by.get_mut(&victim)?;
-        let (_, ip, e) = q.pop_front()?;
+        let (_, ip, e) = q.remove(i)?;
         if q.is_empty() {
             self.by.remove(&victim);
         }
@@ -252,6 +278,14 @@ impl Slot {
 
     pub fn ip(&self) -> IpAddr {
         self.ip
+    }
+
+    /// The connection took in a request (`true`) or has answered and
+    /// waits for the next one (`false`): an idle one is evicted first.
+    pub fn set_answering(&self, answering: bool) {
+        if let Some((_, e)) = &self.evictable {
+            e.answering.store(answering, Ordering::Release);
+        }
     }
 }
 
@@ -514,6 +548,53 @@ mod tests {
         );
         assert_eq!(s.open(), 528 + 48);
         drop((flood, more, new, open));
+        assert_eq!(s.open(), 0);
+    }
+
+    /// N3-b: a browser holding four connections of the newcomers' share
+    /// while single-connection addresses flood in loses the ones idle
+    /// between requests, never the one answering while another is idle;
+    /// with all four answering, the oldest goes as before.
+    #[test]
+    fn a_flood_takes_a_browsers_idle_connections_before_the_one_answering() {
+        let s = Slots::new(768, 128);
+        let waker = futures_util::task::noop_waker();
+        let cx = Context::from_waker(&waker);
+        let mut open = Vec::new();
+        for last in 2..=6u8 {
+            open.extend((0..128).filter_map(|_| s.admit(ip(last), None)));
+        }
+        let v4 = |n: u16| IpAddr::from([127, 1, (n >> 8) as u8, n as u8]);
+        // 44 flood addresses, one connection each; the browser opens four.
+        let mut flood: Vec<Slot> = (0..44).filter_map(|n| s.admit(v4(n), None)).collect();
+        let browser: Vec<Slot> = (0..4).filter_map(|_| s.admit(ip(250), None)).collect();
+        assert_eq!((flood.len(), browser.len()), (44, 4));
+        // Its oldest two are loading the page; the other two are idle.
+        for b in &browser[..2] {
+            b.set_answering(true);
+        }
+        // Two more flood addresses: the idle two go, the oldest (answering)
+        // one stays.
+        flood.extend((44..46).filter_map(|n| s.admit(v4(n), None)));
+        assert_eq!(flood.len(), 46);
+        let cut: Vec<bool> = browser.iter().map(|b| b.poll_evicted(&cx)).collect();
+        assert_eq!(cut, [false, false, true, true], "idle ones go first");
+        // Both left answer: a flood address's idle connection goes before
+        // either (the browser now holds the most, but only idle ones are
+        // taken from others first).
+        for f in &flood {
+            f.set_answering(false);
+        }
+        flood.extend(s.admit(v4(46), None));
+        assert!(browser[..2].iter().all(|b| !b.poll_evicted(&cx)));
+        assert!(flood[0].poll_evicted(&cx), "the oldest idle flood one");
+        // With every connection answering, the biggest holder's oldest goes.
+        for f in &flood {
+            f.set_answering(true);
+        }
+        flood.extend(s.admit(v4(47), None));
+        assert!(browser[0].poll_evicted(&cx));
+        drop((flood, browser, open));
         assert_eq!(s.open(), 0);
     }
 
