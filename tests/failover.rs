@@ -1023,6 +1023,37 @@ fn a_primary_whose_standby_is_down_says_what_to_do_until_the_standby_is_revoked(
             && page.contains("職員に声をおかけください"),
         "{page}"
     );
+    // The kiosk's Chinese and Korean banners are Chinese and Korean; the
+    // staff station has a standing banner; /admin's fault list says when.
+    assert!(
+        page.contains("lang=\"zh\" hidden>无法与备用服务器联系")
+            && page.contains("lang=\"ko\" hidden>예비 서버와 연결할 수 없어"),
+        "{page}"
+    );
+    let staff = ("sato", "sato-password-1");
+    let panel = page_text(
+        &e.primary.base,
+        "/fragments/staff?counter=10",
+        Some(staff),
+        None,
+    );
+    assert!(
+        panel.contains("data-hold=\"no_standby_lease\"")
+            && panel.contains("予備機と連絡が取れません")
+            && panel.contains("番号の発行と窓口の操作を止めています")
+            && panel.contains("管理者"),
+        "{panel}"
+    );
+    let admin = pc
+        .get(e.primary.url("/admin"))
+        .send()
+        .expect("admin")
+        .text()
+        .expect("html");
+    assert!(
+        admin.contains("受付を止めました（no_standby_lease）"),
+        "{admin}"
+    );
     let r = pc
         .post(e.primary.url("/api/devices/standby-1/disabled"))
         .header("X-CSRF-Token", &pcsrf)
@@ -1055,6 +1086,35 @@ fn a_primary_whose_standby_is_down_says_what_to_do_until_the_standby_is_revoked(
     let (st, v) = issue(&primary.base, &e.kiosk);
     assert_eq!(st, StatusCode::SERVICE_UNAVAILABLE, "after a restart: {v}");
     assert_eq!(v["error"]["code"], "revoked_standby_unconfirmed", "{v}");
+    let panel = page_text(
+        &primary.base,
+        "/fragments/staff?counter=10",
+        Some(staff),
+        None,
+    );
+    assert!(
+        panel.contains("data-hold=\"revoked_standby_unconfirmed\"")
+            && panel.contains("取り消した予備機（standby-1）")
+            && panel.contains("「予備機の停止を確認」")
+            && panel.contains("管理者"),
+        "{panel}"
+    );
+    let kiosk = page_text(&primary.base, "/kiosk", None, Some(&e.kiosk));
+    assert!(
+        kiosk.contains("lang=\"zh\" hidden>尚未确认已撤销的备用服务器")
+            && kiosk.contains("lang=\"ko\" hidden>등록을 취소한 예비 서버"),
+        "{kiosk}"
+    );
+    let admin = page_text(
+        &primary.base,
+        "/admin",
+        Some(("admin", &primary.admin_password)),
+        None,
+    );
+    assert!(
+        admin.contains("受付を止めました（revoked_standby_unconfirmed）"),
+        "said again after the restart: {admin}"
+    );
     // Outside tester replay3: no way around the hold.
     // F1: a kiosk link under the standby's name would replace its record
     // without a revocation: refused.
@@ -1106,6 +1166,13 @@ fn a_primary_whose_standby_is_down_says_what_to_do_until_the_standby_is_revoked(
     assert_eq!(v["confirmed"], json!(["standby-1"]), "{v}");
     let (st, v) = issue(&primary.base, &e.kiosk);
     assert_eq!(st, StatusCode::OK, "issuing again once confirmed: {v}");
+    let panel = page_text(
+        &primary.base,
+        "/fragments/staff?counter=10",
+        Some(staff),
+        None,
+    );
+    assert!(!panel.contains("id=\"command-hold\""), "{panel}");
     let admin = pc
         .get(primary.url("/admin"))
         .send()
@@ -1116,6 +1183,7 @@ fn a_primary_whose_standby_is_down_says_what_to_do_until_the_standby_is_revoked(
         !admin.contains("予備機と連絡が取れません") && !admin.contains("id=\"revoked-standby\""),
         "{admin}"
     );
+    assert!(admin.contains("受付を再開しました"), "{admin}");
 }
 
 /// Issue 24, "the kill -9 and damaged-storage properties hold on the
