@@ -798,6 +798,60 @@ fn epoch_proof(base: &str, token: &str) -> String {
         .to_string()
 }
 
+/// A standby started on a folder restored from the primary's backup (as a
+/// standby of an archived log starts) has the restored hold too; once it
+/// has followed and is promoted, its log and accounts are the primary's,
+/// so the promotion ends the hold and it takes commands at once.
+#[test]
+fn a_standby_started_from_a_restored_backup_takes_commands_once_promoted() {
+    let e = enrolled_primary();
+    let dir = tempfile::tempdir().expect("tmp");
+    let bak = dir.path().join("full.bak");
+    ok(
+        &data_of(&e.primary),
+        &["backup", "--out", &bak.display().to_string()],
+    );
+    let folder = dir.path().join("standby");
+    ok(&folder, &["restore", &bak.display().to_string()]);
+    assert!(folder.join("restored-backup").exists());
+    let (st, v) = admin_send(
+        &e.primary,
+        "/api/devices",
+        json!({"name": "standby-1", "role": "standby"}),
+    );
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let link = v["enrol_url"].as_str().expect("link").to_string();
+    let standby = Office::start(
+        &folder,
+        &["--standby-of", &e.primary.base, "--enrol-link", &link],
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let v = loop {
+        let (st, v) = issue(&e.primary.base, &e.kiosk);
+        if st == StatusCode::OK {
+            break v;
+        }
+        assert!(Instant::now() < deadline, "the standby never followed: {v}");
+        std::thread::sleep(Duration::from_millis(300));
+    };
+    let mut issued = vec![1001, number(&v)];
+    let (c, csrf) = sign_in(&standby.base, "admin", &e.primary.admin_password).expect("admin");
+    let r = c
+        .post(format!("{}/api/promote", standby.base))
+        .header("X-CSRF-Token", csrf)
+        .timeout(Duration::from_secs(60))
+        .send()
+        .expect("promote");
+    assert_eq!(r.status(), StatusCode::OK);
+    let v: Value = r.json().expect("json");
+    assert_eq!(v["accepting"], true, "{v}");
+    assert!(!folder.join("restored-backup").exists());
+    let (st, v) = issue(&standby.base, &e.kiosk);
+    assert_eq!(st, StatusCode::OK, "{v}");
+    issued.push(number(&v));
+    assert_no_number_twice(&issued);
+}
+
 /// Red team F1: an enrolled device — here a display — claiming a newer
 /// epoch, bare or with a forged proof, fences nothing for good (no
 /// `replaced`). It is not ignored either (outside tester replay4 e19: a

@@ -135,8 +135,8 @@ fn warn_restored(data: &Path, m: &backup::Manifest) {
         known.join("、")
     };
     let said = format!(
-        "注意: このバックアップ（{created}、記録 {last} まで）の後に登録された予備機は、復元した主機には分かりません。その予備機が主機に昇格していると同じ番号が二度出るため、このサーバーは受付を止めて起動します。元の主機の予備機（ほかの機械）の電源をすべて切ってから、管理者が管理画面で「予備機の停止を確認」を押してください（バックアップが知っている予備機: {known}）。\n\
-         warning: a standby enrolled after this backup ({created}, records up to {last}) is unknown to the restored primary; promoted, it would give the same numbers. The server starts with commands held: switch every other machine of the office off, then an admin presses 予備機の停止を確認 on /admin (standbys the backup knows: {known}).",
+        "注意: このバックアップ（{created}、記録 {last} まで）の後に登録された予備機は、復元した主機には分かりません。その予備機が主機に昇格していると同じ番号が二度出るため、このサーバーは受付を止めて起動します。元の主機の予備機（ほかの機械）の電源をすべて切ってから、管理者が管理画面で「予備機の停止を確認」を押してください（バックアップが知っている予備機: {known}。予備機（--standby-of）として起動するときは、昇格のときに自動で解除されます）。\n\
+         warning: a standby enrolled after this backup ({created}, records up to {last}) is unknown to the restored primary; promoted, it would give the same numbers. The server starts with commands held: switch every other machine of the office off, then an admin presses 予備機の停止を確認 on /admin (standbys the backup knows: {known}; started as a standby with --standby-of, a promotion ends the hold).",
         created = m.created,
         last = m.last_seq,
     );
