@@ -301,7 +301,7 @@ pub fn staff_hold(fence: &Fence, e: &super::error::ApiError) -> StaffHold {
         _ => (
             "no_standby_lease",
             "予備機と連絡が取れません。予備機が主機に切り替わっていると同じ番号が二度出るため、番号の発行と窓口の操作を止めています。".to_string(),
-            format!("予備機の電源とケーブルが直れば自動で再開します。予備機が故障しているときは、{ADMIN}管理者が管理画面（/admin）で予備機を外して再開します。"),
+            "予備機の電源とケーブルが直れば自動で再開します。予備機が故障しているときは、管理者が管理画面（/admin）で予備機を外すと再開します（管理者に連絡してください）。".to_string(),
         ),
     };
     StaffHold { code, why, resume }
