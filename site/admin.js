@@ -70,6 +70,26 @@
     });
   }
 
+  // Restored from a backup, or a device has seen a newer primary this one
+  // cannot verify (issue 24, outside tester replay4 N1): each confirmed
+  // on its own.
+  const confirmRestored = document.getElementById("confirm-restored");
+  if (confirmRestored) {
+    confirmRestored.addEventListener("click", () => {
+      if (!confirm("元の主機の予備機（ほかの機械）の電源がすべて切れていることを確かめましたか？ どれかが主機に昇格していると、同じ番号が二度出ます。")) return;
+      act("POST", "/api/standby/confirm-off", { hold: "restored" },
+        () => reloadSaying("予備機が動いていないことを確認しました。受付を再開します。"));
+    });
+  }
+  const confirmClaims = document.getElementById("confirm-claims");
+  if (confirmClaims) {
+    confirmClaims.addEventListener("click", () => {
+      if (!confirm("ほかに主機として動いている機械がないことを確かめましたか？ あると、同じ番号が二度出ます。")) return;
+      act("POST", "/api/standby/confirm-off", { hold: "epoch_claim" },
+        () => reloadSaying("ほかの主機がないことを確認しました。受付を再開します。"));
+    });
+  }
+
   const reopen = document.getElementById("reopen-day");
   if (reopen) {
     reopen.addEventListener("click", () => {

@@ -58,8 +58,12 @@
     // (the button carries the words in every language).
     const closed = e && e.code === "issuing_closed" &&
       document.querySelector(`#closed-${category} .t[data-lang="${lang}"]`);
+    // The server's refusals are in Japanese and English; a visitor reading
+    // Chinese or Korean gets it in their language (the buttons are drawn
+    // again after this, with a held server's banner in every language).
+    const OTHER = { zh: "现在无法取号。请咨询工作人员。", ko: "지금은 번호표를 발급할 수 없습니다. 직원에게 문의해 주세요." };
     box.textContent = closed ? closed.textContent
-      : e ? (lang === "ja" ? e.message_ja : e.message_en) : "エラーが起きました。職員に声をおかけください";
+      : e ? (lang === "ja" ? e.message_ja : OTHER[lang] || e.message_en) : "エラーが起きました。職員に声をおかけください";
     box.hidden = false;
     setTimeout(() => { box.hidden = true; }, 15000);
   }

@@ -196,6 +196,18 @@ fn a_restored_backup_signs_in_the_same_people_and_devices() {
         !printed.iter().any(|l| l.contains("admin password")),
         "{printed:?}"
     );
+    // Restored, it holds until an admin confirms no standby enrolled
+    // after the backup runs (outside tester replay4 N1).
+    let (st, v) = issue(&office.base, &e.kiosk);
+    assert_eq!(st, StatusCode::SERVICE_UNAVAILABLE, "{v}");
+    assert_eq!(v["error"]["code"], "restored_unconfirmed", "{v}");
+    let (st, v) = office_admin_send(
+        &office.base,
+        &e.primary.admin_password,
+        "/api/standby/confirm-off",
+        json!({"hold": "restored"}),
+    );
+    assert_eq!(st, StatusCode::OK, "{v}");
     same_people_and_devices(&e, &office.base);
     let (st, v) = device_cmd(
         &office.base,
@@ -204,6 +216,171 @@ fn a_restored_backup_signs_in_the_same_people_and_devices() {
     );
     assert_eq!(st, StatusCode::OK, "{v}");
     assert_eq!(v["ticket"], 1003, "numbering goes on from the backup");
+}
+
+/// An admin's JSON `POST` to a server started on a folder (`Office`).
+fn office_admin_send(base: &str, password: &str, path: &str, body: Value) -> (StatusCode, Value) {
+    let (c, csrf) = sign_in(base, "admin", password).expect("admin sign-in");
+    let r = c
+        .post(format!("{base}{path}"))
+        .header("X-CSRF-Token", csrf)
+        .json(&body)
+        .send()
+        .expect("post");
+    let st = r.status();
+    (st, r.json().unwrap_or(Value::Null))
+}
+
+/// A page or fragment as a signed-in person (or, with `device`, a device
+/// cookie) sees it.
+fn page_text(base: &str, path: &str, person: Option<(&str, &str)>, device: Option<&str>) -> String {
+    let c = match person {
+        Some((user, password)) => sign_in(base, user, password).expect("sign-in").0,
+        None => Server::client(),
+    };
+    let mut req = c.get(format!("{base}{path}"));
+    if let Some(d) = device {
+        req = req.header("cookie", format!("madoguchi_device={d}"));
+    }
+    req.send().expect("page").text().expect("html")
+}
+
+/// Outside tester replay4 N1 (numbers twice): a backup taken before the
+/// standby enrolled, restored as the primary on a new disk, knows no
+/// standby; the standby, promoted while cut off, gave 3 and 4 beside it.
+/// Now `restore` says so loudly and the restored primary holds its
+/// commands (also its staff station and kiosks say so, in their
+/// languages, and /admin's fault list) until an admin confirms; an admin
+/// who confirms wrongly is caught by the first device that has seen the
+/// promoted machine (its claim cannot be verified here, so it holds).
+#[test]
+fn a_backup_from_before_the_standby_restored_as_the_primary_never_gives_a_number_twice() {
+    let mut e = enrolled_primary();
+    let mut issued = vec![1001];
+    let dir = tempfile::tempdir().expect("tmp");
+    let bak = dir.path().join("before-standby.bak");
+    ok(
+        &data_of(&e.primary),
+        &["backup", "--out", &bak.display().to_string()],
+    );
+    let cable = Cable::to(&e.primary.base);
+    let standby = pair(&e, &cable.addr);
+    let (st, v) = issue(&e.primary.base, &e.kiosk);
+    assert_eq!(st, StatusCode::OK, "{v}");
+    issued.push(number(&v));
+    cable.cut();
+    e.primary.stop();
+    // The primary's disk is lost: last night's backup onto a spare.
+    let spare = dir.path().join("spare");
+    let out = crate::util::run(&spare, &["restore", &bak.display().to_string()]);
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{said}");
+    let restored = Office::start(&spare, &[]);
+    let pw = e.primary.admin_password.clone();
+    assert_eq!(promote(&standby)["epoch"], 1);
+    for _ in 0..2 {
+        let (st, v) = issue(&standby.base, &e.kiosk);
+        assert_eq!(st, StatusCode::OK, "the promoted standby issues: {v}");
+        issued.push(number(&v));
+        let (st, v) = issue(&restored.base, &e.kiosk);
+        if st == StatusCode::OK {
+            issued.push(number(&v));
+        }
+        assert_no_number_twice(&issued);
+        assert_eq!(st, StatusCode::SERVICE_UNAVAILABLE, "{v}");
+        assert_eq!(v["error"]["code"], "restored_unconfirmed", "{v}");
+    }
+    assert!(
+        said.contains("の後に登録された予備機")
+            && said.contains("予備機の停止を確認")
+            && said.contains("なし / none"),
+        "restore says it loudly: {said}"
+    );
+    // Staff see a standing banner: what happened, paused, who resumes.
+    let panel = page_text(
+        &restored.base,
+        "/fragments/staff?counter=10",
+        Some(("sato", "sato-password-1")),
+        None,
+    );
+    assert!(
+        panel.contains("id=\"command-hold\"")
+            && panel.contains("バックアップから戻したばかり")
+            && panel.contains("番号の発行と窓口の操作を止めています")
+            && panel.contains("管理者")
+            && panel.contains("予備機の停止を確認"),
+        "{panel}"
+    );
+    let station = page_text(
+        &restored.base,
+        "/staff?counter=10",
+        Some(("sato", "sato-password-1")),
+        None,
+    );
+    assert!(station.contains("id=\"command-hold\""), "{station}");
+    // The kiosk says it in Chinese and Korean too, not in English.
+    let kiosk = page_text(&restored.base, "/kiosk", None, Some(&e.kiosk));
+    assert!(
+        kiosk.contains("lang=\"zh\" hidden>本服务器刚从备份恢复")
+            && kiosk.contains("lang=\"ko\" hidden>이 서버는 백업에서 복원된 직후"),
+        "{kiosk}"
+    );
+    // /admin: the section with its button, and the fault list.
+    let admin = page_text(&restored.base, "/admin", Some(("admin", &pw)), None);
+    assert!(
+        admin.contains("id=\"restored-backup\"")
+            && admin.contains("id=\"confirm-restored\"")
+            && admin.contains("受付を止めました（restored_unconfirmed）"),
+        "{admin}"
+    );
+    // The offline tools refuse the folder as the server holds.
+    let lines = dir.path().join("lines.jsonl");
+    std::fs::write(&lines, "").expect("write");
+    let out = crate::util::run(&spare, &["import", lines.to_str().expect("path")]);
+    assert!(!out.status.success(), "import wrote to the restored folder");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("バックアップの後に登録された予備機"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // An admin confirms without looking; the station there has seen the
+    // promoted machine and carries its epoch and proof: not verifiable
+    // here (no standby key), so it holds instead of being ignored.
+    let (st, v) = office_admin_send(
+        &restored.base,
+        &pw,
+        "/api/standby/confirm-off",
+        json!({"hold": "restored"}),
+    );
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let proof = epoch_proof(&standby.base, &e.kiosk);
+    let r = Client::new()
+        .post(format!("{}/api/commands", restored.base))
+        .bearer_auth(&e.kiosk)
+        .header("Madoguchi-Epoch", "1")
+        .header("Madoguchi-Epoch-Proof", &proof)
+        .json(&json!({"command": "issue_ticket", "category": "idou"}))
+        .send()
+        .expect("command");
+    let st = r.status();
+    let v: Value = r.json().expect("json");
+    if st == StatusCode::OK {
+        issued.push(number(&v));
+    }
+    assert_no_number_twice(&issued);
+    assert_eq!(v["error"]["code"], "unverified_epoch_claim", "{v}");
+    let (st, v) = issue(&restored.base, &e.kiosk);
+    assert_eq!(st, StatusCode::SERVICE_UNAVAILABLE, "held: {v}");
+    assert_eq!(v["error"]["code"], "unverified_epoch_claim", "{v}");
+    let admin = page_text(&restored.base, "/admin", Some(("admin", &pw)), None);
+    assert!(
+        admin.contains("id=\"epoch-claims\"") && admin.contains("kiosk-1：第1期"),
+        "{admin}"
+    );
+    let (st, v) = issue(&standby.base, &e.kiosk);
+    assert_eq!(st, StatusCode::OK, "{v}");
+    issued.push(number(&v));
+    assert_no_number_twice(&issued);
 }
 
 #[test]
@@ -621,12 +798,69 @@ fn epoch_proof(base: &str, token: &str) -> String {
         .to_string()
 }
 
-/// Red team F1: an enrolled device — here a display — claiming a newer
-/// epoch, bare or with a forged proof, stops nothing: the primary goes on
-/// issuing (also after a restart), writes no `replaced`, and the claim is
-/// a fault record naming the device.
+/// A standby started on a folder restored from the primary's backup (as a
+/// standby of an archived log starts) has the restored hold too; once it
+/// has followed and is promoted, its log and accounts are the primary's,
+/// so the promotion ends the hold and it takes commands at once.
 #[test]
-fn a_device_claiming_an_epoch_without_proof_fences_nothing() {
+fn a_standby_started_from_a_restored_backup_takes_commands_once_promoted() {
+    let e = enrolled_primary();
+    let dir = tempfile::tempdir().expect("tmp");
+    let bak = dir.path().join("full.bak");
+    ok(
+        &data_of(&e.primary),
+        &["backup", "--out", &bak.display().to_string()],
+    );
+    let folder = dir.path().join("standby");
+    ok(&folder, &["restore", &bak.display().to_string()]);
+    assert!(folder.join("restored-backup").exists());
+    let (st, v) = admin_send(
+        &e.primary,
+        "/api/devices",
+        json!({"name": "standby-1", "role": "standby"}),
+    );
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let link = v["enrol_url"].as_str().expect("link").to_string();
+    let standby = Office::start(
+        &folder,
+        &["--standby-of", &e.primary.base, "--enrol-link", &link],
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let v = loop {
+        let (st, v) = issue(&e.primary.base, &e.kiosk);
+        if st == StatusCode::OK {
+            break v;
+        }
+        assert!(Instant::now() < deadline, "the standby never followed: {v}");
+        std::thread::sleep(Duration::from_millis(300));
+    };
+    let mut issued = vec![1001, number(&v)];
+    let (c, csrf) = sign_in(&standby.base, "admin", &e.primary.admin_password).expect("admin");
+    let r = c
+        .post(format!("{}/api/promote", standby.base))
+        .header("X-CSRF-Token", csrf)
+        .timeout(Duration::from_secs(60))
+        .send()
+        .expect("promote");
+    assert_eq!(r.status(), StatusCode::OK);
+    let v: Value = r.json().expect("json");
+    assert_eq!(v["accepting"], true, "{v}");
+    assert!(!folder.join("restored-backup").exists());
+    let (st, v) = issue(&standby.base, &e.kiosk);
+    assert_eq!(st, StatusCode::OK, "{v}");
+    issued.push(number(&v));
+    assert_no_number_twice(&issued);
+}
+
+/// Red team F1: an enrolled device — here a display — claiming a newer
+/// epoch, bare or with a forged proof, fences nothing for good (no
+/// `replaced`). It is not ignored either (outside tester replay4 e19: a
+/// primary cannot tell a forgery from a standby it does not know): the
+/// primary holds (also after a restart), /admin and the fault record name
+/// the device, and an admin's confirmation clears it; the same claims do
+/// not hold again.
+#[test]
+fn a_device_claiming_an_epoch_without_proof_holds_until_an_admin_clears_it() {
     let mut e = enrolled_primary();
     let data = data_of(&e.primary);
     let forged = format!("7.{}", "ab".repeat(32));
@@ -648,15 +882,51 @@ fn a_device_claiming_an_epoch_without_proof_fences_nothing() {
     }
     assert!(!data.join("replaced").exists(), "a claim wrote the fence");
     let (st, v) = issue(&e.primary.base, &e.kiosk);
-    assert_eq!(st, StatusCode::OK, "one header stopped the office: {v}");
+    assert_eq!(st, StatusCode::SERVICE_UNAVAILABLE, "ignored: {v}");
+    assert_eq!(v["error"]["code"], "unverified_epoch_claim", "{v}");
     e.primary.restart();
     let (st, v) = issue(&e.primary.base, &e.kiosk);
-    assert_eq!(st, StatusCode::OK, "stopped after a restart: {v}");
+    assert_eq!(
+        st,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "forgotten by a restart: {v}"
+    );
     let faults = std::fs::read_to_string(data.join("faults.jsonl")).unwrap_or_default();
     assert!(
-        faults.contains("display-1") && faults.contains("without a valid proof"),
+        faults.contains("display-1") && faults.contains("without a proof this server can check"),
         "the claim is a fault record naming the device: {faults}"
     );
+    let (pc, _) = e.primary.admin();
+    let admin = pc
+        .get(e.primary.url("/admin"))
+        .send()
+        .expect("admin")
+        .text()
+        .expect("html");
+    assert!(
+        admin.contains("id=\"epoch-claims\"") && admin.contains("display-1："),
+        "{admin}"
+    );
+    let (st, v) = admin_send(
+        &e.primary,
+        "/api/standby/confirm-off",
+        json!({"hold": "epoch_claim"}),
+    );
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(v["confirmed"], json!(["display-1"]), "{v}");
+    let (st, v) = issue(&e.primary.base, &e.kiosk);
+    assert_eq!(st, StatusCode::OK, "cleared: {v}");
+    // The display keeps sending what it sent: cleared claims hold no more.
+    let r = Server::client()
+        .get(e.primary.url("/api/status"))
+        .bearer_auth(&e.display)
+        .header("Madoguchi-Epoch", "7")
+        .send()
+        .expect("status");
+    assert_eq!(r.status(), StatusCode::OK);
+    e.primary.restart();
+    let (st, v) = issue(&e.primary.base, &e.kiosk);
+    assert_eq!(st, StatusCode::OK, "cleared, also after a restart: {v}");
 }
 
 /// Issue 24, devices carry the epoch: in a partition the old primary
@@ -687,11 +957,12 @@ fn a_kiosk_that_has_seen_the_new_epoch_fences_the_old_primary() {
     let (st, v) = issue(&e.primary.base, &e.kiosk);
     assert_eq!(st, StatusCode::SERVICE_UNAVAILABLE, "{v}");
     assert_eq!(v["error"]["code"], "no_standby_lease", "{v}");
-    // The kiosk's bare claim of the epoch proves nothing (red team F1).
+    // The kiosk's bare claim of the epoch proves nothing (red team F1):
+    // it holds (replay4 e19), it does not fence.
     let (_, epoch, _) = get_with_epoch(&e.primary.base, "/api/status", Some(&e.kiosk), Some(1));
     assert_eq!(epoch, Some(0));
     let (_, v) = issue(&e.primary.base, &e.kiosk);
-    assert_eq!(v["error"]["code"], "no_standby_lease", "{v}");
+    assert_eq!(v["error"]["code"], "unverified_epoch_claim", "{v}");
     // The kiosk, carrying the epoch and its proof from the new primary.
     let r = Client::new()
         .post(format!("{}/api/commands", e.primary.base))
@@ -806,6 +1077,37 @@ fn a_primary_whose_standby_is_down_says_what_to_do_until_the_standby_is_revoked(
             && page.contains("職員に声をおかけください"),
         "{page}"
     );
+    // The kiosk's Chinese and Korean banners are Chinese and Korean; the
+    // staff station has a standing banner; /admin's fault list says when.
+    assert!(
+        page.contains("lang=\"zh\" hidden>无法与备用服务器联系")
+            && page.contains("lang=\"ko\" hidden>예비 서버와 연결할 수 없어"),
+        "{page}"
+    );
+    let staff = ("sato", "sato-password-1");
+    let panel = page_text(
+        &e.primary.base,
+        "/fragments/staff?counter=10",
+        Some(staff),
+        None,
+    );
+    assert!(
+        panel.contains("data-hold=\"no_standby_lease\"")
+            && panel.contains("予備機と連絡が取れません")
+            && panel.contains("番号の発行と窓口の操作を止めています")
+            && panel.contains("管理者"),
+        "{panel}"
+    );
+    let admin = pc
+        .get(e.primary.url("/admin"))
+        .send()
+        .expect("admin")
+        .text()
+        .expect("html");
+    assert!(
+        admin.contains("受付を止めました（no_standby_lease）"),
+        "{admin}"
+    );
     let r = pc
         .post(e.primary.url("/api/devices/standby-1/disabled"))
         .header("X-CSRF-Token", &pcsrf)
@@ -838,6 +1140,35 @@ fn a_primary_whose_standby_is_down_says_what_to_do_until_the_standby_is_revoked(
     let (st, v) = issue(&primary.base, &e.kiosk);
     assert_eq!(st, StatusCode::SERVICE_UNAVAILABLE, "after a restart: {v}");
     assert_eq!(v["error"]["code"], "revoked_standby_unconfirmed", "{v}");
+    let panel = page_text(
+        &primary.base,
+        "/fragments/staff?counter=10",
+        Some(staff),
+        None,
+    );
+    assert!(
+        panel.contains("data-hold=\"revoked_standby_unconfirmed\"")
+            && panel.contains("取り消した予備機（standby-1）")
+            && panel.contains("「予備機の停止を確認」")
+            && panel.contains("管理者"),
+        "{panel}"
+    );
+    let kiosk = page_text(&primary.base, "/kiosk", None, Some(&e.kiosk));
+    assert!(
+        kiosk.contains("lang=\"zh\" hidden>尚未确认已撤销的备用服务器")
+            && kiosk.contains("lang=\"ko\" hidden>등록을 취소한 예비 서버"),
+        "{kiosk}"
+    );
+    let admin = page_text(
+        &primary.base,
+        "/admin",
+        Some(("admin", &primary.admin_password)),
+        None,
+    );
+    assert!(
+        admin.contains("受付を止めました（revoked_standby_unconfirmed）"),
+        "said again after the restart: {admin}"
+    );
     // Outside tester replay3: no way around the hold.
     // F1: a kiosk link under the standby's name would replace its record
     // without a revocation: refused.
@@ -889,6 +1220,13 @@ fn a_primary_whose_standby_is_down_says_what_to_do_until_the_standby_is_revoked(
     assert_eq!(v["confirmed"], json!(["standby-1"]), "{v}");
     let (st, v) = issue(&primary.base, &e.kiosk);
     assert_eq!(st, StatusCode::OK, "issuing again once confirmed: {v}");
+    let panel = page_text(
+        &primary.base,
+        "/fragments/staff?counter=10",
+        Some(staff),
+        None,
+    );
+    assert!(!panel.contains("id=\"command-hold\""), "{panel}");
     let admin = pc
         .get(primary.url("/admin"))
         .send()
@@ -899,6 +1237,7 @@ fn a_primary_whose_standby_is_down_says_what_to_do_until_the_standby_is_revoked(
         !admin.contains("予備機と連絡が取れません") && !admin.contains("id=\"revoked-standby\""),
         "{admin}"
     );
+    assert!(admin.contains("受付を再開しました"), "{admin}");
 }
 
 /// Issue 24, "the kill -9 and damaged-storage properties hold on the

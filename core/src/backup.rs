@@ -99,6 +99,17 @@ pub const CARRIED: [&str; 4] = [
     "revoked-standby",
 ];
 
+/// The hold a restored folder starts with (issue 24, outside tester
+/// replay4 N1): `<created> <last record>` of the backup it came from. A
+/// backup cannot know which standbys were enrolled after it was taken;
+/// one of them, promoted while the old primary was cut off, gives the same
+/// numbers as a primary restored from it. The server (`src/server/fence.rs`)
+/// takes no commands while this file exists, until an administrator
+/// confirms on `/admin` that every such spare is stopped; the offline
+/// tools refuse the folder. Written inside the folder before it appears,
+/// so no restored folder is ever without it.
+pub const RESTORED_HOLD: &str = "restored-backup";
+
 /// Reads the carried files present in `data`.
 fn read_carried(data: &Path) -> Result<std::collections::BTreeMap<String, String>, BackupError> {
     let mut out = std::collections::BTreeMap::new();
@@ -401,8 +412,20 @@ fn parse_all(
 }
 
 /// Rebuilds a data folder from a full backup and the incremental ones that
-/// follow it, in order. The folder appears only when everything checked out.
+/// follow it, in order. The folder appears only when everything checked out,
+/// holding its commands ([`RESTORED_HOLD`]) until an administrator confirms
+/// that no standby enrolled after the backup runs.
 pub fn restore(files: &[PathBuf], data: &Path) -> Result<(Manifest, u64), BackupError> {
+    restore_with(files, data, true)
+}
+
+/// `restore`, with or without the hold: [`recover`] brings the damaged
+/// folder's own account store along, which knows its standbys.
+fn restore_with(
+    files: &[PathBuf],
+    data: &Path,
+    hold: bool,
+) -> Result<(Manifest, u64), BackupError> {
     if data.exists() && std::fs::read_dir(data).map_err(io(data))?.next().is_some() {
         return Err(BackupError::NotEmpty(data.to_path_buf()));
     }
@@ -491,6 +514,13 @@ pub fn restore(files: &[PathBuf], data: &Path) -> Result<(Manifest, u64), Backup
                     .map_err(io(&path))?;
             }
         }
+        if hold {
+            let path = work.join(RESTORED_HOLD);
+            let mut f = std::fs::File::create(&path).map_err(io(&path))?;
+            f.write_all(format!("{} {}\n", last.created, last.last_seq).as_bytes())
+                .and_then(|()| f.sync_all())
+                .map_err(io(&path))?;
+        }
         Ok(n)
     })();
     match result {
@@ -576,7 +606,7 @@ pub fn recover(
                 0
             }
         } else {
-            restore(backups, &work)?.0.last_seq
+            restore_with(backups, &work, false)?.0.last_seq
         };
         // The intact records of the damaged log after the backups, as far
         // as they go.

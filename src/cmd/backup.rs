@@ -107,6 +107,7 @@ pub fn run_restore(data: &Path, args: RestoreArgs) -> Result<()> {
     } else {
         println!("accounts, devices and sessions restored from the backup");
     }
+    warn_restored(data, &m);
     // The newest relay key beside the files given.
     if let Some(secret) = args
         .files
@@ -119,4 +120,52 @@ pub fn run_restore(data: &Path, args: RestoreArgs) -> Result<()> {
         println!("relay signing key restored from {}", secret.display());
     }
     Ok(())
+}
+
+/// Says loudly (stderr, the fault records /admin shows) that the restored
+/// folder holds its commands until an administrator confirms that no
+/// standby enrolled after the backup runs (issue 24, outside tester
+/// replay4 N1: such a standby, promoted while cut off, gave the same
+/// numbers as the restored primary).
+fn warn_restored(data: &Path, m: &backup::Manifest) {
+    let known = standbys_in(data);
+    let known = if known.is_empty() {
+        "なし / none".to_string()
+    } else {
+        known.join("、")
+    };
+    let said = format!(
+        "注意: このバックアップ（{created}、記録 {last} まで）の後に登録された予備機は、復元した主機には分かりません。その予備機が主機に昇格していると同じ番号が二度出るため、このサーバーは受付を止めて起動します。元の主機の予備機（ほかの機械）の電源をすべて切ってから、管理者が管理画面で「予備機の停止を確認」を押してください（バックアップが知っている予備機: {known}。予備機（--standby-of）として起動するときは、昇格のときに自動で解除されます）。\n\
+         warning: a standby enrolled after this backup ({created}, records up to {last}) is unknown to the restored primary; promoted, it would give the same numbers. The server starts with commands held: switch every other machine of the office off, then an admin presses 予備機の停止を確認 on /admin (standbys the backup knows: {known}; started as a standby with --standby-of, a promotion ends the hold).",
+        created = m.created,
+        last = m.last_seq,
+    );
+    eprintln!("{said}");
+    super::record_fault(data, "failover", &said.replace('\n', " "));
+}
+
+/// The standby devices the restored account store lists.
+fn standbys_in(data: &Path) -> Vec<String> {
+    let Ok(text) = std::fs::read_to_string(data.join("accounts.json")) else {
+        return Vec::new();
+    };
+    let Ok(v) = serde_json::from_str::<serde_json::Value>(&text) else {
+        return Vec::new();
+    };
+    v["devices"]
+        .as_array()
+        .map(|ds| {
+            ds.iter()
+                .filter(|d| d["role"] == "standby")
+                .filter_map(|d| {
+                    let name = d["name"].as_str()?;
+                    Some(if d["disabled"] == true {
+                        format!("{name}（取り消し済み / revoked）")
+                    } else {
+                        name.to_string()
+                    })
+                })
+                .collect()
+        })
+        .unwrap_or_default()
 }

@@ -99,6 +99,34 @@ pub fn refuse_fenced_folder(data: &Path) -> Result<()> {
             );
         }
     }
+    // Restored from a backup: a standby enrolled after it may have been
+    // promoted (outside tester replay4 N1); an unverified epoch claim:
+    // another machine may serve as the primary. Held as the server holds.
+    let restored = data.join(madoguchi_core::backup::RESTORED_HOLD);
+    match std::fs::read_to_string(&restored) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Ok(backup) => anyhow::bail!(
+            "バックアップ（{}）から復元したこの主機は、バックアップの後に登録された予備機を知らないため、番号を記録できません。元の主機の予備機の電源がすべて切れていることを確かめてからサーバーを起動し、管理画面で「予備機の停止を確認」を押してください / restored from a backup: a standby enrolled after it may have been promoted; switch every other machine off, start the server and confirm on /admin first ({})",
+            backup.trim(),
+            restored.display()
+        ),
+        Err(e) => anyhow::bail!(
+            "復元の記録（{}）を読めません。ファイルの権限と状態を確かめてください / cannot read the restored-backup hold {}: {e}",
+            restored.display(),
+            restored.display()
+        ),
+    }
+    let claims = data.join("epoch-claims");
+    let held = match std::fs::read_to_string(&claims) {
+        Ok(text) => text.lines().any(|l| l.starts_with("held ")),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
+        Err(_) => true,
+    };
+    anyhow::ensure!(
+        !held,
+        "この主機が確かめられない新しい主機を見たと端末が伝えているため、番号を記録できません。サーバーを起動し、管理画面で確かめてください / a device has seen a newer primary this folder cannot verify: start the server and confirm on /admin first ({})",
+        claims.display()
+    );
     if let Some(epoch) = replaced {
         anyhow::bail!(
             "この機械は主機ではなくなりました（予備機が主機に昇格しました・第{epoch}期）。番号は新しい主機で発行してください。職員に声をおかけください（元の主機を予備機として戻す手順: docs/manual-ja.md「元の主機の復帰」） / this server has been replaced (a standby was promoted, epoch {epoch}); use the new primary ({})",

@@ -776,17 +776,72 @@ async fn revoked_learns(app: &App, hash: Option<&str>) -> bool {
     false
 }
 
+/// What an admin confirms at `POST /api/standby/confirm-off`.
+#[derive(Debug, Default, Deserialize)]
+pub struct ConfirmBody {
+    /// `revoked` (the default): the revoked standbys are switched off;
+    /// `restored`: no standby enrolled after the backup this primary was
+    /// restored from runs; `epoch_claim`: no other machine serves as the
+    /// primary, whatever the devices named said.
+    #[serde(default)]
+    hold: Option<String>,
+}
+
 /// `POST /api/standby/confirm-off` (admin): the revoked standbys this
 /// primary holds commands for are switched off (an admin checked): it
-/// takes commands again. Audited, one record per standby.
+/// takes commands again. Audited, one record per standby. With
+/// `{"hold": "restored"}` or `{"hold": "epoch_claim"}`, the other holds
+/// of `fence.rs` instead, each confirmed on its own (one check each).
 pub async fn confirm_standby_off(
     State(app): State<Arc<App>>,
     Authed(caller, ..): Authed<Admins>,
+    body: axum::body::Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    let names = app
-        .fence
-        .confirm_revoked_off()
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let asked: ConfirmBody = if body.iter().all(u8::is_ascii_whitespace) {
+        ConfirmBody::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| ApiError::BadRequest(e.to_string()))?
+    };
+    let internal = |e: std::io::Error| ApiError::Internal(e.to_string());
+    match asked.hold.as_deref().unwrap_or("revoked") {
+        "revoked" => {}
+        "restored" => {
+            let Some(backup) = app.fence.confirm_restored().map_err(internal)? else {
+                return Ok(Json(json!({"ok": true, "confirmed": []})));
+            };
+            audit_change(
+                &app,
+                caller.clone(),
+                "restored-backup".into(),
+                "restore_confirmed",
+            )
+            .await?;
+            app.faults.record(
+                "failover",
+                format!("{} confirmed that no standby enrolled after the backup ({backup}) runs: commands are taken again / バックアップの後に登録された予備機が動いていないことを管理者が確認しました", caller.name),
+            );
+            return Ok(Json(json!({"ok": true, "confirmed": [backup]})));
+        }
+        "epoch_claim" => {
+            let cleared = app.fence.confirm_claims().map_err(internal)?;
+            let mut names = Vec::new();
+            for (who, n) in &cleared {
+                audit_change(&app, caller.clone(), who.clone(), "epoch_claim_cleared").await?;
+                app.faults.record(
+                    "failover",
+                    format!("{} confirmed that no other machine serves as the primary: {who}'s claim of epoch {n} is cleared / {who} の第{n}期の主張について、ほかに主機がないことを管理者が確認しました", caller.name),
+                );
+                names.push(who.clone());
+            }
+            return Ok(Json(json!({"ok": true, "confirmed": names})));
+        }
+        other => {
+            return Err(ApiError::BadRequest(format!(
+                "unknown hold {other:?}: revoked, restored or epoch_claim"
+            )))
+        }
+    }
+    let names = app.fence.confirm_revoked_off().map_err(internal)?;
     for name in &names {
         audit_change(&app, caller.clone(), name.clone(), "standby_confirmed_off").await?;
         app.faults.record(

@@ -36,10 +36,24 @@
 //!   epoch and its proof and send both back. A primary that gets a valid
 //!   proof of a newer epoch from a device it knows has been replaced: it
 //!   fences itself as `POST /api/fence` would ([`carry_epoch`]). A bare or
-//!   wrong claim fences nothing (any enrolled device could otherwise stop
-//!   the office for good with one header, red team F1): it is a fault
-//!   record naming the device. A page that reaches a server older than its
-//!   epoch says so and issues nothing.
+//!   wrong claim fences nothing for good (any enrolled device could
+//!   otherwise stop the office with one header, red team F1), but it is
+//!   not ignored either: a primary cannot tell a forgery from the proof of
+//!   a standby it does not know (restored from an older backup, or the
+//!   standby deleted; outside tester replay4 N1, e19). It holds commands
+//!   (`unverified_epoch_claim`, kept in `<data>/epoch-claims`) until an
+//!   admin confirms on `/admin` that no other machine serves as the
+//!   primary; the fault record and the page name the caller, whose token
+//!   the admin revokes if it should not have said so. A cleared claim
+//!   does not hold again; a newer epoch from the same caller does. A page
+//!   that reaches a server older than its epoch says so and issues nothing.
+//! - **A restored primary knows no standby enrolled after its backup**
+//!   (outside tester replay4 N1: numbers twice). `madoguchi restore` writes
+//!   `<data>/restored-backup` into the new folder before it appears; the
+//!   primary takes no commands (`restored_unconfirmed`) until an admin,
+//!   having switched off every other machine of the office, confirms on
+//!   `/admin`. A promotion ends it (the log and accounts are then the
+//!   followed primary's).
 //! - **A primary that lost records** its standby holds (`primary_behind`,
 //!   noted in `<data>/behind`, kept across restarts) refuses commands with
 //!   a message that says to promote the standby, and refuses to revoke the
@@ -110,6 +124,97 @@ pub struct Fence {
     /// Unproven claims recorded (device, epoch): one fault record per
     /// claim, not one per request; bounded.
     unproven: Mutex<std::collections::HashSet<(String, u64)>>,
+    /// Primary: restored from a backup (`<created> <last record>` of it),
+    /// not yet confirmed free of standbys enrolled after it (kept in
+    /// `<data>/restored-backup`, written by `madoguchi restore`).
+    restored: Mutex<Option<String>>,
+    restored_path: PathBuf,
+    /// Primary: newer epochs claimed by devices or accounts without a
+    /// proof this primary can check, and the epoch up to which an admin
+    /// cleared each caller's claims (kept in `<data>/epoch-claims`).
+    claims: Mutex<Claims>,
+    claims_path: PathBuf,
+    /// The hold last written to the fault records (its code), so each
+    /// start and end of a hold is one record.
+    noted_hold: Mutex<Option<&'static str>>,
+}
+
+/// Epoch claims a primary could not verify (outside tester replay4 N1,
+/// e19): held until an admin clears them, per caller.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct Claims {
+    /// (caller, epoch) claims that hold commands now.
+    held: Vec<(String, u64)>,
+    /// Per caller: its claims up to this epoch were cleared by an admin.
+    cleared: std::collections::BTreeMap<String, u64>,
+}
+
+impl Claims {
+    fn parse(text: &str) -> Claims {
+        let mut c = Claims::default();
+        for line in text.lines() {
+            let mut parts = line.trim().splitn(3, ' ');
+            let (Some(kind), Some(n), Some(who)) = (parts.next(), parts.next(), parts.next())
+            else {
+                continue;
+            };
+            // An epoch that cannot be read still holds: never "no claim".
+            let n = n.parse().unwrap_or(u64::MAX);
+            match kind {
+                "cleared" => {
+                    c.cleared.insert(who.to_string(), n);
+                }
+                _ => c.held.push((who.to_string(), n)),
+            }
+        }
+        c
+    }
+
+    fn text(&self) -> String {
+        let held = self.held.iter().map(|(w, n)| format!("held {n} {w}\n"));
+        let cleared = self
+            .cleared
+            .iter()
+            .map(|(w, n)| format!("cleared {n} {w}\n"));
+        held.chain(cleared).collect()
+    }
+}
+
+/// What a primary restored from a backup says while it holds: what
+/// happened and what to do (`/admin` says the same, with the button).
+pub const RESTORED_JA: &str = "バックアップから復元したこの主機は、バックアップの後に登録された予備機を知りません。その予備機が主機に昇格していると同じ番号が二度出るため、受付を止めています。元の主機の予備機（ほかの機械）の電源がすべて切れていることを確かめてから、管理者が管理画面で「予備機の停止を確認」を押すと再開します。職員に声をおかけください";
+
+/// The refusal of a command by a primary restored from a backup.
+pub fn restored_error() -> super::error::ApiError {
+    super::error::ApiError::Plain {
+        status: axum::http::StatusCode::SERVICE_UNAVAILABLE,
+        code: "restored_unconfirmed",
+        ja: RESTORED_JA.into(),
+        en: "this primary was restored from a backup and does not know a standby enrolled after it: one promoted meanwhile would give the same numbers. Commands are held until every other machine of the office is switched off and an admin presses 予備機の停止を確認 on /admin".into(),
+    }
+}
+
+/// What a primary held by unverifiable epoch claims says.
+pub fn claim_ja(claims: &[(String, u64)]) -> String {
+    let who: Vec<String> = claims
+        .iter()
+        .map(|(w, n)| format!("{w}：第{n}期"))
+        .collect();
+    format!("この主機が確かめられない新しい主機（{}）を見たと端末が伝えてきたため、番号の二重発行を防ぐために受付を止めています（別の機械が主機に昇格している可能性があります）。ほかに主機として動いている機械がないことを確かめてから、管理者が管理画面で「ほかの主機がないことを確認」を押すと再開します（心当たりのない端末は「端末」で取り消してください）。職員に声をおかけください", who.join("、"))
+}
+
+/// The refusal of a command while an unverifiable claim holds.
+pub fn claim_error(claims: &[(String, u64)]) -> super::error::ApiError {
+    let who: Vec<String> = claims
+        .iter()
+        .map(|(w, n)| format!("{w}: epoch {n}"))
+        .collect();
+    super::error::ApiError::Plain {
+        status: axum::http::StatusCode::SERVICE_UNAVAILABLE,
+        code: "unverified_epoch_claim",
+        ja: claim_ja(claims),
+        en: format!("a device has seen a newer primary this server cannot verify ({}): another machine may have been promoted. Commands are held until an admin checks that no other machine serves as the primary and confirms on /admin (revoke the device if it should not say so)", who.join(", ")),
+    }
 }
 
 /// A revoked standby of record that may not know it yet.
@@ -126,6 +231,8 @@ struct Unconfirmed {
 
 /// The file that keeps the revoked standbys not yet confirmed gone.
 const UNCONFIRMED: &str = "revoked-standby";
+/// The file that keeps the unverifiable epoch claims.
+const CLAIMS: &str = "epoch-claims";
 
 /// What a primary held back by revoked standbys (`names`) says: what
 /// happened and what to do, for staff and the admin (`/admin` says the
@@ -143,6 +250,61 @@ pub fn unconfirmed_error(names: &[String]) -> super::error::ApiError {
         ja: unconfirmed_ja(names),
         en: format!("the revoked standby ({}) is not known to be stopped: commands are held so that no number is given twice (it may have been promoted). Switch it off, then an admin presses 予備機の停止を確認 on /admin (it also resumes by itself once that standby reaches this primary and learns it was revoked)", names.join(", ")),
     }
+}
+
+/// The standing banner of the staff station while this server takes no
+/// commands (`staff_panel.html`): what happened, that numbers are paused,
+/// and who can resume them, in plain words for counter staff.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct StaffHold {
+    pub code: &'static str,
+    pub why: String,
+    pub resume: String,
+}
+
+/// The banner for the hold `e` (`App::may_command`'s refusal).
+pub fn staff_hold(fence: &Fence, e: &super::error::ApiError) -> StaffHold {
+    use super::error::ApiError as E;
+    const ADMIN: &str = "再開できるのは管理者だけです。管理者に連絡してください。";
+    let (code, why, resume) = match e {
+        E::Replaced(n) => (
+            "replaced",
+            format!("この機械は主機ではなくなりました（予備機が主機に昇格しました・第{n}期）。ここでは番号を出せません。"),
+            "新しい主機のアドレスで呼出端末を開き直してください（管理者が案内します）。".to_string(),
+        ),
+        E::PrimaryBehind { .. } => (
+            "primary_behind",
+            "この主機は記録の一部を失ったため、番号の発行と窓口の操作を止めています。".to_string(),
+            format!("{ADMIN}管理者が予備機の管理画面で「主機に昇格」を押し、呼出端末を予備機のアドレスで開き直します。"),
+        ),
+        E::Standby => (
+            "standby",
+            "この機械は予備機です。ここでは番号の発行と窓口の操作はできません。".to_string(),
+            "主機のアドレスで呼出端末を開いてください。主機が故障したときは、管理者が予備機の管理画面で「主機に昇格」を押します。".to_string(),
+        ),
+        E::Plain { code: "revoked_standby_unconfirmed", .. } => (
+            "revoked_standby_unconfirmed",
+            format!("取り消した予備機（{}）が止まったことを、この主機はまだ確かめられていません。その予備機が主機に切り替わっていると同じ番号が二度出るため、番号の発行と窓口の操作を止めています。", fence.unconfirmed_holding().join("、")),
+            format!("{ADMIN}管理者がその予備機の電源が切れていることを確かめ、管理画面（/admin）で「予備機の停止を確認」を押すと再開します。"),
+        ),
+        E::Plain { code: "restored_unconfirmed", .. } => (
+            "restored_unconfirmed",
+            "この主機はバックアップから戻したばかりで、バックアップの後に登録された予備機を知りません。その予備機が主機に切り替わっていると同じ番号が二度出るため、番号の発行と窓口の操作を止めています。".to_string(),
+            format!("{ADMIN}管理者が元の主機の予備機（ほかの機械）の電源が切れていることを確かめ、管理画面（/admin）で「予備機の停止を確認」を押すと再開します。"),
+        ),
+        E::Plain { code: "unverified_epoch_claim", .. } => (
+            "unverified_epoch_claim",
+            format!("端末（{}）が、この主機の知らない新しい主機を見たと伝えてきました。別の機械が主機に切り替わっていると同じ番号が二度出るため、番号の発行と窓口の操作を止めています。", fence.claims_holding().iter().map(|c| c.0.clone()).collect::<Vec<_>>().join("、")),
+            format!("{ADMIN}管理者がほかに主機として動いている機械がないことを確かめ、管理画面（/admin）で「ほかの主機がないことを確認」を押すと再開します。"),
+        ),
+        E::Plain { code, ja, .. } => (*code, ja.clone(), ADMIN.to_string()),
+        _ => (
+            "no_standby_lease",
+            "予備機と連絡が取れません。予備機が主機に切り替わっていると同じ番号が二度出るため、番号の発行と窓口の操作を止めています。".to_string(),
+            "予備機の電源とケーブルが直れば自動で再開します。予備機が故障しているときは、管理者が管理画面（/admin）で予備機を外すと再開します（管理者に連絡してください）。".to_string(),
+        ),
+    };
+    StaffHold { code, why, resume }
 }
 
 /// The header that carries the proof of a promoted machine's epoch.
@@ -234,7 +396,28 @@ impl Fence {
                     .collect()
             })
             .unwrap_or_default();
+        let restored_path = data.join(madoguchi_core::backup::RESTORED_HOLD);
+        let restored = match std::fs::read_to_string(&restored_path) {
+            Ok(t) => Some(t.trim().to_string()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            // A hold that cannot be read still holds.
+            Err(e) => Some(format!("? ({e})")),
+        };
+        let claims_path = data.join(CLAIMS);
+        let claims = match std::fs::read_to_string(&claims_path) {
+            Ok(t) => Claims::parse(&t),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Claims::default(),
+            Err(e) => Claims {
+                held: vec![(format!("? ({e})"), u64::MAX)],
+                ..Claims::default()
+            },
+        };
         Fence {
+            restored: Mutex::new(restored),
+            restored_path,
+            claims: Mutex::new(claims),
+            claims_path,
+            noted_hold: Mutex::new(None),
             boot: rand::random(),
             started: Instant::now(),
             lease_until: Mutex::new(None),
@@ -408,6 +591,102 @@ impl Fence {
                     .collect()
             })
             .unwrap_or_else(|_| vec!["?".into()])
+    }
+
+    /// Primary: restored from a backup and not yet confirmed: what the
+    /// hold file says (the backup's time and last record).
+    pub fn restored_holding(&self) -> Option<String> {
+        self.restored
+            .lock()
+            .map(|r| r.clone())
+            .unwrap_or_else(|_| Some("?".into()))
+    }
+
+    /// An admin confirmed no standby enrolled after the backup runs (or
+    /// this machine was promoted: its log and accounts are its primary's
+    /// then). What the hold said, if there was one.
+    pub fn confirm_restored(&self) -> std::io::Result<Option<String>> {
+        let mut r = self
+            .restored
+            .lock()
+            .map_err(|_| std::io::Error::other("fence lock poisoned"))?;
+        match std::fs::remove_file(&self.restored_path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+        Ok(r.take())
+    }
+
+    /// Primary: `who` claims epoch `n` (newer than this log's) without a
+    /// proof this primary can check. It holds commands unless an admin
+    /// already cleared that caller's claims up to `n`; `true` when it is
+    /// a new hold (written before it is answered).
+    pub fn note_claim(&self, who: &str, n: u64) -> std::io::Result<bool> {
+        let mut c = self
+            .claims
+            .lock()
+            .map_err(|_| std::io::Error::other("fence lock poisoned"))?;
+        if c.cleared.get(who).is_some_and(|&m| m >= n)
+            || c.held.iter().any(|(w, m)| w == who && *m >= n)
+        {
+            return Ok(false);
+        }
+        let mut next = c.clone();
+        next.held.retain(|(w, _)| w != who);
+        // Bounded: one entry per caller, callers are enrolled names.
+        next.held.push((who.to_string(), n));
+        // Held in memory even when it cannot be written down.
+        let written = self.write_claims(&next);
+        *c = next;
+        written.map(|()| true)
+    }
+
+    /// Primary: the claims holding commands now.
+    pub fn claims_holding(&self) -> Vec<(String, u64)> {
+        self.claims
+            .lock()
+            .map(|c| c.held.clone())
+            .unwrap_or_else(|_| vec![("?".into(), u64::MAX)])
+    }
+
+    /// An admin checked that no other machine serves as the primary: the
+    /// claims held now are cleared (the same claims hold no more; a newer
+    /// epoch from the same caller does). The claims cleared.
+    pub fn confirm_claims(&self) -> std::io::Result<Vec<(String, u64)>> {
+        let mut c = self
+            .claims
+            .lock()
+            .map_err(|_| std::io::Error::other("fence lock poisoned"))?;
+        let mut next = c.clone();
+        let cleared: Vec<(String, u64)> = next.held.drain(..).collect();
+        for (w, n) in &cleared {
+            let m = next.cleared.entry(w.clone()).or_insert(0);
+            *m = (*m).max(*n);
+        }
+        self.write_claims(&next)?;
+        *c = next;
+        Ok(cleared)
+    }
+
+    fn write_claims(&self, c: &Claims) -> std::io::Result<()> {
+        use std::io::Write;
+        let tmp = self.claims_path.with_extension("tmp");
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(c.text().as_bytes())?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, &self.claims_path)
+    }
+
+    /// The hold (its code) now in force, compared with the last one noted:
+    /// `Some(Some(code))` when a hold began, `Some(None)` when holding
+    /// ended, `None` when nothing changed.
+    pub fn hold_changed(&self, now: Option<&'static str>) -> Option<Option<&'static str>> {
+        let mut noted = self.noted_hold.lock().ok()?;
+        if *noted == now {
+            return None;
+        }
+        *noted = now;
+        Some(now)
     }
 
     /// A promoted machine hands devices this proof of its epoch.
@@ -620,17 +899,30 @@ pub async fn carry_epoch(State(app): State<Arc<super::App>>, req: Request, next:
                             .faults
                             .record("failover", format!("cannot record being replaced: {e}")),
                     },
-                    None => {
-                        if app.fence.first_unproven(&caller.name, n) {
-                            app.faults.record(
-                                "failover",
-                                format!(
-                                    "{} claims epoch {n} without a valid proof (this server: epoch {ours}); ignored, this server goes on / {} が証明のない第{n}期を示しました。無視して受付を続けます",
-                                    caller.name, caller.name
-                                ),
-                            );
+                    // Not proven here: a forgery, or a machine promoted
+                    // from a standby this primary does not know (restored
+                    // from an older backup, or the standby deleted;
+                    // outside tester replay4 N1, e19). Which one cannot be
+                    // told, so commands wait for an admin, who sees the
+                    // caller's name (a stolen token is revoked there).
+                    None => match app.fence.note_claim(&caller.name, n) {
+                        Ok(true) => app.faults.record(
+                            "failover",
+                            format!(
+                                "{} claims epoch {n} without a proof this server can check (this server: epoch {ours}): commands are held until an admin confirms on /admin that no other machine serves as the primary / {} がこの主機の確かめられない第{n}期を示したため、受付を止めました。管理画面で確認すると再開します",
+                                caller.name, caller.name
+                            ),
+                        ),
+                        Ok(false) => {}
+                        Err(e) => {
+                            if app.fence.first_unproven(&caller.name, n) {
+                                app.faults.record(
+                                    "failover",
+                                    format!("{} claims epoch {n} without a proof this server can check: commands are held, but the claim cannot be written down ({e}) and a restart would forget it", caller.name),
+                                );
+                            }
                         }
-                    }
+                    },
                 }
             }
         }
@@ -750,6 +1042,44 @@ mod tests {
         );
         assert!(unleased.unconfirmed_holding().is_empty());
         assert!(Fence::open(dir.path()).unconfirmed().is_empty());
+    }
+
+    #[test]
+    fn an_unverified_claim_holds_until_cleared_also_after_a_restart_and_a_newer_one_holds_again() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let f = Fence::open(dir.path());
+        assert!(f.claims_holding().is_empty());
+        assert!(f.note_claim("kiosk 1", 3).expect("note"));
+        assert!(!f.note_claim("kiosk 1", 2).expect("older"), "already held");
+        let again = Fence::open(dir.path());
+        assert_eq!(again.claims_holding(), vec![("kiosk 1".to_string(), 3)]);
+        assert_eq!(
+            again.confirm_claims().expect("clear"),
+            vec![("kiosk 1".to_string(), 3)]
+        );
+        assert!(!again.note_claim("kiosk 1", 3).expect("cleared"));
+        assert!(Fence::open(dir.path()).claims_holding().is_empty());
+        assert!(again.note_claim("kiosk 1", 4).expect("newer"));
+        assert!(again.note_claim("display-1", 3).expect("another caller"));
+        assert_eq!(Fence::open(dir.path()).claims_holding().len(), 2);
+    }
+
+    #[test]
+    fn a_restored_folder_holds_until_confirmed_and_an_unreadable_hold_still_holds() {
+        let dir = tempfile::tempdir().expect("tmp");
+        assert_eq!(Fence::open(dir.path()).restored_holding(), None);
+        let hold = dir.path().join(madoguchi_core::backup::RESTORED_HOLD);
+        std::fs::write(&hold, "2026-12-06T10:00:00Z 9\n").expect("write");
+        let f = Fence::open(dir.path());
+        assert_eq!(
+            f.restored_holding().as_deref(),
+            Some("2026-12-06T10:00:00Z 9")
+        );
+        assert!(f.confirm_restored().expect("confirm").is_some());
+        assert_eq!(f.restored_holding(), None);
+        assert_eq!(Fence::open(dir.path()).restored_holding(), None);
+        std::fs::create_dir(&hold).expect("a directory where the file was");
+        assert!(Fence::open(dir.path()).restored_holding().is_some());
     }
 
     #[test]

@@ -38,102 +38,159 @@ pub struct Contacts {
     storage: Mutex<Option<Blocked>>,
 }
 
-/// Why a kiosk cannot issue now, in the words its screen shows.
+/// Why a kiosk cannot issue now, in the words its screen shows: each of
+/// the kiosk's languages (R12), Chinese and Korean in their own words, not
+/// English (issue 24).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Blocked {
     pub ja: String,
     pub easy: String,
     pub en: String,
+    pub zh: String,
+    pub ko: String,
 }
 
 impl Blocked {
+    fn of(ja: impl Into<String>, easy: &str, en: &str, zh: &str, ko: &str) -> Blocked {
+        Blocked {
+            ja: ja.into(),
+            easy: easy.into(),
+            en: en.into(),
+            zh: zh.into(),
+            ko: ko.into(),
+        }
+    }
+
     /// The day is not open: closed for today once it was opened today,
     /// otherwise not started yet (browser red team F9: never "closed for
     /// today" in the morning).
     pub fn day_closed(opened_today: bool) -> Blocked {
         if opened_today {
-            Blocked {
-                ja: "本日の受付は終了しました。".into(),
-                easy: "きょうの うけつけは おわりました。".into(),
-                en: "Reception has closed for today.".into(),
-            }
+            Blocked::of(
+                "本日の受付は終了しました。",
+                "きょうの うけつけは おわりました。",
+                "Reception has closed for today.",
+                "今天的受理已经结束。",
+                "오늘 접수는 마감되었습니다.",
+            )
         } else {
-            Blocked {
-                ja: "本日の受付はまだ始まっていません。".into(),
-                easy: "きょうの うけつけは まだ はじまって いません。".into(),
-                en: "Reception has not opened yet today.".into(),
-            }
+            Blocked::of(
+                "本日の受付はまだ始まっていません。",
+                "きょうの うけつけは まだ はじまって いません。",
+                "Reception has not opened yet today.",
+                "今天的受理尚未开始。",
+                "오늘 접수는 아직 시작되지 않았습니다.",
+            )
         }
     }
 
     pub fn storage() -> Blocked {
-        Blocked {
-            ja: "受付の記録装置に障害があり、番号を記録できません。".into(),
-            easy: "きかいが こわれて います。".into(),
-            en: "The reception records cannot be written (a storage fault).".into(),
-        }
+        Blocked::of(
+            "受付の記録装置に障害があり、番号を記録できません。",
+            "きかいが こわれて います。",
+            "The reception records cannot be written (a storage fault).",
+            "受理记录装置发生故障，无法记录号码。",
+            "접수 기록 장치에 장애가 있어 번호를 기록할 수 없습니다.",
+        )
     }
 
     /// This server takes no commands now (`App::may_command`): replaced,
-    /// a standby, or without its standby's lease (issue 24).
+    /// a standby, held (a revoked standby, a restore, an unverified epoch
+    /// claim) or without its standby's lease (issue 24).
     pub fn fenced(e: &super::error::ApiError) -> Blocked {
         use super::error::ApiError as E;
-        let (ja, easy, en) = match e {
-            E::Replaced(_) => (
+        const PAUSED_EASY: &str = "いま ばんごうを だせません。";
+        match e {
+            E::Replaced(_) => Blocked::of(
                 "この機械は主機ではなくなりました（予備機が主機に昇格しました）。",
                 "この きかいは もう つかえません。",
                 "This server is no longer the primary (its standby was promoted).",
+                "本机已不再是主服务器（备用服务器已切换为主服务器）。",
+                "이 기기는 더 이상 주 서버가 아닙니다(예비 서버가 주 서버로 전환되었습니다).",
             ),
-            E::PrimaryBehind { .. } => (
+            E::PrimaryBehind { .. } => Blocked::of(
                 "この主機は記録の一部を失ったため、受付を止めています。予備機を主機に昇格してください。",
-                "いま ばんごうを だせません。",
+                PAUSED_EASY,
                 "This primary lost records its standby holds; issuing is stopped. Promote the standby.",
+                "本服务器丢失了部分记录，已暂停取号。",
+                "이 서버는 기록의 일부를 잃어 번호표 발급을 멈추었습니다.",
             ),
             E::Plain {
                 code: "revoked_standby_unconfirmed",
                 ..
-            } => (
+            } => Blocked::of(
                 "取り消した予備機の停止が確認できていないため、番号の二重発行を防ぐために受付を止めています。",
-                "いま ばんごうを だせません。",
+                PAUSED_EASY,
                 "The revoked standby is not known to be off; issuing is stopped so that no number is given twice.",
+                "尚未确认已撤销的备用服务器是否停止，为防止同一号码发放两次，现已暂停取号。",
+                "등록을 취소한 예비 서버가 멈췄는지 확인되지 않아, 같은 번호가 두 번 발급되지 않도록 번호표 발급을 멈추었습니다.",
             ),
-            E::Standby => (
+            E::Plain {
+                code: "restored_unconfirmed",
+                ..
+            } => Blocked::of(
+                "バックアップから復元した直後のため、番号の二重発行を防ぐために受付を止めています。",
+                PAUSED_EASY,
+                "This server was restored from a backup; issuing is stopped so that no number is given twice.",
+                "本服务器刚从备份恢复，为防止同一号码发放两次，现已暂停取号。",
+                "이 서버는 백업에서 복원된 직후라, 같은 번호가 두 번 발급되지 않도록 번호표 발급을 멈추었습니다.",
+            ),
+            E::Plain {
+                code: "unverified_epoch_claim",
+                ..
+            } => Blocked::of(
+                "別の機械が主機として動いている可能性があるため、番号の二重発行を防ぐために受付を止めています。",
+                PAUSED_EASY,
+                "Another server may be acting as the primary; issuing is stopped so that no number is given twice.",
+                "可能有其他服务器正在作为主服务器运行，为防止同一号码发放两次，现已暂停取号。",
+                "다른 기기가 주 서버로 작동하고 있을 수 있어, 같은 번호가 두 번 발급되지 않도록 번호표 발급을 멈추었습니다.",
+            ),
+            E::Standby => Blocked::of(
                 "この機械は予備機です。",
                 "この きかいは よびの きかいです。",
                 "This is the standby server.",
+                "本机是备用服务器。",
+                "이 기기는 예비 서버입니다.",
             ),
-            _ => (
+            _ => Blocked::of(
                 "予備機と連絡が取れないため、番号の二重発行を防ぐために受付を止めています。",
-                "いま ばんごうを だせません。",
+                PAUSED_EASY,
                 "The standby server cannot be reached; issuing is stopped so that no number is given twice.",
+                "无法与备用服务器联系，为防止同一号码发放两次，现已暂停取号。",
+                "예비 서버와 연결할 수 없어, 같은 번호가 두 번 발급되지 않도록 번호표 발급을 멈추었습니다.",
             ),
-        };
-        Blocked {
-            ja: ja.into(),
-            easy: easy.into(),
-            en: en.into(),
         }
     }
 
     pub fn printer(e: &super::escpos::PrintError) -> Blocked {
         use super::escpos::PrintError as P;
-        let (easy, en) = match e {
-            P::PaperOut(_) => ("かみが なくなりました。", "The printer is out of paper."),
+        let (easy, en, zh, ko) = match e {
+            P::PaperOut(_) => (
+                "かみが なくなりました。",
+                "The printer is out of paper.",
+                "打印机没有纸了。",
+                "프린터 용지가 떨어졌습니다.",
+            ),
             P::CoverOpen(_) => (
                 "プリンターの ふたが あいて います。",
                 "The printer's cover is open.",
+                "打印机盖子开着。",
+                "프린터 덮개가 열려 있습니다.",
             ),
-            P::Offline(_) => ("プリンターが とまって います。", "The printer is offline."),
+            P::Offline(_) => (
+                "プリンターが とまって います。",
+                "The printer is offline.",
+                "打印机已停止。",
+                "프린터가 멈춰 있습니다.",
+            ),
             P::Unreachable(..) | P::Io(_) => (
                 "プリンターに つながりません。",
                 "The printer cannot be reached.",
+                "无法连接打印机。",
+                "프린터에 연결할 수 없습니다.",
             ),
         };
-        Blocked {
-            ja: format!("{}。", e.reason_ja()),
-            easy: easy.into(),
-            en: en.into(),
-        }
+        Blocked::of(format!("{}。", e.reason_ja()), easy, en, zh, ko)
     }
 }
 

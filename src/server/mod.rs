@@ -172,8 +172,36 @@ impl App {
 
     /// Whether this server may take a command now: not a standby, not
     /// replaced by a promoted standby, and holding its standby's lease if
-    /// it has one (`fence.rs`).
+    /// it has one (`fence.rs`). Each start and end of a hold is a fault
+    /// record, so `/admin` says when commands stopped and why.
     pub fn may_command(&self) -> Result<(), ApiError> {
+        let answer = self.command_hold();
+        let code = match &answer {
+            Ok(()) => None,
+            Err(ApiError::NoLease) => Some("no_standby_lease"),
+            Err(ApiError::Plain { code, .. }) => Some(*code),
+            // A standby, a replaced or a behind primary: said on /admin
+            // and in the fault records where it happened.
+            Err(_) => return answer,
+        };
+        match (self.fence.hold_changed(code), &answer) {
+            (Some(Some(code)), Err(e)) => {
+                let (_, _, ja, en) = e.parts();
+                self.faults.record(
+                    "failover",
+                    format!("受付を止めました（{code}）: {ja} / commands held: {en}"),
+                );
+            }
+            (Some(None), _) => self.faults.record(
+                "failover",
+                "受付を再開しました（番号の発行と操作を受け付けます） / commands are taken again",
+            ),
+            _ => {}
+        }
+        answer
+    }
+
+    fn command_hold(&self) -> Result<(), ApiError> {
         if self.is_standby() || self.promoting.load(std::sync::atomic::Ordering::SeqCst) {
             return Err(ApiError::Standby);
         }
@@ -192,6 +220,16 @@ impl App {
         let holding = self.fence.unconfirmed_holding();
         if !holding.is_empty() {
             return Err(fence::unconfirmed_error(&holding));
+        }
+        // Restored from a backup: a standby enrolled after it may have
+        // been promoted (outside tester replay4 N1).
+        if self.fence.restored_holding().is_some() {
+            return Err(fence::restored_error());
+        }
+        // A device has seen a newer primary this one cannot verify.
+        let claims = self.fence.claims_holding();
+        if !claims.is_empty() {
+            return Err(fence::claim_error(&claims));
         }
         if self.auth.has_standby() && !self.fence.leased() {
             return Err(ApiError::NoLease);
@@ -473,6 +511,19 @@ pub fn run(
         if promoted_before && args.standby_of.is_none() {
             replication::after_restart_as_promoted(&app);
         }
+        // A primary that starts held (restored from a backup, an
+        // unverified epoch claim, a revoked standby) says so on /admin at
+        // once, not at the first command.
+        if args.standby_of.is_none()
+            && (app.fence.restored_holding().is_some()
+                || !app.fence.claims_holding().is_empty()
+                || !app.fence.unconfirmed_holding().is_empty())
+        {
+            if let Some(b) = app.fence.restored_holding() {
+                eprintln!("madoguchi: {} (backup {b})", fence::RESTORED_JA);
+            }
+            let _ = app.may_command();
+        }
         if let Some(primary) = &args.standby_of {
             if let Some(token) = standby_token {
                 replication::follow(app.clone(), primary.trim_end_matches('/').to_string(), token);
@@ -563,7 +614,7 @@ async fn admin_page(
     let primary_last = app.fence.primary_last();
     let html = app.pages.render(
         "admin.html",
-        madoguchi_renderer::context! { office, user => caller.name, faults => app.faults.rows(), devices => health::devices(&app), standby => app.is_standby(), refused => app.is_standby().then(|| replication::refused_here(&app.data)).flatten().map(|r| r.message().0), held, primary_last, replaced => app.fence.replaced(), behind => app.fence.behind().filter(|_| app.fence.replaced().is_none()).map(|(standby, ours)| madoguchi_renderer::context! { standby, ours }), no_lease => (!app.is_standby() && app.fence.replaced().is_none() && app.fence.behind().is_none() && app.auth.has_standby() && !app.fence.leased()).then_some(error::NO_LEASE_JA), unconfirmed => (!app.is_standby() && app.fence.replaced().is_none()).then(|| app.fence.unconfirmed().join("、")).filter(|n| !n.is_empty()), unconfirmed_holding => !app.fence.unconfirmed_holding().is_empty(), csrf => caller.csrf(), closed_today },
+        madoguchi_renderer::context! { office, user => caller.name, faults => app.faults.rows(), devices => health::devices(&app), standby => app.is_standby(), refused => app.is_standby().then(|| replication::refused_here(&app.data)).flatten().map(|r| r.message().0), held, primary_last, replaced => app.fence.replaced(), behind => app.fence.behind().filter(|_| app.fence.replaced().is_none()).map(|(standby, ours)| madoguchi_renderer::context! { standby, ours }), no_lease => (!app.is_standby() && app.fence.replaced().is_none() && app.fence.behind().is_none() && app.auth.has_standby() && !app.fence.leased()).then_some(error::NO_LEASE_JA), unconfirmed => (!app.is_standby() && app.fence.replaced().is_none()).then(|| app.fence.unconfirmed().join("、")).filter(|n| !n.is_empty()), unconfirmed_holding => !app.fence.unconfirmed_holding().is_empty(), restored => (!app.is_standby() && app.fence.replaced().is_none()).then(|| app.fence.restored_holding()).flatten(), claims => (!app.is_standby() && app.fence.replaced().is_none()).then(|| app.fence.claims_holding().iter().map(|(w, n)| format!("{w}：第{n}期")).collect::<Vec<_>>().join("、")).filter(|c| !c.is_empty()), csrf => caller.csrf(), closed_today },
     )?;
     Ok(html.into_response())
 }

@@ -244,7 +244,7 @@ async fn staff(
     let ctx = staff_context(
         &s,
         number,
-        context! { user => caller.name, role => caller.role, csrf => caller.csrf(), utc_offset_s => app.status_offset().local_minus_utc() },
+        context! { user => caller.name, role => caller.role, csrf => caller.csrf(), utc_offset_s => app.status_offset().local_minus_utc(), hold => command_hold(&app) },
     )?;
     Ok(app.pages.render("staff.html", ctx)?.into_response())
 }
@@ -257,8 +257,20 @@ async fn staff_fragment(
 ) -> Result<Html<String>, ApiError> {
     app.auth.require(&method, &headers, STAFF_ROLES)?;
     let s = app.status().await?;
-    let ctx = staff_context(&s, q.counter.unwrap_or(1), context! {})?;
+    let ctx = staff_context(
+        &s,
+        q.counter.unwrap_or(1),
+        context! { hold => command_hold(&app) },
+    )?;
     app.pages.render("staff_panel.html", ctx)
+}
+
+/// Why this server takes no commands now, for the staff station's
+/// standing banner (issue 24): none when it takes them.
+fn command_hold(app: &App) -> Option<super::fence::StaffHold> {
+    app.may_command()
+        .err()
+        .map(|e| super::fence::staff_hold(&app.fence, &e))
 }
 
 /// Each queue's colour as a class, so pages need no inline style (CSP).

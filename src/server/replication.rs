@@ -651,6 +651,14 @@ pub async fn promote(
         tell_old_primary(app.clone(), token.trim().to_string(), epoch);
     }
     let _ = app.fence.clear_replaced();
+    // A standby folder restored from a backup has followed its primary
+    // since: its log and accounts are the primary's, not the backup's.
+    if let Err(e) = app.fence.confirm_restored() {
+        app.faults.record(
+            "failover",
+            format!("cannot remove the restored-backup hold ({e}): an admin confirms it on /admin"),
+        );
+    }
     app.faults.record(
         "failover",
         format!("promoted to primary by {} (epoch {epoch})", caller.name),

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
 
-use crate::failover::{enrolled_primary, issue, pair};
+use crate::failover::{enrolled_primary, issue, pair, Office};
 use crate::webdriver::{Driver, Session};
 
 fn sign_in_admin(b: &Session<'_>, base: &str, password: &str) {
@@ -53,6 +53,15 @@ fn an_administrator_confirms_in_the_page_that_a_revoked_standby_is_off() {
         std::thread::sleep(Duration::from_millis(500));
     };
     assert_eq!(v["error"]["code"], "revoked_standby_unconfirmed", "{v}");
+    // The staff station says it in a standing banner: what, paused, who.
+    b.goto(&format!("{base}/staff?counter=10"));
+    let said = b.wait_text("#command-hold", "番号の発行と窓口の操作を止めています");
+    assert!(
+        said.contains("取り消した予備機（standby-1）") && said.contains("管理者"),
+        "{said}"
+    );
+    let found = b.axe();
+    assert!(found.is_empty(), "/staff with the banner: {found:#?}");
     b.goto(&format!("{base}/admin"));
     b.wait_text(
         "#revoked-standby",
@@ -67,4 +76,46 @@ fn an_administrator_confirms_in_the_page_that_a_revoked_standby_is_off() {
     assert_eq!(st, StatusCode::OK, "issuing again once confirmed: {v}");
     let page = b.text("main");
     assert!(!page.contains("停止が確認できていません"), "{page}");
+    b.goto(&format!("{base}/staff?counter=10"));
+    b.wait_text("#panel", "対応中の番号");
+    let gone = b.eval(
+        "return document.getElementById('command-hold') === null",
+        serde_json::json!([]),
+    );
+    assert_eq!(gone, serde_json::json!(true), "the banner stays");
+}
+
+/// Outside tester replay4 N1: a primary restored from a backup holds; its
+/// staff station says so, and the administrator confirms in /admin that
+/// no standby enrolled after the backup runs.
+#[test]
+fn an_administrator_confirms_in_the_page_that_no_later_standby_runs_after_a_restore() {
+    let e = enrolled_primary();
+    let dir = tempfile::tempdir().expect("tmp");
+    let bak = dir.path().join("full.bak");
+    crate::util::ok(
+        &e.primary.data_dir().join("data"),
+        &["backup", "--out", &bak.display().to_string()],
+    );
+    let spare = dir.path().join("spare");
+    crate::util::ok(&spare, &["restore", &bak.display().to_string()]);
+    let office = Office::start(&spare, &[]);
+    let base = office.base.clone();
+    let (st, v) = issue(&base, &e.kiosk);
+    assert_eq!(st, StatusCode::SERVICE_UNAVAILABLE, "{v}");
+    let driver = Driver::start();
+    let b = driver.session();
+    sign_in_admin(&b, &base, &e.primary.admin_password);
+    b.goto(&format!("{base}/staff?counter=10"));
+    let said = b.wait_text("#command-hold", "バックアップから戻したばかり");
+    assert!(said.contains("予備機の停止を確認"), "{said}");
+    b.goto(&format!("{base}/admin"));
+    b.wait_text("#restored-backup", "バックアップから復元した主機です");
+    let found = b.axe();
+    assert!(found.is_empty(), "/admin with the notice: {found:#?}");
+    b.click("#confirm-restored");
+    b.accept_alert();
+    b.wait_text("#result", "予備機が動いていないことを確認しました");
+    let (st, v) = issue(&base, &e.kiosk);
+    assert_eq!(st, StatusCode::OK, "issuing again once confirmed: {v}");
 }
