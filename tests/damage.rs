@@ -192,6 +192,41 @@ fn a_torn_last_segment_at_random_offsets_never_gives_a_number_twice() {
     }
 }
 
+/// `recover --backup` into an empty folder (a new disk) is a restore: the
+/// backups alone, which know no standby enrolled after them, so the folder
+/// holds until an administrator confirms, like `restore` (issue 24, outside
+/// tester failover-rt5 F1: it gave numbers twice beside such a standby,
+/// promoted). A damaged live folder is not held (the test below).
+#[test]
+fn recover_from_a_backup_into_an_empty_folder_holds_like_a_restore() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let data = dir.path().join("data");
+    office(&data, 4);
+    let backup = dir.path().join("full.mbk");
+    ok(&data, &["backup", "--out", backup.to_str().expect("path")]);
+    let new_disk = dir.path().join("new");
+    std::fs::create_dir_all(&new_disk).expect("mkdir");
+    let out = run(
+        &new_disk,
+        &["recover", "--backup", backup.to_str().expect("path")],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("予備機の停止を確認"),
+        "the warning names the confirm step"
+    );
+    assert!(new_disk
+        .join(madoguchi_core::backup::RESTORED_HOLD)
+        .is_file());
+    // The offline tools refuse the held folder, as after `restore`.
+    let refused = apply(&new_disk, &[issue(CATEGORIES[0], "after")]);
+    assert!(refused.is_err(), "{refused:?}");
+}
+
 #[test]
 fn the_newest_segment_deleted_is_refused_and_recovered_from_a_backup() {
     let dir = tempfile::tempdir().expect("tmp");

@@ -515,11 +515,7 @@ fn restore_with(
             }
         }
         if hold {
-            let path = work.join(RESTORED_HOLD);
-            let mut f = std::fs::File::create(&path).map_err(io(&path))?;
-            f.write_all(format!("{} {}\n", last.created, last.last_seq).as_bytes())
-                .and_then(|()| f.sync_all())
-                .map_err(io(&path))?;
+            write_restored_hold(&work, &last)?;
         }
         Ok(n)
     })();
@@ -533,6 +529,15 @@ fn restore_with(
             Err(e)
         }
     }
+}
+
+/// Writes the [`RESTORED_HOLD`] of a folder rebuilt from the backup `last`.
+fn write_restored_hold(folder: &Path, last: &Manifest) -> Result<(), BackupError> {
+    let path = folder.join(RESTORED_HOLD);
+    let mut f = std::fs::File::create(&path).map_err(io(&path))?;
+    f.write_all(format!("{} {}\n", last.created, last.last_seq).as_bytes())
+        .and_then(|()| f.sync_all())
+        .map_err(io(&path))
 }
 
 /// What [`recover`] brought back, and what it could not.
@@ -552,6 +557,11 @@ pub struct Recovered {
     pub accepted: Option<String>,
     /// Where the damaged folder was moved (kept whole).
     pub damaged_kept: PathBuf,
+    /// The folder showed nothing of the live office (no log, no snapshot:
+    /// a new disk), so it was rebuilt from the backups alone and holds
+    /// like a restored one ([`RESTORED_HOLD`]): the last backup, whose
+    /// manifest is here.
+    pub held_as_restored: Option<Manifest>,
 }
 
 /// Repairs a damaged data folder (the server stopped): a new folder is
@@ -592,6 +602,14 @@ pub fn recover(
     let _ = std::fs::remove_dir_all(&work);
     let result = (|| -> Result<Recovered, BackupError> {
         let log_dir = data.join("log");
+        // A folder with no log and no snapshot is a new disk, not the live
+        // office damaged: what comes back is the backups alone, which know
+        // no standby enrolled after them (outside tester failover-rt5 F1:
+        // `recover --backup` into an empty folder gave numbers twice beside
+        // such a standby, promoted). It holds like `restore`.
+        let new_disk = !data.join("state.sled").exists()
+            && std::fs::read_dir(&log_dir).map_or(true, |mut d| d.next().is_none());
+        let mut held_as_restored = None;
         let from_backups = if backups.is_empty() {
             let work_log = work.join("log");
             std::fs::create_dir_all(&work_log).map_err(io(&work_log))?;
@@ -606,7 +624,12 @@ pub fn recover(
                 0
             }
         } else {
-            restore_with(backups, &work, false)?.0.last_seq
+            let (last, _) = restore_with(backups, &work, false)?;
+            let seq = last.last_seq;
+            if new_disk {
+                held_as_restored = Some(last);
+            }
+            seq
         };
         // The intact records of the damaged log after the backups, as far
         // as they go.
@@ -688,6 +711,9 @@ pub fn recover(
                 std::fs::copy(entry.path(), &to).map_err(io(&to))?;
             }
         }
+        if let Some(last) = &held_as_restored {
+            write_restored_hold(&work, last)?;
+        }
         Ok(Recovered {
             from_backups,
             from_log,
@@ -696,6 +722,7 @@ pub fn recover(
             evidence_seq,
             accepted: report.accepted_damage,
             damaged_kept: PathBuf::new(),
+            held_as_restored,
         })
     })();
     match result {

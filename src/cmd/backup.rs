@@ -127,7 +127,7 @@ pub fn run_restore(data: &Path, args: RestoreArgs) -> Result<()> {
 /// standby enrolled after the backup runs (issue 24, outside tester
 /// replay4 N1: such a standby, promoted while cut off, gave the same
 /// numbers as the restored primary).
-fn warn_restored(data: &Path, m: &backup::Manifest) {
+pub(super) fn warn_restored(data: &Path, m: &backup::Manifest) {
     let known = standbys_in(data);
     let known = if known.is_empty() {
         "なし / none".to_string()

@@ -58,5 +58,10 @@ pub fn run(data: &Path, args: Args) -> Result<()> {
         "  the damaged folder is kept whole at {} / 壊れたフォルダは保管しています",
         r.damaged_kept.display()
     );
+    if let Some(m) = &r.held_as_restored {
+        // Nothing of the live office was in the folder: the backups alone,
+        // held like a restore until an admin confirms.
+        super::backup::warn_restored(data, m);
+    }
     Ok(())
 }
