@@ -559,8 +559,9 @@ async fn serve_connection(
         }
     };
     // A connection that has not yet shown the office's signed head gets
-    // the short deadline; the office's proven one the longer (its pool
-    // keeps it between bundles).
+    // the short deadline — also in the office's slots, where a token copied
+    // off the wire gets no longer — and a proven one the longer (an office
+    // of the older kind keeps its connection in a pool between bundles).
     let head_limit = ticket.map(|t| HeadLimit {
         unproven: Duration::from_secs(relay.cfg.ingest.unproven_head_timeout_s),
         proven: Duration::from_secs(relay.cfg.ingest.head_timeout_s),
