@@ -2146,3 +2146,133 @@ fn silent_connections_from_the_office_address_cannot_hold_the_office_slots() {
     // reopened, over and over.
     assert!(opened > 32 * 4, "{opened} connections");
 }
+
+/// Keeps `n` connections from the office's own address to the ingest port
+/// that complete TLS (anyone can) and then send nothing, and reopens each
+/// 20 ms after the relay closes or refuses it, until `stop` (relay-rt2 F1
+/// with completed handshakes). `alpn`: what they offer. Returns the
+/// handshakes completed.
+async fn squat_tls(
+    ingest: std::net::SocketAddr,
+    tls: tokio_rustls::TlsConnector,
+    n: usize,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> u64 {
+    use std::sync::atomic::Ordering::Relaxed;
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let tasks: Vec<_> = (0..n)
+        .map(|_| {
+            let (stop, done, tls) = (stop.clone(), done.clone(), tls.clone());
+            tokio::spawn(async move {
+                // Bounded: at most 5,000 reconnects per holder.
+                for _ in 0..5_000 {
+                    if stop.load(Relaxed) {
+                        break;
+                    }
+                    if let Ok(Ok(mut s)) =
+                        tokio::time::timeout(Duration::from_secs(5), ingest_conn(ingest, &tls))
+                            .await
+                    {
+                        done.fetch_add(1, Relaxed);
+                        let mut buf = [0u8; 64];
+                        while !stop.load(Relaxed) {
+                            match tokio::time::timeout(Duration::from_millis(200), s.read(&mut buf))
+                                .await
+                            {
+                                Ok(Ok(0)) | Ok(Err(_)) => break,
+                                _ => {}
+                            }
+                        }
+                    }
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        let _ = t.await;
+    }
+    done.load(Relaxed)
+}
+
+#[test]
+fn squatters_completing_tls_from_the_office_address_cannot_keep_bundles_out() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let key_file = dir.path().join("office.key");
+    let key = relay_util::office_key(&key_file);
+    let relay = relay_util::start_with(&key, "", "", 0);
+    let s = office_for(&relay, &key_file, "");
+    let (c, csrf) = s.admin();
+    crate::server::open_today(&c, &s, &csrf, &[10]);
+    wait_published(&relay);
+    let quiet = publish_latency(&c, &s, &csrf, &[&relay]);
+
+    let rt = tokio::runtime::Runtime::new().expect("rt");
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // Half again the address's 16 shared slots, offering plain http/1.1 …
+    let squatter = rt.spawn(squat_tls(
+        relay.ingest,
+        relay.tls_alpn(&[b"http/1.1"]),
+        24,
+        stop.clone(),
+    ));
+    // … and a few offering a made-up token and a copied one: both are
+    // squatters too (shared slots), however they look.
+    let junk = [b"mdg1.".to_vec(), vec![b'0'; 176]].concat();
+    let copied = madoguchi_wire::hello::token(
+        &key,
+        relay_util::RELAY_NAME,
+        madoguchi_wire::UnixMillis::now(),
+        [9; 16],
+    );
+    let forgers = rt.spawn(squat_tls(
+        relay.ingest,
+        relay.tls_alpn(&[&junk, b"http/1.1"]),
+        4,
+        stop.clone(),
+    ));
+    let copier = rt.spawn(squat_tls(
+        relay.ingest,
+        relay.tls_alpn(&[&copied, b"http/1.1"]),
+        4,
+        stop.clone(),
+    ));
+    std::thread::sleep(Duration::from_secs(3));
+    let mut worst = Duration::ZERO;
+    for _ in 0..4 {
+        // Longer than an office of the old kind keeps a pooled connection:
+        // each publish needs a new connection, for which the squatters
+        // hold the slots.
+        std::thread::sleep(Duration::from_secs(6));
+        let before: usize = waiting_on(&relay);
+        let t = Instant::now();
+        let (st, v) = cmd(
+            &c,
+            &s,
+            &csrf,
+            json!({"command": "issue_ticket", "category": "idou"}),
+        );
+        assert_eq!(st, 200, "{v}");
+        while waiting_on(&relay) <= before && t.elapsed() < Duration::from_secs(20) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        worst = worst.max(t.elapsed());
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let held = rt.block_on(squatter).expect("squatter");
+    let forged = rt.block_on(forgers).expect("forgers");
+    let replayed = rt.block_on(copier).expect("copier");
+    eprintln!(
+        "squatters completed {held} + {forged} + {replayed} handshakes; worst publish {worst:?} ({quiet:?} quiet)"
+    );
+    assert!(
+        worst < Duration::from_secs(5),
+        "publishing took {worst:?} while the office's address was squatted with TLS ({quiet:?} quiet)"
+    );
+    assert!(held > 16, "the squatters held the shared slots: {held}");
+    let m = |name: &str| relay.metric(name).unwrap_or(0);
+    assert!(m("madoguchi_relay_ingest_office_hellos_total") >= 4);
+    assert!(m("madoguchi_relay_ingest_hello_invalid_total") >= 4);
+    // The copied token was taken once; every later use is a replay.
+    assert!(m("madoguchi_relay_ingest_hello_replayed_total") >= 3);
+}

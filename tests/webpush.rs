@@ -1713,3 +1713,151 @@ fn an_endpoint_whose_name_turns_private_after_subscribing_is_sent_nothing_and_dr
     assert_eq!(r.metric("madoguchi_relay_push_sent_total"), Some(0));
     assert!(svc.received("/").is_empty(), "nothing reached the address");
 }
+
+/// The files in the relay's push folder whose names begin `prefix`.
+fn push_files(r: &Relay, prefix: &str) -> Vec<std::path::PathBuf> {
+    let mut out: Vec<_> = std::fs::read_dir(r.state_dir().join("push"))
+        .expect("push folder")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with(prefix))
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// `/push/key` by a fresh client (the relay restarts in between), or the
+/// status it answered.
+fn push_key_now(r: &Relay) -> Result<String, u16> {
+    let res = r
+        .http()
+        .get(r.public_url("/push/key"))
+        .send()
+        .expect("the public side answers");
+    match res.status().as_u16() {
+        200 => Ok(res.json::<Value>().expect("json")["key"]
+            .as_str()
+            .expect("key")
+            .to_string()),
+        st => Err(st),
+    }
+}
+
+/// relay-rt2 F2(c): a damaged push file is set aside and replaced, a file
+/// that cannot be read is left alone; either way the relay serves.
+#[test]
+fn damaged_push_files_are_set_aside_and_replaced_and_an_unreadable_one_stops_only_push() {
+    let office = SigningKey::from_bytes(&[23; 32]);
+    let svc = PushService::start();
+    let mut r = relay_util::start_sections(&office, "", "", 0, |_| {
+        push_section(&svc, relay_util::free_port(), "", true)
+    });
+    publish(
+        &r,
+        &office,
+        1,
+        ticket_json(DATE, true, &[101, 102, 103], &[]),
+    );
+    let key_a = push_key_now(&r).expect("push runs");
+    let k = keys(false);
+    let sub = |r: &Relay, ep: &str| {
+        subscribe(
+            r,
+            &sub_body(&claim(103), &svc.endpoint(ep), &k, json!({"ahead": 1})),
+        )
+    };
+    assert_eq!(sub(&r, "/ok/before"), 201);
+    wait_metric(&r, "madoguchi_relay_push_subscriptions", 1);
+    let dir = r.state_dir().join("push");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !std::fs::read_to_string(dir.join("subscriptions.json"))
+        .unwrap_or_default()
+        .contains("/ok/before")
+    {
+        assert!(Instant::now() < deadline, "subscription never written");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let public_ok = |r: &Relay| {
+        r.http()
+            .get(r.public_url("/m/"))
+            .send()
+            .map(|x| x.status().as_u16())
+            .unwrap_or(0)
+    };
+
+    // (1) `truncate -s 10 vapid.pk8`: a new key, the old one and the
+    // subscriptions made for it set aside (kept), push running.
+    r.stop();
+    let pk8 = dir.join("vapid.pk8");
+    let original = std::fs::read(&pk8).expect("key file");
+    std::fs::write(&pk8, &original[..10]).expect("truncate");
+    r.restart();
+    assert_eq!(public_ok(&r), 200, "the public site is up");
+    let key_b = push_key_now(&r).expect("push runs with a new key");
+    assert_ne!(key_a, key_b, "a new VAPID key");
+    let aside = push_files(&r, "vapid.pk8.set-aside-");
+    assert_eq!(aside.len(), 1, "{aside:?}");
+    assert_eq!(std::fs::read(&aside[0]).expect("kept").len(), 10);
+    let subs_aside = push_files(&r, "subscriptions.json.set-aside-");
+    assert_eq!(subs_aside.len(), 1, "{subs_aside:?}");
+    assert!(std::fs::read_to_string(&subs_aside[0])
+        .expect("kept")
+        .contains("/ok/before"));
+    assert_eq!(r.metric("madoguchi_relay_state_set_aside_total"), Some(2));
+    assert_eq!(r.metric("madoguchi_relay_push_unavailable"), Some(0));
+    assert_eq!(r.metric("madoguchi_relay_push_subscriptions"), Some(0));
+    assert_eq!(sub(&r, "/ok/after-key"), 201, "push takes subscriptions");
+
+    // (2) A truncated subscriptions file: set aside, none held, the key kept.
+    r.stop();
+    std::fs::write(
+        dir.join("subscriptions.json"),
+        b"{\"version\":1,\"subscriptions\":[{",
+    )
+    .expect("truncate");
+    r.restart();
+    assert_eq!(public_ok(&r), 200);
+    assert_eq!(push_key_now(&r), Ok(key_b.clone()), "the key is kept");
+    let subs_aside = push_files(&r, "subscriptions.json.set-aside-");
+    assert_eq!(
+        subs_aside.len(),
+        2,
+        "the earlier one kept too: {subs_aside:?}"
+    );
+    assert!(subs_aside
+        .iter()
+        .any(|p| std::fs::read(p).is_ok_and(|b| b == b"{\"version\":1,\"subscriptions\":[{")));
+    assert_eq!(r.metric("madoguchi_relay_state_set_aside_total"), Some(1));
+    assert_eq!(r.metric("madoguchi_relay_push_subscriptions"), Some(0));
+    assert_eq!(sub(&r, "/ok/after-list"), 201);
+
+    // (3) A key file that cannot be read (here a folder in its place; EIO
+    // and permissions are the same kind of error): nothing renamed or
+    // replaced, push off, the public site up, the fault on /metrics.
+    r.stop();
+    let good = std::fs::read(&pk8).expect("key");
+    std::fs::remove_file(&pk8).expect("rm");
+    std::fs::create_dir(&pk8).expect("a folder in its place");
+    let before = std::fs::read_dir(&dir).expect("dir").count();
+    r.restart();
+    assert_eq!(public_ok(&r), 200, "the public site is up without push");
+    assert_eq!(push_key_now(&r), Err(404), "no push");
+    assert_eq!(r.metric("madoguchi_relay_push_unavailable"), Some(1));
+    assert_eq!(r.metric("madoguchi_relay_state_set_aside_total"), Some(0));
+    assert!(pk8.is_dir(), "left as it was");
+    assert_eq!(std::fs::read_dir(&dir).expect("dir").count(), before);
+    assert!(
+        push_files(&r, "vapid.pk8").len() == 2,
+        "no new key beside it"
+    );
+    // Fixed, the same key serves again.
+    r.stop();
+    std::fs::remove_dir(&pk8).expect("rmdir");
+    std::fs::write(&pk8, &good).expect("restore");
+    r.restart();
+    assert_eq!(push_key_now(&r), Ok(key_b));
+    assert_eq!(r.metric("madoguchi_relay_push_unavailable"), Some(0));
+}

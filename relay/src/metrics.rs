@@ -21,8 +21,20 @@ pub struct Metrics {
     pub strangers_dropped: AtomicU64,
     /// Unproven ingest connections closed to admit a newer one.
     pub unproven_evicted: AtomicU64,
-    /// State files set aside at start-up (damaged or unverifiable).
+    /// Ingest connections whose hello carried the office's token (its slots).
+    pub office_hellos: AtomicU64,
+    /// Office-slot connections closed to admit a newer office one.
+    pub office_evicted: AtomicU64,
+    /// Hello tokens malformed, stale or not signed for this relay.
+    pub hello_invalid: AtomicU64,
+    /// Hello tokens whose nonce was already used (copied off the wire).
+    pub hello_replayed: AtomicU64,
+    /// State files set aside at start-up (damaged or unverifiable), the
+    /// push files included.
     pub set_aside: AtomicU64,
+    /// Web Push is enabled but its state could not be read: the site is
+    /// served without it.
+    pub push_unavailable: AtomicBool,
     pub last_seq: AtomicU64,
     pub site_expires: AtomicI64,
     pub connections_refused: AtomicU64,
@@ -117,10 +129,40 @@ impl Metrics {
             g(&self.unproven_evicted),
         );
         line(
+            "ingest_office_hellos_total",
+            "counter",
+            "Ingest connections whose TLS hello carried the office's token (the office's own slots).",
+            g(&self.office_hellos),
+        );
+        line(
+            "ingest_office_evicted_total",
+            "counter",
+            "Connections in the office's slots closed to admit a newer one of the office's.",
+            g(&self.office_evicted),
+        );
+        line(
+            "ingest_hello_invalid_total",
+            "counter",
+            "Ingest hello tokens malformed, stale or not signed for this relay (shared slots only).",
+            g(&self.hello_invalid),
+        );
+        line(
+            "ingest_hello_replayed_total",
+            "counter",
+            "Ingest hello tokens used a second time (copied off the wire; shared slots only).",
+            g(&self.hello_replayed),
+        );
+        line(
             "state_set_aside_total",
             "counter",
             "State files set aside at start-up because they were damaged or did not verify.",
             g(&self.set_aside),
+        );
+        line(
+            "push_unavailable",
+            "gauge",
+            "1 while Web Push is enabled but its state files could not be read (the site is served without it; nothing was replaced).",
+            u8::from(self.push_unavailable.load(Ordering::Relaxed)).to_string(),
         );
         line(
             "last_seq",

@@ -206,7 +206,7 @@ fn load(path: &Path, keys: &[VerifyingKey], on: &Site) -> Result<Site, StoreErro
     Ok(site)
 }
 
-/// Renames `path` to `<name>.set-aside-<unix seconds>` beside it (never
+/// Renames `path` to `<name>.set-aside-<unix seconds>[-n]` beside it (never
 /// deletes it) and returns the new path.
 pub fn set_aside(path: &Path) -> Result<PathBuf, StoreError> {
     let now = std::time::SystemTime::now()
@@ -216,7 +216,14 @@ pub fn set_aside(path: &Path) -> Result<PathBuf, StoreError> {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let aside = path.with_file_name(format!("{name}.set-aside-{now}"));
+    // Never over an earlier one (two set asides within a second).
+    let aside = (0u32..1000)
+        .map(|n| match n {
+            0 => path.with_file_name(format!("{name}.set-aside-{now}")),
+            n => path.with_file_name(format!("{name}.set-aside-{now}-{n}")),
+        })
+        .find(|p| matches!(fs::symlink_metadata(p), Err(e) if e.kind() == std::io::ErrorKind::NotFound))
+        .unwrap_or_else(|| path.with_file_name(format!("{name}.set-aside-{now}-last")));
     fs::rename(path, &aside).map_err(io(path))?;
     if let Some(dir) = path.parent() {
         fs::File::open(dir)

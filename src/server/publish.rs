@@ -12,7 +12,12 @@
 //! next; a relay that cannot be reached is a fault record (R18), and so is
 //! its recovery.
 //!
-//! Every request carries the office's signed head ([`auth`]) and every
+//! Every push opens its own connection, whose TLS ClientHello offers the
+//! office's hello token ([`hello`]: signed, fresh, a new nonce each time),
+//! so the relay gives it one of the office's own slots, which no one
+//! without the key can take — not even a process on the office's own
+//! address completing TLS handshakes as fast as it likes (issue 22,
+//! relay-rt2 F1). Every request carries the office's signed head ([`auth`]) and every
 //! bundle names the relay it is for (its pinned `name` in `[[relays]]`):
 //! a relay refuses a request without the head before reading its body, and
 //! a bundle signed for another relay, so nothing the office sends one
@@ -42,7 +47,7 @@ use madoguchi_core::config::RelayTarget;
 use madoguchi_wire::bundle::{pack, Header, Kind, Reset};
 use madoguchi_wire::reply::MAX_REPLY_BYTES;
 use madoguchi_wire::time::{EXPIRES_AFTER, KEEPALIVE};
-use madoguchi_wire::{auth, rules};
+use madoguchi_wire::{auth, hello, rules};
 use madoguchi_wire::{Code, Reply, UnixMillis};
 use sha2::{Digest, Sha256};
 
@@ -51,9 +56,6 @@ use crate::cmd::keys::SigningKey;
 
 const FULL_EVERY: Duration = Duration::from_secs(60);
 const PUSH_TIMEOUT: Duration = Duration::from_secs(5);
-/// Shorter than a relay's `ingest.head_timeout_s` (10 s by default), so the
-/// office never sends on a connection the relay is about to close.
-const POOL_IDLE: Duration = Duration::from_secs(5);
 /// The most relay text a fault record or log line quotes.
 const QUOTE_MAX: usize = 120;
 
@@ -175,7 +177,8 @@ struct Target {
     url: String,
     /// The relay's pinned name: bundles and heads are addressed to it.
     name: String,
-    client: reqwest::Client,
+    /// TLS to this relay; each push's client adds its own hello token.
+    tls: rustls::ClientConfig,
     /// What the relay holds: its sequence and the hash of each file.
     base: Option<u64>,
     sent: HashMap<String, [u8; 32]>,
@@ -195,14 +198,11 @@ struct Target {
     reset_noted: Option<u64>,
 }
 
-fn client(t: &RelayTarget, data: &std::path::Path) -> anyhow::Result<reqwest::Client> {
-    let mut b = reqwest::Client::builder()
-        .use_rustls_tls()
-        .https_only(true)
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(PUSH_TIMEOUT)
-        .connect_timeout(PUSH_TIMEOUT)
-        .pool_idle_timeout(POOL_IDLE);
+/// TLS to relay `t`: its CA (when it is not a public one) as the roots,
+/// TLS 1.3 and 1.2 with ring, as the rest of the office.
+fn tls_config(t: &RelayTarget, data: &std::path::Path) -> anyhow::Result<rustls::ClientConfig> {
+    use rustls::pki_types::{pem::PemObject, CertificateDer};
+    let mut roots = rustls::RootCertStore::empty();
     if let Some(ca) = &t.ca {
         let path = if ca.is_relative() {
             data.join(ca)
@@ -211,13 +211,40 @@ fn client(t: &RelayTarget, data: &std::path::Path) -> anyhow::Result<reqwest::Cl
         };
         let pem = std::fs::read(&path)
             .map_err(|e| anyhow::anyhow!("relay CA {}: {e}", path.display()))?;
-        for cert in reqwest::Certificate::from_pem_bundle(&pem)
-            .map_err(|e| anyhow::anyhow!("relay CA {}: {e}", path.display()))?
-        {
-            b = b.add_root_certificate(cert);
+        for cert in CertificateDer::pem_slice_iter(&pem) {
+            let cert = cert.map_err(|e| anyhow::anyhow!("relay CA {}: {e}", path.display()))?;
+            roots
+                .add(cert)
+                .map_err(|e| anyhow::anyhow!("relay CA {}: {e}", path.display()))?;
         }
     }
-    Ok(b.build()?)
+    Ok(rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
+    .with_root_certificates(roots)
+    .with_no_client_auth())
+}
+
+/// A client for one push: its one connection offers a new hello token for
+/// this relay before `http/1.1` (a relay that does not know the token
+/// ignores it), and is not kept: a pooled connection would reuse a token
+/// the relay takes only once.
+fn push_client(t: &Target, key: &SigningKey) -> anyhow::Result<reqwest::Client> {
+    let mut tls = t.tls.clone();
+    tls.alpn_protocols = vec![
+        hello::token(key, &t.name, UnixMillis::now(), rand::random()),
+        b"http/1.1".to_vec(),
+    ];
+    Ok(reqwest::Client::builder()
+        .use_preconfigured_tls(tls)
+        .https_only(true)
+        .http1_only()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(PUSH_TIMEOUT)
+        .connect_timeout(PUSH_TIMEOUT)
+        .pool_max_idle_per_host(0)
+        .build()?)
 }
 
 /// Starts one pushing task per configured relay.
@@ -229,7 +256,7 @@ pub fn spawn(app: Arc<App>, relays: &[RelayTarget], key: SigningKey) -> anyhow::
         let target = Target {
             url: r.url.clone(),
             name: r.name.clone(),
-            client: client(r, &app.data)?,
+            tls: tls_config(r, &app.data)?,
             base: None,
             sent: HashMap::new(),
             last_full: Instant::now(),
@@ -350,8 +377,15 @@ async fn push(
     t.floor = header.seq;
     let bytes = pack(&header, &changed, key);
     let size = bytes.len();
-    let res = t
-        .client
+    let client = match push_client(t, key) {
+        Ok(c) => c,
+        Err(e) => {
+            t.base = None;
+            fault(app, t, "client", format!("no HTTPS client: {e}"));
+            return true;
+        }
+    };
+    let res = client
         .post(format!("{}/bundle", t.url))
         // A relay gives the body its length at the slowest line's rate
         // (relay-rt2 F6); wait as long for its answer.

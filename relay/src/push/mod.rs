@@ -206,6 +206,8 @@ pub struct Push {
     checks: Arc<Semaphore>,
     /// Whether the office's data has expired (the relay's own flag).
     stale: Mutex<Option<tokio::sync::watch::Receiver<bool>>>,
+    /// Damaged files set aside when the folder was opened.
+    pub set_aside: u64,
 }
 
 impl Push {
@@ -214,8 +216,7 @@ impl Push {
     pub fn open(cfg: &crate::config::Config) -> Result<Arc<Push>, PushError> {
         let dir = cfg.state_dir.join("push");
         fs_create(&dir)?;
-        let vapid = vapid::Vapid::open(&dir)?;
-        let subs = store::load(&dir)?;
+        let (vapid, subs, set_aside) = open_state(&dir)?;
         let rt = runtime()?;
         let (outbox, inbox) = mpsc::channel(cfg.push.queue);
         let guard = Arc::new(Guard::new(&cfg.push.services, &cfg.push.private_ok));
@@ -235,6 +236,7 @@ impl Push {
             dirty: Notify::new(),
             checks: Arc::new(Semaphore::new(16)),
             stale: Mutex::new(None),
+            set_aside,
             cfg: cfg.push.clone(),
         }))
     }
@@ -523,6 +525,72 @@ fn add(c: &AtomicU64) {
 
 pub(crate) fn now_s() -> i64 {
     madoguchi_wire::UnixSeconds::now().0
+}
+
+/// The VAPID key and the subscriptions in `dir`, and how many damaged
+/// files were set aside (relay-rt2 F2(c)): a file that is there but does
+/// not parse is renamed `<name>.set-aside-<unix seconds>` (kept for
+/// inspection, never deleted) and replaced — a new key, an empty list —
+/// so an optional feature's damaged file does not stop the relay nor Web
+/// Push. A new key also sets the subscriptions aside: they were made for
+/// the old key, and push services refuse pushes signed with another, so
+/// those visitors must subscribe again. A file that cannot be *read* (EIO,
+/// permissions, a folder in its place) may be fine: nothing is renamed or
+/// replaced, and the error is returned (the relay then serves without
+/// Web Push).
+fn open_state(dir: &std::path::Path) -> Result<(vapid::Vapid, Subs, u64), PushError> {
+    let mut aside = 0;
+    let vapid = match vapid::Vapid::open(dir) {
+        Err(PushError::Damaged { path, why }) => {
+            let moved = set_aside(&path)?;
+            aside += 1;
+            tracing::error!(
+                path = %path.display(),
+                set_aside = %moved.display(),
+                %why,
+                "Web Push の鍵 (vapid.pk8) が壊れているため、別名で退避して新しい鍵を作りました。これまでの通知の登録は使えなくなるため、来庁者は登録し直す必要があります / the VAPID key is damaged: set aside (renamed, kept) and a new key made; subscriptions made for the old key cannot be used (visitors must subscribe again)"
+            );
+            let subs = store::path(dir);
+            match std::fs::symlink_metadata(&subs) {
+                Ok(_) => {
+                    let moved = set_aside(&subs)?;
+                    aside += 1;
+                    tracing::error!(
+                        path = %subs.display(),
+                        set_aside = %moved.display(),
+                        "古い鍵の通知の登録を別名で退避しました / the subscriptions made for the old VAPID key are set aside"
+                    );
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(source) => return Err(PushError::Io { path: subs, source }),
+            }
+            vapid::Vapid::open(dir)?
+        }
+        other => other?,
+    };
+    let subs = match store::load(dir) {
+        Err(PushError::Damaged { path, why }) => {
+            let moved = set_aside(&path)?;
+            aside += 1;
+            tracing::error!(
+                path = %path.display(),
+                set_aside = %moved.display(),
+                %why,
+                "Web Push の登録ファイルが壊れているため、別名で退避し、登録なしで始めます。来庁者は登録し直す必要があります / the push subscriptions file is damaged: set aside (renamed, kept); starting with none (visitors must subscribe again)"
+            );
+            Subs::default()
+        }
+        other => other?,
+    };
+    Ok((vapid, subs, aside))
+}
+
+/// Renames a damaged push file aside (the relay's one naming rule).
+fn set_aside(path: &std::path::Path) -> Result<PathBuf, PushError> {
+    crate::store::set_aside(path).map_err(|e| match e {
+        crate::store::StoreError::Io { path, source } => PushError::Io { path, source },
+        crate::store::StoreError::Damaged { path, why } => PushError::Damaged { path, why },
+    })
 }
 
 fn fs_create(dir: &std::path::Path) -> Result<(), PushError> {

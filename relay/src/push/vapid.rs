@@ -29,8 +29,9 @@ pub struct Vapid {
 
 impl Vapid {
     /// Loads the key from `dir`, making and storing one if there is none.
-    /// A file that is there but does not parse is a loud, named error:
-    /// replacing it would silently orphan every subscription.
+    /// A file that is there but does not parse is a loud, named error
+    /// ([`PushError::Damaged`]): the caller sets it aside before a new key
+    /// is made (`push::open_state`), never replaces it silently.
     pub fn open(dir: &Path) -> Result<Vapid, PushError> {
         let path = dir.join(FILE);
         let rng = SystemRandom::new();
@@ -38,10 +39,7 @@ impl Vapid {
             Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let doc = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
-                    .map_err(|_| PushError::Damaged {
-                        path: path.clone(),
-                        why: "the system random source failed".into(),
-                    })?;
+                    .map_err(|_| PushError::Runtime("the system random source failed".into()))?;
                 write_private(&path, doc.as_ref())?;
                 tracing::info!(path = %path.display(), "new VAPID key pair made");
                 doc.as_ref().to_vec()

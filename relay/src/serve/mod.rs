@@ -7,6 +7,7 @@
 //! speaks HTTP/1.1 only (ALPN and server alike): one request at a time per
 //! connection, so its body limit is per connection, not per HTTP/2 stream.
 
+mod hello;
 pub mod ingest;
 mod public;
 pub mod slots;
@@ -47,6 +48,8 @@ pub struct Relay {
     inflight: Arc<tokio::sync::Semaphore>,
     /// True while the served data is past its expiry.
     stale: watch::Sender<bool>,
+    /// The nonces of the office's hello tokens taken (each once).
+    hellos: hello::Nonces,
     /// Web Push (issue 20), unless `push.enabled = false`.
     pub push: Option<Arc<crate::push::Push>>,
 }
@@ -75,13 +78,20 @@ impl Relay {
         }
         // relay-rt2 F2(c): a push file that cannot be used must not take the
         // public site down; the relay runs without Web Push and says so.
+        // A damaged push file is set aside and replaced (`push::open_state`);
+        // one that cannot be read leaves the relay serving without Web Push,
+        // and says so (stderr and `push_unavailable`).
         let push = match cfg.push.enabled {
             true => match crate::push::Push::open(&cfg) {
-                Ok(p) => Some(p),
+                Ok(p) => {
+                    metrics.set_aside.fetch_add(p.set_aside, Ordering::Relaxed);
+                    Some(p)
+                }
                 Err(e) => {
+                    metrics.push_unavailable.store(true, Ordering::Relaxed);
                     tracing::error!(
                         error = %e,
-                        "Web Push の状態ファイルが使えないため、通知なしで公開を続けます / Web Push state cannot be used: serving the public site without Web Push"
+                        "Web Push の状態ファイルが読めないため、通知なしで公開を続けます (ファイルは変更していません) / Web Push state cannot be read: serving the public site without Web Push (nothing was renamed or replaced)"
                     );
                     None
                 }
@@ -98,6 +108,7 @@ impl Relay {
             hub,
             metrics,
             stale: watch::channel(stale).0,
+            hellos: hello::Nonces::default(),
             cfg,
         });
         relay.note_impossible_sequence();
@@ -418,30 +429,71 @@ async fn serve_connection(
         }
     };
     tokio::pin!(evicted);
-    // An ingest connection waits in the lobby until it sends its first
-    // byte, and only then takes a slot (`slots`).
-    if let Some(t) = &ticket {
-        let mut first = [0u8; 1];
-        let spoke = tokio::select! {
-            r = tokio::time::timeout(handshake, tcp.peek(&mut first)) => matches!(r, Ok(Ok(n)) if n > 0),
-            () = &mut evicted => false,
-        };
-        match spoke.then(|| t.claim()).flatten() {
-            Some(n) => {
-                for _ in 0..n {
-                    Metrics::add(&relay.metrics.unproven_evicted);
+    let activity = Activity::new();
+    let io = Tracked::new(tcp, activity.clone());
+    let handshaking = match &ticket {
+        None => tls.accept(io),
+        Some(t) => {
+            // An ingest connection waits in the lobby until its ClientHello
+            // has been read, which decides its pool (`slots`, `hello`).
+            let lazy =
+                tokio_rustls::LazyConfigAcceptor::new(rustls::server::Acceptor::default(), io);
+            let start = tokio::select! {
+                r = tokio::time::timeout(handshake, lazy) => match r {
+                    Ok(Ok(s)) => s,
+                    _ => {
+                        Metrics::add(&relay.metrics.handshakes_failed);
+                        return;
+                    }
+                },
+                () = &mut evicted => {
+                    Metrics::add(&relay.metrics.connections_refused);
+                    return;
                 }
-            }
-            None => {
+            };
+            let verdict = relay.hellos.judge(
+                start.client_hello().alpn(),
+                &relay.cfg.ingest.name,
+                &relay.keys,
+                madoguchi_wire::UnixMillis::now(),
+                Duration::from_secs(relay.cfg.ingest.clock_skew_s),
+            );
+            let claimed = match verdict {
+                hello::Verdict::Office => {
+                    Metrics::add(&relay.metrics.office_hellos);
+                    t.claim_office().inspect(|n| {
+                        for _ in 0..*n {
+                            Metrics::add(&relay.metrics.office_evicted);
+                        }
+                    })
+                }
+                other => {
+                    match other {
+                        hello::Verdict::Refused(hello::Refusal::Invalid) => {
+                            Metrics::add(&relay.metrics.hello_invalid)
+                        }
+                        hello::Verdict::Refused(hello::Refusal::Replayed) => {
+                            tracing::warn!(%peer, "ingest hello with a token already used: shared slots only");
+                            Metrics::add(&relay.metrics.hello_replayed)
+                        }
+                        _ => {}
+                    }
+                    t.claim().inspect(|n| {
+                        for _ in 0..*n {
+                            Metrics::add(&relay.metrics.unproven_evicted);
+                        }
+                    })
+                }
+            };
+            if claimed.is_none() {
                 Metrics::add(&relay.metrics.connections_refused);
                 return;
             }
+            start.into_stream(tls.config().clone())
         }
-    }
-    let activity = Activity::new();
-    let io = Tracked::new(tcp, activity.clone());
+    };
     let stream = tokio::select! {
-        r = tokio::time::timeout(handshake, tls.accept(io)) => match r {
+        r = tokio::time::timeout(handshake, handshaking) => match r {
             Ok(Ok(s)) => s,
             _ => {
                 Metrics::add(&relay.metrics.handshakes_failed);
@@ -507,8 +559,9 @@ async fn serve_connection(
         }
     };
     // A connection that has not yet shown the office's signed head gets
-    // the short deadline; the office's proven one the longer (its pool
-    // keeps it between bundles).
+    // the short deadline — also in the office's slots, where a token copied
+    // off the wire gets no longer — and a proven one the longer (an office
+    // of the older kind keeps its connection in a pool between bundles).
     let head_limit = ticket.map(|t| HeadLimit {
         unproven: Duration::from_secs(relay.cfg.ingest.unproven_head_timeout_s),
         proven: Duration::from_secs(relay.cfg.ingest.head_timeout_s),

@@ -1,25 +1,30 @@
 //! The ingest side's connection slots (R11; issue 22, red-team relay-rt2
 //! F1). A connection from an allowed address first waits in a lobby until
-//! it sends its first byte (a TLS client sends its hello right after TCP's
-//! handshake; a squatter never does): the lobby is large, and when it is
-//! full its oldest connection gives way to the newcomer, so silent
+//! its TLS ClientHello has been read (a squatter that never sends one
+//! stays there): the lobby is large, and when it is full its oldest
+//! connection gives way to the newcomer — the oldest silent one first — so
 //! connections however many and however fast they reconnect cannot keep
-//! the office's out. A connection that has spoken then takes one of the
-//! few slots (per address and in all, [`Slots::new`]); it holds it as
-//! *unproven* until its request head carries the office's signature
-//! ([`Ticket::prove`]). When the slots are full, the oldest unproven
-//! connection older than the grace gives way; a proven connection is never
-//! evicted by an unproven one, and the office's new connection survives
-//! the grace — longer than its handshake and signed head take.
-//! (Unproven connections are also held to short handshake and head
-//! deadlines, `ingest.handshake_timeout_s` and
-//! `ingest.unproven_head_timeout_s`.)
+//! the office's out of it.
 //!
-//! What this cannot do: a process on the office's own address that
-//! completes TLS handshakes (never a signed head) as fast as slots age
-//! past the grace can still contend with the office for them; the
-//! firewall rule and a dedicated office address remain the defence there
-//! (deploy/README.md).
+//! The ClientHello then decides the pool:
+//! - **the office's slots** ([`Ticket::claim_office`]): the hello carried the
+//!   office's fresh, signed, unused token ([`madoguchi_wire::hello`]). No one
+//!   without the office's key gets one, so a process on the office's own
+//!   address that completes TLS handshakes as fast as it likes cannot take
+//!   them. When they are all taken (only the office, or a thief of its
+//!   key, can do that) the oldest not yet proven by a signed head gives
+//!   way, else the oldest.
+//! - **the shared slots** ([`Ticket::claim`]), per address and in all: any
+//!   other connection (an office of an older version, a `/metrics`
+//!   scraper, a squatter). It holds its slot as *unproven* until its
+//!   request head carries the office's signature ([`Ticket::prove`]); when
+//!   the slots are full, the oldest unproven connection older than the
+//!   grace gives way, and a proven one never does. Squatters can contend
+//!   for these, never for the office's.
+//!
+//! (Connections not proven by a signed head are also held to short
+//! handshake and head deadlines, `ingest.handshake_timeout_s` and
+//! `ingest.unproven_head_timeout_s`.)
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -33,9 +38,12 @@ use tokio::sync::Notify;
 /// the office's handshake and signed head on a slow line, shorter than the
 /// unproven deadlines (2 s each by default).
 pub const GRACE: Duration = Duration::from_secs(1);
-/// Silent connections waiting for their first byte, per address and in all.
+/// Connections waiting for their ClientHello, per address and in all.
 pub const LOBBY_PER_IP: usize = 128;
 pub const LOBBY_TOTAL: usize = 256;
+/// The office's slots: more than its publisher ever holds at once (one
+/// connection per push per relay).
+pub const OFFICE: usize = 16;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
@@ -48,6 +56,8 @@ enum State {
 struct Entry {
     ip: IpAddr,
     state: State,
+    /// In the office's slots (its hello carried the office's token).
+    office: bool,
     /// When it entered its current state.
     since: Instant,
     /// A second handle on the socket, to see whether a lobby connection
@@ -58,7 +68,23 @@ struct Entry {
     evict: Arc<Notify>,
 }
 
+/// Where a connection is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Place {
+    Lobby,
+    Shared,
+    Office,
+}
+
 impl Entry {
+    fn place(&self) -> Place {
+        match (self.state, self.office) {
+            (State::Lobby, _) => Place::Lobby,
+            (_, true) => Place::Office,
+            (_, false) => Place::Shared,
+        }
+    }
+
     fn has_spoken(&self) -> bool {
         self.peek
             .as_ref()
@@ -74,21 +100,28 @@ struct Inner {
 }
 
 impl Inner {
-    fn count(&self, ip: Option<IpAddr>, lobby: bool) -> usize {
+    /// Connections (of `ip`, or of anyone) in the lobby, or in the shared
+    /// slots, or in the office's.
+    fn count(&self, ip: Option<IpAddr>, place: Place) -> usize {
         self.conns
             .values()
-            .filter(|e| (e.state == State::Lobby) == lobby && ip.is_none_or(|ip| e.ip == ip))
+            .filter(|e| e.place() == place && ip.is_none_or(|ip| e.ip == ip))
             .count()
     }
 
-    /// Closes the oldest connection (of `ip`, or of anyone) in `state`
-    /// that has been in it for `grace`.
+    /// Closes the oldest connection (of `ip`, or of anyone) in `state` and
+    /// `place` that has been in it for `grace`.
     /// In the lobby, the oldest that has not spoken goes first.
-    fn evict_oldest(&mut self, ip: Option<IpAddr>, state: State, grace: Duration) -> bool {
-        let mut candidates = self
-            .conns
-            .iter()
-            .filter(|(_, e)| e.state == state && ip.is_none_or(|ip| e.ip == ip));
+    fn evict_oldest(
+        &mut self,
+        ip: Option<IpAddr>,
+        place: Place,
+        state: State,
+        grace: Duration,
+    ) -> bool {
+        let mut candidates = self.conns.iter().filter(|(_, e)| {
+            e.state == state && e.place() == place && ip.is_none_or(|ip| e.ip == ip)
+        });
         let victim = if state == State::Lobby {
             candidates
                 .clone()
@@ -113,6 +146,7 @@ impl Inner {
 pub struct Slots {
     max_total: usize,
     max_per_ip: usize,
+    office: usize,
     grace: Duration,
     lobby_per_ip: usize,
     lobby_total: usize,
@@ -144,6 +178,7 @@ impl Slots {
         Arc::new(Slots {
             max_total: max_total.max(1),
             max_per_ip: max_per_ip.max(1),
+            office: OFFICE,
             grace,
             lobby_per_ip: lobby_per_ip.max(1),
             lobby_total: lobby_total.max(1),
@@ -165,13 +200,13 @@ impl Slots {
     ) -> (Ticket, usize) {
         let mut inner = self.lock();
         let mut evicted = 0;
-        if inner.count(Some(ip), true) >= self.lobby_per_ip
-            && inner.evict_oldest(Some(ip), State::Lobby, Duration::ZERO)
+        if inner.count(Some(ip), Place::Lobby) >= self.lobby_per_ip
+            && inner.evict_oldest(Some(ip), Place::Lobby, State::Lobby, Duration::ZERO)
         {
             evicted += 1;
         }
-        if inner.count(None, true) >= self.lobby_total
-            && inner.evict_oldest(None, State::Lobby, Duration::ZERO)
+        if inner.count(None, Place::Lobby) >= self.lobby_total
+            && inner.evict_oldest(None, Place::Lobby, State::Lobby, Duration::ZERO)
         {
             evicted += 1;
         }
@@ -183,6 +218,7 @@ impl Slots {
             Entry {
                 ip,
                 state: State::Lobby,
+                office: false,
                 since: Instant::now(),
                 peek,
                 evict: evict.clone(),
@@ -200,17 +236,22 @@ impl Slots {
         )
     }
 
-    /// Connections in slots (not in the lobby).
+    /// Connections in the shared slots.
     pub fn open(&self) -> usize {
-        self.lock().count(None, false)
+        self.lock().count(None, Place::Shared)
+    }
+
+    /// Connections in the office's slots.
+    pub fn office(&self) -> usize {
+        self.lock().count(None, Place::Office)
     }
 }
 
 impl Ticket {
-    /// The connection has spoken: it leaves the lobby for a slot, closing
-    /// the oldest unproven connection past the grace when the slots are
-    /// full. `None` when there is no slot for it (it should close), else
-    /// how many were closed.
+    /// The connection's hello carried no office token: it leaves the lobby
+    /// for a shared slot, closing the oldest unproven connection past the
+    /// grace when the slots are full. `None` when there is no slot for it
+    /// (it should close), else how many were closed.
     pub fn claim(&self) -> Option<usize> {
         let s = &self.slots;
         let mut inner = s.lock();
@@ -218,20 +259,47 @@ impl Ticket {
             return None;
         }
         let mut evicted = 0;
-        if inner.count(Some(self.ip), false) >= s.max_per_ip {
-            if !inner.evict_oldest(Some(self.ip), State::Unproven, s.grace) {
+        if inner.count(Some(self.ip), Place::Shared) >= s.max_per_ip {
+            if !inner.evict_oldest(Some(self.ip), Place::Shared, State::Unproven, s.grace) {
                 return None;
             }
             evicted += 1;
         }
-        if inner.count(None, false) >= s.max_total {
-            if !inner.evict_oldest(None, State::Unproven, s.grace) {
+        if inner.count(None, Place::Shared) >= s.max_total {
+            if !inner.evict_oldest(None, Place::Shared, State::Unproven, s.grace) {
                 return None;
             }
             evicted += 1;
         }
         let e = inner.conns.get_mut(&self.id)?;
         e.state = State::Unproven;
+        e.since = Instant::now();
+        e.peek = None;
+        Some(evicted)
+    }
+
+    /// The connection's hello carried the office's token: it leaves the
+    /// lobby for one of the office's slots. When they are full, the oldest
+    /// not yet proven by a signed head gives way (a copied token's), else
+    /// the oldest: every one of them is the office's (or its key's). `None`
+    /// when the connection was evicted from the lobby meanwhile, else how
+    /// many were closed.
+    pub fn claim_office(&self) -> Option<usize> {
+        let s = &self.slots;
+        let mut inner = s.lock();
+        if !inner.conns.contains_key(&self.id) {
+            return None;
+        }
+        let mut evicted = 0;
+        if inner.count(None, Place::Office) >= s.office
+            && (inner.evict_oldest(None, Place::Office, State::Unproven, Duration::ZERO)
+                || inner.evict_oldest(None, Place::Office, State::Proven, Duration::ZERO))
+        {
+            evicted += 1;
+        }
+        let e = inner.conns.get_mut(&self.id)?;
+        e.state = State::Unproven;
+        e.office = true;
         e.since = Instant::now();
         e.peek = None;
         Some(evicted)
@@ -308,6 +376,43 @@ mod tests {
         assert_eq!(s.open(), 3);
         drop(second);
         assert!(seventh.claim().is_some());
+    }
+
+    #[test]
+    fn squatters_in_the_shared_slots_never_take_the_office_slots() {
+        // A grace so long that no squatter is ever evicted in the shared slots.
+        let s = Slots::new(4, 4, Duration::from_secs(60));
+        let office: IpAddr = [10, 20, 0, 1].into();
+        let squat: Vec<_> = (0..4).map(|_| spoke(&s, office)).collect();
+        let (late, _) = s.admit(office, None);
+        assert_eq!(late.claim(), None, "the shared slots are full");
+        let (ours, _) = s.admit(office, None);
+        assert_eq!(ours.claim_office(), Some(0), "the office's slot is free");
+        assert_eq!((s.open(), s.office()), (4, 1));
+        // Full office slots: the oldest gives way, but a connection not
+        // yet proven by a signed head (a copied token's) before any proven.
+        ours.prove();
+        let mut rest: Vec<_> = (1..OFFICE)
+            .map(|_| {
+                let (t, _) = s.admit(office, None);
+                assert_eq!(t.claim_office(), Some(0));
+                t.prove();
+                t
+            })
+            .collect();
+        let (copied, _) = s.admit(office, None);
+        assert_eq!(copied.claim_office(), Some(1));
+        assert!(futures_util::FutureExt::now_or_never(ours.evicted()).is_some());
+        let (next, _) = s.admit(office, None);
+        assert_eq!(next.claim_office(), Some(1));
+        assert!(futures_util::FutureExt::now_or_never(copied.evicted()).is_some());
+        assert!(rest
+            .iter()
+            .all(|t| futures_util::FutureExt::now_or_never(t.evicted()).is_none()));
+        assert_eq!(s.office(), OFFICE);
+        rest.push(next);
+        drop((squat, rest, copied, ours));
+        assert_eq!((s.open(), s.office()), (0, 0));
     }
 
     #[test]

@@ -13,6 +13,8 @@
 //!   office's keep-alive, expiry and the push heartbeat.
 //! - [`keys`]: the text form of the office's keys.
 //! - [`auth`]: the office's signed request head, checked before any body.
+//! - [`hello`]: the office's token in its TLS ClientHello (ALPN), read
+//!   before an ingest connection takes a slot.
 //! - [`ticket`]: a ticket's secret tag and the public check of it (push
 //!   subscriptions, issue 20).
 //!
@@ -22,6 +24,7 @@
 
 pub mod auth;
 pub mod bundle;
+pub mod hello;
 pub mod keys;
 pub mod reply;
 pub mod rules;
