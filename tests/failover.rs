@@ -927,6 +927,34 @@ fn a_device_claiming_an_epoch_without_proof_holds_until_an_admin_clears_it() {
     e.primary.restart();
     let (st, v) = issue(&e.primary.base, &e.kiosk);
     assert_eq!(st, StatusCode::OK, "cleared, also after a restart: {v}");
+    // A cleared caller holds no more, not even with newer epochs (outside
+    // tester failover-rt5 F2: a stolen token re-held the office after each
+    // clearance, one fault record per epoch buried /admin's list).
+    let lines = |d: &std::path::Path| {
+        std::fs::read_to_string(d.join("faults.jsonl"))
+            .unwrap_or_default()
+            .lines()
+            .count()
+    };
+    let before = lines(&data);
+    for n in 8..48 {
+        let r = Server::client()
+            .get(e.primary.url("/api/status"))
+            .bearer_auth(&e.display)
+            .header("Madoguchi-Epoch", n.to_string())
+            .send()
+            .expect("status");
+        assert_eq!(r.status(), StatusCode::OK);
+    }
+    let (st, v) = issue(&e.primary.base, &e.kiosk);
+    assert_eq!(st, StatusCode::OK, "re-held by a newer epoch: {v}");
+    assert_eq!(
+        lines(&data),
+        before + 1,
+        "one fault record for the cleared caller's claims"
+    );
+    let faults = std::fs::read_to_string(data.join("faults.jsonl")).unwrap_or_default();
+    assert!(faults.contains("again after an admin cleared"), "{faults}");
 }
 
 /// Issue 24, devices carry the epoch: in a partition the old primary

@@ -44,8 +44,10 @@
 //!   (`unverified_epoch_claim`, kept in `<data>/epoch-claims`) until an
 //!   admin confirms on `/admin` that no other machine serves as the
 //!   primary; the fault record and the page name the caller, whose token
-//!   the admin revokes if it should not have said so. A cleared claim
-//!   does not hold again; a newer epoch from the same caller does. A page
+//!   the admin revokes if it should not have said so. Each caller holds
+//!   once: a cleared caller's later claims are noted once, never held
+//!   again, so a stolen token cannot stop the office after every
+//!   clearance (outside tester failover-rt5 F2). A page
 //!   that reaches a server older than its epoch says so and issues nothing.
 //! - **A restored primary knows no standby enrolled after its backup**
 //!   (outside tester replay4 N1: numbers twice). `madoguchi restore` writes
@@ -618,18 +620,28 @@ impl Fence {
     }
 
     /// Primary: `who` claims epoch `n` (newer than this log's) without a
-    /// proof this primary can check. It holds commands unless an admin
-    /// already cleared that caller's claims up to `n`; `true` when it is
-    /// a new hold (written before it is answered).
-    pub fn note_claim(&self, who: &str, n: u64) -> std::io::Result<bool> {
+    /// proof this primary can check. A caller holds commands once: while
+    /// its hold stands, newer claims only raise it (no new fault record),
+    /// and once an admin has cleared its claims, it never holds again —
+    /// a stolen kiosk, display or staff session could otherwise stop the
+    /// office again after every clearance and bury /admin's fault list
+    /// under one record per epoch (outside tester failover-rt5 F2). Other
+    /// callers that saw a promoted machine still hold. Written before it
+    /// is answered.
+    pub fn note_claim(&self, who: &str, n: u64) -> std::io::Result<Noted> {
         let mut c = self
             .claims
             .lock()
             .map_err(|_| std::io::Error::other("fence lock poisoned"))?;
-        if c.cleared.get(who).is_some_and(|&m| m >= n)
-            || c.held.iter().any(|(w, m)| w == who && *m >= n)
-        {
-            return Ok(false);
+        if c.cleared.contains_key(who) {
+            // One fault record per caller and process, not one per claim.
+            return Ok(Noted::Ignored {
+                first: self.first_unproven(who, 0),
+            });
+        }
+        let standing = c.held.iter().any(|(w, _)| w == who);
+        if c.held.iter().any(|(w, m)| w == who && *m >= n) {
+            return Ok(Noted::Standing);
         }
         let mut next = c.clone();
         next.held.retain(|(w, _)| w != who);
@@ -638,7 +650,13 @@ impl Fence {
         // Held in memory even when it cannot be written down.
         let written = self.write_claims(&next);
         *c = next;
-        written.map(|()| true)
+        written.map(|()| {
+            if standing {
+                Noted::Standing
+            } else {
+                Noted::NewHold
+            }
+        })
     }
 
     /// Primary: the claims holding commands now.
@@ -650,8 +668,8 @@ impl Fence {
     }
 
     /// An admin checked that no other machine serves as the primary: the
-    /// claims held now are cleared (the same claims hold no more; a newer
-    /// epoch from the same caller does). The claims cleared.
+    /// claims held now are cleared, and those callers hold no more (see
+    /// [`Fence::note_claim`]). The claims cleared.
     pub fn confirm_claims(&self) -> std::io::Result<Vec<(String, u64)>> {
         let mut c = self
             .claims
@@ -860,6 +878,18 @@ impl Fence {
 /// promoted machine). A claim without a valid proof fences nothing and is
 /// a fault record naming the caller; an unknown caller's headers are
 /// ignored.
+/// What an unproven epoch claim did ([`Fence::note_claim`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Noted {
+    /// The caller's first: commands are held now.
+    NewHold,
+    /// The caller's hold already stands (raised to the newer epoch).
+    Standing,
+    /// An admin cleared this caller's claims before: not held. `first`:
+    /// the first such claim since the start (worth one fault record).
+    Ignored { first: bool },
+}
+
 pub async fn carry_epoch(State(app): State<Arc<super::App>>, req: Request, next: Next) -> Response {
     let header = |h: &axum::http::HeaderMap, name: &str| {
         h.get(name)
@@ -906,14 +936,21 @@ pub async fn carry_epoch(State(app): State<Arc<super::App>>, req: Request, next:
                     // told, so commands wait for an admin, who sees the
                     // caller's name (a stolen token is revoked there).
                     None => match app.fence.note_claim(&caller.name, n) {
-                        Ok(true) => app.faults.record(
+                        Ok(Noted::NewHold) => app.faults.record(
                             "failover",
                             format!(
                                 "{} claims epoch {n} without a proof this server can check (this server: epoch {ours}): commands are held until an admin confirms on /admin that no other machine serves as the primary / {} がこの主機の確かめられない第{n}期を示したため、受付を止めました。管理画面で確認すると再開します",
                                 caller.name, caller.name
                             ),
                         ),
-                        Ok(false) => {}
+                        Ok(Noted::Ignored { first: true }) => app.faults.record(
+                            "failover",
+                            format!(
+                                "{} claims epoch {n} again after an admin cleared its claims: not held; if it is not one of this office's devices or accounts, revoke it on /admin / {} が管理者の確認の後にまた第{n}期を示しました。受付は止めていません。この事務所の端末・アカウントでなければ、管理画面で取り消してください",
+                                caller.name, caller.name
+                            ),
+                        ),
+                        Ok(Noted::Standing | Noted::Ignored { first: false }) => {}
                         Err(e) => {
                             if app.fence.first_unproven(&caller.name, n) {
                                 app.faults.record(
@@ -1045,23 +1082,42 @@ mod tests {
     }
 
     #[test]
-    fn an_unverified_claim_holds_until_cleared_also_after_a_restart_and_a_newer_one_holds_again() {
+    fn an_unverified_claim_holds_until_cleared_also_after_a_restart_and_each_caller_once() {
         let dir = tempfile::tempdir().expect("tmp");
         let f = Fence::open(dir.path());
         assert!(f.claims_holding().is_empty());
-        assert!(f.note_claim("kiosk 1", 3).expect("note"));
-        assert!(!f.note_claim("kiosk 1", 2).expect("older"), "already held");
+        assert_eq!(f.note_claim("kiosk 1", 3).expect("note"), Noted::NewHold);
+        assert_eq!(f.note_claim("kiosk 1", 2).expect("older"), Noted::Standing);
+        assert_eq!(f.note_claim("kiosk 1", 5).expect("newer"), Noted::Standing);
+        assert_eq!(f.claims_holding(), vec![("kiosk 1".to_string(), 5)]);
         let again = Fence::open(dir.path());
-        assert_eq!(again.claims_holding(), vec![("kiosk 1".to_string(), 3)]);
+        assert_eq!(again.claims_holding(), vec![("kiosk 1".to_string(), 5)]);
         assert_eq!(
             again.confirm_claims().expect("clear"),
-            vec![("kiosk 1".to_string(), 3)]
+            vec![("kiosk 1".to_string(), 5)]
         );
-        assert!(!again.note_claim("kiosk 1", 3).expect("cleared"));
+        assert_eq!(
+            again.note_claim("kiosk 1", 5).expect("cleared"),
+            Noted::Ignored { first: true }
+        );
         assert!(Fence::open(dir.path()).claims_holding().is_empty());
-        assert!(again.note_claim("kiosk 1", 4).expect("newer"));
-        assert!(again.note_claim("display-1", 3).expect("another caller"));
-        assert_eq!(Fence::open(dir.path()).claims_holding().len(), 2);
+        // A cleared caller never holds again, even with a newer epoch, and
+        // is noted once; another caller still holds.
+        assert_eq!(
+            again.note_claim("kiosk 1", 6).expect("newer"),
+            Noted::Ignored { first: false }
+        );
+        assert_eq!(
+            Fence::open(dir.path())
+                .note_claim("kiosk 1", 7)
+                .expect("after a restart"),
+            Noted::Ignored { first: true }
+        );
+        assert_eq!(
+            again.note_claim("display-1", 3).expect("another caller"),
+            Noted::NewHold
+        );
+        assert_eq!(Fence::open(dir.path()).claims_holding().len(), 1);
     }
 
     #[test]
