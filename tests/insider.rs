@@ -1916,6 +1916,42 @@ fn new_kiosk(s: &Server, admin: &Client, csrf: &str, name: &str) -> (Client, Str
     (kiosk, kcsrf)
 }
 
+/// Outside tester insider-rt5 F3 and F7: the one kiosk that offers a
+/// category goes to its last number (a one-kiosk office was cut off at
+/// half on a busy day), and once none is left the kiosk is told the true
+/// reason, `numbers_exhausted`, not that numbers are "nearly used up".
+#[test]
+fn the_only_kiosk_of_a_category_goes_to_its_last_number() {
+    let config = include_str!("../core/src/config/default-office.toml").replace(
+        "numbers = { from = 1001, to = 1999 }",
+        "numbers = { from = 1001, to = 1008 }",
+    );
+    assert!(config.contains("to = 1008"), "the category was narrowed");
+    let s = Server::start_with(Some(&config));
+    let (admin, csrf) = s.admin();
+    crate::server::open_today(&admin, &s, &csrf, &[]);
+    let (kiosk, kcsrf) = new_kiosk(&s, &admin, &csrf, "kiosk-door");
+    let issue = || {
+        kiosk
+            .post(s.url("/api/commands"))
+            .header("X-CSRF-Token", &kcsrf)
+            .json(&json!({"command": "issue_ticket", "category": "idou"}))
+            .send()
+            .expect("issue")
+    };
+    let issued: Vec<u64> = (0..8)
+        .map(|i| {
+            let r = issue();
+            assert_eq!(r.status(), StatusCode::OK, "ticket {i}");
+            r.json::<Value>().expect("json")["ticket"]
+                .as_u64()
+                .expect("n")
+        })
+        .collect();
+    assert_eq!(issued, (1001..=1008).collect::<Vec<u64>>());
+    assert_ours(issue(), StatusCode::CONFLICT, "numbers_exhausted");
+}
+
 /// Red-team finding F11 (issue 23): a stolen kiosk token, held to the
 /// per-kiosk rate, still emptied a category in about an hour. One device
 /// now takes at most what it leaves to the others: hammering from one

@@ -205,6 +205,16 @@ fn checked(
                 }
                 // The issuer's share of what is left (finding F11).
                 let c = category.clone();
+                // The enabled kiosks other than this caller that offer the
+                // category: none, and a kiosk alone may go to the last
+                // number (insider-rt5 F3).
+                let others: Vec<String> = app
+                    .auth
+                    .devices()
+                    .into_iter()
+                    .filter(|d| d.role == Role::Kiosk && !d.disabled && d.name != caller.name)
+                    .map(|d| d.name)
+                    .collect();
                 let share = app
                     .engine
                     .read(move |e| {
@@ -213,11 +223,16 @@ fn checked(
                         let range = e.config().queue(&c).and_then(|q| q.numbers)?;
                         let next = s.meta.next_number.get(&c).copied().unwrap_or(range.from);
                         let left = (range.to + 1).saturating_sub(next.max(range.from));
-                        Some((date, left))
+                        let alone = !others.iter().any(|k| e.config().kiosk_offers(k, &c));
+                        Some((date, left, alone))
                     })
                     .map_err(ApiError::from)?;
-                if let Some((date, left)) = share {
-                    if !app.issue_limits.share_left(date, issuer, &category, left) {
+                if let Some((date, left, alone)) = share {
+                    let only_issuer = alone && !issuer.person;
+                    if !app
+                        .issue_limits
+                        .share_left(date, issuer, &category, left, only_issuer)
+                    {
                         return Err(if issuer.person {
                             ApiError::AccountShareUsed
                         } else {

@@ -190,9 +190,16 @@ impl Default for IssueLimits {
 /// what is left to the others; past that, only while it took no more than
 /// twice what another took (so the device that took far more than its
 /// share is refused first, and kiosks used alike, or one by the door used
-/// twice as much, go on to the last number).
-pub fn share_allows(taken: u32, left: u32, most_by_another: u32) -> bool {
-    taken.saturating_add(2) <= left || (left > 0 && taken <= most_by_another.saturating_mul(2))
+/// twice as much, go on to the last number). `only_issuer`: it is the one
+/// kiosk that offers the category, so nobody else is waiting for what is
+/// left (outside tester insider-rt5 F3: a one-kiosk category was cut off
+/// at half on a busy day). With nothing left the engine answers
+/// `numbers_exhausted`, the true reason (insider-rt5 F7).
+pub fn share_allows(taken: u32, left: u32, most_by_another: u32, only_issuer: bool) -> bool {
+    left == 0
+        || taken.saturating_add(2) <= left
+        || (most_by_another == 0 && only_issuer)
+        || taken <= most_by_another.saturating_mul(2)
 }
 
 fn take(
@@ -338,13 +345,14 @@ impl IssueLimits {
     }
 
     /// Whether `issuer` may take one more number of `category` on `date`
-    /// while `left` remain.
+    /// while `left` remain (`only_issuer`: see [`share_allows`]).
     pub fn share_left(
         &self,
         date: chrono::NaiveDate,
         issuer: Issuer<'_>,
         category: &str,
         left: u32,
+        only_issuer: bool,
     ) -> bool {
         let Ok(mut s) = self.shares.lock() else {
             return false;
@@ -365,7 +373,7 @@ impl IssueLimits {
                 most_by_another = most_by_another.max(*n);
             }
         }
-        share_allows(taken, left, most_by_another)
+        share_allows(taken, left, most_by_another, only_issuer)
     }
 
     /// `issuer` took a number of `category` on `date`, at `now_ms`.
@@ -449,52 +457,75 @@ mod tests {
     }
 
     #[test]
-    fn one_device_alone_takes_at_most_half_and_kiosks_used_alike_go_to_the_end() {
+    fn one_device_alone_takes_at_most_half_unless_the_only_kiosk_and_kiosks_used_alike_go_to_the_end(
+    ) {
         let (mut left, mut taken) = (999u32, 0u32);
-        while share_allows(taken, left, 0) {
+        while share_allows(taken, left, 0, false) {
             taken += 1;
             left -= 1;
         }
         assert_eq!((taken, left), (499, 500));
         assert!(
-            !share_allows(1, 2, 0),
+            !share_allows(1, 2, 0, false),
             "a device alone leaves the last number to others"
         );
+        // The one kiosk that offers the category goes to the last number
+        // (insider-rt5 F3), and with nothing left the engine's
+        // numbers_exhausted is the answer (F7).
+        let (mut left, mut taken) = (999u32, 0u32);
+        while left > 0 && share_allows(taken, left, 0, true) {
+            taken += 1;
+            left -= 1;
+        }
+        assert_eq!((taken, left), (999, 0));
+        assert!(share_allows(999, 0, 0, false));
         // Two kiosks used alike share 999 numbers to the last one (the
         // rule before refused both at 666).
         let (mut left, mut a, mut b) = (999u32, 0u32, 0u32);
         while left > 0 {
             if a <= b {
-                assert!(share_allows(a, left, b), "a at {a}, b {b}, left {left}");
+                assert!(
+                    share_allows(a, left, b, false),
+                    "a at {a}, b {b}, left {left}"
+                );
                 a += 1;
             } else {
-                assert!(share_allows(b, left, a), "b at {b}, a {a}, left {left}");
+                assert!(
+                    share_allows(b, left, a, false),
+                    "b at {b}, a {a}, left {left}"
+                );
                 b += 1;
             }
             left -= 1;
         }
         // A thief that took 499 is refused near the end; the kiosk beside
         // it is not.
-        assert!(!share_allows(499, 300, 200));
-        assert!(share_allows(200, 300, 499));
+        assert!(!share_allows(499, 300, 200, false));
+        assert!(share_allows(200, 300, 499, false));
         let l = IssueLimits::default();
         let day = chrono::NaiveDate::from_ymd_opt(2026, 11, 24).unwrap_or_default();
-        assert!(l.share_left(day, device("k"), "idou", 3));
+        assert!(l.share_left(day, device("k"), "idou", 3, false));
         l.took(day, device("k"), "idou", 0);
-        assert!(!l.share_left(day, device("k"), "idou", 2));
-        assert!(l.share_left(day, device("other"), "idou", 2));
+        assert!(!l.share_left(day, device("k"), "idou", 2, false));
+        assert!(l.share_left(day, device("other"), "idou", 2, false));
         assert!(
-            l.share_left(day, person("k"), "idou", 2),
+            l.share_left(day, person("k"), "idou", 2, false),
             "apart from the device"
         );
         for _ in 0..3 {
             l.took(day, person("tanaka"), "idou", 0);
         }
         assert!(
-            !l.share_left(day, person("tanaka"), "idou", 2),
+            !l.share_left(day, person("tanaka"), "idou", 2, false),
             "more than twice what another took"
         );
-        assert!(l.share_left(day.succ_opt().unwrap_or_default(), device("k"), "idou", 2));
+        assert!(l.share_left(
+            day.succ_opt().unwrap_or_default(),
+            device("k"),
+            "idou",
+            2,
+            false
+        ));
     }
 
     #[test]
@@ -618,7 +649,7 @@ mod tests {
                     let left = range.saturating_sub(*count);
                     assert_eq!(l.check_hold(kiosk, at), Ok(()), "{kiosk} held at {at}");
                     assert!(
-                        l.share_left(start, device(kiosk), category, left),
+                        l.share_left(start, device(kiosk), category, left, false),
                         "{kiosk} refused its share of {category} at {count}"
                     );
                     l.took(start, device(kiosk), category, at);
