@@ -492,7 +492,14 @@ pub async fn login(
         Err(locked) => {
             // The first refusal of each wait is audited (a flood's others
             // are not: they would fill the log).
-            if locked.first && app.sign_in_audit.failed(&l.username, addr, true) {
+            if locked.first
+                && app.sign_in_audit.failed(
+                    &l.username,
+                    addr,
+                    true,
+                    app.auth.is_account(&l.username),
+                )
+            {
                 let account = audited_name(&l.username);
                 let by = format!(
                     "{account} from {addr} (refused: waiting {} min)",
@@ -538,7 +545,10 @@ pub async fn login(
         };
         // A failure beyond the first few of its window goes into the
         // window's summary record (sign_in_audit.rs, finding F9).
-        if ok || a.sign_in_audit.failed(&account, addr, false) {
+        if ok
+            || a.sign_in_audit
+                .failed(&account, addr, false, a.auth.is_account(&l.username))
+        {
             a.audit(Some(by), Event::Login { account, ok });
         }
         result.map_err(|e| match e {

@@ -1197,6 +1197,16 @@ fn session_id(token_sha256: &str) -> String {
 /// Reads for the administration pages (issue 18); they change nothing
 /// stored, so they hold whatever storage the accounts live in.
 impl Auth {
+    /// Whether `username` names an account of this office (case as
+    /// sign-in compares it).
+    pub fn is_account(&self, username: &str) -> bool {
+        let name = username.to_lowercase();
+        self.file
+            .lock()
+            .map(|f| f.users.iter().any(|u| u.username.to_lowercase() == name))
+            .unwrap_or(false)
+    }
+
     pub fn people(&self) -> Vec<PersonRow> {
         self.file
             .lock()

@@ -6,7 +6,8 @@
 //! fewer than [`ONE_BY_ONE`] recorded; the rest are counted and written as
 //! one summary record per account when the window ends — 「ログイン失敗
 //! ×N（M か所から: …）」, with the first addresses and the account names
-//! tried — and when the server stops, so that none is lost. Sign-ins
+//! tried — and when the server stops, so that none is lost. The office's
+//! real accounts always have their own entries. Sign-ins
 //! refused while an address waits (one record per wait, `throttle.rs`)
 //! are counted apart. At most [`MAX_ACCOUNTS`] names (and kinds) are
 //! followed per window — a spray over many invented names shares one more
@@ -158,14 +159,18 @@ impl SignInAudit {
     }
 
     /// A failed sign-in to `account` from `addr` (`refused` while the
-    /// address waits, else a failed check): whether to record it one by
-    /// one (otherwise it is in the window's summary).
-    pub fn failed(&self, account: &str, addr: IpAddr, refused: bool) -> bool {
+    /// address waits, else a failed check; `real`: the account exists):
+    /// whether to record it one by one (otherwise it is in the window's
+    /// summary). A real account always has its own entry — the office's
+    /// accounts are few — so a spray of invented names cannot fold an
+    /// attack on a real one into `*` (outside tester insider-rt5 F1: 40
+    /// failures on `admin` left no record naming it).
+    pub fn failed(&self, account: &str, addr: IpAddr, refused: bool, real: bool) -> bool {
         let mut guard = self.state.lock().unwrap_or_else(|p| p.into_inner());
         let s = &mut *guard;
         let name = account.to_lowercase();
         let key = (name.clone(), refused);
-        let key = if s.accounts.contains_key(&key) || s.accounts.len() < MAX_ACCOUNTS {
+        let key = if real || s.accounts.contains_key(&key) || s.accounts.len() < MAX_ACCOUNTS {
             key
         } else {
             ("*".to_string(), refused)
@@ -269,7 +274,12 @@ mod tests {
         let mut one_by_one = 0;
         for i in 0..1000u32 {
             let addr = IpAddr::from((i % 250).to_be_bytes());
-            if a.failed(if i % 2 == 0 { "admin" } else { "ADMIN" }, addr, false) {
+            if a.failed(
+                if i % 2 == 0 { "admin" } else { "ADMIN" },
+                addr,
+                false,
+                true,
+            ) {
                 one_by_one += 1;
             }
         }
@@ -296,11 +306,46 @@ mod tests {
         assert!(a.due(false).is_empty(), "a new window");
     }
 
+    /// Outside tester insider-rt5 F1: invented names filling the followed
+    /// entries and `*` cannot hide failures on a real account.
+    #[test]
+    fn a_spray_of_invented_names_cannot_fold_a_real_account_into_star() {
+        let a = SignInAudit::new(Duration::ZERO);
+        for i in 0..40 {
+            a.failed(
+                &format!("yy{i}"),
+                IpAddr::from([10, 0, 0, i as u8]),
+                false,
+                false,
+            );
+        }
+        for i in 0..40u8 {
+            a.failed("admin", IpAddr::from([10, 0, 1, i % 10]), false, true);
+        }
+        let due = a.due(true);
+        let admin = due
+            .iter()
+            .find(|s| s.account == "admin")
+            .expect("admin has its own summary");
+        assert_eq!(admin.count + ONE_BY_ONE, 40, "every failure on admin");
+        assert!(due
+            .iter()
+            .filter(|s| s.account == "*")
+            .all(|s| !s.names.iter().any(|n| n == "admin")));
+    }
+
     #[test]
     fn one_address_spraying_names_records_a_few_and_lists_the_names() {
         let a = SignInAudit::new(Duration::ZERO);
         let recorded = (0..1000)
-            .filter(|i| a.failed(&format!("nobody{i}"), IpAddr::from([10, 0, 0, 1]), false))
+            .filter(|i| {
+                a.failed(
+                    &format!("nobody{i}"),
+                    IpAddr::from([10, 0, 0, 1]),
+                    false,
+                    false,
+                )
+            })
             .count();
         assert_eq!(recorded, ONE_BY_ONE as usize, "the address's few");
         let due = a.due(false);
@@ -322,7 +367,7 @@ mod tests {
         for i in 0..20_000u32 {
             let addr = IpAddr::from((0x7f00_0000 + i % 5000).to_be_bytes());
             let refused = i.is_multiple_of(7);
-            if a.failed(&format!("user{}", i % 100), addr, refused) {
+            if a.failed(&format!("user{}", i % 100), addr, refused, false) {
                 recorded += 1;
             }
         }
@@ -346,7 +391,7 @@ mod tests {
     fn stopping_takes_the_running_window() {
         let a = SignInAudit::new(Duration::from_secs(3600));
         for i in 0..10u8 {
-            a.failed("admin", IpAddr::from([127, 0, 0, i]), false);
+            a.failed("admin", IpAddr::from([127, 0, 0, i]), false, true);
         }
         assert!(a.due(false).is_empty(), "the window runs");
         let due = a.due(true);
