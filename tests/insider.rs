@@ -2577,6 +2577,51 @@ fn a_kiosk_issuing_far_above_a_person_is_held_until_an_admin_releases_it() {
     );
 }
 
+/// Outside tester insider-rt5 F8: a held kiosk, deleted and enrolled again
+/// under its name (kiosk rules are by name), starts free; the hold went
+/// with the deleted device.
+#[test]
+fn a_held_kiosk_deleted_and_enrolled_again_starts_free() {
+    let s = Server::start_env(
+        None,
+        &["--listen", "127.0.0.1:0"],
+        |_| {},
+        &[("MADOGUCHI_KIOSK_HOLD", "3/600")],
+    );
+    let (admin, csrf) = s.admin();
+    crate::server::open_today(&admin, &s, &csrf, &[]);
+    let issue = |c: &Client, csrf: &str| {
+        c.post(s.url("/api/commands"))
+            .header("X-CSRF-Token", csrf)
+            .json(&json!({"command": "issue_ticket", "category": "idou"}))
+            .send()
+            .expect("issue")
+            .status()
+    };
+    let (stolen, scsrf) = new_kiosk(&s, &admin, &csrf, "kiosk-door");
+    let first_refusal = (0..6)
+        .map(|_| issue(&stolen, &scsrf))
+        .find(|st| *st != StatusCode::OK);
+    assert_eq!(first_refusal, Some(StatusCode::LOCKED), "held");
+    let holds_file = s.data_dir().join("data").join("issuing-holds.json");
+    let holds = std::fs::read_to_string(&holds_file).expect("the holds file");
+    assert!(holds.contains("kiosk-door"), "{holds}");
+    let r = admin
+        .delete(s.url("/api/devices/kiosk-door"))
+        .header("X-CSRF-Token", &csrf)
+        .send()
+        .expect("delete");
+    assert_eq!(r.status(), StatusCode::OK);
+    let (again, acsrf) = new_kiosk(&s, &admin, &csrf, "kiosk-door");
+    assert_eq!(
+        issue(&again, &acsrf),
+        StatusCode::OK,
+        "the new kiosk issues"
+    );
+    let holds = std::fs::read_to_string(&holds_file).expect("the holds file");
+    assert!(!holds.contains("kiosk-door"), "{holds}");
+}
+
 /// The bytes of every file in `dir`.
 fn folder_bytes(dir: &std::path::Path) -> u64 {
     std::fs::read_dir(dir)

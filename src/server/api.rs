@@ -951,6 +951,17 @@ async fn delete(
         return Err(changed.err().unwrap_or(ApiError::NotFound));
     }
     audit_change(&app, caller, name.clone(), "deleted").await?;
+    // A deleted device's issuing hold goes with it: a kiosk enrolled again
+    // under the name (kiosk rules are by name) starts free (outside tester
+    // insider-rt5 F8: the replacement was refused as the stolen one's).
+    if device && app.issue_limits.release(&name).is_some() {
+        if let Err(e) = app.issue_limits.save() {
+            app.faults.record(
+                "storage",
+                format!("the issuing hold of the deleted device {name} was released, but that could not be written ({e:#}); a restart would hold it again"),
+            );
+        }
+    }
     let mut answer = json!({"ok": true, "deleted": true});
     let unknowing = revoked_learns(&app, waited.as_deref()).await;
     if unheard || unknowing {
