@@ -177,3 +177,98 @@ fn waits_render_as_ranges_or_plainly_none() {
     assert!(out.fragment.contains("受付終了"));
     insta::assert_snapshot!("waits_status_fragment", out.fragment);
 }
+
+/// The congestion forecast (混雑予想, issue 19) states its own past
+/// accuracy in one plain sentence, and says so when there is too little
+/// history: the page as reviewed, from a month of recorded days.
+#[test]
+fn the_forecast_states_its_own_accuracy() {
+    use madoguchi_core::state::learn::Learned;
+    use madoguchi_core::stats::forecast::{forecast, DayKind};
+    use madoguchi_core::stats::{Cell, Dim};
+    use madoguchi_renderer::context;
+    let cfg = Config::embedded_default();
+    let r = Renderer::new(None).expect("layouts");
+    // Weekdays of June 2026: 09:00 busier than 10:00, the 25th onwards
+    // busier still; 住民異動 waits longer than 戸籍.
+    let mut rows = Vec::new();
+    for d in 1..=30 {
+        let day = chrono::NaiveDate::from_ymd_opt(2026, 6, d).expect("date");
+        if chrono::Datelike::weekday(&day).number_from_monday() > 5 {
+            continue;
+        }
+        let busy = if d >= 25 { 3 } else { 2 };
+        for (hour, idou, koseki, wait_idou, wait_koseki) in
+            [(9, 30 * busy, 20, 40 + d, 8), (10, 20 * busy, 10, 30, 5)]
+        {
+            let c = |n: u32, w: u32| Cell {
+                issued: u64::from(n),
+                waits: u64::from(n),
+                wait_sum_s: u64::from(n * w * 60),
+                ..Cell::default()
+            };
+            let all = c(idou + koseki, 0);
+            let all = Cell {
+                wait_sum_s: u64::from(idou * wait_idou + koseki * wait_koseki) * 60,
+                ..all
+            };
+            let at = format!("{day} {hour:02}:00");
+            rows.push((at.clone(), Dim::All, all));
+            rows.push((at.clone(), Dim::Queue("idou".into()), c(idou, wait_idou)));
+            rows.push((at, Dim::Queue("koseki".into()), c(koseki, wait_koseki)));
+        }
+    }
+    let page = |today: &str, rows: &[(String, Dim, Cell)]| {
+        let f = forecast(
+            &cfg,
+            &Learned::default(),
+            rows,
+            today.parse().expect("date"),
+        );
+        let chosen = f
+            .series
+            .iter()
+            .find(|s| s.kind == DayKind::Weekday(2))
+            .or_else(|| f.series.first())
+            .cloned();
+        let kinds: Vec<(String, String, bool, String)> = f
+            .series
+            .iter()
+            .map(|s| {
+                let k = format!("{:?}", s.kind).to_lowercase();
+                let on = chosen.as_ref().is_some_and(|c| c.kind == s.kind);
+                (
+                    k.clone(),
+                    s.label_ja.clone(),
+                    on,
+                    format!("/forecast/{k}.html"),
+                )
+            })
+            .collect();
+        r.page(
+            "forecast.html",
+            context! {
+                office => "区役所", kinds, series => chosen,
+                chart => "<svg></svg>", accuracy => f.accuracy_words(),
+            },
+        )
+        .expect("renders")
+    };
+    let month = page("2026-07-01", &rows);
+    assert!(
+        month.contains("この予想を過去30日（17日分）の実際と比べると"),
+        "{month}"
+    );
+    insta::assert_snapshot!("forecast_page", month);
+    let early: Vec<_> = rows
+        .iter()
+        .filter(|(b, _, _)| b.as_str() < "2026-06-04")
+        .cloned()
+        .collect();
+    let early = page("2026-06-04", &early);
+    assert!(
+        early.contains("記録がまだ少ないため、この予想の誤差はまだお示しできません。"),
+        "{early}"
+    );
+    insta::assert_snapshot!("forecast_page_little_history", early);
+}

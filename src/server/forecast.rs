@@ -1,7 +1,9 @@
 //! The congestion forecast page (混雑予想, R6): public numbers only — the
 //! expected number of people waiting, arrivals and wait per hour — as an
-//! SVG chart with a text table holding the same figures. The internet relay
-//! will serve the same file (relay issue).
+//! SVG chart with a text table holding the same figures, and the
+//! forecast's own past accuracy in one sentence (issue 19; the model in
+//! `madoguchi_core::stats::forecast`). The internet relay serves the same
+//! files.
 
 use std::fmt::Write as _;
 use std::sync::Arc;
@@ -10,7 +12,7 @@ use axum::extract::{Query, State};
 use axum::response::{Html, IntoResponse, Response};
 use axum::Json;
 use chrono::{Days, NaiveDate};
-use madoguchi_core::stats::forecast::{self, DayKind, Series};
+use madoguchi_core::stats::forecast::{self, DayKind, Forecast, Series};
 use madoguchi_renderer::context;
 use serde::Deserialize;
 
@@ -27,8 +29,9 @@ pub async fn today(app: &App) -> Result<NaiveDate, ApiError> {
     Ok(app.engine.read_async(office_today).await?)
 }
 
-/// The forecast as last computed: its office date and when.
-type Computed = (Vec<Series>, NaiveDate, String);
+/// The forecast as last computed: its office date, the office's name and
+/// the kind of day today is.
+type Computed = (Forecast, NaiveDate, String, DayKind);
 
 /// How long a computed forecast is served before it is made again (it
 /// reads a year of statistics on the engine thread; red-team finding: an
@@ -59,8 +62,11 @@ async fn compute(app: &App) -> Result<Computed, ApiError> {
             let today = office_today(e);
             let from = today.checked_sub_days(Days::new(365)).unwrap_or(today);
             let office = e.config().office.name.ja.clone();
-            e.stats(from, today, forecast::SOURCE)
-                .map(|rows| (forecast::forecast(&rows), today, office))
+            let kind = DayKind::of(today, |d| e.config().calendar.opening(d).is_some());
+            e.stats(from, today, forecast::SOURCE).map(|rows| {
+                let f = forecast::forecast(e.config(), &e.state().meta.learned, &rows, today);
+                (f, today, office, kind)
+            })
         })
         .await?
         .map_err(|e| ApiError::Internal(e.to_string()))
@@ -141,7 +147,7 @@ pub async fn page(
     State(app): State<Arc<App>>,
     Query(q): Query<KindQuery>,
 ) -> Result<Response, ApiError> {
-    let (all, today, office) = series(&app).await?;
+    let (all, _, office, today) = series(&app).await?;
     let html = render(&app, &all, today, &office, q.kind.as_deref(), |k| {
         format!("/forecast?kind={k}")
     })?;
@@ -152,13 +158,14 @@ pub async fn page(
 /// other kinds made by `link`.
 fn render(
     app: &App,
-    all: &[Series],
-    today: NaiveDate,
+    forecast: &Forecast,
+    today: DayKind,
     office: &str,
     wanted: Option<&str>,
     link: impl Fn(&str) -> String,
 ) -> Result<String, ApiError> {
-    let wanted = wanted.map_or_else(|| kind_key(DayKind::of(today)), str::to_string);
+    let all = &forecast.series;
+    let wanted = wanted.map_or_else(|| kind_key(today), str::to_string);
     let chosen = all
         .iter()
         .find(|s| kind_key(s.kind) == wanted)
@@ -177,7 +184,10 @@ fn render(
         .collect();
     let html: Html<String> = app.pages.render(
         "forecast.html",
-        context! { office, kinds, series => chosen, chart => chosen.map(svg) },
+        context! {
+            office, kinds, series => chosen, chart => chosen.map(svg),
+            accuracy => forecast.accuracy_words(),
+        },
     )?;
     Ok(html.0)
 }
@@ -186,7 +196,7 @@ fn render(
 /// `forecast/index.html` (today's kind of day), `forecast/<kind>.html` for
 /// every kind, linking each other, and `forecast.json`.
 pub async fn public_files(app: &App) -> Result<Vec<(String, Vec<u8>)>, ApiError> {
-    let (all, today, office) = series(app).await?;
+    let (all, _, office, today) = series(app).await?;
     let file = |k: &str| {
         let safe: String = k
             .chars()
@@ -198,19 +208,19 @@ pub async fn public_files(app: &App) -> Result<Vec<(String, Vec<u8>)>, ApiError>
         "forecast/index.html".to_string(),
         render(app, &all, today, &office, None, file)?.into_bytes(),
     )];
-    for s in &all {
+    for s in &all.series {
         let k = kind_key(s.kind);
         let html = render(app, &all, today, &office, Some(&k), file)?;
         out.push((file(&k)[1..].to_string(), html.into_bytes()));
     }
     out.push((
         "forecast.json".to_string(),
-        serde_json::to_vec(&all).map_err(|e| ApiError::Internal(e.to_string()))?,
+        serde_json::to_vec(&all.series).map_err(|e| ApiError::Internal(e.to_string()))?,
     ));
     Ok(out)
 }
 
 /// `GET /forecast.json`.
 pub async fn json(State(app): State<Arc<App>>) -> Result<Json<Vec<Series>>, ApiError> {
-    Ok(Json(series(&app).await?.0))
+    Ok(Json(series(&app).await?.0.series))
 }

@@ -3,7 +3,11 @@
 //! The whole file is first decided against a copy of the state in memory; a
 //! bad line stops the import with its number and reason before anything is
 //! written. Only then are the commands executed for real, in large group
-//! commits. Should writing fail part-way (a full disk), the log is cut back
+//! commits. The write pass starts from the state the check pass copied and
+//! meets the same lines in the same order, so it reaches the same state at
+//! every line: each ticket's wait estimate (most of an import's work) is
+//! kept from the check and given to the write instead of being computed
+//! again. Should writing fail part-way (a full disk), the log is cut back
 //! to where it was and sled is rebuilt from it, so the data folder holds
 //! exactly what it held before.
 
@@ -11,7 +15,8 @@ use chrono::DateTime;
 use serde_json::Value;
 
 use super::{Engine, EngineError};
-use crate::model::{Command, Millis};
+use crate::model::{Command, Event, Millis};
+use crate::state::WaitRange;
 
 /// Commands per group commit during an import.
 const CHUNK: usize = 4096;
@@ -99,6 +104,8 @@ impl Engine {
     {
         let mut dry = self.state.clone();
         let mut count = 0u64;
+        // (line, estimate) of every ticket issued, in file order.
+        let mut estimates: Vec<(usize, WaitRange)> = Vec::new();
         for item in source() {
             let l = item?;
             let events =
@@ -107,6 +114,9 @@ impl Engine {
                         line: l.line,
                         reason: format!("{} refused: {r}", l.command.name()),
                     })?;
+            if let Some(r) = events.iter().find_map(issued_range) {
+                estimates.push((l.line, r));
+            }
             for e in &events {
                 dry.apply(&self.config, l.at, e)
                     .map_err(|x| ImportError::Line {
@@ -124,7 +134,7 @@ impl Engine {
 
         let mark = self.log.tail();
         let mut report = ImportReport::default();
-        let result = self.write_all(source(), &mut report, progress);
+        let result = self.write_all(source(), &estimates, &mut report, progress);
         if let Err(e) = result {
             tracing::warn!(error = %e, "import failed while writing; undoing it");
             self.log.rollback_to(mark).map_err(EngineError::from)?;
@@ -138,21 +148,35 @@ impl Engine {
     fn write_all(
         &mut self,
         lines: impl Iterator<Item = Result<ImportLine, ImportError>>,
+        estimates: &[(usize, WaitRange)],
         report: &mut ImportReport,
         progress: &mut dyn FnMut(ImportPhase, u64),
     ) -> Result<(), ImportError> {
         let mut chunk = Vec::with_capacity(CHUNK);
         let mut numbers = Vec::with_capacity(CHUNK);
+        let mut given = Vec::with_capacity(CHUNK);
+        let mut estimates = estimates.iter().peekable();
         let mut lines = lines.peekable();
         while lines.peek().is_some() {
             chunk.clear();
             numbers.clear();
+            given.clear();
             for item in lines.by_ref().take(CHUNK) {
                 let l = item?;
                 numbers.push(l.line);
+                // Only an issue_ticket on the line the check pass saw issue
+                // takes its estimate; any other line decides in full.
+                let known = match (&l.command, estimates.peek()) {
+                    (Command::IssueTicket { .. }, Some(&&(line, r))) if line == l.line => {
+                        estimates.next();
+                        Some(r)
+                    }
+                    _ => None,
+                };
+                given.push(known);
                 chunk.push((l.at, l.command, l.by));
             }
-            let results = self.execute_batch(&chunk)?;
+            let results = self.execute_batch_given(&chunk, &given)?;
             for (r, line) in results.into_iter().zip(&numbers) {
                 let outcome = r.map_err(|r| ImportError::Line {
                     line: *line,
@@ -167,5 +191,22 @@ impl Engine {
             progress(ImportPhase::Writing, report.commands);
         }
         Ok(())
+    }
+}
+
+/// The estimate a `ticket_issued` event recorded, when it recorded a range.
+fn issued_range(e: &Event) -> Option<WaitRange> {
+    match e {
+        Event::TicketIssued {
+            expected_wait_s,
+            expected_wait_low_s: Some(low_s),
+            expected_wait_high_s: Some(high_s),
+            ..
+        } => Some(WaitRange {
+            point_s: *expected_wait_s,
+            low_s: *low_s,
+            high_s: *high_s,
+        }),
+        _ => None,
     }
 }

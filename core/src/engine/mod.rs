@@ -41,7 +41,7 @@ use crate::config::{Config, ConfigError};
 use crate::log::{EventLog, Hash, LogError, LogOptions, Pos, Record};
 use crate::model::{Command, Event, Millis, Number, Ticket};
 use crate::refusal::Refusal;
-use crate::state::State;
+use crate::state::{State, WaitRange};
 use crate::stats::{self, Cell, Dim, Granularity};
 use crate::store::{hex, parse_hex, SnapshotMeta, Store, StoreError, STORE_FORMAT};
 
@@ -776,13 +776,24 @@ impl Engine {
         &mut self,
         items: &[(Millis, Command, Option<String>)],
     ) -> Result<Vec<Result<Outcome, Refusal>>, EngineError> {
+        self.execute_batch_given(items, &[])
+    }
+
+    /// [`Engine::execute_batch`] with the wait estimates of some items
+    /// already computed (`estimates[i]` for `items[i]`; see
+    /// [`State::decide_given`]), for an import's write pass.
+    fn execute_batch_given(
+        &mut self,
+        items: &[(Millis, Command, Option<String>)],
+        estimates: &[Option<WaitRange>],
+    ) -> Result<Vec<Result<Outcome, Refusal>>, EngineError> {
         if self.unsynced.is_some() {
             self.recover()?;
         }
         let mut results = Vec::with_capacity(items.len());
         let mut payloads = Vec::new();
         let first_seq = self.log.tail().next_seq;
-        for (now, command, by) in items {
+        for (i, (now, command, by)) in items.iter().enumerate() {
             if let Command::IssueTicket {
                 request_id: Some(r),
                 ..
@@ -794,7 +805,8 @@ impl Engine {
                     continue;
                 }
             }
-            let mut events = match self.state.decide(&self.config, *now, command) {
+            let given = estimates.get(i).copied().flatten();
+            let mut events = match self.state.decide_given(&self.config, *now, command, given) {
                 Ok(e) => e,
                 Err(r) => {
                     // A request refused by 受付終了 is recorded (issue 19): the

@@ -392,6 +392,75 @@ fn a_bad_import_line_leaves_the_folder_exactly_as_it_was() {
     assert_eq!(engine.verify().expect("verify"), engine.seq());
 }
 
+/// Every record's events after the configuration, the random ticket tags
+/// blanked (the only part two runs may differ in).
+fn events_without_tags(engine: &Engine) -> Vec<(Millis, Vec<Event>)> {
+    engine
+        .log()
+        .records(None)
+        .skip(1)
+        .map(|r| {
+            let (_, record) = r.expect("record");
+            let mut body = RecordBody::decode(&record).expect("body");
+            for e in &mut body.events {
+                if let Event::TicketIssued { tag, .. } = e {
+                    assert!(tag.is_some(), "an issued ticket has its tag");
+                    *tag = None;
+                }
+            }
+            (body.at, body.events)
+        })
+        .collect()
+}
+
+#[test]
+fn an_import_records_the_same_estimates_as_executing_each_command() {
+    // The write pass takes each ticket's estimate from the check pass
+    // instead of computing it again (issue 19); the events must be exactly
+    // those of executing the commands one by one, estimates included. Two
+    // days, so that the second day's estimates rest on learned history.
+    let cfg = Config::embedded_default();
+    let cmds = sim_days(&cfg, 2, 19);
+    let one = tempfile::tempdir().expect("tmp");
+    let (mut by_one, _) = open(one.path());
+    run_all(&mut by_one, &cmds);
+    let all = tempfile::tempdir().expect("tmp");
+    let (mut imported, _) = open(all.path());
+    let lines: Vec<String> = cmds.iter().map(|c| c.to_json_line(&cfg)).collect();
+    imported
+        .import(
+            || {
+                lines
+                    .iter()
+                    .enumerate()
+                    .map(|(i, l)| ImportLine::parse(i + 1, l))
+            },
+            &mut |_, _| {},
+        )
+        .expect("import");
+    let want = events_without_tags(&by_one);
+    let got = events_without_tags(&imported);
+    let issued = |v: &[(Millis, Vec<Event>)]| {
+        v.iter()
+            .flat_map(|(_, e)| e)
+            .filter_map(|e| match e {
+                Event::TicketIssued {
+                    expected_wait_s, ..
+                } => Some(*expected_wait_s),
+                _ => None,
+            })
+            .collect::<Vec<_>>()
+    };
+    let waits = issued(&want);
+    assert!(waits.len() > 100, "{} tickets", waits.len());
+    assert!(
+        waits.iter().filter(|w| **w > 0).count() > waits.len() / 2,
+        "most tickets had a wait to estimate"
+    );
+    assert_eq!(issued(&got), waits);
+    assert_eq!(got, want);
+}
+
 #[test]
 fn many_kiosks_at_once_get_unique_numbers_with_group_commit() {
     let dir = tempfile::tempdir().expect("tmp");

@@ -41,6 +41,21 @@ impl State {
         now: Millis,
         command: &Command,
     ) -> Result<Vec<Event>, Refusal> {
+        self.decide_given(config, now, command, None)
+    }
+
+    /// [`State::decide`], with the wait estimate of an `issue_ticket`
+    /// already known: `estimate` must be what [`State::wait_range`] gives
+    /// for this state, queue and time (an import's write pass passes what
+    /// its check pass computed on an identical state; the estimate is the
+    /// costly part of deciding and a pure function of these).
+    pub(crate) fn decide_given(
+        &self,
+        config: &Config,
+        now: Millis,
+        command: &Command,
+        estimate: Option<super::WaitRange>,
+    ) -> Result<Vec<Event>, Refusal> {
         if now < self.meta.last_at {
             return Err(Refusal::TimeWentBackwards {
                 now,
@@ -133,7 +148,7 @@ impl State {
                         category: category.clone(),
                     })?;
                 let ahead = self.waiting_count(category);
-                let expected = self.wait_range(config, category, now);
+                let expected = estimate.unwrap_or_else(|| self.wait_range(config, category, now));
                 if let Some(closed) = self.issuing_closed(config, category, now, Some(expected)) {
                     return Err(Refusal::IssuingClosed {
                         category: category.clone(),
