@@ -852,6 +852,58 @@ fn a_standby_started_from_a_restored_backup_takes_commands_once_promoted() {
     assert_no_number_twice(&issued);
 }
 
+/// Outside tester failover-rt5 F3: a restored folder started as the
+/// standby of an office whose log it cannot follow, then promoted with the
+/// override, kept nobody's log but the backup's; the promotion dropped the
+/// restored hold and it issued. Only a standby that followed its primary to
+/// the end loses the hold at its promotion.
+#[test]
+fn a_restored_folder_that_never_followed_keeps_its_hold_when_promoted() {
+    let e = enrolled_primary();
+    let dir = tempfile::tempdir().expect("tmp");
+    let bak = dir.path().join("full.bak");
+    ok(
+        &data_of(&e.primary),
+        &["backup", "--out", &bak.display().to_string()],
+    );
+    let folder = dir.path().join("restored");
+    ok(&folder, &["restore", &bak.display().to_string()]);
+    // An unrelated, younger office: the restored log is ahead of it.
+    let other = Server::start();
+    let (st, v) = admin_send(
+        &other,
+        "/api/devices",
+        json!({"name": "standby-1", "role": "standby"}),
+    );
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let link = v["enrol_url"].as_str().expect("link").to_string();
+    let standby = Office::start(
+        &folder,
+        &["--standby-of", &other.base, "--enrol-link", &link],
+    );
+    let (c, csrf) = sign_in(&standby.base, "admin", &e.primary.admin_password).expect("admin");
+    let r = c
+        .post(format!("{}/api/promote", standby.base))
+        .header("X-CSRF-Token", csrf)
+        .json(&json!({"override_not_of_record": true}))
+        .timeout(Duration::from_secs(60))
+        .send()
+        .expect("promote");
+    let st = r.status();
+    let v: Value = r.json().unwrap_or(Value::Null);
+    if st == StatusCode::OK {
+        assert!(
+            folder.join("restored-backup").exists(),
+            "the promotion dropped the hold of a folder that never followed: {v}"
+        );
+        let (st, v) = issue(&standby.base, &e.kiosk);
+        assert_eq!(st, StatusCode::SERVICE_UNAVAILABLE, "{v}");
+        assert_eq!(v["error"]["code"], "restored_unconfirmed", "{v}");
+    } else {
+        assert!(folder.join("restored-backup").exists(), "{st} {v}");
+    }
+}
+
 /// Red team F1: an enrolled device — here a display — claiming a newer
 /// epoch, bare or with a forged proof, fences nothing for good (no
 /// `replaced`). It is not ignored either (outside tester replay4 e19: a

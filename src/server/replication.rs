@@ -597,6 +597,12 @@ pub async fn promote(
             return Ok(refuse_promotion("standby_refused", &ja, &en));
         }
     }
+    // Whether this standby's log is its primary's (it followed it to the
+    // end), not a restored backup's that never followed (outside tester
+    // failover-rt5 F3): only then does the promotion end the restored
+    // hold.
+    let ours = app.engine.read(|e| e.seq())?;
+    let followed = app.fence.primary_last() > 0 && ours <= app.fence.primary_last();
     let by = caller.name.clone();
     let a = app.clone();
     let epoch = tokio::task::spawn_blocking(move || -> Result<u64, ApiError> {
@@ -651,9 +657,10 @@ pub async fn promote(
         tell_old_primary(app.clone(), token.trim().to_string(), epoch);
     }
     let _ = app.fence.clear_replaced();
-    // A standby folder restored from a backup has followed its primary
-    // since: its log and accounts are the primary's, not the backup's.
-    if let Err(e) = app.fence.confirm_restored() {
+    // A standby folder restored from a backup that has followed its
+    // primary since: its log and accounts are the primary's, not the
+    // backup's. One that never followed keeps the hold.
+    if let Err(e) = followed.then(|| app.fence.confirm_restored()).transpose() {
         app.faults.record(
             "failover",
             format!("cannot remove the restored-backup hold ({e}): an admin confirms it on /admin"),
