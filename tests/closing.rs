@@ -275,6 +275,23 @@ fn a_queue_with_no_counter_open_shows_no_wait_in_numbers() {
     assert_eq!(q["wait_words"]["ja"], closed_words, "{q}");
     assert!(buttons(&k).contains(closed_words));
     assert!(guidance().contains(closed_words));
+    // The phone's ticket page words the other languages by the queue's
+    // basis (outside tester pages-rt5 F2: 中文, 한국어 and やさしい日本語
+    // showed a number).
+    let basis = || {
+        let v: Value = admin
+            .get(s.url("/displays/ticket.json"))
+            .send()
+            .expect("ticket.json")
+            .json()
+            .expect("json");
+        v["data"]["queues"]
+            .as_array()
+            .and_then(|q| q.iter().find(|q| q["queue"] == "koseki"))
+            .map(|q| q["wait_basis"].clone())
+            .unwrap_or(Value::Null)
+    };
+    assert_eq!(basis(), "no_counter_open");
 
     // A staff member opens counter 4 (証明の交付 and 戸籍): numbers again,
     // and the second waiting ticket waits longer than the first.
@@ -297,6 +314,7 @@ fn a_queue_with_no_counter_open_shows_no_wait_in_numbers() {
         );
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
+    assert_eq!(basis(), "estimate");
     let waits: Vec<u64> = q["list"]
         .as_array()
         .expect("list")

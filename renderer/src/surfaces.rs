@@ -463,6 +463,10 @@ impl<'a> Build<'a> {
                     "queue": q.id,
                     "name": q.name,
                     "shape": shape(config, &q.id),
+                    // Whether the waits are numbers at all: the page words
+                    // the other languages by it (outside tester pages-rt5
+                    // F2: 中文, 한국어 and やさしい日本語 showed a number).
+                    "wait_basis": basis,
                     "numbers": q.numbers.map(|r| [r.from, r.to]),
                     "serving": calls(state, &q.id).into_iter().map(|c| json!([c.number, c.counter])).collect::<Vec<_>>(),
                     "waiting": waiting,

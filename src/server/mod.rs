@@ -187,9 +187,15 @@ impl App {
         match (self.fence.hold_changed(code), &answer) {
             (Some(Some(code)), Err(e)) => {
                 let (_, _, ja, en) = e.parts();
+                // The record is read by administrators: the visitors'
+                // closing sentence is not for them (outside tester
+                // failover-rt5 F5).
+                let ja = ja
+                    .trim_end_matches("職員に声をおかけください")
+                    .trim_end_matches('。');
                 self.faults.record(
                     "failover",
-                    format!("受付を止めました（{code}）: {ja} / commands held: {en}"),
+                    format!("受付を止めました（{code}）: {ja}。 / commands held: {en}"),
                 );
             }
             (Some(None), _) => self.faults.record(
@@ -520,7 +526,10 @@ pub fn run(
                 || !app.fence.unconfirmed_holding().is_empty())
         {
             if let Some(b) = app.fence.restored_holding() {
-                eprintln!("madoguchi: {} (backup {b})", fence::RESTORED_JA);
+                eprintln!(
+                    "madoguchi: {} (backup {b})",
+                    fence::RESTORED_JA.trim_end_matches("職員に声をおかけください")
+                );
             }
             let _ = app.may_command();
         }

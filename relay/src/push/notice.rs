@@ -190,6 +190,12 @@ struct Queue {
     /// Absent after a call (an office before issue 20's `passed` sends none).
     #[serde(default)]
     passed: Option<Vec<serde_json::Value>>,
+    /// "estimate" when the waits are numbers; otherwise (too little
+    /// history, no counter open) the minutes are no estimate and no notice
+    /// goes by them (outside tester pages-rt5 F2). Absent from an older
+    /// office: numbers.
+    #[serde(default)]
+    wait_basis: Option<String>,
 }
 
 fn number(v: Option<&serde_json::Value>) -> Option<u32> {
@@ -210,6 +216,14 @@ impl Board {
                     queue: q.queue.clone(),
                 });
             }
+            let estimated = q.wait_basis.as_deref().is_none_or(|b| b == "estimate");
+            let minutes_of = |e: &Vec<serde_json::Value>| {
+                if estimated {
+                    number(e.get(1)).unwrap_or(u32::MAX)
+                } else {
+                    u32::MAX
+                }
+            };
             for (i, e) in q.waiting.iter().enumerate() {
                 if let Some(n) = number(e.first()) {
                     places
@@ -219,14 +233,14 @@ impl Board {
                                 *p = Place::Waiting {
                                     queue: q.queue.clone(),
                                     ahead: u32::try_from(i).unwrap_or(u32::MAX),
-                                    minutes: number(e.get(1)).unwrap_or(u32::MAX),
+                                    minutes: minutes_of(e),
                                 };
                             }
                         })
                         .or_insert(Place::Waiting {
                             queue: q.queue.clone(),
                             ahead: u32::try_from(i).unwrap_or(u32::MAX),
-                            minutes: number(e.get(1)).unwrap_or(u32::MAX),
+                            minutes: minutes_of(e),
                         });
                 }
             }
@@ -396,28 +410,39 @@ pub fn decide(
     }
 }
 
+/// The minutes in a notice's words, or nothing when there is no estimate
+/// (`u32::MAX`: too little history, no counter open, or an office that sent
+/// none).
+fn wait(minutes: u32, words: impl Fn(u32) -> String) -> String {
+    if minutes == u32::MAX {
+        String::new()
+    } else {
+        words(minutes)
+    }
+}
+
 /// The notification, in the visitor's language: title and body.
 pub fn text(n: &Notice, number: u32, lang: Lang) -> (String, String) {
     match (n, lang) {
         (Notice::Near { ahead, minutes }, Lang::Ja) => (
             "まもなく順番です".into(),
-            format!("{number} 番：あなたの前にあと {ahead} 人（約 {minutes} 分）。窓口の近くへお戻りください。"),
+            format!("{number} 番：あなたの前にあと {ahead} 人{}。窓口の近くへお戻りください。", wait(*minutes, |m| format!("（約 {m} 分）"))),
         ),
         (Notice::Near { ahead, minutes }, Lang::Easy) => (
             "もうすぐ じゅんばんです".into(),
-            format!("{number} ばん：あなたの まえに あと {ahead} にん（だいたい {minutes} ふん）。まどぐちの ちかくに もどって ください。"),
+            format!("{number} ばん：あなたの まえに あと {ahead} にん{}。まどぐちの ちかくに もどって ください。", wait(*minutes, |m| format!("（だいたい {m} ふん）"))),
         ),
         (Notice::Near { ahead, minutes }, Lang::En) => (
             "Your turn is near".into(),
-            format!("No. {number}: {ahead} ahead of you (about {minutes} min). Please come back to the counters."),
+            format!("No. {number}: {ahead} ahead of you{}. Please come back to the counters.", wait(*minutes, |m| format!(" (about {m} min)"))),
         ),
         (Notice::Near { ahead, minutes }, Lang::Zh) => (
             "即将轮到您".into(),
-            format!("{number} 号：您前面还有 {ahead} 人（约 {minutes} 分钟）。请回到窗口附近。"),
+            format!("{number} 号：您前面还有 {ahead} 人{}。请回到窗口附近。", wait(*minutes, |m| format!("（约 {m} 分钟）"))),
         ),
         (Notice::Near { ahead, minutes }, Lang::Ko) => (
             "곧 차례입니다".into(),
-            format!("{number}번: 앞에 {ahead}명 (약 {minutes}분). 창구 근처로 돌아와 주세요."),
+            format!("{number}번: 앞에 {ahead}명{}. 창구 근처로 돌아와 주세요.", wait(*minutes, |m| format!(" (약 {m}분)"))),
         ),
         (Notice::Called { counter }, Lang::Ja) => (
             "お呼びしています".into(),
@@ -559,6 +584,34 @@ mod tests {
             decide(&board("2026-12-06", true, &[], &[]), &t, th, &mut p),
             (None, Fate::End)
         );
+    }
+
+    /// Outside tester pages-rt5 F2: with no estimate (no counter open)
+    /// the minutes sent are no wait: no notice goes by them, and a notice
+    /// by people ahead names no minutes.
+    #[test]
+    fn minutes_without_an_estimate_fire_nothing_and_are_not_told() {
+        let body = serde_json::json!({
+            "data": {
+                "date": "2026-12-06",
+                "day_open": true,
+                "queues": [
+                    {"queue": "idou", "wait_basis": "no_counter_open", "serving": [], "waiting": [[105, 3], [106, 4]]},
+                ],
+            },
+        });
+        let b = Board::parse(&body.to_string()).expect("ticket data");
+        let t = Token::parse("2026-12-06/106").expect("token");
+        let mut p = Progress::default();
+        assert_eq!(
+            decide(&b, &t, Threshold::Minutes(30), &mut p),
+            (None, Fate::Keep),
+            "4 'minutes' of no estimate are not a wait of 4 minutes"
+        );
+        let (n, _) = decide(&b, &t, Threshold::Ahead(1), &mut p);
+        let n = n.expect("near by people ahead");
+        let (_, body) = text(&n, 106, Lang::Ja);
+        assert!(body.contains("あと 1 人") && !body.contains('分'), "{body}");
     }
 
     #[test]

@@ -55,11 +55,61 @@ pub fn path(dir: &Path) -> PathBuf {
     dir.join(FILE)
 }
 
+/// The most a push state file may hold (far above `push.max_total`
+/// subscriptions): a bigger one is not read into memory (outside tester
+/// relay-rt5 R4: a 1.5 GB file took 1 GB of memory before the site came up).
+pub const MAX_STATE_BYTES: u64 = 64 << 20;
+
+/// Reads a push state file: only a regular file of at most `max` bytes. A
+/// FIFO or a device would block the relay's start before it listens
+/// (outside tester relay-rt5 R2: a FIFO kept the whole public site down);
+/// either is an I/O error, so push stops and the site stays up.
+pub fn read_regular(p: &Path, max: u64) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let m = fs::metadata(p)?;
+    if !m.is_file() {
+        return Err(std::io::Error::other("not a regular file"));
+    }
+    if m.len() > max {
+        return Err(std::io::Error::other(format!(
+            "{} bytes, more than the {max} a push state file may hold",
+            m.len()
+        )));
+    }
+    let mut out = Vec::new();
+    fs::File::open(p)?.take(max + 1).read_to_end(&mut out)?;
+    if out.len() as u64 > max {
+        return Err(std::io::Error::other("grew past the limit while read"));
+    }
+    Ok(out)
+}
+
+/// Creates `tmp` afresh for writing: a file or symlink left at that name is
+/// removed first, so nothing is written through a symlink to a file
+/// outside the state folder (outside tester relay-rt5 R3).
+pub fn create_fresh(tmp: &Path, private: bool) -> std::io::Result<fs::File> {
+    match fs::remove_file(tmp) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    let mut opts = fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    if private {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    #[cfg(not(unix))]
+    let _ = private;
+    opts.open(tmp)
+}
+
 /// Reads the file, if there is one. A file that does not parse is a loud,
 /// named error (never silently emptied).
 pub fn load(dir: &Path) -> Result<Subs, PushError> {
     let p = path(dir);
-    let text = match fs::read(&p) {
+    let text = match read_regular(&p, MAX_STATE_BYTES) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Subs::default()),
         Err(source) => return Err(PushError::Io { path: p, source }),
@@ -99,7 +149,7 @@ pub fn save(dir: &Path, subs: Vec<Sub>) -> Result<(), PushError> {
         why: e.to_string(),
     })?;
     let tmp = p.with_extension("tmp");
-    let mut f = fs::File::create(&tmp).map_err(io)?;
+    let mut f = create_fresh(&tmp, false).map_err(io)?;
     f.write_all(&body).map_err(io)?;
     f.sync_all().map_err(io)?;
     fs::rename(&tmp, &p).map_err(io)?;
@@ -120,6 +170,34 @@ pub fn sync_dir(file: &Path) -> Result<(), PushError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Outside tester relay-rt5 R2 and R3: a FIFO in place of a state
+    /// file is refused at once (it blocked the start), and a symlink left
+    /// at the temporary name is not written through.
+    #[cfg(unix)]
+    #[test]
+    fn a_fifo_is_refused_and_a_symlink_at_the_temporary_name_is_not_followed() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let fifo = dir.path().join(FILE);
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .expect("mkfifo");
+        assert!(made.success());
+        assert!(load(dir.path()).is_err(), "refused, not blocked");
+        fs::remove_file(&fifo).expect("rm");
+        let outside = tempfile::tempdir().expect("tmp");
+        let victim = outside.path().join("victim");
+        fs::write(&victim, "precious").expect("victim");
+        std::os::unix::fs::symlink(&victim, path(dir.path()).with_extension("tmp"))
+            .expect("symlink");
+        save(dir.path(), Vec::new()).expect("saved");
+        assert_eq!(fs::read_to_string(&victim).expect("read"), "precious");
+        assert!(fs::symlink_metadata(path(dir.path()))
+            .expect("meta")
+            .file_type()
+            .is_file());
+    }
 
     #[test]
     fn subscriptions_round_trip_and_a_damaged_file_is_named() {

@@ -35,7 +35,7 @@ impl Vapid {
     pub fn open(dir: &Path) -> Result<Vapid, PushError> {
         let path = dir.join(FILE);
         let rng = SystemRandom::new();
-        let pkcs8 = match fs::read(&path) {
+        let pkcs8 = match super::store::read_regular(&path, 64 << 10) {
             Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let doc = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
@@ -85,14 +85,7 @@ fn write_private(path: &Path, bytes: &[u8]) -> Result<(), PushError> {
         source,
     };
     let tmp: PathBuf = path.with_extension("tmp");
-    let mut opts = fs::OpenOptions::new();
-    opts.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(0o600);
-    }
-    let mut f = opts.open(&tmp).map_err(io)?;
+    let mut f = super::store::create_fresh(&tmp, true).map_err(io)?;
     f.write_all(bytes).map_err(io)?;
     f.sync_all().map_err(io)?;
     fs::rename(&tmp, path).map_err(io)?;
