@@ -312,13 +312,25 @@ impl State {
                 Some(None) => None,
                 None => {
                     // That day it was open now: a spell that started near
-                    // the same time tells how long this one lasts.
+                    // the same time tells how long this one lasts; else
+                    // the closures of that day that lasted longer than
+                    // this one has so far (their median), and if none
+                    // did, it stays closed. Never "back in 5 minutes":
+                    // counters staff had just closed were replayed as open
+                    // again at once, so everyone behind the first few was
+                    // promised the same short wait (outside tester
+                    // pages-rt5 F1).
                     let similar = spells
                         .iter()
                         .filter_map(|(s, e)| e.map(|e| (*s, e)))
                         .filter(|(s, _)| (s - since).abs() <= 90)
                         .min_by_key(|(s, _)| (s - since).abs());
-                    Some(similar.map_or(now_min + 5, |(s, e)| (since + e - s).max(now_min + 1)))
+                    match similar {
+                        Some((s, e)) => Some((since + e - s).max(now_min + 1)),
+                        None => day
+                            .closure_lasting_beyond(now_min - since)
+                            .map(|len| (since + len).max(now_min + 1)),
+                    }
                 }
             };
             match reopen {

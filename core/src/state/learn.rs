@@ -238,6 +238,26 @@ pub struct DayStaffing {
 }
 
 impl DayStaffing {
+    /// The median length, in minutes, of this day's closures begun after
+    /// its opening (every counter; the start-of-day ones left out) that
+    /// lasted longer than `elapsed`: how long a closure that has lasted
+    /// `elapsed` may still go on. `None` when none lasted that long.
+    pub fn closure_lasting_beyond(&self, elapsed: i32) -> Option<i32> {
+        let mut longer: Vec<i32> = self
+            .closed
+            .values()
+            .flatten()
+            .filter(|(s, _)| *s > self.opened_min + 30)
+            .filter_map(|(s, e)| e.map(|e| e - s))
+            .filter(|len| *len > elapsed)
+            .collect();
+        if longer.is_empty() {
+            return None;
+        }
+        longer.sort_unstable();
+        Some(longer[longer.len() / 2])
+    }
+
     /// Whether `counter` was closed at minute `m`, and until when.
     pub fn closed_at(&self, counter: CounterNo, m: i32) -> Option<Option<i32>> {
         self.closed.get(&counter).and_then(|spells| {

@@ -553,6 +553,68 @@ fn opening_an_unlisted_day_is_special() {
     );
 }
 
+/// Outside tester pages-rt5 F1: with the other counters just closed by
+/// staff (open at this time on the day followed), one counter open, the
+/// waits grew no more after the first few: the closed counters were
+/// replayed as back within 5 minutes. Now they come back after the day's
+/// closures that lasted longer (none: not at all), so each place waits
+/// longer than the one before it.
+#[test]
+fn counters_just_closed_are_not_replayed_as_back_at_once() {
+    let mut o = Office::default_open();
+    let mut hist = learn::LogHist::prior(480.0);
+    hist.samples = 100;
+    o.st.meta.learned.occupancy.insert("koseki".into(), hist);
+    // A day followed on which counters 1–3 were open all day.
+    o.st.meta.learned.days.push_back(learn::DayStaffing {
+        weekday: o.st.meta.learned.today.weekday,
+        opened_min: o.st.meta.learned.today.opened_min,
+        closed: Default::default(),
+    });
+    for c in [1, 2, 3] {
+        o.open(c);
+    }
+    o.tick(30);
+    for c in [2, 3] {
+        o.ok(Command::CloseCounter { counter: c });
+    }
+    for _ in 0..8 {
+        o.issue("koseki");
+    }
+    let waits: Vec<u32> =
+        o.st.waiting_with_estimates(&o.cfg, "koseki", Millis(o.now))
+            .into_iter()
+            .map(|(_, w)| w)
+            .collect();
+    assert_eq!(waits.len(), 8);
+    for pair in waits.windows(2).skip(1) {
+        assert!(
+            pair[1] > pair[0] + 120,
+            "each place waits longer: {waits:?}"
+        );
+    }
+    // One counter at 8 minutes a ticket: the eighth waits near an hour.
+    assert!(waits[7] > 40 * 60, "{waits:?}");
+}
+
+#[test]
+fn a_closure_goes_on_as_long_as_the_days_longer_ones() {
+    let day = learn::DayStaffing {
+        weekday: 0,
+        opened_min: 510,
+        closed: [
+            (1, vec![(480, Some(510)), (700, Some(760))]),
+            (2, vec![(600, Some(610)), (800, Some(830))]),
+        ]
+        .into_iter()
+        .collect(),
+    };
+    // The start-of-day closure is left out: 60, 10 and 30 minutes.
+    assert_eq!(day.closure_lasting_beyond(0), Some(30));
+    assert_eq!(day.closure_lasting_beyond(20), Some(60));
+    assert_eq!(day.closure_lasting_beyond(60), None);
+}
+
 /// With history but no counter of the queue open, the wait is not put in
 /// numbers (browser finding F17: every waiting ticket showed the same
 /// 5 minutes, the replay's guess of when other days' counters opened).
