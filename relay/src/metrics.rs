@@ -29,6 +29,9 @@ pub struct Metrics {
     pub hello_invalid: AtomicU64,
     /// Hello tokens whose nonce was already used (copied off the wire).
     pub hello_replayed: AtomicU64,
+    /// Fresh hello tokens refused because the nonces of 4096 fresh ones
+    /// are held (only a holder of an office key can do that).
+    pub hello_nonces_full: AtomicU64,
     /// State files set aside at start-up (damaged or unverifiable), the
     /// push files included.
     pub set_aside: AtomicU64,
@@ -151,6 +154,12 @@ impl Metrics {
             "counter",
             "Ingest hello tokens used a second time (copied off the wire; shared slots only).",
             g(&self.hello_replayed),
+        );
+        line(
+            "ingest_hello_nonces_full_total",
+            "counter",
+            "Fresh ingest hello tokens refused because 4096 fresh ones are held (an office key may have leaked; shared slots only).",
+            g(&self.hello_nonces_full),
         );
         line(
             "state_set_aside_total",

@@ -43,8 +43,14 @@ use store::Subs;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PushError {
-    #[error("push state {path}: {source}")]
+    #[error("cannot read push state {path}: {source}")]
     Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// relay-rt5 R5: a full disk is a failed *write*, and says so.
+    #[error("cannot write push state {path}: {source}")]
+    Write {
         path: PathBuf,
         source: std::io::Error,
     },
@@ -588,13 +594,13 @@ fn open_state(dir: &std::path::Path) -> Result<(vapid::Vapid, Subs, u64), PushEr
 /// Renames a damaged push file aside (the relay's one naming rule).
 fn set_aside(path: &std::path::Path) -> Result<PathBuf, PushError> {
     crate::store::set_aside(path).map_err(|e| match e {
-        crate::store::StoreError::Io { path, source } => PushError::Io { path, source },
+        crate::store::StoreError::Io { path, source } => PushError::Write { path, source },
         crate::store::StoreError::Damaged { path, why } => PushError::Damaged { path, why },
     })
 }
 
 fn fs_create(dir: &std::path::Path) -> Result<(), PushError> {
-    std::fs::create_dir_all(dir).map_err(|source| PushError::Io {
+    std::fs::create_dir_all(dir).map_err(|source| PushError::Write {
         path: dir.to_path_buf(),
         source,
     })

@@ -136,10 +136,6 @@ pub fn load(dir: &Path) -> Result<Subs, PushError> {
 /// Writes all subscriptions (a snapshot) durably.
 pub fn save(dir: &Path, subs: Vec<Sub>) -> Result<(), PushError> {
     let p = path(dir);
-    let io = |source| PushError::Io {
-        path: p.clone(),
-        source,
-    };
     let body = serde_json::to_vec(&OnDisk {
         version: VERSION,
         subscriptions: subs,
@@ -148,12 +144,28 @@ pub fn save(dir: &Path, subs: Vec<Sub>) -> Result<(), PushError> {
         path: p.clone(),
         why: e.to_string(),
     })?;
-    let tmp = p.with_extension("tmp");
-    let mut f = create_fresh(&tmp, false).map_err(io)?;
-    f.write_all(&body).map_err(io)?;
-    f.sync_all().map_err(io)?;
-    fs::rename(&tmp, &p).map_err(io)?;
-    sync_dir(&p)
+    write_durably(&p, &body, false)
+}
+
+/// Replaces `path` with `bytes` so that a crash leaves the old file or the
+/// new one: a fresh temporary file beside it, synced, renamed over, the
+/// folder synced. A failure (a full disk, relay-rt5 R5) removes the
+/// temporary file rather than leaving an empty one behind.
+pub fn write_durably(path: &Path, bytes: &[u8], private: bool) -> Result<(), PushError> {
+    let tmp = path.with_extension("tmp");
+    let written = create_fresh(&tmp, private).and_then(|mut f| {
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        fs::rename(&tmp, path)
+    });
+    if let Err(source) = written {
+        let _ = fs::remove_file(&tmp);
+        return Err(PushError::Write {
+            path: path.to_path_buf(),
+            source,
+        });
+    }
+    sync_dir(path)
 }
 
 /// fsyncs the folder holding `file` (so a rename survives power loss).
@@ -161,7 +173,7 @@ pub fn sync_dir(file: &Path) -> Result<(), PushError> {
     let dir = file.parent().unwrap_or(Path::new("."));
     fs::File::open(dir)
         .and_then(|d| d.sync_all())
-        .map_err(|source| PushError::Io {
+        .map_err(|source| PushError::Write {
             path: dir.to_path_buf(),
             source,
         })
@@ -170,6 +182,24 @@ pub fn sync_dir(file: &Path) -> Result<(), PushError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Outside tester relay-rt5 R5: a write that fails (there a full disk;
+    /// here a folder where the file should go, so the rename fails) is a
+    /// `Write` error, not "cannot be read", and leaves no temporary file.
+    #[test]
+    fn a_failed_write_says_write_and_leaves_no_temporary_file() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let target = dir.path().join(FILE);
+        fs::create_dir(&target).expect("a folder in the file's place");
+        fs::write(target.join("inside"), b"x").expect("non-empty folder");
+        let err = write_durably(&target, b"{}", false).expect_err("cannot replace a folder");
+        assert!(matches!(err, PushError::Write { .. }), "{err:?}");
+        assert!(err.to_string().starts_with("cannot write"), "{err}");
+        assert!(
+            !target.with_extension("tmp").exists(),
+            "temporary file left behind"
+        );
+    }
 
     /// Outside tester relay-rt5 R2 and R3: a FIFO in place of a state
     /// file is refused at once (it blocked the start), and a symlink left

@@ -4,9 +4,7 @@
 //! push carries `Authorization: vapid t=<JWT>, k=<public key>`, the JWT
 //! naming the push service's origin, an expiry and the operator's contact.
 
-use std::fs;
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use base64::Engine;
@@ -80,16 +78,7 @@ impl Vapid {
 }
 
 fn write_private(path: &Path, bytes: &[u8]) -> Result<(), PushError> {
-    let io = |source| PushError::Io {
-        path: path.to_path_buf(),
-        source,
-    };
-    let tmp: PathBuf = path.with_extension("tmp");
-    let mut f = super::store::create_fresh(&tmp, true).map_err(io)?;
-    f.write_all(bytes).map_err(io)?;
-    f.sync_all().map_err(io)?;
-    fs::rename(&tmp, path).map_err(io)?;
-    super::store::sync_dir(path)
+    super::store::write_durably(path, bytes, true)
 }
 
 #[cfg(test)]

@@ -33,8 +33,12 @@ pub enum Verdict {
 pub enum Refusal {
     /// Malformed, stale or not signed by an office key for this relay.
     Invalid,
-    /// Its nonce was seen before (a copy), or no room to remember it.
+    /// Its nonce was seen before (a copy).
     Replayed,
+    /// Fresh, but the nonces of more than `MAX_NONCES` fresh tokens are
+    /// held, which only a holder of an office key can cause (relay-rt5 R5:
+    /// this was told as "replayed", pointing at a copier on the path).
+    Full,
 }
 
 /// The nonces of the tokens taken, with the time each token was made.
@@ -85,7 +89,7 @@ impl Nonces {
             // A nonce whose token is no longer fresh cannot be replayed.
             seen.retain(|_, at| at.saturating_add(window_ms) >= now.0);
             if seen.len() >= self.cap {
-                return Verdict::Refused(Refusal::Replayed);
+                return Verdict::Refused(Refusal::Full);
             }
         }
         seen.insert(proof.nonce, proof.at.0);
@@ -136,7 +140,7 @@ mod tests {
             );
         }
         let late = hello::token(&k, "relay-1", NOW, [3; 16]);
-        assert_eq!(judge(&late, NOW), Verdict::Refused(Refusal::Replayed));
+        assert_eq!(judge(&late, NOW), Verdict::Refused(Refusal::Full));
         let later = NOW.plus(WINDOW * 2).plus(Duration::from_millis(1));
         let fresh = hello::token(&k, "relay-1", later, [3; 16]);
         assert_eq!(judge(&fresh, later), Verdict::Office);

@@ -89,9 +89,21 @@ impl Relay {
                 }
                 Err(e) => {
                     metrics.push_unavailable.store(true, Ordering::Relaxed);
+                    // relay-rt5 R5: say whether it could not be read or
+                    // not written (a full disk), as the error does.
+                    let (ja, en) = match e {
+                        crate::push::PushError::Write { .. } => (
+                            "Web Push の状態ファイルを書き込めないため（ディスクの空きを確認してください）",
+                            "Web Push state cannot be written (check the free space)",
+                        ),
+                        _ => (
+                            "Web Push の状態ファイルが読めないため",
+                            "Web Push state cannot be read",
+                        ),
+                    };
                     tracing::error!(
                         error = %e,
-                        "Web Push の状態ファイルが読めないため、通知なしで公開を続けます (ファイルは変更していません) / Web Push state cannot be read: serving the public site without Web Push (nothing was renamed or replaced)"
+                        "{ja}、通知なしで公開を続けます (既存のファイルは変更していません) / {en}: serving the public site without Web Push (no existing file was renamed or replaced)"
                     );
                     None
                 }
@@ -475,6 +487,10 @@ async fn serve_connection(
                         hello::Verdict::Refused(hello::Refusal::Replayed) => {
                             tracing::warn!(%peer, "ingest hello with a token already used: shared slots only");
                             Metrics::add(&relay.metrics.hello_replayed)
+                        }
+                        hello::Verdict::Refused(hello::Refusal::Full) => {
+                            tracing::error!(%peer, "有効期間内の、事務所の鍵で署名された接続トークンが4096件を超えました。鍵の漏えいを疑い、鍵を交換してください / more than 4096 tokens signed with an office key are fresh at once: the key may have leaked, replace it; shared slots only");
+                            Metrics::add(&relay.metrics.hello_nonces_full)
                         }
                         _ => {}
                     }
