@@ -63,22 +63,7 @@ impl State {
             });
         }
         if let Command::OpenDay { date } = command {
-            if let Some(day) = &self.meta.day {
-                if day.closed_at.is_none() {
-                    return Err(Refusal::DayAlreadyOpen { date: day.date });
-                }
-                if *date <= day.date && !self.wrong_day_repaired_by(config, now, *date) {
-                    return Err(Refusal::DayNotAfterLast {
-                        date: *date,
-                        last: day.date,
-                    });
-                }
-            }
-            let special = config.calendar.opening(*date).is_none();
-            return Ok(vec![Event::DayOpened {
-                date: *date,
-                special,
-            }]);
+            return self.open_day(config, now, *date);
         }
         if let Command::ReopenDay = command {
             return self.reopen_day(config, now);
@@ -114,60 +99,7 @@ impl State {
                 category,
                 kiosk,
                 request_id,
-            } => {
-                check_len("kiosk", kiosk.as_ref(), MAX_ID_CHARS)?;
-                check_len("request_id", request_id.as_ref(), MAX_ID_CHARS)?;
-                if let Some(r) = request_id {
-                    if let Some(n) = self.requests.get(r) {
-                        // The same request again: the ticket exists, nothing
-                        // happens. The same id for another category is a
-                        // different request, refused, never answered with
-                        // the earlier ticket.
-                        if self.tickets.get(n).is_some_and(|t| t.category != *category) {
-                            return Err(Refusal::RequestIdReused);
-                        }
-                        return Ok(Vec::new());
-                    }
-                }
-                let range = config
-                    .queue(category)
-                    .and_then(|q| q.numbers)
-                    .ok_or_else(|| Refusal::UnknownCategory {
-                        category: category.clone(),
-                    })?;
-                let start = self
-                    .meta
-                    .next_number
-                    .get(category)
-                    .copied()
-                    .unwrap_or(range.from)
-                    .max(range.from);
-                let number = (start..=range.to)
-                    .find(|n| !self.tickets.contains_key(n))
-                    .ok_or_else(|| Refusal::NumbersExhausted {
-                        category: category.clone(),
-                    })?;
-                let ahead = self.waiting_count(category);
-                let expected = estimate.unwrap_or_else(|| self.wait_range(config, category, now));
-                if let Some(closed) = self.issuing_closed(config, category, now, Some(expected)) {
-                    return Err(Refusal::IssuingClosed {
-                        category: category.clone(),
-                        closed: Box::new(closed),
-                    });
-                }
-                vec![Event::TicketIssued {
-                    number,
-                    category: category.clone(),
-                    kiosk: kiosk.clone(),
-                    request_id: request_id.clone(),
-                    people_ahead: u32::try_from(ahead).unwrap_or(u32::MAX),
-                    expected_wait_s: expected.point_s,
-                    expected_wait_low_s: Some(expected.low_s),
-                    expected_wait_high_s: Some(expected.high_s),
-                    // The engine draws it (issue 20): decide stays pure.
-                    tag: None,
-                }]
-            }
+            } => self.issue(config, now, category, kiosk, request_id, estimate)?,
             Command::CallNext { counter } => {
                 self.idle_counter(*counter)?;
                 let number = self
@@ -180,24 +112,7 @@ impl State {
                 }]
             }
             Command::CallNumber { counter, number } => {
-                self.idle_counter(*counter)?;
-                let t = self.known_ticket(*number)?;
-                match t.status {
-                    Status::Waiting { .. } | Status::Absent { .. } => {}
-                    _ => {
-                        return Err(Refusal::NotWaiting {
-                            number: *number,
-                            status: t.status.name(),
-                        })
-                    }
-                }
-                served_here(config, *counter, *number, &t.queue)?;
-                let out_of_order = self.next_for(config, *counter) != Some(*number);
-                vec![Event::Called {
-                    number: *number,
-                    counter: *counter,
-                    out_of_order,
-                }]
+                self.call_number(config, *counter, *number)?
             }
             Command::Recall { counter } => {
                 let t = self.ticket_at(*counter)?;
@@ -247,27 +162,7 @@ impl State {
                 to,
                 tags,
                 note,
-            } => {
-                check_len("note", note.as_ref(), MAX_NOTE_CHARS)?;
-                let t = self.unfinished_ticket(*number)?;
-                if config.queue(to).is_none() {
-                    return Err(Refusal::UnknownQueue { queue: to.clone() });
-                }
-                if matches!(t.status, Status::Waiting { .. }) && &t.queue == to {
-                    return Err(Refusal::SameQueue {
-                        number: *number,
-                        queue: to.clone(),
-                    });
-                }
-                check_tags(config, tags)?;
-                vec![Event::Transferred {
-                    number: *number,
-                    counter: t.status.counter(),
-                    to: to.clone(),
-                    tags: tags.clone(),
-                    note: note.clone(),
-                }]
-            }
+            } => self.transfer(config, *number, to, tags, note)?,
             Command::Hold { counter, note } => {
                 check_len("note", note.as_ref(), MAX_NOTE_CHARS)?;
                 let t = self.ticket_at(*counter)?;
@@ -277,21 +172,7 @@ impl State {
                     note: note.clone(),
                 }]
             }
-            Command::Resume { number, counter } => {
-                let t = self.known_ticket(*number)?;
-                if !matches!(t.status, Status::Held { .. }) {
-                    return Err(Refusal::NotHeld {
-                        number: *number,
-                        status: t.status.name(),
-                    });
-                }
-                self.idle_counter(*counter)?;
-                served_here(config, *counter, *number, &t.queue)?;
-                vec![Event::Resumed {
-                    number: *number,
-                    counter: *counter,
-                }]
-            }
+            Command::Resume { number, counter } => self.resume(config, *number, *counter)?,
             Command::Cancel { number } => {
                 let t = self.unfinished_ticket(*number)?;
                 vec![Event::Cancelled {
@@ -299,27 +180,210 @@ impl State {
                     counter: t.status.counter(),
                 }]
             }
-            Command::ReopenIssuing { category } => {
-                if !config.queue(category).is_some_and(|q| q.is_category()) {
-                    return Err(Refusal::UnknownCategory {
-                        category: category.clone(),
-                    });
-                }
-                let expected = self.wait_range(config, category, now);
-                if self
-                    .issuing_closed(config, category, now, Some(expected))
-                    .is_none()
-                {
-                    return Err(Refusal::IssuingNotClosed {
-                        category: category.clone(),
-                    });
-                }
-                vec![Event::IssuingReopened {
-                    category: category.clone(),
-                }]
-            }
+            Command::ReopenIssuing { category } => self.reopen_issuing(config, now, category)?,
         };
         Ok(events)
+    }
+
+    /// `open_day`: after the last day closed, never the same day again
+    /// (its numbers would be given twice) unless a wrong day is repaired.
+    fn open_day(
+        &self,
+        config: &Config,
+        now: Millis,
+        date: chrono::NaiveDate,
+    ) -> Result<Vec<Event>, Refusal> {
+        if let Some(day) = &self.meta.day {
+            if day.closed_at.is_none() {
+                return Err(Refusal::DayAlreadyOpen { date: day.date });
+            }
+            if date <= day.date && !self.wrong_day_repaired_by(config, now, date) {
+                return Err(Refusal::DayNotAfterLast {
+                    date: date,
+                    last: day.date,
+                });
+            }
+        }
+        let special = config.calendar.opening(date).is_none();
+        return Ok(vec![Event::DayOpened {
+            date: date,
+            special,
+        }]);
+    }
+
+    /// `issue_ticket`: a retried request answers with nothing new; a new
+    /// one takes the first free number of the category's range, with the
+    /// wait estimate (`estimate`, or computed here) recorded in the event.
+    fn issue(
+        &self,
+        config: &Config,
+        now: Millis,
+        category: &str,
+        kiosk: &Option<String>,
+        request_id: &Option<String>,
+        estimate: Option<super::WaitRange>,
+    ) -> Result<Vec<Event>, Refusal> {
+        check_len("kiosk", kiosk.as_ref(), MAX_ID_CHARS)?;
+        check_len("request_id", request_id.as_ref(), MAX_ID_CHARS)?;
+        if let Some(r) = request_id {
+            if let Some(n) = self.requests.get(r) {
+                // The same request again: the ticket exists, nothing
+                // happens. The same id for another category is a
+                // different request, refused, never answered with
+                // the earlier ticket.
+                if self.tickets.get(n).is_some_and(|t| t.category != *category) {
+                    return Err(Refusal::RequestIdReused);
+                }
+                return Ok(Vec::new());
+            }
+        }
+        let range = config
+            .queue(category)
+            .and_then(|q| q.numbers)
+            .ok_or_else(|| Refusal::UnknownCategory {
+                category: category.to_owned(),
+            })?;
+        let start = self
+            .meta
+            .next_number
+            .get(category)
+            .copied()
+            .unwrap_or(range.from)
+            .max(range.from);
+        let number = (start..=range.to)
+            .find(|n| !self.tickets.contains_key(n))
+            .ok_or_else(|| Refusal::NumbersExhausted {
+                category: category.to_owned(),
+            })?;
+        let ahead = self.waiting_count(category);
+        let expected = estimate.unwrap_or_else(|| self.wait_range(config, category, now));
+        if let Some(closed) = self.issuing_closed(config, category, now, Some(expected)) {
+            return Err(Refusal::IssuingClosed {
+                category: category.to_owned(),
+                closed: Box::new(closed),
+            });
+        }
+        Ok(vec![Event::TicketIssued {
+            number,
+            category: category.to_owned(),
+            kiosk: kiosk.clone(),
+            request_id: request_id.clone(),
+            people_ahead: u32::try_from(ahead).unwrap_or(u32::MAX),
+            expected_wait_s: expected.point_s,
+            expected_wait_low_s: Some(expected.low_s),
+            expected_wait_high_s: Some(expected.high_s),
+            // The engine draws it (issue 20): decide stays pure.
+            tag: None,
+        }])
+    }
+
+    /// `call_number`: a waiting or absent ticket of a queue this counter
+    /// serves, out of order if it is not the one `call_next` would take.
+    fn call_number(
+        &self,
+        config: &Config,
+        counter: CounterNo,
+        number: Number,
+    ) -> Result<Vec<Event>, Refusal> {
+        self.idle_counter(counter)?;
+        let t = self.known_ticket(number)?;
+        match t.status {
+            Status::Waiting { .. } | Status::Absent { .. } => {}
+            _ => {
+                return Err(Refusal::NotWaiting {
+                    number: number,
+                    status: t.status.name(),
+                })
+            }
+        }
+        served_here(config, counter, number, &t.queue)?;
+        let out_of_order = self.next_for(config, counter) != Some(number);
+        Ok(vec![Event::Called {
+            number: number,
+            counter: counter,
+            out_of_order,
+        }])
+    }
+
+    /// `transfer`: an unfinished ticket to a known queue (not the queue it
+    /// already waits in).
+    fn transfer(
+        &self,
+        config: &Config,
+        number: Number,
+        to: &str,
+        tags: &[String],
+        note: &Option<String>,
+    ) -> Result<Vec<Event>, Refusal> {
+        check_len("note", note.as_ref(), MAX_NOTE_CHARS)?;
+        let t = self.unfinished_ticket(number)?;
+        if config.queue(to).is_none() {
+            return Err(Refusal::UnknownQueue {
+                queue: to.to_owned(),
+            });
+        }
+        if matches!(t.status, Status::Waiting { .. }) && &t.queue == to {
+            return Err(Refusal::SameQueue {
+                number: number,
+                queue: to.to_owned(),
+            });
+        }
+        check_tags(config, tags)?;
+        Ok(vec![Event::Transferred {
+            number: number,
+            counter: t.status.counter(),
+            to: to.to_owned(),
+            tags: tags.to_vec(),
+            note: note.clone(),
+        }])
+    }
+
+    /// `resume`: a held ticket, at an idle counter serving its queue.
+    fn resume(
+        &self,
+        config: &Config,
+        number: Number,
+        counter: CounterNo,
+    ) -> Result<Vec<Event>, Refusal> {
+        let t = self.known_ticket(number)?;
+        if !matches!(t.status, Status::Held { .. }) {
+            return Err(Refusal::NotHeld {
+                number: number,
+                status: t.status.name(),
+            });
+        }
+        self.idle_counter(counter)?;
+        served_here(config, counter, number, &t.queue)?;
+        Ok(vec![Event::Resumed {
+            number: number,
+            counter: counter,
+        }])
+    }
+
+    /// `reopen_issuing`: only a category whose issuing closed by itself.
+    fn reopen_issuing(
+        &self,
+        config: &Config,
+        now: Millis,
+        category: &str,
+    ) -> Result<Vec<Event>, Refusal> {
+        if !config.queue(category).is_some_and(|q| q.is_category()) {
+            return Err(Refusal::UnknownCategory {
+                category: category.to_owned(),
+            });
+        }
+        let expected = self.wait_range(config, category, now);
+        if self
+            .issuing_closed(config, category, now, Some(expected))
+            .is_none()
+        {
+            return Err(Refusal::IssuingNotClosed {
+                category: category.to_owned(),
+            });
+        }
+        Ok(vec![Event::IssuingReopened {
+            category: category.to_owned(),
+        }])
     }
 
     /// A day closed by mistake opens again — only today's, by the office's
