@@ -360,65 +360,18 @@ impl State {
             Event::Login { .. } | Event::AccountChanged { .. } | Event::LogArchived { .. } => {}
             Event::Promoted { epoch } => self.meta.epoch = self.meta.epoch.max(*epoch),
             Event::DayOpened { date, special } => self.start_day(config, at, *date, *special),
-            Event::DayClosed { .. } => {
-                let day = self
-                    .meta
-                    .day
-                    .as_mut()
-                    .ok_or_else(|| Inconsistent("day closed while none is open".into()))?;
-                day.closed_at = Some(at);
-            }
-            Event::DayReopened { date } => {
-                let day = self
-                    .meta
-                    .day
-                    .as_mut()
-                    .filter(|d| d.date == *date && d.closed_at.is_some())
-                    .ok_or_else(|| Inconsistent(format!("day {date} reopened but not closed")))?;
-                day.closed_at = None;
-            }
+            Event::DayClosed { .. } => self.day_closed(at)?,
+            Event::DayReopened { date } => self.day_reopened(*date)?,
             Event::CounterOpened { counter, staff } => {
-                let c = self.counter_mut(*counter)?;
-                c.open = true;
-                c.staff.clone_from(staff);
-                self.meta
-                    .learned
-                    .counter_opened(*counter, local_min(config, at));
+                self.counter_opened(config, at, *counter, staff)?
             }
-            Event::CounterClosed { counter } => {
-                let c = self.counter_mut(*counter)?;
-                if let Some(t) = c.ticket {
-                    return Err(Inconsistent(format!(
-                        "counter {counter} closed with ticket {t}"
-                    )));
-                }
-                c.open = false;
-                c.staff = None;
-                self.meta
-                    .learned
-                    .counter_closed(*counter, local_min(config, at));
-            }
+            Event::CounterClosed { counter } => self.counter_closed(config, at, *counter)?,
             e @ Event::TicketIssued { .. } => self.add_issued(at, e)?,
             Event::Called {
                 number,
                 counter,
                 out_of_order,
-            } => {
-                if let Some(t) = self.tickets.get(number) {
-                    self.meta.accuracy.called(t, at);
-                }
-                self.learn_from_call(config, *number, *counter, at);
-                self.leave_queue(*number)?;
-                self.seat_at_counter(*number, *counter, at)?;
-                self.step(
-                    *number,
-                    at,
-                    StepKind::Called {
-                        counter: *counter,
-                        out_of_order: *out_of_order,
-                    },
-                )?;
-            }
+            } => self.called(config, at, *number, *counter, *out_of_order)?,
             Event::Recalled { number, counter } => {
                 self.step(*number, at, StepKind::Recalled { counter: *counter })?;
             }
@@ -468,27 +421,14 @@ impl State {
                 tags,
                 note,
             } => {
-                self.release_counter(config, *number, at, true)?;
-                self.leave_queue(*number)?;
-                let t = self.ticket_mut(*number)?;
-                let from = std::mem::replace(&mut t.queue, to.clone());
-                t.status = Status::Waiting {
-                    since: at,
-                    front: false,
+                let step = |from| StepKind::Transferred {
+                    counter: *counter,
+                    from,
+                    to: to.clone(),
+                    tags: tags.clone(),
+                    note: note.clone(),
                 };
-                let t = t.clone();
-                self.enqueue(&t);
-                self.step(
-                    *number,
-                    at,
-                    StepKind::Transferred {
-                        counter: *counter,
-                        from,
-                        to: to.clone(),
-                        tags: tags.clone(),
-                        note: note.clone(),
-                    },
-                )?;
+                self.transferred(config, at, *number, to, step)?
             }
             Event::Held {
                 number,
@@ -532,6 +472,112 @@ impl State {
             Event::TurnedAway { .. } => {}
         }
         Ok(())
+    }
+
+    fn day_closed(&mut self, at: Millis) -> Result<(), Inconsistent> {
+        let day = self
+            .meta
+            .day
+            .as_mut()
+            .ok_or_else(|| Inconsistent("day closed while none is open".into()))?;
+        day.closed_at = Some(at);
+        Ok(())
+    }
+
+    fn day_reopened(&mut self, date: chrono::NaiveDate) -> Result<(), Inconsistent> {
+        let day = self
+            .meta
+            .day
+            .as_mut()
+            .filter(|d| d.date == date && d.closed_at.is_some())
+            .ok_or_else(|| Inconsistent(format!("day {date} reopened but not closed")))?;
+        day.closed_at = None;
+        Ok(())
+    }
+
+    fn counter_opened(
+        &mut self,
+        config: &Config,
+        at: Millis,
+        counter: CounterNo,
+        staff: &Option<String>,
+    ) -> Result<(), Inconsistent> {
+        let c = self.counter_mut(counter)?;
+        c.open = true;
+        c.staff.clone_from(staff);
+        self.meta
+            .learned
+            .counter_opened(counter, local_min(config, at));
+        Ok(())
+    }
+
+    fn counter_closed(
+        &mut self,
+        config: &Config,
+        at: Millis,
+        counter: CounterNo,
+    ) -> Result<(), Inconsistent> {
+        let c = self.counter_mut(counter)?;
+        if let Some(t) = c.ticket {
+            return Err(Inconsistent(format!(
+                "counter {counter} closed with ticket {t}"
+            )));
+        }
+        c.open = false;
+        c.staff = None;
+        self.meta
+            .learned
+            .counter_closed(counter, local_min(config, at));
+        Ok(())
+    }
+
+    /// A call: the accuracy record and the learned service model see it
+    /// before the ticket leaves its queue for the counter.
+    fn called(
+        &mut self,
+        config: &Config,
+        at: Millis,
+        number: Number,
+        counter: CounterNo,
+        out_of_order: bool,
+    ) -> Result<(), Inconsistent> {
+        if let Some(t) = self.tickets.get(&number) {
+            self.meta.accuracy.called(t, at);
+        }
+        self.learn_from_call(config, number, counter, at);
+        self.leave_queue(number)?;
+        self.seat_at_counter(number, counter, at)?;
+        self.step(
+            number,
+            at,
+            StepKind::Called {
+                counter,
+                out_of_order,
+            },
+        )
+    }
+
+    /// A transfer: the ticket waits again, at the back of queue `to`;
+    /// `step` is told the queue it came from.
+    fn transferred(
+        &mut self,
+        config: &Config,
+        at: Millis,
+        number: Number,
+        to: &str,
+        step: impl FnOnce(String) -> StepKind,
+    ) -> Result<(), Inconsistent> {
+        self.release_counter(config, number, at, true)?;
+        self.leave_queue(number)?;
+        let t = self.ticket_mut(number)?;
+        let from = std::mem::replace(&mut t.queue, to.to_owned());
+        t.status = Status::Waiting {
+            since: at,
+            front: false,
+        };
+        let t = t.clone();
+        self.enqueue(&t);
+        self.step(number, at, step(from))
     }
 
     fn counter_mut(&mut self, n: CounterNo) -> Result<&mut CounterState, Inconsistent> {
