@@ -45,7 +45,7 @@ use std::time::{Duration, Instant};
 
 use madoguchi_core::config::RelayTarget;
 use madoguchi_wire::bundle::{pack, Header, Kind, Reset};
-use madoguchi_wire::reply::MAX_REPLY_BYTES;
+use madoguchi_wire::reply::{Clocks, MAX_REPLY_BYTES};
 use madoguchi_wire::time::{EXPIRES_AFTER, KEEPALIVE};
 use madoguchi_wire::{auth, hello, rules};
 use madoguchi_wire::{Code, Reply, UnixMillis};
@@ -315,63 +315,14 @@ async fn push(
     key: &SigningKey,
     seq: &Sequence,
 ) -> bool {
-    let hashes: HashMap<String, [u8; 32]> = files
-        .iter()
-        .map(|(p, b)| (p.clone(), Sha256::digest(b).into()))
-        .collect();
-    let full = t.base.is_none() || t.last_full.elapsed() >= FULL_EVERY;
-    let changed: Vec<(String, Vec<u8>)> = files
-        .iter()
-        .filter(|(p, _)| full || t.sent.get(p) != hashes.get(p))
-        .cloned()
-        .collect();
-    let removed: Vec<String> = if full {
-        vec![]
-    } else {
-        t.sent
-            .keys()
-            .filter(|p| !hashes.contains_key(*p))
-            .cloned()
-            .collect()
-    };
-    if !full && changed.is_empty() && removed.is_empty() && t.last_push.elapsed() < KEEPALIVE {
+    let Some(Bundle {
+        header,
+        changed,
+        hashes,
+        full,
+    }) = next_bundle(app, t, files, seq)
+    else {
         return true;
-    }
-    let Some(shared) = seq.next() else {
-        app.faults.record(
-            "relay",
-            "the office's bundle sequence is exhausted; nothing is sent",
-        );
-        return true;
-    };
-    let reset = if full { t.reset.take() } else { None };
-    // A reset brings the relay back to the office's clock (it replaces
-    // whatever the relay holds); otherwise above this relay's floor.
-    let Some(next) = (if shared > t.floor || reset.is_some() {
-        Some(shared)
-    } else {
-        t.floor.checked_add(1)
-    }) else {
-        t.base = None;
-        fault(
-            app,
-            t,
-            "exhausted",
-            "holds a sequence the office cannot exceed".into(),
-        );
-        return true;
-    };
-    let now = UnixMillis::now().seconds();
-    let header = Header {
-        relay: t.name.clone(),
-        seq: next,
-        created: now,
-        expires: now.plus(EXPIRES_AFTER),
-        kind: if full { Kind::Full } else { Kind::Delta },
-        base: t.base.unwrap_or(0),
-        files: vec![],
-        removed,
-        reset,
     };
     let resetting = header.reset.clone();
     t.floor = header.seq;
@@ -413,25 +364,7 @@ async fn push(
     let reply = Reply::parse(&body);
     if let Some(Reply::Accepted { seq }) = &reply {
         if status.is_success() && *seq == header.seq {
-            t.base = Some(header.seq);
-            t.sent = hashes;
-            t.last_push = Instant::now();
-            if full {
-                t.last_full = Instant::now();
-            }
-            if let Some(r) = resetting {
-                app.faults.record(
-                    "relay",
-                    format!(
-                        "relay {} reset from sequence {} to {}",
-                        t.url, r.held, header.seq
-                    ),
-                );
-            }
-            if t.down.take().is_some() {
-                app.faults
-                    .record("relay", format!("relay {} is reachable again", t.url));
-            }
+            accepted(app, t, header.seq, hashes, full, resetting);
             return true;
         }
     }
@@ -456,6 +389,134 @@ async fn push(
         );
         return true;
     };
+    refused(app, t, &header, code, last_seq, clocks, status, size)
+}
+
+/// What one push sends: the header, the files changed since the relay's
+/// base (all of them in a full bundle) and every file's hash.
+struct Bundle {
+    header: Header,
+    changed: Vec<(String, Vec<u8>)>,
+    hashes: HashMap<String, [u8; 32]>,
+    full: bool,
+}
+
+/// The next bundle for relay `t`, or `None` when there is nothing to send
+/// (no change and a keep-alive not due) or no sequence left (a fault).
+fn next_bundle(
+    app: &App,
+    t: &mut Target,
+    files: &[(String, Vec<u8>)],
+    seq: &Sequence,
+) -> Option<Bundle> {
+    let hashes: HashMap<String, [u8; 32]> = files
+        .iter()
+        .map(|(p, b)| (p.clone(), Sha256::digest(b).into()))
+        .collect();
+    let full = t.base.is_none() || t.last_full.elapsed() >= FULL_EVERY;
+    let changed: Vec<(String, Vec<u8>)> = files
+        .iter()
+        .filter(|(p, _)| full || t.sent.get(p) != hashes.get(p))
+        .cloned()
+        .collect();
+    let removed: Vec<String> = if full {
+        vec![]
+    } else {
+        t.sent
+            .keys()
+            .filter(|p| !hashes.contains_key(*p))
+            .cloned()
+            .collect()
+    };
+    if !full && changed.is_empty() && removed.is_empty() && t.last_push.elapsed() < KEEPALIVE {
+        return None;
+    }
+    let Some(shared) = seq.next() else {
+        app.faults.record(
+            "relay",
+            "the office's bundle sequence is exhausted; nothing is sent",
+        );
+        return None;
+    };
+    let reset = if full { t.reset.take() } else { None };
+    // A reset brings the relay back to the office's clock (it replaces
+    // whatever the relay holds); otherwise above this relay's floor.
+    let Some(next) = (if shared > t.floor || reset.is_some() {
+        Some(shared)
+    } else {
+        t.floor.checked_add(1)
+    }) else {
+        t.base = None;
+        fault(
+            app,
+            t,
+            "exhausted",
+            "holds a sequence the office cannot exceed".into(),
+        );
+        return None;
+    };
+    let now = UnixMillis::now().seconds();
+    let header = Header {
+        relay: t.name.clone(),
+        seq: next,
+        created: now,
+        expires: now.plus(EXPIRES_AFTER),
+        kind: if full { Kind::Full } else { Kind::Delta },
+        base: t.base.unwrap_or(0),
+        files: vec![],
+        removed,
+        reset,
+    };
+    Some(Bundle {
+        header,
+        changed,
+        hashes,
+        full,
+    })
+}
+
+/// The relay took bundle `seq`: it is the base of the next delta.
+fn accepted(
+    app: &App,
+    t: &mut Target,
+    seq: u64,
+    hashes: HashMap<String, [u8; 32]>,
+    full: bool,
+    resetting: Option<Reset>,
+) {
+    t.base = Some(seq);
+    t.sent = hashes;
+    t.last_push = Instant::now();
+    if full {
+        t.last_full = Instant::now();
+    }
+    if let Some(r) = resetting {
+        app.faults.record(
+            "relay",
+            format!("relay {} reset from sequence {} to {}", t.url, r.held, seq),
+        );
+    }
+    if t.down.take().is_some() {
+        app.faults
+            .record("relay", format!("relay {} is reachable again", t.url));
+    }
+}
+
+/// The relay refused the bundle with `code`: what the office does next
+/// (a signed reset, continuing above a relay ahead, a fault record);
+/// `false` when a full bundle should be sent at once.
+#[allow(clippy::too_many_arguments)]
+fn refused(
+    app: &App,
+    t: &mut Target,
+    header: &Header,
+    code: Code,
+    last_seq: Option<u64>,
+    clocks: Option<Clocks>,
+    status: reqwest::StatusCode,
+    size: usize,
+) -> bool {
+    let resetting = header.reset.as_ref();
     match (code, last_seq) {
         (Code::OldSequence | Code::HeldSequenceImpossible, Some(held)) if held >= header.seq => {
             if resetting.is_some() {
