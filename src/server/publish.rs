@@ -285,6 +285,7 @@ async fn run(
     forecast: Arc<ForecastCache>,
 ) {
     let mut wake = app.displays.rendered();
+    let mut retry = RETRY_FIRST;
     loop {
         // A standby keeps quiet until promoted: the primary publishes.
         if !app.is_standby() {
@@ -300,12 +301,26 @@ async fn run(
                 Err(e) => tracing::debug!(error = %e, "public site not rendered yet"),
             }
         }
+        // Not delivered (a flood at the relay's door, a dropped line): try
+        // again soon, backing off to the keep-alive (relay-rt6 R1: the
+        // public page was a whole keep-alive older after one lost push).
+        let wait = if t.down.is_some() {
+            let w = retry;
+            retry = (retry * 2).min(KEEPALIVE);
+            w
+        } else {
+            retry = RETRY_FIRST;
+            KEEPALIVE
+        };
         tokio::select! {
             r = wake.changed() => if r.is_err() { break },
-            () = tokio::time::sleep(KEEPALIVE) => {}
+            () = tokio::time::sleep(wait) => {}
         }
     }
 }
+
+/// The first wait before pushing again after a bundle was not delivered.
+const RETRY_FIRST: Duration = Duration::from_secs(1);
 
 /// One push; `false` when the relay asked for a full bundle.
 async fn push(

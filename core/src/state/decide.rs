@@ -199,16 +199,13 @@ impl State {
             }
             if date <= day.date && !self.wrong_day_repaired_by(config, now, date) {
                 return Err(Refusal::DayNotAfterLast {
-                    date: date,
+                    date,
                     last: day.date,
                 });
             }
         }
         let special = config.calendar.opening(date).is_none();
-        return Ok(vec![Event::DayOpened {
-            date: date,
-            special,
-        }]);
+        return Ok(vec![Event::DayOpened { date, special }]);
     }
 
     /// `issue_ticket`: a retried request answers with nothing new; a new

@@ -385,11 +385,13 @@ async fn accept_loop(
         let admitted = match &gate {
             Gate::Public(l) => l.admit(peer.ip()).map(Admission::Public),
             Gate::Ingest(s) => {
-                let (ticket, evicted) = s.admit(peer.ip().to_canonical(), dup(&tcp));
-                for _ in 0..evicted {
-                    Metrics::add(&relay.metrics.unproven_evicted);
-                }
-                Some(Admission::Ingest(Arc::new(ticket)))
+                s.admit(peer.ip().to_canonical(), dup(&tcp))
+                    .map(|(ticket, evicted)| {
+                        for _ in 0..evicted {
+                            Metrics::add(&relay.metrics.unproven_evicted);
+                        }
+                        Admission::Ingest(Arc::new(ticket))
+                    })
             }
         };
         let Some(slot) = admitted else {
@@ -502,7 +504,10 @@ async fn serve_connection(
                 }
             };
             if claimed.is_none() {
-                Metrics::add(&relay.metrics.connections_refused);
+                // One closed for a newer connection was counted as evicted.
+                if !t.was_evicted() {
+                    Metrics::add(&relay.metrics.connections_refused);
+                }
                 return;
             }
             start.into_stream(tls.config().clone())

@@ -2,9 +2,14 @@
 //! F1). A connection from an allowed address first waits in a lobby until
 //! its TLS ClientHello has been read (a squatter that never sends one
 //! stays there): the lobby is large, and when it is full its oldest
-//! connection gives way to the newcomer — the oldest silent one first — so
-//! connections however many and however fast they reconnect cannot keep
-//! the office's out of it.
+//! *silent* connection gives way to the newcomer, so silent connections
+//! however many and however fast they reconnect cannot keep the office's
+//! out of it. When every connection in a full lobby has spoken, the
+//! newcomer is refused instead: those are about to be judged by their
+//! hello, and closing the oldest of them would close the office's under a
+//! flood faster than the relay reads hellos (relay-rt6 R1). Whether a
+//! connection has spoken is asked of the socket once until it has (one
+//! `peek` per silent connection looked at, not per connection admitted).
 //!
 //! The ClientHello then decides the pool:
 //! - **the office's slots** ([`Ticket::claim_office`]): the hello carried the
@@ -65,6 +70,8 @@ struct Entry {
     /// task may not have run): such a one has spoken and is not evicted
     /// as silent.
     peek: Option<std::net::TcpStream>,
+    /// `peek` once showed bytes: it stays so (they are the hello).
+    spoken: bool,
     evict: Arc<Notify>,
 }
 
@@ -85,10 +92,14 @@ impl Entry {
         }
     }
 
-    fn has_spoken(&self) -> bool {
-        self.peek
-            .as_ref()
-            .is_some_and(|s| matches!(s.peek(&mut [0u8; 1]), Ok(n) if n > 0))
+    fn has_spoken(&mut self) -> bool {
+        if !self.spoken {
+            self.spoken = self
+                .peek
+                .as_ref()
+                .is_some_and(|s| matches!(s.peek(&mut [0u8; 1]), Ok(n) if n > 0));
+        }
+        self.spoken
     }
 }
 
@@ -111,7 +122,7 @@ impl Inner {
 
     /// Closes the oldest connection (of `ip`, or of anyone) in `state` and
     /// `place` that has been in it for `grace`.
-    /// In the lobby, the oldest that has not spoken goes first.
+    /// In the lobby, only one that has not spoken.
     fn evict_oldest(
         &mut self,
         ip: Option<IpAddr>,
@@ -119,16 +130,22 @@ impl Inner {
         state: State,
         grace: Duration,
     ) -> bool {
-        let mut candidates = self.conns.iter().filter(|(_, e)| {
+        let candidates = self.conns.iter_mut().filter(|(_, e)| {
             e.state == state && e.place() == place && ip.is_none_or(|ip| e.ip == ip)
         });
         let victim = if state == State::Lobby {
-            candidates
-                .clone()
-                .find(|(_, e)| !e.has_spoken())
-                .or_else(|| candidates.next())
+            let mut silent = None;
+            for (id, e) in candidates {
+                if !e.has_spoken() {
+                    silent = Some((id, &*e));
+                    break;
+                }
+            }
+            silent
         } else {
-            candidates.min_by_key(|(_, e)| e.since)
+            candidates
+                .map(|(id, e)| (id, &*e))
+                .min_by_key(|(_, e)| e.since)
         }
         .filter(|(_, e)| e.since.elapsed() >= grace)
         .map(|(id, _)| *id);
@@ -191,23 +208,26 @@ impl Slots {
     }
 
     /// Admits a new connection to the lobby; returns it and how many
-    /// connections were closed to make room. `peek`: a duplicate of its
-    /// (non-blocking) socket.
+    /// connections were closed to make room, or `None` when the lobby is
+    /// full of connections that have spoken (the newcomer should close).
+    /// `peek`: a duplicate of its (non-blocking) socket.
     pub fn admit(
         self: &Arc<Self>,
         ip: IpAddr,
         peek: Option<std::net::TcpStream>,
-    ) -> (Ticket, usize) {
+    ) -> Option<(Ticket, usize)> {
         let mut inner = self.lock();
         let mut evicted = 0;
-        if inner.count(Some(ip), Place::Lobby) >= self.lobby_per_ip
-            && inner.evict_oldest(Some(ip), Place::Lobby, State::Lobby, Duration::ZERO)
-        {
+        if inner.count(Some(ip), Place::Lobby) >= self.lobby_per_ip {
+            if !inner.evict_oldest(Some(ip), Place::Lobby, State::Lobby, Duration::ZERO) {
+                return None;
+            }
             evicted += 1;
         }
-        if inner.count(None, Place::Lobby) >= self.lobby_total
-            && inner.evict_oldest(None, Place::Lobby, State::Lobby, Duration::ZERO)
-        {
+        if inner.count(None, Place::Lobby) >= self.lobby_total {
+            if !inner.evict_oldest(None, Place::Lobby, State::Lobby, Duration::ZERO) {
+                return None;
+            }
             evicted += 1;
         }
         let id = inner.next;
@@ -221,10 +241,11 @@ impl Slots {
                 office: false,
                 since: Instant::now(),
                 peek,
+                spoken: false,
                 evict: evict.clone(),
             },
         );
-        (
+        Some((
             Ticket {
                 slots: self.clone(),
                 id,
@@ -233,7 +254,7 @@ impl Slots {
                 evict,
             },
             evicted,
-        )
+        ))
     }
 
     /// Connections in the shared slots.
@@ -316,6 +337,11 @@ impl Ticket {
         }
     }
 
+    /// It was closed to make room for a newer connection (and counted so).
+    pub fn was_evicted(&self) -> bool {
+        !self.slots.lock().conns.contains_key(&self.id)
+    }
+
     pub fn is_proven(&self) -> bool {
         self.proven.load(Ordering::Relaxed)
     }
@@ -337,7 +363,7 @@ mod tests {
     use super::*;
 
     fn spoke(s: &Arc<Slots>, ip: IpAddr) -> Ticket {
-        let (t, _) = s.admit(ip, None);
+        let (t, _) = s.admit(ip, None).expect("admitted");
         t.claim().expect("a slot");
         t
     }
@@ -351,7 +377,7 @@ mod tests {
         let third = spoke(&s, office);
         second.prove();
         // Full: the newcomer takes the oldest unproven slot (the first).
-        let (fourth, _) = s.admit(office, None);
+        let (fourth, _) = s.admit(office, None).expect("admitted");
         assert_eq!(fourth.claim(), Some(1));
         assert_eq!(s.open(), 3);
         let rt = tokio::runtime::Builder::new_current_thread()
@@ -370,7 +396,7 @@ mod tests {
         assert_eq!(s.open(), 3);
         sixth.prove();
         // Every slot proven: a newcomer gets none, nothing is evicted.
-        let (seventh, _) = s.admit(office, None);
+        let (seventh, _) = s.admit(office, None).expect("admitted");
         assert_eq!(seventh.claim(), None);
         drop((third, first));
         assert_eq!(s.open(), 3);
@@ -384,9 +410,9 @@ mod tests {
         let s = Slots::new(4, 4, Duration::from_secs(60));
         let office: IpAddr = [10, 20, 0, 1].into();
         let squat: Vec<_> = (0..4).map(|_| spoke(&s, office)).collect();
-        let (late, _) = s.admit(office, None);
+        let (late, _) = s.admit(office, None).expect("admitted");
         assert_eq!(late.claim(), None, "the shared slots are full");
-        let (ours, _) = s.admit(office, None);
+        let (ours, _) = s.admit(office, None).expect("admitted");
         assert_eq!(ours.claim_office(), Some(0), "the office's slot is free");
         assert_eq!((s.open(), s.office()), (4, 1));
         // Full office slots: the oldest gives way, but a connection not
@@ -394,16 +420,16 @@ mod tests {
         ours.prove();
         let mut rest: Vec<_> = (1..OFFICE)
             .map(|_| {
-                let (t, _) = s.admit(office, None);
+                let (t, _) = s.admit(office, None).expect("admitted");
                 assert_eq!(t.claim_office(), Some(0));
                 t.prove();
                 t
             })
             .collect();
-        let (copied, _) = s.admit(office, None);
+        let (copied, _) = s.admit(office, None).expect("admitted");
         assert_eq!(copied.claim_office(), Some(1));
         assert!(futures_util::FutureExt::now_or_never(ours.evicted()).is_some());
-        let (next, _) = s.admit(office, None);
+        let (next, _) = s.admit(office, None).expect("admitted");
         assert_eq!(next.claim_office(), Some(1));
         assert!(futures_util::FutureExt::now_or_never(copied.evicted()).is_some());
         assert!(rest
@@ -421,7 +447,7 @@ mod tests {
         let a = spoke(&s, [10, 0, 0, 1].into());
         let b = spoke(&s, [10, 0, 0, 2].into());
         a.prove();
-        let (c, _) = s.admit([10, 0, 0, 3].into(), None);
+        let (c, _) = s.admit([10, 0, 0, 3].into(), None).expect("admitted");
         assert_eq!(c.claim(), Some(1));
         assert!(!b.is_proven());
         assert_eq!(s.open(), 2);
@@ -434,7 +460,7 @@ mod tests {
         let s = Slots::new(64, 1, Duration::from_secs(60));
         let ip: IpAddr = [10, 0, 0, 1].into();
         let _young = spoke(&s, ip);
-        let (late, _) = s.admit(ip, None);
+        let (late, _) = s.admit(ip, None).expect("admitted");
         assert_eq!(late.claim(), None);
     }
 
@@ -443,13 +469,17 @@ mod tests {
         let s = Slots::with_lobby(64, 2, Duration::from_secs(60), 3, 100);
         let ip: IpAddr = [10, 0, 0, 1].into();
         // Silent squatters fill the lobby, never a slot.
-        let squat: Vec<_> = (0..3).map(|_| s.admit(ip, None).0).collect();
+        let squat: Vec<_> = (0..3)
+            .map(|_| s.admit(ip, None).expect("admitted").0)
+            .collect();
         assert_eq!(s.open(), 0);
         // The office's connection gets in, pushing the oldest squatter out…
-        let (office, evicted) = s.admit(ip, None);
+        let (office, evicted) = s.admit(ip, None).expect("admitted");
         assert_eq!(evicted, 1);
         // …and two more squatters only push the older ones out.
-        let more: Vec<_> = (0..2).map(|_| s.admit(ip, None).0).collect();
+        let more: Vec<_> = (0..2)
+            .map(|_| s.admit(ip, None).expect("admitted").0)
+            .collect();
         assert_eq!(office.claim(), Some(0), "still admitted, takes a slot");
         assert_eq!(s.open(), 1);
         drop((squat, more));
@@ -472,12 +502,56 @@ mod tests {
         let s = Slots::with_lobby(64, 2, Duration::ZERO, 2, 100);
         let ip: IpAddr = [10, 0, 0, 1].into();
         let (_c1, a1) = accepted(true);
-        let (office, _) = s.admit(ip, Some(a1));
+        let (office, _) = s.admit(ip, Some(a1)).expect("admitted");
         let (_c2, a2) = accepted(false);
-        let (_squatter, _) = s.admit(ip, Some(a2));
+        let (_squatter, _) = s.admit(ip, Some(a2)).expect("admitted");
         // Full: the silent one goes, though the office's is older.
-        let (_next, evicted) = s.admit(ip, None);
+        let (_next, evicted) = s.admit(ip, None).expect("admitted");
         assert_eq!(evicted, 1);
         assert_eq!(office.claim(), Some(0));
+    }
+
+    /// relay-rt6 R1: a flood of connections that all send a hello faster
+    /// than the relay reads them filled the lobby, and each newcomer closed
+    /// the oldest: the office's. Now a lobby full of connections that have
+    /// spoken refuses the newcomer and keeps the office's.
+    #[test]
+    fn a_lobby_full_of_spoken_connections_refuses_the_newcomer_not_the_oldest() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = l.local_addr().expect("addr");
+        let mut clients = Vec::new();
+        let mut spoken = || {
+            let mut c = std::net::TcpStream::connect(addr).expect("connect");
+            std::io::Write::write_all(&mut c, b"\x16\x03\x01").expect("hello");
+            let (a, _) = l.accept().expect("accept");
+            a.set_nonblocking(true).expect("nonblocking");
+            clients.push(c);
+            a
+        };
+        let s = Slots::with_lobby(64, 2, Duration::ZERO, 3, 100);
+        let ip: IpAddr = [10, 0, 0, 1].into();
+        let office = spoken();
+        let flood: Vec<_> = (0..2).map(|_| spoken()).collect();
+        std::thread::sleep(Duration::from_millis(50));
+        let (office, _) = s.admit(ip, Some(office)).expect("admitted");
+        let _flood: Vec<_> = flood
+            .into_iter()
+            .map(|a| s.admit(ip, Some(a)).expect("admitted"))
+            .collect();
+        for _ in 0..5 {
+            let next = spoken();
+            std::thread::sleep(Duration::from_millis(20));
+            assert!(s.admit(ip, Some(next)).is_none(), "the newcomer is refused");
+        }
+        assert!(!office.was_evicted());
+        assert_eq!(office.claim(), Some(0), "the office's connection goes on");
+        // A silent newcomer still gives way to the next one.
+        drop(_flood);
+        let (silent, _) = s.admit(ip, None).expect("room");
+        let (_a, _) = s.admit(ip, None).expect("room");
+        let (_b, _) = s.admit(ip, None).expect("room");
+        let (_c, evicted) = s.admit(ip, None).expect("the oldest silent one gives way");
+        assert_eq!(evicted, 1);
+        assert!(silent.was_evicted());
     }
 }
