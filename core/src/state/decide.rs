@@ -205,7 +205,7 @@ impl State {
             }
         }
         let special = config.calendar.opening(date).is_none();
-        return Ok(vec![Event::DayOpened { date, special }]);
+        Ok(vec![Event::DayOpened { date, special }])
     }
 
     /// `issue_ticket`: a retried request answers with nothing new; a new
@@ -288,7 +288,7 @@ impl State {
             Status::Waiting { .. } | Status::Absent { .. } => {}
             _ => {
                 return Err(Refusal::NotWaiting {
-                    number: number,
+                    number,
                     status: t.status.name(),
                 })
             }
@@ -296,8 +296,8 @@ impl State {
         served_here(config, counter, number, &t.queue)?;
         let out_of_order = self.next_for(config, counter) != Some(number);
         Ok(vec![Event::Called {
-            number: number,
-            counter: counter,
+            number,
+            counter,
             out_of_order,
         }])
     }
@@ -319,15 +319,15 @@ impl State {
                 queue: to.to_owned(),
             });
         }
-        if matches!(t.status, Status::Waiting { .. }) && &t.queue == to {
+        if matches!(t.status, Status::Waiting { .. }) && t.queue == to {
             return Err(Refusal::SameQueue {
-                number: number,
+                number,
                 queue: to.to_owned(),
             });
         }
         check_tags(config, tags)?;
         Ok(vec![Event::Transferred {
-            number: number,
+            number,
             counter: t.status.counter(),
             to: to.to_owned(),
             tags: tags.to_vec(),
@@ -345,16 +345,13 @@ impl State {
         let t = self.known_ticket(number)?;
         if !matches!(t.status, Status::Held { .. }) {
             return Err(Refusal::NotHeld {
-                number: number,
+                number,
                 status: t.status.name(),
             });
         }
         self.idle_counter(counter)?;
         served_here(config, counter, number, &t.queue)?;
-        Ok(vec![Event::Resumed {
-            number: number,
-            counter: counter,
-        }])
+        Ok(vec![Event::Resumed { number, counter }])
     }
 
     /// `reopen_issuing`: only a category whose issuing closed by itself.
