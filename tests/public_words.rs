@@ -10,7 +10,8 @@
 //!   reliable (F5, F6);
 //! - a browser not enrolled as a display is told the screen is not
 //!   registered and how an administrator registers it, not to log in; an
-//!   unknown display is 見つかりません (F7).
+//!   unknown display is 見つかりません (F7);
+//! - the waits shown hold still while nothing happens in the queue (F8).
 
 use std::collections::BTreeMap;
 
@@ -235,4 +236,114 @@ fn an_unenrolled_screen_is_told_how_to_register_as_a_display() {
     let (st, page) = get_text(&d, &s, "/displays/guidance/idou.html");
     assert_eq!(st, StatusCode::OK, "{page}");
     assert!(!page.contains("登録されていません"));
+}
+
+/// The minutes in a wait's words: 「およそ12分（9〜16分）」 → [12, 9, 16];
+/// 「およそ5分」 → [5, 5, 5]; 「まもなく…」 → [0, 0, 0].
+fn minutes(words: &str) -> [i64; 3] {
+    let nums: Vec<i64> = words
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|s| !s.is_empty())
+        .filter_map(|s| s.parse().ok())
+        .collect();
+    match nums[..] {
+        [p, lo, hi] => [p, lo, hi],
+        [p] => [p, p, p],
+        _ => [0, 0, 0],
+    }
+}
+
+/// Outside tester pages-rt5 F8: with nothing happening in the queue, the
+/// ranges jumped (6〜25 → 6〜29 → 7〜24) every time the pages were
+/// rebuilt, because the estimate's replays drew new random numbers from
+/// the clock. Here each rebuild is forced by an account change (a commit
+/// that touches no queue): the waits shown move by at most a minute (a
+/// step of five over half an hour).
+#[test]
+fn the_waits_shown_hold_still_while_nothing_happens() {
+    let s = Server::start_env(
+        None,
+        &["--listen", "127.0.0.1:0"],
+        |data| history(data, "2", "2026-11-24"),
+        &[("MADOGUCHI_CLOCK", CLOCK)],
+    );
+    let (c, csrf) = s.admin();
+    let (st, v) = cmd(
+        &c,
+        &s,
+        &csrf,
+        json!({"command": "open_day", "date": "2026-11-26"}),
+    );
+    assert_eq!(st, StatusCode::OK, "{v}");
+    cmd(
+        &c,
+        &s,
+        &csrf,
+        json!({"command": "open_counter", "counter": 1}),
+    );
+    for _ in 0..8 {
+        let (st, v) = cmd(
+            &c,
+            &s,
+            &csrf,
+            json!({"command": "issue_ticket", "category": "koseki"}),
+        );
+        assert_eq!(st, StatusCode::OK, "{v}");
+    }
+    cmd(&c, &s, &csrf, json!({"command": "call_next", "counter": 1}));
+    let anon = Server::client();
+    let shown = || -> Vec<(u64, String)> {
+        let v: Value = anon
+            .get(s.url("/displays/ticket.json"))
+            .send()
+            .expect("ticket.json")
+            .json()
+            .expect("json");
+        v["data"]["queues"]
+            .as_array()
+            .and_then(|q| q.iter().find(|q| q["queue"] == "koseki"))
+            .and_then(|q| q["waiting"].as_array())
+            .map(|w| {
+                w.iter()
+                    .map(|e| {
+                        (
+                            e[0].as_u64().unwrap_or_default(),
+                            e[2].as_str().unwrap_or_default().to_string(),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut first = shown();
+    while first.len() != 7 || first.iter().any(|(_, w)| !w.contains("（")) {
+        assert!(std::time::Instant::now() < deadline, "no ranges: {first:?}");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        first = shown();
+    }
+    for i in 0..6 {
+        let r = c
+            .post(s.url("/api/users"))
+            .header("X-CSRF-Token", &csrf)
+            .json(&json!({"username": format!("clerk{i}"), "role": "staff", "password": "a long enough password"}))
+            .send()
+            .expect("user");
+        assert!(r.status().is_success(), "{:?}", r.text());
+        std::thread::sleep(std::time::Duration::from_millis(700));
+        let now = shown();
+        assert_eq!(now.len(), first.len(), "{now:?}");
+        for ((n, a), (_, b)) in first.iter().zip(&now) {
+            let (a, b) = (minutes(a), minutes(b));
+            for k in 0..3 {
+                // Over half an hour minutes are shown in fives: a step
+                // there is time passing across a boundary.
+                let step = if a[k].max(b[k]) > 30 { 5 } else { 1 };
+                assert!(
+                    (a[k] - b[k]).abs() <= step,
+                    "ticket {n}: {a:?} → {b:?} with nothing happening"
+                );
+            }
+        }
+    }
 }
