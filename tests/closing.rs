@@ -292,6 +292,26 @@ fn a_queue_with_no_counter_open_shows_no_wait_in_numbers() {
             .unwrap_or(Value::Null)
     };
     assert_eq!(basis(), "no_counter_open");
+    // The staff station says so too, not the replay's guess on every row
+    // (outside tester pages-rt5 F9: 「約 23 分」 for all).
+    let station = || {
+        admin
+            .get(s.url("/fragments/staff?counter=4"))
+            .send()
+            .expect("staff fragment")
+            .text()
+            .expect("html")
+    };
+    let koseki_part = |html: &str| {
+        html.split("data-part=\"queue-koseki\"")
+            .nth(1)
+            .and_then(|rest| rest.split("</div>").next())
+            .map(str::to_string)
+            .expect("the 戸籍 part of the station")
+    };
+    let part = koseki_part(&station());
+    assert!(part.contains(closed_words), "{part}");
+    assert!(!part.contains("約 "), "no minutes: {part}");
 
     // A staff member opens counter 4 (証明の交付 and 戸籍): numbers again,
     // and the second waiting ticket waits longer than the first.
@@ -315,6 +335,11 @@ fn a_queue_with_no_counter_open_shows_no_wait_in_numbers() {
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
     assert_eq!(basis(), "estimate");
+    let part = koseki_part(&station());
+    assert!(
+        part.contains("新規 約 ") && part.contains("<td>約 "),
+        "{part}"
+    );
     let waits: Vec<u64> = q["list"]
         .as_array()
         .expect("list")

@@ -19,6 +19,7 @@ mod damage;
 mod failover;
 mod insider;
 mod printer;
+mod public_words;
 mod push;
 mod relay;
 mod relay_certs;
@@ -51,4 +52,5 @@ mod system {
     mod ruby;
     mod settings_tabs;
     mod staff_day;
+    mod visitor_words;
 }

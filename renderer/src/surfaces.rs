@@ -122,6 +122,14 @@ fn finished(state: &State, queue: &str) -> Vec<Number> {
     numbers_where(state, queue, Status::is_finished)
 }
 
+/// The numbers of a queue still waiting or called when the day closed
+/// (未対応; also in [`finished`]): their visit ended before their turn, so
+/// the phone page must not thank them for a visit done (outside tester
+/// pages-rt5 F3) but say the day ended first and what to do.
+fn unserved(state: &State, queue: &str) -> Vec<Number> {
+    numbers_where(state, queue, |s| matches!(s, Status::Unserved { .. }))
+}
+
 /// The numbers of a queue on hold at a counter (保留): their visit is
 /// under way, not passed.
 fn held(state: &State, queue: &str) -> Vec<Number> {
@@ -442,8 +450,10 @@ impl<'a> Build<'a> {
     /// The mobile ticket page (R2): one public file for every ticket. The
     /// visitor's number stays in the URL fragment and never reaches a
     /// server; the page finds it in these lists (numbers only). Each
-    /// waiting number: [number, minutes, words ja, words en] (the range in
-    /// words moves with the queue).
+    /// waiting number: [number, minutes, words ja, en, zh, ko, やさしい日本語]
+    /// — the range, or why there is none, in every language the page
+    /// offers: these words are their one source (the page has no wording
+    /// of its own for a wait; the relay reads the first two).
     fn ticket_page(&self) -> Surface {
         let (config, state) = (self.config, self.state);
         let queues: Vec<Value> = config
@@ -456,7 +466,15 @@ impl<'a> Build<'a> {
                     .into_iter()
                     .map(|(n, r)| {
                         let words = wait_words(r, basis);
-                        json!([n, r.point_s.div_ceil(60), words.ja, words.en])
+                        json!([
+                            n,
+                            r.point_s.div_ceil(60),
+                            words.ja,
+                            words.en,
+                            words.zh,
+                            words.ko,
+                            words.easy
+                        ])
                     })
                     .collect();
                 json!({
@@ -472,6 +490,7 @@ impl<'a> Build<'a> {
                     "waiting": waiting,
                     "passed": passed(state, &q.id),
                     "finished": finished(state, &q.id),
+                    "unserved": unserved(state, &q.id),
                     "held": held(state, &q.id),
                 })
             })
@@ -517,6 +536,9 @@ impl<'a> Build<'a> {
             data: json!({
                 "office": self.config.office.name,
                 "day_open": self.day_open,
+                // Closed by staff today reads 「本日の受付は終了しました」,
+                // not 「受付時間外です」 (outside tester pages-rt5 F4).
+                "day_state": self.day_state,
                 "hours_today": hours,
                 "queues": categories,
                 // The estimate's accuracy, yesterday and this month (issue 19).

@@ -301,6 +301,16 @@ pub async fn mobile(State(app): State<Arc<App>>) -> Result<Response, ApiError> {
     Ok(([(header::CONTENT_TYPE, f.content_type)], f.bytes.to_vec()).into_response())
 }
 
+/// What a browser not enrolled as a display is told when it opens one
+/// (outside tester pages-rt5 F7: it was told to log in, which a display
+/// cannot do): the screen is not registered, and how an administrator
+/// registers it. Staff may still sign in to look.
+const NOT_A_DISPLAY: &str = "<!doctype html><html lang=\"ja\"><meta charset=\"utf-8\"><title>表示機</title>\
+    <link rel=\"stylesheet\" href=\"/site/style.css\"><main class=\"page\"><h1>この画面は表示機として登録されていません</h1>\
+    <p>管理者が管理画面の「端末」（/admin/devices）で種類「表示機」の登録用リンクを作り、この画面のブラウザーでそのリンクを開く（または QR コードを読む）と、表示機として使えます。</p>\
+    <p>職員・管理者の方は、<a href=\"/login\">ログイン</a>すると表示を確かめられます。</p>\
+    <p lang=\"en\">This screen is not enrolled as a display. An administrator creates a display enrolment link on the Devices page (/admin/devices); open that link (or its QR code) in this screen's browser. Staff may sign in to view it.</p></main></html>";
+
 /// `GET /displays/{topic}.html|.json`: files of the last site build, with
 /// ETags. The path is looked up in the build (R11): nothing else — no file
 /// of the data folder, whatever the path says — can be reached.
@@ -314,11 +324,17 @@ pub async fn file(
         .strip_suffix(".json")
         .or_else(|| path.strip_suffix(".html"))
         .ok_or(ApiError::NotFound)?;
-    if !public(topic) {
-        app.auth.require(&method, &headers, VIEWERS)?;
-    }
     let site = app.displays.site();
     let file: &SiteFile = site.get(&path).ok_or(ApiError::NotFound)?;
+    if !public(topic) {
+        match app.auth.require(&method, &headers, VIEWERS) {
+            Ok(_) => {}
+            Err(ApiError::Unauthenticated | ApiError::Forbidden) if path.ends_with(".html") => {
+                return Ok((StatusCode::FORBIDDEN, Html(NOT_A_DISPLAY)).into_response());
+            }
+            Err(e) => return Err(e),
+        }
+    }
     let cache = [
         (header::ETAG, file.etag.clone()),
         (header::CACHE_CONTROL, "no-cache".to_string()),

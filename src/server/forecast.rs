@@ -4,6 +4,13 @@
 //! forecast's own past accuracy in one sentence (issue 19; the model in
 //! `madoguchi_core::stats::forecast`). The internet relay serves the same
 //! files.
+//!
+//! Only the hours the office is open on days of each kind are shown (the
+//! model mixes days, and a Monday showed tickets issued at 19時台 with the
+//! office closing at 18:00: outside tester pages-rt5 F5); figures are
+//! rounded once, here, so the chart's titles and the table say the same;
+//! and a kind of day with fewer than [`RELIABLE_DAYS`] days of history is
+//! marked as not yet reliable (F6).
 
 use std::fmt::Write as _;
 use std::sync::Arc;
@@ -64,7 +71,8 @@ async fn compute(app: &App) -> Result<Computed, ApiError> {
             let office = e.config().office.name.ja.clone();
             let kind = DayKind::of(today, |d| e.config().calendar.opening(d).is_some());
             e.stats(from, today, forecast::SOURCE).map(|rows| {
-                let f = forecast::forecast(e.config(), &e.state().meta.learned, &rows, today);
+                let mut f = forecast::forecast(e.config(), &e.state().meta.learned, &rows, today);
+                within_hours(&mut f, e.config(), today);
                 (f, today, office, kind)
             })
         })
@@ -72,8 +80,83 @@ async fn compute(app: &App) -> Result<Computed, ApiError> {
         .map_err(|e| ApiError::Internal(e.to_string()))
 }
 
+/// Days of one kind of day in the history from which its forecast is
+/// offered as reliable: four — about a month of one weekday, so one odd
+/// day (a system fault, a rush) is a quarter of it, not half or all. With
+/// fewer (the outside tester met 1–2 days printed as 「予想待ち 238 人」) the
+/// page says plainly that the figures are not yet reliable and from how
+/// many days.
+pub const RELIABLE_DAYS: usize = 4;
+
+/// The hours (local, whole hours) the office is open on days of `kind`,
+/// from the calendar over ten weeks either side of `today`: the earliest
+/// opening to the latest closing. `None` when no such day opens then.
+fn open_hours(
+    config: &madoguchi_core::config::Config,
+    kind: DayKind,
+    today: NaiveDate,
+) -> Option<(u32, u32)> {
+    use chrono::Timelike;
+    let is_open = |d: NaiveDate| config.calendar.opening(d).is_some();
+    let mut span: Option<(u32, u32)> = None;
+    for back in 0..140u64 {
+        let Some(d) = today
+            .checked_sub_days(Days::new(70))
+            .and_then(|d| d.checked_add_days(Days::new(back)))
+        else {
+            continue;
+        };
+        let Some(o) = config.calendar.opening(d) else {
+            continue;
+        };
+        if DayKind::of(d, is_open) != kind {
+            continue;
+        }
+        let open = o.hours.open.hour() * 60 + o.hours.open.minute();
+        let close = o.hours.close.hour() * 60 + o.hours.close.minute();
+        span = Some(span.map_or((open, close), |(a, b)| (a.min(open), b.max(close))));
+    }
+    span
+}
+
+/// Drops from each series the hours outside the office's hours for its
+/// kind of day: nobody is issued a ticket at 19時台 when the office
+/// closes at 18:00.
+fn within_hours(f: &mut Forecast, config: &madoguchi_core::config::Config, today: NaiveDate) {
+    for s in &mut f.series {
+        if let Some((open, close)) = open_hours(config, s.kind, today) {
+            s.hours
+                .retain(|h| h.hour * 60 < close && (h.hour + 1) * 60 > open);
+        }
+    }
+}
+
+/// One hour's figures as shown: whole numbers, rounded once, used by both
+/// the chart and the table.
+#[derive(Debug, serde::Serialize)]
+struct Row {
+    hour: u32,
+    waiting: u64,
+    wait_min: u64,
+    arrivals: u64,
+}
+
+fn rows(s: &Series) -> Vec<Row> {
+    let whole = |x: f64| x.round().max(0.0) as u64;
+    s.hours
+        .iter()
+        .map(|h| Row {
+            hour: h.hour,
+            waiting: whole(h.waiting),
+            wait_min: whole(h.wait_min),
+            arrivals: whole(h.arrivals),
+        })
+        .collect()
+}
+
 /// An accessible bar chart of people waiting per hour.
 fn svg(s: &Series) -> String {
+    let shown = rows(s);
     let (w, h, left, bottom, top) = (720.0, 300.0, 48.0, 36.0, 16.0);
     let top_value = s.hours.iter().map(|x| x.waiting).fold(1.0_f64, f64::max);
     // Round the scale up to a figure people read at a glance.
@@ -109,13 +192,14 @@ fn svg(s: &Series) -> String {
         let bh = x.waiting * scale;
         let bx = left + i as f64 * bw + 4.0;
         let by = h - bottom - bh;
+        let r = &shown[i];
         let _ = write!(
             out,
-            r##"<g><title>{}時台: 予想待ち {:.0} 人、待ち時間 約 {:.0} 分、発券 {:.0} 枚</title><rect x="{bx:.1}" y="{by:.1}" width="{:.1}" height="{bh:.1}" class="bar"/><text x="{:.1}" y="{:.1}" class="axis" text-anchor="middle">{}時</text></g>"##,
-            x.hour,
-            x.waiting,
-            x.wait_min,
-            x.arrivals,
+            r##"<g><title>{}時台: 予想待ち {} 人、待ち時間 約 {} 分、発券 {} 枚</title><rect x="{bx:.1}" y="{by:.1}" width="{:.1}" height="{bh:.1}" class="bar"/><text x="{:.1}" y="{:.1}" class="axis" text-anchor="middle">{}時</text></g>"##,
+            r.hour,
+            r.waiting,
+            r.wait_min,
+            r.arrivals,
             bw - 8.0,
             bx + (bw - 8.0) / 2.0,
             h - bottom + 18.0,
@@ -186,6 +270,9 @@ fn render(
         "forecast.html",
         context! {
             office, kinds, series => chosen, chart => chosen.map(svg),
+            rows => chosen.map(rows),
+            reliable => chosen.is_some_and(|c| c.days >= RELIABLE_DAYS),
+            reliable_days => RELIABLE_DAYS,
             accuracy => forecast.accuracy_words(),
         },
     )?;

@@ -14,7 +14,8 @@
 //!   taken early does not come again, a counter closed now reopens when that
 //!   day says), calling by its policy, with sampled occupancy times and
 //!   absentees returning to the front. [`SAMPLES`] replays (fewer for long queues), seeded from the
-//!   state, so the same state gives the same estimate.
+//!   state's last change (not the clock), so the same state gives the same estimate and
+//!   an estimate moves with time passing only smoothly.
 //! - The point is the mean of the replays, the range their 10th and 90th
 //!   percentiles; both then pass through a **calibration** learned from the
 //!   waits that followed earlier estimates (the scale of the point, the
@@ -467,7 +468,13 @@ impl State {
                 }
             })
             .collect();
-        let mut seed: u64 = now.0 as u64 ^ ((target as u64) << 40);
+        // Seeded from the state's last change, not from `now` (outside
+        // tester pages-rt5 F8: the displays rebuild every few seconds, and a
+        // seed from the clock drew fresh random numbers each time, so the
+        // range jumped about — 6〜25, 6〜29, 7〜24 … — with nothing
+        // happening). With the same draws, time passing only moves the
+        // elapsed service and the hour, and the wait follows them smoothly.
+        let mut seed: u64 = self.meta.last_at.0 as u64 ^ ((target as u64) << 40);
         for b in queue.bytes() {
             seed = seed.rotate_left(5) ^ u64::from(b);
         }

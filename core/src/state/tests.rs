@@ -1108,3 +1108,50 @@ fn a_day_closed_by_mistake_reopens_and_its_numbers_go_on() {
         }
     );
 }
+
+/// Nothing happening, time passing: every waiting ticket's point and range
+/// move by little more than the time passed (outside tester pages-rt5 F8:
+/// the range jumped 6〜25 → 6〜29 → 7〜24 between rebuilds a few seconds
+/// apart, because the replays were seeded from the clock).
+#[test]
+fn an_estimate_does_not_jitter_while_nothing_happens() {
+    let mut o = Office::default_open();
+    let mut hist = learn::LogHist::prior(480.0);
+    hist.samples = 100;
+    o.st.meta.learned.occupancy.insert("koseki".into(), hist);
+    o.st.meta
+        .learned
+        .days
+        .push_back(learn::DayStaffing::default());
+    o.open(1);
+    for _ in 0..5 {
+        o.issue("koseki");
+    }
+    o.call(1);
+    o.tick(2);
+    let base = o.now;
+    let at = |k: i64| Millis(base + k * 5_000);
+    let mut before = o.st.waiting_ranges(&o.cfg, "koseki", at(0));
+    let mut new_before = o.st.wait_range(&o.cfg, "koseki", at(0));
+    assert_eq!(before.len(), 4);
+    for k in 1..=24 {
+        let now = o.st.waiting_ranges(&o.cfg, "koseki", at(k));
+        let new_now = o.st.wait_range(&o.cfg, "koseki", at(k));
+        let pairs = before
+            .iter()
+            .zip(&now)
+            .map(|((n, a), (_, b))| (*n, *a, *b))
+            .chain([(0, new_before, new_now)]);
+        for (n, a, b) in pairs {
+            for (x, y) in [
+                (a.point_s, b.point_s),
+                (a.low_s, b.low_s),
+                (a.high_s, b.high_s),
+            ] {
+                assert!(x.abs_diff(y) <= 15, "ticket {n}, 5 s later: {a:?} → {b:?}");
+            }
+        }
+        before = now;
+        new_before = new_now;
+    }
+}
