@@ -189,6 +189,16 @@ pub enum Conn {
     Tls(Box<tokio_rustls::server::TlsStream<GuardedIo>>),
 }
 
+impl Conn {
+    /// Its requests in flight (its slot's).
+    fn requests(&self) -> super::slots::Requests {
+        match self {
+            Conn::Plain(io) => io.slot.requests(),
+            Conn::Tls(s) => s.get_ref().0.slot.requests(),
+        }
+    }
+}
+
 impl AsyncRead for Conn {
     fn poll_read(
         self: Pin<&mut Self>,
@@ -360,8 +370,10 @@ impl AsyncRead for GuardedIo {
                         "address no longer vouched for",
                     )));
                 }
+                // Bytes in are not yet a request: it counts as answering
+                // once its whole head is in (`serve`), not from its first
+                // byte (outside tester insider-rt5 F5).
                 self.moved();
-                self.slot.set_answering(true);
                 Poll::Ready(Ok(()))
             }
             Poll::Pending => {
@@ -392,6 +404,7 @@ impl AsyncWrite for GuardedIo {
             // An answer: whatever the client sent was taken in time.
             self.sending_since = None;
             self.unflushed = true;
+            self.slot.set_answering(true);
             self.moved();
         }
         r
@@ -406,6 +419,7 @@ impl AsyncWrite for GuardedIo {
         if matches!(r, Poll::Ready(Ok(n)) if n > 0) {
             self.sending_since = None;
             self.unflushed = true;
+            self.slot.set_answering(true);
             self.moved();
         }
         r
@@ -489,8 +503,12 @@ pub async fn serve(
             () = &mut signal => break,
         };
         let inner = hyper_util::service::TowerToHyperService::new(router.clone());
+        let requests = io.requests();
         let service =
             hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
+                // hyper calls this once the whole head is in: from here
+                // to the answer the connection is answering (slots.rs).
+                let in_flight = requests.begin();
                 req.extensions_mut()
                     .insert(axum::extract::ConnectInfo(peer));
                 let length = req
@@ -500,7 +518,12 @@ pub async fn serve(
                     .and_then(|v| v.parse::<u64>().ok());
                 let within = body_deadline(limits.head, length);
                 let req = req.map(|b| timed_body(b, within));
-                hyper::service::Service::call(&inner, req)
+                let answer = hyper::service::Service::call(&inner, req);
+                async move {
+                    let r = answer.await;
+                    drop(in_flight);
+                    r
+                }
             });
         let mut stop = stop_rx.clone();
         let open = open_rx.clone();

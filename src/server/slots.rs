@@ -30,7 +30,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::Context;
 
@@ -65,9 +65,14 @@ pub enum Pool {
 pub struct Eviction {
     evicted: AtomicBool,
     waker: AtomicWaker,
-    /// A request came in and its answer is not all out yet (set by the
-    /// connection, `connections.rs`): such a connection goes last.
+    /// An answer is going out (set by the connection, `connections.rs`):
+    /// such a connection goes last.
     answering: AtomicBool,
+    /// Requests whose whole head was read and whose answer is not ready
+    /// yet (the handler at work). Bytes alone do not count: a flood
+    /// sending one byte a connection made itself un-evictable and cut a
+    /// browser's page load (outside tester insider-rt5 F5).
+    in_flight: AtomicUsize,
 }
 
 impl Eviction {
@@ -87,7 +92,7 @@ impl Eviction {
     }
 
     fn is_answering(&self) -> bool {
-        self.answering.load(Ordering::Acquire)
+        self.answering.load(Ordering::Acquire) || self.in_flight.load(Ordering::Acquire) > 0
     }
 }
 
@@ -280,11 +285,44 @@ impl Slot {
         self.ip
     }
 
-    /// The connection took in a request (`true`) or has answered and
-    /// waits for the next one (`false`): an idle one is evicted first.
+    /// Marks the requests of this connection as they are served (a
+    /// request counts once its whole head is in).
+    pub fn requests(&self) -> Requests {
+        Requests(self.evictable.as_ref().map(|(_, e)| e.clone()))
+    }
+
+    /// The connection writes an answer (`true`) or has answered and
+    /// waits for the next request (`false`): an idle one is evicted first.
     pub fn set_answering(&self, answering: bool) {
         if let Some((_, e)) = &self.evictable {
             e.answering.store(answering, Ordering::Release);
+        }
+    }
+}
+
+/// A connection's requests in flight (see [`Slot::requests`]).
+#[derive(Debug, Clone, Default)]
+pub struct Requests(Option<Arc<Eviction>>);
+
+impl Requests {
+    /// A request's whole head is in: the connection is answering until the
+    /// guard goes (its answer is ready).
+    pub fn begin(&self) -> InFlight {
+        if let Some(e) = &self.0 {
+            e.in_flight.fetch_add(1, Ordering::AcqRel);
+        }
+        InFlight(self.0.clone())
+    }
+}
+
+/// One request in flight; dropped when its answer is ready.
+#[derive(Debug)]
+pub struct InFlight(Option<Arc<Eviction>>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        if let Some(e) = &self.0 {
+            e.in_flight.fetch_sub(1, Ordering::AcqRel);
         }
     }
 }
