@@ -18,6 +18,7 @@ mod crash;
 mod damage;
 mod failover;
 mod insider;
+mod insider_memory;
 mod printer;
 mod public_words;
 mod push;

@@ -21,6 +21,7 @@ use super::error::ApiError;
 use super::extract::{
     Admins, AnyCaller, Authed, Body, ClientAddr, Issuers, People, Readers, UrlPath, UrlQuery,
 };
+use super::limits::Held;
 use super::App;
 
 const STAFF: &[Role] = &[Role::Staff, Role::Admin];
@@ -96,9 +97,8 @@ fn limited_issuer(caller: &Caller) -> Option<super::limits::Issuer<'_>> {
 /// an administrator releases it (limits.rs, red-team finding F11). The
 /// request that holds it records a fault for /admin and an audit record
 /// under the device's name; every refusal burns no number.
-fn hold_check(app: &App, device: &str) -> Result<(), ApiError> {
-    let now = chrono::Utc::now().timestamp_millis();
-    let Err((held, newly)) = app.issue_limits.check_hold(device, now) else {
+fn hold_check(app: &App, device: &str, checked: Result<(), (Held, bool)>) -> Result<(), ApiError> {
+    let Err((held, newly)) = checked else {
         return Ok(());
     };
     if newly {
@@ -111,15 +111,20 @@ fn hold_check(app: &App, device: &str) -> Result<(), ApiError> {
         app.faults.record(
             "issuing-held",
             format!(
-                "発券機「{device}」の発券を止めました: {} 秒間に {} 枚（人が発券機で取れる数をはるかに超えています。盗まれた登録の悪用のおそれ）。端末の一覧で確かめて「発券を再開」で解除できます / kiosk {device} was held: {} tickets within {} s",
-                held.window_secs, held.count, held.count, held.window_secs
+                "発券機「{device}」の発券を止めました: {}（人が発券機で取れる数をはるかに超えています。盗まれた登録の悪用のおそれ）。端末の一覧で確かめて「発券を再開」で解除できます / kiosk {device} was held: {}",
+                held.why_ja(),
+                held.why_en()
             ),
         );
+        let rule = match held.budget {
+            Some(b) => format!("issuing-held:{}/day-budget-{b}", held.count),
+            None => format!("issuing-held:{}/{}", held.count, held.window_secs),
+        };
         app.audit(
             Some(device.to_string()),
             Event::AccountChanged {
                 account: device.to_string(),
-                role: format!("issuing-held:{}/{}", held.count, held.window_secs),
+                role: rule,
             },
         );
     }
@@ -200,21 +205,16 @@ fn checked(
             // Devices and staff are limited (findings F11, F3); an
             // administrator is not (limits.rs says why).
             if let (Some(issuer), false) = (limited_issuer(caller), retry) {
+                let now = chrono::Utc::now().timestamp_millis();
                 if !issuer.person {
-                    hold_check(app, issuer.name)?;
+                    hold_check(
+                        app,
+                        issuer.name,
+                        app.issue_limits.check_hold(issuer.name, now),
+                    )?;
                 }
                 // The issuer's share of what is left (finding F11).
                 let c = category.clone();
-                // The enabled kiosks other than this caller that offer the
-                // category: none, and a kiosk alone may go to the last
-                // number (insider-rt5 F3).
-                let others: Vec<String> = app
-                    .auth
-                    .devices()
-                    .into_iter()
-                    .filter(|d| d.role == Role::Kiosk && !d.disabled && d.name != caller.name)
-                    .map(|d| d.name)
-                    .collect();
                 let share = app
                     .engine
                     .read(move |e| {
@@ -223,12 +223,37 @@ fn checked(
                         let range = e.config().queue(&c).and_then(|q| q.numbers)?;
                         let next = s.meta.next_number.get(&c).copied().unwrap_or(range.from);
                         let left = (range.to + 1).saturating_sub(next.max(range.from));
-                        let alone = !others.iter().any(|k| e.config().kiosk_offers(k, &c));
-                        Some((date, left, alone))
+                        Some((date, left))
                     })
                     .map_err(ApiError::from)?;
-                if let Some((date, left, alone)) = share {
-                    let only_issuer = alone && !issuer.person;
+                if let Some((date, left)) = share {
+                    if !issuer.person {
+                        // A device far above its own busiest days
+                        // (insider-rt5 F2).
+                        let budget =
+                            app.issue_limits
+                                .check_budget(date, issuer.name, &category, now);
+                        hold_check(app, issuer.name, budget)?;
+                    }
+                    // Whether no other enabled kiosk offers the category:
+                    // then a kiosk alone may go to the last number
+                    // (insider-rt5 F3). It reads the device list, so it is
+                    // asked only when the answer turns on it.
+                    let only_issuer = || {
+                        let others: Vec<String> = app
+                            .auth
+                            .devices()
+                            .into_iter()
+                            .filter(|d| {
+                                d.role == Role::Kiosk && !d.disabled && d.name != caller.name
+                            })
+                            .map(|d| d.name)
+                            .collect();
+                        let c = category.clone();
+                        app.engine
+                            .read(move |e| !others.iter().any(|k| e.config().kiosk_offers(k, &c)))
+                            .unwrap_or(false)
+                    };
                     if !app
                         .issue_limits
                         .share_left(date, issuer, &category, left, only_issuer)

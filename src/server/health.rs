@@ -451,8 +451,8 @@ pub fn devices(app: &App) -> Vec<DeviceHealth> {
                 (
                     "held",
                     format!(
-                        "発券停止中: {} 秒間に {} 枚（盗まれた登録の悪用のおそれ。確かめてから再開してください）",
-                        h.window_secs, h.count
+                        "発券停止中: {}（盗まれた登録の悪用のおそれ。確かめてから再開してください）",
+                        h.why_ja()
                     ),
                 )
             } else if let Some(p) = printer.filter(|_| recent) {

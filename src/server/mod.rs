@@ -18,6 +18,7 @@ mod forecast;
 mod gate;
 mod hash_gate;
 mod health;
+mod issued_log;
 mod known;
 mod limits;
 mod names;
@@ -511,6 +512,16 @@ pub fn run(
             replication_cursor: replication::Cursor::default(),
             audit_index: audit::Index::default(),
         });
+        // The day's issuing counts from the log, before the first request
+        // (insider-rt5 F4: a restart started them again), and the past
+        // days' in the background (a kiosk's daily budget, F2).
+        if let Err(e) = issued_log::rebuild_today(&app).await {
+            app.faults.record(
+                "issuing-history",
+                format!("今日の発券数を記録から読み直せませんでした（配分は再起動から数えています）/ today's issuing counts could not be read back from the log: {e:#}"),
+            );
+        }
+        issued_log::spawn_history(app.clone());
         app.fence.received(rejoin_grant.as_deref());
         app.fence
             .set_epoch(app.engine.read_async(|e| e.state().meta.epoch).await?);
@@ -562,6 +573,10 @@ pub fn run(
             }
         }
         let _watcher = displays::watch_layouts(&app);
+        {
+            let a = app.clone();
+            let _ = tokio::task::spawn_blocking(move || sign_in_audit::recover(&a)).await;
+        }
         tokio::spawn(sign_in_audit::run(app.clone()));
         tokio::spawn(known::forget_revoked(app.clone()));
         // A standby takes the primary's accounts and devices within

@@ -16,6 +16,14 @@
 //! each kind, of bounded length, however many tries from however many
 //! addresses. The lock-out counters (`throttle.rs`) are untouched by
 //! this: they see every failure.
+//!
+//! The running window's tallies survive a crash or a power loss (outside
+//! tester insider-rt5 F6: kill -9 lost them): while they grow they are
+//! kept in `<data>/`[`PENDING_FILE`] (written at most once every
+//! [`PENDING_EVERY`], replaced whole, so it stays one window's size); a
+//! window written to the log removes it, and a start that finds it writes
+//! its summaries then, marked as from before an unclean stop. At most the
+//! last [`PENDING_EVERY`] of failures before a crash is lost.
 
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
@@ -35,6 +43,10 @@ pub const MAX_ACCOUNTS: usize = 16;
 const LISTED: usize = 8;
 /// Addresses counted per entry and window (past this "at least").
 const MAX_COUNTED: usize = 100_000;
+/// The running window's tallies, kept against a crash.
+pub const PENDING_FILE: &str = "sign-in-pending.json";
+/// How often the pending tallies are written at most.
+pub const PENDING_EVERY: Duration = Duration::from_secs(1);
 /// The window when `MADOGUCHI_SIGNIN_AUDIT_WINDOW_SECS` does not say
 /// otherwise (tests shorten it).
 const WINDOW: Duration = Duration::from_secs(10 * 60);
@@ -62,6 +74,8 @@ struct Tally {
 #[derive(Debug)]
 struct Windowed {
     start: Instant,
+    /// A summary grew since the pending file was last written.
+    grew: bool,
     accounts: HashMap<(String, bool), Tally>,
     /// Failures (or refusals) recorded one by one per address key this
     /// window.
@@ -69,7 +83,7 @@ struct Windowed {
 }
 
 /// One window's failures of an account not recorded one by one.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Summary {
     pub account: String,
     /// Refusals while waiting, not failed checks.
@@ -148,6 +162,7 @@ impl SignInAudit {
             window,
             state: Mutex::new(Windowed {
                 start: Instant::now(),
+                grew: false,
                 accounts: HashMap::new(),
                 by_address: HashMap::new(),
             }),
@@ -184,6 +199,7 @@ impl SignInAudit {
             s.by_address.entry((addr, refused)).or_insert(0);
         }
         let Some(from_addr) = s.by_address.get_mut(&(addr, refused)) else {
+            s.grew = true;
             return quiet(t, addr, shared, &name);
         };
         if t.recorded < ONE_BY_ONE && *from_addr < ONE_BY_ONE {
@@ -191,6 +207,7 @@ impl SignInAudit {
             *from_addr += 1;
             return true;
         }
+        s.grew = true;
         quiet(t, addr, shared, &name)
     }
 
@@ -203,6 +220,7 @@ impl SignInAudit {
             return Vec::new();
         }
         s.start = Instant::now();
+        s.grew = false;
         s.by_address.clear();
         let mut out: Vec<Summary> = s
             .accounts
@@ -220,6 +238,31 @@ impl SignInAudit {
         out.sort_by(|a, b| (&a.account, a.refused).cmp(&(&b.account, b.refused)));
         out
     }
+
+    /// The running window's summaries so far, if they grew since last
+    /// asked (for the pending file).
+    pub fn grown(&self) -> Option<Vec<Summary>> {
+        let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        if !s.grew {
+            return None;
+        }
+        s.grew = false;
+        let mut out: Vec<Summary> = s
+            .accounts
+            .iter()
+            .filter(|(_, t)| t.quiet > 0)
+            .map(|((account, refused), t)| Summary {
+                account: account.clone(),
+                refused: *refused,
+                count: t.quiet,
+                addresses: t.addresses.len(),
+                listed: t.listed.clone(),
+                names: t.names.clone(),
+            })
+            .collect();
+        out.sort_by(|a, b| (&a.account, a.refused).cmp(&(&b.account, b.refused)));
+        Some(out)
+    }
 }
 
 /// Counts a failure into its entry's summary; never recorded one by one.
@@ -234,10 +277,12 @@ fn quiet(t: &mut Tally, addr: IpAddr, shared: bool, name: &str) -> bool {
     false
 }
 
-/// Writes summaries as one record each.
-fn write(app: &App, summaries: Vec<Summary>) {
+/// Writes summaries as one record each (`note`: added to each, in both
+/// languages), then removes the pending file they were kept in.
+fn write(app: &App, summaries: Vec<Summary>, note: &str) {
+    let wrote = !summaries.is_empty();
     for s in summaries {
-        let by = s.by(app.sign_in_audit.window());
+        let by = format!("{}{note}", s.by(app.sign_in_audit.window()));
         app.audit(
             Some(by),
             Event::Login {
@@ -246,22 +291,85 @@ fn write(app: &App, summaries: Vec<Summary>) {
             },
         );
     }
+    let path = app.data.join(PENDING_FILE);
+    if wrote || path.exists() {
+        if let Err(e) = std::fs::remove_file(&path) {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                tracing::warn!(file = %path.display(), error = %e, "cannot remove the pending sign-in tallies");
+            }
+        }
+    }
 }
 
-/// Writes each ended window's summaries, looking a few times a window.
+/// Keeps the running window's tallies in the pending file, if they grew.
+fn keep_pending(app: &App) {
+    if let Some(pending) = app.sign_in_audit.grown() {
+        let path = app.data.join(PENDING_FILE);
+        if let Err(e) = super::auth::write_atomically(&path, &pending) {
+            app.faults.record(
+                "storage",
+                format!("ログイン失敗の集計を保存できません（異常終了すると失われます）/ the running sign-in failure tallies cannot be kept: {e:#}"),
+            );
+        }
+    }
+}
+
+/// At start-up: the tallies of a window that a crash or a power loss
+/// ended are written now, marked so. A file that cannot be read is named
+/// on /admin and left for a person to look at.
+pub fn recover(app: &App) {
+    let path = app.data.join(PENDING_FILE);
+    let bytes = match std::fs::read(&path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return,
+        Err(e) => {
+            app.faults
+                .record("storage", format!("{} cannot be read: {e}", path.display()));
+            return;
+        }
+    };
+    match serde_json::from_slice::<Vec<Summary>>(&bytes) {
+        Ok(pending) => write(
+            app,
+            pending,
+            "（前回の異常終了の前の分 / from before an unclean stop）",
+        ),
+        Err(e) => app.faults.record(
+            "storage",
+            format!(
+                "{} が読めません（前回の異常終了の前のログイン失敗の集計）/ {} cannot be read (sign-in failure tallies from before an unclean stop): {e}",
+                path.display(),
+                path.display()
+            ),
+        ),
+    }
+}
+
+/// Writes each ended window's summaries, looking a few times a window,
+/// and keeps the running one's in the pending file.
 pub async fn run(app: Arc<App>) {
-    let every =
-        (app.sign_in_audit.window() / 4).clamp(Duration::from_millis(250), Duration::from_secs(30));
+    let every = (app.sign_in_audit.window() / 4)
+        .clamp(Duration::from_millis(250), Duration::from_secs(30))
+        .min(PENDING_EVERY);
     loop {
         tokio::time::sleep(every).await;
-        write(&app, app.sign_in_audit.due(false));
+        let a = app.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            let due = a.sign_in_audit.due(false);
+            if due.is_empty() {
+                keep_pending(&a);
+            } else {
+                write(&a, due, "");
+            }
+        })
+        .await;
     }
 }
 
 /// The server is stopping: the running window's summaries are written now
 /// (they would be lost with the process).
 pub fn flush(app: &App) {
-    write(app, app.sign_in_audit.due(true));
+    write(app, app.sign_in_audit.due(true), "");
 }
 
 #[cfg(test)]
