@@ -110,7 +110,7 @@ fn two_stolen_tokens_pacing_under_the_hold_are_held_at_their_days_budget() {
     ok(
         &data,
         &[
-            "simulate", "--days", "10", "--start", &start, "--volume", "0.04", "--seed", "5",
+            "simulate", "--days", "10", "--start", &start, "--volume", "0.03", "--seed", "5",
             "--out", &file,
         ],
     );
@@ -149,7 +149,7 @@ fn two_stolen_tokens_pacing_under_the_hold_are_held_at_their_days_budget() {
             }
             // The old code never held them: a category of 999 would go.
             assert!(
-                issued[i] <= 40,
+                issued[i] <= 60,
                 "token {i} took {} and was not held",
                 issued[i]
             );

@@ -172,10 +172,12 @@ impl History {
     /// Past days like `date`: the last [`RECENT_DAYS`], and those within
     /// [`SEASON_DAYS`] of its date in earlier years (the moving season
     /// comes back each March).
+    /// Each with whether it is of the season in an earlier year (not
+    /// only recent).
     fn like(
         &self,
         date: chrono::NaiveDate,
-    ) -> impl Iterator<Item = &HashMap<(String, String), u32>> {
+    ) -> impl Iterator<Item = (bool, &HashMap<(String, String), u32>)> {
         use chrono::Datelike;
         self.days.iter().filter_map(move |(d, counts)| {
             if *d >= date {
@@ -183,8 +185,8 @@ impl History {
             }
             let recent = (date - *d).num_days() <= RECENT_DAYS;
             let apart = (i64::from(d.ordinal()) - i64::from(date.ordinal())).abs();
-            let season = apart.min(365 - apart) <= SEASON_DAYS;
-            (recent || season).then_some(counts)
+            let season = !recent && apart.min(365 - apart) <= SEASON_DAYS;
+            (recent || season).then_some((season, counts))
         })
     }
 
@@ -193,12 +195,14 @@ impl History {
     /// than [`MIN_HISTORY_DAYS`] days on which it issued the category.
     fn learned(&self, date: chrono::NaiveDate, device: &str, category: &str) -> Option<Learned> {
         let (mut days, mut busiest, mut mine, mut all) = (0u32, 0u32, 0u64, 0u64);
+        let mut seasoned = false;
         let key = (device.to_string(), category.to_string());
-        for counts in self.like(date) {
+        for (season, counts) in self.like(date) {
             let n = counts.get(&key).copied().unwrap_or(0);
             if n > 0 {
                 days += 1;
                 busiest = busiest.max(n);
+                seasoned |= season;
             }
             mine += u64::from(n);
             all += counts
@@ -208,7 +212,11 @@ impl History {
                 .sum::<u64>();
         }
         (days >= MIN_HISTORY_DAYS && all > 0).then(|| Learned {
-            budget: budget_of(busiest),
+            budget: if seasoned {
+                budget_of(busiest)
+            } else {
+                unseasoned_budget_of(busiest)
+            },
             share: mine as f64 / all as f64,
         })
     }
@@ -235,6 +243,13 @@ pub const MIN_HISTORY_DAYS: u32 = 3;
 /// any before is still not held).
 pub fn budget_of(busiest: u32) -> u32 {
     busiest.saturating_add((busiest / 2).max(10))
+}
+
+/// The budget when no earlier year's days of the season are known (an
+/// office's first year): the last six weeks may be far quieter than the
+/// moving season's peak, so twice the busiest, and ten more.
+pub fn unseasoned_budget_of(busiest: u32) -> u32 {
+    busiest.saturating_mul(2).saturating_add(10)
 }
 
 /// When a device is held: more than `count` tickets within `window_ms`.
@@ -1009,7 +1024,8 @@ mod tests {
             let l = IssueLimits::with_rule(HoldRule::default());
             let mut h = History::default();
             let mut n = 0u32;
-            for day in days((2027, 3, 1), 15, 11) {
+            // Last year's moving season, and this March's first weeks.
+            for day in days((2026, 3, 9), 20, 3).chain(days((2027, 3, 1), 15, 11)) {
                 for c in &day {
                     if let Command::IssueTicket { category, .. } = &c.command {
                         n += 1;
@@ -1099,6 +1115,8 @@ mod tests {
         }
         assert_eq!(l.check_budget(day(10), "early", "idou", 0), Ok(()));
         l.learn(h);
+        // Recent days only (no earlier March): twice the busiest, and ten.
+        assert_eq!(unseasoned_budget_of(24), 58);
         assert_eq!(budget_of(24), 36);
         let mut at = 0;
         let mut taken = 0;
@@ -1108,12 +1126,26 @@ mod tests {
             taken += 1;
             assert!(taken < 1000);
         }
-        assert_eq!(taken, 36);
+        assert_eq!(taken, 58);
         let (held, newly) = l.check_budget(day(10), "k", "idou", at).expect_err("held");
         assert!(!newly);
-        assert_eq!(held.budget, Some(36));
-        assert!(held.why_ja().contains("36"), "{}", held.why_ja());
+        assert_eq!(held.budget, Some(58));
+        assert!(held.why_ja().contains("58"), "{}", held.why_ja());
         assert_eq!(l.check_hold("k", at), Err((held, false)));
+        // With last year's March known, half again and ten at least.
+        let seasoned = IssueLimits::with_rule(HoldRule::default());
+        let mut h = History::default();
+        for d in 1..=4 {
+            let last_year = chrono::NaiveDate::from_ymd_opt(2026, 3, 8 + d).unwrap_or_default();
+            for _ in 0..(20 + d) {
+                h.count(last_year, "k", "idou");
+            }
+        }
+        seasoned.learn(h);
+        assert_eq!(
+            seasoned.learned(day(10), "k", "idou").map(|x| x.budget),
+            Some(36)
+        );
         // A device without three days of history has no budget.
         assert_eq!(l.check_budget(day(10), "new", "idou", at), Ok(()));
         assert_eq!(l.release("k"), Some(held));

@@ -318,6 +318,11 @@ fn keep_pending(app: &App) {
 /// ended are written now, marked so. A file that cannot be read is named
 /// on /admin and left for a person to look at.
 pub fn recover(app: &App) {
+    // A standby writes no audit record: the file waits for a promotion's
+    // restart, or for this machine as a primary.
+    if app.is_standby() {
+        return;
+    }
     let path = app.data.join(PENDING_FILE);
     let bytes = match std::fs::read(&path) {
         Ok(b) => b,
