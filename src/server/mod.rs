@@ -515,11 +515,18 @@ pub fn run(
         // The day's issuing counts from the log, before the first request
         // (insider-rt5 F4: a restart started them again), and the past
         // days' in the background (a kiosk's daily budget, F2).
-        if let Err(e) = issued_log::rebuild_today(&app).await {
+        let reading = std::time::Instant::now();
+        match issued_log::rebuild_today(&app).await {
+            Ok(n) => eprintln!(
+                "madoguchi: issuing counts of today read back from the log: {n} tickets in {} ms",
+                reading.elapsed().as_millis()
+            ),
+            Err(e) => {
             app.faults.record(
                 "issuing-history",
                 format!("今日の発券数を記録から読み直せませんでした（配分は再起動から数えています）/ today's issuing counts could not be read back from the log: {e:#}"),
             );
+            }
         }
         issued_log::spawn_history(app.clone());
         app.fence.received(rejoin_grant.as_deref());
