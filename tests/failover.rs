@@ -168,7 +168,7 @@ pub fn same_people_and_devices(e: &Enrolled, base: &str) {
     assert_eq!(st, StatusCode::OK, "the primary's kiosk token: {v}");
 }
 
-fn data_of(s: &Server) -> PathBuf {
+pub fn data_of(s: &Server) -> PathBuf {
     s.data_dir().join("data")
 }
 
@@ -221,7 +221,12 @@ fn a_restored_backup_signs_in_the_same_people_and_devices() {
 }
 
 /// An admin's JSON `POST` to a server started on a folder (`Office`).
-fn office_admin_send(base: &str, password: &str, path: &str, body: Value) -> (StatusCode, Value) {
+pub fn office_admin_send(
+    base: &str,
+    password: &str,
+    path: &str,
+    body: Value,
+) -> (StatusCode, Value) {
     let (c, csrf) = sign_in(base, "admin", password).expect("admin sign-in");
     let r = c
         .post(format!("{base}{path}"))
@@ -235,7 +240,12 @@ fn office_admin_send(base: &str, password: &str, path: &str, body: Value) -> (St
 
 /// A page or fragment as a signed-in person (or, with `device`, a device
 /// cookie) sees it.
-fn page_text(base: &str, path: &str, person: Option<(&str, &str)>, device: Option<&str>) -> String {
+pub fn page_text(
+    base: &str,
+    path: &str,
+    person: Option<(&str, &str)>,
+    device: Option<&str>,
+) -> String {
     let c = match person {
         Some((user, password)) => sign_in(base, user, password).expect("sign-in").0,
         None => Server::client(),

@@ -1100,9 +1100,10 @@ pub async fn carry_epoch(State(app): State<Arc<super::App>>, req: Request, next:
                             ),
                         ),
                         Ok(false) => {}
-                        Err(e) => app
-                            .faults
-                            .record("failover", format!("cannot record being replaced: {e}")),
+                        Err(e) => app.faults.record(
+                            HOLD_NOT_WRITTEN,
+                            format!("replaced: {} has seen epoch {p} with its proof; commands are refused, but it cannot be written down ({e}) and a restart would forget it / 主機でなくなったことをディスクに書けません（受付は止めています）", caller.name),
+                        ),
                     },
                     // Not proven here: a forgery, or a machine promoted
                     // from a standby this primary does not know (restored
@@ -1349,6 +1350,55 @@ mod tests {
         assert_eq!(Fence::open(dir.path()).restored_holding(), None);
         std::fs::create_dir(&hold).expect("a directory where the file was");
         assert!(Fence::open(dir.path()).restored_holding().is_some());
+    }
+
+    #[test]
+    fn the_numbers_devices_saw_are_kept_per_caller_the_latest_day_and_survive_a_restart() {
+        assert_eq!(Issued::parse("nonsense"), None);
+        assert_eq!(Issued::parse("2026-12-07 idou=x"), None);
+        assert_eq!(
+            Issued::parse("2026-12-07 a b=1"),
+            None,
+            "a queue name with a space"
+        );
+        let day = |d: &str, q: &str| Issued::parse(&format!("{d} {q}")).expect("parse");
+        assert_eq!(
+            day("2026-12-07", "idou=1004,koseki=12").text(),
+            "2026-12-07 idou=1004,koseki=12"
+        );
+        let dir = tempfile::tempdir().expect("tmp");
+        let f = Fence::open(dir.path());
+        assert!(f.seen_evidence().is_none());
+        assert!(f
+            .note_seen("kiosk 1", &day("2026-12-06", "idou=1050"))
+            .expect("note"));
+        assert!(f
+            .note_seen("kiosk 1", &day("2026-12-07", "idou=1004"))
+            .expect("note"));
+        assert!(!f
+            .note_seen("kiosk 1", &day("2026-12-06", "idou=1090"))
+            .expect("older day"));
+        assert!(f
+            .note_seen("display-1", &day("2026-12-07", "idou=1002,koseki=12"))
+            .expect("note"));
+        let (seen, who) = Fence::open(dir.path()).seen_evidence().expect("kept");
+        assert_eq!(seen.text(), "2026-12-07 idou=1004,koseki=12");
+        assert_eq!(who, vec!["display-1".to_string(), "kiosk 1".to_string()]);
+        f.clear_seen().expect("clear");
+        assert!(Fence::open(dir.path()).seen_evidence().is_none());
+    }
+
+    #[test]
+    fn a_claim_holds_in_memory_when_its_file_cannot_be_written() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let f = Fence::open(dir.path());
+        // A directory where the temporary file goes: every write fails.
+        std::fs::create_dir(dir.path().join("epoch-claims.tmp")).expect("mkdir");
+        assert!(f.note_claim("kiosk-1", 1).is_err());
+        assert_eq!(f.claims_holding(), vec![("kiosk-1".to_string(), 1)]);
+        std::fs::create_dir(dir.path().join("replaced")).expect("mkdir");
+        assert!(f.mark_replaced(2).is_err());
+        assert_eq!(f.replaced(), Some(2), "fenced in memory");
     }
 
     #[test]
