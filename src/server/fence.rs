@@ -55,7 +55,10 @@
 //!   primary takes no commands (`restored_unconfirmed`) until an admin,
 //!   having switched off every other machine of the office, confirms on
 //!   `/admin`. A promotion ends it (the log and accounts are then the
-//!   followed primary's).
+//!   followed primary's). Confirming it (or a claim) first raises each
+//!   queue's numbers above those the devices saw given (`Madoguchi-Issued`,
+//!   kept per caller in `<data>/epoch-claims` while held) or the admin
+//!   entered (`resume.rs`; outside tester failover-rt5 F4).
 //! - **A primary that lost records** its standby holds (`primary_behind`,
 //!   noted in `<data>/behind`, kept across restarts) refuses commands with
 //!   a message that says to promote the standby, and refuses to revoke the
@@ -285,6 +288,8 @@ pub const HOLD_NOT_WRITTEN: &str = "hold_not_written";
 
 /// What a primary restored from a backup says while it holds: what
 /// happened and what to do (`/admin` says the same, with the button).
+/// Written for staff and the admin, as every hold message here: the kiosk
+/// adds the visitors' 「職員に声をおかけください」 itself.
 pub const RESTORED_JA: &str = "バックアップから復元したこの主機は、バックアップの後に登録された予備機を知りません。その予備機が主機に昇格していると同じ番号が二度出るため、受付を止めています。元の主機の予備機（ほかの機械）の電源がすべて切れていることを確かめてから、管理者が管理画面で「予備機の停止を確認」を押すと再開します。";
 
 /// The refusal of a command by a primary restored from a backup.
