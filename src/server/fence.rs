@@ -1148,10 +1148,24 @@ pub async fn carry_epoch(State(app): State<Arc<super::App>>, req: Request, next:
     // While a restored or claim hold stands, the numbers a device saw
     // given are the evidence the numbers are raised above before issuing
     // resumes (outside tester failover-rt5 F4): only a known caller's.
+    // Only a report that tells something this log does not know counts:
+    // from a caller that has seen a newer machine, or numbers above this
+    // log's own (its own numbers echoed back bound nothing, and must not
+    // spare the admin the question).
     let seen = header(req.headers(), ISSUED_HEADER).and_then(|v| Issued::parse(&v));
     if let Some(seen) = seen {
         let held = app.fence.restored_holding().is_some() || !app.fence.claims_holding().is_empty();
-        if held && !app.is_standby() && app.fence.replaced().is_none() {
+        let newer = claimed.is_some_and(|n| n > app.fence.epoch());
+        let own = app.fence.issued().and_then(|i| Issued::parse(&i));
+        let beyond = own.is_none_or(|o| {
+            seen.date > o.date
+                || (seen.date == o.date
+                    && seen
+                        .highest
+                        .iter()
+                        .any(|(q, n)| o.highest.get(q).is_none_or(|m| n > m)))
+        });
+        if held && (newer || beyond) && !app.is_standby() && app.fence.replaced().is_none() {
             if let Some(caller) = app.auth.identify(req.headers()) {
                 if let Err(e) = app.fence.note_seen(&caller.name, &seen) {
                     if app
