@@ -73,20 +73,37 @@
   // Restored from a backup, or a device has seen a newer primary this one
   // cannot verify (issue 24, outside tester replay4 N1): each confirmed
   // on its own.
+  // The highest number of each queue seen given (filled in from the
+  // devices' evidence, or entered by the admin): issuing resumes above it
+  // (outside tester failover-rt5 F4). Empty boxes are left out; with none
+  // filled and no evidence the server asks for them.
+  function highestSeen() {
+    const boxes = Array.from(document.querySelectorAll("input[data-highest]"));
+    const filled = boxes.filter((b) => b.value.trim() !== "" && Number.isInteger(Number(b.value)));
+    if (filled.length === 0) return null;
+    const out = {};
+    filled.forEach((b) => { out[b.dataset.highest] = Number(b.value); });
+    return out;
+  }
+  function confirmHold(hold, fallback) {
+    const body = { hold };
+    const h = highestSeen();
+    if (h) body.highest = h;
+    act("POST", "/api/standby/confirm-off", body,
+      (r) => reloadSaying(r && typeof r.message_ja === "string" ? r.message_ja : fallback));
+  }
   const confirmRestored = document.getElementById("confirm-restored");
   if (confirmRestored) {
     confirmRestored.addEventListener("click", () => {
       if (!confirm("元の主機の予備機（ほかの機械）の電源がすべて切れていることを確かめましたか？ どれかが主機に昇格していると、同じ番号が二度出ます。")) return;
-      act("POST", "/api/standby/confirm-off", { hold: "restored" },
-        () => reloadSaying("予備機が動いていないことを確認しました。受付を再開します。"));
+      confirmHold("restored", "予備機が動いていないことを確認しました。受付を再開します。");
     });
   }
   const confirmClaims = document.getElementById("confirm-claims");
   if (confirmClaims) {
     confirmClaims.addEventListener("click", () => {
       if (!confirm("ほかに主機として動いている機械がないことを確かめましたか？ あると、同じ番号が二度出ます。")) return;
-      act("POST", "/api/standby/confirm-off", { hold: "epoch_claim" },
-        () => reloadSaying("ほかの主機がないことを確認しました。受付を再開します。"));
+      confirmHold("epoch_claim", "ほかの主機がないことを確認しました。受付を再開します。");
     });
   }
 

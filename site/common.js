@@ -19,10 +19,45 @@ window.Madoguchi = (function () {
   function knownProof() {
     try { return localStorage.getItem(PROOF_KEY) || ""; } catch (_) { return ""; }
   }
+  // The highest numbers the page has seen given on the latest business
+  // day, by any server ("2026-12-07 idou=1004,koseki=12"): a primary
+  // restored from a backup raises its numbers above them before it issues
+  // again (outside tester failover-rt5 F4).
+  const ISSUED_KEY = "madoguchi-issued";
+  function parseIssued(v) {
+    const m = /^(\d{4}-\d{2}-\d{2})(?: (.*))?$/.exec((v || "").trim());
+    if (!m) return null;
+    const highest = {};
+    for (const part of (m[2] || "").split(",")) {
+      const [q, n] = part.split("=");
+      if (q && /^[A-Za-z0-9_-]{1,64}$/.test(q) && /^\d+$/.test(n || "")) highest[q] = parseInt(n, 10);
+    }
+    return { date: m[1], highest };
+  }
+  function issuedText(i) {
+    return i.date + " " + Object.keys(i.highest).sort().map((q) => q + "=" + i.highest[q]).join(",");
+  }
+  function knownIssued() {
+    try { return localStorage.getItem(ISSUED_KEY) || ""; } catch (_) { return ""; }
+  }
+  function learnIssued(v) {
+    const got = parseIssued(v);
+    if (!got) return;
+    const old = parseIssued(knownIssued());
+    let next = got;
+    if (old && old.date > got.date) next = old;
+    else if (old && old.date === got.date) {
+      next = { date: got.date, highest: Object.assign({}, old.highest) };
+      for (const q of Object.keys(got.highest)) next.highest[q] = Math.max(next.highest[q] || 0, got.highest[q]);
+    }
+    try { localStorage.setItem(ISSUED_KEY, issuedText(next)); } catch (_) { /* this page only */ }
+  }
   function epochHeaders() {
     const h = { "Madoguchi-Epoch": String(knownEpoch()) };
     const p = knownProof();
     if (p) h["Madoguchi-Epoch-Proof"] = p;
+    const i = knownIssued();
+    if (i) h["Madoguchi-Issued"] = i;
     return h;
   }
   let serverEpoch = null;
@@ -30,7 +65,7 @@ window.Madoguchi = (function () {
     try { return parseInt(localStorage.getItem(EPOCH_KEY) || "0", 10) || 0; } catch (_) { return 0; }
   }
   if (location.hash === "#enrolled") {
-    try { localStorage.removeItem(EPOCH_KEY); localStorage.removeItem(PROOF_KEY); } catch (_) { /* private mode */ }
+    try { localStorage.removeItem(EPOCH_KEY); localStorage.removeItem(PROOF_KEY); localStorage.removeItem(ISSUED_KEY); } catch (_) { /* private mode */ }
     history.replaceState(null, "", location.pathname + location.search);
   }
   function learn(n) {
@@ -43,6 +78,7 @@ window.Madoguchi = (function () {
     if (h !== null) learn(parseInt(h, 10));
     const p = res.headers.get("Madoguchi-Epoch-Proof");
     if (p !== null && parseInt(p, 10) >= knownEpoch()) { try { localStorage.setItem(PROOF_KEY, p); } catch (_) { /* this page only */ } }
+    learnIssued(res.headers.get("Madoguchi-Issued"));
   }
   // This server is older than the office the page has seen: a primary that
   // was replaced by its standby.

@@ -51,6 +51,9 @@
   // was touched, found again after the buttons are redrawn).
   let returnTo = null;
 
+  // The refusals of an office that holds its commands (fence.rs).
+  const HOLDS = ["restored_unconfirmed", "unverified_epoch_claim", "revoked_standby_unconfirmed", "no_standby_lease"];
+
   function failed(body, category) {
     const e = body && body.error;
     const box = document.getElementById("kiosk-error");
@@ -62,8 +65,11 @@
     // Chinese or Korean gets it in their language (the buttons are drawn
     // again after this, with a held server's banner in every language).
     const OTHER = { zh: "现在无法取号。请咨询工作人员。", ko: "지금은 번호표를 발급할 수 없습니다. 직원에게 문의해 주세요." };
+    // A held office's reason is written for staff and the admin (issue
+    // 24): the visitor is also told whom to ask.
+    const ask = e && HOLDS.includes(e.code) ? "職員に声をおかけください。" : "";
     box.textContent = closed ? closed.textContent
-      : e ? (lang === "ja" ? e.message_ja : OTHER[lang] || e.message_en) : "エラーが起きました。職員に声をおかけください";
+      : e ? (lang === "ja" ? e.message_ja + ask : OTHER[lang] || e.message_en) : "エラーが起きました。職員に声をおかけください";
     box.hidden = false;
     setTimeout(() => { box.hidden = true; }, 15000);
   }

@@ -167,11 +167,29 @@
       const heading = region && region.querySelector("h2[tabindex], h3[tabindex]");
       (same || heading || station).focus();
     }
+    applyHold();
     return true;
   }
 
+  // While the server holds commands (issue 24: #command-hold stands in
+  // the panel), every button the hold refuses is disabled, its key too;
+  // 履歴検索 only reads and stays. They come back with the next redraw
+  // after the hold ends (outside tester failover-rt5 F5).
+  function held() { return panel.querySelector("#command-hold") !== null; }
+  function applyHold() {
+    const h = held();
+    document.querySelectorAll("button[data-action]").forEach((b) => {
+      if (b.dataset.action !== "search") b.disabled = h;
+    });
+  }
+  applyHold();
+
   async function act(action, number) {
     if (signedOut) { endedSignIn(action); return; }
+    if (action !== "search" && held()) {
+      say("番号の発行と窓口の操作を止めています（上の赤い表示をご覧ください）。管理者が再開するまでお待ちください。", true);
+      return;
+    }
     if (action === "search") return search();
     if (inFlight) {
       // A double press never sends twice; a different key waits its turn.

@@ -168,7 +168,7 @@ pub fn same_people_and_devices(e: &Enrolled, base: &str) {
     assert_eq!(st, StatusCode::OK, "the primary's kiosk token: {v}");
 }
 
-fn data_of(s: &Server) -> PathBuf {
+pub fn data_of(s: &Server) -> PathBuf {
     s.data_dir().join("data")
 }
 
@@ -201,11 +201,40 @@ fn a_restored_backup_signs_in_the_same_people_and_devices() {
     let (st, v) = issue(&office.base, &e.kiosk);
     assert_eq!(st, StatusCode::SERVICE_UNAVAILABLE, "{v}");
     assert_eq!(v["error"]["code"], "restored_unconfirmed", "{v}");
+    // A page echoes back this server's own numbers: that bounds nothing
+    // given after the backup, so the admin is still asked.
+    let own = Server::client()
+        .get(format!("{}/api/status", office.base))
+        .bearer_auth(&e.display)
+        .send()
+        .expect("status")
+        .headers()
+        .get("madoguchi-issued")
+        .and_then(|v| v.to_str().ok())
+        .expect("issued")
+        .to_string();
+    let r = Server::client()
+        .get(format!("{}/api/status", office.base))
+        .bearer_auth(&e.display)
+        .header("Madoguchi-Issued", &own)
+        .send()
+        .expect("status");
+    assert_eq!(r.status(), StatusCode::OK);
     let (st, v) = office_admin_send(
         &office.base,
         &e.primary.admin_password,
         "/api/standby/confirm-off",
         json!({"hold": "restored"}),
+    );
+    assert_eq!(st, StatusCode::CONFLICT, "{v}");
+    assert_eq!(v["error"]["code"], "highest_number_needed", "{v}");
+    // The admin enters the highest number seen on a ticket: no device
+    // told this one what was given after the backup.
+    let (st, v) = office_admin_send(
+        &office.base,
+        &e.primary.admin_password,
+        "/api/standby/confirm-off",
+        json!({"hold": "restored", "highest": {"idou": 1001}}),
     );
     assert_eq!(st, StatusCode::OK, "{v}");
     same_people_and_devices(&e, &office.base);
@@ -219,7 +248,12 @@ fn a_restored_backup_signs_in_the_same_people_and_devices() {
 }
 
 /// An admin's JSON `POST` to a server started on a folder (`Office`).
-fn office_admin_send(base: &str, password: &str, path: &str, body: Value) -> (StatusCode, Value) {
+pub fn office_admin_send(
+    base: &str,
+    password: &str,
+    path: &str,
+    body: Value,
+) -> (StatusCode, Value) {
     let (c, csrf) = sign_in(base, "admin", password).expect("admin sign-in");
     let r = c
         .post(format!("{base}{path}"))
@@ -233,7 +267,12 @@ fn office_admin_send(base: &str, password: &str, path: &str, body: Value) -> (St
 
 /// A page or fragment as a signed-in person (or, with `device`, a device
 /// cookie) sees it.
-fn page_text(base: &str, path: &str, person: Option<(&str, &str)>, device: Option<&str>) -> String {
+pub fn page_text(
+    base: &str,
+    path: &str,
+    person: Option<(&str, &str)>,
+    device: Option<&str>,
+) -> String {
     let c = match person {
         Some((user, password)) => sign_in(base, user, password).expect("sign-in").0,
         None => Server::client(),
@@ -350,7 +389,7 @@ fn a_backup_from_before_the_standby_restored_as_the_primary_never_gives_a_number
         &restored.base,
         &pw,
         "/api/standby/confirm-off",
-        json!({"hold": "restored"}),
+        json!({"hold": "restored", "highest": {"idou": 1002}}),
     );
     assert_eq!(st, StatusCode::OK, "{v}");
     let proof = epoch_proof(&standby.base, &e.kiosk);
@@ -381,6 +420,114 @@ fn a_backup_from_before_the_standby_restored_as_the_primary_never_gives_a_number
     assert_eq!(st, StatusCode::OK, "{v}");
     issued.push(number(&v));
     assert_no_number_twice(&issued);
+}
+
+/// Outside tester failover-rt5 F4 (R10): the promoted standby issued
+/// numbers the restored primary never saw, then died; the admin truthfully
+/// confirms that no other machine runs. The numbers a device saw given
+/// there (its `Madoguchi-Issued`, kept with its epoch) raise each queue
+/// above them before issuing resumes, and the answer says so in Japanese
+/// (old code: the dead machine's 1003 was given again).
+#[test]
+fn a_dead_promoted_machines_numbers_are_not_given_again_after_the_confirmation() {
+    let mut e = enrolled_primary();
+    let mut issued = vec![1001];
+    let dir = tempfile::tempdir().expect("tmp");
+    let bak = dir.path().join("before-standby.bak");
+    ok(
+        &data_of(&e.primary),
+        &["backup", "--out", &bak.display().to_string()],
+    );
+    let cable = Cable::to(&e.primary.base);
+    let mut standby = pair(&e, &cable.addr);
+    cable.cut();
+    e.primary.stop();
+    assert_eq!(promote(&standby)["epoch"], 1);
+    // The kiosk issues on the promoted machine and remembers what it
+    // answered (as common.js does): its epoch, proof and numbers.
+    let mut seen = String::new();
+    for _ in 0..3 {
+        let r = Client::new()
+            .post(format!("{}/api/commands", standby.base))
+            .bearer_auth(&e.kiosk)
+            .json(&json!({"command": "issue_ticket", "category": "idou"}))
+            .send()
+            .expect("command");
+        assert_eq!(r.status(), StatusCode::OK);
+        seen = r
+            .headers()
+            .get("madoguchi-issued")
+            .and_then(|v| v.to_str().ok())
+            .expect("every answer names the numbers given")
+            .to_string();
+        let v: Value = r.json().expect("json");
+        issued.push(number(&v));
+    }
+    assert!(seen.ends_with(" idou=1004"), "{seen}");
+    let proof = epoch_proof(&standby.base, &e.kiosk);
+    // The promoted machine dies; last night's backup onto a spare.
+    standby.stop();
+    let spare = dir.path().join("spare");
+    let out = crate::util::run(&spare, &["restore", &bak.display().to_string()]);
+    assert!(out.status.success());
+    let restored = Office::start(&spare, &[]);
+    let pw = e.primary.admin_password.clone();
+    let carried = |base: &str| {
+        let r = Client::new()
+            .post(format!("{base}/api/commands"))
+            .bearer_auth(&e.kiosk)
+            .header("Madoguchi-Epoch", "1")
+            .header("Madoguchi-Epoch-Proof", &proof)
+            .header("Madoguchi-Issued", &seen)
+            .json(&json!({"command": "issue_ticket", "category": "idou"}))
+            .send()
+            .expect("command");
+        let st = r.status();
+        (st, r.json::<Value>().unwrap_or(Value::Null))
+    };
+    let (st, v) = carried(&restored.base);
+    assert_eq!(st, StatusCode::SERVICE_UNAVAILABLE, "held: {v}");
+    // /admin shows the evidence beside the confirmation.
+    let admin = page_text(&restored.base, "/admin", Some(("admin", &pw)), None);
+    assert!(
+        admin.contains("id=\"highest-seen\"") && admin.contains("value=\"1004\""),
+        "{admin}"
+    );
+    // The admin confirms truthfully: no other machine runs now.
+    let (st, v) = office_admin_send(
+        &restored.base,
+        &pw,
+        "/api/standby/confirm-off",
+        json!({"hold": "restored"}),
+    );
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(v["resume_from"], json!({"idou": 1005}), "{v}");
+    let said = v["message_ja"].as_str().unwrap_or_default().to_string();
+    assert!(
+        said.contains("1005番以降から発券を再開します")
+            && said.contains("kiosk-1")
+            && said.contains("番号札を持つ来庁者がいるかもしれません"),
+        "{said}"
+    );
+    let (st, v) = office_admin_send(
+        &restored.base,
+        &pw,
+        "/api/standby/confirm-off",
+        json!({"hold": "epoch_claim"}),
+    );
+    assert_eq!(st, StatusCode::OK, "{v}");
+    for _ in 0..2 {
+        let (st, v) = carried(&restored.base);
+        assert_eq!(st, StatusCode::OK, "{v}");
+        issued.push(number(&v));
+        assert_no_number_twice(&issued);
+    }
+    assert_eq!(issued[issued.len() - 2], 1005, "{issued:?}");
+    let faults = std::fs::read_to_string(spare.join("faults.jsonl")).unwrap_or_default();
+    assert!(
+        faults.contains("1005番以降から発券を再開します"),
+        "{faults}"
+    );
 }
 
 #[test]
@@ -959,15 +1106,41 @@ fn a_device_claiming_an_epoch_without_proof_holds_until_an_admin_clears_it() {
         admin.contains("id=\"epoch-claims\"") && admin.contains("display-1："),
         "{admin}"
     );
+    // No device said which numbers the other machine gave: the admin is
+    // asked for the highest seen on a ticket, never resumed silently
+    // (outside tester failover-rt5 F4).
     let (st, v) = admin_send(
         &e.primary,
         "/api/standby/confirm-off",
         json!({"hold": "epoch_claim"}),
     );
+    assert_eq!(st, StatusCode::CONFLICT, "{v}");
+    assert_eq!(v["error"]["code"], "highest_number_needed", "{v}");
+    assert!(
+        v["error"]["message_ja"]
+            .as_str()
+            .is_some_and(|m| m.contains("番号札で見た最も大きい番号")),
+        "{v}"
+    );
+    let (st, v) = issue(&e.primary.base, &e.kiosk);
+    assert_eq!(st, StatusCode::SERVICE_UNAVAILABLE, "still held: {v}");
+    let (st, v) = admin_send(
+        &e.primary,
+        "/api/standby/confirm-off",
+        json!({"hold": "epoch_claim", "highest": {"idou": 1009}}),
+    );
     assert_eq!(st, StatusCode::OK, "{v}");
     assert_eq!(v["confirmed"], json!(["display-1"]), "{v}");
+    assert_eq!(v["resume_from"], json!({"idou": 1010}), "{v}");
+    assert!(
+        v["message_ja"]
+            .as_str()
+            .is_some_and(|m| m.contains("1010番以降から発券を再開します")),
+        "{v}"
+    );
     let (st, v) = issue(&e.primary.base, &e.kiosk);
     assert_eq!(st, StatusCode::OK, "cleared: {v}");
+    assert_eq!(number(&v), 1010, "above the number the admin entered");
     // The display keeps sending what it sent: cleared claims hold no more.
     let r = Server::client()
         .get(e.primary.url("/api/status"))

@@ -43,6 +43,7 @@ mod system {
     mod browser;
     mod diskfull;
     mod displays;
+    mod failover_disk;
     mod failover_pages;
     mod kiosk_health;
     mod layout_log;

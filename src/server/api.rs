@@ -835,6 +835,10 @@ pub struct ConfirmBody {
     /// primary, whatever the devices named said.
     #[serde(default)]
     hold: Option<String>,
+    /// `restored` and `epoch_claim`: the highest number of each queue the
+    /// admin saw on a visitor's ticket today (`resume.rs`).
+    #[serde(default)]
+    highest: Option<std::collections::BTreeMap<String, u32>>,
 }
 
 /// `POST /api/standby/confirm-off` (admin): the revoked standbys this
@@ -856,9 +860,17 @@ pub async fn confirm_standby_off(
     match asked.hold.as_deref().unwrap_or("revoked") {
         "revoked" => {}
         "restored" => {
+            if app.fence.restored_holding().is_none() {
+                return Ok(Json(json!({"ok": true, "confirmed": []})));
+            }
+            // The numbers given after the backup are raised above first
+            // (outside tester failover-rt5 F4).
+            let resumed =
+                super::resume::raise_before_resuming(&app, asked.highest.as_ref()).await?;
             let Some(backup) = app.fence.confirm_restored().map_err(internal)? else {
                 return Ok(Json(json!({"ok": true, "confirmed": []})));
             };
+            forget_seen(&app);
             audit_change(
                 &app,
                 caller.clone(),
@@ -870,10 +882,18 @@ pub async fn confirm_standby_off(
                 "failover",
                 format!("{} confirmed that no standby enrolled after the backup ({backup}) runs: commands are taken again / バックアップの後に登録された予備機が動いていないことを管理者が確認しました", caller.name),
             );
-            return Ok(Json(json!({"ok": true, "confirmed": [backup]})));
+            return Ok(Json(
+                json!({"ok": true, "confirmed": [backup], "resume_from": resumed.resume_from, "message_ja": resumed.message_ja, "message_en": resumed.message_en}),
+            ));
         }
         "epoch_claim" => {
+            if app.fence.claims_holding().is_empty() {
+                return Ok(Json(json!({"ok": true, "confirmed": []})));
+            }
+            let resumed =
+                super::resume::raise_before_resuming(&app, asked.highest.as_ref()).await?;
             let cleared = app.fence.confirm_claims().map_err(internal)?;
+            forget_seen(&app);
             let mut names = Vec::new();
             for (who, n) in &cleared {
                 audit_change(&app, caller.clone(), who.clone(), "epoch_claim_cleared").await?;
@@ -883,7 +903,9 @@ pub async fn confirm_standby_off(
                 );
                 names.push(who.clone());
             }
-            return Ok(Json(json!({"ok": true, "confirmed": names})));
+            return Ok(Json(
+                json!({"ok": true, "confirmed": names, "resume_from": resumed.resume_from, "message_ja": resumed.message_ja, "message_en": resumed.message_en}),
+            ));
         }
         other => {
             return Err(ApiError::BadRequest(format!(
@@ -900,6 +922,19 @@ pub async fn confirm_standby_off(
         );
     }
     Ok(Json(json!({"ok": true, "confirmed": names})))
+}
+
+/// The numbers devices saw are forgotten once no restored or claim hold
+/// they were kept for stands (the numbers are raised above them by then).
+fn forget_seen(app: &App) {
+    if app.fence.restored_holding().is_none() && app.fence.claims_holding().is_empty() {
+        if let Err(e) = app.fence.clear_seen() {
+            app.faults.record(
+                super::fence::HOLD_NOT_WRITTEN,
+                format!("the numbers devices saw cannot be forgotten on disk ({e}): a restart keeps them / 端末が見た番号の記録を消せません"),
+            );
+        }
+    }
 }
 
 /// How long a following standby goes at most between two requests (the

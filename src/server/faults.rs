@@ -61,6 +61,7 @@ pub fn kind_ja(kind: &str) -> &'static str {
         "damage" | "log-damaged" => "記録の損傷",
         "reports" => "報告ファイル",
         "issuing-held" => "発券機の発券停止",
+        "hold_not_written" => "受付停止を書けない（ディスク）",
         _ => "その他",
     }
 }

@@ -55,7 +55,10 @@
 //!   primary takes no commands (`restored_unconfirmed`) until an admin,
 //!   having switched off every other machine of the office, confirms on
 //!   `/admin`. A promotion ends it (the log and accounts are then the
-//!   followed primary's).
+//!   followed primary's). Confirming it (or a claim) first raises each
+//!   queue's numbers above those the devices saw given (`Madoguchi-Issued`,
+//!   kept per caller in `<data>/epoch-claims` while held) or the admin
+//!   entered (`resume.rs`; outside tester failover-rt5 F4).
 //! - **A primary that lost records** its standby holds (`primary_behind`,
 //!   noted in `<data>/behind`, kept across restarts) refuses commands with
 //!   a message that says to promote the standby, and refuses to revoke the
@@ -139,6 +142,10 @@ pub struct Fence {
     /// The hold last written to the fault records (its code), so each
     /// start and end of a hold is one record.
     noted_hold: Mutex<Option<&'static str>>,
+    /// What this server's day has given ([`ISSUED_HEADER`]), refreshed
+    /// after each command, so every answer names it without asking the
+    /// engine.
+    issued: Mutex<Option<String>>,
 }
 
 /// Epoch claims a primary could not verify (outside tester replay4 N1,
@@ -149,13 +156,81 @@ struct Claims {
     held: Vec<(String, u64)>,
     /// Per caller: its claims up to this epoch were cleared by an admin.
     cleared: std::collections::BTreeMap<String, u64>,
+    /// Per caller, while a restored or claim hold stands: the highest
+    /// numbers it saw given on a day (its `Madoguchi-Issued`), by any
+    /// machine: the evidence the numbers are raised above before issuing
+    /// resumes (outside tester failover-rt5 F4).
+    seen: std::collections::BTreeMap<String, Issued>,
+}
+
+/// The highest number given in each queue on a business day, as a server
+/// says it (`Madoguchi-Issued: 2026-12-07 idou=1004,koseki=12`) and the
+/// devices remember it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Issued {
+    pub date: chrono::NaiveDate,
+    pub highest: std::collections::BTreeMap<String, u32>,
+}
+
+impl Issued {
+    /// Reads the header's value; `None` for anything else (at most 64
+    /// queues with short plain names: a device's header is outside data).
+    pub fn parse(v: &str) -> Option<Issued> {
+        let (date, rest) = v.trim().split_once(' ').unwrap_or((v.trim(), ""));
+        let date = chrono::NaiveDate::parse_from_str(date, "%Y-%m-%d").ok()?;
+        let mut highest = std::collections::BTreeMap::new();
+        for part in rest.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let (q, n) = part.split_once('=')?;
+            let plain = !q.is_empty()
+                && q.len() <= 64
+                && q.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+            if !plain || highest.len() >= 64 {
+                return None;
+            }
+            highest.insert(q.to_string(), n.parse().ok()?);
+        }
+        Some(Issued { date, highest })
+    }
+
+    pub fn text(&self) -> String {
+        let q: Vec<String> = self
+            .highest
+            .iter()
+            .map(|(q, n)| format!("{q}={n}"))
+            .collect();
+        format!("{} {}", self.date, q.join(","))
+    }
+
+    /// Both: the later day's, or on the same day the higher of each.
+    fn merge(&mut self, other: &Issued) {
+        if other.date > self.date {
+            *self = other.clone();
+        } else if other.date == self.date {
+            for (q, &n) in &other.highest {
+                let m = self.highest.entry(q.clone()).or_insert(0);
+                *m = (*m).max(n);
+            }
+        }
+    }
 }
 
 impl Claims {
     fn parse(text: &str) -> Claims {
         let mut c = Claims::default();
         for line in text.lines() {
-            let mut parts = line.trim().splitn(3, ' ');
+            let line = line.trim();
+            if let Some(rest) = line.strip_prefix("seen ") {
+                // `seen <date> <queue=n,…> <caller>`.
+                let mut p = rest.splitn(3, ' ');
+                if let (Some(d), Some(q), Some(who)) = (p.next(), p.next(), p.next()) {
+                    if let Some(i) = Issued::parse(&format!("{d} {q}")) {
+                        c.seen.insert(who.to_string(), i);
+                    }
+                }
+                continue;
+            }
+            let mut parts = line.splitn(3, ' ');
             let (Some(kind), Some(n), Some(who)) = (parts.next(), parts.next(), parts.next())
             else {
                 continue;
@@ -178,13 +253,44 @@ impl Claims {
             .cleared
             .iter()
             .map(|(w, n)| format!("cleared {n} {w}\n"));
-        held.chain(cleared).collect()
+        let seen = self.seen.iter().map(|(w, i)| {
+            let q: Vec<String> = i.highest.iter().map(|(q, n)| format!("{q}={n}")).collect();
+            format!("seen {} {} {w}\n", i.date, q.join(","))
+        });
+        held.chain(cleared).chain(seen).collect()
     }
 }
 
+/// The header a server names the highest numbers of its day in, and a
+/// device sends back the highest it has seen ([`Issued`]).
+pub const ISSUED_HEADER: &str = "madoguchi-issued";
+
+/// What this engine's day has given so far, as [`ISSUED_HEADER`] says it
+/// (`None` with no business day).
+pub fn issued_now(e: &madoguchi_core::engine::Engine) -> Option<String> {
+    let s = e.state();
+    let date = s.meta.day.as_ref()?.date;
+    let highest = e
+        .config()
+        .categories()
+        .filter_map(|q| {
+            let from = q.numbers?.from;
+            let next = s.meta.next_number.get(&q.id).copied()?;
+            (next > from).then(|| (q.id.clone(), next - 1))
+        })
+        .collect();
+    Some(Issued { date, highest }.text())
+}
+
+/// The fault kind of a hold that took effect in memory but could not be
+/// written down (a full or failing disk): a restart would forget it.
+pub const HOLD_NOT_WRITTEN: &str = "hold_not_written";
+
 /// What a primary restored from a backup says while it holds: what
 /// happened and what to do (`/admin` says the same, with the button).
-pub const RESTORED_JA: &str = "バックアップから復元したこの主機は、バックアップの後に登録された予備機を知りません。その予備機が主機に昇格していると同じ番号が二度出るため、受付を止めています。元の主機の予備機（ほかの機械）の電源がすべて切れていることを確かめてから、管理者が管理画面で「予備機の停止を確認」を押すと再開します。職員に声をおかけください";
+/// Written for staff and the admin, as every hold message here: the kiosk
+/// adds the visitors' 「職員に声をおかけください」 itself.
+pub const RESTORED_JA: &str = "バックアップから復元したこの主機は、バックアップの後に登録された予備機を知りません。その予備機が主機に昇格していると同じ番号が二度出るため、受付を止めています。元の主機の予備機（ほかの機械）の電源がすべて切れていることを確かめてから、管理者が管理画面で「予備機の停止を確認」を押すと再開します。";
 
 /// The refusal of a command by a primary restored from a backup.
 pub fn restored_error() -> super::error::ApiError {
@@ -202,7 +308,7 @@ pub fn claim_ja(claims: &[(String, u64)]) -> String {
         .iter()
         .map(|(w, n)| format!("{w}：第{n}期"))
         .collect();
-    format!("この主機が確かめられない新しい主機（{}）を見たと端末が伝えてきたため、番号の二重発行を防ぐために受付を止めています（別の機械が主機に昇格している可能性があります）。ほかに主機として動いている機械がないことを確かめてから、管理者が管理画面で「ほかの主機がないことを確認」を押すと再開します（心当たりのない端末は「端末」で取り消してください）。職員に声をおかけください", who.join("、"))
+    format!("この主機が確かめられない新しい主機（{}）を見たと端末が伝えてきたため、番号の二重発行を防ぐために受付を止めています（別の機械が主機に昇格している可能性があります）。ほかに主機として動いている機械がないことを確かめてから、管理者が管理画面で「ほかの主機がないことを確認」を押すと再開します（心当たりのない端末は「端末」で取り消してください）。", who.join("、"))
 }
 
 /// The refusal of a command while an unverifiable claim holds.
@@ -240,7 +346,7 @@ const CLAIMS: &str = "epoch-claims";
 /// happened and what to do, for staff and the admin (`/admin` says the
 /// same, with the button).
 pub fn unconfirmed_ja(names: &[String]) -> String {
-    format!("取り消した予備機（{}）が止まったことを確認できていないため、番号の二重発行を防ぐために受付を止めています（その予備機が主機に昇格していると、同じ番号が二度出ます）。その予備機の電源を切ってから、管理者が管理画面で「予備機の停止を確認」を押すと再開します（その予備機がこの主機とつながれば、取り消しを知らせて自動で再開します）。職員に声をおかけください", names.join("、"))
+    format!("取り消した予備機（{}）が止まったことを確認できていないため、番号の二重発行を防ぐために受付を止めています（その予備機が主機に昇格していると、同じ番号が二度出ます）。その予備機の電源を切ってから、管理者が管理画面で「予備機の停止を確認」を押すと再開します（その予備機がこの主機とつながれば、取り消しを知らせて自動で再開します）。", names.join("、"))
 }
 
 /// The refusal of a command while revoked standbys may not know it
@@ -420,6 +526,7 @@ impl Fence {
             claims: Mutex::new(claims),
             claims_path,
             noted_hold: Mutex::new(None),
+            issued: Mutex::new(None),
             boot: rand::random(),
             started: Instant::now(),
             lease_until: Mutex::new(None),
@@ -461,8 +568,9 @@ impl Fence {
             .lock()
             .map_err(|_| std::io::Error::other("fence lock poisoned"))?;
         if *b != Some((standby, ours)) {
-            std::fs::write(&self.behind_path, format!("{standby} {ours}\n"))?;
+            // Held in memory even when it cannot be written down.
             *b = Some((standby, ours));
+            std::fs::write(&self.behind_path, format!("{standby} {ours}\n"))?;
         }
         Ok(())
     }
@@ -686,6 +794,76 @@ impl Fence {
         Ok(cleared)
     }
 
+    /// Primary, while a restored or claim hold stands: `who` has seen
+    /// these numbers given ([`Issued`]). Kept with the claims (written
+    /// down; in memory even when the disk refuses it). Whether it raised
+    /// the evidence.
+    pub fn note_seen(&self, who: &str, seen: &Issued) -> std::io::Result<bool> {
+        let mut c = self
+            .claims
+            .lock()
+            .map_err(|_| std::io::Error::other("fence lock poisoned"))?;
+        let mut next = c.clone();
+        match next.seen.get_mut(who) {
+            Some(old) => old.merge(seen),
+            None => {
+                next.seen.insert(who.to_string(), seen.clone());
+            }
+        }
+        if next == *c {
+            return Ok(false);
+        }
+        let written = self.write_claims(&next);
+        *c = next;
+        written.map(|()| true)
+    }
+
+    /// The evidence of numbers given that this log may not hold: the
+    /// latest day any caller saw, the highest number of each queue on it,
+    /// and who saw them.
+    pub fn seen_evidence(&self) -> Option<(Issued, Vec<String>)> {
+        let c = self.claims.lock().ok()?;
+        let date = c.seen.values().map(|i| i.date).max()?;
+        let mut all = Issued {
+            date,
+            highest: Default::default(),
+        };
+        let mut who = Vec::new();
+        for (w, i) in c.seen.iter().filter(|(_, i)| i.date == date) {
+            all.merge(i);
+            who.push(w.clone());
+        }
+        Some((all, who))
+    }
+
+    /// The numbers were raised above the evidence and no hold it was kept
+    /// for stands: forgotten.
+    pub fn clear_seen(&self) -> std::io::Result<()> {
+        let mut c = self
+            .claims
+            .lock()
+            .map_err(|_| std::io::Error::other("fence lock poisoned"))?;
+        if c.seen.is_empty() {
+            return Ok(());
+        }
+        let mut next = c.clone();
+        next.seen.clear();
+        let written = self.write_claims(&next);
+        *c = next;
+        written
+    }
+
+    /// This server's day gives `issued` now ([`issued_now`]).
+    pub fn set_issued(&self, issued: Option<String>) {
+        if let Ok(mut i) = self.issued.lock() {
+            *i = issued;
+        }
+    }
+
+    pub fn issued(&self) -> Option<String> {
+        self.issued.lock().ok().and_then(|i| i.clone())
+    }
+
     fn write_claims(&self, c: &Claims) -> std::io::Result<()> {
         use std::io::Write;
         let tmp = self.claims_path.with_extension("tmp");
@@ -826,8 +1004,10 @@ impl Fence {
         if r.is_some_and(|e| e >= epoch) {
             return Ok(false);
         }
-        std::fs::write(&self.replaced_path, format!("{epoch}\n"))?;
+        // Fenced in memory even when the disk refuses the file (full): the
+        // error says a restart would forget it.
         *r = Some(epoch);
+        std::fs::write(&self.replaced_path, format!("{epoch}\n"))?;
         Ok(true)
     }
 
@@ -925,9 +1105,10 @@ pub async fn carry_epoch(State(app): State<Arc<super::App>>, req: Request, next:
                             ),
                         ),
                         Ok(false) => {}
-                        Err(e) => app
-                            .faults
-                            .record("failover", format!("cannot record being replaced: {e}")),
+                        Err(e) => app.faults.record(
+                            HOLD_NOT_WRITTEN,
+                            format!("replaced: {} has seen epoch {p} with its proof; commands are refused, but it cannot be written down ({e}) and a restart would forget it / 主機でなくなったことをディスクに書けません（受付は止めています）", caller.name),
+                        ),
                     },
                     // Not proven here: a forgery, or a machine promoted
                     // from a standby this primary does not know (restored
@@ -954,8 +1135,8 @@ pub async fn carry_epoch(State(app): State<Arc<super::App>>, req: Request, next:
                         Err(e) => {
                             if app.fence.first_unproven(&caller.name, n) {
                                 app.faults.record(
-                                    "failover",
-                                    format!("{} claims epoch {n} without a proof this server can check: commands are held, but the claim cannot be written down ({e}) and a restart would forget it", caller.name),
+                                    HOLD_NOT_WRITTEN,
+                                    format!("{} claims epoch {n} without a proof this server can check: commands are held, but the claim cannot be written down ({e}) and a restart would forget it / {} の第{n}期の主張で受付を止めましたが、ディスクに書けません（再起動すると忘れます）", caller.name, caller.name),
                                 );
                             }
                         }
@@ -964,7 +1145,59 @@ pub async fn carry_epoch(State(app): State<Arc<super::App>>, req: Request, next:
             }
         }
     }
+    // While a restored or claim hold stands, the numbers a device saw
+    // given are the evidence the numbers are raised above before issuing
+    // resumes (outside tester failover-rt5 F4): only a known caller's.
+    // Only a report that tells something this log does not know counts:
+    // from a caller that has seen a newer machine, or numbers above this
+    // log's own (its own numbers echoed back bound nothing, and must not
+    // spare the admin the question).
+    let seen = header(req.headers(), ISSUED_HEADER).and_then(|v| Issued::parse(&v));
+    if let Some(seen) = seen {
+        let held = app.fence.restored_holding().is_some() || !app.fence.claims_holding().is_empty();
+        let newer = claimed.is_some_and(|n| n > app.fence.epoch());
+        let own = app.fence.issued().and_then(|i| Issued::parse(&i));
+        let beyond = own.is_none_or(|o| {
+            seen.date > o.date
+                || (seen.date == o.date
+                    && seen
+                        .highest
+                        .iter()
+                        .any(|(q, n)| o.highest.get(q).is_none_or(|m| n > m)))
+        });
+        if held && (newer || beyond) && !app.is_standby() && app.fence.replaced().is_none() {
+            if let Some(caller) = app.auth.identify(req.headers()) {
+                if let Err(e) = app.fence.note_seen(&caller.name, &seen) {
+                    if app
+                        .fence
+                        .first_unproven(&format!("seen {}", caller.name), 0)
+                    {
+                        app.faults.record(
+                            HOLD_NOT_WRITTEN,
+                            format!("the numbers {} saw given ({}) cannot be written down ({e}): they are kept until a restart / {} が見た番号をディスクに書けません（再起動まで覚えています）", caller.name, seen.text(), caller.name),
+                        );
+                    }
+                }
+            }
+        }
+    }
+    let command = !matches!(
+        *req.method(),
+        axum::http::Method::GET | axum::http::Method::HEAD
+    );
     let mut res = next.run(req).await;
+    if command {
+        if let Ok(i) = app.engine.read_async(issued_now).await {
+            app.fence.set_issued(i);
+        }
+    }
+    if let Some(i) = app
+        .fence
+        .issued()
+        .and_then(|i| HeaderValue::from_str(&i).ok())
+    {
+        res.headers_mut().insert(ISSUED_HEADER, i);
+    }
     res.headers_mut()
         .insert(EPOCH_HEADER, HeaderValue::from(app.fence.epoch()));
     if let Some(p) = app
@@ -1136,6 +1369,55 @@ mod tests {
         assert_eq!(Fence::open(dir.path()).restored_holding(), None);
         std::fs::create_dir(&hold).expect("a directory where the file was");
         assert!(Fence::open(dir.path()).restored_holding().is_some());
+    }
+
+    #[test]
+    fn the_numbers_devices_saw_are_kept_per_caller_the_latest_day_and_survive_a_restart() {
+        assert_eq!(Issued::parse("nonsense"), None);
+        assert_eq!(Issued::parse("2026-12-07 idou=x"), None);
+        assert_eq!(
+            Issued::parse("2026-12-07 a b=1"),
+            None,
+            "a queue name with a space"
+        );
+        let day = |d: &str, q: &str| Issued::parse(&format!("{d} {q}")).expect("parse");
+        assert_eq!(
+            day("2026-12-07", "idou=1004,koseki=12").text(),
+            "2026-12-07 idou=1004,koseki=12"
+        );
+        let dir = tempfile::tempdir().expect("tmp");
+        let f = Fence::open(dir.path());
+        assert!(f.seen_evidence().is_none());
+        assert!(f
+            .note_seen("kiosk 1", &day("2026-12-06", "idou=1050"))
+            .expect("note"));
+        assert!(f
+            .note_seen("kiosk 1", &day("2026-12-07", "idou=1004"))
+            .expect("note"));
+        assert!(!f
+            .note_seen("kiosk 1", &day("2026-12-06", "idou=1090"))
+            .expect("older day"));
+        assert!(f
+            .note_seen("display-1", &day("2026-12-07", "idou=1002,koseki=12"))
+            .expect("note"));
+        let (seen, who) = Fence::open(dir.path()).seen_evidence().expect("kept");
+        assert_eq!(seen.text(), "2026-12-07 idou=1004,koseki=12");
+        assert_eq!(who, vec!["display-1".to_string(), "kiosk 1".to_string()]);
+        f.clear_seen().expect("clear");
+        assert!(Fence::open(dir.path()).seen_evidence().is_none());
+    }
+
+    #[test]
+    fn a_claim_holds_in_memory_when_its_file_cannot_be_written() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let f = Fence::open(dir.path());
+        // A directory where the temporary file goes: every write fails.
+        std::fs::create_dir(dir.path().join("epoch-claims.tmp")).expect("mkdir");
+        assert!(f.note_claim("kiosk-1", 1).is_err());
+        assert_eq!(f.claims_holding(), vec![("kiosk-1".to_string(), 1)]);
+        std::fs::create_dir(dir.path().join("replaced")).expect("mkdir");
+        assert!(f.mark_replaced(2).is_err());
+        assert_eq!(f.replaced(), Some(2), "fenced in memory");
     }
 
     #[test]

@@ -26,6 +26,7 @@ mod pages;
 mod publish;
 mod rejoin;
 mod replication;
+mod resume;
 mod settings;
 mod settings_errors;
 mod settings_form;
@@ -187,16 +188,12 @@ impl App {
         };
         match (self.fence.hold_changed(code), &answer) {
             (Some(Some(code)), Err(e)) => {
+                // The hold messages are written for staff and the admin;
+                // the kiosk adds the visitors' sentence itself.
                 let (_, _, ja, en) = e.parts();
-                // The record is read by administrators: the visitors'
-                // closing sentence is not for them (outside tester
-                // failover-rt5 F5).
-                let ja = ja
-                    .trim_end_matches("職員に声をおかけください")
-                    .trim_end_matches('。');
                 self.faults.record(
                     "failover",
-                    format!("受付を止めました（{code}）: {ja}。 / commands held: {en}"),
+                    format!("受付を止めました（{code}）: {ja} / commands held: {en}"),
                 );
             }
             (Some(None), _) => self.faults.record(
@@ -532,6 +529,8 @@ pub fn run(
         app.fence.received(rejoin_grant.as_deref());
         app.fence
             .set_epoch(app.engine.read_async(|e| e.state().meta.epoch).await?);
+        app.fence
+            .set_issued(app.engine.read_async(fence::issued_now).await?);
         if promoted_before && args.standby_of.is_none() {
             replication::after_restart_as_promoted(&app);
         }
@@ -544,10 +543,7 @@ pub fn run(
                 || !app.fence.unconfirmed_holding().is_empty())
         {
             if let Some(b) = app.fence.restored_holding() {
-                eprintln!(
-                    "madoguchi: {} (backup {b})",
-                    fence::RESTORED_JA.trim_end_matches("職員に声をおかけください")
-                );
+                eprintln!("madoguchi: {} (backup {b})", fence::RESTORED_JA);
             }
             let _ = app.may_command();
         }
@@ -643,9 +639,14 @@ async fn admin_page(
         .read_async(|e| e.log().tail().next_seq - 1)
         .await?;
     let primary_last = app.fence.primary_last();
+    let resume = resume::page(&app).await;
+    let (resume_boxes, resume_seen_by) = match resume {
+        Some((b, w)) => (Some(b), w),
+        None => (None, String::new()),
+    };
     let html = app.pages.render(
         "admin.html",
-        madoguchi_renderer::context! { office, user => caller.name, faults => app.faults.rows(), devices => health::devices(&app), standby => app.is_standby(), refused => app.is_standby().then(|| replication::refused_here(&app.data)).flatten().map(|r| r.message().0), held, primary_last, replaced => app.fence.replaced(), behind => app.fence.behind().filter(|_| app.fence.replaced().is_none()).map(|(standby, ours)| madoguchi_renderer::context! { standby, ours }), no_lease => (!app.is_standby() && app.fence.replaced().is_none() && app.fence.behind().is_none() && app.auth.has_standby() && !app.fence.leased()).then_some(error::NO_LEASE_JA), unconfirmed => (!app.is_standby() && app.fence.replaced().is_none()).then(|| app.fence.unconfirmed().join("、")).filter(|n| !n.is_empty()), unconfirmed_holding => !app.fence.unconfirmed_holding().is_empty(), restored => (!app.is_standby() && app.fence.replaced().is_none()).then(|| app.fence.restored_holding()).flatten(), claims => (!app.is_standby() && app.fence.replaced().is_none()).then(|| app.fence.claims_holding().iter().map(|(w, n)| format!("{w}：第{n}期")).collect::<Vec<_>>().join("、")).filter(|c| !c.is_empty()), csrf => caller.csrf(), closed_today },
+        madoguchi_renderer::context! { office, user => caller.name, faults => app.faults.rows(), devices => health::devices(&app), standby => app.is_standby(), refused => app.is_standby().then(|| replication::refused_here(&app.data)).flatten().map(|r| r.message().0), held, primary_last, replaced => app.fence.replaced(), behind => app.fence.behind().filter(|_| app.fence.replaced().is_none()).map(|(standby, ours)| madoguchi_renderer::context! { standby, ours }), no_lease => (!app.is_standby() && app.fence.replaced().is_none() && app.fence.behind().is_none() && app.auth.has_standby() && !app.fence.leased()).then_some(error::NO_LEASE_JA), unconfirmed => (!app.is_standby() && app.fence.replaced().is_none()).then(|| app.fence.unconfirmed().join("、")).filter(|n| !n.is_empty()), unconfirmed_holding => !app.fence.unconfirmed_holding().is_empty(), restored => (!app.is_standby() && app.fence.replaced().is_none()).then(|| app.fence.restored_holding()).flatten(), claims => (!app.is_standby() && app.fence.replaced().is_none()).then(|| app.fence.claims_holding().iter().map(|(w, n)| format!("{w}：第{n}期")).collect::<Vec<_>>().join("、")).filter(|c| !c.is_empty()), csrf => caller.csrf(), closed_today, resume_boxes, resume_seen_by },
     )?;
     Ok(html.into_response())
 }

@@ -354,8 +354,8 @@ pub async fn serve(
                 // a restart (red team F3).
                 if let Err(e) = app.fence.set_behind(standby, ours) {
                     app.faults.record(
-                        "damage",
-                        format!("cannot note that this log is behind its standby: {e}"),
+                        super::fence::HOLD_NOT_WRITTEN,
+                        format!("cannot note that this log is behind its standby ({e}): commands are held, but a restart would forget it / 記録が予備機より少ないことをディスクに書けません（受付は止めています。再起動すると忘れます）"),
                     );
                 }
                 app.faults.record(
@@ -787,10 +787,16 @@ pub async fn fence(
     };
     let ours = app.engine.read_async(|e| e.state().meta.epoch).await?;
     if body.epoch > ours && !app.is_standby() {
-        let newly = app
-            .fence
-            .mark_replaced(body.epoch)
-            .map_err(|e| ApiError::Internal(e.to_string()))?;
+        // Fenced in memory even when the file cannot be written; the
+        // error makes the promoted machine tell again (a restart here
+        // would forget it).
+        let newly = app.fence.mark_replaced(body.epoch).map_err(|e| {
+            app.faults.record(
+                super::fence::HOLD_NOT_WRITTEN,
+                format!("replaced by epoch {} (commands refused), but it cannot be written down ({e}): a restart would forget it / 主機でなくなったことをディスクに書けません（受付は止めています）", body.epoch),
+            );
+            ApiError::Internal(e.to_string())
+        })?;
         if newly {
             app.faults.record(
                 "failover",

@@ -86,8 +86,10 @@ fn an_administrator_confirms_in_the_page_that_a_revoked_standby_is_off() {
 }
 
 /// Outside tester replay4 N1: a primary restored from a backup holds; its
-/// staff station says so, and the administrator confirms in /admin that
-/// no standby enrolled after the backup runs.
+/// staff station says so and disables the buttons the hold refuses, and
+/// the administrator confirms in /admin that no standby enrolled after the
+/// backup runs, entering the highest number seen on a ticket (failover-rt5
+/// F4): the station's buttons come back and numbers resume above it.
 #[test]
 fn an_administrator_confirms_in_the_page_that_no_later_standby_runs_after_a_restore() {
     let e = enrolled_primary();
@@ -104,18 +106,68 @@ fn an_administrator_confirms_in_the_page_that_no_later_standby_runs_after_a_rest
     let (st, v) = issue(&base, &e.kiosk);
     assert_eq!(st, StatusCode::SERVICE_UNAVAILABLE, "{v}");
     let driver = Driver::start();
+    // The counter's station stays open in its own browser throughout.
+    let staff = driver.session();
+    sign_in_admin(&staff, &base, &e.primary.admin_password);
+    staff.goto(&format!("{base}/staff?counter=10"));
+    let said = staff.wait_text("#command-hold", "バックアップから戻したばかり");
+    assert!(
+        said.contains("予備機の停止を確認")
+            && said.contains("ボタン")
+            && said.contains("押せません"),
+        "{said}"
+    );
+    // Every button the hold refuses is disabled under the banner; the
+    // read-only 履歴検索 is not (outside tester failover-rt5 F5).
+    let enabled = |b: &crate::webdriver::Session<'_>| {
+        b.eval(
+            "return Array.from(document.querySelectorAll('button[data-action]')).filter(x => !x.disabled).map(x => x.dataset.action).sort()",
+            serde_json::json!([]),
+        )
+    };
+    assert_eq!(enabled(&staff), serde_json::json!(["search"]));
+    // Its key sends nothing either, and says why.
+    staff.eval(
+        "document.querySelector('.station').focus()",
+        serde_json::json!([]),
+    );
+    staff.keys("n");
+    staff.wait_text("#outcome", "番号の発行と窓口の操作を止めています");
     let b = driver.session();
     sign_in_admin(&b, &base, &e.primary.admin_password);
-    b.goto(&format!("{base}/staff?counter=10"));
-    let said = b.wait_text("#command-hold", "バックアップから戻したばかり");
-    assert!(said.contains("予備機の停止を確認"), "{said}");
     b.goto(&format!("{base}/admin"));
     b.wait_text("#restored-backup", "バックアップから復元した主機です");
+    // No device told this primary which numbers were given after the
+    // backup: the admin is asked for the highest seen on a ticket.
+    b.wait_text(
+        "#highest-seen",
+        "番号札で見た最も大きい番号を入力してください",
+    );
     let found = b.axe();
     assert!(found.is_empty(), "/admin with the notice: {found:#?}");
     b.click("#confirm-restored");
     b.accept_alert();
-    b.wait_text("#result", "予備機が動いていないことを確認しました");
+    b.wait_text("#result", "番号札で見た最も大きい番号");
+    let (st, v) = issue(&base, &e.kiosk);
+    assert_eq!(st, StatusCode::SERVICE_UNAVAILABLE, "still held: {v}");
+    b.type_into("input[data-highest=\"idou\"]", "1004");
+    b.click("#confirm-restored");
+    b.accept_alert();
+    b.wait_text("#result", "1005番以降から発券を再開します");
+    // The station's buttons come back with its next redraw, no reload.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while enabled(&staff).as_array().map_or(0, Vec::len) < 2 {
+        assert!(Instant::now() < deadline, "the buttons stayed disabled");
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    let gone = staff.eval(
+        "return document.getElementById('command-hold') === null",
+        serde_json::json!([]),
+    );
+    assert_eq!(gone, serde_json::json!(true));
+    staff.click("button[data-action=\"call_next\"]");
+    staff.wait_text("#outcome", "1001 番を呼び出しました");
     let (st, v) = issue(&base, &e.kiosk);
     assert_eq!(st, StatusCode::OK, "issuing again once confirmed: {v}");
+    assert_eq!(v["ticket"], 1005, "above the number entered: {v}");
 }

@@ -967,24 +967,7 @@ impl Engine {
         let wall = Millis(chrono::Utc::now().timestamp_millis());
         let by = Some(ACCEPT_DAMAGE_BY.to_string());
         if let Some(day) = ev.day {
-            let open = self.state.meta.day.clone();
-            if open
-                .as_ref()
-                .is_some_and(|d| d.date < day && d.closed_at.is_none())
-            {
-                let now = wall.max(self.state.meta.last_at);
-                self.execute_batch(&[(now, Command::CloseDay, by.clone())])?;
-            }
-            if open.as_ref().is_none_or(|d| d.date < day) {
-                let now = wall.max(self.state.meta.last_at);
-                let r = self.execute_batch(&[(now, Command::OpenDay { date: day }, by.clone())])?;
-                if let Some(Err(refusal)) = r.first() {
-                    return Err(EngineError::Corrupt {
-                        seq: self.log.last_seq(),
-                        reason: format!("could not reopen business day {day}: {refusal}"),
-                    });
-                }
-            }
+            self.open_day_of(day, &by)?;
         }
         let today = self.state.meta.day.as_ref().map(|d| d.date);
         let mut events = Vec::new();
@@ -1064,6 +1047,112 @@ impl Engine {
             numbers.join(", "),
             self.lost.len()
         ))
+    }
+
+    /// Makes `day` the open business day if the log's is older or none
+    /// (closing an older one still open): numbers another record of that
+    /// day shows must be raised in it, not in a day that ends.
+    fn open_day_of(&mut self, day: NaiveDate, by: &Option<String>) -> Result<(), EngineError> {
+        let wall = Millis(chrono::Utc::now().timestamp_millis());
+        let open = self.state.meta.day.clone();
+        if open
+            .as_ref()
+            .is_some_and(|d| d.date < day && d.closed_at.is_none())
+        {
+            let now = wall.max(self.state.meta.last_at);
+            self.execute_batch(&[(now, Command::CloseDay, by.clone())])?;
+        }
+        if open.as_ref().is_none_or(|d| d.date < day) {
+            let now = wall.max(self.state.meta.last_at);
+            let r = self.execute_batch(&[(now, Command::OpenDay { date: day }, by.clone())])?;
+            if let Some(Err(refusal)) = r.first() {
+                return Err(EngineError::Corrupt {
+                    seq: self.log.last_seq(),
+                    reason: format!("could not reopen business day {day}: {refusal}"),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Numbers another machine may have given on `day` (issue 24: a
+    /// promoted standby that died, or this primary's own tickets after the
+    /// backup it was restored from): each queue's next number goes above
+    /// `highest` (a queue's highest number the evidence shows), the way
+    /// `--accept-damage` raises them, with one record `by` whoever
+    /// confirmed: that number is issued and cancelled at once. `day` is
+    /// opened if the log's day is older; an older `day` changes nothing
+    /// (its numbers are not given again tomorrow). Numbers outside a
+    /// queue's range are left alone. Each queue's next number after it.
+    pub fn raise_numbers(
+        &mut self,
+        day: NaiveDate,
+        highest: &BTreeMap<String, Number>,
+        by: &str,
+    ) -> Result<BTreeMap<String, Number>, EngineError> {
+        let by = Some(by.to_string());
+        let open = self.state.meta.day.as_ref().map(|d| d.date);
+        if open.is_none_or(|d| d <= day) && !highest.is_empty() {
+            self.open_day_of(day, &by)?;
+            let mut events = Vec::new();
+            for (category, &n) in highest {
+                let Some(range) = self.config.queue(category).and_then(|q| q.numbers) else {
+                    continue;
+                };
+                let next = self.state.meta.next_number.get(category).copied();
+                if n < range.from || n > range.to || next.is_some_and(|x| x > n) {
+                    continue;
+                }
+                if self.state.tickets.contains_key(&n) {
+                    continue;
+                }
+                events.push(Event::TicketIssued {
+                    number: n,
+                    category: category.clone(),
+                    kiosk: None,
+                    request_id: None,
+                    people_ahead: 0,
+                    expected_wait_s: 0,
+                    expected_wait_low_s: None,
+                    expected_wait_high_s: None,
+                    tag: None,
+                });
+                events.push(Event::Cancelled {
+                    number: n,
+                    counter: None,
+                });
+            }
+            if !events.is_empty() {
+                let at = Millis(chrono::Utc::now().timestamp_millis()).max(self.state.meta.last_at);
+                let mut check = self.state.clone();
+                for e in &events {
+                    check
+                        .apply(&self.config, at, e)
+                        .map_err(|x| EngineError::Corrupt {
+                            seq: self.log.last_seq() + 1,
+                            reason: format!("the numbers cannot be raised: {x}"),
+                        })?;
+                }
+                let body = RecordBody { at, by, events };
+                let mut payloads = vec![encode_body(&body)];
+                self.commit(&mut payloads)?;
+                let seq = self.log.last_seq();
+                for e in &body.events {
+                    self.apply_event(at, e).map_err(|x| EngineError::Corrupt {
+                        seq,
+                        reason: x.to_string(),
+                    })?;
+                }
+                self.flush_store()?;
+            }
+        }
+        Ok(highest
+            .keys()
+            .filter_map(|c| {
+                let next = self.state.meta.next_number.get(c).copied()?;
+                Some((c.clone(), next))
+            })
+            .collect())
     }
 
     pub fn config(&self) -> &Config {

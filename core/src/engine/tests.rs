@@ -1065,3 +1065,69 @@ fn the_ticket_tag_survives_replay_rebuild_replication_and_export() {
     .expect("an event written before tags");
     assert!(matches!(old, Event::TicketIssued { tag: None, .. }));
 }
+
+/// Issue 24 (outside tester failover-rt5 F4): numbers another machine
+/// gave are raised above before issuing resumes, once, in the log (a
+/// reopen keeps them); lower evidence or an earlier day's changes nothing,
+/// a later day's is opened first.
+#[test]
+fn raised_numbers_are_never_given_again_also_after_a_reopen() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let (mut engine, _) = open(dir.path());
+    let day = NaiveDate::from_ymd_opt(2026, 11, 24).unwrap_or_default();
+    let t0 = Millis(1_795_000_000_000);
+    engine
+        .execute(t0, &Command::OpenDay { date: day })
+        .expect("engine")
+        .expect("open day");
+    let from = engine
+        .config()
+        .queue("idou")
+        .and_then(|q| q.numbers)
+        .expect("range")
+        .from;
+    let issue = |e: &mut Engine| {
+        let at = Millis(e.state().meta.last_at.0.max(t0.0) + 1000);
+        e.execute(
+            at,
+            &Command::IssueTicket {
+                category: "idou".into(),
+                kiosk: None,
+                request_id: None,
+            },
+        )
+        .expect("engine")
+        .expect("issued");
+        e.state().meta.next_number.get("idou").copied()
+    };
+    assert_eq!(issue(&mut engine), Some(from + 1));
+    let raise = |e: &mut Engine, d: NaiveDate, n: u32| {
+        let highest = BTreeMap::from([("idou".to_string(), n), ("nosuch".to_string(), 5)]);
+        e.raise_numbers(d, &highest, "hold-confirmed")
+            .expect("raise")
+            .get("idou")
+            .copied()
+    };
+    assert_eq!(raise(&mut engine, day, from + 9), Some(from + 10));
+    let seq = engine.seq();
+    assert_eq!(raise(&mut engine, day, from + 3), Some(from + 10), "lower");
+    assert_eq!(
+        raise(&mut engine, day.pred_opt().unwrap_or(day), from + 50),
+        Some(from + 10),
+        "an earlier day's numbers"
+    );
+    assert_eq!(engine.seq(), seq, "nothing recorded for them");
+    assert_eq!(issue(&mut engine), Some(from + 11));
+    drop(engine);
+    let (mut engine, _) = open(dir.path());
+    assert_eq!(
+        engine.state().meta.next_number.get("idou").copied(),
+        Some(from + 11)
+    );
+    let next_day = day.succ_opt().unwrap_or(day);
+    assert_eq!(raise(&mut engine, next_day, from + 4), Some(from + 5));
+    assert_eq!(
+        engine.state().meta.day.as_ref().map(|d| d.date),
+        Some(next_day)
+    );
+}
