@@ -302,15 +302,20 @@ async fn run(
             }
         }
         // Not delivered (a flood at the relay's door, a dropped line): try
-        // again soon, backing off to the keep-alive (relay-rt6 R1: the
-        // public page was a whole keep-alive older after one lost push).
+        // again soon, backing off to 4 s (relay-rt6 R1: the public page was
+        // a whole keep-alive older after one lost push).
+        // A re-render with nothing new does not restart the keep-alive
+        // (relay-rt7: a bundle every 30 s instead of 15 s, half the
+        // margin to the relay's expiry).
         let wait = if t.down.is_some() {
             let w = retry;
-            retry = (retry * 2).min(KEEPALIVE);
+            retry = (retry * 2).min(RETRY_MOST);
             w
         } else {
             retry = RETRY_FIRST;
             KEEPALIVE
+                .saturating_sub(t.last_push.elapsed())
+                .max(RETRY_FIRST)
         };
         tokio::select! {
             r = wake.changed() => if r.is_err() { break },
@@ -319,8 +324,11 @@ async fn run(
     }
 }
 
-/// The first wait before pushing again after a bundle was not delivered.
+/// The first wait before pushing again after a bundle was not delivered,
+/// and the longest (relay-rt7: backing off to the 15 s keep-alive kept the
+/// office out 11 s after a flood had ended).
 const RETRY_FIRST: Duration = Duration::from_secs(1);
+const RETRY_MOST: Duration = Duration::from_secs(4);
 
 /// One push; `false` when the relay asked for a full bundle.
 async fn push(

@@ -460,10 +460,8 @@ async fn serve_connection(
                         return;
                     }
                 },
-                () = &mut evicted => {
-                    Metrics::add(&relay.metrics.connections_refused);
-                    return;
-                }
+                // Counted as evicted when it was closed.
+                () = &mut evicted => return,
             };
             let verdict = relay.hellos.judge(
                 start.client_hello().alpn(),

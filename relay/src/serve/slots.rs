@@ -4,12 +4,15 @@
 //! stays there): the lobby is large, and when it is full its oldest
 //! *silent* connection gives way to the newcomer, so silent connections
 //! however many and however fast they reconnect cannot keep the office's
-//! out of it. When every connection in a full lobby has spoken, the
-//! newcomer is refused instead: those are about to be judged by their
-//! hello, and closing the oldest of them would close the office's under a
-//! flood faster than the relay reads hellos (relay-rt6 R1). Whether a
-//! connection has spoken is asked of the socket once until it has (one
-//! `peek` per silent connection looked at, not per connection admitted).
+//! out of it. A connection has *spoken* when a whole first TLS record
+//! waits unread (the start of a hello is not enough: relay-rt7). One that
+//! has spoken is safe for [`LOBBY_GRACE`]: it is about to be judged by its
+//! hello, and closing it at once would close the office's under a flood
+//! faster than the relay reads hellos (relay-rt6 R1); when every
+//! connection in a full lobby spoke within the grace, the newcomer is
+//! refused instead. Whether a connection has spoken is
+//! asked of the socket once until it has (one `peek` per silent connection
+//! looked at, not per connection admitted).
 //!
 //! The ClientHello then decides the pool:
 //! - **the office's slots** ([`Ticket::claim_office`]): the hello carried the
@@ -46,6 +49,12 @@ pub const GRACE: Duration = Duration::from_secs(1);
 /// Connections waiting for their ClientHello, per address and in all.
 pub const LOBBY_PER_IP: usize = 128;
 pub const LOBBY_TOTAL: usize = 256;
+/// How long a lobby connection that has sent its hello is safe from
+/// eviction: ample for its task to read the hello, so one older than this
+/// is stuck or starved, and a newcomer may take its place rather than be
+/// refused (relay-rt7: refusing newcomers for good kept the office out
+/// 30 s under a flood).
+pub const LOBBY_GRACE: Duration = Duration::from_millis(500);
 /// The office's slots: more than its publisher ever holds at once (one
 /// connection per push per relay).
 pub const OFFICE: usize = 16;
@@ -92,12 +101,25 @@ impl Entry {
         }
     }
 
+    /// A whole first TLS record (the ClientHello, or its first part) is
+    /// waiting unread. Bytes alone are not enough: a peer sending the start
+    /// of a hello and no more (relay-rt7) would otherwise be kept as
+    /// "about to be judged" until its handshake deadline, and 128 of them
+    /// filled an address's lobby so that the office's newcomers were
+    /// refused. Such a one stays silent; once its own task has read what
+    /// there is, nothing is waiting and it is silent too.
     fn has_spoken(&mut self) -> bool {
         if !self.spoken {
-            self.spoken = self
-                .peek
-                .as_ref()
-                .is_some_and(|s| matches!(s.peek(&mut [0u8; 1]), Ok(n) if n > 0));
+            self.spoken = self.peek.as_ref().is_some_and(|s| {
+                let mut buf = [0u8; 2048];
+                match s.peek(&mut buf) {
+                    Ok(n) if n >= 5 && buf[0] == 0x16 => {
+                        let len = usize::from(u16::from_be_bytes([buf[3], buf[4]]));
+                        n >= 5 + len || n == buf.len()
+                    }
+                    _ => false,
+                }
+            });
         }
         self.spoken
     }
@@ -122,7 +144,8 @@ impl Inner {
 
     /// Closes the oldest connection (of `ip`, or of anyone) in `state` and
     /// `place` that has been in it for `grace`.
-    /// In the lobby, only one that has not spoken.
+    /// In the lobby, the oldest that has not spoken (at any age), else the
+    /// oldest that spoke more than `grace` ago.
     fn evict_oldest(
         &mut self,
         ip: Option<IpAddr>,
@@ -134,21 +157,27 @@ impl Inner {
             e.state == state && e.place() == place && ip.is_none_or(|ip| e.ip == ip)
         });
         let victim = if state == State::Lobby {
+            // The oldest silent one; else the oldest that spoke but has
+            // waited past `grace` (the caller passes the lobby's grace).
             let mut silent = None;
+            let mut stuck = None;
             for (id, e) in candidates {
                 if !e.has_spoken() {
                     silent = Some((id, &*e));
                     break;
                 }
+                if stuck.is_none() && e.since.elapsed() >= grace {
+                    stuck = Some((id, &*e));
+                }
             }
-            silent
+            silent.or(stuck).map(|(id, e)| (id, e, Duration::ZERO))
         } else {
             candidates
-                .map(|(id, e)| (id, &*e))
-                .min_by_key(|(_, e)| e.since)
+                .map(|(id, e)| (id, &*e, grace))
+                .min_by_key(|(_, e, _)| e.since)
         }
-        .filter(|(_, e)| e.since.elapsed() >= grace)
-        .map(|(id, _)| *id);
+        .filter(|(_, e, grace)| e.since.elapsed() >= *grace)
+        .map(|(id, _, _)| *id);
         match victim.and_then(|id| self.conns.remove(&id)) {
             Some(e) => {
                 e.evict.notify_one();
@@ -167,6 +196,7 @@ pub struct Slots {
     grace: Duration,
     lobby_per_ip: usize,
     lobby_total: usize,
+    lobby_grace: Duration,
     inner: Mutex<Inner>,
 }
 
@@ -199,6 +229,7 @@ impl Slots {
             grace,
             lobby_per_ip: lobby_per_ip.max(1),
             lobby_total: lobby_total.max(1),
+            lobby_grace: LOBBY_GRACE,
             inner: Mutex::new(Inner::default()),
         })
     }
@@ -219,13 +250,13 @@ impl Slots {
         let mut inner = self.lock();
         let mut evicted = 0;
         if inner.count(Some(ip), Place::Lobby) >= self.lobby_per_ip {
-            if !inner.evict_oldest(Some(ip), Place::Lobby, State::Lobby, Duration::ZERO) {
+            if !inner.evict_oldest(Some(ip), Place::Lobby, State::Lobby, self.lobby_grace) {
                 return None;
             }
             evicted += 1;
         }
         if inner.count(None, Place::Lobby) >= self.lobby_total {
-            if !inner.evict_oldest(None, Place::Lobby, State::Lobby, Duration::ZERO) {
+            if !inner.evict_oldest(None, Place::Lobby, State::Lobby, self.lobby_grace) {
                 return None;
             }
             evicted += 1;
@@ -492,7 +523,8 @@ mod tests {
         let accepted = |hello: bool| {
             let mut c = std::net::TcpStream::connect(addr).expect("connect");
             if hello {
-                std::io::Write::write_all(&mut c, b"\x16\x03\x01").expect("hello");
+                std::io::Write::write_all(&mut c, b"\x16\x03\x01\x00\x04\x01\x00\x00\x00")
+                    .expect("hello");
             }
             let (a, _) = l.accept().expect("accept");
             a.set_nonblocking(true).expect("nonblocking");
@@ -520,18 +552,20 @@ mod tests {
         let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         let addr = l.local_addr().expect("addr");
         let mut clients = Vec::new();
-        let mut spoken = || {
+        let mut spoken = |bytes: &[u8]| {
             let mut c = std::net::TcpStream::connect(addr).expect("connect");
-            std::io::Write::write_all(&mut c, b"\x16\x03\x01").expect("hello");
+            std::io::Write::write_all(&mut c, bytes).expect("hello");
             let (a, _) = l.accept().expect("accept");
             a.set_nonblocking(true).expect("nonblocking");
             clients.push(c);
             a
         };
-        let s = Slots::with_lobby(64, 2, Duration::ZERO, 3, 100);
+        let mut s = Slots::with_lobby(64, 2, Duration::ZERO, 3, 100);
+        Arc::get_mut(&mut s).expect("one owner").lobby_grace = Duration::from_secs(60);
         let ip: IpAddr = [10, 0, 0, 1].into();
-        let office = spoken();
-        let flood: Vec<_> = (0..2).map(|_| spoken()).collect();
+        let hello = b"\x16\x03\x01\x00\x04\x01\x00\x00\x00";
+        let office = spoken(hello);
+        let flood: Vec<_> = (0..2).map(|_| spoken(hello)).collect();
         std::thread::sleep(Duration::from_millis(50));
         let (office, _) = s.admit(ip, Some(office)).expect("admitted");
         let _flood: Vec<_> = flood
@@ -539,19 +573,64 @@ mod tests {
             .map(|a| s.admit(ip, Some(a)).expect("admitted"))
             .collect();
         for _ in 0..5 {
-            let next = spoken();
+            let next = spoken(hello);
             std::thread::sleep(Duration::from_millis(20));
             assert!(s.admit(ip, Some(next)).is_none(), "the newcomer is refused");
         }
         assert!(!office.was_evicted());
+        // relay-rt7: the start of a hello and no more is not "spoken": a
+        // lobby of those gives way to the newcomer (here to the next one).
+        drop(_flood);
+        let half = b"\x16\x03\x01\x02\x00\x01";
+        let halves: Vec<_> = (0..2)
+            .map(|_| {
+                let a = spoken(half);
+                std::thread::sleep(Duration::from_millis(20));
+                s.admit(ip, Some(a)).expect("room").0
+            })
+            .collect();
+        let next = spoken(hello);
+        std::thread::sleep(Duration::from_millis(20));
+        let (_next, evicted) = s.admit(ip, Some(next)).expect("a half hello gives way");
+        assert_eq!(evicted, 1);
+        assert!(halves[0].was_evicted() && !office.was_evicted());
+        drop((halves, _next));
         assert_eq!(office.claim(), Some(0), "the office's connection goes on");
         // A silent newcomer still gives way to the next one.
-        drop(_flood);
         let (silent, _) = s.admit(ip, None).expect("room");
         let (_a, _) = s.admit(ip, None).expect("room");
         let (_b, _) = s.admit(ip, None).expect("room");
         let (_c, evicted) = s.admit(ip, None).expect("the oldest silent one gives way");
         assert_eq!(evicted, 1);
         assert!(silent.was_evicted());
+    }
+
+    /// relay-rt7: a spoken connection waiting past the lobby's grace (stuck
+    /// or starved) gives way to a newcomer rather than refusing it for good.
+    #[test]
+    fn a_spoken_connection_past_the_lobby_grace_gives_way() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = l.local_addr().expect("addr");
+        let mut clients = Vec::new();
+        let mut spoken = || {
+            let mut c = std::net::TcpStream::connect(addr).expect("connect");
+            std::io::Write::write_all(&mut c, b"\x16\x03\x01\x00\x04\x01\x00\x00\x00")
+                .expect("hello");
+            let (a, _) = l.accept().expect("accept");
+            a.set_nonblocking(true).expect("nonblocking");
+            clients.push(c);
+            a
+        };
+        let mut s = Slots::with_lobby(64, 2, Duration::ZERO, 2, 100);
+        Arc::get_mut(&mut s).expect("one owner").lobby_grace = Duration::from_millis(100);
+        let ip: IpAddr = [10, 0, 0, 1].into();
+        let (a, b) = (spoken(), spoken());
+        std::thread::sleep(Duration::from_millis(30));
+        let (first, _) = s.admit(ip, Some(a)).expect("room");
+        let (_second, _) = s.admit(ip, Some(b)).expect("room");
+        std::thread::sleep(Duration::from_millis(150));
+        let (_third, evicted) = s.admit(ip, None).expect("the stuck one gives way");
+        assert_eq!(evicted, 1);
+        assert!(first.was_evicted());
     }
 }
