@@ -158,7 +158,7 @@
     const atCounter = inQueue.serving.find((e) => e[0] === number);
     const pos = inQueue.waiting.findIndex((e) => e[0] === number);
     if (m[1] !== data.date) { set("mine-state", notOpen); set("mine-ahead", "—"); set("mine-wait", "—"); return; }
-    if (atCounter) { set("mine-state", w.called(atCounter[1])); set("mine-ahead", w.people(0)); set("mine-wait", w.min(0)); noticeCheck({ kind: "called", counter: String(atCounter[1]) }); return; }
+    if (atCounter) { set("mine-state", w.called(atCounter[1])); set("mine-ahead", w.people(0)); set("mine-wait", w.min(0)); noticeCheck({ kind: "called", number, counter: String(atCounter[1]) }); return; }
     // [number, minutes, words ja, en, zh, ko, やさしい日本語]: the range, or
     // why there is none (too little history, no counter open), in the
     // server's words — their one source (renderer surfaces::wait_words);
@@ -168,7 +168,7 @@
     const estimated = basis === "estimate";
     const column = { ja: 2, en: 3, zh: 4, ko: 5, easy: 6 }[lang];
     const rangeText = (e) => e[column] || (estimated ? w.min(e[1]) : "—");
-    if (pos >= 0) { set("mine-state", w.waiting); set("mine-ahead", w.people(pos)); set("mine-wait", rangeText(inQueue.waiting[pos])); noticeCheck({ kind: "waiting", ahead: pos, minutes: estimated ? Number(inQueue.waiting[pos][1]) : NaN }); return; }
+    if (pos >= 0) { set("mine-state", w.waiting); set("mine-ahead", w.people(pos)); set("mine-wait", rangeText(inQueue.waiting[pos])); noticeCheck({ kind: "waiting", number, ahead: pos, minutes: estimated ? Number(inQueue.waiting[pos][1]) : NaN, wait: estimated ? rangeText(inQueue.waiting[pos]) : null }); return; }
     set("mine-ahead", "—");
     set("mine-wait", "—");
     // Still waiting or called when the day closed (未対応): not a visit
@@ -187,7 +187,7 @@
     // pass, so a number gone from its lists was served or cancelled; from
     // an older one, a number gone without a call seen is taken as passed.
     const listsPassed = data.queues.some((x) => Array.isArray(x.passed));
-    if (data.day_open) noticeCheck({ kind: "passed", sure: passedIn(inQueue), inferred: !listsPassed });
+    if (data.day_open) noticeCheck({ kind: "passed", number, sure: passedIn(inQueue), inferred: !listsPassed });
   }
 
   // ---- notices: "tell me when my turn is near" (issue 20) --------------
@@ -199,11 +199,11 @@
   // (/push/subscribe; its service worker is /push/sw.js). The rules match
   // the relay's (relay/src/push/notice.rs).
   const nwords = {
-    ja: { near: (a, m) => `まもなく順番です。あなたの前にあと ${a} 人（約 ${m} 分）です。窓口の近くへお戻りください。`, called: (c) => `お呼びしています。${c} 番窓口へお越しください。`, passed: "お呼びした番号を過ぎています。職員に声をおかけください。", on: "この画面を開いている間、音・振動・表示でお知らせします。", push: "画面を閉じても、このスマートフォンにお知らせします。", denied: "通知が許可されていません。この画面を開いたままにしてください。", failed: "画面を閉じたときのお知らせは設定できませんでした。この画面を開いたままにしてください。", off: "お知らせを止めました。", notag: "画面を閉じたときのお知らせは、番号札の QR コードから開いたときだけ設定できます。この画面を開いたままにしてください。", title: { near: "まもなく順番", called: "お呼びしています", passed: "番号を過ぎました" } },
-    easy: { near: (a, m) => `もうすぐ じゅんばんです。あなたの まえに あと ${a} にん（だいたい ${m} ふん）。まどぐちの ちかくに もどって ください。`, called: (c) => `よんでいます。${c} ばんの まどぐちに きて ください。`, passed: "あなたの ばんごうは もう よばれました。しょくいんに はなして ください。", on: "この がめんを ひらいている あいだ、おとと ひょうじで しらせます。", push: "がめんを とじても しらせます。", denied: "つうちが ゆるされて いません。この がめんを ひらいた ままに して ください。", failed: "がめんを とじた ときの しらせは できませんでした。この がめんを ひらいた ままに して ください。", off: "しらせを とめました。", notag: "がめんを とじた ときの しらせは、ばんごうの かみの QR コードから ひらいた ときだけ できます。この がめんを ひらいた ままに して ください。", title: { near: "もうすぐ", called: "よんでいます", passed: "すぎました" } },
-    en: { near: (a, m) => `Your turn is near: ${a} ahead of you (about ${m} min). Please come back to the counters.`, called: (c) => `You are being called: please go to counter ${c}.`, passed: "Your number has passed. Please speak to a member of staff.", on: "While this page is open you will be alerted by sound, vibration and a banner.", push: "You will be notified on this phone even with the page closed.", denied: "Notifications are blocked: please keep this page open.", failed: "Notifications with the page closed could not be set up: please keep this page open.", off: "Alerts stopped.", notag: "Notifications with the page closed can only be set up from the QR code on your ticket: please keep this page open.", title: { near: "Your turn is near", called: "Called", passed: "Number passed" } },
-    zh: { near: (a, m) => `即将轮到您：您前面还有 ${a} 人（约 ${m} 分钟）。请回到窗口附近。`, called: (c) => `正在叫您的号码，请到 ${c} 号窗口。`, passed: "您的号码已过。请咨询工作人员。", on: "页面打开期间，将以声音、振动和横幅提醒您。", push: "关闭页面后也会在此手机上通知您。", denied: "通知未被允许。请保持此页面打开。", failed: "无法设置关闭页面后的通知。请保持此页面打开。", off: "已停止提醒。", notag: "只有通过号码票上的二维码打开时，才能设置关闭页面后的通知。请保持此页面打开。", title: { near: "即将轮到您", called: "正在叫号", passed: "号码已过" } },
-    ko: { near: (a, m) => `곧 차례입니다: 앞에 ${a}명 (약 ${m}분). 창구 근처로 돌아와 주세요.`, called: (c) => `호출 중입니다. ${c}번 창구로 와 주세요.`, passed: "번호가 지났습니다. 직원에게 문의해 주세요.", on: "이 화면이 열려 있는 동안 소리, 진동, 배너로 알려 드립니다.", push: "화면을 닫아도 이 휴대폰으로 알려 드립니다.", denied: "알림이 허용되지 않았습니다. 이 화면을 열어 두세요.", failed: "화면을 닫았을 때의 알림을 설정할 수 없습니다. 이 화면을 열어 두세요.", off: "알림을 중지했습니다.", notag: "화면을 닫았을 때의 알림은 번호표의 QR 코드로 열었을 때만 설정할 수 있습니다. 이 화면을 열어 두세요.", title: { near: "곧 차례", called: "호출 중", passed: "번호 경과" } },
+    ja: { near: (n, a, wt) => `まもなく順番です。${n} 番：あなたの前にあと ${a} 人です。${wt ? `待ち時間の目安は${wt}です。` : ""}窓口の近くへお戻りください。`, called: (n, c) => `お呼びしています。受付番号 ${n} 番の方、${c} 番窓口へお越しください。`, passed: (n) => `${n} 番はお呼びした番号を過ぎています。職員に声をおかけください。`, base: "番号札の状況", on: "この画面を開いている間、音・振動・表示でお知らせします。", push: "画面を閉じても、このスマートフォンにお知らせします。", denied: "通知が許可されていません。この画面を開いたままにしてください。", failed: "画面を閉じたときのお知らせは設定できませんでした。この画面を開いたままにしてください。", off: "お知らせを止めました。", notag: "画面を閉じたときのお知らせは、番号札の QR コードから開いたときだけ設定できます。この画面を開いたままにしてください。", title: { near: "まもなく順番", called: "お呼びしています", passed: "番号を過ぎました" } },
+    easy: { near: (n, a, wt) => `もうすぐ じゅんばんです。${n} ばん：あなたの まえに あと ${a} にん。${wt ? `まつ じかんは ${wt}。` : ""}まどぐちの ちかくに もどって ください。`, called: (n, c) => `よんでいます。${n} ばんの かた、${c} ばんの まどぐちに きて ください。`, passed: (n) => `${n} ばんは もう よばれました。しょくいんに はなして ください。`, base: "ばんごうの ようす", on: "この がめんを ひらいている あいだ、おとと ひょうじで しらせます。", push: "がめんを とじても しらせます。", denied: "つうちが ゆるされて いません。この がめんを ひらいた ままに して ください。", failed: "がめんを とじた ときの しらせは できませんでした。この がめんを ひらいた ままに して ください。", off: "しらせを とめました。", notag: "がめんを とじた ときの しらせは、ばんごうの かみの QR コードから ひらいた ときだけ できます。この がめんを ひらいた ままに して ください。", title: { near: "もうすぐ", called: "よんでいます", passed: "すぎました" } },
+    en: { near: (n, a, wt) => `Your turn is near: No. ${n}, ${a} ahead of you.${wt ? ` Expected wait: ${wt}.` : ""} Please come back to the counters.`, called: (n, c) => `You are being called: No. ${n}, please go to counter ${c}.`, passed: (n) => `No. ${n} has passed. Please speak to a member of staff.`, base: "Your ticket", on: "While this page is open you will be alerted by sound, vibration and a banner.", push: "You will be notified on this phone even with the page closed.", denied: "Notifications are blocked: please keep this page open.", failed: "Notifications with the page closed could not be set up: please keep this page open.", off: "Alerts stopped.", notag: "Notifications with the page closed can only be set up from the QR code on your ticket: please keep this page open.", title: { near: "Your turn is near", called: "Called", passed: "Number passed" } },
+    zh: { near: (n, a, wt) => `即将轮到您：${n} 号，您前面还有 ${a} 人。${wt ? `预计等候：${wt}。` : ""}请回到窗口附近。`, called: (n, c) => `正在叫您的号码：${n} 号，请到 ${c} 号窗口。`, passed: (n) => `${n} 号已过。请咨询工作人员。`, base: "您的号码", on: "页面打开期间，将以声音、振动和横幅提醒您。", push: "关闭页面后也会在此手机上通知您。", denied: "通知未被允许。请保持此页面打开。", failed: "无法设置关闭页面后的通知。请保持此页面打开。", off: "已停止提醒。", notag: "只有通过号码票上的二维码打开时，才能设置关闭页面后的通知。请保持此页面打开。", title: { near: "即将轮到您", called: "正在叫号", passed: "号码已过" } },
+    ko: { near: (n, a, wt) => `곧 차례입니다: ${n}번, 앞에 ${a}명.${wt ? ` 예상 대기: ${wt}.` : ""} 창구 근처로 돌아와 주세요.`, called: (n, c) => `호출 중입니다. ${n}번, ${c}번 창구로 와 주세요.`, passed: (n) => `${n}번이 지났습니다. 직원에게 문의해 주세요.`, base: "당신의 번호표", on: "이 화면이 열려 있는 동안 소리, 진동, 배너로 알려 드립니다.", push: "화면을 닫아도 이 휴대폰으로 알려 드립니다.", denied: "알림이 허용되지 않았습니다. 이 화면을 열어 두세요.", failed: "화면을 닫았을 때의 알림을 설정할 수 없습니다. 이 화면을 열어 두세요.", off: "알림을 중지했습니다.", notag: "화면을 닫았을 때의 알림은 번호표의 QR 코드로 열었을 때만 설정할 수 있습니다. 이 화면을 열어 두세요.", title: { near: "곧 차례", called: "호출 중", passed: "번호 경과" } },
   };
   const baseTitle = document.title;
   let ticketToken = null;
@@ -212,6 +212,7 @@
   let ticketTag = null;
   let prefs = null; // { on, push, kind, ahead, minutes, told: { seen, near, called, passed } }
   let shown = null; // the banner's text while it is up
+  let shownKind = null; // and its kind (for the title)
   let stateText = "";
   const storeKey = (t) => `madoguchi-notify:${t}`;
   function loadPrefs(t) {
@@ -225,7 +226,8 @@
   }
   // Puts the visitor's choice back into the (re-rendered) section.
   function notifyRender(token, tag) {
-    if (token !== ticketToken) { ticketToken = token; prefs = token ? loadPrefs(token) : null; shown = null; }
+    if (token !== ticketToken) { ticketToken = token; prefs = token ? loadPrefs(token) : null; shown = null; shownKind = null; }
+    setTitle();
     if (prefs && tag && prefs.tag !== tag) { prefs.tag = tag; savePrefs(); }
     ticketTag = prefs ? prefs.tag : null;
     const section = document.getElementById("notify");
@@ -251,9 +253,16 @@
     }
   }
   function setState(text) { stateText = text; const st = document.getElementById("notify-state"); if (st) st.textContent = text; }
+  // The tab's title in the page's language, with the notice up in front
+  // (push-rt6 F6: it stayed Japanese in every language).
+  function setTitle() {
+    const base = lang === "ja" ? baseTitle : nwords[lang].base;
+    document.title = shownKind ? `【${nwords[lang].title[shownKind]}】${base}` : base;
+  }
   function fire(kind, text) {
     shown = text;
-    document.title = `【${nwords[lang].title[kind]}】${baseTitle}`;
+    shownKind = kind;
+    setTitle();
     const banner = document.getElementById("notice");
     const t = document.getElementById("notice-text");
     if (t) t.textContent = text;
@@ -277,14 +286,16 @@
       const w = nwords[lang];
       if (place.kind === "waiting" && !told.near) {
         const crossed = prefs.kind === "minutes" ? place.minutes <= prefs.minutes : place.ahead <= prefs.ahead;
-        if (crossed) { told.near = true; fire("near", w.near(place.ahead, place.minutes)); }
+        // The wait in the page's own words (its line below says the
+        // same), none when there is no estimate (push-rt6 F2, F6).
+        if (crossed) { told.near = true; fire("near", w.near(place.number, place.ahead, place.wait)); }
       } else if (place.kind === "called" && told.called !== place.counter) {
         told.near = true;
         told.called = place.counter;
-        fire("called", w.called(place.counter));
+        fire("called", w.called(place.number, place.counter));
       } else if (place.kind === "passed" && !told.passed && (place.sure || (place.inferred && told.seen && !told.called))) {
         told.passed = true;
-        fire("passed", w.passed);
+        fire("passed", w.passed(place.number));
       }
     }
     if (JSON.stringify(told) !== was) savePrefs();
@@ -400,7 +411,7 @@
       notifyRender(ticketToken);
     } else if (what === "dismiss") {
       shown = null;
-      document.title = baseTitle;
+      shownKind = null;
       notifyRender(ticketToken);
     }
   });

@@ -48,6 +48,7 @@ mod system {
     mod kiosk_health;
     mod layout_log;
     mod notices;
+    mod notices_buttons;
     mod office_clock;
     mod plain_words;
     mod redirect;

@@ -1861,3 +1861,128 @@ fn damaged_push_files_are_set_aside_and_replaced_and_an_unreadable_one_stops_onl
     assert_eq!(push_key_now(&r), Ok(key_b));
     assert_eq!(r.metric("madoguchi_relay_push_unavailable"), Some(0));
 }
+
+/// Outside tester push-rt6 F3: pushes to a slow push service take at most
+/// their own service's slots (`per_service`, 8 by default), so a healthy
+/// service's notice goes past them at once. On the old code the 12 slow
+/// pushes held all 10 slots and the healthy one waited for their timeout.
+#[test]
+fn a_slow_push_service_delays_only_its_own_subscribers() {
+    let python = python_ece();
+    let office = SigningKey::from_bytes(&[31; 32]);
+    let slow = PushService::start();
+    let healthy = PushService::start();
+    let dir = tempfile::tempdir().expect("tmp");
+    // Each local service has its own test CA: the relay trusts both.
+    let cas = dir.path().join("cas.pem");
+    let pem = |p: &std::path::Path| std::fs::read_to_string(p).expect("ca");
+    std::fs::write(&cas, pem(&slow.ca) + &pem(&healthy.ca)).expect("cas");
+    let r = relay_util::start_sections(&office, "", "", 0, |_| {
+        format!(
+            r#"[push]
+contact = "mailto:relay-test@example.invalid"
+services = ["localhost:{}", "localhost:{}"]
+private_ok = ["127.0.0.1", "::1"]
+ca_file = "{}"
+timeout_s = 8
+retries = 0
+concurrency = 10
+"#,
+            slow.port,
+            healthy.port,
+            cas.display()
+        )
+    });
+    let waiting = [101, 102, 103, 104, 105, 106, 107, 108, 110];
+    publish(&r, &office, 1, ticket_json(DATE, true, &waiting, &[]));
+    let k = keys(python);
+    // Twelve subscriptions on the slow service, all due at once (within
+    // 60 minutes): every one is sent when it is taken.
+    for n in [101, 102, 103, 104] {
+        for i in 0..3 {
+            let endpoint = slow.endpoint(&format!("/slow/{n}-{i}"));
+            let body = sub_body(&claim(n), &endpoint, &k, json!({"minutes": 60}));
+            assert_eq!(subscribe(&r, &body), 201, "{endpoint}");
+        }
+    }
+    let mut mine = sub_body(
+        &claim(110),
+        &healthy.endpoint("/ok/110"),
+        &k,
+        json!({"ahead": 1}),
+    );
+    mine["lang"] = json!("en");
+    assert_eq!(subscribe(&r, &mine), 201);
+    slow.wait_for("/slow/", 8);
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(healthy.received("/ok/").is_empty(), "8 ahead > 1");
+    // The healthy service's visitor is next while the slow pushes hang.
+    let called = Instant::now();
+    publish(
+        &r,
+        &office,
+        2,
+        ticket_json(
+            DATE,
+            true,
+            &[110, 105, 106, 107, 108],
+            &[(101, "1"), (102, "2"), (103, "3"), (104, "4")],
+        ),
+    );
+    let deadline = called + Duration::from_secs(3);
+    while healthy.received("/ok/110").is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "the healthy service's push waited behind the slow one ({} slow pushes in flight)",
+            slow.received("/slow/").len()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    eprintln!(
+        "healthy push sent {} ms after its data; slow pushes in flight: {}",
+        called.elapsed().as_millis(),
+        slow.received("/slow/").len()
+    );
+    // The slow service had its lane's 8, not the 10 of all.
+    assert_eq!(slow.received("/slow/").len(), 8);
+    // F5: the push names its language, which the service worker gives
+    // the notification.
+    if let Some(msg) = open_push(&healthy.received("/ok/110")[0], &k) {
+        assert_eq!(msg["lang"], "en", "{msg}");
+        assert!(msg["body"].as_str().unwrap_or("").contains("110"), "{msg}");
+    }
+}
+
+/// Outside tester push-rt6 F4: "subscribed" (201) is answered once the
+/// subscription is in the state folder, so a stop right after it loses
+/// nothing. On the old code the answer came before the write (batched
+/// 200 ms later) and the file did not have it yet.
+#[test]
+fn a_subscription_is_on_disk_when_it_is_answered() {
+    let office = SigningKey::from_bytes(&[32; 32]);
+    let svc = PushService::start();
+    let mut r = relay_util::start_sections(&office, "", "", 0, |_| {
+        push_section(&svc, relay_util::free_port(), "", true)
+    });
+    publish(
+        &r,
+        &office,
+        1,
+        ticket_json(DATE, true, &[101, 102, 103], &[]),
+    );
+    let k = keys(false);
+    let file = r.state_dir().join("push/subscriptions.json");
+    for n in [101, 102, 103] {
+        let endpoint = svc.endpoint(&format!("/ok/durable-{n}"));
+        let body = sub_body(&claim(n), &endpoint, &k, json!({"ahead": 1}));
+        assert_eq!(subscribe(&r, &body), 201);
+        let on_disk = std::fs::read_to_string(&file).unwrap_or_default();
+        assert!(
+            on_disk.contains(&endpoint),
+            "answered 201 before it was written: {on_disk}"
+        );
+    }
+    // And a stop at once keeps all three.
+    r.restart();
+    wait_metric(&r, "madoguchi_relay_push_subscriptions", 3);
+}

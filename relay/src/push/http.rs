@@ -25,7 +25,9 @@
 //! per ticket (409) and in total (503). The same browser sending its
 //! subscription again for the same ticket (a new threshold, or the
 //! visitor switched the page's language) replaces it and keeps what was
-//! told (200). Answers are short bilingual text with no internals.
+//! told (200). "Subscribed" is answered only once the subscription is
+//! written to the state folder (503 and taken back if that fails). Answers
+//! are short bilingual text with no internals.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -55,6 +57,8 @@ const BODY_DEADLINE: Duration = Duration::from_secs(5);
 /// A subscribe check (DNS) that takes longer is refused.
 const CHECK_DEADLINE: Duration = Duration::from_secs(5);
 const MAX_ENDPOINT: usize = 2048;
+/// A subscription not written within this is taken back (503).
+const SAVE_DEADLINE: Duration = Duration::from_secs(5);
 
 fn answer(status: StatusCode, ctype: &'static str, body: impl Into<Bytes>) -> Response<Body> {
     let mut r = Response::new(Full::new(body.into()).boxed_unsync());
@@ -118,7 +122,7 @@ fn refuse(push: &Push, reason: &'static str) -> Response<Body> {
             StatusCode::SERVICE_UNAVAILABLE,
             "窓口の最新の情報が届いていないため、ただいまお知らせを設定できません。しばらくしてからお試しください / The office's data is out of date: try again later\n",
         ),
-        "full" | "busy" => (
+        "full" | "busy" | "not_saved" => (
             StatusCode::SERVICE_UNAVAILABLE,
             "ただいま受け付けられません / Try again later\n",
         ),
@@ -369,12 +373,22 @@ impl Push {
             subs.by_endpoint.insert(sub.endpoint.clone(), sub);
             status
         };
-        add(&self.metrics.accepted);
-        self.dirty.notify_one();
+        let generation = self.mark_dirty();
         // Tell at once if the threshold is already crossed.
         if let Some(b) = self.board() {
             self.decide_now(&b, Some(&endpoint));
         }
+        // Answered once it is on disk: "subscribed" must survive a stop
+        // right after it (outside tester push-rt6 F4). A write that fails
+        // or does not finish in time takes a new subscription back and
+        // says so; a replaced one stays (its earlier form is on disk).
+        if !self.written(generation, SAVE_DEADLINE).await {
+            if status == StatusCode::CREATED {
+                self.forget(&endpoint);
+            }
+            return refuse(self, "not_saved");
+        }
+        add(&self.metrics.accepted);
         text(status, "お知らせを設定しました / Subscribed\n")
     }
 
@@ -406,7 +420,7 @@ impl Push {
             }
         };
         if removed {
-            self.dirty.notify_one();
+            self.mark_dirty();
             text(StatusCode::OK, "お知らせを止めました / Unsubscribed\n")
         } else {
             text(

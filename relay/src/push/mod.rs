@@ -86,6 +86,10 @@ pub struct PushConfig {
     /// Pushes in flight at once, and waiting to go.
     pub concurrency: usize,
     pub queue: usize,
+    /// Pushes in flight at once to one push service (an endpoint's origin),
+    /// within `concurrency`: a slow or hanging service holds only these
+    /// and delays only its own subscribers (outside tester push-rt6 F3).
+    pub per_service: usize,
     pub timeout_s: u64,
     /// Further tries after a timeout, 429 or 5xx (back-off 1 s, 2 s, 4 s…).
     pub retries: u32,
@@ -116,6 +120,7 @@ impl Default for PushConfig {
             per_ticket_per_minute: 10,
             concurrency: 32,
             queue: 4096,
+            per_service: 8,
             timeout_s: 10,
             retries: 3,
             ttl_s: 900,
@@ -135,9 +140,10 @@ impl PushConfig {
             || self.max_per_ticket == 0
             || self.concurrency == 0
             || self.queue == 0
+            || self.per_service == 0
         {
             return Err(
-                "max_body_bytes (≥ 256), max_per_ticket, concurrency and queue must be above 0"
+                "max_body_bytes (≥ 256), max_per_ticket, concurrency, per_service and queue must be above 0"
                     .into(),
             );
         }
@@ -178,6 +184,10 @@ struct Windows {
     by_ticket: HashMap<String, u32>,
 }
 
+/// How long the writer gathers changes before one write (a subscriber
+/// waits this long, and a write's time, for its answer).
+const WRITE_BATCH_MS: u64 = 200;
+
 /// Tracked keys at most (each window starts empty).
 const MAX_TRACKED: usize = 100_000;
 
@@ -208,6 +218,13 @@ pub struct Push {
     outbox: mpsc::Sender<send::Job>,
     inbox: Mutex<Option<mpsc::Receiver<send::Job>>>,
     dirty: Notify,
+    /// Changes asked to be written (a generation), and the last write:
+    /// the generation it covered and whether it reached the disk. A new
+    /// subscription is answered only once a write covering it is done
+    /// (outside tester push-rt6 F4: a stop within 0.2 s of "subscribed"
+    /// lost it).
+    requested: AtomicU64,
+    saved: tokio::sync::watch::Sender<(u64, bool)>,
     /// Subscribe checks (a DNS lookup each) in flight at once.
     checks: Arc<Semaphore>,
     /// Whether the office's data has expired (the relay's own flag).
@@ -240,6 +257,8 @@ impl Push {
             outbox,
             inbox: Mutex::new(Some(inbox)),
             dirty: Notify::new(),
+            requested: AtomicU64::new(0),
+            saved: tokio::sync::watch::Sender::new((0, true)),
             checks: Arc::new(Semaphore::new(16)),
             stale: Mutex::new(None),
             set_aside,
@@ -351,7 +370,7 @@ impl Push {
             self.enqueue(j);
         }
         if changed {
-            self.dirty.notify_one();
+            self.mark_dirty();
         }
     }
 
@@ -365,22 +384,48 @@ impl Push {
     /// Drops a subscription (its push service said it is gone).
     pub fn forget(&self, endpoint: &str) {
         if self.subs().by_endpoint.remove(endpoint).is_some() {
-            self.dirty.notify_one();
+            self.mark_dirty();
         }
+    }
+
+    /// Asks for the subscriptions to be written; the generation to wait
+    /// for (see [`Self::written`]).
+    fn mark_dirty(&self) -> u64 {
+        let generation = self.requested.fetch_add(1, Ordering::SeqCst) + 1;
+        self.dirty.notify_one();
+        generation
+    }
+
+    /// Waits (at most `deadline`) until a write covering `generation` is
+    /// done; whether it reached the disk.
+    async fn written(&self, generation: u64, deadline: Duration) -> bool {
+        let mut rx = self.saved.subscribe();
+        let done = tokio::time::timeout(deadline, rx.wait_for(|(g, _)| *g >= generation)).await;
+        matches!(done, Ok(Ok(v)) if v.1)
     }
 
     /// Writes the subscriptions after changes, at most a few times a second.
     async fn writer(self: Arc<Self>) {
         loop {
             self.dirty.notified().await;
-            tokio::time::sleep(Duration::from_millis(200)).await;
+            tokio::time::sleep(Duration::from_millis(WRITE_BATCH_MS)).await;
+            // Read before the snapshot: every change marked up to here is
+            // in it (a change is made before it is marked).
+            let generation = self.requested.load(Ordering::SeqCst);
             let snapshot: Vec<store::Sub> = self.subs().by_endpoint.values().cloned().collect();
             let dir = self.dir.clone();
-            match tokio::task::spawn_blocking(move || store::save(&dir, snapshot)).await {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => tracing::error!(error = %e, "push subscriptions not saved"),
-                Err(e) => tracing::error!(error = %e, "push subscriptions not saved"),
-            }
+            let ok = match tokio::task::spawn_blocking(move || store::save(&dir, snapshot)).await {
+                Ok(Ok(())) => true,
+                Ok(Err(e)) => {
+                    tracing::error!(error = %e, "push subscriptions not saved");
+                    false
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "push subscriptions not saved");
+                    false
+                }
+            };
+            self.saved.send_replace((generation, ok));
         }
     }
 

@@ -46,6 +46,18 @@ pub enum Lang {
     Ko,
 }
 
+impl Lang {
+    /// The BCP 47 tag of the text (やさしい日本語 is Japanese).
+    pub fn tag(self) -> &'static str {
+        match self {
+            Lang::Ja | Lang::Easy => "ja",
+            Lang::En => "en",
+            Lang::Zh => "zh",
+            Lang::Ko => "ko",
+        }
+    }
+}
+
 /// A ticket's public token: its date and number, as in the page's URL
 /// fragment (`2026-12-06/1001`). Anyone can guess one; subscribing takes
 /// a [`Claim`], the token with the ticket's secret tag.
@@ -496,6 +508,9 @@ pub fn payload(n: &Notice, t: &Token, lang: Lang) -> String {
         "tag": format!("madoguchi-{}-{}", t.date, t.number),
         "url": format!("/m#{t}"),
         "kind": match n { Notice::Near { .. } => "near", Notice::Called { .. } => "called", Notice::Passed => "passed" },
+        // The notification's language (sw.js), so a screen reader reads
+        // it in its own voice (outside tester push-rt6 F5).
+        "lang": lang.tag(),
     })
     .to_string()
 }

@@ -18,7 +18,8 @@ self.addEventListener("push", (ev) => {
     renotify: true,
     requireInteraction: msg.kind === "called",
     vibrate: [300, 100, 300, 100, 300],
-    lang: "ja",
+    // The subscription's language (the relay sends it with each push).
+    lang: typeof msg.lang === "string" && /^[a-z]{2}$/.test(msg.lang) ? msg.lang : "ja",
     data: { url: msg.url || "/m" },
   };
   // An open ticket page hears of it too (it alerts in the page anyway).
