@@ -755,8 +755,8 @@ pub fn recover(
     }
 }
 
-/// Writes the damaged folder `data`'s high-water mark and the last record
-/// its log's seals name as witnesses into `work` (`engine::witness`), so
+/// Carries the damaged folder `data`'s high-water mark and the last record
+/// its log's seals name into `work`'s witness folder (`engine::witness`), so
 /// that the repair is checked against them. Returns the files written. An
 /// unreadable mark or seals file proves nothing more (the refusal that
 /// led here named it).
@@ -764,18 +764,12 @@ fn carry_evidence(data: &Path, work: &Path) -> Result<Vec<&'static str>, BackupE
     use crate::engine::{highwater, witness};
     let mut written = Vec::new();
     let now = chrono::Utc::now().to_rfc3339();
-    if let Ok(Some(m)) = highwater::read(data) {
-        let w = witness::Witness {
-            source: witness::Source::HighWater,
-            seq: m.seq,
-            hash: m.hash,
-            at: now.clone(),
-            place: data.join(highwater::FILE).display().to_string(),
-            day: m.day,
-            highest: m.highest,
-        };
-        witness::record(work, &w).map_err(io(work))?;
-        written.push("highwater.json");
+    let mark = data.join(highwater::FILE);
+    if mark.is_file() {
+        let to = work.join(witness::DIR);
+        std::fs::create_dir_all(&to).map_err(io(&to))?;
+        std::fs::copy(&mark, to.join(highwater::FILE)).map_err(io(&to))?;
+        written.push(highwater::FILE);
     }
     let log_dir = data.join("log");
     if let Some(seal) = log::seals::read(&log_dir)

@@ -41,7 +41,15 @@ pub struct Mark {
     pub day: Option<NaiveDate>,
     #[serde(default)]
     pub highest: BTreeMap<String, Number>,
+    /// The latest kiosk/staff request ids of the day (up to [`RECENT`] per
+    /// category) with their number and category: a retry of one whose
+    /// record was lost is told to ask staff, not given a new ticket.
+    #[serde(default)]
+    pub recent: Vec<(String, Number, String)>,
 }
+
+/// How many of each category's latest request ids a mark keeps.
+pub const RECENT: usize = 8;
 
 impl Mark {
     /// The mark for `state` after record `seq` with `hash`.
@@ -51,11 +59,28 @@ impl Mark {
             let h = highest.entry(t.category.clone()).or_insert(t.number);
             *h = (*h).max(t.number);
         }
+        let mut by_category: BTreeMap<&str, Vec<(Number, &str)>> = BTreeMap::new();
+        for (request, number) in &state.requests {
+            if let Some(t) = state.tickets.get(number) {
+                by_category
+                    .entry(t.category.as_str())
+                    .or_default()
+                    .push((*number, request.as_str()));
+            }
+        }
+        let mut recent = Vec::new();
+        for (category, mut v) in by_category {
+            v.sort_unstable_by(|a, b| b.cmp(a));
+            for (number, request) in v.into_iter().take(RECENT) {
+                recent.push((request.to_string(), number, category.to_string()));
+            }
+        }
         Mark {
             seq,
             hash,
             day: state.meta.day.as_ref().map(|d| d.date),
             highest,
+            recent,
         }
     }
 }
@@ -82,7 +107,22 @@ pub struct HighWater {
     counter: u64,
 }
 
+/// The slot's bytes; request ids are left out, oldest first, until the
+/// mark fits its slot (long ids must never fail a commit).
 fn encode(counter: u64, mark: &Mark) -> Option<Vec<u8>> {
+    let mut mark = mark.clone();
+    loop {
+        match encode_exact(counter, &mark) {
+            Some(b) => return Some(b),
+            None if !mark.recent.is_empty() => {
+                mark.recent.pop();
+            }
+            None => return None,
+        }
+    }
+}
+
+fn encode_exact(counter: u64, mark: &Mark) -> Option<Vec<u8>> {
     let body = serde_json::to_vec(mark).ok()?;
     let mut buf = Vec::with_capacity(body.len() + 24);
     buf.extend_from_slice(MAGIC);
@@ -197,6 +237,7 @@ mod tests {
             hash: "ab".repeat(32),
             day: None,
             highest: [("koseki".to_string(), seq as Number)].into(),
+            recent: vec![("r1".into(), 1, "koseki".into())],
         }
     }
 
@@ -229,5 +270,27 @@ mod tests {
             read(d.path()),
             Err(HighWaterError::Unreadable { .. })
         ));
+    }
+}
+
+#[cfg(test)]
+mod size_tests {
+    use super::*;
+
+    #[test]
+    fn long_request_ids_are_dropped_until_the_mark_fits_its_slot() {
+        let mark = Mark {
+            seq: 9,
+            hash: "00".repeat(32),
+            day: None,
+            highest: BTreeMap::new(),
+            recent: (0..40)
+                .map(|i| ("x".repeat(300) + &i.to_string(), i, "k".into()))
+                .collect(),
+        };
+        let bytes = encode(0, &mark).expect("fits");
+        assert!(bytes.len() as u64 <= SLOT);
+        let (_, back) = decode(&bytes).expect("decodes");
+        assert!(back.recent.len() < 40 && !back.recent.is_empty());
     }
 }

@@ -137,14 +137,33 @@ impl Checked {
                 log_ends_at: Some(log.last_seq()),
                 evidence: Some(ev),
             });
-        let (mut witnesses, unreadable) = witness::read_all(dir);
-        if let Some(m) = mark {
+        let (mut witnesses, mut unreadable) = witness::read_all(dir);
+        // The folder's own mark, and a damaged folder's carried into a
+        // repair by `recover` (in the witness folder).
+        let carried_dir = dir.join(witness::DIR);
+        let carried = match highwater::read(&carried_dir) {
+            Ok(m) => m,
+            Err(e) => {
+                unreadable.push(e.to_string());
+                None
+            }
+        };
+        let marks: Vec<(PathBuf, &highwater::Mark)> = mark
+            .map(|m| (dir.join(highwater::FILE), m))
+            .into_iter()
+            .chain(
+                carried
+                    .as_ref()
+                    .map(|m| (carried_dir.join(highwater::FILE), m)),
+            )
+            .collect();
+        for (place, m) in &marks {
             witnesses.push(witness::Witness {
                 source: witness::Source::HighWater,
                 seq: m.seq,
                 hash: m.hash.clone(),
                 at: String::new(),
-                place: dir.join(highwater::FILE).display().to_string(),
+                place: place.display().to_string(),
                 day: m.day,
                 highest: m.highest.clone(),
             });
@@ -155,7 +174,22 @@ impl Checked {
                 .witness_notes
                 .push(format!("unreadable witness: {note}"));
         }
-        let seen = witnessed(log, log_report, &witnesses, evidence.as_ref());
+        let mut seen = witnessed(log, log_report, &witnesses, evidence.as_ref());
+        if let Some(ev) = seen.as_mut().and_then(|d| d.evidence.as_mut()) {
+            // The marks' latest request ids: a retry of a lost one is told
+            // to ask staff, never given a new ticket.
+            for (_, m) in marks
+                .iter()
+                .filter(|(_, m)| m.day.is_some() && m.day == ev.day)
+            {
+                for (request, number, category) in &m.recent {
+                    ev.requests.entry(request.clone()).or_insert(*number);
+                    ev.categories
+                        .entry(*number)
+                        .or_insert_with(|| category.clone());
+                }
+            }
+        }
         let from_witness = seen.is_some();
         // Both: the witnesses' damage already carries the snapshot's
         // evidence (`witnessed` starts from it); only its line is added.

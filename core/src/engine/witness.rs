@@ -158,13 +158,18 @@ pub fn set_aside(data: &Path, after_seq: u64) -> std::io::Result<Vec<PathBuf>> {
     let paths: Vec<PathBuf> = match std::fs::read_dir(data.join(DIR)) {
         Ok(d) => d
             .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|x| x == "json"))
+            .filter(|p| {
+                p.extension().is_some_and(|x| x == "json")
+                    || p.file_name().is_some_and(|n| n == super::highwater::FILE)
+            })
             .collect(),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
         Err(e) => return Err(e),
     };
     for path in paths {
-        let to = path.with_extension(format!("json.accepted-at-{after_seq}"));
+        let mut to = path.clone().into_os_string();
+        to.push(format!(".accepted-at-{after_seq}"));
+        let to = PathBuf::from(to);
         std::fs::rename(&path, &to)?;
         moved.push(to);
     }
