@@ -674,9 +674,11 @@ fn a_primary_that_lost_what_its_standby_holds_gives_none_of_those_numbers_again(
         "{text}"
     );
 
-    // The note lost too: the primary starts, but the standby will not
-    // count records the primary no longer has.
+    // The note and the high-water mark lost too (every local evidence):
+    // the primary starts, but the standby will not count records the
+    // primary no longer has.
     std::fs::remove_dir_all(data.join("witness")).expect("rm witness");
+    std::fs::remove_file(data.join("HIGHWATER")).expect("rm mark");
     e.primary.restart();
     for _ in 0..3 {
         let (st, v) = issue(&e.primary.base, &e.kiosk);

@@ -1084,7 +1084,7 @@ impl Engine {
         self.flush_store()?;
         let numbers: Vec<String> = ev.highest.iter().map(|(c, n)| format!("{c} {n}")).collect();
         Ok(format!(
-            "{lost} (the log ended at record {}, the snapshot showed {}); record {seq} raised {raised} number(s) above the evidence ({}) and refuses {} lost kiosk request(s)",
+            "{lost} (the log ended at record {}, the evidence showed {}); record {seq} raised {raised} number(s) above the evidence ({}) and answers {} lost request id(s) (kiosk or staff) with 'lost — ask staff' / 失われた発券の再送には「職員にお声がけください」",
             damage.log_ends_at.unwrap_or_default(),
             ev.seq,
             numbers.join(", "),
