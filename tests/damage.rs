@@ -40,7 +40,21 @@ fn rng() -> rand::rngs::StdRng {
 
 /// Runs `madoguchi apply` with `lines`; returns each answer.
 fn apply(data: &Path, lines: &[Value]) -> Result<Vec<Value>, String> {
-    let mut child = crate::util::office()
+    apply_with(data, lines, None)
+}
+
+/// [`apply`] writing log segments of `segment_bytes` (closed segments
+/// without 32 MiB of records).
+fn apply_with(
+    data: &Path,
+    lines: &[Value],
+    segment_bytes: Option<u64>,
+) -> Result<Vec<Value>, String> {
+    let mut cmd = crate::util::office();
+    if let Some(n) = segment_bytes {
+        cmd.env("MADOGUCHI_SEGMENT_BYTES", n.to_string());
+    }
+    let mut child = cmd
         .arg("--data")
         .arg(data)
         .arg("apply")
@@ -660,9 +674,11 @@ fn a_primary_that_lost_what_its_standby_holds_gives_none_of_those_numbers_again(
         "{text}"
     );
 
-    // The note lost too: the primary starts, but the standby will not
-    // count records the primary no longer has.
+    // The note and the high-water mark lost too (every local evidence):
+    // the primary starts, but the standby will not count records the
+    // primary no longer has.
     std::fs::remove_dir_all(data.join("witness")).expect("rm witness");
+    std::fs::remove_file(data.join("HIGHWATER")).expect("rm mark");
     e.primary.restart();
     for _ in 0..3 {
         let (st, v) = issue(&e.primary.base, &e.kiosk);
@@ -700,5 +716,143 @@ fn a_primary_that_lost_what_its_standby_holds_gives_none_of_those_numbers_again(
     let mut seen = BTreeSet::new();
     for n in &issued {
         assert!(seen.insert(*n), "number {n} given twice: {issued:?}");
+    }
+}
+
+/// The names in `data` that start with `state.sled` (the store and any
+/// set aside).
+fn stores(data: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(data)
+        .expect("data")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("state.sled"))
+        .collect();
+    v.sort();
+    v
+}
+
+/// Outside tester storage-rt6 F4: one flipped bit in record 1 (the
+/// configuration) of a closed segment. The start is refused — and refusing
+/// touches nothing: the intact snapshot store is not set aside, so the
+/// next start and `recover` still see what it shows; `recover` without
+/// `--accept-damage` refuses instead of reporting 「復旧しました: 記録 0 まで」
+/// over an empty office, and with it no number is given twice. (The old
+/// code set state.sled aside on the first start; recover then "succeeded"
+/// with 0 records and today's numbers were given again.)
+#[test]
+fn a_refused_start_moves_no_evidence_and_recover_never_succeeds_short() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let data = dir.path().join("data");
+    let mut lines = vec![json!({"command": "open_day", "date": today()})];
+    for i in 0..40 {
+        lines.push(issue(CATEGORIES[i % 2], &format!("r{i}")));
+    }
+    let answers = apply_with(&data, &lines, Some(2048)).expect("apply");
+    let acked: BTreeMap<String, u64> = answers[1..]
+        .iter()
+        .enumerate()
+        .map(|(i, a)| (format!("r{i}"), a["ticket"].as_u64().expect("number")))
+        .collect();
+    let segs = segments(&data);
+    assert!(segs.len() >= 3, "closed segments: {segs:?}");
+    let mut bytes = std::fs::read(&segs[0]).expect("read");
+    bytes[8 + 48 + 20] ^= 0x04;
+    std::fs::write(&segs[0], &bytes).expect("flip");
+    let what = "a bit flipped in record 1 of a closed segment";
+    for attempt in 0..2 {
+        let msg = assert_refused(&data, what);
+        assert_eq!(stores(&data), vec!["state.sled"], "{what}: start {attempt}");
+        assert!(
+            !msg.contains("no readable snapshot"),
+            "{what}: start {attempt} lost the snapshot's evidence: {msg}"
+        );
+    }
+    let out = run(&data, &["recover"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        !out.status.success(),
+        "{what}: recover reported success over lost records: {stdout}"
+    );
+    assert!(!stdout.contains("復旧しました"), "{stdout}");
+    assert_eq!(std::fs::read(&segs[0]).expect("kept"), bytes);
+    assert_eq!(stores(&data), vec!["state.sled"]);
+    assert_accepted(&data, &acked, what);
+}
+
+/// Outside tester storage-rt6 F1/F2: sled is flushed about once a second
+/// (or rolls back with torn pages), so the snapshot may not show the last
+/// answers; if the log then loses its synced tail (a failing disk, a lying
+/// cache), only the per-commit high-water mark still shows them. Here the
+/// snapshot store is put back to a copy taken before the last ticket and
+/// the log loses that ticket's record (whole, or torn half-way): the start
+/// is refused naming HIGHWATER, and after `recover --accept-damage` the
+/// lost ticket's number is not given again. (The old code served: the
+/// next visitor got the same number.)
+#[test]
+fn a_lost_log_tail_behind_a_stale_snapshot_is_refused_by_the_high_water_mark() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let base = dir.path().join("base");
+    let mut acked = office(&base, 10);
+    let stale = dir.path().join("stale.sled");
+    copy_dir(&base.join("state.sled"), &stale);
+    let seg = segments(&base).pop().expect("segment");
+    let len = std::fs::metadata(&seg).expect("len").len();
+    let late = apply(&base, &[issue(category_of("r10"), "r10")]).expect("apply");
+    acked.insert("r10".into(), late[0]["ticket"].as_u64().expect("number"));
+    let full = std::fs::metadata(&seg).expect("len").len();
+    for (name, cut) in [("whole", len), ("torn", len + (full - len) / 2)] {
+        let data = dir.path().join(name);
+        copy_dir(&base, &data);
+        std::fs::remove_dir_all(data.join("state.sled")).expect("rm");
+        copy_dir(&stale, &data.join("state.sled"));
+        let seg = segments(&data).pop().expect("segment");
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&seg)
+            .and_then(|f| f.set_len(cut))
+            .expect("cut");
+        let what = format!("last record lost ({name}), snapshot one record behind");
+        let msg = assert_refused(&data, &what);
+        assert!(msg.contains("HIGHWATER"), "{what}: {msg}");
+        assert_eq!(std::fs::metadata(&seg).expect("len").len(), cut);
+        assert_accepted(&data, &acked, &what);
+    }
+}
+
+/// The high-water mark garbled or deleted on an office that has a
+/// snapshot: refused by name (it may be the only evidence of the last
+/// answers), never a silent start; `recover` checks the log against the
+/// other evidence and writes it anew, and every ticket is kept.
+#[test]
+fn a_missing_or_garbled_high_water_mark_is_refused_by_name_and_recover_writes_it() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let data = dir.path().join("data");
+    let acked = office(&data, 6);
+    let mark = data.join("HIGHWATER");
+    let good = std::fs::read(&mark).expect("a new folder has a mark");
+    std::fs::write(&mark, vec![0x5a; good.len()]).expect("garble");
+    let msg = assert_refused(&data, "garbled HIGHWATER");
+    assert!(
+        msg.contains("HIGHWATER") && msg.contains("cannot be read"),
+        "{msg}"
+    );
+    std::fs::remove_file(&mark).expect("rm");
+    let msg = assert_refused(&data, "deleted HIGHWATER");
+    assert!(
+        msg.contains("HIGHWATER") && msg.contains("missing"),
+        "{msg}"
+    );
+    ok(&data, &["recover"]);
+    assert!(mark.exists());
+    let answers = apply(
+        &data,
+        &acked
+            .keys()
+            .map(|r| issue(category_of(r), r))
+            .collect::<Vec<_>>(),
+    )
+    .expect("apply after recover");
+    for ((r, n), a) in acked.iter().zip(&answers) {
+        assert_eq!(a["ticket"].as_u64(), Some(*n), "{r}: {a}");
     }
 }

@@ -684,6 +684,10 @@ pub fn recover(
         if seen.is_dir() {
             copy_tree(&seen, &work.join(crate::engine::witness::DIR))?;
         }
+        // So are the damaged folder's high-water mark and its log's seals
+        // (storage-rt6 F4: a repair reported success with fewer records
+        // than they show).
+        let carried = carry_evidence(data, &work)?;
         let (engine, report) = Engine::open(
             &work,
             ConfigChoice::Stored,
@@ -694,11 +698,19 @@ pub fn recover(
         )?;
         engine.verify()?;
         engine.close()?;
+        // Checked: the repaired folder's own mark and log now stand for them.
+        for name in carried {
+            let p = work.join(crate::engine::witness::DIR).join(name);
+            if p.exists() {
+                std::fs::remove_file(&p).map_err(io(&p))?;
+            }
+        }
         for entry in std::fs::read_dir(data).map_err(io(data))? {
             let entry = entry.map_err(io(data))?;
             let n = entry.file_name().to_string_lossy().into_owned();
             if n == "log"
                 || n == "LOCK"
+                || n == crate::engine::highwater::FILE
                 || n.starts_with("state.sled")
                 || n == crate::engine::witness::DIR
             {
@@ -741,6 +753,42 @@ pub fn recover(
             Err(e)
         }
     }
+}
+
+/// Carries the damaged folder `data`'s high-water mark and the last record
+/// its log's seals name into `work`'s witness folder (`engine::witness`), so
+/// that the repair is checked against them. Returns the files written. An
+/// unreadable mark or seals file proves nothing more (the refusal that
+/// led here named it).
+fn carry_evidence(data: &Path, work: &Path) -> Result<Vec<&'static str>, BackupError> {
+    use crate::engine::{highwater, witness};
+    let mut written = Vec::new();
+    let now = chrono::Utc::now().to_rfc3339();
+    let mark = data.join(highwater::FILE);
+    if mark.is_file() {
+        let to = work.join(witness::DIR);
+        std::fs::create_dir_all(&to).map_err(io(&to))?;
+        std::fs::copy(&mark, to.join(highwater::FILE)).map_err(io(&to))?;
+        written.push(highwater::FILE);
+    }
+    let log_dir = data.join("log");
+    if let Some(seal) = log::seals::read(&log_dir)
+        .ok()
+        .and_then(|s| s.into_iter().max_by_key(|s| s.last))
+    {
+        let w = witness::Witness {
+            source: witness::Source::Seals,
+            seq: seal.last,
+            hash: seal.last_hash,
+            at: now,
+            place: log_dir.join(log::seals::SEALS_FILE).display().to_string(),
+            day: None,
+            highest: Default::default(),
+        };
+        witness::record(work, &w).map_err(io(work))?;
+        written.push("seals.json");
+    }
+    Ok(written)
 }
 
 fn copy_tree(from: &Path, to: &Path) -> Result<(), BackupError> {

@@ -35,7 +35,9 @@ pub fn run(data: &Path, config: Option<&Path>, audit: Audit) -> Result<()> {
                     c.through
                 );
             }
-            let count = engine.verify().context("audit verify FAILED")?;
+            let count = engine.verify().context(
+                "audit verify FAILED / 監査の確認で不一致が見つかりました。データフォルダをコピーしてから docs/manual-ja.md「記録の破損から復旧する」の手順で madoguchi recover を実行してください (copy the data folder aside, then madoguchi recover)",
+            )?;
             let tail = engine.log().tail();
             println!(
                 "OK: {count} records, hash chain intact, state matches the log; last hash {}, state {}",

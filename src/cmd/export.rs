@@ -35,9 +35,14 @@ pub fn run(data: &Path, _config: Option<&Path>, args: Args) -> Result<()> {
         )),
         None => Box::new(BufWriter::new(std::io::stdout().lock())),
     };
+    const WAY_OUT: &str = "ログが壊れています。データフォルダをコピーしてから docs/manual-ja.md「記録の破損から復旧する」の手順で madoguchi recover を実行してください / the event log is damaged: copy the data folder aside, then follow docs/manual-ja.md (madoguchi recover)";
     let mut count = 0u64;
-    for r in log::read_live(&log_dir).context("cannot read the event log")? {
-        let (_, record) = r.context("cannot read the event log")?;
+    let mut last_seq = 0u64;
+    for r in log::read_live(&log_dir).context(WAY_OUT)? {
+        let (_, record) = r
+            .with_context(|| format!("exported {count} records, then stopped"))
+            .context(WAY_OUT)?;
+        last_seq = record.seq;
         let body = RecordBody::decode(&record)?;
         for e in &body.events {
             if let Event::ConfigApplied { source } = e {
@@ -60,5 +65,15 @@ pub fn run(data: &Path, _config: Option<&Path>, args: Args) -> Result<()> {
     }
     out.flush().context("cannot write the export")?;
     eprintln!("exported {count} records");
+    // The log's end is checked against the high-water mark (storage-rt6
+    // F5: the newest segment missing exported "successfully").
+    if let Ok(Some(mark)) = madoguchi_core::engine::highwater::read(data) {
+        anyhow::ensure!(
+            mark.seq <= last_seq,
+            "書き出しは記録 {last_seq} までです。記録の到達点 (HIGHWATER) は記録 {} まで書かれたことを示しています。ログの最後が失われています / the export ends at record {last_seq}, but the high-water mark shows records up to {}: the end of the log is missing. {WAY_OUT}",
+            mark.seq,
+            mark.seq
+        );
+    }
     Ok(())
 }

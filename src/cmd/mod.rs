@@ -150,10 +150,18 @@ pub fn open_engine(data: &Path, config: Option<&Path>) -> Result<Engine> {
 /// snapshot's evidence shows it; what start-up set aside or rebuilt is also
 /// written to the fault records (shown on /admin).
 pub fn open_engine_with(data: &Path, choice: ConfigChoice) -> Result<Engine> {
-    let opts = EngineOptions {
+    let mut opts = EngineOptions {
         clock: Clock::from_env()?,
         ..EngineOptions::default()
     };
+    // Small segments for the damage tests' folders (closed segments
+    // without 32 MiB of records); unset in service.
+    if let Some(n) = std::env::var("MADOGUCHI_SEGMENT_BYTES")
+        .ok()
+        .and_then(|s| s.parse::<u64>().ok())
+    {
+        opts.log.segment_bytes = n.max(512);
+    }
     let (engine, report) = Engine::open(data, choice, opts)
         .with_context(|| format!("cannot open the data folder {}", data.display()))?;
     if report.torn_bytes_cut > 0 {

@@ -19,6 +19,7 @@
 pub mod archive;
 pub mod damage;
 mod feed;
+pub mod highwater;
 mod import;
 mod opening;
 mod shared;
@@ -218,6 +219,9 @@ pub struct Engine {
     opts: EngineOptions,
     /// Every durable record goes out here to the subscribers.
     feed: feed::Feed,
+    /// The per-commit high-water mark (`highwater.rs`), written once the
+    /// folder was checked.
+    high_water: Option<highwater::HighWater>,
 }
 
 /// The `by` of the record an `--accept-damage` start writes.
@@ -251,17 +255,25 @@ impl Engine {
             ..OpenReport::default()
         };
         let mut store = opening::open_store(&store_path, &mut report)?;
-        let mut checked = opening::Checked::examine(dir, &log, &log_report, &store, &mut report)?;
+        let mark = opening::high_water(dir, &log, &store)?;
+        let mut checked =
+            opening::Checked::examine(dir, &log, &log_report, &store, mark.as_ref(), &mut report)?;
         let (snapshot, accepted) = checked.decide(opts.accept_damage)?;
+        log.repair()?;
         if let Err(why) = &snapshot {
             // Damaged, or ahead of a log whose loss was accepted: kept for
-            // inspection, never trusted, never deleted.
+            // inspection, never trusted, never deleted. Only once the whole
+            // log reads: a refusal moves nothing (outside tester
+            // storage-rt6 F4: the next start and `recover` saw no snapshot).
+            opening::log_reads(&log, checked.evidence.clone())?;
             tracing::warn!(reason = %why, "setting the snapshot store aside");
-            drop(store);
-            report.set_aside = Some(set_aside(&store_path)?);
-            store = Store::open(&store_path)?;
+            let aside = aside_name(&store_path);
+            if accepted.is_none() {
+                opening::witness_store(dir, &store, &aside);
+            }
+            store.set_aside(&store_path, &aside)?;
+            report.set_aside = Some(aside);
         }
-        log.repair()?;
         let mut engine = Engine::new(dir, lock, &choice, log, store, opts, feed);
         // A record that cannot be read while loading or rebuilding is
         // damage too: refused with the evidence, like a missing one.
@@ -301,6 +313,14 @@ impl Engine {
                 }
             }
         }
+        engine.high_water =
+            Some(
+                highwater::HighWater::open(dir, true).map_err(|e| EngineError::Io {
+                    path: dir.join(highwater::FILE),
+                    source: std::io::Error::other(e.to_string()),
+                })?,
+            );
+        engine.write_high_water()?;
         let wanted = match choice {
             ConfigChoice::Given(c) => Some(*c),
             ConfigChoice::Stored if engine.config_at.0 == 0 => Some(engine.fallback_config.clone()),
@@ -359,6 +379,7 @@ impl Engine {
             unsynced: None,
             opts,
             feed,
+            high_water: None,
         }
     }
 
@@ -444,7 +465,11 @@ impl Engine {
     fn rebuild(&mut self) -> Result<u64, EngineError> {
         let path = self.dir.join("state.sled");
         if matches!(self.store.meta(), Ok(Some(_))) && self.unsynced.is_none() {
+            // A log that cannot be read to its end refuses the rebuild with
+            // the store untouched (storage-rt6 F4).
+            opening::log_reads(&self.log, Evidence::read(&self.store))?;
             let aside = aside_name(&path);
+            opening::witness_store(&self.dir, &self.store, &aside);
             self.store.set_aside(&path, &aside)?;
             tracing::warn!(aside = %aside.display(), "the snapshot store was set aside for a rebuild");
         } else {
@@ -696,6 +721,7 @@ impl Engine {
             })?;
         }
         self.mark_appended();
+        self.write_high_water()?;
         self.flush_store()?;
         Ok(seq)
     }
@@ -725,6 +751,7 @@ impl Engine {
             pos.offset += r.framed_len();
         }
         self.mark_appended();
+        self.write_high_water()?;
         self.flush_store()?;
         Ok(self.log.last_seq())
     }
@@ -902,7 +929,23 @@ impl Engine {
         self.feed.publish(first, payloads);
         payloads.clear();
         self.mark_appended();
-        Ok(())
+        self.write_high_water()
+    }
+
+    /// Writes the high-water mark of what the log now holds (after its
+    /// sync, before any answer). Not yet open while the folder is checked.
+    fn write_high_water(&mut self) -> Result<(), EngineError> {
+        let Some(hw) = self.high_water.as_mut() else {
+            return Ok(());
+        };
+        let mark = highwater::Mark::of(self.applied.seq, hex(&self.applied.hash), &self.state);
+        hw.write(&mark).map_err(|e| match e {
+            highwater::HighWaterError::Io { path, source } => EngineError::Io { path, source },
+            other => EngineError::Io {
+                path: hw.path().to_path_buf(),
+                source: std::io::Error::other(other.to_string()),
+            },
+        })
     }
 
     /// Puts the in-memory state back to the log's (after a failed append).
@@ -1041,7 +1084,7 @@ impl Engine {
         self.flush_store()?;
         let numbers: Vec<String> = ev.highest.iter().map(|(c, n)| format!("{c} {n}")).collect();
         Ok(format!(
-            "{lost} (the log ended at record {}, the snapshot showed {}); record {seq} raised {raised} number(s) above the evidence ({}) and refuses {} lost kiosk request(s)",
+            "{lost} (the log ended at record {}, the evidence showed {}); record {seq} raised {raised} number(s) above the evidence ({}) and answers {} lost request id(s) (kiosk or staff) with 'lost — ask staff' / 失われた発券の再送には「職員にお声がけください」",
             damage.log_ends_at.unwrap_or_default(),
             ev.seq,
             numbers.join(", "),

@@ -10,7 +10,7 @@
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
-use super::{io_err, set_aside, witness, Damage, EngineError, Evidence, OpenReport};
+use super::{highwater, io_err, set_aside, witness, Damage, EngineError, Evidence, OpenReport};
 use crate::log::{EventLog, LogError, LogOptions};
 use crate::state::State;
 use crate::store::{hex, SnapshotMeta, Store};
@@ -101,6 +101,7 @@ impl Checked {
         log: &EventLog,
         log_report: &crate::log::OpenReport,
         store: &Store,
+        mark: Option<&highwater::Mark>,
         report: &mut OpenReport,
     ) -> Result<Checked, EngineError> {
         let snapshot = match store.load() {
@@ -136,14 +137,59 @@ impl Checked {
                 log_ends_at: Some(log.last_seq()),
                 evidence: Some(ev),
             });
-        let (witnesses, unreadable) = witness::read_all(dir);
+        let (mut witnesses, mut unreadable) = witness::read_all(dir);
+        // The folder's own mark, and a damaged folder's carried into a
+        // repair by `recover` (in the witness folder).
+        let carried_dir = dir.join(witness::DIR);
+        let carried = match highwater::read(&carried_dir) {
+            Ok(m) => m,
+            Err(e) => {
+                unreadable.push(e.to_string());
+                None
+            }
+        };
+        let marks: Vec<(PathBuf, &highwater::Mark)> = mark
+            .map(|m| (dir.join(highwater::FILE), m))
+            .into_iter()
+            .chain(
+                carried
+                    .as_ref()
+                    .map(|m| (carried_dir.join(highwater::FILE), m)),
+            )
+            .collect();
+        for (place, m) in &marks {
+            witnesses.push(witness::Witness {
+                source: witness::Source::HighWater,
+                seq: m.seq,
+                hash: m.hash.clone(),
+                at: String::new(),
+                place: place.display().to_string(),
+                day: m.day,
+                highest: m.highest.clone(),
+            });
+        }
         for note in unreadable {
             tracing::warn!(%note, "a witness file could not be read; it proves nothing");
             report
                 .witness_notes
                 .push(format!("unreadable witness: {note}"));
         }
-        let seen = witnessed(log, log_report, &witnesses, evidence.as_ref());
+        let mut seen = witnessed(log, log_report, &witnesses, evidence.as_ref());
+        if let Some(ev) = seen.as_mut().and_then(|d| d.evidence.as_mut()) {
+            // The marks' latest request ids: a retry of a lost one is told
+            // to ask staff, never given a new ticket.
+            for (_, m) in marks
+                .iter()
+                .filter(|(_, m)| m.day.is_some() && m.day == ev.day)
+            {
+                for (request, number, category) in &m.recent {
+                    ev.requests.entry(request.clone()).or_insert(*number);
+                    ev.categories
+                        .entry(*number)
+                        .or_insert_with(|| category.clone());
+                }
+            }
+        }
         let from_witness = seen.is_some();
         // Both: the witnesses' damage already carries the snapshot's
         // evidence (`witnessed` starts from it); only its line is added.
@@ -205,7 +251,10 @@ fn witnessed(
     let last_hash = hex(&log.tail().last_hash);
     let ahead: Vec<&witness::Witness> = witnesses
         .iter()
-        .filter(|w| w.seq > last || (w.seq == last && w.seq > 0 && w.hash != last_hash))
+        .filter(|w| {
+            w.seq > last
+                || (w.seq == last && w.seq > 0 && !w.hash.is_empty() && w.hash != last_hash)
+        })
         .collect();
     let top = ahead.iter().map(|w| w.seq).max()?;
     let mut ev = snapshot.cloned().unwrap_or_default();
@@ -245,4 +294,86 @@ fn report_file(log: &EventLog, report: &crate::log::OpenReport) -> PathBuf {
             .map(|&s| crate::log::segment_path(log.dir(), s))
             .unwrap_or_else(|| log.dir().to_path_buf())
     })
+}
+
+/// The high-water mark to compare the log with (`highwater.rs`). A new
+/// folder (no mark, no snapshot) gets one once it is checked; a mark that
+/// cannot be read, or none on a folder whose snapshot store has one, is
+/// refused by name: it may have been the only evidence of the last
+/// answers. `madoguchi recover` checks the log and writes it anew.
+pub(super) fn high_water(
+    dir: &Path,
+    log: &EventLog,
+    store: &Store,
+) -> Result<Option<highwater::Mark>, EngineError> {
+    let problem = match highwater::read(dir) {
+        Ok(Some(m)) => return Ok(Some(m)),
+        Ok(None) if !matches!(store.meta(), Ok(Some(_))) => return Ok(None),
+        Ok(None) => format!(
+            "記録の到達点ファイル {} がありません / the high-water mark file is missing (deleted, or the folder was written by a version before it): the end of the log cannot be checked",
+            highwater::FILE
+        ),
+        Err(e) => format!(
+            "記録の到達点ファイルが読めません / the high-water mark cannot be read: {e}"
+        ),
+    };
+    Err(EngineError::Damaged(Box::new(Damage {
+        file: dir.join(highwater::FILE),
+        record: log.last_seq() + 1,
+        problem: format!(
+            "{problem}; `madoguchi recover` checks the log against the other evidence and writes it anew / recover で確認のうえ作り直せます"
+        ),
+        log_ends_at: Some(log.last_seq()),
+        evidence: Evidence::read(store),
+    })))
+}
+
+/// Reads the whole log, checking every record and link: a rebuild that
+/// would stop half-way is refused before anything is moved. A record that
+/// cannot be read is damage, with `evidence`.
+pub(super) fn log_reads(log: &EventLog, evidence: Option<Evidence>) -> Result<(), EngineError> {
+    for r in log.records(None) {
+        if let Err(e) = r {
+            return Err(match e {
+                LogError::Corrupt {
+                    seq, path, reason, ..
+                } => EngineError::Damaged(Box::new(Damage {
+                    file: path,
+                    record: seq,
+                    problem: reason,
+                    log_ends_at: None,
+                    evidence,
+                })),
+                other => other.into(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Keeps what a snapshot store about to be set aside as `aside` shows, as
+/// a witness (`witness/set-aside-<name>.json`): the set-aside folder stays
+/// evidence of how far the office went, read this once and never trusted
+/// for state. Best effort: a store that shows nothing proves nothing.
+pub(super) fn witness_store(dir: &Path, store: &Store, aside: &Path) {
+    let Ok(Some(meta)) = store.meta() else {
+        return;
+    };
+    let ev = Evidence::read(store).unwrap_or_default();
+    let name = aside
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let w = witness::Witness {
+        source: witness::Source::SetAside,
+        seq: meta.seq,
+        hash: meta.hash.clone(),
+        at: chrono::Utc::now().to_rfc3339(),
+        place: aside.display().to_string(),
+        day: ev.day,
+        highest: ev.highest,
+    };
+    if let Err(e) = witness::record_as(dir, &w, &format!("set-aside-{name}.json")) {
+        tracing::warn!(error = %e, "could not keep what the set-aside snapshot showed");
+    }
 }

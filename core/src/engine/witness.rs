@@ -31,6 +31,15 @@ pub enum Source {
     Backup,
     /// The standby confirmed holding every record up to this one.
     Standby,
+    /// A snapshot store set aside (`state.sled.damaged-…`, kept whole): what
+    /// it showed when it was moved, read once and never trusted for state.
+    SetAside,
+    /// The damaged folder's high-water mark (`highwater.rs`), carried into
+    /// a repair by `recover`.
+    HighWater,
+    /// The damaged log's own seals (`SEALS.json`), carried into a repair by
+    /// `recover`: the records its closed segments held.
+    Seals,
 }
 
 impl Source {
@@ -38,6 +47,9 @@ impl Source {
         match self {
             Source::Backup => "backup.json",
             Source::Standby => "standby.json",
+            Source::SetAside => "set-aside.json",
+            Source::HighWater => "highwater.json",
+            Source::Seals => "seals.json",
         }
     }
 
@@ -46,6 +58,9 @@ impl Source {
         match self {
             Source::Backup => "最新のバックアップ / the latest backup",
             Source::Standby => "待機系 / the standby",
+            Source::SetAside => "退避したスナップショット / a set-aside snapshot store",
+            Source::HighWater => "記録の到達点 (HIGHWATER) / the high-water mark",
+            Source::Seals => "ログの封印 (SEALS.json) / the log's segment seals",
         }
     }
 }
@@ -87,9 +102,14 @@ impl Witness {
 /// Writes `w` into `data`'s witness folder, replacing that source's
 /// earlier witness.
 pub fn record(data: &Path, w: &Witness) -> std::io::Result<()> {
+    record_as(data, w, w.source.file())
+}
+
+/// [`record`] under its own file name (one per set-aside store).
+pub fn record_as(data: &Path, w: &Witness, name: &str) -> std::io::Result<()> {
     let dir = data.join(DIR);
     std::fs::create_dir_all(&dir)?;
-    let path = dir.join(w.source.file());
+    let path = dir.join(name);
     let tmp = path.with_extension("json.part");
     let mut f = std::fs::File::create(&tmp)?;
     f.write_all(&serde_json::to_vec_pretty(w).map_err(std::io::Error::other)?)?;
@@ -102,15 +122,29 @@ pub fn record(data: &Path, w: &Witness) -> std::io::Result<()> {
 pub fn read_all(data: &Path) -> (Vec<Witness>, Vec<String>) {
     let mut found = Vec::new();
     let mut unreadable = Vec::new();
-    for source in [Source::Backup, Source::Standby] {
-        let path = data.join(DIR).join(source.file());
+    let mut paths: Vec<PathBuf> = match std::fs::read_dir(data.join(DIR)) {
+        Ok(d) => d
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "json"))
+            .collect(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => {
+            unreadable.push(format!("{}: {e}", data.join(DIR).display()));
+            Vec::new()
+        }
+    };
+    paths.sort();
+    for path in paths {
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         match std::fs::read(&path) {
             Ok(bytes) => match serde_json::from_slice::<Witness>(&bytes) {
-                Ok(w) if w.source == source => found.push(w),
+                Ok(w) if w.source.file() == name || name.starts_with("set-aside-") => found.push(w),
                 Ok(_) => unreadable.push(format!("{}: names another source", path.display())),
                 Err(e) => unreadable.push(format!("{}: {e}", path.display())),
             },
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => unreadable.push(format!("{}: {e}", path.display())),
         }
     }
@@ -121,13 +155,23 @@ pub fn read_all(data: &Path) -> (Vec<Witness>, Vec<String>) {
 /// continues differently from what they saw. Returns where they went.
 pub fn set_aside(data: &Path, after_seq: u64) -> std::io::Result<Vec<PathBuf>> {
     let mut moved = Vec::new();
-    for source in [Source::Backup, Source::Standby] {
-        let path = data.join(DIR).join(source.file());
-        if path.exists() {
-            let to = path.with_extension(format!("json.accepted-at-{after_seq}"));
-            std::fs::rename(&path, &to)?;
-            moved.push(to);
-        }
+    let paths: Vec<PathBuf> = match std::fs::read_dir(data.join(DIR)) {
+        Ok(d) => d
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| {
+                p.extension().is_some_and(|x| x == "json")
+                    || p.file_name().is_some_and(|n| n == super::highwater::FILE)
+            })
+            .collect(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => return Err(e),
+    };
+    for path in paths {
+        let mut to = path.clone().into_os_string();
+        to.push(format!(".accepted-at-{after_seq}"));
+        let to = PathBuf::from(to);
+        std::fs::rename(&path, &to)?;
+        moved.push(to);
     }
     Ok(moved)
 }

@@ -1,0 +1,296 @@
+//! The high-water mark (R10, issue 17, outside tester storage-rt6 F1/F2):
+//! per-commit evidence of how far the log went, independent of sled (which
+//! is flushed about once a second and can roll back with torn pages) and of
+//! the log itself (whose tail a failing disk can lose after it was synced).
+//!
+//! `<data>/HIGHWATER` holds two fixed slots written in turn, each with its
+//! own CRC: a write counter, the last record's sequence and hash, the
+//! business day and each category's highest number issued. The engine
+//! writes one slot (pwrite + fdatasync) after the log's sync and before the
+//! answer, once per group-commit batch, so a torn slot is one whose batch
+//! was never answered and the other slot still holds the previous one. A
+//! log that ends before the mark, or whose record at the mark differs, is
+//! refused at start like a deleted segment; `--accept-damage` raises the
+//! numbers beyond the mark's. A file that cannot be read (both slots bad)
+//! or is missing on an office that has a log is refused by name, with the
+//! way out (`madoguchi recover`, which checks the log and writes it anew).
+
+use std::collections::BTreeMap;
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+use chrono::NaiveDate;
+use serde::{Deserialize, Serialize};
+
+use crate::model::Number;
+use crate::state::State;
+
+/// The file's name inside the data folder.
+pub const FILE: &str = "HIGHWATER";
+const SLOT: u64 = 4096;
+const MAGIC: &[u8; 8] = b"MDGHWM01";
+
+/// What one slot says.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Mark {
+    pub seq: u64,
+    /// The hash of record `seq` (hex).
+    pub hash: String,
+    #[serde(default)]
+    pub day: Option<NaiveDate>,
+    #[serde(default)]
+    pub highest: BTreeMap<String, Number>,
+    /// The latest kiosk/staff request ids of the day (up to [`RECENT`] per
+    /// category) with their number and category: a retry of one whose
+    /// record was lost is told to ask staff, not given a new ticket.
+    #[serde(default)]
+    pub recent: Vec<(String, Number, String)>,
+}
+
+/// How many of each category's latest request ids a mark keeps.
+pub const RECENT: usize = 8;
+
+impl Mark {
+    /// The mark for `state` after record `seq` with `hash`.
+    pub fn of(seq: u64, hash: String, state: &State) -> Mark {
+        let mut highest = BTreeMap::new();
+        for t in state.tickets.values() {
+            let h = highest.entry(t.category.clone()).or_insert(t.number);
+            *h = (*h).max(t.number);
+        }
+        let mut by_category: BTreeMap<&str, Vec<(Number, &str)>> = BTreeMap::new();
+        for (request, number) in &state.requests {
+            if let Some(t) = state.tickets.get(number) {
+                by_category
+                    .entry(t.category.as_str())
+                    .or_default()
+                    .push((*number, request.as_str()));
+            }
+        }
+        let mut recent = Vec::new();
+        for (category, mut v) in by_category {
+            v.sort_unstable_by(|a, b| b.cmp(a));
+            for (number, request) in v.into_iter().take(RECENT) {
+                recent.push((request.to_string(), number, category.to_string()));
+            }
+        }
+        Mark {
+            seq,
+            hash,
+            day: state.meta.day.as_ref().map(|d| d.date),
+            highest,
+            recent,
+        }
+    }
+}
+
+/// Why the file proves nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum HighWaterError {
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}: neither slot of the high-water mark is readable (both CRCs fail)", path.display())]
+    Unreadable { path: PathBuf },
+    #[error("{}: the mark is larger than its slot", path.display())]
+    TooLarge { path: PathBuf },
+}
+
+/// The open file and the next slot's counter.
+#[derive(Debug)]
+pub struct HighWater {
+    path: PathBuf,
+    file: File,
+    counter: u64,
+}
+
+/// The slot's bytes; request ids are left out, oldest first, until the
+/// mark fits its slot (long ids must never fail a commit).
+fn encode(counter: u64, mark: &Mark) -> Option<Vec<u8>> {
+    let mut mark = mark.clone();
+    loop {
+        match encode_exact(counter, &mark) {
+            Some(b) => return Some(b),
+            None if !mark.recent.is_empty() => {
+                mark.recent.pop();
+            }
+            None => return None,
+        }
+    }
+}
+
+fn encode_exact(counter: u64, mark: &Mark) -> Option<Vec<u8>> {
+    let body = serde_json::to_vec(mark).ok()?;
+    let mut buf = Vec::with_capacity(body.len() + 24);
+    buf.extend_from_slice(MAGIC);
+    buf.extend_from_slice(&counter.to_le_bytes());
+    buf.extend_from_slice(&(body.len() as u32).to_le_bytes());
+    buf.extend_from_slice(&body);
+    let crc = crc32fast::hash(&buf);
+    buf.extend_from_slice(&crc.to_le_bytes());
+    (buf.len() as u64 <= SLOT).then_some(buf)
+}
+
+fn decode(slot: &[u8]) -> Option<(u64, Mark)> {
+    if slot.get(..8)? != MAGIC {
+        return None;
+    }
+    let counter = u64::from_le_bytes(slot.get(8..16)?.try_into().ok()?);
+    let len = u32::from_le_bytes(slot.get(16..20)?.try_into().ok()?) as usize;
+    let end = 20usize.checked_add(len)?;
+    let crc = u32::from_le_bytes(slot.get(end..end + 4)?.try_into().ok()?);
+    if crc32fast::hash(slot.get(..end)?) != crc {
+        return None;
+    }
+    let mark = serde_json::from_slice(slot.get(20..end)?).ok()?;
+    Some((counter, mark))
+}
+
+/// Reads the newest readable slot of `data`'s mark: `Ok(None)` when there
+/// is no file.
+pub fn read(data: &Path) -> Result<Option<Mark>, HighWaterError> {
+    Ok(read_slots(data)?.map(|(_, m)| m))
+}
+
+fn read_slots(data: &Path) -> Result<Option<(u64, Mark)>, HighWaterError> {
+    let path = data.join(FILE);
+    let bytes = match std::fs::read(&path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => return Err(HighWaterError::Io { path, source }),
+    };
+    // After the first write only slot 0 exists, shorter than a slot.
+    let a = decode(&bytes[..bytes.len().min(SLOT as usize)]);
+    let b = bytes.get(SLOT as usize..).and_then(decode);
+    match (a, b) {
+        (Some(x), Some(y)) => Ok(Some(if x.0 >= y.0 { x } else { y })),
+        (Some(x), None) | (None, Some(x)) => Ok(Some(x)),
+        (None, None) => Err(HighWaterError::Unreadable { path }),
+    }
+}
+
+impl HighWater {
+    /// Opens `data`'s mark for writing (creating the file when `create`),
+    /// continuing its counter.
+    pub fn open(data: &Path, create: bool) -> Result<HighWater, HighWaterError> {
+        let path = data.join(FILE);
+        let counter = read_slots(data)?.map_or(0, |(c, _)| c + 1);
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(create)
+            .truncate(false)
+            .open(&path)
+            .map_err(|source| HighWaterError::Io {
+                path: path.clone(),
+                source,
+            })?;
+        Ok(HighWater {
+            path,
+            file,
+            counter,
+        })
+    }
+
+    /// Writes `mark` into the older slot and makes it durable.
+    pub fn write(&mut self, mark: &Mark) -> Result<(), HighWaterError> {
+        let buf = encode(self.counter, mark).ok_or_else(|| HighWaterError::TooLarge {
+            path: self.path.clone(),
+        })?;
+        let at = (self.counter % 2) * SLOT;
+        self.file
+            .write_all_at(&buf, at)
+            .and_then(|()| self.file.sync_data())
+            .map_err(|source| HighWaterError::Io {
+                path: self.path.clone(),
+                source,
+            })?;
+        self.counter += 1;
+        Ok(())
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+/// Writes a fresh mark file for `data` (after `recover` checked the log):
+/// both slots hold `mark`.
+pub fn rewrite(data: &Path, mark: &Mark) -> Result<(), HighWaterError> {
+    let path = data.join(FILE);
+    let _ = std::fs::remove_file(&path);
+    let mut hw = HighWater::open(data, true)?;
+    hw.write(mark)?;
+    hw.write(mark)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mark(seq: u64) -> Mark {
+        Mark {
+            seq,
+            hash: "ab".repeat(32),
+            day: None,
+            highest: [("koseki".to_string(), seq as Number)].into(),
+            recent: vec![("r1".into(), 1, "koseki".into())],
+        }
+    }
+
+    #[test]
+    fn the_newest_slot_wins_and_a_torn_one_falls_back_to_the_other() {
+        let d = tempfile::tempdir().expect("tmp");
+        assert!(read(d.path()).expect("none").is_none());
+        let mut hw = HighWater::open(d.path(), true).expect("open");
+        hw.write(&mark(1)).expect("first");
+        assert_eq!(read(d.path()).expect("one slot"), Some(mark(1)));
+        for s in 2..=5 {
+            hw.write(&mark(s)).expect("write");
+        }
+        assert_eq!(read(d.path()).expect("read"), Some(mark(5)));
+        // Slot of write 4 (counter 4: slot 0) holds 5; tear it.
+        let path = d.path().join(FILE);
+        let mut bytes = std::fs::read(&path).expect("read");
+        bytes[30] ^= 0xff;
+        std::fs::write(&path, &bytes).expect("write");
+        assert_eq!(read(d.path()).expect("read"), Some(mark(4)));
+        // Reopened, it goes on after the newest readable slot.
+        let mut hw = HighWater::open(d.path(), false).expect("open");
+        hw.write(&mark(6)).expect("write");
+        assert_eq!(read(d.path()).expect("read"), Some(mark(6)));
+        bytes = std::fs::read(&path).expect("read");
+        bytes[30] ^= 0xff;
+        bytes[SLOT as usize + 30] ^= 0xff;
+        std::fs::write(&path, &bytes).expect("write");
+        assert!(matches!(
+            read(d.path()),
+            Err(HighWaterError::Unreadable { .. })
+        ));
+    }
+}
+
+#[cfg(test)]
+mod size_tests {
+    use super::*;
+
+    #[test]
+    fn long_request_ids_are_dropped_until_the_mark_fits_its_slot() {
+        let mark = Mark {
+            seq: 9,
+            hash: "00".repeat(32),
+            day: None,
+            highest: BTreeMap::new(),
+            recent: (0..40)
+                .map(|i| ("x".repeat(300) + &i.to_string(), i, "k".into()))
+                .collect(),
+        };
+        let bytes = encode(0, &mark).expect("fits");
+        assert!(bytes.len() as u64 <= SLOT);
+        let (_, back) = decode(&bytes).expect("decodes");
+        assert!(back.recent.len() < 40 && !back.recent.is_empty());
+    }
+}
