@@ -121,11 +121,11 @@
   if (!["ja", "en", "zh", "ko"].includes(lang)) lang = "ja";
   // "easy" is やさしい日本語 (lang="ja"), chosen with its button.
   const words = {
-    ja: { unserved: "本日の受付は、お手続きが終わる前に終了しました。申し訳ありません。職員に声をおかけいただくか、次の開庁日にお越しください。", finished: "受付は終わりました。ご来庁ありがとうございました。", notfound: "この番号は本日の受付に見つかりません。番号札の日付と番号をお確かめください。", held: "お手続きの途中です。職員の案内をお待ちください。", notstarted: "本日の受付はまだ始まっていません。", people: (n) => `${n} 人`, min: (n) => `約 ${n} 分`, num: (n) => `${n} 番`, passed: "お呼びした番号を過ぎています。職員に声をおかけください。", called: (c) => `お呼びしています。${c} 番窓口へお越しください。`, waiting: "お待ちください。順番が近づいたらこの画面でお知らせします。", unknown: "番号札の QR コードからこのページを開いてください。", closed: "本日の受付は終了しました。" },
-    en: { unserved: "Today's reception closed before your business was done. We are sorry. Please speak to a member of staff, or come again on the next opening day.", finished: "Your visit is complete. Thank you for coming.", notfound: "This number is not in today's reception. Please check the date and number on your ticket.", held: "Your business is in progress. Please wait for a member of staff.", notstarted: "Reception has not opened yet today.", people: (n) => `${n}`, min: (n) => `about ${n} min`, num: (n) => `No. ${n}`, passed: "Your number has passed. Please speak to a member of staff.", called: (c) => `You are being called: please go to counter ${c}.`, waiting: "Please wait; this page follows the queue.", unknown: "Open this page from the QR code on your ticket.", closed: "Reception has closed for today." },
-    zh: { unserved: "今天的受理在您的手续办完之前已结束。非常抱歉。请咨询工作人员，或在下一个办公日再来。", finished: "您的办理已结束。感谢您的光临。", notfound: "在今天的受理中找不到此号码。请确认号码票上的日期和号码。", held: "您的手续正在办理中。请等候工作人员的指引。", notstarted: "今天的受理尚未开始。", people: (n) => `${n} 人`, min: (n) => `约 ${n} 分钟`, num: (n) => `${n} 号`, passed: "您的号码已过。请咨询工作人员。", called: (c) => `正在叫您的号码，请到 ${c} 号窗口。`, waiting: "请稍候。", unknown: "请通过号码票上的二维码打开此页面。", closed: "今天的受理已结束。" },
-    easy: { unserved: "きょうの うけつけは、あなたの てつづきが おわる まえに おわりました。ごめんなさい。しょくいんに はなすか、つぎの ひに また きて ください。", finished: "あなたの てつづきは おわりました。ありがとう ございました。", notfound: "この ばんごうは きょうの うけつけに ありません。かみの ひづけと ばんごうを みて ください。", held: "てつづきの とちゅうです。しょくいんを まって ください。", notstarted: "きょうの うけつけは まだ はじまって いません。", people: (n) => `${n} にん`, min: (n) => `だいたい ${n} ふん`, num: (n) => `${n} ばん`, passed: "あなたの ばんごうは もう よばれました。しょくいんに はなして ください。", called: (c) => `よんでいます。${c} ばんの まどぐちに きて ください。`, waiting: "まって ください。じゅんばんが ちかく なったら、この がめんで しらせます。", unknown: "ばんごうの かみの QR コードから、この ページを ひらいて ください。", closed: "きょうの うけつけは おわりました。" },
-    ko: { unserved: "수속이 끝나기 전에 오늘 접수가 종료되었습니다. 죄송합니다. 직원에게 문의하시거나 다음 업무일에 다시 방문해 주세요.", finished: "접수가 끝났습니다. 방문해 주셔서 감사합니다.", notfound: "오늘 접수에서 이 번호를 찾을 수 없습니다. 번호표의 날짜와 번호를 확인해 주세요.", held: "수속이 진행 중입니다. 직원의 안내를 기다려 주세요.", notstarted: "오늘 접수는 아직 시작되지 않았습니다.", people: (n) => `${n}명`, min: (n) => `약 ${n}분`, num: (n) => `${n}번`, passed: "번호가 지났습니다. 직원에게 문의해 주세요.", called: (c) => `호출 중입니다. ${c}번 창구로 와 주세요.`, waiting: "잠시 기다려 주세요.", unknown: "번호표의 QR 코드로 이 페이지를 열어 주세요.", closed: "오늘 접수는 종료되었습니다." },
+    ja: { cancelled: "この番号札は取り消されました。ご不明な点は職員に声をおかけください。", unserved: "本日の受付は、お手続きが終わる前に終了しました。申し訳ありません。職員に声をおかけいただくか、次の開庁日にお越しください。", finished: "受付は終わりました。ご来庁ありがとうございました。", notfound: "この番号は本日の受付に見つかりません。番号札の日付と番号をお確かめください。", held: "お手続きの途中です。職員の案内をお待ちください。", notstarted: "本日の受付はまだ始まっていません。", people: (n) => `${n} 人`, min: (n) => `約 ${n} 分`, num: (n) => `${n} 番`, passed: "お呼びした番号を過ぎています。職員に声をおかけください。", called: (c) => `お呼びしています。${c} 番窓口へお越しください。`, waiting: "お待ちください。順番が近づいたらこの画面でお知らせします。", unknown: "番号札の QR コードからこのページを開いてください。", closed: "本日の受付は終了しました。" },
+    en: { cancelled: "This ticket was cancelled. Please speak to a member of staff if you have any questions.", unserved: "Today's reception closed before your business was done. We are sorry. Please speak to a member of staff, or come again on the next opening day.", finished: "Your visit is complete. Thank you for coming.", notfound: "This number is not in today's reception. Please check the date and number on your ticket.", held: "Your business is in progress. Please wait for a member of staff.", notstarted: "Reception has not opened yet today.", people: (n) => `${n}`, min: (n) => `about ${n} min`, num: (n) => `No. ${n}`, passed: "Your number has passed. Please speak to a member of staff.", called: (c) => `You are being called: please go to counter ${c}.`, waiting: "Please wait; this page follows the queue.", unknown: "Open this page from the QR code on your ticket.", closed: "Reception has closed for today." },
+    zh: { cancelled: "此号码票已被取消。如有疑问，请咨询工作人员。", unserved: "今天的受理在您的手续办完之前已结束。非常抱歉。请咨询工作人员，或在下一个办公日再来。", finished: "您的办理已结束。感谢您的光临。", notfound: "在今天的受理中找不到此号码。请确认号码票上的日期和号码。", held: "您的手续正在办理中。请等候工作人员的指引。", notstarted: "今天的受理尚未开始。", people: (n) => `${n} 人`, min: (n) => `约 ${n} 分钟`, num: (n) => `${n} 号`, passed: "您的号码已过。请咨询工作人员。", called: (c) => `正在叫您的号码，请到 ${c} 号窗口。`, waiting: "请稍候。", unknown: "请通过号码票上的二维码打开此页面。", closed: "今天的受理已结束。" },
+    easy: { cancelled: "この ばんごうの かみは とりけされました。わからない ときは しょくいんに はなして ください。", unserved: "きょうの うけつけは、あなたの てつづきが おわる まえに おわりました。ごめんなさい。しょくいんに はなすか、つぎの ひに また きて ください。", finished: "あなたの てつづきは おわりました。ありがとう ございました。", notfound: "この ばんごうは きょうの うけつけに ありません。かみの ひづけと ばんごうを みて ください。", held: "てつづきの とちゅうです。しょくいんを まって ください。", notstarted: "きょうの うけつけは まだ はじまって いません。", people: (n) => `${n} にん`, min: (n) => `だいたい ${n} ふん`, num: (n) => `${n} ばん`, passed: "あなたの ばんごうは もう よばれました。しょくいんに はなして ください。", called: (c) => `よんでいます。${c} ばんの まどぐちに きて ください。`, waiting: "まって ください。じゅんばんが ちかく なったら、この がめんで しらせます。", unknown: "ばんごうの かみの QR コードから、この ページを ひらいて ください。", closed: "きょうの うけつけは おわりました。" },
+    ko: { cancelled: "이 번호표는 취소되었습니다. 궁금한 점은 직원에게 문의해 주세요.", unserved: "수속이 끝나기 전에 오늘 접수가 종료되었습니다. 죄송합니다. 직원에게 문의하시거나 다음 업무일에 다시 방문해 주세요.", finished: "접수가 끝났습니다. 방문해 주셔서 감사합니다.", notfound: "오늘 접수에서 이 번호를 찾을 수 없습니다. 번호표의 날짜와 번호를 확인해 주세요.", held: "수속이 진행 중입니다. 직원의 안내를 기다려 주세요.", notstarted: "오늘 접수는 아직 시작되지 않았습니다.", people: (n) => `${n}명`, min: (n) => `약 ${n}분`, num: (n) => `${n}번`, passed: "번호가 지났습니다. 직원에게 문의해 주세요.", called: (c) => `호출 중입니다. ${c}번 창구로 와 주세요.`, waiting: "잠시 기다려 주세요.", unknown: "번호표의 QR 코드로 이 페이지를 열어 주세요.", closed: "오늘 접수는 종료되었습니다." },
   };
 
   function ticketView(data) {
@@ -139,6 +139,7 @@
     // (issue 20): without the tag the queue shows as ever, but the relay
     // takes no push subscription.
     const m = /^#?(\d{4}-\d{2}-\d{2})\/(\d{1,6})(?:\/([0-9a-f]{16}))?$/.exec(decodeURIComponent(location.hash));
+    visitOver = false;
     notifyRender(m ? `${m[1]}/${Number(m[2])}` : null, m && m[3]);
     if (!m) { set("mine-state", w.unknown); return; }
     const number = Number(m[2]);
@@ -158,7 +159,7 @@
     const atCounter = inQueue.serving.find((e) => e[0] === number);
     const pos = inQueue.waiting.findIndex((e) => e[0] === number);
     if (m[1] !== data.date) { set("mine-state", notOpen); set("mine-ahead", "—"); set("mine-wait", "—"); return; }
-    if (atCounter) { set("mine-state", w.called(atCounter[1])); set("mine-ahead", w.people(0)); set("mine-wait", w.min(0)); noticeCheck({ kind: "called", number, counter: String(atCounter[1]) }); return; }
+    if (atCounter) { set("mine-state", w.called(atCounter[1])); set("mine-ahead", w.people(0)); set("mine-wait", "—"); noticeCheck({ kind: "called", number, counter: String(atCounter[1]) }); return; }
     // [number, minutes, words ja, en, zh, ko, やさしい日本語]: the range, or
     // why there is none (too little history, no counter open), in the
     // server's words — their one source (renderer surfaces::wait_words);
@@ -171,10 +172,16 @@
     if (pos >= 0) { set("mine-state", w.waiting); set("mine-ahead", w.people(pos)); set("mine-wait", rangeText(inQueue.waiting[pos])); noticeCheck({ kind: "waiting", number, ahead: pos, minutes: estimated ? Number(inQueue.waiting[pos][1]) : NaN, wait: estimated ? rangeText(inQueue.waiting[pos]) : null }); return; }
     set("mine-ahead", "—");
     set("mine-wait", "—");
+    // A visit over (or a day closed) has nothing left to be told of: no
+    // notice controls (outside tester pages-rt7 N5).
+    const over = () => { visitOver = true; const n = document.getElementById("notify"); if (n) n.hidden = true; };
+    if (!data.day_open) over();
     // Still waiting or called when the day closed (未対応): not a visit
-    // done (outside tester pages-rt5 F3).
-    if (listed(inQueue, "unserved")) { set("mine-state", w.unserved); return; }
-    if (listed(inQueue, "finished")) { set("mine-state", w.finished); return; }
+    // done (outside tester pages-rt5 F3); cancelled by staff: not either
+    // (pages-rt7 N4).
+    if (listed(inQueue, "unserved")) { set("mine-state", w.unserved); over(); return; }
+    if (listed(inQueue, "cancelled")) { set("mine-state", w.cancelled); over(); return; }
+    if (listed(inQueue, "finished")) { set("mine-state", w.finished); over(); return; }
     if (listed(inQueue, "held")) { set("mine-state", w.held); return; }
     if (knowsAll && !passedIn(inQueue)) {
       set("mine-queue", "—");
@@ -215,6 +222,8 @@
   let shownKind = null; // and its kind (for the title)
   let stateText = "";
   const storeKey = (t) => `madoguchi-notify:${t}`;
+  // The ticket's visit is over or its day closed: the notice controls hide.
+  let visitOver = false;
   function loadPrefs(t) {
     let p = null;
     try { p = JSON.parse(localStorage.getItem(storeKey(t)) || "null"); } catch (_) { p = null; }
@@ -232,7 +241,7 @@
     ticketTag = prefs ? prefs.tag : null;
     const section = document.getElementById("notify");
     if (!section) return;
-    section.hidden = !prefs;
+    section.hidden = !prefs || visitOver;
     if (!prefs) return;
     const radio = section.querySelector(`input[name="notify-kind"][value="${prefs.kind}"]`);
     if (radio) radio.checked = true;

@@ -130,6 +130,13 @@ fn unserved(state: &State, queue: &str) -> Vec<Number> {
     numbers_where(state, queue, |s| matches!(s, Status::Unserved { .. }))
 }
 
+/// The numbers of a queue cancelled by staff (取消; also in [`finished`]):
+/// the phone page must not thank them for a visit done (outside tester
+/// pages-rt7 N4) but say the ticket was cancelled and to ask staff.
+fn cancelled(state: &State, queue: &str) -> Vec<Number> {
+    numbers_where(state, queue, |s| matches!(s, Status::Cancelled { .. }))
+}
+
 /// The numbers of a queue on hold at a counter (保留): their visit is
 /// under way, not passed.
 fn held(state: &State, queue: &str) -> Vec<Number> {
@@ -491,6 +498,7 @@ impl<'a> Build<'a> {
                     "passed": passed(state, &q.id),
                     "finished": finished(state, &q.id),
                     "unserved": unserved(state, &q.id),
+                    "cancelled": cancelled(state, &q.id),
                     "held": held(state, &q.id),
                 })
             })

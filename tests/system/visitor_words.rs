@@ -124,6 +124,77 @@ fn a_ticket_left_open_at_the_close_is_told_the_day_ended_first() {
     );
 }
 
+/// Outside tester pages-rt7 N4 and N5: a ticket cancelled by staff was
+/// thanked for a visit done, a called one was told 「約 0 分」, and the
+/// notice controls stayed on after the visit was over or the day closed.
+#[test]
+fn a_cancelled_ticket_is_told_so_and_an_ended_visit_offers_no_notices() {
+    let s = Server::start();
+    let (c, csrf) = s.admin();
+    open_today(&c, &s, &csrf, &[10]);
+    let cancelled = issue(&c, &s, &csrf, "idou");
+    let called = issue(&c, &s, &csrf, "idou");
+    let (st, v) = cmd(
+        &c,
+        &s,
+        &csrf,
+        json!({"command": "cancel", "number": cancelled}),
+    );
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(ticket_status(&c, &s, cancelled), "cancelled");
+    let (st, v) = cmd(
+        &c,
+        &s,
+        &csrf,
+        json!({"command": "call_next", "counter": 10}),
+    );
+    assert_eq!(st, StatusCode::OK, "{v}");
+
+    let driver = Driver::start();
+    let phone = driver.session();
+    let notify_shown = |p: &Session<'_>| {
+        p.eval(
+            "const n = document.getElementById('notify'); return !!n && !n.hidden && n.offsetParent !== null;",
+            json!([]),
+        )
+    };
+    phone.goto(&s.url(&format!("/m#{}/{called}", today())));
+    phone.click("button[data-set-lang=ja]");
+    phone.wait_text("#mine-state", "お呼びしています");
+    assert_eq!(phone.text("#mine-wait"), "—", "no 「約 0 分」 while called");
+    assert_eq!(
+        notify_shown(&phone),
+        json!(true),
+        "a live ticket offers notices"
+    );
+
+    phone.goto(&s.url(&format!("/m#{}/{cancelled}", today())));
+    phone.click("button[data-set-lang=ja]");
+    let said = phone.wait_text("#mine-state", "この番号札は取り消されました");
+    assert!(!said.contains("ご来庁ありがとう"), "{said}");
+    assert_eq!(
+        notify_shown(&phone),
+        json!(false),
+        "a cancelled ticket offers no notices"
+    );
+    phone.click("button[data-set-lang=en]");
+    let said = phone.wait_text("#mine-state", "This ticket was cancelled");
+    assert!(!said.contains("visit is complete"), "{said}");
+
+    let (st, v) = cmd(&c, &s, &csrf, json!({"command": "close_day"}));
+    assert_eq!(st, StatusCode::OK, "{v}");
+    phone.goto(&s.url(&format!("/m#{}/{called}", today())));
+    phone.click("button[data-set-lang=ja]");
+    phone.wait_text("#mine-state", "お手続きが終わる前に終了しました");
+    assert_eq!(
+        notify_shown(&phone),
+        json!(false),
+        "no notices after the day closed"
+    );
+    let v = phone.axe();
+    assert!(v.is_empty(), "ended ticket page: {v:#?}");
+}
+
 #[test]
 fn the_phone_page_words_a_missing_estimate_and_the_range_in_every_language() {
     // Two days of history, so the reason for no estimate is the counters.
