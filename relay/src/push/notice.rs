@@ -149,6 +149,10 @@ pub enum Place {
         queue: String,
         ahead: u32,
         minutes: u32,
+        /// The page's own words for this wait, ja, en, zh, ko, やさしい日本語
+        /// (the ticket data's columns 2–6), so a push says what the page
+        /// says (outside tester push-rt6 F6: 「約 16 分」 vs 「およそ15分」).
+        words: Vec<String>,
     },
     Serving {
         queue: String,
@@ -236,6 +240,16 @@ impl Board {
                     u32::MAX
                 }
             };
+            let words_of = |e: &Vec<serde_json::Value>| -> Vec<String> {
+                if !estimated {
+                    return Vec::new();
+                }
+                e.iter()
+                    .skip(2)
+                    .take(5)
+                    .map(|w| w.as_str().unwrap_or_default().to_owned())
+                    .collect()
+            };
             for (i, e) in q.waiting.iter().enumerate() {
                 if let Some(n) = number(e.first()) {
                     places
@@ -246,6 +260,7 @@ impl Board {
                                     queue: q.queue.clone(),
                                     ahead: u32::try_from(i).unwrap_or(u32::MAX),
                                     minutes: minutes_of(e),
+                                    words: words_of(e),
                                 };
                             }
                         })
@@ -253,6 +268,7 @@ impl Board {
                             queue: q.queue.clone(),
                             ahead: u32::try_from(i).unwrap_or(u32::MAX),
                             minutes: minutes_of(e),
+                            words: words_of(e),
                         });
                 }
             }
@@ -327,8 +343,15 @@ pub struct Progress {
 /// A notice to send.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Notice {
-    Near { ahead: u32, minutes: u32 },
-    Called { counter: String },
+    Near {
+        ahead: u32,
+        minutes: u32,
+        /// The page's words for the wait (see [`Place::Waiting`]).
+        words: Vec<String>,
+    },
+    Called {
+        counter: String,
+    },
     Passed,
 }
 
@@ -369,6 +392,7 @@ pub fn decide(
             queue,
             ahead,
             minutes,
+            words,
         }) => {
             moved(queue, p);
             back(p);
@@ -382,6 +406,7 @@ pub fn decide(
                     Some(Notice::Near {
                         ahead: *ahead,
                         minutes: *minutes,
+                        words: words.clone(),
                     }),
                     Fate::Keep,
                 );
@@ -422,39 +447,48 @@ pub fn decide(
     }
 }
 
-/// The minutes in a notice's words, or nothing when there is no estimate
-/// (`u32::MAX`: too little history, no counter open, or an office that sent
-/// none).
-fn wait(minutes: u32, words: impl Fn(u32) -> String) -> String {
+/// The wait in a notice's words: the page's own words for it where the
+/// office sent them (`words`, column `col`), else the minutes; nothing when
+/// there is no estimate (`u32::MAX`: too little history, no counter open,
+/// or an office that sent none).
+fn wait(
+    minutes: u32,
+    words: &[String],
+    col: usize,
+    said: impl Fn(&str) -> String,
+    mins: impl Fn(u32) -> String,
+) -> String {
     if minutes == u32::MAX {
-        String::new()
-    } else {
-        words(minutes)
+        return String::new();
+    }
+    match words.get(col).filter(|w| !w.is_empty()) {
+        Some(w) => said(w),
+        None => mins(minutes),
     }
 }
 
 /// The notification, in the visitor's language: title and body.
 pub fn text(n: &Notice, number: u32, lang: Lang) -> (String, String) {
     match (n, lang) {
-        (Notice::Near { ahead, minutes }, Lang::Ja) => (
+        (Notice::Near { ahead, minutes, words }, Lang::Ja) => (
             "まもなく順番です".into(),
-            format!("{number} 番：あなたの前にあと {ahead} 人{}。窓口の近くへお戻りください。", wait(*minutes, |m| format!("（約 {m} 分）"))),
+            format!("{number} 番：あなたの前にあと {ahead} 人{}。窓口の近くへお戻りください。", wait(*minutes, words, 0, |w| format!("。待ち時間の目安は{w}"), |m| format!("（約 {m} 分）"))),
         ),
-        (Notice::Near { ahead, minutes }, Lang::Easy) => (
+        (Notice::Near { ahead, minutes, words }, Lang::Easy) => (
             "もうすぐ じゅんばんです".into(),
-            format!("{number} ばん：あなたの まえに あと {ahead} にん{}。まどぐちの ちかくに もどって ください。", wait(*minutes, |m| format!("（だいたい {m} ふん）"))),
+            format!("{number} ばん：あなたの まえに あと {ahead} にん{}。まどぐちの ちかくに もどって ください。", wait(*minutes, words, 4, |w| format!("。まつ じかんは {w}"), |m| format!("（だいたい {m} ふん）"))),
         ),
-        (Notice::Near { ahead, minutes }, Lang::En) => (
+        (Notice::Near { ahead, minutes, words }, Lang::En) => (
             "Your turn is near".into(),
-            format!("No. {number}: {ahead} ahead of you{}. Please come back to the counters.", wait(*minutes, |m| format!(" (about {m} min)"))),
+            format!("No. {number}: {ahead} ahead of you{}. Please come back to the counters.", wait(*minutes, words, 1, |w| format!("; expected wait {w}"), |m| format!(" (about {m} min)"))),
         ),
-        (Notice::Near { ahead, minutes }, Lang::Zh) => (
+        (Notice::Near { ahead, minutes, words }, Lang::Zh) => (
             "即将轮到您".into(),
-            format!("{number} 号：您前面还有 {ahead} 人{}。请回到窗口附近。", wait(*minutes, |m| format!("（约 {m} 分钟）"))),
+            format!("{number} 号：您前面还有 {ahead} 人{}。请回到窗口附近。", wait(*minutes, words, 2, |w| format!("，预计等候{w}"), |m| format!("（约 {m} 分钟）"))),
         ),
-        (Notice::Near { ahead, minutes }, Lang::Ko) => (
+        (Notice::Near { ahead, minutes, words }, Lang::Ko) => (
             "곧 차례입니다".into(),
-            format!("{number}번: 앞에 {ahead}명{}. 창구 근처로 돌아와 주세요.", wait(*minutes, |m| format!(" (약 {m}분)"))),
+            format!("{number}번: 앞에 {ahead}명{}. 창구 근처로 돌아와 주세요.", wait(*minutes, words, 3, |w| format!(", 예상 대기 {w}"), |m| format!(" (약 {m}분)"))),
         ),
         (Notice::Called { counter }, Lang::Ja) => (
             "お呼びしています".into(),
@@ -575,7 +609,8 @@ mod tests {
             vec![
                 Notice::Near {
                     ahead: 1,
-                    minutes: 8
+                    minutes: 8,
+                    words: vec!["およそ".into(), String::new()]
                 },
                 called.clone(),
                 Notice::Passed,
@@ -629,6 +664,42 @@ mod tests {
         assert!(body.contains("あと 1 人") && !body.contains('分'), "{body}");
     }
 
+    /// Outside tester push-rt6 F6: the near notice said 「約 16 分」 while
+    /// the page said 「およそ15分」: a push words the wait as the page does,
+    /// in each language, where the office sent the words.
+    #[test]
+    fn a_near_notice_words_the_wait_as_the_page_does() {
+        let body = serde_json::json!({
+            "data": {
+                "date": "2026-12-06",
+                "day_open": true,
+                "queues": [
+                    {"queue": "idou", "wait_basis": "estimate", "serving": [], "waiting": [
+                        [105, 16, "およそ15分（10〜20分）", "about 15 min (10–20)", "约15分钟（10~20分钟）", "약 15분 (10~20분)", "だいたい 15ふん"],
+                    ]},
+                ],
+            },
+        });
+        let b = Board::parse(&body.to_string()).expect("ticket data");
+        let t = Token::parse("2026-12-06/105").expect("token");
+        let mut p = Progress::default();
+        let (n, _) = decide(&b, &t, Threshold::Ahead(3), &mut p);
+        let n = n.expect("near");
+        for (lang, want) in [
+            (Lang::Ja, "およそ15分（10〜20分）"),
+            (Lang::En, "about 15 min (10–20)"),
+            (Lang::Zh, "约15分钟（10~20分钟）"),
+            (Lang::Ko, "약 15분 (10~20분)"),
+            (Lang::Easy, "だいたい 15ふん"),
+        ] {
+            let (_, body) = text(&n, 105, lang);
+            assert!(
+                body.contains(want) && !body.contains("16"),
+                "{lang:?}: {body}"
+            );
+        }
+    }
+
     #[test]
     fn the_office_list_of_passed_numbers_is_read_and_waiting_wins_over_it() {
         let body = serde_json::json!({
@@ -663,6 +734,7 @@ mod tests {
                     queue: "idou".into(),
                     ahead: 5,
                     minutes: 20,
+                    words: vec![],
                 },
             )]),
             ..b.clone()
@@ -778,7 +850,8 @@ mod tests {
             vec![
                 Notice::Near {
                     ahead: 2,
-                    minutes: 12
+                    minutes: 12,
+                    words: vec!["およそ".into(), String::new()]
                 },
                 Notice::Called {
                     counter: "5".into()
