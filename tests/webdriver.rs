@@ -1,22 +1,28 @@
-//! A small W3C WebDriver client over HTTP for the browser tests: real
-//! Chromium through chromedriver, started on a free loopback port.
+//! The browser tests' handle on real Chromium: chromedriver started on a
+//! free loopback port, driven through the maintained `fantoccini` WebDriver
+//! client (issue 16). The tests are plain synchronous functions, so each
+//! call here runs fantoccini's future to completion on a small runtime the
+//! driver owns.
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use reqwest::blocking::Client;
-use serde_json::{json, Value};
+use base64::Engine as _;
+use fantoccini::actions::{InputSource, KeyAction, KeyActions};
+use fantoccini::error::CmdError;
+use fantoccini::wd::WebDriverCompatibleCommand;
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::{json, Map, Value};
 
 pub struct Driver {
     child: Child,
     base: String,
-    http: Client,
-    _profile: tempfile::TempDir,
+    rt: tokio::runtime::Runtime,
 }
 
 pub struct Session<'d> {
     d: &'d Driver,
-    id: String,
+    client: Client,
 }
 
 impl Drop for Driver {
@@ -47,22 +53,20 @@ impl Driver {
             .stderr(Stdio::null())
             .spawn()
             .expect("start chromedriver");
-        let http = Client::builder()
-            .timeout(Duration::from_secs(60))
+        // One worker: fantoccini keeps a task per session that must go on
+        // between the tests' blocking calls (its session close on drop).
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
             .build()
-            .expect("client");
+            .expect("runtime");
         let base = format!("http://127.0.0.1:{port}");
         let deadline = Instant::now() + Duration::from_secs(20);
-        while http.get(format!("{base}/status")).send().is_err() {
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
             assert!(Instant::now() < deadline, "chromedriver did not start");
             std::thread::sleep(Duration::from_millis(100));
         }
-        Driver {
-            child,
-            base,
-            http,
-            _profile: tempfile::tempdir().expect("profile"),
-        }
+        Driver { child, base, rt }
     }
 
     pub fn session(&self) -> Session<'_> {
@@ -91,43 +95,64 @@ impl Driver {
         .collect();
         args.push(format!("--user-data-dir={}", profile.display()));
         args.extend(extra.iter().map(|a| a.to_string()));
-        let caps = json!({"capabilities": {"alwaysMatch": {
-            "browserName": "chrome",
-            "goog:chromeOptions": { "binary": "/usr/bin/chromium", "args": args }
-        }}});
-        let v = self.post("/session", &caps);
-        let id = v["sessionId"].as_str().expect("session id").to_string();
-        Session { d: self, id }
+        let mut caps = Map::new();
+        caps.insert("browserName".into(), json!("chrome"));
+        caps.insert(
+            "goog:chromeOptions".into(),
+            json!({ "binary": "/usr/bin/chromium", "args": args }),
+        );
+        let client = self
+            .rt
+            .block_on(async {
+                // No TLS: chromedriver listens on plain loopback HTTP.
+                let http = hyper_util::client::legacy::connect::HttpConnector::new();
+                ClientBuilder::new(http)
+                    .capabilities(caps)
+                    .connect(&self.base)
+                    .await
+            })
+            .unwrap_or_else(|e| panic!("webdriver session: {e}"));
+        Session { d: self, client }
+    }
+}
+
+/// Chromium's DevTools command endpoint, which the WebDriver standard does
+/// not have (fantoccini sends it as a custom command).
+#[derive(Debug)]
+struct Cdp {
+    cmd: String,
+    params: Value,
+}
+
+impl WebDriverCompatibleCommand for Cdp {
+    fn endpoint(
+        &self,
+        base_url: &url::Url,
+        session_id: Option<&str>,
+    ) -> Result<url::Url, url::ParseError> {
+        base_url.join(&format!(
+            "session/{}/goog/cdp/execute",
+            session_id.unwrap_or_default()
+        ))
     }
 
-    fn post(&self, path: &str, body: &Value) -> Value {
-        self.try_post(path, body)
-            .unwrap_or_else(|e| panic!("webdriver {path}: {e}"))
-    }
-
-    /// A WebDriver command; its error as text.
-    fn try_post(&self, path: &str, body: &Value) -> Result<Value, String> {
-        let r = self
-            .http
-            .post(format!("{}{path}", self.base))
-            .json(body)
-            .send()
-            .expect("webdriver");
-        let v: Value = r.json().expect("webdriver json");
-        if let Some(err) = v["value"]["error"].as_str() {
-            return Err(format!("{err}: {}", v["value"]["message"]));
-        }
-        Ok(v["value"].clone())
+    fn method_and_body(&self, _request_url: &url::Url) -> (http::Method, Option<String>) {
+        let body = json!({"cmd": self.cmd, "params": self.params});
+        (http::Method::POST, Some(body.to_string()))
     }
 }
 
 impl Session<'_> {
-    fn path(&self, p: &str) -> String {
-        format!("/session/{}{p}", self.id)
+    /// Runs one fantoccini call to its end.
+    fn run<T>(&self, what: &str, f: impl std::future::Future<Output = Result<T, CmdError>>) -> T {
+        self.d
+            .rt
+            .block_on(f)
+            .unwrap_or_else(|e| panic!("webdriver {what}: {e}"))
     }
 
     pub fn goto(&self, url: &str) {
-        self.d.post(&self.path("/url"), &json!({"url": url}));
+        self.run("goto", self.client.goto(url));
     }
 
     /// Opens an enrolment link and presses its button, as the person
@@ -136,41 +161,34 @@ impl Session<'_> {
     pub fn enrol(&self, link: &str) {
         self.goto(link);
         self.click("#enrol-confirm");
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+        let deadline = Instant::now() + Duration::from_secs(15);
         while self.url().contains("/enrol/") {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "still on the enrolment page"
-            );
-            std::thread::sleep(std::time::Duration::from_millis(50));
+            assert!(Instant::now() < deadline, "still on the enrolment page");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn script_args(args: Value) -> Vec<Value> {
+        match args {
+            Value::Array(a) => a,
+            Value::Null => Vec::new(),
+            other => vec![other],
         }
     }
 
     /// Runs a script in the page and returns its value.
     pub fn eval(&self, script: &str, args: Value) -> Value {
-        self.d.post(
-            &self.path("/execute/sync"),
-            &json!({"script": script, "args": args}),
+        self.run(
+            "execute",
+            self.client.execute(script, Self::script_args(args)),
         )
     }
 
     pub fn eval_async(&self, script: &str, args: Value) -> Value {
-        self.d.post(
-            &self.path("/execute/async"),
-            &json!({"script": script, "args": args}),
+        self.run(
+            "execute async",
+            self.client.execute_async(script, Self::script_args(args)),
         )
-    }
-
-    pub fn find(&self, css: &str) -> String {
-        let v = self.d.post(
-            &self.path("/element"),
-            &json!({"using": "css selector", "value": css}),
-        );
-        v.as_object()
-            .and_then(|o| o.values().next())
-            .and_then(Value::as_str)
-            .expect("element id")
-            .to_string()
     }
 
     /// Clicks the element `css` names. Live pages replace their content
@@ -178,13 +196,13 @@ impl Session<'_> {
     /// stale by the click: it is found again (a few times at most).
     pub fn click(&self, css: &str) {
         for _ in 0..5 {
-            let el = self.find(css);
-            let r = self
-                .d
-                .try_post(&self.path(&format!("/element/{el}/click")), &json!({}));
+            let r = self.d.rt.block_on(async {
+                let el = self.client.find(Locator::Css(css)).await?;
+                el.click().await
+            });
             match r {
-                Err(e) if e.contains("stale element") => {
-                    std::thread::sleep(std::time::Duration::from_millis(100))
+                Err(e) if e.is_stale_element_reference() => {
+                    std::thread::sleep(Duration::from_millis(100))
                 }
                 Err(e) => panic!("click {css}: {e}"),
                 Ok(_) => return,
@@ -194,75 +212,52 @@ impl Session<'_> {
     }
 
     pub fn type_into(&self, css: &str, text: &str) {
-        let el = self.find(css);
-        self.d.post(
-            &self.path(&format!("/element/{el}/value")),
-            &json!({"text": text}),
-        );
+        self.run("type", async {
+            let el = self.client.find(Locator::Css(css)).await?;
+            el.send_keys(text).await
+        });
     }
 
     /// Presses keys on whatever has focus (the page's keyboard shortcuts).
     pub fn keys(&self, text: &str) {
-        let actions: Vec<Value> = text
-            .chars()
-            .flat_map(|c| {
-                [
-                    json!({"type": "keyDown", "value": c.to_string()}),
-                    json!({"type": "keyUp", "value": c.to_string()}),
-                ]
-            })
-            .collect();
-        self.d.post(
-            &self.path("/actions"),
-            &json!({"actions": [{"type": "key", "id": "kb", "actions": actions}]}),
-        );
+        let mut keys = KeyActions::new("kb".into());
+        for c in text.chars() {
+            keys = keys
+                .then(KeyAction::Down { value: c })
+                .then(KeyAction::Up { value: c });
+        }
+        self.run("keys", self.client.perform_actions(keys));
     }
 
     /// Accepts the page's `confirm()` (waits for it to open).
     pub fn accept_alert(&self) {
-        self.answer_alert("/alert/accept");
+        self.until_dialog("accept", || self.client.accept_alert());
     }
 
     /// Answers the page's `confirm()` with キャンセル (waits for it to open).
     pub fn dismiss_alert(&self) {
-        self.answer_alert("/alert/dismiss");
+        self.until_dialog("dismiss", || self.client.dismiss_alert());
     }
 
     /// The open dialog's text (waits for it to open).
     pub fn alert_text(&self) -> String {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let r = self
-                .d
-                .http
-                .get(format!("{}{}", self.d.base, self.path("/alert/text")))
-                .send()
-                .expect("alert text");
-            let v: Value = r.json().expect("alert json");
-            if let Some(t) = v["value"].as_str() {
-                return t.to_string();
-            }
-            assert!(Instant::now() < deadline, "no dialog opened: {v}");
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        self.until_dialog("text", || self.client.get_alert_text())
     }
 
-    fn answer_alert(&self, how: &str) {
+    /// Repeats a dialog command until a dialog is open (10 s at most).
+    fn until_dialog<T, F>(&self, what: &str, call: impl Fn() -> F) -> T
+    where
+        F: std::future::Future<Output = Result<T, CmdError>>,
+    {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            let r = self
-                .d
-                .http
-                .post(format!("{}{}", self.d.base, self.path(how)))
-                .json(&json!({}))
-                .send()
-                .expect("alert");
-            let v: Value = r.json().expect("alert json");
-            if v["value"]["error"].is_null() {
-                return;
+            match self.d.rt.block_on(call()) {
+                Ok(v) => return v,
+                Err(e) if e.is_no_such_alert() && Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(100))
+                }
+                Err(e) => panic!("dialog {what}: {e}"),
             }
-            assert!(Instant::now() < deadline, "no dialog opened: {v}");
-            std::thread::sleep(Duration::from_millis(100));
         }
     }
 
@@ -293,46 +288,48 @@ impl Session<'_> {
     }
 
     pub fn url(&self) -> String {
-        let r = self
-            .d
-            .http
-            .get(format!("{}{}", self.d.base, self.path("/url")))
-            .send()
-            .expect("url");
-        r.json::<Value>().expect("json")["value"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string()
+        self.run("url", self.client.current_url()).to_string()
     }
 
     /// A PNG of the viewport.
     pub fn screenshot(&self) -> Vec<u8> {
-        let r = self
-            .d
-            .http
-            .get(format!("{}{}", self.d.base, self.path("/screenshot")))
-            .send()
-            .expect("shot");
-        let v: Value = r.json().expect("json");
-        decode_base64(v["value"].as_str().expect("png"))
+        self.run("screenshot", self.client.screenshot())
     }
 
     /// A Chrome DevTools command (e.g. emulate print media).
     pub fn cdp(&self, cmd: &str, params: Value) -> Value {
-        self.d.post(
-            &self.path("/goog/cdp/execute"),
-            &json!({"cmd": cmd, "params": params}),
-        )
+        let cmd = Cdp {
+            cmd: cmd.to_string(),
+            params,
+        };
+        self.run("cdp", self.client.issue_cmd(cmd))
     }
 
     /// The page as Chromium prints it (DevTools Page.printToPDF, the CSS
-    /// `@page` size honoured), as PDF bytes.
+    /// `@page` size honoured), as PDF bytes. The kiosk prints its ticket
+    /// itself when it is issued (`--kiosk-printing`): while that print
+    /// runs, Chromium refuses another, so this waits for it (10 s at most).
     pub fn print_pdf(&self) -> Vec<u8> {
-        let v = self.cdp(
-            "Page.printToPDF",
-            json!({"preferCSSPageSize": true, "printBackground": true}),
-        );
-        decode_base64(v["data"].as_str().expect("pdf data"))
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let v = loop {
+            let cmd = Cdp {
+                cmd: "Page.printToPDF".into(),
+                params: json!({"preferCSSPageSize": true, "printBackground": true}),
+            };
+            match self.d.rt.block_on(self.client.issue_cmd(cmd)) {
+                Ok(v) => break v,
+                Err(e)
+                    if e.to_string().contains("already being printed")
+                        && Instant::now() < deadline =>
+                {
+                    std::thread::sleep(Duration::from_millis(200))
+                }
+                Err(e) => panic!("webdriver print: {e}"),
+            }
+        };
+        base64::engine::general_purpose::STANDARD
+            .decode(v["data"].as_str().expect("pdf data"))
+            .expect("pdf base64")
     }
 
     /// Runs axe-core in the page; returns the serious and critical
@@ -364,33 +361,9 @@ impl Session<'_> {
 
 impl Drop for Session<'_> {
     fn drop(&mut self) {
-        let _ = self
-            .d
-            .http
-            .delete(format!("{}{}", self.d.base, self.path("")))
-            .send();
+        let _ = self.d.rt.block_on(self.client.clone().close());
     }
 }
-
-fn decode_base64(s: &str) -> Vec<u8> {
-    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = Vec::with_capacity(s.len() * 3 / 4);
-    let mut buf = 0u32;
-    let mut bits = 0;
-    for c in s.bytes() {
-        let Some(v) = T.iter().position(|&t| t == c) else {
-            continue;
-        };
-        buf = (buf << 6) | v as u32;
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((buf >> bits) as u8);
-        }
-    }
-    out
-}
-
 /// The pages of a PDF as Chromium writes it (uncompressed page
 /// dictionaries): the number of pages and the first page's size in points.
 pub fn pdf_pages(pdf: &[u8]) -> (usize, Option<(f64, f64)>) {
