@@ -396,6 +396,53 @@ pub fn run(
     // A promoted machine (re)started: it hands out its epoch's proof and
     // tells the old primary again (red team F5).
     let promoted_before = replication::promoted_here(data).is_some();
+    let (rejoin_grant, standby_token) = prepare_standby(data, config, &mut args)?;
+    // A standby's log is a copy of its primary's: it records nothing of
+    // its own, not even a configuration.
+    let mut engine = if args.standby_of.is_some() {
+        anyhow::ensure!(
+            config.is_none(),
+            "a standby takes its configuration from the primary's log; leave out --config"
+        );
+        crate::cmd::open_engine_with(data, madoguchi_core::engine::ConfigChoice::Follow)?
+    } else {
+        crate::cmd::open_engine(data, config)?
+    };
+    if args.demo {
+        demo::seed(&mut engine)?;
+    }
+    let (auth, first) = Auth::open(data, Duration::from_secs(args.idle_minutes * 60))?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let feed = engine.feed();
+    let shared = SharedEngine::start(engine);
+    let handle = shared.handle();
+    runtime.block_on(async move {
+        let (listener, acceptor, app) = build_app(data, host, &args, feed, handle, auth).await?;
+        let standby = args.standby_of.is_some();
+        read_back(&app, rejoin_grant.as_deref(), promoted_before && !standby, standby).await?;
+        if let Some(primary) = &args.standby_of {
+            if let Some(token) = standby_token {
+                replication::follow(app.clone(), primary.trim_end_matches('/').to_string(), token);
+            }
+            println!("standby of {primary}: following its log; commands are refused until promoted at {}/admin", app.base_url);
+        }
+        let _watcher = start_subscribers(&app, data, &args).await?;
+        serve(app, listener, acceptor, &args, data, first).await
+    })?;
+    shutdown::finish(runtime, shared)
+}
+
+/// Before anything is opened: a promoted machine ignores its old service
+/// line, a standby's folder is never started alone, a rejoin is prepared
+/// and a standby enrols (returns the rejoin grant and the standby token).
+fn prepare_standby(
+    data: &Path,
+    config: Option<&Path>,
+    args: &mut Args,
+) -> Result<(Option<String>, Option<String>)> {
     // A promoted standby restarted with the service line it followed with
     // (a reboot, a kill): it is the primary now, and following the replaced
     // machine again would stop all issuing (found following the manual).
@@ -444,173 +491,195 @@ pub fn run(
         }
         None => None,
     };
-    // A standby's log is a copy of its primary's: it records nothing of
-    // its own, not even a configuration.
-    let mut engine = if args.standby_of.is_some() {
-        anyhow::ensure!(
-            config.is_none(),
-            "a standby takes its configuration from the primary's log; leave out --config"
-        );
-        crate::cmd::open_engine_with(data, madoguchi_core::engine::ConfigChoice::Follow)?
-    } else {
-        crate::cmd::open_engine(data, config)?
-    };
-    if args.demo {
-        demo::seed(&mut engine)?;
-    }
+    Ok((rejoin_grant, standby_token))
+}
+
+/// Listens, loads TLS and builds the shared application state.
+async fn build_app(
+    data: &Path,
+    host: madoguchi_core::config::HostSettings,
+    args: &Args,
+    feed: FeedHandle,
+    handle: EngineHandle,
+    auth: Auth,
+) -> Result<(
+    tokio::net::TcpListener,
+    Option<tokio_rustls::TlsAcceptor>,
+    Arc<App>,
+)> {
     let listen = args
         .listen
         .or(host.server.listen)
         .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080)));
-    let (auth, first) = Auth::open(data, Duration::from_secs(args.idle_minutes * 60))?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
-    let feed = engine.feed();
-    let shared = SharedEngine::start(engine);
-    let handle = shared.handle();
-    runtime.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(listen)
-            .await
-            .with_context(|| format!("cannot listen on {listen}"))?;
-        let addr = listener.local_addr().context("no local address")?;
-        let tls_files = tls::files(args.tls_cert.clone(), args.tls_key.clone())?;
-        let acceptor = tls_files.as_ref().map(tls::acceptor).transpose()?;
-        let scheme = if acceptor.is_some() { "https" } else { "http" };
-        let base_url = format!("{scheme}://{addr}");
-        let app = Arc::new(App {
-            engine: handle,
-            feed,
-            auth,
-            public_url: args.public_url.clone().unwrap_or_else(|| base_url.clone()),
-            base_url: base_url.clone(),
-            pages: pages::Pages::new()?,
-            data: data.to_path_buf(),
-            displays: displays::Displays::new(args.layouts.clone(), args.stale_after)?,
-            faults: faults::Faults::new(data),
-            standby: std::sync::atomic::AtomicBool::new(args.standby_of.is_some()),
-            promoting: std::sync::atomic::AtomicBool::new(false),
-            following: std::sync::atomic::AtomicBool::new(false),
-            issue_limits: limits::IssueLimits::open(data)?,
-            known: known::KnownAddrs::new(),
-            sign_in_audit: sign_in_audit::SignInAudit::default(),
-            tls: acceptor.is_some(),
-            contacts: health::Contacts::open(data),
-            host,
-            fence: fence::Fence::open(data),
-            // A promoted machine remembers the primary it replaced, so it
-            // tells it again after a restart (red team F5).
-            primary_url: args
-                .standby_of
-                .as_ref()
-                .map(|p| p.trim_end_matches('/').to_string())
-                .or_else(|| replication::old_primary(data)),
-            replication_cursor: replication::Cursor::default(),
-            audit_index: audit::Index::default(),
-        });
-        // The day's issuing counts from the log, before the first request
-        // (insider-rt5 F4: a restart started them again), and the past
-        // days' in the background (a kiosk's daily budget, F2).
-        let reading = std::time::Instant::now();
-        match issued_log::rebuild_today(&app).await {
-            Ok(n) => eprintln!(
-                "madoguchi: issuing counts of today read back from the log: {n} tickets in {} ms",
-                reading.elapsed().as_millis()
-            ),
-            Err(e) => {
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    let addr = listener.local_addr().context("no local address")?;
+    let tls_files = tls::files(args.tls_cert.clone(), args.tls_key.clone())?;
+    let acceptor = tls_files.as_ref().map(tls::acceptor).transpose()?;
+    let scheme = if acceptor.is_some() { "https" } else { "http" };
+    let base_url = format!("{scheme}://{addr}");
+    let app = Arc::new(App {
+        engine: handle,
+        feed,
+        auth,
+        public_url: args.public_url.clone().unwrap_or_else(|| base_url.clone()),
+        base_url: base_url.clone(),
+        pages: pages::Pages::new()?,
+        data: data.to_path_buf(),
+        displays: displays::Displays::new(args.layouts.clone(), args.stale_after)?,
+        faults: faults::Faults::new(data),
+        standby: std::sync::atomic::AtomicBool::new(args.standby_of.is_some()),
+        promoting: std::sync::atomic::AtomicBool::new(false),
+        following: std::sync::atomic::AtomicBool::new(false),
+        issue_limits: limits::IssueLimits::open(data)?,
+        known: known::KnownAddrs::new(),
+        sign_in_audit: sign_in_audit::SignInAudit::default(),
+        tls: acceptor.is_some(),
+        contacts: health::Contacts::open(data),
+        host,
+        fence: fence::Fence::open(data),
+        // A promoted machine remembers the primary it replaced, so it
+        // tells it again after a restart (red team F5).
+        primary_url: args
+            .standby_of
+            .as_ref()
+            .map(|p| p.trim_end_matches('/').to_string())
+            .or_else(|| replication::old_primary(data)),
+        replication_cursor: replication::Cursor::default(),
+        audit_index: audit::Index::default(),
+    });
+    Ok((listener, acceptor, app))
+}
+
+/// What the server reads back before the first request: today's issuing
+/// counts (insider-rt5 F4), the fence's epoch and numbers, a promoted
+/// machine's duty to its old primary, and a hold to show at once.
+async fn read_back(
+    app: &Arc<App>,
+    rejoin_grant: Option<&str>,
+    restarted_as_promoted: bool,
+    standby: bool,
+) -> Result<()> {
+    // The day's issuing counts from the log, before the first request
+    // (insider-rt5 F4: a restart started them again), and the past
+    // days' in the background (a kiosk's daily budget, F2).
+    let reading = std::time::Instant::now();
+    match issued_log::rebuild_today(app).await {
+        Ok(n) => eprintln!(
+            "madoguchi: issuing counts of today read back from the log: {n} tickets in {} ms",
+            reading.elapsed().as_millis()
+        ),
+        Err(e) => {
             app.faults.record(
-                "issuing-history",
-                format!("今日の発券数を記録から読み直せませんでした（配分は再起動から数えています）/ today's issuing counts could not be read back from the log: {e:#}"),
+            "issuing-history",
+            format!("今日の発券数を記録から読み直せませんでした（配分は再起動から数えています）/ today's issuing counts could not be read back from the log: {e:#}"),
+        );
+        }
+    }
+    issued_log::spawn_history(app.clone());
+    app.fence.received(rejoin_grant);
+    app.fence
+        .set_epoch(app.engine.read_async(|e| e.state().meta.epoch).await?);
+    app.fence
+        .set_issued(app.engine.read_async(fence::issued_now).await?);
+    if restarted_as_promoted {
+        replication::after_restart_as_promoted(app);
+    }
+    // A primary that starts held (restored from a backup, an
+    // unverified epoch claim, a revoked standby) says so on /admin at
+    // once, not at the first command.
+    if !standby
+        && (app.fence.restored_holding().is_some()
+            || !app.fence.claims_holding().is_empty()
+            || !app.fence.unconfirmed_holding().is_empty())
+    {
+        if let Some(b) = app.fence.restored_holding() {
+            eprintln!("madoguchi: {} (backup {b})", fence::RESTORED_JA);
+        }
+        let _ = app.may_command();
+    }
+    Ok(())
+}
+
+/// The commit feed's subscribers and the background tasks: displays,
+/// day-close reports, the audit index, device health, the relay
+/// publisher, layout watching (its watcher is returned: it watches while
+/// it lives) and the sign-in audit.
+async fn start_subscribers(
+    app: &Arc<App>,
+    data: &Path,
+    args: &Args,
+) -> Result<Option<notify::RecommendedWatcher>> {
+    let app = app.clone();
+    displays::spawn(app.clone()).await;
+    subscribers::reports(app.clone());
+    audit::spawn(app.clone());
+    health::spawn_writer(app.clone());
+    let relays = app.host.relays.clone();
+    if !relays.is_empty() {
+        let key_file = args
+            .signing_key
+            .clone()
+            .unwrap_or_else(|| crate::cmd::keys::key_path(data));
+        let (key, new) = crate::cmd::keys::load_or_create_at(&key_file)?;
+        if new {
+            println!(
+                "relay signing key created: public key {} (list it in each relay's ingest.office_keys)",
+                crate::cmd::keys::public_hex(&key)
             );
-            }
         }
-        issued_log::spawn_history(app.clone());
-        app.fence.received(rejoin_grant.as_deref());
-        app.fence
-            .set_epoch(app.engine.read_async(|e| e.state().meta.epoch).await?);
-        app.fence
-            .set_issued(app.engine.read_async(fence::issued_now).await?);
-        if promoted_before && args.standby_of.is_none() {
-            replication::after_restart_as_promoted(&app);
+        publish::spawn(app.clone(), &relays, key)?;
+        for r in &relays {
+            println!("publishing the public site to relay {}", r.url);
         }
-        // A primary that starts held (restored from a backup, an
-        // unverified epoch claim, a revoked standby) says so on /admin at
-        // once, not at the first command.
-        if args.standby_of.is_none()
-            && (app.fence.restored_holding().is_some()
-                || !app.fence.claims_holding().is_empty()
-                || !app.fence.unconfirmed_holding().is_empty())
-        {
-            if let Some(b) = app.fence.restored_holding() {
-                eprintln!("madoguchi: {} (backup {b})", fence::RESTORED_JA);
-            }
-            let _ = app.may_command();
-        }
-        if let Some(primary) = &args.standby_of {
-            if let Some(token) = standby_token {
-                replication::follow(app.clone(), primary.trim_end_matches('/').to_string(), token);
-            }
-            println!("standby of {primary}: following its log; commands are refused until promoted at {base_url}/admin");
-        }
-        displays::spawn(app.clone()).await;
-        subscribers::reports(app.clone());
-        audit::spawn(app.clone());
-        health::spawn_writer(app.clone());
-        let relays = app.host.relays.clone();
-        if !relays.is_empty() {
-            let key_file = args
-                .signing_key
-                .clone()
-                .unwrap_or_else(|| crate::cmd::keys::key_path(data));
-            let (key, new) = crate::cmd::keys::load_or_create_at(&key_file)?;
-            if new {
-                println!(
-                    "relay signing key created: public key {} (list it in each relay's ingest.office_keys)",
-                    crate::cmd::keys::public_hex(&key)
-                );
-            }
-            publish::spawn(app.clone(), &relays, key)?;
-            for r in &relays {
-                println!("publishing the public site to relay {}", r.url);
-            }
-        }
-        let _watcher = displays::watch_layouts(&app);
-        {
-            let a = app.clone();
-            let _ = tokio::task::spawn_blocking(move || sign_in_audit::recover(&a)).await;
-        }
-        tokio::spawn(sign_in_audit::run(app.clone()));
-        tokio::spawn(known::forget_revoked(app.clone()));
-        // A standby takes the primary's accounts and devices within
-        // seconds: its own first-start admin and links would only mislead.
-        let first = first.filter(|_| args.standby_of.is_none());
-        if args.standby_of.is_some() {
-            println!("管理者 ID・パスワード、職員アカウント、端末の登録は主機と同じです（数秒で主機から届きます） / accounts and enrolled devices are the primary's (they arrive within seconds)");
-        }
-        print_urls(&base_url, data, first.as_ref());
-        let limits = connections::Limits {
-            per_address: args.max_connections_per_address.max(1),
-            total: connections::total_cap(args.max_connections.max(1)),
-            idle: Duration::from_secs(args.idle_timeout_secs.max(1)),
-            head: Duration::from_secs(args.head_timeout_secs.max(1)),
-        };
-        let listener =
-            connections::Guarded::new(listener, limits, acceptor, app.known.clone()).context("cannot start listening")?;
-        let stop = shutdown::Stop::new();
-        let signal = stop.signal();
-        let told = app.clone();
-        let signal = async move {
-            signal.await;
-            // Failed sign-ins counted but not yet written (F9).
-            let flushing = told.clone();
-            let _ = tokio::task::spawn_blocking(move || sign_in_audit::flush(&flushing)).await;
-            told.displays.stop(Duration::from_secs(2)).await;
-        };
-        stop.run(connections::serve(listener, router(app), limits, signal))
-            .await
-    })?;
-    shutdown::finish(runtime, shared)
+    }
+    let watcher = displays::watch_layouts(&app);
+    {
+        let a = app.clone();
+        let _ = tokio::task::spawn_blocking(move || sign_in_audit::recover(&a)).await;
+    }
+    tokio::spawn(sign_in_audit::run(app.clone()));
+    tokio::spawn(known::forget_revoked(app.clone()));
+    Ok(watcher)
+}
+
+/// Prints the addresses and serves until a stop signal, then flushes.
+async fn serve(
+    app: Arc<App>,
+    listener: tokio::net::TcpListener,
+    acceptor: Option<tokio_rustls::TlsAcceptor>,
+    args: &Args,
+    data: &Path,
+    first: Option<auth::FirstStart>,
+) -> Result<()> {
+    // A standby takes the primary's accounts and devices within
+    // seconds: its own first-start admin and links would only mislead.
+    let first = first.filter(|_| args.standby_of.is_none());
+    if args.standby_of.is_some() {
+        println!("管理者 ID・パスワード、職員アカウント、端末の登録は主機と同じです（数秒で主機から届きます） / accounts and enrolled devices are the primary's (they arrive within seconds)");
+    }
+    print_urls(&app.base_url, data, first.as_ref());
+    let limits = connections::Limits {
+        per_address: args.max_connections_per_address.max(1),
+        total: connections::total_cap(args.max_connections.max(1)),
+        idle: Duration::from_secs(args.idle_timeout_secs.max(1)),
+        head: Duration::from_secs(args.head_timeout_secs.max(1)),
+    };
+    let listener = connections::Guarded::new(listener, limits, acceptor, app.known.clone())
+        .context("cannot start listening")?;
+    let stop = shutdown::Stop::new();
+    let signal = stop.signal();
+    let told = app.clone();
+    let signal = async move {
+        signal.await;
+        // Failed sign-ins counted but not yet written (F9).
+        let flushing = told.clone();
+        let _ = tokio::task::spawn_blocking(move || sign_in_audit::flush(&flushing)).await;
+        told.displays.stop(Duration::from_secs(2)).await;
+    };
+    stop.run(connections::serve(listener, router(app), limits, signal))
+        .await
 }
 
 /// `GET /admin`: the administrator's page with the fault records (R18).

@@ -14,7 +14,7 @@ use axum::extract::{Query, State};
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use madoguchi_core::engine::witness;
+use madoguchi_core::engine::{witness, EngineHandle};
 use madoguchi_core::log::{self, Record};
 use madoguchi_core::model::Event;
 use madoguchi_core::store::{hex, parse_hex};
@@ -544,33 +544,10 @@ pub async fn promote(
     } else {
         serde_json::from_slice(&body).map_err(|e| ApiError::BadRequest(e.to_string()))?
     };
-    let mut overridden = None;
-    if app.is_standby() {
-        if let Some((code, ja, en)) = not_of_record(&app) {
-            if !asked.override_not_of_record {
-                return Ok(refuse_promotion(code, &ja, &en));
-            }
-            let said = format!("{} promoted this standby although it is not the primary's standby of record ({code}), by override: numbers may be given twice if the primary or another standby still runs / 登録外の予備機を強制的に昇格しました: {ja}", caller.name);
-            eprintln!("madoguchi: {said}");
-            tracing::error!("{said}");
-            app.faults.record("failover", said);
-            overridden = Some(ja);
-        }
-    }
-    // A standby still catching up (started after the primary had a
-    // history, and the primary failed before it got it all) would lose the
-    // difference, today's numbers among it: refused, with the way out
-    // (found following the manual with a demo office of 100,000 records).
-    let held = app
-        .engine
-        .read_async(|e| e.log().tail().next_seq - 1)
-        .await?;
-    let primary_last = app.fence.primary_last();
-    if app.is_standby() && primary_last > held {
-        return Ok((StatusCode::CONFLICT, Json(json!({"error": {"code": "standby_behind",
-            "message_ja": format!("この予備機は主機の記録をまだ受け取りきっていません（主機の記録 {primary_last} 件のうち {held} 件）。いま昇格すると残りの記録（発行済みの番号を含みます）が失われ、同じ番号が二度出るおそれがあります。主機が動いていれば受け取り終わるまで待ってください。主機が壊れているときは、最新のバックアップから予備機に復旧してください（マニュアル「記録の破損から復旧する」）"),
-            "message_en": format!("this standby holds {held} of the primary's {primary_last} records: promoting it now would lose the rest, issued numbers among them; wait until it has caught up, or restore the latest backup onto it")}}))).into_response());
-    }
+    let overridden = match may_promote(&app, &asked, &caller.name).await? {
+        Ok(overridden) => overridden,
+        Err(refused) => return Ok(refused),
+    };
     if !app.standby.swap(false, Ordering::SeqCst) {
         return Ok((StatusCode::CONFLICT, Json(json!({"error": {"code": "not_standby", "message_ja": "この機械は予備機ではありません", "message_en": "this server is not a standby"}}))).into_response());
     }
@@ -603,9 +580,61 @@ pub async fn promote(
     // hold.
     let ours = app.engine.read(|e| e.seq())?;
     let followed = app.fence.primary_last() > 0 && ours <= app.fence.primary_last();
-    let by = caller.name.clone();
+    let epoch = match record_promotion(&app, caller.name.clone()).await {
+        Ok(n) => n,
+        Err(e) => {
+            // Not promoted after all: follow again.
+            follow_again(&app);
+            return Err(e);
+        }
+    };
+    note_promotion(&app, epoch, followed, &caller.name);
+    let (accepting, ja, en, forced) = promotion_words(&app, epoch, overridden);
+    Ok(Json(json!({"ok": true, "promoted": true, "epoch": epoch, "accepting": accepting, "overridden": forced, "message_ja": ja, "message_en": en})).into_response())
+}
+
+/// Whether this standby may be promoted now: `Ok(Err(answer))` refuses
+/// (not the standby of record without override, or still behind its
+/// primary); `Ok(Ok(why))` goes on, `why` the override's reason if any.
+async fn may_promote(
+    app: &Arc<App>,
+    asked: &PromoteBody,
+    by: &str,
+) -> Result<Result<Option<String>, Response>, ApiError> {
+    let mut overridden = None;
+    if app.is_standby() {
+        if let Some((code, ja, en)) = not_of_record(app) {
+            if !asked.override_not_of_record {
+                return Ok(Err(refuse_promotion(code, &ja, &en)));
+            }
+            let said = format!("{} promoted this standby although it is not the primary's standby of record ({code}), by override: numbers may be given twice if the primary or another standby still runs / 登録外の予備機を強制的に昇格しました: {ja}", by);
+            eprintln!("madoguchi: {said}");
+            tracing::error!("{said}");
+            app.faults.record("failover", said);
+            overridden = Some(ja);
+        }
+    }
+    // A standby still catching up (started after the primary had a
+    // history, and the primary failed before it got it all) would lose the
+    // difference, today's numbers among it: refused, with the way out
+    // (found following the manual with a demo office of 100,000 records).
+    let held = app
+        .engine
+        .read_async(|e| e.log().tail().next_seq - 1)
+        .await?;
+    let primary_last = app.fence.primary_last();
+    if app.is_standby() && primary_last > held {
+        return Ok(Err((StatusCode::CONFLICT, Json(json!({"error": {"code": "standby_behind",
+            "message_ja": format!("この予備機は主機の記録をまだ受け取りきっていません（主機の記録 {primary_last} 件のうち {held} 件）。いま昇格すると残りの記録（発行済みの番号を含みます）が失われ、同じ番号が二度出るおそれがあります。主機が動いていれば受け取り終わるまで待ってください。主機が壊れているときは、最新のバックアップから予備機に復旧してください（マニュアル「記録の破損から復旧する」）"),
+            "message_en": format!("this standby holds {held} of the primary's {primary_last} records: promoting it now would lose the rest, issued numbers among them; wait until it has caught up, or restore the latest backup onto it")}}))).into_response()));
+    }
+    Ok(Ok(overridden))
+}
+
+/// Writes the promotion (a new epoch) to the log; returns the epoch.
+async fn record_promotion(app: &Arc<App>, by: String) -> Result<u64, ApiError> {
     let a = app.clone();
-    let epoch = tokio::task::spawn_blocking(move || -> Result<u64, ApiError> {
+    tokio::task::spawn_blocking(move || -> Result<u64, ApiError> {
         let epoch = a.engine.read(|e| e.state().meta.epoch)? + 1;
         match a
             .engine
@@ -617,15 +646,14 @@ pub async fn promote(
         }
     })
     .await
-    .map_err(|e| ApiError::Internal(e.to_string()))?;
-    let epoch = match epoch {
-        Ok(n) => n,
-        Err(e) => {
-            // Not promoted after all: follow again.
-            follow_again(&app);
-            return Err(e);
-        }
-    };
+    .map_err(|e| ApiError::Internal(e.to_string()))?
+}
+
+/// After the promotion is in the log: the fence's epoch and proof, the
+/// files that survive a restart, the standby device gone, the old primary
+/// told, a restored hold ended when this log is the primary's, a fault
+/// record and the displays.
+fn note_promotion(app: &Arc<App>, epoch: u64, followed: bool, by: &str) {
     app.fence.set_epoch(epoch);
     if let Err(e) = std::fs::write(app.data.join(PROMOTED), format!("{epoch}\n")) {
         app.faults.record(
@@ -641,7 +669,7 @@ pub async fn promote(
             );
         }
     }
-    if let Some(p) = proof_of(&app, epoch) {
+    if let Some(p) = proof_of(app, epoch) {
         app.fence.set_proof(p);
     }
     app.promoting.store(false, Ordering::SeqCst);
@@ -668,9 +696,19 @@ pub async fn promote(
     }
     app.faults.record(
         "failover",
-        format!("promoted to primary by {} (epoch {epoch})", caller.name),
+        format!("promoted to primary by {} (epoch {epoch})", by),
     );
     app.displays.poke();
+}
+
+/// What the admin is told: whether this machine takes commands now (a
+/// second standby of the old primary can keep it from it), and the
+/// override's warning; returns (accepting, ja, en, overridden).
+fn promotion_words(
+    app: &Arc<App>,
+    epoch: u64,
+    overridden: Option<String>,
+) -> (bool, String, String, bool) {
     // Say only what is true: a standby of the old primary still enrolled
     // here (a second standby, red team F2) keeps this machine from taking
     // commands until it is revoked or follows this machine.
@@ -709,7 +747,7 @@ pub async fn promote(
         ),
         None => (ja, en),
     };
-    Ok(Json(json!({"ok": true, "promoted": true, "epoch": epoch, "accepting": accepting, "overridden": forced, "message_ja": ja, "message_en": en})).into_response())
+    (accepting, ja, en, forced)
 }
 
 /// Tells the old primary that it was replaced, again every few seconds
@@ -845,167 +883,213 @@ async fn follow_loop(app: &Arc<App>, primary: &str, token: &str) {
 
 /// Follows while this machine is a standby.
 async fn follow_while_standby(app: &Arc<App>, primary: &str, token: &str) -> Stopped {
-    let primary = primary.to_string();
-    {
-        let http = reqwest::Client::builder()
-            .timeout(LONG_POLL + Duration::from_secs(10))
-            .build();
-        let Ok(http) = http else {
+    let http = reqwest::Client::builder()
+        .timeout(LONG_POLL + Duration::from_secs(10))
+        .build();
+    let Ok(http) = http else {
+        return Stopped::ForGood;
+    };
+    let mut reachable = true;
+    let mut refused = refused_here(&app.data).is_some();
+    while app.standby.load(Ordering::SeqCst) {
+        let handle = app.engine.clone();
+        let Ok((after, hash)) = handle.read(|e| {
+            let t = e.log().tail();
+            (t.next_seq - 1, hex(&t.last_hash))
+        }) else {
             return Stopped::ForGood;
         };
-        let mut reachable = true;
-        let mut refused = refused_here(&app.data).is_some();
-        while app.standby.load(Ordering::SeqCst) {
-            let handle = app.engine.clone();
-            let Ok((after, hash)) = handle.read(|e| {
-                let t = e.log().tail();
-                (t.next_seq - 1, hex(&t.last_hash))
-            }) else {
-                return Stopped::ForGood;
-            };
-            let held = app.auth.received_digest();
-            let lease = app.fence.echo().unwrap_or_default();
-            // `refused`: this standby has written the refusal down, so the
-            // primary stops waiting for it (`fence.rs`).
-            let url = format!(
-                "{primary}/api/replication?after={after}&hash={hash}&accounts={held}&lease={lease}&refused={refused}"
-            );
-            let answer = http.get(&url).bearer_auth(token).send().await;
-            let answer = match answer {
-                Ok(r) if r.status() == StatusCode::CONFLICT => {
-                    let code = r
-                        .json::<Value>()
-                        .await
-                        .ok()
-                        .and_then(|v| v["error"]["code"].as_str().map(str::to_string));
-                    let why = if code.as_deref() == Some("primary_behind") {
-                        format!("the primary's log ends before our record {after}: it lost records we hold; not following it — promote this standby / 主機の記録が失われています。この待機系を昇格してください")
-                    } else {
-                        format!("the primary's log differs from ours after record {after}: not following it")
-                    };
-                    app.faults.record("standby", why);
-                    return Stopped::ForGood;
-                }
-                Ok(r) if r.status().is_success() => r.json::<Value>().await.ok(),
-                Ok(r)
-                    if r.status() == StatusCode::UNAUTHORIZED
-                        || r.status() == StatusCode::FORBIDDEN =>
-                {
-                    // The primary does not know this token as a standby's
-                    // (revoked, deleted, expired, or a kiosk's): it is not
-                    // the standby of record any more. Written down, so
-                    // neither a restart nor a promotion forgets it.
-                    let status = r.status().as_u16();
-                    let code = error_code(r).await;
-                    if !refused {
-                        let refusal = Refusal {
-                            status,
-                            code,
-                            primary: primary.clone(),
-                            at: chrono::Utc::now().to_rfc3339(),
-                        };
-                        note_refusal(app, &refusal);
-                        refused = true;
-                        // Said at once: the primary holds its commands
-                        // until it knows this standby knows.
-                        continue;
-                    }
-                    // Nothing is taken from the primary from now on; it is
-                    // only asked, now and then, whether it knows this token
-                    // again (an admin enabled the revoked device again:
-                    // without this standby that primary takes no commands).
-                    tokio::time::sleep(REFUSED_ASK_EVERY).await;
+        let held = app.auth.received_digest();
+        let lease = app.fence.echo().unwrap_or_default();
+        // `refused`: this standby has written the refusal down, so the
+        // primary stops waiting for it (`fence.rs`).
+        let url = format!(
+            "{primary}/api/replication?after={after}&hash={hash}&accounts={held}&lease={lease}&refused={refused}"
+        );
+        let answer = http.get(&url).bearer_auth(token).send().await;
+        let answer =
+            match read_answer(app, answer, primary, after, &mut refused, &mut reachable).await {
+                Asked::Answer(v) => v,
+                Asked::Again => continue,
+                Asked::Unanswered => {
+                    tokio::time::sleep(Duration::from_secs(1)).await;
                     continue;
                 }
-                Ok(r) => {
-                    if reachable {
-                        app.faults
-                            .record("standby", format!("the primary answered {}", r.status()));
-                    }
-                    reachable = false;
-                    None
-                }
-                Err(e) => {
-                    if reachable {
-                        app.faults
-                            .record("standby", format!("the primary cannot be reached: {e}"));
-                    }
-                    reachable = false;
-                    None
-                }
+                Asked::Stop => return Stopped::ForGood,
             };
-            let Some(answer) = answer else {
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                continue;
-            };
-            reachable = true;
-            if refused {
-                if let Err(e) = std::fs::remove_file(app.data.join(REFUSED)) {
-                    app.faults.record(
-                        "standby",
-                        format!("cannot remove {REFUSED} ({e}): still refusing promotion"),
-                    );
-                } else {
-                    refused = false;
-                    app.faults.record(
-                        "standby",
-                        "the primary knows this standby's token again (its device was enabled again): following it again / 主機がこの予備機の登録を再び受け付けました。主機の記録の受け取りを再開します",
-                    );
-                }
-            }
-            if !app.standby.load(Ordering::SeqCst) {
-                break;
-            }
-            app.fence.received(answer["grant"].as_str());
-            if let Some(last) = answer["last"].as_u64() {
-                if let Err(e) = app.fence.note_primary_last(last) {
-                    app.faults.record(
-                        "standby",
-                        format!("cannot note the primary's last record ({last}) in the data folder: {e}"),
-                    );
-                }
-            }
-            if let Some(a) = answer.get("accounts") {
-                let taken = serde_json::from_value::<super::auth::Carried>(a.clone())
-                    .map_err(anyhow::Error::from)
-                    .and_then(|c| app.auth.replace(c));
-                if let Err(e) = taken {
-                    app.faults.record(
-                        "standby",
-                        format!("the primary's accounts could not be taken: {e:#}"),
-                    );
-                }
-            }
-            let records: Vec<Record> = answer["records"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(|r| {
-                    Some(Record {
-                        seq: r["seq"].as_u64()?,
-                        prev: parse_hex(r["prev"].as_str()?)?,
-                        payload: r["payload"].as_str()?.as_bytes().to_vec(),
-                    })
-                })
-                .collect();
-            if records.is_empty() || !app.standby.load(Ordering::SeqCst) {
-                continue;
-            }
-            match handle.write(move |e| e.append_replicated(&records).map(|_| e.state().meta.epoch))
-            {
-                // The records reach the feed: displays, reports and the
-                // relay publisher follow from there.
-                Ok(Ok(epoch)) => app.fence.set_epoch(epoch),
-                Ok(Err(e)) => {
-                    app.faults
-                        .record("standby", format!("records from the primary refused: {e}"));
-                    return Stopped::ForGood;
-                }
-                Err(_) => return Stopped::ForGood,
-            }
+        reachable = true;
+        if let Some(stopped) = take_answer(app, &handle, answer, &mut refused) {
+            return stopped;
         }
-        Stopped::Promoting
     }
+    Stopped::Promoting
+}
+
+/// What one replication request came to.
+enum Asked {
+    /// Records, accounts and the lease grant to take.
+    Answer(Value),
+    /// Ask again at once (a refusal was just written down, or after the
+    /// pause a refused standby keeps).
+    Again,
+    /// No usable answer: wait a second and ask again.
+    Unanswered,
+    /// Never follow this primary again (its log differs from ours).
+    Stop,
+}
+
+/// Reads the primary's answer to one replication request: a log that
+/// differs stops following for good, a refused token is written down
+/// once and then only asked about now and then, a failure is a fault
+/// record once until the primary answers again.
+async fn read_answer(
+    app: &Arc<App>,
+    answer: reqwest::Result<reqwest::Response>,
+    primary: &str,
+    after: u64,
+    refused: &mut bool,
+    reachable: &mut bool,
+) -> Asked {
+    match answer {
+        Ok(r) if r.status() == StatusCode::CONFLICT => {
+            let code = r
+                .json::<Value>()
+                .await
+                .ok()
+                .and_then(|v| v["error"]["code"].as_str().map(str::to_string));
+            let why = if code.as_deref() == Some("primary_behind") {
+                format!("the primary's log ends before our record {after}: it lost records we hold; not following it — promote this standby / 主機の記録が失われています。この待機系を昇格してください")
+            } else {
+                format!(
+                    "the primary's log differs from ours after record {after}: not following it"
+                )
+            };
+            app.faults.record("standby", why);
+            Asked::Stop
+        }
+        Ok(r) if r.status().is_success() => match r.json::<Value>().await {
+            Ok(v) => Asked::Answer(v),
+            Err(_) => Asked::Unanswered,
+        },
+        Ok(r) if r.status() == StatusCode::UNAUTHORIZED || r.status() == StatusCode::FORBIDDEN => {
+            // The primary does not know this token as a standby's
+            // (revoked, deleted, expired, or a kiosk's): it is not
+            // the standby of record any more. Written down, so
+            // neither a restart nor a promotion forgets it.
+            let status = r.status().as_u16();
+            let code = error_code(r).await;
+            if !*refused {
+                let refusal = Refusal {
+                    status,
+                    code,
+                    primary: primary.to_string(),
+                    at: chrono::Utc::now().to_rfc3339(),
+                };
+                note_refusal(app, &refusal);
+                *refused = true;
+                // Said at once: the primary holds its commands
+                // until it knows this standby knows.
+                return Asked::Again;
+            }
+            // Nothing is taken from the primary from now on; it is
+            // only asked, now and then, whether it knows this token
+            // again (an admin enabled the revoked device again:
+            // without this standby that primary takes no commands).
+            tokio::time::sleep(REFUSED_ASK_EVERY).await;
+            Asked::Again
+        }
+        Ok(r) => {
+            if *reachable {
+                app.faults
+                    .record("standby", format!("the primary answered {}", r.status()));
+            }
+            *reachable = false;
+            Asked::Unanswered
+        }
+        Err(e) => {
+            if *reachable {
+                app.faults
+                    .record("standby", format!("the primary cannot be reached: {e}"));
+            }
+            *reachable = false;
+            Asked::Unanswered
+        }
+    }
+}
+
+/// Takes one answer of the primary: a refusal lifted, the lease grant,
+/// the primary's last record, its accounts and the records to append
+/// (they reach the feed like any commit). `Some` stops following.
+fn take_answer(
+    app: &Arc<App>,
+    handle: &EngineHandle,
+    answer: Value,
+    refused: &mut bool,
+) -> Option<Stopped> {
+    if *refused {
+        if let Err(e) = std::fs::remove_file(app.data.join(REFUSED)) {
+            app.faults.record(
+                "standby",
+                format!("cannot remove {REFUSED} ({e}): still refusing promotion"),
+            );
+        } else {
+            *refused = false;
+            app.faults.record(
+                "standby",
+                "the primary knows this standby's token again (its device was enabled again): following it again / 主機がこの予備機の登録を再び受け付けました。主機の記録の受け取りを再開します",
+            );
+        }
+    }
+    if !app.standby.load(Ordering::SeqCst) {
+        return Some(Stopped::Promoting);
+    }
+    app.fence.received(answer["grant"].as_str());
+    if let Some(last) = answer["last"].as_u64() {
+        if let Err(e) = app.fence.note_primary_last(last) {
+            app.faults.record(
+                "standby",
+                format!("cannot note the primary's last record ({last}) in the data folder: {e}"),
+            );
+        }
+    }
+    if let Some(a) = answer.get("accounts") {
+        let taken = serde_json::from_value::<super::auth::Carried>(a.clone())
+            .map_err(anyhow::Error::from)
+            .and_then(|c| app.auth.replace(c));
+        if let Err(e) = taken {
+            app.faults.record(
+                "standby",
+                format!("the primary's accounts could not be taken: {e:#}"),
+            );
+        }
+    }
+    let records: Vec<Record> = answer["records"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|r| {
+            Some(Record {
+                seq: r["seq"].as_u64()?,
+                prev: parse_hex(r["prev"].as_str()?)?,
+                payload: r["payload"].as_str()?.as_bytes().to_vec(),
+            })
+        })
+        .collect();
+    if records.is_empty() || !app.standby.load(Ordering::SeqCst) {
+        return None;
+    }
+    match handle.write(move |e| e.append_replicated(&records).map(|_| e.state().meta.epoch)) {
+        // The records reach the feed: displays, reports and the
+        // relay publisher follow from there.
+        Ok(Ok(epoch)) => app.fence.set_epoch(epoch),
+        Ok(Err(e)) => {
+            app.faults
+                .record("standby", format!("records from the primary refused: {e}"));
+            return Some(Stopped::ForGood);
+        }
+        Err(_) => return Some(Stopped::ForGood),
+    }
+    None
 }
 
 /// Enrols this standby with the primary (once); the token is kept in the
