@@ -590,3 +590,52 @@ fn a_day_with_no_tickets_has_no_cells() {
         .expect("stats")
         .is_empty());
 }
+
+/// A month report over a range inside the month counts only the range's
+/// days and says which (outside tester est-rt8 F5: it gave the whole
+/// month, unlabelled); a range holding everything recorded in the month
+/// keeps the month's own name and cells.
+#[test]
+fn a_month_report_keeps_to_its_range() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let (mut e, _) =
+        Engine::open(dir.path(), ConfigChoice::Stored, EngineOptions::default()).expect("open");
+    use Command::*;
+    let issue = || IssueTicket {
+        category: "idou".into(),
+        kiosk: None,
+        request_id: None,
+    };
+    for (day, tickets) in [("2026-11-24", 2), ("2026-11-25", 3)] {
+        let t = |hm: &str| format!("{day}T{hm}:00+09:00");
+        let mut steps = vec![(t("08:30"), OpenDay { date: date(day) })];
+        for i in 0..tickets {
+            steps.push((t(&format!("09:0{i}")), issue()));
+        }
+        steps.push((t("17:30"), CloseDay));
+        let steps: Vec<(&str, Command)> =
+            steps.iter().map(|(a, c)| (a.as_str(), c.clone())).collect();
+        run(&mut e, &steps);
+    }
+    let part = e
+        .stats(date("2026-11-25"), date("2026-11-30"), Granularity::Month)
+        .expect("stats");
+    let all = full_cell(&part, "2026-11-25〜2026-11-30", Dim::All);
+    assert_eq!(all.issued, 3, "{part:?}");
+    assert!(
+        part.iter().all(|(b, _, _)| b != "2026-11"),
+        "no whole-month row: {part:?}"
+    );
+    let whole = e
+        .stats(date("2026-11-20"), date("2026-11-30"), Granularity::Month)
+        .expect("stats");
+    assert_eq!(full_cell(&whole, "2026-11", Dim::All).issued, 5);
+    // Two months, the first cut: its part, then the second's own row.
+    let two = e
+        .stats(date("2026-11-25"), date("2026-12-31"), Granularity::Month)
+        .expect("stats");
+    assert_eq!(
+        full_cell(&two, "2026-11-25〜2026-11-30", Dim::All).issued,
+        3
+    );
+}
