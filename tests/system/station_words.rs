@@ -292,7 +292,11 @@ fn typing_a_number_after_an_error_clears_it_and_enter_does_only_that() {
         "return document.getElementById('outcome').classList.contains('bad')",
         "1999 refused",
     );
-    assert!(b.text("#outcome").contains("1999"), "{}", b.text("#outcome"));
+    assert!(
+        b.text("#outcome").contains("1999"),
+        "{}",
+        b.text("#outcome")
+    );
     assert_eq!(focused(&b), "number-input");
     b.keys(&first.to_string());
     wait_for(
