@@ -535,6 +535,19 @@
     showBoardPage();
   }
 
+  // A page the display leaves (its next page, a reload) closes its socket
+  // itself: kept open in the browser's back-forward cache it held one of
+  // the display's few sockets and, closed later, was recorded as the
+  // display losing its connection (issue 18). Shown again, it reconnects.
+  window.addEventListener("pagehide", () => {
+    if (!socket) return;
+    const s = socket;
+    socket = null;
+    s.onclose = null;
+    s.close(1000, "page left");
+  });
+  window.addEventListener("pageshow", (ev) => { if (ev.persisted && !socket) connect(); });
+
   startBoard();
   announceNew();
   ticketView(lastData);

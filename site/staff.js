@@ -25,6 +25,7 @@
     open_day: "業務開始", close_day: "業務終了", reopen_issuing: "受付を再開",
   };
 
+  const HINT = outcome.textContent;
   function say(text, bad) {
     outcome.textContent = text;
     outcome.classList.toggle("bad", !!bad);
@@ -85,14 +86,61 @@
       }
       case "toggle_counter": {
         const open = M.flag(panel.querySelector(".current"), "open");
+        // A counter with a number still called or in service is not
+        // closed: the visitor would be left at a closed counter. Said
+        // before anything is sent (outside tester pages-rt7, F9).
+        const n = current();
+        if (open && n !== null) return stillCalled(n);
         return open ? { command: "close_counter", counter } : { command: "open_counter", counter };
       }
       case "open_day": return { command: "open_day", date: today() };
-      case "close_day": return confirm("本日の業務を終了しますか？ 待っている方は未対応になります。") ? { command: "close_day" } : null;
+      case "close_day": return closeDay();
     }
     return null;
   }
 
+  // Why the counter was not closed, and what to do with the number still
+  // called there.
+  function stillCalled(n) {
+    return `窓口は閉じていません。${n} 番をまだ呼び出し中（または対応中）です。` +
+      `先に ${n} 番を「完了」（C）・「不在」（A）・「保留」（H）・「回付」（T）のどれかで済ませてから、もう一度 O で閉じてください。`;
+  }
+
+  // 業務終了 states, before the admin confirms, how many visitors are not
+  // yet done in the whole office (they all become 未対応): read from the
+  // server at the moment of asking (outside tester pages-rt7, F9).
+  async function closeDay() {
+    let head = "";
+    try {
+      const r = await fetch("/api/status", { credentials: "same-origin", cache: "no-cache" });
+      if (r.status === 401) return "ログインが終了しています。もう一度ログインしてから、やり直してください。";
+      const st = r.ok ? await r.json() : null;
+      if (st) {
+        const waiting = st.queues.reduce((sum, q) => sum + (q.waiting || 0), 0);
+        const called = st.counters.filter((c) => c.ticket !== null && c.ticket !== undefined).length;
+        const absent = (st.absent || []).length;
+        const heldN = (st.held || []).length;
+        const all = waiting + called + absent + heldN;
+        head = all === 0
+          ? "まだ終わっていない方はいません。"
+          : `まだ終わっていない方が ${all} 人います（待っている方 ${waiting} 人・呼出中または対応中 ${called} 人・不在 ${absent} 人・保留 ${heldN} 人）。終了すると、この方々は全員「未対応」になり、今日はもう呼び出せません。`;
+      }
+    } catch (_) { head = ""; }
+    if (!head) head = "待っている人数を確かめられませんでした。待っている方・呼出中の方は、終了すると全員「未対応」になります。";
+    return confirm(`本日の業務を終了しますか？\n\n${head}`) ? { command: "close_day" } : null;
+  }
+
+  // Actions that act on the number typed in 番号.
+  const NEEDS_NUMBER = ["call_number", "return_absent", "resume", "search"];
+  // The action waiting for a number in 番号 (after 「番号を入力してください」
+  // or a refusal): Enter in the field does it with exactly what is typed.
+  let armed = null;
+  function armNumber(action) {
+    armed = action;
+    const i = document.getElementById("number-input");
+    i.focus();
+    i.select();
+  }
   const done = {
     call_next: (r) => `${r.ticket} 番を呼び出しました`,
     call_number: (r) => `${r.ticket} 番を呼び出しました`,
@@ -106,7 +154,7 @@
     return_absent: (r) => `${r.ticket} 番を待ち列に戻しました`,
     resume: (r) => `${r.ticket} 番の保留を解除しました`,
     open_counter: () => "窓口を開きました",
-    close_counter: () => "窓口を閉じました",
+    close_counter: () => "窓口を閉じました。この窓口ではもう呼び出しません。待っている方は、同じ受付区分のほかの開いている窓口で呼ばれます（開き直すときは O）",
     open_day: () => "業務を開始しました",
     close_day: () => "業務を終了しました",
     reopen_issuing: () => "受付を再開しました",
@@ -176,8 +224,16 @@
   // 履歴検索 only reads and stays. They come back with the next redraw
   // after the hold ends (outside tester failover-rt5 F5).
   function held() { return panel.querySelector("#command-hold") !== null; }
+  // The key line above says so while held (it listed keys that do
+  // nothing), and says when they work again.
+  let wasHeld = false;
   function applyHold() {
     const h = held();
+    if (h !== wasHeld) {
+      say(h ? "番号の発行と窓口の操作を止めています。再開するまで、ボタンとキーは使えません（F 履歴検索は使えます）。"
+        : "受付を再開しました。ボタンとキーが使えます。", h);
+      wasHeld = h;
+    }
     document.querySelectorAll("button[data-action]").forEach((b) => {
       if (b.dataset.action !== "search") b.disabled = h;
     });
@@ -198,12 +254,21 @@
     }
     if (["call_next", "call_number", "recall"].includes(action) && lastDone.action === action &&
         Date.now() - lastDone.at < REPEAT_MS) return;
-    const body = build(action, number);
+    inFlight = action;
+    let body;
+    try { body = await build(action, number); } finally { inFlight = null; }
     if (body === null) return;
-    if (typeof body === "string") { say(body, true); return; }
+    if (typeof body === "string") {
+      say(body, true);
+      // An action that needs a number and has none: the field takes focus
+      // and the next Enter does this action with what is typed there.
+      if (NEEDS_NUMBER.includes(action) && number === undefined && numberInput() === null) armNumber(action);
+      return;
+    }
     if (M.replacedServer()) { say(M.REPLACED_JA, true); return; }
     inFlight = action;
     station.setAttribute("aria-busy", "true");
+    let ok = false;
     try {
       const r = await M.post("/api/commands", body);
       if (r.status === 401) {
@@ -211,7 +276,11 @@
         return;
       }
       if (r.ok) {
+        ok = true;
         say(done[body.command] ? done[body.command](r.body) : "完了しました");
+        // Done from the number field: back to the station, so the next
+        // letter is an action key again, not typed into the field.
+        if (document.activeElement && document.activeElement.id === "number-input") station.focus();
         // A number typed for one action is not left for the next one.
         if (number === undefined && ["call_number", "return_absent", "resume"].includes(action)) {
           document.getElementById("number-input").value = "";
@@ -221,13 +290,25 @@
           document.getElementById("transfer-note").value = "";
         }
       } else {
-        say(M.message(r.body), true);
+        const code = r.body && r.body.error ? r.body.error.code : "";
+        if (body.command === "close_counter" && code === "counter_busy") {
+          // The number called here came in between: said as above.
+          const m = /([0-9]+) 番の対応中/.exec(M.message(r.body));
+          say(m ? stillCalled(Number(m[1])) : M.message(r.body), true);
+        } else {
+          say(M.message(r.body), true);
+        }
+        // A number action refused (not waiting, not absent…): back to the
+        // field with the number selected, to type the right one.
+        if (number === undefined && NEEDS_NUMBER.includes(action)) armNumber(action);
       }
       await refreshPanel();
     } catch (_) {
       say("サーバーに接続できません。もう一度お試しください", true);
     } finally {
-      lastDone = { action, at: Date.now() };
+      // Only a call that was made guards against its double press: a
+      // refused one may be corrected and sent again at once.
+      if (ok) lastDone = { action, at: Date.now() };
       inFlight = null;
       station.removeAttribute("aria-busy");
     }
@@ -261,7 +342,7 @@
 
   async function search() {
     const n = numberInput();
-    if (n === null) { say("番号を入力してください", true); return; }
+    if (n === null) { say("番号を入力してください", true); armNumber("search"); return; }
     const r = await fetch(`/api/tickets/${n}`, { credentials: "same-origin" });
     if (r.status === 401) { endedSignIn("search"); return; }
     const body = await r.json().catch(() => null);
@@ -301,6 +382,7 @@
     if (ev.ctrlKey || ev.metaKey || ev.altKey) return;
     const el = document.activeElement;
     if (ev.key === "Escape") {
+      armed = null;
       if (el && el !== document.body) { ev.preventDefault(); el.blur(); station.focus(); }
       return;
     }
@@ -308,7 +390,17 @@
     if (ev.key === "Enter" && inNumber) {
       ev.preventDefault();
       const n = numberInput();
+      // A wrong entry keeps focus in the field, to be typed again.
       if (n === null) { say("番号を数字で入力してください", true); return; }
+      if (armed) {
+        // The action that asked for a number, with the number typed now
+        // and nothing else (never the next in line, never a number from
+        // before the error).
+        const a = armed;
+        armed = null;
+        act(a);
+        return;
+      }
       station.focus();
       say(`${n} 番: G 呼出・B 不在から戻す・E 保留を再開・F 履歴検索`);
       return;
@@ -323,6 +415,16 @@
     else if (b.dataset.action) act(b.dataset.action);
     else b.click();
   });
+
+  // Typing in 番号 after an error clears it (the red words were about
+  // what was there before); focus stays in the field.
+  document.getElementById("number-input").addEventListener("input", () => {
+    if (!outcome.classList.contains("bad")) return;
+    const n = numberInput();
+    say(armed && n !== null ? `${n} 番: Enter で「${NAMES[armed]}」・Esc でやめる` : HINT);
+  });
+  // Leaving the field (Tab, a click elsewhere) drops the waiting action.
+  document.getElementById("number-input").addEventListener("blur", () => { armed = null; });
 
   // Signing out keeps the way back to this counter.
   document.getElementById("logout").addEventListener("click", async () => {

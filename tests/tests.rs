@@ -55,5 +55,6 @@ mod system {
     mod ruby;
     mod settings_tabs;
     mod staff_day;
+    mod station_words;
     mod visitor_words;
 }

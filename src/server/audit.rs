@@ -404,15 +404,8 @@ pub fn operator(by: Option<&str>, kinds: &HashMap<String, (bool, Role)>) -> Stri
 
 /// A role's name in Japanese.
 fn role_ja(r: &str) -> &'static str {
-    match r {
-        "admin" => "管理者",
-        "staff" => "職員",
-        "auditor" => "監査担当",
-        "kiosk" => "発券機",
-        "display" => "表示機",
-        "standby" => "予備機",
-        _ => "（不明な種類）",
-    }
+    serde_json::from_value::<super::auth::Role>(serde_json::Value::String(r.to_string()))
+        .map_or("（不明な種類）", super::auth::Role::ja)
 }
 
 /// An account change's `role` field in words (see api.rs and admin.rs).

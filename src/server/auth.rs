@@ -72,6 +72,25 @@ impl Role {
             Role::Standby => "standby",
         }
     }
+
+    /// The role as pages show it to people, Japanese and English (issue 18,
+    /// outside tester pages-rt7: 「sato（staff）」 showed the raw id). The one
+    /// list every page takes its role names from.
+    pub fn words(self) -> (&'static str, &'static str) {
+        match self {
+            Role::Admin => ("管理者", "administrator"),
+            Role::Staff => ("職員", "staff"),
+            Role::Auditor => ("監査担当", "auditor"),
+            Role::Kiosk => ("発券機", "kiosk"),
+            Role::Display => ("表示機", "display"),
+            Role::Standby => ("予備機", "standby"),
+        }
+    }
+
+    /// The role's Japanese name (職員, 管理者, …).
+    pub fn ja(self) -> &'static str {
+        self.words().0
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

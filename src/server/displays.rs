@@ -452,8 +452,13 @@ pub async fn ws(
         let _held = held;
         if let Some(d) = &device {
             app.faults.display_connected(d);
+            tracing::debug!(device = %d, topic = %q.topic, "display socket opened");
         }
+        let opened = std::time::Instant::now();
         serve_socket(app.clone(), q.topic.clone(), socket, recheck).await;
+        if let Some(d) = &device {
+            tracing::debug!(device = %d, topic = %q.topic, ms = opened.elapsed().as_millis(), "display socket ended");
+        }
         if let Some(d) = device {
             if app.faults.display_disconnected(&d) {
                 // A display that does not come back is a fault (R18).

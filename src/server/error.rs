@@ -39,6 +39,17 @@ pub enum ApiError {
         ja: String,
         en: String,
     },
+    /// An address that names nothing there is (a counter the office does
+    /// not have, a kind of day with no forecast): 404 with what there is,
+    /// each a link, so a person who typed it knows where to go (issue 18,
+    /// outside tester pages-rt7).
+    Missing {
+        code: &'static str,
+        ja: String,
+        en: String,
+        /// (address, words) of the pages to go to instead.
+        links: Vec<(String, String)>,
+    },
     /// A JSON body without `Content-Type: application/json`.
     NotJson,
     MethodNotAllowed,
@@ -164,6 +175,9 @@ impl ApiError {
                 ja.clone(),
                 en.clone(),
             ),
+            ApiError::Missing { code, ja, en, .. } => {
+                (StatusCode::NOT_FOUND, code, ja.clone(), en.clone())
+            }
             ApiError::NotJson => (
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "not_json",
@@ -332,6 +346,8 @@ pub struct Shown {
     pub code: &'static str,
     pub ja: String,
     pub en: String,
+    /// Where to go instead: (address, words), listed on the page.
+    pub links: Vec<(String, String)>,
 }
 
 impl IntoResponse for ApiError {
@@ -340,10 +356,15 @@ impl IntoResponse for ApiError {
             tracing::error!(%detail, "internal error");
         }
         let (status, code, ja, en) = self.parts();
+        let links = match &self {
+            ApiError::Missing { links, .. } => links.clone(),
+            _ => Vec::new(),
+        };
         let shown = Shown {
             code,
             ja: ja.clone(),
             en: en.clone(),
+            links,
         };
         let mut r = (
             status,
@@ -412,17 +433,54 @@ pub(super) fn escape(s: &str) -> String {
 
 /// The page a browser sees for an error: Japanese first, English beside.
 pub fn page(status: StatusCode, shown: &Shown) -> Response {
-    let (todo_ja, todo_en) = advice(status);
+    let (todo_ja, todo_en) = if shown.links.is_empty() {
+        advice(status)
+    } else if status == StatusCode::BAD_REQUEST {
+        (
+            "アドレスの値を直して開き直すか、下のリンクから開いてください。",
+            "Correct the value in the address, or open the page below.",
+        )
+    } else {
+        ("次のどれかを開いてください。", "Open one of these instead.")
+    };
+    let links = if shown.links.is_empty() {
+        String::new()
+    } else {
+        let items: String = shown
+            .links
+            .iter()
+            .map(|(href, words)| {
+                format!(
+                    "<li><a href=\"{}\">{}</a></li>",
+                    escape(href),
+                    escape(words)
+                )
+            })
+            .collect();
+        format!("<nav aria-label=\"開けるページ\"><ul class=\"go-to\">{items}</ul></nav>")
+    };
+    // The first sentence is the heading (and the title: the tab and a
+    // screen reader say what happened first, not a code); the rest is
+    // said under it.
+    let (title, rest) = match shown.ja.split_once('。') {
+        Some((first, rest)) => (first, rest.trim()),
+        None => (shown.ja.as_str(), ""),
+    };
     let body = format!(
         "<!doctype html><html lang=\"ja\"><head><meta charset=\"utf-8\">\
 <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-<title>エラー {code}</title><link rel=\"stylesheet\" href=\"/site/style.css\"></head>\
-<body><main class=\"page narrow\"><h1>{ja}</h1><p>{todo_ja}</p>\
-<p lang=\"en\" class=\"en\">{en} — {todo_en}</p>\
+<title>{title}</title><link rel=\"stylesheet\" href=\"/site/style.css\"></head>\
+<body><main class=\"page narrow\"><h1>{title}</h1>{rest}<p>{todo_ja}</p>\
+<p lang=\"en\" class=\"en\">{en} — {todo_en}</p>{links}\
 <p class=\"code\">{status} <code>{code}</code></p><p><a href=\"/\">トップページへ <span lang=\"en\">Top page</span></a></p>\
 </main></body></html>",
         code = escape(shown.code),
-        ja = escape(&shown.ja),
+        title = escape(title),
+        rest = if rest.is_empty() {
+            String::new()
+        } else {
+            format!("<p class=\"what\">{}</p>", escape(rest))
+        },
         en = escape(&shown.en),
         status = status.as_u16(),
     );
@@ -430,6 +488,17 @@ pub fn page(status: StatusCode, shown: &Shown) -> Response {
     r.extensions_mut().insert(shown.clone());
     r
 }
+
+/// Pages that open without values in their address (the link offered
+/// when a value there is not valid).
+const PLAIN_PAGES: &[&str] = &[
+    "/staff",
+    "/statistics",
+    "/audit",
+    "/forecast",
+    "/login",
+    "/kiosk",
+];
 
 /// Whether the request is a browser asking for a page (not the API).
 fn wants_page(req: &axum::extract::Request) -> bool {
@@ -445,6 +514,11 @@ fn wants_page(req: &axum::extract::Request) -> bool {
 /// rejection) as ours; ours as a page for a browser asking for a page.
 pub async fn answer_in_kind(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
     let page_wanted = wants_page(&req);
+    // A page opened with a value in its address that is not valid
+    // (`/statistics?from=2026-13-01`): the page offers the same page
+    // without the values (issue 18: say where to go).
+    let plain = (req.uri().query().is_some() && req.method() == axum::http::Method::GET)
+        .then(|| req.uri().path().to_string());
     let mut r = next.run(req).await;
     let status = r.status();
     if !(status.is_client_error() || status.is_server_error()) {
@@ -476,7 +550,14 @@ pub async fn answer_in_kind(req: axum::extract::Request, next: axum::middleware:
         r = ours.into_response();
     }
     if page_wanted {
-        if let Some(shown) = r.extensions().get::<Shown>().cloned() {
+        if let Some(mut shown) = r.extensions().get::<Shown>().cloned() {
+            if r.status() == StatusCode::BAD_REQUEST && shown.links.is_empty() {
+                if let Some(path) = plain.filter(|p| PLAIN_PAGES.contains(&p.as_str())) {
+                    shown
+                        .links
+                        .push((path.clone(), format!("値を付けずに開き直す（{path}）")));
+                }
+            }
             let headers = r.headers().clone();
             let mut p = page(r.status(), &shown);
             for name in [

@@ -15,7 +15,7 @@
 use std::fmt::Write as _;
 use std::sync::Arc;
 
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::response::{Html, IntoResponse, Response};
 use axum::Json;
 use chrono::{Days, NaiveDate};
@@ -229,9 +229,36 @@ fn kind_key(k: DayKind) -> String {
 /// `GET /forecast`: the page (no sign-in: public figures only).
 pub async fn page(
     State(app): State<Arc<App>>,
-    Query(q): Query<KindQuery>,
+    super::extract::UrlQuery(q): super::extract::UrlQuery<KindQuery>,
 ) -> Result<Response, ApiError> {
     let (all, _, office, today) = series(&app).await?;
+    // A kind of day that has no forecast (`?kind=bogus`, typed or from an
+    // old link) is said so, with the kinds there are (issue 18), not
+    // answered with another kind's figures as if asked for.
+    if let Some(k) = q.kind.as_deref() {
+        if !all.series.iter().any(|s| kind_key(s.kind) == k) {
+            return Err(ApiError::Missing {
+                code: "unknown_day_kind",
+                ja: "その種類の日の混雑予想はありません。下の一覧から日の種類を選んでください"
+                    .into(),
+                en: "there is no forecast for that kind of day; choose one below".into(),
+                links: all
+                    .series
+                    .iter()
+                    .map(|s| {
+                        (
+                            format!("/forecast?kind={}", kind_key(s.kind)),
+                            format!("{}の混雑予想", s.label_ja),
+                        )
+                    })
+                    .chain(std::iter::once((
+                        "/forecast".to_string(),
+                        "今日の混雑予想".to_string(),
+                    )))
+                    .collect(),
+            });
+        }
+    }
     let html = render(&app, &all, today, &office, q.kind.as_deref(), |k| {
         format!("/forecast?kind={k}")
     })?;

@@ -38,14 +38,7 @@ fn to_login(next: &str) -> Response {
 
 /// A role's name as the pages say it.
 pub fn role_ja(r: Role) -> (&'static str, &'static str) {
-    match r {
-        Role::Admin => ("管理者", "administrator"),
-        Role::Staff => ("職員", "staff"),
-        Role::Auditor => ("監査担当", "auditor"),
-        Role::Kiosk => ("発券機", "kiosk"),
-        Role::Display => ("表示機", "display"),
-        Role::Standby => ("予備機", "standby"),
-    }
+    r.words()
 }
 
 /// The page for a signed-in person whose role this page is not for (403).

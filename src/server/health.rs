@@ -401,14 +401,7 @@ pub struct DeviceHealth {
 }
 
 pub fn role_ja(role: Role) -> &'static str {
-    match role {
-        Role::Admin => "管理者",
-        Role::Staff => "職員",
-        Role::Auditor => "監査担当",
-        Role::Kiosk => "発券機",
-        Role::Display => "表示機",
-        Role::Standby => "予備機",
-    }
+    role.ja()
 }
 
 /// Every enrolled device with its last contact and whether what it shows

@@ -198,9 +198,7 @@ fn staff_context(
         .counters
         .iter()
         .find(|c| c.number == number)
-        .ok_or(ApiError::Refused(
-            madoguchi_core::refusal::Refusal::UnknownCounter { counter: number },
-        ))?;
+        .ok_or_else(|| no_such_counter(s, number))?;
     let queue_names: BTreeMap<&str, &str> = s
         .queues
         .iter()
@@ -228,6 +226,44 @@ fn staff_context(
     })
 }
 
+/// `/staff?counter=99` for a counter the office does not have (outside
+/// tester pages-rt7: a raw 409): 404, a page that names the counters there
+/// are, each a link to its station (R11, issue 18).
+fn no_such_counter(s: &super::views::StatusView, number: u16) -> ApiError {
+    let numbers: Vec<u16> = s.counters.iter().map(|c| c.number).collect();
+    // 「1〜25 番」 when they run without a gap, else each by name.
+    let (ja_list, en_list) = match (numbers.first(), numbers.last()) {
+        (Some(lo), Some(hi))
+            if usize::from(hi.saturating_sub(*lo)) + 1 == numbers.len() && lo != hi =>
+        {
+            (format!("{lo}〜{hi}"), format!("{lo} to {hi}"))
+        }
+        _ => {
+            let each: Vec<String> = numbers.iter().map(u16::to_string).collect();
+            (each.join("・"), each.join(", "))
+        }
+    };
+    ApiError::Missing {
+        code: "unknown_counter",
+        ja: format!(
+            "{number} 番窓口はありません。この事務所の窓口は {ja_list} 番です。下の一覧から、自分の窓口を選んでください"
+        ),
+        en: format!(
+            "there is no counter {number}; this office's counters are {en_list}. Choose yours below"
+        ),
+        links: s
+            .counters
+            .iter()
+            .map(|c| {
+                (
+                    format!("/staff?counter={}", c.number),
+                    format!("{} 番窓口 呼出端末（{}）", c.number, c.section_name),
+                )
+            })
+            .collect(),
+    }
+}
+
 async fn staff(
     State(app): State<Arc<App>>,
     method: Method,
@@ -244,7 +280,7 @@ async fn staff(
     let ctx = staff_context(
         &s,
         number,
-        context! { user => caller.name, role => caller.role, csrf => caller.csrf(), utc_offset_s => app.status_offset().local_minus_utc(), hold => command_hold(&app) },
+        context! { user => caller.name, role => caller.role.ja(), csrf => caller.csrf(), utc_offset_s => app.status_offset().local_minus_utc(), hold => command_hold(&app) },
     )?;
     Ok(app.pages.render("staff.html", ctx)?.into_response())
 }

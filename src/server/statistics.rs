@@ -68,19 +68,7 @@ pub async fn make_report(
         Some("sjis") => Encoding::ShiftJis,
         Some(other) => return Err(ApiError::BadRequest(format!("encoding {other:?}"))),
     };
-    if r.from > r.to || (r.to - r.from).num_days() > 3 * 366 {
-        return Err(if r.from > r.to {
-            ApiError::Invalid {
-                ja: format!("期間の始め（{}）が終わり（{}）より後になっています。始めの日付を終わりの日付以前にしてください", r.from, r.to),
-                en: format!("the period must run forwards: its start ({}) is after its end ({}); make the start no later than the end", r.from, r.to),
-            }
-        } else {
-            ApiError::Invalid {
-                ja: format!("期間が長すぎます（{} 〜 {}）。一度に選べるのは 3 年までです。期間を分けて作ってください", r.from, r.to),
-                en: "the period must be at most three years; make the report in parts".into(),
-            }
-        });
-    }
+    period_check(r.from, r.to)?;
     // One report at a time: a report holds the engine thread while it
     // reads its cells, so parallel requests are answered
     // 「混み合っています」 instead of queueing staff commands behind them
@@ -123,6 +111,24 @@ pub async fn make_report(
         .into_response())
 }
 
+/// A period runs forwards and covers at most three years; said in
+/// Japanese with the dates given (the report and the page alike).
+fn period_check(from: NaiveDate, to: NaiveDate) -> Result<(), ApiError> {
+    if from > to {
+        return Err(ApiError::Invalid {
+            ja: format!("期間の始め（{from}）が終わり（{to}）より後になっています。始めの日付を終わりの日付以前にしてください"),
+            en: format!("the period must run forwards: its start ({from}) is after its end ({to}); make the start no later than the end"),
+        });
+    }
+    if (to - from).num_days() > 3 * 366 {
+        return Err(ApiError::Invalid {
+            ja: format!("期間が長すぎます（{from} 〜 {to}）。一度に選べるのは 3 年までです。期間を分けてください"),
+            en: "the period must be at most three years; choose it in parts".into(),
+        });
+    }
+    Ok(())
+}
+
 #[derive(Debug, Deserialize)]
 pub struct Period {
     from: Option<NaiveDate>,
@@ -151,6 +157,9 @@ pub async fn page(
     let from = p
         .from
         .unwrap_or_else(|| to.checked_sub_days(Days::new(13)).unwrap_or(to));
+    // A backwards or too long period typed into the address is named, not
+    // an internal error (issue 18).
+    period_check(from, to)?;
     let handle = app.engine.clone();
     let preview = tokio::task::spawn_blocking(move || {
         handle.read(move |e| {

@@ -27,6 +27,15 @@ fn sign_in_admin(b: &Session<'_>, base: &str, password: &str) {
     }
 }
 
+/// Kept in docs/screenshots when MADOGUCHI_SCREENSHOTS is set.
+fn save(name: &str, png: &[u8]) {
+    assert!(png.starts_with(b"\x89PNG"));
+    if std::env::var_os("MADOGUCHI_SCREENSHOTS").is_some() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/screenshots");
+        std::fs::write(format!("{dir}/{name}"), png).expect("write screenshot");
+    }
+}
+
 #[test]
 fn an_administrator_confirms_in_the_page_that_a_revoked_standby_is_off() {
     let e = enrolled_primary();
@@ -126,6 +135,7 @@ fn an_administrator_confirms_in_the_page_that_no_later_standby_runs_after_a_rest
         )
     };
     assert_eq!(enabled(&staff), serde_json::json!(["search"]));
+    save("staff-hold.png", &staff.screenshot());
     // Its key sends nothing either, and says why.
     staff.eval(
         "document.querySelector('.station').focus()",
@@ -145,6 +155,7 @@ fn an_administrator_confirms_in_the_page_that_no_later_standby_runs_after_a_rest
     );
     let found = b.axe();
     assert!(found.is_empty(), "/admin with the notice: {found:#?}");
+    save("admin-highest-seen.png", &b.screenshot());
     b.click("#confirm-restored");
     b.accept_alert();
     b.wait_text("#result", "番号札で見た最も大きい番号");

@@ -177,6 +177,11 @@ fn a_cancelled_ticket_is_told_so_and_an_ended_visit_offers_no_notices() {
         json!(false),
         "a cancelled ticket offers no notices"
     );
+    if std::env::var_os("MADOGUCHI_SCREENSHOTS").is_some() {
+        let png = phone.screenshot();
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/screenshots");
+        std::fs::write(format!("{dir}/mobile-ticket-cancelled.png"), png).expect("screenshot");
+    }
     phone.click("button[data-set-lang=en]");
     let said = phone.wait_text("#mine-state", "This ticket was cancelled");
     assert!(!said.contains("visit is complete"), "{said}");
