@@ -449,7 +449,7 @@ async fn pass(subs: &mut Vec<Arc<Sub>>, frame: &Bytes, done: &mut usize) -> u64 
             subs.swap_remove(i);
         }
         *done += 1;
-        if *done % YIELD_EVERY == 0 {
+        if (*done).is_multiple_of(YIELD_EVERY) {
             tokio::task::yield_now().await;
         }
     }

@@ -32,7 +32,10 @@ const BACKLOG: usize = 16;
 
 /// Where every publish is also handed, under the hub's lock (the relay's
 /// writer loops, `crate::fanout`; issue 21).
-pub struct Tap(Box<dyn Fn(&Arc<Payload>) + Send + Sync>);
+pub struct Tap(TapFn);
+
+/// What a tap does with a publish.
+pub type TapFn = Box<dyn Fn(&Arc<Payload>) + Send + Sync>;
 
 impl std::fmt::Debug for Tap {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -86,7 +89,7 @@ impl Hub {
     /// Hands every later publish to `tap` as well, in publish order and
     /// under the same lock as [`Hub::with_latest`]; a hub has one tap (a
     /// second is ignored, false).
-    pub fn set_tap(&self, tap: Box<dyn Fn(&Arc<Payload>) + Send + Sync>) -> bool {
+    pub fn set_tap(&self, tap: TapFn) -> bool {
         self.tap.set(Tap(tap)).is_ok()
     }
 
