@@ -436,6 +436,11 @@ fn main() {
             );
         }
     }
+    // Only the fan-out rows, e.g. to compare two relay builds against
+    // nchan in alternating runs (MADOGUCHI_RELAY_BIN; issue 21).
+    if std::env::var("MADOGUCHI_BENCH_FANOUT_ONLY").as_deref() == Ok("1") {
+        return;
+    }
     let svg = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/results/latency.svg");
     match plot(&results, &svg) {
         Ok(()) => println!("\nplot: {}", svg.display()),

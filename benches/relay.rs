@@ -8,7 +8,8 @@
 //! over TLS.
 //!
 //! `cargo bench --bench relay` (MADOGUCHI_BENCH_SUBSCRIBERS=1000,5000 to
-//! choose the sizes; `none` for wrk only). Loopback only; every loop is
+//! choose the sizes; `none` for wrk only; MADOGUCHI_BENCH_WRK=0 for no wrk;
+//! MADOGUCHI_RELAY_BIN=<path> to measure another build of the relay). Loopback only; every loop is
 //! bounded in count and time.
 
 #![allow(missing_debug_implementations)]
@@ -249,6 +250,9 @@ fn main() {
         std::thread::sleep(Duration::from_secs(2));
     }
     println!();
+    if std::env::var("MADOGUCHI_BENCH_WRK").as_deref() == Ok("0") {
+        return;
+    }
     if std::process::Command::new("wrk")
         .arg("--version")
         .output()

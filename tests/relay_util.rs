@@ -12,10 +12,14 @@ use std::time::Duration;
 use ed25519_dalek::SigningKey;
 
 /// The relay binary, built beside the office binary (same profile) if the
-/// workspace build has not made it yet.
+/// workspace build has not made it yet; `MADOGUCHI_RELAY_BIN` names another
+/// (the benchmarks compare two builds of the relay, issue 21).
 pub fn relay_bin() -> PathBuf {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
+        if let Some(bin) = std::env::var_os("MADOGUCHI_RELAY_BIN") {
+            return PathBuf::from(bin);
+        }
         let office = crate::util::bin();
         let bin = office.with_file_name("madoguchi-relay");
         let release = office

@@ -4,7 +4,7 @@
 //! skips to the newest (displays want the present, not the backlog).
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use bytes::Bytes;
 use tokio::sync::broadcast;
@@ -30,10 +30,24 @@ struct Topic {
 /// How many payloads a subscriber may fall behind before skipping ahead.
 const BACKLOG: usize = 16;
 
+/// Where every publish is also handed, under the hub's lock (the relay's
+/// writer loops, `crate::fanout`; issue 21).
+pub struct Tap(TapFn);
+
+/// What a tap does with a publish.
+pub type TapFn = Box<dyn Fn(&Arc<Payload>) + Send + Sync>;
+
+impl std::fmt::Debug for Tap {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Tap")
+    }
+}
+
 #[derive(Debug)]
 pub struct Hub {
     topics: Mutex<HashMap<String, Topic>>,
     backlog: usize,
+    tap: OnceLock<Tap>,
 }
 
 impl Default for Hub {
@@ -59,6 +73,7 @@ impl Hub {
         Hub {
             topics: Mutex::new(HashMap::new()),
             backlog: backlog.max(1),
+            tap: OnceLock::new(),
         }
     }
 
@@ -71,8 +86,22 @@ impl Hub {
         f(t)
     }
 
-    /// Publishes a new version of `topic`; returns how many subscribers it
-    /// reached.
+    /// Hands every later publish to `tap` as well, in publish order and
+    /// under the same lock as [`Hub::with_latest`]; a hub has one tap (a
+    /// second is ignored, false).
+    pub fn set_tap(&self, tap: TapFn) -> bool {
+        self.tap.set(Tap(tap)).is_ok()
+    }
+
+    /// Runs `f` with the topic's latest payload under the hub's lock: no
+    /// publish comes between it and what `f` does (a writer loop's
+    /// subscriber joins with the payload it has, then gets every newer one).
+    pub fn with_latest<T>(&self, topic: &str, f: impl FnOnce(Option<Arc<Payload>>) -> T) -> T {
+        self.with_topic(topic, |t| f(t.last.clone()))
+    }
+
+    /// Publishes a new version of `topic`; returns how many broadcast
+    /// subscribers it reached (not counting the tap's).
     pub fn publish(&self, topic: &str, body: impl Into<Arc<str>>) -> usize {
         let body = body.into();
         self.with_topic(topic, |t| {
@@ -84,6 +113,9 @@ impl Hub {
                 body,
             });
             t.last = Some(p.clone());
+            if let Some(tap) = self.tap.get() {
+                (tap.0)(&p);
+            }
             t.tx.send(p).unwrap_or(0)
         })
     }

@@ -11,6 +11,7 @@
 pub use madoguchi_wire::bundle;
 pub mod config;
 pub mod conn;
+pub mod fanout;
 pub mod hub;
 pub mod metrics;
 pub mod push;

@@ -14,7 +14,7 @@ pub mod slots;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 use std::time::{Duration, Instant};
 
 use ed25519_dalek::VerifyingKey;
@@ -52,6 +52,20 @@ pub struct Relay {
     hellos: hello::Nonces,
     /// Web Push (issue 20), unless `push.enabled = false`.
     pub push: Option<Arc<crate::push::Push>>,
+    /// The WebSocket subscribers' writer loops, started by [`run`]
+    /// (issue 21).
+    fanout: OnceLock<crate::fanout::Fanout>,
+}
+
+impl crate::fanout::Host for Relay {
+    fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+    fn heartbeat(&self) -> bytes::Bytes {
+        crate::ws::text_frame(&madoguchi_wire::time::heartbeat(
+            madoguchi_wire::UnixMillis::now(),
+        ))
+    }
 }
 
 fn unix_now() -> madoguchi_wire::UnixSeconds {
@@ -121,6 +135,7 @@ impl Relay {
             metrics,
             stale: watch::channel(stale).0,
             hellos: hello::Nonces::default(),
+            fanout: OnceLock::new(),
             cfg,
         });
         relay.note_impossible_sequence();
@@ -172,6 +187,11 @@ impl Relay {
         *self.stale.borrow()
     }
 
+    /// The writer loops, once [`run`] has started them.
+    pub fn fanout(&self) -> Option<&crate::fanout::Fanout> {
+        self.fanout.get()
+    }
+
     pub fn stale_watch(&self) -> watch::Receiver<bool> {
         self.stale.subscribe()
     }
@@ -211,6 +231,16 @@ pub async fn run(relay: Arc<Relay>, on_bound: impl FnOnce(Bound)) -> anyhow::Res
     on_bound(Bound {
         public: public[0].local_addr()?,
         ingest: ingest[0].local_addr()?,
+    });
+    // One writer loop per core for the WebSocket subscribers (issue 21).
+    relay.fanout.get_or_init(|| {
+        crate::fanout::Fanout::start(
+            &relay.hub,
+            Arc::downgrade(&relay),
+            relay.stale_watch(),
+            relay.cfg.limits.heartbeat(),
+            0,
+        )
     });
     tokio::spawn(expiry_watch(relay.clone()));
     tokio::spawn(cert_watch(relay.clone(), vec![public_cert, ingest_cert]));

@@ -7,8 +7,7 @@
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::{Arc, LazyLock};
-use std::time::Duration;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use http_body_util::{combinators::UnsyncBoxBody, BodyExt, Full, StreamBody};
@@ -16,20 +15,15 @@ use hyper::body::{Frame, Incoming};
 use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::broadcast::error::RecvError;
 
 use super::Relay;
 use crate::conn::Slot;
+use crate::fanout;
 use crate::metrics::Metrics;
 use crate::site::Entry;
-use crate::ws;
 
 pub type Body = UnsyncBoxBody<Bytes, Infallible>;
-
-/// A push message that takes longer than this to write means the reader
-/// is gone or too slow: drop it.
-const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
                    connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
@@ -284,7 +278,7 @@ fn websocket(relay: &Arc<Relay>, req: Request<Incoming>, slot: Arc<Slot>) -> Res
             .metrics
             .ws_subscribers
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        subscriber(&relay, &topic, io).await;
+        subscriber(&relay, &topic, Box::new(io)).await;
         relay
             .metrics
             .ws_subscribers
@@ -306,99 +300,22 @@ fn heartbeat() -> String {
     madoguchi_wire::time::heartbeat(madoguchi_wire::UnixMillis::now())
 }
 
-/// Writes one frame (shared by every subscriber of a publish) and flushes
-/// it, so the TLS layer makes one record of it and sends it at once.
-async fn send<S>(io: &mut S, frame: &[u8]) -> bool
-where
-    S: AsyncWrite + Unpin,
-{
-    let write = async {
-        io.write_all(frame).await?;
-        io.flush().await
+/// One WebSocket subscriber: handed to a writer loop (`crate::fanout`),
+/// which writes the current payload, then every new one, `{"stale":true}`
+/// when the data expires and a heartbeat while it is live; this task only
+/// reads what the client sends (control frames only; anything else
+/// closes) and writes what a full socket held back.
+async fn subscriber(relay: &Relay, topic: &str, io: Box<dyn fanout::Stream>) {
+    let Some(writers) = relay.fanout() else {
+        return;
     };
-    matches!(tokio::time::timeout(WRITE_TIMEOUT, write).await, Ok(Ok(())))
-}
-
-static STALE: LazyLock<Bytes> = LazyLock::new(|| ws::text_frame("{\"stale\":true}"));
-
-/// One WebSocket subscriber: the current payload, then every new one,
-/// `{"stale":true}` when the data expires, a heartbeat while it is live.
-/// The subscriber may send control frames only; anything else closes.
-async fn subscriber<S>(relay: &Relay, topic: &str, mut io: S)
-where
-    S: AsyncRead + AsyncWrite + Unpin,
-{
-    let mut sub = relay.hub.subscribe(topic);
-    let mut stale = relay.stale_watch();
-    if let Some(p) = sub.current.take() {
-        if !send(&mut io, &p.frame).await {
-            return;
-        }
-        Metrics::add(&relay.metrics.messages_sent);
-    }
-    if *stale.borrow_and_update() && !send(&mut io, &STALE).await {
+    let sub = fanout::Sub::new(topic, io, relay.cfg.limits.subscriber_queue);
+    if !writers.join(&relay.hub, sub.clone()) {
         return;
     }
-    let mut beat = tokio::time::interval(relay.cfg.limits.heartbeat());
-    beat.tick().await;
-    // What the subscriber sent that is not a whole frame yet (never more
-    // than one control frame).
-    let mut pending: Vec<u8> = Vec::new();
-    let mut chunk = [0u8; ws::MAX_CONTROL_FRAME];
-    'conn: loop {
-        tokio::select! {
-            update = sub.updates.recv() => match update {
-                Ok(p) => {
-                    if !send(&mut io, &p.frame).await { break; }
-                    Metrics::add(&relay.metrics.messages_sent);
-                }
-                Err(RecvError::Lagged(_)) => {
-                    Metrics::add(&relay.metrics.slow_subscribers_dropped);
-                    break;
-                }
-                Err(RecvError::Closed) => break,
-            },
-            changed = stale.changed() => {
-                if changed.is_err() { break; }
-                if *stale.borrow_and_update() && !send(&mut io, &STALE).await { break; }
-            }
-            _ = beat.tick() => {
-                // No heartbeat once the data has expired: the page's own
-                // staleness check then shows it too.
-                if !relay.is_stale() && !send(&mut io, &ws::text_frame(&heartbeat())).await { break; }
-            }
-            n = io.read(&mut chunk[..ws::MAX_CONTROL_FRAME - pending.len()]) => {
-                match n {
-                    Ok(n) if n > 0 => pending.extend_from_slice(&chunk[..n]),
-                    _ => return,
-                }
-                loop {
-                    match ws::take_control(&mut pending) {
-                        Ok(None) => break,
-                        Ok(Some(ws::Control::Ping(data))) => {
-                            if !send(&mut io, &ws::frame(ws::OP_PONG, &data)).await { break 'conn; }
-                        }
-                        Ok(Some(ws::Control::Pong)) => {}
-                        Ok(Some(ws::Control::Close(code))) => {
-                            let _ = tokio::time::timeout(
-                                Duration::from_secs(1),
-                                send(&mut io, &ws::frame(ws::OP_CLOSE, &code)),
-                            )
-                            .await;
-                            return;
-                        }
-                        // A data frame, a malformed or oversized frame.
-                        Err(_) => break 'conn,
-                    }
-                }
-            }
-        }
+    if fanout::serve(&sub).await == fanout::End::Slow {
+        Metrics::add(&relay.metrics.slow_subscribers_dropped);
     }
-    let close = async {
-        send(&mut io, &ws::frame(ws::OP_CLOSE, &[])).await;
-        io.shutdown().await
-    };
-    let _ = tokio::time::timeout(Duration::from_secs(1), close).await;
 }
 
 fn events(relay: &Arc<Relay>, req: &Request<Incoming>, slot: Arc<Slot>) -> Response<Body> {
