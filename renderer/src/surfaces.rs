@@ -736,8 +736,14 @@ mod tests {
             },
         );
         let (q, g) = fields(&state);
-        assert!(q["expected_wait_min"].as_u64().is_some_and(|m| m > 0), "{q}");
-        assert!(g["expected_wait_min"].as_u64().is_some_and(|m| m > 0), "{g}");
+        assert!(
+            q["expected_wait_min"].as_u64().is_some_and(|m| m > 0),
+            "{q}"
+        );
+        assert!(
+            g["expected_wait_min"].as_u64().is_some_and(|m| m > 0),
+            "{g}"
+        );
     }
 
     fn run(config: &Config, state: &mut State, at: i64, cmd: Command) {

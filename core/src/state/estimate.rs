@@ -136,7 +136,9 @@ const COUNTER_KEY: u64 = 1 << 40;
 
 impl Draws {
     fn replay(day: u64, k: usize) -> Draws {
-        Draws(mix(mix(day) ^ (k as u64).wrapping_mul(0xD6E8_FEB8_6659_FD93)))
+        Draws(mix(
+            mix(day) ^ (k as u64).wrapping_mul(0xD6E8_FEB8_6659_FD93)
+        ))
     }
 
     /// Uniform in [0, 1): draw `what` of `who`.
@@ -583,15 +585,7 @@ impl State {
                     closed: &p.closed[d],
                 });
             }
-            replay_once(
-                &mut sim,
-                &sq,
-                out,
-                gap,
-                return_delay,
-                draws,
-                &mut scratch,
-            );
+            replay_once(&mut sim, &sq, out, gap, return_delay, draws, &mut scratch);
         }
         Runs { target, called }
     }

@@ -1316,5 +1316,10 @@ fn successive_estimates_move_only_as_far_as_the_event_explains() {
             }
         }
     }
-    assert!(jumps.is_empty(), "{} jumps:\n{}", jumps.len(), jumps.join("\n"));
+    assert!(
+        jumps.is_empty(),
+        "{} jumps:\n{}",
+        jumps.len(),
+        jumps.join("\n")
+    );
 }
