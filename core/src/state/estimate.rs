@@ -366,9 +366,10 @@ impl State {
             let elapsed = now_min - since;
             let reopen = match day.spell_at(counter, now_min) {
                 // That day it was closed now too, in a closure begun near
-                // the same time (a lunch, a late opening): it reopens when
-                // that one ended, or not at all if that one did not.
-                Some((s, e)) if (s - since).abs() <= 90 => e,
+                // the same time (a lunch, a late opening) and lasting
+                // longer than this one so far: it reopens when that one
+                // ended, or not at all if that one did not.
+                Some((s, e)) if (s - since).abs() <= 90 && e.is_none_or(|e| e - s > elapsed) => e,
                 _ => {
                     // Else a closure of that day begun near the same time
                     // and lasting longer than this one has so far tells how
