@@ -317,12 +317,18 @@ impl<'a> Build<'a> {
 
     /// The wait of a queue as the guidance displays and the public page
     /// show it: counts, minutes, the range in words and 受付終了.
+    /// Minutes only when the wait may be put in numbers ([`Basis::Estimate`]):
+    /// with no counter open or too little history the fields are null, as
+    /// the words say (outside tester pages-rt7: status.json carried minutes
+    /// for a queue with no counter open).
     fn wait_fields(&self, queue: &str, e: &QueueEstimate) -> Value {
+        let numbers = e.basis == Basis::Estimate;
+        let min = |x: u32| numbers.then_some(x);
         json!({
             "waiting": e.waiting,
-            "expected_wait_min": e.expected_wait_s.div_ceil(60),
-            "expected_wait_low_min": e.expected_wait_low_s / 60,
-            "expected_wait_high_min": e.expected_wait_high_s.div_ceil(60),
+            "expected_wait_min": min(e.expected_wait_s.div_ceil(60)),
+            "expected_wait_low_min": min(e.expected_wait_low_s / 60),
+            "expected_wait_high_min": min(e.expected_wait_high_s.div_ceil(60)),
             "estimate_reliable": e.reliable,
             "wait_words": wait_words(range_of(e), e.basis),
             "issuing_closed": self
@@ -662,6 +668,82 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// Outside tester pages-rt7: status.json carried minutes for a queue
+    /// with no counter open; like the words, the fields carry no number
+    /// then, and carry minutes once a counter opens.
+    #[test]
+    fn no_counter_open_puts_no_minutes_in_status_or_guidance() {
+        let config = Config::embedded_default();
+        let mut state = State::new(&config);
+        let date = "2026-11-26".parse().expect("date");
+        run(&config, &mut state, 1, Command::OpenDay { date });
+        let mut hist = madoguchi_core::state::learn::LogHist::prior(900.0);
+        hist.samples = 100;
+        state.meta.learned.occupancy.insert("idou".into(), hist);
+        state
+            .meta
+            .learned
+            .days
+            .push_back(madoguchi_core::state::learn::DayStaffing::default());
+        for at in [2, 3] {
+            run(
+                &config,
+                &mut state,
+                at,
+                Command::IssueTicket {
+                    category: "idou".into(),
+                    kiosk: None,
+                    request_id: None,
+                },
+            );
+        }
+        let fields = |state: &State| {
+            let s = surfaces(&config, state, Millis(10));
+            let status = s.iter().find(|s| s.topic == "status").expect("status");
+            let q = status.data["queues"]
+                .as_array()
+                .and_then(|a| a.iter().find(|q| q["queue"] == "idou"))
+                .cloned()
+                .expect("idou");
+            let g = s
+                .iter()
+                .find(|s| s.topic == "guidance/idou")
+                .expect("guidance")
+                .data
+                .clone();
+            (q, g)
+        };
+        let (q, g) = fields(&state);
+        assert_eq!(q["wait_words"]["kind"], "none");
+        for v in [&q, &g] {
+            for k in [
+                "expected_wait_min",
+                "expected_wait_low_min",
+                "expected_wait_high_min",
+            ] {
+                assert!(v[k].is_null(), "{k}: {v}");
+            }
+        }
+        run(
+            &config,
+            &mut state,
+            5,
+            Command::OpenCounter {
+                counter: 10,
+                staff: None,
+            },
+        );
+        let (q, g) = fields(&state);
+        assert!(
+            q["expected_wait_min"].as_u64().is_some_and(|m| m > 0),
+            "{q}"
+        );
+        assert!(
+            g["expected_wait_min"].as_u64().is_some_and(|m| m > 0),
+            "{g}"
+        );
     }
 
     fn run(config: &Config, state: &mut State, at: i64, cmd: Command) {

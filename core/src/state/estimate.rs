@@ -13,9 +13,11 @@
 //!   (same weekday first; a lunch not yet taken today still comes, one
 //!   taken early does not come again, a counter closed now reopens when that
 //!   day says), calling by its policy, with sampled occupancy times and
-//!   absentees returning to the front. [`SAMPLES`] replays (fewer for long queues), seeded from the
-//!   state's last change (not the clock), so the same state gives the same estimate and
-//!   an estimate moves with time passing only smoothly.
+//!   absentees returning to the front. [`SAMPLES`] replays (fewer for long
+//!   queues) with common random numbers ([`Draws`]: keyed by the business
+//!   day, the replay and the ticket, not the clock or the last event), so
+//!   the same state gives the same estimate, time passing moves it
+//!   smoothly, and an event moves it only through what the event changed.
 //! - The point is the mean of the replays, the range their 10th and 90th
 //!   percentiles; both then pass through a **calibration** learned from the
 //!   waits that followed earlier estimates (the scale of the point, the
@@ -26,6 +28,7 @@
 //! say so in words. The ticket-issued event records the estimate shown, so
 //! its accuracy is measured afterwards against the real wait.
 
+use chrono::Datelike;
 use serde::Serialize;
 
 use super::learn::{hour_key, DayStaffing, LogHist, Sampler};
@@ -98,9 +101,58 @@ pub struct WaitRange {
     pub high_s: u32,
 }
 
-/// SplitMix64: small, fast, and the same everywhere.
+/// The SplitMix64 finaliser of `x` plus the golden gamma: small, fast,
+/// and the same everywhere.
+fn mix(x: u64) -> u64 {
+    let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// The random numbers of one replay: **common random numbers** (outside
+/// tester pages-rt7 N3). Every draw is keyed by the business day, the
+/// replay's index and what it is for — a ticket's occupancy, whether it is
+/// absent and when it returns, the pause after it, an idle counter's first
+/// call — never by the order of the draws or by the state's last change.
+/// An event then changes an estimate only through what it changed: a
+/// ticket issued behind changes nothing ahead of it, a call keeps every
+/// other ticket's draws (and the called one's occupancy is its rest, drawn
+/// with the same number), a completion frees one counter. Seeding each
+/// estimate from `Meta::last_at` drew everything afresh at every event, and
+/// the guidance display's range jumped 6 (1〜9) → 13 (2〜75) → 6 (1〜9).
+#[derive(Debug, Clone, Copy)]
+struct Draws(u64);
+
+/// What a draw is for (with a ticket's number or a counter's key).
+const OCCUPANCY: u64 = 0;
+const ABSENT: u64 = 1;
+const RETURN_DELAY: u64 = 2;
+const GAP: u64 = 3;
+/// Added to the above for a returned absentee's second call.
+const AGAIN: u64 = 4;
+/// A counter's key among tickets' numbers.
+const COUNTER_KEY: u64 = 1 << 40;
+
+impl Draws {
+    fn replay(day: u64, k: usize) -> Draws {
+        Draws(mix(
+            mix(day) ^ (k as u64).wrapping_mul(0xD6E8_FEB8_6659_FD93)
+        ))
+    }
+
+    /// Uniform in [0, 1): draw `what` of `who`.
+    fn unit(self, who: u64, what: u64) -> f64 {
+        let z = mix(self.0 ^ mix(who.wrapping_mul(8).wrapping_add(what)));
+        (z >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+/// SplitMix64, for tests.
+#[cfg(test)]
 struct Rng(u64);
 
+#[cfg(test)]
 impl Rng {
     fn next(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
@@ -130,10 +182,12 @@ enum Doing {
     Idle,
     /// Serving a ticket of a queue outside the replay.
     Other,
-    /// Serving a ticket of replayed queue `qi` for `elapsed` seconds, which
-    /// is the cumulative share `f` of that queue's occupancies.
+    /// Serving ticket `number` of replayed queue `qi` for `elapsed`
+    /// seconds, which is the cumulative share `f` of that queue's
+    /// occupancies.
     Queue {
         qi: usize,
+        number: Number,
         elapsed: f64,
         f: f64,
     },
@@ -176,8 +230,9 @@ impl Runs {
 #[derive(Default)]
 struct Scratch {
     pos: Vec<usize>,
-    /// Absentees coming back: (arrives at, queue), joining at the front.
-    returning: Vec<(f64, usize)>,
+    /// Absentees coming back: (arrives at, queue, number), joining at the
+    /// front.
+    returning: Vec<(f64, usize, Number)>,
     /// Each counter's `free_at` as a [`free_key`].
     free: Vec<i64>,
 }
@@ -308,28 +363,34 @@ impl State {
             let since = today
                 .and_then(|s| s.last())
                 .map_or(self.meta.learned.today.opened_min, |s| s.0);
-            let reopen = match day.closed_at(counter, now_min) {
-                Some(Some(e)) => Some(e),
-                Some(None) => None,
-                None => {
-                    // That day it was open now: a spell that started near
-                    // the same time tells how long this one lasts; else
-                    // the closures of that day that lasted longer than
-                    // this one has so far (their median), and if none
-                    // did, it stays closed. Never "back in 5 minutes":
-                    // counters staff had just closed were replayed as open
-                    // again at once, so everyone behind the first few was
-                    // promised the same short wait (outside tester
-                    // pages-rt5 F1).
+            let elapsed = now_min - since;
+            let reopen = match day.spell_at(counter, now_min) {
+                // That day it was closed now too, in a closure begun near
+                // the same time (a lunch, a late opening) and lasting
+                // longer than this one so far: it reopens when that one
+                // ended, or not at all if that one did not.
+                Some((s, e)) if (s - since).abs() <= 90 && e.is_none_or(|e| e - s > elapsed) => e,
+                _ => {
+                    // Else a closure of that day begun near the same time
+                    // and lasting longer than this one has so far tells how
+                    // long it lasts; else the median of that day's
+                    // closures that lasted longer; if none did, it stays
+                    // closed. A closure already longer than the similar
+                    // ones is not one of them: counters staff closed at
+                    // 10:30 were, at 12:30, taken for that day's 45-minute
+                    // lunches begun near 10:30 and replayed as back a
+                    // minute later, so one open counter was shown to serve
+                    // a visitor every 3 minutes (outside tester pages-rt7
+                    // N2; before that, "back in 5 minutes": pages-rt5 F1).
                     let similar = spells
                         .iter()
                         .filter_map(|(s, e)| e.map(|e| (*s, e)))
-                        .filter(|(s, _)| (s - since).abs() <= 90)
+                        .filter(|(s, e)| (s - since).abs() <= 90 && e - s > elapsed)
                         .min_by_key(|(s, _)| (s - since).abs());
                     match similar {
                         Some((s, e)) => Some((since + e - s).max(now_min + 1)),
                         None => day
-                            .closure_lasting_beyond(now_min - since)
+                            .closure_lasting_beyond(elapsed)
                             .map(|len| (since + len).max(now_min + 1)),
                     }
                 }
@@ -410,8 +471,18 @@ impl State {
                 }
             })
             .collect();
+        // As many replays whether or not a new ticket is added, so that the
+        // new ticket's replays are those of the tickets waiting.
+        let waiting = sq[0].keys.len();
         if new {
-            sq[0].keys.push((1, now, Number::MAX));
+            // Keyed by the number it will get: once issued, its draws stay.
+            let number = self
+                .meta
+                .next_number
+                .get(queue)
+                .copied()
+                .unwrap_or(Number::MAX);
+            sq[0].keys.push((1, now, number));
         }
         let target = sq[0].keys.len();
         if target == 0 {
@@ -450,7 +521,12 @@ impl State {
                         Some(qi) => {
                             let elapsed = st.map_or(0.0, |s| f64::from(now.secs_since(s.since)));
                             let f = sq[qi].sampler.cdf(elapsed / sq[qi].pace);
-                            Doing::Queue { qi, elapsed, f }
+                            Doing::Queue {
+                                qi,
+                                number: t.number,
+                                elapsed,
+                                f,
+                            }
                         }
                         None => Doing::Other,
                     },
@@ -468,35 +544,40 @@ impl State {
                 }
             })
             .collect();
-        // Seeded from the state's last change, not from `now` (outside
-        // tester pages-rt5 F8: the displays rebuild every few seconds, and a
-        // seed from the clock drew fresh random numbers each time, so the
-        // range jumped about — 6〜25, 6〜29, 7〜24 … — with nothing
-        // happening). With the same draws, time passing only moves the
-        // elapsed service and the hour, and the wait follows them smoothly.
-        let mut seed: u64 = self.meta.last_at.0 as u64 ^ ((target as u64) << 40);
-        for b in queue.bytes() {
-            seed = seed.rotate_left(5) ^ u64::from(b);
-        }
-        let mut rng = Rng(seed);
+        // Common random numbers ([`Draws`]), keyed by the business day: not
+        // by `now` (outside tester pages-rt5 F8: a seed from the clock drew
+        // fresh numbers at every rebuild of the displays), nor by the
+        // state's last change (pages-rt7 N3: fresh numbers at every event).
+        let day = self
+            .meta
+            .day
+            .as_ref()
+            .map_or(0, |d| i64::from(d.date.num_days_from_ce()) as u64);
         // A long queue costs more per replay and needs fewer: its wait is
         // a sum of many occupancies, whose spread averages out.
-        let samples = (SAMPLES * 60 / target.max(1)).clamp(MIN_SAMPLES, SAMPLES);
+        let samples = (SAMPLES * 60 / (waiting + 1)).clamp(MIN_SAMPLES, SAMPLES);
         let mut called = vec![f64::NAN; samples * target];
         let mut sim: Vec<SimCounter> = Vec::with_capacity(plans.len());
         let mut scratch = Scratch::default();
         for (k, out) in called.chunks_exact_mut(target).enumerate() {
             let d = if days.is_empty() { 0 } else { k % days.len() };
+            let draws = Draws::replay(day, k);
             sim.clear();
-            // In counter order: the random draws come in the same sequence
-            // whatever is precomputed.
-            for p in &plans {
+            for (p, c) in plans.iter().zip(&counters) {
                 let free_at = match p.doing {
-                    Doing::Queue { qi, elapsed, f } => {
-                        residual(&sq[qi], elapsed, f, &mut rng) + gap
+                    Doing::Queue {
+                        qi,
+                        number,
+                        elapsed,
+                        f,
+                    } => {
+                        // The same draw as its occupancy had while it
+                        // waited: a call moves nothing but the time.
+                        let u = draws.unit(u64::from(number), OCCUPANCY);
+                        residual(&sq[qi], elapsed, f, u) + gap
                     }
                     Doing::Other => gap,
-                    Doing::Idle => gap * rng.unit(),
+                    Doing::Idle => gap * draws.unit(COUNTER_KEY | u64::from(c.number), GAP),
                 };
                 sim.push(SimCounter {
                     serves: &p.serves,
@@ -505,15 +586,7 @@ impl State {
                     closed: &p.closed[d],
                 });
             }
-            replay_once(
-                &mut sim,
-                &sq,
-                out,
-                gap,
-                return_delay,
-                &mut rng,
-                &mut scratch,
-            );
+            replay_once(&mut sim, &sq, out, gap, return_delay, draws, &mut scratch);
         }
         Runs { target, called }
     }
@@ -628,19 +701,20 @@ impl State {
     }
 }
 
-/// A sampled occupancy of a ticket of `q`, in seconds.
-fn occupancy(q: &SimQueue, rng: &mut Rng) -> f64 {
-    q.sampler.quantile(rng.unit()) * q.pace
+/// The occupancy of a ticket of `q` drawn with `u`, in seconds.
+fn occupancy(q: &SimQueue, u: f64) -> f64 {
+    q.sampler.quantile(u) * q.pace
 }
 
-/// A sampled rest of an occupancy already `elapsed` seconds long, `f` its
-/// cumulative share (`q.sampler.cdf(elapsed / q.pace)`).
-fn residual(q: &SimQueue, elapsed: f64, f: f64, rng: &mut Rng) -> f64 {
+/// The rest of an occupancy already `elapsed` seconds long, `f` its
+/// cumulative share (`q.sampler.cdf(elapsed / q.pace)`), drawn with `u`:
+/// the occupancy `u` gave while the ticket waited, given the time spent.
+fn residual(q: &SimQueue, elapsed: f64, f: f64, u: f64) -> f64 {
     if f >= 0.995 {
         // Beyond nearly everything seen: a short while more.
-        return q.sampler.quantile(0.25) * q.pace * rng.unit();
+        return q.sampler.quantile(0.25) * q.pace * u;
     }
-    let u = f + (1.0 - f) * rng.unit();
+    let u = f + (1.0 - f) * u;
     (q.sampler.quantile(u) * q.pace - elapsed).max(0.0)
 }
 
@@ -652,7 +726,7 @@ fn replay_once(
     called: &mut [f64],
     gap: f64,
     return_delay: f64,
-    rng: &mut Rng,
+    draws: Draws,
     scratch: &mut Scratch,
 ) {
     let target = called.len();
@@ -686,12 +760,12 @@ fn replay_once(
         let ret = returning
             .iter()
             .enumerate()
-            .filter(|(_, (at, q))| *at <= t && c.serves.contains(q))
+            .filter(|(_, (at, q, _))| *at <= t && c.serves.contains(q))
             .min_by(|a, b| a.1 .0.total_cmp(&b.1 .0))
             .map(|(j, _)| j);
-        let qi = if let Some(j) = ret {
-            let (_, q) = returning.swap_remove(j);
-            Some(q)
+        let pick = if let Some(j) = ret {
+            let (_, q, number) = returning.swap_remove(j);
+            Some((q, number, AGAIN))
         } else {
             let heads = c
                 .serves
@@ -702,32 +776,36 @@ fn replay_once(
                 CallPolicy::Strict => heads.map(|h| h.1).next(),
                 CallPolicy::LongestWait => heads.min().map(|h| h.1),
             };
-            if let Some(q) = pick {
+            pick.map(|q| {
+                let number = queues[q].keys[pos[q]].2;
                 if q == 0 {
                     called[pos[0]] = t;
                     done += 1;
                 }
                 pos[q] += 1;
-            }
-            pick
+                (q, number, 0)
+            })
         };
-        match qi {
-            Some(q) => {
+        match pick {
+            Some((q, number, again)) => {
                 calls += 1;
                 last_t = t;
-                let d = occupancy(&queues[q], rng);
-                if rng.unit() < queues[q].returns {
-                    returning.push((t + 120.0 + return_delay * (0.5 + rng.unit()), q));
+                let who = u64::from(number);
+                let d = occupancy(&queues[q], draws.unit(who, OCCUPANCY + again));
+                // A returned absentee is served: absent once at most.
+                if again == 0 && draws.unit(who, ABSENT) < queues[q].returns {
+                    let delay = return_delay * (0.5 + draws.unit(who, RETURN_DELAY));
+                    returning.push((t + 120.0 + delay, q, number));
                 }
-                c.free_at = t + d + gap * (0.5 + rng.unit());
+                c.free_at = t + d + gap * (0.5 + draws.unit(who, GAP + again));
                 free[i] = free_key(c.free_at);
             }
             None => {
                 // Idle: until the next absentee comes back for it.
                 let next = returning
                     .iter()
-                    .filter(|(_, q)| c.serves.contains(q))
-                    .map(|(at, _)| *at)
+                    .filter(|(_, q, _)| c.serves.contains(q))
+                    .map(|(at, _, _)| *at)
                     .fold(f64::INFINITY, f64::min);
                 c.free_at = if next.is_finite() {
                     next.max(t + 1.0)

@@ -258,13 +258,14 @@ impl DayStaffing {
         Some(longer[longer.len() / 2])
     }
 
-    /// Whether `counter` was closed at minute `m`, and until when.
-    pub fn closed_at(&self, counter: CounterNo, m: i32) -> Option<Option<i32>> {
+    /// The closed spell of `counter` that minute `m` falls in, if any:
+    /// (start, end; `None`: not reopened that day).
+    pub fn spell_at(&self, counter: CounterNo, m: i32) -> Option<(i32, Option<i32>)> {
         self.closed.get(&counter).and_then(|spells| {
             spells
                 .iter()
                 .find(|(s, e)| *s <= m && e.is_none_or(|e| m < e))
-                .map(|(_, e)| *e)
+                .copied()
         })
     }
 }
