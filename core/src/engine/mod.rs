@@ -22,6 +22,7 @@ mod feed;
 pub mod highwater;
 mod import;
 mod opening;
+pub mod salvage;
 mod shared;
 pub mod witness;
 
