@@ -819,12 +819,17 @@ fn a_lost_log_tail_behind_a_stale_snapshot_is_refused_by_the_high_water_mark() {
     }
 }
 
-/// The high-water mark garbled or deleted on an office that has a
-/// snapshot: refused by name (it may be the only evidence of the last
-/// answers), never a silent start; `recover` checks the log against the
-/// other evidence and writes it anew, and every ticket is kept.
+/// The high-water mark garbled on an office that has a snapshot: refused
+/// by name (it may be the only evidence of the last answers), never a
+/// silent start; `recover` checks the log against the other evidence and
+/// writes it anew, and every ticket is kept. Missing on a folder whose log
+/// and snapshot agree and verify (one from before the mark: the upgrade
+/// path, issue 17): the start creates it, says so on stderr and in a fault
+/// record, and every ticket is kept. (The old code refused that start
+/// until `madoguchi recover`.)
 #[test]
-fn a_missing_or_garbled_high_water_mark_is_refused_by_name_and_recover_writes_it() {
+fn a_garbled_high_water_mark_is_refused_and_a_missing_one_on_an_agreeing_folder_is_created_loudly()
+{
     let dir = tempfile::tempdir().expect("tmp");
     let data = dir.path().join("data");
     let acked = office(&data, 6);
@@ -836,14 +841,27 @@ fn a_missing_or_garbled_high_water_mark_is_refused_by_name_and_recover_writes_it
         msg.contains("HIGHWATER") && msg.contains("cannot be read"),
         "{msg}"
     );
-    std::fs::remove_file(&mark).expect("rm");
-    let msg = assert_refused(&data, "deleted HIGHWATER");
-    assert!(
-        msg.contains("HIGHWATER") && msg.contains("missing"),
-        "{msg}"
-    );
     ok(&data, &["recover"]);
     assert!(mark.exists());
+    std::fs::remove_file(&mark).expect("rm");
+    let out = run(&data, &["status"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "a folder from before the mark was refused: {stderr}"
+    );
+    assert!(
+        stderr.contains("HIGHWATER")
+            && stderr.contains("作成しました")
+            && stderr.contains("was created"),
+        "no line on stderr: {stderr}"
+    );
+    assert!(mark.exists(), "the mark was not created");
+    let faults = std::fs::read_to_string(data.join("faults.jsonl")).unwrap_or_default();
+    assert!(
+        faults.contains("highwater-created"),
+        "no fault record: {faults}"
+    );
     let answers = apply(
         &data,
         &acked
@@ -851,9 +869,47 @@ fn a_missing_or_garbled_high_water_mark_is_refused_by_name_and_recover_writes_it
             .map(|r| issue(category_of(r), r))
             .collect::<Vec<_>>(),
     )
-    .expect("apply after recover");
+    .expect("apply after the mark was created");
     for ((r, n), a) in acked.iter().zip(&answers) {
         assert_eq!(a["ticket"].as_u64(), Some(*n), "{r}: {a}");
+    }
+}
+
+/// No high-water mark and any sign of damage (a snapshot one record
+/// behind the log's end, a torn tail): still refused by name, nothing
+/// created (issue 17, the upgrade path stays safe).
+#[test]
+fn a_folder_without_the_mark_and_a_sign_of_damage_is_still_refused() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let base = dir.path().join("base");
+    office(&base, 6);
+    let stale = dir.path().join("stale.sled");
+    copy_dir(&base.join("state.sled"), &stale);
+    apply(&base, &[issue(category_of("r6"), "r6")]).expect("apply");
+    for case in ["snapshot behind", "torn tail"] {
+        let data = dir.path().join(case.replace(' ', "-"));
+        copy_dir(&base, &data);
+        std::fs::remove_file(data.join("HIGHWATER")).expect("rm");
+        if case == "snapshot behind" {
+            std::fs::remove_dir_all(data.join("state.sled")).expect("rm");
+            copy_dir(&stale, &data.join("state.sled"));
+        } else {
+            let seg = segments(&data).pop().expect("segment");
+            let mut f = std::fs::OpenOptions::new()
+                .append(true)
+                .open(&seg)
+                .expect("open");
+            f.write_all(&[7u8; 30]).expect("tear");
+        }
+        let msg = assert_refused(&data, case);
+        assert!(
+            msg.contains("HIGHWATER") && msg.contains("missing"),
+            "{case}: {msg}"
+        );
+        assert!(
+            !data.join("HIGHWATER").exists(),
+            "{case}: a mark was created"
+        );
     }
 }
 

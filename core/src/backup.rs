@@ -798,10 +798,13 @@ pub fn recover(
                         Ok((_, r)) => records.push(r),
                         Err(e) => {
                             if let log::LogError::Corrupt {
-                                seq, path, offset, ..
+                                seq,
+                                path,
+                                offset,
+                                reason,
                             } = &e
                             {
-                                stopped_at = Some((*seq, path.clone(), *offset));
+                                stopped_at = Some((*seq, path.clone(), *offset, reason.clone()));
                             }
                             log_stopped = Some(e.to_string());
                             break;
@@ -813,8 +816,8 @@ pub fn recover(
         }
         // Accepting damage keeps every record after a damaged one that can
         // be trusted (storage-rt6 F3): read on from the next good record.
-        let mut salvage = match (accept_damage, &stopped_at, &log_stopped) {
-            (true, Some((seq, path, offset)), Some(why)) if *seq > from_backups => {
+        let mut salvage = match (accept_damage, &stopped_at) {
+            (true, Some((seq, path, offset, why))) if *seq > from_backups => {
                 salvage_after(&log_dir, *seq, path, *offset, why)?
             }
             _ => Salvage::default(),

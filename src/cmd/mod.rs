@@ -180,6 +180,10 @@ pub fn open_engine_with(data: &Path, choice: ConfigChoice) -> Result<Engine> {
         eprintln!("note: {note}");
         record_fault(data, "log-torn-tail", &note);
     }
+    if let Some(note) = &report.high_water_created {
+        eprintln!("注意 / warning: {note}");
+        record_fault(data, "highwater-created", note);
+    }
     if let Some(p) = &report.set_aside {
         let note = format!(
             "the snapshot store was damaged; it was set aside as {} and rebuilt from the event log ({})",
