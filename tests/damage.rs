@@ -1024,3 +1024,34 @@ fn a_flipped_byte_in_an_older_segment_sets_aside_that_record_and_keeps_the_rest(
         "{what}: no fault record naming it: {faults}"
     );
 }
+
+/// A storage fault at start that is no damage of the records (here the
+/// log folder replaced by a file; a full disk and a failing one take the
+/// same way): the operator reads Japanese first, naming the file, what is
+/// wrong and the steps, then English (issue 17; the old code printed only
+/// "madoguchi: cannot open the data folder …: event log I/O on …").
+#[test]
+fn a_storage_fault_at_start_is_told_in_japanese_first_with_the_file_and_steps() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let data = dir.path().join("data");
+    office(&data, 2);
+    let log = data.join("log");
+    std::fs::rename(&log, dir.path().join("log-kept")).expect("move");
+    std::fs::write(&log, b"not a folder").expect("file");
+    for args in [&["status"][..], &["audit", "verify"], &["export"]] {
+        let out = run(&data, args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        let first = stderr.lines().next().unwrap_or_default();
+        assert!(
+            first.contains("ディスクの読み書きに失敗しました") && first.contains("log"),
+            "{args:?}: not Japanese first with the file: {stderr}"
+        );
+        assert!(
+            stderr.contains("対処 / What to do")
+                && stderr.contains("reading or writing the disk failed"),
+            "{args:?}: {stderr}"
+        );
+    }
+}
