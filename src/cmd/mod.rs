@@ -237,6 +237,9 @@ pub fn storage_advice(e: &anyhow::Error, data: &Path) -> Option<String> {
                     file.get_or_insert(path.clone());
                     io.get_or_insert((source.kind(), source.raw_os_error(), source.to_string()));
                 }
+                EngineError::Log(LogError::Io { path, .. }) => {
+                    file.get_or_insert(path.clone());
+                }
                 EngineError::Store(s) => sled = sled.or(Some(s.to_string())),
                 _ => {}
             }
