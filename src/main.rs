@@ -128,6 +128,11 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
+            // A storage fault: Japanese first, the file and the steps
+            // (issue 17), then the error as it came.
+            if let Some(advice) = cmd::storage_advice(&e, &data) {
+                eprintln!("{advice}");
+            }
             eprintln!("madoguchi: {e:#}");
             ExitCode::FAILURE
         }

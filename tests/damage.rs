@@ -819,12 +819,17 @@ fn a_lost_log_tail_behind_a_stale_snapshot_is_refused_by_the_high_water_mark() {
     }
 }
 
-/// The high-water mark garbled or deleted on an office that has a
-/// snapshot: refused by name (it may be the only evidence of the last
-/// answers), never a silent start; `recover` checks the log against the
-/// other evidence and writes it anew, and every ticket is kept.
+/// The high-water mark garbled on an office that has a snapshot: refused
+/// by name (it may be the only evidence of the last answers), never a
+/// silent start; `recover` checks the log against the other evidence and
+/// writes it anew, and every ticket is kept. Missing on a folder whose log
+/// and snapshot agree and verify (one from before the mark: the upgrade
+/// path, issue 17): the start creates it, says so on stderr and in a fault
+/// record, and every ticket is kept. (The old code refused that start
+/// until `madoguchi recover`.)
 #[test]
-fn a_missing_or_garbled_high_water_mark_is_refused_by_name_and_recover_writes_it() {
+fn a_garbled_high_water_mark_is_refused_and_a_missing_one_on_an_agreeing_folder_is_created_loudly()
+{
     let dir = tempfile::tempdir().expect("tmp");
     let data = dir.path().join("data");
     let acked = office(&data, 6);
@@ -836,14 +841,27 @@ fn a_missing_or_garbled_high_water_mark_is_refused_by_name_and_recover_writes_it
         msg.contains("HIGHWATER") && msg.contains("cannot be read"),
         "{msg}"
     );
-    std::fs::remove_file(&mark).expect("rm");
-    let msg = assert_refused(&data, "deleted HIGHWATER");
-    assert!(
-        msg.contains("HIGHWATER") && msg.contains("missing"),
-        "{msg}"
-    );
     ok(&data, &["recover"]);
     assert!(mark.exists());
+    std::fs::remove_file(&mark).expect("rm");
+    let out = run(&data, &["status"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "a folder from before the mark was refused: {stderr}"
+    );
+    assert!(
+        stderr.contains("HIGHWATER")
+            && stderr.contains("作成しました")
+            && stderr.contains("was created"),
+        "no line on stderr: {stderr}"
+    );
+    assert!(mark.exists(), "the mark was not created");
+    let faults = std::fs::read_to_string(data.join("faults.jsonl")).unwrap_or_default();
+    assert!(
+        faults.contains("highwater-created"),
+        "no fault record: {faults}"
+    );
     let answers = apply(
         &data,
         &acked
@@ -851,8 +869,197 @@ fn a_missing_or_garbled_high_water_mark_is_refused_by_name_and_recover_writes_it
             .map(|r| issue(category_of(r), r))
             .collect::<Vec<_>>(),
     )
-    .expect("apply after recover");
+    .expect("apply after the mark was created");
     for ((r, n), a) in acked.iter().zip(&answers) {
         assert_eq!(a["ticket"].as_u64(), Some(*n), "{r}: {a}");
+    }
+}
+
+/// No high-water mark and any sign of damage (a snapshot one record
+/// behind the log's end, a torn tail): still refused by name, nothing
+/// created (issue 17, the upgrade path stays safe).
+#[test]
+fn a_folder_without_the_mark_and_a_sign_of_damage_is_still_refused() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let base = dir.path().join("base");
+    office(&base, 6);
+    let stale = dir.path().join("stale.sled");
+    copy_dir(&base.join("state.sled"), &stale);
+    apply(&base, &[issue(category_of("r6"), "r6")]).expect("apply");
+    for case in ["snapshot behind", "torn tail"] {
+        let data = dir.path().join(case.replace(' ', "-"));
+        copy_dir(&base, &data);
+        std::fs::remove_file(data.join("HIGHWATER")).expect("rm");
+        if case == "snapshot behind" {
+            std::fs::remove_dir_all(data.join("state.sled")).expect("rm");
+            copy_dir(&stale, &data.join("state.sled"));
+        } else {
+            let seg = segments(&data).pop().expect("segment");
+            let mut f = std::fs::OpenOptions::new()
+                .append(true)
+                .open(&seg)
+                .expect("open");
+            f.write_all(&[7u8; 30]).expect("tear");
+        }
+        let msg = assert_refused(&data, case);
+        assert!(
+            msg.contains("HIGHWATER") && msg.contains("missing"),
+            "{case}: {msg}"
+        );
+        assert!(
+            !data.join("HIGHWATER").exists(),
+            "{case}: a mark was created"
+        );
+    }
+}
+
+/// The frames of a segment file: (offset, seq, payload) of each record.
+fn frames(bytes: &[u8]) -> Vec<(usize, u64, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut at = 8;
+    while at + 48 <= bytes.len() {
+        let len = u32::from_le_bytes(bytes[at..at + 4].try_into().expect("len")) as usize;
+        let seq = u64::from_le_bytes(bytes[at + 8..at + 16].try_into().expect("seq"));
+        if at + 48 + len > bytes.len() {
+            break;
+        }
+        out.push((at, seq, bytes[at + 48..at + 48 + len].to_vec()));
+        at += 48 + len;
+    }
+    out
+}
+
+/// Outside tester storage-rt6 F3 (issue 17, R10): one flipped byte in a
+/// record of an older, sealed segment. `recover --accept-damage` sets that
+/// record aside alone — naming it and the ticket it held — and keeps every
+/// record after it (the later sealed segments and the last one): each
+/// acknowledged kiosk request but the damaged one's still answers with its
+/// own number, the damaged one's retry is told to ask staff, no number is
+/// given twice, the repaired log verifies, and a fault record names it.
+/// On the old code the repair kept only the records before the flip: the
+/// retry of r40, acknowledged after it, was answered `lost_ask_staff`.
+#[test]
+fn a_flipped_byte_in_an_older_segment_sets_aside_that_record_and_keeps_the_rest() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let data = dir.path().join("office");
+    let mut lines = vec![json!({"command": "open_day", "date": today()})];
+    for i in 0..120 {
+        lines.push(issue(CATEGORIES[i % 2], &format!("r{i}")));
+    }
+    let answers = apply_with(&data, &lines, Some(2048)).expect("apply");
+    let acked: BTreeMap<String, u64> = answers[1..]
+        .iter()
+        .enumerate()
+        .map(|(i, a)| {
+            assert_eq!(a["ok"], true, "{a}");
+            (format!("r{i}"), a["ticket"].as_u64().expect("number"))
+        })
+        .collect();
+    let segs = segments(&data);
+    assert!(segs.len() >= 5, "closed segments: {segs:?}");
+    // The third record of the second segment, a byte in the middle of its
+    // payload.
+    let mut bytes = std::fs::read(&segs[1]).expect("read");
+    let (at, seq, payload) = frames(&bytes).into_iter().nth(2).expect("record");
+    let body: Value = serde_json::from_slice(&payload).expect("payload");
+    let lost_request = body["events"][0]["request_id"]
+        .as_str()
+        .expect("a kiosk ticket")
+        .to_string();
+    let lost_number = body["events"][0]["number"].as_u64().expect("number");
+    bytes[at + 48 + payload.len() / 3] ^= 0x10;
+    std::fs::write(&segs[1], &bytes).expect("flip");
+    let what = format!("a byte flipped in record {seq} of an older segment");
+    // The start checks each sealed segment's ends only (start-up stays
+    // cheap); `audit verify` reads every record.
+    let out = run(&data, &["audit", "verify"]);
+    assert!(!out.status.success(), "{what}: audit verify passed");
+    let out = run(&data, &["recover", "--accept-damage"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{what}: recover failed: {stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(
+        stdout.contains(&format!("set aside: record {seq} ")) && stdout.contains("退避した記録"),
+        "{what}: the set-aside record is not named: {stdout}"
+    );
+    assert!(
+        stdout.contains(&format!("ticket {lost_number}"))
+            && stdout.contains(&format!("request {lost_request}")),
+        "{what}: the ticket it held is not named: {stdout}"
+    );
+    assert_eq!(
+        stdout.matches("set aside: record").count(),
+        1,
+        "{what}: more than the damaged record set aside: {stdout}"
+    );
+    let retries: Vec<Value> = acked.keys().map(|r| issue(category_of(r), r)).collect();
+    let fresh: Vec<Value> = (0..6)
+        .map(|i| issue(CATEGORIES[i % 2], &format!("new{i}")))
+        .collect();
+    let answers = apply(&data, &[retries, fresh].concat()).expect("apply after recover");
+    let (retried, new) = answers.split_at(acked.len());
+    for ((request, number), a) in acked.iter().zip(retried) {
+        if *request == lost_request {
+            assert_eq!(a["code"], "lost_ask_staff", "{what}: {request}: {a}");
+        } else {
+            assert_eq!(a["ok"], true, "{what}: {request} (kept) was not kept: {a}");
+            assert_eq!(
+                a["ticket"].as_u64(),
+                Some(*number),
+                "{what}: {request} got another number"
+            );
+        }
+    }
+    let before: BTreeSet<u64> = acked.values().copied().collect();
+    for a in new {
+        assert_eq!(a["ok"], true, "{what}: {a}");
+        let n = a["ticket"].as_u64().expect("number");
+        assert!(!before.contains(&n), "{what}: number {n} given twice");
+    }
+    ok(&data, &["audit", "verify"]);
+    let faults = std::fs::read_to_string(data.join("faults.jsonl")).unwrap_or_default();
+    assert!(
+        faults.contains("damaged-records-set-aside") && faults.contains(&format!("record {seq}")),
+        "{what}: no fault record naming it: {faults}"
+    );
+}
+
+/// A storage fault at start that is no damage of the records (here the
+/// log folder replaced by a file; a full disk and a failing one take the
+/// same way): the operator reads Japanese first, naming the file, what is
+/// wrong and the steps, then English (issue 17; the old code printed only
+/// "madoguchi: cannot open the data folder …: event log I/O on …").
+#[test]
+fn a_storage_fault_at_start_is_told_in_japanese_first_with_the_file_and_steps() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let data = dir.path().join("data");
+    office(&data, 2);
+    let log = data.join("log");
+    std::fs::rename(&log, dir.path().join("log-kept")).expect("move");
+    std::fs::write(&log, b"not a folder").expect("file");
+    for args in [&["status"][..], &["audit", "verify"], &["export"]] {
+        let out = run(&data, args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        let first = stderr.lines().next().unwrap_or_default();
+        if args == ["export"] {
+            // export reads the log folder alone, and names it.
+            assert!(
+                first.contains("ログのフォルダがありません") && first.contains("log"),
+                "{args:?}: not Japanese first with the file: {stderr}"
+            );
+            continue;
+        }
+        assert!(
+            first.contains("ディスクの読み書きに失敗しました") && first.contains("log"),
+            "{args:?}: not Japanese first with the file: {stderr}"
+        );
+        assert!(
+            stderr.contains("対処 / What to do")
+                && stderr.contains("reading or writing the disk failed"),
+            "{args:?}: {stderr}"
+        );
     }
 }

@@ -19,6 +19,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::engine::salvage::Piece;
 use crate::engine::{ConfigChoice, Engine, EngineError, EngineOptions};
 use crate::log::{
     self, anchor, encode_record, frame_record, Anchor, Hash, LogError, LogOptions, HEADER_LEN,
@@ -562,6 +563,159 @@ pub struct Recovered {
     /// like a restored one ([`RESTORED_HOLD`]): the last backup, whose
     /// manifest is here.
     pub held_as_restored: Option<Manifest>,
+    /// With `accept_damage`: the records of the damaged log that the
+    /// repaired one holds no state of (each replaced by a record of its
+    /// own), in order. The records after them were kept (issue 17).
+    pub set_aside: Vec<SetAsideRecord>,
+    /// How the records kept after damage were checked (seals, the mark).
+    pub salvage_notes: Vec<String>,
+}
+
+/// A record set aside by `recover --accept-damage`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SetAsideRecord {
+    pub seq: u64,
+    /// Why: unreadable (where, what), or does not apply without one that is.
+    pub why: String,
+    /// Ticket numbers and request ids its bytes still show (never trusted).
+    pub hints: Vec<String>,
+}
+
+/// The records after a damaged one that can be trusted, with the damaged
+/// ones between them ([`salvage_after`]).
+#[derive(Debug, Default)]
+struct Salvage {
+    pieces: Vec<Piece>,
+    hints: std::collections::BTreeMap<u64, Vec<String>>,
+    notes: Vec<String>,
+}
+
+impl Salvage {
+    fn first_seq(&self) -> u64 {
+        match self.pieces.first() {
+            Some(Piece::Kept(r)) => r.seq,
+            Some(Piece::Lost { seq, .. }) => *seq,
+            None => 0,
+        }
+    }
+}
+
+/// The most damaged places read past before the rest counts as lost.
+const MAX_GAPS: usize = 1_000;
+
+/// Reads the damaged log in `dir` on past record `seq` (at `offset` of
+/// `path`, unreadable for `why`): each run of records from the next
+/// well-formed one on is read with every link checked, and a run that
+/// reaches a sealed segment's end must end with the sealed hash, else it
+/// and everything after it count as lost (storage-rt6 F3).
+fn salvage_after(
+    dir: &Path,
+    seq: u64,
+    path: &Path,
+    offset: u64,
+    why: &str,
+) -> Result<Salvage, BackupError> {
+    let seals = log::seals::read(dir).unwrap_or_default();
+    let mut out = Salvage::default();
+    let mut damaged = Some((seq, path.to_path_buf(), offset, why.to_string()));
+    let mut gaps = 0;
+    while let Some((seq, path, offset, why)) = damaged.take() {
+        gaps += 1;
+        let Some(segment) = path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .and_then(|s| s.parse::<u64>().ok())
+        else {
+            break;
+        };
+        let at = log::Pos { segment, offset };
+        let next = if gaps > MAX_GAPS {
+            None
+        } else {
+            log::next_good_record(dir, at, seq + 1)?
+        };
+        let Some((pos, next_seq)) = next else {
+            // Nothing readable after it: the log ends there, as without
+            // damage past it (a torn tail is no record to set aside).
+            if !out.pieces.is_empty() {
+                out.notes.push(format!(
+                    "nothing after record {seq} could be read / 記録 {seq} より後は読めませんでした"
+                ));
+            }
+            break;
+        };
+        let raw = log::raw_bytes_at(dir, at, 64 * 1024).unwrap_or_default();
+        let raw = if pos.segment == segment {
+            &raw[..raw.len().min((pos.offset.saturating_sub(offset)) as usize)]
+        } else {
+            &raw[..]
+        };
+        out.hints.insert(seq, crate::engine::salvage::hints(raw));
+        for s in seq..next_seq {
+            out.pieces.push(Piece::Lost {
+                seq: s,
+                why: if s == seq {
+                    format!("{} byte {offset}: {why}", path.display())
+                } else {
+                    format!("missing after record {seq} ({})", path.display())
+                },
+            });
+        }
+        let run_start = out.pieces.len();
+        let mut sealed = Vec::new();
+        for r in log::read_live_from(dir, pos, next_seq, None)? {
+            match r {
+                Ok((_, r)) => {
+                    if let Some(seal) = seals.iter().find(|s| s.last == r.seq) {
+                        if seal.last_hash != hex(&r.hash()) {
+                            out.notes.push(format!(
+                                "records {next_seq}–{} do not end with the hash the seal of segment {} shows: not kept / 封印と一致しないため採用しません",
+                                r.seq, seal.first
+                            ));
+                            let lost_from = next_seq;
+                            out.pieces.truncate(run_start);
+                            out.pieces.push(Piece::Lost {
+                                seq: lost_from,
+                                why: "does not match the segment's seal".into(),
+                            });
+                            return Ok(out);
+                        }
+                        sealed.push(seal.first);
+                    }
+                    out.pieces.push(Piece::Kept(r));
+                }
+                Err(log::LogError::Corrupt {
+                    seq,
+                    path,
+                    offset,
+                    reason,
+                }) => {
+                    damaged = Some((seq, path, offset, reason));
+                    break;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        let last = match out.pieces.last() {
+            Some(Piece::Kept(r)) => r.seq,
+            _ => next_seq,
+        };
+        out.notes.push(if sealed.is_empty() {
+            format!(
+                "records {next_seq}–{last} kept (each CRC and link checked) / 記録 {next_seq}〜{last} を確認して採用"
+            )
+        } else {
+            format!(
+                "records {next_seq}–{last} kept (each CRC and link checked; the seals of segments {} match) / 記録 {next_seq}〜{last} を確認して採用（封印一致）",
+                sealed
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        });
+    }
+    Ok(out)
 }
 
 /// Repairs a damaged data folder (the server stopped): a new folder is
@@ -635,6 +789,7 @@ pub fn recover(
         // as they go.
         let mut records = Vec::new();
         let mut log_stopped = None;
+        let mut stopped_at = None;
         match log::read_live_near(&log_dir, from_backups + 1) {
             Ok(reader) => {
                 for r in reader {
@@ -642,6 +797,15 @@ pub fn recover(
                         Ok((_, r)) if r.seq <= from_backups => {}
                         Ok((_, r)) => records.push(r),
                         Err(e) => {
+                            if let log::LogError::Corrupt {
+                                seq,
+                                path,
+                                offset,
+                                reason,
+                            } = &e
+                            {
+                                stopped_at = Some((*seq, path.clone(), *offset, reason.clone()));
+                            }
                             log_stopped = Some(e.to_string());
                             break;
                         }
@@ -650,6 +814,14 @@ pub fn recover(
             }
             Err(e) => log_stopped = Some(e.to_string()),
         }
+        // Accepting damage keeps every record after a damaged one that can
+        // be trusted (storage-rt6 F3): read on from the next good record.
+        let mut salvage = match (accept_damage, &stopped_at) {
+            (true, Some((seq, path, offset, why))) if *seq > from_backups => {
+                salvage_after(&log_dir, *seq, path, *offset, why)?
+            }
+            _ => Salvage::default(),
+        };
         if let Some(first) = records.first().map(|r| r.seq) {
             if first != from_backups + 1 {
                 log_stopped = Some(format!(
@@ -660,9 +832,33 @@ pub fn recover(
                 records.clear();
             }
         }
-        let from_log = records.len() as u64;
+        if !salvage.pieces.is_empty()
+            && records.last().map_or(from_backups, |r| r.seq) + 1 != salvage.first_seq()
+        {
+            // Records before the damage are missing too: nothing after it
+            // is kept out of order.
+            salvage = Salvage::default();
+        }
+        let from_log = records.len() as u64
+            + salvage
+                .pieces
+                .iter()
+                .filter(|p| matches!(p, Piece::Kept(_)))
+                .count() as u64;
         let (mut engine, _) = Engine::open(&work, ConfigChoice::Follow, EngineOptions::default())?;
-        let last_seq = engine.append_replicated(&records)?;
+        let mut last_seq = engine.append_replicated(&records)?;
+        let mut set_aside = Vec::new();
+        if !salvage.pieces.is_empty() {
+            for s in engine.append_salvaged(&salvage.pieces)? {
+                let hints = salvage.hints.get(&s.seq).cloned().unwrap_or_default();
+                set_aside.push(SetAsideRecord {
+                    seq: s.seq,
+                    why: s.why,
+                    hints,
+                });
+            }
+            last_seq = engine.seq();
+        }
         engine.close()?;
         // The damaged folder's snapshot: the evidence of what was issued.
         let sled = data.join("state.sled");
@@ -735,6 +931,8 @@ pub fn recover(
             accepted: report.accepted_damage,
             damaged_kept: PathBuf::new(),
             held_as_restored,
+            set_aside,
+            salvage_notes: salvage.notes,
         })
     })();
     match result {

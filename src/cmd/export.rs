@@ -23,7 +23,13 @@ pub struct Args {
 
 pub fn run(data: &Path, _config: Option<&Path>, args: Args) -> Result<()> {
     let log_dir = data.join("log");
-    anyhow::ensure!(log_dir.is_dir(), "{} holds no event log", data.display());
+    anyhow::ensure!(
+        log_dir.is_dir(),
+        "ログのフォルダがありません、またはフォルダではありません: {} — データフォルダの指定 (--data) を確かめてください。別の場所へ移したのなら戻してください。\n{} holds no event log (no folder {}): check --data, or put the log folder back.",
+        log_dir.display(),
+        data.display(),
+        log_dir.display()
+    );
     // Times are shown in the office's zone as configured at each record.
     let mut offset = match log::anchor::read(&log_dir)?.and_then(|a| a.config_source) {
         Some(src) => Config::parse(&src, "the archive anchor")?.office.utc_offset,

@@ -180,6 +180,10 @@ pub fn open_engine_with(data: &Path, choice: ConfigChoice) -> Result<Engine> {
         eprintln!("note: {note}");
         record_fault(data, "log-torn-tail", &note);
     }
+    if let Some(note) = &report.high_water_created {
+        eprintln!("注意 / warning: {note}");
+        record_fault(data, "highwater-created", note);
+    }
     if let Some(p) = &report.set_aside {
         let note = format!(
             "the snapshot store was damaged; it was set aside as {} and rebuilt from the event log ({})",
@@ -211,4 +215,140 @@ pub fn record_fault(data: &Path, kind: &str, message: &str) {
         .append(true)
         .open(data.join("faults.jsonl"))
         .and_then(|mut f| writeln!(f, "{line}"));
+}
+
+/// What the operator reads first when a command stops on a storage error
+/// (issue 17: sled's and the disk's errors were English-only): Japanese
+/// first, then English — the file, what is wrong, the steps. `None` when
+/// the error is no storage fault or already says it in both (a refused
+/// start over damaged records).
+pub fn storage_advice(e: &anyhow::Error, data: &Path) -> Option<String> {
+    use madoguchi_core::engine::EngineError;
+    use madoguchi_core::log::LogError;
+    use madoguchi_core::store::StoreError;
+    let mut file = None;
+    let mut io = None;
+    let mut sled = None;
+    for cause in e.chain() {
+        if let Some(x) = cause.downcast_ref::<EngineError>() {
+            match x {
+                EngineError::Damaged(_) => return None,
+                EngineError::Io { path, source } => {
+                    file.get_or_insert(path.clone());
+                    io.get_or_insert((source.kind(), source.raw_os_error(), source.to_string()));
+                }
+                EngineError::Log(LogError::Io { path, .. }) => {
+                    file.get_or_insert(path.clone());
+                }
+                EngineError::Store(s) => sled = sled.or(Some(s.to_string())),
+                _ => {}
+            }
+            if let Some(s) = x.io() {
+                io.get_or_insert((s.kind(), s.raw_os_error(), s.to_string()));
+            }
+        } else if let Some(LogError::Io { path, source }) = cause.downcast_ref::<LogError>() {
+            file.get_or_insert(path.clone());
+            io.get_or_insert((source.kind(), source.raw_os_error(), source.to_string()));
+        } else if let Some(s) = cause.downcast_ref::<StoreError>() {
+            file.get_or_insert(data.join("state.sled"));
+            if let Some(x) = s.io() {
+                io.get_or_insert((x.kind(), x.raw_os_error(), x.to_string()));
+            }
+            sled = sled.or(Some(s.to_string()));
+        } else if let Some(x) = cause.downcast_ref::<std::io::Error>() {
+            io.get_or_insert((x.kind(), x.raw_os_error(), x.to_string()));
+        }
+    }
+    if sled.is_some() && file.is_none() {
+        file = Some(data.join("state.sled"));
+    }
+    let file = file.map_or_else(|| data.display().to_string(), |f| f.display().to_string());
+    let keep = "データフォルダの中のファイルは削除・移動しないでください（番号の記録です）。\n  Delete or move nothing in the data folder: it is the record of the numbers given.";
+    let (ja, en, steps) = match &io {
+        Some((kind, code, _))
+            if *code == Some(28)
+                || *code == Some(122)
+                || matches!(
+                    kind,
+                    std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+                ) =>
+        {
+            (
+                "ディスクの空きがありません",
+                "no space left on the disk",
+                format!(
+                    "  1. 空きを確認: df -h {d}\n     Check the free space: df -h {d}\n  2. データフォルダの外の不要なファイル（古いバックアップ、ログ）を消して空きを作ってください。\n     Make space outside the data folder (old backups, system logs).\n  3. もう一度起動してください。何も失われていません。\n     Start again; nothing was lost.",
+                    d = data.display()
+                ),
+            )
+        }
+        Some((kind, code, _))
+            if *code == Some(30) || matches!(kind, std::io::ErrorKind::ReadOnlyFilesystem) =>
+        {
+            (
+                "ディスクが読み取り専用になっています（ディスクの故障の兆候です）",
+                "the filesystem is read-only (often a failing disk)",
+                "  1. dmesg でディスクのエラーを確認してください / check the kernel log (dmesg) for disk errors.\n  2. 待機系があれば昇格して業務を続けてください / if a standby runs, promote it and carry on there.\n  3. なければデータフォルダ全体を別のディスクへコピー (cp -a) し、そこで起動してください。\n     Otherwise copy the whole data folder to another disk (cp -a) and start there.".to_string(),
+            )
+        }
+        Some((kind, code, _))
+            if *code == Some(13) || matches!(kind, std::io::ErrorKind::PermissionDenied) =>
+        {
+            (
+                "ファイルを読み書きする権限がありません",
+                "permission denied",
+                format!(
+                    "  1. データフォルダの所有者を確認してください: ls -l {d}\n     Check who owns the data folder: ls -l {d}\n  2. madoguchi を動かすユーザーで起動してください (systemd: User=)。\n     Run madoguchi as the user that owns it (systemd: User=).",
+                    d = data.display()
+                ),
+            )
+        }
+        Some(_) => (
+            "ディスクの読み書きに失敗しました",
+            "reading or writing the disk failed",
+            "  1. dmesg でディスクのエラーを確認してください / check the kernel log (dmesg) for disk errors.\n  2. 何も削除せず、データフォルダ全体を別の場所へコピーしてください (cp -a)。\n     Delete nothing; copy the whole data folder aside (cp -a).\n  3. 待機系があれば昇格、なければコピーを別のディスクで起動するか madoguchi recover（docs/manual-ja.md「記録の破損から復旧する」）。\n     Promote a standby if one runs; otherwise start the copy on another disk, or madoguchi recover (docs/manual-ja.md).".to_string(),
+        ),
+        None if sled.is_some() => (
+            "スナップショット (state.sled) を開けません",
+            "the snapshot store (state.sled) cannot be opened",
+            format!(
+                "  1. 何も削除せず、データフォルダ全体を別の場所へコピーしてください (cp -a)。\n     Delete nothing; copy the whole data folder aside (cp -a).\n  2. state.sled は記録から作り直せます: mv {d}/state.sled {d}/state.sled.bad として、もう一度起動してください。\n     state.sled is rebuilt from the log: move it aside (mv {d}/state.sled {d}/state.sled.bad) and start again.",
+                d = data.display()
+            ),
+        ),
+        None => return None,
+    };
+    Some(format!(
+        "{ja}: {file}\n{en}: {file}\n対処 / What to do:\n{steps}\n  {keep}"
+    ))
+}
+
+#[cfg(test)]
+mod storage_advice_tests {
+    use super::*;
+    use madoguchi_core::engine::EngineError;
+    use madoguchi_core::store::StoreError;
+
+    #[test]
+    fn a_full_disk_is_told_in_japanese_first_with_the_file_and_steps() {
+        let data = Path::new("/var/lib/madoguchi");
+        let e = anyhow::Error::new(EngineError::Io {
+            path: data.join("HIGHWATER"),
+            source: std::io::Error::from_raw_os_error(28),
+        })
+        .context("cannot open the data folder /var/lib/madoguchi");
+        let m = storage_advice(&e, data).expect("advice");
+        assert!(
+            m.starts_with("ディスクの空きがありません: /var/lib/madoguchi/HIGHWATER"),
+            "{m}"
+        );
+        assert!(m.contains("no space left") && m.contains("df -h"), "{m}");
+        let e = anyhow::Error::new(EngineError::Store(StoreError::Damaged {
+            key: "meta".into(),
+            reason: "x".into(),
+        }));
+        assert!(storage_advice(&e, data)
+            .expect("advice")
+            .starts_with("スナップショット (state.sled) を開けません"));
+    }
 }

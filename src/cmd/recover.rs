@@ -37,7 +37,46 @@ pub fn run(data: &Path, args: Args) -> Result<()> {
     );
     println!("復旧しました: 記録 {} まで", r.last_seq);
     if let Some(why) = &r.log_stopped {
-        println!("  the damaged log could not be read further: {why}");
+        if r.set_aside.is_empty() {
+            println!("  壊れた記録より先は読めませんでした / the damaged log could not be read further: {why}");
+        } else {
+            println!("  壊れた記録を読み飛ばしました / the damaged log was read on past: {why}");
+        }
+    }
+    for s in &r.set_aside {
+        let held = if s.hints.is_empty() {
+            "読み取れる番号なし / nothing readable".to_string()
+        } else {
+            s.hints.join(", ")
+        };
+        println!(
+            "  退避した記録 / set aside: record {} ({}); 含まれていた可能性 / it may have held: {held}",
+            s.seq, s.why
+        );
+    }
+    for n in &r.salvage_notes {
+        println!("  {n}");
+    }
+    if !r.set_aside.is_empty() {
+        let list: Vec<String> = r
+            .set_aside
+            .iter()
+            .map(|s| {
+                if s.hints.is_empty() {
+                    format!("record {}", s.seq)
+                } else {
+                    format!("record {} ({})", s.seq, s.hints.join(", "))
+                }
+            })
+            .collect();
+        super::record_fault(
+            data,
+            "damaged-records-set-aside",
+            &format!(
+                "壊れた記録を退避し、その後の記録は確認して残しました / records set aside, the records after them checked and kept: {}",
+                list.join("; ")
+            ),
+        );
     }
     if let Some(e) = r.evidence_seq {
         if e > r.last_seq {

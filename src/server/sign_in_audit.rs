@@ -333,7 +333,7 @@ pub fn recover(app: &App) {
             return;
         }
     };
-    match serde_json::from_slice::<Vec<Summary>>(&bytes) {
+    match parse_pending(&bytes) {
         Ok(pending) => write(
             app,
             pending,
@@ -348,6 +348,33 @@ pub fn recover(app: &App) {
             ),
         ),
     }
+}
+
+/// The pending file's summaries, from bytes never trusted (issue 17: a
+/// garbled or grown file must not become an unbounded audit record): at
+/// most `2 × (MAX_ACCOUNTS + 1)` summaries (the most one window keeps),
+/// each listing at most [`LISTED`] addresses and names of at most 256
+/// characters; the rest is cut, never an error.
+pub fn parse_pending(bytes: &[u8]) -> Result<Vec<Summary>, String> {
+    const MAX_NAME: usize = 256;
+    if bytes.len() > 1 << 20 {
+        return Err(format!("{} bytes, more than any window keeps", bytes.len()));
+    }
+    let mut pending: Vec<Summary> = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+    pending.truncate(2 * (MAX_ACCOUNTS + 1));
+    let cut = |s: &mut String| {
+        if let Some((i, _)) = s.char_indices().nth(MAX_NAME) {
+            s.truncate(i);
+        }
+    };
+    for p in &mut pending {
+        cut(&mut p.account);
+        p.listed.truncate(LISTED);
+        p.names.truncate(LISTED);
+        p.names.iter_mut().for_each(cut);
+        p.addresses = p.addresses.max(p.listed.len()).min(MAX_COUNTED);
+    }
+    Ok(pending)
 }
 
 /// Writes each ended window's summaries, looking a few times a window,
@@ -380,6 +407,58 @@ pub fn flush(app: &App) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A smoke run in place of a fuzz target (the pending file's reader is
+    /// in the office binary, which the fuzz crate cannot link; issue 17):
+    /// random bytes and changed real files never panic, and whatever reads
+    /// is bounded.
+    #[test]
+    fn random_and_changed_pending_files_never_panic_and_stay_bounded() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(17);
+        let one = Summary {
+            account: "admin".into(),
+            refused: false,
+            count: 412,
+            addresses: 103,
+            listed: vec![IpAddr::from([127, 0, 3, 1])],
+            names: vec!["a".into()],
+        };
+        let good = serde_json::to_vec(&vec![one.clone(); 3]).expect("json");
+        assert_eq!(parse_pending(&good), Ok(vec![one.clone(); 3]));
+        for _ in 0..5_000 {
+            let mut x = good.clone();
+            let i = rng.random_range(0..x.len());
+            x[i] = rng.random();
+            if let Ok(v) = parse_pending(&x) {
+                for s in v {
+                    let _ = s.by(Duration::from_secs(600));
+                }
+            }
+        }
+        let huge = Summary {
+            account: "x".repeat(10_000),
+            listed: vec![IpAddr::from([10, 0, 0, 1]); 50],
+            names: vec!["y".repeat(1_000); 50],
+            addresses: usize::MAX,
+            ..one.clone()
+        };
+        let bytes = serde_json::to_vec(&vec![huge; 10]).expect("json");
+        assert!(bytes.len() < 1 << 20);
+        let v = parse_pending(&bytes).expect("reads");
+        assert!(v.len() <= 2 * (MAX_ACCOUNTS + 1));
+        for s in &v {
+            assert!(s.account.chars().count() <= 256 && s.listed.len() <= LISTED);
+            assert!(s.names.len() <= LISTED && s.names.iter().all(|n| n.len() <= 256));
+            assert!(s.by(Duration::from_secs(600)).len() < 8_000);
+        }
+        assert!(parse_pending(&vec![b' '; (1 << 20) + 1]).is_err());
+        let many = serde_json::to_vec(&vec![one; 100]).expect("json");
+        assert_eq!(
+            parse_pending(&many).expect("reads").len(),
+            2 * (MAX_ACCOUNTS + 1)
+        );
+    }
 
     #[test]
     fn a_flood_is_recorded_a_few_times_and_summed_up_once() {

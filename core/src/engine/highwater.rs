@@ -157,19 +157,40 @@ pub fn read(data: &Path) -> Result<Option<Mark>, HighWaterError> {
 
 fn read_slots(data: &Path) -> Result<Option<(u64, Mark)>, HighWaterError> {
     let path = data.join(FILE);
-    let bytes = match std::fs::read(&path) {
+    // Two slots at most: a file grown past them (garbage, a copy gone
+    // wrong) is never read whole into memory.
+    let bytes = match File::open(&path).and_then(|f| {
+        let mut b = Vec::new();
+        std::io::Read::read_to_end(&mut std::io::Read::take(f, 2 * SLOT), &mut b).map(|_| b)
+    }) {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(source) => return Err(HighWaterError::Io { path, source }),
     };
+    decode_file(&bytes)
+        .map(Some)
+        .ok_or(HighWaterError::Unreadable { path })
+}
+
+/// The newest readable slot of a mark file's bytes, with its write
+/// counter; `None` when neither slot reads. Bytes from the disk, never
+/// trusted: fuzzed (`fuzz/fuzz_targets/highwater_slots.rs`).
+pub fn decode_file(bytes: &[u8]) -> Option<(u64, Mark)> {
     // After the first write only slot 0 exists, shorter than a slot.
     let a = decode(&bytes[..bytes.len().min(SLOT as usize)]);
-    let b = bytes.get(SLOT as usize..).and_then(decode);
+    let b = bytes
+        .get(SLOT as usize..bytes.len().min(2 * SLOT as usize))
+        .and_then(decode);
     match (a, b) {
-        (Some(x), Some(y)) => Ok(Some(if x.0 >= y.0 { x } else { y })),
-        (Some(x), None) | (None, Some(x)) => Ok(Some(x)),
-        (None, None) => Err(HighWaterError::Unreadable { path }),
+        (Some(x), Some(y)) => Some(if x.0 >= y.0 { x } else { y }),
+        (Some(x), None) | (None, Some(x)) => Some(x),
+        (None, None) => None,
     }
+}
+
+/// A mark file's bytes for `mark` in slot 0 (test seeds, fuzz corpora).
+pub fn encode_file(counter: u64, mark: &Mark) -> Option<Vec<u8>> {
+    encode(counter, mark)
 }
 
 impl HighWater {
@@ -292,5 +313,57 @@ mod size_tests {
         assert!(bytes.len() as u64 <= SLOT);
         let (_, back) = decode(&bytes).expect("decodes");
         assert!(back.recent.len() < 40 && !back.recent.is_empty());
+    }
+}
+
+/// A smoke run of what `fuzz/fuzz_targets/highwater_slots.rs` fuzzes, in
+/// the ordinary test suite (issue 17): random bytes and single-byte
+/// changes of real marks never panic, and a changed byte is never read as
+/// another mark than one of those written.
+#[cfg(test)]
+mod smoke {
+    use super::*;
+    use rand::{Rng, SeedableRng};
+
+    #[test]
+    fn random_and_changed_mark_files_never_panic_or_read_as_another_mark() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(17);
+        let a = Mark {
+            seq: 41,
+            hash: "cd".repeat(32),
+            day: NaiveDate::from_ymd_opt(2026, 12, 7),
+            highest: [("koseki".to_string(), 1042 as Number)].into(),
+            recent: vec![("k1-7".into(), 1042, "koseki".into())],
+        };
+        let b = Mark {
+            seq: 42,
+            ..a.clone()
+        };
+        let mut file = encode_file(6, &a).expect("fits");
+        file.resize(SLOT as usize, 0);
+        file.extend(encode_file(7, &b).expect("fits"));
+        assert_eq!(decode_file(&file), Some((7, b.clone())));
+        for _ in 0..20_000 {
+            let mut x = file.clone();
+            let i = rng.random_range(0..x.len());
+            x[i] ^= rng.random_range(1..=255u8);
+            if rng.random_bool(0.2) {
+                x.truncate(rng.random_range(0..x.len()));
+            }
+            if let Some((_, m)) = decode_file(&x) {
+                assert!(m == a || m == b, "a changed byte read as {m:?}");
+            }
+            let n = rng.random_range(0..64);
+            let junk: Vec<u8> = (0..n).map(|_| rng.random()).collect();
+            let _ = decode_file(&junk);
+        }
+        // Bytes past the two slots are never read.
+        let mut long = file.clone();
+        long.resize(2 * SLOT as usize, 0);
+        long.extend(std::iter::repeat_n(0x41, 3 * SLOT as usize));
+        assert_eq!(decode_file(&long), Some((7, b.clone())));
+        let d = tempfile::tempdir().expect("tmp");
+        std::fs::write(d.path().join(FILE), &long).expect("write");
+        assert_eq!(read(d.path()).expect("read"), Some(b));
     }
 }

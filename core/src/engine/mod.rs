@@ -22,6 +22,7 @@ mod feed;
 pub mod highwater;
 mod import;
 mod opening;
+pub mod salvage;
 mod shared;
 pub mod witness;
 
@@ -170,6 +171,10 @@ pub struct OpenReport {
     pub config_recorded: bool,
     /// Witness files that could not be read or were set aside (`witness.rs`).
     pub witness_notes: Vec<String>,
+    /// The high-water mark was missing on a folder whose log and snapshot
+    /// agree and verify (one from before the mark): it was created; the
+    /// note says so (stderr, fault record).
+    pub high_water_created: Option<String>,
 }
 
 /// The result of one accepted command.
@@ -255,7 +260,7 @@ impl Engine {
             ..OpenReport::default()
         };
         let mut store = opening::open_store(&store_path, &mut report)?;
-        let mark = opening::high_water(dir, &log, &store)?;
+        let mark = opening::high_water(dir, &log, &log_report, &store, &mut report)?;
         let mut checked =
             opening::Checked::examine(dir, &log, &log_report, &store, mark.as_ref(), &mut report)?;
         let (snapshot, accepted) = checked.decide(opts.accept_damage)?;
@@ -1000,10 +1005,21 @@ impl Engine {
     /// kiosk request is refused with "lost — ask staff". Returns what was
     /// done, for the fault record.
     fn accept_damage(&mut self, damage: &Damage) -> Result<String, EngineError> {
-        let lost = damage
-            .lost_range()
-            .map(|(a, b)| format!("records {a}–{b} lost"))
-            .unwrap_or_else(|| "records lost".into());
+        let differs = damage.log_ends_at.is_some()
+            && damage.log_ends_at == damage.evidence.as_ref().map(|e| e.seq);
+        let lost = if differs {
+            // As long as the evidence, but another last record: the records
+            // after a set-aside one were chained anew (`salvage.rs`).
+            format!(
+                "record {} differs from the one the evidence saw (damaged records set aside before it)",
+                damage.record
+            )
+        } else {
+            damage
+                .lost_range()
+                .map(|(a, b)| format!("records {a}–{b} lost"))
+                .unwrap_or_else(|| "records lost".into())
+        };
         let Some(ev) = damage.evidence.clone() else {
             return Ok(format!("{lost}; no evidence of numbers to raise"));
         };

@@ -304,15 +304,25 @@ fn report_file(log: &EventLog, report: &crate::log::OpenReport) -> PathBuf {
 pub(super) fn high_water(
     dir: &Path,
     log: &EventLog,
+    log_report: &crate::log::OpenReport,
     store: &Store,
+    report: &mut OpenReport,
 ) -> Result<Option<highwater::Mark>, EngineError> {
     let problem = match highwater::read(dir) {
         Ok(Some(m)) => return Ok(Some(m)),
         Ok(None) if !matches!(store.meta(), Ok(Some(_))) => return Ok(None),
-        Ok(None) => format!(
-            "記録の到達点ファイル {} がありません / the high-water mark file is missing (deleted, or the folder was written by a version before it): the end of the log cannot be checked",
-            highwater::FILE
-        ),
+        Ok(None) => match predates_mark(log, log_report, store) {
+            Ok(note) => {
+                // Written once the rest of the evidence is compared
+                // (`Engine::open`), with a fault record and a line on stderr.
+                report.high_water_created = Some(note);
+                return Ok(None);
+            }
+            Err(why) => format!(
+                "記録の到達点ファイル {} がありません / the high-water mark file is missing (deleted, or the folder was written by a version before it), and {why}: the end of the log cannot be checked",
+                highwater::FILE
+            ),
+        },
         Err(e) => format!(
             "記録の到達点ファイルが読めません / the high-water mark cannot be read: {e}"
         ),
@@ -326,6 +336,42 @@ pub(super) fn high_water(
         log_ends_at: Some(log.last_seq()),
         evidence: Evidence::read(store),
     })))
+}
+
+/// A folder from before the high-water mark (issue 17, the upgrade path):
+/// no torn tail, a snapshot that reads and names the log's very last record
+/// and hash, and a log whose every record and link checks. Then the mark
+/// can be made from them; any sign of damage keeps the refusal (the mark
+/// may have been the only evidence of the last answers). Returns the note
+/// for stderr and the fault record, or why not.
+fn predates_mark(
+    log: &EventLog,
+    log_report: &crate::log::OpenReport,
+    store: &Store,
+) -> Result<String, String> {
+    let last = log.last_seq();
+    if log_report.truncated_bytes > 0 {
+        return Err(format!(
+            "the log ends with {} torn bytes / ログの末尾が途中で切れています",
+            log_report.truncated_bytes
+        ));
+    }
+    let meta = match store.load() {
+        Ok(Some((meta, state))) if state.check_invariants().is_ok() => meta,
+        _ => return Err("the snapshot cannot be read / スナップショットが読めません".into()),
+    };
+    if meta.seq != last || meta.hash != hex(&log.tail().last_hash) {
+        return Err(format!(
+            "the snapshot (record {}) does not match the log's end (record {last}) / スナップショットとログの末尾が一致しません",
+            meta.seq
+        ));
+    }
+    log_reads(log, None).map_err(|e| format!("the log does not verify ({e})"))?;
+    Ok(format!(
+        "記録の到達点ファイル {} がなかったため、ログ（記録 {last} まで、全記録を確認）とスナップショットが一致することを確かめて作成しました。以前の版のデータフォルダでなければ、削除された原因を確認してください。 / The high-water mark file {} was missing (a data folder from before it, or deleted): the log (records 1–{last}, every record checked) and the snapshot agree, so it was created from them. If this folder is not from an older version, find out why it was deleted.",
+        highwater::FILE,
+        highwater::FILE
+    ))
 }
 
 /// Reads the whole log, checking every record and link: a rebuild that

@@ -139,16 +139,44 @@ pub fn read_all(data: &Path) -> (Vec<Witness>, Vec<String>) {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        match std::fs::read(&path) {
-            Ok(bytes) => match serde_json::from_slice::<Witness>(&bytes) {
-                Ok(w) if w.source.file() == name || name.starts_with("set-aside-") => found.push(w),
-                Ok(_) => unreadable.push(format!("{}: names another source", path.display())),
+        match read_capped(&path) {
+            Ok(bytes) => match parse(&name, &bytes) {
+                Ok(w) => found.push(w),
                 Err(e) => unreadable.push(format!("{}: {e}", path.display())),
             },
             Err(e) => unreadable.push(format!("{}: {e}", path.display())),
         }
     }
     (found, unreadable)
+}
+
+/// The largest witness file read: one is a few hundred bytes; a bigger
+/// one (garbage) is unreadable, never read whole into memory.
+pub const MAX_FILE: u64 = 1 << 20;
+
+fn read_capped(path: &Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut b = Vec::new();
+    std::fs::File::open(path)?
+        .take(MAX_FILE + 1)
+        .read_to_end(&mut b)?;
+    if b.len() as u64 > MAX_FILE {
+        return Err(std::io::Error::other(format!(
+            "larger than {MAX_FILE} bytes / 大きすぎます"
+        )));
+    }
+    Ok(b)
+}
+
+/// The witness in a file named `name` (`backup.json`, `set-aside-….json`,
+/// …) from its bytes, never trusted: a file that names another source
+/// than its name is refused. Fuzzed (`fuzz/fuzz_targets/witness_file.rs`).
+pub fn parse(name: &str, bytes: &[u8]) -> Result<Witness, String> {
+    match serde_json::from_slice::<Witness>(bytes) {
+        Ok(w) if w.source.file() == name || name.starts_with("set-aside-") => Ok(w),
+        Ok(_) => Err("names another source".into()),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 /// Moves the witness files aside once a loss was accepted: the log now
@@ -224,5 +252,42 @@ mod tests {
         let moved = set_aside(d.path(), 3).expect("moved");
         assert_eq!(moved.len(), 2);
         assert!(read_all(d.path()).0.is_empty());
+    }
+
+    /// A smoke run of what `fuzz/fuzz_targets/witness_file.rs` fuzzes
+    /// (issue 17): random bytes and changed real witness files, set-aside
+    /// ones included, never panic; a file named for another source is
+    /// refused.
+    #[test]
+    fn random_and_changed_witness_files_never_panic() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(17);
+        let w = witness(Source::SetAside, 12);
+        let good = serde_json::to_vec_pretty(&w).expect("json");
+        assert_eq!(
+            parse("set-aside-state.sled.damaged-1.json", &good),
+            Ok(w.clone())
+        );
+        assert!(parse("backup.json", &good).is_err());
+        for _ in 0..20_000 {
+            let mut x = good.clone();
+            let i = rng.random_range(0..x.len());
+            x[i] = rng.random();
+            if let Ok(v) = parse("set-aside-x.json", &x) {
+                let _ = v.describe();
+            }
+            let n = rng.random_range(0..48);
+            let junk: Vec<u8> = (0..n).map(|_| rng.random()).collect();
+            let _ = parse("standby.json", &junk);
+        }
+        let d = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir_all(d.path().join(DIR)).expect("dir");
+        std::fs::write(
+            d.path().join(DIR).join("backup.json"),
+            vec![b' '; MAX_FILE as usize + 10],
+        )
+        .expect("write");
+        let (found, bad) = read_all(d.path());
+        assert!(found.is_empty() && bad.len() == 1, "{bad:?}");
     }
 }

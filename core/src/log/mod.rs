@@ -251,6 +251,52 @@ pub fn read_live_from(
     )
 }
 
+/// After a damaged record (issue 17, storage-rt6 F3): where the next
+/// well-formed record numbered `min_seq` or later starts — in `pos`'s
+/// segment at or after `pos.offset`, else at the first such record of a
+/// later live segment — and its number. `None`: no record survives after
+/// it. Only CRC-checked frames count; the caller reads on from there with
+/// every link checked.
+pub fn next_good_record(
+    dir: &Path,
+    pos: Pos,
+    min_seq: u64,
+) -> Result<Option<(Pos, u64)>, LogError> {
+    let segments = live_segments(dir, anchor::read(dir)?.as_ref())?;
+    for &segment in segments.iter().filter(|&&s| s >= pos.segment) {
+        let path = segment_path(dir, segment);
+        let bytes = fs::read(&path).map_err(|e| LogError::io(&path, e))?;
+        let from = if segment == pos.segment {
+            pos.offset.max(MAGIC.len() as u64)
+        } else {
+            MAGIC.len() as u64
+        };
+        let from = usize::try_from(from).unwrap_or(usize::MAX);
+        if let Some((offset, seq)) = reader::first_good_record(&bytes, from, min_seq.max(segment)) {
+            return Ok(Some((
+                Pos {
+                    segment,
+                    offset: offset as u64,
+                },
+                seq,
+            )));
+        }
+    }
+    Ok(None)
+}
+
+/// The raw bytes of a record that cannot be read (at most `max`), from its
+/// start: what a set-aside record may still tell (issue 17).
+pub fn raw_bytes_at(dir: &Path, pos: Pos, max: usize) -> Result<Vec<u8>, LogError> {
+    let path = segment_path(dir, pos.segment);
+    let bytes = fs::read(&path).map_err(|e| LogError::io(&path, e))?;
+    let start = usize::try_from(pos.offset)
+        .unwrap_or(usize::MAX)
+        .min(bytes.len());
+    let end = start.saturating_add(max).min(bytes.len());
+    Ok(bytes[start..end].to_vec())
+}
+
 /// Reads the one record `seq` that starts at `pos` in the log in `dir`,
 /// checking its CRC and sequence number.
 pub fn read_record_at(dir: &Path, pos: Pos, seq: u64) -> Result<Record, LogError> {

@@ -120,6 +120,27 @@ fn good_record_after(bytes: &[u8], from: usize, min_seq: u64) -> bool {
     })
 }
 
+/// The first well-formed record numbered `min_seq` or later that starts at
+/// or after `from`, with its number (candidates filtered by their header's
+/// number first, as in [`good_record_after`]).
+pub(crate) fn first_good_record(bytes: &[u8], from: usize, min_seq: u64) -> Option<(usize, u64)> {
+    let end = bytes.len().saturating_sub(HEADER_LEN - 1);
+    let most = min_seq.saturating_add((bytes.len().saturating_sub(from) / HEADER_LEN) as u64);
+    (from..end).find_map(|i| {
+        let seq = bytes.get(i + 8..i + 16)?;
+        let mut word = [0u8; 8];
+        word.copy_from_slice(seq);
+        let seq = u64::from_le_bytes(word);
+        if !(min_seq..=most).contains(&seq) {
+            return None;
+        }
+        frame::decode(&bytes[i..])
+            .ok()
+            .filter(|r| r.seq >= min_seq)
+            .map(|r| (i, r.seq))
+    })
+}
+
 pub(crate) fn read_one(path: &Path, offset: u64, seq: u64) -> Result<Record, LogError> {
     let mut f = File::open(path).map_err(|e| LogError::io(path, e))?;
     use std::io::Seek;
