@@ -709,17 +709,26 @@ impl EstimateAccuracy {
         mae && bias && (0.75..=0.85).contains(&self.range_coverage)
     }
 
-    /// One line of a report.
+    /// One line of a report. Shares of a mean wait under a minute are not
+    /// printed (outside tester est-rt8 F3: "11875000000.0 %" for an hour
+    /// whose waits were all 0 s); the minutes say it.
     pub fn line(&self, name: &str) -> String {
+        let short = self.mean_actual_min * 60.0 < crate::stats::SHORT_WAIT_S as f64;
+        let (mae, bias) = if short {
+            ("  —  ".to_string(), "  —   ".to_string())
+        } else {
+            (
+                format!("{:>4.1} %", 100.0 * self.mae_share()),
+                format!("{:>+5.1} %", 100.0 * self.bias_share()),
+            )
+        };
         format!(
-            "{name:<14} {:>6} tickets  real {:>5.1} min  shown {:>5.1}  MAE {:>5.2} min ({:>4.1} %)  bias {:>+5.2} min ({:>+5.1} %)  80% range covers {:>5.1} % (above {:>4.1} %){}",
+            "{name:<14} {:>6} tickets  real {:>5.1} min  shown {:>5.1}  MAE {:>5.2} min ({mae})  bias {:>+5.2} min ({bias})  80% range covers {:>5.1} % (above {:>4.1} %){}",
             self.tickets,
             self.mean_actual_min,
             self.mean_expected_min,
             self.mean_abs_error_min,
-            100.0 * self.mae_share(),
             self.bias_min,
-            100.0 * self.bias_share(),
             100.0 * self.range_coverage,
             100.0 * self.above_range,
             if self.meets_goal() { "  goal met" } else { "" }
@@ -730,6 +739,30 @@ impl EstimateAccuracy {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// est-rt8 F3: an hour whose waits were all 0 s printed
+    /// "11875000000.0 %"; shares of a mean wait under a minute are left out.
+    #[test]
+    fn an_hour_of_waits_near_zero_prints_no_share() {
+        let s = |actual_s: f64, point_s: f64| WaitSample {
+            actual_s,
+            point_s,
+            low_s: 0.0,
+            high_s: point_s * 2.0,
+        };
+        let quiet = EstimateAccuracy::of_samples(&[s(0.0, 190.0), s(0.0, 10.0)]);
+        let line = quiet.line("koseki 16時");
+        assert!(
+            line.contains("MAE  1.67 min (  —  )  bias +1.67 min (  —   )"),
+            "{line}"
+        );
+        let busy = EstimateAccuracy::of_samples(&[s(600.0, 660.0), s(1200.0, 1200.0)]);
+        assert!(
+            busy.line("idou").contains("bias +0.50 min ( +3.3 %)"),
+            "{}",
+            busy.line("idou")
+        );
+    }
 
     #[test]
     fn a_simulated_day_is_realistic_and_deterministic() {

@@ -9,6 +9,7 @@ use chrono::{Datelike, NaiveDate};
 use serde::{Deserialize, Serialize};
 
 use crate::model::{Millis, StepKind, Ticket};
+use crate::stats::SHORT_WAIT_S;
 
 /// Sums over tickets first called in their category.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -32,16 +33,31 @@ impl Accuracy {
         );
     }
 
-    fn words(&self) -> Option<(f64, f64, f64)> {
+    fn words(&self) -> Option<(f64, Lean, f64)> {
         (self.n > 0).then(|| {
             let n = self.n as f64;
+            // A share of waits that were almost nothing says nothing
+            // (outside tester est-rt8 F3): the lean in minutes then.
+            let lean = if self.actual_sum_s >= SHORT_WAIT_S * self.n {
+                Lean::Percent(self.err_sum_s as f64 / self.actual_sum_s as f64 * 100.0)
+            } else {
+                Lean::Minutes(self.err_sum_s as f64 / n / 60.0)
+            };
             (
                 self.abs_err_sum_s as f64 / n / 60.0,
-                self.err_sum_s as f64 / (self.actual_sum_s.max(1)) as f64 * 100.0,
+                lean,
                 self.covered as f64 / n * 100.0,
             )
         })
     }
+}
+
+/// How far the estimates leaned long (+) or short (−).
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Lean {
+    Percent(f64),
+    /// Used where the mean wait was under [`SHORT_WAIT_S`].
+    Minutes(f64),
 }
 
 /// The figures the public page states.
@@ -93,14 +109,18 @@ impl Published {
         };
         let y = part(&self.yesterday);
         let m = part(&self.month);
-        let ja = |(mae, bias, cov): (f64, f64, f64)| {
+        let ja = |(mae, lean, cov): (f64, Lean, f64)| {
             format!(
                 "平均 {mae:.1} 分のずれ（{}）、予想の幅に入った方 {cov:.0}%",
-                lean_ja(bias)
+                lean_ja(lean)
             )
         };
-        let en = |(mae, bias, cov): (f64, f64, f64)| {
-            format!("off by {mae:.1} min on average ({bias:+.0}%), {cov:.0}% within the range")
+        let en = |(mae, lean, cov): (f64, Lean, f64)| {
+            let lean = match lean {
+                Lean::Percent(p) => format!("{p:+.0}%"),
+                Lean::Minutes(m) => format!("{m:+.1} min"),
+            };
+            format!("off by {mae:.1} min on average ({lean}), {cov:.0}% within the range")
         };
         let mut out_ja = Vec::new();
         let mut out_en = Vec::new();
@@ -130,13 +150,13 @@ impl Published {
     }
 }
 
-fn lean_ja(bias_pct: f64) -> String {
-    if bias_pct >= 0.5 {
-        format!("長めに {bias_pct:.0}%")
-    } else if bias_pct <= -0.5 {
-        format!("短めに {:.0}%", -bias_pct)
-    } else {
-        "偏りなし".into()
+fn lean_ja(lean: Lean) -> String {
+    match lean {
+        Lean::Percent(p) if p >= 0.5 => format!("長めに {p:.0}%"),
+        Lean::Percent(p) if p <= -0.5 => format!("短めに {:.0}%", -p),
+        Lean::Minutes(m) if m >= 0.05 => format!("長めに {m:.1} 分"),
+        Lean::Minutes(m) if m <= -0.05 => format!("短めに {:.1} 分", -m),
+        _ => "偏りなし".into(),
     }
 }
 
@@ -199,6 +219,19 @@ mod tests {
         });
         p.called(&again, Millis(900_000));
         assert_eq!(p.month.expect("month").1.n, 3);
+        // Waits of almost nothing: the lean in minutes, not a share of
+        // nothing (est-rt8 F3: 1,000–3,000 %). Shown 2 min (0–4), called
+        // after 10 s: 1.8 min long.
+        let mut quiet = Published::default();
+        quiet.start_day("2026-11-27".parse().expect("date"));
+        quiet.called(&ticket(120, 0, 240), Millis(10_000));
+        quiet.start_day("2026-11-30".parse().expect("date"));
+        let (ja, en) = quiet.sentence().expect("sentence");
+        assert!(
+            ja.contains("前回の開庁日（11月27日）は平均 1.8 分のずれ（長めに 1.8 分）"),
+            "{ja}"
+        );
+        assert!(en.contains("(+1.8 min)"), "{en}");
         // A new month starts from nothing; yesterday stays.
         p.start_day("2026-12-01".parse().expect("date"));
         assert_eq!(p.month.expect("month").1.n, 0);

@@ -34,6 +34,11 @@ use crate::config::Config;
 use crate::model::{Event, Millis, Status, StepKind, Ticket};
 use crate::state::State;
 
+/// A mean wait shorter than this (seconds) is stated in minutes only:
+/// the estimate's error as a share of it would be a share of almost
+/// nothing (issue 19's goal also judges such waits in minutes).
+pub const SHORT_WAIT_S: u64 = 60;
+
 /// How finely a report is bucketed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -183,9 +188,13 @@ impl Cell {
         (self.est_n > 0).then(|| self.est_abs_err_sum_s as f64 / self.est_n as f64)
     }
 
-    /// The estimate's lean as a share of the mean actual wait (+ = long).
+    /// The estimate's lean as a share of the mean actual wait (+ = long);
+    /// none where the mean actual wait is under [`SHORT_WAIT_S`]: a share
+    /// of almost nothing says nothing (outside tester est-rt8 F3: 予想の偏り
+    /// of 1,000–3,000 % in hours whose waits were 0 s). The mean error in
+    /// minutes beside it still says how far off the estimate was.
     pub fn est_bias_share(&self) -> Option<f64> {
-        (self.est_actual_sum_s > 0)
+        (self.est_n > 0 && self.est_actual_sum_s >= SHORT_WAIT_S * self.est_n)
             .then(|| self.est_err_sum_s as f64 / self.est_actual_sum_s as f64)
     }
 

@@ -639,3 +639,24 @@ fn a_month_report_keeps_to_its_range() {
         3
     );
 }
+
+/// est-rt8 F3: hours whose waits were 0 s showed 予想の偏り of 1,000–3,000 %;
+/// a mean actual wait under a minute gets no share (the minutes stay).
+#[test]
+fn no_bias_share_of_waits_near_zero() {
+    let quiet = Cell {
+        est_n: 16,
+        est_actual_sum_s: 16 * 20,
+        est_abs_err_sum_s: 16 * 90,
+        est_err_sum_s: 16 * 90,
+        est_covered: 10,
+        ..Cell::default()
+    };
+    assert_eq!(quiet.est_bias_share(), None);
+    assert_eq!(quiet.est_mae_s(), Some(90.0));
+    let busy = Cell {
+        est_actual_sum_s: 16 * 600,
+        ..quiet
+    };
+    assert_eq!(busy.est_bias_share(), Some(0.15));
+}
