@@ -75,8 +75,9 @@ fn evaluate(
             let mut event = event.clone();
             match &mut event {
                 Event::ConfigApplied { source } => {
-                    config = Config::parse(source, &format!("event log record {}", record.seq))
-                        .context("a recorded configuration is not valid")?;
+                    config =
+                        Config::parse_recorded(source, &format!("event log record {}", record.seq))
+                            .context("a recorded configuration is not valid")?;
                 }
                 Event::DayOpened { .. } => {
                     collect(&state, &recorded_at_issue, &mut cells);

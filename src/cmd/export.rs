@@ -32,7 +32,11 @@ pub fn run(data: &Path, _config: Option<&Path>, args: Args) -> Result<()> {
     );
     // Times are shown in the office's zone as configured at each record.
     let mut offset = match log::anchor::read(&log_dir)?.and_then(|a| a.config_source) {
-        Some(src) => Config::parse(&src, "the archive anchor")?.office.utc_offset,
+        Some(src) => {
+            Config::parse_recorded(&src, "the archive anchor")?
+                .office
+                .utc_offset
+        }
         None => Config::embedded_default().office.utc_offset,
     };
     let mut out: Box<dyn Write> = match &args.out {
@@ -52,7 +56,7 @@ pub fn run(data: &Path, _config: Option<&Path>, args: Args) -> Result<()> {
         let body = RecordBody::decode(&record)?;
         for e in &body.events {
             if let Event::ConfigApplied { source } = e {
-                if let Ok(c) = Config::parse(source, "the event log") {
+                if let Ok(c) = Config::parse_recorded(source, "the event log") {
                     offset = c.office.utc_offset;
                 }
             }

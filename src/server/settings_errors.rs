@@ -21,6 +21,10 @@ fn field_names(key: &str) -> (String, String) {
         "hours" => ("受付時間", "opening hours"),
         "date" => ("日付", "date"),
         "name" => ("名前", "name"),
+        "ja" => ("名前（日本語）", "name (Japanese)"),
+        "en" => ("名前（英語）", "name (English)"),
+        "zh" => ("名前（中国語）", "name (Chinese)"),
+        "ko" => ("名前（韓国語）", "name (Korean)"),
         "id" => ("識別子", "id"),
         "colour" | "color" => ("色", "colour"),
         "stage" => ("段階（窓口間の受け渡し）", "stage"),
@@ -124,6 +128,8 @@ fn queue_name_ja(lines: &[&str], id: &str) -> String {
                 .next()
                 .map(str::to_string)
         })
+        // A blank name (itself the error, pages-rt8 F1) names nothing.
+        .filter(|n| !n.chars().all(char::is_whitespace))
         .unwrap_or_else(|| id.to_string())
 }
 
@@ -168,6 +174,11 @@ fn what(message: &str) -> (String, String) {
         (
             format!("必要な項目「{ja}」がありません"),
             "a required setting is missing",
+        )
+    } else if m.contains("must not be blank") {
+        (
+            "名前が空です。来庁者に見える名前を書いてください（空白だけの名前は使えません。英語などの名前が要らないときは、その欄ごと消してください）".to_string(),
+            "a name must not be blank (leave out a language's name instead)",
         )
     } else if m.contains("must be a time") || m.contains("hh:mm") {
         (
@@ -339,6 +350,16 @@ mod tests {
     fn error_for(toml: &str) -> Value {
         let e = Config::parse(toml, "settings").expect_err("invalid");
         explain(toml, &e)
+    }
+
+    /// pages-rt8 F1: a blank name is refused in words naming the queue.
+    #[test]
+    fn a_blank_name_is_told_in_japanese() {
+        let blank = DEFAULT_OFFICE_TOML.replacen("ja = \"住民異動の受付\"", "ja = \"　\"", 1);
+        let e = error_for(&blank);
+        let ja = e["message_ja"].as_str().unwrap_or("");
+        assert!(ja.contains("名前が空です"), "{ja}");
+        assert!(ja.starts_with("受付「idou」"), "{ja}");
     }
 
     #[test]

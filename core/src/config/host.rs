@@ -208,6 +208,7 @@ impl HostSettings {
         let cx = Ctx {
             text: &placed,
             file,
+            strict: super::raw::Strictness::New,
         };
         let raw: RawHost = toml::from_str(&placed).map_err(|e| ConfigError {
             file: file.to_string(),

@@ -225,7 +225,15 @@ pub struct Config {
 impl Config {
     /// Parses and validates configuration text; `file` names it in errors.
     pub fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
-        raw::parse(text, file)
+        raw::parse(text, file, raw::Strictness::New)
+    }
+
+    /// Parses a configuration already in the log (a replay, an archive, a
+    /// salvage). The checks added since it was recorded are left out (a
+    /// blank name, refused since pages-rt8 F1), so an office that once
+    /// saved such a setting still opens; new settings pass [`Config::parse`].
+    pub fn parse_recorded(text: &str, file: &str) -> Result<Config, ConfigError> {
+        raw::parse(text, file, raw::Strictness::Recorded)
     }
 
     /// The embedded default office.

@@ -79,7 +79,7 @@ struct RawDisplays {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawOffice {
-    name: Names,
+    name: Spanned<Names>,
     utc_offset: Spanned<String>,
 }
 
@@ -87,14 +87,14 @@ struct RawOffice {
 #[serde(deny_unknown_fields)]
 struct RawSection {
     id: Spanned<String>,
-    name: Names,
+    name: Spanned<Names>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawQueue {
     id: Spanned<String>,
-    name: Names,
+    name: Spanned<Names>,
     numbers: Option<Spanned<NumberRange>>,
     #[serde(default)]
     stage: Option<Spanned<bool>>,
@@ -123,7 +123,7 @@ struct RawCounter {
 #[serde(deny_unknown_fields)]
 struct RawTag {
     id: Spanned<String>,
-    name: Names,
+    name: Spanned<Names>,
 }
 
 #[derive(Deserialize)]
@@ -164,6 +164,16 @@ struct RawEstimate {
 pub(super) struct Ctx<'a> {
     pub(super) text: &'a str,
     pub(super) file: &'a str,
+    pub(super) strict: Strictness,
+}
+
+/// Whether the text is new settings or settings already in the log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Strictness {
+    /// Every check.
+    New,
+    /// Without the checks added after settings could be recorded.
+    Recorded,
 }
 
 impl Ctx<'_> {
@@ -185,6 +195,30 @@ impl Ctx<'_> {
     }
 }
 
+/// A name shown to people is never blank: no empty or all-space name in
+/// any language given (outside tester pages-rt8 F1: a queue named 「　」 was
+/// saved, and the kiosk's button was left with no name at all).
+fn checked_names(cx: &Ctx, name: Spanned<Names>, what: &str) -> Result<Names, ConfigError> {
+    let span = name.span();
+    let n = name.into_inner();
+    if cx.strict == Strictness::Recorded {
+        return Ok(n);
+    }
+    let blank = |s: &str| s.chars().all(char::is_whitespace);
+    if blank(&n.ja) {
+        return Err(cx.err(&span, format!("{what}: a name must not be blank (name.ja)")));
+    }
+    for (lang, v) in [("en", &n.en), ("zh", &n.zh), ("ko", &n.ko)] {
+        if v.as_deref().is_some_and(blank) {
+            return Err(cx.err(
+                &span,
+                format!("{what}: a name must not be blank (name.{lang}: leave it out instead)"),
+            ));
+        }
+    }
+    Ok(n)
+}
+
 fn is_valid_id(id: &str) -> bool {
     !id.is_empty()
         && id.len() <= 32
@@ -195,8 +229,8 @@ fn is_valid_id(id: &str) -> bool {
 
 /// Parses and checks an office configuration: each section of the file in
 /// its own step below, every error naming its line.
-pub(super) fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
-    let cx = Ctx { text, file };
+pub(super) fn parse(text: &str, file: &str, strict: Strictness) -> Result<Config, ConfigError> {
+    let cx = Ctx { text, file, strict };
     let raw = parse_toml(&cx)?;
     let utc_offset = parse_utc_offset(&cx, &raw.office)?;
     let (sections, section_ids) = parse_sections(&cx, raw.sections)?;
@@ -214,7 +248,7 @@ pub(super) fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
         kiosks,
         displays,
         office: Office {
-            name: raw.office.name,
+            name: checked_names(&cx, raw.office.name, "office")?,
             utc_offset,
         },
         sections,
@@ -282,7 +316,7 @@ fn parse_sections(
         }
         sections.push(Section {
             id: id.clone(),
-            name: s.name,
+            name: checked_names(cx, s.name, &format!("section {id:?}"))?,
         });
     }
     if sections.is_empty() {
@@ -384,9 +418,10 @@ fn parse_queues(
             closing.when_unservable = *b.get_ref();
         }
         queue_index.insert(id.clone(), queues.len());
+        let name = checked_names(cx, q.name, &format!("queue {id:?}"))?;
         queues.push(Queue {
             id,
-            name: q.name,
+            name,
             numbers,
             colour: colour.to_ascii_lowercase(),
             shape: q.shape,
@@ -503,7 +538,7 @@ fn parse_tags(cx: &Ctx<'_>, raw: Vec<RawTag>) -> Result<Vec<Tag>, ConfigError> {
         }
         tags.push(Tag {
             id: id.clone(),
-            name: t.name,
+            name: checked_names(cx, t.name, &format!("tag {id:?}"))?,
         });
     }
     Ok(tags)

@@ -169,3 +169,29 @@ fn a_queue_nobody_serves_is_refused() {
     let err = Config::parse(&text, "x.toml").expect_err("koufu unserved");
     assert!(err.message.contains("served by no counter"), "{err}");
 }
+
+/// Outside tester pages-rt8 F1: a queue named 「　」 (one full-width
+/// space) was saved and the kiosk's button lost its name. New settings
+/// with a blank name in any language given are refused at the name's
+/// line; a configuration already in the log still opens.
+#[test]
+fn a_blank_name_is_refused_in_new_settings_but_a_recorded_one_still_opens() {
+    for (from, to) in [
+        ("ja = \"住民異動の受付\"", "ja = \"　\""),
+        ("ja = \"住民異動の受付\"", "ja = \"\""),
+        ("en = \"Moving in, out or within the ward\"", "en = \" \""),
+        ("ja = \"戸籍係\"", "ja = \" \""),
+    ] {
+        let text = DEFAULT_OFFICE_TOML.replacen(from, to, 1);
+        assert_ne!(text, DEFAULT_OFFICE_TOML, "{from}");
+        let line = text
+            .lines()
+            .position(|l| l.contains(to))
+            .expect("changed line")
+            + 1;
+        let e = Config::parse(&text, "office.toml").expect_err("blank name");
+        assert!(e.message.contains("must not be blank"), "{e}");
+        assert_eq!(e.line, line, "{e}");
+        assert!(Config::parse_recorded(&text, "event log record 1").is_ok());
+    }
+}

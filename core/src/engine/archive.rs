@@ -120,7 +120,9 @@ impl Replay {
         };
         let c = read_checkpoint(log_dir, a)?;
         let config = match &a.config_source {
-            Some(src) => Config::parse(src, &format!("archive anchor (record {})", a.config_seq))?,
+            Some(src) => {
+                Config::parse_recorded(src, &format!("archive anchor (record {})", a.config_seq))?
+            }
             None => fallback.clone(),
         };
         Ok(Replay {
@@ -141,7 +143,8 @@ impl Replay {
         let body = RecordBody::decode(record)?;
         for e in &body.events {
             if let Event::ConfigApplied { source } = e {
-                self.config = Config::parse(source, &format!("event log record {}", record.seq))?;
+                self.config =
+                    Config::parse_recorded(source, &format!("event log record {}", record.seq))?;
                 self.config_seq = record.seq;
             }
             // Every cell is in the map: a cell not there is zero.

@@ -523,7 +523,7 @@ impl Engine {
         if let Some(a) = self.log.anchor().filter(|a| seq <= a.seq) {
             // The record is archived; the anchor keeps the text.
             return match (&a.config_source, seq == a.config_seq) {
-                (Some(src), true) => Ok(Config::parse(src, "the archive anchor")?),
+                (Some(src), true) => Ok(Config::parse_recorded(src, "the archive anchor")?),
                 _ => Err(EngineError::Corrupt {
                     seq,
                     reason: "the configuration record is archived and not the anchor's".into(),
@@ -534,7 +534,10 @@ impl Engine {
         let body = RecordBody::decode(&record)?;
         for e in &body.events {
             if let Event::ConfigApplied { source } = e {
-                return Ok(Config::parse(source, &format!("event log record {seq}"))?);
+                return Ok(Config::parse_recorded(
+                    source,
+                    &format!("event log record {seq}"),
+                )?);
             }
         }
         Err(EngineError::Corrupt {
@@ -557,11 +560,12 @@ impl Engine {
         }
         for event in &body.events {
             if let Event::ConfigApplied { source } = event {
-                self.config = Config::parse(source, &format!("event log record {}", record.seq))
-                    .map_err(|e| EngineError::Corrupt {
-                        seq: record.seq,
-                        reason: e.to_string(),
-                    })?;
+                self.config =
+                    Config::parse_recorded(source, &format!("event log record {}", record.seq))
+                        .map_err(|e| EngineError::Corrupt {
+                            seq: record.seq,
+                            reason: e.to_string(),
+                        })?;
                 self.config_at = (record.seq, pos);
             }
             self.apply_event(body.at, event)

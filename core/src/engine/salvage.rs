@@ -123,7 +123,7 @@ fn check(state: &mut crate::state::State, config: &mut Config, r: &Record) -> Re
     let body = RecordBody::decode(r).map_err(|e| e.to_string())?;
     for event in &body.events {
         if let Event::ConfigApplied { source } = event {
-            *config = Config::parse(source, &format!("event log record {}", r.seq))
+            *config = Config::parse_recorded(source, &format!("event log record {}", r.seq))
                 .map_err(|e| e.to_string())?;
         }
         state
