@@ -1167,10 +1167,13 @@ pub async fn enrol(
         .map_err(|e| ApiError::Internal(e.to_string()))?;
     // `#enrolled`: the page forgets any epoch it remembers (a device set up
     // for a new office must not take it for a replaced one; `common.js`).
-    let to = if role == Role::Kiosk {
-        "/kiosk#enrolled"
-    } else {
-        "/#enrolled"
+    // A display goes to the list of display pages its enrolment page
+    // promises (「表示機の一覧に移ります」; outside tester pages-rt8 F2: it
+    // landed on the start page, which lists none).
+    let to = match role {
+        Role::Kiosk => "/kiosk#enrolled",
+        Role::Display => "/preview#enrolled",
+        _ => "/#enrolled",
     };
     let max_age = super::auth::DEVICE_DAYS * 24 * 3600;
     let cookie = set_cookie(&app, DEVICE_COOKIE, &token, Some(max_age));

@@ -663,8 +663,12 @@ pub async fn preview(
     method: Method,
     headers: HeaderMap,
 ) -> Result<Html<String>, ApiError> {
-    app.auth
-        .require(&method, &headers, &[Role::Staff, Role::Admin])?;
+    // An enrolled display picks its page here (pages-rt8 F2).
+    app.auth.require(
+        &method,
+        &headers,
+        &[Role::Staff, Role::Admin, Role::Display],
+    )?;
     let topics: Vec<(String, String)> = app
         .engine
         .read_async(|e| {

@@ -156,3 +156,36 @@ fn a_guidance_display_follows_calls_and_shows_a_lost_connection() {
     );
     d.wait_text(".calls", "1003");
 }
+
+/// Outside tester pages-rt8 F2: the enrolment page promises 「表示機の一覧に
+/// 移ります」, but an enrolled display landed on the start page, which lists
+/// no display. Now it lands on the list and a click opens a display.
+#[test]
+fn an_enrolled_display_lands_on_the_list_of_displays_and_opens_one() {
+    let s = Server::start();
+    let driver = Driver::start();
+    let d = driver.session();
+    d.goto(&s.display_enrol);
+    assert!(
+        d.text("main").contains("表示機の一覧に移ります"),
+        "the promise: {}",
+        d.text("main")
+    );
+    d.enrol(&s.display_enrol);
+    assert!(d.url().contains("/preview"), "landed on {}", d.url());
+    d.wait_text("main", "現在の表示");
+    let v = d.axe();
+    assert!(v.is_empty(), "the list of displays: {v:#?}");
+    d.click("a[href='/displays/board.html']");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !d.url().ends_with("/displays/board.html") {
+        assert!(Instant::now() < deadline, "still on {}", d.url());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // The display itself, not the 403 an unenrolled screen gets.
+    wait_for(
+        &d,
+        "return document.body.dataset.topic === 'board'",
+        "the board shows",
+    );
+}
