@@ -70,25 +70,7 @@ impl Metrics {
 
     pub fn render(&self, open_connections: usize) -> String {
         let mut out = String::new();
-        let mut line = |name: &str, kind: &str, help: &str, v: String| {
-            let _ = writeln!(out, "# HELP madoguchi_relay_{name} {help}");
-            let _ = writeln!(out, "# TYPE madoguchi_relay_{name} {kind}");
-            let _ = writeln!(out, "madoguchi_relay_{name} {v}");
-        };
-        let g = |a: &AtomicU64| a.load(Ordering::Relaxed).to_string();
-        let gi = |a: &AtomicI64| a.load(Ordering::Relaxed).to_string();
-        line(
-            "bundles_accepted_total",
-            "counter",
-            "Bundles accepted.",
-            g(&self.bundles_accepted),
-        );
-        line(
-            "bundles_rejected_total",
-            "counter",
-            "Bundles refused (signature, sequence, size, form).",
-            g(&self.bundles_rejected),
-        );
+        write_series(&mut out, BUNDLES, self, open_connections);
         let _ = writeln!(
             out,
             "# HELP madoguchi_relay_bundles_refused_total Bundles refused, by reply code.\n\
@@ -102,155 +84,196 @@ impl Metrics {
                 n.load(Ordering::Relaxed)
             );
         }
-        let mut line = |name: &str, kind: &str, help: &str, v: String| {
-            let _ = writeln!(out, "# HELP madoguchi_relay_{name} {help}");
-            let _ = writeln!(out, "# TYPE madoguchi_relay_{name} {kind}");
-            let _ = writeln!(out, "madoguchi_relay_{name} {v}");
-        };
-        line(
-            "sequence_impossible",
-            "gauge",
-            "1 while the held sequence is ahead of this relay's clock (recover with a signed reset).",
-            u8::from(self.sequence_impossible.load(Ordering::Relaxed)).to_string(),
-        );
-        line(
-            "resets_total",
-            "counter",
-            "Signed resets taken.",
-            g(&self.resets),
-        );
-        line(
-            "ingest_strangers_dropped_total",
-            "counter",
-            "Ingest connections dropped at accept: address not in ingest.allow.",
-            g(&self.strangers_dropped),
-        );
-        line(
-            "ingest_unproven_evicted_total",
-            "counter",
-            "Ingest connections without the office's signed head closed to admit a newer one.",
-            g(&self.unproven_evicted),
-        );
-        line(
-            "ingest_office_hellos_total",
-            "counter",
-            "Ingest connections whose TLS hello carried the office's token (the office's own slots).",
-            g(&self.office_hellos),
-        );
-        line(
-            "ingest_office_evicted_total",
-            "counter",
-            "Connections in the office's slots closed to admit a newer one of the office's.",
-            g(&self.office_evicted),
-        );
-        line(
-            "ingest_hello_invalid_total",
-            "counter",
-            "Ingest hello tokens malformed, stale or not signed for this relay (shared slots only).",
-            g(&self.hello_invalid),
-        );
-        line(
-            "ingest_hello_replayed_total",
-            "counter",
-            "Ingest hello tokens used a second time (copied off the wire; shared slots only).",
-            g(&self.hello_replayed),
-        );
-        line(
-            "ingest_hello_nonces_full_total",
-            "counter",
-            "Fresh ingest hello tokens refused because 4096 fresh ones are held (an office key may have leaked; shared slots only).",
-            g(&self.hello_nonces_full),
-        );
-        line(
-            "state_set_aside_total",
-            "counter",
-            "State files set aside at start-up because they were damaged or did not verify.",
-            g(&self.set_aside),
-        );
-        line(
-            "push_unavailable",
-            "gauge",
-            "1 while Web Push is enabled but its state files could not be read (the site is served without it; nothing was replaced).",
-            u8::from(self.push_unavailable.load(Ordering::Relaxed)).to_string(),
-        );
-        line(
-            "last_seq",
-            "gauge",
-            "Sequence number of the bundle served.",
-            g(&self.last_seq),
-        );
-        line(
-            "site_expires_seconds",
-            "gauge",
-            "Unix time after which the served data is stale.",
-            gi(&self.site_expires),
-        );
-        line(
-            "connections_open",
-            "gauge",
-            "Open public connections.",
-            open_connections.to_string(),
-        );
-        line(
-            "connections_refused_total",
-            "counter",
-            "Connections refused by the total or per-address limit.",
-            g(&self.connections_refused),
-        );
-        line(
-            "tls_handshakes_failed_total",
-            "counter",
-            "TLS handshakes that failed or timed out.",
-            g(&self.handshakes_failed),
-        );
-        line(
-            "requests_total",
-            "counter",
-            "Public HTTP requests.",
-            g(&self.requests),
-        );
-        line(
-            "websocket_subscribers",
-            "gauge",
-            "Open WebSocket subscribers.",
-            gi(&self.ws_subscribers),
-        );
-        line(
-            "sse_subscribers",
-            "gauge",
-            "Open Server-Sent Events subscribers.",
-            gi(&self.sse_subscribers),
-        );
-        line(
-            "messages_sent_total",
-            "counter",
-            "Push messages written to subscribers.",
-            g(&self.messages_sent),
-        );
-        line(
-            "slow_subscribers_dropped_total",
-            "counter",
-            "Subscribers dropped for falling behind.",
-            g(&self.slow_subscribers_dropped),
-        );
-        line(
-            "tls_cert_renewals_total",
-            "counter",
-            "Renewed certificates taken without a restart.",
-            g(&self.cert_renewals),
-        );
-        line(
-            "tls_cert_refusals_total",
-            "counter",
-            "New certificate files refused; the old certificate is still served.",
-            g(&self.cert_refusals),
-        );
-        line(
-            "tls_cert_refused",
-            "gauge",
-            "1 while a certificate file on disk is refused (the old one is served: fix the files).",
-            u8::from(self.cert_refused.load(Ordering::Relaxed)).to_string(),
-        );
+        write_series(&mut out, OTHERS, self, open_connections);
         out
     }
 }
+
+/// One series of `/metrics`: name, Prometheus type, help text and how to
+/// read it (from the counters and the number of open connections).
+type Series = (
+    &'static str,
+    &'static str,
+    &'static str,
+    fn(&Metrics, usize) -> String,
+);
+
+fn write_series(out: &mut String, rows: &[Series], m: &Metrics, open: usize) {
+    for (name, kind, help, read) in rows {
+        let _ = writeln!(out, "# HELP madoguchi_relay_{name} {help}");
+        let _ = writeln!(out, "# TYPE madoguchi_relay_{name} {kind}");
+        let _ = writeln!(out, "madoguchi_relay_{name} {}", read(m, open));
+    }
+}
+
+fn g(a: &AtomicU64) -> String {
+    a.load(Ordering::Relaxed).to_string()
+}
+
+fn gi(a: &AtomicI64) -> String {
+    a.load(Ordering::Relaxed).to_string()
+}
+
+/// The bundle counters, written before the refusals by code.
+const BUNDLES: &[Series] = &[
+    (
+        "bundles_accepted_total",
+        "counter",
+        "Bundles accepted.",
+        |m, _| g(&m.bundles_accepted),
+    ),
+    (
+        "bundles_rejected_total",
+        "counter",
+        "Bundles refused (signature, sequence, size, form).",
+        |m, _| g(&m.bundles_rejected),
+    ),
+];
+
+/// Every other series, in the order `/metrics` has always listed them.
+const OTHERS: &[Series] = &[
+    (
+        "sequence_impossible",
+        "gauge",
+        "1 while the held sequence is ahead of this relay's clock (recover with a signed reset).",
+        |m, _| u8::from(m.sequence_impossible.load(Ordering::Relaxed)).to_string(),
+    ),
+    (
+        "resets_total",
+        "counter",
+        "Signed resets taken.",
+        |m, _| g(&m.resets),
+    ),
+    (
+        "ingest_strangers_dropped_total",
+        "counter",
+        "Ingest connections dropped at accept: address not in ingest.allow.",
+        |m, _| g(&m.strangers_dropped),
+    ),
+    (
+        "ingest_unproven_evicted_total",
+        "counter",
+        "Ingest connections without the office's signed head closed to admit a newer one.",
+        |m, _| g(&m.unproven_evicted),
+    ),
+    (
+        "ingest_office_hellos_total",
+        "counter",
+        "Ingest connections whose TLS hello carried the office's token (the office's own slots).",
+        |m, _| g(&m.office_hellos),
+    ),
+    (
+        "ingest_office_evicted_total",
+        "counter",
+        "Connections in the office's slots closed to admit a newer one of the office's.",
+        |m, _| g(&m.office_evicted),
+    ),
+    (
+        "ingest_hello_invalid_total",
+        "counter",
+        "Ingest hello tokens malformed, stale or not signed for this relay (shared slots only).",
+        |m, _| g(&m.hello_invalid),
+    ),
+    (
+        "ingest_hello_replayed_total",
+        "counter",
+        "Ingest hello tokens used a second time (copied off the wire; shared slots only).",
+        |m, _| g(&m.hello_replayed),
+    ),
+    (
+        "ingest_hello_nonces_full_total",
+        "counter",
+        "Fresh ingest hello tokens refused because 4096 fresh ones are held (an office key may have leaked; shared slots only).",
+        |m, _| g(&m.hello_nonces_full),
+    ),
+    (
+        "state_set_aside_total",
+        "counter",
+        "State files set aside at start-up because they were damaged or did not verify.",
+        |m, _| g(&m.set_aside),
+    ),
+    (
+        "push_unavailable",
+        "gauge",
+        "1 while Web Push is enabled but its state files could not be read (the site is served without it; nothing was replaced).",
+        |m, _| u8::from(m.push_unavailable.load(Ordering::Relaxed)).to_string(),
+    ),
+    (
+        "last_seq",
+        "gauge",
+        "Sequence number of the bundle served.",
+        |m, _| g(&m.last_seq),
+    ),
+    (
+        "site_expires_seconds",
+        "gauge",
+        "Unix time after which the served data is stale.",
+        |m, _| gi(&m.site_expires),
+    ),
+    (
+        "connections_open",
+        "gauge",
+        "Open public connections.",
+        |_, open| open.to_string(),
+    ),
+    (
+        "connections_refused_total",
+        "counter",
+        "Connections refused by the total or per-address limit.",
+        |m, _| g(&m.connections_refused),
+    ),
+    (
+        "tls_handshakes_failed_total",
+        "counter",
+        "TLS handshakes that failed or timed out.",
+        |m, _| g(&m.handshakes_failed),
+    ),
+    (
+        "requests_total",
+        "counter",
+        "Public HTTP requests.",
+        |m, _| g(&m.requests),
+    ),
+    (
+        "websocket_subscribers",
+        "gauge",
+        "Open WebSocket subscribers.",
+        |m, _| gi(&m.ws_subscribers),
+    ),
+    (
+        "sse_subscribers",
+        "gauge",
+        "Open Server-Sent Events subscribers.",
+        |m, _| gi(&m.sse_subscribers),
+    ),
+    (
+        "messages_sent_total",
+        "counter",
+        "Push messages written to subscribers.",
+        |m, _| g(&m.messages_sent),
+    ),
+    (
+        "slow_subscribers_dropped_total",
+        "counter",
+        "Subscribers dropped for falling behind.",
+        |m, _| g(&m.slow_subscribers_dropped),
+    ),
+    (
+        "tls_cert_renewals_total",
+        "counter",
+        "Renewed certificates taken without a restart.",
+        |m, _| g(&m.cert_renewals),
+    ),
+    (
+        "tls_cert_refusals_total",
+        "counter",
+        "New certificate files refused; the old certificate is still served.",
+        |m, _| g(&m.cert_refusals),
+    ),
+    (
+        "tls_cert_refused",
+        "gauge",
+        "1 while a certificate file on disk is refused (the old one is served: fix the files).",
+        |m, _| u8::from(m.cert_refused.load(Ordering::Relaxed)).to_string(),
+    ),
+];

@@ -214,6 +214,10 @@ pub struct Site {
     files: BTreeMap<String, SiteFile>,
     /// Each topic's JSON, for pushing to subscribers.
     topics: BTreeMap<String, Arc<str>>,
+    /// Each topic's title in the surfaces' own order, for the list of
+    /// display pages (`/preview`), which is served from here rather than
+    /// by rendering anew per request.
+    titles: Vec<(String, String)>,
 }
 
 /// What one build changed.
@@ -245,6 +249,7 @@ impl Site {
                     }
                     if let Some(j) = prev.topics.get(&s.topic) {
                         b.site.topics.insert(s.topic.clone(), j.clone());
+                        b.site.titles.push((s.topic.clone(), s.title.clone()));
                     }
                     continue;
                 }
@@ -269,6 +274,7 @@ impl Site {
             }
             b.site.files.insert(json_path, json_file);
             b.site.files.insert(page_path, page_file);
+            b.site.titles.push((r.topic.clone(), s.title.clone()));
             b.site.topics.insert(r.topic, json);
         }
         b
@@ -283,6 +289,11 @@ impl Site {
     /// Every path of the site, sorted.
     pub fn paths(&self) -> impl Iterator<Item = &str> {
         self.files.keys().map(String::as_str)
+    }
+
+    /// Every surface of the site as (topic, title), in the surfaces' order.
+    pub fn titles(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.titles.iter().map(|(t, n)| (t.as_str(), n.as_str()))
     }
 
     /// Whether `topic` is one of the site's surfaces.
@@ -351,5 +362,26 @@ mod tests {
             first.site.get("counter/11.html").map(|f| &f.etag),
             "an unchanged surface keeps its ETag"
         );
+    }
+
+    /// `/preview` lists the display pages from the build (issue 16 review:
+    /// a fresh render per request let one display token keep the engine
+    /// thread estimating): every surface, in the surfaces' own order
+    /// (counter 2 before counter 10), with its title.
+    #[test]
+    fn a_build_lists_every_surface_with_its_title_in_order() {
+        let config = Config::embedded_default();
+        let state = State::new(&config);
+        let renderer = Renderer::new(None).expect("layouts");
+        let list = surfaces(&config, &state, Millis(0));
+        let build = Site::build(&renderer, &list, &Site::default());
+        let titles: Vec<(&str, &str)> = build.site.titles().collect();
+        let want: Vec<(&str, &str)> = list
+            .iter()
+            .map(|s| (s.topic.as_str(), s.title.as_str()))
+            .collect();
+        assert_eq!(titles, want);
+        assert!(titles.iter().all(|(t, _)| build.site.has_topic(t)));
+        assert!(titles.iter().all(|(_, n)| !n.is_empty()));
     }
 }

@@ -116,7 +116,7 @@ async fn render(
     caller: &Caller,
     extra: madoguchi_renderer::Value,
 ) -> Result<Response, ApiError> {
-    let office = app.status().await?.office.ja;
+    let office = app.office_name().await?;
     let page = app.pages.render(
         name,
         context! { office, user => caller.name, csrf => caller.csrf(), ..extra },

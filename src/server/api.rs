@@ -383,7 +383,7 @@ async fn print_on_network_printer(
         return Ok(false);
     };
     let text = super::escpos::TicketText {
-        office: app.status().await?.office.ja,
+        office: app.office_name().await?,
         category: issued["category_name"]["ja"]
             .as_str()
             .unwrap_or_default()

@@ -285,7 +285,7 @@ pub async fn page(
         links => found.check.links,
         broken => found.check.broken.as_ref().map(|(seq, _)| *seq),
     };
-    let office = app.status().await?.office.ja;
+    let office = app.office_name().await?;
     let html: Html<String> = app.pages.render(
         "audit.html",
         context! {

@@ -669,15 +669,15 @@ pub async fn preview(
         &headers,
         &[Role::Staff, Role::Admin, Role::Display],
     )?;
+    // From the last site build, not a fresh render: an enrolled display may
+    // open this page, and a render per request would let one device keep
+    // the engine thread estimating every queue.
     let topics: Vec<(String, String)> = app
-        .engine
-        .read_async(|e| {
-            surfaces(e.config(), e.state(), e.now())
-                .into_iter()
-                .map(|s| (s.topic, s.title))
-                .collect()
-        })
-        .await?;
+        .displays
+        .site()
+        .titles()
+        .map(|(t, n)| (t.to_string(), n.to_string()))
+        .collect();
     let mut errors: Vec<String> = app
         .displays
         .load_error
@@ -687,9 +687,9 @@ pub async fn preview(
     if let Ok(e) = app.displays.errors.lock() {
         errors.extend(e.iter().map(ToString::to_string));
     }
-    let s = app.status().await?;
+    let office = app.office_name().await?;
     app.pages.render(
         "preview.html",
-        madoguchi_renderer::context! { office => s.office.ja, topics, errors, live => app.displays.layouts.is_some() },
+        madoguchi_renderer::context! { office, topics, errors, live => app.displays.layouts.is_some() },
     )
 }

@@ -279,6 +279,15 @@ impl App {
             .await?)
     }
 
+    /// The office's name in Japanese, without estimating any queue: for
+    /// pages that only need the name in their heading.
+    pub async fn office_name(&self) -> Result<String, ApiError> {
+        Ok(self
+            .engine
+            .read_async(|e| e.config().office.name.ja.clone())
+            .await?)
+    }
+
     pub async fn printed_ticket(&self, number: u32) -> Result<Value, ApiError> {
         let base = self.public_url.clone();
         self.engine

@@ -84,11 +84,17 @@ pub fn routes() -> Router<Arc<App>> {
 }
 
 async fn index(State(app): State<Arc<App>>) -> Result<Html<String>, ApiError> {
-    let s = app.status().await?;
-    app.pages.render(
-        "index.html",
-        context! { office => s.office.ja, counters => s.counters },
-    )
+    let (office, counters) = app
+        .engine
+        .read_async(|e| {
+            (
+                e.config().office.name.ja.clone(),
+                super::views::counters(e.config(), e.state()),
+            )
+        })
+        .await?;
+    app.pages
+        .render("index.html", context! { office, counters })
 }
 
 #[derive(Debug, Deserialize)]
@@ -117,13 +123,12 @@ async fn login(
     State(app): State<Arc<App>>,
     UrlQuery(q): UrlQuery<Next>,
 ) -> Result<Html<String>, ApiError> {
-    let s = app.status().await?;
+    let office = app.office_name().await?;
     let next = q
         .next
         .and_then(|n| same_origin_path(&n))
         .unwrap_or_else(|| "/staff?counter=1".into());
-    app.pages
-        .render("login.html", context! { office => s.office.ja, next })
+    app.pages.render("login.html", context! { office, next })
 }
 
 const KIOSK_ROLES: &[Role] = &[Role::Kiosk, Role::Staff, Role::Admin];

@@ -184,7 +184,7 @@ pub async fn page(
         Ok(c) => c,
         Err(r) => return Ok(*r),
     };
-    let s = app.status().await?;
+    let office = app.office_name().await?;
     let toml = current(&app).await?;
     let (form, sections) = app
         .engine
@@ -205,7 +205,7 @@ pub async fn page(
         .collect();
     let html: Html<String> = app.pages.render(
         "settings.html",
-        context! { office => s.office.ja, based_on => version(&toml), toml, form, sections, queue_names, user => caller.name, csrf => caller.csrf() },
+        context! { office, based_on => version(&toml), toml, form, sections, queue_names, user => caller.name, csrf => caller.csrf() },
     )?;
     Ok(html.into_response())
 }

@@ -1,9 +1,10 @@
 //! Read models: what the API and the pages show, built from the engine's
 //! state on its own thread (so a view is always one consistent moment).
 
-use madoguchi_core::config::Names;
+use madoguchi_core::config::{Config, Names};
 use madoguchi_core::engine::Engine;
 use madoguchi_core::model::{CounterNo, Millis, Number, Status};
+use madoguchi_core::state::State;
 use serde::Serialize;
 
 #[derive(Debug, Clone, Serialize)]
@@ -88,6 +89,38 @@ fn shape_name(s: madoguchi_core::config::Shape) -> String {
         .unwrap_or_default()
 }
 
+/// Every counter as the staff and start pages show it: cheap (no wait
+/// estimates), so pages that anyone on the LAN may open use this, not
+/// [`status`] (issue 23: an anonymous page must not make the engine
+/// estimate every queue).
+pub fn counters(config: &Config, state: &State) -> Vec<CounterView> {
+    config
+        .counters
+        .iter()
+        .map(|c| {
+            let s = state.counter(c.number);
+            let ticket = s.and_then(|s| s.ticket);
+            let t = ticket.and_then(|n| state.ticket(n));
+            CounterView {
+                number: c.number,
+                section: c.section.clone(),
+                section_name: config
+                    .sections
+                    .iter()
+                    .find(|x| x.id == c.section)
+                    .map(|x| x.name.ja.clone())
+                    .unwrap_or_default(),
+                serves: c.serves.clone(),
+                open: s.is_some_and(|s| s.open),
+                staff: s.and_then(|s| s.staff.clone()),
+                ticket,
+                ticket_status: t.map(|t| t.status.name()),
+                ticket_queue: t.map(|t| t.queue.clone()),
+            }
+        })
+        .collect()
+}
+
 pub fn status(engine: &Engine, now: Millis) -> StatusView {
     let config = engine.config();
     let state = engine.state();
@@ -144,31 +177,7 @@ pub fn status(engine: &Engine, now: Millis) -> StatusView {
             }
         })
         .collect();
-    let counters = config
-        .counters
-        .iter()
-        .map(|c| {
-            let s = state.counter(c.number);
-            let ticket = s.and_then(|s| s.ticket);
-            let t = ticket.and_then(|n| state.ticket(n));
-            CounterView {
-                number: c.number,
-                section: c.section.clone(),
-                section_name: config
-                    .sections
-                    .iter()
-                    .find(|x| x.id == c.section)
-                    .map(|x| x.name.ja.clone())
-                    .unwrap_or_default(),
-                serves: c.serves.clone(),
-                open: s.is_some_and(|s| s.open),
-                staff: s.and_then(|s| s.staff.clone()),
-                ticket,
-                ticket_status: t.map(|t| t.status.name()),
-                ticket_queue: t.map(|t| t.queue.clone()),
-            }
-        })
-        .collect();
+    let counters = counters(config, state);
     StatusView {
         office: config.office.name.clone(),
         seq: engine.seq(),

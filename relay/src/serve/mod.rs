@@ -493,49 +493,7 @@ async fn serve_connection(
                 // Counted as evicted when it was closed.
                 () = &mut evicted => return,
             };
-            let verdict = relay.hellos.judge(
-                start.client_hello().alpn(),
-                &relay.cfg.ingest.name,
-                &relay.keys,
-                madoguchi_wire::UnixMillis::now(),
-                Duration::from_secs(relay.cfg.ingest.clock_skew_s),
-            );
-            let claimed = match verdict {
-                hello::Verdict::Office => {
-                    Metrics::add(&relay.metrics.office_hellos);
-                    t.claim_office().inspect(|n| {
-                        for _ in 0..*n {
-                            Metrics::add(&relay.metrics.office_evicted);
-                        }
-                    })
-                }
-                other => {
-                    match other {
-                        hello::Verdict::Refused(hello::Refusal::Invalid) => {
-                            Metrics::add(&relay.metrics.hello_invalid)
-                        }
-                        hello::Verdict::Refused(hello::Refusal::Replayed) => {
-                            tracing::warn!(%peer, "ingest hello with a token already used: shared slots only");
-                            Metrics::add(&relay.metrics.hello_replayed)
-                        }
-                        hello::Verdict::Refused(hello::Refusal::Full) => {
-                            tracing::error!(%peer, "有効期間内の、事務所の鍵で署名された接続トークンが4096件を超えました。鍵の漏えいを疑い、鍵を交換してください / more than 4096 tokens signed with an office key are fresh at once: the key may have leaked, replace it; shared slots only");
-                            Metrics::add(&relay.metrics.hello_nonces_full)
-                        }
-                        _ => {}
-                    }
-                    t.claim().inspect(|n| {
-                        for _ in 0..*n {
-                            Metrics::add(&relay.metrics.unproven_evicted);
-                        }
-                    })
-                }
-            };
-            if claimed.is_none() {
-                // One closed for a newer connection was counted as evicted.
-                if !t.was_evicted() {
-                    Metrics::add(&relay.metrics.connections_refused);
-                }
+            if !claim_by_hello(&relay, peer, t, start.client_hello().alpn()) {
                 return;
             }
             start.into_stream(tls.config().clone())
@@ -572,7 +530,103 @@ async fn serve_connection(
             Ok::<_, std::convert::Infallible>(res)
         }
     });
-    let conn: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> = match side {
+    let conn = http_connection(side, &limits, stream, service);
+    // A connection that has not yet shown the office's signed head gets
+    // the short deadline — also in the office's slots, where a token copied
+    // off the wire gets no longer — and a proven one the longer (an office
+    // of the older kind keeps its connection in a pool between bundles).
+    let head_limit = ticket.map(|t| HeadLimit {
+        unproven: Duration::from_secs(relay.cfg.ingest.unproven_head_timeout_s),
+        proven: Duration::from_secs(relay.cfg.ingest.head_timeout_s),
+        ticket: t,
+    });
+    tokio::select! {
+        _ = conn => {}
+        _ = activity.idle(limits.idle()) => {}
+        _ = head.overdue(head_limit.as_ref()) => {}
+        () = &mut evicted => {}
+    }
+    drop(slot);
+}
+
+/// Judges an ingest connection's ClientHello (its ALPN carries the office's
+/// signed token, `hello`) and claims a slot of the pool it earns: the
+/// office's reserved slots or the shared ones. False when no slot is left
+/// (the connection is then closed and counted).
+fn claim_by_hello<'a>(
+    relay: &Relay,
+    peer: SocketAddr,
+    t: &slots::Ticket,
+    alpn: Option<impl Iterator<Item = &'a [u8]>>,
+) -> bool {
+    let verdict = relay.hellos.judge(
+        alpn,
+        &relay.cfg.ingest.name,
+        &relay.keys,
+        madoguchi_wire::UnixMillis::now(),
+        Duration::from_secs(relay.cfg.ingest.clock_skew_s),
+    );
+    let claimed = match verdict {
+        hello::Verdict::Office => {
+            Metrics::add(&relay.metrics.office_hellos);
+            t.claim_office().inspect(|n| {
+                for _ in 0..*n {
+                    Metrics::add(&relay.metrics.office_evicted);
+                }
+            })
+        }
+        other => {
+            match other {
+                hello::Verdict::Refused(hello::Refusal::Invalid) => {
+                    Metrics::add(&relay.metrics.hello_invalid)
+                }
+                hello::Verdict::Refused(hello::Refusal::Replayed) => {
+                    tracing::warn!(%peer, "ingest hello with a token already used: shared slots only");
+                    Metrics::add(&relay.metrics.hello_replayed)
+                }
+                hello::Verdict::Refused(hello::Refusal::Full) => {
+                    tracing::error!(%peer, "有効期間内の、事務所の鍵で署名された接続トークンが4096件を超えました。鍵の漏えいを疑い、鍵を交換してください / more than 4096 tokens signed with an office key are fresh at once: the key may have leaked, replace it; shared slots only");
+                    Metrics::add(&relay.metrics.hello_nonces_full)
+                }
+                _ => {}
+            }
+            t.claim().inspect(|n| {
+                for _ in 0..*n {
+                    Metrics::add(&relay.metrics.unproven_evicted);
+                }
+            })
+        }
+    };
+    if claimed.is_none() {
+        // One closed for a newer connection was counted as evicted.
+        if !t.was_evicted() {
+            Metrics::add(&relay.metrics.connections_refused);
+        }
+        return false;
+    }
+    true
+}
+
+/// Serves HTTP on an accepted TLS stream: HTTP/1.1 and HTTP/2 on the public
+/// side, HTTP/1.1 only on ingest (the office speaks nothing else), each with
+/// the header deadline and size limits of [`Limits`].
+fn http_connection<S>(
+    side: Side,
+    limits: &Limits,
+    stream: tokio_rustls::server::TlsStream<Tracked<tokio::net::TcpStream>>,
+    service: S,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>
+where
+    S: hyper::service::Service<
+            hyper::Request<Incoming>,
+            Response = hyper::Response<public::Body>,
+            Error = std::convert::Infallible,
+        > + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
+    match side {
         Side::Public => {
             let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
             builder
@@ -606,23 +660,7 @@ async fn serve_connection(
                     .await;
             })
         }
-    };
-    // A connection that has not yet shown the office's signed head gets
-    // the short deadline — also in the office's slots, where a token copied
-    // off the wire gets no longer — and a proven one the longer (an office
-    // of the older kind keeps its connection in a pool between bundles).
-    let head_limit = ticket.map(|t| HeadLimit {
-        unproven: Duration::from_secs(relay.cfg.ingest.unproven_head_timeout_s),
-        proven: Duration::from_secs(relay.cfg.ingest.head_timeout_s),
-        ticket: t,
-    });
-    tokio::select! {
-        _ = conn => {}
-        _ = activity.idle(limits.idle()) => {}
-        _ = head.overdue(head_limit.as_ref()) => {}
-        () = &mut evicted => {}
     }
-    drop(slot);
 }
 
 /// The head deadline of an ingest connection, by whether it has proven
