@@ -620,7 +620,6 @@ async fn start_subscribers(
     data: &Path,
     args: &Args,
 ) -> Result<Option<notify::RecommendedWatcher>> {
-    let app = app.clone();
     displays::spawn(app.clone()).await;
     subscribers::reports(app.clone());
     audit::spawn(app.clone());
@@ -643,7 +642,7 @@ async fn start_subscribers(
             println!("publishing the public site to relay {}", r.url);
         }
     }
-    let watcher = displays::watch_layouts(&app);
+    let watcher = displays::watch_layouts(app);
     {
         let a = app.clone();
         let _ = tokio::task::spawn_blocking(move || sign_in_audit::recover(&a)).await;
