@@ -41,7 +41,7 @@ mod views;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -125,6 +125,12 @@ pub struct Args {
 #[derive(Debug)]
 pub struct App {
     pub engine: EngineHandle,
+    /// The last status view with the record and second it was made at:
+    /// the kiosks, staff stations and devices asking within the same
+    /// second and record get it again instead of every queue being
+    /// estimated per request (one device's flood of `/api/status` must not
+    /// keep the engine thread from commands, issue 23).
+    status_cache: Arc<Mutex<Option<((u64, i64), views::StatusView)>>>,
     /// Every durable commit, for the subscribers (displays, reports, the
     /// standby link).
     pub feed: FeedHandle,
@@ -273,9 +279,22 @@ impl App {
     }
 
     pub async fn status(&self) -> Result<views::StatusView, ApiError> {
+        let cache = self.status_cache.clone();
         Ok(self
             .engine
-            .read_async(|e| views::status(e, e.now()))
+            .read_async(move |e| {
+                let now = e.now();
+                let key = (e.seq(), now.0.div_euclid(1000));
+                let mut slot = cache.lock().unwrap_or_else(|p| p.into_inner());
+                match &*slot {
+                    Some((k, view)) if *k == key => view.clone(),
+                    _ => {
+                        let view = views::status(e, now);
+                        *slot = Some((key, view.clone()));
+                        view
+                    }
+                }
+            })
             .await?)
     }
 
@@ -535,6 +554,7 @@ async fn build_app(
         public_url: args.public_url.clone().unwrap_or_else(|| base_url.clone()),
         base_url: base_url.clone(),
         pages: pages::Pages::new()?,
+        status_cache: Arc::default(),
         data: data.to_path_buf(),
         displays: displays::Displays::new(args.layouts.clone(), args.stale_after)?,
         faults: faults::Faults::new(data),
