@@ -289,7 +289,8 @@ pub async fn page(
     let html: Html<String> = app.pages.render(
         "audit.html",
         context! {
-            office, user => caller.name, rows => found.rows, total => found.total,
+            office, user => caller.name, menu => super::gate::menu(Some(&caller), "/audit"),
+            csrf => caller.csrf(), rows => found.rows, total => found.total,
             shown => PAGE_ROWS, page => current, pages, check,
             newest => link(1), newer => link(current.saturating_sub(1)),
             older => link(current + 1), oldest => link(pages),
