@@ -433,6 +433,13 @@ fn sign_in_attempt(by: &str) -> Option<(&str, &str, Option<&str>)> {
     Some((account, addr, wait))
 }
 
+/// 「（内部メモ: …）」 after a transfer or hold that has one.
+fn memo(note: Option<&str>) -> String {
+    note.map(str::trim)
+        .filter(|n| !n.is_empty())
+        .map_or_else(String::new, |n| format!("（内部メモ: {n}）"))
+}
+
 /// A role's name in Japanese.
 fn role_ja(r: &str) -> &'static str {
     serde_json::from_value::<super::auth::Role>(serde_json::Value::String(r.to_string()))
@@ -551,19 +558,28 @@ pub fn describe(e: &Event, names: &Names) -> String {
             format!("{number} 番を窓口 {counter} で不在にしました")
         }
         Event::Returned { number } => format!("{number} 番が不在から戻りました"),
+        // With its 内部メモ (outside tester pages-rt8 F9: only the export
+        // had it); the audit page is for auditors and administrators.
         Event::Transferred {
             number,
             counter,
             to,
+            note,
             ..
         } => format!(
-            "{number} 番を{}「{}」へ回しました",
+            "{number} 番を{}「{}」へ回しました{}",
             at(*counter),
-            names.queue(to)
+            names.queue(to),
+            memo(note.as_deref())
         ),
         Event::Held {
-            number, counter, ..
-        } => format!("{number} 番を窓口 {counter} で保留にしました"),
+            number,
+            counter,
+            note,
+        } => format!(
+            "{number} 番を窓口 {counter} で保留にしました{}",
+            memo(note.as_deref())
+        ),
         Event::Resumed { number, counter } => {
             format!("{number} 番の保留を窓口 {counter} で再開しました")
         }
@@ -613,5 +629,26 @@ mod tests {
             "tanaka from home"
         );
         assert_eq!(operator(None, &kinds), "サーバー（自動）");
+    }
+
+    /// Outside tester pages-rt8 F9: the audit row of a transfer left its
+    /// 内部メモ out (「1005 番を窓口 13 で「証明の交付」へ回しました」).
+    #[test]
+    fn a_transfer_row_carries_its_memo() {
+        let names = Names {
+            queues: [("koufu".to_string(), "証明の交付".to_string())].into(),
+            tags: HashMap::new(),
+        };
+        let e = Event::Transferred {
+            number: 1005,
+            counter: Some(13),
+            to: "koufu".into(),
+            tags: Vec::new(),
+            note: Some("書類確認済み".into()),
+        };
+        assert_eq!(
+            describe(&e, &names),
+            "1005 番を窓口 13 で「証明の交付」へ回しました（内部メモ: 書類確認済み）"
+        );
     }
 }
