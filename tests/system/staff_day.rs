@@ -542,6 +542,12 @@ fn a_visitor_in_easy_japanese_gets_an_80mm_ticket_on_one_page() {
     assert!((w - 226.77).abs() < 1.5, "80 mm wide, not Letter: {w} pt");
     assert!(h < 400.0, "a ticket, not a sheet: {h} pt");
     save("ticket.pdf", &pdf);
+    if shots().is_some() {
+        // The ticket as printed, to look at (the PDF needs a viewer).
+        k.cdp("Emulation.setEmulatedMedia", json!({"media": "print"}));
+        save("ticket-easy-print.png", &k.screenshot());
+        k.cdp("Emulation.setEmulatedMedia", json!({"media": ""}));
+    }
     if let Some(dir) = shots() {
         let _ = std::process::Command::new("pdftoppm")
             .args(["-png", "-r", "150", "-singlefile"])
