@@ -116,14 +116,6 @@
     });
   }
 
-  const logout = document.getElementById("logout");
-  if (logout) {
-    logout.addEventListener("click", async () => {
-      await M.post("/api/logout", {});
-      location.href = "/login?next=/admin";
-    });
-  }
-
   const newUser = document.getElementById("new-user");
   if (newUser) {
     newUser.addEventListener("submit", (ev) => {

@@ -161,3 +161,15 @@ window.Madoguchi = (function () {
 
   return { csrf, post, swap, message, flag, ruby, learn, replacedServer, REPLACED_JA, REPLACED_EN };
 })();
+
+// ログアウト in the shared menu of every signed-in page (layouts/menu.html;
+// pages-rt8 F10). The staff station has its own (L key, staff.js).
+document.addEventListener("DOMContentLoaded", () => {
+  const out = document.querySelector(".menu-logout");
+  if (!out) return;
+  out.addEventListener("click", async () => {
+    out.disabled = true;
+    try { await window.Madoguchi.post("/api/logout", {}); } catch (_) { /* signed out or server gone: the login page says which */ }
+    location.href = "/login";
+  });
+});

@@ -74,6 +74,35 @@
     setTimeout(() => { box.hidden = true; }, 15000);
   }
 
+  // The paper the visitor keeps, in the words they chose: やさしい日本語
+  // with ふりがな when chosen (outside tester pages-rt8 F4: it printed
+  // standard Japanese), the words of the mobile ticket page
+  // (layouts/display_ticket.html); otherwise 受付番号 with English beside.
+  const TICKET_LABEL = document.getElementById("ticket-label").innerHTML;
+  const TICKET_HINT = document.getElementById("ticket-hint").innerHTML;
+  function printTicket(t, w) {
+    const easy = lang === "easy";
+    const el = (id) => document.getElementById(id);
+    el("ticket-label").innerHTML = easy ? "あなたの <ruby>番号<rt>ばんごう</rt></ruby>" : TICKET_LABEL;
+    el("ticket-number").textContent = t.number;
+    el("ticket-category").textContent = t.category_name.ja;
+    if (easy) M.ruby(el("ticket-category"));
+    el("ticket-time").textContent = easy ? `${t.date} ${t.time}` : `${t.date} ${t.time} 発券`;
+    el("ticket-meta").textContent = easy ? `まえに ${t.people_ahead} にん` : `前に ${t.people_ahead} 人`;
+    const wait = el("ticket-wait");
+    if (easy && w.kind === "range") {
+      wait.innerHTML = "<ruby>待<rt>ま</rt></ruby>つ <ruby>時間<rt>じかん</rt></ruby>（だいたい） ";
+      wait.append(w.easy || "");
+    } else if (easy) {
+      wait.textContent = w.easy || "";
+    } else {
+      wait.textContent = w.kind === "range" ? `予想待ち時間 ${w.ja}` : (w.ja || "");
+    }
+    el("ticket-hint").innerHTML = easy
+      ? "QRコードで いまの じゅんばんが わかります"
+      : TICKET_HINT;
+  }
+
   function show(t, printedByNetwork) {
     // The wait recorded at issue, as a range in words or plainly no
     // estimate yet (issue 19); the server words it in every language.
@@ -92,11 +121,7 @@
     cat.textContent = name(t.category_name);
     if (lang === "easy") M.ruby(cat);
     d.append(cat, ` — ${detail}`);
-    document.getElementById("ticket-category").textContent = t.category_name.ja;
-    document.getElementById("ticket-number").textContent = t.number;
-    document.getElementById("ticket-time").textContent = `${t.date} ${t.time} 発券`;
-    document.getElementById("ticket-meta").textContent = `前に ${t.people_ahead} 人`;
-    document.getElementById("ticket-wait").textContent = w.kind === "range" ? `予想待ち時間 ${w.ja}` : (w.ja || "");
+    printTicket(t, w);
     document.getElementById("ticket-qr").innerHTML = t.qr_svg;
     dialog.hidden = false;
     screen.inert = true;

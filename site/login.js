@@ -11,7 +11,12 @@ document.getElementById("login").addEventListener("submit", async (ev) => {
       body: JSON.stringify({ username: form.username.value, password: form.password.value }),
       credentials: "same-origin",
     });
-    if (r.ok) { location.href = form.dataset.next || "/"; return; }
+    if (r.ok) {
+      // No page asked for: the role's own first page (/admin, /audit, the station).
+      const me = await r.json().catch(() => null);
+      location.href = form.dataset.next || (me && me.home) || "/";
+      return;
+    }
     const body = await r.json().catch(() => null);
     err.textContent = body && body.error ? body.error.message_ja : "ログインできませんでした";
   } catch (_) {

@@ -350,10 +350,18 @@
     const labels = { issued: "発券", called: "呼出", recalled: "再呼出", started: "対応開始", completed: "完了", absent: "不在",
       returned: "不在から復帰", transferred: "回付", held: "保留", resumed: "保留解除", cancelled: "取消", unserved: "未対応" };
     const rows = body.history.map((s) => {
-      const where = s.counter ? `${s.counter} 番窓口` : (s.to ? `→ ${queueName(s.to)}` : (s.queue ? queueName(s.queue) : ""));
-      return `<li>${officeTime(s.at)} ${labels[s.step] || s.step} ${escape(where)}</li>`;
+      // A transfer names the counter and the queue it went to (pages-rt8 F7).
+      const parts = [];
+      if (s.counter) parts.push(`${s.counter} 番窓口`);
+      if (s.to) parts.push(`→ ${queueName(s.to)}`);
+      else if (!s.counter && s.queue) parts.push(queueName(s.queue));
+      // The 内部メモ of a transfer or hold (pages-rt8 F9): staff only.
+      const note = s.note ? `<br><span class="history-note">内部メモ: ${escape(s.note)}</span>` : "";
+      return `<li>${officeTime(s.at)} ${labels[s.step] || s.step} ${escape(parts.join(" "))}${note}</li>`;
     });
-    const status = STATUS_JA[body.status.status] || body.status.status;
+    // A waiting number says in which queue it waits (pages-rt8 F7).
+    const st = body.status.status;
+    const status = (STATUS_JA[st] || st) + (st === "waiting" && body.queue ? `・${queueName(body.queue)}` : "");
     history.innerHTML = `<h2>${body.number} 番の履歴（${status}）</h2><ol>${rows.join("")}</ol>`;
     history.hidden = false;
     say(`${body.number} 番の履歴を表示しました`);

@@ -47,6 +47,7 @@ mod system {
     mod failover_pages;
     mod kiosk_health;
     mod layout_log;
+    mod menus;
     mod notices;
     mod notices_buttons;
     mod office_clock;

@@ -107,7 +107,7 @@ pub const PAGES: &[(&str, &str)] = &[
     page_layout!("preview"),
     page_layout!("audit"),
     page_layout!("admin"),
-    page_layout!("admin_nav"),
+    page_layout!("menu"),
     page_layout!("admin_accounts"),
     page_layout!("admin_devices"),
     page_layout!("admin_device_table"),

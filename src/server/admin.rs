@@ -117,9 +117,12 @@ async fn render(
     extra: madoguchi_renderer::Value,
 ) -> Result<Response, ApiError> {
     let office = app.office_name().await?;
+    // admin_accounts.html is /admin/accounts.
+    let here = format!("/{}", name.trim_end_matches(".html").replace('_', "/"));
+    let menu = super::gate::menu(Some(caller), &here);
     let page = app.pages.render(
         name,
-        context! { office, user => caller.name, csrf => caller.csrf(), ..extra },
+        context! { office, user => caller.name, csrf => caller.csrf(), menu, ..extra },
     )?;
     Ok(page.into_response())
 }

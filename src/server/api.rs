@@ -583,8 +583,11 @@ pub async fn login(
     })
     .await
     .map_err(|e| ApiError::Internal(e.to_string()))??;
-    let body =
-        Json(json!({"username": caller.name, "role": caller.role, "csrf_token": caller.csrf()}));
+    let body = Json(
+        json!({"username": caller.name, "role": caller.role, "csrf_token": caller.csrf(),
+            // Where the role starts when the sign-in named no page (pages-rt8 F10).
+            "home": super::gate::home(caller.role)}),
+    );
     let cookie = set_cookie(&app, SESSION_COOKIE, &token, None);
     Ok(([(header::SET_COOKIE, cookie)], body).into_response())
 }

@@ -203,7 +203,13 @@ fn search(
                 row["words"] = body
                     .events
                     .iter()
-                    .map(|e| describe(e, names))
+                    .map(|e| match (e, body.by.as_deref().and_then(sign_in_attempt)) {
+                        // Refused for the wait: the password was not checked.
+                        (Event::Login { account, ok: false }, Some((_, _, Some(_)))) => {
+                            format!("{account} のログインを受け付けませんでした（失敗が続いたための待ち時間中。パスワードは確かめていません）")
+                        }
+                        _ => describe(e, names),
+                    })
                     .collect::<Vec<_>>()
                     .into();
                 row["kinds"] = body.events.iter().map(kind).collect::<Vec<_>>().into();
@@ -289,7 +295,8 @@ pub async fn page(
     let html: Html<String> = app.pages.render(
         "audit.html",
         context! {
-            office, user => caller.name, rows => found.rows, total => found.total,
+            office, user => caller.name, menu => super::gate::menu(Some(&caller), "/audit"),
+            csrf => caller.csrf(), rows => found.rows, total => found.total,
             shown => PAGE_ROWS, page => current, pages, check,
             newest => link(1), newer => link(current.saturating_sub(1)),
             older => link(current + 1), oldest => link(pages),
@@ -385,6 +392,15 @@ fn kind(e: &Event) -> String {
 /// A name the store still knows says whether it is a device or a person
 /// and its role; a deleted one is shown as recorded.
 pub fn operator(by: Option<&str>, kinds: &HashMap<String, (bool, Role)>) -> String {
+    // A sign-in attempt is recorded as "name from address" (api.rs), one
+    // refused while its wait runs with " (refused: waiting N min)": said in
+    // Japanese (outside tester pages-rt8 F3: the page showed the English).
+    if let Some((account, addr, wait)) = by.and_then(sign_in_attempt) {
+        let wait = wait.map_or_else(String::new, |m| {
+            format!("・待ち時間中のため拒否、あと {m} 分")
+        });
+        return format!("{account}（{addr} から{wait}）");
+    }
     match by {
         Some(b) if b.starts_with("printer:") => {
             format!("発券機 {} のプリンター", &b["printer:".len()..])
@@ -400,6 +416,28 @@ pub fn operator(by: Option<&str>, kinds: &HashMap<String, (bool, Role)>) -> Stri
         }
         None => "サーバー（自動）".to_string(),
     }
+}
+
+/// A sign-in attempt's `by` as api.rs records it: the typed name, the
+/// address, and the minutes left to wait when it was refused for that.
+fn sign_in_attempt(by: &str) -> Option<(&str, &str, Option<&str>)> {
+    let (head, wait) = match by
+        .strip_suffix(" min)")
+        .and_then(|x| x.rsplit_once(" (refused: waiting "))
+    {
+        Some((h, m)) if m.chars().all(|c| c.is_ascii_digit()) => (h, Some(m)),
+        _ => (by, None),
+    };
+    let (account, addr) = head.rsplit_once(" from ")?;
+    addr.parse::<std::net::IpAddr>().ok()?;
+    Some((account, addr, wait))
+}
+
+/// 「（内部メモ: …）」 after a transfer or hold that has one.
+fn memo(note: Option<&str>) -> String {
+    note.map(str::trim)
+        .filter(|n| !n.is_empty())
+        .map_or_else(String::new, |n| format!("（内部メモ: {n}）"))
 }
 
 /// A role's name in Japanese.
@@ -520,19 +558,28 @@ pub fn describe(e: &Event, names: &Names) -> String {
             format!("{number} 番を窓口 {counter} で不在にしました")
         }
         Event::Returned { number } => format!("{number} 番が不在から戻りました"),
+        // With its 内部メモ (outside tester pages-rt8 F9: only the export
+        // had it); the audit page is for auditors and administrators.
         Event::Transferred {
             number,
             counter,
             to,
+            note,
             ..
         } => format!(
-            "{number} 番を{}「{}」へ回しました",
+            "{number} 番を{}「{}」へ回しました{}",
             at(*counter),
-            names.queue(to)
+            names.queue(to),
+            memo(note.as_deref())
         ),
         Event::Held {
-            number, counter, ..
-        } => format!("{number} 番を窓口 {counter} で保留にしました"),
+            number,
+            counter,
+            note,
+        } => format!(
+            "{number} 番を窓口 {counter} で保留にしました{}",
+            memo(note.as_deref())
+        ),
         Event::Resumed { number, counter } => {
             format!("{number} 番の保留を窓口 {counter} で再開しました")
         }
@@ -553,5 +600,55 @@ pub fn describe(e: &Event, names: &Names) -> String {
         Event::LogArchived { through, .. } => {
             format!("記録 {through} 番までを保管用に書き出しました")
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Outside tester pages-rt8 F3: the operator column showed
+    /// 「山田 太郎/<b> from 127.0.0.1 (refused: waiting 1 min)」.
+    #[test]
+    fn sign_in_attempts_are_said_in_japanese() {
+        let kinds = HashMap::new();
+        assert_eq!(
+            operator(
+                Some("山田 太郎/<b> from 127.0.0.1 (refused: waiting 1 min)"),
+                &kinds
+            ),
+            "山田 太郎/<b>（127.0.0.1 から・待ち時間中のため拒否、あと 1 分）"
+        );
+        assert_eq!(
+            operator(Some("admin from ::1"), &kinds),
+            "admin（::1 から）"
+        );
+        // Not an address: left as it was recorded.
+        assert_eq!(
+            operator(Some("tanaka from home"), &kinds),
+            "tanaka from home"
+        );
+        assert_eq!(operator(None, &kinds), "サーバー（自動）");
+    }
+
+    /// Outside tester pages-rt8 F9: the audit row of a transfer left its
+    /// 内部メモ out (「1005 番を窓口 13 で「証明の交付」へ回しました」).
+    #[test]
+    fn a_transfer_row_carries_its_memo() {
+        let names = Names {
+            queues: [("koufu".to_string(), "証明の交付".to_string())].into(),
+            tags: HashMap::new(),
+        };
+        let e = Event::Transferred {
+            number: 1005,
+            counter: Some(13),
+            to: "koufu".into(),
+            tags: Vec::new(),
+            note: Some("書類確認済み".into()),
+        };
+        assert_eq!(
+            describe(&e, &names),
+            "1005 番を窓口 13 で「証明の交付」へ回しました（内部メモ: 書類確認済み）"
+        );
     }
 }

@@ -664,7 +664,7 @@ pub async fn preview(
     headers: HeaderMap,
 ) -> Result<Html<String>, ApiError> {
     // An enrolled display picks its page here (pages-rt8 F2).
-    app.auth.require(
+    let caller = app.auth.require(
         &method,
         &headers,
         &[Role::Staff, Role::Admin, Role::Display],
@@ -690,6 +690,6 @@ pub async fn preview(
     let office = app.office_name().await?;
     app.pages.render(
         "preview.html",
-        madoguchi_renderer::context! { office, topics, errors, live => app.displays.layouts.is_some() },
+        madoguchi_renderer::context! { office, topics, errors, live => app.displays.layouts.is_some(), menu => super::gate::menu(Some(&caller), "/preview"), csrf => caller.csrf() },
     )
 }

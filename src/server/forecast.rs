@@ -229,8 +229,17 @@ fn kind_key(k: DayKind) -> String {
 /// `GET /forecast`: the page (no sign-in: public figures only).
 pub async fn page(
     State(app): State<Arc<App>>,
+    headers: axum::http::HeaderMap,
     super::extract::UrlQuery(q): super::extract::UrlQuery<KindQuery>,
 ) -> Result<Response, ApiError> {
+    // Someone signed in sees the shared menu above it (pages-rt8 F10).
+    let caller = app.auth.identify(&headers);
+    let signed_in = super::gate::menu(caller.as_ref(), "/forecast").map(|menu| {
+        (
+            menu,
+            caller.as_ref().and_then(|c| c.csrf()).map(str::to_string),
+        )
+    });
     let (all, _, office, today) = series(&app).await?;
     // A kind of day that has no forecast (`?kind=bogus`, typed or from an
     // old link) is said so, with the kinds there are (issue 18), not
@@ -259,9 +268,15 @@ pub async fn page(
             });
         }
     }
-    let html = render(&app, &all, today, &office, q.kind.as_deref(), |k| {
-        format!("/forecast?kind={k}")
-    })?;
+    let html = render(
+        &app,
+        &all,
+        today,
+        &office,
+        q.kind.as_deref(),
+        signed_in,
+        |k| format!("/forecast?kind={k}"),
+    )?;
     Ok(Html(html).into_response())
 }
 
@@ -273,8 +288,10 @@ fn render(
     today: DayKind,
     office: &str,
     wanted: Option<&str>,
+    signed_in: Option<(madoguchi_renderer::Value, Option<String>)>,
     link: impl Fn(&str) -> String,
 ) -> Result<String, ApiError> {
+    let (menu, csrf) = signed_in.unzip();
     let all = &forecast.series;
     let wanted = wanted.map_or_else(|| kind_key(today), str::to_string);
     let chosen = all
@@ -301,6 +318,7 @@ fn render(
             reliable => chosen.is_some_and(|c| c.days >= RELIABLE_DAYS),
             reliable_days => RELIABLE_DAYS,
             accuracy => forecast.accuracy_words(),
+            menu, csrf => csrf.flatten(),
         },
     )?;
     Ok(html.0)
@@ -320,11 +338,11 @@ pub async fn public_files(app: &App) -> Result<Vec<(String, Vec<u8>)>, ApiError>
     };
     let mut out = vec![(
         "forecast/index.html".to_string(),
-        render(app, &all, today, &office, None, file)?.into_bytes(),
+        render(app, &all, today, &office, None, None, file)?.into_bytes(),
     )];
     for s in &all.series {
         let k = kind_key(s.kind);
-        let html = render(app, &all, today, &office, Some(&k), file)?;
+        let html = render(app, &all, today, &office, Some(&k), None, file)?;
         out.push((file(&k)[1..].to_string(), html.into_bytes()));
     }
     out.push((

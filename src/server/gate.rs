@@ -82,3 +82,60 @@ fn not_for_you(c: &Caller, roles: &[Role]) -> Response {
     // No `Shown` on it: `answer_in_kind` keeps an HTML answer as it is.
     (StatusCode::FORBIDDEN, Html(body)).into_response()
 }
+
+/// Where a role starts after signing in (outside tester pages-rt8 F10: an
+/// auditor was sent to the staff station and refused there).
+pub fn home(r: Role) -> &'static str {
+    match r {
+        Role::Admin => "/admin",
+        Role::Auditor => "/audit",
+        _ => "/staff?counter=1",
+    }
+}
+
+/// The pages a signed-in person's role may open, as the shared menu lists
+/// them (Japanese, address).
+fn menu_links(r: Role) -> &'static [(&'static str, &'static str)] {
+    match r {
+        Role::Admin => &[
+            ("/admin", "管理の概要"),
+            ("/admin/accounts", "職員アカウント"),
+            ("/admin/devices", "端末"),
+            ("/admin/sessions", "ログイン中の人"),
+            ("/settings", "設定"),
+            ("/statistics", "統計"),
+            ("/audit", "監査ログ"),
+            ("/preview", "表示のプレビュー"),
+            ("/forecast", "混雑予想"),
+            ("/staff?counter=1", "職員用画面"),
+            ("/kiosk", "番号発券機"),
+        ],
+        Role::Auditor => &[
+            ("/audit", "監査ログ"),
+            ("/statistics", "統計"),
+            ("/forecast", "混雑予想"),
+        ],
+        Role::Staff => &[
+            ("/staff?counter=1", "職員用画面"),
+            ("/preview", "表示のプレビュー"),
+            ("/forecast", "混雑予想"),
+            ("/kiosk", "番号発券機"),
+        ],
+        _ => &[],
+    }
+}
+
+/// The shared menu of every signed-in page (`layouts/menu.html`; pages-rt8
+/// F10: settings, statistics, audit, forecast and preview had no way to
+/// the other pages and no sign-out): the role's pages, `here` marked, who
+/// is signed in and 「ログアウト」. None for a device or nobody.
+pub fn menu(caller: Option<&Caller>, here: &str) -> Option<madoguchi_renderer::Value> {
+    let c = caller.filter(|c| !c.is_device())?;
+    let links: Vec<(&str, &str, bool)> = menu_links(c.role)
+        .iter()
+        .map(|(href, ja)| (*href, *ja, *href == here))
+        .collect();
+    Some(madoguchi_renderer::context! {
+        user => c.name, role => c.role.ja(), links,
+    })
+}

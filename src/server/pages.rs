@@ -127,7 +127,9 @@ async fn login(
     let next = q
         .next
         .and_then(|n| same_origin_path(&n))
-        .unwrap_or_else(|| "/staff?counter=1".into());
+        // None named: the role's own first page, told by the sign-in's
+        // answer (pages-rt8 F10: an auditor landed on the staff station).
+        .unwrap_or_default();
     app.pages.render("login.html", context! { office, next })
 }
 
@@ -282,10 +284,11 @@ async fn staff(
         Err(r) => return Ok(*r),
     };
     let s = app.status().await?;
+    let notes = staff_notes(&app, &s, number)?;
     let ctx = staff_context(
         &s,
         number,
-        context! { user => caller.name, role => caller.role.ja(), csrf => caller.csrf(), utc_offset_s => app.status_offset().local_minus_utc(), hold => command_hold(&app) },
+        context! { notes, user => caller.name, role => caller.role.ja(), csrf => caller.csrf(), utc_offset_s => app.status_offset().local_minus_utc(), hold => command_hold(&app) },
     )?;
     Ok(app.pages.render("staff.html", ctx)?.into_response())
 }
@@ -298,12 +301,65 @@ async fn staff_fragment(
 ) -> Result<Html<String>, ApiError> {
     app.auth.require(&method, &headers, STAFF_ROLES)?;
     let s = app.status().await?;
-    let ctx = staff_context(
-        &s,
-        q.counter.unwrap_or(1),
-        context! { hold => command_hold(&app) },
-    )?;
+    let number = q.counter.unwrap_or(1);
+    let notes = staff_notes(&app, &s, number)?;
+    let ctx = staff_context(&s, number, context! { notes, hold => command_hold(&app) })?;
     app.pages.render("staff_panel.html", ctx)
+}
+
+/// One 内部メモ as the station shows it: what it came with and the note.
+#[derive(Debug, serde::Serialize)]
+struct NoteView {
+    /// 「13 番窓口で回付したときのメモ」.
+    from_ja: String,
+    note: String,
+}
+
+/// The internal notes written on the ticket now called or served at
+/// `counter` (on a transfer or a hold), oldest first (outside tester
+/// pages-rt8 F9: the note was shown to nobody). Staff pages only: the
+/// displays, kiosks, the public and the phone page never carry them.
+fn staff_notes(
+    app: &App,
+    s: &super::views::StatusView,
+    counter: u16,
+) -> Result<Vec<NoteView>, ApiError> {
+    let Some(number) = s
+        .counters
+        .iter()
+        .find(|c| c.number == counter)
+        .and_then(|c| c.ticket)
+    else {
+        return Ok(Vec::new());
+    };
+    let ticket = app
+        .engine
+        .read(move |e| e.ticket(None, number).ok().flatten())
+        .map_err(ApiError::from)?;
+    Ok(ticket.map_or_else(Vec::new, |t| notes_of(&t)))
+}
+
+fn notes_of(t: &madoguchi_core::model::Ticket) -> Vec<NoteView> {
+    use madoguchi_core::model::StepKind;
+    t.history
+        .iter()
+        .filter_map(|step| {
+            let (counter, what, note) = match &step.what {
+                StepKind::Transferred { counter, note, .. } => (*counter, "回付", note),
+                StepKind::Held { counter, note } => (Some(*counter), "保留", note),
+                _ => return None,
+            };
+            let note = note.as_deref().map(str::trim).filter(|n| !n.is_empty())?;
+            let from_ja = match counter {
+                Some(c) => format!("{c} 番窓口で{what}したときのメモ"),
+                None => format!("{what}したときのメモ"),
+            };
+            Some(NoteView {
+                from_ja,
+                note: note.to_string(),
+            })
+        })
+        .collect()
 }
 
 /// Why this server takes no commands now, for the staff station's

@@ -205,7 +205,7 @@ pub async fn page(
         .collect();
     let html: Html<String> = app.pages.render(
         "settings.html",
-        context! { office, based_on => version(&toml), toml, form, sections, queue_names, user => caller.name, csrf => caller.csrf() },
+        context! { office, based_on => version(&toml), toml, form, sections, queue_names, user => caller.name, csrf => caller.csrf(), menu => super::gate::menu(Some(&caller), "/settings") },
     )?;
     Ok(html.into_response())
 }

@@ -27,6 +27,7 @@ fn field_names(key: &str) -> (String, String) {
         "ko" => ("名前（韓国語）", "name (Korean)"),
         "id" => ("識別子", "id"),
         "colour" | "color" => ("色", "colour"),
+        "shape" => ("形", "shape"),
         "stage" => ("段階（窓口間の受け渡し）", "stage"),
         "close_when_unservable" => ("対応しきれないときの受付終了", "close when unservable"),
         "message" => ("表示する案内文", "display message"),
@@ -175,6 +176,37 @@ fn what(message: &str) -> (String, String) {
             format!("必要な項目「{ja}」がありません"),
             "a required setting is missing",
         )
+    } else if m.contains("unknown variant") {
+        // A value not among those allowed (`shape = "squar"`): name them,
+        // with what each shape is (outside tester pages-rt8 F8: it was
+        // told to check its quotes).
+        let mut parts = message.split('`').skip(1).step_by(2);
+        let given = parts.next().unwrap_or("");
+        let allowed: Vec<&str> = parts.collect();
+        let gloss = |v: &str| match v {
+            "circle" => "（丸）",
+            "square" => "（四角）",
+            "triangle" => "（三角）",
+            "diamond" => "（ひし形）",
+            "star" => "（星）",
+            "hexagon" => "（六角形）",
+            _ => "",
+        };
+        let ja_list: Vec<String> = allowed
+            .iter()
+            .map(|v| format!("\"{v}\"{}", gloss(v)))
+            .collect();
+        let en_list: Vec<String> = allowed.iter().map(|v| format!("\"{v}\"")).collect();
+        return (
+            format!(
+                "「{given}」は使えません。次のどれかを書いてください: {}",
+                ja_list.join("、")
+            ),
+            format!(
+                "\"{given}\" is not allowed; write one of {}",
+                en_list.join(", ")
+            ),
+        );
     } else if m.contains("must not be blank") {
         (
             "名前が空です。来庁者に見える名前を書いてください（空白だけの名前は使えません。英語などの名前が要らないときは、その欄ごと消してください）".to_string(),
@@ -353,6 +385,23 @@ mod tests {
     }
 
     /// pages-rt8 F1: a blank name is refused in words naming the queue.
+    /// Outside tester pages-rt8 F8: `shape = "squar"` was answered
+    /// 「…のshape: 書き方が正しくありません（引用符・括弧・= を確かめてください）」.
+    #[test]
+    fn a_misspelt_shape_names_the_allowed_shapes() {
+        let bad = DEFAULT_OFFICE_TOML.replacen("shape = \"circle\"", "shape = \"squar\"", 1);
+        let e = error_for(&bad);
+        let ja = e["message_ja"].as_str().unwrap_or("");
+        assert!(ja.contains("の形: 「squar」は使えません"), "{ja}");
+        assert!(
+            ja.contains("\"square\"（四角）") && ja.contains("\"hexagon\"（六角形）"),
+            "{ja}"
+        );
+        assert!(!ja.contains("引用符"), "{ja}");
+        let en = e["message_en"].as_str().unwrap_or("");
+        assert!(en.contains("write one of \"circle\""), "{en}");
+    }
+
     #[test]
     fn a_blank_name_is_told_in_japanese() {
         let blank = DEFAULT_OFFICE_TOML.replacen("ja = \"住民異動の受付\"", "ja = \"　\"", 1);

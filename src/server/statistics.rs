@@ -183,6 +183,7 @@ pub async fn page(
         "statistics.html",
         context! {
             office => s.office.ja, user => caller.name, csrf => caller.csrf(),
+            menu => super::gate::menu(Some(&caller), "/statistics"),
             from, to, headers => export::HEADERS, preview,
         },
     )?;

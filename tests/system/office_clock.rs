@@ -84,7 +84,11 @@ fn history_and_audit_use_the_office_clock_in_another_browser_time_zone() {
     b.eval("document.activeElement.blur()", json!([]));
     b.keys("f");
     let history = b.wait_text("#history", &format!("{number} 番の履歴"));
-    assert!(history.contains("（待ち）"), "a Japanese status: {history}");
+    // A waiting number names its queue (pages-rt8 F7).
+    assert!(
+        history.contains("（待ち・住民異動の受付）"),
+        "a Japanese status: {history}"
+    );
     assert!(!history.contains("waiting"), "{history}");
     let want = tokyo(at, "%H:%M:%S");
     assert!(

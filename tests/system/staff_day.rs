@@ -499,11 +499,34 @@ fn a_visitor_in_easy_japanese_gets_an_80mm_ticket_on_one_page() {
         true,
         "Tab stays in the dialog"
     );
-    // The ticket: 受付番号, number, category, time and QR code.
-    let ticket = k.text("#ticket");
-    for want in ["受付番号", "1002", "住民異動の受付", "発券"] {
+    // The ticket: the number, category, time, people ahead and QR code,
+    // in the やさしい日本語 chosen, with ふりがな (outside tester pages-rt8
+    // F4: the old kiosk printed 「受付番号 … 前に 1 人」 in standard Japanese).
+    let ticket = k.eval(
+        "const c = document.getElementById('ticket').cloneNode(true); \
+         c.querySelectorAll('rt').forEach(r => r.remove()); return c.textContent;",
+        json!([]),
+    );
+    let ticket = ticket.as_str().unwrap_or_default();
+    for want in [
+        "あなたの 番号",
+        "1002",
+        "住民異動の受付",
+        "まえに 1 にん",
+        "じゅんばん",
+    ] {
         assert!(ticket.contains(want), "{want} on the ticket: {ticket}");
     }
+    assert!(!ticket.contains("前に"), "no standard Japanese: {ticket}");
+    let rts = k.eval(
+        "return Array.from(document.querySelectorAll('#ticket rt')).map(r => r.textContent).join(',')",
+        json!([]),
+    );
+    assert!(
+        rts.as_str()
+            .is_some_and(|r| r.starts_with("ばんごう,じゅうみん,いどう,うけつけ")),
+        "ふりがな on the ticket: {rts}"
+    );
     assert_eq!(
         k.eval(
             "return document.querySelector('#ticket-qr svg') !== null",
@@ -519,6 +542,12 @@ fn a_visitor_in_easy_japanese_gets_an_80mm_ticket_on_one_page() {
     assert!((w - 226.77).abs() < 1.5, "80 mm wide, not Letter: {w} pt");
     assert!(h < 400.0, "a ticket, not a sheet: {h} pt");
     save("ticket.pdf", &pdf);
+    if shots().is_some() {
+        // The ticket as printed, to look at (the PDF needs a viewer).
+        k.cdp("Emulation.setEmulatedMedia", json!({"media": "print"}));
+        save("ticket-easy-print.png", &k.screenshot());
+        k.cdp("Emulation.setEmulatedMedia", json!({"media": ""}));
+    }
     if let Some(dir) = shots() {
         let _ = std::process::Command::new("pdftoppm")
             .args(["-png", "-r", "150", "-singlefile"])

@@ -1,0 +1,234 @@
+//! Outside tester pages-rt8 (issue 18; R11, R12, R17), in real Chromium:
+//!
+//! - F10: every signed-in page (/admin…, /settings, /statistics, /audit,
+//!   /forecast, /preview) carries the one shared menu — the role's pages
+//!   and 「ログアウト」, reached by Tab — and signing in without a page
+//!   asked for lands on the role's own first page (an auditor on /audit,
+//!   not on a refusal at the staff station);
+//! - F9, F7: the 内部メモ written on a transfer is shown at the receiving
+//!   counter with the called number and in 履歴検索 (F), which also names
+//!   the queue the number went to; the public status never carries it.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use crate::server::{cmd, status, Server};
+use crate::webdriver::{Driver, Session};
+
+fn wait_for(b: &Session<'_>, script: &str, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while b.eval(script, json!([])) != true {
+        assert!(Instant::now() < deadline, "never: {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Signs in at /login with no page asked for, as someone opening the
+/// sign-in page itself does.
+fn sign_in_plain(b: &Session<'_>, s: &Server, user: &str, password: &str) {
+    b.goto(&s.url("/login"));
+    b.type_into("#username", user);
+    b.type_into("#password", password);
+    b.click("button[type=submit]");
+    wait_for(b, "return location.pathname !== '/login'", "signed in");
+}
+
+/// Presses Tab from the top of the page until `css` has focus.
+fn tab_to(b: &Session<'_>, css: &str) {
+    for _ in 0..60 {
+        if b.eval(
+            "return !!document.activeElement && document.activeElement.matches(arguments[0])",
+            json!([css]),
+        ) == true
+        {
+            return;
+        }
+        b.keys("\u{E004}");
+    }
+    panic!("Tab never reached {css}");
+}
+
+fn menu_links(b: &Session<'_>) -> Vec<String> {
+    let v = b.eval(
+        "return [...document.querySelectorAll('nav.site-menu a')].map(a => a.getAttribute('href'))",
+        json!([]),
+    );
+    v.as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|x| x.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn every_signed_in_page_has_the_menu_and_each_role_lands_on_its_own_page() {
+    let s = Server::start();
+    let (c, csrf) = s.admin();
+    let r = c
+        .post(s.url("/api/users"))
+        .header("X-CSRF-Token", &csrf)
+        .json(&json!({"username": "kansa", "role": "auditor", "password": "kansa-pass-2026"}))
+        .send()
+        .expect("add auditor");
+    assert!(r.status().is_success(), "{}", r.text().unwrap_or_default());
+    let driver = Driver::start();
+
+    // The auditor lands on the audit log (old code: /staff?counter=1, 403).
+    let b = driver.session();
+    sign_in_plain(&b, &s, "kansa", "kansa-pass-2026");
+    wait_for(&b, "return location.pathname === '/audit'", "on /audit");
+    assert_eq!(
+        menu_links(&b),
+        ["/audit", "/statistics", "/forecast"],
+        "the auditor's menu"
+    );
+    let v = b.axe();
+    assert!(v.is_empty(), "/audit: {v:#?}");
+    // To the statistics through the menu, and out by keyboard.
+    b.click("nav.site-menu a[href='/statistics']");
+    wait_for(
+        &b,
+        "return location.pathname === '/statistics'",
+        "on /statistics",
+    );
+    b.wait_text("nav.site-menu", "kansa さん（監査担当）");
+    let v = b.axe();
+    assert!(v.is_empty(), "/statistics: {v:#?}");
+    tab_to(&b, "#logout");
+    b.keys("\u{E007}");
+    wait_for(&b, "return location.pathname === '/login'", "signed out");
+    // The server ended the session: the audit log asks for a sign-in.
+    b.goto(&s.url("/audit"));
+    wait_for(
+        &b,
+        "return location.pathname === '/login'",
+        "asked to sign in",
+    );
+
+    // The administrator lands on /admin; every page of theirs has the menu.
+    let a = driver.session();
+    sign_in_plain(&a, &s, "admin", &s.admin_password);
+    wait_for(&a, "return location.pathname === '/admin'", "on /admin");
+    for page in [
+        "/admin",
+        "/admin/accounts",
+        "/settings",
+        "/statistics",
+        "/audit",
+        "/forecast",
+        "/preview",
+    ] {
+        a.goto(&s.url(page));
+        a.wait_text("nav.site-menu", "ログアウト");
+        let links = menu_links(&a);
+        assert!(
+            links.iter().any(|l| l == page) && links.len() == 11,
+            "{page}: {links:?}"
+        );
+        assert_eq!(
+            a.eval(
+                "return document.querySelector('nav.site-menu a[aria-current=page]').getAttribute('href')",
+                json!([])
+            ),
+            page,
+            "{page} marked as the current page"
+        );
+        if page == "/forecast" || page == "/preview" {
+            let v = a.axe();
+            assert!(v.is_empty(), "{page}: {v:#?}");
+        }
+    }
+    if std::env::var_os("MADOGUCHI_SCREENSHOTS").is_some() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/screenshots");
+        std::fs::create_dir_all(dir).expect("dir");
+        std::fs::write(format!("{dir}/menu-preview.png"), a.screenshot()).expect("png");
+    }
+    a.click("#logout");
+    wait_for(&a, "return location.pathname === '/login'", "signed out");
+    a.goto(&s.url("/settings"));
+    wait_for(
+        &a,
+        "return location.pathname === '/login'",
+        "asked to sign in",
+    );
+    // The public forecast, not signed in, has no menu.
+    a.goto(&s.url("/forecast"));
+    a.wait_text("h1", "混雑予想");
+    assert_eq!(
+        a.eval(
+            "return !!document.querySelector('nav.site-menu')",
+            json!([])
+        ),
+        false
+    );
+}
+
+#[test]
+fn a_transfer_memo_reaches_the_next_counter_and_the_history() {
+    let s = Server::start();
+    let (c, csrf) = s.admin();
+    crate::server::open_today(&c, &s, &csrf, &[10, 4]);
+    cmd(
+        &c,
+        &s,
+        &csrf,
+        json!({"command": "issue_ticket", "category": "idou"}),
+    );
+    let driver = Driver::start();
+    let b = driver.session();
+    sign_in_plain(&b, &s, "admin", &s.admin_password);
+    b.goto(&s.url("/staff?counter=10"));
+    b.wait_text("#panel", "住民異動の受付");
+    b.keys("n");
+    b.wait_text("#outcome", "1001 番を呼び出しました");
+    b.click("#transfer-note");
+    b.keys("書類確認済み");
+    b.keys("\u{E00C}");
+    b.keys("t");
+    b.wait_text("#outcome", "1001 番を回付しました");
+    let t: Value = c
+        .get(s.url("/api/tickets/1001"))
+        .send()
+        .expect("ticket")
+        .json()
+        .expect("json");
+    assert_eq!(t["status"]["status"], "waiting");
+
+    // At 証明の交付 (counter 4) the called number comes with the memo
+    // (old code: the station showed no memo).
+    b.goto(&s.url("/staff?counter=4"));
+    b.wait_text("#panel", "証明の交付");
+    b.keys("n");
+    b.wait_text("#outcome", "1001 番を呼び出しました");
+    let notes = b.wait_text("#staff-notes", "書類確認済み");
+    assert!(notes.contains("10 番窓口で回付したときのメモ"), "{notes}");
+    let v = b.axe();
+    assert!(v.is_empty(), "station with a memo: {v:#?}");
+    if std::env::var_os("MADOGUCHI_SCREENSHOTS").is_some() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/screenshots");
+        std::fs::create_dir_all(dir).expect("dir");
+        std::fs::write(format!("{dir}/staff-memo.png"), b.screenshot()).expect("png");
+    }
+
+    // 履歴検索 (F) shows where it went and the memo (old code: 「回付 10 番窓口」, no memo).
+    b.keys("/");
+    b.keys("1001\u{E007}f");
+    let h = b.wait_text("#history", "内部メモ: 書類確認済み");
+    assert!(h.contains("回付 10 番窓口 → 証明の交付"), "{h}");
+
+    // Never on what the public and the displays read.
+    let st = status(&c, &s);
+    assert!(
+        !st.to_string().contains("書類確認済み"),
+        "status carries no memo"
+    );
+    let guide = Server::client()
+        .get(s.url("/displays/status.json"))
+        .send()
+        .and_then(|r| r.text())
+        .unwrap_or_default();
+    assert!(!guide.contains("書類確認済み"));
+}
