@@ -1362,15 +1362,22 @@ enum Hostile {
     /// Calls a plausible held sequence (100 s ahead) impossible, to get a
     /// signed reset it could pass on.
     PlausibleImpossible,
+    /// Holds a sequence 250 s ahead of the office's clock, within its
+    /// bound, at every push (relay-rt9 F2: a fault record each time).
+    AheadInBound,
+    /// `clock_skew` naming an office time of u64::MAX (relay-rt9 F3).
+    AbsurdClock,
 }
 
-const HOSTILE_MODES: [Hostile; 6] = [
+const HOSTILE_MODES: [Hostile; 8] = [
     Hostile::HugeDetail,
     Hostile::HugeBody,
     Hostile::AbsurdSeq,
     Hostile::Slow,
     Hostile::FakeSuccess,
     Hostile::PlausibleImpossible,
+    Hostile::AheadInBound,
+    Hostile::AbsurdClock,
 ];
 
 /// What the hostile relay received: each bundle's sequence and signed bytes.
@@ -1500,6 +1507,18 @@ async fn hostile_relay(
                     Hostile::PlausibleImpossible => {
                         let body = json!({"outcome": "refused", "code": "held_sequence_impossible", "last_seq": now_ms() + 100_000, "relay": "test-relay"});
                         s.write_all(reply("409 Conflict", &body.to_string()).as_bytes())
+                            .await
+                            .is_ok()
+                    }
+                    Hostile::AheadInBound => {
+                        let body = json!({"outcome": "refused", "code": "old_sequence", "last_seq": now_ms() + 250_000, "relay": "test-relay"});
+                        s.write_all(reply("409 Conflict", &body.to_string()).as_bytes())
+                            .await
+                            .is_ok()
+                    }
+                    Hostile::AbsurdClock => {
+                        let body = json!({"outcome": "refused", "code": "clock_skew", "clocks": {"relay_ms": now_ms(), "office_ms": u64::MAX}});
+                        s.write_all(reply("422 Unprocessable Entity", &body.to_string()).as_bytes())
                             .await
                             .is_ok()
                     }
@@ -1642,6 +1661,22 @@ fn a_hostile_relay_cannot_swell_the_office_flood_its_fault_log_or_touch_another_
     );
     let records = faults.lines().filter(|l| l.contains(&hostile)).count();
     assert!(records >= 4, "{records} records: {faults}");
+    // A relay ahead at every push is one record, not one a push; a clock
+    // difference is the office's own signed time against the relay's.
+    let ahead = faults
+        .lines()
+        .filter(|l| l.contains(&hostile) && l.contains("ahead of the office's"))
+        .count();
+    assert_eq!(ahead, 1, "{faults}");
+    let skew: Vec<u64> = faults
+        .lines()
+        .filter_map(|l| l.split("clock differs from this office's by ").nth(1))
+        .filter_map(|rest| rest.split(' ').next()?.parse().ok())
+        .collect();
+    assert!(
+        !skew.is_empty() && skew.iter().all(|s| *s < 10),
+        "{skew:?} {faults}"
+    );
     let mem = rss_kib(s.pid());
     eprintln!("office RSS: baseline {baseline} KiB, peak {peak} KiB, after {mem} KiB; worst publish {worst:?}");
 }
