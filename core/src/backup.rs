@@ -497,6 +497,8 @@ fn restore_with(
             ConfigChoice::Stored,
             EngineOptions {
                 log: LogOptions::default(),
+                // Checked backups vouch for the log they restored.
+                log_end_vouched: true,
                 ..EngineOptions::default()
             },
         )?;
@@ -653,6 +655,7 @@ fn salvage_after(
         out.hints.insert(seq, crate::engine::salvage::hints(raw));
         for s in seq..next_seq {
             out.pieces.push(Piece::Lost {
+                raw: if s == seq { raw.to_vec() } else { Vec::new() },
                 seq: s,
                 why: if s == seq {
                     format!("{} byte {offset}: {why}", path.display())
@@ -675,6 +678,7 @@ fn salvage_after(
                             let lost_from = next_seq;
                             out.pieces.truncate(run_start);
                             out.pieces.push(Piece::Lost {
+                                raw: Vec::new(),
                                 seq: lost_from,
                                 why: "does not match the segment's seal".into(),
                             });
@@ -845,20 +849,73 @@ pub fn recover(
                 .iter()
                 .filter(|p| matches!(p, Piece::Kept(_)))
                 .count() as u64;
-        let (mut engine, _) = Engine::open(&work, ConfigChoice::Follow, EngineOptions::default())?;
+        let vouched = EngineOptions {
+            log_end_vouched: true,
+            ..EngineOptions::default()
+        };
+        let (mut engine, _) = Engine::open(&work, ConfigChoice::Follow, vouched)?;
         let mut last_seq = engine.append_replicated(&records)?;
         let mut set_aside = Vec::new();
+        let mut extra = None;
         if !salvage.pieces.is_empty() {
-            for s in engine.append_salvaged(&salvage.pieces)? {
-                let hints = salvage.hints.get(&s.seq).cloned().unwrap_or_default();
+            let aside = engine.append_salvaged(&salvage.pieces)?;
+            last_seq = engine.seq();
+            if let Some(first) = aside.first() {
+                let seqs: Vec<String> = aside.iter().map(|s| s.seq.to_string()).collect();
+                extra = Some(crate::engine::SetAsideEvidence {
+                    first: first.seq,
+                    problem: format!(
+                        "記録 {} を退避しました（その番号と発券要求は上げて・断ります） / records set aside: {} (their numbers raised, their requests answered 'lost — ask staff')",
+                        seqs.join(", "),
+                        seqs.join(", ")
+                    ),
+                    evidence: crate::engine::salvage::evidence(&aside, last_seq),
+                });
+            }
+            for s in aside {
+                let mut hints = s.hints();
+                if hints.is_empty() {
+                    hints = salvage.hints.get(&s.seq).cloned().unwrap_or_default();
+                }
                 set_aside.push(SetAsideRecord {
                     seq: s.seq,
                     why: s.why,
                     hints,
                 });
             }
-            last_seq = engine.seq();
         }
+        // Nothing vouches for the log's end (no high-water mark, no
+        // snapshot, no witness): its last records may be lost at a record
+        // boundary, unseen (outside tester storage-rt8 F4). Refused, or
+        // with `accept_damage` every queue resumes a margin above the log.
+        let maybe_unvouched = last_seq > from_backups
+            && backups.is_empty()
+            && extra.is_none()
+            && !data.join(crate::engine::highwater::FILE).exists()
+            && crate::engine::witness::read_all(data).0.is_empty();
+        let unvouched = maybe_unvouched.then(|| {
+            let state = engine.state();
+            let day = state.meta.day.as_ref().map(|d| d.date);
+            let mut ev = crate::engine::Evidence {
+                seq: last_seq,
+                day,
+                ..Default::default()
+            };
+            for q in engine.config().categories() {
+                let (Some(range), Some(next)) = (q.numbers, state.meta.next_number.get(&q.id))
+                else {
+                    continue;
+                };
+                let high = next
+                    .saturating_sub(1)
+                    .max(range.from)
+                    .saturating_add(crate::engine::UNVOUCHED_MARGIN)
+                    .min(range.to);
+                ev.highest.insert(q.id.clone(), high);
+                ev.categories.insert(high, q.id.clone());
+            }
+            (day.map(|_| ev), last_seq)
+        });
         engine.close()?;
         // The damaged folder's snapshot: the evidence of what was issued.
         let sled = data.join("state.sled");
@@ -873,6 +930,33 @@ pub fn recover(
         } else {
             None
         };
+        // Nothing vouches for the log's end (no high-water mark, no
+        // snapshot, no witness): its last records may be lost at a record
+        // boundary, unseen (outside tester storage-rt8 F4). Refused, or
+        // with `accept_damage` every queue resumes a margin above the log.
+        if let (Some((ev, last)), None) = (unvouched, evidence_seq) {
+            let m = crate::engine::UNVOUCHED_MARGIN;
+            let problem = format!(
+                "記録の到達点ファイル HIGHWATER もスナップショットもないため、ログの最後（記録 {last}）の後が失われていないか確かめられません。各受付の番号をログの最大番号の {m} 番先から再開します / neither HIGHWATER nor a snapshot vouches for the log's end (record {last}): every queue resumes {m} numbers above the log's highest"
+            );
+            if !accept_damage {
+                return Err(EngineError::Damaged(Box::new(crate::engine::Damage {
+                    file: data.join(crate::engine::highwater::FILE),
+                    record: last + 1,
+                    problem: format!(
+                        "{problem}; madoguchi recover --accept-damage で再開できます / `madoguchi recover --accept-damage` resumes so"
+                    ),
+                    log_ends_at: Some(last),
+                    evidence: None,
+                }))
+                .into());
+            }
+            extra = Some(crate::engine::SetAsideEvidence {
+                first: last + 1,
+                problem,
+                evidence: ev,
+            });
+        }
         // The witnesses (the last backup, the standby) are evidence too: a
         // repair that brings back less than they saw is refused like one
         // behind the snapshot.
@@ -889,6 +973,7 @@ pub fn recover(
             ConfigChoice::Stored,
             EngineOptions {
                 accept_damage,
+                set_aside: extra,
                 ..EngineOptions::default()
             },
         )?;
@@ -901,6 +986,16 @@ pub fn recover(
                 std::fs::remove_file(&p).map_err(io(&p))?;
             }
         }
+        // A witness of a snapshot set aside in this scratch folder would
+        // name a place that is gone once it is renamed (storage-rt8 F7):
+        // the damaged folder, kept whole, holds that snapshot.
+        forget_scratch_witnesses(&work)?;
+        // The folder must start as it will be left: opened as the server
+        // opens it, and verified, before anything is said or renamed
+        // (storage-rt8 F7: 「復旧しました」 for a folder that did not start).
+        let (engine, _) = Engine::open(&work, ConfigChoice::Stored, EngineOptions::default())?;
+        engine.verify()?;
+        engine.close()?;
         for entry in std::fs::read_dir(data).map_err(io(data))? {
             let entry = entry.map_err(io(data))?;
             let n = entry.file_name().to_string_lossy().into_owned();
@@ -951,6 +1046,31 @@ pub fn recover(
             Err(e)
         }
     }
+}
+
+/// Removes the witnesses of snapshots set aside inside `work` (recover's
+/// scratch folder).
+fn forget_scratch_witnesses(work: &Path) -> Result<(), BackupError> {
+    let dir = work.join(crate::engine::witness::DIR);
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return Ok(());
+    };
+    let scratch = work.display().to_string();
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if !name.starts_with("set-aside-") {
+            continue;
+        }
+        let inside = std::fs::read(&path)
+            .ok()
+            .and_then(|b| crate::engine::witness::parse(&name, &b).ok())
+            .is_some_and(|w| w.place.starts_with(&scratch));
+        if inside {
+            std::fs::remove_file(&path).map_err(io(&path))?;
+        }
+    }
+    Ok(())
 }
 
 /// Carries the damaged folder `data`'s high-water mark and the last record
