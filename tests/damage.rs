@@ -1276,3 +1276,53 @@ fn a_log_nothing_vouches_for_is_refused_and_resumed_above_a_margin() {
     }
     ok(&data, &["audit", "verify"]);
 }
+
+/// Outside tester storage-rt8 F3 (issue 17, R14): `export` of a folder
+/// whose newest segment is gone, HIGHWATER gone too, is refused by the
+/// log's own seals (the old code exported the short log silently, rc 0);
+/// and F2: plain `recover` on a flip in the middle names the damaged
+/// segment of the folder and the intact records after it, never its
+/// scratch folder (the old code named `.<name>.recovering-<pid>/…`).
+#[test]
+fn a_short_export_and_a_refused_recover_name_the_real_files() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let base = dir.path().join("base");
+    let mut lines = vec![json!({"command": "open_day", "date": today()})];
+    for i in 0..60 {
+        lines.push(issue(CATEGORIES[i % 2], &format!("r{i}")));
+    }
+    apply_with(&base, &lines, Some(2048)).expect("apply");
+    ok(&base, &["export"]);
+
+    let data = dir.path().join("no-newest");
+    copy_dir(&base, &data);
+    std::fs::remove_file(data.join("HIGHWATER")).expect("rm");
+    std::fs::remove_file(segments(&data).pop().expect("segment")).expect("rm");
+    let out = run(&data, &["export"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "a short export passed: {stderr}");
+    assert!(
+        stderr.contains("SEALS.json") && stderr.contains("ログの最後が失われています"),
+        "{stderr}"
+    );
+
+    let data = dir.path().join("flip");
+    copy_dir(&base, &data);
+    let seg = segments(&data)[1].clone();
+    let bytes = std::fs::read(&seg).expect("read");
+    let seq = frames(&bytes)[1].1;
+    flip_record(&data, seq);
+    let out = run(&data, &["recover"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(!stderr.contains(".recovering-"), "{stderr}");
+    assert!(stderr.contains(&seg.display().to_string()), "{stderr}");
+    assert!(
+        stderr.contains(&format!("記録 {seq} が読めません")),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("--accept-damage は読めた記録を残します"),
+        "{stderr}"
+    );
+}

@@ -706,11 +706,11 @@ fn salvage_after(
         };
         out.notes.push(if sealed.is_empty() {
             format!(
-                "records {next_seq}–{last} kept (each CRC and link checked) / 記録 {next_seq}〜{last} を確認して採用"
+                "records {next_seq}–{last} read (each CRC and link checked); kept but those set aside above / 記録 {next_seq}〜{last} を読んで確認し、上の退避分を除いて採用"
             )
         } else {
             format!(
-                "records {next_seq}–{last} kept (each CRC and link checked; the seals of segments {} match) / 記録 {next_seq}〜{last} を確認して採用（封印一致）",
+                "records {next_seq}–{last} read (each CRC and link checked; the seals of segments {} match); kept but those set aside above / 記録 {next_seq}〜{last} を読んで確認（封印一致）し、上の退避分を除いて採用",
                 sealed
                     .iter()
                     .map(|s| s.to_string())
@@ -758,6 +758,8 @@ pub fn recover(
         .unwrap_or_default();
     let work = parent.join(format!(".{name}.recovering-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&work);
+    let mut named_damage: Option<(u64, PathBuf, String)> = None;
+    let named = &mut named_damage;
     let result = (|| -> Result<Recovered, BackupError> {
         let log_dir = data.join("log");
         // A folder with no log and no snapshot is a new disk, not the live
@@ -820,12 +822,42 @@ pub fn recover(
         }
         // Accepting damage keeps every record after a damaged one that can
         // be trusted (storage-rt6 F3): read on from the next good record.
-        let mut salvage = match (accept_damage, &stopped_at) {
-            (true, Some((seq, path, offset, why))) if *seq > from_backups => {
+        let mut salvage = match &stopped_at {
+            Some((seq, path, offset, why)) if *seq > from_backups => {
                 salvage_after(&log_dir, *seq, path, *offset, why)?
             }
             _ => Salvage::default(),
         };
+        if let Some((seq, path, offset, why)) = &stopped_at {
+            // For the refusal: the damaged file as the start names it, and
+            // how much after it is intact (storage-rt8 F2).
+            let kept: Vec<u64> = salvage
+                .pieces
+                .iter()
+                .filter_map(|p| match p {
+                    Piece::Kept(r) => Some(r.seq),
+                    Piece::Lost { .. } => None,
+                })
+                .collect();
+            let unread = salvage.pieces.len() - kept.len();
+            *named = Some((
+                *seq,
+                path.clone(),
+                match (kept.first(), kept.last()) {
+                    (Some(a), Some(b)) => format!(
+                        "記録 {seq} が読めません（{offset} バイト目: {why}）。その後の記録 {a}〜{b} のうち {} 件は読めて確認できました（うち {unread} 件は読めません）。madoguchi recover --accept-damage は読めた記録を残します / record {seq} cannot be read (byte {offset}: {why}); of records {a}–{b} after it, {} read and check ({unread} do not): `recover --accept-damage` keeps them",
+                        kept.len(),
+                        kept.len()
+                    ),
+                    _ => format!(
+                        "記録 {seq} が読めません（{offset} バイト目: {why}）。その後に読める記録はありません / record {seq} cannot be read (byte {offset}: {why}); nothing after it reads"
+                    ),
+                },
+            ));
+        }
+        if !accept_damage {
+            salvage = Salvage::default();
+        }
         if let Some(first) = records.first().map(|r| r.seq) {
             if first != from_backups + 1 {
                 log_stopped = Some(format!(
@@ -1041,9 +1073,41 @@ pub fn recover(
             r.damaged_kept = kept;
             Ok(r)
         }
-        Err(e) => {
+        Err(mut e) => {
             let _ = std::fs::remove_dir_all(&work);
+            if let BackupError::Engine(EngineError::Damaged(d)) = &mut e {
+                name_in_the_folder(d, &work, data, named_damage);
+            }
             Err(e)
+        }
+    }
+}
+
+/// A refusal names the damaged folder as the operator knows it, never
+/// recover's scratch folder (gone once it refused), and a damaged record
+/// in the middle of the log as the start names it, with how much after it
+/// is intact, rather than "everything after it may be lost" (outside
+/// tester storage-rt8 F2).
+fn name_in_the_folder(
+    d: &mut crate::engine::Damage,
+    work: &Path,
+    data: &Path,
+    named: Option<(u64, PathBuf, String)>,
+) {
+    let scratch = work.display().to_string();
+    let real = data.display().to_string();
+    let fix = |s: &str| s.replace(&scratch, &real);
+    d.file = PathBuf::from(fix(&d.file.display().to_string()));
+    d.problem = fix(&d.problem);
+    if let Some(ev) = d.evidence.as_mut() {
+        for line in &mut ev.seen_by {
+            *line = fix(line);
+        }
+    }
+    if let Some((seq, path, what)) = named {
+        if d.record == seq {
+            d.file = path;
+            d.problem = format!("{what}; {}", d.problem);
         }
     }
 }

@@ -125,7 +125,9 @@ impl Checked {
                 file: report_file(log, log_report),
                 record: log.last_seq() + 1,
                 problem: format!(
-                    "the snapshot shows record {} acknowledged, but the log ends at record {}{}",
+                    "スナップショットは記録 {} まで受付済みですが、ログは記録 {} で終わっています / the snapshot shows record {} acknowledged, but the log ends at record {}{}",
+                    ev.seq,
+                    log.last_seq(),
                     ev.seq,
                     log.last_seq(),
                     if log_report.truncated_bytes > 0 {
@@ -305,10 +307,10 @@ fn witnessed(
         file: report_file(log, log_report),
         record: if differs { last } else { last + 1 },
         problem: if differs {
-            format!("the log's record {last} differs from the one a witness outside the log holds")
+            format!("ログの記録 {last} が、ログの外の証拠が持つものと違います / the log's record {last} differs from the one a witness outside the log holds")
         } else {
             format!(
-                "a witness outside the log holds record {top}, but the log ends at record {last}"
+                "ログの外の証拠は記録 {top} まで持っていますが、ログは記録 {last} で終わっています / a witness outside the log holds record {top}, but the log ends at record {last}"
             )
         },
         log_ends_at: Some(last),
