@@ -1063,7 +1063,7 @@ fn a_full_day(data: &Path) -> (BTreeMap<String, u64>, BTreeMap<String, u64>) {
         c("open_counter", 1),
         c("open_counter", 2),
     ];
-    let mut issues = |lines: &mut Vec<Value>, from: usize, to: usize| {
+    let issues = |lines: &mut Vec<Value>, from: usize, to: usize| {
         for i in from..to {
             lines.push(issue(CATEGORIES[i % 2], &format!("r{i}")));
         }
