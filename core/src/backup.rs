@@ -897,7 +897,7 @@ pub fn recover(
                 extra = Some(crate::engine::SetAsideEvidence {
                     first: first.seq,
                     problem: format!(
-                        "記録 {} を退避しました（その番号と発券要求は上げて・断ります） / records set aside: {} (their numbers raised, their requests answered 'lost — ask staff')",
+                        "記録 {} を退避しました（その中の番号より後から発券し、その発券の再送には「職員にお声がけください」と答えます） / records set aside: {} (numbers resume above theirs, their requests answered 'lost — ask staff')",
                         seqs.join(", "),
                         seqs.join(", ")
                     ),

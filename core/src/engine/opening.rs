@@ -423,7 +423,18 @@ fn predates_mark(
             meta.seq
         ));
     }
-    log_reads(log, None).map_err(|e| format!("the log does not verify ({e})"))?;
+    log_reads(log, None).map_err(|e| match e {
+        // The record and why, not a whole refusal inside this one
+        // (storage-rt8 F7).
+        EngineError::Damaged(d) => format!(
+            "記録 {} が読めません / the log does not verify: record {} ({}: {})",
+            d.record,
+            d.record,
+            d.file.display(),
+            d.problem
+        ),
+        other => format!("the log does not verify ({other})"),
+    })?;
     Ok(format!(
         "記録の到達点ファイル {} がなかったため、ログ（記録 {last} まで、全記録を確認）とスナップショットが一致することを確かめて作成しました。以前の版のデータフォルダでなければ、削除された原因を確認してください。 / The high-water mark file {} was missing (a data folder from before it, or deleted): the log (records 1–{last}, every record checked) and the snapshot agree, so it was created from them. If this folder is not from an older version, find out why it was deleted.",
         highwater::FILE,
