@@ -497,6 +497,8 @@ fn restore_with(
             ConfigChoice::Stored,
             EngineOptions {
                 log: LogOptions::default(),
+                // Checked backups vouch for the log they restored.
+                log_end_vouched: true,
                 ..EngineOptions::default()
             },
         )?;
@@ -653,6 +655,7 @@ fn salvage_after(
         out.hints.insert(seq, crate::engine::salvage::hints(raw));
         for s in seq..next_seq {
             out.pieces.push(Piece::Lost {
+                raw: if s == seq { raw.to_vec() } else { Vec::new() },
                 seq: s,
                 why: if s == seq {
                     format!("{} byte {offset}: {why}", path.display())
@@ -675,6 +678,7 @@ fn salvage_after(
                             let lost_from = next_seq;
                             out.pieces.truncate(run_start);
                             out.pieces.push(Piece::Lost {
+                                raw: Vec::new(),
                                 seq: lost_from,
                                 why: "does not match the segment's seal".into(),
                             });
@@ -702,11 +706,11 @@ fn salvage_after(
         };
         out.notes.push(if sealed.is_empty() {
             format!(
-                "records {next_seq}–{last} kept (each CRC and link checked) / 記録 {next_seq}〜{last} を確認して採用"
+                "records {next_seq}–{last} read (each CRC and link checked); kept but those set aside above / 記録 {next_seq}〜{last} を読んで確認し、上の退避分を除いて採用"
             )
         } else {
             format!(
-                "records {next_seq}–{last} kept (each CRC and link checked; the seals of segments {} match) / 記録 {next_seq}〜{last} を確認して採用（封印一致）",
+                "records {next_seq}–{last} read (each CRC and link checked; the seals of segments {} match); kept but those set aside above / 記録 {next_seq}〜{last} を読んで確認（封印一致）し、上の退避分を除いて採用",
                 sealed
                     .iter()
                     .map(|s| s.to_string())
@@ -754,6 +758,8 @@ pub fn recover(
         .unwrap_or_default();
     let work = parent.join(format!(".{name}.recovering-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&work);
+    let mut named_damage: Option<(u64, PathBuf, String)> = None;
+    let named = &mut named_damage;
     let result = (|| -> Result<Recovered, BackupError> {
         let log_dir = data.join("log");
         // A folder with no log and no snapshot is a new disk, not the live
@@ -816,12 +822,42 @@ pub fn recover(
         }
         // Accepting damage keeps every record after a damaged one that can
         // be trusted (storage-rt6 F3): read on from the next good record.
-        let mut salvage = match (accept_damage, &stopped_at) {
-            (true, Some((seq, path, offset, why))) if *seq > from_backups => {
+        let mut salvage = match &stopped_at {
+            Some((seq, path, offset, why)) if *seq > from_backups => {
                 salvage_after(&log_dir, *seq, path, *offset, why)?
             }
             _ => Salvage::default(),
         };
+        if let Some((seq, path, offset, why)) = &stopped_at {
+            // For the refusal: the damaged file as the start names it, and
+            // how much after it is intact (storage-rt8 F2).
+            let kept: Vec<u64> = salvage
+                .pieces
+                .iter()
+                .filter_map(|p| match p {
+                    Piece::Kept(r) => Some(r.seq),
+                    Piece::Lost { .. } => None,
+                })
+                .collect();
+            let unread = salvage.pieces.len() - kept.len();
+            *named = Some((
+                *seq,
+                path.clone(),
+                match (kept.first(), kept.last()) {
+                    (Some(a), Some(b)) => format!(
+                        "記録 {seq} が読めません（{offset} バイト目: {why}）。その後の記録 {a}〜{b} のうち {} 件は読めて確認できました（うち {unread} 件は読めません）。madoguchi recover --accept-damage は読めた記録を残します / record {seq} cannot be read (byte {offset}: {why}); of records {a}–{b} after it, {} read and check ({unread} do not): `recover --accept-damage` keeps them",
+                        kept.len(),
+                        kept.len()
+                    ),
+                    _ => format!(
+                        "記録 {seq} が読めません（{offset} バイト目: {why}）。その後に読める記録はありません / record {seq} cannot be read (byte {offset}: {why}); nothing after it reads"
+                    ),
+                },
+            ));
+        }
+        if !accept_damage {
+            salvage = Salvage::default();
+        }
         if let Some(first) = records.first().map(|r| r.seq) {
             if first != from_backups + 1 {
                 log_stopped = Some(format!(
@@ -845,20 +881,73 @@ pub fn recover(
                 .iter()
                 .filter(|p| matches!(p, Piece::Kept(_)))
                 .count() as u64;
-        let (mut engine, _) = Engine::open(&work, ConfigChoice::Follow, EngineOptions::default())?;
+        let vouched = EngineOptions {
+            log_end_vouched: true,
+            ..EngineOptions::default()
+        };
+        let (mut engine, _) = Engine::open(&work, ConfigChoice::Follow, vouched)?;
         let mut last_seq = engine.append_replicated(&records)?;
         let mut set_aside = Vec::new();
+        let mut extra = None;
         if !salvage.pieces.is_empty() {
-            for s in engine.append_salvaged(&salvage.pieces)? {
-                let hints = salvage.hints.get(&s.seq).cloned().unwrap_or_default();
+            let aside = engine.append_salvaged(&salvage.pieces)?;
+            last_seq = engine.seq();
+            if let Some(first) = aside.first() {
+                let seqs: Vec<String> = aside.iter().map(|s| s.seq.to_string()).collect();
+                extra = Some(crate::engine::SetAsideEvidence {
+                    first: first.seq,
+                    problem: format!(
+                        "記録 {} を退避しました（その中の番号より後から発券し、その発券の再送には「職員にお声がけください」と答えます） / records set aside: {} (numbers resume above theirs, their requests answered 'lost — ask staff')",
+                        seqs.join(", "),
+                        seqs.join(", ")
+                    ),
+                    evidence: crate::engine::salvage::evidence(&aside, last_seq),
+                });
+            }
+            for s in aside {
+                let mut hints = s.hints();
+                if hints.is_empty() {
+                    hints = salvage.hints.get(&s.seq).cloned().unwrap_or_default();
+                }
                 set_aside.push(SetAsideRecord {
                     seq: s.seq,
                     why: s.why,
                     hints,
                 });
             }
-            last_seq = engine.seq();
         }
+        // Nothing vouches for the log's end (no high-water mark, no
+        // snapshot, no witness): its last records may be lost at a record
+        // boundary, unseen (outside tester storage-rt8 F4). Refused, or
+        // with `accept_damage` every queue resumes a margin above the log.
+        let maybe_unvouched = last_seq > from_backups
+            && backups.is_empty()
+            && extra.is_none()
+            && !data.join(crate::engine::highwater::FILE).exists()
+            && crate::engine::witness::read_all(data).0.is_empty();
+        let unvouched = maybe_unvouched.then(|| {
+            let state = engine.state();
+            let day = state.meta.day.as_ref().map(|d| d.date);
+            let mut ev = crate::engine::Evidence {
+                seq: last_seq,
+                day,
+                ..Default::default()
+            };
+            for q in engine.config().categories() {
+                let (Some(range), Some(next)) = (q.numbers, state.meta.next_number.get(&q.id))
+                else {
+                    continue;
+                };
+                let high = next
+                    .saturating_sub(1)
+                    .max(range.from)
+                    .saturating_add(crate::engine::UNVOUCHED_MARGIN)
+                    .min(range.to);
+                ev.highest.insert(q.id.clone(), high);
+                ev.categories.insert(high, q.id.clone());
+            }
+            (day.map(|_| ev), last_seq)
+        });
         engine.close()?;
         // The damaged folder's snapshot: the evidence of what was issued.
         let sled = data.join("state.sled");
@@ -873,6 +962,33 @@ pub fn recover(
         } else {
             None
         };
+        // Nothing vouches for the log's end (no high-water mark, no
+        // snapshot, no witness): its last records may be lost at a record
+        // boundary, unseen (outside tester storage-rt8 F4). Refused, or
+        // with `accept_damage` every queue resumes a margin above the log.
+        if let (Some((ev, last)), None) = (unvouched, evidence_seq) {
+            let m = crate::engine::UNVOUCHED_MARGIN;
+            let problem = format!(
+                "記録の到達点ファイル HIGHWATER もスナップショットもないため、ログの最後（記録 {last}）の後が失われていないか確かめられません。各受付の番号をログの最大番号の {m} 番先から再開します / neither HIGHWATER nor a snapshot vouches for the log's end (record {last}): every queue resumes {m} numbers above the log's highest"
+            );
+            if !accept_damage {
+                return Err(EngineError::Damaged(Box::new(crate::engine::Damage {
+                    file: data.join(crate::engine::highwater::FILE),
+                    record: last + 1,
+                    problem: format!(
+                        "{problem}; madoguchi recover --accept-damage で再開できます / `madoguchi recover --accept-damage` resumes so"
+                    ),
+                    log_ends_at: Some(last),
+                    evidence: None,
+                }))
+                .into());
+            }
+            extra = Some(crate::engine::SetAsideEvidence {
+                first: last + 1,
+                problem,
+                evidence: ev,
+            });
+        }
         // The witnesses (the last backup, the standby) are evidence too: a
         // repair that brings back less than they saw is refused like one
         // behind the snapshot.
@@ -889,6 +1005,7 @@ pub fn recover(
             ConfigChoice::Stored,
             EngineOptions {
                 accept_damage,
+                set_aside: extra,
                 ..EngineOptions::default()
             },
         )?;
@@ -901,6 +1018,16 @@ pub fn recover(
                 std::fs::remove_file(&p).map_err(io(&p))?;
             }
         }
+        // A witness of a snapshot set aside in this scratch folder would
+        // name a place that is gone once it is renamed (storage-rt8 F7):
+        // the damaged folder, kept whole, holds that snapshot.
+        forget_scratch_witnesses(&work)?;
+        // The folder must start as it will be left: opened as the server
+        // opens it, and verified, before anything is said or renamed
+        // (storage-rt8 F7: 「復旧しました」 for a folder that did not start).
+        let (engine, _) = Engine::open(&work, ConfigChoice::Stored, EngineOptions::default())?;
+        engine.verify()?;
+        engine.close()?;
         for entry in std::fs::read_dir(data).map_err(io(data))? {
             let entry = entry.map_err(io(data))?;
             let n = entry.file_name().to_string_lossy().into_owned();
@@ -946,11 +1073,68 @@ pub fn recover(
             r.damaged_kept = kept;
             Ok(r)
         }
-        Err(e) => {
+        Err(mut e) => {
             let _ = std::fs::remove_dir_all(&work);
+            if let BackupError::Engine(EngineError::Damaged(d)) = &mut e {
+                name_in_the_folder(d, &work, data, named_damage);
+            }
             Err(e)
         }
     }
+}
+
+/// A refusal names the damaged folder as the operator knows it, never
+/// recover's scratch folder (gone once it refused), and a damaged record
+/// in the middle of the log as the start names it, with how much after it
+/// is intact, rather than "everything after it may be lost" (outside
+/// tester storage-rt8 F2).
+fn name_in_the_folder(
+    d: &mut crate::engine::Damage,
+    work: &Path,
+    data: &Path,
+    named: Option<(u64, PathBuf, String)>,
+) {
+    let scratch = work.display().to_string();
+    let real = data.display().to_string();
+    let fix = |s: &str| s.replace(&scratch, &real);
+    d.file = PathBuf::from(fix(&d.file.display().to_string()));
+    d.problem = fix(&d.problem);
+    if let Some(ev) = d.evidence.as_mut() {
+        for line in &mut ev.seen_by {
+            *line = fix(line);
+        }
+    }
+    if let Some((seq, path, what)) = named {
+        if d.record == seq {
+            d.file = path;
+            d.problem = format!("{what}; {}", d.problem);
+        }
+    }
+}
+
+/// Removes the witnesses of snapshots set aside inside `work` (recover's
+/// scratch folder).
+fn forget_scratch_witnesses(work: &Path) -> Result<(), BackupError> {
+    let dir = work.join(crate::engine::witness::DIR);
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return Ok(());
+    };
+    let scratch = work.display().to_string();
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if !name.starts_with("set-aside-") {
+            continue;
+        }
+        let inside = std::fs::read(&path)
+            .ok()
+            .and_then(|b| crate::engine::witness::parse(&name, &b).ok())
+            .is_some_and(|w| w.place.starts_with(&scratch));
+        if inside {
+            std::fs::remove_file(&path).map_err(io(&path))?;
+        }
+    }
+    Ok(())
 }
 
 /// Carries the damaged folder `data`'s high-water mark and the last record

@@ -85,5 +85,23 @@ pub fn run(data: &Path, _config: Option<&Path>, args: Args) -> Result<()> {
             mark.seq
         );
     }
+    // So is it against the log's own seals: a closed segment is followed
+    // by the next one, so a sealed segment whose successor is missing, or a
+    // seal past the log's end, shows the newest records gone, with or
+    // without HIGHWATER (outside tester storage-rt8 F3: silent, rc 0).
+    if let Some(seal) = log::seals::read(&log_dir)
+        .ok()
+        .and_then(|s| s.into_iter().max_by_key(|s| s.last))
+    {
+        let next = log::segment_path(&log_dir, seal.last + 1);
+        anyhow::ensure!(
+            seal.last <= last_seq && (seal.last < last_seq || next.is_file()),
+            "書き出しは記録 {last_seq} までです。ログの封印 (SEALS.json) は記録 {} までのセグメントが閉じられ、次のセグメント {} が続いたことを示しています。ログの最後が失われています / the export ends at record {last_seq}, but the log's seals show a segment closed at record {} and the next one ({}) is missing: the end of the log is missing. {WAY_OUT}",
+            seal.last,
+            next.display(),
+            seal.last,
+            next.display()
+        );
+    }
     Ok(())
 }

@@ -24,7 +24,8 @@ pub struct Args {
 pub fn run(data: &Path, args: Args) -> Result<()> {
     let r = backup::recover(data, &args.backups, args.accept_damage).with_context(|| {
         format!(
-            "recover refused; {} was left as it was (復旧できませんでした。データフォルダは変更していません)",
+            "復旧できませんでした。データフォルダ {} は変更していません / recover refused; {} was left as it was",
+            data.display(),
             data.display()
         )
     })?;
@@ -45,7 +46,8 @@ pub fn run(data: &Path, args: Args) -> Result<()> {
     }
     for s in &r.set_aside {
         let held = if s.hints.is_empty() {
-            "読み取れる番号なし / nothing readable".to_string()
+            "番号・発券要求は読み取れません / no ticket number or request readable in it"
+                .to_string()
         } else {
             s.hints.join(", ")
         };

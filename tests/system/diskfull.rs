@@ -196,3 +196,63 @@ fn a_full_disk_refuses_commands_clearly_loses_nothing_and_recovers() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Outside tester storage-rt8 F6 (issue 17, R18): the faults that could
+/// not be written while the disk was full are written on a clean stop
+/// (SIGTERM) that comes right after space returns, before the 5 s retry.
+/// On the old code faults.jsonl stayed empty: they were lost with the
+/// process.
+#[test]
+fn faults_kept_while_the_disk_was_full_are_written_on_a_clean_stop() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).expect("mkdir");
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=24m", "tmpfs"])
+        .arg(&data)
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(mounted, "this test mounts a small tmpfs and needs root");
+    let _mount = Mount(data.clone());
+    let config = format!(
+        "{}\n[server]\ndata = \"{}\"\n",
+        madoguchi_core::config::DEFAULT_OFFICE_TOML,
+        data.display()
+    );
+    let mut s = Server::start_args(Some(&config), &["--listen", "127.0.0.1:0"]);
+    let (c, csrf) = s.admin();
+    crate::server::open_today(&c, &s, &csrf, &[10]);
+    let filler = data.join("filler");
+    {
+        use std::io::Write;
+        let mut f = std::fs::File::create(&filler).expect("filler");
+        let chunk = vec![0u8; 64 * 1024];
+        while f.write_all(&chunk).is_ok() {}
+        let byte = [0u8; 1];
+        while f.write_all(&byte).is_ok() {}
+        let _ = f.sync_all();
+    }
+    let mut refused = 0;
+    for _ in 0..200 {
+        let (st, _) = cmd(
+            &c,
+            &s,
+            &csrf,
+            json!({"command": "issue_ticket", "category": "idou"}),
+        );
+        if st.as_u16() == 507 {
+            refused += 1;
+            if refused == 3 {
+                break;
+            }
+        }
+    }
+    assert_eq!(refused, 3, "the full disk never refused a command");
+    std::fs::remove_file(&filler).expect("free space");
+    s.stop_cleanly();
+    let faults = std::fs::read_to_string(data.join("faults.jsonl")).unwrap_or_default();
+    assert!(
+        faults.matches("disk full").count() >= 3,
+        "faults lost at the clean stop: {faults:?}"
+    );
+}

@@ -29,6 +29,7 @@ pub mod witness;
 pub use damage::{Damage, Evidence};
 pub use feed::{Commit, FeedClosed, FeedHandle, Subscriber};
 pub use import::{ImportError, ImportLine, ImportPhase, ImportReport};
+pub use opening::UNVOUCHED_MARGIN;
 pub use shared::{EngineHandle, ExecError, SharedEngine};
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -139,6 +140,25 @@ pub struct EngineOptions {
     /// numbers are raised above every number the evidence shows, lost
     /// kiosk requests are refused, and the acceptance is recorded.
     pub accept_damage: bool,
+    /// Records `recover --accept-damage` set aside, or a log nothing else
+    /// vouches for: with `accept_damage`, the start records an acceptance
+    /// even when no other evidence shows a loss, with what they showed
+    /// merged into the evidence (outside tester storage-rt8 F7, F8).
+    pub set_aside: Option<SetAsideEvidence>,
+    /// The caller vouches for the log's end (a restore from checked
+    /// backups, `recover`'s own folder): a log with neither a high-water
+    /// mark nor a snapshot is not refused (storage-rt8 F4).
+    pub log_end_vouched: bool,
+}
+
+/// What `recover` knows was lost beyond the snapshot and the witnesses.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SetAsideEvidence {
+    /// The first record concerned, and what happened, for the record.
+    pub first: u64,
+    pub problem: String,
+    /// The numbers and request ids they show, if any.
+    pub evidence: Option<Evidence>,
 }
 
 impl Default for EngineOptions {
@@ -148,6 +168,8 @@ impl Default for EngineOptions {
             clock: Clock::default(),
             replay_snapshot_every: 20_000,
             accept_damage: false,
+            set_aside: None,
+            log_end_vouched: false,
         }
     }
 }
@@ -260,9 +282,21 @@ impl Engine {
             ..OpenReport::default()
         };
         let mut store = opening::open_store(&store_path, &mut report)?;
-        let mark = opening::high_water(dir, &log, &log_report, &store, &mut report)?;
+        let mark = opening::high_water(
+            dir,
+            &log,
+            &log_report,
+            &store,
+            opts.log_end_vouched,
+            &mut report,
+        )?;
         let mut checked =
             opening::Checked::examine(dir, &log, &log_report, &store, mark.as_ref(), &mut report)?;
+        if opts.accept_damage {
+            if let Some(extra) = &opts.set_aside {
+                checked.add_set_aside(extra, &log, &log_report);
+            }
+        }
         let (snapshot, accepted) = checked.decide(opts.accept_damage)?;
         log.repair()?;
         if let Err(why) = &snapshot {
@@ -1011,7 +1045,14 @@ impl Engine {
     fn accept_damage(&mut self, damage: &Damage) -> Result<String, EngineError> {
         let differs = damage.log_ends_at.is_some()
             && damage.log_ends_at == damage.evidence.as_ref().map(|e| e.seq);
-        let lost = if differs {
+        let set_aside = self
+            .opts
+            .set_aside
+            .as_ref()
+            .filter(|x| damage.record == x.first && damage.problem == x.problem);
+        let lost = if let Some(x) = set_aside {
+            x.problem.clone()
+        } else if differs {
             // As long as the evidence, but another last record: the records
             // after a set-aside one were chained anew (`salvage.rs`).
             format!(

@@ -16,10 +16,12 @@
 //! office can trust. The start that follows raises every queue's numbers
 //! above the evidence (`--accept-damage`), so nothing lost is given twice.
 
-use super::{encode_body, Engine, EngineError, RecordBody};
+use chrono::NaiveDate;
+
+use super::{encode_body, Engine, EngineError, Evidence, RecordBody};
 use crate::config::Config;
 use crate::log::Record;
-use crate::model::Event;
+use crate::model::{Event, Number};
 
 /// The `by` of a record that stands in for one set aside.
 pub const SET_ASIDE_BY: &str = "damaged-record";
@@ -30,8 +32,9 @@ pub enum Piece {
     /// A record read and checked (its link to the one before it only when
     /// it did not follow a lost one).
     Kept(Record),
-    /// A record that could not be read: its number and why.
-    Lost { seq: u64, why: String },
+    /// A record that could not be read: its number, why, and its bytes as
+    /// found (what they still show is evidence, never state).
+    Lost { seq: u64, why: String, raw: Vec<u8> },
 }
 
 /// A record the repaired log holds no state of, and why.
@@ -39,6 +42,83 @@ pub enum Piece {
 pub struct SetAside {
     pub seq: u64,
     pub why: String,
+    /// The business day open when it came (the state before it).
+    pub day: Option<NaiveDate>,
+    /// The tickets it shows (read from an intact record, or from what the
+    /// bytes of an unreadable one still show): number, queue when known,
+    /// request id when it had one. Never trusted for state: every one is
+    /// raised over and its request answered "lost — ask staff" by the
+    /// `--accept-damage` record (storage-rt8 F8).
+    pub tickets: Vec<(Number, Option<String>, Option<String>)>,
+}
+
+impl SetAside {
+    /// What it still shows, for staff: "ticket 38 (koseki), request k1-…".
+    pub fn hints(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for (n, category, request) in &self.tickets {
+            out.push(match category {
+                Some(c) => format!("ticket {n} ({c})"),
+                None => format!("ticket {n}"),
+            });
+            if let Some(r) = request {
+                out.push(format!("request {r}"));
+            }
+        }
+        out
+    }
+}
+
+/// The evidence the set-aside records hold (their tickets' numbers and
+/// request ids, on the latest day among them) for the `--accept-damage`
+/// record: every number raised, every request refused (storage-rt8 F8:
+/// they came only from the snapshot and the high-water mark, so with those
+/// gone a retry of an acknowledged request got a new ticket).
+pub fn evidence(set_aside: &[SetAside], last_seq: u64) -> Option<Evidence> {
+    let day = set_aside.iter().filter_map(|s| s.day).max();
+    let mut ev = Evidence {
+        seq: last_seq,
+        day,
+        ..Evidence::default()
+    };
+    for s in set_aside.iter().filter(|s| s.day == day) {
+        for (n, category, request) in &s.tickets {
+            let Some(c) = category else { continue };
+            let h = ev.highest.entry(c.clone()).or_insert(*n);
+            *h = (*h).max(*n);
+            ev.categories.entry(*n).or_insert_with(|| c.clone());
+            if let Some(r) = request {
+                ev.requests.entry(r.clone()).or_insert(*n);
+            }
+        }
+    }
+    (!ev.highest.is_empty() || !ev.requests.is_empty()).then_some(ev)
+}
+
+/// Adds `extra` (what set-aside records show) to `ev`: the same day's
+/// tickets join, a later day's replace, an earlier day's are no longer
+/// given (numbers start again each day).
+pub fn merge(ev: Option<Evidence>, extra: Evidence) -> Evidence {
+    let Some(mut ev) = ev else { return extra };
+    ev.seq = ev.seq.max(extra.seq);
+    if ev.day.is_none() || extra.day > ev.day {
+        ev.day = extra.day;
+        ev.highest = extra.highest;
+        ev.requests = extra.requests;
+        ev.categories = extra.categories;
+    } else if ev.day == extra.day {
+        for (c, n) in extra.highest {
+            let h = ev.highest.entry(c).or_insert(n);
+            *h = (*h).max(n);
+        }
+        for (r, n) in extra.requests {
+            ev.requests.entry(r).or_insert(n);
+        }
+        for (n, c) in extra.categories {
+            ev.categories.entry(n).or_insert(c);
+        }
+    }
+    ev
 }
 
 /// How many records are appended at once (one write, one sync).
@@ -65,9 +145,14 @@ impl Engine {
                     events: Vec::new(),
                 })
             };
-            let (seq, outcome) = match piece {
-                Piece::Lost { seq, why } => (*seq, Err(why.clone())),
-                Piece::Kept(r) => (r.seq, check(state, config, r).map(|()| r.payload.clone())),
+            let day = state.meta.day.as_ref().map(|d| d.date);
+            let (seq, outcome, shown) = match piece {
+                Piece::Lost { seq, why, raw } => (*seq, Err(why.clone()), shown_in_raw(raw)),
+                Piece::Kept(r) => (
+                    r.seq,
+                    check(state, config, r).map(|()| r.payload.clone()),
+                    RecordBody::decode(r).map(|b| b.events).unwrap_or_default(),
+                ),
             };
             if seq != due {
                 return Err(EngineError::Corrupt {
@@ -79,7 +164,13 @@ impl Engine {
                 Ok(payload) => pending.push(payload),
                 Err(why) => {
                     pending.push(placeholder(state));
-                    set_aside.push(SetAside { seq, why });
+                    let tickets = tickets_shown(state, config, &shown);
+                    set_aside.push(SetAside {
+                        seq,
+                        why,
+                        day,
+                        tickets,
+                    });
                     // The copy may hold half of a record that did not apply.
                     shadow = None;
                 }
@@ -118,19 +209,171 @@ impl Engine {
     }
 }
 
-/// Whether record `r` applies to `state` (changed as it would be).
+/// Whether record `r` applies to `state` (changed as it would be): each
+/// event must find the ticket where it says (a completion of a ticket whose
+/// call was set aside does not: outside tester storage-rt8 F1, it left the
+/// ticket done and waiting at once, and the repair was refused at its own
+/// last record), and the state must keep its invariants after it.
 fn check(state: &mut crate::state::State, config: &mut Config, r: &Record) -> Result<(), String> {
     let body = RecordBody::decode(r).map_err(|e| e.to_string())?;
+    let unfit = |x: String| format!("does not apply without the records set aside before it: {x}");
     for event in &body.events {
         if let Event::ConfigApplied { source } = event {
             *config = Config::parse_recorded(source, &format!("event log record {}", r.seq))
                 .map_err(|e| e.to_string())?;
         }
+        fits(state, event).map_err(unfit)?;
         state
             .apply(config, body.at, event)
-            .map_err(|x| format!("does not apply without the records set aside before it: {x}"))?;
+            .map_err(|x| unfit(x.to_string()))?;
     }
+    state.check_invariants().map_err(|x| unfit(x.to_string()))?;
     Ok(())
+}
+
+/// The state an event of a counter needs: its ticket at that counter.
+fn fits(state: &crate::state::State, event: &Event) -> Result<(), String> {
+    use crate::model::Status;
+    let ticket = |n: Number| state.ticket(n).ok_or_else(|| format!("no ticket {n}"));
+    match event {
+        Event::Called { number, .. } => match ticket(*number)?.status {
+            Status::Waiting { .. } => Ok(()),
+            ref s => Err(format!("ticket {number} called while {}", s.name())),
+        },
+        Event::Recalled { number, counter }
+        | Event::Started { number, counter }
+        | Event::Completed {
+            number, counter, ..
+        }
+        | Event::Absent { number, counter }
+        | Event::Held {
+            number, counter, ..
+        } => {
+            let t = ticket(*number)?;
+            if t.status.counter() == Some(*counter) {
+                Ok(())
+            } else {
+                Err(format!(
+                    "ticket {number} is {}, not at counter {counter}",
+                    t.status.name()
+                ))
+            }
+        }
+        Event::Resumed { number, .. } => match ticket(*number)?.status {
+            Status::Held { .. } => Ok(()),
+            ref s => Err(format!("ticket {number} resumed while {}", s.name())),
+        },
+        Event::Returned { number } => match ticket(*number)?.status {
+            Status::Absent { .. } => Ok(()),
+            ref s => Err(format!("ticket {number} returned while {}", s.name())),
+        },
+        Event::DayClosed { .. } if !state.day_is_open() => {
+            Err("day closed while none is open".into())
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The events an unreadable record's bytes still show: the whole body if
+/// its JSON still parses (a flip in a byte that is no part of it), else
+/// each ticket number with the request id and queue beside it.
+fn shown_in_raw(raw: &[u8]) -> Vec<Event> {
+    if let Some(i) = raw.iter().position(|&b| b == b'{') {
+        let mut stream = serde_json::Deserializer::from_slice(&raw[i..]).into_iter::<RecordBody>();
+        if let Some(Ok(body)) = stream.next() {
+            return body.events;
+        }
+    }
+    let text = String::from_utf8_lossy(raw);
+    let numbers = values(&text, "\"number\":", false);
+    let requests = values(&text, "\"request_id\":\"", true);
+    let categories = values(&text, "\"category\":\"", true);
+    numbers
+        .iter()
+        .enumerate()
+        .filter_map(|(i, n)| {
+            let number = n.parse().ok()?;
+            // Paired in order only when the counts agree (one ticket).
+            let pair = |v: &Vec<String>| (v.len() == numbers.len()).then(|| v[i].clone());
+            Some(Event::TicketIssued {
+                number,
+                category: pair(&categories).unwrap_or_default(),
+                kiosk: None,
+                request_id: pair(&requests),
+                people_ahead: 0,
+                expected_wait_s: 0,
+                expected_wait_low_s: None,
+                expected_wait_high_s: None,
+                tag: None,
+            })
+        })
+        .collect()
+}
+
+/// The values after `key` in `text` (quoted strings, else digits), at most 16.
+fn values(text: &str, key: &str, quoted: bool) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut rest = text;
+    while let Some(i) = rest.find(key) {
+        rest = &rest[i + key.len()..];
+        let value: String = if quoted {
+            rest.chars().take_while(|c| *c != '"').take(64).collect()
+        } else {
+            rest.chars()
+                .take_while(|c| c.is_ascii_digit())
+                .take(10)
+                .collect()
+        };
+        if !value.is_empty() && value.chars().all(|c| !c.is_control()) {
+            out.push(value);
+        }
+        if out.len() >= 16 {
+            break;
+        }
+    }
+    out
+}
+
+/// The tickets `events` name, with the queue each belongs to: the event's
+/// own, the ticket's in `state`, else the one queue whose number range
+/// holds it.
+fn tickets_shown(
+    state: &crate::state::State,
+    config: &Config,
+    events: &[Event],
+) -> Vec<(Number, Option<String>, Option<String>)> {
+    let mut out: Vec<(Number, Option<String>, Option<String>)> = Vec::new();
+    for e in events {
+        let Some(n) = e.ticket() else { continue };
+        let (category, request) = match e {
+            Event::TicketIssued {
+                category,
+                request_id,
+                ..
+            } => (
+                Some(category.clone()).filter(|c| config.queue(c).is_some()),
+                request_id.clone(),
+            ),
+            _ => (None, None),
+        };
+        let category = category
+            .or_else(|| state.ticket(n).map(|t| t.category.clone()))
+            .or_else(|| {
+                let holding: Vec<String> = config
+                    .categories()
+                    .filter(|q| q.numbers.is_some_and(|r| r.from <= n && n <= r.to))
+                    .map(|q| q.id.clone())
+                    .collect();
+                (holding.len() == 1).then(|| holding[0].clone())
+            });
+        if !out
+            .iter()
+            .any(|(m, _, r)| *m == n && (r == &request || request.is_none()))
+        {
+            out.push((n, category, request));
+        }
+    }
+    out
 }
 
 /// What the bytes of a record that cannot be read may still tell: the

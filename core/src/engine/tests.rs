@@ -278,7 +278,16 @@ fn a_witness_that_saw_more_than_the_log_is_refused_then_accepted() {
     // (The high-water mark saw the lost records too: gone with the rest.)
     std::fs::remove_dir_all(dir.path().join(witness::DIR)).expect("rm witness");
     std::fs::remove_file(dir.path().join(super::highwater::FILE)).expect("rm mark");
-    let (engine, _) = open(dir.path());
+    // Nothing local vouches for the log's end now (storage-rt8 F4): that
+    // start alone is refused.
+    let err = Engine::open(dir.path(), ConfigChoice::Stored, EngineOptions::default())
+        .expect_err("nothing vouches for the log's end");
+    assert!(err.to_string().contains("HIGHWATER"), "{err}");
+    let vouched = EngineOptions {
+        log_end_vouched: true,
+        ..EngineOptions::default()
+    };
+    let (engine, _) = Engine::open(dir.path(), ConfigChoice::Stored, vouched).expect("vouched for");
     let last = engine.seq();
     engine.close().expect("close");
     witness::record(

@@ -150,12 +150,19 @@ impl State {
     }
 
     fn rebuild_waiting(&mut self) {
-        self.waiting.clear();
+        self.waiting = self.waiting_index();
+    }
+
+    /// The waiting index as the tickets make it (no copy of the state:
+    /// `recover --accept-damage` checks it after every salvaged record).
+    fn waiting_index(&self) -> BTreeMap<String, BTreeSet<WaitKey>> {
+        let mut waiting: BTreeMap<String, BTreeSet<WaitKey>> = BTreeMap::new();
         for t in self.tickets.values() {
             if let Some(k) = wait_key(t) {
-                self.waiting.entry(t.queue.clone()).or_default().insert(k);
+                waiting.entry(t.queue.clone()).or_default().insert(k);
             }
         }
+        waiting
     }
 
     /// Brings the counters in line with a (new) configuration: added counters
@@ -223,9 +230,7 @@ impl State {
                 }
             }
         }
-        let mut rebuilt = self.clone();
-        rebuilt.rebuild_waiting();
-        if rebuilt.waiting != self.waiting {
+        if self.waiting_index() != self.waiting {
             return Err(Inconsistent(
                 "waiting index differs from the tickets".into(),
             ));
