@@ -121,6 +121,9 @@ pub struct Args {
     pub signing_key: Option<PathBuf>,
 }
 
+/// A status view with the record and the second it was made at.
+type CachedStatus = ((u64, i64), views::StatusView);
+
 /// Everything a request handler can reach.
 #[derive(Debug)]
 pub struct App {
@@ -130,7 +133,7 @@ pub struct App {
     /// second and record get it again instead of every queue being
     /// estimated per request (one device's flood of `/api/status` must not
     /// keep the engine thread from commands, issue 23).
-    status_cache: Arc<Mutex<Option<((u64, i64), views::StatusView)>>>,
+    status_cache: Arc<Mutex<Option<CachedStatus>>>,
     /// Every durable commit, for the subscribers (displays, reports, the
     /// standby link).
     pub feed: FeedHandle,
