@@ -907,9 +907,37 @@ pub async fn confirm_standby_off(
                 json!({"ok": true, "confirmed": names, "resume_from": resumed.resume_from, "message_ja": resumed.message_ja, "message_en": resumed.message_en}),
             ));
         }
+        "behind" => {
+            // Outside tester insider-rt9 F10: a behind hold set wrongly
+            // (before, one admin GET with a made-up position set it, with
+            // no standby at all) is cleared by an admin who checked that no
+            // standby holds records this primary lost; the numbers are
+            // raised above what the admin entered first, as for the other
+            // holds. A real standby that is ahead sets it again.
+            let Some((standby, ours)) = app.fence.behind() else {
+                return Ok(Json(json!({"ok": true, "confirmed": []})));
+            };
+            let resumed =
+                super::resume::raise_before_resuming(&app, asked.highest.as_ref()).await?;
+            app.fence.clear_behind().map_err(internal)?;
+            audit_change(
+                &app,
+                caller.clone(),
+                format!("primary-behind {standby}>{ours}"),
+                "behind_cleared",
+            )
+            .await?;
+            app.faults.record(
+                "failover",
+                format!("{} cleared the hold 'a standby holds records up to {standby}, this log ends at {ours}': commands are taken again / 管理者 {} が「予備機の方が記録が多い」による停止を解除しました", caller.name, caller.name),
+            );
+            return Ok(Json(
+                json!({"ok": true, "confirmed": [format!("{standby}>{ours}")], "resume_from": resumed.resume_from, "message_ja": resumed.message_ja, "message_en": resumed.message_en}),
+            ));
+        }
         other => {
             return Err(ApiError::BadRequest(format!(
-                "unknown hold {other:?}: revoked, restored or epoch_claim"
+                "unknown hold {other:?}: revoked, restored, epoch_claim or behind"
             )))
         }
     }

@@ -49,34 +49,28 @@ pub async fn raise_before_resuming(
     app: &App,
     entered: Option<&BTreeMap<String, u32>>,
 ) -> Result<Resumed, ApiError> {
-    let evidence = app.fence.seen_evidence();
-    if evidence.is_none() && entered.is_none() {
+    // Only what the admin entered raises the numbers (outside tester
+    // insider-rt9 F7): a device's report cannot be checked here, and one
+    // forged report of 998 used a category up for the day. Reports are
+    // shown on /admin as hints, with who sent them.
+    let Some(entered) = entered.filter(|m| !m.is_empty()) else {
         return Err(needed());
-    }
+    };
+    let evidence = app.fence.seen_evidence();
     let internal = |e: madoguchi_core::engine::ExecError| ApiError::Internal(e.to_string());
     let today = app
         .engine
         .read_async(|e| e.office_date())
         .await
         .map_err(internal)?;
-    let mut highest: BTreeMap<String, u32> = entered.cloned().unwrap_or_default();
-    let mut day = today;
-    let mut who = Vec::new();
-    if let Some((seen, names)) = evidence {
-        // A later day seen than the office's own clock says: that day's
-        // numbers (a machine whose clock ran ahead still gave them).
-        if seen.date >= today {
-            if seen.date > today {
-                highest.clear();
-                day = seen.date;
-            }
-            for (q, n) in seen.highest {
-                let m = highest.entry(q).or_insert(0);
-                *m = (*m).max(n);
-            }
-            who = names;
-        }
-    }
+    let highest: BTreeMap<String, u32> = entered.clone();
+    // Today by the office's own clock: a reported later day is not opened
+    // (a forged date would stop every day before it, F1).
+    let day = today;
+    let who = evidence
+        .filter(|(seen, _)| seen.date == today)
+        .map(|(_, names)| names)
+        .unwrap_or_default();
     let raise = highest.clone();
     let next = app
         .engine
@@ -102,7 +96,10 @@ pub async fn raise_before_resuming(
     let basis_ja = if who.is_empty() {
         "管理者が入力した番号".to_string()
     } else {
-        format!("端末（{}）が見た番号", who.join("、"))
+        format!(
+            "管理者が入力した番号。端末（{}）からの知らせは参考",
+            who.join("、")
+        )
     };
     let message_ja = if from_ja.is_empty() {
         format!("{basis_ja}より後に出す番号はありません。発券を再開します。止まった機械が出した番号札を持つ来庁者がいるかもしれません。同じ番号の札を持つ方が二人いたら、窓口で順番を確かめてください（docs/manual-ja.md「バックアップから主機を戻すとき」）。")
@@ -122,7 +119,7 @@ pub async fn raise_before_resuming(
         if who.is_empty() {
             "the admin entered".to_string()
         } else {
-            format!("{} saw", who.join(", "))
+            format!("the admin entered; reports from {} were hints", who.join(", "))
         }
     );
     app.faults.record(
@@ -141,8 +138,9 @@ pub async fn raise_before_resuming(
 pub struct QueueBox {
     pub id: String,
     pub name: String,
-    /// The highest number the evidence shows (filled in), if any.
-    pub seen: Option<u32>,
+    /// The highest number devices reported today, if any: shown beside
+    /// the box as a hint, never filled in (F7).
+    pub reported: Option<u32>,
 }
 
 /// What `/admin` shows beside a restored or claim hold's button: each
@@ -151,14 +149,16 @@ pub struct QueueBox {
 pub async fn page(app: &App) -> Option<(Vec<QueueBox>, String)> {
     if app.is_standby()
         || app.fence.replaced().is_some()
-        || (app.fence.restored_holding().is_none() && app.fence.claims_holding().is_empty())
+        || (app.fence.restored_holding().is_none()
+            && app.fence.claims_holding().is_empty()
+            && app.fence.behind().is_none())
     {
         return None;
     }
     let evidence = app.fence.seen_evidence();
     let today = app.engine.read_async(|e| e.office_date()).await.ok()?;
     let (seen, who) = match evidence {
-        Some((i, who)) if i.date >= today => (i.highest, who.join("、")),
+        Some((i, who)) if i.date == today => (i.highest, who.join("、")),
         _ => (BTreeMap::new(), String::new()),
     };
     let boxes = app
@@ -170,7 +170,7 @@ pub async fn page(app: &App) -> Option<(Vec<QueueBox>, String)> {
                 .map(|q| QueueBox {
                     id: q.id.clone(),
                     name: q.name.ja.clone(),
-                    seen: seen.get(&q.id).copied(),
+                    reported: seen.get(&q.id).copied(),
                 })
                 .collect::<Vec<_>>()
         })
