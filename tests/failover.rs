@@ -526,7 +526,7 @@ fn a_dead_promoted_machines_numbers_are_not_given_again_after_the_confirmation()
         &restored.base,
         &pw,
         "/api/standby/confirm-off",
-        json!({"hold": "epoch_claim"}),
+        json!({"hold": "epoch_claim", "highest": {"idou": 1004}}),
     );
     assert_eq!(st, StatusCode::OK, "{v}");
     for _ in 0..2 {
@@ -2576,19 +2576,6 @@ fn a_copy_of_the_standby_token_keeps_no_lease_for_the_old_primary() {
     let (st, v) = issue(&e.primary.base, &e.kiosk);
     assert_eq!(st, StatusCode::OK, "{v}");
     let mut issued = vec![1001, number(&v)];
-    // F3: a standby's sign-ins reach its fault records in words, not
-    // as Rust debug text (old code: `Some("admin"): Login { … }`).
-    let (sc, _) = standby.admin();
-    let page = sc
-        .get(standby.url("/admin"))
-        .send()
-        .expect("admin")
-        .text()
-        .expect("html");
-    assert!(
-        page.contains("admin がログインしました") && !page.contains("Login {"),
-        "{page}"
-    );
     let token_file = data_of(&standby).join("standby-token");
     let token = std::fs::read_to_string(&token_file).expect("token");
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -2634,6 +2621,19 @@ fn a_copy_of_the_standby_token_keeps_no_lease_for_the_old_primary() {
         .text()
         .expect("html");
     assert!(admin.contains("トークンが写された恐れ"), "{admin}");
+    // F3: a standby's sign-ins reach its fault records in words, not
+    // as Rust debug text (old code: `Some("admin"): Login { … }`).
+    let (sc, _) = standby.admin();
+    let page = sc
+        .get(standby.url("/admin"))
+        .send()
+        .expect("admin")
+        .text()
+        .expect("html");
+    assert!(
+        page.contains("admin がログインしました") && !page.contains("Login {"),
+        "{page}"
+    );
     drop(cable);
 }
 
@@ -2785,4 +2785,61 @@ fn password_hashes_and_sessions_are_the_service_users_only() {
         // Old code: 0644 for each.
         assert_eq!(mode & 0o077, 0, "{} is 0{mode:o}", f.display());
     }
+}
+
+/// Outside tester insider-rt9 F2 and F9 (issue 24, R10): a ticket the old
+/// primary wrote but answered `no_standby_lease` (no ticket printed) was
+/// listed at the rejoin as one a visitor may hold, in English with epoch
+/// milliseconds; and `--rejoin` moved the relay signing key aside with
+/// the old log. Now the listing is in Japanese with the machine's clock
+/// and says that ticket was never handed out, and the key stays.
+#[test]
+fn a_rejoin_keeps_the_relay_key_and_lists_refused_tickets_as_never_handed_out() {
+    let mut e = enrolled_primary();
+    let data = data_of(&e.primary);
+    ok(&data, &["keys", "generate"]);
+    let key = std::fs::read(data.join("relay-signing.key")).expect("relay key");
+    let cable = Cable::to(&e.primary.base);
+    let standby = pair(&e, &cable.addr);
+    cable.cut();
+    // Within the lease: written, then refused when no acknowledgement came.
+    let (st, v) = issue(&e.primary.base, &e.kiosk);
+    assert_eq!(st, StatusCode::SERVICE_UNAVAILABLE, "{v}");
+    assert_eq!(v["error"]["code"], "no_standby_lease", "{v}");
+    assert_eq!(promote(&standby)["epoch"], 1);
+    e.primary.stop();
+    let (sc, csrf) = standby.admin();
+    let link: Value = sc
+        .post(standby.url("/api/devices"))
+        .header("X-CSRF-Token", &csrf)
+        .json(&json!({"name": "standby-2", "role": "standby"}))
+        .send()
+        .expect("device")
+        .json()
+        .expect("json");
+    let link = link["enrol_url"].as_str().expect("link").to_string();
+    let rejoined = Office::start(
+        &data,
+        &[
+            "--standby-of",
+            &standby.base,
+            "--enrol-link",
+            &link,
+            "--rejoin",
+        ],
+    );
+    let listed = std::fs::read_to_string(data.join("diverged-tickets.txt")).expect("listing");
+    // Old code: "record N: ticket 1002 (idou), issued at 1796…  — not in
+    // the new primary's log", and no relay key in the rejoined folder.
+    assert!(
+        listed.contains("1002番") && listed.contains("渡っていません"),
+        "{listed}"
+    );
+    assert!(!listed.contains("issued at 1"), "{listed}");
+    assert_eq!(
+        std::fs::read(data.join("relay-signing.key")).ok(),
+        Some(key),
+        "the relay signing key stays with the machine"
+    );
+    drop(rejoined);
 }

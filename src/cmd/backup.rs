@@ -186,8 +186,9 @@ fn owner_only(path: &Path) -> Result<()> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
-            .with_context(|| format!("cannot make {} readable by this user only", path.display()))?;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).with_context(
+            || format!("cannot make {} readable by this user only", path.display()),
+        )?;
     }
     #[cfg(not(unix))]
     let _ = path;

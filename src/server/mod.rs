@@ -263,7 +263,8 @@ impl App {
             // insider-rt9 F3: it showed `Some("admin"): Login { … }`).
             let said = audit::describe(&event, &audit::Names::default());
             let who = by.as_deref().unwrap_or("（不明）");
-            self.faults.record("standby-audit", format!("{who}: {said}"));
+            self.faults
+                .record("standby-audit", format!("{who}: {said}"));
             return;
         }
         let handle = self.engine.clone();

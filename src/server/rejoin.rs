@@ -99,7 +99,17 @@ pub async fn prepare(
     while lo < hi {
         let mid = (lo + hi).div_ceil(2);
         let r = &records[mid - 1];
-        if same_at(&http, primary, &token, r.seq, &hex(&r.hash()), &mut grant, &key).await? {
+        if same_at(
+            &http,
+            primary,
+            &token,
+            r.seq,
+            &hex(&r.hash()),
+            &mut grant,
+            &key,
+        )
+        .await?
+        {
             lo = mid;
         } else {
             hi = mid - 1;

@@ -338,7 +338,8 @@ pub async fn serve(
     // with the key its token's first signed request brought. An admin, or
     // a stand-in with a copy of the token, reads records and changes
     // nothing: no lease, no acknowledgement, no behind hold (F10).
-    let signed = caller.role == Role::Standby && signed_by_standby(&app, &headers, &q, &caller.name);
+    let signed =
+        caller.role == Role::Standby && signed_by_standby(&app, &headers, &q, &caller.name);
     let mut commits = app.feed.subscribe();
     let mut accounts_changed = app.auth.subscribe();
     for attempt in 0..2 {
@@ -737,7 +738,10 @@ fn note_promotion(app: &Arc<App>, epoch: u64, followed: bool, by: &str) {
     if let Err(e) = super::link_key::forget(&app.data) {
         app.faults.record(
             "failover",
-            format!("cannot remove the standby's link key ({e}): remove {} by hand", super::link_key::KEY_FILE),
+            format!(
+                "cannot remove the standby's link key ({e}): remove {} by hand",
+                super::link_key::KEY_FILE
+            ),
         );
     }
     // This machine has no standby of its own yet: its standby device (the
