@@ -2843,3 +2843,27 @@ fn a_rejoin_keeps_the_relay_key_and_lists_refused_tickets_as_never_handed_out() 
     );
     drop(rejoined);
 }
+
+/// Outside tester insider-rt9 F4: a standby pointed at a primary it cannot
+/// speak TLS with stopped with 「ディスクの読み書きに失敗しました」 and the
+/// steps for a failing disk (dmesg, recover). Here the primary speaks plain
+/// HTTP behind an `https://` link, so the TLS handshake fails the same way.
+#[test]
+fn a_standby_that_cannot_reach_its_primary_over_tls_is_not_told_its_disk_fails() {
+    let s = Server::start();
+    let https = s.base.replacen("http://", "https://", 1);
+    let dir = tempfile::tempdir().expect("tmp");
+    let data = dir.path().join("standby");
+    let out = exits_within(
+        standby_command(&data, &https, &format!("{https}/enrol/abc")),
+        60,
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    // Old code: 「ディスクの読み書きに失敗しました: … / reading or writing the disk failed」.
+    assert!(
+        !err.contains("ディスク") && !err.contains("dmesg") && err.contains("TLS"),
+        "{err}"
+    );
+    assert!(!data.exists(), "nothing written for a refused start");
+}

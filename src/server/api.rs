@@ -148,6 +148,10 @@ pub async fn release_device(
     Ok(Json(json!({"ok": true, "released": name})))
 }
 
+/// How far from the office's today an admin's `open_day` override may go
+/// (F1): a mistyped year stopped the office for good.
+pub const OVERRIDE_DAYS: i64 = 3;
+
 /// What the office's rules say about a command before the engine sees it
 /// (issue 23): attribution from who is asking, a day only for today, the
 /// issuing limits. Returns the command to run and the record's `by`.
@@ -165,6 +169,17 @@ fn checked(
                 let confirmed = q.override_date == Some(date) && caller.role == Role::Admin;
                 if !confirmed {
                     return Err(ApiError::NotToday { date, today });
+                }
+                // Bounded (outside tester insider-rt9 F1, issue 23): a far
+                // day opened by a typo, once it issued a number, refused
+                // every real day after it for good.
+                if (date - today).num_days().abs() > OVERRIDE_DAYS {
+                    return Err(ApiError::Plain {
+                        status: StatusCode::CONFLICT,
+                        code: "override_too_far",
+                        ja: format!("本日 {today} から{OVERRIDE_DAYS}日より離れた日（{date}）は開始できません。日付の打ち間違いがないか確かめてください。サーバーの時計がずれているときは、時計を直してください"),
+                        en: format!("only a day within {OVERRIDE_DAYS} days of today ({today}) may be opened by override, not {date}: check the date, or set the server's clock right"),
+                    });
                 }
                 by = format!("{} (override: open_day {date}, today {today})", caller.name);
             }

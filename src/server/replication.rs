@@ -1232,11 +1232,14 @@ async fn enrol(data: &std::path::Path, link: &str) -> anyhow::Result<String> {
     let mut url = reqwest::Url::parse(link.trim())
         .with_context(|| format!("--enrol-link is not a link: {link}"))?;
     url.query_pairs_mut().append_pair("as", "standby");
-    let r = http
-        .post(url)
-        .send()
-        .await
-        .context("cannot reach the primary")?;
+    let tls = url.scheme() == "https";
+    let r = http.post(url).send().await.with_context(|| {
+        if tls {
+            "cannot reach the primary over TLS: a standby cannot follow a primary that speaks TLS yet; run the primary's standby link without --tls-cert (deploy/README.md) / 主機に TLS でつながりません。予備機はまだ TLS の主機に従えません（deploy/README.md）".to_string()
+        } else {
+            "cannot reach the primary / 主機につながりません".to_string()
+        }
+    })?;
     if r.status() != StatusCode::SEE_OTHER {
         let status = r.status();
         let v = r.json::<Value>().await.unwrap_or(Value::Null);
