@@ -163,6 +163,10 @@ pub fn check(
     if public.verify_strict(msg.as_bytes(), &sig).is_err() {
         return Ok(Checked::Unsigned("bad_signature"));
     }
+    // One reader-writer at a time: two first requests racing with
+    // different keys must not both be registered.
+    static KEEP: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _kept = KEEP.lock().unwrap_or_else(|p| p.into_inner());
     let path = data.join(KEYS_FILE);
     let mut keys: BTreeMap<String, String> = std::fs::read_to_string(&path)
         .ok()
