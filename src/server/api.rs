@@ -148,8 +148,9 @@ pub async fn release_device(
     Ok(Json(json!({"ok": true, "released": name})))
 }
 
-/// How far from the office's today an admin's `open_day` override may go
-/// (F1): a mistyped year stopped the office for good.
+/// How many days after the office's today an admin's `open_day` override
+/// may go (F1): a mistyped year stopped the office for good. (A past day
+/// cannot stop later ones: `day_not_after_last` only looks back.)
 pub const OVERRIDE_DAYS: i64 = 3;
 
 /// What the office's rules say about a command before the engine sees it
@@ -173,12 +174,13 @@ fn checked(
                 // Bounded (outside tester insider-rt9 F1, issue 23): a far
                 // day opened by a typo, once it issued a number, refused
                 // every real day after it for good.
-                if (date - today).num_days().abs() > OVERRIDE_DAYS {
+                // A past day cannot stop later ones: only the future is bounded.
+                if (date - today).num_days() > OVERRIDE_DAYS {
                     return Err(ApiError::Plain {
                         status: StatusCode::CONFLICT,
                         code: "override_too_far",
-                        ja: format!("本日 {today} から{OVERRIDE_DAYS}日より離れた日（{date}）は開始できません。日付の打ち間違いがないか確かめてください。サーバーの時計がずれているときは、時計を直してください"),
-                        en: format!("only a day within {OVERRIDE_DAYS} days of today ({today}) may be opened by override, not {date}: check the date, or set the server's clock right"),
+                        ja: format!("本日 {today} の{OVERRIDE_DAYS}日後より先の日（{date}）は開始できません。日付の打ち間違いがないか確かめてください。サーバーの時計がずれているときは、時計を直してください"),
+                        en: format!("a day more than {OVERRIDE_DAYS} days after today ({today}) cannot be opened by override, not {date}: check the date, or set the server's clock right"),
                     });
                 }
                 by = format!("{} (override: open_day {date}, today {today})", caller.name);
