@@ -73,10 +73,11 @@
   // Restored from a backup, or a device has seen a newer primary this one
   // cannot verify (issue 24, outside tester replay4 N1): each confirmed
   // on its own.
-  // The highest number of each queue seen given (filled in from the
-  // devices' evidence, or entered by the admin): issuing resumes above it
-  // (outside tester failover-rt5 F4). Empty boxes are left out; with none
-  // filled and no evidence the server asks for them.
+  // The highest number of each queue seen given, entered by the admin
+  // (devices' reports are hints beside the boxes, never filled in:
+  // outside tester insider-rt9 F7): issuing resumes above it (outside
+  // tester failover-rt5 F4). Empty boxes are left out; with none filled
+  // the server asks for them.
   function highestSeen() {
     const boxes = Array.from(document.querySelectorAll("input[data-highest]"));
     const filled = boxes.filter((b) => b.value.trim() !== "" && Number.isInteger(Number(b.value)));
@@ -104,6 +105,16 @@
     confirmClaims.addEventListener("click", () => {
       if (!confirm("ほかに主機として動いている機械がないことを確かめましたか？ あると、同じ番号が二度出ます。")) return;
       confirmHold("epoch_claim", "ほかの主機がないことを確認しました。受付を再開します。");
+    });
+  }
+
+  // A behind hold set wrongly (outside tester insider-rt9 F10): cleared
+  // by an admin, audited, issuing resumes above the numbers entered.
+  const confirmBehind = document.getElementById("confirm-behind");
+  if (confirmBehind) {
+    confirmBehind.addEventListener("click", () => {
+      if (!confirm("この主機より記録の多い予備機がないことを確かめましたか？ あるときは、その予備機を昇格してください。")) return;
+      confirmHold("behind", "予備機の方が記録が多くないことを確認しました。受付を再開します。");
     });
   }
 

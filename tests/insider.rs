@@ -759,13 +759,28 @@ fn a_day_opens_only_for_today_and_a_wrong_day_is_repaired() {
         StatusCode::CONFLICT,
         "not_today",
     );
+    // Outside tester insider-rt9 F1: an admin's override to a far day
+    // (a mistyped year) is refused; old code: 200, and once that day had
+    // issued a number no day could be opened again (day_not_after_last).
+    assert_ours(
+        open_far(&admin, &csrf, "?override_date=9999-12-31"),
+        StatusCode::CONFLICT,
+        "override_too_far",
+    );
     assert_eq!(seq(&admin, &s), before, "nothing was recorded");
     assert_eq!(status(&admin, &s)["day_open"], false);
-    // Say an admin did open it by mistake: close it, and today opens.
-    assert_eq!(
-        open_far(&admin, &csrf, "?override_date=9999-12-31").status(),
-        StatusCode::OK
-    );
+    // Say an admin did open a near day by mistake: close it, and today
+    // opens.
+    let near = (chrono::NaiveDate::parse_from_str(&today(), "%Y-%m-%d").expect("today")
+        + chrono::Days::new(2))
+    .to_string();
+    let r = admin
+        .post(s.url(&format!("/api/commands?override_date={near}")))
+        .header("X-CSRF-Token", &csrf)
+        .json(&json!({"command": "open_day", "date": near}))
+        .send()
+        .expect("open_day");
+    assert_eq!(r.status(), StatusCode::OK);
     let audit = audit_text(&s, &admin);
     assert!(audit.contains("override"), "the override is in the record");
     let (st, v) = cmd(&staff, &s, &scsrf, json!({"command": "close_day"}));

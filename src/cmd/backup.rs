@@ -34,6 +34,9 @@ pub fn run_backup(data: &Path, args: BackupArgs) -> Result<()> {
     };
     let m = backup::backup(data, &args.out, after.as_ref())
         .with_context(|| format!("backup of {} failed", data.display()))?;
+    // It carries every password hash and session (outside tester
+    // insider-rt9 F8: it was 0644).
+    owner_only(&args.out)?;
     println!(
         "wrote {} ({}: records {}–{}, last hash {}; accounts and devices: {})",
         args.out.display(),
@@ -107,6 +110,14 @@ pub fn run_restore(data: &Path, args: RestoreArgs) -> Result<()> {
     } else {
         println!("accounts, devices and sessions restored from the backup");
     }
+    // The account store and sessions the backup carried: the service
+    // user's only (F8).
+    for name in backup::CARRIED {
+        let path = data.join(name);
+        if path.exists() {
+            owner_only(&path)?;
+        }
+    }
     warn_restored(data, &m);
     // The newest relay key beside the files given.
     if let Some(secret) = args
@@ -168,4 +179,18 @@ fn standbys_in(data: &Path) -> Vec<String> {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+/// Makes `path` readable by its owner only (0600; nothing elsewhere).
+fn owner_only(path: &Path) -> Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).with_context(
+            || format!("cannot make {} readable by this user only", path.display()),
+        )?;
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
 }

@@ -230,6 +230,12 @@ pub fn storage_advice(e: &anyhow::Error, data: &Path) -> Option<String> {
     let mut io = None;
     let mut sled = None;
     for cause in e.chain() {
+        // A network error carries an io::Error too: it is never the disk
+        // (outside tester insider-rt9 F4: a standby pointed at a TLS
+        // primary was told its disk was failing).
+        if cause.downcast_ref::<reqwest::Error>().is_some() {
+            return None;
+        }
         if let Some(x) = cause.downcast_ref::<EngineError>() {
             match x {
                 EngineError::Damaged(_) => return None,

@@ -148,6 +148,11 @@ pub async fn release_device(
     Ok(Json(json!({"ok": true, "released": name})))
 }
 
+/// How many days after the office's today an admin's `open_day` override
+/// may go (F1): a mistyped year stopped the office for good. (A past day
+/// cannot stop later ones: `day_not_after_last` only looks back.)
+pub const OVERRIDE_DAYS: i64 = 3;
+
 /// What the office's rules say about a command before the engine sees it
 /// (issue 23): attribution from who is asking, a day only for today, the
 /// issuing limits. Returns the command to run and the record's `by`.
@@ -165,6 +170,18 @@ fn checked(
                 let confirmed = q.override_date == Some(date) && caller.role == Role::Admin;
                 if !confirmed {
                     return Err(ApiError::NotToday { date, today });
+                }
+                // Bounded (outside tester insider-rt9 F1, issue 23): a far
+                // day opened by a typo, once it issued a number, refused
+                // every real day after it for good.
+                // A past day cannot stop later ones: only the future is bounded.
+                if (date - today).num_days() > OVERRIDE_DAYS {
+                    return Err(ApiError::Plain {
+                        status: StatusCode::CONFLICT,
+                        code: "override_too_far",
+                        ja: format!("本日 {today} の{OVERRIDE_DAYS}日後より先の日（{date}）は開始できません。日付の打ち間違いがないか確かめてください。サーバーの時計がずれているときは、時計を直してください"),
+                        en: format!("a day more than {OVERRIDE_DAYS} days after today ({today}) cannot be opened by override, not {date}: check the date, or set the server's clock right"),
+                    });
                 }
                 by = format!("{} (override: open_day {date}, today {today})", caller.name);
             }
@@ -910,9 +927,37 @@ pub async fn confirm_standby_off(
                 json!({"ok": true, "confirmed": names, "resume_from": resumed.resume_from, "message_ja": resumed.message_ja, "message_en": resumed.message_en}),
             ));
         }
+        "behind" => {
+            // Outside tester insider-rt9 F10: a behind hold set wrongly
+            // (before, one admin GET with a made-up position set it, with
+            // no standby at all) is cleared by an admin who checked that no
+            // standby holds records this primary lost; the numbers are
+            // raised above what the admin entered first, as for the other
+            // holds. A real standby that is ahead sets it again.
+            let Some((standby, ours)) = app.fence.behind() else {
+                return Ok(Json(json!({"ok": true, "confirmed": []})));
+            };
+            let resumed =
+                super::resume::raise_before_resuming(&app, asked.highest.as_ref()).await?;
+            app.fence.clear_behind().map_err(internal)?;
+            audit_change(
+                &app,
+                caller.clone(),
+                format!("primary-behind {standby}>{ours}"),
+                "behind_cleared",
+            )
+            .await?;
+            app.faults.record(
+                "failover",
+                format!("{} cleared the hold 'a standby holds records up to {standby}, this log ends at {ours}': commands are taken again / 管理者 {} が「予備機の方が記録が多い」による停止を解除しました", caller.name, caller.name),
+            );
+            return Ok(Json(
+                json!({"ok": true, "confirmed": [format!("{standby}>{ours}")], "resume_from": resumed.resume_from, "message_ja": resumed.message_ja, "message_en": resumed.message_en}),
+            ));
+        }
         other => {
             return Err(ApiError::BadRequest(format!(
-                "unknown hold {other:?}: revoked, restored or epoch_claim"
+                "unknown hold {other:?}: revoked, restored, epoch_claim or behind"
             )))
         }
     }

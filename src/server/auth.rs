@@ -325,6 +325,10 @@ pub(super) fn write_atomically<T: Serialize>(path: &Path, value: &T) -> anyhow::
     {
         let mut t = std::fs::File::create(&tmp)
             .with_context(|| format!("cannot write {}", tmp.display()))?;
+        // Hashes and session tokens: the service user's only (outside
+        // tester insider-rt9 F8; they were 0644).
+        super::link_key::make_private(&tmp)
+            .with_context(|| format!("cannot make {} private", tmp.display()))?;
         t.write_all(&text)?;
         t.sync_all()?;
     }

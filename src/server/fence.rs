@@ -897,7 +897,7 @@ impl Fence {
     }
 
     /// Whether this unproven claim is new (worth one fault record).
-    fn first_unproven(&self, device: &str, n: u64) -> bool {
+    pub fn first_unproven(&self, device: &str, n: u64) -> bool {
         let Ok(mut seen) = self.unproven.lock() else {
             return false;
         };
@@ -1070,6 +1070,13 @@ pub enum Noted {
     Ignored { first: bool },
 }
 
+/// Whether a caller of this role sends commands (and so may have seen a
+/// newer primary take them): a display, an auditor or a standby only reads.
+fn takes_commands(role: super::auth::Role) -> bool {
+    use super::auth::Role;
+    matches!(role, Role::Admin | Role::Staff | Role::Kiosk)
+}
+
 pub async fn carry_epoch(State(app): State<Arc<super::App>>, req: Request, next: Next) -> Response {
     let header = |h: &axum::http::HeaderMap, name: &str| {
         h.get(name)
@@ -1116,6 +1123,22 @@ pub async fn carry_epoch(State(app): State<Arc<super::App>>, req: Request, next:
                     // outside tester replay4 N1, e19). Which one cannot be
                     // told, so commands wait for an admin, who sees the
                     // caller's name (a stolen token is revoked there).
+                    // A caller that only reads (a display, an auditor)
+                    // holds nothing with a claim it cannot prove (outside
+                    // tester insider-rt9 F6): a display hangs where anyone
+                    // can take it, and one forged header from it stopped
+                    // all issuing. Its proven claims still fence (above).
+                    None if !takes_commands(caller.role) => {
+                        if app.fence.first_unproven(&format!("read-only {}", caller.name), 0) {
+                            app.faults.record(
+                                "failover",
+                                format!(
+                                    "{} ({}) claims epoch {n} without a proof this server can check: not held, since a device that only reads holds nothing; if it is not one of this office's devices, revoke it on /admin / 表示専用の{}が確かめられない第{n}期を示しました。受付は止めていません。心当たりがなければ管理画面で取り消してください",
+                                    caller.name, caller.role.name(), caller.name
+                                ),
+                            );
+                        }
+                    }
                     None => match app.fence.note_claim(&caller.name, n) {
                         Ok(Noted::NewHold) => app.faults.record(
                             "failover",
@@ -1166,7 +1189,15 @@ pub async fn carry_epoch(State(app): State<Arc<super::App>>, req: Request, next:
                         .any(|(q, n)| o.highest.get(q).is_none_or(|m| n > m)))
         });
         if held && (newer || beyond) && !app.is_standby() && app.fence.replaced().is_none() {
-            if let Some(caller) = app.auth.identify(req.headers()) {
+            // Only from a caller that takes commands (F7: a stolen display
+            // reported 998 and used a category up); and a report is only
+            // shown to the admin as a hint with its sender, never the
+            // number issuing resumes from (`resume.rs`).
+            if let Some(caller) = app
+                .auth
+                .identify(req.headers())
+                .filter(|c| takes_commands(c.role))
+            {
                 if let Err(e) = app.fence.note_seen(&caller.name, &seen) {
                     if app
                         .fence

@@ -27,9 +27,15 @@ async fn same_at(
     seq: u64,
     hash: &str,
     grant: &mut Option<String>,
+    key: &ed25519_dalek::SigningKey,
 ) -> Result<bool> {
     let lease = grant.clone().unwrap_or_default();
-    let url = format!("{primary}/api/replication?after={seq}&hash={hash}&lease={lease}");
+    // Signed with the new standby's link key, as every request of a
+    // standby is (`link_key.rs`): this is also the request that registers it.
+    let (k, sig) = super::link_key::sign(key, seq, hash, &lease);
+    let url = format!(
+        "{primary}/api/replication?after={seq}&hash={hash}&lease={lease}&key={k}&sig={sig}"
+    );
     let r = http
         .get(&url)
         .bearer_auth(token)
@@ -81,6 +87,8 @@ pub async fn prepare(
             return Err(e);
         }
     };
+    let key = super::link_key::own(&fresh)
+        .with_context(|| format!("cannot make the link key in {}", fresh.display()))?;
     let http = reqwest::Client::builder()
         .timeout(std::time::Duration::from_secs(30))
         .build()?;
@@ -91,25 +99,30 @@ pub async fn prepare(
     while lo < hi {
         let mid = (lo + hi).div_ceil(2);
         let r = &records[mid - 1];
-        if same_at(&http, primary, &token, r.seq, &hex(&r.hash()), &mut grant).await? {
+        if same_at(
+            &http,
+            primary,
+            &token,
+            r.seq,
+            &hex(&r.hash()),
+            &mut grant,
+            &key,
+        )
+        .await?
+        {
             lo = mid;
         } else {
             hi = mid - 1;
         }
     }
     let shared = if lo == 0 { 0 } else { records[lo - 1].seq };
+    let refused = refused_seqs(data);
     let mut lines = Vec::new();
     for r in &records[lo..] {
         let body: Value = serde_json::from_slice(&r.payload).unwrap_or(Value::Null);
         for e in body["events"].as_array().into_iter().flatten() {
             if e["type"] == "ticket_issued" {
-                lines.push(format!(
-                    "record {}: ticket {} ({}), issued at {} — not in the new primary's log",
-                    r.seq,
-                    e["number"],
-                    e["category"].as_str().unwrap_or("?"),
-                    body["at"]
-                ));
+                lines.push(tail_line(r.seq, e, &body["at"], refused.contains(&r.seq)));
             }
         }
     }
@@ -121,6 +134,17 @@ pub async fn prepare(
     );
     if let Ok(host) = std::fs::read(data.join("host.toml")) {
         std::fs::write(fresh.join("host.toml"), host).context("cannot copy host.toml")?;
+    }
+    // The relay signing key stays with the machine (outside tester
+    // insider-rt9 F9: it went aside with the old log, and the rejoined
+    // standby had none to publish with once promoted).
+    let relay_key = crate::cmd::keys::key_path(data);
+    if let Ok(k) = std::fs::read_to_string(&relay_key) {
+        let to = crate::cmd::keys::key_path(&fresh);
+        if let Some(dir) = to.parent() {
+            std::fs::create_dir_all(dir).context("cannot keep the relay signing key")?;
+        }
+        super::link_key::write_private(&to, &k).context("cannot keep the relay signing key")?;
     }
     let mut text = format!("{summary}\n");
     for l in &lines {
@@ -140,4 +164,57 @@ pub async fn prepare(
     let mut out = vec![summary];
     out.extend(lines);
     Ok((out, grant))
+}
+
+/// The records this primary wrote but answered `no_standby_lease`
+/// (`App::replicated`): one number a line.
+const REFUSED: &str = "refused-after-write";
+
+/// Notes that record `seq` was answered as refused (best effort: a failure
+/// only makes the rejoin's listing more cautious).
+pub fn note_refused(data: &Path, seq: u64) {
+    use std::io::Write;
+    let written = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(data.join(REFUSED))
+        .and_then(|mut f| writeln!(f, "{seq}"));
+    if let Err(e) = written {
+        tracing::warn!(error = %e, seq, "a refused record could not be noted");
+    }
+}
+
+fn refused_seqs(data: &Path) -> std::collections::BTreeSet<u64> {
+    std::fs::read_to_string(data.join(REFUSED))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .collect()
+}
+
+/// One ticket of the diverged tail, in Japanese with the time by this
+/// machine's clock (outside tester insider-rt9 F2: English and epoch
+/// milliseconds on the Japanese admin page), and whether a visitor can
+/// hold it.
+fn tail_line(seq: u64, e: &Value, at: &Value, refused: bool) -> String {
+    let when = at
+        .as_i64()
+        .and_then(chrono::DateTime::from_timestamp_millis)
+        .map(|t| {
+            t.with_timezone(&chrono::Local)
+                .format("%Y-%m-%d %H:%M:%S")
+                .to_string()
+        })
+        .unwrap_or_else(|| "時刻不明".to_string());
+    let category = e["category"].as_str().unwrap_or("?");
+    let number = &e["number"];
+    if refused {
+        format!(
+            "記録 {seq}: {category} {number}番（{when}）— 発券機には「受付を止めています」と答えたため、この番号札は渡っていません（対応は不要です） / record {seq}: ticket {number} ({category}) was answered no_standby_lease: never handed out"
+        )
+    } else {
+        format!(
+            "記録 {seq}: {category} {number}番（{when} 発券）— 新しい主機の記録にありません。この番号札を持つ来庁者がいるかもしれません / record {seq}: ticket {number} ({category}), issued at {when} — not in the new primary's log"
+        )
+    }
 }

@@ -176,6 +176,13 @@ pub struct Since {
     /// primary still knows its token: answered at once, renewing nothing.
     #[serde(default)]
     probe: bool,
+    /// The standby's link key (hex) and its signature of `after`, `hash`
+    /// and `lease` (`link_key.rs`): only a signed request renews the
+    /// lease, acknowledges records or says this log is behind.
+    #[serde(default)]
+    key: Option<String>,
+    #[serde(default)]
+    sig: Option<String>,
 }
 
 /// Where the last answer ended: its last record's number and hash, and the
@@ -327,6 +334,12 @@ pub async fn serve(
     if q.probe {
         return Ok(Json(json!({"records": [], "probe": true})));
     }
+    // Whether this request is the standby of record's own (F11): signed
+    // with the key its token's first signed request brought. An admin, or
+    // a stand-in with a copy of the token, reads records and changes
+    // nothing: no lease, no acknowledgement, no behind hold (F10).
+    let signed =
+        caller.role == Role::Standby && signed_by_standby(&app, &headers, &q, &caller.name);
     let mut commits = app.feed.subscribe();
     let mut accounts_changed = app.auth.subscribe();
     for attempt in 0..2 {
@@ -348,6 +361,12 @@ pub async fn serve(
         .await
         .map_err(|e| ApiError::Internal(e.to_string()))?;
         let (recs, last) = match recs {
+            Err(ApiError::PrimaryBehind { standby, ours }) if !signed => {
+                // Said to the caller, held nowhere: only the standby's own
+                // signed position may hold this primary (F10: one admin
+                // GET with a made-up position held it for good).
+                return Err(ApiError::PrimaryBehind { standby, ours });
+            }
             Err(ApiError::PrimaryBehind { standby, ours }) => {
                 // Kept: commands answer `primary_behind` (promote the
                 // standby) and revoking the standby is refused, also after
@@ -367,14 +386,14 @@ pub async fn serve(
             other => other?,
         };
         // Only a standby whose position this log holds renews the lease.
-        if caller.role == Role::Standby && attempt == 0 {
+        if signed && attempt == 0 {
             if let Some(g) = &q.lease {
                 app.fence.renew(g);
             }
         }
         // The standby holds every record up to `after`: its hash was just
         // checked against ours.
-        if caller.role == Role::Standby {
+        if signed {
             if let Some(h) = &q.hash {
                 if app.fence.behind().is_some() {
                     // The standby's position is in this log again (it was
@@ -411,6 +430,47 @@ pub async fn serve(
         .await;
     }
     Ok(Json(json!({"records": [], "grant": app.fence.grant()})))
+}
+
+/// Whether a standby's replication request is signed with its token's
+/// link key (`link_key.rs`, outside tester insider-rt9 F11). A request
+/// that is not is a fault record once per reason and process.
+fn signed_by_standby(app: &App, headers: &HeaderMap, q: &Since, name: &str) -> bool {
+    use super::link_key::{check, message, Checked};
+    let Some(token) = super::auth::Auth::presented_token_hash(headers) else {
+        return false;
+    };
+    let msg = message(
+        q.after,
+        q.hash.as_deref().unwrap_or_default(),
+        q.lease.as_deref().unwrap_or_default(),
+    );
+    match check(&app.data, &token, q.key.as_deref(), q.sig.as_deref(), &msg) {
+        Ok(Checked::Signed) => true,
+        Ok(Checked::Registered) => {
+            app.faults.record(
+                "failover",
+                format!("the standby {name} signs its replication requests with its own key from now on (only its signed requests renew the lease) / 予備機 {name} の署名用の鍵を登録しました"),
+            );
+            true
+        }
+        Ok(Checked::Unsigned(why)) => {
+            if app.fence.first_unproven(&format!("link {why}"), 0) {
+                app.faults.record(
+                    "failover",
+                    format!("a replication request with the standby {name}'s token is not signed with its key ({why}): it renews no lease and acknowledges nothing; if the standby itself was not changed, its token may be copied — revoke it on /admin and enrol the standby again / 予備機 {name} の鍵で署名されていない記録の要求がありました（{why}）。受付の許可には数えません。予備機を替えていなければトークンが写された恐れがあります。管理画面で取り消し、予備機を登録し直してください"),
+                );
+            }
+            false
+        }
+        Err(e) => {
+            app.faults.record(
+                "failover",
+                format!("the standby's link key cannot be kept ({e}): its requests renew no lease / 予備機の鍵を保存できません"),
+            );
+            false
+        }
+    }
 }
 
 /// A revoked standby was refused and has said that it wrote the refusal
@@ -673,6 +733,17 @@ fn note_promotion(app: &Arc<App>, epoch: u64, followed: bool, by: &str) {
         app.fence.set_proof(p);
     }
     app.promoting.store(false, Ordering::SeqCst);
+    // The link key signs for no primary any more: a copy of this folder
+    // taken from now on cannot keep the old primary's lease (F11).
+    if let Err(e) = super::link_key::forget(&app.data) {
+        app.faults.record(
+            "failover",
+            format!(
+                "cannot remove the standby's link key ({e}): remove {} by hand",
+                super::link_key::KEY_FILE
+            ),
+        );
+    }
     // This machine has no standby of its own yet: its standby device (the
     // one it followed with) goes, so no lease is asked of anyone.
     if let Ok(token) = std::fs::read_to_string(app.data.join("standby-token")) {
@@ -889,6 +960,16 @@ async fn follow_while_standby(app: &Arc<App>, primary: &str, token: &str) -> Sto
     let Ok(http) = http else {
         return Stopped::ForGood;
     };
+    let link = match super::link_key::own(&app.data) {
+        Ok(k) => k,
+        Err(e) => {
+            app.faults.record(
+                "standby",
+                format!("the standby's link key cannot be made or read in the data folder ({e}): not following / 予備機の鍵をデータフォルダに作れません。主機に従えません"),
+            );
+            return Stopped::ForGood;
+        }
+    };
     let mut reachable = true;
     let mut refused = refused_here(&app.data).is_some();
     while app.standby.load(Ordering::SeqCst) {
@@ -901,10 +982,13 @@ async fn follow_while_standby(app: &Arc<App>, primary: &str, token: &str) -> Sto
         };
         let held = app.auth.received_digest();
         let lease = app.fence.echo().unwrap_or_default();
+        // Signed with this standby's own key: what renews the lease is
+        // something a copy of the token cannot make (`link_key.rs`).
+        let (key, sig) = super::link_key::sign(&link, after, &hash, &lease);
         // `refused`: this standby has written the refusal down, so the
         // primary stops waiting for it (`fence.rs`).
         let url = format!(
-            "{primary}/api/replication?after={after}&hash={hash}&accounts={held}&lease={lease}&refused={refused}"
+            "{primary}/api/replication?after={after}&hash={hash}&accounts={held}&lease={lease}&refused={refused}&key={key}&sig={sig}"
         );
         let answer = http.get(&url).bearer_auth(token).send().await;
         let answer =
@@ -1097,6 +1181,10 @@ fn take_answer(
 pub async fn token(data: &std::path::Path, enrol_link: Option<&str>) -> anyhow::Result<String> {
     use anyhow::Context;
     if let Ok(t) = std::fs::read_to_string(data.join("standby-token")) {
+        // Made 0600 in a folder from before (F8).
+        if let Err(e) = super::link_key::make_private(&data.join("standby-token")) {
+            eprintln!("madoguchi: cannot make standby-token readable by this user only: {e}");
+        }
         return Ok(t.trim().to_string());
     }
     let link = enrol_link.context("a first start as standby needs --enrol-link (a standby enrolment link from the primary's admin)")?;
@@ -1144,11 +1232,14 @@ async fn enrol(data: &std::path::Path, link: &str) -> anyhow::Result<String> {
     let mut url = reqwest::Url::parse(link.trim())
         .with_context(|| format!("--enrol-link is not a link: {link}"))?;
     url.query_pairs_mut().append_pair("as", "standby");
-    let r = http
-        .post(url)
-        .send()
-        .await
-        .context("cannot reach the primary")?;
+    let tls = url.scheme() == "https";
+    let r = http.post(url).send().await.with_context(|| {
+        if tls {
+            "cannot reach the primary over TLS: a standby cannot follow a primary that speaks TLS yet; run the primary's standby link without --tls-cert (deploy/README.md) / 主機に TLS でつながりません。予備機はまだ TLS の主機に従えません（deploy/README.md）".to_string()
+        } else {
+            "cannot reach the primary / 主機につながりません".to_string()
+        }
+    })?;
     if r.status() != StatusCode::SEE_OTHER {
         let status = r.status();
         let v = r.json::<Value>().await.unwrap_or(Value::Null);
@@ -1169,7 +1260,13 @@ async fn enrol(data: &std::path::Path, link: &str) -> anyhow::Result<String> {
         .context("the primary enrolled nothing (no device token in its answer)")?;
     std::fs::create_dir_all(data).with_context(|| format!("cannot create {}", data.display()))?;
     let path = data.join("standby-token");
-    std::fs::write(&path, &cookie).with_context(|| format!("cannot write {}", path.display()))?;
+    // Readable by the service's user only (F8): a copy of it reads the log.
+    super::link_key::write_private(&path, &cookie)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    // A new token, a new link key: the primary keeps the first key that
+    // signs for this token (`link_key.rs`).
+    super::link_key::fresh(data)
+        .with_context(|| format!("cannot write the link key in {}", data.display()))?;
     Ok(cookie)
 }
 

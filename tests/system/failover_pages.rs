@@ -182,3 +182,65 @@ fn an_administrator_confirms_in_the_page_that_no_later_standby_runs_after_a_rest
     assert_eq!(st, StatusCode::OK, "issuing again once confirmed: {v}");
     assert_eq!(v["ticket"], 1005, "above the number entered: {v}");
 }
+
+/// Outside tester insider-rt9 F10: a behind hold (`primary_behind`) had no
+/// way out but a promotion. After the administrator has switched the
+/// standby off and checked that no machine holds more records, the page's
+/// 「予備機の方が記録が多くないことを確認」 with the numbers entered ends it,
+/// audited with who (`behind_cleared`); issuing resumes above the number.
+#[test]
+fn an_administrator_clears_a_behind_hold_in_the_page() {
+    let mut e = enrolled_primary();
+    let standby = pair(&e, &e.primary.base.clone());
+    let data = e.primary.data_dir().join("data");
+    let old = tempfile::tempdir().expect("tmp");
+    e.primary.stop_cleanly();
+    crate::util::copy_dir(&data, old.path());
+    e.primary.restart();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut acked = 0;
+    while acked < 2 {
+        let (st, v) = issue(&e.primary.base, &e.kiosk);
+        if st == StatusCode::OK {
+            acked += 1;
+        } else {
+            assert!(Instant::now() < deadline, "never issued: {v}");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+    e.primary.stop_cleanly();
+    std::fs::remove_dir_all(&data).expect("rm");
+    crate::util::copy_dir(old.path(), &data);
+    e.primary.restart();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, v) = issue(&e.primary.base, &e.kiosk);
+        if v["error"]["code"] == "primary_behind" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never behind: {v}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // The administrator switches the standby off (here: it stops).
+    drop(standby);
+    let base = e.primary.base.clone();
+    let driver = Driver::start();
+    let b = driver.session();
+    sign_in_admin(&b, &base, &e.primary.admin_password);
+    b.goto(&format!("{base}/admin"));
+    b.wait_text("#primary-behind", "予備機の方が記録が多くないことを確認");
+    b.type_into("input[data-highest=\"idou\"]", "1010");
+    b.click("#confirm-behind");
+    b.accept_alert();
+    b.wait_text("#result", "1011番以降から発券を再開します");
+    let (_, v) = issue(&base, &e.kiosk);
+    assert_ne!(v["error"]["code"], "primary_behind", "{v}");
+    let (c, _) = e.primary.admin();
+    let audit = c
+        .get(e.primary.url("/api/audit/export"))
+        .send()
+        .expect("audit")
+        .text()
+        .expect("text");
+    assert!(audit.contains("behind_cleared"), "{audit}");
+}
