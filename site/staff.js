@@ -59,7 +59,12 @@
       case "call_next": case "recall": case "start_service": case "mark_absent":
         return { command: action, counter };
       case "complete": return { command: "complete", counter, tags: tags() };
-      case "hold": return { command: "hold", counter };
+      case "hold": {
+        // The memo typed for a hold goes with the hold (pages-rt9 F1: it
+        // stayed in the field and went with the next visitor's transfer).
+        const note = document.getElementById("transfer-note").value.trim();
+        return { command: "hold", counter, note: note || undefined };
+      }
       case "cancel": {
         // 取消: the current ticket leaves the office's hands for good, so
         // the clerk confirms it by its number.
@@ -285,7 +290,7 @@
         if (number === undefined && ["call_number", "return_absent", "resume"].includes(action)) {
           document.getElementById("number-input").value = "";
         }
-        if (body.command === "complete" || body.command === "transfer") {
+        if (body.command === "complete" || body.command === "transfer" || body.command === "hold") {
           document.querySelectorAll('input[name="tag"]').forEach((i) => { i.checked = false; });
           document.getElementById("transfer-note").value = "";
         }

@@ -231,4 +231,42 @@ fn a_transfer_memo_reaches_the_next_counter_and_the_history() {
         .and_then(|r| r.text())
         .unwrap_or_default();
     assert!(!guide.contains("書類確認済み"));
+
+    // A memo typed for a hold goes with the hold, and is not left in the
+    // field for the next visitor's transfer (pages-rt9 F1: it was not
+    // saved with the hold and went with visitor 1002's transfer instead).
+    cmd(
+        &c,
+        &s,
+        &csrf,
+        json!({"command": "issue_ticket", "category": "idou"}),
+    );
+    b.goto(&s.url("/staff?counter=10"));
+    b.wait_text("#panel", "住民異動の受付");
+    b.keys("n");
+    b.wait_text("#outcome", "1002 番を呼び出しました");
+    b.click("#transfer-note");
+    b.keys("Aさんの書類待ち");
+    b.keys("\u{E00C}");
+    b.keys("h");
+    b.wait_text("#outcome", "1002 番を保留にしました");
+    let left = b.eval(
+        "return document.getElementById('transfer-note').value;",
+        json!([]),
+    );
+    assert_eq!(
+        left,
+        json!(""),
+        "the hold's memo is not left for the next action"
+    );
+    let t: Value = c
+        .get(s.url("/api/tickets/1002"))
+        .send()
+        .expect("ticket")
+        .json()
+        .expect("json");
+    assert!(
+        t.to_string().contains("Aさんの書類待ち"),
+        "the hold carries its memo: {t}"
+    );
 }
