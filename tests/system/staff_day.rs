@@ -518,6 +518,12 @@ fn a_visitor_in_easy_japanese_gets_an_80mm_ticket_on_one_page() {
         assert!(ticket.contains(want), "{want} on the ticket: {ticket}");
     }
     assert!(!ticket.contains("前に"), "no standard Japanese: {ticket}");
+    // 「だいたい」 once, in the wait itself (pages-rt9 F4: the label said
+    // it too — 「待つ時間（だいたい） だいたい 30 ふん」).
+    assert!(
+        ticket.matches("だいたい").count() <= 1,
+        "だいたい said twice: {ticket}"
+    );
     let rts = k.eval(
         "return Array.from(document.querySelectorAll('#ticket rt')).map(r => r.textContent).join(',')",
         json!([]),
