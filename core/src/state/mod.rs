@@ -311,6 +311,11 @@ impl State {
         if self.tickets.contains_key(number) {
             return Err(Inconsistent(format!("ticket {number} issued twice")));
         }
+        // The factor its estimate was corrected by: the state is the one
+        // the estimate was made from, so this is that factor.
+        let ahead = usize::try_from(*people_ahead).unwrap_or(usize::MAX);
+        let factor = self.meta.learned.point_scale(category, ahead);
+        self.meta.learned.issued_scale.insert(*number, factor);
         let t = Ticket {
             number: *number,
             date,
@@ -708,7 +713,8 @@ impl State {
             let actual = f64::from(at.secs_since(t.issued_at));
             let hour = local_min(config, t.issued_at) / 60;
             let ahead = usize::try_from(t.people_ahead_at_issue).unwrap_or(usize::MAX);
-            l.observe_wait(&t.queue, hour, ahead, shown, actual);
+            let factor = l.issued_scale.remove(&n);
+            l.observe_wait(&t.queue, hour, ahead, shown, factor, actual);
         }
     }
 
