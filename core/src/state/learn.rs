@@ -467,14 +467,20 @@ impl Learned {
     /// issued at local hour `hour` with `ahead` places ahead: the band's
     /// once it has seen [`WIDTH_CALIBRATION_TICKETS`] tickets (coverage must
     /// hold for long queues as for short ones), else the hour's, else the
-    /// queue's.
+    /// queue's. The last band (81+) has no upper end: it holds every long
+    /// wait of the day, morning rush and afternoon alike, so its one width
+    /// is not a band's and the hour's is kept there (issue 19: 住民異動 on
+    /// busy days, 81+ ahead, range held 68.5 % with the band's width).
     pub fn width(&self, queue: &str, hour: i32, ahead: usize) -> Calibration {
         let enough = |k: &str| {
             self.calibration
                 .get(k)
                 .filter(|c| c.tickets >= WIDTH_CALIBRATION_TICKETS)
         };
-        enough(&ahead_key(queue, ahead))
+        let bounded = ahead_band(ahead) + 1 < AHEAD_BANDS.len();
+        bounded
+            .then(|| enough(&ahead_key(queue, ahead)))
+            .flatten()
             .or_else(|| enough(&hour_key(queue, hour)))
             .or_else(|| self.calibration.get(queue))
             .cloned()
@@ -653,5 +659,53 @@ mod tests {
             c.observe(point, 1200.0, point * 0.8, point * 1.2, 900.0);
         }
         assert!((c.scale() - 0.75).abs() < 0.03, "{}", c.scale());
+    }
+
+    /// Issue 19: the open-ended last band (81+ ahead) mixes the morning
+    /// rush's spread with the afternoon's; its one width replaced the
+    /// hour's and left 住民異動's busy-day range holding 68.5 % there.
+    #[test]
+    fn the_open_ended_band_keeps_the_hours_range_width() {
+        let mut l = Learned::default();
+        let q = "idou";
+        for _ in 0..6 {
+            // Mornings, 100 ahead: waits fall outside the range shown
+            // on both sides, half the time each.
+            for i in 0..50 {
+                let actual = if i % 2 == 0 { 1000.0 } else { 5000.0 };
+                l.observe_wait(q, 9, 100, (3000.0, 2400.0, 3600.0), Some(1.0), actual);
+            }
+            // Afternoons, 100 ahead, many more tickets: every wait is
+            // the point.
+            for _ in 0..400 {
+                l.observe_wait(q, 14, 100, (3000.0, 2400.0, 3600.0), Some(1.0), 3000.0);
+            }
+            // 60 ahead (a bounded band), afternoons only.
+            for _ in 0..50 {
+                l.observe_wait(q, 14, 60, (1800.0, 1500.0, 2100.0), Some(1.0), 1800.0);
+            }
+        }
+        let morning = l.calibration[&hour_key(q, 9)].clone();
+        let open_band = l.calibration[&ahead_key(q, 100)].clone();
+        assert!(
+            morning.high_scale > 2.0 * open_band.high_scale,
+            "morning {} band {}",
+            morning.high_scale,
+            open_band.high_scale
+        );
+        let w = l.width(q, 9, 100);
+        assert_eq!(
+            (w.low_scale, w.high_scale),
+            (morning.low_scale, morning.high_scale),
+            "81+ ahead in the morning: the hour's width, not the band's {}",
+            open_band.high_scale
+        );
+        // A bounded band with enough tickets still sets the width.
+        let band = &l.calibration[&ahead_key(q, 60)];
+        let w = l.width(q, 9, 60);
+        assert_eq!(
+            (w.low_scale, w.high_scale),
+            (band.low_scale, band.high_scale)
+        );
     }
 }
