@@ -9,7 +9,10 @@
 
 use chrono::NaiveDate;
 use madoguchi_core::config::Config;
+use std::collections::BTreeMap;
+
 use madoguchi_core::simulate::{EstimateAccuracy, SimOptions, Simulator, WaitSample};
+use madoguchi_core::state::learn::{ahead_band, AHEAD_BANDS};
 
 const WARM_UP: u32 = 10;
 const MEASURED: u32 = 5;
@@ -31,6 +34,9 @@ fn main() {
         ("busy", NaiveDate::from_ymd_opt(2027, 3, 8)),
         ("ordinary", NaiveDate::from_ymd_opt(2027, 6, 1)),
     ] {
+        // Per category and band of places ahead at issue (outside tester
+        // est-rt8 F2: the range must hold for long queues too).
+        let mut by_band: BTreeMap<(String, usize), Vec<WaitSample>> = BTreeMap::new();
         let mut by_cat: Vec<(String, Vec<WaitSample>)> = config
             .categories()
             .map(|q| (q.id.clone(), Vec::new()))
@@ -58,6 +64,11 @@ fn main() {
                         by_cat.iter_mut().find(|(c, _)| *c == t.category),
                     ) {
                         v.push(s);
+                        let ahead = usize::try_from(t.people_ahead_at_issue).unwrap_or(usize::MAX);
+                        by_band
+                            .entry((t.category.clone(), ahead_band(ahead)))
+                            .or_default()
+                            .push(s);
                     }
                 }
             }
@@ -72,6 +83,13 @@ fn main() {
                 "{}",
                 EstimateAccuracy::of_samples(v).line(&format!("{name} {c}"))
             );
+        }
+        for ((c, b), v) in &by_band {
+            let last = AHEAD_BANDS
+                .get(b + 1)
+                .map_or(String::from("+"), |n| format!("–{}", n - 1));
+            let label = format!("{name} {c} ahead {}{last}", AHEAD_BANDS[*b]);
+            println!("  {}", EstimateAccuracy::of_samples(v).line(&label));
         }
     }
     eprintln!(

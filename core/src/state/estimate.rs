@@ -31,7 +31,7 @@
 use chrono::Datelike;
 use serde::Serialize;
 
-use super::learn::{hour_key, DayStaffing, LogHist, Sampler};
+use super::learn::{DayStaffing, LogHist, Sampler};
 use super::{local_min, ServiceTime, State, WaitKey};
 use crate::config::{CallPolicy, Config};
 use crate::model::{CounterNo, Millis, Number};
@@ -48,9 +48,6 @@ pub const MIN_SAMPLES: usize = 16;
 /// Calls simulated per replay at most (bounds the cost of a very long
 /// queue; the rest is extrapolated).
 const MAX_CALLS: usize = 1500;
-
-/// Tickets an hour's range calibration needs before it is used.
-const HOUR_CALIBRATION_TICKETS: u64 = 40;
 
 /// Timings of a queue before its estimate is called reliable.
 pub const RELIABLE_SAMPLES: u64 = 30;
@@ -595,21 +592,26 @@ impl State {
     pub fn wait_range(&self, config: &Config, queue: &str, now: Millis) -> WaitRange {
         let runs = self.replays(config, queue, now, true);
         let waits: Vec<f64> = runs.iter().filter_map(|r| r.last().copied()).collect();
-        self.summarise(config, queue, now, &waits)
+        self.summarise(config, queue, now, self.waiting_count(queue), &waits)
     }
 
-    fn summarise(&self, config: &Config, queue: &str, now: Millis, waits: &[f64]) -> WaitRange {
+    /// The point and range of a ticket of `queue` with `ahead` places
+    /// ahead from its replays' `waits`, through the calibration of its
+    /// band of places ahead ([`super::learn::Learned::point_scale`]).
+    fn summarise(
+        &self,
+        config: &Config,
+        queue: &str,
+        now: Millis,
+        ahead: usize,
+        waits: &[f64],
+    ) -> WaitRange {
         if waits.is_empty() {
             return WaitRange::default();
         }
         let l = &self.meta.learned;
-        let cal = l.calibration.get(queue).cloned().unwrap_or_default();
-        let scale = cal.scale();
-        let width = l
-            .calibration
-            .get(&hour_key(queue, local_min(config, now) / 60))
-            .filter(|h| h.tickets >= HOUR_CALIBRATION_TICKETS)
-            .unwrap_or(&cal);
+        let scale = l.point_scale(queue, ahead);
+        let width = l.width(queue, local_min(config, now) / 60, ahead);
         let mut sorted: Vec<f64> = waits.iter().map(|w| w * scale).collect();
         sorted.sort_by(f64::total_cmp);
         let n = sorted.len();
@@ -681,7 +683,7 @@ impl State {
             .enumerate()
             .map(|(i, n)| {
                 let waits: Vec<f64> = runs.iter().filter_map(|r| r.get(i).copied()).collect();
-                (n, self.summarise(config, queue, now, &waits))
+                (n, self.summarise(config, queue, now, i, &waits))
             })
             .collect()
     }

@@ -316,6 +316,11 @@ impl State {
         if self.tickets.contains_key(number) {
             return Err(Inconsistent(format!("ticket {number} issued twice")));
         }
+        // The factor its estimate was corrected by: the state is the one
+        // the estimate was made from, so this is that factor.
+        let ahead = usize::try_from(*people_ahead).unwrap_or(usize::MAX);
+        let factor = self.meta.learned.point_scale(category, ahead);
+        self.meta.learned.issued_scale.insert(*number, factor);
         let t = Ticket {
             number: *number,
             date,
@@ -711,17 +716,10 @@ impl State {
                 f64::from(t.expected_wait_high_s_at_issue),
             );
             let actual = f64::from(at.secs_since(t.issued_at));
-            let whole = l.calibration.entry(t.queue.clone()).or_default();
-            whole.observe(shown.0, shown.1, shown.2, actual);
-            // The range's width also per hour of issue: the spread of the
-            // morning rush is not the afternoon's.
-            let mut whole = whole.clone();
-            whole.tickets = 0;
-            let hour = learn::hour_key(&t.queue, local_min(config, t.issued_at) / 60);
-            l.calibration
-                .entry(hour)
-                .or_insert(whole)
-                .observe(shown.0, shown.1, shown.2, actual);
+            let hour = local_min(config, t.issued_at) / 60;
+            let ahead = usize::try_from(t.people_ahead_at_issue).unwrap_or(usize::MAX);
+            let factor = l.issued_scale.remove(&n);
+            l.observe_wait(&t.queue, hour, ahead, shown, factor, actual);
         }
     }
 

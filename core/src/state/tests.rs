@@ -1323,3 +1323,110 @@ fn successive_estimates_move_only_as_far_as_the_event_explains() {
         jumps.join("\n")
     );
 }
+
+/// Outside tester est-rt8 F2 (issue 19): the replay's error depends on how
+/// far ahead it looks, and one calibration factor per queue averages the
+/// two ends out — short queues were shown too short, long ones too long
+/// (51+ ahead +23 %, the range holding 47 %). Here the one 戸籍 counter
+/// takes 8 minutes a visitor for the first ten of the day and 3 minutes
+/// after (the occupancy the replay samples is their mix, about 3.7
+/// minutes), 70 visitors in line at the opening, nine days running. The
+/// queue's single factor (about 1.17) showed the 11th–20th about 30 %
+/// short and the 51st–70th about 15 % long; calibrated per band of places
+/// ahead, both are within about 10 %.
+#[test]
+fn long_and_short_queues_are_each_calibrated_by_places_ahead() {
+    let mut o = Office::new(Config::embedded_default());
+    // The occupancies of earlier such days learned: the replay's inputs
+    // are right, the error is in how they add up over the horizon.
+    let mut hist = learn::LogHist::prior(480.0);
+    for k in 0..420 {
+        hist.observe(if k % 70 < 10 { 480.0 } else { 180.0 });
+    }
+    o.st.meta.learned.occupancy.insert("koseki".into(), hist);
+    // (places ahead, shown, real) of the last day's tickets.
+    let mut last_day: Vec<(usize, f64, f64)> = Vec::new();
+    for d in 0..9 {
+        at_local(&mut o, 510);
+        o.ok(Command::OpenDay { date: day(16 + d) });
+        o.open(1);
+        let numbers: Vec<Number> = (0..70).map(|_| o.issue("koseki")).collect();
+        let issued = o.now;
+        last_day.clear();
+        for (k, n) in numbers.iter().enumerate() {
+            assert_eq!(o.call(1), *n);
+            let shown = f64::from(o.st.ticket(*n).expect("ticket").expected_wait_s_at_issue);
+            last_day.push((k, shown, ((o.now - issued) / 1000) as f64));
+            o.tick(if k < 10 { 8 } else { 3 });
+            o.ok(Command::Complete {
+                counter: 1,
+                tags: vec![],
+            });
+        }
+        o.ok(Command::CloseDay);
+    }
+    let error = |from: usize, to: usize| {
+        let cell: Vec<&(usize, f64, f64)> = last_day
+            .iter()
+            .filter(|(k, _, _)| (from..=to).contains(k))
+            .collect();
+        let shown: f64 = cell.iter().map(|c| c.1).sum();
+        let real: f64 = cell.iter().map(|c| c.2).sum();
+        shown / real - 1.0
+    };
+    let (mid, long) = (error(11, 20), error(51, 69));
+    let seen: Vec<String> = last_day
+        .iter()
+        .map(|(k, s, r)| format!("{k}: {:.0}/{:.0}", s / 60.0, r / 60.0))
+        .collect();
+    assert!(
+        mid.abs() < 0.12,
+        "11–20 ahead: {:+.0} % {seen:?}",
+        mid * 100.0
+    );
+    assert!(
+        long.abs() < 0.08,
+        "51–69 ahead: {:+.0} % {seen:?}",
+        long * 100.0
+    );
+}
+
+/// Outside tester est-rt8 F2 (issue 19): the replay paused 56 s between
+/// two calls of a counter where the office paused 27 s, because a lunch
+/// between a release and the next call was learned as a pause (at its
+/// 10-minute cap) — and the replays follow the day's closures as well.
+/// A closure in between is not a pause between visitors; a pause is.
+#[test]
+fn a_closure_is_not_learned_as_a_pause_between_calls() {
+    let mut o = Office::default_open();
+    o.open(1);
+    for _ in 0..3 {
+        o.issue("koseki");
+    }
+    let complete = |o: &mut Office| {
+        o.ok(Command::Complete {
+            counter: 1,
+            tags: vec![],
+        });
+    };
+    o.call(1);
+    o.tick(5);
+    complete(&mut o);
+    // Lunch, with visitors waiting.
+    o.ok(Command::CloseCounter { counter: 1 });
+    o.tick(50);
+    o.open(1);
+    o.call(1);
+    let prior = o.st.meta.learned.gap_secs();
+    assert!((prior - 20.0).abs() < 1e-9, "after the lunch: {prior} s");
+    o.tick(5);
+    complete(&mut o);
+    o.tick(1);
+    o.call(1);
+    // One pause of 60 s against the prior's five of 20 s.
+    let gap = o.st.meta.learned.gap_secs();
+    assert!(
+        (gap - 160.0 / 6.0).abs() < 1e-6,
+        "after a minute's pause: {gap} s"
+    );
+}
