@@ -1042,9 +1042,10 @@ impl Auth {
             })
             .map_err(internal)?;
         if refused {
-            return Err(ApiError::BadRequest(
-                "the last administrator cannot be demoted".into(),
-            ));
+            return Err(ApiError::Invalid {
+                ja: "最後の管理者は管理者でなくせません。先に別のアカウントを管理者にしてください（管理 → 職員アカウント）".into(),
+                en: "the last administrator cannot be demoted: make another account an administrator first".into(),
+            });
         }
         let keep = (by.name == username)
             .then_some(by.session.as_deref())
@@ -1146,7 +1147,10 @@ impl Auth {
             })
             .map_err(internal)?;
         let found = outcome.map_err(|_| {
-            ApiError::BadRequest("the last administrator cannot be disabled".into())
+            ApiError::Invalid {
+                ja: "最後の管理者は無効にできません。先に別のアカウントを管理者にしてください（管理 → 職員アカウント）".into(),
+                en: "the last administrator cannot be disabled: make another account an administrator first".into(),
+            }
         })?;
         if found && !device {
             self.end_sessions(name, None).map_err(internal)?;
@@ -1176,7 +1180,10 @@ impl Auth {
             })
             .map_err(internal)?;
         let found = outcome
-            .map_err(|_| ApiError::BadRequest("the last administrator cannot be deleted".into()))?;
+            .map_err(|_| ApiError::Invalid {
+                ja: "最後の管理者は削除できません。先に別のアカウントを管理者にしてください（管理 → 職員アカウント）".into(),
+                en: "the last administrator cannot be deleted: make another account an administrator first".into(),
+            })?;
         if found && !device {
             self.end_sessions(name, None).map_err(internal)?;
         }

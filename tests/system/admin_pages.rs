@@ -176,6 +176,17 @@ fn staff_accounts_are_created_changed_and_disabled_in_the_page() {
         login_status(&s, "yamada", "second password 2"),
         StatusCode::UNAUTHORIZED
     );
+    // The last administrator cannot be disabled, and the page says why in
+    // Japanese (outside tester pages-rt9 F8: 「リクエストの形式が正しくありません」,
+    // the reason only in the English half).
+    b.click("button[data-disable-user=admin]");
+    b.accept_alert();
+    let said = b.wait_text("#result", "最後の管理者は無効にできません");
+    assert!(said.contains("職員アカウント"), "{said}");
+    assert_eq!(
+        login_status(&s, "admin", &s.admin_password),
+        StatusCode::OK
+    );
     axe_clean(&b, "/admin/accounts after changes");
 
     // The audit page says each change in words, with who made it.
