@@ -147,6 +147,12 @@ struct Enrolment {
     /// "used or expired" (outside tester, N2).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     replaced_by: Option<String>,
+    /// Set when a newer link for the same device name was made, or the
+    /// name was enrolled through another link: this one no longer enrols
+    /// (outside tester pages-rt9 F2: the link printed at first start took
+    /// over a kiosk enrolled since from the page, without a word).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    superseded: bool,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -374,6 +380,18 @@ pub fn link_replaced(name: &str, by: &str) -> ApiError {
         code: "enrolment_link_replaced",
         ja: format!("この登録リンク（予備機「{name}」用）は新しいリンクに置き換えられました。予備機は一台だけのため、あとから作られた予備機「{by}」用のリンクが有効です。新しいリンクを使うか、管理者に「端末」の画面で登録用リンクを作り直してもらってください"),
         en: format!("this enrolment link (standby \"{name}\") was replaced by a newer link (standby \"{by}\"): one standby at a time; use the newer link, or ask an administrator for a new one (管理 → 端末)"),
+    }
+}
+
+/// The answer to a link whose device name was enrolled through another
+/// link, or given a newer link: nothing is enrolled, and the device that
+/// holds the name keeps it.
+pub fn link_superseded(name: &str) -> ApiError {
+    ApiError::Plain {
+        status: axum::http::StatusCode::GONE,
+        code: "enrolment_link_superseded",
+        ja: format!("この登録リンク（端末「{name}」用）は使えません。同じ名前の端末が別のリンクで登録されたか、新しいリンクが作られました。この端末を登録するときは、管理者に「端末」の画面で新しい名前のリンクを作ってもらってください"),
+        en: format!("this enrolment link (device \"{name}\") no longer enrols: a device of that name was enrolled through another link, or a newer link was made; ask an administrator for a new link (管理 → 端末)"),
     }
 }
 
@@ -727,8 +745,14 @@ impl Auth {
             role,
             expires_at: unix_now() + valid.as_secs() as i64,
             replaced_by: None,
+            superseded: false,
         };
-        self.with_enrolments(|e| e.push(stored))?;
+        self.with_enrolments(|e| {
+            for older in e.iter_mut().filter(|o| o.name == stored.name) {
+                older.superseded = true;
+            }
+            e.push(stored);
+        })?;
         Ok(code)
     }
 
@@ -764,15 +788,27 @@ impl Auth {
         let e = self
             .with_enrolments(|list| {
                 let at = list.iter().position(|e| e.code_sha256 == hash)?;
-                if list[at].replaced_by.is_some() || expect.is_some_and(|r| r != list[at].role) {
+                if list[at].replaced_by.is_some()
+                    || list[at].superseded
+                    || expect.is_some_and(|r| r != list[at].role)
+                {
                     return Some(list[at].clone());
                 }
-                Some(list.remove(at))
+                let used = list.remove(at);
+                // Any other unused link for this name would later take the
+                // device over: it stops enrolling now.
+                for other in list.iter_mut().filter(|o| o.name == used.name) {
+                    other.superseded = true;
+                }
+                Some(used)
             })
             .map_err(internal)?
             .ok_or(ApiError::NotFound)?;
         if let Some(by) = &e.replaced_by {
             return Err(link_replaced(&e.name, by));
+        }
+        if e.superseded {
+            return Err(link_superseded(&e.name));
         }
         if let Some(want) = expect.filter(|r| *r != e.role) {
             return Err(wrong_link(e.role, want));
@@ -1408,5 +1444,40 @@ mod tests {
             .withdraw_standby_links("standby-c")
             .expect("withdraw")
             .is_empty());
+    }
+
+    /// pages-rt9 F2: a link for a device name stops enrolling once that
+    /// name gets a newer link or is enrolled through another link, so the
+    /// link printed at first start cannot take over a kiosk enrolled since
+    /// from the page.
+    #[test]
+    fn an_older_link_for_a_name_cannot_take_the_device_over() {
+        let (_dir, auth) = auth();
+        let printed = auth
+            .new_enrolment("kiosk-1", Role::Kiosk, DAY)
+            .expect("link");
+        let page = auth
+            .new_enrolment("kiosk-1", Role::Kiosk, DAY)
+            .expect("link");
+        let (token, ..) = auth.enrol(&page, Some(Role::Kiosk)).expect("page link");
+        let refused = auth
+            .enrol(&printed, Some(Role::Kiosk))
+            .expect_err("printed");
+        assert_eq!(code_of(refused), "enrolment_link_superseded");
+        assert_eq!(auth.standing(&token), Standing::OfRecord, "kept its name");
+        // Two links made before either was used: using one retires the other.
+        let a = auth
+            .new_enrolment("display-9", Role::Display, DAY)
+            .expect("link");
+        auth.enrol(&a, Some(Role::Display)).expect("a");
+        let b = auth
+            .new_enrolment("display-8", Role::Display, DAY)
+            .expect("link");
+        let c = auth
+            .new_enrolment("display-7", Role::Display, DAY)
+            .expect("link");
+        auth.enrol(&c, Some(Role::Display)).expect("c");
+        auth.enrol(&b, Some(Role::Display))
+            .expect("another name is untouched");
     }
 }

@@ -183,10 +183,7 @@ fn staff_accounts_are_created_changed_and_disabled_in_the_page() {
     b.accept_alert();
     let said = b.wait_text("#result", "最後の管理者は無効にできません");
     assert!(said.contains("職員アカウント"), "{said}");
-    assert_eq!(
-        login_status(&s, "admin", &s.admin_password),
-        StatusCode::OK
-    );
+    assert_eq!(login_status(&s, "admin", &s.admin_password), StatusCode::OK);
     axe_clean(&b, "/admin/accounts after changes");
 
     // The audit page says each change in words, with who made it.

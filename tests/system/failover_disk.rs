@@ -97,7 +97,9 @@ fn a_full_disk_keeps_a_claim_hold_in_memory_and_names_the_fault() {
         &restored.base,
         &pw,
         "/api/standby/confirm-off",
-        json!({"hold": "restored"}),
+        // The kiosk's report is a hint: the admin types the number seen
+        // (insider-rt9 F7, fence9).
+        json!({"hold": "restored", "highest": {"idou": 1010}}),
     );
     assert_eq!(st, StatusCode::OK, "{v}");
     assert_eq!(v["resume_from"], json!({"idou": 1011}), "{v}");
@@ -116,7 +118,7 @@ fn a_full_disk_keeps_a_claim_hold_in_memory_and_names_the_fault() {
         &restored.base,
         &pw,
         "/api/standby/confirm-off",
-        json!({"hold": "epoch_claim"}),
+        json!({"hold": "epoch_claim", "highest": {"idou": 1010}}),
     );
     assert_eq!(st, StatusCode::OK, "{v}");
     let (st, v) = issue(&restored.base, &e.kiosk);
