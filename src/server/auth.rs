@@ -1464,7 +1464,16 @@ mod tests {
             .enrol(&printed, Some(Role::Kiosk))
             .expect_err("printed");
         assert_eq!(code_of(refused), "enrolment_link_superseded");
-        assert_eq!(auth.standing(&token), Standing::OfRecord, "kept its name");
+        let hash = sha256_hex(&token);
+        assert!(
+            auth.file
+                .lock()
+                .expect("file")
+                .devices
+                .iter()
+                .any(|d| d.name == "kiosk-1" && d.token_sha256 == hash),
+            "the kiosk enrolled from the page keeps its name"
+        );
         // Two links made before either was used: using one retires the other.
         let a = auth
             .new_enrolment("display-9", Role::Display, DAY)
