@@ -662,13 +662,20 @@ pub async fn preview(
     State(app): State<Arc<App>>,
     method: Method,
     headers: HeaderMap,
-) -> Result<Html<String>, ApiError> {
-    // An enrolled display picks its page here (pages-rt8 F2).
-    let caller = app.auth.require(
+) -> Result<Response, ApiError> {
+    // An enrolled display picks its page here (pages-rt8 F2). A signed-in
+    // person of another role gets the page that names their account and
+    // their way back (pages-rt9 F5: an auditor got the bare refusal).
+    let caller = match super::gate::person(
+        &app,
         &method,
         &headers,
         &[Role::Staff, Role::Admin, Role::Display],
-    )?;
+        "/preview",
+    ) {
+        Ok(c) => c,
+        Err(r) => return Ok(*r),
+    };
     // From the last site build, not a fresh render: an enrolled display may
     // open this page, and a render per request would let one device keep
     // the engine thread estimating every queue.
@@ -688,8 +695,11 @@ pub async fn preview(
         errors.extend(e.iter().map(ToString::to_string));
     }
     let office = app.office_name().await?;
-    app.pages.render(
-        "preview.html",
-        madoguchi_renderer::context! { office, topics, errors, live => app.displays.layouts.is_some(), menu => super::gate::menu(Some(&caller), "/preview"), csrf => caller.csrf() },
-    )
+    Ok(app
+        .pages
+        .render(
+            "preview.html",
+            madoguchi_renderer::context! { office, topics, errors, live => app.displays.layouts.is_some(), menu => super::gate::menu(Some(&caller), "/preview"), csrf => caller.csrf() },
+        )?
+        .into_response())
 }

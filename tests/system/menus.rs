@@ -87,6 +87,19 @@ fn every_signed_in_page_has_the_menu_and_each_role_lands_on_its_own_page() {
     );
     let v = b.axe();
     assert!(v.is_empty(), "/audit: {v:#?}");
+    // A page not for auditors names the account and the way back
+    // (pages-rt9 F5: /preview gave the bare 「この操作の権限がありません」).
+    b.goto(&s.url("/preview"));
+    let said = b.wait_text("main", "このページは");
+    assert!(said.contains("kansa さん（監査担当）"), "{said}");
+    assert_eq!(
+        b.eval(
+            "return document.getElementById('back').getAttribute('href')",
+            json!([])
+        ),
+        json!("/audit")
+    );
+    b.goto(&s.url("/audit"));
     // To the statistics through the menu, and out by keyboard.
     b.click("nav.site-menu a[href='/statistics']");
     wait_for(

@@ -382,26 +382,12 @@ fn tickets_shown(
 pub fn hints(raw: &[u8]) -> Vec<String> {
     let text = String::from_utf8_lossy(raw);
     let mut out = Vec::new();
-    for key in ["\"number\":", "\"request_id\":\""] {
-        let mut rest = text.as_ref();
-        while let Some(i) = rest.find(key) {
-            rest = &rest[i + key.len()..];
-            let value: String = if key.ends_with('"') {
-                rest.chars().take_while(|c| *c != '"').take(64).collect()
-            } else {
-                rest.chars()
-                    .take_while(|c| c.is_ascii_digit())
-                    .take(10)
-                    .collect()
-            };
-            if value.is_empty() {
-                continue;
-            }
-            let item = if key.ends_with('"') {
-                format!("request {value}")
-            } else {
-                format!("ticket {value}")
-            };
+    for (key, quoted, word) in [
+        ("\"number\":", false, "ticket"),
+        ("\"request_id\":\"", true, "request"),
+    ] {
+        for value in values(&text, key, quoted) {
+            let item = format!("{word} {value}");
             if !out.contains(&item) {
                 out.push(item);
             }
