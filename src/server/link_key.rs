@@ -168,10 +168,21 @@ pub fn check(
     static KEEP: std::sync::Mutex<()> = std::sync::Mutex::new(());
     let _kept = KEEP.lock().unwrap_or_else(|p| p.into_inner());
     let path = data.join(KEYS_FILE);
-    let mut keys: BTreeMap<String, String> = std::fs::read_to_string(&path)
-        .ok()
-        .and_then(|t| serde_json::from_str(&t).ok())
-        .unwrap_or_default();
+    // A keys file that is there but cannot be read is no empty list: read
+    // as one, whoever signed next would be registered as the standby.
+    let mut keys: BTreeMap<String, String> = match std::fs::read_to_string(&path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
+        Err(e) => return Err(e),
+        Ok(t) => serde_json::from_str(&t).map_err(|e| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!(
+                    "{} is damaged ({e}); restore it from a backup or enrol the standby again",
+                    path.display()
+                ),
+            )
+        })?,
+    };
     match keys.get(token) {
         Some(k) if k == key => Ok(Checked::Signed),
         Some(_) => Ok(Checked::Unsigned("other_key")),
@@ -187,6 +198,17 @@ pub fn check(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_damaged_keys_file_registers_no_one() {
+        let dir = tempfile::tempdir().expect("tmp");
+        std::fs::write(dir.path().join(KEYS_FILE), "{\"t\": \"ab").expect("torn");
+        let a = SigningKey::from_bytes(&[1; 32]);
+        let msg = message(5, "ab", "g-1");
+        let (ka, sa) = sign(&a, 5, "ab", "g-1");
+        let got = check(dir.path(), "t", Some(&ka), Some(&sa), &msg);
+        assert!(got.is_err(), "{got:?}");
+    }
 
     #[test]
     fn only_the_first_key_of_a_token_signs_for_it() {

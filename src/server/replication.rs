@@ -466,7 +466,7 @@ fn signed_by_standby(app: &App, headers: &HeaderMap, q: &Since, name: &str) -> b
         Err(e) => {
             app.faults.record(
                 "failover",
-                format!("the standby's link key cannot be kept ({e}): its requests renew no lease / 予備機の鍵を保存できません"),
+                format!("the standby's link key cannot be kept or read ({e}): its requests renew no lease / 予備機の鍵を保存・読み取りできません"),
             );
             false
         }
