@@ -293,9 +293,7 @@ impl Slots {
             // never refused for it: the crowded address's oldest silent
             // connection gives way, else its oldest that spoke (a hello
             // its task is judging still has its grace).
-            let Some((crowded, most)) = inner.crowded_lobby() else {
-                return None;
-            };
+            let (crowded, most) = inner.crowded_lobby()?;
             let mine = inner.count(Some(ip), Place::Lobby);
             let grace = if mine < most {
                 Duration::ZERO
