@@ -223,6 +223,8 @@ struct Target {
 struct Notes {
     /// When the last record was written (other than a recovery at once).
     at: Option<Instant>,
+    /// The first window, and the one in force.
+    base: Duration,
     window: Duration,
     /// Changes since then, not recorded, and the latest of them.
     held: u32,
@@ -253,9 +255,14 @@ fn note_every() -> Duration {
 
 impl Notes {
     fn new() -> Notes {
+        Notes::every(note_every())
+    }
+
+    fn every(base: Duration) -> Notes {
         Notes {
             at: None,
-            window: note_every(),
+            base,
+            window: base,
             held: 0,
             latest: None,
             failing: false,
@@ -272,58 +279,67 @@ impl Notes {
         (self.held > 0).then(|| self.window.saturating_sub(at.elapsed()))
     }
 
-    /// Writes `message` (with the count of the changes held before it);
-    /// with `restart`, a new window begins, sized by whether changes were
-    /// held in the last.
-    fn write(&mut self, app: &App, message: String, good: Good, restart: bool) {
-        let base = note_every();
+    /// `message` (with the count of the changes held before it), to be
+    /// written now; with `restart`, a new window begins, sized by whether
+    /// changes were held in the last.
+    fn write(&mut self, message: String, good: Good, restart: bool) -> String {
         let since = self.at.map_or(0, |at| at.elapsed().as_secs());
         let more = std::mem::take(&mut self.held);
         self.latest = None;
         self.failing = good == Good::No;
         if restart {
             self.window = if more > 0 {
-                (self.window * 2).clamp(base, NOTE_MOST.max(base))
+                (self.window * 2).clamp(self.base, NOTE_MOST.max(self.base))
             } else {
-                base
+                self.base
             };
             self.at = Some(Instant::now());
         }
         if more > 1 {
-            app.faults.record(
-                "relay",
-                format!(
-                    "{message} (the latest of {more} changes in the last {since} s, not recorded one by one / この {since} 秒間の変化 {more} 件のうち最新)"
-                ),
-            );
+            format!(
+                "{message} (the latest of {more} changes in the last {since} s, not recorded one by one / この {since} 秒間の変化 {more} 件のうち最新)"
+            )
         } else {
-            app.faults.record("relay", message);
+            message
         }
+    }
+
+    /// A change: the record to write now, if any (else it is held).
+    fn note(&mut self, message: String, good: Good) -> Option<String> {
+        if self.due() && self.held == 0 {
+            Some(self.write(message, good, true))
+        } else if good == Good::Yes && self.failing {
+            self.held += 1;
+            Some(self.write(message, good, false))
+        } else {
+            self.held += 1;
+            self.latest = Some((message, good));
+            self.flush()
+        }
+    }
+
+    /// The held changes' record, once their window has ended.
+    fn flush(&mut self) -> Option<String> {
+        if self.held == 0 || !self.due() {
+            return None;
+        }
+        let (m, good) = self.latest.take()?;
+        Some(self.write(m, good, true))
     }
 }
 
 /// Records `message` for relay `t`: at once, or held for the end of the
 /// window ([`Notes`]).
 fn note(app: &App, t: &mut Target, message: String, good: Good) {
-    let n = &mut t.notes;
-    if n.due() && n.held == 0 {
-        n.write(app, message, good, true);
-    } else if good == Good::Yes && n.failing {
-        n.held += 1;
-        n.write(app, message, good, false);
-    } else {
-        n.held += 1;
-        n.latest = Some((message, good));
-        flush(app, t);
+    if let Some(m) = t.notes.note(message, good) {
+        app.faults.record("relay", m);
     }
 }
 
 /// Writes the held changes once their window has ended.
 fn flush(app: &App, t: &mut Target) {
-    if t.notes.held > 0 && t.notes.due() {
-        if let Some((m, good)) = t.notes.latest.take() {
-            t.notes.write(app, m, good, true);
-        }
+    if let Some(m) = t.notes.flush() {
+        app.faults.record("relay", m);
     }
 }
 
@@ -839,6 +855,46 @@ mod tests {
         assert!(b > a);
         let end = Sequence(AtomicU64::new(u64::MAX));
         assert_eq!(end.next(), None);
+    }
+
+    /// relay-rt9 F2 generalised: a relay changing its failure at every
+    /// push gets one record a window, with the count; a recovery after a
+    /// recorded failure is written at once, once a window.
+    #[test]
+    fn one_relays_fault_records_are_coalesced() {
+        let mut n = Notes::every(Duration::from_millis(500));
+        let fail = |i: u32| (format!("failure {i}"), Good::No);
+        let (m, g) = fail(0);
+        assert_eq!(n.note(m, g).as_deref(), Some("failure 0"));
+        for i in 1..10 {
+            let (m, g) = fail(i);
+            assert_eq!(n.note(m, g), None, "held");
+        }
+        assert_eq!(n.flush(), None, "not before the window ends");
+        std::thread::sleep(Duration::from_millis(520));
+        let summary = n.flush().expect("the latest when the window ends");
+        assert!(
+            summary.starts_with("failure 9 (the latest of 9 changes"),
+            "{summary}"
+        );
+        assert_eq!(n.window, Duration::from_millis(1000), "changes went on");
+        // Back again: at once (the page showed a failure), then held.
+        assert_eq!(n.note("back".into(), Good::Yes).as_deref(), Some("back"));
+        let (m, g) = fail(10);
+        assert_eq!(n.note(m, g), None);
+        assert_eq!(n.note("back".into(), Good::Yes), None);
+        std::thread::sleep(Duration::from_millis(1020));
+        assert!(n
+            .flush()
+            .is_some_and(|m| m.starts_with("back (the latest of 2")));
+        // A quiet window: the next change at once, the window back to 500 ms.
+        std::thread::sleep(Duration::from_millis(2020));
+        let (m, g) = fail(11);
+        assert_eq!(n.note(m, g).as_deref(), Some("failure 11"));
+        assert_eq!(n.window, Duration::from_millis(500));
+        // 0: every change a record.
+        let mut all = Notes::every(Duration::ZERO);
+        assert!((0..5).all(|i| all.note(format!("{i}"), Good::No).is_some()));
     }
 
     #[test]
