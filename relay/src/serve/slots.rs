@@ -85,7 +85,28 @@ struct Entry {
     /// nothing is waiting on the socket any more, so `peek` would call it
     /// silent, but it is the furthest from silent there is.
     heard: bool,
+    /// Its waiting hello offers an office token (by its prefix only: not
+    /// yet verified), once looked at ([`claims_token`]).
+    claims: Option<bool>,
     evict: Arc<Notify>,
+}
+
+/// Whether the first TLS record waiting on `s` offers an office hello
+/// token (its ALPN prefix, [`madoguchi_wire::hello::PREFIX`]) — unverified:
+/// anyone can write the prefix, so it only decides who gives way in a full
+/// lobby (relay-rt9 F1), never a slot.
+/// `None` until a whole first record is waiting.
+fn claims_token(s: &std::net::TcpStream) -> Option<bool> {
+    let mut buf = [0u8; 2048];
+    match s.peek(&mut buf) {
+        Ok(n) if n >= 5 && buf[0] == 0x16 => {
+            let len = usize::from(u16::from_be_bytes([buf[3], buf[4]]));
+            let prefix = madoguchi_wire::hello::PREFIX;
+            (n >= 5 + len || n == buf.len())
+                .then(|| buf[..n].windows(prefix.len()).any(|w| w == prefix))
+        }
+        _ => None,
+    }
 }
 
 /// Where a connection is.
@@ -97,6 +118,14 @@ enum Place {
 }
 
 impl Entry {
+    /// Its waiting hello offers an office token (looked at once).
+    fn claims(&mut self) -> Option<bool> {
+        if self.claims.is_none() {
+            self.claims = self.peek.as_ref().and_then(claims_token);
+        }
+        self.claims
+    }
+
     fn place(&self) -> Place {
         match (self.state, self.office) {
             (State::Lobby, _) => Place::Lobby,
@@ -146,6 +175,29 @@ impl Inner {
             .count()
     }
 
+    /// Closes the oldest lobby connection of `ip` (or of anyone) that has
+    /// spoken without offering an office token and is not being judged:
+    /// room for a newcomer whose hello offers one when nothing else gives
+    /// way (relay-rt9 F1: a flood of whole token-less hellos from the
+    /// office's address, read slower than they came, filled its lobby and
+    /// the office's newcomers were refused).
+    fn evict_unclaimed(&mut self, ip: Option<IpAddr>) -> bool {
+        let victim = self
+            .conns
+            .iter_mut()
+            .filter(|(_, e)| {
+                e.place() == Place::Lobby && !e.heard && ip.is_none_or(|ip| e.ip == ip)
+            })
+            .find_map(|(id, e)| (e.claims() == Some(false)).then_some(*id));
+        match victim.and_then(|id| self.conns.remove(&id)) {
+            Some(e) => {
+                e.evict.notify_one();
+                true
+            }
+            None => false,
+        }
+    }
+
     /// The address with the most connections in the lobby, and how many.
     fn crowded_lobby(&self) -> Option<(IpAddr, usize)> {
         let mut by_ip: std::collections::HashMap<IpAddr, usize> = Default::default();
@@ -158,26 +210,16 @@ impl Inner {
     /// Closes the oldest connection (of `ip`, or of anyone) in `state` and
     /// `place` that has been in it for `grace`.
     /// In the lobby, the oldest that has not spoken (at any age), else the
-    /// oldest that spoke more than `grace` ago — and one whose hello its
-    /// task has read ([`Ticket::heard`]) only past `heard_grace` (the lobby's own
-    /// grace, also when the caller passes none for spoken ones).
+    /// oldest that spoke more than `grace` ago — never one whose hello its
+    /// task has read and is judging ([`Ticket::heard`]): that one leaves the
+    /// lobby as soon as its token is checked (or at the handshake
+    /// deadline), and only the relay reading a hello makes one.
     fn evict_oldest(
         &mut self,
         ip: Option<IpAddr>,
         place: Place,
         state: State,
         grace: Duration,
-    ) -> bool {
-        self.evict_oldest_in(ip, place, state, grace, grace)
-    }
-
-    fn evict_oldest_in(
-        &mut self,
-        ip: Option<IpAddr>,
-        place: Place,
-        state: State,
-        grace: Duration,
-        heard_grace: Duration,
     ) -> bool {
         let candidates = self.conns.iter_mut().filter(|(_, e)| {
             e.state == state && e.place() == place && ip.is_none_or(|ip| e.ip == ip)
@@ -192,8 +234,10 @@ impl Inner {
                     silent = Some((id, &*e));
                     break;
                 }
-                let wait = if e.heard { heard_grace } else { grace };
-                if stuck.is_none() && e.since.elapsed() >= wait {
+                if e.heard {
+                    continue;
+                }
+                if stuck.is_none() && e.since.elapsed() >= grace {
                     stuck = Some((id, &*e));
                 }
             }
@@ -278,8 +322,16 @@ impl Slots {
     ) -> Option<(Ticket, usize)> {
         let mut inner = self.lock();
         let mut evicted = 0;
+        // Looked at only when nothing else gives way.
+        let mut claims: Option<bool> = None;
+        let mut claimed = |peek: &Option<std::net::TcpStream>| {
+            claims = peek.as_ref().and_then(claims_token);
+            claims == Some(true)
+        };
         if inner.count(Some(ip), Place::Lobby) >= self.lobby_per_ip {
-            if !inner.evict_oldest(Some(ip), Place::Lobby, State::Lobby, self.lobby_grace) {
+            let room = inner.evict_oldest(Some(ip), Place::Lobby, State::Lobby, self.lobby_grace)
+                || (claimed(&peek) && inner.evict_unclaimed(Some(ip)));
+            if !room {
                 return None;
             }
             evicted += 1;
@@ -291,8 +343,8 @@ impl Slots {
             // cost the office's connection from another its place. A
             // newcomer from an address holding fewer than that one is
             // never refused for it: the crowded address's oldest silent
-            // connection gives way, else its oldest that spoke (a hello
-            // its task is judging still has its grace).
+            // connection gives way, else its oldest that spoke (never a
+            // hello its task is judging).
             let (crowded, most) = inner.crowded_lobby()?;
             let mine = inner.count(Some(ip), Place::Lobby);
             let grace = if mine < most {
@@ -300,13 +352,9 @@ impl Slots {
             } else {
                 self.lobby_grace
             };
-            if !inner.evict_oldest_in(
-                Some(crowded),
-                Place::Lobby,
-                State::Lobby,
-                grace,
-                self.lobby_grace,
-            ) {
+            let room = inner.evict_oldest(Some(crowded), Place::Lobby, State::Lobby, grace)
+                || (claimed(&peek) && inner.evict_unclaimed(None));
+            if !room {
                 return None;
             }
             evicted += 1;
@@ -324,6 +372,7 @@ impl Slots {
                 peek,
                 spoken: false,
                 heard: false,
+                claims,
                 evict: evict.clone(),
             },
         );
@@ -412,8 +461,8 @@ impl Ticket {
 
     /// Its task has read the ClientHello and is about to judge it (the
     /// token's signature takes a while, milliseconds in a debug build):
-    /// from now the connection is not taken for a silent one, and it has
-    /// the lobby's grace afresh. relay-rt9 F1, found with its t3 scripts:
+    /// from now the connection is not taken for a silent one, nor closed
+    /// to make room (it leaves the lobby once judged). relay-rt9 F1, found with its t3 scripts:
     /// a hello read off the socket left nothing for `peek` to see, so
     /// under a flood of silent connections from the office's address the
     /// office's connection was closed as "the oldest silent one" while its
@@ -799,5 +848,52 @@ mod tests {
         assert_eq!(evicted, 1);
         assert!(flood[0].was_evicted() && !flood[1].was_evicted());
         assert!(!office.was_evicted() && !second.was_evicted());
+    }
+
+    /// relay-rt9 F1, whole token-less hellos from the office's own address
+    /// read slower than they came: its lobby full of connections that had
+    /// spoken within the grace, the office's newcomers were refused (6 of
+    /// 60 handshakes with a token in a run of rt9's script). A newcomer
+    /// whose hello offers a token (by its prefix) now takes the place of
+    /// the oldest that offers none; one without is still refused, and
+    /// claimers never push out claimers.
+    #[test]
+    fn a_hello_offering_a_token_gets_into_a_lobby_full_of_hellos_without() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = l.local_addr().expect("addr");
+        let mut clients = Vec::new();
+        let mut spoken = |bytes: &[u8]| {
+            let mut c = std::net::TcpStream::connect(addr).expect("connect");
+            std::io::Write::write_all(&mut c, bytes).expect("hello");
+            let (a, _) = l.accept().expect("accept");
+            a.set_nonblocking(true).expect("nonblocking");
+            clients.push(c);
+            std::thread::sleep(Duration::from_millis(20));
+            a
+        };
+        let plain = b"\x16\x03\x01\x00\x04\x01\x00\x00\x00";
+        let token = b"\x16\x03\x01\x00\x0a\x01\x00\x00\x06mdg1.x";
+        let mut s = Slots::with_lobby(64, 16, Duration::ZERO, 3, 100);
+        Arc::get_mut(&mut s).expect("one owner").lobby_grace = Duration::from_secs(60);
+        let ip: IpAddr = [10, 0, 0, 1].into();
+        let flood: Vec<_> = (0..3)
+            .map(|_| s.admit(ip, Some(spoken(plain))).expect("room").0)
+            .collect();
+        assert!(
+            s.admit(ip, Some(spoken(plain))).is_none(),
+            "refused as before"
+        );
+        let (office, evicted) = s
+            .admit(ip, Some(spoken(token)))
+            .expect("the token's newcomer");
+        assert_eq!(evicted, 1);
+        assert!(flood[0].was_evicted() && !flood[1].was_evicted());
+        let (second, _) = s.admit(ip, Some(spoken(token))).expect("again");
+        assert!(flood[1].was_evicted() && !office.was_evicted());
+        let (third, _) = s.admit(ip, Some(spoken(token))).expect("again");
+        assert!(flood[2].was_evicted());
+        // Only claimers left: a fourth is refused, none of them pushed out.
+        assert!(s.admit(ip, Some(spoken(token))).is_none());
+        assert!(!office.was_evicted() && !second.was_evicted() && !third.was_evicted());
     }
 }
