@@ -131,7 +131,8 @@ pub const RELAY_NAME: &str = "test-relay";
 
 /// `extra_ingest` is TOML lines for `[ingest]`. The ingest listener is on
 /// 127.0.0.2 and allows only 127.0.0.1 (where the office and the tests
-/// connect from); other loopback addresses are strangers.
+/// connect from; an `allow = […]` line in `extra_ingest` replaces that);
+/// other loopback addresses are strangers.
 pub fn start_with(
     office_key: &SigningKey,
     extra_limits: &str,
@@ -170,7 +171,7 @@ key = "relay.key"
 listen = "127.0.0.2:0"
 office_keys = ["{key_hex}"]
 {max_bundle}
-allow = ["127.0.0.1"]
+{allow}
 name = "{RELAY_NAME}"
 {extra_ingest}
 [ingest.tls]
@@ -181,6 +182,12 @@ key = "relay.key"
 {sections}
 "#,
             sections = sections(&certs),
+            // Only the office's address unless the test lists its own.
+            allow = if extra_ingest.contains("allow =") {
+                ""
+            } else {
+                "allow = [\"127.0.0.1\"]"
+            },
             // 256 KiB unless the test sets its own.
             max_bundle = if extra_ingest.contains("max_bundle_bytes") {
                 ""

@@ -113,8 +113,9 @@ pub struct Ingest {
     #[serde(default = "body_grace")]
     pub body_grace_s: u64,
     /// Bundle bodies being received at once may hold this many bytes in
-    /// all; a bundle that would exceed it waits (within its body
-    /// deadline) or is answered `busy`.
+    /// all (declared lengths); a bundle that would exceed it waits (within
+    /// its body grace) or is answered `busy`. Connections in the office's
+    /// slots also have `max_bundle_bytes` reserved (relay-rt9 F4).
     #[serde(default = "in_flight")]
     pub max_bytes_in_flight: usize,
 }

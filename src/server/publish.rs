@@ -36,7 +36,11 @@
 //! reply calls it: within the bound it raises that relay's floor, beyond
 //! it it sends that relay a signed reset naming the relay and the held
 //! sequence. Either way only that relay's bundles change, and each change
-//! is a fault record (R18), as is every change in the kind of failure.
+//! is a fault record (R18), as is every change in the kind of failure —
+//! coalesced per relay, at most one record a window ([`Notes`]), so that
+//! one relay's answers cannot flush the admin page's list (relay-rt9 F2).
+//! A push whose connection fails before its request went out is tried
+//! again at once on a new connection (relay-rt9 F1).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -198,6 +202,145 @@ struct Target {
     reset_noted: Option<u64>,
     /// When the last "relay holds a sequence ahead" record was written.
     ahead_noted: Option<Instant>,
+    /// This relay's fault records, coalesced ([`Notes`]).
+    notes: Notes,
+}
+
+/// One relay's fault records (R18), at most one a window (relay-rt9 F2
+/// generalised: a hostile relay alternating its refusals, `busy` then
+/// `too_slow` …, wrote a record every 3 s and pushed every other fault off
+/// the admin page's list of 200). The first change is recorded at once;
+/// the changes after it within the window are held, and the latest of them
+/// is recorded when the window ends, with how many there were. A window
+/// that ended with changes held makes the next one twice as long (up to
+/// [`NOTE_MOST`]), a quiet one brings it back to [`note_every`]: a relay
+/// that changes without end writes a few records an hour. One exception,
+/// so that the page does not show a relay failing for a minute after it
+/// recovered: a recovery (or an accepted reset) when the last record
+/// written was a failure is written at once, without restarting the
+/// window — at most one such a window.
+#[derive(Debug)]
+struct Notes {
+    /// When the last record was written (other than a recovery at once).
+    at: Option<Instant>,
+    /// The first window, and the one in force.
+    base: Duration,
+    window: Duration,
+    /// Changes since then, not recorded, and the latest of them.
+    held: u32,
+    latest: Option<(String, Good)>,
+    /// The last record written says the relay is failing.
+    failing: bool,
+}
+
+/// Whether a record says the relay delivers again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Good {
+    Yes,
+    No,
+}
+
+/// The longest window between one relay's fault records.
+const NOTE_MOST: Duration = Duration::from_secs(16 * 60);
+
+/// The first window: 60 s unless `MADOGUCHI_RELAY_FAULT_EVERY_SECS` says
+/// otherwise (0: every change a record, as tests that read each kind of
+/// failure in the fault log need).
+fn note_every() -> Duration {
+    std::env::var("MADOGUCHI_RELAY_FAULT_EVERY_SECS")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .map_or(Duration::from_secs(60), Duration::from_secs)
+}
+
+impl Notes {
+    fn new() -> Notes {
+        Notes::every(note_every())
+    }
+
+    fn every(base: Duration) -> Notes {
+        Notes {
+            at: None,
+            base,
+            window: base,
+            held: 0,
+            latest: None,
+            failing: false,
+        }
+    }
+
+    fn due(&self) -> bool {
+        self.at.is_none_or(|at| at.elapsed() >= self.window)
+    }
+
+    /// How long until the held changes are due, if any are held.
+    fn flush_in(&self) -> Option<Duration> {
+        let at = self.at?;
+        (self.held > 0).then(|| self.window.saturating_sub(at.elapsed()))
+    }
+
+    /// `message` (with the count of the changes held before it), to be
+    /// written now; with `restart`, a new window begins, sized by whether
+    /// changes were held in the last.
+    fn write(&mut self, message: String, good: Good, restart: bool) -> String {
+        let since = self.at.map_or(0, |at| at.elapsed().as_secs());
+        let more = std::mem::take(&mut self.held);
+        self.latest = None;
+        self.failing = good == Good::No;
+        if restart {
+            self.window = if more > 0 {
+                (self.window * 2).clamp(self.base, NOTE_MOST.max(self.base))
+            } else {
+                self.base
+            };
+            self.at = Some(Instant::now());
+        }
+        if more > 1 {
+            format!(
+                "{message} (the latest of {more} changes in the last {since} s, not recorded one by one / この {since} 秒間の変化 {more} 件のうち最新)"
+            )
+        } else {
+            message
+        }
+    }
+
+    /// A change: the record to write now, if any (else it is held).
+    fn note(&mut self, message: String, good: Good) -> Option<String> {
+        if self.due() && self.held == 0 {
+            Some(self.write(message, good, true))
+        } else if good == Good::Yes && self.failing {
+            self.held += 1;
+            Some(self.write(message, good, false))
+        } else {
+            self.held += 1;
+            self.latest = Some((message, good));
+            self.flush()
+        }
+    }
+
+    /// The held changes' record, once their window has ended.
+    fn flush(&mut self) -> Option<String> {
+        if self.held == 0 || !self.due() {
+            return None;
+        }
+        let (m, good) = self.latest.take()?;
+        Some(self.write(m, good, true))
+    }
+}
+
+/// Records `message` for relay `t`: at once, or held for the end of the
+/// window ([`Notes`]).
+fn note(app: &App, t: &mut Target, message: String, good: Good) {
+    if let Some(m) = t.notes.note(message, good) {
+        app.faults.record("relay", m);
+    }
+}
+
+/// Writes the held changes once their window has ended.
+fn flush(app: &App, t: &mut Target) {
+    if let Some(m) = t.notes.flush() {
+        app.faults.record("relay", m);
+    }
 }
 
 /// How often a relay that keeps holding sequences ahead of the office is
@@ -272,6 +415,7 @@ pub fn spawn(app: Arc<App>, relays: &[RelayTarget], key: SigningKey) -> anyhow::
             reset: None,
             reset_noted: None,
             ahead_noted: None,
+            notes: Notes::new(),
         };
         tokio::spawn(run(
             app.clone(),
@@ -324,6 +468,13 @@ async fn run(
                 .saturating_sub(t.last_push.elapsed())
                 .max(RETRY_FIRST)
         };
+        // Held fault records are written when their window ends, whether
+        // or not a push is due then.
+        flush(&app, &mut t);
+        let wait = t
+            .notes
+            .flush_in()
+            .map_or(wait, |f| wait.min(f.max(Duration::from_millis(100))));
         tokio::select! {
             r = wake.changed() => if r.is_err() { break },
             () = tokio::time::sleep(wait) => {}
@@ -336,6 +487,9 @@ async fn run(
 /// office out 11 s after a flood had ended).
 const RETRY_FIRST: Duration = Duration::from_secs(1);
 const RETRY_MOST: Duration = Duration::from_secs(4);
+/// Connections one push may open when each fails before its request went
+/// out (relay-rt9 F1).
+const CONNECT_TRIES: u32 = 3;
 
 /// One push; `false` when the relay asked for a full bundle.
 async fn push(
@@ -358,24 +512,39 @@ async fn push(
     t.floor = header.seq;
     let bytes = pack(&header, &changed, key);
     let size = bytes.len();
-    let client = match push_client(t, key) {
-        Ok(c) => c,
-        Err(e) => {
-            t.base = None;
-            fault(app, t, "client", format!("no HTTPS client: {e}"));
-            return true;
+    // A connection that fails before the request went out (closed in the
+    // relay's lobby under a flood on an allowed address: "tls handshake
+    // eof", relay-rt9 F1) is tried again at once, on a new connection
+    // with a new hello token; only the last failure is a fault. Not a
+    // timeout: a relay that does not answer costs one deadline, not three.
+    let mut tries = 0;
+    let res = loop {
+        tries += 1;
+        let client = match push_client(t, key) {
+            Ok(c) => c,
+            Err(e) => {
+                t.base = None;
+                fault(app, t, "client", format!("no HTTPS client: {e}"));
+                return true;
+            }
+        };
+        let res = client
+            .post(format!("{}/bundle", t.url))
+            // A relay gives the body its length at the slowest line's rate
+            // (relay-rt2 F6); wait as long for its answer.
+            .timeout(PUSH_TIMEOUT + madoguchi_wire::time::transfer_allowance(size as u64))
+            .header("content-type", "application/octet-stream")
+            .header(auth::HEADER, auth::head(key, &t.name, UnixMillis::now()))
+            .body(bytes.clone())
+            .send()
+            .await;
+        match res {
+            Err(e) if e.is_connect() && !e.is_timeout() && tries < CONNECT_TRIES => {
+                tracing::debug!(relay = %t.url, error = %without_url(&e), tries, "connection failed; trying again at once");
+            }
+            res => break res,
         }
     };
-    let res = client
-        .post(format!("{}/bundle", t.url))
-        // A relay gives the body its length at the slowest line's rate
-        // (relay-rt2 F6); wait as long for its answer.
-        .timeout(PUSH_TIMEOUT + madoguchi_wire::time::transfer_allowance(size as u64))
-        .header("content-type", "application/octet-stream")
-        .header(auth::HEADER, auth::head(key, &t.name, UnixMillis::now()))
-        .body(bytes)
-        .send()
-        .await;
     let res = match res {
         Ok(r) => r,
         Err(e) => {
@@ -521,14 +690,12 @@ fn accepted(
         t.last_full = Instant::now();
     }
     if let Some(r) = resetting {
-        app.faults.record(
-            "relay",
-            format!("relay {} reset from sequence {} to {}", t.url, r.held, seq),
-        );
+        let m = format!("relay {} reset from sequence {} to {}", t.url, r.held, seq);
+        note(app, t, m, Good::Yes);
     }
     if t.down.take().is_some() {
-        app.faults
-            .record("relay", format!("relay {} is reachable again", t.url));
+        let m = format!("relay {} is reachable again", t.url);
+        note(app, t, m, Good::Yes);
     }
 }
 
@@ -563,13 +730,11 @@ fn refused(
             if rules::held_is_impossible(held, UnixMillis::now(), &rules::Limits::default()) {
                 tracing::warn!(relay = %t.url, held, "relay holds a sequence beyond the office's bound; sending a signed reset");
                 if t.reset_noted.replace(held) != Some(held) {
-                    app.faults.record(
-                        "relay",
-                        format!(
-                            "relay {} holds sequence {held}, beyond the office's clock bound: sending it a signed reset",
-                            t.url
-                        ),
+                    let m = format!(
+                        "relay {} holds sequence {held}, beyond the office's clock bound: sending it a signed reset",
+                        t.url
                     );
+                    note(app, t, m, Good::No);
                 }
                 t.reset = Some(Reset {
                     relay: t.name.clone(),
@@ -587,13 +752,11 @@ fn refused(
                     .is_none_or(|at| at.elapsed() >= AHEAD_NOTE_EVERY)
                 {
                     t.ahead_noted = Some(Instant::now());
-                    app.faults.record(
-                        "relay",
-                        format!(
-                            "relay {} holds sequence {held}, ahead of the office's {}: its sequences continue above it / 中継サーバーが庁舎より先の番号を持っているため、その上から送ります",
-                            t.url, header.seq
-                        ),
+                    let m = format!(
+                        "relay {} holds sequence {held}, ahead of the office's {}: its sequences continue above it / 中継サーバーが庁舎より先の番号を持っているため、その上から送ります",
+                        t.url, header.seq
                     );
+                    note(app, t, m, Good::No);
                 }
                 t.floor = t.floor.max(held);
             }
@@ -649,11 +812,12 @@ fn refused(
 }
 
 /// A relay's failure: a fault record when it starts and whenever its kind
-/// changes (R18), a log line each time.
+/// changes (R18; coalesced per relay, [`Notes`]), a log line each time.
 fn fault(app: &App, t: &mut Target, kind: &str, why: String) {
     if t.down.as_deref() != Some(kind) {
         t.down = Some(kind.to_string());
-        app.faults.record("relay", format!("relay {} {why}", t.url));
+        let m = format!("relay {} {why}", t.url);
+        note(app, t, m, Good::No);
     }
     tracing::warn!(relay = %t.url, %why, "bundle not delivered");
 }
@@ -691,6 +855,46 @@ mod tests {
         assert!(b > a);
         let end = Sequence(AtomicU64::new(u64::MAX));
         assert_eq!(end.next(), None);
+    }
+
+    /// relay-rt9 F2 generalised: a relay changing its failure at every
+    /// push gets one record a window, with the count; a recovery after a
+    /// recorded failure is written at once, once a window.
+    #[test]
+    fn one_relays_fault_records_are_coalesced() {
+        let mut n = Notes::every(Duration::from_millis(500));
+        let fail = |i: u32| (format!("failure {i}"), Good::No);
+        let (m, g) = fail(0);
+        assert_eq!(n.note(m, g).as_deref(), Some("failure 0"));
+        for i in 1..10 {
+            let (m, g) = fail(i);
+            assert_eq!(n.note(m, g), None, "held");
+        }
+        assert_eq!(n.flush(), None, "not before the window ends");
+        std::thread::sleep(Duration::from_millis(520));
+        let summary = n.flush().expect("the latest when the window ends");
+        assert!(
+            summary.starts_with("failure 9 (the latest of 9 changes"),
+            "{summary}"
+        );
+        assert_eq!(n.window, Duration::from_millis(1000), "changes went on");
+        // Back again: at once (the page showed a failure), then held.
+        assert_eq!(n.note("back".into(), Good::Yes).as_deref(), Some("back"));
+        let (m, g) = fail(10);
+        assert_eq!(n.note(m, g), None);
+        assert_eq!(n.note("back".into(), Good::Yes), None);
+        std::thread::sleep(Duration::from_millis(1020));
+        assert!(n
+            .flush()
+            .is_some_and(|m| m.starts_with("back (the latest of 2")));
+        // A quiet window: the next change at once, the window back to 500 ms.
+        std::thread::sleep(Duration::from_millis(2020));
+        let (m, g) = fail(11);
+        assert_eq!(n.note(m, g).as_deref(), Some("failure 11"));
+        assert_eq!(n.window, Duration::from_millis(500));
+        // 0: every change a record.
+        let mut all = Notes::every(Duration::ZERO);
+        assert!((0..5).all(|i| all.note(format!("{i}"), Good::No).is_some()));
     }
 
     #[test]

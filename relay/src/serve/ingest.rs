@@ -9,7 +9,8 @@
 //! even on an allowed address — never uploads a body or queues behind
 //! the office (red-team findings 1 and 5). The bundle is then checked for
 //! size (before its body is read), for room in the relay's byte budget for
-//! bodies in flight, and for a body that arrives within its deadline (its
+//! bodies in flight (a connection in the office's slots also has a reserve
+//! of one bundle's size that no other can take: relay-rt9 F4), and for a body that arrives within its deadline (its
 //! declared length at a minimum rate, not an idle timer); then its
 //! signature, outside the store lock (verification is pure, so bundles
 //! never queue behind one another's signature checks); then, under the
@@ -82,7 +83,8 @@ pub async fn handle(
                 Err(e) => return refuse_head(&relay, e, now, peer),
             };
             ticket.prove();
-            ingest(&relay, req, peer, Clocks { relay: now, office }).await
+            let clocks = Clocks { relay: now, office };
+            ingest(&relay, req, peer, clocks, ticket.is_office()).await
         }
         (&Method::GET, "/metrics") => {
             relay.note_impossible_sequence();
@@ -149,8 +151,9 @@ async fn ingest(
     req: Request<Incoming>,
     peer: SocketAddr,
     clocks: Clocks,
+    office: bool,
 ) -> Response<Body> {
-    let reply = match accept(relay, req, clocks).await {
+    let reply = match accept(relay, req, clocks, office).await {
         Ok(seq) => {
             Metrics::add(&relay.metrics.bundles_accepted);
             tracing::info!(seq, %peer, "bundle accepted");
@@ -176,10 +179,13 @@ async fn ingest(
 }
 
 /// Reads the body within its size, the byte budget and its deadline; the
-/// permit holds the body's share of the budget until it is dropped.
+/// permit holds the body's share of the budget until it is dropped. A body
+/// on a connection in the office's slots (`office`) takes its share of the
+/// office's reserve or of the shared budget, whichever has room first.
 async fn read_body(
     relay: &Relay,
     req: Request<Incoming>,
+    office: bool,
 ) -> Result<(Bytes, tokio::sync::OwnedSemaphorePermit), Code> {
     let ingest = &relay.cfg.ingest;
     let max = ingest.max_bundle_bytes;
@@ -195,11 +201,19 @@ async fn read_body(
         return Err(Code::TooLarge);
     }
     let share = u32::try_from(declared).map_err(|_| Code::TooLarge)?;
-    let permit = match tokio::time::timeout(
-        Duration::from_secs(ingest.body_grace_s),
-        relay.inflight.clone().acquire_many_owned(share),
-    )
-    .await
+    let shared = relay.inflight.clone().acquire_many_owned(share);
+    let permit = async {
+        if !office {
+            return shared.await;
+        }
+        let reserved = relay.office_inflight.clone().acquire_many_owned(share);
+        tokio::select! {
+            biased;
+            p = reserved => p,
+            p = shared => p,
+        }
+    };
+    let permit = match tokio::time::timeout(Duration::from_secs(ingest.body_grace_s), permit).await
     {
         Ok(Ok(p)) => p,
         _ => return Err(Code::Busy),
@@ -283,8 +297,15 @@ pub fn examine(
     judge(cfg, b, raw.len(), held, clocks)
 }
 
-async fn accept(relay: &Relay, req: Request<Incoming>, clocks: Clocks) -> Result<u64, Refusal> {
-    let (raw, _budget) = read_body(relay, req).await.map_err(|c| (c, false))?;
+async fn accept(
+    relay: &Relay,
+    req: Request<Incoming>,
+    clocks: Clocks,
+    office: bool,
+) -> Result<u64, Refusal> {
+    let (raw, _budget) = read_body(relay, req, office)
+        .await
+        .map_err(|c| (c, false))?;
     let refuse = |c: Code| (c, true);
     // The signature before the lock, off the async workers (a 4 MiB body
     // is milliseconds of hashing): a flood of bad signatures never holds

@@ -46,6 +46,12 @@ pub struct Relay {
     /// (`ingest.max_bytes_in_flight`): however many connections the office
     /// (or a thief of its key) opens, bodies in memory stay within it.
     inflight: Arc<tokio::sync::Semaphore>,
+    /// One bundle's worth (`ingest.max_bundle_bytes`) more, for bodies on
+    /// connections in the office's slots only (their hello carried the
+    /// office's token): a holder of a stolen key uploading slowly on
+    /// connections without one fills `inflight`, never this, so the
+    /// office's bundles are not `busy` because of it (relay-rt9 F4).
+    office_inflight: Arc<tokio::sync::Semaphore>,
     /// True while the served data is past its expiry.
     stale: watch::Sender<bool>,
     /// The nonces of the office's hello tokens taken (each once).
@@ -128,6 +134,7 @@ impl Relay {
             push,
             limiter: Limiter::new(cfg.limits.connections, cfg.limits.connections_per_ip),
             inflight: Arc::new(tokio::sync::Semaphore::new(cfg.ingest.max_bytes_in_flight)),
+            office_inflight: Arc::new(tokio::sync::Semaphore::new(cfg.ingest.max_bundle_bytes)),
             keys,
             site: RwLock::new(Arc::new(site)),
             store: Arc::new(tokio::sync::Mutex::new(store)),
@@ -493,6 +500,9 @@ async fn serve_connection(
                 // Counted as evicted when it was closed.
                 () = &mut evicted => return,
             };
+            // Read: no longer taken for silent while its token is judged
+            // (relay-rt9 F1).
+            t.heard();
             if !claim_by_hello(&relay, peer, t, start.client_hello().alpn()) {
                 return;
             }

@@ -81,7 +81,32 @@ struct Entry {
     peek: Option<std::net::TcpStream>,
     /// `peek` once showed bytes: it stays so (they are the hello).
     spoken: bool,
+    /// Its task has read its ClientHello and is judging it ([`Ticket::heard`]):
+    /// nothing is waiting on the socket any more, so `peek` would call it
+    /// silent, but it is the furthest from silent there is.
+    heard: bool,
+    /// Its waiting hello offers an office token (by its prefix only: not
+    /// yet verified), once looked at ([`claims_token`]).
+    claims: Option<bool>,
     evict: Arc<Notify>,
+}
+
+/// Whether the first TLS record waiting on `s` offers an office hello
+/// token (its ALPN prefix, [`madoguchi_wire::hello::PREFIX`]) — unverified:
+/// anyone can write the prefix, so it only decides who gives way in a full
+/// lobby (relay-rt9 F1), never a slot.
+/// `None` until a whole first record is waiting.
+fn claims_token(s: &std::net::TcpStream) -> Option<bool> {
+    let mut buf = [0u8; 2048];
+    match s.peek(&mut buf) {
+        Ok(n) if n >= 5 && buf[0] == 0x16 => {
+            let len = usize::from(u16::from_be_bytes([buf[3], buf[4]]));
+            let prefix = madoguchi_wire::hello::PREFIX;
+            (n >= 5 + len || n == buf.len())
+                .then(|| buf[..n].windows(prefix.len()).any(|w| w == prefix))
+        }
+        _ => None,
+    }
 }
 
 /// Where a connection is.
@@ -93,6 +118,14 @@ enum Place {
 }
 
 impl Entry {
+    /// Its waiting hello offers an office token (looked at once).
+    fn claims(&mut self) -> Option<bool> {
+        if self.claims.is_none() {
+            self.claims = self.peek.as_ref().and_then(claims_token);
+        }
+        self.claims
+    }
+
     fn place(&self) -> Place {
         match (self.state, self.office) {
             (State::Lobby, _) => Place::Lobby,
@@ -142,10 +175,45 @@ impl Inner {
             .count()
     }
 
+    /// Closes the oldest lobby connection of `ip` (or of anyone) that has
+    /// spoken without offering an office token and is not being judged:
+    /// room for a newcomer whose hello offers one when nothing else gives
+    /// way (relay-rt9 F1: a flood of whole token-less hellos from the
+    /// office's address, read slower than they came, filled its lobby and
+    /// the office's newcomers were refused).
+    fn evict_unclaimed(&mut self, ip: Option<IpAddr>) -> bool {
+        let victim = self
+            .conns
+            .iter_mut()
+            .filter(|(_, e)| {
+                e.place() == Place::Lobby && !e.heard && ip.is_none_or(|ip| e.ip == ip)
+            })
+            .find_map(|(id, e)| (e.claims() == Some(false)).then_some(*id));
+        match victim.and_then(|id| self.conns.remove(&id)) {
+            Some(e) => {
+                e.evict.notify_one();
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The address with the most connections in the lobby, and how many.
+    fn crowded_lobby(&self) -> Option<(IpAddr, usize)> {
+        let mut by_ip: std::collections::HashMap<IpAddr, usize> = Default::default();
+        for e in self.conns.values().filter(|e| e.place() == Place::Lobby) {
+            *by_ip.entry(e.ip).or_default() += 1;
+        }
+        by_ip.into_iter().max_by_key(|(_, n)| *n)
+    }
+
     /// Closes the oldest connection (of `ip`, or of anyone) in `state` and
     /// `place` that has been in it for `grace`.
     /// In the lobby, the oldest that has not spoken (at any age), else the
-    /// oldest that spoke more than `grace` ago.
+    /// oldest that spoke more than `grace` ago — never one whose hello its
+    /// task has read and is judging ([`Ticket::heard`]): that one leaves the
+    /// lobby as soon as its token is checked (or at the handshake
+    /// deadline), and only the relay reading a hello makes one.
     fn evict_oldest(
         &mut self,
         ip: Option<IpAddr>,
@@ -165,6 +233,9 @@ impl Inner {
                 if !e.has_spoken() {
                     silent = Some((id, &*e));
                     break;
+                }
+                if e.heard {
+                    continue;
                 }
                 if stuck.is_none() && e.since.elapsed() >= grace {
                     stuck = Some((id, &*e));
@@ -207,6 +278,8 @@ pub struct Ticket {
     id: u64,
     ip: IpAddr,
     proven: AtomicBool,
+    /// In the office's slots (its hello carried the office's token).
+    office: AtomicBool,
     evict: Arc<Notify>,
 }
 
@@ -249,14 +322,39 @@ impl Slots {
     ) -> Option<(Ticket, usize)> {
         let mut inner = self.lock();
         let mut evicted = 0;
+        // Looked at only when nothing else gives way.
+        let mut claims: Option<bool> = None;
+        let mut claimed = |peek: &Option<std::net::TcpStream>| {
+            claims = peek.as_ref().and_then(claims_token);
+            claims == Some(true)
+        };
         if inner.count(Some(ip), Place::Lobby) >= self.lobby_per_ip {
-            if !inner.evict_oldest(Some(ip), Place::Lobby, State::Lobby, self.lobby_grace) {
+            let room = inner.evict_oldest(Some(ip), Place::Lobby, State::Lobby, self.lobby_grace)
+                || (claimed(&peek) && inner.evict_unclaimed(Some(ip)));
+            if !room {
                 return None;
             }
             evicted += 1;
         }
         if inner.count(None, Place::Lobby) >= self.lobby_total {
-            if !inner.evict_oldest(None, Place::Lobby, State::Lobby, self.lobby_grace) {
+            // relay-rt9 F1: the room is made by the address that holds the
+            // most of the lobby, not by whoever is oldest: a flood from
+            // one allowed host (of whole hellos, each safe for the grace)
+            // cost the office's connection from another its place. A
+            // newcomer from an address holding fewer than that one is
+            // never refused for it: the crowded address's oldest silent
+            // connection gives way, else its oldest that spoke (never a
+            // hello its task is judging).
+            let (crowded, most) = inner.crowded_lobby()?;
+            let mine = inner.count(Some(ip), Place::Lobby);
+            let grace = if mine < most {
+                Duration::ZERO
+            } else {
+                self.lobby_grace
+            };
+            let room = inner.evict_oldest(Some(crowded), Place::Lobby, State::Lobby, grace)
+                || (claimed(&peek) && inner.evict_unclaimed(None));
+            if !room {
                 return None;
             }
             evicted += 1;
@@ -273,6 +371,8 @@ impl Slots {
                 since: Instant::now(),
                 peek,
                 spoken: false,
+                heard: false,
+                claims,
                 evict: evict.clone(),
             },
         );
@@ -282,6 +382,7 @@ impl Slots {
                 id,
                 ip,
                 proven: AtomicBool::new(false),
+                office: AtomicBool::new(false),
                 evict,
             },
             evicted,
@@ -354,7 +455,34 @@ impl Ticket {
         e.office = true;
         e.since = Instant::now();
         e.peek = None;
+        self.office.store(true, Ordering::Relaxed);
         Some(evicted)
+    }
+
+    /// Its task has read the ClientHello and is about to judge it (the
+    /// token's signature takes a while, milliseconds in a debug build):
+    /// from now the connection is not taken for a silent one, nor closed
+    /// to make room (it leaves the lobby once judged). relay-rt9 F1, found with its t3 scripts:
+    /// a hello read off the socket left nothing for `peek` to see, so
+    /// under a flood of silent connections from the office's address the
+    /// office's connection was closed as "the oldest silent one" while its
+    /// token was being verified — 24 of 60 handshakes with a token failed
+    /// ("tls handshake eof"), 0 of 60 without one.
+    pub fn heard(&self) {
+        if let Some(e) = self.slots.lock().conns.get_mut(&self.id) {
+            if e.state == State::Lobby {
+                e.spoken = true;
+                e.heard = true;
+                e.since = Instant::now();
+                e.peek = None;
+            }
+        }
+    }
+
+    /// In the office's slots: its bundle bodies may use the office's share
+    /// of the in-flight budget (relay-rt9 F4).
+    pub fn is_office(&self) -> bool {
+        self.office.load(Ordering::Relaxed)
     }
 
     /// The connection carried the office's signed head: it can no longer
@@ -632,5 +760,140 @@ mod tests {
         let (_third, evicted) = s.admit(ip, None).expect("the stuck one gives way");
         assert_eq!(evicted, 1);
         assert!(first.was_evicted());
+    }
+
+    /// relay-rt9 F1 (found with its t3 scripts): a connection whose task
+    /// has read its hello has nothing waiting on the socket, so `peek`
+    /// took it for silent, and under a flood of silent connections it was
+    /// closed as the oldest of them while its token was being verified.
+    /// Told [`Ticket::heard`], it is not.
+    #[test]
+    fn a_hello_being_judged_is_not_evicted_as_silent() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = l.local_addr().expect("addr");
+        let mut clients = Vec::new();
+        // A socket with nothing waiting: its hello already read by its task.
+        let mut read_off = || {
+            clients.push(std::net::TcpStream::connect(addr).expect("connect"));
+            let (a, _) = l.accept().expect("accept");
+            a.set_nonblocking(true).expect("nonblocking");
+            a
+        };
+        let mut s = Slots::with_lobby(64, 2, Duration::ZERO, 2, 100);
+        Arc::get_mut(&mut s).expect("one owner").lobby_grace = Duration::from_secs(60);
+        let ip: IpAddr = [10, 0, 0, 1].into();
+        // As before: not told, the oldest goes although its hello was read.
+        let (before, _) = s.admit(ip, Some(read_off())).expect("room");
+        let (_silent, _) = s.admit(ip, None).expect("room");
+        let (_next, evicted) = s.admit(ip, None).expect("room");
+        assert_eq!(evicted, 1);
+        assert!(before.was_evicted(), "the old behaviour");
+        drop((_silent, _next));
+        // Told: the silent squatters give way, however many come.
+        let (office, _) = s.admit(ip, Some(read_off())).expect("room");
+        office.heard();
+        let squat: Vec<_> = (0..50)
+            .map(|_| s.admit(ip, None).expect("a silent one gives way").0)
+            .collect();
+        assert!(!office.was_evicted());
+        assert_eq!(office.claim_office(), Some(0));
+        assert!(office.is_office());
+        drop(squat);
+    }
+
+    /// relay-rt9 F1 from another allowed host: whole hellos from one
+    /// address filled the shared lobby, and room was made by closing the
+    /// oldest silent connection of anyone (the office's, its hello not yet
+    /// in) or by refusing the office's newcomer. Now the crowded address
+    /// makes the room, and a newcomer from an address holding less of the
+    /// lobby is never refused for it.
+    #[test]
+    fn one_crowded_address_cannot_cost_another_its_place_in_the_lobby() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = l.local_addr().expect("addr");
+        let mut clients = Vec::new();
+        let mut spoken = || {
+            let mut c = std::net::TcpStream::connect(addr).expect("connect");
+            std::io::Write::write_all(&mut c, b"\x16\x03\x01\x00\x04\x01\x00\x00\x00")
+                .expect("hello");
+            let (a, _) = l.accept().expect("accept");
+            a.set_nonblocking(true).expect("nonblocking");
+            clients.push(c);
+            a
+        };
+        let mut s = Slots::with_lobby(64, 16, Duration::ZERO, 100, 4);
+        Arc::get_mut(&mut s).expect("one owner").lobby_grace = Duration::from_secs(60);
+        let (office_ip, flood_ip): (IpAddr, IpAddr) = ([10, 0, 0, 1].into(), [10, 0, 0, 2].into());
+        // The office's connection, its hello not in yet.
+        let (office, _) = s.admit(office_ip, None).expect("room");
+        let flood: Vec<_> = (0..3)
+            .map(|_| {
+                let a = spoken();
+                std::thread::sleep(Duration::from_millis(20));
+                s.admit(flood_ip, Some(a)).expect("room").0
+            })
+            .collect();
+        // Full: the flood's newcomers make no room at the office's cost.
+        for _ in 0..5 {
+            let a = spoken();
+            std::thread::sleep(Duration::from_millis(20));
+            assert!(s.admit(flood_ip, Some(a)).is_none());
+        }
+        assert!(!office.was_evicted());
+        // The office's next connection gets in: the crowded address's
+        // oldest gives way, although it spoke within the grace.
+        let (second, evicted) = s
+            .admit(office_ip, None)
+            .expect("the office's newcomer gets in");
+        assert_eq!(evicted, 1);
+        assert!(flood[0].was_evicted() && !flood[1].was_evicted());
+        assert!(!office.was_evicted() && !second.was_evicted());
+    }
+
+    /// relay-rt9 F1, whole token-less hellos from the office's own address
+    /// read slower than they came: its lobby full of connections that had
+    /// spoken within the grace, the office's newcomers were refused (6 of
+    /// 60 handshakes with a token in a run of rt9's script). A newcomer
+    /// whose hello offers a token (by its prefix) now takes the place of
+    /// the oldest that offers none; one without is still refused, and
+    /// claimers never push out claimers.
+    #[test]
+    fn a_hello_offering_a_token_gets_into_a_lobby_full_of_hellos_without() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = l.local_addr().expect("addr");
+        let mut clients = Vec::new();
+        let mut spoken = |bytes: &[u8]| {
+            let mut c = std::net::TcpStream::connect(addr).expect("connect");
+            std::io::Write::write_all(&mut c, bytes).expect("hello");
+            let (a, _) = l.accept().expect("accept");
+            a.set_nonblocking(true).expect("nonblocking");
+            clients.push(c);
+            std::thread::sleep(Duration::from_millis(20));
+            a
+        };
+        let plain = b"\x16\x03\x01\x00\x04\x01\x00\x00\x00";
+        let token = b"\x16\x03\x01\x00\x0a\x01\x00\x00\x06mdg1.x";
+        let mut s = Slots::with_lobby(64, 16, Duration::ZERO, 3, 100);
+        Arc::get_mut(&mut s).expect("one owner").lobby_grace = Duration::from_secs(60);
+        let ip: IpAddr = [10, 0, 0, 1].into();
+        let flood: Vec<_> = (0..3)
+            .map(|_| s.admit(ip, Some(spoken(plain))).expect("room").0)
+            .collect();
+        assert!(
+            s.admit(ip, Some(spoken(plain))).is_none(),
+            "refused as before"
+        );
+        let (office, evicted) = s
+            .admit(ip, Some(spoken(token)))
+            .expect("the token's newcomer");
+        assert_eq!(evicted, 1);
+        assert!(flood[0].was_evicted() && !flood[1].was_evicted());
+        let (second, _) = s.admit(ip, Some(spoken(token))).expect("again");
+        assert!(flood[1].was_evicted() && !office.was_evicted());
+        let (third, _) = s.admit(ip, Some(spoken(token))).expect("again");
+        assert!(flood[2].was_evicted());
+        // Only claimers left: a fourth is refused, none of them pushed out.
+        assert!(s.admit(ip, Some(spoken(token))).is_none());
+        assert!(!office.was_evicted() && !second.was_evicted() && !third.was_evicted());
     }
 }
