@@ -675,7 +675,12 @@ pub async fn new_device(
     }
     let code = app
         .auth
-        .new_enrolment(&d.name, d.role, std::time::Duration::from_secs(24 * 3600))
+        .new_enrolment_by(
+            &d.name,
+            d.role,
+            std::time::Duration::from_secs(24 * 3600),
+            Some(&caller.name),
+        )
         .map_err(|e| ApiError::Internal(format!("{e:#}")))?;
     for old in &withdrawn {
         audit_change(
@@ -1157,9 +1162,13 @@ pub async fn enrol_page(
         Role::Display => ("表示機", "display"),
         _ => ("予備機", "standby server"),
     };
+    // A device of this name enrolled now stops working when the link is
+    // used: said before the button (outside tester pages-rt9 F2: the
+    // start-up link silently took over the office's kiosk-1).
+    let replaces = app.auth.device_enrolled(&name);
     let html = app.pages.render(
         "enrol.html",
-        madoguchi_renderer::context! { code, name, role => role.name(), role_ja, role_en },
+        madoguchi_renderer::context! { code, name, role => role.name(), role_ja, role_en, replaces },
     )?;
     Ok(html.into_response())
 }

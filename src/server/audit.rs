@@ -460,6 +460,13 @@ fn account_change(account: &str, role: &str) -> String {
                 .unwrap_or(("?", "?"));
             format!("発券機「{account}」の発券を止めました（{secs} 秒間に {count} 枚: 人が発券機で取れる数をはるかに超えています）")
         }
+        r if r.starts_with("enrolment-link-revoked:") => format!(
+            "{}「{account}」の登録用リンクを取り消しました（まだ使われていないリンク）",
+            role_ja(&r["enrolment-link-revoked:".len()..])
+        ),
+        "enrolment-link-withdrawn" => format!(
+            "予備機「{account}」の登録用リンクを無効にしました（新しい予備機のリンクを作ったため）"
+        ),
         r if r.starts_with("enrolment-link:") => format!(
             "{}「{account}」の登録用リンクを作りました",
             role_ja(&r["enrolment-link:".len()..])

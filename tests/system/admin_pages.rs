@@ -420,3 +420,112 @@ fn an_administrator_reopens_a_day_closed_by_mistake_in_the_page() {
     );
     assert_eq!(row, json!(["admin（管理者アカウント）"]));
 }
+
+/// Outside tester pages-rt9 F2: the links printed at first start and a
+/// link made on the page and not used yet were listed nowhere, could not
+/// be withdrawn, and the start-up kiosk link silently took over a kiosk-1
+/// enrolled since. Now 端末 lists every outstanding link with its name,
+/// kind, expiry and who made it, each with 取り消す (audited, with who);
+/// a link for a name already enrolled says so on the page and on the
+/// enrolment page, before the button.
+#[test]
+fn unused_enrolment_links_are_listed_and_revoked_in_the_page() {
+    let s = Server::start();
+    let (api, _) = s.admin();
+    let driver = Driver::start();
+    let b = driver.session();
+    sign_in(&b, &s, "/admin/devices");
+    // The two start-up links, named, made at first start.
+    let rows = |b: &Session<'_>| -> Value {
+        b.eval(
+            "return Array.from(document.querySelectorAll('#links tbody tr')).map(r => Array.from(r.children).map(c => c.textContent.trim()))",
+            json!([]),
+        )
+    };
+    let listed = rows(&b);
+    let text = listed.to_string();
+    assert!(
+        text.contains("kiosk-1") && text.contains("display-1"),
+        "{text}"
+    );
+    assert!(text.contains("発券機") && text.contains("表示機"), "{text}");
+    assert!(text.contains("初回起動時"), "who made them: {text}");
+    assert!(text.contains(" まで"), "their expiry: {text}");
+
+    // kiosk-1 is enrolled with the start-up link; its row leaves the list.
+    let kiosk = driver.session();
+    kiosk.enrol(&s.kiosk_enrol);
+    kiosk.wait_text("h1", "番号札をお取りください");
+
+    // A link made on the page is listed at once, with the admin's name,
+    // and, for a name already enrolled, a warning.
+    b.goto(&s.url("/admin/devices"));
+    assert!(!rows(&b).to_string().contains("kiosk-1"), "used link gone");
+    b.type_into("#device-name", "kiosk-1");
+    b.click("#device-role option[value=kiosk]");
+    b.click("#new-device button[type=submit]");
+    b.wait_text("#result", "kiosk-1 の登録用リンクを作りました");
+    b.wait_text("#links tbody", "kiosk-1");
+    let row = b.text("#links tr[data-name=\"kiosk-1\"]");
+    assert!(row.contains("admin"), "who made it: {row}");
+    assert!(row.contains("置き換わります"), "warned: {row}");
+    let link = b.text("#enrolment-url");
+    b.goto(&s.url("/admin/devices"));
+    axe_clean(&b, "/admin/devices with unused links");
+    save("admin-devices-links.png", &b.screenshot());
+
+    // The enrolment page warns before the button.
+    let other = driver.session();
+    other.goto(&link);
+    let said = other.wait_text("main", "この名前の端末は登録済みです");
+    assert!(
+        said.contains("登録すると今の端末は使えなくなります"),
+        "{said}"
+    );
+    axe_clean(&other, "the enrolment page with the warning");
+    save("enrol-replaces.png", &other.screenshot());
+
+    // 取り消す on both: confirmed, said, gone from the list; the links
+    // then enrol nothing and kiosk-1 keeps working.
+    for name in ["kiosk-1", "display-1"] {
+        b.click(&format!("#links tr[data-name=\"{name}\"] button"));
+        b.accept_alert();
+        b.wait_text(
+            "#result",
+            &format!("端末 {name} の登録用リンクを取り消しました"),
+        );
+        assert!(!rows(&b).to_string().contains(name), "{name} still listed");
+    }
+    assert_eq!(
+        b.eval(
+            "return document.getElementById('no-links').hidden",
+            json!([])
+        ),
+        false
+    );
+    for l in [link.as_str(), s.display_enrol.as_str()] {
+        other.goto(l);
+        other.wait_text("main", "使用済みか、期限切れ");
+    }
+    assert!(find(
+        &get(&api, &s, "/api/devices")["devices"],
+        "name",
+        "display-1"
+    )
+    .is_none());
+    kiosk.goto(&s.url("/kiosk"));
+    kiosk.wait_text("h1", "番号札をお取りください");
+
+    // The audit page names the link and who withdrew it.
+    b.goto(&s.url("/audit"));
+    for want in [
+        "発券機「kiosk-1」の登録用リンクを取り消しました",
+        "表示機「display-1」の登録用リンクを取り消しました",
+    ] {
+        let who: Value = b.eval(
+            "return Array.from(document.querySelectorAll('table.audit-table tbody tr')).filter(r => r.textContent.includes(arguments[0])).map(r => r.children[2].textContent)",
+            json!([want]),
+        );
+        assert_eq!(who, json!(["admin（管理者アカウント）"]), "{want}");
+    }
+}
