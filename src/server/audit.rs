@@ -471,6 +471,24 @@ fn account_change(account: &str, role: &str) -> String {
             "{}「{account}」の登録用リンクを作りました",
             role_ja(&r["enrolment-link:".len()..])
         ),
+        r if r.starts_with("created:") => format!(
+            "アカウント {account}（{}）を作りました",
+            role_ja(&r["created:".len()..])
+        ),
+        r if r.starts_with("password-reset:") => {
+            let (now, was) = r["password-reset:".len()..]
+                .split_once(':')
+                .unwrap_or((&r["password-reset:".len()..], ""));
+            if now == was || was.is_empty() {
+                format!("{account} のパスワードを設定し直しました")
+            } else {
+                format!(
+                    "{account} のパスワードを設定し直し、役割を{}から{}に変えました",
+                    role_ja(was),
+                    role_ja(now)
+                )
+            }
+        }
         r @ ("kiosk" | "display" | "standby") => {
             format!("{}「{account}」が登録用リンクで登録されました", role_ja(r))
         }
