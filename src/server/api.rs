@@ -68,6 +68,24 @@ pub struct CommandQuery {
     /// An administrator opening a day other than today must name it here
     /// too (a confirmation; the record's `by` says it was an override).
     override_date: Option<NaiveDate>,
+    /// The language a kiosk's visitor chose (`easy`, `en`, `zh`, `ko`):
+    /// the ticket's QR code opens the phone page in it (outside tester
+    /// pages-rt9 F4). Anything else is Japanese.
+    #[serde(default)]
+    lang: Option<String>,
+}
+
+impl CommandQuery {
+    /// The chosen language, when it is one the phone page has.
+    fn visitor_lang(&self) -> Option<&'static str> {
+        match self.lang.as_deref()? {
+            "easy" => Some("easy"),
+            "en" => Some("en"),
+            "zh" => Some("zh"),
+            "ko" => Some("ko"),
+            _ => None,
+        }
+    }
 }
 
 /// The office's business date now, by the engine's office clock (which
@@ -316,6 +334,7 @@ pub async fn command(
             return Err(ApiError::Forbidden);
         }
     }
+    let lang = q.visitor_lang();
     let (command, by) = checked(&app, &caller, command, &q)?;
     let handle = app.engine.clone();
     let is_issue = matches!(command, Command::IssueTicket { .. });
@@ -365,7 +384,7 @@ pub async fn command(
     });
     if is_issue {
         if let Some(n) = outcome.ticket {
-            let issued = app.printed_ticket(n).await?;
+            let issued = app.printed_ticket(n, lang).await?;
             let mut network = false;
             if caller.role == Role::Kiosk && outcome.seq.is_some() {
                 network = print_on_network_printer(&app, &caller.name, n, &issued).await?;
@@ -1257,7 +1276,12 @@ pub fn wall_now() -> Millis {
 }
 
 /// What the kiosk shows and prints for an issued ticket.
-pub fn printed(engine: &madoguchi_core::engine::Engine, number: u32, base: &str) -> Option<Value> {
+pub fn printed(
+    engine: &madoguchi_core::engine::Engine,
+    number: u32,
+    base: &str,
+    lang: Option<&str>,
+) -> Option<Value> {
     let t = engine.state().ticket(number)?;
     let config = engine.config();
     let q = config.queue(&t.category)?;
@@ -1267,10 +1291,16 @@ pub fn printed(engine: &madoguchi_core::engine::Engine, number: u32, base: &str)
     // reaches a server in a request line, and only this QR code and the
     // screen or paper it is on carry it; with it the visitor may take
     // push notices for this ticket. Tickets from before tags have none.
-    let url = match &t.tag {
+    let mut url = match &t.tag {
         Some(tag) => format!("{base}/m#{date}/{number}/{tag}"),
         None => format!("{base}/m#{date}/{number}"),
     };
+    // The visitor's language last (pages-rt9 F4): the phone page opens in
+    // the words they chose at the kiosk.
+    if let Some(l) = lang {
+        url.push('/');
+        url.push_str(l);
+    }
     let qr = qrcode::QrCode::new(url.as_bytes())
         .map(|c| {
             c.render::<qrcode::render::svg::Color<'_>>()

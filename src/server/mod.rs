@@ -319,10 +319,14 @@ impl App {
             .await?)
     }
 
-    pub async fn printed_ticket(&self, number: u32) -> Result<Value, ApiError> {
+    pub async fn printed_ticket(
+        &self,
+        number: u32,
+        lang: Option<&'static str>,
+    ) -> Result<Value, ApiError> {
         let base = self.public_url.clone();
         self.engine
-            .read_async(move |e| api::printed(e, number, &base))
+            .read_async(move |e| api::printed(e, number, &base, lang))
             .await?
             .ok_or(ApiError::NotFound)
     }
