@@ -166,7 +166,7 @@ return bad;
     if let Some(dir) = std::env::var_os("MADOGUCHI_SCREENSHOTS")
         .map(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/docs/screenshots"))
     {
-        std::fs::write(format!("{dir}/kiosk-easy-issued.png"), k.screenshot()).expect("shot");
+        std::fs::write(format!("{dir}/kiosk-easy-issued-words.png"), k.screenshot()).expect("shot");
     }
 
     // The phone opens the QR code's address: やさしい にほんご, the
