@@ -146,7 +146,7 @@ fn menu_links(r: Role) -> &'static [(&'static str, &'static str)] {
 /// the other pages and no sign-out): the role's pages, `here` marked, who
 /// is signed in and 「ログアウト」. None for a device or nobody.
 pub fn menu(caller: Option<&Caller>, here: &str) -> Option<madoguchi_renderer::Value> {
-    menu_with(caller, here, true)
+    menu_with(caller, here, true, None)
 }
 
 /// The shared menu on the staff station (pages-rt9 F6: it had only its
@@ -154,19 +154,27 @@ pub fn menu(caller: Option<&Caller>, here: &str) -> Option<madoguchi_renderer::V
 /// 「職員用画面」 marked whatever the counter, and without the menu's
 /// ログアウト — the station keeps its own (L key), which comes back to
 /// the same counter.
-pub fn station_menu(caller: Option<&Caller>) -> Option<madoguchi_renderer::Value> {
-    menu_with(caller, "/staff?counter=1", false)
+pub fn station_menu(caller: Option<&Caller>, counter: u16) -> Option<madoguchi_renderer::Value> {
+    menu_with(caller, "/staff?counter=1", false, Some(counter))
 }
 
 fn menu_with(
     caller: Option<&Caller>,
     here: &str,
     logout: bool,
+    counter: Option<u16>,
 ) -> Option<madoguchi_renderer::Value> {
     let c = caller.filter(|c| !c.is_device())?;
-    let links: Vec<(&str, &str, bool)> = menu_links(c.role)
+    // On a station, 「職員用画面」 is this counter's (not counter 1's).
+    let links: Vec<(String, &str, bool)> = menu_links(c.role)
         .iter()
-        .map(|(href, ja)| (*href, *ja, *href == here))
+        .map(|(href, ja)| {
+            let to = match counter {
+                Some(n) if *href == "/staff?counter=1" => format!("/staff?counter={n}"),
+                _ => (*href).to_string(),
+            };
+            (to, *ja, *href == here)
+        })
         .collect();
     Some(madoguchi_renderer::context! {
         user => c.name, role => c.role.ja(), links, logout,
