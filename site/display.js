@@ -137,6 +137,8 @@
     if (!page || !data) return;
     document.documentElement.lang = lang === "easy" ? "ja" : lang;
     page.querySelectorAll(".t[data-lang]").forEach((el) => { el.hidden = el.dataset.lang !== lang; });
+    // やさしい日本語 is spaced: its lines break at the spaces (display.css).
+    page.classList.toggle("easy", lang === "easy");
     const w = words[lang];
     const set = (id, text) => { const el = document.getElementById(id); if (el) el.textContent = text; };
     // date/number, and the ticket's secret tag where the QR code gives it

@@ -95,6 +95,36 @@ fn ruby_words_stay_whole_on_the_kiosk_and_the_ticket_page() {
     check(&m, "ticket page (やさしい日本語)");
 }
 
+/// Each word of kana (two or more, between spaces) in the text of
+/// `arguments[0]` that lies on more than one line while `arguments[1]`
+/// is set from 240 to 640 px wide: "word at width".
+const SPLIT_SPACED: &str = r#"
+const el = document.querySelector(arguments[0]);
+const box = document.querySelector(arguments[1]);
+const bad = [];
+for (let width = 240; width <= 640; width += 6) {
+  box.style.width = width + 'px';
+  const walk = document.createTreeWalker(el, NodeFilter.SHOW_TEXT);
+  for (let node = walk.nextNode(); node; node = walk.nextNode()) {
+    if (node.parentElement.closest('rt')) continue;
+    const text = node.textContent;
+    let at = 0;
+    for (const word of text.split(/[ 　・、。]/)) {
+      const start = text.indexOf(word, at);
+      at = start + word.length;
+      if (!/^[ぁ-ん0-9]{2,}$/.test(word)) continue;
+      const r = document.createRange();
+      r.setStart(node, start);
+      r.setEnd(node, start + word.length);
+      const tops = new Set(Array.from(r.getClientRects()).map(x => Math.round(x.top)));
+      if (tops.size > 1) bad.push(`${word} at ${width}px`);
+    }
+  }
+}
+box.style.width = '';
+return bad;
+"#;
+
 /// Outside tester pages-rt9 F4 (the rest): a ticket taken in やさしい
 /// にほんご opened the phone page in the phone's own language, and there
 /// the category had no ふりがな although the kiosk gave it some; the
@@ -135,33 +165,7 @@ fn a_ticket_taken_in_easy_japanese_opens_the_phone_page_in_it() {
     // Each spaced word of the dialog (「30 ふん」「6 にん」) stays on one
     // line at any width from 240 px (narrower than one word plus its
     // neighbours, a word may still wrap rather than overflow).
-    let split: Value = k.eval(
-        r#"
-const d = document.getElementById('issued-detail');
-const w = d.querySelector('.words') || d;
-const bad = [];
-for (let width = 240; width <= 640; width += 6) {
-  d.style.width = width + 'px';
-  const node = Array.from(w.childNodes).find(n => n.nodeType === 3);
-  if (!node) continue;
-  const text = node.textContent;
-  let at = 0;
-  for (const word of text.split(' ')) {
-    const start = text.indexOf(word, at);
-    at = start + word.length;
-    if (!/^[ぁ-ん0-9]{2,}$/.test(word)) continue;
-    const r = document.createRange();
-    r.setStart(node, start);
-    r.setEnd(node, start + word.length);
-    const tops = new Set(Array.from(r.getClientRects()).map(x => Math.round(x.top)));
-    if (tops.size > 1) bad.push(`${word} at ${width}px`);
-  }
-}
-d.style.width = '';
-return bad;
-"#,
-        json!([]),
-    );
+    let split: Value = k.eval(SPLIT_SPACED, json!(["#issued-detail", "#issued-detail"]));
     assert_eq!(split, json!([]), "words split across lines");
     if let Some(dir) = std::env::var_os("MADOGUCHI_SCREENSHOTS")
         .map(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/docs/screenshots"))
@@ -190,6 +194,8 @@ return bad;
         m.text("#mine-queue")
     );
     check(&m, "ticket page from the QR (やさしい日本語)");
+    let split: Value = m.eval(SPLIT_SPACED, json!(["#mine-state", ".ticket-page"]));
+    assert_eq!(split, json!([]), "phone page words split across lines");
     let v = m.axe();
     assert!(v.is_empty(), "phone page in やさしい日本語: {v:#?}");
     if let Some(dir) = std::env::var_os("MADOGUCHI_SCREENSHOTS")
