@@ -160,7 +160,6 @@ fn date_field(which: &str, typed: &str) -> Result<NaiveDate, ApiError> {
 
 /// A period runs forwards and covers at most three years; said in
 /// Japanese with the dates given (the report and the page alike).
-
 fn period_check(from: NaiveDate, to: NaiveDate) -> Result<(), ApiError> {
     if from > to {
         return Err(ApiError::Invalid {
