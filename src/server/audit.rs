@@ -656,6 +656,33 @@ mod tests {
         assert_eq!(operator(None, &kinds), "サーバー（自動）");
     }
 
+    /// Outside tester pages-rt9 F7: a new account and a password set
+    /// again both read 「…を職員として設定しました（役割・パスワード）」.
+    #[test]
+    fn a_new_account_and_a_reset_read_apart() {
+        assert_eq!(
+            account_change("yamada", "created:staff"),
+            "アカウント yamada（職員）を作りました"
+        );
+        assert_eq!(
+            account_change("yamada", "password-reset:staff:staff"),
+            "yamada のパスワードを設定し直しました"
+        );
+        assert_eq!(
+            account_change("yamada", "password-reset:auditor:staff"),
+            "yamada のパスワードを設定し直し、役割を職員から監査担当に変えました"
+        );
+        assert_eq!(
+            account_change("kiosk-2", "enrolment-link-revoked:kiosk"),
+            "発券機「kiosk-2」の登録用リンクを取り消しました（まだ使われていないリンク）"
+        );
+        // Written before: as it was worded then.
+        assert_eq!(
+            account_change("yamada", "staff"),
+            "yamada を職員として設定しました（役割・パスワード）"
+        );
+    }
+
     /// Outside tester pages-rt8 F9: the audit row of a transfer left its
     /// 内部メモ out (「1005 番を窓口 13 で「証明の交付」へ回しました」).
     #[test]

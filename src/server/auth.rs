@@ -1586,4 +1586,49 @@ mod tests {
         auth.enrol(&b, Some(Role::Display))
             .expect("another name is untouched");
     }
+
+    /// pages-rt9 F2: the outstanding links are listed (with who made
+    /// them, never their codes), and a withdrawn one enrols nothing.
+    #[test]
+    fn outstanding_links_are_listed_and_a_revoked_one_enrols_nothing() {
+        let (_dir, auth) = auth();
+        let first = auth
+            .new_enrolment("kiosk-1", Role::Kiosk, DAY)
+            .expect("link");
+        let page = auth
+            .new_enrolment_by("display-2", Role::Display, DAY, Some("admin"))
+            .expect("link");
+        // The first start's display-1 link, display-2 and the newer
+        // kiosk-1 link (the first start's kiosk-1 link is superseded).
+        let listed = auth.pending_enrolments();
+        assert_eq!(listed.len(), 3, "{listed:?}");
+        let display = listed
+            .iter()
+            .find(|l| l.name == "display-2")
+            .expect("display-2 listed");
+        assert_eq!(display.made_by.as_deref(), Some("admin"));
+        assert!(listed
+            .iter()
+            .all(|l| l.id.len() == 16 && !first.contains(&l.id) && !page.contains(&l.id)));
+        assert_eq!(auth.revoke_enrolment("not-an-id").expect("ok"), None);
+        assert_eq!(
+            auth.revoke_enrolment(&display.id).expect("ok"),
+            Some(("display-2".to_string(), Role::Display))
+        );
+        assert!(matches!(
+            auth.enrol(&page, Some(Role::Display)),
+            Err(ApiError::NotFound)
+        ));
+        assert_eq!(auth.pending_enrolments().len(), 2);
+        // Enrolled: kiosk-1's link leaves the list, the name is enrolled.
+        assert!(!auth.device_enrolled("kiosk-1"));
+        auth.enrol(&first, Some(Role::Kiosk)).expect("first");
+        assert!(auth.device_enrolled("kiosk-1"));
+        let left: Vec<String> = auth
+            .pending_enrolments()
+            .into_iter()
+            .map(|l| l.name)
+            .collect();
+        assert_eq!(left, ["display-1"]);
+    }
 }
