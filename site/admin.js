@@ -168,12 +168,63 @@
       if (!confirm(`発券機 ${d.releaseDevice} の発券を再開しますか？ 停止の理由（短時間の大量発券）を確かめてから再開してください。`)) return;
       act("POST", `/api/devices/${encodeURIComponent(d.releaseDevice)}/release`, {},
         () => reloadSaying(`発券機 ${d.releaseDevice} の発券を再開しました。`));
+    } else if (d.revokeLink !== undefined) {
+      // An unused enrolment link (outside tester pages-rt9 F2).
+      if (!confirm(`端末 ${d.linkName} の登録用リンクを取り消しますか？ そのリンクでは登録できなくなります。`)) return;
+      act("DELETE", `/api/enrolments/${encodeURIComponent(d.revokeLink)}`, null,
+        () => reloadSaying(`端末 ${d.linkName} の登録用リンクを取り消しました。`));
     } else if (d.endSession !== undefined) {
       const who = b.closest("tr").dataset.user;
       act("DELETE", `/api/sessions/${encodeURIComponent(d.endSession)}`, null,
         () => reloadSaying(`${who} のログインを終了しました。`));
     }
   });
+
+  // The list of unused links, drawn again after a new one is made (the
+  // link and its QR code stay on the page; pages-rt9 F2). Text only.
+  async function showLinks() {
+    const table = document.getElementById("links");
+    if (!table) return;
+    let rows;
+    try {
+      const r = await send("GET", "/api/enrolments");
+      if (!r.ok || !r.body || !Array.isArray(r.body.enrolments)) return;
+      rows = r.body.enrolments;
+    } catch (_) { return; }
+    const body = table.tBodies[0];
+    body.textContent = "";
+    rows.forEach((l) => {
+      const tr = document.createElement("tr");
+      tr.dataset.link = l.id;
+      tr.dataset.name = l.name;
+      const th = document.createElement("th");
+      th.scope = "row";
+      th.textContent = l.name;
+      tr.appendChild(th);
+      [l.role_ja, `${l.expires} まで`, l.made_by].forEach((t) => {
+        const td = document.createElement("td");
+        td.textContent = t;
+        tr.appendChild(td);
+      });
+      const td = document.createElement("td");
+      if (l.replaces) {
+        const w = document.createElement("span");
+        w.className = "warn-text";
+        w.textContent = `⚠ 登録済みの「${l.name}」と置き換わります `;
+        td.appendChild(w);
+      }
+      const b = document.createElement("button");
+      b.type = "button";
+      b.dataset.revokeLink = l.id;
+      b.dataset.linkName = l.name;
+      b.textContent = "取り消す";
+      td.appendChild(b);
+      tr.appendChild(td);
+      body.appendChild(tr);
+    });
+    const none = document.getElementById("no-links");
+    if (none) none.hidden = rows.length > 0;
+  }
 
   const newDevice = document.getElementById("new-device");
   if (newDevice) {
@@ -192,6 +243,7 @@
         // A newer standby link withdraws an unused one: said, not silent.
         const withdrawn = typeof body.notice_ja === "string" ? body.notice_ja : "";
         say(`${name} の登録用リンクを作りました（${body.valid_hours} 時間有効・一度だけ）。${withdrawn}`);
+        showLinks();
       });
     });
   }

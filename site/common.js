@@ -163,13 +163,16 @@ window.Madoguchi = (function () {
 })();
 
 // ログアウト in the shared menu of every signed-in page (layouts/menu.html;
-// pages-rt8 F10). The staff station has its own (L key, staff.js).
+// pages-rt8 F10), and 「ログアウトして別のアカウントでログイン」 on a refusal
+// page (pages-rt9 F6: it only went to /login and the session stayed): a
+// POST with the CSRF token ends the session first. The staff station's
+// own L key does the same (staff.js).
 document.addEventListener("DOMContentLoaded", () => {
-  const out = document.querySelector(".menu-logout");
-  if (!out) return;
-  out.addEventListener("click", async () => {
-    out.disabled = true;
-    try { await window.Madoguchi.post("/api/logout", {}); } catch (_) { /* signed out or server gone: the login page says which */ }
-    location.href = "/login";
+  document.querySelectorAll(".menu-logout").forEach((out) => {
+    out.addEventListener("click", async () => {
+      out.disabled = true;
+      try { await window.Madoguchi.post("/api/logout", {}); } catch (_) { /* signed out or server gone: the login page says which */ }
+      location.href = "/login";
+    });
   });
 });

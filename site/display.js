@@ -119,6 +119,10 @@
   // never leaves the phone. Their place comes from the public lists.
   let lang = (navigator.language || "ja").slice(0, 2);
   if (!["ja", "en", "zh", "ko"].includes(lang)) lang = "ja";
+  // The language chosen at the kiosk ends the QR code's fragment
+  // (…/1001/<tag>/easy; outside tester pages-rt9 F4): the page opens in it.
+  const chosen = /\/(easy|en|zh|ko)$/.exec(decodeURIComponent(location.hash));
+  if (chosen) lang = chosen[1];
   // "easy" is やさしい日本語 (lang="ja"), chosen with its button.
   const words = {
     ja: { cancelled: "この番号札は取り消されました。ご不明な点は職員に声をおかけください。", unserved: "本日の受付は、お手続きが終わる前に終了しました。申し訳ありません。職員に声をおかけいただくか、次の開庁日にお越しください。", finished: "受付は終わりました。ご来庁ありがとうございました。", notfound: "この番号は本日の受付に見つかりません。番号札の日付と番号をお確かめください。", held: "お手続きの途中です。職員の案内をお待ちください。", notstarted: "本日の受付はまだ始まっていません。", people: (n) => `${n} 人`, min: (n) => `約 ${n} 分`, num: (n) => `${n} 番`, passed: "お呼びした番号を過ぎています。職員に声をおかけください。", called: (c) => `お呼びしています。${c} 番窓口へお越しください。`, waiting: "お待ちください。順番が近づいたらこの画面でお知らせします。", unknown: "番号札の QR コードからこのページを開いてください。", closed: "本日の受付は終了しました。" },
@@ -133,12 +137,14 @@
     if (!page || !data) return;
     document.documentElement.lang = lang === "easy" ? "ja" : lang;
     page.querySelectorAll(".t[data-lang]").forEach((el) => { el.hidden = el.dataset.lang !== lang; });
+    // やさしい日本語 is spaced: its lines break at the spaces (display.css).
+    page.classList.toggle("easy", lang === "easy");
     const w = words[lang];
     const set = (id, text) => { const el = document.getElementById(id); if (el) el.textContent = text; };
     // date/number, and the ticket's secret tag where the QR code gives it
     // (issue 20): without the tag the queue shows as ever, but the relay
     // takes no push subscription.
-    const m = /^#?(\d{4}-\d{2}-\d{2})\/(\d{1,6})(?:\/([0-9a-f]{16}))?$/.exec(decodeURIComponent(location.hash));
+    const m = /^#?(\d{4}-\d{2}-\d{2})\/(\d{1,6})(?:\/([0-9a-f]{16}))?(?:\/(?:easy|en|zh|ko))?$/.exec(decodeURIComponent(location.hash));
     visitOver = false;
     notifyRender(m ? `${m[1]}/${Number(m[2])}` : null, m && m[3]);
     if (!m) { set("mine-state", w.unknown); return; }
@@ -155,6 +161,10 @@
     const notOpen = data.day_state === "not_started" ? w.notstarted : w.closed;
     if (!inQueue) { set("mine-state", knowsAll ? (data.day_open ? w.notfound : notOpen) : w.unknown); return; }
     set("mine-queue", inQueue.name[lang] || inQueue.name.ja);
+    // ふりがな on the category's kanji in やさしい日本語, as the kiosk gives
+    // them (outside tester pages-rt9 F4; the readings are common.js's).
+    const mq = document.getElementById("mine-queue");
+    if (lang === "easy" && mq && window.Madoguchi && window.Madoguchi.ruby) window.Madoguchi.ruby(mq);
     set("mine-serving", inQueue.serving.length ? inQueue.serving.map((e) => e[0]).join("、") : "—");
     const atCounter = inQueue.serving.find((e) => e[0] === number);
     const pos = inQueue.waiting.findIndex((e) => e[0] === number);

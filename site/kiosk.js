@@ -120,7 +120,12 @@
     const cat = document.createElement("span");
     cat.textContent = name(t.category_name);
     if (lang === "easy") M.ruby(cat);
-    d.append(cat, ` — ${detail}`);
+    // The words after the category break only at their spaces: 「30 ふん」
+    // was split 「30 ふ / ん」 (outside tester pages-rt9 F4; style.css .words).
+    const words = document.createElement("span");
+    words.className = "words";
+    words.textContent = detail;
+    d.append(cat, " — ", words);
     printTicket(t, w);
     document.getElementById("ticket-qr").innerHTML = t.qr_svg;
     dialog.hidden = false;
@@ -174,7 +179,10 @@
     const requestId = (crypto.randomUUID ? crypto.randomUUID() : String(Date.now()) + Math.random());
     for (let attempt = 0; attempt < 4; attempt++) {
       try {
-        const r = await M.post("/api/commands", { command: "issue_ticket", category, request_id: requestId });
+        // The chosen language rides to the ticket's QR code, so the phone
+        // page opens in it (outside tester pages-rt9 F4).
+        const path = lang === "ja" ? "/api/commands" : `/api/commands?lang=${encodeURIComponent(lang)}`;
+        const r = await M.post(path, { command: "issue_ticket", category, request_id: requestId });
         offline.hidden = true;
         if (r.ok && r.body.issued) { show(r.body.issued, r.body.printed === "network"); return; }
         failed(r.body, category);

@@ -35,6 +35,16 @@
         result.classList.add("bad");
         return;
       }
+      // A period without records: said, and no empty file downloaded
+      // (outside tester pages-rt9 F3).
+      const none = res.headers.get("X-Madoguchi-No-Records");
+      if (none) {
+        result.textContent = none === "future"
+          ? `この期間（${body.from} 〜 ${body.to}）はまだ来ていないため、記録がありません。ファイルは作りませんでした。今日までの期間を選んでください。`
+          : `この期間（${body.from} 〜 ${body.to}）には受付の記録がありません。ファイルは作りませんでした。別の期間を選んでください。`;
+        result.classList.add("bad");
+        return;
+      }
       const blob = await res.blob();
       const name = (res.headers.get("Content-Disposition") || "").split('filename="')[1]?.replace('"', "") || "madoguchi-stats";
       const url = URL.createObjectURL(blob);

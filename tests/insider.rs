@@ -635,13 +635,15 @@ fn a_stranger_cannot_lock_out_an_admin_and_every_failure_is_audited() {
         .filter(|l| l.contains("ADMIN") && l.contains("127.0.0.66") && l.contains("login"))
         .count();
     assert_eq!(failed, 5, "{audit}");
-    // The refusals while it waited are audited too: once per wait, so a
-    // flood cannot fill the log.
+    // The refusals while it waited are audited too, each of them (the
+    // first few of a window one by one, the rest summed up at its end, so
+    // a flood cannot fill the log; outside tester pages-rt9 F7: only the
+    // first of a wait was, which hid a guessing run going on).
     let refused = audit
         .lines()
         .filter(|l| l.contains("127.0.0.66") && l.contains("refused"))
         .count();
-    assert_eq!(refused, 1, "{audit}");
+    assert_eq!(refused, 4, "{audit}");
 }
 
 /// Red-team finding (issue 23): a sign-in spray from many addresses (each

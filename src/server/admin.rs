@@ -34,6 +34,8 @@ pub fn routes() -> Router<Arc<App>> {
         .route("/api/devices", get(list_devices))
         .route("/api/sessions", get(list_sessions))
         .route("/api/sessions/{id}", delete(end_session))
+        .route("/api/enrolments", get(list_enrolments))
+        .route("/api/enrolments/{id}", delete(revoke_enrolment))
 }
 
 /// The administrator asking for a page; a browser that is not signed in
@@ -110,6 +112,40 @@ fn sessions(app: &App, me: &Caller) -> Vec<SessionView> {
         .collect()
 }
 
+/// An outstanding enrolment link as the devices page lists it.
+#[derive(Debug, Serialize)]
+struct LinkView {
+    id: String,
+    name: String,
+    role: Role,
+    role_ja: &'static str,
+    expires: String,
+    made_by: String,
+    /// A device of this name is enrolled now: using the link replaces it.
+    replaces: bool,
+}
+
+/// Every link that would still enrol a device (outside tester pages-rt9
+/// F2: the links printed at first start and those made on the page and
+/// not used yet were nowhere to be seen, and one took over kiosk-1).
+fn links(app: &App) -> Vec<LinkView> {
+    app.auth
+        .pending_enrolments()
+        .into_iter()
+        .map(|l| LinkView {
+            replaces: app.auth.device_enrolled(&l.name),
+            role_ja: role_ja(l.role),
+            expires: office_time(app, l.expires_at),
+            made_by: l
+                .made_by
+                .unwrap_or_else(|| "初回起動時（サーバーの画面に表示）".to_string()),
+            id: l.id,
+            name: l.name,
+            role: l.role,
+        })
+        .collect()
+}
+
 async fn render(
     app: &Arc<App>,
     name: &str,
@@ -162,7 +198,7 @@ async fn devices_page(
         &app,
         "admin_devices.html",
         &caller,
-        context! { devices => rows, revoke => true },
+        context! { devices => rows, revoke => true, links => links(&app) },
     )
     .await
 }
@@ -203,6 +239,36 @@ async fn list_sessions(
     Authed(caller, ..): Authed<Admins>,
 ) -> Json<Value> {
     Json(json!({ "sessions": sessions(&app, &caller) }))
+}
+
+/// `GET /api/enrolments` (admin): the links that would still enrol a
+/// device (never their codes).
+async fn list_enrolments(State(app): State<Arc<App>>, _: Authed<Admins>) -> Json<Value> {
+    Json(json!({ "enrolments": links(&app) }))
+}
+
+/// `DELETE /api/enrolments/{id}` (admin): withdraws an unused enrolment
+/// link (the 取り消す of the devices page, pages-rt9 F2); in the audit
+/// log with the administrator's name, the device name and its kind.
+async fn revoke_enrolment(
+    State(app): State<Arc<App>>,
+    Authed(caller, ..): Authed<Admins>,
+    UrlPath(id): UrlPath<String>,
+) -> Result<Json<Value>, ApiError> {
+    let (name, role) = app
+        .auth
+        .revoke_enrolment(&id)
+        .map_err(|e| ApiError::Internal(format!("{e:#}")))?
+        .ok_or(ApiError::NotFound)?;
+    let a = app.clone();
+    let event = Event::AccountChanged {
+        account: name.clone(),
+        role: format!("enrolment-link-revoked:{}", role.name()),
+    };
+    tokio::task::spawn_blocking(move || a.audit(Some(caller.name), event))
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    Ok(Json(json!({"ok": true, "name": name, "role": role})))
 }
 
 /// `DELETE /api/sessions/{id}` (admin): ends a session at once, in the

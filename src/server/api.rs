@@ -68,6 +68,24 @@ pub struct CommandQuery {
     /// An administrator opening a day other than today must name it here
     /// too (a confirmation; the record's `by` says it was an override).
     override_date: Option<NaiveDate>,
+    /// The language a kiosk's visitor chose (`easy`, `en`, `zh`, `ko`):
+    /// the ticket's QR code opens the phone page in it (outside tester
+    /// pages-rt9 F4). Anything else is Japanese.
+    #[serde(default)]
+    lang: Option<String>,
+}
+
+impl CommandQuery {
+    /// The chosen language, when it is one the phone page has.
+    fn visitor_lang(&self) -> Option<&'static str> {
+        match self.lang.as_deref()? {
+            "easy" => Some("easy"),
+            "en" => Some("en"),
+            "zh" => Some("zh"),
+            "ko" => Some("ko"),
+            _ => None,
+        }
+    }
 }
 
 /// The office's business date now, by the engine's office clock (which
@@ -316,6 +334,7 @@ pub async fn command(
             return Err(ApiError::Forbidden);
         }
     }
+    let lang = q.visitor_lang();
     let (command, by) = checked(&app, &caller, command, &q)?;
     let handle = app.engine.clone();
     let is_issue = matches!(command, Command::IssueTicket { .. });
@@ -365,7 +384,7 @@ pub async fn command(
     });
     if is_issue {
         if let Some(n) = outcome.ticket {
-            let issued = app.printed_ticket(n).await?;
+            let issued = app.printed_ticket(n, lang).await?;
             let mut network = false;
             if caller.role == Role::Kiosk && outcome.seq.is_some() {
                 network = print_on_network_printer(&app, &caller.name, n, &issued).await?;
@@ -532,15 +551,14 @@ pub async fn login(
     let delay = match app.auth.throttle.before(&l.username, addr) {
         Ok(delay) => delay,
         Err(locked) => {
-            // The first refusal of each wait is audited (a flood's others
-            // are not: they would fill the log).
-            if locked.first
-                && app.sign_in_audit.failed(
-                    &l.username,
-                    addr,
-                    true,
-                    app.auth.is_account(&l.username),
-                )
+            // Every refusal during a wait is audited: the first few of a
+            // window one by one, the rest in the window's summary with
+            // their count (sign_in_audit.rs keeps a flood bounded). Only
+            // the first of each wait was, so an auditor saw one row for a
+            // guessing run that went on (outside tester pages-rt9 F7).
+            if app
+                .sign_in_audit
+                .failed(&l.username, addr, true, app.auth.is_account(&l.username))
             {
                 let account = audited_name(&l.username);
                 let by = format!(
@@ -675,7 +693,12 @@ pub async fn new_device(
     }
     let code = app
         .auth
-        .new_enrolment(&d.name, d.role, std::time::Duration::from_secs(24 * 3600))
+        .new_enrolment_by(
+            &d.name,
+            d.role,
+            std::time::Duration::from_secs(24 * 3600),
+            Some(&caller.name),
+        )
         .map_err(|e| ApiError::Internal(format!("{e:#}")))?;
     for old in &withdrawn {
         audit_change(
@@ -730,11 +753,19 @@ pub async fn new_user(
 ) -> Result<Json<Value>, ApiError> {
     let a = app.clone();
     tokio::task::spawn_blocking(move || {
-        a.auth
+        let before = a
+            .auth
             .set_user(&u.username, u.role, &u.password, u.replace, &caller)?;
+        // A new account and a password set again read differently in the
+        // audit log (outside tester pages-rt9 F7: both were 「…を職員として
+        // 設定しました」): `created:<role>`, or `password-reset:<role>:<was>`.
+        let role = match before {
+            None => format!("created:{}", u.role.name()),
+            Some(was) => format!("password-reset:{}:{}", u.role.name(), was.name()),
+        };
         let event = Event::AccountChanged {
             account: u.username,
-            role: u.role.name().to_string(),
+            role,
         };
         a.audit(Some(caller.name), event);
         Ok::<(), ApiError>(())
@@ -1157,9 +1188,13 @@ pub async fn enrol_page(
         Role::Display => ("表示機", "display"),
         _ => ("予備機", "standby server"),
     };
+    // A device of this name enrolled now stops working when the link is
+    // used: said before the button (outside tester pages-rt9 F2: the
+    // start-up link silently took over the office's kiosk-1).
+    let replaces = app.auth.device_enrolled(&name);
     let html = app.pages.render(
         "enrol.html",
-        madoguchi_renderer::context! { code, name, role => role.name(), role_ja, role_en },
+        madoguchi_renderer::context! { code, name, role => role.name(), role_ja, role_en, replaces },
     )?;
     Ok(html.into_response())
 }
@@ -1241,7 +1276,12 @@ pub fn wall_now() -> Millis {
 }
 
 /// What the kiosk shows and prints for an issued ticket.
-pub fn printed(engine: &madoguchi_core::engine::Engine, number: u32, base: &str) -> Option<Value> {
+pub fn printed(
+    engine: &madoguchi_core::engine::Engine,
+    number: u32,
+    base: &str,
+    lang: Option<&str>,
+) -> Option<Value> {
     let t = engine.state().ticket(number)?;
     let config = engine.config();
     let q = config.queue(&t.category)?;
@@ -1251,10 +1291,16 @@ pub fn printed(engine: &madoguchi_core::engine::Engine, number: u32, base: &str)
     // reaches a server in a request line, and only this QR code and the
     // screen or paper it is on carry it; with it the visitor may take
     // push notices for this ticket. Tickets from before tags have none.
-    let url = match &t.tag {
+    let mut url = match &t.tag {
         Some(tag) => format!("{base}/m#{date}/{number}/{tag}"),
         None => format!("{base}/m#{date}/{number}"),
     };
+    // The visitor's language last (pages-rt9 F4): the phone page opens in
+    // the words they chose at the kiosk.
+    if let Some(l) = lang {
+        url.push('/');
+        url.push_str(l);
+    }
     let qr = qrcode::QrCode::new(url.as_bytes())
         .map(|c| {
             c.render::<qrcode::render::svg::Color<'_>>()

@@ -460,10 +460,35 @@ fn account_change(account: &str, role: &str) -> String {
                 .unwrap_or(("?", "?"));
             format!("発券機「{account}」の発券を止めました（{secs} 秒間に {count} 枚: 人が発券機で取れる数をはるかに超えています）")
         }
+        r if r.starts_with("enrolment-link-revoked:") => format!(
+            "{}「{account}」の登録用リンクを取り消しました（まだ使われていないリンク）",
+            role_ja(&r["enrolment-link-revoked:".len()..])
+        ),
+        "enrolment-link-withdrawn" => format!(
+            "予備機「{account}」の登録用リンクを無効にしました（新しい予備機のリンクを作ったため）"
+        ),
         r if r.starts_with("enrolment-link:") => format!(
             "{}「{account}」の登録用リンクを作りました",
             role_ja(&r["enrolment-link:".len()..])
         ),
+        r if r.starts_with("created:") => format!(
+            "アカウント {account}（{}）を作りました",
+            role_ja(&r["created:".len()..])
+        ),
+        r if r.starts_with("password-reset:") => {
+            let (now, was) = r["password-reset:".len()..]
+                .split_once(':')
+                .unwrap_or((&r["password-reset:".len()..], ""));
+            if now == was || was.is_empty() {
+                format!("{account} のパスワードを設定し直しました")
+            } else {
+                format!(
+                    "{account} のパスワードを設定し直し、役割を{}から{}に変えました",
+                    role_ja(was),
+                    role_ja(now)
+                )
+            }
+        }
         r @ ("kiosk" | "display" | "standby") => {
             format!("{}「{account}」が登録用リンクで登録されました", role_ja(r))
         }
@@ -629,6 +654,33 @@ mod tests {
             "tanaka from home"
         );
         assert_eq!(operator(None, &kinds), "サーバー（自動）");
+    }
+
+    /// Outside tester pages-rt9 F7: a new account and a password set
+    /// again both read 「…を職員として設定しました（役割・パスワード）」.
+    #[test]
+    fn a_new_account_and_a_reset_read_apart() {
+        assert_eq!(
+            account_change("yamada", "created:staff"),
+            "アカウント yamada（職員）を作りました"
+        );
+        assert_eq!(
+            account_change("yamada", "password-reset:staff:staff"),
+            "yamada のパスワードを設定し直しました"
+        );
+        assert_eq!(
+            account_change("yamada", "password-reset:auditor:staff"),
+            "yamada のパスワードを設定し直し、役割を職員から監査担当に変えました"
+        );
+        assert_eq!(
+            account_change("kiosk-2", "enrolment-link-revoked:kiosk"),
+            "発券機「kiosk-2」の登録用リンクを取り消しました（まだ使われていないリンク）"
+        );
+        // Written before: as it was worded then.
+        assert_eq!(
+            account_change("yamada", "staff"),
+            "yamada を職員として設定しました（役割・パスワード）"
+        );
     }
 
     /// Outside tester pages-rt8 F9: the audit row of a transfer left its

@@ -43,6 +43,11 @@ pub const SESSION_MAX: Duration = Duration::from_secs(12 * 3600);
 /// browsers, with room to spare); a new sign-in beyond it ends the least
 /// recently used.
 pub const MAX_SESSIONS_PER_ACCOUNT: usize = 16;
+/// The device names the links printed at first start enrol (the console
+/// says so beside each link).
+pub const FIRST_KIOSK: &str = "kiosk-1";
+pub const FIRST_DISPLAY: &str = "display-1";
+
 /// A device token is valid this many days after enrolment.
 pub const DEVICE_DAYS: i64 = 400;
 /// How often a session's last use is written down (so an idle timeout
@@ -153,6 +158,28 @@ struct Enrolment {
     /// over a kiosk enrolled since from the page, without a word).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     superseded: bool,
+    /// Who made the link: an administrator's name; none for the links
+    /// printed at first start (outside tester pages-rt9 F2: the devices
+    /// page lists every outstanding link with who made it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    made_by: Option<String>,
+}
+
+/// An enrolment link that still enrols, as the devices page lists it
+/// (issue 18, pages-rt9 F2): never the code, only an id derived from its
+/// stored hash, which is what 取り消す sends back.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct PendingLink {
+    pub id: String,
+    pub name: String,
+    pub role: Role,
+    pub expires_at: i64,
+    pub made_by: Option<String>,
+}
+
+/// A link's public id: the first 16 hex digits of its stored hash.
+fn link_id(code_sha256: &str) -> &str {
+    code_sha256.get(..16).unwrap_or(code_sha256)
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -462,9 +489,9 @@ impl Auth {
             });
         })?;
         let kiosk_enrolment =
-            auth.new_enrolment("kiosk-1", Role::Kiosk, Duration::from_secs(24 * 3600))?;
+            auth.new_enrolment(FIRST_KIOSK, Role::Kiosk, Duration::from_secs(24 * 3600))?;
         let display_enrolment =
-            auth.new_enrolment("display-1", Role::Display, Duration::from_secs(24 * 3600))?;
+            auth.new_enrolment(FIRST_DISPLAY, Role::Display, Duration::from_secs(24 * 3600))?;
         Ok((
             auth,
             Some(FirstStart {
@@ -738,6 +765,18 @@ impl Auth {
 
     /// A one-time code that enrols a device when its link is opened.
     pub fn new_enrolment(&self, name: &str, role: Role, valid: Duration) -> anyhow::Result<String> {
+        self.new_enrolment_by(name, role, valid, None)
+    }
+
+    /// [`Self::new_enrolment`], naming who made it (an administrator; none
+    /// at first start).
+    pub fn new_enrolment_by(
+        &self,
+        name: &str,
+        role: Role,
+        valid: Duration,
+        made_by: Option<&str>,
+    ) -> anyhow::Result<String> {
         let code = random_token(16);
         let stored = Enrolment {
             code_sha256: sha256_hex(&code),
@@ -746,6 +785,7 @@ impl Auth {
             expires_at: unix_now() + valid.as_secs() as i64,
             replaced_by: None,
             superseded: false,
+            made_by: made_by.map(str::to_string),
         };
         self.with_enrolments(|e| {
             for older in e.iter_mut().filter(|o| o.name == stored.name) {
@@ -754,6 +794,57 @@ impl Auth {
             e.push(stored);
         })?;
         Ok(code)
+    }
+
+    /// Every link that would still enrol its device (unused, unexpired,
+    /// neither replaced nor superseded), soonest to expire first.
+    pub fn pending_enrolments(&self) -> Vec<PendingLink> {
+        let now = unix_now();
+        let mut rows: Vec<PendingLink> = self
+            .enrolments
+            .lock()
+            .map(|list| {
+                list.iter()
+                    .filter(|e| e.expires_at > now && e.replaced_by.is_none() && !e.superseded)
+                    .map(|e| PendingLink {
+                        id: link_id(&e.code_sha256).to_string(),
+                        name: e.name.clone(),
+                        role: e.role,
+                        expires_at: e.expires_at,
+                        made_by: e.made_by.clone(),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        rows.sort_by(|a, b| (a.expires_at, &a.name).cmp(&(b.expires_at, &b.name)));
+        rows
+    }
+
+    /// Withdraws an unused link by its [`PendingLink::id`]: it enrols
+    /// nothing from now on (it answers as a used or expired link). Returns
+    /// the device name and kind it was for, or none when no such link.
+    pub fn revoke_enrolment(&self, id: &str) -> anyhow::Result<Option<(String, Role)>> {
+        self.with_enrolments(|list| {
+            let at = list
+                .iter()
+                .position(|e| id.len() == 16 && link_id(&e.code_sha256) == id)?;
+            let gone = list.remove(at);
+            Some((gone.name, gone.role))
+        })
+    }
+
+    /// Whether a device of this name is enrolled and not revoked (the
+    /// enrolment page warns that using the link replaces it).
+    pub fn device_enrolled(&self, name: &str) -> bool {
+        let now = unix_now();
+        self.file
+            .lock()
+            .map(|f| {
+                f.devices
+                    .iter()
+                    .any(|d| d.name == name && !d.disabled && d.expires_at.is_none_or(|e| now < e))
+            })
+            .unwrap_or(false)
     }
 
     /// What an enrolment code is for, if it is an unexpired one (the code
@@ -1019,7 +1110,7 @@ impl Auth {
         password: &str,
         replace: bool,
         by: &Caller,
-    ) -> Result<(), ApiError> {
+    ) -> Result<Option<Role>, ApiError> {
         if !matches!(role, Role::Admin | Role::Staff | Role::Auditor) {
             return Err(ApiError::BadRequest(
                 "a person's role is admin, staff or auditor".into(),
@@ -1060,9 +1151,15 @@ impl Auth {
             }
         }
         let hash = hash_password(password)?;
+        let mut before = None;
         let refused = self
             .with_file(|f| {
                 let mut next = f.clone();
+                before = next
+                    .users
+                    .iter()
+                    .find(|u| u.username == username)
+                    .map(|u| u.role);
                 next.users.retain(|u| u.username != username);
                 next.users.push(User {
                     username: username.to_string(),
@@ -1087,7 +1184,7 @@ impl Auth {
             .then_some(by.session.as_deref())
             .flatten();
         self.end_sessions(username, keep).map_err(internal)?;
-        Ok(())
+        Ok(before)
     }
 
     /// Whether an enabled standby device other than `name` exists.
@@ -1488,5 +1585,50 @@ mod tests {
         auth.enrol(&c, Some(Role::Display)).expect("c");
         auth.enrol(&b, Some(Role::Display))
             .expect("another name is untouched");
+    }
+
+    /// pages-rt9 F2: the outstanding links are listed (with who made
+    /// them, never their codes), and a withdrawn one enrols nothing.
+    #[test]
+    fn outstanding_links_are_listed_and_a_revoked_one_enrols_nothing() {
+        let (_dir, auth) = auth();
+        let first = auth
+            .new_enrolment("kiosk-1", Role::Kiosk, DAY)
+            .expect("link");
+        let page = auth
+            .new_enrolment_by("display-2", Role::Display, DAY, Some("admin"))
+            .expect("link");
+        // The first start's display-1 link, display-2 and the newer
+        // kiosk-1 link (the first start's kiosk-1 link is superseded).
+        let listed = auth.pending_enrolments();
+        assert_eq!(listed.len(), 3, "{listed:?}");
+        let display = listed
+            .iter()
+            .find(|l| l.name == "display-2")
+            .expect("display-2 listed");
+        assert_eq!(display.made_by.as_deref(), Some("admin"));
+        assert!(listed
+            .iter()
+            .all(|l| l.id.len() == 16 && !first.contains(&l.id) && !page.contains(&l.id)));
+        assert_eq!(auth.revoke_enrolment("not-an-id").expect("ok"), None);
+        assert_eq!(
+            auth.revoke_enrolment(&display.id).expect("ok"),
+            Some(("display-2".to_string(), Role::Display))
+        );
+        assert!(matches!(
+            auth.enrol(&page, Some(Role::Display)),
+            Err(ApiError::NotFound)
+        ));
+        assert_eq!(auth.pending_enrolments().len(), 2);
+        // Enrolled: kiosk-1's link leaves the list, the name is enrolled.
+        assert!(!auth.device_enrolled("kiosk-1"));
+        auth.enrol(&first, Some(Role::Kiosk)).expect("first");
+        assert!(auth.device_enrolled("kiosk-1"));
+        let left: Vec<String> = auth
+            .pending_enrolments()
+            .into_iter()
+            .map(|l| l.name)
+            .collect();
+        assert_eq!(left, ["display-1"]);
     }
 }

@@ -25,7 +25,7 @@ pub fn person(
     match app.auth.require(method, headers, roles) {
         Ok(c) => Ok(c),
         Err(ApiError::Forbidden) => match app.auth.identify(headers) {
-            Some(c) if !c.is_device() => Err(Box::new(not_for_you(&c, roles))),
+            Some(c) if !c.is_device() => Err(Box::new(not_for_you(app, &c, roles))),
             _ => Err(Box::new(to_login(next))),
         },
         Err(_) => Err(Box::new(to_login(next))),
@@ -42,7 +42,10 @@ pub fn role_ja(r: Role) -> (&'static str, &'static str) {
 }
 
 /// The page for a signed-in person whose role this page is not for (403).
-fn not_for_you(c: &Caller, roles: &[Role]) -> Response {
+/// It is a signed-in page like the others: the shared menu with ログアウト,
+/// and 「別のアカウントでログイン」 ends this session before the login page
+/// (outside tester pages-rt9 F6: on a shared PC the old session stayed).
+fn not_for_you(app: &App, c: &Caller, roles: &[Role]) -> Response {
     // Always in the same order, whichever order the page lists them in.
     let mut roles = roles.to_vec();
     roles.sort_by_key(|r| match r {
@@ -64,16 +67,29 @@ fn not_for_you(c: &Caller, roles: &[Role]) -> Response {
         _ => ("/", "トップページへ", "Top page"),
     };
     let ja = format!("このページは{}用です", for_ja.join("・"));
+    // The menu as every signed-in page draws it (layouts/menu.html); a
+    // page that cannot be drawn leaves the menu out, never the answer.
+    let menu = app
+        .pages
+        .render(
+            "menu.html",
+            madoguchi_renderer::context! { menu => menu(Some(c), "") },
+        )
+        .map(|h| h.0)
+        .unwrap_or_default();
     let body = format!(
         "<!doctype html><html lang=\"ja\"><head><meta charset=\"utf-8\">\
 <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+<meta name=\"csrf-token\" content=\"{csrf}\">\
 <title>{ja}</title><link rel=\"stylesheet\" href=\"/site/style.css\"></head>\
-<body><main class=\"page narrow\"><h1 id=\"not-for-you\">{ja}</h1>\
+<body><main class=\"page narrow\">{menu}<h1 id=\"not-for-you\">{ja}</h1>\
 <p>{name} さん（{mine_ja}）としてログインしています。このアカウントでは開けません。必要なときは管理者に連絡するか、{want_ja}のアカウントでログインし直してください。</p>\
 <p lang=\"en\" class=\"en\">This page is for {want_en} accounts. You are signed in as {name} ({mine_en}), which may not open it; ask an administrator, or sign in again with another account.</p>\
 <p><a id=\"back\" href=\"{back}\">{back_ja} <span lang=\"en\">{back_en}</span></a></p>\
-<p><a href=\"/login\">別のアカウントでログイン <span lang=\"en\">Sign in with another account</span></a></p>\
-<p class=\"code\">403 <code>forbidden</code></p></main></body></html>",
+<p><button type=\"button\" id=\"switch-account\" class=\"menu-logout\">ログアウトして別のアカウントでログイン <span lang=\"en\">Sign out and sign in with another account</span></button></p>\
+<p class=\"code\">403 <code>forbidden</code></p></main>\
+<script src=\"/site/common.js\" defer></script></body></html>",
+        csrf = escape(c.csrf().unwrap_or_default()),
         ja = escape(&ja),
         name = escape(&c.name),
         want_ja = for_ja.join("・"),
@@ -130,12 +146,37 @@ fn menu_links(r: Role) -> &'static [(&'static str, &'static str)] {
 /// the other pages and no sign-out): the role's pages, `here` marked, who
 /// is signed in and 「ログアウト」. None for a device or nobody.
 pub fn menu(caller: Option<&Caller>, here: &str) -> Option<madoguchi_renderer::Value> {
+    menu_with(caller, here, true, None)
+}
+
+/// The shared menu on the staff station (pages-rt9 F6: it had only its
+/// own header, no way to 混雑予想 or 表示のプレビュー): the same links, with
+/// 「職員用画面」 marked whatever the counter, and without the menu's
+/// ログアウト — the station keeps its own (L key), which comes back to
+/// the same counter.
+pub fn station_menu(caller: Option<&Caller>, counter: u16) -> Option<madoguchi_renderer::Value> {
+    menu_with(caller, "/staff?counter=1", false, Some(counter))
+}
+
+fn menu_with(
+    caller: Option<&Caller>,
+    here: &str,
+    logout: bool,
+    counter: Option<u16>,
+) -> Option<madoguchi_renderer::Value> {
     let c = caller.filter(|c| !c.is_device())?;
-    let links: Vec<(&str, &str, bool)> = menu_links(c.role)
+    // On a station, 「職員用画面」 is this counter's (not counter 1's).
+    let links: Vec<(String, &str, bool)> = menu_links(c.role)
         .iter()
-        .map(|(href, ja)| (*href, *ja, *href == here))
+        .map(|(href, ja)| {
+            let to = match counter {
+                Some(n) if *href == "/staff?counter=1" => format!("/staff?counter={n}"),
+                _ => (*href).to_string(),
+            };
+            (to, *ja, *href == here)
+        })
         .collect();
     Some(madoguchi_renderer::context! {
-        user => c.name, role => c.role.ja(), links,
+        user => c.name, role => c.role.ja(), links, logout,
     })
 }

@@ -319,10 +319,14 @@ impl App {
             .await?)
     }
 
-    pub async fn printed_ticket(&self, number: u32) -> Result<Value, ApiError> {
+    pub async fn printed_ticket(
+        &self,
+        number: u32,
+        lang: Option<&'static str>,
+    ) -> Result<Value, ApiError> {
         let base = self.public_url.clone();
         self.engine
-            .read_async(move |e| api::printed(e, number, &base))
+            .read_async(move |e| api::printed(e, number, &base, lang))
             .await?
             .ok_or(ApiError::NotFound)
     }
@@ -789,8 +793,17 @@ fn print_urls(base: &str, data: &Path, first: Option<&auth::FirstStart>) {
         println!(
             "Enrol the first kiosk and display by opening these links on them (valid 24 hours):"
         );
+        // Which device each link makes (outside tester pages-rt9 F2: the
+        // line did not say, and the kiosk link took over a kiosk-1 enrolled
+        // since); the links are listed, with 取り消す, on 管理 → 端末.
         println!("  kiosk enrolment:   {base}/enrol/{}", f.kiosk_enrolment);
+        let (k, d) = (auth::FIRST_KIOSK, auth::FIRST_DISPLAY);
+        println!("    → 番号発券機「{k}」として登録 / enrols the kiosk named \"{k}\"");
         println!("  display enrolment: {base}/enrol/{}", f.display_enrolment);
+        println!("    → 表示機「{d}」として登録 / enrols the display named \"{d}\"");
+        println!(
+            "  未使用のリンクは 管理 → 端末 に表示され、取り消せます / unused links are listed (and can be revoked) at {base}/admin/devices"
+        );
     }
     use std::io::Write;
     let _ = std::io::stdout().flush();

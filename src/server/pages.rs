@@ -288,7 +288,7 @@ async fn staff(
     let ctx = staff_context(
         &s,
         number,
-        context! { notes, user => caller.name, role => caller.role.ja(), csrf => caller.csrf(), utc_offset_s => app.status_offset().local_minus_utc(), hold => command_hold(&app) },
+        context! { notes, menu => super::gate::station_menu(Some(&caller), number), user => caller.name, role => caller.role.ja(), csrf => caller.csrf(), utc_offset_s => app.status_offset().local_minus_utc(), hold => command_hold(&app) },
     )?;
     Ok(app.pages.render("staff.html", ctx)?.into_response())
 }

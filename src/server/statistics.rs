@@ -22,6 +22,10 @@ use super::App;
 
 use crate::cmd::stats::{gather, render, Format};
 
+/// Set on a report of a period without records: `future` (wholly after
+/// the office's today) or `none` (pages-rt9 F3).
+const NO_RECORDS: &str = "x-madoguchi-no-records";
+
 /// Reports being made (one at a time).
 static REPORTS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(1);
 
@@ -71,8 +75,8 @@ pub async fn make_report(
         Some("sjis") => Encoding::ShiftJis,
         Some(other) => return Err(ApiError::BadRequest(format!("encoding {other:?}"))),
     };
-    let from = date_field("始め", &r.from)?;
-    let to = date_field("終わり", &r.to)?;
+    let from = date_field("開始日", &r.from)?;
+    let to = date_field("終了日", &r.to)?;
     period_check(from, to)?;
     // One report at a time: a report holds the engine thread while it
     // reads its cells, so parallel requests are answered
@@ -82,14 +86,32 @@ pub async fn make_report(
     let handle = app.engine.clone();
     // Only the reading holds the engine thread; the file (an xlsx of three
     // years by the hour is most of the work) is written beside it.
-    let bytes = tokio::task::spawn_blocking(move || {
-        let sheets = handle
+    let (bytes, none) = tokio::task::spawn_blocking(move || {
+        let (sheets, none) = handle
             .read(move |e| {
-                gather(e, from, to, by, format, &mut |_| {}).map_err(|x| format!("{x:#}"))
+                // A period with no records is marked, so the page says so
+                // instead of downloading an empty workbook (outside tester
+                // pages-rt9 F3); an API client still gets the file.
+                let any = e
+                    .stats(from, to, Granularity::Day)
+                    .map_err(|x| ApiError::Internal(format!("{x:#}")))?
+                    .iter()
+                    .any(|(_, d, _)| matches!(d, Dim::All));
+                let none = (!any).then(|| {
+                    if from > e.office_date() {
+                        "future"
+                    } else {
+                        "none"
+                    }
+                });
+                gather(e, from, to, by, format, &mut |_| {})
+                    .map(|s| (s, none))
+                    .map_err(|x| ApiError::BadRequest(format!("{x:#}")))
             })
-            .map_err(ApiError::from)?
-            .map_err(ApiError::BadRequest)?;
-        render(&sheets, format, encoding).map_err(|x| ApiError::Internal(format!("{x:#}")))
+            .map_err(ApiError::from)??;
+        render(&sheets, format, encoding)
+            .map(|b| (b, none))
+            .map_err(|x| ApiError::Internal(format!("{x:#}")))
     })
     .await
     .map_err(|e| ApiError::Internal(e.to_string()))??;
@@ -102,7 +124,7 @@ pub async fn make_report(
         ),
     };
     let name = format!("madoguchi-stats-{from}-{to}-{}.{ext}", r.by);
-    Ok((
+    let mut answer = (
         [
             (header::CONTENT_TYPE, kind.to_string()),
             (
@@ -112,13 +134,17 @@ pub async fn make_report(
         ],
         bytes,
     )
-        .into_response())
+        .into_response();
+    if let Some(why) = none {
+        answer
+            .headers_mut()
+            .insert(NO_RECORDS, header::HeaderValue::from_static(why));
+    }
+    Ok(answer)
 }
 
-/// A period runs forwards and covers at most three years; said in
-/// Japanese with the dates given (the report and the page alike).
 /// A date of the report's period as typed, or a refusal that names the
-/// field and the form to use.
+/// field (as the page labels it) and the form to use (pages-rt9 F3).
 fn date_field(which: &str, typed: &str) -> Result<NaiveDate, ApiError> {
     NaiveDate::parse_from_str(typed.trim(), "%Y-%m-%d")
         .ok()
@@ -126,12 +152,14 @@ fn date_field(which: &str, typed: &str) -> Result<NaiveDate, ApiError> {
         .ok_or_else(|| {
             let shown: String = typed.chars().take(20).collect();
             ApiError::Invalid {
-                ja: format!("期間の{which}「{shown}」は日付として読めません。2026-12-07 のように 年-月-日 で入力してください"),
-                en: format!("the period's {} date {shown:?} is not a date; write it as 2026-12-07", if which == "始め" { "start" } else { "end" }),
+                ja: format!("{which}（{}）「{shown}」は日付として読めません。2026-12-07 のように 年-月-日（年は 4 桁）で入力してください", if which == "開始日" { "from" } else { "to" }),
+                en: format!("the {} date {shown:?} is not a date; write it as 2026-12-07 (a four-digit year)", if which == "開始日" { "start" } else { "end" }),
             }
         })
 }
 
+/// A period runs forwards and covers at most three years; said in
+/// Japanese with the dates given (the report and the page alike).
 fn period_check(from: NaiveDate, to: NaiveDate) -> Result<(), ApiError> {
     if from > to {
         return Err(ApiError::Invalid {
@@ -148,10 +176,13 @@ fn period_check(from: NaiveDate, to: NaiveDate) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// The page's period as typed into the address: strings, so a date that
+/// is no date is named with its field (pages-rt9 F3: `?from=72026-11-24`
+/// answered 「リクエストの形式が正しくありません」).
 #[derive(Debug, Deserialize)]
 pub struct Period {
-    from: Option<NaiveDate>,
-    to: Option<NaiveDate>,
+    from: Option<String>,
+    to: Option<String>,
 }
 
 /// `GET /statistics`: the page.
@@ -172,10 +203,16 @@ pub async fn page(
         .await
         .map_err(ApiError::from)?;
     let today = s.date.unwrap_or(office_date);
-    let to = p.to.unwrap_or(today);
-    let from = p
-        .from
-        .unwrap_or_else(|| to.checked_sub_days(Days::new(13)).unwrap_or(to));
+    let typed = |v: Option<String>| v.filter(|x| !x.trim().is_empty());
+    let to = match typed(p.to) {
+        Some(t) => date_field("終了日", &t)?,
+        None => today,
+    };
+    let from = match typed(p.from) {
+        Some(f) => date_field("開始日", &f)?,
+        None => to.checked_sub_days(Days::new(13)).unwrap_or(to),
+    };
+    let future = from > office_date.max(today);
     // A backwards or too long period typed into the address is named, not
     // an internal error (issue 18).
     period_check(from, to)?;
@@ -203,7 +240,7 @@ pub async fn page(
         context! {
             office => s.office.ja, user => caller.name, csrf => caller.csrf(),
             menu => super::gate::menu(Some(&caller), "/statistics"),
-            from, to, headers => export::HEADERS, preview,
+            from, to, headers => export::HEADERS, preview, future, today => office_date.max(today),
         },
     )?;
     Ok(html.into_response())
@@ -219,13 +256,13 @@ mod tests {
     #[test]
     fn a_date_that_is_no_date_is_told_in_words() {
         assert_eq!(
-            date_field("始め", "2026-12-07").ok(),
+            date_field("開始日", "2026-12-07").ok(),
             NaiveDate::from_ymd_opt(2026, 12, 7)
         );
         for typed in ["20266-01-01", "2026-13-01", "", "yesterday"] {
-            match date_field("始め", typed) {
+            match date_field("開始日", typed) {
                 Err(ApiError::Invalid { ja, .. }) => {
-                    assert!(ja.contains("期間の始め"), "{ja}");
+                    assert!(ja.contains("開始日"), "{ja}");
                     assert!(ja.contains("年-月-日"), "{ja}");
                 }
                 other => panic!("{typed:?}: {other:?}"),

@@ -107,8 +107,9 @@ pub struct Throttle {
 }
 
 /// A sign-in refused before its password is checked: how long to wait,
-/// and whether it is the first refusal of this wait (audited; the rest
-/// of a flood is not, so it cannot fill the log).
+/// and whether it is the first refusal of this wait. Every refusal is
+/// audited through `sign_in_audit.rs`, which bounds a flood's records
+/// (pages-rt9 F7).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Locked {
     pub wait: Duration,

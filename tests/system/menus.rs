@@ -283,3 +283,97 @@ fn a_transfer_memo_reaches_the_next_counter_and_the_history() {
         "the hold carries its memo: {t}"
     );
 }
+
+/// Outside tester pages-rt9 F6: a refusal page is a signed-in page like
+/// the others — the shared menu with ログアウト — and 「別のアカウントで
+/// ログイン」 ends the session before the login page (it used to go to
+/// /login and leave tanaka signed in on a shared PC). The staff station
+/// carries the same menu (混雑予想, 表示のプレビュー) and its keys still work
+/// with focus on a menu link.
+#[test]
+fn a_refusal_page_has_the_menu_and_switching_account_signs_out() {
+    let s = Server::start();
+    let (c, csrf) = s.admin();
+    let r = c
+        .post(s.url("/api/users"))
+        .header("X-CSRF-Token", &csrf)
+        .json(&json!({"username": "tanaka", "role": "staff", "password": "tanaka-pass-2026"}))
+        .send()
+        .expect("add staff");
+    assert!(r.status().is_success(), "{}", r.text().unwrap_or_default());
+    let driver = Driver::start();
+    let b = driver.session();
+    sign_in_plain(&b, &s, "tanaka", "tanaka-pass-2026");
+    wait_for(
+        &b,
+        "return location.pathname === '/staff'",
+        "on the station",
+    );
+
+    // The station: the staff menu, one ログアウト (the station's own, L).
+    assert_eq!(
+        menu_links(&b),
+        ["/staff?counter=1", "/preview", "/forecast", "/kiosk"],
+        "the station's menu"
+    );
+    assert_eq!(
+        b.eval(
+            "return document.querySelectorAll('#logout').length",
+            json!([])
+        ),
+        json!(1)
+    );
+    let v = b.axe();
+    assert!(v.is_empty(), "/staff with the menu: {v:#?}");
+    if std::env::var_os("MADOGUCHI_SCREENSHOTS").is_some() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/screenshots");
+        std::fs::write(format!("{dir}/staff-menu.png"), b.screenshot()).expect("png");
+    }
+    // Keys still work from a menu link: / goes to 番号.
+    tab_to(&b, "nav.site-menu a[href='/forecast']");
+    b.keys("/");
+    wait_for(
+        &b,
+        "return document.activeElement && document.activeElement.id === 'number-input'",
+        "/ went to 番号 from the menu",
+    );
+
+    // A page not for staff: the menu with ログアウト is there.
+    b.goto(&s.url("/audit"));
+    b.wait_text("h1", "このページは管理者・監査担当用です");
+    b.wait_text("nav.site-menu", "tanaka さん（職員）");
+    assert_eq!(
+        menu_links(&b),
+        ["/staff?counter=1", "/preview", "/forecast", "/kiosk"]
+    );
+    let v = b.axe();
+    assert!(v.is_empty(), "refusal page with the menu: {v:#?}");
+    if std::env::var_os("MADOGUCHI_SCREENSHOTS").is_some() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/screenshots");
+        std::fs::write(format!("{dir}/refused-with-menu.png"), b.screenshot()).expect("png");
+    }
+    // 別のアカウントでログイン: signed out first.
+    b.click("#switch-account");
+    wait_for(&b, "return location.pathname === '/login'", "on /login");
+    // /audit now asks for a sign-in instead of refusing tanaka (old code:
+    // 「このページは管理者・監査担当用です」 again, tanaka still signed in).
+    b.goto(&s.url("/audit"));
+    wait_for(
+        &b,
+        "return location.pathname === '/login'",
+        "tanaka's session ended: /audit asks for a sign-in",
+    );
+
+    // The menu's ログアウト on a refusal page signs out too.
+    sign_in_plain(&b, &s, "tanaka", "tanaka-pass-2026");
+    b.goto(&s.url("/settings"));
+    b.wait_text("h1", "このページは管理者用です");
+    b.click("nav.site-menu #logout");
+    wait_for(&b, "return location.pathname === '/login'", "signed out");
+    b.goto(&s.url("/settings"));
+    wait_for(
+        &b,
+        "return location.pathname === '/login'",
+        "signed out from the refusal page's menu",
+    );
+}

@@ -162,7 +162,7 @@ fn a_mistaken_address_says_what_is_wrong_and_where_to_go() {
         (
             "/statistics?from=2026-02-30",
             400,
-            "期間の始め",
+            "開始日（from）「2026-02-30」",
             "/statistics",
         ),
         (
