@@ -15,7 +15,14 @@ pub struct Served {
 }
 
 /// Starts the server on 127.0.0.1:0 with `config_toml`, data in `dir/data`.
+#[allow(dead_code)]
 pub fn serve(dir: &Path, config_toml: &str) -> Served {
+    serve_args(dir, config_toml, &[])
+}
+
+/// As [`serve`], with more options after `serve`.
+#[allow(dead_code)]
+pub fn serve_args(dir: &Path, config_toml: &str, extra: &[&str]) -> Served {
     let cfg = dir.join("office.toml");
     std::fs::write(&cfg, config_toml).expect("config");
     let mut child = Command::new(env!("CARGO_BIN_EXE_madoguchi"))
@@ -24,6 +31,7 @@ pub fn serve(dir: &Path, config_toml: &str) -> Served {
         .arg("--config")
         .arg(&cfg)
         .args(["serve", "--listen", "127.0.0.1:0"])
+        .args(extra)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()

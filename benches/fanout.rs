@@ -89,6 +89,19 @@ pub struct Outcome {
 impl Subscribers {
     /// Connects `count` subscribers to `wss://127.0.0.1:<port><path>`.
     pub fn connect(addr: SocketAddr, ca: &Path, path: &str, count: usize) -> Subscribers {
+        Self::connect_with(addr, ca, path, count, false)
+    }
+
+    /// As [`Self::connect`]; `e2e`: the subscribers report when the number
+    /// served changes instead of reading a publisher's stamp (for
+    /// [`Self::finish_raw`]).
+    pub fn connect_with(
+        addr: SocketAddr,
+        ca: &Path,
+        path: &str,
+        count: usize,
+        e2e: bool,
+    ) -> Subscribers {
         let procs = count.div_ceil(PER_PROCESS).max(1);
         let t0 = Instant::now();
         let clients: Vec<_> = (0..procs)
@@ -100,6 +113,7 @@ impl Subscribers {
                     .env("COUNT", n.to_string())
                     .env("CA", ca)
                     .env("WSPATH", path)
+                    .env("MADOGUCHI_BENCH_E2E", if e2e { "1" } else { "0" })
                     .stdin(Stdio::piped())
                     .stdout(Stdio::piped())
                     .stderr(Stdio::inherit())
@@ -127,6 +141,29 @@ impl Subscribers {
             clients,
             connect_s: t0.elapsed().as_secs_f64(),
         }
+    }
+
+    /// Tells the clients to report, and gathers the raw pairs they
+    /// printed (`MADOGUCHI_BENCH_E2E`: the number served and when it was
+    /// received, µs since the epoch).
+    pub fn finish_raw(mut self) -> Vec<(u64, u64)> {
+        let mut out = Vec::new();
+        for (child, rx) in &mut self.clients {
+            let _ = child.stdin.take().map(|mut s| s.write_all(b"done\n"));
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while let Ok(line) = rx.recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            {
+                if line == "end" {
+                    break;
+                }
+                let mut it = line.split_whitespace().map(|v| v.parse::<u64>());
+                if let (Some(Ok(a)), Some(Ok(b))) = (it.next(), it.next()) {
+                    out.push((a, b));
+                }
+            }
+            let _ = child.wait();
+        }
+        out
     }
 
     /// Tells the clients to report, and gathers what they received.
@@ -185,6 +222,7 @@ fn client() {
         .expect("count");
     let ca = std::fs::read(std::env::var("CA").expect("CA")).expect("ca");
     let path = std::env::var("WSPATH").expect("WSPATH");
+    let e2e = std::env::var("MADOGUCHI_BENCH_E2E").as_deref() == Ok("1");
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -222,12 +260,26 @@ fn client() {
                 };
                 let connected = now_ns();
                 ready.add_permits(1);
+                let mut serving = None;
                 while let Some(Ok(msg)) = ws.next().await {
                     let text = match &msg {
                         tokio_tungstenite::tungstenite::Message::Text(t) => t.as_str(),
                         _ => continue,
                     };
                     let got = now_ns();
+                    if e2e {
+                        // The office's own page: the number being served
+                        // names the call; "<number> <received µs>" once per
+                        // change (the first message is the current page).
+                        let now = first_serving(text);
+                        if now.is_some() && serving.is_some() && now != serving {
+                            let _ = tx.send((now.unwrap_or(0), got / 1000));
+                        }
+                        if now.is_some() {
+                            serving = now;
+                        }
+                        continue;
+                    }
                     let Some(i) = text.find("\"bench_t\":") else {
                         continue;
                     };
@@ -267,6 +319,19 @@ fn client() {
         let _ = writeln!(out, "end");
         let _ = out.flush();
     });
+}
+
+/// The first number in the page's `"serving":[…]` list, if any: with one
+/// counter open, the number it called last.
+fn first_serving(text: &str) -> Option<u64> {
+    text.match_indices("\"serving\":[").find_map(|(i, m)| {
+        let digits: String = text[i + m.len()..]
+            .chars()
+            .skip_while(|c| *c == '[')
+            .take_while(|c| c.is_ascii_digit())
+            .collect();
+        digits.parse().ok()
+    })
 }
 
 type Wss =
