@@ -3061,3 +3061,79 @@ fn a_standby_whose_key_the_primary_refuses_says_so_and_is_not_promoted() {
         "{page}"
     );
 }
+
+/// Outside tester insider-rt10 N7 and N5 (issue 24, R9, R10): `--rejoin`
+/// on the folder of a server still running used the link and moved the
+/// folder, then blamed the disk; the manual's line with `--config` used
+/// the link and moved the folder, then exited "leave out --config"; each
+/// time the new primary stopped with `no_standby_lease`. Now the running
+/// server is refused before anything happens, in Japanese, and the
+/// manual's line with `--config` rejoins.
+#[test]
+fn a_rejoin_refuses_a_running_servers_folder_first_and_takes_the_manuals_config_line() {
+    let mut e = enrolled_primary();
+    let data = data_of(&e.primary);
+    let cable = Cable::to(&e.primary.base);
+    let standby = pair(&e, &cable.addr);
+    cable.cut();
+    assert_eq!(promote(&standby)["epoch"], 1);
+    let (st, v) = admin_send(
+        &standby,
+        "/api/devices",
+        json!({"name": "standby-2", "role": "standby"}),
+    );
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let link = v["enrol_url"].as_str().expect("link").to_string();
+    let config = data.with_extension("office.toml");
+    let text = ok(&data, &["default-config"]);
+    std::fs::write(&config, text).expect("config");
+    let rejoin = |config: Option<&Path>| {
+        let mut c = crate::util::office();
+        if let Some(config) = config {
+            c.arg("--config").arg(config);
+        }
+        c.arg("--data").arg(&data).args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--standby-of",
+            &standby.base,
+            "--enrol-link",
+            &link,
+            "--rejoin",
+        ]);
+        c
+    };
+    // The old primary still runs (step 2 skipped).
+    let out = exits_within(rejoin(None), 30);
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    // Old code: "rejoined as standby … ディスクの読み書きに失敗しました … dmesg".
+    assert!(said.contains("動いているサーバー"), "{said}");
+    assert!(
+        !said.contains("ディスク") && !said.contains("dmesg"),
+        "{said}"
+    );
+    assert!(data.join("log").exists(), "the folder was not moved");
+    let (st, v) = issue(&standby.base, &e.kiosk);
+    assert_eq!(st, StatusCode::OK, "the link was not used: {v}");
+    // Step 2 done; the manual's line, with --config.
+    e.primary.stop();
+    let mut c = rejoin(Some(&config));
+    let mut child = c
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    std::thread::sleep(Duration::from_secs(8));
+    // Old code: exited "leave out --config" after moving the folder.
+    assert!(
+        child.try_wait().expect("wait").is_none(),
+        "the rejoin exited"
+    );
+    let (st, v) = issue_until(&standby.base, &e.kiosk, "", 15);
+    assert_eq!(st, StatusCode::OK, "the rejoined standby follows: {v}");
+    let _ = child.kill();
+    let _ = child.wait();
+    drop(cable);
+}
