@@ -671,6 +671,8 @@ fn session_of(base: &str, user: &str, password: &str) -> (String, String) {
 struct Cable {
     addr: String,
     cut: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// The standby's bytes to the primary are dropped (a one-way cut).
+    deaf: std::sync::Arc<std::sync::atomic::AtomicBool>,
     open: std::sync::Arc<std::sync::Mutex<Vec<std::net::TcpStream>>>,
 }
 
@@ -682,7 +684,8 @@ impl Cable {
         let addr = format!("http://{}", listener.local_addr().expect("addr"));
         let cut = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let open = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-        let (c, o) = (cut.clone(), open.clone());
+        let deaf = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (c, o, d) = (cut.clone(), open.clone(), deaf.clone());
         std::thread::spawn(move || {
             for inbound in listener.incoming() {
                 let Ok(inbound) = inbound else { break };
@@ -700,17 +703,41 @@ impl Cable {
                     held.push(inbound);
                     held.push(outbound);
                 }
-                for pair in pairs {
+                for (up, pair) in pairs.into_iter().enumerate() {
+                    let deaf = (up == 0).then(|| d.clone());
                     if let (Ok(mut from), Ok(mut to)) = pair {
                         std::thread::spawn(move || {
-                            let _ = std::io::copy(&mut from, &mut to);
+                            use std::io::{Read, Write};
+                            let mut buf = [0u8; 8192];
+                            while let Ok(n) = from.read(&mut buf) {
+                                if n == 0 {
+                                    break;
+                                }
+                                if deaf.as_ref().is_some_and(|d| d.load(Ordering::SeqCst)) {
+                                    continue;
+                                }
+                                if to.write_all(&buf[..n]).is_err() {
+                                    break;
+                                }
+                            }
                             let _ = to.shutdown(std::net::Shutdown::Both);
                         });
                     }
                 }
             }
         });
-        Cable { addr, cut, open }
+        Cable {
+            addr,
+            cut,
+            deaf,
+            open,
+        }
+    }
+
+    /// Drops the standby's bytes to the primary from now on; the
+    /// primary's still reach the standby (outside tester insider-rt10 N6).
+    fn deafen(&self) {
+        self.deaf.store(true, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// Joins the line again (after [`Cable::cut`]).
@@ -3045,6 +3072,15 @@ fn a_standby_whose_key_the_primary_refuses_says_so_and_is_not_promoted() {
     .expect("key");
     standby.restart();
     std::thread::sleep(Duration::from_secs(4));
+    // The primary stops, and does not send staff to a cable that is fine
+    // (old code: 「予備機の電源とケーブルを確かめてください」).
+    let (st, v) = issue_until(&e.primary.base, &e.kiosk, "no_standby_lease", 15);
+    assert_eq!(st, StatusCode::SERVICE_UNAVAILABLE, "{v}");
+    let said = v["error"]["message_ja"].as_str().unwrap_or_default();
+    assert!(
+        said.contains("違う鍵") && !said.contains("ケーブルを確かめ"),
+        "{v}"
+    );
     let (st, v) = try_promote(&standby, json!({}));
     // Old code: 200, promoted while the primary kept issuing.
     assert_eq!(st, StatusCode::CONFLICT, "{v}");
@@ -3135,5 +3171,48 @@ fn a_rejoin_refuses_a_running_servers_folder_first_and_takes_the_manuals_config_
     assert_eq!(st, StatusCode::OK, "the rejoined standby follows: {v}");
     let _ = child.kill();
     let _ = child.wait();
+    drop(cable);
+}
+
+/// Outside tester insider-rt10 N6 (issue 24, R9, R10): only the standby's
+/// acknowledgements are lost. The primary answers the kiosk
+/// `no_standby_lease` (nothing printed), yet the ticket's record reached
+/// the standby: promoted, it held the ticket as issued and waiting, and
+/// nothing listed it. Now the promotion lists it as 「渡っていない可能性が
+/// ある番号札」 (the answer, /admin's fault records).
+#[test]
+fn a_ticket_whose_acknowledgement_was_lost_is_listed_at_the_promotion() {
+    let e = enrolled_primary();
+    let cable = Cable::to(&e.primary.base);
+    let standby = pair(&e, &cable.addr);
+    let (st, v) = issue(&e.primary.base, &e.kiosk);
+    assert_eq!(st, StatusCode::OK, "{v}");
+    cable.deafen();
+    let (st, v) = issue(&e.primary.base, &e.kiosk);
+    assert_eq!(st, StatusCode::SERVICE_UNAVAILABLE, "{v}");
+    assert_eq!(v["error"]["code"], "no_standby_lease", "{v}");
+    let lost = v.to_string();
+    let promoted = promote(&standby);
+    // The ticket reached the standby (the primary's answer to the pending
+    // request carried it): it is issued there.
+    let (c, _) = standby.admin();
+    let held = c
+        .get(standby.url("/api/tickets/1003"))
+        .send()
+        .expect("ticket");
+    assert_eq!(held.status(), StatusCode::OK, "{lost}");
+    // Old code: no `unsure_tickets`, nothing on /admin.
+    let unsure = promoted["unsure_tickets"].to_string();
+    assert!(unsure.contains("1003番"), "{promoted}");
+    let page = c
+        .get(standby.url("/admin"))
+        .send()
+        .expect("admin")
+        .text()
+        .expect("html");
+    assert!(
+        page.contains("渡っていない可能性がある番号札") && page.contains("1003番"),
+        "{page}"
+    );
     drop(cable);
 }

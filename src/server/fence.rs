@@ -115,6 +115,14 @@ pub struct Fence {
     /// forget it; 0 when never known).
     primary_last: AtomicU64,
     primary_last_path: PathBuf,
+    /// Standby: the position (`after`) of its last request the primary
+    /// answered: the primary has taken the acknowledgement of every record
+    /// up to it; of the later ones it may not have (outside tester
+    /// insider-rt10 N6). `u64::MAX` until following starts.
+    answered: AtomicU64,
+    /// Primary: when a request with the standby's token last came signed
+    /// with another key than the one kept for it (insider-rt10 N2).
+    key_refused: Mutex<Option<Instant>>,
     /// Primary: the standby holds records this log lost (standby's last,
     /// ours), kept in `<data>/behind`.
     behind: Mutex<Option<(u64, u64)>>,
@@ -537,6 +545,8 @@ impl Fence {
             epoch: AtomicU64::new(0),
             primary_last: AtomicU64::new(primary_last),
             primary_last_path,
+            answered: AtomicU64::new(u64::MAX),
+            key_refused: Mutex::new(None),
             behind: Mutex::new(behind),
             behind_path,
             unconfirmed: Mutex::new(unconfirmed),
@@ -905,6 +915,57 @@ impl Fence {
             return false;
         }
         seen.insert((device.to_string(), n))
+    }
+
+    /// Primary: a request with the standby's token came signed with
+    /// another key than the one kept for it.
+    pub fn note_key_refused(&self) {
+        if let Ok(mut k) = self.key_refused.lock() {
+            *k = Some(Instant::now());
+        }
+    }
+
+    /// Primary: the refusal of commands for want of a lease. When a
+    /// request signed with another key than the standby's came lately,
+    /// it does not send staff to the standby's power and cable (outside
+    /// tester insider-rt10 N2: the standby was up and following): the
+    /// code stays `no_standby_lease`, the words name the key.
+    pub fn no_lease_error(&self) -> super::error::ApiError {
+        let lately = self
+            .key_refused
+            .lock()
+            .ok()
+            .and_then(|k| *k)
+            .is_some_and(|t| t.elapsed() < 3 * LEASE);
+        if !lately {
+            return super::error::ApiError::NoLease;
+        }
+        super::error::ApiError::Plain {
+            status: axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            code: "no_standby_lease",
+            ja: "予備機のトークンで、登録された予備機の鍵とは違う鍵で署名された要求が届いています（別の機械が予備機のトークンを使っているおそれがあります）。番号の二重発行を防ぐために受付を止めています。電源やケーブルの問題ではありません。管理者に連絡してください（管理画面の記録に詳しい内容があります。予備機を取り消し、新しい登録用リンクで登録し直します）。".into(),
+            en: "requests with the standby's token come signed with another key than the standby's registered one (another machine may be using its token): commands are stopped so that no number is given twice. Not a power or cable problem: an admin revokes the standby and enrols it again with a new link (see /admin)".into(),
+        }
+    }
+
+    /// Standby: the primary answered a request that said this standby
+    /// holds every record up to `after`.
+    pub fn note_answered(&self, after: u64) {
+        self.answered.store(after, Ordering::SeqCst);
+    }
+
+    /// Standby, starting to follow with `tail` held: records from before
+    /// are taken as acknowledged (what a restart cannot know).
+    pub fn start_answered(&self, tail: u64) {
+        let _ = self
+            .answered
+            .compare_exchange(u64::MAX, tail, Ordering::SeqCst, Ordering::SeqCst);
+    }
+
+    /// Standby: the last position the primary is known to have taken
+    /// (`None` before following).
+    pub fn answered(&self) -> Option<u64> {
+        Some(self.answered.load(Ordering::SeqCst)).filter(|&n| n != u64::MAX)
     }
 
     /// Standby: the primary's last record as last heard (0: not known).

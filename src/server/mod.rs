@@ -246,7 +246,7 @@ impl App {
             return Err(fence::claim_error(&claims));
         }
         if self.auth.has_standby() && !self.fence.leased() {
-            return Err(ApiError::NoLease);
+            return Err(self.fence.no_lease_error());
         }
         Ok(())
     }
@@ -287,7 +287,7 @@ impl App {
         // it. Noted, so a rejoin's listing says so instead of telling
         // staff a visitor may hold it (outside tester insider-rt9 F2).
         rejoin::note_refused(&self.data, seq);
-        Err(ApiError::NoLease)
+        Err(self.fence.no_lease_error())
     }
 
     pub async fn status(&self) -> Result<views::StatusView, ApiError> {
