@@ -938,7 +938,7 @@ async fn unsure_tickets(app: &Arc<App>) -> Vec<String> {
                     .to_string()
                 })
                 .unwrap_or_default();
-            lines.push(format!("渡っていない可能性がある番号札：{category} {number}番（記録 {seq}、{when} 発券）— 元の主機がこの予備機の受け取りの知らせを受け取る前に止まったため、発券機には「受付を止めています」と答え、番号札を渡していないかもしれません。呼び出しても来庁者がいないときは、取消しにしてください / possibly not handed out: ticket {number} ({category}, record {seq}): the old primary may have answered the kiosk no_standby_lease"));
+            lines.push(format!("渡っていない可能性がある番号札：{category} {number}番（記録 {seq}、{when} 発券）— この予備機が受け取ったことを元の主機が知る前に連絡が途絶えた可能性があり、そのときは発券機に「受付を止めています」と答えて番号札を渡していません（渡している場合もあります）。呼び出しても来庁者がいないときは、取消しにしてください / possibly not handed out: ticket {number} ({category}, record {seq}): the old primary may have answered the kiosk no_standby_lease"));
         }
     }
     if lines.is_empty() {
