@@ -671,6 +671,8 @@ fn session_of(base: &str, user: &str, password: &str) -> (String, String) {
 struct Cable {
     addr: String,
     cut: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// The standby's bytes to the primary are dropped (a one-way cut).
+    deaf: std::sync::Arc<std::sync::atomic::AtomicBool>,
     open: std::sync::Arc<std::sync::Mutex<Vec<std::net::TcpStream>>>,
 }
 
@@ -682,7 +684,8 @@ impl Cable {
         let addr = format!("http://{}", listener.local_addr().expect("addr"));
         let cut = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let open = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-        let (c, o) = (cut.clone(), open.clone());
+        let deaf = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (c, o, d) = (cut.clone(), open.clone(), deaf.clone());
         std::thread::spawn(move || {
             for inbound in listener.incoming() {
                 let Ok(inbound) = inbound else { break };
@@ -700,17 +703,41 @@ impl Cable {
                     held.push(inbound);
                     held.push(outbound);
                 }
-                for pair in pairs {
+                for (up, pair) in pairs.into_iter().enumerate() {
+                    let deaf = (up == 0).then(|| d.clone());
                     if let (Ok(mut from), Ok(mut to)) = pair {
                         std::thread::spawn(move || {
-                            let _ = std::io::copy(&mut from, &mut to);
+                            use std::io::{Read, Write};
+                            let mut buf = [0u8; 8192];
+                            while let Ok(n) = from.read(&mut buf) {
+                                if n == 0 {
+                                    break;
+                                }
+                                if deaf.as_ref().is_some_and(|d| d.load(Ordering::SeqCst)) {
+                                    continue;
+                                }
+                                if to.write_all(&buf[..n]).is_err() {
+                                    break;
+                                }
+                            }
                             let _ = to.shutdown(std::net::Shutdown::Both);
                         });
                     }
                 }
             }
         });
-        Cable { addr, cut, open }
+        Cable {
+            addr,
+            cut,
+            deaf,
+            open,
+        }
+    }
+
+    /// Drops the standby's bytes to the primary from now on; the
+    /// primary's still reach the standby (outside tester insider-rt10 N6).
+    fn deafen(&self) {
+        self.deaf.store(true, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// Joins the line again (after [`Cable::cut`]).
@@ -2603,7 +2630,9 @@ fn a_copy_of_the_standby_token_keeps_no_lease_for_the_old_primary() {
     }
     stop.store(true, std::sync::atomic::Ordering::SeqCst);
     let answered = stand_in.join().expect("stand-in");
-    assert!(answered > 0, "the stand-in was answered: it read the log");
+    // Outside tester insider-rt10 N3: not signed with the standby's key,
+    // it gets no records and no accounts at all (old code: answered).
+    assert_eq!(answered, 0, "the stand-in was answered: it read the log");
     assert_no_number_twice(&issued);
     // F8: the token is the service user's only.
     let mode = std::fs::metadata(&token_file)
@@ -2868,4 +2897,322 @@ fn a_standby_that_cannot_reach_its_primary_over_tls_is_not_told_its_disk_fails()
         "{err}"
     );
     assert!(!data.exists(), "nothing written for a refused start");
+}
+
+/// A replication request signed with `seed`'s Ed25519 key as a standby
+/// signs one (`link_key.rs`): the answer's status and body.
+fn signed_replication(
+    base: &str,
+    token: &str,
+    seed: [u8; 32],
+    refused: bool,
+) -> (StatusCode, String) {
+    use ed25519_dalek::Signer;
+    let key = ed25519_dalek::SigningKey::from_bytes(&seed);
+    let kind = if refused {
+        "madoguchi-replication-refused-v1"
+    } else {
+        "madoguchi-replication-v1"
+    };
+    let sig = key.sign(format!("{kind}\n0\n\n").as_bytes());
+    let hexs = |b: &[u8]| -> String { b.iter().map(|x| format!("{x:02x}")).collect() };
+    let r = Server::client()
+        .get(format!(
+            "{base}/api/replication?after=0&refused={refused}&key={}&sig={}",
+            hexs(&key.verifying_key().to_bytes()),
+            hexs(&sig.to_bytes())
+        ))
+        .bearer_auth(token)
+        .timeout(Duration::from_secs(20))
+        .send()
+        .expect("replication");
+    (r.status(), r.text().unwrap_or_default())
+}
+
+/// Issues on `base` until it answers `code` (or `secs` pass): the last
+/// answer.
+fn issue_until(base: &str, kiosk: &str, code: &str, secs: u64) -> (StatusCode, Value) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let (st, v) = issue(base, kiosk);
+        let reached = if code.is_empty() {
+            st == StatusCode::OK
+        } else {
+            v["error"]["code"] == code
+        };
+        if reached || Instant::now() > deadline {
+            return (st, v);
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
+/// Outside tester insider-rt10 N1 (issue 24, R9, R11): a revoked standby
+/// out of touch holds the primary (`revoked_standby_unconfirmed`); one
+/// unsigned `refused=true` with a copy of its token lifted the hold, and
+/// the cut-off standby, promoted, gave the same numbers. Now only the
+/// standby's own key signs that statement: unsigned, or signed with
+/// another key, it changes nothing; the standby itself, reconnected,
+/// still lifts it.
+#[test]
+fn a_copy_of_a_revoked_standbys_token_does_not_lift_the_hold() {
+    let e = enrolled_primary();
+    let cable = Cable::to(&e.primary.base);
+    let standby = pair(&e, &cable.addr);
+    let token = std::fs::read_to_string(data_of(&standby).join("standby-token")).expect("token");
+    let token = token.trim().to_string();
+    cable.cut();
+    let (st, v) = admin_send(
+        &e.primary,
+        "/api/devices/standby-1/disabled",
+        json!({"disabled": true}),
+    );
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let (_, v) = issue_until(&e.primary.base, &e.kiosk, "revoked_standby_unconfirmed", 15);
+    assert_eq!(v["error"]["code"], "revoked_standby_unconfirmed", "{v}");
+    // A stand-in with the token: unsigned, and signed with its own key.
+    let r = Server::client()
+        .get(e.primary.url("/api/replication?after=0&refused=true"))
+        .bearer_auth(&token)
+        .send()
+        .expect("replication");
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let (st, _) = signed_replication(&e.primary.base, &token, [7; 32], true);
+    assert_eq!(st, StatusCode::UNAUTHORIZED);
+    // Old code: 200 (koseki/idou given again by the promoted standby).
+    let (st, v) = issue(&e.primary.base, &e.kiosk);
+    assert_eq!(st, StatusCode::SERVICE_UNAVAILABLE, "{v}");
+    assert_eq!(v["error"]["code"], "revoked_standby_unconfirmed", "{v}");
+    // The standby itself, back on the line, learns it and says so signed.
+    cable.mend();
+    let (st, v) = issue_until(&e.primary.base, &e.kiosk, "", 20);
+    assert_eq!(st, StatusCode::OK, "the real standby's word lifts it: {v}");
+    drop(cable);
+}
+
+/// Outside tester insider-rt10 N2 and N3 (issue 24, R9, R11): a stand-in
+/// holding a copy of the standby token signed before the real standby and
+/// owned the lease (43 numbers twice), and an unsigned request with the
+/// token read every password hash. Now the standby's key is bound at
+/// enrolment: a stand-in signing first, or not at all, gets no records and
+/// no accounts; the real standby follows and holds the lease.
+#[test]
+fn a_stand_in_signing_first_gets_nothing_and_the_standby_keeps_the_lease() {
+    let e = enrolled_primary();
+    let cable = Cable::to(&e.primary.base);
+    cable.cut();
+    let (st, v) = admin_send(
+        &e.primary,
+        "/api/devices",
+        json!({"name": "standby-1", "role": "standby"}),
+    );
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let link = v["enrol_url"].as_str().expect("link").to_string();
+    // Enrolled directly; its link to follow is cut at first.
+    let standby = Server::start_args(
+        None,
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--standby-of",
+            &cable.addr,
+            "--enrol-link",
+            &link,
+        ],
+    );
+    let token = std::fs::read_to_string(data_of(&standby).join("standby-token")).expect("token");
+    let token = token.trim().to_string();
+    // N2: the stand-in signs first with its own key (old code: 200, its
+    // key registered as the standby's).
+    let (st, body) = signed_replication(&e.primary.base, &token, [9; 32], false);
+    assert_eq!(st, StatusCode::FORBIDDEN, "{body}");
+    assert!(body.contains("link_key_refused"), "{body}");
+    assert!(!body.contains("argon2"), "{body}");
+    // N3: unsigned, with the token.
+    let r = Server::client()
+        .get(e.primary.url("/api/replication?after=0"))
+        .bearer_auth(&token)
+        .send()
+        .expect("replication");
+    let st = r.status();
+    let body = r.text().unwrap_or_default();
+    assert!(
+        !body.contains("argon2") && !body.contains("\"accounts\""),
+        "old code: 200 with every password hash: {body}"
+    );
+    assert_eq!(st, StatusCode::FORBIDDEN, "{body}");
+    // The real standby's line comes up: it follows and holds the lease.
+    cable.mend();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while sign_in(&standby.base, "admin", &e.primary.admin_password).is_err() {
+        assert!(Instant::now() < deadline, "the accounts never arrived");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    std::thread::sleep(Duration::from_secs(7));
+    let (st, v) = issue(&e.primary.base, &e.kiosk);
+    assert_eq!(st, StatusCode::OK, "the real standby holds the lease: {v}");
+    drop(cable);
+}
+
+/// Outside tester insider-rt10 N2 (issue 24, R9): a standby whose signed
+/// requests the primary refuses (another key is kept for its token) saw
+/// nothing wrong and was promoted. Now it writes the refusal down, says so
+/// on its /admin, and 主機に昇格 refuses it without the override.
+#[test]
+fn a_standby_whose_key_the_primary_refuses_says_so_and_is_not_promoted() {
+    let e = enrolled_primary();
+    let mut standby = pair(&e, &e.primary.base);
+    standby.stop();
+    // Another key in the standby's key file: the primary keeps the one
+    // bound at enrolment (or first registered, before this version).
+    std::fs::write(
+        data_of(&standby).join("standby-key"),
+        "0505050505050505050505050505050505050505050505050505050505050505",
+    )
+    .expect("key");
+    standby.restart();
+    std::thread::sleep(Duration::from_secs(4));
+    // The primary stops, and does not send staff to a cable that is fine
+    // (old code: 「予備機の電源とケーブルを確かめてください」).
+    let (st, v) = issue_until(&e.primary.base, &e.kiosk, "no_standby_lease", 15);
+    assert_eq!(st, StatusCode::SERVICE_UNAVAILABLE, "{v}");
+    let said = v["error"]["message_ja"].as_str().unwrap_or_default();
+    assert!(
+        said.contains("違う鍵") && !said.contains("ケーブルを確かめ"),
+        "{v}"
+    );
+    let (st, v) = try_promote(&standby, json!({}));
+    // Old code: 200, promoted while the primary kept issuing.
+    assert_eq!(st, StatusCode::CONFLICT, "{v}");
+    assert_eq!(v["error"]["code"], "link_key_refused", "{v}");
+    let (c, _) = standby.admin();
+    let page = c
+        .get(standby.url("/admin"))
+        .send()
+        .expect("admin")
+        .text()
+        .expect("html");
+    assert!(
+        page.contains("この予備機の鍵で署名した要求を受け付けません"),
+        "{page}"
+    );
+}
+
+/// Outside tester insider-rt10 N7 and N5 (issue 24, R9, R10): `--rejoin`
+/// on the folder of a server still running used the link and moved the
+/// folder, then blamed the disk; the manual's line with `--config` used
+/// the link and moved the folder, then exited "leave out --config"; each
+/// time the new primary stopped with `no_standby_lease`. Now the running
+/// server is refused before anything happens, in Japanese, and the
+/// manual's line with `--config` rejoins.
+#[test]
+fn a_rejoin_refuses_a_running_servers_folder_first_and_takes_the_manuals_config_line() {
+    let mut e = enrolled_primary();
+    let data = data_of(&e.primary);
+    let cable = Cable::to(&e.primary.base);
+    let standby = pair(&e, &cable.addr);
+    cable.cut();
+    assert_eq!(promote(&standby)["epoch"], 1);
+    let (st, v) = admin_send(
+        &standby,
+        "/api/devices",
+        json!({"name": "standby-2", "role": "standby"}),
+    );
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let link = v["enrol_url"].as_str().expect("link").to_string();
+    let config = data.with_extension("office.toml");
+    let text = ok(&data, &["default-config"]);
+    std::fs::write(&config, text).expect("config");
+    let rejoin = |config: Option<&Path>| {
+        let mut c = crate::util::office();
+        if let Some(config) = config {
+            c.arg("--config").arg(config);
+        }
+        c.arg("--data").arg(&data).args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--standby-of",
+            &standby.base,
+            "--enrol-link",
+            &link,
+            "--rejoin",
+        ]);
+        c
+    };
+    // The old primary still runs (step 2 skipped).
+    let out = exits_within(rejoin(None), 30);
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    // Old code: "rejoined as standby … ディスクの読み書きに失敗しました … dmesg".
+    assert!(said.contains("動いているサーバー"), "{said}");
+    assert!(
+        !said.contains("ディスク") && !said.contains("dmesg"),
+        "{said}"
+    );
+    assert!(data.join("log").exists(), "the folder was not moved");
+    let (st, v) = issue(&standby.base, &e.kiosk);
+    assert_eq!(st, StatusCode::OK, "the link was not used: {v}");
+    // Step 2 done; the manual's line, with --config.
+    e.primary.stop();
+    let mut c = rejoin(Some(&config));
+    let mut child = c
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    std::thread::sleep(Duration::from_secs(8));
+    // Old code: exited "leave out --config" after moving the folder.
+    assert!(
+        child.try_wait().expect("wait").is_none(),
+        "the rejoin exited"
+    );
+    let (st, v) = issue_until(&standby.base, &e.kiosk, "", 15);
+    assert_eq!(st, StatusCode::OK, "the rejoined standby follows: {v}");
+    let _ = child.kill();
+    let _ = child.wait();
+    drop(cable);
+}
+
+/// Outside tester insider-rt10 N6 (issue 24, R9, R10): only the standby's
+/// acknowledgements are lost. The primary answers the kiosk
+/// `no_standby_lease` (nothing printed), yet the ticket's record reached
+/// the standby: promoted, it held the ticket as issued and waiting, and
+/// nothing listed it. Now the promotion lists it as 「渡っていない可能性が
+/// ある番号札」 (the answer, /admin's fault records).
+#[test]
+fn a_ticket_whose_acknowledgement_was_lost_is_listed_at_the_promotion() {
+    let e = enrolled_primary();
+    let cable = Cable::to(&e.primary.base);
+    let standby = pair(&e, &cable.addr);
+    let (st, v) = issue(&e.primary.base, &e.kiosk);
+    assert_eq!(st, StatusCode::OK, "{v}");
+    cable.deafen();
+    let (st, v) = issue(&e.primary.base, &e.kiosk);
+    assert_eq!(st, StatusCode::SERVICE_UNAVAILABLE, "{v}");
+    assert_eq!(v["error"]["code"], "no_standby_lease", "{v}");
+    let lost = v.to_string();
+    let promoted = promote(&standby);
+    // The ticket reached the standby (the primary's answer to the pending
+    // request carried it): it is issued there.
+    let (c, _) = standby.admin();
+    let held = c
+        .get(standby.url("/api/tickets/1003"))
+        .send()
+        .expect("ticket");
+    assert_eq!(held.status(), StatusCode::OK, "{lost}");
+    // Old code: no `unsure_tickets`, nothing on /admin.
+    let unsure = promoted["unsure_tickets"].to_string();
+    assert!(unsure.contains("1003番"), "{promoted}");
+    let page = c
+        .get(standby.url("/admin"))
+        .send()
+        .expect("admin")
+        .text()
+        .expect("html");
+    assert!(
+        page.contains("渡っていない可能性がある番号札") && page.contains("1003番"),
+        "{page}"
+    );
+    drop(cable);
 }

@@ -1205,6 +1205,10 @@ pub async fn enrol_page(
 pub struct EnrolAs {
     #[serde(default, rename = "as")]
     role: Option<Role>,
+    /// A standby's link key (hex of its Ed25519 public key), bound to the
+    /// token it is given (`link_key.rs`, outside tester insider-rt10 N2).
+    #[serde(default)]
+    key: Option<String>,
 }
 
 /// `POST /enrol/{code}` (the button of [`enrol_page`]): makes this
@@ -1216,6 +1220,16 @@ pub async fn enrol(
     UrlQuery(want): UrlQuery<EnrolAs>,
 ) -> Result<Response, ApiError> {
     enrol_throttle(&app, addr)?;
+    // Checked before the link is used.
+    if want
+        .key
+        .as_deref()
+        .is_some_and(|k| !super::link_key::is_public_key(k))
+    {
+        return Err(ApiError::BadRequest(
+            "key is not an Ed25519 public key in hex".into(),
+        ));
+    }
     let throttle = &app.auth.throttle;
     // A link that would replace the standby of record's token is a
     // revocation of that standby: hold as a revocation does, before the
@@ -1238,6 +1252,17 @@ pub async fn enrol(
             ApiError::NotFound => unknown_enrolment(),
             e => e,
         })?;
+    if let (Role::Standby, Some(key)) = (role, want.key.as_deref()) {
+        let hash = super::auth::Auth::token_hash(&token);
+        if let Err(e) = super::link_key::bind(&app.data, &hash, key) {
+            // The standby then gets no records (its key is not kept): it
+            // says so, and an admin enrols it again.
+            app.faults.record(
+                "failover",
+                format!("the standby {name}'s link key cannot be kept ({e}): enrol it again with a new link / 予備機 {name} の鍵を保存できません。新しい登録用リンクで登録し直してください"),
+            );
+        }
+    }
     let a = app.clone();
     let event = Event::AccountChanged {
         account: name,

@@ -1229,6 +1229,11 @@ impl Auth {
     /// The hash of the device token a request presents (bearer header or
     /// device cookie), known here or not: a revoked standby is still told
     /// apart by it (`fence.rs`).
+    /// The hash a device token is kept under.
+    pub fn token_hash(token: &str) -> String {
+        sha256_hex(token)
+    }
+
     pub fn presented_token_hash(headers: &HeaderMap) -> Option<String> {
         let bearer = headers
             .get(axum::http::header::AUTHORIZATION)

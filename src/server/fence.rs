@@ -115,6 +115,14 @@ pub struct Fence {
     /// forget it; 0 when never known).
     primary_last: AtomicU64,
     primary_last_path: PathBuf,
+    /// Standby: the position (`after`) of its last request the primary
+    /// answered: the primary has taken the acknowledgement of every record
+    /// up to it; of the later ones it may not have (outside tester
+    /// insider-rt10 N6). `u64::MAX` until following starts.
+    answered: AtomicU64,
+    /// Primary: when a request with the standby's token last came signed
+    /// with another key than the one kept for it (insider-rt10 N2).
+    key_refused: Mutex<Option<Instant>>,
     /// Primary: the standby holds records this log lost (standby's last,
     /// ours), kept in `<data>/behind`.
     behind: Mutex<Option<(u64, u64)>>,
@@ -537,6 +545,8 @@ impl Fence {
             epoch: AtomicU64::new(0),
             primary_last: AtomicU64::new(primary_last),
             primary_last_path,
+            answered: AtomicU64::new(u64::MAX),
+            key_refused: Mutex::new(None),
             behind: Mutex::new(behind),
             behind_path,
             unconfirmed: Mutex::new(unconfirmed),
@@ -907,6 +917,57 @@ impl Fence {
         seen.insert((device.to_string(), n))
     }
 
+    /// Primary: a request with the standby's token came signed with
+    /// another key than the one kept for it.
+    pub fn note_key_refused(&self) {
+        if let Ok(mut k) = self.key_refused.lock() {
+            *k = Some(Instant::now());
+        }
+    }
+
+    /// Primary: the refusal of commands for want of a lease. When a
+    /// request signed with another key than the standby's came lately,
+    /// it does not send staff to the standby's power and cable (outside
+    /// tester insider-rt10 N2: the standby was up and following): the
+    /// code stays `no_standby_lease`, the words name the key.
+    pub fn no_lease_error(&self) -> super::error::ApiError {
+        let lately = self
+            .key_refused
+            .lock()
+            .ok()
+            .and_then(|k| *k)
+            .is_some_and(|t| t.elapsed() < 3 * LEASE);
+        if !lately {
+            return super::error::ApiError::NoLease;
+        }
+        super::error::ApiError::Plain {
+            status: axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            code: "no_standby_lease",
+            ja: "予備機のトークンで、登録された予備機の鍵とは違う鍵で署名された要求が届いています（別の機械が予備機のトークンを使っているおそれがあります）。番号の二重発行を防ぐために受付を止めています。電源やケーブルの問題ではありません。管理者に連絡してください（管理画面の記録に詳しい内容があります。予備機を取り消し、新しい登録用リンクで登録し直します）。".into(),
+            en: "requests with the standby's token come signed with another key than the standby's registered one (another machine may be using its token): commands are stopped so that no number is given twice. Not a power or cable problem: an admin revokes the standby and enrols it again with a new link (see /admin)".into(),
+        }
+    }
+
+    /// Standby: the primary answered a request that said this standby
+    /// holds every record up to `after`.
+    pub fn note_answered(&self, after: u64) {
+        self.answered.store(after, Ordering::SeqCst);
+    }
+
+    /// Standby, starting to follow with `tail` held: records from before
+    /// are taken as acknowledged (what a restart cannot know).
+    pub fn start_answered(&self, tail: u64) {
+        let _ = self
+            .answered
+            .compare_exchange(u64::MAX, tail, Ordering::SeqCst, Ordering::SeqCst);
+    }
+
+    /// Standby: the last position the primary is known to have taken
+    /// (`None` before following).
+    pub fn answered(&self) -> Option<u64> {
+        Some(self.answered.load(Ordering::SeqCst)).filter(|&n| n != u64::MAX)
+    }
+
     /// Standby: the primary's last record as last heard (0: not known).
     pub fn primary_last(&self) -> u64 {
         self.primary_last.load(Ordering::SeqCst)
@@ -1052,12 +1113,6 @@ impl Fence {
     }
 }
 
-/// Every answer names this server's epoch (and a promoted machine's proof
-/// of it); a request from a known device or account with a valid proof of
-/// a newer one tells a primary it was replaced (the device has seen the
-/// promoted machine). A claim without a valid proof fences nothing and is
-/// a fault record naming the caller; an unknown caller's headers are
-/// ignored.
 /// What an unproven epoch claim did ([`Fence::note_claim`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Noted {
@@ -1077,12 +1132,13 @@ fn takes_commands(role: super::auth::Role) -> bool {
     matches!(role, Role::Admin | Role::Staff | Role::Kiosk)
 }
 
+/// Every answer names this server's epoch (and a promoted machine's proof
+/// of it); a request from a known device or account with a valid proof of
+/// a newer one tells a primary it was replaced (the device has seen the
+/// promoted machine). A claim without a valid proof fences nothing and is
+/// a fault record naming the caller; an unknown caller's headers are
+/// ignored.
 pub async fn carry_epoch(State(app): State<Arc<super::App>>, req: Request, next: Next) -> Response {
-    let header = |h: &axum::http::HeaderMap, name: &str| {
-        h.get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(|v| v.trim().to_string())
-    };
     let proof = header(req.headers(), EPOCH_PROOF_HEADER);
     let claimed = header(req.headers(), EPOCH_HEADER)
         .and_then(|v| v.parse::<u64>().ok())
@@ -1095,122 +1151,10 @@ pub async fn carry_epoch(State(app): State<Arc<super::App>>, req: Request, next:
         )
         .max();
     if let Some(n) = claimed {
-        let ours = app.fence.epoch();
-        if n > ours && !app.is_standby() && app.fence.replaced().is_none_or(|r| r < n) {
-            if let Some(caller) = app.auth.identify(req.headers()) {
-                let proven = proof
-                    .as_deref()
-                    .and_then(|p| verify_proof(p, &app.auth.standby_keys()))
-                    .filter(|&p| p > ours);
-                match proven {
-                    Some(p) => match app.fence.mark_replaced(p) {
-                        Ok(true) => app.faults.record(
-                            "failover",
-                            format!(
-                                "replaced: {} has seen epoch {p} with its proof (a standby was promoted); this server takes no more commands",
-                                caller.name
-                            ),
-                        ),
-                        Ok(false) => {}
-                        Err(e) => app.faults.record(
-                            HOLD_NOT_WRITTEN,
-                            format!("replaced: {} has seen epoch {p} with its proof; commands are refused, but it cannot be written down ({e}) and a restart would forget it / 主機でなくなったことをディスクに書けません（受付は止めています）", caller.name),
-                        ),
-                    },
-                    // Not proven here: a forgery, or a machine promoted
-                    // from a standby this primary does not know (restored
-                    // from an older backup, or the standby deleted;
-                    // outside tester replay4 N1, e19). Which one cannot be
-                    // told, so commands wait for an admin, who sees the
-                    // caller's name (a stolen token is revoked there).
-                    // A caller that only reads (a display, an auditor)
-                    // holds nothing with a claim it cannot prove (outside
-                    // tester insider-rt9 F6): a display hangs where anyone
-                    // can take it, and one forged header from it stopped
-                    // all issuing. Its proven claims still fence (above).
-                    None if !takes_commands(caller.role) => {
-                        if app.fence.first_unproven(&format!("read-only {}", caller.name), 0) {
-                            app.faults.record(
-                                "failover",
-                                format!(
-                                    "{} ({}) claims epoch {n} without a proof this server can check: not held, since a device that only reads holds nothing; if it is not one of this office's devices, revoke it on /admin / 表示専用の{}が確かめられない第{n}期を示しました。受付は止めていません。心当たりがなければ管理画面で取り消してください",
-                                    caller.name, caller.role.name(), caller.name
-                                ),
-                            );
-                        }
-                    }
-                    None => match app.fence.note_claim(&caller.name, n) {
-                        Ok(Noted::NewHold) => app.faults.record(
-                            "failover",
-                            format!(
-                                "{} claims epoch {n} without a proof this server can check (this server: epoch {ours}): commands are held until an admin confirms on /admin that no other machine serves as the primary / {} がこの主機の確かめられない第{n}期を示したため、受付を止めました。管理画面で確認すると再開します",
-                                caller.name, caller.name
-                            ),
-                        ),
-                        Ok(Noted::Ignored { first: true }) => app.faults.record(
-                            "failover",
-                            format!(
-                                "{} claims epoch {n} again after an admin cleared its claims: not held; if it is not one of this office's devices or accounts, revoke it on /admin / {} が管理者の確認の後にまた第{n}期を示しました。受付は止めていません。この事務所の端末・アカウントでなければ、管理画面で取り消してください",
-                                caller.name, caller.name
-                            ),
-                        ),
-                        Ok(Noted::Standing | Noted::Ignored { first: false }) => {}
-                        Err(e) => {
-                            if app.fence.first_unproven(&caller.name, n) {
-                                app.faults.record(
-                                    HOLD_NOT_WRITTEN,
-                                    format!("{} claims epoch {n} without a proof this server can check: commands are held, but the claim cannot be written down ({e}) and a restart would forget it / {} の第{n}期の主張で受付を止めましたが、ディスクに書けません（再起動すると忘れます）", caller.name, caller.name),
-                                );
-                            }
-                        }
-                    },
-                }
-            }
-        }
+        note_epoch_claim(&app, req.headers(), n, proof.as_deref());
     }
-    // While a restored or claim hold stands, the numbers a device saw
-    // given are the evidence the numbers are raised above before issuing
-    // resumes (outside tester failover-rt5 F4): only a known caller's.
-    // Only a report that tells something this log does not know counts:
-    // from a caller that has seen a newer machine, or numbers above this
-    // log's own (its own numbers echoed back bound nothing, and must not
-    // spare the admin the question).
-    let seen = header(req.headers(), ISSUED_HEADER).and_then(|v| Issued::parse(&v));
-    if let Some(seen) = seen {
-        let held = app.fence.restored_holding().is_some() || !app.fence.claims_holding().is_empty();
-        let newer = claimed.is_some_and(|n| n > app.fence.epoch());
-        let own = app.fence.issued().and_then(|i| Issued::parse(&i));
-        let beyond = own.is_none_or(|o| {
-            seen.date > o.date
-                || (seen.date == o.date
-                    && seen
-                        .highest
-                        .iter()
-                        .any(|(q, n)| o.highest.get(q).is_none_or(|m| n > m)))
-        });
-        if held && (newer || beyond) && !app.is_standby() && app.fence.replaced().is_none() {
-            // Only from a caller that takes commands (F7: a stolen display
-            // reported 998 and used a category up); and a report is only
-            // shown to the admin as a hint with its sender, never the
-            // number issuing resumes from (`resume.rs`).
-            if let Some(caller) = app
-                .auth
-                .identify(req.headers())
-                .filter(|c| takes_commands(c.role))
-            {
-                if let Err(e) = app.fence.note_seen(&caller.name, &seen) {
-                    if app
-                        .fence
-                        .first_unproven(&format!("seen {}", caller.name), 0)
-                    {
-                        app.faults.record(
-                            HOLD_NOT_WRITTEN,
-                            format!("the numbers {} saw given ({}) cannot be written down ({e}): they are kept until a restart / {} が見た番号をディスクに書けません（再起動まで覚えています）", caller.name, seen.text(), caller.name),
-                        );
-                    }
-                }
-            }
-        }
+    if let Some(seen) = header(req.headers(), ISSUED_HEADER).and_then(|v| Issued::parse(&v)) {
+        note_numbers_seen(&app, req.headers(), &seen, claimed);
     }
     let command = !matches!(
         *req.method(),
@@ -1239,6 +1183,145 @@ pub async fn carry_epoch(State(app): State<Arc<super::App>>, req: Request, next:
         res.headers_mut().insert(EPOCH_PROOF_HEADER, p);
     }
     res
+}
+
+fn header(h: &axum::http::HeaderMap, name: &str) -> Option<String> {
+    h.get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.trim().to_string())
+}
+
+/// A caller's claim of epoch `n`: fences this primary when proven, holds
+/// commands (or only notes it, for a caller that only reads) when not.
+fn note_epoch_claim(
+    app: &super::App,
+    headers: &axum::http::HeaderMap,
+    n: u64,
+    proof: Option<&str>,
+) {
+    let ours = app.fence.epoch();
+    if n <= ours || app.is_standby() || app.fence.replaced().is_some_and(|r| r >= n) {
+        return;
+    }
+    let Some(caller) = app.auth.identify(headers) else {
+        return;
+    };
+    let proven = proof
+        .and_then(|p| verify_proof(p, &app.auth.standby_keys()))
+        .filter(|&p| p > ours);
+    match proven {
+        Some(p) => match app.fence.mark_replaced(p) {
+            Ok(true) => app.faults.record(
+                "failover",
+                format!(
+                    "replaced: {} has seen epoch {p} with its proof (a standby was promoted); this server takes no more commands",
+                    caller.name
+                ),
+            ),
+            Ok(false) => {}
+            Err(e) => app.faults.record(
+                HOLD_NOT_WRITTEN,
+                format!("replaced: {} has seen epoch {p} with its proof; commands are refused, but it cannot be written down ({e}) and a restart would forget it / 主機でなくなったことをディスクに書けません（受付は止めています）", caller.name),
+            ),
+        },
+        // Not proven here: a forgery, or a machine promoted
+        // from a standby this primary does not know (restored
+        // from an older backup, or the standby deleted;
+        // outside tester replay4 N1, e19). Which one cannot be
+        // told, so commands wait for an admin, who sees the
+        // caller's name (a stolen token is revoked there).
+        // A caller that only reads (a display, an auditor)
+        // holds nothing with a claim it cannot prove (outside
+        // tester insider-rt9 F6): a display hangs where anyone
+        // can take it, and one forged header from it stopped
+        // all issuing. Its proven claims still fence (above).
+        None if !takes_commands(caller.role) => {
+            if app.fence.first_unproven(&format!("read-only {}", caller.name), 0) {
+                app.faults.record(
+                    "failover",
+                    format!(
+                        "{} ({}) claims epoch {n} without a proof this server can check: not held, since a device that only reads holds nothing; if it is not one of this office's devices, revoke it on /admin / 表示専用の{}が確かめられない第{n}期を示しました。受付は止めていません。心当たりがなければ管理画面で取り消してください",
+                        caller.name, caller.role.name(), caller.name
+                    ),
+                );
+            }
+        }
+        None => match app.fence.note_claim(&caller.name, n) {
+            Ok(Noted::NewHold) => app.faults.record(
+                "failover",
+                format!(
+                    "{} claims epoch {n} without a proof this server can check (this server: epoch {ours}): commands are held until an admin confirms on /admin that no other machine serves as the primary / {} がこの主機の確かめられない第{n}期を示したため、受付を止めました。管理画面で確認すると再開します",
+                    caller.name, caller.name
+                ),
+            ),
+            Ok(Noted::Ignored { first: true }) => app.faults.record(
+                "failover",
+                format!(
+                    "{} claims epoch {n} again after an admin cleared its claims: not held; if it is not one of this office's devices or accounts, revoke it on /admin / {} が管理者の確認の後にまた第{n}期を示しました。受付は止めていません。この事務所の端末・アカウントでなければ、管理画面で取り消してください",
+                    caller.name, caller.name
+                ),
+            ),
+            Ok(Noted::Standing | Noted::Ignored { first: false }) => {}
+            Err(e) => {
+                if app.fence.first_unproven(&caller.name, n) {
+                    app.faults.record(
+                        HOLD_NOT_WRITTEN,
+                        format!("{} claims epoch {n} without a proof this server can check: commands are held, but the claim cannot be written down ({e}) and a restart would forget it / {} の第{n}期の主張で受付を止めましたが、ディスクに書けません（再起動すると忘れます）", caller.name, caller.name),
+                    );
+                }
+            }
+        },
+    }
+}
+
+/// The numbers a caller reports seen given (`Madoguchi-Issued`).
+fn note_numbers_seen(
+    app: &super::App,
+    headers: &axum::http::HeaderMap,
+    seen: &Issued,
+    claimed: Option<u64>,
+) {
+    // While a restored or claim hold stands, the numbers a device saw
+    // given are the evidence the numbers are raised above before issuing
+    // resumes (outside tester failover-rt5 F4): only a known caller's.
+    // Only a report that tells something this log does not know counts:
+    // from a caller that has seen a newer machine, or numbers above this
+    // log's own (its own numbers echoed back bound nothing, and must not
+    // spare the admin the question).
+    let held = app.fence.restored_holding().is_some() || !app.fence.claims_holding().is_empty();
+    let newer = claimed.is_some_and(|n| n > app.fence.epoch());
+    let own = app.fence.issued().and_then(|i| Issued::parse(&i));
+    let beyond = own.is_none_or(|o| {
+        seen.date > o.date
+            || (seen.date == o.date
+                && seen
+                    .highest
+                    .iter()
+                    .any(|(q, n)| o.highest.get(q).is_none_or(|m| n > m)))
+    });
+    if held && (newer || beyond) && !app.is_standby() && app.fence.replaced().is_none() {
+        // Only from a caller that takes commands (F7: a stolen display
+        // reported 998 and used a category up); and a report is only
+        // shown to the admin as a hint with its sender, never the
+        // number issuing resumes from (`resume.rs`).
+        if let Some(caller) = app
+            .auth
+            .identify(headers)
+            .filter(|c| takes_commands(c.role))
+        {
+            if let Err(e) = app.fence.note_seen(&caller.name, seen) {
+                if app
+                    .fence
+                    .first_unproven(&format!("seen {}", caller.name), 0)
+                {
+                    app.faults.record(
+                        HOLD_NOT_WRITTEN,
+                        format!("the numbers {} saw given ({}) cannot be written down ({e}): they are kept until a restart / {} が見た番号をディスクに書けません（再起動まで覚えています）", caller.name, seen.text(), caller.name),
+                    );
+                }
+            }
+        }
+    }
 }
 
 #[cfg(test)]

@@ -10,22 +10,26 @@
 //! signature: the standby makes an Ed25519 key pair of its own
 //! (`<data>/standby-key`, 0600, never sent), and signs each request's
 //! position, hash and lease echo with it. The primary keeps the public key
-//! per standby token (`<data>/standby-link-keys.json`) from the first
-//! signed request of that token, and from then on only a request signed
-//! with that key renews the lease, acknowledges records or says the
-//! primary is behind. Sniffed requests only repeat grants the standby
-//! already echoed, which renew nothing newer.
+//! per standby token (`<data>/standby-link-keys.json`). The key is bound
+//! at enrolment: the standby sends its public key with the one-time link
+//! (`POST /enrol/CODE?as=standby&key=HEX`) and the primary keeps it for
+//! the token it gives, so the token crossing the LAN in the answer is no
+//! head start for a stand-in (outside tester insider-rt10 N2: a stand-in
+//! that signed first owned the lease, 43 numbers twice). Only a request
+//! signed with that key gets anything: records, accounts (N3: every
+//! password hash), a lease renewal, an acknowledgement, a behind hold, and
+//! a revoked standby's "I know I was revoked" (`refused=true`, signed as
+//! such: N1, one unsigned request lifted the hold). Sniffed requests only
+//! repeat grants the standby already echoed, which renew nothing newer.
 //!
-//! Limit: the first signed request of a token decides its key. A standby
-//! signs from its first request after enrolment (milliseconds later); a
-//! standby enrolled before this version registers with its first request
-//! after the upgrade. A stand-in that registers first is the one whose
-//! signatures count, and the real standby's requests then renew nothing:
-//! the primary stops issuing (`no_standby_lease`) and a fault record names
-//! the refused key, so it fails safe (no number twice) and loudly. A copy
-//! of the standby's whole data folder (a disk image) carries the private
-//! key too; a promotion removes it (`forget`), so a copy taken after the
-//! promotion cannot renew.
+//! Upgrade: a standby enrolled before keys were bound has none kept; the
+//! first signed request of its token registers its key, as before, and
+//! the primary's /admin says so. A standby whose signed requests are
+//! refused (another key is kept for its token) writes that down
+//! (`<data>/link-key-refused`), says so on its /admin and is not promoted
+//! without the override. A copy of the standby's whole data folder (a
+//! disk image) carries the private key too; a promotion removes it
+//! (`forget`), so a copy taken after the promotion cannot renew.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -40,6 +44,14 @@ pub const KEYS_FILE: &str = "standby-link-keys.json";
 /// What a replication request signs.
 pub fn message(after: u64, hash: &str, lease: &str) -> String {
     format!("madoguchi-replication-v1\n{after}\n{hash}\n{lease}")
+}
+
+/// What a standby that wrote down its primary's refusal signs with
+/// `refused=true` (outside tester insider-rt10 N1): the refusal is the
+/// standby's own statement, so a sniffed request of another kind cannot
+/// be turned into one.
+pub fn refused_message(after: u64, hash: &str, lease: &str) -> String {
+    format!("madoguchi-replication-refused-v1\n{after}\n{hash}\n{lease}")
 }
 
 /// Writes `text` to `path` readable by its owner only (0600), atomically.
@@ -100,9 +112,22 @@ pub fn own(data: &Path) -> std::io::Result<SigningKey> {
 
 /// Standby: a new link key (at enrolment: a new token gets a new key).
 pub fn fresh(data: &Path) -> std::io::Result<SigningKey> {
+    let key = generate();
+    keep(data, &key)?;
+    Ok(key)
+}
+
+/// A new link key, not yet kept: an enrolment keeps it only once the
+/// primary has bound it to a new token (a refused enrolment leaves the
+/// key of the token it still holds).
+pub fn generate() -> SigningKey {
     let seed: [u8; 32] = rand::random();
-    write_private(&data.join(KEY_FILE), &hex::encode(seed))?;
-    Ok(SigningKey::from_bytes(&seed))
+    SigningKey::from_bytes(&seed)
+}
+
+/// Keeps `key` as this standby's link key (0600).
+pub fn keep(data: &Path, key: &SigningKey) -> std::io::Result<()> {
+    write_private(&data.join(KEY_FILE), &hex::encode(key.to_bytes()))
 }
 
 /// Promoted: the key signs for no primary any more.
@@ -115,11 +140,113 @@ pub fn forget(data: &Path) -> std::io::Result<()> {
 
 /// Standby: `(public key, signature)` in hex for one request.
 pub fn sign(key: &SigningKey, after: u64, hash: &str, lease: &str) -> (String, String) {
-    let sig = key.sign(message(after, hash, lease).as_bytes());
-    (
-        hex::encode(key.verifying_key().to_bytes()),
-        hex::encode(sig.to_bytes()),
-    )
+    sign_text(key, &message(after, hash, lease))
+}
+
+/// Standby: `(public key, signature)` in hex of `msg`.
+pub fn sign_text(key: &SigningKey, msg: &str) -> (String, String) {
+    let sig = key.sign(msg.as_bytes());
+    (public_hex(key), hex::encode(sig.to_bytes()))
+}
+
+/// The public half of `key`, in hex (sent in the enrolment request).
+pub fn public_hex(key: &SigningKey) -> String {
+    hex::encode(key.verifying_key().to_bytes())
+}
+
+/// Whether `key` is the hex of an Ed25519 public key.
+pub fn is_public_key(key: &str) -> bool {
+    parse_public(key).is_some()
+}
+
+fn parse_public(key: &str) -> Option<VerifyingKey> {
+    hex::decode(key)
+        .ok()
+        .and_then(|b| <[u8; 32]>::try_from(b).ok())
+        .and_then(|b| VerifyingKey::from_bytes(&b).ok())
+}
+
+/// One reader-writer of the keys file at a time: two first requests
+/// racing with different keys must not both be registered.
+static KEEP: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// The keys kept per token hash. A keys file that is there but cannot be
+/// read is no empty list: read as one, whoever signed next would be
+/// registered as the standby.
+fn load(data: &Path) -> std::io::Result<BTreeMap<String, String>> {
+    let path = data.join(KEYS_FILE);
+    match std::fs::read_to_string(&path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(BTreeMap::new()),
+        Err(e) => Err(e),
+        Ok(t) => serde_json::from_str(&t).map_err(|e| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!(
+                    "{} is damaged ({e}); restore it from a backup or enrol the standby again",
+                    path.display()
+                ),
+            )
+        }),
+    }
+}
+
+fn store(data: &Path, keys: &BTreeMap<String, String>) -> std::io::Result<()> {
+    let text = serde_json::to_string_pretty(keys).unwrap_or_default();
+    write_private(&data.join(KEYS_FILE), &text)
+}
+
+/// Primary, at a standby's enrolment (outside tester insider-rt10 N2):
+/// the public key the standby sent with its one-time link is its token's
+/// key from the start, so no stand-in holding a copy of the token can
+/// sign first and take the lease.
+pub fn bind(data: &Path, token: &str, key: &str) -> std::io::Result<()> {
+    if !is_public_key(key) {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "not an Ed25519 public key",
+        ));
+    }
+    let _kept = KEEP.lock().unwrap_or_else(|p| p.into_inner());
+    let mut keys = load(data)?;
+    keys.insert(token.to_string(), key.to_string());
+    store(data, &keys)
+}
+
+/// Primary: whether `msg` is signed with the key kept for the token hash
+/// `token`. Registers nothing: a token without a kept key signs for
+/// nothing here (outside tester insider-rt10 N1: a revoked standby's
+/// refusal counts only when signed with its own key).
+pub fn verify_kept(
+    data: &Path,
+    token: &str,
+    key: Option<&str>,
+    sig: Option<&str>,
+    msg: &str,
+) -> std::io::Result<bool> {
+    let (Some(key), Some(sig)) = (key, sig) else {
+        return Ok(false);
+    };
+    let kept = {
+        let _kept = KEEP.lock().unwrap_or_else(|p| p.into_inner());
+        load(data)?.get(token).cloned()
+    };
+    if kept.as_deref() != Some(key) {
+        return Ok(false);
+    }
+    Ok(verify(key, sig, msg).is_ok())
+}
+
+/// Checks `sig` (hex) of `msg` under `key` (hex): the reason if not.
+fn verify(key: &str, sig: &str, msg: &str) -> Result<(), &'static str> {
+    let public = parse_public(key).ok_or("bad_key")?;
+    let sig = hex::decode(sig)
+        .ok()
+        .and_then(|b| <[u8; 64]>::try_from(b).ok())
+        .map(|b| Signature::from_bytes(&b))
+        .ok_or("bad_signature")?;
+    public
+        .verify_strict(msg.as_bytes(), &sig)
+        .map_err(|_| "bad_signature")
 }
 
 /// What the primary made of a request's signature.
@@ -146,50 +273,17 @@ pub fn check(
     let (Some(key), Some(sig)) = (key, sig) else {
         return Ok(Checked::Unsigned("unsigned"));
     };
-    let Some(public) = hex::decode(key)
-        .ok()
-        .and_then(|b| <[u8; 32]>::try_from(b).ok())
-        .and_then(|b| VerifyingKey::from_bytes(&b).ok())
-    else {
-        return Ok(Checked::Unsigned("bad_key"));
-    };
-    let Some(sig) = hex::decode(sig)
-        .ok()
-        .and_then(|b| <[u8; 64]>::try_from(b).ok())
-        .map(|b| Signature::from_bytes(&b))
-    else {
-        return Ok(Checked::Unsigned("bad_signature"));
-    };
-    if public.verify_strict(msg.as_bytes(), &sig).is_err() {
-        return Ok(Checked::Unsigned("bad_signature"));
+    if let Err(why) = verify(key, sig, msg) {
+        return Ok(Checked::Unsigned(why));
     }
-    // One reader-writer at a time: two first requests racing with
-    // different keys must not both be registered.
-    static KEEP: std::sync::Mutex<()> = std::sync::Mutex::new(());
     let _kept = KEEP.lock().unwrap_or_else(|p| p.into_inner());
-    let path = data.join(KEYS_FILE);
-    // A keys file that is there but cannot be read is no empty list: read
-    // as one, whoever signed next would be registered as the standby.
-    let mut keys: BTreeMap<String, String> = match std::fs::read_to_string(&path) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
-        Err(e) => return Err(e),
-        Ok(t) => serde_json::from_str(&t).map_err(|e| {
-            std::io::Error::new(
-                std::io::ErrorKind::InvalidData,
-                format!(
-                    "{} is damaged ({e}); restore it from a backup or enrol the standby again",
-                    path.display()
-                ),
-            )
-        })?,
-    };
+    let mut keys = load(data)?;
     match keys.get(token) {
         Some(k) if k == key => Ok(Checked::Signed),
         Some(_) => Ok(Checked::Unsigned("other_key")),
         None => {
             keys.insert(token.to_string(), key.to_string());
-            let text = serde_json::to_string_pretty(&keys).unwrap_or_default();
-            write_private(&path, &text)?;
+            store(data, &keys)?;
             Ok(Checked::Registered)
         }
     }
@@ -208,6 +302,36 @@ mod tests {
         let (ka, sa) = sign(&a, 5, "ab", "g-1");
         let got = check(dir.path(), "t", Some(&ka), Some(&sa), &msg);
         assert!(got.is_err(), "{got:?}");
+    }
+
+    #[test]
+    fn a_key_bound_at_enrolment_is_the_only_one_and_verify_registers_nothing() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let a = SigningKey::from_bytes(&[1; 32]);
+        let b = SigningKey::from_bytes(&[2; 32]);
+        let msg = message(5, "ab", "g-1");
+        let (ka, sa) = sign(&a, 5, "ab", "g-1");
+        let (kb, sb) = sign(&b, 5, "ab", "g-1");
+        let refused = refused_message(5, "ab", "g-1");
+        let (kr, sr) = sign_text(&b, &refused);
+        // Nothing kept: a signed refusal counts for nothing, and keeps
+        // nothing.
+        assert!(!verify_kept(dir.path(), "t", Some(&kr), Some(&sr), &refused).expect("v"));
+        bind(dir.path(), "t", &public_hex(&a)).expect("bind");
+        assert_eq!(
+            check(dir.path(), "t", Some(&kb), Some(&sb), &msg).expect("check"),
+            Checked::Unsigned("other_key")
+        );
+        assert_eq!(
+            check(dir.path(), "t", Some(&ka), Some(&sa), &msg).expect("check"),
+            Checked::Signed
+        );
+        assert!(!verify_kept(dir.path(), "t", Some(&kr), Some(&sr), &refused).expect("v"));
+        let (kr, sr) = sign_text(&a, &refused);
+        assert!(verify_kept(dir.path(), "t", Some(&kr), Some(&sr), &refused).expect("v"));
+        // A request of another kind is not a refusal.
+        assert!(!verify_kept(dir.path(), "t", Some(&ka), Some(&sa), &refused).expect("v"));
+        assert!(bind(dir.path(), "u", "zz").is_err());
     }
 
     #[test]

@@ -246,7 +246,7 @@ impl App {
             return Err(fence::claim_error(&claims));
         }
         if self.auth.has_standby() && !self.fence.leased() {
-            return Err(ApiError::NoLease);
+            return Err(self.fence.no_lease_error());
         }
         Ok(())
     }
@@ -287,7 +287,7 @@ impl App {
         // it. Noted, so a rejoin's listing says so instead of telling
         // staff a visitor may hold it (outside tester insider-rt9 F2).
         rejoin::note_refused(&self.data, seq);
-        Err(ApiError::NoLease)
+        Err(self.fence.no_lease_error())
     }
 
     pub async fn status(&self) -> Result<views::StatusView, ApiError> {
@@ -444,10 +444,6 @@ pub fn run(
     // A standby's log is a copy of its primary's: it records nothing of
     // its own, not even a configuration.
     let mut engine = if args.standby_of.is_some() {
-        anyhow::ensure!(
-            config.is_none(),
-            "a standby takes its configuration from the primary's log; leave out --config"
-        );
         crate::cmd::open_engine_with(data, madoguchi_core::engine::ConfigChoice::Follow)?
     } else {
         crate::cmd::open_engine(data, config)?
@@ -502,6 +498,15 @@ fn prepare_standby(
     if args.standby_of.is_none() {
         crate::cmd::refuse_standby_folder(data)?;
     }
+    // The service line's `--config` (its `[server]` part gave the address
+    // and folder): a standby takes the office's settings from the
+    // primary's log, so the office part is not used. Said, not refused:
+    // the manual's rejoin line and the unit's ExecStart carry it, and the
+    // refusal came after the rejoin had used the link and moved the folder
+    // (outside tester insider-rt10 N5).
+    if args.standby_of.is_some() && config.is_some() {
+        println!("standby: the office settings in --config are not used; a standby takes them from the primary's log / 予備機は窓口の設定を主機の記録から受け取ります（--config の窓口の設定は使いません）");
+    }
     let mut rejoin_grant = None;
     if let (true, Some(primary)) = (args.rejoin, &args.standby_of) {
         let runtime = tokio::runtime::Builder::new_current_thread()
@@ -521,18 +526,12 @@ fn prepare_standby(
     // A standby enrols before anything is written: a refused link (a
     // kiosk's, a replaced one) leaves no data folder behind (N2).
     let standby_token = match &args.standby_of {
-        Some(_) => {
-            anyhow::ensure!(
-                config.is_none(),
-                "a standby takes its configuration from the primary's log; leave out --config"
-            );
-            tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .context("cannot start the async runtime")?
-                .block_on(replication::standby_start(data, args.enrol_link.as_deref()))
-                .map(Some)?
-        }
+        Some(_) => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .context("cannot start the async runtime")?
+            .block_on(replication::standby_start(data, args.enrol_link.as_deref()))
+            .map(Some)?,
         None => None,
     };
     Ok((rejoin_grant, standby_token))

@@ -57,6 +57,32 @@ async fn same_at(
     }
 }
 
+/// The folder's `LOCK`, taken: refused in plain words when a running
+/// server holds it (not a disk failure: the operator skipped 「元の主機の
+/// サーバーを止めます」).
+fn folder_free(data: &Path) -> Result<Option<std::fs::File>> {
+    let path = data.join("LOCK");
+    let lock = match std::fs::File::options()
+        .create(false)
+        .write(true)
+        .open(&path)
+    {
+        Ok(f) => f,
+        // No lock file: no server has run on it; the log read below says
+        // what is missing.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e).with_context(|| format!("cannot open {}", path.display())),
+    };
+    if lock.try_lock().is_err() {
+        anyhow::bail!(
+            "このデータフォルダ（{}）は、いま動いているサーバーが使っています。元の主機のサーバーを止めてから（docs/manual-ja.md「元の主機の復帰」の手順2）、同じコマンドをもう一度実行してください。登録用リンクは使っておらず、フォルダも動かしていません / {} is in use by a running server: stop the old primary's server first (manual step 2), then run the same command again; the link was not used and nothing was moved",
+            data.display(),
+            data.display()
+        );
+    }
+    Ok(Some(lock))
+}
+
 /// Moves `data` aside and prepares an empty standby folder in its place
 /// with the standby token; returns the lines listing the diverged tail.
 /// Also returns the last lease grant received, for the follower to echo.
@@ -65,6 +91,11 @@ pub async fn prepare(
     primary: &str,
     enrol_link: Option<&str>,
 ) -> Result<(Vec<String>, Option<String>)> {
+    // Before the link is used or anything moves (outside tester
+    // insider-rt10 N7): a server still running on this folder keeps
+    // serving from it wherever it is moved. Held until the folder is
+    // moved aside.
+    let _held = folder_free(data)?;
     let records: Vec<log::Record> = log::read_live(&data.join("log"))
         .with_context(|| format!("cannot read the log in {}", data.display()))?
         .map(|r| r.map(|(_, rec)| rec))

@@ -115,6 +115,48 @@ fn note_refusal(app: &App, refusal: &Refusal) {
     app.faults.record("standby", format!("{ja} / {en}"));
 }
 
+/// Beside the log of a standby whose signed requests its primary refuses
+/// as not signed with the key it keeps for this standby's token (another
+/// machine registered its key first, or the standby's key file was
+/// replaced): the primary may be issuing under that other machine's
+/// lease, so this standby is not promoted without an override, also after
+/// a restart, until the primary takes its requests again (outside tester
+/// insider-rt10 N2: the real standby, promoted, gave 43 numbers twice).
+const KEY_REFUSED: &str = "link-key-refused";
+
+/// The primary refuses this standby's key, as written down.
+pub fn key_refused_here(data: &std::path::Path) -> Option<String> {
+    std::fs::read_to_string(data.join(KEY_REFUSED))
+        .ok()
+        .map(|t| t.trim().to_string())
+}
+
+/// What a person is told when the primary refuses this standby's key.
+fn key_refused_words(primary: &str) -> (String, String) {
+    (
+        format!("主機（{primary}）は、この予備機の鍵で署名した要求を受け付けません。主機には別の鍵がこの予備機のものとして登録されています（別の機械がこの予備機のトークンを使っているおそれがあります）。この予備機は主機の記録を受け取れず、昇格もできません（昇格すると、主機と同じ番号を出すおそれがあります）。主機の管理画面「端末」でこの予備機を取り消し、予備機の登録用リンクを作り直して、この機械を --enrol-link 新しいリンク を付けて起動し直してください"),
+        format!("the primary {primary} refuses this standby's signed requests: another key is registered there for this standby's token (another machine may be using it). This standby takes nothing from the primary and cannot be promoted (it could give numbers the primary also gives). Revoke it on the primary (管理 → 端末), make a new standby link and start this server again with --enrol-link NEW_LINK"),
+    )
+}
+
+/// Writes the key refusal down once and says it loudly (stderr, fault
+/// records: the standby's /admin).
+fn note_key_refused(app: &App, primary: &str) {
+    if key_refused_here(&app.data).is_some() {
+        return;
+    }
+    let (ja, en) = key_refused_words(primary);
+    if let Err(e) = super::link_key::write_private(&app.data.join(KEY_REFUSED), primary) {
+        app.faults.record(
+            "standby",
+            format!("cannot write {KEY_REFUSED} in the data folder ({e}): the refusal is kept only until a restart"),
+        );
+    }
+    eprintln!("madoguchi: 主機がこの予備機の鍵を受け付けません / the primary refuses this standby's key\n  {ja}\n  {en}");
+    tracing::error!("{en}");
+    app.faults.record("standby", format!("{ja} / {en}"));
+}
+
 /// The epoch this machine was promoted to, if it was.
 pub fn promoted_here(data: &std::path::Path) -> Option<u64> {
     std::fs::read_to_string(data.join(PROMOTED))
@@ -326,7 +368,7 @@ pub async fn serve(
         Ok(c) => c,
         Err(e) => {
             if q.refused {
-                revoked_standby_knows(&app, &headers);
+                revoked_standby_knows(&app, &headers, &q);
             }
             return Err(e);
         }
@@ -335,11 +377,16 @@ pub async fn serve(
         return Ok(Json(json!({"records": [], "probe": true})));
     }
     // Whether this request is the standby of record's own (F11): signed
-    // with the key its token's first signed request brought. An admin, or
-    // a stand-in with a copy of the token, reads records and changes
+    // with the key bound to its token at enrolment (or, for a standby
+    // enrolled before keys, its token's first signed request). A stand-in
+    // with a copy of the token gets nothing at all: no records, no
+    // accounts (outside tester insider-rt10 N3: every password hash), no
+    // lease, no acknowledgement. An admin reads records and changes
     // nothing: no lease, no acknowledgement, no behind hold (F10).
-    let signed =
-        caller.role == Role::Standby && signed_by_standby(&app, &headers, &q, &caller.name);
+    let signed = caller.role == Role::Standby;
+    if signed {
+        signed_by_standby(&app, &headers, &q, &caller.name)?;
+    }
     let mut commits = app.feed.subscribe();
     let mut accounts_changed = app.auth.subscribe();
     for attempt in 0..2 {
@@ -432,53 +479,119 @@ pub async fn serve(
     Ok(Json(json!({"records": [], "grant": app.fence.grant()})))
 }
 
+/// The refusal of a standby's request that is not signed with its
+/// token's key: the standby says so loudly and is not promoted without an
+/// override (outside tester insider-rt10 N2, N3).
+pub const LINK_KEY_REFUSED: &str = "link_key_refused";
+
+fn link_key_refused(why: &str) -> ApiError {
+    ApiError::Plain {
+        status: StatusCode::FORBIDDEN,
+        code: LINK_KEY_REFUSED,
+        ja: format!("この予備機の要求は、主機に登録された予備機の鍵で署名されていません（{why}）。主機の記録は渡しません。別の機械がこの予備機のトークンを使っているおそれがあります"),
+        en: format!("this request is not signed with the standby's registered key ({why}): no records are given; another machine may be using this standby's token"),
+    }
+}
+
 /// Whether a standby's replication request is signed with its token's
-/// link key (`link_key.rs`, outside tester insider-rt9 F11). A request
+/// link key (`link_key.rs`, outside tester insider-rt9 F11): `Err` is the
+/// answer when it is not (nothing of the log or the accounts). A request
 /// that is not is a fault record once per reason and process.
-fn signed_by_standby(app: &App, headers: &HeaderMap, q: &Since, name: &str) -> bool {
+fn signed_by_standby(
+    app: &App,
+    headers: &HeaderMap,
+    q: &Since,
+    name: &str,
+) -> Result<(), ApiError> {
     use super::link_key::{check, message, Checked};
     let Some(token) = super::auth::Auth::presented_token_hash(headers) else {
-        return false;
+        return Err(link_key_refused("unsigned"));
     };
-    let msg = message(
+    // A refused standby signs its requests as refusals (`refused=true`);
+    // asked again once its device is enabled again, it is taken as such.
+    let sign = if q.refused {
+        super::link_key::refused_message
+    } else {
+        message
+    };
+    let msg = sign(
         q.after,
         q.hash.as_deref().unwrap_or_default(),
         q.lease.as_deref().unwrap_or_default(),
     );
     match check(&app.data, &token, q.key.as_deref(), q.sig.as_deref(), &msg) {
-        Ok(Checked::Signed) => true,
+        Ok(Checked::Signed) => Ok(()),
         Ok(Checked::Registered) => {
+            // Only a standby enrolled before keys were bound at enrolment
+            // gets here: said on /admin, with the way to bind it.
             app.faults.record(
                 "failover",
-                format!("the standby {name} signs its replication requests with its own key from now on (only its signed requests renew the lease) / 予備機 {name} の署名用の鍵を登録しました"),
+                format!("the standby {name} was enrolled without a key: the first key that signed for its token is now its key (only its signed requests get records and renew the lease). If that was not this standby (its /admin says its key is refused), revoke it and enrol it again with a new link / 予備機 {name} は鍵なしで登録されていたため、最初に署名した鍵をこの予備機の鍵として登録しました。予備機の管理画面に「鍵が受け付けられません」と出るときは、取り消して新しい登録用リンクで登録し直してください"),
             );
-            true
+            Ok(())
         }
         Ok(Checked::Unsigned(why)) => {
+            if why == "other_key" {
+                app.fence.note_key_refused();
+            }
             if app.fence.first_unproven(&format!("link {why}"), 0) {
                 app.faults.record(
                     "failover",
-                    format!("a replication request with the standby {name}'s token is not signed with its key ({why}): it renews no lease and acknowledges nothing; if the standby itself was not changed, its token may be copied — revoke it on /admin and enrol the standby again / 予備機 {name} の鍵で署名されていない記録の要求がありました（{why}）。受付の許可には数えません。予備機を替えていなければトークンが写された恐れがあります。管理画面で取り消し、予備機を登録し直してください"),
+                    format!("a replication request with the standby {name}'s token is not signed with its key ({why}): it gets no records, renews no lease and acknowledges nothing; if the standby itself was not changed, its token may be copied — revoke it on /admin and enrol the standby again / 予備機 {name} の鍵で署名されていない記録の要求がありました（{why}）。記録は渡さず、受付の許可にも数えません。予備機を替えていなければトークンが写された恐れがあります。管理画面で取り消し、予備機を登録し直してください"),
                 );
             }
-            false
+            Err(link_key_refused(why))
         }
         Err(e) => {
             app.faults.record(
                 "failover",
                 format!("the standby's link key cannot be kept or read ({e}): its requests renew no lease / 予備機の鍵を保存・読み取りできません"),
             );
-            false
+            Err(ApiError::Internal(e.to_string()))
         }
     }
 }
 
 /// A revoked standby was refused and has said that it wrote the refusal
 /// down: it will not be promoted, so this primary stops waiting for it.
-fn revoked_standby_knows(app: &App, headers: &HeaderMap) {
+/// Only its own word counts: the request signed with the key kept for its
+/// token (outside tester insider-rt10 N1: one unsigned request with a
+/// copy of the token lifted the hold, and the cut-off standby, promoted,
+/// gave the same numbers).
+fn revoked_standby_knows(app: &App, headers: &HeaderMap, q: &Since) {
     let Some(hash) = super::auth::Auth::presented_token_hash(headers) else {
         return;
     };
+    if !app.fence.is_unconfirmed(&hash) {
+        return;
+    }
+    let msg = super::link_key::refused_message(
+        q.after,
+        q.hash.as_deref().unwrap_or_default(),
+        q.lease.as_deref().unwrap_or_default(),
+    );
+    match super::link_key::verify_kept(&app.data, &hash, q.key.as_deref(), q.sig.as_deref(), &msg) {
+        Ok(true) => {}
+        Ok(false) => {
+            if app
+                .fence
+                .first_unproven("revoked standby unsigned refusal", 0)
+            {
+                app.faults.record(
+                    "failover",
+                    "a request with a revoked standby's token said it knows it was revoked, but it is not signed with that standby's key: it does not count, commands stay held until the standby itself says so or an admin confirms it is off / 取り消した予備機のトークンで「取り消しを知った」という要求がありましたが、その予備機の鍵で署名されていないため数えません。トークンが写された恐れがあります",
+                );
+            }
+            return;
+        }
+        Err(e) => {
+            app.faults.record(
+                "failover",
+                format!("the standby's link key cannot be read ({e}): the revoked standby's word is not taken / 予備機の鍵を読み取れません"),
+            );
+            return;
+        }
+    }
     match app.fence.revoked_gone(&hash) {
         Ok(Some(name)) => app.faults.record(
             "failover",
@@ -566,6 +679,10 @@ fn not_of_record(app: &App) -> Option<(&'static str, String, String)> {
         let (ja, en) = r.message();
         return Some(("standby_refused", ja, en));
     }
+    if let Some(primary) = key_refused_here(&app.data) {
+        let (ja, en) = key_refused_words(&primary);
+        return Some((LINK_KEY_REFUSED, ja, en));
+    }
     let token = std::fs::read_to_string(app.data.join("standby-token")).unwrap_or_default();
     let (ja, en) = match app.auth.standing(&token) {
         Standing::OfRecord => return None,
@@ -649,8 +766,9 @@ pub async fn promote(
         }
     };
     note_promotion(&app, epoch, followed, &caller.name);
+    let unsure = unsure_tickets(&app).await;
     let (accepting, ja, en, forced) = promotion_words(&app, epoch, overridden);
-    Ok(Json(json!({"ok": true, "promoted": true, "epoch": epoch, "accepting": accepting, "overridden": forced, "message_ja": ja, "message_en": en})).into_response())
+    Ok(Json(json!({"ok": true, "promoted": true, "epoch": epoch, "accepting": accepting, "overridden": forced, "message_ja": ja, "message_en": en, "unsure_tickets": unsure})).into_response())
 }
 
 /// Whether this standby may be promoted now: `Ok(Err(answer))` refuses
@@ -770,6 +888,70 @@ fn note_promotion(app: &Arc<App>, epoch: u64, followed: bool, by: &str) {
         format!("promoted to primary by {} (epoch {epoch})", by),
     );
     app.displays.poke();
+}
+
+/// At the promotion: the tickets in the records after the last position
+/// the old primary is known to have taken from this standby. Their
+/// acknowledgement may never have reached it, so it may have answered the
+/// kiosk 「受付を止めています」 and printed nothing, while here they are
+/// issued and waiting (outside tester insider-rt10 N6: 1725, 1726 and 1965
+/// waited for visitors who did not exist). Listed for staff in a fault
+/// record each (/admin) and in `<data>/unsure-tickets.txt`; best effort.
+async fn unsure_tickets(app: &Arc<App>) -> Vec<String> {
+    let Some(answered) = app.fence.answered() else {
+        return Vec::new();
+    };
+    let dir = app.data.join("log");
+    let read = tokio::task::spawn_blocking(move || -> Vec<(u64, Value)> {
+        let Ok(records) = log::read_live_near(&dir, answered + 1) else {
+            return Vec::new();
+        };
+        records
+            .filter_map(Result::ok)
+            .map(|(_, r)| r)
+            .filter(|r| r.seq > answered)
+            .map(|r| {
+                let body = serde_json::from_slice(&r.payload).unwrap_or(Value::Null);
+                (r.seq, body)
+            })
+            .collect()
+    })
+    .await
+    .unwrap_or_default();
+    let mut lines = Vec::new();
+    for (seq, body) in read {
+        for e in body["events"].as_array().into_iter().flatten() {
+            if e["type"] != "ticket_issued" {
+                continue;
+            }
+            let category = e["category"].as_str().unwrap_or("?");
+            let number = &e["number"];
+            let when = body["at"]
+                .as_i64()
+                .and_then(chrono::DateTime::from_timestamp_millis)
+                .map(|t| {
+                    t.with_timezone(
+                        &chrono::FixedOffset::east_opt(9 * 3600)
+                            .unwrap_or_else(|| chrono::Offset::fix(&chrono::Utc)),
+                    )
+                    .format("%H:%M:%S")
+                    .to_string()
+                })
+                .unwrap_or_default();
+            lines.push(format!("渡っていない可能性がある番号札：{category} {number}番（記録 {seq}、{when} 発券）— この予備機が受け取ったことを元の主機が知る前に連絡が途絶えた可能性があり、そのときは発券機に「受付を止めています」と答えて番号札を渡していません（渡している場合もあります）。呼び出しても来庁者がいないときは、取消しにしてください / possibly not handed out: ticket {number} ({category}, record {seq}): the old primary may have answered the kiosk no_standby_lease"));
+        }
+    }
+    if lines.is_empty() {
+        return lines;
+    }
+    let text: String = lines.iter().map(|l| format!("{l}\n")).collect();
+    if let Err(e) = std::fs::write(app.data.join("unsure-tickets.txt"), text) {
+        tracing::warn!(error = %e, "unsure-tickets.txt could not be written");
+    }
+    for l in &lines {
+        app.faults.record("failover", l.clone());
+    }
+    lines
 }
 
 /// What the admin is told: whether this machine takes commands now (a
@@ -972,6 +1154,9 @@ async fn follow_while_standby(app: &Arc<App>, primary: &str, token: &str) -> Sto
     };
     let mut reachable = true;
     let mut refused = refused_here(&app.data).is_some();
+    if let Ok(tail) = app.engine.read(|e| e.log().tail().next_seq - 1) {
+        app.fence.start_answered(tail);
+    }
     while app.standby.load(Ordering::SeqCst) {
         let handle = app.engine.clone();
         let Ok((after, hash)) = handle.read(|e| {
@@ -984,7 +1169,16 @@ async fn follow_while_standby(app: &Arc<App>, primary: &str, token: &str) -> Sto
         let lease = app.fence.echo().unwrap_or_default();
         // Signed with this standby's own key: what renews the lease is
         // something a copy of the token cannot make (`link_key.rs`).
-        let (key, sig) = super::link_key::sign(&link, after, &hash, &lease);
+        // A refused standby's `refused=true` is its own statement, signed
+        // as such (outside tester insider-rt10 N1).
+        let (key, sig) = if refused {
+            super::link_key::sign_text(
+                &link,
+                &super::link_key::refused_message(after, &hash, &lease),
+            )
+        } else {
+            super::link_key::sign(&link, after, &hash, &lease)
+        };
         // `refused`: this standby has written the refusal down, so the
         // primary stops waiting for it (`fence.rs`).
         let url = format!(
@@ -993,7 +1187,10 @@ async fn follow_while_standby(app: &Arc<App>, primary: &str, token: &str) -> Sto
         let answer = http.get(&url).bearer_auth(token).send().await;
         let answer =
             match read_answer(app, answer, primary, after, &mut refused, &mut reachable).await {
-                Asked::Answer(v) => v,
+                Asked::Answer(v) => {
+                    app.fence.note_answered(after);
+                    v
+                }
                 Asked::Again => continue,
                 Asked::Unanswered => {
                     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -1062,6 +1259,13 @@ async fn read_answer(
             // neither a restart nor a promotion forgets it.
             let status = r.status().as_u16();
             let code = error_code(r).await;
+            if code == LINK_KEY_REFUSED {
+                // The primary keeps another key for this token: another
+                // machine signed for it (outside tester insider-rt10 N2).
+                note_key_refused(app, primary);
+                tokio::time::sleep(REFUSED_ASK_EVERY / 5).await;
+                return Asked::Again;
+            }
             if !*refused {
                 let refusal = Refusal {
                     status,
@@ -1122,6 +1326,18 @@ fn take_answer(
                 "standby",
                 "the primary knows this standby's token again (its device was enabled again): following it again / 主機がこの予備機の登録を再び受け付けました。主機の記録の受け取りを再開します",
             );
+        }
+    }
+    if key_refused_here(&app.data).is_some() {
+        match std::fs::remove_file(app.data.join(KEY_REFUSED)) {
+            Ok(()) => app.faults.record(
+                "standby",
+                "the primary takes this standby's signed requests again: following it again / 主機がこの予備機の鍵を再び受け付けました",
+            ),
+            Err(e) => app.faults.record(
+                "standby",
+                format!("cannot remove {KEY_REFUSED} ({e}): still refusing promotion"),
+            ),
         }
     }
     if !app.standby.load(Ordering::SeqCst) {
@@ -1231,7 +1447,14 @@ async fn enrol(data: &std::path::Path, link: &str) -> anyhow::Result<String> {
         .build()?;
     let mut url = reqwest::Url::parse(link.trim())
         .with_context(|| format!("--enrol-link is not a link: {link}"))?;
-    url.query_pairs_mut().append_pair("as", "standby");
+    // The link key is made first and its public half goes with the
+    // one-time link: the primary binds it to the token it gives, so no
+    // stand-in holding a copy of the token (it crosses the LAN in the
+    // answer) can sign first (outside tester insider-rt10 N2).
+    let key = super::link_key::generate();
+    url.query_pairs_mut()
+        .append_pair("as", "standby")
+        .append_pair("key", &super::link_key::public_hex(&key));
     let tls = url.scheme() == "https";
     let r = http.post(url).send().await.with_context(|| {
         if tls {
@@ -1259,14 +1482,14 @@ async fn enrol(data: &std::path::Path, link: &str) -> anyhow::Result<String> {
         .map(str::to_string)
         .context("the primary enrolled nothing (no device token in its answer)")?;
     std::fs::create_dir_all(data).with_context(|| format!("cannot create {}", data.display()))?;
+    // The key first: a token kept without its key would sign with a new
+    // one the primary refuses.
+    super::link_key::keep(data, &key)
+        .with_context(|| format!("cannot write the link key in {}", data.display()))?;
     let path = data.join("standby-token");
-    // Readable by the service's user only (F8): a copy of it reads the log.
+    // Readable by the service's user only (F8).
     super::link_key::write_private(&path, &cookie)
         .with_context(|| format!("cannot write {}", path.display()))?;
-    // A new token, a new link key: the primary keeps the first key that
-    // signs for this token (`link_key.rs`).
-    super::link_key::fresh(data)
-        .with_context(|| format!("cannot write the link key in {}", data.display()))?;
     Ok(cookie)
 }
 
