@@ -104,6 +104,11 @@ pub struct OpenReport {
     pub truncated_bytes: u64,
     /// The torn bytes' segment.
     pub truncated_in: Option<PathBuf>,
+    /// `SEALS.json` was missing while closed segments were there: the
+    /// number of closed segments sealed again (read once each). Told
+    /// loudly: the seals are what catch a deleted newest segment (outside
+    /// tester storage-rt10 F-H: silent).
+    pub seals_remade: Option<usize>,
 }
 
 /// A change to the files that opening found necessary, made only once the
@@ -381,8 +386,12 @@ impl EventLog {
             tail_prev = Some(scan.prev_of_first);
             break;
         }
+        let seals_missing = !dir.join(seals::SEALS_FILE).exists();
         let added = check_shape(dir, &segments, &mut seals, (origin, origin_hash), tail_prev)?;
         seals_dirty |= added;
+        if seals_missing && added && !seals.is_empty() {
+            report.seals_remade = Some(seals.len());
+        }
         Ok((
             EventLog {
                 dir: dir.to_path_buf(),
