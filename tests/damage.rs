@@ -1326,3 +1326,332 @@ fn a_short_export_and_a_refused_recover_name_the_real_files() {
         "{stderr}"
     );
 }
+
+/// Outside tester storage-rt10 F-A (issue 17, R18): one flipped byte in a
+/// record of today after the last day-close report, in a closed segment.
+/// The server runs on (as documented) and says so once: the day-close
+/// reports task, which cannot read the log from its cursor, backs off and
+/// records one fault (Japanese first); faults.jsonl stays small and /admin
+/// still shows `log-damaged`. On the old code the task retried at once:
+/// hundreds of identical English `reports` faults within seconds, and the
+/// admin page listed 200 of them and no `log-damaged`.
+#[test]
+fn a_damaged_record_after_the_report_cursor_is_one_fault_not_a_flood() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let data = dir.path().join("office");
+    let mut lines = vec![json!({"command": "open_day", "date": today()})];
+    for i in 0..120 {
+        lines.push(issue(CATEGORIES[i % 2], &format!("r{i}")));
+    }
+    apply_with(&data, &lines, Some(2048)).expect("apply");
+    assert!(segments(&data).len() >= 4);
+    // As the server keeps it when the day opens.
+    std::fs::write(data.join("reports.cursor"), "1\n").expect("cursor");
+    let second = frames(&std::fs::read(&segments(&data)[1]).expect("read"));
+    flip_record(&data, second[second.len() / 2].1);
+    let s = serve(&data);
+    std::thread::sleep(Duration::from_secs(4));
+    let faults = std::fs::read_to_string(data.join("faults.jsonl")).unwrap_or_default();
+    let reports: Vec<&str> = faults
+        .lines()
+        .filter(|l| l.contains("\"kind\":\"reports\""))
+        .collect();
+    assert!(
+        !reports.is_empty() && reports.len() <= 3,
+        "{} reports faults in 4 s: {}",
+        reports.len(),
+        faults.chars().take(2000).collect::<String>()
+    );
+    assert!(
+        reports[0].contains("報告ファイルを作れません"),
+        "{}",
+        reports[0]
+    );
+    assert!(faults.contains("log-damaged"), "{faults}");
+    let (c, _) = login(&s);
+    let page = c
+        .get(format!("{}/admin", s.base))
+        .send()
+        .and_then(|r| r.text())
+        .expect("admin");
+    assert!(page.contains("log-damaged"), "log-damaged not on /admin");
+    assert!(
+        page.matches(">reports<").count() <= 1,
+        "reports rows repeated"
+    );
+}
+
+/// Outside tester storage-rt10 F-B (issue 17, R10): one flipped byte in a
+/// `transferred` record of a past day. The ticket stays at its counter in
+/// the repair, the day's close is set aside with it, and the next day's
+/// ticket of the same number found the counter still holding it: the old
+/// code refused `recover --accept-damage` at its own record with "ticket
+/// 1001 is cancelled but counters say Some(10)" (English, internal, no way
+/// out). A new day frees every counter (its tickets are gone), so the
+/// repair keeps the rest and today's requests keep their numbers.
+#[test]
+fn a_flipped_byte_in_a_past_days_transfer_is_set_aside_and_the_rest_kept() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let data = dir.path().join("office");
+    let yesterday = (crate::util::office_now().date_naive() - chrono::Days::new(1)).to_string();
+    let c = |command: &str, counter: u64| json!({"command": command, "counter": counter});
+    let mut lines = vec![
+        json!({"command": "open_day", "date": yesterday}),
+        c("open_counter", 10),
+        c("open_counter", 4),
+        issue("idou", "y0"),
+        issue("idou", "y1"),
+        c("call_next", 10),
+        json!({"command": "transfer", "number": 1001, "to": "koufu"}),
+        c("call_next", 4),
+        c("complete", 4),
+        json!({"command": "close_day"}),
+        json!({"command": "open_day", "date": today()}),
+        c("open_counter", 10),
+    ];
+    for i in 0..6 {
+        lines.push(issue(CATEGORIES[i % 2], &format!("r{i}")));
+    }
+    lines.push(c("call_next", 10));
+    let answers = apply_with(&data, &lines, Some(2048)).expect("apply");
+    let mut acked = BTreeMap::new();
+    let mut transfer = None;
+    for (line, a) in lines.iter().zip(&answers) {
+        assert_eq!(a["ok"], true, "{line}: {a}");
+        if line["command"] == "transfer" {
+            transfer = a["seq"].as_u64();
+        }
+        if let Some(r) = line["request_id"].as_str().filter(|r| r.starts_with('r')) {
+            acked.insert(r.to_string(), a["ticket"].as_u64().expect("number"));
+        }
+    }
+    assert_eq!(acked["r0"], 1001, "today's idou 1001: {acked:?}");
+    let seq = transfer.expect("transfer recorded");
+    flip_record(&data, seq);
+    let out = run(&data, &["recover", "--accept-damage"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "recover failed: {stderr}");
+    assert!(
+        stdout.contains(&format!("set aside: record {seq} ")),
+        "{stdout}"
+    );
+    ok(&data, &["audit", "verify"]);
+    let retries: Vec<Value> = acked.keys().map(|r| issue(category_of(r), r)).collect();
+    let answers = apply(&data, &retries).expect("apply after");
+    for ((request, number), a) in acked.iter().zip(&answers) {
+        assert_eq!(a["ok"], true, "{request} not kept: {a}");
+        assert_eq!(a["ticket"].as_u64(), Some(*number), "{request}: {a}");
+    }
+}
+
+/// Outside tester storage-rt10 F-E (issue 17, R10): one flipped byte in a
+/// `completed` record sets aside the later calls at that counter (they do
+/// not apply while the counter still holds the ticket), and the visitors
+/// they called and served wait in the queue again. The repair names them
+/// for staff — on screen and in the fault record. On the old code nothing
+/// named them (48 records set aside, "raised 0 numbers").
+#[test]
+fn tickets_waiting_again_after_a_set_aside_completion_are_named() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let data = dir.path().join("office");
+    let c = |command: &str| json!({"command": command, "counter": 1});
+    let mut lines = vec![
+        json!({"command": "open_day", "date": today()}),
+        c("open_counter"),
+    ];
+    for i in 0..6 {
+        lines.push(issue("koseki", &format!("r{i}")));
+    }
+    for _ in 0..3 {
+        lines.extend([c("call_next"), c("complete")]);
+    }
+    let answers = apply_with(&data, &lines, Some(2048)).expect("apply");
+    let mut completed = Vec::new();
+    for (line, a) in lines.iter().zip(&answers) {
+        assert_eq!(a["ok"], true, "{line}: {a}");
+        if line["command"] == "complete" {
+            completed.push(a["seq"].as_u64().expect("seq"));
+        }
+    }
+    flip_record(&data, completed[0]);
+    let out = run(&data, &["recover", "--accept-damage"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("待ちに戻った番号 2、3") && stdout.contains("waiting again: 2, 3"),
+        "{stdout}"
+    );
+    let faults = std::fs::read_to_string(data.join("faults.jsonl")).unwrap_or_default();
+    assert!(faults.contains("waiting again: 2, 3"), "{faults}");
+}
+
+/// Outside tester storage-rt10 F-F (issue 17, R10): a set-aside record
+/// that changed the settings is named as a lost settings change, on screen
+/// and as a fault, so the administrator applies it again. On the old code
+/// it said only "no ticket number or request readable in it" and the
+/// office silently ran on the settings before it.
+#[test]
+fn a_set_aside_settings_change_is_named_as_lost() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let data = dir.path().join("office");
+    office(&data, 4);
+    let config = dir.path().join("office.toml");
+    std::fs::write(
+        &config,
+        madoguchi_core::config::DEFAULT_OFFICE_TOML
+            .replace("区役所 戸籍住民課\"", "区役所 戸籍住民課（本庁舎）\""),
+    )
+    .expect("config");
+    let mut child = crate::util::office()
+        .arg("--config")
+        .arg(&config)
+        .arg("--data")
+        .arg(&data)
+        .arg("apply")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("apply");
+    {
+        let mut stdin = child.stdin.take().expect("stdin");
+        writeln!(stdin, "{}", issue("idou", "after")).expect("write");
+    }
+    assert!(child.wait().expect("apply").success());
+    let seq = segments(&data)
+        .iter()
+        .flat_map(|s| frames(&std::fs::read(s).expect("read")))
+        .find(|f| String::from_utf8_lossy(&f.2).contains("config_applied") && f.1 > 1)
+        .map(|f| f.1)
+        .expect("the settings change is recorded");
+    flip_record(&data, seq);
+    let out = run(&data, &["recover", "--accept-damage"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains(&format!("設定の変更（記録 {seq}）が失われました")),
+        "{stdout}"
+    );
+    let faults = std::fs::read_to_string(data.join("faults.jsonl")).unwrap_or_default();
+    assert!(faults.contains("settings-lost"), "{faults}");
+}
+
+/// Outside tester storage-rt10 F-I (issue 17): the scratch folder of a
+/// recover that was killed (`.<name>.recovering-<pid>`, a partial copy of
+/// the log) is removed and named by the next recover. On the old code it
+/// stayed, hidden and never mentioned.
+#[test]
+fn an_interrupted_recovers_scratch_folder_is_removed_and_named() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let data = dir.path().join("office");
+    office(&data, 3);
+    let stale = dir.path().join(".office.recovering-4194399");
+    std::fs::create_dir_all(stale.join("log")).expect("mkdir");
+    std::fs::write(stale.join("log").join("partial.mlog"), b"partial").expect("write");
+    let out = run(&data, &["recover"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!stale.exists(), "the stale scratch folder is still there");
+    assert!(
+        stdout.contains(".office.recovering-4194399") && stdout.contains("中断した復旧"),
+        "{stdout}"
+    );
+}
+
+/// Outside tester storage-rt10 F-H (issue 17, R10): `log/SEALS.json`
+/// deleted on an intact folder. The start goes on (nothing is lost), but
+/// says so loudly — Japanese first, and a `seals-remade` fault — as it does
+/// for a missing HIGHWATER: the seals are what catch a deleted newest
+/// segment. On the old code the start was silent and re-created the file.
+#[test]
+fn a_deleted_seal_file_is_told_when_it_is_made_again() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let data = dir.path().join("office");
+    let mut lines = vec![json!({"command": "open_day", "date": today()})];
+    for i in 0..60 {
+        lines.push(issue(CATEGORIES[i % 2], &format!("r{i}")));
+    }
+    apply_with(&data, &lines, Some(2048)).expect("apply");
+    assert!(segments(&data).len() >= 3);
+    std::fs::remove_file(data.join("log").join("SEALS.json")).expect("rm seals");
+    let out = run(&data, &["status"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("注意 / warning: ログの封印ファイル log/SEALS.json がなかった"),
+        "{stderr}"
+    );
+    let faults = std::fs::read_to_string(data.join("faults.jsonl")).unwrap_or_default();
+    assert!(faults.contains("seals-remade"), "{faults}");
+}
+
+/// Outside tester storage-rt10 F-C (rt8 F3, issue 17): a torn last
+/// segment with HIGHWATER gone. `export` reads the log alone, so it cannot
+/// know whether the torn bytes held acknowledged records: it exports what
+/// reads and then refuses (rc ≠ 0), naming the torn bytes and the way out.
+/// On the old code it said only "exported N records", rc 0.
+#[test]
+fn export_of_a_torn_log_without_the_mark_is_not_silent() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let data = dir.path().join("office");
+    office(&data, 20);
+    let last = segments(&data).pop().expect("segment");
+    let len = std::fs::metadata(&last).expect("meta").len();
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&last)
+        .expect("open");
+    f.set_len(len - 30).expect("cut");
+    drop(f);
+    std::fs::remove_file(data.join("HIGHWATER")).expect("rm mark");
+    let out = run(&data, &["export"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "export passed silently: {stderr}");
+    assert!(
+        stderr.contains("読めない") && stderr.contains("HIGHWATER") && stderr.contains("recover"),
+        "{stderr}"
+    );
+}
+
+/// Outside tester storage-rt10 F-G (issue 17): plain `recover` on a torn
+/// last segment names that segment (the old code named the first one,
+/// `…0001.mlog`, a file of recover's scratch log) and the folder's own
+/// `HIGHWATER` without an empty time (old: `…/witness/HIGHWATER, )`).
+#[test]
+fn a_refused_recover_of_a_torn_tail_names_the_torn_segment_and_the_mark() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let data = dir.path().join("office");
+    let mut lines = vec![json!({"command": "open_day", "date": today()})];
+    for i in 0..60 {
+        lines.push(issue(CATEGORIES[i % 2], &format!("r{i}")));
+    }
+    apply_with(&data, &lines, Some(2048)).expect("apply");
+    let last = segments(&data).pop().expect("segment");
+    assert!(!last.ends_with("00000000000000000001.mlog"));
+    let len = std::fs::metadata(&last).expect("meta").len();
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&last)
+        .expect("open");
+    f.set_len(len - 30).expect("cut");
+    drop(f);
+    let out = run(&data, &["recover"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains(&last.display().to_string()), "{stderr}");
+    assert!(!stderr.contains("00000000000000000001.mlog"), "{stderr}");
+    assert!(!stderr.contains("witness/HIGHWATER"), "{stderr}");
+    assert!(!stderr.contains(", )"), "{stderr}");
+}

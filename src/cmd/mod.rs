@@ -180,6 +180,10 @@ pub fn open_engine_with(data: &Path, choice: ConfigChoice) -> Result<Engine> {
         eprintln!("note: {note}");
         record_fault(data, "log-torn-tail", &note);
     }
+    if let Some(note) = &report.seals_remade {
+        eprintln!("注意 / warning: {note}");
+        record_fault(data, "seals-remade", note);
+    }
     if let Some(note) = &report.high_water_created {
         eprintln!("注意 / warning: {note}");
         record_fault(data, "highwater-created", note);

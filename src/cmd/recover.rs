@@ -59,6 +59,18 @@ pub fn run(data: &Path, args: Args) -> Result<()> {
     for n in &r.salvage_notes {
         println!("  {n}");
     }
+    for s in r.set_aside.iter().filter(|s| s.settings) {
+        let lost = format!(
+            "設定の変更（記録 {}）が失われました。それより前の設定で動いています。設定の画面で確かめて、もう一度適用してください / a settings change (record {}) was lost: the office runs on the settings before it; check them on the settings page and apply the change again",
+            s.seq, s.seq
+        );
+        println!("  {lost}");
+        super::record_fault(data, "settings-lost", &lost);
+    }
+    let requeued = requeued(&r.set_aside);
+    if !requeued.is_empty() {
+        println!("  {requeued}");
+    }
     if !r.set_aside.is_empty() {
         let list: Vec<String> = r
             .set_aside
@@ -75,8 +87,13 @@ pub fn run(data: &Path, args: Args) -> Result<()> {
             data,
             "damaged-records-set-aside",
             &format!(
-                "壊れた記録を退避し、その後の記録は確認して残しました / records set aside, the records after them checked and kept: {}",
-                list.join("; ")
+                "壊れた記録を退避し、その後の記録は確認して残しました / records set aside, the records after them checked and kept: {}{}",
+                list.join("; "),
+                if requeued.is_empty() {
+                    String::new()
+                } else {
+                    format!(". {requeued}")
+                }
             ),
         );
     }
@@ -105,4 +122,26 @@ pub fn run(data: &Path, args: Args) -> Result<()> {
         super::backup::warn_restored(data, m);
     }
     Ok(())
+}
+
+/// The tickets a set-aside record moved at a counter that wait again after
+/// the repair (outside tester storage-rt10 F-E: visitors already served
+/// were back in the queue and nobody was told): named for staff, who
+/// complete those already served. Empty when there are none.
+fn requeued(set_aside: &[backup::SetAsideRecord]) -> String {
+    let mut numbers: Vec<u64> = set_aside
+        .iter()
+        .flat_map(|s| s.requeued.iter().map(|n| u64::from(*n)))
+        .collect();
+    numbers.sort_unstable();
+    numbers.dedup();
+    if numbers.is_empty() {
+        return String::new();
+    }
+    let list: Vec<String> = numbers.iter().map(u64::to_string).collect();
+    format!(
+        "待ちに戻った番号 {}: 退避した記録では呼び出し・案内済みでした。窓口で確かめ、済んでいれば「完了」にしてください / waiting again: {} (a set-aside record showed them called or served; check at the counters and complete those already served)",
+        list.join("、"),
+        list.join(", ")
+    )
 }

@@ -692,6 +692,20 @@ impl Auth {
         &self,
         f: impl FnOnce(&mut HashMap<String, Session>) -> T,
     ) -> anyhow::Result<T> {
+        self.change_sessions(f, false)
+    }
+
+    /// [`Self::with_sessions`]; with `in_memory_when_full`, a sessions file
+    /// that cannot be written because the disk is full keeps the change in
+    /// memory (written with the next change once there is space; gone with
+    /// a restart): a sign-in needs no disk, so the administrator can still
+    /// sign in and read why (outside tester storage-rt10 F-J: 500 internal;
+    /// issue 17, R18).
+    fn change_sessions<T>(
+        &self,
+        f: impl FnOnce(&mut HashMap<String, Session>) -> T,
+        in_memory_when_full: bool,
+    ) -> anyhow::Result<T> {
         let mut sessions = self
             .sessions
             .lock()
@@ -700,7 +714,13 @@ impl Auth {
         let out = f(&mut next);
         let mut list: Vec<Session> = next.values().cloned().collect();
         list.sort_by(|a, b| a.token_sha256.cmp(&b.token_sha256));
-        write_atomically(&self.sessions_path, &SessionsFile { sessions: list })?;
+        if let Err(e) = write_atomically(&self.sessions_path, &SessionsFile { sessions: list }) {
+            let full = super::error::is_disk_full(e.as_ref());
+            if !(in_memory_when_full && full) {
+                return Err(e);
+            }
+            tracing::warn!(error = %format!("{e:#}"), "sessions file not written (disk full); the session is kept in memory");
+        }
         let ended = sessions.keys().any(|k| !next.contains_key(k));
         *sessions = next;
         self.changes.send_modify(|v| *v += 1);
@@ -951,34 +971,37 @@ impl Auth {
         let token = random_token(32);
         let hash = sha256_hex(&token);
         let now = unix_now();
-        self.with_sessions(|s| {
-            // Sessions past their time are dropped whenever one starts.
-            let (idle, max) = (self.idle.as_secs() as i64, SESSION_MAX.as_secs() as i64);
-            s.retain(|_, x| now - x.last_seen <= idle && now - x.started_at <= max);
-            // A bound per account (insider red team: one account signing in
-            // in a loop grew the sessions file, rewritten on every sign-in,
-            // without end): the least recently used of its sessions ends.
-            let mut mine: Vec<(i64, String)> = s
-                .values()
-                .filter(|x| x.username == user.username)
-                .map(|x| (x.last_seen, x.token_sha256.clone()))
-                .collect();
-            if mine.len() >= MAX_SESSIONS_PER_ACCOUNT {
-                mine.sort();
-                for (_, old) in mine.iter().take(mine.len() + 1 - MAX_SESSIONS_PER_ACCOUNT) {
-                    s.remove(old);
+        self.change_sessions(
+            |s| {
+                // Sessions past their time are dropped whenever one starts.
+                let (idle, max) = (self.idle.as_secs() as i64, SESSION_MAX.as_secs() as i64);
+                s.retain(|_, x| now - x.last_seen <= idle && now - x.started_at <= max);
+                // A bound per account (insider red team: one account signing in
+                // in a loop grew the sessions file, rewritten on every sign-in,
+                // without end): the least recently used of its sessions ends.
+                let mut mine: Vec<(i64, String)> = s
+                    .values()
+                    .filter(|x| x.username == user.username)
+                    .map(|x| (x.last_seen, x.token_sha256.clone()))
+                    .collect();
+                if mine.len() >= MAX_SESSIONS_PER_ACCOUNT {
+                    mine.sort();
+                    for (_, old) in mine.iter().take(mine.len() + 1 - MAX_SESSIONS_PER_ACCOUNT) {
+                        s.remove(old);
+                    }
                 }
-            }
-            s.insert(
-                hash.clone(),
-                Session {
-                    token_sha256: hash.clone(),
-                    username: user.username.clone(),
-                    started_at: now,
-                    last_seen: now,
-                },
-            );
-        })
+                s.insert(
+                    hash.clone(),
+                    Session {
+                        token_sha256: hash.clone(),
+                        username: user.username.clone(),
+                        started_at: now,
+                        last_seen: now,
+                    },
+                );
+            },
+            true,
+        )
         .map_err(|e| SignInError::Internal(format!("{e:#}")))?;
         let caller = Caller {
             name: user.username,

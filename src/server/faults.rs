@@ -13,6 +13,13 @@
 //! flipped byte in the middle of an old segment becomes a `log-damaged`
 //! fault within the first minute instead of waiting for an audit.
 //!
+//! A fault that repeats (the same kind and message) is one row with a
+//! count, not a new row each time: it is written to the file at its 1st,
+//! 2nd, 4th, 8th … occurrence only, and damaged storage (`log-damaged`,
+//! `damage`) is the last to leave the admin page's list (outside tester
+//! storage-rt10 F-A: ~140 identical `reports` faults a second filled the
+//! disk and pushed `log-damaged` off /admin; issue 17, R18).
+//!
 //! Free space in the data folder is checked every 5 seconds; below
 //! `MADOGUCHI_FREE_SPACE_WARN_MB` (default 1024 MB) a `disk-space` fault
 //! warns before the disk is full.
@@ -35,6 +42,53 @@ pub struct Fault {
     pub time: String,
     pub kind: String,
     pub message: String,
+    /// How many times it came (1 unless it repeated).
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub count: u64,
+    /// When it last came, if it repeated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last: Option<String>,
+}
+
+fn one() -> u64 {
+    1
+}
+
+fn is_one(n: &u64) -> bool {
+    *n == 1
+}
+
+/// Kinds that stay on the admin page while others come and go.
+fn severe(kind: &str) -> bool {
+    matches!(kind, "log-damaged" | "damage")
+}
+
+/// Keeps at most [`KEEP`] faults: the oldest that is not damaged storage
+/// goes first.
+fn trim(recent: &mut VecDeque<Fault>) {
+    while recent.len() > KEEP {
+        match recent.iter().rposition(|f| !severe(&f.kind)) {
+            Some(i) => {
+                recent.remove(i);
+            }
+            None => {
+                recent.pop_back();
+            }
+        }
+    }
+}
+
+/// Puts `fault` first, replacing an earlier row of the same kind and
+/// message.
+fn push_coalesced(recent: &mut VecDeque<Fault>, fault: Fault) {
+    if let Some(i) = recent
+        .iter()
+        .position(|f| f.kind == fault.kind && f.message == fault.message)
+    {
+        recent.remove(i);
+    }
+    recent.push_front(fault);
+    trim(recent);
 }
 
 /// A fault as the admin page lists it: its kind named in Japanese
@@ -59,6 +113,8 @@ pub fn kind_ja(kind: &str) -> &'static str {
         "disk" | "record" => "記録の書き込み",
         "disk-space" => "ディスクの空き",
         "damage" | "log-damaged" => "記録の損傷",
+        "settings-lost" => "設定の変更が失われた",
+        "seals-remade" => "ログの封印",
         "reports" => "報告ファイル",
         "issuing-held" => "発券機の発券停止",
         "hold_not_written" => "受付停止を書けない（ディスク）",
@@ -117,9 +173,16 @@ impl Faults {
             .into_iter()
             .map(|f| FaultRow {
                 kind_ja: kind_ja(&f.kind),
-                time: f.time,
+                time: match &f.last {
+                    Some(last) => format!("{}〜{last}", f.time),
+                    None => f.time,
+                },
                 kind: f.kind,
-                message: f.message,
+                message: if f.count > 1 {
+                    format!("{}（{} 回 / {} times）", f.message, f.count, f.count)
+                } else {
+                    f.message
+                },
             })
             .collect()
     }
@@ -154,18 +217,40 @@ impl Faults {
 
 impl Inner {
     fn record(&self, kind: &str, message: String) {
-        let fault = Fault {
-            time: chrono::Utc::now()
-                .with_timezone(
-                    &chrono::FixedOffset::east_opt(9 * 3600)
-                        .unwrap_or_else(|| chrono::Offset::fix(&chrono::Utc)),
-                )
-                .format("%Y-%m-%d %H:%M:%S")
-                .to_string(),
-            kind: kind.to_string(),
-            message,
+        let now = chrono::Utc::now()
+            .with_timezone(
+                &chrono::FixedOffset::east_opt(9 * 3600)
+                    .unwrap_or_else(|| chrono::Offset::fix(&chrono::Utc)),
+            )
+            .format("%Y-%m-%d %H:%M:%S")
+            .to_string();
+        let Ok(mut r) = self.recent.lock() else {
+            return;
         };
-        tracing::warn!(kind, message = %fault.message, "fault");
+        let fault = match r.iter().find(|f| f.kind == kind && f.message == message) {
+            Some(f) => Fault {
+                count: f.count.saturating_add(1),
+                last: Some(now),
+                ..f.clone()
+            },
+            None => Fault {
+                time: now,
+                kind: kind.to_string(),
+                message,
+                count: 1,
+                last: None,
+            },
+        };
+        // A repeat reaches the file (and stderr) at its 2nd, 4th, 8th …
+        // occurrence only: a fault that comes every few milliseconds never
+        // fills the disk it reports on.
+        let written = fault.count.is_power_of_two();
+        push_coalesced(&mut r, fault.clone());
+        drop(r);
+        if !written {
+            return;
+        }
+        tracing::warn!(kind, message = %fault.message, count = fault.count, "fault");
         if let Ok(line) = serde_json::to_string(&fault) {
             if let Ok(mut u) = self.unwritten.lock() {
                 u.push(line);
@@ -174,10 +259,6 @@ impl Inner {
                 u.drain(..excess);
             }
             self.write_pending();
-        }
-        if let Ok(mut r) = self.recent.lock() {
-            r.push_front(fault);
-            r.truncate(KEEP);
         }
     }
 
@@ -226,8 +307,7 @@ fn load_recent(file: &Path) -> VecDeque<Fault> {
     };
     for line in std::io::BufReader::new(f).lines().map_while(Result::ok) {
         if let Ok(fault) = serde_json::from_str::<Fault>(&line) {
-            out.push_front(fault);
-            out.truncate(KEEP);
+            push_coalesced(&mut out, fault);
         }
     }
     out
@@ -321,5 +401,44 @@ mod tests {
             msg.contains("record 1") && msg.contains("madoguchi recover"),
             "{msg}"
         );
+    }
+
+    fn inner(dir: &Path) -> Inner {
+        Inner {
+            file: dir.join("faults.jsonl"),
+            recent: Mutex::new(VecDeque::new()),
+            unwritten: Mutex::new(Vec::new()),
+            displays: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Outside tester storage-rt10 F-A: 1,000 identical faults are one row
+    /// with a count and 11 lines in the file (old code: 1,000 rows, 1,000
+    /// lines), and `log-damaged` stays on the list under 500 other faults
+    /// (old code: pushed off after 200).
+    #[test]
+    fn a_repeated_fault_is_one_row_and_damage_stays_listed() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let i = inner(dir.path());
+        i.record("log-damaged", "the event log is damaged".into());
+        for _ in 0..1000 {
+            i.record("reports", "the log could not be read".into());
+        }
+        let lines = std::fs::read_to_string(dir.path().join("faults.jsonl")).expect("file");
+        assert_eq!(lines.lines().count(), 1 + 10, "{lines}");
+        let recent = i.recent.lock().expect("lock").clone();
+        assert_eq!(recent.len(), 2);
+        assert_eq!(recent[0].count, 1000);
+        // Read back after a restart: still one row with the highest count.
+        let loaded = load_recent(&dir.path().join("faults.jsonl"));
+        let reports: Vec<&Fault> = loaded.iter().filter(|f| f.kind == "reports").collect();
+        assert_eq!(reports.len(), 1);
+        assert_eq!(reports[0].count, 512);
+        for n in 0..500 {
+            i.record("display", format!("display {n} lost"));
+        }
+        let recent = i.recent.lock().expect("lock").clone();
+        assert_eq!(recent.len(), KEEP);
+        assert!(recent.iter().any(|f| f.kind == "log-damaged"));
     }
 }

@@ -256,3 +256,132 @@ fn faults_kept_while_the_disk_was_full_are_written_on_a_clean_stop() {
         "faults lost at the clean stop: {faults:?}"
     );
 }
+
+/// Mounts a small tmpfs at `data` (root, as CI runs).
+fn mount_small(data: &std::path::Path) -> Mount {
+    std::fs::create_dir_all(data).expect("mkdir");
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=24m", "tmpfs"])
+        .arg(data)
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(mounted, "this test mounts a small tmpfs and needs root");
+    Mount(data.to_path_buf())
+}
+
+/// Fills the filesystem of `filler` to the last byte.
+fn fill(filler: &std::path::Path) {
+    use std::io::Write;
+    let mut f = std::fs::File::create(filler).expect("filler");
+    let chunk = vec![0u8; 64 * 1024];
+    while f.write_all(&chunk).is_ok() {}
+    let byte = [0u8; 1];
+    while f.write_all(&byte).is_ok() {}
+    let _ = f.sync_all();
+}
+
+/// Outside tester storage-rt10 F-J (issue 17, R18): on a full disk the
+/// administrator can still sign in (the session is kept in memory; it
+/// needs no disk) and read the admin page. On the old code sign-in
+/// answered 500 `internal`: the sessions file could not be written.
+#[test]
+fn sign_in_works_on_a_full_disk() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let data = dir.path().join("data");
+    let _mount = mount_small(&data);
+    let config = format!(
+        "{}\n[server]\ndata = \"{}\"\n",
+        madoguchi_core::config::DEFAULT_OFFICE_TOML,
+        data.display()
+    );
+    let mut s = Server::start_args(Some(&config), &["--listen", "127.0.0.1:0"]);
+    let (c, csrf) = s.admin();
+    crate::server::open_today(&c, &s, &csrf, &[10]);
+    fill(&data.join("filler"));
+    let c2 = Server::client();
+    let r = c2
+        .post(s.url("/api/login"))
+        .json(&json!({"username": "admin", "password": s.admin_password}))
+        .send()
+        .expect("login");
+    let status = r.status().as_u16();
+    let body = r.text().unwrap_or_default();
+    assert_eq!(status, 200, "sign-in on a full disk: {body}");
+    let page = c2.get(s.url("/admin")).send().expect("admin");
+    assert_eq!(page.status().as_u16(), 200);
+    std::fs::remove_file(data.join("filler")).expect("free space");
+    s.stop_cleanly();
+}
+
+/// Outside tester storage-rt10 F-D (issue 17, R10): opening a folder on a
+/// full disk (`status`, `audit verify`) is refused as a full disk and moves
+/// nothing: no `state.sled.damaged-*`, state.sled as it was. On the old
+/// code a snapshot file sled could not write made it "unreadable": the
+/// intact store was set aside and an empty one left in its place.
+#[test]
+fn opening_a_folder_on_a_full_disk_moves_nothing() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let data = dir.path().join("data");
+    let _mount = mount_small(&data);
+    let mut child = crate::util::office()
+        .arg("--data")
+        .arg(&data)
+        .arg("apply")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("apply");
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().expect("stdin");
+        writeln!(
+            stdin,
+            "{}",
+            json!({"command": "open_day", "date": crate::util::today()})
+        )
+        .expect("write");
+        for i in 0..30 {
+            writeln!(
+                stdin,
+                "{}",
+                json!({"command": "issue_ticket", "category": "idou", "request_id": format!("r{i}")})
+            )
+            .expect("write");
+        }
+    }
+    assert!(child.wait().expect("apply").success());
+    fill(&data.join("filler"));
+    let names = |d: &std::path::Path| -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(d)
+            .map(|r| {
+                r.filter_map(|e| e.ok())
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        v.sort();
+        v
+    };
+    let before = names(&data);
+    for args in [
+        &["status"][..],
+        &["audit", "verify"],
+        &["status"],
+        &["audit", "verify"],
+    ] {
+        let out = crate::util::run(&data, args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        let after = names(&data);
+        assert!(
+            !after.iter().any(|n| n.contains("damaged")),
+            "{args:?} on a full disk set state.sled aside: {after:?}\n{stderr}"
+        );
+        assert_eq!(before, after, "{args:?} changed the folder: {stderr}");
+        if !out.status.success() {
+            assert!(stderr.contains("ディスク"), "{args:?}: {stderr}");
+        }
+    }
+    std::fs::remove_file(data.join("filler")).expect("free space");
+    crate::util::ok(&data, &["audit", "verify"]);
+}

@@ -197,6 +197,9 @@ pub struct OpenReport {
     /// agree and verify (one from before the mark): it was created; the
     /// note says so (stderr, fault record).
     pub high_water_created: Option<String>,
+    /// The log's seals (`log/SEALS.json`) were missing and were made again
+    /// from the closed segments: the note says so (stderr, fault record).
+    pub seals_remade: Option<String>,
 }
 
 /// The result of one accepted command.
@@ -279,6 +282,9 @@ impl Engine {
         let feed = feed::Feed::new(log.dir().to_path_buf(), log.last_seq());
         let mut report = OpenReport {
             torn_bytes_cut: log_report.truncated_bytes,
+            seals_remade: log_report.seals_remade.map(|n| format!(
+                "ログの封印ファイル log/SEALS.json がなかったため、閉じたセグメント {n} 個を読み直して作り直しました。以前の版から更新した最初の起動でなければ、消えた原因を確かめてください / the log's seal file log/SEALS.json was missing: it was made again from the {n} closed segment(s); unless this is the first start after an update from a version without seals, find out why it was deleted"
+            )),
             ..OpenReport::default()
         };
         let mut store = opening::open_store(&store_path, &mut report)?;
@@ -1123,6 +1129,12 @@ impl Engine {
                     reason: format!("the lost tickets cannot be recorded: {x}"),
                 })?;
         }
+        // …and the state keeps its invariants after it (storage-rt10 F-B:
+        // a record that broke them was written, then refused as corrupt).
+        check.check_invariants().map_err(|x| EngineError::Corrupt {
+            seq: self.log.last_seq() + 1,
+            reason: format!("the lost tickets cannot be recorded: {x}"),
+        })?;
         let raised = events
             .iter()
             .filter(|e| matches!(e, Event::TicketIssued { .. }))

@@ -50,6 +50,14 @@ pub struct SetAside {
     /// raised over and its request answered "lost — ask staff" by the
     /// `--accept-damage` record (storage-rt8 F8).
     pub tickets: Vec<(Number, Option<String>, Option<String>)>,
+    /// Tickets this record moved at a counter (called, served, completed,
+    /// transferred …) that wait in a queue again in the repaired state:
+    /// staff look for them (outside tester storage-rt10 F-E: visitors
+    /// already served were back in the queue, unnamed).
+    pub requeued: Vec<Number>,
+    /// It changed the office's settings (or its bytes still say so): the
+    /// office runs on the settings before it (storage-rt10 F-F).
+    pub settings: bool,
 }
 
 impl SetAside {
@@ -146,8 +154,12 @@ impl Engine {
                 })
             };
             let day = state.meta.day.as_ref().map(|d| d.date);
+            let mut settings = false;
             let (seq, outcome, shown) = match piece {
-                Piece::Lost { seq, why, raw } => (*seq, Err(why.clone()), shown_in_raw(raw)),
+                Piece::Lost { seq, why, raw } => {
+                    settings = String::from_utf8_lossy(raw).contains("\"config_applied\"");
+                    (*seq, Err(why.clone()), shown_in_raw(raw))
+                }
                 Piece::Kept(r) => (
                     r.seq,
                     check(state, config, r).map(|()| r.payload.clone()),
@@ -165,11 +177,21 @@ impl Engine {
                 Err(why) => {
                     pending.push(placeholder(state));
                     let tickets = tickets_shown(state, config, &shown);
+                    let moved = shown
+                        .iter()
+                        .filter(|e| !matches!(e, Event::TicketIssued { .. }))
+                        .filter_map(Event::ticket)
+                        .collect();
                     set_aside.push(SetAside {
                         seq,
                         why,
                         day,
                         tickets,
+                        requeued: moved,
+                        settings: settings
+                            || shown
+                                .iter()
+                                .any(|e| matches!(e, Event::ConfigApplied { .. })),
                     });
                     // The copy may hold half of a record that did not apply.
                     shadow = None;
@@ -181,6 +203,19 @@ impl Engine {
         }
         self.append_new(&mut pending)?;
         self.flush_store()?;
+        let today = self.state.meta.day.as_ref().map(|d| d.date);
+        for s in &mut set_aside {
+            let same_day = s.day == today;
+            let waiting = |n: &Number| {
+                same_day
+                    && self
+                        .state
+                        .ticket(*n)
+                        .is_some_and(|t| matches!(t.status, crate::model::Status::Waiting { .. }))
+            };
+            s.requeued.retain(waiting);
+            s.requeued.dedup();
+        }
         Ok(set_aside)
     }
 

@@ -88,11 +88,17 @@ pub struct Witness {
 impl Witness {
     /// One line for a refusal or a fault record.
     pub fn describe(&self) -> String {
+        // A witness without a time (a high-water mark) shows none, not an
+        // empty one (outside tester storage-rt10 F-G: "(…/HIGHWATER, )").
+        let at = if self.at.is_empty() {
+            String::new()
+        } else {
+            format!(", {}", self.at)
+        };
         format!(
-            "{} ({}, {}) は記録 {} まで保持 / holds records up to {}",
+            "{} ({}{at}) は記録 {} まで保持 / holds records up to {}",
             self.source.name(),
             self.place,
-            self.at,
             self.seq,
             self.seq
         )

@@ -276,6 +276,15 @@ impl State {
         self.tickets.clear();
         self.requests.clear();
         self.waiting.clear();
+        // The day's tickets are gone, so no counter holds one. A day closes
+        // with every ticket unserved or done, so this changes nothing on an
+        // intact log; after damage (a past day's transfer or absence set
+        // aside) a counter kept a ticket of that day, and the next day's
+        // ticket of the same number did not fit (outside tester
+        // storage-rt10 F-B; issue 17, R10).
+        for c in self.meta.counters.values_mut() {
+            c.ticket = None;
+        }
         self.meta.next_number = config
             .categories()
             .filter_map(|q| q.numbers.map(|r| (q.id.clone(), r.from)))
