@@ -665,7 +665,15 @@ fn office_end_to_end(n: usize) {
     let dir = tempfile::tempdir().expect("tmp");
     let key_file = dir.path().join("office.key");
     let key = relay_util::office_key(&key_file);
-    let relay = relay_util::start(&key, "");
+    // The limits the fan-out step gives the relay (`relay.rs`): the test
+    // relay's own allow few connections per address.
+    let relay = relay_util::start(
+        &key,
+        &format!(
+            "connections = {c}\nconnections_per_ip = {c}\nheartbeat_s = 60\nsubscriber_queue = 16",
+            c = n + 4000
+        ),
+    );
     let served = common::serve_args(
         dir.path(),
         &relay.office_config(),
