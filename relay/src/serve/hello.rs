@@ -62,6 +62,24 @@ impl Nonces {
         }
     }
 
+    /// Whether `token` would be taken now (valid, fresh, its nonce not
+    /// seen), without taking it: a lobby prefers such a newcomer
+    /// (`slots`); a copied or made-up token is no better than none.
+    pub fn vouches(
+        &self,
+        token: &[u8],
+        relay: &str,
+        keys: &[VerifyingKey],
+        now: UnixMillis,
+        window: Duration,
+    ) -> bool {
+        let Ok(proof) = hello::verify(token, relay, keys, now, window) else {
+            return false;
+        };
+        let seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        !seen.contains_key(&proof.nonce)
+    }
+
     /// Judges the ALPN protocol ids `alpn` offered to relay `relay`.
     pub fn judge<'a>(
         &self,
@@ -145,5 +163,32 @@ mod tests {
         let fresh = hello::token(&k, "relay-1", later, [3; 16]);
         assert_eq!(judge(&fresh, later), Verdict::Office);
         assert_eq!(n.seen.lock().map(|s| s.len()).unwrap_or(0), 1);
+    }
+
+    #[test]
+    fn a_token_is_vouched_for_only_while_it_would_be_taken() {
+        let k = SigningKey::from_bytes(&[5; 32]);
+        let keys = [k.verifying_key()];
+        let n = Nonces::with_cap(8);
+        let t = hello::token(&k, "relay-1", NOW, [3; 16]);
+        assert!(n.vouches(&t, "relay-1", &keys, NOW, WINDOW));
+        assert!(
+            n.vouches(&t, "relay-1", &keys, NOW, WINDOW),
+            "vouching takes nothing"
+        );
+        assert!(!n.vouches(&t, "relay-2", &keys, NOW, WINDOW));
+        let mut forged = t.clone();
+        let last = forged.len() - 1;
+        forged[last] = if forged[last] == b'0' { b'1' } else { b'0' };
+        assert!(!n.vouches(&forged, "relay-1", &keys, NOW, WINDOW));
+        let offered: [&[u8]; 1] = [&t];
+        assert_eq!(
+            n.judge(Some(offered.into_iter()), "relay-1", &keys, NOW, WINDOW),
+            Verdict::Office
+        );
+        assert!(
+            !n.vouches(&t, "relay-1", &keys, NOW, WINDOW),
+            "a copy of a taken one"
+        );
     }
 }

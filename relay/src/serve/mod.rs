@@ -256,6 +256,18 @@ pub async fn run(relay: Arc<Relay>, on_bound: impl FnOnce(Bound)) -> anyhow::Res
     // Unproven connections (no signed office head yet) give way to newer
     // ones when the limits are reached (`slots`).
     let ingest_slots = slots::Slots::new(64, 16, slots::GRACE);
+    let weak = Arc::downgrade(&relay);
+    ingest_slots.set_vouch(Arc::new(move |token: &[u8]| {
+        weak.upgrade().is_some_and(|r| {
+            r.hellos.vouches(
+                token,
+                &r.cfg.ingest.name,
+                &r.keys,
+                madoguchi_wire::UnixMillis::now(),
+                Duration::from_secs(r.cfg.ingest.clock_skew_s),
+            )
+        })
+    }));
     let mut tasks = Vec::new();
     for l in ingest {
         tasks.push(tokio::spawn(accept_loop(

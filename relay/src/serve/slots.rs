@@ -85,28 +85,53 @@ struct Entry {
     /// nothing is waiting on the socket any more, so `peek` would call it
     /// silent, but it is the furthest from silent there is.
     heard: bool,
-    /// Its waiting hello offers an office token (by its prefix only: not
-    /// yet verified), once looked at ([`claims_token`]).
+    /// Its waiting hello offers an office token that [`Slots::set_vouch`]'s
+    /// check vouches for, once looked at ([`claims_token`]).
     claims: Option<bool>,
     evict: Arc<Notify>,
 }
 
-/// Whether the first TLS record waiting on `s` offers an office hello
-/// token (its ALPN prefix, [`madoguchi_wire::hello::PREFIX`]) — unverified:
-/// anyone can write the prefix, so it only decides who gives way in a full
-/// lobby (relay-rt9 F1), never a slot.
-/// `None` until a whole first record is waiting.
-fn claims_token(s: &std::net::TcpStream) -> Option<bool> {
-    let mut buf = [0u8; 2048];
-    match s.peek(&mut buf) {
-        Ok(n) if n >= 5 && buf[0] == 0x16 => {
-            let len = usize::from(u16::from_be_bytes([buf[3], buf[4]]));
-            let prefix = madoguchi_wire::hello::PREFIX;
-            (n >= 5 + len || n == buf.len())
-                .then(|| buf[..n].windows(prefix.len()).any(|w| w == prefix))
-        }
-        _ => None,
+/// Checks an office hello token found in a waiting ClientHello (signature,
+/// freshness, nonce not yet taken) without taking it ([`Slots::set_vouch`]).
+pub type Vouch = Arc<dyn Fn(&[u8]) -> bool + Send + Sync>;
+
+/// The check set once the relay is up.
+#[derive(Default)]
+struct VouchCell(std::sync::OnceLock<Vouch>);
+
+impl std::fmt::Debug for VouchCell {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.get().is_some() {
+            "Vouch(set)"
+        } else {
+            "Vouch(unset)"
+        })
     }
+}
+
+/// Whether the first TLS record waiting on `s` offers an office hello
+/// token ([`madoguchi_wire::hello::PREFIX`]) that `vouch` vouches for: it
+/// decides who gives way in a full lobby (relay-rt9 F1), never a slot. The
+/// prefix alone is not enough: a flooder copying it took the office's
+/// place (outside tester relay-rt10 N1), so the token is checked as the
+/// handshake will check it (without `vouch`, as in unit tests: the prefix).
+/// `None` until a whole first record is waiting.
+fn claims_token(s: &std::net::TcpStream, vouch: Option<&Vouch>) -> Option<bool> {
+    let mut buf = [0u8; 2048];
+    let n = match s.peek(&mut buf) {
+        Ok(n) if n >= 5 && buf[0] == 0x16 => n,
+        _ => return None,
+    };
+    let len = usize::from(u16::from_be_bytes([buf[3], buf[4]]));
+    if n < 5 + len && n < buf.len() {
+        return None;
+    }
+    let prefix = madoguchi_wire::hello::PREFIX;
+    let Some(at) = buf[..n].windows(prefix.len()).position(|w| w == prefix) else {
+        return Some(false);
+    };
+    let token = &buf[at..n.min(at + madoguchi_wire::hello::LEN)];
+    Some(vouch.is_none_or(|v| v(token)))
 }
 
 /// Where a connection is.
@@ -118,10 +143,11 @@ enum Place {
 }
 
 impl Entry {
-    /// Its waiting hello offers an office token (looked at once).
-    fn claims(&mut self) -> Option<bool> {
+    /// Its waiting hello offers an office token `vouch` vouches for
+    /// (looked at once).
+    fn claims(&mut self, vouch: Option<&Vouch>) -> Option<bool> {
         if self.claims.is_none() {
-            self.claims = self.peek.as_ref().and_then(claims_token);
+            self.claims = self.peek.as_ref().and_then(|p| claims_token(p, vouch));
         }
         self.claims
     }
@@ -181,14 +207,14 @@ impl Inner {
     /// way (relay-rt9 F1: a flood of whole token-less hellos from the
     /// office's address, read slower than they came, filled its lobby and
     /// the office's newcomers were refused).
-    fn evict_unclaimed(&mut self, ip: Option<IpAddr>) -> bool {
+    fn evict_unclaimed(&mut self, ip: Option<IpAddr>, vouch: Option<&Vouch>) -> bool {
         let victim = self
             .conns
             .iter_mut()
             .filter(|(_, e)| {
                 e.place() == Place::Lobby && !e.heard && ip.is_none_or(|ip| e.ip == ip)
             })
-            .find_map(|(id, e)| (e.claims() == Some(false)).then_some(*id));
+            .find_map(|(id, e)| (e.claims(vouch) == Some(false)).then_some(*id));
         match victim.and_then(|id| self.conns.remove(&id)) {
             Some(e) => {
                 e.evict.notify_one();
@@ -268,6 +294,7 @@ pub struct Slots {
     lobby_per_ip: usize,
     lobby_total: usize,
     lobby_grace: Duration,
+    vouch: VouchCell,
     inner: Mutex<Inner>,
 }
 
@@ -303,8 +330,15 @@ impl Slots {
             lobby_per_ip: lobby_per_ip.max(1),
             lobby_total: lobby_total.max(1),
             lobby_grace: LOBBY_GRACE,
+            vouch: VouchCell::default(),
             inner: Mutex::new(Inner::default()),
         })
+    }
+
+    /// How a waiting hello's token is checked before its newcomer is
+    /// preferred in a full lobby (set once; later calls change nothing).
+    pub fn set_vouch(&self, vouch: Vouch) {
+        let _ = self.vouch.0.set(vouch);
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -320,17 +354,19 @@ impl Slots {
         ip: IpAddr,
         peek: Option<std::net::TcpStream>,
     ) -> Option<(Ticket, usize)> {
+        let vouch = self.vouch.0.get().cloned();
+        let vouch = vouch.as_ref();
         let mut inner = self.lock();
         let mut evicted = 0;
         // Looked at only when nothing else gives way.
         let mut claims: Option<bool> = None;
         let mut claimed = |peek: &Option<std::net::TcpStream>| {
-            claims = peek.as_ref().and_then(claims_token);
+            claims = peek.as_ref().and_then(|p| claims_token(p, vouch));
             claims == Some(true)
         };
         if inner.count(Some(ip), Place::Lobby) >= self.lobby_per_ip {
             let room = inner.evict_oldest(Some(ip), Place::Lobby, State::Lobby, self.lobby_grace)
-                || (claimed(&peek) && inner.evict_unclaimed(Some(ip)));
+                || (claimed(&peek) && inner.evict_unclaimed(Some(ip), vouch));
             if !room {
                 return None;
             }
@@ -353,7 +389,7 @@ impl Slots {
                 self.lobby_grace
             };
             let room = inner.evict_oldest(Some(crowded), Place::Lobby, State::Lobby, grace)
-                || (claimed(&peek) && inner.evict_unclaimed(None));
+                || (claimed(&peek) && inner.evict_unclaimed(None, vouch));
             if !room {
                 return None;
             }
@@ -895,5 +931,42 @@ mod tests {
         // Only claimers left: a fourth is refused, none of them pushed out.
         assert!(s.admit(ip, Some(spoken(token))).is_none());
         assert!(!office.was_evicted() && !second.was_evicted() && !third.was_evicted());
+    }
+
+    #[test]
+    fn a_flood_copying_the_token_prefix_is_not_preferred_over_the_office() {
+        // Outside tester relay-rt10 N1: hellos offering a made-up token
+        // with the office's prefix were "claimers" that never gave way,
+        // so the office's newcomer was refused in a lobby full of them.
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = l.local_addr().expect("addr");
+        let mut clients = Vec::new();
+        let mut spoken = |bytes: &[u8]| {
+            let mut c = std::net::TcpStream::connect(addr).expect("connect");
+            std::io::Write::write_all(&mut c, bytes).expect("hello");
+            let (a, _) = l.accept().expect("accept");
+            a.set_nonblocking(true).expect("nonblocking");
+            clients.push(c);
+            std::thread::sleep(Duration::from_millis(20));
+            a
+        };
+        let fake = b"\x16\x03\x01\x00\x0d\x01\x00\x00\x09mdg1.fake";
+        let good = b"\x16\x03\x01\x00\x0d\x01\x00\x00\x09mdg1.good";
+        let mut s = Slots::with_lobby(64, 16, Duration::ZERO, 3, 100);
+        Arc::get_mut(&mut s).expect("one owner").lobby_grace = Duration::from_secs(60);
+        s.set_vouch(Arc::new(|t: &[u8]| t == b"mdg1.good"));
+        let ip: IpAddr = [10, 0, 0, 1].into();
+        let flood: Vec<_> = (0..3)
+            .map(|_| s.admit(ip, Some(spoken(fake))).expect("room").0)
+            .collect();
+        assert!(
+            s.admit(ip, Some(spoken(fake))).is_none(),
+            "a made-up token pushes no one out"
+        );
+        let (office, evicted) = s
+            .admit(ip, Some(spoken(good)))
+            .expect("the office's newcomer gets in");
+        assert_eq!(evicted, 1);
+        assert!(flood[0].was_evicted() && !office.was_evicted());
     }
 }
