@@ -123,7 +123,7 @@ fn menu_links(r: Role) -> &'static [(&'static str, &'static str)] {
             ("/audit", "監査ログ"),
             ("/preview", "表示のプレビュー"),
             ("/forecast", "混雑予想"),
-            ("/staff?counter=1", "職員用画面"),
+            ("/staff", "職員用画面"),
             ("/kiosk", "番号発券機"),
         ],
         Role::Auditor => &[
@@ -132,7 +132,7 @@ fn menu_links(r: Role) -> &'static [(&'static str, &'static str)] {
             ("/forecast", "混雑予想"),
         ],
         Role::Staff => &[
-            ("/staff?counter=1", "職員用画面"),
+            ("/staff", "職員用画面"),
             ("/preview", "表示のプレビュー"),
             ("/forecast", "混雑予想"),
             ("/kiosk", "番号発券機"),
@@ -155,7 +155,7 @@ pub fn menu(caller: Option<&Caller>, here: &str) -> Option<madoguchi_renderer::V
 /// ログアウト — the station keeps its own (L key), which comes back to
 /// the same counter.
 pub fn station_menu(caller: Option<&Caller>, counter: u16) -> Option<madoguchi_renderer::Value> {
-    menu_with(caller, "/staff?counter=1", false, Some(counter))
+    menu_with(caller, "/staff", false, Some(counter))
 }
 
 fn menu_with(
@@ -166,11 +166,14 @@ fn menu_with(
 ) -> Option<madoguchi_renderer::Value> {
     let c = caller.filter(|c| !c.is_device())?;
     // On a station, 「職員用画面」 is this counter's (not counter 1's).
+    // Elsewhere it is plain /staff: site/common.js points it at the counter
+    // last used in this browser, and /staff without a counter asks which
+    // (issue 18, outside tester pages-rt10 N0: it always opened counter 1).
     let links: Vec<(String, &str, bool)> = menu_links(c.role)
         .iter()
         .map(|(href, ja)| {
             let to = match counter {
-                Some(n) if *href == "/staff?counter=1" => format!("/staff?counter={n}"),
+                Some(n) if *href == "/staff" => format!("/staff?counter={n}"),
                 _ => (*href).to_string(),
             };
             (to, *ja, *href == here)
