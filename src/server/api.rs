@@ -1178,6 +1178,7 @@ pub async fn enrol_page(
     let (name, role) = match app.auth.enrolment_for(&code) {
         Some(Code::Open(name, role)) => (name, role),
         Some(Code::Replaced { name, by }) => return Err(super::auth::link_replaced(&name, &by)),
+        Some(Code::Superseded(name)) => return Err(super::auth::link_superseded(&name)),
         None => {
             app.auth.throttle.busy(addr);
             return Err(unknown_enrolment());

@@ -208,6 +208,10 @@ pub enum Code {
     /// Withdrawn by a newer standby link: the name it was for, and the
     /// name the newer link is for.
     Replaced { name: String, by: String },
+    /// Superseded: its name was enrolled through another link, or a newer
+    /// link was made for it (issue 18, outside tester pages-rt10 N2: the
+    /// page still offered the enrol button).
+    Superseded(String),
 }
 
 /// Who is asking.
@@ -880,6 +884,7 @@ impl Auth {
                         name: e.name.clone(),
                         by: by.clone(),
                     },
+                    None if e.superseded => Code::Superseded(e.name.clone()),
                     None => Code::Open(e.name.clone(), e.role),
                 })
         })

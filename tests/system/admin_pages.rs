@@ -611,3 +611,48 @@ fn every_refused_sign_in_of_a_lock_out_and_a_reset_are_rows_of_their_own() {
     axe_clean(&b, "/audit after a lock-out");
     save("audit-lockout.png", &b.screenshot());
 }
+
+/// Issue 18 (R12), outside tester pages-rt10 N2: the start-up display-1
+/// link, withdrawn by a newer display-1 link made on 端末, still opened the
+/// enrolment page with its button (only pressing it said 「使えません」).
+/// Now opening it says the link cannot be used, as a revoked one does, and
+/// offers no button. Old code: h1 「端末の登録」 and #enrol-confirm shown.
+#[test]
+fn a_superseded_enrolment_link_says_so_when_opened() {
+    let s = Server::start();
+    let driver = Driver::start();
+    let b = driver.session();
+    sign_in(&b, &s, "/admin/devices");
+    b.type_into("#device-name", "display-1");
+    b.click("#device-role option[value=display]");
+    b.click("#new-device button[type=submit]");
+    b.wait_text("#result", "display-1 の登録用リンクを作りました");
+    let newer = b.text("#enrolment-url");
+
+    let other = driver.session();
+    other.goto(&s.display_enrol);
+    let said = other.wait_text("main", "この登録リンク");
+    assert!(
+        said.contains("この登録リンク（端末「display-1」用）は使えません"),
+        "{said}"
+    );
+    assert_eq!(
+        other.eval(
+            "return document.getElementById('enrol-confirm') === null",
+            json!([])
+        ),
+        true,
+        "no enrol button on a superseded link"
+    );
+    axe_clean(&other, "a superseded enrolment link");
+    // The newer link still shows its page and button.
+    other.goto(&newer);
+    other.wait_text("h1", "端末の登録");
+    assert_eq!(
+        other.eval(
+            "return document.getElementById('enrol-confirm') !== null",
+            json!([])
+        ),
+        true
+    );
+}
