@@ -23,13 +23,35 @@ pub fn person(
     next: &str,
 ) -> Result<Caller, Box<Response>> {
     match app.auth.require(method, headers, roles) {
-        Ok(c) => Ok(c),
+        Ok(c) => {
+            // The page this session last opened, for ログイン中の人
+            // (pages-rt10 N1).
+            let agent = headers
+                .get(axum::http::header::USER_AGENT)
+                .and_then(|v| v.to_str().ok());
+            app.auth.note_seen(&c, agent, None, Some(page_words(next)));
+            Ok(c)
+        }
         Err(ApiError::Forbidden) => match app.auth.identify(headers) {
             Some(c) if !c.is_device() => Err(Box::new(not_for_you(app, &c, roles))),
             _ => Err(Box::new(to_login(next))),
         },
         Err(_) => Err(Box::new(to_login(next))),
     }
+}
+
+/// A page's address (as `next`, %-encoded) in words: 「5 番窓口の職員用画面」
+/// for a station, the menu's name for another page, else the address.
+fn page_words(next: &str) -> String {
+    let path = next.replace("%3F", "?").replace("%3D", "=");
+    if let Some(n) = path.strip_prefix("/staff?counter=") {
+        return format!("{n} 番窓口の職員用画面");
+    }
+    menu_links(Role::Admin)
+        .iter()
+        .find(|(href, _)| *href == path)
+        .map(|(_, ja)| (*ja).to_string())
+        .unwrap_or(path)
 }
 
 fn to_login(next: &str) -> Response {

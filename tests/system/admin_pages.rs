@@ -656,3 +656,90 @@ fn a_superseded_enrolment_link_says_so_when_opened() {
         true
     );
 }
+
+/// Issue 18 (R12), outside tester pages-rt10 N1: two sessions of one
+/// person read alike on ログイン中の人 (ID and times to the minute), so
+/// 「終了」 could end the wrong one. Now each row says the page last opened
+/// (the counter's station), the browser and address, the sign-in time to
+/// the second, and the admin's own row is 「（この画面）」; the message
+/// says which one ended. Old code: no 「2 番窓口の職員用画面」 in the rows.
+#[test]
+fn sessions_of_one_person_are_told_apart() {
+    let s = Server::start();
+    let (api, csrf) = s.admin();
+    let r = api
+        .post(s.url("/api/users"))
+        .header("X-CSRF-Token", &csrf)
+        .json(&json!({"username": "suzuki", "role": "staff", "password": "a long password"}))
+        .send()
+        .expect("user");
+    assert_eq!(r.status(), StatusCode::OK);
+    let driver = Driver::start();
+    let sign_in_as = |b: &Session<'_>, path: &str| {
+        let next = path.replace('?', "%3F").replace('=', "%3D");
+        b.goto(&s.url(&format!("/login?next={next}")));
+        b.type_into("#username", "suzuki");
+        b.type_into("#password", "a long password");
+        b.click("button[type=submit]");
+        let p = path.split('?').next().unwrap_or(path).to_string();
+        wait_for(b, &format!("return location.pathname === '{p}'"), path);
+    };
+    let station = driver.session();
+    sign_in_as(&station, "/staff?counter=2");
+    station.wait_text("h1", "2 番窓口");
+    let other = driver.session();
+    sign_in_as(&other, "/forecast");
+    other.wait_text("h1", "混雑予想");
+
+    let b = driver.session();
+    sign_in(&b, &s, "/admin/sessions");
+    axe_clean(&b, "/admin/sessions with where each session is");
+    let rows = b.eval(
+        "return [...document.querySelectorAll('tr[data-user=suzuki]')].map(r => r.textContent.replace(/\\s+/g, ' '))",
+        json!([]),
+    );
+    let rows: Vec<String> = rows
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|x| x.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    let at_station = rows
+        .iter()
+        .find(|r| r.contains("2 番窓口の職員用画面"))
+        .unwrap_or_else(|| panic!("the station's row: {rows:?}"));
+    assert!(rows.iter().any(|r| r.contains("混雑予想")), "{rows:?}");
+    assert!(at_station.contains("Chrome"), "{at_station}");
+    assert!(at_station.contains("127.0.0.1"), "{at_station}");
+    let to_the_second = b.eval(
+        "return /\\d\\d:\\d\\d:\\d\\d/.test(document.querySelector('tr[data-user=suzuki]').textContent)",
+        json!([]),
+    );
+    assert_eq!(to_the_second, true, "sign-in time to the second");
+    assert_eq!(
+        b.eval(
+            "return [...document.querySelectorAll('tr[data-user=admin]')].filter(r => r.textContent.includes('（この画面）')).length",
+            json!([])
+        ),
+        json!(1),
+        "the admin's own session is marked"
+    );
+    // End the forecast's session: the message says which, the station's
+    // session stays.
+    b.eval(
+        "[...document.querySelectorAll('tr[data-user=suzuki]')].find(r => r.textContent.includes('混雑予想')).querySelector('button[data-end-session]').click()",
+        json!([]),
+    );
+    b.wait_text("#result", "suzuki のログインを終了しました（混雑予想、");
+    let after = get(&api, &s, "/api/sessions");
+    let left: Vec<&Value> = after["sessions"]
+        .as_array()
+        .map(|a| a.iter().filter(|x| x["username"] == "suzuki").collect())
+        .unwrap_or_default();
+    assert_eq!(left.len(), 1, "the station's session stays: {after}");
+    let still = b.text("#sessions");
+    assert!(still.contains("2 番窓口の職員用画面"), "{still}");
+}
