@@ -89,6 +89,21 @@ fn not_for_you(app: &App, c: &Caller, roles: &[Role]) -> Response {
         _ => ("/", "トップページへ", "Top page"),
     };
     let ja = format!("このページは{}用です", for_ja.join("・"));
+    // Only people sign in; a display or kiosk is an enrolled device, said
+    // apart (outside tester pages-rt10 N4: 「管理者・職員・表示機のアカウント」).
+    let people = |r: &&Role| matches!(r, Role::Admin | Role::Auditor | Role::Staff);
+    let (accounts_ja, accounts_en): (Vec<&str>, Vec<&str>) =
+        roles.iter().filter(people).map(|r| role_ja(*r)).unzip();
+    let devices: Vec<&str> = roles
+        .iter()
+        .filter(|r| !people(r))
+        .map(|r| role_ja(*r).0)
+        .collect();
+    let devices_ja = if devices.is_empty() {
+        String::new()
+    } else {
+        format!("このページは{}の画面でも開けます。", devices.join("・"))
+    };
     // The menu as every signed-in page draws it (layouts/menu.html); a
     // page that cannot be drawn leaves the menu out, never the answer.
     let menu = app
@@ -105,7 +120,7 @@ fn not_for_you(app: &App, c: &Caller, roles: &[Role]) -> Response {
 <meta name=\"csrf-token\" content=\"{csrf}\">\
 <title>{ja}</title><link rel=\"stylesheet\" href=\"/site/style.css\"></head>\
 <body><main class=\"page narrow\">{menu}<h1 id=\"not-for-you\">{ja}</h1>\
-<p>{name} さん（{mine_ja}）としてログインしています。このアカウントでは開けません。必要なときは管理者に連絡するか、{want_ja}のアカウントでログインし直してください。</p>\
+<p>{name} さん（{mine_ja}）としてログインしています。このアカウントでは開けません。必要なときは管理者に連絡するか、{want_ja}のアカウントでログインし直してください。{devices_ja}</p>\
 <p lang=\"en\" class=\"en\">This page is for {want_en} accounts. You are signed in as {name} ({mine_en}), which may not open it; ask an administrator, or sign in again with another account.</p>\
 <p><a id=\"back\" href=\"{back}\">{back_ja} <span lang=\"en\">{back_en}</span></a></p>\
 <p><button type=\"button\" id=\"switch-account\" class=\"menu-logout\">ログアウトして別のアカウントでログイン <span lang=\"en\">Sign out and sign in with another account</span></button></p>\
@@ -114,8 +129,8 @@ fn not_for_you(app: &App, c: &Caller, roles: &[Role]) -> Response {
         csrf = escape(c.csrf().unwrap_or_default()),
         ja = escape(&ja),
         name = escape(&c.name),
-        want_ja = for_ja.join("・"),
-        want_en = for_en.join(" or "),
+        want_ja = accounts_ja.join("・"),
+        want_en = accounts_en.join(" or "),
     );
     // No `Shown` on it: `answer_in_kind` keeps an HTML answer as it is.
     (StatusCode::FORBIDDEN, Html(body)).into_response()

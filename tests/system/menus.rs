@@ -92,6 +92,13 @@ fn every_signed_in_page_has_the_menu_and_each_role_lands_on_its_own_page() {
     b.goto(&s.url("/preview"));
     let said = b.wait_text("main", "このページは");
     assert!(said.contains("kansa さん（監査担当）"), "{said}");
+    // Only people sign in: a display is a device, not an account
+    // (pages-rt10 N4; old code: 「管理者・職員・表示機のアカウント」).
+    assert!(
+        said.contains("管理者・職員のアカウントでログインし直してください"),
+        "{said}"
+    );
+    assert!(!said.contains("表示機のアカウント"), "{said}");
     assert_eq!(
         b.eval(
             "return document.getElementById('back').getAttribute('href')",
