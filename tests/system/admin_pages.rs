@@ -743,3 +743,39 @@ fn sessions_of_one_person_are_told_apart() {
     let still = b.text("#sessions");
     assert!(still.contains("2 番窓口の職員用画面"), "{still}");
 }
+
+/// Issue 18 (R12), outside tester pages-rt10 N6: /audit said 「窓口 10 を
+/// 開きました」 and 「…を窓口 10 で「証明の交付」へ回しました」 while the
+/// station, the manual and the history say 「10 番窓口」 and 「回付」. Old
+/// code: no 「10 番窓口」 and no 「回付しました」 on /audit.
+#[test]
+fn the_audit_page_says_counters_and_transfers_as_the_station_does() {
+    let s = Server::start();
+    let (api, csrf) = s.admin();
+    let run = |body: Value| {
+        let r = api
+            .post(s.url("/api/commands"))
+            .header("X-CSRF-Token", &csrf)
+            .json(&body)
+            .send()
+            .expect("command");
+        assert!(
+            r.status().is_success(),
+            "{body}: {}",
+            r.text().unwrap_or_default()
+        );
+    };
+    run(json!({"command": "open_day", "date": crate::util::today()}));
+    run(json!({"command": "open_counter", "counter": 10}));
+    run(json!({"command": "issue_ticket", "category": "idou"}));
+    run(json!({"command": "call_next", "counter": 10}));
+    run(json!({"command": "transfer", "number": 1001, "to": "koufu"}));
+    let driver = Driver::start();
+    let b = driver.session();
+    sign_in(&b, &s, "/audit");
+    let rows = b.wait_text("main", "回付しました");
+    assert!(rows.contains("10 番窓口を開きました"), "{rows}");
+    assert!(rows.contains("番を 10 番窓口で「"), "{rows}");
+    assert!(!rows.contains("窓口 10"), "{rows}");
+    axe_clean(&b, "/audit");
+}
