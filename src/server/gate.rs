@@ -76,7 +76,7 @@ fn not_for_you(app: &App, c: &Caller, roles: &[Role]) -> Response {
         Role::Staff => 2,
         _ => 3,
     });
-    let (for_ja, for_en): (Vec<&str>, Vec<&str>) = roles.iter().map(|r| role_ja(*r)).unzip();
+    let for_ja: Vec<&str> = roles.iter().map(|r| role_ja(*r).0).collect();
     let (mine_ja, mine_en) = role_ja(c.role);
     // Back to where this account does its work.
     let (back, back_ja, back_en) = match c.role {
