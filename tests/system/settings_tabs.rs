@@ -120,4 +120,16 @@ fn impossible_hours_of_an_extra_day_name_the_day_and_what_is_wrong() {
         assert!(said.contains("2027-01-09"), "the day named: {said}");
         assert!(said.contains(hours), "the hours named: {said}");
     }
+    // A day in the past is refused, named (old code: applied silently).
+    b.eval(
+        "const r = document.querySelector('#extra-days tbody tr:last-child'); r.querySelector('[name=date]').value = '2025-01-04'; r.querySelector('[name=hours]').value = '08:30-12:00';",
+        json!([]),
+    );
+    b.eval(
+        "document.getElementById('result').textContent = ''",
+        json!([]),
+    );
+    b.click("#settings-form button[type=submit]");
+    let said = b.wait_text("#result", "過ぎた日です");
+    assert!(said.contains("2025-01-04"), "{said}");
 }
