@@ -174,9 +174,12 @@
       act("DELETE", `/api/enrolments/${encodeURIComponent(d.revokeLink)}`, null,
         () => reloadSaying(`端末 ${d.linkName} の登録用リンクを取り消しました。`));
     } else if (d.endSession !== undefined) {
-      const who = b.closest("tr").dataset.user;
+      // Which of the person's sessions ended (pages-rt10 N1).
+      const row = b.closest("tr");
+      const who = row.dataset.user;
+      const where = row.dataset.where ? `（${row.dataset.where}）` : "";
       act("DELETE", `/api/sessions/${encodeURIComponent(d.endSession)}`, null,
-        () => reloadSaying(`${who} のログインを終了しました。`));
+        () => reloadSaying(`${who} のログインを終了しました${where}。`));
     }
   });
 

@@ -176,3 +176,16 @@ document.addEventListener("DOMContentLoaded", () => {
     });
   });
 });
+
+// 「職員用画面」 (issue 18, R11; outside tester pages-rt10 N0): the menu on
+// every page but the station links plain /staff, which asks which counter;
+// the station remembers its counter in this browser (staff.js), and the
+// link goes straight back to that counter — never silently counter 1.
+document.addEventListener("DOMContentLoaded", () => {
+  let n = "";
+  try { n = localStorage.getItem("madoguchi-counter") || ""; } catch (_) { /* asked on /staff */ }
+  if (!/^\d{1,5}$/.test(n)) return;
+  document.querySelectorAll('a[href="/staff"]').forEach((a) => {
+    a.setAttribute("href", "/staff?counter=" + n);
+  });
+});

@@ -91,7 +91,7 @@
     el("ticket-meta").textContent = easy ? `まえに ${t.people_ahead} にん` : `前に ${t.people_ahead} 人`;
     const wait = el("ticket-wait");
     if (easy && w.kind === "range") {
-      wait.innerHTML = "<ruby>待<rt>ま</rt></ruby>つ <ruby>時間<rt>じかん</rt></ruby> ";
+      wait.innerHTML = "<span class=\"word\"><ruby>待<rt>ま</rt></ruby>つ</span> <ruby>時間<rt>じかん</rt></ruby> ";
       wait.append(w.easy || "");
     } else if (easy) {
       wait.textContent = w.easy || "";

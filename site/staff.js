@@ -4,6 +4,9 @@
   const M = window.Madoguchi;
   const station = document.querySelector(".station");
   const counter = Number(station.dataset.counter);
+  // The counter this browser works at: the shared menu's 「職員用画面」 on
+  // other pages comes back here (common.js; pages-rt10 N0).
+  try { localStorage.setItem("madoguchi-counter", String(counter)); } catch (_) { /* the menu asks instead */ }
   const panel = document.getElementById("panel");
   const outcome = document.getElementById("outcome");
   const history = document.getElementById("history");

@@ -101,6 +101,7 @@ pub const PAGES: &[(&str, &str)] = &[
     page_layout!("kiosk_buttons"),
     page_layout!("staff"),
     page_layout!("staff_panel"),
+    page_layout!("staff_choose"),
     page_layout!("settings"),
     page_layout!("statistics"),
     page_layout!("forecast"),

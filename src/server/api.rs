@@ -7,7 +7,7 @@ use std::sync::Arc;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::State;
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::NaiveDate;
@@ -546,6 +546,7 @@ pub(super) fn audited_name(name: &str) -> String {
 pub async fn login(
     State(app): State<Arc<App>>,
     ClientAddr(addr): ClientAddr,
+    headers: HeaderMap,
     Body(l): Body<Login>,
 ) -> Result<Response, ApiError> {
     let delay = match app.auth.throttle.before(&l.username, addr) {
@@ -618,6 +619,14 @@ pub async fn login(
     })
     .await
     .map_err(|e| ApiError::Internal(e.to_string()))??;
+    // The browser and address it signed in from, for ログイン中の人
+    // (pages-rt10 N1).
+    let agent = headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    app.auth
+        .note_seen(&caller, Some(agent), Some(addr.to_string()), None);
     let body = Json(
         json!({"username": caller.name, "role": caller.role, "csrf_token": caller.csrf(),
             // Where the role starts when the sign-in named no page (pages-rt8 F10).
@@ -1178,6 +1187,7 @@ pub async fn enrol_page(
     let (name, role) = match app.auth.enrolment_for(&code) {
         Some(Code::Open(name, role)) => (name, role),
         Some(Code::Replaced { name, by }) => return Err(super::auth::link_replaced(&name, &by)),
+        Some(Code::Superseded(name)) => return Err(super::auth::link_superseded(&name)),
         None => {
             app.auth.throttle.busy(addr);
             return Err(unknown_enrolment());

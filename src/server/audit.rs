@@ -502,7 +502,7 @@ fn account_change(account: &str, role: &str) -> String {
 /// One event in plain Japanese, for the audit page (the export keeps the
 /// recorded event as it is).
 pub fn describe(e: &Event, names: &Names) -> String {
-    let at = |c: Option<u16>| c.map(|c| format!("窓口 {c} で")).unwrap_or_default();
+    let at = |c: Option<u16>| c.map(|c| format!(" {c} 番窓口で")).unwrap_or_default();
     match e {
         // `source` is the whole configuration text: the export has it.
         Event::ConfigApplied { .. } => {
@@ -537,8 +537,8 @@ pub fn describe(e: &Event, names: &Names) -> String {
                 .map(|k| format!("（発券機 {k}）"))
                 .unwrap_or_default()
         ),
-        Event::CounterOpened { counter, .. } => format!("窓口 {counter} を開きました"),
-        Event::CounterClosed { counter } => format!("窓口 {counter} を閉じました"),
+        Event::CounterOpened { counter, .. } => format!("{counter} 番窓口を開きました"),
+        Event::CounterClosed { counter } => format!("{counter} 番窓口を閉じました"),
         Event::TicketIssued {
             number,
             category,
@@ -558,14 +558,14 @@ pub fn describe(e: &Event, names: &Names) -> String {
             counter,
             out_of_order,
         } => format!(
-            "{number} 番を窓口 {counter} に呼び出しました{}",
+            "{number} 番を {counter} 番窓口に呼び出しました{}",
             if *out_of_order { "（順番外）" } else { "" }
         ),
         Event::Recalled { number, counter } => {
-            format!("{number} 番を窓口 {counter} にもう一度呼び出しました")
+            format!("{number} 番を {counter} 番窓口にもう一度呼び出しました")
         }
         Event::Started { number, counter } => {
-            format!("{number} 番の対応を窓口 {counter} で始めました")
+            format!("{number} 番の対応を {counter} 番窓口で始めました")
         }
         Event::Completed {
             number,
@@ -577,10 +577,10 @@ pub fn describe(e: &Event, names: &Names) -> String {
             } else {
                 format!("（{}）", names.tags(tags))
             };
-            format!("{number} 番の対応を窓口 {counter} で終えました{tags}")
+            format!("{number} 番の対応を {counter} 番窓口で終えました{tags}")
         }
         Event::Absent { number, counter } => {
-            format!("{number} 番を窓口 {counter} で不在にしました")
+            format!("{number} 番を {counter} 番窓口で不在にしました")
         }
         Event::Returned { number } => format!("{number} 番が不在から戻りました"),
         // With its 内部メモ (outside tester pages-rt8 F9: only the export
@@ -592,7 +592,7 @@ pub fn describe(e: &Event, names: &Names) -> String {
             note,
             ..
         } => format!(
-            "{number} 番を{}「{}」へ回しました{}",
+            "{number} 番を{}「{}」へ回付しました{}",
             at(*counter),
             names.queue(to),
             memo(note.as_deref())
@@ -602,11 +602,11 @@ pub fn describe(e: &Event, names: &Names) -> String {
             counter,
             note,
         } => format!(
-            "{number} 番を窓口 {counter} で保留にしました{}",
+            "{number} 番を {counter} 番窓口で保留にしました{}",
             memo(note.as_deref())
         ),
         Event::Resumed { number, counter } => {
-            format!("{number} 番の保留を窓口 {counter} で再開しました")
+            format!("{number} 番の保留を {counter} 番窓口で再開しました")
         }
         Event::Cancelled { number, counter } => {
             format!("{number} 番を{}取り消しました", at(*counter))
@@ -684,7 +684,7 @@ mod tests {
     }
 
     /// Outside tester pages-rt8 F9: the audit row of a transfer left its
-    /// 内部メモ out (「1005 番を窓口 13 で「証明の交付」へ回しました」).
+    /// 内部メモ out (「1005 番を 13 番窓口で「証明の交付」へ回付しました」).
     #[test]
     fn a_transfer_row_carries_its_memo() {
         let names = Names {
@@ -700,7 +700,7 @@ mod tests {
         };
         assert_eq!(
             describe(&e, &names),
-            "1005 番を窓口 13 で「証明の交付」へ回しました（内部メモ: 書類確認済み）"
+            "1005 番を 13 番窓口で「証明の交付」へ回付しました（内部メモ: 書類確認済み）"
         );
     }
 }

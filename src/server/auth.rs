@@ -208,6 +208,10 @@ pub enum Code {
     /// Withdrawn by a newer standby link: the name it was for, and the
     /// name the newer link is for.
     Replaced { name: String, by: String },
+    /// Superseded: its name was enrolled through another link, or a newer
+    /// link was made for it (issue 18, outside tester pages-rt10 N2: the
+    /// page still offered the enrol button).
+    Superseded(String),
 }
 
 /// Who is asking.
@@ -266,6 +270,54 @@ pub struct Auth {
     /// sessions that came with it (the others were opened here and are
     /// kept across the next update).
     received: Mutex<(Option<String>, std::collections::HashSet<String>)>,
+    /// Where each session was last seen (by session hash; memory only):
+    /// the browser and address it signed in from, the page last opened
+    /// (issue 18, outside tester pages-rt10 N1: two sessions of one person
+    /// could not be told apart on ログイン中の人).
+    seen: Mutex<HashMap<String, Seen>>,
+}
+
+/// Where a session was last seen (see [`Auth::seen`]).
+#[derive(Debug, Clone, Default)]
+pub struct Seen {
+    /// A short summary of the browser's User-Agent ("Chrome / Windows").
+    pub agent: String,
+    pub addr: String,
+    /// The page last opened, in words (「5 番窓口の職員用画面」).
+    pub page: String,
+}
+
+/// A short, plain summary of a User-Agent: browser and system.
+pub fn agent_summary(ua: &str) -> String {
+    let browser = if ua.contains("Edg/") {
+        "Edge"
+    } else if ua.contains("HeadlessChrome") {
+        "Chrome（ヘッドレス）"
+    } else if ua.contains("Chrome/") || ua.contains("Chromium/") {
+        "Chrome"
+    } else if ua.contains("Firefox/") {
+        "Firefox"
+    } else if ua.contains("Safari/") {
+        "Safari"
+    } else if ua.is_empty() {
+        "不明"
+    } else {
+        "その他"
+    };
+    let system = if ua.contains("Windows") {
+        " / Windows"
+    } else if ua.contains("iPhone") || ua.contains("iPad") {
+        " / iOS"
+    } else if ua.contains("Android") {
+        " / Android"
+    } else if ua.contains("Mac OS X") {
+        " / Mac"
+    } else if ua.contains("Linux") {
+        " / Linux"
+    } else {
+        ""
+    };
+    format!("{browser}{system}")
 }
 
 /// The whole account store as the standby link and backups carry it
@@ -474,6 +526,7 @@ impl Auth {
             changes: tokio::sync::watch::Sender::new(0),
             revocations: tokio::sync::watch::Sender::new(0),
             received: Mutex::new((None, std::collections::HashSet::new())),
+            seen: Mutex::new(HashMap::new()),
         };
         if !first {
             return Ok((auth, None));
@@ -880,6 +933,7 @@ impl Auth {
                         name: e.name.clone(),
                         by: by.clone(),
                     },
+                    None if e.superseded => Code::Superseded(e.name.clone()),
                     None => Code::Open(e.name.clone(), e.role),
                 })
         })
@@ -1388,6 +1442,50 @@ fn session_id(token_sha256: &str) -> String {
 /// Reads for the administration pages (issue 18); they change nothing
 /// stored, so they hold whatever storage the accounts live in.
 impl Auth {
+    /// Notes where the caller's session is (memory only): its browser and
+    /// address when given, the page when given (pages-rt10 N1).
+    pub fn note_seen(
+        &self,
+        caller: &Caller,
+        agent: Option<&str>,
+        addr: Option<String>,
+        page: Option<String>,
+    ) {
+        let Some(h) = &caller.session else { return };
+        let Ok(mut seen) = self.seen.lock() else {
+            return;
+        };
+        // Bounded: only live sessions are kept.
+        if seen.len() > 4096 {
+            if let Ok(live) = self.sessions.lock() {
+                seen.retain(|k, _| live.contains_key(k));
+            }
+        }
+        let x = seen.entry(h.clone()).or_default();
+        if let Some(a) = agent {
+            x.agent = agent_summary(a);
+        }
+        if let Some(a) = addr {
+            x.addr = a;
+        }
+        if let Some(p) = page {
+            x.page = p;
+        }
+    }
+
+    /// Where the session with this public id was last seen, if noted.
+    pub fn seen(&self, id: &str) -> Seen {
+        self.seen
+            .lock()
+            .ok()
+            .and_then(|s| {
+                s.iter()
+                    .find(|(h, _)| session_id(h) == id)
+                    .map(|(_, x)| x.clone())
+            })
+            .unwrap_or_default()
+    }
+
     /// Whether `username` names an account of this office (case as
     /// sign-in compares it).
     pub fn is_account(&self, username: &str) -> bool {

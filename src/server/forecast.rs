@@ -234,6 +234,14 @@ pub async fn page(
 ) -> Result<Response, ApiError> {
     // Someone signed in sees the shared menu above it (pages-rt8 F10).
     let caller = app.auth.identify(&headers);
+    if let Some(c) = caller.as_ref().filter(|c| !c.is_device()) {
+        // The page this session last opened (ログイン中の人, pages-rt10 N1).
+        let agent = headers
+            .get(axum::http::header::USER_AGENT)
+            .and_then(|v| v.to_str().ok());
+        app.auth
+            .note_seen(c, agent, None, Some("混雑予想".to_string()));
+    }
     let signed_in = super::gate::menu(caller.as_ref(), "/forecast").map(|menu| {
         (
             menu,

@@ -23,13 +23,35 @@ pub fn person(
     next: &str,
 ) -> Result<Caller, Box<Response>> {
     match app.auth.require(method, headers, roles) {
-        Ok(c) => Ok(c),
+        Ok(c) => {
+            // The page this session last opened, for ログイン中の人
+            // (pages-rt10 N1).
+            let agent = headers
+                .get(axum::http::header::USER_AGENT)
+                .and_then(|v| v.to_str().ok());
+            app.auth.note_seen(&c, agent, None, Some(page_words(next)));
+            Ok(c)
+        }
         Err(ApiError::Forbidden) => match app.auth.identify(headers) {
             Some(c) if !c.is_device() => Err(Box::new(not_for_you(app, &c, roles))),
             _ => Err(Box::new(to_login(next))),
         },
         Err(_) => Err(Box::new(to_login(next))),
     }
+}
+
+/// A page's address (as `next`, %-encoded) in words: 「5 番窓口の職員用画面」
+/// for a station, the menu's name for another page, else the address.
+fn page_words(next: &str) -> String {
+    let path = next.replace("%3F", "?").replace("%3D", "=");
+    if let Some(n) = path.strip_prefix("/staff?counter=") {
+        return format!("{n} 番窓口の職員用画面");
+    }
+    menu_links(Role::Admin)
+        .iter()
+        .find(|(href, _)| *href == path)
+        .map(|(_, ja)| (*ja).to_string())
+        .unwrap_or(path)
 }
 
 fn to_login(next: &str) -> Response {
@@ -54,7 +76,7 @@ fn not_for_you(app: &App, c: &Caller, roles: &[Role]) -> Response {
         Role::Staff => 2,
         _ => 3,
     });
-    let (for_ja, for_en): (Vec<&str>, Vec<&str>) = roles.iter().map(|r| role_ja(*r)).unzip();
+    let for_ja: Vec<&str> = roles.iter().map(|r| role_ja(*r).0).collect();
     let (mine_ja, mine_en) = role_ja(c.role);
     // Back to where this account does its work.
     let (back, back_ja, back_en) = match c.role {
@@ -67,6 +89,21 @@ fn not_for_you(app: &App, c: &Caller, roles: &[Role]) -> Response {
         _ => ("/", "トップページへ", "Top page"),
     };
     let ja = format!("このページは{}用です", for_ja.join("・"));
+    // Only people sign in; a display or kiosk is an enrolled device, said
+    // apart (outside tester pages-rt10 N4: 「管理者・職員・表示機のアカウント」).
+    let people = |r: &&Role| matches!(r, Role::Admin | Role::Auditor | Role::Staff);
+    let (accounts_ja, accounts_en): (Vec<&str>, Vec<&str>) =
+        roles.iter().filter(people).map(|r| role_ja(*r)).unzip();
+    let devices: Vec<&str> = roles
+        .iter()
+        .filter(|r| !people(r))
+        .map(|r| role_ja(*r).0)
+        .collect();
+    let devices_ja = if devices.is_empty() {
+        String::new()
+    } else {
+        format!("このページは{}の画面でも開けます。", devices.join("・"))
+    };
     // The menu as every signed-in page draws it (layouts/menu.html); a
     // page that cannot be drawn leaves the menu out, never the answer.
     let menu = app
@@ -83,7 +120,7 @@ fn not_for_you(app: &App, c: &Caller, roles: &[Role]) -> Response {
 <meta name=\"csrf-token\" content=\"{csrf}\">\
 <title>{ja}</title><link rel=\"stylesheet\" href=\"/site/style.css\"></head>\
 <body><main class=\"page narrow\">{menu}<h1 id=\"not-for-you\">{ja}</h1>\
-<p>{name} さん（{mine_ja}）としてログインしています。このアカウントでは開けません。必要なときは管理者に連絡するか、{want_ja}のアカウントでログインし直してください。</p>\
+<p>{name} さん（{mine_ja}）としてログインしています。このアカウントでは開けません。必要なときは管理者に連絡するか、{want_ja}のアカウントでログインし直してください。{devices_ja}</p>\
 <p lang=\"en\" class=\"en\">This page is for {want_en} accounts. You are signed in as {name} ({mine_en}), which may not open it; ask an administrator, or sign in again with another account.</p>\
 <p><a id=\"back\" href=\"{back}\">{back_ja} <span lang=\"en\">{back_en}</span></a></p>\
 <p><button type=\"button\" id=\"switch-account\" class=\"menu-logout\">ログアウトして別のアカウントでログイン <span lang=\"en\">Sign out and sign in with another account</span></button></p>\
@@ -92,8 +129,8 @@ fn not_for_you(app: &App, c: &Caller, roles: &[Role]) -> Response {
         csrf = escape(c.csrf().unwrap_or_default()),
         ja = escape(&ja),
         name = escape(&c.name),
-        want_ja = for_ja.join("・"),
-        want_en = for_en.join(" or "),
+        want_ja = accounts_ja.join("・"),
+        want_en = accounts_en.join(" or "),
     );
     // No `Shown` on it: `answer_in_kind` keeps an HTML answer as it is.
     (StatusCode::FORBIDDEN, Html(body)).into_response()
@@ -123,7 +160,7 @@ fn menu_links(r: Role) -> &'static [(&'static str, &'static str)] {
             ("/audit", "監査ログ"),
             ("/preview", "表示のプレビュー"),
             ("/forecast", "混雑予想"),
-            ("/staff?counter=1", "職員用画面"),
+            ("/staff", "職員用画面"),
             ("/kiosk", "番号発券機"),
         ],
         Role::Auditor => &[
@@ -132,7 +169,7 @@ fn menu_links(r: Role) -> &'static [(&'static str, &'static str)] {
             ("/forecast", "混雑予想"),
         ],
         Role::Staff => &[
-            ("/staff?counter=1", "職員用画面"),
+            ("/staff", "職員用画面"),
             ("/preview", "表示のプレビュー"),
             ("/forecast", "混雑予想"),
             ("/kiosk", "番号発券機"),
@@ -155,7 +192,7 @@ pub fn menu(caller: Option<&Caller>, here: &str) -> Option<madoguchi_renderer::V
 /// ログアウト — the station keeps its own (L key), which comes back to
 /// the same counter.
 pub fn station_menu(caller: Option<&Caller>, counter: u16) -> Option<madoguchi_renderer::Value> {
-    menu_with(caller, "/staff?counter=1", false, Some(counter))
+    menu_with(caller, "/staff", false, Some(counter))
 }
 
 fn menu_with(
@@ -166,11 +203,14 @@ fn menu_with(
 ) -> Option<madoguchi_renderer::Value> {
     let c = caller.filter(|c| !c.is_device())?;
     // On a station, 「職員用画面」 is this counter's (not counter 1's).
+    // Elsewhere it is plain /staff: site/common.js points it at the counter
+    // last used in this browser, and /staff without a counter asks which
+    // (issue 18, outside tester pages-rt10 N0: it always opened counter 1).
     let links: Vec<(String, &str, bool)> = menu_links(c.role)
         .iter()
         .map(|(href, ja)| {
             let to = match counter {
-                Some(n) if *href == "/staff?counter=1" => format!("/staff?counter={n}"),
+                Some(n) if *href == "/staff" => format!("/staff?counter={n}"),
                 _ => (*href).to_string(),
             };
             (to, *ja, *href == here)

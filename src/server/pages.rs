@@ -277,13 +277,27 @@ async fn staff(
     headers: HeaderMap,
     UrlQuery(q): UrlQuery<CounterQuery>,
 ) -> Result<Response, ApiError> {
-    let number = q.counter.unwrap_or(1);
-    let next = format!("/staff%3Fcounter%3D{number}");
+    let next = match q.counter {
+        Some(number) => format!("/staff%3Fcounter%3D{number}"),
+        None => "/staff".to_string(),
+    };
     let caller = match super::gate::person(&app, &method, &headers, STAFF_ROLES, &next) {
         Ok(c) => c,
         Err(r) => return Ok(*r),
     };
     let s = app.status().await?;
+    // No counter in the address (the shared menu's 「職員用画面」 when this
+    // browser has used no station yet): ask which counter, never silently
+    // counter 1 (issue 18, R11; outside tester pages-rt10 N0).
+    let Some(number) = q.counter else {
+        let ctx = context! {
+            office => s.office.ja,
+            counters => s.counters,
+            csrf => caller.csrf(),
+            menu => super::gate::menu(Some(&caller), "/staff"),
+        };
+        return Ok(app.pages.render("staff_choose.html", ctx)?.into_response());
+    };
     let notes = staff_notes(&app, &s, number)?;
     let ctx = staff_context(
         &s,

@@ -132,6 +132,35 @@ pub async fn apply_form(
     let form: SettingsForm = parse_body(body)?;
     let now = current(&app).await?;
     still_current(&now, form.based_on.as_deref())?;
+    // A 臨時開庁日 added in the past opens nothing: refused, named
+    // (issue 18, outside tester pages-rt10 N3: 2025-01-04 was applied
+    // without a word). Days already in the settings are left as they are.
+    let today = app.status().await?.today.to_string();
+    let had: Vec<String> = app
+        .engine
+        .read(|e| {
+            SettingsForm::of(e.config())
+                .extra_days
+                .into_iter()
+                .map(|d| d.date)
+                .collect()
+        })
+        .map_err(ApiError::from)?;
+    if let Some(d) = form
+        .extra_days
+        .iter()
+        .find(|d| d.date.as_str() < today.as_str() && !had.contains(&d.date))
+    {
+        return Ok((
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Json(json!({"error": {
+                "code": "config_invalid",
+                "message_ja": format!("臨時開庁日 {}: 過ぎた日です（今日は {today}）。今日以降の日付を書いてください", d.date),
+                "message_en": format!("extra opening day {}: the date has passed (today is {today}); choose today or later", d.date),
+            }})),
+        )
+            .into_response());
+    }
     let toml = match settings_form::apply(&now, &form) {
         Ok(t) => t,
         Err(why) => {

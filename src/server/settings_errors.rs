@@ -79,9 +79,11 @@ fn entry_of(lines: &[&str], line: usize) -> Option<(String, String)> {
             (format!("分類「{id}」"), format!("tag {id:?}"))
         }
         "office" => ("庁舎".to_string(), "office".to_string()),
-        t if t.contains("calendar") || t.contains("days") => {
-            ("開庁日".to_string(), "opening days".to_string())
-        }
+        // The day named when the entry has one (pages-rt10 N3).
+        t if t.contains("calendar") || t.contains("days") => match value_of("date") {
+            Some(d) => (format!("開庁日 {d}"), format!("opening day {d}")),
+            None => ("開庁日".to_string(), "opening days".to_string()),
+        },
         "display" => ("表示".to_string(), "display".to_string()),
         other => (other.to_string(), other.to_string()),
     };
@@ -211,6 +213,17 @@ fn what(message: &str) -> (String, String) {
         (
             "名前が空です。来庁者に見える名前を書いてください（空白だけの名前は使えません。英語などの名前が要らないときは、その欄ごと消してください）".to_string(),
             "a name must not be blank (leave out a language's name instead)",
+        )
+    } else if m.contains("closing time must be after opening time") {
+        // Outside tester pages-rt10 N3: 「値が正しくありません」 only.
+        (
+            format!("受付時間{quoted}: 終わりが始まりより前です。「08:30-17:00」のように 始まり-終わり の順に書いてください"),
+            "the closing time is before the opening time; write e.g. 08:30-17:00",
+        )
+    } else if m.contains("must look like \"08:30-18:00\"") {
+        (
+            format!("受付時間{quoted}: 時刻は 00:00 から 23:59 までで、「08:30-17:00」のように 始まり-終わり で書いてください"),
+            "hours must be two times from 00:00 to 23:59, e.g. 08:30-17:00",
         )
     } else if m.contains("must be a time") || m.contains("hh:mm") {
         (

@@ -611,3 +611,171 @@ fn every_refused_sign_in_of_a_lock_out_and_a_reset_are_rows_of_their_own() {
     axe_clean(&b, "/audit after a lock-out");
     save("audit-lockout.png", &b.screenshot());
 }
+
+/// Issue 18 (R12), outside tester pages-rt10 N2: the start-up display-1
+/// link, withdrawn by a newer display-1 link made on 端末, still opened the
+/// enrolment page with its button (only pressing it said 「使えません」).
+/// Now opening it says the link cannot be used, as a revoked one does, and
+/// offers no button. Old code: h1 「端末の登録」 and #enrol-confirm shown.
+#[test]
+fn a_superseded_enrolment_link_says_so_when_opened() {
+    let s = Server::start();
+    let driver = Driver::start();
+    let b = driver.session();
+    sign_in(&b, &s, "/admin/devices");
+    b.type_into("#device-name", "display-1");
+    b.click("#device-role option[value=display]");
+    b.click("#new-device button[type=submit]");
+    b.wait_text("#result", "display-1 の登録用リンクを作りました");
+    let newer = b.text("#enrolment-url");
+
+    let other = driver.session();
+    other.goto(&s.display_enrol);
+    let said = other.wait_text("main", "この登録リンク");
+    assert!(
+        said.contains("この登録リンク（端末「display-1」用）は使えません"),
+        "{said}"
+    );
+    assert_eq!(
+        other.eval(
+            "return document.getElementById('enrol-confirm') === null",
+            json!([])
+        ),
+        true,
+        "no enrol button on a superseded link"
+    );
+    axe_clean(&other, "a superseded enrolment link");
+    // The newer link still shows its page and button.
+    other.goto(&newer);
+    other.wait_text("h1", "端末の登録");
+    assert_eq!(
+        other.eval(
+            "return document.getElementById('enrol-confirm') !== null",
+            json!([])
+        ),
+        true
+    );
+}
+
+/// Issue 18 (R12), outside tester pages-rt10 N1: two sessions of one
+/// person read alike on ログイン中の人 (ID and times to the minute), so
+/// 「終了」 could end the wrong one. Now each row says the page last opened
+/// (the counter's station), the browser and address, the sign-in time to
+/// the second, and the admin's own row is 「（この画面）」; the message
+/// says which one ended. Old code: no 「2 番窓口の職員用画面」 in the rows.
+#[test]
+fn sessions_of_one_person_are_told_apart() {
+    let s = Server::start();
+    let (api, csrf) = s.admin();
+    let r = api
+        .post(s.url("/api/users"))
+        .header("X-CSRF-Token", &csrf)
+        .json(&json!({"username": "suzuki", "role": "staff", "password": "a long password"}))
+        .send()
+        .expect("user");
+    assert_eq!(r.status(), StatusCode::OK);
+    let driver = Driver::start();
+    let sign_in_as = |b: &Session<'_>, path: &str| {
+        let next = path.replace('?', "%3F").replace('=', "%3D");
+        b.goto(&s.url(&format!("/login?next={next}")));
+        b.type_into("#username", "suzuki");
+        b.type_into("#password", "a long password");
+        b.click("button[type=submit]");
+        let p = path.split('?').next().unwrap_or(path).to_string();
+        wait_for(b, &format!("return location.pathname === '{p}'"), path);
+    };
+    let station = driver.session();
+    sign_in_as(&station, "/staff?counter=2");
+    station.wait_text("h1", "2 番窓口");
+    let other = driver.session();
+    sign_in_as(&other, "/forecast");
+    other.wait_text("h1", "混雑予想");
+
+    let b = driver.session();
+    sign_in(&b, &s, "/admin/sessions");
+    axe_clean(&b, "/admin/sessions with where each session is");
+    let rows = b.eval(
+        "return [...document.querySelectorAll('tr[data-user=suzuki]')].map(r => r.textContent.replace(/\\s+/g, ' '))",
+        json!([]),
+    );
+    let rows: Vec<String> = rows
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|x| x.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    let at_station = rows
+        .iter()
+        .find(|r| r.contains("2 番窓口の職員用画面"))
+        .unwrap_or_else(|| panic!("the station's row: {rows:?}"));
+    assert!(rows.iter().any(|r| r.contains("混雑予想")), "{rows:?}");
+    assert!(at_station.contains("Chrome"), "{at_station}");
+    assert!(at_station.contains("127.0.0.1"), "{at_station}");
+    let to_the_second = b.eval(
+        "return /\\d\\d:\\d\\d:\\d\\d/.test(document.querySelector('tr[data-user=suzuki]').textContent)",
+        json!([]),
+    );
+    assert_eq!(to_the_second, true, "sign-in time to the second");
+    assert_eq!(
+        b.eval(
+            "return [...document.querySelectorAll('tr[data-user=admin]')].filter(r => r.textContent.includes('（この画面）')).length",
+            json!([])
+        ),
+        json!(1),
+        "the admin's own session is marked"
+    );
+    // End the forecast's session: the message says which, the station's
+    // session stays.
+    b.eval(
+        "[...document.querySelectorAll('tr[data-user=suzuki]')].find(r => r.textContent.includes('混雑予想')).querySelector('button[data-end-session]').click()",
+        json!([]),
+    );
+    b.wait_text("#result", "suzuki のログインを終了しました（混雑予想、");
+    let after = get(&api, &s, "/api/sessions");
+    let left: Vec<&Value> = after["sessions"]
+        .as_array()
+        .map(|a| a.iter().filter(|x| x["username"] == "suzuki").collect())
+        .unwrap_or_default();
+    assert_eq!(left.len(), 1, "the station's session stays: {after}");
+    let still = b.text("#sessions");
+    assert!(still.contains("2 番窓口の職員用画面"), "{still}");
+}
+
+/// Issue 18 (R12), outside tester pages-rt10 N6: /audit said 「窓口 10 を
+/// 開きました」 and 「…を窓口 10 で「証明の交付」へ回しました」 while the
+/// station, the manual and the history say 「10 番窓口」 and 「回付」. Old
+/// code: no 「10 番窓口」 and no 「回付しました」 on /audit.
+#[test]
+fn the_audit_page_says_counters_and_transfers_as_the_station_does() {
+    let s = Server::start();
+    let (api, csrf) = s.admin();
+    let run = |body: Value| {
+        let r = api
+            .post(s.url("/api/commands"))
+            .header("X-CSRF-Token", &csrf)
+            .json(&body)
+            .send()
+            .expect("command");
+        assert!(
+            r.status().is_success(),
+            "{body}: {}",
+            r.text().unwrap_or_default()
+        );
+    };
+    run(json!({"command": "open_day", "date": crate::util::today()}));
+    run(json!({"command": "open_counter", "counter": 10}));
+    run(json!({"command": "issue_ticket", "category": "idou"}));
+    run(json!({"command": "call_next", "counter": 10}));
+    run(json!({"command": "transfer", "number": 1001, "to": "koufu"}));
+    let driver = Driver::start();
+    let b = driver.session();
+    sign_in(&b, &s, "/audit");
+    let rows = b.wait_text("main", "回付しました");
+    assert!(rows.contains("10 番窓口を開きました"), "{rows}");
+    assert!(rows.contains("番を 10 番窓口で「"), "{rows}");
+    assert!(!rows.contains("窓口 10"), "{rows}");
+    axe_clean(&b, "/audit");
+}

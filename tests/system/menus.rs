@@ -92,6 +92,13 @@ fn every_signed_in_page_has_the_menu_and_each_role_lands_on_its_own_page() {
     b.goto(&s.url("/preview"));
     let said = b.wait_text("main", "このページは");
     assert!(said.contains("kansa さん（監査担当）"), "{said}");
+    // Only people sign in: a display is a device, not an account
+    // (pages-rt10 N4; old code: 「管理者・職員・表示機のアカウント」).
+    assert!(
+        said.contains("管理者・職員のアカウントでログインし直してください"),
+        "{said}"
+    );
+    assert!(!said.contains("表示機のアカウント"), "{said}");
     assert_eq!(
         b.eval(
             "return document.getElementById('back').getAttribute('href')",
@@ -376,4 +383,60 @@ fn a_refusal_page_has_the_menu_and_switching_account_signs_out() {
         "return location.pathname === '/login'",
         "signed out from the refusal page's menu",
     );
+}
+
+/// Issue 18 (R11), outside tester pages-rt10 N0: from the station at
+/// counter 2, 混雑予想 or 表示のプレビュー and back by the menu's 「職員用画面」
+/// opened counter 1's station, where every key then acted on counter 1.
+/// Now the link goes back to the counter last used in this browser, and
+/// with none known /staff asks which counter. Old code: the forecast's
+/// 「職員用画面」 opened /staff?counter=1 (h1 「1 番窓口」), first time and
+/// after the station at counter 2 alike.
+#[test]
+fn the_menus_staff_link_returns_to_the_counter_last_used() {
+    let s = Server::start();
+    let (c, csrf) = s.admin();
+    let r = c
+        .post(s.url("/api/users"))
+        .header("X-CSRF-Token", &csrf)
+        .json(&json!({"username": "tanaka", "role": "staff", "password": "tanaka-pass-2026"}))
+        .send()
+        .expect("add staff");
+    assert!(r.status().is_success(), "{}", r.text().unwrap_or_default());
+    let driver = Driver::start();
+    let b = driver.session();
+    b.goto(&s.url("/login?next=%2Fforecast"));
+    b.type_into("#username", "tanaka");
+    b.type_into("#password", "tanaka-pass-2026");
+    b.click("button[type=submit]");
+    // A browser that has used no station yet: 職員用画面 asks which counter.
+    wait_for(
+        &b,
+        "return location.pathname === '/forecast'",
+        "on /forecast",
+    );
+    b.wait_text("h1", "混雑予想");
+    b.click("nav.site-menu a[href^='/staff']");
+    let h1 = b.wait_text("h1", "窓口");
+    assert!(
+        h1.contains("どの窓口"),
+        "asked which counter, not counter 1: {h1}"
+    );
+    assert_eq!(b.eval("return location.search", json!([])), json!(""));
+    let v = b.axe();
+    assert!(v.is_empty(), "/staff asking which counter: {v:#?}");
+    b.click("a[href='/staff?counter=2']");
+    b.wait_text("h1", "2 番窓口");
+    for page in ["/forecast", "/preview"] {
+        b.click(&format!("nav.site-menu a[href='{page}']"));
+        wait_for(&b, &format!("return location.pathname === '{page}'"), page);
+        b.wait_text("nav.site-menu", "tanaka さん");
+        b.click("nav.site-menu a[href^='/staff']");
+        let h1 = b.wait_text("h1", "番窓口");
+        assert!(h1.starts_with("2 番窓口"), "back from {page}: {h1}");
+        assert_eq!(
+            b.eval("return location.search", json!([])),
+            json!("?counter=2")
+        );
+    }
 }

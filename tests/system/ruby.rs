@@ -125,6 +125,30 @@ box.style.width = '';
 return bad;
 "#;
 
+/// Each ruby word followed by its okurigana (待って) in `arguments[0]`
+/// whose okurigana starts on a line below the kanji while the element is
+/// set from 240 to 640 px wide: "word at width" (pages-rt10 N5).
+const SPLIT_OKURIGANA: &str = r#"
+const el = document.querySelector(arguments[0]);
+const bad = [];
+for (let width = 240; width <= 640; width += 6) {
+  el.style.width = width + 'px';
+  for (const r of el.querySelectorAll('ruby')) {
+    if (r.offsetParent === null) continue;
+    const next = r.nextSibling;
+    if (!next || next.nodeType !== 3 || !/^[ぁ-ん]/.test(next.textContent)) continue;
+    const c = document.createRange();
+    c.setStart(next, 0);
+    c.setEnd(next, 1);
+    const kana = c.getBoundingClientRect();
+    const kanji = r.getBoundingClientRect();
+    if (kana.top >= kanji.bottom - 1) bad.push(`${r.firstChild.textContent}${next.textContent.split(' ')[0]} at ${width}px`);
+  }
+}
+el.style.width = '';
+return bad;
+"#;
+
 /// Outside tester pages-rt9 F4 (the rest): a ticket taken in やさしい
 /// にほんご opened the phone page in the phone's own language, and there
 /// the category had no ふりがな although the kiosk gave it some; the
@@ -167,6 +191,10 @@ fn a_ticket_taken_in_easy_japanese_opens_the_phone_page_in_it() {
     // neighbours, a word may still wrap rather than overflow).
     let split: Value = k.eval(SPLIT_SPACED, json!(["#issued-detail", "#issued-detail"]));
     assert_eq!(split, json!([]), "words split across lines");
+    // 「待って」 stays whole (pages-rt10 N5; old code: 「待 / って」 at
+    // some widths).
+    let split: Value = k.eval(SPLIT_OKURIGANA, json!(["#issued-detail + p"]));
+    assert_eq!(split, json!([]), "ruby word split from its okurigana");
     if let Some(dir) = std::env::var_os("MADOGUCHI_SCREENSHOTS")
         .map(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/docs/screenshots"))
     {

@@ -90,3 +90,46 @@ fn a_second_tab_with_an_older_form_cannot_undo_the_first_tabs_change() {
     second.wait_text("#result", "保存して適用しました");
     assert!(in_force(&api, &s).contains("seconds_per_page = 18"));
 }
+
+/// Issue 18 (R12), outside tester pages-rt10 N3: a 臨時開庁日 with
+/// impossible hours got 「開庁日の受付時間: 値が正しくありません」 — neither
+/// the day nor what is wrong. Now the answer names the day and says the
+/// end is before the start, or that 25:00 is no time. Old code: no date
+/// and no 「終わりが始まりより前です」 in #result.
+#[test]
+fn impossible_hours_of_an_extra_day_name_the_day_and_what_is_wrong() {
+    let s = Server::start();
+    let driver = Driver::start();
+    let b = driver.session();
+    sign_in(&b, &s);
+    b.click("#add-day");
+    for (hours, want) in [
+        ("17:00-08:30", "終わりが始まりより前です"),
+        ("08:30-25:00", "00:00 から 23:59 まで"),
+    ] {
+        b.eval(
+            "const r = document.querySelector('#extra-days tbody tr:last-child'); r.querySelector('[name=date]').value = '2027-01-09'; r.querySelector('[name=hours]').value = arguments[0];",
+            json!([hours]),
+        );
+        b.eval(
+            "document.getElementById('result').textContent = ''",
+            json!([]),
+        );
+        b.click("#settings-form button[type=submit]");
+        let said = b.wait_text("#result", want);
+        assert!(said.contains("2027-01-09"), "the day named: {said}");
+        assert!(said.contains(hours), "the hours named: {said}");
+    }
+    // A day in the past is refused, named (old code: applied silently).
+    b.eval(
+        "const r = document.querySelector('#extra-days tbody tr:last-child'); r.querySelector('[name=date]').value = '2025-01-04'; r.querySelector('[name=hours]').value = '08:30-12:00';",
+        json!([]),
+    );
+    b.eval(
+        "document.getElementById('result').textContent = ''",
+        json!([]),
+    );
+    b.click("#settings-form button[type=submit]");
+    let said = b.wait_text("#result", "過ぎた日です");
+    assert!(said.contains("2025-01-04"), "{said}");
+}
