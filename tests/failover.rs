@@ -82,6 +82,44 @@ pub fn sign_in(base: &str, user: &str, password: &str) -> Result<(Client, String
     Ok((c, v["csrf_token"].as_str().unwrap_or_default().to_string()))
 }
 
+/// Waits until the standby holds the primary's accounts, read from both
+/// data folders, then signs in there once. Polling by signing in spent
+/// the tries the throttle counts (five wrong for one account from one
+/// address wait a minute, `throttle.rs`): on a slower machine the
+/// accounts came after the fifth try and the wait outlasted the test
+/// (CI of stop 33, "the accounts never arrived").
+pub fn sign_in_once_followed(
+    primary: &Server,
+    standby: &Server,
+    user: &str,
+    password: &str,
+    secs: u64,
+) -> Result<(Client, String), String> {
+    let users = |s: &Server| -> Option<Value> {
+        let text = std::fs::read_to_string(data_of(s).join("accounts.json")).ok()?;
+        serde_json::from_str::<Value>(&text)
+            .ok()
+            .map(|v| v["users"].clone())
+    };
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let held = users(standby);
+        if held.is_some() && held == users(primary) {
+            break;
+        }
+        if Instant::now() > deadline {
+            return Err(format!("the accounts never arrived in {secs} s"));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // The file is written just before the store is swapped in memory:
+    // two tries at most, far below the throttle's five.
+    sign_in(&standby.base, user, password).or_else(|_| {
+        std::thread::sleep(Duration::from_millis(300));
+        sign_in(&standby.base, user, password).map_err(|st| format!("{user} cannot sign in: {st}"))
+    })
+}
+
 /// Opens an enrolment link as a device would; the device token.
 pub fn enrol(link: &str) -> String {
     let r = Server::client().post(link).send().expect("enrol");
@@ -600,11 +638,8 @@ fn the_standby_holds_the_primarys_accounts_and_devices_and_they_work_after_promo
     );
     // The standby printed no first-start admin of its own (the harness
     // checks); the primary's admin signs in there.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while sign_in(&standby.base, "admin", &e.primary.admin_password).is_err() {
-        assert!(Instant::now() < deadline, "the accounts never arrived");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    sign_in_once_followed(&e.primary, &standby, "admin", &e.primary.admin_password, 30)
+        .expect("the accounts never arrived");
     // An account made on the primary now reaches the standby within seconds.
     let r = pc
         .post(e.primary.url("/api/users"))
@@ -613,11 +648,8 @@ fn the_standby_holds_the_primarys_accounts_and_devices_and_they_work_after_promo
         .send()
         .expect("user");
     assert_eq!(r.status(), StatusCode::OK);
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while sign_in(&standby.base, "suzuki", "suzuki-password-1").is_err() {
-        assert!(Instant::now() < deadline, "the new account never arrived");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    sign_in_once_followed(&e.primary, &standby, "suzuki", "suzuki-password-1", 10)
+        .expect("the new account never arrived");
     // The admin's browser session, opened on the primary, also holds.
     let (session_cookie, admin_csrf) =
         session_of(&e.primary.base, "admin", &e.primary.admin_password);
@@ -780,11 +812,8 @@ pub fn pair(e: &Enrolled, via: &str) -> Server {
             &link,
         ],
     );
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while sign_in(&standby.base, "admin", &e.primary.admin_password).is_err() {
-        assert!(Instant::now() < deadline, "the accounts never arrived");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    sign_in_once_followed(&e.primary, &standby, "admin", &e.primary.admin_password, 30)
+        .expect("the accounts never arrived");
     standby.admin_password = e.primary.admin_password.clone();
     standby
 }
@@ -2208,11 +2237,8 @@ fn a_withdrawn_standby_link_says_so_and_a_standby_takes_only_a_standby_link() {
             b["enrol_url"].as_str().expect("link"),
         ],
     );
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while sign_in(&standby.base, "admin", &primary.admin_password).is_err() {
-        assert!(Instant::now() < deadline, "the standby never followed");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    sign_in_once_followed(&primary, &standby, "admin", &primary.admin_password, 30)
+        .expect("the standby never followed");
 }
 
 /// N1, the other way out (R9, R11): a standby disabled on the primary is
@@ -3043,11 +3069,8 @@ fn a_stand_in_signing_first_gets_nothing_and_the_standby_keeps_the_lease() {
     assert_eq!(st, StatusCode::FORBIDDEN, "{body}");
     // The real standby's line comes up: it follows and holds the lease.
     cable.mend();
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while sign_in(&standby.base, "admin", &e.primary.admin_password).is_err() {
-        assert!(Instant::now() < deadline, "the accounts never arrived");
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    sign_in_once_followed(&e.primary, &standby, "admin", &e.primary.admin_password, 30)
+        .expect("the accounts never arrived");
     std::thread::sleep(Duration::from_secs(7));
     let (st, v) = issue(&e.primary.base, &e.kiosk);
     assert_eq!(st, StatusCode::OK, "the real standby holds the lease: {v}");

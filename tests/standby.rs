@@ -44,11 +44,14 @@ fn the_standby_follows_and_takes_over() {
     );
     // The standby takes the primary's accounts: its own first-start admin
     // is replaced by the primary's (issue 24).
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while crate::failover::sign_in(&standby.base, "admin", &primary.admin_password).is_err() {
-        assert!(Instant::now() < deadline, "the accounts never arrived");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    crate::failover::sign_in_once_followed(
+        &primary,
+        &standby,
+        "admin",
+        &primary.admin_password,
+        30,
+    )
+    .expect("the accounts never arrived");
     standby.admin_password = primary.admin_password.clone();
     let (sc, scsrf) = standby.admin();
     // Caught up, then a new command reaches it within a second.
