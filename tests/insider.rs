@@ -785,6 +785,17 @@ fn a_day_opens_only_for_today_and_a_wrong_day_is_repaired() {
     assert_eq!(r.status(), StatusCode::OK);
     let audit = audit_text(&s, &admin);
     assert!(audit.contains("override"), "the override is in the record");
+    // A visitor took a number on the wrong day (outside tester
+    // insider-rt10 N8: old code, today then stayed refused,
+    // day_not_after_last, until the wrong day had passed).
+    let (st, v) = cmd(
+        &staff,
+        &s,
+        &scsrf,
+        json!({"command": "issue_ticket", "category": "idou"}),
+    );
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let wrong = v["events"][0]["number"].as_u64().expect("number");
     let (st, v) = cmd(&staff, &s, &scsrf, json!({"command": "close_day"}));
     assert_eq!(st, StatusCode::OK, "{v}");
     let (st, v) = cmd(
@@ -795,6 +806,21 @@ fn a_day_opens_only_for_today_and_a_wrong_day_is_repaired() {
     );
     assert_eq!(st, StatusCode::OK, "today opens after the wrong day: {v}");
     assert_eq!(status(&admin, &s)["date"], today());
+    // The wrong day's number is still in a visitor's hand: today's go on
+    // after it, and the record says so.
+    let (st, v) = cmd(
+        &staff,
+        &s,
+        &scsrf,
+        json!({"command": "issue_ticket", "category": "idou"}),
+    );
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(v["events"][0]["number"].as_u64(), Some(wrong + 1), "{v}");
+    let audit = audit_text(&s, &admin);
+    assert!(
+        audit.contains(r#"\"after_wrong_day\":{\"idou\":"#),
+        "{audit}"
+    );
 }
 
 /// A found break (issue 23, R11): a staff member closed today and nothing

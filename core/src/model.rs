@@ -181,6 +181,14 @@ pub enum Event {
     DayOpened {
         date: NaiveDate,
         special: bool,
+        /// Today opened after a day opened ahead by mistake, closed with
+        /// numbers issued (issue 23, R11; outside tester insider-rt10
+        /// N8): each category's highest number of that wrong day, so
+        /// today's numbering goes on after it and no two visitors in the
+        /// room hold the same number. Empty on every other opening (and
+        /// absent from its record, so older logs read the same).
+        #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+        after_wrong_day: std::collections::BTreeMap<String, Number>,
     },
     DayClosed {
         date: NaiveDate,

@@ -508,14 +508,30 @@ pub fn describe(e: &Event, names: &Names) -> String {
         Event::ConfigApplied { .. } => {
             "設定を適用しました（内容は書き出しで確認できます）".to_string()
         }
-        Event::DayOpened { date, special } => format!(
-            "{date} の受付を始めました{}",
-            if *special {
+        Event::DayOpened {
+            date,
+            special,
+            after_wrong_day,
+        } => {
+            let special = if *special {
                 "（特別開庁日）"
             } else {
                 ""
+            };
+            if after_wrong_day.is_empty() {
+                format!("{date} の受付を始めました{special}")
+            } else {
+                // insider-rt10 N8: the wrong day's numbers stay taken.
+                let taken: Vec<String> = after_wrong_day
+                    .iter()
+                    .map(|(q, n)| format!("{}は {n} 番", names.queue(q)))
+                    .collect();
+                format!(
+                    "{date} の受付を始めました{special}。誤って開始された日に{}まで発券したため、番号はその続きからです",
+                    taken.join("、")
+                )
             }
-        ),
+        }
         Event::DayClosed { date } => format!("{date} の業務を終了しました"),
         Event::DayReopened { date } => format!("{date} の受付を再開しました（番号は続きから）"),
         Event::Promoted { epoch } => {
@@ -701,6 +717,25 @@ mod tests {
         assert_eq!(
             describe(&e, &names),
             "1005 番を 13 番窓口で「証明の交付」へ回付しました（内部メモ: 書類確認済み）"
+        );
+    }
+
+    /// insider-rt10 N8 (issue 23): today opened after a wrong day says
+    /// which of that day's numbers stay taken.
+    #[test]
+    fn a_day_opened_after_a_wrong_day_names_the_numbers_kept() {
+        let names = Names {
+            queues: [("idou".to_string(), "住民異動".to_string())].into(),
+            tags: HashMap::new(),
+        };
+        let e = Event::DayOpened {
+            date: chrono::NaiveDate::from_ymd_opt(2026, 12, 7).unwrap_or_default(),
+            special: false,
+            after_wrong_day: [("idou".to_string(), 1002)].into(),
+        };
+        assert_eq!(
+            describe(&e, &names),
+            "2026-12-07 の受付を始めました。誤って開始された日に住民異動は 1002 番まで発券したため、番号はその続きからです"
         );
     }
 }

@@ -20,6 +20,9 @@ impl State {
     /// it — when the wrong day is still in the future by the office's clock
     /// and issued no numbers (so nothing is stored under its date).
     fn wrong_day_repaired_by(&self, config: &Config, now: Millis, date: chrono::NaiveDate) -> bool {
+        // Numbers issued on the wrong day no longer stop it (insider-rt10
+        // N8: one kiosk press on a mistyped day stopped issuing for three
+        // days): today's numbering goes on after them (`open_day`).
         let today = now.to_datetime(config.office.utc_offset).date_naive();
         let Some(day) = &self.meta.day else {
             return false;
@@ -27,7 +30,6 @@ impl State {
         day.closed_at.is_some()
             && day.date > today
             && date == today
-            && self.tickets.is_empty()
             // Today itself was open before the wrong day: reopening it
             // would give its numbers again.
             && self.meta.previous_day.is_none_or(|p| p < today)
@@ -205,7 +207,24 @@ impl State {
             }
         }
         let special = config.calendar.opening(date).is_none();
-        Ok(vec![Event::DayOpened { date, special }])
+        // Only a repair of a wrong day opens a date not after the last
+        // one; that day's numbers stay taken.
+        let after_wrong_day = match &self.meta.day {
+            Some(day) if date <= day.date => {
+                let mut highest = std::collections::BTreeMap::new();
+                for t in self.tickets.values() {
+                    let h = highest.entry(t.category.clone()).or_insert(t.number);
+                    *h = (*h).max(t.number);
+                }
+                highest
+            }
+            _ => std::collections::BTreeMap::new(),
+        };
+        Ok(vec![Event::DayOpened {
+            date,
+            special,
+            after_wrong_day,
+        }])
     }
 
     /// `issue_ticket`: a retried request answers with nothing new; a new

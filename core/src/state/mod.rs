@@ -257,9 +257,17 @@ impl State {
         Ok(())
     }
 
-    /// A new business day: numbers start again, the day's tickets and
-    /// requests are forgotten, the estimator starts the day.
-    fn start_day(&mut self, config: &Config, at: Millis, date: NaiveDate, special: bool) {
+    /// A new business day: numbers start again (after a wrong day's, see
+    /// [`Event::DayOpened`]), the day's tickets and requests are
+    /// forgotten, the estimator starts the day.
+    fn start_day(
+        &mut self,
+        config: &Config,
+        at: Millis,
+        date: NaiveDate,
+        special: bool,
+        after_wrong_day: &BTreeMap<String, Number>,
+    ) {
         self.meta.previous_day = self.meta.day.as_ref().map(|d| d.date);
         let closed: Vec<CounterNo> = self
             .meta
@@ -287,7 +295,11 @@ impl State {
         }
         self.meta.next_number = config
             .categories()
-            .filter_map(|q| q.numbers.map(|r| (q.id.clone(), r.from)))
+            .filter_map(|q| {
+                let after = after_wrong_day.get(&q.id).map(|n| n.saturating_add(1));
+                q.numbers
+                    .map(|r| (q.id.clone(), after.map_or(r.from, |a| a.max(r.from))))
+            })
             .collect();
         self.meta.day = Some(Day {
             date,
@@ -378,7 +390,11 @@ impl State {
             // Audit records: nothing in the queue changes.
             Event::Login { .. } | Event::AccountChanged { .. } | Event::LogArchived { .. } => {}
             Event::Promoted { epoch } => self.meta.epoch = self.meta.epoch.max(*epoch),
-            Event::DayOpened { date, special } => self.start_day(config, at, *date, *special),
+            Event::DayOpened {
+                date,
+                special,
+                after_wrong_day,
+            } => self.start_day(config, at, *date, *special, after_wrong_day),
             Event::DayClosed { .. } => self.day_closed(at)?,
             Event::DayReopened { date } => self.day_reopened(*date)?,
             Event::CounterOpened { counter, staff } => {

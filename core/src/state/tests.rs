@@ -540,7 +540,8 @@ fn opening_an_unlisted_day_is_special() {
         e,
         vec![Event::DayOpened {
             date: day(22),
-            special: true
+            special: true,
+            after_wrong_day: Default::default(),
         }]
     );
     o.ok(Command::CloseDay);
@@ -1064,6 +1065,40 @@ fn a_wrong_day_is_repaired_only_if_today_was_not_open_before_it() {
         },
         "1001 was given today already"
     );
+}
+
+/// Outside tester insider-rt10 N8 (issue 23, R11): a day opened ahead by
+/// mistake that issued numbers stopped today from opening until that day
+/// had passed. Now today opens, and its numbering goes on after the wrong
+/// day's (those tickets are in visitors' hands), across a replay too.
+#[test]
+fn a_wrong_day_that_issued_numbers_is_repaired_and_its_numbers_stay_taken() {
+    let today = day(18);
+    let mut o = Office::new(Config::embedded_default());
+    o.ok(Command::OpenDay { date: day(20) });
+    assert_eq!(o.issue("idou"), 1001);
+    assert_eq!(o.issue("idou"), 1002);
+    o.ok(Command::CloseDay);
+    let e = o.ok(Command::OpenDay { date: today });
+    let Some(Event::DayOpened {
+        after_wrong_day, ..
+    }) = e.first()
+    else {
+        panic!("{e:?}");
+    };
+    assert_eq!(after_wrong_day.get("idou"), Some(&1002), "{e:?}");
+    assert_eq!(o.issue("idou"), 1003, "today's numbers go on after them");
+    let first_koseki = o.issue("koseki");
+    assert!(
+        first_koseki >= 1,
+        "a category the wrong day never used starts as usual"
+    );
+    // Today closed and the wrong day again: the ordinary rule holds.
+    o.ok(Command::CloseDay);
+    assert!(matches!(
+        o.refused(Command::OpenDay { date: today }),
+        Refusal::DayNotAfterLast { .. }
+    ));
 }
 
 /// A found break (issue 23): a day closed by mistake opens again, the same
