@@ -137,12 +137,26 @@ fn not_for_you(app: &App, c: &Caller, roles: &[Role]) -> Response {
 }
 
 /// Where a role starts after signing in (outside tester pages-rt8 F10: an
-/// auditor was sent to the staff station and refused there).
-pub fn home(r: Role) -> &'static str {
+/// auditor was sent to the staff station and refused there). A staff
+/// member goes to the counter they have open now (the office's state
+/// keeps who opened it, across restarts); with none, or several, to
+/// /staff, where `site/login.js` opens the counter last used in this
+/// browser or, with none known, the page asks 「どの窓口の画面を開きますか」
+/// (issue 18, R11, pages12 brief 1: every staff sign-in landed on counter
+/// 1's station, where the keys then acted on a counter nobody had picked).
+pub fn home(r: Role, name: &str, counters: &[super::views::CounterView]) -> String {
     match r {
-        Role::Admin => "/admin",
-        Role::Auditor => "/audit",
-        _ => "/staff?counter=1",
+        Role::Admin => "/admin".into(),
+        Role::Auditor => "/audit".into(),
+        _ => {
+            let mut mine = counters
+                .iter()
+                .filter(|c| c.open && c.staff.as_deref() == Some(name));
+            match (mine.next(), mine.next()) {
+                (Some(c), None) => format!("/staff?counter={}", c.number),
+                _ => "/staff".into(),
+            }
+        }
     }
 }
 
