@@ -33,13 +33,21 @@
     return true;
   }
 
+  // The buttons are drawn again every 10 s (the waiting figures): the
+  // category that had keyboard focus keeps it, so a visitor on the
+  // keypad or a screen reader keeps their place and Enter still issues
+  // (outside tester pages-rt11 R1: focus fell to the page body).
   async function refresh() {
     if (busy) return;
     try {
+      const a = document.activeElement;
+      const had = a && area.contains(a) && a.dataset ? a.dataset.category : null;
       await M.swap(area);
       offline.hidden = true;
       applyLang();
       replaced();
+      const same = had && area.querySelector(`button[data-category="${CSS.escape(had)}"]`);
+      if (same && !same.disabled && document.activeElement !== same) same.focus({ preventScroll: true });
     } catch (_) {
       offline.hidden = false;
     }
