@@ -188,4 +188,14 @@ document.addEventListener("DOMContentLoaded", () => {
   document.querySelectorAll('a[href="/staff"]').forEach((a) => {
     a.setAttribute("href", "/staff?counter=" + n);
   });
+  // The 「どの窓口」 page names the counter last used here, first
+  // (outside tester pages-rt11 R2: typed /staff did not show it).
+  const last = document.getElementById("last-counter");
+  const same = document.querySelector(`.counter-choice a[href="/staff?counter=${n}"]`);
+  if (last && same) {
+    const link = document.getElementById("last-counter-link");
+    link.setAttribute("href", "/staff?counter=" + n);
+    link.textContent = same.textContent + " を開く";
+    last.hidden = false;
+  }
 });

@@ -294,6 +294,7 @@ async fn staff(
             office => s.office.ja,
             counters => s.counters,
             csrf => caller.csrf(),
+            user => caller.name,
             menu => super::gate::menu(Some(&caller), "/staff"),
         };
         return Ok(app.pages.render("staff_choose.html", ctx)?.into_response());

@@ -448,6 +448,8 @@ fn the_menus_staff_link_returns_to_the_counter_last_used() {
 /// page that asks 「どの窓口の画面を開きますか」. Old code: /staff?counter=1
 /// (h1 「1 番窓口」) on the first sign-in, again after counter 3 was used in
 /// this browser, and again in a new browser while counter 3 was open.
+/// Typed /staff also names the counter last used in this browser and marks
+/// the open counters (pages-rt11 R2; old code: the bare list).
 #[test]
 fn a_staff_sign_in_lands_where_that_person_works_not_on_counter_1() {
     let s = Server::start();
@@ -502,6 +504,24 @@ fn a_staff_sign_in_lands_where_that_person_works_not_on_counter_1() {
             .map(|x| x["open"].clone()),
         Some(json!(true))
     );
+
+    // /staff typed in this browser: the page names counter 3 first, and
+    // marks the counters open and whose (pages-rt11 R2).
+    b.goto(&s.url("/staff"));
+    let last = b.wait_text("#last-counter", "3 番窓口");
+    assert!(last.contains("最後に使った窓口"), "{last}");
+    let list = b.text(".counter-choice");
+    assert!(list.contains("（開いています・tanaka（あなた））"), "{list}");
+    let v = b.axe();
+    assert!(v.is_empty(), "/staff with the last counter: {v:#?}");
+    if std::env::var_os("MADOGUCHI_SCREENSHOTS").is_some() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/screenshots");
+        std::fs::write(format!("{dir}/staff-choose-remembered.png"), b.screenshot())
+            .expect("png");
+    }
+    b.click("#last-counter-link");
+    let h1 = b.wait_text("h1", "番窓口");
+    assert!(h1.starts_with("3 番窓口"), "{h1}");
 
     // Another browser (no memory of counter 3): the counter tanaka has open.
     let other = driver.session();
