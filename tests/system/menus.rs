@@ -511,13 +511,15 @@ fn a_staff_sign_in_lands_where_that_person_works_not_on_counter_1() {
     let last = b.wait_text("#last-counter", "3 番窓口");
     assert!(last.contains("最後に使った窓口"), "{last}");
     let list = b.text(".counter-choice");
-    assert!(list.contains("（開いています・tanaka（あなた））"), "{list}");
+    assert!(
+        list.contains("（開いています・tanaka（あなた））"),
+        "{list}"
+    );
     let v = b.axe();
     assert!(v.is_empty(), "/staff with the last counter: {v:#?}");
     if std::env::var_os("MADOGUCHI_SCREENSHOTS").is_some() {
         let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/screenshots");
-        std::fs::write(format!("{dir}/staff-choose-remembered.png"), b.screenshot())
-            .expect("png");
+        std::fs::write(format!("{dir}/staff-choose-remembered.png"), b.screenshot()).expect("png");
     }
     b.click("#last-counter-link");
     let h1 = b.wait_text("h1", "番窓口");
