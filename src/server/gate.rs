@@ -40,9 +40,39 @@ pub fn person(
     }
 }
 
+/// Notes the address and browser of every request a person's session
+/// makes (a middleware), so ログイン中の人 knows them again from the first
+/// request after a restart or promotion, not only from a new sign-in
+/// (issue 18, outside tester pages-rt11 R3: after a restart the address
+/// stayed 「—」 for good). Only requests that carry the session cookie are
+/// looked at; devices are left to `health::note`.
+pub async fn note_where(
+    axum::extract::State(app): axum::extract::State<std::sync::Arc<App>>,
+    super::extract::ClientAddr(addr): super::extract::ClientAddr,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let session = req
+        .headers()
+        .get_all(axum::http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.contains(super::auth::SESSION_COOKIE));
+    if session {
+        if let Some(c) = app.auth.identify(req.headers()).filter(|c| !c.is_device()) {
+            let agent = req
+                .headers()
+                .get(axum::http::header::USER_AGENT)
+                .and_then(|v| v.to_str().ok());
+            app.auth.note_seen(&c, agent, Some(addr.to_string()), None);
+        }
+    }
+    next.run(req).await
+}
+
 /// A page's address (as `next`, %-encoded) in words: 「5 番窓口の職員用画面」
 /// for a station, the menu's name for another page, else the address.
-fn page_words(next: &str) -> String {
+pub fn page_words(next: &str) -> String {
     let path = next.replace("%3F", "?").replace("%3D", "=");
     if let Some(n) = path.strip_prefix("/staff?counter=") {
         return format!("{n} 番窓口の職員用画面");
