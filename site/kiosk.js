@@ -132,7 +132,21 @@
     // was split 「30 ふ / ん」 (outside tester pages-rt9 F4; style.css .words).
     const words = document.createElement("span");
     words.className = "words";
-    words.textContent = detail;
+    // A number keeps its unit on its line: 「35 ふん」, 「3 ahead」 in a
+    // span that does not wrap (outside tester pages-rt11 R5: 「だいたい
+    // 35 / ふん」); the text itself keeps its plain spaces.
+    const text = String(detail);
+    const unit = /\d+ [^\s・（(]+/g;
+    let at = 0;
+    for (let m = unit.exec(text); m; m = unit.exec(text)) {
+      words.append(text.slice(at, m.index));
+      const keep = document.createElement("span");
+      keep.className = "word";
+      keep.textContent = m[0];
+      words.append(keep);
+      at = m.index + m[0].length;
+    }
+    words.append(text.slice(at));
     d.append(cat, " — ", words);
     printTicket(t, w);
     document.getElementById("ticket-qr").innerHTML = t.qr_svg;

@@ -419,4 +419,46 @@ fn the_kiosks_keyboard_focus_stays_on_its_category_through_a_redraw() {
         "return !document.getElementById('issued').hidden && /\\d/.test(document.getElementById('issued-number').textContent)",
         "the ticket shown after Enter",
     );
+    // A number keeps its unit: every 「1 人」 sits in a span that does not
+    // wrap (pages-rt11 R5: 「だいたい 35 / ふん」).
+    assert_eq!(
+        k.eval(
+            "const live = document.querySelector('#issued-detail .words'); \
+             const kept = live.querySelectorAll('.word'); \
+             const ok = kept.length > 0 && [...kept].every(x => getComputedStyle(x).whiteSpace === 'nowrap'); \
+             const w = live.cloneNode(true); \
+             w.querySelectorAll('.word').forEach(x => x.remove()); \
+             return ok && !/\\d \\S/.test(w.textContent);",
+            json!([])
+        ),
+        json!(true),
+        "{}",
+        k.text("#issued-detail")
+    );
+    // The dialog closes by itself; focus goes back to the category and
+    // stays there through the next redraw (pages-rt11 R1 addendum: BODY).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while k.eval("return document.getElementById('issued').hidden", json!([])) != true {
+        assert!(
+            Instant::now() < deadline,
+            "the dialog never closed by itself"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    k.eval("window.redraws = 0; return true;", json!([]));
+    let deadline = Instant::now() + Duration::from_secs(25);
+    while k.eval("return window.redraws > 0", json!([])) != true {
+        assert!(Instant::now() < deadline, "no redraw after the dialog");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        k.eval(on_idou, json!([])),
+        json!(true),
+        "focus after the dialog closed and a redraw: {}",
+        k.eval(
+            "return document.activeElement ? document.activeElement.tagName : 'none'",
+            json!([])
+        )
+    );
 }
