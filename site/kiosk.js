@@ -24,8 +24,13 @@
 
   // A server older than the office's epoch was replaced by its standby
   // (issue 24): say so and issue nothing here.
+  // The buttons were changed here (disabled while issuing, or for a
+  // replaced server): the next refresh draws them again even when the
+  // server's fragment is the same.
+  let touched = false;
   function replaced() {
     if (!M.replacedServer()) return false;
+    touched = true;
     const box = document.getElementById("kiosk-error");
     box.textContent = lang === "ja" || lang === "easy" ? M.REPLACED_JA : M.REPLACED_EN;
     box.hidden = false;
@@ -42,7 +47,8 @@
     try {
       const a = document.activeElement;
       const had = a && area.contains(a) && a.dataset ? a.dataset.category : null;
-      await M.swap(area);
+      await M.swap(area, { unlessSame: !touched });
+      touched = false;
       offline.hidden = true;
       applyLang();
       replaced();
@@ -195,6 +201,7 @@
     if (busy || replaced()) return;
     busy = true;
     returnTo = category;
+    touched = true;
     area.querySelectorAll("button").forEach((b) => { b.disabled = true; });
     // The same id on every retry: the server answers a retry with the
     // ticket it already issued, never a second one.
@@ -224,5 +231,8 @@
   });
 
   applyLang();
+  // Drawn once from the server at once, so the next refreshes can tell
+  // whether anything changed.
+  refresh();
   setInterval(refresh, 10000);
 })();

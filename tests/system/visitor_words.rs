@@ -373,7 +373,8 @@ fn releasing_a_held_kiosk_on_the_devices_page_lets_it_issue_again() {
 /// category buttons again every 10 s (the waiting figures), and keyboard
 /// focus fell to the page body — a visitor on the keypad (or a screen
 /// reader) lost their place and Enter issued nothing. Now the category
-/// keeps focus through the redraw and Enter issues its ticket. Old code:
+/// keeps focus through the redraw and Enter issues its ticket, and with
+/// nothing changed the buttons are not drawn again at all. Old code:
 /// after the first redraw `document.activeElement` was BODY.
 #[test]
 fn the_kiosks_keyboard_focus_stays_on_its_category_through_a_redraw() {
@@ -384,6 +385,8 @@ fn the_kiosks_keyboard_focus_stays_on_its_category_through_a_redraw() {
     let k = driver.session();
     k.enrol(&s.kiosk_enrol);
     k.wait_text("#categories", "待ち");
+    // The page's first draw from the server (at load) is over.
+    std::thread::sleep(Duration::from_secs(3));
     k.eval(
         "window.redraws = 0; new MutationObserver(() => { window.redraws++; }).observe(document.getElementById('categories'), {childList: true}); return true;",
         json!([]),
@@ -397,6 +400,16 @@ fn the_kiosks_keyboard_focus_stays_on_its_category_through_a_redraw() {
         k.keys("\u{E004}");
     }
     assert_eq!(k.eval(on_idou, json!([])), json!(true), "Tab reached idou");
+    // Nothing changed: the buttons are not drawn again (pages-rt11 R1: they
+    // were rebuilt every 10 s regardless).
+    std::thread::sleep(Duration::from_secs(12));
+    assert_eq!(
+        k.eval("return window.redraws", json!([])),
+        json!(0),
+        "redrawn with nothing changed"
+    );
+    // Someone takes a number elsewhere: the waiting figures change.
+    issue(&c, &s, &csrf, "idou");
     let deadline = Instant::now() + Duration::from_secs(25);
     while k.eval("return window.redraws > 0", json!([])) != true {
         assert!(Instant::now() < deadline, "the buttons were never redrawn");
@@ -446,6 +459,7 @@ fn the_kiosks_keyboard_focus_stays_on_its_category_through_a_redraw() {
         std::thread::sleep(Duration::from_millis(200));
     }
     k.eval("window.redraws = 0; return true;", json!([]));
+    issue(&c, &s, &csrf, "idou");
     let deadline = Instant::now() + Duration::from_secs(25);
     while k.eval("return window.redraws > 0", json!([])) != true {
         assert!(Instant::now() < deadline, "no redraw after the dialog");
