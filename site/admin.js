@@ -143,8 +143,16 @@
       ev.preventDefault();
       const f = new FormData(form);
       const username = form.dataset.user;
+      // Said as the audit log says it: only what changed (outside tester
+      // pages-rt11 R5: 「役割とパスワードを設定しました」 for a password alone).
+      const select = form.querySelector("select[name=role]");
+      const was = Array.from(select.options).find((o) => o.defaultSelected);
+      const now = select.options[select.selectedIndex];
+      const said = was && now && was.value !== now.value
+        ? `${username} のパスワードを設定し直し、役割を${was.textContent}から${now.textContent}に変えました。`
+        : `${username} のパスワードを設定し直しました。`;
       act("POST", "/api/users", { username, role: f.get("role"), password: f.get("password"), replace: true },
-        () => reloadSaying(`${username} の役割とパスワードを設定しました。`));
+        () => reloadSaying(said));
     });
   });
 

@@ -101,12 +101,19 @@ window.Madoguchi = (function () {
   }
 
   // Replaces an element's content with its server-rendered fragment.
-  async function swap(el) {
+  // With `unlessSame`, a fragment the same as the one drawn last is not
+  // drawn again: nothing moves under a visitor's finger or a screen
+  // reader when nothing changed (outside tester pages-rt11 R1).
+  const drawn = new WeakMap();
+  async function swap(el, opts) {
     const res = await fetch(el.dataset.fragment, { credentials: "same-origin", headers: epochHeaders() });
     learnFrom(res);
     if (res.status === 401 || res.status === 403) { location.reload(); return false; }
     if (!res.ok) throw new Error("fragment " + res.status);
-    el.innerHTML = await res.text();
+    const text = await res.text();
+    if (opts && opts.unlessSame && drawn.get(el) === text) return true;
+    drawn.set(el, text);
+    el.innerHTML = text;
     return true;
   }
 
@@ -188,4 +195,14 @@ document.addEventListener("DOMContentLoaded", () => {
   document.querySelectorAll('a[href="/staff"]').forEach((a) => {
     a.setAttribute("href", "/staff?counter=" + n);
   });
+  // The 「どの窓口」 page names the counter last used here, first
+  // (outside tester pages-rt11 R2: typed /staff did not show it).
+  const last = document.getElementById("last-counter");
+  const same = document.querySelector(`.counter-choice a[href="/staff?counter=${n}"]`);
+  if (last && same) {
+    const link = document.getElementById("last-counter-link");
+    link.setAttribute("href", "/staff?counter=" + n);
+    link.textContent = same.textContent + " を開く";
+    last.hidden = false;
+  }
 });

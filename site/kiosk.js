@@ -24,8 +24,13 @@
 
   // A server older than the office's epoch was replaced by its standby
   // (issue 24): say so and issue nothing here.
+  // The buttons were changed here (disabled while issuing, or for a
+  // replaced server): the next refresh draws them again even when the
+  // server's fragment is the same.
+  let touched = false;
   function replaced() {
     if (!M.replacedServer()) return false;
+    touched = true;
     const box = document.getElementById("kiosk-error");
     box.textContent = lang === "ja" || lang === "easy" ? M.REPLACED_JA : M.REPLACED_EN;
     box.hidden = false;
@@ -33,13 +38,22 @@
     return true;
   }
 
+  // The buttons are drawn again every 10 s (the waiting figures): the
+  // category that had keyboard focus keeps it, so a visitor on the
+  // keypad or a screen reader keeps their place and Enter still issues
+  // (outside tester pages-rt11 R1: focus fell to the page body).
   async function refresh() {
     if (busy) return;
     try {
-      await M.swap(area);
+      const a = document.activeElement;
+      const had = a && area.contains(a) && a.dataset ? a.dataset.category : null;
+      await M.swap(area, { unlessSame: !touched });
+      touched = false;
       offline.hidden = true;
       applyLang();
       replaced();
+      const same = had && area.querySelector(`button[data-category="${CSS.escape(had)}"]`);
+      if (same && !same.disabled && document.activeElement !== same) same.focus({ preventScroll: true });
     } catch (_) {
       offline.hidden = false;
     }
@@ -124,7 +138,21 @@
     // was split 「30 ふ / ん」 (outside tester pages-rt9 F4; style.css .words).
     const words = document.createElement("span");
     words.className = "words";
-    words.textContent = detail;
+    // A number keeps its unit on its line: 「35 ふん」, 「3 ahead」 in a
+    // span that does not wrap (outside tester pages-rt11 R5: 「だいたい
+    // 35 / ふん」); the text itself keeps its plain spaces.
+    const text = String(detail);
+    const unit = /\d+ [^\s・（(]+/g;
+    let at = 0;
+    for (let m = unit.exec(text); m; m = unit.exec(text)) {
+      words.append(text.slice(at, m.index));
+      const keep = document.createElement("span");
+      keep.className = "word";
+      keep.textContent = m[0];
+      words.append(keep);
+      at = m.index + m[0].length;
+    }
+    words.append(text.slice(at));
     d.append(cat, " — ", words);
     printTicket(t, w);
     document.getElementById("ticket-qr").innerHTML = t.qr_svg;
@@ -173,6 +201,7 @@
     if (busy || replaced()) return;
     busy = true;
     returnTo = category;
+    touched = true;
     area.querySelectorAll("button").forEach((b) => { b.disabled = true; });
     // The same id on every retry: the server answers a retry with the
     // ticket it already issued, never a second one.
@@ -202,5 +231,8 @@
   });
 
   applyLang();
+  // Drawn once from the server at once, so the next refreshes can tell
+  // whether anything changed.
+  refresh();
   setInterval(refresh, 10000);
 })();

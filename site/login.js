@@ -12,9 +12,18 @@ document.getElementById("login").addEventListener("submit", async (ev) => {
       credentials: "same-origin",
     });
     if (r.ok) {
-      // No page asked for: the role's own first page (/admin, /audit, the station).
+      // No page asked for: the role's own first page (/admin, /audit, the
+      // station). A staff member with no counter open goes to the counter
+      // last used in this browser, or /staff asks which — never silently
+      // counter 1 (issue 18, R11).
       const me = await r.json().catch(() => null);
-      location.href = form.dataset.next || (me && me.home) || "/";
+      let home = (me && me.home) || "/";
+      if (home === "/staff") {
+        let n = "";
+        try { n = localStorage.getItem("madoguchi-counter") || ""; } catch (_) { /* /staff asks */ }
+        if (/^\d{1,5}$/.test(n)) home = "/staff?counter=" + n;
+      }
+      location.href = form.dataset.next || home;
       return;
     }
     const body = await r.json().catch(() => null);

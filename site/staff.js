@@ -303,6 +303,11 @@
           // The number called here came in between: said as above.
           const m = /([0-9]+) 番の対応中/.exec(M.message(r.body));
           say(m ? stillCalled(Number(m[1])) : M.message(r.body), true);
+        } else if (code === "day_not_open" && M.flag(panel.querySelector("[data-part=current]"), "dayClosed")) {
+          // After 業務終了 the refusal is said as the panel says the day:
+          // ended, and who can open it again (outside tester pages-rt11 R5:
+          // 「本日の業務が開始されていません」 under 「本日の業務は終了しました」).
+          say(`本日の業務は終了しています。「${NAMES[action] || "この操作"}」は行われていません。続けるときは、管理者が管理画面の「本日の受付を再開」で再開します（番号は続きから）。`, true);
         } else {
           say(M.message(r.body), true);
         }

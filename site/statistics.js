@@ -57,7 +57,13 @@
       setTimeout(() => URL.revokeObjectURL(url), 10000);
       const secs = ((performance.now() - started) / 1000).toFixed(1);
       result.classList.remove("bad");
-      result.textContent = `${name} を作成しました（${Math.round(blob.size / 1024)} KB、${secs} 秒）`;
+      // A period running past today: the days after it have no records
+      // yet, said beside the file (pages12 brief 2, pages-rt10 N6).
+      const after = res.headers.get("X-Madoguchi-Future-From");
+      const later = after
+        ? ` ${after} 〜 ${body.to} はまだ来ていない日のため、記録はありません（ファイルには今日までの分が入っています）。`
+        : "";
+      result.textContent = `${name} を作成しました（${Math.round(blob.size / 1024)} KB、${secs} 秒）。${later}`;
     } catch (_) {
       result.textContent = "サーバーに接続できません";
       result.classList.add("bad");

@@ -112,6 +112,10 @@ struct SessionView {
     page: String,
     agent: String,
     addr: String,
+    /// Signed in before this server (re)started or took over as primary:
+    /// where it was is not known, and the page says 「再起動後は未記録」
+    /// instead of a bare 「—」 (issue 18, pages12 brief 4).
+    unrecorded: bool,
 }
 
 fn sessions(app: &App, me: &Caller) -> Vec<SessionView> {
@@ -124,6 +128,13 @@ fn sessions(app: &App, me: &Caller) -> Vec<SessionView> {
             (s, seen)
         })
         .map(|(s, seen)| SessionView {
+            // Where a session is, is kept in memory only (auth.rs `seen`),
+            // not in the sessions file: it changes with every page opened,
+            // and the sessions file is written and sent to the standby
+            // only when a session starts or ends. A sign-in on this run
+            // always notes its address, so a session without one signed
+            // in before the restart (or on the primary before promotion).
+            unrecorded: seen.addr.is_empty(),
             own: own.as_deref() == Some(s.id.as_str()),
             started: office_time_s(app, s.started_at),
             last_seen: office_time_s(app, s.last_seen),
@@ -238,11 +249,12 @@ async fn sessions_page(
         Err(r) => return Ok(*r),
     };
     let rows = sessions(&app, &caller);
+    let unrecorded = rows.iter().any(|r| r.unrecorded);
     render(
         &app,
         "admin_sessions.html",
         &caller,
-        context! { sessions => rows },
+        context! { sessions => rows, unrecorded },
     )
     .await
 }

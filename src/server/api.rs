@@ -627,10 +627,17 @@ pub async fn login(
         .unwrap_or_default();
     app.auth
         .note_seen(&caller, Some(agent), Some(addr.to_string()), None);
+    // Where the role starts when the sign-in named no page (pages-rt8
+    // F10); a staff member's own open counter (pages12 brief 1).
+    let counters = app
+        .engine
+        .read_async(|e| super::views::counters(e.config(), e.state()))
+        .await
+        .unwrap_or_default();
+    let home = super::gate::home(caller.role, &caller.name, &counters);
     let body = Json(
         json!({"username": caller.name, "role": caller.role, "csrf_token": caller.csrf(),
-            // Where the role starts when the sign-in named no page (pages-rt8 F10).
-            "home": super::gate::home(caller.role)}),
+            "home": home}),
     );
     let cookie = set_cookie(&app, SESSION_COOKIE, &token, None);
     Ok(([(header::SET_COOKIE, cookie)], body).into_response())

@@ -695,11 +695,15 @@ pub async fn preview(
         errors.extend(e.iter().map(ToString::to_string));
     }
     let office = app.office_name().await?;
+    // An enrolled display (it lands here after its enrolment link) is told
+    // what it is and how to pick what it shows, not the designer's notes
+    // (issue 18, R11, pages12 brief 3; outside tester pages-rt10 N6).
+    let device = (caller.role == Role::Display).then(|| caller.name.clone());
     Ok(app
         .pages
         .render(
             "preview.html",
-            madoguchi_renderer::context! { office, topics, errors, live => app.displays.layouts.is_some(), menu => super::gate::menu(Some(&caller), "/preview"), csrf => caller.csrf() },
+            madoguchi_renderer::context! { office, topics, errors, device, live => app.displays.layouts.is_some(), menu => super::gate::menu(Some(&caller), "/preview"), csrf => caller.csrf() },
         )?
         .into_response())
 }

@@ -40,9 +40,39 @@ pub fn person(
     }
 }
 
+/// Notes the address and browser of every request a person's session
+/// makes (a middleware), so ログイン中の人 knows them again from the first
+/// request after a restart or promotion, not only from a new sign-in
+/// (issue 18, outside tester pages-rt11 R3: after a restart the address
+/// stayed 「—」 for good). Only requests that carry the session cookie are
+/// looked at; devices are left to `health::note`.
+pub async fn note_where(
+    axum::extract::State(app): axum::extract::State<std::sync::Arc<App>>,
+    super::extract::ClientAddr(addr): super::extract::ClientAddr,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let session = req
+        .headers()
+        .get_all(axum::http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.contains(super::auth::SESSION_COOKIE));
+    if session {
+        if let Some(c) = app.auth.identify(req.headers()).filter(|c| !c.is_device()) {
+            let agent = req
+                .headers()
+                .get(axum::http::header::USER_AGENT)
+                .and_then(|v| v.to_str().ok());
+            app.auth.note_seen(&c, agent, Some(addr.to_string()), None);
+        }
+    }
+    next.run(req).await
+}
+
 /// A page's address (as `next`, %-encoded) in words: 「5 番窓口の職員用画面」
 /// for a station, the menu's name for another page, else the address.
-fn page_words(next: &str) -> String {
+pub fn page_words(next: &str) -> String {
     let path = next.replace("%3F", "?").replace("%3D", "=");
     if let Some(n) = path.strip_prefix("/staff?counter=") {
         return format!("{n} 番窓口の職員用画面");
@@ -137,12 +167,26 @@ fn not_for_you(app: &App, c: &Caller, roles: &[Role]) -> Response {
 }
 
 /// Where a role starts after signing in (outside tester pages-rt8 F10: an
-/// auditor was sent to the staff station and refused there).
-pub fn home(r: Role) -> &'static str {
+/// auditor was sent to the staff station and refused there). A staff
+/// member goes to the counter they have open now (the office's state
+/// keeps who opened it, across restarts); with none, or several, to
+/// /staff, where `site/login.js` opens the counter last used in this
+/// browser or, with none known, the page asks 「どの窓口の画面を開きますか」
+/// (issue 18, R11, pages12 brief 1: every staff sign-in landed on counter
+/// 1's station, where the keys then acted on a counter nobody had picked).
+pub fn home(r: Role, name: &str, counters: &[super::views::CounterView]) -> String {
     match r {
-        Role::Admin => "/admin",
-        Role::Auditor => "/audit",
-        _ => "/staff?counter=1",
+        Role::Admin => "/admin".into(),
+        Role::Auditor => "/audit".into(),
+        _ => {
+            let mut mine = counters
+                .iter()
+                .filter(|c| c.open && c.staff.as_deref() == Some(name));
+            match (mine.next(), mine.next()) {
+                (Some(c), None) => format!("/staff?counter={}", c.number),
+                _ => "/staff".into(),
+            }
+        }
     }
 }
 

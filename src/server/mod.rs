@@ -392,6 +392,10 @@ fn router(app: Arc<App>) -> Router {
         ))
         .layer(axum::middleware::from_fn_with_state(
             app.clone(),
+            gate::note_where,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
             known::note,
         ))
         .layer(axum::middleware::from_fn(error::answer_in_kind))

@@ -294,6 +294,7 @@ async fn staff(
             office => s.office.ja,
             counters => s.counters,
             csrf => caller.csrf(),
+            user => caller.name,
             menu => super::gate::menu(Some(&caller), "/staff"),
         };
         return Ok(app.pages.render("staff_choose.html", ctx)?.into_response());
@@ -313,9 +314,17 @@ async fn staff_fragment(
     headers: HeaderMap,
     UrlQuery(q): UrlQuery<CounterQuery>,
 ) -> Result<Html<String>, ApiError> {
-    app.auth.require(&method, &headers, STAFF_ROLES)?;
+    let caller = app.auth.require(&method, &headers, STAFF_ROLES)?;
     let s = app.status().await?;
     let number = q.counter.unwrap_or(1);
+    // The station's panel is fetched every 5 s: after a restart its
+    // session's page is known again from the next fetch (pages-rt11 R3).
+    app.auth.note_seen(
+        &caller,
+        None,
+        None,
+        Some(super::gate::page_words(&format!("/staff?counter={number}"))),
+    );
     let notes = staff_notes(&app, &s, number)?;
     let ctx = staff_context(&s, number, context! { notes, hold => command_hold(&app) })?;
     app.pages.render("staff_panel.html", ctx)

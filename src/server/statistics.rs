@@ -26,6 +26,20 @@ use crate::cmd::stats::{gather, render, Format};
 /// the office's today) or `none` (pages-rt9 F3).
 const NO_RECORDS: &str = "x-madoguchi-no-records";
 
+/// Set on a report of a period that runs past the office's today: the
+/// first day without records yet (`2026-12-08`), so the page says that
+/// those days are empty because they have not come (pages12 brief 2,
+/// outside tester pages-rt10 N6).
+const FUTURE_FROM: &str = "x-madoguchi-future-from";
+
+/// The first day of `from..=to` after `today`, when the period runs past
+/// today but does not lie wholly after it.
+fn future_from(from: NaiveDate, to: NaiveDate, today: NaiveDate) -> Option<NaiveDate> {
+    (from <= today && to > today)
+        .then(|| today.succ_opt())
+        .flatten()
+}
+
 /// Reports being made (one at a time).
 static REPORTS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(1);
 
@@ -86,8 +100,8 @@ pub async fn make_report(
     let handle = app.engine.clone();
     // Only the reading holds the engine thread; the file (an xlsx of three
     // years by the hour is most of the work) is written beside it.
-    let (bytes, none) = tokio::task::spawn_blocking(move || {
-        let (sheets, none) = handle
+    let (bytes, none, after) = tokio::task::spawn_blocking(move || {
+        let (sheets, none, after) = handle
             .read(move |e| {
                 // A period with no records is marked, so the page says so
                 // instead of downloading an empty workbook (outside tester
@@ -104,13 +118,14 @@ pub async fn make_report(
                         "none"
                     }
                 });
+                let after = future_from(from, to, e.office_date());
                 gather(e, from, to, by, format, &mut |_| {})
-                    .map(|s| (s, none))
+                    .map(|s| (s, none, after))
                     .map_err(|x| ApiError::BadRequest(format!("{x:#}")))
             })
             .map_err(ApiError::from)??;
         render(&sheets, format, encoding)
-            .map(|b| (b, none))
+            .map(|b| (b, none, after))
             .map_err(|x| ApiError::Internal(format!("{x:#}")))
     })
     .await
@@ -139,6 +154,9 @@ pub async fn make_report(
         answer
             .headers_mut()
             .insert(NO_RECORDS, header::HeaderValue::from_static(why));
+    }
+    if let Some(day) = after.and_then(|d| header::HeaderValue::from_str(&d.to_string()).ok()) {
+        answer.headers_mut().insert(FUTURE_FROM, day);
     }
     Ok(answer)
 }
@@ -241,6 +259,7 @@ pub async fn page(
             office => s.office.ja, user => caller.name, csrf => caller.csrf(),
             menu => super::gate::menu(Some(&caller), "/statistics"),
             from, to, headers => export::HEADERS, preview, future, today => office_date.max(today),
+            future_from => future_from(from, to, office_date.max(today)),
         },
     )?;
     Ok(html.into_response())
@@ -249,6 +268,17 @@ pub async fn page(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_period_running_past_today_names_its_first_future_day() {
+        let d = |m, day| NaiveDate::from_ymd_opt(2026, m, day).unwrap_or_default();
+        let today = d(12, 7);
+        assert_eq!(future_from(d(12, 1), d(12, 31), today), Some(d(12, 8)));
+        assert_eq!(future_from(d(12, 7), d(12, 8), today), Some(d(12, 8)));
+        assert_eq!(future_from(d(12, 1), d(12, 7), today), None);
+        // Wholly after today: said apart (`future`), not here.
+        assert_eq!(future_from(d(12, 8), d(12, 31), today), None);
+    }
 
     /// A date the browser's date field lets through but no office has (a
     /// five-digit year) is told in Japanese with the form to use (outside

@@ -98,7 +98,10 @@ fn staff_accounts_are_created_changed_and_disabled_in_the_page() {
     b.click(&format!("{row} select option[value=auditor]"));
     b.type_into(&format!("{row} input[name=password]"), "second password 2");
     b.click(&format!("{row} button[type=submit]"));
-    b.wait_text("#result", "yamada の役割とパスワードを設定しました");
+    b.wait_text(
+        "#result",
+        "yamada のパスワードを設定し直し、役割を職員から監査担当に変えました。",
+    );
     let users = get(&api, &s, "/api/users");
     assert_eq!(
         find(&users["users"], "username", "yamada").expect("yamada")["role"],
@@ -556,7 +559,10 @@ fn every_refused_sign_in_of_a_lock_out_and_a_reset_are_rows_of_their_own() {
     let row = "tr[data-user=lockme]";
     b.type_into(&format!("{row} input[name=password]"), "lockme-pass-2027");
     b.click(&format!("{row} button[type=submit]"));
-    b.wait_text("#result", "lockme の役割とパスワードを設定しました");
+    // Only the password changed, and only that is said (pages-rt11 R5;
+    // old code: 「lockme の役割とパスワードを設定しました。」).
+    let said = b.wait_text("#result", "lockme のパスワードを設定し直しました。");
+    assert!(!said.contains("役割"), "{said}");
 
     // Someone at another browser guesses lockme's password.
     let g = driver.session();
@@ -778,4 +784,140 @@ fn the_audit_page_says_counters_and_transfers_as_the_station_does() {
     assert!(rows.contains("番を 10 番窓口で「"), "{rows}");
     assert!(!rows.contains("窓口 10"), "{rows}");
     axe_clean(&b, "/audit");
+}
+
+/// Issue 18 (R11), pages12 brief 3 (outside tester pages-rt10 N6): a
+/// display enrolled with its link landed on 表示のプレビュー — a designer's
+/// list (「組み込みのレイアウトで表示しています（--layouts で…）」) — with no
+/// word of what this machine now is or what to do. Now the page says it is
+/// the display 「display-2」 and how to pick what it shows, and the row's
+/// 「現在の表示」 opens that surface. Old code: no #display-device, the
+/// designer's line shown.
+#[test]
+fn an_enrolled_display_is_told_what_it_is_and_how_to_pick_its_page() {
+    let s = Server::start();
+    let driver = Driver::start();
+    let b = driver.session();
+    sign_in(&b, &s, "/admin/devices");
+    b.type_into("#device-name", "display-2");
+    b.click("#device-role option[value=display]");
+    b.click("#new-device button[type=submit]");
+    b.wait_text("#result", "display-2 の登録用リンクを作りました");
+    let link = b.text("#enrolment-url");
+    assert!(link.contains("/enrol/"), "{link}");
+
+    // The display's own browser presses the enrolment button.
+    let d = driver.session();
+    d.enrol(&link);
+    wait_for(
+        &d,
+        "return location.pathname === '/preview'",
+        "on the list of pages",
+    );
+    let said = d.wait_text("#display-device", "この機械は表示機「display-2」です");
+    assert!(said.contains("「現在の表示」を押してください"), "{said}");
+    assert!(said.contains("起動ページ"), "{said}");
+    let main = d.text("main");
+    assert!(!main.contains("--layouts"), "no designer's note: {main}");
+    // No sample data to leave on a public screen by mistake.
+    assert!(!main.contains("見本データ"), "{main}");
+    axe_clean(&d, "/preview on an enrolled display");
+    save("preview-enrolled-display.png", &d.screenshot());
+
+    // Its page picked from the list: counter 2's display.
+    d.click("a[href='/displays/counter/2.html']");
+    wait_for(
+        &d,
+        "return location.pathname === '/displays/counter/2.html'",
+        "on counter 2's display",
+    );
+    d.wait_text("body", "2");
+
+    // A person on /preview still sees the designer's page, not the box.
+    b.goto(&s.url("/preview"));
+    b.wait_text("h1", "表示のプレビュー");
+    assert_eq!(
+        b.eval(
+            "return document.getElementById('display-device') === null",
+            json!([])
+        ),
+        true
+    );
+}
+
+/// Issue 18 (R18), pages12 brief 4: where a session is (page, browser,
+/// address on ログイン中の人) is kept in memory only, so after a restart
+/// the rows of sessions that lived through it read 「—」 「—」 「—」, as if
+/// nothing were known of a session nobody had looked at. Now those cells
+/// say 「再起動後は未記録」 and a line says why; the first request after the
+/// restart makes page, browser and address known again (pages-rt11 R3).
+/// Old code: 「—」 in all three cells, no #unrecorded-note; the address
+/// stayed 「—」 after the station came back.
+#[test]
+fn sessions_from_before_a_restart_say_where_is_not_recorded() {
+    let mut s = Server::start();
+    let (api, csrf) = s.admin();
+    let r = api
+        .post(s.url("/api/users"))
+        .header("X-CSRF-Token", &csrf)
+        .json(&json!({"username": "suzuki", "role": "staff", "password": "a long password"}))
+        .send()
+        .expect("user");
+    assert_eq!(r.status(), StatusCode::OK);
+    let driver = Driver::start();
+    let station = driver.session();
+    station.goto(&s.url("/login?next=/staff%3Fcounter%3D2"));
+    station.type_into("#username", "suzuki");
+    station.type_into("#password", "a long password");
+    station.click("button[type=submit]");
+    station.wait_text("h1", "2 番窓口");
+    // The browser leaves the station (its cookie stays): nothing of this
+    // session reaches the restarted server until it comes back.
+    station.goto("about:blank");
+
+    s.stop_cleanly();
+    s.restart();
+
+    let b = driver.session();
+    sign_in(&b, &s, "/admin/sessions");
+    let row = |who: &str| {
+        b.eval(
+            "return [...document.querySelectorAll('tr[data-user=' + arguments[0] + ']')].map(r => r.textContent.replace(/\\s+/g, ' ')).join(' | ')",
+            json!([who]),
+        )
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+    };
+    let suzuki = row("suzuki");
+    assert!(
+        !suzuki.is_empty(),
+        "suzuki's session lived through the restart"
+    );
+    assert_eq!(
+        suzuki.matches("再起動後は未記録").count(),
+        3,
+        "page, browser and address: {suzuki}"
+    );
+    assert!(!suzuki.contains('—'), "{suzuki}");
+    let note = b.text("#unrecorded-note");
+    assert!(note.contains("再起動"), "{note}");
+    // The admin signed in after the restart: known.
+    let me = row("admin");
+    assert!(me.contains("127.0.0.1"), "{me}");
+    assert!(me.contains("（この画面）"), "{me}");
+    axe_clean(&b, "/admin/sessions after a restart");
+    save("admin-sessions-after-restart.png", &b.screenshot());
+
+    // suzuki's station comes back: page, browser and address are known
+    // again from its first request (pages-rt11 R3: the address stayed
+    // 「—」 for good).
+    station.goto(&s.url("/staff?counter=2"));
+    station.wait_text("h1", "2 番窓口");
+    b.goto(&s.url("/admin/sessions"));
+    let suzuki = row("suzuki");
+    assert!(suzuki.contains("2 番窓口の職員用画面"), "{suzuki}");
+    assert!(suzuki.contains("Chrome"), "{suzuki}");
+    assert!(suzuki.contains("127.0.0.1"), "{suzuki}");
+    assert!(!suzuki.contains("再起動後は未記録"), "{suzuki}");
 }

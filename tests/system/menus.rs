@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::server::{cmd, status, Server};
+use crate::server::{cmd, open_today, status, Server};
 use crate::webdriver::{Driver, Session};
 
 fn wait_for(b: &Session<'_>, script: &str, what: &str) {
@@ -311,11 +311,10 @@ fn a_refusal_page_has_the_menu_and_switching_account_signs_out() {
     let driver = Driver::start();
     let b = driver.session();
     sign_in_plain(&b, &s, "tanaka", "tanaka-pass-2026");
-    wait_for(
-        &b,
-        "return location.pathname === '/staff'",
-        "on the station",
-    );
+    // No counter open and none used in this browser: asked which.
+    b.wait_text("h1", "どの窓口");
+    b.click("a[href='/staff?counter=1']");
+    b.wait_text("h1", "1 番窓口");
 
     // The station: the staff menu, one ログアウト (the station's own, L).
     assert_eq!(
@@ -439,4 +438,113 @@ fn the_menus_staff_link_returns_to_the_counter_last_used() {
             json!("?counter=2")
         );
     }
+}
+
+/// Issue 18 (R11), pages12 brief 1: after a plain sign-in a staff account
+/// landed on counter 1's station whoever they were and wherever they had
+/// worked — every key then acted on a counter nobody had picked. Now it
+/// lands on the counter this person has open (the office's state, so any
+/// browser), else the counter last used in this browser, else on the
+/// page that asks 「どの窓口の画面を開きますか」. Old code: /staff?counter=1
+/// (h1 「1 番窓口」) on the first sign-in, again after counter 3 was used in
+/// this browser, and again in a new browser while counter 3 was open.
+/// Typed /staff also names the counter last used in this browser and marks
+/// the open counters (pages-rt11 R2; old code: the bare list).
+#[test]
+fn a_staff_sign_in_lands_where_that_person_works_not_on_counter_1() {
+    let s = Server::start();
+    let (c, csrf) = s.admin();
+    let r = c
+        .post(s.url("/api/users"))
+        .header("X-CSRF-Token", &csrf)
+        .json(&json!({"username": "tanaka", "role": "staff", "password": "tanaka-pass-2026"}))
+        .send()
+        .expect("add staff");
+    assert!(r.status().is_success(), "{}", r.text().unwrap_or_default());
+    open_today(&c, &s, &csrf, &[]);
+    let driver = Driver::start();
+
+    // A new browser, no counter open: asked which counter.
+    let b = driver.session();
+    sign_in_plain(&b, &s, "tanaka", "tanaka-pass-2026");
+    let h1 = b.wait_text("h1", "窓口");
+    assert!(h1.contains("どの窓口"), "asked which counter: {h1}");
+    assert_eq!(b.eval("return location.search", json!([])), json!(""));
+    let v = b.axe();
+    assert!(v.is_empty(), "/staff asking which counter: {v:#?}");
+    if std::env::var_os("MADOGUCHI_SCREENSHOTS").is_some() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/screenshots");
+        std::fs::write(
+            format!("{dir}/staff-choose-after-sign-in.png"),
+            b.screenshot(),
+        )
+        .expect("png");
+    }
+    b.click("a[href='/staff?counter=3']");
+    b.wait_text("h1", "3 番窓口");
+
+    // Signed out and in again in this browser: back at counter 3.
+    b.click("#logout");
+    wait_for(&b, "return location.pathname === '/login'", "signed out");
+    sign_in_plain(&b, &s, "tanaka", "tanaka-pass-2026");
+    let h1 = b.wait_text("h1", "番窓口");
+    assert!(h1.starts_with("3 番窓口"), "this browser's counter: {h1}");
+    assert_eq!(
+        b.eval("return location.search", json!([])),
+        json!("?counter=3")
+    );
+
+    // Counter 3 opened (O) by tanaka at the station.
+    b.keys("o");
+    b.wait_text("#outcome", "窓口を開きました");
+    assert_eq!(
+        status(&c, &s)["counters"]
+            .as_array()
+            .and_then(|a| a.iter().find(|x| x["number"] == 3))
+            .map(|x| x["open"].clone()),
+        Some(json!(true))
+    );
+
+    // /staff typed in this browser: the page names counter 3 first, and
+    // marks the counters open and whose (pages-rt11 R2).
+    b.goto(&s.url("/staff"));
+    let last = b.wait_text("#last-counter", "3 番窓口");
+    assert!(last.contains("最後に使った窓口"), "{last}");
+    let list = b.text(".counter-choice");
+    assert!(
+        list.contains("（開いています・tanaka（あなた））"),
+        "{list}"
+    );
+    let v = b.axe();
+    assert!(v.is_empty(), "/staff with the last counter: {v:#?}");
+    if std::env::var_os("MADOGUCHI_SCREENSHOTS").is_some() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/screenshots");
+        std::fs::write(format!("{dir}/staff-choose-remembered.png"), b.screenshot()).expect("png");
+    }
+    b.click("#last-counter-link");
+    let h1 = b.wait_text("h1", "番窓口");
+    assert!(h1.starts_with("3 番窓口"), "{h1}");
+
+    // Another browser (no memory of counter 3): the counter tanaka has open.
+    let other = driver.session();
+    sign_in_plain(&other, &s, "tanaka", "tanaka-pass-2026");
+    let h1 = other.wait_text("h1", "番窓口");
+    assert!(h1.starts_with("3 番窓口"), "tanaka's open counter: {h1}");
+    assert_eq!(
+        other.eval("return location.search", json!([])),
+        json!("?counter=3")
+    );
+
+    // Someone else signing in a new browser is not sent to tanaka's counter.
+    let r = c
+        .post(s.url("/api/users"))
+        .header("X-CSRF-Token", &csrf)
+        .json(&json!({"username": "suzuki", "role": "staff", "password": "suzuki-pass-2026"}))
+        .send()
+        .expect("add staff");
+    assert!(r.status().is_success(), "{}", r.text().unwrap_or_default());
+    let third = driver.session();
+    sign_in_plain(&third, &s, "suzuki", "suzuki-pass-2026");
+    let h1 = third.wait_text("h1", "窓口");
+    assert!(h1.contains("どの窓口"), "suzuki is asked: {h1}");
 }

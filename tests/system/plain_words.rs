@@ -462,3 +462,73 @@ fn statistics_dates_that_are_no_dates_and_empty_periods_are_said() {
     b.click("#make");
     b.wait_text("#result", "を作成しました");
 }
+
+/// Issue 18 (R7, R15), pages12 brief 2 (outside tester pages-rt10 N6): a
+/// statistics period running past today downloaded its file with only
+/// 「…を作成しました」, and the page's daily preview said nothing of the
+/// days still to come, so empty days read as days without visitors. Now
+/// the message and the page say plainly that the days after today have
+/// no data yet, and the file is still made. Old code: 「madoguchi-stats-…
+/// .csv を作成しました（1 KB、0.0 秒）」 with no word of the later days, and
+/// no #future-days on the page.
+#[test]
+fn a_statistics_period_running_past_today_says_the_later_days_have_no_data_yet() {
+    let s = Server::start();
+    let (c, csrf) = s.admin();
+    open_today(&c, &s, &csrf, &[]);
+    issue(&c, &s, &csrf, "idou");
+    let today = crate::util::office_now().date_naive();
+    let tomorrow = today + chrono::Days::new(1);
+    let later = (today + chrono::Days::new(30)).to_string();
+    let from = (today - chrono::Days::new(3)).to_string();
+    let driver = Driver::start();
+    let b = driver.session();
+    sign_in_as(&b, &s, "admin", &s.admin_password);
+    b.goto(&s.url("/statistics"));
+    b.eval(
+        "document.getElementById('from').value = arguments[0]; document.getElementById('to').value = arguments[1]; return true;",
+        json!([from, later]),
+    );
+    b.click("#make");
+    let said = b.wait_text("#result", "を作成しました");
+    assert!(
+        said.contains(&format!(
+            "{tomorrow} 〜 {later} はまだ来ていない日のため、記録はありません"
+        )),
+        "{said}"
+    );
+    assert!(said.contains("今日までの分"), "{said}");
+    let v = b.axe();
+    assert!(v.is_empty(), "/statistics with the later days said: {v:#?}");
+    if std::env::var_os("MADOGUCHI_SCREENSHOTS").is_some() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/screenshots");
+        std::fs::write(format!("{dir}/statistics-past-today.png"), b.screenshot()).expect("png");
+    }
+    // The page's own preview of such a period says it too, and keeps today.
+    b.goto(&s.url(&format!("/statistics?from={from}&to={later}")));
+    let note = b.wait_text("#future-days", "まだ来ていない日");
+    assert!(note.contains(&format!("{tomorrow} 〜 {later}")), "{note}");
+    let v = b.axe();
+    assert!(v.is_empty(), "/statistics of a period past today: {v:#?}");
+    if std::env::var_os("MADOGUCHI_SCREENSHOTS").is_some() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/screenshots");
+        std::fs::write(
+            format!("{dir}/statistics-past-today-page.png"),
+            b.screenshot(),
+        )
+        .expect("png");
+    }
+    assert!(
+        b.text("table.stats-table").contains(&today.to_string()),
+        "today's row is kept"
+    );
+    // A period ending today says nothing of the kind.
+    b.goto(&s.url("/statistics"));
+    b.eval(
+        "document.getElementById('from').value = arguments[0]; document.getElementById('to').value = arguments[1]; document.getElementById('result').textContent = ''; return true;",
+        json!([from, today.to_string()]),
+    );
+    b.click("#make");
+    let said = b.wait_text("#result", "を作成しました");
+    assert!(!said.contains("まだ来ていない"), "{said}");
+}

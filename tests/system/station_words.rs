@@ -454,3 +454,40 @@ fn displays_never_scroll_at_the_sizes_displays_come_in() {
     }
     assert!(found.is_empty(), "displays that scroll: {found:#?}");
 }
+
+/// Issue 18 (R11), outside tester pages-rt11 R5: after 業務終了 the station
+/// says 「本日の業務は終了しました…」, but N and O then answered 「本日の業務が
+/// 開始されていません」 as if the day had never begun. Now the refusal says
+/// the day has ended, that nothing was done, and who can reopen it. Old
+/// code: 「本日の業務が開始されていません（the business day is not open）」.
+#[test]
+fn keys_after_the_day_close_say_the_day_has_ended() {
+    let s = Server::start();
+    let (c, csrf) = s.admin();
+    open_today(&c, &s, &csrf, &[10]);
+    issue(&c, &s, &csrf, "idou");
+    let driver = Driver::start();
+    let b = driver.session();
+    sign_in_as(&b, &s, "admin", &s.admin_password, "/staff?counter=10");
+    b.keys("q");
+    b.accept_alert();
+    outcome(&b, "業務を終了しました");
+    b.wait_text("#panel", "本日の業務は終了しました");
+    for (key, name) in [("n", "次を呼出"), ("o", "窓口を開く／閉じる")] {
+        b.eval(
+            "document.getElementById('outcome').textContent = ''; return true;",
+            json!([]),
+        );
+        b.keys(key);
+        let red = outcome(&b, "本日の業務は終了しています");
+        assert!(red, "{key}: said as a refusal");
+        let said = b.text("#outcome");
+        assert!(
+            said.contains(&format!("「{name}」は行われていません")),
+            "{said}"
+        );
+        assert!(said.contains("本日の受付を再開"), "{said}");
+        assert!(!said.contains("開始されていません"), "{said}");
+    }
+    assert_eq!(status(&c, &s)["day_open"], false);
+}

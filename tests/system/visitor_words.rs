@@ -368,3 +368,111 @@ fn releasing_a_held_kiosk_on_the_devices_page_lets_it_issue_again() {
     assert_eq!(st, StatusCode::OK, "{v}");
     assert_eq!(v["ticket"], 1003, "{v}");
 }
+
+/// Issue 18 (R1, R17), outside tester pages-rt11 R1: the kiosk draws its
+/// category buttons again every 10 s (the waiting figures), and keyboard
+/// focus fell to the page body — a visitor on the keypad (or a screen
+/// reader) lost their place and Enter issued nothing. Now the category
+/// keeps focus through the redraw and Enter issues its ticket, and with
+/// nothing changed the buttons are not drawn again at all. Old code:
+/// after the first redraw `document.activeElement` was BODY.
+#[test]
+fn the_kiosks_keyboard_focus_stays_on_its_category_through_a_redraw() {
+    let s = Server::start();
+    let (c, csrf) = s.admin();
+    open_today(&c, &s, &csrf, &[10]);
+    let driver = Driver::start();
+    let k = driver.session();
+    k.enrol(&s.kiosk_enrol);
+    k.wait_text("#categories", "待ち");
+    // The page's first draw from the server (at load) is over.
+    std::thread::sleep(Duration::from_secs(3));
+    k.eval(
+        "window.redraws = 0; new MutationObserver(() => { window.redraws++; }).observe(document.getElementById('categories'), {childList: true}); return true;",
+        json!([]),
+    );
+    // Tab to 住民異動の受付, as a keypad user does.
+    let on_idou = "return !!document.activeElement && document.activeElement.matches('button[data-category=idou]')";
+    for _ in 0..30 {
+        if k.eval(on_idou, json!([])) == true {
+            break;
+        }
+        k.keys("\u{E004}");
+    }
+    assert_eq!(k.eval(on_idou, json!([])), json!(true), "Tab reached idou");
+    // Nothing changed: the buttons are not drawn again (pages-rt11 R1: they
+    // were rebuilt every 10 s regardless).
+    std::thread::sleep(Duration::from_secs(12));
+    assert_eq!(
+        k.eval("return window.redraws", json!([])),
+        json!(0),
+        "redrawn with nothing changed"
+    );
+    // Someone takes a number elsewhere: the waiting figures change.
+    issue(&c, &s, &csrf, "idou");
+    let deadline = Instant::now() + Duration::from_secs(25);
+    while k.eval("return window.redraws > 0", json!([])) != true {
+        assert!(Instant::now() < deadline, "the buttons were never redrawn");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        k.eval(on_idou, json!([])),
+        json!(true),
+        "focus after the redraw: {}",
+        k.eval(
+            "return document.activeElement ? document.activeElement.tagName : 'none'",
+            json!([])
+        )
+    );
+    // Enter still issues.
+    k.keys("\u{E007}");
+    wait_for(
+        &k,
+        "return !document.getElementById('issued').hidden && /\\d/.test(document.getElementById('issued-number').textContent)",
+        "the ticket shown after Enter",
+    );
+    // A number keeps its unit: every 「1 人」 sits in a span that does not
+    // wrap (pages-rt11 R5: 「だいたい 35 / ふん」).
+    assert_eq!(
+        k.eval(
+            "const live = document.querySelector('#issued-detail .words'); \
+             const kept = live.querySelectorAll('.word'); \
+             const ok = kept.length > 0 && [...kept].every(x => getComputedStyle(x).whiteSpace === 'nowrap'); \
+             const w = live.cloneNode(true); \
+             w.querySelectorAll('.word').forEach(x => x.remove()); \
+             return ok && !/\\d \\S/.test(w.textContent);",
+            json!([])
+        ),
+        json!(true),
+        "{}",
+        k.text("#issued-detail")
+    );
+    // The dialog closes by itself; focus goes back to the category and
+    // stays there through the next redraw (pages-rt11 R1 addendum: BODY).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while k.eval("return document.getElementById('issued').hidden", json!([])) != true {
+        assert!(
+            Instant::now() < deadline,
+            "the dialog never closed by itself"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    k.eval("window.redraws = 0; return true;", json!([]));
+    issue(&c, &s, &csrf, "idou");
+    let deadline = Instant::now() + Duration::from_secs(25);
+    while k.eval("return window.redraws > 0", json!([])) != true {
+        assert!(Instant::now() < deadline, "no redraw after the dialog");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        k.eval(on_idou, json!([])),
+        json!(true),
+        "focus after the dialog closed and a redraw: {}",
+        k.eval(
+            "return document.activeElement ? document.activeElement.tagName : 'none'",
+            json!([])
+        )
+    );
+}
