@@ -101,12 +101,15 @@ window.Madoguchi = (function () {
   }
 
   // Replaces an element's content with its server-rendered fragment.
-  async function swap(el) {
+  // `apply`, when given, lays the new markup over the old itself (the
+  // kiosk keeps its focused button, issue 18); otherwise it replaces it.
+  async function swap(el, apply) {
     const res = await fetch(el.dataset.fragment, { credentials: "same-origin", headers: epochHeaders() });
     learnFrom(res);
     if (res.status === 401 || res.status === 403) { location.reload(); return false; }
     if (!res.ok) throw new Error("fragment " + res.status);
-    el.innerHTML = await res.text();
+    const html = await res.text();
+    if (apply) apply(html); else el.innerHTML = html;
     return true;
   }
 

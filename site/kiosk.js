@@ -33,10 +33,52 @@
     return true;
   }
 
+  // The waiting figures are drawn again every ~10 s. The new buttons are
+  // laid over the old ones (issue 18, R1; outside tester pages-rt11 R1:
+  // the buttons were replaced, keyboard focus fell to the page body and
+  // Enter then issued nothing): a category's button stays the same
+  // element, its attributes are set and its contents replaced only when
+  // they changed, so a focused button keeps focus and a press survives the
+  // redraw. Anything else (the notice that nothing can be issued) is
+  // replaced. If a button still had to move, focus goes back to the same
+  // category — never to another category's button, where an Enter meant
+  // for the first would issue the wrong ticket.
+  const drawn = new Map(); // category → the markup its button was last drawn from
+  function patch(html) {
+    const t = document.createElement("template");
+    t.innerHTML = html;
+    const focused = document.activeElement;
+    const inButton = focused && area.contains(focused) ? focused.closest("button[data-category]") : null;
+    const focusedCategory = inButton ? inButton.dataset.category : null;
+    const old = new Map();
+    area.querySelectorAll(":scope > button[data-category]").forEach((b) => old.set(b.dataset.category, b));
+    const next = Array.from(t.content.childNodes).map((n) => {
+      if (n.nodeType !== Node.ELEMENT_NODE || n.tagName !== "BUTTON" || !n.dataset.category) return n;
+      const id = n.dataset.category;
+      const b = old.get(id);
+      const markup = n.innerHTML;
+      const same = drawn.get(id) === markup;
+      drawn.set(id, markup);
+      if (!b) return n;
+      old.delete(id);
+      for (const a of Array.from(b.attributes)) if (!n.hasAttribute(a.name)) b.removeAttribute(a.name);
+      for (const a of Array.from(n.attributes)) if (b.getAttribute(a.name) !== a.value) b.setAttribute(a.name, a.value);
+      if (!same) b.replaceChildren(...Array.from(n.childNodes));
+      return b;
+    });
+    // A category no longer offered goes; the rest keep their places.
+    Array.from(area.childNodes).forEach((n) => { if (!next.includes(n)) n.remove(); });
+    next.forEach((n, i) => { if (area.childNodes[i] !== n) area.insertBefore(n, area.childNodes[i] || null); });
+    if (focusedCategory && document.activeElement !== focused) {
+      const same = area.querySelector(`button[data-category="${CSS.escape(focusedCategory)}"]`);
+      (same && !same.disabled ? same : document.querySelector("[data-set-lang]")).focus();
+    }
+  }
+
   async function refresh() {
     if (busy) return;
     try {
-      await M.swap(area);
+      await M.swap(area, patch);
       offline.hidden = true;
       applyLang();
       replaced();
@@ -138,6 +180,18 @@
     closeTimer = setTimeout(close, 15000);
   }
 
+  // Focus back on the category button that was pressed (the same element:
+  // the redraws keep it), or on the language choice if it is gone.
+  function focusBack() {
+    const back = returnTo && area.querySelector(`button[data-category="${CSS.escape(returnTo)}"]`);
+    if (back && !back.disabled) back.focus();
+    else if (returnTo) document.querySelector("[data-set-lang]").focus();
+    returnTo = null;
+  }
+
+  // Closed by OK, Escape or by itself after 15 s: focus goes back to the
+  // button that opened it (outside tester pages-rt11 R1: after the close by
+  // itself it was on the page body by the next redraw).
   async function close() {
     if (dialog.hidden) return;
     clearTimeout(closeTimer);
@@ -145,10 +199,7 @@
     screen.inert = false;
     busy = false;
     await refresh();
-    const back = returnTo && area.querySelector(`button[data-category="${returnTo}"]`);
-    if (back && !back.disabled) back.focus();
-    else if (returnTo) document.querySelector('[data-set-lang]').focus();
-    returnTo = null;
+    focusBack();
   }
   document.getElementById("issued-close").addEventListener("click", close);
   // The dialog is modal: Tab and Shift+Tab stay inside it, Escape closes it.
@@ -193,7 +244,10 @@
       }
     }
     busy = false;
-    refresh();
+    // Refused: the buttons come back enabled, focus on the one pressed
+    // (disabling it while asking had taken focus from it).
+    await refresh();
+    focusBack();
   }
 
   area.addEventListener("click", (ev) => {

@@ -45,6 +45,7 @@ mod system {
     mod displays;
     mod failover_disk;
     mod failover_pages;
+    mod kiosk_focus;
     mod kiosk_health;
     mod layout_log;
     mod menus;
