@@ -166,7 +166,16 @@
     // was split 「30 ふ / ん」 (outside tester pages-rt9 F4; style.css .words).
     const words = document.createElement("span");
     words.className = "words";
-    words.textContent = detail;
+    // A number keeps its unit: 「35 ふん」, 「1 にん」 are each one
+    // unbreakable .word (outside tester pages-rt11 R5: 「35 / ふん」).
+    detail.split(/([0-9]+(?:〜[0-9]+)? [^\s・（）()·]+)/).forEach((part, i) => {
+      if (!part) return;
+      if (i % 2 === 0) { words.append(part); return; }
+      const w = document.createElement("span");
+      w.className = "word";
+      w.textContent = part;
+      words.append(w);
+    });
     d.append(cat, " — ", words);
     printTicket(t, w);
     document.getElementById("ticket-qr").innerHTML = t.qr_svg;

@@ -7,6 +7,8 @@
 //!   so Enter issued nothing).
 //! - When the ticket dialog closes by itself, focus goes back to the button
 //!   that opened it, and stays there through the next redraw.
+//! - In やさしい にほんご the dialog keeps a number with its unit
+//!   (「1 にん」, 「35 ふん」): no breakable space between them.
 //!
 //! `MADOGUCHI_SCREENSHOTS=1` writes docs/screenshots/kiosk-focus-*.png.
 
@@ -176,4 +178,42 @@ fn a_category_button_keeps_focus_through_refreshes_and_enter_issues() {
     assert_eq!(active(&kiosk), "category:koseki", "Escape returns focus");
     let v = kiosk.axe();
     assert!(v.is_empty(), "kiosk after the dialog: {v:#?}");
+}
+
+/// Outside tester pages-rt11 R5: the やさしい にほんご dialog broke
+/// 「35 / ふん」. Every number keeps its unit: the space after a digit is a
+/// no-break space.
+#[test]
+fn the_easy_dialog_keeps_numbers_with_their_units() {
+    let s = Server::start();
+    let (c, csrf) = s.admin();
+    open_today(&c, &s, &csrf, &[10]);
+    let (st, v) = cmd(
+        &c,
+        &s,
+        &csrf,
+        json!({"command": "issue_ticket", "category": "koseki"}),
+    );
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let driver = Driver::start();
+    let kiosk = enrolled_kiosk(&driver, &s);
+    kiosk.click("button[data-set-lang=easy]");
+    kiosk.click("button[data-category=koseki]");
+    let detail = kiosk.wait_text("#issued-detail", "まえに");
+    save("kiosk-focus-easy-issued.png", &kiosk.screenshot());
+    assert!(detail.contains("まえに 1 にん"), "{detail:?}");
+    // Every 「number unit」 is inside an element that does not wrap.
+    let breakable = kiosk.eval(
+        "const d = document.getElementById('issued-detail');
+         const w = document.createTreeWalker(d, NodeFilter.SHOW_TEXT);
+         const bad = [];
+         for (let n = w.nextNode(); n; n = w.nextNode()) {
+           if (/[0-9] [^\\s]/.test(n.data) && getComputedStyle(n.parentElement).whiteSpace !== 'nowrap') bad.push(n.data);
+         }
+         return bad;",
+        json!([]),
+    );
+    assert_eq!(breakable, json!([]), "{detail:?}");
+    let v = kiosk.axe();
+    assert!(v.is_empty(), "easy dialog: {v:#?}");
 }
