@@ -107,6 +107,12 @@
     return null;
   }
 
+  // An action refused because today's business has ended (業務終了).
+  function dayEnded(action) {
+    const what = NAMES[action] ? `「${NAMES[action]}」は行われていません。` : "";
+    return `本日の業務は終了しました（the business day has ended）。${what}誤って終了した場合は、管理者が管理画面の「本日の受付を再開」で続きの番号から再開できます。`;
+  }
+
   // Why the counter was not closed, and what to do with the number still
   // called there.
   function stillCalled(n) {
@@ -303,6 +309,11 @@
           // The number called here came in between: said as above.
           const m = /([0-9]+) 番の対応中/.exec(M.message(r.body));
           say(m ? stillCalled(Number(m[1])) : M.message(r.body), true);
+        } else if (code === "day_not_open" && M.flag(panel.querySelector(".current"), "dayClosed")) {
+          // The server refuses a day never opened and a day ended alike;
+          // the panel knows which (outside tester pages-rt11 R5: after
+          // 業務終了, N and O said 「本日の業務が開始されていません」).
+          say(dayEnded(action), true);
         } else {
           say(M.message(r.body), true);
         }

@@ -53,6 +53,7 @@ mod system {
     mod notices_buttons;
     mod office_clock;
     mod plain_words;
+    mod plain_words_rt11;
     mod redirect;
     mod ruby;
     mod settings_tabs;

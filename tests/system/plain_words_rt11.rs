@@ -1,0 +1,73 @@
+//! Wording the outside tester pages-rt11 found rough (issue 18; R5 of its
+//! report; R2, R11), clicked and typed in real Chromium:
+//!
+//! - After 業務終了, N and O on the station said 「本日の業務が開始されて
+//!   いません」 under a panel saying the day has ended: they now say the day
+//!   has ended (the panel tells the page; the server's refusal is the same
+//!   for a day never opened, which still says so).
+
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+use serde_json::json;
+
+use crate::server::{cmd, open_today, Server};
+use crate::webdriver::{Driver, Session};
+
+fn wait_for(b: &Session<'_>, script: &str, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while b.eval(script, json!([])) != true {
+        assert!(Instant::now() < deadline, "never: {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn sign_in(b: &Session<'_>, s: &Server, path: &str) {
+    b.goto(&s.url(path));
+    assert!(b.url().contains("/login"), "sent to the login page first");
+    b.type_into("#username", "admin");
+    b.type_into("#password", &s.admin_password);
+    b.click("button[type=submit]");
+    wait_for(
+        b,
+        &format!("return location.pathname === '{path}'"),
+        "back on the page after signing in",
+    );
+}
+
+/// Presses `key` on the station and returns what #outcome then says.
+fn press(b: &Session<'_>, key: &str, want: &str) -> String {
+    b.eval(
+        "document.getElementById('outcome').textContent = ''",
+        json!([]),
+    );
+    b.keys(key);
+    b.wait_text("#outcome", want)
+}
+
+#[test]
+fn n_and_o_after_the_day_closed_say_it_has_ended() {
+    let s = Server::start();
+    let (c, csrf) = s.admin();
+    let driver = Driver::start();
+    let b = driver.session();
+    sign_in(&b, &s, "/admin");
+    b.goto(&s.url("/staff?counter=10"));
+    // Never opened today: said so, as before.
+    b.wait_text("#panel", "本日の業務は開始されていません");
+    let said = press(&b, "n", "本日の業務が開始されていません");
+    assert!(!said.contains("終了"), "{said}");
+
+    open_today(&c, &s, &csrf, &[10]);
+    let (st, v) = cmd(&c, &s, &csrf, json!({"command": "close_day"}));
+    assert_eq!(st, StatusCode::OK, "{v}");
+    b.goto(&s.url("/staff?counter=10"));
+    b.wait_text("#panel", "本日の業務は終了しました");
+    for key in ["n", "o"] {
+        let said = press(&b, key, "本日の業務は終了しました");
+        assert!(!said.contains("開始されていません"), "{key}: {said}");
+        assert!(said.contains("本日の受付を再開"), "{key}: {said}");
+    }
+    let v = b.axe();
+    assert!(v.is_empty(), "station after the close: {v:#?}");
+}
