@@ -143,8 +143,15 @@
       ev.preventDefault();
       const f = new FormData(form);
       const username = form.dataset.user;
+      // Said as it was done: the role only when it changed (outside
+      // tester pages-rt11 R5: a password reset alone said 「…の役割と
+      // パスワードを設定しました」; the audit row said it right).
+      const select = form.querySelector("select[name=role]");
+      const was = select ? Array.from(select.options).find((o) => o.defaultSelected) : null;
+      const roleChanged = !was || was.value !== f.get("role");
       act("POST", "/api/users", { username, role: f.get("role"), password: f.get("password"), replace: true },
-        () => reloadSaying(`${username} の役割とパスワードを設定しました。`));
+        () => reloadSaying(roleChanged ? `${username} の役割とパスワードを設定しました。`
+          : `${username} のパスワードを設定し直しました。`));
     });
   });
 

@@ -556,7 +556,7 @@ fn every_refused_sign_in_of_a_lock_out_and_a_reset_are_rows_of_their_own() {
     let row = "tr[data-user=lockme]";
     b.type_into(&format!("{row} input[name=password]"), "lockme-pass-2027");
     b.click(&format!("{row} button[type=submit]"));
-    b.wait_text("#result", "lockme の役割とパスワードを設定しました");
+    b.wait_text("#result", "lockme のパスワードを設定し直しました");
 
     // Someone at another browser guesses lockme's password.
     let g = driver.session();

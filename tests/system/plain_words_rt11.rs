@@ -5,6 +5,8 @@
 //!   いません」 under a panel saying the day has ended: they now say the day
 //!   has ended (the panel tells the page; the server's refusal is the same
 //!   for a day never opened, which still says so).
+//! - Setting only a new password said 「…の役割とパスワードを設定しました」:
+//!   it now says only what changed.
 
 use std::time::{Duration, Instant};
 
@@ -70,4 +72,30 @@ fn n_and_o_after_the_day_closed_say_it_has_ended() {
     }
     let v = b.axe();
     assert!(v.is_empty(), "station after the close: {v:#?}");
+}
+
+#[test]
+fn a_password_reset_alone_says_only_the_password_changed() {
+    let s = Server::start();
+    let (c, csrf) = s.admin();
+    let r = c
+        .post(s.url("/api/users"))
+        .header("X-CSRF-Token", &csrf)
+        .json(&json!({"username": "suzuki", "role": "staff", "password": "suzuki-pass-2026"}))
+        .send()
+        .expect("user");
+    assert_eq!(r.status(), StatusCode::OK);
+    let driver = Driver::start();
+    let b = driver.session();
+    sign_in(&b, &s, "/admin/accounts");
+    let row = "tr[data-user=suzuki]";
+    b.type_into(&format!("{row} input[name=password]"), "suzuki-pass-2027");
+    b.click(&format!("{row} button[type=submit]"));
+    let said = b.wait_text("#result", "suzuki のパスワードを設定し直しました");
+    assert!(!said.contains("役割"), "{said}");
+    // Both changed: both are said.
+    b.click(&format!("{row} select option[value=auditor]"));
+    b.type_into(&format!("{row} input[name=password]"), "suzuki-pass-2028");
+    b.click(&format!("{row} button[type=submit]"));
+    b.wait_text("#result", "suzuki の役割とパスワードを設定しました");
 }
