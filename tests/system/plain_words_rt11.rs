@@ -7,6 +7,9 @@
 //!   for a day never opened, which still says so).
 //! - Setting only a new password said 「…の役割とパスワードを設定しました」:
 //!   it now says only what changed.
+//! - A 臨時開庁日's hours error read 「開庁日 2026-12-19の受付時間: 受付時間
+//!   （17:00-08:30）: …」: now 「臨時開庁日 2026-12-19 の受付時間
+//!   「17:00-08:30」: …」.
 
 use std::time::{Duration, Instant};
 
@@ -14,6 +17,7 @@ use reqwest::StatusCode;
 use serde_json::json;
 
 use crate::server::{cmd, open_today, Server};
+use crate::util::today;
 use crate::webdriver::{Driver, Session};
 
 fn wait_for(b: &Session<'_>, script: &str, what: &str) {
@@ -98,4 +102,32 @@ fn a_password_reset_alone_says_only_the_password_changed() {
     b.type_into(&format!("{row} input[name=password]"), "suzuki-pass-2028");
     b.click(&format!("{row} button[type=submit]"));
     b.wait_text("#result", "suzuki の役割とパスワードを設定しました");
+}
+
+#[test]
+fn an_extra_days_hours_error_names_the_day_once() {
+    let s = Server::start();
+    let driver = Driver::start();
+    let b = driver.session();
+    sign_in(&b, &s, "/settings");
+    let day = (chrono::NaiveDate::parse_from_str(&today(), "%Y-%m-%d").expect("today")
+        + chrono::Duration::days(12))
+    .to_string();
+    b.click("#add-day");
+    b.eval(
+        "const r = document.querySelector('#extra-days tr.extra-day:last-child');
+         r.querySelector('[name=date]').value = arguments[0];
+         r.querySelector('[name=hours]').value = '17:00-08:30';
+         r.querySelector('[name=name]').value = '臨時窓口';",
+        json!([day]),
+    );
+    b.click("#settings-form button[type=submit]");
+    let said = b.wait_text("#result", "終わりが始まりより前です");
+    assert!(
+        said.starts_with(&format!(
+            "臨時開庁日 {day} の受付時間「17:00-08:30」: 終わりが始まりより前です"
+        )),
+        "{said}"
+    );
+    assert_eq!(said.matches("受付時間").count(), 1, "{said}");
 }
