@@ -1,5 +1,6 @@
-//! Wording the outside tester pages-rt11 found rough (issue 18; R5 of its
-//! report; R2, R11), clicked and typed in real Chromium:
+//! Wording the outside tester pages-rt11 found rough (issue 18, finding R5
+//! of its report; requirements R11, R13, R18), clicked and typed in real
+//! Chromium:
 //!
 //! - After 業務終了, N and O on the station said 「本日の業務が開始されて
 //!   いません」 under a panel saying the day has ended: they now say the day
