@@ -45,6 +45,7 @@ mod system {
     mod displays;
     mod failover_disk;
     mod failover_pages;
+    mod kiosk_focus;
     mod kiosk_health;
     mod layout_log;
     mod menus;
@@ -52,6 +53,7 @@ mod system {
     mod notices_buttons;
     mod office_clock;
     mod plain_words;
+    mod plain_words_rt11;
     mod redirect;
     mod ruby;
     mod settings_tabs;

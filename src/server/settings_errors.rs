@@ -79,7 +79,12 @@ fn entry_of(lines: &[&str], line: usize) -> Option<(String, String)> {
             (format!("分類「{id}」"), format!("tag {id:?}"))
         }
         "office" => ("庁舎".to_string(), "office".to_string()),
-        // The day named when the entry has one (pages-rt10 N3).
+        // The day named when the entry has one (pages-rt10 N3), as the
+        // settings page names its section (pages-rt11 R5: 「開庁日」).
+        "calendar.extra" => match value_of("date") {
+            Some(d) => (format!("臨時開庁日 {d}"), format!("extra opening day {d}")),
+            None => ("臨時開庁日".to_string(), "extra opening days".to_string()),
+        },
         t if t.contains("calendar") || t.contains("days") => match value_of("date") {
             Some(d) => (format!("開庁日 {d}"), format!("opening day {d}")),
             None => ("開庁日".to_string(), "opening days".to_string()),
@@ -162,6 +167,13 @@ fn what(message: &str) -> (String, String) {
         .nth(1)
         .map(|q| format!("（{q}）"))
         .unwrap_or_default();
+    // Hours are named in 「」 right after the word 受付時間, which the
+    // field's name may already end with (explain joins the two).
+    let hours = message
+        .split('"')
+        .nth(1)
+        .map(|q| format!("「{q}」"))
+        .unwrap_or_default();
     // An unknown or missing key first: serde lists the keys it expected
     // ("…expected one of `id`, `name`, `colour`…"), which must not read as
     // a colour or time error (browser red team F19).
@@ -217,12 +229,12 @@ fn what(message: &str) -> (String, String) {
     } else if m.contains("closing time must be after opening time") {
         // Outside tester pages-rt10 N3: 「値が正しくありません」 only.
         (
-            format!("受付時間{quoted}: 終わりが始まりより前です。「08:30-17:00」のように 始まり-終わり の順に書いてください"),
+            format!("受付時間{hours}: 終わりが始まりより前です。「08:30-17:00」のように 始まり-終わり の順に書いてください"),
             "the closing time is before the opening time; write e.g. 08:30-17:00",
         )
     } else if m.contains("must look like \"08:30-18:00\"") {
         (
-            format!("受付時間{quoted}: 時刻は 00:00 から 23:59 までで、「08:30-17:00」のように 始まり-終わり で書いてください"),
+            format!("受付時間{hours}: 時刻は 00:00 から 23:59 までで、「08:30-17:00」のように 始まり-終わり で書いてください"),
             "hours must be two times from 00:00 to 23:59, e.g. 08:30-17:00",
         )
     } else if m.contains("must be a time") || m.contains("hh:mm") {
@@ -354,7 +366,14 @@ pub fn explain(source: &str, e: &ConfigError) -> Value {
     let (field_ja, field_en) = match (&entry, &key) {
         (Some((tja, ten)), Some(k)) => {
             let (kja, ken) = field_names(k);
-            (format!("{tja}の{kja}"), format!("{ten}, {ken}"))
+            // 「窓口 3 の…」, 「臨時開庁日 2026-12-19 の…」: a space after a
+            // number or date, as elsewhere; none after 」.
+            let gap = if tja.ends_with(|c: char| c.is_ascii_alphanumeric()) {
+                " "
+            } else {
+                ""
+            };
+            (format!("{tja}{gap}の{kja}"), format!("{ten}, {ken}"))
         }
         (Some((tja, ten)), None) => (tja.clone(), ten.clone()),
         (None, Some(k)) => field_names(k),
@@ -378,11 +397,17 @@ pub fn explain(source: &str, e: &ConfigError) -> Value {
             });
         }
     }
+    // 「…の受付時間」 and 「受付時間「17:00-08:30」: …」 say 受付時間 once
+    // (outside tester pages-rt11 R5: 「…の受付時間: 受付時間（…）: …」).
+    let message_ja = match what_ja.strip_prefix("受付時間") {
+        Some(rest) if field_ja.ends_with("受付時間") => format!("{field_ja}{rest}"),
+        _ => format!("{field_ja}: {what_ja}"),
+    };
     json!({
         "code": "config_invalid",
         "line": e.line,
         "field": key,
-        "message_ja": format!("{field_ja}: {what_ja}"),
+        "message_ja": message_ja,
         "message_en": format!("{field_en}: {what_en}"),
     })
 }
@@ -413,6 +438,27 @@ mod tests {
         assert!(!ja.contains("引用符"), "{ja}");
         let en = e["message_en"].as_str().unwrap_or("");
         assert!(en.contains("write one of \"circle\""), "{en}");
+    }
+
+    /// Outside tester pages-rt11 R5: 「開庁日 2026-12-19の受付時間: 受付時間
+    /// （17:00-08:30）: …」 — the section's name, 受付時間 once, a space.
+    #[test]
+    fn an_extra_days_hours_say_the_day_and_hours_once() {
+        let bad = DEFAULT_OFFICE_TOML.replacen(
+            "# [[calendar.extra]]\n# name = \"緊急開庁\"\n# date = \"2027-01-09\"\n# hours = \"08:30-17:00\"",
+            "[[calendar.extra]]\nname = \"緊急開庁\"\ndate = \"2027-01-09\"\nhours = \"17:00-08:30\"",
+            1,
+        );
+        assert_ne!(bad, DEFAULT_OFFICE_TOML);
+        let e = error_for(&bad);
+        let ja = e["message_ja"].as_str().unwrap_or("");
+        assert!(
+            ja.starts_with(
+                "臨時開庁日 2027-01-09 の受付時間「17:00-08:30」: 終わりが始まりより前です"
+            ),
+            "{ja}"
+        );
+        assert_eq!(ja.matches("受付時間").count(), 1, "{ja}");
     }
 
     #[test]
