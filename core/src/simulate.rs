@@ -387,61 +387,8 @@ impl DayRun<'_, '_> {
 
     fn step(&mut self, at: Millis, ev: Ev) {
         match ev {
-            Ev::Arrive => {
-                if at >= self.close {
-                    return;
-                }
-                let day = self.sim.state.meta.day.as_ref().map(|d| d.date);
-                let koseki_share = if day.is_some_and(peak_season) {
-                    0.4
-                } else {
-                    0.45
-                };
-                let category = if self.chance(koseki_share) {
-                    "koseki"
-                } else {
-                    "idou"
-                };
-                let kiosk = Some(format!("kiosk-{}", self.uniform_ms(1, 3)));
-                let Some(events) = self.cmd(
-                    at,
-                    Command::IssueTicket {
-                        category: category.into(),
-                        kiosk,
-                        request_id: None,
-                    },
-                ) else {
-                    return;
-                };
-                if let Some(n) = events.iter().find_map(Event::ticket) {
-                    if self.chance(0.02) {
-                        let patience = self.uniform_ms(20 * MIN, 90 * MIN);
-                        self.push(Millis(at.0 + patience), Ev::GiveUp(n));
-                    }
-                }
-                self.poke_idle_counters(at, category);
-            }
-            Ev::CounterReady(c) => {
-                if self.lunch_pending.contains(&c) {
-                    self.lunch_pending.retain(|x| *x != c);
-                    if self.cmd(at, Command::CloseCounter { counter: c }).is_some() {
-                        self.at_lunch.push(c);
-                    }
-                    return;
-                }
-                let Some(events) = self.cmd(at, Command::CallNext { counter: c }) else {
-                    return;
-                };
-                let Some(n) = events.iter().find_map(Event::ticket) else {
-                    return;
-                };
-                if self.chance(0.05) {
-                    self.push(Millis(at.0 + MIN), Ev::NoShow(c, n, 0));
-                } else {
-                    let walk = self.uniform_ms(20 * SEC, 90 * SEC);
-                    self.push(Millis(at.0 + walk), Ev::Show(c, n));
-                }
-            }
+            Ev::Arrive => self.arrive(at),
+            Ev::CounterReady(c) => self.counter_ready(at, c),
             Ev::Show(c, n) => {
                 if self.cmd(at, Command::StartService { counter: c }).is_some() {
                     let queue = self.ticket(n).map(|t| t.queue.clone()).unwrap_or_default();
@@ -449,18 +396,7 @@ impl DayRun<'_, '_> {
                     self.push(Millis(at.0 + d), Ev::Finish(c, n));
                 }
             }
-            Ev::NoShow(c, n, recalls) => {
-                if recalls == 0 {
-                    self.cmd(at, Command::Recall { counter: c });
-                    self.push(Millis(at.0 + MIN), Ev::NoShow(c, n, 1));
-                    return;
-                }
-                if self.cmd(at, Command::MarkAbsent { counter: c }).is_some() && self.chance(0.4) {
-                    let back = self.uniform_ms(10 * MIN, 40 * MIN);
-                    self.push(Millis(at.0 + back), Ev::ComeBack(n));
-                }
-                self.push(Millis(at.0 + 10 * SEC), Ev::CounterReady(c));
-            }
+            Ev::NoShow(c, n, recalls) => self.no_show(at, c, n, recalls),
             Ev::Finish(c, n) => self.finish(at, c, n),
             Ev::ComeBack(n) => {
                 if self.cmd(at, Command::ReturnAbsent { number: n }).is_some() {
@@ -468,29 +404,7 @@ impl DayRun<'_, '_> {
                     self.poke_idle_counters(at, &queue);
                 }
             }
-            Ev::ResumeHeld(n, c) => {
-                let idle = self
-                    .sim
-                    .state
-                    .counter(c)
-                    .is_some_and(|s| s.open && s.ticket.is_none());
-                if idle
-                    && self
-                        .cmd(
-                            at,
-                            Command::Resume {
-                                number: n,
-                                counter: c,
-                            },
-                        )
-                        .is_some()
-                {
-                    let d = self.service_ms("koufu");
-                    self.push(Millis(at.0 + d), Ev::Finish(c, n));
-                } else if matches!(self.ticket(n).map(|t| &t.status), Some(Status::Held { .. })) {
-                    self.push(Millis(at.0 + MIN), Ev::ResumeHeld(n, c));
-                }
-            }
+            Ev::ResumeHeld(n, c) => self.resume_held(at, n, c),
             Ev::GiveUp(n) => {
                 if matches!(
                     self.ticket(n).map(|t| &t.status),
@@ -509,38 +423,142 @@ impl DayRun<'_, '_> {
                 );
                 self.push(Millis(at.0 + 5 * SEC), Ev::CounterReady(c));
             }
-            Ev::LunchStart(c, minutes) => {
-                let open = self.sim.state.counter(c).is_some_and(|s| s.open);
-                if !open || self.at_lunch.contains(&c) || self.lunch_pending.contains(&c) {
-                    // Not in yet, or already away: this break is skipped.
-                    return;
-                }
-                let busy = self
-                    .sim
-                    .state
-                    .counter(c)
-                    .is_some_and(|s| s.ticket.is_some());
-                if busy {
-                    self.lunch_pending.push(c);
-                } else if self.cmd(at, Command::CloseCounter { counter: c }).is_some() {
-                    self.at_lunch.push(c);
-                }
-                self.push(Millis(at.0 + minutes * MIN), Ev::LunchEnd(c));
+            Ev::LunchStart(c, minutes) => self.lunch_start(at, c, minutes),
+            Ev::LunchEnd(c) => self.lunch_end(at, c),
+        }
+    }
+
+    /// A visitor takes a ticket at a kiosk (or not, after closing).
+    fn arrive(&mut self, at: Millis) {
+        if at >= self.close {
+            return;
+        }
+        let day = self.sim.state.meta.day.as_ref().map(|d| d.date);
+        let koseki_share = if day.is_some_and(peak_season) {
+            0.4
+        } else {
+            0.45
+        };
+        let category = if self.chance(koseki_share) {
+            "koseki"
+        } else {
+            "idou"
+        };
+        let kiosk = Some(format!("kiosk-{}", self.uniform_ms(1, 3)));
+        let Some(events) = self.cmd(
+            at,
+            Command::IssueTicket {
+                category: category.into(),
+                kiosk,
+                request_id: None,
+            },
+        ) else {
+            return;
+        };
+        if let Some(n) = events.iter().find_map(Event::ticket) {
+            if self.chance(0.02) {
+                let patience = self.uniform_ms(20 * MIN, 90 * MIN);
+                self.push(Millis(at.0 + patience), Ev::GiveUp(n));
             }
-            Ev::LunchEnd(c) => {
-                self.lunch_pending.retain(|x| *x != c);
-                if self.at_lunch.contains(&c) {
-                    self.at_lunch.retain(|x| *x != c);
-                    self.cmd(
-                        at,
-                        Command::OpenCounter {
-                            counter: c,
-                            staff: Some(format!("staff-{c:02}")),
-                        },
-                    );
-                    self.push(Millis(at.0 + 5 * SEC), Ev::CounterReady(c));
-                }
+        }
+        self.poke_idle_counters(at, category);
+    }
+
+    /// A counter is free: off to lunch if due, else it calls the next.
+    fn counter_ready(&mut self, at: Millis, c: CounterNo) {
+        if self.lunch_pending.contains(&c) {
+            self.lunch_pending.retain(|x| *x != c);
+            if self.cmd(at, Command::CloseCounter { counter: c }).is_some() {
+                self.at_lunch.push(c);
             }
+            return;
+        }
+        let Some(events) = self.cmd(at, Command::CallNext { counter: c }) else {
+            return;
+        };
+        let Some(n) = events.iter().find_map(Event::ticket) else {
+            return;
+        };
+        if self.chance(0.05) {
+            self.push(Millis(at.0 + MIN), Ev::NoShow(c, n, 0));
+        } else {
+            let walk = self.uniform_ms(20 * SEC, 90 * SEC);
+            self.push(Millis(at.0 + walk), Ev::Show(c, n));
+        }
+    }
+
+    /// A called visitor did not come: recalled once, then marked absent.
+    fn no_show(&mut self, at: Millis, c: CounterNo, n: Number, recalls: u8) {
+        if recalls == 0 {
+            self.cmd(at, Command::Recall { counter: c });
+            self.push(Millis(at.0 + MIN), Ev::NoShow(c, n, 1));
+            return;
+        }
+        if self.cmd(at, Command::MarkAbsent { counter: c }).is_some() && self.chance(0.4) {
+            let back = self.uniform_ms(10 * MIN, 40 * MIN);
+            self.push(Millis(at.0 + back), Ev::ComeBack(n));
+        }
+        self.push(Millis(at.0 + 10 * SEC), Ev::CounterReady(c));
+    }
+
+    /// A held ticket is taken up again when its counter is idle.
+    fn resume_held(&mut self, at: Millis, n: Number, c: CounterNo) {
+        let idle = self
+            .sim
+            .state
+            .counter(c)
+            .is_some_and(|s| s.open && s.ticket.is_none());
+        if idle
+            && self
+                .cmd(
+                    at,
+                    Command::Resume {
+                        number: n,
+                        counter: c,
+                    },
+                )
+                .is_some()
+        {
+            let d = self.service_ms("koufu");
+            self.push(Millis(at.0 + d), Ev::Finish(c, n));
+        } else if matches!(self.ticket(n).map(|t| &t.status), Some(Status::Held { .. })) {
+            self.push(Millis(at.0 + MIN), Ev::ResumeHeld(n, c));
+        }
+    }
+
+    /// A counter goes to lunch now, or after its current visitor.
+    fn lunch_start(&mut self, at: Millis, c: CounterNo, minutes: i64) {
+        let open = self.sim.state.counter(c).is_some_and(|s| s.open);
+        if !open || self.at_lunch.contains(&c) || self.lunch_pending.contains(&c) {
+            // Not in yet, or already away: this break is skipped.
+            return;
+        }
+        let busy = self
+            .sim
+            .state
+            .counter(c)
+            .is_some_and(|s| s.ticket.is_some());
+        if busy {
+            self.lunch_pending.push(c);
+        } else if self.cmd(at, Command::CloseCounter { counter: c }).is_some() {
+            self.at_lunch.push(c);
+        }
+        self.push(Millis(at.0 + minutes * MIN), Ev::LunchEnd(c));
+    }
+
+    /// A counter back from lunch opens and calls.
+    fn lunch_end(&mut self, at: Millis, c: CounterNo) {
+        self.lunch_pending.retain(|x| *x != c);
+        if self.at_lunch.contains(&c) {
+            self.at_lunch.retain(|x| *x != c);
+            self.cmd(
+                at,
+                Command::OpenCounter {
+                    counter: c,
+                    staff: Some(format!("staff-{c:02}")),
+                },
+            );
+            self.push(Millis(at.0 + 5 * SEC), Ev::CounterReady(c));
         }
     }
 

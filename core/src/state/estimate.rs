@@ -234,6 +234,25 @@ struct Scratch {
     free: Vec<i64>,
 }
 
+/// The queues sharing counters with `queue` (itself first), and every
+/// counter of those queues: what one replay of `queue` must play out.
+fn sharing<'c>(config: &'c Config, queue: &str) -> (Vec<String>, Vec<&'c crate::config::Counter>) {
+    let mut queues: Vec<String> = vec![queue.to_string()];
+    for c in config.counters_serving(queue) {
+        for q in &c.serves {
+            if !queues.contains(q) {
+                queues.push(q.clone());
+            }
+        }
+    }
+    let counters = config
+        .counters
+        .iter()
+        .filter(|c| c.serves.iter().any(|q| queues.contains(q)))
+        .collect();
+    (queues, counters)
+}
+
 impl State {
     pub(super) fn observe_service(&mut self, config: &Config, queue: &str, secs: f64) {
         let alpha = config.estimate.alpha;
@@ -432,27 +451,11 @@ impl State {
         out
     }
 
-    /// Replays the queues around `queue` from `now` and returns, per
-    /// replay, the seconds until each of the first `n` waiting tickets of
-    /// `queue` (plus, with `new`, one more issued now) is called.
-    fn replays(&self, config: &Config, queue: &str, now: Millis, new: bool) -> Runs {
-        // The queues sharing counters with `queue`, and every counter of
-        // those queues.
-        let mut queues: Vec<String> = vec![queue.to_string()];
-        for c in config.counters_serving(queue) {
-            for q in &c.serves {
-                if !queues.contains(q) {
-                    queues.push(q.clone());
-                }
-            }
-        }
-        let counters: Vec<_> = config
-            .counters
-            .iter()
-            .filter(|c| c.serves.iter().any(|q| queues.contains(q)))
-            .collect();
+    /// Each of `queues` as the replays see it: its waiting tickets, how
+    /// long its visitors take and how many come back.
+    fn sim_queues(&self, config: &Config, queues: &[String]) -> Vec<SimQueue> {
         let l = &self.meta.learned;
-        let mut sq: Vec<SimQueue> = queues
+        queues
             .iter()
             .map(|q| {
                 let keys: Vec<WaitKey> = self
@@ -467,7 +470,16 @@ impl State {
                     keys,
                 }
             })
-            .collect();
+            .collect()
+    }
+
+    /// Replays the queues around `queue` from `now` and returns, per
+    /// replay, the seconds until each of the first `n` waiting tickets of
+    /// `queue` (plus, with `new`, one more issued now) is called.
+    fn replays(&self, config: &Config, queue: &str, now: Millis, new: bool) -> Runs {
+        let (queues, counters) = sharing(config, queue);
+        let l = &self.meta.learned;
+        let mut sq = self.sim_queues(config, &queues);
         // As many replays whether or not a new ticket is added, so that the
         // new ticket's replays are those of the tickets waiting.
         let waiting = sq[0].keys.len();
