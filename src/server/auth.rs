@@ -869,6 +869,12 @@ impl Auth {
         Ok(code)
     }
 
+    /// The code hashes of every unexpired link, used or not replaced.
+    pub fn enrolment_hashes(&self) -> Vec<String> {
+        self.with_enrolments(|list| list.iter().map(|e| e.code_sha256.clone()).collect())
+            .unwrap_or_default()
+    }
+
     /// Every link that would still enrol its device (unused, unexpired,
     /// neither replaced nor superseded), soonest to expire first.
     pub fn pending_enrolments(&self) -> Vec<PendingLink> {
@@ -923,7 +929,12 @@ impl Auth {
     /// What an enrolment code is for, if it is an unexpired one (the code
     /// is not used up).
     pub fn enrolment_for(&self, code: &str) -> Option<Code> {
-        let hash = sha256_hex(code);
+        self.enrolment_for_hashed(&sha256_hex(code))
+    }
+
+    /// [`Self::enrolment_for`] by the code's hash (a standby sends only its
+    /// link id and proof, never the code: `link_key.rs`, insider-rt11 H1).
+    pub fn enrolment_for_hashed(&self, hash: &str) -> Option<Code> {
         let now = unix_now();
         self.with_enrolments(|list| {
             list.iter()
@@ -944,12 +955,21 @@ impl Auth {
     /// Uses an enrolment code: stores the new device and returns its token,
     /// role and name. With `expect`, a code for another role is refused
     /// and not used up (a standby started with a kiosk's link, N2).
+    #[cfg(test)]
     pub fn enrol(
         &self,
         code: &str,
         expect: Option<Role>,
     ) -> Result<(String, Role, String), ApiError> {
-        let hash = sha256_hex(code);
+        self.enrol_hashed(&sha256_hex(code), expect)
+    }
+
+    /// [`Self::enrol`] by the code's hash (`link_key.rs`, insider-rt11 H1).
+    pub fn enrol_hashed(
+        &self,
+        hash: &str,
+        expect: Option<Role>,
+    ) -> Result<(String, Role, String), ApiError> {
         let e = self
             .with_enrolments(|list| {
                 let at = list.iter().position(|e| e.code_sha256 == hash)?;
