@@ -134,6 +134,35 @@ pub fn enrol(link: &str) -> String {
         .to_string()
 }
 
+/// Enrols a standby link as `serve --standby-of` does, by the link's id
+/// with a proof of the key made from `seed` (outside tester insider-rt11
+/// H1: a standby link is no plain link); the device token.
+pub fn enrol_standby(link: &str, seed: [u8; 32]) -> String {
+    use ed25519_dalek::Signer;
+    let sha = |s: &str| -> [u8; 32] {
+        ring::digest::digest(&ring::digest::SHA256, s.as_bytes())
+            .as_ref()
+            .try_into()
+            .expect("32 bytes")
+    };
+    let hexs = |b: &[u8]| -> String { b.iter().map(|x| format!("{x:02x}")).collect() };
+    let (base, code) = link.rsplit_once('/').expect("an enrolment link");
+    let id = hexs(&sha(&format!("madoguchi-standby-link-id-v1\n{code}")));
+    let link_key = ed25519_dalek::SigningKey::from_bytes(&sha(&format!(
+        "madoguchi-standby-link-key-v1\n{code}"
+    )));
+    let key = hexs(
+        &ed25519_dalek::SigningKey::from_bytes(&seed)
+            .verifying_key()
+            .to_bytes(),
+    );
+    let proof = link_key.sign(format!("madoguchi-standby-key-v1\n{id}\n{key}").as_bytes());
+    enrol(&format!(
+        "{base}/{id}?as=standby&key={key}&proof={}",
+        hexs(&proof.to_bytes())
+    ))
+}
+
 /// A command sent with a device's token (as a kiosk sends it).
 pub fn device_cmd(base: &str, token: &str, body: Value) -> (StatusCode, Value) {
     let r = Client::builder()
@@ -1837,7 +1866,7 @@ fn a_second_standby_is_refused_with_the_way_to_replace_it() {
         json!({"name": "standby-2", "role": "standby"}),
     );
     assert_eq!(st, StatusCode::OK, "after revoking: {v}");
-    let token = enrol(v["enrol_url"].as_str().expect("link"));
+    let token = enrol_standby(v["enrol_url"].as_str().expect("link"), [3; 32]);
     assert_eq!(whoami(&e.primary.base, &token), StatusCode::OK);
     let (st, v) = admin_send(
         &e.primary,

@@ -1303,6 +1303,15 @@ fn enrolment_asked(
             Err(standby_proof_refused())
         }
         None => {
+            // A kiosk's or display's link given to a standby: refused as
+            // such, unused (outside tester N2).
+            if let Some(role) = app
+                .auth
+                .role_of_link_id(code)
+                .filter(|r| *r != Role::Standby)
+            {
+                return Err(super::auth::wrong_link(role, Role::Standby));
+            }
             app.auth.throttle.busy(addr);
             let old = app.auth.enrolment_hashes().iter().any(|h| {
                 matches!(

@@ -163,6 +163,11 @@ struct Enrolment {
     /// page lists every outstanding link with who made it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     made_by: Option<String>,
+    /// The link's id as a standby names it (`link_key::link_id`, never the
+    /// code: insider-rt11 H1), so a kiosk's or display's link given to a
+    /// standby is still refused as such, unused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    link_id: Option<String>,
 }
 
 /// An enrolment link that still enrols, as the devices page lists it
@@ -859,6 +864,7 @@ impl Auth {
             replaced_by: None,
             superseded: false,
             made_by: made_by.map(str::to_string),
+            link_id: Some(super::link_key::link_id(&code)),
         };
         self.with_enrolments(|e| {
             for older in e.iter_mut().filter(|o| o.name == stored.name) {
@@ -867,6 +873,18 @@ impl Auth {
             e.push(stored);
         })?;
         Ok(code)
+    }
+
+    /// The kind of the unexpired link a standby named by its id
+    /// ([`super::link_key::link_id`]), if this version made it.
+    pub fn role_of_link_id(&self, id: &str) -> Option<Role> {
+        self.with_enrolments(|list| {
+            list.iter()
+                .find(|e| e.link_id.as_deref() == Some(id))
+                .map(|e| e.role)
+        })
+        .ok()
+        .flatten()
     }
 
     /// The code hashes of every unexpired link, used or not replaced.

@@ -590,7 +590,7 @@ fn signed_by_standby(
             // gets here: said on /admin, with the way to bind it.
             app.faults.record(
                 "failover",
-                format!("the standby {name} was enrolled without a key: the first key that signed for its token is now its key (only its signed requests get records and renew the lease). If that was not this standby (its /admin says its key is refused), revoke it and enrol it again with a new link / 予備機 {name} は鍵なしで登録されていたため、最初に署名した鍵をこの予備機の鍵として登録しました。予備機の管理画面に「鍵が受け付けられません」と出るときは、取り消して新しい登録用リンクで登録し直してください"),
+                format!("no key was kept here for the standby {name} (it was enrolled before keys were bound, or this data folder was restored from a backup, which does not carry {keys}): the first key that signed for its token is now its key (only its signed requests get records and renew the lease). If that was not this standby (its /admin says its key is refused), revoke it and enrol it again with a new link / 予備機 {name} の鍵がこの主機に保存されていなかったため（鍵のない版で登録されたか、このデータフォルダをバックアップから戻したため）、最初に署名した鍵をこの予備機の鍵として登録しました。予備機の管理画面に「鍵が受け付けられません」と出るときは、取り消して新しい登録用リンクで登録し直してください", keys = super::link_key::KEYS_FILE),
             );
             Ok(())
         }
@@ -1500,7 +1500,10 @@ pub async fn token(data: &std::path::Path, enrol_link: Option<&str>) -> anyhow::
         }
         return Ok(t.trim().to_string());
     }
-    let link = enrol_link.context("a first start as standby needs --enrol-link (a standby enrolment link from the primary's admin)")?;
+    // Said in both languages, and true for a folder restored from a
+    // backup too (a backup carries no standby token: outside tester
+    // insider-rt11 L5).
+    let link = enrol_link.context("この予備機のデータフォルダには主機への登録がありません（初めての起動か、バックアップから戻したフォルダです）。主機の管理画面の「端末」で予備機の登録用リンクを作り、--enrol-link で指定して起動してください / this standby's data folder holds no enrolment with a primary (a first start, or a folder restored from a backup): make a standby link on the primary's admin (端末) and start with --enrol-link LINK")?;
     enrol(data, link).await
 }
 
