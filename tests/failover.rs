@@ -3581,3 +3581,48 @@ fn a_sniffed_signed_request_or_refusal_sent_again_reads_and_lifts_nothing() {
     );
     drop(cable);
 }
+
+/// Outside tester insider-rt11 M3 (issue 24, R10): a ticket the old
+/// primary answered `no_standby_lease` whose record still reached the
+/// standby (its acknowledgement was lost) waits on the promoted machine;
+/// the old primary knows for certain it was never handed out, yet its
+/// rejoin listed only the diverged tail. Now the rejoin lists it too, with
+/// the step: cancel it on the new primary.
+#[test]
+fn a_rejoin_lists_a_ticket_the_new_primary_holds_that_was_never_handed_out() {
+    let mut e = enrolled_primary();
+    let data = data_of(&e.primary);
+    let cable = Cable::to(&e.primary.base);
+    let standby = pair(&e, &cable.addr);
+    let (st, v) = issue(&e.primary.base, &e.kiosk);
+    assert_eq!(st, StatusCode::OK, "{v}");
+    cable.deafen();
+    let (st, v) = issue(&e.primary.base, &e.kiosk);
+    assert_eq!(v["error"]["code"], "no_standby_lease", "{st} {v}");
+    assert_eq!(promote(&standby)["epoch"], 1);
+    e.primary.stop();
+    let (st, v) = admin_send(
+        &standby,
+        "/api/devices",
+        json!({"name": "standby-2", "role": "standby"}),
+    );
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let link = v["enrol_url"].as_str().expect("link").to_string();
+    let rejoined = Office::start(
+        &data,
+        &[
+            "--standby-of",
+            &standby.base,
+            "--enrol-link",
+            &link,
+            "--rejoin",
+        ],
+    );
+    let listed = std::fs::read_to_string(data.join("diverged-tickets.txt")).expect("listing");
+    assert!(
+        listed.contains("1003番") && listed.contains("新しい主機で取消し"),
+        "old code: the ticket waiting on the new primary is not listed: {listed}"
+    );
+    drop(rejoined);
+    drop(cable);
+}

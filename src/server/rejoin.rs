@@ -180,6 +180,18 @@ pub async fn prepare(
         parked.display(),
         lines.len()
     );
+    // Records both logs hold that this machine answered `no_standby_lease`
+    // (outside tester insider-rt11 M3): the new primary shows them waiting,
+    // yet no kiosk printed them. Certain here, so said as such: cancel them
+    // there.
+    for r in records[..lo].iter().filter(|r| refused.contains(&r.seq)) {
+        let body: Value = serde_json::from_slice(&r.payload).unwrap_or(Value::Null);
+        for e in body["events"].as_array().into_iter().flatten() {
+            if e["type"] == "ticket_issued" {
+                lines.push(held_line(r.seq, e, &body["at"]));
+            }
+        }
+    }
     if let Ok(host) = std::fs::read(data.join("host.toml")) {
         std::fs::write(fresh.join("host.toml"), host).context("cannot copy host.toml")?;
     }
@@ -238,6 +250,25 @@ fn refused_seqs(data: &Path) -> std::collections::BTreeSet<u64> {
         .lines()
         .filter_map(|l| l.trim().parse().ok())
         .collect()
+}
+
+/// A ticket both logs hold that this machine answered `no_standby_lease`:
+/// never handed out, but waiting on the new primary (insider-rt11 M3).
+fn held_line(seq: u64, e: &Value, at: &Value) -> String {
+    let when = at
+        .as_i64()
+        .and_then(chrono::DateTime::from_timestamp_millis)
+        .map(|t| {
+            t.with_timezone(&chrono::Local)
+                .format("%Y-%m-%d %H:%M:%S")
+                .to_string()
+        })
+        .unwrap_or_else(|| "時刻不明".to_string());
+    let category = e["category"].as_str().unwrap_or("?");
+    let number = &e["number"];
+    format!(
+        "記録 {seq}: {category} {number}番（{when}）— 発券機には「受付を止めています」と答えたため、この番号札は渡っていません。新しい主機では待っている番号として残っているので、新しい主機で取消しにしてください / record {seq}: ticket {number} ({category}) was answered no_standby_lease and never handed out, but the new primary holds it as waiting: cancel it there"
+    )
 }
 
 /// One ticket of the diverged tail, in Japanese with the time by this

@@ -514,7 +514,7 @@ async fn answer(
                     }
                 }
                 app.fence.ack(q.after);
-                note_witness(&app, &caller.name, q.after, h);
+                note_witness(app, &caller.name, q.after, h);
             }
         }
         if !recs.is_empty() || accounts.is_some() || attempt == 1 {
