@@ -134,6 +134,35 @@ pub fn enrol(link: &str) -> String {
         .to_string()
 }
 
+/// Enrols a standby link as `serve --standby-of` does, by the link's id
+/// with a proof of the key made from `seed` (outside tester insider-rt11
+/// H1: a standby link is no plain link); the device token.
+pub fn enrol_standby(link: &str, seed: [u8; 32]) -> String {
+    use ed25519_dalek::Signer;
+    let sha = |s: &str| -> [u8; 32] {
+        ring::digest::digest(&ring::digest::SHA256, s.as_bytes())
+            .as_ref()
+            .try_into()
+            .expect("32 bytes")
+    };
+    let hexs = |b: &[u8]| -> String { b.iter().map(|x| format!("{x:02x}")).collect() };
+    let (base, code) = link.rsplit_once('/').expect("an enrolment link");
+    let id = hexs(&sha(&format!("madoguchi-standby-link-id-v1\n{code}")));
+    let link_key = ed25519_dalek::SigningKey::from_bytes(&sha(&format!(
+        "madoguchi-standby-link-key-v1\n{code}"
+    )));
+    let key = hexs(
+        &ed25519_dalek::SigningKey::from_bytes(&seed)
+            .verifying_key()
+            .to_bytes(),
+    );
+    let proof = link_key.sign(format!("madoguchi-standby-key-v1\n{id}\n{key}").as_bytes());
+    enrol(&format!(
+        "{base}/{id}?as=standby&key={key}&proof={}",
+        hexs(&proof.to_bytes())
+    ))
+}
+
 /// A command sent with a device's token (as a kiosk sends it).
 pub fn device_cmd(base: &str, token: &str, body: Value) -> (StatusCode, Value) {
     let r = Client::builder()
@@ -706,9 +735,25 @@ struct Cable {
     /// The standby's bytes to the primary are dropped (a one-way cut).
     deaf: std::sync::Arc<std::sync::atomic::AtomicBool>,
     open: std::sync::Arc<std::sync::Mutex<Vec<std::net::TcpStream>>>,
+    /// What crossed it towards the primary, as an on-path sniffer sees it
+    /// (the first 4 MB; outside tester insider-rt11 M1, H2).
+    heard: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
 }
 
 impl Cable {
+    /// The replication request lines that crossed the cable (path and
+    /// query, as sent), oldest first.
+    fn replication_lines(&self) -> Vec<String> {
+        let heard = self.heard.lock().map(|h| h.clone()).unwrap_or_default();
+        String::from_utf8_lossy(&heard)
+            .lines()
+            .filter_map(|l| l.strip_prefix("GET "))
+            .filter_map(|l| l.split(' ').next())
+            .filter(|p| p.starts_with("/api/replication"))
+            .map(str::to_string)
+            .collect()
+    }
+
     fn to(target: &str) -> Cable {
         use std::sync::atomic::Ordering;
         let target = target.trim_start_matches("http://").to_string();
@@ -717,7 +762,8 @@ impl Cable {
         let cut = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let open = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         let deaf = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let (c, o, d) = (cut.clone(), open.clone(), deaf.clone());
+        let heard = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (c, o, d, h) = (cut.clone(), open.clone(), deaf.clone(), heard.clone());
         std::thread::spawn(move || {
             for inbound in listener.incoming() {
                 let Ok(inbound) = inbound else { break };
@@ -737,6 +783,7 @@ impl Cable {
                 }
                 for (up, pair) in pairs.into_iter().enumerate() {
                     let deaf = (up == 0).then(|| d.clone());
+                    let heard = (up == 0).then(|| h.clone());
                     if let (Ok(mut from), Ok(mut to)) = pair {
                         std::thread::spawn(move || {
                             use std::io::{Read, Write};
@@ -747,6 +794,11 @@ impl Cable {
                                 }
                                 if deaf.as_ref().is_some_and(|d| d.load(Ordering::SeqCst)) {
                                     continue;
+                                }
+                                if let Some(Ok(mut h)) = heard.as_ref().map(|h| h.lock()) {
+                                    if h.len() < 4 << 20 {
+                                        h.extend_from_slice(&buf[..n]);
+                                    }
                                 }
                                 if to.write_all(&buf[..n]).is_err() {
                                     break;
@@ -763,6 +815,7 @@ impl Cable {
             cut,
             deaf,
             open,
+            heard,
         }
     }
 
@@ -1813,7 +1866,7 @@ fn a_second_standby_is_refused_with_the_way_to_replace_it() {
         json!({"name": "standby-2", "role": "standby"}),
     );
     assert_eq!(st, StatusCode::OK, "after revoking: {v}");
-    let token = enrol(v["enrol_url"].as_str().expect("link"));
+    let token = enrol_standby(v["enrol_url"].as_str().expect("link"), [3; 32]);
     assert_eq!(whoami(&e.primary.base, &token), StatusCode::OK);
     let (st, v) = admin_send(
         &e.primary,
@@ -2936,9 +2989,9 @@ fn signed_replication(
     use ed25519_dalek::Signer;
     let key = ed25519_dalek::SigningKey::from_bytes(&seed);
     let kind = if refused {
-        "madoguchi-replication-refused-v1"
+        "madoguchi-replication-refused-v2\n"
     } else {
-        "madoguchi-replication-v1"
+        "madoguchi-replication-v2\n"
     };
     let sig = key.sign(format!("{kind}\n0\n\n").as_bytes());
     let hexs = |b: &[u8]| -> String { b.iter().map(|x| format!("{x:02x}")).collect() };
@@ -3237,5 +3290,339 @@ fn a_ticket_whose_acknowledgement_was_lost_is_listed_at_the_promotion() {
         page.contains("渡っていない可能性がある番号札") && page.contains("1003番"),
         "{page}"
     );
+    drop(cable);
+}
+
+/// A man in the middle of one standby enrolment (outside tester
+/// insider-rt11 H1): it swaps the standby's `key=` for its own, sends the
+/// rest on to the primary and keeps any device token in the answer.
+struct EnrolMitm {
+    addr: String,
+    /// The request paths it saw, as sent by the standby.
+    seen: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    /// A device token the primary gave it.
+    token: std::sync::Arc<std::sync::Mutex<Option<String>>>,
+}
+
+fn enrol_mitm(primary: &str, key: String) -> EnrolMitm {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = format!("http://{}", listener.local_addr().expect("addr"));
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let token = std::sync::Arc::new(std::sync::Mutex::new(None));
+    let (s, t, primary) = (seen.clone(), token.clone(), primary.to_string());
+    std::thread::spawn(move || {
+        use std::io::Write;
+        for inbound in listener.incoming() {
+            let Ok(mut inbound) = inbound else { break };
+            let mut reader = BufReader::new(inbound.try_clone().expect("clone"));
+            let mut first = String::new();
+            if reader.read_line(&mut first).is_err() {
+                continue;
+            }
+            loop {
+                let mut l = String::new();
+                if reader.read_line(&mut l).map_or(true, |n| n == 0) || l.trim().is_empty() {
+                    break;
+                }
+            }
+            let path = first.split(' ').nth(1).unwrap_or("/").to_string();
+            s.lock().expect("seen").push(path.clone());
+            let (route, query) = path.split_once('?').unwrap_or((&path, ""));
+            let query: Vec<String> = query
+                .split('&')
+                .map(|p| {
+                    if p.starts_with("key=") {
+                        format!("key={key}")
+                    } else {
+                        p.to_string()
+                    }
+                })
+                .collect();
+            let swapped = format!("{route}?{}", query.join("&"));
+            let r = Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .expect("client")
+                .post(format!("{primary}{swapped}"))
+                .send()
+                .expect("to the primary");
+            let status = r.status();
+            let cookies: Vec<String> = r
+                .headers()
+                .get_all("set-cookie")
+                .iter()
+                .filter_map(|v| v.to_str().ok().map(str::to_string))
+                .collect();
+            if let Some(tok) = cookies
+                .iter()
+                .find_map(|c| c.strip_prefix("madoguchi_device="))
+                .and_then(|c| c.split(';').next())
+            {
+                *t.lock().expect("token") = Some(tok.to_string());
+            }
+            let body = r.text().unwrap_or_default();
+            let mut head = format!(
+                "HTTP/1.1 {} x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n",
+                status.as_u16(),
+                body.len()
+            );
+            for c in &cookies {
+                head.push_str(&format!("Set-Cookie: {c}\r\n"));
+            }
+            let _ = inbound.write_all(format!("{head}\r\n{body}").as_bytes());
+        }
+    });
+    EnrolMitm { addr, seen, token }
+}
+
+/// Outside tester insider-rt11 H1 and L2 (issue 24, R9, R11): a man in
+/// the middle of the standby's enrolment swapped in his own key, the
+/// primary bound it and gave him the token in clear (58 numbers twice once
+/// he re-signed the standby's requests); a standby link also enrolled from
+/// a plain `POST /enrol/CODE`. Now the code never crosses the wire (the
+/// standby names its link by a hash of it) and the key comes with a proof
+/// only the code's holder can make: the swapped key is refused, nothing is
+/// bound, no token given, the link stays unused; a plain POST of a standby
+/// link is refused saying to use `--enrol-link`; a link from before proofs
+/// says to make a new one.
+#[test]
+fn a_man_in_the_middle_at_the_standby_enrolment_binds_no_key_and_gets_no_token() {
+    let e = enrolled_primary();
+    let pdata = data_of(&e.primary);
+    let hexs = |b: &[u8]| -> String { b.iter().map(|x| format!("{x:02x}")).collect() };
+    let attacker = hexs(
+        &ed25519_dalek::SigningKey::from_bytes(&[5; 32])
+            .verifying_key()
+            .to_bytes(),
+    );
+    let standby_link = || -> String {
+        let (st, v) = admin_send(
+            &e.primary,
+            "/api/devices",
+            json!({"name": "standby-1", "role": "standby"}),
+        );
+        assert_eq!(st, StatusCode::OK, "{v}");
+        v["enrol_url"].as_str().expect("link").to_string()
+    };
+    let post = |url: &str| -> (StatusCode, Value) {
+        let r = Server::client().post(url).send().expect("enrol");
+        (r.status(), r.json().unwrap_or(Value::Null))
+    };
+    // A link from before proofs (what checks its proof is not there).
+    let old = standby_link();
+    let _ = std::fs::remove_file(pdata.join("standby-links.json"));
+    let (st, v) = post(&old);
+    // Old code: 303, the link used by a plain POST.
+    assert_eq!(st, StatusCode::CONFLICT, "{v}");
+    assert_eq!(v["error"]["code"], "standby_link_old", "{v}");
+    let link = standby_link();
+    // L2: a plain POST (a browser's button), and an old standby's form.
+    for url in [link.clone(), format!("{link}?as=standby&key={attacker}")] {
+        let (st, v) = post(&url);
+        assert_eq!(st, StatusCode::CONFLICT, "{url}: {v}");
+        assert_eq!(v["error"]["code"], "standby_link_needs_enrol_link", "{v}");
+        let ja = v["error"]["message_ja"].as_str().unwrap_or_default();
+        assert!(ja.contains("--enrol-link"), "{ja}");
+    }
+    // H1: the standby enrols through the man in the middle.
+    let mitm = enrol_mitm(&e.primary.base, attacker.clone());
+    let through = link.replace(&e.primary.base, &mitm.addr);
+    let dir = tempfile::tempdir().expect("tmp");
+    let out = exits_within(
+        standby_command(&dir.path().join("s"), &e.primary.base, &through),
+        30,
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "enrolled with a swapped key: {stderr}"
+    );
+    assert!(stderr.contains("書き換えられた"), "{stderr}");
+    let code = link.rsplit('/').next().expect("code");
+    let seen = mitm.seen.lock().expect("seen").clone();
+    assert!(!seen.is_empty());
+    assert!(
+        seen.iter().all(|p| !p.contains(code)),
+        "old code: the link's code crossed the wire: {seen:?}"
+    );
+    assert_eq!(
+        *mitm.token.lock().expect("token"),
+        None,
+        "old code: the man in the middle read the standby's token"
+    );
+    let keys = std::fs::read_to_string(pdata.join("standby-link-keys.json")).unwrap_or_default();
+    assert!(
+        !keys.contains(&attacker),
+        "old code: the man in the middle's key was bound: {keys}"
+    );
+    // The link was not used: the standby enrols with it on a clean line.
+    let standby = Server::start_args(
+        None,
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--standby-of",
+            &e.primary.base,
+            "--enrol-link",
+            &link,
+        ],
+    );
+    sign_in_once_followed(&e.primary, &standby, "admin", &e.primary.admin_password, 30)
+        .expect("the accounts never arrived");
+}
+
+/// Outside tester insider-rt11 M1, H2 and L4 (issue 24, R9, R11): a signed
+/// replication request sniffed on the LAN and sent again minutes later
+/// with the token read every password hash and all records; a signed
+/// `refused=true` sniffed at one revocation, sent again, lifted a later
+/// revocation's hold (3, 4, 5 given twice); an admin session read every
+/// password hash. Now every signed request carries a single-use nonce the
+/// primary handed out: sent again it gets a new nonce only; an admin reads
+/// records only.
+#[test]
+fn a_sniffed_signed_request_or_refusal_sent_again_reads_and_lifts_nothing() {
+    let e = enrolled_primary();
+    let cable = Cable::to(&e.primary.base);
+    let standby = pair(&e, &cable.addr);
+    let token = std::fs::read_to_string(data_of(&standby).join("standby-token")).expect("token");
+    let token = token.trim().to_string();
+    // L4.
+    let (c, _) = e.primary.admin();
+    let body = c
+        .get(e.primary.url("/api/replication?after=0"))
+        .send()
+        .expect("replication")
+        .text()
+        .unwrap_or_default();
+    assert!(body.contains("\"records\""), "{body}");
+    assert!(
+        !body.contains("argon2") && !body.contains("\"accounts\""),
+        "old code: an admin read every password hash: {body}"
+    );
+    let again = |line: &str| -> (StatusCode, String) {
+        let r = Server::client()
+            .get(format!("{}{line}", e.primary.base))
+            .bearer_auth(&token)
+            .timeout(Duration::from_secs(20))
+            .send()
+            .expect("replay");
+        (r.status(), r.text().unwrap_or_default())
+    };
+    // M1: the standby's own signed lines, sent again.
+    let lines = cable.replication_lines();
+    let signed: Vec<&String> = lines.iter().filter(|l| l.contains("sig=")).collect();
+    assert!(!signed.is_empty(), "{lines:?}");
+    for line in signed.iter().take(4) {
+        let (st, body) = again(line);
+        assert!(
+            !body.contains("argon2") && !body.contains("\"accounts\""),
+            "old code: 200 with every password hash: {st} {body}"
+        );
+        assert_eq!(st, StatusCode::PRECONDITION_REQUIRED, "{line}: {body}");
+        assert!(body.contains("link_nonce_needed"), "{body}");
+    }
+    // The standby follows on, unharmed by the replays.
+    let (st, v) = issue(&e.primary.base, &e.kiosk);
+    assert_eq!(st, StatusCode::OK, "{v}");
+    // H2: revoked while connected, the standby says it knows (signed),
+    // enabled again it follows again.
+    let (st, v) = admin_send(
+        &e.primary,
+        "/api/devices/standby-1/disabled",
+        json!({"disabled": true}),
+    );
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let refused_file = data_of(&standby).join("standby-refused");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !refused_file.exists() {
+        assert!(Instant::now() < deadline, "the refusal was never noted");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (st, v) = issue_until(&e.primary.base, &e.kiosk, "", 15);
+    assert_eq!(st, StatusCode::OK, "the standby's own word lifts it: {v}");
+    let (st, v) = admin_send(
+        &e.primary,
+        "/api/devices/standby-1/disabled",
+        json!({"disabled": false}),
+    );
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (st, v) = issue(&e.primary.base, &e.kiosk);
+        if st == StatusCode::OK && !refused_file.exists() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never followed again: {v}");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let refusals: Vec<String> = cable
+        .replication_lines()
+        .into_iter()
+        .filter(|l| l.contains("refused=true") && l.contains("sig="))
+        .collect();
+    assert!(!refusals.is_empty());
+    // Cut off, revoked again: held until the standby itself knows.
+    cable.cut();
+    let (st, v) = admin_send(
+        &e.primary,
+        "/api/devices/standby-1/disabled",
+        json!({"disabled": true}),
+    );
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let (_, v) = issue_until(&e.primary.base, &e.kiosk, "revoked_standby_unconfirmed", 15);
+    assert_eq!(v["error"]["code"], "revoked_standby_unconfirmed", "{v}");
+    for line in &refusals {
+        again(line);
+    }
+    let (st, v) = issue(&e.primary.base, &e.kiosk);
+    assert_eq!(
+        v["error"]["code"], "revoked_standby_unconfirmed",
+        "old code: 200, a refusal sent again lifted the hold: {st} {v}"
+    );
+    drop(cable);
+}
+
+/// Outside tester insider-rt11 M3 (issue 24, R10): a ticket the old
+/// primary answered `no_standby_lease` whose record still reached the
+/// standby (its acknowledgement was lost) waits on the promoted machine;
+/// the old primary knows for certain it was never handed out, yet its
+/// rejoin listed only the diverged tail. Now the rejoin lists it too, with
+/// the step: cancel it on the new primary.
+#[test]
+fn a_rejoin_lists_a_ticket_the_new_primary_holds_that_was_never_handed_out() {
+    let mut e = enrolled_primary();
+    let data = data_of(&e.primary);
+    let cable = Cable::to(&e.primary.base);
+    let standby = pair(&e, &cable.addr);
+    let (st, v) = issue(&e.primary.base, &e.kiosk);
+    assert_eq!(st, StatusCode::OK, "{v}");
+    cable.deafen();
+    let (st, v) = issue(&e.primary.base, &e.kiosk);
+    assert_eq!(v["error"]["code"], "no_standby_lease", "{st} {v}");
+    assert_eq!(promote(&standby)["epoch"], 1);
+    e.primary.stop();
+    let (st, v) = admin_send(
+        &standby,
+        "/api/devices",
+        json!({"name": "standby-2", "role": "standby"}),
+    );
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let link = v["enrol_url"].as_str().expect("link").to_string();
+    let rejoined = Office::start(
+        &data,
+        &[
+            "--standby-of",
+            &standby.base,
+            "--enrol-link",
+            &link,
+            "--rejoin",
+        ],
+    );
+    let listed = std::fs::read_to_string(data.join("diverged-tickets.txt")).expect("listing");
+    assert!(
+        listed.contains("1003番") && listed.contains("新しい主機で取消し"),
+        "old code: the ticket waiting on the new primary is not listed: {listed}"
+    );
+    drop(rejoined);
     drop(cable);
 }

@@ -716,6 +716,12 @@ pub async fn new_device(
             Some(&caller.name),
         )
         .map_err(|e| ApiError::Internal(format!("{e:#}")))?;
+    if d.role == Role::Standby {
+        // What checks the standby's proof of its key (insider-rt11 H1):
+        // the code itself is not kept.
+        super::link_key::remember_link(&app.data, &code, &app.auth.enrolment_hashes())
+            .map_err(|e| ApiError::Internal(format!("cannot keep the standby link: {e}")))?;
+    }
     for old in &withdrawn {
         audit_change(
             &app,
@@ -1226,6 +1232,107 @@ pub struct EnrolAs {
     /// token it is given (`link_key.rs`, outside tester insider-rt10 N2).
     #[serde(default)]
     key: Option<String>,
+    /// A standby's proof that it holds the link's code, bound to `key`
+    /// (`link_key::link_proof`); with it the path names the link by its id,
+    /// never by its code (outside tester insider-rt11 H1).
+    #[serde(default)]
+    proof: Option<String>,
+}
+
+/// A standby link opened as a plain link (a browser, or a standby from
+/// before proofs): refused unused (outside tester insider-rt11 L2).
+fn standby_link_needs_enrol_link() -> ApiError {
+    ApiError::Plain {
+        status: StatusCode::CONFLICT,
+        code: "standby_link_needs_enrol_link",
+        ja: "予備機の登録用リンクは、ブラウザーではなく予備機のサーバーが使います。予備機で「madoguchi serve --standby-of 主機のアドレス --enrol-link このリンク」を実行してください（リンクはまだ使われていません）".into(),
+        en: "a standby link is used by the standby's server, not a browser: start the standby with `madoguchi serve --standby-of PRIMARY --enrol-link THIS_LINK` (the link is not used up)".into(),
+    }
+}
+
+/// A standby link made before proofs: nothing here can check its proof.
+fn standby_link_old() -> ApiError {
+    ApiError::Plain {
+        status: StatusCode::CONFLICT,
+        code: "standby_link_old",
+        ja: "この予備機の登録用リンクは以前の版で作られたため、使えません。管理画面の「端末」で予備機の登録用リンクを作り直し、そのリンクで予備機を起動してください".into(),
+        en: "this standby link was made by an older version and cannot be used: make a new standby link on /admin (端末) and start the standby with it".into(),
+    }
+}
+
+/// A standby's key whose proof does not hold: changed on the way.
+fn standby_proof_refused() -> ApiError {
+    ApiError::Plain {
+        status: StatusCode::FORBIDDEN,
+        code: "standby_link_proof_refused",
+        ja: "予備機の鍵が登録用リンクの証明と合いません。途中で要求が書き換えられた恐れがあります（リンクは使っていません）。管理者に連絡してください".into(),
+        en: "the standby's key does not match the link's proof: the request may have been changed on the way (the link was not used); tell an administrator".into(),
+    }
+}
+
+/// Which enrolment a `POST /enrol/{code}` uses, by the code's hash. A
+/// standby names its link by [`super::link_key::link_id`] and proves its
+/// key with the code (insider-rt11 H1); a standby link's code sent as it
+/// is enrols nothing (L2), and a standby link from before proofs is
+/// refused with the way to make a new one.
+fn enrolment_asked(
+    app: &App,
+    addr: std::net::IpAddr,
+    code: &str,
+    want: &EnrolAs,
+) -> Result<String, ApiError> {
+    use super::auth::Code;
+    use super::link_key as lk;
+    let Some(proof) = want.proof.as_deref() else {
+        let hash = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(code.as_bytes()));
+        if let Some(Code::Open(_, Role::Standby)) = app.auth.enrolment_for_hashed(&hash) {
+            return Err(if lk::is_new_link(&app.data, &hash) {
+                standby_link_needs_enrol_link()
+            } else {
+                standby_link_old()
+            });
+        }
+        return Ok(hash);
+    };
+    let Some(key) = want.key.as_deref() else {
+        return Err(ApiError::BadRequest(
+            "a proof goes with the standby's key".into(),
+        ));
+    };
+    match lk::standby_link(&app.data, code).map_err(|e| ApiError::Internal(e.to_string()))? {
+        Some(link) if lk::proof_holds(&link, code, key, proof) => Ok(link.code_sha256),
+        Some(_) => {
+            app.auth.throttle.busy(addr);
+            app.faults.record(
+                "failover",
+                "a standby enrolment came with a key its link's proof does not bind: refused, the link was not used (the request may have been changed on the way) / 予備機の登録で、鍵が登録用リンクの証明と合いませんでした。リンクは使っていません（途中で書き換えられた恐れがあります）",
+            );
+            Err(standby_proof_refused())
+        }
+        None => {
+            // A kiosk's or display's link given to a standby: refused as
+            // such, unused (outside tester N2).
+            if let Some(role) = app
+                .auth
+                .role_of_link_id(code)
+                .filter(|r| *r != Role::Standby)
+            {
+                return Err(super::auth::wrong_link(role, Role::Standby));
+            }
+            app.auth.throttle.busy(addr);
+            let old = app.auth.enrolment_hashes().iter().any(|h| {
+                matches!(
+                    app.auth.enrolment_for_hashed(h),
+                    Some(Code::Open(_, Role::Standby))
+                ) && !lk::is_new_link(&app.data, h)
+            });
+            Err(if old {
+                standby_link_old()
+            } else {
+                unknown_enrolment()
+            })
+        }
+    }
 }
 
 /// `POST /enrol/{code}` (the button of [`enrol_page`]): makes this
@@ -1248,14 +1355,15 @@ pub async fn enrol(
         ));
     }
     let throttle = &app.auth.throttle;
+    let code_hash = enrolment_asked(&app, addr, &code, &want)?;
     // A link that would replace the standby of record's token is a
     // revocation of that standby: hold as a revocation does, before the
     // record changes (replay3 F1), and undo the hold if nothing changed.
-    let replaced = match app.auth.enrolment_for(&code) {
+    let replaced = match app.auth.enrolment_for_hashed(&code_hash) {
         Some(super::auth::Code::Open(name, _)) => hold_for_revoked(&app, &name)?,
         _ => None,
     };
-    let enrolled = app.auth.enrol(&code, want.role);
+    let enrolled = app.auth.enrol_hashed(&code_hash, want.role);
     if let (Err(_), Some(hash)) = (&enrolled, &replaced) {
         let _ = app.fence.revoked_gone(hash);
     }

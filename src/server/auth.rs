@@ -163,6 +163,11 @@ struct Enrolment {
     /// page lists every outstanding link with who made it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     made_by: Option<String>,
+    /// The link's id as a standby names it (`link_key::link_id`, never the
+    /// code: insider-rt11 H1), so a kiosk's or display's link given to a
+    /// standby is still refused as such, unused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    link_id: Option<String>,
 }
 
 /// An enrolment link that still enrols, as the devices page lists it
@@ -859,6 +864,7 @@ impl Auth {
             replaced_by: None,
             superseded: false,
             made_by: made_by.map(str::to_string),
+            link_id: Some(super::link_key::link_id(&code)),
         };
         self.with_enrolments(|e| {
             for older in e.iter_mut().filter(|o| o.name == stored.name) {
@@ -867,6 +873,24 @@ impl Auth {
             e.push(stored);
         })?;
         Ok(code)
+    }
+
+    /// The kind of the unexpired link a standby named by its id
+    /// ([`super::link_key::link_id`]), if this version made it.
+    pub fn role_of_link_id(&self, id: &str) -> Option<Role> {
+        self.with_enrolments(|list| {
+            list.iter()
+                .find(|e| e.link_id.as_deref() == Some(id))
+                .map(|e| e.role)
+        })
+        .ok()
+        .flatten()
+    }
+
+    /// The code hashes of every unexpired link, used or not replaced.
+    pub fn enrolment_hashes(&self) -> Vec<String> {
+        self.with_enrolments(|list| list.iter().map(|e| e.code_sha256.clone()).collect())
+            .unwrap_or_default()
     }
 
     /// Every link that would still enrol its device (unused, unexpired,
@@ -923,7 +947,12 @@ impl Auth {
     /// What an enrolment code is for, if it is an unexpired one (the code
     /// is not used up).
     pub fn enrolment_for(&self, code: &str) -> Option<Code> {
-        let hash = sha256_hex(code);
+        self.enrolment_for_hashed(&sha256_hex(code))
+    }
+
+    /// [`Self::enrolment_for`] by the code's hash (a standby sends only its
+    /// link id and proof, never the code: `link_key.rs`, insider-rt11 H1).
+    pub fn enrolment_for_hashed(&self, hash: &str) -> Option<Code> {
         let now = unix_now();
         self.with_enrolments(|list| {
             list.iter()
@@ -944,12 +973,21 @@ impl Auth {
     /// Uses an enrolment code: stores the new device and returns its token,
     /// role and name. With `expect`, a code for another role is refused
     /// and not used up (a standby started with a kiosk's link, N2).
+    #[cfg(test)]
     pub fn enrol(
         &self,
         code: &str,
         expect: Option<Role>,
     ) -> Result<(String, Role, String), ApiError> {
-        let hash = sha256_hex(code);
+        self.enrol_hashed(&sha256_hex(code), expect)
+    }
+
+    /// [`Self::enrol`] by the code's hash (`link_key.rs`, insider-rt11 H1).
+    pub fn enrol_hashed(
+        &self,
+        hash: &str,
+        expect: Option<Role>,
+    ) -> Result<(String, Role, String), ApiError> {
         let e = self
             .with_enrolments(|list| {
                 let at = list.iter().position(|e| e.code_sha256 == hash)?;

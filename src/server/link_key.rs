@@ -41,17 +41,162 @@ pub const KEY_FILE: &str = "standby-key";
 /// The primary's public keys per standby token hash.
 pub const KEYS_FILE: &str = "standby-link-keys.json";
 
-/// What a replication request signs.
-pub fn message(after: u64, hash: &str, lease: &str) -> String {
-    format!("madoguchi-replication-v1\n{after}\n{hash}\n{lease}")
+/// What a replication request signs: the primary's single-use nonce
+/// first (outside tester insider-rt11 M1: a sniffed signed request,
+/// replayed minutes later, read every password hash), then the position,
+/// hash and lease echo.
+pub fn message(nonce: &str, after: u64, hash: &str, lease: &str) -> String {
+    format!("madoguchi-replication-v2\n{nonce}\n{after}\n{hash}\n{lease}")
 }
 
 /// What a standby that wrote down its primary's refusal signs with
 /// `refused=true` (outside tester insider-rt10 N1): the refusal is the
 /// standby's own statement, so a sniffed request of another kind cannot
-/// be turned into one.
-pub fn refused_message(after: u64, hash: &str, lease: &str) -> String {
-    format!("madoguchi-replication-refused-v1\n{after}\n{hash}\n{lease}")
+/// be turned into one; with the nonce the primary handed out with its
+/// 401/403, so a refusal recorded once lifts no later revocation
+/// (insider-rt11 H2: 3, 4, 5 given twice).
+pub fn refused_message(nonce: &str, after: u64, hash: &str, lease: &str) -> String {
+    format!("madoguchi-replication-refused-v2\n{nonce}\n{after}\n{hash}\n{lease}")
+}
+
+/// The answer header that carries the next nonce for a standby's token.
+pub const NONCE_HEADER: &str = "madoguchi-link-nonce";
+
+/// How many unused nonces a token keeps: a lost answer or a replay that
+/// got a nonce of its own does not at once void the standby's.
+const NONCES_KEPT: usize = 4;
+
+/// Nonces handed out per standby token hash, in memory: a restart voids
+/// them all, and the standby's next request is answered with a new one.
+static NONCES: std::sync::Mutex<BTreeMap<String, std::collections::VecDeque<String>>> =
+    std::sync::Mutex::new(BTreeMap::new());
+
+/// Primary: a new single-use nonce for the token hash `token`.
+pub fn issue_nonce(token: &str) -> String {
+    let nonce = hex::encode(rand::random::<[u8; 16]>());
+    let mut all = NONCES.lock().unwrap_or_else(|p| p.into_inner());
+    let kept = all.entry(token.to_string()).or_default();
+    kept.push_back(nonce.clone());
+    while kept.len() > NONCES_KEPT {
+        kept.pop_front();
+    }
+    nonce
+}
+
+/// Primary: uses up `nonce` for `token`; whether it was handed out and
+/// not used yet. Every nonce handed out before it is void too (the
+/// standby uses them in order), so a request held back on the wire and
+/// sent later is stale.
+pub fn take_nonce(token: &str, nonce: Option<&str>) -> bool {
+    let Some(nonce) = nonce.filter(|n| !n.is_empty()) else {
+        return false;
+    };
+    let mut all = NONCES.lock().unwrap_or_else(|p| p.into_inner());
+    let Some(kept) = all.get_mut(token) else {
+        return false;
+    };
+    match kept.iter().position(|n| n == nonce) {
+        Some(at) => {
+            kept.drain(..=at);
+            true
+        }
+        None => false,
+    }
+}
+
+/// The id a standby sends for its link instead of the link's code
+/// (outside tester insider-rt11 H1: the code crossed the LAN in clear in
+/// the enrolment request, and a man in the middle swapped in his own key).
+/// A one-way hash: an observer learns nothing that enrols or binds.
+pub fn link_id(code: &str) -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(Sha256::digest(
+        format!("madoguchi-standby-link-id-v1\n{code}").as_bytes(),
+    ))
+}
+
+/// The key only the holder of the link's code can make (domain-separated
+/// from [`link_id`] and from the code's stored hash).
+fn link_signer(code: &str) -> SigningKey {
+    use sha2::{Digest, Sha256};
+    let seed: [u8; 32] =
+        Sha256::digest(format!("madoguchi-standby-link-key-v1\n{code}").as_bytes()).into();
+    SigningKey::from_bytes(&seed)
+}
+
+fn key_binding(id: &str, key: &str) -> String {
+    format!("madoguchi-standby-key-v1\n{id}\n{key}")
+}
+
+/// Standby: the proof that the link key `key` (hex) is sent by the holder
+/// of the link's code: a signature with the code's own key over the link
+/// id and the link key. An observer cannot make one for another key.
+pub fn link_proof(code: &str, key: &str) -> String {
+    let id = link_id(code);
+    hex::encode(
+        link_signer(code)
+            .sign(key_binding(&id, key).as_bytes())
+            .to_bytes(),
+    )
+}
+
+/// The primary's file of standby links made by this version: per link id,
+/// the code's stored hash and the public half of the code's key (nothing
+/// in it enrols or proves anything: no code, no secret).
+pub const LINKS_FILE: &str = "standby-links.json";
+
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct StandbyLink {
+    /// `sha256(code)`, as the enrolment is kept (`auth.rs`).
+    pub code_sha256: String,
+    /// The public half of [`link_signer`], in hex.
+    pub public: String,
+}
+
+fn load_links(data: &Path) -> std::io::Result<BTreeMap<String, StandbyLink>> {
+    match std::fs::read_to_string(data.join(LINKS_FILE)) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(BTreeMap::new()),
+        Err(e) => Err(e),
+        Ok(t) => serde_json::from_str(&t)
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string())),
+    }
+}
+
+/// Primary, when an admin makes a standby link: keeps what checks the
+/// standby's proof ([`StandbyLink`]). Links whose enrolment is gone are
+/// dropped (`live`: the code hashes still kept).
+pub fn remember_link(data: &Path, code: &str, live: &[String]) -> std::io::Result<()> {
+    use sha2::{Digest, Sha256};
+    let _kept = KEEP.lock().unwrap_or_else(|p| p.into_inner());
+    let mut links = load_links(data).unwrap_or_default();
+    let code_sha256 = hex::encode(Sha256::digest(code.as_bytes()));
+    links.retain(|_, l| live.contains(&l.code_sha256) && l.code_sha256 != code_sha256);
+    links.insert(
+        link_id(code),
+        StandbyLink {
+            code_sha256,
+            public: public_hex(&link_signer(code)),
+        },
+    );
+    let text = serde_json::to_string_pretty(&links).unwrap_or_default();
+    write_private(&data.join(LINKS_FILE), &text)
+}
+
+/// Primary: the standby link with this id, if this version made it.
+pub fn standby_link(data: &Path, id: &str) -> std::io::Result<Option<StandbyLink>> {
+    let _kept = KEEP.lock().unwrap_or_else(|p| p.into_inner());
+    Ok(load_links(data)?.get(id).cloned())
+}
+
+/// Whether a standby link made by this version has this code hash.
+pub fn is_new_link(data: &Path, code_sha256: &str) -> bool {
+    let _kept = KEEP.lock().unwrap_or_else(|p| p.into_inner());
+    load_links(data).is_ok_and(|l| l.values().any(|l| l.code_sha256 == code_sha256))
+}
+
+/// Primary: whether `proof` binds `key` for the link `link`.
+pub fn proof_holds(link: &StandbyLink, id: &str, key: &str, proof: &str) -> bool {
+    verify(&link.public, proof, &key_binding(id, key)).is_ok()
 }
 
 /// Writes `text` to `path` readable by its owner only (0600), atomically.
@@ -139,8 +284,14 @@ pub fn forget(data: &Path) -> std::io::Result<()> {
 }
 
 /// Standby: `(public key, signature)` in hex for one request.
-pub fn sign(key: &SigningKey, after: u64, hash: &str, lease: &str) -> (String, String) {
-    sign_text(key, &message(after, hash, lease))
+pub fn sign(
+    key: &SigningKey,
+    nonce: &str,
+    after: u64,
+    hash: &str,
+    lease: &str,
+) -> (String, String) {
+    sign_text(key, &message(nonce, after, hash, lease))
 }
 
 /// Standby: `(public key, signature)` in hex of `msg`.
@@ -298,8 +449,8 @@ mod tests {
         let dir = tempfile::tempdir().expect("tmp");
         std::fs::write(dir.path().join(KEYS_FILE), "{\"t\": \"ab").expect("torn");
         let a = SigningKey::from_bytes(&[1; 32]);
-        let msg = message(5, "ab", "g-1");
-        let (ka, sa) = sign(&a, 5, "ab", "g-1");
+        let msg = message("n", 5, "ab", "g-1");
+        let (ka, sa) = sign(&a, "n", 5, "ab", "g-1");
         let got = check(dir.path(), "t", Some(&ka), Some(&sa), &msg);
         assert!(got.is_err(), "{got:?}");
     }
@@ -309,10 +460,10 @@ mod tests {
         let dir = tempfile::tempdir().expect("tmp");
         let a = SigningKey::from_bytes(&[1; 32]);
         let b = SigningKey::from_bytes(&[2; 32]);
-        let msg = message(5, "ab", "g-1");
-        let (ka, sa) = sign(&a, 5, "ab", "g-1");
-        let (kb, sb) = sign(&b, 5, "ab", "g-1");
-        let refused = refused_message(5, "ab", "g-1");
+        let msg = message("n", 5, "ab", "g-1");
+        let (ka, sa) = sign(&a, "n", 5, "ab", "g-1");
+        let (kb, sb) = sign(&b, "n", 5, "ab", "g-1");
+        let refused = refused_message("n", 5, "ab", "g-1");
         let (kr, sr) = sign_text(&b, &refused);
         // Nothing kept: a signed refusal counts for nothing, and keeps
         // nothing.
@@ -339,15 +490,15 @@ mod tests {
         let dir = tempfile::tempdir().expect("tmp");
         let a = SigningKey::from_bytes(&[1; 32]);
         let b = SigningKey::from_bytes(&[2; 32]);
-        let msg = message(5, "ab", "g-1");
-        let (ka, sa) = sign(&a, 5, "ab", "g-1");
-        let (kb, sb) = sign(&b, 5, "ab", "g-1");
+        let msg = message("n", 5, "ab", "g-1");
+        let (ka, sa) = sign(&a, "n", 5, "ab", "g-1");
+        let (kb, sb) = sign(&b, "n", 5, "ab", "g-1");
         let c = |k: &str, s: &str| check(dir.path(), "t", Some(k), Some(s), &msg).expect("check");
         assert_eq!(c(&ka, &sa), Checked::Registered);
         assert_eq!(c(&ka, &sa), Checked::Signed);
         assert_eq!(c(&kb, &sb), Checked::Unsigned("other_key"));
         assert_eq!(c(&ka, &sb), Checked::Unsigned("bad_signature"));
-        let other = message(6, "ab", "g-1");
+        let other = message("n", 6, "ab", "g-1");
         assert_eq!(
             check(dir.path(), "t", Some(&ka), Some(&sa), &other).expect("check"),
             Checked::Unsigned("bad_signature")
@@ -356,5 +507,42 @@ mod tests {
             check(dir.path(), "t", None, None, &msg).expect("check"),
             Checked::Unsigned("unsigned")
         );
+    }
+
+    #[test]
+    fn a_link_proof_binds_one_key_and_only_the_codes_holder_makes_one() {
+        // Outside tester insider-rt11 H1.
+        let dir = tempfile::tempdir().expect("tmp");
+        remember_link(dir.path(), "code-1", &[]).expect("remember");
+        let id = link_id("code-1");
+        assert_ne!(id, "code-1");
+        let link = standby_link(dir.path(), &id).expect("read").expect("kept");
+        let text = std::fs::read_to_string(dir.path().join(LINKS_FILE)).expect("file");
+        assert!(!text.contains("code-1"), "{text}");
+        let ours = public_hex(&SigningKey::from_bytes(&[1; 32]));
+        let theirs = public_hex(&SigningKey::from_bytes(&[2; 32]));
+        let proof = link_proof("code-1", &ours);
+        assert!(proof_holds(&link, &id, &ours, &proof));
+        // The same proof with another key, or a proof from another code.
+        assert!(!proof_holds(&link, &id, &theirs, &proof));
+        assert!(!proof_holds(
+            &link,
+            &id,
+            &theirs,
+            &link_proof("code-2", &theirs)
+        ));
+        assert!(is_new_link(dir.path(), &link.code_sha256));
+    }
+
+    #[test]
+    fn a_nonce_is_used_once_and_voids_the_ones_before_it() {
+        // Outside tester insider-rt11 M1, H2.
+        let a = issue_nonce("tok-n");
+        let b = issue_nonce("tok-n");
+        assert!(!take_nonce("tok-n", None));
+        assert!(!take_nonce("other", Some(&b)));
+        assert!(take_nonce("tok-n", Some(&b)));
+        assert!(!take_nonce("tok-n", Some(&b)), "used once");
+        assert!(!take_nonce("tok-n", Some(&a)), "older than one used");
     }
 }

@@ -20,6 +20,7 @@ use serde_json::Value;
 /// at least), so an empty answer means `seq` is beyond its log. Each answer's
 /// lease grant is echoed in the next question, so the new primary keeps
 /// taking commands while its new standby enrols and searches.
+#[allow(clippy::too_many_arguments)] // one request of the search, with its link state
 async fn same_at(
     http: &reqwest::Client,
     primary: &str,
@@ -28,33 +29,47 @@ async fn same_at(
     hash: &str,
     grant: &mut Option<String>,
     key: &ed25519_dalek::SigningKey,
+    nonce: &mut String,
 ) -> Result<bool> {
-    let lease = grant.clone().unwrap_or_default();
-    // Signed with the new standby's link key, as every request of a
-    // standby is (`link_key.rs`): this is also the request that registers it.
-    let (k, sig) = super::link_key::sign(key, seq, hash, &lease);
-    let url = format!(
-        "{primary}/api/replication?after={seq}&hash={hash}&lease={lease}&key={k}&sig={sig}"
-    );
-    let r = http
-        .get(&url)
-        .bearer_auth(token)
-        .send()
-        .await
-        .context("cannot reach the new primary")?;
-    match r.status() {
-        s if s.is_success() => {
-            let v: Value = r.json().await.context("the new primary's answer")?;
-            if let Some(g) = v["grant"].as_str() {
-                *grant = Some(g.to_string());
-            }
-            Ok(v["records"].as_array().is_some_and(|a| !a.is_empty()))
+    // A request without the new primary's nonce is answered with one only
+    // (insider-rt11 M1): at most twice.
+    for _ in 0..3 {
+        let lease = grant.clone().unwrap_or_default();
+        // Signed with the new standby's link key, as every request of a
+        // standby is (`link_key.rs`), with the nonce of the last answer.
+        let (k, sig) = super::link_key::sign(key, nonce, seq, hash, &lease);
+        let url = format!(
+            "{primary}/api/replication?after={seq}&hash={hash}&lease={lease}&key={k}&sig={sig}&nonce={nonce}"
+        );
+        let r = http
+            .get(&url)
+            .bearer_auth(token)
+            .send()
+            .await
+            .context("cannot reach the new primary")?;
+        if let Some(n) = r
+            .headers()
+            .get(super::link_key::NONCE_HEADER)
+            .and_then(|v| v.to_str().ok())
+        {
+            *nonce = n.to_string();
         }
-        reqwest::StatusCode::CONFLICT => Ok(false),
-        // Beyond the new primary's end: not held there.
-        reqwest::StatusCode::BAD_REQUEST => Ok(false),
-        s => anyhow::bail!("the new primary answered {s}"),
+        match r.status() {
+            reqwest::StatusCode::PRECONDITION_REQUIRED => continue,
+            s if s.is_success() => {
+                let v: Value = r.json().await.context("the new primary's answer")?;
+                if let Some(g) = v["grant"].as_str() {
+                    *grant = Some(g.to_string());
+                }
+                return Ok(v["records"].as_array().is_some_and(|a| !a.is_empty()));
+            }
+            reqwest::StatusCode::CONFLICT => return Ok(false),
+            // Beyond the new primary's end: not held there.
+            reqwest::StatusCode::BAD_REQUEST => return Ok(false),
+            s => anyhow::bail!("the new primary answered {s}"),
+        }
     }
+    anyhow::bail!("the new primary gave no usable nonce")
 }
 
 /// The folder's `LOCK`, taken: refused in plain words when a running
@@ -126,6 +141,7 @@ pub async fn prepare(
     // The last record both logs share: a binary search on the hash chain
     // (if two logs agree at a record they agree on everything before it).
     let mut grant = None;
+    let mut nonce = String::new();
     let (mut lo, mut hi) = (0usize, records.len());
     while lo < hi {
         let mid = (lo + hi).div_ceil(2);
@@ -138,6 +154,7 @@ pub async fn prepare(
             &hex(&r.hash()),
             &mut grant,
             &key,
+            &mut nonce,
         )
         .await?
         {
@@ -163,6 +180,18 @@ pub async fn prepare(
         parked.display(),
         lines.len()
     );
+    // Records both logs hold that this machine answered `no_standby_lease`
+    // (outside tester insider-rt11 M3): the new primary shows them waiting,
+    // yet no kiosk printed them. Certain here, so said as such: cancel them
+    // there.
+    for r in records[..lo].iter().filter(|r| refused.contains(&r.seq)) {
+        let body: Value = serde_json::from_slice(&r.payload).unwrap_or(Value::Null);
+        for e in body["events"].as_array().into_iter().flatten() {
+            if e["type"] == "ticket_issued" {
+                lines.push(held_line(r.seq, e, &body["at"]));
+            }
+        }
+    }
     if let Ok(host) = std::fs::read(data.join("host.toml")) {
         std::fs::write(fresh.join("host.toml"), host).context("cannot copy host.toml")?;
     }
@@ -221,6 +250,25 @@ fn refused_seqs(data: &Path) -> std::collections::BTreeSet<u64> {
         .lines()
         .filter_map(|l| l.trim().parse().ok())
         .collect()
+}
+
+/// A ticket both logs hold that this machine answered `no_standby_lease`:
+/// never handed out, but waiting on the new primary (insider-rt11 M3).
+fn held_line(seq: u64, e: &Value, at: &Value) -> String {
+    let when = at
+        .as_i64()
+        .and_then(chrono::DateTime::from_timestamp_millis)
+        .map(|t| {
+            t.with_timezone(&chrono::Local)
+                .format("%Y-%m-%d %H:%M:%S")
+                .to_string()
+        })
+        .unwrap_or_else(|| "時刻不明".to_string());
+    let category = e["category"].as_str().unwrap_or("?");
+    let number = &e["number"];
+    format!(
+        "記録 {seq}: {category} {number}番（{when}）— 発券機には「受付を止めています」と答えたため、この番号札は渡っていません。新しい主機では待っている番号として残っているので、新しい主機で取消しにしてください / record {seq}: ticket {number} ({category}) was answered no_standby_lease and never handed out, but the new primary holds it as waiting: cancel it there"
+    )
 }
 
 /// One ticket of the diverged tail, in Japanese with the time by this

@@ -225,6 +225,12 @@ pub struct Since {
     key: Option<String>,
     #[serde(default)]
     sig: Option<String>,
+    /// The single-use nonce the primary handed out in its last answer to
+    /// this token, signed with the rest (outside tester insider-rt11 M1,
+    /// H2: a sniffed signed request replayed read every password hash, a
+    /// sniffed signed refusal lifted a later revocation).
+    #[serde(default)]
+    nonce: Option<String>,
 }
 
 /// Where the last answer ended: its last record's number and hash, and the
@@ -354,21 +360,69 @@ fn note_witness(app: &Arc<App>, standby: &str, seq: u64, hash: &str) {
 }
 
 /// `GET /api/replication?after=N&hash=H`: the records after N, waiting a
-/// while for new ones when there are none.
+/// while for new ones when there are none. Every answer to a standby's
+/// token (a revoked one the primary waits for included) carries the next
+/// single-use nonce (`madoguchi-link-nonce`, and `nonce` in the JSON): the
+/// standby signs its next request with it, so a request or refusal sniffed
+/// on the LAN and sent again reads and changes nothing (insider-rt11 M1,
+/// H2).
 pub async fn serve(
     State(app): State<Arc<App>>,
     method: Method,
     headers: HeaderMap,
     Query(q): Query<Since>,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let token = super::auth::Auth::presented_token_hash(&headers);
+    let answer = answer(&app, &method, &headers, &q).await;
+    let next = token
+        .filter(|t| app.auth.standby_keys().contains(t) || app.fence.is_unconfirmed(t))
+        .map(|t| super::link_key::issue_nonce(&t));
+    let mut response = match answer {
+        Ok(Json(mut v)) => {
+            if let Some(n) = &next {
+                v["nonce"] = json!(n);
+            }
+            Json(v).into_response()
+        }
+        Err(e) => e.into_response(),
+    };
+    if let Some(n) = next.and_then(|n| axum::http::HeaderValue::from_str(&n).ok()) {
+        response
+            .headers_mut()
+            .insert(super::link_key::NONCE_HEADER, n);
+    }
+    response
+}
+
+/// A signed standby request without a nonce this primary handed out and
+/// has not seen used: a replay, a request from before a restart, or the
+/// standby's first. Answered with a new nonce only.
+pub const NONCE_NEEDED: &str = "link_nonce_needed";
+
+fn nonce_needed() -> ApiError {
+    ApiError::Plain {
+        status: StatusCode::PRECONDITION_REQUIRED,
+        code: NONCE_NEEDED,
+        ja: "この要求には主機が渡した使い捨ての番号（nonce）がないか、すでに使われています。記録は渡しません。新しい番号で要求し直してください".into(),
+        en: "this request carries no unused nonce from this primary: nothing is given; ask again with the new nonce".into(),
+    }
+}
+
+async fn answer(
+    app: &Arc<App>,
+    method: &Method,
+    headers: &HeaderMap,
+    q: &Since,
 ) -> Result<Json<Value>, ApiError> {
     let caller = match app
         .auth
-        .require(&method, &headers, &[Role::Standby, Role::Admin])
+        .require(method, headers, &[Role::Standby, Role::Admin])
     {
         Ok(c) => c,
         Err(e) => {
             if q.refused {
-                revoked_standby_knows(&app, &headers, &q);
+                revoked_standby_knows(app, headers, q);
             }
             return Err(e);
         }
@@ -385,7 +439,13 @@ pub async fn serve(
     // nothing: no lease, no acknowledgement, no behind hold (F10).
     let signed = caller.role == Role::Standby;
     if signed {
-        signed_by_standby(&app, &headers, &q, &caller.name)?;
+        signed_by_standby(app, headers, q, &caller.name)?;
+        // Fresh, or nothing: the nonce is used up here, before anything
+        // is read or renewed (M1, H2).
+        let token = super::auth::Auth::presented_token_hash(headers).unwrap_or_default();
+        if !super::link_key::take_nonce(&token, q.nonce.as_deref()) {
+            return Err(nonce_needed());
+        }
     }
     let mut commits = app.feed.subscribe();
     let mut accounts_changed = app.auth.subscribe();
@@ -396,7 +456,10 @@ pub async fn serve(
             .auth
             .carried()
             .map_err(|e| ApiError::Internal(e.to_string()))?;
-        let accounts = (q.accounts.as_deref() != Some(carried.digest().as_str()))
+        // Only to the standby of record's signed, fresh request: an admin
+        // reads records only (insider-rt11 L4: an admin session read every
+        // password hash here).
+        let accounts = (signed && q.accounts.as_deref() != Some(carried.digest().as_str()))
             .then(|| serde_json::to_value(&carried).unwrap_or(Value::Null));
         let a = app.clone();
         let hash = q.hash.clone();
@@ -451,7 +514,7 @@ pub async fn serve(
                     }
                 }
                 app.fence.ack(q.after);
-                note_witness(&app, &caller.name, q.after, h);
+                note_witness(app, &caller.name, q.after, h);
             }
         }
         if !recs.is_empty() || accounts.is_some() || attempt == 1 {
@@ -515,6 +578,7 @@ fn signed_by_standby(
         message
     };
     let msg = sign(
+        q.nonce.as_deref().unwrap_or_default(),
         q.after,
         q.hash.as_deref().unwrap_or_default(),
         q.lease.as_deref().unwrap_or_default(),
@@ -526,7 +590,7 @@ fn signed_by_standby(
             // gets here: said on /admin, with the way to bind it.
             app.faults.record(
                 "failover",
-                format!("the standby {name} was enrolled without a key: the first key that signed for its token is now its key (only its signed requests get records and renew the lease). If that was not this standby (its /admin says its key is refused), revoke it and enrol it again with a new link / 予備機 {name} は鍵なしで登録されていたため、最初に署名した鍵をこの予備機の鍵として登録しました。予備機の管理画面に「鍵が受け付けられません」と出るときは、取り消して新しい登録用リンクで登録し直してください"),
+                format!("no key was kept here for the standby {name} (it was enrolled before keys were bound, or this data folder was restored from a backup, which does not carry {keys}): the first key that signed for its token is now its key (only its signed requests get records and renew the lease). If that was not this standby (its /admin says its key is refused), revoke it and enrol it again with a new link / 予備機 {name} の鍵がこの主機に保存されていなかったため（鍵のない版で登録されたか、このデータフォルダをバックアップから戻したため）、最初に署名した鍵をこの予備機の鍵として登録しました。予備機の管理画面に「鍵が受け付けられません」と出るときは、取り消して新しい登録用リンクで登録し直してください", keys = super::link_key::KEYS_FILE),
             );
             Ok(())
         }
@@ -566,12 +630,25 @@ fn revoked_standby_knows(app: &App, headers: &HeaderMap, q: &Since) {
         return;
     }
     let msg = super::link_key::refused_message(
+        q.nonce.as_deref().unwrap_or_default(),
         q.after,
         q.hash.as_deref().unwrap_or_default(),
         q.lease.as_deref().unwrap_or_default(),
     );
     match super::link_key::verify_kept(&app.data, &hash, q.key.as_deref(), q.sig.as_deref(), &msg) {
-        Ok(true) => {}
+        // Fresh too: the nonce handed out with an answer to this token
+        // since the revocation (outside tester insider-rt11 H2: a refusal
+        // sniffed at an earlier revocation, replayed, lifted this one).
+        Ok(true) if super::link_key::take_nonce(&hash, q.nonce.as_deref()) => {}
+        Ok(true) => {
+            if app.fence.first_unproven("revoked standby stale refusal", 0) {
+                app.faults.record(
+                    "failover",
+                    "a revoked standby's signed refusal came without a fresh nonce (sent again from an earlier one?): it does not count, commands stay held until the standby itself says so or an admin confirms it is off / 取り消した予備機の「取り消しを知った」という要求が、使い捨ての番号なし（以前の要求の再送の恐れ）で届いたため数えません",
+                );
+            }
+            return;
+        }
         Ok(false) => {
             if app
                 .fence
@@ -1153,6 +1230,9 @@ async fn follow_while_standby(app: &Arc<App>, primary: &str, token: &str) -> Sto
         }
     };
     let mut reachable = true;
+    // Handed out by the primary with each answer (insider-rt11 M1, H2);
+    // none yet: the first request is answered with one.
+    let mut nonce = String::new();
     let mut refused = refused_here(&app.data).is_some();
     if let Ok(tail) = app.engine.read(|e| e.log().tail().next_seq - 1) {
         app.fence.start_answered(tail);
@@ -1167,6 +1247,7 @@ async fn follow_while_standby(app: &Arc<App>, primary: &str, token: &str) -> Sto
         };
         let held = app.auth.received_digest();
         let lease = app.fence.echo().unwrap_or_default();
+        let n = nonce.as_str();
         // Signed with this standby's own key: what renews the lease is
         // something a copy of the token cannot make (`link_key.rs`).
         // A refused standby's `refused=true` is its own statement, signed
@@ -1174,17 +1255,27 @@ async fn follow_while_standby(app: &Arc<App>, primary: &str, token: &str) -> Sto
         let (key, sig) = if refused {
             super::link_key::sign_text(
                 &link,
-                &super::link_key::refused_message(after, &hash, &lease),
+                &super::link_key::refused_message(n, after, &hash, &lease),
             )
         } else {
-            super::link_key::sign(&link, after, &hash, &lease)
+            super::link_key::sign(&link, n, after, &hash, &lease)
         };
         // `refused`: this standby has written the refusal down, so the
         // primary stops waiting for it (`fence.rs`).
         let url = format!(
-            "{primary}/api/replication?after={after}&hash={hash}&accounts={held}&lease={lease}&refused={refused}&key={key}&sig={sig}"
+            "{primary}/api/replication?after={after}&hash={hash}&accounts={held}&lease={lease}&refused={refused}&key={key}&sig={sig}&nonce={n}"
         );
         let answer = http.get(&url).bearer_auth(token).send().await;
+        // The next request's nonce, from any answer that has one (a 401
+        // or 403 too: a refused standby signs its refusal with it).
+        if let Some(next) = answer.as_ref().ok().and_then(|r| {
+            r.headers()
+                .get(super::link_key::NONCE_HEADER)
+                .and_then(|v| v.to_str().ok())
+                .filter(|v| v.len() <= 64 && v.bytes().all(|b| b.is_ascii_hexdigit()))
+        }) {
+            nonce = next.to_string();
+        }
         let answer =
             match read_answer(app, answer, primary, after, &mut refused, &mut reachable).await {
                 Asked::Answer(v) => {
@@ -1232,6 +1323,12 @@ async fn read_answer(
     reachable: &mut bool,
 ) -> Asked {
     match answer {
+        // A new nonce only (the first request, or one from before the
+        // primary's restart): asked again at once with it.
+        Ok(r) if r.status() == StatusCode::PRECONDITION_REQUIRED => {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            Asked::Again
+        }
         Ok(r) if r.status() == StatusCode::CONFLICT => {
             let code = r
                 .json::<Value>()
@@ -1403,7 +1500,10 @@ pub async fn token(data: &std::path::Path, enrol_link: Option<&str>) -> anyhow::
         }
         return Ok(t.trim().to_string());
     }
-    let link = enrol_link.context("a first start as standby needs --enrol-link (a standby enrolment link from the primary's admin)")?;
+    // Said in both languages, and true for a folder restored from a
+    // backup too (a backup carries no standby token: outside tester
+    // insider-rt11 L5).
+    let link = enrol_link.context("この予備機のデータフォルダには主機への登録がありません（初めての起動か、バックアップから戻したフォルダです）。主機の管理画面の「端末」で予備機の登録用リンクを作り、--enrol-link で指定して起動してください / this standby's data folder holds no enrolment with a primary (a first start, or a folder restored from a backup): make a standby link on the primary's admin (端末) and start with --enrol-link LINK")?;
     enrol(data, link).await
 }
 
@@ -1452,9 +1552,26 @@ async fn enrol(data: &std::path::Path, link: &str) -> anyhow::Result<String> {
     // stand-in holding a copy of the token (it crosses the LAN in the
     // answer) can sign first (outside tester insider-rt10 N2).
     let key = super::link_key::generate();
+    let public = super::link_key::public_hex(&key);
+    // The code never crosses the LAN (outside tester insider-rt11 H1: a
+    // man in the middle read it and bound his own key): the link is named
+    // by its id, and the key comes with a proof only the code's holder
+    // can make for it.
+    let code = url
+        .path_segments()
+        .and_then(|mut p| p.next_back())
+        .filter(|c| !c.is_empty())
+        .map(str::to_string)
+        .with_context(|| format!("--enrol-link is not an enrolment link (…/enrol/CODE): {link}"))?;
+    let proof = super::link_key::link_proof(&code, &public);
+    url.path_segments_mut()
+        .map_err(|()| anyhow::anyhow!("--enrol-link is not an enrolment link: {link}"))?
+        .pop()
+        .push(&super::link_key::link_id(&code));
     url.query_pairs_mut()
         .append_pair("as", "standby")
-        .append_pair("key", &super::link_key::public_hex(&key));
+        .append_pair("key", &public)
+        .append_pair("proof", &proof);
     let tls = url.scheme() == "https";
     let r = http.post(url).send().await.with_context(|| {
         if tls {
