@@ -1890,7 +1890,7 @@ fn an_unfinished_snapshot_file_is_no_damage() {
     assert!(!stderr.contains("set aside"), "{stderr}");
     let aside: Vec<String> = std::fs::read_dir(&data)
         .expect("dir")
-        .filter_map(|e| e.ok())
+        .flatten()
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .filter(|n| n.contains("damaged"))
         .collect();

@@ -1100,7 +1100,7 @@ impl Engine {
             // As long as the evidence, but another last record: the records
             // after a set-aside one were chained anew (`salvage.rs`).
             format!(
-                "record {} differs from the one the evidence saw (damaged records set aside before it)",
+                "record {} differs from the one the evidence saw (damaged records before it were set aside or stood in for)",
                 damage.record
             )
         } else {

@@ -350,7 +350,7 @@ fn infer_day_opened(
         }],
     };
     let mut trial = state.clone();
-    let mut trial_config = config.clone();
+    let trial_config = config.clone();
     for e in &body.events {
         trial.apply(&trial_config, at, e).ok()?;
     }
