@@ -571,6 +571,9 @@ pub struct Recovered {
     pub set_aside: Vec<SetAsideRecord>,
     /// How the records kept after damage were checked (seals, the mark).
     pub salvage_notes: Vec<String>,
+    /// What is known of the request ids of the unreadable records set
+    /// aside: from the request-id journal, or plainly unknown (F-P).
+    pub requests_note: Option<String>,
 }
 
 /// A record set aside by `recover --accept-damage`.
@@ -625,6 +628,7 @@ fn salvage_after(
     let mut out = Salvage::default();
     let mut damaged = Some((seq, path.to_path_buf(), offset, why.to_string()));
     let mut gaps = 0;
+    let mut runs: Vec<(u64, u64, Vec<u64>)> = Vec::new();
     while let Some((seq, path, offset, why)) = damaged.take() {
         gaps += 1;
         let Some(segment) = path
@@ -686,6 +690,7 @@ fn salvage_after(
                                 seq: lost_from,
                                 why: "does not match the segment's seal".into(),
                             });
+                            out.notes.extend(fold_runs(&runs));
                             return Ok(out);
                         }
                         sealed.push(seal.first);
@@ -708,22 +713,40 @@ fn salvage_after(
             Some(Piece::Kept(r)) => r.seq,
             _ => next_seq,
         };
-        out.notes.push(if sealed.is_empty() {
-            format!(
-                "records {next_seq}–{last} read (each CRC and link checked); kept but those set aside above / 記録 {next_seq}〜{last} を読んで確認し、上の退避分を除いて採用"
-            )
-        } else {
-            format!(
-                "records {next_seq}–{last} read (each CRC and link checked; the seals of segments {} match); kept but those set aside above / 記録 {next_seq}〜{last} を読んで確認（封印一致）し、上の退避分を除いて採用",
-                sealed
-                    .iter()
-                    .map(|s| s.to_string())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )
-        });
+        runs.push((next_seq, last, sealed));
     }
+    out.notes.extend(fold_runs(&runs));
     Ok(out)
+}
+
+/// The runs of records read past damage, as one line for staff
+/// (outside tester storage-rt11 F-G': 78 lines `records 1766–1766 read`,
+/// one per record, after a damaged segment header).
+fn fold_runs(runs: &[(u64, u64, Vec<u64>)]) -> Option<String> {
+    let first = runs.first()?.0;
+    let last = runs.last()?.1;
+    let sealed: Vec<String> = runs
+        .iter()
+        .flat_map(|r| r.2.iter().map(u64::to_string))
+        .collect();
+    let (ja_runs, en_runs) = if runs.len() == 1 {
+        (String::new(), String::new())
+    } else {
+        (
+            format!("（退避分の間の {} 区間）", runs.len()),
+            format!(" in {} runs between the records set aside", runs.len()),
+        )
+    };
+    Some(if sealed.is_empty() {
+        format!(
+            "記録 {first}〜{last}{ja_runs}を読んで確認し、上の退避分を除いて採用 / records {first}–{last} read{en_runs} (each CRC and link checked); kept but those set aside above"
+        )
+    } else {
+        format!(
+            "記録 {first}〜{last}{ja_runs}を読んで確認（封印一致）し、上の退避分を除いて採用 / records {first}–{last} read{en_runs} (each CRC and link checked; the seals of segments {} match); kept but those set aside above",
+            sealed.join(", ")
+        )
+    })
 }
 
 /// Repairs a damaged data folder (the server stopped): a new folder is
@@ -880,7 +903,7 @@ fn build_repaired(
     };
     let (mut engine, _) = Engine::open(work, ConfigChoice::Follow, vouched)?;
     let mut last_seq = engine.append_replicated(&records)?;
-    let (mut extra, set_aside) = append_salvage(&mut engine, &salvage)?;
+    let (mut extra, set_aside) = append_salvage(&mut engine, &mut salvage)?;
     if !salvage.pieces.is_empty() {
         last_seq = engine.seq();
     }
@@ -899,6 +922,7 @@ fn build_repaired(
     if let (Some((ev, last)), None) = (unvouched, evidence_seq) {
         extra = Some(refuse_or_resume_unvouched(data, ev, last, accept_damage)?);
     }
+    let requests_note = journal_evidence(data, extra.as_mut(), &set_aside, last_seq);
     let accepted = open_checked(data, work, accept_damage, extra)?;
     copy_other_files(data, work)?;
     if let Some(last) = &held_as_restored {
@@ -915,7 +939,63 @@ fn build_repaired(
         held_as_restored,
         set_aside,
         salvage_notes: salvage.notes,
+        requests_note,
     })
+}
+
+/// The damaged folder's request-id journal (`engine::requests`) joins the
+/// evidence of a repair that set records aside or found a log nothing
+/// vouches for: its ids the repaired log does not hold are answered "lost
+/// — ask staff" and their numbers raised (outside tester storage-rt11 F-P:
+/// with those records unreadable and state.sled gone, two retries got new
+/// tickets). What it says about the unreadable records' requests, for the
+/// screen: known from the journal, or plainly unknown.
+fn journal_evidence(
+    data: &Path,
+    extra: Option<&mut crate::engine::SetAsideEvidence>,
+    set_aside: &[SetAsideRecord],
+    last_seq: u64,
+) -> Option<String> {
+    let extra = extra?;
+    let journal = crate::engine::requests::read(data);
+    let unread: Vec<u64> = set_aside
+        .iter()
+        .filter(|s| s.hints.is_empty())
+        .map(|s| s.seq)
+        .collect();
+    let (span, span_en) = match (unread.first(), unread.last()) {
+        (Some(a), Some(b)) if a == b => (Some(format!("{a}")), format!("{a}")),
+        (Some(a), Some(b)) => (Some(format!("{a}〜{b}")), format!("{a}–{b}")),
+        _ => (None, String::new()),
+    };
+    let Some((day, entries)) = journal else {
+        return span.map(|span| format!(
+            "記録 {span} は読めず、その中の発券要求（request id）は分かりません（発券要求の控え {} もありません）。この間に発券した札の再送には新しい番号が出ることがあります。札をお持ちの方は札の番号で受け付けてください / records {span_en} cannot be read and the request ids in them are unknown (no request-id journal {} either): a retry of one of them may be given a new ticket; honour the number on the visitor's ticket",
+            crate::engine::requests::FILE,
+            crate::engine::requests::FILE
+        ));
+    };
+    let mut ev = crate::engine::Evidence {
+        seq: last_seq,
+        day: Some(day),
+        ..Default::default()
+    };
+    for (r, n, c) in &entries {
+        let h = ev.highest.entry(c.clone()).or_insert(*n);
+        *h = (*h).max(*n);
+        ev.categories.entry(*n).or_insert_with(|| c.clone());
+        ev.requests.entry(r.clone()).or_insert(*n);
+    }
+    if !entries.is_empty() {
+        extra.evidence = Some(crate::engine::salvage::merge(extra.evidence.take(), ev));
+    }
+    span.map(|span| format!(
+        "記録 {span} は読めませんが、その日の発券要求は控え {} の {} 件から分かります（失われたものの再送には「職員にお声がけください」と答えます） / records {span_en} cannot be read; the day's request ids are known from the journal {} ({} entries): retries of lost ones are told to ask staff",
+        crate::engine::requests::FILE,
+        entries.len(),
+        crate::engine::requests::FILE,
+        entries.len()
+    ))
 }
 
 /// The scratch folder's log up to where the backups end (none: the damaged
@@ -995,13 +1075,34 @@ fn name_damage((seq, path, offset, why): &Stop, salvage: &Salvage) -> (u64, Path
             Piece::Lost { .. } => None,
         })
         .collect();
-    let unread = salvage.pieces.len() - kept.len();
     let said = match (kept.first(), kept.last()) {
-        (Some(a), Some(b)) => format!(
-            "記録 {seq} が読めません（{offset} バイト目: {why}）。その後の記録 {a}〜{b} のうち {} 件は読めて確認できました（うち {unread} 件は読めません）。madoguchi recover --accept-damage は読めた記録を残します / record {seq} cannot be read (byte {offset}: {why}); of records {a}–{b} after it, {} read and check ({unread} do not): `recover --accept-damage` keeps them",
-            kept.len(),
-            kept.len()
-        ),
+        (Some(a), Some(b)) => {
+            // Counted within a–b only (outside tester storage-rt11 F-G':
+            // "of 1618–2849, 1232 read (1 do not)" counted the damaged
+            // record before them too).
+            let span = b - a + 1;
+            let unread = span.saturating_sub(kept.len() as u64);
+            let (ja, en) = if unread == 0 {
+                (
+                    format!("その後の記録 {a}〜{b}（{span} 件）はすべて読めて確認できました"),
+                    format!("records {a}–{b} after it ({span}) all read and check"),
+                )
+            } else {
+                (
+                    format!(
+                        "その後の記録 {a}〜{b}（{span} 件）のうち {} 件は読めて確認でき、{unread} 件は読めません",
+                        kept.len()
+                    ),
+                    format!(
+                        "of records {a}–{b} after it ({span}), {} read and check and {unread} do not",
+                        kept.len()
+                    ),
+                )
+            };
+            format!(
+                "記録 {seq} が読めません（{offset} バイト目: {why}）。{ja}。madoguchi recover --accept-damage は読めた記録を残します / record {seq} cannot be read (byte {offset}: {why}); {en}: `recover --accept-damage` keeps them"
+            )
+        }
         _ => format!(
             "記録 {seq} が読めません（{offset} バイト目: {why}）。その後に読める記録はありません / record {seq} cannot be read (byte {offset}: {why}); nothing after it reads"
         ),
@@ -1013,12 +1114,13 @@ fn name_damage((seq, path, offset, why): &Stop, salvage: &Salvage) -> (u64, Path
 /// ones set aside with the evidence of the numbers and requests they held.
 fn append_salvage(
     engine: &mut Engine,
-    salvage: &Salvage,
+    salvage: &mut Salvage,
 ) -> Result<(Option<crate::engine::SetAsideEvidence>, Vec<SetAsideRecord>), BackupError> {
     if salvage.pieces.is_empty() {
         return Ok((None, Vec::new()));
     }
-    let aside = engine.append_salvaged(&salvage.pieces)?;
+    let (aside, inferred) = engine.append_salvaged(&salvage.pieces)?;
+    salvage.notes.extend(inferred);
     let last_seq = engine.seq();
     let extra = aside.first().map(|first| {
         let seqs: Vec<String> = aside.iter().map(|s| s.seq.to_string()).collect();

@@ -138,8 +138,41 @@ fn encode<T: Serialize>(value: &T) -> Vec<u8> {
     serde_json::to_vec(value).unwrap_or_default()
 }
 
+/// Snapshot files sled was still writing when it stopped (a full disk, a
+/// kill): `snap.<lsn>.generating`, never complete. sled reads the newest
+/// `snap.*` name, which is such a file, and fails as corrupt, so the store
+/// was set aside as damaged after a start on a full disk (outside tester
+/// storage-rt11 F-L; issue 17, R10). Removed before opening, only while no
+/// process holds the store (sled's lock on its `db` file).
+fn remove_unfinished_snapshots(path: &Path) {
+    let Ok(db) = std::fs::File::open(path.join("db")) else {
+        return;
+    };
+    if db.try_lock().is_err() {
+        return;
+    }
+    let Ok(dir) = std::fs::read_dir(path) else {
+        return;
+    };
+    for e in dir.flatten() {
+        let name = e.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with("snap.") && name.ends_with(".generating") {
+            match std::fs::remove_file(e.path()) {
+                Ok(()) => {
+                    tracing::warn!(file = %e.path().display(), "removed an unfinished snapshot file of the snapshot store")
+                }
+                Err(err) => {
+                    tracing::warn!(file = %e.path().display(), error = %err, "an unfinished snapshot file could not be removed")
+                }
+            }
+        }
+    }
+}
+
 impl Store {
     pub fn open(path: &Path) -> Result<Store, StoreError> {
+        remove_unfinished_snapshots(path);
         guard(|| {
             let db = sled::Config::new()
                 .path(path)

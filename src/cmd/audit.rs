@@ -27,7 +27,7 @@ pub fn run(data: &Path, config: Option<&Path>, audit: Audit) -> Result<()> {
                 let c = engine
                     .verify_archive(&dir)
                     .context("audit verify FAILED in the archive")?;
-                println!(
+                say!(
                     "OK: archive {}: {} records in {} segment(s), linked to the live log after record {}, replaying to its checkpoint",
                     dir.display(),
                     c.records,
@@ -39,7 +39,7 @@ pub fn run(data: &Path, config: Option<&Path>, audit: Audit) -> Result<()> {
                 "audit verify FAILED / 監査の確認で不一致が見つかりました。データフォルダをコピーしてから docs/manual-ja.md「記録の破損から復旧する」の手順で madoguchi recover を実行してください (copy the data folder aside, then madoguchi recover)",
             )?;
             let tail = engine.log().tail();
-            println!(
+            say!(
                 "OK: {count} records, hash chain intact, state matches the log; last hash {}, state {}",
                 hex(&tail.last_hash),
                 engine.state_hash()

@@ -1,5 +1,16 @@
 //! One module per subcommand, plus what they share: opening the engine.
 
+/// `println!` that never panics on a closed stdout (`recover … | head`,
+/// quitting `less` early: outside tester storage-rt11 F-G', exit 101 with a
+/// backtrace after the folder was swapped). What could not be printed is
+/// lost to the screen only: fault records are written all the same.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 pub mod apply;
 pub mod archive;
 pub mod audit;

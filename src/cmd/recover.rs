@@ -29,19 +29,19 @@ pub fn run(data: &Path, args: Args) -> Result<()> {
             data.display()
         )
     })?;
-    println!(
+    say!(
         "recovered {}: records 1–{} ({} from the backups, {} intact records from the damaged log)",
         data.display(),
         r.last_seq,
         r.from_backups,
         r.from_log
     );
-    println!("復旧しました: 記録 {} まで", r.last_seq);
+    say!("復旧しました: 記録 {} まで", r.last_seq);
     if let Some(why) = &r.log_stopped {
         if r.set_aside.is_empty() {
-            println!("  壊れた記録より先は読めませんでした / the damaged log could not be read further: {why}");
+            say!("  壊れた記録より先は読めませんでした / the damaged log could not be read further: {why}");
         } else {
-            println!("  壊れた記録を読み飛ばしました / the damaged log was read on past: {why}");
+            say!("  壊れた記録を読み飛ばしました / the damaged log was read on past: {why}");
         }
     }
     for s in &r.set_aside {
@@ -51,25 +51,29 @@ pub fn run(data: &Path, args: Args) -> Result<()> {
         } else {
             s.hints.join(", ")
         };
-        println!(
+        say!(
             "  退避した記録 / set aside: record {} ({}); 含まれていた可能性 / it may have held: {held}",
             s.seq, s.why
         );
     }
     for n in &r.salvage_notes {
-        println!("  {n}");
+        say!("  {n}");
+    }
+    if let Some(n) = &r.requests_note {
+        say!("  {n}");
+        super::record_fault(data, "lost-requests", n);
     }
     for s in r.set_aside.iter().filter(|s| s.settings) {
         let lost = format!(
             "設定の変更（記録 {}）が失われました。それより前の設定で動いています。設定の画面で確かめて、もう一度適用してください / a settings change (record {}) was lost: the office runs on the settings before it; check them on the settings page and apply the change again",
             s.seq, s.seq
         );
-        println!("  {lost}");
+        say!("  {lost}");
         super::record_fault(data, "settings-lost", &lost);
     }
     let requeued = requeued(&r.set_aside);
     if !requeued.is_empty() {
-        println!("  {requeued}");
+        say!("  {requeued}");
     }
     if !r.set_aside.is_empty() {
         let list: Vec<String> = r
@@ -99,7 +103,7 @@ pub fn run(data: &Path, args: Args) -> Result<()> {
     }
     if let Some(e) = r.evidence_seq {
         if e > r.last_seq {
-            println!(
+            say!(
                 "  NOT brought back: records {}–{} (the snapshot showed them acknowledged) / 取り戻せなかった記録: {}–{}",
                 r.last_seq + 1,
                 e,
@@ -109,10 +113,10 @@ pub fn run(data: &Path, args: Args) -> Result<()> {
         }
     }
     if let Some(a) = &r.accepted {
-        println!("  damage accepted and recorded / 損傷を記録して再開: {a}");
+        say!("  damage accepted and recorded / 損傷を記録して再開: {a}");
         super::record_fault(data, "accept-damage", a);
     }
-    println!(
+    say!(
         "  the damaged folder is kept whole at {} / 壊れたフォルダは保管しています",
         r.damaged_kept.display()
     );

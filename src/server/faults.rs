@@ -111,10 +111,15 @@ pub fn kind_ja(kind: &str) -> &'static str {
         "standby-audit" => "予備機の記録",
         "failover" => "主機の切り替え",
         "disk" | "record" => "記録の書き込み",
+        "disk-ok" => "記録の書き込み（再開）",
         "disk-space" => "ディスクの空き",
         "damage" | "log-damaged" => "記録の損傷",
         "settings-lost" => "設定の変更が失われた",
         "seals-remade" => "ログの封印",
+        // Outside tester storage-rt11 F-G': these were filed under その他.
+        "accept-damage" => "損傷を受け入れて再開",
+        "damaged-records-set-aside" => "記録の退避",
+        "lost-requests" => "失われた発券要求",
         "reports" => "報告ファイル",
         "issuing-held" => "発券機の発券停止",
         "hold_not_written" => "受付停止を書けない（ディスク）",
@@ -130,6 +135,9 @@ struct Inner {
     unwritten: Mutex<Vec<String>>,
     /// Open display connections per device.
     displays: Mutex<HashMap<String, usize>>,
+    /// A command was refused for a full disk and no notice has said since
+    /// that space returned (outside tester storage-rt11 F-M).
+    disk_full: std::sync::atomic::AtomicBool,
 }
 
 #[derive(Debug)]
@@ -146,6 +154,7 @@ impl Faults {
             recent: Mutex::new(recent),
             unwritten: Mutex::new(Vec::new()),
             displays: Mutex::new(HashMap::new()),
+            disk_full: std::sync::atomic::AtomicBool::new(false),
         });
         let warn_mb = std::env::var("MADOGUCHI_FREE_SPACE_WARN_MB")
             .ok()
@@ -215,8 +224,38 @@ impl Faults {
     }
 }
 
+/// The Japanese the admin reads first on a full disk (outside tester
+/// storage-rt11 F-M: the `disk` row was English only).
+const DISK_FULL_JA: &str = "ディスクの空きがありません。その操作はお断りし、番号は使っていません（何も失われていません）。空きができれば自動で再開します";
+
+/// The notice once space returned after a full disk.
+const SPACE_RETURNED: &str = "ディスクの空きが戻り、記録の書き込みを再開しました（発券・呼び出しも再開しています） / disk space returned: commands are recorded again";
+
 impl Inner {
+    /// After a full disk: once the faults kept meanwhile are written and
+    /// there is free space again, says so (outside tester storage-rt11 F-M:
+    /// service came back by itself and nothing said so, so an admin
+    /// arriving later could not tell whether the office still refused).
+    fn check_space_returned(&self, free: Option<u64>) {
+        use std::sync::atomic::Ordering;
+        if !self.disk_full.load(Ordering::Relaxed) {
+            return;
+        }
+        let written = self.unwritten.lock().map(|u| u.is_empty()).unwrap_or(false);
+        if written && free.is_some_and(|f| f >= 1024 * 1024) {
+            self.disk_full.store(false, Ordering::Relaxed);
+            self.record("disk-ok", SPACE_RETURNED.to_string());
+        }
+    }
+
     fn record(&self, kind: &str, message: String) {
+        let message = if kind == "disk" && message.starts_with("disk full") {
+            self.disk_full
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+            format!("{DISK_FULL_JA} / {message}")
+        } else {
+            message
+        };
         let now = chrono::Utc::now()
             .with_timezone(
                 &chrono::FixedOffset::east_opt(9 * 3600)
@@ -344,6 +383,7 @@ fn spawn_watch(inner: Weak<Inner>, data: PathBuf, warn_mb: u64) {
                     return;
                 };
                 inner.write_pending();
+                inner.check_space_returned(free_bytes(&data));
                 if let Some(free) = free_bytes(&data) {
                     let now_low = free < warn_mb.saturating_mul(1024 * 1024);
                     if now_low && !low {
@@ -422,7 +462,42 @@ mod tests {
             recent: Mutex::new(VecDeque::new()),
             unwritten: Mutex::new(Vec::new()),
             displays: Mutex::new(HashMap::new()),
+            disk_full: std::sync::atomic::AtomicBool::new(false),
         }
+    }
+
+    /// Outside tester storage-rt11 F-M: a full disk's fault reads Japanese
+    /// first, and once space returns (the kept faults written, free space
+    /// again) a `disk-ok` row says commands are recorded again — once.
+    /// The old code had neither: the `disk` row was English only and
+    /// nothing said that service had resumed.
+    #[test]
+    fn a_full_disk_is_told_in_japanese_and_its_end_is_told_too() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let i = inner(dir.path());
+        i.record(
+            "disk",
+            "disk full: a command could not be recorded and was refused; nothing was lost".into(),
+        );
+        let recent = i.recent.lock().expect("lock").clone();
+        assert!(
+            recent[0].message.starts_with("ディスクの空きがありません"),
+            "{:?}",
+            recent[0]
+        );
+        i.check_space_returned(Some(0));
+        assert_eq!(i.recent.lock().expect("lock").len(), 1, "no space yet");
+        i.check_space_returned(Some(64 * 1024 * 1024));
+        i.check_space_returned(Some(64 * 1024 * 1024));
+        let recent = i.recent.lock().expect("lock").clone();
+        assert_eq!(recent.len(), 2, "{recent:?}");
+        assert_eq!(recent[0].kind, "disk-ok");
+        assert!(recent[0].message.starts_with("ディスクの空きが戻り"));
+        let lines = std::fs::read_to_string(dir.path().join("faults.jsonl")).expect("file");
+        assert!(
+            lines.contains("disk-ok") && lines.contains("\"time\""),
+            "{lines}"
+        );
     }
 
     /// A repeated fault's latest count is in the file after a clean stop

@@ -36,6 +36,11 @@ pub struct Evidence {
     pub requests: BTreeMap<String, Number>,
     /// Each of that day's tickets' category.
     pub categories: BTreeMap<Number, String>,
+    /// That day's tickets no longer waiting (called, served, done …): one
+    /// waiting again after the repair is named for staff (outside tester
+    /// storage-rt11 F-O: ticket 83, its call and completion unreadable,
+    /// was back in the queue unannounced).
+    pub served: std::collections::BTreeSet<Number>,
     /// Witnesses outside the log that saw it further than it now goes
     /// (`witness.rs`), one line each.
     pub seen_by: Vec<String>,
@@ -53,6 +58,9 @@ impl Evidence {
                 let h = e.highest.entry(t.category.clone()).or_insert(t.number);
                 *h = (*h).max(t.number);
                 e.categories.insert(t.number, t.category.clone());
+                if !matches!(t.status, crate::model::Status::Waiting { .. }) {
+                    e.served.insert(t.number);
+                }
             }
             e.requests = s.requests.clone();
         }

@@ -22,6 +22,7 @@ mod feed;
 pub mod highwater;
 mod import;
 mod opening;
+pub mod requests;
 pub mod salvage;
 mod shared;
 pub mod witness;
@@ -252,6 +253,10 @@ pub struct Engine {
     /// The per-commit high-water mark (`highwater.rs`), written once the
     /// folder was checked.
     high_water: Option<highwater::HighWater>,
+    /// The day's request-id journal (`requests.rs`) and the tickets of the
+    /// batch being committed that go into it.
+    journal: requests::Journal,
+    journal_pending: Vec<requests::Entry>,
 }
 
 /// The `by` of the record an `--accept-damage` start writes.
@@ -425,6 +430,8 @@ impl Engine {
             opts,
             feed,
             high_water: None,
+            journal: requests::Journal::new(dir),
+            journal_pending: Vec::new(),
         }
     }
 
@@ -942,6 +949,18 @@ impl Engine {
                     });
                 }
             }
+            for e in &events {
+                if let Event::TicketIssued {
+                    number,
+                    category,
+                    request_id: Some(r),
+                    ..
+                } = e
+                {
+                    self.journal_pending
+                        .push((r.clone(), *number, category.clone()));
+                }
+            }
             let body = RecordBody {
                 at: *now,
                 by: by.clone(),
@@ -978,7 +997,25 @@ impl Engine {
         self.feed.publish(first, payloads);
         payloads.clear();
         self.mark_appended();
-        self.write_high_water()
+        self.write_high_water()?;
+        self.write_journal();
+        Ok(())
+    }
+
+    /// Appends the committed batch's request ids to the day's journal
+    /// (`requests.rs`): evidence only, so a failure warns and never fails
+    /// the commit.
+    fn write_journal(&mut self) {
+        if self.journal_pending.is_empty() {
+            return;
+        }
+        let pending = std::mem::take(&mut self.journal_pending);
+        let Some(day) = self.state.meta.day.as_ref().map(|d| d.date) else {
+            return;
+        };
+        if let Err(e) = self.journal.append(day, &pending) {
+            tracing::warn!(error = %e, "the request-id journal could not be written");
+        }
     }
 
     /// Writes the high-water mark of what the log now holds (after its
@@ -1006,6 +1043,7 @@ impl Engine {
         self.dirty_requests.clear();
         self.stats_pending.clear();
         self.dirty_lost.clear();
+        self.journal_pending.clear();
         // Until memory equals the log again, nothing may be decided: a
         // failed batch left in memory would burn its numbers or show
         // tickets that were never recorded.
@@ -1062,7 +1100,7 @@ impl Engine {
             // As long as the evidence, but another last record: the records
             // after a set-aside one were chained anew (`salvage.rs`).
             format!(
-                "record {} differs from the one the evidence saw (damaged records set aside before it)",
+                "record {} differs from the one the evidence saw (damaged records before it were set aside or stood in for)",
                 damage.record
             )
         } else {
@@ -1139,6 +1177,39 @@ impl Engine {
             .iter()
             .filter(|e| matches!(e, Event::TicketIssued { .. }))
             .count();
+        // Named for staff, who honour the tickets in visitors' hands
+        // (outside tester storage-rt11 F-O: idou 1090 was cancelled and
+        // named nowhere): each lost ticket whose request the evidence
+        // knows, and each ticket waiting again though the evidence saw it
+        // called or served.
+        let name = |n: &Number| match ev.categories.get(n) {
+            Some(c) => format!("{c} {n}"),
+            None => n.to_string(),
+        };
+        let cancelled: Vec<String> = events
+            .iter()
+            .filter_map(|e| match e {
+                Event::TicketIssued {
+                    number,
+                    request_id: Some(_),
+                    ..
+                } => Some(name(number)),
+                _ => None,
+            })
+            .collect();
+        let waiting_again: Vec<String> = if ev.day.is_some() && ev.day == today {
+            ev.served
+                .iter()
+                .filter(|n| {
+                    self.state
+                        .ticket(**n)
+                        .is_some_and(|t| matches!(t.status, crate::model::Status::Waiting { .. }))
+                })
+                .map(name)
+                .collect()
+        } else {
+            Vec::new()
+        };
         let body = RecordBody {
             at,
             by: by.clone(),
@@ -1156,13 +1227,34 @@ impl Engine {
         self.note_lost(&body.events);
         self.flush_store()?;
         let numbers: Vec<String> = ev.highest.iter().map(|(c, n)| format!("{c} {n}")).collect();
-        Ok(format!(
-            "{lost} (the log ended at record {}, the evidence showed {}); record {seq} raised {raised} number(s) above the evidence ({}) and answers {} lost request id(s) (kiosk or staff) with 'lost — ask staff' / 失われた発券の再送には「職員にお声がけください」",
+        let mut said = format!(
+            "失われた発券の再送 {} 件には「職員にお声がけください」と答えます。番号は {} より後から発行します / {lost} (the log ended at record {}, the evidence showed {}); record {seq} raised {raised} number(s) above the evidence ({}) and answers {} lost request id(s) (kiosk or staff) with 'lost — ask staff'",
+            self.lost.len(),
+            if numbers.is_empty() {
+                "記録どおり".to_string()
+            } else {
+                numbers.join("、")
+            },
             damage.log_ends_at.unwrap_or_default(),
             ev.seq,
             numbers.join(", "),
             self.lost.len()
-        ))
+        );
+        if !cancelled.is_empty() {
+            said.push_str(&format!(
+                ". 失われた発券（取り消しました。札をお持ちの方は札の番号で受け付けてください）: {} / lost tickets (cancelled; honour them by the number on the ticket): {}",
+                cancelled.join("、"),
+                cancelled.join(", ")
+            ));
+        }
+        if !waiting_again.is_empty() {
+            said.push_str(&format!(
+                ". 待ちに戻った番号（呼び出し・案内済みでした。窓口で確かめ、済んでいれば「完了」に）: {} / waiting again (they had been called or served; complete those already served): {}",
+                waiting_again.join("、"),
+                waiting_again.join(", ")
+            ));
+        }
+        Ok(said)
     }
 
     /// Makes `day` the open business day if the log's is older or none

@@ -21,10 +21,16 @@ use chrono::NaiveDate;
 use super::{encode_body, Engine, EngineError, Evidence, RecordBody};
 use crate::config::Config;
 use crate::log::Record;
-use crate::model::{Event, Number};
+use crate::model::{Event, Millis, Number};
 
 /// The `by` of a record that stands in for one set aside.
 pub const SET_ASIDE_BY: &str = "damaged-record";
+
+/// The `by` of a record that stands in for an unreadable business-day
+/// opening that the records after it imply (outside tester storage-rt11
+/// F-K: one flipped byte in today's `day_opened` set aside the whole day,
+/// 515 acknowledged visitors told "ask staff").
+pub const INFERRED_BY: &str = "damaged-record-inferred";
 
 /// A piece of a damaged log, in record order.
 #[derive(Debug, Clone)]
@@ -114,7 +120,9 @@ pub fn merge(ev: Option<Evidence>, extra: Evidence) -> Evidence {
         ev.highest = extra.highest;
         ev.requests = extra.requests;
         ev.categories = extra.categories;
+        ev.served = extra.served;
     } else if ev.day == extra.day {
+        ev.served.extend(extra.served);
         for (c, n) in extra.highest {
             let h = ev.highest.entry(c).or_insert(n);
             *h = (*h).max(n);
@@ -138,11 +146,15 @@ impl Engine {
     /// apply as a `damaged-record` record with no events. Returns the
     /// records set aside. Nothing that does not apply reaches the log: each
     /// record is checked on a copy of the state first.
-    pub fn append_salvaged(&mut self, pieces: &[Piece]) -> Result<Vec<SetAside>, EngineError> {
+    pub fn append_salvaged(
+        &mut self,
+        pieces: &[Piece],
+    ) -> Result<(Vec<SetAside>, Vec<String>), EngineError> {
         let mut set_aside = Vec::new();
+        let mut inferred_notes = Vec::new();
         let mut pending: Vec<Vec<u8>> = Vec::new();
         let mut shadow: Option<(crate::state::State, Config)> = None;
-        for piece in pieces {
+        for (i, piece) in pieces.iter().enumerate() {
             let due = self.log.tail().next_seq + pending.len() as u64;
             let (state, config) =
                 shadow.get_or_insert_with(|| (self.state.clone(), self.config.clone()));
@@ -172,6 +184,23 @@ impl Engine {
                     reason: format!("record {seq} came where {due} was due while salvaging"),
                 });
             }
+            let outcome = match (outcome, piece) {
+                (Err(why), Piece::Lost { raw, .. }) => {
+                    match infer_day_opened(state, config, raw, &pieces[i + 1..]) {
+                        Some((body, date)) => {
+                            inferred_notes.push(format!(
+                                "記録 {seq} は読めませんが、後の記録から業務日 {date} の開始と分かるため、開始の記録として残しました（その日の記録は退避しません） / record {seq} cannot be read, but the records after it show it opened business day {date}: kept as that opening, and the day's records with it"
+                            ));
+                            for e in &body.events {
+                                let _ = state.apply(config, body.at, e);
+                            }
+                            Ok(encode_body(&body))
+                        }
+                        None => Err(why),
+                    }
+                }
+                (outcome, _) => outcome,
+            };
             match outcome {
                 Ok(payload) => pending.push(payload),
                 Err(why) => {
@@ -216,7 +245,7 @@ impl Engine {
             s.requeued.retain(waiting);
             s.requeued.dedup();
         }
-        Ok(set_aside)
+        Ok((set_aside, inferred_notes))
     }
 
     /// Appends `payloads` as new records (chained from the log's end) and
@@ -265,6 +294,100 @@ fn check(state: &mut crate::state::State, config: &mut Config, r: &Record) -> Re
     state.check_invariants().map_err(|x| unfit(x.to_string()))?;
     Ok(())
 }
+
+/// An unreadable record that opened a business day, when the records
+/// after it show it did: no day is open, the next readable record does
+/// not apply as things are but does after an opening of the day its bytes
+/// still name (`"date":"…"`), or failing that the day of its time in the
+/// office's zone. The stand-in record (`by` [`INFERRED_BY`]) opens that
+/// day; what the bytes say of a special day is kept when readable.
+fn infer_day_opened(
+    state: &crate::state::State,
+    config: &Config,
+    raw: &[u8],
+    after: &[Piece],
+) -> Option<(RecordBody, NaiveDate)> {
+    if state.day_is_open() {
+        return None;
+    }
+    let next = after.iter().find_map(|p| match p {
+        Piece::Kept(r) => Some(r),
+        Piece::Lost { .. } => None,
+    })?;
+    let next_body = RecordBody::decode(next).ok()?;
+    if next_body
+        .events
+        .iter()
+        .any(|e| matches!(e, Event::DayOpened { .. } | Event::DayReopened { .. }))
+    {
+        return None;
+    }
+    let without = applies_on(state.clone(), config.clone(), after)?;
+    let text = String::from_utf8_lossy(raw);
+    // The bytes' date only if the next record's time agrees (a flipped
+    // digit can still read as a date).
+    let by_time = crate::clock::office_date(next_body.at, config.office.utc_offset);
+    let date = values(&text, "\"date\":\"", true)
+        .first()
+        .and_then(|d| d.parse::<NaiveDate>().ok())
+        .filter(|d| *d == by_time)
+        .unwrap_or(by_time);
+    if state.meta.day.as_ref().is_some_and(|d| d.date >= date) {
+        return None;
+    }
+    let at = values(&text, "\"at\":", false)
+        .first()
+        .and_then(|a| a.parse::<i64>().ok())
+        .map(Millis)
+        .filter(|a| *a >= state.meta.last_at && *a <= next_body.at)
+        .unwrap_or_else(|| next_body.at.max(state.meta.last_at));
+    let body = RecordBody {
+        at,
+        by: Some(INFERRED_BY.to_string()),
+        events: vec![Event::DayOpened {
+            date,
+            special: text.contains("\"special\":true"),
+        }],
+    };
+    let mut trial = state.clone();
+    let trial_config = config.clone();
+    for e in &body.events {
+        trial.apply(&trial_config, at, e).ok()?;
+    }
+    trial.check_invariants().ok()?;
+    let with = applies_on(trial, trial_config, after).unwrap_or(usize::MAX);
+    (with > without).then_some((body, date))
+}
+
+/// How many of the readable records in `after` apply in turn on `state`
+/// before the first that does not (at most [`LOOK_AHEAD`]); `None` when
+/// all of them do, or one opens a day first: nothing to infer.
+fn applies_on(
+    mut state: crate::state::State,
+    mut config: Config,
+    after: &[Piece],
+) -> Option<usize> {
+    for (n, piece) in after.iter().take(LOOK_AHEAD).enumerate() {
+        let Piece::Kept(r) = piece else {
+            return Some(n);
+        };
+        let opens = RecordBody::decode(r).is_ok_and(|b| {
+            b.events
+                .iter()
+                .any(|e| matches!(e, Event::DayOpened { .. } | Event::DayReopened { .. }))
+        });
+        if opens {
+            return None;
+        }
+        if check(&mut state, &mut config, r).is_err() {
+            return Some(n);
+        }
+    }
+    None
+}
+
+/// How far past an unreadable record its followers are tried.
+const LOOK_AHEAD: usize = 256;
 
 /// The state an event of a counter needs: its ticket at that counter.
 fn fits(state: &crate::state::State, event: &Event) -> Result<(), String> {
