@@ -347,6 +347,10 @@ fn infer_day_opened(
         events: vec![Event::DayOpened {
             date,
             special: text.contains("\"special\":true"),
+            // A wrong day's numbers (a repair's) are not read from damaged
+            // bytes: the day's own records carry its tickets' numbers, and
+            // accept-damage raises numbering past the evidence.
+            after_wrong_day: Default::default(),
         }],
     };
     let mut trial = state.clone();
