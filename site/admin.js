@@ -186,6 +186,9 @@
       const row = b.closest("tr");
       const who = row.dataset.user;
       const where = row.dataset.where ? `（${row.dataset.where}）` : "";
+      // Asked first, as every other removal on these pages is: one key on
+      // the wrong row signed out someone at a counter (pages-rt12 F4).
+      if (!confirm(`${who} のログイン${where}を終了しますか？ その人はすぐにログアウトされます。`)) return;
       act("DELETE", `/api/sessions/${encodeURIComponent(d.endSession)}`, null,
         () => reloadSaying(`${who} のログインを終了しました${where}。`));
     }

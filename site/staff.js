@@ -98,13 +98,31 @@
         // closed: the visitor would be left at a closed counter. Said
         // before anything is sent (outside tester pages-rt7, F9).
         const n = current();
-        if (open && n !== null) return stillCalled(n);
+        if (open && n !== null) return stillCalledNow(n);
         return open ? { command: "close_counter", counter } : { command: "open_counter", counter };
       }
       case "open_day": return { command: "open_day", date: today() };
       case "close_day": return closeDay();
     }
     return null;
+  }
+
+  // The page's copy may be older than the office: the same counter open in
+  // a second browser finished the number a moment ago (outside tester
+  // pages-rt12 F1: O was refused on the stale copy and the counter stayed
+  // open). Asked of the server before refusing; if it cannot be asked, the
+  // page's copy decides.
+  async function stillCalledNow(n) {
+    try {
+      const r = await fetch("/api/status", { credentials: "same-origin", cache: "no-cache" });
+      const st = r.ok ? await r.json() : null;
+      const here = st && st.counters.find((c) => c.number === counter);
+      if (here && (here.ticket === null || here.ticket === undefined)) {
+        return { command: "close_counter", counter };
+      }
+      if (here) return stillCalled(here.ticket);
+    } catch (_) { /* the page's copy decides */ }
+    return stillCalled(n);
   }
 
   // Why the counter was not closed, and what to do with the number still

@@ -937,6 +937,7 @@ fn an_ended_sign_in_is_said_and_leads_back_to_the_counter() {
     let admin = driver.session();
     sign_in(&admin, &s, "/admin/sessions");
     admin.click("tr[data-user=tanaka] button[data-end-session]");
+    admin.accept_alert();
     admin.wait_text("#result", "tanaka のログインを終了しました");
 
     clerk.keys("c");

@@ -491,3 +491,51 @@ fn keys_after_the_day_close_say_the_day_has_ended() {
     }
     assert_eq!(status(&c, &s)["day_open"], false);
 }
+
+/// Outside tester pages-rt12 F1 (issue 18, R13): the same counter open in
+/// two browsers; the other one finished the number, and O pressed here a
+/// moment later was refused on this page's older copy (「窓口は閉じていませ
+/// ん。… まだ呼び出し中」, nothing sent) — the counter stayed open and
+/// visitors were sent to nobody. Now the server is asked before refusing.
+#[test]
+fn o_closes_a_counter_another_browser_has_just_freed() {
+    let s = Server::start();
+    let (c, csrf) = s.admin();
+    open_today(&c, &s, &csrf, &[10]);
+    let n = issue(&c, &s, &csrf, "idou");
+    let driver = Driver::start();
+    let here = driver.session();
+    sign_in_as(&here, &s, "admin", &s.admin_password, "/staff?counter=10");
+    here.keys("n");
+    outcome(&here, &format!("{n} 番を呼び出しました"));
+    // The other browser at the same counter completes it; this page has
+    // not heard yet (its panel is redrawn every few seconds).
+    let (st, v) = cmd(&c, &s, &csrf, json!({"command": "complete", "counter": 10}));
+    assert_eq!(st, 200, "{v}");
+    here.keys("o");
+    let red = outcome(&here, "窓口を閉じました");
+    assert!(!red, "closed, not refused");
+    assert_eq!(counter(&status(&c, &s), 10)["open"], false);
+    // With a number really in hand, O is still refused, naming it.
+    let (st, v) = cmd(
+        &c,
+        &s,
+        &csrf,
+        json!({"command": "open_counter", "counter": 10}),
+    );
+    assert_eq!(st, 200, "{v}");
+    let m = issue(&c, &s, &csrf, "idou");
+    let (st, v) = cmd(
+        &c,
+        &s,
+        &csrf,
+        json!({"command": "call_next", "counter": 10}),
+    );
+    assert_eq!(st, 200, "{v}");
+    here.goto(&s.url("/staff?counter=10"));
+    here.wait_text("#panel", &format!("{m}"));
+    here.keys("o");
+    let red = outcome(&here, &format!("{m} 番をまだ呼び出し中"));
+    assert!(red, "refused");
+    assert_eq!(counter(&status(&c, &s), 10)["open"], true);
+}
