@@ -3626,3 +3626,39 @@ fn a_rejoin_lists_a_ticket_the_new_primary_holds_that_was_never_handed_out() {
     drop(rejoined);
     drop(cable);
 }
+
+/// Outside tester insider-rt12 A2 (issue 24, R9): with a copy of the
+/// standby token, unsigned requests (263 a second) each got a new nonce;
+/// only four are kept per token, so the standby's own was pushed out and
+/// issuing stopped while the flood ran. Now a nonce goes only to a request
+/// signed with the standby's key.
+#[test]
+fn a_copy_of_the_standby_token_gets_no_nonce_and_issuing_goes_on() {
+    let e = enrolled_primary();
+    let standby = pair(&e, &e.primary.base);
+    let token = std::fs::read_to_string(data_of(&standby).join("standby-token")).expect("token");
+    let token = token.trim().to_string();
+    let c = Server::client();
+    let started = Instant::now();
+    let mut sent = 0;
+    while started.elapsed() < Duration::from_secs(8) && sent < 2_000 {
+        let r = c
+            .get(e.primary.url("/api/replication?after=0&refused=true"))
+            .bearer_auth(&token)
+            .send()
+            .expect("replication");
+        assert!(
+            r.headers().get("madoguchi-link-nonce").is_none(),
+            "old code: a new nonce for an unsigned request ({})",
+            r.status()
+        );
+        sent += 1;
+        if sent % 400 == 0 {
+            let (st, v) = issue(&e.primary.base, &e.kiosk);
+            assert_eq!(st, StatusCode::OK, "issuing goes on during the flood: {v}");
+        }
+    }
+    let (st, v) = issue(&e.primary.base, &e.kiosk);
+    assert_eq!(st, StatusCode::OK, "{v}");
+    drop(standby);
+}

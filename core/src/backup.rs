@@ -917,12 +917,17 @@ fn build_repaired(
         && !data.join(crate::engine::highwater::FILE).exists()
         && crate::engine::witness::read_all(data).0.is_empty();
     let unvouched = maybe_unvouched.then(|| (unvouched_evidence(&engine, last_seq), last_seq));
+    // The journal speaks only for the day the kept records have open or
+    // closed last (outside tester storage-rt12 F-Q: a flipped date in one
+    // journal line, or a wrong day's lines after its repair, made the
+    // repair close today and open that day).
+    let log_day = engine.state().meta.day.as_ref().map(|d| d.date);
     engine.close()?;
     let evidence_seq = carry_snapshot(data, work)?;
     if let (Some((ev, last)), None) = (unvouched, evidence_seq) {
         extra = Some(refuse_or_resume_unvouched(data, ev, last, accept_damage)?);
     }
-    let requests_note = journal_evidence(data, extra.as_mut(), &set_aside, last_seq);
+    let requests_note = journal_evidence(data, extra.as_mut(), &set_aside, last_seq, log_day);
     let accepted = open_checked(data, work, accept_damage, extra)?;
     copy_other_files(data, work)?;
     if let Some(last) = &held_as_restored {
@@ -955,9 +960,10 @@ fn journal_evidence(
     extra: Option<&mut crate::engine::SetAsideEvidence>,
     set_aside: &[SetAsideRecord],
     last_seq: u64,
+    log_day: Option<chrono::NaiveDate>,
 ) -> Option<String> {
     let extra = extra?;
-    let journal = crate::engine::requests::read(data);
+    let journal = log_day.and_then(|day| crate::engine::requests::read(data, day));
     let unread: Vec<u64> = set_aside
         .iter()
         .filter(|s| s.hints.is_empty())

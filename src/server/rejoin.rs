@@ -238,7 +238,11 @@ pub fn note_refused(data: &Path, seq: u64) {
         .create(true)
         .append(true)
         .open(data.join(REFUSED))
-        .and_then(|mut f| writeln!(f, "{seq}"));
+        // One write of the whole line: `writeln!` wrote the number and the
+        // newline apart, and two refusals at the same moment interleaved
+        // into one garbled line, so the rejoin listed neither (outside
+        // tester insider-rt12 B1). An appended write this small is whole.
+        .and_then(|mut f| f.write_all(format!("{seq}\n").as_bytes()));
     if let Err(e) = written {
         tracing::warn!(error = %e, seq, "a refused record could not be noted");
     }
@@ -295,5 +299,36 @@ fn tail_line(seq: u64, e: &Value, at: &Value, refused: bool) -> String {
         format!(
             "記録 {seq}: {category} {number}番（{when} 発券）— 新しい主機の記録にありません。この番号札を持つ来庁者がいるかもしれません / record {seq}: ticket {number} ({category}), issued at {when} — not in the new primary's log"
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Outside tester insider-rt12 B1: refusals noted at the same moment
+    /// from many threads each stay one whole line.
+    #[test]
+    fn refusals_noted_at_once_are_each_kept_whole() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let data = dir.path().to_path_buf();
+        let threads: Vec<_> = (0..8u64)
+            .map(|t| {
+                let data = data.clone();
+                std::thread::spawn(move || {
+                    for i in 0..300u64 {
+                        note_refused(&data, 1_000_000 + t * 1_000 + i);
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().expect("thread");
+        }
+        let seqs = refused_seqs(&data);
+        let want: std::collections::BTreeSet<u64> = (0..8u64)
+            .flat_map(|t| (0..300u64).map(move |i| 1_000_000 + t * 1_000 + i))
+            .collect();
+        assert_eq!(seqs, want);
     }
 }

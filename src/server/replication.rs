@@ -375,8 +375,14 @@ pub async fn serve(
     use axum::response::IntoResponse;
     let token = super::auth::Auth::presented_token_hash(&headers);
     let answer = answer(&app, &method, &headers, &q).await;
+    // Only to a request signed with the key kept for its token (a stale
+    // nonce in it is fine: that is how a standby asks for a new one):
+    // anyone holding a copy of the token could otherwise ask for nonces
+    // faster than the standby and push its nonce out, and issuing
+    // stopped while they did (outside tester insider-rt12 A2).
     let next = token
         .filter(|t| app.auth.standby_keys().contains(t) || app.fence.is_unconfirmed(t))
+        .filter(|t| signed_with_kept_key(&app, t, &q))
         .map(|t| super::link_key::issue_nonce(&t));
     let mut response = match answer {
         Ok(Json(mut v)) => {
@@ -393,6 +399,24 @@ pub async fn serve(
             .insert(super::link_key::NONCE_HEADER, n);
     }
     response
+}
+
+/// Whether the request is signed, over the nonce it carries (used or
+/// not), with the key kept for the token hash `token`. Registers nothing.
+fn signed_with_kept_key(app: &App, token: &str, q: &Since) -> bool {
+    let sign = if q.refused {
+        super::link_key::refused_message
+    } else {
+        super::link_key::message
+    };
+    let msg = sign(
+        q.nonce.as_deref().unwrap_or_default(),
+        q.after,
+        q.hash.as_deref().unwrap_or_default(),
+        q.lease.as_deref().unwrap_or_default(),
+    );
+    super::link_key::verify_kept(&app.data, token, q.key.as_deref(), q.sig.as_deref(), &msg)
+        .unwrap_or(false)
 }
 
 /// A signed standby request without a nonce this primary handed out and

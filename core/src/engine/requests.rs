@@ -110,9 +110,12 @@ fn first_day(path: &Path) -> Option<NaiveDate> {
         .map(|l| l.day)
 }
 
-/// What the journal in data folder `dir` shows: the latest business day
-/// in it and that day's entries. `None` without a file or a readable line.
-pub fn read(dir: &Path) -> Option<(NaiveDate, Vec<Entry>)> {
+/// What the journal in data folder `dir` shows for business day `day`
+/// (the day the log's kept records have): its entries. Lines of any other
+/// day — a wrong day's before its repair, or a date damaged in the line —
+/// are not evidence of that day (outside tester storage-rt12 F-Q). `None`
+/// without a file or a readable line of that day.
+pub fn read(dir: &Path, day: NaiveDate) -> Option<(NaiveDate, Vec<Entry>)> {
     let f = File::open(dir.join(FILE)).ok()?;
     let mut lines: Vec<Line> = Vec::new();
     for l in BufReader::new(f.take(MAX_READ)).split(b'\n') {
@@ -121,7 +124,7 @@ pub fn read(dir: &Path) -> Option<(NaiveDate, Vec<Entry>)> {
             lines.push(line);
         }
     }
-    let day = lines.iter().map(|l| l.day).max()?;
+    lines.iter().find(|l| l.day == day)?;
     let entries = lines
         .into_iter()
         .filter(|l| l.day == day)
@@ -152,11 +155,33 @@ mod tests {
         let mut f = OpenOptions::new().append(true).open(&path).expect("open");
         f.write_all(b"{\"day\":\"2026-12-07\",\"n\":9\n")
             .expect("torn");
-        let (day, entries) = read(dir.path()).expect("read");
+        let (day, entries) = read(dir.path(), d2).expect("read");
         assert_eq!(day, d2);
         assert_eq!(
             entries,
             vec![("b".into(), 2, "k".into()), ("c".into(), 3, "i".into())]
         );
+    }
+
+    /// storage-rt12 F-Q: a line whose date was damaged (or a wrong day's)
+    /// is not read as another day's evidence.
+    #[test]
+    fn only_the_logs_day_is_read() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let today = NaiveDate::from_ymd_opt(2026, 12, 7).expect("day");
+        let mut j = Journal::new(dir.path());
+        j.append(
+            today,
+            &[("a".into(), 1, "k".into()), ("b".into(), 2, "k".into())],
+        )
+        .expect("append");
+        let path = dir.path().join(FILE);
+        let text = std::fs::read_to_string(&path).expect("read");
+        std::fs::write(&path, text.replacen("2026-12-07", "2066-12-07", 1)).expect("flip");
+        let (day, entries) = read(dir.path(), today).expect("today's");
+        assert_eq!(day, today);
+        assert_eq!(entries, vec![("b".into(), 2, "k".into())]);
+        let other = NaiveDate::from_ymd_opt(2026, 12, 9).expect("day");
+        assert!(read(dir.path(), other).is_none());
     }
 }
