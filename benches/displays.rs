@@ -65,7 +65,7 @@ fn main() {
     );
     let served = common::serve(dir.path(), &toml);
     let mut child = served.child;
-    let (base, pw, enrol) = (served.base, served.admin_password, served.display_enrol);
+    let (base, pw) = (served.base, served.admin_password);
     let http = reqwest::blocking::Client::builder()
         .cookie_store(true)
         .redirect(reqwest::redirect::Policy::none())
@@ -96,27 +96,43 @@ fn main() {
     for _ in 0..CALLS {
         post(json!({"command": "issue_ticket", "category": "idou"}));
     }
-    let cookie = reqwest::blocking::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .expect("c")
-        .get(&enrol)
-        .send()
-        .expect("enrol")
-        .headers()["set-cookie"]
-        .to_str()
-        .expect("cookie")
-        .split(';')
-        .next()
-        .expect("pair")
-        .to_string();
+    // Forty display devices, each enrolled by its own link as an office
+    // enrols its screens (one device holds at most
+    // `SOCKETS_PER_IDENTITY` sockets).
+    let device_cookie = |n: usize| -> String {
+        let link: Value = http
+            .post(format!("{base}/api/devices"))
+            .header("X-CSRF-Token", &csrf)
+            .json(&json!({"name": format!("bench-display-{n:02}"), "role": "display"}))
+            .send()
+            .expect("device")
+            .json()
+            .expect("json");
+        let url = link["enrol_url"].as_str().expect("enrol_url").to_string();
+        let r = reqwest::blocking::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("c")
+            .post(&url)
+            .send()
+            .expect("enrol");
+        r.headers()
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find(|c| c.starts_with("madoguchi_device="))
+            .and_then(|c| c.split(';').next())
+            .expect("device cookie")
+            .to_string()
+    };
+    let cookies: Vec<String> = (0..SUBSCRIBERS).map(device_cookie).collect();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .expect("runtime");
     let mut subs = rt.block_on(async {
         let mut v = Vec::new();
-        for _ in 0..SUBSCRIBERS {
+        for cookie in &cookies {
             let mut req = format!(
                 "{}/ws?topic=guidance/idou",
                 base.replace("http://", "ws://")

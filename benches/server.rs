@@ -93,21 +93,39 @@ fn main() {
     // Shared by every station thread for the whole run.
     let base: &'static str = Box::leak(base.into_boxed_str());
 
-    let login = || {
+    // Each station signs in as its own staff account, as in an office (an
+    // account keeps at most `MAX_SESSIONS_PER_ACCOUNT` sessions: fifty
+    // stations under one account ended each other's sessions).
+    let pw: &'static str = Box::leak(pw.into_boxed_str());
+    let login = |user: &str, password: &str| {
         let c = reqwest::blocking::Client::builder()
             .cookie_store(true)
             .build()
             .expect("client");
         let v: Value = c
             .post(format!("{base}/api/login"))
-            .json(&json!({"username": "admin", "password": pw}))
+            .json(&json!({"username": user, "password": password}))
             .send()
             .expect("login")
             .json()
             .expect("json");
         (c, v["csrf_token"].as_str().expect("csrf").to_string())
     };
-    let (admin, csrf) = login();
+    let (admin, csrf) = login("admin", pw);
+    let station_password = |n: u16| format!("station-{n:02}-password-for-the-bench");
+    for n in 1..=STATIONS {
+        let r = admin
+            .post(format!("{base}/api/users"))
+            .header("X-CSRF-Token", &csrf)
+            .json(&json!({"username": format!("station{n:02}"), "role": "staff", "password": station_password(n)}))
+            .send()
+            .expect("user");
+        assert!(
+            r.status().is_success(),
+            "station account {n}: {}",
+            r.status()
+        );
+    }
     let post = move |c: &reqwest::blocking::Client, csrf: &str, body: Value| -> (u16, Duration) {
         let t = Instant::now();
         let r = c
@@ -117,8 +135,17 @@ fn main() {
             .send()
             .expect("command");
         let status = r.status().as_u16();
-        let _ = r.bytes();
-        (status, t.elapsed())
+        let body = r.bytes().unwrap_or_default();
+        let took = t.elapsed();
+        if status != 200 {
+            // The first few refusals are shown: a bench that measures
+            // refusals measures the wrong thing.
+            static SHOWN: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+            if SHOWN.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < 3 {
+                eprintln!("refused {status}: {}", String::from_utf8_lossy(&body));
+            }
+        }
+        (status, took)
     };
     let today = chrono::Utc::now()
         .with_timezone(&chrono::FixedOffset::east_opt(9 * 3600).expect("jst"))
@@ -185,7 +212,7 @@ fn main() {
         let started = Instant::now();
         let threads: Vec<_> = (1..=STATIONS)
             .map(|n| {
-                let (c, csrf) = login();
+                let (c, csrf) = login(&format!("station{n:02}"), &station_password(n));
                 let barrier = barrier.clone();
                 std::thread::spawn(move || {
                     let counter = n;

@@ -1567,15 +1567,34 @@ fn a_device_holds_a_few_sockets_and_loses_them_when_disabled() {
         .build()
         .expect("runtime");
     let mut open = Vec::new();
-    let mut refused = 0;
+    let mut refused = Vec::new();
     for _ in 0..20 {
         match rt.block_on(socket_with(&s, "board", &cookie)) {
             Ok(ws) => open.push(ws),
-            Err(_) => refused += 1,
+            Err(e) => refused.push(e),
         }
     }
     assert_eq!(open.len(), 8, "one device holds eight sockets at most");
-    assert_eq!(refused, 12);
+    assert_eq!(refused.len(), 12);
+    // The refused display is told about connections, with a wait: the old
+    // answer spoke of tickets (「発券が続いたため…」), found while fixing
+    // the displays bench.
+    let Some(tokio_tungstenite::tungstenite::Error::Http(answer)) = refused.pop() else {
+        panic!("not an HTTP refusal");
+    };
+    assert_eq!(answer.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(
+        answer
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok()),
+        Some("30")
+    );
+    let body: Value =
+        serde_json::from_slice(answer.body().as_deref().unwrap_or_default()).expect("our JSON");
+    assert_eq!(body["error"]["code"], "too_many_connections", "{body}");
+    let ja = body["error"]["message_ja"].as_str().unwrap_or_default();
+    assert!(ja.contains("接続") && !ja.contains("発券"), "{ja}");
     // Staff are still answered.
     assert_eq!(
         admin.get(s.url("/api/me")).send().expect("me").status(),

@@ -237,15 +237,18 @@ pub async fn spawn(app: Arc<App>) {
 /// Reads the surfaces, builds the site and pushes what changed; false once
 /// the engine has stopped.
 async fn build_once(app: &Arc<App>) -> bool {
-    let Ok(list) = app
-        .engine
-        .read_async(|e| surfaces(e.config(), e.state(), e.now()))
-        .await
-    else {
+    // Only the copy is taken on the engine thread: the surfaces' wait
+    // estimates replay every waiting ticket's queue, and made there they
+    // held up every command behind them (views.rs).
+    let Ok(snap) = app.engine.read_async(super::views::Snapshot::of).await else {
         return false;
     };
     let d = app.clone();
-    let _ = tokio::task::spawn_blocking(move || d.displays.render(&list)).await;
+    let _ = tokio::task::spawn_blocking(move || {
+        let list = surfaces(&snap.config, &snap.state, snap.now);
+        d.displays.render(&list);
+    })
+    .await;
     app.displays.rendered.send_modify(|v| *v += 1);
     true
 }
@@ -388,7 +391,7 @@ pub async fn ws(
             Err(_) => {
                 // Refused, and the connection closed with the answer, so
                 // that it does not keep a slot as an idle keep-alive.
-                let mut r = ApiError::RateLimited { seconds: 30 }.into_response();
+                let mut r = ApiError::TooManyConnections { seconds: 30 }.into_response();
                 r.headers_mut().insert(
                     header::CONNECTION,
                     header::HeaderValue::from_static("close"),
@@ -407,7 +410,7 @@ pub async fn ws(
         {
             Some(h) => Some(h),
             None => {
-                let mut r = ApiError::RateLimited { seconds: 30 }.into_response();
+                let mut r = ApiError::TooManyConnections { seconds: 30 }.into_response();
                 r.headers_mut().insert(
                     header::CONNECTION,
                     header::HeaderValue::from_static("close"),

@@ -78,6 +78,12 @@ pub enum ApiError {
     RateLimited {
         seconds: u64,
     },
+    /// Too many live connections: from anyone not signed in, or held by
+    /// this one device or account; try again in this many seconds (a
+    /// display refused here was told about tickets before).
+    TooManyConnections {
+        seconds: u64,
+    },
     /// This device took its share of the category's numbers today (at most
     /// what is left to everybody else): the category's numbers are nearly
     /// used up. Nothing was done.
@@ -323,6 +329,12 @@ impl ApiError {
                 format!("発券が続いたため受け付けませんでした。{seconds} 秒ほど待ってからやり直してください。番号は使われていません"),
                 format!("too many tickets in a short time; nothing was issued and no number was used. Try again in about {seconds} s"),
             ),
+            ApiError::TooManyConnections { seconds } => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_connections",
+                format!("接続が多すぎるため、つなげませんでした。{seconds} 秒ほど待ってから開き直してください。続くときは、同じ端末で開いている画面を閉じるか、管理者に連絡してください"),
+                format!("too many connections at once, so this one was not opened; reopen the page in about {seconds} s. If it goes on, close the other pages open on this device, or ask an administrator"),
+            ),
             ApiError::DeviceShareUsed => (
                 StatusCode::TOO_MANY_REQUESTS,
                 "device_share_used",
@@ -415,7 +427,9 @@ impl IntoResponse for ApiError {
             ApiError::TooManyAttempts { minutes } | ApiError::EnrolThrottled { minutes } => {
                 Some(minutes * 60)
             }
-            ApiError::RateLimited { seconds } => Some(seconds),
+            ApiError::RateLimited { seconds } | ApiError::TooManyConnections { seconds } => {
+                Some(seconds)
+            }
             ApiError::Busy => Some(2),
             _ => None,
         };

@@ -290,24 +290,37 @@ impl App {
         Err(self.fence.no_lease_error())
     }
 
+    /// The status view, made at most once per commit and second; the
+    /// estimating runs beside the engine thread, not on it.
     pub async fn status(&self) -> Result<views::StatusView, ApiError> {
         let cache = self.status_cache.clone();
-        Ok(self
+        let found = self
             .engine
             .read_async(move |e| {
-                let now = e.now();
-                let key = (e.seq(), now.0.div_euclid(1000));
-                let mut slot = cache.lock().unwrap_or_else(|p| p.into_inner());
+                let key = (e.seq(), e.now().0.div_euclid(1000));
+                let slot = cache.lock().unwrap_or_else(|p| p.into_inner());
                 match &*slot {
-                    Some((k, view)) if *k == key => view.clone(),
-                    _ => {
-                        let view = views::status(e, now);
-                        *slot = Some((key, view.clone()));
-                        view
-                    }
+                    Some((k, view)) if *k == key => Ok(view.clone()),
+                    _ => Err((key, Box::new(views::Snapshot::of(e)))),
                 }
             })
-            .await?)
+            .await?;
+        let (key, snap) = match found {
+            Ok(view) => return Ok(view),
+            Err(miss) => miss,
+        };
+        let cache = self.status_cache.clone();
+        tokio::task::spawn_blocking(move || {
+            let view = views::status(&snap);
+            let mut slot = cache.lock().unwrap_or_else(|p| p.into_inner());
+            // A later moment's view already there stays.
+            if slot.as_ref().is_none_or(|(k, _)| *k < key) {
+                *slot = Some((key, view.clone()));
+            }
+            view
+        })
+        .await
+        .map_err(|e| ApiError::Internal(format!("status view: {e}")))
     }
 
     /// The office's name in Japanese, without estimating any queue: for

@@ -27,7 +27,7 @@ pub mod forecast;
 
 use std::collections::BTreeMap;
 
-use chrono::{FixedOffset, NaiveDate};
+use chrono::{Datelike, FixedOffset, NaiveDate, Timelike};
 use serde::{Deserialize, Serialize};
 
 use crate::config::Config;
@@ -62,10 +62,23 @@ impl Granularity {
     /// The bucket name of `t` in the office's time zone.
     pub fn bucket(self, t: Millis, offset: FixedOffset) -> String {
         let local = t.to_datetime(offset);
+        let (y, m, d, h) = (local.year(), local.month(), local.day(), local.hour());
+        if !(0..=9999).contains(&y) {
+            // chrono's own spelling of far years ("+10000-01").
+            return match self {
+                Granularity::Hour => local.format("%Y-%m-%d %H:00").to_string(),
+                Granularity::Day => local.format("%Y-%m-%d").to_string(),
+                Granularity::Month => local.format("%Y-%m").to_string(),
+            };
+        }
+        // The same names as chrono's `%Y-%m-%d %H:00`, written directly:
+        // a replay names three buckets per statistics contribution, and
+        // parsing the format string each time was an eighth of `audit
+        // verify` (perf, 2026-12-07).
         match self {
-            Granularity::Hour => local.format("%Y-%m-%d %H:00").to_string(),
-            Granularity::Day => local.format("%Y-%m-%d").to_string(),
-            Granularity::Month => local.format("%Y-%m").to_string(),
+            Granularity::Hour => format!("{y:04}-{m:02}-{d:02} {h:02}:00"),
+            Granularity::Day => format!("{y:04}-{m:02}-{d:02}"),
+            Granularity::Month => format!("{y:04}-{m:02}"),
         }
     }
 
@@ -100,12 +113,24 @@ pub enum Dim {
 
 impl Dim {
     pub fn key(&self) -> String {
-        match self {
-            Dim::All => "all".into(),
-            Dim::Section(s) => format!("section:{s}"),
-            Dim::Queue(q) => format!("queue:{q}"),
-            Dim::Tag(t) => format!("tag:{t}"),
-        }
+        let mut key = String::new();
+        self.write_key(&mut key);
+        key
+    }
+
+    /// [`Dim::key`] onto the end of a buffer.
+    fn write_key(&self, key: &mut String) {
+        let (kind, id) = match self {
+            Dim::All => {
+                key.push_str("all");
+                return;
+            }
+            Dim::Section(s) => ("section:", s),
+            Dim::Queue(q) => ("queue:", q),
+            Dim::Tag(t) => ("tag:", t),
+        };
+        key.push_str(kind);
+        key.push_str(id);
     }
 
     pub fn parse(key: &str) -> Option<Dim> {
@@ -232,7 +257,19 @@ pub struct Contribution {
 
 /// The key of a cell in the snapshot store.
 pub fn cell_key(g: Granularity, bucket: &str, dim: &Dim) -> String {
-    format!("s/{}/{bucket}/{}", g.tag(), dim.key())
+    let mut key = String::new();
+    write_cell_key(&mut key, g, bucket, dim);
+    key
+}
+
+/// [`cell_key`] into a buffer.
+fn write_cell_key(key: &mut String, g: Granularity, bucket: &str, dim: &Dim) {
+    key.push_str("s/");
+    key.push_str(g.tag());
+    key.push('/');
+    key.push_str(bucket);
+    key.push('/');
+    dim.write_key(key);
 }
 
 /// The key prefix range `[from, to)` of a granularity between two dates.
@@ -492,13 +529,34 @@ pub fn accumulate(
     load: &mut impl FnMut(&str) -> Cell,
 ) {
     let offset = config.office.utc_offset;
+    // The contributions of one record mostly fall in one hour: its bucket
+    // names are made once. A key is built in one buffer and copied only
+    // when its cell is new (an allocation per cell touched was a fifth of
+    // `audit verify`).
+    let mut hour: Option<(i64, [String; 3])> = None;
+    let mut key = String::new();
     for c in contributions {
-        for g in Granularity::ALL {
-            let bucket = g.bucket(c.at, offset);
+        let h = c.at.0.div_euclid(3_600_000);
+        let buckets = match &hour {
+            Some((at, b)) if *at == h => b,
+            _ => {
+                &hour
+                    .insert((h, Granularity::ALL.map(|g| g.bucket(c.at, offset))))
+                    .1
+            }
+        };
+        for (g, bucket) in Granularity::ALL.into_iter().zip(buckets) {
             for d in &c.dims {
-                let key = cell_key(g, &bucket, d);
-                let cell = into.entry(key).or_insert_with_key(|k| load(k));
-                cell.merge(&c.delta);
+                key.clear();
+                write_cell_key(&mut key, g, bucket, d);
+                match into.get_mut(key.as_str()) {
+                    Some(cell) => cell.merge(&c.delta),
+                    None => {
+                        let mut cell = load(&key);
+                        cell.merge(&c.delta);
+                        into.insert(key.clone(), cell);
+                    }
+                }
             }
         }
     }

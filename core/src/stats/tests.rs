@@ -660,3 +660,40 @@ fn no_bias_share_of_waits_near_zero() {
     };
     assert_eq!(busy.est_bias_share(), Some(0.15));
 }
+
+/// Bucket names are written directly (for speed) and must stay exactly
+/// chrono's `%Y-%m-%d %H:00`, `%Y-%m-%d` and `%Y-%m`: the kept cells in
+/// sled are found by these names.
+#[test]
+fn bucket_names_are_chronos_spelling() {
+    use chrono::FixedOffset;
+    let offsets = [
+        FixedOffset::east_opt(9 * 3600).expect("jst"),
+        FixedOffset::east_opt(0).expect("utc"),
+        FixedOffset::west_opt(5 * 3600 + 1800).expect("west"),
+    ];
+    // Every 7 hours and 13 minutes from 1969 to 2101, and the far years.
+    let mut t = -86_400_000i64 * 365;
+    let step = (7 * 60 + 13) * 60_000;
+    let mut checked = 0;
+    while t < 4_133_980_800_000 {
+        for off in offsets {
+            let local = Millis(t).to_datetime(off);
+            for (g, f) in [
+                (Granularity::Hour, "%Y-%m-%d %H:00"),
+                (Granularity::Day, "%Y-%m-%d"),
+                (Granularity::Month, "%Y-%m"),
+            ] {
+                assert_eq!(g.bucket(Millis(t), off), local.format(f).to_string(), "{t}");
+                checked += 1;
+            }
+        }
+        t += step;
+    }
+    assert!(checked > 400_000);
+    let far = Millis(253_402_300_800_000 + 86_400_000); // 10000-01-02
+    assert_eq!(
+        Granularity::Month.bucket(far, offsets[1]),
+        far.to_datetime(offsets[1]).format("%Y-%m").to_string()
+    );
+}
