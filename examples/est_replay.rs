@@ -4,8 +4,11 @@
 //! estimates), and writes one CSV row per issued ticket with the factor
 //! the point was corrected by, so that the replays' own, uncorrected point
 //! (point / factor) can be compared with the real wait (issue 19: where the
-//! error comes from). Usage:
-//! `cargo run --example est_replay -- EXPORT.jsonl OUT.csv`.
+//! error comes from). With `--raw`, each row also carries the replays' own
+//! waits (seconds, sorted, `;`-separated: before the calibration), so that
+//! other ways of turning them into a point can be tried on the same
+//! replays. Usage:
+//! `cargo run --example est_replay -- EXPORT.jsonl OUT.csv [--raw]`.
 
 use std::io::{BufRead, Write};
 
@@ -22,9 +25,11 @@ struct Line {
 }
 
 fn main() -> anyhow::Result<()> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    let raw = args.iter().any(|a| a == "--raw");
+    args.retain(|a| a != "--raw");
     let [export, csv] = args.as_slice() else {
-        anyhow::bail!("usage: est_replay EXPORT.jsonl OUT.csv");
+        anyhow::bail!("usage: est_replay EXPORT.jsonl OUT.csv [--raw]");
     };
     let input = std::io::BufReader::new(
         std::fs::File::open(export).with_context(|| format!("cannot open {export}"))?,
@@ -34,7 +39,8 @@ fn main() -> anyhow::Result<()> {
     );
     writeln!(
         out,
-        "date,number,category,at_ms,ahead,point,low,high,factor"
+        "date,number,category,at_ms,ahead,point,low,high,factor{}",
+        if raw { ",raw" } else { "" }
     )?;
     let mut config = Config::embedded_default();
     let mut state = State::new(&config);
@@ -64,15 +70,21 @@ fn main() -> anyhow::Result<()> {
                     people_ahead,
                     ..
                 } if started => {
-                    let r = state.wait_range(&config, category, at);
+                    let (r, mut waits) = state.wait_range_and_replays(&config, category, at);
                     n += 1;
                     let ahead = usize::try_from(*people_ahead).unwrap_or(usize::MAX);
                     let f = state.meta.learned.point_scale(category, ahead);
-                    writeln!(
+                    write!(
                         out,
                         "{date},{number},{category},{},{ahead},{},{},{},{f:.4}",
                         at.0, r.point_s, r.low_s, r.high_s
                     )?;
+                    if raw {
+                        waits.sort_by(f64::total_cmp);
+                        let w: Vec<String> = waits.iter().map(|w| format!("{w:.1}")).collect();
+                        write!(out, ",{}", w.join(";"))?;
+                    }
+                    writeln!(out)?;
                     *expected_wait_s = r.point_s;
                     *expected_wait_low_s = Some(r.low_s);
                     *expected_wait_high_s = Some(r.high_s);

@@ -602,9 +602,22 @@ impl State {
 
     /// The wait of a ticket of `queue` issued at `now`: point and range.
     pub fn wait_range(&self, config: &Config, queue: &str, now: Millis) -> WaitRange {
+        self.wait_range_and_replays(config, queue, now).0
+    }
+
+    /// [`Self::wait_range`] and the replays' own waits it was made from
+    /// (seconds, before the calibration), for measuring where the error
+    /// comes from (`examples/est_replay.rs`).
+    pub fn wait_range_and_replays(
+        &self,
+        config: &Config,
+        queue: &str,
+        now: Millis,
+    ) -> (WaitRange, Vec<f64>) {
         let runs = self.replays(config, queue, now, true);
         let waits: Vec<f64> = runs.iter().filter_map(|r| r.last().copied()).collect();
-        self.summarise(config, queue, now, self.waiting_count(queue), &waits)
+        let range = self.summarise(config, queue, now, self.waiting_count(queue), &waits);
+        (range, waits)
     }
 
     /// The point and range of a ticket of `queue` with `ahead` places
