@@ -103,6 +103,15 @@ fn office(data: &Path, n: usize) -> BTreeMap<String, u64> {
         .collect()
 }
 
+/// A queue's Japanese name in the default office, as staff see it.
+fn queue_name(category: &str) -> &'static str {
+    match category {
+        "idou" => "住民異動の受付",
+        "koseki" => "戸籍届出と証明発行の受付",
+        _ => "?",
+    }
+}
+
 /// The category request `r<i>` was issued in (as `office` does).
 fn category_of(request: &str) -> &'static str {
     let i: usize = request.trim_start_matches('r').parse().unwrap_or_default();
@@ -1166,8 +1175,9 @@ fn a_flipped_byte_in_a_record_of_any_kind_is_set_aside_and_no_request_is_re_tick
             let stdout = String::from_utf8_lossy(&out.stdout);
             let stderr = String::from_utf8_lossy(&out.stderr);
             assert!(out.status.success(), "{what}: recover failed: {stderr}");
-            if kind == "day_opened" {
-                // The records after it imply the opening (storage-rt11 F-K).
+            if kind == "day_opened" || kind == "counter_opened" {
+                // The records after it imply the opening (storage-rt11
+                // F-K; a counter's: storage-rt12 F-S).
                 assert!(
                     stdout.contains(&format!(
                         "record {seq} cannot be read, but the records after it show"
@@ -1734,7 +1744,7 @@ fn unreadable_records_with_the_snapshot_gone_never_re_ticket_their_requests() {
                 "{what}: {stdout}"
             );
             for (_, number, category) in &lost {
-                let named = format!("{category} {number}");
+                let named = format!("{} {number}", queue_name(category));
                 assert!(
                     stdout.contains(&named),
                     "{what}: {named} not named: {stdout}"
@@ -1898,5 +1908,326 @@ fn an_unfinished_snapshot_file_is_no_damage() {
     assert!(
         !unfinished.exists(),
         "the unfinished snapshot file is still there"
+    );
+}
+
+/// Outside tester storage-rt12 F-R (issue 17, R10, R11): a day opened
+/// ahead by mistake (tomorrow, with tickets), closed, today opened as its
+/// repair (`after_wrong_day`) and two kiosk tickets issued; then one byte
+/// flipped in today's `day_opened`. `recover --accept-damage` keeps the
+/// opening (inferred from the records after it, as for any day) with the
+/// wrong day's numbers still taken: today stays open, the retries of
+/// today's acknowledged requests get their own tickets, and new numbers go
+/// on after both days' numbers. Also with state.sled gone. On the old code
+/// the opening was not inferred (the wrong day is later than today): it
+/// and today's two tickets were set aside, the office was left closed on
+/// the wrong date (a new ticket refused `day_not_open`), and once today
+/// was opened again the two retries got new tickets.
+#[test]
+fn an_unreadable_opening_that_repaired_a_wrong_day_keeps_the_day_and_its_numbers() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let base = dir.path().join("base");
+    let tomorrow = (chrono::NaiveDate::parse_from_str(&today(), "%Y-%m-%d").expect("today")
+        + chrono::Days::new(1))
+    .to_string();
+    let mut lines = vec![json!({"command": "open_day", "date": tomorrow})];
+    for (i, c) in ["idou", "idou", "idou", "koseki", "koseki"]
+        .iter()
+        .enumerate()
+    {
+        lines.push(issue(c, &format!("w{i}")));
+    }
+    lines.push(json!({"command": "close_day"}));
+    lines.push(json!({"command": "open_day", "date": today()}));
+    let today_requests = [("t0", "idou"), ("t1", "koseki")];
+    for (r, c) in today_requests {
+        lines.push(issue(c, r));
+    }
+    let answers = apply_with(&base, &lines, Some(2048)).expect("apply");
+    let mut numbers: BTreeSet<u64> = BTreeSet::new();
+    let mut acked = BTreeMap::new();
+    let mut opening = 0;
+    for (line, a) in lines.iter().zip(&answers) {
+        assert_eq!(a["ok"], true, "{line}: {a}");
+        if let Some(n) = a["ticket"].as_u64() {
+            numbers.insert(n);
+            if let Some(r) = line["request_id"].as_str().filter(|r| r.starts_with('t')) {
+                acked.insert(r.to_string(), (n, line["category"].clone()));
+            }
+        }
+        if line["command"] == "open_day" && line["date"] == today() {
+            let e = &a["events"][0];
+            assert!(e["after_wrong_day"].is_object(), "not a repair: {a}");
+            opening = a["seq"].as_u64().expect("seq");
+        }
+    }
+    for no_sled in [false, true] {
+        let what = format!("the wrong day's repair (record {opening}) flipped, no_sled={no_sled}");
+        let data = dir.path().join(format!("office{no_sled}"));
+        copy_dir(&base, &data);
+        flip_record(&data, opening);
+        if no_sled {
+            std::fs::remove_dir_all(data.join("state.sled")).expect("rm");
+        }
+        let out = run(&data, &["recover", "--accept-damage"]);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{what}: recover failed: {stderr}");
+        assert!(
+            stdout.contains(&format!(
+                "記録 {opening} は読めませんが、後の記録から業務日 {} の開始",
+                today()
+            )),
+            "{what}: the inferred opening is not told: {stdout}"
+        );
+        ok(&data, &["audit", "verify"]);
+        let retries: Vec<Value> = acked
+            .iter()
+            .map(|(r, (_, c))| issue(c.as_str().expect("category"), r))
+            .collect();
+        let answers = apply(&data, &retries).expect("apply after");
+        for ((request, (number, _)), a) in acked.iter().zip(&answers) {
+            assert_eq!(a["ok"], true, "{what}: {request}: {a}");
+            assert_eq!(a["ticket"].as_u64(), Some(*number), "{what}: {request}");
+        }
+        let fresh: Vec<Value> = (0..4)
+            .map(|i| issue(CATEGORIES[i % 2], &format!("new{i}")))
+            .collect();
+        for a in apply(&data, &fresh).expect("new") {
+            assert_eq!(a["ok"], true, "{what}: today is not open: {a}");
+            let n = a["ticket"].as_u64().expect("number");
+            assert!(!numbers.contains(&n), "{what}: number {n} given twice");
+        }
+    }
+}
+
+/// Outside tester storage-rt12 F-N' (issue 17, R10): six acknowledged
+/// kiosk tickets, then the log cut at the record boundary before them,
+/// HIGHWATER put back to before them and state.sled gone — nothing in the
+/// log, the mark or the snapshot shows the loss, but the request-id journal
+/// REQUESTS lists the six. The start refuses (naming REQUESTS and the way
+/// out), plain `recover` refuses, and `recover --accept-damage` answers
+/// the six retries "lost — ask staff" and gives none of their numbers
+/// again. On the old code the start served and the next visitors got the
+/// six acknowledged numbers again.
+#[test]
+fn tickets_the_request_journal_lists_beyond_the_log_are_lost_records() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let data = dir.path().join("office");
+    let mut acked = office(&data, 20);
+    let mark = std::fs::read(data.join("HIGHWATER")).expect("mark");
+    let segs = segments(&data);
+    let last = segs.last().expect("segment").clone();
+    let cut = std::fs::read(&last).expect("read").len();
+    let more: Vec<Value> = (20..26)
+        .map(|i| issue(CATEGORIES[i % 2], &format!("r{i}")))
+        .collect();
+    for (i, a) in (20..26).zip(apply(&data, &more).expect("apply")) {
+        assert_eq!(a["ok"], true, "{a}");
+        acked.insert(format!("r{i}"), a["ticket"].as_u64().expect("number"));
+    }
+    assert_eq!(segments(&data), segs, "a new segment was started");
+    let journal = std::fs::read_to_string(data.join("REQUESTS")).expect("journal");
+    assert!(journal.contains("\"r25\""), "{journal}");
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&last)
+        .expect("open");
+    f.set_len(cut as u64).expect("cut");
+    drop(f);
+    std::fs::write(data.join("HIGHWATER"), &mark).expect("stale mark");
+    std::fs::remove_dir_all(data.join("state.sled")).expect("rm");
+    let stderr = assert_refused(&data, "the journal lists six tickets beyond the log");
+    assert!(stderr.contains("REQUESTS"), "REQUESTS not named: {stderr}");
+    let out = run(&data, &["recover"]);
+    assert!(
+        !out.status.success(),
+        "plain recover succeeded: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert_accepted(
+        &data,
+        &acked,
+        "the journal lists six tickets beyond the log",
+    );
+    let retries: Vec<Value> = (20..26)
+        .map(|i| issue(CATEGORIES[i % 2], &format!("r{i}")))
+        .collect();
+    for a in apply(&data, &retries).expect("retries") {
+        assert_eq!(a["code"], "lost_ask_staff", "{a}");
+    }
+}
+
+/// Outside tester storage-rt12 F-Q' (issue 17, R10): two unreadable
+/// records, state.sled gone, and in REQUESTS the line of one of the lost
+/// requests carries a wrong number (another kept ticket's, or one outside
+/// its queue). The line contradicts the kept records or itself: it is
+/// journal damage, named as such, and the lost request's number is the one
+/// gap the kept records leave where the line stands — its retry is told
+/// "lost — ask staff", and that number is named. On the old code the line
+/// was trusted: with another ticket's number nothing was recorded for the
+/// request and its retry got a new ticket (r2, idou 1002, got 1061); with
+/// idou 1000 a ticket 1000 was recorded, numbering went back to 1001 and a
+/// new visitor got the acknowledged 1002 again.
+#[test]
+fn a_journal_line_that_contradicts_the_kept_records_is_not_trusted() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let base = dir.path().join("base");
+    let mut lines = vec![json!({"command": "open_day", "date": today()})];
+    for i in 0..120 {
+        lines.push(issue(CATEGORIES[i % 2], &format!("r{i}")));
+    }
+    let answers = apply_with(&base, &lines, Some(2048)).expect("apply");
+    let acked: BTreeMap<String, u64> = answers[1..]
+        .iter()
+        .enumerate()
+        .map(|(i, a)| {
+            assert_eq!(a["ok"], true, "{a}");
+            (format!("r{i}"), a["ticket"].as_u64().expect("number"))
+        })
+        .collect();
+    // The line's number: another kept ticket's (two on), or one outside
+    // the queue's range (one below its first).
+    for another in [true, false] {
+        let what = if another {
+            "the line names another kept ticket's number"
+        } else {
+            "the line's number is outside its queue"
+        };
+        let data = dir.path().join(format!("office{another}"));
+        copy_dir(&base, &data);
+        let segs = segments(&data);
+        let mut bytes = std::fs::read(&segs[1]).expect("read");
+        let mut lost = Vec::new();
+        for (at, _, payload) in &frames(&bytes)[2..4] {
+            let body: Value = serde_json::from_slice(payload).expect("payload");
+            let e = &body["events"][0];
+            lost.push((
+                e["request_id"].as_str().expect("request").to_string(),
+                e["number"].as_u64().expect("number"),
+                e["category"].as_str().expect("category").to_string(),
+            ));
+            bytes[*at..*at + 48 + payload.len()].fill(0);
+        }
+        std::fs::write(&segs[1], &bytes).expect("zero");
+        std::fs::remove_dir_all(data.join("state.sled")).expect("rm");
+        let (request, number, category) = lost
+            .iter()
+            .find(|(_, _, c)| c == "idou")
+            .cloned()
+            .expect("a lost idou ticket");
+        let path = data.join("REQUESTS");
+        let journal = std::fs::read_to_string(&path).expect("journal");
+        let line = format!("\"n\":{number},\"c\":\"{category}\",\"r\":\"{request}\"");
+        assert!(journal.contains(&line), "{line} not in {journal}");
+        let wrong_number = if another { number + 2 } else { 1000 };
+        assert!(!another || acked.values().any(|n| *n == wrong_number));
+        let wrong = format!("\"n\":{wrong_number},\"c\":\"{category}\",\"r\":\"{request}\"");
+        std::fs::write(&path, journal.replace(&line, &wrong)).expect("damage the line");
+        let out = run(&data, &["recover", "--accept-damage"]);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{what}: recover failed: {stderr}");
+        let retries: Vec<Value> = acked.keys().map(|r| issue(category_of(r), r)).collect();
+        let fresh: Vec<Value> = (0..6)
+            .map(|i| issue(CATEGORIES[i % 2], &format!("new{i}")))
+            .collect();
+        let answers = apply(&data, &[retries, fresh].concat()).expect("apply after recover");
+        let (retried, new) = answers.split_at(acked.len());
+        for ((r, n), a) in acked.iter().zip(retried) {
+            if lost.iter().any(|(l, _, _)| l == r) {
+                assert_eq!(a["code"], "lost_ask_staff", "{what}: {r}: {a}");
+            } else {
+                assert_eq!(a["ticket"].as_u64(), Some(*n), "{what}: {r}: {a}");
+            }
+        }
+        let before: BTreeSet<u64> = acked.values().copied().collect();
+        for a in new {
+            let n = a["ticket"].as_u64().expect("number");
+            assert!(!before.contains(&n), "{what}: number {n} given twice");
+        }
+        ok(&data, &["audit", "verify"]);
+        assert!(
+            stdout.contains("contradict the kept records"),
+            "{what}: the damaged journal line is not told: {stdout}"
+        );
+        let named = format!("→ {} {number}", queue_name(&category));
+        assert!(
+            stdout.contains(&named),
+            "{what}: {named} not told: {stdout}"
+        );
+    }
+}
+
+/// Outside tester storage-rt12 F-S (issue 17, R10): today's `day_opened`
+/// and the record after it (counter 1's opening) both unreadable.
+/// `recover --accept-damage` keeps the first as the day's opening and the
+/// second as the counter's (both named), and sets nothing aside: every
+/// acknowledged request keeps its ticket and nobody served waits again. On
+/// the old code the second was taken as the day's opening, the first set
+/// aside, and every record of counter 1 after them set aside with it.
+#[test]
+fn two_unreadable_records_at_the_days_start_are_the_day_and_the_counter_opening() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let data = dir.path().join("office");
+    let (acked, kinds) = a_full_day(&data);
+    let day = kinds["day_opened"];
+    let counter = kinds["counter_opened"];
+    assert_eq!(counter, day + 1, "{kinds:?}");
+    flip_record(&data, day);
+    flip_record(&data, counter);
+    let out = run(&data, &["recover", "--accept-damage"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "recover failed: {stderr}");
+    assert!(
+        stdout.contains(&format!("記録 {day} は読めませんが、後の記録から業務日")),
+        "the day's opening is not inferred from record {day}: {stdout}"
+    );
+    assert!(
+        stdout.contains(&format!(
+            "記録 {counter} は読めませんが、後の記録から窓口 1 を開いた"
+        )),
+        "counter 1's opening is not inferred from record {counter}: {stdout}"
+    );
+    assert!(
+        !stdout.contains("set aside: record") && !stdout.contains("waiting again"),
+        "records set aside: {stdout}"
+    );
+    ok(&data, &["audit", "verify"]);
+    let retries: Vec<Value> = acked.keys().map(|r| issue(category_of(r), r)).collect();
+    for ((request, number), a) in acked.iter().zip(apply(&data, &retries).expect("apply")) {
+        assert_eq!(a["ticket"].as_u64(), Some(*number), "{request}: {a}");
+    }
+}
+
+/// Outside tester storage-rt12 F-C' (issue 17): the log cut at a record
+/// boundary and HIGHWATER gone. `export` reads the log alone and cannot
+/// tell whether records after its end were lost: it exports what it has
+/// (rc 0) and says on stderr what it could not check and how to check it.
+/// On the old code it said only "exported 19 records".
+#[test]
+fn export_without_the_mark_says_what_it_could_not_check() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let data = dir.path().join("office");
+    office(&data, 20);
+    let last = segments(&data).pop().expect("segment");
+    let bytes = std::fs::read(&last).expect("read");
+    let (at, _, _) = frames(&bytes).pop().expect("a record");
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&last)
+        .expect("open");
+    f.set_len(at as u64).expect("cut");
+    drop(f);
+    std::fs::remove_file(data.join("HIGHWATER")).expect("rm mark");
+    let out = run(&data, &["export"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("HIGHWATER")
+            && stderr.contains("確かめられませんでした")
+            && stderr.contains("audit verify"),
+        "the export does not say what it could not check: {stderr}"
     );
 }

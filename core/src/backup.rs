@@ -574,6 +574,10 @@ pub struct Recovered {
     /// What is known of the request ids of the unreadable records set
     /// aside: from the request-id journal, or plainly unknown (F-P).
     pub requests_note: Option<String>,
+    /// The note says some request ids are unknown (their retries may get
+    /// new tickets): a `lost-requests` fault record. Not when the journal
+    /// or the snapshot knows them (storage-rt12 F-T).
+    pub requests_unknown: bool,
 }
 
 /// A record set aside by `recover --accept-damage`.
@@ -920,14 +924,35 @@ fn build_repaired(
     // The journal speaks only for the day the kept records have open or
     // closed last (outside tester storage-rt12 F-Q: a flipped date in one
     // journal line, or a wrong day's lines after its repair, made the
-    // repair close today and open that day).
-    let log_day = engine.state().meta.day.as_ref().map(|d| d.date);
+    // repair close today and open that day), held against the kept
+    // records (storage-rt12 F-Q'): a line that contradicts them is damage
+    // of the journal, not evidence.
+    let journal = engine.journal_found(data);
+    let gaps = engine.number_gaps();
+    let names = engine.config().clone();
     engine.close()?;
     let evidence_seq = carry_snapshot(data, work)?;
     if let (Some((ev, last)), None) = (unvouched, evidence_seq) {
         extra = Some(refuse_or_resume_unvouched(data, ev, last, accept_damage)?);
     }
-    let requests_note = journal_evidence(data, extra.as_mut(), &set_aside, last_seq, log_day);
+    let (requests_note, requests_unknown) = journal_evidence(
+        &names,
+        extra.as_mut(),
+        &set_aside,
+        last_seq,
+        evidence_seq,
+        &journal,
+        &gaps,
+    );
+    // The journal goes along before the repaired folder is opened: the
+    // start checks it against the log (storage-rt12 F-N'), so a repair
+    // that leaves tickets it lists unaccounted for is refused here, not at
+    // the next start.
+    let journal_file = data.join(crate::engine::requests::FILE);
+    if journal_file.is_file() {
+        let to = work.join(crate::engine::requests::FILE);
+        std::fs::copy(&journal_file, &to).map_err(io(&to))?;
+    }
     let accepted = open_checked(data, work, accept_damage, extra)?;
     copy_other_files(data, work)?;
     if let Some(last) = &held_as_restored {
@@ -945,25 +970,57 @@ fn build_repaired(
         set_aside,
         salvage_notes: salvage.notes,
         requests_note,
+        requests_unknown,
     })
 }
 
-/// The damaged folder's request-id journal (`engine::requests`) joins the
-/// evidence of a repair that set records aside or found a log nothing
-/// vouches for: its ids the repaired log does not hold are answered "lost
-/// — ask staff" and their numbers raised (outside tester storage-rt11 F-P:
-/// with those records unreadable and state.sled gone, two retries got new
-/// tickets). What it says about the unreadable records' requests, for the
-/// screen: known from the journal, or plainly unknown.
+/// The damaged folder's request-id journal (`engine::requests`), held
+/// against the repaired log's kept records, joins the evidence of a repair
+/// that set records aside or found a log nothing vouches for: its tickets
+/// the repaired log does not hold are answered "lost — ask staff" and their
+/// numbers raised (outside tester storage-rt11 F-P). Lines that contradict
+/// the kept records or the journal itself are damage of the journal, never
+/// evidence (storage-rt12 F-Q'). What is known of the unreadable records'
+/// requests, for the screen and the fault record — true both ways
+/// (storage-rt12 F-T: "unknown, new tickets may be given" although the
+/// snapshot knew them; "no REQUESTS" for one that was there but damaged).
 fn journal_evidence(
-    data: &Path,
+    config: &crate::config::Config,
     extra: Option<&mut crate::engine::SetAsideEvidence>,
     set_aside: &[SetAsideRecord],
     last_seq: u64,
-    log_day: Option<chrono::NaiveDate>,
-) -> Option<String> {
-    let extra = extra?;
-    let journal = log_day.and_then(|day| crate::engine::requests::read(data, day));
+    evidence_seq: Option<u64>,
+    journal: &crate::engine::requests::Found,
+    gaps: &[String],
+) -> (Option<String>, bool) {
+    use crate::engine::requests::{ticket_name, Found, FILE};
+    let mut notes = Vec::new();
+    if let Found::Read { compared, .. } = journal {
+        if !compared.contradicting.is_empty() {
+            let lines: Vec<String> = compared
+                .contradicting
+                .iter()
+                .map(|(r, n, c)| {
+                    let fixed = compared
+                        .corrected
+                        .iter()
+                        .find(|(e, _)| &e.0 == r)
+                        .map(|(_, m)| format!(" → {}", ticket_name(config, c, *m)))
+                        .unwrap_or_default();
+                    format!("{r}: {}{fixed}", ticket_name(config, c, *n))
+                })
+                .collect();
+            notes.push(format!(
+                "控え {FILE} の {} 行はログの記録か控え自身と食い違うため、使いませんでした（控えの破損。→ の番号は前後の記録から分かった番号です） / {} line(s) of {FILE} contradict the kept records or the journal itself and were not used (journal damage; → marks the number the records around it show): {}",
+                lines.len(),
+                lines.len(),
+                lines.join(", ")
+            ));
+        }
+    }
+    let Some(extra) = extra else {
+        return ((!notes.is_empty()).then(|| notes.join(". ")), false);
+    };
     let unread: Vec<u64> = set_aside
         .iter()
         .filter(|s| s.hints.is_empty())
@@ -974,34 +1031,60 @@ fn journal_evidence(
         (Some(a), Some(b)) => (Some(format!("{a}〜{b}")), format!("{a}–{b}")),
         _ => (None, String::new()),
     };
-    let Some((day, entries)) = journal else {
-        return span.map(|span| format!(
-            "記録 {span} は読めず、その中の発券要求（request id）は分かりません（発券要求の控え {} もありません）。この間に発券した札の再送には新しい番号が出ることがあります。札をお持ちの方は札の番号で受け付けてください / records {span_en} cannot be read and the request ids in them are unknown (no request-id journal {} either): a retry of one of them may be given a new ticket; honour the number on the visitor's ticket",
-            crate::engine::requests::FILE,
-            crate::engine::requests::FILE
-        ));
+    // The snapshot saw past the unreadable records: it knows their
+    // request ids (they are answered "ask staff" from it).
+    let snapshot_knows = unread
+        .last()
+        .is_some_and(|b| evidence_seq.is_some_and(|e| e >= *b));
+    let entries = match journal {
+        Found::Read { day, compared } => {
+            if !compared.missing.is_empty() {
+                if let Some(d) = crate::engine::requests::journal_damage(
+                    Path::new(""),
+                    config,
+                    *day,
+                    compared,
+                    last_seq,
+                ) {
+                    if let Some(ev) = d.evidence {
+                        extra.evidence =
+                            Some(crate::engine::salvage::merge(extra.evidence.take(), ev));
+                    }
+                }
+            }
+            Some(compared.agreeing + compared.missing.len())
+        }
+        _ => None,
     };
-    let mut ev = crate::engine::Evidence {
-        seq: last_seq,
-        day: Some(day),
-        ..Default::default()
+    let unknown = span.is_some() && !snapshot_knows && entries.is_none();
+    let said = match (span, entries) {
+        (None, _) => None,
+        (Some(span), _) if snapshot_knows => Some(format!(
+            "記録 {span} は読めませんが、その中の発券要求はスナップショット (state.sled) から分かります（失われたものの再送には「職員にお声がけください」と答えます） / records {span_en} cannot be read; their request ids are known from the snapshot (state.sled): retries of lost ones are told to ask staff"
+        )),
+        (Some(span), Some(n)) => Some(format!(
+            "記録 {span} は読めませんが、その日の発券要求は控え {FILE} の {n} 件から分かります（失われたものの再送には「職員にお声がけください」と答えます） / records {span_en} cannot be read; the day's request ids are known from the journal {FILE} ({n} entries): retries of lost ones are told to ask staff"
+        )),
+        (Some(span), None) => {
+            let (ja, en) = match journal {
+                Found::Absent => ("もありません", "none either"),
+                _ => ("は読めません", "unreadable"),
+            };
+            let (gaps_ja, gaps_en) = if gaps.is_empty() {
+                (String::new(), String::new())
+            } else {
+                (
+                    format!("。ログに欠けている番号（この間に発券されたもの）: {}", gaps.join("、")),
+                    format!("; numbers the kept records skip (issued in them): {}", gaps.join(", ")),
+                )
+            };
+            Some(format!(
+                "記録 {span} は読めず、その中の発券要求（request id）は分かりません（発券要求の控え {FILE} {ja}）。この間に発券した札の再送には新しい番号が出ることがあります。札をお持ちの方は札の番号で受け付けてください{gaps_ja} / records {span_en} cannot be read and the request ids in them are unknown (request-id journal {FILE}: {en}): a retry of one of them may be given a new ticket; honour the number on the visitor's ticket{gaps_en}"
+            ))
+        }
     };
-    for (r, n, c) in &entries {
-        let h = ev.highest.entry(c.clone()).or_insert(*n);
-        *h = (*h).max(*n);
-        ev.categories.entry(*n).or_insert_with(|| c.clone());
-        ev.requests.entry(r.clone()).or_insert(*n);
-    }
-    if !entries.is_empty() {
-        extra.evidence = Some(crate::engine::salvage::merge(extra.evidence.take(), ev));
-    }
-    span.map(|span| format!(
-        "記録 {span} は読めませんが、その日の発券要求は控え {} の {} 件から分かります（失われたものの再送には「職員にお声がけください」と答えます） / records {span_en} cannot be read; the day's request ids are known from the journal {} ({} entries): retries of lost ones are told to ask staff",
-        crate::engine::requests::FILE,
-        entries.len(),
-        crate::engine::requests::FILE,
-        entries.len()
-    ))
+    notes.extend(said);
+    ((!notes.is_empty()).then(|| notes.join(". ")), unknown)
 }
 
 /// The scratch folder's log up to where the backups end (none: the damaged

@@ -160,7 +160,7 @@ fn remove_unfinished_snapshots(path: &Path) {
         if name.starts_with("snap.") && name.ends_with(".generating") {
             match std::fs::remove_file(e.path()) {
                 Ok(()) => {
-                    tracing::warn!(file = %e.path().display(), "removed an unfinished snapshot file of the snapshot store")
+                    tracing::warn!(file = %e.path().display(), "書きかけのスナップショットのファイルを削除しました（記録は失われていません） / removed an unfinished snapshot file of the snapshot store (no record is lost)")
                 }
                 Err(err) => {
                     tracing::warn!(file = %e.path().display(), error = %err, "an unfinished snapshot file could not be removed")

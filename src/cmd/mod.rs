@@ -251,7 +251,24 @@ pub fn storage_advice(e: &anyhow::Error, data: &Path) -> Option<String> {
         if cause.downcast_ref::<reqwest::Error>().is_some() {
             return None;
         }
-        if let Some(x) = cause.downcast_ref::<EngineError>() {
+        // `recover`'s error wraps the engine's transparently: its cause is
+        // not in the chain on its own (outside tester storage-rt12 F-G'':
+        // `recover` on a full disk gave the cause in English only, and no
+        // steps).
+        let backup = cause.downcast_ref::<madoguchi_core::backup::BackupError>();
+        if let Some(
+            madoguchi_core::backup::BackupError::Io { path, source }
+            | madoguchi_core::backup::BackupError::Log(LogError::Io { path, source }),
+        ) = backup
+        {
+            file.get_or_insert(path.clone());
+            io.get_or_insert((source.kind(), source.raw_os_error(), source.to_string()));
+        }
+        let engine = match backup {
+            Some(madoguchi_core::backup::BackupError::Engine(x)) => Some(x),
+            _ => cause.downcast_ref::<EngineError>(),
+        };
+        if let Some(x) = engine {
             match x {
                 EngineError::Damaged(_) => return None,
                 EngineError::Io { path, source } => {
@@ -371,5 +388,15 @@ mod storage_advice_tests {
         assert!(storage_advice(&e, data)
             .expect("advice")
             .starts_with("スナップショット (state.sled) を開けません"));
+        // `recover`'s error (storage-rt12 F-G''): the engine's inside it.
+        let e = anyhow::Error::new(madoguchi_core::backup::BackupError::Engine(
+            EngineError::Io {
+                path: data.join("state.sled"),
+                source: std::io::Error::from_raw_os_error(28),
+            },
+        ))
+        .context("復旧できませんでした");
+        let m = storage_advice(&e, data).expect("advice for recover");
+        assert!(m.starts_with("ディスクの空きがありません"), "{m}");
     }
 }

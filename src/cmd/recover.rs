@@ -61,7 +61,9 @@ pub fn run(data: &Path, args: Args) -> Result<()> {
     }
     if let Some(n) = &r.requests_note {
         say!("  {n}");
-        super::record_fault(data, "lost-requests", n);
+        if r.requests_unknown {
+            super::record_fault(data, "lost-requests", n);
+        }
     }
     for s in r.set_aside.iter().filter(|s| s.settings) {
         let lost = format!(

@@ -98,7 +98,9 @@ impl Damage {
     /// evidence shows.
     pub fn lost_range(&self) -> Option<(u64, u64)> {
         let last = self.evidence.as_ref()?.seq;
-        (last >= self.record).then_some((self.record, last))
+        // Record 0 is no record (a file of the folder, the seals): nothing
+        // is named lost from it (storage-rt12 F-G'': "0–2838").
+        (self.record > 0 && last >= self.record).then_some((self.record, last))
     }
 }
 
@@ -113,7 +115,9 @@ impl fmt::Display for Damage {
             "The office's records are damaged or incomplete: the server did not start, so that no number is given twice."
         )?;
         writeln!(f, "  ファイル / file:     {}", self.file.display())?;
-        writeln!(f, "  記録 / record:       {}", self.record)?;
+        if self.record > 0 {
+            writeln!(f, "  記録 / record:       {}", self.record)?;
+        }
         writeln!(f, "  内容 / problem:      {}", self.problem)?;
         if let Some(n) = self.log_ends_at {
             writeln!(f, "  ログの最後 / the log ends at record {n}")?;

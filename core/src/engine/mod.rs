@@ -351,6 +351,21 @@ impl Engine {
                 report.rebuilt.get_or_insert(why);
             }
         }
+        // The request-id journal is evidence too (`requests.rs`): tickets
+        // it lists that the log does not hold are lost records.
+        let accepted = match (accepted, engine.journal_damage()) {
+            (accepted, None) => accepted,
+            (None, Some(d)) if !engine.opts.accept_damage => {
+                return Err(EngineError::Damaged(Box::new(d)))
+            }
+            (None, Some(d)) => Some(d),
+            (Some(mut a), Some(d)) => {
+                if let Some(x) = d.evidence {
+                    a.evidence = Some(salvage::merge(a.evidence.take(), x));
+                }
+                Some(a)
+            }
+        };
         if let Some(damage) = accepted {
             report.accepted_damage = Some(engine.accept_damage(&damage)?);
             if checked.from_witness {
@@ -1182,8 +1197,10 @@ impl Engine {
         // named nowhere): each lost ticket whose request the evidence
         // knows, and each ticket waiting again though the evidence saw it
         // called or served.
+        // By the queue's Japanese name, as staff know it (outside tester
+        // storage-rt12 F-G'': 「idou 1267」).
         let name = |n: &Number| match ev.categories.get(n) {
-            Some(c) => format!("{c} {n}"),
+            Some(c) => requests::ticket_name(&self.config, c, *n),
             None => n.to_string(),
         };
         let cancelled: Vec<String> = events
@@ -1227,13 +1244,18 @@ impl Engine {
         self.note_lost(&body.events);
         self.flush_store()?;
         let numbers: Vec<String> = ev.highest.iter().map(|(c, n)| format!("{c} {n}")).collect();
+        let numbers_ja: Vec<String> = ev
+            .highest
+            .iter()
+            .map(|(c, n)| requests::ticket_name(&self.config, c, *n))
+            .collect();
         let mut said = format!(
             "失われた発券の再送 {} 件には「職員にお声がけください」と答えます。番号は {} より後から発行します / {lost} (the log ended at record {}, the evidence showed {}); record {seq} raised {raised} number(s) above the evidence ({}) and answers {} lost request id(s) (kiosk or staff) with 'lost — ask staff'",
             self.lost.len(),
-            if numbers.is_empty() {
+            if numbers_ja.is_empty() {
                 "記録どおり".to_string()
             } else {
-                numbers.join("、")
+                numbers_ja.join("、")
             },
             damage.log_ends_at.unwrap_or_default(),
             ev.seq,

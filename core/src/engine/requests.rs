@@ -133,6 +133,282 @@ pub fn read(dir: &Path, day: NaiveDate) -> Option<(NaiveDate, Vec<Entry>)> {
     Some((day, entries))
 }
 
+/// The journal's lines of the log's day held against the kept records
+/// (outside tester storage-rt12 F-N', F-Q'): the journal is evidence only
+/// where it agrees with the log and with itself.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Compared {
+    /// Tickets whose request the log does not hold and whose number no
+    /// kept ticket has: records the log lost (at its end or set aside).
+    pub missing: Vec<Entry>,
+    /// Lines that contradict the kept records (the request is kept under
+    /// another number, or the number is another ticket's) or the journal
+    /// itself (one number for two requests, a queue that does not exist, a
+    /// number outside its range): damage of the journal, never trusted.
+    pub contradicting: Vec<Entry>,
+    /// Contradicting lines of a request the log does not hold whose
+    /// number the kept records still show: the one number of its queue,
+    /// between the lines before and after it, that no kept ticket and no
+    /// other line has (the line as written, the number). They are in
+    /// `missing` with that number.
+    pub corrected: Vec<(Entry, Number)>,
+    /// Lines the kept records agree with.
+    pub agreeing: usize,
+}
+
+impl Compared {
+    /// Each queue's highest number among the missing tickets.
+    pub fn highest(&self) -> std::collections::BTreeMap<String, Number> {
+        let mut out = std::collections::BTreeMap::new();
+        for (_, n, c) in &self.missing {
+            let h = out.entry(c.clone()).or_insert(*n);
+            *h = (*h).max(*n);
+        }
+        out
+    }
+}
+
+/// Holds `entries` (the journal's lines of the state's day) against the
+/// kept records `state` under `config`; `lost` are the request ids an
+/// `--accept-damage` record already answers "lost — ask staff".
+pub fn compare(
+    entries: &[Entry],
+    state: &crate::state::State,
+    config: &crate::config::Config,
+    lost: &std::collections::BTreeSet<String>,
+) -> Compared {
+    use std::collections::BTreeMap;
+    let mut out = Compared::default();
+    // The journal against itself: one number of a queue for one request,
+    // one request for one number.
+    let mut by_number: BTreeMap<(&str, Number), Vec<&str>> = BTreeMap::new();
+    let mut by_request: BTreeMap<&str, Vec<Number>> = BTreeMap::new();
+    for (r, n, c) in entries {
+        let v = by_number.entry((c.as_str(), *n)).or_default();
+        if !v.contains(&r.as_str()) {
+            v.push(r);
+        }
+        let v = by_request.entry(r.as_str()).or_default();
+        if !v.contains(n) {
+            v.push(*n);
+        }
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for e @ (r, n, c) in entries {
+        if !seen.insert(e) {
+            continue;
+        }
+        let itself = by_number
+            .get(&(c.as_str(), *n))
+            .is_some_and(|v| v.len() > 1)
+            || by_request.get(r.as_str()).is_some_and(|v| v.len() > 1)
+            || config
+                .queue(c)
+                .and_then(|q| q.numbers)
+                .is_none_or(|range| *n < range.from || *n > range.to);
+        match state.requests.get(r) {
+            Some(kept) if kept == n => out.agreeing += 1,
+            Some(_) => out.contradicting.push(e.clone()),
+            None if lost.contains(r) => out.agreeing += 1,
+            None if itself || state.ticket(*n).is_some() => out.contradicting.push(e.clone()),
+            None => out.missing.push(e.clone()),
+        }
+    }
+    // A contradicting line's request the log does not hold: its number
+    // is the gap the kept records leave where the line stands, if there is
+    // exactly one (outside tester storage-rt12 F-Q': "n":1263 for the lost
+    // 1267, and the retry got a new ticket).
+    let trusted = |x: &Entry| !out.contradicting.contains(x);
+    let mut claimed: std::collections::BTreeSet<(String, Number)> = entries
+        .iter()
+        .filter(|x| trusted(x))
+        .map(|(_, n, c)| (c.clone(), *n))
+        .collect();
+    let mut corrected = Vec::new();
+    for (i, e @ (r, _, c)) in entries.iter().enumerate() {
+        if !out.contradicting.contains(e)
+            || state.requests.contains_key(r)
+            || lost.contains(r)
+            || corrected.iter().any(|(x, _): &(Entry, Number)| &x.0 == r)
+        {
+            continue;
+        }
+        let Some(range) = config.queue(c).and_then(|q| q.numbers) else {
+            continue;
+        };
+        let kept = || state.tickets.values().filter(|t| &t.category == c);
+        let lower = entries[..i]
+            .iter()
+            .rev()
+            .find(|x| &x.2 == c && trusted(x))
+            .map(|x| x.1 + 1)
+            .or_else(|| kept().map(|t| t.number).min())
+            .unwrap_or(range.from);
+        let upper = entries[i + 1..]
+            .iter()
+            .find(|x| &x.2 == c && trusted(x))
+            .map(|x| x.1)
+            .or_else(|| state.meta.next_number.get(c).copied())
+            .unwrap_or(range.from);
+        let gaps: Vec<Number> = (lower..upper)
+            .filter(|m| state.ticket(*m).is_none() && !claimed.contains(&(c.clone(), *m)))
+            .take(2)
+            .collect();
+        if let [only] = gaps[..] {
+            claimed.insert((c.clone(), only));
+            corrected.push((e.clone(), only));
+        }
+    }
+    for (e, n) in &corrected {
+        out.missing.push((e.0.clone(), *n, e.2.clone()));
+    }
+    out.corrected = corrected;
+    out
+}
+
+/// What the journal of a data folder says against an engine's kept
+/// records.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Found {
+    /// No file.
+    Absent,
+    /// A file, but no readable line of the log's day (every line of the
+    /// day damaged, or none written yet today).
+    NoLineOfTheDay,
+    /// The day's lines, held against the log.
+    Read { day: NaiveDate, compared: Compared },
+}
+
+/// A queue's number as staff know it: 「戸籍 250」 (its Japanese name), the
+/// id where the queue is not configured (outside tester storage-rt12
+/// F-G'': 「koseki 250」 on the screen).
+pub fn ticket_name(config: &crate::config::Config, category: &str, n: Number) -> String {
+    match config.queue(category) {
+        Some(q) => format!("{} {n}", q.name.ja),
+        None => format!("{category} {n}"),
+    }
+}
+
+impl super::Engine {
+    /// The journal in data folder `dir` held against this engine's kept
+    /// records of its business day.
+    pub fn journal_found(&self, dir: &Path) -> Found {
+        if !dir.join(FILE).exists() {
+            return Found::Absent;
+        }
+        let Some(day) = self.state.meta.day.as_ref().map(|d| d.date) else {
+            return Found::NoLineOfTheDay;
+        };
+        match read(dir, day) {
+            Some((day, entries)) => Found::Read {
+                day,
+                compared: compare(&entries, &self.state, &self.config, &self.lost),
+            },
+            None => Found::NoLineOfTheDay,
+        }
+    }
+
+    /// The numbers of the day the kept records skip: between a queue's
+    /// lowest and highest kept ticket, held by none (at most 64). Numbers
+    /// are given in order, so each was issued in a record the repair could
+    /// not keep (outside tester storage-rt12 F-T: with the request ids
+    /// unknown, the lost numbers were not named although the gaps showed
+    /// them).
+    pub fn number_gaps(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for q in self.config.categories() {
+            let held: Vec<Number> = self
+                .state
+                .tickets
+                .values()
+                .filter(|t| t.category == q.id)
+                .map(|t| t.number)
+                .collect();
+            let (Some(lo), Some(hi)) = (held.iter().min(), held.iter().max()) else {
+                continue;
+            };
+            let mut run = Vec::new();
+            for n in *lo..=*hi {
+                let Some(t) = self.state.ticket(n) else {
+                    run.push(n);
+                    continue;
+                };
+                // A run up to a number an earlier `--accept-damage` raised
+                // to (issued and cancelled at once, nothing shown) is the
+                // raise, not a loss.
+                let raised = matches!(t.status, crate::model::Status::Cancelled { .. })
+                    && t.people_ahead_at_issue == 0
+                    && t.expected_wait_s_at_issue == 0
+                    && t.tag.is_none();
+                if !raised {
+                    for m in &run {
+                        out.push(ticket_name(&self.config, &q.id, *m));
+                        if out.len() >= 64 {
+                            return out;
+                        }
+                    }
+                }
+                run.clear();
+            }
+        }
+        out
+    }
+
+    /// The folder's own journal listing tickets its log does not hold:
+    /// lost records, refused at start like a log behind its snapshot
+    /// (outside tester storage-rt12 F-N': a stale high-water mark, no
+    /// state.sled and a log cut at a record boundary started, and the six
+    /// acknowledged numbers the journal listed were given again).
+    pub(super) fn journal_damage(&self) -> Option<super::Damage> {
+        let Found::Read { day, compared } = self.journal_found(&self.dir) else {
+            return None;
+        };
+        journal_damage(&self.dir, &self.config, day, &compared, self.log.last_seq())
+    }
+}
+
+/// The damage the journal's missing tickets show (none: `None`).
+pub fn journal_damage(
+    dir: &Path,
+    config: &crate::config::Config,
+    day: NaiveDate,
+    compared: &Compared,
+    last_seq: u64,
+) -> Option<super::Damage> {
+    if compared.missing.is_empty() {
+        return None;
+    }
+    let mut ev = super::Evidence {
+        seq: last_seq,
+        day: Some(day),
+        highest: compared.highest(),
+        ..super::Evidence::default()
+    };
+    for (r, n, c) in &compared.missing {
+        ev.requests.insert(r.clone(), *n);
+        ev.categories.insert(*n, c.clone());
+    }
+    let names: Vec<String> = compared
+        .missing
+        .iter()
+        .map(|(_, n, c)| ticket_name(config, c, *n))
+        .collect();
+    let count = names.len();
+    let (ja, en) = (names.join("、"), names.join(", "));
+    ev.seen_by.push(format!(
+        "発券要求の控え {FILE} は業務日 {day} の発券 {count} 件（{ja}）を記録していますが、ログにはありません / the request-id journal {FILE} lists {count} ticket(s) of {day} the log does not hold: {en}"
+    ));
+    Some(super::Damage {
+        file: dir.join(FILE),
+        record: last_seq + 1,
+        problem: format!(
+            "ログに記録のない発券が {FILE} にあります（ログの最後の記録が失われています） / {FILE} lists tickets the log does not hold (the log lost its last records)"
+        ),
+        log_ends_at: Some(last_seq),
+        evidence: Some(ev),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -183,5 +459,57 @@ mod tests {
         assert_eq!(entries, vec![("b".into(), 2, "k".into())]);
         let other = NaiveDate::from_ymd_opt(2026, 12, 9).expect("day");
         assert!(read(dir.path(), other).is_none());
+    }
+    /// storage-rt12 F-Q', F-N': a line that contradicts the kept records
+    /// (its number is another request's) is journal damage, its number
+    /// taken from the one gap the kept records leave where it stands; a
+    /// line beyond the log is a lost ticket.
+    #[test]
+    fn lines_are_held_against_the_kept_records() {
+        use crate::model::{Event, Millis};
+        let config = crate::config::Config::embedded_default();
+        let mut state = crate::state::State::new(&config);
+        let day = NaiveDate::from_ymd_opt(2026, 12, 7).expect("day");
+        state
+            .apply(
+                &config,
+                Millis(1),
+                &Event::DayOpened {
+                    date: day,
+                    special: false,
+                    after_wrong_day: Default::default(),
+                },
+            )
+            .expect("open");
+        for (n, r) in [(1001, "a"), (1002, "b"), (1004, "d")] {
+            let e = Event::TicketIssued {
+                number: n,
+                category: "idou".into(),
+                kiosk: None,
+                request_id: Some(r.into()),
+                people_ahead: 0,
+                expected_wait_s: 0,
+                expected_wait_low_s: None,
+                expected_wait_high_s: None,
+                tag: None,
+            };
+            state.apply(&config, Millis(2), &e).expect("issue");
+        }
+        let line = |r: &str, n: Number| (r.to_string(), n, "idou".to_string());
+        let entries = vec![
+            line("a", 1001),
+            line("b", 1002),
+            line("c", 1002),
+            line("d", 1004),
+            line("e", 1005),
+        ];
+        let c = compare(&entries, &state, &config, &Default::default());
+        assert_eq!(c.agreeing, 3, "{c:?}");
+        assert_eq!(c.contradicting, vec![line("c", 1002)], "{c:?}");
+        assert_eq!(c.corrected, vec![(line("c", 1002), 1003)], "{c:?}");
+        assert_eq!(c.missing, vec![line("e", 1005), line("c", 1003)], "{c:?}");
+        // Agreeing lines alone: nothing missing.
+        let c = compare(&entries[..2], &state, &config, &Default::default());
+        assert!(c.missing.is_empty() && c.contradicting.is_empty(), "{c:?}");
     }
 }

@@ -708,7 +708,9 @@ fn check_shape(
                     segment_path(dir, s.last + 1),
                     0,
                     format!(
-                        "the segment after record {} is missing: {} was closed when a newer one was started",
+                        "記録 {} より後のセグメントがありません（{} は新しいセグメントを始めたときに閉じられています）。ログの最後が失われています / the segment after record {} is missing: {} was closed when a newer one was started",
+                        s.last,
+                        path.display(),
                         s.last,
                         path.display()
                     ),

@@ -41,7 +41,13 @@ pub fn read(dir: &Path) -> Result<Vec<Seal>, LogError> {
             seq: 0,
             path,
             offset: 0,
-            reason: format!("the segment seals are unreadable: {e}"),
+            // Bilingual, and no record is named lost: the seals are the
+            // log's evidence of its shape, not records (outside tester
+            // storage-rt12 F-G'': English only, "records 0–2838 may be
+            // lost"). `madoguchi recover` checks the log without them.
+            reason: format!(
+                "ログの封印ファイル SEALS.json が読めないため、ログの形（セグメントが欠けていないか）を確かめられません（記録そのものは失われていません）。madoguchi recover で確かめて作り直せます / the segment seals (SEALS.json) are unreadable, so the log's shape cannot be checked (no record is known lost); madoguchi recover checks the log and makes them again: {e}"
+            ),
         }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
         Err(e) => Err(LogError::io(&path, e)),
