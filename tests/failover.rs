@@ -4143,3 +4143,42 @@ fn the_primary_says_so_when_its_standby_names_what_it_never_sent() {
         faults()
     );
 }
+
+/// Outside tester insider-rt11 L3 (issue 24, R10): a backup carried the
+/// account store but not the standby's key bound to its token, so a
+/// primary restored from it took the next key that signed for the token
+/// and said the standby "was enrolled without a key"; nor the primary's
+/// answer key, whose public half its standby checks every answer with
+/// (insider-rt12 A1). Both are restored now, the secret one 0600.
+#[test]
+fn a_restored_backup_keeps_the_standby_links_keys() {
+    let e = enrolled_primary();
+    let (st, v) = admin_send(
+        &e.primary,
+        "/api/devices",
+        json!({"name": "standby-1", "role": "standby"}),
+    );
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let _token = enrol_standby(v["enrol_url"].as_str().expect("link"), [7; 32]);
+    let pdata = data_of(&e.primary);
+    let dir = tempfile::tempdir().expect("tmp");
+    let bak = dir.path().join("full.bak");
+    ok(&pdata, &["backup", "--out", &bak.display().to_string()]);
+    let spare = dir.path().join("spare");
+    ok(&spare, &["restore", &bak.display().to_string()]);
+    for name in ["standby-link-keys.json", "link-answer-key"] {
+        let was = std::fs::read_to_string(pdata.join(name)).expect(name);
+        let now = std::fs::read_to_string(spare.join(name))
+            .unwrap_or_else(|e| panic!("{name} not restored: {e}"));
+        assert_eq!(was, now, "{name}");
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(spare.join("link-answer-key"))
+            .expect("key")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o077, 0, "{mode:o}");
+    }
+}
