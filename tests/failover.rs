@@ -4039,8 +4039,10 @@ fn a_man_in_the_middle_who_replays_an_older_answer_changes_nothing_on_the_standb
         std::thread::sleep(Duration::from_millis(100));
     }
     mitm.mode.store(REPLAY, Ordering::SeqCst);
-    mitm_changed(&mitm, 3, 60);
-    std::thread::sleep(Duration::from_secs(1));
+    mitm_changed(&mitm, 1, 60);
+    // Long enough for the standby to ask again (1 s) and the primary's
+    // long poll (3 s): another replayed answer.
+    std::thread::sleep(Duration::from_secs(5));
     let roles = roles_of(&standby);
     assert!(
         !roles.contains_key("suzuki"),
