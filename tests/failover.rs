@@ -2989,11 +2989,12 @@ fn signed_replication(
     use ed25519_dalek::Signer;
     let key = ed25519_dalek::SigningKey::from_bytes(&seed);
     let kind = if refused {
-        "madoguchi-replication-refused-v2\n"
+        "madoguchi-replication-refused-v3\n"
     } else {
-        "madoguchi-replication-v2\n"
+        "madoguchi-replication-v3\n"
     };
-    let sig = key.sign(format!("{kind}\n0\n\n").as_bytes());
+    // No nonce, position 0, no hash, no lease echo, no accounts digest.
+    let sig = key.sign(format!("{kind}\n0\n\n\n").as_bytes());
     let hexs = |b: &[u8]| -> String { b.iter().map(|x| format!("{x:02x}")).collect() };
     let r = Server::client()
         .get(format!(
@@ -3661,4 +3662,525 @@ fn a_copy_of_the_standby_token_gets_no_nonce_and_issuing_goes_on() {
     let (st, v) = issue(&e.primary.base, &e.kiosk);
     assert_eq!(st, StatusCode::OK, "{v}");
     drop(standby);
+}
+
+/// What [`answer_mitm`] does to the primary's answers.
+const PASS: u8 = 0;
+/// Every replication answer edited: `sato`'s role becomes `admin` in any
+/// account store, every issued ticket's number +100 in the records.
+const EDIT: u8 = 1;
+/// Every replication answer replaced by the last one seen whose account
+/// store had the user suzuki (its status, headers and body, as they were).
+const REPLAY: u8 = 2;
+
+/// A man in the middle on the standby link (outside tester insider-rt12
+/// A1, `fa_mitm.py`): it passes every request of the standby untouched
+/// (its signature and nonce stay valid) and answers it with what the
+/// primary answered, edited or replaced as `mode` says.
+struct AnswerMitm {
+    addr: String,
+    mode: std::sync::Arc<std::sync::atomic::AtomicU8>,
+    /// How many answers it edited or replaced.
+    changed: std::sync::Arc<std::sync::atomic::AtomicU32>,
+    /// The record payloads it made up, as sent to the standby.
+    forged: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+type Answer = (u16, Vec<(String, String)>, Vec<u8>);
+
+/// `sato` made admin in every account store of `v`; whether it changed.
+fn make_sato_admin(v: &mut Value) -> bool {
+    let mut changed = false;
+    match v {
+        Value::Object(m) => {
+            if m.get("username").and_then(Value::as_str) == Some("sato")
+                && m.get("role").and_then(Value::as_str) != Some("admin")
+            {
+                m.insert("role".into(), json!("admin"));
+                changed = true;
+            }
+            for x in m.values_mut() {
+                changed |= make_sato_admin(x);
+            }
+        }
+        Value::Array(a) => {
+            for x in a {
+                changed |= make_sato_admin(x);
+            }
+        }
+        _ => {}
+    }
+    changed
+}
+
+/// Every issued ticket's number +100 in the answer's records; the forged
+/// payloads.
+fn forge_numbers(v: &mut Value) -> Vec<String> {
+    let mut forged = Vec::new();
+    let records = v.get_mut("records").and_then(Value::as_array_mut);
+    for r in records.into_iter().flatten() {
+        let Some(mut p) = r
+            .get("payload")
+            .and_then(Value::as_str)
+            .and_then(|p| serde_json::from_str::<Value>(p).ok())
+        else {
+            continue;
+        };
+        let mut ch = false;
+        let events = p.get_mut("events").and_then(Value::as_array_mut);
+        for e in events.into_iter().flatten() {
+            if e["type"] == "ticket_issued" {
+                if let Some(n) = e["number"].as_u64() {
+                    e["number"] = json!(n + 100);
+                    ch = true;
+                }
+            }
+        }
+        if ch {
+            let text = p.to_string();
+            r["payload"] = json!(text);
+            forged.push(text);
+        }
+    }
+    forged
+}
+
+fn answer_mitm(primary: &str) -> AnswerMitm {
+    use std::io::{Read, Write};
+    use std::sync::atomic::Ordering;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = format!("http://{}", listener.local_addr().expect("addr"));
+    let mode = std::sync::Arc::new(std::sync::atomic::AtomicU8::new(PASS));
+    let changed = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let forged = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let kept: std::sync::Arc<std::sync::Mutex<Option<Answer>>> =
+        std::sync::Arc::new(std::sync::Mutex::new(None));
+    let (m, c, f, primary) = (
+        mode.clone(),
+        changed.clone(),
+        forged.clone(),
+        primary.to_string(),
+    );
+    std::thread::spawn(move || {
+        let http = Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(Duration::from_secs(30))
+            .build()
+            .expect("client");
+        for inbound in listener.incoming() {
+            let Ok(mut inbound) = inbound else { break };
+            let (http, m, c, f, kept, primary) = (
+                http.clone(),
+                m.clone(),
+                c.clone(),
+                f.clone(),
+                kept.clone(),
+                primary.clone(),
+            );
+            std::thread::spawn(move || {
+                let Ok(clone) = inbound.try_clone() else {
+                    return;
+                };
+                let mut reader = BufReader::new(clone);
+                let mut first = String::new();
+                if reader.read_line(&mut first).is_err() {
+                    return;
+                }
+                let mut headers = Vec::new();
+                let mut length = 0usize;
+                loop {
+                    let mut l = String::new();
+                    if reader.read_line(&mut l).map_or(true, |n| n == 0) || l.trim().is_empty() {
+                        break;
+                    }
+                    if let Some((k, v)) = l.trim().split_once(':') {
+                        let (k, v) = (k.trim().to_string(), v.trim().to_string());
+                        if k.eq_ignore_ascii_case("content-length") {
+                            length = v.parse().unwrap_or(0);
+                        }
+                        headers.push((k, v));
+                    }
+                }
+                let mut body = vec![0u8; length];
+                if reader.read_exact(&mut body).is_err() {
+                    return;
+                }
+                let mut parts = first.split(' ');
+                let method = parts.next().unwrap_or("GET").to_string();
+                let path = parts.next().unwrap_or("/").to_string();
+                let mut req = http.request(
+                    reqwest::Method::from_bytes(method.as_bytes()).unwrap_or(reqwest::Method::GET),
+                    format!("{primary}{path}"),
+                );
+                for (k, v) in &headers {
+                    if k.eq_ignore_ascii_case("authorization")
+                        || k.eq_ignore_ascii_case("content-type")
+                    {
+                        req = req.header(k.as_str(), v.as_str());
+                    }
+                }
+                let Ok(r) = req.body(body).send() else {
+                    let _ = inbound.write_all(
+                        b"HTTP/1.1 502 x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                    );
+                    return;
+                };
+                let mut answer: Answer = (
+                    r.status().as_u16(),
+                    r.headers()
+                        .iter()
+                        .filter(|(k, _)| {
+                            !matches!(
+                                k.as_str(),
+                                "content-length" | "transfer-encoding" | "connection"
+                            )
+                        })
+                        .filter_map(|(k, v)| Some((k.to_string(), v.to_str().ok()?.to_string())))
+                        .collect(),
+                    r.bytes().map(|b| b.to_vec()).unwrap_or_default(),
+                );
+                let replication =
+                    path.starts_with("/api/replication") && !path.contains("probe=true");
+                if replication {
+                    let mode = m.load(Ordering::SeqCst);
+                    let mut v = serde_json::from_slice::<Value>(&answer.2).ok();
+                    // The last store that had suzuki in it.
+                    if mode == PASS
+                        && v.as_ref().is_some_and(|v| {
+                            v.get("accounts")
+                                .is_some_and(|a| a.to_string().contains("\"suzuki\""))
+                        })
+                    {
+                        *kept.lock().expect("kept") = Some(answer.clone());
+                    }
+                    if mode == EDIT {
+                        if let Some(v) = v.as_mut() {
+                            let admin = make_sato_admin(v);
+                            let numbers = forge_numbers(v);
+                            if admin || !numbers.is_empty() {
+                                f.lock().expect("forged").extend(numbers);
+                                answer.2 = v.to_string().into_bytes();
+                                c.fetch_add(1, Ordering::SeqCst);
+                            }
+                        }
+                    }
+                    if mode == REPLAY {
+                        if let Some(old) = kept.lock().expect("kept").clone() {
+                            answer = old;
+                            c.fetch_add(1, Ordering::SeqCst);
+                        }
+                    }
+                }
+                let (status, headers, body) = answer;
+                let mut head = format!(
+                    "HTTP/1.1 {status} x\r\nContent-Length: {}\r\nConnection: close\r\n",
+                    body.len()
+                );
+                for (k, v) in headers {
+                    head.push_str(&format!("{k}: {v}\r\n"));
+                }
+                head.push_str("\r\n");
+                let _ = inbound.write_all(head.as_bytes());
+                let _ = inbound.write_all(&body);
+            });
+        }
+    });
+    AnswerMitm {
+        addr,
+        mode,
+        changed,
+        forged,
+    }
+}
+
+/// The users in a server's `accounts.json`: name → role.
+fn roles_of(s: &Server) -> std::collections::BTreeMap<String, String> {
+    let text = std::fs::read_to_string(data_of(s).join("accounts.json")).unwrap_or_default();
+    let v: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+    v["users"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|u| {
+            Some((
+                u["username"].as_str()?.to_string(),
+                u["role"].as_str()?.to_string(),
+            ))
+        })
+        .collect()
+}
+
+/// Whether any file of the log in `data` holds `text`.
+fn log_holds(data: &Path, text: &str) -> bool {
+    let Ok(dir) = std::fs::read_dir(data.join("log")) else {
+        return false;
+    };
+    dir.filter_map(Result::ok).any(|f| {
+        std::fs::read(f.path()).is_ok_and(|b| b.windows(text.len()).any(|w| w == text.as_bytes()))
+    })
+}
+
+/// Waits until the mitm has changed `n` answers.
+fn mitm_changed(mitm: &AnswerMitm, n: u32, secs: u64) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while mitm.changed.load(std::sync::atomic::Ordering::SeqCst) < n {
+        assert!(
+            Instant::now() < deadline,
+            "the mitm changed fewer than {n} answers"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// What the standby's fault records say when an answer is not its
+/// primary's.
+const NOT_SIGNED_JA: &str = "主機からの答えに主機の鍵の署名がないか、署名が合いません";
+
+/// Outside tester insider-rt12 A1 (issue 23, issue 24; R11, R18): a man
+/// in the middle on the plain-HTTP standby link passed the standby's
+/// requests untouched and edited the primary's JSON answers: a staff
+/// account became admin on the standby (and stayed admin after its
+/// promotion), and a forged record (a ticket number +100) was stored.
+/// Now every answer is signed by the primary's answer key over the
+/// request it answers: nothing edited is taken, the standby says so on
+/// /admin and keeps following, and sato is still staff once it is
+/// promoted.
+#[test]
+fn a_man_in_the_middle_who_edits_the_primarys_answers_changes_nothing_on_the_standby() {
+    use std::sync::atomic::Ordering;
+    let e = enrolled_primary();
+    let mitm = answer_mitm(&e.primary.base);
+    let standby = pair(&e, &mitm.addr);
+    assert_eq!(
+        roles_of(&standby).get("sato").map(String::as_str),
+        Some("staff")
+    );
+    mitm.mode.store(EDIT, Ordering::SeqCst);
+    // A changed store (a new account) and a new record with a ticket.
+    let (pc, pcsrf) = e.primary.admin();
+    let r = pc
+        .post(e.primary.url("/api/users"))
+        .header("X-CSRF-Token", &pcsrf)
+        .json(&json!({"username": "suzuki", "role": "staff", "password": "suzuki-password-1"}))
+        .send()
+        .expect("user");
+    assert_eq!(r.status(), StatusCode::OK);
+    // Refused for want of the standby's acknowledgement now (the lease
+    // lapses): the answer does not matter here.
+    let _ = issue(&e.primary.base, &e.kiosk);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while mitm.forged.lock().expect("forged").is_empty() {
+        assert!(Instant::now() < deadline, "the mitm forged no record");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_secs(3));
+    let roles = roles_of(&standby);
+    assert_eq!(
+        roles.get("sato").map(String::as_str),
+        Some("staff"),
+        "an edited account store was taken: {roles:?}"
+    );
+    assert!(!roles.contains_key("suzuki"), "{roles:?}");
+    let forged = mitm.forged.lock().expect("forged").clone();
+    for f in &forged {
+        assert!(
+            !log_holds(&data_of(&standby), f),
+            "a forged record was stored: {f}"
+        );
+    }
+    let faults =
+        std::fs::read_to_string(data_of(&standby).join("faults.jsonl")).unwrap_or_default();
+    assert!(faults.contains(NOT_SIGNED_JA), "{faults}");
+    // Promoted once the primary is gone: sato is still staff there.
+    let mut primary = e.primary;
+    primary.stop();
+    let v = promote(&standby);
+    assert_eq!(v["promoted"], true, "{v}");
+    let (c, _) = sign_in(&standby.base, "sato", "sato-password-1").expect("sato signs in");
+    let me: Value = c
+        .get(standby.url("/api/me"))
+        .send()
+        .expect("me")
+        .json()
+        .expect("json");
+    assert_eq!(me["role"], "staff", "{me}");
+}
+
+/// Outside tester insider-rt12 A1, replay: an older answer of the primary
+/// (its account store with a user since deleted), sent again in place of
+/// later ones, brought the deleted account back on the standby. Now an
+/// answer fits only the request it was signed for: nothing is taken.
+#[test]
+fn a_man_in_the_middle_who_replays_an_older_answer_changes_nothing_on_the_standby() {
+    use std::sync::atomic::Ordering;
+    let e = enrolled_primary();
+    let mitm = answer_mitm(&e.primary.base);
+    let standby = pair(&e, &mitm.addr);
+    let (pc, pcsrf) = e.primary.admin();
+    let r = pc
+        .post(e.primary.url("/api/users"))
+        .header("X-CSRF-Token", &pcsrf)
+        .json(&json!({"username": "suzuki", "role": "admin", "password": "suzuki-password-1"}))
+        .send()
+        .expect("user");
+    assert_eq!(r.status(), StatusCode::OK);
+    // The answer carrying suzuki passes (and is kept by the mitm).
+    sign_in_once_followed(&e.primary, &standby, "suzuki", "suzuki-password-1", 30)
+        .expect("suzuki never arrived");
+    let r = pc
+        .delete(e.primary.url("/api/users/suzuki"))
+        .header("X-CSRF-Token", &pcsrf)
+        .send()
+        .expect("delete");
+    assert_eq!(r.status(), StatusCode::OK);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while roles_of(&standby).contains_key("suzuki") {
+        assert!(Instant::now() < deadline, "the deletion never arrived");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    mitm.mode.store(REPLAY, Ordering::SeqCst);
+    mitm_changed(&mitm, 1, 60);
+    // Long enough for the standby to ask again (1 s) and the primary's
+    // long poll (3 s): another replayed answer.
+    std::thread::sleep(Duration::from_secs(5));
+    let roles = roles_of(&standby);
+    assert!(
+        !roles.contains_key("suzuki"),
+        "a replayed answer brought a deleted admin back: {roles:?}"
+    );
+    let faults =
+        std::fs::read_to_string(data_of(&standby).join("faults.jsonl")).unwrap_or_default();
+    assert!(faults.contains(NOT_SIGNED_JA), "{faults}");
+    // Passed through again, the standby follows the primary at once.
+    mitm.mode.store(PASS, Ordering::SeqCst);
+    let r = pc
+        .post(e.primary.url("/api/users"))
+        .header("X-CSRF-Token", &pcsrf)
+        .json(&json!({"username": "tanaka", "role": "staff", "password": "tanaka-password-1"}))
+        .send()
+        .expect("user");
+    assert_eq!(r.status(), StatusCode::OK);
+    sign_in_once_followed(&e.primary, &standby, "tanaka", "tanaka-password-1", 30)
+        .expect("the standby follows again");
+}
+
+/// One replication request signed as the standby signs it (with the key
+/// made from `seed`): status, the next nonce, the body.
+fn signed_get(
+    base: &str,
+    token: &str,
+    seed: [u8; 32],
+    nonce: &str,
+    after: u64,
+    hash: &str,
+    accounts: &str,
+) -> (StatusCode, String, Value) {
+    use ed25519_dalek::Signer;
+    let key = ed25519_dalek::SigningKey::from_bytes(&seed);
+    let hexs = |b: &[u8]| -> String { b.iter().map(|x| format!("{x:02x}")).collect() };
+    let sig = key.sign(
+        format!("madoguchi-replication-v3\n{nonce}\n{after}\n{hash}\n\n{accounts}").as_bytes(),
+    );
+    let r = Server::client()
+        .get(format!(
+            "{base}/api/replication?after={after}&hash={hash}&accounts={accounts}&key={}&sig={}&nonce={nonce}",
+            hexs(&key.verifying_key().to_bytes()),
+            hexs(&sig.to_bytes())
+        ))
+        .bearer_auth(token)
+        .timeout(Duration::from_secs(20))
+        .send()
+        .expect("replication");
+    let st = r.status();
+    let next = r
+        .headers()
+        .get("madoguchi-link-nonce")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    (st, next, r.json().unwrap_or(Value::Null))
+}
+
+/// Outside tester insider-rt12 A1, the primary's side: the standby's
+/// signed requests named an account store digest the primary never sent
+/// (314 times) and a forged record's hash, and the primary said nothing
+/// but "check the standby's power and cable". Now each is a fault record
+/// on its /admin saying the line may have been changed.
+#[test]
+fn the_primary_says_so_when_its_standby_names_what_it_never_sent() {
+    let e = enrolled_primary();
+    let (st, v) = admin_send(
+        &e.primary,
+        "/api/devices",
+        json!({"name": "standby-1", "role": "standby"}),
+    );
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let seed = [11; 32];
+    let token = enrol_standby(v["enrol_url"].as_str().expect("link"), seed);
+    let base = &e.primary.base;
+    // First: a nonce only.
+    let (st, nonce, _) = signed_get(base, &token, seed, "", 0, "", "");
+    assert_eq!(st, StatusCode::PRECONDITION_REQUIRED);
+    // The records and the account store.
+    let (st, nonce, v) = signed_get(base, &token, seed, &nonce, 0, "", "");
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert!(v.get("accounts").is_some(), "{v}");
+    // Names a store it was never sent.
+    let made_up = "ab".repeat(32);
+    let (st, nonce, v) = signed_get(base, &token, seed, &nonce, 0, "", &made_up);
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let faults =
+        || std::fs::read_to_string(data_of(&e.primary).join("faults.jsonl")).unwrap_or_default();
+    assert!(
+        faults().contains("予備機に届いた登録情報（アカウント）が、主機の送ったものと違います"),
+        "{}",
+        faults()
+    );
+    // Names a record hash this log does not hold.
+    let (st, _, v) = signed_get(base, &token, seed, &nonce, 1, &"cd".repeat(32), &made_up);
+    assert_eq!(st, StatusCode::CONFLICT, "{v}");
+    assert!(
+        faults().contains("予備機の記録が主機と一致しません"),
+        "{}",
+        faults()
+    );
+}
+
+/// Outside tester insider-rt11 L3 (issue 24, R10): a backup carried the
+/// account store but not the standby's key bound to its token, so a
+/// primary restored from it took the next key that signed for the token
+/// and said the standby "was enrolled without a key"; nor the primary's
+/// answer key, whose public half its standby checks every answer with
+/// (insider-rt12 A1). Both are restored now, the secret one 0600.
+#[test]
+fn a_restored_backup_keeps_the_standby_links_keys() {
+    let e = enrolled_primary();
+    let (st, v) = admin_send(
+        &e.primary,
+        "/api/devices",
+        json!({"name": "standby-1", "role": "standby"}),
+    );
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let _token = enrol_standby(v["enrol_url"].as_str().expect("link"), [7; 32]);
+    let pdata = data_of(&e.primary);
+    let dir = tempfile::tempdir().expect("tmp");
+    let bak = dir.path().join("full.bak");
+    ok(&pdata, &["backup", "--out", &bak.display().to_string()]);
+    let spare = dir.path().join("spare");
+    ok(&spare, &["restore", &bak.display().to_string()]);
+    for name in ["standby-link-keys.json", "link-answer-key"] {
+        let was = std::fs::read_to_string(pdata.join(name)).expect(name);
+        let now = std::fs::read_to_string(spare.join(name))
+            .unwrap_or_else(|e| panic!("{name} not restored: {e}"));
+        assert_eq!(was, now, "{name}");
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(spare.join("link-answer-key"))
+            .expect("key")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o077, 0, "{mode:o}");
+    }
 }

@@ -90,14 +90,22 @@ pub struct Manifest {
 /// server's account store (`src/server/auth.rs`), and the hold for a
 /// revoked standby not yet known to be off (`revoked-standby`,
 /// `src/server/fence.rs`: a restored spare must not issue beside a standby
-/// that may have been promoted; outside tester replay3 F2). Host settings
-/// and the relay signing key are not among them (the key is written as a
-/// separate secret file by `madoguchi backup`).
-pub const CARRIED: [&str; 4] = [
+/// that may have been promoted; outside tester replay3 F2), and the
+/// standby link's keys (`src/server/link_key.rs`, outside tester
+/// insider-rt11 L3, insider-rt12 A1): the standby's public key bound to its
+/// token, the open standby links' proofs, and the primary's own answer key,
+/// which the standby holds the public half of (without them a restored
+/// primary took the next key that signed, and its standby could not check
+/// its answers). Host settings and the relay signing key are not among them
+/// (the key is written as a separate secret file by `madoguchi backup`).
+pub const CARRIED: [&str; 7] = [
     "accounts.json",
     "sessions.json",
     "enrolments.json",
     "revoked-standby",
+    "standby-link-keys.json",
+    "standby-links.json",
+    "link-answer-key",
 ];
 
 /// The hold a restored folder starts with (issue 24, outside tester

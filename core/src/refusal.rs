@@ -13,8 +13,18 @@ pub enum Refusal {
     DayNotOpen,
     #[error("the business day {date} is already open")]
     DayAlreadyOpen { date: NaiveDate },
-    #[error("the business day {date} must come after the last one, {last}")]
-    DayNotAfterLast { date: NaiveDate, last: NaiveDate },
+    /// `open_day` for a date not after the last business day.
+    /// `today_was_open`: the date is today, which was open before a wrong
+    /// day after it (`last`) was opened by mistake; today cannot open
+    /// again (its numbers would be given twice), and asking for a date
+    /// after `last` would be asking for the impossible, so the message
+    /// says what to do instead (outside tester insider-rt12 L1b).
+    #[error("{}", day_not_after_last_en(.date, .last, .today_was_open))]
+    DayNotAfterLast {
+        date: NaiveDate,
+        last: NaiveDate,
+        today_was_open: bool,
+    },
     /// `reopen_day` for a day that is not the office's today: only a day
     /// closed by mistake today may open again.
     #[error("the business day {date} is not today ({today}) and cannot be reopened")]
@@ -141,9 +151,16 @@ impl Refusal {
         match self {
             Refusal::DayNotOpen => "本日の業務が開始されていません".into(),
             Refusal::DayAlreadyOpen { date } => format!("{date} の業務はすでに開始されています"),
-            Refusal::DayNotAfterLast { date, last } => {
-                format!("{date} は前回の業務日 {last} より後の日付にしてください")
-            }
+            Refusal::DayNotAfterLast {
+                date,
+                last,
+                today_was_open: false,
+            } => format!("{date} は前回の業務日 {last} より後の日付にしてください"),
+            Refusal::DayNotAfterLast {
+                date,
+                last,
+                today_was_open: true,
+            } => format!("本日（{date}）は、誤って {last} の業務を開始する前に一度開始しているため、本日中は業務を開始し直せません（本日すでに出した番号を二度出さないためです）。本日の残りの受付は番号札を使わずに進めてください。明日からは、その日の日付で通常どおり業務を開始できます（{last} と同じ日付になる日を除きます）。誤って開始した日のことは監査記録に残っています。分からないときはシステムの管理者に連絡してください"),
             Refusal::ReopenNotToday { date, today } => {
                 format!("{date} は本日（{today}）ではないため、受付を再開できません")
             }
@@ -198,5 +215,14 @@ impl Refusal {
                 format!("受付区分「{category}」の受付は終了していません")
             }
         }
+    }
+}
+
+/// The English of [`Refusal::DayNotAfterLast`].
+fn day_not_after_last_en(date: &NaiveDate, last: &NaiveDate, today_was_open: &bool) -> String {
+    if *today_was_open {
+        format!("today ({date}) was open before the wrong day {last} was opened by mistake, so it cannot open again today (its numbers would be given twice): take today's remaining visitors without tickets; from tomorrow a day opens as usual with its own date (except a date equal to {last})")
+    } else {
+        format!("the business day {date} must come after the last one, {last}")
     }
 }

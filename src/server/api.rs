@@ -1280,7 +1280,7 @@ fn enrolment_asked(
     addr: std::net::IpAddr,
     code: &str,
     want: &EnrolAs,
-) -> Result<String, ApiError> {
+) -> Result<(String, Option<super::link_key::StandbyLink>), ApiError> {
     use super::auth::Code;
     use super::link_key as lk;
     let Some(proof) = want.proof.as_deref() else {
@@ -1292,7 +1292,7 @@ fn enrolment_asked(
                 standby_link_old()
             });
         }
-        return Ok(hash);
+        return Ok((hash, None));
     };
     let Some(key) = want.key.as_deref() else {
         return Err(ApiError::BadRequest(
@@ -1300,7 +1300,15 @@ fn enrolment_asked(
         ));
     };
     match lk::standby_link(&app.data, code).map_err(|e| ApiError::Internal(e.to_string()))? {
-        Some(link) if lk::proof_holds(&link, code, key, proof) => Ok(link.code_sha256),
+        // A link made before answers were signed carries no answer key
+        // to hand the standby (outside tester insider-rt12 A1): refused
+        // unused, with the way to make a new one.
+        Some(link) if lk::proof_holds(&link, code, key, proof) && link.answer_tag.is_none() => {
+            Err(standby_link_old())
+        }
+        Some(link) if lk::proof_holds(&link, code, key, proof) => {
+            Ok((link.code_sha256.clone(), Some(link)))
+        }
         Some(_) => {
             app.auth.throttle.busy(addr);
             app.faults.record(
@@ -1355,7 +1363,7 @@ pub async fn enrol(
         ));
     }
     let throttle = &app.auth.throttle;
-    let code_hash = enrolment_asked(&app, addr, &code, &want)?;
+    let (code_hash, link) = enrolment_asked(&app, addr, &code, &want)?;
     // A link that would replace the standby of record's token is a
     // revocation of that standby: hold as a revocation does, before the
     // record changes (replay3 F1), and undo the hold if nothing changed.
@@ -1377,6 +1385,33 @@ pub async fn enrol(
             ApiError::NotFound => unknown_enrolment(),
             e => e,
         })?;
+    // The primary's answer key for the standby, vouched for by the tag
+    // made with the link's code and signing this enrolment (outside
+    // tester insider-rt12 A1): the standby checks every later answer
+    // with it.
+    let mut answer_headers = Vec::new();
+    if let (Role::Standby, Some(key), Some(link)) = (role, want.key.as_deref(), &link) {
+        match super::link_key::answer_signer(&app.data) {
+            Ok(signer) => {
+                let enrolled = super::link_key::sign_enrolled(&signer, &code, key, &token);
+                answer_headers = vec![
+                    (
+                        super::link_key::ANSWER_KEY_HEADER,
+                        link.answer_key.clone().unwrap_or_default(),
+                    ),
+                    (
+                        super::link_key::ANSWER_TAG_HEADER,
+                        link.answer_tag.clone().unwrap_or_default(),
+                    ),
+                    (super::link_key::ENROLLED_SIG_HEADER, enrolled),
+                ];
+            }
+            Err(e) => app.faults.record(
+                "failover",
+                format!("the primary's answer key cannot be read ({e}): the standby {name} refuses its enrolment; revoke it and enrol it again with a new link once the key is readable / 主機の応答用の鍵を読めないため、予備機 {name} は登録を受け付けません"),
+            ),
+        }
+    }
     if let (Role::Standby, Some(key)) = (role, want.key.as_deref()) {
         let hash = super::auth::Auth::token_hash(&token);
         if let Err(e) = super::link_key::bind(&app.data, &hash, key) {
@@ -1410,14 +1445,20 @@ pub async fn enrol(
     };
     let max_age = super::auth::DEVICE_DAYS * 24 * 3600;
     let cookie = set_cookie(&app, DEVICE_COOKIE, &token, Some(max_age));
-    Ok((
+    let mut answer = (
         StatusCode::SEE_OTHER,
         [
             (header::SET_COOKIE, cookie),
             (header::LOCATION, to.to_string()),
         ],
     )
-        .into_response())
+        .into_response();
+    for (name, value) in answer_headers {
+        if let Ok(v) = header::HeaderValue::from_str(&value) {
+            answer.headers_mut().insert(name, v);
+        }
+    }
+    Ok(answer)
 }
 
 /// The command's time for views: the engine's clock.

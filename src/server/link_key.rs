@@ -30,6 +30,16 @@
 //! without the override. A copy of the standby's whole data folder (a
 //! disk image) carries the private key too; a promotion removes it
 //! (`forget`), so a copy taken after the promotion cannot renew.
+//!
+//! The other direction (outside tester insider-rt12 A1: a man in the
+//! middle edited the primary's answers, made a staff account admin on the
+//! standby and planted a forged record): the primary signs every answer to
+//! a signed request with its own answer key ([`answer_signer`],
+//! `<data>/link-answer-key`), over the request's signature, the status, the
+//! nonce and the body's bytes ([`answer_message`]). The standby learns the
+//! key's public half at enrolment, vouched for by a tag under a key only
+//! the holder of the link's code can make ([`answer_tag`]), and takes
+//! nothing from an answer whose signature does not hold.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -45,8 +55,11 @@ pub const KEYS_FILE: &str = "standby-link-keys.json";
 /// first (outside tester insider-rt11 M1: a sniffed signed request,
 /// replayed minutes later, read every password hash), then the position,
 /// hash and lease echo.
-pub fn message(nonce: &str, after: u64, hash: &str, lease: &str) -> String {
-    format!("madoguchi-replication-v2\n{nonce}\n{after}\n{hash}\n{lease}")
+/// The account store's digest the standby holds is signed too (outside
+/// tester insider-rt12 A1): changed on the way, the primary would never
+/// send a changed store, and a demoted admin stayed admin on the standby.
+pub fn message(nonce: &str, after: u64, hash: &str, lease: &str, accounts: &str) -> String {
+    format!("madoguchi-replication-v3\n{nonce}\n{after}\n{hash}\n{lease}\n{accounts}")
 }
 
 /// What a standby that wrote down its primary's refusal signs with
@@ -55,8 +68,8 @@ pub fn message(nonce: &str, after: u64, hash: &str, lease: &str) -> String {
 /// be turned into one; with the nonce the primary handed out with its
 /// 401/403, so a refusal recorded once lifts no later revocation
 /// (insider-rt11 H2: 3, 4, 5 given twice).
-pub fn refused_message(nonce: &str, after: u64, hash: &str, lease: &str) -> String {
-    format!("madoguchi-replication-refused-v2\n{nonce}\n{after}\n{hash}\n{lease}")
+pub fn refused_message(nonce: &str, after: u64, hash: &str, lease: &str, accounts: &str) -> String {
+    format!("madoguchi-replication-refused-v3\n{nonce}\n{after}\n{hash}\n{lease}\n{accounts}")
 }
 
 /// The answer header that carries the next nonce for a standby's token.
@@ -151,6 +164,15 @@ pub struct StandbyLink {
     pub code_sha256: String,
     /// The public half of [`link_signer`], in hex.
     pub public: String,
+    /// The primary's answer key ([`answer_signer`]) when the link was
+    /// made, and its tag under the code ([`answer_tag`]): the enrolment
+    /// answer hands both to the standby (outside tester insider-rt12 A1).
+    /// A link made before answers were signed has none and is refused as
+    /// old.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub answer_key: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub answer_tag: Option<String>,
 }
 
 fn load_links(data: &Path) -> std::io::Result<BTreeMap<String, StandbyLink>> {
@@ -167,6 +189,8 @@ fn load_links(data: &Path) -> std::io::Result<BTreeMap<String, StandbyLink>> {
 /// dropped (`live`: the code hashes still kept).
 pub fn remember_link(data: &Path, code: &str, live: &[String]) -> std::io::Result<()> {
     use sha2::{Digest, Sha256};
+    let answer_key = public_hex(&answer_signer(data)?);
+    let answer_tag = answer_tag(code, &answer_key);
     let _kept = KEEP.lock().unwrap_or_else(|p| p.into_inner());
     let mut links = load_links(data).unwrap_or_default();
     let code_sha256 = hex::encode(Sha256::digest(code.as_bytes()));
@@ -176,6 +200,8 @@ pub fn remember_link(data: &Path, code: &str, live: &[String]) -> std::io::Resul
         StandbyLink {
             code_sha256,
             public: public_hex(&link_signer(code)),
+            answer_key: Some(answer_key),
+            answer_tag: Some(answer_tag),
         },
     );
     let text = serde_json::to_string_pretty(&links).unwrap_or_default();
@@ -197,6 +223,177 @@ pub fn is_new_link(data: &Path, code_sha256: &str) -> bool {
 /// Primary: whether `proof` binds `key` for the link `link`.
 pub fn proof_holds(link: &StandbyLink, id: &str, key: &str, proof: &str) -> bool {
     verify(&link.public, proof, &key_binding(id, key)).is_ok()
+}
+
+/// The primary's own long-lived key that signs every answer it gives a
+/// standby's signed request (outside tester insider-rt12 A1: a man in the
+/// middle who passed the standby's requests untouched but edited the
+/// primary's JSON answers made a staff account admin on the standby, still
+/// admin after its promotion, and planted a forged record). Hex of the
+/// seed, 0600, made on first need, carried by backups.
+pub const ANSWER_KEY_FILE: &str = "link-answer-key";
+/// Beside a standby's link key: the public half of its primary's answer
+/// key, taken at enrolment once its tag under the link's code held.
+pub const PRIMARY_ANSWER_KEY_FILE: &str = "standby-answer-key";
+/// The enrolment answer's headers: the primary's answer key, its tag under
+/// the link's code, and the answer key's signature of what was enrolled.
+pub const ANSWER_KEY_HEADER: &str = "madoguchi-link-answer-key";
+pub const ANSWER_TAG_HEADER: &str = "madoguchi-link-answer-tag";
+pub const ENROLLED_SIG_HEADER: &str = "madoguchi-link-enrolled-sig";
+/// Every answer to a signed replication request: the answer key's
+/// signature ([`answer_message`]).
+pub const ANSWER_SIG_HEADER: &str = "madoguchi-link-answer-sig";
+
+/// One maker of the answer key at a time.
+static ANSWER_KEEP: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Primary: its answer key, made (0600) on first need. A key file that is
+/// there but cannot be read is an error, never silently replaced (every
+/// standby holds the old key's public half).
+pub fn answer_signer(data: &Path) -> std::io::Result<SigningKey> {
+    let _kept = ANSWER_KEEP.lock().unwrap_or_else(|p| p.into_inner());
+    let path = data.join(ANSWER_KEY_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => hex::decode(text.trim())
+            .ok()
+            .and_then(|b| <[u8; 32]>::try_from(b).ok())
+            .map(|seed| SigningKey::from_bytes(&seed))
+            .ok_or_else(|| {
+                std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!(
+                        "{} is damaged: restore it from a backup, or remove it and enrol the standby again",
+                        path.display()
+                    ),
+                )
+            }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let key = generate();
+            write_private(&path, &hex::encode(key.to_bytes()))?;
+            Ok(key)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// The MAC key only the holder of the link's code can make, with its own
+/// label (apart from [`link_id`], [`link_signer`] and the code's hash).
+fn answer_mac_key(code: &str) -> ring::hmac::Key {
+    use sha2::{Digest, Sha256};
+    let k = Sha256::digest(format!("madoguchi-standby-answer-mac-v1\n{code}").as_bytes());
+    ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &k)
+}
+
+fn answer_key_text(answer_key: &str) -> String {
+    format!("madoguchi-standby-answer-key-v1\n{answer_key}")
+}
+
+/// Primary, when the link is made (the code is at hand then, never
+/// kept): the tag that tells the standby the answer key is its primary's.
+pub fn answer_tag(code: &str, answer_key: &str) -> String {
+    hex::encode(ring::hmac::sign(
+        &answer_mac_key(code),
+        answer_key_text(answer_key).as_bytes(),
+    ))
+}
+
+/// Standby: whether `tag` makes `answer_key` its primary's, for the link's
+/// `code` it holds (a man in the middle has only the link's id).
+pub fn answer_tag_holds(code: &str, answer_key: &str, tag: &str) -> bool {
+    let Ok(tag) = hex::decode(tag) else {
+        return false;
+    };
+    is_public_key(answer_key)
+        && ring::hmac::verify(
+            &answer_mac_key(code),
+            answer_key_text(answer_key).as_bytes(),
+            &tag,
+        )
+        .is_ok()
+}
+
+/// What the answer key signs at an enrolment: the link, the standby's
+/// key and the token given (its SHA-256), so no token or key is swapped
+/// in the answer.
+fn enrolled_text(id: &str, standby_key: &str, token: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let token = hex::encode(Sha256::digest(token.as_bytes()));
+    format!("madoguchi-standby-enrolled-v1\n{id}\n{standby_key}\n{token}")
+}
+
+/// Primary: the answer key's signature of an enrolment.
+pub fn sign_enrolled(key: &SigningKey, id: &str, standby_key: &str, token: &str) -> String {
+    hex::encode(
+        key.sign(enrolled_text(id, standby_key, token).as_bytes())
+            .to_bytes(),
+    )
+}
+
+/// Standby: whether `sig` is the answer key's signature of its enrolment.
+pub fn enrolled_holds(
+    answer_key: &str,
+    id: &str,
+    standby_key: &str,
+    token: &str,
+    sig: &str,
+) -> bool {
+    verify(answer_key, sig, &enrolled_text(id, standby_key, token)).is_ok()
+}
+
+/// What the answer key signs for each answer to a signed request: the
+/// request's own signature (so an older answer, replayed, fits no later
+/// request), the status, the nonce handed out with it, and the body's
+/// exact bytes (as SHA-256).
+pub fn answer_message(request_sig: &str, status: u16, nonce: &str, body: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    let body = hex::encode(Sha256::digest(body));
+    format!("madoguchi-replication-answer-v1\n{request_sig}\n{status}\n{nonce}\n{body}")
+}
+
+/// Primary: the signature of one answer, in hex.
+pub fn sign_answer(
+    key: &SigningKey,
+    request_sig: &str,
+    status: u16,
+    nonce: &str,
+    body: &[u8],
+) -> String {
+    hex::encode(
+        key.sign(answer_message(request_sig, status, nonce, body).as_bytes())
+            .to_bytes(),
+    )
+}
+
+/// Standby: whether `sig` is its primary's signature of this answer to
+/// the request it signed with `request_sig`.
+pub fn answer_holds(
+    answer_key: &str,
+    request_sig: &str,
+    status: u16,
+    nonce: &str,
+    body: &[u8],
+    sig: &str,
+) -> bool {
+    verify(
+        answer_key,
+        sig,
+        &answer_message(request_sig, status, nonce, body),
+    )
+    .is_ok()
+}
+
+/// Standby: keeps its primary's answer key (public, hex).
+pub fn keep_primary_answer_key(data: &Path, key: &str) -> std::io::Result<()> {
+    write_private(&data.join(PRIMARY_ANSWER_KEY_FILE), key)
+}
+
+/// Standby: its primary's answer key, if it was enrolled by a version
+/// that takes one.
+pub fn primary_answer_key(data: &Path) -> Option<String> {
+    std::fs::read_to_string(data.join(PRIMARY_ANSWER_KEY_FILE))
+        .ok()
+        .map(|t| t.trim().to_string())
+        .filter(|k| is_public_key(k))
 }
 
 /// Writes `text` to `path` readable by its owner only (0600), atomically.
@@ -290,8 +487,9 @@ pub fn sign(
     after: u64,
     hash: &str,
     lease: &str,
+    accounts: &str,
 ) -> (String, String) {
-    sign_text(key, &message(nonce, after, hash, lease))
+    sign_text(key, &message(nonce, after, hash, lease, accounts))
 }
 
 /// Standby: `(public key, signature)` in hex of `msg`.
@@ -449,8 +647,8 @@ mod tests {
         let dir = tempfile::tempdir().expect("tmp");
         std::fs::write(dir.path().join(KEYS_FILE), "{\"t\": \"ab").expect("torn");
         let a = SigningKey::from_bytes(&[1; 32]);
-        let msg = message("n", 5, "ab", "g-1");
-        let (ka, sa) = sign(&a, "n", 5, "ab", "g-1");
+        let msg = message("n", 5, "ab", "g-1", "d");
+        let (ka, sa) = sign(&a, "n", 5, "ab", "g-1", "d");
         let got = check(dir.path(), "t", Some(&ka), Some(&sa), &msg);
         assert!(got.is_err(), "{got:?}");
     }
@@ -460,10 +658,10 @@ mod tests {
         let dir = tempfile::tempdir().expect("tmp");
         let a = SigningKey::from_bytes(&[1; 32]);
         let b = SigningKey::from_bytes(&[2; 32]);
-        let msg = message("n", 5, "ab", "g-1");
-        let (ka, sa) = sign(&a, "n", 5, "ab", "g-1");
-        let (kb, sb) = sign(&b, "n", 5, "ab", "g-1");
-        let refused = refused_message("n", 5, "ab", "g-1");
+        let msg = message("n", 5, "ab", "g-1", "d");
+        let (ka, sa) = sign(&a, "n", 5, "ab", "g-1", "d");
+        let (kb, sb) = sign(&b, "n", 5, "ab", "g-1", "d");
+        let refused = refused_message("n", 5, "ab", "g-1", "d");
         let (kr, sr) = sign_text(&b, &refused);
         // Nothing kept: a signed refusal counts for nothing, and keeps
         // nothing.
@@ -490,15 +688,15 @@ mod tests {
         let dir = tempfile::tempdir().expect("tmp");
         let a = SigningKey::from_bytes(&[1; 32]);
         let b = SigningKey::from_bytes(&[2; 32]);
-        let msg = message("n", 5, "ab", "g-1");
-        let (ka, sa) = sign(&a, "n", 5, "ab", "g-1");
-        let (kb, sb) = sign(&b, "n", 5, "ab", "g-1");
+        let msg = message("n", 5, "ab", "g-1", "d");
+        let (ka, sa) = sign(&a, "n", 5, "ab", "g-1", "d");
+        let (kb, sb) = sign(&b, "n", 5, "ab", "g-1", "d");
         let c = |k: &str, s: &str| check(dir.path(), "t", Some(k), Some(s), &msg).expect("check");
         assert_eq!(c(&ka, &sa), Checked::Registered);
         assert_eq!(c(&ka, &sa), Checked::Signed);
         assert_eq!(c(&kb, &sb), Checked::Unsigned("other_key"));
         assert_eq!(c(&ka, &sb), Checked::Unsigned("bad_signature"));
-        let other = message("n", 6, "ab", "g-1");
+        let other = message("n", 6, "ab", "g-1", "d");
         assert_eq!(
             check(dir.path(), "t", Some(&ka), Some(&sa), &other).expect("check"),
             Checked::Unsigned("bad_signature")
@@ -532,6 +730,56 @@ mod tests {
             &link_proof("code-2", &theirs)
         ));
         assert!(is_new_link(dir.path(), &link.code_sha256));
+    }
+
+    #[test]
+    fn only_the_codes_holder_takes_the_answer_key_and_an_answer_fits_one_request() {
+        // Outside tester insider-rt12 A1.
+        let dir = tempfile::tempdir().expect("tmp");
+        remember_link(dir.path(), "code-1", &[]).expect("remember");
+        let link = standby_link(dir.path(), &link_id("code-1"))
+            .expect("read")
+            .expect("kept");
+        let signer = answer_signer(dir.path()).expect("answer key");
+        assert_eq!(
+            answer_signer(dir.path()).expect("again").to_bytes(),
+            signer.to_bytes(),
+            "made once"
+        );
+        let answer_key = link.answer_key.clone().expect("answer key kept");
+        let tag = link.answer_tag.clone().expect("tag kept");
+        assert_eq!(answer_key, public_hex(&signer));
+        let text = std::fs::read_to_string(dir.path().join(LINKS_FILE)).expect("file");
+        assert!(!text.contains("code-1"), "{text}");
+        assert!(answer_tag_holds("code-1", &answer_key, &tag));
+        // Another key with the same tag, or the tag under another code.
+        let theirs = public_hex(&SigningKey::from_bytes(&[9; 32]));
+        assert!(!answer_tag_holds("code-1", &theirs, &tag));
+        assert!(!answer_tag_holds("code-2", &answer_key, &tag));
+        assert!(!answer_tag_holds(
+            "code-1",
+            &theirs,
+            &answer_tag("code-2", &theirs)
+        ));
+        // The enrolment: this link, this standby key, this token.
+        let id = link_id("code-1");
+        let enrolled = sign_enrolled(&signer, &id, "k1", "tok");
+        assert!(enrolled_holds(&answer_key, &id, "k1", "tok", &enrolled));
+        assert!(!enrolled_holds(&answer_key, &id, "k1", "tok2", &enrolled));
+        assert!(!enrolled_holds(&answer_key, &id, "k2", "tok", &enrolled));
+        // An answer: its request, status, nonce and exact bytes.
+        let sig = sign_answer(&signer, "req-1", 200, "n1", b"{\"records\":[]}");
+        let holds = |req: &str, st: u16, n: &str, body: &[u8]| {
+            answer_holds(&answer_key, req, st, n, body, &sig)
+        };
+        assert!(holds("req-1", 200, "n1", b"{\"records\":[]}"));
+        assert!(!holds("req-2", 200, "n1", b"{\"records\":[]}"), "replayed");
+        assert!(!holds("req-1", 403, "n1", b"{\"records\":[]}"));
+        assert!(!holds("req-1", 200, "n2", b"{\"records\":[]}"));
+        assert!(!holds("req-1", 200, "n1", b"{\"records\":[1]}"));
+        // A damaged answer key is an error, never a new key.
+        std::fs::write(dir.path().join(ANSWER_KEY_FILE), "zz").expect("damage");
+        assert!(answer_signer(dir.path()).is_err());
     }
 
     #[test]

@@ -30,34 +30,39 @@ async fn same_at(
     grant: &mut Option<String>,
     key: &ed25519_dalek::SigningKey,
     nonce: &mut String,
+    primary_key: &str,
 ) -> Result<bool> {
+    use super::replication::{checked, Got};
     // A request without the new primary's nonce is answered with one only
     // (insider-rt11 M1): at most twice.
     for _ in 0..3 {
         let lease = grant.clone().unwrap_or_default();
         // Signed with the new standby's link key, as every request of a
         // standby is (`link_key.rs`), with the nonce of the last answer.
-        let (k, sig) = super::link_key::sign(key, nonce, seq, hash, &lease);
+        let (k, sig) = super::link_key::sign(key, nonce, seq, hash, &lease, "");
         let url = format!(
             "{primary}/api/replication?after={seq}&hash={hash}&lease={lease}&key={k}&sig={sig}&nonce={nonce}"
         );
-        let r = http
-            .get(&url)
-            .bearer_auth(token)
-            .send()
-            .await
-            .context("cannot reach the new primary")?;
-        if let Some(n) = r
-            .headers()
-            .get(super::link_key::NONCE_HEADER)
-            .and_then(|v| v.to_str().ok())
-        {
+        let sent = http.get(&url).bearer_auth(token).send().await;
+        // Which tail is listed as diverged is decided only on the new
+        // primary's signed answers (outside tester insider-rt12 A1).
+        let r = match checked(sent, primary_key, &sig).await {
+            Got::Signed(r) => r,
+            Got::Failed(e) => {
+                return Err(anyhow::Error::from(e).context("cannot reach the new primary"))
+            }
+            Got::Forged(s) | Got::Plain(s) => anyhow::bail!(
+                "the new primary's answer ({s}) is not signed by its answer key: it may have been changed on the way; check the cable and try again / 新しい主機の答えに主機の鍵の署名がありません（途中で書き換えられた恐れがあります）。ケーブルを確かめてやり直してください"
+            ),
+        };
+        if let Some(n) = r.nonce.as_deref().filter(|n| !n.is_empty()) {
             *nonce = n.to_string();
         }
-        match r.status() {
+        match r.status {
             reqwest::StatusCode::PRECONDITION_REQUIRED => continue,
             s if s.is_success() => {
-                let v: Value = r.json().await.context("the new primary's answer")?;
+                let v: Value =
+                    serde_json::from_slice(&r.body).context("the new primary's answer")?;
                 if let Some(g) = v["grant"].as_str() {
                     *grant = Some(g.to_string());
                 }
@@ -135,6 +140,8 @@ pub async fn prepare(
     };
     let key = super::link_key::own(&fresh)
         .with_context(|| format!("cannot make the link key in {}", fresh.display()))?;
+    let primary_key = super::link_key::primary_answer_key(&fresh)
+        .context("the new primary's answer key was not kept at the enrolment")?;
     let http = reqwest::Client::builder()
         .timeout(std::time::Duration::from_secs(30))
         .build()?;
@@ -155,6 +162,7 @@ pub async fn prepare(
             &mut grant,
             &key,
             &mut nonce,
+            &primary_key,
         )
         .await?
         {

@@ -393,12 +393,55 @@ pub async fn serve(
         }
         Err(e) => e.into_response(),
     };
-    if let Some(n) = next.and_then(|n| axum::http::HeaderValue::from_str(&n).ok()) {
+    if let Some(n) = next
+        .as_deref()
+        .and_then(|n| axum::http::HeaderValue::from_str(n).ok())
+    {
         response
             .headers_mut()
             .insert(super::link_key::NONCE_HEADER, n);
     }
-    response
+    match q.sig.as_deref() {
+        Some(request_sig) => sign_answer(&app, response, request_sig, next.as_deref()).await,
+        None => response,
+    }
+}
+
+/// Signs an answer to a signed request (outside tester insider-rt12 A1)
+/// with this primary's answer key: over the request's signature, the
+/// status, the nonce handed out with it and the body's exact bytes. The
+/// standby checks it before it reads anything of the answer, so an answer
+/// edited on the way, or an older one sent again, is taken for nothing.
+async fn sign_answer(
+    app: &App,
+    response: Response,
+    request_sig: &str,
+    nonce: Option<&str>,
+) -> Response {
+    let (mut parts, body) = response.into_parts();
+    let bytes = match axum::body::to_bytes(body, usize::MAX).await {
+        Ok(b) => b,
+        Err(e) => return ApiError::Internal(e.to_string()).into_response(),
+    };
+    match super::link_key::answer_signer(&app.data) {
+        Ok(key) => {
+            let sig = super::link_key::sign_answer(
+                &key,
+                request_sig,
+                parts.status.as_u16(),
+                nonce.unwrap_or_default(),
+                &bytes,
+            );
+            if let Ok(v) = axum::http::HeaderValue::from_str(&sig) {
+                parts.headers.insert(super::link_key::ANSWER_SIG_HEADER, v);
+            }
+        }
+        Err(e) => app.faults.record(
+            "failover",
+            format!("the primary's answer key cannot be made or read ({e}): the standby takes no answer from this primary until it can / 主機の応答用の鍵を作れないか読めません。予備機は主機の記録を受け取れません"),
+        ),
+    }
+    Response::from_parts(parts, axum::body::Body::from(bytes))
 }
 
 /// Whether the request is signed, over the nonce it carries (used or
@@ -414,6 +457,7 @@ fn signed_with_kept_key(app: &App, token: &str, q: &Since) -> bool {
         q.after,
         q.hash.as_deref().unwrap_or_default(),
         q.lease.as_deref().unwrap_or_default(),
+        q.accounts.as_deref().unwrap_or_default(),
     );
     super::link_key::verify_kept(&app.data, token, q.key.as_deref(), q.sig.as_deref(), &msg)
         .unwrap_or(false)
@@ -470,6 +514,15 @@ async fn answer(
         if !super::link_key::take_nonce(&token, q.nonce.as_deref()) {
             return Err(nonce_needed());
         }
+        // The store the standby says it holds is one this primary sent it
+        // (or one it held before): else what reached it was changed on
+        // the way (outside tester insider-rt12 A1: nobody noticed the
+        // standby echo a digest the primary never sent, 314 times).
+        if let Some(named) = q.accounts.as_deref().filter(|d| !d.is_empty()) {
+            if !accounts_named_known(&token, named) {
+                app.faults.record("failover", ACCOUNTS_DIFFER);
+            }
+        }
     }
     let mut commits = app.feed.subscribe();
     let mut accounts_changed = app.auth.subscribe();
@@ -485,6 +538,10 @@ async fn answer(
         // password hash here).
         let accounts = (signed && q.accounts.as_deref() != Some(carried.digest().as_str()))
             .then(|| serde_json::to_value(&carried).unwrap_or(Value::Null));
+        if accounts.is_some() {
+            let token = super::auth::Auth::presented_token_hash(headers).unwrap_or_default();
+            note_accounts_sent(&token, &carried.digest());
+        }
         let a = app.clone();
         let hash = q.hash.clone();
         let after = q.after;
@@ -516,6 +573,14 @@ async fn answer(
                     format!("the standby holds records up to {standby}, but this log ends at {ours}: records were lost here; this server takes no commands (no standby lease) — promote the standby / 待機系の方が記録が多いため、この主機は受付を止めました。待機系を昇格してください"),
                 );
                 return Err(ApiError::PrimaryBehind { standby, ours });
+            }
+            Err(ApiError::Diverged(at)) if signed => {
+                // The standby of record, signing, names a record this log
+                // does not hold: what it took was changed on the way, or
+                // its log is another's (outside tester insider-rt12 A1: a
+                // forged record was taken for the cable).
+                app.faults.record("failover", RECORDS_DIFFER);
+                return Err(ApiError::Diverged(at));
             }
             other => other?,
         };
@@ -566,6 +631,48 @@ async fn answer(
     Ok(Json(json!({"records": [], "grant": app.fence.grant()})))
 }
 
+/// Primary: a standby's signed request names an account store this
+/// primary never sent it.
+const ACCOUNTS_DIFFER: &str = "the standby says it holds an account store this primary never sent it: what reached it may have been changed on the way (someone on the standby's cable?). Check the cable between the two machines; do not promote the standby until it is checked / 予備機に届いた登録情報（アカウント）が、主機の送ったものと違います（途中で書き換えられた恐れがあります）。主機と予備機の間のケーブルを確かめてください。確かめるまで予備機を昇格しないでください";
+
+/// Primary: a standby's signed request names a record this log does not
+/// hold.
+const RECORDS_DIFFER: &str = "the standby's record does not match this primary's (it was changed on the way, or the standby's log is another office's): it gets nothing more from here and renews no lease. Check the cable between the two machines / 予備機の記録が主機と一致しません（途中で書き換えられた恐れがあります。または予備機の記録が別の窓口のものです）。主機と予備機の間のケーブルを確かめてください";
+
+/// Per standby token hash: the account store digests this primary sent
+/// it, or that it named before (its own store from before this process).
+static ACCOUNTS_SEEN: std::sync::Mutex<
+    std::collections::BTreeMap<String, std::collections::VecDeque<String>>,
+> = std::sync::Mutex::new(std::collections::BTreeMap::new());
+/// How many digests are kept per token.
+const ACCOUNTS_KEPT: usize = 16;
+
+fn keep_digest(kept: &mut std::collections::VecDeque<String>, digest: &str) {
+    if !kept.iter().any(|d| d == digest) {
+        kept.push_back(digest.to_string());
+        while kept.len() > ACCOUNTS_KEPT {
+            kept.pop_front();
+        }
+    }
+}
+
+/// Primary: the account store with `digest` went to the token `token`.
+fn note_accounts_sent(token: &str, digest: &str) {
+    let mut all = ACCOUNTS_SEEN.lock().unwrap_or_else(|p| p.into_inner());
+    keep_digest(all.entry(token.to_string()).or_default(), digest);
+}
+
+/// Primary: whether the digest a standby's signed request names is one
+/// it was sent, or named before (its first named is taken as its own);
+/// kept either way, so a changed store is said once.
+fn accounts_named_known(token: &str, named: &str) -> bool {
+    let mut all = ACCOUNTS_SEEN.lock().unwrap_or_else(|p| p.into_inner());
+    let kept = all.entry(token.to_string()).or_default();
+    let known = kept.is_empty() || kept.iter().any(|d| d == named);
+    keep_digest(kept, named);
+    known
+}
+
 /// The refusal of a standby's request that is not signed with its
 /// token's key: the standby says so loudly and is not promoted without an
 /// override (outside tester insider-rt10 N2, N3).
@@ -606,6 +713,7 @@ fn signed_by_standby(
         q.after,
         q.hash.as_deref().unwrap_or_default(),
         q.lease.as_deref().unwrap_or_default(),
+        q.accounts.as_deref().unwrap_or_default(),
     );
     match check(&app.data, &token, q.key.as_deref(), q.sig.as_deref(), &msg) {
         Ok(Checked::Signed) => Ok(()),
@@ -614,7 +722,7 @@ fn signed_by_standby(
             // gets here: said on /admin, with the way to bind it.
             app.faults.record(
                 "failover",
-                format!("no key was kept here for the standby {name} (it was enrolled before keys were bound, or this data folder was restored from a backup, which does not carry {keys}): the first key that signed for its token is now its key (only its signed requests get records and renew the lease). If that was not this standby (its /admin says its key is refused), revoke it and enrol it again with a new link / 予備機 {name} の鍵がこの主機に保存されていなかったため（鍵のない版で登録されたか、このデータフォルダをバックアップから戻したため）、最初に署名した鍵をこの予備機の鍵として登録しました。予備機の管理画面に「鍵が受け付けられません」と出るときは、取り消して新しい登録用リンクで登録し直してください", keys = super::link_key::KEYS_FILE),
+                format!("no key was kept here for the standby {name} (it was enrolled before keys were bound, or this data folder was restored from a backup taken before backups carried {keys}): the first key that signed for its token is now its key (only its signed requests get records and renew the lease). If that was not this standby (its /admin says its key is refused), revoke it and enrol it again with a new link / 予備機 {name} の鍵がこの主機に保存されていなかったため（鍵のない版で登録されたか、このデータフォルダを鍵を含まない古いバックアップから戻したため）、最初に署名した鍵をこの予備機の鍵として登録しました。予備機の管理画面に「鍵が受け付けられません」と出るときは、取り消して新しい登録用リンクで登録し直してください", keys = super::link_key::KEYS_FILE),
             );
             Ok(())
         }
@@ -658,6 +766,7 @@ fn revoked_standby_knows(app: &App, headers: &HeaderMap, q: &Since) {
         q.after,
         q.hash.as_deref().unwrap_or_default(),
         q.lease.as_deref().unwrap_or_default(),
+        q.accounts.as_deref().unwrap_or_default(),
     );
     match super::link_key::verify_kept(&app.data, &hash, q.key.as_deref(), q.sig.as_deref(), &msg) {
         // Fresh too: the nonce handed out with an answer to this token
@@ -721,17 +830,30 @@ async fn primary_refuses_now(app: &App) -> Option<Refusal> {
         .timeout(PROBE_TIMEOUT)
         .build()
         .ok()?;
-    let r = http
-        .get(format!("{primary}/api/replication?after=0&probe=true"))
+    // The answer is signed over a fresh challenge (outside tester
+    // insider-rt12 A1): a refusal made up on the way stops no promotion.
+    let primary_key = super::link_key::primary_answer_key(&app.data)?;
+    let challenge = format!("{:032x}", rand::random::<u128>());
+    let sent = http
+        .get(format!(
+            "{primary}/api/replication?after=0&probe=true&sig={challenge}"
+        ))
         .bearer_auth(token.trim())
         .send()
-        .await
-        .ok()?;
-    let status = r.status();
+        .await;
+    let r = match checked(sent, &primary_key, &challenge).await {
+        Got::Signed(r) => r,
+        Got::Forged(_) => {
+            app.faults.record("standby", ANSWER_NOT_SIGNED);
+            return None;
+        }
+        Got::Plain(_) | Got::Failed(_) => return None,
+    };
+    let status = r.status;
     if status != StatusCode::UNAUTHORIZED && status != StatusCode::FORBIDDEN {
         return None;
     }
-    let code = error_code(r).await;
+    let code = error_code_of(&r.body);
     Some(Refusal {
         status: status.as_u16(),
         code,
@@ -1253,6 +1375,15 @@ async fn follow_while_standby(app: &Arc<App>, primary: &str, token: &str) -> Sto
             return Stopped::ForGood;
         }
     };
+    // What every answer of the primary is checked with (outside tester
+    // insider-rt12 A1), taken at enrolment. A standby enrolled before
+    // answers were signed has none: it follows nothing unchecked.
+    let Some(primary_key) = super::link_key::primary_answer_key(&app.data) else {
+        let (ja, en) = no_answer_key_words();
+        eprintln!("madoguchi: {ja}\n  {en}");
+        app.faults.record("standby", format!("{ja} / {en}"));
+        return Stopped::ForGood;
+    };
     let mut reachable = true;
     // Handed out by the primary with each answer (insider-rt11 M1, H2);
     // none yet: the first request is answered with one.
@@ -1279,26 +1410,29 @@ async fn follow_while_standby(app: &Arc<App>, primary: &str, token: &str) -> Sto
         let (key, sig) = if refused {
             super::link_key::sign_text(
                 &link,
-                &super::link_key::refused_message(n, after, &hash, &lease),
+                &super::link_key::refused_message(n, after, &hash, &lease, &held),
             )
         } else {
-            super::link_key::sign(&link, n, after, &hash, &lease)
+            super::link_key::sign(&link, n, after, &hash, &lease, &held)
         };
         // `refused`: this standby has written the refusal down, so the
         // primary stops waiting for it (`fence.rs`).
         let url = format!(
             "{primary}/api/replication?after={after}&hash={hash}&accounts={held}&lease={lease}&refused={refused}&key={key}&sig={sig}&nonce={n}"
         );
-        let answer = http.get(&url).bearer_auth(token).send().await;
-        // The next request's nonce, from any answer that has one (a 401
-        // or 403 too: a refused standby signs its refusal with it).
-        if let Some(next) = answer.as_ref().ok().and_then(|r| {
-            r.headers()
-                .get(super::link_key::NONCE_HEADER)
-                .and_then(|v| v.to_str().ok())
-                .filter(|v| v.len() <= 64 && v.bytes().all(|b| b.is_ascii_hexdigit()))
-        }) {
-            nonce = next.to_string();
+        let sent = http.get(&url).bearer_auth(token).send().await;
+        // Checked before anything of it is read (outside tester
+        // insider-rt12 A1): an answer not signed by the primary's answer
+        // key over this request is taken for nothing.
+        let answer = checked(sent, &primary_key, &sig).await;
+        // The next request's nonce, from any signed answer that has one
+        // (a 401 or 403 too: a refused standby signs its refusal with it).
+        if let Got::Signed(a) = &answer {
+            if let Some(next) = a.nonce.as_deref().filter(|v| {
+                !v.is_empty() && v.len() <= 64 && v.bytes().all(|b| b.is_ascii_hexdigit())
+            }) {
+                nonce = next.to_string();
+            }
         }
         let answer =
             match read_answer(app, answer, primary, after, &mut refused, &mut reachable).await {
@@ -1340,23 +1474,47 @@ enum Asked {
 /// record once until the primary answers again.
 async fn read_answer(
     app: &Arc<App>,
-    answer: reqwest::Result<reqwest::Response>,
+    answer: Got,
     primary: &str,
     after: u64,
     refused: &mut bool,
     reachable: &mut bool,
 ) -> Asked {
-    match answer {
+    let r = match answer {
+        Got::Signed(r) => r,
+        Got::Forged(status) => {
+            // Applied to nothing; said on /admin; still following (no
+            // promotion without staff). Repeats are one row with a count.
+            tracing::error!(%status, "an answer from the primary is not signed by its answer key");
+            app.faults.record("standby", ANSWER_NOT_SIGNED);
+            return Asked::Unanswered;
+        }
+        Got::Plain(status) => {
+            if *reachable {
+                app.faults
+                    .record("standby", format!("the primary answered {status}"));
+            }
+            *reachable = false;
+            return Asked::Unanswered;
+        }
+        Got::Failed(e) => {
+            if *reachable {
+                app.faults
+                    .record("standby", format!("the primary cannot be reached: {e}"));
+            }
+            *reachable = false;
+            return Asked::Unanswered;
+        }
+    };
+    match r {
         // A new nonce only (the first request, or one from before the
         // primary's restart): asked again at once with it.
-        Ok(r) if r.status() == StatusCode::PRECONDITION_REQUIRED => {
+        r if r.status == StatusCode::PRECONDITION_REQUIRED => {
             tokio::time::sleep(Duration::from_millis(100)).await;
             Asked::Again
         }
-        Ok(r) if r.status() == StatusCode::CONFLICT => {
-            let code = r
-                .json::<Value>()
-                .await
+        r if r.status == StatusCode::CONFLICT => {
+            let code = serde_json::from_slice::<Value>(&r.body)
                 .ok()
                 .and_then(|v| v["error"]["code"].as_str().map(str::to_string));
             let why = if code.as_deref() == Some("primary_behind") {
@@ -1369,17 +1527,17 @@ async fn read_answer(
             app.faults.record("standby", why);
             Asked::Stop
         }
-        Ok(r) if r.status().is_success() => match r.json::<Value>().await {
+        r if r.status.is_success() => match serde_json::from_slice::<Value>(&r.body) {
             Ok(v) => Asked::Answer(v),
             Err(_) => Asked::Unanswered,
         },
-        Ok(r) if r.status() == StatusCode::UNAUTHORIZED || r.status() == StatusCode::FORBIDDEN => {
+        r if r.status == StatusCode::UNAUTHORIZED || r.status == StatusCode::FORBIDDEN => {
             // The primary does not know this token as a standby's
             // (revoked, deleted, expired, or a kiosk's): it is not
             // the standby of record any more. Written down, so
             // neither a restart nor a promotion forgets it.
-            let status = r.status().as_u16();
-            let code = error_code(r).await;
+            let status = r.status.as_u16();
+            let code = error_code_of(&r.body);
             if code == LINK_KEY_REFUSED {
                 // The primary keeps another key for this token: another
                 // machine signed for it (outside tester insider-rt10 N2).
@@ -1407,22 +1565,110 @@ async fn read_answer(
             tokio::time::sleep(REFUSED_ASK_EVERY).await;
             Asked::Again
         }
-        Ok(r) => {
+        r => {
             if *reachable {
                 app.faults
-                    .record("standby", format!("the primary answered {}", r.status()));
+                    .record("standby", format!("the primary answered {}", r.status));
             }
             *reachable = false;
             Asked::Unanswered
         }
-        Err(e) => {
-            if *reachable {
-                app.faults
-                    .record("standby", format!("the primary cannot be reached: {e}"));
-            }
-            *reachable = false;
-            Asked::Unanswered
+    }
+}
+
+/// Standby: an answer of the primary that is not signed by the answer key
+/// taken at enrolment, over the request it answers (outside tester
+/// insider-rt12 A1).
+const ANSWER_NOT_SIGNED: &str = "an answer from the primary is not signed by its answer key for this request (it was changed on the way, or an older answer was sent again): nothing of it was taken; this standby keeps following. Check the cable between the two machines; do not promote this standby unless the primary is really down / 主機からの答えに主機の鍵の署名がないか、署名が合いません（途中で書き換えられたか、以前の答えが送り直された恐れがあります）。何も取り込まずに主機に従い続けます。主機と予備機の間のケーブルを確かめてください。主機が本当に止まっているとき以外は昇格しないでください";
+
+/// What a standby enrolled before answers were signed is told: it holds
+/// no answer key of its primary, so it takes nothing (outside tester
+/// insider-rt12 A1).
+fn no_answer_key_words() -> (String, String) {
+    (
+        "この予備機は、主機の答えを確かめる鍵を持っていません（以前の版で登録されたため）。確かめられない記録は受け取りません。主機の管理画面「端末」でこの予備機を取り消し、予備機の登録用リンクを作り直して、この機械を --enrol-link 新しいリンク を付けて起動し直してください（docs/manual-ja.md「予備機への切替え」）".to_string(),
+        "this standby holds no key to check its primary's answers (it was enrolled by an older version): it takes nothing it cannot check. Revoke it on the primary (管理 → 端末), make a new standby link and start this server again with --enrol-link NEW_LINK".to_string(),
+    )
+}
+
+/// One answer of the primary whose signature held.
+#[derive(Debug)]
+pub(super) struct Answered {
+    pub status: StatusCode,
+    /// The nonce handed out with it (`madoguchi-link-nonce`), if any.
+    pub nonce: Option<String>,
+    pub body: Vec<u8>,
+}
+
+/// What one request to the primary brought.
+#[derive(Debug)]
+pub(super) enum Got {
+    /// Signed by the primary's answer key over this request.
+    Signed(Answered),
+    /// Not signed so, although the standby would act on it: taken for
+    /// nothing.
+    Forged(StatusCode),
+    /// Unsigned and nothing to act on (a 5xx of a proxy, a limit): only
+    /// "unanswered".
+    Plain(StatusCode),
+    /// No answer.
+    Failed(reqwest::Error),
+}
+
+/// Standby: reads one answer whole and checks its signature under the
+/// primary's answer key `primary_key` over the request signed with
+/// `request_sig` ([`super::link_key::answer_message`]): the status, the
+/// nonce handed out and the body's exact bytes.
+pub(super) async fn checked(
+    sent: reqwest::Result<reqwest::Response>,
+    primary_key: &str,
+    request_sig: &str,
+) -> Got {
+    let r = match sent {
+        Ok(r) => r,
+        Err(e) => return Got::Failed(e),
+    };
+    let status = r.status();
+    let header = |name: &str| {
+        r.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
+    let nonce = header(super::link_key::NONCE_HEADER);
+    let sig = header(super::link_key::ANSWER_SIG_HEADER);
+    let body = match r.bytes().await {
+        Ok(b) => b.to_vec(),
+        Err(e) => return Got::Failed(e),
+    };
+    let acted_on = status.is_success()
+        || matches!(
+            status,
+            StatusCode::UNAUTHORIZED
+                | StatusCode::FORBIDDEN
+                | StatusCode::CONFLICT
+                | StatusCode::PRECONDITION_REQUIRED
+                | StatusCode::BAD_REQUEST
+        );
+    match sig {
+        Some(sig)
+            if super::link_key::answer_holds(
+                primary_key,
+                request_sig,
+                status.as_u16(),
+                nonce.as_deref().unwrap_or_default(),
+                &body,
+                &sig,
+            ) =>
+        {
+            Got::Signed(Answered {
+                status,
+                nonce,
+                body,
+            })
         }
+        None if !acted_on => Got::Plain(status),
+        _ => Got::Forged(status),
     }
 }
 
@@ -1541,6 +1787,25 @@ pub async fn standby_start(
     enrol_link: Option<&str>,
 ) -> anyhow::Result<String> {
     let Some(refusal) = refused_here(data) else {
+        // Enrolled before answers were signed (outside tester insider-rt12
+        // A1): nothing is followed unchecked. A new link enrols again; the
+        // old one in the service line is refused by the primary, and the
+        // refusal says what to do.
+        if data.join("standby-token").exists()
+            && super::link_key::primary_answer_key(data).is_none()
+        {
+            let (ja, en) = no_answer_key_words();
+            if let Some(link) = enrol_link {
+                match enrol(data, link).await {
+                    Ok(token) => {
+                        println!("enrolled again with the new standby link: the primary's answers are checked from now on / 新しい登録用リンクで予備機として登録し直しました");
+                        return Ok(token);
+                    }
+                    Err(e) => anyhow::bail!("{ja}\n  {en}\n  ({e:#})"),
+                }
+            }
+            anyhow::bail!("{ja}\n  {en}");
+        }
         return token(data, enrol_link).await;
     };
     let (ja, en) = refusal.message();
@@ -1608,9 +1873,17 @@ async fn enrol(data: &std::path::Path, link: &str) -> anyhow::Result<String> {
         let status = r.status();
         let v = r.json::<Value>().await.unwrap_or(Value::Null);
         let e = &v["error"];
+        // Not signed (this standby has no key of the primary's yet): a
+        // man in the middle may have made it up and sent the request on
+        // himself (outside tester insider-rt12 A3). Said plainly.
+        let taken = "この答えは確かめられません。主機の管理画面「端末」でこの予備機が登録済みになっていたら、登録の要求が途中で横取りされた恐れがあります：その予備機を取り消し、配線を確かめてから新しい登録用リンクで登録し直してください / this refusal cannot be checked: if the primary's devices page lists this standby as enrolled, the request was taken on the way; revoke it there, check the cable and enrol again with a new link";
         match (e["message_ja"].as_str(), e["message_en"].as_str()) {
-            (Some(ja), Some(en)) => anyhow::bail!("the enrolment link was refused: {ja} / {en}"),
-            _ => anyhow::bail!("the enrolment link was refused (the primary answered {status})"),
+            (Some(ja), Some(en)) => {
+                anyhow::bail!("the enrolment link was refused: {ja} / {en}\n  {taken}")
+            }
+            _ => anyhow::bail!(
+                "the enrolment link was refused (the primary answered {status})\n  {taken}"
+            ),
         }
     }
     let cookie = r
@@ -1622,9 +1895,37 @@ async fn enrol(data: &std::path::Path, link: &str) -> anyhow::Result<String> {
         .and_then(|c| c.split(';').next())
         .map(str::to_string)
         .context("the primary enrolled nothing (no device token in its answer)")?;
+    // The primary's answer key, which signs every later answer: taken
+    // only when its tag under the link's code holds, and with its
+    // signature of this enrolment (the link, this key, the token), so a
+    // man in the middle, who has only the link's id, can put in neither
+    // his own key nor another token (outside tester insider-rt12 A1).
+    let header = |name: &str| {
+        r.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
+    let answer_key = header(super::link_key::ANSWER_KEY_HEADER).unwrap_or_default();
+    let tag = header(super::link_key::ANSWER_TAG_HEADER).unwrap_or_default();
+    let enrolled = header(super::link_key::ENROLLED_SIG_HEADER).unwrap_or_default();
+    let id = super::link_key::link_id(&code);
+    if !super::link_key::answer_tag_holds(&code, &answer_key, &tag)
+        || !super::link_key::enrolled_holds(&answer_key, &id, &public, &cookie, &enrolled)
+    {
+        anyhow::bail!(
+            "主機の登録の答えを確かめられませんでした（主機の鍵がないか、登録用リンクと合いません。主機が古い版か、途中で答えが書き換えられた恐れがあります）。この予備機は何も保存していません。リンクは主機で使用済みになっています：主機の管理画面「端末」でこの予備機を取り消し、主機を新しい版にしてから予備機の登録用リンクを作り直して起動し直してください / the primary's enrolment answer cannot be checked (no answer key, or one the link's code does not vouch for: an older primary, or the answer was changed on the way). Nothing was kept here. The link is used up on the primary: revoke this standby there (管理 → 端末), make sure the primary runs this version, make a new standby link and start again"
+        );
+    }
     std::fs::create_dir_all(data).with_context(|| format!("cannot create {}", data.display()))?;
-    // The key first: a token kept without its key would sign with a new
-    // one the primary refuses.
+    // The primary's answer key first, then the link key, the token last:
+    // a token is kept only with both keys.
+    super::link_key::keep_primary_answer_key(data, &answer_key).with_context(|| {
+        format!(
+            "cannot write the primary's answer key in {}",
+            data.display()
+        )
+    })?;
     super::link_key::keep(data, &key)
         .with_context(|| format!("cannot write the link key in {}", data.display()))?;
     let path = data.join("standby-token");
@@ -1634,10 +1935,9 @@ async fn enrol(data: &std::path::Path, link: &str) -> anyhow::Result<String> {
     Ok(cookie)
 }
 
-/// The `error.code` of a refusal's JSON answer ("" when there is none).
-async fn error_code(r: reqwest::Response) -> String {
-    r.json::<Value>()
-        .await
+/// The `error.code` of a refusal's JSON body ("" when there is none).
+fn error_code_of(body: &[u8]) -> String {
+    serde_json::from_slice::<Value>(body)
         .ok()
         .and_then(|v| v["error"]["code"].as_str().map(str::to_string))
         .unwrap_or_default()

@@ -200,9 +200,13 @@ impl State {
                 return Err(Refusal::DayAlreadyOpen { date: day.date });
             }
             if date <= day.date && !self.wrong_day_repaired_by(config, now, date) {
+                let today = now.to_datetime(config.office.utc_offset).date_naive();
                 return Err(Refusal::DayNotAfterLast {
                     date,
                     last: day.date,
+                    // Today open before a wrong day after it: said so,
+                    // with what to do (insider-rt12 L1b).
+                    today_was_open: date == today && day.date > today,
                 });
             }
         }

@@ -549,7 +549,8 @@ fn opening_an_unlisted_day_is_special() {
         o.refused(Command::OpenDay { date: day(22) }),
         Refusal::DayNotAfterLast {
             date: day(22),
-            last: day(22)
+            last: day(22),
+            today_was_open: false,
         }
     );
 }
@@ -1061,10 +1062,18 @@ fn a_wrong_day_is_repaired_only_if_today_was_not_open_before_it() {
         o.refused(Command::OpenDay { date: today }),
         Refusal::DayNotAfterLast {
             date: today,
-            last: far
+            last: far,
+            today_was_open: true,
         },
         "1001 was given today already"
     );
+    // Said with what to do, not as a date to pick after the wrong day
+    // (outside tester insider-rt12 L1b: 「… 9999-12-31 より後の日付に
+    // してください」).
+    let said = o.refused(Command::OpenDay { date: today }).message_ja();
+    assert!(!said.contains("より後の日付にしてください"), "{said}");
+    assert!(said.contains("本日中は業務を開始し直せません"), "{said}");
+    assert!(said.contains("明日からは"), "{said}");
 }
 
 /// Outside tester insider-rt10 N8 (issue 23, R11): a day opened ahead by
