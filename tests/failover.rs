@@ -868,6 +868,25 @@ pub fn pair(e: &Enrolled, via: &str) -> Server {
     sign_in_once_followed(&e.primary, &standby, "admin", &e.primary.admin_password, 30)
         .expect("the accounts never arrived");
     standby.admin_password = e.primary.admin_password.clone();
+    // The accounts can arrive before the first lease (every answer is
+    // signed and checked now): wait until the primary's /admin no longer
+    // says commands are stopped for want of the standby, as staff would.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let page = pc
+            .get(e.primary.url("/admin"))
+            .send()
+            .and_then(|r| r.text())
+            .unwrap_or_default();
+        if page.contains("<h1") && !page.contains("id=\"no-lease-h\"") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the primary never got its standby's lease"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
     standby
 }
 
