@@ -43,6 +43,25 @@ fn apply(data: &Path, lines: &[Value]) -> Result<Vec<Value>, String> {
     apply_with(data, lines, None)
 }
 
+/// Opens today and issues `n` tickets with request ids `r0`, `r1`, … (the
+/// two categories in turn) into `data`, in 2 KiB segments; each issue's
+/// acknowledged number by its request id.
+fn requests_day(data: &Path, n: usize) -> BTreeMap<String, u64> {
+    let mut lines = vec![json!({"command": "open_day", "date": today()})];
+    for i in 0..n {
+        lines.push(issue(CATEGORIES[i % 2], &format!("r{i}")));
+    }
+    let answers = apply_with(data, &lines, Some(2048)).expect("apply");
+    answers[1..]
+        .iter()
+        .enumerate()
+        .map(|(i, a)| {
+            assert_eq!(a["ok"], true, "{a}");
+            (format!("r{i}"), a["ticket"].as_u64().expect("number"))
+        })
+        .collect()
+}
+
 /// [`apply`] writing log segments of `segment_bytes` (closed segments
 /// without 32 MiB of records).
 fn apply_with(
@@ -727,16 +746,7 @@ fn stores(data: &Path) -> Vec<String> {
 fn a_refused_start_moves_no_evidence_and_recover_never_succeeds_short() {
     let dir = tempfile::tempdir().expect("tmp");
     let data = dir.path().join("data");
-    let mut lines = vec![json!({"command": "open_day", "date": today()})];
-    for i in 0..40 {
-        lines.push(issue(CATEGORIES[i % 2], &format!("r{i}")));
-    }
-    let answers = apply_with(&data, &lines, Some(2048)).expect("apply");
-    let acked: BTreeMap<String, u64> = answers[1..]
-        .iter()
-        .enumerate()
-        .map(|(i, a)| (format!("r{i}"), a["ticket"].as_u64().expect("number")))
-        .collect();
+    let acked = requests_day(&data, 40);
     let segs = segments(&data);
     assert!(segs.len() >= 3, "closed segments: {segs:?}");
     let mut bytes = std::fs::read(&segs[0]).expect("read");
@@ -926,19 +936,7 @@ fn frames(bytes: &[u8]) -> Vec<(usize, u64, Vec<u8>)> {
 fn a_flipped_byte_in_an_older_segment_sets_aside_that_record_and_keeps_the_rest() {
     let dir = tempfile::tempdir().expect("tmp");
     let data = dir.path().join("office");
-    let mut lines = vec![json!({"command": "open_day", "date": today()})];
-    for i in 0..120 {
-        lines.push(issue(CATEGORIES[i % 2], &format!("r{i}")));
-    }
-    let answers = apply_with(&data, &lines, Some(2048)).expect("apply");
-    let acked: BTreeMap<String, u64> = answers[1..]
-        .iter()
-        .enumerate()
-        .map(|(i, a)| {
-            assert_eq!(a["ok"], true, "{a}");
-            (format!("r{i}"), a["ticket"].as_u64().expect("number"))
-        })
-        .collect();
+    let acked = requests_day(&data, 120);
     let segs = segments(&data);
     assert!(segs.len() >= 5, "closed segments: {segs:?}");
     // The third record of the second segment, a byte in the middle of its
@@ -1307,11 +1305,7 @@ fn a_log_nothing_vouches_for_is_refused_and_resumed_above_a_margin() {
 fn a_short_export_and_a_refused_recover_name_the_real_files() {
     let dir = tempfile::tempdir().expect("tmp");
     let base = dir.path().join("base");
-    let mut lines = vec![json!({"command": "open_day", "date": today()})];
-    for i in 0..60 {
-        lines.push(issue(CATEGORIES[i % 2], &format!("r{i}")));
-    }
-    apply_with(&base, &lines, Some(2048)).expect("apply");
+    requests_day(&base, 60);
     ok(&base, &["export"]);
 
     let data = dir.path().join("no-newest");
@@ -1359,11 +1353,7 @@ fn a_short_export_and_a_refused_recover_name_the_real_files() {
 fn a_damaged_record_after_the_report_cursor_is_one_fault_not_a_flood() {
     let dir = tempfile::tempdir().expect("tmp");
     let data = dir.path().join("office");
-    let mut lines = vec![json!({"command": "open_day", "date": today()})];
-    for i in 0..120 {
-        lines.push(issue(CATEGORIES[i % 2], &format!("r{i}")));
-    }
-    apply_with(&data, &lines, Some(2048)).expect("apply");
+    requests_day(&data, 120);
     assert!(segments(&data).len() >= 4);
     // As the server keeps it when the day opens.
     std::fs::write(data.join("reports.cursor"), "1\n").expect("cursor");
@@ -1599,11 +1589,7 @@ fn an_interrupted_recovers_scratch_folder_is_removed_and_named() {
 fn a_deleted_seal_file_is_told_when_it_is_made_again() {
     let dir = tempfile::tempdir().expect("tmp");
     let data = dir.path().join("office");
-    let mut lines = vec![json!({"command": "open_day", "date": today()})];
-    for i in 0..60 {
-        lines.push(issue(CATEGORIES[i % 2], &format!("r{i}")));
-    }
-    apply_with(&data, &lines, Some(2048)).expect("apply");
+    requests_day(&data, 60);
     assert!(segments(&data).len() >= 3);
     std::fs::remove_file(data.join("log").join("SEALS.json")).expect("rm seals");
     let out = run(&data, &["status"]);
@@ -1653,11 +1639,7 @@ fn export_of_a_torn_log_without_the_mark_is_not_silent() {
 fn a_refused_recover_of_a_torn_tail_names_the_torn_segment_and_the_mark() {
     let dir = tempfile::tempdir().expect("tmp");
     let data = dir.path().join("office");
-    let mut lines = vec![json!({"command": "open_day", "date": today()})];
-    for i in 0..60 {
-        lines.push(issue(CATEGORIES[i % 2], &format!("r{i}")));
-    }
-    apply_with(&data, &lines, Some(2048)).expect("apply");
+    requests_day(&data, 60);
     let last = segments(&data).pop().expect("segment");
     assert!(!last.ends_with("00000000000000000001.mlog"));
     let len = std::fs::metadata(&last).expect("meta").len();
@@ -1691,19 +1673,7 @@ fn a_refused_recover_of_a_torn_tail_names_the_torn_segment_and_the_mark() {
 fn unreadable_records_with_the_snapshot_gone_never_re_ticket_their_requests() {
     let dir = tempfile::tempdir().expect("tmp");
     let base = dir.path().join("base");
-    let mut lines = vec![json!({"command": "open_day", "date": today()})];
-    for i in 0..120 {
-        lines.push(issue(CATEGORIES[i % 2], &format!("r{i}")));
-    }
-    let answers = apply_with(&base, &lines, Some(2048)).expect("apply");
-    let acked: BTreeMap<String, u64> = answers[1..]
-        .iter()
-        .enumerate()
-        .map(|(i, a)| {
-            assert_eq!(a["ok"], true, "{a}");
-            (format!("r{i}"), a["ticket"].as_u64().expect("number"))
-        })
-        .collect();
+    let acked = requests_day(&base, 120);
     for journal in [true, false] {
         let what = if journal {
             "two zeroed records, state.sled gone"
@@ -1851,11 +1821,7 @@ fn an_unreadable_day_opening_implied_by_the_days_records_keeps_the_day() {
 fn recover_with_its_output_closed_early_never_panics() {
     let dir = tempfile::tempdir().expect("tmp");
     let data = dir.path().join("office");
-    let mut lines = vec![json!({"command": "open_day", "date": today()})];
-    for i in 0..60 {
-        lines.push(issue(CATEGORIES[i % 2], &format!("r{i}")));
-    }
-    apply_with(&data, &lines, Some(2048)).expect("apply");
+    requests_day(&data, 60);
     flip_record(&data, 10);
     let mut child = crate::util::office()
         .arg("--data")
@@ -2073,19 +2039,7 @@ fn tickets_the_request_journal_lists_beyond_the_log_are_lost_records() {
 fn a_journal_line_that_contradicts_the_kept_records_is_not_trusted() {
     let dir = tempfile::tempdir().expect("tmp");
     let base = dir.path().join("base");
-    let mut lines = vec![json!({"command": "open_day", "date": today()})];
-    for i in 0..120 {
-        lines.push(issue(CATEGORIES[i % 2], &format!("r{i}")));
-    }
-    let answers = apply_with(&base, &lines, Some(2048)).expect("apply");
-    let acked: BTreeMap<String, u64> = answers[1..]
-        .iter()
-        .enumerate()
-        .map(|(i, a)| {
-            assert_eq!(a["ok"], true, "{a}");
-            (format!("r{i}"), a["ticket"].as_u64().expect("number"))
-        })
-        .collect();
+    let acked = requests_day(&base, 120);
     // The line's number: another kept ticket's (two on), or one outside
     // the queue's range (one below its first).
     for another in [true, false] {

@@ -447,20 +447,27 @@ async fn sign_answer(
 /// Whether the request is signed, over the nonce it carries (used or
 /// not), with the key kept for the token hash `token`. Registers nothing.
 fn signed_with_kept_key(app: &App, token: &str, q: &Since) -> bool {
+    let msg = signed_text(q);
+    super::link_key::verify_kept(&app.data, token, q.key.as_deref(), q.sig.as_deref(), &msg)
+        .unwrap_or(false)
+}
+
+/// What the standby signed for request `q`. A refused standby signs its
+/// requests as refusals (`refused=true`); asked again once its device is
+/// enabled again, it is taken as such.
+fn signed_text(q: &Since) -> String {
     let sign = if q.refused {
         super::link_key::refused_message
     } else {
         super::link_key::message
     };
-    let msg = sign(
+    sign(
         q.nonce.as_deref().unwrap_or_default(),
         q.after,
         q.hash.as_deref().unwrap_or_default(),
         q.lease.as_deref().unwrap_or_default(),
         q.accounts.as_deref().unwrap_or_default(),
-    );
-    super::link_key::verify_kept(&app.data, token, q.key.as_deref(), q.sig.as_deref(), &msg)
-        .unwrap_or(false)
+    )
 }
 
 /// A signed standby request without a nonce this primary handed out and
@@ -697,24 +704,11 @@ fn signed_by_standby(
     q: &Since,
     name: &str,
 ) -> Result<(), ApiError> {
-    use super::link_key::{check, message, Checked};
+    use super::link_key::{check, Checked};
     let Some(token) = super::auth::Auth::presented_token_hash(headers) else {
         return Err(link_key_refused("unsigned"));
     };
-    // A refused standby signs its requests as refusals (`refused=true`);
-    // asked again once its device is enabled again, it is taken as such.
-    let sign = if q.refused {
-        super::link_key::refused_message
-    } else {
-        message
-    };
-    let msg = sign(
-        q.nonce.as_deref().unwrap_or_default(),
-        q.after,
-        q.hash.as_deref().unwrap_or_default(),
-        q.lease.as_deref().unwrap_or_default(),
-        q.accounts.as_deref().unwrap_or_default(),
-    );
+    let msg = signed_text(q);
     match check(&app.data, &token, q.key.as_deref(), q.sig.as_deref(), &msg) {
         Ok(Checked::Signed) => Ok(()),
         Ok(Checked::Registered) => {
