@@ -3691,6 +3691,18 @@ const EDIT: u8 = 1;
 /// Every replication answer replaced by the last one seen whose account
 /// store had the user suzuki (its status, headers and body, as they were).
 const REPLAY: u8 = 2;
+/// Outside tester insider-rt13 E1, the primary as a signing oracle: each
+/// replication request's `sig=X` is asked of the primary by the man in
+/// the middle himself, with no token (`?after=0&sig=X`: a 401), and that
+/// answer, headers and all, goes to the standby.
+const ORACLE_401: u8 = 3;
+/// The same with the standby's token (it crosses the LAN in clear) and
+/// its key, over another position (a 403).
+const ORACLE_403: u8 = 4;
+/// The same asked as the promotion's probe (`probe=true`, a 200).
+const ORACLE_PROBE: u8 = 5;
+/// Only the promotion's probe is answered, with the no-token 401.
+const PROBE_401: u8 = 6;
 
 /// A man in the middle on the standby link (outside tester insider-rt12
 /// A1, `fa_mitm.py`): it passes every request of the standby untouched
@@ -3827,16 +3839,39 @@ fn answer_mitm(primary: &str) -> AnswerMitm {
                 let mut parts = first.split(' ');
                 let method = parts.next().unwrap_or("GET").to_string();
                 let path = parts.next().unwrap_or("/").to_string();
+                // The signing oracle (insider-rt13 E1): what the man in the
+                // middle asks of the primary in the standby's place.
+                let param = |name: &str| {
+                    path.split(['?', '&'])
+                        .find_map(|p| p.strip_prefix(name))
+                        .unwrap_or_default()
+                        .to_string()
+                };
+                let (sig, key) = (param("sig="), param("key="));
+                let is_probe = path.contains("probe=true");
+                let oracle = match m.load(Ordering::SeqCst) {
+                    _ if !path.starts_with("/api/replication") || sig.is_empty() => None,
+                    ORACLE_401 if !is_probe => Some((format!("/api/replication?after=0&sig={sig}"), false)),
+                    ORACLE_403 if !is_probe => Some((format!("/api/replication?after=0&key={key}&sig={sig}"), true)),
+                    ORACLE_PROBE if !is_probe => Some((format!("/api/replication?after=0&probe=true&challenge={sig}&key={key}&sig={sig}"), true)),
+                    PROBE_401 if is_probe => Some((format!("/api/replication?after=0&sig={sig}"), false)),
+                    _ => None,
+                };
+                let asked = oracle.as_ref().map_or(path.as_str(), |(p, _)| p.as_str());
                 let mut req = http.request(
                     reqwest::Method::from_bytes(method.as_bytes()).unwrap_or(reqwest::Method::GET),
-                    format!("{primary}{path}"),
+                    format!("{primary}{asked}"),
                 );
                 for (k, v) in &headers {
-                    if k.eq_ignore_ascii_case("authorization")
+                    let token = k.eq_ignore_ascii_case("authorization");
+                    if (token && oracle.as_ref().is_none_or(|(_, with)| *with))
                         || k.eq_ignore_ascii_case("content-type")
                     {
                         req = req.header(k.as_str(), v.as_str());
                     }
+                }
+                if oracle.is_some() {
+                    c.fetch_add(1, Ordering::SeqCst);
                 }
                 let Ok(r) = req.body(body).send() else {
                     let _ = inbound.write_all(
@@ -4202,4 +4237,69 @@ fn a_restored_backup_keeps_the_standby_links_keys() {
             .mode();
         assert_eq!(mode & 0o077, 0, "{mode:o}");
     }
+}
+
+/// Outside tester insider-rt13 E1 (issue 23, issue 24; R9, R11): the
+/// primary signed its answer to any request carrying `sig=…`, a 401 to a
+/// request with no token among them, so a man in the middle with no
+/// credentials handed the standby a genuinely signed 401 (it wrote
+/// `standby-refused`, stopped following for good and refused promotion),
+/// a signed 403 (`link-key-refused`), or a signed empty probe answer (a
+/// silent stall, no fault at all); answering the promotion's probe with
+/// the no-token 401 refused the promotion (409 standby_refused). Now the
+/// primary signs only an answer to a request whose signature holds, naming
+/// its token, key and kind: each of these reaches the standby unsigned, is
+/// said on its /admin, is written down nowhere, and the standby follows
+/// on and is promoted.
+#[test]
+fn a_man_in_the_middle_using_the_primary_as_a_signing_oracle_revokes_nothing() {
+    use std::sync::atomic::Ordering;
+    let e = enrolled_primary();
+    // The oracle itself: no token, any `sig=`, no signature on the answer.
+    let r = Server::client()
+        .get(format!(
+            "{}/api/replication?after=0&sig=abc",
+            e.primary.base
+        ))
+        .send()
+        .expect("replication");
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    assert!(
+        r.headers().get("madoguchi-link-answer-sig").is_none(),
+        "the primary signed a 401 to a request with no token"
+    );
+    let mitm = answer_mitm(&e.primary.base);
+    let standby = pair(&e, &mitm.addr);
+    let data = data_of(&standby);
+    let faults = || std::fs::read_to_string(data.join("faults.jsonl")).unwrap_or_default();
+    let mut seen = 0;
+    // The probe first: on the old code it was taken with no fault at all.
+    for mode in [ORACLE_PROBE, ORACLE_401, ORACLE_403] {
+        mitm.mode.store(mode, Ordering::SeqCst);
+        seen += 4;
+        mitm_changed(&mitm, seen, 60);
+        seen = mitm.changed.load(Ordering::SeqCst);
+        for written in ["standby-refused", "link-key-refused"] {
+            assert!(
+                !data.join(written).exists(),
+                "mode {mode}: the standby wrote {written}: {}",
+                faults()
+            );
+        }
+        assert!(
+            faults().contains("主機からの答えに署名がありません"),
+            "mode {mode}: {}",
+            faults()
+        );
+    }
+    // The line clean again: the standby still follows, the primary issues.
+    mitm.mode.store(PASS, Ordering::SeqCst);
+    let (st, v) = issue_until(&e.primary.base, &e.kiosk, "", 30);
+    assert_eq!(st, StatusCode::OK, "{v}");
+    // The promotion's probe answered with the no-token 401: no refusal.
+    mitm.mode.store(PROBE_401, Ordering::SeqCst);
+    let (st, v) = try_promote(&standby, json!({}));
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(v["promoted"], true, "{v}");
+    assert!(!data.join("standby-refused").exists());
 }

@@ -340,46 +340,107 @@ pub fn enrolled_holds(
     verify(answer_key, sig, &enrolled_text(id, standby_key, token)).is_ok()
 }
 
-/// What the answer key signs for each answer to a signed request: the
-/// request's own signature (so an older answer, replayed, fits no later
+/// What a signed answer answers (outside tester insider-rt13 E1): a
+/// replication request, or the promotion's probe. Each kind has its own
+/// label in the signed text, so a probe answer is never taken as a
+/// replication answer, nor the other way round.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AnswerKind {
+    Records,
+    Probe,
+}
+
+impl AnswerKind {
+    fn label(self) -> &'static str {
+        match self {
+            AnswerKind::Records => "records",
+            AnswerKind::Probe => "probe",
+        }
+    }
+}
+
+/// Whom a signed answer is for (outside tester insider-rt13 E1: the
+/// primary signed its answer to any request carrying `sig=`, a 401 to a
+/// request with no token among them, so a man in the middle with no
+/// credentials handed the standby a genuinely signed refusal "of its own
+/// request"). The signed text names the token (its SHA-256, as the
+/// primary keeps it), the standby's link key that signed the request,
+/// and the request's signature; the primary signs only when that
+/// signature holds under that key over what the kind's request signs, so
+/// only the standby's own request, unchanged, gets an answer that names
+/// its token and key.
+#[derive(Debug, Clone, Copy)]
+pub struct AnswerFor<'a> {
+    pub kind: AnswerKind,
+    /// The SHA-256 (hex) of the token the request carried.
+    pub token_sha256: &'a str,
+    /// The link key (hex) the request was signed with.
+    pub key: &'a str,
+    /// The request's signature (hex).
+    pub request_sig: &'a str,
+}
+
+/// What the answer key signs for each answer to a signed request: whom
+/// it is for ([`AnswerFor`]: the kind, the token, the key and the
+/// request's own signature, so an older answer, replayed, fits no later
 /// request), the status, the nonce handed out with it, and the body's
 /// exact bytes (as SHA-256).
-pub fn answer_message(request_sig: &str, status: u16, nonce: &str, body: &[u8]) -> String {
+pub fn answer_message(to: AnswerFor<'_>, status: u16, nonce: &str, body: &[u8]) -> String {
     use sha2::{Digest, Sha256};
     let body = hex::encode(Sha256::digest(body));
-    format!("madoguchi-replication-answer-v1\n{request_sig}\n{status}\n{nonce}\n{body}")
+    format!(
+        "madoguchi-replication-answer-v2\n{}\n{}\n{}\n{}\n{status}\n{nonce}\n{body}",
+        to.kind.label(),
+        to.token_sha256,
+        to.key,
+        to.request_sig
+    )
 }
 
 /// Primary: the signature of one answer, in hex.
 pub fn sign_answer(
     key: &SigningKey,
-    request_sig: &str,
+    to: AnswerFor<'_>,
     status: u16,
     nonce: &str,
     body: &[u8],
 ) -> String {
     hex::encode(
-        key.sign(answer_message(request_sig, status, nonce, body).as_bytes())
+        key.sign(answer_message(to, status, nonce, body).as_bytes())
             .to_bytes(),
     )
 }
 
 /// Standby: whether `sig` is its primary's signature of this answer to
-/// the request it signed with `request_sig`.
+/// its own request ([`AnswerFor`]).
 pub fn answer_holds(
     answer_key: &str,
-    request_sig: &str,
+    to: AnswerFor<'_>,
     status: u16,
     nonce: &str,
     body: &[u8],
     sig: &str,
 ) -> bool {
-    verify(
-        answer_key,
-        sig,
-        &answer_message(request_sig, status, nonce, body),
-    )
-    .is_ok()
+    verify(answer_key, sig, &answer_message(to, status, nonce, body)).is_ok()
+}
+
+/// What a standby signs for the promotion's probe: a challenge of its
+/// own, with its own label (never a replication request's text).
+pub fn probe_message(challenge: &str) -> String {
+    format!("madoguchi-replication-probe-v1\n{challenge}")
+}
+
+/// Primary: whether `sig` holds under the key `key` the request names
+/// (kept for its token or not) over `msg`: only then is the answer
+/// signed, and it names that key ([`AnswerFor`]).
+pub fn signed_by(key: Option<&str>, sig: Option<&str>, msg: &str) -> bool {
+    matches!((key, sig), (Some(k), Some(s)) if verify(k, s, msg).is_ok())
+}
+
+/// The SHA-256 (hex) of a token, as the primary keeps and names it.
+pub fn token_sha256(token: &str) -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(Sha256::digest(token.as_bytes()))
 }
 
 /// Standby: keeps its primary's answer key (public, hex).
@@ -767,16 +828,46 @@ mod tests {
         assert!(enrolled_holds(&answer_key, &id, "k1", "tok", &enrolled));
         assert!(!enrolled_holds(&answer_key, &id, "k1", "tok2", &enrolled));
         assert!(!enrolled_holds(&answer_key, &id, "k2", "tok", &enrolled));
-        // An answer: its request, status, nonce and exact bytes.
-        let sig = sign_answer(&signer, "req-1", 200, "n1", b"{\"records\":[]}");
-        let holds = |req: &str, st: u16, n: &str, body: &[u8]| {
-            answer_holds(&answer_key, req, st, n, body, &sig)
+        // An answer: for whom (kind, token, key, request), its status,
+        // nonce and exact bytes.
+        let to = AnswerFor {
+            kind: AnswerKind::Records,
+            token_sha256: "t1",
+            key: "k1",
+            request_sig: "req-1",
         };
-        assert!(holds("req-1", 200, "n1", b"{\"records\":[]}"));
-        assert!(!holds("req-2", 200, "n1", b"{\"records\":[]}"), "replayed");
-        assert!(!holds("req-1", 403, "n1", b"{\"records\":[]}"));
-        assert!(!holds("req-1", 200, "n2", b"{\"records\":[]}"));
-        assert!(!holds("req-1", 200, "n1", b"{\"records\":[1]}"));
+        let sig = sign_answer(&signer, to, 200, "n1", b"{\"records\":[]}");
+        let holds = |to: AnswerFor<'_>, st: u16, n: &str, body: &[u8]| {
+            answer_holds(&answer_key, to, st, n, body, &sig)
+        };
+        assert!(holds(to, 200, "n1", b"{\"records\":[]}"));
+        let other = |f: &dyn Fn(&mut AnswerFor<'static>)| {
+            let mut o = AnswerFor {
+                kind: AnswerKind::Records,
+                token_sha256: "t1",
+                key: "k1",
+                request_sig: "req-1",
+            };
+            f(&mut o);
+            o
+        };
+        let body = b"{\"records\":[]}";
+        assert!(
+            !holds(other(&|o| o.request_sig = "req-2"), 200, "n1", body),
+            "replayed"
+        );
+        // Insider-rt13 E1: another token, another key, another kind.
+        assert!(!holds(other(&|o| o.token_sha256 = ""), 200, "n1", body));
+        assert!(!holds(other(&|o| o.key = "k2"), 200, "n1", body));
+        assert!(!holds(
+            other(&|o| o.kind = AnswerKind::Probe),
+            200,
+            "n1",
+            body
+        ));
+        assert!(!holds(to, 403, "n1", body));
+        assert!(!holds(to, 200, "n2", body));
+        assert!(!holds(to, 200, "n1", b"{\"records\":[1]}"));
         // A damaged answer key is an error, never a new key.
         std::fs::write(dir.path().join(ANSWER_KEY_FILE), "zz").expect("damage");
         assert!(answer_signer(dir.path()).is_err());

@@ -46,7 +46,14 @@ async fn same_at(
         let sent = http.get(&url).bearer_auth(token).send().await;
         // Which tail is listed as diverged is decided only on the new
         // primary's signed answers (outside tester insider-rt12 A1).
-        let r = match checked(sent, primary_key, &sig).await {
+        let token_sha256 = super::link_key::token_sha256(token);
+        let to = super::link_key::AnswerFor {
+            kind: super::link_key::AnswerKind::Records,
+            token_sha256: &token_sha256,
+            key: &k,
+            request_sig: &sig,
+        };
+        let r = match checked(sent, primary_key, to).await {
             Got::Signed(r) => r,
             Got::Failed(e) => {
                 return Err(anyhow::Error::from(e).context("cannot reach the new primary"))

@@ -218,6 +218,11 @@ pub struct Since {
     /// primary still knows its token: answered at once, renewing nothing.
     #[serde(default)]
     probe: bool,
+    /// The probe's challenge, made by the standby and signed with its
+    /// link key (`link_key::probe_message`, outside tester insider-rt13
+    /// E1): the answer is signed as a probe answer for its token and key.
+    #[serde(default)]
+    challenge: Option<String>,
     /// The standby's link key (hex) and its signature of `after`, `hash`
     /// and `lease` (`link_key.rs`): only a signed request renews the
     /// lease, acknowledges records or says this log is behind.
@@ -381,6 +386,7 @@ pub async fn serve(
     // faster than the standby and push its nonce out, and issuing
     // stopped while they did (outside tester insider-rt12 A2).
     let next = token
+        .clone()
         .filter(|t| app.auth.standby_keys().contains(t) || app.fence.is_unconfirmed(t))
         .filter(|t| signed_with_kept_key(&app, t, &q))
         .map(|t| super::link_key::issue_nonce(&t));
@@ -401,21 +407,57 @@ pub async fn serve(
             .headers_mut()
             .insert(super::link_key::NONCE_HEADER, n);
     }
-    match q.sig.as_deref() {
-        Some(request_sig) => sign_answer(&app, response, request_sig, next.as_deref()).await,
-        None => response,
+    // Signed only when the request's own signature holds under the key it
+    // names, over what its kind signs, and it carries a token: the signed
+    // text names that token, that key and the kind (outside tester
+    // insider-rt13 E1: a 401 to a request with no token at all was signed
+    // over whatever `sig=` it carried, and the standby took it for its own
+    // revocation). A refusal of the standby's own request stays signed:
+    // the primary keeps every standby's bound key, revoked or deleted too.
+    match (token.as_deref(), q.key.as_deref(), q.sig.as_deref()) {
+        (Some(token), Some(key), Some(request_sig))
+            if super::link_key::signed_by(Some(key), Some(request_sig), &request_text(&q)) =>
+        {
+            let to = super::link_key::AnswerFor {
+                kind: kind_of(&q),
+                token_sha256: token,
+                key,
+                request_sig,
+            };
+            sign_answer(&app, response, to, next.as_deref()).await
+        }
+        _ => response,
+    }
+}
+
+/// Which kind of answer a request gets (`link_key::AnswerKind`).
+fn kind_of(q: &Since) -> super::link_key::AnswerKind {
+    if q.probe {
+        super::link_key::AnswerKind::Probe
+    } else {
+        super::link_key::AnswerKind::Records
+    }
+}
+
+/// What the request of `q`'s kind signs: the probe its challenge, a
+/// replication request its position ([`signed_text`]).
+fn request_text(q: &Since) -> String {
+    if q.probe {
+        super::link_key::probe_message(q.challenge.as_deref().unwrap_or_default())
+    } else {
+        signed_text(q)
     }
 }
 
 /// Signs an answer to a signed request (outside tester insider-rt12 A1)
-/// with this primary's answer key: over the request's signature, the
-/// status, the nonce handed out with it and the body's exact bytes. The
-/// standby checks it before it reads anything of the answer, so an answer
-/// edited on the way, or an older one sent again, is taken for nothing.
+/// with this primary's answer key: for whom (`to`), the status, the nonce
+/// handed out with it and the body's exact bytes. The standby checks it
+/// before it reads anything of the answer, so an answer edited on the
+/// way, or an older one sent again, is taken for nothing.
 async fn sign_answer(
     app: &App,
     response: Response,
-    request_sig: &str,
+    to: super::link_key::AnswerFor<'_>,
     nonce: Option<&str>,
 ) -> Response {
     let (mut parts, body) = response.into_parts();
@@ -427,7 +469,7 @@ async fn sign_answer(
         Ok(key) => {
             let sig = super::link_key::sign_answer(
                 &key,
-                request_sig,
+                to,
                 parts.status.as_u16(),
                 nonce.unwrap_or_default(),
                 &bytes,
@@ -503,6 +545,24 @@ async fn answer(
         }
     };
     if q.probe {
+        // The standby of record's own probe: signed with the key kept for
+        // its token (another key kept there is the key refusal, signed
+        // for the key that asked).
+        if caller.role == Role::Standby {
+            let token = super::auth::Auth::presented_token_hash(headers).unwrap_or_default();
+            let msg = request_text(q);
+            let kept = super::link_key::verify_kept(
+                &app.data,
+                &token,
+                q.key.as_deref(),
+                q.sig.as_deref(),
+                &msg,
+            )
+            .unwrap_or(false);
+            if !kept {
+                return Err(link_key_refused("probe"));
+            }
+        }
         return Ok(Json(json!({"records": [], "probe": true})));
     }
     // Whether this request is the standby of record's own (F11): signed
@@ -825,20 +885,42 @@ async fn primary_refuses_now(app: &App) -> Option<Refusal> {
         .build()
         .ok()?;
     // The answer is signed over a fresh challenge (outside tester
-    // insider-rt12 A1): a refusal made up on the way stops no promotion.
+    // insider-rt12 A1), signed with this standby's link key and answered
+    // as a probe for its token and key only (insider-rt13 E1): a refusal
+    // made up on the way, or asked of the primary by someone else, stops
+    // no promotion.
     let primary_key = super::link_key::primary_answer_key(&app.data)?;
+    let link = super::link_key::own(&app.data).ok()?;
     let challenge = format!("{:032x}", rand::random::<u128>());
+    let (key, sig) = super::link_key::sign_text(&link, &super::link_key::probe_message(&challenge));
+    let token = token.trim();
     let sent = http
         .get(format!(
-            "{primary}/api/replication?after=0&probe=true&sig={challenge}"
+            "{primary}/api/replication?after=0&probe=true&challenge={challenge}&key={key}&sig={sig}"
         ))
-        .bearer_auth(token.trim())
+        .bearer_auth(token)
         .send()
         .await;
-    let r = match checked(sent, &primary_key, &challenge).await {
+    let token_sha256 = super::link_key::token_sha256(token);
+    let to = super::link_key::AnswerFor {
+        kind: super::link_key::AnswerKind::Probe,
+        token_sha256: &token_sha256,
+        key: &key,
+        request_sig: &sig,
+    };
+    let r = match checked(sent, &primary_key, to).await {
         Got::Signed(r) => r,
-        Got::Forged(_) => {
-            app.faults.record("standby", ANSWER_NOT_SIGNED);
+        Got::Forged(status) => {
+            // The primary signs its refusal of this standby's own probe:
+            // an unsigned one is no refusal (said on /admin).
+            app.faults.record(
+                "standby",
+                if is_refusal(status) {
+                    UNSIGNED_REFUSAL
+                } else {
+                    ANSWER_NOT_SIGNED
+                },
+            );
             return None;
         }
         Got::Plain(_) | Got::Failed(_) => return None,
@@ -962,8 +1044,13 @@ pub async fn promote(
     // revoked standby is known to be gone, `fence.rs`).
     if !asked.override_not_of_record {
         if let Some(refusal) = primary_refuses_now(&app).await {
-            note_refusal(&app, &refusal);
             follow_again(&app);
+            if refusal.code == LINK_KEY_REFUSED {
+                note_key_refused(&app, &refusal.primary);
+                let (ja, en) = key_refused_words(&refusal.primary);
+                return Ok(refuse_promotion(LINK_KEY_REFUSED, &ja, &en));
+            }
+            note_refusal(&app, &refusal);
             let (ja, en) = refusal.message();
             return Ok(refuse_promotion("standby_refused", &ja, &en));
         }
@@ -1379,6 +1466,8 @@ async fn follow_while_standby(app: &Arc<App>, primary: &str, token: &str) -> Sto
         return Stopped::ForGood;
     };
     let mut reachable = true;
+    // What the primary's signed answers name (insider-rt13 E1).
+    let token_sha256 = super::link_key::token_sha256(token);
     // Handed out by the primary with each answer (insider-rt11 M1, H2);
     // none yet: the first request is answered with one.
     let mut nonce = String::new();
@@ -1418,7 +1507,17 @@ async fn follow_while_standby(app: &Arc<App>, primary: &str, token: &str) -> Sto
         // Checked before anything of it is read (outside tester
         // insider-rt12 A1): an answer not signed by the primary's answer
         // key over this request is taken for nothing.
-        let answer = checked(sent, &primary_key, &sig).await;
+        let answer = checked(
+            sent,
+            &primary_key,
+            super::link_key::AnswerFor {
+                kind: super::link_key::AnswerKind::Records,
+                token_sha256: &token_sha256,
+                key: &key,
+                request_sig: &sig,
+            },
+        )
+        .await;
         // The next request's nonce, from any signed answer that has one
         // (a 401 or 403 too: a refused standby signs its refusal with it).
         if let Got::Signed(a) = &answer {
@@ -1479,8 +1578,14 @@ async fn read_answer(
         Got::Forged(status) => {
             // Applied to nothing; said on /admin; still following (no
             // promotion without staff). Repeats are one row with a count.
+            // An unsigned refusal is written down nowhere (insider-rt13 E1).
             tracing::error!(%status, "an answer from the primary is not signed by its answer key");
-            app.faults.record("standby", ANSWER_NOT_SIGNED);
+            let said = if is_refusal(status) {
+                UNSIGNED_REFUSAL
+            } else {
+                ANSWER_NOT_SIGNED
+            };
+            app.faults.record("standby", said);
             return Asked::Unanswered;
         }
         Got::Plain(status) => {
@@ -1610,13 +1715,14 @@ pub(super) enum Got {
 }
 
 /// Standby: reads one answer whole and checks its signature under the
-/// primary's answer key `primary_key` over the request signed with
-/// `request_sig` ([`super::link_key::answer_message`]): the status, the
-/// nonce handed out and the body's exact bytes.
+/// primary's answer key `primary_key` for its own request `to` (its kind,
+/// this standby's token and key, the request's signature:
+/// [`super::link_key::answer_message`]): the status, the nonce handed out
+/// and the body's exact bytes.
 pub(super) async fn checked(
     sent: reqwest::Result<reqwest::Response>,
     primary_key: &str,
-    request_sig: &str,
+    to: super::link_key::AnswerFor<'_>,
 ) -> Got {
     let r = match sent {
         Ok(r) => r,
@@ -1648,7 +1754,7 @@ pub(super) async fn checked(
         Some(sig)
             if super::link_key::answer_holds(
                 primary_key,
-                request_sig,
+                to,
                 status.as_u16(),
                 nonce.as_deref().unwrap_or_default(),
                 &body,
@@ -1665,6 +1771,21 @@ pub(super) async fn checked(
         _ => Got::Forged(status),
     }
 }
+
+/// Whether a status not signed for this standby's request would have been
+/// a refusal of it (revoked, or its key refused) had it been signed.
+fn is_refusal(status: StatusCode) -> bool {
+    status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN
+}
+
+/// Standby: a refusal (401, 403) that is not signed by the primary for
+/// this standby's own request (outside tester insider-rt13 E1). The
+/// primary signs every refusal of this standby's own request (it keeps
+/// the key bound at enrolment, for a revoked or deleted standby too), so
+/// this one was made on the way, or asked of the primary by someone else:
+/// it is never taken as a revocation (nothing is written down), and the
+/// standby keeps asking.
+const UNSIGNED_REFUSAL: &str = "主機からの答えに署名がありません（登録の取消しや鍵の拒否を示す答えですが、主機がこの予備機の要求に署名した答えではありません）。主機と予備機の間で作られた答えの恐れがあるため、取消しとしては扱わず、主機に従い続けます。途中の機器（ハブ、ケーブル、主機と予備機の間につながったほかの機械）を確かめてください / an answer refusing this standby (revoked, or its key refused) is not signed by the primary for this standby's own request: it may have been made on the way. It is not taken as a revocation; this standby keeps following. Check the devices between the two machines";
 
 /// Takes one answer of the primary: a refusal lifted, the lease grant,
 /// the primary's last record, its accounts and the records to append
