@@ -4303,3 +4303,168 @@ fn a_man_in_the_middle_using_the_primary_as_a_signing_oracle_revokes_nothing() {
     assert_eq!(v["promoted"], true, "{v}");
     assert!(!data.join("standby-refused").exists());
 }
+
+/// Outside tester insider-rt13 A2 (issue 23, issue 24; R9, R11): one
+/// sniffed, validly signed replication request line (the standby's first)
+/// sent again and again with the token (in clear) got a fresh 428 nonce
+/// each time and pushed the standby's nonces out: issuing stopped
+/// (`no_standby_lease`, 「予備機の電源とケーブル」) for as long as it ran. Now a
+/// stale request gets a new nonce only while the token holds no fresh
+/// unused one: the standby keeps its lease, issuing goes on, and the
+/// primary's /admin says an old request is being sent again.
+#[test]
+fn one_sniffed_request_sent_again_and_again_stops_no_issuing() {
+    let e = enrolled_primary();
+    let cable = Cable::to(&e.primary.base);
+    let standby = pair(&e, &cable.addr);
+    let line = cable
+        .replication_lines()
+        .into_iter()
+        .find(|l| l.contains("&sig="))
+        .expect("a signed request crossed the cable");
+    let token = std::fs::read_to_string(data_of(&standby).join("standby-token")).expect("token");
+    let token = token.trim().to_string();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut flood = Vec::new();
+    for _ in 0..3 {
+        let (url, token, stop) = (e.primary.url(&line), token.clone(), stop.clone());
+        flood.push(std::thread::spawn(move || {
+            let c = Server::client();
+            let mut sent = 0u32;
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) && sent < 5_000 {
+                let _ = c
+                    .get(&url)
+                    .bearer_auth(&token)
+                    .timeout(Duration::from_secs(10))
+                    .send();
+                sent += 1;
+            }
+            sent
+        }));
+    }
+    let started = Instant::now();
+    let mut refused = Vec::new();
+    while started.elapsed() < Duration::from_secs(12) {
+        let (st, v) = issue(&e.primary.base, &e.kiosk);
+        if st != StatusCode::OK && v["error"]["code"] == "no_standby_lease" {
+            refused.push(v);
+        }
+        std::thread::sleep(Duration::from_millis(1000));
+    }
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let sent: u32 = flood.into_iter().map(|t| t.join().unwrap_or(0)).sum();
+    // Old code: 503 no_standby_lease from a few seconds into the flood.
+    assert!(refused.is_empty(), "{sent} replays: {refused:?}");
+    assert!(sent > 50, "the flood sent only {sent}");
+    let faults =
+        std::fs::read_to_string(data_of(&e.primary).join("faults.jsonl")).unwrap_or_default();
+    assert!(
+        faults.contains("予備機のトークンで古い要求が繰り返し送られています"),
+        "{faults}"
+    );
+    drop(standby);
+}
+
+/// The fault records in a server's data folder.
+fn faults_of(s: &Server) -> String {
+    std::fs::read_to_string(data_of(s).join("faults.jsonl")).unwrap_or_default()
+}
+
+/// Waits until `s`'s fault records hold `text`; whether they did.
+fn faults_say(s: &Server, text: &str, secs: u64) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while Instant::now() < deadline {
+        if faults_of(s).contains(text) {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    false
+}
+
+/// Outside tester insider-rt13 C1 (issue 24; R9, R11): a man in the
+/// middle edited the primary's answers; the standby refused them and kept
+/// asking, signed, every second, never echoing a grant, and the primary
+/// held with 「予備機と連絡が取れない…電源とケーブル」. Now it notices and says
+/// the standby does not receive its answers, on /admin and in the hold.
+#[test]
+fn a_primary_whose_answers_its_standby_refuses_says_so_not_the_cable() {
+    use std::sync::atomic::Ordering;
+    let e = enrolled_primary();
+    let mitm = answer_mitm(&e.primary.base);
+    let standby = pair(&e, &mitm.addr);
+    mitm.mode.store(EDIT, Ordering::SeqCst);
+    // A changed store: every answer carries it now, and each is edited.
+    let (pc, pcsrf) = e.primary.admin();
+    let r = pc
+        .post(e.primary.url("/api/users"))
+        .header("X-CSRF-Token", &pcsrf)
+        .json(&json!({"username": "suzuki", "role": "staff", "password": "suzuki-password-1"}))
+        .send()
+        .expect("user");
+    assert_eq!(r.status(), StatusCode::OK);
+    let said = "予備機は主機の答えを受け取れていません";
+    // Old code: never said (only the cable text).
+    assert!(
+        faults_say(&e.primary, said, 60),
+        "{}",
+        faults_of(&e.primary)
+    );
+    let (st, v) = issue(&e.primary.base, &e.kiosk);
+    assert_eq!(st, StatusCode::SERVICE_UNAVAILABLE, "{v}");
+    let ja = v["error"]["message_ja"].as_str().unwrap_or_default();
+    assert!(ja.contains(said) && !ja.contains("電源とケーブル"), "{v}");
+    drop(standby);
+}
+
+/// Outside tester insider-rt13 C3 (issue 24; R9): the standby's /admin
+/// said 「the primary cannot be reached: error sending request for url
+/// (http://…/api/replication?…&key=…&sig=…」 — English only, nothing on
+/// what to do, and the URL with its key and signature. Now Japanese
+/// first, with what to do, and no URL.
+#[test]
+fn a_standby_that_cannot_reach_its_primary_says_so_in_japanese_without_the_url() {
+    let e = enrolled_primary();
+    let cable = Cable::to(&e.primary.base);
+    let standby = pair(&e, &cable.addr);
+    cable.cut();
+    assert!(
+        faults_say(
+            &standby,
+            "主機と連絡が取れません。主機の電源とケーブルを確かめてください",
+            30
+        ),
+        "{}",
+        faults_of(&standby)
+    );
+    let faults = faults_of(&standby);
+    assert!(
+        !faults.contains("sig=") && !faults.contains("/api/replication"),
+        "{faults}"
+    );
+}
+
+/// Outside tester insider-rt13 C4 (issue 24; R10): a primary whose
+/// `link-answer-key` was lost (a damaged or hand-copied folder) made a new
+/// one without a word; its standby refused every answer and both blamed
+/// the cable. Now it says so at start, with the way out.
+#[test]
+fn a_primary_whose_answer_key_is_gone_says_so_at_start() {
+    let e = enrolled_primary();
+    let standby = pair(&e, &e.primary.base);
+    let mut primary = e.primary;
+    primary.stop();
+    std::fs::remove_file(data_of(&primary).join("link-answer-key")).expect("remove the key");
+    primary.restart();
+    // Old code: nothing said, a new key made at the first answer.
+    assert!(
+        faults_say(
+            &primary,
+            "主機の答えの鍵（link-answer-key）がありません",
+            20
+        ),
+        "{}",
+        faults_of(&primary)
+    );
+    drop(standby);
+}

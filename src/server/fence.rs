@@ -123,6 +123,13 @@ pub struct Fence {
     /// Primary: when a request with the standby's token last came signed
     /// with another key than the one kept for it (insider-rt10 N2).
     key_refused: Mutex<Option<Instant>>,
+    /// Primary: when a sniffed request of the standby's token was last
+    /// seen sent again and again (outside tester insider-rt13 A2).
+    replayed: Mutex<Option<Instant>>,
+    /// Primary: when the standby's signed requests were last seen to keep
+    /// coming without a lease echo (insider-rt13 C1: it does not receive
+    /// this primary's answers).
+    no_echo: Mutex<Option<Instant>>,
     /// Primary: the standby holds records this log lost (standby's last,
     /// ours), kept in `<data>/behind`.
     behind: Mutex<Option<(u64, u64)>>,
@@ -423,6 +430,22 @@ pub fn staff_hold(fence: &Fence, e: &super::error::ApiError) -> StaffHold {
     StaffHold { code, why, resume }
 }
 
+/// Whether the moment kept in `at` was within three leases.
+fn lately(at: &Mutex<Option<Instant>>) -> bool {
+    at.lock()
+        .ok()
+        .and_then(|k| *k)
+        .is_some_and(|t| t.elapsed() < 3 * LEASE)
+}
+
+/// A sniffed request of the standby's token sent again and again
+/// (outside tester insider-rt13 A2): said instead of power and cable.
+pub const REPLAYED_JA: &str = "予備機のトークンで古い要求が繰り返し送られています（写された恐れ）。この要求では番号の発行は許されず、予備機の記録も渡していません。予備機が主機と連絡できていれば受付は続きます。止まっているときは、主機と予備機の間につながった機器（ほかの機械、ハブ）を確かめてください。管理者に連絡してください（管理画面の記録に詳しい内容があります）。";
+pub const REPLAYED_EN: &str = "an old request of the standby's token is being sent again and again (it was copied on the way): it gets nothing and renews no lease. If commands are stopped, check what is connected between the primary and the standby (see /admin)";
+/// The standby asks, signed, but never echoes a grant (insider-rt13 C1).
+pub const NO_ECHO_JA: &str = "予備機は主機の答えを受け取れていません（途中で書き換えられている恐れ）。予備機は要求を送ってきていますが、主機の答えを確かめられないため受付の許可が届いていません。番号の二重発行を防ぐために受付を止めています。予備機の管理画面の記録と、主機と予備機の間の機器を確かめてください。";
+pub const NO_ECHO_EN: &str = "the standby does not receive this primary's answers (they may be changed on the way): its signed requests keep coming without the lease echo, so commands are stopped. Check the standby's /admin records and the devices between the two machines";
+
 /// The header that carries the proof of a promoted machine's epoch.
 pub const EPOCH_PROOF_HEADER: &str = "madoguchi-epoch-proof";
 
@@ -547,6 +570,8 @@ impl Fence {
             primary_last_path,
             answered: AtomicU64::new(u64::MAX),
             key_refused: Mutex::new(None),
+            replayed: Mutex::new(None),
+            no_echo: Mutex::new(None),
             behind: Mutex::new(behind),
             behind_path,
             unconfirmed: Mutex::new(unconfirmed),
@@ -925,27 +950,54 @@ impl Fence {
         }
     }
 
+    /// Primary: one request of the standby's token, validly signed but
+    /// stale, keeps being sent again (insider-rt13 A2).
+    pub fn note_replayed(&self) {
+        if let Ok(mut k) = self.replayed.lock() {
+            *k = Some(Instant::now());
+        }
+    }
+
+    /// Primary: whether [`Fence::note_replayed`] was lately.
+    pub fn replayed_lately(&self) -> bool {
+        lately(&self.replayed)
+    }
+
+    /// Primary: the standby's signed requests keep coming without a lease
+    /// echo (insider-rt13 C1).
+    pub fn note_no_echo(&self) {
+        if let Ok(mut k) = self.no_echo.lock() {
+            *k = Some(Instant::now());
+        }
+    }
+
     /// Primary: the refusal of commands for want of a lease. When a
     /// request signed with another key than the standby's came lately,
     /// it does not send staff to the standby's power and cable (outside
     /// tester insider-rt10 N2: the standby was up and following): the
-    /// code stays `no_standby_lease`, the words name the key.
+    /// code stays `no_standby_lease`, the words name the key. Likewise a
+    /// request sent again and again (insider-rt13 A2) and a standby that
+    /// asks but never echoes a grant (C1: it does not receive the answers).
     pub fn no_lease_error(&self) -> super::error::ApiError {
-        let lately = self
-            .key_refused
-            .lock()
-            .ok()
-            .and_then(|k| *k)
-            .is_some_and(|t| t.elapsed() < 3 * LEASE);
-        if !lately {
-            return super::error::ApiError::NoLease;
-        }
-        super::error::ApiError::Plain {
+        let plain = |ja: &str, en: &str| super::error::ApiError::Plain {
             status: axum::http::StatusCode::SERVICE_UNAVAILABLE,
             code: "no_standby_lease",
-            ja: "予備機のトークンで、登録された予備機の鍵とは違う鍵で署名された要求が届いています（別の機械が予備機のトークンを使っているおそれがあります）。番号の二重発行を防ぐために受付を止めています。電源やケーブルの問題ではありません。管理者に連絡してください（管理画面の記録に詳しい内容があります。予備機を取り消し、新しい登録用リンクで登録し直します）。".into(),
-            en: "requests with the standby's token come signed with another key than the standby's registered one (another machine may be using its token): commands are stopped so that no number is given twice. Not a power or cable problem: an admin revokes the standby and enrols it again with a new link (see /admin)".into(),
+            ja: ja.into(),
+            en: en.into(),
+        };
+        if lately(&self.key_refused) {
+            return plain(
+                "予備機のトークンで、登録された予備機の鍵とは違う鍵で署名された要求が届いています（別の機械が予備機のトークンを使っているおそれがあります）。番号の二重発行を防ぐために受付を止めています。電源やケーブルの問題ではありません。管理者に連絡してください（管理画面の記録に詳しい内容があります。予備機を取り消し、新しい登録用リンクで登録し直します）。",
+                "requests with the standby's token come signed with another key than the standby's registered one (another machine may be using its token): commands are stopped so that no number is given twice. Not a power or cable problem: an admin revokes the standby and enrols it again with a new link (see /admin)",
+            );
         }
+        if lately(&self.replayed) {
+            return plain(REPLAYED_JA, REPLAYED_EN);
+        }
+        if lately(&self.no_echo) {
+            return plain(NO_ECHO_JA, NO_ECHO_EN);
+        }
+        super::error::ApiError::NoLease
     }
 
     /// Standby: the primary answered a request that said this standby
@@ -1015,30 +1067,35 @@ impl Fence {
     }
 
     /// Primary: a standby echoed `grant`; the lease runs from its time.
-    pub fn renew(&self, grant: &str) {
+    /// Whether the echo holds the lease now (a grant of this process,
+    /// not yet run out).
+    pub fn renew(&self, grant: &str) -> bool {
         let Some((boot, ms)) = grant.split_once('-') else {
-            return;
+            return false;
         };
         if u64::from_str_radix(boot, 16).ok() != Some(self.boot) {
-            return;
+            return false;
         }
-        let Ok(ms) = ms.parse::<u64>() else { return };
+        let Ok(ms) = ms.parse::<u64>() else {
+            return false;
+        };
         let Some(until) = self
             .started
             .checked_add(Duration::from_millis(ms))
             .and_then(|t| t.checked_add(LEASE))
         else {
-            return;
+            return false;
         };
         if until > Instant::now() + LEASE {
             // Not a grant this process made.
-            return;
+            return false;
         }
         if let Ok(mut l) = self.lease_until.lock() {
             if l.is_none_or(|old| until > old) {
                 *l = Some(until);
             }
         }
+        until > Instant::now()
     }
 
     /// Primary: whether the lease is held now.

@@ -79,21 +79,49 @@ pub const NONCE_HEADER: &str = "madoguchi-link-nonce";
 /// got a nonce of its own does not at once void the standby's.
 const NONCES_KEPT: usize = 4;
 
-/// Nonces handed out per standby token hash, in memory: a restart voids
-/// them all, and the standby's next request is answered with a new one.
-static NONCES: std::sync::Mutex<BTreeMap<String, std::collections::VecDeque<String>>> =
-    std::sync::Mutex::new(BTreeMap::new());
+/// How long a nonce handed out counts as fresh: while a token holds an
+/// unused nonce younger than this, a stale request of that token gets no
+/// new one (outside tester insider-rt13 A2: one sniffed, validly signed
+/// request line sent again and again got a new nonce each time, pushed the
+/// standby's out, and issuing stopped for as long as it ran). The standby
+/// uses its nonce within a round trip; one that lost it (its restart) gets
+/// a new one once this has passed.
+pub const NONCE_FRESH: std::time::Duration = std::time::Duration::from_secs(3);
 
-/// Primary: a new single-use nonce for the token hash `token`.
-pub fn issue_nonce(token: &str) -> String {
+type Kept = std::collections::VecDeque<(String, std::time::Instant)>;
+
+/// Nonces handed out per standby token hash, with when, in memory: a
+/// restart voids them all, and the standby's next request is answered
+/// with a new one.
+static NONCES: std::sync::Mutex<BTreeMap<String, Kept>> = std::sync::Mutex::new(BTreeMap::new());
+
+fn push_nonce(kept: &mut Kept) -> String {
     let nonce = hex::encode(rand::random::<[u8; 16]>());
-    let mut all = NONCES.lock().unwrap_or_else(|p| p.into_inner());
-    let kept = all.entry(token.to_string()).or_default();
-    kept.push_back(nonce.clone());
+    kept.push_back((nonce.clone(), std::time::Instant::now()));
     while kept.len() > NONCES_KEPT {
         kept.pop_front();
     }
     nonce
+}
+
+/// Primary: a new single-use nonce for the token hash `token` (the answer
+/// to a request that used its nonce).
+pub fn issue_nonce(token: &str) -> String {
+    let mut all = NONCES.lock().unwrap_or_else(|p| p.into_inner());
+    push_nonce(all.entry(token.to_string()).or_default())
+}
+
+/// Primary, answering a stale request (no unused nonce in it): a new
+/// nonce only when the token holds no unused one younger than
+/// [`NONCE_FRESH`], so a replayed request cannot push the standby's out
+/// (insider-rt13 A2). `None`: withheld.
+pub fn issue_nonce_if_stale(token: &str) -> Option<String> {
+    let mut all = NONCES.lock().unwrap_or_else(|p| p.into_inner());
+    let kept = all.entry(token.to_string()).or_default();
+    if kept.iter().any(|(_, at)| at.elapsed() < NONCE_FRESH) {
+        return None;
+    }
+    Some(push_nonce(kept))
 }
 
 /// Primary: uses up `nonce` for `token`; whether it was handed out and
@@ -108,7 +136,7 @@ pub fn take_nonce(token: &str, nonce: Option<&str>) -> bool {
     let Some(kept) = all.get_mut(token) else {
         return false;
     };
-    match kept.iter().position(|n| n == nonce) {
+    match kept.iter().position(|(n, _)| n == nonce) {
         Some(at) => {
             kept.drain(..=at);
             true
@@ -274,6 +302,12 @@ pub fn answer_signer(data: &Path) -> std::io::Result<SigningKey> {
         }
         Err(e) => Err(e),
     }
+}
+
+/// Primary: standby keys are bound (`standby-link-keys.json` has one)
+/// but the answer key file is missing (outside tester insider-rt13 C4).
+pub fn answer_key_lost(data: &Path) -> bool {
+    !data.join(ANSWER_KEY_FILE).exists() && load(data).is_ok_and(|k| !k.is_empty())
 }
 
 /// The MAC key only the holder of the link's code can make, with its own
@@ -883,5 +917,22 @@ mod tests {
         assert!(take_nonce("tok-n", Some(&b)));
         assert!(!take_nonce("tok-n", Some(&b)), "used once");
         assert!(!take_nonce("tok-n", Some(&a)), "older than one used");
+    }
+
+    #[test]
+    fn a_stale_request_gets_no_nonce_while_the_standby_holds_a_fresh_one() {
+        // Outside tester insider-rt13 A2: each replay got a new nonce and
+        // pushed the standby's out.
+        let mine = issue_nonce("tok-a2");
+        for _ in 0..20 {
+            assert_eq!(issue_nonce_if_stale("tok-a2"), None);
+        }
+        assert!(
+            take_nonce("tok-a2", Some(&mine)),
+            "the standby's still holds"
+        );
+        // None left: a stale request (the standby's first) gets one.
+        assert!(issue_nonce_if_stale("tok-a2").is_some());
+        assert_eq!(issue_nonce_if_stale("tok-a2"), None);
     }
 }

@@ -647,6 +647,10 @@ async fn read_back(
     if restarted_as_promoted {
         replication::after_restart_as_promoted(app);
     }
+    if !standby {
+        // Before anything can make a new answer key (insider-rt13 C4).
+        replication::check_answer_key(app);
+    }
     // A primary that starts held (restored from a backup, an
     // unverified epoch claim, a revoked standby) says so on /admin at
     // once, not at the first command.

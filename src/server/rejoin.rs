@@ -55,9 +55,12 @@ async fn same_at(
         };
         let r = match checked(sent, primary_key, to).await {
             Got::Signed(r) => r,
-            Got::Failed(e) => {
-                return Err(anyhow::Error::from(e).context("cannot reach the new primary"))
-            }
+            // Without the request's URL: it carries the key and the
+            // signature (outside tester insider-rt13 C3).
+            Got::Failed(e) => anyhow::bail!(
+                "新しい主機と連絡が取れません。新しい主機の電源とケーブル、アドレス（--standby-of）を確かめて、同じコマンドをもう一度実行してください。この機械の記録はまだ動かしていません / cannot reach the new primary ({}): check it and run the same command again; nothing was moved",
+                e.without_url()
+            ),
             Got::Forged(s) | Got::Plain(s) => anyhow::bail!(
                 "the new primary's answer ({s}) is not signed by its answer key: it may have been changed on the way; check the cable and try again / 新しい主機の答えに主機の鍵の署名がありません（途中で書き換えられた恐れがあります）。ケーブルを確かめてやり直してください"
             ),
@@ -78,11 +81,32 @@ async fn same_at(
             reqwest::StatusCode::CONFLICT => return Ok(false),
             // Beyond the new primary's end: not held there.
             reqwest::StatusCode::BAD_REQUEST => return Ok(false),
-            s => anyhow::bail!("the new primary answered {s}"),
+            s if s == reqwest::StatusCode::UNAUTHORIZED || s == reqwest::StatusCode::FORBIDDEN => {
+                return Err(Refused(format!(
+                    "新しい主機がこの機械を予備機として受け付けませんでした（{s}）。新しい主機の管理画面「端末」でこの機械の予備機を取り消し、予備機の登録用リンクを作り直して、新しいリンクで同じコマンドをもう一度実行してください。この機械の記録は動かしていません / the new primary refused this machine as its standby ({s}): revoke it there (管理 → 端末), make a new standby link and run the same command again with it; nothing was moved"
+                ))
+                .into())
+            }
+            s => anyhow::bail!(
+                "新しい主機が {s} と答えました。しばらくして同じコマンドをもう一度実行してください。この機械の記録はまだ動かしていません / the new primary answered {s}: run the same command again later; nothing was moved"
+            ),
         }
     }
     anyhow::bail!("the new primary gave no usable nonce")
 }
+
+/// The new primary's signed refusal of this machine's token (C3): the
+/// token it enrolled with is dropped, so the next run takes a new link.
+#[derive(Debug)]
+struct Refused(String);
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Refused {}
 
 /// The folder's `LOCK`, taken: refused in plain words when a running
 /// server holds it (not a disk failure: the operator skipped 「元の主機の
@@ -171,8 +195,13 @@ pub async fn prepare(
             &mut nonce,
             &primary_key,
         )
-        .await?
-        {
+        .await
+        .inspect_err(|e| {
+            if e.is::<Refused>() {
+                // The refused token is not kept for the next run.
+                let _ = std::fs::remove_dir_all(&fresh);
+            }
+        })? {
             lo = mid;
         } else {
             hi = mid - 1;

@@ -385,11 +385,23 @@ pub async fn serve(
     // anyone holding a copy of the token could otherwise ask for nonces
     // faster than the standby and push its nonce out, and issuing
     // stopped while they did (outside tester insider-rt12 A2).
+    // A stale request (428) gets a new nonce only while the token holds
+    // no fresh unused one (outside tester insider-rt13 A2: one sniffed
+    // line, replayed, got a new nonce each time and pushed the standby's
+    // out; issuing stopped for as long as it ran).
+    let stale = matches!(&answer, Err(ApiError::Plain { code, .. }) if *code == NONCE_NEEDED);
     let next = token
         .clone()
         .filter(|t| app.auth.standby_keys().contains(t) || app.fence.is_unconfirmed(t))
         .filter(|t| signed_with_kept_key(&app, t, &q))
-        .map(|t| super::link_key::issue_nonce(&t));
+        .and_then(|t| {
+            if !stale {
+                return Some(super::link_key::issue_nonce(&t));
+            }
+            let n = super::link_key::issue_nonce_if_stale(&t);
+            watch_stale(&app, &t, n.is_none());
+            n
+        });
     let mut response = match answer {
         Ok(Json(mut v)) => {
             if let Some(n) = &next {
@@ -510,6 +522,106 @@ fn signed_text(q: &Since) -> String {
         q.lease.as_deref().unwrap_or_default(),
         q.accounts.as_deref().unwrap_or_default(),
     )
+}
+
+/// Per standby token hash: when the window of withheld nonces began, how
+/// many were withheld in it, and how many of its signed requests in a row
+/// renewed no lease (outside tester insider-rt13 A2, C1).
+#[derive(Debug, Clone, Copy)]
+struct Watch {
+    since: std::time::Instant,
+    withheld: u32,
+    unrenewed: u32,
+}
+
+static WATCH: std::sync::Mutex<std::collections::BTreeMap<String, Watch>> =
+    std::sync::Mutex::new(std::collections::BTreeMap::new());
+
+/// A replay is this many nonces withheld from one token within
+/// [`REPLAY_WINDOW`]: the standby itself, which lost its nonce, asks again
+/// once a second (at most [`super::link_key::NONCE_FRESH`] long).
+const REPLAYS: u32 = 10;
+const REPLAY_WINDOW: Duration = Duration::from_secs(5);
+/// The standby does not receive the answers: this many of its signed
+/// requests in a row renewed no lease (its first takes two).
+const UNRENEWED: u32 = 8;
+
+fn watched<T>(token: &str, f: impl FnOnce(&mut Watch) -> T) -> T {
+    let mut all = WATCH.lock().unwrap_or_else(|p| p.into_inner());
+    if all.len() > 64 && !all.contains_key(token) {
+        all.clear();
+    }
+    let w = all.entry(token.to_string()).or_insert(Watch {
+        since: std::time::Instant::now(),
+        withheld: 0,
+        unrenewed: 0,
+    });
+    f(w)
+}
+
+/// A stale request signed with the key kept for `token`: `withheld` when
+/// it got no new nonce. Many withheld within a few seconds is one sniffed
+/// request sent again and again (A2): a fault record on /admin, and the
+/// hold (if any) says so instead of power and cable.
+fn watch_stale(app: &App, token: &str, withheld: bool) {
+    let (replayed, unrenewed) = watched(token, |w| {
+        if w.since.elapsed() > REPLAY_WINDOW {
+            w.since = std::time::Instant::now();
+            w.withheld = 0;
+        }
+        w.withheld += u32::from(withheld);
+        // Only a stale request that got a nonce counts towards "does not
+        // receive the answers": withheld ones are the replay's.
+        w.unrenewed = w.unrenewed.saturating_add(u32::from(!withheld));
+        (w.withheld, w.unrenewed)
+    });
+    if replayed >= REPLAYS {
+        app.fence.note_replayed();
+        if replayed == REPLAYS {
+            app.faults.record(
+                "failover",
+                format!(
+                    "{} / {}",
+                    super::fence::REPLAYED_JA,
+                    super::fence::REPLAYED_EN
+                ),
+            );
+        }
+        return;
+    }
+    note_unrenewed(app, unrenewed);
+}
+
+/// A fresh signed request of the standby (`token`): whether its lease echo
+/// `renewed` the lease. Many in a row that did not, with no replay going
+/// on, is a standby that does not receive this primary's answers (C1).
+fn watch_echo(app: &App, token: &str, renewed: bool) {
+    let unrenewed = watched(token, |w| {
+        w.unrenewed = if renewed {
+            0
+        } else {
+            w.unrenewed.saturating_add(1)
+        };
+        w.unrenewed
+    });
+    note_unrenewed(app, unrenewed);
+}
+
+fn note_unrenewed(app: &App, unrenewed: u32) {
+    if unrenewed < UNRENEWED || app.fence.replayed_lately() {
+        return;
+    }
+    app.fence.note_no_echo();
+    if unrenewed == UNRENEWED {
+        app.faults.record(
+            "failover",
+            format!(
+                "{} / {}",
+                super::fence::NO_ECHO_JA,
+                super::fence::NO_ECHO_EN
+            ),
+        );
+    }
 }
 
 /// A signed standby request without a nonce this primary handed out and
@@ -653,9 +765,9 @@ async fn answer(
         };
         // Only a standby whose position this log holds renews the lease.
         if signed && attempt == 0 {
-            if let Some(g) = &q.lease {
-                app.fence.renew(g);
-            }
+            let renewed = q.lease.as_deref().is_some_and(|g| app.fence.renew(g));
+            let token = super::auth::Auth::presented_token_hash(headers).unwrap_or_default();
+            watch_echo(app, &token, renewed);
         }
         // The standby holds every record up to `after`: its hash was just
         // checked against ours.
@@ -1307,6 +1419,27 @@ fn promotion_words(
     (accepting, ja, en, forced)
 }
 
+/// Primary, at start (outside tester insider-rt13 C4): standby keys are
+/// bound here but the answer key is gone (a damaged or hand-copied data
+/// folder). A new one would be made at the first answer, and the standby,
+/// holding the old key's public half, would refuse every answer while
+/// both machines blamed the cable: said loudly (stderr, /admin) first.
+pub fn check_answer_key(app: &App) {
+    if !super::link_key::answer_key_lost(&app.data) {
+        return;
+    }
+    let said = format!(
+        "{} / {}",
+        ANSWER_KEY_LOST_JA, "the primary's answer key (link-answer-key) is missing although standby keys are bound: restore it from a backup, or revoke the standby and enrol it again (its answers will not be taken until then)"
+    );
+    eprintln!("madoguchi: {said}");
+    tracing::error!("{said}");
+    app.faults.record("failover", said);
+}
+
+/// What staff are told when the answer key is gone (C4).
+pub const ANSWER_KEY_LOST_JA: &str = "主機の答えの鍵（link-answer-key）がありません。バックアップから戻すか、予備機を取り消して登録し直してください（それまで予備機は主機の答えを受け取れず、受付は止まります）";
+
 /// Tells the old primary that it was replaced, again every few seconds
 /// until it answers (it may be frozen, or cut off).
 fn tell_old_primary(app: Arc<App>, token: String, epoch: u64) {
@@ -1590,16 +1723,14 @@ async fn read_answer(
         }
         Got::Plain(status) => {
             if *reachable {
-                app.faults
-                    .record("standby", format!("the primary answered {status}"));
+                app.faults.record("standby", plain_answer_words(status));
             }
             *reachable = false;
             return Asked::Unanswered;
         }
         Got::Failed(e) => {
             if *reachable {
-                app.faults
-                    .record("standby", format!("the primary cannot be reached: {e}"));
+                app.faults.record("standby", unreachable_words(&e));
             }
             *reachable = false;
             return Asked::Unanswered;
@@ -1609,7 +1740,10 @@ async fn read_answer(
         // A new nonce only (the first request, or one from before the
         // primary's restart): asked again at once with it.
         r if r.status == StatusCode::PRECONDITION_REQUIRED => {
-            tokio::time::sleep(Duration::from_millis(100)).await;
+            // No nonce with it: the primary withholds new ones while an
+            // unused one is fresh (insider-rt13 A2); asked again slowly.
+            let pause = if r.nonce.is_some() { 100 } else { 1000 };
+            tokio::time::sleep(Duration::from_millis(pause)).await;
             Asked::Again
         }
         r if r.status == StatusCode::CONFLICT => {
@@ -1666,13 +1800,43 @@ async fn read_answer(
         }
         r => {
             if *reachable {
-                app.faults
-                    .record("standby", format!("the primary answered {}", r.status));
+                app.faults.record("standby", plain_answer_words(r.status));
             }
             *reachable = false;
             Asked::Unanswered
         }
     }
+}
+
+/// Standby: the primary cannot be reached (outside tester insider-rt13
+/// C3: said in English only, with the request's URL, which carries the
+/// standby's key and signature). Japanese first, with what to do; the
+/// error without its URL.
+fn unreachable_words(e: &reqwest::Error) -> String {
+    let why = if e.is_timeout() {
+        "timed out".to_string()
+    } else if e.is_connect() {
+        "no connection".to_string()
+    } else {
+        let mut text = String::new();
+        let mut source = std::error::Error::source(e);
+        while let Some(s) = source {
+            text = s.to_string();
+            source = s.source();
+        }
+        if text.is_empty() {
+            "no answer".to_string()
+        } else {
+            text
+        }
+    };
+    format!("主機と連絡が取れません。主機の電源とケーブルを確かめてください。主機が本当に止まっているときは、この予備機の管理画面で「主機に昇格」を押してください（docs/manual-ja.md「予備機への切替え」） / the primary cannot be reached ({why}): check its power and cable; if it is really down, promote this standby")
+}
+
+/// Standby: an unsigned answer with nothing to act on (a 5xx of the
+/// primary or of something on the path, a limit): Japanese first (C3).
+fn plain_answer_words(status: StatusCode) -> String {
+    format!("主機（または主機と予備機の間の機器）が {status} と答え、記録を受け取れませんでした。しばらくして自動でやり直します。続くときは主機の管理画面の記録と、主機と予備機の間の機器を確かめてください / the primary (or something between) answered {status}: nothing was taken; asking again")
 }
 
 /// Standby: an answer of the primary that is not signed by the answer key
@@ -1685,8 +1849,8 @@ const ANSWER_NOT_SIGNED: &str = "an answer from the primary is not signed by its
 /// insider-rt12 A1).
 fn no_answer_key_words() -> (String, String) {
     (
-        "この予備機は、主機の答えを確かめる鍵を持っていません（以前の版で登録されたため）。確かめられない記録は受け取りません。主機の管理画面「端末」でこの予備機を取り消し、予備機の登録用リンクを作り直して、この機械を --enrol-link 新しいリンク を付けて起動し直してください（docs/manual-ja.md「予備機への切替え」）".to_string(),
-        "this standby holds no key to check its primary's answers (it was enrolled by an older version): it takes nothing it cannot check. Revoke it on the primary (管理 → 端末), make a new standby link and start this server again with --enrol-link NEW_LINK".to_string(),
+        "この予備機は、主機の答えを確かめる鍵を持っていません（以前の版で登録されたため）。確かめられない記録は受け取りません。次の順に進めてください：1. 主機の管理画面「端末」でこの予備機を取り消す。2. 主機の管理画面で「予備機の停止を確認」を押す（この機械はいま主機に従っていません。押さないと、主機は取り消した予備機が止まったことを確かめられず、受付を止めたままになります）。3. 予備機の登録用リンクを作り直し、この機械を --enrol-link 新しいリンク を付けて起動し直す（docs/manual-ja.md「予備機への切替え」）".to_string(),
+        "this standby holds no key to check its primary's answers (it was enrolled by an older version): it takes nothing it cannot check. 1. Revoke it on the primary (管理 → 端末). 2. Press 「予備機の停止を確認」 on the primary's /admin (this machine follows nothing now; without it the primary keeps commands stopped, waiting to learn that the revoked standby stopped). 3. Make a new standby link and start this server again with --enrol-link NEW_LINK".to_string(),
     )
 }
 
