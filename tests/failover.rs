@@ -4468,3 +4468,35 @@ fn a_primary_whose_answer_key_is_gone_says_so_at_start() {
     );
     drop(standby);
 }
+
+/// Outside tester insider-rt13 C2 (issue 24; R9): a standby enrolled
+/// before answer keys said to revoke it, make a new link and start it with
+/// `--enrol-link`; doing exactly that left the primary stopped
+/// (`revoked_standby_unconfirmed`) until 「予備機の停止を確認」, which the
+/// instruction did not name. Now it names that step, before enrolling
+/// again.
+#[test]
+fn an_old_standby_names_the_confirmation_step_before_enrolling_again() {
+    let e = enrolled_primary();
+    let mut standby = pair(&e, &e.primary.base);
+    standby.stop();
+    let data = data_of(&standby);
+    // What a standby enrolled by the older version holds: no answer key.
+    std::fs::remove_file(data.join("standby-answer-key")).expect("remove");
+    let mut c = crate::util::office();
+    c.arg("--data").arg(&data).args([
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--standby-of",
+        &e.primary.base,
+    ]);
+    let out = exits_within(c, 60);
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        said.contains("主機の答えを確かめる鍵を持っていません"),
+        "{said}"
+    );
+    // Old code: revoke, new link, restart — nothing about the confirmation.
+    assert!(said.contains("「予備機の停止を確認」を押す"), "{said}");
+}

@@ -34,8 +34,9 @@ async fn same_at(
 ) -> Result<bool> {
     use super::replication::{checked, Got};
     // A request without the new primary's nonce is answered with one only
-    // (insider-rt11 M1): at most twice.
-    for _ in 0..3 {
+    // (insider-rt11 M1); while an unused one is fresh, with none
+    // (insider-rt13 A2): asked again a second later, a few times.
+    for _ in 0..6 {
         let lease = grant.clone().unwrap_or_default();
         // Signed with the new standby's link key, as every request of a
         // standby is (`link_key.rs`), with the nonce of the last answer.
@@ -69,7 +70,12 @@ async fn same_at(
             *nonce = n.to_string();
         }
         match r.status {
-            reqwest::StatusCode::PRECONDITION_REQUIRED => continue,
+            reqwest::StatusCode::PRECONDITION_REQUIRED => {
+                if r.nonce.is_none() {
+                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                }
+                continue;
+            }
             s if s.is_success() => {
                 let v: Value =
                     serde_json::from_slice(&r.body).context("the new primary's answer")?;
