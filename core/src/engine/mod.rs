@@ -257,7 +257,16 @@ pub struct Engine {
     /// batch being committed that go into it.
     journal: requests::Journal,
     journal_pending: Vec<requests::Entry>,
+    /// The snapshot is written beside the answers, not before them
+    /// ([`Engine::defer_snapshots`]).
+    snapshot_deferred: bool,
+    /// When the first record not yet in the snapshot was committed.
+    unsaved_since: Option<std::time::Instant>,
 }
+
+/// With deferred snapshots, the longest a busy engine goes without writing
+/// one (sled itself reaches the disk about once a second).
+pub const SNAPSHOT_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
 
 /// The `by` of the record an `--accept-damage` start writes.
 pub const ACCEPT_DAMAGE_BY: &str = "accept-damage";
@@ -447,6 +456,8 @@ impl Engine {
             high_water: None,
             journal: requests::Journal::new(dir),
             journal_pending: Vec::new(),
+            snapshot_deferred: false,
+            unsaved_since: None,
         }
     }
 
@@ -695,10 +706,40 @@ impl Engine {
             self.store_failed = false;
         }
         let result = self.write_snapshot();
-        if result.is_err() {
-            self.store_failed = true;
+        match result {
+            Ok(()) => self.unsaved_since = None,
+            Err(_) => self.store_failed = true,
         }
         result
+    }
+
+    /// Writes the snapshot after the answers instead of before them (the
+    /// shared engine of the server, `shared.rs`): once [`SNAPSHOT_EVERY`]
+    /// has passed under load, and whenever the engine is idle
+    /// ([`Engine::save_snapshot`]). The log is the record: a snapshot that
+    /// is behind only makes the next start replay a few more records, and
+    /// reads of statistics merge the pending cells. Before issue 16's bench
+    /// re-run, every commit re-encoded the whole learned estimate model
+    /// (27 KB of JSON) into sled before answering: a quarter of the durable
+    /// command latency (BENCHMARKS.md).
+    pub fn defer_snapshots(&mut self) {
+        self.snapshot_deferred = true;
+    }
+
+    /// Committed records not yet in the snapshot.
+    pub fn snapshot_pending(&self) -> bool {
+        self.unsaved_since.is_some()
+    }
+
+    /// Writes the snapshot if records are pending; a failure warns (the log
+    /// holds everything, and the next write retries).
+    pub fn save_snapshot(&mut self) {
+        if self.unsaved_since.is_none() {
+            return;
+        }
+        if let Err(e) = self.flush_store() {
+            tracing::warn!(error = %e, "snapshot write failed; it will be rebuilt from the log");
+        }
     }
 
     fn write_snapshot(&mut self) -> Result<(), EngineError> {
@@ -990,9 +1031,12 @@ impl Engine {
             }));
         }
         self.commit(&mut payloads)?;
-        if let Err(e) = self.flush_store() {
+        let due = self
+            .unsaved_since
+            .is_some_and(|t| t.elapsed() >= SNAPSHOT_EVERY);
+        if !self.snapshot_deferred || due {
             // The commands are durable in the log; sled catches up from it.
-            tracing::warn!(error = %e, "snapshot write failed; it will be rebuilt from the log");
+            self.save_snapshot();
         }
         Ok(results)
     }
@@ -1011,6 +1055,9 @@ impl Engine {
         }
         self.feed.publish(first, payloads);
         payloads.clear();
+        if self.unsaved_since.is_none() {
+            self.unsaved_since = Some(std::time::Instant::now());
+        }
         self.mark_appended();
         self.write_high_water()?;
         self.write_journal();
@@ -1588,7 +1635,10 @@ impl Engine {
     }
 
     /// Makes sled durable too, so the next start replays nothing.
-    pub fn close(self) -> Result<(), EngineError> {
+    pub fn close(mut self) -> Result<(), EngineError> {
+        if self.unsaved_since.is_some() {
+            self.flush_store()?;
+        }
         self.store.flush()?;
         Ok(())
     }

@@ -15,6 +15,10 @@ use crate::refusal::Refusal;
 /// Largest group commit.
 const MAX_BATCH: usize = 512;
 
+/// How long the engine thread waits for more work before it writes a
+/// pending snapshot.
+const SNAPSHOT_IDLE: std::time::Duration = std::time::Duration::from_millis(20);
+
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum ExecError {
     #[error(transparent)]
@@ -85,7 +89,8 @@ impl std::fmt::Debug for Job {
 impl SharedEngine {
     /// Starts the engine thread. The engine's clock gives "now" for commands sent
     /// without a time; it is kept from going behind the last event.
-    pub fn start(engine: Engine) -> SharedEngine {
+    pub fn start(mut engine: Engine) -> SharedEngine {
+        engine.defer_snapshots();
         let (tx, rx) = mpsc::channel::<Job>();
         let thread = std::thread::Builder::new()
             .name("madoguchi-engine".into())
@@ -209,7 +214,24 @@ impl EngineHandle {
 fn run(mut engine: Engine, rx: mpsc::Receiver<Job>) -> Engine {
     let mut items = Vec::new();
     let mut replies: Vec<Reply> = Vec::new();
-    while let Ok(first) = rx.recv() {
+    loop {
+        // With records not yet in the snapshot, a short idle moment writes
+        // it, after the answers went out (`Engine::defer_snapshots`).
+        let first = if engine.snapshot_pending() {
+            match rx.recv_timeout(SNAPSHOT_IDLE) {
+                Ok(j) => j,
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    engine.save_snapshot();
+                    continue;
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            }
+        } else {
+            match rx.recv() {
+                Ok(j) => j,
+                Err(_) => break,
+            }
+        };
         let mut jobs = vec![first];
         while jobs.len() < MAX_BATCH {
             match rx.try_recv() {
@@ -241,6 +263,7 @@ fn run(mut engine: Engine, rx: mpsc::Receiver<Job>) -> Engine {
         }
         flush(&mut engine, &mut items, &mut replies);
     }
+    engine.save_snapshot();
     engine
 }
 
