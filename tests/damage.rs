@@ -2568,6 +2568,25 @@ fn a_journal_line_with_a_damaged_date_is_named_and_still_answers_its_retry() {
     );
     let named = format!("→ {} {}", queue_name("idou"), acked["r10"]);
     assert!(stdout.contains(&named), "{named} not told: {stdout}");
+    // storage-rt13 N3: the summary is whole Japanese, then whole English
+    // (the old one mixed them, with an English-only tail "record 22
+    // differs … (the log ended at record 22, the evidence showed 22)").
+    let line = stdout
+        .lines()
+        .find(|l| l.contains("damage accepted"))
+        .expect("summary");
+    let (head, summary) = line.split_once(": ").expect("summary");
+    assert!(
+        head.trim_start().starts_with("損傷を記録して再開"),
+        "{line}"
+    );
+    let parts: Vec<&str> = summary.split(" / ").collect();
+    assert_eq!(parts.len(), 2, "Japanese whole, then English: {summary}");
+    assert!(
+        !parts[0].contains("record"),
+        "English in the Japanese: {summary}"
+    );
+    assert!(!summary.contains("evidence showed"), "{summary}");
     let retries: Vec<Value> = acked.keys().map(|r| issue(category_of(r), r)).collect();
     let fresh: Vec<Value> = (0..6)
         .map(|i| issue(CATEGORIES[i % 2], &format!("new{i}")))
@@ -2587,4 +2606,30 @@ fn a_journal_line_with_a_damaged_date_is_named_and_still_answers_its_retry() {
         assert!(!before.contains(&n), "number {n} given twice");
     }
     ok(&data, &["audit", "verify"]);
+}
+
+/// Outside tester storage-rt13 N3 (issue 17): a start whose clock reads
+/// before the log's last record (set back, or a dead clock battery) warns
+/// on stderr and in a fault record: records keep the last record's time
+/// until the clock passes it. On the old code the start said nothing.
+#[test]
+fn a_clock_set_back_before_the_log_is_warned_at_start() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let data = dir.path().join("office");
+    office(&data, 2);
+    let out = crate::util::office()
+        .env(
+            madoguchi_core::clock::CLOCK_VAR,
+            format!("{}T10:00:00+09:00", yesterday()),
+        )
+        .arg("--data")
+        .arg(&data)
+        .arg("status")
+        .output()
+        .expect("status");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("時計"), "not warned: {stderr}");
+    let faults = std::fs::read_to_string(data.join("faults.jsonl")).unwrap_or_default();
+    assert!(faults.contains("clock-behind"), "{faults}");
 }
