@@ -2185,3 +2185,468 @@ fn export_without_the_mark_says_what_it_could_not_check() {
         "the export does not say what it could not check: {stderr}"
     );
 }
+
+/// The day before the tests' office day, as `open_day` takes it.
+fn yesterday() -> String {
+    let today: chrono::NaiveDate = today().parse().expect("today");
+    (today - chrono::Days::new(1)).to_string()
+}
+
+/// Outside tester storage-rt13 N6 (issue 17, R10): yesterday's office,
+/// then today opened and four kiosk tickets acknowledged; the log is cut
+/// where today's `day_opened` starts (a record boundary: the log looks
+/// whole), state.sled gone, and HIGHWATER gone or yesterday's. The journal
+/// REQUESTS still lists today's four tickets: the start is refused naming
+/// them, and `recover --accept-damage` opens today from that evidence —
+/// the four retries are told to ask staff and no new visitor gets one of
+/// their numbers. On the old code, with HIGHWATER gone the repair raised
+/// yesterday's numbers, left today unopened, and after `open_day` the next
+/// visitors got idou 1001, koseki 1, 1002, 2 again; with yesterday's
+/// HIGHWATER the server even started silently.
+#[test]
+fn a_lost_new_days_opening_that_the_journal_shows_is_refused_and_opened_from_it() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let base = dir.path().join("base");
+    let mut lines = vec![json!({"command": "open_day", "date": yesterday()})];
+    for i in 0..10 {
+        lines.push(issue(CATEGORIES[i % 2], &format!("y{i}")));
+    }
+    for a in apply(&base, &lines).expect("yesterday") {
+        assert_eq!(a["ok"], true, "{a}");
+    }
+    let stale_mark = std::fs::read(base.join("HIGHWATER")).expect("mark");
+    let mut lines = vec![
+        json!({"command": "close_day"}),
+        json!({"command": "open_day", "date": today()}),
+    ];
+    for i in 0..4 {
+        lines.push(issue(CATEGORIES[i % 2], &format!("t{i}")));
+    }
+    let answers = apply(&base, &lines).expect("today");
+    let opened = answers[1]["seq"].as_u64().expect("seq");
+    let mut acked = BTreeMap::new();
+    for (i, a) in answers[2..].iter().enumerate() {
+        assert_eq!(a["ok"], true, "{a}");
+        acked.insert(format!("t{i}"), a["ticket"].as_u64().expect("number"));
+    }
+    let cat = |r: &str| CATEGORIES[r[1..].parse::<usize>().unwrap_or_default() % 2];
+    let journal = std::fs::read_to_string(base.join("REQUESTS")).expect("journal");
+    assert!(journal.contains("\"t3\""), "{journal}");
+    // Also with REQUESTS gone (t69 f): nothing shows today was opened,
+    // but nothing shows it was not; the margin is carried into today.
+    for (stale, journal_gone) in [(false, false), (true, false), (false, true)] {
+        let what = match (stale, journal_gone) {
+            (true, _) => "yesterday's HIGHWATER",
+            (false, false) => "no HIGHWATER",
+            (false, true) => "no HIGHWATER, no REQUESTS",
+        };
+        let data = dir.path().join(format!("office{stale}{journal_gone}"));
+        copy_dir(&base, &data);
+        let segs = segments(&data);
+        assert_eq!(segs.len(), 1, "one segment");
+        let bytes = std::fs::read(&segs[0]).expect("read");
+        let cut = frames(&bytes)
+            .into_iter()
+            .find(|f| f.1 == opened)
+            .map(|f| f.0)
+            .expect("today's opening");
+        std::fs::write(&segs[0], &bytes[..cut]).expect("cut");
+        std::fs::remove_dir_all(data.join("state.sled")).expect("rm");
+        if stale {
+            std::fs::write(data.join("HIGHWATER"), &stale_mark).expect("stale mark");
+        } else {
+            std::fs::remove_file(data.join("HIGHWATER")).expect("rm");
+        }
+        if journal_gone {
+            std::fs::remove_file(data.join("REQUESTS")).expect("rm");
+        }
+        let stderr = assert_refused(&data, what);
+        if stale {
+            assert!(stderr.contains("REQUESTS"), "{what}: {stderr}");
+            assert!(stderr.contains(&today()), "{what}: {stderr}");
+        }
+        let out = run(&data, &["recover"]);
+        assert!(
+            !out.status.success(),
+            "{what}: plain recover succeeded: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        let out = run(&data, &["recover", "--accept-damage"]);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{what}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            stdout.contains(&format!("業務日 {} を開きました", today())),
+            "{what}: {stdout}"
+        );
+        let status = ok(&data, &["status"]);
+        assert!(status.contains(&today()), "{what}: {status}");
+        let retries: Vec<Value> = acked.keys().map(|r| issue(cat(r), r)).collect();
+        let fresh: Vec<Value> = (0..4)
+            .map(|i| issue(CATEGORIES[i % 2], &format!("new{i}")))
+            .collect();
+        let answers = apply(&data, &[retries, fresh].concat()).expect("apply after");
+        let (retried, new) = answers.split_at(acked.len());
+        for ((r, _), a) in acked.iter().zip(retried) {
+            if journal_gone {
+                // Unknown without the journal: a new ticket, never one
+                // of the acknowledged numbers (checked below).
+                if let Some(n) = a["ticket"].as_u64() {
+                    assert!(!acked.values().any(|x| *x == n), "{what}: {r}: {a}");
+                }
+                continue;
+            }
+            assert_eq!(a["code"], "lost_ask_staff", "{what}: {r}: {a}");
+        }
+        let before: BTreeSet<u64> = acked.values().copied().collect();
+        for (i, a) in new.iter().enumerate() {
+            assert_eq!(a["ok"], true, "{what}: {a}");
+            let n = a["ticket"].as_u64().expect("number");
+            assert!(!before.contains(&n), "{what}: number {n} given twice");
+            // Above the margin: the journal may lack its last lines.
+            let top = acked
+                .iter()
+                .filter(|(r, _)| cat(r) == CATEGORIES[i % 2])
+                .map(|(_, n)| *n)
+                .max()
+                .expect("acked");
+            let margin = if journal_gone { 97 } else { 100 };
+            assert!(
+                n > top + margin,
+                "{what}: {n} not above the margin over {top}"
+            );
+        }
+        ok(&data, &["audit", "verify"]);
+    }
+}
+
+/// Outside tester storage-rt13 N4 (issue 17, R10): the day's last idou
+/// ticket is in a record that cannot be read (zeroed), state.sled and
+/// HIGHWATER are gone, and the journal REQUESTS has no line for it (the
+/// line dropped, or the file gone). Nothing shows that record's number:
+/// `recover --accept-damage` resumes every queue 100 above the log's
+/// highest and says so, and no new visitor gets the acknowledged number.
+/// On the old code numbering resumed at the log's highest: the next
+/// visitor got the acknowledged idou number again, and the screen said
+/// 「その中の番号より後から発券し」.
+#[test]
+fn an_unreadable_last_ticket_nothing_else_shows_resumes_above_a_margin() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let base = dir.path().join("base");
+    let acked = office(&base, 20);
+    for whole in [false, true] {
+        let what = if whole {
+            "REQUESTS gone"
+        } else {
+            "its REQUESTS line gone"
+        };
+        let data = dir.path().join(format!("office{whole}"));
+        copy_dir(&base, &data);
+        let seg = segments(&data).pop().expect("segment");
+        let mut bytes = std::fs::read(&seg).expect("read");
+        let (at, _, payload) = frames(&bytes)
+            .into_iter()
+            .find(|f| String::from_utf8_lossy(&f.2).contains("\"r18\""))
+            .expect("r18's record");
+        bytes[at..at + 48 + payload.len()].fill(0);
+        std::fs::write(&seg, &bytes).expect("zero");
+        std::fs::remove_dir_all(data.join("state.sled")).expect("rm");
+        std::fs::remove_file(data.join("HIGHWATER")).expect("rm");
+        let path = data.join("REQUESTS");
+        if whole {
+            std::fs::remove_file(&path).expect("rm");
+        } else {
+            let journal = std::fs::read_to_string(&path).expect("journal");
+            let kept: Vec<&str> = journal.lines().filter(|l| !l.contains("\"r18\"")).collect();
+            assert_eq!(kept.len() + 1, journal.lines().count(), "{journal}");
+            std::fs::write(&path, kept.join("\n") + "\n").expect("drop the line");
+        }
+        let out = run(&data, &["recover", "--accept-damage"]);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{what}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            !stdout.contains("その中の番号より後から"),
+            "{what}: the screen says numbers resume above the unreadable record's: {stdout}"
+        );
+        assert!(stdout.contains("100 番先"), "{what}: {stdout}");
+        let fresh: Vec<Value> = (0..6)
+            .map(|i| issue(CATEGORIES[i % 2], &format!("new{i}")))
+            .collect();
+        let before: BTreeSet<u64> = acked.values().copied().collect();
+        for a in apply(&data, &fresh).expect("apply after") {
+            assert_eq!(a["ok"], true, "{what}: {a}");
+            let n = a["ticket"].as_u64().expect("number");
+            assert!(!before.contains(&n), "{what}: number {n} given twice");
+        }
+        ok(&data, &["audit", "verify"]);
+    }
+}
+
+/// Outside tester storage-rt13 N1 (issue 17, R10): yesterday's-style
+/// stale HIGHWATER (before the last six tickets), state.sled gone, the
+/// log cut before the last ticket's record (a record boundary), and that
+/// ticket's journal line damaged (its date flipped to 2066). The damaged
+/// line is evidence that the journal cannot vouch for the log's end: the
+/// start is refused naming REQUESTS, plain `recover` refuses, and
+/// `recover --accept-damage` gives no acknowledged number again. On the
+/// old code the server started with only "rebuilt the snapshots", and the
+/// next visitor got the lost ticket's acknowledged number.
+#[test]
+fn a_damaged_journal_line_where_nothing_vouches_for_the_logs_end_is_refused() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let data = dir.path().join("office");
+    let mut acked = office(&data, 20);
+    let mark = std::fs::read(data.join("HIGHWATER")).expect("mark");
+    let more: Vec<Value> = (20..26)
+        .map(|i| issue(CATEGORIES[i % 2], &format!("r{i}")))
+        .collect();
+    for (i, a) in (20..26).zip(apply(&data, &more).expect("apply")) {
+        assert_eq!(a["ok"], true, "{a}");
+        acked.insert(format!("r{i}"), a["ticket"].as_u64().expect("number"));
+    }
+    let seg = segments(&data).pop().expect("segment");
+    let bytes = std::fs::read(&seg).expect("read");
+    let cut = frames(&bytes)
+        .into_iter()
+        .find(|f| String::from_utf8_lossy(&f.2).contains("\"r25\""))
+        .map(|f| f.0)
+        .expect("r25's record in the last segment");
+    std::fs::write(&seg, &bytes[..cut]).expect("cut");
+    std::fs::write(data.join("HIGHWATER"), &mark).expect("stale mark");
+    std::fs::remove_dir_all(data.join("state.sled")).expect("rm");
+    let path = data.join("REQUESTS");
+    let journal = std::fs::read_to_string(&path).expect("journal");
+    let year = &today()[..4];
+    let damaged: Vec<String> = journal
+        .lines()
+        .map(|l| {
+            if l.contains("\"r25\"") {
+                l.replacen(year, "2066", 1)
+            } else {
+                l.to_string()
+            }
+        })
+        .collect();
+    assert_ne!(damaged.join("\n") + "\n", journal, "line not damaged");
+    std::fs::write(&path, damaged.join("\n") + "\n").expect("damage the line");
+    let stderr = assert_refused(&data, "a damaged journal line, a stale mark, no snapshot");
+    assert!(stderr.contains("REQUESTS"), "REQUESTS not named: {stderr}");
+    let out = run(&data, &["recover"]);
+    assert!(
+        !out.status.success(),
+        "plain recover succeeded: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let out = run(&data, &["recover", "--accept-damage"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let retries: Vec<Value> = (0..25)
+        .map(|i| issue(CATEGORIES[i % 2], &format!("r{i}")))
+        .collect();
+    let fresh: Vec<Value> = (0..6)
+        .map(|i| issue(CATEGORIES[i % 2], &format!("new{i}")))
+        .collect();
+    let answers = apply(&data, &[retries, fresh].concat()).expect("apply after");
+    let (retried, new) = answers.split_at(25);
+    for (i, a) in retried.iter().enumerate() {
+        let r = format!("r{i}");
+        assert_eq!(a["ticket"].as_u64(), acked.get(&r).copied(), "{r}: {a}");
+    }
+    let before: BTreeSet<u64> = acked.values().copied().collect();
+    for a in new {
+        assert_eq!(a["ok"], true, "{a}");
+        let n = a["ticket"].as_u64().expect("number");
+        assert!(!before.contains(&n), "number {n} given twice");
+    }
+    ok(&data, &["audit", "verify"]);
+}
+
+/// Outside tester storage-rt13 N5 (issue 17, R18): a damaged journal
+/// (a line that no longer parses, another whose number contradicts the
+/// log) on a folder whose log, snapshot and HIGHWATER are intact. The
+/// start goes on — the log's end is vouched for — but says so on stderr
+/// and in a fault record, and makes the journal again from the log (the
+/// damaged file kept beside it). On the old code the start was silent, no
+/// fault was recorded and the damaged lines stayed for the next recovery.
+#[test]
+fn a_damaged_journal_on_an_intact_folder_is_a_fault_and_made_again() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let data = dir.path().join("office");
+    let acked = office(&data, 20);
+    let path = data.join("REQUESTS");
+    let journal = std::fs::read_to_string(&path).expect("journal");
+    let lines: Vec<String> = journal
+        .lines()
+        .map(|l| {
+            if l.contains("\"r3\"") {
+                "{\"day\":\"20\u{1}6-12".to_string()
+            } else if l.contains("\"r4\"") {
+                l.replacen(&format!("\"n\":{}", acked["r4"]), "\"n\":1", 1)
+            } else {
+                l.to_string()
+            }
+        })
+        .collect();
+    std::fs::write(&path, lines.join("\n") + "\n").expect("damage");
+    let out = run(&data, &["status"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("REQUESTS"), "not told: {stderr}");
+    let faults = std::fs::read_to_string(data.join("faults.jsonl")).unwrap_or_default();
+    assert!(faults.contains("requests-damaged"), "no fault: {faults}");
+    let again = std::fs::read_to_string(&path).expect("journal");
+    assert_eq!(again.lines().count(), 20, "{again}");
+    for (r, n) in &acked {
+        assert!(
+            again.contains(&format!(
+                "\"n\":{n},\"c\":\"{}\",\"r\":\"{r}\"",
+                category_of(r)
+            )),
+            "{r} {n} not in {again}"
+        );
+    }
+    let kept = std::fs::read_dir(&data)
+        .expect("dir")
+        .filter_map(|e| e.ok())
+        .any(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with("REQUESTS.damaged-")
+        });
+    assert!(kept, "the damaged journal was not kept");
+    // Told once: the next start is quiet.
+    let out = run(&data, &["status"]);
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("REQUESTS"));
+}
+
+/// Outside tester storage-rt13 N2 (issue 17, R10): two kiosk tickets'
+/// records unreadable (zeroed), state.sled gone, and the journal line of
+/// one of them carries a damaged date (2066). The line is journal damage,
+/// not another day's evidence: it is named as not used, its number comes
+/// from the one gap the kept records leave where it stands, and its retry
+/// is told to ask staff. On the old code the line was dropped silently:
+/// the screen said the day's requests were known from REQUESTS, the lost
+/// number was not named, and the retry got a new ticket.
+#[test]
+fn a_journal_line_with_a_damaged_date_is_named_and_still_answers_its_retry() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let data = dir.path().join("office");
+    let acked = office(&data, 20);
+    let seg = segments(&data).pop().expect("segment");
+    let mut bytes = std::fs::read(&seg).expect("read");
+    let lost: Vec<(usize, usize)> = frames(&bytes)
+        .into_iter()
+        .filter(|f| {
+            let p = String::from_utf8_lossy(&f.2);
+            p.contains("\"r10\"") || p.contains("\"r11\"")
+        })
+        .map(|(at, _, payload)| (at, 48 + payload.len()))
+        .collect();
+    assert_eq!(lost.len(), 2, "the two records");
+    for (at, len) in lost {
+        bytes[at..at + len].fill(0);
+    }
+    std::fs::write(&seg, &bytes).expect("zero");
+    std::fs::remove_dir_all(data.join("state.sled")).expect("rm");
+    let path = data.join("REQUESTS");
+    let journal = std::fs::read_to_string(&path).expect("journal");
+    let year = &today()[..4];
+    let damaged: Vec<String> = journal
+        .lines()
+        .map(|l| {
+            if l.contains("\"r10\"") {
+                l.replacen(year, "2066", 1)
+            } else {
+                l.to_string()
+            }
+        })
+        .collect();
+    std::fs::write(&path, damaged.join("\n") + "\n").expect("damage the line");
+    let out = run(&data, &["recover", "--accept-damage"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("contradict the kept records"),
+        "the damaged line is not told: {stdout}"
+    );
+    let named = format!("→ {} {}", queue_name("idou"), acked["r10"]);
+    assert!(stdout.contains(&named), "{named} not told: {stdout}");
+    // storage-rt13 N3: the summary is whole Japanese, then whole English
+    // (the old one mixed them, with an English-only tail "record 22
+    // differs … (the log ended at record 22, the evidence showed 22)").
+    let line = stdout
+        .lines()
+        .find(|l| l.contains("damage accepted"))
+        .expect("summary");
+    let (head, summary) = line.split_once(": ").expect("summary");
+    assert!(
+        head.trim_start().starts_with("損傷を記録して再開"),
+        "{line}"
+    );
+    let parts: Vec<&str> = summary.split(" / ").collect();
+    assert_eq!(parts.len(), 2, "Japanese whole, then English: {summary}");
+    assert!(
+        !parts[0].contains("record"),
+        "English in the Japanese: {summary}"
+    );
+    assert!(!summary.contains("evidence showed"), "{summary}");
+    let retries: Vec<Value> = acked.keys().map(|r| issue(category_of(r), r)).collect();
+    let fresh: Vec<Value> = (0..6)
+        .map(|i| issue(CATEGORIES[i % 2], &format!("new{i}")))
+        .collect();
+    let answers = apply(&data, &[retries, fresh].concat()).expect("apply after");
+    let (retried, new) = answers.split_at(acked.len());
+    for ((r, n), a) in acked.iter().zip(retried) {
+        if r == "r10" || r == "r11" {
+            assert_eq!(a["code"], "lost_ask_staff", "{r}: {a}");
+        } else {
+            assert_eq!(a["ticket"].as_u64(), Some(*n), "{r}: {a}");
+        }
+    }
+    let before: BTreeSet<u64> = acked.values().copied().collect();
+    for a in new {
+        let n = a["ticket"].as_u64().expect("number");
+        assert!(!before.contains(&n), "number {n} given twice");
+    }
+    ok(&data, &["audit", "verify"]);
+}
+
+/// Outside tester storage-rt13 N3 (issue 17): a start whose clock reads
+/// before the log's last record (set back, or a dead clock battery) warns
+/// on stderr and in a fault record: records keep the last record's time
+/// until the clock passes it. On the old code the start said nothing.
+#[test]
+fn a_clock_set_back_before_the_log_is_warned_at_start() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let data = dir.path().join("office");
+    office(&data, 2);
+    let out = crate::util::office()
+        .env(
+            madoguchi_core::clock::CLOCK_VAR,
+            format!("{}T10:00:00+09:00", yesterday()),
+        )
+        .arg("--data")
+        .arg(&data)
+        .arg("status")
+        .output()
+        .expect("status");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("時計"), "not warned: {stderr}");
+    let faults = std::fs::read_to_string(data.join("faults.jsonl")).unwrap_or_default();
+    assert!(faults.contains("clock-behind"), "{faults}");
+}

@@ -929,6 +929,22 @@ fn build_repaired(
         && !data.join(crate::engine::highwater::FILE).exists()
         && crate::engine::witness::read_all(data).0.is_empty();
     let unvouched = maybe_unvouched.then(|| (unvouched_evidence(&engine, last_seq), last_seq));
+    let carried = maybe_unvouched
+        .then(|| carried_evidence(&engine, last_seq))
+        .flatten();
+    // Records set aside whose bytes show no number (outside tester
+    // storage-rt13 N4: a queue's last ticket in a zeroed record, state.sled
+    // and HIGHWATER gone, its journal line missing or damaged: numbering
+    // resumed at the log's highest and gave the acknowledged number
+    // again). Unless the mark or the snapshot saw past them, nothing bounds
+    // the numbers they held: the margin applies, as for a log nothing
+    // vouches for.
+    let unread_last = set_aside
+        .iter()
+        .filter(|s| s.hints.is_empty())
+        .map(|s| s.seq)
+        .max();
+    let unread_margin = unread_last.and_then(|u| Some((u, unvouched_evidence(&engine, last_seq)?)));
     // The journal speaks only for the day the kept records have open or
     // closed last (outside tester storage-rt12 F-Q: a flipped date in one
     // journal line, or a wrong day's lines after its repair, made the
@@ -936,12 +952,83 @@ fn build_repaired(
     // records (storage-rt12 F-Q'): a line that contradicts them is damage
     // of the journal, not evidence.
     let journal = engine.journal_found(data);
+    let journal_damaged = engine.journal_damaged_in(data);
+    let margin_ev = unvouched_evidence(&engine, last_seq);
     let gaps = engine.number_gaps();
     let names = engine.config().clone();
     engine.close()?;
     let evidence_seq = carry_snapshot(data, work)?;
     if let (Some((ev, last)), None) = (unvouched, evidence_seq) {
-        extra = Some(refuse_or_resume_unvouched(data, ev, last, accept_damage)?);
+        let mut x = refuse_or_resume_unvouched(data, ev, last, accept_damage)?;
+        if let Some(c) = carried {
+            x.evidence = Some(crate::engine::salvage::merge(x.evidence.take(), c));
+        }
+        extra = Some(x);
+    }
+    if let (Some((u, ev)), Some(x)) = (unread_margin, extra.as_mut()) {
+        let mark_saw = matches!(crate::engine::highwater::read(data), Ok(Some(m)) if m.seq >= u);
+        let snapshot_saw = evidence_seq.is_some_and(|e| e >= u);
+        let witness_saw = crate::engine::witness::read_all(data)
+            .0
+            .iter()
+            .any(|w| w.seq >= u);
+        if !(mark_saw || snapshot_saw || witness_saw) {
+            let m = crate::engine::UNVOUCHED_MARGIN;
+            x.evidence = Some(crate::engine::salvage::merge(x.evidence.take(), ev));
+            x.problem = format!(
+                "記録 {seqs} を退避しました。その中の番号は読めず、記録の到達点 HIGHWATER もスナップショットもその先を知らないため、各受付の番号をログの最大番号の {m} 番先から発行します（その発券の再送には「職員にお声がけください」と答えます） / records set aside: {seqs_en}; the numbers in them cannot be read and neither HIGHWATER nor a snapshot saw past them: every queue resumes {m} numbers above the log's highest (their requests answered 'lost — ask staff')",
+                seqs = set_aside.iter().map(|s| s.seq.to_string()).collect::<Vec<_>>().join("、"),
+                seqs_en = set_aside.iter().map(|s| s.seq.to_string()).collect::<Vec<_>>().join(", "),
+            );
+        }
+    }
+    // Damaged journal lines, and nothing that saw the log's end (outside
+    // tester storage-rt13 N1: a stale mark, no state.sled, the last ticket
+    // cut and its journal line's date damaged — the repair said 復旧しました
+    // and the acknowledged number was given again): the lost tickets'
+    // numbers are unknown; refused, or every queue resumes above a margin.
+    let mark_saw_end =
+        matches!(crate::engine::highwater::read(data), Ok(Some(m)) if m.seq >= last_seq);
+    let witness_saw_end = crate::engine::witness::read_all(data)
+        .0
+        .iter()
+        .any(|w| w.seq >= last_seq);
+    // (A snapshot at the log's end is no evidence: a refused start
+    // rebuilds it from the same log.)
+    if !journal_damaged.is_empty() && last_seq > from_backups && !mark_saw_end && !witness_saw_end {
+        let m = crate::engine::UNVOUCHED_MARGIN;
+        let list = journal_damaged.join("、");
+        let list_en = journal_damaged.join(", ");
+        let problem = format!(
+            "発券要求の控え {file} が壊れています（{list}）。記録の到達点 (HIGHWATER) もスナップショットもログの最後（記録 {last_seq}）を確かめられないため、各受付の番号をログの最大番号の {m} 番先から発行します / the request-id journal {file} is damaged ({list_en}) and neither HIGHWATER nor a snapshot vouches for the log's end (record {last_seq}): every queue resumes {m} numbers above the log's highest",
+            file = crate::engine::requests::FILE,
+        );
+        if !accept_damage {
+            return Err(EngineError::Damaged(Box::new(crate::engine::Damage {
+                file: data.join(crate::engine::requests::FILE),
+                record: last_seq + 1,
+                problem: format!(
+                    "{problem}; madoguchi recover --accept-damage で再開できます / `madoguchi recover --accept-damage` resumes so"
+                ),
+                log_ends_at: Some(last_seq),
+                evidence: None,
+            }))
+            .into());
+        }
+        match extra.as_mut() {
+            Some(x) => {
+                if let Some(ev) = margin_ev {
+                    x.evidence = Some(crate::engine::salvage::merge(x.evidence.take(), ev));
+                }
+            }
+            None => {
+                extra = Some(crate::engine::SetAsideEvidence {
+                    first: last_seq + 1,
+                    problem,
+                    evidence: margin_ev,
+                })
+            }
+        }
     }
     let (requests_note, requests_unknown) = journal_evidence(
         &names,
@@ -1045,7 +1132,7 @@ fn journal_evidence(
         .last()
         .is_some_and(|b| evidence_seq.is_some_and(|e| e >= *b));
     let entries = match journal {
-        Found::Read { day, compared } => {
+        Found::Read { day, compared, .. } => {
             if !compared.missing.is_empty() {
                 if let Some(d) = crate::engine::requests::journal_damage(
                     Path::new(""),
@@ -1064,14 +1151,36 @@ fn journal_evidence(
         }
         _ => None,
     };
-    let unknown = span.is_some() && !snapshot_knows && entries.is_none();
+    // Numbers the kept records skip that no journal line names (outside
+    // tester storage-rt13 N2: the lost ticket's line dropped or damaged,
+    // and the screen said the day's requests were known from REQUESTS).
+    let uncovered: Vec<String> = match journal {
+        Found::Read { compared, .. } if !snapshot_knows => {
+            let named: Vec<String> = compared
+                .missing
+                .iter()
+                .map(|(_, n, c)| ticket_name(config, c, *n))
+                .collect();
+            gaps.iter()
+                .filter(|g| !named.contains(g))
+                .cloned()
+                .collect()
+        }
+        _ => Vec::new(),
+    };
+    let unknown = span.is_some() && !snapshot_knows && (entries.is_none() || !uncovered.is_empty());
     let said = match (span, entries) {
         (None, _) => None,
         (Some(span), _) if snapshot_knows => Some(format!(
             "記録 {span} は読めませんが、その中の発券要求はスナップショット (state.sled) から分かります（失われたものの再送には「職員にお声がけください」と答えます） / records {span_en} cannot be read; their request ids are known from the snapshot (state.sled): retries of lost ones are told to ask staff"
         )),
-        (Some(span), Some(n)) => Some(format!(
+        (Some(span), Some(n)) if uncovered.is_empty() => Some(format!(
             "記録 {span} は読めませんが、その日の発券要求は控え {FILE} の {n} 件から分かります（失われたものの再送には「職員にお声がけください」と答えます） / records {span_en} cannot be read; the day's request ids are known from the journal {FILE} ({n} entries): retries of lost ones are told to ask staff"
+        )),
+        (Some(span), Some(n)) => Some(format!(
+            "記録 {span} は読めず、控え {FILE} の {n} 件にもない番号があります。ログに欠けている番号（この間に発券されたもの）: {}。その再送には新しい番号が出ることがあります。札をお持ちの方は札の番号で受け付けてください / records {span_en} cannot be read and the journal {FILE} ({n} entries) does not name every number the kept records skip: {}; a retry of one of them may be given a new ticket; honour the number on the visitor's ticket",
+            uncovered.join("、"),
+            uncovered.join(", ")
         )),
         (Some(span), None) => {
             let (ja, en) = match journal {
@@ -1276,6 +1385,41 @@ fn unvouched_evidence(engine: &Engine, last_seq: u64) -> Option<crate::engine::E
     day.map(|_| ev)
 }
 
+/// The margin carried into today when the log's business day is an
+/// earlier one and nothing vouches for its end (outside tester
+/// storage-rt13 N6, `t69 f`: the log cut before today's opening, REQUESTS,
+/// HIGHWATER and state.sled gone — the +100 went to the old day, and after
+/// `open_day` today's acknowledged numbers were given again): the lost
+/// records may have opened today, so today is opened with every queue
+/// [`crate::engine::UNVOUCHED_MARGIN`] above its first number.
+fn carried_evidence(engine: &Engine, last_seq: u64) -> Option<crate::engine::Evidence> {
+    let log_day = engine.state().meta.day.as_ref().map(|d| d.date);
+    let today = engine.office_date();
+    if log_day.is_some_and(|l| l >= today) {
+        return None;
+    }
+    let m = crate::engine::UNVOUCHED_MARGIN;
+    let mut ev = crate::engine::Evidence {
+        seq: last_seq,
+        day: Some(today),
+        ..Default::default()
+    };
+    for q in engine.config().categories() {
+        let Some(range) = q.numbers else { continue };
+        let high = range.from.saturating_sub(1).saturating_add(m).min(range.to);
+        if high >= range.from {
+            ev.highest.insert(q.id.clone(), high);
+            ev.categories.insert(high, q.id.clone());
+        }
+    }
+    let was = log_day.map_or("なし".to_string(), |d| d.to_string());
+    let was_en = log_day.map_or("none".to_string(), |d| d.to_string());
+    ev.seen_by.push(format!(
+        "失われた記録に業務日 {today} の開始が含まれていた可能性があります（ログの業務日は {was}）。番号は各受付の {m} 番先から始めます / the lost records may have held the opening of {today} (the log's business day is {was_en}): numbers start {m} above each queue's first"
+    ));
+    Some(ev)
+}
+
 /// The damaged folder's snapshot, brought along as the evidence of what
 /// was issued; the record it stands at.
 fn carry_snapshot(data: &Path, work: &Path) -> Result<Option<u64>, BackupError> {
@@ -1385,6 +1529,7 @@ fn copy_other_files(data: &Path, work: &Path) -> Result<(), BackupError> {
             || n == crate::engine::highwater::FILE
             || n.starts_with("state.sled")
             || n == crate::engine::witness::DIR
+            || n == crate::engine::requests::FILE
         {
             continue;
         }

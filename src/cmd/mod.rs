@@ -195,6 +195,14 @@ pub fn open_engine_with(data: &Path, choice: ConfigChoice) -> Result<Engine> {
         eprintln!("注意 / warning: {note}");
         record_fault(data, "seals-remade", note);
     }
+    if let Some(note) = &report.clock_behind {
+        eprintln!("注意 / warning: {note}");
+        record_fault(data, "clock-behind", note);
+    }
+    if let Some(note) = &report.journal_repaired {
+        eprintln!("注意 / warning: {note}");
+        record_fault(data, "requests-damaged", note);
+    }
     if let Some(note) = &report.high_water_created {
         eprintln!("注意 / warning: {note}");
         record_fault(data, "highwater-created", note);

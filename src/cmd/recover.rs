@@ -115,7 +115,7 @@ pub fn run(data: &Path, args: Args) -> Result<()> {
         }
     }
     if let Some(a) = &r.accepted {
-        say!("  damage accepted and recorded / 損傷を記録して再開: {a}");
+        say!("  損傷を記録して再開 / damage accepted and recorded: {a}");
         super::record_fault(data, "accept-damage", a);
     }
     say!(

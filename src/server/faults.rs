@@ -120,6 +120,8 @@ pub fn kind_ja(kind: &str) -> &'static str {
         "accept-damage" => "損傷を受け入れて再開",
         "damaged-records-set-aside" => "記録の退避",
         "lost-requests" => "失われた発券要求",
+        "requests-damaged" => "発券要求の控えの破損",
+        "clock-behind" => "時計の戻り",
         "reports" => "報告ファイル",
         "issuing-held" => "発券機の発券停止",
         "hold_not_written" => "受付停止を書けない（ディスク）",
@@ -418,7 +420,7 @@ pub fn check_log(data: &Path) -> Option<String> {
 
 fn damaged_message(e: &madoguchi_core::log::LogError) -> String {
     format!(
-        "the event log is damaged: {e}. The office runs on from its snapshot, but a rebuild would stop there: stop the server at a quiet moment and run madoguchi recover with the latest backups (docs/manual-ja.md 8) / 記録ファイルの一部が壊れています。業務は続けられますが、早めに復旧手順を行ってください"
+        "記録ファイルの一部が壊れています。業務はスナップショットから続けられますが、作り直しはそこで止まります。空いている時間にサーバーを止め、最新のバックアップで madoguchi recover を実行してください（docs/manual-ja.md 8） / the event log is damaged: {e}. The office runs on from its snapshot, but a rebuild would stop there: stop the server at a quiet moment and run madoguchi recover with the latest backups (docs/manual-ja.md 8)"
     )
 }
 

@@ -178,6 +178,12 @@ impl Default for EngineOptions {
 /// What opening the data folder found and did.
 #[derive(Debug, Clone, Default)]
 pub struct OpenReport {
+    /// The clock reads more than a minute before the log's last record
+    /// (storage-rt13 N3): the note for stderr and the fault record.
+    pub clock_behind: Option<String>,
+    /// The request-id journal was damaged and made again from the log
+    /// (storage-rt13 N5): the note for stderr and the fault record.
+    pub journal_repaired: Option<String>,
     pub torn_bytes_cut: u64,
     /// Records replayed on top of the snapshot.
     pub replayed: u64,
@@ -362,7 +368,22 @@ impl Engine {
         }
         // The request-id journal is evidence too (`requests.rs`): tickets
         // it lists that the log does not hold are lost records.
-        let accepted = match (accepted, engine.journal_damage()) {
+        // A later day the journal shows and the log lost (storage-rt13
+        // N6), with the day the mark saw: only the mark is written with
+        // every commit, so only it shows the journal's day complete (a
+        // snapshot lags, a carried margin saw nothing).
+        let seen_day = mark.as_ref().and_then(|m| m.day);
+        let journal = match (engine.journal_damage(), engine.later_day_damage(seen_day)) {
+            (d, None) => d,
+            (None, later) => later,
+            (Some(d), Some(mut later)) => {
+                if let Some(x) = d.evidence {
+                    later.evidence = Some(salvage::merge(later.evidence.take(), x));
+                }
+                Some(later)
+            }
+        };
+        let accepted = match (accepted, journal) {
             (accepted, None) => accepted,
             (None, Some(d)) if !engine.opts.accept_damage => {
                 return Err(EngineError::Damaged(Box::new(d)))
@@ -375,6 +396,45 @@ impl Engine {
                 Some(a)
             }
         };
+        // Damaged lines of the journal (storage-rt13 N1, N5): with the
+        // mark not at the log's end (behind it, or none) they may have been
+        // the only evidence of lost tickets, so the start is refused, and
+        // an accepted loss resumes above a margin; otherwise the journal is
+        // made again from the log, told. A snapshot at the log's end is no
+        // evidence here: a refused start rebuilds it from the same log.
+        let last = engine.log.last_seq();
+        let end_vouched = last == 0 || mark.as_ref().is_some_and(|m| m.seq >= last);
+        let journal_damaged = engine.journal_damaged();
+        let mut accepted = accepted;
+        if !journal_damaged.is_empty() && !end_vouched {
+            let margin = engine.margin_evidence();
+            match accepted.as_mut() {
+                Some(a) => {
+                    if let Some(x) = margin {
+                        a.evidence = Some(salvage::merge(a.evidence.take(), x));
+                    }
+                }
+                None => {
+                    let list = journal_damaged.join("、");
+                    let list_en = journal_damaged.join(", ");
+                    let m = UNVOUCHED_MARGIN;
+                    let d = Damage {
+                        file: dir.join(requests::FILE),
+                        record: last + 1,
+                        problem: format!(
+                            "発券要求の控え {file} が壊れています（{list}）。記録の到達点 (HIGHWATER) もスナップショットもログの最後（記録 {last}）を確かめられないため、その後の発券が失われていないか分かりません。madoguchi recover --accept-damage で、各受付の番号をログの最大番号の {m} 番先から再開し、そのことを記録できます / the request-id journal {file} is damaged ({list_en}) and neither the high-water mark nor a snapshot vouches for the log's end (record {last}): tickets after it may be lost; `madoguchi recover --accept-damage` resumes every queue {m} above the log's highest and records that",
+                            file = requests::FILE,
+                        ),
+                        log_ends_at: Some(last),
+                        evidence: margin,
+                    };
+                    if !engine.opts.accept_damage {
+                        return Err(EngineError::Damaged(Box::new(d)));
+                    }
+                    accepted = Some(d);
+                }
+            }
+        }
         if let Some(damage) = accepted {
             report.accepted_damage = Some(engine.accept_damage(&damage)?);
             if checked.from_witness {
@@ -386,6 +446,20 @@ impl Engine {
                     ));
                 }
             }
+        }
+        let (read, last_at) = (engine.opts.clock.read(), engine.state.meta.last_at);
+        if read.0.saturating_add(60_000) < last_at.0 {
+            let offset = engine.config.office.utc_offset;
+            let (now, last) = (
+                read.to_datetime(offset).format("%Y-%m-%d %H:%M:%S"),
+                last_at.to_datetime(offset).format("%Y-%m-%d %H:%M:%S"),
+            );
+            report.clock_behind = Some(format!(
+                "この機械の時計（{now}）が、ログの最後の記録の時刻（{last}）より前に戻っています。時刻を確かめてください（時計がその時刻を過ぎるまで、記録はその時刻のまま進みます） / this machine's clock ({now}) reads before the log's last record ({last}): check its time (records keep that time until the clock passes it)"
+            ));
+        }
+        if !journal_damaged.is_empty() {
+            report.journal_repaired = Some(engine.repair_journal(&journal_damaged)?);
         }
         engine.high_water =
             Some(
@@ -1156,29 +1230,70 @@ impl Engine {
             .set_aside
             .as_ref()
             .filter(|x| damage.record == x.first && damage.problem == x.problem);
-        let lost = if let Some(x) = set_aside {
-            x.problem.clone()
+        // Japanese and English apart, each whole (outside tester
+        // storage-rt13 N3: an English-only tail, "differs … ended at 2858,
+        // evidence showed 2858").
+        let (lost_ja, lost_en) = if let Some(x) = set_aside {
+            match x.problem.split_once(" / ") {
+                Some((ja, en)) => (ja.to_string(), en.to_string()),
+                None => (x.problem.clone(), x.problem.clone()),
+            }
         } else if differs {
             // As long as the evidence, but another last record: the records
             // after a set-aside one were chained anew (`salvage.rs`).
-            format!(
-                "record {} differs from the one the evidence saw (damaged records before it were set aside or stood in for)",
-                damage.record
+            (
+                format!(
+                    "記録 {} は、壊れた記録を退避したり補ったりしてつなぎ直したため、証拠が見た記録とは別のものです",
+                    damage.record
+                ),
+                format!(
+                    "record {} is not the one the evidence saw (damaged records before it were set aside or stood in for, and the rest chained anew)",
+                    damage.record
+                ),
             )
         } else {
-            damage
-                .lost_range()
-                .map(|(a, b)| format!("records {a}–{b} lost"))
-                .unwrap_or_else(|| "records lost".into())
+            match damage.lost_range() {
+                Some((a, b)) => (
+                    format!("記録 {a}〜{b} が失われました"),
+                    format!("records {a}–{b} lost"),
+                ),
+                None => ("記録が失われました".into(), "records lost".into()),
+            }
         };
         let Some(ev) = damage.evidence.clone() else {
-            return Ok(format!("{lost}; no evidence of numbers to raise"));
+            return Ok(format!(
+                "{lost_ja}。番号を上げる手がかりはありません / {lost_en}; no evidence of numbers to raise"
+            ));
         };
         let wall = Millis(chrono::Utc::now().timestamp_millis());
         let by = Some(ACCEPT_DAMAGE_BY.to_string());
+        let log_day = self.state.meta.day.as_ref().map(|d| d.date);
         if let Some(day) = ev.day {
             self.open_day_of(day, &by)?;
         }
+        // The lost records held a later day's opening (storage-rt13 N6):
+        // said, with what shows it.
+        let opened_lost_day = ev
+            .day
+            .filter(|d| log_day.is_none_or(|l| *d > l))
+            .filter(|d| self.state.meta.day.as_ref().is_some_and(|x| x.date == *d))
+            .map(|d| {
+                let (ja, en): (Vec<&str>, Vec<&str>) = ev
+                    .seen_by
+                    .iter()
+                    .map(|w| w.split_once(" / ").unwrap_or((w.as_str(), w.as_str())))
+                    .unzip();
+                (
+                    format!(
+                        "失われた記録には業務日 {d} の開始が含まれていたため、業務日 {d} を開きました（{}）",
+                        ja.join("、")
+                    ),
+                    format!(
+                        "the lost records held the opening of business day {d}: it was opened ({})",
+                        en.join("; ")
+                    ),
+                )
+            });
         let today = self.state.meta.day.as_ref().map(|d| d.date);
         let mut events = Vec::new();
         let mut taken: BTreeSet<Number> = self.state.tickets.keys().copied().collect();
@@ -1296,33 +1411,61 @@ impl Engine {
             .iter()
             .map(|(c, n)| requests::ticket_name(&self.config, c, *n))
             .collect();
-        let mut said = format!(
-            "失われた発券の再送 {} 件には「職員にお声がけください」と答えます。番号は {} より後から発行します / {lost} (the log ended at record {}, the evidence showed {}); record {seq} raised {raised} number(s) above the evidence ({}) and answers {} lost request id(s) (kiosk or staff) with 'lost — ask staff'",
-            self.lost.len(),
-            if numbers_ja.is_empty() {
-                "記録どおり".to_string()
-            } else {
-                numbers_ja.join("、")
-            },
-            damage.log_ends_at.unwrap_or_default(),
-            ev.seq,
-            numbers.join(", "),
+        let mut ja = vec![lost_ja];
+        let mut en = vec![lost_en];
+        let ends = damage.log_ends_at.unwrap_or_default();
+        if ends != ev.seq {
+            en.push(format!(
+                "the log ended at record {ends}, the evidence showed {}",
+                ev.seq
+            ));
+        }
+        if let Some((note_ja, note_en)) = opened_lost_day {
+            ja.push(note_ja);
+            en.push(note_en);
+        }
+        ja.push(format!(
+            "失われた発券の再送 {} 件には「職員にお声がけください」と答えます",
             self.lost.len()
-        );
+        ));
+        ja.push(if numbers_ja.is_empty() {
+            "番号は記録どおり続けます".to_string()
+        } else {
+            format!("番号は {} より後から発行します", numbers_ja.join("、"))
+        });
+        en.push(if numbers.is_empty() {
+            format!(
+                "record {seq} raised no number; it answers {} lost request id(s) (kiosk or staff) with 'lost — ask staff'",
+                self.lost.len()
+            )
+        } else {
+            format!(
+                "record {seq} raised {raised} number(s) above the evidence ({}) and answers {} lost request id(s) (kiosk or staff) with 'lost — ask staff'",
+                numbers.join(", "),
+                self.lost.len()
+            )
+        });
         if !cancelled.is_empty() {
-            said.push_str(&format!(
-                ". 失われた発券（取り消しました。札をお持ちの方は札の番号で受け付けてください）: {} / lost tickets (cancelled; honour them by the number on the ticket): {}",
-                cancelled.join("、"),
+            ja.push(format!(
+                "失われた発券（取り消しました。札をお持ちの方は札の番号で受け付けてください）: {}",
+                cancelled.join("、")
+            ));
+            en.push(format!(
+                "lost tickets (cancelled; honour them by the number on the ticket): {}",
                 cancelled.join(", ")
             ));
         }
         if !waiting_again.is_empty() {
-            said.push_str(&format!(
-                ". 待ちに戻った番号（呼び出し・案内済みでした。窓口で確かめ、済んでいれば「完了」に）: {} / waiting again (they had been called or served; complete those already served): {}",
-                waiting_again.join("、"),
+            ja.push(format!(
+                "待ちに戻った番号（呼び出し・案内済みでした。窓口で確かめ、済んでいれば「完了」に）: {}",
+                waiting_again.join("、")
+            ));
+            en.push(format!(
+                "waiting again (they had been called or served; complete those already served): {}",
                 waiting_again.join(", ")
             ));
         }
+        let said = format!("{}。 / {}", ja.join("。"), en.join("; "));
         Ok(said)
     }
 

@@ -116,20 +116,133 @@ fn first_day(path: &Path) -> Option<NaiveDate> {
 /// are not evidence of that day (outside tester storage-rt12 F-Q). `None`
 /// without a file or a readable line of that day.
 pub fn read(dir: &Path, day: NaiveDate) -> Option<(NaiveDate, Vec<Entry>)> {
-    let f = File::open(dir.join(FILE)).ok()?;
-    let mut lines: Vec<Line> = Vec::new();
-    for l in BufReader::new(f.take(MAX_READ)).split(b'\n') {
-        let Ok(l) = l else { break };
-        if let Ok(line) = serde_json::from_slice::<Line>(&l) {
-            lines.push(line);
-        }
-    }
+    let (lines, _) = read_lines(dir)?;
     lines.iter().find(|l| l.day == day)?;
     let entries = lines
         .into_iter()
         .filter(|l| l.day == day)
         .map(|l| (l.r, l.n, l.c))
         .collect();
+    Some((day, entries))
+}
+
+/// Every line of the journal that parses, and how many non-empty lines do
+/// not (damage; a torn last line counts too). `None` without a file.
+fn read_lines(dir: &Path) -> Option<(Vec<Line>, usize)> {
+    let f = File::open(dir.join(FILE)).ok()?;
+    let mut lines: Vec<Line> = Vec::new();
+    let mut damaged = 0;
+    for l in BufReader::new(f.take(MAX_READ)).split(b'\n') {
+        let Ok(l) = l else { break };
+        match serde_json::from_slice::<Line>(&l) {
+            Ok(line) => lines.push(line),
+            Err(_) if l.iter().all(u8::is_ascii_whitespace) => {}
+            Err(_) => damaged += 1,
+        }
+    }
+    Some((lines, damaged))
+}
+
+/// The journal's lines as evidence of the log's business day `day`: its
+/// lines and the damaged ones among them, in file order.
+#[derive(Debug, Default)]
+pub struct DayLines {
+    /// The day's lines and the suspect ones, in file order.
+    pub entries: Vec<Entry>,
+    /// Lines of another day where that day cannot be (a day after
+    /// `today`, or another day among the log day's lines): a damaged date
+    /// (outside tester storage-rt13 N1, N2: such a line was dropped
+    /// silently, the lost ticket it named got a new number on retry).
+    pub suspects: Vec<Entry>,
+    /// Lines that do not parse.
+    pub unreadable: usize,
+}
+
+/// The journal in `dir` read for the log's day `day` ([`DayLines`]);
+/// `today`, `repaired` and `held` as for [`later_day`]. `None` without a
+/// file.
+pub fn read_for(
+    dir: &Path,
+    day: NaiveDate,
+    today: NaiveDate,
+    repaired: Option<NaiveDate>,
+) -> Option<DayLines> {
+    let (lines, unreadable) = read_lines(dir)?;
+    let has_day = lines.iter().any(|l| l.day == day);
+    // Without a line of the day, the file may be an earlier day's (no
+    // ticket with a request id yet today) or a repaired wrong day's: its
+    // one day is no damage. A later day up to today is a lost day
+    // ([`later_day`]).
+    let mut other: std::collections::BTreeMap<NaiveDate, usize> = Default::default();
+    for l in &lines {
+        if l.day < day || Some(l.day) == repaired {
+            *other.entry(l.day).or_default() += 1;
+        }
+    }
+    let usual = other.iter().max_by_key(|(_, n)| **n).map(|(d, _)| *d);
+    let suspect = |l: &Line| {
+        l.day != day
+            && (has_day
+                || l.day > today.max(repaired.unwrap_or(today))
+                || (l.day < day && Some(l.day) != usual))
+    };
+    let mut out = DayLines {
+        unreadable,
+        ..DayLines::default()
+    };
+    for l in lines {
+        let bad = suspect(&l);
+        if l.day != day && !bad {
+            continue;
+        }
+        let e = (l.r, l.n, l.c);
+        if bad {
+            out.suspects.push(e.clone());
+        }
+        out.entries.push(e);
+    }
+    Some(out)
+}
+
+/// The journal's lines of a business day after `log_day` (the day the
+/// log's kept records have; none: any day) and not after `today`, whose
+/// request the log does not hold (`held`): evidence that the log lost a
+/// later day's opening and its tickets (outside tester storage-rt13 N6:
+/// the log cut before a new day's `day_opened` looked whole, the day's
+/// acknowledged numbers were given again although the journal listed
+/// them). The journal is appended after each commit, so a later day's
+/// line means that day was opened in a record the log no longer holds.
+/// `repaired` is a day opened by mistake ahead of the log's day and
+/// repaired (its lines are that wrong day's, which the log does hold).
+/// The latest such day and its lines.
+pub fn later_day(
+    dir: &Path,
+    log_day: Option<NaiveDate>,
+    repaired: Option<NaiveDate>,
+    today: NaiveDate,
+    held: &std::collections::BTreeMap<String, Number>,
+) -> Option<(NaiveDate, Vec<Entry>)> {
+    let (lines, _) = read_lines(dir)?;
+    // A new day starts the file anew: a later day's line among the log
+    // day's lines is a damaged date, not a lost day (storage-rt12 F-Q).
+    if lines.iter().any(|l| Some(l.day) == log_day) {
+        return None;
+    }
+    let later = |d: NaiveDate| {
+        log_day.is_none_or(|l| d > l) && d <= today && repaired.is_none_or(|w| d > w)
+    };
+    let day = lines
+        .iter()
+        .filter(|l| later(l.day) && !held.contains_key(&l.r))
+        .map(|l| l.day)
+        .max()?;
+    let mut entries: Vec<Entry> = Vec::new();
+    for l in lines.into_iter().filter(|l| l.day == day) {
+        let e = (l.r, l.n, l.c);
+        if !entries.contains(&e) {
+            entries.push(e);
+        }
+    }
     Some((day, entries))
 }
 
@@ -176,6 +289,7 @@ pub fn compare(
     state: &crate::state::State,
     config: &crate::config::Config,
     lost: &std::collections::BTreeSet<String>,
+    suspects: &[Entry],
 ) -> Compared {
     use std::collections::BTreeMap;
     let mut out = Compared::default();
@@ -207,6 +321,7 @@ pub fn compare(
                 .and_then(|q| q.numbers)
                 .is_none_or(|range| *n < range.from || *n > range.to);
         match state.requests.get(r) {
+            _ if suspects.contains(e) => out.contradicting.push(e.clone()),
             Some(kept) if kept == n => out.agreeing += 1,
             Some(_) => out.contradicting.push(e.clone()),
             None if lost.contains(r) => out.agreeing += 1,
@@ -299,13 +414,139 @@ impl super::Engine {
         let Some(day) = self.state.meta.day.as_ref().map(|d| d.date) else {
             return Found::NoLineOfTheDay;
         };
-        match read(dir, day) {
-            Some((day, entries)) => Found::Read {
+        match read_for(dir, day, self.office_date(), self.repaired_day()) {
+            Some(lines) if !lines.entries.is_empty() => Found::Read {
                 day,
-                compared: compare(&entries, &self.state, &self.config, &self.lost),
+                compared: compare(
+                    &lines.entries,
+                    &self.state,
+                    &self.config,
+                    &self.lost,
+                    &lines.suspects,
+                ),
             },
-            None => Found::NoLineOfTheDay,
+            _ => Found::NoLineOfTheDay,
         }
+    }
+
+    /// A day opened by mistake after the log's day and repaired.
+    fn repaired_day(&self) -> Option<NaiveDate> {
+        let log_day = self.state.meta.day.as_ref().map(|d| d.date);
+        self.state
+            .meta
+            .previous_day
+            .filter(|p| log_day.is_some_and(|l| *p > l))
+    }
+
+    /// The journal's damaged lines as the log's kept records show them
+    /// (outside tester storage-rt13 N1, N5): lines that do not parse, lines
+    /// of a day that cannot be, lines that contradict the kept records.
+    /// Each named; empty when the journal is whole or absent.
+    pub fn journal_damaged(&self) -> Vec<String> {
+        self.journal_damaged_in(&self.dir)
+    }
+
+    /// [`Engine::journal_damaged`] for the journal in data folder `dir`.
+    pub fn journal_damaged_in(&self, dir: &Path) -> Vec<String> {
+        let Some(day) = self.state.meta.day.as_ref().map(|d| d.date) else {
+            return Vec::new();
+        };
+        let Some(lines) = read_for(dir, day, self.office_date(), self.repaired_day()) else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        if lines.unreadable > 0 {
+            out.push(format!(
+                "読めない行 {} 行 / {} unreadable line(s)",
+                lines.unreadable, lines.unreadable
+            ));
+        }
+        let c = compare(
+            &lines.entries,
+            &self.state,
+            &self.config,
+            &self.lost,
+            &lines.suspects,
+        );
+        for (r, n, cat) in &c.contradicting {
+            out.push(format!("{r}: {}", ticket_name(&self.config, cat, *n)));
+        }
+        out
+    }
+
+    /// Each queue's numbers [`super::UNVOUCHED_MARGIN`] above the log's
+    /// highest, as evidence of the log's day: where numbering resumes when
+    /// nothing shows how far it went.
+    pub(super) fn margin_evidence(&self) -> Option<super::Evidence> {
+        let day = self.state.meta.day.as_ref().map(|d| d.date)?;
+        let mut ev = super::Evidence {
+            seq: self.log.last_seq(),
+            day: Some(day),
+            ..super::Evidence::default()
+        };
+        for q in self.config.categories() {
+            let (Some(range), Some(next)) = (q.numbers, self.state.meta.next_number.get(&q.id))
+            else {
+                continue;
+            };
+            let high = next
+                .saturating_sub(1)
+                .max(range.from)
+                .saturating_add(super::UNVOUCHED_MARGIN)
+                .min(range.to);
+            ev.highest.insert(q.id.clone(), high);
+            ev.categories.insert(high, q.id.clone());
+        }
+        let m = super::UNVOUCHED_MARGIN;
+        ev.seen_by.push(format!(
+            "失われた発券の番号を示すものがないため、各受付の番号はログの最大番号の {m} 番先まで使わずにおきます / nothing shows the lost tickets' numbers: every queue keeps {m} numbers above the log's highest unused"
+        ));
+        Some(ev)
+    }
+
+    /// Makes the journal again from the log's kept records of its day,
+    /// the damaged file kept beside it (outside tester storage-rt13 N5: a
+    /// damaged journal was kept as it was, unnoticed, for the next
+    /// recovery to trust). Only when the log's end is vouched for. The
+    /// note for stderr and the fault record.
+    pub(super) fn repair_journal(
+        &mut self,
+        damaged: &[String],
+    ) -> Result<String, super::EngineError> {
+        let path = self.dir.join(FILE);
+        let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%S");
+        let kept = self.dir.join(format!("{FILE}.damaged-{stamp}"));
+        std::fs::rename(&path, &kept).map_err(|source| super::EngineError::Io {
+            path: path.clone(),
+            source,
+        })?;
+        if let Some(day) = self.state.meta.day.as_ref().map(|d| d.date) {
+            let mut entries: Vec<(Number, Entry)> = self
+                .state
+                .requests
+                .iter()
+                .filter_map(|(r, n)| {
+                    let t = self.state.ticket(*n)?;
+                    Some((*n, (r.clone(), *n, t.category.clone())))
+                })
+                .collect();
+            entries.sort();
+            let entries: Vec<Entry> = entries.into_iter().map(|(_, e)| e).collect();
+            self.journal = Journal::new(&self.dir);
+            self.journal
+                .append(day, &entries)
+                .map_err(|source| super::EngineError::Io {
+                    path: path.clone(),
+                    source,
+                })?;
+        }
+        let list = damaged.join("、");
+        let list_en = damaged.join(", ");
+        Ok(format!(
+            "発券要求の控え {FILE} が壊れていました（{list}）。ログの最後は確かめられたため、ログの記録から作り直しました（元のファイルは {} に残しています） / the request-id journal {FILE} was damaged ({list_en}); the log's end checks, so it was made again from the log's records (the old file is kept as {})",
+            kept.display(),
+            kept.display()
+        ))
     }
 
     /// The numbers of the day the kept records skip: between a queue's
@@ -364,6 +605,91 @@ impl super::Engine {
             return None;
         };
         journal_damage(&self.dir, &self.config, day, &compared, self.log.last_seq())
+    }
+}
+
+impl super::Engine {
+    /// A later business day the journal shows and the log lost (see
+    /// [`later_day`]; outside tester storage-rt13 N6): refused at start
+    /// like a log behind its snapshot; with `--accept-damage` that day is
+    /// opened and each queue's numbers resume above every number the
+    /// journal names — [`super::UNVOUCHED_MARGIN`] above, in every queue,
+    /// unless `seen_day` (the latest day the high-water mark or another
+    /// piece of evidence saw) shows that day too: the journal is written
+    /// without a sync, so nothing else shows it complete.
+    pub(super) fn later_day_damage(&self, seen_day: Option<NaiveDate>) -> Option<super::Damage> {
+        let log_day = self.state.meta.day.as_ref().map(|d| d.date);
+        let repaired = self
+            .state
+            .meta
+            .previous_day
+            .filter(|p| log_day.is_some_and(|l| *p > l));
+        let today = self.office_date();
+        let (day, entries) = later_day(&self.dir, log_day, repaired, today, &self.state.requests)?;
+        let complete = seen_day.is_some_and(|d| d >= day);
+        let margin = if complete { 0 } else { super::UNVOUCHED_MARGIN };
+        let last_seq = self.log.last_seq();
+        let mut ev = super::Evidence {
+            seq: last_seq,
+            day: Some(day),
+            ..super::Evidence::default()
+        };
+        let mut named: std::collections::BTreeMap<String, Number> = Default::default();
+        for (r, n, c) in &entries {
+            ev.requests.insert(r.clone(), *n);
+            ev.categories.insert(*n, c.clone());
+            let h = named.entry(c.clone()).or_insert(*n);
+            *h = (*h).max(*n);
+        }
+        for q in self.config.categories() {
+            let Some(range) = q.numbers else { continue };
+            let top = match named.get(&q.id) {
+                Some(n) => *n,
+                None if margin > 0 => range.from.saturating_sub(1),
+                None => continue,
+            };
+            let high = top.saturating_add(margin).min(range.to);
+            if high >= range.from {
+                ev.highest.insert(q.id.clone(), high);
+                ev.categories.entry(high).or_insert_with(|| q.id.clone());
+            }
+        }
+        let names: Vec<String> = entries
+            .iter()
+            .map(|(_, n, c)| ticket_name(&self.config, c, *n))
+            .collect();
+        let count = names.len();
+        let (ja, en) = (names.join("、"), names.join(", "));
+        let after = log_day.map_or(String::new(), |l| {
+            format!("ログの最後の業務日 {l} より後の")
+        });
+        let after_en = log_day.map_or(String::new(), |l| format!(" after the log's last day {l}"));
+        ev.seen_by.push(format!(
+            "発券要求の控え {FILE} は{after}業務日 {day} の発券 {count} 件（{ja}）を記録しています / the request-id journal {FILE} lists {count} ticket(s) of {day}{after_en}: {en}"
+        ));
+        let resume: Vec<String> = ev
+            .highest
+            .iter()
+            .map(|(c, n)| ticket_name(&self.config, c, *n))
+            .collect();
+        let how = if complete {
+            String::new()
+        } else {
+            format!(
+                "（控えは最後の数件が欠けることがあるため、各受付とも控えにある番号の {margin} 番先まで使わずにおきます）"
+            )
+        };
+        Some(super::Damage {
+            file: self.dir.join(FILE),
+            record: last_seq + 1,
+            problem: format!(
+                "業務日 {day} の開始とその日の発券の記録が失われています（ログは記録 {last_seq} で終わり、控え {FILE} にその日の発券があります）。madoguchi recover --accept-damage は業務日 {day} を開き、番号を {} より後から発行します{how} / the records from the opening of business day {day} on are lost (the log ends at record {last_seq}; the request-id journal {FILE} lists that day's tickets): `madoguchi recover --accept-damage` opens {day} and resumes every queue above {}",
+                resume.join("、"),
+                resume.join(", ")
+            ),
+            log_ends_at: Some(last_seq),
+            evidence: Some(ev),
+        })
     }
 }
 
@@ -503,13 +829,13 @@ mod tests {
             line("d", 1004),
             line("e", 1005),
         ];
-        let c = compare(&entries, &state, &config, &Default::default());
+        let c = compare(&entries, &state, &config, &Default::default(), &[]);
         assert_eq!(c.agreeing, 3, "{c:?}");
         assert_eq!(c.contradicting, vec![line("c", 1002)], "{c:?}");
         assert_eq!(c.corrected, vec![(line("c", 1002), 1003)], "{c:?}");
         assert_eq!(c.missing, vec![line("e", 1005), line("c", 1003)], "{c:?}");
         // Agreeing lines alone: nothing missing.
-        let c = compare(&entries[..2], &state, &config, &Default::default());
+        let c = compare(&entries[..2], &state, &config, &Default::default(), &[]);
         assert!(c.missing.is_empty() && c.contradicting.is_empty(), "{c:?}");
     }
 }

@@ -115,6 +115,11 @@ pub fn evidence(set_aside: &[SetAside], last_seq: u64) -> Option<Evidence> {
 pub fn merge(ev: Option<Evidence>, extra: Evidence) -> Evidence {
     let Some(mut ev) = ev else { return extra };
     ev.seq = ev.seq.max(extra.seq);
+    for w in &extra.seen_by {
+        if !ev.seen_by.contains(w) {
+            ev.seen_by.push(w.clone());
+        }
+    }
     if ev.day.is_none() || extra.day > ev.day {
         ev.day = extra.day;
         ev.highest = extra.highest;
