@@ -929,9 +929,6 @@ fn build_repaired(
         && !data.join(crate::engine::highwater::FILE).exists()
         && crate::engine::witness::read_all(data).0.is_empty();
     let unvouched = maybe_unvouched.then(|| (unvouched_evidence(&engine, last_seq), last_seq));
-    let carried = maybe_unvouched
-        .then(|| carried_evidence(&engine, last_seq))
-        .flatten();
     // Records set aside whose bytes show no number (outside tester
     // storage-rt13 N4: a queue's last ticket in a zeroed record, state.sled
     // and HIGHWATER gone, its journal line missing or damaged: numbering
@@ -959,11 +956,7 @@ fn build_repaired(
     engine.close()?;
     let evidence_seq = carry_snapshot(data, work)?;
     if let (Some((ev, last)), None) = (unvouched, evidence_seq) {
-        let mut x = refuse_or_resume_unvouched(data, ev, last, accept_damage)?;
-        if let Some(c) = carried {
-            x.evidence = Some(crate::engine::salvage::merge(x.evidence.take(), c));
-        }
-        extra = Some(x);
+        extra = Some(refuse_or_resume_unvouched(data, ev, last, accept_damage)?);
     }
     if let (Some((u, ev)), Some(x)) = (unread_margin, extra.as_mut()) {
         let mark_saw = matches!(crate::engine::highwater::read(data), Ok(Some(m)) if m.seq >= u);
@@ -1383,41 +1376,6 @@ fn unvouched_evidence(engine: &Engine, last_seq: u64) -> Option<crate::engine::E
         ev.categories.insert(high, q.id.clone());
     }
     day.map(|_| ev)
-}
-
-/// The margin carried into today when the log's business day is an
-/// earlier one and nothing vouches for its end (outside tester
-/// storage-rt13 N6, `t69 f`: the log cut before today's opening, REQUESTS,
-/// HIGHWATER and state.sled gone — the +100 went to the old day, and after
-/// `open_day` today's acknowledged numbers were given again): the lost
-/// records may have opened today, so today is opened with every queue
-/// [`crate::engine::UNVOUCHED_MARGIN`] above its first number.
-fn carried_evidence(engine: &Engine, last_seq: u64) -> Option<crate::engine::Evidence> {
-    let log_day = engine.state().meta.day.as_ref().map(|d| d.date);
-    let today = engine.office_date();
-    if log_day.is_some_and(|l| l >= today) {
-        return None;
-    }
-    let m = crate::engine::UNVOUCHED_MARGIN;
-    let mut ev = crate::engine::Evidence {
-        seq: last_seq,
-        day: Some(today),
-        ..Default::default()
-    };
-    for q in engine.config().categories() {
-        let Some(range) = q.numbers else { continue };
-        let high = range.from.saturating_sub(1).saturating_add(m).min(range.to);
-        if high >= range.from {
-            ev.highest.insert(q.id.clone(), high);
-            ev.categories.insert(high, q.id.clone());
-        }
-    }
-    let was = log_day.map_or("なし".to_string(), |d| d.to_string());
-    let was_en = log_day.map_or("none".to_string(), |d| d.to_string());
-    ev.seen_by.push(format!(
-        "失われた記録に業務日 {today} の開始が含まれていた可能性があります（ログの業務日は {was}）。番号は各受付の {m} 番先から始めます / the lost records may have held the opening of {today} (the log's business day is {was_en}): numbers start {m} above each queue's first"
-    ));
-    Some(ev)
 }
 
 /// The damaged folder's snapshot, brought along as the evidence of what

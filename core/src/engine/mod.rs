@@ -369,10 +369,11 @@ impl Engine {
         // The request-id journal is evidence too (`requests.rs`): tickets
         // it lists that the log does not hold are lost records.
         // A later day the journal shows and the log lost (storage-rt13
-        // N6), with the day the mark saw: only the mark is written with
-        // every commit, so only it shows the journal's day complete (a
-        // snapshot lags, a carried margin saw nothing).
-        let seen_day = mark.as_ref().and_then(|m| m.day);
+        // N6), with the latest day the mark or the accepted evidence saw.
+        let seen_day = mark
+            .as_ref()
+            .and_then(|m| m.day)
+            .max(accepted.as_ref().and_then(|a| a.evidence.as_ref()?.day));
         let journal = match (engine.journal_damage(), engine.later_day_damage(seen_day)) {
             (d, None) => d,
             (None, later) => later,
