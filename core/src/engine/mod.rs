@@ -801,9 +801,16 @@ impl Engine {
         self.snapshot_deferred = true;
     }
 
-    /// Committed records not yet in the snapshot.
-    pub fn snapshot_pending(&self) -> bool {
-        self.unsaved_since.is_some()
+    /// How long an idle engine thread waits before writing the pending
+    /// snapshot: `idle`, or a second after a failed write (a full disk
+    /// would otherwise warn every `idle`); `None` when nothing is pending.
+    pub fn snapshot_wait(&self, idle: std::time::Duration) -> Option<std::time::Duration> {
+        self.unsaved_since?;
+        Some(if self.store_failed {
+            std::time::Duration::from_secs(1)
+        } else {
+            idle
+        })
     }
 
     /// Writes the snapshot if records are pending; a failure warns (the log

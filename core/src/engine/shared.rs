@@ -217,8 +217,8 @@ fn run(mut engine: Engine, rx: mpsc::Receiver<Job>) -> Engine {
     loop {
         // With records not yet in the snapshot, a short idle moment writes
         // it, after the answers went out (`Engine::defer_snapshots`).
-        let first = if engine.snapshot_pending() {
-            match rx.recv_timeout(SNAPSHOT_IDLE) {
+        let first = if let Some(wait) = engine.snapshot_wait(SNAPSHOT_IDLE) {
+            match rx.recv_timeout(wait) {
                 Ok(j) => j,
                 Err(mpsc::RecvTimeoutError::Timeout) => {
                     engine.save_snapshot();
