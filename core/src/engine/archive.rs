@@ -385,6 +385,7 @@ impl Engine {
                 .collect();
         }
         self.state = r.state;
+        self.highest = super::highwater::highest_of(&self.state);
         self.stats_pending = r.stats;
         self.applied = Applied {
             seq: a.seq,

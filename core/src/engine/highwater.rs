@@ -54,15 +54,19 @@ pub const RECENT: usize = 8;
 impl Mark {
     /// The mark for `state` after record `seq` with `hash`.
     pub fn of(seq: u64, hash: String, state: &State) -> Mark {
-        // Made after every commit: nothing is copied per ticket (a String
-        // per ticket per commit was an eighth of the engine thread's time
-        // in the server bench, perf 2026-12-07). Tickets are in number
-        // order, so a category's first ticket from the end is its highest.
-        let mut top: BTreeMap<&str, Number> = BTreeMap::new();
-        for t in state.tickets.values().rev() {
-            top.entry(t.category.as_str()).or_insert(t.number);
-        }
-        let highest = top.into_iter().map(|(c, n)| (c.to_string(), n)).collect();
+        Mark::with_highest(seq, hash, state, highest_of(state))
+    }
+
+    /// [`Mark::of`] with each category's highest number already known
+    /// (the engine keeps it as tickets are issued: scanning every ticket
+    /// of the day on every commit, a string comparison each, was two
+    /// fifths of the engine thread in the server bench, perf 2026-12-07).
+    pub fn with_highest(
+        seq: u64,
+        hash: String,
+        state: &State,
+        highest: BTreeMap<String, Number>,
+    ) -> Mark {
         let mut by_category: BTreeMap<&str, Vec<(Number, &str)>> = BTreeMap::new();
         for (request, number) in &state.requests {
             if let Some(t) = state.tickets.get(number) {
@@ -87,6 +91,17 @@ impl Mark {
             recent,
         }
     }
+}
+
+/// Each category's highest number among the tickets `state` holds.
+pub fn highest_of(state: &State) -> BTreeMap<String, Number> {
+    // Tickets are in number order, so a category's first ticket from the
+    // end is its highest.
+    let mut top: BTreeMap<&str, Number> = BTreeMap::new();
+    for t in state.tickets.values().rev() {
+        top.entry(t.category.as_str()).or_insert(t.number);
+    }
+    top.into_iter().map(|(c, n)| (c.to_string(), n)).collect()
 }
 
 /// Why the file proves nothing.

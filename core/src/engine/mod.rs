@@ -268,6 +268,11 @@ pub struct Engine {
     snapshot_deferred: bool,
     /// When the first record not yet in the snapshot was committed.
     unsaved_since: Option<std::time::Instant>,
+    /// Each category's highest number among the state's tickets, for the
+    /// high-water mark: kept as tickets are issued, worked out anew
+    /// whenever the state is replaced or a day opens
+    /// ([`highwater::highest_of`]).
+    highest: BTreeMap<String, Number>,
 }
 
 /// With deferred snapshots, the longest a busy engine goes without writing
@@ -533,6 +538,7 @@ impl Engine {
             journal_pending: Vec::new(),
             snapshot_deferred: false,
             unsaved_since: None,
+            highest: BTreeMap::new(),
         }
     }
 
@@ -588,6 +594,7 @@ impl Engine {
             None => BTreeSet::new(),
         };
         self.state = state;
+        self.highest = highwater::highest_of(&self.state);
         self.applied = Applied {
             seq: meta.seq,
             hash,
@@ -637,6 +644,7 @@ impl Engine {
             },
         );
         self.state = State::new(&self.config);
+        self.highest = highwater::highest_of(&self.state);
         self.dirty.clear();
         self.dirty_requests.clear();
         self.stats_pending.clear();
@@ -751,8 +759,18 @@ impl Engine {
                 })
             },
         )?;
-        if matches!(event, Event::DayOpened { .. }) {
-            self.lost.clear();
+        match event {
+            Event::DayOpened { .. } => {
+                self.lost.clear();
+                self.highest = highwater::highest_of(&self.state);
+            }
+            Event::TicketIssued {
+                number, category, ..
+            } => {
+                let top = self.highest.entry(category.clone()).or_insert(*number);
+                *top = (*top).max(*number);
+            }
+            _ => {}
         }
         if let Some(n) = event.ticket() {
             if let Some(day) = &self.state.meta.day {
@@ -1168,7 +1186,17 @@ impl Engine {
         let Some(hw) = self.high_water.as_mut() else {
             return Ok(());
         };
-        let mark = highwater::Mark::of(self.applied.seq, hex(&self.applied.hash), &self.state);
+        debug_assert_eq!(
+            self.highest,
+            highwater::highest_of(&self.state),
+            "the kept highest numbers differ from the tickets'"
+        );
+        let mark = highwater::Mark::with_highest(
+            self.applied.seq,
+            hex(&self.applied.hash),
+            &self.state,
+            self.highest.clone(),
+        );
         hw.write(&mark).map_err(|e| match e {
             highwater::HighWaterError::Io { path, source } => EngineError::Io { path, source },
             other => EngineError::Io {
