@@ -64,6 +64,47 @@ fn main() {
         ));
     }
 
+    // 1b. The same day through the engine thread the server uses
+    // (`SharedEngine`), which writes the sled snapshot after the answers
+    // (issue 16): the latency a kiosk or staff station waits for.
+    {
+        let dir = tmp.path().join("latency-shared");
+        let (engine, _) =
+            Engine::open(&dir, ConfigChoice::Stored, EngineOptions::default()).expect("open");
+        let shared = madoguchi_core::engine::SharedEngine::start(engine);
+        let handle = shared.handle();
+        let day: Vec<_> = Simulator::new(&cfg, opts(NaiveDate::from_ymd_opt(2026, 11, 24), 1, 1))
+            .flatten()
+            .collect();
+        let mut h = Histogram::<u64>::new(3).expect("hist");
+        let started = Instant::now();
+        for c in &day {
+            let t = Instant::now();
+            handle
+                .execute(Some(c.at), c.command.clone(), None)
+                .expect("accepted");
+            h.record(t.elapsed().as_micros() as u64).expect("record");
+        }
+        let secs = started.elapsed().as_secs_f64();
+        drop(handle);
+        if let Some(e) = shared.shutdown() {
+            e.close().expect("close");
+        }
+        rows_out.push((
+            format!(
+                "durable command latency through the server's engine thread ({} commands, one fsync each; snapshot after the answers)",
+                day.len()
+            ),
+            format!(
+                "p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms ({:.0} commands/s)",
+                h.value_at_quantile(0.5) as f64 / 1000.0,
+                h.value_at_quantile(0.99) as f64 / 1000.0,
+                h.max() as f64 / 1000.0,
+                day.len() as f64 / secs
+            ),
+        ));
+    }
+
     // 2. A simulated year, imported.
     let year_dir = tmp.path().join("year");
     let file = tmp.path().join("year.jsonl");

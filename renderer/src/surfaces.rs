@@ -2,7 +2,7 @@
 //! pure function of (configuration, state, now). The renderer turns each
 //! into HTML and JSON; nothing here touches files or the network.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use madoguchi_core::config::{Config, Names};
 use madoguchi_core::model::{CounterNo, Millis, Number, Status, StepKind};
@@ -265,14 +265,96 @@ fn message(config: &Config) -> Option<Names> {
     config.displays.message.clone()
 }
 
-/// What every surface of one build shares: one estimate per queue (a few
-/// hundred replays each, shared by the guidance displays and the public
-/// page) and the day's state.
+/// The waits of one moment: for each queue, the range of a ticket issued
+/// now and of each ticket waiting. These are the estimator's replays, the
+/// costly part of the site (a few hundred replays per queue; tens of ms on
+/// a long queue). The office server works them out apart from the build
+/// and hands the last ones in, so that a call reaches the displays without
+/// waiting for new replays; the build reads every count, call and number
+/// from the state it is given (issue 16, R15).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Waits {
+    queues: BTreeMap<String, QueueWaits>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+struct QueueWaits {
+    new_ticket: WaitRange,
+    waiting: BTreeMap<Number, WaitRange>,
+}
+
+impl Waits {
+    /// Replays every queue of `state` at `now`.
+    pub fn of(config: &Config, state: &State, now: Millis) -> Waits {
+        let queues = config
+            .queues
+            .iter()
+            .map(|q| {
+                let w = QueueWaits {
+                    new_ticket: state.wait_range(config, &q.id, now),
+                    waiting: state
+                        .waiting_ranges(config, &q.id, now)
+                        .into_iter()
+                        .collect(),
+                };
+                (q.id.clone(), w)
+            })
+            .collect();
+        Waits { queues }
+    }
+
+    /// The range of a ticket of `queue` issued now; replayed here for a
+    /// queue these waits do not know (a configuration changed since).
+    fn new_ticket(&self, config: &Config, state: &State, queue: &str, now: Millis) -> WaitRange {
+        match self.queues.get(queue) {
+            Some(w) => w.new_ticket,
+            None => state.wait_range(config, queue, now),
+        }
+    }
+
+    /// Each ticket waiting in `queue` now, in queue order, with its range:
+    /// from these waits, or for a ticket issued since, the range it was
+    /// issued with less the time since.
+    fn waiting(
+        &self,
+        config: &Config,
+        state: &State,
+        queue: &str,
+        now: Millis,
+    ) -> Vec<(Number, WaitRange)> {
+        let Some(w) = self.queues.get(queue) else {
+            return state.waiting_ranges(config, queue, now);
+        };
+        state
+            .waiting_in(queue)
+            .map(|n| {
+                let r = w.waiting.get(&n).copied().unwrap_or_else(|| {
+                    let Some(t) = state.ticket(n) else {
+                        return WaitRange::default();
+                    };
+                    let gone =
+                        u32::try_from((now.0 - t.issued_at.0).max(0) / 1000).unwrap_or(u32::MAX);
+                    WaitRange {
+                        point_s: t.expected_wait_s_at_issue.saturating_sub(gone),
+                        low_s: t.expected_wait_low_s_at_issue.saturating_sub(gone),
+                        high_s: t.expected_wait_high_s_at_issue.saturating_sub(gone),
+                    }
+                });
+                (n, r)
+            })
+            .collect()
+    }
+}
+
+/// What every surface of one build shares: one estimate per queue (shared
+/// by the guidance displays and the public page), the waits of each ticket
+/// and the day's state.
 struct Build<'a> {
     config: &'a Config,
     state: &'a State,
     now: Millis,
     estimates: Vec<QueueEstimate>,
+    waits: &'a Waits,
     day_open: bool,
     /// "open", "closed" or "not_started": before the morning's 業務開始 a
     /// closed day is "not started", not "closed for today" (browser red
@@ -282,11 +364,13 @@ struct Build<'a> {
 }
 
 impl<'a> Build<'a> {
-    fn new(config: &'a Config, state: &'a State, now: Millis) -> Self {
+    fn new(config: &'a Config, state: &'a State, now: Millis, waits: &'a Waits) -> Self {
         let estimates = config
             .queues
             .iter()
-            .map(|q| state.estimate(config, &q.id, now))
+            .map(|q| {
+                state.estimate_from(config, &q.id, waits.new_ticket(config, state, &q.id, now))
+            })
             .collect();
         let day_open = state.day_is_open();
         let today = now.to_datetime(config.office.utc_offset).date_naive();
@@ -304,6 +388,7 @@ impl<'a> Build<'a> {
             state,
             now,
             estimates,
+            waits,
             day_open,
             day_state,
             today,
@@ -474,8 +559,9 @@ impl<'a> Build<'a> {
             .iter()
             .map(|q| {
                 let basis = state.estimate_basis(config, &q.id);
-                let waiting: Vec<Value> = state
-                    .waiting_ranges(config, &q.id, self.now)
+                let waiting: Vec<Value> = self
+                    .waits
+                    .waiting(config, state, &q.id, self.now)
                     .into_iter()
                     .map(|(n, r)| {
                         let words = wait_words(r, basis);
@@ -572,7 +658,12 @@ fn merge(into: &mut Value, more: Value) {
 /// Every surface of the office: counter and guidance displays, the staff
 /// board, the mobile ticket page and the public status page.
 pub fn surfaces(config: &Config, state: &State, now: Millis) -> Vec<Surface> {
-    let b = Build::new(config, state, now);
+    surfaces_with(config, state, now, &Waits::of(config, state, now))
+}
+
+/// [`surfaces`] with the waits worked out before (see [`Waits`]).
+pub fn surfaces_with(config: &Config, state: &State, now: Millis, waits: &Waits) -> Vec<Surface> {
+    let b = Build::new(config, state, now, waits);
     let mut out: Vec<Surface> = b.counter_displays().collect();
     out.extend(b.guidance_displays());
     out.push(b.staff_board());
@@ -744,6 +835,91 @@ mod tests {
             g["expected_wait_min"].as_u64().is_some_and(|m| m > 0),
             "{g}"
         );
+    }
+
+    /// Issue 16: a build with the waits of an earlier state reads every
+    /// count and number from the state it is given; a ticket issued since
+    /// those waits shows the range it was issued with; with waits of the
+    /// same state the build is the full build.
+    #[test]
+    fn a_build_with_earlier_waits_takes_counts_and_numbers_from_the_state() {
+        let config = Config::embedded_default();
+        let mut state = State::new(&config);
+        let date = "2026-11-26".parse().expect("date");
+        run(&config, &mut state, 1, Command::OpenDay { date });
+        let mut hist = madoguchi_core::state::learn::LogHist::prior(900.0);
+        hist.samples = 100;
+        state.meta.learned.occupancy.insert("idou".into(), hist);
+        state
+            .meta
+            .learned
+            .days
+            .push_back(madoguchi_core::state::learn::DayStaffing::default());
+        run(
+            &config,
+            &mut state,
+            2,
+            Command::OpenCounter {
+                counter: 10,
+                staff: None,
+            },
+        );
+        let issue = |state: &mut State, at: i64| {
+            run(
+                &config,
+                state,
+                at,
+                Command::IssueTicket {
+                    category: "idou".into(),
+                    kiosk: None,
+                    request_id: None,
+                },
+            );
+        };
+        for at in [3, 4, 5] {
+            issue(&mut state, at);
+        }
+        let earlier = Waits::of(&config, &state, Millis(6));
+        issue(&mut state, 7_000);
+        let now = Millis(8_000);
+        let topic = |list: &[Surface], t: &str| {
+            list.iter()
+                .find(|s| s.topic == t)
+                .map(|s| s.data.clone())
+                .expect("surface")
+        };
+        let quick = surfaces_with(&config, &state, now, &earlier);
+        let full = surfaces(&config, &state, now);
+        assert_eq!(
+            surfaces_with(&config, &state, now, &Waits::of(&config, &state, now)),
+            full
+        );
+        let g = topic(&quick, "guidance/idou");
+        assert_eq!(g["waiting"], 4, "{g}");
+        let idou = |t: &Value| {
+            t["queues"]
+                .as_array()
+                .and_then(|a| a.iter().find(|q| q["queue"] == "idou"))
+                .cloned()
+                .expect("idou")
+        };
+        let waiting = idou(&topic(&quick, "ticket"))["waiting"].clone();
+        let numbers: Vec<u64> = waiting
+            .as_array()
+            .expect("list")
+            .iter()
+            .filter_map(|w| w[0].as_u64())
+            .collect();
+        assert_eq!(numbers, [1001, 1002, 1003, 1004], "{waiting}");
+        let newest = state.ticket(1004).expect("issued");
+        let shown = u64::from(
+            newest
+                .expected_wait_s_at_issue
+                .saturating_sub(1)
+                .div_ceil(60),
+        );
+        assert_eq!(waiting[3][1].as_u64(), Some(shown), "{waiting}");
+        assert!(shown > 0, "{waiting}");
     }
 
     fn run(config: &Config, state: &mut State, at: i64, cmd: Command) {

@@ -18,7 +18,7 @@ use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use madoguchi_relay::hub::Hub;
 use madoguchi_renderer::render::{LayoutError, Renderer, Site, SiteFile};
-use madoguchi_renderer::surfaces::{surfaces, Surface};
+use madoguchi_renderer::surfaces::{surfaces, surfaces_with, Surface, Waits};
 use serde::Deserialize;
 use tokio::sync::watch;
 
@@ -35,6 +35,10 @@ pub const MAX_ANONYMOUS_SOCKETS: usize = 64;
 const HEARTBEAT: Duration = Duration::from_secs(10);
 /// Waits grow with time even when nothing happens: re-render this often.
 const REFRESH: Duration = Duration::from_secs(30);
+/// The waits (the estimator's replays) are worked out again at most this
+/// often under a stream of commits: they cost tens of ms on a long queue
+/// and would otherwise take a core from the engine.
+const WAITS_EVERY: Duration = Duration::from_millis(100);
 
 /// Sockets one account or device may hold at once: a display needs one
 /// or two, a person a few tabs.
@@ -97,6 +101,12 @@ pub struct Displays {
     changed: watch::Sender<u64>,
     /// Bumped after every render (the relay publisher waits on it).
     rendered: watch::Sender<u64>,
+    /// The last waits worked out; every build takes its ranges from here.
+    waits: Mutex<Option<Arc<Waits>>>,
+    /// Bumped after a build of a new state: the waits task wakes.
+    waits_wanted: watch::Sender<u64>,
+    /// Bumped when new waits differ from the last: the site is built again.
+    waits_ready: watch::Sender<u64>,
     /// Set when the server stops: every display socket is told at once
     /// (issue 17), so screens say 「接続が切れています」 instead of
     /// showing the last numbers until their stale timer runs out.
@@ -119,6 +129,9 @@ impl Displays {
             load_error: Mutex::new(None),
             changed: watch::channel(0).0,
             rendered: watch::channel(0).0,
+            waits: Mutex::new(None),
+            waits_wanted: watch::channel(0).0,
+            waits_ready: watch::channel(0).0,
             stopping: watch::channel(false).0,
             layouts,
         })
@@ -177,6 +190,23 @@ impl Displays {
         }
     }
 
+    /// The last waits, or (before the first) waits worked out now.
+    fn waits_or_of(&self, snap: &super::views::Snapshot) -> Arc<Waits> {
+        let mut slot = self.waits.lock().unwrap_or_else(|p| p.into_inner());
+        slot.get_or_insert_with(|| Arc::new(Waits::of(&snap.config, &snap.state, snap.now)))
+            .clone()
+    }
+
+    /// Keeps `w` as the last waits; true if they differ from the ones before.
+    fn set_waits(&self, w: Waits) -> bool {
+        let mut slot = self.waits.lock().unwrap_or_else(|p| p.into_inner());
+        if slot.as_deref() == Some(&w) {
+            return false;
+        }
+        *slot = Some(Arc::new(w));
+        true
+    }
+
     /// Reloads the layouts (after a designer saved one).
     fn reload(&self) {
         let Some(dir) = &self.layouts else { return };
@@ -206,20 +236,29 @@ impl Displays {
 }
 
 /// The render loop, a subscriber of the commit feed: wakes on every commit
-/// (and on layout changes, and every half minute), reads the surfaces from
-/// the engine thread, renders what changed. Commits that arrive while it
-/// renders are taken together in the next round.
+/// (and on layout changes, new waits, and every half minute), reads the
+/// surfaces from the engine thread, renders what changed. Commits that
+/// arrive while it renders are taken together in the next round.
+///
+/// A build takes its wait ranges from the last waits worked out (see
+/// [`spawn_waits`]): a call reaches the displays in the time of a copy and
+/// a render, and the waits follow a few ms later (issue 16: the replays in
+/// the build made a call take 25 ms to reach 40 displays instead of 5).
 pub async fn spawn(app: Arc<App>) {
     let mut rx = app.displays.changed.subscribe();
+    let mut ready = app.displays.waits_ready.subscribe();
     let mut commits = app.feed.subscribe();
     // The first build is made before the server answers anyone, so that
     // the site's topics exist from the first request on.
     let mut built = build_once(&app).await;
+    spawn_waits(app.clone());
     tokio::spawn(async move {
         loop {
             if !built {
                 break; // the engine stopped
             }
+            // A build for new waits needs no new waits after it.
+            let mut new_state = true;
             tokio::select! {
                 r = commits.changed() => {
                     if r.is_err() { break }
@@ -227,9 +266,41 @@ pub async fn spawn(app: Arc<App>) {
                     commits.skip_to_latest();
                 }
                 r = rx.changed() => if r.is_err() { break },
+                r = ready.changed() => {
+                    if r.is_err() { break }
+                    new_state = false;
+                }
                 () = tokio::time::sleep(REFRESH) => {}
             }
             built = build_once(&app).await;
+            if built && new_state {
+                app.displays.waits_wanted.send_modify(|v| *v += 1);
+            }
+        }
+    });
+}
+
+/// Works out the waits apart from the builds: after a build of a new state
+/// (at most every [`WAITS_EVERY`]), from the newest state; when they
+/// changed, the render loop builds the site again with them.
+fn spawn_waits(app: Arc<App>) {
+    let mut wanted = app.displays.waits_wanted.subscribe();
+    tokio::spawn(async move {
+        while wanted.changed().await.is_ok() {
+            let started = tokio::time::Instant::now();
+            let Ok(snap) = app.engine.read_async(super::views::Snapshot::of).await else {
+                break; // the engine stopped
+            };
+            let d = app.clone();
+            let changed = tokio::task::spawn_blocking(move || {
+                d.displays
+                    .set_waits(Waits::of(&snap.config, &snap.state, snap.now))
+            })
+            .await;
+            if changed.unwrap_or(false) {
+                app.displays.waits_ready.send_modify(|v| *v += 1);
+            }
+            tokio::time::sleep_until(started + WAITS_EVERY).await;
         }
     });
 }
@@ -245,7 +316,8 @@ async fn build_once(app: &Arc<App>) -> bool {
     };
     let d = app.clone();
     let _ = tokio::task::spawn_blocking(move || {
-        let list = surfaces(&snap.config, &snap.state, snap.now);
+        let waits = d.displays.waits_or_of(&snap);
+        let list = surfaces_with(&snap.config, &snap.state, snap.now, &waits);
         d.displays.render(&list);
     })
     .await;

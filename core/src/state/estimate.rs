@@ -678,9 +678,16 @@ impl State {
 
     /// The figures of one queue at `now`.
     pub fn estimate(&self, config: &Config, queue: &str, now: Millis) -> QueueEstimate {
+        self.estimate_from(config, queue, self.wait_range(config, queue, now))
+    }
+
+    /// The estimate of `queue` with the wait range `r` worked out before
+    /// (the replays are the costly part; the counts are read now). The site
+    /// build takes its ranges from the last replays so that a call reaches
+    /// the displays without waiting for new ones (issue 16).
+    pub fn estimate_from(&self, config: &Config, queue: &str, r: WaitRange) -> QueueEstimate {
         let waiting = self.waiting_count(queue);
         let counters = self.open_counters_serving(config, queue) as f64;
-        let r = self.wait_range(config, queue, now);
         let basis = self.estimate_basis(config, queue);
         QueueEstimate {
             queue: queue.to_string(),
