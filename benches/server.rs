@@ -259,7 +259,11 @@ fn main() {
     };
     // Alternating rounds, so that drift on the shared machine (the log and
     // sled growing, page cache) falls on both sides alike.
-    let rounds = 6;
+    // MADOGUCHI_BENCH_ROUNDS: fewer triples for a quick look (default 6).
+    let rounds: usize = std::env::var("MADOGUCHI_BENCH_ROUNDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(6);
     let merge = |a: Option<RoundResult>, b: RoundResult| match a {
         None => b,
         Some((mut h, r, s, (n, d))) => {
@@ -292,7 +296,18 @@ fn main() {
                 Backup::Full => &mut during,
                 Backup::Incremental => &mut during_incr,
             };
-            *slot = Some(merge(slot.take(), round(kind)));
+            let one = round(kind);
+            // Each round as it ends: a run stopped early still says something.
+            eprintln!(
+                "round {}/{} {kind:?}: {} commands, p50 {:.2} ms, p99 {:.2} ms, {:.1} s",
+                r * 3 + k + 1,
+                rounds * 3,
+                one.0.len(),
+                one.0.value_at_quantile(0.5) as f64 / 1000.0,
+                one.0.value_at_quantile(0.99) as f64 / 1000.0,
+                one.2
+            );
+            *slot = Some(merge(slot.take(), one));
         }
     }
     let (plain, during, during_incr) = (

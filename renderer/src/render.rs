@@ -236,8 +236,23 @@ impl Site {
     /// changed (so their ETags stay) and keeping a surface's last good files
     /// when its layout fails.
     pub fn build(renderer: &Renderer, surfaces: &[Surface], prev: &Site) -> Build {
+        Site::build_with(renderer, surfaces.iter().cloned(), prev, |_, _| {})
+    }
+
+    /// [`Site::build`] from surfaces made as they are needed, telling
+    /// `on_changed` of each changed topic as soon as it is drawn: the
+    /// server pushes the displays, which come first, before the pages'
+    /// data is even made (issue 16: a call waited for the phone page's
+    /// list of every waiting number before any screen showed it).
+    pub fn build_with(
+        renderer: &Renderer,
+        surfaces: impl IntoIterator<Item = Surface>,
+        prev: &Site,
+        mut on_changed: impl FnMut(&str, &Arc<str>),
+    ) -> Build {
         let mut b = Build::default();
         for s in surfaces {
+            let s = &s;
             let r = match renderer.render(s) {
                 Ok(r) => r,
                 Err(e) => {
@@ -271,6 +286,7 @@ impl Site {
                 _ => SiteFile::new(r.page.as_bytes(), "text/html; charset=utf-8"),
             };
             if !same_json {
+                on_changed(&r.topic, &json);
                 b.changed.push((r.topic.clone(), json.clone()));
             }
             b.site.files.insert(json_path, json_file);

@@ -663,13 +663,31 @@ pub fn surfaces(config: &Config, state: &State, now: Millis) -> Vec<Surface> {
 
 /// [`surfaces`] with the waits worked out before (see [`Waits`]).
 pub fn surfaces_with(config: &Config, state: &State, now: Millis, waits: &Waits) -> Vec<Surface> {
+    let mut out = display_surfaces(config, state, now, waits);
+    out.extend(page_surfaces(config, state, now, waits));
+    out
+}
+
+/// The screens of the office: counter and guidance displays and the staff
+/// board — what a call must reach first.
+pub fn display_surfaces(
+    config: &Config,
+    state: &State,
+    now: Millis,
+    waits: &Waits,
+) -> Vec<Surface> {
     let b = Build::new(config, state, now, waits);
     let mut out: Vec<Surface> = b.counter_displays().collect();
     out.extend(b.guidance_displays());
     out.push(b.staff_board());
-    out.push(b.ticket_page());
-    out.push(b.status_page());
     out
+}
+
+/// The pages for phones and the public: the mobile ticket page (every
+/// waiting number with its wait in five languages) and the status page.
+pub fn page_surfaces(config: &Config, state: &State, now: Millis, waits: &Waits) -> Vec<Surface> {
+    let b = Build::new(config, state, now, waits);
+    vec![b.ticket_page(), b.status_page()]
 }
 
 #[cfg(test)]

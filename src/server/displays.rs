@@ -18,7 +18,7 @@ use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use madoguchi_relay::hub::Hub;
 use madoguchi_renderer::render::{LayoutError, Renderer, Site, SiteFile};
-use madoguchi_renderer::surfaces::{surfaces, surfaces_with, Surface, Waits};
+use madoguchi_renderer::surfaces::{display_surfaces, page_surfaces, surfaces, Surface, Waits};
 use serde::Deserialize;
 use tokio::sync::watch;
 
@@ -170,20 +170,19 @@ impl Displays {
         self.changed.send_modify(|v| *v += 1);
     }
 
-    /// Builds the site from `list`, swaps it in and pushes the topics whose
-    /// data changed.
-    fn render(&self, list: &[Surface]) {
+    /// Builds the site from `list`, pushing each topic whose data changed
+    /// as soon as it is drawn, and swaps it in.
+    fn render(&self, list: impl IntoIterator<Item = Surface>) {
         let prev = self.site();
         let build = {
             let Ok(r) = self.renderer.lock() else { return };
-            Site::build(&r, list, &prev)
+            Site::build_with(&r, list, &prev, |topic, json| {
+                self.hub.publish(topic, json.clone());
+            })
         };
         match self.site.write() {
             Ok(mut s) => *s = Arc::new(build.site),
             Err(p) => *p.into_inner() = Arc::new(build.site),
-        }
-        for (topic, json) in build.changed {
-            self.hub.publish(&topic, json);
         }
         if let Ok(mut e) = self.errors.lock() {
             *e = build.errors;
@@ -317,8 +316,14 @@ async fn build_once(app: &Arc<App>) -> bool {
     let d = app.clone();
     let _ = tokio::task::spawn_blocking(move || {
         let waits = d.displays.waits_or_of(&snap);
-        let list = surfaces_with(&snap.config, &snap.state, snap.now, &waits);
-        d.displays.render(&list);
+        let (config, state, now) = (&snap.config, &snap.state, snap.now);
+        // The screens are drawn and pushed before the pages' data is made.
+        let pages = std::iter::once_with(|| page_surfaces(config, state, now, &waits)).flatten();
+        d.displays.render(
+            display_surfaces(config, state, now, &waits)
+                .into_iter()
+                .chain(pages),
+        );
     })
     .await;
     app.displays.rendered.send_modify(|v| *v += 1);
