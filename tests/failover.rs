@@ -3703,6 +3703,21 @@ const ORACLE_403: u8 = 4;
 const ORACLE_PROBE: u8 = 5;
 /// Only the promotion's probe is answered, with the no-token 401.
 const PROBE_401: u8 = 6;
+/// Outside tester insider-rt14 R1 (`r1_race.sh`): a tap sends a copy of
+/// each replication request to the primary itself, first; the standby's
+/// own follows 100 ms later and gets its own answer.
+const COPY_FIRST: u8 = 7;
+/// Outside tester insider-rt14 R2 (`mitm_twice.py`): each replication
+/// request goes to the primary twice, one after the other; the standby
+/// gets the second answer.
+const TWICE: u8 = 8;
+/// Outside tester insider-rt14 R2 (`mitm_delay.py`): each replication
+/// answer is handed to the standby 7 s late (more than the lease).
+const DELAY: u8 = 9;
+/// Outside tester insider-rt14 R2 (`mitm_tok.py`): each replication
+/// request goes on with the token in [`AnswerMitm::token`] instead of the
+/// standby's.
+const SWAP_TOKEN: u8 = 10;
 
 /// A man in the middle on the standby link (outside tester insider-rt12
 /// A1, `fa_mitm.py`): it passes every request of the standby untouched
@@ -3715,6 +3730,8 @@ struct AnswerMitm {
     changed: std::sync::Arc<std::sync::atomic::AtomicU32>,
     /// The record payloads it made up, as sent to the standby.
     forged: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    /// The token [`SWAP_TOKEN`] puts on the standby's requests.
+    token: std::sync::Arc<std::sync::Mutex<String>>,
 }
 
 type Answer = (u16, Vec<(String, String)>, Vec<u8>);
@@ -3786,11 +3803,13 @@ fn answer_mitm(primary: &str) -> AnswerMitm {
     let forged = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     let kept: std::sync::Arc<std::sync::Mutex<Option<Answer>>> =
         std::sync::Arc::new(std::sync::Mutex::new(None));
-    let (m, c, f, primary) = (
+    let token = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let (m, c, f, primary, swap) = (
         mode.clone(),
         changed.clone(),
         forged.clone(),
         primary.to_string(),
+        token.clone(),
     );
     std::thread::spawn(move || {
         let http = Client::builder()
@@ -3800,13 +3819,14 @@ fn answer_mitm(primary: &str) -> AnswerMitm {
             .expect("client");
         for inbound in listener.incoming() {
             let Ok(mut inbound) = inbound else { break };
-            let (http, m, c, f, kept, primary) = (
+            let (http, m, c, f, kept, primary, swap) = (
                 http.clone(),
                 m.clone(),
                 c.clone(),
                 f.clone(),
                 kept.clone(),
                 primary.clone(),
+                swap.clone(),
             );
             std::thread::spawn(move || {
                 let Ok(clone) = inbound.try_clone() else {
@@ -3858,6 +3878,41 @@ fn answer_mitm(primary: &str) -> AnswerMitm {
                     _ => None,
                 };
                 let asked = oracle.as_ref().map_or(path.as_str(), |(p, _)| p.as_str());
+                let signed_request =
+                    path.starts_with("/api/replication") && !is_probe && !sig.is_empty();
+                let now = m.load(Ordering::SeqCst);
+                if signed_request && (now == COPY_FIRST || now == TWICE) {
+                    // The copy, sent by the tap itself with the token it
+                    // read on the wire; its answer goes nowhere.
+                    let auth = headers
+                        .iter()
+                        .find(|(k, _)| k.eq_ignore_ascii_case("authorization"))
+                        .map(|(_, v)| v.clone())
+                        .unwrap_or_default();
+                    let (http, url) = (http.clone(), format!("{primary}{path}"));
+                    let copy = std::thread::spawn(move || {
+                        let _ = http
+                            .get(url)
+                            .header("authorization", auth)
+                            .send()
+                            .and_then(|r| r.bytes());
+                    });
+                    c.fetch_add(1, Ordering::SeqCst);
+                    if now == TWICE {
+                        let _ = copy.join();
+                    } else {
+                        std::thread::sleep(Duration::from_millis(100));
+                    }
+                }
+                if signed_request && now == SWAP_TOKEN {
+                    let t = swap.lock().expect("token").clone();
+                    for (k, v) in headers.iter_mut() {
+                        if k.eq_ignore_ascii_case("authorization") {
+                            *v = format!("Bearer {t}");
+                        }
+                    }
+                    c.fetch_add(1, Ordering::SeqCst);
+                }
                 let mut req = http.request(
                     reqwest::Method::from_bytes(method.as_bytes()).unwrap_or(reqwest::Method::GET),
                     format!("{primary}{asked}"),
@@ -3925,6 +3980,10 @@ fn answer_mitm(primary: &str) -> AnswerMitm {
                         }
                     }
                 }
+                if signed_request && m.load(Ordering::SeqCst) == DELAY {
+                    c.fetch_add(1, Ordering::SeqCst);
+                    std::thread::sleep(Duration::from_secs(7));
+                }
                 let (status, headers, body) = answer;
                 let mut head = format!(
                     "HTTP/1.1 {status} x\r\nContent-Length: {}\r\nConnection: close\r\n",
@@ -3944,6 +4003,7 @@ fn answer_mitm(primary: &str) -> AnswerMitm {
         mode,
         changed,
         forged,
+        token,
     }
 }
 
@@ -4499,4 +4559,231 @@ fn an_old_standby_names_the_confirmation_step_before_enrolling_again() {
     );
     // Old code: revoke, new link, restart — nothing about the confirmation.
     assert!(said.contains("「予備機の停止を確認」を押す"), "{said}");
+}
+
+/// Sends `line` (a replication request as seen on the wire) to `base`
+/// with `token`, from three threads, until `stop` (at most 20,000 each,
+/// about 50 a second each): the replay of outside tester insider-rt13 A2
+/// and insider-rt14 R1.
+fn replay_flood(
+    base: &str,
+    line: &str,
+    token: &str,
+    stop: &std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> Vec<std::thread::JoinHandle<u32>> {
+    (0..3)
+        .map(|_| {
+            let (url, token, stop) = (format!("{base}{line}"), token.to_string(), stop.clone());
+            std::thread::spawn(move || {
+                let c = Server::client();
+                let mut sent = 0u32;
+                while !stop.load(std::sync::atomic::Ordering::SeqCst) && sent < 20_000 {
+                    let _ = c
+                        .get(&url)
+                        .bearer_auth(&token)
+                        .timeout(Duration::from_secs(10))
+                        .send();
+                    sent += 1;
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                sent
+            })
+        })
+        .collect()
+}
+
+/// The kiosk issues once a second for `secs`: each answer's time (from
+/// the start), status and error code.
+fn issue_for(base: &str, kiosk: &str, secs: u64) -> Vec<(f64, StatusCode, String)> {
+    let started = Instant::now();
+    let mut seen = Vec::new();
+    while started.elapsed() < Duration::from_secs(secs) {
+        let (st, v) = issue(base, kiosk);
+        seen.push((
+            started.elapsed().as_secs_f64(),
+            st,
+            v["error"]["code"].as_str().unwrap_or_default().to_string(),
+        ));
+        std::thread::sleep(Duration::from_millis(1000));
+    }
+    seen
+}
+
+/// Outside tester insider-rt14 R1 (issue 23, issue 24; R9, R11): once the
+/// standby had lost its nonce — here the primary restarted, as every
+/// morning — one sniffed signed line of the standby (its first) replayed
+/// about 30 times a second took every new nonce the moment the 3 s window
+/// opened, and issuing stayed stopped (`no_standby_lease`) for as long as
+/// the replay ran. Now a request the primary has answered gets only the
+/// nonce it got then, and the standby's own request its own at once.
+#[test]
+fn a_primary_restarted_while_one_sniffed_line_is_replayed_issues_again_within_seconds() {
+    let mut e = enrolled_primary();
+    let cable = Cable::to(&e.primary.base);
+    let standby = pair(&e, &cable.addr);
+    let line = cable
+        .replication_lines()
+        .into_iter()
+        .find(|l| l.contains("&sig="))
+        .expect("a signed request crossed the cable");
+    let token = std::fs::read_to_string(data_of(&standby).join("standby-token")).expect("token");
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flood = replay_flood(&e.primary.base, &line, token.trim(), &stop);
+    std::thread::sleep(Duration::from_secs(2));
+    let (st, v) = issue(&e.primary.base, &e.kiosk);
+    assert_eq!(st, StatusCode::OK, "before the restart: {v}");
+    e.primary.restart();
+    let seen = issue_for(&e.primary.base, &e.kiosk, 22);
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let sent: u32 = flood.into_iter().map(|t| t.join().unwrap_or(0)).sum();
+    assert!(sent > 200, "the replay sent only {sent}");
+    // Old code: 503 no_standby_lease from the restart to the end of the
+    // replay (25 of 25 in the outside tester's run).
+    let first = seen.iter().find(|(_, st, _)| *st == StatusCode::OK);
+    assert!(
+        first.is_some_and(|(at, _, _)| *at < 12.0),
+        "{sent} replays; after the restart: {seen:?}"
+    );
+    let last: Vec<_> = seen.iter().rev().take(6).collect();
+    assert!(
+        last.iter().all(|(_, st, _)| *st == StatusCode::OK),
+        "issuing stopped again during the replay: {seen:?}"
+    );
+    drop(standby);
+}
+
+/// Outside tester insider-rt14 R1, the race (`r1_race.sh`): a tap that
+/// sends a copy of each replication request to the primary itself, first.
+/// The copy used the standby's nonce; the standby's own request got a 428
+/// without one, and issuing stopped for as long as it went on (25 of 25
+/// `no_standby_lease`). Now the standby's own request, the same as the
+/// copy, gets the answer the copy got (its records, grant and nonce).
+#[test]
+fn a_tap_whose_copy_of_each_request_arrives_first_stops_no_issuing() {
+    use std::sync::atomic::Ordering;
+    let e = enrolled_primary();
+    let mitm = answer_mitm(&e.primary.base);
+    let standby = pair(&e, &mitm.addr);
+    mitm.mode.store(COPY_FIRST, Ordering::SeqCst);
+    let seen = issue_for(&e.primary.base, &e.kiosk, 16);
+    assert!(
+        mitm.changed.load(Ordering::SeqCst) > 5,
+        "the tap copied too little"
+    );
+    // Old code: 503 no_standby_lease from a few seconds on, to the end.
+    let late: Vec<_> = seen.iter().filter(|(at, _, _)| *at > 4.0).collect();
+    assert!(
+        late.iter().all(|(_, st, _)| *st == StatusCode::OK),
+        "{seen:?}"
+    );
+    drop(standby);
+}
+
+/// Outside tester insider-rt14 R2 (`mitm_twice.py`): a man in the middle
+/// who only sends each request twice and hands the standby the second
+/// answer. Every answer the standby got was a genuine, signed 428 without
+/// a nonce: it took nothing, said nothing, and the primary held
+/// (`no_standby_lease`, 54 of 55). Now the second gets the first's answer.
+#[test]
+fn a_man_in_the_middle_who_sends_each_request_twice_stops_no_issuing() {
+    use std::sync::atomic::Ordering;
+    let e = enrolled_primary();
+    let mitm = answer_mitm(&e.primary.base);
+    let standby = pair(&e, &mitm.addr);
+    mitm.mode.store(TWICE, Ordering::SeqCst);
+    let seen = issue_for(&e.primary.base, &e.kiosk, 14);
+    assert!(
+        mitm.changed.load(Ordering::SeqCst) > 3,
+        "sent twice too little"
+    );
+    // Old code: 503 no_standby_lease throughout.
+    let late: Vec<_> = seen.iter().filter(|(at, _, _)| *at > 4.0).collect();
+    assert!(
+        late.iter().all(|(_, st, _)| *st == StatusCode::OK),
+        "{seen:?}"
+    );
+    // The standby holds what the primary issued.
+    let numbers = seen
+        .iter()
+        .filter(|(_, st, _)| *st == StatusCode::OK)
+        .count();
+    assert!(numbers > 5, "{seen:?}");
+    drop(standby);
+}
+
+/// Outside tester insider-rt14 R2 (`mitm_delay.py`): a man in the middle
+/// who hands the standby each answer 7 s late (more than the lease). The
+/// standby took every answer and said nothing (its /admin: 「主機の記録を
+/// すべて受け取っています」); the primary held with 「電源とケーブル」 and named
+/// answers "changed on the way" only after ~70 s. Now the standby says the
+/// answers come late, on /admin instead of "all received", and the
+/// primary names answers stopped or delayed.
+#[test]
+fn answers_held_back_longer_than_the_lease_are_said_on_both_machines() {
+    use std::sync::atomic::Ordering;
+    let e = enrolled_primary();
+    let mitm = answer_mitm(&e.primary.base);
+    let standby = pair(&e, &mitm.addr);
+    mitm.mode.store(DELAY, Ordering::SeqCst);
+    // Old code: never said on the standby.
+    assert!(
+        faults_say(&standby, "主機の答えが遅れて届いています", 60),
+        "{}",
+        faults_of(&standby)
+    );
+    let page = page_text(
+        &standby.base,
+        "/admin",
+        Some(("admin", &standby.admin_password)),
+        None,
+    );
+    assert!(
+        page.contains("主機の答えが遅れて届いています")
+            && !page.contains("主機の記録をすべて受け取っています"),
+        "{page}"
+    );
+    // Old code: 「電源とケーブル」 for ~70 s, then only 「書き換えられている」.
+    assert!(
+        faults_say(&e.primary, "遅らせている", 45),
+        "{}",
+        faults_of(&e.primary)
+    );
+    let (st, v) = issue(&e.primary.base, &e.kiosk);
+    assert_eq!(st, StatusCode::SERVICE_UNAVAILABLE, "{v}");
+    let ja = v["error"]["message_ja"].as_str().unwrap_or_default();
+    assert!(
+        ja.contains("遅らせている") && !ja.contains("電源とケーブル"),
+        "{v}"
+    );
+    mitm.mode.store(PASS, Ordering::SeqCst);
+    let (st, v) = issue_until(&e.primary.base, &e.kiosk, "", 40);
+    assert_eq!(st, StatusCode::OK, "{v}");
+    drop(standby);
+}
+
+/// Outside tester insider-rt14 R2 (`mitm_tok.py`): a man in the middle
+/// put a kiosk's token on the standby's signed requests; the primary,
+/// which saw a kiosk token carrying its standby's valid signature, said
+/// only 「電源とケーブル」. The standby's key never leaves it: that is a
+/// device in between, and the primary says so.
+#[test]
+fn a_kiosk_token_on_the_standbys_signed_request_is_said_to_be_a_device_in_between() {
+    use std::sync::atomic::Ordering;
+    let e = enrolled_primary();
+    let mitm = answer_mitm(&e.primary.base);
+    let standby = pair(&e, &mitm.addr);
+    *mitm.token.lock().expect("token") = e.kiosk.clone();
+    mitm.mode.store(SWAP_TOKEN, Ordering::SeqCst);
+    let said = "予備機ではない端末のトークンで届きました";
+    // Old code: nothing but the cable text.
+    assert!(
+        faults_say(&e.primary, said, 30),
+        "{}",
+        faults_of(&e.primary)
+    );
+    let (st, v) = issue_until(&e.primary.base, &e.kiosk, "no_standby_lease", 20);
+    assert_eq!(st, StatusCode::SERVICE_UNAVAILABLE, "{v}");
+    let ja = v["error"]["message_ja"].as_str().unwrap_or_default();
+    assert!(ja.contains(said) && !ja.contains("電源とケーブル"), "{v}");
+    drop(standby);
 }

@@ -130,6 +130,13 @@ pub struct Fence {
     /// coming without a lease echo (insider-rt13 C1: it does not receive
     /// this primary's answers).
     no_echo: Mutex<Option<Instant>>,
+    /// Primary: when a request with another token than the standby's last
+    /// came signed with a standby's key (insider-rt14 R2: a device in
+    /// between put a kiosk's token on the standby's requests).
+    token_swapped: Mutex<Option<Instant>>,
+    /// Standby: what it says while the primary's signed answers are ones
+    /// it cannot use (insider-rt14 R1, R2), `None` while it follows.
+    link_stalled: Mutex<Option<String>>,
     /// Primary: the standby holds records this log lost (standby's last,
     /// ours), kept in `<data>/behind`.
     behind: Mutex<Option<(u64, u64)>>,
@@ -442,9 +449,15 @@ fn lately(at: &Mutex<Option<Instant>>) -> bool {
 /// (outside tester insider-rt13 A2): said instead of power and cable.
 pub const REPLAYED_JA: &str = "予備機のトークンで古い要求が繰り返し送られています（写された恐れ）。この要求では番号の発行は許されず、予備機の記録も渡していません。予備機が主機と連絡できていれば受付は続きます。止まっているときは、主機と予備機の間につながった機器（ほかの機械、ハブ）を確かめてください。管理者に連絡してください（管理画面の記録に詳しい内容があります）。";
 pub const REPLAYED_EN: &str = "an old request of the standby's token is being sent again and again (it was copied on the way): it gets nothing and renews no lease. If commands are stopped, check what is connected between the primary and the standby (see /admin)";
-/// The standby asks, signed, but never echoes a grant (insider-rt13 C1).
-pub const NO_ECHO_JA: &str = "予備機は主機の答えを受け取れていません（途中で書き換えられている恐れ）。予備機は要求を送ってきていますが、主機の答えを確かめられないため受付の許可が届いていません。番号の二重発行を防ぐために受付を止めています。予備機の管理画面の記録と、主機と予備機の間の機器を確かめてください。";
-pub const NO_ECHO_EN: &str = "the standby does not receive this primary's answers (they may be changed on the way): its signed requests keep coming without the lease echo, so commands are stopped. Check the standby's /admin records and the devices between the two machines";
+/// The standby asks, signed, but never echoes a grant in time
+/// (insider-rt13 C1: answers edited on the way; insider-rt14 R2: answers
+/// stopped, or held back longer than the lease).
+pub const NO_ECHO_JA: &str = "予備機は主機の答えを受け取れていません（途中の機器が答えを止めているか、遅らせているか、書き換えている恐れ）。予備機は要求を送ってきていますが、受付の許可が間に合うように届いていません。番号の二重発行を防ぐために受付を止めています。予備機の管理画面の記録と、主機と予備機の間の機器を確かめてください。";
+pub const NO_ECHO_EN: &str = "the standby does not receive this primary's answers in time (something between the two machines stops, delays or changes them): its signed requests keep coming without a lease echo that renews, so commands are stopped. Check the standby's /admin records and the devices between the two machines";
+/// A request with another token than the standby's (a kiosk's) came
+/// signed with a standby's key (insider-rt14 R2).
+pub const TOKEN_SWAPPED_JA: &str = "予備機の鍵で署名された記録の要求が、予備機ではない端末のトークンで届きました。予備機の鍵は予備機から出ないため、主機と予備機の間につながった機器が要求を書き換えています。番号の二重発行を防ぐために、予備機と連絡できないあいだは受付を止めます。主機と予備機の間の機器（ほかの機械、ハブ）を確かめてください。管理者に連絡してください。";
+pub const TOKEN_SWAPPED_EN: &str = "a replication request signed with a standby's key came with another device's token: the key never leaves the standby, so a device between the two machines is changing its requests. Check what is connected between the primary and the standby";
 
 /// The header that carries the proof of a promoted machine's epoch.
 pub const EPOCH_PROOF_HEADER: &str = "madoguchi-epoch-proof";
@@ -572,6 +585,8 @@ impl Fence {
             key_refused: Mutex::new(None),
             replayed: Mutex::new(None),
             no_echo: Mutex::new(None),
+            token_swapped: Mutex::new(None),
+            link_stalled: Mutex::new(None),
             behind: Mutex::new(behind),
             behind_path,
             unconfirmed: Mutex::new(unconfirmed),
@@ -971,6 +986,27 @@ impl Fence {
         }
     }
 
+    /// Primary: another token than the standby's came on a request signed
+    /// with a standby's key (insider-rt14 R2).
+    pub fn note_token_swapped(&self) {
+        if let Ok(mut k) = self.token_swapped.lock() {
+            *k = Some(Instant::now());
+        }
+    }
+
+    /// Standby: the link gives nothing it can use (`Some`: what to say on
+    /// /admin instead of "every record received"), or follows again.
+    pub fn note_link_stalled(&self, words: Option<String>) {
+        if let Ok(mut k) = self.link_stalled.lock() {
+            *k = words;
+        }
+    }
+
+    /// Standby: what [`Fence::note_link_stalled`] last said.
+    pub fn link_stalled(&self) -> Option<String> {
+        self.link_stalled.lock().ok().and_then(|k| k.clone())
+    }
+
     /// Primary: the refusal of commands for want of a lease. When a
     /// request signed with another key than the standby's came lately,
     /// it does not send staff to the standby's power and cable (outside
@@ -990,6 +1026,9 @@ impl Fence {
                 "予備機のトークンで、登録された予備機の鍵とは違う鍵で署名された要求が届いています（別の機械が予備機のトークンを使っているおそれがあります）。番号の二重発行を防ぐために受付を止めています。電源やケーブルの問題ではありません。管理者に連絡してください（管理画面の記録に詳しい内容があります。予備機を取り消し、新しい登録用リンクで登録し直します）。",
                 "requests with the standby's token come signed with another key than the standby's registered one (another machine may be using its token): commands are stopped so that no number is given twice. Not a power or cable problem: an admin revokes the standby and enrols it again with a new link (see /admin)",
             );
+        }
+        if lately(&self.token_swapped) {
+            return plain(TOKEN_SWAPPED_JA, TOKEN_SWAPPED_EN);
         }
         if lately(&self.replayed) {
             return plain(REPLAYED_JA, REPLAYED_EN);

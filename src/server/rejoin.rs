@@ -66,9 +66,13 @@ async fn same_at(
                 "the new primary's answer ({s}) is not signed by its answer key: it may have been changed on the way; check the cable and try again / 新しい主機の答えに主機の鍵の署名がありません（途中で書き換えられた恐れがあります）。ケーブルを確かめてやり直してください"
             ),
         };
-        if let Some(n) = r.nonce.as_deref().filter(|n| !n.is_empty()) {
-            *nonce = n.to_string();
-        }
+        // A request is never sent twice as it was: one answered before
+        // gets only the nonce it got then (insider-rt14 R1).
+        *nonce = r
+            .nonce
+            .as_deref()
+            .filter(|n| !n.is_empty())
+            .map_or_else(super::link_key::own_nonce, str::to_string);
         match r.status {
             reqwest::StatusCode::PRECONDITION_REQUIRED => {
                 if r.nonce.is_none() {
@@ -185,7 +189,7 @@ pub async fn prepare(
     // The last record both logs share: a binary search on the hash chain
     // (if two logs agree at a record they agree on everything before it).
     let mut grant = None;
-    let mut nonce = String::new();
+    let mut nonce = super::link_key::own_nonce();
     let (mut lo, mut hi) = (0usize, records.len());
     while lo < hi {
         let mid = (lo + hi).div_ceil(2);
