@@ -102,8 +102,12 @@ async fn same_at(
             ),
         }
     }
-    anyhow::bail!("the new primary gave no usable nonce")
+    anyhow::bail!("{NO_USABLE_NONCE}")
 }
+
+/// The search got no answer it could use, six times over (outside tester
+/// insider-rt14 R5: said in English only, with no next step).
+const NO_USABLE_NONCE: &str = "新しい主機から要求の番号（nonce）を受け取れませんでした（途中の機器が答えを止めている恐れがあります）。主機と予備機の間の機器を確かめて、同じコマンドをもう一度実行してください。この機械の記録はまだ動かしていません / the new primary gave no usable nonce (something between the two machines may be stopping its answers): check the devices between them and run the same command again; nothing was moved";
 
 /// The new primary's signed refusal of this machine's token (C3): the
 /// token it enrolled with is dropped, so the next run takes a new link.
