@@ -3712,7 +3712,8 @@ const COPY_FIRST: u8 = 7;
 /// gets the second answer.
 const TWICE: u8 = 8;
 /// Outside tester insider-rt14 R2 (`mitm_delay.py`): each replication
-/// answer is handed to the standby 7 s late (more than the lease).
+/// answer is handed to the standby [`AnswerMitm::delay_ms`] late (7 s:
+/// more than the lease).
 const DELAY: u8 = 9;
 /// Outside tester insider-rt14 R2 (`mitm_tok.py`): each replication
 /// request goes on with the token in [`AnswerMitm::token`] instead of the
@@ -3732,6 +3733,8 @@ struct AnswerMitm {
     forged: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
     /// The token [`SWAP_TOKEN`] puts on the standby's requests.
     token: std::sync::Arc<std::sync::Mutex<String>>,
+    /// How late [`DELAY`] hands over each answer.
+    delay_ms: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 type Answer = (u16, Vec<(String, String)>, Vec<u8>);
@@ -3804,12 +3807,14 @@ fn answer_mitm(primary: &str) -> AnswerMitm {
     let kept: std::sync::Arc<std::sync::Mutex<Option<Answer>>> =
         std::sync::Arc::new(std::sync::Mutex::new(None));
     let token = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
-    let (m, c, f, primary, swap) = (
+    let delay_ms = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(7000));
+    let (m, c, f, primary, swap, late) = (
         mode.clone(),
         changed.clone(),
         forged.clone(),
         primary.to_string(),
         token.clone(),
+        delay_ms.clone(),
     );
     std::thread::spawn(move || {
         let http = Client::builder()
@@ -3819,7 +3824,7 @@ fn answer_mitm(primary: &str) -> AnswerMitm {
             .expect("client");
         for inbound in listener.incoming() {
             let Ok(mut inbound) = inbound else { break };
-            let (http, m, c, f, kept, primary, swap) = (
+            let (http, m, c, f, kept, primary, swap, late) = (
                 http.clone(),
                 m.clone(),
                 c.clone(),
@@ -3827,6 +3832,7 @@ fn answer_mitm(primary: &str) -> AnswerMitm {
                 kept.clone(),
                 primary.clone(),
                 swap.clone(),
+                late.clone(),
             );
             std::thread::spawn(move || {
                 let Ok(clone) = inbound.try_clone() else {
@@ -3982,7 +3988,7 @@ fn answer_mitm(primary: &str) -> AnswerMitm {
                 }
                 if signed_request && m.load(Ordering::SeqCst) == DELAY {
                     c.fetch_add(1, Ordering::SeqCst);
-                    std::thread::sleep(Duration::from_secs(7));
+                    std::thread::sleep(Duration::from_millis(late.load(Ordering::SeqCst)));
                 }
                 let (status, headers, body) = answer;
                 let mut head = format!(
@@ -4004,6 +4010,7 @@ fn answer_mitm(primary: &str) -> AnswerMitm {
         changed,
         forged,
         token,
+        delay_ms,
     }
 }
 
@@ -4785,5 +4792,137 @@ fn a_kiosk_token_on_the_standbys_signed_request_is_said_to_be_a_device_in_betwee
     assert_eq!(st, StatusCode::SERVICE_UNAVAILABLE, "{v}");
     let ja = v["error"]["message_ja"].as_str().unwrap_or_default();
     assert!(ja.contains(said) && !ja.contains("電源とケーブル"), "{v}");
+    drop(standby);
+}
+
+/// Outside tester insider-rt14 R4 (issue 24; R10): a pair enrolled by a
+/// version before answer keys, upgraded: the primary said at every start
+/// 「…バックアップから戻すか、予備機を取り消して登録し直してください」; no
+/// backup holds an answer key then, and restoring one would hold a working
+/// primary. Now it names the upgrade step only; a folder that had an
+/// answer key (`a_primary_whose_answer_key_is_gone_says_so_at_start`)
+/// still names the backup.
+#[test]
+fn an_upgraded_primary_without_an_answer_key_names_the_upgrade_step_not_a_backup() {
+    let e = enrolled_primary();
+    let standby = pair(&e, &e.primary.base);
+    let mut primary = e.primary;
+    primary.stop();
+    let data = data_of(&primary);
+    // What a folder of the older version holds: no answer key, and links
+    // that name none.
+    std::fs::remove_file(data.join("link-answer-key")).expect("remove the key");
+    let links = data.join("standby-links.json");
+    let text = std::fs::read_to_string(&links).expect("links");
+    let mut v: Value = serde_json::from_str(&text).expect("json");
+    for (_, l) in v.as_object_mut().expect("object").iter_mut() {
+        let l = l.as_object_mut().expect("link");
+        l.remove("answer_key");
+        l.remove("answer_tag");
+    }
+    std::fs::write(&links, v.to_string()).expect("write");
+    primary.restart();
+    assert!(
+        faults_say(&primary, "以前の版で登録されています", 20),
+        "{}",
+        faults_of(&primary)
+    );
+    let faults = faults_of(&primary);
+    // Old code: 「バックアップから戻すか、予備機を取り消して登録し直してください」.
+    assert!(
+        !faults.contains("バックアップから戻す") && faults.contains("「予備機の停止を確認」を押す"),
+        "{faults}"
+    );
+    drop(standby);
+}
+
+/// Outside tester insider-rt14 R3 (issue 24; R9): while a new standby
+/// copied a long log (here through a link that hands over each answer 1 s
+/// late, `catchup_delay.sh`), the primary's hold said 「予備機の電源とケーブル」,
+/// its fault list said 「受付を再開しました」 three seconds into a stop that
+/// went on for a minute, and every ticket tried was written, refused and
+/// never handed out (numbers 1–15 burnt). Now the hold says the standby is
+/// copying (and how much is left), a command is refused before it is
+/// written while it is far behind, and 「再開」 is said once one is answered.
+#[test]
+fn a_standby_copying_a_long_log_holds_with_what_is_left_and_burns_no_number() {
+    use std::sync::atomic::Ordering;
+    let dir = tempfile::tempdir().expect("tmp");
+    let history = dir.path().join("history");
+    let file = dir.path().join("days.jsonl");
+    let f = file.to_str().expect("path");
+    ok(
+        &history,
+        &[
+            "simulate",
+            "--days",
+            "6",
+            "--start",
+            "2026-06-01",
+            "--seed",
+            "24",
+            "--out",
+            f,
+        ],
+    );
+    ok(&history, &["import", f]);
+    let primary = Server::start_prepared(None, &["--listen", "127.0.0.1:0"], |to| {
+        crate::util::copy_dir(&history.join("log"), &to.join("log"));
+        std::fs::copy(history.join("HIGHWATER"), to.join("HIGHWATER")).expect("mark");
+    });
+    let (c, csrf) = primary.admin();
+    crate::server::open_today(&c, &primary, &csrf, &[10]);
+    let kiosk = enrol(&primary.kiosk_enrol);
+    let display = enrol(&primary.display_enrol);
+    let e = Enrolled {
+        primary,
+        kiosk,
+        display,
+    };
+    let mitm = answer_mitm(&e.primary.base);
+    mitm.delay_ms.store(1000, Ordering::SeqCst);
+    mitm.mode.store(DELAY, Ordering::SeqCst);
+    let standby = pair(&e, &mitm.addr);
+    let mut refusals = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let first = loop {
+        let (st, v) = issue(&e.primary.base, &e.kiosk);
+        if st == StatusCode::OK {
+            break v;
+        }
+        let faults = faults_of(&e.primary);
+        assert!(
+            !faults.contains("受付を再開しました"),
+            "old code: said resumed while commands were refused: {faults}"
+        );
+        refusals.push(v);
+        assert!(Instant::now() < deadline, "never issued: {refusals:?}");
+        std::thread::sleep(Duration::from_millis(1000));
+    };
+    let said: Vec<&str> = refusals
+        .iter()
+        .map(|v| v["error"]["message_ja"].as_str().unwrap_or_default())
+        .collect();
+    // Old code: 「…予備機の電源とケーブルを確かめてください…」 each time.
+    assert!(
+        said.iter()
+            .any(|m| m.contains("予備機が主機の記録を受け取っている途中です（あと")),
+        "{said:?}"
+    );
+    assert!(
+        said.iter().all(|m| !m.contains("電源とケーブル")),
+        "{said:?}"
+    );
+    // Old code: the first numbers (idou starts at 1001) were written and
+    // refused; the first handed out was a later one.
+    assert_eq!(number(&first), 1001, "{first} after {said:?}");
+    let burnt = std::fs::read_to_string(data_of(&e.primary).join("refused-after-write"))
+        .unwrap_or_default();
+    assert!(burnt.trim().is_empty(), "burnt: {burnt}");
+    assert!(
+        faults_say(&e.primary, "受付を再開しました", 10),
+        "{}",
+        faults_of(&e.primary)
+    );
     drop(standby);
 }

@@ -380,6 +380,16 @@ pub fn answer_key_lost(data: &Path) -> bool {
     !data.join(ANSWER_KEY_FILE).exists() && load(data).is_ok_and(|k| !k.is_empty())
 }
 
+/// Primary, when [`answer_key_lost`]: whether this folder ever had an
+/// answer key (outside tester insider-rt14 R4). Every standby link made
+/// since answer keys exist names it in `standby-links.json`, and the file
+/// always keeps the last link made; a folder whose links name none (or
+/// that has no such file) enrolled its standby with a version before
+/// answer keys: an upgrade, which no backup can mend.
+pub fn answer_key_ever_made(data: &Path) -> bool {
+    load_links(data).is_ok_and(|l| l.values().any(|l| l.answer_key.is_some()))
+}
+
 /// The MAC key only the holder of the link's code can make, with its own
 /// label (apart from [`link_id`], [`link_signer`] and the code's hash).
 fn answer_mac_key(code: &str) -> ring::hmac::Key {

@@ -976,6 +976,11 @@ async fn answer(
             }
             other => other?,
         };
+        // How far behind the standby is (insider-rt14 R3: commands are
+        // refused before they are written while it copies a long log).
+        if signed {
+            app.fence.note_served_last(last);
+        }
         // Only a standby whose position this log holds renews the lease.
         if signed && attempt == 0 {
             let renewed = q.lease.as_deref().is_some_and(|g| app.fence.renew(g));
@@ -1649,10 +1654,20 @@ pub fn check_answer_key(app: &App) {
     if !super::link_key::answer_key_lost(&app.data) {
         return;
     }
-    let said = format!(
-        "{} / {}",
-        ANSWER_KEY_LOST_JA, "the primary's answer key (link-answer-key) is missing although standby keys are bound: restore it from a backup, or revoke the standby and enrol it again (its answers will not be taken until then)"
-    );
+    // An upgrade from a version before answer keys: no backup holds one
+    // (outside tester insider-rt14 R4: told to restore a backup, which
+    // would have held a working primary as `restored_unconfirmed`).
+    let said = if super::link_key::answer_key_ever_made(&app.data) {
+        format!(
+            "{} / {}",
+            ANSWER_KEY_LOST_JA, "the primary's answer key (link-answer-key) is missing although standby keys are bound: restore it from a backup, or revoke the standby and enrol it again (its answers will not be taken until then)"
+        )
+    } else {
+        format!(
+            "{} / {}",
+            ANSWER_KEY_UPGRADE_JA, "the standby was enrolled by a version before answer keys (an upgrade): revoke it on 管理 → 端末, press 「予備機の停止を確認」 on /admin, make a new standby link and start the standby with --enrol-link NEW_LINK (its answers will not be taken until then)"
+        )
+    };
     eprintln!("madoguchi: {said}");
     tracing::error!("{said}");
     app.faults.record("failover", said);
@@ -1660,6 +1675,10 @@ pub fn check_answer_key(app: &App) {
 
 /// What staff are told when the answer key is gone (C4).
 pub const ANSWER_KEY_LOST_JA: &str = "主機の答えの鍵（link-answer-key）がありません。バックアップから戻すか、予備機を取り消して登録し直してください（それまで予備機は主機の答えを受け取れず、受付は止まります）";
+
+/// What staff are told on an upgrade from a version before answer keys
+/// (outside tester insider-rt14 R4): no backup holds one.
+pub const ANSWER_KEY_UPGRADE_JA: &str = "予備機は、主機の答えの鍵（link-answer-key）がなかった以前の版で登録されています。版を上げたときは、予備機を取り消して登録し直してください：1. 主機の管理画面「端末」で予備機を取り消す。2. 主機の管理画面で「予備機の停止を確認」を押す。3. 予備機の登録用リンクを作り直し、予備機を --enrol-link 新しいリンク を付けて起動し直す（docs/manual-ja.md「予備機への切替え」）。それまで予備機は主機の答えを受け取れず、受付は止まります";
 
 /// Tells the old primary that it was replaced, again every few seconds
 /// until it answers (it may be frozen, or cut off).
