@@ -3715,6 +3715,12 @@ const TWICE: u8 = 8;
 /// answer is handed to the standby [`AnswerMitm::delay_ms`] late (7 s:
 /// more than the lease).
 const DELAY: u8 = 9;
+/// Outside tester insider-rt14 R2 with the new primary: each replication
+/// request is first sent by the man in the middle himself (its answer
+/// dropped), and the standby's own only 5.5 s after that answer, when the
+/// primary no longer gives it again: every answer the standby gets is a
+/// genuine, signed 428 (its nonce already used).
+const COPY_THEN_LATE: u8 = 11;
 /// Outside tester insider-rt14 R2 (`mitm_tok.py`): each replication
 /// request goes on with the token in [`AnswerMitm::token`] instead of the
 /// standby's.
@@ -3887,7 +3893,7 @@ fn answer_mitm(primary: &str) -> AnswerMitm {
                 let signed_request =
                     path.starts_with("/api/replication") && !is_probe && !sig.is_empty();
                 let now = m.load(Ordering::SeqCst);
-                if signed_request && (now == COPY_FIRST || now == TWICE) {
+                if signed_request && (now == COPY_FIRST || now == TWICE || now == COPY_THEN_LATE) {
                     // The copy, sent by the tap itself with the token it
                     // read on the wire; its answer goes nowhere.
                     let auth = headers
@@ -3906,6 +3912,9 @@ fn answer_mitm(primary: &str) -> AnswerMitm {
                     c.fetch_add(1, Ordering::SeqCst);
                     if now == TWICE {
                         let _ = copy.join();
+                    } else if now == COPY_THEN_LATE {
+                        let _ = copy.join();
+                        std::thread::sleep(Duration::from_millis(5500));
                     } else {
                         std::thread::sleep(Duration::from_millis(100));
                     }
@@ -4924,5 +4933,36 @@ fn a_standby_copying_a_long_log_holds_with_what_is_left_and_burns_no_number() {
         "{}",
         faults_of(&e.primary)
     );
+    drop(standby);
+}
+
+/// Outside tester insider-rt14 R1, R2: while the standby's signed requests
+/// were answered 428 (a replay or a copy had used its nonce; `mitm_twice`),
+/// the standby wrote nothing and its /admin said 「主機の記録をすべて受け取って
+/// います」. Now, after a few seconds of such answers, it says no usable
+/// nonce arrives, on /admin and in its fault records.
+#[test]
+fn a_standby_answered_428_again_and_again_says_no_nonce_arrives() {
+    use std::sync::atomic::Ordering;
+    let e = enrolled_primary();
+    let mitm = answer_mitm(&e.primary.base);
+    let standby = pair(&e, &mitm.addr);
+    mitm.mode.store(COPY_THEN_LATE, Ordering::SeqCst);
+    let said = "主機から要求の番号（nonce）が届きません";
+    // Old code: nothing on the standby.
+    assert!(faults_say(&standby, said, 60), "{}", faults_of(&standby));
+    let page = page_text(
+        &standby.base,
+        "/admin",
+        Some(("admin", &standby.admin_password)),
+        None,
+    );
+    assert!(
+        page.contains(said) && !page.contains("主機の記録をすべて受け取っています"),
+        "{page}"
+    );
+    mitm.mode.store(PASS, Ordering::SeqCst);
+    let (st, v) = issue_until(&e.primary.base, &e.kiosk, "", 40);
+    assert_eq!(st, StatusCode::OK, "{v}");
     drop(standby);
 }

@@ -451,7 +451,7 @@ struct KeptAnswer {
 /// How long an answer is given again to its request sent again: a copy
 /// and the standby's own arrive within moments of each other; a line
 /// replayed later gets a 428 with its old nonce only.
-const AGAIN_FOR: Duration = Duration::from_secs(10);
+const AGAIN_FOR: Duration = Duration::from_secs(5);
 
 type Kept = Arc<KeptAnswer>;
 
