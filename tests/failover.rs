@@ -3703,6 +3703,28 @@ const ORACLE_403: u8 = 4;
 const ORACLE_PROBE: u8 = 5;
 /// Only the promotion's probe is answered, with the no-token 401.
 const PROBE_401: u8 = 6;
+/// Outside tester insider-rt14 R1 (`r1_race.sh`): a tap sends a copy of
+/// each replication request to the primary itself, first; the standby's
+/// own follows 100 ms later and gets its own answer.
+const COPY_FIRST: u8 = 7;
+/// Outside tester insider-rt14 R2 (`mitm_twice.py`): each replication
+/// request goes to the primary twice, one after the other; the standby
+/// gets the second answer.
+const TWICE: u8 = 8;
+/// Outside tester insider-rt14 R2 (`mitm_delay.py`): each replication
+/// answer is handed to the standby [`AnswerMitm::delay_ms`] late (7 s:
+/// more than the lease).
+const DELAY: u8 = 9;
+/// Outside tester insider-rt14 R2 with the new primary: each replication
+/// request is first sent by the man in the middle himself (its answer
+/// dropped), and the standby's own only 5.5 s after that answer, when the
+/// primary no longer gives it again: every answer the standby gets is a
+/// genuine, signed 428 (its nonce already used).
+const COPY_THEN_LATE: u8 = 11;
+/// Outside tester insider-rt14 R2 (`mitm_tok.py`): each replication
+/// request goes on with the token in [`AnswerMitm::token`] instead of the
+/// standby's.
+const SWAP_TOKEN: u8 = 10;
 
 /// A man in the middle on the standby link (outside tester insider-rt12
 /// A1, `fa_mitm.py`): it passes every request of the standby untouched
@@ -3715,6 +3737,10 @@ struct AnswerMitm {
     changed: std::sync::Arc<std::sync::atomic::AtomicU32>,
     /// The record payloads it made up, as sent to the standby.
     forged: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    /// The token [`SWAP_TOKEN`] puts on the standby's requests.
+    token: std::sync::Arc<std::sync::Mutex<String>>,
+    /// How late [`DELAY`] hands over each answer.
+    delay_ms: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 type Answer = (u16, Vec<(String, String)>, Vec<u8>);
@@ -3786,11 +3812,15 @@ fn answer_mitm(primary: &str) -> AnswerMitm {
     let forged = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     let kept: std::sync::Arc<std::sync::Mutex<Option<Answer>>> =
         std::sync::Arc::new(std::sync::Mutex::new(None));
-    let (m, c, f, primary) = (
+    let token = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let delay_ms = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(7000));
+    let (m, c, f, primary, swap, late) = (
         mode.clone(),
         changed.clone(),
         forged.clone(),
         primary.to_string(),
+        token.clone(),
+        delay_ms.clone(),
     );
     std::thread::spawn(move || {
         let http = Client::builder()
@@ -3800,13 +3830,15 @@ fn answer_mitm(primary: &str) -> AnswerMitm {
             .expect("client");
         for inbound in listener.incoming() {
             let Ok(mut inbound) = inbound else { break };
-            let (http, m, c, f, kept, primary) = (
+            let (http, m, c, f, kept, primary, swap, late) = (
                 http.clone(),
                 m.clone(),
                 c.clone(),
                 f.clone(),
                 kept.clone(),
                 primary.clone(),
+                swap.clone(),
+                late.clone(),
             );
             std::thread::spawn(move || {
                 let Ok(clone) = inbound.try_clone() else {
@@ -3858,6 +3890,44 @@ fn answer_mitm(primary: &str) -> AnswerMitm {
                     _ => None,
                 };
                 let asked = oracle.as_ref().map_or(path.as_str(), |(p, _)| p.as_str());
+                let signed_request =
+                    path.starts_with("/api/replication") && !is_probe && !sig.is_empty();
+                let now = m.load(Ordering::SeqCst);
+                if signed_request && (now == COPY_FIRST || now == TWICE || now == COPY_THEN_LATE) {
+                    // The copy, sent by the tap itself with the token it
+                    // read on the wire; its answer goes nowhere.
+                    let auth = headers
+                        .iter()
+                        .find(|(k, _)| k.eq_ignore_ascii_case("authorization"))
+                        .map(|(_, v)| v.clone())
+                        .unwrap_or_default();
+                    let (http, url) = (http.clone(), format!("{primary}{path}"));
+                    let copy = std::thread::spawn(move || {
+                        let _ = http
+                            .get(url)
+                            .header("authorization", auth)
+                            .send()
+                            .and_then(|r| r.bytes());
+                    });
+                    c.fetch_add(1, Ordering::SeqCst);
+                    if now == TWICE {
+                        let _ = copy.join();
+                    } else if now == COPY_THEN_LATE {
+                        let _ = copy.join();
+                        std::thread::sleep(Duration::from_millis(5500));
+                    } else {
+                        std::thread::sleep(Duration::from_millis(100));
+                    }
+                }
+                if signed_request && now == SWAP_TOKEN {
+                    let t = swap.lock().expect("token").clone();
+                    for (k, v) in headers.iter_mut() {
+                        if k.eq_ignore_ascii_case("authorization") {
+                            *v = format!("Bearer {t}");
+                        }
+                    }
+                    c.fetch_add(1, Ordering::SeqCst);
+                }
                 let mut req = http.request(
                     reqwest::Method::from_bytes(method.as_bytes()).unwrap_or(reqwest::Method::GET),
                     format!("{primary}{asked}"),
@@ -3925,6 +3995,10 @@ fn answer_mitm(primary: &str) -> AnswerMitm {
                         }
                     }
                 }
+                if signed_request && m.load(Ordering::SeqCst) == DELAY {
+                    c.fetch_add(1, Ordering::SeqCst);
+                    std::thread::sleep(Duration::from_millis(late.load(Ordering::SeqCst)));
+                }
                 let (status, headers, body) = answer;
                 let mut head = format!(
                     "HTTP/1.1 {status} x\r\nContent-Length: {}\r\nConnection: close\r\n",
@@ -3944,6 +4018,8 @@ fn answer_mitm(primary: &str) -> AnswerMitm {
         mode,
         changed,
         forged,
+        token,
+        delay_ms,
     }
 }
 
@@ -4499,4 +4575,394 @@ fn an_old_standby_names_the_confirmation_step_before_enrolling_again() {
     );
     // Old code: revoke, new link, restart — nothing about the confirmation.
     assert!(said.contains("「予備機の停止を確認」を押す"), "{said}");
+}
+
+/// Sends `line` (a replication request as seen on the wire) to `base`
+/// with `token`, from three threads, until `stop` (at most 20,000 each,
+/// about 50 a second each): the replay of outside tester insider-rt13 A2
+/// and insider-rt14 R1.
+fn replay_flood(
+    base: &str,
+    line: &str,
+    token: &str,
+    stop: &std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> Vec<std::thread::JoinHandle<u32>> {
+    (0..3)
+        .map(|_| {
+            let (url, token, stop) = (format!("{base}{line}"), token.to_string(), stop.clone());
+            std::thread::spawn(move || {
+                let c = Server::client();
+                let mut sent = 0u32;
+                while !stop.load(std::sync::atomic::Ordering::SeqCst) && sent < 20_000 {
+                    let _ = c
+                        .get(&url)
+                        .bearer_auth(&token)
+                        .timeout(Duration::from_secs(10))
+                        .send();
+                    sent += 1;
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                sent
+            })
+        })
+        .collect()
+}
+
+/// The kiosk issues once a second for `secs`: each answer's time (from
+/// the start), status and error code.
+fn issue_for(base: &str, kiosk: &str, secs: u64) -> Vec<(f64, StatusCode, String)> {
+    let started = Instant::now();
+    let mut seen = Vec::new();
+    while started.elapsed() < Duration::from_secs(secs) {
+        let (st, v) = issue(base, kiosk);
+        seen.push((
+            started.elapsed().as_secs_f64(),
+            st,
+            v["error"]["code"].as_str().unwrap_or_default().to_string(),
+        ));
+        std::thread::sleep(Duration::from_millis(1000));
+    }
+    seen
+}
+
+/// Outside tester insider-rt14 R1 (issue 23, issue 24; R9, R11): once the
+/// standby had lost its nonce — here the primary restarted, as every
+/// morning — one sniffed signed line of the standby (its first) replayed
+/// about 30 times a second took every new nonce the moment the 3 s window
+/// opened, and issuing stayed stopped (`no_standby_lease`) for as long as
+/// the replay ran. Now a request the primary has answered gets only the
+/// nonce it got then, and the standby's own request its own at once.
+#[test]
+fn a_primary_restarted_while_one_sniffed_line_is_replayed_issues_again_within_seconds() {
+    let mut e = enrolled_primary();
+    let cable = Cable::to(&e.primary.base);
+    let standby = pair(&e, &cable.addr);
+    let line = cable
+        .replication_lines()
+        .into_iter()
+        .find(|l| l.contains("&sig="))
+        .expect("a signed request crossed the cable");
+    let token = std::fs::read_to_string(data_of(&standby).join("standby-token")).expect("token");
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flood = replay_flood(&e.primary.base, &line, token.trim(), &stop);
+    std::thread::sleep(Duration::from_secs(2));
+    let (st, v) = issue(&e.primary.base, &e.kiosk);
+    assert_eq!(st, StatusCode::OK, "before the restart: {v}");
+    e.primary.restart();
+    let seen = issue_for(&e.primary.base, &e.kiosk, 22);
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let sent: u32 = flood.into_iter().map(|t| t.join().unwrap_or(0)).sum();
+    assert!(sent > 200, "the replay sent only {sent}");
+    // Old code: 503 no_standby_lease from the restart to the end of the
+    // replay (25 of 25 in the outside tester's run).
+    let first = seen.iter().find(|(_, st, _)| *st == StatusCode::OK);
+    assert!(
+        first.is_some_and(|(at, _, _)| *at < 12.0),
+        "{sent} replays; after the restart: {seen:?}"
+    );
+    let last: Vec<_> = seen.iter().rev().take(6).collect();
+    assert!(
+        last.iter().all(|(_, st, _)| *st == StatusCode::OK),
+        "issuing stopped again during the replay: {seen:?}"
+    );
+    drop(standby);
+}
+
+/// Outside tester insider-rt14 R1, the race (`r1_race.sh`): a tap that
+/// sends a copy of each replication request to the primary itself, first.
+/// The copy used the standby's nonce; the standby's own request got a 428
+/// without one, and issuing stopped for as long as it went on (25 of 25
+/// `no_standby_lease`). Now the standby's own request, the same as the
+/// copy, gets the answer the copy got (its records, grant and nonce).
+#[test]
+fn a_tap_whose_copy_of_each_request_arrives_first_stops_no_issuing() {
+    use std::sync::atomic::Ordering;
+    let e = enrolled_primary();
+    let mitm = answer_mitm(&e.primary.base);
+    let standby = pair(&e, &mitm.addr);
+    mitm.mode.store(COPY_FIRST, Ordering::SeqCst);
+    let seen = issue_for(&e.primary.base, &e.kiosk, 16);
+    assert!(
+        mitm.changed.load(Ordering::SeqCst) > 5,
+        "the tap copied too little"
+    );
+    // Old code: 503 no_standby_lease from a few seconds on, to the end.
+    let late: Vec<_> = seen.iter().filter(|(at, _, _)| *at > 4.0).collect();
+    assert!(
+        late.iter().all(|(_, st, _)| *st == StatusCode::OK),
+        "{seen:?}"
+    );
+    drop(standby);
+}
+
+/// Outside tester insider-rt14 R2 (`mitm_twice.py`): a man in the middle
+/// who only sends each request twice and hands the standby the second
+/// answer. Every answer the standby got was a genuine, signed 428 without
+/// a nonce: it took nothing, said nothing, and the primary held
+/// (`no_standby_lease`, 54 of 55). Now the second gets the first's answer.
+#[test]
+fn a_man_in_the_middle_who_sends_each_request_twice_stops_no_issuing() {
+    use std::sync::atomic::Ordering;
+    let e = enrolled_primary();
+    let mitm = answer_mitm(&e.primary.base);
+    let standby = pair(&e, &mitm.addr);
+    mitm.mode.store(TWICE, Ordering::SeqCst);
+    let seen = issue_for(&e.primary.base, &e.kiosk, 14);
+    assert!(
+        mitm.changed.load(Ordering::SeqCst) > 3,
+        "sent twice too little"
+    );
+    // Old code: 503 no_standby_lease throughout.
+    let late: Vec<_> = seen.iter().filter(|(at, _, _)| *at > 4.0).collect();
+    assert!(
+        late.iter().all(|(_, st, _)| *st == StatusCode::OK),
+        "{seen:?}"
+    );
+    // The standby holds what the primary issued.
+    let numbers = seen
+        .iter()
+        .filter(|(_, st, _)| *st == StatusCode::OK)
+        .count();
+    assert!(numbers > 5, "{seen:?}");
+    drop(standby);
+}
+
+/// Outside tester insider-rt14 R2 (`mitm_delay.py`): a man in the middle
+/// who hands the standby each answer 7 s late (more than the lease). The
+/// standby took every answer and said nothing (its /admin: 「主機の記録を
+/// すべて受け取っています」); the primary held with 「電源とケーブル」 and named
+/// answers "changed on the way" only after ~70 s. Now the standby says the
+/// answers come late, on /admin instead of "all received", and the
+/// primary names answers stopped or delayed.
+#[test]
+fn answers_held_back_longer_than_the_lease_are_said_on_both_machines() {
+    use std::sync::atomic::Ordering;
+    let e = enrolled_primary();
+    let mitm = answer_mitm(&e.primary.base);
+    let standby = pair(&e, &mitm.addr);
+    mitm.mode.store(DELAY, Ordering::SeqCst);
+    // Old code: never said on the standby.
+    assert!(
+        faults_say(&standby, "主機の答えが遅れて届いています", 60),
+        "{}",
+        faults_of(&standby)
+    );
+    let page = page_text(
+        &standby.base,
+        "/admin",
+        Some(("admin", &standby.admin_password)),
+        None,
+    );
+    assert!(
+        page.contains("主機の答えが遅れて届いています")
+            && !page.contains("主機の記録をすべて受け取っています"),
+        "{page}"
+    );
+    // Old code: 「電源とケーブル」 for ~70 s, then only 「書き換えられている」.
+    assert!(
+        faults_say(&e.primary, "遅らせている", 45),
+        "{}",
+        faults_of(&e.primary)
+    );
+    let (st, v) = issue(&e.primary.base, &e.kiosk);
+    assert_eq!(st, StatusCode::SERVICE_UNAVAILABLE, "{v}");
+    let ja = v["error"]["message_ja"].as_str().unwrap_or_default();
+    assert!(
+        ja.contains("遅らせている") && !ja.contains("電源とケーブル"),
+        "{v}"
+    );
+    mitm.mode.store(PASS, Ordering::SeqCst);
+    let (st, v) = issue_until(&e.primary.base, &e.kiosk, "", 40);
+    assert_eq!(st, StatusCode::OK, "{v}");
+    drop(standby);
+}
+
+/// Outside tester insider-rt14 R2 (`mitm_tok.py`): a man in the middle
+/// put a kiosk's token on the standby's signed requests; the primary,
+/// which saw a kiosk token carrying its standby's valid signature, said
+/// only 「電源とケーブル」. The standby's key never leaves it: that is a
+/// device in between, and the primary says so.
+#[test]
+fn a_kiosk_token_on_the_standbys_signed_request_is_said_to_be_a_device_in_between() {
+    use std::sync::atomic::Ordering;
+    let e = enrolled_primary();
+    let mitm = answer_mitm(&e.primary.base);
+    let standby = pair(&e, &mitm.addr);
+    *mitm.token.lock().expect("token") = e.kiosk.clone();
+    mitm.mode.store(SWAP_TOKEN, Ordering::SeqCst);
+    let said = "予備機ではない端末のトークンで届きました";
+    // Old code: nothing but the cable text.
+    assert!(
+        faults_say(&e.primary, said, 30),
+        "{}",
+        faults_of(&e.primary)
+    );
+    let (st, v) = issue_until(&e.primary.base, &e.kiosk, "no_standby_lease", 20);
+    assert_eq!(st, StatusCode::SERVICE_UNAVAILABLE, "{v}");
+    let ja = v["error"]["message_ja"].as_str().unwrap_or_default();
+    assert!(ja.contains(said) && !ja.contains("電源とケーブル"), "{v}");
+    drop(standby);
+}
+
+/// Outside tester insider-rt14 R4 (issue 24; R10): a pair enrolled by a
+/// version before answer keys, upgraded: the primary said at every start
+/// 「…バックアップから戻すか、予備機を取り消して登録し直してください」; no
+/// backup holds an answer key then, and restoring one would hold a working
+/// primary. Now it names the upgrade step only; a folder that had an
+/// answer key (`a_primary_whose_answer_key_is_gone_says_so_at_start`)
+/// still names the backup.
+#[test]
+fn an_upgraded_primary_without_an_answer_key_names_the_upgrade_step_not_a_backup() {
+    let e = enrolled_primary();
+    let standby = pair(&e, &e.primary.base);
+    let mut primary = e.primary;
+    primary.stop();
+    let data = data_of(&primary);
+    // What a folder of the older version holds: no answer key, and links
+    // that name none.
+    std::fs::remove_file(data.join("link-answer-key")).expect("remove the key");
+    let links = data.join("standby-links.json");
+    let text = std::fs::read_to_string(&links).expect("links");
+    let mut v: Value = serde_json::from_str(&text).expect("json");
+    for (_, l) in v.as_object_mut().expect("object").iter_mut() {
+        let l = l.as_object_mut().expect("link");
+        l.remove("answer_key");
+        l.remove("answer_tag");
+    }
+    std::fs::write(&links, v.to_string()).expect("write");
+    primary.restart();
+    assert!(
+        faults_say(&primary, "以前の版で登録されています", 20),
+        "{}",
+        faults_of(&primary)
+    );
+    let faults = faults_of(&primary);
+    // Old code: 「バックアップから戻すか、予備機を取り消して登録し直してください」.
+    assert!(
+        !faults.contains("バックアップから戻す") && faults.contains("「予備機の停止を確認」を押す"),
+        "{faults}"
+    );
+    drop(standby);
+}
+
+/// Outside tester insider-rt14 R3 (issue 24; R9): while a new standby
+/// copied a long log (here through a link that hands over each answer 1 s
+/// late, `catchup_delay.sh`), the primary's hold said 「予備機の電源とケーブル」,
+/// its fault list said 「受付を再開しました」 three seconds into a stop that
+/// went on for a minute, and every ticket tried was written, refused and
+/// never handed out (numbers 1–15 burnt). Now the hold says the standby is
+/// copying (and how much is left), a command is refused before it is
+/// written while it is far behind, and 「再開」 is said once one is answered.
+#[test]
+fn a_standby_copying_a_long_log_holds_with_what_is_left_and_burns_no_number() {
+    use std::sync::atomic::Ordering;
+    let dir = tempfile::tempdir().expect("tmp");
+    let history = dir.path().join("history");
+    let file = dir.path().join("days.jsonl");
+    let f = file.to_str().expect("path");
+    ok(
+        &history,
+        &[
+            "simulate",
+            "--days",
+            "6",
+            "--start",
+            "2026-06-01",
+            "--seed",
+            "24",
+            "--out",
+            f,
+        ],
+    );
+    ok(&history, &["import", f]);
+    let primary = Server::start_prepared(None, &["--listen", "127.0.0.1:0"], |to| {
+        crate::util::copy_dir(&history.join("log"), &to.join("log"));
+        std::fs::copy(history.join("HIGHWATER"), to.join("HIGHWATER")).expect("mark");
+    });
+    let (c, csrf) = primary.admin();
+    crate::server::open_today(&c, &primary, &csrf, &[10]);
+    let kiosk = enrol(&primary.kiosk_enrol);
+    let display = enrol(&primary.display_enrol);
+    let e = Enrolled {
+        primary,
+        kiosk,
+        display,
+    };
+    let mitm = answer_mitm(&e.primary.base);
+    mitm.delay_ms.store(1000, Ordering::SeqCst);
+    mitm.mode.store(DELAY, Ordering::SeqCst);
+    let standby = pair(&e, &mitm.addr);
+    let mut refusals = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let first = loop {
+        let (st, v) = issue(&e.primary.base, &e.kiosk);
+        if st == StatusCode::OK {
+            break v;
+        }
+        let faults = faults_of(&e.primary);
+        assert!(
+            !faults.contains("受付を再開しました"),
+            "old code: said resumed while commands were refused: {faults}"
+        );
+        refusals.push(v);
+        assert!(Instant::now() < deadline, "never issued: {refusals:?}");
+        std::thread::sleep(Duration::from_millis(1000));
+    };
+    let said: Vec<&str> = refusals
+        .iter()
+        .map(|v| v["error"]["message_ja"].as_str().unwrap_or_default())
+        .collect();
+    // Old code: 「…予備機の電源とケーブルを確かめてください…」 each time.
+    assert!(
+        said.iter()
+            .any(|m| m.contains("予備機が主機の記録を受け取っている途中です（あと")),
+        "{said:?}"
+    );
+    assert!(
+        said.iter().all(|m| !m.contains("電源とケーブル")),
+        "{said:?}"
+    );
+    // Old code: the first numbers (idou starts at 1001) were written and
+    // refused; the first handed out was a later one.
+    assert_eq!(number(&first), 1001, "{first} after {said:?}");
+    let burnt = std::fs::read_to_string(data_of(&e.primary).join("refused-after-write"))
+        .unwrap_or_default();
+    assert!(burnt.trim().is_empty(), "burnt: {burnt}");
+    assert!(
+        faults_say(&e.primary, "受付を再開しました", 10),
+        "{}",
+        faults_of(&e.primary)
+    );
+    drop(standby);
+}
+
+/// Outside tester insider-rt14 R1, R2: while the standby's signed requests
+/// were answered 428 (a replay or a copy had used its nonce; `mitm_twice`),
+/// the standby wrote nothing and its /admin said 「主機の記録をすべて受け取って
+/// います」. Now, after a few seconds of such answers, it says no usable
+/// nonce arrives, on /admin and in its fault records.
+#[test]
+fn a_standby_answered_428_again_and_again_says_no_nonce_arrives() {
+    use std::sync::atomic::Ordering;
+    let e = enrolled_primary();
+    let mitm = answer_mitm(&e.primary.base);
+    let standby = pair(&e, &mitm.addr);
+    mitm.mode.store(COPY_THEN_LATE, Ordering::SeqCst);
+    let said = "主機から要求の番号（nonce）が届きません";
+    // Old code: nothing on the standby.
+    assert!(faults_say(&standby, said, 60), "{}", faults_of(&standby));
+    let page = page_text(
+        &standby.base,
+        "/admin",
+        Some(("admin", &standby.admin_password)),
+        None,
+    );
+    assert!(
+        page.contains(said) && !page.contains("主機の記録をすべて受け取っています"),
+        "{page}"
+    );
+    mitm.mode.store(PASS, Ordering::SeqCst);
+    let (st, v) = issue_until(&e.primary.base, &e.kiosk, "", 40);
+    assert_eq!(st, StatusCode::OK, "{v}");
+    drop(standby);
 }

@@ -130,6 +130,13 @@ pub struct Fence {
     /// coming without a lease echo (insider-rt13 C1: it does not receive
     /// this primary's answers).
     no_echo: Mutex<Option<Instant>>,
+    /// Primary: when a request with another token than the standby's last
+    /// came signed with a standby's key (insider-rt14 R2: a device in
+    /// between put a kiosk's token on the standby's requests).
+    token_swapped: Mutex<Option<Instant>>,
+    /// Standby: what it says while the primary's signed answers are ones
+    /// it cannot use (insider-rt14 R1, R2), `None` while it follows.
+    link_stalled: Mutex<Option<String>>,
     /// Primary: the standby holds records this log lost (standby's last,
     /// ours), kept in `<data>/behind`.
     behind: Mutex<Option<(u64, u64)>>,
@@ -157,6 +164,15 @@ pub struct Fence {
     /// The hold last written to the fault records (its code), so each
     /// start and end of a hold is one record.
     noted_hold: Mutex<Option<&'static str>>,
+    /// A hold ended, but no command has been answered since: 「受付を再開
+    /// しました」 waits for one (outside tester insider-rt14 R3: said two
+    /// seconds into a stop that went on for thirty).
+    resume_unsaid: std::sync::atomic::AtomicBool,
+    /// Primary: when the standby last named its position (any signed,
+    /// fresh request of it), so how far behind it is, is known.
+    acked_at: Mutex<Option<Instant>>,
+    /// Primary: this log's last record when the standby last asked.
+    served_last: AtomicU64,
     /// What this server's day has given ([`ISSUED_HEADER`]), refreshed
     /// after each command, so every answer names it without asking the
     /// engine.
@@ -442,9 +458,31 @@ fn lately(at: &Mutex<Option<Instant>>) -> bool {
 /// (outside tester insider-rt13 A2): said instead of power and cable.
 pub const REPLAYED_JA: &str = "予備機のトークンで古い要求が繰り返し送られています（写された恐れ）。この要求では番号の発行は許されず、予備機の記録も渡していません。予備機が主機と連絡できていれば受付は続きます。止まっているときは、主機と予備機の間につながった機器（ほかの機械、ハブ）を確かめてください。管理者に連絡してください（管理画面の記録に詳しい内容があります）。";
 pub const REPLAYED_EN: &str = "an old request of the standby's token is being sent again and again (it was copied on the way): it gets nothing and renews no lease. If commands are stopped, check what is connected between the primary and the standby (see /admin)";
-/// The standby asks, signed, but never echoes a grant (insider-rt13 C1).
-pub const NO_ECHO_JA: &str = "予備機は主機の答えを受け取れていません（途中で書き換えられている恐れ）。予備機は要求を送ってきていますが、主機の答えを確かめられないため受付の許可が届いていません。番号の二重発行を防ぐために受付を止めています。予備機の管理画面の記録と、主機と予備機の間の機器を確かめてください。";
-pub const NO_ECHO_EN: &str = "the standby does not receive this primary's answers (they may be changed on the way): its signed requests keep coming without the lease echo, so commands are stopped. Check the standby's /admin records and the devices between the two machines";
+/// The standby asks, signed, but never echoes a grant in time
+/// (insider-rt13 C1: answers edited on the way; insider-rt14 R2: answers
+/// stopped, or held back longer than the lease).
+pub const NO_ECHO_JA: &str = "予備機は主機の答えを受け取れていません（途中の機器が答えを止めているか、遅らせているか、書き換えている恐れ）。予備機は要求を送ってきていますが、受付の許可が間に合うように届いていません。番号の二重発行を防ぐために受付を止めています。予備機の管理画面の記録と、主機と予備機の間の機器を確かめてください。";
+pub const NO_ECHO_EN: &str = "the standby does not receive this primary's answers in time (something between the two machines stops, delays or changes them): its signed requests keep coming without a lease echo that renews, so commands are stopped. Check the standby's /admin records and the devices between the two machines";
+/// A request with another token than the standby's (a kiosk's) came
+/// signed with a standby's key (insider-rt14 R2).
+pub const TOKEN_SWAPPED_JA: &str = "予備機の鍵で署名された記録の要求が、予備機ではない端末のトークンで届きました。予備機の鍵は予備機から出ないため、主機と予備機の間につながった機器が要求を書き換えています。番号の二重発行を防ぐために、予備機と連絡できないあいだは受付を止めます。主機と予備機の間の機器（ほかの機械、ハブ）を確かめてください。管理者に連絡してください。";
+pub const TOKEN_SWAPPED_EN: &str = "a replication request signed with a standby's key came with another device's token: the key never leaves the standby, so a device between the two machines is changing its requests. Check what is connected between the primary and the standby";
+
+/// More records than one answer carries (`replication::BATCH`): the
+/// standby is copying a long log (R3).
+pub const CATCHING_UP: u64 = 2000;
+
+/// The hold while the standby copies a long log (outside tester
+/// insider-rt14 R3: the hold sent staff to the standby's power and cable,
+/// and every ticket tried burnt a number).
+pub fn catching_up_error(left: u64) -> super::error::ApiError {
+    super::error::ApiError::Plain {
+        status: axum::http::StatusCode::SERVICE_UNAVAILABLE,
+        code: "no_standby_lease",
+        ja: format!("予備機が主機の記録を受け取っている途中です（あと {left} 件）。終わると自動で再開します。番号の二重発行を防ぐため、それまで番号の発行と窓口の操作を止めています。"),
+        en: format!("the standby is still copying this primary's records ({left} to go): commands resume by themselves when it is done"),
+    }
+}
 
 /// The header that carries the proof of a promoted machine's epoch.
 pub const EPOCH_PROOF_HEADER: &str = "madoguchi-epoch-proof";
@@ -557,6 +595,9 @@ impl Fence {
             claims: Mutex::new(claims),
             claims_path,
             noted_hold: Mutex::new(None),
+            resume_unsaid: std::sync::atomic::AtomicBool::new(false),
+            acked_at: Mutex::new(None),
+            served_last: AtomicU64::new(0),
             issued: Mutex::new(None),
             boot: rand::random(),
             started: Instant::now(),
@@ -572,6 +613,8 @@ impl Fence {
             key_refused: Mutex::new(None),
             replayed: Mutex::new(None),
             no_echo: Mutex::new(None),
+            token_swapped: Mutex::new(None),
+            link_stalled: Mutex::new(None),
             behind: Mutex::new(behind),
             behind_path,
             unconfirmed: Mutex::new(unconfirmed),
@@ -971,6 +1014,74 @@ impl Fence {
         }
     }
 
+    /// Primary: another token than the standby's came on a request signed
+    /// with a standby's key (insider-rt14 R2).
+    pub fn note_token_swapped(&self) {
+        if let Ok(mut k) = self.token_swapped.lock() {
+            *k = Some(Instant::now());
+        }
+    }
+
+    /// Standby: the link gives nothing it can use (`Some`: what to say on
+    /// /admin instead of "every record received"), or follows again.
+    pub fn note_link_stalled(&self, words: Option<String>) {
+        if let Ok(mut k) = self.link_stalled.lock() {
+            *k = words;
+        }
+    }
+
+    /// Standby: what [`Fence::note_link_stalled`] last said.
+    pub fn link_stalled(&self) -> Option<String> {
+        self.link_stalled.lock().ok().and_then(|k| k.clone())
+    }
+
+    /// Primary: how many records the standby still has to copy when it is
+    /// known to be more than one answer behind this log's last record
+    /// when it last asked: it named its position lately and is copying (outside
+    /// tester insider-rt14 R3). A command written now would wait for the
+    /// standby longer than the lease and be refused after its number was
+    /// taken, so it is refused before anything is written.
+    pub fn catching_up(&self) -> Option<u64> {
+        let lately = self
+            .acked_at
+            .lock()
+            .ok()
+            .and_then(|a| *a)
+            .is_some_and(|a| a.elapsed() < 2 * LEASE);
+        let tail = self.served_last.load(Ordering::SeqCst);
+        let left = tail.saturating_sub(*self.acked.borrow());
+        (lately && left > CATCHING_UP).then_some(left)
+    }
+
+    /// Primary: this log's last record when the standby last asked.
+    pub fn note_served_last(&self, last: u64) {
+        self.served_last.store(last, Ordering::SeqCst);
+    }
+
+    /// A hold ended (`may_command`); 「受付を再開しました」 is said once a
+    /// command is answered ([`Fence::resume_said`]).
+    pub fn resume_pending(&self) {
+        self.resume_unsaid.store(true, Ordering::SeqCst);
+    }
+
+    /// A command was answered: whether 「受付を再開しました」 is to be said now.
+    pub fn resume_said(&self) -> bool {
+        self.resume_unsaid.swap(false, Ordering::SeqCst)
+    }
+
+    /// A command written was refused after all (the standby did not take
+    /// it in time): the hold goes on. Whether it is to be said again (a
+    /// resumption was said since it was last said).
+    pub fn held_again(&self, code: &'static str) -> bool {
+        let unsaid = self.resume_unsaid.swap(false, Ordering::SeqCst);
+        if let Ok(mut noted) = self.noted_hold.lock() {
+            let was = *noted;
+            *noted = Some(code);
+            return was.is_none() && !unsaid;
+        }
+        false
+    }
+
     /// Primary: the refusal of commands for want of a lease. When a
     /// request signed with another key than the standby's came lately,
     /// it does not send staff to the standby's power and cable (outside
@@ -990,6 +1101,9 @@ impl Fence {
                 "予備機のトークンで、登録された予備機の鍵とは違う鍵で署名された要求が届いています（別の機械が予備機のトークンを使っているおそれがあります）。番号の二重発行を防ぐために受付を止めています。電源やケーブルの問題ではありません。管理者に連絡してください（管理画面の記録に詳しい内容があります。予備機を取り消し、新しい登録用リンクで登録し直します）。",
                 "requests with the standby's token come signed with another key than the standby's registered one (another machine may be using its token): commands are stopped so that no number is given twice. Not a power or cable problem: an admin revokes the standby and enrols it again with a new link (see /admin)",
             );
+        }
+        if lately(&self.token_swapped) {
+            return plain(TOKEN_SWAPPED_JA, TOKEN_SWAPPED_EN);
         }
         if lately(&self.replayed) {
             return plain(REPLAYED_JA, REPLAYED_EN);
@@ -1038,6 +1152,9 @@ impl Fence {
 
     /// Primary: the standby holds every record up to `seq`.
     pub fn ack(&self, seq: u64) {
+        if let Ok(mut at) = self.acked_at.lock() {
+            *at = Some(Instant::now());
+        }
         self.acked.send_if_modified(|a| {
             let newer = seq > *a;
             *a = (*a).max(seq);

@@ -75,74 +75,144 @@ pub fn refused_message(nonce: &str, after: u64, hash: &str, lease: &str, account
 /// The answer header that carries the next nonce for a standby's token.
 pub const NONCE_HEADER: &str = "madoguchi-link-nonce";
 
-/// How many unused nonces a token keeps: a lost answer or a replay that
-/// got a nonce of its own does not at once void the standby's.
-const NONCES_KEPT: usize = 4;
+/// How many unused nonces handed out in answer to a fresh request (one
+/// that used its nonce: only the holder of the standby's key can make
+/// one) a token keeps: a lost answer does not at once void the standby's.
+const CHAINED_KEPT: usize = 4;
 
-/// How long a nonce handed out counts as fresh: while a token holds an
-/// unused nonce younger than this, a stale request of that token gets no
-/// new one (outside tester insider-rt13 A2: one sniffed, validly signed
-/// request line sent again and again got a new nonce each time, pushed the
-/// standby's out, and issuing stopped for as long as it ran). The standby
-/// uses its nonce within a round trip; one that lost it (its restart) gets
-/// a new one once this has passed.
-pub const NONCE_FRESH: std::time::Duration = std::time::Duration::from_secs(3);
+/// How many unused nonces handed out in answer to a stale request (the
+/// standby's first, or any replay) a token keeps. They are kept apart from
+/// the chained ones, so no number of replays pushes out the nonce the
+/// standby is using; the standby uses one within a round trip.
+const STARTS_KEPT: usize = 64;
 
-type Kept = std::collections::VecDeque<(String, std::time::Instant)>;
+/// How many request signatures a token remembers with the nonce each was
+/// answered with (outside tester insider-rt14 R1).
+const ANSWERED_KEPT: usize = 1024;
 
-/// Nonces handed out per standby token hash, with when, in memory: a
-/// restart voids them all, and the standby's next request is answered
-/// with a new one.
+/// Nonces handed out to one standby token, and to which request.
+#[derive(Debug, Default)]
+struct Kept {
+    /// Unused nonces, oldest first; `true`: handed out for a fresh request.
+    unused: std::collections::VecDeque<(String, bool)>,
+    /// Request signatures already answered, with the nonce each got.
+    answered: std::collections::VecDeque<(String, String)>,
+    /// The same, for a quick look-up.
+    answered_sigs: std::collections::HashMap<String, String>,
+}
+
+impl Kept {
+    fn push(&mut self, nonce: String, chained: bool) {
+        self.unused.push_back((nonce, chained));
+        let limit = if chained { CHAINED_KEPT } else { STARTS_KEPT };
+        if self.unused.iter().filter(|(_, c)| *c == chained).count() > limit {
+            if let Some(at) = self.unused.iter().position(|(_, c)| *c == chained) {
+                self.unused.remove(at);
+            }
+        }
+    }
+
+    fn remember(&mut self, request_sig: &str, nonce: &str) {
+        self.answered
+            .push_back((request_sig.to_string(), nonce.to_string()));
+        self.answered_sigs
+            .insert(request_sig.to_string(), nonce.to_string());
+        while self.answered.len() > ANSWERED_KEPT {
+            if let Some((sig, _)) = self.answered.pop_front() {
+                self.answered_sigs.remove(&sig);
+            }
+        }
+    }
+
+    fn take(&mut self, nonce: Option<&str>) -> bool {
+        let Some(nonce) = nonce.filter(|n| !n.is_empty()) else {
+            return false;
+        };
+        match self.unused.iter().position(|(n, _)| n == nonce) {
+            Some(at) => {
+                self.unused.drain(..=at);
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+/// Nonces handed out per standby token hash, in memory: a restart voids
+/// them all, and the standby's next request is answered with a new one.
 static NONCES: std::sync::Mutex<BTreeMap<String, Kept>> = std::sync::Mutex::new(BTreeMap::new());
 
-fn push_nonce(kept: &mut Kept) -> String {
-    let nonce = hex::encode(rand::random::<[u8; 16]>());
-    kept.push_back((nonce.clone(), std::time::Instant::now()));
-    while kept.len() > NONCES_KEPT {
-        kept.pop_front();
-    }
-    nonce
+/// How the primary answers one request signed with the key kept for its
+/// token ([`nonce_turn`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Turn {
+    /// Its nonce was handed out and unused: used up now; `next` goes with
+    /// the answer.
+    Fresh { next: String },
+    /// No unused nonce in it: answered `428` with `next` only. `again`:
+    /// this very request (its signature) was answered before, and `next`
+    /// is the nonce it got then (a replay, or a copy that arrived first).
+    Stale { next: String, again: bool },
 }
 
-/// Primary: a new single-use nonce for the token hash `token` (the answer
-/// to a request that used its nonce).
-pub fn issue_nonce(token: &str) -> String {
-    let mut all = NONCES.lock().unwrap_or_else(|p| p.into_inner());
-    push_nonce(all.entry(token.to_string()).or_default())
-}
-
-/// Primary, answering a stale request (no unused nonce in it): a new
-/// nonce only when the token holds no unused one younger than
-/// [`NONCE_FRESH`], so a replayed request cannot push the standby's out
-/// (insider-rt13 A2). `None`: withheld.
-pub fn issue_nonce_if_stale(token: &str) -> Option<String> {
-    let mut all = NONCES.lock().unwrap_or_else(|p| p.into_inner());
-    let kept = all.entry(token.to_string()).or_default();
-    if kept.iter().any(|(_, at)| at.elapsed() < NONCE_FRESH) {
-        return None;
-    }
-    Some(push_nonce(kept))
-}
-
-/// Primary: uses up `nonce` for `token`; whether it was handed out and
-/// not used yet. Every nonce handed out before it is void too (the
-/// standby uses them in order), so a request held back on the wire and
-/// sent later is stale.
-pub fn take_nonce(token: &str, nonce: Option<&str>) -> bool {
-    let Some(nonce) = nonce.filter(|n| !n.is_empty()) else {
-        return false;
-    };
-    let mut all = NONCES.lock().unwrap_or_else(|p| p.into_inner());
-    let Some(kept) = all.get_mut(token) else {
-        return false;
-    };
-    match kept.iter().position(|(n, _)| n == nonce) {
-        Some(at) => {
-            kept.drain(..=at);
-            true
+impl Turn {
+    /// The nonce that goes with the answer.
+    pub fn next(&self) -> &str {
+        match self {
+            Turn::Fresh { next } | Turn::Stale { next, .. } => next,
         }
-        None => false,
     }
+
+    pub fn is_fresh(&self) -> bool {
+        matches!(self, Turn::Fresh { .. })
+    }
+}
+
+/// Primary: the nonce for one request of the standby token `token` signed
+/// with its kept key, whose signature is `request_sig` and that carries
+/// `nonce` (outside tester insider-rt14 R1). A request answered before is
+/// answered again with the nonce it got then, and nothing else: a replayed
+/// line only ever gets its old nonce (useless without the standby's key,
+/// and never fresh again), and when a copy of the standby's request reaches
+/// the primary first, the standby's own, identical one gets the nonce the
+/// copy got, which only the standby can use. A request not seen before
+/// uses its nonce if it holds an unused one (the next is chained to it),
+/// else gets a new one of its own; the two kinds are kept apart, so stale
+/// requests — however many, and whoever sends them — never push out the
+/// nonce the standby is using, and the standby's own stale request (after
+/// a restart of either machine) always gets one.
+pub fn nonce_turn(token: &str, request_sig: &str, nonce: Option<&str>) -> Turn {
+    let mut all = NONCES.lock().unwrap_or_else(|p| p.into_inner());
+    if all.len() > 64 && !all.contains_key(token) {
+        // Only standby tokens get here; a bound against a flood of them.
+        all.clear();
+    }
+    let kept = all.entry(token.to_string()).or_default();
+    if let Some(next) = kept.answered_sigs.get(request_sig) {
+        return Turn::Stale {
+            next: next.clone(),
+            again: true,
+        };
+    }
+    let next = hex::encode(rand::random::<[u8; 16]>());
+    let fresh = kept.take(nonce);
+    kept.push(next.clone(), fresh);
+    kept.remember(request_sig, &next);
+    if fresh {
+        Turn::Fresh { next }
+    } else {
+        Turn::Stale { next, again: false }
+    }
+}
+
+/// Standby: a value of its own for a request that holds no nonce of the
+/// primary's (its first, or after an answer it could not use). Ed25519 is
+/// deterministic: without it, such a request for the same position would
+/// be the very bytes of one sniffed earlier, and the primary answers a
+/// request it has seen only with the nonce it got then (outside tester
+/// insider-rt14 R1). Never one the primary handed out, so it is stale.
+pub fn own_nonce() -> String {
+    format!("s{}", hex::encode(rand::random::<[u8; 16]>()))
 }
 
 /// The id a standby sends for its link instead of the link's code
@@ -308,6 +378,16 @@ pub fn answer_signer(data: &Path) -> std::io::Result<SigningKey> {
 /// but the answer key file is missing (outside tester insider-rt13 C4).
 pub fn answer_key_lost(data: &Path) -> bool {
     !data.join(ANSWER_KEY_FILE).exists() && load(data).is_ok_and(|k| !k.is_empty())
+}
+
+/// Primary, when [`answer_key_lost`]: whether this folder ever had an
+/// answer key (outside tester insider-rt14 R4). Every standby link made
+/// since answer keys exist names it in `standby-links.json`, and the file
+/// always keeps the last link made; a folder whose links name none (or
+/// that has no such file) enrolled its standby with a version before
+/// answer keys: an upgrade, which no backup can mend.
+pub fn answer_key_ever_made(data: &Path) -> bool {
+    load_links(data).is_ok_and(|l| l.values().any(|l| l.answer_key.is_some()))
 }
 
 /// The MAC key only the holder of the link's code can make, with its own
@@ -639,6 +719,16 @@ fn store(data: &Path, keys: &BTreeMap<String, String>) -> std::io::Result<()> {
     write_private(&data.join(KEYS_FILE), &text)
 }
 
+/// Primary: whether `key` is kept for a standby token other than `token`
+/// (revoked and deleted standbys' too; outside tester insider-rt14 R2: a
+/// kiosk's token carrying a valid standby signature is a device in
+/// between).
+pub fn is_key_of_another(data: &Path, key: &str, token: &str) -> bool {
+    load(data).is_ok_and(|keys| {
+        keys.get(token).map(String::as_str) != Some(key) && keys.values().any(|k| k == key)
+    })
+}
+
 /// Primary, at a standby's enrolment (outside tester insider-rt10 N2):
 /// the public key the standby sent with its one-time link is its token's
 /// key from the start, so no stand-in holding a copy of the token can
@@ -910,29 +1000,71 @@ mod tests {
     #[test]
     fn a_nonce_is_used_once_and_voids_the_ones_before_it() {
         // Outside tester insider-rt11 M1, H2.
-        let a = issue_nonce("tok-n");
-        let b = issue_nonce("tok-n");
-        assert!(!take_nonce("tok-n", None));
-        assert!(!take_nonce("other", Some(&b)));
-        assert!(take_nonce("tok-n", Some(&b)));
-        assert!(!take_nonce("tok-n", Some(&b)), "used once");
-        assert!(!take_nonce("tok-n", Some(&a)), "older than one used");
+        let a = nonce_turn("tok-n", "s1", None).next().to_string();
+        let b = nonce_turn("tok-n", "s2", None).next().to_string();
+        assert!(!nonce_turn("tok-n", "s3", None).is_fresh());
+        assert!(!nonce_turn("other", "s4", Some(&b)).is_fresh());
+        assert!(nonce_turn("tok-n", "s5", Some(&b)).is_fresh());
+        assert!(!nonce_turn("tok-n", "s6", Some(&b)).is_fresh(), "used once");
+        assert!(
+            !nonce_turn("tok-n", "s7", Some(&a)).is_fresh(),
+            "older than one used"
+        );
     }
 
     #[test]
-    fn a_stale_request_gets_no_nonce_while_the_standby_holds_a_fresh_one() {
-        // Outside tester insider-rt13 A2: each replay got a new nonce and
-        // pushed the standby's out.
-        let mine = issue_nonce("tok-a2");
-        for _ in 0..20 {
-            assert_eq!(issue_nonce_if_stale("tok-a2"), None);
-        }
-        assert!(
-            take_nonce("tok-a2", Some(&mine)),
-            "the standby's still holds"
+    fn a_replayed_request_only_ever_gets_its_old_nonce() {
+        // Outside tester insider-rt14 R1: once the standby had lost its
+        // nonce (a restart of either machine), one sniffed line replayed
+        // 30 times a second took every new nonce the moment it was
+        // handed out (one every 3 s), and the standby got none.
+        let first = nonce_turn("tok-r1", "line", None);
+        assert_eq!(
+            first,
+            Turn::Stale {
+                next: first.next().to_string(),
+                again: false
+            }
         );
-        // None left: a stale request (the standby's first) gets one.
-        assert!(issue_nonce_if_stale("tok-a2").is_some());
-        assert_eq!(issue_nonce_if_stale("tok-a2"), None);
+        for _ in 0..200 {
+            assert_eq!(
+                nonce_turn("tok-r1", "line", None),
+                Turn::Stale {
+                    next: first.next().to_string(),
+                    again: true
+                },
+                "the same nonce, never a new one"
+            );
+        }
+        // The standby's own request (another signature: its own random
+        // value where it holds no nonce) gets one at once, and uses it.
+        let mine = nonce_turn("tok-r1", "standby-1", Some("c-0123"));
+        assert!(!mine.is_fresh());
+        let used = nonce_turn("tok-r1", "standby-2", Some(mine.next()));
+        assert!(used.is_fresh());
+        // Replays of many other old lines push nothing of it out.
+        for i in 0..500 {
+            nonce_turn("tok-r1", &format!("old-{i}"), None);
+        }
+        assert!(nonce_turn("tok-r1", "standby-3", Some(used.next())).is_fresh());
+    }
+
+    #[test]
+    fn a_copy_that_arrives_first_leaves_the_standby_the_same_nonce() {
+        // Outside tester insider-rt14 R1 (the race): a tap's copy of the
+        // standby's request reached the primary first and used its nonce;
+        // the standby's own got a 428 without one.
+        let start = nonce_turn("tok-race", "s0", None);
+        let copy = nonce_turn("tok-race", "s1", Some(start.next()));
+        assert!(copy.is_fresh());
+        let own = nonce_turn("tok-race", "s1", Some(start.next()));
+        assert_eq!(
+            own,
+            Turn::Stale {
+                next: copy.next().to_string(),
+                again: true
+            }
+        );
+        assert!(nonce_turn("tok-race", "s2", Some(own.next())).is_fresh());
     }
 }

@@ -206,10 +206,10 @@ impl App {
                     format!("受付を止めました（{code}）: {ja} / commands held: {en}"),
                 );
             }
-            (Some(None), _) => self.faults.record(
-                "failover",
-                "受付を再開しました（番号の発行と操作を受け付けます） / commands are taken again",
-            ),
+            // Said once a command is answered (outside tester
+            // insider-rt14 R3: said while every command was still refused
+            // after it was written).
+            (Some(None), _) => self.fence.resume_pending(),
             _ => {}
         }
         answer
@@ -245,8 +245,16 @@ impl App {
         if !claims.is_empty() {
             return Err(fence::claim_error(&claims));
         }
-        if self.auth.has_standby() && !self.fence.leased() {
-            return Err(self.fence.no_lease_error());
+        if self.auth.has_standby() {
+            // Refused before anything is written while the standby copies
+            // a long log (outside tester insider-rt14 R3: numbers 1–5
+            // were written, refused and never handed out).
+            if let Some(left) = self.fence.catching_up() {
+                return Err(fence::catching_up_error(left));
+            }
+            if !self.fence.leased() {
+                return Err(self.fence.no_lease_error());
+            }
         }
         Ok(())
     }
@@ -281,13 +289,27 @@ impl App {
     /// out is then on both machines); refused when the lease runs out first.
     pub async fn replicated(&self, seq: u64) -> Result<(), ApiError> {
         if !self.auth.has_standby() || self.fence.wait_acked(seq).await {
+            if self.fence.resume_said() {
+                self.faults.record(
+                    "failover",
+                    "受付を再開しました（番号の発行と操作を受け付けます） / commands are taken again",
+                );
+            }
             return Ok(());
         }
         // Written, but answered as refused: no ticket was handed out for
         // it. Noted, so a rejoin's listing says so instead of telling
         // staff a visitor may hold it (outside tester insider-rt9 F2).
         rejoin::note_refused(&self.data, seq);
-        Err(self.fence.no_lease_error())
+        let e = self.fence.no_lease_error();
+        if self.fence.held_again("no_standby_lease") {
+            let (_, _, ja, en) = e.parts();
+            self.faults.record(
+                "failover",
+                format!("受付を止めました（no_standby_lease）: {ja} / commands held: {en}"),
+            );
+        }
+        Err(e)
     }
 
     /// The status view, made at most once per commit and second; the
@@ -779,7 +801,7 @@ async fn admin_page(
     };
     let html = app.pages.render(
         "admin.html",
-        madoguchi_renderer::context! { office, user => caller.name, menu => gate::menu(Some(&caller), "/admin"), faults => app.faults.rows(), devices => health::devices(&app), standby => app.is_standby(), refused => app.is_standby().then(|| replication::refused_here(&app.data)).flatten().map(|r| r.message().0), held, primary_last, replaced => app.fence.replaced(), behind => app.fence.behind().filter(|_| app.fence.replaced().is_none()).map(|(standby, ours)| madoguchi_renderer::context! { standby, ours }), no_lease => (!app.is_standby() && app.fence.replaced().is_none() && app.fence.behind().is_none() && app.auth.has_standby() && !app.fence.leased()).then_some(error::NO_LEASE_JA), unconfirmed => (!app.is_standby() && app.fence.replaced().is_none()).then(|| app.fence.unconfirmed().join("、")).filter(|n| !n.is_empty()), unconfirmed_holding => !app.fence.unconfirmed_holding().is_empty(), restored => (!app.is_standby() && app.fence.replaced().is_none()).then(|| app.fence.restored_holding()).flatten(), claims => (!app.is_standby() && app.fence.replaced().is_none()).then(|| app.fence.claims_holding().iter().map(|(w, n)| format!("{w}：第{n}期")).collect::<Vec<_>>().join("、")).filter(|c| !c.is_empty()), csrf => caller.csrf(), closed_today, resume_boxes, resume_seen_by },
+        madoguchi_renderer::context! { office, user => caller.name, menu => gate::menu(Some(&caller), "/admin"), faults => app.faults.rows(), devices => health::devices(&app), standby => app.is_standby(), refused => app.is_standby().then(|| replication::refused_here(&app.data)).flatten().map(|r| r.message().0), held, primary_last, link_stalled => app.is_standby().then(|| app.fence.link_stalled()).flatten(), replaced => app.fence.replaced(), behind => app.fence.behind().filter(|_| app.fence.replaced().is_none()).map(|(standby, ours)| madoguchi_renderer::context! { standby, ours }), no_lease => (!app.is_standby() && app.fence.replaced().is_none() && app.fence.behind().is_none() && app.auth.has_standby() && !app.fence.leased()).then_some(error::NO_LEASE_JA), unconfirmed => (!app.is_standby() && app.fence.replaced().is_none()).then(|| app.fence.unconfirmed().join("、")).filter(|n| !n.is_empty()), unconfirmed_holding => !app.fence.unconfirmed_holding().is_empty(), restored => (!app.is_standby() && app.fence.replaced().is_none()).then(|| app.fence.restored_holding()).flatten(), claims => (!app.is_standby() && app.fence.replaced().is_none()).then(|| app.fence.claims_holding().iter().map(|(w, n)| format!("{w}：第{n}期")).collect::<Vec<_>>().join("、")).filter(|c| !c.is_empty()), csrf => caller.csrf(), closed_today, resume_boxes, resume_seen_by },
     )?;
     Ok(html.into_response())
 }

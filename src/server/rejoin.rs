@@ -66,9 +66,13 @@ async fn same_at(
                 "the new primary's answer ({s}) is not signed by its answer key: it may have been changed on the way; check the cable and try again / 新しい主機の答えに主機の鍵の署名がありません（途中で書き換えられた恐れがあります）。ケーブルを確かめてやり直してください"
             ),
         };
-        if let Some(n) = r.nonce.as_deref().filter(|n| !n.is_empty()) {
-            *nonce = n.to_string();
-        }
+        // A request is never sent twice as it was: one answered before
+        // gets only the nonce it got then (insider-rt14 R1).
+        *nonce = r
+            .nonce
+            .as_deref()
+            .filter(|n| !n.is_empty())
+            .map_or_else(super::link_key::own_nonce, str::to_string);
         match r.status {
             reqwest::StatusCode::PRECONDITION_REQUIRED => {
                 if r.nonce.is_none() {
@@ -98,8 +102,12 @@ async fn same_at(
             ),
         }
     }
-    anyhow::bail!("the new primary gave no usable nonce")
+    anyhow::bail!("{NO_USABLE_NONCE}")
 }
+
+/// The search got no answer it could use, six times over (outside tester
+/// insider-rt14 R5: said in English only, with no next step).
+const NO_USABLE_NONCE: &str = "新しい主機から要求の番号（nonce）を受け取れませんでした（途中の機器が答えを止めている恐れがあります）。主機と予備機の間の機器を確かめて、同じコマンドをもう一度実行してください。この機械の記録はまだ動かしていません / the new primary gave no usable nonce (something between the two machines may be stopping its answers): check the devices between them and run the same command again; nothing was moved";
 
 /// The new primary's signed refusal of this machine's token (C3): the
 /// token it enrolled with is dropped, so the next run takes a new link.
@@ -185,7 +193,7 @@ pub async fn prepare(
     // The last record both logs share: a binary search on the hash chain
     // (if two logs agree at a record they agree on everything before it).
     let mut grant = None;
-    let mut nonce = String::new();
+    let mut nonce = super::link_key::own_nonce();
     let (mut lo, mut hi) = (0usize, records.len());
     while lo < hi {
         let mid = (lo + hi).div_ceil(2);

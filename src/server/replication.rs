@@ -197,7 +197,7 @@ pub fn after_restart_as_promoted(app: &Arc<App>) {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 pub struct Since {
     after: u64,
     #[serde(default)]
@@ -379,29 +379,176 @@ pub async fn serve(
 ) -> axum::response::Response {
     use axum::response::IntoResponse;
     let token = super::auth::Auth::presented_token_hash(&headers);
-    let answer = answer(&app, &method, &headers, &q).await;
-    // Only to a request signed with the key kept for its token (a stale
-    // nonce in it is fine: that is how a standby asks for a new one):
-    // anyone holding a copy of the token could otherwise ask for nonces
-    // faster than the standby and push its nonce out, and issuing
-    // stopped while they did (outside tester insider-rt12 A2).
-    // A stale request (428) gets a new nonce only while the token holds
-    // no fresh unused one (outside tester insider-rt13 A2: one sniffed
-    // line, replayed, got a new nonce each time and pushed the standby's
-    // out; issuing stopped for as long as it ran).
-    let stale = matches!(&answer, Err(ApiError::Plain { code, .. }) if *code == NONCE_NEEDED);
-    let next = token
-        .clone()
-        .filter(|t| app.auth.standby_keys().contains(t) || app.fence.is_unconfirmed(t))
-        .filter(|t| signed_with_kept_key(&app, t, &q))
-        .and_then(|t| {
-            if !stale {
-                return Some(super::link_key::issue_nonce(&t));
+    // The nonce is settled before anything is answered (outside tester
+    // insider-rt14 R1), and only for a request signed with the key kept
+    // for its standby token (a stale nonce in it is fine: that is how a
+    // standby asks for a new one): anyone holding a copy of the token
+    // could otherwise ask for nonces and push the standby's out
+    // (insider-rt12 A2). A request answered before gets the nonce it got
+    // then, and nothing else (`link_key::nonce_turn`): one sniffed line
+    // replayed once took every new nonce (insider-rt13 A2, rt14 R1).
+    let turn_of = |app: &App| {
+        token
+            .clone()
+            .filter(|t| app.auth.standby_keys().contains(t) || app.fence.is_unconfirmed(t))
+            .filter(|t| signed_with_kept_key(app, t, &q))
+            .map(|t| {
+                let turn = super::link_key::nonce_turn(
+                    &t,
+                    q.sig.as_deref().unwrap_or_default(),
+                    q.nonce.as_deref(),
+                );
+                (t, turn)
+            })
+    };
+    let turn = turn_of(&app);
+    match &turn {
+        Some((t, super::link_key::Turn::Fresh { .. })) => {
+            // Made in a task of its own, so that it is made and kept even
+            // when the asker goes away before the long poll ends: the same
+            // request sent again gets the very same answer (`again`).
+            let latest = begin_latest(t, q.sig.as_deref().unwrap_or_default());
+            let task = tokio::spawn(async move {
+                let r = respond(app, method, headers, q, token, turn).await;
+                let kept = KeptAnswer::of(r).await;
+                latest.send_replace(Some(kept.clone()));
+                kept
+            });
+            return match task.await {
+                Ok(kept) => kept.response(),
+                Err(e) => ApiError::Internal(e.to_string()).into_response(),
+            };
+        }
+        Some((t, super::link_key::Turn::Stale { again: true, .. })) => {
+            // The standby's latest request, sent again (a copy reached the
+            // primary first, or its answer was lost on the way): the answer
+            // that request got, not a 428 (outside tester insider-rt14 R1,
+            // R2: a tap that sent a copy of each request first, or a man in
+            // the middle who sent each twice, starved the standby). An
+            // older one gets a 428 with the nonce it got then, nothing
+            // else.
+            watch(&app, t, Seen::Again);
+            if let Some(kept) = latest_answer(t, q.sig.as_deref().unwrap_or_default()).await {
+                return kept.response();
             }
-            let n = super::link_key::issue_nonce_if_stale(&t);
-            watch_stale(&app, &t, n.is_none());
-            n
-        });
+        }
+        Some((t, super::link_key::Turn::Stale { .. })) => watch(&app, t, Seen::Stale),
+        None => {}
+    }
+    respond(app, method, headers, q, token, turn).await
+}
+
+/// One answer of the primary to a standby's fresh request, kept whole
+/// (status, headers, the exact bytes its signature covers).
+#[derive(Debug)]
+struct KeptAnswer {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+    made: std::time::Instant,
+}
+
+/// How long an answer is given again to its request sent again: a copy
+/// and the standby's own arrive within moments of each other; a line
+/// replayed later gets a 428 with its old nonce only.
+const AGAIN_FOR: Duration = Duration::from_secs(5);
+
+type Kept = Arc<KeptAnswer>;
+
+impl KeptAnswer {
+    async fn of(r: Response) -> Kept {
+        let (parts, body) = r.into_parts();
+        let body = axum::body::to_bytes(body, usize::MAX)
+            .await
+            .unwrap_or_default();
+        Arc::new(KeptAnswer {
+            status: parts.status,
+            headers: parts.headers,
+            body,
+            made: std::time::Instant::now(),
+        })
+    }
+
+    fn response(&self) -> Response {
+        let mut r = Response::new(axum::body::Body::from(self.body.clone()));
+        *r.status_mut() = self.status;
+        *r.headers_mut() = self.headers.clone();
+        r
+    }
+}
+
+/// Per standby token: its latest fresh request's signature and its
+/// answer, once made (one per token: an answer can be large).
+type Latest = (String, tokio::sync::watch::Sender<Option<Kept>>);
+static LATEST: std::sync::Mutex<std::collections::BTreeMap<String, Latest>> =
+    std::sync::Mutex::new(std::collections::BTreeMap::new());
+
+/// A fresh request of `token` signed `sig` is being answered: its answer
+/// goes to the sender returned.
+fn begin_latest(token: &str, sig: &str) -> tokio::sync::watch::Sender<Option<Kept>> {
+    let tx = tokio::sync::watch::Sender::new(None);
+    let mut all = LATEST.lock().unwrap_or_else(|p| p.into_inner());
+    if all.len() > 64 && !all.contains_key(token) {
+        all.clear();
+    }
+    all.insert(token.to_string(), (sig.to_string(), tx.clone()));
+    tx
+}
+
+/// The answer to `token`'s latest fresh request, when `sig` is that
+/// request's; waits for it while it is being made (a long poll).
+async fn latest_answer(token: &str, sig: &str) -> Option<Kept> {
+    let mut rx = {
+        let all = LATEST.lock().unwrap_or_else(|p| p.into_inner());
+        let (latest, tx) = all.get(token)?;
+        if latest != sig {
+            return None;
+        }
+        tx.subscribe()
+    };
+    let made = tokio::time::timeout(
+        LONG_POLL + Duration::from_secs(10),
+        rx.wait_for(Option::is_some),
+    )
+    .await
+    .ok()?
+    .ok()?
+    .clone();
+    made.filter(|k| k.made.elapsed() < AGAIN_FOR)
+}
+
+/// The answer to one replication request whose nonce is settled (`turn`).
+async fn respond(
+    app: Arc<App>,
+    method: Method,
+    headers: HeaderMap,
+    q: Since,
+    token: Option<String>,
+    mut turn: Option<(String, super::link_key::Turn)>,
+) -> Response {
+    use axum::response::IntoResponse;
+    let fresh = turn.as_ref().is_some_and(|(_, t)| t.is_fresh());
+    let answer = answer(&app, &method, &headers, &q, fresh).await;
+    if turn.is_none() {
+        // A standby enrolled before keys were bound: its first signed
+        // request registered its key just now (answered 428).
+        turn = token
+            .clone()
+            .filter(|t| app.auth.standby_keys().contains(t))
+            .filter(|t| signed_with_kept_key(&app, t, &q))
+            .map(|t| {
+                let turn = super::link_key::nonce_turn(
+                    &t,
+                    q.sig.as_deref().unwrap_or_default(),
+                    q.nonce.as_deref(),
+                );
+                (t, turn)
+            });
+    }
+    if let Some(t) = token.as_deref().filter(|_| turn.is_none()) {
+        another_token_signed_by_a_standby(&app, t, &headers, &q);
+    }
+    let next = turn.map(|(_, t)| t.next().to_string());
     let mut response = match answer {
         Ok(Json(mut v)) => {
             if let Some(n) = &next {
@@ -440,6 +587,36 @@ pub async fn serve(
         }
         _ => response,
     }
+}
+
+/// A request whose token is not a standby's (a kiosk's, a display's, an
+/// admin's) but that carries a valid signature of a standby's key (outside
+/// tester insider-rt14 R2, `mitm_tok.py`): the key never leaves the
+/// standby, so something between the two machines put another token on
+/// the standby's request. Said on /admin and in the hold.
+fn another_token_signed_by_a_standby(app: &App, token: &str, headers: &HeaderMap, q: &Since) {
+    let (Some(key), Some(sig)) = (q.key.as_deref(), q.sig.as_deref()) else {
+        return;
+    };
+    if !super::link_key::signed_by(Some(key), Some(sig), &request_text(q))
+        || !super::link_key::is_key_of_another(&app.data, key, token)
+    {
+        return;
+    }
+    let who = app
+        .auth
+        .identify(headers)
+        .map(|c| c.name)
+        .unwrap_or_else(|| "?".to_string());
+    app.fence.note_token_swapped();
+    app.faults.record(
+        "failover",
+        format!(
+            "{}（届いたトークン：{who}） / {}",
+            super::fence::TOKEN_SWAPPED_JA,
+            super::fence::TOKEN_SWAPPED_EN
+        ),
+    );
 }
 
 /// Which kind of answer a request gets (`link_key::AnswerKind`).
@@ -524,60 +701,111 @@ fn signed_text(q: &Since) -> String {
     )
 }
 
-/// Per standby token hash: when the window of withheld nonces began, how
-/// many were withheld in it, and how many of its signed requests in a row
-/// renewed no lease (outside tester insider-rt13 A2, C1).
+/// What one signed request of the standby token came to, as the primary
+/// watches it (outside tester insider-rt13 A2, C1; insider-rt14 R1, R2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Seen {
+    /// Fresh, and its lease echo renewed the lease.
+    Renewed,
+    /// Fresh, but its lease echo renewed nothing (an old grant, or none).
+    Unrenewed,
+    /// A request not seen before without an unused nonce: the standby's
+    /// first, or its own after an answer it could not use.
+    Stale,
+    /// A request answered before, sent again: a replay, or a copy of the
+    /// standby's request (one of the two arrived second).
+    Again,
+}
+
+/// Per standby token hash: when the window of requests sent again began
+/// and how many came in it; when the run of signed requests that renewed
+/// no lease began, how many it holds, whether it was said; when the last
+/// came.
 #[derive(Debug, Clone, Copy)]
 struct Watch {
     since: std::time::Instant,
-    withheld: u32,
-    unrenewed: u32,
+    again: u32,
+    run_since: Option<std::time::Instant>,
+    run: u32,
+    said: bool,
+    last: std::time::Instant,
 }
 
 static WATCH: std::sync::Mutex<std::collections::BTreeMap<String, Watch>> =
     std::sync::Mutex::new(std::collections::BTreeMap::new());
 
-/// A replay is this many nonces withheld from one token within
-/// [`REPLAY_WINDOW`]: the standby itself, which lost its nonce, asks again
-/// once a second (at most [`super::link_key::NONCE_FRESH`] long).
+/// A replay is this many requests sent again to one token within
+/// [`REPLAY_WINDOW`] (the standby never sends the same request twice: a
+/// request it could not use an answer to is made again with a value of
+/// its own).
 const REPLAYS: u32 = 10;
 const REPLAY_WINDOW: Duration = Duration::from_secs(5);
-/// The standby does not receive the answers: this many of its signed
-/// requests in a row renewed no lease (its first takes two).
-const UNRENEWED: u32 = 8;
+/// The standby does not receive the answers (or receives them too late
+/// to renew anything): its signed requests keep coming, at least this
+/// many, for at least [`UNRENEWED_FOR`], and none renews the lease. A
+/// standby that follows renews within a long poll; one just (re)started
+/// within two requests.
+const UNRENEWED: u32 = 3;
+const UNRENEWED_FOR: Duration = Duration::from_secs(8);
+/// A standby silent this long was away (its cable, its restart): a run
+/// begins anew.
+const AWAY: Duration = Duration::from_secs(15);
 
-fn watched<T>(token: &str, f: impl FnOnce(&mut Watch) -> T) -> T {
-    let mut all = WATCH.lock().unwrap_or_else(|p| p.into_inner());
-    if all.len() > 64 && !all.contains_key(token) {
-        all.clear();
-    }
-    let w = all.entry(token.to_string()).or_insert(Watch {
-        since: std::time::Instant::now(),
-        withheld: 0,
-        unrenewed: 0,
-    });
-    f(w)
-}
-
-/// A stale request signed with the key kept for `token`: `withheld` when
-/// it got no new nonce. Many withheld within a few seconds is one sniffed
-/// request sent again and again (A2): a fault record on /admin, and the
-/// hold (if any) says so instead of power and cable.
-fn watch_stale(app: &App, token: &str, withheld: bool) {
-    let (replayed, unrenewed) = watched(token, |w| {
-        if w.since.elapsed() > REPLAY_WINDOW {
-            w.since = std::time::Instant::now();
-            w.withheld = 0;
+/// Watches one signed request of the standby (`token`): requests sent
+/// again and again (A2, R1) are a fault record on /admin and the hold (if
+/// any) says so instead of power and cable; a run of requests that renew
+/// nothing while no replay goes on is a standby that does not receive
+/// this primary's answers in time (C1, R2), said likewise.
+fn watch(app: &App, token: &str, seen: Seen) {
+    let now = std::time::Instant::now();
+    let (again, unrenewed) = {
+        let mut all = WATCH.lock().unwrap_or_else(|p| p.into_inner());
+        if all.len() > 64 && !all.contains_key(token) {
+            all.clear();
         }
-        w.withheld += u32::from(withheld);
-        // Only a stale request that got a nonce counts towards "does not
-        // receive the answers": withheld ones are the replay's.
-        w.unrenewed = w.unrenewed.saturating_add(u32::from(!withheld));
-        (w.withheld, w.unrenewed)
-    });
-    if replayed >= REPLAYS {
+        let w = all.entry(token.to_string()).or_insert(Watch {
+            since: now,
+            again: 0,
+            run_since: None,
+            run: 0,
+            said: false,
+            last: now,
+        });
+        if w.since.elapsed() > REPLAY_WINDOW {
+            w.since = now;
+            w.again = 0;
+        }
+        let away = w.last.elapsed() > AWAY;
+        match seen {
+            Seen::Again => w.again += 1,
+            Seen::Renewed => {
+                w.run_since = None;
+                w.run = 0;
+                w.said = false;
+            }
+            Seen::Unrenewed | Seen::Stale => {
+                if away || w.run_since.is_none() {
+                    w.run_since = Some(now);
+                    w.run = 0;
+                    w.said = false;
+                }
+                w.run += 1;
+                w.last = now;
+            }
+        }
+        if seen == Seen::Renewed {
+            w.last = now;
+        }
+        let long = w.run >= UNRENEWED && w.run_since.is_some_and(|s| s.elapsed() >= UNRENEWED_FOR);
+        let first = long && !w.said;
+        if long {
+            w.said = true;
+        }
+        (w.again, long.then_some(first))
+    };
+    if again >= REPLAYS {
         app.fence.note_replayed();
-        if replayed == REPLAYS {
+        if again == REPLAYS {
             app.faults.record(
                 "failover",
                 format!(
@@ -589,30 +817,14 @@ fn watch_stale(app: &App, token: &str, withheld: bool) {
         }
         return;
     }
-    note_unrenewed(app, unrenewed);
-}
-
-/// A fresh signed request of the standby (`token`): whether its lease echo
-/// `renewed` the lease. Many in a row that did not, with no replay going
-/// on, is a standby that does not receive this primary's answers (C1).
-fn watch_echo(app: &App, token: &str, renewed: bool) {
-    let unrenewed = watched(token, |w| {
-        w.unrenewed = if renewed {
-            0
-        } else {
-            w.unrenewed.saturating_add(1)
-        };
-        w.unrenewed
-    });
-    note_unrenewed(app, unrenewed);
-}
-
-fn note_unrenewed(app: &App, unrenewed: u32) {
-    if unrenewed < UNRENEWED || app.fence.replayed_lately() {
+    let Some(first) = unrenewed else {
+        return;
+    };
+    if app.fence.replayed_lately() {
         return;
     }
     app.fence.note_no_echo();
-    if unrenewed == UNRENEWED {
+    if first {
         app.faults.record(
             "failover",
             format!(
@@ -643,6 +855,7 @@ async fn answer(
     method: &Method,
     headers: &HeaderMap,
     q: &Since,
+    fresh: bool,
 ) -> Result<Json<Value>, ApiError> {
     let caller = match app
         .auth
@@ -651,7 +864,7 @@ async fn answer(
         Ok(c) => c,
         Err(e) => {
             if q.refused {
-                revoked_standby_knows(app, headers, q);
+                revoked_standby_knows(app, headers, q, fresh);
             }
             return Err(e);
         }
@@ -687,10 +900,10 @@ async fn answer(
     let signed = caller.role == Role::Standby;
     if signed {
         signed_by_standby(app, headers, q, &caller.name)?;
-        // Fresh, or nothing: the nonce is used up here, before anything
-        // is read or renewed (M1, H2).
+        // Fresh, or nothing: the nonce was used up before anything is
+        // read or renewed (M1, H2; `serve`).
         let token = super::auth::Auth::presented_token_hash(headers).unwrap_or_default();
-        if !super::link_key::take_nonce(&token, q.nonce.as_deref()) {
+        if !fresh {
             return Err(nonce_needed());
         }
         // The store the standby says it holds is one this primary sent it
@@ -763,11 +976,24 @@ async fn answer(
             }
             other => other?,
         };
+        // How far behind the standby is (insider-rt14 R3: commands are
+        // refused before they are written while it copies a long log).
+        if signed {
+            app.fence.note_served_last(last);
+        }
         // Only a standby whose position this log holds renews the lease.
         if signed && attempt == 0 {
             let renewed = q.lease.as_deref().is_some_and(|g| app.fence.renew(g));
             let token = super::auth::Auth::presented_token_hash(headers).unwrap_or_default();
-            watch_echo(app, &token, renewed);
+            watch(
+                app,
+                &token,
+                if renewed {
+                    Seen::Renewed
+                } else {
+                    Seen::Unrenewed
+                },
+            );
         }
         // The standby holds every record up to `after`: its hash was just
         // checked against ours.
@@ -920,7 +1146,7 @@ fn signed_by_standby(
 /// token (outside tester insider-rt10 N1: one unsigned request with a
 /// copy of the token lifted the hold, and the cut-off standby, promoted,
 /// gave the same numbers).
-fn revoked_standby_knows(app: &App, headers: &HeaderMap, q: &Since) {
+fn revoked_standby_knows(app: &App, headers: &HeaderMap, q: &Since, fresh: bool) {
     let Some(hash) = super::auth::Auth::presented_token_hash(headers) else {
         return;
     };
@@ -938,7 +1164,7 @@ fn revoked_standby_knows(app: &App, headers: &HeaderMap, q: &Since) {
         // Fresh too: the nonce handed out with an answer to this token
         // since the revocation (outside tester insider-rt11 H2: a refusal
         // sniffed at an earlier revocation, replayed, lifted this one).
-        Ok(true) if super::link_key::take_nonce(&hash, q.nonce.as_deref()) => {}
+        Ok(true) if fresh => {}
         Ok(true) => {
             if app.fence.first_unproven("revoked standby stale refusal", 0) {
                 app.faults.record(
@@ -1428,10 +1654,20 @@ pub fn check_answer_key(app: &App) {
     if !super::link_key::answer_key_lost(&app.data) {
         return;
     }
-    let said = format!(
-        "{} / {}",
-        ANSWER_KEY_LOST_JA, "the primary's answer key (link-answer-key) is missing although standby keys are bound: restore it from a backup, or revoke the standby and enrol it again (its answers will not be taken until then)"
-    );
+    // An upgrade from a version before answer keys: no backup holds one
+    // (outside tester insider-rt14 R4: told to restore a backup, which
+    // would have held a working primary as `restored_unconfirmed`).
+    let said = if super::link_key::answer_key_ever_made(&app.data) {
+        format!(
+            "{} / {}",
+            ANSWER_KEY_LOST_JA, "the primary's answer key (link-answer-key) is missing although standby keys are bound: restore it from a backup, or revoke the standby and enrol it again (its answers will not be taken until then)"
+        )
+    } else {
+        format!(
+            "{} / {}",
+            ANSWER_KEY_UPGRADE_JA, "the standby was enrolled by a version before answer keys (an upgrade): revoke it on 管理 → 端末, press 「予備機の停止を確認」 on /admin, make a new standby link and start the standby with --enrol-link NEW_LINK (its answers will not be taken until then)"
+        )
+    };
     eprintln!("madoguchi: {said}");
     tracing::error!("{said}");
     app.faults.record("failover", said);
@@ -1439,6 +1675,10 @@ pub fn check_answer_key(app: &App) {
 
 /// What staff are told when the answer key is gone (C4).
 pub const ANSWER_KEY_LOST_JA: &str = "主機の答えの鍵（link-answer-key）がありません。バックアップから戻すか、予備機を取り消して登録し直してください（それまで予備機は主機の答えを受け取れず、受付は止まります）";
+
+/// What staff are told on an upgrade from a version before answer keys
+/// (outside tester insider-rt14 R4): no backup holds one.
+pub const ANSWER_KEY_UPGRADE_JA: &str = "予備機は、主機の答えの鍵（link-answer-key）がなかった以前の版で登録されています。版を上げたときは、予備機を取り消して登録し直してください：1. 主機の管理画面「端末」で予備機を取り消す。2. 主機の管理画面で「予備機の停止を確認」を押す。3. 予備機の登録用リンクを作り直し、予備機を --enrol-link 新しいリンク を付けて起動し直す（docs/manual-ja.md「予備機への切替え」）。それまで予備機は主機の答えを受け取れず、受付は止まります";
 
 /// Tells the old primary that it was replaced, again every few seconds
 /// until it answers (it may be frozen, or cut off).
@@ -1602,8 +1842,11 @@ async fn follow_while_standby(app: &Arc<App>, primary: &str, token: &str) -> Sto
     // What the primary's signed answers name (insider-rt13 E1).
     let token_sha256 = super::link_key::token_sha256(token);
     // Handed out by the primary with each answer (insider-rt11 M1, H2);
-    // none yet: the first request is answered with one.
-    let mut nonce = String::new();
+    // none yet: the first request, with a value of its own, is answered
+    // with one (insider-rt14 R1).
+    let mut nonce = super::link_key::own_nonce();
+    // Signed answers it could not use, in a row (insider-rt14 R1, R2).
+    let mut stall = Stall::default();
     let mut refused = refused_here(&app.data).is_some();
     if let Ok(tail) = app.engine.read(|e| e.log().tail().next_seq - 1) {
         app.fence.start_answered(tail);
@@ -1636,6 +1879,7 @@ async fn follow_while_standby(app: &Arc<App>, primary: &str, token: &str) -> Sto
         let url = format!(
             "{primary}/api/replication?after={after}&hash={hash}&accounts={held}&lease={lease}&refused={refused}&key={key}&sig={sig}&nonce={n}"
         );
+        let asked = std::time::Instant::now();
         let sent = http.get(&url).bearer_auth(token).send().await;
         // Checked before anything of it is read (outside tester
         // insider-rt12 A1): an answer not signed by the primary's answer
@@ -1652,14 +1896,18 @@ async fn follow_while_standby(app: &Arc<App>, primary: &str, token: &str) -> Sto
         )
         .await;
         // The next request's nonce, from any signed answer that has one
-        // (a 401 or 403 too: a refused standby signs its refusal with it).
-        if let Got::Signed(a) = &answer {
-            if let Some(next) = a.nonce.as_deref().filter(|v| {
+        // (a 401 or 403 too: a refused standby signs its refusal with it);
+        // else a value of its own, so that no request of this standby is
+        // ever sent twice as it was (insider-rt14 R1: the primary answers
+        // a request it has seen only with the nonce it got then).
+        nonce = match &answer {
+            Got::Signed(a) => a.nonce.as_deref().filter(|v| {
                 !v.is_empty() && v.len() <= 64 && v.bytes().all(|b| b.is_ascii_hexdigit())
-            }) {
-                nonce = next.to_string();
-            }
+            }),
+            _ => None,
         }
+        .map_or_else(super::link_key::own_nonce, str::to_string);
+        stall.note(app, &answer, asked.elapsed());
         let answer =
             match read_answer(app, answer, primary, after, &mut refused, &mut reachable).await {
                 Asked::Answer(v) => {
@@ -1679,6 +1927,63 @@ async fn follow_while_standby(app: &Arc<App>, primary: &str, token: &str) -> Sto
         }
     }
     Stopped::Promoting
+}
+
+/// Standby: a run of signed answers of the primary that it could not use
+/// (outside tester insider-rt14 R1, R2): a 428 (no unused nonce in its
+/// request: a copy of it reached the primary first, or a replay took the
+/// nonce), or records that came later than the lease (held back on the
+/// way). For a few seconds it is a restart of either machine; longer, it
+/// is said on /admin and in the fault records, and /admin no longer says
+/// that every record was received.
+#[derive(Debug, Default)]
+struct Stall {
+    since: Option<std::time::Instant>,
+    said: bool,
+}
+
+/// How long a run of unusable answers lasts before it is said.
+const STALL_SAID_AFTER: Duration = Duration::from_secs(5);
+
+impl Stall {
+    fn note(&mut self, app: &App, answer: &Got, took: Duration) {
+        let late = took > super::fence::LEASE;
+        let what = match answer {
+            Got::Signed(a) if a.status == StatusCode::PRECONDITION_REQUIRED => Some(false),
+            Got::Signed(a) if a.status.is_success() => late.then_some(true),
+            // Said by its own fault record (unreachable, not signed…).
+            _ => return,
+        };
+        let Some(late) = what else {
+            self.since = None;
+            self.said = false;
+            app.fence.note_link_stalled(None);
+            return;
+        };
+        let since = *self.since.get_or_insert_with(std::time::Instant::now);
+        if since.elapsed() < STALL_SAID_AFTER {
+            return;
+        }
+        let words = if late {
+            late_answers_words(took)
+        } else {
+            NO_NONCE_ARRIVES.to_string()
+        };
+        app.fence.note_link_stalled(Some(words.clone()));
+        if !self.said {
+            self.said = true;
+            app.faults.record("standby", words);
+        }
+    }
+}
+
+/// Standby: its signed requests keep being answered 428 (insider-rt14 R1,
+/// R2).
+pub const NO_NONCE_ARRIVES: &str = "主機から要求の番号（nonce）が届きません（途中の機器が答えを止めているか、古い要求が繰り返し送られている恐れ）。主機と予備機の間の機器を確かめてください。主機は、この予備機から受付の許可が届かないため受付を止めています / no usable nonce arrives from the primary (something between the two machines stops its answers, or old requests are being sent again): check the devices between the primary and this standby; the primary holds its commands meanwhile";
+
+/// Standby: the primary's answers arrive later than the lease (R2).
+fn late_answers_words(took: Duration) -> String {
+    format!("主機の答えが遅れて届いています（約 {} 秒）。受付の許可が間に合わないため、主機は受付を止めています（途中の機器が答えを遅らせている恐れ）。主機と予備機の間の機器を確かめてください / the primary's answers arrive late ({:.1} s, more than the lease): the primary holds its commands; check the devices between the two machines", took.as_secs(), took.as_secs_f64())
 }
 
 /// What one replication request came to.
