@@ -8,14 +8,41 @@ use serde_json::json;
 use crate::server::{cmd, Server};
 use crate::util::{ok, run, today};
 
-/// Imports sixty simulated business days from `start` into `data`.
+/// Imports sixty simulated business days from `start` into `data`, a fifth
+/// of the usual volume, in segments of 256 KiB: many closed segments, and
+/// a test of seconds rather than minutes (at full volume into 32 MiB
+/// segments each test took 4–7 minutes of a debug build, the longest of
+/// the suite).
 fn import_days(data: &std::path::Path, work: &std::path::Path, start: &str) {
     let file = work.join("history.jsonl").display().to_string();
     ok(
         data,
-        &["simulate", "--days", "60", "--start", start, "--out", &file],
+        &[
+            "simulate", "--days", "60", "--volume", "0.2", "--start", start, "--out", &file,
+        ],
     );
-    ok(data, &["import", &file]);
+    let out = crate::util::office()
+        .env("MADOGUCHI_SEGMENT_BYTES", "262144")
+        .arg("--data")
+        .arg(data)
+        .args(["import", &file])
+        .output()
+        .expect("run madoguchi");
+    assert!(
+        out.status.success(),
+        "import: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let segments = std::fs::read_dir(data.join("log"))
+        .map(|d| {
+            d.filter(|e| {
+                e.as_ref()
+                    .is_ok_and(|e| e.path().extension().is_some_and(|x| x == "mlog"))
+            })
+            .count()
+        })
+        .unwrap_or(0);
+    assert!(segments > 5, "closed segments to archive: {segments}");
 }
 
 #[test]
@@ -25,7 +52,7 @@ fn an_archived_office_runs_verifies_and_restores() {
     let data = s.data_dir().join("data");
     let work = tempfile::tempdir().expect("tmp");
     let p = |n: &str| work.path().join(n).display().to_string();
-    // Sixty business days from June: over one 32 MiB segment.
+    // Sixty business days from June, in many segments.
     import_days(&data, work.path(), "2026-06-01");
     let before = ok(&data, &["audit", "verify"]);
     let state = before
