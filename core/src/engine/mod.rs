@@ -1431,7 +1431,8 @@ impl Engine {
         // has it, and the next day opened starts every queue the margin
         // above its first number, recorded in this record.
         let office_today = self.office_date();
-        let carried = today.filter(|d| unvouched && *d < office_today).map(|d| {
+        let carried = today.filter(|d| unvouched && *d < office_today);
+        if carried.is_some() {
             let after: BTreeMap<String, Number> = self
                 .config
                 .categories()
@@ -1446,8 +1447,7 @@ impl Engine {
                 })
                 .collect();
             events.push(Event::NextDayRaised { after });
-            d
-        });
+        }
         let at = wall.max(self.state.meta.last_at);
         // Check on a copy first: a record that does not apply must never
         // reach the log.
