@@ -3293,3 +3293,76 @@ fn recover_accept_damage_reads_the_office_clock() {
         "the office clock's today not used: {stdout}"
     );
 }
+
+/// Outside tester storage-rt14 K2, replayed on this build (`t77
+/// cut-nohw-req` with the deferred snapshot written exactly where the cut
+/// log ends; issue 17, R10): a snapshot vouches for the log's end only if
+/// a stop wrote it. Here `apply` is killed (-9) after its answers, so its
+/// snapshot stands at the log's end but was written while serving, and
+/// HIGHWATER is deleted: the start and plain `recover` are refused, and the
+/// accepted loss resumes 100 above. On the old code the start made a new
+/// HIGHWATER from that snapshot and started — the same state a log cut
+/// after an acknowledged ticket leaves (the replay gave idou 1268 again).
+#[test]
+fn a_snapshot_written_while_serving_does_not_vouch_for_the_logs_end() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let data = dir.path().join("office");
+    let mut child = crate::util::office()
+        .arg("--data")
+        .arg(&data)
+        .arg("apply")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("apply");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let mut out = BufReader::new(child.stdout.take().expect("stdout"));
+    let mut lines = vec![json!({"command": "open_day", "date": today()})];
+    for i in 0..4 {
+        lines.push(issue(CATEGORIES[i % 2], &format!("r{i}")));
+    }
+    let mut acked: BTreeMap<&str, u64> = BTreeMap::new();
+    for (i, l) in lines.iter().enumerate() {
+        writeln!(stdin, "{l}").expect("write");
+        stdin.flush().expect("flush");
+        let mut answer = String::new();
+        out.read_line(&mut answer).expect("answer");
+        let a: Value = serde_json::from_str(&answer).expect("json");
+        assert_eq!(a["ok"], true, "{a}");
+        if i > 0 {
+            let top = acked.entry(CATEGORIES[(i - 1) % 2]).or_default();
+            *top = (*top).max(a["ticket"].as_u64().expect("number"));
+        }
+    }
+    child.kill().expect("kill -9");
+    let _ = child.wait();
+    drop(stdin);
+    std::fs::remove_file(data.join("HIGHWATER")).expect("rm");
+    assert_refused(&data, "a snapshot written while serving, HIGHWATER gone");
+    let out = run(&data, &["recover"]);
+    assert!(
+        !out.status.success(),
+        "plain recover succeeded: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let out = run(&data, &["recover", "--accept-damage"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let fresh: Vec<Value> = (0..2)
+        .map(|i| issue(CATEGORIES[i % 2], &format!("new{i}")))
+        .collect();
+    for (i, a) in apply(&data, &fresh)
+        .expect("apply after")
+        .iter()
+        .enumerate()
+    {
+        let n = a["ticket"].as_u64().expect("number");
+        let top = acked[CATEGORIES[i % 2]];
+        assert!(n > top + 100, "{n}: not above the margin over {top}");
+    }
+    ok(&data, &["audit", "verify"]);
+}

@@ -977,12 +977,14 @@ fn build_repaired(
     let names = engine.config().clone();
     engine.close()?;
     let snapshot_at = carry_snapshot(data, work)?;
-    let evidence_seq = snapshot_at.as_ref().map(|(s, _)| *s);
+    let evidence_seq = snapshot_at.as_ref().map(|(s, _, _)| *s);
     let vouched = crate::engine::end_vouched(
         last_seq,
         &last_hash,
         mark_seq,
-        snapshot_at.as_ref().map(|(s, h)| (*s, h.as_str())),
+        snapshot_at
+            .as_ref()
+            .map(|(s, h, stopped)| (*s, h.as_str(), *stopped)),
     );
     if maybe_unvouched && !vouched {
         let ev = margin_ev.clone();
@@ -1474,7 +1476,7 @@ fn unvouched_evidence(engine: &Engine, last_seq: u64) -> Option<crate::engine::E
 
 /// The damaged folder's snapshot, brought along as the evidence of what
 /// was issued; the record it stands at.
-fn carry_snapshot(data: &Path, work: &Path) -> Result<Option<(u64, String)>, BackupError> {
+fn carry_snapshot(data: &Path, work: &Path) -> Result<Option<(u64, String, bool)>, BackupError> {
     let sled = data.join("state.sled");
     if !sled.is_dir() {
         return Ok(None);
@@ -1485,7 +1487,7 @@ fn carry_snapshot(data: &Path, work: &Path) -> Result<Option<(u64, String)>, Bac
     Ok(crate::store::Store::open(&work_sled)
         .ok()
         .and_then(|s| s.meta().ok().flatten())
-        .map(|m| (m.seq, m.hash)))
+        .map(|m| (m.seq, m.hash, m.stopped)))
 }
 
 /// A log nothing vouches for (storage-rt8 F4, storage-rt14 K2, N8):

@@ -278,6 +278,8 @@ pub struct Engine {
     /// whenever the state is replaced or a day opens
     /// ([`highwater::highest_of`]).
     highest: BTreeMap<String, Number>,
+    /// The next snapshot is a stop's last ([`Engine::flush`], `close`).
+    stopping: bool,
 }
 
 /// With deferred snapshots, the longest a busy engine goes without writing
@@ -419,7 +421,10 @@ impl Engine {
                 last,
                 &hex(&engine.log.tail().last_hash),
                 mark.as_ref().map(|m| m.seq),
-                checked.snapshot_at.as_ref().map(|(s, h)| (*s, h.as_str())),
+                checked
+                    .snapshot_at
+                    .as_ref()
+                    .map(|(s, h, stopped)| (*s, h.as_str(), *stopped)),
             );
         let journal_damaged = engine.journal_damaged();
         let mut accepted = accepted;
@@ -573,6 +578,7 @@ impl Engine {
             snapshot_deferred: false,
             unsaved_since: None,
             highest: BTreeMap::new(),
+            stopping: false,
         }
     }
 
@@ -886,6 +892,7 @@ impl Engine {
             config_pos: self.config_at.1,
             tickets: self.state.tickets.len() as u64,
             requests: self.state.requests.len() as u64,
+            stopped: self.stopping,
         };
         if !self.dirty_lost.is_empty() {
             self.store.mark_lost(&self.dirty_lost)?;
@@ -1898,7 +1905,11 @@ impl Engine {
 
     /// Writes the snapshot of everything applied and makes sled durable
     /// (a clean stop while other threads may still hold the engine).
+    /// The last write of a clean stop: the snapshot is marked as written
+    /// by a stop ([`SnapshotMeta::stopped`]); nothing may be committed
+    /// after it.
     pub fn flush(&mut self) -> Result<(), EngineError> {
+        self.stopping = true;
         self.flush_store()?;
         self.store.flush()?;
         Ok(())
@@ -1906,8 +1917,13 @@ impl Engine {
 
     /// Makes sled durable too, so the next start replays nothing.
     pub fn close(mut self) -> Result<(), EngineError> {
+        // Marked as written by a stop (issue 17, storage-rt14 K2).
+        self.stopping = true;
         if self.unsaved_since.is_some() {
             self.flush_store()?;
+        } else if self.unsynced.is_none() {
+            // Best effort: a read-only command on a full disk still ends.
+            let _ = self.flush_store();
         }
         self.store.flush()?;
         Ok(())
