@@ -772,10 +772,15 @@ fn fold_runs(runs: &[(u64, u64, Vec<u64>)]) -> Option<String> {
 /// is the damaged folder renamed `<data>.damaged-<time>` (kept whole) and
 /// the new one put in its place; the other files of the folder (accounts,
 /// keys, fault records) are copied over.
+///
+/// `clock` is the office's clock (`MADOGUCHI_CLOCK` as `serve` reads it;
+/// outside tester storage-rt14 N3': the accepted loss decided "today" from
+/// the wall clock while the office ran on a set clock).
 pub fn recover(
     data: &Path,
     backups: &[PathBuf],
     accept_damage: bool,
+    clock: crate::clock::Clock,
 ) -> Result<Recovered, BackupError> {
     let lock_path = data.join("LOCK");
     let lock = std::fs::File::options()
@@ -806,7 +811,14 @@ pub fn recover(
     }
     let _ = std::fs::remove_dir_all(&work);
     let mut named_damage: Option<(u64, PathBuf, String)> = None;
-    match build_repaired(data, &work, backups, accept_damage, &mut named_damage) {
+    match build_repaired(
+        data,
+        &work,
+        backups,
+        accept_damage,
+        clock,
+        &mut named_damage,
+    ) {
         Ok(mut r) => {
             let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%SZ");
             let kept = parent.join(format!("{name}.damaged-{stamp}"));
@@ -867,6 +879,7 @@ fn build_repaired(
     work: &Path,
     backups: &[PathBuf],
     accept_damage: bool,
+    clock: crate::clock::Clock,
     named: &mut Option<(u64, PathBuf, String)>,
 ) -> Result<Recovered, BackupError> {
     let log_dir = data.join("log");
@@ -911,6 +924,7 @@ fn build_repaired(
             .count() as u64;
     let vouched = EngineOptions {
         log_end_vouched: true,
+        clock,
         ..EngineOptions::default()
     };
     let (mut engine, _) = Engine::open(work, ConfigChoice::Follow, vouched)?;
@@ -919,16 +933,24 @@ fn build_repaired(
     if !salvage.pieces.is_empty() {
         last_seq = engine.seq();
     }
-    // Nothing vouches for the log's end (no high-water mark, no
-    // snapshot, no witness): its last records may be lost at a record
-    // boundary, unseen (outside tester storage-rt8 F4). Refused, or
-    // with `accept_damage` every queue resumes a margin above the log.
+    // What vouches for the log's end (`engine::opening::end_vouched`, the
+    // one rule; outside testers storage-rt8 F4, storage-rt14 K2, N8): a
+    // high-water mark at its end, or the damaged folder's snapshot at it
+    // (read below). A mark or a snapshot behind it vouches for nothing past
+    // itself: its last records may be lost at a record boundary, unseen.
+    // Refused, or with `accept_damage` every queue resumes a margin above
+    // the log (and the next day opened too, if its day is before today).
+    // An unreadable mark is left to the check of the repaired folder (plain
+    // `recover` writes it anew).
+    let mark_file = data.join(crate::engine::highwater::FILE);
+    let mark_seq = match crate::engine::highwater::read(data) {
+        Ok(m) => m.map(|m| m.seq),
+        Err(_) => Some(u64::MAX),
+    };
     let maybe_unvouched = last_seq > from_backups
         && backups.is_empty()
-        && extra.is_none()
-        && !data.join(crate::engine::highwater::FILE).exists()
         && crate::engine::witness::read_all(data).0.is_empty();
-    let unvouched = maybe_unvouched.then(|| (unvouched_evidence(&engine, last_seq), last_seq));
+    let last_hash = crate::store::hex(&engine.log().tail().last_hash);
     // Records set aside whose bytes show no number (outside tester
     // storage-rt13 N4: a queue's last ticket in a zeroed record, state.sled
     // and HIGHWATER gone, its journal line missing or damaged: numbering
@@ -954,9 +976,35 @@ fn build_repaired(
     let gaps = engine.number_gaps();
     let names = engine.config().clone();
     engine.close()?;
-    let evidence_seq = carry_snapshot(data, work)?;
-    if let (Some((ev, last)), None) = (unvouched, evidence_seq) {
-        extra = Some(refuse_or_resume_unvouched(data, ev, last, accept_damage)?);
+    let snapshot_at = carry_snapshot(data, work)?;
+    let evidence_seq = snapshot_at.as_ref().map(|(s, _, _)| *s);
+    let vouched = crate::engine::end_vouched(
+        last_seq,
+        &last_hash,
+        mark_seq,
+        snapshot_at
+            .as_ref()
+            .map(|(s, h, stopped)| (*s, h.as_str(), *stopped)),
+    );
+    if maybe_unvouched && !vouched {
+        let ev = margin_ev.clone();
+        let x = refuse_or_resume_unvouched(
+            data,
+            ev,
+            last_seq,
+            mark_file.exists().then_some(mark_seq).flatten(),
+            evidence_seq,
+            accept_damage,
+        )?;
+        match extra.as_mut() {
+            Some(e) => {
+                if let Some(ev) = x.evidence {
+                    e.evidence = Some(crate::engine::salvage::merge(e.evidence.take(), ev));
+                }
+                e.unvouched = true;
+            }
+            None => extra = Some(x),
+        }
     }
     if let (Some((u, ev)), Some(x)) = (unread_margin, extra.as_mut()) {
         let mark_saw = matches!(crate::engine::highwater::read(data), Ok(Some(m)) if m.seq >= u);
@@ -980,15 +1028,13 @@ fn build_repaired(
     // cut and its journal line's date damaged — the repair said 復旧しました
     // and the acknowledged number was given again): the lost tickets'
     // numbers are unknown; refused, or every queue resumes above a margin.
-    let mark_saw_end =
-        matches!(crate::engine::highwater::read(data), Ok(Some(m)) if m.seq >= last_seq);
     let witness_saw_end = crate::engine::witness::read_all(data)
         .0
         .iter()
         .any(|w| w.seq >= last_seq);
-    // (A snapshot at the log's end is no evidence: a refused start
-    // rebuilds it from the same log.)
-    if !journal_damaged.is_empty() && last_seq > from_backups && !mark_saw_end && !witness_saw_end {
+    // (A snapshot at the log's end vouches here too, as at the start:
+    // storage-rt14 N10.)
+    if !journal_damaged.is_empty() && last_seq > from_backups && !vouched && !witness_saw_end {
         let m = crate::engine::UNVOUCHED_MARGIN;
         let list = journal_damaged.join("、");
         let list_en = journal_damaged.join(", ");
@@ -1019,6 +1065,7 @@ fn build_repaired(
                     first: last_seq + 1,
                     problem,
                     evidence: margin_ev,
+                    unvouched: true,
                 })
             }
         }
@@ -1041,7 +1088,7 @@ fn build_repaired(
         let to = work.join(crate::engine::requests::FILE);
         std::fs::copy(&journal_file, &to).map_err(io(&to))?;
     }
-    let accepted = open_checked(data, work, accept_damage, extra)?;
+    let accepted = open_checked(data, work, accept_damage, clock, extra)?;
     copy_other_files(data, work)?;
     if let Some(last) = &held_as_restored {
         write_restored_hold(work, last)?;
@@ -1093,7 +1140,15 @@ fn journal_evidence(
                         .corrected
                         .iter()
                         .find(|(e, _)| &e.0 == r)
-                        .map(|(_, m)| format!(" → {}", ticket_name(config, c, *m)))
+                        .map(|(_, m)| {
+                            if m == n {
+                                // Its date only (storage-rt14 N3': 「1267 →
+                                // 1267」 read as nothing wrong).
+                                "（日付が違う / wrong date）".to_string()
+                            } else {
+                                format!(" → {}", ticket_name(config, c, *m))
+                            }
+                        })
                         .unwrap_or_default();
                     format!("{r}: {}{fixed}", ticket_name(config, c, *n))
                 })
@@ -1109,6 +1164,34 @@ fn journal_evidence(
     let Some(extra) = extra else {
         return ((!notes.is_empty()).then(|| notes.join(". ")), false);
     };
+    // Damaged lines of requests the log does not hold, their numbers not
+    // known (storage-rt14 N4'): their retries are told to ask staff.
+    if let Found::Read { day, compared } = journal {
+        let same_day = extra.evidence.as_ref().is_none_or(|e| e.day == Some(*day));
+        if !compared.unnumbered.is_empty() && same_day {
+            let ev = crate::engine::Evidence {
+                seq: last_seq,
+                day: Some(*day),
+                unnumbered: compared
+                    .unnumbered
+                    .iter()
+                    .map(|(r, _, c)| (r.clone(), c.clone()))
+                    .collect(),
+                ..Default::default()
+            };
+            extra.evidence = Some(crate::engine::salvage::merge(extra.evidence.take(), ev));
+            let ids: Vec<&str> = compared
+                .unnumbered
+                .iter()
+                .map(|(r, _, _)| r.as_str())
+                .collect();
+            notes.push(format!(
+                "ログにない発券要求 {} は番号が分からないため、その再送には「職員にお声がけください」と答えます / request(s) {} are not in the log and their numbers are unknown: their retries are told to ask staff",
+                ids.join("、"),
+                ids.join(", ")
+            ));
+        }
+    }
     let unread: Vec<u64> = set_aside
         .iter()
         .filter(|s| s.hints.is_empty())
@@ -1193,8 +1276,20 @@ fn journal_evidence(
             ))
         }
     };
+    // Nothing vouched for the log's end and the journal is gone (outside
+    // tester storage-rt14 N9, `t69 f`): the lost tail's request ids are
+    // unknown, said so (fault `lost-requests`), never "0 retries".
+    let unknown_tail = said.is_none() && extra.unvouched && matches!(journal, Found::Absent);
     notes.extend(said);
-    ((!notes.is_empty()).then(|| notes.join(". ")), unknown)
+    if unknown_tail {
+        notes.push(format!(
+            "失われた発券要求は分かりません（発券要求の控え {FILE} もありません）。再送には新しい番号が出ることがあります。札をお持ちの方は札の番号で受け付けてください / the lost requests are unknown (no request-id journal {FILE} either): a retry may be given a new ticket; honour the number on the visitor's ticket"
+        ));
+    }
+    (
+        (!notes.is_empty()).then(|| notes.join(". ")),
+        unknown || unknown_tail,
+    )
 }
 
 /// The scratch folder's log up to where the backups end (none: the damaged
@@ -1331,6 +1426,7 @@ fn append_salvage(
                 seqs.join(", ")
             ),
             evidence: crate::engine::salvage::evidence(&aside, last_seq),
+            unvouched: false,
         }
     });
     let set_aside = aside
@@ -1380,7 +1476,7 @@ fn unvouched_evidence(engine: &Engine, last_seq: u64) -> Option<crate::engine::E
 
 /// The damaged folder's snapshot, brought along as the evidence of what
 /// was issued; the record it stands at.
-fn carry_snapshot(data: &Path, work: &Path) -> Result<Option<u64>, BackupError> {
+fn carry_snapshot(data: &Path, work: &Path) -> Result<Option<(u64, String, bool)>, BackupError> {
     let sled = data.join("state.sled");
     if !sled.is_dir() {
         return Ok(None);
@@ -1391,20 +1487,42 @@ fn carry_snapshot(data: &Path, work: &Path) -> Result<Option<u64>, BackupError> 
     Ok(crate::store::Store::open(&work_sled)
         .ok()
         .and_then(|s| s.meta().ok().flatten())
-        .map(|m| m.seq))
+        .map(|m| (m.seq, m.hash, m.stopped)))
 }
 
-/// A log nothing vouches for (storage-rt8 F4): refused, or with
-/// `accept_damage` every queue resumes a margin above the log.
+/// A log nothing vouches for (storage-rt8 F4, storage-rt14 K2, N8):
+/// refused, or with `accept_damage` every queue resumes a margin above the
+/// log. `mark` and `snapshot`: the records they stand at, if any (behind
+/// the log's end), for the message.
 fn refuse_or_resume_unvouched(
     data: &Path,
     ev: Option<crate::engine::Evidence>,
     last: u64,
+    mark: Option<u64>,
+    snapshot: Option<u64>,
     accept_damage: bool,
 ) -> Result<crate::engine::SetAsideEvidence, BackupError> {
     let m = crate::engine::UNVOUCHED_MARGIN;
+    let (what, what_en) = match (mark, snapshot) {
+        (None, None) => (
+            "記録の到達点ファイル HIGHWATER もスナップショットもないため".to_string(),
+            "neither HIGHWATER nor a snapshot is there".to_string(),
+        ),
+        (Some(k), None) => (
+            format!("記録の到達点 HIGHWATER は記録 {k} までしか知らず、スナップショットもないため"),
+            format!("HIGHWATER knows records up to {k} only and there is no snapshot"),
+        ),
+        (None, Some(p)) => (
+            format!("記録の到達点ファイル HIGHWATER がなく、スナップショットは記録 {p} までしか知らないため"),
+            format!("HIGHWATER is missing and the snapshot knows records up to {p} only"),
+        ),
+        (Some(k), Some(p)) => (
+            format!("記録の到達点 HIGHWATER は記録 {k} まで、スナップショットは記録 {p} までしか知らないため"),
+            format!("HIGHWATER knows records up to {k} and the snapshot up to {p} only"),
+        ),
+    };
     let problem = format!(
-        "記録の到達点ファイル HIGHWATER もスナップショットもないため、ログの最後（記録 {last}）の後が失われていないか確かめられません。各受付の番号をログの最大番号の {m} 番先から再開します / neither HIGHWATER nor a snapshot vouches for the log's end (record {last}): every queue resumes {m} numbers above the log's highest"
+        "{what}、ログの最後（記録 {last}）の後が失われていないか確かめられません。各受付の番号をログの最大番号の {m} 番先から再開します / {what_en}: nothing vouches for the log's end (record {last}); every queue resumes {m} numbers above the log's highest"
     );
     if !accept_damage {
         return Err(EngineError::Damaged(Box::new(crate::engine::Damage {
@@ -1422,6 +1540,7 @@ fn refuse_or_resume_unvouched(
         first: last + 1,
         problem,
         evidence: ev,
+        unvouched: true,
     })
 }
 
@@ -1433,6 +1552,7 @@ fn open_checked(
     data: &Path,
     work: &Path,
     accept_damage: bool,
+    clock: crate::clock::Clock,
     extra: Option<crate::engine::SetAsideEvidence>,
 ) -> Result<Option<String>, BackupError> {
     // The witnesses (the last backup, the standby) are evidence too: a
@@ -1452,6 +1572,7 @@ fn open_checked(
         EngineOptions {
             accept_damage,
             set_aside: extra,
+            clock,
             ..EngineOptions::default()
         },
     )?;
@@ -1470,7 +1591,14 @@ fn open_checked(
     forget_scratch_witnesses(work)?;
     // The folder must start as it will be left (storage-rt8 F7:
     // 「復旧しました」 for a folder that did not start).
-    let (engine, _) = Engine::open(work, ConfigChoice::Stored, EngineOptions::default())?;
+    let (engine, _) = Engine::open(
+        work,
+        ConfigChoice::Stored,
+        EngineOptions {
+            clock,
+            ..EngineOptions::default()
+        },
+    )?;
     engine.verify()?;
     engine.close()?;
     Ok(report.accepted_damage)

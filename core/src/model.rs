@@ -302,6 +302,16 @@ pub enum Event {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         kiosk: Option<String>,
     },
+    /// Recorded by an `--accept-damage` start when nothing vouched for the
+    /// log's end and the business day it left open is before the office's
+    /// today (issue 17, outside tester storage-rt14 K1 and rt13 N6 `t69 f`):
+    /// the lost records may have opened a later day, so the next day
+    /// opened (by staff, an import or anything) numbers each category after
+    /// `after` (its first number plus the margin). Kept in the state until
+    /// that day opens, so it survives a restart and follows a standby.
+    NextDayRaised {
+        after: std::collections::BTreeMap<String, Number>,
+    },
     /// A sign-in to the office server, successful or not (R11 audit).
     Login {
         account: String,
@@ -363,6 +373,7 @@ impl Event {
             | Event::Unserved { .. }
             | Event::IssuingReopened { .. }
             | Event::TurnedAway { .. }
+            | Event::NextDayRaised { .. }
             | Event::Login { .. }
             | Event::AccountChanged { .. }
             | Event::Promoted { .. }
@@ -396,6 +407,7 @@ impl Event {
             | Event::CounterOpened { .. }
             | Event::CounterClosed { .. }
             | Event::IssuingReopened { .. }
+            | Event::NextDayRaised { .. }
             | Event::TurnedAway { .. } => None,
         }
     }

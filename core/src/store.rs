@@ -104,6 +104,17 @@ pub struct SnapshotMeta {
     /// lost some of them to damaged pages is told from a whole one.
     pub tickets: u64,
     pub requests: u64,
+    /// Written by a stop (the server's clean stop, a command's close):
+    /// nothing was appended after it. Only such a snapshot at the log's
+    /// end vouches for it (issue 17, storage-rt14 K2: a deferred snapshot
+    /// written while serving may stand exactly where a cut log ends). A
+    /// snapshot from before this field counts as one (the upgrade path).
+    #[serde(default = "stopped_default")]
+    pub stopped: bool,
+}
+
+fn stopped_default() -> bool {
+    true
 }
 
 pub fn hex(h: &Hash) -> String {

@@ -22,7 +22,8 @@ pub struct Args {
 }
 
 pub fn run(data: &Path, args: Args) -> Result<()> {
-    let r = backup::recover(data, &args.backups, args.accept_damage).with_context(|| {
+    let clock = madoguchi_core::clock::Clock::from_env()?;
+    let r = backup::recover(data, &args.backups, args.accept_damage, clock).with_context(|| {
         format!(
             "復旧できませんでした。データフォルダ {} は変更していません / recover refused; {} was left as it was",
             data.display(),

@@ -641,6 +641,14 @@ pub fn describe(e: &Event, names: &Names) -> String {
         Event::LogArchived { through, .. } => {
             format!("記録 {through} 番までを保管用に書き出しました")
         }
+        Event::NextDayRaised { after } => format!(
+            "記録の損傷を受け入れたため、次に開く業務日の番号は {} より後から始めます",
+            after
+                .iter()
+                .map(|(c, n)| format!("{} {n}", names.queue(c)))
+                .collect::<Vec<_>>()
+                .join("、")
+        ),
     }
 }
 

@@ -44,6 +44,11 @@ pub struct Evidence {
     /// Witnesses outside the log that saw it further than it now goes
     /// (`witness.rs`), one line each.
     pub seen_by: Vec<String>,
+    /// Request ids of that day issued in lost records whose numbers are
+    /// not known (a damaged journal line), by category: answered "lost —
+    /// ask staff" under a number the accepted loss raises anyway
+    /// (storage-rt14 N4').
+    pub unnumbered: BTreeMap<String, String>,
 }
 
 impl Evidence {

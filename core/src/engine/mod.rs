@@ -30,7 +30,7 @@ pub mod witness;
 pub use damage::{Damage, Evidence};
 pub use feed::{Commit, FeedClosed, FeedHandle, Subscriber};
 pub use import::{ImportError, ImportLine, ImportPhase, ImportReport};
-pub use opening::UNVOUCHED_MARGIN;
+pub use opening::{end_vouched, UNVOUCHED_MARGIN};
 pub use shared::{EngineHandle, ExecError, SharedEngine};
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -160,6 +160,11 @@ pub struct SetAsideEvidence {
     pub problem: String,
     /// The numbers and request ids they show, if any.
     pub evidence: Option<Evidence>,
+    /// Nothing vouched for the log's end ([`opening::end_vouched`]): if the
+    /// day left open is before the office's today, the next day opened
+    /// numbers every queue [`UNVOUCHED_MARGIN`] above its first
+    /// ([`Event::NextDayRaised`], storage-rt14 K1).
+    pub unvouched: bool,
 }
 
 impl Default for EngineOptions {
@@ -273,6 +278,8 @@ pub struct Engine {
     /// whenever the state is replaced or a day opens
     /// ([`highwater::highest_of`]).
     highest: BTreeMap<String, Number>,
+    /// The next snapshot is a stop's last ([`Engine::flush`], `close`).
+    stopping: bool,
 }
 
 /// With deferred snapshots, the longest a busy engine goes without writing
@@ -402,17 +409,27 @@ impl Engine {
                 Some(a)
             }
         };
-        // Damaged lines of the journal (storage-rt13 N1, N5): with the
-        // mark not at the log's end (behind it, or none) they may have been
-        // the only evidence of lost tickets, so the start is refused, and
-        // an accepted loss resumes above a margin; otherwise the journal is
-        // made again from the log, told. A snapshot at the log's end is no
-        // evidence here: a refused start rebuilds it from the same log.
+        // What vouches for the log's end (`opening::end_vouched`, the one
+        // rule; storage-rt14 K2, N8): with nothing, the start is refused
+        // (a log cut at a record boundary looks whole), and an accepted
+        // loss resumes above a margin. Damaged lines of the journal
+        // (storage-rt13 N1, N5) are said as the reason when there are any;
+        // with the end vouched for, the journal is made again from the log.
         let last = engine.log.last_seq();
-        let end_vouched = last == 0 || mark.as_ref().is_some_and(|m| m.seq >= last);
+        let end_vouched = engine.opts.log_end_vouched
+            || opening::end_vouched(
+                last,
+                &hex(&engine.log.tail().last_hash),
+                mark.as_ref().map(|m| m.seq),
+                checked
+                    .snapshot_at
+                    .as_ref()
+                    .map(|(s, h, stopped)| (*s, h.as_str(), *stopped)),
+            );
         let journal_damaged = engine.journal_damaged();
         let mut accepted = accepted;
-        if !journal_damaged.is_empty() && !end_vouched {
+        let unvouched_end = !end_vouched;
+        if !end_vouched {
             let margin = engine.margin_evidence();
             match accepted.as_mut() {
                 Some(a) => {
@@ -421,20 +438,40 @@ impl Engine {
                     }
                 }
                 None => {
-                    let list = journal_damaged.join("、");
-                    let list_en = journal_damaged.join(", ");
                     let m = UNVOUCHED_MARGIN;
+                    let (file, problem) = if journal_damaged.is_empty() {
+                        let seen = mark.as_ref().map_or(0, |k| k.seq);
+                        (
+                            dir.join(highwater::FILE),
+                            format!(
+                                "記録の到達点 (HIGHWATER) は記録 {seen} までしか知らず、スナップショット (state.sled) もないため、ログの最後（記録 {last}）が受け付けた最後の記録かどうか確かめられません（その後の記録が失われていれば、同じ番号を二度お渡しします）。madoguchi recover --accept-damage で、各受付の番号をログの最大番号の {m} 番先から再開し、そのことを記録できます / the high-water mark knows records up to {seen} only and there is no snapshot (state.sled): nothing vouches that the log's end (record {last}) is the last acknowledged record; `madoguchi recover --accept-damage` resumes every queue {m} above the log's highest and records that",
+                            ),
+                        )
+                    } else {
+                        let list = journal_damaged.join("、");
+                        let list_en = journal_damaged.join(", ");
+                        (
+                            dir.join(requests::FILE),
+                            format!(
+                                "発券要求の控え {file} が壊れています（{list}）。記録の到達点 (HIGHWATER) もスナップショットもログの最後（記録 {last}）を確かめられないため、その後の発券が失われていないか分かりません。madoguchi recover --accept-damage で、各受付の番号をログの最大番号の {m} 番先から再開し、そのことを記録できます / the request-id journal {file} is damaged ({list_en}) and neither the high-water mark nor a snapshot vouches for the log's end (record {last}): tickets after it may be lost; `madoguchi recover --accept-damage` resumes every queue {m} above the log's highest and records that",
+                                file = requests::FILE,
+                            ),
+                        )
+                    };
                     let d = Damage {
-                        file: dir.join(requests::FILE),
+                        file,
                         record: last + 1,
-                        problem: format!(
-                            "発券要求の控え {file} が壊れています（{list}）。記録の到達点 (HIGHWATER) もスナップショットもログの最後（記録 {last}）を確かめられないため、その後の発券が失われていないか分かりません。madoguchi recover --accept-damage で、各受付の番号をログの最大番号の {m} 番先から再開し、そのことを記録できます / the request-id journal {file} is damaged ({list_en}) and neither the high-water mark nor a snapshot vouches for the log's end (record {last}): tickets after it may be lost; `madoguchi recover --accept-damage` resumes every queue {m} above the log's highest and records that",
-                            file = requests::FILE,
-                        ),
+                        problem,
                         log_ends_at: Some(last),
                         evidence: margin,
                     };
                     if !engine.opts.accept_damage {
+                        // Refusing touches nothing: the store had no
+                        // snapshot before this start (else it vouched, or
+                        // refused earlier), so the one the rebuild wrote
+                        // goes (it would vouch for the same log at the
+                        // next start; storage-rt14 N8).
+                        let _ = engine.store.clear().and_then(|()| engine.store.flush());
                         return Err(EngineError::Damaged(Box::new(d)));
                     }
                     accepted = Some(d);
@@ -442,7 +479,9 @@ impl Engine {
             }
         }
         if let Some(damage) = accepted {
-            report.accepted_damage = Some(engine.accept_damage(&damage)?);
+            let unvouched =
+                unvouched_end || engine.opts.set_aside.as_ref().is_some_and(|x| x.unvouched);
+            report.accepted_damage = Some(engine.accept_damage(&damage, unvouched)?);
             if checked.from_witness {
                 // The log now goes on differently from what they saw.
                 for p in witness::set_aside(dir, engine.log.last_seq()).map_err(io_err(dir))? {
@@ -539,6 +578,7 @@ impl Engine {
             snapshot_deferred: false,
             unsaved_since: None,
             highest: BTreeMap::new(),
+            stopping: false,
         }
     }
 
@@ -852,6 +892,7 @@ impl Engine {
             config_pos: self.config_at.1,
             tickets: self.state.tickets.len() as u64,
             requests: self.state.requests.len() as u64,
+            stopped: self.stopping,
         };
         if !self.dirty_lost.is_empty() {
             self.store.mark_lost(&self.dirty_lost)?;
@@ -1258,8 +1299,11 @@ impl Engine {
     /// evidence shows, so that no number is given twice; a retry of a lost
     /// kiosk request is refused with "lost — ask staff". Returns what was
     /// done, for the fault record.
-    fn accept_damage(&mut self, damage: &Damage) -> Result<String, EngineError> {
+    fn accept_damage(&mut self, damage: &Damage, unvouched: bool) -> Result<String, EngineError> {
+        // Only a record at the log's end that differs from the witness's
+        // (storage-rt14 N3' `t69 d`: said for a log that was only cut).
         let differs = damage.log_ends_at.is_some()
+            && damage.log_ends_at == Some(damage.record)
             && damage.log_ends_at == damage.evidence.as_ref().map(|e| e.seq);
         let set_aside = self
             .opts
@@ -1301,7 +1345,7 @@ impl Engine {
                 "{lost_ja}。番号を上げる手がかりはありません / {lost_en}; no evidence of numbers to raise"
             ));
         };
-        let wall = Millis(chrono::Utc::now().timestamp_millis());
+        let wall = self.opts.clock.read();
         let by = Some(ACCEPT_DAMAGE_BY.to_string());
         let log_day = self.state.meta.day.as_ref().map(|d| d.date);
         if let Some(day) = ev.day {
@@ -1335,7 +1379,8 @@ impl Engine {
         let mut taken: BTreeSet<Number> = self.state.tickets.keys().copied().collect();
         if ev.day.is_some() && ev.day == today {
             let mut placeholder = |number: Number, category: &str, request: Option<&String>| {
-                if taken.insert(number) {
+                let new = taken.insert(number);
+                if new {
                     events.push(Event::TicketIssued {
                         number,
                         category: category.to_string(),
@@ -1352,6 +1397,7 @@ impl Engine {
                         counter: None,
                     });
                 }
+                new
             };
             for (request, number) in &ev.requests {
                 if self.state.requests.contains_key(request) {
@@ -1361,12 +1407,53 @@ impl Engine {
                     placeholder(*number, category, Some(request));
                 }
             }
+            // Requests whose numbers are unknown (storage-rt14 N4'): each
+            // under a number the loss raises anyway (the top of its
+            // queue's raise, down), never one the log holds.
+            for (request, category) in &ev.unnumbered {
+                if self.state.requests.contains_key(request) || ev.requests.contains_key(request) {
+                    continue;
+                }
+                let next = self.state.meta.next_number.get(category).copied();
+                let (Some(next), Some(top)) = (next, ev.highest.get(category).copied()) else {
+                    continue;
+                };
+                for n in (next..=top).rev() {
+                    if placeholder(n, category, Some(request)) {
+                        break;
+                    }
+                }
+            }
             for (category, highest) in &ev.highest {
                 let next = self.state.meta.next_number.get(category).copied();
                 if next.is_none_or(|n| n <= *highest) && self.config.queue(category).is_some() {
                     placeholder(*highest, category, None);
                 }
             }
+        }
+        // Nothing vouched for the log's end and its day is before today
+        // (storage-rt14 K1 with rt13 N6 `t69 f`): the lost records may have
+        // closed it and opened a later day, or not (a day running past
+        // midnight) — never closed on a guess; the day stays as the log
+        // has it, and the next day opened starts every queue the margin
+        // above its first number, recorded in this record.
+        let office_today = self.office_date();
+        let carried = today.filter(|d| unvouched && *d < office_today);
+        if carried.is_some() {
+            let after: BTreeMap<String, Number> = self
+                .config
+                .categories()
+                .filter_map(|q| {
+                    let r = q.numbers?;
+                    let n = r
+                        .from
+                        .saturating_sub(1)
+                        .saturating_add(UNVOUCHED_MARGIN)
+                        .min(r.to);
+                    (n >= r.from).then(|| (q.id.clone(), n))
+                })
+                .collect();
+            events.push(Event::NextDayRaised { after });
         }
         let at = wall.max(self.state.meta.last_at);
         // Check on a copy first: a record that does not apply must never
@@ -1460,10 +1547,21 @@ impl Engine {
             ja.push(note_ja);
             en.push(note_en);
         }
-        ja.push(format!(
-            "失われた発券の再送 {} 件には「職員にお声がけください」と答えます",
-            self.lost.len()
-        ));
+        if let Some(d) = carried {
+            let m = UNVOUCHED_MARGIN;
+            ja.push(format!(
+                "業務日 {d} の後に新しい業務日が開かれていたかは分かりません。次に開く業務日の番号は各受付の {m} 番先から始めます"
+            ));
+            en.push(format!(
+                "whether a business day after {d} was opened is unknown: the next business day opened numbers every queue from {m} above its first"
+            ));
+        }
+        if !self.lost.is_empty() {
+            ja.push(format!(
+                "失われた発券の再送 {} 件には「職員にお声がけください」と答えます",
+                self.lost.len()
+            ));
+        }
         ja.push(if numbers_ja.is_empty() {
             "番号は記録どおり続けます".to_string()
         } else {
@@ -1509,7 +1607,7 @@ impl Engine {
     /// (closing an older one still open): numbers another record of that
     /// day shows must be raised in it, not in a day that ends.
     fn open_day_of(&mut self, day: NaiveDate, by: &Option<String>) -> Result<(), EngineError> {
-        let wall = Millis(chrono::Utc::now().timestamp_millis());
+        let wall = self.opts.clock.read();
         let open = self.state.meta.day.clone();
         if open
             .as_ref()
@@ -1807,7 +1905,11 @@ impl Engine {
 
     /// Writes the snapshot of everything applied and makes sled durable
     /// (a clean stop while other threads may still hold the engine).
+    /// The last write of a clean stop: the snapshot is marked as written
+    /// by a stop ([`SnapshotMeta::stopped`]); nothing may be committed
+    /// after it.
     pub fn flush(&mut self) -> Result<(), EngineError> {
+        self.stopping = true;
         self.flush_store()?;
         self.store.flush()?;
         Ok(())
@@ -1815,8 +1917,13 @@ impl Engine {
 
     /// Makes sled durable too, so the next start replays nothing.
     pub fn close(mut self) -> Result<(), EngineError> {
+        // Marked as written by a stop (issue 17, storage-rt14 K2).
+        self.stopping = true;
         if self.unsaved_since.is_some() {
             self.flush_store()?;
+        } else if self.unsynced.is_none() {
+            // Best effort: a read-only command on a full disk still ends.
+            let _ = self.flush_store();
         }
         self.store.flush()?;
         Ok(())

@@ -267,6 +267,11 @@ pub struct Compared {
     pub corrected: Vec<(Entry, Number)>,
     /// Lines the kept records agree with.
     pub agreeing: usize,
+    /// Contradicting lines of a request the log does not hold whose number
+    /// is not known (not in `corrected`): the request was issued in a lost
+    /// record, so its retry is told to ask staff (outside tester
+    /// storage-rt14 N4'), though no number can be raised for it.
+    pub unnumbered: Vec<Entry>,
 }
 
 impl Compared {
@@ -320,7 +325,18 @@ pub fn compare(
                 .queue(c)
                 .and_then(|q| q.numbers)
                 .is_none_or(|range| *n < range.from || *n > range.to);
+        // A line whose request the log does not hold and whose number is
+        // above the log's highest of its queue is evidence of a ticket
+        // issued in a lost record, even with its date damaged (outside
+        // tester storage-rt14 N7: the journal is appended only after a
+        // commit; such lines were thrown away as damage and their numbers
+        // given again).
+        let beyond = !itself
+            && !state.requests.contains_key(r)
+            && !lost.contains(r)
+            && state.meta.next_number.get(c).is_some_and(|next| n >= next);
         match state.requests.get(r) {
+            _ if beyond => out.missing.push(e.clone()),
             _ if suspects.contains(e) => out.contradicting.push(e.clone()),
             Some(kept) if kept == n => out.agreeing += 1,
             Some(_) => out.contradicting.push(e.clone()),
@@ -377,6 +393,17 @@ pub fn compare(
     for (e, n) in &corrected {
         out.missing.push((e.0.clone(), *n, e.2.clone()));
     }
+    out.unnumbered = out
+        .contradicting
+        .iter()
+        .filter(|(r, _, _)| {
+            !state.requests.contains_key(r)
+                && !lost.contains(r)
+                && !corrected.iter().any(|(x, _)| &x.0 == r)
+                && !out.missing.iter().any(|x| &x.0 == r)
+        })
+        .cloned()
+        .collect();
     out.corrected = corrected;
     out
 }
@@ -543,7 +570,7 @@ impl super::Engine {
         let list = damaged.join("、");
         let list_en = damaged.join(", ");
         Ok(format!(
-            "発券要求の控え {FILE} が壊れていました（{list}）。ログの最後は確かめられたため、ログの記録から作り直しました（元のファイルは {} に残しています） / the request-id journal {FILE} was damaged ({list_en}); the log's end checks, so it was made again from the log's records (the old file is kept as {})",
+            "発券要求の控え {FILE} が壊れていました（{list}）。ログの最後は確かめられたため、ログの記録から作り直しました（元のファイルは {} に残しています）。ディスクの不調の兆しのことがあるため、ディスクを確かめてください / the request-id journal {FILE} was damaged ({list_en}); the log's end checks, so it was made again from the log's records (the old file is kept as {}); check the disk, this may be a sign of it failing",
             kept.display(),
             kept.display()
         ))

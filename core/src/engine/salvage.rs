@@ -126,7 +126,11 @@ pub fn merge(ev: Option<Evidence>, extra: Evidence) -> Evidence {
         ev.requests = extra.requests;
         ev.categories = extra.categories;
         ev.served = extra.served;
+        ev.unnumbered = extra.unnumbered;
     } else if ev.day == extra.day {
+        for (r, c) in extra.unnumbered {
+            ev.unnumbered.entry(r).or_insert(c);
+        }
         ev.served.extend(extra.served);
         for (c, n) in extra.highest {
             let h = ev.highest.entry(c).or_insert(n);

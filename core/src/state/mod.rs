@@ -85,6 +85,11 @@ pub struct Meta {
     /// page ([`accuracy`]).
     #[serde(default)]
     pub accuracy: accuracy::Published,
+    /// After an accepted loss that nothing vouched for (issue 17,
+    /// storage-rt14 K1, [`Event::NextDayRaised`]): each category's number
+    /// the next day opened numbers after; cleared when a day opens.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub next_day_after: BTreeMap<String, Number>,
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -296,7 +301,10 @@ impl State {
         self.meta.next_number = config
             .categories()
             .filter_map(|q| {
-                let after = after_wrong_day.get(&q.id).map(|n| n.saturating_add(1));
+                let after = after_wrong_day
+                    .get(&q.id)
+                    .max(self.meta.next_day_after.get(&q.id))
+                    .map(|n| n.saturating_add(1));
                 q.numbers
                     .map(|r| (q.id.clone(), after.map_or(r.from, |a| a.max(r.from))))
             })
@@ -308,6 +316,7 @@ impl State {
             closed_at: None,
         });
         self.meta.issuing_reopened.clear();
+        self.meta.next_day_after.clear();
         self.meta.accuracy.start_day(date);
     }
 
@@ -395,6 +404,12 @@ impl State {
                 special,
                 after_wrong_day,
             } => self.start_day(config, at, *date, *special, after_wrong_day),
+            Event::NextDayRaised { after } => {
+                for (c, n) in after {
+                    let h = self.meta.next_day_after.entry(c.clone()).or_insert(*n);
+                    *h = (*h).max(*n);
+                }
+            }
             Event::DayClosed { .. } => self.day_closed(at)?,
             Event::DayReopened { date } => self.day_reopened(*date)?,
             Event::CounterOpened { counter, staff } => {

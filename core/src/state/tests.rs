@@ -107,6 +107,34 @@ fn numbers_run_per_category_and_restart_each_day() {
     assert_eq!(o.issue("idou"), 1001);
 }
 
+/// Issue 17 (outside tester storage-rt14 K1): the margin an accepted loss
+/// carries (`next_day_raised`) leaves the open day's numbering alone, is
+/// kept in the snapshot's meta, numbers only the next day opened after it,
+/// and is gone after that day.
+#[test]
+fn a_carried_margin_numbers_the_next_day_opened_once() {
+    let mut o = Office::default_open();
+    assert_eq!(o.issue("koseki"), 1);
+    let after: std::collections::BTreeMap<String, Number> =
+        [("koseki".to_string(), 100), ("idou".to_string(), 1100)].into();
+    o.st.apply(&o.cfg, Millis(o.now), &Event::NextDayRaised { after })
+        .expect("applies");
+    assert_eq!(o.issue("koseki"), 2, "the open day goes on as it was");
+    let meta = serde_json::to_string(&o.st.meta).expect("meta");
+    let back: Meta = serde_json::from_str(&meta).expect("meta back");
+    assert_eq!(back.next_day_after, o.st.meta.next_day_after);
+    o.ok(Command::CloseDay);
+    o.tick(60 * 14);
+    o.ok(Command::OpenDay { date: day(25) });
+    assert_eq!(o.issue("koseki"), 101);
+    assert_eq!(o.issue("idou"), 1101);
+    assert!(o.st.meta.next_day_after.is_empty());
+    o.ok(Command::CloseDay);
+    o.tick(60 * 24);
+    o.ok(Command::OpenDay { date: day(26) });
+    assert_eq!(o.issue("koseki"), 1, "carried once");
+}
+
 #[test]
 fn commands_that_do_not_fit_are_refused_and_change_nothing() {
     let mut o = Office::new(Config::embedded_default());
