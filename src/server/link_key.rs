@@ -684,8 +684,9 @@ pub fn is_public_key(key: &str) -> bool {
 }
 
 fn parse_public(key: &str) -> Option<VerifyingKey> {
-    hex::decode(key)
-        .ok()
+    canonical_hex(key)
+        .then(|| hex::decode(key).ok())
+        .flatten()
         .and_then(|b| <[u8; 32]>::try_from(b).ok())
         .and_then(|b| VerifyingKey::from_bytes(&b).ok())
 }
@@ -770,11 +771,23 @@ pub fn verify_kept(
     Ok(verify(key, sig, msg).is_ok())
 }
 
+/// Whether `s` is hex as `hex::encode` writes it (lower case). Keys and
+/// signatures are compared and remembered by their text (the nonce each
+/// request signature got, the answer kept for a repeated request): a copy
+/// of a signed request with its signature in upper case decoded to the
+/// same bytes, passed, and counted as a request never seen, so a tap
+/// could take the standby's nonce again (outside tester insider-rt15 N2).
+/// One spelling per key and signature makes text and bytes agree.
+fn canonical_hex(s: &str) -> bool {
+    s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
 /// Checks `sig` (hex) of `msg` under `key` (hex): the reason if not.
 fn verify(key: &str, sig: &str, msg: &str) -> Result<(), &'static str> {
     let public = parse_public(key).ok_or("bad_key")?;
-    let sig = hex::decode(sig)
-        .ok()
+    let sig = canonical_hex(sig)
+        .then(|| hex::decode(sig).ok())
+        .flatten()
         .and_then(|b| <[u8; 64]>::try_from(b).ok())
         .map(|b| Signature::from_bytes(&b))
         .ok_or("bad_signature")?;
@@ -826,6 +839,28 @@ pub fn check(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// insider-rt15 N2: the same signature spelt in upper case is no
+    /// second valid request (it was, and got a fresh nonce).
+    #[test]
+    fn a_signature_or_key_in_upper_case_is_refused() {
+        let sk = SigningKey::from_bytes(&[3; 32]);
+        let key = hex::encode(sk.verifying_key().to_bytes());
+        let sig = hex::encode(sk.sign(b"msg").to_bytes());
+        assert_eq!(verify(&key, &sig, "msg"), Ok(()));
+        assert_eq!(
+            verify(&key, &sig.to_uppercase(), "msg"),
+            Err("bad_signature")
+        );
+        let mut one = sig.clone().into_bytes();
+        if let Some(c) = one.iter_mut().find(|c| c.is_ascii_lowercase()) {
+            c.make_ascii_uppercase();
+        }
+        let one = String::from_utf8(one).unwrap_or_default();
+        assert_ne!(one, sig, "a letter to change");
+        assert_eq!(verify(&key, &one, "msg"), Err("bad_signature"));
+        assert_eq!(verify(&key.to_uppercase(), &sig, "msg"), Err("bad_key"));
+    }
 
     #[test]
     fn a_damaged_keys_file_registers_no_one() {
