@@ -3862,6 +3862,7 @@ fn answer_mitm(primary: &str) -> AnswerMitm {
                 swap.clone(),
                 late.clone(),
             );
+            let keep = keep.clone();
             std::thread::spawn(move || {
                 let Ok(clone) = inbound.try_clone() else {
                     return;
