@@ -1205,12 +1205,17 @@ fn revoked_standby_knows(app: &App, headers: &HeaderMap, q: &Since, fresh: bool)
     if !app.fence.is_unconfirmed(&hash) {
         return;
     }
-    let msg = super::link_key::refused_message(
-        q.nonce.as_deref().unwrap_or_default(),
-        q.after,
-        q.hash.as_deref().unwrap_or_default(),
-        q.lease.as_deref().unwrap_or_default(),
-        q.accounts.as_deref().unwrap_or_default(),
+    // With the sealing key it names, as it signs every request (issue
+    // 23/24 D1).
+    let msg = super::link_key::with_seal(
+        super::link_key::refused_message(
+            q.nonce.as_deref().unwrap_or_default(),
+            q.after,
+            q.hash.as_deref().unwrap_or_default(),
+            q.lease.as_deref().unwrap_or_default(),
+            q.accounts.as_deref().unwrap_or_default(),
+        ),
+        q.seal.as_deref().unwrap_or_default(),
     );
     match super::link_key::verify_kept(&app.data, &hash, q.key.as_deref(), q.sig.as_deref(), &msg) {
         // Fresh too: the nonce handed out with an answer to this token
