@@ -738,6 +738,9 @@ struct Cable {
     /// What crossed it towards the primary, as an on-path sniffer sees it
     /// (the first 4 MB; outside tester insider-rt11 M1, H2).
     heard: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+    /// What crossed it towards the standby (the first 16 MB; issue 23/24
+    /// D1: the account store in the primary's answers).
+    answered: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
 }
 
 impl Cable {
@@ -763,7 +766,14 @@ impl Cable {
         let open = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         let deaf = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let heard = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-        let (c, o, d, h) = (cut.clone(), open.clone(), deaf.clone(), heard.clone());
+        let answered = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (c, o, d, h, a) = (
+            cut.clone(),
+            open.clone(),
+            deaf.clone(),
+            heard.clone(),
+            answered.clone(),
+        );
         std::thread::spawn(move || {
             for inbound in listener.incoming() {
                 let Ok(inbound) = inbound else { break };
@@ -783,7 +793,11 @@ impl Cable {
                 }
                 for (up, pair) in pairs.into_iter().enumerate() {
                     let deaf = (up == 0).then(|| d.clone());
-                    let heard = (up == 0).then(|| h.clone());
+                    let (heard, cap) = if up == 0 {
+                        (h.clone(), 4 << 20)
+                    } else {
+                        (a.clone(), 16 << 20)
+                    };
                     if let (Ok(mut from), Ok(mut to)) = pair {
                         std::thread::spawn(move || {
                             use std::io::{Read, Write};
@@ -795,8 +809,8 @@ impl Cable {
                                 if deaf.as_ref().is_some_and(|d| d.load(Ordering::SeqCst)) {
                                     continue;
                                 }
-                                if let Some(Ok(mut h)) = heard.as_ref().map(|h| h.lock()) {
-                                    if h.len() < 4 << 20 {
+                                if let Ok(mut h) = heard.lock() {
+                                    if h.len() < cap {
                                         h.extend_from_slice(&buf[..n]);
                                     }
                                 }
@@ -816,6 +830,7 @@ impl Cable {
             deaf,
             open,
             heard,
+            answered,
         }
     }
 
@@ -3686,10 +3701,13 @@ fn a_copy_of_the_standby_token_gets_no_nonce_and_issuing_goes_on() {
 /// What [`answer_mitm`] does to the primary's answers.
 const PASS: u8 = 0;
 /// Every replication answer edited: `sato`'s role becomes `admin` in any
-/// account store, every issued ticket's number +100 in the records.
+/// account store in clear, a byte of a sealed one changed, every issued
+/// ticket's number +100 in the records.
 const EDIT: u8 = 1;
-/// Every replication answer replaced by the last one seen whose account
-/// store had the user suzuki (its status, headers and body, as they were).
+/// Every replication answer replaced by the last one seen that carried an
+/// account store while [`AnswerMitm::keeping`] was set (its status,
+/// headers and body, as they were; the store is sealed for the standby,
+/// so the mitm cannot read it: issue 23/24 D1).
 const REPLAY: u8 = 2;
 /// Outside tester insider-rt13 E1, the primary as a signing oracle: each
 /// replication request's `sig=X` is asked of the primary by the man in
@@ -3744,9 +3762,28 @@ struct AnswerMitm {
     token: std::sync::Arc<std::sync::Mutex<String>>,
     /// How late [`DELAY`] hands over each answer.
     delay_ms: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    /// While set, [`PASS`] keeps the last answer that carried an account
+    /// store, for [`REPLAY`] (the store is sealed: issue 23/24 D1).
+    keeping: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 type Answer = (u16, Vec<(String, String)>, Vec<u8>);
+
+/// One byte of the sealed account store in `v` changed (the mitm cannot
+/// read the store: issue 23/24 D1); whether there was one.
+fn spoil_sealed(v: &mut Value) -> bool {
+    let Some(b) = v.pointer_mut("/sealed_accounts/box") else {
+        return false;
+    };
+    let Some(text) = b.as_str() else {
+        return false;
+    };
+    let mut text = text.to_string();
+    let first = if text.starts_with('0') { "1" } else { "0" };
+    text.replace_range(0..1.min(text.len()), first);
+    *b = Value::String(text);
+    true
+}
 
 /// `sato` made admin in every account store of `v`; whether it changed.
 fn make_sato_admin(v: &mut Value) -> bool {
@@ -3817,13 +3854,15 @@ fn answer_mitm(primary: &str) -> AnswerMitm {
         std::sync::Arc::new(std::sync::Mutex::new(None));
     let token = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
     let delay_ms = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(7000));
-    let (m, c, f, primary, swap, late) = (
+    let keeping = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let (m, c, f, primary, swap, late, keep) = (
         mode.clone(),
         changed.clone(),
         forged.clone(),
         primary.to_string(),
         token.clone(),
         delay_ms.clone(),
+        keeping.clone(),
     );
     std::thread::spawn(move || {
         let http = Client::builder()
@@ -3843,6 +3882,7 @@ fn answer_mitm(primary: &str) -> AnswerMitm {
                 swap.clone(),
                 late.clone(),
             );
+            let keep = keep.clone();
             std::thread::spawn(move || {
                 let Ok(clone) = inbound.try_clone() else {
                     return;
@@ -3981,12 +4021,11 @@ fn answer_mitm(primary: &str) -> AnswerMitm {
                 if replication {
                     let mode = m.load(Ordering::SeqCst);
                     let mut v = serde_json::from_slice::<Value>(&answer.2).ok();
-                    // The last store that had suzuki in it.
+                    // The last answer with an account store, while kept.
                     if mode == PASS
-                        && v.as_ref().is_some_and(|v| {
-                            v.get("accounts")
-                                .is_some_and(|a| a.to_string().contains("\"suzuki\""))
-                        })
+                        && keep.load(Ordering::SeqCst)
+                        && v.as_ref()
+                            .is_some_and(|v| v.get("sealed_accounts").is_some())
                     {
                         *kept.lock().expect("kept") = Some(answer.clone());
                     }
@@ -3994,7 +4033,8 @@ fn answer_mitm(primary: &str) -> AnswerMitm {
                         if let Some(v) = v.as_mut() {
                             let admin = make_sato_admin(v);
                             let numbers = forge_numbers(v);
-                            if admin || !numbers.is_empty() {
+                            let sealed = spoil_sealed(v);
+                            if admin || sealed || !numbers.is_empty() {
                                 f.lock().expect("forged").extend(numbers);
                                 answer.2 = v.to_string().into_bytes();
                                 c.fetch_add(1, Ordering::SeqCst);
@@ -4033,6 +4073,7 @@ fn answer_mitm(primary: &str) -> AnswerMitm {
         forged,
         token,
         delay_ms,
+        keeping,
     }
 }
 
@@ -4170,6 +4211,7 @@ fn a_man_in_the_middle_who_replays_an_older_answer_changes_nothing_on_the_standb
     // The answer carrying suzuki passes (and is kept by the mitm).
     sign_in_once_followed(&e.primary, &standby, "suzuki", "suzuki-password-1", 30)
         .expect("suzuki never arrived");
+    mitm.keeping.store(false, Ordering::SeqCst);
     let r = pc
         .delete(e.primary.url("/api/users/suzuki"))
         .header("X-CSRF-Token", &pcsrf)
@@ -4208,7 +4250,8 @@ fn a_man_in_the_middle_who_replays_an_older_answer_changes_nothing_on_the_standb
 }
 
 /// One replication request signed as the standby signs it (with the key
-/// made from `seed`): status, the next nonce, the body.
+/// made from `seed`), naming the sealing key made from the same seed
+/// (issue 23/24 D1): status, the next nonce, the body.
 fn signed_get(
     base: &str,
     token: &str,
@@ -4218,15 +4261,39 @@ fn signed_get(
     hash: &str,
     accounts: &str,
 ) -> (StatusCode, String, Value) {
+    let seal = seal_public(seed);
+    signed_get_sealed(base, token, seed, nonce, after, hash, accounts, &seal)
+}
+
+/// The X25519 public half of the sealing secret `secret` (hex).
+fn seal_public(secret: [u8; 32]) -> String {
+    hex::encode(curve25519_dalek::MontgomeryPoint::mul_base_clamped(secret).to_bytes())
+}
+
+/// [`signed_get`] naming the sealing key `seal` (hex); none if empty (a
+/// standby of the previous version).
+#[allow(clippy::too_many_arguments)] // one request, as the standby makes it
+fn signed_get_sealed(
+    base: &str,
+    token: &str,
+    seed: [u8; 32],
+    nonce: &str,
+    after: u64,
+    hash: &str,
+    accounts: &str,
+    seal: &str,
+) -> (StatusCode, String, Value) {
     use ed25519_dalek::Signer;
     let key = ed25519_dalek::SigningKey::from_bytes(&seed);
     let hexs = |b: &[u8]| -> String { b.iter().map(|x| format!("{x:02x}")).collect() };
-    let sig = key.sign(
-        format!("madoguchi-replication-v3\n{nonce}\n{after}\n{hash}\n\n{accounts}").as_bytes(),
-    );
+    let mut msg = format!("madoguchi-replication-v3\n{nonce}\n{after}\n{hash}\n\n{accounts}");
+    if !seal.is_empty() {
+        msg.push_str(&format!("\nseal={seal}"));
+    }
+    let sig = key.sign(msg.as_bytes());
     let r = Server::client()
         .get(format!(
-            "{base}/api/replication?after={after}&hash={hash}&accounts={accounts}&key={}&sig={}&nonce={nonce}",
+            "{base}/api/replication?after={after}&hash={hash}&accounts={accounts}&key={}&sig={}&nonce={nonce}&seal={seal}",
             hexs(&key.verifying_key().to_bytes()),
             hexs(&sig.to_bytes())
         ))
@@ -4264,10 +4331,13 @@ fn the_primary_says_so_when_its_standby_names_what_it_never_sent() {
     // First: a nonce only.
     let (st, nonce, _) = signed_get(base, &token, seed, "", 0, "", "");
     assert_eq!(st, StatusCode::PRECONDITION_REQUIRED);
-    // The records and the account store.
+    // The records and the account store, sealed for the standby's key,
+    // never in clear (issue 23/24 D1).
     let (st, nonce, v) = signed_get(base, &token, seed, &nonce, 0, "", "");
     assert_eq!(st, StatusCode::OK, "{v}");
-    assert!(v.get("accounts").is_some(), "{v}");
+    assert!(v.get("sealed_accounts").is_some(), "{v}");
+    assert!(v.get("accounts").is_none(), "{v}");
+    assert!(!v.to_string().contains("argon2"), "{v}");
     // Names a store it was never sent.
     let made_up = "ab".repeat(32);
     let (st, nonce, v) = signed_get(base, &token, seed, &nonce, 0, "", &made_up);
@@ -4286,6 +4356,129 @@ fn the_primary_says_so_when_its_standby_names_what_it_never_sent() {
         faults().contains("予備機の記録が主機と一致しません"),
         "{}",
         faults()
+    );
+}
+
+/// Every password hash and token hash in a server's `accounts.json` (the
+/// values of the keys that name a hash).
+fn hashes_of(s: &Server) -> Vec<String> {
+    fn walk(v: &Value, out: &mut Vec<String>) {
+        match v {
+            Value::Object(m) => {
+                for (k, v) in m {
+                    match v.as_str() {
+                        Some(t)
+                            if (k.contains("hash") || k.contains("sha256")) && t.len() >= 20 =>
+                        {
+                            out.push(t.to_string())
+                        }
+                        _ => walk(v, out),
+                    }
+                }
+            }
+            Value::Array(a) => a.iter().for_each(|v| walk(v, out)),
+            _ => {}
+        }
+    }
+    let text = std::fs::read_to_string(data_of(s).join("accounts.json")).unwrap_or_default();
+    let mut out = Vec::new();
+    walk(
+        &serde_json::from_str(&text).unwrap_or(Value::Null),
+        &mut out,
+    );
+    out
+}
+
+/// Issue 23/24 D1 (outside tester insider-rt14, `./mode_run.sh acc`:
+/// "SNIFFED password hash in answer"; R11): the link has no TLS, and the
+/// primary's answers carried every argon2id password hash and device token
+/// hash to its standby in clear, for anyone with a tap on the office LAN to
+/// guess staff passwords offline. Now the store is sealed for the
+/// standby's own key: nothing of it crosses the cable, in either direction,
+/// while the promoted standby still signs in the primary's people and
+/// takes its kiosk.
+#[test]
+fn no_password_or_token_hash_crosses_the_standby_link_and_the_promoted_standby_signs_in() {
+    let mut e = enrolled_primary();
+    let cable = Cable::to(&e.primary.base);
+    let standby = pair(&e, &cable.addr);
+    sign_in_once_followed(&e.primary, &standby, "admin", &e.primary.admin_password, 30)
+        .expect("the accounts never arrived");
+    // An account made while it follows arrives too, sealed.
+    let (pc, pcsrf) = e.primary.admin();
+    let r = pc
+        .post(e.primary.url("/api/users"))
+        .header("X-CSRF-Token", &pcsrf)
+        .json(&json!({"username": "suzuki", "role": "staff", "password": "suzuki-password-1"}))
+        .send()
+        .expect("user");
+    assert_eq!(r.status(), StatusCode::OK);
+    sign_in_once_followed(&e.primary, &standby, "suzuki", "suzuki-password-1", 30)
+        .expect("the new account never arrived");
+    let hashes = hashes_of(&e.primary);
+    // admin, sato, suzuki; the kiosk, the display, the standby.
+    assert!(
+        hashes.iter().filter(|h| h.starts_with("$argon2")).count() >= 3,
+        "{hashes:?}"
+    );
+    assert!(hashes.len() >= 6, "{hashes:?}");
+    let mut carried = cable.heard.lock().map(|h| h.clone()).unwrap_or_default();
+    let answered = cable.answered.lock().map(|h| h.clone()).unwrap_or_default();
+    carried.extend_from_slice(&answered);
+    let on_the_line = |t: &str| carried.windows(t.len()).any(|w| w == t.as_bytes());
+    // Old code: "crossed the standby link in clear: $argon2id$v=19$…".
+    for h in &hashes {
+        assert!(!on_the_line(h), "crossed the standby link in clear: {h}");
+    }
+    assert!(
+        !on_the_line("argon2"),
+        "an argon2 hash crossed the standby link"
+    );
+    assert!(
+        String::from_utf8_lossy(&answered).contains("sealed_accounts"),
+        "no account store crossed the cable"
+    );
+    // The promoted standby: the primary's people and devices.
+    cable.cut();
+    e.primary.stop();
+    assert_eq!(promote(&standby)["epoch"], 1);
+    same_people_and_devices(&e, &standby.base);
+    sign_in(&standby.base, "suzuki", "suzuki-password-1").expect("suzuki");
+}
+
+/// Issue 23/24 D1, the upgrade: a standby of the previous version names
+/// no sealing key. It gets the log but no account store (no password hash
+/// in clear), and the primary's /admin says why and what to do.
+#[test]
+fn a_standby_without_a_sealing_key_gets_no_accounts_and_the_primary_says_so() {
+    let e = enrolled_primary();
+    let (st, v) = admin_send(
+        &e.primary,
+        "/api/devices",
+        json!({"name": "standby-1", "role": "standby"}),
+    );
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let seed = [12; 32];
+    let token = enrol_standby(v["enrol_url"].as_str().expect("link"), seed);
+    let base = &e.primary.base;
+    let (st, nonce, _) = signed_get_sealed(base, &token, seed, "", 0, "", "", "");
+    assert_eq!(st, StatusCode::PRECONDITION_REQUIRED);
+    let (st, _, v) = signed_get_sealed(base, &token, seed, &nonce, 0, "", "", "");
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert!(
+        v["records"].as_array().is_some_and(|r| !r.is_empty()),
+        "the log still goes: {v}"
+    );
+    assert!(v.get("accounts").is_none(), "{v}");
+    assert!(v.get("sealed_accounts").is_none(), "{v}");
+    assert!(!v.to_string().contains("argon2"), "{v}");
+    let faults =
+        std::fs::read_to_string(data_of(&e.primary).join("faults.jsonl")).unwrap_or_default();
+    assert!(
+        faults.contains(
+            "予備機の暗号鍵がないため、アカウントを送っていません。予備機を新しい版にしてください"
+        ),
+        "{faults}"
     );
 }
 

@@ -655,18 +655,6 @@ pub fn forget(data: &Path) -> std::io::Result<()> {
     }
 }
 
-/// Standby: `(public key, signature)` in hex for one request.
-pub fn sign(
-    key: &SigningKey,
-    nonce: &str,
-    after: u64,
-    hash: &str,
-    lease: &str,
-    accounts: &str,
-) -> (String, String) {
-    sign_text(key, &message(nonce, after, hash, lease, accounts))
-}
-
 /// Standby: `(public key, signature)` in hex of `msg`.
 pub fn sign_text(key: &SigningKey, msg: &str) -> (String, String) {
     let sig = key.sign(msg.as_bytes());
@@ -1101,5 +1089,163 @@ mod tests {
             }
         );
         assert!(nonce_turn("tok-race", "s2", Some(own.next())).is_fresh());
+    }
+}
+
+// ---------------------------------------------------------------------
+// The account store sealed for the standby (issue 23/24, outside tester
+// insider-rt14 D1, R11: without TLS on the office LAN anyone with a tap
+// read every argon2id password hash and device token hash the primary
+// sent its standby, and could guess staff passwords offline).
+//
+// The standby makes an X25519 key pair of its own (`<data>/standby-seal-key`,
+// 0600, beside its link key, never sent) and names its public half in every
+// signed request (`seal=HEX`, inside what its link key signs: [`with_seal`]),
+// so a key put in on the way is refused with the request. The primary seals
+// the account store for that key only ([`seal_accounts`]): an ephemeral
+// X25519 key, HKDF-SHA256 over the shared secret, ChaCha20-Poly1305 with
+// the standby's token hash, the request's position and nonce as associated
+// data ([`accounts_aad`]). A standby that names no sealing key (the previous
+// version) gets no account store at all; it keeps following the log.
+// ---------------------------------------------------------------------
+
+/// The standby's X25519 secret (hex), beside its link key.
+pub const SEAL_KEY_FILE: &str = "standby-seal-key";
+
+/// What the HKDF expands the shared secret for.
+const SEAL_INFO: &[u8] = b"madoguchi-accounts-seal-v1";
+
+/// Standby: its sealing secret, made (0600) when it has none.
+pub fn own_seal_secret(data: &Path) -> std::io::Result<[u8; 32]> {
+    let path = data.join(SEAL_KEY_FILE);
+    if let Ok(text) = std::fs::read_to_string(&path) {
+        if let Some(secret) = hex::decode(text.trim())
+            .ok()
+            .and_then(|b| <[u8; 32]>::try_from(b).ok())
+        {
+            make_private(&path)?;
+            return Ok(secret);
+        }
+    }
+    let secret = random_32()?;
+    write_private(&path, &hex::encode(secret))?;
+    Ok(secret)
+}
+
+fn random_32() -> std::io::Result<[u8; 32]> {
+    use ring::rand::SecureRandom;
+    let mut b = [0u8; 32];
+    ring::rand::SystemRandom::new()
+        .fill(&mut b)
+        .map_err(|_| std::io::Error::other("no random bytes"))?;
+    Ok(b)
+}
+
+/// The public half (hex) of the sealing secret `secret`.
+pub fn seal_public_hex(secret: &[u8; 32]) -> String {
+    hex::encode(curve25519_dalek::MontgomeryPoint::mul_base_clamped(*secret).to_bytes())
+}
+
+/// What a request signs when it names a sealing key: the message of its
+/// kind, then the key. Without one the message is the previous version's,
+/// so a standby of that version is still taken (it gets no accounts).
+pub fn with_seal(msg: String, seal: &str) -> String {
+    if seal.is_empty() {
+        msg
+    } else {
+        format!("{msg}\nseal={seal}")
+    }
+}
+
+/// The associated data of a sealed account store: for this token, in the
+/// answer to the request at this position with this nonce. A box moved to
+/// another standby, or to another of this standby's answers, does not open.
+pub fn accounts_aad(token_sha256: &str, after: u64, nonce: &str) -> String {
+    format!("madoguchi-accounts-v1\n{token_sha256}\n{after}\n{nonce}")
+}
+
+fn seal_key(shared: &[u8; 32], eph: &[u8; 32], to: &[u8; 32]) -> Option<ring::aead::LessSafeKey> {
+    // An all-zero shared secret: `to` was a point of small order, which
+    // seals for anyone.
+    if shared.iter().all(|b| *b == 0) {
+        return None;
+    }
+    let mut salt = Vec::with_capacity(64);
+    salt.extend_from_slice(eph);
+    salt.extend_from_slice(to);
+    let prk = ring::hkdf::Salt::new(ring::hkdf::HKDF_SHA256, &salt).extract(shared);
+    let okm = prk
+        .expand(&[SEAL_INFO], &ring::aead::CHACHA20_POLY1305)
+        .ok()?;
+    let key: ring::aead::UnboundKey = okm.into();
+    Some(ring::aead::LessSafeKey::new(key))
+}
+
+/// Primary: `plain` sealed for the standby's sealing key `to` (hex):
+/// `(ephemeral public key, box)`, both hex. `None` if `to` is no usable
+/// key. Each box has a key of its own (a new ephemeral key), so the
+/// nonce may be fixed.
+pub fn seal_accounts(to: &str, aad: &str, plain: &[u8]) -> Option<(String, String)> {
+    let to: [u8; 32] = hex::decode(to).ok()?.try_into().ok()?;
+    let eph_secret = random_32().ok()?;
+    let eph = curve25519_dalek::MontgomeryPoint::mul_base_clamped(eph_secret).to_bytes();
+    let shared = curve25519_dalek::MontgomeryPoint(to)
+        .mul_clamped(eph_secret)
+        .to_bytes();
+    let key = seal_key(&shared, &eph, &to)?;
+    let mut buf = plain.to_vec();
+    key.seal_in_place_append_tag(
+        ring::aead::Nonce::assume_unique_for_key([0; 12]),
+        ring::aead::Aad::from(aad.as_bytes()),
+        &mut buf,
+    )
+    .ok()?;
+    Some((hex::encode(eph), hex::encode(buf)))
+}
+
+/// Standby: the account store sealed for its secret `secret`, opened;
+/// `None` if it does not open (changed, another's, another answer's).
+pub fn open_accounts(secret: &[u8; 32], eph: &str, sealed: &str, aad: &str) -> Option<Vec<u8>> {
+    let eph: [u8; 32] = hex::decode(eph).ok()?.try_into().ok()?;
+    let mut buf = hex::decode(sealed).ok()?;
+    let to = curve25519_dalek::MontgomeryPoint::mul_base_clamped(*secret).to_bytes();
+    let shared = curve25519_dalek::MontgomeryPoint(eph)
+        .mul_clamped(*secret)
+        .to_bytes();
+    let key = seal_key(&shared, &eph, &to)?;
+    let plain = key
+        .open_in_place(
+            ring::aead::Nonce::assume_unique_for_key([0; 12]),
+            ring::aead::Aad::from(aad.as_bytes()),
+            &mut buf,
+        )
+        .ok()?;
+    Some(plain.to_vec())
+}
+
+#[cfg(test)]
+mod seal_tests {
+    use super::*;
+
+    #[test]
+    fn a_sealed_store_opens_only_for_its_key_and_its_answer() {
+        let secret = [7u8; 32];
+        let public = seal_public_hex(&secret);
+        let aad = accounts_aad("t", 5, "n");
+        let plain = br#"{"users":[{"hash":"$argon2id$v=19$secret"}]}"#;
+        let (eph, sealed) = seal_accounts(&public, &aad, plain).expect("sealed");
+        assert!(!sealed.contains(&hex::encode(b"argon2id")));
+        assert_eq!(
+            open_accounts(&secret, &eph, &sealed, &aad).as_deref(),
+            Some(&plain[..])
+        );
+        // Another key, another position, a changed byte: nothing.
+        assert!(open_accounts(&[8u8; 32], &eph, &sealed, &aad).is_none());
+        assert!(open_accounts(&secret, &eph, &sealed, &accounts_aad("t", 6, "n")).is_none());
+        let mut changed = hex::decode(&sealed).expect("hex");
+        changed[0] ^= 1;
+        assert!(open_accounts(&secret, &eph, &hex::encode(changed), &aad).is_none());
+        // A point of small order (here: zero) is no key to seal for.
+        assert!(seal_accounts(&hex::encode([0u8; 32]), &aad, plain).is_none());
     }
 }

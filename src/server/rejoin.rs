@@ -31,6 +31,7 @@ async fn same_at(
     key: &ed25519_dalek::SigningKey,
     nonce: &mut String,
     primary_key: &str,
+    seal: &str,
 ) -> Result<bool> {
     use super::replication::{checked, Got};
     // A request without the new primary's nonce is answered with one only
@@ -40,9 +41,13 @@ async fn same_at(
         let lease = grant.clone().unwrap_or_default();
         // Signed with the new standby's link key, as every request of a
         // standby is (`link_key.rs`), with the nonce of the last answer.
-        let (k, sig) = super::link_key::sign(key, nonce, seq, hash, &lease, "");
+        // With the new standby's sealing key: the new primary sends its
+        // accounts sealed for it, never in clear (issue 23/24 D1, R11);
+        // the search takes none of them.
+        let msg = super::link_key::message(nonce, seq, hash, &lease, "");
+        let (k, sig) = super::link_key::sign_text(key, &super::link_key::with_seal(msg, seal));
         let url = format!(
-            "{primary}/api/replication?after={seq}&hash={hash}&lease={lease}&key={k}&sig={sig}&nonce={nonce}"
+            "{primary}/api/replication?after={seq}&hash={hash}&lease={lease}&key={k}&sig={sig}&nonce={nonce}&seal={seal}"
         );
         let sent = http.get(&url).bearer_auth(token).send().await;
         // Which tail is listed as diverged is decided only on the new
@@ -187,6 +192,9 @@ pub async fn prepare(
         .with_context(|| format!("cannot make the link key in {}", fresh.display()))?;
     let primary_key = super::link_key::primary_answer_key(&fresh)
         .context("the new primary's answer key was not kept at the enrolment")?;
+    let seal = super::link_key::own_seal_secret(&fresh)
+        .map(|s| super::link_key::seal_public_hex(&s))
+        .with_context(|| format!("cannot make the sealing key in {}", fresh.display()))?;
     let http = reqwest::Client::builder()
         .timeout(std::time::Duration::from_secs(30))
         .build()?;
@@ -208,6 +216,7 @@ pub async fn prepare(
             &key,
             &mut nonce,
             &primary_key,
+            &seal,
         )
         .await
         .inspect_err(|e| {

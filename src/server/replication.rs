@@ -236,6 +236,11 @@ pub struct Since {
     /// sniffed signed refusal lifted a later revocation).
     #[serde(default)]
     nonce: Option<String>,
+    /// The standby's sealing key (X25519, hex), signed with the rest: the
+    /// account store goes to it sealed for this key only, and not at all
+    /// to a standby that names none (issue 23/24 D1, R11; `link_key.rs`).
+    #[serde(default)]
+    seal: Option<String>,
 }
 
 /// Where the last answer ended: its last record's number and hash, and the
@@ -692,12 +697,15 @@ fn signed_text(q: &Since) -> String {
     } else {
         super::link_key::message
     };
-    sign(
-        q.nonce.as_deref().unwrap_or_default(),
-        q.after,
-        q.hash.as_deref().unwrap_or_default(),
-        q.lease.as_deref().unwrap_or_default(),
-        q.accounts.as_deref().unwrap_or_default(),
+    super::link_key::with_seal(
+        sign(
+            q.nonce.as_deref().unwrap_or_default(),
+            q.after,
+            q.hash.as_deref().unwrap_or_default(),
+            q.lease.as_deref().unwrap_or_default(),
+            q.accounts.as_deref().unwrap_or_default(),
+        ),
+        q.seal.as_deref().unwrap_or_default(),
     )
 }
 
@@ -928,12 +936,19 @@ async fn answer(
         // Only to the standby of record's signed, fresh request: an admin
         // reads records only (insider-rt11 L4: an admin session read every
         // password hash here).
-        let accounts = (signed && q.accounts.as_deref() != Some(carried.digest().as_str()))
-            .then(|| serde_json::to_value(&carried).unwrap_or(Value::Null));
-        if accounts.is_some() {
+        // Sealed for the standby's own sealing key, never in clear
+        // (issue 23/24 D1, R11: anyone with a tap on the LAN read every
+        // password hash); none to a standby that names no sealing key.
+        let accounts = if signed && q.accounts.as_deref() != Some(carried.digest().as_str()) {
             let token = super::auth::Auth::presented_token_hash(headers).unwrap_or_default();
-            note_accounts_sent(&token, &carried.digest());
-        }
+            let sealed = sealed_accounts(app, &token, q, &carried);
+            if sealed.is_some() {
+                note_accounts_sent(&token, &carried.digest());
+            }
+            sealed
+        } else {
+            None
+        };
         let a = app.clone();
         let hash = q.hash.clone();
         let after = q.after;
@@ -1021,7 +1036,7 @@ async fn answer(
             // standby still catching up would lose the difference).
             let mut answer = json!({"records": records, "grant": app.fence.grant(), "last": last});
             if let Some(a) = accounts {
-                answer["accounts"] = a;
+                answer["sealed_accounts"] = a;
             }
             return Ok(Json(answer));
         }
@@ -1034,6 +1049,43 @@ async fn answer(
         .await;
     }
     Ok(Json(json!({"records": [], "grant": app.fence.grant()})))
+}
+
+/// Primary: what a standby without a sealing key is not sent (issue 23/24
+/// D1): said on /admin once per standby token and process.
+pub const NO_SEAL_KEY: &str = "予備機の暗号鍵がないため、アカウントを送っていません。予備機を新しい版にしてください / the standby names no sealing key (an older version): the accounts (password hashes) are not sent to it, only the log. Upgrade the standby";
+
+static NO_SEAL_SAID: std::sync::Mutex<std::collections::BTreeSet<String>> =
+    std::sync::Mutex::new(std::collections::BTreeSet::new());
+
+/// Primary: the account store sealed for the standby's sealing key named
+/// in its signed request `q`, bound to its token hash `token`, the request's
+/// position and nonce; `None` (and said once) when it names no usable key.
+fn sealed_accounts(
+    app: &App,
+    token: &str,
+    q: &Since,
+    carried: &super::auth::Carried,
+) -> Option<Value> {
+    let seal = q.seal.as_deref().filter(|s| !s.is_empty());
+    let aad = super::link_key::accounts_aad(token, q.after, q.nonce.as_deref().unwrap_or_default());
+    let sealed = seal.and_then(|to| {
+        let plain = serde_json::to_vec(carried).ok()?;
+        super::link_key::seal_accounts(to, &aad, &plain)
+    });
+    match sealed {
+        Some((eph, sealed)) => Some(json!({"eph": eph, "box": sealed})),
+        None => {
+            let first = NO_SEAL_SAID
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(token.to_string());
+            if first {
+                app.faults.record("failover", NO_SEAL_KEY);
+            }
+            None
+        }
+    }
 }
 
 /// Primary: a standby's signed request names an account store this
@@ -1153,12 +1205,17 @@ fn revoked_standby_knows(app: &App, headers: &HeaderMap, q: &Since, fresh: bool)
     if !app.fence.is_unconfirmed(&hash) {
         return;
     }
-    let msg = super::link_key::refused_message(
-        q.nonce.as_deref().unwrap_or_default(),
-        q.after,
-        q.hash.as_deref().unwrap_or_default(),
-        q.lease.as_deref().unwrap_or_default(),
-        q.accounts.as_deref().unwrap_or_default(),
+    // With the sealing key it names, as it signs every request (issue
+    // 23/24 D1).
+    let msg = super::link_key::with_seal(
+        super::link_key::refused_message(
+            q.nonce.as_deref().unwrap_or_default(),
+            q.after,
+            q.hash.as_deref().unwrap_or_default(),
+            q.lease.as_deref().unwrap_or_default(),
+            q.accounts.as_deref().unwrap_or_default(),
+        ),
+        q.seal.as_deref().unwrap_or_default(),
     );
     match super::link_key::verify_kept(&app.data, &hash, q.key.as_deref(), q.sig.as_deref(), &msg) {
         // Fresh too: the nonce handed out with an answer to this token
@@ -1848,6 +1905,19 @@ async fn follow_while_standby(app: &Arc<App>, primary: &str, token: &str) -> Sto
     // Signed answers it could not use, in a row (insider-rt14 R1, R2).
     let mut stall = Stall::default();
     let mut refused = refused_here(&app.data).is_some();
+    // Its sealing key: the primary seals its accounts for it (issue 23/24
+    // D1, R11).
+    let seal_secret = match super::link_key::own_seal_secret(&app.data) {
+        Ok(s) => s,
+        Err(e) => {
+            app.faults.record(
+                "standby",
+                format!("the standby's sealing key cannot be made or read in the data folder ({e}): not following / 予備機の暗号鍵をデータフォルダに作れません。主機に従えません"),
+            );
+            return Stopped::ForGood;
+        }
+    };
+    let seal = super::link_key::seal_public_hex(&seal_secret);
     if let Ok(tail) = app.engine.read(|e| e.log().tail().next_seq - 1) {
         app.fence.start_answered(tail);
     }
@@ -1866,18 +1936,18 @@ async fn follow_while_standby(app: &Arc<App>, primary: &str, token: &str) -> Sto
         // something a copy of the token cannot make (`link_key.rs`).
         // A refused standby's `refused=true` is its own statement, signed
         // as such (outside tester insider-rt10 N1).
-        let (key, sig) = if refused {
-            super::link_key::sign_text(
-                &link,
-                &super::link_key::refused_message(n, after, &hash, &lease, &held),
-            )
+        let msg = if refused {
+            super::link_key::refused_message(n, after, &hash, &lease, &held)
         } else {
-            super::link_key::sign(&link, n, after, &hash, &lease, &held)
+            super::link_key::message(n, after, &hash, &lease, &held)
         };
+        let (key, sig) = super::link_key::sign_text(&link, &super::link_key::with_seal(msg, &seal));
+        // What a sealed account store in the answer is bound to.
+        let aad = super::link_key::accounts_aad(&token_sha256, after, n);
         // `refused`: this standby has written the refusal down, so the
         // primary stops waiting for it (`fence.rs`).
         let url = format!(
-            "{primary}/api/replication?after={after}&hash={hash}&accounts={held}&lease={lease}&refused={refused}&key={key}&sig={sig}&nonce={n}"
+            "{primary}/api/replication?after={after}&hash={hash}&accounts={held}&lease={lease}&refused={refused}&key={key}&sig={sig}&nonce={n}&seal={seal}"
         );
         let asked = std::time::Instant::now();
         let sent = http.get(&url).bearer_auth(token).send().await;
@@ -1922,7 +1992,8 @@ async fn follow_while_standby(app: &Arc<App>, primary: &str, token: &str) -> Sto
                 Asked::Stop => return Stopped::ForGood,
             };
         reachable = true;
-        if let Some(stopped) = take_answer(app, &handle, answer, &mut refused) {
+        if let Some(stopped) = take_answer(app, &handle, answer, &mut refused, (&seal_secret, &aad))
+        {
             return stopped;
         }
     }
@@ -2264,6 +2335,7 @@ fn take_answer(
     handle: &EngineHandle,
     answer: Value,
     refused: &mut bool,
+    (seal_secret, aad): (&[u8; 32], &str),
 ) -> Option<Stopped> {
     if *refused {
         if let Err(e) = std::fs::remove_file(app.data.join(REFUSED)) {
@@ -2303,10 +2375,20 @@ fn take_answer(
             );
         }
     }
-    if let Some(a) = answer.get("accounts") {
-        let taken = serde_json::from_value::<super::auth::Carried>(a.clone())
-            .map_err(anyhow::Error::from)
-            .and_then(|c| app.auth.replace(c));
+    // Only sealed for this standby's key (issue 23/24 D1): an account
+    // store in clear is taken for nothing.
+    if let Some(a) = answer.get("sealed_accounts") {
+        let taken = super::link_key::open_accounts(
+            seal_secret,
+            a["eph"].as_str().unwrap_or_default(),
+            a["box"].as_str().unwrap_or_default(),
+            aad,
+        )
+        .ok_or_else(|| anyhow::anyhow!("the sealed account store does not open with this standby's sealing key / 主機のアカウントを予備機の暗号鍵で開けません"))
+        .and_then(|plain| {
+            serde_json::from_slice::<super::auth::Carried>(&plain).map_err(anyhow::Error::from)
+        })
+        .and_then(|c| app.auth.replace(c));
         if let Err(e) = taken {
             app.faults.record(
                 "standby",
