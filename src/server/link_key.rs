@@ -856,7 +856,7 @@ mod tests {
         std::fs::write(dir.path().join(KEYS_FILE), "{\"t\": \"ab").expect("torn");
         let a = SigningKey::from_bytes(&[1; 32]);
         let msg = message("n", 5, "ab", "g-1", "d");
-        let (ka, sa) = sign(&a, "n", 5, "ab", "g-1", "d");
+        let (ka, sa) = sign_text(&a, &message("n", 5, "ab", "g-1", "d"));
         let got = check(dir.path(), "t", Some(&ka), Some(&sa), &msg);
         assert!(got.is_err(), "{got:?}");
     }
@@ -867,8 +867,8 @@ mod tests {
         let a = SigningKey::from_bytes(&[1; 32]);
         let b = SigningKey::from_bytes(&[2; 32]);
         let msg = message("n", 5, "ab", "g-1", "d");
-        let (ka, sa) = sign(&a, "n", 5, "ab", "g-1", "d");
-        let (kb, sb) = sign(&b, "n", 5, "ab", "g-1", "d");
+        let (ka, sa) = sign_text(&a, &message("n", 5, "ab", "g-1", "d"));
+        let (kb, sb) = sign_text(&b, &message("n", 5, "ab", "g-1", "d"));
         let refused = refused_message("n", 5, "ab", "g-1", "d");
         let (kr, sr) = sign_text(&b, &refused);
         // Nothing kept: a signed refusal counts for nothing, and keeps
@@ -897,8 +897,8 @@ mod tests {
         let a = SigningKey::from_bytes(&[1; 32]);
         let b = SigningKey::from_bytes(&[2; 32]);
         let msg = message("n", 5, "ab", "g-1", "d");
-        let (ka, sa) = sign(&a, "n", 5, "ab", "g-1", "d");
-        let (kb, sb) = sign(&b, "n", 5, "ab", "g-1", "d");
+        let (ka, sa) = sign_text(&a, &message("n", 5, "ab", "g-1", "d"));
+        let (kb, sb) = sign_text(&b, &message("n", 5, "ab", "g-1", "d"));
         let c = |k: &str, s: &str| check(dir.path(), "t", Some(k), Some(s), &msg).expect("check");
         assert_eq!(c(&ka, &sa), Checked::Registered);
         assert_eq!(c(&ka, &sa), Checked::Signed);
