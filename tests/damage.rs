@@ -3294,6 +3294,77 @@ fn recover_accept_damage_reads_the_office_clock() {
     );
 }
 
+#[test]
+fn a_backup_witness_behind_the_logs_end_does_not_vouch_for_it() {
+    // Outside tester storage-rt15 S6: once `madoguchi backup` had run on a
+    // folder, its witness (behind the log's end) let plain `recover` pass
+    // a log nothing vouched for.
+    let dir = tempfile::tempdir().expect("tmp");
+    let data = dir.path().join("office");
+    let mut first = vec![json!({"command": "open_day", "date": today()})];
+    first.push(issue(CATEGORIES[0], "b0"));
+    apply(&data, &first).expect("apply");
+    ok(
+        &data,
+        &[
+            "backup",
+            "--out",
+            &dir.path().join("x.bak").display().to_string(),
+        ],
+    );
+    let mut child = crate::util::office()
+        .arg("--data")
+        .arg(&data)
+        .arg("apply")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("apply");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let mut out = BufReader::new(child.stdout.take().expect("stdout"));
+    let mut acked: BTreeMap<&str, u64> = BTreeMap::new();
+    for i in 0..4 {
+        writeln!(stdin, "{}", issue(CATEGORIES[i % 2], &format!("r{i}"))).expect("write");
+        stdin.flush().expect("flush");
+        let mut answer = String::new();
+        out.read_line(&mut answer).expect("answer");
+        let a: Value = serde_json::from_str(&answer).expect("json");
+        assert_eq!(a["ok"], true, "{a}");
+        let top = acked.entry(CATEGORIES[i % 2]).or_default();
+        *top = (*top).max(a["ticket"].as_u64().expect("number"));
+    }
+    child.kill().expect("kill -9");
+    let _ = child.wait();
+    drop(stdin);
+    std::fs::remove_file(data.join("HIGHWATER")).expect("rm");
+    assert_refused(&data, "a backup witness behind the end, HIGHWATER gone");
+    let out = run(&data, &["recover"]);
+    assert!(
+        !out.status.success(),
+        "plain recover succeeded: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let out = run(&data, &["recover", "--accept-damage"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let fresh: Vec<Value> = (0..2)
+        .map(|i| issue(CATEGORIES[i % 2], &format!("new{i}")))
+        .collect();
+    for (i, a) in apply(&data, &fresh)
+        .expect("apply after")
+        .iter()
+        .enumerate()
+    {
+        let n = a["ticket"].as_u64().expect("number");
+        let top = acked[CATEGORIES[i % 2]];
+        assert!(n > top + 100, "{n}: not above the margin over {top}");
+    }
+}
+
 /// Outside tester storage-rt14 K2, replayed on this build (`t77
 /// cut-nohw-req` with the deferred snapshot written exactly where the cut
 /// log ends; issue 17, R10): a snapshot vouches for the log's end only if

@@ -1635,9 +1635,13 @@ impl Engine {
     /// `highest` (a queue's highest number the evidence shows), the way
     /// `--accept-damage` raises them, with one record `by` whoever
     /// confirmed: that number is issued and cancelled at once. `day` is
-    /// opened if the log's day is older; an older `day` changes nothing
-    /// (its numbers are not given again tomorrow). Numbers outside a
-    /// queue's range are left alone. Each queue's next number after it.
+    /// opened if the log's day is older and closed; an older `day` changes
+    /// nothing (its numbers are not given again tomorrow). A business day
+    /// still open from before `day` is kept, and its numbers are raised:
+    /// opening `day` closed it with its waiting visitors, and their retries
+    /// got new tickets (outside tester storage-rt15 S0: a restore confirmed
+    /// on a day running past midnight). Numbers outside a queue's range are
+    /// left alone. Each queue's next number after it.
     pub fn raise_numbers(
         &mut self,
         day: NaiveDate,
@@ -1646,6 +1650,10 @@ impl Engine {
     ) -> Result<BTreeMap<String, Number>, EngineError> {
         let by = Some(by.to_string());
         let open = self.state.meta.day.as_ref().map(|d| d.date);
+        let day = match open {
+            Some(d) if d < day && self.state.day_is_open() => d,
+            _ => day,
+        };
         if open.is_none_or(|d| d <= day) && !highest.is_empty() {
             self.open_day_of(day, &by)?;
             let mut events = Vec::new();

@@ -454,7 +454,14 @@ pub fn end_vouched(
         || mark.is_some_and(|m| m >= last)
         || snapshot
             .is_some_and(|(s, h, stopped)| s > last || (s == last && h == last_hash && stopped))
-        || (mark.is_some() && snapshot.is_some())
+        // Both behind: a kill -9 between the log's sync and the mark's
+        // write. The snapshot is written after the mark, so a crash never
+        // leaves the mark behind the snapshot; a mark that is, is a stale
+        // copy (outside tester storage-rt15 S1: it started silently and
+        // gave acknowledged numbers again).
+        || mark
+            .zip(snapshot)
+            .is_some_and(|(m, (s, _, _))| s <= m)
 }
 
 /// How far above the log's highest number each queue resumes when nothing
@@ -562,5 +569,40 @@ pub(super) fn witness_store(dir: &Path, store: &Store, aside: &Path) {
     };
     if let Err(e) = witness::record_as(dir, &w, &format!("set-aside-{name}.json")) {
         tracing::warn!(error = %e, "could not keep what the set-aside snapshot showed");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::end_vouched;
+
+    /// The one rule (ARCHITECTURE.md, "sled"): what vouches for the log's
+    /// end, including the crash window and storage-rt15 S1's stale mark.
+    #[test]
+    fn what_vouches_for_the_logs_end() {
+        let h = "ab";
+        assert!(end_vouched(0, h, None, None), "an empty log");
+        assert!(end_vouched(10, h, Some(10), None), "the mark at the end");
+        assert!(
+            end_vouched(10, h, None, Some((10, h, true))),
+            "a stopped snapshot at the end"
+        );
+        assert!(
+            !end_vouched(10, h, None, Some((10, h, false))),
+            "written while serving"
+        );
+        assert!(
+            !end_vouched(10, h, None, Some((10, "cd", true))),
+            "another record"
+        );
+        assert!(!end_vouched(10, h, Some(9), None), "a mark behind");
+        assert!(
+            end_vouched(10, h, Some(9), Some((7, h, false))),
+            "the kill -9 window"
+        );
+        assert!(
+            !end_vouched(10, h, Some(5), Some((8, h, false))),
+            "a mark behind the snapshot is a stale copy (S1)"
+        );
     }
 }

@@ -1135,7 +1135,26 @@ fn raised_numbers_are_never_given_again_also_after_a_reopen() {
         engine.state().meta.next_number.get("idou").copied(),
         Some(from + 11)
     );
+    // A day still open past midnight is kept, and its numbers raised
+    // (storage-rt15 S0: opening the next day closed it with its waiting
+    // visitors).
     let next_day = day.succ_opt().unwrap_or(day);
+    let waiting = engine.state().waiting_count("idou");
+    assert!(waiting > 0);
+    assert_eq!(raise(&mut engine, next_day, from + 20), Some(from + 21));
+    assert_eq!(
+        engine.state().meta.day.as_ref().map(|d| d.date),
+        Some(day),
+        "the live day is kept"
+    );
+    assert!(engine.state().day_is_open());
+    assert_eq!(engine.state().waiting_count("idou"), waiting);
+    // A closed day: the next day is opened, its numbers raised.
+    let at = Millis(engine.state().meta.last_at.0 + 1000);
+    engine
+        .execute(at, &Command::CloseDay)
+        .expect("engine")
+        .expect("close day");
     assert_eq!(raise(&mut engine, next_day, from + 4), Some(from + 5));
     assert_eq!(
         engine.state().meta.day.as_ref().map(|d| d.date),
