@@ -30,62 +30,42 @@ fn main() {
     let tmp = tempfile::tempdir().expect("tmp");
     let mut rows_out: Vec<(String, String)> = Vec::new();
 
-    // 1. Durable apply latency: one command, one sync, one answer.
+    // 1. Durable apply latency: one command, one sync, one answer — on the
+    // engine directly, and through the engine thread the server uses
+    // (`SharedEngine`, which writes the sled snapshot after the answers,
+    // issue 16): the latency a kiosk or staff station waits for.
+    let day: Vec<_> = Simulator::new(&cfg, opts(NaiveDate::from_ymd_opt(2026, 11, 24), 1, 1))
+        .flatten()
+        .collect();
     {
         let dir = tmp.path().join("latency");
         let (mut engine, _) =
             Engine::open(&dir, ConfigChoice::Stored, EngineOptions::default()).expect("open");
-        let day: Vec<_> = Simulator::new(&cfg, opts(NaiveDate::from_ymd_opt(2026, 11, 24), 1, 1))
-            .flatten()
-            .collect();
-        let mut h = Histogram::<u64>::new(3).expect("hist");
-        let started = Instant::now();
-        for c in &day {
-            let t = Instant::now();
+        let result = durable_latency(&day, |c| {
             engine
                 .execute(c.at, &c.command)
                 .expect("engine")
                 .expect("accepted");
-            h.record(t.elapsed().as_micros() as u64).expect("record");
-        }
-        let secs = started.elapsed().as_secs_f64();
+        });
         rows_out.push((
             format!(
                 "durable command apply latency ({} commands of a simulated day, one fsync each)",
                 day.len()
             ),
-            format!(
-                "p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms ({:.0} commands/s)",
-                h.value_at_quantile(0.5) as f64 / 1000.0,
-                h.value_at_quantile(0.99) as f64 / 1000.0,
-                h.max() as f64 / 1000.0,
-                day.len() as f64 / secs
-            ),
+            result,
         ));
     }
-
-    // 1b. The same day through the engine thread the server uses
-    // (`SharedEngine`), which writes the sled snapshot after the answers
-    // (issue 16): the latency a kiosk or staff station waits for.
     {
         let dir = tmp.path().join("latency-shared");
         let (engine, _) =
             Engine::open(&dir, ConfigChoice::Stored, EngineOptions::default()).expect("open");
         let shared = madoguchi_core::engine::SharedEngine::start(engine);
         let handle = shared.handle();
-        let day: Vec<_> = Simulator::new(&cfg, opts(NaiveDate::from_ymd_opt(2026, 11, 24), 1, 1))
-            .flatten()
-            .collect();
-        let mut h = Histogram::<u64>::new(3).expect("hist");
-        let started = Instant::now();
-        for c in &day {
-            let t = Instant::now();
+        let result = durable_latency(&day, |c| {
             handle
                 .execute(Some(c.at), c.command.clone(), None)
                 .expect("accepted");
-            h.record(t.elapsed().as_micros() as u64).expect("record");
-        }
-        let secs = started.elapsed().as_secs_f64();
+        });
         drop(handle);
         if let Some(e) = shared.shutdown() {
             e.close().expect("close");
@@ -95,13 +75,7 @@ fn main() {
                 "durable command latency through the server's engine thread ({} commands, one fsync each; snapshot after the answers)",
                 day.len()
             ),
-            format!(
-                "p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms ({:.0} commands/s)",
-                h.value_at_quantile(0.5) as f64 / 1000.0,
-                h.value_at_quantile(0.99) as f64 / 1000.0,
-                h.max() as f64 / 1000.0,
-                day.len() as f64 / secs
-            ),
+            result,
         ));
     }
 
@@ -349,4 +323,23 @@ fn child_open(data: &Path) {
         .unwrap_or(-1);
     println!("{hwm}");
     drop(engine);
+}
+
+/// Runs `day` through `exec` one command at a time: p50, p99, max and rate.
+fn durable_latency<C>(day: &[C], mut exec: impl FnMut(&C)) -> String {
+    let mut h = Histogram::<u64>::new(3).expect("hist");
+    let started = Instant::now();
+    for c in day {
+        let t = Instant::now();
+        exec(c);
+        h.record(t.elapsed().as_micros() as u64).expect("record");
+    }
+    let secs = started.elapsed().as_secs_f64();
+    format!(
+        "p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms ({:.0} commands/s)",
+        h.value_at_quantile(0.5) as f64 / 1000.0,
+        h.value_at_quantile(0.99) as f64 / 1000.0,
+        h.max() as f64 / 1000.0,
+        day.len() as f64 / secs
+    )
 }
